@@ -1,0 +1,36 @@
+"""Exceptions for programming and input errors.
+
+Ordinary trading failures (not enough cash, an order below the minimum) are not
+exceptions: `call` returns None and the strategy receives an order-error event.
+"""
+
+
+class PlanarError(Exception):
+    """Base class of every planarpy error."""
+
+
+class ConfigError(PlanarError, ValueError):
+    """A config file or option is malformed."""
+
+
+class DataError(PlanarError, ValueError):
+    """Market data is unusable: missing columns, unsorted or duplicate timestamps."""
+
+
+class UnknownSymbol(PlanarError, KeyError):
+    """A symbol is not among the exchange's markets or the strategy's universe."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class StrategyNotFound(PlanarError, LookupError):
+    """No strategy matches the given name or path."""
+
+
+class UnsupportedAction(PlanarError, TypeError):
+    """The strategy's mode has no handler for the requested action."""
+
+
+class UnsupportedMarginMode(PlanarError, ValueError):
+    """The margin mode (cross, hedged) is not built yet."""

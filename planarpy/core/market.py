@@ -1,0 +1,186 @@
+"""A market's trading rules, built from a ccxt market dict."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import attrs
+
+from .errors import ConfigError
+from .precision import ceil_to_step, floor_to_step, is_on_step, round_to_step, step_decimals
+
+# ccxt precision modes (ccxt.base.decimal_to_precision)
+DECIMAL_PLACES = 2
+SIGNIFICANT_DIGITS = 3
+TICK_SIZE = 4
+
+DEFAULT_MAINTENANCE_MARGIN_RATE = 0.005
+
+
+@attrs.frozen(slots=True)
+class Market:
+    """Precision, limits and fees of one market.
+
+    `amount_step` and `price_step` are tick sizes. Amounts are in base units for spot and
+    in contracts for derivatives; `contract_size` converts contracts to base units.
+    """
+
+    symbol: str
+    id: str
+    base: str
+    quote: str
+    settle: str | None
+    kind: str  # "spot", "swap" or "future"
+    amount_step: float
+    price_step: float
+    min_amount: float = 0.0
+    max_amount: float = math.inf
+    min_cost: float = 0.0
+    max_cost: float = math.inf
+    min_price: float = 0.0
+    max_price: float = math.inf
+    maker: float = 0.001
+    taker: float = 0.001
+    contract_size: float = 1.0
+    max_leverage: float = 1.0
+    maintenance_margin_rate: float = DEFAULT_MAINTENANCE_MARGIN_RATE
+
+    @property
+    def is_derivative(self) -> bool:
+        return self.kind != "spot"
+
+    @property
+    def amount_decimals(self) -> int:
+        return step_decimals(self.amount_step)
+
+    @property
+    def price_decimals(self) -> int:
+        return step_decimals(self.price_step)
+
+    def floor_amount(self, amount: float) -> float:
+        """`amount` rounded down to the amount step (never more than asked)."""
+        return floor_to_step(amount, self.amount_step)
+
+    def ceil_amount(self, amount: float) -> float:
+        return ceil_to_step(amount, self.amount_step)
+
+    def round_price(self, price: float) -> float:
+        return round_to_step(price, self.price_step)
+
+    def amount_fits(self, amount: float) -> bool:
+        return is_on_step(amount, self.amount_step)
+
+    def price_fits(self, price: float) -> bool:
+        return is_on_step(price, self.price_step)
+
+    def value(self, amount: float, price: float) -> float:
+        """Quote value of `amount` at `price` (contracts times contract size)."""
+        return amount * price * self.contract_size
+
+    def check_order(self, amount: float, price: float) -> str | None:
+        """Why an order of `amount` at `price` breaks this market's rules, or None."""
+        if not (amount > 0 and math.isfinite(amount)):
+            return f"amount must be a positive number, got {amount!r}"
+        if not (price > 0 and math.isfinite(price)):
+            return f"price must be a positive number, got {price!r}"
+        if not self.amount_fits(amount):
+            return (f"amount {amount!r} has more decimals than {self.symbol} allows "
+                    f"(step {self.amount_step:g}); round it with floor_amount()")
+        if amount < self.min_amount:
+            return f"amount {amount:g} is below the minimum {self.min_amount:g} of {self.symbol}"
+        if amount > self.max_amount:
+            return f"amount {amount:g} is above the maximum {self.max_amount:g} of {self.symbol}"
+        cost = self.value(amount, price)
+        if cost < self.min_cost * (1 - 1e-9):
+            return (f"order cost {cost:.10g} {self.quote} is below the minimum "
+                    f"{self.min_cost:g} {self.quote} of {self.symbol}")
+        if cost > self.max_cost:
+            return f"order cost {cost:.10g} {self.quote} is above the maximum {self.max_cost:g}"
+        return None
+
+    def check_limit_price(self, price: float) -> str | None:
+        """Why `price` is not a valid limit price here, or None."""
+        if not (price > 0 and math.isfinite(price)):
+            return f"price must be a positive number, got {price!r}"
+        if not self.price_fits(price):
+            return (f"price {price!r} has more decimals than {self.symbol} allows "
+                    f"(tick {self.price_step:g}); round it with round_price()")
+        if price < self.min_price or price > self.max_price:
+            return (f"price {price:g} is outside {self.symbol}'s range "
+                    f"[{self.min_price:g}, {self.max_price:g}]")
+        return None
+
+    @classmethod
+    def from_ccxt(cls, m: Mapping[str, Any], precision_mode: int = TICK_SIZE) -> "Market":
+        """Build from a ccxt unified market structure."""
+        try:
+            symbol = m["symbol"]
+            precision = m.get("precision") or {}
+            limits = m.get("limits") or {}
+            amount_step = _step(precision.get("amount"), precision_mode, symbol, "amount")
+            price_step = _step(precision.get("price"), precision_mode, symbol, "price")
+            kind = m.get("type") or ("spot" if m.get("spot") else "swap")
+            lev = (limits.get("leverage") or {}).get("max")
+            mmr = m.get("maintenanceMarginRate")
+            if mmr is None:
+                mmr = (m.get("info") or {}).get("maintenanceMarginPercent")
+                mmr = float(mmr) / 100 if mmr is not None else DEFAULT_MAINTENANCE_MARGIN_RATE
+            return cls(
+                symbol=symbol,
+                id=str(m.get("id") or symbol.replace("/", "")),
+                base=m["base"],
+                quote=m["quote"],
+                settle=m.get("settle"),
+                kind=kind,
+                amount_step=amount_step,
+                price_step=price_step,
+                min_amount=_num((limits.get("amount") or {}).get("min"), 0.0),
+                max_amount=_num((limits.get("amount") or {}).get("max"), math.inf),
+                min_cost=_num((limits.get("cost") or {}).get("min"), 0.0),
+                max_cost=_num((limits.get("cost") or {}).get("max"), math.inf),
+                min_price=_num((limits.get("price") or {}).get("min"), 0.0),
+                max_price=_num((limits.get("price") or {}).get("max"), math.inf),
+                maker=_num(m.get("maker"), 0.001),
+                taker=_num(m.get("taker"), 0.001),
+                contract_size=_num(m.get("contractSize"), 1.0),
+                max_leverage=_num(lev, 1.0 if kind == "spot" else 20.0),
+                maintenance_margin_rate=float(mmr),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            name = m.get("symbol", "?") if isinstance(m, Mapping) else "?"
+            raise ConfigError(f"market {name!r} is not a valid ccxt market: {e}") from None
+
+    def to_ccxt(self) -> dict[str, Any]:
+        """The ccxt-shaped market dict this market was (or could have been) built from."""
+        def lim(lo: float, hi: float) -> dict[str, float | None]:
+            return {"min": lo, "max": None if math.isinf(hi) else hi}
+        spot = self.kind == "spot"
+        return {
+            "id": self.id, "symbol": self.symbol, "base": self.base, "quote": self.quote,
+            "settle": self.settle, "type": self.kind, "spot": spot, "swap": self.kind == "swap",
+            "linear": None if spot else True, "contract": not spot,
+            "contractSize": None if spot else self.contract_size,
+            "precision": {"amount": self.amount_step, "price": self.price_step},
+            "limits": {"amount": lim(self.min_amount, self.max_amount),
+                       "price": lim(self.min_price, self.max_price),
+                       "cost": lim(self.min_cost, self.max_cost),
+                       "leverage": {"min": None if spot else 1.0,
+                                    "max": None if spot else self.max_leverage}},
+            "maker": self.maker, "taker": self.taker,
+            "maintenanceMarginRate": self.maintenance_margin_rate,
+        }
+
+
+def _num(v: Any, default: float) -> float:
+    return default if v is None else float(v)
+
+
+def _step(v: Any, mode: int, symbol: str, what: str) -> float:
+    if v is None:
+        raise ValueError(f"no {what} precision")
+    if mode == TICK_SIZE:
+        return float(v)
+    if mode == DECIMAL_PLACES:
+        return 10.0 ** -int(v)
+    raise ValueError(f"precision mode {mode} ({what} of {symbol}) is not supported")

@@ -1,0 +1,206 @@
+"""OHLCV candles as numpy columns, loaded from CSV, checked and aligned."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import attrs
+import numpy as np
+
+from ..core.errors import DataError
+
+COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+_TF_UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Milliseconds in a ccxt timeframe string such as '1m', '5m', '1h', '1d'."""
+    m = re.fullmatch(r"(\d+)([smhdw])", timeframe.strip()) if isinstance(timeframe, str) else None
+    if not m or int(m.group(1)) == 0:
+        raise DataError(f"timeframe {timeframe!r} is not of the form 1m, 5m, 1h, 1d")
+    return int(m.group(1)) * _TF_UNITS[m.group(2)]
+
+
+@attrs.frozen(slots=True, eq=False)
+class OHLCV:
+    """Candles of one market: `timestamp` is each candle's open time in epoch ms (UTC)."""
+
+    timestamp: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.timestamp)
+
+    def __getitem__(self, index: slice) -> "OHLCV":
+        if not isinstance(index, slice):
+            raise TypeError("index OHLCV with a slice; read single values from the columns")
+        return OHLCV(*(getattr(self, c)[index] for c in COLUMNS))
+
+    def between(self, start: int | None = None, stop: int | None = None) -> "OHLCV":
+        """Candles whose open time is in [start, stop) (epoch ms; None is unbounded)."""
+        lo = 0 if start is None else int(np.searchsorted(self.timestamp, start, "left"))
+        hi = len(self) if stop is None else int(np.searchsorted(self.timestamp, stop, "left"))
+        return self[lo:hi]
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Sequence[float]]) -> "OHLCV":
+        """From ccxt-style rows [timestamp, open, high, low, close, volume]."""
+        a = np.asarray(list(rows), dtype=np.float64).reshape(-1, 6)
+        return cls(a[:, 0].astype(np.int64), *(np.ascontiguousarray(a[:, i]) for i in range(1, 6)))
+
+    def to_rows(self) -> list[list[float]]:
+        return [[int(t), o, h, l, c, v] for t, o, h, l, c, v in zip(
+            self.timestamp.tolist(), self.open.tolist(), self.high.tolist(),
+            self.low.tolist(), self.close.tolist(), self.volume.tolist())]
+
+
+def check(ohlcv: OHLCV, source: str = "data") -> OHLCV:
+    """Raise DataError naming `source` if timestamps are unsorted or repeated, or prices bad."""
+    ts = ohlcv.timestamp
+    if len(ts) > 1:
+        d = np.diff(ts)
+        bad = np.flatnonzero(d <= 0)
+        if len(bad):
+            i = int(bad[0]) + 1
+            what = "duplicate" if d[bad[0]] == 0 else "out-of-order"
+            raise DataError(f"{source}: {what} timestamp {int(ts[i])} at row {i + 1} "
+                            f"(after {int(ts[i - 1])}); timestamps must be strictly increasing")
+    for name in COLUMNS[1:]:
+        col = getattr(ohlcv, name)
+        bad = np.flatnonzero(~np.isfinite(col) | (col < 0))
+        if len(bad):
+            i = int(bad[0])
+            raise DataError(f"{source}: bad {name} {col[i]!r} at row {i + 1}")
+    bad = np.flatnonzero((ohlcv.high < ohlcv.low) | (ohlcv.high < np.maximum(ohlcv.open, ohlcv.close))
+                         | (ohlcv.low > np.minimum(ohlcv.open, ohlcv.close)))
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{source}: candle at row {i + 1} (timestamp {int(ts[i])}) has high/low "
+                        "that do not contain its open and close")
+    return ohlcv
+
+
+def load_csv(path: str | Path) -> OHLCV:
+    """Load candles from a CSV (optionally .gz) with columns timestamp,open,high,low,close,volume.
+
+    Timestamps are epoch milliseconds (seconds are accepted and converted). Extra columns
+    are ignored; missing ones, bad numbers and unsorted or duplicate rows raise DataError.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise DataError(f"{path}: not a valid gzip file ({e})") from None
+    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig", errors="replace")))
+    header = [h.strip().lower() for h in next(reader, [])]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; "
+                        f"expected {','.join(COLUMNS)}, found {','.join(header) or 'nothing'}")
+    idx = [header.index(c) for c in COLUMNS]
+    rows = []
+    for lineno, row in enumerate(reader, start=2):
+        if not row or all(not x.strip() for x in row):
+            continue
+        try:
+            rows.append([float(row[i]) for i in idx])
+        except (ValueError, IndexError):
+            raise DataError(f"{path}:{lineno}: bad row {','.join(row)!r}") from None
+    if not rows:
+        raise DataError(f"{path}: no candles")
+    a = np.asarray(rows, dtype=np.float64)
+    ts = a[:, 0]
+    if not np.all(ts == np.floor(ts)):
+        raise DataError(f"{path}: timestamps must be whole epoch milliseconds")
+    if ts.max() < 1e11:  # epoch seconds
+        ts = ts * 1000
+    ohlcv = OHLCV(ts.astype(np.int64), *(np.ascontiguousarray(a[:, i]) for i in range(1, 6)))
+    return check(ohlcv, str(path))
+
+
+def align(series: dict[str, OHLCV], timeframe: str) -> tuple[np.ndarray, dict[str, OHLCV]]:
+    """Put several markets on one regular timeline of `timeframe` steps.
+
+    Returns the common open times and, per market, candles on that timeline. A market's
+    missing candles (no trades) become flat candles at the previous close with zero volume,
+    so nothing can fill in them; times before a market's first candle repeat its first open
+    with zero volume.
+    """
+    if not series:
+        raise DataError("no market data to align")
+    tf = timeframe_ms(timeframe)
+    for name, o in series.items():
+        if len(o) == 0:
+            raise DataError(f"{name}: no candles in the chosen range")
+        off = o.timestamp % tf
+        if np.any(off != off[0]):
+            raise DataError(f"{name}: timestamps are not on a {timeframe} grid")
+    start = min(int(o.timestamp[0]) for o in series.values())
+    stop = max(int(o.timestamp[-1]) for o in series.values())
+    timeline = np.arange(start, stop + tf, tf, dtype=np.int64)
+    out = {}
+    for name, o in series.items():
+        pos = (o.timestamp - start) // tf
+        if len(pos) == len(timeline):
+            out[name] = o
+            continue
+        present = np.zeros(len(timeline), dtype=bool)
+        present[pos] = True
+        # index of the last present candle at or before each slot
+        last = np.maximum.accumulate(np.where(present, np.arange(len(timeline)), -1))
+        src = np.full(len(timeline), -1, dtype=np.int64)
+        src[pos] = np.arange(len(o))
+        filled_from = np.where(last >= 0, src[np.maximum(last, 0)], 0)
+        close = o.close[filled_from]
+        first_open = o.open[0]
+        close = np.where(last >= 0, close, first_open)
+        def col(values: np.ndarray) -> np.ndarray:
+            c = close.copy()
+            c[pos] = values
+            return c
+        vol = np.zeros(len(timeline))
+        vol[pos] = o.volume
+        out[name] = OHLCV(timeline.copy(), col(o.open), col(o.high), col(o.low), col(o.close), vol)
+    return timeline, out
+
+
+def resample(ohlcv: OHLCV, src_timeframe: str, dst_timeframe: str) -> OHLCV:
+    """Aggregate candles to a larger timeframe (open first, high max, low min, close last, volume sum).
+
+    Buckets start at multiples of the target timeframe since the epoch; a bucket with no
+    source candle is absent from the result.
+    """
+    src, dst = timeframe_ms(src_timeframe), timeframe_ms(dst_timeframe)
+    if dst < src or dst % src:
+        raise DataError(f"cannot resample {src_timeframe} to {dst_timeframe}: "
+                        "the target must be a whole multiple of the source")
+    if len(ohlcv) == 0:
+        return ohlcv
+    bucket = ohlcv.timestamp // dst * dst
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    ends = np.r_[starts[1:], len(bucket)]
+    return OHLCV(
+        bucket[starts].copy(),
+        ohlcv.open[starts].copy(),
+        np.maximum.reduceat(ohlcv.high, starts),
+        np.minimum.reduceat(ohlcv.low, starts),
+        ohlcv.close[ends - 1].copy(),
+        np.add.reduceat(ohlcv.volume, starts),
+    )
+
+
