@@ -1,0 +1,1 @@
+"""The `planarpy` command. Each module here with a `register(subparsers)` adds subcommands."""

@@ -1,0 +1,45 @@
+"""Entry point of the `planarpy` command: discovers the subcommand modules of this package."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Sequence
+
+from ..core.errors import PlanarError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="planarpy",
+        description="One trading strategy, three modes: sim (backtest), paper and live.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    package = importlib.import_module("planarpy.cli")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name == "main" or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"planarpy.cli.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; PlanarError and KeyboardInterrupt become a short message."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PlanarError as e:
+        print(f"planarpy: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("planarpy: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
