@@ -34,3 +34,7 @@ class UnsupportedAction(PlanarError, TypeError):
 
 class UnsupportedMarginMode(PlanarError, ValueError):
     """The margin mode (cross, hedged) is not built yet."""
+
+
+class LookAheadError(PlanarError, ValueError):
+    """A strategy's indicator uses candles after the one it belongs to."""

@@ -68,6 +68,11 @@ class Market:
     def round_price(self, price: float) -> float:
         return round_to_step(price, self.price_step)
 
+    def adverse_price(self, price: float, buy: bool) -> float:
+        """`price` moved onto the tick grid against the trader (up for buys, down for sells)."""
+        step = self.price_step
+        return ceil_to_step(price, step) if buy else floor_to_step(price, step)
+
     def amount_fits(self, amount: float) -> bool:
         return is_on_step(amount, self.amount_step)
 

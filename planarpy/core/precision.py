@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from functools import lru_cache
 
 _REL = 1e-9
 
 
+@lru_cache(maxsize=256)
 def step_decimals(step: float) -> int:
     """Number of decimals a step has: 0.001 -> 3, 0.5 -> 1, 10 -> 0."""
     exponent = Decimal(repr(step)).normalize().as_tuple().exponent

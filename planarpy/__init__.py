@@ -1,0 +1,25 @@
+"""planarpy: one trading strategy, three modes (sim, paper, live), one `call`."""
+
+from .actions import Action, Mode, call
+from .core.clock import Clock, WallClock
+from .core.errors import (ConfigError, DataError, LookAheadError, PlanarError, StrategyNotFound, UnknownSymbol,
+                          UnsupportedAction, UnsupportedMarginMode)
+from .core.instances import AssetInstance, State
+from .core.market import Market
+from .core.orders import (Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade,
+                          missing)
+from .core.positions import Position
+from .data.ohlcv import OHLCV, load_csv
+from .loader import find_strategy
+from .modes.sim import SimConfig, SimResult, backtest
+from .strategy import Strategy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Action", "AssetInstance", "Clock", "ConfigError", "DataError", "LookAheadError", "Market", "Mode", "OHLCV",
+    "Order", "OrderStatus", "OrderType", "PlanarError", "Position", "PositionSide", "SimConfig",
+    "SimResult", "Side", "State", "Strategy", "StrategyNotFound", "TimeInForce", "Trade",
+    "UnknownSymbol", "UnsupportedAction", "UnsupportedMarginMode", "WallClock", "backtest",
+    "call", "find_strategy", "load_csv", "missing", "__version__",
+]

@@ -1,0 +1,227 @@
+"""The accounting every mode shares: commit and release cash, apply fills, move positions.
+
+These functions know nothing of modes. The sim applies fills it simulated, live applies
+fills the exchange reported, replay applies fills read back from a trace: all through
+`add_order`, `apply_fill`, `cancel_order` and `liquidate`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from .instances import AssetInstance, State
+from .orders import (Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade,
+                     opens_position)
+from .positions import liquidation_price, pnl
+
+_EPS = 1e-12
+
+
+class PositionChange(enum.Enum):
+    NONE = 0
+    OPENED = 1
+    UPDATED = 2
+    CLOSED = 3
+
+
+def fee_rate(ai: AssetInstance, order: Order) -> float:
+    """The fee rate to reserve for an order: taker unless it can only make."""
+    m = ai.market
+    if order.type is OrderType.LIMIT and order.tif is TimeInForce.POST_ONLY:
+        return m.maker
+    return max(m.maker, m.taker)
+
+
+def reduces(ai: AssetInstance, order: Order) -> bool:
+    """Whether the order reduces a margin position (or is a spot sell)."""
+    if not ai.market.is_derivative:
+        return order.side is Side.SELL
+    return order.reduce_only or not opens_position(order.side, order.pos)
+
+
+def required(ai: AssetInstance, order: Order) -> float:
+    """What the order must commit: quote for buys and opening orders, base/contracts otherwise."""
+    m = ai.market
+    if reduces(ai, order):
+        return order.remaining
+    value = m.value(order.remaining, order.price)
+    rate = fee_rate(ai, order)
+    if m.is_derivative:
+        return value / order.leverage + value * rate
+    return value * (1.0 + rate)
+
+
+def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
+    """Why the strategy cannot afford `order` now, or None."""
+    m = ai.market
+    need = required(ai, order)
+    if m.is_derivative:
+        if reduces(ai, order):
+            pos = ai.position(order.pos)
+            free = pos.amount - ai.committed
+            if need > free + _EPS * max(1.0, need):
+                return (f"{order.side.value} {need:g} reduces the {order.pos.value} position of "
+                        f"{ai.symbol} but only {max(free, 0.0):g} is open and not already being reduced")
+            return None
+        other = ai.short if order.pos is PositionSide.LONG else ai.long
+        if other.amount > 0:
+            return (f"isolated margin is one-way: close the {other.side.value} position of "
+                    f"{ai.symbol} before opening a {order.pos.value} one")
+        if order.leverage > m.max_leverage:
+            return f"leverage {order.leverage:g} is above {ai.symbol}'s maximum {m.max_leverage:g}"
+    elif order.side is Side.SELL:
+        free = ai.free_balance
+        if need > free + _EPS * max(1.0, need):
+            return f"not enough {m.base}: need {need:g}, free {max(free, 0.0):g}"
+        return None
+    free = state.free_cash
+    if need > free + _EPS * max(1.0, need):
+        return f"not enough cash: need {need:.10g} {state.quote}, free {free:.10g} {state.quote}"
+    return None
+
+
+def add_order(state: State, ai: AssetInstance, order: Order) -> None:
+    """Register an accepted order and commit what it needs."""
+    need = required(ai, order)
+    order.commits_quote = not reduces(ai, order)
+    order.committed = need
+    if order.commits_quote:
+        state.committed += need
+    else:
+        ai.committed += need
+    ai.orders[order.id] = order
+    state.active[ai.symbol] = ai
+
+
+def _release(state: State, ai: AssetInstance, order: Order, amount: float) -> None:
+    amount = min(amount, order.committed)
+    order.committed -= amount
+    if order.commits_quote:
+        state.committed = max(0.0, state.committed - amount)
+    else:
+        ai.committed = max(0.0, ai.committed - amount)
+
+
+def _settle(state: State, ai: AssetInstance) -> None:
+    """Keep `state.active` in step with the asset's open orders and positions."""
+    if ai.orders or ai.long.amount > 0 or ai.short.amount > 0:
+        state.active[ai.symbol] = ai
+    else:
+        state.active.pop(ai.symbol, None)
+
+
+def cancel_order(state: State, ai: AssetInstance, order: Order,
+                 status: OrderStatus = OrderStatus.CANCELED) -> None:
+    """Close an open order without a further fill and release what it held."""
+    if order.status is OrderStatus.OPEN:
+        order.status = status
+    _release(state, ai, order, order.committed)
+    ai.orders.pop(order.id, None)
+    _settle(state, ai)
+
+
+def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade) -> PositionChange:
+    """Apply one fill of `order`: release its share of the commitment, move cash and holdings."""
+    remaining = order.remaining
+    if remaining > 0:
+        if order.commits_quote:
+            _release(state, ai, order, order.committed * min(1.0, trade.amount / remaining))
+        else:
+            _release(state, ai, order, trade.amount)
+    order.filled += trade.amount
+    order.cost += trade.cost
+    order.fee += trade.fee
+    m = ai.market
+    fee_quote = trade.fee if trade.fee_currency != m.base else trade.fee * trade.price
+    state.fees += fee_quote
+    if m.is_derivative:
+        change = _fill_position(state, ai, order, trade)
+    else:
+        change = PositionChange.NONE
+        fee_base = trade.fee if trade.fee_currency == m.base else 0.0
+        fee_q = trade.fee if trade.fee_currency != m.base else 0.0
+        if trade.side is Side.BUY:
+            state.cash -= trade.cost + fee_q
+            ai.balance += trade.amount - fee_base
+        else:
+            ai.balance -= trade.amount + fee_base
+            state.cash += trade.cost - fee_q
+    ai.trades.append(trade)
+    state.trades.append(trade)
+    if order.filled >= order.amount * (1 - 1e-9):
+        order.status = OrderStatus.CLOSED
+        _release(state, ai, order, order.committed)
+        ai.orders.pop(order.id, None)
+    _settle(state, ai)
+    return change
+
+
+def _fill_position(state: State, ai: AssetInstance, order: Order, trade: Trade) -> PositionChange:
+    m = ai.market
+    pos = ai.position(trade.pos)
+    cs = m.contract_size
+    if opens_position(trade.side, trade.pos) and not order.reduce_only:
+        was_open = pos.amount > 0
+        margin = trade.cost / trade.leverage
+        state.cash -= margin + trade.fee
+        total = pos.amount + trade.amount
+        pos.entry_price = (pos.entry_price * pos.amount + trade.price * trade.amount) / total
+        pos.amount = total
+        pos.margin += margin
+        pos.leverage = trade.leverage
+        pos.date = trade.date
+        pos.liquidation_price = liquidation_price(
+            pos.side, pos.entry_price, total * cs, pos.margin, m.maintenance_margin_rate)
+        return PositionChange.UPDATED if was_open else PositionChange.OPENED
+    qty = min(trade.amount, pos.amount)
+    if qty <= 0:
+        return PositionChange.NONE
+    released = pos.margin * (qty / pos.amount)
+    state.cash += released + pnl(pos.side, pos.entry_price, trade.price, qty * cs) - trade.fee
+    pos.amount -= qty
+    pos.margin -= released
+    pos.date = trade.date
+    if pos.amount <= m.amount_step * 1e-6:  # float dust left by a full close
+        pos.reset()
+        return PositionChange.CLOSED
+    pos.liquidation_price = liquidation_price(
+        pos.side, pos.entry_price, pos.amount * cs, pos.margin, m.maintenance_margin_rate)
+    return PositionChange.UPDATED
+
+
+def liquidation_trade(ai: AssetInstance, side: PositionSide, date: int, order_id: str) -> Trade:
+    """The trade that closes a liquidated position at its liquidation price.
+
+    The fee is what margin is left after the loss, so a liquidation costs the whole margin.
+    """
+    pos = ai.position(side)
+    m = ai.market
+    price = pos.liquidation_price
+    qty = pos.amount
+    left = pos.margin + pnl(side, pos.entry_price, price, qty * m.contract_size)
+    close_side = Side.SELL if side is PositionSide.LONG else Side.BUY
+    return Trade(order_id=order_id, symbol=ai.symbol, side=close_side, pos=side, date=date,
+                 amount=qty, price=price, cost=m.value(qty, price), fee=max(0.0, left),
+                 fee_currency=m.quote, leverage=pos.leverage, taker=True, id=order_id)
+
+
+def liquidate(state: State, ai: AssetInstance, trade: Trade) -> PositionChange:
+    """Close a position by a liquidation trade and cancel the orders that reduced it."""
+    for order in [o for o in ai.orders.values() if not o.commits_quote]:
+        cancel_order(state, ai, order)
+    order = Order(id=trade.order_id, symbol=ai.symbol, side=trade.side, type=OrderType.MARKET,
+                  amount=trade.amount, price=trade.price, date=trade.date, pos=trade.pos,
+                  reduce_only=True, leverage=trade.leverage, commits_quote=False)
+    return apply_fill(state, ai, order, trade)
+
+
+def leverage_error(ai: AssetInstance, leverage: float) -> str | None:
+    """Why the leverage of `ai` cannot be set to `leverage` now, or None."""
+    m = ai.market
+    if not m.is_derivative:
+        return f"{ai.symbol} is a spot market: it has no leverage"
+    if not 1.0 <= leverage <= m.max_leverage:
+        return f"leverage {leverage:g} is outside [1, {m.max_leverage:g}] for {ai.symbol}"
+    if ai.open_position() is not None and leverage != ai.leverage:
+        return f"cannot change the leverage of {ai.symbol} while a position is open"
+    return None

@@ -1,0 +1,39 @@
+"""The one source of time. Every mode and every test reads time through a Clock."""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+
+
+@attrs.define(slots=True)
+class Clock:
+    """A clock that a test (or the backtest loop) sets; time in epoch milliseconds."""
+
+    ms: int = 0
+
+    def now(self) -> int:
+        return self.ms
+
+    def now_ns(self) -> int:
+        return self.ms * 1_000_000
+
+    def set(self, ms: int) -> None:
+        self.ms = int(ms)
+
+    def advance(self, ms: int) -> None:
+        self.ms += int(ms)
+
+
+@attrs.define(slots=True)
+class WallClock:
+    """Real time, optionally shifted by an offset (e.g. to match an exchange's clock)."""
+
+    offset_ms: int = 0
+
+    def now(self) -> int:
+        return time.time_ns() // 1_000_000 + self.offset_ms
+
+    def now_ns(self) -> int:
+        return time.time_ns() + self.offset_ms * 1_000_000

@@ -1,0 +1,106 @@
+"""Per-asset state and the strategy's whole state."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+import attrs
+
+from .market import Market
+from .orders import Order, PositionSide, Side, Trade
+from .positions import Position
+
+
+@attrs.define(slots=True, eq=False)
+class AssetInstance:
+    """One market as the strategy holds it: balance, open orders, positions, trades.
+
+    `balance` is the base currency held (spot). `committed` is what open orders hold of
+    it: base units for spot sells, contracts for orders that reduce a position.
+    """
+
+    market: Market
+    balance: float = 0.0
+    committed: float = 0.0
+    leverage: float = 1.0
+    orders: dict[str, Order] = attrs.Factory(dict)
+    long: Position = attrs.Factory(lambda: Position(PositionSide.LONG))
+    short: Position = attrs.Factory(lambda: Position(PositionSide.SHORT))
+    trades: list[Trade] = attrs.Factory(list)
+    ohlcv: Any = None
+    ind: dict[str, list[float]] = attrs.Factory(dict)
+
+    @property
+    def symbol(self) -> str:
+        return self.market.symbol
+
+    @property
+    def free_balance(self) -> float:
+        return self.balance - self.committed
+
+    def position(self, side: PositionSide | str = PositionSide.LONG) -> Position:
+        return self.long if PositionSide(side) is PositionSide.LONG else self.short
+
+    def open_position(self) -> Position | None:
+        """The open position (isolated margin is one-way: at most one side is open)."""
+        if self.long.amount > 0:
+            return self.long
+        if self.short.amount > 0:
+            return self.short
+        return None
+
+    def orders_on(self, side: Side | str | None = None) -> Iterator[Order]:
+        """Open orders of this asset, on one side or both."""
+        want = None if side in (None, "both") else Side(side)
+        return (o for o in self.orders.values() if want is None or o.side is want)
+
+    def floor_amount(self, amount: float) -> float:
+        """`amount` rounded down to the market's amount step."""
+        return self.market.floor_amount(amount)
+
+    def round_price(self, price: float) -> float:
+        return self.market.round_price(price)
+
+    def __repr__(self) -> str:
+        pos = self.open_position()
+        held = f"{pos.side.value} {pos.amount:g}" if pos else f"balance={self.balance:g}"
+        return f"<AssetInstance {self.symbol} {held} orders={len(self.orders)}>"
+
+
+@attrs.define(slots=True, eq=False)
+class State:
+    """The strategy's money: cash in the quote currency, what open orders hold, the assets.
+
+    `cash` includes `committed`; `free_cash` is what new orders may use. `active` holds the
+    assets with open orders or positions, so the sim only matches those.
+    """
+
+    quote: str
+    cash: float
+    committed: float = 0.0
+    assets: dict[str, AssetInstance] = attrs.Factory(dict)
+    trades: list[Trade] = attrs.Factory(list)
+    fees: float = 0.0
+    active: dict[str, AssetInstance] = attrs.Factory(dict)
+
+    @property
+    def free_cash(self) -> float:
+        return self.cash - self.committed
+
+    def equity(self, prices: Mapping[str, float]) -> float:
+        """Cash plus the value of holdings and positions at `prices` (symbol -> price)."""
+        total = self.cash
+        for sym, ai in self.assets.items():
+            price = prices.get(sym)
+            if price is None:
+                continue
+            m = ai.market
+            total += ai.balance * price
+            for p in (ai.long, ai.short):
+                if p.amount > 0:
+                    total += p.margin + p.unrealized_pnl(price, m.contract_size)
+        return total
+
+    def open_orders(self) -> Iterator[Order]:
+        for ai in self.assets.values():
+            yield from ai.orders.values()

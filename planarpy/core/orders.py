@@ -1,0 +1,127 @@
+"""Orders and trades, and the small enums that describe them."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+
+class Side(str, enum.Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class PositionSide(str, enum.Enum):
+    LONG = "long"
+    SHORT = "short"
+
+
+class OrderType(str, enum.Enum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(str, enum.Enum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+    POST_ONLY = "PO"
+
+
+class OrderStatus(str, enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"  # fully filled
+    CANCELED = "canceled"  # cancelled with or without a partial fill (IOC rest included)
+    REJECTED = "rejected"
+
+
+def opens_position(side: Side, pos: PositionSide) -> bool:
+    """A buy opens or increases a long; a sell opens or increases a short."""
+    return (side is Side.BUY) == (pos is PositionSide.LONG)
+
+
+@attrs.define(slots=True, eq=False)
+class Order:
+    """One order as the strategy knows it.
+
+    `committed` is what the order still holds: quote currency for buys and for orders
+    that open a margin position, base units (or contracts) for spot sells and reduce-only
+    orders. `price` is the limit price, or for market orders the reference price the
+    order was checked against.
+    """
+
+    id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    amount: float
+    price: float
+    date: int
+    tif: TimeInForce = TimeInForce.GTC
+    pos: PositionSide = PositionSide.LONG
+    reduce_only: bool = False
+    leverage: float = 1.0
+    client_id: str = ""
+    filled: float = 0.0
+    cost: float = 0.0
+    fee: float = 0.0
+    status: OrderStatus = OrderStatus.OPEN
+    committed: float = 0.0
+    commits_quote: bool = True
+
+    @property
+    def remaining(self) -> float:
+        return self.amount - self.filled
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is OrderStatus.OPEN
+
+    @property
+    def average(self) -> float:
+        """Average fill price (0 when nothing filled)."""
+        return self.cost / self.filled if self.filled else 0.0
+
+
+@attrs.frozen(slots=True)
+class Trade:
+    """A fill of (part of) an order. `cost` is the quote value, `fee` is in `fee_currency`."""
+
+    order_id: str
+    symbol: str
+    side: Side
+    pos: PositionSide
+    date: int
+    amount: float
+    price: float
+    cost: float
+    fee: float
+    fee_currency: str
+    leverage: float = 1.0
+    taker: bool = True
+    id: str = ""
+
+
+class _Missing:
+    """The falsy singleton returned for an order that was accepted but has no fill yet."""
+
+    _instance: "_Missing | None" = None
+    __slots__ = ()
+
+    def __new__(cls) -> "_Missing":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "missing"
+
+    def __reduce__(self) -> str:
+        return "missing"
+
+
+missing = _Missing()

@@ -1,0 +1,124 @@
+"""`backtest`: build a strategy on its data, step it through the candles, summarise."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ...actions import Mode
+from ...config import load_config
+from ...core.errors import DataError, LookAheadError
+from ...data.ohlcv import OHLCV, align, timeframe_ms
+from ...data.sources import load_ohlcv, markets_for
+from ...strategy import Strategy
+from .config import SimConfig
+from .engine import SimClock, SimEngine
+from .results import SimResult, equity_curve
+
+
+def backtest(strategy: type[Strategy] | Strategy, *,
+             data: Mapping[str, OHLCV | str | Path] | None = None,
+             cash: float | None = None, start: int | None = None, stop: int | None = None,
+             config: SimConfig = SimConfig(), recorder: Any = None, progress: bool = False,
+             settings: Mapping[str, Any] | None = None,
+             data_dir: str | Path | None = None) -> SimResult:
+    """Run a backtest and return its result.
+
+    `data` maps symbols to candles or CSV paths; symbols it does not name are read from
+    the local store or the bundled samples. `start`/`stop` (epoch ms) bound the ticks;
+    candles before `start` still feed the indicators and the warmup.
+    """
+    cfg = load_config() if settings is None else settings
+    if isinstance(strategy, Strategy):
+        s = strategy
+    else:
+        s = strategy(markets_for(strategy.exchange, cfg), mode=Mode.SIM, cash=cash)
+    initial_cash = s.state.cash
+    series = {}
+    for ai in s.assets:
+        given = (data or {}).get(ai.symbol)
+        if isinstance(given, OHLCV):
+            o = given
+        else:
+            o = load_ohlcv(s.exchange, ai.symbol, s.timeframe, csv=given, data_dir=data_dir)
+        if stop is not None:
+            o = o.between(None, stop)
+        series[ai.symbol] = o
+    unknown = set(data or {}) - set(series)
+    if unknown:
+        raise DataError(f"data given for {', '.join(sorted(unknown))}, which is not in the "
+                        f"strategy's universe ({', '.join(series)})")
+    timeline, aligned = align(series, s.timeframe)
+    if len(timeline) < 2:
+        raise DataError("need at least two candles to backtest")
+    tf = timeframe_ms(s.timeframe)
+    engine = SimEngine(s, config, range(int(timeline[0]), int(timeline[-1]) + tf, tf), tf)
+    for ai in s.assets:
+        ai.ohlcv = aligned[ai.symbol]
+    s.engine = engine
+    s.clock = SimClock(s, engine.close_times, engine.timeline[0])
+    s.recorder = recorder
+    s.i = -1
+    s.reset()
+    s.prepare_indicators()
+    if config.check_lookahead:
+        check_causal(s, len(timeline) // 2)
+    first = max(int(s.warmup_period()), 0)
+    if start is not None:
+        first = max(first, int(np.searchsorted(timeline, start, "left")))
+    if first >= len(timeline) - 1:
+        raise DataError(f"nothing to backtest: the warmup and start leave no candle "
+                        f"({len(timeline)} candles, first tick would be {first})")
+    s.emit("strategy_started", {"strategy": type(s).__name__, "mode": "sim",
+                                "cash": initial_cash, "seed": config.seed,
+                                "universe": [ai.symbol for ai in s.assets]})
+    s.start()
+    bar = _progress(len(timeline) - 1 - first) if progress else None
+    try:
+        engine.run(first, bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    s.stop()
+    s.emit("strategy_stopped", {"cash": s.state.cash, "committed": s.state.committed})
+    if recorder is not None and hasattr(recorder, "flush"):
+        recorder.flush()
+    curve = equity_curve(engine, s, first, initial_cash)
+    return SimResult(s, timeline[first:], curve, initial_cash, config.seed)
+
+
+def check_causal(s: Strategy, k: int) -> None:
+    """Raise LookAheadError if an indicator's first `k` values change when later candles go."""
+    for ai in s.assets:
+        if not ai.ind or k < 1:
+            continue
+        full = ai.ohlcv
+        ai.ohlcv = full[:k]
+        try:
+            prefix = s.indicators(ai) or {}
+        finally:
+            ai.ohlcv = full
+        for name, values in prefix.items():
+            a = np.asarray(values, dtype=np.float64)
+            b = np.asarray(ai.ind[name][:k], dtype=np.float64)
+            differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+            if differs.any():
+                j = int(np.flatnonzero(differs)[0])
+                raise LookAheadError(
+                    f"indicator {name!r} of {ai.symbol} looks ahead: its value at candle {j} "
+                    f"({int(full.timestamp[j])}) is {b[j]!r} with all the data but {a[j]!r} with "
+                    f"candles up to {k - 1} only; an indicator may use candles <= its own")
+
+
+def _progress(total: int) -> Any:
+    """A tqdm bar on stderr for long runs; None when there is no terminal or tqdm."""
+    if total < 200_000 or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="candle", unit_scale=True, file=sys.stderr, leave=False)

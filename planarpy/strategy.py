@@ -1,0 +1,181 @@
+"""The Strategy base class: settings, callbacks, and the state the engine keeps for it.
+
+Subclass it, set the class-level settings and override the callbacks you need. The
+engine calls the callbacks; the strategy acts only through `planarpy.call`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .actions import Mode
+from .core import apply as _apply
+from .core.accounting import PositionChange
+from .core.clock import Clock
+from .core.errors import ConfigError, UnknownSymbol, UnsupportedMarginMode
+from .core.instances import AssetInstance, State
+from .core.market import Market
+from .core.orders import Trade
+from .core.positions import Position
+
+
+class Strategy:
+    """Base class of every strategy.
+
+    Settings (class attributes): `exchange` (ccxt id), `quote` (the cash currency),
+    `timeframe`, `margin` ("none" or "isolated"), `universe` (symbols), `initial_cash`
+    (starting cash in sim and paper), `warmup` (candles to skip before the first tick).
+    """
+
+    exchange: str = "binance"
+    quote: str = "USDT"
+    timeframe: str = "1m"
+    margin: str = "none"
+    universe: tuple[str, ...] = ()
+    initial_cash: float = 100.0
+    warmup: int = 0
+
+    # ---- callbacks -------------------------------------------------------------------
+    def load(self) -> None:
+        """Once, after the assets exist and before any data is read."""
+
+    def reset(self) -> None:
+        """Before each run: put the strategy's own variables back to their start."""
+
+    def warmup_period(self) -> int:
+        """How many candles the strategy needs before its first tick."""
+        return self.warmup
+
+    def indicators(self, ai: AssetInstance) -> Mapping[str, Any] | None:
+        """Vectorised, causal indicators of `ai.ohlcv` (value i uses candles <= i only).
+
+        The engine stores each as a list in `ai.ind[name]`: read `ai.ind[name][self.i]`.
+        """
+        return None
+
+    def start(self) -> None:
+        """Just before the first tick."""
+
+    def tick(self, ts: int) -> None:
+        """Every timeframe step; `self.i` is the index of the candle that closed at `ts`."""
+
+    def stop(self) -> None:
+        """After the last tick."""
+
+    def on_trade(self, ai: AssetInstance, trade: Trade) -> None:
+        """A fill of one of the strategy's orders."""
+
+    def on_position_open(self, ai: AssetInstance, position: Position) -> None: ...
+    def on_position_update(self, ai: AssetInstance, position: Position) -> None: ...
+    def on_position_close(self, ai: AssetInstance, position: Position) -> None: ...
+
+    def on_order_error(self, ai: AssetInstance | None, reason: str,
+                       request: Mapping[str, Any]) -> None:
+        """An order or action failed; `call` returned None (or False)."""
+
+    # ---- engine side -----------------------------------------------------------------
+    def __init__(self, markets: Mapping[str, Market], *, mode: Mode = Mode.SIM,
+                 cash: float | None = None, clock: Any = None) -> None:
+        if self.margin not in ("none", "isolated"):
+            raise UnsupportedMarginMode(
+                f"{type(self).__name__}: margin mode {self.margin!r} is not supported; "
+                "use 'none' (spot) or 'isolated'")
+        if not self.universe:
+            raise ConfigError(f"{type(self).__name__}: the universe is empty; "
+                              "set universe = ('BASE/QUOTE', ...)")
+        assets = {}
+        for sym in self.universe:
+            m = markets.get(sym)
+            if m is None:
+                raise UnknownSymbol(f"{sym!r} is not in {self.exchange}'s markets; known: "
+                                    f"{', '.join(sorted(markets)) or 'none'}")
+            want_derivative = self.margin == "isolated"
+            if m.is_derivative != want_derivative:
+                raise ConfigError(f"{sym} is a {m.kind} market but {type(self).__name__} has "
+                                  f"margin={self.margin!r}")
+            if m.quote != self.quote and m.settle != self.quote:
+                raise ConfigError(f"{sym} is quoted in {m.quote}, not in the strategy's "
+                                  f"quote currency {self.quote}")
+            assets[sym] = AssetInstance(m)
+        self.mode = mode
+        self.clock = clock if clock is not None else Clock()
+        self.state = State(self.quote, float(self.initial_cash if cash is None else cash), assets=assets)
+        self.assets: list[AssetInstance] = list(assets.values())
+        self.i = -1
+        self.engine: Any = None
+        self.recorder: Any = None
+        self.load()
+
+    def asset(self, symbol: str | AssetInstance) -> AssetInstance:
+        """The asset instance of `symbol` (UnknownSymbol if it is not in the universe)."""
+        if isinstance(symbol, AssetInstance):
+            return symbol
+        try:
+            return self.state.assets[symbol]
+        except KeyError:
+            raise UnknownSymbol(f"{symbol!r} is not in {type(self).__name__}'s universe "
+                                f"({', '.join(self.state.assets)})") from None
+
+    @property
+    def cash(self) -> float:
+        return self.state.cash
+
+    @property
+    def free_cash(self) -> float:
+        return self.state.free_cash
+
+    @property
+    def committed(self) -> float:
+        return self.state.committed
+
+    @property
+    def trades(self) -> list[Trade]:
+        return self.state.trades
+
+    def now(self) -> int:
+        return self.clock.now()
+
+    def emit(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> _apply.Effect:
+        """Record an event (if a recorder is attached), apply it, and tell the callbacks."""
+        if self.recorder is not None:
+            self.recorder.record(kind, dict(payload), symbol=symbol, ts=self.clock.now_ns())
+        effect = _apply.apply_event(self.state, kind, payload)
+        if effect.trade is not None:
+            ai = self.state.assets[effect.trade.symbol]
+            self.on_trade(ai, effect.trade)
+            change = effect.position
+            if change is not PositionChange.NONE:
+                pos = ai.position(effect.trade.pos)
+                if change is PositionChange.OPENED:
+                    self.on_position_open(ai, pos)
+                elif change is PositionChange.UPDATED:
+                    self.on_position_update(ai, pos)
+                else:
+                    self.on_position_close(ai, pos)
+        return effect
+
+    def reject(self, ai: AssetInstance | None, reason: str, request: Mapping[str, Any]) -> None:
+        """Report a failed action: an order-error event and the on_order_error callback."""
+        payload = {"reason": reason, "request": dict(request)}
+        self.emit("order_error", payload, symbol=ai.symbol if ai else None)
+        self.on_order_error(ai, reason, request)
+
+    def prepare_indicators(self, assets: Iterable[AssetInstance] | None = None) -> None:
+        """Compute `indicators()` for each asset and store them as lists in `ai.ind`."""
+        for ai in self.assets if assets is None else assets:
+            out = self.indicators(ai)
+            if out is None:
+                continue
+            n = len(ai.ohlcv) if ai.ohlcv is not None else None
+            for name, values in out.items():
+                arr = np.asarray(values)
+                if n is not None and arr.shape != (n,):
+                    raise ValueError(f"indicator {name!r} of {ai.symbol} has shape {arr.shape}, "
+                                     f"expected ({n},): one value per candle")
+                ai.ind[name] = arr.tolist()
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.mode.value} {self.exchange} "
+                f"cash={self.state.cash:.8g} {self.quote} assets={len(self.assets)}>")

@@ -1,0 +1,55 @@
+"""SMA cross on spot ETH/BTC: buy when the fast average crosses above the slow one, sell
+when it crosses below.
+
+The averages are computed once, vectorised, by `indicators` (each value uses only candles
+up to its own), so a tick reads one list entry and usually does nothing.
+"""
+
+import numpy as np
+
+from planarpy import Strategy, call
+
+
+def sma(values: np.ndarray, n: int) -> np.ndarray:
+    """Simple moving average; NaN until `n` values exist."""
+    out = np.full(len(values), np.nan)
+    if len(values) >= n:
+        c = np.cumsum(np.r_[0.0, values])
+        out[n - 1:] = (c[n:] - c[:-n]) / n
+    return out
+
+
+class SmaCross(Strategy):
+    exchange = "binance"
+    quote = "BTC"
+    timeframe = "5m"
+    universe = ("ETH/BTC",)
+    initial_cash = 1.0
+    fast = 10
+    slow = 30
+    warmup = 30
+    invest = 0.99  # share of free cash put into each entry
+
+    def indicators(self, ai):
+        close = ai.ohlcv.close
+        diff = sma(close, self.fast) - sma(close, self.slow)
+        above = np.nan_to_num(np.sign(diff))
+        cross = np.zeros(len(close))
+        cross[1:] = np.where(above[1:] != above[:-1], above[1:], 0.0)
+        return {"cross": cross}
+
+    def start(self):
+        self.ai = self.assets[0]
+        self.cross = self.ai.ind["cross"]
+
+    def tick(self, ts):
+        cross = self.cross[self.i]
+        if not cross:
+            return
+        ai = self.ai
+        if cross > 0 and ai.free_balance < ai.market.min_amount:
+            price = ai.ohlcv.close.item(self.i)
+            amount = ai.floor_amount(self.free_cash * self.invest / price)
+            call(self, "market_order", ai, amount, side="buy")
+        elif cross < 0 and ai.free_balance >= ai.market.min_amount:
+            call(self, "market_order", ai, ai.floor_amount(ai.free_balance), side="sell")

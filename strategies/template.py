@@ -1,0 +1,73 @@
+"""A documented starting point: copy this file, rename the class, fill in `tick`.
+
+Run it with `planarpy sim strategies/template.py` (or register a name for it in
+user/planar.toml under [strategies]). Everything below the settings is optional.
+"""
+
+import numpy as np
+
+from planarpy import Strategy, call
+
+
+class Template(Strategy):
+    # -- settings -------------------------------------------------------------------
+    exchange = "binance"          # ccxt exchange id
+    quote = "BTC"                 # the cash currency
+    timeframe = "5m"              # one tick per candle of this size
+    margin = "none"               # "none" (spot) or "isolated"
+    universe = ("ETH/BTC",)       # the markets traded
+    initial_cash = 1.0            # starting cash in sim and paper
+    warmup = 20                   # candles to see before the first tick
+
+    # -- callbacks ------------------------------------------------------------------
+    def load(self):
+        """Once, when the strategy is built (assets exist, no data yet)."""
+
+    def reset(self):
+        """Before each run: reset your own variables here."""
+        self.entries = 0
+
+    def indicators(self, ai):
+        """Vectorised indicators over all of `ai.ohlcv`; value i may use candles <= i only.
+
+        Each array becomes a list in `ai.ind[name]`; read it at `self.i` in `tick`.
+        """
+        close = ai.ohlcv.close
+        mean = np.convolve(close, np.ones(20) / 20, mode="full")[: len(close)]
+        mean[:19] = np.nan
+        return {"mean20": mean}
+
+    def start(self):
+        """Just before the first tick: a good place to cache lookups."""
+        self.ai = self.assets[0]
+        self.mean = self.ai.ind["mean20"]
+
+    def tick(self, ts):
+        """`ts` is the close time (epoch ms) of candle `self.i`, the newest the strategy sees."""
+        ai = self.ai
+        price = ai.ohlcv.close.item(self.i)
+        if ai.orders:  # an order is still resting
+            return
+        if ai.free_balance < ai.market.min_amount and price < 0.99 * self.mean[self.i]:
+            amount = ai.floor_amount(self.free_cash * 0.5 / price)
+            limit = ai.round_price(price * 0.999)
+            result = call(self, "limit_order", ai, amount, limit, side="buy", tif="GTC")
+            # result is a Trade (filled), `missing` (resting, no fill yet) or None (refused)
+            if result is not None:
+                self.entries += 1
+        elif ai.free_balance >= ai.market.min_amount and price > self.mean[self.i]:
+            call(self, "market_order", ai, ai.floor_amount(ai.free_balance), side="sell")
+
+    def stop(self):
+        """After the last tick."""
+
+    def on_trade(self, ai, trade):
+        """Each fill of one of your orders."""
+
+    def on_position_open(self, ai, position): ...
+    def on_position_update(self, ai, position): ...
+    def on_position_close(self, ai, position): ...
+
+    def on_order_error(self, ai, reason, request):
+        """An order was refused: `call` returned None; `reason` says why."""
+
