@@ -8,6 +8,7 @@ fills the exchange reported, replay applies fills read back from a trace: all th
 from __future__ import annotations
 
 import enum
+import math
 
 from .instances import AssetInstance, State
 from .orders import (Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade,
@@ -94,12 +95,13 @@ def add_order(state: State, ai: AssetInstance, order: Order) -> None:
 
 
 def _release(state: State, ai: AssetInstance, order: Order, amount: float) -> None:
-    amount = min(amount, order.committed)
-    order.committed -= amount
+    order.committed -= min(amount, order.committed)
+    # re-add what the open orders hold rather than subtract: no float residue is left over
     if order.commits_quote:
-        state.committed = max(0.0, state.committed - amount)
+        state.committed = math.fsum(o.committed for a in state.active.values()
+                                    for o in a.orders.values() if o.commits_quote)
     else:
-        ai.committed = max(0.0, ai.committed - amount)
+        ai.committed = math.fsum(o.committed for o in ai.orders.values() if not o.commits_quote)
 
 
 def _settle(state: State, ai: AssetInstance) -> None:

@@ -89,11 +89,11 @@ class Market:
             return f"amount must be a positive number, got {amount!r}"
         if not (price > 0 and math.isfinite(price)):
             return f"price must be a positive number, got {price!r}"
+        if amount < self.min_amount:
+            return f"amount {amount:g} is below the minimum {self.min_amount:g} of {self.symbol}"
         if not self.amount_fits(amount):
             return (f"amount {amount!r} has more decimals than {self.symbol} allows "
                     f"(step {self.amount_step:g}); round it with floor_amount()")
-        if amount < self.min_amount:
-            return f"amount {amount:g} is below the minimum {self.min_amount:g} of {self.symbol}"
         if amount > self.max_amount:
             return f"amount {amount:g} is above the maximum {self.max_amount:g} of {self.symbol}"
         cost = self.value(amount, price)

@@ -79,7 +79,7 @@ class SimEngine:
         return ai.market.floor_amount(volume_fill(amount, volume, self.rng))
 
     def fill(self, ai: AssetInstance, order: Order, price: float, amount: float, taker: bool,
-             effective: int) -> Trade:
+             effective: int) -> Trade | None:
         """Emit the trade that fills `amount` of `order` at `price`.
 
         `effective` is the first candle whose close sees the fill (for the equity curve).
@@ -89,9 +89,9 @@ class SimEngine:
                       date=self.s.clock.now(), amount=amount, price=price, cost=cost,
                       fee=cost * self.fee_rate(ai, taker), fee_currency=self.s.state.quote,
                       leverage=order.leverage, taker=taker, id=f"{order.id}-{len(ai.trades)}")
-        self.s.emit("trade_created", trade_payload(trade), ai.symbol)
+        applied = self.s.emit("trade_created", trade_payload(trade), ai.symbol).trade
         self.snapshot(effective)
-        return trade
+        return applied
 
     def close_rest(self, ai: AssetInstance, order: Order) -> None:
         """Cancel what is left of an order that may not rest on the book."""

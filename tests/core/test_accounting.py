@@ -1,0 +1,133 @@
+import pytest
+
+from planarpy.core import accounting as acc
+from planarpy.core.instances import AssetInstance, State
+from planarpy.core.market import Market
+from planarpy.core.orders import Order, OrderStatus, OrderType, PositionSide, Side, Trade
+from planarpy.core.positions import liquidation_price
+
+SPOT = Market("TST/USD", "TSTUSD", "TST", "USD", None, "spot", 0.01, 0.01,
+              min_amount=0.01, maker=0.001, taker=0.002)
+PERP = Market("TST/USD:USD", "P", "TST", "USD", "USD", "swap", 0.1, 0.01,
+              maker=0.0002, taker=0.0004, max_leverage=20.0, maintenance_margin_rate=0.005)
+
+
+def setup(market=SPOT, cash=1000.0):
+    ai = AssetInstance(market)
+    return State("USD", cash, assets={market.symbol: ai}), ai
+
+
+def order(side="buy", amount=1.0, price=100.0, pos="long", lev=1.0, oid="o1", **kw):
+    return Order(oid, "x", Side(side), OrderType.LIMIT, amount, price, 0, pos=PositionSide(pos),
+                 leverage=lev, **kw)
+
+
+def trade(o, amount, price, fee_rate=0.001, market=SPOT):
+    cost = amount * price * market.contract_size
+    return Trade(o.id, market.symbol, o.side, o.pos, 1, amount, price, cost, cost * fee_rate,
+                 "USD", o.leverage)
+
+
+def test_buy_commits_cash_with_fee_and_fill_releases_it():
+    """A limit buy commits value plus taker fee; filling it moves cash into the asset."""
+    st, ai = setup()
+    o = order(amount=2.0, price=100.0)
+    acc.add_order(st, ai, o)
+    assert st.committed == pytest.approx(200.0 * 1.002)
+    assert st.free_cash == pytest.approx(1000 - 200.4)
+    acc.apply_fill(st, ai, o, trade(o, 0.5, 100.0))
+    assert st.committed == pytest.approx(150.0 * 1.002)
+    assert st.cash == pytest.approx(1000 - 50 - 0.05)
+    assert ai.balance == 0.5 and o.is_open
+    acc.apply_fill(st, ai, o, trade(o, 1.5, 99.0))
+    assert o.status is OrderStatus.CLOSED and not ai.orders and st.committed == 0
+    assert st.cash == pytest.approx(1000 - 50.05 - 148.5 - 0.1485)
+    assert ai.balance == 2.0 and st.fees == pytest.approx(0.05 + 0.1485)
+    assert not st.active
+
+
+def test_spot_sell_commits_base_and_cancel_releases():
+    """A spot sell holds base units; cancelling hands them back."""
+    st, ai = setup()
+    ai.balance = 3.0
+    o = order("sell", amount=2.0)
+    assert acc.funds_error(st, ai, o) is None
+    acc.add_order(st, ai, o)
+    assert ai.committed == 2.0 and ai.free_balance == 1.0 and st.committed == 0
+    assert "not enough TST: need 2, free 1" in acc.funds_error(st, ai, order("sell", 2.0, oid="o2"))
+    acc.cancel_order(st, ai, o)
+    assert ai.committed == 0 and o.status is OrderStatus.CANCELED and not ai.orders
+
+
+def test_not_enough_cash_is_reported():
+    """funds_error names what is needed and what is free."""
+    st, ai = setup(cash=100.0)
+    assert acc.funds_error(st, ai, order(amount=1.0, price=100.0)) == \
+        "not enough cash: need 100.2 USD, free 100 USD"
+
+
+def test_margin_open_increase_reduce_close():
+    """Isolated margin: margin = notional / leverage, pnl realised on reduce, margin back on close."""
+    st, ai = setup(PERP)
+    o = order(amount=10, price=100, lev=5.0)
+    acc.add_order(st, ai, o)
+    assert st.committed == pytest.approx(1000 / 5 + 1000 * 0.0004)
+    change = acc.apply_fill(st, ai, o, trade(o, 10, 100, 0.0004, PERP))
+    assert change is acc.PositionChange.OPENED
+    assert ai.long.margin == pytest.approx(200) and st.cash == pytest.approx(1000 - 200 - 0.4)
+    assert ai.long.liquidation_price == pytest.approx((1000 - 200) / (10 * 0.995))
+    o2 = order(amount=10, price=110, lev=5.0, oid="o2")
+    acc.add_order(st, ai, o2)
+    assert acc.apply_fill(st, ai, o2, trade(o2, 10, 110, 0.0004, PERP)) is acc.PositionChange.UPDATED
+    assert ai.long.entry_price == pytest.approx(105) and ai.long.margin == pytest.approx(420)
+    cash_before = st.cash
+    o3 = order("sell", amount=20, price=120, lev=5.0, oid="o3")
+    acc.add_order(st, ai, o3)
+    assert ai.committed == 20 and not o3.commits_quote
+    assert acc.apply_fill(st, ai, o3, trade(o3, 20, 120, 0.0004, PERP)) is acc.PositionChange.CLOSED
+    assert st.cash == pytest.approx(cash_before + 420 + (120 - 105) * 20 - 2400 * 0.0004)
+    assert not ai.long.is_open and ai.committed == 0 and not st.active
+
+
+def test_one_way_isolated_margin_refuses_opposite_side():
+    """With a long open, opening a short is refused until the long is closed."""
+    st, ai = setup(PERP)
+    ai.long.amount = 1.0
+    assert "close the long position" in acc.funds_error(st, ai, order("sell", pos="short"))
+
+
+def test_reduce_more_than_open_is_refused():
+    """A reducing order cannot exceed the open position."""
+    st, ai = setup(PERP)
+    ai.long.amount = 1.0
+    assert "only 1 is open" in acc.funds_error(st, ai, order("sell", amount=2.0))
+
+
+def test_liquidation_costs_the_whole_margin():
+    """Liquidation closes at the liquidation price and leaves cash where opening left it."""
+    st, ai = setup(PERP)
+    o = order(amount=10, price=100, lev=10.0)
+    acc.add_order(st, ai, o)
+    acc.apply_fill(st, ai, o, trade(o, 10, 100, 0.0004, PERP))
+    after_open = st.cash
+    t = acc.liquidation_trade(ai, PositionSide.LONG, 5, "liq-1")
+    assert t.price == pytest.approx(900 / 9.95)
+    assert t.fee == pytest.approx(100 + (900 / 9.95 - 100) * 10)
+    assert acc.liquidate(st, ai, t) is acc.PositionChange.CLOSED
+    assert st.cash == pytest.approx(after_open) and not ai.long.is_open
+
+
+def test_liquidation_price_short():
+    """Short liquidation: (entry*q + margin) / (q*(1+mmr))."""
+    assert liquidation_price(PositionSide.SHORT, 100, 10, 100, 0.005) == pytest.approx(1100 / 10.05)
+
+
+def test_leverage_rules():
+    """Leverage is refused on spot, out of range, and while a position is open."""
+    _, spot = setup()
+    _, perp = setup(PERP)
+    assert "spot market" in acc.leverage_error(spot, 2)
+    assert "outside [1, 20]" in acc.leverage_error(perp, 50)
+    assert acc.leverage_error(perp, 5) is None
+    perp.long.amount = 1
+    assert "while a position is open" in acc.leverage_error(perp, 5)
