@@ -7,8 +7,9 @@ import gzip
 import io
 import math
 import re
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, Union
 
 import attrs
 import numpy as np
@@ -204,3 +205,97 @@ def resample(ohlcv: OHLCV, src_timeframe: str, dst_timeframe: str) -> OHLCV:
     )
 
 
+
+
+@attrs.frozen(slots=True)
+class Gap:
+    """Missing candles: open times in [start, stop) on the timeframe grid, `missing` of them."""
+
+    start: int
+    stop: int
+    missing: int
+
+
+def find_gaps(timestamps: np.ndarray, timeframe: str) -> list[Gap]:
+    """Gaps between consecutive open times that are more than one timeframe apart."""
+    tf = timeframe_ms(timeframe)
+    ts = np.asarray(timestamps, dtype=np.int64)
+    if len(ts) < 2:
+        return []
+    d = np.diff(ts)
+    at = np.flatnonzero(d > tf)
+    return [Gap(int(ts[i]) + tf, int(ts[i + 1]), int(d[i]) // tf - 1) for i in at]
+
+
+def check_grid(ohlcv: OHLCV, timeframe: str, source: str, origin: int | None = None) -> OHLCV:
+    """Raise DataError naming `source` unless every open time is `origin` plus whole timeframes.
+
+    The grid is anchored on `origin` (default: the first candle), not on the epoch,
+    because some exchanges start weeks on Monday.
+    """
+    if len(ohlcv) == 0:
+        return ohlcv
+    tf = timeframe_ms(timeframe)
+    ts = ohlcv.timestamp
+    anchor = int(ts[0]) if origin is None else origin
+    bad = np.flatnonzero((ts - anchor) % tf)
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{source}: timestamp {int(ts[i])} at row {i + 1} is not on the "
+                        f"{timeframe} grid (candles open at {anchor} plus whole {timeframe} steps)")
+    return ohlcv
+
+
+def check_spacing(ohlcv: OHLCV, timeframe: str, source: str) -> OHLCV:
+    """Raise DataError if many candles are never one `timeframe` apart (a mislabelled file)."""
+    if len(ohlcv) > 10:
+        step = int(np.gcd.reduce(np.diff(ohlcv.timestamp)))
+        if step > timeframe_ms(timeframe):
+            raise DataError(f"{source}: candles are {step // 1000} s or a multiple apart, "
+                            f"never one {timeframe}; is the timeframe right?")
+    return ohlcv
+
+
+def concat(*parts: OHLCV) -> OHLCV:
+    """Candles of several OHLCV joined in the order given (no sorting, no checks)."""
+    return OHLCV(*(np.concatenate([getattr(p, c) for p in parts]) for c in COLUMNS))
+
+
+def empty() -> OHLCV:
+    """An OHLCV with no candles."""
+    return OHLCV(np.empty(0, np.int64), *(np.empty(0) for _ in COLUMNS[1:]))
+
+
+TimeLike = Union[int, float, str, datetime]
+
+
+def to_ms(value: TimeLike) -> int:
+    """Epoch milliseconds from an int, a datetime (naive means UTC) or an ISO-8601 string.
+
+    Strings of digits are epoch milliseconds; dates such as '2024-01-31' mean midnight UTC.
+    """
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return int(dt.timestamp() * 1000)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"-?\d+", text):
+            return int(text)
+        try:
+            return to_ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        except ValueError:
+            pass
+    raise DataError(f"time {value!r} is neither epoch milliseconds nor an ISO date "
+                    "such as 2024-01-31 or 2024-01-31T12:00")
+
+
+def iso(ms: int | None) -> str:
+    """An epoch-ms time as a short ISO-8601 UTC string ('-' for None)."""
+    if ms is None:
+        return "-"
+    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M" + (":%S" if dt.second else "") + "Z")

@@ -61,6 +61,6 @@ def _from_store(exchange: str, symbol: str, timeframe: str,
     except ImportError:
         return None
     store = OHLCVStore(data_dir) if data_dir is not None else OHLCVStore()
-    if store.info(exchange, symbol, timeframe) is None:
+    if not store.can_load(exchange, symbol, timeframe):
         return None
     return store.load(exchange, symbol, timeframe)
