@@ -1,0 +1,48 @@
+"""`planarpy exchange serve`: run the local Binance-compatible exchange on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from ..core.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("exchange", help="the local exchange (Binance-compatible, loopback only)")
+    sub = p.add_subparsers(dest="exchange_command", metavar="SUBCOMMAND", required=True)
+    s = sub.add_parser("serve", help="serve the local exchange until interrupted")
+    s.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
+    s.add_argument("--data", nargs="*", default=[], metavar="SYMBOL=CSV",
+                   help="replay CSV (trades or candles) for a bundled market, e.g. XRP/ETH=trades.csv")
+    s.add_argument("--speed", type=float, default=1.0,
+                   help="replay speed: 1 is real time, 60 replays a minute per second")
+    s.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from ..localexchange import LocalExchange
+    from ..localexchange.clock import Clock
+
+    data = {}
+    for item in args.data:
+        symbol, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            raise ConfigError(f"--data expects SYMBOL=CSV with an existing file, got {item!r}")
+        data[symbol] = path
+    if args.speed <= 0:
+        raise ConfigError("--speed must be positive")
+    lx = LocalExchange(data=data, clock=Clock(speed=args.speed), port=args.port)
+
+    async def serve() -> None:
+        async with lx:
+            print(f"local exchange at {lx.url} (REST) and {lx.ws_url} (WebSocket)")
+            print(f"markets: {', '.join(sorted(s.spec.symbol for s in [*lx.engine.spot.values(), *lx.engine.futures.values()]))}")
+            print(f"api key: {lx.api_key}")
+            print(f"secret:  {lx.secret}")
+            print("point ccxt with planarpy.localexchange.point_ccxt(exchange, url); Ctrl-C stops")
+            await asyncio.Event().wait()
+
+    asyncio.run(serve())
+    return 0
