@@ -1,0 +1,196 @@
+"""`planarpy trace info|tail|export`: inspect an EventTrace, also while a run writes it."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as dt
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+
+from ..trace import TraceError, follow, iter_events, trace_info, trace_tail
+
+EXPORT_BATCH = 65536
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "trace", help="inspect EventTrace stores: info, tail, export",
+        description="Inspect the event trace a paper or live run writes (traces/<strategy>/<exchange>).")
+    sub = parser.add_subparsers(dest="trace_command", metavar="ACTION", required=True)
+
+    info = sub.add_parser("info", help="summary: events, segments, runs, symbols, time span")
+    info.add_argument("path", help="trace directory, e.g. traces/SmaCross/binance")
+    info.add_argument("--check", action="store_true", help="read every event and report damage")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.set_defaults(func=run_info)
+
+    tail = sub.add_parser("tail", help="print the newest events (--follow: keep printing)")
+    tail.add_argument("path", help="trace directory")
+    tail.add_argument("-n", type=int, default=10, metavar="N", help="how many events (default 10)")
+    _add_filters(tail)
+    tail.add_argument("--since", help="only events at or after this time (ISO 8601)")
+    tail.add_argument("--until", help="only events before this time (ISO 8601)")
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    tail.add_argument("--interval", type=float, default=0.5, help="--follow poll period, seconds")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.set_defaults(func=run_tail)
+
+    export = sub.add_parser("export", help="write events to CSV or Parquet")
+    export.add_argument("path", help="trace directory")
+    out = export.add_mutually_exclusive_group(required=True)
+    out.add_argument("--csv", metavar="OUT", help="write a CSV file (payload as a JSON column)")
+    out.add_argument("--parquet", metavar="OUT", help="write a Parquet file (needs pyarrow)")
+    _add_filters(export)
+    export.set_defaults(func=run_export)
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kind", action="append", metavar="K",
+                        help="only this event kind (repeatable)")
+    parser.add_argument("--symbol", metavar="S", help="only events of this symbol")
+    parser.add_argument("--run", type=_run_arg, metavar="RUN", help="a run id, or 'last'")
+
+
+def _run_arg(text: str) -> int | str:
+    if text == "last":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"run must be an integer or 'last', not {text!r}") from None
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Damage warnings as one plain line each, not Python's file:line form."""
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+             line: Any = None) -> None:
+        print(f"planarpy: warning: {message}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield
+
+
+def iso_ns(ts: int) -> str:
+    """An event time in ns as ISO 8601 UTC with nanoseconds."""
+    sec, ns = divmod(int(ts), 10**9)
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns:09d}Z"
+
+
+def _line(event: dict, as_json: bool) -> str:
+    if as_json:
+        return msgspec.json.encode(event).decode()
+    payload = msgspec.json.encode(event["payload"]).decode()
+    return (f"{iso_ns(event['ts'])}  run {event['run']}  {event['kind']:<20} "
+            f"{event['symbol'] or '-':<14} {payload}")
+
+
+def run_tail(args: argparse.Namespace) -> int:
+    filters = {"kinds": args.kind, "symbol": args.symbol, "run": args.run}
+    with _warnings_to_stderr():
+        if args.follow:
+            if args.since or args.until:
+                raise TraceError("--follow cannot be combined with --since/--until")
+            for event in follow(args.path, args.n, interval=args.interval, **filters):
+                print(_line(event, args.json), flush=True)
+            return 0
+        for event in trace_tail(args.path, args.n, since=args.since, until=args.until, **filters):
+            print(_line(event, args.json))
+    return 0
+
+
+def _span(info: dict) -> str:
+    if info["ts_min"] is None:
+        return "-"
+    return f"{iso_ns(info['ts_min'])} .. {iso_ns(info['ts_max'])}"
+
+
+def run_info(args: argparse.Namespace) -> int:
+    info = trace_info(args.path, check=args.check)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    segs = info["segments"]
+    print(f"trace     {info['path']}")
+    print(f"format    {info['format']}")
+    print(f"strategy  {info['strategy']}  on  {info['exchange']}")
+    print(f"events    {info['events']} in {len(segs)} segment(s); last run {info['last_run']}")
+    if "readable_events" in info:
+        print(f"readable  {info['readable_events']}")
+    print(f"time      {_span(info)}")
+    print(f"symbols   {', '.join(info['symbols']) or '-'}")
+    for s in segs:
+        runs = "-" if s["run_first"] is None else f"{s['run_first']}..{s['run_last']}"
+        print(f"  {s['name']}  {s['day'] or '-':<10}  {s['rows']:>10} events  "
+              f"{s['heap_bytes']:>12} payload bytes  runs {runs}")
+    for problem in info["problems"]:
+        print(f"problem   {problem}")
+    return 1 if info["problems"] else 0
+
+
+def _rows(event: dict) -> list[Any]:
+    return [event["ts"], iso_ns(event["ts"]), event["kind"], event["exchange"],
+            event["symbol"] or "", event["strategy"], event["run"],
+            msgspec.json.encode(event["payload"]).decode()]
+
+
+HEADER = ["ts", "time", "kind", "exchange", "symbol", "strategy", "run", "payload"]
+
+
+def run_export(args: argparse.Namespace) -> int:
+    filters = {"kinds": args.kind, "symbol": args.symbol, "run": args.run}
+    with _warnings_to_stderr():
+        if args.parquet:
+            count = _export_parquet(args.path, Path(args.parquet), filters)
+            out = args.parquet
+        else:
+            count = _export_csv(args.path, Path(args.csv), filters)
+            out = args.csv
+    print(f"exported {count} events to {out}", file=sys.stderr)
+    return 0
+
+
+def _export_csv(trace: str, out: Path, filters: dict) -> int:
+    events = iter_events(trace, **filters)  # opens first: a bad path leaves no file behind
+    count = 0
+    with out.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADER)
+        for event in events:
+            writer.writerow(_rows(event))
+            count += 1
+    return count
+
+
+def _export_parquet(trace: str, out: Path, filters: dict) -> int:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise TraceError("Parquet export needs pyarrow (pip install pyarrow); "
+                         "or export with --csv") from None
+    schema = pa.schema([("ts", pa.int64()), ("time", pa.string()), ("kind", pa.string()),
+                        ("exchange", pa.string()), ("symbol", pa.string()),
+                        ("strategy", pa.string()), ("run", pa.int64()), ("payload", pa.string())])
+    events = iter_events(trace, **filters)
+    count = 0
+    with pq.ParquetWriter(str(out), schema) as writer:
+        batch: list[list[Any]] = []
+        for event in events:
+            batch.append(_rows(event))
+            if len(batch) >= EXPORT_BATCH:
+                writer.write_table(pa.Table.from_pylist([dict(zip(HEADER, r)) for r in batch], schema))
+                count += len(batch)
+                batch = []
+        if batch or count == 0:
+            writer.write_table(pa.Table.from_pylist([dict(zip(HEADER, r)) for r in batch], schema))
+            count += len(batch)
+    return count

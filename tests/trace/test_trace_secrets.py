@@ -1,0 +1,43 @@
+"""No credential reaches the disk, whatever shape the payload has."""
+
+import secrets
+
+import zarr
+
+from planarpy.trace import EventTrace, iter_events
+
+
+def all_bytes(path):
+    """Every byte of the store as a reader could see it: raw files, decoded arrays, metadata."""
+    chunks = [p.read_bytes() for p in path.rglob("*") if p.is_file()]
+    root = zarr.open_group(str(path), mode="r")
+    for _, seg in root.groups():
+        for _, array in seg.arrays():
+            chunks.append(array[:].tobytes())
+    return b"\n".join(chunks)
+
+
+def test_no_api_key_or_secret_on_disk(tmp_path):
+    """Keys named like credentials and configured secret values are masked everywhere."""
+    api_key, secret = secrets.token_hex(16), secrets.token_hex(24)
+    marker = secrets.token_hex(8)  # an ordinary value: proves the scan sees payload bytes
+    with EventTrace.open(tmp_path / "t", strategy="S", exchange="binance",
+                         redact=[api_key, secret]) as trace:
+        trace.record("request_sent", {
+            "method": "POST", "marker": marker,
+            "url": f"https://api.binance.com/api/v3/order?symbol=ETHBTC&signature={secret[:12]}",
+            "headers": {"X-MBX-APIKEY": api_key, "Content-Type": "x"},
+            "config": {"apiKey": api_key, "secret": secret, "password": secret,
+                       "privateKey": secret, "nested": [{"api_key": api_key}]},
+            "note": f"key {api_key} and secret {secret} pasted into a message",
+        })
+        trace.record("response_received", {"echo": {"signature": secret[:12]}, "raw": secret})
+    data = all_bytes(trace.path)
+    assert marker.encode() in data
+    for value in (api_key, secret, secret[:12]):
+        assert value.encode() not in data
+    payload = next(iter_events(trace.path))["payload"]
+    assert payload["headers"] == {"X-MBX-APIKEY": "***", "Content-Type": "x"}
+    assert payload["config"]["nested"] == [{"api_key": "***"}]
+    assert payload["url"].endswith("signature=***")
+    assert payload["note"] == "key *** and secret *** pasted into a message"
