@@ -33,6 +33,7 @@ def register(sub: Any) -> None:
     p.add_argument("--taker", type=float, help="taker fee rate override")
     p.add_argument("--config", help="config file (default user/planar.toml)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--plot", metavar="PNG", help="also draw price, fills and equity to this file")
     p.set_defaults(func=run)
 
 
@@ -86,4 +87,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary(), indent=2))
     else:
         print(result.format_summary())
+    if args.plot:
+        from ..plot import plot_backtest  # matplotlib only when asked for
+        try:
+            plot_backtest(result, args.plot)
+        except OSError as e:
+            raise ConfigError(f"--plot: cannot write {args.plot}: {e.strerror or e}") from None
     return 0

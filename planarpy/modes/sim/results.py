@@ -1,13 +1,81 @@
-"""What a backtest leaves: the equity curve, the trades and the summary figures."""
+"""What a backtest leaves: the equity curve, the trades and the statistics.
+
+Everything here runs after the backtest, vectorised over the candles (the round trips
+walk the fills, not the candles), so the sim loop pays nothing for it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Iterable
 
 import attrs
 import numpy as np
 
-from ...core.orders import Side, Trade
+from ...core.errors import PlanarError
+from ...core.orders import PositionSide, Side, Trade
+from ...data.ohlcv import timeframe_ms
+
+YEAR_MS = 365 * 86_400_000  # the sim's timeline has every step of every day
+
+
+class MissingExtra(PlanarError, ImportError):
+    """An optional dependency (a planarpy extra such as pandas or matplotlib) is not installed."""
+
+
+@attrs.frozen(slots=True)
+class RoundTrip:
+    """A position on one asset from flat back to flat.
+
+    Times are the open times (epoch ms) of the candles whose open the first and last
+    fills happened at; prices are amount-weighted averages of the fills that opened and
+    closed it; `pnl` is in the quote currency, both fees included.
+    """
+
+    symbol: str
+    side: str  # "long" or "short" (spot holdings are long)
+    entry_time: int
+    exit_time: int
+    entry_price: float
+    exit_price: float
+    amount: float
+    pnl: float
+    fees: float
+    entry_cost: float  # quote value of the fills that opened it
+
+    @property
+    def return_(self) -> float:
+        """Profit as a fraction of the value that opened the position."""
+        return self.pnl / self.entry_cost if self.entry_cost else 0.0
+
+    @property
+    def duration(self) -> int:
+        return self.exit_time - self.entry_time
+
+
+@attrs.frozen(slots=True)
+class Stats:
+    """Summary figures of a backtest; NaN where a figure is undefined (e.g. no trades).
+
+    Returns are fractions (0.25 = 25%). Volatility, Sharpe and Sortino are annualised
+    from the candle returns of the equity (365-day years, risk-free rate 0);
+    `max_drawdown_duration` is the longest time (ms) from an equity peak back to it (or
+    to the end); `exposure` the share of candles closing with a holding or position.
+    """
+
+    total_return: float
+    cagr: float
+    volatility: float
+    sharpe: float
+    sortino: float
+    max_drawdown: float
+    max_drawdown_duration: int
+    win_rate: float
+    profit_factor: float
+    exposure: float
+    fees: float
+    trades: int
+    round_trips: int
 
 
 @attrs.frozen(slots=True, eq=False)
@@ -25,6 +93,10 @@ class SimResult:
         return self.strategy.state.trades
 
     @property
+    def timeframe_ms(self) -> int:
+        return timeframe_ms(self.strategy.timeframe)
+
+    @property
     def final_equity(self) -> float:
         return float(self.equity[-1]) if len(self.equity) else self.initial_cash
 
@@ -39,30 +111,57 @@ class SimResult:
     @property
     def max_drawdown(self) -> float:
         """Largest fall from a running peak of equity, as a fraction (0.25 = 25%)."""
-        if len(self.equity) == 0:
-            return 0.0
-        peak = np.maximum.accumulate(np.maximum(self.equity, 1e-300))
-        return float(np.max(1.0 - self.equity / peak))
+        dd = drawdown(self.equity)
+        return float(dd.max()) if len(dd) else 0.0
 
-    def round_trips(self) -> list[float]:
-        """Profit of each position from flat back to flat, fees included."""
-        return round_trips(self.trades, self.strategy)
+    def round_trips(self) -> list[RoundTrip]:
+        """Each position from flat back to flat, in the order they closed."""
+        return walk_trades(self.trades, self.strategy)[0]
 
     @property
     def win_rate(self) -> float:
+        """Share of round trips that made money (0 without any)."""
         trips = self.round_trips()
-        return sum(p > 0 for p in trips) / len(trips) if trips else 0.0
+        return sum(t.pnl > 0 for t in trips) / len(trips) if trips else 0.0
+
+    def exposure(self) -> float:
+        """Share of candles that close with a holding or an open position."""
+        trips, still_open = walk_trades(self.trades, self.strategy)
+        return exposure(self.times, trips, still_open.values())
+
+    def stats(self) -> Stats:
+        """Every summary figure, computed after the run from the equity curve and the fills."""
+        trips, still_open = walk_trades(self.trades, self.strategy)
+        pnls = np.array([t.pnl for t in trips])
+        r = candle_returns(self.equity)
+        per_year = YEAR_MS / self.timeframe_ms
+        years = (len(self.equity) - 1) / per_year
+        wins = pnls[pnls > 0]
+        return Stats(
+            total_return=self.total_return,
+            cagr=cagr(self.total_return, years),
+            volatility=float(r.std(ddof=1) * math.sqrt(per_year)) if len(r) > 1 else math.nan,
+            sharpe=sharpe(r, per_year),
+            sortino=sortino(r, per_year),
+            max_drawdown=self.max_drawdown,
+            max_drawdown_duration=max_drawdown_candles(self.equity) * self.timeframe_ms,
+            win_rate=len(wins) / len(pnls) if len(pnls) else math.nan,
+            profit_factor=profit_factor(pnls),
+            exposure=exposure(self.times, trips, still_open.values()),
+            fees=self.fees,
+            trades=len(self.trades),
+            round_trips=len(trips))
 
     def summary(self) -> dict[str, Any]:
+        """Plain figures for printing or JSON; undefined ones (NaN, infinite) are None."""
         s = self.strategy
+        st = attrs.asdict(self.stats())
         return {"strategy": type(s).__name__, "quote": s.quote,
                 "start": int(self.times[0]) if len(self.times) else None,
                 "end": int(self.times[-1]) if len(self.times) else None,
                 "candles": len(self.times), "initial_cash": self.initial_cash,
-                "final_equity": self.final_equity, "return": self.total_return,
-                "trades": len(self.trades), "round_trips": len(self.round_trips()),
-                "win_rate": self.win_rate, "max_drawdown": self.max_drawdown,
-                "fees": self.fees, "seed": self.seed}
+                "final_equity": self.final_equity, "return": st.pop("total_return"),
+                **{k: _finite(v) for k, v in st.items()}, "seed": self.seed}
 
     def format_summary(self) -> str:
         d = self.summary()
@@ -72,15 +171,239 @@ class SimResult:
             ("period", f"{_date(d['start'])} to {_date(d['end'])} ({d['candles']} candles)"),
             ("initial cash", f"{d['initial_cash']:.8g} {q}"),
             ("final equity", f"{d['final_equity']:.8g} {q}"),
-            ("return", f"{d['return'] * 100:+.2f}%"),
+            ("return", f"{_pct(d['return'], '+')} (CAGR {_pct(d['cagr'], '+')})"),
+            ("volatility", f"{_pct(d['volatility'])} a year"),
+            ("sharpe/sortino", f"{_num(d['sharpe'])} / {_num(d['sortino'])}"),
+            ("max drawdown",
+             f"{_pct(d['max_drawdown'])} (longest {_span(d['max_drawdown_duration'])})"),
             ("trades", f"{d['trades']} ({d['round_trips']} round trips)"),
-            ("win rate", f"{d['win_rate'] * 100:.1f}%"),
-            ("max drawdown", f"{d['max_drawdown'] * 100:.2f}%"),
+            ("win rate", f"{_pct(d['win_rate'])} (profit factor {_num(d['profit_factor'])})"),
+            ("exposure", f"{_pct(d['exposure'])} of the time"),
             ("fees paid", f"{d['fees']:.8g} {q}"),
             ("seed", str(d["seed"])),
         ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+    # ---- pandas views (the optional `pandas` extra) ----------------------------------
+    def equity_frame(self) -> Any:
+        """Equity and drawdown at each candle's close, indexed by the candle's open time (UTC)."""
+        pd = _pandas()
+        index = pd.DatetimeIndex(pd.to_datetime(self.times, unit="ms", utc=True), name="time")
+        return pd.DataFrame({"equity": self.equity, "drawdown": drawdown(self.equity)}, index=index)
+
+    def trades_frame(self) -> Any:
+        """One row per round trip (see RoundTrip), times as UTC datetimes."""
+        pd = _pandas()
+        trips = self.round_trips()
+        cols = [f.name for f in attrs.fields(RoundTrip)]
+        df = pd.DataFrame([attrs.astuple(t) for t in trips], columns=cols)
+        df["return"] = [t.return_ for t in trips]
+        for c in ("entry_time", "exit_time"):
+            df[c] = pd.to_datetime(df[c].astype("int64"), unit="ms", utc=True)
+        df["duration"] = df["exit_time"] - df["entry_time"]
+        return df
+
+    def fills_frame(self) -> Any:
+        """One row per fill (Trade), in the order they happened."""
+        pd = _pandas()
+        cols = [f.name for f in attrs.fields(Trade)]
+        df = pd.DataFrame([attrs.astuple(t) for t in self.trades], columns=cols)
+        for c in ("side", "pos"):
+            df[c] = [v.value for v in df[c]]
+        df["date"] = pd.to_datetime(df["date"].astype("int64"), unit="ms", utc=True)
+        return df
+
+    def to_frames(self) -> dict[str, Any]:
+        """The equity, round-trip and fill tables as pandas DataFrames."""
+        return {"equity": self.equity_frame(), "trades": self.trades_frame(),
+                "fills": self.fills_frame()}
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise MissingExtra("result tables need pandas: pip install planarpy[pandas]") from None
+    return pandas
+
+
+# ---- statistics: pure functions of arrays -----------------------------------------------
+def candle_returns(equity: np.ndarray) -> np.ndarray:
+    """Simple return of each candle's equity over the previous one (0 after a wipe-out)."""
+    e = np.asarray(equity, dtype=np.float64)
+    prev = e[:-1]
+    return np.divide(e[1:] - prev, prev, out=np.zeros(len(prev)), where=prev > 0)
+
+
+def cagr(total_return: float, years: float) -> float:
+    """Compound annual growth rate of `total_return` earned over `years`."""
+    if years <= 0:
+        return math.nan
+    growth = 1.0 + total_return
+    if growth <= 0:
+        return -1.0
+    try:
+        return growth ** (1.0 / years) - 1.0
+    except OverflowError:  # a gain over minutes, compounded over a year
+        return math.inf
+
+
+def sharpe(returns: np.ndarray, per_year: float) -> float:
+    """Annualised mean over standard deviation of the returns (risk-free rate 0)."""
+    if len(returns) < 2:
+        return math.nan
+    sd = returns.std(ddof=1)
+    return float(returns.mean() / sd * math.sqrt(per_year)) if sd > 0 else math.nan
+
+
+def sortino(returns: np.ndarray, per_year: float) -> float:
+    """Annualised mean over downside deviation (root mean square of the losses)."""
+    if len(returns) < 2:
+        return math.nan
+    down = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+    return float(returns.mean() / down * math.sqrt(per_year)) if down > 0 else math.nan
+
+
+def drawdown(equity: np.ndarray) -> np.ndarray:
+    """Fall of each equity value below the running peak, as a fraction of the peak."""
+    e = np.asarray(equity, dtype=np.float64)
+    if len(e) == 0:
+        return e
+    peak = np.maximum.accumulate(e)
+    return np.divide(peak - e, peak, out=np.zeros(len(e)), where=peak > 0)
+
+
+def max_drawdown_candles(equity: np.ndarray) -> int:
+    """Most candles from an equity peak to the first close back at it (or to the end)."""
+    e = np.asarray(equity, dtype=np.float64)
+    n = len(e)
+    if n == 0:
+        return 0
+    k = np.arange(n)
+    at_peak = e >= np.maximum.accumulate(e)
+    last_peak = np.maximum.accumulate(np.where(at_peak, k, 0))
+    # first candle at a peak from k on (the end if none): where each fall is recovered
+    recovered = np.minimum.accumulate(np.where(at_peak, k, n - 1)[::-1])[::-1]
+    under = ~at_peak
+    return int((recovered[under] - last_peak[under]).max()) if under.any() else 0
+
+
+def profit_factor(pnls: np.ndarray) -> float:
+    """Gross profit over gross loss of the round trips (inf without a loss)."""
+    gain = float(pnls[pnls > 0].sum())
+    loss = -float(pnls[pnls < 0].sum())
+    if loss > 0:
+        return gain / loss
+    return math.inf if gain > 0 else math.nan
+
+
+def exposure(times: np.ndarray, trips: list[RoundTrip], open_since: Iterable[int]) -> float:
+    """Share of the candles in `times` that close while some position is held.
+
+    A position entered at the open of candle k and left at the open of candle m is
+    held at the closes of k .. m-1.
+    """
+    n = len(times)
+    if n == 0:
+        return 0.0
+    starts = [t.entry_time for t in trips] + list(open_since)
+    ends = [t.exit_time for t in trips]
+    held = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(held, np.searchsorted(times, np.asarray(starts, dtype=np.int64)), 1)
+    np.add.at(held, np.searchsorted(times, np.asarray(ends, dtype=np.int64)), -1)
+    return float(np.count_nonzero(np.cumsum(held[:n]) > 0) / n)
+
+
+# ---- trades and equity --------------------------------------------------------------------
+@attrs.define(slots=True)
+class _Open:
+    side: str
+    entry_time: int
+    held: float = 0.0
+    opened: float = 0.0
+    entry_price: float = 0.0
+    closed: float = 0.0
+    exit_price: float = math.nan
+    flow: float = 0.0
+    fees: float = 0.0
+    entry_cost: float = 0.0
+
+
+def walk_trades(trades: list[Trade], s: Any) -> tuple[list[RoundTrip], dict[str, int]]:
+    """Group fills into round trips; also the entry time of each position still open."""
+    open_: dict[str, _Open] = {}
+    out = []
+    for t in trades:
+        m = s.state.assets[t.symbol].market
+        short = m.is_derivative and t.pos is PositionSide.SHORT
+        grows = (t.side is Side.BUY) != short
+        fee = t.fee if t.fee_currency != m.base else t.fee * t.price
+        p = open_.get(t.symbol)
+        if p is None:
+            p = open_[t.symbol] = _Open("short" if short else "long", t.date)
+        if grows:
+            p.held += t.amount
+            p.opened += t.amount
+            p.entry_price = _mean(p.entry_price, t.price, t.amount, p.opened)
+            p.entry_cost += t.cost
+        else:
+            p.held -= t.amount
+            p.closed += t.amount
+            p.exit_price = _mean(p.exit_price, t.price, t.amount, p.closed)
+        p.flow += (-t.cost if t.side is Side.BUY else t.cost) - fee
+        p.fees += fee
+        if abs(p.held) < m.amount_step / 2:
+            del open_[t.symbol]
+            out.append(RoundTrip(
+                symbol=t.symbol, side=p.side, entry_time=p.entry_time, exit_time=t.date,
+                entry_price=p.entry_price, exit_price=p.exit_price,
+                amount=p.opened, pnl=p.flow, fees=p.fees, entry_cost=p.entry_cost))
+    return out, {sym: p.entry_time for sym, p in open_.items()}
+
+
+def _mean(mean: float, price: float, amount: float, total: float) -> float:
+    """Amount-weighted running mean; exactly `price` while every price so far is equal."""
+    if amount >= total:
+        return price
+    return mean + (price - mean) * (amount / total)
+
+
+def round_trips(trades: list[Trade], s: Any) -> list[RoundTrip]:
+    """Each position from flat back to flat (positions still open are left out)."""
+    return walk_trades(trades, s)[0]
+
+
+def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.ndarray:
+    """Equity at each candle close from `start`, rebuilt from the state after each fill.
+
+    Between two fills the equity is linear in each asset's close: a constant (cash,
+    margins, entry values) plus a quantity (balance, long minus short) times the close.
+    """
+    n = engine.n
+    ledger = engine.ledger
+    count = len(ledger)
+    eff = np.fromiter((e for e, _, _ in ledger), dtype=np.int64, count=count)
+    j = np.searchsorted(eff, np.arange(start, n), side="right")  # 0 means: before any fill
+    const = np.r_[initial_cash, np.fromiter((c for _, c, _ in ledger), np.float64, count)]
+    if not count:
+        return const[j]
+    rows = np.asarray([r for _, _, r in ledger], dtype=np.float64)  # fills x assets x 7
+    total = None
+    for a, ai in enumerate(s.assets):
+        bal, la, le, lm, sa, se, sm = rows[:, a, :].T
+        cs = ai.market.contract_size
+        const[1:] += lm - le * la * cs + sm + se * sa * cs
+        qty = np.r_[0.0, bal + (la - sa) * cs]
+        if qty.any():
+            held = qty[j] * np.asarray(ai.ohlcv.close)[start:n]
+            total = held if total is None else total + held
+    return const[j] if total is None else const[j] + total
+
+
+# ---- formatting -----------------------------------------------------------------------------
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _date(ms: int | None) -> str:
@@ -89,41 +412,16 @@ def _date(ms: int | None) -> str:
     return np.datetime_as_string(np.datetime64(ms, "ms"), unit="m").replace("T", " ")
 
 
-def round_trips(trades: list[Trade], s: Any) -> list[float]:
-    held: dict[str, float] = {}
-    flow: dict[str, float] = {}
-    out = []
-    for t in trades:
-        step = s.state.assets[t.symbol].market.amount_step
-        sign = 1.0 if t.side is Side.BUY else -1.0
-        if s.state.assets[t.symbol].market.is_derivative and t.pos.value == "short":
-            sign = -sign
-        fee = t.fee if t.fee_currency != s.state.assets[t.symbol].market.base else t.fee * t.price
-        held[t.symbol] = held.get(t.symbol, 0.0) + sign * t.amount
-        flow[t.symbol] = flow.get(t.symbol, 0.0) - (t.cost if t.side is Side.BUY else -t.cost) - fee
-        if abs(held[t.symbol]) < step / 2:
-            out.append(flow.pop(t.symbol))
-            held[t.symbol] = 0.0
-    return out
+def _pct(v: float | None, sign: str = "") -> str:
+    return "-" if v is None else f"{v * 100:{sign}.2f}%"
 
 
-def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.ndarray:
-    """Equity at each candle close from `start`, rebuilt from the state after each fill."""
-    n = engine.n
-    k = np.arange(start, n)
-    ledger = engine.ledger
-    eff = np.fromiter((e for e, _, _ in ledger), dtype=np.int64, count=len(ledger))
-    j = np.searchsorted(eff, k, side="right")  # 0 means: before any fill
-    cash = np.r_[initial_cash, [c for _, c, _ in ledger]][j]
-    total = cash.astype(np.float64)
-    for a, ai in enumerate(s.assets):
-        cols = np.zeros((len(ledger) + 1, 7))
-        if ledger:
-            cols[1:] = [row[a] for _, _, row in ledger]
-        if not cols.any():
-            continue  # never held: adds nothing
-        bal, la, le, lm, sa, se, sm = (cols[:, c][j] for c in range(7))
-        close = np.asarray(ai.ohlcv.close)[start:n]
-        cs = ai.market.contract_size
-        total += bal * close + lm + (close - le) * la * cs + sm + (se - close) * sa * cs
-    return total
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _span(ms: int | None) -> str:
+    """A duration in its two largest units: '3d 4h', '2h 5m', '45m'."""
+    minutes = int(ms or 0) // 60_000
+    units = ((minutes // 1440, "d"), (minutes // 60 % 24, "h"), (minutes % 60, "m"))
+    return " ".join([f"{v}{u}" for v, u in units if v][:2]) or "0m"

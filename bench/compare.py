@@ -1,0 +1,146 @@
+"""Candles per second of planarpy against backtesting.py (and backtrader) on one SMA cross.
+
+One strategy (long-only SMA 10/30 cross, all cash in whole units, next-open market
+fills, 0.02% commission; tests/kit/paritykit.py, whose trades tests/parity checks
+against backtesting.py) on one random walk of one-minute candles. backtesting.py and
+backtrader are slow on a million candles, so they run on the first `--peer-candles`
+and planarpy runs on those too (the like-for-like ratio) and on all `--candles`.
+Each run includes what the framework computes after its loop (planarpy: stats()).
+Prints figures only. Run: python bench/compare.py [--candles N] [--peer-candles N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "kit"))
+
+from planarpy import OHLCV  # noqa: E402
+from paritykit import FAST, SLOW, run_bt, run_planar, stock, to_frame  # noqa: E402
+
+CASH = 100_000_000.0
+COMMISSION = 0.0002  # low enough that thousands of round trips do not eat the cash
+MARKET = stock("RW/USD", COMMISSION)
+
+
+def random_walk(n: int, seed: int = 1) -> OHLCV:
+    """`n` one-minute candles of a random walk around 100 on a cent grid."""
+    rng = np.random.default_rng(seed)
+    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 0.001, n))), 2)
+    open_ = np.r_[close[0], close[:-1]]
+    spread = np.round(np.abs(rng.normal(0, 0.05, n)), 2)
+    high = np.maximum(open_, close) + spread
+    low = np.minimum(open_, close) - spread
+    ts = 1_600_000_000_000 + 60_000 * np.arange(n, dtype=np.int64)
+    return OHLCV(ts, open_, high, low, close, rng.uniform(500, 5000, n))
+
+
+def timed(fn: Any, *args: Any) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t, out
+
+
+def planar(data: OHLCV) -> tuple[float, list[tuple]]:
+    def go() -> Any:
+        r = run_planar(data, MARKET, CASH, COMMISSION, "1m")
+        r.stats()
+        return r
+    seconds, r = timed(go)
+    trades = [(t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.amount)
+              for t in r.round_trips()]
+    return seconds, trades
+
+
+def backtesting_py(data: OHLCV) -> tuple[float, list[tuple]]:
+    frame = to_frame(data)
+    seconds, stats = timed(run_bt, frame, CASH, COMMISSION)
+    t = stats._trades
+    ms = lambda col: (col.to_numpy().astype("datetime64[ms]").astype(np.int64)).tolist()
+    trades = list(zip(ms(t.EntryTime), ms(t.ExitTime), t.EntryPrice, t.ExitPrice,
+                      t.Size.astype(float)))
+    return seconds, trades
+
+
+def backtrader_run(data: OHLCV) -> tuple[float, int] | None:
+    """The same cross in backtrader (95% of cash at the close: its sizers cannot see the
+    fill price), or None when backtrader is not installed."""
+    try:
+        import backtrader as bt
+    except ImportError:
+        return None
+
+    class Cross(bt.Strategy):
+        def __init__(self) -> None:
+            self.cross = bt.ind.CrossOver(bt.ind.SMA(period=FAST), bt.ind.SMA(period=SLOW))
+            self.trips = 0
+
+        def next(self) -> None:
+            if self.cross[0] > 0 and not self.position:
+                self.buy(size=int(self.broker.getcash() * 0.95 / self.data.close[0]))
+            elif self.cross[0] < 0 and self.position:
+                self.close()
+
+        def notify_trade(self, trade: Any) -> None:
+            self.trips += trade.isclosed
+
+    def go() -> int:
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(bt.feeds.PandasData(dataname=to_frame(data)))
+        cerebro.addstrategy(Cross)
+        cerebro.broker.setcash(CASH)
+        cerebro.broker.setcommission(commission=COMMISSION)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cerebro.run()[0].trips
+    return timed(go)
+
+
+def row(name: str, n: int, seconds: float, trips: int, note: str = "") -> str:
+    return f"{name:<15}{n:>11,}{seconds:>10.2f}{n / seconds:>14,.0f}{trips:>13,}  {note}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--candles", type=int, default=1_000_000)
+    ap.add_argument("--peer-candles", type=int, default=100_000)
+    args = ap.parse_args()
+    full = random_walk(args.candles)
+    peer = full[: min(args.peer_candles, args.candles)]
+    warm = full[:2_000]  # first runs pay for imports and caches: not timed
+    planar(warm), backtesting_py(warm), backtrader_run(warm)
+    print(f"python {sys.version.split()[0]}; long-only SMA({FAST}/{SLOW}) cross, all cash in "
+          f"whole units, next-open fills, {COMMISSION:.2%} commission, random-walk 1m candles")
+    print(f"{'':<15}{'candles':>11}{'seconds':>10}{'candles/s':>14}{'round trips':>13}")
+    p_s, p_trades = planar(peer)
+    print(row("planarpy", len(peer), p_s, len(p_trades)))
+    b_s, b_trades = backtesting_py(peer)
+    same = "same trades as planarpy" if b_trades == p_trades else "TRADES DIFFER from planarpy"
+    print(row("backtesting.py", len(peer), b_s, len(b_trades), same))
+    bt = backtrader_run(peer)
+    if bt is None:
+        print(f"{'backtrader':<15}not installed (pip install backtrader): skipped")
+    else:
+        print(row("backtrader", len(peer), bt[0], bt[1], "sized at 95% of cash at the close"))
+    f_s, f_trades = planar(full)
+    print(row("planarpy", len(full), f_s, len(f_trades)))
+    p_rate, f_rate, b_rate = len(peer) / p_s, len(full) / f_s, len(peer) / b_s
+    print(f"like for like ({len(peer):,} candles each): planarpy / backtesting.py = "
+          f"{p_rate / b_rate:.1f}x")
+    print(f"planarpy on {len(full):,} candles / backtesting.py on {len(peer):,}: "
+          f"{f_rate / b_rate:.1f}x (rates; the run sizes differ)")
+    if bt is not None:
+        print(f"like for like: planarpy / backtrader = {p_rate / (len(peer) / bt[0]):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
