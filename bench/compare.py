@@ -50,9 +50,9 @@ def timed(fn: Any, *args: Any) -> tuple[float, Any]:
     return time.perf_counter() - t, out
 
 
-def planar(data: OHLCV) -> tuple[float, list[tuple]]:
+def planar(data: OHLCV, fast: int = FAST, slow: int = SLOW) -> tuple[float, list[tuple]]:
     def go() -> Any:
-        r = run_planar(data, MARKET, CASH, COMMISSION, "1m")
+        r = run_planar(data, MARKET, CASH, COMMISSION, "1m", fast, slow)
         r.stats()
         return r
     seconds, r = timed(go)
@@ -61,9 +61,9 @@ def planar(data: OHLCV) -> tuple[float, list[tuple]]:
     return seconds, trades
 
 
-def backtesting_py(data: OHLCV) -> tuple[float, list[tuple]]:
+def backtesting_py(data: OHLCV, fast: int = FAST, slow: int = SLOW) -> tuple[float, list[tuple]]:
     frame = to_frame(data)
-    seconds, stats = timed(run_bt, frame, CASH, COMMISSION)
+    seconds, stats = timed(run_bt, frame, CASH, COMMISSION, fast, slow)
     t = stats._trades
     ms = lambda col: (col.to_numpy().astype("datetime64[ms]").astype(np.int64)).tolist()
     trades = list(zip(ms(t.EntryTime), ms(t.ExitTime), t.EntryPrice, t.ExitPrice,
@@ -71,7 +71,7 @@ def backtesting_py(data: OHLCV) -> tuple[float, list[tuple]]:
     return seconds, trades
 
 
-def backtrader_run(data: OHLCV) -> tuple[float, int] | None:
+def backtrader_run(data: OHLCV, fast: int = FAST, slow: int = SLOW) -> tuple[float, int] | None:
     """The same cross in backtrader (95% of cash at the close: its sizers cannot see the
     fill price), or None when backtrader is not installed."""
     try:
@@ -81,7 +81,7 @@ def backtrader_run(data: OHLCV) -> tuple[float, int] | None:
 
     class Cross(bt.Strategy):
         def __init__(self) -> None:
-            self.cross = bt.ind.CrossOver(bt.ind.SMA(period=FAST), bt.ind.SMA(period=SLOW))
+            self.cross = bt.ind.CrossOver(bt.ind.SMA(period=fast), bt.ind.SMA(period=slow))
             self.trips = 0
 
         def next(self) -> None:
@@ -113,25 +113,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candles", type=int, default=1_000_000)
     ap.add_argument("--peer-candles", type=int, default=100_000)
+    ap.add_argument("--fast", type=int, default=FAST, help="fast SMA (default %(default)s)")
+    ap.add_argument("--slow", type=int, default=SLOW, help="slow SMA (default %(default)s)")
     args = ap.parse_args()
+    fast, slow = args.fast, args.slow
     full = random_walk(args.candles)
     peer = full[: min(args.peer_candles, args.candles)]
     warm = full[:2_000]  # first runs pay for imports and caches: not timed
     planar(warm), backtesting_py(warm), backtrader_run(warm)
-    print(f"python {sys.version.split()[0]}; long-only SMA({FAST}/{SLOW}) cross, all cash in "
+    print(f"python {sys.version.split()[0]}; long-only SMA({fast}/{slow}) cross, all cash in "
           f"whole units, next-open fills, {COMMISSION:.2%} commission, random-walk 1m candles")
     print(f"{'':<15}{'candles':>11}{'seconds':>10}{'candles/s':>14}{'round trips':>13}")
-    p_s, p_trades = planar(peer)
+    p_s, p_trades = planar(peer, fast, slow)
     print(row("planarpy", len(peer), p_s, len(p_trades)))
-    b_s, b_trades = backtesting_py(peer)
+    b_s, b_trades = backtesting_py(peer, fast, slow)
     same = "same trades as planarpy" if b_trades == p_trades else "TRADES DIFFER from planarpy"
     print(row("backtesting.py", len(peer), b_s, len(b_trades), same))
-    bt = backtrader_run(peer)
+    bt = backtrader_run(peer, fast, slow)
     if bt is None:
         print(f"{'backtrader':<15}not installed (pip install backtrader): skipped")
     else:
         print(row("backtrader", len(peer), bt[0], bt[1], "sized at 95% of cash at the close"))
-    f_s, f_trades = planar(full)
+    f_s, f_trades = planar(full, fast, slow)
     print(row("planarpy", len(full), f_s, len(f_trades)))
     p_rate, f_rate, b_rate = len(peer) / p_s, len(full) / f_s, len(peer) / b_s
     print(f"like for like ({len(peer):,} candles each): planarpy / backtesting.py = "

@@ -78,6 +78,21 @@ def parse_pos(pos: PositionSide | str) -> PositionSide:
         raise ValueError(f"position side must be 'long' or 'short', got {pos!r}") from None
 
 
+def order_sides(ai: Any, side: Side | str, pos: PositionSide | str) -> tuple[Side, PositionSide]:
+    """Parsed side and position side; a short on a spot market is refused."""
+    side, pos = parse_side(side), parse_pos(pos)
+    if pos is PositionSide.SHORT and not ai.market.is_derivative:
+        raise ValueError(f"{ai.symbol} is a spot market: it has no short positions")
+    return side, pos
+
+
+def order_request(kind: str, ai: Any, amount: float, price: float | None, side: Side,
+                  pos: PositionSide, tif: TimeInForce, reduce_only: bool) -> dict[str, Any]:
+    """What the strategy asked for, as the order-error event records it."""
+    return {"type": kind, "symbol": ai.symbol, "amount": amount, "price": price,
+            "side": side.value, "pos": pos.value, "tif": tif.value, "reduce_only": reduce_only}
+
+
 _TIF_ALIASES = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK,
                 "PO": TimeInForce.POST_ONLY, "POSTONLY": TimeInForce.POST_ONLY,
                 "POST_ONLY": TimeInForce.POST_ONLY, "GTX": TimeInForce.POST_ONLY}

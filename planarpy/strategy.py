@@ -52,6 +52,7 @@ class Strategy:
         """Vectorised, causal indicators of `ai.ohlcv` (value i uses candles <= i only).
 
         The engine stores each as a list in `ai.ind[name]`: read `ai.ind[name][self.i]`.
+        Live and paper modes recompute them as candles close, updating the lists in place.
         """
         return None
 
@@ -137,17 +138,22 @@ class Strategy:
     def now(self) -> int:
         return self.clock.now()
 
-    def emit(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> _apply.Effect:
-        """Record an event (if a recorder is attached), apply it, and tell the callbacks."""
+    def emit(self, kind: str, payload: Any, symbol: str | None = None) -> _apply.Effect:
+        """Record an event (if a recorder is attached), apply it, and tell the callbacks.
+
+        `payload` is a JSON-able dict, or an Order or Trade for order and trade events.
+        """
         if self.recorder is not None:
-            self.recorder.record(kind, dict(payload), symbol=symbol, ts=self.clock.now_ns())
+            self.recorder.record(kind, dict(_apply.as_payload(payload)), symbol=symbol,
+                                 ts=self.clock.now_ns())
         effect = _apply.apply_event(self.state, kind, payload)
-        if effect.trade is not None:
-            ai = self.state.assets[effect.trade.symbol]
-            self.on_trade(ai, effect.trade)
+        if effect.symbol is not None:
+            ai = self.state.assets[effect.symbol]
+            if effect.trade is not None:
+                self.on_trade(ai, effect.trade)
             change = effect.position
             if change is not PositionChange.NONE:
-                pos = ai.position(effect.trade.pos)
+                pos = ai.position(effect.side)
                 if change is PositionChange.OPENED:
                     self.on_position_open(ai, pos)
                 elif change is PositionChange.UPDATED:
@@ -174,7 +180,12 @@ class Strategy:
                 if n is not None and arr.shape != (n,):
                     raise ValueError(f"indicator {name!r} of {ai.symbol} has shape {arr.shape}, "
                                      f"expected ({n},): one value per candle")
-                ai.ind[name] = arr.tolist()
+                values = arr.tolist()
+                current = ai.ind.get(name)
+                if current is None:
+                    ai.ind[name] = values
+                else:  # in place: a strategy may hold on to the list
+                    current[:] = values
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.mode.value} {self.exchange} "

@@ -33,6 +33,8 @@ def register(sub: Any) -> None:
     p.add_argument("--taker", type=float, help="taker fee rate override")
     p.add_argument("--config", help="config file (default user/planar.toml)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--record", nargs="?", const="", metavar="TRACE",
+                   help="record every event in an EventTrace (default traces/STRATEGY/EXCHANGE)")
     p.add_argument("--plot", metavar="PNG", help="also draw price, fills and equity to this file")
     p.set_defaults(func=run)
 
@@ -78,15 +80,26 @@ def parse_data(items: list[str]) -> dict[str, Path]:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     cls = find_strategy(args.strategy, cfg)
-    result = backtest(cls, data=parse_data(args.data), cash=args.cash,
-                      start=to_ms(args.start) if args.start else None,
-                      stop=to_ms(args.stop) if args.stop else None,
-                      config=sim_config(args, cfg), progress=True, settings=cfg,
-                      data_dir=args.data_dir)
+    recorder = None
+    if args.record is not None:
+        from ..trace import EventTrace
+        recorder = EventTrace.open(args.record or None, strategy=cls.__name__,
+                                   exchange=cls.exchange)
+    try:
+        result = backtest(cls, data=parse_data(args.data), cash=args.cash,
+                          start=to_ms(args.start) if args.start else None,
+                          stop=to_ms(args.stop) if args.stop else None,
+                          config=sim_config(args, cfg), progress=True, settings=cfg,
+                          data_dir=args.data_dir, recorder=recorder)
+    finally:
+        if recorder is not None:
+            recorder.close()
     if args.json:
         print(json.dumps(result.summary(), indent=2))
     else:
         print(result.format_summary())
+    if recorder is not None:
+        print(f"trace         {recorder.path} (run {recorder.run})")
     if args.plot:
         from ..plot import plot_backtest  # matplotlib only when asked for
         try:

@@ -50,6 +50,14 @@ def register(subparsers: Any) -> None:
     _add_filters(export)
     export.set_defaults(func=run_export)
 
+    replay = sub.add_parser("replay", help="rebuild a strategy's state from a run's events")
+    replay.add_argument("path", help="trace directory")
+    replay.add_argument("--strategy", required=True, help="strategy name or path (for its markets)")
+    replay.add_argument("--run", type=_run_arg, default="last", metavar="RUN",
+                        help="a run id, or 'last' (default)")
+    replay.add_argument("--config", help="config file (default user/planar.toml)")
+    replay.set_defaults(func=run_replay)
+
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", action="append", metavar="K",
@@ -194,3 +202,26 @@ def _export_parquet(trace: str, out: Path, filters: dict) -> int:
             writer.write_table(pa.Table.from_pylist([dict(zip(HEADER, r)) for r in batch], schema))
             count += len(batch)
     return count
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Print the state the trace's events rebuild: cash, holdings, positions, open orders."""
+    from ..config import load_config
+    from ..data.sources import markets_for
+    from ..loader import find_strategy
+    from ..trace.replay import replay_from_trace
+    cfg = load_config(args.config)
+    cls = find_strategy(args.strategy, cfg)
+    strategy = cls(markets_for(cls.exchange, cfg))
+    report = replay_from_trace(strategy, args.path, run=args.run)
+    st = report.state
+    print(f"run {report.run}: {report.events} events")
+    print(f"cash       {st.cash:.10g} {st.quote} (committed {st.committed:.10g})")
+    print(f"fees paid  {st.fees:.10g} {st.quote}")
+    print(f"trades     {len(st.trades)}")
+    for sym, ai in st.assets.items():
+        pos = ai.open_position()
+        held = (f"{pos.side.value} {pos.amount:g} @ {pos.entry_price:.10g}, margin {pos.margin:.10g}"
+                if pos else f"balance {ai.balance:.10g}")
+        print(f"{sym:<14} {held}; open orders: {', '.join(ai.orders) or 'none'}")
+    return 0

@@ -95,16 +95,22 @@ def add_order(state: State, ai: AssetInstance, order: Order) -> None:
 
 
 def _release(state: State, ai: AssetInstance, order: Order, amount: float) -> None:
-    order.committed -= min(amount, order.committed)
-    # re-add what the open orders hold rather than subtract: no float residue is left over
+    amount = min(amount, order.committed)
+    order.committed -= amount
+    # subtracting leaves float residue: once near zero, re-add what open orders hold
     if order.commits_quote:
-        state.committed = math.fsum(o.committed for a in state.active.values()
-                                    for o in a.orders.values() if o.commits_quote)
+        state.committed -= amount
+        if state.committed <= 1e-9 * max(amount, 1e-300):
+            state.committed = math.fsum(o.committed for a in state.active.values()
+                                        for o in a.orders.values() if o.commits_quote)
     else:
-        ai.committed = math.fsum(o.committed for o in ai.orders.values() if not o.commits_quote)
+        ai.committed -= amount
+        if ai.committed <= 1e-9 * max(amount, 1e-300):
+            ai.committed = math.fsum(o.committed for o in ai.orders.values()
+                                     if not o.commits_quote)
 
 
-def _settle(state: State, ai: AssetInstance) -> None:
+def settle(state: State, ai: AssetInstance) -> None:
     """Keep `state.active` in step with the asset's open orders and positions."""
     if ai.orders or ai.long.amount > 0 or ai.short.amount > 0:
         state.active[ai.symbol] = ai
@@ -119,17 +125,19 @@ def cancel_order(state: State, ai: AssetInstance, order: Order,
         order.status = status
     _release(state, ai, order, order.committed)
     ai.orders.pop(order.id, None)
-    _settle(state, ai)
+    settle(state, ai)
 
 
 def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade) -> PositionChange:
     """Apply one fill of `order`: release its share of the commitment, move cash and holdings."""
     remaining = order.remaining
-    if remaining > 0:
-        if order.commits_quote:
-            _release(state, ai, order, order.committed * min(1.0, trade.amount / remaining))
-        else:
-            _release(state, ai, order, trade.amount)
+    done = trade.amount >= remaining * (1 - 1e-9)
+    if done:  # the whole commitment goes, rounding included
+        _release(state, ai, order, order.committed)
+    elif order.commits_quote:
+        _release(state, ai, order, order.committed * trade.amount / remaining)
+    else:
+        _release(state, ai, order, trade.amount)
     order.filled += trade.amount
     order.cost += trade.cost
     order.fee += trade.fee
@@ -150,11 +158,12 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade) -> P
             state.cash += trade.cost - fee_q
     ai.trades.append(trade)
     state.trades.append(trade)
-    if order.filled >= order.amount * (1 - 1e-9):
+    if done or order.filled >= order.amount * (1 - 1e-9):
         order.status = OrderStatus.CLOSED
-        _release(state, ai, order, order.committed)
+        if order.committed:
+            _release(state, ai, order, order.committed)
         ai.orders.pop(order.id, None)
-    _settle(state, ai)
+    settle(state, ai)
     return change
 
 

@@ -27,7 +27,7 @@ def order_payload(o: Order) -> dict[str, Any]:
     return {"id": o.id, "symbol": o.symbol, "side": o.side.value, "type": o.type.value,
             "amount": o.amount, "price": o.price, "date": o.date, "tif": o.tif.value,
             "pos": o.pos.value, "reduce_only": o.reduce_only, "leverage": o.leverage,
-            "client_id": o.client_id}
+            "client_id": o.client_id, "filled": o.filled, "cost": o.cost}
 
 
 def order_from_payload(d: Mapping[str, Any]) -> Order:
@@ -35,7 +35,8 @@ def order_from_payload(d: Mapping[str, Any]) -> Order:
                  type=_TYPE[d["type"]], amount=float(d["amount"]), price=float(d["price"]),
                  date=int(d["date"]), tif=_TIF[d.get("tif", "GTC")],
                  pos=_POS[d.get("pos", "long")], reduce_only=bool(d.get("reduce_only")),
-                 leverage=float(d.get("leverage", 1.0)), client_id=str(d.get("client_id", "")))
+                 leverage=float(d.get("leverage", 1.0)), client_id=str(d.get("client_id", "")),
+                 filled=float(d.get("filled") or 0.0), cost=float(d.get("cost") or 0.0))
 
 
 def trade_payload(t: Trade) -> dict[str, Any]:
@@ -61,6 +62,8 @@ class Effect:
     order: Order | None = None
     trade: Trade | None = None
     position: PositionChange = PositionChange.NONE
+    symbol: str | None = None
+    side: PositionSide = PositionSide.LONG
 
 
 NO_EFFECT = Effect()
@@ -74,23 +77,37 @@ def _asset(state: State, symbol: str) -> AssetInstance:
                        f"({', '.join(state.assets)})") from None
 
 
-def _order_created(state: State, d: Mapping[str, Any]) -> Effect:
-    ai = _asset(state, d["symbol"])
-    if d["id"] in ai.orders:  # a duplicate event must not commit twice
+def as_payload(event: Any) -> Mapping[str, Any]:
+    """The JSON-able payload of an event given as a payload or as a model object."""
+    if isinstance(event, Trade):
+        return trade_payload(event)
+    if isinstance(event, Order):
+        return order_payload(event)
+    return event
+
+
+def _order_created(state: State, d: Mapping[str, Any] | Order) -> Effect:
+    order = d if isinstance(d, Order) else None
+    symbol, oid = (order.symbol, order.id) if order is not None else (d["symbol"], d["id"])
+    ai = _asset(state, symbol)
+    if oid in ai.orders:  # a duplicate event must not commit twice
         return NO_EFFECT
-    order = order_from_payload(d)
+    if order is None:
+        order = order_from_payload(d)
     accounting.add_order(state, ai, order)
     return Effect(order=order)
 
 
-def _trade(state: State, d: Mapping[str, Any]) -> Effect:
-    ai = _asset(state, d["symbol"])
-    trade = trade_from_payload(d)
+def _trade(state: State, d: Mapping[str, Any] | Trade) -> Effect:
+    trade = d if isinstance(d, Trade) else trade_from_payload(d)
+    ai = _asset(state, trade.symbol)
     order = ai.orders.get(trade.order_id)
-    if order is None:
-        return NO_EFFECT  # a fill of an order that is not (or no longer) open here
+    if order is None or (trade.id and trade.id in ai.trade_ids):
+        return NO_EFFECT  # not (or no longer) open here, or a fill already counted
+    if trade.id:
+        ai.trade_ids.add(trade.id)
     change = accounting.apply_fill(state, ai, order, trade)
-    return Effect(order=order, trade=trade, position=change)
+    return Effect(order=order, trade=trade, position=change, symbol=ai.symbol, side=trade.pos)
 
 
 def _order_closed(state: State, d: Mapping[str, Any]) -> Effect:
@@ -102,16 +119,67 @@ def _order_closed(state: State, d: Mapping[str, Any]) -> Effect:
     return Effect(order=order)
 
 
-def _liquidation(state: State, d: Mapping[str, Any]) -> Effect:
-    ai = _asset(state, d["symbol"])
-    trade = trade_from_payload(d)
+def _liquidation(state: State, d: Mapping[str, Any] | Trade) -> Effect:
+    trade = d if isinstance(d, Trade) else trade_from_payload(d)
+    ai = _asset(state, trade.symbol)
     change = accounting.liquidate(state, ai, trade)
-    return Effect(trade=trade, position=change)
+    return Effect(trade=trade, position=change, symbol=ai.symbol, side=trade.pos)
 
 
 def _leverage(state: State, d: Mapping[str, Any]) -> Effect:
     ai = _asset(state, d["symbol"])
     ai.leverage = float(d["leverage"])
+    return NO_EFFECT
+
+
+def _balance(state: State, d: Mapping[str, Any]) -> Effect:
+    """Take the exchange's balances as the truth (payload: {"total": {currency: amount}}).
+
+    Spot: cash is the quote total, each asset's balance its base total. Margin: the quote
+    total less the margin that local positions hold (the exchange counts it in the total).
+    """
+    total = d.get("total") or {}
+    if state.quote in total and total[state.quote] is not None:
+        held = sum(p.margin for ai in state.assets.values() for p in (ai.long, ai.short)
+                   if ai.market.is_derivative)
+        state.cash = float(total[state.quote]) - held
+    for ai in state.assets.values():
+        m = ai.market
+        if not m.is_derivative and total.get(m.base) is not None:
+            ai.balance = float(total[m.base])
+    return NO_EFFECT
+
+
+def _position(state: State, d: Mapping[str, Any]) -> Effect:
+    """Take an exchange position as the truth (amount, entry, margin, leverage, liquidation)."""
+    ai = _asset(state, d["symbol"])
+    pos = ai.position(d.get("side", "long"))
+    was_open = pos.amount > 0
+    amount = float(d.get("amount") or 0.0)
+    if amount <= 0:
+        pos.reset()
+        change = PositionChange.CLOSED if was_open else PositionChange.NONE
+    else:
+        pos.amount = amount
+        pos.entry_price = float(d.get("entry_price") or pos.entry_price)
+        pos.margin = float(d.get("margin") or pos.margin)
+        pos.leverage = float(d.get("leverage") or pos.leverage)
+        pos.liquidation_price = float(d.get("liquidation_price") or pos.liquidation_price)
+        change = PositionChange.UPDATED if was_open else PositionChange.OPENED
+    accounting.settle(state, ai)
+    return Effect(position=change, symbol=ai.symbol, side=pos.side)
+
+
+def _history(state: State, d: Mapping[str, Any]) -> Effect:
+    """Trades found at start-up: history only, since the balances already include them."""
+    for t in d.get("trades") or ():
+        trade = trade_from_payload(t)
+        ai = state.assets.get(trade.symbol)
+        if ai is None or (trade.id and trade.id in ai.trade_ids):
+            continue
+        ai.trade_ids.add(trade.id)
+        ai.trades.append(trade)
+        state.trades.append(trade)
     return NO_EFFECT
 
 
@@ -127,9 +195,16 @@ APPLY: dict[str, Callable[[State, Mapping[str, Any]], Effect]] = {
     "order_cancelled_local": _order_closed,
     "liquidation": _liquidation,
     "leverage_updated": _leverage,
+    "balance_updated": _balance,
+    "position_updated": _position,
+    "sync_result": _history,
 }
 
 
-def apply_event(state: State, kind: str, payload: Mapping[str, Any]) -> Effect:
-    """Apply one event to `state`. Kinds that change no state (errors, market data) do nothing."""
+def apply_event(state: State, kind: str, payload: Mapping[str, Any] | Order | Trade) -> Effect:
+    """Apply one event to `state`. Kinds that change no state (errors, market data) do nothing.
+
+    Order and trade events may come as the model object itself (the sim's fast path) or as
+    its payload (live, replay): both go through the same function.
+    """
     return APPLY.get(kind, _nothing)(state, payload)

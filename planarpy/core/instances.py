@@ -27,6 +27,7 @@ class AssetInstance:
     long: Position = attrs.Factory(lambda: Position(PositionSide.LONG))
     short: Position = attrs.Factory(lambda: Position(PositionSide.SHORT))
     trades: list[Trade] = attrs.Factory(list)
+    trade_ids: set[str] = attrs.Factory(set)
     ohlcv: Any = None
     ind: dict[str, list[float]] = attrs.Factory(dict)
 

@@ -56,9 +56,10 @@ class PlanarSmaCross(Strategy):
     timeframe = "1m"
     warmup = SLOW
     commission = 0.0
+    fast, slow = FAST, SLOW
 
     def indicators(self, ai: Any) -> dict[str, np.ndarray]:
-        return {"cross": crosses(ai.ohlcv.close)}
+        return {"cross": crosses(ai.ohlcv.close, self.fast, self.slow)}
 
     def start(self) -> None:
         self.ai = self.assets[0]
@@ -79,27 +80,28 @@ class PlanarSmaCross(Strategy):
 
 
 def run_planar(data: OHLCV, market: Market, cash: float, commission: float,
-               timeframe: str) -> SimResult:
+               timeframe: str, fast: int = FAST, slow: int = SLOW) -> SimResult:
     """The planarpy side: PlanarSmaCross on `data`, no slippage or volume cap."""
     cls = type("PlanarSmaCross", (PlanarSmaCross,), {
         "exchange": "parity", "quote": market.quote, "universe": (market.symbol,),
-        "initial_cash": cash, "timeframe": timeframe, "commission": commission})
+        "initial_cash": cash, "timeframe": timeframe, "commission": commission,
+        "fast": fast, "slow": slow, "warmup": slow})
     s = cls({market.symbol: market})
     config = SimConfig(slippage=0.0, volume_cap=False, maker=commission, taker=commission)
     return backtest(s, data={market.symbol: data}, config=config, settings={})
 
 
-def bt_strategy() -> type:
+def bt_strategy(fast: int = FAST, slow: int = SLOW) -> type:
     """The backtesting.py side, written as its documentation writes an SMA cross."""
     from backtesting import Strategy as BtStrategy
     from backtesting.lib import crossover
 
     class BtSmaCross(BtStrategy):
-        fast, slow = FAST, SLOW
+        n1, n2 = fast, slow
 
         def init(self) -> None:
-            self.f = self.I(sma, self.data.Close, self.fast)
-            self.s = self.I(sma, self.data.Close, self.slow)
+            self.f = self.I(sma, self.data.Close, self.n1)
+            self.s = self.I(sma, self.data.Close, self.n2)
 
         def next(self) -> None:
             if crossover(self.f, self.s):
@@ -112,12 +114,12 @@ def bt_strategy() -> type:
     return BtSmaCross
 
 
-def run_bt(frame: Any, cash: float, commission: float) -> Any:
+def run_bt(frame: Any, cash: float, commission: float, fast: int = FAST, slow: int = SLOW) -> Any:
     """Run BtSmaCross on `frame` (Open, High, Low, Close, Volume); returns its stats Series."""
     import warnings
 
     from backtesting import Backtest
-    bt = Backtest(frame, bt_strategy(), cash=cash, commission=commission,
+    bt = Backtest(frame, bt_strategy(fast, slow), cash=cash, commission=commission,
                   trade_on_close=False, exclusive_orders=False, finalize_trades=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "trades remain open at the end": intended

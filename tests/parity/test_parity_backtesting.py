@@ -72,10 +72,6 @@ def test_random_walks_match_backtesting_py(seed):
     assert_parity(to_frame(data), data, stock("RW/USD", commission), 50_000.0, commission, "1m")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sim gap: the funds check (core.accounting.fee_rate) reserves the market's own fee "
-    "(0.1% on ETH/BTC), not SimConfig.maker/taker, so an all-in buy sized for a lower "
-    "override (here 0) is refused as 'not enough cash'"))
 def test_fee_override_below_the_market_fee():
     """A SimConfig fee override below the market's fee still lets an all-in buy through."""
     data, market = eth_btc()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...actions import Action, Mode, handles, parse_pos, parse_side, parse_tif
+from ...actions import (Action, Mode, handles, order_request, order_sides, parse_pos, parse_side,
+                       parse_tif)
 from ...core.accounting import funds_error, leverage_error
-from ...core.apply import order_payload
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderType, PositionSide, Side, TimeInForce, Trade, missing
 from .fills import market_price, marketable
@@ -30,25 +30,12 @@ def _now_index(s: Any, date: int | None) -> int:
     return i
 
 
-def _request(kind: str, ai: AssetInstance, amount: float, price: float | None, side: Side,
-             pos: PositionSide, tif: TimeInForce, reduce_only: bool) -> dict[str, Any]:
-    return {"type": kind, "symbol": ai.symbol, "amount": amount, "price": price,
-            "side": side.value, "pos": pos.value, "tif": tif.value, "reduce_only": reduce_only}
-
-
 def _new_order(s: Any, ai: AssetInstance, type_: OrderType, amount: float, price: float,
                side: Side, pos: PositionSide, tif: TimeInForce, reduce_only: bool) -> Order:
     return Order(id=s.engine.new_id(), symbol=ai.symbol, side=side, type=type_,
                  amount=amount, price=price, date=s.clock.now(), tif=tif, pos=pos,
                  reduce_only=reduce_only,
                  leverage=ai.leverage if ai.market.is_derivative else 1.0)
-
-
-def _sides(ai: AssetInstance, side: Any, pos: Any) -> tuple[Side, PositionSide]:
-    side, pos = parse_side(side), parse_pos(pos)
-    if pos is PositionSide.SHORT and not ai.market.is_derivative:
-        raise ValueError(f"{ai.symbol} is a spot market: it has no short positions")
-    return side, pos
 
 
 @handles(SIM, Action.MARKET_ORDER)
@@ -58,7 +45,7 @@ def market_order(s: Any, ai: AssetInstance | str, amount: float, *, side: Side |
                  synced: bool = True) -> Trade | None:
     """Fill at the next candle's open plus slippage, capped by volume; the rest is cancelled."""
     ai = s.asset(ai)
-    side, pos = _sides(ai, side, pos)
+    side, pos = order_sides(ai, side, pos)
     i = _now_index(s, date)
     eng = s.engine
     data = ai.ohlcv
@@ -67,7 +54,7 @@ def market_order(s: Any, ai: AssetInstance | str, amount: float, *, side: Side |
     raw = market_price(side, data.open.item(i + 1), data.close.item(i), amount, volume,
                        eng.config.slippage)
     price = m.adverse_price(raw, side is Side.BUY)
-    request = _request("market", ai, amount, None, side, pos, TimeInForce.IOC, reduce_only)
+    request = order_request("market", ai, amount, None, side, pos, TimeInForce.IOC, reduce_only)
     reason = m.check_order(amount, price)
     if reason is None:
         order = _new_order(s, ai, OrderType.MARKET, amount, price, side, pos,
@@ -81,7 +68,7 @@ def market_order(s: Any, ai: AssetInstance | str, amount: float, *, side: Side |
         s.reject(ai, f"no liquidity: the last candle traded {volume:g} {m.base}, too little "
                      f"for a market order of {amount:g}", request)
         return None
-    s.emit("order_created", order_payload(order), ai.symbol)
+    order = s.emit("order_created", order, ai.symbol).order
     trade = eng.fill(ai, order, price, fill, taker=True, effective=i + 1)
     eng.close_rest(ai, order)
     return trade
@@ -99,12 +86,12 @@ def limit_order(s: Any, ai: AssetInstance | str, amount: float, price: float, *,
     once or not at all; post-only (PO) is refused when it would take.
     """
     ai = s.asset(ai)
-    side, pos = _sides(ai, side, pos)
+    side, pos = order_sides(ai, side, pos)
     tif = parse_tif(tif)
     i = _now_index(s, date)
     eng = s.engine
     m = ai.market
-    request = _request("limit", ai, amount, price, side, pos, tif, reduce_only)
+    request = order_request("limit", ai, amount, price, side, pos, tif, reduce_only)
     reason = m.check_limit_price(price) or m.check_order(amount, price)
     if reason is None:
         order = _new_order(s, ai, OrderType.LIMIT, amount, price, side, pos, tif, reduce_only)
@@ -126,7 +113,7 @@ def limit_order(s: Any, ai: AssetInstance | str, amount: float, price: float, *,
     if reason is not None:
         s.reject(ai, reason, request)
         return None
-    s.emit("order_created", order_payload(order), ai.symbol)
+    order = s.emit("order_created", order, ai.symbol).order
     trade = eng.fill(ai, order, open_, fill, taker=True, effective=i + 1) if fill > 0 else None
     if tif is TimeInForce.IOC:
         eng.close_rest(ai, order)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import attrs
 import numpy as np
 
 from ...actions import Mode
@@ -56,8 +57,11 @@ def backtest(strategy: type[Strategy] | Strategy, *,
         raise DataError("need at least two candles to backtest")
     tf = timeframe_ms(s.timeframe)
     engine = SimEngine(s, config, range(int(timeline[0]), int(timeline[-1]) + tf, tf), tf)
+    fees = {k: v for k, v in (("maker", config.maker), ("taker", config.taker)) if v is not None}
     for ai in s.assets:
         ai.ohlcv = aligned[ai.symbol]
+        if fees:  # overrides change the market itself, so funds checks reserve them too
+            ai.market = attrs.evolve(ai.market, **fees)
     s.engine = engine
     s.clock = SimClock(s, engine.close_times, engine.timeline[0])
     s.recorder = recorder

@@ -1,0 +1,151 @@
+"""Building ccxt clients: one shared client (and so one rate budget) per account."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+import attrs
+
+from ..core.errors import ConfigError
+from .keys import ApiKeys, load_keys
+
+
+@attrs.frozen(slots=True)
+class ExchangeConfig:
+    """How to reach one exchange account.
+
+    `url` replaces the scheme and host of every REST and WebSocket endpoint (a testnet, a
+    proxy, the local exchange); `sandbox` uses ccxt's testnet URLs instead.
+    """
+
+    name: str
+    id: str
+    url: str | None = None
+    sandbox: bool = False
+    rate_limit: bool = True
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    keys: str | None = None  # key file / env name; defaults to `name`
+
+
+def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
+                    url: str | None = None) -> ExchangeConfig:
+    """The [exchanges.NAME] table of planar.toml (all optional), with `url` overriding."""
+    table = ((settings or {}).get("exchanges") or {}).get(name) or {}
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[exchanges.{name}] must be a table")
+    known = {"id", "url", "sandbox", "rate_limit", "options", "keys"}
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"[exchanges.{name}] has unknown key(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(known))}")
+    options = table.get("options") or {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"[exchanges.{name}] options must be a table")
+    target = url or table.get("url")
+    if target is not None:
+        parts = urlsplit(str(target))
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"exchange url {target!r} must look like http://host:port")
+    return ExchangeConfig(name=name, id=str(table.get("id", name)), url=target,
+                          sandbox=bool(table.get("sandbox", False)),
+                          rate_limit=bool(table.get("rate_limit", True)),
+                          options=dict(options), keys=table.get("keys"))
+
+
+def rewrite_urls(urls: Any, base: str) -> Any:
+    """ccxt's nested `urls['api']` moved onto one endpoint `base`.
+
+    REST URLs keep their path (`https://fapi.binance.com/fapi/v1` -> `BASE/fapi/v1`).
+    WebSocket URLs keep their path under the first label of their host
+    (`wss://fstream.binance.com/ws` -> `ws://BASE-HOST/fstream/ws`): one endpoint serves the
+    several hosts ccxt talks to, and ccxt, which tells spot streams by `/stream` in the URL,
+    still does.
+    """
+    target = urlsplit(base)
+    ws_scheme = "wss" if target.scheme == "https" else "ws"
+    if isinstance(urls, str):
+        parts = urlsplit(urls)
+        if parts.scheme in ("http", "https"):
+            return parts._replace(scheme=target.scheme, netloc=target.netloc).geturl()
+        if parts.scheme in ("ws", "wss"):
+            label = (parts.hostname or "").split(".")[0]
+            return parts._replace(scheme=ws_scheme, netloc=target.netloc,
+                                  path=f"/{label}{parts.path}").geturl()
+        return urls
+    if isinstance(urls, Mapping):
+        return {k: rewrite_urls(v, base) for k, v in urls.items()}
+    if isinstance(urls, list):
+        return [rewrite_urls(v, base) for v in urls]
+    return urls
+
+
+def _keep_error_codes(client: Any) -> None:
+    """ccxt picks market-specific error codes by the real host in the URL; with the URL
+    overridden it cannot, so merge the table of the client's market type into the general
+    one (-2010 stays InsufficientFunds, not a bare ExchangeError)."""
+    futures = client.id == "binanceusdm" or client.options.get("defaultType") in ("swap", "future")
+    exceptions = copy.deepcopy(client.exceptions)
+    specific = exceptions.get("linear" if futures else "spot") or {}
+    for kind in ("exact", "broad"):
+        merged = dict(exceptions.get(kind) or {})
+        merged.update(specific.get(kind) or {})
+        exceptions[kind] = merged
+    client.exceptions = exceptions
+
+
+_CLIENTS: dict[tuple[str, str, str, int], list[Any]] = {}  # key -> [client, users]
+
+
+def open_client(cfg: ExchangeConfig, keys: ApiKeys | None = None, *, pro: bool = True) -> Any:
+    """The shared async ccxt client of this account (ccxt.pro when `pro`).
+
+    Strategies using the same exchange, URL and key on one event loop share one client,
+    so they share one rate budget. Release it with `close_client`.
+    """
+    keys = keys if keys is not None else load_keys(cfg.keys or cfg.name)
+    key = (cfg.id, cfg.url or "", keys.api_key, id(asyncio.get_running_loop()))
+    entry = _CLIENTS.get(key)
+    if entry is None:
+        entry = _CLIENTS[key] = [_build(cfg, keys, pro), 0]
+    entry[1] += 1
+    return entry[0]
+
+
+async def close_client(client: Any) -> None:
+    """Release a client from `open_client`; the last user closes it."""
+    for key, entry in list(_CLIENTS.items()):
+        if entry[0] is client:
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            del _CLIENTS[key]
+            break
+    try:
+        await client.close()
+    except Exception:  # closing a broken connection must not hide the real error
+        pass
+
+
+def _build(cfg: ExchangeConfig, keys: ApiKeys, pro: bool) -> Any:
+    if pro:
+        import ccxt.pro as module
+    else:
+        import ccxt.async_support as module
+    cls = getattr(module, cfg.id, None)
+    if cls is None:
+        raise ConfigError(f"ccxt has no exchange {cfg.id!r}")
+    options: dict[str, Any] = {"adjustForTimeDifference": True, "fetchCurrencies": False,
+                               "fetchMargins": False}
+    if cfg.id == "binance":  # spot only: otherwise load_markets also asks margin and futures
+        options["fetchMarkets"] = {"types": ["spot"]}
+    options.update(cfg.options)
+    client = cls({**keys.ccxt(), "enableRateLimit": cfg.rate_limit, "options": options})
+    if cfg.sandbox:
+        client.set_sandbox_mode(True)
+    if cfg.url:
+        client.urls["api"] = rewrite_urls(client.urls["api"], cfg.url)
+        _keep_error_codes(client)
+    return client

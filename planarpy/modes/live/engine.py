@@ -1,0 +1,136 @@
+"""Live mode's engine: an event loop on its own thread that owns the exchange I/O.
+
+The strategy's code stays synchronous. Its tick runs in a worker thread holding the state
+lock; `call` sends a coroutine to the engine's loop and blocks, releasing the lock while
+it waits, so the watchers can apply what the exchange reports. Every state change goes
+through `emit` (record in the trace, then apply) on the engine's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Awaitable, Callable, Iterator
+
+import anyio
+
+from ...core.errors import PlanarError
+
+
+class EngineStopped(PlanarError, RuntimeError):
+    """The live engine is not running (it failed to start, or was stopped)."""
+
+
+class LiveClock:
+    """Exchange time: wall time corrected by the offset ccxt measured from the server."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def now(self) -> int:
+        offset = (self.client.options or {}).get("timeDifference", 0) if self.client else 0
+        return time.time_ns() // 1_000_000 - int(offset or 0)
+
+    def now_ns(self) -> int:
+        return self.now() * 1_000_000
+
+
+class EngineThread:
+    """An asyncio loop in a daemon thread, a state lock, and a blocking bridge to the loop."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+        self._owner: int | None = None
+        self._ready = threading.Event()
+        self._main_done: Future[Any] = Future()
+
+    # ---- lifecycle --------------------------------------------------------------------
+    def start(self, main: Callable[[], Awaitable[Any]], timeout: float) -> None:
+        """Run `main()` on a new loop thread; return once it called `ready()`."""
+        def run() -> None:
+            try:
+                result = anyio.run(self._run_main, main)
+                self._main_done.set_result(result)
+            except BaseException as e:  # reported to whoever waits on start/stop
+                self._main_done.set_exception(e)
+            finally:
+                self._ready.set()
+        self.thread = threading.Thread(target=run, name=f"planarpy-{self.name}", daemon=True)
+        self.thread.start()
+        if not self._ready.wait(timeout):
+            raise EngineStopped(f"{self.name}: the engine did not start within {timeout:g} s")
+        if self._main_done.done() and self._main_done.exception() is not None:
+            raise self._main_done.exception()  # type: ignore[misc]
+
+    async def _run_main(self, main: Callable[[], Awaitable[Any]]) -> Any:
+        self.loop = asyncio.get_running_loop()
+        return await main()
+
+    def ready(self) -> None:
+        self._ready.set()
+
+    def join(self, timeout: float) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+        if self._main_done.done() and self._main_done.exception() is not None:
+            raise self._main_done.exception()  # type: ignore[misc]
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive() and self.loop is not None
+
+    # ---- the state lock ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the state lock on a strategy thread (around a tick, or to read state)."""
+        self.lock.acquire()
+        self._owner = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._owner = None
+            self.lock.release()
+
+    @contextlib.asynccontextmanager
+    async def mutating(self) -> Any:
+        """Hold the state lock on the loop without blocking it while a tick runs."""
+        if not self.lock.acquire(blocking=False):
+            await anyio.to_thread.run_sync(self.lock.acquire)
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    # ---- the bridge -------------------------------------------------------------------
+    def blocking(self, coro: Awaitable[Any], timeout: float | None) -> Any:
+        """Run `coro` on the engine's loop and wait for it from this (other) thread."""
+        if not self.running:
+            close = getattr(coro, "close", None)
+            if close:
+                close()
+            raise EngineStopped(f"{self.name}: the live engine is not running")
+        if threading.get_ident() == self.thread.ident:  # type: ignore[union-attr]
+            close = getattr(coro, "close", None)
+            if close:
+                close()
+            raise RuntimeError("call() from a callback running on the engine's loop would "
+                               "deadlock; act from tick() or from another thread instead")
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        held = self._owner == threading.get_ident()
+        if held:
+            self._owner = None
+            self.lock.release()
+        try:
+            return fut.result(timeout)
+        finally:
+            if held:
+                self.lock.acquire()
+                self._owner = threading.get_ident()

@@ -1,0 +1,327 @@
+"""Live orders: submit with a local client id, wait for fills, reconcile with the exchange."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Mapping
+
+import ccxt
+
+from ...core.accounting import fee_rate, funds_error, leverage_error
+from ...core.apply import order_payload
+from ...core.instances import AssetInstance
+from ...core.orders import (Order, OrderType, PositionSide, Side, TimeInForce, Trade, missing)
+from . import translate
+
+# errors after which the order surely does not exist on the exchange
+REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadSymbol,
+           ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended)
+TRANSIENT = (ccxt.NetworkError, ccxt.ExchangeNotAvailable, ccxt.RequestTimeout,
+             ccxt.DDoSProtection)
+
+
+def _params(session: Any, ai: AssetInstance, order: Order) -> dict[str, Any]:
+    params: dict[str, Any] = {"clientOrderId": order.id}
+    if order.type is OrderType.LIMIT:
+        if order.tif is TimeInForce.POST_ONLY:
+            params["postOnly"] = True
+        else:
+            params["timeInForce"] = order.tif.value
+    if order.reduce_only and ai.market.is_derivative:
+        params["reduceOnly"] = True
+    return params
+
+
+async def submit(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+                 waitfor: float, synced: bool) -> Trade | Any | None:
+    """Send an order and wait up to `waitfor` for it to fill.
+
+    The order is committed locally (order_created) before it is sent, under its client
+    id, so that exchange events racing the reply find it. A timeout retries with the same
+    client id, which the exchange refuses as a duplicate: then the order is looked up.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(waitfor, 0.0)
+    waiter = session.waiters[order.id] = asyncio.Event()
+    order = (await session.emit("order_created", order_payload(order), ai.symbol)).order or order
+    session.watch_orders(ai.symbol)
+    try:
+        reply = await _send(session, ai, order, deadline)
+    except REFUSED as e:
+        await _fail(session, ai, order, request, session.describe(e))
+        return None
+    except Exception as e:  # unknown outcome: the order may exist; the sync will find it
+        await session.report_error(e, where="create_order", symbol=ai.symbol)
+        if synced and not await _lookup(session, ai, order):
+            await _fail(session, ai, order, request, session.describe(e))
+            return None
+        return _result(ai, order)
+    await on_order(session, reply)
+    remaining = deadline - loop.time()
+    if _first_trade(ai, order) is None and order.is_open and remaining > 0:
+        try:
+            await asyncio.wait_for(waiter.wait(), remaining)
+        except asyncio.TimeoutError:
+            pass
+    if synced and _first_trade(ai, order) is None and order.is_open:
+        await sync_order(session, ai, order)
+    session.waiters.pop(order.id, None)
+    return _result(ai, order)
+
+
+async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) -> Any:
+    loop = asyncio.get_running_loop()
+    price = order.price if order.type is OrderType.LIMIT else None
+    attempt = 0
+    while True:
+        try:
+            return await session.request("create_order", ai.symbol, order.type.value,
+                                         order.side.value, order.amount, price,
+                                         _params(session, ai, order))
+        except ccxt.InvalidOrder as e:
+            if attempt and "Duplicate" in str(e):  # our earlier try did reach the exchange
+                return await session.request("fetch_order", None, ai.symbol,
+                                             {"origClientOrderId": order.id})
+            raise
+        except TRANSIENT:
+            attempt += 1
+            if loop.time() >= deadline or attempt > 5:
+                raise
+            await asyncio.sleep(min(0.05 * 2 ** attempt, 1.0))
+
+
+async def _lookup(session: Any, ai: AssetInstance, order: Order) -> bool:
+    """Find an order by its client id after an unclear submit; apply what is found."""
+    try:
+        found = await session.request("fetch_order", None, ai.symbol, {"origClientOrderId": order.id})
+    except Exception:
+        return False
+    await on_order(session, found)
+    return True
+
+
+async def _fail(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+                reason: str) -> None:
+    if order.is_open:
+        await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
+                                            "status": "rejected"}, ai.symbol)
+    session.waiters.pop(order.id, None)
+    async with session.engine.mutating():
+        session.s.reject(ai, reason, request)
+
+
+def _first_trade(ai: AssetInstance, order: Order) -> Trade | None:
+    for t in ai.trades:
+        if t.order_id == order.id:
+            return t
+    return None
+
+
+def _result(ai: AssetInstance, order: Order) -> Trade | Any | None:
+    trade = _first_trade(ai, order)
+    if trade is not None:
+        return trade
+    return missing if order.is_open else None
+
+
+def local_order(session: Any, ai: AssetInstance, o: Mapping[str, Any]) -> Order | None:
+    """The local order a ccxt order (or trade, which has an `order` key) belongs to.
+
+    Looked up by exchange id first (learnt from replies and order events), then by client
+    id; each match teaches the exchange id, so later trades without a client id map too.
+    """
+    exid = str((o.get("order") if "order" in o else o.get("id")) or "")
+    lid = session.exchange_ids.get(exid) or translate.client_id(o)
+    if lid and exid:
+        session.exchange_ids.setdefault(exid, lid)
+    return ai.orders.get(lid) if lid else None
+
+
+async def on_orders(session: Any, orders: Any) -> None:
+    for o in orders or []:
+        await on_order(session, o)
+
+
+async def on_order(session: Any, o: Mapping[str, Any]) -> None:
+    """Apply a ccxt order update: its embedded fills, then its end when it is done."""
+    ai = session.s.state.assets.get(o.get("symbol"))
+    if ai is None:
+        return
+    order = local_order(session, ai, o)
+    if order is None:
+        return
+    before = _snapshot(order)
+    exid = str(o.get("id"))
+    for t in list(o.get("trades") or []) + session.pending_trades.pop(exid, []):
+        if order.is_open:
+            await session.emit("trade_created",
+                               translate.trade_payload(ai, t, order, int(o.get("timestamp") or 0)),
+                               ai.symbol)
+    status = translate.STATUS.get(o.get("status") or "open")
+    if status is not None and order.is_open:
+        if float(o.get("filled") or 0.0) > order.filled + ai.market.amount_step * 1e-6:
+            await _fetch_trades(session, ai, order, o)
+            emulated = translate.emulated_trade(ai, order, o, fee_rate(ai, order))
+            if emulated is not None and order.is_open:
+                await session.emit("trade_emulated", emulated, ai.symbol)
+        if order.is_open:
+            await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
+                                                "status": status.value}, ai.symbol)
+    hook = getattr(session.s, "on_order_update", None)
+    if hook is not None:
+        hook(ai, before, _snapshot(order))
+
+
+def _snapshot(order: Order) -> dict[str, Any]:
+    return {"id": order.id, "status": order.status.value, "filled": order.filled,
+            "cost": order.cost, "amount": order.amount, "price": order.price}
+
+
+async def on_trades(session: Any, trades: Any) -> None:
+    for t in trades or []:
+        await on_trade(session, t)
+
+
+async def on_trade(session: Any, t: Mapping[str, Any]) -> None:
+    """Apply one of my trades, or keep it until its order's exchange id is known."""
+    ai = session.s.state.assets.get(t.get("symbol"))
+    if ai is None:
+        return
+    order = local_order(session, ai, t)
+    if order is None:
+        exid = str(t.get("order") or "")
+        if exid and exid not in session.exchange_ids:
+            session.pending_trades.setdefault(exid, []).append(t)
+        return
+    await session.emit("trade_created", translate.trade_payload(ai, t, order), ai.symbol)
+
+
+async def _fetch_trades(session: Any, ai: AssetInstance, order: Order, o: Mapping[str, Any]) -> None:
+    """Fetch the order's trades by REST (the stream may not have delivered them)."""
+    try:
+        trades = await session.request("fetch_my_trades", ai.symbol, o.get("timestamp"), 100)
+    except (ccxt.NotSupported, *TRANSIENT):
+        return
+    exid = str(o.get("id"))
+    for t in trades:
+        if str(t.get("order")) == exid and order.is_open:
+            await session.emit("trade_created", translate.trade_payload(ai, t, order), ai.symbol)
+
+
+async def sync_order(session: Any, ai: AssetInstance, order: Order) -> None:
+    """Force-fetch an order and its trades: the `synced` last resort."""
+    try:
+        o = await session.request("fetch_order", None, ai.symbol, {"origClientOrderId": order.id})
+    except Exception as e:
+        await session.report_error(e, where="sync_order", symbol=ai.symbol)
+        return
+    session.exchange_ids.setdefault(str(o.get("id")), order.id)
+    if float(o.get("filled") or 0.0) > order.filled:
+        await _fetch_trades(session, ai, order, o)
+    await on_order(session, o)
+
+
+async def fetch_order_updates(session: Any, symbol: str) -> list[Any]:
+    """REST fallback of the orders stream: open orders plus every locally open order."""
+    ai = session.s.state.assets[symbol]
+    found = {str(o.get("id")): o for o in await session.request("fetch_open_orders", symbol)}
+    for exid, lid in list(session.exchange_ids.items()):
+        if lid in ai.orders and exid not in found:
+            try:
+                found[exid] = await session.request("fetch_order", exid, symbol)
+            except ccxt.OrderNotFound:
+                continue
+    return list(found.values())
+
+
+async def fetch_trade_updates(session: Any, symbol: str) -> list[Any]:
+    """REST fallback of the my-trades stream: the recent trades."""
+    return await session.request("fetch_my_trades", symbol, None, 50)
+
+
+async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[str] | None, *,
+                 waitfor: float, confirm: bool) -> bool:
+    """Cancel open orders on the exchange; with `confirm`, wait until each is closed."""
+    targets = [o for o in list(ai.orders.values())
+               if (side is None or o.side is side) and (ids is None or o.id in ids)]
+    ok = True
+    for order in targets:
+        try:
+            reply = await session.request("cancel_order", None, ai.symbol,
+                                          {"origClientOrderId": order.id})
+        except ccxt.OrderNotFound:
+            await sync_order(session, ai, order)
+            continue
+        except Exception as e:
+            await session.report_error(e, where="cancel_order", symbol=ai.symbol)
+            ok = False
+            continue
+        # the reply's clientOrderId is the cancel request's own id: match on the original
+        reply = dict(reply, clientOrderId=order.id)
+        await on_order(session, reply)
+        if confirm and order.is_open:
+            await sync_order(session, ai, order)
+        ok = ok and not order.is_open if confirm else ok
+    return ok
+
+
+async def set_leverage(session: Any, ai: AssetInstance, leverage: float) -> bool:
+    reason = leverage_error(ai, leverage)
+    if reason is None:
+        try:
+            # Binance takes whole leverages only
+            await session.request("set_leverage", int(leverage) if leverage == int(leverage)
+                                  else leverage, ai.symbol)
+        except Exception as e:
+            reason = session.describe(e)
+    if reason is not None:
+        async with session.engine.mutating():
+            session.s.reject(ai, reason, {"type": "leverage", "symbol": ai.symbol,
+                                          "leverage": leverage})
+        return False
+    await session.emit("leverage_updated", {"symbol": ai.symbol, "leverage": float(leverage)},
+                       ai.symbol)
+    return True
+
+
+async def close_position(session: Any, ai: AssetInstance, pos: PositionSide | None) -> bool:
+    """Cancel the asset's orders, then close its position with a reduce-only market order."""
+    await cancel(session, ai, None, None, waitfor=session.waitfor, confirm=True)
+    if ai.market.is_derivative:
+        p = ai.open_position()
+        if p is None or (pos is not None and p.side is not pos):
+            return True
+        side = Side.SELL if p.side is PositionSide.LONG else Side.BUY
+        amount = ai.market.floor_amount(p.amount)
+    else:
+        side, amount = Side.SELL, ai.market.floor_amount(ai.free_balance)
+        if amount < max(ai.market.min_amount, ai.market.amount_step):
+            return True
+        p = None
+    order = new_order(session, ai, OrderType.MARKET, amount, _reference_price(ai), side,
+                      p.side if p else PositionSide.LONG, TimeInForce.IOC, reduce_only=p is not None)
+    result = await submit(session, ai, order, {"type": "close", "symbol": ai.symbol},
+                          session.waitfor, True)
+    return result is not None
+
+
+def _reference_price(ai: AssetInstance) -> float:
+    o = ai.ohlcv
+    return float(o.close[-1]) if o is not None and len(o) else 0.0
+
+
+def new_order(session: Any, ai: AssetInstance, type_: OrderType, amount: float, price: float,
+              side: Side, pos: PositionSide, tif: TimeInForce, reduce_only: bool) -> Order:
+    return Order(id=session.new_client_id(), symbol=ai.symbol, side=side, type=type_,
+                 amount=amount, price=price, date=session.s.clock.now(), tif=tif, pos=pos,
+                 reduce_only=reduce_only, leverage=ai.leverage if ai.market.is_derivative else 1.0)
+
+
+def precheck(session: Any, ai: AssetInstance, order: Order, limit: bool) -> str | None:
+    """The local checks an order must pass before it is sent."""
+    m = ai.market
+    if order.price <= 0:
+        return f"no price known for {ai.symbol} yet: cannot check the order"
+    reason = (m.check_limit_price(order.price) if limit else None) or \
+        m.check_order(order.amount, order.price)
+    return reason or funds_error(session.s.state, ai, order)

@@ -1,0 +1,120 @@
+"""ccxt's unified structures turned into planarpy event payloads (and nothing else)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ...core.instances import AssetInstance
+from ...core.orders import Order, OrderStatus, PositionSide, Side
+
+STATUS = {"open": None, "closed": OrderStatus.CLOSED, "canceled": OrderStatus.CANCELED,
+          "cancelled": OrderStatus.CANCELED, "expired": OrderStatus.CANCELED,
+          "rejected": OrderStatus.REJECTED}
+
+
+def client_id(o: Mapping[str, Any]) -> str:
+    """The client order id of a ccxt order or trade (trades carry it in `info` only)."""
+    cid = o.get("clientOrderId")
+    if cid:
+        return str(cid)
+    info = o.get("info") or {}
+    for key in ("c", "clientOrderId", "origClientOrderId"):
+        if info.get(key):
+            return str(info[key])
+    order = info.get("o")  # futures ORDER_TRADE_UPDATE nests the order
+    if isinstance(order, Mapping) and order.get("c"):
+        return str(order["c"])
+    return ""
+
+
+def _num(v: Any, default: float = 0.0) -> float:
+    return default if v is None else float(v)
+
+
+def position_side(ai: AssetInstance, o: Mapping[str, Any], side: Side) -> PositionSide:
+    """Which position a ccxt order or trade acts on (one-way mode: reduce-only flips it)."""
+    if not ai.market.is_derivative:
+        return PositionSide.LONG
+    ps = (o.get("info") or {}).get("positionSide") or (o.get("info") or {}).get("ps")
+    if ps in ("LONG", "SHORT"):
+        return PositionSide(ps.lower())
+    pos = ai.open_position()
+    reduce = bool(o.get("reduceOnly"))
+    if pos is not None and (reduce or (side is Side.SELL) == (pos.side is PositionSide.LONG)):
+        return pos.side
+    return PositionSide.LONG if side is Side.BUY else PositionSide.SHORT
+
+
+def order_payload(ai: AssetInstance, o: Mapping[str, Any], local_id: str,
+                  leverage: float) -> dict[str, Any]:
+    """order_created payload for an order found on the exchange (adopted at start-up)."""
+    side = Side(o["side"])
+    tif = o.get("timeInForce") or "GTC"
+    if o.get("postOnly"):
+        tif = "PO"
+    return {"id": local_id, "symbol": ai.symbol, "side": side.value,
+            "type": "market" if o.get("type") == "market" else "limit",
+            "amount": _num(o.get("amount")), "price": _num(o.get("price") or o.get("average")),
+            "date": int(o.get("timestamp") or 0), "tif": tif if tif in ("GTC", "IOC", "FOK", "PO") else "GTC",
+            "pos": position_side(ai, o, side).value, "reduce_only": bool(o.get("reduceOnly")),
+            "leverage": leverage, "client_id": client_id(o), "exchange_id": str(o.get("id") or ""),
+            "filled": _num(o.get("filled")), "cost": _num(o.get("cost"))}
+
+
+def trade_payload(ai: AssetInstance, t: Mapping[str, Any], order: Order,
+                  when: int = 0) -> dict[str, Any]:
+    """trade_created payload from a ccxt trade of `order` (`when` if the trade has no time)."""
+    m = ai.market
+    amount = _num(t.get("amount"))
+    price = _num(t.get("price"))
+    fee = t.get("fee") or {}
+    cost = _num(t.get("cost"), amount * price * m.contract_size)
+    return {"order_id": order.id, "symbol": ai.symbol, "side": order.side.value,
+            "pos": order.pos.value, "date": int(t.get("timestamp") or when), "amount": amount,
+            "price": price, "cost": cost, "fee": _num(fee.get("cost")),
+            "fee_currency": fee.get("currency") or m.quote, "leverage": order.leverage,
+            "taker": t.get("takerOrMaker") != "maker", "id": str(t.get("id") or "")}
+
+
+def emulated_trade(ai: AssetInstance, order: Order, o: Mapping[str, Any],
+                   fee_rate: float) -> dict[str, Any] | None:
+    """The fill implied by the change of an order's `filled` and `cost`, if any.
+
+    amount = exchange filled - locally filled; price = change in cost / amount (or the
+    order's average when the exchange gives no cost).
+    """
+    filled = _num(o.get("filled"))
+    amount = filled - order.filled
+    if amount <= ai.market.amount_step * 1e-6:
+        return None
+    cost_total = o.get("cost")
+    if cost_total is not None and float(cost_total) > order.cost:
+        cost = float(cost_total) - order.cost
+    else:
+        cost = amount * _num(o.get("average") or o.get("price")) * ai.market.contract_size
+    price = cost / (amount * ai.market.contract_size)
+    fee = o.get("fee") or {}
+    fee_cost = (_num(fee.get("cost")) - order.fee) if fee.get("cost") is not None else cost * fee_rate
+    return {"order_id": order.id, "symbol": ai.symbol, "side": order.side.value,
+            "pos": order.pos.value, "date": int(o.get("lastTradeTimestamp") or o.get("timestamp") or 0),
+            "amount": amount, "price": price, "cost": cost, "fee": max(fee_cost, 0.0),
+            "fee_currency": fee.get("currency") or ai.market.quote, "leverage": order.leverage,
+            "taker": True, "id": f"emu-{o.get('id')}-{filled:.12g}"}
+
+
+def balance_payload(b: Mapping[str, Any]) -> dict[str, Any]:
+    total = {k: v for k, v in (b.get("total") or {}).items() if v is not None}
+    free = {k: v for k, v in (b.get("free") or {}).items() if v is not None}
+    return {"total": total, "free": free}
+
+
+def position_payload(ai: AssetInstance, p: Mapping[str, Any]) -> dict[str, Any]:
+    side = (p.get("side") or "long").lower()
+    amount = abs(_num(p.get("contracts")))
+    margin = p.get("initialMargin") or p.get("collateral")
+    if margin is None:
+        margin = (p.get("info") or {}).get("isolatedMargin") or (p.get("info") or {}).get("isolatedWallet")
+    return {"symbol": ai.symbol, "side": side if side in ("long", "short") else "long",
+            "amount": amount, "entry_price": _num(p.get("entryPrice")),
+            "margin": _num(margin), "leverage": _num(p.get("leverage"), 1.0),
+            "liquidation_price": _num(p.get("liquidationPrice"))}

@@ -1,0 +1,56 @@
+"""Live-mode test helpers: strategies and runs against the local exchange."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from planarpy import Strategy
+from planarpy.exchanges import ApiKeys
+from planarpy.modes.live import start_live
+
+
+class Quiet(Strategy):
+    """A spot strategy whose tick does nothing: tests drive it with run.call()."""
+
+    exchange = "binance"
+    quote = "ETH"
+    timeframe = "1m"
+    universe = ("XRP/ETH",)
+
+    def reset(self) -> None:
+        self.updates: list[tuple[dict, dict]] = []
+        self.errors: list[str] = []
+
+    def on_order_update(self, ai: Any, before: dict, after: dict) -> None:
+        self.updates.append((before, after))
+
+    def on_order_error(self, ai: Any, reason: str, request: Any) -> None:
+        self.errors.append(reason)
+
+
+class QuietPerp(Quiet):
+    exchange = "binanceusdm"
+    quote = "USDT"
+    margin = "isolated"
+    universe = ("XRP/USDT:USDT",)
+
+
+def live(lx: Any, cls: type[Strategy] = Quiet, **options: Any) -> Any:
+    """Start `cls` live against the local exchange `lx` (no config, test keys)."""
+    options.setdefault("tick_interval", 0.2)
+    options.setdefault("stall_after", 2.0)
+    return start_live(cls, exchange_url=lx.url, keys=ApiKeys(lx.api_key, lx.secret),
+                      settings={}, **options)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.02) -> Any:
+    """Poll `check` until it returns something truthy; AssertionError on timeout."""
+    end = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(every)

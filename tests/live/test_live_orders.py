@@ -1,0 +1,108 @@
+import time
+
+import pytest
+
+from planarpy import Trade, missing
+
+from livekit import Quiet, QuietPerp, eventually, live
+
+SYM = "XRP/ETH"
+
+
+@pytest.fixture
+def lx(local_exchange):
+    local_exchange.step(3_600_000)  # an hour of replayed trades: a book and candles
+    return local_exchange
+
+
+def test_market_order_returns_the_trade(lx):
+    """A market buy returns the Trade the exchange reported, and cash moves by it."""
+    with live(lx) as run:
+        before = run.state()
+        t = run.call("market_order", SYM, 100.0, side="buy")
+        assert isinstance(t, Trade) and t.amount == 100.0 and t.price > 0
+        after = run.state()
+        assert after["cash"] == pytest.approx(before["cash"] - t.cost)
+        assert after["assets"][SYM]["balance"] > before["assets"][SYM]["balance"]
+
+
+def test_resting_limit_returns_missing_then_cancels(lx):
+    """A GTC limit far from the market returns missing; cancel_orders closes it."""
+    with live(lx) as run:
+        t0 = time.perf_counter()
+        r = run.call("limit_order", SYM, 100.0, 0.0005, side="buy", waitfor=0.5)
+        assert r is missing and 0.5 <= time.perf_counter() - t0 < 2.0  # waited for a fill
+        assert len(run.state()["assets"][SYM]["orders"]) == 1 and run.state()["committed"] > 0
+        assert run.call("cancel_orders", SYM) is True
+        assert run.state()["assets"][SYM]["orders"] == [] and run.state()["committed"] == 0
+
+
+@pytest.mark.parametrize("tif", ["IOC", "FOK"])
+def test_ioc_fok_that_cannot_fill_return_none(lx, tif):
+    """IOC and FOK far from the market are expired by the exchange: None."""
+    with live(lx) as run:
+        assert run.call("limit_order", SYM, 100.0, 0.0005, side="buy", tif=tif) is None
+        assert run.state()["committed"] == 0 and run.state()["assets"][SYM]["orders"] == []
+
+
+@pytest.mark.parametrize("tif", ["GTC", "IOC", "FOK"])
+def test_marketable_limit_returns_a_trade(lx, tif):
+    """A limit buy above the market fills at once for GTC, IOC and FOK."""
+    with live(lx) as run:
+        t = run.call("limit_order", SYM, 100.0, 0.01, side="buy", tif=tif)
+        assert isinstance(t, Trade) and t.price <= 0.01
+
+
+def test_post_only_that_would_take_is_refused(lx):
+    """A post-only order that would take liquidity returns None with the exchange's reason."""
+    with live(lx) as run:
+        assert run.call("limit_order", SYM, 100.0, 0.01, side="buy", tif="PO") is None
+        assert run.strategy.errors and run.state()["committed"] == 0
+
+
+def test_local_checks_refuse_before_sending(lx):
+    """Off-step amounts and too little cash are refused locally: None and a reason."""
+    with live(lx) as run:
+        assert run.call("market_order", SYM, 10.5, side="buy") is None
+        assert "more decimals than XRP/ETH allows" in run.strategy.errors[-1]
+        assert run.call("limit_order", SYM, 10_000_000.0, 0.001, side="buy") is None
+        assert "not enough cash" in run.strategy.errors[-1]
+
+
+def test_fire_and_forget_returns_at_once(lx):
+    """waitfor=0, synced=False returns missing at once; the fill arrives later."""
+    with live(lx) as run:
+        t0 = time.perf_counter()
+        r = run.call("market_order", SYM, 100.0, side="buy", waitfor=0, synced=False)
+        assert r is missing and time.perf_counter() - t0 < 0.02
+        eventually(lambda: run.state()["trades"] == 1)
+
+
+def test_withheld_user_stream_synced_fetches_the_fill(lx):
+    """With user-data events withheld, synced=True still returns the fill by fetching it."""
+    with live(lx) as run:
+        lx.faults.update({"withhold_user": True})
+        t = run.call("market_order", SYM, 100.0, side="buy", waitfor=0.3)
+        assert isinstance(t, Trade)
+        assert run.state()["trades"] == 1
+
+
+def test_order_update_hook_sees_before_and_after(lx):
+    """on_order_update gets the order before and after each exchange update."""
+    with live(lx) as run:
+        run.call("limit_order", SYM, 100.0, 0.0005, side="buy", waitfor=0.2)
+        run.call("cancel_orders", SYM)
+        before, after = eventually(lambda: [u for u in run.strategy.updates
+                                            if u[1]["status"] == "canceled"])[0]
+        assert before["status"] == "open" and after["status"] == "canceled"
+
+
+def test_isolated_margin_leverage_position_close(lx):
+    """Futures: set leverage, open a long, see the position, close it."""
+    with live(lx, QuietPerp) as run:
+        assert run.call("update_leverage", "XRP/USDT:USDT", 5) is True
+        t = run.call("market_order", "XRP/USDT:USDT", 100.0, side="buy")
+        assert isinstance(t, Trade) and t.leverage == 5
+        eventually(lambda: run.state()["assets"]["XRP/USDT:USDT"]["long"] == 100.0)
+        assert run.call("close_position", "XRP/USDT:USDT") is True
+        eventually(lambda: run.state()["assets"]["XRP/USDT:USDT"]["long"] == 0.0)
