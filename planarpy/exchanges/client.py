@@ -28,6 +28,7 @@ class ExchangeConfig:
     rate_limit: bool = True
     options: Mapping[str, Any] = attrs.field(factory=dict)
     keys: str | None = None  # key file / env name; defaults to `name`
+    timeout_ms: int | None = None  # per-request timeout (ccxt's default is 10 s)
 
 
 def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
@@ -36,7 +37,7 @@ def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
     table = ((settings or {}).get("exchanges") or {}).get(name) or {}
     if not isinstance(table, Mapping):
         raise ConfigError(f"[exchanges.{name}] must be a table")
-    known = {"id", "url", "sandbox", "rate_limit", "options", "keys"}
+    known = {"id", "url", "sandbox", "rate_limit", "options", "keys", "timeout"}
     unknown = set(table) - known
     if unknown:
         raise ConfigError(f"[exchanges.{name}] has unknown key(s) {', '.join(sorted(unknown))}; "
@@ -52,7 +53,8 @@ def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
     return ExchangeConfig(name=name, id=str(table.get("id", name)), url=target,
                           sandbox=bool(table.get("sandbox", False)),
                           rate_limit=bool(table.get("rate_limit", True)),
-                          options=dict(options), keys=table.get("keys"))
+                          options=dict(options), keys=table.get("keys"),
+                          timeout_ms=int(table["timeout"]) if "timeout" in table else None)
 
 
 def rewrite_urls(urls: Any, base: str) -> Any:
@@ -143,6 +145,8 @@ def _build(cfg: ExchangeConfig, keys: ApiKeys, pro: bool) -> Any:
         options["fetchMarkets"] = {"types": ["spot"]}
     options.update(cfg.options)
     client = cls({**keys.ccxt(), "enableRateLimit": cfg.rate_limit, "options": options})
+    if cfg.timeout_ms is not None:
+        client.timeout = cfg.timeout_ms
     if cfg.sandbox:
         client.set_sandbox_mode(True)
     if cfg.url:

@@ -40,8 +40,8 @@ def live(lx: Any, cls: type[Strategy] = Quiet, **options: Any) -> Any:
     """Start `cls` live against the local exchange `lx` (no config, test keys)."""
     options.setdefault("tick_interval", 0.2)
     options.setdefault("stall_after", 2.0)
-    return start_live(cls, exchange_url=lx.url, keys=ApiKeys(lx.api_key, lx.secret),
-                      settings={}, **options)
+    options.setdefault("settings", {})
+    return start_live(cls, exchange_url=lx.url, keys=ApiKeys(lx.api_key, lx.secret), **options)
 
 
 def eventually(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.02) -> Any:
@@ -54,3 +54,28 @@ def eventually(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.
         if time.monotonic() > end:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(every)
+
+
+def counterparty(lx: Any, name: str = "other") -> Any:
+    """A sync ccxt binance client on a second account of `lx` (created on first use)."""
+    import ccxt
+
+    from planarpy.localexchange import AccountSpec, point_ccxt
+    key, secret = f"{name}-key", f"{name}-secret"
+    try:
+        lx.account(name)
+    except Exception:
+        lx.add_account(AccountSpec(name=name, api_key=key, secret=secret))
+    client = point_ccxt(ccxt.binance({"apiKey": key, "secret": secret}), lx.url)
+    client.load_markets()
+    return client
+
+
+def raw_client(lx: Any) -> Any:
+    """A sync ccxt binance client on the strategy's own account of `lx`."""
+    import ccxt
+
+    from planarpy.localexchange import point_ccxt
+    client = point_ccxt(ccxt.binance({"apiKey": lx.api_key, "secret": lx.secret}), lx.url)
+    client.load_markets()
+    return client

@@ -123,11 +123,11 @@ class EngineThread:
                 close()
             raise RuntimeError("call() from a callback running on the engine's loop would "
                                "deadlock; act from tick() or from another thread instead")
-        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
         held = self._owner == threading.get_ident()
-        if held:
+        if held:  # before scheduling: the coroutine's first state change needs the lock
             self._owner = None
             self.lock.release()
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
         try:
             return fut.result(timeout)
         finally:

@@ -66,10 +66,18 @@ async def submit(session: Any, ai: AssetInstance, order: Order, request: Mapping
     if synced and _first_trade(ai, order) is None and order.is_open:
         await sync_order(session, ai, order)
     session.waiters.pop(order.id, None)
-    return _result(ai, order)
+    result = _result(ai, order)
+    if result is None:  # closed by the exchange with no fill: IOC/FOK killed, no liquidity
+        async with session.engine.mutating():
+            session.s.reject(ai, f"the exchange closed the order ({order.status.value}) "
+                                 "with no fill", request)
+    return result
 
 
 async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) -> Any:
+    """create_order, made safe to retry: after an unclear failure (a timeout, a dropped
+    connection) the order is first looked up by its client id, and sent again (with the
+    same id) only if the exchange does not know it."""
     loop = asyncio.get_running_loop()
     price = order.price if order.type is OrderType.LIMIT else None
     attempt = 0
@@ -79,15 +87,28 @@ async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) 
                                          order.side.value, order.amount, price,
                                          _params(session, ai, order))
         except ccxt.InvalidOrder as e:
-            if attempt and "Duplicate" in str(e):  # our earlier try did reach the exchange
+            if attempt and "Duplicate" in str(e):  # an earlier try did reach the exchange
                 return await session.request("fetch_order", None, ai.symbol,
                                              {"origClientOrderId": order.id})
             raise
         except TRANSIENT:
             attempt += 1
-            if loop.time() >= deadline or attempt > 5:
+            for wait in (0.0, 0.1, 0.3):  # the first try may still be on its way
+                await asyncio.sleep(wait)
+                found = await _find(session, ai, order)
+                if found is not None:
+                    return found
+            if loop.time() >= deadline or attempt >= 5:
                 raise
-            await asyncio.sleep(min(0.05 * 2 ** attempt, 1.0))
+
+
+async def _find(session: Any, ai: AssetInstance, order: Order) -> Any:
+    """The exchange's view of `order` by client id, or None if it does not know it (yet)."""
+    try:
+        return await session.request("fetch_order", None, ai.symbol,
+                                     {"origClientOrderId": order.id})
+    except (ccxt.OrderNotFound, *TRANSIENT):
+        return None
 
 
 async def _lookup(session: Any, ai: AssetInstance, order: Order) -> bool:

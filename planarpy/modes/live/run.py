@@ -43,6 +43,10 @@ class LiveRun:
                                for ai in s.assets},
                     "trades": len(s.state.trades)}
 
+    def reconcile(self, timeout: float = 30.0) -> list[str]:
+        """Compare the local state with the exchange's now; [] when they agree."""
+        return self.session.engine.blocking(self.session.reconcile(), timeout)
+
     def status(self) -> str:
         with self.session.engine.locked():
             return self.session.status()

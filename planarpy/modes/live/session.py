@@ -111,8 +111,7 @@ class LiveSession:
                                              "universe": list(universe)})
         await self.sync()
         await self.refresh_candles()
-        async with self.engine.mutating():
-            s.start()
+        await asyncio.to_thread(self._in_strategy_thread, s.start)
         self.watchers["balance"] = Watcher(
             self, "balance", self._stream("watch_balance"),
             lambda: self.request("fetch_balance"), self._on_balance, stall_after=self.stall_after)
@@ -191,8 +190,45 @@ class LiveSession:
         await self.emit("order_created", translate.order_payload(ai, o, lid, ai.leverage), ai.symbol)
         return True
 
+    async def reconcile(self) -> list[str]:
+        """Differences between the local state and the exchange's: cash, holdings, positions
+        and open orders (empty when they agree)."""
+        s = self.s
+        out: list[str] = []
+        balance = await self.request("fetch_balance")
+        total = balance.get("total") or {}
+        held = sum(p.margin for ai in s.assets for p in (ai.long, ai.short))
+        exchange_cash = float(total.get(s.quote) or 0.0) - held
+        if abs(exchange_cash - s.state.cash) > 1e-9 * max(1.0, abs(exchange_cash)):
+            out.append(f"cash: local {s.state.cash!r}, exchange {exchange_cash!r}")
+        positions = {}
+        if s.margin == "isolated":
+            for p in await self.request("fetch_positions", [a.symbol for a in s.assets]):
+                if float(p.get("contracts") or 0):
+                    positions[(p["symbol"], (p.get("side") or "long").lower())] = float(p["contracts"])
+        for ai in s.assets:
+            m = ai.market
+            if not m.is_derivative:
+                theirs = float(total.get(m.base) or 0.0)
+                if abs(theirs - ai.balance) > 1e-9 * max(1.0, abs(theirs)):
+                    out.append(f"{ai.symbol} balance: local {ai.balance!r}, exchange {theirs!r}")
+            for p in (ai.long, ai.short):
+                theirs = positions.get((ai.symbol, p.side.value), 0.0)
+                if abs(theirs - p.amount) > m.amount_step * 1e-6:
+                    out.append(f"{ai.symbol} {p.side.value}: local {p.amount!r}, exchange {theirs!r}")
+            open_ids = {translate.client_id(o) or str(o.get("id"))
+                        for o in await self.request("fetch_open_orders", ai.symbol)}
+            if open_ids != set(ai.orders):
+                out.append(f"{ai.symbol} open orders: local {sorted(ai.orders)}, "
+                           f"exchange {sorted(open_ids)}")
+        return out
+
     async def _shutdown(self) -> None:
         from . import orders
+        try:
+            await asyncio.to_thread(self._in_strategy_thread, self.s.stop)
+        except Exception as e:
+            await self.report_error(e, where="stop")
         if self.close_on_stop:
             for ai in self.s.assets:
                 await orders.close_position(self, ai, None)
@@ -217,10 +253,11 @@ class LiveSession:
         return effect
 
     async def record(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> None:
-        """An event that changes no state (errors, connection news, requests)."""
-        if self.s is None:
-            return
-        await self.emit(kind, payload, symbol)
+        """An event that changes no state (errors, connection news, requests): it goes to
+        the trace only, with no lock and nothing to apply."""
+        if self.recorder is not None and self.s is not None:
+            self.recorder.record(kind, dict(payload), symbol=symbol, ts=self.s.clock.now_ns())
+        self.last_event = time.monotonic()
 
     def describe(self, e: BaseException) -> str:
         """An exception as one line with every credential and signature removed."""
@@ -237,14 +274,17 @@ class LiveSession:
 
     async def request(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call the ccxt client, recording the request and its response or error."""
-        await self.record("request_sent", {"method": method, "args": _plain(args),
-                                           "params": _plain(kwargs.get("params"))})
+        tracing = self.recorder is not None
+        if tracing:
+            await self.record("request_sent", {"method": method, "args": _plain(args),
+                                               "params": _plain(kwargs.get("params"))})
         try:
             result = await getattr(self.client, method)(*args, **kwargs)
         except Exception as e:
             await self.record("exchange_error", {"method": method, "error": self.describe(e)})
             raise
-        await self.record("response_received", {"method": method, "result": _summary(result)})
+        if tracing:
+            await self.record("response_received", {"method": method, "result": _summary(result)})
         return result
 
     # ---- watchers' processing ---------------------------------------------------------
@@ -291,7 +331,9 @@ class LiveSession:
         series = {}
         for ai in s.assets:
             rows = await self.request("fetch_ohlcv", ai.symbol, s.timeframe, None, self.candles)
-            rows = [r for r in rows if r[0] + tf <= now]  # closed candles only
+            # the exchange's newest candle is the one still forming, unless time says it closed
+            if rows and rows[-1][0] + tf > now:
+                rows = rows[:-1]
             if rows:
                 series[ai.symbol] = OHLCV.from_rows(rows)
         if len(series) < len(s.assets):
@@ -315,6 +357,12 @@ class LiveSession:
             except Exception as e:
                 await self.report_error(e, where="tick")
             await asyncio.sleep(self.tick_interval)
+
+    def _in_strategy_thread(self, callback: Any) -> None:
+        """Run a strategy callback as strategy code runs: on a worker thread, under the lock,
+        so that it may `call` (which waits on the engine's loop)."""
+        with self.engine.locked():
+            callback()
 
     def _tick_in_thread(self) -> None:
         s = self.s
