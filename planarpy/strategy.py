@@ -76,6 +76,15 @@ class Strategy:
                        request: Mapping[str, Any]) -> None:
         """An order or action failed; `call` returned None (or False)."""
 
+    def on_order_update(self, ai: AssetInstance, before: Mapping[str, Any],
+                        after: Mapping[str, Any]) -> None:
+        """Live: the exchange updated one of the strategy's orders (snapshots before, after)."""
+
+    def on_error(self, where: str, message: str) -> None:
+        """Live and paper: an exchange or connection error (`where` names the request or
+        watcher; the message never holds a credential). Runs on the engine's loop: do not
+        `call` from here."""
+
     # ---- engine side -----------------------------------------------------------------
     def __init__(self, markets: Mapping[str, Market], *, mode: Mode = Mode.SIM,
                  cash: float | None = None, clock: Any = None) -> None:

@@ -21,6 +21,10 @@ class Quiet(Strategy):
     def reset(self) -> None:
         self.updates: list[tuple[dict, dict]] = []
         self.errors: list[str] = []
+        self.seen_errors: list[tuple[str, str]] = []
+
+    def on_error(self, where: str, message: str) -> None:
+        self.seen_errors.append((where, message))
 
     def on_order_update(self, ai: Any, before: dict, after: dict) -> None:
         self.updates.append((before, after))
@@ -40,7 +44,9 @@ def live(lx: Any, cls: type[Strategy] = Quiet, **options: Any) -> Any:
     """Start `cls` live against the local exchange `lx` (no config, test keys)."""
     options.setdefault("tick_interval", 0.2)
     options.setdefault("stall_after", 2.0)
-    options.setdefault("settings", {})
+    # ccxt's client-side rate limiter spaces requests for a real exchange's limits; the
+    # local exchange has none, and tests that step candles fast would only wait on it
+    options.setdefault("settings", {"exchanges": {cls.exchange: {"rate_limit": False}}})
     return start_live(cls, exchange_url=lx.url, keys=ApiKeys(lx.api_key, lx.secret), **options)
 
 

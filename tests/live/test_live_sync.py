@@ -45,6 +45,7 @@ def test_fill_while_the_websocket_is_down_arrives_once(lx, tmp_path):
         assert eventually(lambda: run.reconcile() == [], timeout=5)
     kinds = [e["kind"] for e in trace_tail(tmp_path / "t", n=10_000)]
     assert "connection_lost" in kinds and "connection_restored" in kinds
+    assert any(where.startswith("connection_lost:") for where, _ in run.strategy.seen_errors)
 
 
 def test_restart_adopts_the_open_order(lx):
@@ -83,12 +84,13 @@ def test_end_of_run_state_equals_the_exchange_and_the_replay(lx, tmp_path):
             run.call("limit_order", SYM, 200.0, 0.0005, side="buy", waitfor=0.1)
             run.call("limit_order", SYM, 100.0, best_bid_plus(lx), side="buy", waitfor=0.1)
             counterparty(lx).create_order(SYM, "market", "sell", 100.0)
-            eventually(lambda: run.state()["trades"] == 3)
+            eventually(lambda: len(run.state()["assets"][SYM]["orders"]) == 1)
             assert eventually(lambda: run.reconcile() == [], timeout=5)
         strategy = run.strategy
     report = replay_from_trace(strategy, tmp_path / "t")
     assert report.ok, str(report)
-    assert len(report.state.trades) == 3 and len(report.state.assets[SYM].orders) == 1
+    assert len(report.state.trades) == len(strategy.state.trades) >= 3
+    assert len(report.state.assets[SYM].orders) == 1
 
 
 def test_call_from_inside_a_running_event_loop(lx):

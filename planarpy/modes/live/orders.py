@@ -188,9 +188,7 @@ async def on_order(session: Any, o: Mapping[str, Any]) -> None:
         if order.is_open:
             await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                                 "status": status.value}, ai.symbol)
-    hook = getattr(session.s, "on_order_update", None)
-    if hook is not None:
-        hook(ai, before, _snapshot(order))
+    session.s.on_order_update(ai, before, _snapshot(order))
 
 
 def _snapshot(order: Order) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from ...actions import Mode
 from ...core.errors import ConfigError, UnknownSymbol
 from ...core.market import Market
 from ...core.orders import Order, OrderType, Side
-from ...data.ohlcv import OHLCV, align, timeframe_ms
+from ...data.ohlcv import OHLCV, align, concat, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
 from ...strategy import Strategy
 from . import translate
@@ -268,9 +268,7 @@ class LiveSession:
         message = self.describe(e)
         self.errors.append(message)
         await self.record("exchange_error", {"where": where, "error": message}, symbol)
-        handler = getattr(self.s, "on_error", None)
-        if handler is not None:
-            handler(where, message)
+        self.s.on_error(where, message)
 
     async def request(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call the ccxt client, recording the request and its response or error."""
@@ -324,17 +322,27 @@ class LiveSession:
 
     # ---- candles and ticks ------------------------------------------------------------
     async def refresh_candles(self) -> None:
-        """Fetch the latest closed candles of every asset and recompute the indicators."""
+        """Fetch the candles closed since the last refresh (the last `candles` at first) for
+        every asset, and recompute the indicators."""
         s = self.s
         tf = timeframe_ms(s.timeframe)
         now = s.clock.now()
         series = {}
         for ai in s.assets:
-            rows = await self.request("fetch_ohlcv", ai.symbol, s.timeframe, None, self.candles)
+            have = ai.ohlcv if ai.ohlcv is not None and len(ai.ohlcv) else None
+            since = int(have.timestamp[-1]) + tf if have is not None else None
+            rows = await self.request("fetch_ohlcv", ai.symbol, s.timeframe, since,
+                                      None if since is not None else self.candles)
             # the exchange's newest candle is the one still forming, unless time says it closed
             if rows and rows[-1][0] + tf > now:
                 rows = rows[:-1]
-            if rows:
+            if have is not None:
+                rows = [r for r in rows if r[0] >= since]
+                if not rows:
+                    series[ai.symbol] = have
+                    continue
+                series[ai.symbol] = concat(have, OHLCV.from_rows(rows))[-self.candles:]
+            elif rows:
                 series[ai.symbol] = OHLCV.from_rows(rows)
         if len(series) < len(s.assets):
             return

@@ -77,7 +77,8 @@ class AssetMarket:
         self._saw(self.book_ts)
 
     def on_trades(self, trades: Iterable[Mapping[str, Any]]) -> list[PublicTrade]:
-        """Public trades (ccxt trade structures); returns those not seen before, oldest first."""
+        """Public trades (ccxt trade structures); returns those not seen before and not older
+        than the newest seen, oldest first."""
         fresh = []
         for t in sorted(trades, key=lambda t: t.get("timestamp") or 0):
             tid = str(t.get("id") if t.get("id") is not None else
@@ -88,6 +89,8 @@ class AssetMarket:
                 self._seen_set.discard(self._seen[0])
             self._seen.append(tid)
             self._seen_set.add(tid)
+            if (t.get("timestamp") or 0) < self.last_trade_ts:
+                continue  # older than what was streamed: history a REST re-fetch brought back
             trade = PublicTrade(tid, int(t.get("timestamp") or 0), float(t["price"]),
                                 float(t["amount"]), t.get("side"))
             fresh.append(trade)

@@ -42,11 +42,15 @@ async def place(session: Any, ai: AssetInstance, type_: OrderType, amount: float
     levels = m.side_for(side)
     cap = volume_left(m.day_volume(), m.taken_today(now))
     taken = sweep(levels, min(amount, cap), side, limit, step=mk.amount_step)
-    ref = price if limit is not None else (taken.vwap if taken else (levels[0][0] if levels else None))
+    ref = price if limit is not None else \
+        (taken.vwap if taken else (levels[0][0] if levels else None))
     if ref is None:
-        await _reject(session, ai, f"no order book for {ai.symbol} yet", request)
+        reason = f"no order book for {ai.symbol} yet" if not m.book_updates else \
+            f"market order found no liquidity in the book of {ai.symbol}"
+        await _reject(session, ai, reason, request)
         return None
-    reason = (mk.check_limit_price(ref) if limit is not None else None) or mk.check_order(amount, ref)
+    reason = (mk.check_limit_price(ref) if limit is not None else None) or \
+        mk.check_order(amount, ref)
     order = Order(id=session.new_id(), symbol=ai.symbol, side=side, type=type_, amount=amount,
                   price=ref, date=now, tif=tif, pos=pos, reduce_only=reduce_only,
                   leverage=ai.leverage if mk.is_derivative else 1.0)
@@ -57,10 +61,11 @@ async def place(session: Any, ai: AssetInstance, type_: OrderType, amount: float
         await _reject(session, ai, reason, request)
         return None
     session.marks[order.id] = m.last_trade_ts
+    if taken:  # before any await: the book taken is the book swept
+        m.take(side, taken, now)
     order = (await session.emit("order_created", order_payload(order), ai.symbol)).order or order
     trade = None
     if taken:
-        m.take(side, taken, now)
         basis = {"source": "book", "book_ts": m.book_ts, "levels": [list(x) for x in taken.taken]}
         trade = await fill(session, ai, order, taken.amount, taken.vwap, True, basis)
     if tif is not TimeInForce.GTC and tif is not TimeInForce.POST_ONLY:
@@ -139,7 +144,8 @@ async def on_public_trades(session: Any, ai: AssetInstance, fresh: list[PublicTr
                 if not order.is_open:
                     session.marks.pop(oid, None)
         pos = ai.open_position()
-        if pos is not None and crosses(Side.SELL if pos.side is PositionSide.LONG else Side.BUY,
+        # a long is liquidated by a trade at or below its liquidation price, a short at or above
+        if pos is not None and crosses(Side.BUY if pos.side is PositionSide.LONG else Side.SELL,
                                        pos.liquidation_price, t.price):
             trade = liquidation_trade(ai, pos.side, session.s.clock.now(), session.new_id())
             await session.emit("liquidation", trade_payload(trade), ai.symbol)

@@ -145,8 +145,7 @@ class PaperSession:
         for sym in universe:
             await self._snapshot(sym)
         await self.refresh_candles()
-        async with self.engine.mutating():
-            s.start()
+        await asyncio.to_thread(self._in_strategy_thread, s.start)
         for sym in universe:
             self._start_watchers(sym)
 
@@ -200,13 +199,17 @@ class PaperSession:
     def _stream(self, method: str, *args: Any) -> Any:
         """A callable reading one message of a ccxt.pro stream, or None if there is none."""
         head, *rest = method.split("_")
-        camel = head + "".join(w.title() for w in rest)
+        camel = head + "".join("OHLCV" if w == "ohlcv" else w.title() for w in rest)
         fn = getattr(self.client, method, None)
         if fn is None or not self.client.has.get(camel):
             return None
         return lambda: fn(*args)
 
     async def _shutdown(self) -> None:
+        try:
+            await asyncio.to_thread(self._in_strategy_thread, self.s.stop)
+        except Exception as e:
+            await self.report_error(e, where="stop")
         for ai in self.s.assets:
             if self.close_on_stop:
                 await orders.close_position(self, ai, None)
@@ -269,9 +272,11 @@ class PaperSession:
         return effect
 
     async def record(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> None:
-        """An event that changes no state (market data, connection news, errors)."""
-        if self.s is not None:
-            await self.emit(kind, payload, symbol)
+        """An event that changes no state (market data, connection news, errors): it goes
+        to the trace only, with no lock and nothing to apply."""
+        if self.recorder is not None and self.s is not None:
+            self.recorder.record(kind, dict(payload), symbol=symbol, ts=self.s.clock.now_ns())
+        self.last_event = time.monotonic()
 
     def describe(self, e: BaseException) -> str:
         return f"{type(e).__name__}: {e}"[:500]
@@ -280,17 +285,21 @@ class PaperSession:
         message = self.describe(e)
         self.errors.append(message)
         await self.record("exchange_error", {"where": where, "error": message}, symbol)
+        if self.s is not None:
+            self.s.on_error(where, message)
 
     async def request(self, method: str, *args: Any) -> Any:
         """Call a public ccxt method, recording the request and a short summary of the answer."""
-        await self.record("request_sent", {"method": method, "args": [str(a) for a in args]})
+        if self.recorder is not None:
+            await self.record("request_sent", {"method": method, "args": [str(a) for a in args]})
         try:
             result = await getattr(self.client, method)(*args)
         except Exception as e:
             await self.record("exchange_error", {"method": method, "error": self.describe(e)})
             raise
-        size = len(result) if isinstance(result, (list, dict)) else None
-        await self.record("response_received", {"method": method, "size": size})
+        if self.recorder is not None:
+            size = len(result) if isinstance(result, (list, dict)) else None
+            await self.record("response_received", {"method": method, "size": size})
         return result
 
     # ---- candles and ticks ------------------------------------------------------------
@@ -322,6 +331,12 @@ class PaperSession:
             except Exception as e:
                 await self.report_error(e, where="tick")
             await asyncio.sleep(self.tick_interval)
+
+    def _in_strategy_thread(self, callback: Callable[[], Any]) -> None:
+        """Run a strategy callback as strategy code runs: on a worker thread, under the
+        lock, so that it may `call` (which waits on the engine's loop)."""
+        with self.engine.locked():
+            callback()
 
     def _tick_in_thread(self) -> None:
         s = self.s

@@ -1,0 +1,59 @@
+"""`planarpy paper`: status lines, --cash, --duration, and a clean stop on SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from planarpy.cli.main import build_parser
+from planarpy.trace import trace_tail
+
+STRATEGY = ("from planarpy import Strategy\n"
+            "class Idle(Strategy):\n"
+            "    exchange = 'binance'\n    quote = 'ETH'\n"
+            "    timeframe = '1m'\n    universe = ('XRP/ETH',)\n")
+
+
+def command(lx, tmp_path, *extra):
+    strategy = tmp_path / "idle.py"
+    strategy.write_text(STRATEGY)
+    return [sys.executable, "-m", "planarpy.cli.main", "paper", str(strategy),
+            "--exchange-url", lx.url, "--tick-interval", "0.1", "--status-every", "0.2", *extra]
+
+
+def test_paper_command_stops_cleanly_on_sigint(lx, tmp_path):
+    """`planarpy paper` prints status lines; SIGINT stops it and flushes its trace."""
+    proc = subprocess.Popen(command(lx, tmp_path, "--trace-dir", str(tmp_path / "traces")),
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 20
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if "paper equity" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    err = "".join(lines) + err
+    assert proc.returncode == 0, err
+    assert "Idle paper equity 100 ETH" in err and "stopping..." in err
+    events = trace_tail(tmp_path / "traces" / "Idle" / "binance", n=1000)
+    kinds = [e["kind"] for e in events]
+    assert kinds[-1] == "strategy_stopped" and "strategy_started" in kinds
+
+
+def test_paper_command_cash_duration_no_trace(lx, tmp_path):
+    """--cash sets the starting cash, --duration ends the run, --no-trace writes nothing."""
+    out = subprocess.run(command(lx, tmp_path, "--cash", "2.5", "--duration", "0.5", "--no-trace"),
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "paper equity 2.5 ETH" in out.stderr
+    assert not (tmp_path / "traces").exists()
+
+
+def test_paper_command_is_registered():
+    args = build_parser().parse_args(["paper", "x", "--cash", "3", "--no-trace"])
+    assert args.mode == "paper" and args.cash == 3.0 and args.no_trace
