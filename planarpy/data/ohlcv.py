@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path

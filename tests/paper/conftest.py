@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from planarpy import Strategy
 from planarpy.modes.paper import start_paper
+
+from livekit import eventually  # one poller for all tests
 
 SYM = "XRP/ETH"
 
@@ -82,16 +83,6 @@ def stepping(lx: Any) -> Callable[..., Any]:
     return run
 
 
-def eventually(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.02) -> Any:
-    """Poll `check` until it returns something truthy; AssertionError on timeout."""
-    end = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(every)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def vwap(levels, amount):
 
 def test_market_order_sweeps_the_book(paper):
     """A market buy fills at the VWAP of the asks it takes, as a taker; cash moves by it."""
-    run = paper(cash=5.0)
+    run = paper(cash=5.0, stall_after=30)  # no REST book refresh meanwhile
     session = run.session
     with session.engine.locked():
         asks = list(session.markets[SYM].asks)
@@ -43,7 +43,7 @@ def test_market_order_sweeps_the_book(paper):
 
 def test_market_order_larger_than_the_book_takes_it_all(paper):
     """A market buy bigger than the asks fills what they hold; the rest is cancelled."""
-    run = paper(cash=100.0)
+    run = paper(cash=100.0, stall_after=30)
     session = run.session
     with session.engine.locked():
         asks = list(session.markets[SYM].asks)

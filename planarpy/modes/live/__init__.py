@@ -1,7 +1,7 @@
 """Live mode: a real exchange through ccxt. Importing it registers its `call` handlers."""
 
 from . import handlers as _handlers  # noqa: F401  (registers the handlers)
-from .engine import EngineStopped
+from ..runtime import EngineStopped
 from .run import LiveRun, start_live
 
 __all__ = ["EngineStopped", "LiveRun", "start_live"]

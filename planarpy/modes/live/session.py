@@ -1,30 +1,25 @@
-"""A live run of one strategy: start-up sync, watchers, the tick loop, and clean stops."""
+"""A live run of one strategy: start-up sync, private watchers, REST candles."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any, Mapping
 
 import ccxt
-import numpy as np
 
 from ...actions import Mode
-from ...core.errors import ConfigError, UnknownSymbol
+from ...core.errors import UnknownSymbol
 from ...core.market import Market
 from ...core.orders import Order, OrderType, Side
-from ...data.ohlcv import OHLCV, align, concat, timeframe_ms
-from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
+from ...data.ohlcv import OHLCV, concat, timeframe_ms
+from ...exchanges import ApiKeys, ExchangeConfig
 from ...strategy import Strategy
+from ..runtime import ExchangeClock, Session, Watcher
 from . import translate
-from .engine import EngineThread, LiveClock
-from .watchers import Watcher
-
-_SIGNATURE = re.compile(r"(signature|apiKey|secret|listenKey)=[^&\s\"']+", re.IGNORECASE)
 
 
-class LiveSession:
+class LiveSession(Session):
     """Runs a strategy against an exchange on its own engine thread.
 
     `start()` returns the strategy once markets, balances, positions, open orders and
@@ -35,64 +30,13 @@ class LiveSession:
     mode = Mode.LIVE
 
     def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
-                 recorder: Any = None, tick_interval: float | None = None, waitfor: float = 5.0,
-                 stall_after: float = 10.0, idle_stop: float = 60.0, candles: int = 500,
-                 cancel_on_stop: bool = False, close_on_stop: bool = False,
-                 history: int = 100) -> None:
-        self.cls = cls
-        self.exchange = exchange
-        self.keys = keys
-        self.recorder = recorder
-        self.tick_interval = tick_interval if tick_interval is not None else \
-            timeframe_ms(cls.timeframe) / 1000
-        self.waitfor = waitfor
-        self.stall_after = stall_after
+                 idle_stop: float = 60.0, history: int = 100, **options: Any) -> None:
+        super().__init__(cls, exchange, keys, **options)
         self.idle_stop = idle_stop
-        self.candles = candles
-        self.cancel_on_stop = cancel_on_stop
-        self.close_on_stop = close_on_stop
         self.history = history
-        self.engine = EngineThread(cls.__name__)
-        self.s: Any = None
-        self.client: Any = None
-        self.watchers: dict[str, Watcher] = {}
         self.exchange_ids: dict[str, str] = {}  # exchange order id -> local order id
         self.pending_trades: dict[str, list[Mapping[str, Any]]] = {}
-        self.waiters: dict[str, asyncio.Event] = {}
-        self.last_event = time.monotonic()
-        self.ticks = 0
-        self.errors: list[str] = []
-        self._stop: asyncio.Event | None = None
         self._ids = 0
-
-    # ---- lifecycle --------------------------------------------------------------------
-    def start(self, timeout: float = 60.0) -> Any:
-        self.engine.start(self._main, timeout)
-        return self.s
-
-    def stop(self, timeout: float = 60.0) -> None:
-        loop, stop = self.engine.loop, self._stop
-        if loop is not None and stop is not None and self.engine.running:
-            loop.call_soon_threadsafe(stop.set)
-        self.engine.join(timeout)
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        self.client = open_client(self.exchange, self.keys)
-        try:
-            await self._startup()
-            self.engine.ready()
-            ticker = asyncio.get_running_loop().create_task(self._tick_loop())
-            await self._stop.wait()
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
-            await self._shutdown()
-        finally:
-            for w in list(self.watchers.values()):
-                await w.stop()
-            if self.recorder is not None:
-                self.recorder.close()
-            await close_client(self.client)
 
     async def _startup(self) -> None:
         markets = await self.request("load_markets")
@@ -101,7 +45,7 @@ class LiveSession:
             if sym not in markets:
                 raise UnknownSymbol(f"{sym!r} is not in {self.exchange.id}'s markets")
             universe[sym] = Market.from_ccxt(markets[sym], self.client.precisionMode)
-        s = self.cls(universe, mode=Mode.LIVE, clock=LiveClock(self.client))
+        s = self.cls(universe, mode=Mode.LIVE, clock=ExchangeClock(self.client))
         s.engine = self
         s.recorder = self.recorder
         self.s = s
@@ -113,28 +57,19 @@ class LiveSession:
         await self.refresh_candles()
         await asyncio.to_thread(self._in_strategy_thread, s.start)
         self.watchers["balance"] = Watcher(
-            self, "balance", self._stream("watch_balance"),
+            self, "balance", self.stream("watch_balance"),
             lambda: self.request("fetch_balance"), self._on_balance, stall_after=self.stall_after)
         self.watchers["balance"].start()
         if s.margin == "isolated":
             syms = list(universe)
             self.watchers["positions"] = Watcher(
-                self, "positions", self._stream("watch_positions", syms),
+                self, "positions", self.stream("watch_positions", syms),
                 lambda: self.request("fetch_positions", syms), self._on_positions,
                 stall_after=self.stall_after)
             self.watchers["positions"].start()
         for ai in s.assets:
             if ai.orders:
                 self.watch_orders(ai.symbol)
-
-    def _stream(self, method: str, *args: Any) -> Any:
-        """A callable reading one message of a ccxt.pro stream, or None if there is none."""
-        head, *rest = method.split("_")
-        camel = head + "".join(w.title() for w in rest)
-        fn = getattr(self.client, method, None)
-        if fn is None or not self.client.has.get(camel):
-            return None
-        return lambda: fn(*args)
 
     async def sync(self) -> None:
         """Balances, positions, open orders (adopted) and recent trades, then a summary event."""
@@ -225,10 +160,6 @@ class LiveSession:
 
     async def _shutdown(self) -> None:
         from . import orders
-        try:
-            await asyncio.to_thread(self._in_strategy_thread, self.s.stop)
-        except Exception as e:
-            await self.report_error(e, where="stop")
         if self.close_on_stop:
             for ai in self.s.assets:
                 await orders.close_position(self, ai, None)
@@ -236,54 +167,6 @@ class LiveSession:
             for ai in self.s.assets:
                 if ai.orders:
                     await orders.cancel(self, ai, None, None, waitfor=self.waitfor, confirm=True)
-        await self.emit("strategy_stopped", {"cash": self.s.state.cash,
-                                             "committed": self.s.state.committed,
-                                             "ticks": self.ticks})
-
-    # ---- events -----------------------------------------------------------------------
-    async def emit(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> Any:
-        """Record and apply one event on the engine's loop, then wake who waits for it."""
-        async with self.engine.mutating():
-            effect = self.s.emit(kind, payload, symbol)
-        self.last_event = time.monotonic()
-        if effect.order is not None:
-            waiter = self.waiters.get(effect.order.id)
-            if waiter is not None and (effect.trade is not None or not effect.order.is_open):
-                waiter.set()
-        return effect
-
-    async def record(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> None:
-        """An event that changes no state (errors, connection news, requests): it goes to
-        the trace only, with no lock and nothing to apply."""
-        if self.recorder is not None and self.s is not None:
-            self.recorder.record(kind, dict(payload), symbol=symbol, ts=self.s.clock.now_ns())
-        self.last_event = time.monotonic()
-
-    def describe(self, e: BaseException) -> str:
-        """An exception as one line with every credential and signature removed."""
-        text = f"{type(e).__name__}: {e}"
-        return self.keys.redact(_SIGNATURE.sub(r"\1=***", text))[:500]
-
-    async def report_error(self, e: BaseException, where: str, symbol: str | None = None) -> None:
-        message = self.describe(e)
-        self.errors.append(message)
-        await self.record("exchange_error", {"where": where, "error": message}, symbol)
-        self.s.on_error(where, message)
-
-    async def request(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call the ccxt client, recording the request and its response or error."""
-        tracing = self.recorder is not None
-        if tracing:
-            await self.record("request_sent", {"method": method, "args": _plain(args),
-                                               "params": _plain(kwargs.get("params"))})
-        try:
-            result = await getattr(self.client, method)(*args, **kwargs)
-        except Exception as e:
-            await self.record("exchange_error", {"method": method, "error": self.describe(e)})
-            raise
-        if tracing:
-            await self.record("response_received", {"method": method, "result": _summary(result)})
-        return result
 
     # ---- watchers' processing ---------------------------------------------------------
     async def _on_balance(self, b: Mapping[str, Any]) -> None:
@@ -304,13 +187,14 @@ class LiveSession:
             name = f"{kind}:{symbol}"
             w = self.watchers.get(name)
             if w is None:
-                w = Watcher(self, name, self._stream(stream, symbol),
+                w = Watcher(self, name, self.stream(stream, symbol),
                             lambda f=fetch: f(self, symbol), lambda d, p=process: p(self, d),
                             symbol=symbol, stall_after=self.stall_after)
                 self.watchers[name] = w
             w.start()
 
-    async def _stop_idle_watchers(self) -> None:
+    async def _after_tick(self) -> None:
+        """Stop the orders and trades watchers of assets idle for `idle_stop` seconds."""
         now = time.monotonic()
         for ai in self.s.assets:
             if ai.orders or now - self.last_event < self.idle_stop:
@@ -344,78 +228,10 @@ class LiveSession:
                 series[ai.symbol] = concat(have, OHLCV.from_rows(rows))[-self.candles:]
             elif rows:
                 series[ai.symbol] = OHLCV.from_rows(rows)
-        if len(series) < len(s.assets):
-            return
-        _, aligned = align(series, s.timeframe)
-        async with self.engine.mutating():
-            for ai in s.assets:
-                ai.ohlcv = aligned[ai.symbol]
-            s.prepare_indicators()
-            s.i = len(s.assets[0].ohlcv) - 1
-
-    async def _tick_loop(self) -> None:
-        while True:
-            try:
-                await self.refresh_candles()
-                if self.s.i >= self.s.warmup_period():
-                    await asyncio.to_thread(self._tick_in_thread)
-                await self._stop_idle_watchers()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                await self.report_error(e, where="tick")
-            await asyncio.sleep(self.tick_interval)
-
-    def _in_strategy_thread(self, callback: Any) -> None:
-        """Run a strategy callback as strategy code runs: on a worker thread, under the lock,
-        so that it may `call` (which waits on the engine's loop)."""
-        with self.engine.locked():
-            callback()
-
-    def _tick_in_thread(self) -> None:
-        s = self.s
-        with self.engine.locked():
-            ohlcv = s.assets[0].ohlcv
-            ts = int(ohlcv.timestamp[-1]) + timeframe_ms(s.timeframe) if ohlcv is not None \
-                else s.clock.now()
-            s.tick(ts)
-            self.ticks += 1
+        if len(series) == len(s.assets):
+            await self.use_candles(series)
 
     def new_client_id(self) -> str:
         """A client order id unique across restarts: a time stamp and a counter."""
         self._ids += 1
         return f"pp{int(time.time() * 1000):x}{self._ids:04d}"
-
-    def status(self) -> str:
-        """One line: equity, open orders, age of the last event."""
-        s = self.s
-        prices = {ai.symbol: float(ai.ohlcv.close[-1]) for ai in s.assets
-                  if ai.ohlcv is not None and len(ai.ohlcv)}
-        orders = sum(len(ai.orders) for ai in s.assets)
-        age = time.monotonic() - self.last_event
-        return (f"{type(s).__name__} equity {s.state.equity(prices):.8g} {s.quote}  "
-                f"orders {orders}  ticks {self.ticks}  last event {age:.1f}s ago")
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, Mapping):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return str(v)
-
-
-def _summary(result: Any) -> Any:
-    """A response as recorded: ccxt structures without `info`, candle lists as a count."""
-    if isinstance(result, list):
-        if result and isinstance(result[0], list):
-            return {"rows": len(result), "first": result[0][0], "last": result[-1][0]}
-        return [_summary(x) for x in result[:200]]
-    if isinstance(result, Mapping):
-        if all(isinstance(v, Mapping) and "symbol" in v for v in list(result.values())[:3]) \
-                and len(result) > 3:
-            return {"markets": len(result)}
-        return {k: _plain(v) for k, v in result.items() if k != "info"}
-    return _plain(result)

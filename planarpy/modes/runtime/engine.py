@@ -1,4 +1,4 @@
-"""Live mode's engine: an event loop on its own thread that owns the exchange I/O.
+"""The engine: an event loop on its own thread that owns the exchange I/O.
 
 The strategy's code stays synchronous. Its tick runs in a worker thread holding the state
 lock; `call` sends a coroutine to the engine's loop and blocks, releasing the lock while
@@ -21,10 +21,10 @@ from ...core.errors import PlanarError
 
 
 class EngineStopped(PlanarError, RuntimeError):
-    """The live engine is not running (it failed to start, or was stopped)."""
+    """The engine is not running (it failed to start, or was stopped)."""
 
 
-class LiveClock:
+class ExchangeClock:
     """Exchange time: wall time corrected by the offset ccxt measured from the server."""
 
     __slots__ = ("client",)
@@ -116,7 +116,7 @@ class EngineThread:
             close = getattr(coro, "close", None)
             if close:
                 close()
-            raise EngineStopped(f"{self.name}: the live engine is not running")
+            raise EngineStopped(f"{self.name}: the engine is not running")
         if threading.get_ident() == self.thread.ident:  # type: ignore[union-attr]
             close = getattr(coro, "close", None)
             if close:

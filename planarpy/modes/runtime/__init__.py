@@ -1,0 +1,11 @@
+"""What paper and live mode share: the engine thread, the watchers, the session lifecycle.
+
+Both modes run the same way: an asyncio loop on its own thread does the exchange I/O and
+changes state; the strategy's synchronous code runs on worker threads and blocks in `call`.
+"""
+
+from .engine import EngineStopped, EngineThread, ExchangeClock
+from .session import Session
+from .watchers import Watcher
+
+__all__ = ["EngineStopped", "EngineThread", "ExchangeClock", "Session", "Watcher"]

@@ -1,0 +1,247 @@
+"""The lifecycle every engine-run mode shares: start, tick, emit, request, stop.
+
+A mode subclasses `Session` and supplies `_startup` (build the strategy, sync), the
+candles before each tick (`refresh_candles`), what to do on stop (`_shutdown`), and the
+prices its status line values holdings at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any, Awaitable, Callable, Mapping
+
+from ...data.ohlcv import OHLCV, align, timeframe_ms
+from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
+from ...strategy import Strategy
+from .engine import EngineThread
+from .watchers import Watcher
+
+_SIGNATURE = re.compile(r"(signature|apiKey|secret|listenKey)=[^&\s\"']+", re.IGNORECASE)
+# ccxt's `has` flags for the streams the modes read (not all are plain camel case)
+_HAS = {"watch_balance": "watchBalance", "watch_positions": "watchPositions",
+        "watch_orders": "watchOrders", "watch_my_trades": "watchMyTrades",
+        "watch_trades": "watchTrades", "watch_order_book": "watchOrderBook",
+        "watch_ticker": "watchTicker", "watch_ohlcv": "watchOHLCV"}
+
+
+class Session:
+    """One strategy run on an engine thread against an exchange."""
+
+    label = ""  # what the status line calls the mode
+
+    def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
+                 recorder: Any = None, tick_interval: float | None = None, waitfor: float = 5.0,
+                 stall_after: float = 10.0, candles: int = 500, cancel_on_stop: bool = False,
+                 close_on_stop: bool = False) -> None:
+        self.cls = cls
+        self.exchange = exchange
+        self.keys = keys
+        self.recorder = recorder
+        self.tick_interval = tick_interval if tick_interval is not None else \
+            timeframe_ms(cls.timeframe) / 1000
+        self.waitfor = waitfor
+        self.stall_after = stall_after
+        self.candles = candles
+        self.cancel_on_stop = cancel_on_stop
+        self.close_on_stop = close_on_stop
+        self.engine = EngineThread(cls.__name__)
+        self.s: Any = None
+        self.client: Any = None
+        self.watchers: dict[str, Watcher] = {}
+        self.waiters: dict[str, asyncio.Event] = {}
+        self.last_event = time.monotonic()
+        self.ticks = 0
+        self.errors: list[str] = []
+        self._stop: asyncio.Event | None = None
+
+    # ---- what a mode supplies ---------------------------------------------------------
+    async def _startup(self) -> None:
+        raise NotImplementedError
+
+    async def _shutdown(self) -> None:
+        """Cancel or close as configured; the base records the stop."""
+
+    async def refresh_candles(self) -> None:
+        raise NotImplementedError
+
+    def _background(self) -> list[Callable[[], Awaitable[None]]]:
+        """Extra loops to run beside the ticks."""
+        return []
+
+    async def _after_tick(self) -> None:
+        """Housekeeping after each tick."""
+
+    def prices(self) -> dict[str, float]:
+        return {ai.symbol: float(ai.ohlcv.close[-1]) for ai in self.s.assets
+                if ai.ohlcv is not None and len(ai.ohlcv)}
+
+    def status_extra(self) -> str:
+        return ""
+
+    # ---- lifecycle --------------------------------------------------------------------
+    def start(self, timeout: float = 60.0) -> Any:
+        """Start the engine thread; return the strategy once it is synced and running."""
+        self.engine.start(self._main, timeout)
+        return self.s
+
+    def stop(self, timeout: float = 60.0) -> None:
+        loop, stop = self.engine.loop, self._stop
+        if loop is not None and stop is not None and self.engine.running:
+            loop.call_soon_threadsafe(stop.set)
+        self.engine.join(timeout)
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        self.client = open_client(self.exchange, self.keys)
+        try:
+            await self._startup()
+            self.engine.ready()
+            loop = asyncio.get_running_loop()
+            tasks = [loop.create_task(fn()) for fn in [self._tick_loop, *self._background()]]
+            await self._stop.wait()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await asyncio.to_thread(self._in_strategy_thread, self.s.stop)
+            except Exception as e:
+                await self.report_error(e, where="stop")
+            await self._shutdown()
+            await self.emit("strategy_stopped", {"cash": self.s.state.cash,
+                                                 "committed": self.s.state.committed,
+                                                 "ticks": self.ticks})
+        finally:
+            for w in list(self.watchers.values()):
+                await w.stop()
+            if self.recorder is not None:
+                await asyncio.to_thread(self.recorder.close)  # a flush: off the loop
+            await close_client(self.client)
+
+    # ---- events -----------------------------------------------------------------------
+    async def emit(self, kind: str, payload: Any, symbol: str | None = None) -> Any:
+        """Record and apply one event on the engine's loop, then wake who waits for it."""
+        async with self.engine.mutating():
+            effect = self.s.emit(kind, payload, symbol)
+        self.last_event = time.monotonic()
+        if effect.order is not None:
+            waiter = self.waiters.get(effect.order.id)
+            if waiter is not None and (effect.trade is not None or not effect.order.is_open):
+                waiter.set()
+        return effect
+
+    async def record(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> None:
+        """An event that changes no state (errors, connection news, requests, market data):
+        it goes to the trace only, with no lock and nothing to apply."""
+        if self.recorder is not None and self.s is not None:
+            self.recorder.record(kind, dict(payload), symbol=symbol, ts=self.s.clock.now_ns())
+        self.last_event = time.monotonic()
+
+    def describe(self, e: BaseException) -> str:
+        """An exception as one line with every credential and signature removed."""
+        text = f"{type(e).__name__}: {e}"
+        return self.keys.redact(_SIGNATURE.sub(r"\1=***", text))[:500]
+
+    async def report_error(self, e: BaseException, where: str, symbol: str | None = None) -> None:
+        message = self.describe(e)
+        self.errors.append(message)
+        await self.record("exchange_error", {"where": where, "error": message}, symbol)
+        if self.s is not None:
+            self.s.on_error(where, message)
+
+    async def request(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the ccxt client, recording the request and its response or error."""
+        tracing = self.recorder is not None
+        if tracing:
+            await self.record("request_sent", {"method": method, "args": _plain(args),
+                                               "params": _plain(kwargs.get("params"))})
+        try:
+            result = await getattr(self.client, method)(*args, **kwargs)
+        except Exception as e:
+            await self.record("exchange_error", {"method": method, "error": self.describe(e)})
+            raise
+        if tracing:
+            await self.record("response_received", {"method": method, "result": _summary(result)})
+        return result
+
+    def stream(self, method: str, *args: Any) -> Callable[[], Awaitable[Any]] | None:
+        """A callable reading one message of a ccxt.pro stream, or None if there is none."""
+        fn = getattr(self.client, method, None)
+        if fn is None or not self.client.has.get(_HAS.get(method, method)):
+            return None
+        return lambda: fn(*args)
+
+    # ---- ticks ------------------------------------------------------------------------
+    async def use_candles(self, series: Mapping[str, OHLCV]) -> None:
+        """Give each asset its closed candles (aligned) and recompute the indicators."""
+        s = self.s
+        _, aligned = align(dict(series), s.timeframe)
+        async with self.engine.mutating():
+            for ai in s.assets:
+                ai.ohlcv = aligned[ai.symbol]
+            s.prepare_indicators()
+            s.i = len(s.assets[0].ohlcv) - 1
+
+    async def _tick_loop(self) -> None:
+        while True:
+            try:
+                await self.refresh_candles()
+                if self.s.i >= self.s.warmup_period():
+                    await asyncio.to_thread(self._tick_in_thread)
+                await self._after_tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                await self.report_error(e, where="tick")
+            await asyncio.sleep(self.tick_interval)
+
+    def _in_strategy_thread(self, callback: Callable[[], Any]) -> None:
+        """Run a strategy callback as strategy code runs: on a worker thread, under the lock,
+        so that it may `call` (which waits on the engine's loop)."""
+        with self.engine.locked():
+            callback()
+
+    def _tick_in_thread(self) -> None:
+        s = self.s
+        with self.engine.locked():
+            ohlcv = s.assets[0].ohlcv
+            ts = int(ohlcv.timestamp[-1]) + timeframe_ms(s.timeframe) if ohlcv is not None \
+                else s.clock.now()
+            s.tick(ts)
+            self.ticks += 1
+
+    def status(self) -> str:
+        """One line: equity, open orders, ticks, age of the last event."""
+        s = self.s
+        orders = sum(len(ai.orders) for ai in s.assets)
+        age = time.monotonic() - self.last_event
+        label = f" {self.label}" if self.label else ""
+        extra = self.status_extra()
+        return (f"{type(s).__name__}{label} equity {s.state.equity(self.prices()):.8g} {s.quote}  "
+                f"orders {orders}  ticks {self.ticks}  {extra + '  ' if extra else ''}"
+                f"last event {age:.1f}s ago")
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return str(v)
+
+
+def _summary(result: Any) -> Any:
+    """A response as recorded: ccxt structures without `info`, candle lists as a count."""
+    if isinstance(result, list):
+        if result and isinstance(result[0], list):
+            return {"rows": len(result), "first": result[0][0], "last": result[-1][0]}
+        return [_summary(x) for x in result[:200]]
+    if isinstance(result, Mapping):
+        if len(result) > 3 and all(isinstance(v, Mapping) and "symbol" in v
+                                   for v in list(result.values())[:3]):
+            return {"markets": len(result)}
+        return {k: _plain(v) for k, v in result.items() if k != "info"}
+    return _plain(result)
