@@ -54,19 +54,21 @@ def market_order(s: Any, ai: AssetInstance | str, amount: float, *, side: Side |
     raw = market_price(side, data.open.item(i + 1), data.close.item(i), amount, volume,
                        eng.config.slippage)
     price = m.adverse_price(raw, side is Side.BUY)
-    request = order_request("market", ai, amount, None, side, pos, TimeInForce.IOC, reduce_only)
     reason = m.check_order(amount, price)
     if reason is None:
         order = _new_order(s, ai, OrderType.MARKET, amount, price, side, pos,
                            TimeInForce.IOC, reduce_only)
         reason = funds_error(s.state, ai, order)
     if reason is not None:
-        s.reject(ai, reason, request)
+        s.reject(ai, reason, order_request("market", ai, amount, None, side, pos,
+                                           TimeInForce.IOC, reduce_only))
         return None
     fill = eng.fillable(ai, amount, volume)
     if fill <= 0:
         s.reject(ai, f"no liquidity: the last candle traded {volume:g} {m.base}, too little "
-                     f"for a market order of {amount:g}", request)
+                     f"for a market order of {amount:g}",
+                 order_request("market", ai, amount, None, side, pos, TimeInForce.IOC,
+                               reduce_only))
         return None
     order = s.emit("order_created", order, ai.symbol).order
     trade = eng.fill(ai, order, price, fill, taker=True, effective=i + 1)
@@ -91,13 +93,12 @@ def limit_order(s: Any, ai: AssetInstance | str, amount: float, price: float, *,
     i = _now_index(s, date)
     eng = s.engine
     m = ai.market
-    request = order_request("limit", ai, amount, price, side, pos, tif, reduce_only)
     reason = m.check_limit_price(price) or m.check_order(amount, price)
     if reason is None:
         order = _new_order(s, ai, OrderType.LIMIT, amount, price, side, pos, tif, reduce_only)
         reason = funds_error(s.state, ai, order)
     if reason is not None:
-        s.reject(ai, reason, request)
+        s.reject(ai, reason, order_request("limit", ai, amount, price, side, pos, tif, reduce_only))
         return None
     open_ = ai.ohlcv.open.item(i + 1)
     takes = marketable(side, price, open_)
@@ -111,7 +112,7 @@ def limit_order(s: Any, ai: AssetInstance | str, amount: float, price: float, *,
         reason = (f"immediate-or-cancel order at {price:g} cancelled: "
                   + ("no liquidity" if takes else f"the price is {open_:g}"))
     if reason is not None:
-        s.reject(ai, reason, request)
+        s.reject(ai, reason, order_request("limit", ai, amount, price, side, pos, tif, reduce_only))
         return None
     order = s.emit("order_created", order, ai.symbol).order
     trade = eng.fill(ai, order, open_, fill, taker=True, effective=i + 1) if fill > 0 else None
