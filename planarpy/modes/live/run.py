@@ -13,61 +13,16 @@ from ...config import load_config
 from ...exchanges import ApiKeys, exchange_config, load_keys
 from ...loader import find_strategy
 from ...strategy import Strategy
+from ..runtime.handle import RunHandle
 from .session import LiveSession
 
 
-class LiveRun:
+class LiveRun(RunHandle):
     """A handle on a running live strategy."""
-
-    def __init__(self, session: LiveSession) -> None:
-        self.session = session
-
-    @property
-    def strategy(self) -> Any:
-        return self.session.s
-
-    def call(self, action: str, *args: Any, **kwargs: Any) -> Any:
-        """`planarpy.call` on the running strategy, holding the state lock meanwhile."""
-        from ...actions import call
-        with self.session.engine.locked():
-            return call(self.session.s, action, *args, **kwargs)
-
-    def state(self) -> dict[str, Any]:
-        """A consistent snapshot: cash, committed, balances, positions, open orders."""
-        s = self.session.s
-        with self.session.engine.locked():
-            return {"cash": s.state.cash, "committed": s.state.committed,
-                    "assets": {ai.symbol: {"balance": ai.balance, "committed": ai.committed,
-                                           "long": ai.long.amount, "short": ai.short.amount,
-                                           "orders": sorted(ai.orders)}
-                               for ai in s.assets},
-                    "trades": len(s.state.trades)}
 
     def reconcile(self, timeout: float = 30.0) -> list[str]:
         """Compare the local state with the exchange's now; [] when they agree."""
         return self.session.engine.blocking(self.session.reconcile(), timeout)
-
-    def status(self) -> str:
-        with self.session.engine.locked():
-            return self.session.status()
-
-    @property
-    def running(self) -> bool:
-        return self.session.engine.running
-
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop ticking, cancel/close as configured, flush the trace, close the client."""
-        self.session.stop(timeout)
-
-    def __enter__(self) -> "LiveRun":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        s = self.session.s
-        return f"<LiveRun {type(s).__name__ if s else '?'} running={self.running}>"
 
 
 def start_live(strategy: type[Strategy] | str, *, exchange_url: str | None = None,

@@ -1,7 +1,7 @@
 """Starting a paper strategy from Python (script, REPL, Jupyter) or the command line.
 
 `start_paper` returns a `PaperRun` at once, the strategy running in the background on live
-market data; its methods block the calling thread only, as `LiveRun`'s do.
+market data; its methods block the calling thread only, as live mode's handle's do.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from ...config import load_config
 from ...exchanges import exchange_config
 from ...loader import find_strategy
 from ...strategy import Strategy
-from ..live.run import LiveRun
+from ..runtime.handle import RunHandle
 from .session import PaperSession
 
 
-class PaperRun(LiveRun):
+class PaperRun(RunHandle):
     """A handle on a running paper strategy (`call`, `state`, `status`, `stop`, `market`)."""
 
     def market(self, symbol: str | None = None) -> dict[str, Any]:
@@ -26,13 +26,6 @@ class PaperRun(LiveRun):
             m = session.markets[symbol or session.s.assets[0].symbol]
             return m.summary()
 
-    def reconcile(self, timeout: float = 30.0) -> list[str]:
-        """Paper mode has no exchange account to compare with: always []."""
-        return []
-
-    def __repr__(self) -> str:
-        s = self.session.s
-        return f"<PaperRun {type(s).__name__ if s else '?'} running={self.running}>"
 
 
 def start_paper(strategy: type[Strategy] | str, *, exchange_url: str | None = None,

@@ -5,7 +5,8 @@ changes state; the strategy's synchronous code runs on worker threads and blocks
 """
 
 from .engine import EngineStopped, EngineThread, ExchangeClock
+from .handle import RunHandle
 from .session import Session
 from .watchers import Watcher
 
-__all__ = ["EngineStopped", "EngineThread", "ExchangeClock", "Session", "Watcher"]
+__all__ = ["EngineStopped", "EngineThread", "ExchangeClock", "RunHandle", "Session", "Watcher"]

@@ -1,0 +1,61 @@
+"""The handle a script, REPL or notebook holds on a running strategy.
+
+Its methods block the calling thread only, so they work in a plain REPL and inside a
+running Jupyter kernel alike: the engine has its own loop and never touches the caller's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .session import Session
+
+
+class RunHandle:
+    """A handle on a strategy running on an engine thread (paper or live)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def strategy(self) -> Any:
+        return self.session.s
+
+    def call(self, action: str, *args: Any, **kwargs: Any) -> Any:
+        """`planarpy.call` on the running strategy, holding the state lock meanwhile."""
+        from ...actions import call
+        with self.session.engine.locked():
+            return call(self.session.s, action, *args, **kwargs)
+
+    def state(self) -> dict[str, Any]:
+        """A consistent snapshot: cash, committed, balances, positions, open orders."""
+        s = self.session.s
+        with self.session.engine.locked():
+            return {"cash": s.state.cash, "committed": s.state.committed,
+                    "assets": {ai.symbol: {"balance": ai.balance, "committed": ai.committed,
+                                           "long": ai.long.amount, "short": ai.short.amount,
+                                           "orders": sorted(ai.orders)}
+                               for ai in s.assets},
+                    "trades": len(s.state.trades)}
+
+    def status(self) -> str:
+        with self.session.engine.locked():
+            return self.session.status()
+
+    @property
+    def running(self) -> bool:
+        return self.session.engine.running
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop ticking, cancel/close as configured, flush the trace, close the client."""
+        self.session.stop(timeout)
+
+    def __enter__(self) -> "RunHandle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        s = self.session.s
+        return f"<{type(self).__name__} {type(s).__name__ if s else '?'} running={self.running}>"
