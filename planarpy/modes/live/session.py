@@ -9,8 +9,6 @@ from typing import Any, Mapping
 import ccxt
 
 from ...actions import Mode
-from ...core.errors import UnknownSymbol
-from ...core.market import Market
 from ...core.orders import Order, OrderType, Side
 from ...data.ohlcv import OHLCV, concat, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig
@@ -39,20 +37,9 @@ class LiveSession(Session):
         self._ids = 0
 
     async def _startup(self) -> None:
-        markets = await self.request("load_markets")
-        universe = {}
-        for sym in self.cls.universe:
-            if sym not in markets:
-                raise UnknownSymbol(f"{sym!r} is not in {self.exchange.id}'s markets")
-            universe[sym] = Market.from_ccxt(markets[sym], self.client.precisionMode)
+        universe = await self.load_universe()
         s = self.cls(universe, mode=Mode.LIVE, clock=ExchangeClock(self.client))
-        s.engine = self
-        s.recorder = self.recorder
-        self.s = s
-        s.reset()
-        await self.emit("strategy_started", {"strategy": self.cls.__name__, "mode": "live",
-                                             "exchange": self.exchange.id,
-                                             "universe": list(universe)})
+        await self.begin(s)
         await self.sync()
         await self.refresh_candles()
         await asyncio.to_thread(self._in_strategy_thread, s.start)

@@ -14,8 +14,6 @@ from typing import Any, Callable, Mapping
 import ccxt
 
 from ...actions import Mode
-from ...core.errors import UnknownSymbol
-from ...core.market import Market
 from ...data.ohlcv import OHLCV, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig
 from ...strategy import Strategy
@@ -76,23 +74,12 @@ class PaperSession(Session):
         return [self._summary_loop]
 
     async def _startup(self) -> None:
-        markets = await self.request("load_markets")
-        universe = {}
-        for sym in self.cls.universe:
-            if sym not in markets:
-                raise UnknownSymbol(f"{sym!r} is not in {self.exchange.id}'s markets")
-            universe[sym] = Market.from_ccxt(markets[sym], self.client.precisionMode)
+        universe = await self.load_universe()
         tf = timeframe_ms(self.cls.timeframe)
         self.markets = {sym: AssetMarket(sym, tf, self.depth) for sym in universe}
         s = self.cls(universe, mode=Mode.PAPER, cash=self.cash,
                      clock=PaperClock(self.client, self.markets))
-        s.engine = self
-        s.recorder = self.recorder
-        self.s = s
-        s.reset()
-        await self.emit("strategy_started", {"strategy": self.cls.__name__, "mode": "paper",
-                                             "exchange": self.exchange.id,
-                                             "universe": list(universe), "cash": s.state.cash})
+        await self.begin(s, cash=s.state.cash)
         for sym in universe:
             await self._snapshot(sym)
         await self.refresh_candles()

@@ -12,6 +12,8 @@ import re
 import time
 from typing import Any, Awaitable, Callable, Mapping
 
+from ...core.errors import UnknownSymbol
+from ...core.market import Market
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
 from ...strategy import Strategy
@@ -79,6 +81,28 @@ class Session:
 
     def status_extra(self) -> str:
         return ""
+
+    # ---- start-up helpers -------------------------------------------------------------
+    async def load_universe(self) -> dict[str, Market]:
+        """The strategy's markets as the exchange lists them (UnknownSymbol if one is not)."""
+        markets = await self.request("load_markets")
+        universe = {}
+        for sym in self.cls.universe:
+            if sym not in markets:
+                raise UnknownSymbol(f"{sym!r} is not in {self.exchange.id}'s markets")
+            universe[sym] = Market.from_ccxt(markets[sym], self.client.precisionMode)
+        return universe
+
+    async def begin(self, s: Strategy, **started: Any) -> None:
+        """Attach the built strategy to this session, reset it, record that it started."""
+        s.engine = self
+        s.recorder = self.recorder
+        self.s = s
+        s.reset()
+        await self.emit("strategy_started", {"strategy": self.cls.__name__,
+                                             "mode": s.mode.value, "exchange": self.exchange.id,
+                                             "universe": [ai.symbol for ai in s.assets],
+                                             **started})
 
     # ---- lifecycle --------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> Any:
