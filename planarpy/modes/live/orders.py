@@ -43,6 +43,16 @@ async def submit(session: Any, ai: AssetInstance, order: Order, request: Mapping
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(waitfor, 0.0)
     waiter = session.waiters[order.id] = asyncio.Event()
+    try:
+        return await _submit(session, ai, order, request, deadline, waiter, synced)
+    finally:
+        session.waiters.pop(order.id, None)
+        session.first_trades.pop(order.id, None)
+
+
+async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+                  deadline: float, waiter: asyncio.Event, synced: bool) -> Trade | Any | None:
+    loop = asyncio.get_running_loop()
     order = (await session.emit("order_created", order_payload(order), ai.symbol)).order or order
     session.watch_orders(ai.symbol)
     try:
@@ -55,18 +65,17 @@ async def submit(session: Any, ai: AssetInstance, order: Order, request: Mapping
         if synced and not await _lookup(session, ai, order):
             await _fail(session, ai, order, request, session.describe(e))
             return None
-        return _result(ai, order)
+        return _result(session, order)
     await on_order(session, reply)
     remaining = deadline - loop.time()
-    if _first_trade(ai, order) is None and order.is_open and remaining > 0:
+    if order.id not in session.first_trades and order.is_open and remaining > 0:
         try:
             await asyncio.wait_for(waiter.wait(), remaining)
         except asyncio.TimeoutError:
             pass
-    if synced and _first_trade(ai, order) is None and order.is_open:
+    if synced and order.id not in session.first_trades and order.is_open:
         await sync_order(session, ai, order)
-    session.waiters.pop(order.id, None)
-    result = _result(ai, order)
+    result = _result(session, order)
     if result is None:  # closed by the exchange with no fill: IOC/FOK killed, no liquidity
         async with session.engine.mutating():
             session.s.reject(ai, f"the exchange closed the order ({order.status.value}) "
@@ -126,20 +135,13 @@ async def _fail(session: Any, ai: AssetInstance, order: Order, request: Mapping[
     if order.is_open:
         await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                             "status": "rejected"}, ai.symbol)
-    session.waiters.pop(order.id, None)
     async with session.engine.mutating():
         session.s.reject(ai, reason, request)
 
 
-def _first_trade(ai: AssetInstance, order: Order) -> Trade | None:
-    for t in ai.trades:
-        if t.order_id == order.id:
-            return t
-    return None
-
-
-def _result(ai: AssetInstance, order: Order) -> Trade | Any | None:
-    trade = _first_trade(ai, order)
+def _result(session: Any, order: Order) -> Trade | Any | None:
+    """The order's first fill, else `missing` while it is open, else None."""
+    trade = session.first_trades.get(order.id)
     if trade is not None:
         return trade
     return missing if order.is_open else None

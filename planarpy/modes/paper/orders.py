@@ -78,7 +78,7 @@ async def place(session: Any, ai: AssetInstance, type_: OrderType, amount: float
             pass
         finally:
             session.waiters.pop(order.id, None)
-        trade = next((t for t in ai.trades if t.order_id == order.id), None)
+        trade = session.first_trades.pop(order.id, None)
     return trade if trade is not None else missing
 
 

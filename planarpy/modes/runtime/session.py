@@ -52,7 +52,8 @@ class Session:
         self.s: Any = None
         self.client: Any = None
         self.watchers: dict[str, Watcher] = {}
-        self.waiters: dict[str, asyncio.Event] = {}
+        self.waiters: dict[str, asyncio.Event] = {}  # order id -> set on its first fill or end
+        self.first_trades: dict[str, Any] = {}  # order id -> first fill, for waited orders
         self.last_event = time.monotonic()
         self.ticks = 0
         self.errors: list[str] = []
@@ -151,8 +152,11 @@ class Session:
         self.last_event = time.monotonic()
         if effect.order is not None:
             waiter = self.waiters.get(effect.order.id)
-            if waiter is not None and (effect.trade is not None or not effect.order.is_open):
-                waiter.set()
+            if waiter is not None:
+                if effect.trade is not None:
+                    self.first_trades.setdefault(effect.order.id, effect.trade)
+                if effect.trade is not None or not effect.order.is_open:
+                    waiter.set()
         return effect
 
     async def record(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> None:
