@@ -141,6 +141,9 @@ def _build(cfg: ExchangeConfig, keys: ApiKeys, pro: bool) -> Any:
         raise ConfigError(f"ccxt has no exchange {cfg.id!r}")
     options: dict[str, Any] = {"adjustForTimeDifference": True, "fetchCurrencies": False,
                                "fetchMargins": False}
+    # ccxt.pro re-filters its whole cache of orders and trades on every message: planarpy
+    # keeps its own state and reads each update as it comes, so small caches suffice
+    options.update(ordersLimit=100, tradesLimit=200)
     if cfg.id == "binance":  # spot only: otherwise load_markets also asks margin and futures
         options["fetchMarkets"] = {"types": ["spot"]}
     options.update(cfg.options)
