@@ -12,6 +12,7 @@ import ccxt
 from tqdm import tqdm
 
 from ..core.errors import DataError, PlanarError, UnknownSymbol
+from ..exchanges.client import rewrite_urls  # the one URL override, shared with live
 from .ohlcv import OHLCV, Gap, concat, iso, timeframe_ms
 from .store import OHLCVStore, SeriesKey
 
@@ -53,26 +54,6 @@ class FetchReport:
         return text + f"; stored {self.rows} from {iso(self.first)} to {iso(self.last)}"
 
 
-def point_urls_at(urls: Any, base: str) -> Any:
-    """`urls` (a ccxt `urls['api']` value) with every scheme://host replaced by `base`.
-
-    Paths are kept: 'https://api.binance.com/api/v3' becomes 'http://127.0.0.1:8080/api/v3'.
-    WebSocket URLs get the ws/wss form of `base`.
-    """
-    base = base.rstrip("/")
-    if isinstance(urls, dict):
-        return {k: point_urls_at(v, base) for k, v in urls.items()}
-    if isinstance(urls, list):
-        return [point_urls_at(v, base) for v in urls]
-    if not isinstance(urls, str) or "://" not in urls:
-        return urls
-    scheme, rest = urls.split("://", 1)
-    path = rest[len(rest.split("/", 1)[0]):]
-    if scheme in ("ws", "wss"):
-        return "ws" + base.removeprefix("http") + path
-    return base + path
-
-
 def open_exchange(exchange_id: str, *, url: str | None = None, rate_limit: bool = True,
                   options: dict[str, Any] | None = None) -> ccxt.Exchange:
     """A sync ccxt client; with `url`, every REST URL points at that host instead."""
@@ -85,7 +66,7 @@ def open_exchange(exchange_id: str, *, url: str | None = None, rate_limit: bool 
     if url is not None:
         if not url.startswith(("http://", "https://")):
             raise DataError(f"exchange URL {url!r} must start with http:// or https://")
-        exchange.urls["api"] = point_urls_at(exchange.urls["api"], url)
+        exchange.urls["api"] = rewrite_urls(exchange.urls["api"], url)
         exchange.options["fetchCurrencies"] = False
         exchange.options["fetchMargins"] = False
     if options:
@@ -298,4 +279,4 @@ def _overlaps(info: Any, since: int | None, end: int) -> bool:
 
 __all__ = ["FetchFailed", "FetchReport", "TRANSIENT", "check_symbol", "check_timeframe",
            "fetch_candles",
-           "narrow_market_types", "open_exchange", "page_limit", "point_urls_at", "retrying"]
+           "narrow_market_types", "open_exchange", "page_limit", "retrying"]

@@ -10,7 +10,7 @@ import pytest
 
 from planarpy.core.errors import DataError, UnknownSymbol
 from planarpy.data.fetch import (FetchFailed, fetch_candles, narrow_market_types, open_exchange,
-                                 point_urls_at, retrying)
+                                 retrying)
 from planarpy.data.ohlcv import OHLCV, find_gaps
 from planarpy.data.store import OHLCVStore
 
@@ -32,12 +32,14 @@ def same(a: OHLCV, b: OHLCV) -> bool:
                                     ("timestamp", "open", "high", "low", "close", "volume"))
 
 
-def test_point_urls_at_keeps_paths() -> None:
-    """Every REST and WebSocket URL moves to the new host with its path kept."""
+def test_url_override_keeps_paths() -> None:
+    """Every REST URL moves to the new host with its path kept; WebSocket URLs keep theirs
+    under their host's first label."""
+    from planarpy.exchanges import rewrite_urls
     api = {"public": "https://api.binance.com/api/v3", "ws": {"spot": "wss://stream.binance.com:9443/ws"},
            "list": ["https://fapi.binance.com/fapi/v1"], "n": 3}
-    assert point_urls_at(api, "http://127.0.0.1:81/") == {
-        "public": "http://127.0.0.1:81/api/v3", "ws": {"spot": "ws://127.0.0.1:81/ws"},
+    assert rewrite_urls(api, "http://127.0.0.1:81/") == {
+        "public": "http://127.0.0.1:81/api/v3", "ws": {"spot": "ws://127.0.0.1:81/stream/ws"},
         "list": ["http://127.0.0.1:81/fapi/v1"], "n": 3}
 
 
