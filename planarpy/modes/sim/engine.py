@@ -103,19 +103,40 @@ class SimEngine:
             for ai in self.s.assets)))
 
     def match(self, i: int) -> None:
-        """Liquidate and fill what candle `i` reaches, for the assets with anything open."""
-        for ai in list(self.s.state.active.values()):
-            h, l, v = self.cols(ai)
+        """Liquidate and fill what candle `i` reaches, for the assets with anything open.
+
+        Runs every candle while anything is open, so it only looks first (no copies, no
+        allocation) and copies the containers only for an asset that candle `i` reaches.
+        """
+        reached = None
+        for ai in self.s.state.active.values():
+            h, l, _ = self.cols(ai)
+            hi, lo = h[i], l[i]
             pos = ai.open_position()
-            if pos is not None:
-                liq = pos.liquidation_price
-                if (l[i] <= liq) if pos.side is PositionSide.LONG else (h[i] >= liq):
-                    self.liquidate(ai, pos.side, i)
-            for order in list(ai.orders.values()):
-                if order.is_open and limit_triggers(order.side, order.price, l[i], h[i]):
-                    amount = self.fillable(ai, order.remaining, v[i])
-                    if amount > 0:
-                        self.fill(ai, order, order.price, amount, taker=False, effective=i)
+            if pos is not None and ((lo <= pos.liquidation_price) if pos.side is PositionSide.LONG
+                                    else (hi >= pos.liquidation_price)):
+                reached = (reached or []) + [ai]
+                continue
+            for order in ai.orders.values():
+                if limit_triggers(order.side, order.price, lo, hi):
+                    reached = (reached or []) + [ai]
+                    break
+        if reached:
+            for ai in reached:
+                self._settle_candle(ai, i)
+
+    def _settle_candle(self, ai: AssetInstance, i: int) -> None:
+        h, l, v = self.cols(ai)
+        pos = ai.open_position()
+        if pos is not None:
+            liq = pos.liquidation_price
+            if (l[i] <= liq) if pos.side is PositionSide.LONG else (h[i] >= liq):
+                self.liquidate(ai, pos.side, i)
+        for order in list(ai.orders.values()):
+            if order.is_open and limit_triggers(order.side, order.price, l[i], h[i]):
+                amount = self.fillable(ai, order.remaining, v[i])
+                if amount > 0:
+                    self.fill(ai, order, order.price, amount, taker=False, effective=i)
 
     def liquidate(self, ai: AssetInstance, side: PositionSide, i: int) -> None:
         trade = liquidation_trade(ai, side, self.s.clock.now(), self.new_id())
