@@ -178,7 +178,7 @@ async def on_order(session: Any, o: Mapping[str, Any]) -> None:
     for t in list(o.get("trades") or []) + session.pending_trades.pop(exid, []):
         if order.is_open:
             await session.emit("trade_created",
-                               translate.trade_payload(ai, t, order, int(o.get("timestamp") or 0)),
+                               _fill(ai, t, order, int(o.get("timestamp") or 0)),
                                ai.symbol)
     status = translate.STATUS.get(o.get("status") or "open")
     if status is not None and order.is_open:
@@ -191,6 +191,11 @@ async def on_order(session: Any, o: Mapping[str, Any]) -> None:
             await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                                 "status": status.value}, ai.symbol)
     session.s.on_order_update(ai, before, _snapshot(order))
+
+
+def _fill(ai: AssetInstance, t: Mapping[str, Any], order: Order, when: int = 0) -> dict[str, Any]:
+    """The trade_created payload of ccxt trade `t` of local `order`."""
+    return translate.trade_payload(ai, t, order.id, order.side, order.pos, order.leverage, when)
 
 
 def _snapshot(order: Order) -> dict[str, Any]:
@@ -214,7 +219,7 @@ async def on_trade(session: Any, t: Mapping[str, Any]) -> None:
         if exid and exid not in session.exchange_ids:
             session.pending_trades.setdefault(exid, []).append(t)
         return
-    await session.emit("trade_created", translate.trade_payload(ai, t, order), ai.symbol)
+    await session.emit("trade_created", _fill(ai, t, order), ai.symbol)
 
 
 async def _fetch_trades(session: Any, ai: AssetInstance, order: Order, o: Mapping[str, Any]) -> None:
@@ -226,7 +231,7 @@ async def _fetch_trades(session: Any, ai: AssetInstance, order: Order, o: Mappin
     exid = str(o.get("id"))
     for t in trades:
         if str(t.get("order")) == exid and order.is_open:
-            await session.emit("trade_created", translate.trade_payload(ai, t, order), ai.symbol)
+            await session.emit("trade_created", _fill(ai, t, order), ai.symbol)
 
 
 async def sync_order(session: Any, ai: AssetInstance, order: Order) -> None:
@@ -282,7 +287,7 @@ async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[s
         await on_order(session, reply)
         if confirm and order.is_open:
             await sync_order(session, ai, order)
-        ok = ok and not order.is_open if confirm else ok
+            ok = ok and not order.is_open
     return ok
 
 

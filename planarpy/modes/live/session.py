@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import ccxt
 
 from ...actions import Mode
-from ...core.orders import Order, OrderType, Side
+from ...core.orders import Side
 from ...data.ohlcv import OHLCV, concat, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig
 from ...strategy import Strategy
@@ -77,11 +77,10 @@ class LiveSession(Session):
                 trades = []
             for t in trades:
                 lid = self.exchange_ids.get(str(t.get("order"))) or translate.client_id(t) or \
-                    f"x{t.get('order')}"
-                o = Order(lid, ai.symbol, Side(t["side"]), OrderType.LIMIT, 0.0, 0.0, 0,
-                          pos=translate.position_side(ai, t, Side(t["side"])),
-                          leverage=ai.leverage)
-                history.append(translate.trade_payload(ai, t, o))
+                    str(t.get("order"))
+                side = Side(t["side"])
+                pos = translate.position_side(ai, t, side)
+                history.append(translate.trade_payload(ai, t, lid, side, pos, ai.leverage))
         await self.emit("sync_result", {"adopted_orders": adopted, "trades": history,
                                         "cash": s.state.cash,
                                         "positions": [{"symbol": a.symbol, "amount": p.amount,

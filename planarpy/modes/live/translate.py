@@ -61,18 +61,19 @@ def order_payload(ai: AssetInstance, o: Mapping[str, Any], local_id: str,
             "filled": _num(o.get("filled")), "cost": _num(o.get("cost"))}
 
 
-def trade_payload(ai: AssetInstance, t: Mapping[str, Any], order: Order,
-                  when: int = 0) -> dict[str, Any]:
-    """trade_created payload from a ccxt trade of `order` (`when` if the trade has no time)."""
+def trade_payload(ai: AssetInstance, t: Mapping[str, Any], order_id: str, side: Side,
+                  pos: PositionSide, leverage: float, when: int = 0) -> dict[str, Any]:
+    """trade_created payload from a ccxt trade of local order `order_id` (the order's side,
+    and `when` if the trade carries no time: the fills in an order reply have neither)."""
     m = ai.market
     amount = _num(t.get("amount"))
     price = _num(t.get("price"))
     fee = t.get("fee") or {}
     cost = _num(t.get("cost"), amount * price * m.contract_size)
-    return {"order_id": order.id, "symbol": ai.symbol, "side": order.side.value,
-            "pos": order.pos.value, "date": int(t.get("timestamp") or when), "amount": amount,
+    return {"order_id": order_id, "symbol": ai.symbol, "side": side.value,
+            "pos": pos.value, "date": int(t.get("timestamp") or when), "amount": amount,
             "price": price, "cost": cost, "fee": _num(fee.get("cost")),
-            "fee_currency": fee.get("currency") or m.quote, "leverage": order.leverage,
+            "fee_currency": fee.get("currency") or m.quote, "leverage": leverage,
             "taker": t.get("takerOrMaker") != "maker", "id": str(t.get("id") or "")}
 
 
