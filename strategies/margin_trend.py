@@ -4,20 +4,8 @@ Long when the fast EMA crosses above the slow one, short when it crosses below; 
 entry first closes the opposite position. Leverage 3, 50% of free cash as margin.
 """
 
-import numpy as np
-
 from planarpy import Strategy, call
-
-
-def ema(values: np.ndarray, n: int) -> np.ndarray:
-    """Exponential moving average (alpha = 2 / (n + 1)); each value uses the past only."""
-    alpha = 2.0 / (n + 1)
-    out = np.empty(len(values))
-    acc = values[0] if len(values) else 0.0
-    for k, x in enumerate(values.tolist()):
-        acc = alpha * x + (1 - alpha) * acc
-        out[k] = acc
-    return out
+from planarpy.indicators import crossings, ema
 
 
 class MarginTrend(Strategy):
@@ -35,10 +23,7 @@ class MarginTrend(Strategy):
 
     def indicators(self, ai):
         close = ai.ohlcv.close
-        above = np.sign(ema(close, self.fast) - ema(close, self.slow))
-        cross = np.zeros(len(close))
-        cross[1:] = np.where(above[1:] != above[:-1], above[1:], 0.0)
-        return {"cross": cross}
+        return {"cross": crossings(ema(close, self.fast), ema(close, self.slow))}
 
     def start(self):
         self.ai = self.assets[0]

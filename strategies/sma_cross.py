@@ -5,18 +5,8 @@ The averages are computed once, vectorised, by `indicators` (each value uses onl
 up to its own), so a tick reads one list entry and usually does nothing.
 """
 
-import numpy as np
-
 from planarpy import Strategy, call
-
-
-def sma(values: np.ndarray, n: int) -> np.ndarray:
-    """Simple moving average; NaN until `n` values exist."""
-    out = np.full(len(values), np.nan)
-    if len(values) >= n:
-        c = np.cumsum(np.r_[0.0, values])
-        out[n - 1:] = (c[n:] - c[:-n]) / n
-    return out
+from planarpy.indicators import crossings, sma
 
 
 class SmaCross(Strategy):
@@ -32,11 +22,7 @@ class SmaCross(Strategy):
 
     def indicators(self, ai):
         close = ai.ohlcv.close
-        diff = sma(close, self.fast) - sma(close, self.slow)
-        above = np.nan_to_num(np.sign(diff))
-        cross = np.zeros(len(close))
-        cross[1:] = np.where(above[1:] != above[:-1], above[1:], 0.0)
-        return {"cross": cross}
+        return {"cross": crossings(sma(close, self.fast), sma(close, self.slow))}
 
     def start(self):
         self.ai = self.assets[0]

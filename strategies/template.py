@@ -4,9 +4,8 @@ Run it with `planarpy sim strategies/template.py` (or register a name for it in
 user/planar.toml under [strategies]). Everything below the settings is optional.
 """
 
-import numpy as np
-
 from planarpy import Strategy, call
+from planarpy.indicators import sma
 
 
 class Template(Strategy):
@@ -32,10 +31,7 @@ class Template(Strategy):
 
         Each array becomes a list in `ai.ind[name]`; read it at `self.i` in `tick`.
         """
-        close = ai.ohlcv.close
-        mean = np.convolve(close, np.ones(20) / 20, mode="full")[: len(close)]
-        mean[:19] = np.nan
-        return {"mean20": mean}
+        return {"mean20": sma(ai.ohlcv.close, 20)}
 
     def start(self):
         """Just before the first tick: a good place to cache lookups."""
