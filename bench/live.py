@@ -111,8 +111,10 @@ def raw_round_trips(lx: Any, n: int, watch: bool = False) -> list[float]:
             out = []
             for k in range(n):
                 t = time.perf_counter()
-                await ex.create_order(SYM, "market", "buy" if k % 2 == 0 else "sell", 100.0)
+                o = await ex.create_order(SYM, "market", "buy" if k % 2 == 0 else "sell", 100.0)
                 out.append(time.perf_counter() - t)
+                if o["filled"] != 100.0:  # an unfilled order is cheaper: it would skew the ratio
+                    raise SystemExit(f"raw order {k} did not fill: {o['status']}")
             return out
         finally:
             for task in tasks:
@@ -128,7 +130,7 @@ def call_round_trips(run, n: int) -> list[float]:
         trade = run.call("market_order", SYM, 100.0, side="buy" if k % 2 == 0 else "sell")
         out.append(time.perf_counter() - t)
         if not trade:
-            print(f"order {k} did not fill: {run.strategy.errors[-1:]}", file=sys.stderr)
+            raise SystemExit(f"order {k} did not fill: {run.strategy.errors[-1:]}")
     return out
 
 

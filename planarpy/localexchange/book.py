@@ -4,7 +4,9 @@ The synthetic book is deterministic: around the reference price P (the last repl
 trade) it quotes `levels` asks at P + i*s and bids at P - i*s (i = 1..levels), with
 s = max(one tick, 2 bp of P) and level i holding i * unit, where unit is the mean size of
 the last 20 replayed trades (at least the minimum quantity). What a taker takes from a
-synthetic level stays taken until the next replayed trade refreshes the book.
+synthetic level stays taken until the next replayed trade refreshes the book, or until
+REFILL_MS of market time after the first take, when the synthetic makers come back (a
+quiet market would otherwise stay empty for as long as its feed has no trade).
 
 User orders rest in the book. A taker walks the merged levels best price first; at one
 price, resting user orders (oldest first) fill before the synthetic quantity. A replayed
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from .accounts import Account
 
 SPACING_BP = Decimal("0.0002")
+REFILL_MS = 1000
 
 
 @attrs.define(slots=True, eq=False)
@@ -89,6 +92,7 @@ class Book:
     ask_prices: list[Decimal] = attrs.field(factory=list)  # ascending
     consumed: dict[Decimal, Decimal] = attrs.field(factory=dict)
     version: int = 1
+    taken_at: int = 0  # market time of the first take since the last refresh
     _seq: int = 0
 
     @property
@@ -164,9 +168,19 @@ class Book:
                 break
         return fills
 
-    def take_synthetic(self, price: Decimal, qty: Decimal) -> None:
+    def take_synthetic(self, price: Decimal, qty: Decimal, now: int) -> None:
+        if not self.consumed:
+            self.taken_at = now
         self.consumed[price] = self.consumed.get(price, ZERO) + qty
         self.version += 1
+
+    def refill(self, now: int) -> bool:
+        """Restore taken synthetic liquidity REFILL_MS after the first take; whether it did."""
+        if not self.consumed or now - self.taken_at < REFILL_MS:
+            return False
+        self.consumed.clear()
+        self.version += 1
+        return True
 
     def best(self, ask: bool) -> Decimal | None:
         for price, orders, synth in self._levels(ask):

@@ -112,6 +112,8 @@ class Engine:
             raise (BinanceError(-4116, "ClientOrderId is duplicated.") if futures
                    else BinanceError(-2010, "Duplicate order sent."))
         book = st.book
+        if book.refill(now):
+            self._emit(MarketEvent(st, None))
         if req.type == "LIMIT_MAKER" or req.tif == "GTX":
             if book.would_take(req.side == "BUY", req.price):
                 raise (BinanceError(-5022, "Due to the order could not be executed as maker, the Post "
@@ -185,7 +187,7 @@ class Engine:
     def _fill(self, st: MarketState, taker: Order, f: Fill, now: int) -> fmt.TradeRecord:
         """Execute one planned fill for the taker and, if any, the resting maker."""
         if f.maker is None:
-            st.book.take_synthetic(f.price, f.qty)
+            st.book.take_synthetic(f.price, f.qty, now)
         else:
             self._apply(st, f.maker, f.qty, f.price, True, now)
         return self._apply(st, taker, f.qty, f.price, False, now)
@@ -341,9 +343,13 @@ class Engine:
                     if best_ts is None or ts < best_ts:
                         best, best_ts = i, ts
             if best < 0:
-                return n
+                break
             self._tick(states[best], best_ts)
             n += 1
+        for st in states:
+            if st.book.refill(now):
+                self._emit(MarketEvent(st, None))
+        return n
 
     def _tick(self, st: MarketState, ts: int) -> None:
         feed, spec = st.feed, st.spec

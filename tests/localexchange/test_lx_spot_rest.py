@@ -138,6 +138,19 @@ def test_resting_order_fills_when_replay_trades_through(sspot, scripted):
     assert sspot.fetch_order(s["id"], SPOT)["filled"] == 50
 
 
+def test_taken_synthetic_liquidity_comes_back_after_refill_window(sspot, scripted):
+    """A taker empties the best ask; it stays taken until REFILL_MS of market time has passed
+    since the take, then the synthetic makers restore it (no replayed trade needed)."""
+    from planarpy.localexchange.book import REFILL_MS
+    ask, size = sspot.fetch_order_book(SPOT)["asks"][0]
+    sspot.create_order(SPOT, "market", "buy", size)
+    assert sspot.fetch_order_book(SPOT)["asks"][0][0] > ask
+    assert scripted.step(REFILL_MS - 1) == 0
+    assert sspot.fetch_order_book(SPOT)["asks"][0][0] > ask
+    assert scripted.step(1) == 0
+    assert sspot.fetch_order_book(SPOT)["asks"][0] == [ask, size]
+
+
 def test_order_at_replayed_price_shares_trade_quantity(sspot, scripted):
     """An order exactly at the replayed price fills only the trade's size (50): a partial fill."""
     o = sspot.create_order(SPOT, "limit", "buy", 80, 0.00148)
