@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .accounts import Account
 
 SPACING_BP = Decimal("0.0002")
-REFILL_MS = 1000
+REFILL_MS = 200
 
 
 @attrs.define(slots=True, eq=False)
