@@ -247,22 +247,29 @@ async def sync_order(session: Any, ai: AssetInstance, order: Order) -> None:
     await on_order(session, o)
 
 
-async def fetch_order_updates(session: Any, symbol: str) -> list[Any]:
-    """REST fallback of the orders stream: open orders plus every locally open order."""
-    ai = session.s.state.assets[symbol]
-    found = {str(o.get("id")): o for o in await session.request("fetch_open_orders", symbol)}
-    for exid, lid in list(session.exchange_ids.items()):
-        if lid in ai.orders and exid not in found:
-            try:
-                found[exid] = await session.request("fetch_order", exid, symbol)
-            except ccxt.OrderNotFound:
-                continue
+async def fetch_order_updates(session: Any, symbols: list[str]) -> list[Any]:
+    """REST fallback of the orders stream: the open orders of `symbols`, plus every order
+    still open locally that the exchange no longer lists as open."""
+    found: dict[str, Any] = {}
+    for symbol in symbols:
+        ai = session.s.state.assets[symbol]
+        listed = {str(o.get("id")): o for o in await session.request("fetch_open_orders", symbol)}
+        for exid, lid in list(session.exchange_ids.items()):
+            if lid in ai.orders and exid not in listed:
+                try:
+                    listed[exid] = await session.request("fetch_order", exid, symbol)
+                except ccxt.OrderNotFound:
+                    continue
+        found.update(listed)
     return list(found.values())
 
 
-async def fetch_trade_updates(session: Any, symbol: str) -> list[Any]:
-    """REST fallback of the my-trades stream: the recent trades."""
-    return await session.request("fetch_my_trades", symbol, None, 50)
+async def fetch_trade_updates(session: Any, symbols: list[str]) -> list[Any]:
+    """REST fallback of the my-trades stream: the recent trades of `symbols`."""
+    out: list[Any] = []
+    for symbol in symbols:
+        out += await session.request("fetch_my_trades", symbol, None, 50)
+    return out
 
 
 async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[str] | None, *,

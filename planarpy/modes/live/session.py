@@ -34,6 +34,7 @@ class LiveSession(Session):
         self.history = history
         self.exchange_ids: dict[str, str] = {}  # exchange order id -> local order id
         self.pending_trades: dict[str, list[Mapping[str, Any]]] = {}
+        self.active: set[str] = set()  # symbols the orders watchers' REST fallback fetches
         self._ids = 0
 
     async def _startup(self) -> None:
@@ -165,30 +166,36 @@ class LiveSession(Session):
                 await self.emit("position_updated", translate.position_payload(ai, p), ai.symbol)
 
     def watch_orders(self, symbol: str) -> None:
-        """Start (or keep) the orders and my-trades watchers of `symbol`."""
+        """Start (or keep) the account's orders and my-trades watchers, and add `symbol` to
+        the assets their REST fallback fetches.
+
+        The streams are read account-wide, not per symbol: an exchange sends one user-data
+        stream for all symbols, and ccxt's per-symbol read filters its whole cache on every
+        message (most of a busy run's CPU); `on_order` ignores symbols not in the universe.
+        """
         from . import orders
+        self.active.add(symbol)
         for kind, stream, fetch, process in (
                 ("orders", "watch_orders", orders.fetch_order_updates, orders.on_orders),
                 ("trades", "watch_my_trades", orders.fetch_trade_updates, orders.on_trades)):
-            name = f"{kind}:{symbol}"
-            w = self.watchers.get(name)
+            w = self.watchers.get(kind)
             if w is None:
-                w = Watcher(self, name, self.stream(stream, symbol),
-                            lambda f=fetch: f(self, symbol), lambda d, p=process: p(self, d),
-                            symbol=symbol, stall_after=self.stall_after)
-                self.watchers[name] = w
+                w = Watcher(self, kind, self.stream(stream),
+                            lambda f=fetch: f(self, sorted(self.active)),
+                            lambda d, p=process: p(self, d), stall_after=self.stall_after)
+                self.watchers[kind] = w
             w.start()
 
     async def _after_tick(self) -> None:
-        """Stop the orders and trades watchers of assets idle for `idle_stop` seconds."""
-        now = time.monotonic()
-        for ai in self.s.assets:
-            if ai.orders or now - self.last_event < self.idle_stop:
-                continue
-            for kind in ("orders", "trades"):
-                w = self.watchers.get(f"{kind}:{ai.symbol}")
-                if w is not None and w.running:
-                    await w.stop()
+        """Stop the orders and trades watchers once no order is open and nothing happened
+        for `idle_stop` seconds; assets with no open order leave the fallback's list."""
+        self.active = {ai.symbol for ai in self.s.assets if ai.orders}
+        if self.active or time.monotonic() - self.last_event < self.idle_stop:
+            return
+        for kind in ("orders", "trades"):
+            w = self.watchers.get(kind)
+            if w is not None and w.running:
+                await w.stop()
 
     # ---- candles and ticks ------------------------------------------------------------
     async def refresh_candles(self) -> None:
