@@ -3,7 +3,9 @@
 A watcher waits on a ccxt.pro stream. When the stream is silent for `stall_after`
 seconds it falls back to a REST fetch (the stall guard); when the connection breaks it
 records the loss, backs off, and on the first message after reconnecting re-fetches by
-REST, so a fill that happened while the stream was down is never missed.
+REST, so a fill that happened while the stream was down is never missed. A stream the
+exchange cannot serve that way (ccxt says arguments are required, or not supported) is
+replaced by polling the REST fetch every `poll_every` seconds.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ class Watcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        self.last_message = loop.time()
+        guard = loop.create_task(self._guard(), name=f"{self.name}:stall-guard")
         backoff = 0.1
-        pending: asyncio.Future[Any] | None = None  # one stream read, kept across stalls
         try:
             while True:
                 try:
@@ -66,19 +69,9 @@ class Watcher:
                         await asyncio.sleep(self.poll_every)
                         await self.process(await self.fetch())
                         continue
-                    if pending is None:
-                        pending = asyncio.ensure_future(self.stream())
-                    done, _ = await asyncio.wait({pending}, timeout=self.stall_after)
-                    if not done:
-                        await self.session.record("exchange_error", {
-                            "watcher": self.name, "error": "stalled",
-                            "detail": f"no message for {self.stall_after:g} s: fetching by REST"},
-                            self.symbol)
-                        await self.process(await self.fetch())
-                        await self._restored()
-                        continue
-                    read, pending = pending, None
-                    data = read.result()
+                    # awaited directly, with no task or timer per message: the stall guard
+                    # runs beside it and never cancels a read ccxt may be about to resolve
+                    data = await self.stream()
                     self.last_message = loop.time()
                     if not self.connected:
                         backoff = 0.1
@@ -87,6 +80,10 @@ class Watcher:
                     await self.process(data)
                 except asyncio.CancelledError:
                     raise
+                except (ccxt.ArgumentsRequired, ccxt.NotSupported) as e:
+                    # this exchange cannot stream it this way (a symbol needed, say): poll
+                    await self.session.report_error(e, where=self.name, symbol=self.symbol)
+                    self.stream = None
                 except (ccxt.NetworkError, ccxt.ExchangeNotAvailable, ConnectionError) as e:
                     if self.connected:
                         self.connected = False
@@ -101,5 +98,27 @@ class Watcher:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
-            if pending is not None:
-                pending.cancel()
+            guard.cancel()
+
+    async def _guard(self) -> None:
+        """The stall guard: after `stall_after` seconds with no message, fetch by REST (and
+        again every `stall_after` seconds while the stream stays silent)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self.last_message + self.stall_after - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self.last_message = loop.time()
+            if self.stream is None:
+                continue  # polling already
+            await self.session.record("exchange_error", {
+                "watcher": self.name, "error": "stalled",
+                "detail": f"no message for {self.stall_after:g} s: fetching by REST"}, self.symbol)
+            try:
+                await self.process(await self.fetch())
+                await self._restored()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                await self.session.report_error(e, where=f"{self.name}:rest", symbol=self.symbol)
