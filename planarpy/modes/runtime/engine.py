@@ -40,6 +40,23 @@ class ExchangeClock:
         return self.now() * 1_000_000
 
 
+class _Mutating:
+    """The async context of `EngineThread.mutating`: a plain class, as it runs for every
+    event (a generator-based context manager costs several times more)."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+
+    async def __aenter__(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            await anyio.to_thread.run_sync(self.lock.acquire)
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.lock.release()
+
+
 class EngineThread:
     """An asyncio loop in a daemon thread, a state lock, and a blocking bridge to the loop."""
 
@@ -51,6 +68,7 @@ class EngineThread:
         self._owner: int | None = None
         self._ready = threading.Event()
         self._main_done: Future[Any] = Future()
+        self._mutating = _Mutating(self.lock)
 
     # ---- lifecycle --------------------------------------------------------------------
     def start(self, main: Callable[[], Awaitable[Any]], timeout: float) -> None:
@@ -99,15 +117,10 @@ class EngineThread:
             self._owner = None
             self.lock.release()
 
-    @contextlib.asynccontextmanager
-    async def mutating(self) -> Any:
-        """Hold the state lock on the loop without blocking it while a tick runs."""
-        if not self.lock.acquire(blocking=False):
-            await anyio.to_thread.run_sync(self.lock.acquire)
-        try:
-            yield
-        finally:
-            self.lock.release()
+    def mutating(self) -> "_Mutating":
+        """`async with` it to hold the state lock on the loop without blocking the loop
+        while a tick holds the lock."""
+        return self._mutating
 
     # ---- the bridge -------------------------------------------------------------------
     def blocking(self, coro: Awaitable[Any], timeout: float | None) -> Any:
