@@ -20,7 +20,7 @@ from .auth import BinanceError, Credentials
 from .book import Book, Fill, Order
 from .markets import ZERO, MarketSpec
 from .replay import Feed
-from .validate import OrderRequest, check_notional, order_ref, parse_order
+from .validate import check_notional, order_ref, parse_order
 
 INSUFFICIENT = "Account has insufficient balance for requested action."
 USER_TRADE_ID0 = 1_000_000_000
@@ -61,6 +61,9 @@ class Engine:
     accounts: dict[str, Account] = attrs.field(factory=dict)  # by API key
     listeners: list[Callable[[object], None]] = attrs.field(factory=list)
     orders: dict[int, Order] = attrs.field(factory=dict)
+    # indexes, so that a long run's thousands of orders do not slow every request down
+    by_client: dict[tuple[str, str], Order] = attrs.field(factory=dict)  # newest per client id
+    resting: dict[int, Order] = attrs.field(factory=dict)  # open, or closed and not yet pruned
     trades: dict[str, list[fmt.TradeRecord]] = attrs.field(factory=dict)  # by account name
     _order_ids: Iterable[int] = attrs.field(factory=lambda: itertools.count(1001))
 
@@ -107,8 +110,8 @@ class Engine:
         st = self.market(params.get("symbol"), futures)
         req = parse_order(params, st.spec)
         now = self.now()
-        if req.client_id and any(o.client_id == req.client_id and o.account is acc and o.is_open
-                                 for o in self.orders.values()):
+        same = self.by_client.get((acc.name, req.client_id)) if req.client_id else None
+        if same is not None and same.is_open:
             raise (BinanceError(-4116, "ClientOrderId is duplicated.") if futures
                    else BinanceError(-2010, "Duplicate order sent."))
         book = st.book
@@ -140,13 +143,14 @@ class Engine:
                       req.side, req.type, req.tif, req.price or ZERO,
                       qty if qty is not None else filled, now, req.quote_qty or ZERO, req.reduce_only)
         self._reserve(order, plan, pos)
-        self.orders[order.id] = order
+        self._add(order)
         self._user(acc, futures, self._order_event(order, "NEW", now))
         records = [self._fill(st, order, f, now) for f in plan]
         if order.remaining > 0 and (req.type == "MARKET" or req.tif in ("IOC", "FOK")):
             self._finish(order, "EXPIRED", now)
         elif order.remaining > 0:
             book.add(order)
+            self.resting[order.id] = order
         self._emit(MarketEvent(st, None))
         return order, records, req.resp_type
 
@@ -260,12 +264,16 @@ class Engine:
     def _user(self, acc: Account, futures: bool, payload: dict[str, Any]) -> None:
         self._emit(UserEvent(acc, futures, payload))
 
+    def _add(self, order: Order) -> None:
+        self.orders[order.id] = order
+        self.by_client[(order.account.name, order.client_id)] = order
+
     def find(self, acc: Account, params: Mapping[str, str], futures: bool, cancel: bool = False) -> Order:
         st = self.market(params.get("symbol"), futures)
         oid, cid = order_ref(params)
-        for o in ([self.orders.get(oid)] if oid is not None else reversed(list(self.orders.values()))):
-            if o is not None and o.account is acc and o.spec is st.spec and (cid is None or o.client_id == cid):
-                return o
+        o = self.orders.get(oid) if oid is not None else self.by_client.get((acc.name, cid or ""))
+        if o is not None and o.account is acc and o.spec is st.spec and (cid is None or o.client_id == cid):
+            return o
         if cancel:
             raise BinanceError(-2011, "Unknown order sent.")
         raise BinanceError(-2013, "Order does not exist.")
@@ -292,7 +300,9 @@ class Engine:
 
     def open_orders(self, acc: Account, symbol: str | None, futures: bool) -> list[Order]:
         spec = self.market(symbol, futures).spec if symbol else None
-        return [o for o in self.orders.values() if o.account is acc and o.is_open
+        for oid in [oid for oid, o in self.resting.items() if not o.is_open]:
+            del self.resting[oid]
+        return [o for o in self.resting.values() if o.account is acc
                 and o.spec.futures == futures and (spec is None or o.spec is spec)]
 
     def all_orders(self, acc: Account, params: Mapping[str, str], futures: bool) -> list[Order]:
@@ -381,7 +391,7 @@ class Engine:
                           liq, abs(pos.amount), now)
             qty, pnl, fee = acc.liquidate(pos, liq, now)
             order.filled, order.cum_quote, order.status, order.update_time = qty, q8(qty * liq), "FILLED", now
-            self.orders[order.id] = order
+            self._add(order)
             rec = fmt.TradeRecord(next(st.trade_ids), order.id, spec, side == "BUY", False, liq, qty,
                                   q8(qty * liq), fee, acc.settle, now, pnl)
             self.trades[acc.name].append(rec)
