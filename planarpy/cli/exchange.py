@@ -18,11 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="replay CSV (trades or candles) for a bundled market, e.g. XRP/ETH=trades.csv")
     s.add_argument("--speed", type=float, default=1.0,
                    help="replay speed: 1 is real time, 60 replays a minute per second")
+    s.add_argument("--account", action="append", default=[], metavar="NAME",
+                   help="another test account, with API key NAME-key and secret NAME-secret and "
+                        "the default balances (repeatable): a counterparty, or one per strategy")
     s.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..localexchange import LocalExchange
+    from ..localexchange import AccountSpec, LocalExchange
     from ..localexchange.clock import Clock
 
     data = {}
@@ -33,7 +36,13 @@ def handler(args: argparse.Namespace) -> int:
         data[symbol] = path
     if args.speed <= 0:
         raise ConfigError("--speed must be positive")
-    lx = LocalExchange(data=data, clock=Clock(speed=args.speed), port=args.port)
+    names = ["test", *args.account]
+    bad = [n for n in args.account if not n.isidentifier() or names.count(n) > 1]
+    if bad:
+        raise ConfigError(f"--account takes distinct plain names (letters, digits, _), got {bad[0]!r}")
+    accounts = [AccountSpec()] + [AccountSpec(name=n, api_key=f"{n}-key", secret=f"{n}-secret")
+                                  for n in args.account]
+    lx = LocalExchange(data=data, clock=Clock(speed=args.speed), port=args.port, accounts=accounts)
 
     async def serve() -> None:
         async with lx:
@@ -41,6 +50,8 @@ def handler(args: argparse.Namespace) -> int:
             print(f"markets: {', '.join(sorted(s.spec.symbol for s in [*lx.engine.spot.values(), *lx.engine.futures.values()]))}")
             print(f"api key: {lx.api_key}")
             print(f"secret:  {lx.secret}")
+            for spec in accounts[1:]:
+                print(f"account {spec.name}: api key {spec.api_key}, secret {spec.secret}")
             print("point ccxt with planarpy.localexchange.point_ccxt(exchange, url); Ctrl-C stops")
             await asyncio.Event().wait()
 

@@ -12,7 +12,7 @@ import pytest
 from planarpy.cli import exchange as cli_exchange
 from planarpy.data.ohlcv import load_csv
 from planarpy.data.sample import sample_path, trades_path
-from planarpy.localexchange import Clock, load_feed, local_url, point_ccxt
+from planarpy.localexchange import TEST_KEY, TEST_SECRET, Clock, load_feed, local_url, point_ccxt
 from planarpy.localexchange.replay import HOUR_MS, from_candles
 
 
@@ -77,3 +77,38 @@ def test_cli_registers_exchange_serve():
     args = parser.parse_args(["exchange", "serve", "--port", "0", "--speed", "60",
                               "--data", "XRP/ETH=x.csv"])
     assert args.func is cli_exchange.handler and args.speed == 60 and args.data == ["XRP/ETH=x.csv"]
+    assert args.account == []
+
+
+def test_cli_serve_refuses_a_bad_account_name():
+    """A repeated or odd --account name is refused before anything starts, naming it."""
+    from planarpy.core.errors import ConfigError
+    parser = argparse.ArgumentParser()
+    cli_exchange.register(parser.add_subparsers(dest="command"))
+    for bad in (["--account", "a b"], ["--account", "x", "--account", "x"], ["--account", "test"]):
+        args = parser.parse_args(["exchange", "serve", *bad])
+        with pytest.raises(ConfigError, match="--account takes distinct plain names"):
+            args.func(args)
+
+
+def test_cli_serve_with_a_second_account(tmp_path):
+    """`exchange serve --account other` prints the account's keys, and they trade on their own
+    balances: the default account's are untouched."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "planarpy.cli.main", "exchange", "serve",
+                             "--port", "0", "--account", "other"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(5)]
+        url = lines[0].split()[3]
+        assert any("account other: api key other-key, secret other-secret" in x for x in lines)
+        other = point_ccxt(ccxt.binance({"apiKey": "other-key", "secret": "other-secret"}), url)
+        other.load_markets()
+        assert other.create_order("XRP/ETH", "market", "buy", 100)["filled"] == 100
+        assert other.fetch_balance()["XRP"]["total"] == pytest.approx(100_100 - 0.1)  # taker fee in XRP
+        mine = point_ccxt(ccxt.binance({"apiKey": TEST_KEY, "secret": TEST_SECRET}), url)
+        assert mine.fetch_balance()["XRP"]["total"] == 100000
+    finally:
+        proc.terminate()
+        proc.wait(10)
