@@ -1,8 +1,18 @@
 """Live mode's overhead against the local exchange, with the real ccxt client.
 
-1. A market order through `call` versus the same order through raw ccxt (ccxt.pro's
-   async client on its own loop), mean round trip and their ratio (target <= 1.2), with
-   the exchange in a separate process.
+1. A market order through `call` versus the same order through raw ccxt, with the exchange
+   in its own process and each client on its own account of it, so all three stay
+   connected and are measured in turns (blocks), and drift on a busy machine hits them
+   alike. The peers:
+   - raw ccxt.pro: `await create_order(...)` on the client's own loop (the target's peer,
+     ratio <= 1.2);
+   - raw ccxt.pro with the user-data streams watched: the same, while watch_orders,
+     watch_my_trades and watch_balance run on that loop, as anything that keeps its state
+     in step with the exchange must run them (the like-for-like peer);
+   - planarpy `call(...)` from the strategy's thread, recording its EventTrace as live runs do.
+   Back to back (the next order as soon as the last returns: bound by CPU, since every
+   order's user-data frames must be parsed too) and paced (an order every 10 ms, as a
+   strategy reacting to the market sends them: the latency one order sees).
 2. The time from a user-data event leaving the exchange's WebSocket to the strategy's
    state having applied it (on_trade), median over resting orders filled by another
    account (target <= 2 ms). Server and strategy run in this process, so one clock serves.
@@ -18,10 +28,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable
 
 import ccxt
 import ccxt.pro
@@ -31,8 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "kit")
 from livekit import Quiet, counterparty, live, raw_client  # noqa: E402
 
 from planarpy.localexchange import TEST_KEY, TEST_SECRET, LocalExchange, point_ccxt  # noqa: E402
+from planarpy.trace import EventTrace  # noqa: E402
 
 SYM = "XRP/ETH"
+AMOUNT = 100.0
+BLOCKS = 5
+GAP = 0.010  # seconds between paced orders
 SENT: dict[str, int] = {}
 _TRADE = re.compile(r'"x":"TRADE"')
 _OURS = re.compile(r'"c":"pp[^"]*"')  # our client order ids: the other side's frame has its own
@@ -59,15 +75,17 @@ class Timed(Quiet):
 
 class Remote:
     """A local exchange in its own process (`planarpy exchange serve`), so that its work
-    does not share this process's interpreter with the client being measured."""
+    does not share this process's interpreter with the clients being measured; the raw
+    clients trade on accounts of their own (`--account`)."""
 
     api_key, secret = TEST_KEY, TEST_SECRET
 
-    def __init__(self) -> None:
+    def __init__(self, accounts: tuple[str, ...]) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
+        extra = [a for name in accounts for a in ("--account", name)]
         self.proc = subprocess.Popen([sys.executable, "-m", "planarpy.cli.main", "exchange",
-                                      "serve", "--port", str(port), "--speed", "1"],
+                                      "serve", "--port", str(port), "--speed", "1", *extra],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while True:
@@ -90,47 +108,95 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def raw_round_trips(lx: Any, n: int, watch: bool = False) -> list[float]:
-    """Market orders through raw ccxt.pro; with `watch`, while watch_orders, watch_my_trades
-    and watch_balance run on the same loop, as live mode runs them to stay in step."""
-    async def drain(stream: Any) -> None:
-        while True:
-            await stream()
+class RawClient:
+    """A ccxt.pro client on its own loop thread; timings are taken on that loop."""
 
-    async def go() -> list[float]:
-        ex = point_ccxt(ccxt.pro.binance({"apiKey": lx.api_key, "secret": lx.secret}), lx.url)
-        tasks = []
-        try:
-            await ex.load_markets()
-            if watch:
-                for stream in (lambda: ex.watch_orders(SYM), lambda: ex.watch_my_trades(SYM),
-                               ex.watch_balance):
-                    tasks.append(asyncio.ensure_future(drain(stream)))
-                await ex.create_order(SYM, "market", "buy", 100.0)
-                await asyncio.sleep(0.5)  # streams connected
-            out = []
-            for k in range(n):
-                t = time.perf_counter()
-                o = await ex.create_order(SYM, "market", "buy" if k % 2 == 0 else "sell", 100.0)
-                out.append(time.perf_counter() - t)
-                if o["filled"] != 100.0:  # an unfilled order is cheaper: it would skew the ratio
-                    raise SystemExit(f"raw order {k} did not fill: {o['status']}")
-            return out
-        finally:
-            for task in tasks:
+    def __init__(self, url: str, account: str, watch: bool) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.ex = point_ccxt(ccxt.pro.binance({"apiKey": f"{account}-key",
+                                               "secret": f"{account}-secret"}), url)
+        self.tasks: list[asyncio.Future] = []
+        self.run(self._start(watch))
+
+    def run(self, coro: Awaitable[Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
+
+    async def _start(self, watch: bool) -> None:
+        await self.ex.load_markets()
+        if watch:  # read account-wide, as live mode reads them
+            for stream in (self.ex.watch_orders, self.ex.watch_my_trades, self.ex.watch_balance):
+                self.tasks.append(asyncio.ensure_future(_drain(stream)))
+            await asyncio.sleep(0.3)
+        await self._orders(10, 0.0)  # warm up: connections open, streams flowing
+
+    async def _orders(self, n: int, gap: float) -> list[float]:
+        out = []
+        for k in range(n):
+            t = time.perf_counter()
+            o = await self.ex.create_order(SYM, "market", "buy" if k % 2 == 0 else "sell", AMOUNT)
+            out.append(time.perf_counter() - t)
+            if o["filled"] != AMOUNT:  # an unfilled order is cheaper: it would skew the ratio
+                raise SystemExit(f"raw order {k} did not fill: {o['status']}")
+            if gap:
+                await asyncio.sleep(gap)
+        return out
+
+    def orders(self, n: int, gap: float) -> list[float]:
+        return self.run(self._orders(n, gap))
+
+    def close(self) -> None:
+        async def stop() -> None:
+            for task in self.tasks:
                 task.cancel()
-            await ex.close()
-    return asyncio.run(go())
+            await self.ex.close()
+        self.run(stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def call_round_trips(run, n: int) -> list[float]:
+async def _drain(stream: Any) -> None:
+    while True:
+        await stream()
+
+
+def call_orders(run: Any, n: int, gap: float) -> list[float]:
     out = []
     for k in range(n):
         t = time.perf_counter()
-        trade = run.call("market_order", SYM, 100.0, side="buy" if k % 2 == 0 else "sell")
+        trade = run.call("market_order", SYM, AMOUNT, side="buy" if k % 2 == 0 else "sell")
         out.append(time.perf_counter() - t)
         if not trade:
             raise SystemExit(f"order {k} did not fill: {run.strategy.errors[-1:]}")
+        if gap:
+            time.sleep(gap)
+    return out
+
+
+def compare(remote: Remote, n: int, trace_dir: Path) -> dict[str, dict[str, list[float]]]:
+    """Per pacing, per peer: the round trips of every block, the peers taking turns."""
+    settings = {"exchanges": {"binance": {"rate_limit": False}}}  # off on every side
+    trace = EventTrace.open(trace_dir / "trace", strategy="Timed", exchange="binance",
+                            redact=[TEST_KEY, TEST_SECRET])
+    raw = RawClient(remote.url, "raw", watch=False)
+    watched = RawClient(remote.url, "watched", watch=True)
+    out: dict[str, dict[str, list[float]]] = {}
+    try:
+        with live(remote, Timed, tick_interval=60, settings=settings, trace=trace) as run:
+            call_orders(run, 10, 0.0)
+            for pacing, gap, per in (("back to back", 0.0, n // BLOCKS),
+                                     ("paced", GAP, n // (2 * BLOCKS))):
+                res = out[pacing] = {"raw": [], "watched": [], "call": [], "ratios": []}
+                for _ in range(BLOCKS):
+                    r = raw.orders(per, gap)
+                    res["raw"] += r
+                    res["watched"] += watched.orders(per, gap)
+                    c = call_orders(run, per, gap)
+                    res["call"] += c
+                    res["ratios"].append(statistics.median(c) / statistics.median(r))
+    finally:
+        raw.close()
+        watched.close()
     return out
 
 
@@ -140,49 +206,49 @@ def event_latencies(lx: LocalExchange, run, n: int) -> list[float]:
     out = []
     for k in range(n):
         bid = mine.fetch_order_book(SYM)["bids"][0][0]
-        run.call("limit_order", SYM, 100.0, round(bid + 2e-8, 8), side="buy", waitfor=0.05)
+        run.call("limit_order", SYM, AMOUNT, round(bid + 2e-8, 8), side="buy", waitfor=0.05)
         before = len(run.strategy.applied)
-        other.create_order(SYM, "market", "sell", 100.0)
+        other.create_order(SYM, "market", "sell", AMOUNT)
         deadline = time.monotonic() + 5
         while len(run.strategy.applied) == before and time.monotonic() < deadline:
             time.sleep(0.0005)
-        run.call("market_order", SYM, 100.0, side="sell")  # back to where we were
+        run.call("market_order", SYM, AMOUNT, side="sell")  # back to where we were
     for tid, applied in run.strategy.applied.items():
         if tid in SENT:
             out.append((applied - SENT[tid]) / 1e6)
     return out
 
 
+def _ms(xs: list[float]) -> str:
+    return f"median {statistics.median(xs) * 1e3:5.2f} ms  mean {statistics.mean(xs) * 1e3:5.2f} ms"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--orders", type=int, default=200)
+    ap.add_argument("--orders", type=int, default=400, help="back-to-back orders per peer")
     args = ap.parse_args()
-    # ccxt's rate limiter would space orders out on both sides alike: off on both
-    settings = {"exchanges": {"binance": {"rate_limit": False}}}
-    remote = Remote()
+    remote = Remote(("raw", "watched"))
     try:
-        raw_round_trips(remote, 10)  # warm up
-        raw = raw_round_trips(remote, args.orders)
-        watched = raw_round_trips(remote, args.orders, watch=True)
-        with live(remote, Timed, tick_interval=60, settings=settings) as run:
-            call_round_trips(run, 10)
-            via = call_round_trips(run, args.orders)
+        with tempfile.TemporaryDirectory() as tmp:
+            results = compare(remote, args.orders, Path(tmp))
     finally:
         remote.close()
     web.WebSocketResponse.send_str = _stamped_send  # stamp frames as they leave the server
+    settings = {"exchanges": {"binance": {"rate_limit": False}}}
     with LocalExchange() as lx:
         lx.step(3_600_000)
         with live(lx, Timed, tick_interval=60, settings=settings) as run:
             lat = event_latencies(lx, run, max(20, args.orders // 4))
-    r, c, w = statistics.mean(raw), statistics.mean(via), statistics.mean(watched)
-    print(f"python {sys.version.split()[0]}, ccxt {ccxt.__version__}, local exchange on loopback, "
-          "rate limiting off on both sides")
-    print(f"market order, raw ccxt.pro:       mean {r * 1e3:7.2f} ms  median {statistics.median(raw) * 1e3:7.2f} ms")
-    print(f"market order, raw ccxt.pro with its user-data streams watched:"
-          f" mean {w * 1e3:7.2f} ms  median {statistics.median(watched) * 1e3:7.2f} ms")
-    print(f"market order, planarpy call():    mean {c * 1e3:7.2f} ms  median {statistics.median(via) * 1e3:7.2f} ms")
-    print(f"ratio call / raw: {c / r:.2f} (target <= 1.2); call / raw with streams watched: "
-          f"{c / w:.2f}")
+    print(f"python {sys.version.split()[0]}, ccxt {ccxt.__version__}, local exchange in its own "
+          f"process on loopback, rate limiting off on every side, {BLOCKS} blocks per peer in turns")
+    for pacing, res in results.items():
+        print(f"market order, {pacing}:")
+        print(f"  raw ccxt.pro                         {_ms(res['raw'])}")
+        print(f"  raw ccxt.pro, user-data streams read {_ms(res['watched'])}")
+        print(f"  planarpy call(), trace recorded      {_ms(res['call'])}")
+        w = statistics.median(res["call"]) / statistics.median(res["watched"])
+        print(f"  ratio call / raw ccxt: {statistics.median(res['ratios']):.2f} (median of the "
+              f"blocks' ratios; target <= 1.2); call / raw with streams: {w:.2f}")
     if lat:
         print(f"user-data event -> local state: median {statistics.median(lat):.2f} ms, "
               f"p90 {sorted(lat)[int(0.9 * len(lat))]:.2f} ms over {len(lat)} fills (target <= 2 ms)")
