@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any, Mapping
 
@@ -43,7 +42,7 @@ class LiveSession(Session):
         await self.begin(s)
         await self.sync()
         await self.refresh_candles()
-        await asyncio.to_thread(self._in_strategy_thread, s.start)
+        await self.engine.run_strategy(s.start)
         self.watchers["balance"] = Watcher(
             self, "balance", self.stream("watch_balance"),
             lambda: self.request("fetch_balance"), self._on_balance, stall_after=self.stall_after)

@@ -83,7 +83,7 @@ class PaperSession(Session):
         for sym in universe:
             await self._snapshot(sym)
         await self.refresh_candles()
-        await asyncio.to_thread(self._in_strategy_thread, s.start)
+        await self.engine.run_strategy(s.start)
         for sym in universe:
             self._start_watchers(sym)
 

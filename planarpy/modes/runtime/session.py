@@ -130,7 +130,7 @@ class Session:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
-                await asyncio.to_thread(self._in_strategy_thread, self.s.stop)
+                await self.engine.run_strategy(self.s.stop)
             except Exception as e:
                 await self.report_error(e, where="stop")
             await self._shutdown()
@@ -216,7 +216,7 @@ class Session:
             try:
                 await self.refresh_candles()
                 if self.s.i >= self.s.warmup_period():
-                    await asyncio.to_thread(self._tick_in_thread)
+                    await self.engine.run_strategy(self._tick)
                 await self._after_tick()
             except asyncio.CancelledError:
                 raise
@@ -224,20 +224,14 @@ class Session:
                 await self.report_error(e, where="tick")
             await asyncio.sleep(self.tick_interval)
 
-    def _in_strategy_thread(self, callback: Callable[[], Any]) -> None:
-        """Run a strategy callback as strategy code runs: on a worker thread, under the lock,
-        so that it may `call` (which waits on the engine's loop)."""
-        with self.engine.locked():
-            callback()
-
-    def _tick_in_thread(self) -> None:
+    def _tick(self) -> None:
+        """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`)."""
         s = self.s
-        with self.engine.locked():
-            ohlcv = s.assets[0].ohlcv
-            ts = int(ohlcv.timestamp[-1]) + timeframe_ms(s.timeframe) if ohlcv is not None \
-                else s.clock.now()
-            s.tick(ts)
-            self.ticks += 1
+        ohlcv = s.assets[0].ohlcv
+        ts = int(ohlcv.timestamp[-1]) + timeframe_ms(s.timeframe) if ohlcv is not None \
+            else s.clock.now()
+        s.tick(ts)
+        self.ticks += 1
 
     def status(self) -> str:
         """One line: equity, open orders, ticks, age of the last event."""

@@ -1,0 +1,152 @@
+"""The engine's bridge: strategy code on the loop (greenlet) and from other threads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable
+
+import pytest
+
+from planarpy.modes.runtime import EngineThread
+from planarpy.modes.runtime.engine import EngineStopped
+
+
+def run_engine(body: Callable[[EngineThread], Any]) -> Any:
+    """Start an engine whose main coroutine awaits `body(engine)`, and return its result."""
+    engine = EngineThread("test")
+    result: dict[str, Any] = {}
+
+    async def main() -> None:
+        engine.ready()
+        result["value"] = await body(engine)
+
+    engine.start(main, timeout=5)
+    engine.join(10)
+    return result["value"]
+
+
+async def answer(x: int) -> int:
+    await asyncio.sleep(0.01)
+    return x * 2
+
+
+def test_strategy_code_calls_without_leaving_the_loop_thread():
+    """A call from strategy code suspends it on the loop thread and resumes it with the result;
+    the state lock is held while the code runs and free while the call is awaited."""
+    async def body(engine: EngineThread) -> Any:
+        seen: list[Any] = []
+        observed_free = []
+
+        async def watcher() -> None:  # runs while the strategy code waits in a call
+            await asyncio.sleep(0.005)
+            observed_free.append(not engine.lock.locked())
+
+        def strategy_code() -> str:
+            seen.append(threading.get_ident() == engine.thread.ident)
+            seen.append(engine.lock.locked())
+            asyncio.get_running_loop().create_task(watcher())
+            seen.append(engine.blocking(answer(21), timeout=5))
+            seen.append(engine.blocking(answer(1), timeout=5))
+            seen.append(engine.lock.locked())
+            return "done"
+
+        out = await engine.run_strategy(strategy_code)
+        return out, seen, observed_free, engine.lock.locked()
+
+    out, seen, observed_free, locked_after = run_engine(body)
+    assert out == "done" and seen == [True, True, 42, 2, True]
+    assert observed_free == [True] and locked_after is False
+
+
+def test_an_exception_in_the_call_reaches_the_strategy_code_which_may_go_on():
+    async def fails() -> None:
+        raise ValueError("the exchange said no")
+
+    async def body(engine: EngineThread) -> Any:
+        def strategy_code() -> list[str]:
+            out = []
+            try:
+                engine.blocking(fails(), timeout=5)
+            except ValueError as e:
+                out.append(str(e))
+            out.append(str(engine.blocking(answer(5), timeout=5)))
+            return out
+        return await engine.run_strategy(strategy_code)
+
+    assert run_engine(body) == ["the exchange said no", "10"]
+
+
+def test_an_exception_in_strategy_code_propagates_and_frees_the_lock():
+    async def body(engine: EngineThread) -> Any:
+        def strategy_code() -> None:
+            engine.blocking(answer(1), timeout=5)
+            raise KeyError("bug in tick")
+        with pytest.raises(KeyError, match="bug in tick"):
+            await engine.run_strategy(strategy_code)
+        return engine.lock.locked()
+
+    assert run_engine(body) is False
+
+
+def test_a_call_that_outlives_its_timeout_raises_timeout_in_the_strategy_code():
+    async def body(engine: EngineThread) -> Any:
+        def strategy_code() -> str:
+            try:
+                engine.blocking(asyncio.sleep(5), timeout=0.05)
+            except TimeoutError:
+                return "timed out"
+            return "no timeout"
+        return await engine.run_strategy(strategy_code)
+
+    assert run_engine(body) == "timed out"
+
+
+def test_call_from_a_plain_callback_on_the_loop_is_refused_clearly():
+    """Callbacks run by the engine outside strategy code (on_trade, say) cannot block the loop."""
+    async def body(engine: EngineThread) -> str:
+        coro = answer(1)
+        try:
+            engine.blocking(coro, timeout=5)
+        except RuntimeError as e:
+            return str(e)
+        return "no error"
+
+    message = run_engine(body)
+    assert "would deadlock" in message and "tick()" in message
+
+
+def test_call_from_another_thread_while_strategy_code_waits():
+    """A script's thread calls in while a tick is suspended in its own call: both complete."""
+    async def body(engine: EngineThread) -> Any:
+        box: dict[str, Any] = {}
+
+        def script() -> None:
+            with engine.locked():
+                box["script"] = engine.blocking(answer(100), timeout=5)
+
+        def strategy_code() -> int:
+            t = threading.Thread(target=script)
+            t.start()
+            value = engine.blocking(answer(3), timeout=5)
+            box["thread"] = t
+            return value
+
+        value = await engine.run_strategy(strategy_code)
+        await asyncio.to_thread(box["thread"].join, 5)
+        return value, box["script"]
+
+    assert run_engine(body) == (6, 200)
+
+
+def test_call_after_the_engine_stopped_raises_engine_stopped():
+    engine = EngineThread("test")
+
+    async def main() -> None:
+        engine.ready()
+
+    engine.start(main, timeout=5)
+    engine.join(5)
+    coro = answer(1)
+    with pytest.raises(EngineStopped, match="not running"):
+        engine.blocking(coro, timeout=1)
