@@ -127,3 +127,34 @@ run.stop()
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "TRADE 100.0 1" in out.stdout
+
+
+def test_stall_guard_finds_a_fill_the_stream_withheld(lx, tmp_path):
+    """With user-data events withheld, a resting order filled by someone else still reaches
+    the local state: the orders watcher's stall guard fetches it by REST."""
+    with EventTrace.open(tmp_path / "t", strategy="Quiet", exchange="binance") as trace, \
+            live(lx, trace=trace, stall_after=0.3) as run:
+        price = best_bid_plus(lx)
+        assert not run.call("limit_order", SYM, 100.0, price, side="buy", waitfor=0.2)
+        lx.faults.update({"withhold_user": True})
+        counterparty(lx).create_order(SYM, "market", "sell", 100.0)
+        eventually(lambda: run.state()["trades"] == 1, timeout=5)
+        assert run.state()["assets"][SYM]["orders"] == []
+        assert eventually(lambda: run.reconcile() == [], timeout=5)
+    stalls = [e for e in trace_tail(tmp_path / "t", n=10_000, kinds=["exchange_error"])
+              if e["payload"].get("error") == "stalled"]
+    assert {e["payload"]["watcher"] for e in stalls} >= {"orders", "trades"}
+
+
+def test_orders_watchers_stop_when_idle_and_restart_with_the_next_order(lx):
+    """The orders and my-trades watchers start with the first order, stop once nothing is
+    open and nothing happened for idle_stop seconds, and start again with the next order."""
+    with live(lx, idle_stop=0.3, tick_interval=0.05) as run:
+        watchers = run.session.watchers
+        assert "orders" not in watchers
+        assert isinstance(run.call("market_order", SYM, 100.0, side="buy"), Trade)
+        assert watchers["orders"].running and watchers["trades"].running
+        eventually(lambda: not watchers["orders"].running and not watchers["trades"].running)
+        assert watchers["balance"].running
+        assert isinstance(run.call("market_order", SYM, 100.0, side="sell"), Trade)
+        assert watchers["orders"].running and watchers["trades"].running

@@ -1,0 +1,175 @@
+"""The watcher loop: stream reads, the stall guard, reconnects, and polling fallback.
+
+The session here is a recorder of what the watcher reports; the streams are coroutines
+fed by the test, raising ccxt's own exception classes where the exchange would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ccxt
+
+from planarpy.modes.runtime import Watcher
+
+
+class Recorder:
+    """What a watcher needs of a session: record, report_error, describe, s.on_error."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict]] = []
+        self.errors: list[tuple[str, str]] = []
+        self.s = self
+
+    async def record(self, kind: str, payload: dict, symbol: str | None = None) -> None:
+        self.records.append((kind, payload))
+
+    async def report_error(self, e: BaseException, where: str, symbol: str | None = None) -> None:
+        self.errors.append((where, f"{type(e).__name__}: {e}"))
+
+    def describe(self, e: BaseException) -> str:
+        return str(e)
+
+    def on_error(self, where: str, message: str) -> None:
+        self.errors.append((where, message))
+
+
+class Feed:
+    """A stream whose messages (or exceptions) the test puts in a queue."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    async def read(self) -> Any:
+        item = await self.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+async def until(check, timeout: float = 3.0) -> None:
+    end = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < end, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+def run(body) -> Any:
+    return asyncio.run(body())
+
+
+def test_messages_are_processed_in_order():
+    async def body():
+        session, feed, seen = Recorder(), Feed(), []
+
+        async def process(d): seen.append(d)
+        async def fetch(): return "rest"
+
+        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=5)
+        w.start()
+        for m in ("a", "b", "c"):
+            feed.queue.put_nowait(m)
+        await until(lambda: len(seen) == 3)
+        await w.stop()
+        return seen, w.running
+    assert run(body) == (["a", "b", "c"], False)
+
+
+def test_stall_guard_fetches_by_rest_and_keeps_the_pending_read():
+    """Silent for stall_after: a REST fetch is processed and 'stalled' recorded; a message
+    that then arrives on the stream is still processed (the read was never cancelled)."""
+    async def body():
+        session, feed, seen = Recorder(), Feed(), []
+
+        async def process(d): seen.append(d)
+        async def fetch(): return "rest"
+
+        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=0.05)
+        w.start()
+        await until(lambda: "rest" in seen)
+        feed.queue.put_nowait("late message")
+        await until(lambda: "late message" in seen)
+        await w.stop()
+        return seen, session.records
+    seen, records = run(body)
+    assert seen[0] == "rest" and "late message" in seen
+    assert any(k == "exchange_error" and p["error"] == "stalled" for k, p in records)
+
+
+def test_reconnect_refetches_before_the_first_new_message():
+    """A network error records connection_lost; the first message after it is preceded by a
+    REST fetch (what happened meanwhile) and connection_restored."""
+    async def body():
+        session, feed, seen = Recorder(), Feed(), []
+
+        async def process(d): seen.append(d)
+        async def fetch(): return "rest"
+
+        w = Watcher(session, "trades", feed.read, fetch, process, stall_after=5)
+        w.start()
+        feed.queue.put_nowait(ccxt.NetworkError("socket closed"))
+        feed.queue.put_nowait("after")
+        await until(lambda: "after" in seen)
+        await w.stop()
+        return seen, [k for k, _ in session.records], session.errors
+    seen, kinds, errors = run(body)
+    assert seen == ["rest", "after"]
+    assert kinds == ["connection_lost", "connection_restored"]
+    assert errors == [("connection_lost:trades", "socket closed")]
+
+
+def test_a_stream_the_exchange_cannot_serve_turns_into_polling():
+    """ccxt saying a symbol is required (or not supported) is reported once, then the
+    watcher polls its REST fetch every poll_every seconds."""
+    async def body():
+        session, feed, seen = Recorder(), Feed(), []
+
+        async def process(d): seen.append(d)
+        async def fetch(): return "polled"
+
+        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=5, poll_every=0.02)
+        w.start()
+        feed.queue.put_nowait(ccxt.ArgumentsRequired("watchOrders() requires a symbol"))
+        await until(lambda: seen.count("polled") >= 3)
+        await w.stop()
+        return session.errors, w.stream
+    errors, stream = run(body)
+    assert errors == [("orders", "ArgumentsRequired: watchOrders() requires a symbol")]
+    assert stream is None
+
+
+def test_an_unexpected_error_is_reported_and_the_watcher_goes_on():
+    async def body():
+        session, feed, seen = Recorder(), Feed(), []
+
+        async def process(d):
+            if d == "bad":
+                raise KeyError("missing field")
+            seen.append(d)
+        async def fetch(): return "rest"
+
+        w = Watcher(session, "balance", feed.read, fetch, process, stall_after=5)
+        w.start()
+        feed.queue.put_nowait("bad")
+        feed.queue.put_nowait("good")
+        await until(lambda: "good" in seen)
+        await w.stop()
+        return session.errors
+    assert run(body) == [("balance", "KeyError: 'missing field'")]
+
+
+def test_stop_ends_the_stall_guard_too():
+    async def body():
+        session, feed = Recorder(), Feed()
+
+        async def process(d): pass
+        async def fetch(): return None
+
+        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=0.01)
+        w.start()
+        await asyncio.sleep(0.05)
+        await w.stop()
+        await asyncio.sleep(0)
+        return [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert run(body) == []
