@@ -150,3 +150,41 @@ def test_call_after_the_engine_stopped_raises_engine_stopped():
     coro = answer(1)
     with pytest.raises(EngineStopped, match="not running"):
         engine.blocking(coro, timeout=1)
+
+
+def test_a_cancelled_wait_for_the_lock_does_not_leave_it_taken():
+    """A task cancelled while it waits for the state lock (held by a script's thread) must
+    not end up holding it once that thread lets go."""
+    engine = EngineThread("test")
+    held, go = threading.Event(), threading.Event()
+
+    def script() -> None:
+        with engine.locked():
+            held.set()
+            go.wait(5)
+
+    async def body(engine: EngineThread) -> bool:
+        t = threading.Thread(target=script)
+        t.start()
+        await asyncio.to_thread(held.wait, 5)
+
+        async def wants_lock() -> None:
+            async with engine.mutating():
+                pass
+
+        task = asyncio.get_running_loop().create_task(wants_lock())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        go.set()
+        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.to_thread(t.join, 5)
+        return engine.lock.locked()
+
+    async def main() -> None:
+        engine.ready()
+        box["locked"] = await body(engine)
+
+    box: dict[str, Any] = {}
+    engine.start(main, timeout=5)
+    engine.join(10)
+    assert box["locked"] is False

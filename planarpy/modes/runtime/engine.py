@@ -59,8 +59,14 @@ class _Mutating:
         self.lock = lock
 
     async def __aenter__(self) -> None:
-        if not self.lock.acquire(blocking=False):
-            await anyio.to_thread.run_sync(self.lock.acquire)
+        # Polled, not waited for in a worker thread: a task cancelled while a worker waits
+        # would leave the lock taken by that worker for good (anyio abandons the thread
+        # when a plain asyncio task is cancelled). Contention is rare and short: another
+        # thread holds the lock only while it runs strategy code outside a call.
+        delay = 0.0001
+        while not self.lock.acquire(blocking=False):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.002)
 
     async def __aexit__(self, *exc: Any) -> None:
         self.lock.release()
