@@ -89,17 +89,119 @@ def test_an_exception_in_strategy_code_propagates_and_frees_the_lock():
     assert run_engine(body) is False
 
 
-def test_a_call_that_outlives_its_timeout_raises_timeout_in_the_strategy_code():
+def test_a_call_that_outlives_its_timeout_raises_timeout_and_the_action_runs_on():
+    """As for a caller on another thread: the strategy code gets TimeoutError, and the
+    action is not cut off halfway (an order half sent must finish its bookkeeping)."""
     async def body(engine: EngineThread) -> Any:
+        finished = asyncio.Event()
+
+        async def slow() -> None:
+            await asyncio.sleep(0.2)
+            finished.set()
+
         def strategy_code() -> str:
             try:
-                engine.blocking(asyncio.sleep(5), timeout=0.05)
+                engine.blocking(slow(), timeout=0.05)
             except TimeoutError:
                 return "timed out"
             return "no timeout"
+        out = await engine.run_strategy(strategy_code)
+        await asyncio.wait_for(finished.wait(), 2)
+        return out, finished.is_set()
+
+    assert run_engine(body) == ("timed out", True)
+
+
+def test_a_cancelled_run_stops_even_if_the_strategy_code_swallows_it():
+    """Stopping cancels the tick: the code sees CancelledError at its call; calls it makes
+    after swallowing it are not run, and the cancellation still ends the run."""
+    async def body(engine: EngineThread) -> Any:
+        seen: list[str] = []
+
+        def strategy_code() -> None:
+            for _ in range(3):
+                try:
+                    engine.blocking(asyncio.sleep(10), timeout=None)
+                except BaseException as e:  # a careless strategy
+                    seen.append(type(e).__name__)
+
+        task = asyncio.get_running_loop().create_task(engine.run_strategy(strategy_code))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        return seen, bool(done) and task.cancelled(), engine.lock.locked()
+
+    assert run_engine(body) == (["CancelledError"] * 3, True, False)
+
+
+def test_cancelled_while_taking_the_lock_back_from_a_script_thread():
+    """If the run is cancelled while a script's thread holds the lock, the strategy code
+    still resumes under the lock (not in the script's critical section), and the lock
+    ends free."""
+    async def body(engine: EngineThread) -> Any:
+        held, go = threading.Event(), threading.Event()
+        inside: list[bool] = []
+
+        def script() -> None:
+            with engine.locked():
+                held.set()
+                go.wait(5)
+
+        def strategy_code() -> None:
+            try:
+                engine.blocking(answer(1), timeout=5)
+            finally:
+                inside.append(engine.lock.locked() and go.is_set())  # resumed after the script
+
+        t = threading.Thread(target=script)
+        task = asyncio.get_running_loop().create_task(engine.run_strategy(strategy_code))
+        await asyncio.sleep(0)  # the strategy code is now waiting in its call
+        t.start()
+        await asyncio.to_thread(held.wait, 5)
+        await asyncio.sleep(0.05)  # the call is done; the run polls for the lock
+        task.cancel()
+        await asyncio.sleep(0.05)
+        assert not task.done()  # still waiting for the script to let go
+        go.set()
+        await asyncio.wait({task}, timeout=2)
+        await asyncio.to_thread(t.join, 5)
+        return task.cancelled(), inside, engine.lock.locked()
+
+    assert run_engine(body) == (True, [True], False)
+
+
+def test_a_tick_calling_another_engine_blocks_on_that_engine():
+    """Strategy code of engine A may call into engine B (another run): that call goes to
+    B's loop, not A's."""
+    other = EngineThread("other")
+
+    async def other_main() -> None:
+        other.ready()
+        await asyncio.sleep(5)
+
+    other.start(other_main, timeout=5)
+
+    async def on_other() -> bool:
+        return asyncio.get_running_loop() is other.loop
+
+    async def body(engine: EngineThread) -> Any:
+        def strategy_code() -> bool:
+            with other.locked():
+                return other.blocking(on_other(), timeout=2)
         return await engine.run_strategy(strategy_code)
 
-    assert run_engine(body) == "timed out"
+    assert run_engine(body) is True
+
+
+def test_strategy_code_sees_the_context_of_whoever_runs_it():
+    import contextvars
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def body(engine: EngineThread) -> str:
+        var.set("the engine's")
+        return await engine.run_strategy(var.get)
+
+    assert run_engine(body) == "the engine's"
 
 
 def test_call_from_a_plain_callback_on_the_loop_is_refused_clearly():

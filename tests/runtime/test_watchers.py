@@ -72,8 +72,8 @@ def test_messages_are_processed_in_order():
             feed.queue.put_nowait(m)
         await until(lambda: len(seen) == 3)
         await w.stop()
-        return seen, w.running
-    assert run(body) == (["a", "b", "c"], False)
+        return seen, w.running, session.records
+    assert run(body) == (["a", "b", "c"], False, [])
 
 
 def test_stall_guard_fetches_by_rest_and_keeps_the_pending_read():
@@ -97,9 +97,9 @@ def test_stall_guard_fetches_by_rest_and_keeps_the_pending_read():
     assert any(k == "exchange_error" and p["error"] == "stalled" for k, p in records)
 
 
-def test_reconnect_refetches_before_the_first_new_message():
-    """A network error records connection_lost; the first message after it is preceded by a
-    REST fetch (what happened meanwhile) and connection_restored."""
+def test_reconnect_refetches_with_the_first_new_message():
+    """A network error records connection_lost; the first message after it is followed by a
+    REST fetch (what happened meanwhile, the newest snapshot last) and connection_restored."""
     async def body():
         session, feed, seen = Recorder(), Feed(), []
 
@@ -114,7 +114,7 @@ def test_reconnect_refetches_before_the_first_new_message():
         await w.stop()
         return seen, [k for k, _ in session.records], session.errors
     seen, kinds, errors = run(body)
-    assert seen == ["rest", "after"]
+    assert seen == ["after", "rest"]
     assert kinds == ["connection_lost", "connection_restored"]
     assert errors == [("connection_lost:trades", "socket closed")]
 
@@ -173,3 +173,99 @@ def test_stop_ends_the_stall_guard_too():
         await asyncio.sleep(0)
         return [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert run(body) == []
+
+
+def test_a_failed_refetch_after_a_reconnect_keeps_the_message_and_tries_again():
+    async def body():
+        session, feed, seen = Recorder(), Feed(), []
+        fetches = []
+
+        async def process(d): seen.append(d)
+        async def fetch():
+            fetches.append(1)
+            if len(fetches) == 1:
+                raise ccxt.NetworkError("REST down too")
+            return "rest"
+
+        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=5)
+        w.start()
+        feed.queue.put_nowait(ccxt.NetworkError("socket closed"))
+        feed.queue.put_nowait("first")
+        feed.queue.put_nowait("second")
+        await until(lambda: "rest" in seen)
+        await w.stop()
+        return seen, [k for k, _ in session.records], session.errors
+    seen, kinds, errors = run(body)
+    assert seen == ["first", "second", "rest"]
+    assert kinds == ["connection_lost", "connection_restored"]
+    assert ("orders:rest", "NetworkError: REST down too") in errors
+
+
+def test_not_supported_from_the_rest_fetch_leaves_the_stream_on():
+    """Only the stream saying it cannot serve turns the watcher to polling; a REST fetch
+    that is not supported (after a reconnect, say) is reported and the stream goes on."""
+    async def body():
+        session, feed, seen = Recorder(), Feed(), []
+
+        async def process(d): seen.append(d)
+        async def fetch(): raise ccxt.NotSupported("fetchMyTrades() not supported")
+
+        w = Watcher(session, "trades", feed.read, fetch, process, stall_after=5)
+        w.start()
+        feed.queue.put_nowait(ccxt.NetworkError("socket closed"))
+        feed.queue.put_nowait("a")
+        feed.queue.put_nowait("b")
+        await until(lambda: "b" in seen)
+        stream_kept = w.stream is not None
+        await w.stop()
+        return seen, stream_kept, session.errors
+    seen, stream_kept, errors = run(body)
+    assert seen == ["a", "b"] and stream_kept
+    assert ("trades:rest", "NotSupported: fetchMyTrades() not supported") in errors
+
+
+def test_a_rest_snapshot_read_before_a_message_is_applied_before_it():
+    """The guard's slow REST read started before a stream message arrived: the snapshot
+    (older) goes in first, the message after it."""
+    async def body():
+        session, feed, seen = Recorder(), Feed(), []
+        release = asyncio.Event()
+
+        async def process(d): seen.append(d)
+        async def fetch():
+            await release.wait()
+            return "rest (older)"
+
+        w = Watcher(session, "balance", feed.read, fetch, process, stall_after=0.02)
+        w.start()
+        await until(lambda: any(k == "exchange_error" for k, _ in session.records))
+        feed.queue.put_nowait("message (newer)")
+        await asyncio.sleep(0.05)
+        release.set()
+        await until(lambda: len(seen) >= 2)
+        await w.stop()
+        return seen[:2]
+    assert run(body) == ["rest (older)", "message (newer)"]
+
+
+def test_stop_then_start_at_once_leaves_one_running_watcher():
+    """A start right after a stop began (an order sent while the idle stop runs) makes a
+    new task that stays tracked; the old one ends."""
+    async def body():
+        session, feed = Recorder(), Feed()
+
+        async def process(d): pass
+        async def fetch(): return None
+
+        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=5)
+        w.start()
+        await asyncio.sleep(0.01)
+        old = w.task
+        stopping = asyncio.get_running_loop().create_task(w.stop())
+        await asyncio.sleep(0)
+        w.start()
+        await stopping
+        running = w.running and w.task is not old and old.done()
+        await w.stop()
+        return running
+    assert run(body) is True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ...actions import (Action, Mode, handles, order_request, order_sides, parse_pos, parse_side,
@@ -34,7 +33,7 @@ def _place(s: Any, ai: AssetInstance, type_: OrderType, amount: float, price: fl
     wait = _wait(session, waitfor)
     coro = orders.submit(session, ai, order, request, wait, synced)
     if wait <= 0 and not synced:  # fire and forget
-        asyncio.run_coroutine_threadsafe(coro, session.engine.loop)
+        session.engine.fire(coro)
         return missing
     return session.engine.blocking(coro, wait + GRACE)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Mapping
 
@@ -191,10 +192,11 @@ class LiveSession(Session):
         self.active = {ai.symbol for ai in self.s.assets if ai.orders}
         if self.active or time.monotonic() - self.last_event < self.idle_stop:
             return
-        for kind in ("orders", "trades"):
-            w = self.watchers.get(kind)
-            if w is not None and w.running:
-                await w.stop()
+        # both cancelled before any await: an order sent meanwhile restarts them cleanly
+        tasks = [t for kind in ("orders", "trades") if kind in self.watchers
+                 for t in self.watchers[kind].detach()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
 
     # ---- candles and ticks ------------------------------------------------------------
     async def refresh_candles(self) -> None:

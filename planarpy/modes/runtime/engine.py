@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import logging
 import threading
 import time
 from concurrent.futures import Future
@@ -23,6 +25,8 @@ import anyio
 import greenlet
 
 from ...core.errors import PlanarError
+
+log = logging.getLogger(__name__)
 
 
 class EngineStopped(PlanarError, RuntimeError):
@@ -46,7 +50,9 @@ class ExchangeClock:
 
 
 class _StrategyGreenlet(greenlet.greenlet):
-    """Strategy code running on the engine's loop (see `EngineThread.run_strategy`)."""
+    """Strategy code running on an engine's loop (see `EngineThread.run_strategy`)."""
+
+    engine: "EngineThread"
 
 
 class _Mutating:
@@ -84,6 +90,7 @@ class EngineThread:
         self._ready = threading.Event()
         self._main_done: Future[Any] = Future()
         self._mutating = _Mutating(self.lock)
+        self._fired: set[asyncio.Future[Any]] = set()
 
     # ---- lifecycle --------------------------------------------------------------------
     def start(self, main: Callable[[], Awaitable[Any]], timeout: float) -> None:
@@ -141,26 +148,81 @@ class EngineThread:
     async def run_strategy(self, fn: Callable[[], Any]) -> Any:
         """Run strategy code `fn` on this loop, holding the state lock while it runs.
 
-        Each `blocking` call it makes hands its coroutine up here: the lock is released,
-        the coroutine awaited, and `fn` resumed with its result (or its exception).
+        Each `blocking` call it makes hands (coroutine, timeout) up here: the lock is
+        released, the action runs as a task, and `fn` resumes under the lock with its
+        result or its exception. As for a call from another thread, a timeout leaves the
+        action running (an order half sent must finish its bookkeeping), and so does a
+        cancellation of this task, which `fn` then receives at its call; if `fn` goes on
+        calling, those calls are not run, and the cancellation is raised when it returns.
         """
         g = _StrategyGreenlet(fn)
+        g.engine = self
+        g.gr_context = contextvars.copy_context()  # what a worker thread would have seen
         await self._mutating.__aenter__()
+        cancelled: BaseException | None = None
         try:
             step = g.switch()
             while not g.dead:
+                coro, timeout = step
                 self.lock.release()
-                try:
-                    value = await step
-                except BaseException as e:  # handed to the strategy code, as a thread would see it
-                    await self._mutating.__aenter__()
-                    step = g.throw(e)
+                value: Any = None
+                error: BaseException | None = cancelled
+                if cancelled is not None:
+                    coro.close()
                 else:
-                    await self._mutating.__aenter__()
-                    step = g.switch(value)
+                    task = asyncio.ensure_future(coro)
+                    try:
+                        done, _ = await asyncio.wait({task}, timeout=timeout)
+                        if done:
+                            value = task.result()
+                        else:
+                            error = TimeoutError(f"{self.name}: no answer within {timeout:g} s")
+                    except asyncio.CancelledError as e:
+                        error = cancelled = e
+                    except BaseException as e:  # the action's own error, as the caller sees it
+                        error = e
+                late = await self._reacquire()
+                if late is not None:
+                    error = cancelled = cancelled or late
+                step = g.throw(error) if error is not None else g.switch(value)
+            if cancelled is not None:
+                raise cancelled
             return step
         finally:
             self.lock.release()
+
+    async def _reacquire(self) -> BaseException | None:
+        """Take the state lock back whatever happens; a cancellation meanwhile is returned,
+        not raised (the strategy code must resume under the lock to see it)."""
+        cancelled = None
+        while True:
+            try:
+                await self._mutating.__aenter__()
+                return cancelled
+            except asyncio.CancelledError as e:
+                cancelled = e
+
+    def fire(self, coro: Awaitable[Any]) -> None:
+        """Start `coro` on the loop without waiting for it (from any thread); `drain`
+        waits for whatever is still running before the engine closes its client."""
+        def start() -> None:
+            task = asyncio.ensure_future(coro)
+            self._fired.add(task)
+            task.add_done_callback(self._fired_done)
+        if self.thread is not None and threading.get_ident() == self.thread.ident:
+            start()
+        else:
+            self.loop.call_soon_threadsafe(start)  # type: ignore[union-attr]
+
+    def _fired_done(self, task: asyncio.Future[Any]) -> None:
+        self._fired.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # actions report their own
+            log.error("%s: a fire-and-forget action failed: %r", self.name, task.exception())
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to `timeout` for the actions started by `fire`."""
+        if self._fired:
+            await asyncio.wait(set(self._fired), timeout=timeout)
 
     def blocking(self, coro: Awaitable[Any], timeout: float | None) -> Any:
         """Run `coro` on the engine's loop and wait for it: suspended, from strategy code
@@ -171,8 +233,8 @@ class EngineThread:
                 close()
             raise EngineStopped(f"{self.name}: the engine is not running")
         current = greenlet.getcurrent()
-        if isinstance(current, _StrategyGreenlet):
-            return current.parent.switch(_within(coro, timeout))  # type: ignore[union-attr]
+        if isinstance(current, _StrategyGreenlet) and current.engine is self:
+            return current.parent.switch((coro, timeout))  # type: ignore[union-attr]
         if threading.get_ident() == self.thread.ident:  # type: ignore[union-attr]
             close = getattr(coro, "close", None)
             if close:
@@ -191,7 +253,3 @@ class EngineThread:
                 self.lock.acquire()
                 self._owner = threading.get_ident()
 
-
-async def _within(coro: Awaitable[Any], timeout: float | None) -> Any:
-    async with asyncio.timeout(timeout):  # no task per call, unlike asyncio.wait_for on 3.11
-        return await coro

@@ -133,6 +133,7 @@ class Session:
                 await self.engine.run_strategy(self.s.stop)
             except Exception as e:
                 await self.report_error(e, where="stop")
+            await self.engine.drain(self.waitfor + 5.0)  # orders fired and not yet answered
             await self._shutdown()
             await self.emit("strategy_stopped", {"cash": self.s.state.cash,
                                                  "committed": self.s.state.committed,

@@ -1,0 +1,93 @@
+"""`call` from the strategy's own tick (on the engine's loop): what a slow exchange and an
+idle stop racing a new order leave behind."""
+
+import asyncio
+import time
+
+import pytest
+
+import planarpy.modes.live.handlers as handlers
+from planarpy import call
+
+from livekit import Quiet, eventually, live, raw_client
+
+SYM = "XRP/ETH"
+
+
+@pytest.fixture
+def lx(local_exchange):
+    local_exchange.step(3_600_000)
+    return local_exchange
+
+
+class OneOrder(Quiet):
+    """Sends one resting limit buy from its tick once armed; keeps what call returned."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.price = 0.0
+        self.armed = False
+        self.out: object = None
+        self.kwargs: dict = {}
+
+    def tick(self, ts: int) -> None:
+        if self.armed and self.out is None:
+            try:
+                self.out = call(self, "limit_order", SYM, 100.0, self.price, side="buy",
+                                **self.kwargs)
+            except Exception as e:  # what the strategy sees
+                self.out = e
+
+
+def far_bid(lx) -> float:
+    return round(raw_client(lx).fetch_order_book(SYM)["bids"][0][0] * 0.5, 8)
+
+
+def test_a_tick_call_that_times_out_leaves_no_order_behind(lx, monkeypatch):
+    """The exchange answers 503 for longer than the call may wait: the tick gets
+    TimeoutError, the submit goes on in the background, and once it gives up the local
+    order is closed as rejected, its funds free (nothing left open locally)."""
+    monkeypatch.setattr(handlers, "GRACE", 0.1)  # a slow exchange, without a 10 s test
+    with live(lx, OneOrder, tick_interval=0.05) as run:
+        s = run.strategy
+        s.price, s.kwargs = far_bid(lx), {"waitfor": 0.2}
+        lx.faults.update({"http_status": 503, "http_path": "order"})
+        s.armed = True
+        eventually(lambda: s.out is not None, timeout=5)
+        assert isinstance(s.out, TimeoutError)
+        time.sleep(1.0)
+        lx.faults.clear()
+        eventually(lambda: run.state()["assets"][SYM]["orders"] == [], timeout=10)
+        assert run.state()["committed"] == 0
+        assert eventually(lambda: run.reconcile() == [], timeout=5)
+
+
+class FireAndForget(OneOrder):
+    """Arms itself to fire exactly when the idle stop of the orders watchers is due."""
+
+    def tick(self, ts: int) -> None:
+        session = self.engine
+        w = session.watchers.get("orders")
+        if (self.armed and w is not None and w.running and not self.assets[0].orders
+                and time.monotonic() - session.last_event >= session.idle_stop):
+            super().tick(ts)
+
+
+def test_an_order_sent_as_the_idle_stop_runs_keeps_its_watchers(lx):
+    """A fire-and-forget order from the tick that runs just before the idle stop: the
+    orders and trades watchers end up running (one of each), not stopped or orphaned."""
+    with live(lx, FireAndForget, idle_stop=0.3, tick_interval=0.05) as run:
+        s = run.strategy
+        s.price, s.kwargs = far_bid(lx), {"waitfor": 0, "synced": False}
+        run.call("market_order", SYM, 100.0, side="buy")  # starts the watchers
+        s.armed = True
+        eventually(lambda: s.out is not None and run.state()["assets"][SYM]["orders"], timeout=5)
+        time.sleep(0.5)  # well past idle_stop: an orphaned or stopped watcher would show
+        ws = run.session.watchers
+        assert ws["orders"].running and ws["trades"].running
+
+        async def watcher_tasks() -> list[str]:
+            return sorted(t.get_name() for t in asyncio.all_tasks()
+                          if t.get_name() in ("orders", "trades") and not t.done())
+        names = asyncio.run_coroutine_threadsafe(watcher_tasks(), run.session.engine.loop).result(5)
+        assert names == ["orders", "trades"]
