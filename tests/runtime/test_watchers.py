@@ -48,6 +48,24 @@ class Feed:
         return item
 
 
+async def returns(value: Any) -> Any:
+    return value
+
+
+def make(fetch: Any = None, name: str = "orders", process: Any = None,
+         **options: Any) -> tuple[Watcher, Recorder, Feed, list]:
+    """A watcher on a fed stream; what it processes goes to the returned list. The REST
+    fetch returns "rest" unless given."""
+    session, feed, seen = Recorder(), Feed(), []
+
+    async def append(d: Any) -> None:
+        seen.append(d)
+
+    w = Watcher(session, name, feed.read, fetch or (lambda: returns("rest")), process or append,
+                **options)
+    return w, session, feed, seen
+
+
 async def until(check, timeout: float = 3.0) -> None:
     end = asyncio.get_running_loop().time() + timeout
     while not check():
@@ -61,12 +79,7 @@ def run(body) -> Any:
 
 def test_messages_are_processed_in_order():
     async def body():
-        session, feed, seen = Recorder(), Feed(), []
-
-        async def process(d): seen.append(d)
-        async def fetch(): return "rest"
-
-        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=5)
+        w, session, feed, seen = make(name="orders", stall_after=5)
         w.start()
         for m in ("a", "b", "c"):
             feed.queue.put_nowait(m)
@@ -80,12 +93,7 @@ def test_stall_guard_fetches_by_rest_and_keeps_the_pending_read():
     """Silent for stall_after: a REST fetch is processed and 'stalled' recorded; a message
     that then arrives on the stream is still processed (the read was never cancelled)."""
     async def body():
-        session, feed, seen = Recorder(), Feed(), []
-
-        async def process(d): seen.append(d)
-        async def fetch(): return "rest"
-
-        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=0.05)
+        w, session, feed, seen = make(name="orders", stall_after=0.05)
         w.start()
         await until(lambda: "rest" in seen)
         feed.queue.put_nowait("late message")
@@ -101,12 +109,7 @@ def test_reconnect_refetches_with_the_first_new_message():
     """A network error records connection_lost; the first message after it is followed by a
     REST fetch (what happened meanwhile, the newest snapshot last) and connection_restored."""
     async def body():
-        session, feed, seen = Recorder(), Feed(), []
-
-        async def process(d): seen.append(d)
-        async def fetch(): return "rest"
-
-        w = Watcher(session, "trades", feed.read, fetch, process, stall_after=5)
+        w, session, feed, seen = make(name="trades", stall_after=5)
         w.start()
         feed.queue.put_nowait(ccxt.NetworkError("socket closed"))
         feed.queue.put_nowait("after")
@@ -123,12 +126,7 @@ def test_a_stream_the_exchange_cannot_serve_turns_into_polling():
     """ccxt saying a symbol is required (or not supported) is reported once, then the
     watcher polls its REST fetch every poll_every seconds."""
     async def body():
-        session, feed, seen = Recorder(), Feed(), []
-
-        async def process(d): seen.append(d)
-        async def fetch(): return "polled"
-
-        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=5, poll_every=0.02)
+        w, session, feed, seen = make(lambda: returns("polled"), name="orders", stall_after=5, poll_every=0.02)
         w.start()
         feed.queue.put_nowait(ccxt.ArgumentsRequired("watchOrders() requires a symbol"))
         await until(lambda: seen.count("polled") >= 3)
@@ -141,15 +139,14 @@ def test_a_stream_the_exchange_cannot_serve_turns_into_polling():
 
 def test_an_unexpected_error_is_reported_and_the_watcher_goes_on():
     async def body():
-        session, feed, seen = Recorder(), Feed(), []
+        seen: list[str] = []
 
         async def process(d):
             if d == "bad":
                 raise KeyError("missing field")
             seen.append(d)
-        async def fetch(): return "rest"
 
-        w = Watcher(session, "balance", feed.read, fetch, process, stall_after=5)
+        w, session, feed, _ = make(name="balance", process=process, stall_after=5)
         w.start()
         feed.queue.put_nowait("bad")
         feed.queue.put_nowait("good")
@@ -161,12 +158,7 @@ def test_an_unexpected_error_is_reported_and_the_watcher_goes_on():
 
 def test_stop_ends_the_stall_guard_too():
     async def body():
-        session, feed = Recorder(), Feed()
-
-        async def process(d): pass
-        async def fetch(): return None
-
-        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=0.01)
+        w, session, feed, _ = make(stall_after=0.01)
         w.start()
         await asyncio.sleep(0.05)
         await w.stop()
@@ -177,17 +169,15 @@ def test_stop_ends_the_stall_guard_too():
 
 def test_a_failed_refetch_after_a_reconnect_keeps_the_message_and_tries_again():
     async def body():
-        session, feed, seen = Recorder(), Feed(), []
         fetches = []
 
-        async def process(d): seen.append(d)
         async def fetch():
             fetches.append(1)
             if len(fetches) == 1:
                 raise ccxt.NetworkError("REST down too")
             return "rest"
 
-        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=5)
+        w, session, feed, seen = make(fetch, stall_after=5)
         w.start()
         feed.queue.put_nowait(ccxt.NetworkError("socket closed"))
         feed.queue.put_nowait("first")
@@ -205,12 +195,9 @@ def test_not_supported_from_the_rest_fetch_leaves_the_stream_on():
     """Only the stream saying it cannot serve turns the watcher to polling; a REST fetch
     that is not supported (after a reconnect, say) is reported and the stream goes on."""
     async def body():
-        session, feed, seen = Recorder(), Feed(), []
-
-        async def process(d): seen.append(d)
         async def fetch(): raise ccxt.NotSupported("fetchMyTrades() not supported")
 
-        w = Watcher(session, "trades", feed.read, fetch, process, stall_after=5)
+        w, session, feed, seen = make(fetch, name="trades", stall_after=5)
         w.start()
         feed.queue.put_nowait(ccxt.NetworkError("socket closed"))
         feed.queue.put_nowait("a")
@@ -228,15 +215,13 @@ def test_a_rest_snapshot_read_before_a_message_is_applied_before_it():
     """The guard's slow REST read started before a stream message arrived: the snapshot
     (older) goes in first, the message after it."""
     async def body():
-        session, feed, seen = Recorder(), Feed(), []
         release = asyncio.Event()
 
-        async def process(d): seen.append(d)
         async def fetch():
             await release.wait()
             return "rest (older)"
 
-        w = Watcher(session, "balance", feed.read, fetch, process, stall_after=0.02)
+        w, session, feed, seen = make(fetch, name="balance", stall_after=0.02)
         w.start()
         await until(lambda: any(k == "exchange_error" for k, _ in session.records))
         feed.queue.put_nowait("message (newer)")
@@ -252,12 +237,7 @@ def test_stop_then_start_at_once_leaves_one_running_watcher():
     """A start right after a stop began (an order sent while the idle stop runs) makes a
     new task that stays tracked; the old one ends."""
     async def body():
-        session, feed = Recorder(), Feed()
-
-        async def process(d): pass
-        async def fetch(): return None
-
-        w = Watcher(session, "orders", feed.read, fetch, process, stall_after=5)
+        w, session, feed, _ = make(stall_after=5)
         w.start()
         await asyncio.sleep(0.01)
         old = w.task
