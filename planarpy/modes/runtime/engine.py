@@ -130,7 +130,8 @@ class EngineThread:
     # ---- the state lock ---------------------------------------------------------------
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the state lock on a strategy thread (around a tick, or to read state)."""
+        """Hold the state lock on a thread other than the engine's (a script calling, or
+        reading a consistent snapshot of the state)."""
         self.lock.acquire()
         self._owner = threading.get_ident()
         try:
@@ -140,8 +141,8 @@ class EngineThread:
             self.lock.release()
 
     def mutating(self) -> "_Mutating":
-        """`async with` it to hold the state lock on the loop without blocking the loop
-        while a tick holds the lock."""
+        """`async with` it to hold the state lock on the loop, without blocking the loop
+        while another thread holds it."""
         return self._mutating
 
     # ---- the bridge -------------------------------------------------------------------
