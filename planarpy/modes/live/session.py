@@ -171,7 +171,7 @@ class LiveSession(Session):
 
         The streams are read account-wide, not per symbol: an exchange sends one user-data
         stream for all symbols, and ccxt's per-symbol read filters its whole cache on every
-        message (most of a busy run's CPU); `on_order` ignores symbols not in the universe.
+        message (a quarter of a busy run's CPU); `on_order` ignores symbols not in the universe.
         """
         from . import orders
         self.active.add(symbol)
