@@ -26,6 +26,7 @@ renamed into place, so a kill at any moment loses only the uncommitted tail.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -41,6 +42,7 @@ import attrs
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
+from zarr.core.sync import sync as zarr_sync
 
 from ..core.errors import PlanarError
 from ..core.events import KINDS
@@ -316,9 +318,12 @@ class Segment:
         touched = self._reserve(self.rows + k, heap_end)
         start, stop = self.rows, self.rows + k
         columns = {"ts": ts, "kind": kind, "sym": sym, "run": run, "off": off}
-        for name, values in columns.items():
-            self.arrays[name][start:stop] = values
-        self.arrays["heap"][self.heap:heap_end] = np.frombuffer(b"".join(payloads), np.uint8)
+        writes = [self.arrays[name].async_array.setitem(slice(start, stop), values)
+                  for name, values in columns.items()]
+        writes.append(self.arrays["heap"].async_array.setitem(
+            slice(self.heap, heap_end), np.frombuffer(b"".join(payloads), np.uint8)))
+        # one batch on zarr's loop, not six round trips to it: the writes run side by side
+        zarr_sync(_together(writes))
         if fsync:
             self._fsync_data(start, stop, heap_end, touched)
         runs = [int(run.min()), int(run.max())]
@@ -463,3 +468,7 @@ class TraceStore:
 
     def close(self) -> None:
         self.lock.release()
+
+
+async def _together(writes: list[Any]) -> None:
+    await asyncio.gather(*writes)
