@@ -194,11 +194,20 @@ async def _drain(stream: Any) -> None:
         await stream()
 
 
+IDLE_TICK = 1.0  # seconds between the run's ticks while the other peers are measured
+
+
 def tick_orders(run: Any, n: int, gap: float) -> list[float]:
     """Orders sent by the strategy's own tick (the path strategy code takes); paced, one
-    per tick, the run ticking every `GAP` seconds."""
+    per tick, the run ticking every `GAP` seconds. Between jobs the run ticks (and fetches
+    its candles) only every IDLE_TICK seconds, so that it does not load the process while
+    the raw peers are timed."""
+    run.session.tick_interval = gap or IDLE_TICK
     run.strategy.jobs.put((n, bool(gap)))
-    out = run.strategy.done.get(timeout=300)
+    try:
+        out = run.strategy.done.get(timeout=300)
+    finally:
+        run.session.tick_interval = IDLE_TICK
     if isinstance(out, str):
         raise SystemExit(out)
     return out
@@ -227,7 +236,7 @@ def compare(remote: Remote, n: int, trace_dir: Path) -> dict[str, dict[str, list
     watched = RawClient(remote.url, "watched", watch=True)
     out: dict[str, dict[str, list[float]]] = {}
     try:
-        with live(remote, Timed, tick_interval=GAP, settings=settings, trace=trace) as run:
+        with live(remote, Timed, tick_interval=IDLE_TICK, settings=settings, trace=trace) as run:
             call_orders(run, 10, 0.0)
             tick_orders(run, 10, 0.0)
             for pacing, gap, per in (("back to back", 0.0, n // BLOCKS),
