@@ -34,7 +34,6 @@ class LiveSession(Session):
         self.history = history
         self.exchange_ids: dict[str, str] = {}  # exchange order id -> local order id
         self.pending_trades: dict[str, list[Mapping[str, Any]]] = {}
-        self.active: set[str] = set()  # symbols the orders watchers' REST fallback fetches
         self._ids = 0
 
     async def _startup(self) -> None:
@@ -166,31 +165,32 @@ class LiveSession(Session):
                 await self.emit("position_updated", translate.position_payload(ai, p), ai.symbol)
 
     def watch_orders(self, symbol: str) -> None:
-        """Start (or keep) the account's orders and my-trades watchers, and add `symbol` to
-        the assets their REST fallback fetches.
+        """Start (or keep) the account's orders and my-trades watchers; `symbol` has just
+        had an order sent. Their REST fallback fetches every asset with an open order.
 
         The streams are read account-wide, not per symbol: an exchange sends one user-data
         stream for all symbols, and ccxt's per-symbol read filters its whole cache on every
         message (a quarter of a busy run's CPU); `on_order` ignores symbols not in the universe.
         """
         from . import orders
-        self.active.add(symbol)
         for kind, stream, fetch, process in (
                 ("orders", "watch_orders", orders.fetch_order_updates, orders.on_orders),
                 ("trades", "watch_my_trades", orders.fetch_trade_updates, orders.on_trades)):
             w = self.watchers.get(kind)
             if w is None:
                 w = Watcher(self, kind, self.stream(stream),
-                            lambda f=fetch: f(self, sorted(self.active)),
+                            lambda f=fetch: f(self, self.symbols_with_orders()),
                             lambda d, p=process: p(self, d), stall_after=self.stall_after)
                 self.watchers[kind] = w
             w.start()
 
+    def symbols_with_orders(self) -> list[str]:
+        return [ai.symbol for ai in self.s.assets if ai.orders]
+
     async def _after_tick(self) -> None:
         """Stop the orders and trades watchers once no order is open and nothing happened
-        for `idle_stop` seconds; assets with no open order leave the fallback's list."""
-        self.active = {ai.symbol for ai in self.s.assets if ai.orders}
-        if self.active or time.monotonic() - self.last_event < self.idle_stop:
+        for `idle_stop` seconds."""
+        if self.symbols_with_orders() or time.monotonic() - self.last_event < self.idle_stop:
             return
         # both cancelled before any await: an order sent meanwhile restarts them cleanly
         tasks = [t for kind in ("orders", "trades") if kind in self.watchers

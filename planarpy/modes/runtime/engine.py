@@ -65,10 +65,14 @@ class _Mutating:
         self.lock = lock
 
     async def __aenter__(self) -> None:
-        # Polled, not waited for in a worker thread: a task cancelled while a worker waits
-        # would leave the lock taken by that worker for good (anyio abandons the thread
-        # when a plain asyncio task is cancelled). Contention is rare and short: another
-        # thread holds the lock only while it runs strategy code outside a call.
+        await self.acquire()
+
+    async def acquire(self) -> None:
+        """Take the lock without blocking the loop. Polled, not waited for in a worker
+        thread: a task cancelled while a worker waits would leave the lock taken by that
+        worker for good (anyio abandons the thread when a plain asyncio task is
+        cancelled). Contention is rare and short: another thread holds the lock only while
+        it runs strategy code outside a call."""
         delay = 0.0001
         while not self.lock.acquire(blocking=False):
             await asyncio.sleep(delay)
@@ -159,7 +163,7 @@ class EngineThread:
         g = _StrategyGreenlet(fn)
         g.engine = self
         g.gr_context = contextvars.copy_context()  # what a worker thread would have seen
-        await self._mutating.__aenter__()
+        await self._mutating.acquire()
         cancelled: BaseException | None = None
         try:
             step = g.switch()
@@ -169,7 +173,7 @@ class EngineThread:
                 value: Any = None
                 error: BaseException | None = cancelled
                 if cancelled is not None:
-                    coro.close()
+                    _discard(coro)
                 else:
                     task = asyncio.ensure_future(coro)
                     try:
@@ -198,7 +202,7 @@ class EngineThread:
         cancelled = None
         while True:
             try:
-                await self._mutating.__aenter__()
+                await self._mutating.acquire()
                 return cancelled
             except asyncio.CancelledError as e:
                 cancelled = e
@@ -229,17 +233,13 @@ class EngineThread:
         """Run `coro` on the engine's loop and wait for it: suspended, from strategy code
         on the loop; blocked, from any other thread."""
         if not self.running:
-            close = getattr(coro, "close", None)
-            if close:
-                close()
+            _discard(coro)
             raise EngineStopped(f"{self.name}: the engine is not running")
         current = greenlet.getcurrent()
         if isinstance(current, _StrategyGreenlet) and current.engine is self:
             return current.parent.switch((coro, timeout))  # type: ignore[union-attr]
         if threading.get_ident() == self.thread.ident:  # type: ignore[union-attr]
-            close = getattr(coro, "close", None)
-            if close:
-                close()
+            _discard(coro)
             raise RuntimeError("call() from a callback running on the engine's loop would "
                                "deadlock; act from tick() or from another thread instead")
         held = self._owner == threading.get_ident()
@@ -254,3 +254,9 @@ class EngineThread:
                 self.lock.acquire()
                 self._owner = threading.get_ident()
 
+
+def _discard(coro: Awaitable[Any]) -> None:
+    """Close a coroutine that will not run (no "never awaited" warning)."""
+    close = getattr(coro, "close", None)
+    if close:
+        close()
