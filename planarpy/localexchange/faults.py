@@ -2,12 +2,13 @@
 
 | field | effect, as a client sees it |
 |---|---|
-| `http_status` (500, 502, 503, 429, 418) | REST answers that status (429/418 with Retry-After) |
+| `http_status` (500, 502, 503, 429, 418) | REST answers that status (429/418 with Retry-After), the WebSocket API that status with its error (5xx: -1007, outcome unknown) |
 | `http_count` | ... for that many requests only (None: until cleared) |
-| `http_path` | ... only for paths containing this text (None: all) |
+| `http_path` | ... only for paths (WebSocket API: methods) containing this text (None: all) |
 | `retry_after` | seconds in the Retry-After header of 429/418 |
-| `delay_ms` | every REST answer is delayed (a client timeout fires) |
+| `delay_ms` | every REST and WebSocket API answer is delayed (a client timeout fires) |
 | `ws_delay_ms` | every WebSocket frame is delayed |
+| `user_lag_ms` | user-data events leave this long after the answer to the request that caused them (Binance's stream lags its answers, by a few ms to over 100 ms); 0: before the answer |
 | `clock_skew_ms` | server time runs ahead (+) or behind (-) the wall clock: -1021 |
 | `stall_public` / `stall_user` | market / user-data streams go silent, sockets stay open |
 | `withhold_user` | user-data events are dropped (only a REST fetch shows a fill) |
@@ -35,6 +36,7 @@ class Faults:
     retry_after: int = 1
     delay_ms: int = 0
     ws_delay_ms: int = 0
+    user_lag_ms: int = 0
     clock_skew_ms: int = 0
     stall_public: bool = False
     stall_user: bool = False

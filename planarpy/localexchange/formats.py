@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 SPOT_ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET"]
 FUTURES_ORDER_TYPES = ["LIMIT", "MARKET"]
+INTERVALS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
+             "30m": 1_800_000, "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000,
+             "6h": 21_600_000, "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000}
 
 
 def s8(x: Decimal | float | int) -> str:

@@ -13,7 +13,6 @@ from . import formats as fmt
 from .accounts import Account
 from .auth import BinanceError, check_signature, check_timestamp, lookup_key, split_signature
 from .replay import num
-from .ws import _INTERVALS
 
 if TYPE_CHECKING:
     from .server import LocalExchange
@@ -93,7 +92,7 @@ def _info(futures: bool) -> Handler:
 def _klines(futures: bool) -> Handler:
     def klines(lx: "LocalExchange", p: Params, a: Any) -> Any:
         st = lx.engine.market(p.get("symbol"), futures)
-        interval = _INTERVALS.get(p.get("interval", ""))
+        interval = fmt.INTERVALS.get(p.get("interval", ""))
         if interval is None:
             raise BinanceError(-1120, "Invalid interval.")
         limit = min(int(p.get("limit") or 500), 1500 if futures else 1000)

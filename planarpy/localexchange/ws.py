@@ -3,9 +3,11 @@
 Paths (any host prefix is accepted): `.../ws`, `.../ws/<n>`, `.../stream...` carry market
 streams, subscribed with `{"method": "SUBSCRIBE", "params": [...]}` and routed by stream
 name; a path under `/fstream` or ending in `/public/ws`, `/market/ws` is USD-M, anything
-else spot. `.../ws-api/v3` is the spot WebSocket API (user data through
-`userDataStream.subscribe.signature`). A `listenKey` query parameter or a `/ws/<listenKey>`
-path opens that key's futures user-data stream.
+else spot. `.../ws-api/v3` is the spot WebSocket API and `.../ws-fapi/v1` the USD-M one:
+signed `order.place`, `order.status`, `order.cancel` and `openOrders.status` run the REST
+handlers of the same names, and on spot `userDataStream.subscribe.signature` turns on user
+data. A `listenKey` query parameter or a `/ws/<listenKey>` path opens that key's futures
+user-data stream.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from . import formats as fmt
+from . import rest
 from .auth import BinanceError, check_signature, check_timestamp, lookup_key
 from .engine import MarketEvent, MarketState, UserEvent
 from .replay import num
@@ -29,9 +32,16 @@ if TYPE_CHECKING:
     from .server import LocalExchange
 
 _FUTURES_HINTS = ("/fstream", "/public/ws", "/market/ws", "/fapi")
-_INTERVALS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
-              "30m": 1_800_000, "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000,
-              "6h": 21_600_000, "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000}
+# `http_status` faults as the WebSocket API answers them (5xx: the outcome is unknown)
+_UNKNOWN = "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
+_FAULTS = {429: BinanceError(-1003, "Too many requests; please use the websocket for live updates.", 429),
+           418: BinanceError(-1003, "Way too many requests; IP(127.0.0.1) banned.", 418)}
+# WebSocket API methods that are REST endpoints by another name: (method, futures) -> handler
+_TRADING = {("order.place", False): rest.spot_new_order, ("order.status", False): rest.spot_get_order,
+            ("order.cancel", False): rest.spot_cancel, ("openOrders.status", False): rest.spot_open_orders,
+            ("order.place", True): rest.futures_new_order, ("order.status", True): rest.futures_get_order,
+            ("order.cancel", True): rest.futures_cancel,
+            ("openOrders.status", True): rest.futures_open_orders}
 
 
 @attrs.define(slots=True, eq=False)
@@ -45,6 +55,7 @@ class Conn:
     sub_id: int | None = None
     queue: asyncio.Queue = attrs.field(factory=asyncio.Queue)
     held: Any = None
+    lagged: asyncio.Queue | None = None  # (due, frame) of user data sent `user_lag_ms` late
 
 
 @attrs.define(slots=True, eq=False)
@@ -76,12 +87,15 @@ class Hub:
         await ws.prepare(request)
         if key is not None:
             conn = Conn(ws, request, "user", True, account=self.listen_keys[key])
-        elif "/ws-api" in path:
-            conn = Conn(ws, request, "wsapi", False)
+        elif "/ws-api" in path or "/ws-fapi" in path:
+            conn = Conn(ws, request, "wsapi", "/ws-fapi" in path)
         else:
             conn = Conn(ws, request, "public", any(h in path for h in _FUTURES_HINTS))
         self.conns.add(conn)
-        writer = asyncio.ensure_future(self._writer(conn))
+        writers = [asyncio.ensure_future(self._writer(conn))]
+        if conn.kind != "public":
+            conn.lagged = asyncio.Queue()
+            writers.append(asyncio.ensure_future(self._lagger(conn)))
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -90,7 +104,8 @@ class Hub:
                     break
         finally:
             self.conns.discard(conn)
-            writer.cancel()
+            for w in writers:
+                w.cancel()
         return ws
 
     async def _writer(self, conn: Conn) -> None:
@@ -108,6 +123,15 @@ class Hub:
             except (ConnectionError, RuntimeError):
                 return
             self.sent += 1
+
+    async def _lagger(self, conn: Conn) -> None:
+        """Moves lagged user data to the writer when due, in the order it was made."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due, frame = await conn.lagged.get()
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            conn.queue.put_nowait(frame)
 
     def drop(self, kind: str | None = None) -> int:
         """Abort matching connections at the TCP level (the client sees an abnormal close)."""
@@ -132,6 +156,8 @@ class Hub:
         if not isinstance(msg, dict):
             return
         if conn.kind == "wsapi":
+            if self.lx.faults.delay_ms:  # a slow answer, as for REST (requests queue behind it)
+                await asyncio.sleep(self.lx.faults.delay_ms / 1000)
             self._wsapi(conn, msg)
             return
         method, params, rid = msg.get("method"), msg.get("params") or [], msg.get("id")
@@ -161,12 +187,19 @@ class Hub:
         markets = self.lx.engine.futures if futures else self.lx.engine.spot
         return markets.get(lower_id.upper())
 
-    # the WebSocket API (spot user data)
+    # the WebSocket API: trading requests and spot user data
 
     def _wsapi(self, conn: Conn, msg: dict[str, Any]) -> None:
         rid, method, params = msg.get("id"), msg.get("method"), msg.get("params") or {}
         try:
-            if method == "userDataStream.subscribe.signature":
+            fault = self.lx.faults.take_http_fault(str(method))
+            if fault is not None:
+                raise _FAULTS.get(fault) or BinanceError(-1007, _UNKNOWN, fault)
+            handler = _TRADING.get((method, conn.futures))
+            if handler is not None:
+                flat = _flat(params)
+                result = handler(self.lx, flat, self._signed(params, flat))
+            elif method == "userDataStream.subscribe.signature" and not conn.futures:
                 result = self._login(conn, params)
             elif method == "userDataStream.unsubscribe":
                 conn.account, conn.sub_id, result = None, None, {}
@@ -181,15 +214,20 @@ class Hub:
             return
         self._send(conn, {"id": rid, "status": 200, "result": result, "rateLimits": []})
 
-    def _login(self, conn: Conn, params: dict[str, Any]) -> dict[str, Any]:
+    def _signed(self, params: dict[str, Any], flat: dict[str, str]) -> "Account":
+        """The account whose key signed `params` (the WebSocket API signs the sorted
+        parameters, the key included, as one query string)."""
         creds = lookup_key({a.creds.api_key: a.creds for a in self.lx.engine.accounts.values()},
                            params.get("apiKey"))
-        flat = {k: str(v) for k, v in params.items() if k != "signature"}
         payload = "&".join(f"{k}={flat[k]}" for k in sorted(flat))
         check_signature(creds, payload, params.get("signature"))
         check_timestamp(flat, self.lx.server_time())
+        return self.lx.engine.accounts[creds.api_key]
+
+    def _login(self, conn: Conn, params: dict[str, Any]) -> dict[str, Any]:
+        conn.account = self._signed(params, _flat(params))
         self._sub_ids += 1
-        conn.account, conn.sub_id = self.lx.engine.accounts[creds.api_key], self._sub_ids
+        conn.sub_id = self._sub_ids
         return {"subscriptionId": conn.sub_id}
 
     def new_listen_key(self, account: "Account") -> str:
@@ -222,10 +260,18 @@ class Hub:
                 conn.held = frame
                 continue
             for _ in range(2 if faults.duplicate_user else 1):
-                self._send(conn, frame)
+                self._send_user(conn, frame)
             if conn.held is not None:
-                self._send(conn, conn.held)
+                self._send_user(conn, conn.held)
                 conn.held = None
+
+    def _send_user(self, conn: Conn, payload: Any) -> None:
+        lag = self.lx.faults.user_lag_ms
+        if conn.lagged is None or (not lag and conn.lagged.empty()):
+            self._send(conn, payload)
+            return
+        due = asyncio.get_running_loop().time() + lag / 1000
+        conn.lagged.put_nowait((due, msgspec.json.encode(payload).decode()))
 
     def _market_event(self, ev: MarketEvent) -> None:
         st, futures = ev.state, ev.state.spec.futures
@@ -275,7 +321,7 @@ class Hub:
             return {"e": "aggTrade", "E": now, "s": spec.id, "a": tick + 1, "p": p, "q": q,
                     "f": tick + 1, "l": tick + 1, "T": now, "m": m, "M": True}
         if channel.startswith("kline_"):
-            interval = _INTERVALS.get(channel[6:])
+            interval = fmt.INTERVALS.get(channel[6:])
             rows = feed.klines(interval, now, limit=1) if interval else []
             if not rows:
                 return None
@@ -318,6 +364,12 @@ class Hub:
             frame["pu"] = state.last_u
         state.bids, state.asks, state.last_u = nb, na, st.book.version
         return frame
+
+
+def _flat(params: dict[str, Any]) -> dict[str, str]:
+    """WebSocket API parameters as the strings they are signed as (JSON true -> "true")."""
+    return {k: ("true" if v else "false") if isinstance(v, bool) else str(v)
+            for k, v in params.items() if k != "signature"}
 
 
 def _diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal]) -> list[tuple[Decimal, Decimal]]:
