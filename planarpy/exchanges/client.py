@@ -18,7 +18,9 @@ class ExchangeConfig:
     """How to reach one exchange account.
 
     `url` replaces the scheme and host of every REST and WebSocket endpoint (a testnet, a
-    proxy, the local exchange); `sandbox` uses ccxt's testnet URLs instead.
+    proxy, the local exchange); `sandbox` uses ccxt's testnet URLs instead. `ws_orders`
+    sends orders and cancels over the exchange's WebSocket API where ccxt has one
+    (`create_order_ws`: no HTTP request per order); REST serves the rest, and every retry.
     """
 
     name: str
@@ -29,6 +31,7 @@ class ExchangeConfig:
     options: Mapping[str, Any] = attrs.field(factory=dict)
     keys: str | None = None  # key file / env name; defaults to `name`
     timeout_ms: int | None = None  # per-request timeout (ccxt's default is 10 s)
+    ws_orders: bool = False
 
 
 def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
@@ -37,7 +40,7 @@ def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
     table = ((settings or {}).get("exchanges") or {}).get(name) or {}
     if not isinstance(table, Mapping):
         raise ConfigError(f"[exchanges.{name}] must be a table")
-    known = {"id", "url", "sandbox", "rate_limit", "options", "keys", "timeout"}
+    known = {"id", "url", "sandbox", "rate_limit", "options", "keys", "timeout", "ws_orders"}
     unknown = set(table) - known
     if unknown:
         raise ConfigError(f"[exchanges.{name}] has unknown key(s) {', '.join(sorted(unknown))}; "
@@ -54,7 +57,8 @@ def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
                           sandbox=bool(table.get("sandbox", False)),
                           rate_limit=bool(table.get("rate_limit", True)),
                           options=dict(options), keys=table.get("keys"),
-                          timeout_ms=int(table["timeout"]) if "timeout" in table else None)
+                          timeout_ms=int(table["timeout"]) if "timeout" in table else None,
+                          ws_orders=bool(table.get("ws_orders", False)))
 
 
 def rewrite_urls(urls: Any, base: str) -> Any:
@@ -82,6 +86,21 @@ def rewrite_urls(urls: Any, base: str) -> Any:
     if isinstance(urls, list):
         return [rewrite_urls(v, base) for v in urls]
     return urls
+
+
+def forget_answered_requests(client: Any) -> None:
+    """Drop what ccxt.pro keeps of WebSocket API requests already answered.
+
+    ccxt files every request (an order sent, a cancel) among its connection's
+    subscriptions and never removes it: without this the map, which it copies on every
+    user-data read, grows by one entry per order for as long as the run lasts.
+    """
+    handler = getattr(client, "handle_order_ws", None)
+    for conn in list(getattr(client, "clients", {}).values()):
+        subs, pending = conn.subscriptions, conn.futures
+        for key in [k for k, v in subs.items() if isinstance(v, dict)
+                    and v.get("method") == handler and k not in pending]:
+            del subs[key]
 
 
 def _keep_error_codes(client: Any) -> None:

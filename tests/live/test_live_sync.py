@@ -70,9 +70,11 @@ def test_restart_adopts_the_open_order(lx):
         assert second.reconcile() == []
 
 
-def test_submit_retried_after_a_timeout_creates_one_order(lx):
-    """A create_order that times out is found by client id, not sent twice."""
-    settings = {"exchanges": {"binance": {"timeout": 300}}}
+@pytest.mark.parametrize("ws_orders", [False, True], ids=["rest", "ws"])
+def test_submit_retried_after_a_timeout_creates_one_order(lx, ws_orders):
+    """A create_order (REST, or over the WebSocket API) that times out is found by client
+    id, not sent twice."""
+    settings = {"exchanges": {"binance": {"timeout": 300, "ws_orders": ws_orders}}}
     with live(lx, settings=settings) as run:
         lx.faults.update({"delay_ms": 600})
         threading.Timer(0.45, lambda: lx.faults.update({"delay_ms": 0})).start()
