@@ -4,11 +4,12 @@
    in its own process and each client on its own account of it, so all three stay
    connected and are measured in turns (blocks), and drift on a busy machine hits them
    alike. The peers:
-   - raw ccxt.pro: `await create_order(...)` on the client's own loop (the target's peer,
-     ratio <= 1.2);
-   - raw ccxt.pro with the user-data streams watched: the same, while watch_orders,
-     watch_my_trades and watch_balance run on that loop, as anything that keeps its state
-     in step with the exchange must run them (the like-for-like peer);
+   - raw ccxt.pro: `await create_order(...)` (REST) on the client's own loop (the target's
+     peer, ratio <= 1.2), and `await create_order_ws(...)` (Binance's WebSocket API, which
+     live mode sends orders by unless `ws_orders = false`);
+   - raw ccxt.pro with the user-data streams watched: the same as live mode's transport,
+     while watch_orders, watch_my_trades and watch_balance run on that loop, as anything
+     that keeps its state in step with the exchange must run them (the like-for-like peer);
    - planarpy `call(...)` from the strategy's tick (the path strategy code takes), and
      `run.call(...)` from a script's thread (the REPL facade), the run recording its
      EventTrace as live runs do.
@@ -18,13 +19,17 @@
 2. The time from a user-data event leaving the exchange's WebSocket to the strategy's
    state having applied it (on_trade), median over resting orders filled by another
    account (target <= 2 ms). Server and strategy run in this process, so one clock serves.
-Run: python bench/live.py [--orders N]
+The local exchange sends an order's user-data events before its answer by default: the
+hard case, where the client must parse them before it sees the answer. Binance's stream
+lags its answers (by a few ms to over 100 ms); `--user-lag-ms 5` models that.
+Run: python bench/live.py [--orders N] [--transport ws|rest] [--user-lag-ms MS]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import queue
 import re
 import socket
@@ -131,6 +136,11 @@ class Remote:
                     raise
                 time.sleep(0.1)
 
+    def faults(self, **changes: Any) -> None:
+        req = urllib.request.Request(self.url + "/lx/faults", data=json.dumps(changes).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=5).read()
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
@@ -145,13 +155,14 @@ def free_port() -> int:
 class RawClient:
     """A ccxt.pro client on its own loop thread; timings are taken on that loop."""
 
-    def __init__(self, url: str, account: str, watch: bool) -> None:
+    def __init__(self, url: str, account: str, watch: bool, ws: bool) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.ex = point_ccxt(ccxt.pro.binance({"apiKey": f"{account}-key",
                                                "secret": f"{account}-secret"}), url)
         self.tasks: list[asyncio.Future] = []
+        self.create = self.ex.create_order_ws if ws else self.ex.create_order
         self.run(self._start(watch))
 
     def run(self, coro: Awaitable[Any]) -> Any:
@@ -169,7 +180,7 @@ class RawClient:
         out = []
         for k in range(n):
             t = time.perf_counter()
-            o = await self.ex.create_order(SYM, "market", "buy" if k % 2 == 0 else "sell", AMOUNT)
+            o = await self.create(SYM, "market", "buy" if k % 2 == 0 else "sell", AMOUNT)
             out.append(time.perf_counter() - t)
             if o["filled"] != AMOUNT:  # an unfilled order is cheaper: it would skew the ratio
                 raise RuntimeError(f"raw order {k} did not fill: {o['status']}")
@@ -227,13 +238,18 @@ def call_orders(run: Any, n: int, gap: float) -> list[float]:
     return out
 
 
-def compare(remote: Remote, n: int, trace_dir: Path) -> dict[str, dict[str, list[float]]]:
+PEERS = ("raw", "raw_ws", "watched", "tick", "handle")
+
+
+def compare(remote: Remote, n: int, trace_dir: Path, ws: bool) -> dict[str, dict[str, list[float]]]:
     """Per pacing, per peer: the round trips of every block, the peers taking turns."""
-    settings = {"exchanges": {"binance": {"rate_limit": False}}}  # off on every side
+    settings = {"exchanges": {"binance": {"rate_limit": False,  # off on every side
+                                          "ws_orders": ws}}}
     trace = EventTrace.open(trace_dir / "trace", strategy="Timed", exchange="binance",
                             redact=[TEST_KEY, TEST_SECRET])
-    raw = RawClient(remote.url, "raw", watch=False)
-    watched = RawClient(remote.url, "watched", watch=True)
+    raws = {"raw": RawClient(remote.url, "raw", watch=False, ws=False),
+            "raw_ws": RawClient(remote.url, "rawws", watch=False, ws=True),
+            "watched": RawClient(remote.url, "watched", watch=True, ws=ws)}
     out: dict[str, dict[str, list[float]]] = {}
     try:
         with live(remote, Timed, tick_interval=IDLE_TICK, settings=settings, trace=trace) as run:
@@ -241,19 +257,19 @@ def compare(remote: Remote, n: int, trace_dir: Path) -> dict[str, dict[str, list
             tick_orders(run, 10, 0.0)
             for pacing, gap, per in (("back to back", 0.0, n // BLOCKS),
                                      ("paced", GAP, n // (2 * BLOCKS))):
-                res = out[pacing] = {"raw": [], "watched": [], "tick": [], "handle": [],
-                                     "ratios": []}
+                res = out[pacing] = {k: [] for k in (*PEERS, "ratios", "ratios_ws")}
                 for _ in range(BLOCKS):
-                    r = raw.orders(per, gap)
-                    res["raw"] += r
-                    res["watched"] += watched.orders(per, gap)
-                    c = tick_orders(run, per, gap)
-                    res["tick"] += c
-                    res["handle"] += call_orders(run, per, gap)
-                    res["ratios"].append(statistics.median(c) / statistics.median(r))
+                    block = {k: c.orders(per, gap) for k, c in raws.items()}
+                    block["tick"] = tick_orders(run, per, gap)
+                    block["handle"] = call_orders(run, per, gap)
+                    for k, times in block.items():
+                        res[k] += times
+                    tick = statistics.median(block["tick"])
+                    res["ratios"].append(tick / statistics.median(block["raw"]))
+                    res["ratios_ws"].append(tick / statistics.median(block["raw_ws"]))
     finally:
-        raw.close()
-        watched.close()
+        for c in raws.values():
+            c.close()
     return out
 
 
@@ -283,11 +299,17 @@ def _ms(xs: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", type=int, default=400, help="back-to-back orders per peer")
+    ap.add_argument("--transport", choices=("ws", "rest"), default="ws",
+                    help="how live mode (and the watched peer) sends orders")
+    ap.add_argument("--user-lag-ms", type=int, default=0,
+                    help="user-data events leave this long after the answer (default 0: before it)")
     args = ap.parse_args()
-    remote = Remote(("raw", "watched"))
+    ws = args.transport == "ws"
+    remote = Remote(("raw", "rawws", "watched"))
+    remote.faults(user_lag_ms=args.user_lag_ms)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            results = compare(remote, args.orders, Path(tmp))
+            results = compare(remote, args.orders, Path(tmp), ws)
     finally:
         remote.close()
     web.WebSocketResponse.send_str = _stamped_send  # stamp frames as they leave the server
@@ -296,19 +318,24 @@ def main() -> None:
         lx.step(3_600_000)
         with live(lx, Timed, tick_interval=60, settings=settings) as run:
             lat = event_latencies(lx, run, max(20, args.orders // 4))
+    how = "WebSocket API" if ws else "REST"
     print(f"python {sys.version.split()[0]}, ccxt {ccxt.__version__}, local exchange in its own "
-          f"process on loopback, rate limiting off on every side, {BLOCKS} blocks per peer in turns")
+          f"process on loopback, rate limiting off on every side, {BLOCKS} blocks per peer in "
+          f"turns; live mode sends orders by {how}; user data "
+          + (f"{args.user_lag_ms} ms after the answer" if args.user_lag_ms else "before the answer"))
     for pacing, res in results.items():
         print(f"market order, {pacing}:")
-        print(f"  raw ccxt.pro                         {_ms(res['raw'])}")
-        print(f"  raw ccxt.pro, user-data streams read {_ms(res['watched'])}")
-        print(f"  planarpy call() in the strategy tick   {_ms(res['tick'])}")
-        print(f"  planarpy run.call() from a script    {_ms(res['handle'])}")
+        print(f"  raw ccxt.pro create_order (REST)           {_ms(res['raw'])}")
+        print(f"  raw ccxt.pro create_order_ws (WS API)      {_ms(res['raw_ws'])}")
+        print(f"  raw ccxt.pro by {how:13}, streams read {_ms(res['watched'])}")
+        print(f"  planarpy call() in the strategy tick       {_ms(res['tick'])}")
+        print(f"  planarpy run.call() from a script          {_ms(res['handle'])}")
         w = statistics.median(res["tick"]) / statistics.median(res["watched"])
         h = statistics.median(res["handle"]) / statistics.median(res["raw"])
-        print(f"  ratio tick call / raw ccxt: {statistics.median(res['ratios']):.2f} (median of the "
-              f"blocks' ratios; target <= 1.2); tick call / raw with streams: {w:.2f}; "
-              f"script call / raw ccxt: {h:.2f}")
+        print(f"  ratio tick call / raw ccxt REST: {statistics.median(res['ratios']):.2f} (median of "
+              f"the blocks' ratios; target <= 1.2); / raw ccxt WS API: "
+              f"{statistics.median(res['ratios_ws']):.2f}; / raw with streams: {w:.2f}; "
+              f"script call / raw REST: {h:.2f}")
     if lat:
         print(f"user-data event -> local state: median {statistics.median(lat):.2f} ms, "
               f"p90 {sorted(lat)[int(0.9 * len(lat))]:.2f} ms over {len(lat)} fills (target <= 2 ms)")
