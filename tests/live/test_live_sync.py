@@ -85,10 +85,16 @@ def test_submit_retried_after_a_timeout_creates_one_order(lx, ws_orders):
         assert eventually(lambda: run.reconcile() == [], timeout=5)
 
 
-def test_end_of_run_state_equals_the_exchange_and_the_replay(lx, tmp_path):
-    """After a run the local state equals the exchange's, and the trace replays to it."""
+@pytest.mark.parametrize("lag_ms, ws_orders", [(0, False), (40, False), (40, True)],
+                         ids=["stream-first", "answer-first", "answer-first-ws"])
+def test_end_of_run_state_equals_the_exchange_and_the_replay(lx, tmp_path, lag_ms, ws_orders):
+    """After a run the local state equals the exchange's, and the trace replays to it;
+    whether an order's user data comes before its answer or after it (as on Binance),
+    each fill is applied once."""
+    lx.faults.update({"user_lag_ms": lag_ms})
+    settings = {"exchanges": {"binance": {"rate_limit": False, "ws_orders": ws_orders}}}
     with EventTrace.open(tmp_path / "t", strategy="Quiet", exchange="binance") as trace:
-        with live(lx, trace=trace) as run:
+        with live(lx, trace=trace, settings=settings) as run:
             run.call("market_order", SYM, 300.0, side="buy")
             run.call("market_order", SYM, 100.0, side="sell")
             run.call("limit_order", SYM, 200.0, 0.0005, side="buy", waitfor=0.1)
@@ -96,6 +102,8 @@ def test_end_of_run_state_equals_the_exchange_and_the_replay(lx, tmp_path):
             counterparty(lx).create_order(SYM, "market", "sell", 100.0)
             eventually(lambda: len(run.state()["assets"][SYM]["orders"]) == 1)
             assert eventually(lambda: run.reconcile() == [], timeout=5)
+            time.sleep(0.1)  # the lagged user data of the last fill has arrived
+            assert run.state()["trades"] == len(raw_client(lx).fetch_my_trades(SYM))
         strategy = run.strategy
     report = replay_from_trace(strategy, tmp_path / "t")
     assert report.ok, str(report)
