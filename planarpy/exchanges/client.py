@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
@@ -11,6 +12,7 @@ import attrs
 
 from ..core.errors import ConfigError
 from .keys import ApiKeys, load_keys
+from .ratelimit import shared_budget
 
 
 @attrs.frozen(slots=True)
@@ -28,6 +30,7 @@ class ExchangeConfig:
     url: str | None = None
     sandbox: bool = False
     rate_limit: bool = True
+    rate_limit_ms: float | None = None  # ms per unit of request cost; None: ccxt's figure
     options: Mapping[str, Any] = attrs.field(factory=dict)
     keys: str | None = None  # key file / env name; defaults to `name`
     timeout_ms: int | None = None  # per-request timeout (ccxt's default is 10 s)
@@ -40,7 +43,8 @@ def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
     table = ((settings or {}).get("exchanges") or {}).get(name) or {}
     if not isinstance(table, Mapping):
         raise ConfigError(f"[exchanges.{name}] must be a table")
-    known = {"id", "url", "sandbox", "rate_limit", "options", "keys", "timeout", "ws_orders"}
+    known = {"id", "url", "sandbox", "rate_limit", "rate_limit_ms", "options", "keys",
+             "timeout", "ws_orders"}
     unknown = set(table) - known
     if unknown:
         raise ConfigError(f"[exchanges.{name}] has unknown key(s) {', '.join(sorted(unknown))}; "
@@ -48,6 +52,11 @@ def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
     options = table.get("options") or {}
     if not isinstance(options, Mapping):
         raise ConfigError(f"[exchanges.{name}] options must be a table")
+    rate_ms = table.get("rate_limit_ms")
+    if rate_ms is not None and (isinstance(rate_ms, bool) or not isinstance(rate_ms, (int, float))
+                                or rate_ms <= 0):
+        raise ConfigError(f"[exchanges.{name}] rate_limit_ms must be a positive number of "
+                          f"milliseconds, not {rate_ms!r}")
     target = url or table.get("url")
     if target is not None:
         parts = urlsplit(str(target))
@@ -56,6 +65,7 @@ def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
     return ExchangeConfig(name=name, id=str(table.get("id", name)), url=target,
                           sandbox=bool(table.get("sandbox", False)),
                           rate_limit=bool(table.get("rate_limit", True)),
+                          rate_limit_ms=float(rate_ms) if rate_ms is not None else None,
                           options=dict(options), keys=table.get("keys"),
                           timeout_ms=int(table["timeout"]) if "timeout" in table else None,
                           ws_orders=bool(table.get("ws_orders", False)))
@@ -118,32 +128,36 @@ def _keep_error_codes(client: Any) -> None:
 
 
 _CLIENTS: dict[tuple[str, str, str, int], list[Any]] = {}  # key -> [client, users]
+_CLIENTS_LOCK = threading.Lock()  # engine threads open and close clients
 
 
 def open_client(cfg: ExchangeConfig, keys: ApiKeys | None = None, *, pro: bool = True) -> Any:
     """The shared async ccxt client of this account (ccxt.pro when `pro`).
 
-    Strategies using the same exchange, URL and key on one event loop share one client,
-    so they share one rate budget. Release it with `close_client`.
+    Strategies using the same exchange, URL and key on one event loop share one client.
+    Every client of an account, on any loop, spends one rate budget (`shared_budget`).
+    Release it with `close_client`.
     """
     keys = keys if keys is not None else load_keys(cfg.keys or cfg.name)
     key = (cfg.id, cfg.url or "", keys.api_key, id(asyncio.get_running_loop()))
-    entry = _CLIENTS.get(key)
-    if entry is None:
-        entry = _CLIENTS[key] = [_build(cfg, keys, pro), 0]
-    entry[1] += 1
-    return entry[0]
+    with _CLIENTS_LOCK:
+        entry = _CLIENTS.get(key)
+        if entry is None:
+            entry = _CLIENTS[key] = [_build(cfg, keys, pro), 0]
+        entry[1] += 1
+        return entry[0]
 
 
 async def close_client(client: Any) -> None:
     """Release a client from `open_client`; the last user closes it."""
-    for key, entry in list(_CLIENTS.items()):
-        if entry[0] is client:
-            entry[1] -= 1
-            if entry[1] > 0:
-                return
-            del _CLIENTS[key]
-            break
+    with _CLIENTS_LOCK:
+        for key, entry in list(_CLIENTS.items()):
+            if entry[0] is client:
+                entry[1] -= 1
+                if entry[1] > 0:
+                    return
+                del _CLIENTS[key]
+                break
     try:
         await client.close()
     except Exception:  # closing a broken connection must not hide the real error
@@ -167,6 +181,11 @@ def _build(cfg: ExchangeConfig, keys: ApiKeys, pro: bool) -> Any:
         options["fetchMarkets"] = {"types": ["spot"]}
     options.update(cfg.options)
     client = cls({**keys.ccxt(), "enableRateLimit": cfg.rate_limit, "options": options})
+    if cfg.rate_limit:
+        if cfg.rate_limit_ms is not None:
+            client.rateLimit = cfg.rate_limit_ms
+        budget = shared_budget(cfg.id, cfg.url or "", keys.api_key, client.rateLimit)
+        client.throttle = budget.take  # ccxt awaits self.throttle(cost) before each request
     if cfg.timeout_ms is not None:
         client.timeout = cfg.timeout_ms
     if cfg.sandbox:
