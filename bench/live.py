@@ -5,11 +5,11 @@
    connected and are measured in turns (blocks), and drift on a busy machine hits them
    alike. The peers:
    - raw ccxt.pro: `await create_order(...)` (REST) on the client's own loop (the target's
-     peer, ratio <= 1.2), and `await create_order_ws(...)` (Binance's WebSocket API, which
-     live mode sends orders by unless `ws_orders = false`);
-   - raw ccxt.pro with the user-data streams watched: the same as live mode's transport,
-     while watch_orders, watch_my_trades and watch_balance run on that loop, as anything
-     that keeps its state in step with the exchange must run them (the like-for-like peer);
+     peer, ratio <= 1.2), and, for reference, `await create_order_ws(...)` (Binance's
+     WebSocket API, which live mode does not use);
+   - raw ccxt.pro with the user-data streams watched: create_order while watch_orders,
+     watch_my_trades and watch_balance run on that loop, as anything that keeps its state
+     in step with the exchange must run them (the like-for-like peer);
    - planarpy `call(...)` from the strategy's tick (the path strategy code takes), and
      `run.call(...)` from a script's thread (the REPL facade), the run recording its
      EventTrace as live runs do.
@@ -22,7 +22,7 @@
 The local exchange sends an order's user-data events before its answer by default: the
 hard case, where the client must parse them before it sees the answer. Binance's stream
 lags its answers (by a few ms to over 100 ms); `--user-lag-ms 5` models that.
-Run: python bench/live.py [--orders N] [--transport ws|rest] [--user-lag-ms MS]
+Run: python bench/live.py [--orders N] [--user-lag-ms MS]
 """
 
 from __future__ import annotations
@@ -241,15 +241,14 @@ def call_orders(run: Any, n: int, gap: float) -> list[float]:
 PEERS = ("raw", "raw_ws", "watched", "tick", "handle")
 
 
-def compare(remote: Remote, n: int, trace_dir: Path, ws: bool) -> dict[str, dict[str, list[float]]]:
+def compare(remote: Remote, n: int, trace_dir: Path) -> dict[str, dict[str, list[float]]]:
     """Per pacing, per peer: the round trips of every block, the peers taking turns."""
-    settings = {"exchanges": {"binance": {"rate_limit": False,  # off on every side
-                                          "ws_orders": ws}}}
+    settings = {"exchanges": {"binance": {"rate_limit": False}}}  # off on every side
     trace = EventTrace.open(trace_dir / "trace", strategy="Timed", exchange="binance",
                             redact=[TEST_KEY, TEST_SECRET])
     raws = {"raw": RawClient(remote.url, "raw", watch=False, ws=False),
             "raw_ws": RawClient(remote.url, "rawws", watch=False, ws=True),
-            "watched": RawClient(remote.url, "watched", watch=True, ws=ws)}
+            "watched": RawClient(remote.url, "watched", watch=True, ws=False)}
     out: dict[str, dict[str, list[float]]] = {}
     try:
         with live(remote, Timed, tick_interval=IDLE_TICK, settings=settings, trace=trace) as run:
@@ -299,17 +298,14 @@ def _ms(xs: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", type=int, default=400, help="back-to-back orders per peer")
-    ap.add_argument("--transport", choices=("ws", "rest"), default="ws",
-                    help="how live mode (and the watched peer) sends orders")
     ap.add_argument("--user-lag-ms", type=int, default=0,
                     help="user-data events leave this long after the answer (default 0: before it)")
     args = ap.parse_args()
-    ws = args.transport == "ws"
     remote = Remote(("raw", "rawws", "watched"))
     remote.faults(user_lag_ms=args.user_lag_ms)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            results = compare(remote, args.orders, Path(tmp), ws)
+            results = compare(remote, args.orders, Path(tmp))
     finally:
         remote.close()
     web.WebSocketResponse.send_str = _stamped_send  # stamp frames as they leave the server
@@ -318,16 +314,15 @@ def main() -> None:
         lx.step(3_600_000)
         with live(lx, Timed, tick_interval=60, settings=settings) as run:
             lat = event_latencies(lx, run, max(20, args.orders // 4))
-    how = "WebSocket API" if ws else "REST"
     print(f"python {sys.version.split()[0]}, ccxt {ccxt.__version__}, local exchange in its own "
           f"process on loopback, rate limiting off on every side, {BLOCKS} blocks per peer in "
-          f"turns; live mode sends orders by {how}; user data "
+          f"turns; user data "
           + (f"{args.user_lag_ms} ms after the answer" if args.user_lag_ms else "before the answer"))
     for pacing, res in results.items():
         print(f"market order, {pacing}:")
         print(f"  raw ccxt.pro create_order (REST)           {_ms(res['raw'])}")
         print(f"  raw ccxt.pro create_order_ws (WS API)      {_ms(res['raw_ws'])}")
-        print(f"  raw ccxt.pro by {how:13}, streams read {_ms(res['watched'])}")
+        print(f"  raw ccxt.pro REST, user-data streams read {_ms(res['watched'])}")
         print(f"  planarpy call() in the strategy tick       {_ms(res['tick'])}")
         print(f"  planarpy run.call() from a script          {_ms(res['handle'])}")
         w = statistics.median(res["tick"]) / statistics.median(res["watched"])

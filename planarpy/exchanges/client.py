@@ -20,9 +20,7 @@ class ExchangeConfig:
     """How to reach one exchange account.
 
     `url` replaces the scheme and host of every REST and WebSocket endpoint (a testnet, a
-    proxy, the local exchange); `sandbox` uses ccxt's testnet URLs instead. `ws_orders`
-    sends orders and cancels over the exchange's WebSocket API where ccxt has one
-    (`create_order_ws`: no HTTP request per order); REST serves the rest, and every retry.
+    proxy, the local exchange); `sandbox` uses ccxt's testnet URLs instead.
     """
 
     name: str
@@ -34,7 +32,6 @@ class ExchangeConfig:
     options: Mapping[str, Any] = attrs.field(factory=dict)
     keys: str | None = None  # key file / env name; defaults to `name`
     timeout_ms: int | None = None  # per-request timeout (ccxt's default is 10 s)
-    ws_orders: bool = False
 
 
 def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
@@ -43,8 +40,7 @@ def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
     table = ((settings or {}).get("exchanges") or {}).get(name) or {}
     if not isinstance(table, Mapping):
         raise ConfigError(f"[exchanges.{name}] must be a table")
-    known = {"id", "url", "sandbox", "rate_limit", "rate_limit_ms", "options", "keys",
-             "timeout", "ws_orders"}
+    known = {"id", "url", "sandbox", "rate_limit", "rate_limit_ms", "options", "keys", "timeout"}
     unknown = set(table) - known
     if unknown:
         raise ConfigError(f"[exchanges.{name}] has unknown key(s) {', '.join(sorted(unknown))}; "
@@ -67,8 +63,7 @@ def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
                           rate_limit=bool(table.get("rate_limit", True)),
                           rate_limit_ms=float(rate_ms) if rate_ms is not None else None,
                           options=dict(options), keys=table.get("keys"),
-                          timeout_ms=int(table["timeout"]) if "timeout" in table else None,
-                          ws_orders=bool(table.get("ws_orders", False)))
+                          timeout_ms=int(table["timeout"]) if "timeout" in table else None)
 
 
 def rewrite_urls(urls: Any, base: str) -> Any:
@@ -96,21 +91,6 @@ def rewrite_urls(urls: Any, base: str) -> Any:
     if isinstance(urls, list):
         return [rewrite_urls(v, base) for v in urls]
     return urls
-
-
-def forget_answered_requests(client: Any) -> None:
-    """Drop what ccxt.pro keeps of WebSocket API requests already answered.
-
-    ccxt files every request (an order sent, a cancel) among its connection's
-    subscriptions and never removes it: without this the map, which it copies on every
-    user-data read, grows by one entry per order for as long as the run lasts.
-    """
-    handler = getattr(client, "handle_order_ws", None)
-    for conn in list(getattr(client, "clients", {}).values()):
-        subs, pending = conn.subscriptions, conn.futures
-        for key in [k for k, v in subs.items() if isinstance(v, dict)
-                    and v.get("method") == handler and k not in pending]:
-            del subs[key]
 
 
 def _keep_error_codes(client: Any) -> None:

@@ -44,10 +44,20 @@ class RateBudget:
             return wait
 
     async def take(self, cost: float | None = None) -> None:
-        """Wait for this request's turn; what ccxt awaits before each REST request."""
+        """Wait for this request's turn; what ccxt awaits before each REST request. A
+        request cancelled while it waits gives its cost back."""
         wait = self.reserve(cost)
         if wait > 0:
-            await asyncio.sleep(wait)
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:
+                self.refund(cost)
+                raise
+
+    def refund(self, cost: float | None = None) -> None:
+        """Give back what a request that was never sent reserved."""
+        with self._lock:
+            self._tokens += 1.0 if cost is None else float(cost)
 
 
 _BUDGETS: dict[tuple[str, str, str], RateBudget] = {}

@@ -2,7 +2,7 @@
 
 | field | effect, as a client sees it |
 |---|---|
-| `http_status` (500, 502, 503, 429, 418) | REST answers that status (429/418 with Retry-After), the WebSocket API that status with its error (5xx: -1007, outcome unknown) |
+| `http_status` (500, 502, 503, 429, 418) | REST answers that status (429/418 with Retry-After), the WebSocket API's trading requests that status with its error (5xx: -1007, outcome unknown) |
 | `http_count` | ... for that many requests only (None: until cleared) |
 | `http_path` | ... only for paths (WebSocket API: methods) containing this text (None: all) |
 | `retry_after` | seconds in the Retry-After header of 429/418 |

@@ -56,6 +56,7 @@ class Conn:
     queue: asyncio.Queue = attrs.field(factory=asyncio.Queue)
     held: Any = None
     lagged: asyncio.Queue | None = None  # (due, frame) of user data sent `user_lag_ms` late
+    lagging: int = 0  # frames in `lagged` or held by the lagger: later frames queue behind
 
 
 @attrs.define(slots=True, eq=False)
@@ -132,6 +133,7 @@ class Hub:
             if due > loop.time():
                 await asyncio.sleep(due - loop.time())
             conn.queue.put_nowait(frame)
+            conn.lagging -= 1
 
     def drop(self, kind: str | None = None) -> int:
         """Abort matching connections at the TCP level (the client sees an abnormal close)."""
@@ -192,11 +194,11 @@ class Hub:
     def _wsapi(self, conn: Conn, msg: dict[str, Any]) -> None:
         rid, method, params = msg.get("id"), msg.get("method"), msg.get("params") or {}
         try:
-            fault = self.lx.faults.take_http_fault(str(method))
-            if fault is not None:
-                raise _FAULTS.get(fault) or BinanceError(-1007, _UNKNOWN, fault)
             handler = _TRADING.get((method, conn.futures))
-            if handler is not None:
+            if handler is not None:  # faults hit trading requests, not the user-data login
+                fault = self.lx.faults.take_http_fault(str(method))
+                if fault is not None:
+                    raise _FAULTS.get(fault) or BinanceError(-1007, _UNKNOWN, fault)
                 flat = _flat(params)
                 result = handler(self.lx, flat, self._signed(params, flat))
             elif method == "userDataStream.subscribe.signature" and not conn.futures:
@@ -267,10 +269,11 @@ class Hub:
 
     def _send_user(self, conn: Conn, payload: Any) -> None:
         lag = self.lx.faults.user_lag_ms
-        if conn.lagged is None or (not lag and conn.lagged.empty()):
+        if conn.lagged is None or (not lag and not conn.lagging):
             self._send(conn, payload)
             return
         due = asyncio.get_running_loop().time() + lag / 1000
+        conn.lagging += 1
         conn.lagged.put_nowait((due, msgspec.json.encode(payload).decode()))
 
     def _market_event(self, ev: MarketEvent) -> None:

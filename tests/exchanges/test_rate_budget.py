@@ -92,3 +92,20 @@ def test_clients_of_one_key_share_a_budget_across_loops(local_exchange):
 def test_a_bad_rate_limit_ms_is_refused(value):
     with pytest.raises(ConfigError, match="rate_limit_ms must be a positive number"):
         exchange_config("binance", {"exchanges": {"binance": {"rate_limit_ms": value}}})
+
+
+def test_a_cancelled_request_gives_its_turn_back():
+    """A request cancelled while it waits (a timed-out call) does not delay the next one
+    by its cost."""
+    clock = Clock()
+    b = RateBudget(100.0, clock=clock)
+
+    async def main() -> float:
+        b.reserve()  # the bucket is now empty: the next request waits
+        waiter = asyncio.ensure_future(b.take(5))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        return b.reserve()
+    assert asyncio.run(main()) == pytest.approx(0.100)  # not 0.600

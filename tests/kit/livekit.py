@@ -40,17 +40,13 @@ class QuietPerp(Quiet):
     universe = ("XRP/USDT:USDT",)
 
 
-WS_ORDERS = False  # how `live` runs send orders; tests of both transports switch it
-
-
 def live(lx: Any, cls: type[Strategy] = Quiet, **options: Any) -> Any:
     """Start `cls` live against the local exchange `lx` (no config, test keys)."""
     options.setdefault("tick_interval", 0.2)
     options.setdefault("stall_after", 2.0)
     # ccxt's client-side rate limiter spaces requests for a real exchange's limits; the
     # local exchange has none, and tests that step candles fast would only wait on it
-    options.setdefault("settings", {"exchanges": {cls.exchange: {"rate_limit": False,
-                                                                 "ws_orders": WS_ORDERS}}})
+    options.setdefault("settings", {"exchanges": {cls.exchange: {"rate_limit": False}}})
     return start_live(cls, exchange_url=lx.url, keys=ApiKeys(lx.api_key, lx.secret), **options)
 
 

@@ -4,16 +4,13 @@ import pytest
 
 from planarpy import Trade, missing
 
-import livekit
 from livekit import Quiet, QuietPerp, eventually, live
 
 SYM = "XRP/ETH"
 
 
-@pytest.fixture(params=["rest", "ws"])
-def lx(local_exchange, request, monkeypatch):
-    """The local exchange, with orders sent by REST or over the WebSocket API."""
-    monkeypatch.setattr(livekit, "WS_ORDERS", request.param == "ws")
+@pytest.fixture
+def lx(local_exchange):
     local_exchange.step(3_600_000)  # an hour of replayed trades: a book and candles
     return local_exchange
 

@@ -70,11 +70,9 @@ def test_restart_adopts_the_open_order(lx):
         assert second.reconcile() == []
 
 
-@pytest.mark.parametrize("ws_orders", [False, True], ids=["rest", "ws"])
-def test_submit_retried_after_a_timeout_creates_one_order(lx, ws_orders):
-    """A create_order (REST, or over the WebSocket API) that times out is found by client
-    id, not sent twice."""
-    settings = {"exchanges": {"binance": {"timeout": 300, "ws_orders": ws_orders}}}
+def test_submit_retried_after_a_timeout_creates_one_order(lx):
+    """A create_order that times out is found by client id, not sent twice."""
+    settings = {"exchanges": {"binance": {"timeout": 300}}}
     with live(lx, settings=settings) as run:
         lx.faults.update({"delay_ms": 600})
         threading.Timer(0.45, lambda: lx.faults.update({"delay_ms": 0})).start()
@@ -85,16 +83,14 @@ def test_submit_retried_after_a_timeout_creates_one_order(lx, ws_orders):
         assert eventually(lambda: run.reconcile() == [], timeout=5)
 
 
-@pytest.mark.parametrize("lag_ms, ws_orders", [(0, False), (40, False), (40, True)],
-                         ids=["stream-first", "answer-first", "answer-first-ws"])
-def test_end_of_run_state_equals_the_exchange_and_the_replay(lx, tmp_path, lag_ms, ws_orders):
+@pytest.mark.parametrize("lag_ms", [0, 40], ids=["stream-first", "answer-first"])
+def test_end_of_run_state_equals_the_exchange_and_the_replay(lx, tmp_path, lag_ms):
     """After a run the local state equals the exchange's, and the trace replays to it;
     whether an order's user data comes before its answer or after it (as on Binance),
     each fill is applied once."""
     lx.faults.update({"user_lag_ms": lag_ms})
-    settings = {"exchanges": {"binance": {"rate_limit": False, "ws_orders": ws_orders}}}
     with EventTrace.open(tmp_path / "t", strategy="Quiet", exchange="binance") as trace:
-        with live(lx, trace=trace, settings=settings) as run:
+        with live(lx, trace=trace) as run:
             run.call("market_order", SYM, 300.0, side="buy")
             run.call("market_order", SYM, 100.0, side="sell")
             run.call("limit_order", SYM, 200.0, 0.0005, side="buy", waitfor=0.1)

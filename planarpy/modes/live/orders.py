@@ -87,19 +87,19 @@ async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mappin
 async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) -> Any:
     """create_order, made safe to retry: after an unclear failure (a timeout, a dropped
     connection) the order is first looked up by its client id, and sent again (with the
-    same id) only if the exchange does not know it. The first try goes over the WebSocket
-    API where there is one; retries go by REST, which does not share its connection."""
+    same id) only if the exchange does not know it."""
     loop = asyncio.get_running_loop()
     price = order.price if order.type is OrderType.LIMIT else None
     attempt = 0
     while True:
-        method = session.ws_twin("create_order") if attempt == 0 else "create_order"
         try:
-            return await session.request(method, ai.symbol, order.type.value,
+            return await session.request("create_order", ai.symbol, order.type.value,
                                          order.side.value, order.amount, price,
                                          _params(session, ai, order))
         except ccxt.InvalidOrder as e:
-            if attempt and "Duplicate" in str(e):  # an earlier try did reach the exchange
+            # an earlier try did reach the exchange: spot says "Duplicate order sent.",
+            # USD-M "ClientOrderId is duplicated."
+            if attempt and "duplicate" in str(e).lower():
                 return await session.request("fetch_order", None, ai.symbol,
                                              {"origClientOrderId": order.id})
             raise
@@ -110,8 +110,7 @@ async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) 
                 found = await _find(session, ai, order)
                 if found is not None:
                     return found
-            # a failed WebSocket try always gets its REST retry, whatever the deadline
-            if (loop.time() >= deadline and method == "create_order") or attempt >= 5:
+            if loop.time() >= deadline or attempt >= 5:
                 raise
 
 
@@ -284,7 +283,8 @@ async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[s
     ok = True
     for order in targets:
         try:
-            reply = await _cancel_request(session, ai, order)
+            reply = await session.request("cancel_order", None, ai.symbol,
+                                          {"origClientOrderId": order.id})
         except ccxt.OrderNotFound:
             await sync_order(session, ai, order)
             continue
@@ -299,19 +299,6 @@ async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[s
             await sync_order(session, ai, order)
             ok = ok and not order.is_open
     return ok
-
-
-async def _cancel_request(session: Any, ai: AssetInstance, order: Order) -> Any:
-    """cancel_order by client id, over the WebSocket API where there is one; if that
-    connection fails, by REST (which answers OrderNotFound if the first did cancel)."""
-    params = {"origClientOrderId": order.id}
-    method = session.ws_twin("cancel_order")
-    if method != "cancel_order":
-        try:
-            return await session.request(method, None, ai.symbol, params)
-        except TRANSIENT:
-            pass
-    return await session.request("cancel_order", None, ai.symbol, params)
 
 
 async def set_leverage(session: Any, ai: AssetInstance, leverage: float) -> bool:

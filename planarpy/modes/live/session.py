@@ -17,10 +17,6 @@ from ..runtime import ExchangeClock, Session, Watcher
 from . import translate
 
 
-# what ccxt's `has` calls the WebSocket API twins of the REST methods orders use
-_WS_TWINS = {"create_order": "createOrderWs", "cancel_order": "cancelOrderWs"}
-
-
 class LiveSession(Session):
     """Runs a strategy against an exchange on its own engine thread.
 
@@ -228,14 +224,6 @@ class LiveSession(Session):
                 series[ai.symbol] = OHLCV.from_rows(rows)
         if len(series) == len(s.assets):
             await self.use_candles(series)
-
-    def ws_twin(self, method: str) -> str:
-        """`method`, or its WebSocket API twin (`create_order_ws`) where ccxt has one and
-        the exchange config does not turn it off (`ws_orders = false`)."""
-        flag = _WS_TWINS.get(method)
-        if flag and self.exchange.ws_orders and self.client.has.get(flag):
-            return f"{method}_ws"
-        return method
 
     def new_client_id(self) -> str:
         """A client order id unique across restarts: a time stamp and a counter."""

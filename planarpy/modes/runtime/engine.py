@@ -22,22 +22,11 @@ from concurrent.futures import Future
 from typing import Any, Awaitable, Callable, Iterator
 
 import anyio
-import ccxt
 import greenlet
 
 from ...core.errors import PlanarError
 
 log = logging.getLogger(__name__)
-
-
-def _quiet_dial_failures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """ccxt.pro leaves the exception of a failed WebSocket dial unretrieved: asyncio would
-    log it as an error, though the request or stream that dialled got (and handled) it too."""
-    exc = context.get("exception")
-    if isinstance(exc, ccxt.NetworkError) and "never retrieved" in context.get("message", ""):
-        log.debug("WebSocket dial failed: %s", exc)
-        return
-    loop.default_exception_handler(context)
 
 
 class EngineStopped(PlanarError, RuntimeError):
@@ -127,7 +116,6 @@ class EngineThread:
 
     async def _run_main(self, main: Callable[[], Awaitable[Any]]) -> Any:
         self.loop = asyncio.get_running_loop()
-        self.loop.set_exception_handler(_quiet_dial_failures)
         return await main()
 
     def ready(self) -> None:

@@ -12,13 +12,10 @@ import re
 import time
 from typing import Any, Awaitable, Callable, Mapping
 
-import ccxt
-
 from ...core.errors import UnknownSymbol
 from ...core.market import Market
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
-from ...exchanges.client import forget_answered_requests
 from ...strategy import Strategy
 from .engine import EngineThread
 from .watchers import Watcher
@@ -189,31 +186,13 @@ class Session:
             await self.record("request_sent", {"method": method, "args": _plain(args),
                                                "params": _plain(kwargs.get("params"))})
         try:
-            if method.endswith("_ws"):
-                result = await self._ws_request(method, *args, **kwargs)
-            else:
-                result = await getattr(self.client, method)(*args, **kwargs)
+            result = await getattr(self.client, method)(*args, **kwargs)
         except Exception as e:
             await self.record("exchange_error", {"method": method, "error": self.describe(e)})
             raise
         if tracing:
             await self.record("response_received", {"method": method, "result": _summary(result)})
         return result
-
-    async def _ws_request(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A WebSocket API request, with the timeout ccxt gives REST requests only, and its
-        connection's failures as the ccxt NetworkError a REST request would raise."""
-        timeout = self.client.timeout / 1000
-        try:
-            async with asyncio.timeout(timeout):  # no extra task, unlike wait_for on 3.11
-                return await getattr(self.client, method)(*args, **kwargs)
-        except TimeoutError:
-            raise ccxt.RequestTimeout(f"{self.client.id} {method} got no answer in "
-                                      f"{timeout:g} s") from None
-        except OSError as e:  # ConnectionError from a closed socket, say
-            raise ccxt.NetworkError(f"{self.client.id} {method}: {e}") from e
-        finally:
-            forget_answered_requests(self.client)
 
     def stream(self, method: str, *args: Any) -> Callable[[], Awaitable[Any]] | None:
         """A callable reading one message of a ccxt.pro stream, or None if there is none."""
