@@ -6,7 +6,8 @@ engine calls the callbacks; the strategy acts only through `planarpy.call`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+import logging
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from .core.clock import Clock
 from .core.errors import ConfigError, UnknownSymbol, UnsupportedMarginMode
 from .core.instances import AssetInstance, State
 from .core.market import Market
+
+log = logging.getLogger(__name__)
 from .core.orders import Trade
 from .core.positions import Position
 
@@ -159,23 +162,38 @@ class Strategy:
         if effect.symbol is not None:
             ai = self.state.assets[effect.symbol]
             if effect.trade is not None:
-                self.on_trade(ai, effect.trade)
+                self.invoke(self.on_trade, ai, effect.trade)
             change = effect.position
             if change is not PositionChange.NONE:
                 pos = ai.position(effect.side)
                 if change is PositionChange.OPENED:
-                    self.on_position_open(ai, pos)
+                    self.invoke(self.on_position_open, ai, pos)
                 elif change is PositionChange.UPDATED:
-                    self.on_position_update(ai, pos)
+                    self.invoke(self.on_position_update, ai, pos)
                 else:
-                    self.on_position_close(ai, pos)
+                    self.invoke(self.on_position_close, ai, pos)
         return effect
 
     def reject(self, ai: AssetInstance | None, reason: str, request: Mapping[str, Any]) -> None:
         """Report a failed action: an order-error event and the on_order_error callback."""
         payload = {"reason": reason, "request": dict(request)}
         self.emit("order_error", payload, symbol=ai.symbol if ai else None)
-        self.on_order_error(ai, reason, request)
+        self.invoke(self.on_order_error, ai, reason, request)
+
+    def invoke(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run one of the strategy's callbacks. In a backtest its error stops the run; in
+        paper and live it is logged and passed to `on_error`, so that a bug in a callback
+        cannot stop the watcher that delivered the event (the event is applied already)."""
+        if self.mode is Mode.SIM:
+            callback(*args)
+            return
+        try:
+            callback(*args)
+        except Exception as e:
+            name = getattr(callback, "__name__", "callback")
+            log.exception("%s.%s raised", type(self).__name__, name)
+            if name != "on_error":
+                self.invoke(self.on_error, "callback", f"{name} raised {type(e).__name__}: {e}")
 
     def prepare_indicators(self, assets: Iterable[AssetInstance] | None = None) -> None:
         """Compute `indicators()` for each asset and store them as lists in `ai.ind`."""

@@ -38,3 +38,7 @@ class UnsupportedMarginMode(PlanarError, ValueError):
 
 class LookAheadError(PlanarError, ValueError):
     """A strategy's indicator uses candles after the one it belongs to."""
+
+
+class StartupError(PlanarError, RuntimeError):
+    """A paper or live run could not start: the exchange refused or failed a start-up request."""

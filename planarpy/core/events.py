@@ -30,6 +30,7 @@ KINDS: tuple[str, ...] = (
     "response_received",
     "liquidation",
     "market_data",
+    "clock_resynced",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from ..config import project_dir
 from ..core.errors import ConfigError
 
 SECRET_FIELDS = ("apiKey", "secret", "password", "privateKey", "uid")
@@ -49,12 +50,13 @@ class ApiKeys:
 
 
 def load_keys(name: str, keys_dir: str | Path | None = None) -> ApiKeys:
-    """Keys of account `name` from the environment or `keys_dir` (default user/keys)."""
+    """Keys of account `name` from the environment or `keys_dir` (default user/keys of the
+    project: $PLANARPY_HOME, else the current directory, as for the config)."""
     prefix = f"PLANARPY_{name.upper().replace('-', '_')}_"
     env = {k: os.environ.get(prefix + k.upper()) for k in ("api_key", "secret", "password")}
     if env["api_key"] and env["secret"]:
         return ApiKeys(env["api_key"], env["secret"], env["password"] or "")
-    folder = Path(keys_dir) if keys_dir is not None else Path.cwd() / "user" / "keys"
+    folder = Path(keys_dir) if keys_dir is not None else project_dir() / "user" / "keys"
     for suffix in (".toml", ".json"):
         path = folder / f"{name}{suffix}"
         if path.is_file():

@@ -15,7 +15,7 @@ from planarpy.modes.runtime import Watcher
 
 
 class Recorder:
-    """What a watcher needs of a session: record, report_error, describe, s.on_error."""
+    """What a watcher needs of a session: record, report_error, describe, tell_error."""
 
     def __init__(self) -> None:
         self.records: list[tuple[str, dict]] = []
@@ -31,7 +31,7 @@ class Recorder:
     def describe(self, e: BaseException) -> str:
         return str(e)
 
-    def on_error(self, where: str, message: str) -> None:
+    def tell_error(self, where: str, message: str) -> None:
         self.errors.append((where, message))
 
 

@@ -158,7 +158,8 @@ def test_kind_table_comes_from_the_trace(tmp_path):
         trace.record("market_data", {})
     seg = zarr.open_group(str(trace.path / "s000000"), mode="r+")
     kinds = list(seg.attrs["kinds"])
-    seg.update_attributes({"kinds": kinds[:-1] + ["market_data_v2"]})
+    kinds[kinds.index("market_data")] = "market_data_v2"
+    seg.update_attributes({"kinds": kinds})
     assert trace_tail(trace.path)[0]["kind"] == "market_data_v2"
 
 

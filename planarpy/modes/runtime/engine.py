@@ -85,8 +85,9 @@ class _Mutating:
 class EngineThread:
     """An asyncio loop in a daemon thread, a state lock, and a blocking bridge to the loop."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, describe: Callable[[BaseException], str] = repr) -> None:
         self.name = name
+        self.describe = describe  # an exception as a log line may show it (no credentials)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
@@ -222,7 +223,8 @@ class EngineThread:
     def _fired_done(self, task: asyncio.Future[Any]) -> None:
         self._fired.discard(task)
         if not task.cancelled() and task.exception() is not None:  # actions report their own
-            log.error("%s: a fire-and-forget action failed: %r", self.name, task.exception())
+            log.error("%s: a fire-and-forget action failed: %s", self.name,
+                      self.describe(task.exception()))
 
     async def drain(self, timeout: float) -> None:
         """Wait up to `timeout` for the actions started by `fire`."""

@@ -12,7 +12,9 @@ import re
 import time
 from typing import Any, Awaitable, Callable, Mapping
 
-from ...core.errors import UnknownSymbol
+import ccxt
+
+from ...core.errors import PlanarError, StartupError, UnknownSymbol
 from ...core.market import Market
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
@@ -48,7 +50,7 @@ class Session:
         self.candles = candles
         self.cancel_on_stop = cancel_on_stop
         self.close_on_stop = close_on_stop
-        self.engine = EngineThread(cls.__name__)
+        self.engine = EngineThread(cls.__name__, self.describe)
         self.s: Any = None
         self.client: Any = None
         self.watchers: dict[str, Watcher] = {}
@@ -107,8 +109,14 @@ class Session:
 
     # ---- lifecycle --------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> Any:
-        """Start the engine thread; return the strategy once it is synced and running."""
-        self.engine.start(self._main, timeout)
+        """Start the engine thread; return the strategy once it is synced and running.
+        StartupError (credentials removed from its message) if the start-up failed."""
+        try:
+            self.engine.start(self._main, timeout)
+        except PlanarError:
+            raise
+        except Exception as e:  # an exchange error may quote a signed URL: not shown
+            raise StartupError(f"{self.cls.__name__} could not start: {self.describe(e)}") from None
         return self.s
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -165,7 +173,6 @@ class Session:
         it goes to the trace only, with no lock and nothing to apply."""
         if self.recorder is not None and self.s is not None:
             self.recorder.record(kind, dict(payload), symbol=symbol, ts=self.s.clock.now_ns())
-        self.last_event = time.monotonic()
 
     def describe(self, e: BaseException) -> str:
         """An exception as one line with every credential and signature removed."""
@@ -176,8 +183,12 @@ class Session:
         message = self.describe(e)
         self.errors.append(message)
         await self.record("exchange_error", {"where": where, "error": message}, symbol)
+        self.tell_error(where, message)
+
+    def tell_error(self, where: str, message: str) -> None:
+        """The strategy's on_error callback (a failing one is logged, not raised)."""
         if self.s is not None:
-            self.s.on_error(where, message)
+            self.s.invoke(self.s.on_error, where, message)
 
     async def request(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call the ccxt client, recording the request and its response or error."""
@@ -186,13 +197,25 @@ class Session:
             await self.record("request_sent", {"method": method, "args": _plain(args),
                                                "params": _plain(kwargs.get("params"))})
         try:
-            result = await getattr(self.client, method)(*args, **kwargs)
+            try:
+                result = await getattr(self.client, method)(*args, **kwargs)
+            except ccxt.InvalidNonce as e:
+                # the exchange refused our time stamp (the clocks drifted apart since the
+                # start): nothing was done; measure the offset again and retry once
+                await self.record("exchange_error", {"method": method, "error": self.describe(e)})
+                await self.resync_clock()
+                result = await getattr(self.client, method)(*args, **kwargs)
         except Exception as e:
             await self.record("exchange_error", {"method": method, "error": self.describe(e)})
             raise
         if tracing:
             await self.record("response_received", {"method": method, "result": _summary(result)})
         return result
+
+    async def resync_clock(self) -> None:
+        """Measure the exchange clock's offset again (ccxt signs with it)."""
+        offset = await self.client.load_time_difference()
+        await self.record("clock_resynced", {"offset_ms": offset})
 
     def stream(self, method: str, *args: Any) -> Callable[[], Awaitable[Any]] | None:
         """A callable reading one message of a ccxt.pro stream, or None if there is none."""

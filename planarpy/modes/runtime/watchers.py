@@ -107,7 +107,7 @@ class Watcher:
                     message = self.session.describe(e)
                     await self.session.record("connection_lost", {
                         "watcher": self.name, "error": message}, self.symbol)
-                    self.session.s.on_error(f"connection_lost:{self.name}", message)
+                    self.session.tell_error(f"connection_lost:{self.name}", message)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             except Exception as e:  # an unexpected error must not kill the watcher silently
