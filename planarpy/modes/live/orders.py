@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Mapping
 
 import ccxt
@@ -176,6 +177,7 @@ async def on_order(session: Any, o: Mapping[str, Any]) -> None:
     order = local_order(session, ai, o)
     if order is None:
         return
+    session.order_activity = time.monotonic()
     before = _snapshot(order)
     exid = str(o.get("id"))
     for t in list(o.get("trades") or []) + session.pending_trades.pop(exid, []):
@@ -185,6 +187,9 @@ async def on_order(session: Any, o: Mapping[str, Any]) -> None:
                                ai.symbol)
     status = translate.STATUS.get(o.get("status") or "open")
     if status is not None and order.is_open:
+        # an order that ends with more filled than the trades we have: fetch them, and if
+        # they still do not come, emulate the rest. Not while it is open: its real trade
+        # may still come, and would count twice beside an emulated one
         if float(o.get("filled") or 0.0) > order.filled + ai.market.amount_step * 1e-6:
             await _fetch_trades(session, ai, order, o)
             emulated = translate.emulated_trade(ai, order, o, fee_rate(ai, order))
@@ -193,7 +198,7 @@ async def on_order(session: Any, o: Mapping[str, Any]) -> None:
         if order.is_open:
             await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                                 "status": status.value}, ai.symbol)
-    session.s.on_order_update(ai, before, _snapshot(order))
+    session.s.invoke(session.s.on_order_update, ai, before, _snapshot(order))
 
 
 def _fill(ai: AssetInstance, t: Mapping[str, Any], order: Order, when: int = 0) -> dict[str, Any]:
@@ -222,7 +227,11 @@ async def on_trade(session: Any, t: Mapping[str, Any]) -> None:
         if exid and exid not in session.exchange_ids:
             session.pending_trades.setdefault(exid, []).append(t)
         return
-    await session.emit("trade_created", _fill(ai, t, order), ai.symbol)
+    session.order_activity = time.monotonic()
+    before = _snapshot(order)
+    effect = await session.emit("trade_created", _fill(ai, t, order), ai.symbol)
+    if effect.trade is not None:  # not a fill already applied from the order's update
+        session.s.invoke(session.s.on_order_update, ai, before, _snapshot(order))
 
 
 async def _fetch_trades(session: Any, ai: AssetInstance, order: Order, o: Mapping[str, Any]) -> None:
@@ -329,8 +338,9 @@ async def close_position(session: Any, ai: AssetInstance, pos: PositionSide | No
             return True
         side = Side.SELL if p.side is PositionSide.LONG else Side.BUY
         amount = ai.market.floor_amount(p.amount)
-    else:
-        side, amount = Side.SELL, ai.market.floor_amount(ai.free_balance)
+    else:  # what the run bought, not coins held before it started
+        bought = ai.balance - session.baseline.get(ai.symbol, 0.0)
+        side, amount = Side.SELL, ai.market.floor_amount(min(ai.free_balance, bought))
         if amount < max(ai.market.min_amount, ai.market.amount_step):
             return True
         p = None

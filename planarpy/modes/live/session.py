@@ -34,6 +34,9 @@ class LiveSession(Session):
         self.history = history
         self.exchange_ids: dict[str, str] = {}  # exchange order id -> local order id
         self.pending_trades: dict[str, list[Mapping[str, Any]]] = {}
+        self.id_prefix = translate.client_id_prefix(cls.__name__)
+        self.baseline: dict[str, float] = {}  # spot: base held before the run (not to sell)
+        self.order_activity = time.monotonic()  # last order sent or order/trade applied
         self._ids = 0
 
     async def _startup(self) -> None:
@@ -59,30 +62,38 @@ class LiveSession(Session):
                 self.watch_orders(ai.symbol)
 
     async def sync(self) -> None:
-        """Balances, positions, open orders (adopted) and recent trades, then a summary event."""
+        """Positions, balances, open orders (adopted) and recent orders and trades, then a
+        summary event. Orders and trades of other planarpy strategies on the same key are
+        left to them."""
         s = self.s
-        await self._on_balance(await self.request("fetch_balance"))
-        if s.margin == "isolated":
+        if s.margin == "isolated":  # first: the cash is the balance less their margin
             await self._on_positions(await self.request("fetch_positions", [a.symbol for a in s.assets]))
+        await self._on_balance(await self.request("fetch_balance"), snapshot=True)
+        if s.margin == "isolated":
             await self._sync_leverage()
+        self.baseline = {ai.symbol: ai.balance for ai in s.assets if not ai.market.is_derivative}
         adopted = 0
-        history = []
+        history: list[dict[str, Any]] = []
+        closed: list[dict[str, Any]] = []
         for ai in s.assets:
             for o in await self.request("fetch_open_orders", ai.symbol):
                 if await self.adopt(ai, o):
                     adopted += 1
-            try:
-                trades = await self.request("fetch_my_trades", ai.symbol, None, self.history)
-            except ccxt.NotSupported:
-                trades = []
-            for t in trades:
-                lid = self.exchange_ids.get(str(t.get("order"))) or translate.client_id(t) or \
-                    str(t.get("order"))
+            owners = dict(self.exchange_ids)  # exchange order id -> client id, from all orders
+            for o in await self._recent("fetch_closed_orders", ai.symbol):
+                cid = translate.client_id(o) or str(o.get("id"))
+                owners[str(o.get("id"))] = cid
+                if self.owns(cid):
+                    closed.append(translate.closed_order_summary(o, cid))
+            for t in await self._recent("fetch_my_trades", ai.symbol):
+                lid = owners.get(str(t.get("order"))) or translate.client_id(t) or str(t.get("order"))
+                if not self.owns(lid):
+                    continue
                 side = Side(t["side"])
                 pos = translate.position_side(ai, t, side)
                 history.append(translate.trade_payload(ai, t, lid, side, pos, ai.leverage))
         await self.emit("sync_result", {"adopted_orders": adopted, "trades": history,
-                                        "cash": s.state.cash,
+                                        "closed_orders": closed, "cash": s.state.cash,
                                         "positions": [{"symbol": a.symbol, "amount": p.amount,
                                                        "side": p.side.value}
                                                       for a in s.assets for p in (a.long, a.short)
@@ -99,12 +110,26 @@ class LiveSession(Session):
             else:
                 await orders.set_leverage(self, ai, ai.leverage)
 
+    async def _recent(self, method: str, symbol: str) -> list[Any]:
+        """The last `history` closed orders or trades of `symbol` (none if unsupported)."""
+        try:
+            return await self.request(method, symbol, None, self.history)
+        except ccxt.NotSupported:
+            return []
+
+    def owns(self, client_id: str) -> bool:
+        """Whether an order is this strategy's to keep: one it placed, or one placed by
+        hand; not one of another planarpy strategy on the same key."""
+        return not translate.is_planarpy_id(client_id) or client_id.startswith(self.id_prefix)
+
     async def adopt(self, ai: Any, o: Mapping[str, Any]) -> bool:
-        """Make an order found open on the exchange a local order (once)."""
+        """Make an order found open on the exchange a local order (once), if it is ours."""
         exid = str(o.get("id"))
         if exid in self.exchange_ids:
             return False
         lid = translate.client_id(o) or exid
+        if not self.owns(lid):
+            return False
         self.exchange_ids[exid] = lid
         if lid in ai.orders:
             return False
@@ -137,8 +162,8 @@ class LiveSession(Session):
                 theirs = positions.get((ai.symbol, p.side.value), 0.0)
                 if abs(theirs - p.amount) > m.amount_step * 1e-6:
                     out.append(f"{ai.symbol} {p.side.value}: local {p.amount!r}, exchange {theirs!r}")
-            open_ids = {translate.client_id(o) or str(o.get("id"))
-                        for o in await self.request("fetch_open_orders", ai.symbol)}
+            open_ids = {cid for o in await self.request("fetch_open_orders", ai.symbol)
+                        if self.owns(cid := translate.client_id(o) or str(o.get("id")))}
             if open_ids != set(ai.orders):
                 out.append(f"{ai.symbol} open orders: local {sorted(ai.orders)}, "
                            f"exchange {sorted(open_ids)}")
@@ -155,8 +180,17 @@ class LiveSession(Session):
                     await orders.cancel(self, ai, None, None, waitfor=self.waitfor, confirm=True)
 
     # ---- watchers' processing ---------------------------------------------------------
-    async def _on_balance(self, b: Mapping[str, Any]) -> None:
-        await self.emit("balance_updated", translate.balance_payload(b))
+    async def _on_balance(self, b: Mapping[str, Any], snapshot: bool = False) -> None:
+        """Apply balances; a `snapshot` (a REST fetch) is complete, so a currency of the
+        strategy it leaves out (exchanges omit zero balances) is zero."""
+        payload = translate.balance_payload(b)
+        if snapshot:
+            s = self.s
+            for currency in [s.quote] + [ai.market.base for ai in s.assets
+                                         if not ai.market.is_derivative]:
+                payload["total"].setdefault(currency, 0.0)
+                payload["free"].setdefault(currency, 0.0)
+        await self.emit("balance_updated", payload)
 
     async def _on_positions(self, positions: Any) -> None:
         for p in positions or []:
@@ -173,6 +207,7 @@ class LiveSession(Session):
         message (a quarter of a busy run's CPU); `on_order` ignores symbols not in the universe.
         """
         from . import orders
+        self.order_activity = time.monotonic()
         for kind, stream, fetch, process in (
                 ("orders", "watch_orders", orders.fetch_order_updates, orders.on_orders),
                 ("trades", "watch_my_trades", orders.fetch_trade_updates, orders.on_trades)):
@@ -188,9 +223,9 @@ class LiveSession(Session):
         return [ai.symbol for ai in self.s.assets if ai.orders]
 
     async def _after_tick(self) -> None:
-        """Stop the orders and trades watchers once no order is open and nothing happened
-        for `idle_stop` seconds."""
-        if self.symbols_with_orders() or time.monotonic() - self.last_event < self.idle_stop:
+        """Stop the orders and trades watchers once no order is open and no order was sent
+        or updated for `idle_stop` seconds."""
+        if self.symbols_with_orders() or time.monotonic() - self.order_activity < self.idle_stop:
             return
         # both cancelled before any await: an order sent meanwhile restarts them cleanly
         tasks = [t for kind in ("orders", "trades") if kind in self.watchers
@@ -226,6 +261,7 @@ class LiveSession(Session):
             await self.use_candles(series)
 
     def new_client_id(self) -> str:
-        """A client order id unique across restarts: a time stamp and a counter."""
-        self._ids += 1
-        return f"pp{int(time.time() * 1000):x}{self._ids:04d}"
+        """A client order id unique across restarts and strategies: the strategy's prefix,
+        a time stamp and a counter."""
+        self._ids = (self._ids + 1) % 10_000
+        return f"{self.id_prefix}{int(time.time() * 1000):011x}{self._ids:04d}"

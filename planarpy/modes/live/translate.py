@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Mapping
 
 from ...core.instances import AssetInstance
@@ -10,6 +11,28 @@ from ...core.orders import Order, OrderStatus, PositionSide, Side
 STATUS = {"open": None, "closed": OrderStatus.CLOSED, "canceled": OrderStatus.CANCELED,
           "cancelled": OrderStatus.CANCELED, "expired": OrderStatus.CANCELED,
           "rejected": OrderStatus.REJECTED}
+
+
+_ID_LENGTH = 23  # "pp", six hex of the strategy, eleven of the ms time, four digits
+
+
+def client_id_prefix(strategy: str) -> str:
+    """The start of every client order id a strategy sends: "pp" and a hash of its name."""
+    return "pp" + hashlib.blake2b(strategy.encode(), digest_size=3).hexdigest()
+
+
+def is_planarpy_id(cid: str) -> bool:
+    """Whether a client order id has the shape of one planarpy sent (any strategy)."""
+    return len(cid) == _ID_LENGTH and cid.startswith("pp") and cid[2:19].isalnum() \
+        and cid[19:].isdigit()
+
+
+def closed_order_summary(o: Mapping[str, Any], cid: str) -> dict[str, Any]:
+    """A recently closed order as recorded in the start-up summary."""
+    return {"id": cid, "exchange_id": str(o.get("id")), "symbol": o.get("symbol"),
+            "side": o.get("side"), "type": o.get("type"), "status": o.get("status"),
+            "amount": o.get("amount"), "filled": o.get("filled"), "price": o.get("price"),
+            "average": o.get("average"), "timestamp": o.get("timestamp")}
 
 
 def client_id(o: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ the streamed book and trades, and every change goes through `emit` on the engine
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Callable, Mapping
 
 import ccxt
@@ -143,6 +144,7 @@ class PaperSession(Session):
 
     # ---- market data ------------------------------------------------------------------
     def _notify(self, kind: str, sym: str, data: Any) -> None:
+        self.last_event = time.monotonic()  # the status line's "last event": market data
         for fn in self.observers:
             fn(kind, sym, data)
 

@@ -1,0 +1,197 @@
+"""What a live run must get right beside others and over time: strategies sharing a key,
+a clock that drifts, callbacks that fail, restarts with a position, idle watchers, and
+a start-up the exchange refuses."""
+
+import re
+import time
+
+import pytest
+
+from planarpy import Trade, missing
+from planarpy.core.errors import StartupError
+from planarpy.exchanges import ApiKeys, load_keys
+from planarpy.localexchange import AccountSpec
+from planarpy.modes.live import start_live
+from planarpy.trace import EventTrace, trace_tail
+
+from livekit import Quiet, QuietPerp, counterparty, eventually, live, raw_client
+
+SYM = "XRP/ETH"
+PERP = "XRP/USDT:USDT"
+
+
+@pytest.fixture
+def lx(local_exchange):
+    local_exchange.step(3_600_000)
+    return local_exchange
+
+
+class Other(Quiet):
+    """A second strategy class on the same key."""
+
+
+def test_strategies_on_one_key_keep_to_their_own_orders(lx):
+    """B, started beside A on A's key, neither adopts A's resting order nor cancels it on
+    its stop; both runs agree with the exchange about what is theirs."""
+    with live(lx) as a:
+        assert a.call("limit_order", SYM, 100.0, 0.0005, side="buy", waitfor=0.1) is missing
+        (mine,) = a.state()["assets"][SYM]["orders"]
+        with live(lx, Other, cancel_on_stop=True) as b:
+            assert b.state()["assets"][SYM]["orders"] == [] and b.state()["committed"] == 0
+            assert b.call("limit_order", SYM, 100.0, 0.0004, side="buy", waitfor=0.1) is missing
+            assert b.reconcile() == [] and a.reconcile() == []
+        assert [o["clientOrderId"] for o in raw_client(lx).fetch_open_orders(SYM)] == [mine]
+        assert a.state()["assets"][SYM]["orders"] == [mine]
+        assert a.call("cancel_orders", SYM) is True
+
+
+def test_an_order_placed_by_hand_is_adopted(lx):
+    """An open order this key placed outside planarpy (a web order) becomes a local order."""
+    raw_client(lx).create_order(SYM, "limit", "buy", 100.0, 0.0005, {"clientOrderId": "web_123"})
+    with live(lx) as run:
+        assert run.state()["assets"][SYM]["orders"] == ["web_123"]
+        assert run.call("cancel_orders", SYM) is True
+
+
+def test_a_clock_that_drifts_after_the_start_is_measured_again(lx, tmp_path):
+    """The exchange's clock jumps 30 s after the start: the next signed request is refused
+    (-1021), the offset is measured again, and the order goes through once."""
+    with EventTrace.open(tmp_path / "t", strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as run:
+            lx.faults.update({"clock_skew_ms": 30_000})
+            t = run.call("market_order", SYM, 100.0, side="buy")
+            assert isinstance(t, Trade)
+            assert run.reconcile() == []
+        trace.flush()
+    lx.faults.update({"clock_skew_ms": 0})  # for the plain client below
+    kinds = [e["kind"] for e in trace_tail(tmp_path / "t", n=1000)]
+    assert kinds.count("clock_resynced") == 1
+    assert len([o for o in raw_client(lx).fetch_closed_orders(SYM) if o["side"] == "buy"]) == 1
+
+
+def test_order_updates_reach_the_hook_when_a_resting_order_fills(lx):
+    """A resting bid filled by another account: the order-update hook sees it go from open
+    to closed, whichever stream (orders or trades) applied the fill."""
+    with live(lx) as run:
+        bid = raw_client(lx).fetch_order_book(SYM)["bids"][0][0]
+        assert run.call("limit_order", SYM, 100.0, round(bid + 2e-8, 8), side="buy",
+                        waitfor=0.1) is missing
+        counterparty(lx).create_order(SYM, "market", "sell", 100.0)
+        eventually(lambda: run.state()["trades"] == 1)
+        updates = eventually(lambda: [u for u in run.strategy.updates if u[1]["filled"] == 100.0])
+        before, after = updates[0]
+        assert before["status"] == "open" and before["filled"] == 0.0
+        assert run.reconcile() == []
+
+
+class Faulty(Quiet):
+    """Callbacks that raise."""
+
+    def on_trade(self, ai, trade) -> None:
+        raise RuntimeError("bug in on_trade")
+
+    def on_error(self, where: str, message: str) -> None:
+        super().on_error(where, message)
+        raise RuntimeError("bug in on_error")
+
+
+def test_failing_callbacks_stop_nothing(lx, caplog):
+    """on_trade and on_error raising: the fills still apply, the watchers survive a dropped
+    connection, and the bugs are logged and passed to on_error."""
+    with live(lx, Faulty) as run:
+        assert isinstance(run.call("market_order", SYM, 100.0, side="buy"), Trade)
+        lx.faults.drop_websockets()
+        time.sleep(0.3)
+        assert isinstance(run.call("market_order", SYM, 100.0, side="sell"), Trade)
+        eventually(lambda: run.state()["trades"] == 2)
+        assert all(w.running for w in run.session.watchers.values())
+        assert eventually(lambda: run.reconcile() == [], timeout=5)
+        seen = run.strategy.seen_errors
+    assert any(w == "callback" and "on_trade raised RuntimeError: bug in on_trade" in m
+               for w, m in seen)
+    assert "on_error raised" in caplog.text and "bug in on_trade" in caplog.text
+
+
+def test_a_restart_with_an_open_position_starts_with_the_exchange_cash(lx):
+    """Isolated margin: restarting with a position open, the first state already equals
+    the exchange's (the cash is the balance less the position's margin)."""
+    with live(lx, QuietPerp) as first:
+        assert isinstance(first.call("market_order", PERP, 100.0, side="buy"), Trade)
+        eventually(lambda: first.state()["assets"][PERP]["long"] == 100.0)
+    with live(lx, QuietPerp, tick_interval=60) as second:
+        assert second.state()["assets"][PERP]["long"] == 100.0
+        assert second.reconcile() == []
+        assert second.call("close_position", PERP) is True
+
+
+def test_a_balance_without_the_quote_currency_means_none(lx):
+    """Exchanges leave zero balances out: a key with no ETH at all starts with cash 0,
+    not the strategy's default cash."""
+    lx.add_account(AccountSpec(name="noeth", api_key="noeth-key", secret="noeth-secret",
+                               spot={"XRP": 500}))
+    settings = {"exchanges": {"binance": {"rate_limit": False}}}
+    with start_live(Quiet, exchange_url=lx.url, keys=ApiKeys("noeth-key", "noeth-secret"),
+                    settings=settings, tick_interval=60) as run:
+        assert run.state()["cash"] == 0.0
+        assert run.state()["assets"][SYM]["balance"] == 500.0
+        assert run.reconcile() == []
+
+
+def test_close_on_stop_sells_only_what_the_run_bought(lx):
+    """Spot, close_on_stop: the XRP held before the run stays; what the run bought is sold."""
+    before = raw_client(lx).fetch_balance()["total"]["XRP"]
+    with live(lx, close_on_stop=True) as run:
+        assert isinstance(run.call("market_order", SYM, 300.0, side="buy"), Trade)
+    after = raw_client(lx).fetch_balance()["total"]["XRP"]
+    assert 0 <= after - before < 1  # what is left is dust below XRP/ETH's amount step of 1
+
+
+def test_orders_watchers_stop_when_idle_despite_the_stall_guard(lx):
+    """The stall guard's REST polls are not order activity: with the guard firing every
+    0.3 s, the orders and trades watchers still stop after 1 s without orders."""
+    with live(lx, stall_after=0.3, idle_stop=1.0, tick_interval=0.1) as run:
+        assert isinstance(run.call("market_order", SYM, 100.0, side="buy"), Trade)
+        ws = run.session.watchers
+        assert ws["orders"].running
+        eventually(lambda: not ws["orders"].running and not ws["trades"].running, timeout=5)
+
+
+def test_a_refused_start_says_why_without_credentials(lx):
+    """The exchange fails the start-up's account request: StartupError, with no signature,
+    key or secret in its message or its traceback's chain."""
+    lx.faults.update({"http_status": 500, "http_path": "/api/v3/account"})
+    with pytest.raises(StartupError) as e:
+        live(lx)
+    text = str(e.value) + repr(e.value.__cause__)
+    assert "could not start" in text and "ExchangeNotAvailable" in text
+    assert not re.search(r"signature=[0-9a-f]", text), text
+    assert lx.api_key not in text and lx.secret not in text
+
+
+def test_keys_are_found_under_the_project_home(tmp_path, monkeypatch):
+    """user/keys is looked up under $PLANARPY_HOME, like the config, not the current directory."""
+    home = tmp_path / "home"
+    (home / "user" / "keys").mkdir(parents=True)
+    (home / "user" / "keys" / "binance.toml").write_text('apiKey = "k"\nsecret = "s"\n')
+    monkeypatch.setenv("PLANARPY_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    assert load_keys("binance") == ApiKeys("k", "s")
+
+
+def test_a_restart_rebuilds_recent_history(lx, tmp_path):
+    """A restart finds the run's recent closed orders and trades: the trades (named by
+    their orders' client ids) are the state's history, the orders are in the start-up
+    summary; another strategy's are in neither."""
+    with live(lx, Other) as other:
+        assert isinstance(other.call("market_order", SYM, 100.0, side="buy"), Trade)
+    with live(lx) as first:
+        t = first.call("market_order", SYM, 200.0, side="buy")
+        assert isinstance(t, Trade)
+    with EventTrace.open(tmp_path / "t", strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as second:
+            history = second.strategy.state.trades
+            assert [(h.order_id, h.amount) for h in history] == [(t.order_id, 200.0)]
+        trace.flush()
+    (summary,) = trace_tail(tmp_path / "t", kinds=["sync_result"])
+    closed = summary["payload"]["closed_orders"]
+    assert [(o["id"], o["status"], o["filled"]) for o in closed] == [(t.order_id, "closed", 200.0)]
