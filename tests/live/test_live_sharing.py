@@ -195,3 +195,16 @@ def test_a_restart_rebuilds_recent_history(lx, tmp_path):
     (summary,) = trace_tail(tmp_path / "t", kinds=["sync_result"])
     closed = summary["payload"]["closed_orders"]
     assert [(o["id"], o["status"], o["filled"]) for o in closed] == [(t.order_id, "closed", 200.0)]
+
+
+def test_a_rate_limited_order_waits_as_asked_then_goes_once(lx):
+    """The exchange answers the order 429 with Retry-After 1: the submit waits that long
+    before looking the order up and sending it again, and one order exists."""
+    with live(lx) as run:
+        lx.faults.update({"http_status": 429, "http_count": 1, "http_path": "/api/v3/order",
+                          "retry_after": 1})
+        t0 = time.monotonic()
+        t = run.call("market_order", SYM, 100.0, side="buy", waitfor=5)
+        assert isinstance(t, Trade) and time.monotonic() - t0 >= 1.0
+    buys = [o for o in raw_client(lx).fetch_orders(SYM) if o["side"] == "buy"]
+    assert len(buys) == 1

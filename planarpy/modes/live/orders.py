@@ -104,8 +104,10 @@ async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) 
                 return await session.request("fetch_order", None, ai.symbol,
                                              {"origClientOrderId": order.id})
             raise
-        except TRANSIENT:
+        except TRANSIENT as e:
             attempt += 1
+            if isinstance(e, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
+                await asyncio.sleep(_retry_after(session))  # asking again at once makes it worse
             for wait in (0.0, 0.1, 0.3):  # the first try may still be on its way
                 await asyncio.sleep(wait)
                 found = await _find(session, ai, order)
@@ -113,6 +115,16 @@ async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) 
                     return found
             if loop.time() >= deadline or attempt >= 5:
                 raise
+
+
+def _retry_after(session: Any) -> float:
+    """The seconds a rate-limited exchange asked us to wait (its Retry-After), 1 by default."""
+    headers = getattr(session.client, "last_response_headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return min(max(float(value), 0.0), 60.0) if value is not None else 1.0
+    except ValueError:
+        return 1.0
 
 
 async def _find(session: Any, ai: AssetInstance, order: Order) -> Any:
