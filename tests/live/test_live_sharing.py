@@ -4,11 +4,12 @@ a start-up the exchange refuses."""
 
 import re
 import time
+import traceback
 
 import pytest
 
 from planarpy import Trade, missing
-from planarpy.core.errors import StartupError
+from planarpy.core.errors import ConfigError, StartupError
 from planarpy.exchanges import ApiKeys, load_keys
 from planarpy.localexchange import AccountSpec
 from planarpy.modes.live import start_live
@@ -28,6 +29,20 @@ def lx(local_exchange):
 
 class Other(Quiet):
     """A second strategy class on the same key."""
+
+
+def test_two_runs_of_one_strategy_on_one_key_need_their_own_ids(lx):
+    """A second run of the same strategy on the same key is refused (each would take the
+    other's orders for its own) unless each has its own strategy_id."""
+    with live(lx):
+        with pytest.raises(ConfigError, match="give each run its own strategy_id"):
+            live(lx)
+        with live(lx, strategy_id="Quiet-2") as second:
+            assert second.call("limit_order", SYM, 100.0, 0.0005, side="buy", waitfor=0.1) is missing
+            assert second.reconcile() == []
+            assert second.call("cancel_orders", SYM) is True
+    with live(lx):  # the first run's claim ended with it
+        pass
 
 
 def test_strategies_on_one_key_keep_to_their_own_orders(lx):
@@ -138,12 +153,16 @@ def test_a_balance_without_the_quote_currency_means_none(lx):
 
 
 def test_close_on_stop_sells_only_what_the_run_bought(lx):
-    """Spot, close_on_stop: the XRP held before the run stays; what the run bought is sold."""
+    """Spot, close_on_stop: the XRP held before the run stays, and so does what another
+    strategy on the key bought meanwhile; what the run's own fills bought is sold."""
     before = raw_client(lx).fetch_balance()["total"]["XRP"]
-    with live(lx, close_on_stop=True) as run:
-        assert isinstance(run.call("market_order", SYM, 300.0, side="buy"), Trade)
-    after = raw_client(lx).fetch_balance()["total"]["XRP"]
-    assert 0 <= after - before < 1  # what is left is dust below XRP/ETH's amount step of 1
+    with live(lx, Other) as other:
+        with live(lx, close_on_stop=True) as run:
+            assert isinstance(run.call("market_order", SYM, 300.0, side="buy"), Trade)
+            bought = other.call("market_order", SYM, 200.0, side="buy")
+        after = raw_client(lx).fetch_balance()["total"]["XRP"]
+    held = before + bought.amount - bought.fee
+    assert 0 <= after - held < 1  # what is left is dust below XRP/ETH's amount step of 1
 
 
 def test_orders_watchers_stop_when_idle_despite_the_stall_guard(lx):
@@ -162,7 +181,7 @@ def test_a_refused_start_says_why_without_credentials(lx):
     lx.faults.update({"http_status": 500, "http_path": "/api/v3/account"})
     with pytest.raises(StartupError) as e:
         live(lx)
-    text = str(e.value) + repr(e.value.__cause__)
+    text = "".join(traceback.format_exception(e.value))  # what a user is shown
     assert "could not start" in text and "ExchangeNotAvailable" in text
     assert not re.search(r"signature=[0-9a-f]", text), text
     assert lx.api_key not in text and lx.secret not in text
@@ -182,8 +201,13 @@ def test_a_restart_rebuilds_recent_history(lx, tmp_path):
     """A restart finds the run's recent closed orders and trades: the trades (named by
     their orders' client ids) are the state's history, the orders are in the start-up
     summary; another strategy's are in neither."""
-    with live(lx, Other) as other:
-        assert isinstance(other.call("market_order", SYM, 100.0, side="buy"), Trade)
+    with live(lx, Other) as other:  # a resting bid, half filled, then cancelled
+        bid = raw_client(lx).fetch_order_book(SYM)["bids"][0][0]
+        assert other.call("limit_order", SYM, 100.0, round(bid + 2e-8, 8), side="buy",
+                          waitfor=0.1) is missing
+        counterparty(lx).create_order(SYM, "market", "sell", 50.0)
+        eventually(lambda: other.state()["trades"] == 1)
+        assert other.call("cancel_orders", SYM) is True
     with live(lx) as first:
         t = first.call("market_order", SYM, 200.0, side="buy")
         assert isinstance(t, Trade)
@@ -208,3 +232,37 @@ def test_a_rate_limited_order_waits_as_asked_then_goes_once(lx):
         assert isinstance(t, Trade) and time.monotonic() - t0 >= 1.0
     buys = [o for o in raw_client(lx).fetch_orders(SYM) if o["side"] == "buy"]
     assert len(buys) == 1
+
+
+def test_a_rate_limit_longer_than_the_wait_fails_at_once(lx):
+    """Retry-After beyond the call's waitfor: the order is not sent again; the call
+    returns None without waiting it out, and nothing was placed."""
+    with live(lx) as run:
+        lx.faults.update({"http_status": 429, "http_count": 1, "http_path": "/api/v3/order",
+                          "retry_after": 4})
+        t0 = time.monotonic()
+        assert run.call("market_order", SYM, 100.0, side="buy", waitfor=0.3) is None
+        assert time.monotonic() - t0 < 2.0
+        assert "DDoSProtection" in run.strategy.errors[-1]
+    assert [o for o in raw_client(lx).fetch_orders(SYM) if o["side"] == "buy"] == []
+
+
+def test_an_ip_ban_is_not_made_longer(lx):
+    """A 418 (banned) is never followed by a second try of the order."""
+    with live(lx) as run:
+        lx.faults.update({"http_status": 418, "http_count": 2, "http_path": "/api/v3/order",
+                          "retry_after": 0})
+        assert run.call("market_order", SYM, 100.0, side="buy", waitfor=3) is None
+        assert lx.faults.http_count == 1  # one of the two refusals is still unused
+
+
+def test_trades_of_unknown_orders_are_kept_once_and_not_for_ever():
+    """Trades whose order is unknown (another strategy's, on a shared key) are kept once
+    each, for the newest PENDING_ORDERS orders only."""
+    from planarpy.modes.live.orders import PENDING_ORDERS, _keep_pending
+    pending: dict = {}
+    for k in range(PENDING_ORDERS + 50):
+        _keep_pending(pending, str(k), {"id": f"t{k}"})
+        _keep_pending(pending, str(k), {"id": f"t{k}"})  # a REST poll sees it again
+    assert len(pending) == PENDING_ORDERS and pending[str(PENDING_ORDERS + 49)] == [{"id": f"t{PENDING_ORDERS + 49}"}]
+    assert "0" not in pending

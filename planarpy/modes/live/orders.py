@@ -14,9 +14,11 @@ from ...core.instances import AssetInstance
 from ...core.orders import (Order, OrderType, PositionSide, Side, TimeInForce, Trade, missing)
 from . import translate
 
-# errors after which the order surely does not exist on the exchange
+# errors after which the order surely does not exist on the exchange (a rate-limit
+# refusal included: the request was turned away unprocessed)
 REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadSymbol,
-           ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended)
+           ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended,
+           ccxt.RateLimitExceeded, ccxt.DDoSProtection)
 # errors after which the request may have worked or not, and a retry may work: ccxt's
 # OperationFailed covers network errors, timeouts, rate limits and "execution status unknown"
 TRANSIENT = (ccxt.OperationFailed,)
@@ -92,6 +94,7 @@ async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) 
     loop = asyncio.get_running_loop()
     price = order.price if order.type is OrderType.LIMIT else None
     attempt = 0
+    unclear = False  # whether an earlier try may have placed the order
     while True:
         try:
             return await session.request("create_order", ai.symbol, order.type.value,
@@ -104,10 +107,19 @@ async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) 
                 return await session.request("fetch_order", None, ai.symbol,
                                              {"origClientOrderId": order.id})
             raise
-        except TRANSIENT as e:
+        except (ccxt.RateLimitExceeded, ccxt.DDoSProtection) as e:
+            # refused unprocessed (429, or 418: banned): nothing to look up. Send again
+            # only after the wait the exchange asked for, and only within the deadline
             attempt += 1
-            if isinstance(e, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
-                await asyncio.sleep(_retry_after(session))  # asking again at once makes it worse
+            wait = _retry_after(session)
+            if _banned(e) or loop.time() + wait >= deadline or attempt >= 5:
+                if unclear:  # this try was refused, an earlier one may have got through
+                    raise ccxt.ExchangeNotAvailable(f"gave up after {session.describe(e)}") from e
+                raise
+            await asyncio.sleep(wait)
+        except TRANSIENT:
+            attempt += 1
+            unclear = True
             for wait in (0.0, 0.1, 0.3):  # the first try may still be on its way
                 await asyncio.sleep(wait)
                 found = await _find(session, ai, order)
@@ -122,9 +134,15 @@ def _retry_after(session: Any) -> float:
     headers = getattr(session.client, "last_response_headers", None) or {}
     value = headers.get("Retry-After") or headers.get("retry-after")
     try:
-        return min(max(float(value), 0.0), 60.0) if value is not None else 1.0
+        return max(float(value), 0.0) if value is not None else 1.0
     except ValueError:
         return 1.0
+
+
+def _banned(e: Exception) -> bool:
+    """Whether a rate-limit refusal is an IP ban (HTTP 418: every request lengthens it)."""
+    text = str(e).lower()
+    return "banned" in text or " 418 " in text
 
 
 async def _find(session: Any, ai: AssetInstance, order: Order) -> Any:
@@ -234,16 +252,29 @@ async def on_trade(session: Any, t: Mapping[str, Any]) -> None:
     if ai is None:
         return
     order = local_order(session, ai, t)
-    if order is None:
+    if order is None:  # its order may not be known yet; or it is another strategy's
         exid = str(t.get("order") or "")
         if exid and exid not in session.exchange_ids:
-            session.pending_trades.setdefault(exid, []).append(t)
+            _keep_pending(session.pending_trades, exid, t)
         return
     session.order_activity = time.monotonic()
     before = _snapshot(order)
     effect = await session.emit("trade_created", _fill(ai, t, order), ai.symbol)
     if effect.trade is not None:  # not a fill already applied from the order's update
         session.s.invoke(session.s.on_order_update, ai, before, _snapshot(order))
+
+
+PENDING_ORDERS = 500  # orders whose trades are kept until the order is known
+
+
+def _keep_pending(pending: dict[str, list[Any]], exid: str, t: Mapping[str, Any]) -> None:
+    """Keep a trade (once) for when its order becomes known; the oldest orders' trades go
+    first, since on a shared key most belong to other strategies and never will."""
+    kept = pending.setdefault(exid, [])
+    if all(k.get("id") != t.get("id") for k in kept):
+        kept.append(t)
+    while len(pending) > PENDING_ORDERS:
+        del pending[next(iter(pending))]
 
 
 async def _fetch_trades(session: Any, ai: AssetInstance, order: Order, o: Mapping[str, Any]) -> None:
@@ -350,8 +381,8 @@ async def close_position(session: Any, ai: AssetInstance, pos: PositionSide | No
             return True
         side = Side.SELL if p.side is PositionSide.LONG else Side.BUY
         amount = ai.market.floor_amount(p.amount)
-    else:  # what the run bought, not coins held before it started
-        bought = ai.balance - session.baseline.get(ai.symbol, 0.0)
+    else:  # what this run's own fills bought, not coins held before or by others
+        bought = _net_bought(ai, session.first_trade.get(ai.symbol, 0))
         side, amount = Side.SELL, ai.market.floor_amount(min(ai.free_balance, bought))
         if amount < max(ai.market.min_amount, ai.market.amount_step):
             return True
@@ -361,6 +392,16 @@ async def close_position(session: Any, ai: AssetInstance, pos: PositionSide | No
     result = await submit(session, ai, order, {"type": "close", "symbol": ai.symbol},
                           session.waitfor, True)
     return result is not None
+
+
+def _net_bought(ai: AssetInstance, first: int) -> float:
+    """Base bought less base sold by the asset's trades from index `first` on (fees paid
+    in the base currency are not held)."""
+    net = 0.0
+    for t in ai.trades[first:]:
+        fee = t.fee if t.fee_currency == ai.market.base else 0.0
+        net += (t.amount - fee) if t.side is Side.BUY else -(t.amount + fee)
+    return max(net, 0.0)
 
 
 def _reference_price(ai: AssetInstance) -> float:

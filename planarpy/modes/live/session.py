@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any, Mapping
 
 import ccxt
 
 from ...actions import Mode
+from ...core.errors import ConfigError
 from ...core.orders import Side
 from ...data.ohlcv import OHLCV, concat, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig
 from ...strategy import Strategy
 from ..runtime import ExchangeClock, Session, Watcher
 from . import translate
+
+
+_RUNNING: set[tuple[str, str, str]] = set()  # (exchange, key, client id prefix) in this process
+_RUNNING_LOCK = threading.Lock()
+
+
+def _claim(session: "LiveSession") -> None:
+    """Refuse a second run with the same client id prefix on the same key in this process:
+    each would take the other's orders for its own."""
+    key = (session.exchange.id, session.keys.api_key, session.id_prefix)
+    with _RUNNING_LOCK:
+        if key in _RUNNING:
+            raise ConfigError(f"a live run of {session.strategy_id!r} already trades on this key "
+                              "in this process; give each run its own strategy_id")
+        _RUNNING.add(key)
+    session.claimed = key
 
 
 class LiveSession(Session):
@@ -28,18 +46,24 @@ class LiveSession(Session):
     mode = Mode.LIVE
 
     def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
-                 idle_stop: float = 60.0, history: int = 100, **options: Any) -> None:
+                 idle_stop: float = 60.0, history: int = 100, strategy_id: str | None = None,
+                 **options: Any) -> None:
         super().__init__(cls, exchange, keys, **options)
         self.idle_stop = idle_stop
         self.history = history
         self.exchange_ids: dict[str, str] = {}  # exchange order id -> local order id
         self.pending_trades: dict[str, list[Mapping[str, Any]]] = {}
-        self.id_prefix = translate.client_id_prefix(cls.__name__)
-        self.baseline: dict[str, float] = {}  # spot: base held before the run (not to sell)
+        # whose orders are whose on a shared key: by default the class name; two runs of
+        # one class on one key need ids of their own (`strategy_id`)
+        self.strategy_id = strategy_id or cls.__name__
+        self.id_prefix = translate.client_id_prefix(self.strategy_id)
+        self.first_trade: dict[str, int] = {}  # symbol -> index of the run's first trade
         self.order_activity = time.monotonic()  # last order sent or order/trade applied
+        self.claimed: tuple[str, str, str] | None = None
         self._ids = 0
 
     async def _startup(self) -> None:
+        _claim(self)
         universe = await self.load_universe()
         s = self.cls(universe, mode=Mode.LIVE, clock=ExchangeClock(self.client))
         await self.begin(s)
@@ -48,7 +72,7 @@ class LiveSession(Session):
         await self.engine.run_strategy(s.start)
         self.watchers["balance"] = Watcher(
             self, "balance", self.stream("watch_balance"),
-            lambda: self.request("fetch_balance"), self._on_balance, stall_after=self.stall_after)
+            self._fetch_balance, self._on_balance, stall_after=self.stall_after)
         self.watchers["balance"].start()
         if s.margin == "isolated":
             syms = list(universe)
@@ -68,32 +92,37 @@ class LiveSession(Session):
         s = self.s
         if s.margin == "isolated":  # first: the cash is the balance less their margin
             await self._on_positions(await self.request("fetch_positions", [a.symbol for a in s.assets]))
-        await self._on_balance(await self.request("fetch_balance"), snapshot=True)
+        await self._on_balance(await self._fetch_balance())
         if s.margin == "isolated":
             await self._sync_leverage()
-        self.baseline = {ai.symbol: ai.balance for ai in s.assets if not ai.market.is_derivative}
-        adopted = 0
+        adopted = others = 0
         history: list[dict[str, Any]] = []
         closed: list[dict[str, Any]] = []
         for ai in s.assets:
+            owners = {}  # exchange order id -> client id, of every order in sight
             for o in await self.request("fetch_open_orders", ai.symbol):
+                owners[str(o.get("id"))] = translate.client_id(o) or str(o.get("id"))
                 if await self.adopt(ai, o):
                     adopted += 1
-            owners = dict(self.exchange_ids)  # exchange order id -> client id, from all orders
-            for o in await self._recent("fetch_closed_orders", ai.symbol):
-                cid = translate.client_id(o) or str(o.get("id"))
-                owners[str(o.get("id"))] = cid
-                if self.owns(cid):
+                others += not self.owns(owners[str(o.get("id"))])
+            for o in await self._recent("fetch_orders", ai.symbol):
+                cid = owners[str(o.get("id"))] = translate.client_id(o) or str(o.get("id"))
+                if o.get("status") != "open" and self.owns(cid):
                     closed.append(translate.closed_order_summary(o, cid))
             for t in await self._recent("fetch_my_trades", ai.symbol):
-                lid = owners.get(str(t.get("order"))) or translate.client_id(t) or str(t.get("order"))
-                if not self.owns(lid):
+                # a trade of an order out of sight may be another strategy's: left out
+                lid = owners.get(str(t.get("order"))) or translate.client_id(t)
+                if not lid or not self.owns(lid):
                     continue
                 side = Side(t["side"])
                 pos = translate.position_side(ai, t, side)
                 history.append(translate.trade_payload(ai, t, lid, side, pos, ai.leverage))
+        self.first_trade = {ai.symbol: len(ai.trades) + sum(h["symbol"] == ai.symbol
+                                                            for h in history)
+                            for ai in s.assets}
         await self.emit("sync_result", {"adopted_orders": adopted, "trades": history,
                                         "closed_orders": closed, "cash": s.state.cash,
+                                        "others_open_orders": others,
                                         "positions": [{"symbol": a.symbol, "amount": p.amount,
                                                        "side": p.side.value}
                                                       for a in s.assets for p in (a.long, a.short)
@@ -119,7 +148,8 @@ class LiveSession(Session):
 
     def owns(self, client_id: str) -> bool:
         """Whether an order is this strategy's to keep: one it placed, or one placed by
-        hand; not one of another planarpy strategy on the same key."""
+        hand (or by a planarpy before client ids named their strategy), which every
+        strategy trading its symbol adopts; not one of another planarpy strategy."""
         return not translate.is_planarpy_id(client_id) or client_id.startswith(self.id_prefix)
 
     async def adopt(self, ai: Any, o: Mapping[str, Any]) -> bool:
@@ -169,6 +199,11 @@ class LiveSession(Session):
                            f"exchange {sorted(open_ids)}")
         return out
 
+    def _ended(self) -> None:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(self.claimed)  # type: ignore[arg-type]
+        self.claimed = None
+
     async def _shutdown(self) -> None:
         from . import orders
         if self.close_on_stop:
@@ -180,17 +215,20 @@ class LiveSession(Session):
                     await orders.cancel(self, ai, None, None, waitfor=self.waitfor, confirm=True)
 
     # ---- watchers' processing ---------------------------------------------------------
-    async def _on_balance(self, b: Mapping[str, Any], snapshot: bool = False) -> None:
-        """Apply balances; a `snapshot` (a REST fetch) is complete, so a currency of the
+    async def _fetch_balance(self) -> dict[str, Any]:
+        """The account's balances by REST: a complete snapshot, so a currency of the
         strategy it leaves out (exchanges omit zero balances) is zero."""
-        payload = translate.balance_payload(b)
-        if snapshot:
-            s = self.s
+        b = dict(await self.request("fetch_balance"))
+        s = self.s
+        for part in ("total", "free"):
+            b[part] = dict(b.get(part) or {})
             for currency in [s.quote] + [ai.market.base for ai in s.assets
                                          if not ai.market.is_derivative]:
-                payload["total"].setdefault(currency, 0.0)
-                payload["free"].setdefault(currency, 0.0)
-        await self.emit("balance_updated", payload)
+                b[part].setdefault(currency, 0.0)
+        return b
+
+    async def _on_balance(self, b: Mapping[str, Any]) -> None:
+        await self.emit("balance_updated", translate.balance_payload(b))
 
     async def _on_positions(self, positions: Any) -> None:
         for p in positions or []:

@@ -152,6 +152,10 @@ class Session:
             if self.recorder is not None:
                 await asyncio.to_thread(self.recorder.close)  # a flush: off the loop
             await close_client(self.client)
+            self._ended()
+
+    def _ended(self) -> None:
+        """What a mode lets go of when its run ends (or fails to start)."""
 
     # ---- events -----------------------------------------------------------------------
     async def emit(self, kind: str, payload: Any, symbol: str | None = None) -> Any:
@@ -203,7 +207,10 @@ class Session:
                 # the exchange refused our time stamp (the clocks drifted apart since the
                 # start): nothing was done; measure the offset again and retry once
                 await self.record("exchange_error", {"method": method, "error": self.describe(e)})
-                await self.resync_clock()
+                try:
+                    await self.resync_clock()
+                except Exception:
+                    raise e from None  # the refusal is what the caller must see
                 result = await getattr(self.client, method)(*args, **kwargs)
         except Exception as e:
             await self.record("exchange_error", {"method": method, "error": self.describe(e)})
