@@ -70,7 +70,7 @@ async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mappin
             await _fail(session, ai, order, request, session.describe(e))
             return None
         return _result(session, order)
-    await on_order(session, reply)
+    await on_order(session, reply, from_reply=True)
     remaining = deadline - loop.time()
     if order.id not in session.first_trades and order.is_open and remaining > 0:
         try:
@@ -199,8 +199,10 @@ async def on_orders(session: Any, orders: Any) -> None:
         await on_order(session, o)
 
 
-async def on_order(session: Any, o: Mapping[str, Any]) -> None:
-    """Apply a ccxt order update: its embedded fills, then its end when it is done."""
+async def on_order(session: Any, o: Mapping[str, Any], from_reply: bool = False) -> None:
+    """Apply a ccxt order update: its embedded fills, then its end when it is done.
+    Fills first seen by REST (an order's reply, a fetch) are noted until the stream
+    brings them too (`session.seen_fill`): until then its balances are older than they."""
     ai = session.s.state.assets.get(o.get("symbol"))
     if ai is None:
         return
@@ -211,10 +213,14 @@ async def on_order(session: Any, o: Mapping[str, Any]) -> None:
     before = _snapshot(order)
     exid = str(o.get("id"))
     for t in list(o.get("trades") or []) + session.pending_trades.pop(exid, []):
+        if not from_reply:
+            session.seen_fill(t)
         if order.is_open:
-            await session.emit("trade_created",
-                               _fill(ai, t, order, int(o.get("timestamp") or 0)),
-                               ai.symbol)
+            effect = await session.emit("trade_created",
+                                        _fill(ai, t, order, int(o.get("timestamp") or 0)),
+                                        ai.symbol)
+            if from_reply and effect.trade is not None:
+                session.unconfirmed_fill(effect.trade)
     status = translate.STATUS.get(o.get("status") or "open")
     if status is not None and order.is_open:
         # an order that ends with more filled than the trades we have: fetch them, and if
@@ -224,7 +230,9 @@ async def on_order(session: Any, o: Mapping[str, Any]) -> None:
             await _fetch_trades(session, ai, order, o)
             emulated = translate.emulated_trade(ai, order, o, fee_rate(ai, order))
             if emulated is not None and order.is_open:
-                await session.emit("trade_emulated", emulated, ai.symbol)
+                effect = await session.emit("trade_emulated", emulated, ai.symbol)
+                if effect.trade is not None:
+                    session.unconfirmed_fill(effect.trade)
         if order.is_open:
             await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                                 "status": status.value}, ai.symbol)
@@ -258,6 +266,7 @@ async def on_trade(session: Any, t: Mapping[str, Any]) -> None:
             _keep_pending(session.pending_trades, exid, t)
         return
     session.order_activity = time.monotonic()
+    session.seen_fill(t)
     before = _snapshot(order)
     effect = await session.emit("trade_created", _fill(ai, t, order), ai.symbol)
     if effect.trade is not None:  # not a fill already applied from the order's update
@@ -286,7 +295,9 @@ async def _fetch_trades(session: Any, ai: AssetInstance, order: Order, o: Mappin
     exid = str(o.get("id"))
     for t in trades:
         if str(t.get("order")) == exid and order.is_open:
-            await session.emit("trade_created", _fill(ai, t, order), ai.symbol)
+            effect = await session.emit("trade_created", _fill(ai, t, order), ai.symbol)
+            if effect.trade is not None:  # by REST, ahead of the stream
+                session.unconfirmed_fill(effect.trade)
 
 
 async def sync_order(session: Any, ai: AssetInstance, order: Order) -> None:

@@ -60,6 +60,8 @@ class LiveSession(Session):
         self.first_trade: dict[str, int] = {}  # symbol -> index of the run's first trade
         self.order_activity = time.monotonic()  # last order sent or order/trade applied
         self.claimed: tuple[str, str, str] | None = None
+        self.stale_updates = 0  # balance and position updates older than applied fills
+        self.unconfirmed: dict[str, int] = {}  # fills applied from replies, not yet streamed
         self._ids = 0
 
     async def _startup(self) -> None:
@@ -228,13 +230,45 @@ class LiveSession(Session):
         return b
 
     async def _on_balance(self, b: Mapping[str, Any]) -> None:
+        """Apply balances, unless they are older than a fill already applied (a stream
+        that lags the order replies would otherwise take the state back in time)."""
+        if self._stale(b, self.fill_ms.values()):
+            self.stale_updates += 1
+            return
         await self.emit("balance_updated", translate.balance_payload(b))
 
     async def _on_positions(self, positions: Any) -> None:
         for p in positions or []:
             ai = self.s.state.assets.get(p.get("symbol"))
-            if ai is not None:
-                await self.emit("position_updated", translate.position_payload(ai, p), ai.symbol)
+            if ai is None:
+                continue
+            if self._stale(p, [self.fill_ms.get(ai.symbol, 0)]):
+                self.stale_updates += 1
+                continue
+            await self.emit("position_updated", translate.position_payload(ai, p), ai.symbol)
+
+    def _stale(self, update: Mapping[str, Any], fills: Any) -> bool:
+        """Whether an exchange update was made before the newest of `fills` (ms times): an
+        older time, or the same millisecond as a fill the stream has not brought yet (the
+        stream sends a fill before the balances that include it). One without a time is
+        taken as current."""
+        info = update.get("info") if isinstance(update.get("info"), Mapping) else {}
+        ts = update.get("timestamp") or info.get("E") or info.get("T")
+        if ts is None:
+            return False
+        newest = max(fills, default=0)
+        return int(ts) < newest or (int(ts) == newest and newest in self.unconfirmed.values())
+
+    def unconfirmed_fill(self, trade: Any) -> None:
+        """A fill applied from an order's reply, before the stream brought it."""
+        self.unconfirmed[trade.id] = trade.date
+        while len(self.unconfirmed) > 1000:  # fills the stream never brought
+            del self.unconfirmed[next(iter(self.unconfirmed))]
+
+    def seen_fill(self, t: Mapping[str, Any]) -> None:
+        """The stream brought fill `t`: balances it sends from now on include it."""
+        if self.unconfirmed:
+            self.unconfirmed.pop(str(t.get("id")), None)
 
     def watch_orders(self, symbol: str) -> None:
         """Start (or keep) the account's orders and my-trades watchers; `symbol` has just
