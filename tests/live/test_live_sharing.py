@@ -11,7 +11,8 @@ import pytest
 from planarpy import Trade, missing
 from planarpy.core.errors import ConfigError, StartupError
 from planarpy.exchanges import ApiKeys, load_keys
-from planarpy.localexchange import AccountSpec
+from planarpy.localexchange import AccountSpec, LocalExchange
+from planarpy.localexchange.clock import Clock
 from planarpy.modes.live import start_live
 from planarpy.trace import EventTrace, trace_tail
 
@@ -266,3 +267,42 @@ def test_trades_of_unknown_orders_are_kept_once_and_not_for_ever():
         _keep_pending(pending, str(k), {"id": f"t{k}"})  # a REST poll sees it again
     assert len(pending) == PENDING_ORDERS and pending[str(PENDING_ORDERS + 49)] == [{"id": f"t{PENDING_ORDERS + 49}"}]
     assert "0" not in pending
+
+
+def _never(check, seconds: float) -> bool:
+    """Whether `check()` stays false for `seconds` (sampled every 20 ms)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_lagging_stream_never_takes_the_state_back():
+    """User data delayed 100 ms behind the order replies: a position closed (and a spot
+    balance sold) from the replies does not come back when the older updates arrive.
+    (The exchange's clock runs in real time here: updates are told old by their times.)"""
+    with LocalExchange(clock=Clock(speed=1.0)) as lx:
+        lx.faults.update({"ws_delay_ms": 100})
+        _no_going_back(lx)
+
+
+def _no_going_back(lx) -> None:
+    with live(lx, QuietPerp) as run:
+        run.call("market_order", PERP, 300.0, side="buy")
+        run.call("market_order", PERP, 100.0, side="buy")
+        assert run.call("close_position", PERP) is True
+        assert _never(lambda: run.state()["assets"][PERP]["long"] > 0, 1.0), \
+            (run.state()["assets"][PERP], run.strategy.errors, run.session.stale_updates,
+             [(t.id, t.date, t.amount, t.side.value) for t in run.strategy.state.trades])
+        assert run.session.stale_updates > 0
+        assert eventually(lambda: run.reconcile() == [], timeout=5)
+    with live(lx) as run:
+        start = run.state()["assets"][SYM]["balance"]
+        for _ in range(3):
+            run.call("market_order", SYM, 100.0, side="buy")
+        peak = run.state()["assets"][SYM]["balance"]
+        run.call("market_order", SYM, 300.0, side="sell")
+        assert _never(lambda: run.state()["assets"][SYM]["balance"] > start + 1, 1.0), peak
+        assert eventually(lambda: run.reconcile() == [], timeout=5)

@@ -7,7 +7,7 @@ import time
 import pytest
 
 import planarpy.modes.live.handlers as handlers
-from planarpy import call
+from planarpy import call, missing
 
 from livekit import Quiet, eventually, live, raw_client
 
@@ -45,8 +45,9 @@ def far_bid(lx) -> float:
 
 def test_a_tick_call_that_times_out_leaves_no_order_behind(lx, monkeypatch):
     """The exchange answers 503 for longer than the call may wait: the tick gets
-    TimeoutError, the submit goes on in the background, and once it gives up the local
-    order is closed as rejected, its funds free (nothing left open locally)."""
+    `missing` (the order is open locally, its outcome unknown) and on_error hears why;
+    the submit goes on in the background, and once it gives up the local order is
+    closed as rejected, its funds free (nothing left open locally)."""
     monkeypatch.setattr(handlers, "GRACE", 0.1)  # a slow exchange, without a 10 s test
     with live(lx, OneOrder, tick_interval=0.05) as run:
         s = run.strategy
@@ -54,7 +55,8 @@ def test_a_tick_call_that_times_out_leaves_no_order_behind(lx, monkeypatch):
         lx.faults.update({"http_status": 503, "http_path": "order"})
         s.armed = True
         eventually(lambda: s.out is not None, timeout=5)
-        assert isinstance(s.out, TimeoutError)
+        assert s.out is missing
+        assert eventually(lambda: any("no answer within" in m for _, m in s.seen_errors))
         time.sleep(1.0)
         lx.faults.clear()
         eventually(lambda: run.state()["assets"][SYM]["orders"] == [], timeout=10)
@@ -69,7 +71,7 @@ class FireAndForget(OneOrder):
         session = self.engine
         w = session.watchers.get("orders")
         if (self.armed and w is not None and w.running and not self.assets[0].orders
-                and time.monotonic() - session.last_event >= session.idle_stop):
+                and time.monotonic() - session.order_activity >= session.idle_stop):
             super().tick(ts)
 
 
@@ -91,3 +93,22 @@ def test_an_order_sent_as_the_idle_stop_runs_keeps_its_watchers(lx):
                           if t.get_name() in ("orders", "trades") and not t.done())
         names = asyncio.run_coroutine_threadsafe(watcher_tasks(), run.session.engine.loop).result(5)
         assert names == ["orders", "trades"]
+
+
+def test_a_script_call_that_times_out_returns_missing(lx, monkeypatch):
+    """The same from a script's thread: `missing` once waitfor and the grace have passed,
+    not an exception; a cancel that cannot be confirmed in time is False."""
+    monkeypatch.setattr(handlers, "GRACE", 0.1)
+    with live(lx) as run:
+        price = far_bid(lx)
+        lx.faults.update({"delay_ms": 1500})
+        t0 = time.monotonic()
+        assert run.call("limit_order", SYM, 100.0, price, side="buy", waitfor=0.2) is missing
+        assert time.monotonic() - t0 < 1.0
+        lx.faults.clear()
+        eventually(lambda: run.state()["assets"][SYM]["orders"], timeout=5)  # it did go on
+        lx.faults.update({"delay_ms": 1500})
+        assert run.call("cancel_orders", SYM, waitfor=0.2) is False
+        lx.faults.clear()
+        assert eventually(lambda: run.state()["assets"][SYM]["orders"] == [], timeout=10)
+        assert eventually(lambda: run.reconcile() == [], timeout=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ...actions import (Action, Mode, handles, order_request, order_sides, parse_pos, parse_side,
@@ -16,6 +17,20 @@ GRACE = 10.0  # seconds beyond `waitfor` that a blocked call waits for the engin
 
 def _wait(session: Any, waitfor: float | None) -> float:
     return session.waitfor if waitfor is None else float(waitfor)
+
+
+def _blocking(session: Any, coro: Any, timeout: float, late: Any, what: str) -> Any:
+    """Run an action on the engine's loop and wait up to `timeout` for it. Past that the
+    action goes on in the background (it is never cut off halfway), on_error hears of
+    it, and the call returns `late`: `missing` for an order (it exists locally and is
+    open until the exchange says more), False for the others."""
+    try:
+        return session.engine.blocking(coro, timeout)
+    except TimeoutError:
+        error = TimeoutError(f"{what}: no answer within {timeout:g} s; it goes on in the background")
+        asyncio.run_coroutine_threadsafe(session.report_error(error, where=what),
+                                         session.engine.loop)
+        return late
 
 
 def _place(s: Any, ai: AssetInstance, type_: OrderType, amount: float, price: float | None,
@@ -35,7 +50,7 @@ def _place(s: Any, ai: AssetInstance, type_: OrderType, amount: float, price: fl
     if wait <= 0 and not synced:  # fire and forget
         session.engine.fire(coro)
         return missing
-    return session.engine.blocking(coro, wait + GRACE)
+    return _blocking(session, coro, wait + GRACE, missing, f"{type_.value}_order")
 
 
 @handles(LIVE, Action.MARKET_ORDER)
@@ -78,7 +93,7 @@ def cancel_orders(s: Any, ai: AssetInstance | str | None = None, side: Side | st
             ok = await orders.cancel(session, a, want, ids, waitfor=wait,
                                      confirm=confirm or synced) and ok
         return ok
-    return bool(session.engine.blocking(run(), wait + GRACE))
+    return bool(_blocking(session, run(), wait + GRACE, False, "cancel_orders"))
 
 
 @handles(LIVE, Action.UPDATE_LEVERAGE)
@@ -87,8 +102,8 @@ def update_leverage(s: Any, ai: AssetInstance | str, leverage: float,
     """Set the leverage on the exchange, then locally."""
     parse_pos(pos)
     session = s.engine
-    return bool(session.engine.blocking(
-        orders.set_leverage(session, s.asset(ai), float(leverage)), session.waitfor + GRACE))
+    return bool(_blocking(session, orders.set_leverage(session, s.asset(ai), float(leverage)),
+                          session.waitfor + GRACE, False, "update_leverage"))
 
 
 @handles(LIVE, Action.CLOSE_POSITION)
@@ -103,12 +118,12 @@ def close_position(s: Any, ai: AssetInstance | str | None = None,
         for a in (s.assets if ai is None else [s.asset(ai)]):
             ok = await orders.close_position(session, a, side) and ok
         return ok
-    return bool(session.engine.blocking(run(), 2 * session.waitfor + GRACE))
+    return bool(_blocking(session, run(), 2 * session.waitfor + GRACE, False, "close_position"))
 
 
 @handles(LIVE, Action.WATCH_OHLCV)
 def watch_ohlcv(s: Any, ai: AssetInstance | str | None = None, timeframe: str | None = None) -> bool:
     """Refresh the candles now (the tick loop refreshes them before every tick too)."""
     session = s.engine
-    session.engine.blocking(session.refresh_candles(), session.waitfor + GRACE)
-    return True
+    return _blocking(session, session.refresh_candles(), session.waitfor + GRACE, False,
+                     "watch_ohlcv") is None
