@@ -18,10 +18,10 @@ from .core.clock import Clock
 from .core.errors import ConfigError, UnknownSymbol, UnsupportedMarginMode
 from .core.instances import AssetInstance, State
 from .core.market import Market
-
-log = logging.getLogger(__name__)
 from .core.orders import Trade
 from .core.positions import Position
+
+log = logging.getLogger(__name__)
 
 
 class Strategy:

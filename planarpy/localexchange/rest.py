@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 Params = dict[str, str]
 Handler = Callable[["LocalExchange", Params, "Account | None"], Any]
-_TOO_MANY = ("Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. "
+TOO_MANY = ("Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. "
              "Please use the websocket for live updates to avoid polling the API.")
 
 
@@ -33,7 +33,7 @@ def fault_middleware(lx: "LocalExchange") -> Callable[..., Awaitable[web.StreamR
             await asyncio.sleep(faults.delay_ms / 1000)
         status = faults.take_http_fault(path)
         if status in (429, 418):
-            msg = _TOO_MANY if status == 429 else (
+            msg = TOO_MANY if status == 429 else (
                 f"Way too many requests; IP(127.0.0.1) banned until {lx.server_time() + 60_000}. "
                 "Please use the websocket for live updates to avoid bans.")
             return web.json_response({"code": -1003, "msg": msg}, status=status,

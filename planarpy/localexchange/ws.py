@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 _FUTURES_HINTS = ("/fstream", "/public/ws", "/market/ws", "/fapi")
 # `http_status` faults as the WebSocket API answers them (5xx: the outcome is unknown)
 _UNKNOWN = "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
-_FAULTS = {429: BinanceError(-1003, "Too many requests; please use the websocket for live updates.", 429),
+_FAULTS = {429: BinanceError(-1003, rest.TOO_MANY, 429),
            418: BinanceError(-1003, "Way too many requests; IP(127.0.0.1) banned.", 418)}
 # WebSocket API methods that are REST endpoints by another name: (method, futures) -> handler
 _TRADING = {("order.place", False): rest.spot_new_order, ("order.status", False): rest.spot_get_order,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ...actions import (Action, Mode, handles, order_request, order_sides, parse_pos, parse_side,
@@ -27,9 +26,8 @@ def _blocking(session: Any, coro: Any, timeout: float, late: Any, what: str) -> 
     try:
         return session.engine.blocking(coro, timeout)
     except TimeoutError:
-        error = TimeoutError(f"{what}: no answer within {timeout:g} s; it goes on in the background")
-        asyncio.run_coroutine_threadsafe(session.report_error(error, where=what),
-                                         session.engine.loop)
+        error = TimeoutError(f"no answer within {timeout:g} s; it goes on in the background")
+        session.engine.fire(session.report_error(error, where=what))
         return late
 
 
@@ -125,5 +123,6 @@ def close_position(s: Any, ai: AssetInstance | str | None = None,
 def watch_ohlcv(s: Any, ai: AssetInstance | str | None = None, timeframe: str | None = None) -> bool:
     """Refresh the candles now (the tick loop refreshes them before every tick too)."""
     session = s.engine
-    return _blocking(session, session.refresh_candles(), session.waitfor + GRACE, False,
-                     "watch_ohlcv") is None
+    done = _blocking(session, session.refresh_candles(), session.waitfor + GRACE, False,
+                     "watch_ohlcv")
+    return done is not False  # refresh_candles answers None when it is done

@@ -14,13 +14,13 @@ from ...core.instances import AssetInstance
 from ...core.orders import (Order, OrderType, PositionSide, Side, TimeInForce, Trade, missing)
 from . import translate
 
-# errors after which the order surely does not exist on the exchange (a rate-limit
-# refusal included: the request was turned away unprocessed)
+# errors after which the order surely does not exist on the exchange (rate-limit and
+# time-stamp refusals included: the request was turned away unprocessed)
 REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadSymbol,
            ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended,
-           ccxt.RateLimitExceeded, ccxt.DDoSProtection)
+           ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.InvalidNonce)
 # errors after which the request may have worked or not, and a retry may work: ccxt's
-# OperationFailed covers network errors, timeouts, rate limits and "execution status unknown"
+# OperationFailed covers network errors, timeouts and "execution status unknown"
 TRANSIENT = (ccxt.OperationFailed,)
 
 
@@ -107,6 +107,8 @@ async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) 
                 return await session.request("fetch_order", None, ai.symbol,
                                              {"origClientOrderId": order.id})
             raise
+        except ccxt.InvalidNonce:  # refused, and the clock resync did not help
+            raise
         except (ccxt.RateLimitExceeded, ccxt.DDoSProtection) as e:
             # refused unprocessed (429, or 418: banned): nothing to look up. Send again
             # only after the wait the exchange asked for, and only within the deadline
@@ -160,7 +162,7 @@ async def _lookup(session: Any, ai: AssetInstance, order: Order) -> bool:
         found = await session.request("fetch_order", None, ai.symbol, {"origClientOrderId": order.id})
     except Exception:
         return False
-    await on_order(session, found)
+    await on_order(session, found, from_reply=True)
     return True
 
 
@@ -200,9 +202,8 @@ async def on_orders(session: Any, orders: Any) -> None:
 
 
 async def on_order(session: Any, o: Mapping[str, Any], from_reply: bool = False) -> None:
-    """Apply a ccxt order update: its embedded fills, then its end when it is done.
-    Fills first seen by REST (an order's reply, a fetch) are noted until the stream
-    brings them too (`session.seen_fill`): until then its balances are older than they."""
+    """Apply a ccxt order update (`from_reply`: a REST answer, not the stream): its
+    embedded fills, then its end when it is done."""
     ai = session.s.state.assets.get(o.get("symbol"))
     if ai is None:
         return
@@ -216,11 +217,9 @@ async def on_order(session: Any, o: Mapping[str, Any], from_reply: bool = False)
         if not from_reply:
             session.seen_fill(t)
         if order.is_open:
-            effect = await session.emit("trade_created",
-                                        _fill(ai, t, order, int(o.get("timestamp") or 0)),
-                                        ai.symbol)
-            if from_reply and effect.trade is not None:
-                session.unconfirmed_fill(effect.trade)
+            emit = session.emit_rest_fill if from_reply else session.emit
+            await emit("trade_created", _fill(ai, t, order, int(o.get("timestamp") or 0)),
+                       ai.symbol)
     status = translate.STATUS.get(o.get("status") or "open")
     if status is not None and order.is_open:
         # an order that ends with more filled than the trades we have: fetch them, and if
@@ -230,9 +229,7 @@ async def on_order(session: Any, o: Mapping[str, Any], from_reply: bool = False)
             await _fetch_trades(session, ai, order, o)
             emulated = translate.emulated_trade(ai, order, o, fee_rate(ai, order))
             if emulated is not None and order.is_open:
-                effect = await session.emit("trade_emulated", emulated, ai.symbol)
-                if effect.trade is not None:
-                    session.unconfirmed_fill(effect.trade)
+                await session.emit_rest_fill("trade_emulated", emulated, ai.symbol)
         if order.is_open:
             await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                                 "status": status.value}, ai.symbol)
@@ -267,9 +264,11 @@ async def on_trade(session: Any, t: Mapping[str, Any]) -> None:
         return
     session.order_activity = time.monotonic()
     session.seen_fill(t)
+    if str(t.get("id") or "") in ai.trade_ids:  # the stream's copy of a fill applied already
+        return
     before = _snapshot(order)
     effect = await session.emit("trade_created", _fill(ai, t, order), ai.symbol)
-    if effect.trade is not None:  # not a fill already applied from the order's update
+    if effect.trade is not None:
         session.s.invoke(session.s.on_order_update, ai, before, _snapshot(order))
 
 
@@ -295,9 +294,7 @@ async def _fetch_trades(session: Any, ai: AssetInstance, order: Order, o: Mappin
     exid = str(o.get("id"))
     for t in trades:
         if str(t.get("order")) == exid and order.is_open:
-            effect = await session.emit("trade_created", _fill(ai, t, order), ai.symbol)
-            if effect.trade is not None:  # by REST, ahead of the stream
-                session.unconfirmed_fill(effect.trade)
+            await session.emit_rest_fill("trade_created", _fill(ai, t, order), ai.symbol)
 
 
 async def sync_order(session: Any, ai: AssetInstance, order: Order) -> None:
@@ -310,7 +307,7 @@ async def sync_order(session: Any, ai: AssetInstance, order: Order) -> None:
     session.exchange_ids.setdefault(str(o.get("id")), order.id)
     if float(o.get("filled") or 0.0) > order.filled:
         await _fetch_trades(session, ai, order, o)
-    await on_order(session, o)
+    await on_order(session, o, from_reply=True)
 
 
 async def fetch_order_updates(session: Any, symbols: list[str]) -> list[Any]:
@@ -357,7 +354,7 @@ async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[s
             continue
         # the reply's clientOrderId is the cancel request's own id: match on the original
         reply = dict(reply, clientOrderId=order.id)
-        await on_order(session, reply)
+        await on_order(session, reply, from_reply=True)
         if confirm and order.is_open:
             await sync_order(session, ai, order)
             ok = ok and not order.is_open

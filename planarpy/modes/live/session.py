@@ -38,9 +38,9 @@ def _claim(session: "LiveSession") -> None:
 class LiveSession(Session):
     """Runs a strategy against an exchange on its own engine thread.
 
-    `start()` returns the strategy once markets, balances, positions, open orders and
-    recent trades are synced and the watchers run; `stop()` ends the tick loop, optionally
-    cancels open orders and closes positions, and flushes the trace.
+    `start()` returns the strategy once markets, positions, balances, open orders and
+    recent orders and trades are synced and the watchers run; `stop()` ends the tick
+    loop, optionally cancels open orders and closes positions, and flushes the trace.
     """
 
     mode = Mode.LIVE
@@ -60,8 +60,8 @@ class LiveSession(Session):
         self.first_trade: dict[str, int] = {}  # symbol -> index of the run's first trade
         self.order_activity = time.monotonic()  # last order sent or order/trade applied
         self.claimed: tuple[str, str, str] | None = None
-        self.stale_updates = 0  # balance and position updates older than applied fills
-        self.unconfirmed: dict[str, int] = {}  # fills applied from replies, not yet streamed
+        self.fill_ms: dict[str, int] = {}  # symbol -> exchange time of its newest fill applied
+        self.unconfirmed: dict[str, int] = {}  # fills applied from REST, not yet streamed
         self._ids = 0
 
     async def _startup(self) -> None:
@@ -119,9 +119,6 @@ class LiveSession(Session):
                 side = Side(t["side"])
                 pos = translate.position_side(ai, t, side)
                 history.append(translate.trade_payload(ai, t, lid, side, pos, ai.leverage))
-        self.first_trade = {ai.symbol: len(ai.trades) + sum(h["symbol"] == ai.symbol
-                                                            for h in history)
-                            for ai in s.assets}
         await self.emit("sync_result", {"adopted_orders": adopted, "trades": history,
                                         "closed_orders": closed, "cash": s.state.cash,
                                         "others_open_orders": others,
@@ -129,6 +126,7 @@ class LiveSession(Session):
                                                        "side": p.side.value}
                                                       for a in s.assets for p in (a.long, a.short)
                                                       if p.amount > 0]})
+        self.first_trade = {ai.symbol: len(ai.trades) for ai in s.assets}
 
     async def _sync_leverage(self) -> None:
         """An open position keeps its leverage; elsewhere the exchange gets the local one."""
@@ -233,7 +231,6 @@ class LiveSession(Session):
         """Apply balances, unless they are older than a fill already applied (a stream
         that lags the order replies would otherwise take the state back in time)."""
         if self._stale(b, self.fill_ms.values()):
-            self.stale_updates += 1
             return
         await self.emit("balance_updated", translate.balance_payload(b))
 
@@ -243,7 +240,6 @@ class LiveSession(Session):
             if ai is None:
                 continue
             if self._stale(p, [self.fill_ms.get(ai.symbol, 0)]):
-                self.stale_updates += 1
                 continue
             await self.emit("position_updated", translate.position_payload(ai, p), ai.symbol)
 
@@ -259,11 +255,21 @@ class LiveSession(Session):
         newest = max(fills, default=0)
         return int(ts) < newest or (int(ts) == newest and newest in self.unconfirmed.values())
 
-    def unconfirmed_fill(self, trade: Any) -> None:
-        """A fill applied from an order's reply, before the stream brought it."""
-        self.unconfirmed[trade.id] = trade.date
-        while len(self.unconfirmed) > 1000:  # fills the stream never brought
-            del self.unconfirmed[next(iter(self.unconfirmed))]
+    async def emit(self, kind: str, payload: Any, symbol: str | None = None) -> Any:
+        effect = await super().emit(kind, payload, symbol)
+        if effect.trade is not None and effect.symbol is not None:
+            self.fill_ms[effect.symbol] = max(self.fill_ms.get(effect.symbol, 0), effect.trade.date)
+        return effect
+
+    async def emit_rest_fill(self, kind: str, payload: Any, symbol: str) -> Any:
+        """Apply a fill learnt by REST (an order's reply, a fetch), ahead of the stream:
+        until the stream brings it too, the stream's balances are older than it."""
+        effect = await self.emit(kind, payload, symbol)
+        if effect.trade is not None:
+            self.unconfirmed[effect.trade.id] = effect.trade.date
+            while len(self.unconfirmed) > 1000:  # fills the stream never brought
+                del self.unconfirmed[next(iter(self.unconfirmed))]
+        return effect
 
     def seen_fill(self, t: Mapping[str, Any]) -> None:
         """The stream brought fill `t`: balances it sends from now on include it."""
@@ -336,4 +342,4 @@ class LiveSession(Session):
         """A client order id unique across restarts and strategies: the strategy's prefix,
         a time stamp and a counter."""
         self._ids = (self._ids + 1) % 10_000
-        return f"{self.id_prefix}{int(time.time() * 1000):011x}{self._ids:04d}"
+        return translate.new_client_id(self.id_prefix, int(time.time() * 1000), self._ids)

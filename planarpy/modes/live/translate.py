@@ -21,6 +21,11 @@ def client_id_prefix(strategy: str) -> str:
     return "pp" + hashlib.blake2b(strategy.encode(), digest_size=3).hexdigest()
 
 
+def new_client_id(prefix: str, ms: int, n: int) -> str:
+    """A client order id: the strategy's prefix, the time in ms and a counter below 10000."""
+    return f"{prefix}{ms:011x}{n:04d}"
+
+
 def is_planarpy_id(cid: str) -> bool:
     """Whether a client order id has the shape of one planarpy sent (any strategy)."""
     return len(cid) == _ID_LENGTH and cid.startswith("pp") and cid[2:19].isalnum() \

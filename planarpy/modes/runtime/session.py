@@ -57,7 +57,6 @@ class Session:
         self.waiters: dict[str, asyncio.Event] = {}  # order id -> set on its first fill or end
         self.first_trades: dict[str, Any] = {}  # order id -> first fill, for waited orders
         self.last_event = time.monotonic()
-        self.fill_ms: dict[str, int] = {}  # symbol -> exchange time of its newest fill applied
         self.ticks = 0
         self.errors: list[str] = []
         self._stop: asyncio.Event | None = None
@@ -164,8 +163,6 @@ class Session:
         async with self.engine.mutating():
             effect = self.s.emit(kind, payload, symbol)
         self.last_event = time.monotonic()
-        if effect.trade is not None and effect.symbol is not None:
-            self.fill_ms[effect.symbol] = max(self.fill_ms.get(effect.symbol, 0), effect.trade.date)
         if effect.order is not None:
             waiter = self.waiters.get(effect.order.id)
             if waiter is not None:
