@@ -207,6 +207,9 @@ async def on_order(session: Any, o: Mapping[str, Any], from_reply: bool = False)
     ai = session.s.state.assets.get(o.get("symbol"))
     if ai is None:
         return
+    if not from_reply:  # even for an order closed here already: its fills came by REST
+        for t in o.get("trades") or []:
+            session.seen_fill(t)
     order = local_order(session, ai, o)
     if order is None:
         return
@@ -214,8 +217,6 @@ async def on_order(session: Any, o: Mapping[str, Any], from_reply: bool = False)
     before = _snapshot(order)
     exid = str(o.get("id"))
     for t in list(o.get("trades") or []) + session.pending_trades.pop(exid, []):
-        if not from_reply:
-            session.seen_fill(t)
         if order.is_open:
             emit = session.emit_rest_fill if from_reply else session.emit
             await emit("trade_created", _fill(ai, t, order, int(o.get("timestamp") or 0)),
@@ -256,6 +257,7 @@ async def on_trade(session: Any, t: Mapping[str, Any]) -> None:
     ai = session.s.state.assets.get(t.get("symbol"))
     if ai is None:
         return
+    session.seen_fill(t)  # even when its order is closed here already (filled by REST)
     order = local_order(session, ai, t)
     if order is None:  # its order may not be known yet; or it is another strategy's
         exid = str(t.get("order") or "")
@@ -263,7 +265,6 @@ async def on_trade(session: Any, t: Mapping[str, Any]) -> None:
             _keep_pending(session.pending_trades, exid, t)
         return
     session.order_activity = time.monotonic()
-    session.seen_fill(t)
     if str(t.get("id") or "") in ai.trade_ids:  # the stream's copy of a fill applied already
         return
     before = _snapshot(order)
