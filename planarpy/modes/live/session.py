@@ -140,7 +140,8 @@ class LiveSession(Session):
                 await orders.set_leverage(self, ai, ai.leverage)
 
     async def _recent(self, method: str, symbol: str) -> list[Any]:
-        """The last `history` closed orders or trades of `symbol` (none if unsupported)."""
+        """The last `history` orders (of any status) or trades of `symbol`; none where
+        the exchange cannot list them."""
         try:
             return await self.request(method, symbol, None, self.history)
         except ccxt.NotSupported:
