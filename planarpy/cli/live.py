@@ -12,6 +12,7 @@ from typing import Any
 from ..config import load_config
 from ..exchanges import exchange_config, load_keys
 from ..loader import find_strategy
+from ..params import parse_items
 
 
 def register(sub: Any) -> None:
@@ -19,6 +20,8 @@ def register(sub: Any) -> None:
                        description="Run a strategy live through ccxt. Ctrl-C (or SIGTERM) "
                                    "stops it cleanly and flushes its trace.")
     p.add_argument("strategy", help="strategy name or path")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a strategy parameter (repeatable)")
     p.add_argument("--config", help="config file (default user/planar.toml)")
     p.add_argument("--exchange", help="[exchanges.NAME] table to use (default: the strategy's)")
     p.add_argument("--exchange-url", help="send every request to this base URL instead "
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     cls = find_strategy(args.strategy, cfg)
     xcfg = exchange_config(args.exchange or cls.exchange, cfg, url=args.exchange_url)
     keys = load_keys(xcfg.keys or xcfg.name)
+    params = parse_items(cls, args.param)
     trace = open_trace(args, cls.__name__, xcfg.id, keys)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -56,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     handle = start_live(cls, exchange=args.exchange, exchange_url=args.exchange_url, keys=keys,
                         settings=cfg, trace=trace, tick_interval=args.tick_interval,
                         waitfor=args.waitfor, cancel_on_stop=args.cancel_on_stop,
-                        close_on_stop=args.close_on_stop)
+                        close_on_stop=args.close_on_stop, params=params)
     return supervise(handle, stop, args)
 
 

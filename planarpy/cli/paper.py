@@ -10,6 +10,7 @@ from typing import Any
 from ..config import load_config
 from ..exchanges import exchange_config
 from ..loader import find_strategy
+from ..params import parse_items
 from .live import supervise
 
 
@@ -20,6 +21,8 @@ def register(sub: Any) -> None:
                                    "the streamed book and trades. Ctrl-C (or SIGTERM) stops it "
                                    "cleanly and flushes its trace.")
     p.add_argument("strategy", help="strategy name or path")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a strategy parameter (repeatable)")
     p.add_argument("--config", help="config file (default user/planar.toml)")
     p.add_argument("--exchange", help="[exchanges.NAME] table to use (default: the strategy's)")
     p.add_argument("--exchange-url", help="send every request to this base URL instead "
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     cls = find_strategy(args.strategy, cfg)
     xcfg = exchange_config(args.exchange or cls.exchange, cfg, url=args.exchange_url)
+    params = parse_items(cls, args.param)
     trace = None
     if not args.no_trace:
         from ..trace import EventTrace
@@ -49,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     handle = start_paper(cls, exchange=args.exchange, exchange_url=args.exchange_url,
                          settings=cfg, cash=args.cash, trace=trace,
-                         tick_interval=args.tick_interval)
+                         tick_interval=args.tick_interval, params=params)
     return supervise(handle, stop, args)

@@ -12,6 +12,7 @@ from ..core.errors import ConfigError
 from ..data.ohlcv import to_ms
 from ..loader import find_strategy
 from ..modes.sim import SimConfig, backtest
+from ..params import parse_items
 
 
 def register(sub: Any) -> None:
@@ -22,6 +23,8 @@ def register(sub: Any) -> None:
     p.add_argument("--from", dest="start", metavar="TIME",
                    help="first tick (ISO date or epoch ms); earlier candles still warm up")
     p.add_argument("--to", dest="stop", metavar="TIME", help="no candle at or after this time")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a strategy parameter (repeatable)")
     p.add_argument("--cash", type=float, help="starting cash (default: the strategy's)")
     p.add_argument("--seed", type=int, help="seed of the fill randomness (default 0)")
     p.add_argument("--data", action="append", default=[], metavar="SYMBOL=CSV",
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
                           start=to_ms(args.start) if args.start else None,
                           stop=to_ms(args.stop) if args.stop else None,
                           config=sim_config(args, cfg), progress=True, settings=cfg,
-                          data_dir=args.data_dir, recorder=recorder)
+                          data_dir=args.data_dir, recorder=recorder,
+                          params=parse_items(cls, args.param))
     finally:
         if recorder is not None:
             recorder.close()

@@ -18,6 +18,7 @@ from ...core.errors import PlanarError, StartupError, UnknownSymbol
 from ...core.market import Market
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
+from ...params import resolve as resolve_params
 from ...strategy import Strategy
 from .engine import EngineThread
 from .watchers import Watcher
@@ -38,8 +39,9 @@ class Session:
     def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
                  recorder: Any = None, tick_interval: float | None = None, waitfor: float = 5.0,
                  stall_after: float = 10.0, candles: int = 500, cancel_on_stop: bool = False,
-                 close_on_stop: bool = False) -> None:
+                 close_on_stop: bool = False, params: Mapping[str, Any] | None = None) -> None:
         self.cls = cls
+        self.params = resolve_params(cls, params)  # checked before anything starts
         self.exchange = exchange
         self.keys = keys
         self.recorder = recorder
@@ -105,7 +107,7 @@ class Session:
         await self.emit("strategy_started", {"strategy": self.cls.__name__,
                                              "mode": s.mode.value, "exchange": self.exchange.id,
                                              "universe": [ai.symbol for ai in s.assets],
-                                             **started})
+                                             "params": dict(s.params), **started})
 
     # ---- lifecycle --------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> Any:

@@ -15,6 +15,7 @@ import numpy as np
 from ...core.errors import PlanarError
 from ...core.orders import PositionSide, Side, Trade
 from ...data.ohlcv import timeframe_ms
+from ...params import format_values
 
 YEAR_MS = 365 * 86_400_000  # the sim's timeline has every step of every day
 
@@ -161,7 +162,8 @@ class SimResult:
                 "end": int(self.times[-1]) if len(self.times) else None,
                 "candles": len(self.times), "initial_cash": self.initial_cash,
                 "final_equity": self.final_equity, "return": st.pop("total_return"),
-                **{k: _finite(v) for k, v in st.items()}, "seed": self.seed}
+                **{k: _finite(v) for k, v in st.items()}, "seed": self.seed,
+                "params": dict(s.params)}
 
     def format_summary(self) -> str:
         d = self.summary()
@@ -182,6 +184,8 @@ class SimResult:
             ("fees paid", f"{d['fees']:.8g} {q}"),
             ("seed", str(d["seed"])),
         ]
+        if d["params"]:
+            rows.append(("params", format_values(d["params"])))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
