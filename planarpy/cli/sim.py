@@ -20,6 +20,16 @@ def register(sub: Any) -> None:
                        description="Backtest a strategy (a name from user/planar.toml, a file "
                                    "in strategies/, or a path to a .py file).")
     p.add_argument("strategy", help="strategy name or path")
+    add_run_options(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--record", nargs="?", const="", metavar="TRACE",
+                   help="record every event in an EventTrace (default traces/STRATEGY/EXCHANGE)")
+    p.add_argument("--plot", metavar="PNG", help="also draw price, fills and equity to this file")
+    p.set_defaults(func=run)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of a backtest, shared by `sim` and `optimize`."""
     p.add_argument("--from", dest="start", metavar="TIME",
                    help="first tick (ISO date or epoch ms); earlier candles still warm up")
     p.add_argument("--to", dest="stop", metavar="TIME", help="no candle at or after this time")
@@ -35,11 +45,6 @@ def register(sub: Any) -> None:
     p.add_argument("--maker", type=float, help="maker fee rate override")
     p.add_argument("--taker", type=float, help="taker fee rate override")
     p.add_argument("--config", help="config file (default user/planar.toml)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--record", nargs="?", const="", metavar="TRACE",
-                   help="record every event in an EventTrace (default traces/STRATEGY/EXCHANGE)")
-    p.add_argument("--plot", metavar="PNG", help="also draw price, fills and equity to this file")
-    p.set_defaults(func=run)
 
 
 def sim_config(args: argparse.Namespace, cfg: dict[str, Any]) -> SimConfig:
