@@ -24,7 +24,9 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--record", nargs="?", const="", metavar="TRACE",
                    help="record every event in an EventTrace (default traces/STRATEGY/EXCHANGE)")
-    p.add_argument("--plot", metavar="PNG", help="also draw price, fills and equity to this file")
+    p.add_argument("--plot", metavar="FILE",
+                   help="also chart the run: FILE.html an interactive page (Bokeh), "
+                        "FILE.png a picture (matplotlib)")
     p.set_defaults(func=run)
 
 
@@ -109,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
         print(result.format_summary())
     if recorder is not None:
         print(f"trace         {recorder.path} (run {recorder.run})")
-    if args.plot:
+    if args.plot and args.plot.lower().endswith((".html", ".htm")):
+        from ..charts import chart  # bokeh only when asked for
+        chart(result).save(args.plot)
+    elif args.plot:
         from ..plot import plot_backtest  # matplotlib only when asked for
         try:
             plot_backtest(result, args.plot)

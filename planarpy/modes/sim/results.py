@@ -410,6 +410,14 @@ def round_trips(trades: list[Trade], s: Any) -> list[RoundTrip]:
     return walk_trades(trades, s)[0]
 
 
+def ledger_entry(s: Any, effective: int) -> tuple[int, float, tuple[tuple[float, ...], ...]]:
+    """The state after a fill, as `equity_curve` reads it: from candle `effective` on, the
+    cash and each asset's balance and long and short (amount, entry price, margin)."""
+    return (effective, s.state.cash, tuple(
+        (ai.balance, ai.long.amount, ai.long.entry_price, ai.long.margin,
+         ai.short.amount, ai.short.entry_price, ai.short.margin) for ai in s.assets))
+
+
 def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.ndarray:
     """Equity at each candle close from `start`, rebuilt from the state after each fill.
 
