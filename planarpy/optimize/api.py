@@ -80,7 +80,7 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
             "constraints": [c.text for c in cons], "seed": seed, "batch": batch, "total": total,
             "config": _config_sig(config), "cash": cash, "data": _fingerprint(series)}
     with study_lock(storage), _pool(ctx, series, jobs, backend, address, in_process) as pool:
-        store = open_storage(storage)
+        store, sync = open_storage(storage)
         results = []
         for fold in folds:
             plan = Plan(method, space, total, batch, seed, fold.train, objs, cons, points)
@@ -90,7 +90,7 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
             s = load_study(store, name, plan, sig)
             bar = progress_bar(progress, total, finished(s), name)
             try:
-                run_study(s, plan, pool.run, bar)
+                run_study(s, plan, pool.run, bar, sync)
             finally:
                 if bar is not None:
                     bar.close()

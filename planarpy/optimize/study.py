@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -73,23 +74,60 @@ class Plan:
 
 
 # ---- storage ----------------------------------------------------------------------------
-def open_storage(spec: str | Path) -> Any:
-    """An RDB URL ('sqlite:///x.db', 'postgresql://...') or a journal file path."""
+def open_storage(spec: str | Path) -> tuple[Any, Callable[[], None]]:
+    """An RDB URL ('sqlite:///x.db', 'postgresql://...') or a journal file path; and what
+    to call to make the writes so far durable."""
     optuna = _optuna()
     text = str(spec)
     if "://" in text:
         try:
-            return optuna.storages.RDBStorage(text)
+            return optuna.storages.RDBStorage(text), lambda: None
         except Exception as e:  # a bad URL, a missing driver, an unreachable server
             raise ConfigError(f"--storage {text!r}: cannot open it ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''})") from None
     path = Path(text)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-        return JournalStorage(JournalFileBackend(str(path)))
+        from optuna.storages.journal import JournalStorage
+        backend = _journal()(str(path))
+        return JournalStorage(backend), backend.sync
     except OSError as e:
         raise ConfigError(f"--storage {text}: cannot open it ({e.strerror or e})") from None
+
+
+def _journal() -> type:
+    """Optuna's journal file, synced to disk once per batch instead of once per write.
+
+    Optuna fsyncs every record (about 6 a trial: 2-4 ms each here, as long as a short
+    backtest). A killed process loses nothing either way: what it wrote is in the page
+    cache. Only a crash of the machine could lose the records since the last batch, and
+    those trials are run again, with the same result, when the study resumes. Records
+    are appended with one write each (O_APPEND); one driver writes a journal at a time
+    (`study_lock`), so Optuna's per-write lock file is not needed.
+    """
+    from optuna.storages.journal import JournalFileBackend
+
+    class BatchSyncedJournal(JournalFileBackend):
+        def __init__(self, file_path: str) -> None:
+            super().__init__(file_path)
+            self.path = file_path
+
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, text.encode("utf-8"))
+            finally:
+                os.close(fd)
+
+        def sync(self) -> None:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    return BatchSyncedJournal
 
 
 @contextlib.contextmanager
@@ -177,7 +215,7 @@ def _planned(point_of: Callable[[int], Mapping[str, Any]]) -> Any:
 
 # ---- the driver ---------------------------------------------------------------------------
 def run_study(study: Any, plan: Plan, run: Callable[[list[Task]], Iterator[dict[str, Any]]],
-              progress: Any = None) -> None:
+              progress: Any = None, sync: Callable[[], None] = lambda: None) -> None:
     """Ask, run and tell trials in batches until the study holds `plan.total` finished ones."""
     optuna = _optuna()
     running = optuna.trial.TrialState.RUNNING
@@ -189,38 +227,39 @@ def run_study(study: Any, plan: Plan, run: Callable[[list[Task]], Iterator[dict[
         first = open_[0].number if open_ else len(trials)
         lo = first // plan.batch * plan.batch
         hi = min(lo + plan.batch, plan.total)
+        ids = {t.number: t._trial_id for t in open_}  # asked before a restart
         for number in range(len(trials), hi):
-            _ask(study, plan, number)
-        todo = [t for t in study.get_trials(deepcopy=False)
-                if t.state == running and lo <= t.number < hi]
+            ids[number] = _ask(study, plan, number)
         tasks = []
-        for t in todo:
+        for t in study.get_trials(deepcopy=False)[lo:hi]:
+            if t.state != running:
+                continue
             if plan.space.admissible(t.params):
                 tasks.append(plan.task(t.number, t.params))
             else:  # a sampler's point outside --where: told pruned, never run
                 study.tell(t.number, state=optuna.trial.TrialState.PRUNED)
                 _step(progress)
         for out in run(tasks):
-            tell(study, plan, out)
+            tell(study, plan, ids[out["number"]], out)
             _step(progress)
+        sync()
 
 
-def _ask(study: Any, plan: Plan, number: int) -> None:
+def _ask(study: Any, plan: Plan, number: int) -> int:
     study.sampler = make_sampler(plan, number)
     trial = study.ask(plan.space.distributions())
     if trial.number != number:
         raise ConfigError(f"study {study.study_name!r}: expected trial {number}, the storage "
                           f"made {trial.number}; is another process running it?")
+    return trial._trial_id
 
 
-def tell(study: Any, plan: Plan, out: Mapping[str, Any]) -> None:
+def tell(study: Any, plan: Plan, trial_id: int, out: Mapping[str, Any]) -> None:
     """Store a trial's summary and constraint values, then its objective values."""
     optuna = _optuna()
-    frozen = study.get_trials(deepcopy=False)[out["number"]]
-    trial = optuna.trial.Trial(study, frozen._trial_id)  # a trial asked before a restart
+    trial = optuna.trial.Trial(study, trial_id)
     summary = out["summary"]
-    trial.set_user_attr("summary", summary)
-    trial.set_user_attr("seconds", out["seconds"])
+    trial.set_user_attr("result", {"summary": summary, "seconds": out["seconds"]})
     for c in plan.constraints:
         trial.set_constraint(c.text, c.violation(summary))
     values = out["values"]
@@ -263,14 +302,15 @@ def as_rows(study: Any, plan: Plan) -> list[dict[str, Any]]:
                    optuna.trial.TrialState.RUNNING: "running"}
     rows = []
     for t in study.get_trials(deepcopy=False):
-        summary = t.user_attrs.get("summary")
+        result = t.user_attrs.get("result") or {}
+        summary = result.get("summary")
         feasible = t.state == optuna.trial.TrialState.COMPLETE and \
             all(v <= 0 for v in t.constraints.values())
         rows.append({"number": t.number, "params": dict(t.params),
                      "values": values_of(t, len(plan.objectives)),
                      "state": state_names.get(t.state, t.state.name.lower()),
                      "feasible": feasible, "summary": summary,
-                     "seconds": t.user_attrs.get("seconds")})
+                     "seconds": result.get("seconds")})
     return rows
 
 
