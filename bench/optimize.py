@@ -94,6 +94,26 @@ def bt_grid(data: Any) -> tuple[float, tuple[int, int]]:
     return seconds, (stats._strategy.n1, stats._strategy.n2)
 
 
+def spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def ceiling() -> float:
+    """What the machine gives right now: a pure-Python loop on 2 processes over 1."""
+    import multiprocessing
+    rates = []
+    for k in (1, 2):
+        with multiprocessing.get_context("spawn").Pool(k) as pool:
+            pool.map(spin, [10] * k)
+            t = time.perf_counter()
+            pool.map(spin, [2_000_000] * 8, chunksize=1)
+            rates.append(8 / (time.perf_counter() - t))
+    return rates[1] / rates[0]
+
+
 def own_copy_run(candles: int) -> dict[str, Any]:
     """In a fresh process: its own copy of the candles and one backtest; its memory."""
     from planarpy.optimize.work import memory_of
@@ -160,7 +180,8 @@ def main() -> None:
     two, _ = planar_grid(big, jobs=2)
     print(f"\n2. worker processes on {len(big):,} candles (start-up included): 1 worker "
           f"{n / one:.1f} trials/s, 2 workers {n / two:.1f} trials/s: {one / two:.2f}x "
-          f"(machine: {os.cpu_count()} cores, shared with whatever else runs)")
+          f"(machine: {os.cpu_count()} cores; a bare CPU loop gets {ceiling():.2f}x from 2 "
+          "processes on it right now)")
     bare = min(bare_runs(data) for _ in range(3))
     print(f"\n3. per trial (best of 3): optimize {p_s / n * 1000:.1f} ms, a bare backtest in a "
           f"loop {bare / n * 1000:.1f} ms: overhead {p_s / bare:.3f}x")
