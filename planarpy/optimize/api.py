@@ -59,6 +59,8 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
       resumes it, and a study killed halfway completes the same trials.
     - The same arguments and `seed` give the same trials on any number of workers and on
       either backend; `batch` (trials asked at a time) is part of what TPE sees.
+    - `in_process=False` runs even one job in a worker process (`jobs=1` runs in this
+      process by default). The result's `workers` holds each worker's memory.
     """
     cfg = load_config() if settings is None else dict(settings)
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy

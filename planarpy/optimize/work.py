@@ -10,7 +10,6 @@ loaded from a file are not importable by name in another process.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -29,6 +28,7 @@ import numpy as np
 from ..actions import Mode
 from ..core.errors import ConfigError
 from ..data.ohlcv import COLUMNS, OHLCV
+from ..loader import load_module
 from ..modes.sim import SimConfig, backtest
 from .objectives import Objective
 
@@ -74,13 +74,7 @@ class StrategyRef:
         name = self.module if self.module != "__main__" else "planarpy_main_" + Path(self.file).stem
         if name in sys.modules and _has(sys.modules[name], self.qualname):
             return sys.modules[name]
-        spec = importlib.util.spec_from_file_location(name, self.file)
-        if spec is None or spec.loader is None:
-            raise ConfigError(f"cannot load {self.file} to find {self.qualname}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
+        return load_module(self.file, name)
 
 
 def _has(module: Any, qualname: str) -> bool:
