@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         best = result.best_params
         print(f"\nbest: {format_values(best) if best else 'no feasible trial'}")
         print(f"study: {result.folds[-1].study} in {result.storage}")
-        if args.jobs > 1 or args.backend == "ray":
+        if result.workers and (args.jobs > 1 or args.backend == "ray"):
             print(_workers(result.workers))
     if args.csv:
         result.to_csv(args.csv)
