@@ -75,13 +75,14 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
     folds = _folds(timeline, start, stop, split, walk_forward, train, anchored)
     points = tuple(space.grid_points()) if method == "grid" else ()
     total = _total(method, points, trials)
-    ctx = Context(StrategyRef.of(cls), markets, config, cash, cfg, objs)
+    local = backend == "local" and ((jobs == 1 and in_process is not False) or bool(in_process))
+    ctx = Context(None if local else StrategyRef.of(cls), markets, config, cash, cfg, objs)
     storage = str(storage or project_dir() / "studies" / f"{cls.__name__}.journal")
     base = {"strategy": cls.__name__, "method": method, "space": space.signature(),
             "objectives": [[o.name, o.direction] for o in objs],
             "constraints": [c.text for c in cons], "seed": seed, "batch": batch, "total": total,
             "config": _config_sig(config), "cash": cash, "data": _fingerprint(series)}
-    with study_lock(storage), _pool(ctx, series, jobs, backend, address, in_process) as pool:
+    with study_lock(storage), _pool(ctx, cls, series, jobs, backend, address, local) as pool:
         store, sync = open_storage(storage)
         results = []
         for fold in folds:
@@ -157,13 +158,13 @@ def _folds(timeline: np.ndarray, start: int | None, stop: int | None, split: flo
 
 
 @contextlib.contextmanager
-def _pool(ctx: Context, series: Mapping[str, OHLCV], jobs: int, backend: str,
-          address: str | None, in_process: bool | None) -> Any:
+def _pool(ctx: Context, cls: type, series: Mapping[str, OHLCV], jobs: int, backend: str,
+          address: str | None, local: bool) -> Any:
     if backend == "ray":
         from .on_ray import RayPool
         pool: Any = RayPool(ctx, series, address, jobs)
-    elif (jobs == 1 and in_process is not False) or in_process:
-        pool = InProcess(ctx, series)
+    elif local:
+        pool = InProcess(ctx, cls, series)
     else:
         pool = LocalPool(ctx, series, jobs)
     try:

@@ -28,7 +28,7 @@ def _ray() -> Any:
 def _run(ctx: Context, columns: Mapping[str, Mapping[str, Any]], task: Task) -> dict[str, Any]:
     cls = _CLASSES.get(ctx.strategy)
     if cls is None:
-        cls = _CLASSES[ctx.strategy] = ctx.strategy.resolve()
+        cls = _CLASSES[ctx.strategy] = ctx.strategy.resolve()  # type: ignore[union-attr]
     data = {sym: OHLCV(*(cols[c] for c in COLUMNS)) for sym, cols in columns.items()}
     out = evaluate(ctx, cls, data, task)
     out["memory"] = memory_of(out["pid"])

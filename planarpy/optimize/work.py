@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 
 from ..actions import Mode
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, PlanarError
 from ..data.ohlcv import COLUMNS, OHLCV
 from ..loader import load_module
 from ..modes.sim import SimConfig, backtest
@@ -47,7 +47,11 @@ class StrategyRef:
         file = getattr(module, "__file__", None)
         ref = cls(strategy.__module__, strategy.__qualname__,
                   str(Path(file).resolve()) if file else None)
-        if "<locals>" in strategy.__qualname__ or ref.resolve() is not strategy:
+        try:
+            found = ref.resolve() if "<locals>" not in strategy.__qualname__ else None
+        except (AttributeError, ImportError, PlanarError):
+            found = None
+        if found is not strategy:
             raise ConfigError(f"{strategy.__name__} cannot be found again by another process "
                               "(it was made inside a function, or renamed); define it at the "
                               "top level of a module or a strategy file")
@@ -90,7 +94,7 @@ def _has(module: Any, qualname: str) -> bool:
 class Context:
     """Everything a trial needs besides its parameters and window; built once per worker."""
 
-    strategy: StrategyRef
+    strategy: StrategyRef | None  # None: the class is at hand (in this process)
     markets: Mapping[str, Any]
     config: SimConfig
     cash: float | None
@@ -123,8 +127,8 @@ def evaluate(ctx: Context, cls: type, data: Mapping[str, OHLCV], task: Task) -> 
 class InProcess:
     """Trials one after the other in this process (`jobs=1`): no copies, no start-up."""
 
-    def __init__(self, ctx: Context, data: Mapping[str, OHLCV]) -> None:
-        self.ctx, self.data, self.cls = ctx, data, ctx.strategy.resolve()
+    def __init__(self, ctx: Context, cls: type, data: Mapping[str, OHLCV]) -> None:
+        self.ctx, self.data, self.cls = ctx, data, cls
 
     def run(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         for task in tasks:
@@ -183,7 +187,7 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(ctx: Context, handle: tuple[str, str]) -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
-    _WORKER.update(ctx=ctx, cls=ctx.strategy.resolve(), data=attach(handle))
+    _WORKER.update(ctx=ctx, cls=ctx.strategy.resolve(), data=attach(handle))  # type: ignore[union-attr]
 
 
 def _work(task: Task) -> dict[str, Any]:
