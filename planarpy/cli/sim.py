@@ -38,7 +38,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a strategy parameter (repeatable)")
     p.add_argument("--cash", type=float, help="starting cash (default: the strategy's)")
-    p.add_argument("--seed", type=int, help="seed of the fill randomness (default 0)")
+    p.add_argument("--seed", type=int,
+                   help="seed of the fill randomness, and of the search in optimize (default 0)")
     p.add_argument("--data", action="append", default=[], metavar="SYMBOL=CSV",
                    help="candles of one market from a CSV (repeatable)")
     p.add_argument("--data-dir", help="OHLCV store directory (default user/data)")
