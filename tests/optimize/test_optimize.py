@@ -192,3 +192,12 @@ def test_a_class_made_in_a_function_runs_in_process_and_is_refused_for_workers(h
     assert len(r.trials) == 11
     with pytest.raises(ConfigError, match="cannot be found again by another process"):
         optimize(local, method="grid", storage=tmp_path / "s2", jobs=2, **GRID)
+
+
+def test_rdb_url_storage_keeps_and_resumes_the_study(here, tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first = optimize("sma_cross", method="grid", storage=url, **GRID)
+    again = optimize("sma_cross", method="grid", storage=url, **GRID)
+    assert table(first) == table(again) and len(first.trials) == 11
+    with pytest.raises(ConfigError, match=r"--storage 'nosuch://x': cannot open it"):
+        optimize("sma_cross", method="grid", storage="nosuch://x", **GRID)
