@@ -30,7 +30,7 @@ def test_replay_reports_differences(tmp_path):
               1: lambda s: call(s, "market_order", PERP.symbol, 10.0, side="buy"),
               2: lambda s: call(s, "limit_order", PERP.symbol, 5.0, 90.0, side="sell", pos="short",
                                 reduce_only=True)}
-    with EventTrace.open(tmp_path / "t", strategy="x", exchange="test") as trace:
+    with EventTrace.open(tmp_path / "t", strategy="Scripted", exchange="test") as trace:
         r = run(script, flat(6), market=PERP, recorder=trace)
     s = r.strategy
     assert replay_from_trace(s, tmp_path / "t").ok

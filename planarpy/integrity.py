@@ -1,0 +1,113 @@
+"""Checksums and atomic metadata for the Zarr stores planarpy writes (candles, traces).
+
+Every chunk is compressed with zstd and then sealed with zarr's standard `crc32c` codec,
+so zarr verifies it on every read and a flipped bit fails the read instead of changing a
+value. Measured on 1,000-event trace flushes, the CRC-32C (hardware-accelerated by
+google-crc32c, a zarr dependency) cost the same as zstd's own frame checksum, and unlike
+that checksum it also covers the frame header, whose flags decide whether the checksum
+is checked at all.
+
+The attributes that commit a state (a committed row count, a kind table) are sealed the
+same way: `seal` adds "crc", the CRC-32C of their canonical JSON, and `seal_ok` checks it,
+so a damaged or hand-edited commit is found rather than trusted.
+
+This module imports nothing of planarpy: the OHLCV store and the EventTrace both use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+import google_crc32c
+from zarr.codecs import Crc32cCodec, ZstdCodec
+
+SEAL = "crc"
+
+
+def compressors() -> list[Any]:
+    """The codecs after serialisation of every array planarpy creates: zstd, then CRC-32C."""
+    return [ZstdCodec(level=1), Crc32cCodec()]
+
+
+def _canonical(attributes: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in attributes.items() if k != SEAL}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal(attributes: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `attributes` with "crc" set to the CRC-32C of the rest."""
+    out = dict(attributes)
+    out[SEAL] = google_crc32c.value(_canonical(attributes))
+    return out
+
+
+def seal_ok(attributes: dict[str, Any]) -> bool | None:
+    """True if the seal matches, False if it does not, None if there is no seal."""
+    crc = attributes.get(SEAL)
+    if crc is None:
+        return None
+    return isinstance(crc, int) and crc == google_crc32c.value(_canonical(attributes))
+
+
+def chunk_problem(path: Path) -> str | None:
+    """What is wrong with one chunk file sealed by `compressors()`, or None if it is whole."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return "missing"
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    if len(data) < 5 or google_crc32c.value(data[:-4]) != int.from_bytes(data[-4:], "little"):
+        return "checksum mismatch"
+    return None
+
+
+def damaged_chunks(array_dir: Path, chunks: Iterable[int], ndim: int = 1) -> list[str]:
+    """'chunk N: why' for each of `chunks` (indices along axis 0) that is missing or damaged.
+
+    Reads raw bytes and checks only the CRC, without decompressing: cheap enough to run
+    before every append.
+    """
+    out = []
+    for c in chunks:
+        key = "/".join(["c", str(c), *["0"] * (ndim - 1)])
+        problem = chunk_problem(array_dir / key)
+        if problem is not None:
+            out.append(f"chunk {c}: {problem}")
+    return out
+
+
+def write_json(path: Path, doc: Any, fsync: bool = False) -> None:
+    """Replace `path` with `doc` as JSON atomically: a temporary file, then a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(json.dumps(doc, indent=2).encode())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_group_meta(path: Path) -> dict[str, Any]:
+    """The parsed zarr.json of a Zarr v3 group at directory `path`.
+
+    FileNotFoundError if there is none; ValueError naming the file if it is not readable
+    JSON of a v3 group.
+    """
+    meta_path = path / "zarr.json"
+    raw = meta_path.read_bytes()
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{meta_path} is not valid JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict) or meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
+        raise ValueError(f"{meta_path} is not the metadata of a Zarr v3 group")
+    return meta
