@@ -1,4 +1,5 @@
-"""`planarpy trace info|tail|export`: inspect an EventTrace, also while a run writes it."""
+"""`planarpy trace info|tail|export|replay|upgrade`: inspect an EventTrace, also while a run
+writes it; rebuild a run's state from it; convert an older format."""
 
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ EXPORT_BATCH = 65536
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "trace", help="inspect EventTrace stores: info, tail, export",
+        "trace", help="inspect EventTrace stores: info, tail, export, replay, upgrade",
         description="Inspect the event trace a paper or live run writes (traces/<strategy>/<exchange>).")
     sub = parser.add_subparsers(dest="trace_command", metavar="ACTION", required=True)
 
     info = sub.add_parser("info", help="summary: events, segments, runs, symbols, time span")
     info.add_argument("path", help="trace directory, e.g. traces/SmaCross/binance")
-    info.add_argument("--check", action="store_true", help="read every event and report damage")
+    info.add_argument("--check", action="store_true",
+                      help="read every event, verifying every chunk's checksum; name the damage")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=run_info)
 
@@ -55,8 +57,20 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--strategy", required=True, help="strategy name or path (for its markets)")
     replay.add_argument("--run", type=_run_arg, default="last", metavar="RUN",
                         help="a run id, or 'last' (default)")
+    replay.add_argument("--exchange", help="the exchange the run used, if not the strategy's")
+    replay.add_argument("--allow-unknown-kinds", action="store_true",
+                        help="skip events of kinds this planarpy does not know (default: fail)")
     replay.add_argument("--config", help="config file (default user/planar.toml)")
     replay.set_defaults(func=run_replay)
+
+    upgrade = sub.add_parser("upgrade", help="convert a trace of an older format to the current one",
+                             description="Convert a trace written by an older planarpy (format "
+                                         "planarpy.trace/1) to the current format, keeping the "
+                                         "original beside it as NAME.v1-backup.")
+    upgrade.add_argument("path", help="trace directory")
+    upgrade.add_argument("--force", action="store_true",
+                         help="convert a damaged trace's readable events (default: refuse)")
+    upgrade.set_defaults(func=run_upgrade)
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -141,6 +155,8 @@ def run_info(args: argparse.Namespace) -> int:
               f"{s['heap_bytes']:>12} payload bytes  runs {runs}")
     for problem in info["problems"]:
         print(f"problem   {problem}")
+    for note in info["notes"]:
+        print(f"note      {note}")
     return 1 if info["problems"] else 0
 
 
@@ -205,15 +221,30 @@ def _export_parquet(trace: str, out: Path, filters: dict) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    """Print the state the trace's events rebuild: cash, holdings, positions, open orders."""
+    """Print the state the trace's events rebuild, then every problem and difference found;
+    1 when the replay cannot be trusted or does not reach the end state the run recorded."""
     from ..config import load_config
     from ..data.sources import markets_for
     from ..loader import find_strategy
     from ..trace.replay import replay_from_trace
     cfg = load_config(args.config)
     cls = find_strategy(args.strategy, cfg)
-    strategy = cls(markets_for(cls.exchange, cfg))
-    report = replay_from_trace(strategy, args.path, run=args.run)
+    strategy = cls(markets_for(args.exchange or cls.exchange, cfg))
+    report = replay_from_trace(strategy, args.path, run=args.run, exchange=args.exchange,
+                               allow_unknown=args.allow_unknown_kinds, compare_state=False)
+    _print_state(report)
+    for what, lines in (("problem", report.problems), ("difference", report.differences),
+                        ("note", report.notes)):
+        for line in lines:
+            print(f"{what}: {line}", file=sys.stderr if what != "note" else sys.stdout)
+    if not report.ok:
+        print(f"planarpy: the replay of run {report.run} does not match its trace's record "
+              f"({len(report.problems)} problem(s), {len(report.differences)} difference(s))",
+              file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _print_state(report: Any) -> None:
     st = report.state
     print(f"run {report.run}: {report.events} events")
     print(f"cash       {st.cash:.10g} {st.quote} (committed {st.committed:.10g})")
@@ -224,4 +255,9 @@ def run_replay(args: argparse.Namespace) -> int:
         held = (f"{pos.side.value} {pos.amount:g} @ {pos.entry_price:.10g}, margin {pos.margin:.10g}"
                 if pos else f"balance {ai.balance:.10g}")
         print(f"{sym:<14} {held}; open orders: {', '.join(ai.orders) or 'none'}")
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    from ..trace.upgrade import upgrade_trace
+    print(upgrade_trace(args.path, force=args.force))
     return 0
