@@ -403,9 +403,11 @@ def _check_gap(t: _Trace, older: _Segment | None, newer: _Segment | None, report
     if newer is None or not flt.may_match_between(older and older.attributes, newer.attributes):
         return
     first = segment_index(older.name) + 1 if older is not None else 0
-    missing = [segment_name(i) for i in range(first, segment_index(newer.name))]
-    gone = [n for n in missing if not (t.path / n).exists() or is_empty_dir(t.path / n)]
-    names = f" (segment{'s' if len(gone) > 1 else ''} {_span(gone)} missing)" if gone else ""
+    between = [segment_name(i) for i in range(first, segment_index(newer.name))]
+    gone = [n for n in between if not (t.path / n).exists() or is_empty_dir(t.path / n)]
+    damaged = [n for n in between if n not in gone]
+    names = "".join(f" (segment{'s' if len(group) > 1 else ''} {_span(group)} {what})"
+                    for group, what in ((gone, "missing"), (damaged, "damaged")) if group)
     if t.version >= 2:
         expected = older.seq_first + older.rows if older is not None else 0
         assert newer.seq_first is not None and expected is not None
