@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import google_crc32c
+import numpy as np
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
 SEAL = "crc"
@@ -79,6 +80,33 @@ def damaged_chunks(array_dir: Path, chunks: Iterable[int], ndim: int = 1) -> lis
         if problem is not None:
             out.append(f"chunk {c}: {problem}")
     return out
+
+
+def read_checked(array: Any, start: int, stop: int, fill: Any) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """array[start:stop] (along axis 0), and (chunk index, why) for each chunk that cannot
+    be read (missing from a format without checksums reads as the fill value; failing its
+    checksum or not decoding raises): those rows read as `fill`."""
+    try:
+        return np.asarray(array[start:stop]), []
+    except Exception:
+        pass
+    out = np.full((stop - start, *array.shape[1:]), fill, dtype=array.dtype)
+    size, bad = array.chunks[0], []
+    for c0 in range(start - start % size, stop, size):
+        a, b = max(start, c0), min(stop, c0 + size)
+        try:
+            out[a - start:b - start] = array[a:b]
+        except Exception as e:
+            bad.append((c0 // size, why_unreadable(e)))
+    return out, bad
+
+
+def why_unreadable(e: BaseException) -> str:
+    """A read error in a few words: "checksum mismatch", or its type and message."""
+    text = str(e)
+    if "checksum" in text.lower():
+        return "checksum mismatch"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def write_json(path: Path, doc: Any, fsync: bool = False) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 import zarr
 
 from ..core.events import KINDS
+from ..integrity import read_checked
 from . import journal
 from .layout import (FILL, INDEX_CHUNK, KIND, MISSING_KIND, OFF, RUN, SEQ, SYM, TS, V1_COLUMNS,
                      TraceDamageWarning, TraceError, check_format, is_empty_dir, load_root,
@@ -126,32 +127,17 @@ class _Block:
     valid: np.ndarray
 
 
-def _why(e: BaseException) -> str:
-    text = str(e)
-    if "checksum" in text.lower():
-        return "checksum mismatch"
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
 def _read(array: Any, start: int, stop: int, fill: int, what: str, report: _Report,
           bad: list[tuple[int, int]] | None = None) -> np.ndarray:
     """array[start:stop]; chunks that cannot be read (missing, failing their checksum, not
     decoding) read as `fill`, are reported by name, and their ranges added to `bad`."""
-    try:
-        return np.asarray(array[start:stop])
-    except Exception:
-        pass
-    out = np.full((stop - start, *array.shape[1:]), fill, dtype=array.dtype)
-    chunk = array.chunks[0]
-    for c0 in range(start - start % chunk, stop, chunk):
-        a, b = max(start, c0), min(stop, c0 + chunk)
-        try:
-            out[a - start:b - start] = array[a:b]
-        except Exception as e:
-            report.add(f"{what} chunk {c0 // chunk} is damaged ({_why(e)}); its rows are skipped")
-            if bad is not None:
-                bad.append((c0, c0 + chunk))
-    return out
+    values, damaged = read_checked(array, start, stop, fill)
+    size = array.chunks[0]
+    for c, why in damaged:
+        report.add(f"{what} chunk {c} is damaged ({why}); its rows are skipped")
+        if bad is not None:
+            bad.append((c * size, (c + 1) * size))
+    return values
 
 
 @attrs.define(slots=True, eq=False)
