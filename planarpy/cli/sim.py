@@ -12,6 +12,7 @@ from ..core.errors import ConfigError
 from ..data.ohlcv import to_ms
 from ..loader import find_strategy
 from ..modes.sim import SimConfig, backtest
+from .trace import trace_outcome
 
 
 def register(sub: Any) -> None:
@@ -98,12 +99,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary(), indent=2))
     else:
         print(result.format_summary())
+    code = 0
     if recorder is not None:
         print(f"trace         {recorder.path} (run {recorder.run})")
+        code = trace_outcome(recorder)
     if args.plot:
         from ..plot import plot_backtest  # matplotlib only when asked for
         try:
             plot_backtest(result, args.plot)
         except OSError as e:
             raise ConfigError(f"--plot: cannot write {args.plot}: {e.strerror or e}") from None
-    return 0
+    return code

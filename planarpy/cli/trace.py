@@ -73,6 +73,17 @@ def register(subparsers: Any) -> None:
     upgrade.set_defaults(func=run_upgrade)
 
 
+def trace_outcome(recorder: Any) -> int:
+    """For the end of a run: 1, saying why, if its trace could not be written at some point
+    (events journaled or lost, or failed flushes); else 0."""
+    health = recorder.health() if hasattr(recorder, "health") else None
+    if health is None or health.ok:
+        return 0
+    print(f"planarpy: the run could not write its trace as it went: {health.describe()}",
+          file=sys.stderr)
+    return 1
+
+
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", action="append", metavar="K",
                         help="only this event kind (repeatable)")

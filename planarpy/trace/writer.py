@@ -110,13 +110,10 @@ class TraceHealth:
         return not (self.failed_flushes or self.journaled or self.lost)
 
     def __str__(self) -> str:
-        if self.lost:
-            return (f"trace {self.path}: {self.lost} events LOST, neither written nor saved "
-                    f"to a journal (last error: {self.last_error})")
-        if self.journaled:
-            return (f"trace {self.path}: {self.journaled} events could not be written "
-                    f"({self.last_error}); saved to {self.journal}, the next open of the "
-                    "trace commits them")
+        """One short phrase, for a status line."""
+        if self.lost or self.journaled:
+            how = "LOST" if self.lost else "saved to a journal"
+            return f"trace NOT WRITTEN: {self.lost or self.journaled} events {how}"
         if self.failing:
             return (f"trace FAILING: {self.pending} events pending, {self.failed_flushes} failed "
                     f"flushes, last error: {_short(self.last_error)}")
@@ -124,6 +121,17 @@ class TraceHealth:
             return (f"trace ok again after {self.failed_flushes} failed flushes (last error: "
                     f"{_short(self.last_error)}), {self.pending} pending")
         return f"trace ok, {self.pending} pending"
+
+    def describe(self) -> str:
+        """What happened to the trace, in full: for the end of a run."""
+        if self.lost:
+            return (f"trace {self.path}: {self.lost} events LOST, neither written nor saved "
+                    f"to a journal (last error: {self.last_error})")
+        if self.journaled:
+            return (f"trace {self.path}: {self.journaled} events could not be written "
+                    f"({self.last_error}); they are saved in {self.journal}, and the next open "
+                    "of the trace commits them")
+        return f"trace {self.path}: {self}"
 
 
 def _short(text: str | None, limit: int = 120) -> str:
@@ -350,7 +358,8 @@ class EventTrace:
         self._error = e
         self._failed += 1
         self._streak += 1
-        self._last_error = f"{type(e).__name__}: {e}" if not isinstance(e, OSError) else str(e)
+        self._last_error = f"[Errno {e.errno}] {e.strerror}" if isinstance(e, OSError) \
+            and e.strerror else f"{type(e).__name__}: {e}"
         now = time.monotonic()
         if self._streak == 1:
             self._failing_since = self._logged_at = now

@@ -330,7 +330,9 @@ def test_events_left_at_close_are_journaled_and_committed_by_the_next_open(tmp_p
     trace.close()
     health = trace.health()
     assert health.journaled == 7 and health.journal == tmp_path / ".t.journal-3.jsonl"
-    assert "7 events could not be written" in str(health) and "next open" in str(health)
+    assert str(health) == "trace NOT WRITTEN: 7 events saved to a journal"
+    assert "7 events could not be written ([Errno 30] Read-only file system); they are saved " \
+           f"in {health.journal}, and the next open of the trace commits them" in health.describe()
     assert any("journal" in n for n in trace_info(trace.path)["notes"])
     heal()
     with open_trace(trace.path) as again:
@@ -358,3 +360,19 @@ def test_journal_goes_to_the_state_directory_when_beside_the_trace_fails(tmp_pat
     open_trace(trace.path).close()
     check_exact(trace.path, 4)
     assert not where.exists()
+
+
+def test_sim_that_cannot_write_its_trace_fails_and_keeps_the_events(tmp_path, repo_root,
+                                                                   monkeypatch, capsys):
+    """`sim --record` onto a trace that cannot be written ends non-zero, saying so, and its
+    events wait in a journal for the next open."""
+    monkeypatch.chdir(repo_root)
+    heal = failing_store(monkeypatch)
+    assert main(["sim", "sma_cross", "--record", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "planarpy: error: cannot write trace" in err and "Read-only file system" in err
+    heal()
+    EventTrace.open(tmp_path / "t").close()
+    events = list(iter_events(tmp_path / "t", errors="raise"))
+    assert events[0]["kind"] == "strategy_started" and events[-1]["kind"] == "strategy_stopped"
+    assert [e["seq"] for e in events] == list(range(len(events)))
