@@ -68,18 +68,30 @@ def chunk_problem(path: Path) -> str | None:
     return None
 
 
-def damaged_chunks(array_dir: Path, chunks: Iterable[int], ndim: int = 1) -> list[str]:
+def damaged_chunks(array_dir: Path, chunks: Iterable[int], ndim: int = 1,
+                   verified: dict[Path, tuple[int, int, int]] | None = None) -> list[str]:
     """'chunk N: why' for each of `chunks` (indices along axis 0) that is missing or damaged.
 
     Reads raw bytes and checks only the CRC, without decompressing: cheap enough to run
-    before every append.
+    before every append. `verified` remembers files found whole (by inode, size and
+    modification time), which are then not read again while unchanged.
     """
     out = []
     for c in chunks:
-        key = "/".join(["c", str(c), *["0"] * (ndim - 1)])
-        problem = chunk_problem(array_dir / key)
+        path = array_dir / "/".join(["c", str(c), *["0"] * (ndim - 1)])
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            out.append(f"chunk {c}: missing")
+            continue
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if verified is not None and verified.get(path) == signature:
+            continue
+        problem = chunk_problem(path)
         if problem is not None:
             out.append(f"chunk {c}: {problem}")
+        elif verified is not None:
+            verified[path] = signature
     return out
 
 

@@ -96,6 +96,7 @@ class OHLCVStore:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
         self._zstore: LocalStore | None = None
+        self._verified: dict[Path, tuple[int, int, int]] = {}  # chunk files found whole
 
     def __repr__(self) -> str:
         return f"OHLCVStore({str(self.root)!r})"
@@ -453,7 +454,7 @@ class OHLCVStore:
         chunks = range(-(-series.rows // CHUNK))
         gen = series.path / f"g{series.generation}"
         return [f"column {c} {problem}" for c in COLUMNS
-                for problem in damaged_chunks(gen / c, chunks)]
+                for problem in damaged_chunks(gen / c, chunks, verified=self._verified)]
 
     def _create(self, key: SeriesKey) -> _Series:
         attributes = seal({"format": FORMAT, "exchange": key.exchange, "symbol": key.symbol,
