@@ -114,49 +114,61 @@ RACER = """
 import os, sys, time
 from planarpy.trace import EventTrace, TraceError
 
-path, go, done, me = sys.argv[1:5]
-while not os.path.exists(go):
-    time.sleep(0.0005)
-try:
-    trace = EventTrace.open(path, strategy="S", exchange="x", flush_interval=60)
-except TraceError as e:
-    print("TraceError", e, flush=True)
-    sys.exit(0)
-except BaseException as e:
-    print("OTHER", type(e).__name__, e, flush=True)
-    sys.exit(0)
-trace.record("strategy_started", {"writer": int(me)})
-trace.flush()
-print("ok", flush=True)
-while not os.path.exists(done):
-    time.sleep(0.005)
-trace.close()
+base, races, me = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+def wait(name):
+    while not os.path.exists(os.path.join(base, name)):
+        time.sleep(0.0002)
+
+for k in range(races):
+    wait(f"go{k}")
+    try:
+        trace = EventTrace.open(os.path.join(base, f"trace{k}"), strategy="S", exchange="x",
+                                flush_interval=60)
+    except TraceError as e:
+        print("TraceError", e, flush=True)
+        continue
+    except BaseException as e:
+        print("OTHER", type(e).__name__, str(e).replace(chr(10), " "), flush=True)
+        continue
+    trace.record("strategy_started", {"writer": me})
+    trace.flush()
+    print("ok", flush=True)
+    wait(f"done{k}")
+    trace.close()
 """
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
 def test_processes_racing_to_create_a_trace_make_one(tmp_path):
-    """8 processes opening one new trace at once: one writes, each other gets a clear
-    TraceError, and the trace is whole (finding 1: it was left unreadable, or a loser got
-    a raw FileNotFoundError)."""
+    """8 processes open one new trace at once, 20 times over: each time one writes, each
+    other gets a clear TraceError, and the trace is whole (finding 1: it was left
+    unreadable, events were lost, or a loser got a raw FileNotFoundError)."""
     script = tmp_path / "racer.py"
     script.write_text(RACER)
-    for round_ in range(2):
-        path, go, done = (tmp_path / f"{name}{round_}" for name in ("trace", "go", "done"))
-        procs = [subprocess.Popen([sys.executable, str(script), str(path), str(go), str(done),
-                                   str(i)], stdout=subprocess.PIPE, text=True) for i in range(8)]
-        go.touch()
-        outcomes = [p.stdout.readline().strip() for p in procs]
-        done.touch()
+    races = 20
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(races), str(i)],
+                              stdout=subprocess.PIPE, text=True) for i in range(8)]
+    try:
+        for k in range(races):
+            (tmp_path / f"go{k}").touch()
+            outcomes = [p.stdout.readline().strip() for p in procs]
+            (tmp_path / f"done{k}").touch()
+            assert sorted(o.split()[0] if o else "died" for o in outcomes) == \
+                ["TraceError"] * 7 + ["ok"], (k, outcomes)
+            assert all("is being written by another process" in o for o in outcomes if o != "ok")
+            path = tmp_path / f"trace{k}"  # the winner flushed before it said "ok"
+            info = trace_info(path, check=True)
+            assert info["problems"] == [] and info["readable_events"] == 1
+            assert [e["payload"] for e in iter_events(path)] == [{"writer": outcomes.index("ok")}]
+    finally:
+        for k in range(races):
+            (tmp_path / f"go{k}").touch()
+            (tmp_path / f"done{k}").touch()
         for p in procs:
-            p.wait(60)
+            p.kill()
+            p.wait()
             p.stdout.close()
-        assert sorted(o.split()[0] for o in outcomes) == ["TraceError"] * 7 + ["ok"], outcomes
-        assert all("is being written by another process" in o for o in outcomes if o != "ok")
-        info = trace_info(path, check=True)
-        assert info["problems"] == [] and info["readable_events"] == 1
-        winner = outcomes.index("ok")
-        assert [e["payload"] for e in iter_events(path)] == [{"writer": winner}]
 
 
 ROTATION_KILL = """
