@@ -123,11 +123,16 @@ def why_unreadable(e: BaseException) -> str:
 
 
 def write_json(path: Path, doc: Any, fsync: bool = False) -> None:
-    """Replace `path` with `doc` as JSON atomically: a temporary file, then a rename."""
+    """Replace `path` with `doc` as JSON atomically."""
+    write_atomic(path, json.dumps(doc, indent=2).encode(), fsync)
+
+
+def write_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
+    """Replace `path` with `data` atomically: a temporary file beside it, then a rename."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         with open(tmp, "wb") as f:
-            f.write(json.dumps(doc, indent=2).encode())
+            f.write(data)
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
@@ -135,6 +140,12 @@ def write_json(path: Path, doc: Any, fsync: bool = False) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def format_version(value: Any, name: str) -> int | None:
+    """N from a format attribute "<name>/N", None if `value` is not one."""
+    prefix, _, version = value.partition("/") if isinstance(value, str) else ("", "", "")
+    return int(version) if prefix == name and version.isdigit() else None
 
 
 def read_group_meta(path: Path) -> dict[str, Any]:

@@ -173,11 +173,11 @@ def run_info(args: argparse.Namespace) -> int:
 
 def _rows(event: dict) -> list[Any]:
     return [event["ts"], iso_ns(event["ts"]), event["kind"], event["exchange"],
-            event["symbol"] or "", event["strategy"], event["run"],
+            event["symbol"] or "", event["strategy"], event["run"], event["seq"],
             msgspec.json.encode(event["payload"]).decode()]
 
 
-HEADER = ["ts", "time", "kind", "exchange", "symbol", "strategy", "run", "payload"]
+HEADER = ["ts", "time", "kind", "exchange", "symbol", "strategy", "run", "seq", "payload"]
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -214,7 +214,8 @@ def _export_parquet(trace: str, out: Path, filters: dict) -> int:
                          "or export with --csv") from None
     schema = pa.schema([("ts", pa.int64()), ("time", pa.string()), ("kind", pa.string()),
                         ("exchange", pa.string()), ("symbol", pa.string()),
-                        ("strategy", pa.string()), ("run", pa.int64()), ("payload", pa.string())])
+                        ("strategy", pa.string()), ("run", pa.int64()), ("seq", pa.int64()),
+                        ("payload", pa.string())])
     events = iter_events(trace, **filters)
     count = 0
     with pq.ParquetWriter(str(out), schema) as writer:

@@ -39,8 +39,8 @@ import zarr
 from zarr.storage import LocalStore
 
 from ..core.errors import DataError
-from ..integrity import (compressors, damaged_chunks, read_checked, read_group_meta, seal,
-                         seal_ok)
+from ..integrity import (compressors, damaged_chunks, format_version, read_checked,
+                         read_group_meta, seal, seal_ok)
 from .ohlcv import (COLUMNS, OHLCV, TimeLike, check, check_grid, concat, empty, find_gaps, iso,
                     resample, timeframe_ms, to_ms)
 from .series import (SeriesInfo, SeriesKey, WriteReport, default_root, symbol_from_key,
@@ -292,7 +292,7 @@ class OHLCVStore:
             attributes = dict(group.attrs)
         except Exception as e:
             raise DataError(f"{where} is corrupted: its metadata cannot be read ({_why(e)})") from None
-        version = _version(attributes.get("format"))
+        version = format_version(attributes.get("format"), FORMAT_NAME)
         if version is None:
             raise DataError(f"{where} is not a planarpy OHLCV series "
                             f"(format {attributes.get('format')!r}, expected {FORMAT!r})")
@@ -554,11 +554,6 @@ class OHLCVStore:
 def _info(series: _Series) -> SeriesInfo:
     return SeriesInfo(series.key, series.path, series.rows, series.first, series.last,
                       f"{FORMAT_NAME}/{series.version}")
-
-
-def _version(fmt: Any) -> int | None:
-    name, _, version = fmt.partition("/") if isinstance(fmt, str) else ("", "", "")
-    return int(version) if name == FORMAT_NAME and version.isdigit() else None
 
 
 def _chunk_text(c: int, why: str) -> str:

@@ -19,13 +19,13 @@ import json
 import logging
 import os
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.events import KIND_CODES, KINDS
+from ..integrity import write_atomic
 from .layout import INDEX_FIELDS, KIND, RUN, SEQ, TS
 from .payload import scrub_batch
 
@@ -77,26 +77,13 @@ def spill(store: Any, events: list[tuple], redact: tuple[bytes, ...] = ()) -> Pa
     error: OSError | None = None
     for place in _places(store.path, events[0][0]):
         try:
-            _write(place, text)
+            place.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(place, text, fsync=True)
             return place
         except OSError as e:
             error = e
     assert error is not None
     raise error
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read(path: Path) -> tuple[dict[str, Any], np.ndarray, list[str | None], list[bytes]]:

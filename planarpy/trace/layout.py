@@ -44,7 +44,7 @@ import numpy as np
 
 from ..core.errors import PlanarError
 from ..core.events import KINDS
-from ..integrity import read_group_meta, seal, seal_ok, write_json
+from ..integrity import format_version, read_group_meta, seal, seal_ok, write_json
 
 try:
     import fcntl
@@ -139,16 +139,14 @@ def read_attrs(node: Path) -> dict[str, Any]:
     return attributes if isinstance(attributes, dict) else {}
 
 
-def format_version(attributes: dict[str, Any]) -> int | None:
+def trace_version(attributes: dict[str, Any]) -> int | None:
     """The trace format version named in `attributes`, None if they name none."""
-    fmt = attributes.get("format")
-    name, _, version = fmt.partition("/") if isinstance(fmt, str) else ("", "", "")
-    return int(version) if name == FORMAT_NAME and version.isdigit() else None
+    return format_version(attributes.get("format"), FORMAT_NAME)
 
 
 def check_format(attributes: dict[str, Any], where: Path) -> int:
     """The format version in `attributes`; TraceError if absent or newer than this reader."""
-    version = format_version(attributes)
+    version = trace_version(attributes)
     if version is None:
         raise TraceError(f"{where} is not an EventTrace (format attribute "
                          f"{attributes.get('format')!r}, expected {FORMAT!r})")
@@ -189,7 +187,7 @@ def segment_attrs(path: Path, version: int) -> dict[str, Any]:
     `version` is the trace's format version: every segment has the trace's format.
     """
     a = read_attrs(path)
-    if format_version(a) != version:
+    if trace_version(a) != version:
         raise TraceError(f"its format attribute is {a.get('format')!r}, not "
                          f"'{FORMAT_NAME}/{version}'")
     if version >= 2 and seal_ok(a) is not True:
