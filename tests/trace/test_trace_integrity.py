@@ -381,3 +381,19 @@ def test_sim_that_cannot_write_its_trace_fails_and_keeps_the_events(tmp_path, re
     events = list(iter_events(tmp_path / "t", errors="raise"))
     assert events[0]["kind"] == "strategy_started" and events[-1]["kind"] == "strategy_stopped"
     assert [e["seq"] for e in events] == list(range(len(events)))
+
+
+def test_damaged_root_metadata_is_reported_and_not_written_to(tmp_path, capsys):
+    """A root whose seal fails (the recorded strategy may be wrong) is a problem for info
+    and replay, and writers refuse it; its events are still read."""
+    with open_trace(tmp_path / "t") as trace:
+        record(trace, 0, 3)
+    meta = trace.path / "zarr.json"
+    meta.write_text(meta.read_text().replace('"strategy": "S"', '"strategy": "T"'))
+    with pytest.warns(TraceDamageWarning, match="root metadata .* fails its checksum"):
+        assert len(list(iter_events(trace.path))) == 3
+    assert main(["trace", "info", str(trace.path)]) == 1
+    assert "fails its checksum" in capsys.readouterr().out
+    with pytest.raises(TraceError, match="fails its checksum: the recorded strategy and exchange "
+                                         "may be wrong; not writing to it"):
+        EventTrace.open(trace.path)
