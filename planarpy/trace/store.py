@@ -156,18 +156,7 @@ class Segment:
     def open(cls, path: Path, attributes: dict[str, Any]) -> Segment:
         """Open a checked segment for appending after its committed rows; TraceError if its
         arrays or its last chunks cannot be read back."""
-        try:
-            # each flush rewrites whole chunks: zarr's check for an all-fill-value chunk (to
-            # skip writing it) would compare every byte, and never finds one here
-            index = zarr.open_array(str(path / "index"), mode="r+").with_config(
-                {"write_empty_chunks": True})
-            heap = zarr.open_array(str(path / "heap"), mode="r+").with_config(
-                {"write_empty_chunks": True})
-        except Exception as e:
-            raise TraceError(f"its arrays cannot be opened ({type(e).__name__}: {e})") from None
-        if index.ndim != 2 or index.shape[1] != len(INDEX_FIELDS) or index.dtype != np.int64 \
-                or heap.ndim != 1 or heap.dtype != np.uint8:
-            raise TraceError("its arrays do not have the trace's shape and types")
+        index, heap = _open_arrays(path)
         rows, heap_end, seq_first = attributes["rows"], attributes["heap"], attributes["seq_first"]
         if rows > index.shape[0] or heap_end > heap.shape[0]:
             raise TraceError("its committed count exceeds the arrays' length")
@@ -283,6 +272,21 @@ class Segment:
                                                              (stop - 1) // INDEX_CHUNK + 1)]):
                 if sub.is_dir():
                     _fsync(sub)
+
+
+def _open_arrays(path: Path) -> tuple[zarr.Array, zarr.Array]:
+    """A segment's index and heap, for writing; TraceError if they are not the trace's."""
+    try:
+        # each flush rewrites whole chunks: zarr's check for an all-fill-value chunk (to skip
+        # writing it) would compare every byte, and never finds one here
+        index, heap = (zarr.open_array(str(path / name), mode="r+").with_config(
+            {"write_empty_chunks": True}) for name in ("index", "heap"))
+    except Exception as e:
+        raise TraceError(f"its arrays cannot be opened ({type(e).__name__}: {e})") from None
+    if index.ndim != 2 or index.shape[1] != len(INDEX_FIELDS) or index.dtype != np.int64 \
+            or heap.ndim != 1 or heap.dtype != np.uint8:
+        raise TraceError("its arrays do not have the trace's shape and types")
+    return index, heap
 
 
 def _existing(paths: Iterable[Path]) -> Iterable[Path]:
