@@ -231,8 +231,15 @@ def create_root(path: Path, strategy: str, exchange: str) -> None:
 
     Creation is serialised by a lock on the parent directory, and the root's zarr.json
     appears in one rename, so processes racing to create one trace make exactly one, and
-    nothing is ever deleted.
+    nothing is ever deleted. TraceError if the directory cannot be written.
     """
+    try:
+        _create_root(path, strategy, exchange)
+    except OSError as e:
+        raise TraceError(f"cannot create trace {path}: {e.strerror or e}") from None
+
+
+def _create_root(path: Path, strategy: str, exchange: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path.parent):
         if (path / "zarr.json").exists():
