@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from zarr.storage import LocalStore
 
 from planarpy.cli.main import main
 from planarpy.trace import EventTrace, TraceDamageWarning, TraceError, iter_events, trace_info
@@ -57,20 +58,39 @@ def fail_once(monkeypatch, owner, name, error):
 
 # finding 2: a failed rotation must not make the retry write committed events again
 
-def test_enospc_at_rotation_never_duplicates(tmp_path, monkeypatch):
-    """Disk full while starting a new segment: the first part is committed, the retry
-    writes only the rest (it wrote all 200 again: 250 read back)."""
+def disk_full_in_new_segments(monkeypatch):
+    """Make zarr's LocalStore fail with ENOSPC on the files of segments being built."""
+    real = LocalStore.set
+
+    async def set_(self, key, value):
+        if ".tmp-" in str(self.root) or ".tmp-" in key:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return await real(self, key, value)
+    monkeypatch.setattr(LocalStore, "set", set_)
+    return lambda: monkeypatch.setattr(LocalStore, "set", real)
+
+
+@pytest.mark.parametrize("boundary", ["segment", "zarr store"])
+def test_enospc_at_rotation_never_duplicates(tmp_path, monkeypatch, boundary):
+    """Disk full while starting a new segment (injected where the trace creates segments,
+    or where zarr writes files): the first part is committed, the retry writes only the
+    rest (it wrote all 200 again: 250 read back)."""
     trace = open_trace(tmp_path / "t", segment_rows=150, daily=False)
     record(trace, 0, 200)
     trace.flush()
-    fail_once(monkeypatch, trace_store.Segment, "create",
-              OSError(errno.ENOSPC, "No space left on device"))
+    if boundary == "segment":
+        fail_once(monkeypatch, trace_store.Segment, "create",
+                  OSError(errno.ENOSPC, "No space left on device"))
+    else:
+        heal = disk_full_in_new_segments(monkeypatch)
     record(trace, 200, 400)
     with pytest.raises(TraceError, match="No space left on device"):
         trace.flush()
     assert trace.pending == 100 and trace.store.next_seq == 300
     health = trace.health()
     assert health.failing and health.failed_flushes == 1 and not health.ok
+    if boundary == "zarr store":
+        heal()
     assert trace.flush() == 100
     trace.close()
     check_exact(trace.path, 400)
