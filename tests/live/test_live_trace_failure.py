@@ -74,8 +74,10 @@ class Lines:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="mounts and signals")
-def test_live_run_on_a_read_only_trace_ends_nonzero_and_loses_nothing(local_exchange, tmp_path):
-    """The trace directory turns read-only mid-run: the status line says the trace is
+@pytest.mark.parametrize("when", ["mid-run", "from the start"])
+def test_live_run_on_a_read_only_trace_ends_nonzero_and_loses_nothing(local_exchange, tmp_path,
+                                                                      when):
+    """The trace directory is (or turns) read-only: the status line says the trace is
     failing (it said nothing), one log line reports it (not 106), the run ends with exit 1
     and a clear message (it exited 0), and once the directory is writable again every event
     the run recorded is in the trace, once, in order."""
@@ -86,6 +88,11 @@ def test_live_run_on_a_read_only_trace_ends_nonzero_and_loses_nothing(local_exch
     trace = tmp_path / "traces" / "Quiet" / "binance"
     env = dict(os.environ, PLANARPY_BINANCE_API_KEY=lx.api_key, PLANARPY_BINANCE_SECRET=lx.secret,
                PLANARPY_JOURNALS=str(tmp_path / "journals"))
+    if when == "from the start":
+        EventTrace.open(trace, strategy="Quiet", exchange="binance").close()
+    stack = contextlib.ExitStack()
+    if when == "from the start":
+        stack.enter_context(read_only(trace))
     proc = subprocess.Popen(
         [sys.executable, "-m", "planarpy.cli.main", "live", str(strategy), "--exchange-url",
          lx.url, "--tick-interval", "0.1", "--status-every", "0.1", "--trace-dir",
@@ -93,8 +100,10 @@ def test_live_run_on_a_read_only_trace_ends_nonzero_and_loses_nothing(local_exch
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err = Lines(proc.stderr)
     try:
-        err.wait_for("trace ok")
-        with read_only(trace):
+        with stack:
+            if when == "mid-run":
+                err.wait_for("trace ok")
+                stack.enter_context(read_only(trace))
             err.wait_for("trace FAILING")
             proc.send_signal(signal.SIGINT)
             assert proc.wait(60) == 1
