@@ -417,3 +417,24 @@ def test_damaged_root_metadata_is_reported_and_not_written_to(tmp_path, capsys):
     with pytest.raises(TraceError, match="fails its checksum: the recorded strategy and exchange "
                                          "may be wrong; not writing to it"):
         EventTrace.open(trace.path)
+
+
+def test_close_releases_a_producer_waiting_for_room(tmp_path, monkeypatch):
+    """A producer blocked by back-pressure is released by close (with a TraceError: its
+    event was not recorded); the events already taken are journaled."""
+    trace = open_trace(tmp_path / "t", max_pending=10)
+    failing_store(monkeypatch)
+    errors = []
+
+    def produce():
+        try:
+            record(trace, 0, 11)
+        except TraceError as e:
+            errors.append(str(e))
+    producer = threading.Thread(target=produce)
+    producer.start()
+    wait_for(lambda: trace.pending == 10, "the buffer to fill")
+    trace.close()
+    producer.join(10)
+    assert not producer.is_alive() and errors == [f"trace {trace.path} is closed"]
+    assert trace.health().journaled == 10
