@@ -241,7 +241,11 @@ def run_replay(args: argparse.Namespace) -> int:
     from ..trace.replay import replay_from_trace
     cfg = load_config(args.config)
     cls = find_strategy(args.strategy, cfg)
-    strategy = cls(markets_for(args.exchange or cls.exchange, cfg))
+    markets = markets_for(args.exchange or cls.exchange, cfg)
+    if not markets:
+        raise TraceError(f"no markets known for exchange {args.exchange or cls.exchange!r}: "
+                         "none are bundled; describe them under [markets.EXCHANGE] in planar.toml")
+    strategy = cls(markets)
     report = replay_from_trace(strategy, args.path, run=args.run, exchange=args.exchange,
                                allow_unknown=args.allow_unknown_kinds, compare_state=False)
     _print_state(report)
