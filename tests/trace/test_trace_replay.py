@@ -142,6 +142,8 @@ def test_replay_refuses_another_strategy_or_exchange(recorded, capsys):
     exit 0 and 'cash 1 USDT, trades 0')."""
     assert main(["trace", "replay", str(recorded), "--strategy", "template"]) == 1
     assert "the trace was recorded by strategy 'SmaCross', not 'Template'" in capsys.readouterr().err
+    assert replay_cli(recorded, "--exchange", "nope") == 2
+    assert "no markets known for exchange 'nope'" in capsys.readouterr().err
     strategy = find_strategy("sma_cross")(markets_for("binance"))
     report = replay_from_trace(strategy, recorded, exchange="kraken", compare_state=False)
     assert not report.ok
