@@ -13,6 +13,7 @@ from ..config import load_config
 from ..exchanges import exchange_config, load_keys
 from ..loader import find_strategy
 from ..params import parse_items
+from .trace import trace_outcome
 
 
 def register(sub: Any) -> None:
@@ -85,4 +86,4 @@ def supervise(handle: Any, stop: threading.Event, args: argparse.Namespace) -> i
         print("stopping...", file=sys.stderr, flush=True)
         handle.stop()
     print(handle.status(), file=sys.stderr)
-    return 0
+    return trace_outcome(handle.session.recorder)

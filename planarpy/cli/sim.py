@@ -13,6 +13,7 @@ from ..data.ohlcv import to_ms
 from ..loader import find_strategy
 from ..modes.sim import SimConfig, backtest
 from ..params import parse_items
+from .trace import trace_outcome
 
 
 def register(sub: Any) -> None:
@@ -110,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary(), indent=2))
     else:
         print(result.format_summary())
+    code = 0
     if recorder is not None:
         print(f"trace         {recorder.path} (run {recorder.run})")
+        code = trace_outcome(recorder)
     if args.plot and args.plot.lower().endswith((".html", ".htm")):
         from ..charts import chart  # bokeh only when asked for
         chart(result).save(args.plot)
@@ -121,4 +124,4 @@ def run(args: argparse.Namespace) -> int:
             plot_backtest(result, args.plot)
         except OSError as e:
             raise ConfigError(f"--plot: cannot write {args.plot}: {e.strerror or e}") from None
-    return 0
+    return code

@@ -273,9 +273,10 @@ class Session:
         age = time.monotonic() - self.last_event
         label = f" {self.label}" if self.label else ""
         extra = self.status_extra()
+        health = getattr(self.recorder, "health", None)  # the trace: pending, failures
         return (f"{type(s).__name__}{label} equity {s.state.equity(self.prices()):.8g} {s.quote}  "
                 f"orders {orders}  ticks {self.ticks}  {extra + '  ' if extra else ''}"
-                f"last event {age:.1f}s ago")
+                f"last event {age:.1f}s ago{f'  {health()}' if health else ''}")
 
 
 def _plain(v: Any) -> Any:
