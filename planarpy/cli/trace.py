@@ -238,7 +238,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..data.sources import markets_for
     from ..loader import find_strategy
-    from ..params import format_values, resolve
+    from ..params import resolve
     from ..trace.replay import replay_from_trace, run_header
     cfg = load_config(args.config)
     cls = find_strategy(args.strategy, cfg)
@@ -246,7 +246,9 @@ def run_replay(args: argparse.Namespace) -> int:
     if not markets:
         raise TraceError(f"no markets known for exchange {args.exchange or cls.exchange!r}: "
                          "none are bundled; describe them under [markets.EXCHANGE] in planar.toml")
-    params = resolve(cls, run_header(args.path, run=args.run).get("params"))
+    header = run_header(args.path, run=args.run)
+    # another strategy's parameters mean nothing here: the replay reports the mismatch
+    params = resolve(cls, header.get("params")) if header.get("strategy") in (None, cls.__name__) else {}
     strategy = cls(markets, params=params)
     report = replay_from_trace(strategy, args.path, run=args.run, exchange=args.exchange,
                                allow_unknown=args.allow_unknown_kinds, compare_state=False)
@@ -263,6 +265,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def _print_state(report: Any) -> None:
+    from ..params import format_values
     st = report.state
     print(f"run {report.run}: {report.events} events")
     if report.params:
