@@ -6,9 +6,10 @@ running Jupyter kernel alike: the engine has its own loop and never touches the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from .session import Session
+from .stopping import StopReport
 
 
 class RunHandle:
@@ -46,9 +47,16 @@ class RunHandle:
     def running(self) -> bool:
         return self.session.engine.running
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop ticking, cancel/close as configured, flush the trace, close the client."""
-        self.session.stop(timeout)
+    def start(self, timeout: float = 60.0) -> Self:
+        """Start the run; return once it is synced and ticking (see `Session.start`)."""
+        self.session.start(timeout)
+        return self
+
+    def stop(self, timeout: float | None = None) -> StopReport:
+        """Stop ticking, cancel or close as `on_stop` says (retried until the stop
+        deadline), flush the trace, close the client. The report says what is left open
+        and what on_stop could not do (`report.complete` is False then)."""
+        return self.session.stop(timeout)
 
     def __enter__(self) -> "RunHandle":
         return self
