@@ -132,7 +132,6 @@ def test_a_debug_session_shows_no_credentials(local_exchange, tmp_path):
                     except Exception as e:
                         texts.append(f"{type(e).__name__}: {e}")
                 lx.faults.clear()
-                eventually(lambda: run.strategy.seen_errors)
                 texts += [repr(run), repr(run.session.keys), run.status(),
                           *run.session.errors, *map(str, run.strategy.seen_errors)]
                 run.call("cancel_orders", sym)
