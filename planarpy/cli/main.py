@@ -41,7 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, not at exit: a broken pipe is handled below
+        return code
     except PlanarError as e:
         console.say(f"planarpy: error: {e}")
         return 2
