@@ -135,30 +135,39 @@ def start(handle: Any, signals: Signals, timeout: float = 60.0) -> int | None:
 
 def supervise(handle: Any, signals: Signals, args: argparse.Namespace) -> int:
     """Print the status line until a signal, the duration or the engine's end; then stop
-    (always) and report what was left open."""
-    tty = _isatty()
-    end = time.monotonic() + args.duration if args.duration is not None else None
-    reason = None
-    while reason is None:
-        line = handle.status()
-        console.say(("\r" + line + "   ") if tty else line, end="" if tty else "\n")
-        wait = args.status_every if end is None else min(args.status_every, end - time.monotonic())
-        if signals.asked.is_set():
-            reason = signals.reason
-        elif not handle.running:
-            reason = "the engine stopped"
-        elif wait <= 0:
-            reason = "duration"
-        else:
-            signals.asked.wait(wait)
-    if tty:
-        console.say("")
-    console.say(f"stopping... ({reason}; on_stop = {handle.session.on_stop})")
-    report = handle.session.stop(reason=reason)
+    (always, whatever happened meanwhile) and report what was left open."""
+    reason = "error"
+    try:
+        reason = _watch(handle, signals, args)
+    finally:
+        console.say(f"stopping... ({reason}; on_stop = {handle.session.on_stop})")
+        report = handle.session.stop(reason=reason)
     console.say(handle.status())
     for line in report.lines():
         console.say(line)
     return 0 if report.complete else 1
+
+
+def _watch(handle: Any, signals: Signals, args: argparse.Namespace) -> str:
+    """The status lines while the run runs; why it must stop."""
+    tty = _isatty()
+    end = time.monotonic() + args.duration if args.duration is not None else None
+    try:
+        while True:
+            line = handle.status()
+            console.say(("\r" + line + "   ") if tty else line, end="" if tty else "\n")
+            wait = args.status_every if end is None else \
+                min(args.status_every, end - time.monotonic())
+            if signals.asked.is_set():
+                return signals.reason or "signal"
+            if not handle.running:
+                return "the engine stopped"
+            if wait <= 0:
+                return "duration"
+            signals.asked.wait(wait)
+    finally:
+        if tty:
+            console.say("")
 
 
 def _isatty() -> bool:

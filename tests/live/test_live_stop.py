@@ -94,7 +94,7 @@ def test_an_outage_that_ends_during_the_stop_is_retried_through(lx, child, tmp_p
     assert stopped["undone"] == [] and stopped["still_open"] == [] and stopped["on_stop"] == "cancel"
 
 
-def test_a_second_ctrl_c_forces_the_exit_and_says_what_may_be_open(lx, child):
+def test_a_second_ctrl_c_forces_the_exit_and_says_what_may_be_open(lx, child, tmp_path):
     """A stop stuck retrying in an outage: the second Ctrl-C exits at once (130), naming
     the order that may be left open, which is the one the exchange still lists."""
     c = child("--on-stop", "cancel", "--stop-timeout", "600")
@@ -110,6 +110,8 @@ def test_a_second_ctrl_c_forces_the_exit_and_says_what_may_be_open(lx, child):
     assert f"may be left open:\n  XRP/ETH order {order}: buy 100" in c.text
     assert open_ids(lx) == [order]
     assert "Traceback" not in c.text
+    stopped = last_stop(tmp_path)  # the trace has it too
+    assert stopped["forced"] is True and [order in i for i in stopped["still_open"]] == [True]
 
 
 def test_ctrl_c_during_start_up_aborts_it(lx, child, tmp_path):
