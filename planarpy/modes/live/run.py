@@ -11,13 +11,10 @@ from typing import Any, Mapping
 
 import ccxt
 
-from ...config import load_config
 from ...core.errors import ExchangeRequestError
-from ...exchanges import ApiKeys, exchange_config, load_keys
-from ...loader import find_strategy
+from ...exchanges import ApiKeys, load_keys
 from ...strategy import Strategy
-from ..runtime.handle import RunHandle
-from ..runtime.stopping import stop_settings
+from ..runtime.handle import RunHandle, run_setup
 from .session import LiveSession
 
 
@@ -45,16 +42,11 @@ def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
              **options: Any) -> LiveRun:
     """The handle of a live run of `strategy`, not started yet (`start()` starts it); the
     arguments are those of `start_live`."""
-    cfg = load_config() if settings is None else settings
-    cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
-    xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
-    on_stop, stop_timeout = stop_settings(cfg, "live", xcfg, cls.__name__, on_stop=on_stop,
-                                          stop_timeout=stop_timeout,
-                                          cancel_on_stop=cancel_on_stop,
-                                          close_on_stop=close_on_stop)
-    session = LiveSession(cls, xcfg, keys if keys is not None else load_keys(xcfg.keys or xcfg.name),
-                          recorder=trace, on_stop=on_stop, stop_timeout=stop_timeout, **options)
-    return LiveRun(session)
+    cls, xcfg, stop = run_setup(strategy, "live", settings, exchange, exchange_url,
+                                on_stop=on_stop, stop_timeout=stop_timeout,
+                                cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
+    keys = keys if keys is not None else load_keys(xcfg.keys or xcfg.name)
+    return LiveRun(LiveSession(cls, xcfg, keys, recorder=trace, **stop, **options))
 
 
 def start_live(strategy: type[Strategy] | str, *, timeout: float = 60.0,

@@ -206,16 +206,13 @@ class LiveSession(Session):
             _RUNNING.discard(self.claimed)  # type: ignore[arg-type]
         self.claimed = None
 
-    async def stop_attempt(self) -> list[Any]:
+    async def cancel_asset(self, ai: Any) -> None:
         from . import orders
-        unsold = []
-        for ai in self.s.assets:
-            if self.on_stop == "close":
-                if not await orders.close_position(self, ai, None) and not ai.market.is_derivative:
-                    unsold.append(ai)
-            elif self.on_stop == "cancel" and ai.orders:
-                await orders.cancel(self, ai, None, None, waitfor=self.waitfor, confirm=True)
-        return unsold
+        await orders.cancel(self, ai, None, None, waitfor=self.waitfor, confirm=True)
+
+    async def close_asset(self, ai: Any) -> bool:
+        from . import orders
+        return await orders.close_position(self, ai, None)
 
     # ---- watchers' processing ---------------------------------------------------------
     async def _fetch_balance(self) -> dict[str, Any]:

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ...config import load_config
-from ...exchanges import exchange_config
-from ...loader import find_strategy
 from ...strategy import Strategy
-from ..runtime.handle import RunHandle
-from ..runtime.stopping import stop_settings
+from ..runtime.handle import RunHandle, run_setup
 from .session import PaperSession
 
 
@@ -36,15 +32,10 @@ def paper_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None
               close_on_stop: bool = False, **options: Any) -> PaperRun:
     """The handle of a paper run of `strategy`, not started yet (`start()` starts it); the
     arguments are those of `start_paper`."""
-    cfg = load_config() if settings is None else settings
-    cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
-    xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
-    on_stop, stop_timeout = stop_settings(cfg, "paper", xcfg, cls.__name__, on_stop=on_stop,
-                                          stop_timeout=stop_timeout,
-                                          cancel_on_stop=cancel_on_stop,
-                                          close_on_stop=close_on_stop)
-    return PaperRun(PaperSession(cls, xcfg, recorder=trace, cash=cash, on_stop=on_stop,
-                                 stop_timeout=stop_timeout, **options))
+    cls, xcfg, stop = run_setup(strategy, "paper", settings, exchange, exchange_url,
+                                on_stop=on_stop, stop_timeout=stop_timeout,
+                                cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
+    return PaperRun(PaperSession(cls, xcfg, recorder=trace, cash=cash, **stop, **options))
 
 
 def start_paper(strategy: type[Strategy] | str, *, timeout: float = 60.0,

@@ -136,15 +136,11 @@ class PaperSession(Session):
         """(Re)start the market watchers of `sym` (the candles among them)."""
         self._start_watchers(sym)
 
-    async def stop_attempt(self) -> list[Any]:
-        unsold = []
-        for ai in self.s.assets:
-            if self.on_stop == "close":
-                if not await orders.close_position(self, ai, None) and not ai.market.is_derivative:
-                    unsold.append(ai)
-            elif self.on_stop == "cancel" and ai.orders:
-                await orders.cancel(self, ai, None, None)
-        return unsold
+    async def cancel_asset(self, ai: Any) -> None:
+        await orders.cancel(self, ai, None, None)
+
+    async def close_asset(self, ai: Any) -> bool:
+        return await orders.close_position(self, ai, None)
 
     # ---- market data ------------------------------------------------------------------
     def _notify(self, kind: str, sym: str, data: Any) -> None:

@@ -6,10 +6,27 @@ running Jupyter kernel alike: the engine has its own loop and never touches the 
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Mapping, Self
 
+from ...config import load_config
+from ...exchanges import ExchangeConfig, exchange_config
+from ...loader import find_strategy
+from ...strategy import Strategy
 from .session import Session
-from .stopping import StopReport
+from .stopping import StopReport, stop_settings
+
+
+def run_setup(strategy: type[Strategy] | str, mode: str, settings: Mapping[str, Any] | None,
+              exchange: str | None, exchange_url: str | None,
+              **stop: Any) -> tuple[type[Strategy], ExchangeConfig, dict[str, Any]]:
+    """What a paper or live run is made of: the strategy class, the exchange config, and
+    the on_stop and stop_timeout options (`stop`: those of `stop_settings`), from the
+    arguments and planar.toml (`settings`, default: read)."""
+    cfg = load_config() if settings is None else settings
+    cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
+    xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
+    on_stop, stop_timeout = stop_settings(cfg, mode, xcfg, cls.__name__, **stop)
+    return cls, xcfg, {"on_stop": on_stop, "stop_timeout": stop_timeout}
 
 
 class RunHandle:

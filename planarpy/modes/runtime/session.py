@@ -77,10 +77,14 @@ class Session:
     async def _startup(self) -> None:
         raise NotImplementedError
 
-    async def stop_attempt(self) -> list[Any]:
-        """One pass of on_stop's cancel or close (the stop retries while some is left);
-        the spot assets whose sale failed."""
-        return []
+    async def cancel_asset(self, ai: Any) -> None:
+        """Cancel the asset's open orders (on_stop = "cancel")."""
+        raise NotImplementedError
+
+    async def close_asset(self, ai: Any) -> bool:
+        """Cancel the asset's orders and close its position (on_stop = "close"); whether
+        it is closed."""
+        raise NotImplementedError
 
     async def refresh_candles(self) -> None:
         raise NotImplementedError
@@ -226,6 +230,18 @@ class Session:
                 await asyncio.to_thread(self.recorder.close)  # a flush: off the loop
             await close_client(self.client)
             self._ended()
+
+    async def stop_attempt(self) -> list[Any]:
+        """One pass of on_stop's cancel or close (the stop retries while some is left);
+        the spot assets whose sale failed."""
+        unsold = []
+        for ai in self.s.assets:
+            if self.on_stop == "close":
+                if not await self.close_asset(ai) and not ai.market.is_derivative:
+                    unsold.append(ai)
+            elif self.on_stop == "cancel" and ai.orders:
+                await self.cancel_asset(ai)
+        return unsold
 
     async def _stop_watchers(self) -> None:
         for w in list(self.watchers.values()):
