@@ -219,3 +219,23 @@ def test_keyboard_interrupt_during_start_live_stops_the_start_up(lx):
         run.start(timeout=120)
     assert not run.running and not run.session.engine.thread.is_alive()
     assert run.session.stop_report.reason == "interrupted"
+
+
+def test_close_on_stop_in_an_outage_lists_the_open_position(lx):
+    """on_stop="close" on a perpetual during an outage: the report names the position it
+    could not close; once the exchange is back, the next run's stop closes it."""
+    from livekit import QuietPerp, live
+    perp = "XRP/USDT:USDT"
+    with live(lx, QuietPerp, on_stop="close", stop_timeout=1.0) as run:
+        assert run.call("market_order", perp, 20.0, side="buy") is not None
+        lx.faults.update({"http_status": 503})
+        report = run.stop()
+    lx.faults.clear()
+    assert not report.complete  # the position, and the closing order if it was in flight
+    assert [i for i in report.undone if " position " in i][0].startswith(f"{perp} long position 20 @ ")
+    assert all(" order " in i for i in report.undone if " position " not in i)
+    with live(lx, QuietPerp, close_on_stop=True) as again:
+        assert again.state()["assets"][perp]["long"] == 20.0
+    assert again.stop().complete
+    with live(lx, QuietPerp) as check:  # synced from the exchange: no position, no order
+        assert check.state()["assets"][perp]["long"] == 0 and check.reconcile() == []

@@ -62,6 +62,7 @@ class Session:
         self.stop_report: StopReport | None = None
         self.strategy_started = False  # whether the strategy's start() ran
         self._stop_asked = threading.Event()
+        self._warned = False  # an incomplete stop is logged once, however often stop() is called
         self.engine = EngineThread(cls.__name__, self.describe)
         self.s: Any = None
         self.client: Any = None
@@ -188,8 +189,9 @@ class Session:
         report = self.stop_report or StopReport(self.on_stop, self.stop_reason,
                                                 tuple(self.open_now()))
         report = attrs.evolve(report, error=error) if error else report
-        if not report.complete:
-            log.warning("%s: %s", self.cls.__name__, "; ".join(report.lines()))
+        if not report.complete and not self._warned:
+            self._warned = True
+            log.warning("%s: %s", self.cls.__name__, report.summary())
         return report
 
     def open_now(self) -> list[str]:

@@ -76,6 +76,14 @@ class StopReport:
         """Whether on_stop did all it had to and the stop sequence ran to its end."""
         return not self.undone and self.error is None
 
+    def summary(self) -> str:
+        """What went wrong, on one line (empty when the stop is complete)."""
+        parts = [f"stop failed: {self.error}"] if self.error else []
+        if self.undone:
+            parts.append(f"on_stop = {self.on_stop} could not finish; still open: "
+                         + "; ".join(self.undone))
+        return "; ".join(parts)
+
     def lines(self) -> list[str]:
         """What a user must know, one line each (nothing when all went as asked)."""
         out = [f"stop failed: {self.error}"] if self.error else []
