@@ -25,8 +25,8 @@ from typing import Any, Iterable
 MASK = "***"
 
 # secret-bearing names: query or form fields, JSON or dict keys, HTTP headers
-_NAMES = (r"signature|sign|[\w-]*api[-_]?key|[\w-]*access[-_]?key|secret|[\w-]*secret[-_]?key"
-          r"|listen[-_]?key|password|passphrase|[\w-]*-sign|authorization|x-mbx-apikey|token")
+_NAMES = (r"[\w-]*(?:signature|sign|api[-_]?key|access[-_]?key|secret[-_]?key|secret"
+          r"|listen[-_]?key|password|passphrase|authorization|token)")
 _PATTERNS = (
     # name=value in a URL or a form body (also %-encoded '=')
     (re.compile(rf"\b({_NAMES})(=|%3D)[^&\s\"',;)}}\]]+", re.IGNORECASE), rf"\1\2{MASK}"),
