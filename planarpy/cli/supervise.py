@@ -72,8 +72,7 @@ class Signals:
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
-        self.asked = threading.Event()
-        self.reason: str | None = None
+        self.reason: str | None = None  # set by the first signal (a handler takes no lock)
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "Signals":
@@ -90,7 +89,13 @@ class Signals:
             force_exit(self.handle)
         self.reason = signal.Signals(signum).name
         self.handle.session.request_stop(self.reason)
-        self.asked.set()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep up to `seconds`, less if a signal comes (polled: a handler must not take
+        a lock the code it interrupts may hold, as Event.set would)."""
+        end = time.monotonic() + seconds
+        while self.reason is None and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
 
 
 def force_exit(handle: Any) -> None:
@@ -158,13 +163,13 @@ def _watch(handle: Any, signals: Signals, args: argparse.Namespace) -> str:
             console.say(("\r" + line + "   ") if tty else line, end="" if tty else "\n")
             wait = args.status_every if end is None else \
                 min(args.status_every, end - time.monotonic())
-            if signals.asked.is_set():
-                return signals.reason or "signal"
+            if signals.reason is not None:
+                return signals.reason
             if not handle.running:
                 return "the engine stopped"
             if wait <= 0:
                 return "duration"
-            signals.asked.wait(wait)
+            signals.pause(wait)
     finally:
         if tty:
             console.say("")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -61,7 +60,9 @@ class Session:
         self.stop_reason = "stop requested"
         self.stop_report: StopReport | None = None
         self.strategy_started = False  # whether the strategy's start() ran
-        self._stop_asked = threading.Event()
+        # a plain flag, not a threading.Event: a signal handler sets it, and an Event's
+        # lock taken by the code the handler interrupted would deadlock it
+        self._stop_asked = False
         self._warned = False  # an incomplete stop is logged once, however often stop() is called
         self.engine = EngineThread(cls.__name__, self.describe)
         self.s: Any = None
@@ -160,11 +161,11 @@ class Session:
             pass  # the start-up's own error is the one to report
 
     def request_stop(self, reason: str = "stop requested") -> None:
-        """Ask the run to stop (from any thread, a signal handler included); it stops its
-        start-up too. The first reason given is the one recorded."""
-        if not self._stop_asked.is_set():
+        """Ask the run to stop (from any thread, a signal handler included: it takes no
+        lock); it stops its start-up too. The first reason given is the one recorded."""
+        if not self._stop_asked:
             self.stop_reason = reason
-            self._stop_asked.set()
+            self._stop_asked = True
         loop, event = self.engine.loop, self._stop
         if loop is not None and event is not None:
             try:
@@ -210,7 +211,7 @@ class Session:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        if self._stop_asked.is_set():
+        if self._stop_asked:
             self._stop.set()
         self.client = open_client(self.exchange, self.keys)
         try:
