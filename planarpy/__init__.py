@@ -12,13 +12,14 @@ from .core.positions import Position
 from .data.ohlcv import OHLCV, load_csv
 from .loader import find_strategy
 from .modes.sim import SimConfig, SimResult, backtest
+from .params import Param, ParamError
 from .strategy import Strategy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Action", "AssetInstance", "Clock", "ConfigError", "DataError", "LookAheadError", "Market", "Mode", "OHLCV",
-    "Order", "OrderStatus", "OrderType", "PlanarError", "Position", "PositionSide", "SimConfig",
+    "Order", "OrderStatus", "OrderType", "Param", "ParamError", "PlanarError", "Position", "PositionSide", "SimConfig",
     "SimResult", "Side", "State", "Strategy", "StrategyNotFound", "TimeInForce", "Trade",
     "UnknownSymbol", "UnsupportedAction", "UnsupportedMarginMode", "WallClock", "backtest",
     "call", "find_strategy", "load_csv", "missing", "__version__",

@@ -5,7 +5,8 @@ def test_public_surface_is_pinned():
     """The names planarpy exports are exactly these; a change here is an API change."""
     assert sorted(planarpy.__all__) == sorted([
         "Action", "AssetInstance", "Clock", "ConfigError", "DataError", "LookAheadError",
-        "Market", "Mode", "OHLCV", "Order", "OrderStatus", "OrderType", "PlanarError",
+        "Market", "Mode", "OHLCV", "Order", "OrderStatus", "OrderType", "Param", "ParamError",
+        "PlanarError",
         "Position", "PositionSide", "SimConfig", "SimResult", "Side", "State", "Strategy",
         "StrategyNotFound", "TimeInForce", "Trade", "UnknownSymbol", "UnsupportedAction",
         "UnsupportedMarginMode", "WallClock", "backtest", "call", "find_strategy", "load_csv",

@@ -9,6 +9,7 @@ from .. import validate as V
 from ..config import load_config
 from ..exchanges import exchange_config, load_keys
 from ..loader import find_strategy
+from ..params import parse_items
 from .supervise import add_run_flags, run_handle
 
 
@@ -38,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     cls = find_strategy(args.strategy, cfg)
     xcfg = exchange_config(args.exchange or cls.exchange, cfg, url=args.exchange_url)
     keys = load_keys(xcfg.keys or xcfg.name)
+    params = parse_items(cls, args.param)
     handle = live_run(cls, exchange=args.exchange, exchange_url=args.exchange_url, keys=keys,
                       settings=cfg, tick_interval=args.tick_interval, waitfor=args.waitfor,
-                      on_stop=args.on_stop, stop_timeout=args.stop_timeout)
+                      on_stop=args.on_stop, stop_timeout=args.stop_timeout, params=params)
     handle.session.recorder = open_trace(args, cls.__name__, xcfg.id, keys)
     return run_handle(handle, args)

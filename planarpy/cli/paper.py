@@ -9,6 +9,7 @@ from .. import validate as V
 from ..config import load_config
 from ..exchanges import exchange_config
 from ..loader import find_strategy
+from ..params import parse_items
 from .supervise import add_run_flags, run_handle
 
 
@@ -30,9 +31,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     cls = find_strategy(args.strategy, cfg)
     xcfg = exchange_config(args.exchange or cls.exchange, cfg, url=args.exchange_url)
+    params = parse_items(cls, args.param)
     handle = paper_run(cls, exchange=args.exchange, exchange_url=args.exchange_url,
                        settings=cfg, cash=args.cash, tick_interval=args.tick_interval,
-                       on_stop=args.on_stop, stop_timeout=args.stop_timeout)
+                       on_stop=args.on_stop, stop_timeout=args.stop_timeout, params=params)
     if not args.no_trace:
         from ..trace import EventTrace
         handle.session.recorder = EventTrace.open(strategy=cls.__name__, exchange=xcfg.id,

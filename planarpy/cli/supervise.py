@@ -33,6 +33,8 @@ FORCE_FLUSH = 2.0  # seconds a forced exit gives the trace to write what it hold
 def add_run_flags(p: argparse.ArgumentParser, url_help: str) -> None:
     """The flags paper and live share, each checked as it is read."""
     p.add_argument("strategy", help="strategy name or path")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a strategy parameter (repeatable)")
     p.add_argument("--config", help="config file (default user/planar.toml)")
     p.add_argument("--exchange", type=V.flag(V.nonempty()),
                    help="[exchanges.NAME] table to use (default: the strategy's)")

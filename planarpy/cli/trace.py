@@ -209,13 +209,17 @@ def run_replay(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..data.sources import markets_for
     from ..loader import find_strategy
-    from ..trace.replay import replay_from_trace
+    from ..params import format_values, resolve
+    from ..trace.replay import replay_from_trace, run_header
     cfg = load_config(args.config)
     cls = find_strategy(args.strategy, cfg)
-    strategy = cls(markets_for(cls.exchange, cfg))
+    params = resolve(cls, run_header(args.path, run=args.run).get("params"))
+    strategy = cls(markets_for(cls.exchange, cfg), params=params)
     report = replay_from_trace(strategy, args.path, run=args.run)
     st = report.state
     print(f"run {report.run}: {report.events} events")
+    if params:
+        print(f"params     {format_values(params)}")
     print(f"cash       {st.cash:.10g} {st.quote} (committed {st.committed:.10g})")
     print(f"fees paid  {st.fees:.10g} {st.quote}")
     print(f"trades     {len(st.trades)}")

@@ -26,6 +26,7 @@ class ReplayReport:
     run: int | None
     events: int
     differences: tuple[str, ...]
+    params: dict[str, Any] = attrs.Factory(dict)  # the strategy parameters of the run header
 
     @property
     def ok(self) -> bool:
@@ -49,12 +50,14 @@ def replay_from_trace(strategy: Any, trace: Any, run: int | Literal["last"] = "l
     current = strategy.state if compare is None else compare
     state = State(current.quote, 0.0, assets={sym: AssetInstance(ai.market)
                                                for sym, ai in current.assets.items()})
-    count, run_id, notes = 0, None, []
+    count, run_id, notes, params = 0, None, [], {}
     for event in iter_events(trace, run=run):
         kind, payload = event["kind"], event["payload"]
         run_id = event.get("run", run_id)
-        if kind == "strategy_started" and "cash" in (payload or {}):
-            state.cash = float(payload["cash"])
+        if kind == "strategy_started":
+            params = dict((payload or {}).get("params") or {})
+            if "cash" in (payload or {}):
+                state.cash = float(payload["cash"])
         try:
             apply_event(state, kind, payload or {})
         except (KeyError, ValueError, TypeError) as e:
@@ -62,7 +65,15 @@ def replay_from_trace(strategy: Any, trace: Any, run: int | Literal["last"] = "l
         count += 1
     if count == 0:
         raise TraceError(f"{_name(trace)} has no events for run {run!r}")
-    return ReplayReport(state, run_id, count, tuple(notes + differences(state, current)))
+    return ReplayReport(state, run_id, count, tuple(notes + differences(state, current)), params)
+
+
+def run_header(trace: Any, run: int | Literal["last"] = "last") -> dict[str, Any]:
+    """The payload of a run's `strategy_started` event (strategy, mode, cash, seed, params,
+    ...), or {} if the run has none."""
+    for event in iter_events(trace, run=run, kinds="strategy_started"):
+        return dict(event["payload"] or {})
+    return {}
 
 
 def _name(trace: Any) -> str:

@@ -85,3 +85,17 @@ def test_paper_command_cash_duration_no_trace(lx, tmp_path):
 def test_paper_command_is_registered():
     args = build_parser().parse_args(["paper", "x", "--cash", "3", "--no-trace"])
     assert args.mode == "paper" and args.cash == 3.0 and args.no_trace
+
+
+def test_paper_command_params_go_to_the_run_header(lx, tmp_path):
+    """`-p name=value` sets a parameter; the trace's run header records the values used."""
+    strategy = tmp_path / "tuned.py"
+    strategy.write_text(STRATEGY.replace("class Idle", "from planarpy import Param\nclass Idle")
+                        + "    size = Param(2, low=1, high=9)\n")
+    out = subprocess.run([sys.executable, "-m", "planarpy.cli.main", "paper", str(strategy),
+                          "--exchange-url", lx.url, "--tick-interval", "0.1", "--duration", "0.3",
+                          "--trace-dir", str(tmp_path / "traces"), "-p", "size=7"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    started = trace_tail(tmp_path / "traces" / "Idle" / "binance", kinds="strategy_started")
+    assert started[-1]["payload"]["params"] == {"size": 7}

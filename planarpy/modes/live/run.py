@@ -60,6 +60,7 @@ def start_live(strategy: type[Strategy] | str, *, timeout: float = 60.0,
     `on_stop` ("keep", "cancel" or "close"; `cancel_on_stop=True` and
     `close_on_stop=True` are older spellings) and `stop_timeout` (seconds) default to
     planar.toml's (see `planarpy.modes.runtime.stopping`). Other options go to
-    LiveSession (tick_interval, waitfor, stall_after, idle_stop, history, strategy_id, ...).
+    LiveSession (tick_interval, waitfor, stall_after, idle_stop, history, strategy_id,
+    params for the strategy's parameters, ...).
     """
     return live_run(strategy, **options).start(timeout)

@@ -68,7 +68,8 @@ class LiveSession(Session):
     async def _startup(self) -> None:
         _claim(self)
         universe = await self.load_universe()
-        s = self.cls(universe, mode=Mode.LIVE, clock=ExchangeClock(self.client))
+        s = self.cls(universe, mode=Mode.LIVE, clock=ExchangeClock(self.client),
+                     params=self.params)
         await self.begin(s)
         await self.sync()
         await self.refresh_candles()

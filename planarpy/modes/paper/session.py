@@ -80,7 +80,7 @@ class PaperSession(Session):
         tf = timeframe_ms(self.cls.timeframe)
         self.markets = {sym: AssetMarket(sym, tf, self.depth) for sym in universe}
         s = self.cls(universe, mode=Mode.PAPER, cash=self.cash,
-                     clock=PaperClock(self.client, self.markets))
+                     clock=PaperClock(self.client, self.markets), params=self.params)
         await self.begin(s, cash=s.state.cash)
         for sym in universe:
             await self._snapshot(sym)

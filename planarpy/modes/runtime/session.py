@@ -21,6 +21,7 @@ from ...core.market import Market
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
 from ...exchanges.redact import redact
+from ...params import resolve as resolve_params
 from ...strategy import Strategy
 from . import stopping
 from .engine import EngineThread
@@ -45,8 +46,10 @@ class Session:
     def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
                  recorder: Any = None, tick_interval: float | None = None, waitfor: float = 5.0,
                  stall_after: float = 10.0, candles: int = 500, on_stop: str = "keep",
-                 stop_timeout: float = stopping.DEFAULT_STOP_TIMEOUT) -> None:
+                 stop_timeout: float = stopping.DEFAULT_STOP_TIMEOUT,
+                 params: Mapping[str, Any] | None = None) -> None:
         self.cls = cls
+        self.params = resolve_params(cls, params)  # checked before anything starts
         self.exchange = exchange
         self.keys = keys
         self.recorder = recorder
@@ -130,7 +133,7 @@ class Session:
         await self.emit("strategy_started", {"strategy": self.cls.__name__,
                                              "mode": s.mode.value, "exchange": self.exchange.id,
                                              "universe": [ai.symbol for ai in s.assets],
-                                             **started})
+                                             "params": dict(s.params), **started})
 
     # ---- lifecycle --------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> Any:

@@ -11,6 +11,7 @@ from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus, PositionSide, Trade
 from .config import SimConfig
 from .fills import limit_triggers, volume_fill
+from .results import ledger_entry
 
 CHUNK = 1 << 16  # candles between progress updates
 
@@ -96,11 +97,7 @@ class SimEngine:
                                          "status": OrderStatus.CANCELED.value}, ai.symbol)
 
     def snapshot(self, effective: int) -> None:
-        st = self.s.state
-        self.ledger.append((effective, st.cash, tuple(
-            (ai.balance, ai.long.amount, ai.long.entry_price, ai.long.margin,
-             ai.short.amount, ai.short.entry_price, ai.short.margin)
-            for ai in self.s.assets)))
+        self.ledger.append(ledger_entry(self.s, effective))
 
     def match(self, i: int) -> None:
         """Liquidate and fill what candle `i` reaches, for the assets with anything open.

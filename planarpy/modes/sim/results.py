@@ -15,6 +15,7 @@ import numpy as np
 from ...core.errors import PlanarError
 from ...core.orders import PositionSide, Side, Trade
 from ...data.ohlcv import timeframe_ms
+from ...params import format_values
 
 YEAR_MS = 365 * 86_400_000  # the sim's timeline has every step of every day
 
@@ -60,7 +61,10 @@ class Stats:
     Returns are fractions (0.25 = 25%). Volatility, Sharpe and Sortino are annualised
     from the candle returns of the equity (365-day years, risk-free rate 0);
     `max_drawdown_duration` is the longest time (ms) from an equity peak back to it (or
-    to the end); `exposure` the share of candles closing with a holding or position.
+    to the end); `exposure` the share of candles closing with a holding or position and
+    `exposure_time` their time (ms). `buy_and_hold` is the return of holding the universe
+    in equal parts from the first close to the last (fees aside). `partial_fills` is the
+    share of the orders placed that ended (or are still open) partly filled.
     """
 
     total_return: float
@@ -76,6 +80,10 @@ class Stats:
     fees: float
     trades: int
     round_trips: int
+    buy_and_hold: float
+    exposure_time: int
+    orders: int
+    partial_fills: float
 
 
 @attrs.frozen(slots=True, eq=False)
@@ -137,6 +145,8 @@ class SimResult:
         per_year = YEAR_MS / self.timeframe_ms
         years = (len(self.equity) - 1) / per_year
         wins = pnls[pnls > 0]
+        held = exposure(self.times, trips, still_open.values())
+        orders, partial = self.order_fills()
         return Stats(
             total_return=self.total_return,
             cagr=cagr(self.total_return, years),
@@ -147,10 +157,31 @@ class SimResult:
             max_drawdown_duration=max_drawdown_candles(self.equity) * self.timeframe_ms,
             win_rate=len(wins) / len(pnls) if len(pnls) else math.nan,
             profit_factor=profit_factor(pnls),
-            exposure=exposure(self.times, trips, still_open.values()),
+            exposure=held,
             fees=self.fees,
             trades=len(self.trades),
-            round_trips=len(trips))
+            round_trips=len(trips),
+            buy_and_hold=float(self.buy_and_hold()[-1] / self.initial_cash - 1.0)
+            if len(self.times) else math.nan,
+            exposure_time=round(held * len(self.times)) * self.timeframe_ms,
+            orders=orders,
+            partial_fills=partial / orders if orders else math.nan)
+
+    def buy_and_hold(self) -> np.ndarray:
+        """Equity of putting the initial cash into the universe in equal parts at the first
+        close of `times` and holding it (no fees), at each close of `times`."""
+        growth = np.zeros(len(self.times))
+        for ai in self.strategy.assets:
+            close = np.asarray(ai.ohlcv.close, dtype=np.float64)
+            k = np.searchsorted(ai.ohlcv.timestamp, self.times)
+            growth += close[k] / close[k[0]] if len(k) else 0.0
+        return self.initial_cash * growth / max(len(self.strategy.assets), 1)
+
+    def order_fills(self) -> tuple[int, int]:
+        """Orders placed, and how many of them ended (or stay open) partly filled."""
+        st = self.strategy.state
+        still = sum(1 for o in st.open_orders() if 0 < o.filled < o.amount)
+        return st.orders_placed, st.orders_partial + still
 
     def summary(self) -> dict[str, Any]:
         """Plain figures for printing or JSON; undefined ones (NaN, infinite) are None."""
@@ -161,7 +192,8 @@ class SimResult:
                 "end": int(self.times[-1]) if len(self.times) else None,
                 "candles": len(self.times), "initial_cash": self.initial_cash,
                 "final_equity": self.final_equity, "return": st.pop("total_return"),
-                **{k: _finite(v) for k, v in st.items()}, "seed": self.seed}
+                **{k: _finite(v) for k, v in st.items()}, "seed": self.seed,
+                "params": dict(s.params)}
 
     def format_summary(self) -> str:
         d = self.summary()
@@ -178,10 +210,14 @@ class SimResult:
              f"{_pct(d['max_drawdown'])} (longest {_span(d['max_drawdown_duration'])})"),
             ("trades", f"{d['trades']} ({d['round_trips']} round trips)"),
             ("win rate", f"{_pct(d['win_rate'])} (profit factor {_num(d['profit_factor'])})"),
-            ("exposure", f"{_pct(d['exposure'])} of the time"),
+            ("buy and hold", _pct(d["buy_and_hold"], "+")),
+            ("exposure", f"{_pct(d['exposure'])} of the time ({_span(d['exposure_time'])})"),
+            ("partial fills", f"{_pct(d['partial_fills'])} of {d['orders']} orders"),
             ("fees paid", f"{d['fees']:.8g} {q}"),
             ("seed", str(d["seed"])),
         ]
+        if d["params"]:
+            rows.append(("params", format_values(d["params"])))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -372,6 +408,14 @@ def _mean(mean: float, price: float, amount: float, total: float) -> float:
 def round_trips(trades: list[Trade], s: Any) -> list[RoundTrip]:
     """Each position from flat back to flat (positions still open are left out)."""
     return walk_trades(trades, s)[0]
+
+
+def ledger_entry(s: Any, effective: int) -> tuple[int, float, tuple[tuple[float, ...], ...]]:
+    """The state after a fill, as `equity_curve` reads it: from candle `effective` on, the
+    cash and each asset's balance and long and short (amount, entry price, margin)."""
+    return (effective, s.state.cash, tuple(
+        (ai.balance, ai.long.amount, ai.long.entry_price, ai.long.margin,
+         ai.short.amount, ai.short.entry_price, ai.short.margin) for ai in s.assets))
 
 
 def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.ndarray:

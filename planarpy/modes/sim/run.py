@@ -11,7 +11,7 @@ import numpy as np
 
 from ...actions import Mode
 from ...config import load_config
-from ...core.errors import DataError, LookAheadError
+from ...core.errors import ConfigError, DataError, LookAheadError
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...data.sources import load_ohlcv, markets_for
 from ...strategy import Strategy
@@ -25,18 +25,24 @@ def backtest(strategy: type[Strategy] | Strategy, *,
              cash: float | None = None, start: int | None = None, stop: int | None = None,
              config: SimConfig = SimConfig(), recorder: Any = None, progress: bool = False,
              settings: Mapping[str, Any] | None = None,
-             data_dir: str | Path | None = None) -> SimResult:
+             data_dir: str | Path | None = None,
+             params: Mapping[str, Any] | None = None) -> SimResult:
     """Run a backtest and return its result.
 
     `data` maps symbols to candles or CSV paths; symbols it does not name are read from
     the local store or the bundled samples. `start`/`stop` (epoch ms) bound the ticks;
-    candles before `start` still feed the indicators and the warmup.
+    candles before `start` still feed the indicators and the warmup. `params` sets the
+    strategy's parameters (`planarpy.Param`) for this run; only with a class.
     """
     cfg = load_config() if settings is None else settings
     if isinstance(strategy, Strategy):
+        if params:
+            raise ConfigError("backtest(params=...) needs the strategy class; an instance "
+                              "has its parameters already (give params= when building it)")
         s = strategy
     else:
-        s = strategy(markets_for(strategy.exchange, cfg), mode=Mode.SIM, cash=cash)
+        s = strategy(markets_for(strategy.exchange, cfg), mode=Mode.SIM, cash=cash,
+                     params=params)
     initial_cash = s.state.cash
     series = {}
     for ai in s.assets:
@@ -78,7 +84,8 @@ def backtest(strategy: type[Strategy] | Strategy, *,
                         f"({len(timeline)} candles, first tick would be {first})")
     s.emit("strategy_started", {"strategy": type(s).__name__, "mode": "sim",
                                 "cash": initial_cash, "seed": config.seed,
-                                "universe": [ai.symbol for ai in s.assets]})
+                                "universe": [ai.symbol for ai in s.assets],
+                                "params": dict(s.params)})
     s.start()
     bar = _progress(len(timeline) - 1 - first) if progress else None
     try:
