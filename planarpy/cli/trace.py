@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import msgspec
 
 from ..trace import TraceError, follow, iter_events, trace_info, trace_tail
+from . import console
 
 EXPORT_BATCH = 65536
 
@@ -79,8 +80,7 @@ def trace_outcome(recorder: Any) -> int:
     health = recorder.health() if hasattr(recorder, "health") else None
     if health is None or health.ok:
         return 0
-    print(f"planarpy: the run could not write its trace as it went: {health.describe()}",
-          file=sys.stderr)
+    console.say(f"planarpy: the run could not write its trace as it went: {health.describe()}")
     return 1
 
 

@@ -2,6 +2,6 @@
 
 from . import handlers as _handlers  # noqa: F401  (registers the handlers)
 from ..runtime import EngineStopped
-from .run import LiveRun, start_live
+from .run import LiveRun, live_run, start_live
 
-__all__ = ["EngineStopped", "LiveRun", "start_live"]
+__all__ = ["EngineStopped", "LiveRun", "live_run", "start_live"]

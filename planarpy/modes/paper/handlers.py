@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import ccxt
+
 from ...actions import (Action, Mode, handles, order_request, order_sides, parse_pos, parse_side,
                         parse_tif)
 from ...core.instances import AssetInstance
@@ -98,9 +100,13 @@ def watch_ohlcv(s: Any, ai: AssetInstance | str | None = None, timeframe: str | 
     session = s.engine
 
     async def run() -> bool:
-        for a in (s.assets if ai is None else [s.asset(ai)]):
-            session.watch_ohlcv(a.symbol)
-            await session.fetch_candles(a.symbol)
-        await session.refresh_candles()
+        try:
+            for a in (s.assets if ai is None else [s.asset(ai)]):
+                session.watch_ohlcv(a.symbol)
+                await session.fetch_candles(a.symbol)
+            await session.refresh_candles()
+        except ccxt.BaseError as e:  # told to on_error, credentials removed; never raised
+            await session.report_error(e, where="watch_ohlcv")
+            return False
         return True
     return bool(_run(s, run()))
