@@ -121,7 +121,7 @@ def settle(state: State, ai: AssetInstance) -> None:
 def cancel_order(state: State, ai: AssetInstance, order: Order,
                  status: OrderStatus = OrderStatus.CANCELED) -> None:
     """Close an open order without a further fill and release what it held."""
-    if order.status is OrderStatus.OPEN:
+    if order.is_open:
         order.status = status
     _release(state, ai, order, order.committed)
     ai.orders.pop(order.id, None)

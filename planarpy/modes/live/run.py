@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ...config import load_config
+from ...core.errors import ConfigError
 from ...exchanges import ApiKeys, exchange_config, load_keys
 from ...loader import find_strategy
 from ...strategy import Strategy
@@ -25,6 +26,24 @@ class LiveRun(RunHandle):
         return self.session.engine.blocking(self.session.reconcile(), timeout)
 
 
+LIVE_KEYS = {"hand_orders": ("adopt", "ignore")}
+
+
+def live_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The LiveSession options set in the config's [live] table, checked."""
+    table = cfg.get("live") or {}
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[live] must be a table, not {type(table).__name__}")
+    out = {}
+    for key, allowed in LIVE_KEYS.items():
+        if key in table:
+            if table[key] not in allowed:
+                raise ConfigError(f"[live] {key} = {table[key]!r} is not allowed; use "
+                                  f"{' or '.join(map(repr, allowed))}")
+            out[key] = table[key]
+    return out
+
+
 def start_live(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
                exchange: str | None = None, keys: ApiKeys | None = None,
                settings: Mapping[str, Any] | None = None, trace: Any = None,
@@ -34,11 +53,13 @@ def start_live(strategy: type[Strategy] | str, *, exchange_url: str | None = Non
     `exchange` names the [exchanges.NAME] table (default: the strategy's exchange id);
     `exchange_url` points every endpoint elsewhere (a testnet, the local exchange).
     `trace` is an EventTrace (or anything with record/close); `options` go to LiveSession
-    (tick_interval, waitfor, stall_after, idle_stop, cancel_on_stop, close_on_stop, ...).
+    (tick_interval, waitfor, stall_after, idle_stop, cancel_on_stop, close_on_stop,
+    hand_orders, ...), over the config's [live] table.
     """
     cfg = load_config() if settings is None else settings
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
     xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
+    options = {**live_settings(cfg), **options}
     session = LiveSession(cls, xcfg, keys if keys is not None else load_keys(xcfg.keys or xcfg.name),
                           recorder=trace, **options)
     session.start(timeout)
