@@ -86,10 +86,11 @@ async def lookup(session: Any, ai: AssetInstance, order: Order) -> Mapping[str, 
 
 
 async def go_unknown(session: Any, ai: AssetInstance, flight: Flight, reason: str) -> None:
-    """The submit got no answer: the order's outcome is unknown until settled."""
+    """The submit got no answer: the order's outcome is unknown until settled (unless a
+    report of it came meanwhile)."""
     flight.window_end = time.monotonic() + session.venue.submit_window(session.client)
     order = flight.order
-    if order.status is OrderStatus.OPEN and order.id in ai.orders:
+    if not flight.known.is_set() and order.status is OrderStatus.OPEN and order.id in ai.orders:
         await session.emit("order_updated", {"id": order.id, "symbol": ai.symbol,
                                              "status": OrderStatus.UNKNOWN.value,
                                              "reason": reason}, ai.symbol)
@@ -99,7 +100,7 @@ async def settle(session: Any, flight: Flight) -> bool:
     """Ask the exchange about an unknown order once; whether it is settled now."""
     order = flight.order
     ai = session.s.state.assets[order.symbol]
-    if not order.is_open:
+    if order.status is not OrderStatus.UNKNOWN:  # a report found it meanwhile, or it ended
         session.flights.seen(order)
         return True
     asked = time.monotonic()
@@ -113,7 +114,7 @@ async def settle(session: Any, flight: Flight) -> bool:
         await never_placed(session, ai, flight)
         return True
     await reports.on_order(session, found, REST)
-    return not order.is_open or order.status is not OrderStatus.UNKNOWN
+    return order.status is not OrderStatus.UNKNOWN
 
 
 async def never_placed(session: Any, ai: AssetInstance, flight: Flight) -> None:

@@ -15,7 +15,8 @@ from ...exchanges import ApiKeys, exchange_config, load_keys
 from ...loader import find_strategy
 from ...strategy import Strategy
 from ..runtime.handle import RunHandle
-from .session import LiveSession
+from .reconciler import HAND_ORDERS
+from .session import LiveSession, choice
 
 
 class LiveRun(RunHandle):
@@ -26,7 +27,7 @@ class LiveRun(RunHandle):
         return self.session.engine.blocking(self.session.reconcile(), timeout)
 
 
-LIVE_KEYS = {"hand_orders": ("adopt", "ignore")}
+LIVE_KEYS = {"hand_orders": HAND_ORDERS}
 
 
 def live_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -34,14 +35,8 @@ def live_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     table = cfg.get("live") or {}
     if not isinstance(table, Mapping):
         raise ConfigError(f"[live] must be a table, not {type(table).__name__}")
-    out = {}
-    for key, allowed in LIVE_KEYS.items():
-        if key in table:
-            if table[key] not in allowed:
-                raise ConfigError(f"[live] {key} = {table[key]!r} is not allowed; use "
-                                  f"{' or '.join(map(repr, allowed))}")
-            out[key] = table[key]
-    return out
+    return {key: choice(f"[live] {key}", table[key], allowed)
+            for key, allowed in LIVE_KEYS.items() if key in table}
 
 
 def start_live(strategy: type[Strategy] | str, *, exchange_url: str | None = None,

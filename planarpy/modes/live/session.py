@@ -61,7 +61,7 @@ class LiveSession(Session):
         self.strategy_id = strategy_id or cls.__name__
         self.id_prefix = translate.client_id_prefix(self.strategy_id)
         self.venue = venue_for(exchange.id)
-        self.fills = Reconciler(self.venue, self.id_prefix, _choice("hand_orders", hand_orders))
+        self.fills = Reconciler(self.venue, self.id_prefix, choice("hand_orders", hand_orders, HAND_ORDERS))
         self.flights = Flights()  # orders sent and not yet known to exist, or unknown
         self.inflight_every = _seconds("inflight_every", inflight_every)
         self.adopt_every = None if adopt_every is None else _seconds("adopt_every", adopt_every)
@@ -317,10 +317,11 @@ class LiveSession(Session):
         return translate.new_client_id(self.id_prefix, int(time.time() * 1000), self._ids)
 
 
-def _choice(name: str, value: Any) -> str:
-    if value not in HAND_ORDERS:
-        raise ConfigError(f"{name} must be one of {', '.join(map(repr, HAND_ORDERS))}, "
-                          f"not {value!r}")
+def choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """`value` if it is one of `allowed` (ConfigError naming `name` otherwise)."""
+    if value not in allowed:
+        raise ConfigError(f"{name} = {value!r} is not allowed; use "
+                          f"{' or '.join(map(repr, allowed))}")
     return value
 
 
