@@ -54,7 +54,11 @@ class Flights:
         self.by_id: dict[str, Flight] = {}
 
     def start(self, order: Order, request: Mapping[str, Any]) -> Flight:
-        flight = self.by_id[order.id] = Flight(order, request)
+        """`order` is about to be sent (from any thread: before it is handed to the loop,
+        so that a cancel right after it finds it)."""
+        flight = self.by_id.get(order.id)
+        if flight is None:
+            flight = self.by_id[order.id] = Flight(order, request)
         return flight
 
     def get(self, order_id: str) -> Flight | None:
@@ -69,11 +73,17 @@ class Flights:
                 del self.by_id[order.id]
 
     def unknown(self) -> list[Flight]:
-        return [f for f in self.by_id.values() if f.unknown]
+        return [f for f in list(self.by_id.values()) if f.unknown]
 
     def due_cancels(self) -> list[Flight]:
         """Known orders whose cancel nobody is waiting to send."""
-        return [f for f in self.by_id.values() if f.cancel and f.known.is_set() and not f.waiting]
+        return [f for f in list(self.by_id.values())
+                if f.cancel and f.known.is_set() and not f.waiting]
+
+    def queued(self, symbol: str) -> list[Order]:
+        """Orders of `symbol` handed to the loop and not yet created locally."""
+        return [f.order for f in list(self.by_id.values())
+                if f.order.symbol == symbol and not f.known.is_set() and f.order.is_open]
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -149,9 +159,9 @@ async def check(session: Any) -> None:
     for flight in session.flights.due_cancels():
         order = flight.order
         ai = session.s.state.assets[order.symbol]
-        await orders.cancel_known(session, ai, order, confirm=False)
-        flight.cancel = False
-        session.flights.seen(order)
+        if not order.is_open or await orders.cancel_known(session, ai, order, confirm=False):
+            flight.cancel = False
+            session.flights.seen(order)  # else: tried again next time
 
 
 async def sweep(session: Any) -> None:

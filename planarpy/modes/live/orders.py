@@ -63,6 +63,7 @@ async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mappin
     loop = asyncio.get_running_loop()
     order = (await session.emit("order_created", order_payload(order), ai.symbol)).order or order
     flight = session.flights.start(order, request)
+    flight.order = order  # the state's own object from now on
     session.watch_orders(ai.symbol)
     try:
         reply = await _send(session, ai, order, deadline)
@@ -154,7 +155,8 @@ async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[s
     `waitfor` runs out; after that the cancel goes as soon as it is known, and this
     returns False)."""
     deadline = asyncio.get_running_loop().time() + max(waitfor, 0.0)
-    targets = [o for o in list(ai.orders.values())
+    orders = {o.id: o for o in list(ai.orders.values()) + session.flights.queued(ai.symbol)}
+    targets = [o for o in orders.values()
                if (side is None or o.side is side) and (ids is None or o.id in ids)]
     ok = True
     for order in targets:
@@ -176,6 +178,7 @@ async def _cancel(session: Any, ai: AssetInstance, order: Order, deadline: float
         finally:
             flight.waiting -= 1
         flight.cancel = False
+        order = flight.order  # the state's own object, once created there
         session.flights.seen(order)
     if not order.is_open:
         return True

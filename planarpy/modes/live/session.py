@@ -61,7 +61,8 @@ class LiveSession(Session):
         self.strategy_id = strategy_id or cls.__name__
         self.id_prefix = translate.client_id_prefix(self.strategy_id)
         self.venue = venue_for(exchange.id)
-        self.fills = Reconciler(self.venue, self.id_prefix, choice("hand_orders", hand_orders, HAND_ORDERS))
+        self.fills = Reconciler(self.venue, self.id_prefix,
+                                choice("hand_orders", hand_orders, HAND_ORDERS))
         self.flights = Flights()  # orders sent and not yet known to exist, or unknown
         self.inflight_every = _seconds("inflight_every", inflight_every)
         self.adopt_every = None if adopt_every is None else _seconds("adopt_every", adopt_every)
