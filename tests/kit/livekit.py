@@ -81,12 +81,12 @@ def counterparty(lx: Any, name: str = "other") -> Any:
     return client
 
 
-def raw_client(lx: Any) -> Any:
-    """A sync ccxt binance client on the strategy's own account of `lx`."""
+def raw_client(lx: Any, exchange: str = "binance") -> Any:
+    """A sync ccxt client (binance or binanceusdm) on the strategy's own account of `lx`."""
     import ccxt
 
     from planarpy.localexchange import point_ccxt
-    client = point_ccxt(ccxt.binance({"apiKey": lx.api_key, "secret": lx.secret}), lx.url)
+    client = point_ccxt(getattr(ccxt, exchange)({"apiKey": lx.api_key, "secret": lx.secret}), lx.url)
     client.load_markets()
     return client
 

@@ -8,10 +8,11 @@ from planarpy import Trade, missing
 from planarpy.core.errors import ConfigError
 from planarpy.trace import EventTrace, trace_tail
 
-from livekit import (Quiet, counterparty, eventually, in_step, live, raw_client, replayed,
+from livekit import (Quiet, QuietPerp, counterparty, eventually, in_step, live, raw_client, replayed,
                      user_stream_up)
 
 SYM = "XRP/ETH"
+PERP = "XRP/USDT:USDT"
 FAST_WINDOW = {"rate_limit": False, "options": {"recvWindow": 1000}}  # a 2 s submit window
 
 
@@ -127,6 +128,30 @@ def test_a_5xx_after_the_order_was_executed_finds_it(lx, trace):
         assert isinstance(t, Trade) and t.amount == 100.0
         assert len([o for o in raw_client(lx).fetch_orders(SYM) if o["side"] == "buy"]) == 1
         assert eventually(lambda: in_step(run, lx) == [], timeout=5)
+    replayed(run.strategy, trace.path)
+
+
+def test_futures_orders_of_unknown_outcome_are_settled_too(lx, trace):
+    """USD-M: a market order answered 503 after it was executed is found with its fill;
+    a limit order answered 503 with nothing done is closed as never placed."""
+    cfg = {"exchanges": {"binanceusdm": FAST_WINDOW}}
+    with live(lx, QuietPerp, trace=trace, settings=cfg) as run:
+        lx.faults.update({"http_status": 503, "http_path": "POST /fapi/v1/order", "http_count": 1,
+                          "http_processed": True})
+        t = run.call("market_order", PERP, 100.0, side="buy")
+        assert isinstance(t, Trade) and t.amount == 100.0
+        eventually(lambda: run.state()["assets"][PERP]["long"] == 100.0)
+        lx.faults.update({"http_status": 503, "http_path": "POST /fapi/v1/order", "http_count": 1,
+                          "http_processed": False})
+        bid = raw_client(lx, "binanceusdm").fetch_order_book(PERP)["bids"][0][0]
+        assert run.call("limit_order", PERP, 100.0, round(bid * 0.5, 4), side="buy",
+                        waitfor=0.5) is missing
+        order = only_order(run)
+        assert order.status.value == "unknown"
+        eventually(lambda: not order.is_open, timeout=10)
+        assert order.status.value == "not_placed" and run.state()["committed"] == 0
+        assert eventually(lambda: run.reconcile() == [], timeout=5)
+        assert run.call("close_position", PERP) is True
     replayed(run.strategy, trace.path)
 
 
@@ -279,4 +304,18 @@ def test_a_cancel_sent_right_after_its_order_waits_for_it(lx, trace):
     assert not [e for e in events(trace, ["exchange_error"]) if "-2011" in str(e["payload"])]
     assert len([e for e in events(trace, ["order_closed"])
                 if e["payload"]["status"] == "canceled"]) == 3
+    replayed(run.strategy, trace.path)
+
+
+def test_a_cancel_right_after_a_fire_and_forget_order_from_a_script(lx, trace):
+    """The same from a script's thread: the cancel finds the order even before the loop
+    has created it locally, and waits for the exchange to know it."""
+    with live(lx, trace=trace) as run:
+        lx.faults.update({"delay_ms": 300, "delay_path": "POST /api/v3/order", "delay_count": 1})
+        assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy", waitfor=0,
+                        synced=False) is missing
+        assert run.call("cancel_orders", SYM) is True
+        assert run.state()["assets"][SYM]["orders"] == [] and run.state()["committed"] == 0
+        assert raw_client(lx).fetch_open_orders(SYM) == []
+        assert in_step(run, lx) == []
     replayed(run.strategy, trace.path)
