@@ -91,6 +91,9 @@ def raw_client(lx: Any, exchange: str = "binance") -> Any:
     return client
 
 
+ALL = 1_000_000  # a page size that gets every order (the local exchange has no maximum)
+
+
 def in_step(run: Any, lx: Any, symbols: tuple[str, ...] = ("XRP/ETH",)) -> list[str]:
     """Differences between a spot run's state and the exchange's ([] when equal):
     `reconcile()` (cash, holdings, open orders) and, for each of the run's orders, the
@@ -102,7 +105,8 @@ def in_step(run: Any, lx: Any, symbols: tuple[str, ...] = ("XRP/ETH",)) -> list[
         local: dict[str, float] = defaultdict(float)
         for t in run.strategy.state.trades:
             local[t.order_id] += t.amount
-    theirs = {o["clientOrderId"]: o["filled"] for sym in symbols for o in client.fetch_orders(sym)
+    theirs = {o["clientOrderId"]: o["filled"] for sym in symbols
+              for o in client.fetch_orders(sym, limit=ALL)
               if run.session.owns(o["clientOrderId"]) and o["filled"]}
     for cid in sorted(set(local) | set(theirs)):
         if abs(local.get(cid, 0.0) - theirs.get(cid, 0.0)) > 1e-9:

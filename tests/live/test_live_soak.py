@@ -22,7 +22,7 @@ import pytest
 from planarpy import call
 from planarpy.trace import EventTrace, trace_tail
 
-from livekit import Quiet, counterparty, eventually, in_step, live, raw_client, replayed
+from livekit import ALL, Quiet, counterparty, eventually, in_step, live, raw_client, replayed
 
 SYM = "XRP/ETH"
 SEED = int(os.environ.get("PLANARPY_SOAK_SEED", "13"))
@@ -166,12 +166,16 @@ def soak(lx: Any, tmp_path: Any, seconds: float) -> str:
             eventually(lambda: not run.session.flights.unknown(), timeout=30)
             eventually(lambda: run.call("cancel_orders", SYM) and
                        not run.state()["assets"][SYM]["orders"], timeout=30)
-            assert eventually(lambda: in_step(run, lx) == [], timeout=30)
+            last: list[list[str]] = []
+            try:
+                eventually(lambda: not last.append(in_step(run, lx)) and last[-1] == [], timeout=30)
+            except AssertionError:
+                raise AssertionError(f"not in step ({path}): {last[-1]}") from None
             actions = dict(run.strategy.actions)
         trace.flush()
     replayed(run.strategy, path)
     mine = created(path)
-    theirs = [o for o in raw_client(lx).fetch_orders(SYM, limit=1000)
+    theirs = [o for o in raw_client(lx).fetch_orders(SYM, limit=ALL)
               if run.session.fills.owner(o["clientOrderId"]) == "mine"]
     ids = Counter(o["clientOrderId"] for o in theirs)
     assert all(n == 1 for n in ids.values()), "an order was placed twice"

@@ -9,7 +9,7 @@ only after a refusal that left nothing behind (a rate limit).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from typing import Any, Coroutine, Mapping
 
 import ccxt
 
@@ -37,6 +37,15 @@ def _params(session: Any, ai: AssetInstance, order: Order) -> dict[str, Any]:
     if order.reduce_only and ai.market.is_derivative:
         params["reduceOnly"] = True
     return params
+
+
+def send(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+         waitfor: float, synced: bool) -> Coroutine[Any, Any, Trade | Any | None]:
+    """The live executor's entry: `submit` of a built, checked order, to run on the
+    engine's loop. The order is in flight from this call on (any thread), so that a cancel
+    issued right after it, before the loop has run the submit, finds it and waits."""
+    session.flights.start(order, request)
+    return submit(session, ai, order, request, waitfor, synced)
 
 
 async def submit(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
