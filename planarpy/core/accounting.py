@@ -122,7 +122,7 @@ def settle(state: State, ai: AssetInstance) -> None:
 def cancel_order(state: State, ai: AssetInstance, order: Order,
                  status: OrderStatus = OrderStatus.CANCELED) -> None:
     """Close an open order without a further fill and release what it held."""
-    if order.status is OrderStatus.OPEN:
+    if order.is_open:
         order.status = status
     if order.filled > 0 and order.id in ai.orders:
         state.orders_partial += 1

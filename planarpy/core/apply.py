@@ -119,6 +119,18 @@ def _order_closed(state: State, d: Mapping[str, Any]) -> Effect:
     return Effect(order=order)
 
 
+def _order_updated(state: State, d: Mapping[str, Any]) -> Effect:
+    """An open order's status changed without a fill: (live) its submit outcome became
+    unknown, or an order of unknown outcome was found on the exchange."""
+    ai = _asset(state, d["symbol"])
+    order = ai.orders.get(str(d["id"]))
+    status = OrderStatus(d.get("status", "open"))
+    if order is None or status not in (OrderStatus.OPEN, OrderStatus.UNKNOWN):
+        return NO_EFFECT
+    order.status = status
+    return Effect(order=order)
+
+
 def _liquidation(state: State, d: Mapping[str, Any] | Trade) -> Effect:
     trade = d if isinstance(d, Trade) else trade_from_payload(d)
     ai = _asset(state, trade.symbol)
@@ -192,6 +204,7 @@ APPLY: dict[str, Callable[[State, Mapping[str, Any]], Effect]] = {
     "trade_created": _trade,
     "trade_emulated": _trade,
     "order_closed": _order_closed,
+    "order_updated": _order_updated,
     "order_cancelled_local": _order_closed,
     "liquidation": _liquidation,
     "leverage_updated": _leverage,

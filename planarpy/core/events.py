@@ -31,6 +31,7 @@ KINDS: tuple[str, ...] = (
     "liquidation",
     "market_data",
     "clock_resynced",
+    "exchange_message",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -34,6 +34,10 @@ class OrderStatus(str, enum.Enum):
     CLOSED = "closed"  # fully filled
     CANCELED = "canceled"  # cancelled with or without a partial fill (IOC rest included)
     REJECTED = "rejected"
+    # live: the submit got no answer (a timeout, a 5xx, a dropped connection), so the order
+    # may or may not exist; it holds its funds until the exchange is asked again
+    UNKNOWN = "unknown"
+    NOT_PLACED = "not_placed"  # live: was UNKNOWN, and the exchange never received it
 
 
 def opens_position(side: Side, pos: PositionSide) -> bool:
@@ -76,7 +80,8 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        return self.status is OrderStatus.OPEN
+        """Whether the order may still fill: open, or (live) of unknown outcome."""
+        return self.status is OrderStatus.OPEN or self.status is OrderStatus.UNKNOWN
 
     @property
     def average(self) -> float:

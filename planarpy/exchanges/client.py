@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import threading
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -15,6 +14,7 @@ from ..core.errors import ConfigError
 from . import redact
 from .keys import ApiKeys, load_keys
 from .ratelimit import shared_budget
+from .venues import venue_for
 
 
 @attrs.frozen(slots=True)
@@ -38,6 +38,7 @@ class ExchangeConfig:
 
 
 ON_STOP = ("keep", "cancel", "close")  # what a stopping run does with its orders and positions
+HAND_ORDERS = ("adopt", "ignore")  # what live mode does with orders placed by hand
 
 _EXCHANGE_KEYS = {
     "id": V.nonempty(), "url": V.url(), "sandbox": V.boolean(), "rate_limit": V.boolean(),
@@ -88,20 +89,6 @@ def rewrite_urls(urls: Any, base: str) -> Any:
     if isinstance(urls, list):
         return [rewrite_urls(v, base) for v in urls]
     return urls
-
-
-def _keep_error_codes(client: Any) -> None:
-    """ccxt picks market-specific error codes by the real host in the URL; with the URL
-    overridden it cannot, so merge the table of the client's market type into the general
-    one (-2010 stays InsufficientFunds, not a bare ExchangeError)."""
-    futures = client.id == "binanceusdm" or client.options.get("defaultType") in ("swap", "future")
-    exceptions = copy.deepcopy(client.exceptions)
-    specific = exceptions.get("linear" if futures else "spot") or {}
-    for kind in ("exact", "broad"):
-        merged = dict(exceptions.get(kind) or {})
-        merged.update(specific.get(kind) or {})
-        exceptions[kind] = merged
-    client.exceptions = exceptions
 
 
 _CLIENTS: dict[tuple[str, str, str, int], list[Any]] = {}  # key -> [client, users]
@@ -156,8 +143,8 @@ def _build(cfg: ExchangeConfig, keys: ApiKeys, pro: bool) -> Any:
     # ccxt.pro re-filters its whole cache of orders and trades on every message: planarpy
     # keeps its own state and reads each update as it comes, so small caches suffice
     options.update(ordersLimit=100, tradesLimit=200)
-    if cfg.id == "binance":  # spot only: otherwise load_markets also asks margin and futures
-        options["fetchMarkets"] = {"types": ["spot"]}
+    venue = venue_for(cfg.id)
+    options.update(venue.client_options())
     options.update(cfg.options)
     client = cls({**keys.ccxt(), "enableRateLimit": cfg.rate_limit, "options": options})
     if cfg.rate_limit:
@@ -171,5 +158,5 @@ def _build(cfg: ExchangeConfig, keys: ApiKeys, pro: bool) -> Any:
         client.set_sandbox_mode(True)
     if cfg.url:
         client.urls["api"] = rewrite_urls(client.urls["api"], cfg.url)
-        _keep_error_codes(client)
+    venue.prepare(client, url_overridden=bool(cfg.url))
     return client

@@ -4,9 +4,11 @@
 |---|---|
 | `http_status` (500, 502, 503, 429, 418) | REST answers that status (429/418 with Retry-After), the WebSocket API's trading requests that status with its error (5xx: -1007, outcome unknown) |
 | `http_count` | ... for that many requests only (None: until cleared) |
-| `http_path` | ... only for paths (WebSocket API: methods) containing this text (None: all) |
+| `http_path` | ... only for paths (WebSocket API: methods) containing this text (None: all); "GET /api/v3/order" also names the method |
+| `http_processed` | a 5xx comes after the request was executed (the answer is lost), not instead of it |
 | `retry_after` | seconds in the Retry-After header of 429/418 |
-| `delay_ms` | every REST and WebSocket API answer is delayed (a client timeout fires) |
+| `delay_ms` | REST and WebSocket API requests are executed and answered this late (a client timeout fires; the request is executed all the same) |
+| `delay_count`, `delay_path` | ... for that many requests only, or matching paths only (as `http_*`) |
 | `ws_delay_ms` | every WebSocket frame is delayed |
 | `user_lag_ms` | user-data events leave this long after the answer to the request that caused them (Binance's stream lags its answers, by a few ms to over 100 ms); 0: before the answer |
 | `clock_skew_ms` | server time runs ahead (+) or behind (-) the wall clock: -1021 |
@@ -17,6 +19,12 @@
 | `refuse_ws` | new WebSocket connections are refused (HTTP 503) |
 
 `drop_websockets()` closes every open WebSocket at once (abnormal closure).
+
+A submit whose outcome the client cannot know, as Binance has it: a 5xx with the order
+executed (`http_status` 503, `http_processed`) or not (`http_processed` false); a stall
+past the client's timeout with the order executed late, then 5xx on the lookups
+(`delay_ms` 800, `delay_path` "POST /api/v3/order", `delay_count` 1, and `http_status`
+503 with `http_path` "GET /api/v3/order").
 """
 
 from __future__ import annotations
@@ -33,8 +41,11 @@ class Faults:
     http_status: int | None = None
     http_count: int | None = None
     http_path: str | None = None
+    http_processed: bool = False
     retry_after: int = 1
     delay_ms: int = 0
+    delay_count: int | None = None
+    delay_path: str | None = None
     ws_delay_ms: int = 0
     user_lag_ms: int = 0
     clock_skew_ms: int = 0
@@ -66,10 +77,11 @@ class Faults:
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in attrs.fields(Faults) if f.name != "on_drop"}
 
-    def take_http_fault(self, path: str) -> int | None:
-        """The status a REST request to `path` must fail with now, counting it; or None."""
+    def take_http_fault(self, path: str, method: str = "") -> int | None:
+        """The status a request (`method` `path`, or a WebSocket API method) must fail
+        with now, counting it; or None."""
         status = self.http_status
-        if status is None or (self.http_path and self.http_path not in path):
+        if status is None or not _matches(self.http_path, method, path):
             return None
         if self.http_count is not None:
             if self.http_count <= 0:
@@ -78,6 +90,28 @@ class Faults:
             self.http_count -= 1
         return status
 
+    def take_delay(self, path: str, method: str = "") -> float:
+        """The seconds a request must wait before it is executed, counting it."""
+        if not self.delay_ms or not _matches(self.delay_path, method, path):
+            return 0.0
+        if self.delay_count is not None:
+            if self.delay_count <= 0:
+                self.delay_ms, self.delay_count = 0, None
+                return 0.0
+            self.delay_count -= 1
+        return self.delay_ms / 1000
+
     def drop_websockets(self, kind: str | None = None) -> int:
         """Close open WebSockets ("public", "user" or all); returns how many."""
         return self.on_drop(kind) if self.on_drop is not None else 0
+
+
+def _matches(rule: str | None, method: str, path: str) -> bool:
+    """Whether a request matches a fault's path rule: text the path contains, optionally
+    after a method ("GET /api/v3/order"); no rule matches everything."""
+    if not rule:
+        return True
+    verb, _, rest = rule.partition(" ")
+    if rest and verb.isupper():
+        return verb == method and rest in path
+    return rule in path

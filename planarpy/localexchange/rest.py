@@ -26,12 +26,14 @@ TOO_MANY = ("Too many requests; current limit of IP(127.0.0.1) is 6000 requests 
 def fault_middleware(lx: "LocalExchange") -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
-        faults, path = lx.faults, request.path
+        faults, path, method = lx.faults, request.path, request.method
         if path.startswith("/lx/") or request.headers.get("Upgrade", "").lower() == "websocket":
             return await handler(request)
-        if faults.delay_ms:
-            await asyncio.sleep(faults.delay_ms / 1000)
-        status = faults.take_http_fault(path)
+        delay = faults.take_delay(path, method)
+        if delay:
+            await request.read()  # it has arrived: executed even if the client stops waiting
+            await asyncio.sleep(delay)
+        status = faults.take_http_fault(path, method)
         if status in (429, 418):
             msg = TOO_MANY if status == 429 else (
                 f"Way too many requests; IP(127.0.0.1) banned until {lx.server_time() + 60_000}. "
@@ -39,6 +41,8 @@ def fault_middleware(lx: "LocalExchange") -> Callable[..., Awaitable[web.StreamR
             return web.json_response({"code": -1003, "msg": msg}, status=status,
                                      headers={"Retry-After": str(faults.retry_after)})
         if status is not None:
+            if faults.http_processed:  # executed, and the answer lost
+                await handler(request)
             return web.Response(status=status, text=f"<html><body><h1>{status}</h1></body></html>",
                                 content_type="text/html")
         return await handler(request)
@@ -49,7 +53,7 @@ def route(lx: "LocalExchange", fn: Handler, signed: bool = False, key_only: bool
     """An aiohttp handler: parse params, check auth, call `fn`, answer JSON or a Binance error."""
     async def handler(request: web.Request) -> web.Response:
         try:
-            body = await request.text() if request.can_read_body else ""
+            body = await request.text() if request.body_exists else ""
             params: Params = dict(parse_qsl(request.query_string, keep_blank_values=True))
             params.update(parse_qsl(body, keep_blank_values=True))
             account = None

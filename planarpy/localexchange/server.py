@@ -3,7 +3,7 @@
 Run it in the caller's event loop (`async with LocalExchange(...)`) or in a background
 thread (`with LocalExchange(...)`). Admin routes under `/lx/` (no auth; loopback only):
 `GET /lx/state`, `GET|POST /lx/faults`, `POST /lx/faults/clear`, `POST /lx/faults/drop`,
-`POST /lx/step` ({"ms": n}).
+`POST /lx/step` ({"ms": n}), `POST /lx/orders` (an order placed by hand, see `place_by_hand`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from ..core.market import Market
 from ..data import sample
 from . import rest
 from .accounts import Account
-from .auth import Credentials
+from . import formats as fmt
+from .auth import BinanceError, Credentials
 from .clock import Clock, wall_ms
 from .engine import Engine
 from .faults import Faults
@@ -106,6 +107,7 @@ class LocalExchange:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pump: asyncio.Task | None = None
+        self._hand_orders = 0
 
     def __repr__(self) -> str:
         return f"LocalExchange(url={self.url!r}, markets={len(self.engine.spot) + len(self.engine.futures)})"
@@ -154,6 +156,25 @@ class LocalExchange:
         if ms:
             self.clock.step(ms)
         return self.engine.advance(self.clock.now())
+
+    def place_by_hand(self, symbol: str, side: str, amount: Any, price: Any = None, *,
+                      account: str = "test", client_id: str | None = None,
+                      futures: bool = False) -> dict[str, Any]:
+        """Place an order as a person would on the exchange's web page: no API call, the
+        exchange's own client id ("web_" and a number) unless given; a limit order (GTC)
+        with a price, else a market order. `symbol` is the exchange's id ("XRPETH").
+        Returns the order as the REST API would; BinanceError if the exchange refuses it."""
+        acc = self.account(account)
+        self._hand_orders += 1
+        params = {"symbol": symbol, "side": side.upper(), "quantity": str(amount),
+                  "newClientOrderId": client_id or f"web_{self._hand_orders:06d}",
+                  "newOrderRespType": "FULL"}
+        if price is not None:
+            params.update(type="LIMIT", price=str(price), timeInForce="GTC")
+        else:
+            params["type"] = "MARKET"
+        order, fills, resp = self._call(self.engine.place, acc, params, futures)
+        return fmt.futures_order(order) if futures else fmt.spot_order(order, fills, resp)
 
     def _drop(self, kind: str | None) -> int:
         return self._call(self.hub.drop, kind)
@@ -280,4 +301,18 @@ class LocalExchange:
         app.router.add_route("*", "/lx/faults", faults)
         app.router.add_post("/lx/faults/clear", clear)
         app.router.add_post("/lx/faults/drop", drop)
+        async def by_hand(request: web.Request) -> web.Response:
+            body = await request.json()
+            try:
+                order = self.place_by_hand(body["symbol"], body["side"], body["amount"],
+                                           body.get("price"), account=body.get("account", "test"),
+                                           client_id=body.get("client_id"),
+                                           futures=bool(body.get("futures")))
+            except BinanceError as e:
+                return web.json_response(e.body(), status=e.status)
+            except (KeyError, TypeError, ValueError) as e:
+                return web.json_response({"error": f"bad order: {e!r}"}, status=400)
+            return web.json_response(order)
+
         app.router.add_post("/lx/step", step)
+        app.router.add_post("/lx/orders", by_hand)

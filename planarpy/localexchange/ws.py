@@ -158,8 +158,9 @@ class Hub:
         if not isinstance(msg, dict):
             return
         if conn.kind == "wsapi":
-            if self.lx.faults.delay_ms:  # a slow answer, as for REST (requests queue behind it)
-                await asyncio.sleep(self.lx.faults.delay_ms / 1000)
+            delay = self.lx.faults.take_delay(str(msg.get("method")))
+            if delay:  # a slow answer, as for REST (requests queue behind it)
+                await asyncio.sleep(delay)
             self._wsapi(conn, msg)
             return
         method, params, rid = msg.get("method"), msg.get("params") or [], msg.get("id")
@@ -197,9 +198,13 @@ class Hub:
             handler = _TRADING.get((method, conn.futures))
             if handler is not None:  # faults hit trading requests, not the user-data login
                 fault = self.lx.faults.take_http_fault(str(method))
-                if fault is not None:
-                    raise _FAULTS.get(fault) or BinanceError(-1007, _UNKNOWN, fault)
+                if fault is not None and fault in _FAULTS:
+                    raise _FAULTS[fault]
                 flat = _flat(params)
+                if fault is not None:  # 5xx: executed (the answer lost) or not
+                    if self.lx.faults.http_processed:
+                        handler(self.lx, flat, self._signed(params, flat))
+                    raise BinanceError(-1007, _UNKNOWN, fault)
                 result = handler(self.lx, flat, self._signed(params, flat))
             elif method == "userDataStream.subscribe.signature" and not conn.futures:
                 result = self._login(conn, params)

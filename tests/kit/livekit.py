@@ -22,6 +22,10 @@ class Quiet(Strategy):
         self.updates: list[tuple[dict, dict]] = []
         self.errors: list[str] = []
         self.seen_errors: list[tuple[str, str]] = []
+        self.fills: list[Any] = []
+
+    def on_trade(self, ai: Any, trade: Any) -> None:
+        self.fills.append(trade)
 
     def on_error(self, where: str, message: str) -> None:
         self.seen_errors.append((where, message))
@@ -77,11 +81,47 @@ def counterparty(lx: Any, name: str = "other") -> Any:
     return client
 
 
-def raw_client(lx: Any) -> Any:
-    """A sync ccxt binance client on the strategy's own account of `lx`."""
+def raw_client(lx: Any, exchange: str = "binance") -> Any:
+    """A sync ccxt client (binance or binanceusdm) on the strategy's own account of `lx`."""
     import ccxt
 
     from planarpy.localexchange import point_ccxt
-    client = point_ccxt(ccxt.binance({"apiKey": lx.api_key, "secret": lx.secret}), lx.url)
+    client = point_ccxt(getattr(ccxt, exchange)({"apiKey": lx.api_key, "secret": lx.secret}), lx.url)
     client.load_markets()
     return client
+
+
+ALL = 1_000_000  # a page size that gets every order (the local exchange has no maximum)
+
+
+def in_step(run: Any, lx: Any, symbols: tuple[str, ...] = ("XRP/ETH",)) -> list[str]:
+    """Differences between a spot run's state and the exchange's ([] when equal):
+    `reconcile()` (cash, holdings, open orders) and, for each of the run's orders, the
+    amount its local trades add up to against what the exchange says it filled."""
+    from collections import defaultdict
+    out = run.reconcile()
+    client = raw_client(lx)
+    with run.session.engine.locked():
+        local: dict[str, float] = defaultdict(float)
+        for t in run.strategy.state.trades:
+            local[t.order_id] += t.amount
+    theirs = {o["clientOrderId"]: o["filled"] for sym in symbols
+              for o in client.fetch_orders(sym, limit=ALL)
+              if run.session.owns(o["clientOrderId"]) and o["filled"]}
+    for cid in sorted(set(local) | set(theirs)):
+        if abs(local.get(cid, 0.0) - theirs.get(cid, 0.0)) > 1e-9:
+            out.append(f"order {cid} filled: local {local.get(cid, 0.0)}, exchange {theirs.get(cid, 0.0)}")
+    return out
+
+
+def replayed(strategy: Any, path: Any) -> None:
+    """The trace at `path` replays to `strategy`'s state (AssertionError naming what differs)."""
+    from planarpy.trace import replay_from_trace
+    report = replay_from_trace(strategy, path)
+    assert report.ok, str(report)
+
+
+def user_stream_up(lx: Any) -> None:
+    """Wait until a client is subscribed to `lx`'s spot user data (a run's balance watcher
+    subscribes in the background once started; events before that reach no one)."""
+    eventually(lambda: any(c.sub_id is not None for c in list(lx.hub.conns)))

@@ -257,18 +257,6 @@ def test_an_ip_ban_is_not_made_longer(lx):
         assert lx.faults.http_count == 1  # one of the two refusals is still unused
 
 
-def test_trades_of_unknown_orders_are_kept_once_and_not_for_ever():
-    """Trades whose order is unknown (another strategy's, on a shared key) are kept once
-    each, for the newest PENDING_ORDERS orders only."""
-    from planarpy.modes.live.orders import PENDING_ORDERS, _keep_pending
-    pending: dict = {}
-    for k in range(PENDING_ORDERS + 50):
-        _keep_pending(pending, str(k), {"id": f"t{k}"})
-        _keep_pending(pending, str(k), {"id": f"t{k}"})  # a REST poll sees it again
-    assert len(pending) == PENDING_ORDERS and pending[str(PENDING_ORDERS + 49)] == [{"id": f"t{PENDING_ORDERS + 49}"}]
-    assert "0" not in pending
-
-
 def _never(check, seconds: float) -> bool:
     """Whether `check()` stays false for `seconds` (sampled every 20 ms)."""
     end = time.monotonic() + seconds

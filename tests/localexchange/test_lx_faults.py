@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.request
 
 import aiohttp
@@ -175,3 +176,69 @@ def test_reordered_user_events(usdm, local_exchange):
     local_exchange.faults.update({"reorder_user": True})
     frames = asyncio.run(_user_frames(local_exchange, 2, lambda: usdm.create_order(PERP, "market", "buy", 10)))
     assert [f["o"]["x"] for f in frames] == ["TRADE", "NEW"]
+
+
+def test_a_5xx_either_executes_the_request_or_not(spot, local_exchange):
+    """A 503 on an order with `http_processed` off leaves nothing; with it on, the order
+    exists although the client saw only the 503 (Binance's "execution status unknown")."""
+    faults = local_exchange.faults
+    for processed, cid in ((False, "not-executed"), (True, "executed")):
+        faults.update({"http_status": 503, "http_path": "POST /api/v3/order", "http_count": 1,
+                       "http_processed": processed})
+        with pytest.raises(ccxt.ExchangeNotAvailable):
+            spot.create_order(SPOT, "limit", "buy", 10, 0.0005, {"clientOrderId": cid})
+        faults.clear()
+    assert [o["clientOrderId"] for o in spot.fetch_open_orders(SPOT)] == ["executed"]
+
+
+def test_a_method_scoped_fault_leaves_other_methods_alone(spot, local_exchange):
+    """"GET /api/v3/order" fails lookups only: orders are placed and cancelled."""
+    local_exchange.faults.update({"http_status": 503, "http_path": "GET /api/v3/order"})
+    o = spot.create_order(SPOT, "limit", "buy", 10, 0.0005, {"clientOrderId": "c1"})
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        spot.fetch_order(o["id"], SPOT)
+    assert spot.cancel_order(o["id"], SPOT)["status"] == "canceled"
+
+
+def test_a_request_stalled_past_the_timeout_is_executed_late(spot, local_exchange):
+    """The order POST waits 600 ms (once): the client times out at 200 ms; a lookup
+    meanwhile finds nothing; the exchange executes the order all the same."""
+    spot.timeout = 200
+    local_exchange.faults.update({"delay_ms": 600, "delay_path": "POST /api/v3/order",
+                                  "delay_count": 1})
+    with pytest.raises(ccxt.RequestTimeout):
+        spot.create_order(SPOT, "limit", "buy", 10, 0.0005, {"clientOrderId": "late"})
+    with pytest.raises(ccxt.OrderNotFound):
+        spot.fetch_order(None, SPOT, {"origClientOrderId": "late"})  # not there yet
+    spot.timeout = 5000
+    deadline = time.monotonic() + 5
+    while not spot.fetch_open_orders(SPOT) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [o["clientOrderId"] for o in spot.fetch_open_orders(SPOT)] == ["late"]
+
+
+def test_an_order_placed_by_hand(spot, local_exchange):
+    """place_by_hand and POST /lx/orders place orders with the exchange's own client ids,
+    seen by the account like any other; a bad one is refused with Binance's error."""
+    o = local_exchange.place_by_hand("XRPETH", "buy", 10, "0.0005")
+    assert o["clientOrderId"].startswith("web_") and o["status"] == "NEW"
+    o2 = admin(local_exchange, "/lx/orders", {"symbol": "XRPETH", "side": "buy", "amount": 10,
+                                              "price": "0.0004"})
+    assert {x["clientOrderId"] for x in spot.fetch_open_orders(SPOT)} == \
+        {o["clientOrderId"], o2["clientOrderId"]}
+    with pytest.raises(Exception, match="400"):
+        admin(local_exchange, "/lx/orders", {"symbol": "XRPETH", "side": "buy", "amount": 1e9,
+                                             "price": "0.0004"})
+
+
+def test_the_websocket_api_executes_an_order_answered_5xx_when_asked(run_pro, local_exchange):
+    """The WebSocket API answers -1007 (execution status unknown); with `http_processed`
+    the order was executed."""
+    local_exchange.faults.update({"http_status": 503, "http_path": "order.place",
+                                  "http_count": 1, "http_processed": True})
+
+    async def body(ex):
+        with pytest.raises(ccxt.BaseError, match="-1007"):
+            await ex.create_order_ws(SPOT, "limit", "buy", 10, 0.0005, {"clientOrderId": "ws1"})
+        assert [o["clientOrderId"] for o in await ex.fetch_open_orders(SPOT)] == ["ws1"]
+    run_pro(body)

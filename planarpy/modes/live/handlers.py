@@ -51,7 +51,7 @@ def _place(s: Any, ai: AssetInstance, type_: OrderType, amount: float, price: fl
         s.reject(ai, reason, request)
         return None
     wait = _wait(session, waitfor)
-    coro = orders.submit(session, ai, order, request, wait, synced)
+    coro = orders.send(session, ai, order, request, wait, synced)
     if wait <= 0 and not synced:  # fire and forget
         session.engine.fire(coro)
         return missing

@@ -1,31 +1,34 @@
-"""Live orders: submit with a local client id, wait for fills, reconcile with the exchange."""
+"""Live orders: submit with a local client id, cancel by it, wait for fills.
+
+`submit` takes a built Order and sends it. An answer the exchange gave settles the order
+at once (a reply, or a refusal); a submit that got no answer leaves it UNKNOWN, to be
+settled by client id (see inflight.py). An order is never sent twice: a retry goes out
+only after a refusal that left nothing behind (a rate limit).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any, Mapping
+from typing import Any, Coroutine, Mapping
 
 import ccxt
 
-from ...core.accounting import fee_rate, funds_error, leverage_error
+from ...core.accounting import funds_error, leverage_error
 from ...core.apply import order_payload
 from ...core.instances import AssetInstance
 from ...core.orders import (Order, OrderType, PositionSide, Side, TimeInForce, Trade, missing)
-from . import translate
+from . import inflight, reports
+from .reconciler import REPLY
 
 # errors after which the order surely does not exist on the exchange (rate-limit and
 # time-stamp refusals included: the request was turned away unprocessed)
 REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadSymbol,
            ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended,
            ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.InvalidNonce)
-# errors after which the request may have worked or not, and a retry may work: ccxt's
-# OperationFailed covers network errors, timeouts and "execution status unknown"
-TRANSIENT = (ccxt.OperationFailed,)
 
 
 def _params(session: Any, ai: AssetInstance, order: Order) -> dict[str, Any]:
-    params: dict[str, Any] = {"clientOrderId": order.id}
+    params: dict[str, Any] = session.venue.order_params(order.id)
     if order.type is OrderType.LIMIT:
         if order.tif is TimeInForce.POST_ONLY:
             params["postOnly"] = True
@@ -36,13 +39,23 @@ def _params(session: Any, ai: AssetInstance, order: Order) -> dict[str, Any]:
     return params
 
 
+def send(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+         waitfor: float, synced: bool) -> Coroutine[Any, Any, Trade | Any | None]:
+    """The live executor's entry: `submit` of a built, checked order, to run on the
+    engine's loop. The order is in flight from this call on (any thread), so that a cancel
+    issued right after it, before the loop has run the submit, finds it and waits."""
+    session.flights.start(order, request)
+    return submit(session, ai, order, request, waitfor, synced)
+
+
 async def submit(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
                  waitfor: float, synced: bool) -> Trade | Any | None:
-    """Send an order and wait up to `waitfor` for it to fill.
+    """Send a built order and wait up to `waitfor` for it to fill: its first Trade,
+    `missing` (open with no fill seen, or of unknown outcome), or None (refused, or closed
+    with no fill).
 
     The order is committed locally (order_created) before it is sent, under its client
-    id, so that exchange events racing the reply find it. A timeout retries with the same
-    client id, which the exchange refuses as a duplicate: then the order is looked up.
+    id, so that exchange reports racing the reply find it.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(waitfor, 0.0)
@@ -58,19 +71,22 @@ async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mappin
                   deadline: float, waiter: asyncio.Event, synced: bool) -> Trade | Any | None:
     loop = asyncio.get_running_loop()
     order = (await session.emit("order_created", order_payload(order), ai.symbol)).order or order
+    flight = session.flights.start(order, request)
+    flight.order = order  # the state's own object from now on
     session.watch_orders(ai.symbol)
     try:
         reply = await _send(session, ai, order, deadline)
     except REFUSED as e:
         await _fail(session, ai, order, request, session.describe(e))
+        session.flights.seen(order)
         return None
-    except Exception as e:  # unknown outcome: the order may exist; the sync will find it
+    except Exception as e:  # no answer: the order may exist or not
         await session.report_error(e, where="create_order", symbol=ai.symbol)
-        if synced and not await _lookup(session, ai, order):
-            await _fail(session, ai, order, request, session.describe(e))
-            return None
+        await inflight.go_unknown(session, ai, flight, session.describe(e))
+        if synced:
+            await inflight.settle_until(session, flight, deadline)
         return _result(session, order)
-    await on_order(session, reply, from_reply=True)
+    await reports.on_order(session, reply, REPLY)
     remaining = deadline - loop.time()
     if order.id not in session.first_trades and order.is_open and remaining > 0:
         try:
@@ -88,82 +104,28 @@ async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mappin
 
 
 async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) -> Any:
-    """create_order, made safe to retry: after an unclear failure (a timeout, a dropped
-    connection) the order is first looked up by its client id, and sent again (with the
-    same id) only if the exchange does not know it."""
+    """create_order, sent again only after a refusal that left nothing behind: a rate
+    limit (429), after the wait the exchange asked for and within the deadline. Any
+    other failure raises: a refusal (REFUSED), or no answer (the outcome is unknown)."""
     loop = asyncio.get_running_loop()
     price = order.price if order.type is OrderType.LIMIT else None
     attempt = 0
-    unclear = False  # whether an earlier try may have placed the order
     while True:
         try:
             return await session.request("create_order", ai.symbol, order.type.value,
                                          order.side.value, order.amount, price,
                                          _params(session, ai, order))
         except ccxt.InvalidOrder as e:
-            # an earlier try did reach the exchange: spot says "Duplicate order sent.",
-            # USD-M "ClientOrderId is duplicated."
-            if attempt and "duplicate" in str(e).lower():
-                return await session.request("fetch_order", None, ai.symbol,
-                                             {"origClientOrderId": order.id})
-            raise
-        except ccxt.InvalidNonce:  # refused, and the clock resync did not help
+            # a try before this one did reach the exchange after all: its order is ours
+            if attempt and session.venue.is_duplicate(e):
+                return await inflight.lookup(session, ai, order)
             raise
         except (ccxt.RateLimitExceeded, ccxt.DDoSProtection) as e:
-            # refused unprocessed (429, or 418: banned): nothing to look up. Send again
-            # only after the wait the exchange asked for, and only within the deadline
             attempt += 1
-            wait = _retry_after(session)
-            if _banned(e) or loop.time() + wait >= deadline or attempt >= 5:
-                if unclear:  # this try was refused, an earlier one may have got through
-                    raise ccxt.ExchangeNotAvailable(f"gave up after {session.describe(e)}") from e
+            wait = session.venue.retry_after(session.client)
+            if session.venue.is_ban(e) or loop.time() + wait >= deadline or attempt >= 5:
                 raise
             await asyncio.sleep(wait)
-        except TRANSIENT:
-            attempt += 1
-            unclear = True
-            for wait in (0.0, 0.1, 0.3):  # the first try may still be on its way
-                await asyncio.sleep(wait)
-                found = await _find(session, ai, order)
-                if found is not None:
-                    return found
-            if loop.time() >= deadline or attempt >= 5:
-                raise
-
-
-def _retry_after(session: Any) -> float:
-    """The seconds a rate-limited exchange asked us to wait (its Retry-After), 1 by default."""
-    headers = getattr(session.client, "last_response_headers", None) or {}
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return max(float(value), 0.0) if value is not None else 1.0
-    except ValueError:
-        return 1.0
-
-
-def _banned(e: Exception) -> bool:
-    """Whether a rate-limit refusal is an IP ban (HTTP 418: every request lengthens it)."""
-    text = str(e).lower()
-    return "banned" in text or " 418 " in text
-
-
-async def _find(session: Any, ai: AssetInstance, order: Order) -> Any:
-    """The exchange's view of `order` by client id, or None if it does not know it (yet)."""
-    try:
-        return await session.request("fetch_order", None, ai.symbol,
-                                     {"origClientOrderId": order.id})
-    except (ccxt.OrderNotFound, *TRANSIENT):
-        return None
-
-
-async def _lookup(session: Any, ai: AssetInstance, order: Order) -> bool:
-    """Find an order by its client id after an unclear submit; apply what is found."""
-    try:
-        found = await session.request("fetch_order", None, ai.symbol, {"origClientOrderId": order.id})
-    except Exception:
-        return False
-    await on_order(session, found, from_reply=True)
-    return True
 
 
 async def _fail(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
@@ -176,199 +138,87 @@ async def _fail(session: Any, ai: AssetInstance, order: Order, request: Mapping[
 
 
 def _result(session: Any, order: Order) -> Trade | Any | None:
-    """The order's first fill, else `missing` while it is open, else None."""
+    """The order's first fill, else `missing` while it is open (or unknown), else None."""
     trade = session.first_trades.get(order.id)
     if trade is not None:
         return trade
     return missing if order.is_open else None
 
 
-def local_order(session: Any, ai: AssetInstance, o: Mapping[str, Any]) -> Order | None:
-    """The local order a ccxt order (or trade, which has an `order` key) belongs to.
-
-    Looked up by exchange id first (learnt from replies and order events), then by client
-    id; each match teaches the exchange id, so later trades without a client id map too.
-    """
-    exid = str((o.get("order") if "order" in o else o.get("id")) or "")
-    lid = session.exchange_ids.get(exid) or translate.client_id(o)
-    if lid and exid:
-        session.exchange_ids.setdefault(exid, lid)
-    return ai.orders.get(lid) if lid else None
-
-
-async def on_orders(session: Any, orders: Any) -> None:
-    for o in orders or []:
-        await on_order(session, o)
-
-
-async def on_order(session: Any, o: Mapping[str, Any], from_reply: bool = False) -> None:
-    """Apply a ccxt order update (`from_reply`: a REST answer, not the stream): its
-    embedded fills, then its end when it is done."""
-    ai = session.s.state.assets.get(o.get("symbol"))
-    if ai is None:
-        return
-    if not from_reply:  # even for an order closed here already: its fills came by REST
-        for t in o.get("trades") or []:
-            session.seen_fill(t)
-    order = local_order(session, ai, o)
-    if order is None:
-        return
-    session.order_activity = time.monotonic()
-    before = _snapshot(order)
-    exid = str(o.get("id"))
-    for t in list(o.get("trades") or []) + session.pending_trades.pop(exid, []):
-        if order.is_open:
-            emit = session.emit_rest_fill if from_reply else session.emit
-            await emit("trade_created", _fill(ai, t, order, int(o.get("timestamp") or 0)),
-                       ai.symbol)
-    status = translate.STATUS.get(o.get("status") or "open")
-    if status is not None and order.is_open:
-        # an order that ends with more filled than the trades we have: fetch them, and if
-        # they still do not come, emulate the rest. Not while it is open: its real trade
-        # may still come, and would count twice beside an emulated one
-        if float(o.get("filled") or 0.0) > order.filled + ai.market.amount_step * 1e-6:
-            await _fetch_trades(session, ai, order, o)
-            emulated = translate.emulated_trade(ai, order, o, fee_rate(ai, order))
-            if emulated is not None and order.is_open:
-                await session.emit_rest_fill("trade_emulated", emulated, ai.symbol)
-        if order.is_open:
-            await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
-                                                "status": status.value}, ai.symbol)
-    session.s.invoke(session.s.on_order_update, ai, before, _snapshot(order))
-
-
-def _fill(ai: AssetInstance, t: Mapping[str, Any], order: Order, when: int = 0) -> dict[str, Any]:
-    """The trade_created payload of ccxt trade `t` of local `order`."""
-    return translate.trade_payload(ai, t, order.id, order.side, order.pos, order.leverage, when)
-
-
-def _snapshot(order: Order) -> dict[str, Any]:
-    return {"id": order.id, "status": order.status.value, "filled": order.filled,
-            "cost": order.cost, "amount": order.amount, "price": order.price}
-
-
-async def on_trades(session: Any, trades: Any) -> None:
-    for t in trades or []:
-        await on_trade(session, t)
-
-
-async def on_trade(session: Any, t: Mapping[str, Any]) -> None:
-    """Apply one of my trades, or keep it until its order's exchange id is known."""
-    ai = session.s.state.assets.get(t.get("symbol"))
-    if ai is None:
-        return
-    session.seen_fill(t)  # even when its order is closed here already (filled by REST)
-    order = local_order(session, ai, t)
-    if order is None:  # its order may not be known yet; or it is another strategy's
-        exid = str(t.get("order") or "")
-        if exid and exid not in session.exchange_ids:
-            _keep_pending(session.pending_trades, exid, t)
-        return
-    session.order_activity = time.monotonic()
-    if str(t.get("id") or "") in ai.trade_ids:  # the stream's copy of a fill applied already
-        return
-    before = _snapshot(order)
-    effect = await session.emit("trade_created", _fill(ai, t, order), ai.symbol)
-    if effect.trade is not None:
-        session.s.invoke(session.s.on_order_update, ai, before, _snapshot(order))
-
-
-PENDING_ORDERS = 500  # orders whose trades are kept until the order is known
-
-
-def _keep_pending(pending: dict[str, list[Any]], exid: str, t: Mapping[str, Any]) -> None:
-    """Keep a trade (once) for when its order becomes known; the oldest orders' trades go
-    first, since on a shared key most belong to other strategies and never will."""
-    kept = pending.setdefault(exid, [])
-    if all(k.get("id") != t.get("id") for k in kept):
-        kept.append(t)
-    while len(pending) > PENDING_ORDERS:
-        del pending[next(iter(pending))]
-
-
-async def _fetch_trades(session: Any, ai: AssetInstance, order: Order, o: Mapping[str, Any]) -> None:
-    """Fetch the order's trades by REST (the stream may not have delivered them)."""
-    try:
-        trades = await session.request("fetch_my_trades", ai.symbol, o.get("timestamp"), 100)
-    except (ccxt.NotSupported, *TRANSIENT):
-        return
-    exid = str(o.get("id"))
-    for t in trades:
-        if str(t.get("order")) == exid and order.is_open:
-            await session.emit_rest_fill("trade_created", _fill(ai, t, order), ai.symbol)
-
-
 async def sync_order(session: Any, ai: AssetInstance, order: Order) -> None:
-    """Force-fetch an order and its trades: the `synced` last resort."""
+    """Force-fetch an order (and, if it ended, its fills): the `synced` last resort."""
     try:
-        o = await session.request("fetch_order", None, ai.symbol, {"origClientOrderId": order.id})
+        o = await inflight.lookup(session, ai, order)
     except Exception as e:
         await session.report_error(e, where="sync_order", symbol=ai.symbol)
         return
-    session.exchange_ids.setdefault(str(o.get("id")), order.id)
-    if float(o.get("filled") or 0.0) > order.filled:
-        await _fetch_trades(session, ai, order, o)
-    await on_order(session, o, from_reply=True)
-
-
-async def fetch_order_updates(session: Any, symbols: list[str]) -> list[Any]:
-    """REST fallback of the orders stream: the open orders of `symbols`, plus every order
-    still open locally that the exchange no longer lists as open."""
-    found: dict[str, Any] = {}
-    for symbol in symbols:
-        ai = session.s.state.assets[symbol]
-        listed = {str(o.get("id")): o for o in await session.request("fetch_open_orders", symbol)}
-        for exid, lid in list(session.exchange_ids.items()):
-            if lid in ai.orders and exid not in listed:
-                try:
-                    listed[exid] = await session.request("fetch_order", exid, symbol)
-                except ccxt.OrderNotFound:
-                    continue
-        found.update(listed)
-    return list(found.values())
-
-
-async def fetch_trade_updates(session: Any, symbols: list[str]) -> list[Any]:
-    """REST fallback of the my-trades stream: the recent trades of `symbols`."""
-    out: list[Any] = []
-    for symbol in symbols:
-        out += await session.request("fetch_my_trades", symbol, None, 50)
-    return out
+    await reports.on_order(session, o, REPLY)
 
 
 async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[str] | None, *,
                  waitfor: float, confirm: bool) -> bool:
-    """Cancel open orders on the exchange; with `confirm`, wait until each is closed."""
-    targets = [o for o in list(ai.orders.values())
+    """Cancel open orders on the exchange; True once each target is cancelled (with
+    `confirm`: closed here, whatever the exchange answered) or closed anyway.
+
+    An order still in flight is cancelled once the exchange knows it (waited for until
+    `waitfor` runs out; after that the cancel goes as soon as it is known, and this
+    returns False)."""
+    deadline = asyncio.get_running_loop().time() + max(waitfor, 0.0)
+    orders = {o.id: o for o in list(ai.orders.values()) + session.flights.queued(ai.symbol)}
+    targets = [o for o in orders.values()
                if (side is None or o.side is side) and (ids is None or o.id in ids)]
     ok = True
     for order in targets:
-        try:
-            reply = await session.request("cancel_order", None, ai.symbol,
-                                          {"origClientOrderId": order.id})
-        except ccxt.OrderNotFound:
-            await sync_order(session, ai, order)
-            continue
-        except Exception as e:
-            await session.report_error(e, where="cancel_order", symbol=ai.symbol)
-            ok = False
-            continue
-        # the reply's clientOrderId is the cancel request's own id: match on the original
-        reply = dict(reply, clientOrderId=order.id)
-        await on_order(session, reply, from_reply=True)
-        if confirm and order.is_open:
-            await sync_order(session, ai, order)
-            ok = ok and not order.is_open
+        ok = await _cancel(session, ai, order, deadline, confirm) and ok
     return ok
 
 
+async def _cancel(session: Any, ai: AssetInstance, order: Order, deadline: float,
+                  confirm: bool) -> bool:
+    flight = session.flights.get(order.id)
+    if flight is not None and not flight.known.is_set():
+        flight.cancel = True
+        flight.waiting += 1
+        try:
+            left = deadline - asyncio.get_running_loop().time()
+            await asyncio.wait_for(flight.known.wait(), max(left, 0.0))
+        except asyncio.TimeoutError:
+            return False  # still in flight: `inflight.check` cancels it once it is known
+        finally:
+            flight.waiting -= 1
+        flight.cancel = False
+        order = flight.order  # the state's own object, once created there
+        session.flights.seen(order)
+    if not order.is_open:
+        return True
+    return await cancel_known(session, ai, order, confirm)
+
+
+async def cancel_known(session: Any, ai: AssetInstance, order: Order, confirm: bool) -> bool:
+    """Cancel an order the exchange knows, by client id. "No such open order" (-2011 on
+    Binance) is not taken as done: the order is looked up, and its state applied."""
+    try:
+        reply = await session.request("cancel_order", None, ai.symbol,
+                                      session.venue.by_client_id(order.id))
+    except Exception as e:
+        if not session.venue.cancel_unknown(e):
+            await session.report_error(e, where="cancel_order", symbol=ai.symbol)
+            return False
+        await sync_order(session, ai, order)  # filled or cancelled meanwhile?
+        return not order.is_open
+    # the reply's clientOrderId may be the cancel request's own id: match on the original
+    await reports.on_order(session, dict(reply, clientOrderId=order.id), REPLY)
+    if confirm and order.is_open:
+        await sync_order(session, ai, order)
+        return not order.is_open
+    return True
+
+
 async def set_leverage(session: Any, ai: AssetInstance, leverage: float) -> bool:
-    reason = leverage_error(ai, leverage)
+    reason = leverage_error(ai, leverage) or session.venue.leverage_error(leverage)
     if reason is None:
         try:
-            # Binance takes whole leverages only
-            await session.request("set_leverage", int(leverage) if leverage == int(leverage)
-                                  else leverage, ai.symbol)
+            await session.request("set_leverage", session.venue.leverage_arg(leverage), ai.symbol)
         except Exception as e:
             reason = session.describe(e)
     if reason is not None:

@@ -11,10 +11,12 @@ from typing import Any, Mapping
 
 import ccxt
 
+from ...config import load_config
 from ...core.errors import ExchangeRequestError
 from ...exchanges import ApiKeys, load_keys
 from ...strategy import Strategy
 from ..runtime.handle import RunHandle, run_setup
+from ..runtime.stopping import mode_tables
 from .session import LiveSession
 
 
@@ -42,10 +44,15 @@ def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
              **options: Any) -> LiveRun:
     """The handle of a live run of `strategy`, not started yet (`start()` starts it); the
     arguments are those of `start_live`."""
+    settings = load_config() if settings is None else settings
     cls, xcfg, stop = run_setup(strategy, "live", settings, exchange, exchange_url,
                                 on_stop=on_stop, stop_timeout=stop_timeout,
                                 cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
     keys = keys if keys is not None else load_keys(xcfg.keys or xcfg.name)
+    general, own = mode_tables(settings, "live", cls.__name__)
+    hand = own.get("hand_orders", general.get("hand_orders"))
+    if hand is not None:
+        options.setdefault("hand_orders", hand)
     return LiveRun(LiveSession(cls, xcfg, keys, recorder=trace, **stop, **options))
 
 
@@ -61,6 +68,7 @@ def start_live(strategy: type[Strategy] | str, *, timeout: float = 60.0,
     `close_on_stop=True` are older spellings) and `stop_timeout` (seconds) default to
     planar.toml's (see `planarpy.modes.runtime.stopping`). Other options go to
     LiveSession (tick_interval, waitfor, stall_after, idle_stop, history, strategy_id,
-    params for the strategy's parameters, ...).
+    params for the strategy's parameters, hand_orders ("adopt" or "ignore", default
+    planar.toml's [live] hand_orders, else "adopt"), ...).
     """
     return live_run(strategy, **options).start(timeout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Mapping
+from typing import Any
 
 import ccxt
 
@@ -15,9 +15,12 @@ from ...core.errors import ConfigError
 from ...core.orders import Side
 from ...data.ohlcv import OHLCV, concat, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig
+from ...exchanges.venues import venue_for
 from ...strategy import Strategy
 from ..runtime import ExchangeClock, Session, Watcher
-from . import translate
+from . import inflight, reports, translate
+from .inflight import Flights
+from .reconciler import HAND_ORDERS, REST, Reconciler
 
 
 _RUNNING: set[tuple[str, str, str]] = set()  # (exchange, key, client id prefix) in this process
@@ -48,21 +51,25 @@ class LiveSession(Session):
 
     def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
                  idle_stop: float = 60.0, history: int = 100, strategy_id: str | None = None,
-                 **options: Any) -> None:
+                 hand_orders: str = "adopt", inflight_every: float = 1.0,
+                 adopt_every: float | None = 60.0, **options: Any) -> None:
         super().__init__(cls, exchange, keys, **options)
         self.idle_stop = V.positive("seconds").value(idle_stop, "idle_stop")
         self.history = V.count("orders and trades").value(history, "history")
-        self.exchange_ids: dict[str, str] = {}  # exchange order id -> local order id
-        self.pending_trades: dict[str, list[Mapping[str, Any]]] = {}
         # whose orders are whose on a shared key: by default the class name; two runs of
         # one class on one key need ids of their own (`strategy_id`)
         self.strategy_id = strategy_id or cls.__name__
         self.id_prefix = translate.client_id_prefix(self.strategy_id)
+        self.venue = venue_for(exchange.id)
+        self.fills = Reconciler(self.venue, self.id_prefix,
+                                V.one_of(*HAND_ORDERS).value(hand_orders, "hand_orders"))
+        self.flights = Flights()  # orders sent and not yet known to exist, or unknown
+        self.inflight_every = V.positive("seconds").value(inflight_every, "inflight_every")
+        self.adopt_every = None if adopt_every is None else \
+            V.positive("seconds").value(adopt_every, "adopt_every")
         self.first_trade: dict[str, int] = {}  # symbol -> index of the run's first trade
         self.order_activity = time.monotonic()  # last order sent or order/trade applied
         self.claimed: tuple[str, str, str] | None = None
-        self.fill_ms: dict[str, int] = {}  # symbol -> exchange time of its newest fill applied
-        self.unconfirmed: dict[str, int] = {}  # fills applied from REST, not yet streamed
         self._ids = 0
 
     async def _startup(self) -> None:
@@ -75,15 +82,17 @@ class LiveSession(Session):
         await self.refresh_candles()
         await self.start_strategy()
         self.watchers["balance"] = Watcher(
-            self, "balance", self.stream("watch_balance"),
-            self._fetch_balance, self._on_balance, stall_after=self.stall_after)
+            self, "balance", self.stream("watch_balance"), self._fetch_balance,
+            lambda b: reports.on_balance(self, b), stall_after=self.stall_after,
+            process_rest=lambda b: reports.on_balance(self, b, REST))
         self.watchers["balance"].start()
         if s.margin == "isolated":
             syms = list(universe)
             self.watchers["positions"] = Watcher(
                 self, "positions", self.stream("watch_positions", syms),
-                lambda: self.request("fetch_positions", syms), self._on_positions,
-                stall_after=self.stall_after)
+                lambda: self.request("fetch_positions", syms),
+                lambda p: reports.on_positions(self, p), stall_after=self.stall_after,
+                process_rest=lambda p: reports.on_positions(self, p, REST))
             self.watchers["positions"].start()
         for ai in s.assets:
             if ai.orders:
@@ -95,8 +104,9 @@ class LiveSession(Session):
         left to them."""
         s = self.s
         if s.margin == "isolated":  # first: the cash is the balance less their margin
-            await self._on_positions(await self.request("fetch_positions", [a.symbol for a in s.assets]))
-        await self._on_balance(await self._fetch_balance())
+            await reports.on_positions(self, await self.request(
+                "fetch_positions", [a.symbol for a in s.assets]), REST)
+        await reports.on_balance(self, await self._fetch_balance(), REST)
         if s.margin == "isolated":
             await self._sync_leverage()
         adopted = others = 0
@@ -105,21 +115,21 @@ class LiveSession(Session):
         for ai in s.assets:
             owners = {}  # exchange order id -> client id, of every order in sight
             for o in await self.request("fetch_open_orders", ai.symbol):
-                owners[str(o.get("id"))] = translate.client_id(o) or str(o.get("id"))
-                if await self.adopt(ai, o):
-                    adopted += 1
-                others += not self.owns(owners[str(o.get("id"))])
+                owners[str(o.get("id"))] = self.venue.client_id(o) or str(o.get("id"))
+                verdict = await reports.on_order(self, o, REST)
+                adopted += bool(verdict.events) and verdict.events[0][0] == "order_created"
+                others += self.fills.owner(owners[str(o.get("id"))]) == "other"
             for o in await self._recent("fetch_orders", ai.symbol):
-                cid = owners[str(o.get("id"))] = translate.client_id(o) or str(o.get("id"))
+                cid = owners[str(o.get("id"))] = self.venue.client_id(o) or str(o.get("id"))
                 if o.get("status") != "open" and self.owns(cid):
                     closed.append(translate.closed_order_summary(o, cid))
             for t in await self._recent("fetch_my_trades", ai.symbol):
                 # a trade of an order out of sight may be another strategy's: left out
-                lid = owners.get(str(t.get("order"))) or translate.client_id(t)
+                lid = owners.get(str(t.get("order"))) or self.venue.client_id(t)
                 if not lid or not self.owns(lid):
                     continue
                 side = Side(t["side"])
-                pos = translate.position_side(ai, t, side)
+                pos = translate.position_side(self.venue, ai, t, side)
                 history.append(translate.trade_payload(ai, t, lid, side, pos, ai.leverage))
         await self.emit("sync_result", {"adopted_orders": adopted, "trades": history,
                                         "closed_orders": closed, "cash": s.state.cash,
@@ -151,23 +161,9 @@ class LiveSession(Session):
 
     def owns(self, client_id: str) -> bool:
         """Whether an order is this strategy's to keep: one it placed, or one placed by
-        hand (or by a planarpy before client ids named their strategy), which every
-        strategy trading its symbol adopts; not one of another planarpy strategy."""
-        return not translate.is_planarpy_id(client_id) or client_id.startswith(self.id_prefix)
-
-    async def adopt(self, ai: Any, o: Mapping[str, Any]) -> bool:
-        """Make an order found open on the exchange a local order (once), if it is ours."""
-        exid = str(o.get("id"))
-        if exid in self.exchange_ids:
-            return False
-        lid = translate.client_id(o) or exid
-        if not self.owns(lid):
-            return False
-        self.exchange_ids[exid] = lid
-        if lid in ai.orders:
-            return False
-        await self.emit("order_created", translate.order_payload(ai, o, lid, ai.leverage), ai.symbol)
-        return True
+        hand (or by a planarpy before client ids named their strategy) unless
+        `hand_orders` is "ignore"; never another planarpy strategy's."""
+        return self.fills.owns(client_id)
 
     async def reconcile(self) -> list[str]:
         """Differences between the local state and the exchange's: cash, holdings, positions
@@ -196,7 +192,7 @@ class LiveSession(Session):
                 if abs(theirs - p.amount) > m.amount_step * 1e-6:
                     out.append(f"{ai.symbol} {p.side.value}: local {p.amount!r}, exchange {theirs!r}")
             open_ids = {cid for o in await self.request("fetch_open_orders", ai.symbol)
-                        if self.owns(cid := translate.client_id(o) or str(o.get("id")))}
+                        if self.owns(cid := self.venue.client_id(o) or str(o.get("id")))}
             if open_ids != set(ai.orders):
                 out.append(f"{ai.symbol} open orders: local {sorted(ai.orders)}, "
                            f"exchange {sorted(open_ids)}")
@@ -228,55 +224,6 @@ class LiveSession(Session):
                 b[part].setdefault(currency, 0.0)
         return b
 
-    async def _on_balance(self, b: Mapping[str, Any]) -> None:
-        """Apply balances, unless they are older than a fill already applied (a stream
-        that lags the order replies would otherwise take the state back in time)."""
-        if self._stale(b, self.fill_ms.values()):
-            return
-        await self.emit("balance_updated", translate.balance_payload(b))
-
-    async def _on_positions(self, positions: Any) -> None:
-        for p in positions or []:
-            ai = self.s.state.assets.get(p.get("symbol"))
-            if ai is None:
-                continue
-            if self._stale(p, [self.fill_ms.get(ai.symbol, 0)]):
-                continue
-            await self.emit("position_updated", translate.position_payload(ai, p), ai.symbol)
-
-    def _stale(self, update: Mapping[str, Any], fills: Any) -> bool:
-        """Whether an exchange update was made before the newest of `fills` (ms times): an
-        older time, or the same millisecond as a fill the stream has not brought yet (the
-        stream sends a fill before the balances that include it). One without a time is
-        taken as current."""
-        info = update.get("info") if isinstance(update.get("info"), Mapping) else {}
-        ts = update.get("timestamp") or info.get("E") or info.get("T")
-        if ts is None:
-            return False
-        newest = max(fills, default=0)
-        return int(ts) < newest or (int(ts) == newest and newest in self.unconfirmed.values())
-
-    async def emit(self, kind: str, payload: Any, symbol: str | None = None) -> Any:
-        effect = await super().emit(kind, payload, symbol)
-        if effect.trade is not None and effect.symbol is not None:
-            self.fill_ms[effect.symbol] = max(self.fill_ms.get(effect.symbol, 0), effect.trade.date)
-        return effect
-
-    async def emit_rest_fill(self, kind: str, payload: Any, symbol: str) -> Any:
-        """Apply a fill learnt by REST (an order's reply, a fetch), ahead of the stream:
-        until the stream brings it too, the stream's balances are older than it."""
-        effect = await self.emit(kind, payload, symbol)
-        if effect.trade is not None:
-            self.unconfirmed[effect.trade.id] = effect.trade.date
-            while len(self.unconfirmed) > 1000:  # fills the stream never brought
-                del self.unconfirmed[next(iter(self.unconfirmed))]
-        return effect
-
-    def seen_fill(self, t: Mapping[str, Any]) -> None:
-        """The stream brought fill `t`: balances it sends from now on include it."""
-        if self.unconfirmed:
-            self.unconfirmed.pop(str(t.get("id")), None)
-
     def watch_orders(self, symbol: str) -> None:
         """Start (or keep) the account's orders and my-trades watchers; `symbol` has just
         had an order sent. Their REST fallback fetches every asset with an open order.
@@ -285,21 +232,46 @@ class LiveSession(Session):
         stream for all symbols, and ccxt's per-symbol read filters its whole cache on every
         message (a quarter of a busy run's CPU); `on_order` ignores symbols not in the universe.
         """
-        from . import orders
         self.order_activity = time.monotonic()
         for kind, stream, fetch, process in (
-                ("orders", "watch_orders", orders.fetch_order_updates, orders.on_orders),
-                ("trades", "watch_my_trades", orders.fetch_trade_updates, orders.on_trades)):
+                ("orders", "watch_orders", reports.fetch_order_updates, reports.on_orders),
+                ("trades", "watch_my_trades", reports.fetch_trade_updates, reports.on_trades)):
             w = self.watchers.get(kind)
             if w is None:
                 w = Watcher(self, kind, self.stream(stream),
                             lambda f=fetch: f(self, self.symbols_with_orders()),
-                            lambda d, p=process: p(self, d), stall_after=self.stall_after)
+                            lambda d, p=process: p(self, d), stall_after=self.stall_after,
+                            process_rest=lambda d, p=process: p(self, d, REST))
                 self.watchers[kind] = w
             w.start()
 
     def symbols_with_orders(self) -> list[str]:
         return [ai.symbol for ai in self.s.assets if ai.orders]
+
+    def _background(self) -> list[Any]:
+        return [self._inflight_loop]
+
+    async def _inflight_loop(self) -> None:
+        """Every `inflight_every` s, settle the orders of unknown outcome and send the
+        cancels due; every `adopt_every` s, look for orders that appeared open."""
+        loop = asyncio.get_running_loop()
+        sweep_at = loop.time() + (self.adopt_every or 0.0)
+        while True:
+            await asyncio.sleep(self.inflight_every)
+            try:
+                if len(self.flights):
+                    await inflight.check(self)
+                if self.adopt_every is not None and loop.time() >= sweep_at:
+                    sweep_at = loop.time() + self.adopt_every
+                    await inflight.sweep(self)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # could not ask: next time
+                await self.report_error(e, where="inflight")
+
+    def status_extra(self) -> str:
+        unknown = len(self.flights.unknown())
+        return f"unknown {unknown}" if unknown else ""
 
     async def _after_tick(self) -> None:
         """Stop the orders and trades watchers once no order is open and no order was sent
@@ -344,3 +316,4 @@ class LiveSession(Session):
         a time stamp and a counter."""
         self._ids = (self._ids + 1) % 10_000
         return translate.new_client_id(self.id_prefix, int(time.time() * 1000), self._ids)
+

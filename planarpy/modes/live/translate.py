@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus, PositionSide, Side
+from ...exchanges.venues import Venue
 
 STATUS = {"open": None, "closed": OrderStatus.CLOSED, "canceled": OrderStatus.CANCELED,
           "cancelled": OrderStatus.CANCELED, "expired": OrderStatus.CANCELED,
@@ -40,32 +41,18 @@ def closed_order_summary(o: Mapping[str, Any], cid: str) -> dict[str, Any]:
             "average": o.get("average"), "timestamp": o.get("timestamp")}
 
 
-def client_id(o: Mapping[str, Any]) -> str:
-    """The client order id of a ccxt order or trade (trades carry it in `info` only)."""
-    cid = o.get("clientOrderId")
-    if cid:
-        return str(cid)
-    info = o.get("info") or {}
-    for key in ("c", "clientOrderId", "origClientOrderId"):
-        if info.get(key):
-            return str(info[key])
-    order = info.get("o")  # futures ORDER_TRADE_UPDATE nests the order
-    if isinstance(order, Mapping) and order.get("c"):
-        return str(order["c"])
-    return ""
-
-
 def _num(v: Any, default: float = 0.0) -> float:
     return default if v is None else float(v)
 
 
-def position_side(ai: AssetInstance, o: Mapping[str, Any], side: Side) -> PositionSide:
+def position_side(venue: Venue, ai: AssetInstance, o: Mapping[str, Any],
+                  side: Side) -> PositionSide:
     """Which position a ccxt order or trade acts on (one-way mode: reduce-only flips it)."""
     if not ai.market.is_derivative:
         return PositionSide.LONG
-    ps = (o.get("info") or {}).get("positionSide") or (o.get("info") or {}).get("ps")
-    if ps in ("LONG", "SHORT"):
-        return PositionSide(ps.lower())
+    named = venue.position_side(o)
+    if named is not None:
+        return PositionSide(named)
     pos = ai.open_position()
     reduce = bool(o.get("reduceOnly"))
     if pos is not None and (reduce or (side is Side.SELL) == (pos.side is PositionSide.LONG)):
@@ -73,9 +60,9 @@ def position_side(ai: AssetInstance, o: Mapping[str, Any], side: Side) -> Positi
     return PositionSide.LONG if side is Side.BUY else PositionSide.SHORT
 
 
-def order_payload(ai: AssetInstance, o: Mapping[str, Any], local_id: str,
+def order_payload(venue: Venue, ai: AssetInstance, o: Mapping[str, Any], local_id: str,
                   leverage: float) -> dict[str, Any]:
-    """order_created payload for an order found on the exchange (adopted at start-up)."""
+    """order_created payload for an order found on the exchange (adopted)."""
     side = Side(o["side"])
     tif = o.get("timeInForce") or "GTC"
     if o.get("postOnly"):
@@ -84,8 +71,8 @@ def order_payload(ai: AssetInstance, o: Mapping[str, Any], local_id: str,
             "type": "market" if o.get("type") == "market" else "limit",
             "amount": _num(o.get("amount")), "price": _num(o.get("price") or o.get("average")),
             "date": int(o.get("timestamp") or 0), "tif": tif if tif in ("GTC", "IOC", "FOK", "PO") else "GTC",
-            "pos": position_side(ai, o, side).value, "reduce_only": bool(o.get("reduceOnly")),
-            "leverage": leverage, "client_id": client_id(o), "exchange_id": str(o.get("id") or ""),
+            "pos": position_side(venue, ai, o, side).value, "reduce_only": bool(o.get("reduceOnly")),
+            "leverage": leverage, "client_id": venue.client_id(o), "exchange_id": str(o.get("id") or ""),
             "filled": _num(o.get("filled")), "cost": _num(o.get("cost"))}
 
 
@@ -137,13 +124,32 @@ def balance_payload(b: Mapping[str, Any]) -> dict[str, Any]:
     return {"total": total, "free": free}
 
 
-def position_payload(ai: AssetInstance, p: Mapping[str, Any]) -> dict[str, Any]:
+def position_payload(venue: Venue, ai: AssetInstance, p: Mapping[str, Any]) -> dict[str, Any]:
     side = (p.get("side") or "long").lower()
     amount = abs(_num(p.get("contracts")))
-    margin = p.get("initialMargin") or p.get("collateral")
-    if margin is None:
-        margin = (p.get("info") or {}).get("isolatedMargin") or (p.get("info") or {}).get("isolatedWallet")
     return {"symbol": ai.symbol, "side": side if side in ("long", "short") else "long",
             "amount": amount, "entry_price": _num(p.get("entryPrice")),
-            "margin": _num(margin), "leverage": _num(p.get("leverage"), 1.0),
+            "margin": venue.position_margin(p), "leverage": _num(p.get("leverage"), 1.0),
             "liquidation_price": _num(p.get("liquidationPrice"))}
+
+
+_SUMMARY = {
+    "orders": ("id", "symbol", "side", "type", "status", "amount", "filled", "price", "average",
+               "cost", "timestamp", "lastTradeTimestamp"),
+    "trades": ("id", "order", "symbol", "side", "amount", "price", "cost", "fee",
+               "takerOrMaker", "timestamp"),
+    "positions": ("symbol", "side", "contracts", "entryPrice", "initialMargin", "leverage",
+                  "liquidationPrice", "timestamp"),
+}
+
+
+def message_summary(venue: Venue, channel: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """What the trace keeps of one exchange report: ccxt's unified fields (not `info`),
+    and the client order id wherever the exchange has it."""
+    if channel == "balance":
+        return {**balance_payload(item), "timestamp": item.get("timestamp")}
+    out = {k: item[k] for k in _SUMMARY[channel] if item.get(k) is not None}
+    cid = venue.client_id(item) if channel != "positions" else ""
+    if cid:
+        out["clientOrderId"] = cid
+    return out

@@ -34,19 +34,26 @@ class EngineStopped(PlanarError, RuntimeError):
 
 
 class ExchangeClock:
-    """Exchange time: wall time corrected by the offset ccxt measured from the server."""
+    """Exchange time: wall time corrected by the offset ccxt measured from the server.
 
-    __slots__ = ("client",)
+    `now()` is the exchange's time (ms), what orders are dated with; it jumps when the
+    offset is measured again. `now_ns()` stamps the trace: local time that never goes
+    back (the wall clock when made, plus the monotonic time since).
+    """
+
+    __slots__ = ("client", "_wall0", "_mono0")
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self._wall0 = time.time_ns()
+        self._mono0 = time.monotonic_ns()
 
     def now(self) -> int:
         offset = (self.client.options or {}).get("timeDifference", 0) if self.client else 0
         return time.time_ns() // 1_000_000 - int(offset or 0)
 
     def now_ns(self) -> int:
-        return self.now() * 1_000_000
+        return self._wall0 + time.monotonic_ns() - self._mono0
 
 
 class _StrategyGreenlet(greenlet.greenlet):

@@ -319,7 +319,11 @@ class Session:
     async def emit(self, kind: str, payload: Any, symbol: str | None = None) -> Any:
         """Record and apply one event on the engine's loop, then wake who waits for it."""
         async with self.engine.mutating():
-            effect = self.s.emit(kind, payload, symbol)
+            return self.apply_now(kind, payload, symbol)
+
+    def apply_now(self, kind: str, payload: Any, symbol: str | None = None) -> Any:
+        """`emit`, by a caller that holds the state lock already."""
+        effect = self.s.emit(kind, payload, symbol)
         self.last_event = time.monotonic()
         if effect.order is not None:
             waiter = self.waiters.get(effect.order.id)

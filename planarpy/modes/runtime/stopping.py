@@ -17,12 +17,15 @@ import attrs
 
 from ... import validate as V
 from ...core.errors import ConfigError
-from ...exchanges.client import ON_STOP, ExchangeConfig
+from ...exchanges.client import HAND_ORDERS, ON_STOP, ExchangeConfig
 
 DEFAULT_STOP_TIMEOUT = 30.0  # seconds a stop keeps trying to cancel or close
 ON_STOP_RULE = V.one_of(*ON_STOP)
 STOP_TIMEOUT_RULE = V.positive("seconds")
 MODE_KEYS = {"on_stop": ON_STOP_RULE, "stop_timeout": STOP_TIMEOUT_RULE}
+# the keys of [paper] / [live] and of each strategy's [paper.NAME] / [live.NAME]
+MODE_TABLES = {"paper": MODE_KEYS,
+               "live": {**MODE_KEYS, "hand_orders": V.one_of(*HAND_ORDERS)}}
 
 
 def stop_settings(settings: Mapping[str, Any], mode: str, exchange: ExchangeConfig,
@@ -30,7 +33,7 @@ def stop_settings(settings: Mapping[str, Any], mode: str, exchange: ExchangeConf
                   cancel_on_stop: bool = False, close_on_stop: bool = False) -> tuple[str, float]:
     """(on_stop, stop_timeout) of a run, from its arguments and planar.toml (see above);
     `cancel_on_stop` and `close_on_stop` are the older spellings of on_stop."""
-    general, own = _mode_tables(settings, mode, strategy)
+    general, own = mode_tables(settings, mode, strategy)
     alias = "close" if close_on_stop else "cancel" if cancel_on_stop else None
     if on_stop is not None and alias is not None and on_stop != alias:
         raise ConfigError(f"on_stop={on_stop!r} contradicts {alias}_on_stop=True")
@@ -42,7 +45,7 @@ def stop_settings(settings: Mapping[str, Any], mode: str, exchange: ExchangeConf
     return ON_STOP_RULE.value(chosen, "on_stop"), STOP_TIMEOUT_RULE.value(timeout, "stop_timeout")
 
 
-def _mode_tables(settings: Mapping[str, Any], mode: str,
+def mode_tables(settings: Mapping[str, Any], mode: str,
                  strategy: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The checked `[mode]` table and the strategy's `[mode.NAME]` (every NAME checked)."""
     raw = settings.get(mode)
@@ -51,11 +54,11 @@ def _mode_tables(settings: Mapping[str, Any], mode: str,
     if not isinstance(raw, Mapping):
         raise ConfigError(f"[{mode}] must be a table, not {raw!r}")
     general = V.read_table({k: v for k, v in raw.items() if not isinstance(v, Mapping)},
-                           MODE_KEYS, f"[{mode}]")
+                           MODE_TABLES[mode], f"[{mode}]")
     own: dict[str, Any] = {}
     for name, table in raw.items():
         if isinstance(table, Mapping):
-            checked = V.read_table(table, MODE_KEYS, f"[{mode}.{name}]")
+            checked = V.read_table(table, MODE_TABLES[mode], f"[{mode}.{name}]")
             own = checked if name == strategy else own
     return general, own
 

@@ -24,13 +24,14 @@ class Watcher:
 
     def __init__(self, session: Any, name: str, stream: Fetch | None, fetch: Fetch,
                  process: Process, *, symbol: str | None = None, stall_after: float = 10.0,
-                 poll_every: float = 5.0) -> None:
+                 poll_every: float = 5.0, process_rest: Process | None = None) -> None:
         self.session = session
         self.name = name
         self.symbol = symbol
         self.stream = stream
         self.fetch = fetch
         self.process = process
+        self.process_rest = process_rest or process  # what the REST fetch brought
         self.stall_after = stall_after
         self.poll_every = poll_every
         self.task: asyncio.Task[None] | None = None
@@ -70,7 +71,7 @@ class Watcher:
 
     async def _fetch_and_apply(self) -> None:
         async with self._applying:  # the fetch too: what it read must go in before later news
-            await self.process(await self.fetch())
+            await self.process_rest(await self.fetch())
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -119,7 +120,7 @@ class Watcher:
         """The REST re-fetch after a reconnect; tried again with the next message if the
         exchange's REST side fails too."""
         try:
-            await self.process(await self.fetch())
+            await self.process_rest(await self.fetch())
         except (ccxt.NetworkError, ccxt.ExchangeNotAvailable, ccxt.NotSupported,
                 ConnectionError) as e:
             await self.session.report_error(e, where=f"{self.name}:rest", symbol=self.symbol)

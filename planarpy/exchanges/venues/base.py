@@ -1,0 +1,112 @@
+"""What live mode needs to know of an exchange, as ccxt's unified API has it.
+
+A `Venue` answers the questions whose answer differs between exchanges: how to name an
+order by its client id, which error means "this order does not exist" and which only
+"could not ask", when a request that got no answer can no longer be executed, where an
+update carries the exchange's time. The base answers from ccxt's unified structures and
+exceptions alone; a module per exchange overrides what that exchange does otherwise.
+Live code asks its venue and never tests an exchange id.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import ccxt
+
+# how long after a request got no answer the exchange may still execute it, where the
+# exchange does not say (no request expiry): beyond any plausible network delay
+DEFAULT_SUBMIT_WINDOW = 60.0
+
+
+class Venue:
+    """ccxt-unified behaviour; subclasses hold one exchange's quirks."""
+
+    def __init__(self, exchange_id: str) -> None:
+        self.exchange_id = exchange_id
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.exchange_id}>"
+
+    # ---- the client ---------------------------------------------------------------
+    def client_options(self) -> dict[str, Any]:
+        """ccxt options this venue needs (the config's own options go on top)."""
+        return {}
+
+    def prepare(self, client: Any, url_overridden: bool) -> None:
+        """Adjust a built client (after a URL override, when `url_overridden`)."""
+
+    # ---- orders by client id ------------------------------------------------------
+    def order_params(self, client_id: str) -> dict[str, Any]:
+        """Params that give a new order its client id."""
+        return {"clientOrderId": client_id}
+
+    def by_client_id(self, client_id: str) -> dict[str, Any]:
+        """Params of fetch_order / cancel_order (with id None) naming an order by client id."""
+        return {"clientOrderId": client_id}
+
+    def client_id(self, o: Mapping[str, Any]) -> str:
+        """The client order id of a ccxt order or trade ("" if it has none)."""
+        return str(o.get("clientOrderId") or "")
+
+    # ---- what an error means ------------------------------------------------------
+    def does_not_exist(self, e: BaseException) -> bool:
+        """Whether a lookup's error is the exchange's definite "no such order" (and not
+        a failure to ask: a timeout, a 5xx, a rate limit, a dropped connection)."""
+        return isinstance(e, ccxt.OrderNotFound)
+
+    def cancel_unknown(self, e: BaseException) -> bool:
+        """Whether a cancel's error says there is no open order by that id (none, or one
+        already closed): the order's state must then be looked up."""
+        return isinstance(e, ccxt.OrderNotFound)
+
+    def is_duplicate(self, e: BaseException) -> bool:
+        """Whether an order was refused because its client id is in use (an earlier try
+        of it got through)."""
+        return False
+
+    def is_ban(self, e: BaseException) -> bool:
+        """Whether a rate-limit refusal is a ban, which every further request lengthens."""
+        text = str(e).lower()
+        return "banned" in text or " 418 " in text
+
+    def retry_after(self, client: Any) -> float:
+        """The seconds a rate-limited exchange asked us to wait (Retry-After), 1 by default."""
+        headers = getattr(client, "last_response_headers", None) or {}
+        value = headers.get("Retry-After") or headers.get("retry-after")
+        try:
+            return max(float(value), 0.0) if value is not None else 1.0
+        except ValueError:
+            return 1.0
+
+    def submit_window(self, client: Any) -> float:
+        """Seconds after a request's answer failed to come during which the exchange may
+        still execute it: only after that does "does not exist" mean "never placed"."""
+        return DEFAULT_SUBMIT_WINDOW
+
+    # ---- updates ------------------------------------------------------------------
+    def event_time(self, update: Mapping[str, Any]) -> int | None:
+        """The exchange's time (ms) of an update (order, trade, balance, position), if any."""
+        ts = update.get("timestamp")
+        return int(ts) if ts is not None else None
+
+    def position_side(self, o: Mapping[str, Any]) -> str | None:
+        """"long" or "short" if an order or trade names the position it acts on (hedge
+        mode), else None."""
+        return None
+
+    def position_margin(self, p: Mapping[str, Any]) -> float:
+        """The margin an isolated ccxt position holds."""
+        margin = p.get("initialMargin")
+        if margin is None:
+            margin = p.get("collateral")
+        return float(margin or 0.0)
+
+    # ---- leverage -----------------------------------------------------------------
+    def leverage_error(self, leverage: float) -> str | None:
+        """Why this venue cannot take `leverage` (beyond the market's limits), or None."""
+        return None
+
+    def leverage_arg(self, leverage: float) -> Any:
+        """`leverage` as set_leverage must be given it."""
+        return leverage

@@ -1,0 +1,117 @@
+"""Binance spot and USD-M futures: what differs from ccxt's unified behaviour.
+
+- An order is named by client id with `origClientOrderId` (`clientOrderId` in a cancel's
+  reply is the cancel request's own id).
+- "Does not exist" is -2013 on a lookup; -2011 "Unknown order sent." on a cancel means
+  no open order by that id (never placed, not yet arrived, or closed already).
+- A retried order whose first try got through: spot "Duplicate order sent.", USD-M
+  "ClientOrderId is duplicated."
+- A signed request carries its time stamp; the exchange refuses it once `recvWindow`
+  has passed, or when it is more than 1 s ahead of the server's clock. So a request that
+  got no answer cannot be executed later than recvWindow + 1 s after it was signed.
+- Updates carry the event time as `E` (and the transaction time as `T`) in `info`.
+- 418 with "banned" is an IP ban; leverage is a whole number.
+- ccxt picks market-specific error codes by the real host in the URL: with the URL
+  overridden it cannot, so the client's market-type table is merged into the general one.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+import ccxt
+
+from .base import Venue
+
+_NOT_FOUND = ("-2013", "-2011")
+_DUPLICATE = ("duplicate order sent", "clientorderid is duplicated")
+_TIME_TOLERANCE = 1.0  # s: how far ahead of the server's clock a time stamp may be
+
+
+class Binance(Venue):
+    """binance (spot) and binanceusdm."""
+
+    @property
+    def futures(self) -> bool:
+        return self.exchange_id != "binance"
+
+    def client_options(self) -> dict[str, Any]:
+        # spot only: otherwise load_markets also asks for margin and futures markets
+        return {} if self.futures else {"fetchMarkets": {"types": ["spot"]}}
+
+    def prepare(self, client: Any, url_overridden: bool) -> None:
+        if url_overridden:
+            _keep_error_codes(client, self.futures or client.options.get("defaultType")
+                              in ("swap", "future"))
+
+    def by_client_id(self, client_id: str) -> dict[str, Any]:
+        return {"origClientOrderId": client_id}
+
+    def client_id(self, o: Mapping[str, Any]) -> str:
+        cid = o.get("clientOrderId")
+        if cid:
+            return str(cid)
+        info = o.get("info") or {}
+        for key in ("c", "clientOrderId", "origClientOrderId"):
+            if info.get(key):
+                return str(info[key])
+        order = info.get("o")  # futures ORDER_TRADE_UPDATE nests the order
+        if isinstance(order, Mapping) and order.get("c"):
+            return str(order["c"])
+        return ""
+
+    def does_not_exist(self, e: BaseException) -> bool:
+        return isinstance(e, ccxt.OrderNotFound) and any(c in str(e) for c in _NOT_FOUND)
+
+    def cancel_unknown(self, e: BaseException) -> bool:
+        return isinstance(e, ccxt.OrderNotFound) and "-2011" in str(e)
+
+    def is_duplicate(self, e: BaseException) -> bool:
+        return isinstance(e, ccxt.InvalidOrder) and any(d in str(e).lower() for d in _DUPLICATE)
+
+    def is_ban(self, e: BaseException) -> bool:
+        return "banned" in str(e).lower() or super().is_ban(e)
+
+    def submit_window(self, client: Any) -> float:
+        window = (getattr(client, "options", None) or {}).get("recvWindow") or 10_000
+        return float(window) / 1000 + _TIME_TOLERANCE
+
+    def event_time(self, update: Mapping[str, Any]) -> int | None:
+        ts = update.get("timestamp")
+        if ts is None:
+            info = update.get("info") if isinstance(update.get("info"), Mapping) else {}
+            ts = info.get("E") or info.get("T")
+        return int(ts) if ts is not None else None
+
+    def position_side(self, o: Mapping[str, Any]) -> str | None:
+        info = o.get("info") or {}
+        ps = info.get("positionSide") or info.get("ps")
+        return ps.lower() if ps in ("LONG", "SHORT") else None
+
+    def position_margin(self, p: Mapping[str, Any]) -> float:
+        margin = p.get("initialMargin") or p.get("collateral")
+        if margin is None:
+            info = p.get("info") or {}
+            margin = info.get("isolatedMargin") or info.get("isolatedWallet")
+        return float(margin or 0.0)
+
+    def leverage_error(self, leverage: float) -> str | None:
+        if leverage != int(leverage):
+            return f"leverage {leverage:g}: {self.exchange_id} takes whole leverages only"
+        return None
+
+    def leverage_arg(self, leverage: float) -> Any:
+        return int(leverage) if leverage == int(leverage) else leverage
+
+
+def _keep_error_codes(client: Any, futures: bool) -> None:
+    """Merge the error table of the client's market type into the general one (-2010
+    stays InsufficientFunds, not a bare ExchangeError)."""
+    exceptions = copy.deepcopy(client.exceptions)
+    specific = exceptions.get("linear" if futures else "spot") or {}
+    for kind in ("exact", "broad"):
+        merged = dict(exceptions.get(kind) or {})
+        merged.update(specific.get(kind) or {})
+        exceptions[kind] = merged
+    client.exceptions = exceptions

@@ -1,0 +1,139 @@
+"""Applying what the exchange reports: orders, trades, balances and positions.
+
+Every report (an order's reply, a stream message, an item of a REST answer) goes through
+`take`: under the state lock the reconciler decides what it changes, the trace records
+the report with that verdict (applied, or skipped and why: stale, duplicate, another
+strategy's...), and the events are applied. So the trace holds every message received,
+including those that change nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Mapping
+
+import ccxt
+
+from ...core.instances import AssetInstance
+from ...core.orders import Order
+from . import translate
+from .reconciler import REST, STREAM, Verdict
+
+# errors after which a request may have worked or not, and asking again may work:
+# ccxt's OperationFailed covers network errors, timeouts and "execution status unknown"
+TRANSIENT = (ccxt.OperationFailed,)
+
+
+async def take(session: Any, channel: str, source: str, item: Mapping[str, Any],
+               decide: Callable[[], Verdict]) -> Verdict:
+    """Decide what report `item` changes, record it with the verdict, apply the events."""
+    async with session.engine.mutating():
+        verdict = decide()
+        if session.recorder is not None:
+            await session.record("exchange_message", _message(session, channel, source, item,
+                                                              verdict), item.get("symbol"))
+        order = verdict.order
+        before = snapshot(order) if order is not None else None
+        for kind, payload, symbol in verdict.events:
+            session.fills.applied(session.apply_now(kind, payload, symbol), source)
+        if order is not None:
+            session.order_activity = time.monotonic()
+            session.flights.seen(order)
+            if verdict.events:
+                ai = session.s.state.assets[order.symbol]
+                session.s.invoke(session.s.on_order_update, ai, before, snapshot(order))
+        elif verdict.events and verdict.events[0][0] == "order_created":  # adopted
+            session.watch_orders(verdict.events[0][2])
+    return verdict
+
+
+def _message(session: Any, channel: str, source: str, item: Mapping[str, Any],
+             verdict: Verdict) -> dict[str, Any]:
+    return {"channel": channel, "source": source,
+            "exchange_ms": session.venue.event_time(item),
+            "outcome": "applied" if verdict.events else "skipped", "reason": verdict.reason,
+            "events": [kind for kind, _, _ in verdict.events],
+            "data": translate.message_summary(session.venue, channel, item)}
+
+
+def snapshot(order: Order) -> dict[str, Any]:
+    """An order as on_order_update sees it."""
+    return {"id": order.id, "status": order.status.value, "filled": order.filled,
+            "cost": order.cost, "amount": order.amount, "price": order.price}
+
+
+# ---- orders and trades ---------------------------------------------------------------
+async def on_orders(session: Any, orders: Any, source: str = STREAM) -> None:
+    for o in orders or []:
+        await on_order(session, o, source)
+
+
+async def on_order(session: Any, o: Mapping[str, Any], source: str) -> Verdict:
+    """Apply an order report; a closed order's fills that no report brought are fetched,
+    and if they still do not come, emulated."""
+    state = session.s.state
+    verdict = await take(session, "orders", source, o,
+                         lambda: session.fills.order(state, o, source))
+    order = verdict.order
+    if verdict.unfilled > 0 and order is not None and order.is_open:
+        ai = state.assets[order.symbol]
+        trades = await _fetch_trades(session, ai, o)
+        if trades:
+            await take(session, "trades", REST, {"symbol": ai.symbol, "order": o.get("id")},
+                       lambda: session.fills.fetched(ai, order, o, trades))
+        await take(session, "orders", REST, o, lambda: session.fills.close(ai, order, o))
+    return verdict
+
+
+async def _fetch_trades(session: Any, ai: AssetInstance, o: Mapping[str, Any]) -> list[Any]:
+    """The account's trades of the asset since order `o` was placed (the stream may not
+    have delivered its fills); none if they cannot be fetched."""
+    try:
+        return list(await session.request("fetch_my_trades", ai.symbol, o.get("timestamp"), 100))
+    except (ccxt.NotSupported, *TRANSIENT) as e:
+        await session.report_error(e, where="fetch_my_trades", symbol=ai.symbol)
+        return []
+
+
+async def on_trades(session: Any, trades: Any, source: str = STREAM) -> None:
+    state = session.s.state
+    for t in trades or []:
+        await take(session, "trades", source, t, lambda t=t: session.fills.trade(state, t, source))
+
+
+# ---- balances and positions ----------------------------------------------------------
+async def on_balance(session: Any, b: Mapping[str, Any], source: str = STREAM) -> None:
+    """Apply balances, unless older than a fill already applied."""
+    await take(session, "balance", source, b, lambda: session.fills.balance(b, source))
+
+
+async def on_positions(session: Any, positions: Any, source: str = STREAM) -> None:
+    state = session.s.state
+    for p in positions or []:
+        await take(session, "positions", source, p, lambda p=p: session.fills.position(state, p, source))
+
+
+# ---- the REST fallbacks of the orders and trades streams -----------------------------
+async def fetch_order_updates(session: Any, symbols: list[str]) -> list[Any]:
+    """The open orders of `symbols`, plus every order still open locally that the
+    exchange no longer lists as open (fetched by its exchange id)."""
+    found: dict[str, Any] = {}
+    for symbol in symbols:
+        ai = session.s.state.assets[symbol]
+        listed = {str(o.get("id")): o for o in await session.request("fetch_open_orders", symbol)}
+        for exid, lid in list(session.fills.exchange_ids.items()):
+            if lid in ai.orders and exid not in listed:
+                try:
+                    listed[exid] = await session.request("fetch_order", exid, symbol)
+                except ccxt.OrderNotFound:
+                    continue
+        found.update(listed)
+    return list(found.values())
+
+
+async def fetch_trade_updates(session: Any, symbols: list[str]) -> list[Any]:
+    """The recent trades of `symbols`."""
+    out: list[Any] = []
+    for symbol in symbols:
+        out += await session.request("fetch_my_trades", symbol, None, 50)
+    return out

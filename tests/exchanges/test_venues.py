@@ -1,0 +1,63 @@
+"""Venues: what each exchange's errors and reports mean, asked of ccxt's own exceptions and
+structures (as the live code asks them)."""
+
+import ccxt
+import pytest
+
+from planarpy.exchanges.venues import Binance, Venue, venue_for
+
+NOT_FOUND = ccxt.OrderNotFound('binance {"code": -2013, "msg": "Order does not exist."}')
+UNKNOWN_ORDER = ccxt.OrderNotFound('binance {"code": -2011, "msg": "Unknown order sent."}')
+UNAVAILABLE = ccxt.ExchangeNotAvailable("binance GET http://x/api/v3/order 503")
+
+
+def test_the_table_is_explicit():
+    """binance and binanceusdm get the Binance venue; any other exchange the ccxt base."""
+    assert type(venue_for("binance")) is Binance and type(venue_for("binanceusdm")) is Binance
+    assert type(venue_for("kraken")) is Venue
+
+
+@pytest.mark.parametrize("error", [UNAVAILABLE, ccxt.RequestTimeout("timed out"),
+                                   ccxt.RateLimitExceeded("429"), ccxt.NetworkError("reset")])
+def test_could_not_ask_is_never_does_not_exist(error):
+    for venue in (venue_for("binance"), venue_for("kraken")):
+        assert not venue.does_not_exist(error) and not venue.cancel_unknown(error)
+
+
+def test_binance_does_not_exist_and_unknown_order():
+    """-2013 (lookup) and -2011 (cancel) are "does not exist"; only -2011 answers a cancel."""
+    b = venue_for("binance")
+    assert b.does_not_exist(NOT_FOUND) and b.does_not_exist(UNKNOWN_ORDER)
+    assert b.cancel_unknown(UNKNOWN_ORDER) and not b.cancel_unknown(NOT_FOUND)
+    assert not b.does_not_exist(ccxt.OrderNotFound("no code at all"))
+
+
+def test_binance_duplicates_bans_and_leverage():
+    b = venue_for("binanceusdm")
+    assert b.is_duplicate(ccxt.InvalidOrder('binance {"code":-2010,"msg":"Duplicate order sent."}'))
+    assert b.is_duplicate(ccxt.InvalidOrder('{"code":-4116,"msg":"ClientOrderId is duplicated."}'))
+    assert not b.is_duplicate(ccxt.InvalidOrder("Account has insufficient balance"))
+    assert b.is_ban(ccxt.DDoSProtection("Way too many requests; IP(1.2.3.4) banned until 1"))
+    assert not b.is_ban(ccxt.RateLimitExceeded("Too many requests"))
+    assert b.leverage_error(2.5) and b.leverage_error(3.0) is None and b.leverage_arg(3.0) == 3
+
+
+def test_binance_orders_by_client_id_and_their_times():
+    """Lookups name origClientOrderId; client ids and event times come from `info` when
+    ccxt leaves them out (a trade, a futures update, a balance)."""
+    b = venue_for("binance")
+    assert b.by_client_id("abc") == {"origClientOrderId": "abc"}
+    assert b.order_params("abc") == {"clientOrderId": "abc"}
+    assert b.client_id({"info": {"c": "fromtrade"}}) == "fromtrade"
+    assert b.client_id({"info": {"o": {"c": "nested"}}}) == "nested"
+    assert b.event_time({"info": {"E": 123}}) == 123 and b.event_time({"timestamp": 5}) == 5
+    assert b.position_side({"info": {"ps": "SHORT"}}) == "short"
+    assert b.position_margin({"info": {"isolatedWallet": "2.5"}}) == 2.5
+
+
+def test_the_submit_window_follows_recv_window():
+    """Binance refuses a request recvWindow after its time stamp (1 s more for a clock
+    ahead); an exchange that says nothing gets a minute."""
+    client = type("C", (), {"options": {"recvWindow": 5000}})()
+    assert venue_for("binance").submit_window(client) == 6.0
+    assert venue_for("kraken").submit_window(client) == 60.0
