@@ -131,11 +131,12 @@ def test_a_5xx_after_the_order_was_executed_finds_it(lx, trace):
     replayed(run.strategy, trace.path)
 
 
-def test_futures_orders_of_unknown_outcome_are_settled_too(lx, trace):
+def test_futures_orders_of_unknown_outcome_are_settled_too(lx, tmp_path):
     """USD-M: a market order answered 503 after it was executed is found with its fill;
     a limit order answered 503 with nothing done is closed as never placed."""
     cfg = {"exchanges": {"binanceusdm": FAST_WINDOW}}
-    with live(lx, QuietPerp, trace=trace, settings=cfg) as run:
+    trace = EventTrace.open(tmp_path / "perp", strategy="QuietPerp", exchange="binanceusdm")
+    with trace, live(lx, QuietPerp, trace=trace, settings=cfg) as run:
         lx.faults.update({"http_status": 503, "http_path": "POST /fapi/v1/order", "http_count": 1,
                           "http_processed": True})
         t = run.call("market_order", PERP, 100.0, side="buy")
@@ -210,7 +211,7 @@ def test_a_bad_hand_orders_setting_is_refused(lx, where):
     """hand_orders must be "adopt" or "ignore"; the error names the key and its value."""
     kw = ({"settings": {**settings(), "live": {"hand_orders": "keep"}}} if where == "config"
           else {"hand_orders": "keep"})
-    with pytest.raises(ConfigError, match="hand_orders.*'keep'.*'adopt'.*'ignore'"):
+    with pytest.raises(ConfigError, match="hand_orders.*adopt, ignore.*'keep'"):
         live(lx, **kw)
 
 
@@ -289,11 +290,12 @@ class CancelEveryTick(Quiet):
             self.cycles += 1
 
 
-def test_a_cancel_sent_right_after_its_order_waits_for_it(lx, trace):
+def test_a_cancel_sent_right_after_its_order_waits_for_it(lx, tmp_path):
     """A fire-and-forget bid (its POST slowed down) cancelled at once, tick after tick:
     each cancel waits until the exchange knows the order, then cancels it by client id;
     no cancel is refused (-2011) and no order is left open."""
-    with live(lx, CancelEveryTick, trace=trace, tick_interval=0.05) as run:
+    trace = EventTrace.open(tmp_path / "t", strategy="CancelEveryTick", exchange="binance")
+    with trace, live(lx, CancelEveryTick, trace=trace, tick_interval=0.05) as run:
         lx.faults.update({"delay_ms": 150, "delay_path": "POST /api/v3/order"})
         run.strategy.price = far_bid(lx)
         eventually(lambda: run.strategy.cycles == 3 and not run.strategy.assets[0].orders, timeout=10)
