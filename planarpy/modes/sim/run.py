@@ -57,7 +57,8 @@ def backtest(strategy: type[Strategy] | Strategy, *,
         raise DataError("need at least two candles to backtest")
     tf = timeframe_ms(s.timeframe)
     engine = SimEngine(s, config, range(int(timeline[0]), int(timeline[-1]) + tf, tf), tf)
-    fees = {k: v for k, v in (("maker", config.maker), ("taker", config.taker)) if v is not None}
+    fees = {k: v for k, v in (("maker", config.maker), ("taker", config.taker),
+                              ("fee_side", config.fee_side)) if v is not None}
     for ai in s.assets:
         ai.ohlcv = aligned[ai.symbol]
         if fees:  # overrides change the market itself, so funds checks reserve them too
