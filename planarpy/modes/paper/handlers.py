@@ -100,7 +100,6 @@ def watch_ohlcv(s: Any, ai: AssetInstance | str | None = None, timeframe: str | 
     async def run() -> bool:
         for a in (s.assets if ai is None else [s.asset(ai)]):
             session.watch_ohlcv(a.symbol)
-            await session.fetch_candles(a.symbol)
         await session.refresh_candles()
         return True
     return bool(_run(s, run()))

@@ -37,6 +37,7 @@ class ExchangeClock:
     """Exchange time: wall time corrected by the offset ccxt measured from the server."""
 
     __slots__ = ("client",)
+    speed = 1.0  # exchange ms per wall ms: it runs in real time
 
     def __init__(self, client: Any) -> None:
         self.client = client

@@ -1,13 +1,24 @@
 """The lifecycle every engine-run mode shares: start, tick, emit, request, stop.
 
-A mode subclasses `Session` and supplies `_startup` (build the strategy, sync), the
-candles before each tick (`refresh_candles`), what to do on stop (`_shutdown`), and the
-prices its status line values holdings at.
+A mode subclasses `Session` and supplies `_startup` (build the strategy, sync), where its
+candles come from (`candle_rows`), what to do on stop (`_shutdown`), and the prices its
+status line values holdings at.
+
+Ticks: `tick` runs once for every candle of the strategy's timeframe that closes, in
+order, with `s.i` on that candle, as in a backtest. The loop sleeps until the next close
+by the exchange's clock (the wall clock corrected by the offset ccxt measured, or the
+clock given as `clock`), fetches what closed, and ticks each new candle. Candles closed
+while it could not tick (a slow tick, an outage) are ticked in order, at most `backlog`
+of them; older ones are too old to act on: they join the candles and indicators but are
+not ticked, and a `ticks_skipped` event says so. A tick still running when the next
+candle closes is reported (`tick_overrun`); the candle it missed is ticked after it.
+With `tick_interval` set, `on_interval` runs that often between closes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from typing import Any, Awaitable, Callable, Mapping
@@ -16,11 +27,15 @@ import ccxt
 
 from ...core.errors import PlanarError, StartupError, UnknownSymbol
 from ...core.market import Market
-from ...data.ohlcv import OHLCV, align, timeframe_ms
+from ...core.errors import ConfigError
+from ...data.ohlcv import timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
 from ...strategy import Strategy
-from .engine import EngineThread
+from .candles import extend, newest_closed, sleep_toward, start_series, wall_seconds
+from .engine import EngineThread, ExchangeClock
 from .watchers import Watcher
+
+log = logging.getLogger(__name__)
 
 _SIGNATURE = re.compile(r"(signature|apiKey|secret|listenKey)=[^&\s\"']+", re.IGNORECASE)
 # ccxt's `has` flags for the streams the modes read (not all are plain camel case)
@@ -28,6 +43,9 @@ _HAS = {"watch_balance": "watchBalance", "watch_positions": "watchPositions",
         "watch_orders": "watchOrders", "watch_my_trades": "watchMyTrades",
         "watch_trades": "watchTrades", "watch_order_book": "watchOrderBook",
         "watch_ticker": "watchTicker", "watch_ohlcv": "watchOHLCV"}
+PAGE = 1000  # candles per request (Binance's largest spot page)
+HOUSEKEEPING = 1.0  # seconds between `_after_tick` runs while the loop waits
+RETRY = 5.0  # seconds before the candles are fetched again after a failure
 
 
 class Session:
@@ -38,13 +56,18 @@ class Session:
     def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
                  recorder: Any = None, tick_interval: float | None = None, waitfor: float = 5.0,
                  stall_after: float = 10.0, candles: int = 500, cancel_on_stop: bool = False,
-                 close_on_stop: bool = False) -> None:
+                 close_on_stop: bool = False, clock: Any = None, backlog: int = 10,
+                 close_delay: float = 0.25) -> None:
+        _check_tick_options(tick_interval, backlog, close_delay)
         self.cls = cls
         self.exchange = exchange
         self.keys = keys
         self.recorder = recorder
-        self.tick_interval = tick_interval if tick_interval is not None else \
-            timeframe_ms(cls.timeframe) / 1000
+        self.tick_interval = tick_interval  # seconds between on_interval calls; None: none
+        self.clock = clock  # the exchange's clock; None: the wall clock, offset-corrected
+        self.backlog = backlog  # closed candles ticked in a row at most (catch-up)
+        self.close_delay = close_delay  # seconds a closed candle is given to be published
+        self.tf = timeframe_ms(cls.timeframe)
         self.waitfor = waitfor
         self.stall_after = stall_after
         self.candles = candles
@@ -58,8 +81,13 @@ class Session:
         self.first_trades: dict[str, Any] = {}  # order id -> first fill, for waited orders
         self.last_event = time.monotonic()
         self.ticks = 0
+        self.intervals = 0
         self.errors: list[str] = []
         self._stop: asyncio.Event | None = None
+        self._next_tick: int | None = None  # index of the first candle not ticked yet
+        self._refreshing = asyncio.Lock()
+        self._housekept = 0.0
+        self._next_interval = 0.0
 
     # ---- what a mode supplies ---------------------------------------------------------
     async def _startup(self) -> None:
@@ -68,8 +96,19 @@ class Session:
     async def _shutdown(self) -> None:
         """Cancel or close as configured; the base records the stop."""
 
-    async def refresh_candles(self) -> None:
-        raise NotImplementedError
+    async def candle_rows(self, symbol: str, since: int, through: int) -> list[Any]:
+        """The exchange's candles of `symbol` opening in [since, through] (ccxt rows), by
+        REST page by page; periods in which nothing traded have none."""
+        out: list[Any] = []
+        while since <= through:
+            limit = min(PAGE, (through - since) // self.tf + 1)
+            page = await self.request("fetch_ohlcv", symbol, self.s.timeframe, since, limit) or []
+            kept = [r for r in page if since <= int(r[0]) <= through]
+            out += kept
+            if len(page) < limit or not kept or int(page[-1][0]) >= through:
+                return out
+            since = int(kept[-1][0]) + self.tf
+        return out
 
     def _background(self) -> list[Callable[[], Awaitable[None]]]:
         """Extra loops to run beside the ticks."""
@@ -231,38 +270,158 @@ class Session:
             return None
         return lambda: fn(*args)
 
-    # ---- ticks ------------------------------------------------------------------------
-    async def use_candles(self, series: Mapping[str, OHLCV]) -> None:
-        """Give each asset its closed candles (aligned) and recompute the indicators."""
-        s = self.s
-        _, aligned = align(dict(series), s.timeframe)
-        async with self.engine.mutating():
-            for ai in s.assets:
-                ai.ohlcv = aligned[ai.symbol]
-            s.prepare_indicators()
-            s.i = len(s.assets[0].ohlcv) - 1
+    # ---- candles -----------------------------------------------------------------------
+    def exchange_clock(self) -> Any:
+        """The exchange's clock: the one given, or the wall clock corrected by the offset
+        ccxt measured from the server's time."""
+        return self.clock if self.clock is not None else ExchangeClock(self.client)
 
+    def history_candles(self) -> int:
+        """Candles fetched at start: `candles`, or more if the warmup or lookback needs them."""
+        s = self.s
+        return max(self.candles, int(s.warmup_period()) + 1, int(s.lookback or 0) + 1)
+
+    def settle_ms(self) -> int:
+        """Exchange time a closed candle is given to be published (none on a stepped clock,
+        which the exchange has caught up with when a step returns)."""
+        return 0 if wall_seconds(self.s.clock, 1) is None else int(self.close_delay * 1000)
+
+    def closed_through(self) -> int:
+        """Open time of the newest candle closed (and published) by the exchange's clock."""
+        return newest_closed(self.s.clock.now() - self.settle_ms(), self.tf)
+
+    async def refresh_candles(self) -> None:
+        """Add the candles closed since the last refresh (the last `history_candles()` at first) to
+        every asset, flat where nothing traded, and append their indicator values."""
+        async with self._refreshing:
+            s = self.s
+            through = self.closed_through()
+            have = s.assets[0].ohlcv if s.assets[0].ohlcv is not None and len(s.assets[0].ohlcv) \
+                else None
+            if have is not None and int(have.timestamp[-1]) >= through:
+                return
+            since = int(have.timestamp[-1]) + self.tf if have is not None \
+                else through - (self.history_candles() - 1) * self.tf
+            rows = {ai.symbol: await self.candle_rows(ai.symbol, since, through)
+                    for ai in s.assets}
+            if have is None:
+                series = start_series(rows, through, s.timeframe, self.tf)
+                if series is None:
+                    return
+            else:
+                series = {ai.symbol: extend(ai.ohlcv, rows[ai.symbol], through, self.tf)
+                          for ai in s.assets}
+            async with self.engine.mutating():
+                for ai in s.assets:
+                    known = len(ai.ohlcv) if ai.ohlcv is not None else 0
+                    ai.ohlcv = series[ai.symbol]
+                    s.update_indicators(ai, known)
+
+    # ---- ticks ------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
         while True:
+            failed = False
             try:
                 await self.refresh_candles()
-                if self.s.i >= self.s.warmup_period():
-                    await self.engine.run_strategy(self._tick)
-                await self._after_tick()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                await self.report_error(e, where="tick")
-            await asyncio.sleep(self.tick_interval)
+                failed = True
+                await self.report_error(e, where="candles")
+            await self._tick_closed()
+            await self._housekeeping(force=True)
+            await self._wait(failed)
 
-    def _tick(self) -> None:
-        """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`)."""
+    async def _tick_closed(self) -> None:
+        """Tick each candle closed since the last tick, oldest first (the newest only, at
+        start), skipping those beyond the backlog and those within the warmup."""
         s = self.s
-        ohlcv = s.assets[0].ohlcv
-        ts = int(ohlcv.timestamp[-1]) + timeframe_ms(s.timeframe) if ohlcv is not None \
-            else s.clock.now()
-        s.tick(ts)
+        n = len(s.assets[0].ohlcv) if s.assets[0].ohlcv is not None else 0
+        if n == 0:
+            return
+        first = max(n - 1 if self._next_tick is None else self._next_tick, s.warmup_period())
+        self._next_tick = n  # before ticking: whatever happens, no candle is ticked twice
+        due = range(first, n)
+        if len(due) > self.backlog:
+            await self._skipped(due[:-self.backlog])
+            due = due[-self.backlog:]
+        for i in due:
+            await self._tick_candle(i)
+
+    async def _tick_candle(self, i: int) -> None:
+        s = self.s
+        ts = int(s.assets[0].ohlcv.timestamp[i]) + self.tf  # the candle's close
+        began = s.clock.now()
+        try:
+            await self.engine.run_strategy(lambda: self._tick(i, ts))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            await self.report_error(e, where="tick")
+        ended = s.clock.now()
+        passed = ended // self.tf - began // self.tf
+        if passed > 0:
+            log.warning("%s: the tick of the candle closed at %d ran past %d close(s) "
+                        "(%d ms); the candles closed meanwhile are ticked next",
+                        self.cls.__name__, ts, passed, ended - began)
+            await self.record("tick_overrun", {"candle": ts, "began": began, "ended": ended,
+                                               "closes_passed": passed})
+
+    def _tick(self, i: int, ts: int) -> None:
+        """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`)."""
+        self.s.i = i
+        self.s.tick(ts)
         self.ticks += 1
+
+    async def _skipped(self, skipped: range) -> None:
+        o = self.s.assets[0].ohlcv
+        first, last = (int(o.timestamp[i]) + self.tf for i in (skipped[0], skipped[-1]))
+        log.warning("%s: %d closed candles (closes %d to %d) were not ticked: more than the "
+                    "backlog of %d closed since the last tick", self.cls.__name__,
+                    len(skipped), first, last, self.backlog)
+        await self.record("ticks_skipped", {"count": len(skipped), "first": first, "last": last,
+                                            "backlog": self.backlog})
+
+    async def _wait(self, failed: bool) -> None:
+        """Sleep until the next candle closes by the exchange's clock (sooner after a failed
+        refresh), running `on_interval` every `tick_interval` meanwhile."""
+        clock = self.s.clock
+        now = clock.now()
+        target = (now - self.settle_ms()) // self.tf * self.tf + self.tf + self.settle_ms()
+        retry_at = time.monotonic() + RETRY if failed else None
+        while clock.now() < target and (retry_at is None or time.monotonic() < retry_at):
+            at_most = HOUSEKEEPING
+            if self.tick_interval:
+                left = self._next_interval - time.monotonic()
+                if left <= 0:
+                    await self._interval()
+                    await self._housekeeping(force=True)
+                    continue
+                at_most = min(at_most, left)
+            if retry_at is not None:
+                at_most = min(at_most, retry_at - time.monotonic())
+            await sleep_toward(clock, target, at_most)
+            await self._housekeeping()
+
+    async def _interval(self) -> None:
+        self._next_interval = time.monotonic() + (self.tick_interval or 0)
+        if self.s.i < 0:  # nothing ticked yet: no candle to be within
+            return
+        try:
+            await self.engine.run_strategy(self._on_interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            await self.report_error(e, where="on_interval")
+
+    def _on_interval(self) -> None:
+        self.s.on_interval(self.s.clock.now())
+        self.intervals += 1
+
+    async def _housekeeping(self, force: bool = False) -> None:
+        if force or time.monotonic() - self._housekept >= HOUSEKEEPING:
+            self._housekept = time.monotonic()
+            await self._after_tick()
 
     def status(self) -> str:
         """One line: equity, open orders, ticks, age of the last event."""
@@ -274,6 +433,20 @@ class Session:
         return (f"{type(s).__name__}{label} equity {s.state.equity(self.prices()):.8g} {s.quote}  "
                 f"orders {orders}  ticks {self.ticks}  {extra + '  ' if extra else ''}"
                 f"last event {age:.1f}s ago")
+
+
+def _check_tick_options(tick_interval: Any, backlog: Any, close_delay: Any) -> None:
+    """ConfigError naming the option, its value and what is allowed."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    if tick_interval is not None and not (number(tick_interval) and tick_interval > 0):
+        raise ConfigError(f"tick_interval must be a number of seconds > 0 (or None: no "
+                          f"on_interval calls), got {tick_interval!r}")
+    if not (isinstance(backlog, int) and not isinstance(backlog, bool) and backlog >= 1):
+        raise ConfigError(f"backlog must be a whole number of candles >= 1, got {backlog!r}")
+    if not (number(close_delay) and 0 <= close_delay < 3600):
+        raise ConfigError(f"close_delay must be a number of seconds in [0, 3600), "
+                          f"got {close_delay!r}")
 
 
 def _plain(v: Any) -> Any:
