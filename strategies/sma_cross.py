@@ -2,7 +2,8 @@
 when it crosses below.
 
 The averages are computed once, vectorised, by `indicators` (each value uses only candles
-up to its own), so a tick reads one list entry and usually does nothing.
+up to its own), so a tick reads one list entry and usually does nothing. Paper and live
+append the values of each candle as it closes, from its last `lookback` candles.
 """
 
 from planarpy import Strategy, call
@@ -18,6 +19,7 @@ class SmaCross(Strategy):
     fast = 10
     slow = 30
     warmup = 30
+    lookback = 31  # the cross at candle i reads the slow average at i and i - 1
     invest = 0.99  # share of free cash put into each entry
 
     def indicators(self, ai):

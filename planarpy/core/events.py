@@ -31,6 +31,8 @@ KINDS: tuple[str, ...] = (
     "liquidation",
     "market_data",
     "clock_resynced",
+    "tick_overrun",
+    "ticks_skipped",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -85,6 +85,7 @@ class Session:
         self.errors: list[str] = []
         self._stop: asyncio.Event | None = None
         self._next_tick: int | None = None  # index of the first candle not ticked yet
+        self._tick_ended = 0  # exchange time at which the last tick returned
         self._refreshing = asyncio.Lock()
         self._housekept = 0.0
         self._next_interval = 0.0
@@ -320,17 +321,21 @@ class Session:
     # ---- ticks ------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
         while True:
-            failed = False
-            try:
-                await self.refresh_candles()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                failed = True
-                await self.report_error(e, where="candles")
-            await self._tick_closed()
-            await self._housekeeping(force=True)
-            await self._wait(failed)
+            failed = not await self._guarded(self.refresh_candles, "candles")
+            await self._guarded(self._tick_closed, "tick")
+            await self._guarded(lambda: self._housekeeping(force=True), "housekeeping")
+            await self._guarded(lambda: self._wait(failed), "tick")
+
+    async def _guarded(self, step: Callable[[], Awaitable[Any]], where: str) -> bool:
+        """Run one step of the loop; an error is reported (the loop goes on). False if so."""
+        try:
+            await step()
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            await self.report_error(e, where=where)
+            return False
 
     async def _tick_closed(self) -> None:
         """Tick each candle closed since the last tick, oldest first (the newest only, at
@@ -351,14 +356,15 @@ class Session:
     async def _tick_candle(self, i: int) -> None:
         s = self.s
         ts = int(s.assets[0].ohlcv.timestamp[i]) + self.tf  # the candle's close
-        began = s.clock.now()
+        began = self._tick_ended = s.clock.now()
         try:
             await self.engine.run_strategy(lambda: self._tick(i, ts))
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            self._tick_ended = s.clock.now()
             await self.report_error(e, where="tick")
-        ended = s.clock.now()
+        ended = self._tick_ended
         passed = ended // self.tf - began // self.tf
         if passed > 0:
             log.warning("%s: the tick of the candle closed at %d ran past %d close(s) "
@@ -371,6 +377,7 @@ class Session:
         """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`)."""
         self.s.i = i
         self.s.tick(ts)
+        self._tick_ended = self.s.clock.now()
         self.ticks += 1
 
     async def _skipped(self, skipped: range) -> None:
@@ -386,10 +393,13 @@ class Session:
         """Sleep until the next candle closes by the exchange's clock (sooner after a failed
         refresh), running `on_interval` every `tick_interval` meanwhile."""
         clock = self.s.clock
-        now = clock.now()
-        target = (now - self.settle_ms()) // self.tf * self.tf + self.tf + self.settle_ms()
+        o = self.s.assets[0].ohlcv
+        if o is not None and len(o):  # the close after the newest candle fetched
+            target = int(o.timestamp[-1]) + 2 * self.tf + self.settle_ms()
+        else:
+            target = (self.closed_through() + 2 * self.tf) + self.settle_ms()
         retry_at = time.monotonic() + RETRY if failed else None
-        while clock.now() < target and (retry_at is None or time.monotonic() < retry_at):
+        while (time.monotonic() < retry_at) if retry_at is not None else clock.now() < target:
             at_most = HOUSEKEEPING
             if self.tick_interval:
                 left = self._next_interval - time.monotonic()
