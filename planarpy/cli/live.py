@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
     p.add_argument("--exchange", help="[exchanges.NAME] table to use (default: the strategy's)")
     p.add_argument("--exchange-url", help="send every request to this base URL instead "
                                           "(a testnet, the local exchange)")
-    p.add_argument("--tick-interval", type=float, help="seconds between ticks (default: timeframe)")
+    p.add_argument("--tick-interval", type=float,
+                   help="seconds between on_interval calls within a candle (default: none; "
+                        "tick runs once per closed candle)")
     p.add_argument("--waitfor", type=float, default=5.0, help="default seconds an order waits for a fill")
     p.add_argument("--trace-dir", default="traces", help="where the EventTrace goes (default traces/)")
     p.add_argument("--no-trace", action="store_true", help="record nothing")

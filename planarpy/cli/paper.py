@@ -26,7 +26,9 @@ def register(sub: Any) -> None:
                                           "(the local exchange, a proxy)")
     p.add_argument("--cash", type=float,
                    help="starting cash (default: the strategy's initial_cash)")
-    p.add_argument("--tick-interval", type=float, help="seconds between ticks (default: timeframe)")
+    p.add_argument("--tick-interval", type=float,
+                   help="seconds between on_interval calls within a candle (default: none; "
+                        "tick runs once per closed candle)")
     p.add_argument("--trace-dir", default="traces",
                    help="where the EventTrace goes (default traces/)")
     p.add_argument("--no-trace", action="store_true", help="record nothing")

@@ -90,14 +90,16 @@ def walk(n: int, t0: int, gaps: tuple[int, ...] = (), seed: int = 1) -> OHLCV:
     return OHLCV(ts[keep], open_[keep], high[keep], low[keep], close[keep], volume[keep])
 
 
-def exchange(candles: OHLCV, clock: Any, origin: int, cash: float = 1.0,
+def exchange(data: Any, clock: Any, origin: int, cash: float = 1.0,
              factory: Callable[..., LocalExchange] = LocalExchange) -> LocalExchange:
-    """A local exchange replaying `candles` (four trades each) with the XRP/ETH market,
-    its clock starting at data time `origin`, and one account holding `cash` ETH, no XRP."""
+    """A local exchange with the XRP/ETH market replaying `data` (candles, four trades
+    each, or a trades CSV), its clock starting at data time `origin`, and one account
+    holding `cash` ETH and no XRP."""
     market = markets_for("binance", {})[SYM]
     account = AccountSpec(spot={"ETH": repr(float(cash)), "XRP": "0"})
-    return factory(markets=[market], data={SYM: from_candles(candles)}, clock=clock,
-                   origin=origin, accounts=[account])
+    feed = from_candles(data) if isinstance(data, OHLCV) else data
+    return factory(markets=[market], data={SYM: feed}, clock=clock, origin=origin,
+                   accounts=[account])
 
 
 def run_live(lx: LocalExchange, cls: type[Strategy], **options: Any) -> Any:

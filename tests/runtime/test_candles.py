@@ -51,3 +51,28 @@ def test_a_wait_for_the_clock_follows_its_rate(clock, expected):
     """A minute of exchange time is a second of wall time on a 60x clock, a minute on a
     real-time one, and unknown on a stepped one (the loop looks again soon)."""
     assert wall_seconds(clock, M) == expected
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("backlog", 0, "backlog must be a whole number of candles >= 1, got 0"),
+    ("backlog", 2.5, "backlog must be a whole number of candles >= 1, got 2.5"),
+    ("tick_interval", 0, "tick_interval must be a number of seconds > 0"),
+    ("tick_interval", "1", "tick_interval must be a number of seconds > 0"),
+    ("close_delay", -1, "close_delay must be a number of seconds in [0, 3600), got -1"),
+])
+def test_bad_tick_options_are_refused_by_name(option, value, message):
+    from planarpy import Strategy
+    from planarpy.core.errors import ConfigError
+    from planarpy.exchanges import ApiKeys, exchange_config
+    from planarpy.modes.runtime import Session
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(")", r"\)")):
+        Session(Strategy, exchange_config("binance", {}), ApiKeys(), **{option: value})
+
+
+def test_a_bad_lookback_is_refused():
+    from planarpy import Strategy
+    from planarpy.core.errors import ConfigError
+    from planarpy.data.sources import markets_for
+    cls = type("S", (Strategy,), {"universe": ("ETH/BTC",), "quote": "BTC", "lookback": 0})
+    with pytest.raises(ConfigError, match="S: lookback must be a whole number of candles >= 1"):
+        cls(markets_for("binance", {}))

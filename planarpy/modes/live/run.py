@@ -34,7 +34,8 @@ def start_live(strategy: type[Strategy] | str, *, exchange_url: str | None = Non
     `exchange` names the [exchanges.NAME] table (default: the strategy's exchange id);
     `exchange_url` points every endpoint elsewhere (a testnet, the local exchange).
     `trace` is an EventTrace (or anything with record/close); `options` go to LiveSession
-    (tick_interval, waitfor, stall_after, idle_stop, cancel_on_stop, close_on_stop, ...).
+    (tick_interval, waitfor, stall_after, idle_stop, cancel_on_stop, close_on_stop, clock,
+    backlog, close_delay, candles, ...; see `runtime.Session` for how ticks happen).
     """
     cfg = load_config() if settings is None else settings
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy

@@ -39,7 +39,8 @@ def start_paper(strategy: type[Strategy] | str, *, exchange_url: str | None = No
     [exchanges.NAME] table (default: the strategy's exchange id); `exchange_url` points every
     endpoint elsewhere (the local exchange). `trace` is an EventTrace (or anything with
     record/close); `options` go to PaperSession (tick_interval, stall_after, candles, depth,
-    market_every, waitfor, cancel_on_stop, close_on_stop, observers).
+    market_every, waitfor, cancel_on_stop, close_on_stop, observers, clock, backlog,
+    close_delay; see `runtime.Session` for how ticks happen).
     """
     cfg = load_config() if settings is None else settings
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
