@@ -31,7 +31,7 @@ class Cross(Strategy):
     what earlier fills cost, so runs filled at different prices still decide alike.
 
     Records every tick (close time, index, candle, indicator values) in `seen` and every
-    order in `decisions` (close time, side, amount, fill price or None).
+    order in `decisions` (close time, side, amount, order id or None if refused).
     """
 
     exchange = "binance"
@@ -71,7 +71,7 @@ class Cross(Strategy):
 
     def decide(self, ts: int, side: str, amount: float) -> None:
         out = call(self, "market_order", self.assets[0], amount, side=side)
-        self.decisions.append((ts, side, amount, out.price if isinstance(out, Trade) else None))
+        self.decisions.append((ts, side, amount, out.order_id if isinstance(out, Trade) else None))
 
 
 def walk(n: int, t0: int, gaps: tuple[int, ...] = (), seed: int = 1) -> OHLCV:

@@ -46,6 +46,7 @@ _HAS = {"watch_balance": "watchBalance", "watch_positions": "watchPositions",
 PAGE = 1000  # candles per request (Binance's largest spot page)
 HOUSEKEEPING = 1.0  # seconds between `_after_tick` runs while the loop waits
 RETRY = 5.0  # seconds before the candles are fetched again after a failure
+CLOCK_RESYNC = 3600.0  # seconds between measurements of the exchange clock's offset
 
 
 class Session:
@@ -88,6 +89,7 @@ class Session:
         self._tick_ended = 0  # exchange time at which the last tick returned
         self._refreshing = asyncio.Lock()
         self._housekept = 0.0
+        self._clock_synced = time.monotonic()  # ccxt measures the offset as markets load
         self._next_interval = 0.0
 
     # ---- what a mode supplies ---------------------------------------------------------
@@ -429,8 +431,14 @@ class Session:
         self.intervals += 1
 
     async def _housekeeping(self, force: bool = False) -> None:
-        if force or time.monotonic() - self._housekept >= HOUSEKEEPING:
-            self._housekept = time.monotonic()
+        """`_after_tick`, and now and then a new measure of the exchange clock's offset,
+        which decides when candles close (unless the run was given its clock)."""
+        now = time.monotonic()
+        if self.clock is None and now - self._clock_synced >= CLOCK_RESYNC:
+            self._clock_synced = now
+            await self.resync_clock()
+        if force or now - self._housekept >= HOUSEKEEPING:
+            self._housekept = now
             await self._after_tick()
 
     def status(self) -> str:
