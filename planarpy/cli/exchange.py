@@ -41,7 +41,8 @@ def handler(args: argparse.Namespace) -> int:
         raise ConfigError(f"--speed must be a positive number, got {args.speed:g}")
     offset = args.clock_offset
     if offset is not None and (offset != offset or abs(offset) > 86_400):
-        raise ConfigError(f"--clock-offset must be a number of seconds within a day, got {offset:g}")
+        raise ConfigError(f"--clock-offset must be a number of seconds within a day, "
+                          f"got {offset:g}")
     if offset is not None and args.speed != 1.0:
         raise ConfigError("--clock-offset runs the exchange in real time: leave --speed at 1")
     names = ["test", *args.account]

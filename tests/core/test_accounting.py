@@ -158,7 +158,8 @@ def test_a_buy_on_a_received_asset_fee_market_pays_in_base():
     assert acc.required(ai, o) == 600.0
     acc.add_order(st, ai, o)
     fee, cur = acc.fill_fee(GET, Side.BUY, 6.0, 600.0, 0.001)
-    acc.apply_fill(st, ai, o, Trade(o.id, GET.symbol, o.side, o.pos, 1, 6.0, 100.0, 600.0, fee, cur))
+    acc.apply_fill(st, ai, o, Trade(o.id, GET.symbol, o.side, o.pos, 1, 6.0, 100.0, 600.0,
+                                    fee, cur))
     assert ai.balance == 5.994 and st.cash == 400.0 and st.committed == 0
     assert st.fees == pytest.approx(0.6)
 

@@ -3,7 +3,6 @@ candles and the exchange that tests/fidelity and bench/fidelity.py share."""
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import numpy as np
@@ -17,6 +16,8 @@ from planarpy.localexchange.replay import from_candles
 from planarpy.modes.live import start_live
 from planarpy.modes.paper import start_paper
 from planarpy.modes.sim import SimConfig
+
+from livekit import eventually
 
 SYM = "XRP/ETH"
 MINUTE = 60_000
@@ -115,16 +116,9 @@ def run_paper(lx: LocalExchange, cls: type[Strategy], **options: Any) -> Any:
     return start_paper(cls, exchange_url=lx.url, **options)
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.005) -> Any:
-    """Poll `check` until it returns something truthy; AssertionError on timeout."""
-    end = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(every)
+def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """`eventually`, looking every 5 ms (ticks follow a step quickly)."""
+    return eventually(check, timeout, every=0.005)
 
 
 def step_minutes(lx: LocalExchange, run: Any, minutes: int, timeout: float = 10.0) -> None:

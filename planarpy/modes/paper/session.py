@@ -2,8 +2,9 @@
 
 Paper mode uses only public endpoints (no keys): markets, order books, trades and
 tickers, streamed through ccxt.pro by the same `Watcher` as live mode (stall guard,
-reconnect, REST re-fetch), and closed candles fetched at each close as live mode does. Orders never leave the process: `orders.py` fills them from
-the streamed book and trades, and every change goes through `emit` on the engine's loop.
+reconnect, REST re-fetch), and closed candles fetched at each close as live mode does.
+Orders never leave the process: `orders.py` fills them from the streamed book and
+trades, and every change goes through `emit` on the engine's loop.
 """
 
 from __future__ import annotations

@@ -25,9 +25,8 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import ccxt
 
-from ...core.errors import PlanarError, StartupError, UnknownSymbol
+from ...core.errors import ConfigError, PlanarError, StartupError, UnknownSymbol
 from ...core.market import Market
-from ...core.errors import ConfigError
 from ...data.ohlcv import timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
 from ...strategy import Strategy
@@ -294,8 +293,8 @@ class Session:
         return newest_closed(self.s.clock.now() - self.settle_ms(), self.tf)
 
     async def refresh_candles(self) -> None:
-        """Add the candles closed since the last refresh (the last `history_candles()` at first) to
-        every asset, flat where nothing traded, and append their indicator values."""
+        """Add the candles closed since the last refresh (the last `history_candles()` at
+        first) to every asset, flat where nothing traded, and append their indicators."""
         async with self._refreshing:
             s = self.s
             through = self.closed_through()
