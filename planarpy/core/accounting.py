@@ -38,18 +38,13 @@ def fee_currency(m: Market, side: Side) -> str:
     """The currency the venue takes a fill's fee in, by the market's `fee_side`: the asset
     received ("get": a Binance spot buy pays in the base), the asset given ("give"), or
     always the quote or the base. Derivatives pay in their settle currency."""
-    if m.is_derivative:
-        return m.settle or m.quote
-    fs = m.fee_side
-    if fs == "get" or fs == "give":
-        return m.base if (side is Side.BUY) == (fs == "get") else m.quote
-    return m.base if fs == "base" else m.quote
+    return m.fee_currencies[side is Side.SELL]
 
 
 def fill_fee(m: Market, side: Side, amount: float, cost: float, rate: float) -> tuple[float, str]:
     """A simulated fill's fee and its currency, as the venue charges it (see fee_currency):
     `rate` of the amount when taken in the base, of the cost when taken in the quote."""
-    currency = fee_currency(m, side)
+    currency = m.fee_currencies[side is Side.SELL]
     return (amount * rate if currency == m.base else cost * rate), currency
 
 
@@ -84,7 +79,7 @@ def required(ai: AssetInstance, order: Order) -> float:
     rate = fee_rate(ai, order)
     if m.is_derivative:
         return value / order.leverage + value * rate
-    if fee_currency(m, order.side) != m.quote:  # the fee comes out of what it receives
+    if m.fee_currencies[order.side is Side.SELL] != m.quote:  # paid out of what it gets
         return value
     return value * (1.0 + rate)
 

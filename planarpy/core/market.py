@@ -52,12 +52,23 @@ class Market:
     max_leverage: float = 1.0
     maintenance_margin_rate: float = DEFAULT_MAINTENANCE_MARGIN_RATE
     fee_side: str = attrs.field(default="quote")
+    # the currency a buy's and a sell's fee is taken in, from `fee_side` (read per fill)
+    fee_currencies: tuple[str, str] = attrs.field(init=False, eq=False, repr=False)
 
     @fee_side.validator
     def _check_fee_side(self, _: Any, value: str) -> None:
         if value not in FEE_SIDES:
             raise ConfigError(f"fee side {value!r} of {self.symbol} is not one of "
                               f"{', '.join(FEE_SIDES)} (ccxt's feeSide)")
+
+    def __attrs_post_init__(self) -> None:
+        if self.is_derivative:
+            pair = (self.settle or self.quote,) * 2
+        elif self.fee_side in ("get", "give"):
+            pair = (self.base, self.quote) if self.fee_side == "get" else (self.quote, self.base)
+        else:
+            pair = (self.base if self.fee_side == "base" else self.quote,) * 2
+        object.__setattr__(self, "fee_currencies", pair)
 
     @property
     def is_derivative(self) -> bool:
