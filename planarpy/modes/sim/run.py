@@ -71,7 +71,7 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     s.prepare_indicators()
     if config.check_lookahead:
         check_causal(s, len(timeline) // 2)
-        check_lookback(s, len(timeline) // 2)
+        check_lookback(s, len(timeline) - min(len(timeline) // 2, LOOKBACK_CHECK))
     first = max(int(s.warmup_period()), 0)
     if start is not None:
         first = max(first, int(np.searchsorted(timeline, start, "left")))
@@ -117,6 +117,9 @@ def check_causal(s: Strategy, k: int) -> None:
                     f"indicator {name!r} of {ai.symbol} looks ahead: its value at candle {j} "
                     f"({int(full.timestamp[j])}) is {b[j]!r} with all the data but {a[j]!r} with "
                     f"candles up to {k - 1} only; an indicator may use candles <= its own")
+
+
+LOOKBACK_CHECK = 20_000  # the last candles (at most) the lookback check recomputes
 
 
 def check_lookback(s: Strategy, k: int) -> None:
