@@ -10,8 +10,8 @@ from ...core.market import FEE_SIDES
 
 def _fee_side(_: object, attribute: attrs.Attribute, value: str | None) -> None:
     if value is not None and value not in FEE_SIDES:
-        raise ConfigError(f"SimConfig {attribute.name} {value!r} is not one of "
-                          f"{', '.join(FEE_SIDES)} (or None: the market's own)")
+        raise ConfigError(f"[sim] {attribute.name} {value!r} is not one of "
+                          f"{', '.join(FEE_SIDES)} (or none: the market's own)")
 
 
 @attrs.frozen(slots=True)
