@@ -314,10 +314,12 @@ class Session:
                 series = {ai.symbol: extend(ai.ohlcv, rows[ai.symbol], through, self.tf)
                           for ai in s.assets}
             async with self.engine.mutating():
-                for ai in s.assets:
-                    known = len(ai.ohlcv) if ai.ohlcv is not None else 0
+                known = {ai.symbol: len(ai.ohlcv) if ai.ohlcv is not None else 0
+                         for ai in s.assets}
+                for ai in s.assets:  # all candles first: they stay aligned if one fails
                     ai.ohlcv = series[ai.symbol]
-                    s.update_indicators(ai, known)
+                for ai in s.assets:
+                    s.update_indicators(ai, known[ai.symbol])
 
     # ---- ticks ------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
