@@ -106,3 +106,20 @@ def test_tick_interval_calls_on_interval_and_tick_sees_each_candle_once(lx, star
     step_minutes(lx, run, 1)
     wait_for(lambda: s.intervals[-1][0] == s.seen[1][1])
     assert closes(s) == [T0, T0 + MINUTE]
+
+
+def test_on_a_60x_clock_each_candle_is_ticked_once(local_exchange_factory, start):
+    """Market time running sixty times the wall clock (a minute a second): the loop wakes
+    at each close by that clock and ticks every candle once, in order, as the sim sees it."""
+    from planarpy.localexchange.clock import Clock
+
+    from fidelitykit import CANDLES, exchange
+    lx = exchange(CANDLES, Clock(start=T0, speed=60.0), T0, factory=local_exchange_factory)
+    run = start(lx)
+    s = run.strategy
+    wait_for(lambda: len(s.seen) >= 6, timeout=30)
+    run.stop()
+    first = closes(s)[0]
+    assert closes(s) == list(range(first, first + len(s.seen) * MINUTE, MINUTE))
+    sim = sim_ticks()
+    assert [x[:1] + x[2:] for x in s.seen] == [sim[t] for t in closes(s)]
