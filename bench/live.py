@@ -76,7 +76,9 @@ async def _stamped_send(self: web.WebSocketResponse, data: str, *args, **kwargs)
 
 
 class Timed(Quiet):
-    """Records when each fill is applied; and, given a job, sends orders from its tick."""
+    """Records when each fill is applied; and, given a job, sends orders from its
+    `on_interval`, which runs on the engine's loop as `tick` does (the path strategy code
+    takes)."""
 
     def reset(self) -> None:
         super().reset()
@@ -89,9 +91,9 @@ class Timed(Quiet):
     def on_trade(self, ai, trade) -> None:
         self.applied.setdefault(trade.id, time.perf_counter_ns())
 
-    def tick(self, ts: int) -> None:
-        """Back to back: all of a job's orders in one tick. Paced: one order per tick, the
-        ticks `tick_interval` apart (a tick must not sleep: that would stall the loop)."""
+    def on_interval(self, ts: int) -> None:
+        """Back to back: all of a job's orders in one call. Paced: one order per call, the
+        calls `tick_interval` apart (it must not sleep: that would stall the loop)."""
         if self.job is None:
             try:
                 self.job = self.jobs.get_nowait()
@@ -207,14 +209,14 @@ async def _drain(stream: Any) -> None:
         await stream()
 
 
-IDLE_TICK = 1.0  # seconds between the run's ticks while the other peers are measured
+IDLE_TICK = 1.0  # seconds between on_interval calls while the other peers are measured
 
 
 def tick_orders(run: Any, n: int, gap: float) -> list[float]:
-    """Orders sent by the strategy's own tick (the path strategy code takes); paced, one
-    per tick, the run ticking every `GAP` seconds. Between jobs the run ticks (and fetches
-    its candles) only every IDLE_TICK seconds, so that it does not load the process while
-    the raw peers are timed."""
+    """Orders sent by the strategy's own code on the loop (the path strategy code takes);
+    paced, one per on_interval call, every `GAP` seconds. Between jobs the run calls it
+    only every IDLE_TICK seconds, so that it does not load the process while the raw
+    peers are timed."""
     run.session.tick_interval = gap or IDLE_TICK
     run.strategy.jobs.put((n, bool(gap)))
     try:

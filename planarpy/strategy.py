@@ -30,7 +30,8 @@ class Strategy:
 
     Settings (class attributes): `exchange` (ccxt id), `quote` (the cash currency),
     `timeframe`, `margin` ("none" or "isolated"), `universe` (symbols), `initial_cash`
-    (starting cash in sim and paper), `warmup` (candles to skip before the first tick).
+    (starting cash in sim and paper), `warmup` (candles to skip before the first tick),
+    `lookback` (how many candles each indicator value depends on; see `indicators`).
     Tunable parameters are `planarpy.Param` class attributes; `self.params` holds the
     values of this run (defaults, or those given with `params=` / `-p name=value`).
     """
@@ -42,6 +43,7 @@ class Strategy:
     universe: tuple[str, ...] = ()
     initial_cash: float = 100.0
     warmup: int = 0
+    lookback: int | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -59,10 +61,20 @@ class Strategy:
         return self.warmup
 
     def indicators(self, ai: AssetInstance) -> Mapping[str, Any] | None:
-        """Vectorised, causal indicators of `ai.ohlcv` (value i uses candles <= i only).
+        """Indicators of `ai.ohlcv`, vectorised: name -> one value per candle.
 
         The engine stores each as a list in `ai.ind[name]`: read `ai.ind[name][self.i]`.
-        Live and paper modes recompute them as candles close, updating the lists in place.
+        An indicator must be a function of the candles alone (nothing else, no state kept
+        between calls), and causal: value i uses candles <= i only (a backtest checks
+        this). A backtest computes them once over all its candles. Paper and live compute
+        them as candles close and append each new candle's values to the lists in place
+        (so a strategy may hold on to a list): with `lookback = L`, from the last L
+        candles only; without, over every candle since the run began. Either way a value
+        equals what the same function gives over the same candles in a backtest, bit for
+        bit; with a lookback it also does not depend on where the candles start (a live
+        run's history against a backtest's), which holds when value i depends only on
+        candles i-L+1..i and is computed from them alone (`indicators.sma` is; a
+        cumulative sum or an EMA is not), and which a backtest checks.
         """
         return None
 
@@ -70,7 +82,13 @@ class Strategy:
         """Just before the first tick."""
 
     def tick(self, ts: int) -> None:
-        """Every timeframe step; `self.i` is the index of the candle that closed at `ts`."""
+        """Once for every candle that closes, in order; `self.i` is the index of the candle
+        that closed at `ts`. Paper and live tick the same candles a backtest does."""
+
+    def on_interval(self, ts: int) -> None:
+        """Paper and live, when the run has a `tick_interval`: every `tick_interval` seconds
+        between candle closes (`ts` is the exchange's time, `self.i` the last candle
+        ticked). A backtest never calls it. It may `call`."""
 
     def stop(self) -> None:
         """After the last tick."""
@@ -122,6 +140,11 @@ class Strategy:
             assets[sym] = AssetInstance(m)
         self.params: dict[str, Any] = _params.resolve(type(self), params)
         self.__dict__.update(self.params)
+        lookback = self.lookback
+        if lookback is not None and (isinstance(lookback, bool) or not isinstance(lookback, int)
+                                     or lookback < 1):
+            raise ConfigError(f"{type(self).__name__}: lookback must be a whole number of "
+                              f"candles >= 1 (or None), got {lookback!r}")
         self.mode = mode
         self.clock = clock if clock is not None else Clock()
         self.state = State(self.quote, float(self.initial_cash if cash is None else cash), assets=assets)
@@ -223,6 +246,30 @@ class Strategy:
                     ai.ind[name] = values
                 else:  # in place: a strategy may hold on to the list
                     current[:] = values
+
+    def update_indicators(self, ai: AssetInstance, known: int) -> None:
+        """Append to `ai.ind` the values of the candles of `ai.ohlcv` from index `known` on
+        (the lists must hold `known` values): computed over the last `lookback` candles,
+        or over all of them without a lookback (see `indicators`)."""
+        if known == 0 or not ai.ind or any(len(v) != known for v in ai.ind.values()):
+            self.prepare_indicators([ai])
+            return
+        full = ai.ohlcv
+        start = 0 if self.lookback is None else max(0, known - self.lookback + 1)
+        ai.ohlcv = full[start:]
+        try:
+            out = self.indicators(ai) or {}
+        finally:
+            ai.ohlcv = full
+        if set(out) != set(ai.ind):
+            raise ValueError(f"indicators of {ai.symbol} changed names: {sorted(ai.ind)} "
+                             f"became {sorted(out)}")
+        for name, values in out.items():
+            arr = np.asarray(values)
+            if arr.shape != (len(full) - start,):
+                raise ValueError(f"indicator {name!r} of {ai.symbol} has shape {arr.shape}, "
+                                 f"expected ({len(full) - start},): one value per candle")
+            ai.ind[name].extend(arr[known - start:].tolist())
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.mode.value} {self.exchange} "

@@ -15,7 +15,7 @@ class MarginTrend(Strategy):
     margin = "isolated"
     universe = ("XRP/USDT:USDT",)
     initial_cash = 1000.0
-    warmup = 50
+    warmup = 50  # no `lookback`: an EMA depends on every candle before it
     fast = 12
     slow = 48
     leverage = 3.0

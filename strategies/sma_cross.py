@@ -3,7 +3,8 @@ when it crosses below. `fast`, `slow` and `invest` are parameters: set them with
 `-p fast=12`, or search them with `planarpy optimize sma_cross`.
 
 The averages are computed once, vectorised, by `indicators` (each value uses only candles
-up to its own), so a tick reads one list entry and usually does nothing.
+up to its own), so a tick reads one list entry and usually does nothing. Paper and live
+append the values of each candle as it closes, from its last `lookback` candles.
 """
 
 from planarpy import Param, Strategy, call
@@ -22,6 +23,10 @@ class SmaCross(Strategy):
 
     def warmup_period(self):
         return self.slow  # no cross before both averages exist
+
+    @property
+    def lookback(self):
+        return self.slow + 1  # the cross at candle i reads the slow average at i and i - 1
 
     def indicators(self, ai):
         close = ai.ohlcv.close

@@ -17,6 +17,7 @@ class Template(Strategy):
     universe = ("ETH/BTC",)       # the markets traded
     initial_cash = 1.0            # starting cash in sim and paper
     warmup = 20                   # candles to see before the first tick
+    lookback = 20                 # candles each indicator value depends on (None: all)
 
     # -- callbacks ------------------------------------------------------------------
     def load(self):
@@ -27,7 +28,8 @@ class Template(Strategy):
         self.entries = 0
 
     def indicators(self, ai):
-        """Vectorised indicators over all of `ai.ohlcv`; value i may use candles <= i only.
+        """Vectorised indicators over all of `ai.ohlcv`; value i may use candles <= i only,
+        and with `lookback` set, only the last `lookback` of them.
 
         Each array becomes a list in `ai.ind[name]`; read it at `self.i` in `tick`.
         """

@@ -60,3 +60,21 @@ def test_malformed_sim_table(tmp_path, repo_root, monkeypatch, capsys):
     cfg.write_text('[sim]\nseed = "x"\n')
     assert main(["sim", "sma_cross", "--config", str(cfg)]) == 2
     assert "[sim] seed must be a int" in capsys.readouterr().err
+
+
+def test_fee_side_from_the_command_line_and_the_config():
+    """--fee-side quote charges fees in cash (as backtesting.py); [sim] fee_side does the
+    same from planar.toml; a side that is not one of ccxt's is refused, naming it."""
+    import argparse
+
+    from planarpy.cli import sim as cli_sim
+    from planarpy.core.errors import ConfigError
+    parser = argparse.ArgumentParser()
+    cli_sim.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["sim", "sma_cross", "--fee-side", "quote"])
+    assert cli_sim.sim_config(args, {}).fee_side == "quote"
+    args = parser.parse_args(["sim", "sma_cross"])
+    assert cli_sim.sim_config(args, {"sim": {"fee_side": "get"}}).fee_side == "get"
+    assert cli_sim.sim_config(args, {}).fee_side is None
+    with pytest.raises(ConfigError, match=r"\[sim\] fee_side 'bnb' is not one of get, give"):
+        cli_sim.sim_config(args, {"sim": {"fee_side": "bnb"}})

@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="replay CSV (trades or candles) for a bundled market, e.g. XRP/ETH=trades.csv")
     s.add_argument("--speed", type=float, default=1.0,
                    help="replay speed: 1 is real time, 60 replays a minute per second")
+    s.add_argument("--clock-offset", type=float, default=None, metavar="SECONDS",
+                   help="run the exchange's clock (market and server time) this far ahead of "
+                        "the local clock, behind if negative, in real time (speed 1)")
     s.add_argument("--account", action="append", default=[], metavar="NAME",
                    help="another test account, with API key NAME-key and secret NAME-secret and "
                         "the default balances (repeatable): a counterparty, or one per strategy")
@@ -34,15 +37,22 @@ def handler(args: argparse.Namespace) -> int:
         if not sep or not Path(path).is_file():
             raise ConfigError(f"--data expects SYMBOL=CSV with an existing file, got {item!r}")
         data[symbol] = path
-    if args.speed <= 0:
-        raise ConfigError("--speed must be positive")
+    if not args.speed > 0 or args.speed == float("inf"):
+        raise ConfigError(f"--speed must be a positive number, got {args.speed:g}")
+    offset = args.clock_offset
+    if offset is not None and (offset != offset or abs(offset) > 86_400):
+        raise ConfigError(f"--clock-offset must be a number of seconds within a day, "
+                          f"got {offset:g}")
+    if offset is not None and args.speed != 1.0:
+        raise ConfigError("--clock-offset runs the exchange in real time: leave --speed at 1")
     names = ["test", *args.account]
     bad = [n for n in args.account if not n.isidentifier() or names.count(n) > 1]
     if bad:
         raise ConfigError(f"--account takes distinct plain names (letters, digits, _), got {bad[0]!r}")
     accounts = [AccountSpec()] + [AccountSpec(name=n, api_key=f"{n}-key", secret=f"{n}-secret")
                                   for n in args.account]
-    lx = LocalExchange(data=data, clock=Clock(speed=args.speed), port=args.port, accounts=accounts)
+    clock = Clock.wall(int(offset * 1000)) if offset is not None else Clock(speed=args.speed)
+    lx = LocalExchange(data=data, clock=clock, port=args.port, accounts=accounts)
 
     async def serve() -> None:
         async with lx:

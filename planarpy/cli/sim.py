@@ -11,6 +11,7 @@ from ..config import load_config
 from ..core.errors import ConfigError
 from ..data.ohlcv import to_ms
 from ..loader import find_strategy
+from ..core.market import FEE_SIDES
 from ..modes.sim import SimConfig, backtest
 from ..params import parse_items
 from .trace import trace_outcome
@@ -48,16 +49,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-volume-cap", action="store_true", help="fill whole orders whatever the volume")
     p.add_argument("--maker", type=float, help="maker fee rate override")
     p.add_argument("--taker", type=float, help="taker fee rate override")
+    p.add_argument("--fee-side", choices=FEE_SIDES,
+                   help="currency fees are taken in, overriding the market's (quote: cash)")
     p.add_argument("--config", help="config file (default user/planar.toml)")
 
 
 def sim_config(args: argparse.Namespace, cfg: dict[str, Any]) -> SimConfig:
     """SimConfig from [sim] in planar.toml, overridden by the command line."""
     table = cfg.get("sim") or {}
-    unknown = set(table) - {"seed", "slippage", "volume_cap", "maker", "taker"}
+    unknown = set(table) - {"seed", "slippage", "volume_cap", "maker", "taker", "fee_side"}
     if unknown:
         raise ConfigError(f"[sim] has unknown option(s) {', '.join(sorted(unknown))}; "
-                          "known: seed, slippage, volume_cap, maker, taker")
+                          "known: seed, slippage, volume_cap, maker, taker, fee_side")
     def pick(name: str, cli: Any, kind: type) -> Any:
         value = cli if cli is not None else table.get(name)
         if value is None:
@@ -69,7 +72,8 @@ def sim_config(args: argparse.Namespace, cfg: dict[str, Any]) -> SimConfig:
         return value
     options: dict[str, Any] = {}
     for name, cli, kind in (("seed", args.seed, int), ("slippage", args.slippage, float),
-                            ("maker", args.maker, float), ("taker", args.taker, float)):
+                            ("maker", args.maker, float), ("taker", args.taker, float),
+                            ("fee_side", args.fee_side, str)):
         value = pick(name, cli, kind)
         if value is not None:
             options[name] = value

@@ -42,7 +42,8 @@ def add_run_flags(p: argparse.ArgumentParser, url_help: str) -> None:
                    help="[exchanges.NAME] table to use (default: the strategy's)")
     p.add_argument("--exchange-url", type=V.flag(V.url()), help=url_help)
     p.add_argument("--tick-interval", type=V.flag(V.positive("seconds")),
-                   help="seconds between ticks (default: timeframe)")
+                   help="seconds between on_interval calls within a candle (default: none; "
+                        "tick runs once per closed candle)")
     p.add_argument("--trace-dir", type=V.flag(V.nonempty()), default="traces",
                    help="where the EventTrace goes (default traces/)")
     p.add_argument("--no-trace", action="store_true", help="record nothing")

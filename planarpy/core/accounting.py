@@ -11,6 +11,7 @@ import enum
 import math
 
 from .instances import AssetInstance, State
+from .market import Market
 from .orders import (Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade,
                      opens_position)
 from .positions import liquidation_price, pnl
@@ -33,6 +34,35 @@ def fee_rate(ai: AssetInstance, order: Order) -> float:
     return max(m.maker, m.taker)
 
 
+def fee_currency(m: Market, side: Side) -> str:
+    """The currency the venue takes a fill's fee in, by the market's `fee_side`: the asset
+    received ("get": a Binance spot buy pays in the base), the asset given ("give"), or
+    always the quote or the base. Derivatives pay in their settle currency."""
+    return m.fee_currencies[side is Side.SELL]
+
+
+def fill_fee(m: Market, side: Side, amount: float, cost: float, rate: float) -> tuple[float, str]:
+    """A simulated fill's fee and its currency, as the venue charges it (see fee_currency):
+    `rate` of the amount when taken in the base, of the cost when taken in the quote."""
+    currency = m.fee_currencies[side is Side.SELL]
+    return (amount * rate if currency == m.base else cost * rate), currency
+
+
+def fee_parts(state: State, m: Market, trade: Trade) -> tuple[float, float, float]:
+    """A fill's fee as (taken from the base held, taken from cash, value in the quote).
+
+    A fee in another currency (a venue's fee token, such as BNB) is taken from neither:
+    the venue takes it from a balance the strategy does not trade, and it has no value
+    in the quote here.
+    """
+    cur = trade.fee_currency
+    if cur == m.base and not m.is_derivative:
+        return trade.fee, 0.0, trade.fee * trade.price
+    if cur in (state.quote, m.quote, m.settle):
+        return 0.0, trade.fee, trade.fee
+    return 0.0, 0.0, 0.0
+
+
 def reduces(ai: AssetInstance, order: Order) -> bool:
     """Whether the order reduces a margin position (or is a spot sell)."""
     if not ai.market.is_derivative:
@@ -49,6 +79,8 @@ def required(ai: AssetInstance, order: Order) -> float:
     rate = fee_rate(ai, order)
     if m.is_derivative:
         return value / order.leverage + value * rate
+    if m.fee_currencies[order.side is Side.SELL] != m.quote:  # paid out of what it gets
+        return value
     return value * (1.0 + rate)
 
 
@@ -145,20 +177,18 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade) -> P
     order.cost += trade.cost
     order.fee += trade.fee
     m = ai.market
-    fee_quote = trade.fee if trade.fee_currency != m.base else trade.fee * trade.price
-    state.fees += fee_quote
+    fee_base, fee_cash, fee_value = fee_parts(state, m, trade)
+    state.fees += fee_value
     if m.is_derivative:
-        change = _fill_position(state, ai, order, trade)
+        change = _fill_position(state, ai, order, trade, fee_cash)
     else:
         change = PositionChange.NONE
-        fee_base = trade.fee if trade.fee_currency == m.base else 0.0
-        fee_q = trade.fee if trade.fee_currency != m.base else 0.0
         if trade.side is Side.BUY:
-            state.cash -= trade.cost + fee_q
+            state.cash -= trade.cost + fee_cash
             ai.balance += trade.amount - fee_base
         else:
             ai.balance -= trade.amount + fee_base
-            state.cash += trade.cost - fee_q
+            state.cash += trade.cost - fee_cash
     ai.trades.append(trade)
     state.trades.append(trade)
     if done or order.filled >= order.amount * (1 - 1e-9):
@@ -170,14 +200,15 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade) -> P
     return change
 
 
-def _fill_position(state: State, ai: AssetInstance, order: Order, trade: Trade) -> PositionChange:
+def _fill_position(state: State, ai: AssetInstance, order: Order, trade: Trade,
+                   fee: float) -> PositionChange:
     m = ai.market
     pos = ai.position(trade.pos)
     cs = m.contract_size
     if opens_position(trade.side, trade.pos) and not order.reduce_only:
         was_open = pos.amount > 0
         margin = trade.cost / trade.leverage
-        state.cash -= margin + trade.fee
+        state.cash -= margin + fee
         total = pos.amount + trade.amount
         pos.entry_price = (pos.entry_price * pos.amount + trade.price * trade.amount) / total
         pos.amount = total
@@ -191,7 +222,7 @@ def _fill_position(state: State, ai: AssetInstance, order: Order, trade: Trade) 
     if qty <= 0:
         return PositionChange.NONE
     released = pos.margin * (qty / pos.amount)
-    state.cash += released + pnl(pos.side, pos.entry_price, trade.price, qty * cs) - trade.fee
+    state.cash += released + pnl(pos.side, pos.entry_price, trade.price, qty * cs) - fee
     pos.amount -= qty
     pos.margin -= released
     pos.date = trade.date

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 import attrs
 
@@ -11,6 +12,7 @@ import attrs
 class Clock:
     """A clock that a test (or the backtest loop) sets; time in epoch milliseconds."""
 
+    speed: ClassVar[float | None] = None  # it has no rate: it moves only when set
     ms: int = 0
 
     def now(self) -> int:
@@ -30,6 +32,7 @@ class Clock:
 class WallClock:
     """Real time, optionally shifted by an offset (e.g. to match an exchange's clock)."""
 
+    speed: ClassVar[float] = 1.0
     offset_ms: int = 0
 
     def now(self) -> int:

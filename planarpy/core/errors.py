@@ -40,6 +40,10 @@ class LookAheadError(PlanarError, ValueError):
     """A strategy's indicator uses candles after the one it belongs to."""
 
 
+class LookbackError(PlanarError, ValueError):
+    """A strategy's indicator depends on candles older than its declared `lookback`."""
+
+
 class StartupError(PlanarError, RuntimeError):
     """A paper or live run could not start: the exchange refused or failed a start-up request."""
 

@@ -32,6 +32,8 @@ KINDS: tuple[str, ...] = (
     "market_data",
     "clock_resynced",
     "exchange_message",
+    "tick_overrun",
+    "ticks_skipped",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

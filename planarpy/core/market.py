@@ -16,6 +16,9 @@ SIGNIFICANT_DIGITS = 3
 TICK_SIZE = 4
 
 DEFAULT_MAINTENANCE_MARGIN_RATE = 0.005
+# ccxt's `feeSide`: the fee is taken from the asset received, the asset given, or always
+# the quote or the base (ccxt's default when a market does not say)
+FEE_SIDES = ("get", "give", "quote", "base")
 
 
 @attrs.frozen(slots=True)
@@ -24,6 +27,9 @@ class Market:
 
     `amount_step` and `price_step` are tick sizes. Amounts are in base units for spot and
     in contracts for derivatives; `contract_size` converts contracts to base units.
+    `fee_side` says which currency a spot fill's fee is taken in (ccxt's `feeSide`, see
+    FEE_SIDES; Binance spot takes it from the asset received); derivatives pay fees in
+    their settle currency.
     """
 
     symbol: str
@@ -45,6 +51,24 @@ class Market:
     contract_size: float = 1.0
     max_leverage: float = 1.0
     maintenance_margin_rate: float = DEFAULT_MAINTENANCE_MARGIN_RATE
+    fee_side: str = attrs.field(default="quote")
+    # the currency a buy's and a sell's fee is taken in, from `fee_side` (read per fill)
+    fee_currencies: tuple[str, str] = attrs.field(init=False, eq=False, repr=False)
+
+    @fee_side.validator
+    def _check_fee_side(self, _: Any, value: str) -> None:
+        if value not in FEE_SIDES:
+            raise ConfigError(f"fee side {value!r} of {self.symbol} is not one of "
+                              f"{', '.join(FEE_SIDES)} (ccxt's feeSide)")
+
+    def __attrs_post_init__(self) -> None:
+        if self.is_derivative:
+            pair = (self.settle or self.quote,) * 2
+        elif self.fee_side in ("get", "give"):
+            pair = (self.base, self.quote) if self.fee_side == "get" else (self.quote, self.base)
+        else:
+            pair = (self.base if self.fee_side == "base" else self.quote,) * 2
+        object.__setattr__(self, "fee_currencies", pair)
 
     @property
     def is_derivative(self) -> bool:
@@ -151,6 +175,7 @@ class Market:
                 contract_size=_num(m.get("contractSize"), 1.0),
                 max_leverage=_num(lev, 1.0 if kind == "spot" else 20.0),
                 maintenance_margin_rate=float(mmr),
+                fee_side=str(m.get("feeSide") or "quote"),
             )
         except (KeyError, TypeError, ValueError) as e:
             name = m.get("symbol", "?") if isinstance(m, Mapping) else "?"
@@ -173,7 +198,7 @@ class Market:
                        "leverage": {"min": None if spot else 1.0,
                                     "max": None if spot else self.max_leverage}},
             "maker": self.maker, "taker": self.taker,
-            "maintenanceMarginRate": self.maintenance_margin_rate,
+            "maintenanceMarginRate": self.maintenance_margin_rate, "feeSide": self.fee_side,
         }
 
 

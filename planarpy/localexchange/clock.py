@@ -1,9 +1,12 @@
 """Market time of the local exchange: real time, accelerated, or stepped by a test.
 
 Two clocks exist on purpose. *Market time* (this module) drives the replay and stamps
-orders, trades and events. *Server time* is the wall clock plus the skew fault; it is what
-`/time` answers and what signed requests are checked against, because ccxt signs with the
-wall clock whatever the replay is doing.
+orders, trades and events. *Server time* is what `/time` answers and what signed
+requests are checked against, plus the skew fault: the wall clock, because ccxt signs
+with the wall clock whatever a stepped or accelerated replay is doing. A clock made by
+`Clock.wall(offset_ms)` is the one clock of an exchange whose time is ahead of (or
+behind) the local machine's, as a real exchange's is: it runs in real time from the wall
+clock plus the offset, and server time follows it (`serves_time`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class Clock:
 
     `speed=None` is a stepped clock that moves only on `step`/`set`; `speed=1.0` follows the
     wall clock; `speed=k` runs k times faster than the wall clock from `start`.
+    `serves_time` makes server time follow it (see `Clock.wall`).
     """
 
     start: int = attrs.field(factory=lambda: wall_ms() // MINUTE_MS * MINUTE_MS)
@@ -35,6 +39,14 @@ class Clock:
     _wall0: int = attrs.field(factory=wall_ms)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
     on_change: Callable[[], None] | None = attrs.field(default=None, repr=False)
+    serves_time: bool = False
+
+    @classmethod
+    def wall(cls, offset_ms: int = 0) -> "Clock":
+        """The exchange's one clock, `offset_ms` ahead of the wall clock (behind if
+        negative): market time and server time alike, as on a real exchange."""
+        w = wall_ms()
+        return cls(start=w + int(offset_ms), speed=1.0, wall0=w, serves_time=True)
 
     @property
     def stepped(self) -> bool:
@@ -44,6 +56,9 @@ class Clock:
         if self.speed is None:
             return self.start + self._stepped
         return self.start + int((wall_ms() - self._wall0) * self.speed)
+
+    def now_ns(self) -> int:
+        return self.now() * 1_000_000
 
     def step(self, ms: int) -> int:
         """Move a stepped clock forward by `ms`; returns the new time."""

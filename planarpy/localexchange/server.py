@@ -133,8 +133,10 @@ class LocalExchange:
         return next(iter(self.engine.accounts.values())).creds.secret
 
     def server_time(self) -> int:
-        """The wall clock plus the skew fault: what signed requests are checked against."""
-        return wall_ms() + int(self.faults.clock_skew_ms)
+        """The wall clock (market time, for a clock that `serves_time`) plus the skew fault:
+        what `/time` answers and signed requests are checked against."""
+        now = self.clock.now() if self.clock.serves_time else wall_ms()
+        return now + int(self.faults.clock_skew_ms)
 
     @property
     def url(self) -> str:

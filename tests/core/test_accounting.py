@@ -1,6 +1,8 @@
+import attrs
 import pytest
 
 from planarpy.core import accounting as acc
+from planarpy.core.errors import ConfigError
 from planarpy.core.instances import AssetInstance, State
 from planarpy.core.market import Market
 from planarpy.core.orders import Order, OrderStatus, OrderType, PositionSide, Side, Trade
@@ -131,3 +133,47 @@ def test_leverage_rules():
     assert acc.leverage_error(perp, 5) is None
     perp.long.amount = 1
     assert "while a position is open" in acc.leverage_error(perp, 5)
+
+
+GET = attrs.evolve(SPOT, fee_side="get")
+
+
+@pytest.mark.parametrize("side_, buy, sell", [("get", "TST", "USD"), ("give", "USD", "TST"),
+                                             ("quote", "USD", "USD"), ("base", "TST", "TST")])
+def test_fee_currency_follows_the_markets_fee_side(side_, buy, sell):
+    """ccxt's feeSide: received asset, given asset, always quote or always base; a
+    derivative pays in its settle currency whatever the side."""
+    m = attrs.evolve(SPOT, fee_side=side_)
+    assert acc.fee_currency(m, Side.BUY) == buy and acc.fee_currency(m, Side.SELL) == sell
+    assert acc.fee_currency(attrs.evolve(PERP, fee_side=side_), Side.BUY) == "USD"
+    fee, cur = acc.fill_fee(m, Side.BUY, 6.0, 600.0, 0.001)
+    assert (fee, cur) == ((0.006, "TST") if buy == "TST" else (0.6, "USD"))
+
+
+def test_a_buy_on_a_received_asset_fee_market_pays_in_base():
+    """Binance spot: after buying 6 at 100 you hold 5.994 and paid exactly 600 of cash; the
+    buy reserved its value only (the venue locks no fee in the quote)."""
+    st, ai = setup(GET)
+    o = order(amount=6.0, price=100.0)
+    assert acc.required(ai, o) == 600.0
+    acc.add_order(st, ai, o)
+    fee, cur = acc.fill_fee(GET, Side.BUY, 6.0, 600.0, 0.001)
+    acc.apply_fill(st, ai, o, Trade(o.id, GET.symbol, o.side, o.pos, 1, 6.0, 100.0, 600.0,
+                                    fee, cur))
+    assert ai.balance == 5.994 and st.cash == 400.0 and st.committed == 0
+    assert st.fees == pytest.approx(0.6)
+
+
+def test_a_fee_in_a_fee_token_leaves_cash_and_holdings_alone():
+    """A fee the venue takes in another currency (BNB) moves neither cash nor the base."""
+    st, ai = setup(GET)
+    o = order(amount=6.0, price=100.0)
+    acc.add_order(st, ai, o)
+    acc.apply_fill(st, ai, o, Trade(o.id, GET.symbol, o.side, o.pos, 1, 6.0, 100.0, 600.0,
+                                    0.0015, "BNB"))
+    assert ai.balance == 6.0 and st.cash == 400.0 and st.fees == 0.0
+
+
+def test_a_bad_fee_side_is_refused():
+    with pytest.raises(ConfigError, match="fee side 'bnb' of TST/USD is not one of get, give"):
+        attrs.evolve(SPOT, fee_side="bnb")

@@ -45,8 +45,9 @@ class QuietPerp(Quiet):
 
 
 def live(lx: Any, cls: type[Strategy] = Quiet, **options: Any) -> Any:
-    """Start `cls` live against the local exchange `lx` (no config, test keys)."""
-    options.setdefault("tick_interval", 0.2)
+    """Start `cls` live against the local exchange `lx` (no config, test keys), on the
+    exchange's own clock (a stepped one moves only when the test steps it)."""
+    options.setdefault("clock", getattr(lx, "clock", None))  # None: one in another process
     options.setdefault("stall_after", 2.0)
     # ccxt's client-side rate limiter spaces requests for a real exchange's limits; the
     # local exchange has none, and tests that step candles fast would only wait on it

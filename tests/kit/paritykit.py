@@ -87,7 +87,9 @@ def run_planar(data: OHLCV, market: Market, cash: float, commission: float,
         "initial_cash": cash, "timeframe": timeframe, "commission": commission,
         "fast": fast, "slow": slow, "warmup": slow})
     s = cls({market.symbol: market})
-    config = SimConfig(slippage=0.0, volume_cap=False, maker=commission, taker=commission)
+    # backtesting.py takes its commission from cash: the fee in the quote currency
+    config = SimConfig(slippage=0.0, volume_cap=False, maker=commission, taker=commission,
+                       fee_side="quote")
     return backtest(s, data={market.symbol: data}, config=config, settings={})
 
 

@@ -13,13 +13,13 @@ def test_example_runs_live_and_trades(name, local_exchange, repo_root, monkeypat
     monkeypatch.chdir(repo_root)
     cls = find_strategy(name)
     local_exchange.step(3 * 3_600_000)
-    with live(local_exchange, cls, tick_interval=0.02) as run:
+    with live(local_exchange, cls) as run:
         session = run.session
-        for _ in range(600):  # one 5-minute candle at a time, each seen by two ticks
+        for _ in range(600):  # one 5-minute candle at a time, each ticked once
             if run.state()["trades"] >= 2:
                 break
-            local_exchange.step(300_000)
             ticks = session.ticks
-            eventually(lambda: session.ticks >= ticks + 2, timeout=10, every=0.005)
+            local_exchange.step(300_000)
+            eventually(lambda: session.ticks >= ticks + 1, timeout=10, every=0.005)
         assert run.state()["trades"] >= 2 and session.errors == []
         assert eventually(lambda: run.reconcile() == [], timeout=10)

@@ -1,5 +1,5 @@
-"""`call` from the strategy's own tick (on the engine's loop): what a slow exchange and an
-idle stop racing a new order leave behind."""
+"""`call` from the strategy's own code on the engine's loop (here `on_interval`, which runs
+as `tick` does): what a slow exchange and an idle stop racing a new order leave behind."""
 
 import asyncio
 import time
@@ -21,7 +21,7 @@ def lx(local_exchange):
 
 
 class OneOrder(Quiet):
-    """Sends one resting limit buy from its tick once armed; keeps what call returned."""
+    """Sends one resting limit buy from `on_interval` once armed; keeps what call returned."""
 
     def reset(self) -> None:
         super().reset()
@@ -30,7 +30,7 @@ class OneOrder(Quiet):
         self.out: object = None
         self.kwargs: dict = {}
 
-    def tick(self, ts: int) -> None:
+    def on_interval(self, ts: int) -> None:
         if self.armed and self.out is None:
             try:
                 self.out = call(self, "limit_order", SYM, 100.0, self.price, side="buy",
@@ -69,12 +69,12 @@ def test_a_tick_call_whose_order_gets_no_answer_leaves_no_order_behind(lx):
 class FireAndForget(OneOrder):
     """Arms itself to fire exactly when the idle stop of the orders watchers is due."""
 
-    def tick(self, ts: int) -> None:
+    def on_interval(self, ts: int) -> None:
         session = self.engine
         w = session.watchers.get("orders")
         if (self.armed and w is not None and w.running and not self.assets[0].orders
                 and time.monotonic() - session.order_activity >= session.idle_stop):
-            super().tick(ts)
+            super().on_interval(ts)
 
 
 def test_an_order_sent_as_the_idle_stop_runs_keeps_its_watchers(lx):

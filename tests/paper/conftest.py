@@ -49,7 +49,7 @@ def paper(lx: Any) -> Callable[..., Any]:
     runs: list[Any] = []
 
     def start(cls: type[Strategy] = Idle, **options: Any) -> Any:
-        options.setdefault("tick_interval", 0.05)
+        options.setdefault("clock", lx.clock)
         options.setdefault("stall_after", 2.0)
         options.setdefault("settings", {})
         run = start_paper(cls, exchange_url=lx.url, **options)

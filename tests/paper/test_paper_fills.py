@@ -77,16 +77,6 @@ def test_day_volume_from_trades_without_a_ticker():
     assert m.day_volume() == 50.0
 
 
-def test_closed_candles_fill_gaps_up_to_now():
-    """Candles closed at `now` on a gap-free grid; minutes with no trade are flat."""
-    m = AssetMarket("X/Y", 60_000)
-    m.on_ohlcv([[0, 1, 2, 0.5, 1.5, 10], [120_000, 2, 3, 1, 2.5, 5], [180_000, 3, 3, 3, 3, 1]])
-    rows = m.closed_candles(now=300_000, limit=10)
-    assert [r[0] for r in rows] == [0, 60_000, 120_000, 180_000, 240_000]
-    assert rows[1] == [60_000, 1.5, 1.5, 1.5, 1.5, 0.0] and rows[4][5] == 0.0
-    assert [r[0] for r in m.closed_candles(now=200_000, limit=2)] == [60_000, 120_000]
-
-
 sizes = st.one_of(st.just(0.0), st.floats(1e-9, 1e4))
 levels = st.lists(st.tuples(st.floats(0.01, 1e6), sizes), max_size=20)
 
@@ -153,3 +143,4 @@ def test_candles_from_trades():
         {"id": i, "timestamp": ts, "price": p, "amount": 1.0}
         for i, (ts, p) in enumerate([(0, 5.0), (10_000, 7.0), (20_000, 4.0), (70_000, 6.0)])]))
     assert m.candles[0] == [0, 5.0, 7.0, 4.0, 4.0, 3.0] and m.candles[60_000][4] == 6.0
+    assert m.rows(60_000, 120_000) == [[60_000, 6.0, 6.0, 6.0, 6.0, 1.0]]

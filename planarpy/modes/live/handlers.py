@@ -128,7 +128,8 @@ def close_position(s: Any, ai: AssetInstance | str | None = None,
 
 @handles(LIVE, Action.WATCH_OHLCV)
 def watch_ohlcv(s: Any, ai: AssetInstance | str | None = None, timeframe: str | None = None) -> bool:
-    """Refresh the candles now (the tick loop refreshes them before every tick too)."""
+    """Fetch the candles closed since the last refresh now (the tick loop does at every
+    close; the candles are ticked by the loop, not here)."""
     session = s.engine
     done = _blocking(session, session.refresh_candles(), session.waitfor + GRACE, False,
                      "watch_ohlcv")

@@ -69,6 +69,7 @@ def start_live(strategy: type[Strategy] | str, *, timeout: float = 60.0,
     planar.toml's (see `planarpy.modes.runtime.stopping`). Other options go to
     LiveSession (tick_interval, waitfor, stall_after, idle_stop, history, strategy_id,
     params for the strategy's parameters, hand_orders ("adopt" or "ignore", default
-    planar.toml's [live] hand_orders, else "adopt"), ...).
+    planar.toml's [live] hand_orders, else "adopt"), clock, backlog, close_delay, candles,
+    ...; see `runtime.Session` for how ticks happen).
     """
     return live_run(strategy, **options).start(timeout)

@@ -1,4 +1,4 @@
-"""A live run of one strategy: start-up sync, private watchers, REST candles."""
+"""A live run of one strategy: start-up sync, private watchers; candles by REST (session.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from ... import validate as V
 from ...actions import Mode
 from ...core.errors import ConfigError
 from ...core.orders import Side
-from ...data.ohlcv import OHLCV, concat, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig
 from ...exchanges.venues import venue_for
 from ...strategy import Strategy
-from ..runtime import ExchangeClock, Session, Watcher
+from ..runtime import Session, Watcher
 from . import inflight, reports, translate
 from .inflight import Flights
 from .reconciler import HAND_ORDERS, REST, Reconciler
@@ -75,8 +74,7 @@ class LiveSession(Session):
     async def _startup(self) -> None:
         _claim(self)
         universe = await self.load_universe()
-        s = self.cls(universe, mode=Mode.LIVE, clock=ExchangeClock(self.client),
-                     params=self.params)
+        s = self.cls(universe, mode=Mode.LIVE, clock=self.exchange_clock(), params=self.params)
         await self.begin(s)
         await self.sync()
         await self.refresh_candles()
@@ -283,33 +281,6 @@ class LiveSession(Session):
                  for t in self.watchers[kind].detach()]
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
-
-    # ---- candles and ticks ------------------------------------------------------------
-    async def refresh_candles(self) -> None:
-        """Fetch the candles closed since the last refresh (the last `candles` at first) for
-        every asset, and recompute the indicators."""
-        s = self.s
-        tf = timeframe_ms(s.timeframe)
-        now = s.clock.now()
-        series = {}
-        for ai in s.assets:
-            have = ai.ohlcv if ai.ohlcv is not None and len(ai.ohlcv) else None
-            since = int(have.timestamp[-1]) + tf if have is not None else None
-            rows = await self.request("fetch_ohlcv", ai.symbol, s.timeframe, since,
-                                      None if since is not None else self.candles)
-            # the exchange's newest candle is the one still forming, unless time says it closed
-            if rows and rows[-1][0] + tf > now:
-                rows = rows[:-1]
-            if have is not None:
-                rows = [r for r in rows if r[0] >= since]
-                if not rows:
-                    series[ai.symbol] = have
-                    continue
-                series[ai.symbol] = concat(have, OHLCV.from_rows(rows))[-self.candles:]
-            elif rows:
-                series[ai.symbol] = OHLCV.from_rows(rows)
-        if len(series) == len(s.assets):
-            await self.use_candles(series)
 
     def new_client_id(self) -> str:
         """A client order id unique across restarts and strategies: the strategy's prefix,

@@ -103,7 +103,6 @@ def watch_ohlcv(s: Any, ai: AssetInstance | str | None = None, timeframe: str | 
         try:
             for a in (s.assets if ai is None else [s.asset(ai)]):
                 session.watch_ohlcv(a.symbol)
-                await session.fetch_candles(a.symbol)
             await session.refresh_candles()
         except ccxt.BaseError as e:  # told to on_error, credentials removed; never raised
             await session.report_error(e, where="watch_ohlcv")

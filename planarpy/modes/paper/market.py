@@ -1,5 +1,5 @@
 """The streamed market of one asset as paper mode keeps it: book, recent trades, day volume,
-candles.
+and candles built from trades where the exchange serves none.
 
 The watchers feed it ccxt structures as they arrive (stream messages, or REST answers
 when a stream stalls or reconnects); the fills read it. It is touched only on the engine's
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 import attrs
 
@@ -60,7 +60,7 @@ class AssetMarket:
     ticker_ts: int | None = None
     taken_day: int = -1
     taken: float = 0.0  # what paper orders took from books this day
-    candles: dict[int, list[float]] = attrs.Factory(dict)  # open time -> [t, o, h, l, c, v]
+    candles: dict[int, list[float]] = attrs.Factory(dict)  # from trades: open -> [t, o, h, l, c, v]
     latest_ts: int = 0  # newest exchange time stamp seen in any message
     _seen: collections.deque = attrs.Factory(lambda: collections.deque(maxlen=SEEN_IDS))
     _seen_set: set[str] = attrs.Factory(set)
@@ -111,18 +111,9 @@ class AssetMarket:
             self.last_price = float(ticker["last"])
         self._saw(ticker.get("timestamp"))
 
-    def on_ohlcv(self, rows: Iterable[Sequence[float]]) -> None:
-        """Candles (ccxt rows), the current one included: newer rows replace older ones."""
-        for r in rows:
-            t = int(r[0])
-            self.candles[t] = [t, float(r[1]), float(r[2]), float(r[3]), float(r[4]),
-                               float(r[5] or 0.0)]
-        if len(self.candles) > 5000:
-            for t in sorted(self.candles)[:-4000]:
-                del self.candles[t]
-
     def candles_from_trades(self, trades: Iterable[PublicTrade]) -> None:
-        """Build candles from public trades, for exchanges that stream none."""
+        """Build candles from public trades, for exchanges that serve none (the newest
+        5000 are kept)."""
         tf = self.timeframe_ms
         for t in trades:
             start = t.ts // tf * tf
@@ -132,6 +123,9 @@ class AssetMarket:
             else:
                 c[2], c[3], c[4] = max(c[2], t.price), min(c[3], t.price), t.price
                 c[5] += t.amount
+        if len(self.candles) > 5000:
+            for t in sorted(self.candles)[:-4000]:
+                del self.candles[t]
 
     def _saw(self, ts: Any) -> None:
         if ts:
@@ -186,30 +180,9 @@ class AssetMarket:
             return (self.bids[0][0] + self.asks[0][0]) / 2
         return None
 
-    def closed_candles(self, now: int, limit: int) -> list[list[float]]:
-        """The newest `limit` candles closed at `now`, on a gap-free grid (flat, zero-volume
-        candles at the previous close where no trade happened)."""
-        tf = self.timeframe_ms
-        last = now // tf * tf - tf  # the open time of the newest closed candle
-        times = sorted(t for t in self.candles if t <= last)
-        if not times:
-            return []
-        first = max(times[0], last - (limit - 1) * tf)
-        out: list[list[float]] = []
-        prev = None
-        for t in times:
-            if t < first:
-                prev = self.candles[t]
-        for t in range(first, last + tf, tf):
-            c = self.candles.get(t)
-            if c is None:
-                if prev is None:
-                    continue
-                close = prev[4]
-                c = [t, close, close, close, close, 0.0]
-            out.append(list(c))
-            prev = c
-        return out
+    def rows(self, since: int, through: int) -> list[list[float]]:
+        """The candles built from trades opening in [since, through], oldest first."""
+        return [list(self.candles[t]) for t in sorted(self.candles) if since <= t <= through]
 
     def summary(self) -> dict[str, Any]:
         """The market_data event's payload."""

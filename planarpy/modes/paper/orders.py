@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any, Mapping
 
-from ...core.accounting import funds_error, leverage_error, liquidation_trade
+from ...core.accounting import fill_fee, funds_error, leverage_error, liquidation_trade
 from ...core.apply import order_payload, trade_payload
 from ...core.instances import AssetInstance
 from ...core.orders import (Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce,
@@ -109,9 +109,10 @@ async def fill(session: Any, ai: AssetInstance, order: Order, amount: float, pri
     s = session.s
     mk = ai.market
     cost = mk.value(amount, price)
+    fee, currency = fill_fee(mk, order.side, amount, cost, mk.taker if taker else mk.maker)
     trade = Trade(order_id=order.id, symbol=ai.symbol, side=order.side, pos=order.pos,
                   date=s.clock.now(), amount=amount, price=price, cost=cost,
-                  fee=cost * (mk.taker if taker else mk.maker), fee_currency=s.state.quote,
+                  fee=fee, fee_currency=currency,
                   leverage=order.leverage, taker=taker,
                   id=f"{order.id}-{round(order.filled / mk.amount_step)}")
     payload = {**trade_payload(trade), "basis": dict(basis)}

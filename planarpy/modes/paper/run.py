@@ -48,6 +48,7 @@ def start_paper(strategy: type[Strategy] | str, *, timeout: float = 60.0,
     endpoint elsewhere (the local exchange). `trace` is an EventTrace (or anything with
     record/close). `on_stop` and `stop_timeout` are as for `start_live`. Other options go
     to PaperSession (tick_interval, stall_after, candles, depth, market_every, waitfor,
-    observers, params).
+    observers, params, clock, backlog, close_delay; see `runtime.Session` for how ticks
+    happen).
     """
     return paper_run(strategy, **options).start(timeout)

@@ -1,9 +1,10 @@
 """A paper run of one strategy: public market streams, the tick loop, simulated fills.
 
-Paper mode uses only public endpoints (no keys): markets, order books, trades, tickers
-and candles, streamed through ccxt.pro by the same `Watcher` as live mode (stall guard,
-reconnect, REST re-fetch). Orders never leave the process: `orders.py` fills them from
-the streamed book and trades, and every change goes through `emit` on the engine's loop.
+Paper mode uses only public endpoints (no keys): markets, order books, trades and
+tickers, streamed through ccxt.pro by the same `Watcher` as live mode (stall guard,
+reconnect, REST re-fetch), and closed candles fetched at each close as live mode does.
+Orders never leave the process: `orders.py` fills them from the streamed book and
+trades, and every change goes through `emit` on the engine's loop.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import ccxt
 
 from ... import validate as V
 from ...actions import Mode
-from ...data.ohlcv import OHLCV, timeframe_ms
+from ...data.ohlcv import timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig
 from ...strategy import Strategy
-from ..runtime import ExchangeClock, Session, Watcher
+from ..runtime import Session, Watcher
 from . import orders
 from .market import AssetMarket
 
@@ -31,10 +32,15 @@ class PaperClock:
 
     __slots__ = ("wall", "markets", "_last")
 
-    def __init__(self, client: Any, markets: Mapping[str, AssetMarket]) -> None:
-        self.wall = ExchangeClock(client)
+    def __init__(self, wall: Any, markets: Mapping[str, AssetMarket]) -> None:
+        self.wall = wall  # the exchange's clock
         self.markets = markets
         self._last = 0
+
+    @property
+    def speed(self) -> float | None:
+        """Exchange ms per wall ms (None: a clock that moves only when stepped)."""
+        return getattr(self.wall, "speed", 1.0)
 
     def now(self) -> int:
         t = max(self.wall.now(), max((m.latest_ts for m in self.markets.values()), default=0))
@@ -51,7 +57,7 @@ class PaperSession(Session):
 
     `observers` are called on the engine's loop as market data comes in, with
     ("book", symbol, ccxt order book), ("trades", symbol, [PublicTrade, ...] not seen
-    before), ("ticker", symbol, ccxt ticker) or ("ohlcv", symbol, rows).
+    before) or ("ticker", symbol, ccxt ticker).
     """
 
     mode = Mode.PAPER
@@ -80,7 +86,7 @@ class PaperSession(Session):
         tf = timeframe_ms(self.cls.timeframe)
         self.markets = {sym: AssetMarket(sym, tf, self.depth) for sym in universe}
         s = self.cls(universe, mode=Mode.PAPER, cash=self.cash,
-                     clock=PaperClock(self.client, self.markets), params=self.params)
+                     clock=PaperClock(self.exchange_clock(), self.markets), params=self.params)
         await self.begin(s, cash=s.state.cash)
         for sym in universe:
             await self._snapshot(sym)
@@ -90,29 +96,27 @@ class PaperSession(Session):
             self._start_watchers(sym)
 
     async def _snapshot(self, sym: str) -> None:
-        """Book, day volume and candle history by REST before the streams start."""
+        """Book and day volume by REST before the streams start."""
         m = self.markets[sym]
+        if not self.client.has.get("fetchOHLCV"):
+            self.trade_candles.add(sym)
         await self._on_book(sym, await self.request("fetch_order_book", sym))
         if self.client.has.get("fetchTicker"):
             await self._on_ticker(sym, await self.request("fetch_ticker", sym))
         if m.ticker_volume is None and self.client.has.get("fetchTrades"):
             await self._on_trades(sym, await self.request("fetch_trades", sym))
-        await self.fetch_candles(sym)
 
-    async def fetch_candles(self, sym: str) -> None:
-        """Candle history by REST, or candles from trades where the exchange has none."""
-        if not self.client.has.get("fetchOHLCV"):
-            self.trade_candles.add(sym)
-            return
-        try:
-            rows = await self.request("fetch_ohlcv", sym, self.s.timeframe, None, self.candles)
-        except ccxt.NotSupported:
-            self.trade_candles.add(sym)
-            return
-        self._on_ohlcv(sym, rows)
+    async def candle_rows(self, symbol: str, since: int, through: int) -> list[Any]:
+        """Candles by REST as live mode gets them, or built from the public trades where
+        the exchange serves none."""
+        if symbol not in self.trade_candles:
+            try:
+                return await super().candle_rows(symbol, since, through)
+            except ccxt.NotSupported:
+                self.trade_candles.add(symbol)
+        return self.markets[symbol].rows(since, through)
 
     def _start_watchers(self, sym: str) -> None:
-        tf = self.s.timeframe
         specs = [("book", self.stream("watch_order_book", sym),
                   lambda: self.request("fetch_order_book", sym), lambda d: self._on_book(sym, d)),
                  ("trades", self.stream("watch_trades", sym),
@@ -121,9 +125,6 @@ class PaperSession(Session):
             specs.append(("ticker", self.stream("watch_ticker", sym),
                           lambda: self.request("fetch_ticker", sym),
                           lambda d: self._on_ticker(sym, d)))
-        if sym not in self.trade_candles:
-            specs.append(("ohlcv", self.stream("watch_ohlcv", sym, tf),
-                          lambda: self.fetch_candles(sym), self._process_ohlcv(sym)))
         for kind, stream, fetch, process in specs:
             name = f"{kind}:{sym}"
             w = self.watchers.get(name)
@@ -133,7 +134,8 @@ class PaperSession(Session):
             w.start()
 
     def watch_ohlcv(self, sym: str) -> None:
-        """(Re)start the market watchers of `sym` (the candles among them)."""
+        """(Re)start the market watchers of `sym` (its trades build its candles where the
+        exchange serves none)."""
         self._start_watchers(sym)
 
     async def cancel_asset(self, ai: Any) -> None:
@@ -166,16 +168,6 @@ class PaperSession(Session):
         self.markets[sym].on_ticker(ticker)
         self._notify("ticker", sym, ticker)
 
-    def _on_ohlcv(self, sym: str, rows: Any) -> None:
-        self.markets[sym].on_ohlcv(rows or [])
-        self._notify("ohlcv", sym, rows)
-
-    def _process_ohlcv(self, sym: str) -> Callable[[Any], Any]:
-        async def process(rows: Any) -> None:
-            if rows is not None:  # fetch_candles stores its own rows and returns None
-                self._on_ohlcv(sym, rows)
-        return process
-
     async def _summary_loop(self) -> None:
         """The periodic market_data event of each asset."""
         while True:
@@ -183,19 +175,7 @@ class PaperSession(Session):
             for sym, m in self.markets.items():
                 await self.record("market_data", m.summary(), sym)
 
-    # ---- candles and ticks ------------------------------------------------------------
-    async def refresh_candles(self) -> None:
-        """Put the closed candles of every asset in `ai.ohlcv` and recompute the indicators."""
-        s = self.s
-        now = s.clock.now()
-        series = {}
-        for ai in s.assets:
-            rows = self.markets[ai.symbol].closed_candles(now, self.candles)
-            if not rows:
-                return
-            series[ai.symbol] = OHLCV.from_rows(rows)
-        await self.use_candles(series)
-
+    # ---- ids and status ----------------------------------------------------------------
     def new_id(self) -> str:
         self._ids += 1
         return f"paper-{self._ids}"

@@ -42,6 +42,7 @@ class ExchangeClock:
     """
 
     __slots__ = ("client", "_wall0", "_mono0")
+    speed = 1.0  # exchange ms per wall ms: it runs in real time
 
     def __init__(self, client: Any) -> None:
         self.client = client

@@ -1,8 +1,18 @@
 """The lifecycle every engine-run mode shares: start, tick, emit, request, stop.
 
-A mode subclasses `Session` and supplies `_startup` (build the strategy, sync), the
-candles before each tick (`refresh_candles`), what to do on stop (`_shutdown`), and the
-prices its status line values holdings at.
+A mode subclasses `Session` and supplies `_startup` (build the strategy, sync), where its
+candles come from (`candle_rows`), what to do on stop (`_shutdown`), and the prices its
+status line values holdings at.
+
+Ticks: `tick` runs once for every candle of the strategy's timeframe that closes, in
+order, with `s.i` on that candle, as in a backtest. The loop sleeps until the next close
+by the exchange's clock (the wall clock corrected by the offset ccxt measured, or the
+clock given as `clock`), fetches what closed, and ticks each new candle. Candles closed
+while it could not tick (a slow tick, an outage) are ticked in order, at most `backlog`
+of them; older ones are too old to act on: they join the candles and indicators but are
+not ticked, and a `ticks_skipped` event says so. A tick still running when the next
+candle closes is reported (`tick_overrun`); the candle it missed is ticked after it.
+With `tick_interval` set, `on_interval` runs that often between closes.
 """
 
 from __future__ import annotations
@@ -18,13 +28,14 @@ import ccxt
 from ... import validate as V
 from ...core.errors import PlanarError, StartupError, StartupInterrupted, UnknownSymbol
 from ...core.market import Market
-from ...data.ohlcv import OHLCV, align, timeframe_ms
+from ...data.ohlcv import timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
 from ...exchanges.redact import redact
 from ...params import resolve as resolve_params
 from ...strategy import Strategy
 from . import stopping
-from .engine import EngineThread
+from .candles import extend, newest_closed, sleep_toward, start_series, wall_seconds
+from .engine import EngineThread, ExchangeClock
 from .stopping import StopReport
 from .watchers import Watcher
 
@@ -36,6 +47,10 @@ _HAS = {"watch_balance": "watchBalance", "watch_positions": "watchPositions",
         "watch_orders": "watchOrders", "watch_my_trades": "watchMyTrades",
         "watch_trades": "watchTrades", "watch_order_book": "watchOrderBook",
         "watch_ticker": "watchTicker", "watch_ohlcv": "watchOHLCV"}
+PAGE = 1000  # candles per request (Binance's largest spot page)
+HOUSEKEEPING = 1.0  # seconds between `_after_tick` runs while the loop waits
+RETRY = 5.0  # seconds before the candles are fetched again after a failure
+CLOCK_RESYNC = 3600.0  # seconds between measurements of the exchange clock's offset
 
 
 class Session:
@@ -47,14 +62,23 @@ class Session:
                  recorder: Any = None, tick_interval: float | None = None, waitfor: float = 5.0,
                  stall_after: float = 10.0, candles: int = 500, on_stop: str = "keep",
                  stop_timeout: float = stopping.DEFAULT_STOP_TIMEOUT,
-                 params: Mapping[str, Any] | None = None) -> None:
+                 params: Mapping[str, Any] | None = None, clock: Any = None, backlog: int = 10,
+                 close_delay: float = 0.25) -> None:
         self.cls = cls
         self.params = resolve_params(cls, params)  # checked before anything starts
         self.exchange = exchange
         self.keys = keys
         self.recorder = recorder
-        self.tick_interval = timeframe_ms(cls.timeframe) / 1000 if tick_interval is None \
+        # seconds between on_interval calls within a candle; None: none (tick runs once
+        # per closed candle whatever this is)
+        self.tick_interval = None if tick_interval is None \
             else V.positive("seconds").value(tick_interval, "tick_interval")
+        self.clock = clock  # the exchange's clock; None: the wall clock, offset-corrected
+        # closed candles ticked in a row at most (catch-up)
+        self.backlog = V.count("candles").value(backlog, "backlog")
+        # seconds a closed candle is given to be published
+        self.close_delay = V.non_negative("seconds").value(close_delay, "close_delay")
+        self.tf = timeframe_ms(cls.timeframe)
         self.waitfor = V.non_negative("seconds").value(waitfor, "waitfor")
         self.stall_after = V.positive("seconds").value(stall_after, "stall_after")
         self.candles = V.count().value(candles, "candles")
@@ -75,8 +99,15 @@ class Session:
         self.first_trades: dict[str, Any] = {}  # order id -> first fill, for waited orders
         self.last_event = time.monotonic()
         self.ticks = 0
+        self.intervals = 0
         self.errors: list[str] = []
         self._stop: asyncio.Event | None = None
+        self._next_tick: int | None = None  # index of the first candle not ticked yet
+        self._tick_ended = 0  # exchange time at which the last tick returned
+        self._refreshing = asyncio.Lock()
+        self._housekept = 0.0
+        self._clock_synced = time.monotonic()  # ccxt measures the offset as markets load
+        self._next_interval = 0.0
 
     # ---- what a mode supplies ---------------------------------------------------------
     async def _startup(self) -> None:
@@ -91,8 +122,19 @@ class Session:
         it is closed."""
         raise NotImplementedError
 
-    async def refresh_candles(self) -> None:
-        raise NotImplementedError
+    async def candle_rows(self, symbol: str, since: int, through: int) -> list[Any]:
+        """The exchange's candles of `symbol` opening in [since, through] (ccxt rows), by
+        REST page by page; periods in which nothing traded have none."""
+        out: list[Any] = []
+        while since <= through:
+            limit = min(PAGE, (through - since) // self.tf + 1)
+            page = await self.request("fetch_ohlcv", symbol, self.s.timeframe, since, limit) or []
+            kept = [r for r in page if since <= int(r[0]) <= through]
+            out += kept
+            if len(page) < limit or not kept or int(page[-1][0]) >= through:
+                return out
+            since = int(kept[-1][0]) + self.tf
+        return out
 
     def _background(self) -> list[Callable[[], Awaitable[None]]]:
         """Extra loops to run beside the ticks."""
@@ -393,38 +435,175 @@ class Session:
             return None
         return lambda: fn(*args)
 
-    # ---- ticks ------------------------------------------------------------------------
-    async def use_candles(self, series: Mapping[str, OHLCV]) -> None:
-        """Give each asset its closed candles (aligned) and recompute the indicators."""
-        s = self.s
-        _, aligned = align(dict(series), s.timeframe)
-        async with self.engine.mutating():
-            for ai in s.assets:
-                ai.ohlcv = aligned[ai.symbol]
-            s.prepare_indicators()
-            s.i = len(s.assets[0].ohlcv) - 1
+    # ---- candles -----------------------------------------------------------------------
+    def exchange_clock(self) -> Any:
+        """The exchange's clock: the one given, or the wall clock corrected by the offset
+        ccxt measured from the server's time."""
+        return self.clock if self.clock is not None else ExchangeClock(self.client)
 
+    def history_candles(self) -> int:
+        """Candles fetched at start: `candles`, or more if the warmup or lookback needs them."""
+        s = self.s
+        return max(self.candles, int(s.warmup_period()) + 1, int(s.lookback or 0) + 1)
+
+    def settle_ms(self) -> int:
+        """Exchange time a closed candle is given to be published (none on a stepped clock,
+        which the exchange has caught up with when a step returns)."""
+        return 0 if wall_seconds(self.s.clock, 1) is None else int(self.close_delay * 1000)
+
+    def closed_through(self) -> int:
+        """Open time of the newest candle closed (and published) by the exchange's clock."""
+        return newest_closed(self.s.clock.now() - self.settle_ms(), self.tf)
+
+    async def refresh_candles(self) -> None:
+        """Add the candles closed since the last refresh (the last `history_candles()` at
+        first) to every asset, flat where nothing traded, and append their indicators."""
+        async with self._refreshing:
+            s = self.s
+            through = self.closed_through()
+            have = s.assets[0].ohlcv if s.assets[0].ohlcv is not None and len(s.assets[0].ohlcv) \
+                else None
+            if have is not None and int(have.timestamp[-1]) >= through:
+                return
+            since = int(have.timestamp[-1]) + self.tf if have is not None \
+                else through - (self.history_candles() - 1) * self.tf
+            rows = {ai.symbol: await self.candle_rows(ai.symbol, since, through)
+                    for ai in s.assets}
+            if have is None:
+                series = start_series(rows, through, s.timeframe, self.tf)
+                if series is None:
+                    return
+            else:
+                series = {ai.symbol: extend(ai.ohlcv, rows[ai.symbol], through, self.tf)
+                          for ai in s.assets}
+            async with self.engine.mutating():
+                known = {ai.symbol: len(ai.ohlcv) if ai.ohlcv is not None else 0
+                         for ai in s.assets}
+                for ai in s.assets:  # all candles first: they stay aligned if one fails
+                    ai.ohlcv = series[ai.symbol]
+                for ai in s.assets:
+                    s.update_indicators(ai, known[ai.symbol])
+
+    # ---- ticks ------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
         while True:
-            try:
-                await self.refresh_candles()
-                if self.s.i >= self.s.warmup_period():
-                    await self.engine.run_strategy(self._tick)
-                await self._after_tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                await self.report_error(e, where="tick")
-            await asyncio.sleep(self.tick_interval)
+            failed = not await self._guarded(self.refresh_candles, "candles")
+            await self._guarded(self._tick_closed, "tick")
+            await self._guarded(lambda: self._housekeeping(force=True), "housekeeping")
+            await self._guarded(lambda: self._wait(failed), "tick")
 
-    def _tick(self) -> None:
-        """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`)."""
+    async def _guarded(self, step: Callable[[], Awaitable[Any]], where: str) -> bool:
+        """Run one step of the loop; an error is reported (the loop goes on). False if so."""
+        try:
+            await step()
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            await self.report_error(e, where=where)
+            return False
+
+    async def _tick_closed(self) -> None:
+        """Tick each candle closed since the last tick, oldest first (the newest only, at
+        start), skipping those beyond the backlog and those within the warmup."""
         s = self.s
-        ohlcv = s.assets[0].ohlcv
-        ts = int(ohlcv.timestamp[-1]) + timeframe_ms(s.timeframe) if ohlcv is not None \
-            else s.clock.now()
-        s.tick(ts)
+        n = len(s.assets[0].ohlcv) if s.assets[0].ohlcv is not None else 0
+        if n == 0:
+            return
+        first = max(n - 1 if self._next_tick is None else self._next_tick, s.warmup_period())
+        self._next_tick = n  # before ticking: whatever happens, no candle is ticked twice
+        due = range(first, n)
+        if len(due) > self.backlog:
+            await self._skipped(due[:-self.backlog])
+            due = due[-self.backlog:]
+        for i in due:
+            await self._tick_candle(i)
+
+    async def _tick_candle(self, i: int) -> None:
+        s = self.s
+        ts = int(s.assets[0].ohlcv.timestamp[i]) + self.tf  # the candle's close
+        began = self._tick_ended = s.clock.now()
+        try:
+            await self.engine.run_strategy(lambda: self._tick(i, ts))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._tick_ended = s.clock.now()
+            await self.report_error(e, where="tick")
+        ended = self._tick_ended
+        passed = ended // self.tf - began // self.tf
+        if passed > 0:
+            log.warning("%s: the tick of the candle closed at %d ran past %d close(s) "
+                        "(%d ms); the candles closed meanwhile are ticked next",
+                        self.cls.__name__, ts, passed, ended - began)
+            await self.record("tick_overrun", {"candle": ts, "began": began, "ended": ended,
+                                               "closes_passed": passed})
+
+    def _tick(self, i: int, ts: int) -> None:
+        """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`)."""
+        self.s.i = i
+        self.s.tick(ts)
+        self._tick_ended = self.s.clock.now()
         self.ticks += 1
+
+    async def _skipped(self, skipped: range) -> None:
+        o = self.s.assets[0].ohlcv
+        first, last = (int(o.timestamp[i]) + self.tf for i in (skipped[0], skipped[-1]))
+        log.warning("%s: %d closed candles (closes %d to %d) were not ticked: more than the "
+                    "backlog of %d closed since the last tick", self.cls.__name__,
+                    len(skipped), first, last, self.backlog)
+        await self.record("ticks_skipped", {"count": len(skipped), "first": first, "last": last,
+                                            "backlog": self.backlog})
+
+    async def _wait(self, failed: bool) -> None:
+        """Sleep until the next candle closes by the exchange's clock (sooner after a failed
+        refresh), running `on_interval` every `tick_interval` meanwhile."""
+        clock = self.s.clock
+        o = self.s.assets[0].ohlcv
+        if o is not None and len(o):  # the close after the newest candle fetched
+            target = int(o.timestamp[-1]) + 2 * self.tf + self.settle_ms()
+        else:
+            target = (self.closed_through() + 2 * self.tf) + self.settle_ms()
+        retry_at = time.monotonic() + RETRY if failed else None
+        while (time.monotonic() < retry_at) if retry_at is not None else clock.now() < target:
+            at_most = HOUSEKEEPING
+            if self.tick_interval:
+                left = self._next_interval - time.monotonic()
+                if left <= 0:
+                    await self._interval()
+                    await self._housekeeping(force=True)
+                    continue
+                at_most = min(at_most, left)
+            if retry_at is not None:
+                at_most = min(at_most, retry_at - time.monotonic())
+            await sleep_toward(clock, target, at_most)
+            await self._housekeeping()
+
+    async def _interval(self) -> None:
+        self._next_interval = time.monotonic() + (self.tick_interval or 0)
+        if self.s.i < 0:  # nothing ticked yet: no candle to be within
+            return
+        try:
+            await self.engine.run_strategy(self._on_interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            await self.report_error(e, where="on_interval")
+
+    def _on_interval(self) -> None:
+        self.s.on_interval(self.s.clock.now())
+        self.intervals += 1
+
+    async def _housekeeping(self, force: bool = False) -> None:
+        """`_after_tick`, and now and then a new measure of the exchange clock's offset,
+        which decides when candles close (unless the run was given its clock)."""
+        now = time.monotonic()
+        if self.clock is None and now - self._clock_synced >= CLOCK_RESYNC:
+            self._clock_synced = now
+            await self.resync_clock()
+        if force or now - self._housekept >= HOUSEKEEPING:
+            self._housekept = now
+            await self._after_tick()
 
     def status(self) -> str:
         """One line: equity, open orders, ticks, age of the last event."""

@@ -6,7 +6,7 @@ import gc
 import random
 from typing import Any
 
-from ...core.accounting import liquidation_trade
+from ...core.accounting import fill_fee, liquidation_trade
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus, PositionSide, Trade
 from .config import SimConfig
@@ -82,9 +82,10 @@ class SimEngine:
         `effective` is the first candle whose close sees the fill (for the equity curve).
         """
         cost = ai.market.value(amount, price)
+        fee, currency = fill_fee(ai.market, order.side, amount, cost, self.fee_rate(ai, taker))
         trade = Trade(order_id=order.id, symbol=ai.symbol, side=order.side, pos=order.pos,
                       date=self.s.clock.now(), amount=amount, price=price, cost=cost,
-                      fee=cost * self.fee_rate(ai, taker), fee_currency=self.s.state.quote,
+                      fee=fee, fee_currency=currency,
                       leverage=order.leverage, taker=taker, id=f"{order.id}-{len(ai.trades)}")
         applied = self.s.emit("trade_created", trade, ai.symbol).trade
         self.snapshot(effective)

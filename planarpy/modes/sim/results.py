@@ -12,6 +12,7 @@ from typing import Any, Iterable
 import attrs
 import numpy as np
 
+from ...core.accounting import fee_parts
 from ...core.errors import PlanarError
 from ...core.orders import PositionSide, Side, Trade
 from ...data.ohlcv import timeframe_ms
@@ -374,22 +375,24 @@ def walk_trades(trades: list[Trade], s: Any) -> tuple[list[RoundTrip], dict[str,
         m = s.state.assets[t.symbol].market
         short = m.is_derivative and t.pos is PositionSide.SHORT
         grows = (t.side is Side.BUY) != short
-        fee = t.fee if t.fee_currency != m.base else t.fee * t.price
+        fee_base, _, fee = fee_parts(s.state, m, t)
         p = open_.get(t.symbol)
         if p is None:
             p = open_[t.symbol] = _Open("short" if short else "long", t.date)
         if grows:
-            p.held += t.amount
+            p.held += t.amount - fee_base
             p.opened += t.amount
             p.entry_price = _mean(p.entry_price, t.price, t.amount, p.opened)
             p.entry_cost += t.cost
         else:
-            p.held -= t.amount
+            p.held -= t.amount + fee_base
             p.closed += t.amount
             p.exit_price = _mean(p.exit_price, t.price, t.amount, p.closed)
         p.flow += (-t.cost if t.side is Side.BUY else t.cost) - fee
         p.fees += fee
-        if abs(p.held) < m.amount_step / 2:
+        # flat: what is left is less than one amount step, which no order can sell (the
+        # dust a fee taken in the base leaves), or float residue of a full close
+        if abs(p.held) < m.amount_step * (1 - 1e-9):
             del open_[t.symbol]
             out.append(RoundTrip(
                 symbol=t.symbol, side=p.side, entry_time=p.entry_time, exit_time=t.date,

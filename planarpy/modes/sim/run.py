@@ -11,7 +11,7 @@ import numpy as np
 
 from ...actions import Mode
 from ...config import load_config
-from ...core.errors import ConfigError, DataError, LookAheadError
+from ...core.errors import ConfigError, DataError, LookAheadError, LookbackError
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...data.sources import load_ohlcv, markets_for
 from ...strategy import Strategy
@@ -63,7 +63,8 @@ def backtest(strategy: type[Strategy] | Strategy, *,
         raise DataError("need at least two candles to backtest")
     tf = timeframe_ms(s.timeframe)
     engine = SimEngine(s, config, range(int(timeline[0]), int(timeline[-1]) + tf, tf), tf)
-    fees = {k: v for k, v in (("maker", config.maker), ("taker", config.taker)) if v is not None}
+    fees = {k: v for k, v in (("maker", config.maker), ("taker", config.taker),
+                              ("fee_side", config.fee_side)) if v is not None}
     for ai in s.assets:
         ai.ohlcv = aligned[ai.symbol]
         if fees:  # overrides change the market itself, so funds checks reserve them too
@@ -76,6 +77,7 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     s.prepare_indicators()
     if config.check_lookahead:
         check_causal(s, len(timeline) // 2)
+        check_lookback(s, len(timeline) - min(len(timeline) // 2, LOOKBACK_CHECK))
     first = max(int(s.warmup_period()), 0)
     if start is not None:
         first = max(first, int(np.searchsorted(timeline, start, "left")))
@@ -122,6 +124,39 @@ def check_causal(s: Strategy, k: int) -> None:
                     f"indicator {name!r} of {ai.symbol} looks ahead: its value at candle {j} "
                     f"({int(full.timestamp[j])}) is {b[j]!r} with all the data but {a[j]!r} with "
                     f"candles up to {k - 1} only; an indicator may use candles <= its own")
+
+
+LOOKBACK_CHECK = 20_000  # the last candles (at most) the lookback check recomputes
+
+
+def check_lookback(s: Strategy, k: int) -> None:
+    """Raise LookbackError if, with candles from `k` on only, an indicator's values from
+    k + lookback - 1 on differ from those over all the candles: then it depends on older
+    candles (or on where the candles start), and a live run would not see the same."""
+    lookback = s.lookback
+    if lookback is None:
+        return
+    for ai in s.assets:
+        if not ai.ind or k < 1 or k + lookback > len(ai.ohlcv):
+            continue
+        full = ai.ohlcv
+        ai.ohlcv = full[k:]
+        try:
+            suffix = s.indicators(ai) or {}
+        finally:
+            ai.ohlcv = full
+        for name, values in suffix.items():
+            a = np.asarray(values, dtype=np.float64)[lookback - 1:]
+            b = np.asarray(ai.ind[name][k + lookback - 1:], dtype=np.float64)
+            differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+            if differs.any():
+                j = k + lookback - 1 + int(np.flatnonzero(differs)[0])
+                raise LookbackError(
+                    f"indicator {name!r} of {ai.symbol} depends on more than its lookback of "
+                    f"{lookback} candles: its value at candle {j} ({int(full.timestamp[j])}) is "
+                    f"{b[j - k - lookback + 1]!r} with all the data but "
+                    f"{a[j - k - lookback + 1]!r} with the candles from {k} on; raise "
+                    f"`lookback`, or compute it from the last {lookback} candles alone")
 
 
 def _progress(total: int) -> Any:
