@@ -22,11 +22,12 @@ class SmaCross(Strategy):
     invest = Param(0.99, low=0.05, high=1.0)    # share of free cash put into each entry
 
     def warmup_period(self):
-        return self.slow  # no cross before both averages exist
+        return max(self.fast, self.slow)  # no cross before both averages exist
 
     @property
     def lookback(self):
-        return self.slow + 1  # the cross at candle i reads the slow average at i and i - 1
+        # the cross at candle i reads both averages at i and i - 1
+        return max(self.fast, self.slow) + 1
 
     def indicators(self, ai):
         close = ai.ohlcv.close

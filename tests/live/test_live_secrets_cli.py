@@ -164,6 +164,7 @@ def test_exchange_errors_reach_the_caller_without_credentials(local_exchange):
         message = str(e.value)
         assert "503" in message and "signature=***" in message and leaks(message, lx) == []
         assert e.value.__cause__ is None and e.value.__context__ is None
+        lx.step(60_000)  # a candle closes: there is something to fetch
         assert run.call("watch_ohlcv") is False
         eventually(lambda: any(w == "watch_ohlcv" for w, _ in run.strategy.seen_errors))
         lx.faults.clear()
