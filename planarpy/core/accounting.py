@@ -14,6 +14,7 @@ from .instances import AssetInstance, State
 from .orders import (Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade,
                      opens_position)
 from .positions import liquidation_price, pnl
+from .risk import increases
 
 _EPS = 1e-12
 
@@ -35,9 +36,7 @@ def fee_rate(ai: AssetInstance, order: Order) -> float:
 
 def reduces(ai: AssetInstance, order: Order) -> bool:
     """Whether the order reduces a margin position (or is a spot sell)."""
-    if not ai.market.is_derivative:
-        return order.side is Side.SELL
-    return order.reduce_only or not opens_position(order.side, order.pos)
+    return not increases(ai, order)
 
 
 def required(ai: AssetInstance, order: Order) -> float:

@@ -14,6 +14,7 @@ from . import accounting
 from .accounting import PositionChange
 from .instances import AssetInstance, State
 from .orders import Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade
+from .risk import RiskEvent, TradingState
 
 
 # enum lookups by value: several times cheaper than calling the enum class
@@ -64,6 +65,7 @@ class Effect:
     position: PositionChange = PositionChange.NONE
     symbol: str | None = None
     side: PositionSide = PositionSide.LONG
+    risk: RiskEvent | None = None
 
 
 NO_EFFECT = Effect()
@@ -95,6 +97,7 @@ def _order_created(state: State, d: Mapping[str, Any] | Order) -> Effect:
     if order is None:
         order = order_from_payload(d)
     accounting.add_order(state, ai, order)
+    state.risk.orders.append(order.date)  # the order throttle counts created orders
     return Effect(order=order)
 
 
@@ -183,6 +186,41 @@ def _history(state: State, d: Mapping[str, Any]) -> Effect:
     return NO_EFFECT
 
 
+def _order_error(state: State, d: Mapping[str, Any]) -> Effect:
+    """A failed order or action: the error-rate breaker counts it (payload time `ts`, ms)."""
+    state.risk.errors.append(int(d.get("ts") or 0))
+    return NO_EFFECT
+
+
+def _risk_event(kind: str, d: Mapping[str, Any], previous: TradingState,
+                state: TradingState) -> RiskEvent:
+    request = d.get("request")
+    return RiskEvent(kind=kind, rule=str(d.get("rule", "")), reason=str(d.get("reason", "")),
+                     state=state, previous=previous, time=int(d.get("ts") or 0),
+                     symbol=d.get("symbol"), request=dict(request) if request else None)
+
+
+def _risk_denied(state: State, d: Mapping[str, Any]) -> Effect:
+    """An order or action the risk rules refused (it never reached the mode's executor)."""
+    risk = state.risk
+    risk.denied += 1
+    return Effect(risk=_risk_event("denied", d, risk.trading, risk.trading))
+
+
+def _trading_state(state: State, d: Mapping[str, Any]) -> Effect:
+    """The trading state moves (a breaker, or a reset). A reset carries the equity it
+    happened at: the drawdown peak and the day's start are measured from it again, and
+    the errors counted so far are forgiven."""
+    risk = state.risk
+    previous, new = risk.trading, TradingState(d["state"])
+    risk.trading = new
+    risk.changes.append(dict(d))
+    if d.get("equity") is not None:
+        risk.peak_equity = risk.day_start_equity = float(d["equity"])
+        risk.errors.clear()
+    return Effect(risk=_risk_event("state_changed", d, previous, new))
+
+
 def _nothing(state: State, d: Mapping[str, Any]) -> Effect:
     return NO_EFFECT
 
@@ -198,6 +236,9 @@ APPLY: dict[str, Callable[[State, Mapping[str, Any]], Effect]] = {
     "balance_updated": _balance,
     "position_updated": _position,
     "sync_result": _history,
+    "order_error": _order_error,
+    "risk_denied": _risk_denied,
+    "trading_state_changed": _trading_state,
 }
 
 

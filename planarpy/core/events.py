@@ -31,6 +31,8 @@ KINDS: tuple[str, ...] = (
     "liquidation",
     "market_data",
     "clock_resynced",
+    "risk_denied",
+    "trading_state_changed",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -9,6 +9,7 @@ import attrs
 from .market import Market
 from .orders import Order, PositionSide, Side, Trade
 from .positions import Position
+from .risk import RiskState
 
 
 @attrs.define(slots=True, eq=False)
@@ -73,7 +74,8 @@ class State:
     """The strategy's money: cash in the quote currency, what open orders hold, the assets.
 
     `cash` includes `committed`; `free_cash` is what new orders may use. `active` holds the
-    assets with open orders or positions, so the sim only matches those.
+    assets with open orders or positions, so the sim only matches those. `risk` holds the
+    trading state and what the risk rules count (see core/risk.py).
     """
 
     quote: str
@@ -83,6 +85,7 @@ class State:
     trades: list[Trade] = attrs.Factory(list)
     fees: float = 0.0
     active: dict[str, AssetInstance] = attrs.Factory(dict)
+    risk: RiskState = attrs.Factory(RiskState)
 
     @property
     def free_cash(self) -> float:
