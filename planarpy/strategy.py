@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .actions import Mode
+from .actions import Dispatch, Mode, pipeline
 from .core import apply as _apply
 from .core.accounting import PositionChange
 from .core.clock import Clock
@@ -20,6 +20,7 @@ from .core.instances import AssetInstance, State
 from .core.market import Market
 from .core.orders import Trade
 from .core.positions import Position
+from .core.risk import RiskEvent
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,11 @@ class Strategy:
                         after: Mapping[str, Any]) -> None:
         """Live: the exchange updated one of the strategy's orders (snapshots before, after)."""
 
+    def on_risk(self, event: RiskEvent) -> None:
+        """A risk rule denied an order (`event.kind == "denied"`; `call` returned None or
+        False), or the trading state changed (`"state_changed"`: a breaker tripped, or a
+        reset). `event.rule` names the rule, `event.reason` quotes the figures."""
+
     def on_error(self, where: str, message: str) -> None:
         """Live and paper: an exchange or connection error (`where` names the request or
         watcher; the message never holds a credential). Runs on the engine's loop: do not
@@ -119,6 +125,9 @@ class Strategy:
         self.i = -1
         self.engine: Any = None
         self.recorder: Any = None
+        # set by the mode when a run starts: its action table and its side of the pipeline
+        self.dispatch: Dispatch = {}
+        self.executor: pipeline.Executor | None = None
         self.load()
 
     def asset(self, symbol: str | AssetInstance) -> AssetInstance:
@@ -172,13 +181,18 @@ class Strategy:
                     self.invoke(self.on_position_update, ai, pos)
                 else:
                     self.invoke(self.on_position_close, ai, pos)
+        elif effect.risk is not None:
+            self.invoke(self.on_risk, effect.risk)
         return effect
 
     def reject(self, ai: AssetInstance | None, reason: str, request: Mapping[str, Any]) -> None:
-        """Report a failed action: an order-error event and the on_order_error callback."""
-        payload = {"reason": reason, "request": dict(request)}
+        """Report a failed action: an order-error event and the on_order_error callback;
+        then the error-rate breaker looks at it."""
+        payload = {"reason": reason, "request": dict(request), "ts": self.clock.now()}
         self.emit("order_error", payload, symbol=ai.symbol if ai else None)
         self.invoke(self.on_order_error, ai, reason, request)
+        if self.state.risk.rules.max_errors_per_minute is not None:
+            pipeline.watch_errors(self)
 
     def invoke(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run one of the strategy's callbacks. In a backtest its error stops the run; in

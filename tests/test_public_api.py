@@ -4,10 +4,11 @@ import planarpy
 def test_public_surface_is_pinned():
     """The names planarpy exports are exactly these; a change here is an API change."""
     assert sorted(planarpy.__all__) == sorted([
-        "Action", "AssetInstance", "Clock", "ConfigError", "DataError", "LookAheadError",
-        "Market", "Mode", "OHLCV", "Order", "OrderStatus", "OrderType", "PlanarError",
-        "Position", "PositionSide", "SimConfig", "SimResult", "Side", "State", "Strategy",
-        "StrategyNotFound", "TimeInForce", "Trade", "UnknownSymbol", "UnsupportedAction",
+        "Action", "AssetInstance", "Clock", "ConfigError", "DataError", "InvalidArgument",
+        "LookAheadError", "Market", "Mode", "OHLCV", "Order", "OrderStatus", "OrderType",
+        "PlanarError", "Position", "PositionSide", "RiskEvent", "RiskRules", "SimConfig",
+        "SimResult", "Side", "State", "Strategy", "StrategyNotFound", "TimeInForce", "Trade",
+        "TradingState", "UnknownSymbol", "UnsupportedAction",
         "UnsupportedMarginMode", "WallClock", "backtest", "call", "find_strategy", "load_csv",
         "missing", "__version__"])
     for name in planarpy.__all__:

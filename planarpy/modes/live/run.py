@@ -11,9 +11,11 @@ from typing import Any, Mapping
 
 from ...config import load_config
 from ...exchanges import ApiKeys, exchange_config, load_keys
+from ...core.risk import refuse_unenforced
 from ...loader import find_strategy
 from ...strategy import Strategy
 from ..runtime.handle import RunHandle
+from .handlers import HANDLERS
 from .session import LiveSession
 
 
@@ -38,8 +40,9 @@ def start_live(strategy: type[Strategy] | str, *, exchange_url: str | None = Non
     """
     cfg = load_config() if settings is None else settings
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
+    refuse_unenforced(cfg.get("risk"), cls.__name__, "live")
     xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
     session = LiveSession(cls, xcfg, keys if keys is not None else load_keys(xcfg.keys or xcfg.name),
-                          recorder=trace, **options)
+                          recorder=trace, handlers=HANDLERS, **options)
     session.start(timeout)
     return LiveRun(session)

@@ -10,9 +10,11 @@ from typing import Any, Mapping
 
 from ...config import load_config
 from ...exchanges import exchange_config
+from ...core.risk import refuse_unenforced
 from ...loader import find_strategy
 from ...strategy import Strategy
 from ..runtime.handle import RunHandle
+from .handlers import HANDLERS
 from .session import PaperSession
 
 
@@ -43,7 +45,8 @@ def start_paper(strategy: type[Strategy] | str, *, exchange_url: str | None = No
     """
     cfg = load_config() if settings is None else settings
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
+    refuse_unenforced(cfg.get("risk"), cls.__name__, "paper")
     xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
-    session = PaperSession(cls, xcfg, recorder=trace, cash=cash, **options)
+    session = PaperSession(cls, xcfg, recorder=trace, cash=cash, handlers=HANDLERS, **options)
     session.start(timeout)
     return PaperRun(session)

@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import ccxt
 
+from ...actions import Dispatch
 from ...core.errors import PlanarError, StartupError, UnknownSymbol
 from ...core.market import Market
 from ...data.ohlcv import OHLCV, align, timeframe_ms
@@ -38,11 +39,12 @@ class Session:
     def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
                  recorder: Any = None, tick_interval: float | None = None, waitfor: float = 5.0,
                  stall_after: float = 10.0, candles: int = 500, cancel_on_stop: bool = False,
-                 close_on_stop: bool = False) -> None:
+                 close_on_stop: bool = False, handlers: Dispatch | None = None) -> None:
         self.cls = cls
         self.exchange = exchange
         self.keys = keys
         self.recorder = recorder
+        self.handlers: Dispatch = handlers or {}  # the mode's `call` table, given at start
         self.tick_interval = tick_interval if tick_interval is not None else \
             timeframe_ms(cls.timeframe) / 1000
         self.waitfor = waitfor
@@ -99,6 +101,7 @@ class Session:
     async def begin(self, s: Strategy, **started: Any) -> None:
         """Attach the built strategy to this session, reset it, record that it started."""
         s.engine = self
+        s.dispatch = self.handlers
         s.recorder = self.recorder
         self.s = s
         s.reset()

@@ -9,14 +9,16 @@ from typing import Any, Mapping
 import attrs
 import numpy as np
 
-from ...actions import Mode
+from ...actions import Mode, pipeline
 from ...config import load_config
 from ...core.errors import DataError, LookAheadError
+from ...core.risk import RiskRules
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...data.sources import load_ohlcv, markets_for
 from ...strategy import Strategy
 from .config import SimConfig
 from .engine import SimClock, SimEngine
+from .executor import SimExecutor
 from .results import SimResult, equity_curve
 
 
@@ -25,12 +27,15 @@ def backtest(strategy: type[Strategy] | Strategy, *,
              cash: float | None = None, start: int | None = None, stop: int | None = None,
              config: SimConfig = SimConfig(), recorder: Any = None, progress: bool = False,
              settings: Mapping[str, Any] | None = None,
-             data_dir: str | Path | None = None) -> SimResult:
+             data_dir: str | Path | None = None,
+             risk: RiskRules | Mapping[str, Any] | None = None) -> SimResult:
     """Run a backtest and return its result.
 
     `data` maps symbols to candles or CSV paths; symbols it does not name are read from
     the local store or the bundled samples. `start`/`stop` (epoch ms) bound the ticks;
-    candles before `start` still feed the indicators and the warmup.
+    candles before `start` still feed the indicators and the warmup. `risk` gives the
+    risk rules (RiskRules, or a table shaped like planar.toml's [risk]); by default they
+    come from [risk] in the settings.
     """
     cfg = load_config() if settings is None else settings
     if isinstance(strategy, Strategy):
@@ -63,6 +68,9 @@ def backtest(strategy: type[Strategy] | Strategy, *,
         if fees:  # overrides change the market itself, so funds checks reserve them too
             ai.market = attrs.evolve(ai.market, **fees)
     s.engine = engine
+    s.executor = SimExecutor(s, engine)
+    s.dispatch = pipeline.HANDLERS
+    s.state.risk.rules = risk_rules(risk, cfg, type(s).__name__)
     s.clock = SimClock(s, engine.close_times, engine.timeline[0])
     s.recorder = recorder
     s.i = -1
@@ -92,6 +100,14 @@ def backtest(strategy: type[Strategy] | Strategy, *,
         recorder.flush()
     curve = equity_curve(engine, s, first, initial_cash)
     return SimResult(s, timeline[first:], curve, initial_cash, config.seed)
+
+
+def risk_rules(given: RiskRules | Mapping[str, Any] | None, cfg: Mapping[str, Any],
+               name: str) -> RiskRules:
+    """The strategy's risk rules: those given, else planar.toml's [risk] for `name`."""
+    if isinstance(given, RiskRules):
+        return given
+    return RiskRules.from_config(cfg.get("risk") if given is None else given, name)
 
 
 def check_causal(s: Strategy, k: int) -> None:
