@@ -60,6 +60,10 @@ class Executor(Protocol):
     def run_trades_from(self, ai: AssetInstance) -> int:
         """Index in `ai.trades` of this run's first trade (earlier ones are history)."""
 
+    def on_trading_state(self, state: TradingState) -> None:
+        """The trading state changed (a breaker, a reset): a monitor of the loss breakers
+        re-reads the risk state."""
+
 
 # ---- orders ------------------------------------------------------------------------------
 def place_order(s: Any, req: OrderRequest, by_risk: bool = False) -> OrderResult:
@@ -169,6 +173,7 @@ def trip(s: Any, breach: Breach) -> None:
     s.emit("trading_state_changed", {"state": to.value, "previous": risk.trading.value,
                                      "rule": breach.rule, "reason": breach.reason,
                                      "ts": s.clock.now()})
+    s.executor.on_trading_state(to)
     rules = risk.rules
     if to is TradingState.REDUCING or rules.halt_cancels_orders:
         for ai in s.assets:
@@ -206,6 +211,7 @@ def reset_trading_state(s: Any, req: ResetTradingState) -> bool:
                                      "previous": risk.trading.value, "rule": "reset",
                                      "reason": req.reason or "reset by the strategy",
                                      "ts": s.clock.now(), "equity": now})
+    s.executor.on_trading_state(TradingState.ACTIVE)
     return True
 
 

@@ -260,13 +260,29 @@ def equity(state: State, mark: Callable[[AssetInstance], float]) -> float:
     return state.equity(prices)
 
 
+def linear_equity(state: State) -> tuple[float, dict[str, float]]:
+    """The equity as k + sum(q[symbol] * price[symbol]): what stays fixed between fills (k:
+    cash, margins, entry values) and how much each price moves it (q: base held, or net
+    contracts times the contract size). Assets with q == 0 are left out."""
+    k, q = state.cash, {}
+    for ai in state.assets.values():
+        cs = ai.market.contract_size
+        lo, sh = ai.long, ai.short
+        k += lo.margin - lo.entry_price * lo.amount * cs
+        k += sh.margin + sh.entry_price * sh.amount * cs
+        qty = ai.balance + (lo.amount - sh.amount) * cs
+        if qty:
+            q[ai.symbol] = qty
+    return k, q
+
+
 # ---- order rules -----------------------------------------------------------------------
 def state_denial(risk: RiskState, reduces: bool) -> Denial | None:
     """Why the trading state refuses an order (`reduces`: it only lowers the exposure)."""
     trading = risk.trading
     if trading is TradingState.ACTIVE or (trading is TradingState.REDUCING and reduces):
         return None
-    why = "" if not risk.changes else f" ({risk.changes[-1]['reason']})"
+    why = f" by {risk.changes[-1]['rule']}" if risk.changes else ""
     if trading is TradingState.HALTED:
         return Denial("trading_state", f"trading is halted{why}: no order may go until "
                                        "call(s, 'reset_trading_state')")

@@ -11,6 +11,7 @@ from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus, PositionSide, Trade
 from .config import SimConfig
 from .fills import limit_triggers, volume_fill
+from .guard import EquityGuard
 
 CHUNK = 1 << 16  # candles between progress updates
 
@@ -43,6 +44,7 @@ class SimEngine:
         self._cols: dict[str, tuple[list[float], ...]] = {}
         self.ids = 0
         self.ledger: list[tuple[int, float, tuple[tuple[float, ...], ...]]] = []
+        self.guard: EquityGuard | None = None  # set when loss breakers are configured
 
     @property
     def n(self) -> int:
@@ -96,11 +98,14 @@ class SimEngine:
                                          "status": OrderStatus.CANCELED.value}, ai.symbol)
 
     def snapshot(self, effective: int) -> None:
+        """Keep the state after a fill, for the equity curve; the guard measures anew."""
         st = self.s.state
         self.ledger.append((effective, st.cash, tuple(
             (ai.balance, ai.long.amount, ai.long.entry_price, ai.long.margin,
              ai.short.amount, ai.short.entry_price, ai.short.margin)
             for ai in self.s.assets)))
+        if self.guard is not None:
+            self.guard.dirty()
 
     def match(self, i: int) -> None:
         """Liquidate and fill what candle `i` reaches, for the assets with anything open.
@@ -159,6 +164,9 @@ class SimEngine:
                 gc.enable()
 
     def _loop(self, start: int, progress: Any) -> None:
+        if self.guard is not None:
+            self._guarded_loop(start, progress)
+            return
         s = self.s
         tick = s.tick
         active = s.state.active
@@ -174,6 +182,39 @@ class SimEngine:
                 tick(ts)
             if progress is not None:
                 progress(min(lo + CHUNK, last) - lo)
+        if last >= start:
+            if active:
+                match(last)
+            s.i = last
+
+    def _guarded_loop(self, start: int, progress: Any) -> None:
+        """`_loop` with the loss breakers watched at each close, before the tick (see
+        guard.py). Its chunks also end where a UTC day begins, to measure the day's start."""
+        s = self.s
+        tick = s.tick
+        active = s.state.active
+        match = self.match
+        close = self.close_times
+        last = self.n - 1
+        guard = self.guard
+        assert guard is not None
+        w = guard.watch
+        check = guard.check
+        days = guard.day_starts(start, last) if s.state.risk.rules.daily_rules else []
+        bounds = sorted({*range(start, last, CHUNK), *days, last})
+        fresh = set(days)
+        for lo, hi in zip(bounds, bounds[1:]):
+            if lo in fresh:
+                guard.new_day(lo)
+            for i, ts in zip(range(lo, hi), close[lo:hi]):
+                if active:
+                    match(i)
+                s.i = i
+                if not w[1] <= w[0][i] <= w[2]:
+                    check(i)
+                tick(ts)
+            if progress is not None:
+                progress(hi - lo)
         if last >= start:
             if active:
                 match(last)

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from ...actions.requests import OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus, OrderType, Side, TimeInForce, Trade, missing
+from ...core.risk import TradingState
 from .engine import SimEngine
 from .fills import market_price, marketable
 
@@ -126,3 +127,7 @@ class SimExecutor:
     def watch_ohlcv(self, req: WatchOHLCV) -> bool:
         """Sim data is all there already: nothing to do."""
         return True
+
+    def on_trading_state(self, state: TradingState) -> None:
+        if self.engine.guard is not None:
+            self.engine.guard.dirty()

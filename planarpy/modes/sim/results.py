@@ -14,6 +14,7 @@ import numpy as np
 
 from ...core.errors import PlanarError
 from ...core.orders import PositionSide, Side, Trade
+from ...core.risk import NO_RULES
 from ...data.ohlcv import timeframe_ms
 
 YEAR_MS = 365 * 86_400_000  # the sim's timeline has every step of every day
@@ -156,12 +157,15 @@ class SimResult:
         """Plain figures for printing or JSON; undefined ones (NaN, infinite) are None."""
         s = self.strategy
         st = attrs.asdict(self.stats())
+        risk = s.state.risk
         return {"strategy": type(s).__name__, "quote": s.quote,
                 "start": int(self.times[0]) if len(self.times) else None,
                 "end": int(self.times[-1]) if len(self.times) else None,
                 "candles": len(self.times), "initial_cash": self.initial_cash,
                 "final_equity": self.final_equity, "return": st.pop("total_return"),
-                **{k: _finite(v) for k, v in st.items()}, "seed": self.seed}
+                **{k: _finite(v) for k, v in st.items()}, "seed": self.seed,
+                "trading": risk.trading.value, "risk_denied": risk.denied,
+                "trading_changes": [dict(c) for c in risk.changes]}
 
     def format_summary(self) -> str:
         d = self.summary()
@@ -180,6 +184,7 @@ class SimResult:
             ("win rate", f"{_pct(d['win_rate'])} (profit factor {_num(d['profit_factor'])})"),
             ("exposure", f"{_pct(d['exposure'])} of the time"),
             ("fees paid", f"{d['fees']:.8g} {q}"),
+            *_trading_rows(d, self.strategy.state.risk.rules != NO_RULES),
             ("seed", str(d["seed"])),
         ]
         width = max(len(k) for k, _ in rows)
@@ -399,6 +404,17 @@ def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.nda
             held = qty[j] * np.asarray(ai.ohlcv.close)[start:n]
             total = held if total is None else total + held
     return const[j] if total is None else const[j] + total
+
+
+def _trading_rows(d: dict[str, Any], rules: bool) -> list[tuple[str, str]]:
+    """When and why the risk rules halted or reduced trading, and what they denied."""
+    changes, denied = d["trading_changes"], d["risk_denied"]
+    if not (rules or changes or denied):
+        return []
+    rows = [("trading", f"{c['state']} at {_date(c.get('ts'))} by {c['rule']}: {c['reason']}")
+            for c in changes] or [("trading", "active throughout: no risk rule tripped")]
+    rows.append(("risk denied", f"{denied} order{'s' if denied != 1 else ''}"))
+    return rows
 
 
 # ---- formatting -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from ...strategy import Strategy
 from .config import SimConfig
 from .engine import SimClock, SimEngine
 from .executor import SimExecutor
+from .guard import EquityGuard
 from .results import SimResult, equity_curve
 
 
@@ -72,6 +73,8 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     s.dispatch = pipeline.HANDLERS
     s.state.risk.rules = risk_rules(risk, cfg, type(s).__name__)
     s.clock = SimClock(s, engine.close_times, engine.timeline[0])
+    if s.state.risk.rules.checks_equity:
+        engine.guard = EquityGuard(s, engine.close_times)
     s.recorder = recorder
     s.i = -1
     s.reset()
