@@ -279,3 +279,28 @@ def test_paper_and_live_refuse_rules_they_do_not_enforce_yet(mode):
     cls = scripted({})
     with pytest.raises(ConfigError, match=f"{mode} mode does not enforce risk rules yet"):
         start(cls, settings={"risk": {"max_drawdown": 0.1}})
+
+
+def test_replay_reproduces_risk_events_and_the_trading_state(tmp_path):
+    """A recorded backtest with denials, a halt and a reset replays to the same trading
+    state, denial count, state changes and windows; a changed state is reported."""
+    from planarpy.trace import EventTrace, replay_from_trace, trace_tail
+    rows = prices(100, 100, 90, 90, 90, 90, 90, 90)
+    script = {0: buy(3.0), 1: buy(5.0), 3: buy(1.0), 4: lambda s: call(s, "reset_trading_state"),
+              5: buy(1.0), 6: lambda s: call(s, "limit_order", SYM, 1.0, 200.0, tif="PO")}
+    rules = RiskRules(max_order_notional=400.0, max_drawdown=0.02)
+    with EventTrace.open(tmp_path / "t", strategy="x", exchange="test") as trace:
+        r = run(script, rows, recorder=trace, risk=rules)
+    s = r.strategy
+    report = replay_from_trace(s, tmp_path / "t")
+    assert report.ok, str(report)
+    got, want = report.state.risk, s.state.risk
+    assert (got.trading, got.denied, got.changes) == (want.trading, want.denied, want.changes)
+    assert (list(got.orders), list(got.errors)) == (list(want.orders), list(want.errors))
+    assert [c["state"] for c in want.changes] == ["halted", "active"] and want.denied == 2
+    kinds = [e["kind"] for e in trace_tail(tmp_path / "t", n=100,
+                                           kinds=["risk_denied", "trading_state_changed"])]
+    assert kinds == ["risk_denied", "trading_state_changed", "risk_denied", "trading_state_changed"]
+    s.state.risk.trading = TradingState.HALTED
+    report = replay_from_trace(s, tmp_path / "t")
+    assert not report.ok and "trading state: replayed active, current halted" in str(report)
