@@ -113,4 +113,4 @@ def order_request(kind: str, ai: Any, amount: float, price: float | None, side: 
             "side": side.value, "pos": pos.value, "tif": tif.value, "reduce_only": reduce_only}
 
 
-__all__ = ["Action", "Dispatch", "Handler", "Mode", "PARSERS", "call", "supported_actions"]
+__all__ = ["Action", "Dispatch", "Handler", "Mode", "call", "supported_actions"]
