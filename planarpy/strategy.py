@@ -23,6 +23,8 @@ from .core.positions import Position
 from .core.risk import RiskEvent
 
 log = logging.getLogger(__name__)
+_SIM = Mode.SIM
+_UNCHANGED = PositionChange.NONE
 
 
 class Strategy:
@@ -173,7 +175,7 @@ class Strategy:
             if effect.trade is not None:
                 self.invoke(self.on_trade, ai, effect.trade)
             change = effect.position
-            if change is not PositionChange.NONE:
+            if change is not _UNCHANGED:
                 pos = ai.position(effect.side)
                 if change is PositionChange.OPENED:
                     self.invoke(self.on_position_open, ai, pos)
@@ -198,7 +200,7 @@ class Strategy:
         """Run one of the strategy's callbacks. In a backtest its error stops the run; in
         paper and live it is logged and passed to `on_error`, so that a bug in a callback
         cannot stop the watcher that delivered the event (the event is applied already)."""
-        if self.mode is Mode.SIM:
+        if self.mode is _SIM:
             callback(*args)
             return
         try:

@@ -20,6 +20,7 @@ from ..core.instances import AssetInstance
 from ..core.orders import OrderType, PositionSide, Side, TimeInForce
 
 _INF = math.inf
+_LONG = PositionSide.LONG
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL, Side.BUY: Side.BUY, Side.SELL: Side.SELL}
 _POS = {"long": PositionSide.LONG, "short": PositionSide.SHORT,
         PositionSide.LONG: PositionSide.LONG, PositionSide.SHORT: PositionSide.SHORT}
@@ -245,23 +246,51 @@ def market_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", pos: Any = 
                  reduce_only: Any = False, date: Any = None, waitfor: Any = None,
                  synced: Any = True) -> MarketOrder:
     a = "market_order"
-    asset_ = check_asset(s, a, ai)
-    return MarketOrder(asset_, check_number(a, "amount", amount), check_side(a, side),
-                       check_pos(a, asset_, pos), check_flag(a, "reduce_only", reduce_only),
-                       check_date(a, date), check_wait(a, waitfor),
-                       check_flag(a, "synced", synced))
+    asset_ = _asset(s, a, ai)
+    if amount.__class__ is not float or not 0.0 < amount < _INF:
+        amount = check_number(a, "amount", amount)
+    side_ = _SIDES.get(side) if side.__class__ is str else None
+    pos_ = _LONG if pos.__class__ is str and pos == "long" else check_pos(a, asset_, pos)
+    return MarketOrder(asset_, amount, side_ or check_side(a, side), pos_,
+                       *_options(a, reduce_only, date, waitfor, synced))
 
 
 def limit_order(s: Any, ai: Any, amount: Any, price: Any, *, side: Any = "buy", tif: Any = "GTC",
                 pos: Any = "long", reduce_only: Any = False, date: Any = None,
                 waitfor: Any = None, synced: Any = True) -> LimitOrder:
     a = "limit_order"
-    asset_ = check_asset(s, a, ai)
-    return LimitOrder(asset_, check_number(a, "amount", amount),
-                      check_number(a, "price", price), check_side(a, side), check_tif(a, tif),
-                      check_pos(a, asset_, pos), check_flag(a, "reduce_only", reduce_only),
-                      check_date(a, date), check_wait(a, waitfor),
-                      check_flag(a, "synced", synced))
+    asset_ = _asset(s, a, ai)
+    if amount.__class__ is not float or not 0.0 < amount < _INF:
+        amount = check_number(a, "amount", amount)
+    if price.__class__ is not float or not 0.0 < price < _INF:
+        price = check_number(a, "price", price)
+    side_ = _SIDES.get(side) if side.__class__ is str else None
+    pos_ = _LONG if pos.__class__ is str and pos == "long" else check_pos(a, asset_, pos)
+    return LimitOrder(asset_, amount, price, side_ or check_side(a, side), check_tif(a, tif),
+                      pos_, *_options(a, reduce_only, date, waitfor, synced))
+
+
+# the checks above with the common case first: what nearly every order passes costs little
+def _asset(s: Any, action: str, value: Any) -> AssetInstance:
+    cls = value.__class__
+    if cls is str:
+        found = s.state.assets.get(value)
+    elif cls is AssetInstance:
+        found = value if s.state.assets.get(value.symbol) is value else None
+    else:
+        found = None
+    return found if found is not None else check_asset(s, action, value)  # type: ignore[return-value]
+
+
+def _options(action: str, reduce_only: Any, date: Any, waitfor: Any,
+             synced: Any) -> tuple[bool, int | None, float | None, bool]:
+    if reduce_only is not False and reduce_only is not True:
+        reduce_only = check_flag(action, "reduce_only", reduce_only)
+    if synced is not True and synced is not False:
+        synced = check_flag(action, "synced", synced)
+    if date is not None or waitfor is not None:
+        date, waitfor = check_date(action, date), check_wait(action, waitfor)
+    return reduce_only, date, waitfor, synced
 
 
 def cancel_orders(s: Any, ai: Any = None, side: Any = "both", *, ids: Any = None,

@@ -56,9 +56,10 @@ def trade_from_payload(d: Mapping[str, Any]) -> Trade:
                  id=str(d.get("id", "")))
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)
 class Effect:
-    """What an applied event changed, for the engine to tell the strategy."""
+    """What an applied event changed, for the engine to tell the strategy (read only; not
+    frozen, since one is made per fill and frozen classes are slower to build)."""
 
     order: Order | None = None
     trade: Trade | None = None
@@ -72,11 +73,11 @@ NO_EFFECT = Effect()
 
 
 def _asset(state: State, symbol: str) -> AssetInstance:
-    try:
-        return state.assets[symbol]
-    except KeyError:
+    ai = state.assets.get(symbol)
+    if ai is None:
         raise KeyError(f"event for {symbol!r}, which is not among the strategy's assets "
-                       f"({', '.join(state.assets)})") from None
+                       f"({', '.join(state.assets)})")
+    return ai
 
 
 def as_payload(event: Any) -> Mapping[str, Any]:
@@ -89,28 +90,29 @@ def as_payload(event: Any) -> Mapping[str, Any]:
 
 
 def _order_created(state: State, d: Mapping[str, Any] | Order) -> Effect:
-    order = d if isinstance(d, Order) else None
+    order = d if d.__class__ is Order else None
     symbol, oid = (order.symbol, order.id) if order is not None else (d["symbol"], d["id"])
-    ai = _asset(state, symbol)
+    ai = state.assets.get(symbol) or _asset(state, symbol)
     if oid in ai.orders:  # a duplicate event must not commit twice
         return NO_EFFECT
     if order is None:
         order = order_from_payload(d)
     accounting.add_order(state, ai, order)
     state.risk.orders.append(order.date)  # the order throttle counts created orders
-    return Effect(order=order)
+    return Effect(order)
 
 
 def _trade(state: State, d: Mapping[str, Any] | Trade) -> Effect:
-    trade = d if isinstance(d, Trade) else trade_from_payload(d)
-    ai = _asset(state, trade.symbol)
+    trade = d if d.__class__ is Trade else trade_from_payload(d)
+    symbol, tid = trade.symbol, trade.id
+    ai = state.assets.get(symbol) or _asset(state, symbol)
     order = ai.orders.get(trade.order_id)
-    if order is None or (trade.id and trade.id in ai.trade_ids):
+    if order is None or (tid and tid in ai.trade_ids):
         return NO_EFFECT  # not (or no longer) open here, or a fill already counted
-    if trade.id:
-        ai.trade_ids.add(trade.id)
+    if tid:
+        ai.trade_ids.add(tid)
     change = accounting.apply_fill(state, ai, order, trade)
-    return Effect(order=order, trade=trade, position=change, symbol=ai.symbol, side=trade.pos)
+    return Effect(order, trade, change, symbol, trade.pos)
 
 
 def _order_closed(state: State, d: Mapping[str, Any]) -> Effect:

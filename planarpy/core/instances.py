@@ -31,10 +31,10 @@ class AssetInstance:
     trade_ids: set[str] = attrs.Factory(set)
     ohlcv: Any = None
     ind: dict[str, list[float]] = attrs.Factory(dict)
+    symbol: str = attrs.field(init=False)  # the market's, kept here: read on every order
 
-    @property
-    def symbol(self) -> str:
-        return self.market.symbol
+    def __attrs_post_init__(self) -> None:
+        self.symbol = self.market.symbol
 
     @property
     def free_balance(self) -> float:

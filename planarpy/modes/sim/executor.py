@@ -14,25 +14,25 @@ from typing import Any, Sequence
 from ...actions.requests import OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus, OrderType, Side, TimeInForce, Trade, missing
+from ...core.precision import ceil_to_step, floor_to_step
 from ...core.risk import TradingState
 from .engine import SimEngine
 from .fills import market_price, marketable
 
 _MARKET = OrderType.MARKET
+_BUY = Side.BUY
 _CANCELED = OrderStatus.CANCELED.value
 
 
 class SimExecutor:
     """Executes the orders of one backtest (implements `pipeline.Executor`)."""
 
-    __slots__ = ("s", "engine")
+    __slots__ = ("s", "engine", "new_id")
 
     def __init__(self, s: Any, engine: SimEngine) -> None:
         self.s = s
         self.engine = engine
-
-    def new_id(self) -> str:
-        return self.engine.new_id()
+        self.new_id = engine.new_id  # a fresh id for an order that passed the gate
 
     def run_trades_from(self, ai: AssetInstance) -> int:
         return 0  # a backtest starts with no trades
@@ -40,8 +40,8 @@ class SimExecutor:
     def mark(self, ai: AssetInstance) -> float:
         """The close of the candle the strategy last saw (the first open before any)."""
         i = self.s.i
-        o = ai.ohlcv
-        return o.close.item(i) if i >= 0 else o.open.item(0)
+        opens, closes, _ = self.engine.views(ai)
+        return closes[i] if i >= 0 else opens[0]
 
     def _index(self, date: int | None) -> int:
         s = self.s
@@ -55,14 +55,18 @@ class SimExecutor:
 
     def order_price(self, ai: AssetInstance, req: OrderRequest) -> float:
         """A limit order's limit; for a market order the next open moved against it."""
-        i = self._index(req.date)
+        i = self.s.i
+        if i < 0 or req.date is not None:
+            i = self._index(req.date)
         if req.type is not _MARKET:
             return req.price
-        data = ai.ohlcv
-        buy = req.side is Side.BUY
-        raw = market_price(req.side, data.open.item(i + 1), data.close.item(i), req.amount,
-                           data.volume.item(i), self.engine.config.slippage)
-        return ai.market.adverse_price(raw, buy)
+        eng = self.engine
+        open_, close, volume = eng._views.get(ai.symbol) or eng.views(ai)
+        side = req.side
+        raw = market_price(side, open_[i + 1], close[i], req.amount, volume[i],
+                           eng.config.slippage)
+        step = ai.market.price_step  # the tick against the order: up for buys, down for sells
+        return ceil_to_step(raw, step) if side is _BUY else floor_to_step(raw, step)
 
     def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | Any | None:
         if order.type is _MARKET:
@@ -72,7 +76,7 @@ class SimExecutor:
     def _market(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | None:
         """Fill at the next candle's open plus slippage, capped by volume; cancel the rest."""
         s, eng, i = self.s, self.engine, self.s.i
-        volume = ai.ohlcv.volume.item(i)
+        volume = (eng._views.get(ai.symbol) or eng.views(ai))[2][i]
         fill = eng.fillable(ai, order.amount, volume)
         if fill <= 0:
             s.reject(ai, f"no liquidity: the last candle traded {volume:g} {ai.market.base}, "
@@ -91,9 +95,10 @@ class SimExecutor:
         """
         s, eng, i = self.s, self.engine, self.s.i
         price, amount, tif = order.price, order.amount, order.tif
-        open_ = ai.ohlcv.open.item(i + 1)
+        opens, _, volume = eng.views(ai)
+        open_ = opens[i + 1]
         takes = marketable(order.side, price, open_)
-        fill = eng.fillable(ai, amount, ai.ohlcv.volume.item(i)) if takes else 0.0
+        fill = eng.fillable(ai, amount, volume[i]) if takes else 0.0
         reason = None
         if tif is TimeInForce.POST_ONLY and takes:
             reason = f"post-only order at {price:g} would take liquidity at {open_:g}"
