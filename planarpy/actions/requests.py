@@ -251,8 +251,10 @@ def market_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", pos: Any = 
         amount = check_number(a, "amount", amount)
     side_ = _SIDES.get(side) if side.__class__ is str else None
     pos_ = _LONG if pos.__class__ is str and pos == "long" else check_pos(a, asset_, pos)
-    return MarketOrder(asset_, amount, side_ or check_side(a, side), pos_,
-                       *_options(a, reduce_only, date, waitfor, synced))
+    if reduce_only is not False or synced is not True or date is not None or waitfor is not None:
+        reduce_only, date, waitfor, synced = _options(a, reduce_only, date, waitfor, synced)
+    return MarketOrder(asset_, amount, side_ or check_side(a, side), pos_, reduce_only, date,
+                       waitfor, synced)
 
 
 def limit_order(s: Any, ai: Any, amount: Any, price: Any, *, side: Any = "buy", tif: Any = "GTC",
@@ -266,8 +268,11 @@ def limit_order(s: Any, ai: Any, amount: Any, price: Any, *, side: Any = "buy", 
         price = check_number(a, "price", price)
     side_ = _SIDES.get(side) if side.__class__ is str else None
     pos_ = _LONG if pos.__class__ is str and pos == "long" else check_pos(a, asset_, pos)
-    return LimitOrder(asset_, amount, price, side_ or check_side(a, side), check_tif(a, tif),
-                      pos_, *_options(a, reduce_only, date, waitfor, synced))
+    if reduce_only is not False or synced is not True or date is not None or waitfor is not None:
+        reduce_only, date, waitfor, synced = _options(a, reduce_only, date, waitfor, synced)
+    tif_ = _TIF.get(tif) if tif.__class__ is str else None
+    return LimitOrder(asset_, amount, price, side_ or check_side(a, side),
+                      tif_ or check_tif(a, tif), pos_, reduce_only, date, waitfor, synced)
 
 
 # the checks above with the common case first: what nearly every order passes costs little
@@ -279,7 +284,9 @@ def _asset(s: Any, action: str, value: Any) -> AssetInstance:
         found = value if s.state.assets.get(value.symbol) is value else None
     else:
         found = None
-    return found if found is not None else check_asset(s, action, value)  # type: ignore[return-value]
+    if found is None:
+        found = check_asset(s, action, value)
+    return found  # type: ignore[return-value]
 
 
 def _options(action: str, reduce_only: Any, date: Any, waitfor: Any,

@@ -143,7 +143,7 @@ def cancel_order(state: State, ai: AssetInstance, order: Order,
 
 def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade) -> PositionChange:
     """Apply one fill of `order`: release its share of the commitment, move cash and holdings."""
-    remaining = order.remaining
+    remaining = order.amount - order.filled
     done = trade.amount >= remaining * (1 - 1e-9)
     if done:  # the whole commitment goes, rounding included
         _release(state, ai, order, order.committed)

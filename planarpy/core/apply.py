@@ -90,8 +90,10 @@ def as_payload(event: Any) -> Mapping[str, Any]:
 
 
 def _order_created(state: State, d: Mapping[str, Any] | Order) -> Effect:
-    order = d if d.__class__ is Order else None
-    symbol, oid = (order.symbol, order.id) if order is not None else (d["symbol"], d["id"])
+    if d.__class__ is Order:
+        order, symbol, oid = d, d.symbol, d.id
+    else:
+        order, symbol, oid = None, d["symbol"], d["id"]
     ai = state.assets.get(symbol) or _asset(state, symbol)
     if oid in ai.orders:  # a duplicate event must not commit twice
         return NO_EFFECT

@@ -117,6 +117,8 @@ class RiskRules:
     # derived when the rules are made: whether any rule looks at single orders, at the equity
     checks_orders: bool = attrs.field(init=False, default=False, eq=False, repr=False)
     checks_equity: bool = attrs.field(init=False, default=False, eq=False, repr=False)
+    rates: tuple[tuple[int, int, str], ...] = attrs.field(init=False, default=(), eq=False,
+                                                          repr=False)  # (limit, span ms, name)
 
     def __attrs_post_init__(self) -> None:
         for name in KEYS:
@@ -127,6 +129,11 @@ class RiskRules:
         object.__setattr__(self, "checks_orders", any(
             getattr(self, k) is not None for k in _ORDER_RULES))
         object.__setattr__(self, "checks_equity", self.daily_rules or self.max_drawdown is not None)
+        object.__setattr__(self, "rates", tuple(
+            (limit, span, name) for limit, span, name in (
+                (self.max_orders_per_second, 1000, "max_orders_per_second"),
+                (self.max_orders_per_minute, 60_000, "max_orders_per_minute"))
+            if limit is not None))
 
     @property
     def daily_rules(self) -> bool:
@@ -245,6 +252,8 @@ def increases(ai: AssetInstance, order: Order) -> bool:
 
 def pending(ai: AssetInstance) -> float:
     """What the open orders of `ai` that add to the exposure would still add."""
+    if not ai.orders:
+        return 0.0
     return sum(o.remaining for o in ai.orders.values() if increases(ai, o))
 
 
@@ -255,9 +264,9 @@ def exposure(ai: AssetInstance, price: float) -> float:
 
 def equity(state: State, mark: Callable[[AssetInstance], float]) -> float:
     """Cash plus holdings and positions, each asset valued at `mark(ai)`."""
-    prices = {ai.symbol: mark(ai) for ai in state.assets.values()
-              if ai.balance or ai.long.amount or ai.short.amount}
-    return state.equity(prices)
+    k, q = linear_equity(state)
+    assets = state.assets
+    return k + sum(qty * mark(assets[symbol]) for symbol, qty in q.items())
 
 
 def linear_equity(state: State) -> tuple[float, dict[str, float]]:
@@ -266,14 +275,20 @@ def linear_equity(state: State) -> tuple[float, dict[str, float]]:
     contracts times the contract size). Assets with q == 0 are left out."""
     k, q = state.cash, {}
     for ai in state.assets.values():
-        cs = ai.market.contract_size
-        lo, sh = ai.long, ai.short
-        k += lo.margin - lo.entry_price * lo.amount * cs
-        k += sh.margin + sh.entry_price * sh.amount * cs
-        qty = ai.balance + (lo.amount - sh.amount) * cs
+        fixed, qty = asset_terms(ai)
+        k += fixed
         if qty:
             q[ai.symbol] = qty
     return k, q
+
+
+def asset_terms(ai: AssetInstance) -> tuple[float, float]:
+    """One asset's share of linear_equity: (what it adds to k, its q)."""
+    cs = ai.market.contract_size
+    lo, sh = ai.long, ai.short
+    fixed = (lo.margin - lo.entry_price * lo.amount * cs
+             + sh.margin + sh.entry_price * sh.amount * cs)
+    return fixed, ai.balance + (lo.amount - sh.amount) * cs
 
 
 # ---- order rules -----------------------------------------------------------------------
@@ -292,10 +307,9 @@ def state_denial(risk: RiskState, reduces: bool) -> Denial | None:
 
 def rate_denial(risk: RiskState, now: int) -> Denial | None:
     """Why the order throttle refuses another order at `now` (ms), or None."""
-    rules, times = risk.rules, risk.orders
-    for limit, span, name in ((rules.max_orders_per_second, 1000, "max_orders_per_second"),
-                              (rules.max_orders_per_minute, 60_000, "max_orders_per_minute")):
-        if limit is not None and len(times) >= limit and times[-limit] > now - span:
+    times = risk.orders
+    for limit, span, name in risk.rules.rates:
+        if len(times) >= limit and times[-limit] > now - span:
             return Denial(name, f"{limit} orders in the last {span // 1000} s already "
                                 f"({name} = {limit})")
     return None
@@ -306,14 +320,18 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
     """The first rule `order` breaks, or None. Orders that only reduce the exposure pass
     the size rules (notional, position, leverage, open orders) but not the throttle."""
     risk = state.risk
-    denial = state_denial(risk, reduces) or rate_denial(risk, now)
+    denial = None if risk.trading is TradingState.ACTIVE else state_denial(risk, reduces)
+    if denial is None and risk.rules.rates:
+        denial = rate_denial(risk, now)
     if denial is not None or reduces:
         return denial
     rules, m = risk.rules, ai.market
-    notional = m.value(order.amount, order.price)
+    notional = order.amount * order.price * m.contract_size
     limit = rules.max_open_orders
     if limit is not None:
-        count = sum(len(a.orders) for a in state.assets.values())
+        count = 0
+        for a in state.assets.values():
+            count += len(a.orders)
         if count >= limit:
             return Denial("max_open_orders", f"{count} orders are open already "
                                              f"(max_open_orders = {limit})")
@@ -353,17 +371,19 @@ def day_of(ms: int) -> int:
     return (ms - 1) // DAY_MS
 
 
-def equity_floor(risk: RiskState) -> float:
-    """The equity below which a loss breaker trips (-inf when none is set)."""
-    rules, floor = risk.rules, -math.inf
+def equity_bounds(risk: RiskState) -> tuple[float, float]:
+    """(floor, ceiling): the equity below which a loss breaker trips (-inf when none is
+    set), and above which it makes a new peak (inf without a drawdown rule)."""
+    rules, floor, ceiling = risk.rules, -math.inf, math.inf
     if rules.max_drawdown is not None:
         floor = (1.0 - rules.max_drawdown) * risk.peak_equity
+        ceiling = risk.peak_equity
     start = risk.day_start_equity
     if rules.max_daily_loss is not None:
         floor = max(floor, start - rules.max_daily_loss * abs(start))
     if rules.max_daily_loss_quote is not None:
         floor = max(floor, start - rules.max_daily_loss_quote)
-    return floor
+    return floor, ceiling
 
 
 def equity_breach(risk: RiskState, equity: float) -> Breach | None:
@@ -411,20 +431,19 @@ def observe(risk: RiskState, equity: float, now: int, before: float | None = Non
         risk.peak_equity = equity
 
 
-def price_band(risk: RiskState, k: float, q: float) -> tuple[float, float]:
-    """The prices p for which the equity k + q*p neither trips a loss breaker nor makes
-    a new peak (so a monitor need not measure it): (lo, hi), with a little room taken
-    off each end so that float rounding never hides a breach."""
-    floor, ceiling = equity_floor(risk), risk.peak_equity
-    if risk.rules.max_drawdown is None:
-        ceiling = math.inf
+def price_band(bounds: tuple[float, float], k: float, q: float) -> tuple[float, float]:
+    """The prices p for which the equity k + q*p stays within `bounds` (equity_bounds: no
+    loss breaker trips, no new peak is made), so a monitor need not measure it: (lo, hi),
+    with a little room taken off each end so that float rounding never hides a breach."""
+    floor, ceiling = bounds
     if q == 0.0:
         inside = floor <= k <= ceiling
         return (-math.inf, math.inf) if inside else (math.inf, -math.inf)
     a, b = (floor - k) / q, (ceiling - k) / q
     lo, hi = (a, b) if q > 0 else (b, a)
-    slack = 1e-9
-    return lo + abs(lo) * slack, hi - abs(hi) * slack
+    slack = 1e-9  # (an infinite end stays infinite)
+    return (lo + abs(lo) * slack if lo > -math.inf else lo,
+            hi - abs(hi) * slack if hi < math.inf else hi)
 
 
 def target(trading: TradingState, breach: Breach) -> TradingState | None:

@@ -200,7 +200,7 @@ def test_inside_the_price_band_no_breaker_trips_and_no_peak_is_made(k, q, price,
     risk = RiskState(rules=RiskRules(max_drawdown=dd, max_daily_loss=day,
                                      max_daily_loss_quote=day_quote),
                      peak_equity=peak, day_start_equity=start)
-    lo, hi = core_risk.price_band(risk, k, q)
+    lo, hi = core_risk.price_band(core_risk.equity_bounds(risk), k, q)
     if lo <= price <= hi:
         value = k + q * price
         assert core_risk.equity_breach(risk, value) is None
@@ -228,7 +228,7 @@ def test_the_guard_decides_as_measuring_every_close(margin, steps, dd, day, on, 
         return r.strategy.state.risk.changes, [t for t in r.trades]
     banded = go()
     band = guard_module.price_band
-    guard_module.price_band = lambda risk, k, q: (math.inf, -math.inf)  # measure every close
+    guard_module.price_band = lambda bounds, k, q: (math.inf, -math.inf)  # measure every close
     try:
         assert go() == banded
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import gc
 import random
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 from ...core.accounting import liquidation_trade
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus, PositionSide, Trade
+from ...core.precision import floor_to_step
 from .config import SimConfig
 from .fills import limit_triggers, volume_fill
 from .guard import EquityGuard
@@ -47,7 +49,10 @@ class SimEngine:
         self._cols: dict[str, tuple[list[float], ...]] = {}
         self._views: dict[str, tuple[memoryview, ...]] = {}
         self.ids = 0
-        self.ledger: list[tuple[int, float, tuple[tuple[float, ...], ...]]] = []
+        # the state after each fill, for the equity curve: the candle it counts from, and
+        # cash then 7 figures per asset (see snapshot), flat in typed arrays (no objects)
+        self.ledger_at = array.array("q")
+        self.ledger = array.array("d")
         self.guard: EquityGuard | None = None  # set when loss breakers are configured
 
     @property
@@ -89,7 +94,7 @@ class SimEngine:
         """How much of `amount` the volume cap lets fill now, on the amount step."""
         if not self.config.volume_cap:
             return amount
-        return ai.market.floor_amount(volume_fill(amount, volume, self.rng))
+        return floor_to_step(volume_fill(amount, volume, self.rng), ai.market.amount_step)
 
     def fill(self, ai: AssetInstance, order: Order, price: float, amount: float, taker: bool,
              effective: int) -> Trade | None:
@@ -98,7 +103,7 @@ class SimEngine:
         `effective` is the first candle whose close sees the fill (for the equity curve).
         """
         s = self.s
-        cost = ai.market.value(amount, price)
+        cost = amount * price * ai.market.contract_size  # Market.value
         # Trade's fields in order (positional: the fill path is the sim's hottest)
         trade = Trade(order.id, ai.symbol, order.side, order.pos, s.clock.now(), amount, price,
                       cost, cost * self.fee_rate(ai, taker), s.state.quote, order.leverage, taker,
@@ -115,13 +120,15 @@ class SimEngine:
 
     def snapshot(self, effective: int) -> None:
         """Keep the state after a fill, for the equity curve; the guard measures anew."""
-        st = self.s.state
-        self.ledger.append((effective, st.cash, tuple([
-            (ai.balance, ai.long.amount, ai.long.entry_price, ai.long.margin,
-             ai.short.amount, ai.short.entry_price, ai.short.margin)
-            for ai in self.s.assets])))
+        self.ledger_at.append(effective)
+        ledger = self.ledger
+        ledger.append(self.s.state.cash)
+        for ai in self.s.assets:
+            lo, sh = ai.long, ai.short
+            ledger.extend((ai.balance, lo.amount, lo.entry_price, lo.margin,
+                           sh.amount, sh.entry_price, sh.margin))
         if self.guard is not None:
-            self.guard.dirty()
+            self.guard.refresh()
 
     def match(self, i: int) -> None:
         """Liquidate and fill what candle `i` reaches, for the assets with anything open.

@@ -103,8 +103,8 @@ class SimExecutor:
         if tif is TimeInForce.POST_ONLY and takes:
             reason = f"post-only order at {price:g} would take liquidity at {open_:g}"
         elif tif is TimeInForce.FOK and fill < amount:
-            reason = (f"fill-or-kill order at {price:g} killed: "
-                      + (f"{fill:g} of {amount:g} available" if takes else f"the price is {open_:g}"))
+            reason = f"fill-or-kill order at {price:g} killed: " + (
+                f"{fill:g} of {amount:g} available" if takes else f"the price is {open_:g}")
         elif tif is TimeInForce.IOC and fill <= 0:
             reason = (f"immediate-or-cancel order at {price:g} cancelled: "
                       + ("no liquidity" if takes else f"the price is {open_:g}"))
@@ -135,4 +135,4 @@ class SimExecutor:
 
     def on_trading_state(self, state: TradingState) -> None:
         if self.engine.guard is not None:
-            self.engine.guard.dirty()
+            self.engine.guard.rebase()

@@ -386,14 +386,14 @@ def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.nda
     margins, entry values) plus a quantity (balance, long minus short) times the close.
     """
     n = engine.n
-    ledger = engine.ledger
-    count = len(ledger)
-    eff = np.fromiter((e for e, _, _ in ledger), dtype=np.int64, count=count)
+    eff = np.frombuffer(engine.ledger_at, dtype=np.int64)
+    count = len(eff)
+    flat = np.frombuffer(engine.ledger, dtype=np.float64).reshape(count, 1 + 7 * len(s.assets))
     j = np.searchsorted(eff, np.arange(start, n), side="right")  # 0 means: before any fill
-    const = np.r_[initial_cash, np.fromiter((c for _, c, _ in ledger), np.float64, count)]
+    const = np.r_[initial_cash, flat[:, 0]]
     if not count:
         return const[j]
-    rows = np.asarray([r for _, _, r in ledger], dtype=np.float64)  # fills x assets x 7
+    rows = flat[:, 1:].reshape(count, len(s.assets), 7)  # fills x assets x 7
     total = None
     for a, ai in enumerate(s.assets):
         bal, la, le, lm, sa, se, sm = rows[:, a, :].T
