@@ -173,7 +173,10 @@ class Strategy:
         if effect.symbol is not None:
             ai = self.state.assets[effect.symbol]
             if effect.trade is not None:
-                self.invoke(self.on_trade, ai, effect.trade)
+                if self.mode is _SIM:  # invoke's first case, without its call: once a fill
+                    self.on_trade(ai, effect.trade)
+                else:
+                    self.invoke(self.on_trade, ai, effect.trade)
             change = effect.position
             if change is not _UNCHANGED:
                 pos = ai.position(effect.side)

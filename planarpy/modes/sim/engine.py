@@ -87,9 +87,6 @@ class SimEngine:
             self._views[ai.symbol] = views
         return views
 
-    def fee_rate(self, ai: AssetInstance, taker: bool) -> float:
-        return ai.market.taker if taker else ai.market.maker
-
     def fillable(self, ai: AssetInstance, amount: float, volume: float) -> float:
         """How much of `amount` the volume cap lets fill now, on the amount step."""
         if not self.config.volume_cap:
@@ -102,11 +99,12 @@ class SimEngine:
 
         `effective` is the first candle whose close sees the fill (for the equity curve).
         """
-        s = self.s
-        cost = amount * price * ai.market.contract_size  # Market.value
+        s, m = self.s, ai.market
+        cost = amount * price * m.contract_size  # Market.value
+        fee = cost * (m.taker if taker else m.maker)
         # Trade's fields in order (positional: the fill path is the sim's hottest)
         trade = Trade(order.id, ai.symbol, order.side, order.pos, s.clock.now(), amount, price,
-                      cost, cost * self.fee_rate(ai, taker), s.state.quote, order.leverage, taker,
+                      cost, fee, s.state.quote, order.leverage, taker,
                       f"{order.id}-{len(ai.trades)}")
         applied = s.emit("trade_created", trade, ai.symbol).trade
         self.snapshot(effective)

@@ -20,6 +20,7 @@ from .engine import SimEngine
 from .fills import market_price, marketable
 
 _MARKET = OrderType.MARKET
+_OPEN = OrderStatus.OPEN
 _BUY = Side.BUY
 _CANCELED = OrderStatus.CANCELED.value
 
@@ -84,7 +85,8 @@ class SimExecutor:
             return None
         s.emit("order_created", order, ai.symbol)
         trade = eng.fill(ai, order, order.price, fill, taker=True, effective=i + 1)
-        eng.close_rest(ai, order)
+        if order.status is _OPEN:  # the volume cap left a rest: it is cancelled
+            eng.close_rest(ai, order)
         return trade
 
     def _limit(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | Any | None:

@@ -339,8 +339,9 @@ def walk_trades(trades: list[Trade], s: Any) -> tuple[list[RoundTrip], dict[str,
     """Group fills into round trips; also the entry time of each position still open."""
     open_: dict[str, _Open] = {}
     out = []
+    markets = {sym: ai.market for sym, ai in s.state.assets.items()}
     for t in trades:
-        m = s.state.assets[t.symbol].market
+        m = markets[t.symbol]
         short = m.is_derivative and t.pos is PositionSide.SHORT
         grows = (t.side is Side.BUY) != short
         fee = t.fee if t.fee_currency != m.base else t.fee * t.price
