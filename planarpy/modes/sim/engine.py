@@ -170,10 +170,7 @@ class SimEngine:
         self.snapshot(i)
 
     def run(self, start: int, progress: Any = None) -> None:
-        """Step from candle `start` to the end: match open orders, then tick.
-
-        The last candle is only matched: an order placed at its close could not fill.
-        """
+        """Step from candle `start` to the end: match open orders, then tick."""
         # a backtest makes many short-lived objects and almost no cycles: the cyclic GC's
         # rescans cost a fifth of a busy run, so it waits until the run is over
         enabled = gc.isenabled()
@@ -203,10 +200,7 @@ class SimEngine:
                 tick(ts)
             if progress is not None:
                 progress(min(lo + CHUNK, last) - lo)
-        if last >= start:
-            if active:
-                match(last)
-            s.i = last
+        self._last_candle(start)
 
     def _guarded_loop(self, start: int, progress: Any) -> None:
         """`_loop` with the loss breakers watched at each close, before the tick (see
@@ -236,7 +230,12 @@ class SimEngine:
                 tick(ts)
             if progress is not None:
                 progress(hi - lo)
+        self._last_candle(start)
+
+    def _last_candle(self, start: int) -> None:
+        """The last candle is only matched: an order placed at its close could not fill."""
+        last = self.n - 1
         if last >= start:
-            if active:
-                match(last)
-            s.i = last
+            if self.s.state.active:
+                self.match(last)
+            self.s.i = last
