@@ -206,11 +206,11 @@ def reset_trading_state(s: Any, req: ResetTradingState) -> bool:
     risk = s.state.risk
     if risk.trading is TradingState.ACTIVE:
         return True
-    now = equity(s.state, s.executor.mark)
+    value = equity(s.state, s.executor.mark)
     s.emit("trading_state_changed", {"state": TradingState.ACTIVE.value,
                                      "previous": risk.trading.value, "rule": "reset",
                                      "reason": req.reason or "reset by the strategy",
-                                     "ts": s.clock.now(), "equity": now})
+                                     "ts": s.clock.now(), "equity": value})
     s.executor.on_trading_state(TradingState.ACTIVE)
     return True
 

@@ -105,20 +105,22 @@ def add_order(state: State, ai: AssetInstance, order: Order) -> None:
 
 
 def _release(state: State, ai: AssetInstance, order: Order, amount: float) -> None:
-    amount = min(amount, order.committed)
+    if amount > order.committed:
+        amount = order.committed
     order.committed -= amount
     # subtracting leaves float residue: once near zero, re-add what open orders hold
     # (just this order's rest when it is the only one open, as it mostly is)
     alone = len(ai.orders) == 1 and ai.orders.get(order.id) is order
+    tiny = 1e-9 * (amount if amount > 1e-300 else 1e-300)
     if order.commits_quote:
         state.committed -= amount
-        if state.committed <= 1e-9 * max(amount, 1e-300):
+        if state.committed <= tiny:
             state.committed = order.committed if alone and len(state.active) == 1 else \
                 math.fsum(o.committed for a in state.active.values()
                           for o in a.orders.values() if o.commits_quote)
     else:
         ai.committed -= amount
-        if ai.committed <= 1e-9 * max(amount, 1e-300):
+        if ai.committed <= tiny:
             ai.committed = order.committed if alone else \
                 math.fsum(o.committed for o in ai.orders.values() if not o.commits_quote)
 

@@ -9,6 +9,7 @@ import attrs
 from .market import Market
 from .orders import Order, PositionSide, Side, Trade
 from .positions import Position
+from .precision import floor_to_step, round_to_step
 from .risk import RiskState
 
 
@@ -58,10 +59,11 @@ class AssetInstance:
 
     def floor_amount(self, amount: float) -> float:
         """`amount` rounded down to the market's amount step."""
-        return self.market.floor_amount(amount)
+        return floor_to_step(amount, self.market.amount_step)
 
     def round_price(self, price: float) -> float:
-        return self.market.round_price(price)
+        """`price` rounded to the market's tick."""
+        return round_to_step(price, self.market.price_step)
 
     def __repr__(self) -> str:
         pos = self.open_position()

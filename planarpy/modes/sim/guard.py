@@ -7,8 +7,8 @@ k + q * close in the one asset held: it keeps the band of closes inside which no
 can trip and no new peak is made (`core.risk.price_band`), set anew after each fill and
 reset, and the loop compares one close with it. Outside the band and at each new UTC
 day the guard measures the equity exactly (`check`); with several assets held it
-measures at every close. The decisions are those of measuring every close: the band only skips
-closes where the answer is known.
+measures at every close. The decisions are those of measuring every close: the band
+only skips closes where the answer is known (a property test pins this).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ...actions.pipeline import watch_equity
-from ...core.risk import asset_terms, equity_bounds, linear_equity, price_band
+from ...core.risk import DAY_MS, asset_terms, equity_bounds, linear_equity, price_band
 
 INF = math.inf
 
@@ -51,7 +51,7 @@ class EquityGuard:
     def day_starts(self, start: int, stop: int) -> list[int]:
         """Candles in [start, stop) that close first in their UTC day."""
         r = self.times[start:stop]
-        days = (np.arange(r.start, r.stop, r.step, dtype=np.int64) - 1) // 86_400_000
+        days = (np.arange(r.start, r.stop, r.step, dtype=np.int64) - 1) // DAY_MS  # day_of
         return (np.flatnonzero(np.diff(days)) + 1 + start).tolist()
 
     def new_day(self, i: int) -> None:
