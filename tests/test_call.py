@@ -167,3 +167,17 @@ def test_numbers_of_any_real_type_and_enums_are_accepted():
     assert s.errors == []
     (order,) = s.asset(SYM).orders.values()
     assert (order.amount, order.price) == (1.0, 99.0) and type(order.price) is float
+
+
+def test_the_sim_executor_is_an_executor():
+    """The sim's side of the pipeline has every method of the Executor protocol (what the
+    paper and live executors will implement)."""
+    import inspect
+
+    from planarpy.actions.pipeline import Executor
+    from planarpy.modes.sim.executor import SimExecutor
+    r = run({}, flat(3))
+    assert isinstance(r.strategy.executor, SimExecutor)
+    assert isinstance(r.strategy.executor, Executor)
+    wanted = {n for n, _ in inspect.getmembers(Executor, inspect.isfunction)}
+    assert wanted <= set(dir(SimExecutor)) | {"new_id"}

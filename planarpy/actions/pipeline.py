@@ -11,7 +11,7 @@ reset and `close_position` are written here once, so they mean the same in every
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from ..core.accounting import leverage_error
 from ..core.instances import AssetInstance
@@ -26,6 +26,7 @@ from .requests import (CancelOrders, ClosePosition, MarketOrder, OrderRequest,
 OrderResult = Trade | _Missing | None
 
 
+@runtime_checkable
 class Executor(Protocol):
     """A mode's side of the pipeline: what it does with requests that passed the gate.
 
