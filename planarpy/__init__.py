@@ -14,16 +14,16 @@ from .core.risk import RiskEvent, RiskRules, TradingState
 from .data.ohlcv import OHLCV, load_csv
 from .loader import find_strategy
 from .modes.sim import SimConfig, SimResult, backtest
+from .params import Param, ParamError
 from .strategy import Strategy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Action", "AssetInstance", "Clock", "ConfigError", "DataError", "InvalidArgument",
-    "LookAheadError", "Market", "Mode", "OHLCV", "Order", "OrderStatus", "OrderType",
-    "PlanarError", "Position", "PositionSide", "RiskEvent", "RiskRules", "SimConfig",
-    "SimResult", "Side", "State", "Strategy", "StrategyNotFound", "TimeInForce", "Trade",
-    "TradingState",
-    "UnknownSymbol", "UnsupportedAction", "UnsupportedMarginMode", "WallClock", "backtest",
+    "LookAheadError", "Market", "Mode", "OHLCV", "Order", "OrderStatus", "OrderType", "Param",
+    "ParamError", "PlanarError", "Position", "PositionSide", "RiskEvent", "RiskRules",
+    "SimConfig", "SimResult", "Side", "State", "Strategy", "StrategyNotFound", "TimeInForce",
+    "Trade", "TradingState", "UnknownSymbol", "UnsupportedAction", "UnsupportedMarginMode", "WallClock", "backtest",
     "call", "find_strategy", "load_csv", "missing", "__version__",
 ]

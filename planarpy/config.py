@@ -33,7 +33,11 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"{p} is not valid TOML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read {p}: {e}") from None
-    for table in ("strategies", "markets", "sim"):
+    for table in ("strategies", "markets", "sim", "exchanges", "live", "paper"):
         if table in data and not isinstance(data[table], dict):
             raise ConfigError(f"{p}: [{table}] must be a table, got {type(data[table]).__name__}")
+    for name, target in (data.get("strategies") or {}).items():
+        if not isinstance(target, str) or not target:
+            raise ConfigError(f"{p}: [strategies] {name} must be a path or module name "
+                              f"(a string), not {target!r}")
     return data

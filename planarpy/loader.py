@@ -14,8 +14,9 @@ from .core.errors import StrategyNotFound
 from .strategy import Strategy
 
 
-def _load_file(path: Path) -> ModuleType:
-    name = f"planarpy_strategy_{path.stem}"
+def _load_file(path: Path, name: str | None = None) -> ModuleType:
+    """Import a .py file as module `name` (default planarpy_strategy_STEM)."""
+    name = name or f"planarpy_strategy_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise StrategyNotFound(f"cannot import {path}")
@@ -23,6 +24,11 @@ def _load_file(path: Path) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_module(path: str | Path, name: str) -> ModuleType:
+    """Import the file `path` as module `name` (a worker finding a strategy file again)."""
+    return _load_file(Path(path), name)
 
 
 def strategy_class(module: ModuleType, origin: str) -> type[Strategy]:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from . import params as _params
 from .actions import Dispatch, Mode, pipeline
 from .core import apply as _apply
 from .core.accounting import PositionChange
@@ -33,6 +34,8 @@ class Strategy:
     Settings (class attributes): `exchange` (ccxt id), `quote` (the cash currency),
     `timeframe`, `margin` ("none" or "isolated"), `universe` (symbols), `initial_cash`
     (starting cash in sim and paper), `warmup` (candles to skip before the first tick).
+    Tunable parameters are `planarpy.Param` class attributes; `self.params` holds the
+    values of this run (defaults, or those given with `params=` / `-p name=value`).
     """
 
     exchange: str = "binance"
@@ -42,6 +45,10 @@ class Strategy:
     universe: tuple[str, ...] = ()
     initial_cash: float = 100.0
     warmup: int = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _params.check_class(cls, _RESERVED)
 
     # ---- callbacks -------------------------------------------------------------------
     def load(self) -> None:
@@ -98,7 +105,8 @@ class Strategy:
 
     # ---- engine side -----------------------------------------------------------------
     def __init__(self, markets: Mapping[str, Market], *, mode: Mode = Mode.SIM,
-                 cash: float | None = None, clock: Any = None) -> None:
+                 cash: float | None = None, clock: Any = None,
+                 params: Mapping[str, Any] | None = None) -> None:
         if self.margin not in ("none", "isolated"):
             raise UnsupportedMarginMode(
                 f"{type(self).__name__}: margin mode {self.margin!r} is not supported; "
@@ -120,6 +128,8 @@ class Strategy:
                 raise ConfigError(f"{sym} is quoted in {m.quote}, not in the strategy's "
                                   f"quote currency {self.quote}")
             assets[sym] = AssetInstance(m)
+        self.params: dict[str, Any] = _params.resolve(type(self), params)
+        self.__dict__.update(self.params)
         self.mode = mode
         self.clock = clock if clock is not None else Clock()
         self.state = State(self.quote, float(self.initial_cash if cash is None else cash), assets=assets)
@@ -236,3 +246,8 @@ class Strategy:
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.mode.value} {self.exchange} "
                 f"cash={self.state.cash:.8g} {self.quote} assets={len(self.assets)}>")
+
+
+# names a Param may not take: the base class's own attributes and what __init__ sets
+_RESERVED = frozenset(dir(Strategy)) | {"params", "mode", "clock", "state", "assets", "i",
+                                        "engine", "recorder"}

@@ -1,11 +1,12 @@
 """SMA cross on spot ETH/BTC: buy when the fast average crosses above the slow one, sell
-when it crosses below.
+when it crosses below. `fast`, `slow` and `invest` are parameters: set them with
+`-p fast=12`, or search them with `planarpy optimize sma_cross`.
 
 The averages are computed once, vectorised, by `indicators` (each value uses only candles
 up to its own), so a tick reads one list entry and usually does nothing.
 """
 
-from planarpy import Strategy, call
+from planarpy import Param, Strategy, call
 from planarpy.indicators import crossings, sma
 
 
@@ -15,10 +16,12 @@ class SmaCross(Strategy):
     timeframe = "5m"
     universe = ("ETH/BTC",)
     initial_cash = 1.0
-    fast = 10
-    slow = 30
-    warmup = 30
-    invest = 0.99  # share of free cash put into each entry
+    fast = Param(10, low=2, high=50)            # candles of the fast average
+    slow = Param(30, low=5, high=200)           # candles of the slow average
+    invest = Param(0.99, low=0.05, high=1.0)    # share of free cash put into each entry
+
+    def warmup_period(self):
+        return self.slow  # no cross before both averages exist
 
     def indicators(self, ai):
         close = ai.ohlcv.close

@@ -16,21 +16,29 @@ EVERYTHING = None
 # layer -> the layers it may import (besides its own)
 ALLOWED = {
     "core": set(),
+    "integrity": set(),  # checksums and atomic metadata of the Zarr stores
     "config": {"core"},  # reading user/planar.toml
-    "actions": {"core"},  # the `call` vocabulary, the pipeline and the Strategy base
+    "validate": {"core"},  # checking config and command-line values
+    "params": {"core"},  # strategy parameters
+    "actions": {"core", "params"},  # the `call` vocabulary, the pipeline, the Strategy base
     "indicators": {"core"},
-    "exchanges": {"core", "config"},
-    "data": {"core", "exchanges", "config"},
-    "trace": {"core"},
+    "exchanges": {"core", "config", "validate"},
+    "data": {"core", "exchanges", "config", "integrity"},
+    "trace": {"core", "integrity"},
     "loader": {"core", "config", "actions"},
-    "modes.sim": {"core", "actions", "data", "config"},
-    "modes.runtime": {"core", "actions", "data", "exchanges", "config"},
+    "modes.sim": {"core", "actions", "data", "config", "params"},
+    "modes.runtime": {"core", "actions", "data", "exchanges", "config", "loader", "params",
+                      "validate"},
     "modes.paper": {"core", "actions", "data", "exchanges", "trace", "config", "loader",
-                    "modes.runtime", "modes.sim"},
+                    "params", "validate", "modes.runtime", "modes.sim"},
     "modes.live": {"core", "actions", "data", "exchanges", "trace", "config", "loader",
-                   "modes.runtime"},
+                   "params", "validate", "modes.runtime"},
     "localexchange": {"core", "data"},  # never live-mode code
     "plot": {"core", "data", "modes.sim"},
+    "charts": {"core", "actions", "data", "config", "loader", "params", "trace", "plot",
+               "modes.sim"},
+    "optimize": {"core", "actions", "data", "config", "loader", "params", "modes.sim",
+                 "charts"},
     "cli": EVERYTHING,
     "planarpy": EVERYTHING,  # the package's facade: re-exports
     "modes": set(),

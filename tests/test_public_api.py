@@ -6,9 +6,9 @@ def test_public_surface_is_pinned():
     assert sorted(planarpy.__all__) == sorted([
         "Action", "AssetInstance", "Clock", "ConfigError", "DataError", "InvalidArgument",
         "LookAheadError", "Market", "Mode", "OHLCV", "Order", "OrderStatus", "OrderType",
-        "PlanarError", "Position", "PositionSide", "RiskEvent", "RiskRules", "SimConfig",
-        "SimResult", "Side", "State", "Strategy", "StrategyNotFound", "TimeInForce", "Trade",
-        "TradingState", "UnknownSymbol", "UnsupportedAction",
+        "Param", "ParamError", "PlanarError", "Position", "PositionSide", "RiskEvent",
+        "RiskRules", "SimConfig", "SimResult", "Side", "State", "Strategy", "StrategyNotFound",
+        "TimeInForce", "Trade", "TradingState", "UnknownSymbol", "UnsupportedAction",
         "UnsupportedMarginMode", "WallClock", "backtest", "call", "find_strategy", "load_csv",
         "missing", "__version__"])
     for name in planarpy.__all__:
@@ -27,6 +27,8 @@ def test_no_pickle_in_the_package():
 
 PACKAGES = {
     "planarpy.actions": ["Action", "Dispatch", "Handler", "Mode", "call", "supported_actions"],
+    "planarpy.charts": ["Chart", "chart", "chart_trace", "heatmap", "pareto_plot",
+                        "result_from_trace"],
     "planarpy.data": ["OHLCV", "align", "load_csv", "timeframe_ms"],
     "planarpy.data.sample": ["DataError", "list_samples", "sample_markets", "sample_path",
                              "trades_path"],
@@ -36,15 +38,18 @@ PACKAGES = {
                                "Credentials", "Faults", "Feed", "LocalExchange", "Position",
                                "TEST_KEY", "TEST_SECRET", "bundled_markets", "load_feed",
                                "local_url", "point_ccxt"],
-    "planarpy.modes.live": ["EngineStopped", "LiveRun", "start_live"],
-    "planarpy.modes.paper": ["PaperRun", "PaperSession", "start_paper"],
+    "planarpy.modes.live": ["EngineStopped", "LiveRun", "live_run", "start_live"],
+    "planarpy.modes.paper": ["PaperRun", "PaperSession", "paper_run", "start_paper"],
     "planarpy.modes.runtime": ["EngineStopped", "EngineThread", "ExchangeClock", "RunHandle",
-                               "Session", "Watcher"],
+                               "Session", "StopReport", "Watcher"],
     "planarpy.modes.sim": ["SimConfig", "SimResult", "backtest"],
+    "planarpy.optimize": ["Constraint", "Dim", "Fold", "FoldResult", "Objective",
+                          "OptimizeResult", "STATS", "Space", "Window", "build_space",
+                          "optimize"],
     "planarpy.trace": ["EventTrace", "FORMAT", "MASK", "ReplayReport", "TraceDamageWarning",
-                       "TraceError", "default_root", "follow", "is_secret_key", "iter_events",
-                       "last_run", "replay_from_trace", "scrub", "trace_info", "trace_path",
-                       "trace_tail"],
+                       "TraceError", "TraceHealth", "default_root", "follow", "is_secret_key",
+                       "iter_events", "last_run", "replay_from_trace", "scrub", "trace_info",
+                       "trace_path", "trace_tail"],
 }
 
 

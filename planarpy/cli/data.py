@@ -1,4 +1,5 @@
-"""`planarpy fetch` and `planarpy data import|ls`: fill and inspect the OHLCV store."""
+"""`planarpy fetch` and `planarpy data import|ls|upgrade`: fill, inspect and convert the
+OHLCV store."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from ..core.errors import DataError
 from ..data.ohlcv import check_spacing, iso, load_csv, to_ms
-from ..data.store import OHLCVStore, SeriesInfo
+from ..data.store import FORMAT, OHLCVStore, SeriesInfo
 
 
 def register(subparsers: Any) -> None:
@@ -39,7 +40,7 @@ def register(subparsers: Any) -> None:
     bar.add_argument("--no-progress", dest="progress", action="store_false")
     fetch.set_defaults(func=run_fetch)
 
-    data = subparsers.add_parser("data", help="import and list stored candles",
+    data = subparsers.add_parser("data", help="import, list, check and upgrade stored candles",
                                  description="Manage the OHLCV data store.")
     sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     imp = sub.add_parser("import", help="import candles from a CSV file",
@@ -59,8 +60,14 @@ def register(subparsers: Any) -> None:
     ls = sub.add_parser("ls", help="list stored series", description="List stored series.")
     _data_dir(ls)
     ls.add_argument("--check", action="store_true",
-                    help="read every candle to find damage (slower)")
+                    help="verify every chunk and read every candle; name each damaged chunk")
     ls.set_defaults(func=run_ls)
+    up = sub.add_parser("upgrade", help="convert series of an older format to the current one",
+                        description="Rewrite every series stored in an older format "
+                                    "(planarpy.ohlcv/1, without checksums) in the current "
+                                    "one, each atomically.")
+    _data_dir(up)
+    up.set_defaults(func=run_upgrade)
 
 
 def _data_dir(parser: argparse.ArgumentParser) -> None:
@@ -106,16 +113,16 @@ def run_ls(args: argparse.Namespace) -> int:
         print(f"no stored candles in {store.root}")
         return 0
     rows = [("EXCHANGE", "SYMBOL", "TIMEFRAME", "CANDLES", "FIRST", "LAST")]
-    damaged = []
+    damaged, old = [], []
     for entry in entries:
-        if isinstance(entry, SeriesInfo) and args.check:
-            try:
-                store.load(*_where(entry), derive=False)
-            except DataError as e:
-                entry = e
-        if isinstance(entry, DataError):
-            damaged.append(str(entry))
+        problems = [str(entry)] if isinstance(entry, DataError) else \
+            store.check(*_where(entry)) if args.check else []
+        if problems:
+            damaged += problems
             continue
+        assert isinstance(entry, SeriesInfo)
+        if entry.format != FORMAT:
+            old.append(f"{entry.key} is in format {entry.format} (no checksums)")
         rows.append((entry.key.exchange, entry.key.symbol, entry.key.timeframe,
                      str(entry.rows), iso(entry.first), iso(entry.last)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -123,7 +130,29 @@ def run_ls(args: argparse.Namespace) -> int:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
     for message in damaged:
         print(f"damaged: {message}", file=sys.stderr)
+    for message in old:
+        print(f"note: {message}; convert it with `planarpy data upgrade --data-dir {store.root}`",
+              file=sys.stderr)
     return 1 if damaged else 0
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    store = OHLCVStore(args.data_dir)
+    entries = store.series()
+    failed = 0
+    for entry in entries:
+        if isinstance(entry, DataError):
+            print(f"damaged, not converted: {entry}", file=sys.stderr)
+            failed += 1
+            continue
+        try:
+            print(store.upgrade(*_where(entry)))
+        except DataError as e:
+            print(f"not converted: {e}", file=sys.stderr)
+            failed += 1
+    if not entries:
+        print(f"no stored candles in {store.root}")
+    return 1 if failed else 0
 
 
 def _where(info: SeriesInfo) -> tuple[str, str, str]:

@@ -6,13 +6,21 @@ import argparse
 import importlib
 import pkgutil
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from ..core.errors import PlanarError
+from . import console
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line in planarpy's form, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"planarpy: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="planarpy",
         description="One trading strategy, three modes: sim (backtest), paper and live.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -28,17 +36,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; PlanarError and KeyboardInterrupt become a short message."""
+    """Run the command line; PlanarError and KeyboardInterrupt become a short message, and
+    an output whose reader went away (`| head`) ends it quietly."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, not at exit: a broken pipe is handled below
+        return code
     except PlanarError as e:
-        print(f"planarpy: error: {e}", file=sys.stderr)
+        console.say(f"planarpy: error: {e}")
         return 2
     except KeyboardInterrupt:
-        print("planarpy: interrupted", file=sys.stderr)
+        console.say("planarpy: interrupted")
         return 130
+    except BrokenPipeError:
+        console.silence("stdout")
+        console.silence("stderr")
+        return 141  # as a command killed by SIGPIPE
 
 
 if __name__ == "__main__":

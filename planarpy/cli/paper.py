@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from typing import Any
 
+from .. import validate as V
 from ..config import load_config
 from ..exchanges import exchange_config
 from ..loader import find_strategy
-from .live import supervise
+from ..params import parse_items
+from .supervise import add_run_flags, run_handle
 
 
 def register(sub: Any) -> None:
@@ -18,36 +18,25 @@ def register(sub: Any) -> None:
                        description="Run a strategy in paper mode: market data streams from the "
                                    "exchange's public endpoints (no keys), orders fill against "
                                    "the streamed book and trades. Ctrl-C (or SIGTERM) stops it "
-                                   "cleanly and flushes its trace.")
-    p.add_argument("strategy", help="strategy name or path")
-    p.add_argument("--config", help="config file (default user/planar.toml)")
-    p.add_argument("--exchange", help="[exchanges.NAME] table to use (default: the strategy's)")
-    p.add_argument("--exchange-url", help="send every request to this base URL instead "
-                                          "(the local exchange, a proxy)")
-    p.add_argument("--cash", type=float,
+                                   "cleanly and flushes its trace; a second Ctrl-C forces the "
+                                   "exit.")
+    add_run_flags(p, "send every request to this base URL instead (the local exchange, a proxy)")
+    p.add_argument("--cash", type=V.flag(V.positive()),
                    help="starting cash (default: the strategy's initial_cash)")
-    p.add_argument("--tick-interval", type=float, help="seconds between ticks (default: timeframe)")
-    p.add_argument("--trace-dir", default="traces",
-                   help="where the EventTrace goes (default traces/)")
-    p.add_argument("--no-trace", action="store_true", help="record nothing")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines")
     p.set_defaults(func=run, mode="paper")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..modes.paper import start_paper
+    from ..modes.paper import paper_run
     cfg = load_config(args.config)
     cls = find_strategy(args.strategy, cfg)
     xcfg = exchange_config(args.exchange or cls.exchange, cfg, url=args.exchange_url)
-    trace = None
+    params = parse_items(cls, args.param)
+    handle = paper_run(cls, exchange=args.exchange, exchange_url=args.exchange_url,
+                       settings=cfg, cash=args.cash, tick_interval=args.tick_interval,
+                       on_stop=args.on_stop, stop_timeout=args.stop_timeout, params=params)
     if not args.no_trace:
         from ..trace import EventTrace
-        trace = EventTrace.open(strategy=cls.__name__, exchange=xcfg.id, root=args.trace_dir)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    handle = start_paper(cls, exchange=args.exchange, exchange_url=args.exchange_url,
-                         settings=cfg, cash=args.cash, trace=trace,
-                         tick_interval=args.tick_interval)
-    return supervise(handle, stop, args)
+        handle.session.recorder = EventTrace.open(strategy=cls.__name__, exchange=xcfg.id,
+                                                  root=args.trace_dir)
+    return run_handle(handle, args)

@@ -12,6 +12,8 @@ from ..core.errors import ConfigError
 from ..data.ohlcv import to_ms
 from ..loader import find_strategy
 from ..modes.sim import SimConfig, backtest
+from ..params import parse_items
+from .trace import trace_outcome
 
 
 def register(sub: Any) -> None:
@@ -19,11 +21,26 @@ def register(sub: Any) -> None:
                        description="Backtest a strategy (a name from user/planar.toml, a file "
                                    "in strategies/, or a path to a .py file).")
     p.add_argument("strategy", help="strategy name or path")
+    add_run_options(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--record", nargs="?", const="", metavar="TRACE",
+                   help="record every event in an EventTrace (default traces/STRATEGY/EXCHANGE)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="also chart the run: FILE.html an interactive page (Bokeh), "
+                        "FILE.png a picture (matplotlib)")
+    p.set_defaults(func=run)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of a backtest, shared by `sim` and `optimize`."""
     p.add_argument("--from", dest="start", metavar="TIME",
                    help="first tick (ISO date or epoch ms); earlier candles still warm up")
     p.add_argument("--to", dest="stop", metavar="TIME", help="no candle at or after this time")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a strategy parameter (repeatable)")
     p.add_argument("--cash", type=float, help="starting cash (default: the strategy's)")
-    p.add_argument("--seed", type=int, help="seed of the fill randomness (default 0)")
+    p.add_argument("--seed", type=int,
+                   help="seed of the fill randomness, and of the search in optimize (default 0)")
     p.add_argument("--data", action="append", default=[], metavar="SYMBOL=CSV",
                    help="candles of one market from a CSV (repeatable)")
     p.add_argument("--data-dir", help="OHLCV store directory (default user/data)")
@@ -32,11 +49,6 @@ def register(sub: Any) -> None:
     p.add_argument("--maker", type=float, help="maker fee rate override")
     p.add_argument("--taker", type=float, help="taker fee rate override")
     p.add_argument("--config", help="config file (default user/planar.toml)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--record", nargs="?", const="", metavar="TRACE",
-                   help="record every event in an EventTrace (default traces/STRATEGY/EXCHANGE)")
-    p.add_argument("--plot", metavar="PNG", help="also draw price, fills and equity to this file")
-    p.set_defaults(func=run)
 
 
 def sim_config(args: argparse.Namespace, cfg: dict[str, Any]) -> SimConfig:
@@ -90,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                           start=to_ms(args.start) if args.start else None,
                           stop=to_ms(args.stop) if args.stop else None,
                           config=sim_config(args, cfg), progress=True, settings=cfg,
-                          data_dir=args.data_dir, recorder=recorder)
+                          data_dir=args.data_dir, recorder=recorder,
+                          params=parse_items(cls, args.param))
     finally:
         if recorder is not None:
             recorder.close()
@@ -98,12 +111,17 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary(), indent=2))
     else:
         print(result.format_summary())
+    code = 0
     if recorder is not None:
         print(f"trace         {recorder.path} (run {recorder.run})")
-    if args.plot:
+        code = trace_outcome(recorder)
+    if args.plot and args.plot.lower().endswith((".html", ".htm")):
+        from ..charts import chart  # bokeh only when asked for
+        chart(result).save(args.plot)
+    elif args.plot:
         from ..plot import plot_backtest  # matplotlib only when asked for
         try:
             plot_backtest(result, args.plot)
         except OSError as e:
             raise ConfigError(f"--plot: cannot write {args.plot}: {e.strerror or e}") from None
-    return 0
+    return code

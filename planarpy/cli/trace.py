@@ -1,4 +1,5 @@
-"""`planarpy trace info|tail|export`: inspect an EventTrace, also while a run writes it."""
+"""`planarpy trace info|tail|export|replay|upgrade`: inspect an EventTrace, also while a run
+writes it; rebuild a run's state from it; convert an older format."""
 
 from __future__ import annotations
 
@@ -15,19 +16,21 @@ from typing import Any, Iterator
 import msgspec
 
 from ..trace import TraceError, follow, iter_events, trace_info, trace_tail
+from . import console
 
 EXPORT_BATCH = 65536
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "trace", help="inspect EventTrace stores: info, tail, export",
+        "trace", help="inspect EventTrace stores: info, tail, export, replay, upgrade",
         description="Inspect the event trace a paper or live run writes (traces/<strategy>/<exchange>).")
     sub = parser.add_subparsers(dest="trace_command", metavar="ACTION", required=True)
 
     info = sub.add_parser("info", help="summary: events, segments, runs, symbols, time span")
     info.add_argument("path", help="trace directory, e.g. traces/SmaCross/binance")
-    info.add_argument("--check", action="store_true", help="read every event and report damage")
+    info.add_argument("--check", action="store_true",
+                      help="read every event, verifying every chunk's checksum; name the damage")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=run_info)
 
@@ -55,8 +58,30 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--strategy", required=True, help="strategy name or path (for its markets)")
     replay.add_argument("--run", type=_run_arg, default="last", metavar="RUN",
                         help="a run id, or 'last' (default)")
+    replay.add_argument("--exchange", help="the exchange the run used, if not the strategy's")
+    replay.add_argument("--allow-unknown-kinds", action="store_true",
+                        help="skip events of kinds this planarpy does not know (default: fail)")
     replay.add_argument("--config", help="config file (default user/planar.toml)")
     replay.set_defaults(func=run_replay)
+
+    upgrade = sub.add_parser("upgrade", help="convert a trace of an older format to the current one",
+                             description="Convert a trace written by an older planarpy (format "
+                                         "planarpy.trace/1) to the current format, keeping the "
+                                         "original beside it as NAME.v1-backup.")
+    upgrade.add_argument("path", help="trace directory")
+    upgrade.add_argument("--force", action="store_true",
+                         help="convert a damaged trace's readable events (default: refuse)")
+    upgrade.set_defaults(func=run_upgrade)
+
+
+def trace_outcome(recorder: Any) -> int:
+    """For the end of a run: 1, saying why, if its trace could not be written at some point
+    (events journaled or lost, or failed flushes); else 0."""
+    health = recorder.health() if hasattr(recorder, "health") else None
+    if health is None or health.ok:
+        return 0
+    console.say(f"planarpy: the run could not write its trace as it went: {health.describe()}")
+    return 1
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -141,16 +166,18 @@ def run_info(args: argparse.Namespace) -> int:
               f"{s['heap_bytes']:>12} payload bytes  runs {runs}")
     for problem in info["problems"]:
         print(f"problem   {problem}")
+    for note in info["notes"]:
+        print(f"note      {note}")
     return 1 if info["problems"] else 0
 
 
 def _rows(event: dict) -> list[Any]:
     return [event["ts"], iso_ns(event["ts"]), event["kind"], event["exchange"],
-            event["symbol"] or "", event["strategy"], event["run"],
+            event["symbol"] or "", event["strategy"], event["run"], event["seq"],
             msgspec.json.encode(event["payload"]).decode()]
 
 
-HEADER = ["ts", "time", "kind", "exchange", "symbol", "strategy", "run", "payload"]
+HEADER = ["ts", "time", "kind", "exchange", "symbol", "strategy", "run", "seq", "payload"]
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -187,7 +214,8 @@ def _export_parquet(trace: str, out: Path, filters: dict) -> int:
                          "or export with --csv") from None
     schema = pa.schema([("ts", pa.int64()), ("time", pa.string()), ("kind", pa.string()),
                         ("exchange", pa.string()), ("symbol", pa.string()),
-                        ("strategy", pa.string()), ("run", pa.int64()), ("payload", pa.string())])
+                        ("strategy", pa.string()), ("run", pa.int64()), ("seq", pa.int64()),
+                        ("payload", pa.string())])
     events = iter_events(trace, **filters)
     count = 0
     with pq.ParquetWriter(str(out), schema) as writer:
@@ -205,17 +233,43 @@ def _export_parquet(trace: str, out: Path, filters: dict) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    """Print the state the trace's events rebuild: cash, holdings, positions, open orders."""
+    """Print the state the trace's events rebuild, then every problem and difference found;
+    1 when the replay cannot be trusted or does not reach the end state the run recorded."""
     from ..config import load_config
     from ..data.sources import markets_for
     from ..loader import find_strategy
-    from ..trace.replay import replay_from_trace
+    from ..params import resolve
+    from ..trace.replay import replay_from_trace, run_header
     cfg = load_config(args.config)
     cls = find_strategy(args.strategy, cfg)
-    strategy = cls(markets_for(cls.exchange, cfg))
-    report = replay_from_trace(strategy, args.path, run=args.run)
+    markets = markets_for(args.exchange or cls.exchange, cfg)
+    if not markets:
+        raise TraceError(f"no markets known for exchange {args.exchange or cls.exchange!r}: "
+                         "none are bundled; describe them under [markets.EXCHANGE] in planar.toml")
+    header = run_header(args.path, run=args.run)
+    # another strategy's parameters mean nothing here: the replay reports the mismatch
+    params = resolve(cls, header.get("params")) if header.get("strategy") in (None, cls.__name__) else {}
+    strategy = cls(markets, params=params)
+    report = replay_from_trace(strategy, args.path, run=args.run, exchange=args.exchange,
+                               allow_unknown=args.allow_unknown_kinds, compare_state=False)
+    _print_state(report)
+    for what, lines in (("problem", report.problems), ("difference", report.differences),
+                        ("note", report.notes)):
+        for line in lines:
+            print(f"{what}: {line}", file=sys.stderr if what != "note" else sys.stdout)
+    if not report.ok:
+        print(f"planarpy: the replay of run {report.run} does not match its trace's record "
+              f"({len(report.problems)} problem(s), {len(report.differences)} difference(s))",
+              file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _print_state(report: Any) -> None:
+    from ..params import format_values
     st = report.state
     print(f"run {report.run}: {report.events} events")
+    if report.params:
+        print(f"params     {format_values(report.params)}")
     print(f"cash       {st.cash:.10g} {st.quote} (committed {st.committed:.10g})")
     print(f"fees paid  {st.fees:.10g} {st.quote}")
     print(f"trades     {len(st.trades)}")
@@ -224,4 +278,9 @@ def run_replay(args: argparse.Namespace) -> int:
         held = (f"{pos.side.value} {pos.amount:g} @ {pos.entry_price:.10g}, margin {pos.margin:.10g}"
                 if pos else f"balance {ai.balance:.10g}")
         print(f"{sym:<14} {held}; open orders: {', '.join(ai.orders) or 'none'}")
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    from ..trace.upgrade import upgrade_trace
+    print(upgrade_trace(args.path, force=args.force))
     return 0

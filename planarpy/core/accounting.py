@@ -102,6 +102,7 @@ def add_order(state: State, ai: AssetInstance, order: Order) -> None:
         ai.committed += need
     ai.orders[order.id] = order
     state.active[ai.symbol] = ai
+    state.orders_placed += 1
 
 
 def _release(state: State, ai: AssetInstance, order: Order, amount: float) -> None:
@@ -138,6 +139,8 @@ def cancel_order(state: State, ai: AssetInstance, order: Order,
     """Close an open order without a further fill and release what it held."""
     if order.status is OrderStatus.OPEN:
         order.status = status
+    if order.filled > 0 and order.id in ai.orders:
+        state.orders_partial += 1
     _release(state, ai, order, order.committed)
     ai.orders.pop(order.id, None)
     settle(state, ai)

@@ -46,3 +46,13 @@ class LookAheadError(PlanarError, ValueError):
 
 class StartupError(PlanarError, RuntimeError):
     """A paper or live run could not start: the exchange refused or failed a start-up request."""
+
+
+class StartupInterrupted(StartupError):
+    """A stop was asked while a paper or live run was starting: it ran its stop sequence
+    and never started."""
+
+
+class ExchangeRequestError(PlanarError, RuntimeError):
+    """A request to the exchange failed (refused, timed out, or the exchange is down), so
+    what it asked is not known; the message has every credential and signature removed."""

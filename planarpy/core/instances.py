@@ -76,8 +76,9 @@ class State:
     """The strategy's money: cash in the quote currency, what open orders hold, the assets.
 
     `cash` includes `committed`; `free_cash` is what new orders may use. `active` holds the
-    assets with open orders or positions, so the sim only matches those. `risk` holds the
-    trading state and what the risk rules count (see core/risk.py).
+    assets with open orders or positions, so the sim only matches those. `orders_placed`
+    counts the orders accepted, `orders_partial` those that ended partly filled. `risk`
+    holds the trading state and what the risk rules count (see core/risk.py).
     """
 
     quote: str
@@ -87,6 +88,8 @@ class State:
     trades: list[Trade] = attrs.Factory(list)
     fees: float = 0.0
     active: dict[str, AssetInstance] = attrs.Factory(dict)
+    orders_placed: int = 0
+    orders_partial: int = 0
     risk: RiskState = attrs.Factory(RiskState)
 
     @property

@@ -39,9 +39,14 @@ def markets_for(exchange: str, config: Mapping[str, Any] | None = None) -> dict[
 
 def load_ohlcv(exchange: str, symbol: str, timeframe: str, *,
                csv: str | Path | None = None, data_dir: str | Path | None = None) -> OHLCV:
-    """Candles of one market: from `csv` if given, else the local store, else the samples."""
+    """Candles of one market: from `csv` if given, else the local store, else the samples.
+
+    A `data_dir` given explicitly must hold the market: it never falls back to the samples.
+    """
     if csv is not None:
         return load_csv(csv)
+    if data_dir is not None:
+        return _from_given_store(exchange, symbol, timeframe, Path(data_dir))
     stored = _from_store(exchange, symbol, timeframe, data_dir)
     if stored is not None:
         return stored
@@ -64,3 +69,10 @@ def _from_store(exchange: str, symbol: str, timeframe: str,
     if not store.can_load(exchange, symbol, timeframe):
         return None
     return store.load(exchange, symbol, timeframe)
+
+
+def _from_given_store(exchange: str, symbol: str, timeframe: str, data_dir: Path) -> OHLCV:
+    if not data_dir.is_dir():
+        raise DataError(f"data directory {data_dir} does not exist (or is not a directory)")
+    from .store import OHLCVStore
+    return OHLCVStore(data_dir).load(exchange, symbol, timeframe)

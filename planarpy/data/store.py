@@ -7,8 +7,15 @@ Layout under the data directory, which is itself a Zarr hierarchy::
                                                   close, volume (float64): 1-D arrays
                                                   with spare capacity
 
-Series attributes: ``format``, ``exchange``, ``symbol``, ``timeframe``, ``generation`` (N),
-``rows`` (the committed candle count), ``first`` and ``last`` (open times, epoch ms).
+Series attributes: ``format`` ("planarpy.ohlcv/2"), ``exchange``, ``symbol``,
+``timeframe``, ``generation`` (N), ``rows`` (the committed candle count), ``first`` and
+``last`` (open times, epoch ms), and ``crc``, a seal over the others. Every chunk is
+compressed with zstd and sealed with a CRC-32C (planarpy.integrity): a flipped bit fails
+the read, naming the column and chunk, and is never loaded as a price.
+
+Format 1 ("planarpy.ohlcv/1", before checksums) is read as it is; writing to it is refused
+with the command that converts it (`planarpy data upgrade`, `OHLCVStore.upgrade`), except
+`save(replace=True)`, which rewrites the series in the current format anyway.
 
 Crash safety (DESIGN.md section 5): candles are written past the committed count first,
 then one atomic attribute write commits the new count. Readers trust only rows below it,
@@ -23,7 +30,6 @@ import contextlib
 import os
 import re
 import shutil
-import string
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -33,118 +39,23 @@ import zarr
 from zarr.storage import LocalStore
 
 from ..core.errors import DataError
-from .ohlcv import (COLUMNS, OHLCV, Gap, TimeLike, check, check_grid, concat, empty, find_gaps,
-                    iso, resample, timeframe_ms, to_ms)
+from ..integrity import (compressors, damaged_chunks, format_version, read_checked,
+                         read_group_meta, seal, seal_ok)
+from .ohlcv import (COLUMNS, OHLCV, TimeLike, check, check_grid, concat, empty, find_gaps, iso,
+                    resample, timeframe_ms, to_ms)
+from .series import (SeriesInfo, SeriesKey, WriteReport, default_root, symbol_from_key,
+                     symbol_key)
 
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks, one writer per series is up to the user
     fcntl = None  # type: ignore[assignment]
 
-FORMAT = "planarpy.ohlcv/1"
+FORMAT_NAME = "planarpy.ohlcv"
+VERSION = 2
+FORMAT = f"{FORMAT_NAME}/{VERSION}"
 CHUNK = 65536  # candles per chunk: 512 KiB per column before compression
 _TS_FILL = int(np.iinfo(np.int64).min)  # what a missing timestamp chunk reads back as
-_SAFE = frozenset(string.ascii_letters + string.digits + "-.")
-_EXCHANGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-def default_root() -> Path:
-    """$PLANARPY_DATA, else user/data under the current directory."""
-    env = os.environ.get("PLANARPY_DATA")
-    return Path(env) if env else Path.cwd() / "user" / "data"
-
-
-def symbol_key(symbol: str) -> str:
-    """A file and Zarr-safe name for a symbol: '/' becomes '_', ':' becomes '+'.
-
-    Any other character outside letters, digits, '-' and '.' (and a leading '.') is
-    %-escaped, so distinct symbols never share a key: 'ETH/BTC' -> 'ETH_BTC',
-    'XRP/USDT:USDT' -> 'XRP_USDT+USDT'.
-    """
-    if not isinstance(symbol, str) or not symbol.strip():
-        raise DataError(f"symbol {symbol!r} is empty")
-    out = []
-    for i, ch in enumerate(symbol):
-        if ch == "/":
-            out.append("_")
-        elif ch == ":":
-            out.append("+")
-        elif ch in _SAFE and not (i == 0 and ch == "."):
-            out.append(ch)
-        else:
-            out.append("".join(f"%{b:02X}" for b in ch.encode()))
-    return "".join(out)
-
-
-def symbol_from_key(key: str) -> str:
-    """The symbol a `symbol_key` came from."""
-    text = key.replace("_", "/").replace("+", ":")
-    raw = re.sub(rb"%([0-9A-F]{2})", lambda m: bytes([int(m.group(1), 16)]), text.encode())
-    return raw.decode("utf-8", errors="replace")
-
-
-@attrs.frozen(slots=True)
-class SeriesKey:
-    """Which candles: exchange id, unified symbol, timeframe."""
-
-    exchange: str
-    symbol: str
-    timeframe: str = attrs.field(converter=lambda tf: tf.strip() if isinstance(tf, str) else tf)
-
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.exchange, str) or not _EXCHANGE_RE.fullmatch(self.exchange):
-            raise DataError(f"exchange id {self.exchange!r} must be letters, digits, '_', '.', '-'")
-        symbol_key(self.symbol)
-        timeframe_ms(self.timeframe)
-
-    @property
-    def path(self) -> str:
-        return f"{self.exchange}/{symbol_key(self.symbol)}/{self.timeframe}"
-
-    def __str__(self) -> str:
-        return f"{self.exchange} {self.symbol} {self.timeframe}"
-
-
-@attrs.frozen(slots=True)
-class SeriesInfo:
-    """What a series holds, from its committed attributes."""
-
-    key: SeriesKey
-    path: Path
-    rows: int
-    first: int | None
-    last: int | None
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.rows} candles from {iso(self.first)} to {iso(self.last)}"
-
-
-@attrs.frozen(slots=True)
-class WriteReport:
-    """What a save or append did: candles added, identical overlaps skipped, gaps found."""
-
-    key: SeriesKey
-    added: int
-    skipped: int
-    gaps: tuple[Gap, ...]
-    rows: int
-    first: int | None
-    last: int | None
-    rewritten: bool = False
-
-    @property
-    def missing(self) -> int:
-        return sum(g.missing for g in self.gaps)
-
-    def __str__(self) -> str:
-        text = f"{self.key}: {self.added} candles added"
-        if self.skipped:
-            text += f", {self.skipped} already stored skipped"
-        if self.gaps:
-            big = max(self.gaps, key=lambda g: g.missing)
-            text += (f", {len(self.gaps)} gap(s) with {self.missing} candle(s) missing "
-                     f"(largest {iso(big.start)} to {iso(big.stop)})")
-        return text + f"; stored {self.rows} from {iso(self.first)} to {iso(self.last)}"
 
 
 @attrs.define(slots=True)
@@ -158,6 +69,7 @@ class _Series:
     rows: int
     first: int | None
     last: int | None
+    version: int = VERSION
     opened: dict[str, Any] | None = None  # arrays of `generation`, opened on first use
 
     def where(self) -> str:
@@ -184,6 +96,7 @@ class OHLCVStore:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
         self._zstore: LocalStore | None = None
+        self._verified: dict[Path, tuple[int, int, int]] = {}  # chunk files found whole
 
     def __repr__(self) -> str:
         return f"OHLCVStore({str(self.root)!r})"
@@ -195,7 +108,7 @@ class OHLCVStore:
         series = self._open(SeriesKey(exchange, symbol, timeframe))
         if series is None:
             return None
-        return SeriesInfo(series.key, series.path, series.rows, series.first, series.last)
+        return _info(series)
 
     def can_load(self, exchange: str, symbol: str, timeframe: str) -> bool:
         """Whether `load` has candles to give: stored, or derivable from a smaller timeframe."""
@@ -210,8 +123,8 @@ class OHLCVStore:
         out: list[SeriesInfo | DataError] = []
         if not self.root.is_dir():
             return out
-        for meta in sorted(self.root.glob("*/*/*/zarr.json")):
-            exchange, skey, tf = meta.parent.relative_to(self.root).parts
+        for where in sorted(p for p in self.root.glob("*/*/*") if p.is_dir()):
+            exchange, skey, tf = where.relative_to(self.root).parts
             try:
                 key = SeriesKey(exchange, symbol_from_key(skey), tf)
                 series = self._open(key)
@@ -219,8 +132,7 @@ class OHLCVStore:
                 out.append(e)
                 continue
             if series is not None:
-                out.append(SeriesInfo(series.key, series.path, series.rows, series.first,
-                                      series.last))
+                out.append(_info(series))
         return out
 
     def timeframes(self, exchange: str, symbol: str) -> list[str]:
@@ -260,6 +172,36 @@ class OHLCVStore:
         ohlcv = self.load(exchange, symbol, timeframe, start, stop, derive=False)
         return find_gaps(ohlcv.timestamp, timeframe)
 
+    def check(self, exchange: str, symbol: str, timeframe: str) -> list[str]:
+        """Every problem of a stored series: each damaged chunk by name, then a committed
+        state that does not match the candles. [] when it is whole (or not stored)."""
+        key = SeriesKey(exchange, symbol, timeframe)
+        try:
+            series = self._open(key)
+            if series is None:
+                return []
+            bad = self._damaged(series)
+            if bad:
+                return [f"{series.where()} is corrupted: {problem}" for problem in bad]
+            self._read(series, None, None)
+        except DataError as e:
+            return [str(e)]
+        return []
+
+    def upgrade(self, exchange: str, symbol: str, timeframe: str) -> str:
+        """Rewrite a series of an older format in the current one (checksums), atomically:
+        a new generation, read back before it is committed. What was done, in words."""
+        key = SeriesKey(exchange, symbol, timeframe)
+        with self._writer(key, rewrite=True) as series:
+            if series.version == VERSION:
+                return f"{key}: already in format {FORMAT}"
+            old = series.version
+            if series.rows:
+                self._rewrite(series, self._read(series, None, None))
+            else:
+                self._commit(series, series.generation, 0, 0, 0)
+            return f"{key}: {series.rows} candles converted from {FORMAT_NAME}/{old} to {FORMAT}"
+
     # writing
 
     def save(self, exchange: str, symbol: str, timeframe: str, ohlcv: OHLCV, *,
@@ -271,7 +213,7 @@ class OHLCVStore:
         """
         key = SeriesKey(exchange, symbol, timeframe)
         new = self._checked(key, ohlcv, source, origin=None)
-        with self._writer(key) as series:
+        with self._writer(key, rewrite=replace) as series:
             had = series.rows
             if had and not replace:
                 raise DataError(f"{series.where()} already holds {series.rows} candles from "
@@ -301,6 +243,7 @@ class OHLCVStore:
         key = SeriesKey(exchange, symbol, timeframe)
         self._checked(key, ohlcv, source, origin=None)  # before anything is created
         with self._writer(key) as series:
+            self._check_whole(series)
             new = self._checked(key, ohlcv, source, origin=series.first)
             if series.rows == 0:
                 self._append_rows(series, new)
@@ -349,9 +292,16 @@ class OHLCVStore:
             attributes = dict(group.attrs)
         except Exception as e:
             raise DataError(f"{where} is corrupted: its metadata cannot be read ({_why(e)})") from None
-        if attributes.get("format") != FORMAT:
+        version = format_version(attributes.get("format"), FORMAT_NAME)
+        if version is None:
             raise DataError(f"{where} is not a planarpy OHLCV series "
                             f"(format {attributes.get('format')!r}, expected {FORMAT!r})")
+        if version > VERSION:
+            raise DataError(f"{where} was written in format {attributes.get('format')}, newer "
+                            f"than this planarpy reads ({FORMAT}): upgrade planarpy")
+        if version >= 2 and seal_ok(attributes) is not True:
+            raise DataError(f"{where} is corrupted: its metadata fails its checksum (a damaged "
+                            "or hand-edited commit)")
         rows, gen = attributes.get("rows"), attributes.get("generation")
         first, last = attributes.get("first"), attributes.get("last")
         ok = (_is_int(rows) and rows >= 0 and _is_int(gen) and gen >= 0
@@ -363,7 +313,7 @@ class OHLCVStore:
             raise DataError(f"{where} holds {attributes.get('symbol')!r} "
                             f"{attributes.get('timeframe')!r}, not {key.symbol!r} {key.timeframe!r}")
         series = _Series(key, path, group, gen, rows, first if rows else None,
-                         last if rows else None)
+                         last if rows else None, version)
         if rows:
             for name, arr in series.arrays().items():
                 if arr.shape[0] < rows:
@@ -396,13 +346,10 @@ class OHLCVStore:
 
     def _column(self, series: _Series, name: str, a: int, b: int) -> np.ndarray:
         """Rows [a, b) of one column; DataError if unreadable or holding the fill value."""
-        try:
-            values = np.asarray(series.arrays()[name][a:b])
-        except DataError:
-            raise
-        except Exception as e:
+        values, bad = read_checked(series.arrays()[name], a, b, 0)
+        if bad:
             raise DataError(f"{series.where()} is corrupted: column {name} cannot be read "
-                            f"({_why(e)})") from None
+                            f"({'; '.join(_chunk_text(c, why) for c, why in bad)})")
         bad = np.flatnonzero(values == _TS_FILL if name == "timestamp" else ~np.isfinite(values))
         if len(bad):
             what = "timestamps" if name == "timestamp" else name
@@ -444,22 +391,51 @@ class OHLCVStore:
         return check_grid(ohlcv, key.timeframe, name, origin)
 
     @contextlib.contextmanager
-    def _writer(self, key: SeriesKey) -> Iterator[_Series]:
-        """Lock the series, create it if absent, drop leftovers of an interrupted writer."""
+    def _writer(self, key: SeriesKey, *, rewrite: bool = False) -> Iterator[_Series]:
+        """Lock the series, create it if absent, drop leftovers of an interrupted writer.
+
+        A series of an older format is refused unless the caller `rewrite`s all of it; a
+        damaged one is refused unless the caller rewrites it from other candles.
+        """
         path = self.root / key.path
+        self._check_parents(key)
         path.mkdir(parents=True, exist_ok=True)
         with _locked(path):
             series = self._open(key, write=True)
             if series is None:
                 series = self._create(key)
             _drop_leftovers(series)
-            self._check_tail(series)
+            if series.version < VERSION and not rewrite:
+                raise DataError(f"{series.where()} was written in format "
+                                f"{FORMAT_NAME}/{series.version} (no checksums); loading still "
+                                "works, but to add to it convert it first with `planarpy data "
+                                f"upgrade --data-dir {self.root}`; nothing was written")
             yield series
 
-    def _check_tail(self, series: _Series) -> None:
-        """Refuse to append to a damaged last chunk: the append would rewrite it as is."""
+    def _check_parents(self, key: SeriesKey) -> None:
+        """A clear error if the group metadata above a series is damaged (zarr reads it)."""
+        node = self.root
+        for part in ("", *key.path.split("/")[:2]):
+            node = node / part if part else node
+            try:
+                read_group_meta(node)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except (OSError, ValueError) as e:
+                raise DataError(f"cannot write {key} in {self.root}: {e}. That file only "
+                                "marks a group and holds no candles: delete it and zarr writes "
+                                "a new one; nothing was written") from None
+
+    def _check_whole(self, series: _Series) -> None:
+        """Refuse to add to a series with a damaged chunk anywhere (only its CRCs are read,
+        not decompressed), or whose last candle is not where the commit says."""
         if series.rows == 0:
             return
+        bad = self._damaged(series)
+        if bad:
+            raise DataError(f"{series.where()} is corrupted: {'; '.join(bad)}; nothing was "
+                            "written. Replace the series (data import --replace) or fetch it "
+                            "into a new data directory")
         lo = (series.rows - 1) // CHUNK * CHUNK
         part = self._read_rows(series, lo, series.rows)
         if part.timestamp[-1] != series.last:
@@ -467,10 +443,23 @@ class OHLCVStore:
                             f"{iso(int(part.timestamp[-1]))}, not {iso(series.last)}; "
                             "nothing was written")
 
+    def _damaged(self, series: _Series) -> list[str]:
+        """'column C chunk N: why' for each damaged chunk of the committed rows: by their
+        CRCs in format 2 (cheap), by decoding them in format 1."""
+        if series.rows == 0:
+            return []
+        if series.version < 2:
+            return [f"column {c} {_chunk_text(i, why)}" for c, array in series.arrays().items()
+                    for i, why in read_checked(array, 0, series.rows, 0)[1]]
+        chunks = range(-(-series.rows // CHUNK))
+        gen = series.path / f"g{series.generation}"
+        return [f"column {c} {problem}" for c in COLUMNS
+                for problem in damaged_chunks(gen / c, chunks, verified=self._verified)]
+
     def _create(self, key: SeriesKey) -> _Series:
-        attributes = {"format": FORMAT, "exchange": key.exchange, "symbol": key.symbol,
-                      "timeframe": key.timeframe, "generation": 0, "rows": 0,
-                      "first": None, "last": None}
+        attributes = seal({"format": FORMAT, "exchange": key.exchange, "symbol": key.symbol,
+                           "timeframe": key.timeframe, "generation": 0, "rows": 0,
+                           "first": None, "last": None})
         try:
             group = zarr.open_group(self._store(), path=key.path, mode="a",
                                     attributes=attributes, use_consolidated=False)
@@ -490,7 +479,7 @@ class OHLCVStore:
                 f"{name}/{c}", shape=(capacity,), chunks=(CHUNK,),
                 dtype="int64" if ts else "float64",
                 fill_value=_TS_FILL if ts else float("nan"),
-                compressors=zarr.codecs.ZstdCodec(level=1), overwrite=True)
+                compressors=compressors(), overwrite=True)
         if generation == series.generation:
             series.opened = out
         return out
@@ -511,22 +500,29 @@ class OHLCVStore:
         self._commit(series, series.generation, n + k, first, int(new.timestamp[-1]))
 
     def _rewrite(self, series: _Series, ohlcv: OHLCV) -> None:
-        """Write all candles as a new generation, commit it, then drop the old one."""
+        """Write all candles as a new generation, read them back, commit it (in the current
+        format), then drop the old one."""
         old = series.generation
         gen = old + 1
         arrays = self._columns(series, gen, _capacity(len(ohlcv)))
         for c in COLUMNS:
             arrays[c][: len(ohlcv)] = getattr(ohlcv, c)
+        for c in COLUMNS:
+            if not np.array_equal(arrays[c][: len(ohlcv)], getattr(ohlcv, c), equal_nan=True):
+                raise DataError(f"{series.where()}: column {c} reads back differently from what "
+                                "was written; nothing was changed")
         self._commit(series, gen, len(ohlcv), int(ohlcv.timestamp[0]), int(ohlcv.timestamp[-1]))
         shutil.rmtree(series.path / f"g{old}", ignore_errors=True)
 
     def _commit(self, series: _Series, generation: int, rows: int, first: int, last: int) -> None:
-        # one metadata write: a crash leaves either the old or the new state
-        series.group.update_attributes({"generation": generation, "rows": rows,
-                                        "first": first, "last": last})
+        # one sealed metadata write: a crash leaves either the old or the new state
+        attributes = {k: v for k, v in series.group.attrs.items() if k != "crc"}
+        attributes.update(format=FORMAT, generation=generation, rows=rows, first=first, last=last)
+        series.group.update_attributes(seal(attributes))
         if generation != series.generation:
             series.opened = None  # reopened from the new generation on next use
         series.generation, series.rows, series.first, series.last = generation, rows, first, last
+        series.version = VERSION
 
     def _check_overlap(self, series: _Series, inside: OHLCV, on_overlap: str,
                        source: str | None) -> None:
@@ -553,6 +549,16 @@ class OHLCVStore:
                 raise DataError(f"{name}: candle at {iso(t)} has {c} "
                                 f"{getattr(inside, c)[differ[0]]!r} but the stored {series.key} "
                                 f"has {getattr(stored, c)[pos[differ[0]]]!r}; nothing was written")
+
+
+def _info(series: _Series) -> SeriesInfo:
+    return SeriesInfo(series.key, series.path, series.rows, series.first, series.last,
+                      f"{FORMAT_NAME}/{series.version}")
+
+
+def _chunk_text(c: int, why: str) -> str:
+    why = "fails its checksum" if why == "checksum mismatch" else why
+    return f"chunk {c} (rows {c * CHUNK}..{(c + 1) * CHUNK - 1}) {why}"
 
 
 def _is_int(v: Any) -> bool:

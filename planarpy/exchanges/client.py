@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from .. import validate as V
 from ..core.errors import ConfigError
+from . import redact
 from .keys import ApiKeys, load_keys
 from .ratelimit import shared_budget
 
@@ -32,38 +34,33 @@ class ExchangeConfig:
     options: Mapping[str, Any] = attrs.field(factory=dict)
     keys: str | None = None  # key file / env name; defaults to `name`
     timeout_ms: int | None = None  # per-request timeout (ccxt's default is 10 s)
+    on_stop: str | None = None  # this account's default for stopping runs (see ON_STOP)
+
+
+ON_STOP = ("keep", "cancel", "close")  # what a stopping run does with its orders and positions
+
+_EXCHANGE_KEYS = {
+    "id": V.nonempty(), "url": V.url(), "sandbox": V.boolean(), "rate_limit": V.boolean(),
+    "rate_limit_ms": V.positive("milliseconds per unit of request cost"),
+    "options": V.table(), "keys": V.nonempty(), "timeout": V.count("milliseconds"),
+    "on_stop": V.one_of(*ON_STOP),
+}
 
 
 def exchange_config(name: str, settings: Mapping[str, Any] | None = None,
                     url: str | None = None) -> ExchangeConfig:
     """The [exchanges.NAME] table of planar.toml (all optional), with `url` overriding."""
-    table = ((settings or {}).get("exchanges") or {}).get(name) or {}
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"[exchanges.{name}] must be a table")
-    known = {"id", "url", "sandbox", "rate_limit", "rate_limit_ms", "options", "keys", "timeout"}
-    unknown = set(table) - known
-    if unknown:
-        raise ConfigError(f"[exchanges.{name}] has unknown key(s) {', '.join(sorted(unknown))}; "
-                          f"known: {', '.join(sorted(known))}")
-    options = table.get("options") or {}
-    if not isinstance(options, Mapping):
-        raise ConfigError(f"[exchanges.{name}] options must be a table")
-    rate_ms = table.get("rate_limit_ms")
-    if rate_ms is not None and (isinstance(rate_ms, bool) or not isinstance(rate_ms, (int, float))
-                                or rate_ms <= 0):
-        raise ConfigError(f"[exchanges.{name}] rate_limit_ms must be a positive number of "
-                          f"milliseconds, not {rate_ms!r}")
-    target = url or table.get("url")
-    if target is not None:
-        parts = urlsplit(str(target))
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"exchange url {target!r} must look like http://host:port")
-    return ExchangeConfig(name=name, id=str(table.get("id", name)), url=target,
-                          sandbox=bool(table.get("sandbox", False)),
-                          rate_limit=bool(table.get("rate_limit", True)),
-                          rate_limit_ms=float(rate_ms) if rate_ms is not None else None,
-                          options=dict(options), keys=table.get("keys"),
-                          timeout_ms=int(table["timeout"]) if "timeout" in table else None)
+    exchanges = (settings or {}).get("exchanges") or {}
+    if not isinstance(exchanges, Mapping):
+        raise ConfigError(f"[exchanges] must be a table, not {exchanges!r}")
+    table = V.read_table(exchanges.get(name), _EXCHANGE_KEYS, f"[exchanges.{name}]")
+    target = V.url().value(url, "exchange url") if url is not None else table.get("url")
+    return ExchangeConfig(name=name, id=table.get("id", name), url=target,
+                          sandbox=table.get("sandbox", False),
+                          rate_limit=table.get("rate_limit", True),
+                          rate_limit_ms=table.get("rate_limit_ms"),
+                          options=table.get("options", {}), keys=table.get("keys"),
+                          timeout_ms=table.get("timeout"), on_stop=table.get("on_stop"))
 
 
 def rewrite_urls(urls: Any, base: str) -> Any:
@@ -145,6 +142,8 @@ async def close_client(client: Any) -> None:
 
 
 def _build(cfg: ExchangeConfig, keys: ApiKeys, pro: bool) -> Any:
+    redact.install()  # before the client can log a signed request
+    redact.remember(keys.api_key, keys.secret, keys.password)
     if pro:
         import ccxt.pro as module
     else:

@@ -6,14 +6,14 @@
     trace_tail("traces/SmaCross/binance", n=5)
 """
 
+from .layout import FORMAT, TraceDamageWarning, TraceError, default_root, trace_path
 from .payload import MASK, is_secret_key, scrub
 from .reader import follow, iter_events, last_run, trace_info, trace_tail
 from .replay import ReplayReport, replay_from_trace
-from .store import FORMAT, TraceDamageWarning, TraceError, default_root, trace_path
-from .writer import EventTrace
+from .writer import EventTrace, TraceHealth
 
 __all__ = [
     "EventTrace", "FORMAT", "MASK", "ReplayReport", "TraceDamageWarning", "TraceError",
-    "default_root", "follow", "is_secret_key", "iter_events", "last_run", "replay_from_trace",
-    "scrub", "trace_info", "trace_path", "trace_tail",
+    "TraceHealth", "default_root", "follow", "is_secret_key", "iter_events", "last_run",
+    "replay_from_trace", "scrub", "trace_info", "trace_path", "trace_tail",
 ]

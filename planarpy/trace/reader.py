@@ -2,9 +2,16 @@
 
 Every call reads the committed state afresh (an open Zarr handle does not see later
 writes), so a reader in another process can tail a trace while it is written, and only
-ever sees committed events. Damaged rows (a missing or truncated chunk, offsets that do
-not add up, a payload that is not JSON) are skipped with a `TraceDamageWarning`, or raise
-TraceError with `errors="raise"`; every intact event is still read.
+ever sees committed events. Damage is skipped with a `TraceDamageWarning` naming it, or
+raises TraceError with `errors="raise"`; every intact event is still read, and no
+damaged value is ever returned:
+
+- a chunk that fails its checksum, is missing or does not decode: its rows (or the
+  events whose payloads lie in it) are skipped;
+- a segment whose metadata is unreadable, fails its seal or disagrees with the trace's
+  format or kind codes: the segment is skipped (an empty directory is no segment);
+- a gap in the sequence numbers between segments (a deleted segment): reported, with the
+  names of the missing segments.
 """
 
 from __future__ import annotations
@@ -17,11 +24,16 @@ from typing import Any, Iterable, Iterator, Literal
 
 import attrs
 import numpy as np
+import zarr
 
 from ..core.events import KINDS
+from ..integrity import read_checked
+from . import journal
+from .layout import (FILL, INDEX_CHUNK, KIND, MISSING_KIND, OFF, RUN, SEQ, SYM, TS, V1_COLUMNS,
+                     TraceDamageWarning, TraceError, check_format, is_empty_dir, load_root,
+                     read_attrs, root_problem, segment_attrs, segment_index, segment_name,
+                     segment_names)
 from .payload import decode_payload
-from .store import (COLUMNS, INDEX_CHUNK, MISSING_KIND, TraceDamageWarning, TraceError,
-                    check_format, load_root, open_column, read_attrs, segment_names)
 from .writer import EventTrace
 
 Errors = Literal["warn", "raise", "skip"]
@@ -32,7 +44,7 @@ MAX_SPAN = 16 << 20  # heap bytes read at once
 
 @attrs.define(slots=True)
 class _Report:
-    """Where damage goes: a warning, an exception or nowhere."""
+    """Where damage goes: a warning, an exception or nowhere (always kept in `problems`)."""
 
     errors: Errors
     path: Path
@@ -61,20 +73,34 @@ class _Filter:
 
     def may_match(self, a: dict[str, Any]) -> bool:
         """Whether a segment can hold matching events, judged from its attributes."""
-        if self.since is not None and isinstance(a.get("ts_max"), int) and a["ts_max"] < self.since:
+        if not self._span_may_match(a.get("ts_min"), a.get("ts_max"), a.get("run_first"),
+                                    a.get("run_last")):
             return False
-        if self.until is not None and isinstance(a.get("ts_min"), int) and a["ts_min"] >= self.until:
-            return False
-        if self.run is not None and isinstance(a.get("run_first"), int):
-            if not a["run_first"] <= self.run <= a.get("run_last", self.run):
-                return False
         return self.symbol is None or self.symbol in (a.get("symbols") or ())
+
+    def may_match_between(self, older: dict[str, Any] | None, newer: dict[str, Any] | None) -> bool:
+        """Whether events missing between two segments (None: the trace's edge) could match."""
+        older, newer = older or {}, newer or {}
+        return self._span_may_match(older.get("ts_max"), newer.get("ts_min"),
+                                    older.get("run_last", 0), newer.get("run_first"))
+
+    def _span_may_match(self, ts_lo: Any, ts_hi: Any, run_lo: Any, run_hi: Any) -> bool:
+        if self.since is not None and isinstance(ts_hi, int) and ts_hi < self.since:
+            return False
+        if self.until is not None and isinstance(ts_lo, int) and ts_lo >= self.until:
+            return False
+        if self.run is not None:
+            if isinstance(run_lo, int) and self.run < run_lo:
+                return False
+            if isinstance(run_hi, int) and self.run > run_hi:
+                return False
+        return True
 
     def mask(self, seg: _Segment, b: _Block) -> np.ndarray:
         m = b.valid.copy()
         if self.kinds is not None:
             codes = [c for c, name in enumerate(seg.kind_names) if name in self.kinds]
-            m &= np.isin(b.kind, np.array(codes, np.uint8))
+            m &= np.isin(b.kind, np.array(codes, b.kind.dtype))
         if self.since is not None:
             m &= b.ts >= self.since
         if self.until is not None:
@@ -91,6 +117,7 @@ class _Block:
     """Index columns of rows [start, start + len): `starts`/`ends` delimit each payload."""
 
     start: int
+    seq: np.ndarray | None
     ts: np.ndarray
     kind: np.ndarray
     sym: np.ndarray
@@ -100,64 +127,58 @@ class _Block:
     valid: np.ndarray
 
 
-def _read(array: Any, start: int, stop: int, fill: int, what: str, report: _Report) -> np.ndarray:
-    """array[start:stop]; chunks that cannot be decoded read as `fill` and are reported."""
-    try:
-        return np.asarray(array[start:stop])
-    except Exception:
-        pass
-    out = np.full(stop - start, fill, dtype=array.dtype)
-    chunk = array.chunks[0]
-    for c0 in range(start - start % chunk, stop, chunk):
-        a, b = max(start, c0), min(stop, c0 + chunk)
-        try:
-            out[a - start:b - start] = array[a:b]
-        except Exception as e:
-            report.add(f"{what} chunk {c0 // chunk} is unreadable ({type(e).__name__}: {e})")
-    return out
+def _read(array: Any, start: int, stop: int, fill: int, what: str, report: _Report,
+          bad: list[tuple[int, int]] | None = None) -> np.ndarray:
+    """array[start:stop]; chunks that cannot be read (missing, failing their checksum, not
+    decoding) read as `fill`, are reported by name, and their ranges added to `bad`."""
+    values, damaged = read_checked(array, start, stop, fill)
+    size = array.chunks[0]
+    for c, why in damaged:
+        report.add(f"{what} chunk {c} is damaged ({why}); its rows are skipped")
+        if bad is not None:
+            bad.append((c * size, (c + 1) * size))
+    return values
 
 
 @attrs.define(slots=True, eq=False)
 class _Segment:
-    """A read-only view of one segment's committed rows."""
+    """A read-only view of one segment's committed rows (format 1 or 2)."""
 
     path: Path
+    version: int
     rows: int
     heap: int
+    seq_first: int | None
     attributes: dict[str, Any]
     kind_names: list[str]
     symbols: list[str | None]
-    columns: dict[str, Any]
+    arrays: dict[str, Any]
     report: _Report
 
     @classmethod
-    def open(cls, path: Path, report: _Report) -> _Segment | None:
-        """The segment at `path`, or None (reported) when it cannot be read at all."""
+    def open(cls, path: Path, version: int, report: _Report) -> _Segment | None:
+        """The segment at `path`, or None (reported, unless an empty directory) when it
+        cannot be read at all."""
         try:
-            a = read_attrs(path)
+            a = segment_attrs(path, version)
+            arrays = _open_arrays(path, version)
         except TraceError as e:
-            report.add(f"segment {path.name} is unreadable and skipped: {e}")
+            if not is_empty_dir(path):
+                report.add(f"segment {path.name} is damaged and skipped: {e}")
             return None
-        check_format(a, path)  # a newer format is an error, not damage
-        try:
-            columns = {name: open_column(path, name) for name in (*COLUMNS, "heap")}
-        except Exception as e:
-            report.add(f"segment {path.name} is unreadable and skipped "
-                       f"({type(e).__name__}: {e})")
-            return None
-        rows, heap = a.get("rows") or 0, a.get("heap") or 0
-        if not isinstance(rows, int) or not isinstance(heap, int) or rows < 0 or heap < 0:
-            report.add(f"segment {path.name} has a malformed committed count and is skipped")
-            return None
-        capacity = min(c.shape[0] for n, c in columns.items() if n != "heap")
-        if rows > capacity or heap > columns["heap"].shape[0]:
+        rows, heap = int(a.get("rows") or 0), int(a.get("heap") or 0)
+        capacity = arrays["index" if version >= 2 else "ts"].shape[0]
+        capacity = min([capacity] + [c.shape[0] for n, c in arrays.items() if n in V1_COLUMNS])
+        if rows > capacity or heap > arrays["heap"].shape[0]:
             report.add(f"segment {path.name} claims {rows} events / {heap} payload bytes but "
-                       f"holds room for only {capacity} / {columns['heap'].shape[0]}; "
+                       f"holds room for only {capacity} / {arrays['heap'].shape[0]}; "
                        "reading what is there")
-            rows, heap = min(rows, capacity), min(heap, columns["heap"].shape[0])
+            rows, heap = min(rows, capacity), min(heap, arrays["heap"].shape[0])
         table = [str(k) for k in (a.get("kinds") or KINDS)]
         names = table[:MISSING_KIND] + [f"unknown:{c}" for c in range(len(table), 256)]
-        return cls(path, rows, heap, a, names, list(a.get("symbols") or [None]), columns, report)
+        seq_first = a.get("seq_first") if version >= 2 else None
+        return cls(path, version, rows, heap, seq_first, a, names,
+                   list(a.get("symbols") or [None]), arrays, report)
 
     @property
     def name(self) -> str:
@@ -165,24 +186,35 @@ class _Segment:
 
     def block(self, start: int, stop: int) -> _Block:
         """Index columns of rows [start, stop), with damaged rows marked invalid."""
-        cols = {}
-        for name, (_, fill) in COLUMNS.items():
-            lo = max(start - 1, 0) if name == "off" else start
-            cols[name] = _read(self.columns[name], lo, stop, fill, f"{self.name}/{name}", self.report)
+        lo = max(start - 1, 0)  # the row before holds the first payload's start
+        if self.version >= 2:
+            idx = _read(self.arrays["index"], lo, stop, FILL, f"segment {self.name}: index",
+                        self.report)
+            cols = {"seq": idx[:, SEQ], "ts": idx[:, TS], "kind": idx[:, KIND],
+                    "sym": idx[:, SYM], "run": idx[:, RUN], "off": idx[:, OFF]}
+        else:
+            cols = {name: _read(self.arrays[name], lo, stop, fill, f"segment {self.name}: {name}",
+                                self.report) for name, (_, fill) in V1_COLUMNS.items()}
+            cols["seq"] = None
         off = cols["off"]
         ends = off[1:] if start > 0 else off
         starts = np.empty_like(ends)
         starts[:1] = off[:1] if start > 0 else 0
         starts[1:] = ends[:-1]
-        ts, kind, sym, run = cols["ts"], cols["kind"], cols["sym"], cols["run"]
-        valid = ((ts != COLUMNS["ts"][1]) & (kind != MISSING_KIND) & (sym < len(self.symbols))
-                 & (run != COLUMNS["run"][1]) & (starts >= 0) & (ends > starts) & (ends <= self.heap))
+        cut = slice(1, None) if start > 0 else slice(None)
+        ts, kind, sym, run = (cols[n][cut] for n in ("ts", "kind", "sym", "run"))
+        valid = (ts != FILL) & (kind >= 0) & (kind < MISSING_KIND) & (sym >= 0) \
+            & (sym < len(self.symbols)) & (run >= 0) & (run != V1_COLUMNS["run"][1]) \
+            & (starts >= 0) & (ends > starts) & (ends <= self.heap)
+        seq = cols["seq"][cut] if cols["seq"] is not None else None
+        if seq is not None:
+            valid &= seq == self.seq_first + np.arange(start, stop)
         bad = valid.size - int(np.count_nonzero(valid))
         if bad:
             rows = np.flatnonzero(~valid) + start
             self.report.add(f"segment {self.name}: {bad} damaged events skipped (rows {rows[0]}"
-                            f"..{rows[-1]}: missing chunks or inconsistent offsets)")
-        return _Block(start, ts, kind, sym, run, starts, ends, valid)
+                            f"..{rows[-1]}: missing or damaged chunks, or inconsistent rows)")
+        return _Block(start, seq, ts, kind, sym, run, starts, ends, valid)
 
     def events(self, b: _Block, rows: np.ndarray, strategy: str, exchange: str) -> Iterator[dict]:
         """Decoded events of block rows `rows` (relative to the block), in order.
@@ -196,25 +228,45 @@ class _Segment:
         kinds, symbols = self.kind_names, self.symbols
         ts_l, kind_l, sym_l, run_l = (b.ts[rows].tolist(), b.kind[rows].tolist(),
                                       b.sym[rows].tolist(), b.run[rows].tolist())
-        bad: list[int] = []
+        seq_l = b.seq[rows].tolist() if b.seq is not None else [None] * len(starts)
+        skipped: list[int] = []
         i, n = 0, len(starts)
         while i < n:
             j = _span_end(starts, ends, i)
             lo, hi = starts[i], ends[j - 1]
-            heap = _read(self.columns["heap"], lo, hi, 0, f"{self.name}/heap", self.report).data
+            damaged: list[tuple[int, int]] = []
+            heap = _read(self.arrays["heap"], lo, hi, 0, f"segment {self.name}: heap",
+                         self.report, damaged).data
             for r in range(i, j):
+                if damaged and any(a < ends[r] and starts[r] < b_ for a, b_ in damaged):
+                    skipped.append(int(rows[r]) + b.start)
+                    continue
                 try:
                     payload = decode_payload(heap[starts[r] - lo:ends[r] - lo])
                 except ValueError:
-                    bad.append(int(rows[r]) + b.start)
+                    skipped.append(int(rows[r]) + b.start)
                     continue
                 yield {"ts": ts_l[r], "kind": kinds[kind_l[r]], "exchange": exchange,
                        "symbol": symbols[sym_l[r]], "strategy": strategy, "run": run_l[r],
-                       "payload": payload}
+                       "seq": seq_l[r], "payload": payload}
             i = j
-        if bad:
-            self.report.add(f"segment {self.name}: {len(bad)} events with unreadable payloads "
-                            f"skipped (rows {bad[0]}..{bad[-1]})")
+        if skipped:
+            self.report.add(f"segment {self.name}: {len(skipped)} events with unreadable payloads "
+                            f"skipped (rows {skipped[0]}..{skipped[-1]})")
+
+
+def _open_arrays(path: Path, version: int) -> dict[str, Any]:
+    """The arrays of a segment, checked for the expected types; TraceError if not."""
+    names = ("index", "heap") if version >= 2 else (*V1_COLUMNS, "heap")
+    try:
+        arrays = {name: zarr.open_array(str(path / name), mode="r") for name in names}
+    except Exception as e:
+        raise TraceError(f"its arrays cannot be opened ({type(e).__name__}: {e})") from None
+    expected = {"index": "int64", "heap": "uint8", **{n: d for n, (d, _) in V1_COLUMNS.items()}}
+    for name, array in arrays.items():
+        if str(array.dtype) != expected[name] or array.ndim != (2 if name == "index" else 1):
+            raise TraceError(f"its {name} array has type {array.dtype}, shape {array.shape}")
+    return arrays
 
 
 def _span_end(starts: list[int], ends: list[int], i: int) -> int:
@@ -258,10 +310,32 @@ def _kind_set(kinds: str | Iterable[str] | None) -> frozenset[str] | None:
     return kinds
 
 
-def _resolve(trace: str | Path | EventTrace) -> tuple[Path, dict[str, Any]]:
+@attrs.frozen
+class _Trace:
+    """An opened trace: its directory, root attributes and format version."""
+
+    path: Path
+    root: dict[str, Any]
+    version: int
+
+    @property
+    def strategy(self) -> str:
+        return str(self.root.get("strategy"))
+
+    @property
+    def exchange(self) -> str:
+        return str(self.root.get("exchange"))
+
+
+def _resolve(trace: str | Path | EventTrace, report: _Report | None = None) -> _Trace:
     if isinstance(trace, EventTrace):
         trace = trace.path
-    return load_root(trace)
+    path, root = load_root(trace)
+    t = _Trace(path, root, check_format(root, path))
+    problem = root_problem(root, path)
+    if problem and report is not None:
+        report.add(problem)
+    return t
 
 
 def last_run(path: Path) -> int:
@@ -287,21 +361,64 @@ def _filter(path: Path, kinds: Any, since: Any, until: Any, symbol: str | None,
                    None if run is None else int(run))
 
 
-def _segments(path: Path, report: _Report, names: list[str] | None = None) -> Iterator[_Segment]:
-    for name in names if names is not None else segment_names(path):
-        seg = _Segment.open(path / name, report)
-        if seg is not None:
-            yield seg
+def _segments(t: _Trace, report: _Report, names: list[str] | None = None,
+              flt: _Filter | None = None, gaps: bool = True) -> Iterator[_Segment]:
+    """The readable segments among `names` (default all, oldest first; pass them newest
+    first to walk backwards), reporting sequence gaps (unless not `gaps`) between
+    neighbours where `flt` could match the missing events."""
+    everything = segment_names(t.path)
+    names = everything if names is None else names
+    backwards = len(names) > 1 and segment_index(names[0]) > segment_index(names[-1])
+    flt = flt or _Filter()
+    prev: _Segment | None = None
+    for name in names:
+        seg = _Segment.open(t.path / name, t.version, report)
+        if seg is None:
+            continue
+        if gaps and (prev is not None or (not backwards and name == everything[0])):
+            _check_gap(t, *((seg, prev) if backwards else (prev, seg)), report, flt)
+        prev = seg
+        yield seg
+    if gaps and backwards and prev is not None and prev.name == everything[0]:
+        _check_gap(t, None, prev, report, flt)
 
 
-def _tail(path: Path, root: dict, n: int, flt: _Filter, report: _Report,
+def _check_gap(t: _Trace, older: _Segment | None, newer: _Segment | None, report: _Report,
+               flt: _Filter) -> None:
+    """Report events missing between two neighbouring segments (older None: the start)."""
+    if newer is None or not flt.may_match_between(older and older.attributes, newer.attributes):
+        return
+    first = segment_index(older.name) + 1 if older is not None else 0
+    between = [segment_name(i) for i in range(first, segment_index(newer.name))]
+    gone = [n for n in between if not (t.path / n).exists() or is_empty_dir(t.path / n)]
+    damaged = [n for n in between if n not in gone]
+    names = "".join(f" (segment{'s' if len(group) > 1 else ''} {_span(group)} {what})"
+                    for group, what in ((gone, "missing"), (damaged, "damaged")) if group)
+    if t.version >= 2:
+        expected = older.seq_first + older.rows if older is not None else 0
+        assert newer.seq_first is not None and expected is not None
+        if newer.seq_first > expected:
+            where = f"before {newer.name}" if older is None else f"between {older.name} and {newer.name}"
+            report.add(f"events {expected}..{newer.seq_first - 1} are missing {where}{names}")
+        elif newer.seq_first < expected:
+            report.add(f"segments {older.name} and {newer.name} overlap in sequence numbers "
+                       f"({newer.seq_first} < {expected})")
+    elif gone:
+        where = f"before {newer.name}" if older is None else f"between {older.name} and {newer.name}"
+        report.add(f"events are missing {where}{names}")
+
+
+def _span(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+
+
+def _tail(t: _Trace, n: int, flt: _Filter, report: _Report,
           end: Position | None = None) -> list[dict]:
-    strategy, exchange = str(root.get("strategy")), str(root.get("exchange"))
-    names = segment_names(path)
+    names = segment_names(t.path)
     if end is not None:
-        names = [s for s in names if s <= end[0]]
+        names = [s for s in names if segment_index(s) <= segment_index(end[0])] if end[0] else []
     found: list[dict] = []
-    for seg in _segments(path, report, names[::-1]):
+    for seg in _segments(t, report, names[::-1], flt):
         if len(found) >= n:
             break
         if not flt.may_match(seg.attributes):
@@ -314,7 +431,7 @@ def _tail(path: Path, root: dict, n: int, flt: _Filter, report: _Report,
             candidates = np.flatnonzero(flt.mask(seg, b))
             while candidates.size and len(found) < n:
                 need = n - len(found)
-                found[:0] = list(seg.events(b, candidates[-need:], strategy, exchange))
+                found[:0] = list(seg.events(b, candidates[-need:], t.strategy, t.exchange))
                 candidates = candidates[:-need]
             stop, size = start, size * 2
     return found
@@ -326,7 +443,7 @@ def _as_frame(events: list[dict]) -> Any:
     except ImportError:
         raise TraceError("as_frame=True needs pandas: pip install pandas") from None
     frame = pd.DataFrame(events, columns=["ts", "kind", "exchange", "symbol", "strategy",
-                                          "run", "payload"])
+                                          "run", "seq", "payload"])
     frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ns", utc=True)
     return frame
 
@@ -337,25 +454,26 @@ def trace_tail(trace: str | Path | EventTrace, n: int = 10, kinds: str | Iterabl
                errors: Errors = "warn") -> Any:
     """The newest `n` committed events matching the filters, oldest first.
 
-    Each event is a dict {ts, kind, exchange, symbol, strategy, run, payload} (ts in ns);
-    with as_frame=True a pandas DataFrame (ts as UTC datetimes). Filters: `kinds` (a name
-    or names), since <= ts < until (ns, datetime or ISO string), `symbol`, `run` (an id
-    or "last"). Damaged rows are skipped with a warning ("raise": TraceError instead).
+    Each event is a dict {ts, kind, exchange, symbol, strategy, run, seq, payload} (ts in
+    ns; seq the event's sequence number, None in format-1 traces); with as_frame=True a
+    pandas DataFrame (ts as UTC datetimes). Filters: `kinds` (a name or names),
+    since <= ts < until (ns, datetime or ISO string), `symbol`, `run` (an id or "last").
+    Damage is skipped with a warning naming it ("raise": TraceError instead).
     """
-    path, root = _resolve(trace)
-    flt = _filter(path, kinds, since, until, symbol, run)
-    events = _tail(path, root, max(0, int(n)), flt, _Report(errors, path))
+    report = _Report(errors, Path(str(getattr(trace, "path", trace))))
+    t = _resolve(trace, report)
+    flt = _filter(t.path, kinds, since, until, symbol, run)
+    events = _tail(t, max(0, int(n)), flt, report)
     return _as_frame(events) if as_frame else events
 
 
-def _scan(path: Path, root: dict, flt: _Filter, report: _Report, after: Position | None,
+def _scan(t: _Trace, flt: _Filter, report: _Report, after: Position | None,
           position: list[Position]) -> Iterator[dict]:
     """Events after `after` in order; `position[0]` is kept at the end of what was read."""
-    strategy, exchange = str(root.get("strategy")), str(root.get("exchange"))
-    names = segment_names(path)
-    if after is not None:
-        names = [s for s in names if s >= after[0]]
-    for seg in _segments(path, report, names):
+    names = segment_names(t.path)
+    if after is not None and after[0]:
+        names = [s for s in names if segment_index(s) >= segment_index(after[0])]
+    for seg in _segments(t, report, names, flt, gaps=after is None):
         first = after[1] if after is not None and seg.name == after[0] else 0
         if first >= seg.rows or not flt.may_match(seg.attributes):
             position[0] = (seg.name, max(first, seg.rows))
@@ -364,7 +482,7 @@ def _scan(path: Path, root: dict, flt: _Filter, report: _Report, after: Position
             stop = min(seg.rows, start + STREAM_ROWS)
             b = seg.block(start, stop)
             position[0] = (seg.name, stop)
-            yield from seg.events(b, np.flatnonzero(flt.mask(seg, b)), strategy, exchange)
+            yield from seg.events(b, np.flatnonzero(flt.mask(seg, b)), t.strategy, t.exchange)
 
 
 def iter_events(trace: str | Path | EventTrace, run: int | Literal["last"] | None = None,
@@ -375,9 +493,16 @@ def iter_events(trace: str | Path | EventTrace, run: int | Literal["last"] | Non
     The events are those committed when each segment is reached. For replay, pass
     run="last" (the newest run) or a run id. Filters as in `trace_tail`.
     """
-    path, root = _resolve(trace)
-    flt = _filter(path, kinds, since, until, symbol, run)
-    return _scan(path, root, flt, _Report(errors, path), None, [("", 0)])
+    report = _Report(errors, Path(str(getattr(trace, "path", trace))))
+    return scan(trace, report, run=run, kinds=kinds, since=since, until=until, symbol=symbol)
+
+
+def scan(trace: str | Path | EventTrace, report: _Report, **filters: Any) -> Iterator[dict]:
+    """`iter_events` reporting damage to `report` (replay collects it there)."""
+    t = _resolve(trace, report)
+    flt = _filter(t.path, filters.get("kinds"), filters.get("since"), filters.get("until"),
+                  filters.get("symbol"), filters.get("run"))
+    return _scan(t, flt, report, None, [("", 0)])
 
 
 def _end_position(path: Path) -> Position:
@@ -397,45 +522,59 @@ def follow(trace: str | Path | EventTrace, n: int = 10, kinds: str | Iterable[st
 
     Never ends by itself: stop iterating (or interrupt) to end it.
     """
-    path, root = _resolve(trace)
-    flt = _filter(path, kinds, None, None, symbol, run)
-    report = _Report(errors, path)
-    position = [_end_position(path)]
-    yield from _tail(path, root, max(0, int(n)), flt, report, end=position[0])
+    report = _Report(errors, Path(str(getattr(trace, "path", trace))))
+    t = _resolve(trace, report)
+    flt = _filter(t.path, kinds, None, None, symbol, run)
+    position = [_end_position(t.path)]
+    yield from _tail(t, max(0, int(n)), flt, report, end=position[0])
     while True:
         before = position[0]
-        yield from _scan(path, root, flt, report, before, position)
+        yield from _scan(t, flt, report, before, position)
         if position[0] == before:
             time.sleep(interval)
 
 
 def trace_info(trace: str | Path | EventTrace, check: bool = False) -> dict[str, Any]:
-    """A summary of a trace: segments, event counts, runs, symbols, time span.
+    """A summary of a trace: segments, event counts, runs, symbols, time span, damage.
 
-    With check=True every event is read and the damaged ones are counted ("problems").
+    With check=True every event is read, which verifies the checksum of every chunk, and
+    the damaged ones are named ("problems"). "notes" say what is not damage but worth
+    knowing: a format without checksums, journals waiting to be committed.
     """
-    path, root = _resolve(trace)
-    report = _Report("skip", path)
-    segments = []
-    for seg in _segments(path, report):
-        a = seg.attributes
-        day = a.get("day")
-        segments.append({
-            "name": seg.name, "rows": seg.rows, "heap_bytes": seg.heap,
-            "day": str(dt.date(1970, 1, 1) + dt.timedelta(days=day)) if isinstance(day, int) else None,
-            "ts_min": a.get("ts_min"), "ts_max": a.get("ts_max"),
-            "run_first": a.get("run_first"), "run_last": a.get("run_last"),
-            "symbols": [s for s in seg.symbols if s is not None]})
+    report = _Report("skip", Path(str(getattr(trace, "path", trace))))
+    t = _resolve(trace, report)
+    segments = [_segment_info(seg) for seg in _segments(t, report)]
     info: dict[str, Any] = {
-        "path": str(path), "format": root.get("format"), "strategy": root.get("strategy"),
-        "exchange": root.get("exchange"), "events": sum(s["rows"] for s in segments),
-        "segments": segments, "last_run": last_run(path),
+        "path": str(t.path), "format": t.root.get("format"), "strategy": t.root.get("strategy"),
+        "exchange": t.root.get("exchange"), "events": sum(s["rows"] for s in segments),
+        "segments": segments, "last_run": last_run(t.path),
         "symbols": sorted({s for seg in segments for s in seg["symbols"]}),
         "ts_min": min((s["ts_min"] for s in segments if s["ts_min"] is not None), default=None),
         "ts_max": max((s["ts_max"] for s in segments if s["ts_max"] is not None), default=None),
     }
     if check:
-        info["readable_events"] = sum(1 for _ in _scan(path, root, _Filter(), report, None, [("", 0)]))
+        info["readable_events"] = sum(1 for _ in _scan(t, _Filter(), report, None, [("", 0)]))
     info["problems"] = report.problems
+    info["notes"] = _notes(t)
     return info
 
+
+def _segment_info(seg: _Segment) -> dict[str, Any]:
+    a = seg.attributes
+    day = a.get("day")
+    return {"name": seg.name, "rows": seg.rows, "heap_bytes": seg.heap, "seq_first": seg.seq_first,
+            "day": str(dt.date(1970, 1, 1) + dt.timedelta(days=day)) if isinstance(day, int) else None,
+            "ts_min": a.get("ts_min"), "ts_max": a.get("ts_max"),
+            "run_first": a.get("run_first"), "run_last": a.get("run_last"),
+            "symbols": [s for s in seg.symbols if s is not None]}
+
+
+def _notes(t: _Trace) -> list[str]:
+    notes = []
+    if t.version < 2:
+        notes.append(f"format {t.root.get('format')} has no checksums or sequence numbers: damage "
+                     f"may go unseen; convert it with `planarpy trace upgrade {t.path}`")
+    for path in journal.find(t.path):
+        notes.append(f"journal {path} holds events not yet committed; the next writer to open "
+                     "the trace commits them")
+    return notes

@@ -3,67 +3,170 @@
 Every event goes through `planarpy.core.apply.apply_event`, the function that changed the
 state when the event first happened (in the sim, in paper or in live mode), so a replay of
 a complete trace rebuilds exactly the state the run ended with.
+
+A replay is only as good as its trace, so it refuses (the report is not `ok`) whatever
+would make its answer silently wrong: damaged or missing events, a sequence gap, event
+kinds this planarpy does not know (unless allowed), a trace recorded by another strategy
+or on another exchange, and an end state recorded by the run (`strategy_stopped`) that
+the replay does not reach.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 
 from ..core.apply import apply_event
+from ..core.events import KIND_CODES
 from ..core.instances import AssetInstance, State
-from .reader import iter_events
-from .store import TraceError
+from .layout import TraceError, load_root
+from .reader import _Report, iter_events, scan
 
 
 @attrs.frozen(slots=True)
 class ReplayReport:
-    """The state rebuilt from a trace, and its differences from the state compared with."""
+    """The state rebuilt from a trace and what stands between it and the truth.
+
+    `problems`: why the trace cannot be trusted to rebuild the run (damage, gaps, unknown
+    kinds, another strategy or exchange). `differences`: where the rebuilt state differs
+    from the state compared with, or from the end state the run recorded. `notes`: what
+    is worth knowing and changes nothing. `ok` when there are no problems or differences.
+    """
 
     state: State
     run: int | None
     events: int
     differences: tuple[str, ...]
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    params: dict[str, Any] = attrs.Factory(dict)  # the strategy parameters of the run header
 
     @property
     def ok(self) -> bool:
-        return not self.differences
+        return not self.differences and not self.problems
 
     def __str__(self) -> str:
         head = f"replayed {self.events} events of run {self.run}"
+        lines = [f"problem: {p}" for p in self.problems]
+        lines += [f"difference: {d}" for d in self.differences]
+        lines += [f"note: {n}" for n in self.notes]
         if self.ok:
-            return f"{head}: the state matches"
-        return head + f": {len(self.differences)} difference(s)\n  " + "\n  ".join(self.differences)
+            head += ": the state matches"
+        else:
+            head += f": {len(self.problems)} problem(s), {len(self.differences)} difference(s)"
+        return "\n  ".join([head, *lines])
 
 
 def replay_from_trace(strategy: Any, trace: Any, run: int | Literal["last"] = "last",
-                      compare: State | None = None) -> ReplayReport:
+                      compare: State | None = None, *, exchange: str | None = None,
+                      allow_unknown: bool = False, compare_state: bool = True) -> ReplayReport:
     """Rebuild cash, committed cash, open orders, trades, positions and the trading state
     from `trace`.
 
-    `strategy` supplies the markets (and, unless `compare` is given, the state to compare
-    with). `run` is a run id or "last". Unknown or damaged events are skipped, as the
-    reader does, and named in the report.
+    `strategy` supplies the markets, its class name must be the strategy the trace
+    records, and its `exchange` (or `exchange`, when the run used another) the exchange.
+    `run` is a run id or "last". The rebuilt state is compared with `compare` (default
+    the strategy's state; `compare_state=False`: with nothing) and with the end state
+    the run recorded. Event kinds this planarpy does not know fail the replay unless
+    `allow_unknown`, which skips them with a note.
     """
     current = strategy.state if compare is None else compare
     state = State(current.quote, 0.0, assets={sym: AssetInstance(ai.market)
                                                for sym, ai in current.assets.items()})
-    count, run_id, notes = 0, None, []
-    for event in iter_events(trace, run=run):
-        kind, payload = event["kind"], event["payload"]
-        run_id = event.get("run", run_id)
-        if kind == "strategy_started" and "cash" in (payload or {}):
-            state.cash = float(payload["cash"])
-        try:
-            apply_event(state, kind, payload or {})
-        except (KeyError, ValueError, TypeError) as e:
-            notes.append(f"event {count} ({kind}) could not be applied: {e}")
-        count += 1
-    if count == 0:
+    report = _Report("skip", Path(str(getattr(trace, "path", trace))))
+    problems = _identity(strategy, trace, exchange)
+    replay = _Replay(state, allow_unknown)
+    for event in scan(trace, report, run=run):
+        replay.apply(event)
+    if replay.count == 0:
         raise TraceError(f"{_name(trace)} has no events for run {run!r}")
-    return ReplayReport(state, run_id, count, tuple(notes + differences(state, current)))
+    problems += report.problems + replay.problems
+    found = list(replay.differences)
+    if compare_state:
+        found += differences(state, current)
+    return ReplayReport(state, replay.run, replay.count, tuple(found), tuple(problems),
+                        tuple(replay.notes()), replay.params)
+
+
+def run_header(trace: Any, run: int | Literal["last"] = "last") -> dict[str, Any]:
+    """The payload of a run's `strategy_started` event (strategy, mode, cash, seed, params,
+    ...), or {} if the run has none."""
+    for event in iter_events(trace, run=run, kinds="strategy_started"):
+        return dict(event["payload"] or {})
+    return {}
+
+
+@attrs.define(slots=True)
+class _Replay:
+    """Applies events one by one and notes what it cannot apply or must check."""
+
+    state: State
+    allow_unknown: bool
+    count: int = 0
+    run: int | None = None
+    unknown: dict[str, int] = attrs.Factory(dict)
+    problems: list[str] = attrs.Factory(list)
+    differences: list[str] = attrs.Factory(list)
+    params: dict[str, Any] = attrs.Factory(dict)
+    stopped: bool = False
+
+    def apply(self, event: dict[str, Any]) -> None:
+        kind, payload = event["kind"], event["payload"] or {}
+        self.run = event.get("run", self.run)
+        self.count += 1
+        if kind not in KIND_CODES:
+            self.unknown[kind] = self.unknown.get(kind, 0) + 1
+            if not self.allow_unknown and self.unknown[kind] == 1:
+                self.problems.append(f"event kind {kind!r} (first at seq {event.get('seq')}) is "
+                                     "unknown to this planarpy; replay with allow_unknown "
+                                     "(--allow-unknown-kinds) to skip such events")
+            return
+        if kind == "strategy_started":
+            self.params = dict(payload.get("params") or {})
+            if "cash" in payload:
+                self.state.cash = float(payload["cash"])
+        elif kind == "strategy_stopped":
+            self._check_end(payload)
+        try:
+            apply_event(self.state, kind, payload)
+        except (KeyError, ValueError, TypeError) as e:
+            self.problems.append(f"event {self.count - 1} ({kind}) could not be applied: {e}")
+
+    def _check_end(self, payload: dict[str, Any]) -> None:
+        """Compare the state with the cash the run recorded when it stopped."""
+        self.stopped = True
+        for name in ("cash", "committed"):
+            recorded = payload.get(name)
+            if isinstance(recorded, (int, float)):
+                replayed = getattr(self.state, name)
+                if not math.isclose(replayed, recorded, rel_tol=1e-12, abs_tol=1e-12):
+                    self.differences.append(f"{name} when the run stopped: recorded {recorded!r}, "
+                                            f"replayed {replayed!r}")
+
+    def notes(self) -> list[str]:
+        out = [f"skipped {n} event(s) of unknown kind {k!r}" for k, n in self.unknown.items()
+               if self.allow_unknown]
+        if not self.stopped:
+            out.append(f"run {self.run} recorded no strategy_stopped event (it did not end "
+                       "cleanly, or is still running): its end state was not compared")
+        return out
+
+
+def _identity(strategy: Any, trace: Any, exchange: str | None) -> list[str]:
+    """Problems if the trace was recorded by another strategy or on another exchange."""
+    _, root = load_root(getattr(trace, "path", trace))
+    given = {"strategy": type(strategy).__name__,
+             "exchange": exchange if exchange is not None else getattr(strategy, "exchange", None)}
+    out = []
+    for what, value in given.items():
+        recorded = root.get(what)
+        if value is not None and recorded != value:
+            hint = " (pass exchange= / --exchange if the run used another)" if what == "exchange" else ""
+            out.append(f"the trace was recorded by {what} {recorded!r}, not {value!r}{hint}")
+    return out
 
 
 def _name(trace: Any) -> str:

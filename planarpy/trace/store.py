@@ -1,39 +1,30 @@
-"""The on-disk layout of an EventTrace and its crash-safe commit protocol.
+"""The writer's side of an EventTrace: segments, rotation, and the crash-safe commit.
 
-A trace is a Zarr v3 hierarchy, one per strategy and exchange
-(``traces/<strategy>/<exchange>/`` by default)::
+Commit protocol (DESIGN.md section 5): arrays have spare capacity, grown by doubling; a
+flush writes rows past the committed count, then commits them with one atomic replace of
+the segment's zarr.json. Readers trust only rows below `rows`; a reopened writer
+overwrites whatever lies past it. Zarr's LocalStore writes each file to a temporary and
+renames it, and a new segment is built in a temporary directory and renamed into place,
+so a kill at any moment loses only the uncommitted tail.
 
-    zarr.json       root group; attributes: format "planarpy.trace/1", strategy, exchange
-    s000000/        a segment: a group whose attributes hold its committed state
-      ts    int64   event time, ns since the epoch           chunks of 16384, zstd 1
-      kind  uint8   code into attributes["kinds"]            (255: missing)
-      sym   uint32  id into attributes["symbols"]; 0 = none
-      run   uint32  run id: 1 + the strategy_started events before, 0 before any
-      off   int64   end offset of the row's payload in heap  (its start: the row before)
-      heap  uint8   concatenated msgspec-JSON payloads       chunks of 1 MiB, zstd 1
-
-Segment attributes: format, index, day (UTC day number of its events), rows (the
-committed count), heap (committed heap bytes), kinds, symbols, run_first, run_last,
-ts_min, ts_max. A segment holds at most one UTC day and `segment_rows` events.
-
-Commit protocol (DESIGN.md section 5): arrays have spare capacity, grown by doubling;
-a flush writes rows past the committed count, then commits them with one atomic write
-of the segment's attributes. Readers trust only rows below `rows`; a reopened writer
-overwrites whatever lies past it. Zarr's LocalStore writes each file to a `*.partial`
-temporary and renames it, and a new segment is built in a temporary directory and
-renamed into place, so a kill at any moment loses only the uncommitted tail.
+The writer keeps the last, partly filled chunk of each array in memory as it committed
+it, and writes whole chunks from that copy: zarr never reads a chunk back to merge a
+write (which measured a third of a flush), and what is rewritten is what was committed,
+never what the disk now holds. Every event carries a sequence number, and `append`
+skips events already committed, so a flush retried after a failure, even one that
+failed half-way through a segment rotation, never writes an event twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import errno
+import logging
 import os
-import re
 import shutil
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterable
@@ -41,121 +32,16 @@ from typing import Any, Iterable
 import attrs
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync as zarr_sync
 
-from ..core.errors import PlanarError
 from ..core.events import KINDS
+from ..integrity import compressors, seal, write_json
+from .layout import (DAY_NS, FILL, FORMAT, HEAP_CHUNK, INDEX_CHUNK, INDEX_FIELDS, OFF, RUN,
+                     SEGMENT_ROWS, SEQ, SYM, TS, VERSION, TraceError, WriterLock, check_format,
+                     create_root, group_doc, is_empty_dir, load_root, needs_upgrade,
+                     root_problem, segment_attrs, segment_index, segment_name, segment_names)
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory lock; one writer per trace is up to the user
-    fcntl = None  # type: ignore[assignment]
-
-FORMAT_NAME = "planarpy.trace"
-VERSION = 1
-FORMAT = f"{FORMAT_NAME}/{VERSION}"
-INDEX_CHUNK = 16384
-HEAP_CHUNK = 1 << 20
-SEGMENT_ROWS = 1 << 21
-DAY_NS = 86_400 * 10**9
-MISSING_KIND = 255
-# Fill values mark rows whose chunk is missing: no real event can hold these.
-COLUMNS: dict[str, tuple[str, int]] = {
-    "ts": ("int64", int(np.iinfo(np.int64).min)),
-    "kind": ("uint8", MISSING_KIND),
-    "sym": ("uint32", int(np.iinfo(np.uint32).max)),
-    "run": ("uint32", int(np.iinfo(np.uint32).max)),
-    "off": ("int64", -1),
-}
-_SEGMENT_RE = re.compile(r"s\d{6}")
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
-
-
-class TraceError(PlanarError):
-    """A trace cannot be opened or read: not a trace, a newer format, damaged, busy."""
-
-
-class TraceDamageWarning(UserWarning):
-    """Some rows of a trace are damaged and were skipped; the others were read."""
-
-
-def default_root() -> Path:
-    """$PLANARPY_TRACES, else traces/ under the current directory."""
-    env = os.environ.get("PLANARPY_TRACES")
-    return Path(env) if env else Path.cwd() / "traces"
-
-
-def trace_path(strategy: str, exchange: str, root: str | Path | None = None) -> Path:
-    """Where the trace of `strategy` on `exchange` lives: <root>/<strategy>/<exchange>."""
-    for what, name in (("strategy", strategy), ("exchange", exchange)):
-        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-            raise TraceError(f"{what} name {name!r} cannot name a trace directory "
-                             "(letters, digits, '_', '.', '+', '-')")
-    return Path(root if root is not None else default_root()) / strategy / exchange
-
-
-def segment_name(index: int) -> str:
-    return f"s{index:06d}"
-
-
-def segment_names(path: Path) -> list[str]:
-    """The segments of a trace, oldest first."""
-    try:
-        names = os.listdir(path)
-    except OSError as e:
-        raise TraceError(f"cannot list trace {path}: {e.strerror}") from None
-    return sorted(n for n in names if _SEGMENT_RE.fullmatch(n))
-
-
-def read_attrs(node: Path) -> dict[str, Any]:
-    """The attributes of a Zarr v3 group, read fresh from its zarr.json."""
-    meta_path = node / "zarr.json"
-    try:
-        meta = json.loads(meta_path.read_bytes())
-    except FileNotFoundError:
-        raise TraceError(f"{node} is not an EventTrace: no zarr.json there") from None
-    except (OSError, ValueError) as e:
-        raise TraceError(f"{meta_path} is unreadable: {e}") from None
-    if not isinstance(meta, dict) or meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
-        raise TraceError(f"{node} is not an EventTrace: not a Zarr v3 group")
-    attributes = meta.get("attributes")
-    return attributes if isinstance(attributes, dict) else {}
-
-
-def check_format(attributes: dict[str, Any], where: Path) -> int:
-    """The format version in `attributes`; TraceError if absent or newer than this reader."""
-    fmt = attributes.get("format")
-    name, _, version = fmt.partition("/") if isinstance(fmt, str) else ("", "", "")
-    if name != FORMAT_NAME or not version.isdigit():
-        raise TraceError(f"{where} is not an EventTrace (format attribute {fmt!r}, "
-                         f"expected {FORMAT!r})")
-    if int(version) > VERSION:
-        raise TraceError(f"{where} was written in trace format version {version}, newer than "
-                         f"this planarpy reads (version {VERSION}): upgrade planarpy")
-    return int(version)
-
-
-def load_root(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """The trace directory and its root attributes, checked; TraceError if it is no trace."""
-    path = Path(path)
-    if not path.is_dir():
-        raise TraceError(f"{path} is not an EventTrace: no such directory")
-    attributes = read_attrs(path)
-    check_format(attributes, path)
-    return path, attributes
-
-
-def create_root(path: Path, strategy: str, exchange: str) -> None:
-    """Start an empty trace at `path` (which must not hold anything else)."""
-    if path.exists() and any(not p.name.endswith(".partial") for p in path.iterdir()):
-        raise TraceError(f"{path} exists and is not an EventTrace; refusing to write there")
-    path.mkdir(parents=True, exist_ok=True)
-    for partial in path.glob("*.partial"):  # a killed create_root's zarr.json
-        partial.unlink()
-    zarr.open_group(str(path), mode="w", attributes={
-        "format": FORMAT, "strategy": strategy, "exchange": exchange,
-        "created_ns": time.time_ns()})
+log = logging.getLogger(__name__)
 
 
 def clean_leftovers(path: Path) -> int:
@@ -169,8 +55,9 @@ def clean_leftovers(path: Path) -> int:
             shutil.rmtree(entry.path, ignore_errors=True)
             count += 1
     for partial in path.rglob("*.partial"):
-        partial.unlink(missing_ok=True)
-        count += 1
+        with contextlib.suppress(OSError):  # a read-only trace keeps them: they are harmless
+            partial.unlink(missing_ok=True)
+            count += 1
     return count
 
 
@@ -202,11 +89,6 @@ def warm_io_threads() -> None:
     _warmed[0] = executor
 
 
-def open_column(segment: Path, name: str) -> zarr.Array:
-    """One column of a segment, opened read-only (a fresh handle sees the latest writes)."""
-    return zarr.open_array(str(segment / name), mode="r")
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -216,86 +98,110 @@ def _fsync(path: Path) -> None:
 
 
 @attrs.define(slots=True, eq=False)
-class WriterLock:
-    """An exclusive flock on the trace directory itself; the kernel drops it if the writer dies.
+class Tail:
+    """The last, partly filled chunk of an array, as the writer last committed it."""
 
-    Locking the directory adds no file that Zarr would list as a stray hierarchy member.
+    start: int  # index (along axis 0) of the chunk's first element
+    data: np.ndarray
+
+
+def load_tail(array: zarr.Array, committed: int, fill: int) -> Tail:
+    """The chunk that holds position `committed`, with everything from there on set to fill."""
+    size = array.chunks[0]
+    start = committed - committed % size
+    data = np.full(array.chunks, fill, dtype=array.dtype)
+    if committed > start:
+        data[:committed - start] = array[start:committed]
+    return Tail(start, data)
+
+
+def chunk_writes(array: zarr.Array, tail: Tail, start: int, values: np.ndarray,
+                 fill: int) -> tuple[list[Any], Tail]:
+    """Coroutines writing `values` at [start, start + len) as whole chunks, and the new tail.
+
+    `start` is the committed end, so only the uncommitted part of `tail.data` changes: a
+    retry after a failure writes those positions again. The caller adopts the new tail
+    once the rows are committed.
     """
-
-    path: Path
-    fd: int = -1
-
-    def acquire(self) -> None:
-        if fcntl is None:
-            return
-        self.fd = os.open(self.path, os.O_RDONLY)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self.fd)
-            self.fd = -1
-            raise TraceError(f"{self.path} is being written by another process") from None
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+    size, stop = array.chunks[0], start + len(values)
+    writes, pos = [], start
+    while pos < stop:
+        c0 = pos - pos % size
+        hi = min(stop, c0 + size)
+        buf = tail.data if c0 == tail.start else np.full_like(tail.data, fill)
+        buf[pos - c0:hi - c0] = values[pos - start:hi - start]
+        writes.append(array.async_array.setitem(slice(c0, c0 + size), buf))
+        tail, pos = Tail(c0, buf), hi
+    if stop == tail.start + size:  # the last chunk is full: the next one starts empty
+        tail = Tail(stop, np.full_like(tail.data, fill))
+    return writes, tail
 
 
 @attrs.define(slots=True, eq=False)
 class Segment:
-    """The writer's view of one segment: open arrays and the committed state."""
+    """The writer's view of one segment: open arrays, chunk tails and the committed state."""
 
     path: Path
-    group: zarr.Group
-    arrays: dict[str, zarr.Array]
+    index: zarr.Array
+    heap: zarr.Array
     attributes: dict[str, Any]
     rows: int
-    heap: int
+    heap_end: int
+    seq_first: int
     day: int
     symbols: list[str | None]
     sym_ids: dict[str | None, int]
+    index_tail: Tail
+    heap_tail: Tail
 
     @classmethod
-    def open(cls, path: Path) -> Segment:
-        """Open an existing segment for appending after its committed rows."""
-        group = zarr.open_group(str(path), mode="r+")
-        attributes = dict(group.attrs.asdict())
-        check_format(attributes, path)
-        kinds = list(attributes.get("kinds") or [])
-        if kinds != list(KINDS[:len(kinds)]) and list(KINDS) != kinds[:len(KINDS)]:
-            raise TraceError(f"{path}: its kind table disagrees with this planarpy's")
-        if len(kinds) < len(KINDS):
-            attributes["kinds"] = list(KINDS)
-        # each flush rewrites the last, partial chunk of every column: zarr's default check
-        # for an all-fill-value chunk (to skip writing it) compared every byte of the 1 MiB
-        # heap chunk each time, a quarter of a flush's CPU, and never finds one here
-        arrays = {name: group[name].with_config({"write_empty_chunks": True})
-                  for name in (*COLUMNS, "heap")}
-        rows, heap = int(attributes.get("rows", 0)), int(attributes.get("heap", 0))
-        if rows > min(a.shape[0] for n, a in arrays.items() if n != "heap") or heap > arrays["heap"].shape[0]:
-            raise TraceError(f"{path}: committed count exceeds the arrays' length")
+    def open(cls, path: Path, attributes: dict[str, Any]) -> Segment:
+        """Open a checked segment for appending after its committed rows; TraceError if its
+        arrays or its last chunks cannot be read back."""
+        index, heap = _open_arrays(path)
+        rows, heap_end, seq_first = attributes["rows"], attributes["heap"], attributes["seq_first"]
+        if rows > index.shape[0] or heap_end > heap.shape[0]:
+            raise TraceError("its committed count exceeds the arrays' length")
+        try:
+            index_tail = load_tail(index, rows, FILL)
+            heap_tail = load_tail(heap, heap_end, 0)
+        except Exception as e:
+            raise TraceError(f"its last chunks are unreadable ({type(e).__name__}: {e})") from None
+        done = rows - index_tail.start
+        if done and (index_tail.data[done - 1, OFF] != heap_end or index_tail.data[done - 1, SEQ]
+                     != seq_first + rows - 1):
+            raise TraceError("its last committed row does not match its committed state")
+        attributes = dict(attributes, kinds=list(KINDS)) \
+            if len(attributes.get("kinds") or ()) < len(KINDS) else dict(attributes)
         symbols = list(attributes.get("symbols") or [None])
-        return cls(path, group, arrays, attributes, rows, heap, int(attributes.get("day", 0)),
-                   symbols, {s: i for i, s in enumerate(symbols)})
+        return cls(path, index, heap, attributes, rows, heap_end, seq_first,
+                   int(attributes["day"]), symbols, {s: i for i, s in enumerate(symbols)},
+                   index_tail, heap_tail)
 
     @classmethod
-    def create(cls, trace: Path, index: int, day: int) -> Segment:
-        """Build a new empty segment in a temporary directory and rename it into place."""
+    def create(cls, trace: Path, index: int, day: int, seq_first: int) -> Segment:
+        """Build a new empty segment in a temporary directory and rename it into place.
+
+        OSError (EEXIST or ENOTEMPTY) if a non-empty directory already has its name.
+        """
         tmp = trace / f".{segment_name(index)}.tmp-{uuid.uuid4().hex[:8]}"
-        attributes = {"format": FORMAT, "index": index, "day": day, "rows": 0, "heap": 0,
-                      "kinds": list(KINDS), "symbols": [None], "run_first": None,
-                      "run_last": None, "ts_min": None, "ts_max": None}
-        group = zarr.open_group(str(tmp), mode="w", attributes=attributes)
-        zstd = ZstdCodec(level=1)
-        for name, (dtype, fill) in COLUMNS.items():
-            group.create_array(name, shape=(INDEX_CHUNK,), chunks=(INDEX_CHUNK,), dtype=dtype,
-                               fill_value=fill, compressors=zstd)
-        group.create_array("heap", shape=(HEAP_CHUNK,), chunks=(HEAP_CHUNK,), dtype="uint8",
-                           fill_value=0, compressors=zstd)
-        final = trace / segment_name(index)
-        os.rename(tmp, final)
-        return cls.open(final)
+        attributes = seal({"format": FORMAT, "index": index, "day": day, "seq_first": seq_first,
+                           "rows": 0, "heap": 0, "kinds": list(KINDS), "symbols": [None],
+                           "run_first": None, "run_last": None, "ts_min": None, "ts_max": None})
+        try:
+            tmp.mkdir()
+            write_json(tmp / "zarr.json", group_doc(attributes))
+            zarr.create_array(str(tmp / "index"), shape=(INDEX_CHUNK, len(INDEX_FIELDS)),
+                              chunks=(INDEX_CHUNK, len(INDEX_FIELDS)), dtype="int64",
+                              fill_value=FILL, compressors=compressors())
+            zarr.create_array(str(tmp / "heap"), shape=(HEAP_CHUNK,), chunks=(HEAP_CHUNK,),
+                              dtype="uint8", fill_value=0, compressors=compressors())
+            final = trace / segment_name(index)
+            os.rename(tmp, final)  # replaces an empty directory, fails on a non-empty one
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls.open(final, attributes)
 
     def symbol_ids(self, symbols: list[str | None]) -> np.ndarray:
         """Ids of `symbols` in this segment's table, adding new ones (committed with the rows)."""
@@ -304,70 +210,85 @@ class Segment:
             if s not in ids:
                 ids[s] = len(self.symbols)
                 self.symbols.append(s)
-        return np.fromiter(map(ids.__getitem__, symbols), np.uint32, len(symbols))
+        return np.fromiter(map(ids.__getitem__, symbols), np.int64, len(symbols))
 
-    def append(self, ts: np.ndarray, kind: np.ndarray, sym: np.ndarray, run: np.ndarray,
-               payloads: list[bytes], fsync: bool = False) -> None:
-        """Write rows past the committed count, then commit them in one attribute write."""
-        k = len(ts)
+    def append(self, rows: np.ndarray, payloads: list[bytes], fsync: bool = False) -> None:
+        """Write index rows (off filled in here) and payloads past the committed count, then
+        commit them in one atomic zarr.json replace. On failure nothing committed changes."""
+        k = len(rows)
         if k == 0:
             return
         lengths = np.fromiter(map(len, payloads), np.int64, k)
-        off = self.heap + np.cumsum(lengths)
-        heap_end = int(off[-1])
-        touched = self._reserve(self.rows + k, heap_end)
-        start, stop = self.rows, self.rows + k
-        columns = {"ts": ts, "kind": kind, "sym": sym, "run": run, "off": off}
-        writes = [self.arrays[name].async_array.setitem(slice(start, stop), values)
-                  for name, values in columns.items()]
-        writes.append(self.arrays["heap"].async_array.setitem(
-            slice(self.heap, heap_end), np.frombuffer(b"".join(payloads), np.uint8)))
-        # one batch on zarr's loop, not six round trips to it: the writes run side by side
-        zarr_sync(_together(writes))
+        rows[:, OFF] = self.heap_end + np.cumsum(lengths)
+        heap_end = int(rows[-1, OFF])
+        resized = self._reserve(self.rows + k, heap_end)
+        w1, index_tail = chunk_writes(self.index, self.index_tail, self.rows, rows, FILL)
+        w2, heap_tail = chunk_writes(self.heap, self.heap_tail, self.heap_end,
+                                     np.frombuffer(b"".join(payloads), np.uint8), 0)
+        # one batch on zarr's loop, not a round trip per chunk: the writes run side by side
+        zarr_sync(_together(w1 + w2))
         if fsync:
-            self._fsync_data(start, stop, heap_end, touched)
-        runs = [int(run.min()), int(run.max())]
-        a = self.attributes
-        commit = {
-            "rows": stop, "heap": heap_end, "symbols": list(self.symbols), "kinds": a["kinds"],
-            "day": self.day,
-            "run_first": runs[0] if a.get("run_first") is None else min(a["run_first"], runs[0]),
-            "run_last": runs[1] if a.get("run_last") is None else max(a["run_last"], runs[1]),
-            "ts_min": int(ts.min()) if a.get("ts_min") is None else min(a["ts_min"], int(ts.min())),
-            "ts_max": int(ts.max()) if a.get("ts_max") is None else max(a["ts_max"], int(ts.max())),
-        }
-        self.group.update_attributes(commit)  # the commit: one atomic zarr.json replace
-        a.update(commit)
-        self.rows, self.heap = stop, heap_end
+            self._fsync_data(self.rows, self.rows + k, heap_end, resized)
+        commit = self._committed(rows, self.rows + k, heap_end)
+        write_json(self.path / "zarr.json", group_doc(commit), fsync=fsync)
         if fsync:
-            _fsync(self.path / "zarr.json")
             _fsync(self.path)
+        self.attributes, self.rows, self.heap_end = commit, self.rows + k, heap_end
+        self.index_tail, self.heap_tail = index_tail, heap_tail
+
+    def _committed(self, rows: np.ndarray, count: int, heap_end: int) -> dict[str, Any]:
+        """The sealed attributes that commit `count` rows, the new ones being `rows`."""
+        a = self.attributes
+        ts, run = rows[:, TS], rows[:, RUN]
+        lo = {"run_first": int(run.min()), "ts_min": int(ts.min())}
+        hi = {"run_last": int(run.max()), "ts_max": int(ts.max())}
+        out = dict(a, rows=count, heap=heap_end, symbols=list(self.symbols), day=self.day,
+                   seq_first=self.seq_first)
+        out.update({k: v if a.get(k) is None else min(a[k], v) for k, v in lo.items()})
+        out.update({k: v if a.get(k) is None else max(a[k], v) for k, v in hi.items()})
+        return seal(out)
 
     def _reserve(self, rows: int, heap: int) -> list[str]:
         """Grow arrays by doubling so `rows` and `heap` fit; the names of resized arrays."""
-        touched = []
-        for name, array in self.arrays.items():
-            need = heap if name == "heap" else rows
+        resized = []
+        for name, array, need in (("index", self.index, rows), ("heap", self.heap, heap)):
             size = array.shape[0]
             if need > size:
                 while size < need:
                     size *= 2
-                array.resize((size,))
-                touched.append(name)
-        return touched
+                array.resize((size, *array.shape[1:]))
+                resized.append(name)
+        return resized
 
-    def _fsync_data(self, start: int, stop: int, heap_end: int, touched: list[str]) -> None:
-        files = []
-        for name in COLUMNS:
-            for c in range(start // INDEX_CHUNK, (stop - 1) // INDEX_CHUNK + 1):
-                files.append(self.path / name / "c" / str(c))
-        for c in range(self.heap // HEAP_CHUNK, (heap_end - 1) // HEAP_CHUNK + 1):
-            files.append(self.path / "heap" / "c" / str(c))
-        files += [self.path / name / "zarr.json" for name in touched]
+    def _fsync_data(self, start: int, stop: int, heap_end: int, resized: list[str]) -> None:
+        files = [self.path / "index" / "c" / str(c) / "0"
+                 for c in range(start // INDEX_CHUNK, (stop - 1) // INDEX_CHUNK + 1)]
+        files += [self.path / "heap" / "c" / str(c)
+                  for c in range(self.heap_end // HEAP_CHUNK, (heap_end - 1) // HEAP_CHUNK + 1)]
+        files += [self.path / name / "zarr.json" for name in resized]
         for p in _existing(files):
             _fsync(p)
-        for name in (*COLUMNS, "heap"):
-            _fsync(self.path / name / "c")
+        for d in _existing([self.path / "index" / "c", self.path / "heap" / "c"]):
+            _fsync(d)
+            for sub in _existing([d / str(c) for c in range(start // INDEX_CHUNK,
+                                                             (stop - 1) // INDEX_CHUNK + 1)]):
+                if sub.is_dir():
+                    _fsync(sub)
+
+
+def _open_arrays(path: Path) -> tuple[zarr.Array, zarr.Array]:
+    """A segment's index and heap, for writing; TraceError if they are not the trace's."""
+    try:
+        # each flush rewrites whole chunks: zarr's check for an all-fill-value chunk (to skip
+        # writing it) would compare every byte, and never finds one here
+        index, heap = (zarr.open_array(str(path / name), mode="r+").with_config(
+            {"write_empty_chunks": True}) for name in ("index", "heap"))
+    except Exception as e:
+        raise TraceError(f"its arrays cannot be opened ({type(e).__name__}: {e})") from None
+    if index.ndim != 2 or index.shape[1] != len(INDEX_FIELDS) or index.dtype != np.int64 \
+            or heap.ndim != 1 or heap.dtype != np.uint8:
+        raise TraceError("its arrays do not have the trace's shape and types")
+    return index, heap
 
 
 def _existing(paths: Iterable[Path]) -> Iterable[Path]:
@@ -376,7 +297,11 @@ def _existing(paths: Iterable[Path]) -> Iterable[Path]:
 
 @attrs.define(slots=True, eq=False)
 class TraceStore:
-    """The writer's side of a trace: segments, rotation by day and size, the lock."""
+    """The writer's side of a trace: segments, rotation by day and size, the lock.
+
+    `next_seq` is the sequence number of the next event to commit: every event below it
+    is in the trace.
+    """
 
     path: Path
     strategy: str
@@ -384,9 +309,11 @@ class TraceStore:
     lock: WriterLock
     segment: Segment | None = None
     next_index: int = 0
+    next_seq: int = 0
     segment_rows: int = SEGMENT_ROWS
     daily: bool = True
     fsync: bool = False
+    last_run: int = 0
 
     @classmethod
     def open(cls, path: Path, strategy: str | None, exchange: str | None, *,
@@ -399,6 +326,12 @@ class TraceStore:
                                  "to create one")
             create_root(path, strategy, exchange)
         _, root = load_root(path)
+        version = check_format(root, path)
+        if version < VERSION:
+            raise needs_upgrade(path, version)
+        problem = root_problem(root, path)
+        if problem:
+            raise TraceError(f"{problem}; not writing to it")
         for what, given in (("strategy", strategy), ("exchange", exchange)):
             if given is not None and root.get(what) != given:
                 raise TraceError(f"{path} holds the trace of {what} {root.get(what)!r}, "
@@ -417,54 +350,98 @@ class TraceStore:
         return store
 
     def _open_last(self) -> None:
+        """Find where the trace ends: the next segment index and sequence number, and the
+        last segment if it can be appended to (a damaged one is left to the readers)."""
         names = segment_names(self.path)
-        self.next_index = int(names[-1][1:]) + 1 if names else 0
-        if names:
-            last = self.path / names[-1]
-            check_format(read_attrs(last), last)
+        while names and is_empty_dir(self.path / names[-1]):
+            names.pop()  # a stray empty directory is no segment
+        self.next_index = segment_index(names[-1]) + 1 if names else 0
+        for name in reversed(names):
+            seg_path = self.path / name
             try:
-                self.segment = Segment.open(last)
-            except Exception:  # damaged beyond appending: keep it for readers, start afresh
-                self.segment = None
+                a = segment_attrs(seg_path, VERSION)
+            except TraceError as e:
+                log.warning("trace %s: segment %s is damaged (%s); new events go to a new "
+                            "segment", self.path, name, e)
+                continue
+            self.next_seq = a["seq_first"] + a["rows"]
+            if name == names[-1]:
+                self._reopen(seg_path, a)
+            break
+        self.last_run = self._last_run(names)
 
-    @property
-    def last_run(self) -> int:
+    def _last_run(self, names: list[str]) -> int:
         """The newest committed run id (0 before any strategy_started)."""
-        for name in reversed(segment_names(self.path)):
+        for name in reversed(names):
             try:
-                run = read_attrs(self.path / name).get("run_last")
+                run = segment_attrs(self.path / name, VERSION).get("run_last")
             except TraceError:
                 continue
             if isinstance(run, int):
                 return run
         return 0
 
-    def append(self, ts: np.ndarray, kind: np.ndarray, symbols: list[str | None],
-               run: np.ndarray, payloads: list[bytes]) -> None:
-        """Commit a batch, rotating to new segments at UTC midnight and at `segment_rows`."""
-        days = ts // DAY_NS
-        i, k = 0, len(ts)
+    def _reopen(self, path: Path, attributes: dict[str, Any]) -> None:
+        try:
+            self.segment = Segment.open(path, attributes)
+        except TraceError as e:
+            log.warning("trace %s: segment %s cannot be appended to (%s); new events go to "
+                        "a new segment", self.path, path.name, e)
+
+    def append(self, rows: np.ndarray, symbols: list[str | None], payloads: list[bytes]) -> None:
+        """Commit a batch of index rows (seq, ts, kind, -, run, -) with their symbols and
+        payloads, rotating at UTC midnight and at `segment_rows`.
+
+        Rows whose seq is below `next_seq` are committed already and skipped, so a batch
+        may be retried whole after any failure. A gap in seq starts a new segment.
+        """
+        seq = rows[:, SEQ]
+        i, k = int(np.searchsorted(seq, self.next_seq)), len(rows)
+        days = rows[:, TS] // DAY_NS
+        gaps = np.flatnonzero(np.diff(seq) != 1) + 1
         while i < k:
-            seg = self._segment_for(int(days[i]))
+            seg = self._segment_for(int(days[i]), int(seq[i]))
             j = min(k, i + self.segment_rows - seg.rows)
+            later = gaps[gaps > i]
+            if later.size:
+                j = min(j, int(later[0]))
             if self.daily:
-                later = np.flatnonzero(days[i:j] > seg.day)
-                if later.size:  # > 0: _segment_for rotated or re-dated for days[i]
-                    j = i + int(later[0])
-            sym = seg.symbol_ids(symbols[i:j])
-            seg.append(ts[i:j], kind[i:j], sym, run[i:j], payloads[i:j], self.fsync)
+                newer = np.flatnonzero(days[i:j] > seg.day)
+                if newer.size:  # > 0: _segment_for rotated or re-dated for days[i]
+                    j = i + int(newer[0])
+            part = rows[i:j]
+            part[:, SYM] = seg.symbol_ids(symbols[i:j])
+            seg.append(part, payloads[i:j], self.fsync)
+            self.next_seq = int(seq[j - 1]) + 1
+            self.last_run = max(self.last_run, int(part[:, RUN].max()))
             i = j
 
-    def _segment_for(self, day: int) -> Segment:
+    def _segment_for(self, day: int, seq: int) -> Segment:
         seg = self.segment
-        if seg is None or seg.rows >= self.segment_rows or (self.daily and seg.rows and day > seg.day):
-            seg = self.segment = Segment.create(self.path, self.next_index, day)
-            self.next_index += 1
+        if seg is not None and not seg.rows:
+            seg.day, seg.seq_first = day, seq  # empty: it takes whatever comes first
+        elif seg is None or seg.rows >= self.segment_rows or seq != seg.seq_first + seg.rows \
+                or (self.daily and day > seg.day):
+            seg = self._new_segment(day, seq)
+        return seg
+
+    def _new_segment(self, day: int, seq: int) -> Segment:
+        for _ in range(100):
+            index = self.next_index
+            try:
+                seg = Segment.create(self.path, index, day, seq)
+            except OSError as e:
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                self.next_index += 1  # left by a rotation that failed after its rename
+                continue
+            self.next_index = index + 1
+            self.segment = seg
             if self.fsync:
                 _fsync(self.path)
-        elif not seg.rows:
-            seg.day = day
-        return seg
+            return seg
+        raise TraceError(f"{self.path}: cannot find a free segment name after "
+                         f"{segment_name(self.next_index - 1)}")
 
     def close(self) -> None:
         self.lock.release()
@@ -472,3 +449,5 @@ class TraceStore:
 
 async def _together(writes: list[Any]) -> None:
     await asyncio.gather(*writes)
+
+

@@ -1,10 +1,30 @@
 """EventTrace: record events into an in-memory buffer; a worker thread commits them.
 
 `record` is the hot path: it encodes the payload (a snapshot, so later mutation of the
-dict cannot change what is stored) and appends a tuple under a lock, about 1-2 us. A
-daemon thread flushes every `flush_interval` seconds or `flush_events` events, whichever
-comes first, never on the asyncio event loop. `close()`, the context exit and interpreter
-exit flush the rest.
+dict cannot change what is stored), gives the event the next sequence number and appends
+it under a lock, about 1-2 us. A daemon thread flushes every `flush_interval` seconds or
+`flush_events` events, whichever comes first, never on the asyncio event loop.
+`close()`, the context exit and interpreter exit flush the rest.
+
+When the trace cannot be written (a full disk, a read-only directory), nothing recorded
+is dropped. The policy, in order:
+
+1. Keep the events in memory and retry, backing off to once a second; log the failure
+   once, then a reminder every `log_every` seconds, then the recovery. `health()` tells
+   the status line and the end-of-run summary: events pending, failed flushes, last error.
+2. Back-pressure: at `max_pending` events, `record` blocks its caller until the flush
+   thread commits, so the engine slows its producers instead of losing events or
+   growing without bound. A live engine that records before it applies never lets its
+   state run more than `max_pending` events ahead of its record.
+3. At close, events that still cannot be committed are spilled to a journal (journal.py):
+   beside the trace if that is writable, else under the user's state directory. The next
+   `EventTrace.open` of the trace commits them, so nothing is lost once the disk is
+   writable again.
+
+Why not spill to a journal while running: the journal would sit on the same full or
+read-only disk in the common case, and a second live store is a second thing to keep
+consistent; back-pressure keeps memory bounded with one store, and the journal is only
+the way out when the process must end.
 """
 
 from __future__ import annotations
@@ -23,13 +43,16 @@ import attrs
 import numpy as np
 
 from ..core.events import KIND_CODES, kind_code
+from . import journal
+from .layout import INDEX_FIELDS, KIND, RUN, SEGMENT_ROWS, SEQ, TS, TraceError, trace_path
 from .payload import encode_payload, redaction_patterns, scrub_batch
-from .store import SEGMENT_ROWS, TraceError, TraceStore, trace_path
+from .store import TraceStore
 
 log = logging.getLogger(__name__)
 
 STARTED = KIND_CODES["strategy_started"]
-Event = tuple[int, int, "str | None", int, bytes]  # ts, kind code, symbol, run, payload
+Event = tuple[int, int, int, "str | None", int, bytes]  # seq, ts, kind code, symbol, run, payload
+MAX_BACKOFF = 1.0
 _open_traces: set[EventTrace] = set()
 
 
@@ -65,6 +88,57 @@ def clock_function(clock: Any) -> Callable[[], int]:
     raise TypeError(f"clock must have now_ns() or be callable, not {type(clock).__name__}")
 
 
+@attrs.frozen(slots=True)
+class TraceHealth:
+    """How the writing of a trace goes: what `EventTrace.health()` returns.
+
+    `ok` is False once any write failed or any event was left uncommitted: a run with a
+    trace that is not ok should end with a non-zero exit.
+    """
+
+    path: Path
+    pending: int
+    failed_flushes: int
+    last_error: str | None
+    failing: bool  # the latest write attempt failed
+    journal: Path | None = None  # where the events left at close went
+    journaled: int = 0
+    lost: int = 0  # neither committed nor journaled
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed_flushes or self.journaled or self.lost)
+
+    def __str__(self) -> str:
+        """One short phrase, for a status line."""
+        if self.lost or self.journaled:
+            how = "LOST" if self.lost else "saved to a journal"
+            return f"trace NOT WRITTEN: {self.lost or self.journaled} events {how}"
+        if self.failing:
+            return (f"trace FAILING: {self.pending} events pending, {self.failed_flushes} failed "
+                    f"flushes, last error: {_short(self.last_error)}")
+        if self.failed_flushes:
+            return (f"trace ok again after {self.failed_flushes} failed flushes (last error: "
+                    f"{_short(self.last_error)}), {self.pending} pending")
+        return f"trace ok, {self.pending} pending"
+
+    def describe(self) -> str:
+        """What happened to the trace, in full: for the end of a run."""
+        if self.lost:
+            return (f"trace {self.path}: {self.lost} events LOST, neither written nor saved "
+                    f"to a journal (last error: {self.last_error})")
+        if self.journaled:
+            return (f"trace {self.path}: {self.journaled} events could not be written "
+                    f"({self.last_error}); they are saved in {self.journal}, and the next open "
+                    "of the trace commits them")
+        return f"trace {self.path}: {self}"
+
+
+def _short(text: str | None, limit: int = 120) -> str:
+    text = text or "-"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 @attrs.define(slots=True, eq=False)
 class EventTrace:
     """The event log of one strategy on one exchange. Open with `EventTrace.open`."""
@@ -72,39 +146,64 @@ class EventTrace:
     store: TraceStore
     flush_interval: float = 0.1
     flush_events: int = 1000
+    max_pending: int = 200_000
+    log_every: float = 60.0
     _now: Callable[[], int] = time.time_ns
     _redact: tuple[bytes, ...] = ()
     _run: int = 0
+    _seq: int = 0
     _buffer: list[Event] = attrs.Factory(list)
     _lock: threading.Lock = attrs.Factory(threading.Lock)
+    _room: threading.Condition = attrs.field(init=False)
     _io_lock: threading.Lock = attrs.Factory(threading.Lock)
     _wake: threading.Event = attrs.Factory(threading.Event)
     _thread: threading.Thread | None = None
     _closed: bool = False
     _error: BaseException | None = None
+    _failed: int = 0  # failed flushes since open
+    _streak: int = 0  # consecutive failed flushes
+    _failing_since: float = 0.0
+    _logged_at: float = 0.0
+    _last_error: str | None = None
+    _journal: Path | None = None
+    _journaled: int = 0
+    _lost: int = 0
     flushes: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        self._room = threading.Condition(self._lock)
 
     @classmethod
     def open(cls, path: str | Path | None = None, *, strategy: str | None = None,
              exchange: str | None = None, root: str | Path | None = None, clock: Any = None,
              fsync: bool = False, flush_interval: float = 0.1, flush_events: int = 1000,
              redact: Iterable[str] = (), segment_rows: int = SEGMENT_ROWS,
-             daily: bool = True) -> EventTrace:
+             daily: bool = True, max_pending: int = 200_000) -> EventTrace:
         """Open the trace at `path` (default <root>/<strategy>/<exchange>) for appending.
 
         A new trace needs `strategy` and `exchange`; an existing one must match them if
         given. `redact` lists secret values (API key, secret) to mask wherever they appear.
+        `max_pending` bounds the events held in memory while the trace cannot be written
+        (then `record` waits). Events a previous run left in a journal are committed first.
         TraceError if another writer holds the trace.
         """
         if path is None:
             if strategy is None or exchange is None:
                 raise TraceError("give a trace path, or strategy and exchange")
             path = trace_path(strategy, exchange, root)
+        if int(max_pending) < 1:
+            raise ValueError(f"max_pending must be at least 1, not {max_pending!r}")
         store = TraceStore.open(Path(path), strategy, exchange, segment_rows=segment_rows,
                                 daily=daily, fsync=fsync)
+        try:
+            journal.commit_journals(store)
+        except BaseException:
+            store.close()
+            raise
         trace = cls(store, flush_interval=float(flush_interval),
-                    flush_events=max(1, int(flush_events)), now=clock_function(clock),
-                    redact=redaction_patterns(redact), run=store.last_run)
+                    flush_events=max(1, int(flush_events)), max_pending=int(max_pending),
+                    now=clock_function(clock), redact=redaction_patterns(redact),
+                    run=store.last_run, seq=store.next_seq)
         trace._start()
         return trace
 
@@ -140,9 +239,17 @@ class EventTrace:
     def closed(self) -> bool:
         return self._closed
 
+    def health(self) -> TraceHealth:
+        """Events pending, failed flushes and the last error: for status lines and summaries."""
+        return TraceHealth(self.path, len(self._buffer), self._failed, self._last_error,
+                           self._streak > 0, self._journal, self._journaled, self._lost)
+
     def record(self, kind: str, payload: Mapping[str, Any] | None = None,
                symbol: str | None = None, ts: int | None = None) -> None:
-        """Buffer one event; `strategy_started` opens a new run. ts in ns, default now."""
+        """Buffer one event; `strategy_started` opens a new run. ts in ns, default now.
+
+        Blocks while `max_pending` events wait for a trace that cannot be written.
+        """
         code = KIND_CODES.get(kind)
         if code is None:
             code = kind_code(kind)  # raises ValueError naming the known kinds
@@ -151,18 +258,22 @@ class EventTrace:
         if symbol is not None and not isinstance(symbol, str):
             raise TypeError(f"symbol must be a str or None, not {type(symbol).__name__}")
         with self._lock:
+            while len(self._buffer) >= self.max_pending and not self._closed:
+                self._wake.set()
+                self._room.wait(1.0)  # back-pressure: the flush thread makes room
             if self._closed:
                 raise TraceError(f"trace {self.path} is closed")
             if code == STARTED:
                 self._run += 1
-            self._buffer.append((t, code, symbol, self._run, data))
+            self._buffer.append((self._seq, t, code, symbol, self._run, data))
+            self._seq += 1
             full = len(self._buffer) >= self.flush_events
         if full:
             self._wake.set()
 
     def flush(self) -> int:
         """Commit every event recorded so far; the number committed. Blocks (use `aflush`
-        on an event loop). TraceError if the store cannot be written."""
+        on an event loop). TraceError if the store cannot be written (the events stay)."""
         count = self._flush_pending()
         if self._error is not None:
             error, self._error = self._error, None
@@ -174,17 +285,25 @@ class EventTrace:
         return await anyio.to_thread.run_sync(self.flush)
 
     def close(self) -> None:
-        """Flush the rest, stop the flush thread and release the trace. Idempotent."""
+        """Flush the rest, stop the flush thread and release the trace. Idempotent.
+
+        Events that cannot be committed go to a journal that the next open commits;
+        `health()` says so. Never raises for a write failure.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            self._room.notify_all()
         _open_traces.discard(self)
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         try:
-            self.flush()
+            self._flush_pending()
+            self._error = None
+            if self._buffer:
+                self._spill()
         finally:
             self.store.close()
 
@@ -200,7 +319,10 @@ class EventTrace:
 
     def _flush_loop(self) -> None:
         while not self._closed:
-            self._wake.wait(self.flush_interval)
+            delay = self.flush_interval
+            if self._streak:
+                delay = min(MAX_BACKOFF, max(delay, 0.01) * 2 ** min(self._streak, 10))
+            self._wake.wait(delay)
             self._wake.clear()
             self._flush_pending()
 
@@ -212,17 +334,65 @@ class EventTrace:
                 return 0
             try:
                 self._write(batch)
-            except Exception as e:  # keep the events; the next flush retries them
-                log.error("trace %s: flush of %d events failed: %s", self.path, len(batch), e)
-                self._error = e
-                with self._lock:
-                    self._buffer[:0] = batch
+            except Exception as e:  # keep what is not committed; the next flush retries it
+                self._keep(batch)
+                self._failure(e)
                 return 0
+            with self._lock:
+                self._room.notify_all()
             self.flushes += 1
             self._error = None
+            if self._streak:
+                self._recovered()
             return len(batch)
 
+    def _keep(self, batch: list[Event]) -> None:
+        """Put back the events of a failed flush that the store has not committed."""
+        done = self.store.next_seq
+        keep = batch if not batch or batch[0][0] >= done else [e for e in batch if e[0] >= done]
+        with self._lock:
+            self._buffer[:0] = keep
+            self._room.notify_all()
+
+    def _failure(self, e: Exception) -> None:
+        self._error = e
+        self._failed += 1
+        self._streak += 1
+        self._last_error = f"[Errno {e.errno}] {e.strerror}" if isinstance(e, OSError) \
+            and e.strerror else f"{type(e).__name__}: {e}"
+        now = time.monotonic()
+        if self._streak == 1:
+            self._failing_since = self._logged_at = now
+            log.error("trace %s: cannot write (%s); %d events kept in memory, retrying",
+                      self.path, self._last_error, len(self._buffer))
+        elif now - self._logged_at >= self.log_every:
+            self._logged_at = now
+            log.error("trace %s: still cannot write after %d failed flushes over %.0f s (%s); "
+                      "%d events pending", self.path, self._streak, now - self._failing_since,
+                      self._last_error, len(self._buffer))
+
+    def _recovered(self) -> None:
+        log.warning("trace %s: written again after %d failed flushes over %.1f s; nothing lost",
+                    self.path, self._streak, time.monotonic() - self._failing_since)
+        self._streak = 0
+
+    def _spill(self) -> None:
+        """At close: save what could not be committed to a journal (or count it lost)."""
+        with self._lock:
+            events, self._buffer = self._buffer, []
+        try:
+            where = journal.spill(self.store, events, self._redact)
+        except OSError as e:
+            self._lost = len(events)
+            log.error("trace %s: %d events could not be written (%s) nor saved to a journal "
+                      "(%s): they are lost", self.path, len(events), self._last_error, e)
+            return
+        self._journal, self._journaled = where, len(events)
+        log.error("trace %s: %d events could not be written (%s); saved to %s, the next open "
+                  "of the trace commits them", self.path, len(events), self._last_error, where)
+
     def _write(self, batch: list[Event]) -> None:
-        ts, codes, symbols, runs, payloads = zip(*batch)
-        self.store.append(np.array(ts, np.int64), np.array(codes, np.uint8), list(symbols),
-                          np.array(runs, np.uint32), scrub_batch(list(payloads), self._redact))
+        seq, ts, codes, symbols, runs, payloads = zip(*batch)
+        rows = np.zeros((len(batch), len(INDEX_FIELDS)), np.int64)
+        rows[:, SEQ], rows[:, TS], rows[:, KIND], rows[:, RUN] = seq, ts, codes, runs
+        self.store.append(rows, list(symbols), scrub_batch(list(payloads), self._redact))

@@ -101,7 +101,7 @@ def test_ls_reports_damage(tmp_path: Path, capsys: Any, xrp: OHLCV, ethbtc: OHLC
     chunk.unlink()
     code, out, err = run(capsys, "data", "ls", "--data-dir", str(tmp_path), "--check")
     assert code == 1 and "ETH/BTC" in out and "XRP/ETH" not in out
-    assert "damaged: binance XRP/ETH 1m" in err and "high of rows" in err
+    assert "damaged: binance XRP/ETH 1m" in err and "column high chunk 0: missing" in err
 
 
 def test_import_overlap_and_bad_rows(tmp_path: Path, capsys: Any, xrp: OHLCV) -> None:

@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from planarpy.core.errors import DataError
+from planarpy.integrity import seal
 from planarpy.data.ohlcv import OHLCV, concat, resample
 from planarpy.data.store import (CHUNK, OHLCVStore, SeriesKey, default_root, symbol_from_key,
                                  symbol_key)
@@ -43,10 +44,13 @@ def series_dir(store: OHLCVStore, symbol: str = SYM, tf: str = "1m") -> Path:
     return store.root / SeriesKey(EX, symbol, tf).path
 
 
-def set_attrs(store: OHLCVStore, **attributes: object) -> None:
+def set_attrs(store: OHLCVStore, sealed: bool = True, **attributes: object) -> None:
+    """Change a series' committed attributes, sealed again as a faulty writer would, or not."""
     meta = series_dir(store) / "zarr.json"
     doc = json.loads(meta.read_text())
     doc["attributes"].update(attributes)
+    if sealed:
+        doc["attributes"] = seal(doc["attributes"])
     meta.write_text(json.dumps(doc))
 
 
@@ -429,7 +433,8 @@ def test_append_refuses_a_damaged_last_chunk(store: OHLCVStore, xrp: OHLCV) -> N
     store.save(EX, SYM, "1m", xrp[:1000])
     chunk = series_dir(store) / "g0" / "low" / "c" / "0"
     chunk.unlink()
-    with pytest.raises(DataError, match=r"binance XRP/ETH 1m \(store .*\) is corrupted: low of rows"):
+    with pytest.raises(DataError, match=r"binance XRP/ETH 1m \(store .*\) is corrupted: column low "
+                                        r"chunk 0: missing; nothing was written"):
         store.append(EX, SYM, "1m", xrp[1000:])
     assert not chunk.exists()
     assert store.info(EX, SYM, "1m").rows == 1000  # type: ignore[union-attr]

@@ -10,6 +10,8 @@ import time
 from planarpy.cli.main import build_parser
 from planarpy.trace import trace_tail
 
+from prockit import Child
+
 STRATEGY = ("from planarpy import Strategy\n"
             "class Idle(Strategy):\n"
             "    exchange = 'binance'\n    quote = 'ETH'\n"
@@ -21,6 +23,32 @@ def command(lx, tmp_path, *extra):
     strategy.write_text(STRATEGY)
     return [sys.executable, "-m", "planarpy.cli.main", "paper", str(strategy),
             "--exchange-url", lx.url, "--tick-interval", "0.1", "--status-every", "0.2", *extra]
+
+
+RESTING = STRATEGY + ("    def start(self):\n"
+                      "        from planarpy import call\n"
+                      "        call(self, 'limit_order', 'XRP/ETH', 100.0, 0.0005, side='buy')\n")
+
+
+def test_paper_sigterm_cancels_as_planar_toml_says(lx, tmp_path):
+    """SIGTERM stops a paper run like Ctrl-C; [paper] on_stop = "cancel" cancels its
+    resting order, and the trace's last event says nothing was left open."""
+    (tmp_path / "idle.py").write_text(RESTING)
+    (tmp_path / "planar.toml").write_text('[paper]\non_stop = "cancel"\n')
+    child = Child(["paper", str(tmp_path / "idle.py"), "--exchange-url", lx.url,
+                   "--status-every", "0.2", "--config", str(tmp_path / "planar.toml"),
+                   "--trace-dir", str(tmp_path / "traces")], tmp_path)
+    try:
+        child.wait_for("orders 1")
+        child.signal(signal.SIGTERM)
+        assert child.finish() == 0, child.text
+    finally:
+        child.kill()
+    assert "stopping... (SIGTERM; on_stop = cancel)" in child.text
+    events = trace_tail(tmp_path / "traces" / "Idle" / "binance", n=1000)
+    assert [e["payload"]["status"] for e in events if e["kind"] == "order_closed"] == ["canceled"]
+    assert events[-1]["kind"] == "strategy_stopped"
+    assert events[-1]["payload"]["still_open"] == [] and events[-1]["payload"]["reason"] == "SIGTERM"
 
 
 def test_paper_command_stops_cleanly_on_sigint(lx, tmp_path):
@@ -57,3 +85,17 @@ def test_paper_command_cash_duration_no_trace(lx, tmp_path):
 def test_paper_command_is_registered():
     args = build_parser().parse_args(["paper", "x", "--cash", "3", "--no-trace"])
     assert args.mode == "paper" and args.cash == 3.0 and args.no_trace
+
+
+def test_paper_command_params_go_to_the_run_header(lx, tmp_path):
+    """`-p name=value` sets a parameter; the trace's run header records the values used."""
+    strategy = tmp_path / "tuned.py"
+    strategy.write_text(STRATEGY.replace("class Idle", "from planarpy import Param\nclass Idle")
+                        + "    size = Param(2, low=1, high=9)\n")
+    out = subprocess.run([sys.executable, "-m", "planarpy.cli.main", "paper", str(strategy),
+                          "--exchange-url", lx.url, "--tick-interval", "0.1", "--duration", "0.3",
+                          "--trace-dir", str(tmp_path / "traces"), "-p", "size=7"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    started = trace_tail(tmp_path / "traces" / "Idle" / "binance", kinds="strategy_started")
+    assert started[-1]["payload"]["params"] == {"size": 7}

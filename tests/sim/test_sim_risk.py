@@ -289,7 +289,7 @@ def test_replay_reproduces_risk_events_and_the_trading_state(tmp_path):
     script = {0: buy(3.0), 1: buy(5.0), 3: buy(1.0), 4: lambda s: call(s, "reset_trading_state"),
               5: buy(1.0), 6: lambda s: call(s, "limit_order", SYM, 1.0, 200.0, tif="PO")}
     rules = RiskRules(max_order_notional=400.0, max_drawdown=0.02)
-    with EventTrace.open(tmp_path / "t", strategy="x", exchange="test") as trace:
+    with EventTrace.open(tmp_path / "t", strategy="Scripted", exchange="test") as trace:
         r = run(script, rows, recorder=trace, risk=rules)
     s = r.strategy
     report = replay_from_trace(s, tmp_path / "t")

@@ -7,7 +7,7 @@ def test_public_names():
     """The package exports exactly this surface."""
     assert sorted(planarpy.trace.__all__) == sorted([
         "EventTrace", "FORMAT", "MASK", "ReplayReport", "TraceDamageWarning", "TraceError",
-        "default_root", "follow", "is_secret_key", "iter_events", "last_run",
+        "TraceHealth", "default_root", "follow", "is_secret_key", "iter_events", "last_run",
         "replay_from_trace", "scrub", "trace_info", "trace_path", "trace_tail"])
     for name in planarpy.trace.__all__:
         assert hasattr(planarpy.trace, name)

@@ -69,6 +69,7 @@ def test_export_csv(sample, tmp_path, capsys):
     assert [r["kind"] for r in rows] == ["strategy_started"] + ["order_created"] * 5
     assert json.loads(rows[-1]["payload"]) == {"i": 4}
     assert rows[0]["time"] == "2023-11-14T22:13:20.000000000Z" and rows[0]["symbol"] == ""
+    assert [r["seq"] for r in rows] == [str(i) for i in range(6)]
 
 
 def test_export_parquet_needs_pyarrow(sample, tmp_path, capsys):

@@ -108,3 +108,129 @@ def test_reader_in_another_process_never_sees_partial_events(tmp_path):
         child.wait()
         child.stdout.close()
     check(list(iter_events(path, errors="raise")), seen)
+
+
+RACER = """
+import os, sys, time
+from planarpy.trace import EventTrace, TraceError
+
+base, races, me = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+def wait(name):
+    while not os.path.exists(os.path.join(base, name)):
+        time.sleep(0.0002)
+
+for k in range(races):
+    wait(f"go{k}")
+    try:
+        trace = EventTrace.open(os.path.join(base, f"trace{k}"), strategy="S", exchange="x",
+                                flush_interval=60)
+    except TraceError as e:
+        print("TraceError", e, flush=True)
+        continue
+    except BaseException as e:
+        print("OTHER", type(e).__name__, str(e).replace(chr(10), " "), flush=True)
+        continue
+    trace.record("strategy_started", {"writer": me})
+    trace.flush()
+    print("ok", flush=True)
+    wait(f"done{k}")
+    trace.close()
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_processes_racing_to_create_a_trace_make_one(tmp_path):
+    """8 processes open one new trace at once, 20 times over: each time one writes, each
+    other gets a clear TraceError, and the trace is whole (finding 1: it was left
+    unreadable, events were lost, or a loser got a raw FileNotFoundError)."""
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    races = 20
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(races), str(i)],
+                              stdout=subprocess.PIPE, text=True) for i in range(8)]
+    try:
+        for k in range(races):
+            (tmp_path / f"go{k}").touch()
+            outcomes = [p.stdout.readline().strip() for p in procs]
+            (tmp_path / f"done{k}").touch()
+            assert sorted(o.split()[0] if o else "died" for o in outcomes) == \
+                ["TraceError"] * 7 + ["ok"], (k, outcomes)
+            assert all("is being written by another process" in o for o in outcomes if o != "ok")
+            path = tmp_path / f"trace{k}"  # the winner flushed before it said "ok"
+            info = trace_info(path, check=True)
+            assert info["problems"] == [] and info["readable_events"] == 1
+            assert [e["payload"] for e in iter_events(path)] == [{"writer": outcomes.index("ok")}]
+    finally:
+        for k in range(races):
+            (tmp_path / f"go{k}").touch()
+            (tmp_path / f"done{k}").touch()
+        for p in procs:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+
+
+ROTATION_KILL = """
+import sys, time
+from planarpy.trace import EventTrace, store
+
+path, phase = sys.argv[1], sys.argv[2]
+real_rename, real_open = store.os.rename, store.Segment.open.__func__
+armed = []  # after this process's first flush: every kill lands in a rotation it started
+
+def rename(src, dst):  # phase "before": killed with the new segment built, not yet in place
+    if phase == "before" and armed and ".tmp-" in str(src):
+        print("rotating", flush=True)
+        time.sleep(30)
+    real_rename(src, dst)
+
+def open_(cls, p, attributes):  # phase "after": in place, its first rows not committed
+    if phase == "after" and armed and attributes["rows"] == 0:
+        print("rotating", flush=True)
+        time.sleep(30)
+    return real_open(cls, p, attributes)
+
+store.os.rename = rename
+store.Segment.open = classmethod(open_)
+trace = EventTrace.open(path, strategy="S", exchange="x", flush_interval=60, segment_rows=40,
+                        daily=False)
+i = trace.store.next_seq
+print("ready", i, flush=True)
+while True:
+    for _ in range(15):
+        trace.record("order_updated", {"i": i}, ts=BASE + i)
+        i += 1
+    trace.flush()
+    armed.append(True)
+    print(i, flush=True)
+""".replace("BASE", str(DAY_NS * 19000))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+@pytest.mark.parametrize("phase", ["before", "after"])
+def test_sigkill_during_rotation_loses_nothing_flushed(tmp_path, phase):
+    """A writer killed while it rotates to a new segment (built but not renamed into
+    place; renamed but not yet written) keeps every flushed event; the next writer goes on."""
+    script = tmp_path / "writer.py"
+    script.write_text(ROTATION_KILL)
+    path = tmp_path / "trace"
+    committed = 0
+    for _ in range(4):
+        child = subprocess.Popen([sys.executable, str(script), str(path), phase],
+                                 stdout=subprocess.PIPE, text=True)
+        lines = []
+        while not lines or lines[-1] != "rotating":
+            lines.append(child.stdout.readline().strip())
+            assert lines[-1], "the writer ended before rotating"
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        assert int(lines[0].split()[1]) == committed
+        flushed = max([committed] + [int(x) for x in lines[1:-1]])
+        got = [e["payload"]["i"] for e in iter_events(path, errors="raise")]
+        assert got == list(range(len(got))) and len(got) >= flushed
+        committed = len(got)
+    info = trace_info(path, check=True)
+    assert info["problems"] == [] and info["readable_events"] == committed >= 4 * 15
+    assert [e["seq"] for e in iter_events(path)] == list(range(committed))

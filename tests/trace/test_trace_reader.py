@@ -54,7 +54,8 @@ def test_tail_filters(sample):
 def test_tail_as_frame(sample):
     """as_frame gives a DataFrame with UTC datetimes."""
     frame = trace_tail(sample, 2, as_frame=True)
-    assert list(frame.columns) == ["ts", "kind", "exchange", "symbol", "strategy", "run", "payload"]
+    assert list(frame.columns) == ["ts", "kind", "exchange", "symbol", "strategy", "run", "seq",
+                                   "payload"]
     assert frame["ts"].iloc[-1] == pd.Timestamp("2023-11-14T22:13:49Z")
     assert frame["payload"].iloc[-1] == {"i": 29}
 

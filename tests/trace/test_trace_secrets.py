@@ -41,3 +41,20 @@ def test_no_api_key_or_secret_on_disk(tmp_path):
     assert payload["config"]["nested"] == [{"api_key": "***"}]
     assert payload["url"].endswith("signature=***")
     assert payload["note"] == "key *** and secret *** pasted into a message"
+
+
+def test_no_secret_in_a_journal(tmp_path, monkeypatch):
+    """Events saved to a journal at close are scrubbed like the trace's own."""
+    from planarpy.trace import store
+
+    api_key, secret = secrets.token_hex(16), secrets.token_hex(24)
+    trace = EventTrace.open(tmp_path / "t", strategy="S", exchange="binance",
+                            redact=[api_key, secret], flush_interval=60)
+
+    def unwritable(self, *args):
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(store.TraceStore, "append", unwritable)
+    trace.record("request_sent", {"headers": {"X-MBX-APIKEY": api_key}, "note": f"s={secret}"})
+    trace.close()
+    text = trace.health().journal.read_bytes()
+    assert b"X-MBX-APIKEY" in text and api_key.encode() not in text and secret.encode() not in text

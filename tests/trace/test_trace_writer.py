@@ -9,7 +9,7 @@ import zarr
 
 from planarpy.core.clock import Clock
 from planarpy.trace import EventTrace, TraceError, iter_events, trace_info, trace_tail
-from planarpy.trace.store import DAY_NS, HEAP_CHUNK, INDEX_CHUNK, segment_names
+from planarpy.trace.layout import DAY_NS, HEAP_CHUNK, INDEX_CHUNK, INDEX_FIELDS, segment_names
 
 T0 = 1_700_000_000_000  # ms
 
@@ -32,7 +32,8 @@ def test_record_flush_and_read_back(tmp_path):
     events = trace_tail(trace.path)
     assert [e["kind"] for e in events] == ["strategy_started", "order_created", "trade_created"]
     assert events[1] == {"ts": (T0 + 5) * 10**6, "kind": "order_created", "exchange": "binance",
-                         "symbol": "ETH/BTC", "strategy": "S", "run": 1, "payload": {"id": "a"}}
+                         "symbol": "ETH/BTC", "strategy": "S", "run": 1, "seq": 1,
+                         "payload": {"id": "a"}}
     assert events[2]["ts"] == 123 and events[0]["symbol"] is None
 
 
@@ -108,7 +109,7 @@ def test_capacity_doubles_and_data_survives(tmp_path):
         for i in range(n):
             trace.record("market_data", {"i": i, "pad": pad})
     group = zarr.open_group(str(trace.path / "s000000"), mode="r")
-    assert group["ts"].shape[0] == INDEX_CHUNK * 4
+    assert group["index"].shape == (INDEX_CHUNK * 4, len(INDEX_FIELDS))
     assert group["heap"].shape[0] >= n * 100 and group["heap"].shape[0] % HEAP_CHUNK == 0
     assert [e["payload"]["i"] for e in iter_events(trace.path)] == list(range(n))
 
@@ -183,7 +184,7 @@ def test_leftover_partial_files_are_deleted_on_open(tmp_path):
     """Temporaries of a killed writer are removed by the next writer."""
     with open_trace(tmp_path) as trace:
         trace.record("market_data", {})
-    partial = trace.path / "s000000" / "ts" / "c" / "0.deadbeef.partial"
+    partial = trace.path / "s000000" / "index" / "c" / "0" / "0.deadbeef.partial"
     partial.write_bytes(b"junk")
     tmp_segment = trace.path / ".s000001.tmp-1234"
     tmp_segment.mkdir()
@@ -192,20 +193,22 @@ def test_leftover_partial_files_are_deleted_on_open(tmp_path):
 
 
 def test_layout_is_plain_zarr(tmp_path):
-    """Zarr itself opens the hierarchy: columns, dtypes, chunks, attributes."""
+    """Zarr itself opens the hierarchy: the index and heap, their chunks and attributes."""
     with open_trace(tmp_path) as trace:
         trace.record("order_created", {"id": 1}, symbol="ETH/BTC")
     root = zarr.open_group(str(trace.path), mode="r")
-    assert root.attrs["format"] == "planarpy.trace/1"
+    assert root.attrs["format"] == "planarpy.trace/2"
     assert (root.attrs["strategy"], root.attrs["exchange"]) == ("S", "binance")
     seg = root["s000000"]
     assert seg.attrs["rows"] == 1 and seg.attrs["symbols"] == [None, "ETH/BTC"]
-    assert seg.attrs["kinds"][seg["kind"][0]] == "order_created"
-    dtypes = {name: str(seg[name].dtype) for name in ("ts", "kind", "sym", "run", "off", "heap")}
-    assert dtypes == {"ts": "int64", "kind": "uint8", "sym": "uint32", "run": "uint32",
-                      "off": "int64", "heap": "uint8"}
-    assert seg["ts"].chunks == (INDEX_CHUNK,) and seg["heap"].chunks == (HEAP_CHUNK,)
-    assert bytes(seg["heap"][: seg["off"][0]]) == b'{"id":1}'
+    assert seg.attrs["seq_first"] == 0 and isinstance(seg.attrs["crc"], int)
+    seq, ts, kind, sym, run, off = seg["index"][0]
+    assert (seq, sym, run, off) == (0, 1, 0, 8)
+    assert seg.attrs["kinds"][kind] == "order_created"
+    assert (str(seg["index"].dtype), str(seg["heap"].dtype)) == ("int64", "uint8")
+    assert seg["index"].chunks == (INDEX_CHUNK, 6) and seg["heap"].chunks == (HEAP_CHUNK,)
+    assert [c.to_dict()["name"] for c in seg["heap"].compressors] == ["zstd", "crc32c"]
+    assert bytes(seg["heap"][:off]) == b'{"id":1}'
     assert [k for k, _ in root.members()] == ["s000000"]
 
 

@@ -1,6 +1,6 @@
 """Live mode: a real exchange through ccxt (`start_live` gives the run its `call` table)."""
 
 from ..runtime import EngineStopped
-from .run import LiveRun, start_live
+from .run import LiveRun, live_run, start_live
 
-__all__ = ["EngineStopped", "LiveRun", "start_live"]
+__all__ = ["EngineStopped", "LiveRun", "live_run", "start_live"]

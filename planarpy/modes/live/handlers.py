@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import ccxt
+
 from ...actions import Action, Handler, Mode, order_request, pipeline
 from ...actions.requests import (CancelOrders, ClosePosition, LimitOrder, MarketOrder,
                                  UpdateLeverage, WatchOHLCV)
@@ -27,13 +29,18 @@ def _blocking(session: Any, coro: Any, timeout: float, late: Any, what: str) -> 
     """Run an action on the engine's loop and wait up to `timeout` for it. Past that the
     action goes on in the background (it is never cut off halfway), on_error hears of
     it, and the call returns `late`: `missing` for an order (it exists locally and is
-    open until the exchange says more), False for the others."""
+    open until the exchange says more), False for the others. An exchange error that
+    the action let through is told to on_error (credentials removed), never raised: the
+    call returns `late` then too."""
     try:
         return session.engine.blocking(coro, timeout)
     except TimeoutError:
-        error = TimeoutError(f"no answer within {timeout:g} s; it goes on in the background")
-        session.engine.fire(session.report_error(error, where=what))
-        return late
+        error: Exception = TimeoutError(f"no answer within {timeout:g} s; it goes on in the "
+                                        "background")
+    except ccxt.BaseError as e:
+        error = e
+    session.engine.fire(session.report_error(error, where=what))
+    return late
 
 
 def _place(s: Any, ai: AssetInstance, type_: OrderType, amount: float, price: float | None,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ...config import load_config
-from ...exchanges import ApiKeys, exchange_config, load_keys
-from ...core.risk import refuse_unenforced
-from ...loader import find_strategy
+import ccxt
+
+from ...core.errors import ExchangeRequestError
+from ...exchanges import ApiKeys, load_keys
 from ...strategy import Strategy
-from ..runtime.handle import RunHandle
+from ..runtime.handle import RunHandle, run_setup
 from .handlers import HANDLERS
 from .session import LiveSession
 
@@ -23,26 +23,46 @@ class LiveRun(RunHandle):
     """A handle on a running live strategy."""
 
     def reconcile(self, timeout: float = 30.0) -> list[str]:
-        """Compare the local state with the exchange's now; [] when they agree."""
-        return self.session.engine.blocking(self.session.reconcile(), timeout)
+        """Compare the local state with the exchange's now; [] when they agree.
+
+        ExchangeRequestError (credentials and signatures removed) if the exchange could
+        not be asked in time: nothing is known then, which is not "no difference"."""
+        session = self.session
+        try:
+            return session.engine.blocking(session.reconcile(), timeout)
+        except (ccxt.BaseError, TimeoutError, OSError) as e:  # ccxt's quotes the signed URL
+            failure = session.describe(e)
+        raise ExchangeRequestError(f"reconcile: could not ask the exchange: {failure}")
 
 
-def start_live(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
-               exchange: str | None = None, keys: ApiKeys | None = None,
-               settings: Mapping[str, Any] | None = None, trace: Any = None,
-               timeout: float = 60.0, **options: Any) -> LiveRun:
+def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
+             exchange: str | None = None, keys: ApiKeys | None = None,
+             settings: Mapping[str, Any] | None = None, trace: Any = None,
+             on_stop: str | None = None, stop_timeout: float | None = None,
+             cancel_on_stop: bool = False, close_on_stop: bool = False,
+             **options: Any) -> LiveRun:
+    """The handle of a live run of `strategy`, not started yet (`start()` starts it); the
+    arguments are those of `start_live`."""
+    cls, xcfg, stop = run_setup(strategy, "live", settings, exchange, exchange_url,
+                                on_stop=on_stop, stop_timeout=stop_timeout,
+                                cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
+    keys = keys if keys is not None else load_keys(xcfg.keys or xcfg.name)
+    return LiveRun(LiveSession(cls, xcfg, keys, recorder=trace, handlers=HANDLERS, **stop,
+                               **options))
+
+
+def start_live(strategy: type[Strategy] | str, *, timeout: float = 60.0,
+               **options: Any) -> LiveRun:
     """Start `strategy` live in the background and return its handle once synced.
 
     `exchange` names the [exchanges.NAME] table (default: the strategy's exchange id);
-    `exchange_url` points every endpoint elsewhere (a testnet, the local exchange).
-    `trace` is an EventTrace (or anything with record/close); `options` go to LiveSession
-    (tick_interval, waitfor, stall_after, idle_stop, cancel_on_stop, close_on_stop, ...).
+    `exchange_url` points every endpoint elsewhere (a testnet, the local exchange);
+    `keys` are ApiKeys (default: loaded for the exchange); `settings` is planar.toml's
+    content (default: read). `trace` is an EventTrace (or anything with record/close).
+    `on_stop` ("keep", "cancel" or "close"; `cancel_on_stop=True` and
+    `close_on_stop=True` are older spellings) and `stop_timeout` (seconds) default to
+    planar.toml's (see `planarpy.modes.runtime.stopping`). Other options go to
+    LiveSession (tick_interval, waitfor, stall_after, idle_stop, history, strategy_id,
+    params for the strategy's parameters, ...).
     """
-    cfg = load_config() if settings is None else settings
-    cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
-    refuse_unenforced(cfg.get("risk"), cls.__name__, "live")
-    xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
-    session = LiveSession(cls, xcfg, keys if keys is not None else load_keys(xcfg.keys or xcfg.name),
-                          recorder=trace, handlers=HANDLERS, **options)
-    session.start(timeout)
-    return LiveRun(session)
+    return live_run(strategy, **options).start(timeout)

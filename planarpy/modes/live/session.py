@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import ccxt
 
+from ... import validate as V
 from ...actions import Mode
 from ...core.errors import ConfigError
 from ...core.orders import Side
@@ -49,8 +50,8 @@ class LiveSession(Session):
                  idle_stop: float = 60.0, history: int = 100, strategy_id: str | None = None,
                  **options: Any) -> None:
         super().__init__(cls, exchange, keys, **options)
-        self.idle_stop = idle_stop
-        self.history = history
+        self.idle_stop = V.positive("seconds").value(idle_stop, "idle_stop")
+        self.history = V.count("orders and trades").value(history, "history")
         self.exchange_ids: dict[str, str] = {}  # exchange order id -> local order id
         self.pending_trades: dict[str, list[Mapping[str, Any]]] = {}
         # whose orders are whose on a shared key: by default the class name; two runs of
@@ -67,11 +68,12 @@ class LiveSession(Session):
     async def _startup(self) -> None:
         _claim(self)
         universe = await self.load_universe()
-        s = self.cls(universe, mode=Mode.LIVE, clock=ExchangeClock(self.client))
+        s = self.cls(universe, mode=Mode.LIVE, clock=ExchangeClock(self.client),
+                     params=self.params)
         await self.begin(s)
         await self.sync()
         await self.refresh_candles()
-        await self.engine.run_strategy(s.start)
+        await self.start_strategy()
         self.watchers["balance"] = Watcher(
             self, "balance", self.stream("watch_balance"),
             self._fetch_balance, self._on_balance, stall_after=self.stall_after)
@@ -205,15 +207,13 @@ class LiveSession(Session):
             _RUNNING.discard(self.claimed)  # type: ignore[arg-type]
         self.claimed = None
 
-    async def _shutdown(self) -> None:
+    async def cancel_asset(self, ai: Any) -> None:
         from . import orders
-        if self.close_on_stop:
-            for ai in self.s.assets:
-                await orders.close_position(self, ai, None)
-        elif self.cancel_on_stop:
-            for ai in self.s.assets:
-                if ai.orders:
-                    await orders.cancel(self, ai, None, None, waitfor=self.waitfor, confirm=True)
+        await orders.cancel(self, ai, None, None, waitfor=self.waitfor, confirm=True)
+
+    async def close_asset(self, ai: Any) -> bool:
+        from . import orders
+        return await orders.close_position(self, ai, None)
 
     # ---- watchers' processing ---------------------------------------------------------
     async def _fetch_balance(self) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import ccxt
+
 from ...actions import Action, Handler, Mode, pipeline
 from ...actions.requests import (CancelOrders, ClosePosition, LimitOrder, MarketOrder,
                                  UpdateLeverage, WatchOHLCV)
@@ -76,10 +78,14 @@ def watch_ohlcv(s: Any, req: WatchOHLCV) -> bool:
     session = s.engine
 
     async def run() -> bool:
-        for a in (s.assets if req.ai is None else [req.ai]):
-            session.watch_ohlcv(a.symbol)
-            await session.fetch_candles(a.symbol)
-        await session.refresh_candles()
+        try:
+            for a in (s.assets if req.ai is None else [req.ai]):
+                session.watch_ohlcv(a.symbol)
+                await session.fetch_candles(a.symbol)
+            await session.refresh_candles()
+        except ccxt.BaseError as e:  # told to on_error, credentials removed; never raised
+            await session.report_error(e, where="watch_ohlcv")
+            return False
         return True
     return bool(_run(s, run()))
 

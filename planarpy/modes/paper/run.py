@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ...config import load_config
-from ...exchanges import exchange_config
-from ...core.risk import refuse_unenforced
-from ...loader import find_strategy
 from ...strategy import Strategy
-from ..runtime.handle import RunHandle
+from ..runtime.handle import RunHandle, run_setup
 from .handlers import HANDLERS
 from .session import PaperSession
 
@@ -30,9 +26,21 @@ class PaperRun(RunHandle):
 
 
 
-def start_paper(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
-                exchange: str | None = None, settings: Mapping[str, Any] | None = None,
-                cash: float | None = None, trace: Any = None, timeout: float = 60.0,
+def paper_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
+              exchange: str | None = None, settings: Mapping[str, Any] | None = None,
+              cash: float | None = None, trace: Any = None, on_stop: str | None = None,
+              stop_timeout: float | None = None, cancel_on_stop: bool = False,
+              close_on_stop: bool = False, **options: Any) -> PaperRun:
+    """The handle of a paper run of `strategy`, not started yet (`start()` starts it); the
+    arguments are those of `start_paper`."""
+    cls, xcfg, stop = run_setup(strategy, "paper", settings, exchange, exchange_url,
+                                on_stop=on_stop, stop_timeout=stop_timeout,
+                                cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
+    return PaperRun(PaperSession(cls, xcfg, recorder=trace, cash=cash, handlers=HANDLERS, **stop,
+                                 **options))
+
+
+def start_paper(strategy: type[Strategy] | str, *, timeout: float = 60.0,
                 **options: Any) -> PaperRun:
     """Start `strategy` in paper mode in the background; return its handle once it runs.
 
@@ -40,13 +48,8 @@ def start_paper(strategy: type[Strategy] | str, *, exchange_url: str | None = No
     planarpy. `cash` overrides the strategy's `initial_cash`. `exchange` names the
     [exchanges.NAME] table (default: the strategy's exchange id); `exchange_url` points every
     endpoint elsewhere (the local exchange). `trace` is an EventTrace (or anything with
-    record/close); `options` go to PaperSession (tick_interval, stall_after, candles, depth,
-    market_every, waitfor, cancel_on_stop, close_on_stop, observers).
+    record/close). `on_stop` and `stop_timeout` are as for `start_live`. Other options go
+    to PaperSession (tick_interval, stall_after, candles, depth, market_every, waitfor,
+    observers, params).
     """
-    cfg = load_config() if settings is None else settings
-    cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
-    refuse_unenforced(cfg.get("risk"), cls.__name__, "paper")
-    xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
-    session = PaperSession(cls, xcfg, recorder=trace, cash=cash, handlers=HANDLERS, **options)
-    session.start(timeout)
-    return PaperRun(session)
+    return paper_run(strategy, **options).start(timeout)

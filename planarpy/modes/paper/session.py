@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 
 import ccxt
 
+from ... import validate as V
 from ...actions import Mode
 from ...data.ohlcv import OHLCV, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig
@@ -62,9 +63,9 @@ class PaperSession(Session):
                  observers: list[Observer] | None = None, **options: Any) -> None:
         options.setdefault("waitfor", 0.0)
         super().__init__(cls, exchange, ApiKeys(), **options)  # public endpoints only
-        self.cash = cash
-        self.depth = depth
-        self.market_every = market_every
+        self.cash = None if cash is None else V.positive().value(cash, "cash")
+        self.depth = V.count("book levels").value(depth, "depth")
+        self.market_every = V.positive("seconds").value(market_every, "market_every")
         self.markets: dict[str, AssetMarket] = {}
         self.observers: list[Observer] = list(observers or [])
         self.marks: dict[str, int] = {}  # order id -> last public trade time at its creation
@@ -79,12 +80,12 @@ class PaperSession(Session):
         tf = timeframe_ms(self.cls.timeframe)
         self.markets = {sym: AssetMarket(sym, tf, self.depth) for sym in universe}
         s = self.cls(universe, mode=Mode.PAPER, cash=self.cash,
-                     clock=PaperClock(self.client, self.markets))
+                     clock=PaperClock(self.client, self.markets), params=self.params)
         await self.begin(s, cash=s.state.cash)
         for sym in universe:
             await self._snapshot(sym)
         await self.refresh_candles()
-        await self.engine.run_strategy(s.start)
+        await self.start_strategy()
         for sym in universe:
             self._start_watchers(sym)
 
@@ -135,12 +136,11 @@ class PaperSession(Session):
         """(Re)start the market watchers of `sym` (the candles among them)."""
         self._start_watchers(sym)
 
-    async def _shutdown(self) -> None:
-        for ai in self.s.assets:
-            if self.close_on_stop:
-                await orders.close_position(self, ai, None)
-            elif self.cancel_on_stop and ai.orders:
-                await orders.cancel(self, ai, None, None)
+    async def cancel_asset(self, ai: Any) -> None:
+        await orders.cancel(self, ai, None, None)
+
+    async def close_asset(self, ai: Any) -> bool:
+        return await orders.close_position(self, ai, None)
 
     # ---- market data ------------------------------------------------------------------
     def _notify(self, kind: str, sym: str, data: Any) -> None:

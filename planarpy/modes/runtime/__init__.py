@@ -8,6 +8,8 @@ suspends (see engine.py), and `call` from any other thread blocks that thread.
 from .engine import EngineStopped, EngineThread, ExchangeClock
 from .handle import RunHandle
 from .session import Session
+from .stopping import StopReport
 from .watchers import Watcher
 
-__all__ = ["EngineStopped", "EngineThread", "ExchangeClock", "RunHandle", "Session", "Watcher"]
+__all__ = ["EngineStopped", "EngineThread", "ExchangeClock", "RunHandle", "Session", "StopReport",
+           "Watcher"]

@@ -100,6 +100,11 @@ class EngineThread:
     # ---- lifecycle --------------------------------------------------------------------
     def start(self, main: Callable[[], Awaitable[Any]], timeout: float) -> None:
         """Run `main()` on a new loop thread; return once it called `ready()`."""
+        self.launch(main)
+        self.wait_ready(timeout)
+
+    def launch(self, main: Callable[[], Awaitable[Any]]) -> None:
+        """Run `main()` on a new loop thread (`wait_ready` waits for its start-up)."""
         def run() -> None:
             try:
                 result = anyio.run(self._run_main, main)
@@ -110,6 +115,9 @@ class EngineThread:
                 self._ready.set()
         self.thread = threading.Thread(target=run, name=f"planarpy-{self.name}", daemon=True)
         self.thread.start()
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until `main` called `ready()`; its error if it ended first."""
         if not self._ready.wait(timeout):
             raise EngineStopped(f"{self.name}: the engine did not start within {timeout:g} s")
         if self._main_done.done() and self._main_done.exception() is not None:

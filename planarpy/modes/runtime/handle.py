@@ -6,9 +6,29 @@ running Jupyter kernel alike: the engine has its own loop and never touches the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Self
 
+from ...config import load_config
+from ...core.risk import refuse_unenforced
+from ...exchanges import ExchangeConfig, exchange_config
+from ...loader import find_strategy
+from ...strategy import Strategy
 from .session import Session
+from .stopping import StopReport, stop_settings
+
+
+def run_setup(strategy: type[Strategy] | str, mode: str, settings: Mapping[str, Any] | None,
+              exchange: str | None, exchange_url: str | None,
+              **stop: Any) -> tuple[type[Strategy], ExchangeConfig, dict[str, Any]]:
+    """What a paper or live run is made of: the strategy class, the exchange config, and
+    the on_stop and stop_timeout options (`stop`: those of `stop_settings`), from the
+    arguments and planar.toml (`settings`, default: read)."""
+    cfg = load_config() if settings is None else settings
+    cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
+    refuse_unenforced(cfg.get("risk"), cls.__name__, mode)
+    xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
+    on_stop, stop_timeout = stop_settings(cfg, mode, xcfg, cls.__name__, **stop)
+    return cls, xcfg, {"on_stop": on_stop, "stop_timeout": stop_timeout}
 
 
 class RunHandle:
@@ -46,9 +66,16 @@ class RunHandle:
     def running(self) -> bool:
         return self.session.engine.running
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop ticking, cancel/close as configured, flush the trace, close the client."""
-        self.session.stop(timeout)
+    def start(self, timeout: float = 60.0) -> Self:
+        """Start the run; return once it is synced and ticking (see `Session.start`)."""
+        self.session.start(timeout)
+        return self
+
+    def stop(self, timeout: float | None = None) -> StopReport:
+        """Stop ticking, cancel or close as `on_stop` says (retried until the stop
+        deadline), flush the trace, close the client. The report says what is left open
+        and what on_stop could not do (`report.complete` is False then)."""
+        return self.session.stop(timeout)
 
     def __enter__(self) -> "RunHandle":
         return self

@@ -8,22 +8,30 @@ prices its status line values holdings at.
 from __future__ import annotations
 
 import asyncio
-import re
+import logging
 import time
 from typing import Any, Awaitable, Callable, Mapping
 
+import attrs
 import ccxt
 
+from ... import validate as V
 from ...actions import Dispatch
-from ...core.errors import PlanarError, StartupError, UnknownSymbol
+from ...core.errors import PlanarError, StartupError, StartupInterrupted, UnknownSymbol
 from ...core.market import Market
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
+from ...exchanges.redact import redact
+from ...params import resolve as resolve_params
 from ...strategy import Strategy
+from . import stopping
 from .engine import EngineThread
+from .stopping import StopReport
 from .watchers import Watcher
 
-_SIGNATURE = re.compile(r"(signature|apiKey|secret|listenKey)=[^&\s\"']+", re.IGNORECASE)
+log = logging.getLogger(__name__)
+STOP_GRACE = 15.0  # seconds beyond the stop deadline that `stop` waits for the engine
+
 # ccxt's `has` flags for the streams the modes read (not all are plain camel case)
 _HAS = {"watch_balance": "watchBalance", "watch_positions": "watchPositions",
         "watch_orders": "watchOrders", "watch_my_trades": "watchMyTrades",
@@ -38,20 +46,30 @@ class Session:
 
     def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
                  recorder: Any = None, tick_interval: float | None = None, waitfor: float = 5.0,
-                 stall_after: float = 10.0, candles: int = 500, cancel_on_stop: bool = False,
-                 close_on_stop: bool = False, handlers: Dispatch | None = None) -> None:
+                 stall_after: float = 10.0, candles: int = 500, on_stop: str = "keep",
+                 stop_timeout: float = stopping.DEFAULT_STOP_TIMEOUT,
+                 params: Mapping[str, Any] | None = None,
+                 handlers: Dispatch | None = None) -> None:
         self.cls = cls
+        self.params = resolve_params(cls, params)  # checked before anything starts
         self.exchange = exchange
         self.keys = keys
         self.recorder = recorder
         self.handlers: Dispatch = handlers or {}  # the mode's `call` table, given at start
-        self.tick_interval = tick_interval if tick_interval is not None else \
-            timeframe_ms(cls.timeframe) / 1000
-        self.waitfor = waitfor
-        self.stall_after = stall_after
-        self.candles = candles
-        self.cancel_on_stop = cancel_on_stop
-        self.close_on_stop = close_on_stop
+        self.tick_interval = timeframe_ms(cls.timeframe) / 1000 if tick_interval is None \
+            else V.positive("seconds").value(tick_interval, "tick_interval")
+        self.waitfor = V.non_negative("seconds").value(waitfor, "waitfor")
+        self.stall_after = V.positive("seconds").value(stall_after, "stall_after")
+        self.candles = V.count().value(candles, "candles")
+        self.on_stop = stopping.ON_STOP_RULE.value(on_stop, "on_stop")
+        self.stop_timeout = stopping.STOP_TIMEOUT_RULE.value(stop_timeout, "stop_timeout")
+        self.stop_reason = "stop requested"
+        self.stop_report: StopReport | None = None
+        self.strategy_started = False  # whether the strategy's start() ran
+        # a plain flag, not a threading.Event: a signal handler sets it, and an Event's
+        # lock taken by the code the handler interrupted would deadlock it
+        self._stop_asked = False
+        self._warned = False  # an incomplete stop is logged once, however often stop() is called
         self.engine = EngineThread(cls.__name__, self.describe)
         self.s: Any = None
         self.client: Any = None
@@ -67,8 +85,14 @@ class Session:
     async def _startup(self) -> None:
         raise NotImplementedError
 
-    async def _shutdown(self) -> None:
-        """Cancel or close as configured; the base records the stop."""
+    async def cancel_asset(self, ai: Any) -> None:
+        """Cancel the asset's open orders (on_stop = "cancel")."""
+        raise NotImplementedError
+
+    async def close_asset(self, ai: Any) -> bool:
+        """Cancel the asset's orders and close its position (on_stop = "close"); whether
+        it is closed."""
+        raise NotImplementedError
 
     async def refresh_candles(self) -> None:
         raise NotImplementedError
@@ -98,6 +122,11 @@ class Session:
             universe[sym] = Market.from_ccxt(markets[sym], self.client.precisionMode)
         return universe
 
+    async def start_strategy(self) -> None:
+        """The strategy's start(), before its first tick."""
+        self.strategy_started = True
+        await self.engine.run_strategy(self.s.start)
+
     async def begin(self, s: Strategy, **started: Any) -> None:
         """Attach the built strategy to this session, reset it, record that it started."""
         s.engine = self
@@ -108,54 +137,184 @@ class Session:
         await self.emit("strategy_started", {"strategy": self.cls.__name__,
                                              "mode": s.mode.value, "exchange": self.exchange.id,
                                              "universe": [ai.symbol for ai in s.assets],
-                                             **started})
+                                             "params": dict(s.params), **started})
 
     # ---- lifecycle --------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> Any:
         """Start the engine thread; return the strategy once it is synced and running.
-        StartupError (credentials removed from its message) if the start-up failed."""
+
+        StartupError (credentials removed from its message) if the start-up failed,
+        StartupInterrupted if a stop was asked meanwhile. Whatever ends the wait (a
+        failure, the timeout, a KeyboardInterrupt) stops the start-up before it returns.
+        """
+        self.engine.launch(self._main)
         try:
-            self.engine.start(self._main, timeout)
-        except PlanarError:
-            raise
-        except Exception as e:  # an exchange error may quote a signed URL: not shown
+            self.engine.wait_ready(timeout)
+        except BaseException as e:
+            self._abandon(e)
+            if isinstance(e, PlanarError) or not isinstance(e, Exception):
+                raise  # planarpy's own errors, and KeyboardInterrupt
+            # an exchange error may quote a signed URL: not shown
             raise StartupError(f"{self.cls.__name__} could not start: {self.describe(e)}") from None
         return self.s
 
-    def stop(self, timeout: float = 60.0) -> None:
-        loop, stop = self.engine.loop, self._stop
-        if loop is not None and stop is not None and self.engine.running:
-            loop.call_soon_threadsafe(stop.set)
-        self.engine.join(timeout)
+    def _abandon(self, why: BaseException) -> None:
+        """Stop a start-up that the caller gave up on, and wait for its stop sequence."""
+        reason = "interrupted" if isinstance(why, KeyboardInterrupt) else "start-up abandoned"
+        self.request_stop(reason)
+        try:
+            self.engine.join(self.stop_timeout + STOP_GRACE)
+        except Exception:
+            pass  # the start-up's own error is the one to report
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask the run to stop (from any thread, a signal handler included: it takes no
+        lock); it stops its start-up too. The first reason given is the one recorded."""
+        if not self._stop_asked:
+            self.stop_reason = reason
+            self._stop_asked = True
+        loop, event = self.engine.loop, self._stop
+        if loop is not None and event is not None:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the loop has closed: the run is over already
+                pass
+
+    def stop(self, timeout: float | None = None, reason: str = "stop requested") -> StopReport:
+        """Stop the run and wait (up to `timeout`, default the stop deadline and a grace)
+        for its stop sequence; the report of what it left open."""
+        self.request_stop(reason)
+        limit = self.stop_timeout + STOP_GRACE if timeout is None else timeout
+        error = None
+        try:
+            self.engine.join(limit)
+        except StartupInterrupted:
+            pass
+        except Exception as e:
+            error = self.describe(e)
+        if self.engine.thread is not None and self.engine.thread.is_alive():
+            error = f"the engine did not stop within {limit:g} s"
+        report = self.stop_report or StopReport(self.on_stop, self.stop_reason,
+                                                tuple(self.open_now()))
+        report = attrs.evolve(report, error=error) if error else report
+        if not report.complete and not self._warned:
+            self._warned = True
+            log.warning("%s: %s", self.cls.__name__, report.summary())
+        return report
+
+    def open_now(self) -> list[str]:
+        """What is open as the local state knows it, even while the engine is busy (the
+        state lock is waited for briefly, then read without it)."""
+        if self.s is None:
+            return []
+        held = self.engine.lock.acquire(timeout=0.5)
+        try:
+            return stopping.open_items(self.s)
+        except RuntimeError:  # changed while read without the lock: once more
+            return stopping.open_items(self.s)
+        finally:
+            if held:
+                self.engine.lock.release()
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
+        if self._stop_asked:
+            self._stop.set()
         self.client = open_client(self.exchange, self.keys)
         try:
-            await self._startup()
-            self.engine.ready()
-            loop = asyncio.get_running_loop()
-            tasks = [loop.create_task(fn()) for fn in [self._tick_loop, *self._background()]]
-            await self._stop.wait()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             try:
-                await self.engine.run_strategy(self.s.stop)
-            except Exception as e:
-                await self.report_error(e, where="stop")
-            await self.engine.drain(self.waitfor + 5.0)  # orders fired and not yet answered
-            await self._shutdown()
-            await self.emit("strategy_stopped", {"cash": self.s.state.cash,
-                                                 "committed": self.s.state.committed,
-                                                 "ticks": self.ticks})
+                started = await self._unless_stopped(self._startup())
+            except Exception:
+                await self._finish("start-up failed")
+                raise
+            if not started:
+                await self._finish(self.stop_reason)
+                raise StartupInterrupted(f"{self.cls.__name__}: start-up stopped "
+                                         f"({self.stop_reason})")
+            self.engine.ready()
+            await self._run()
+            await self._finish(self.stop_reason)
         finally:
-            for w in list(self.watchers.values()):
-                await w.stop()
+            await self._stop_watchers()
             if self.recorder is not None:
                 await asyncio.to_thread(self.recorder.close)  # a flush: off the loop
             await close_client(self.client)
             self._ended()
+
+    async def stop_attempt(self) -> list[Any]:
+        """One pass of on_stop's cancel or close (the stop retries while some is left);
+        the spot assets whose sale failed."""
+        unsold = []
+        for ai in self.s.assets:
+            if self.on_stop == "close":
+                if not await self.close_asset(ai) and not ai.market.is_derivative:
+                    unsold.append(ai)
+            elif self.on_stop == "cancel" and ai.orders:
+                await self.cancel_asset(ai)
+        return unsold
+
+    async def _stop_watchers(self) -> None:
+        for w in list(self.watchers.values()):
+            await w.stop()
+
+    async def _unless_stopped(self, coro: Awaitable[Any]) -> bool:
+        """Run `coro` unless a stop is asked first, which cancels it; whether it finished
+        (its error, if it failed)."""
+        task = asyncio.ensure_future(coro)
+        asked = asyncio.ensure_future(self._stop.wait())  # type: ignore[union-attr]
+        try:
+            await asyncio.wait({task, asked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            asked.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        if task.cancelled():
+            return False
+        task.result()
+        return True
+
+    async def _run(self) -> None:
+        """Tick, with the mode's background loops beside, until a stop is asked."""
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(fn()) for fn in [self._tick_loop, *self._background()]]
+        await self._stop.wait()  # type: ignore[union-attr]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _finish(self, reason: str) -> None:
+        """The stop sequence. Each step is bounded by the stop deadline and none can skip
+        the next: the strategy's stop(), the orders fired and not answered yet, on_stop's
+        cancel or close (retried), then strategy_stopped with what is left open."""
+        if self.s is None:  # nothing was built: nothing to stop
+            self.stop_report = StopReport(self.on_stop, reason)
+            return
+        deadline = asyncio.get_running_loop().time() + self.stop_timeout
+        if self.strategy_started:
+            await self._bounded(self.engine.run_strategy(self.s.stop), deadline, "stop")
+        await self._bounded(self.engine.drain(self.waitfor + 5.0), deadline, "stop")
+        undone = await stopping.carry_out(self, deadline)
+        await self._stop_watchers()  # nothing changes after strategy_stopped
+        report = StopReport(self.on_stop, reason, tuple(stopping.open_items(self.s)),
+                            tuple(undone))
+        self.stop_report = report
+        try:
+            await self.emit("strategy_stopped", {
+                "cash": self.s.state.cash, "committed": self.s.state.committed,
+                "ticks": self.ticks, "reason": reason, "on_stop": self.on_stop,
+                "still_open": list(report.still_open), "undone": list(report.undone)})
+        except Exception as e:  # the report above stands; the trace's failure is its own
+            self.errors.append(self.describe(e))
+
+    async def _bounded(self, coro: Awaitable[Any], deadline: float, where: str) -> None:
+        """Await one step of the stop sequence until `deadline`; its failure is reported."""
+        try:
+            await asyncio.wait_for(coro, max(0.01, deadline - asyncio.get_running_loop().time()))
+        except asyncio.TimeoutError:
+            await self.report_error(TimeoutError("not done by the stop deadline"), where=where)
+        except Exception as e:
+            await self.report_error(e, where=where)
 
     def _ended(self) -> None:
         """What a mode lets go of when its run ends (or fails to start)."""
@@ -182,9 +341,9 @@ class Session:
             self.recorder.record(kind, dict(payload), symbol=symbol, ts=self.s.clock.now_ns())
 
     def describe(self, e: BaseException) -> str:
-        """An exception as one line with every credential and signature removed."""
+        """An exception as one line with every credential, signature and listen key removed."""
         text = f"{type(e).__name__}: {e}"
-        return self.keys.redact(_SIGNATURE.sub(r"\1=***", text))[:500]
+        return redact(text, (self.keys.api_key, self.keys.secret, self.keys.password))[:500]
 
     async def report_error(self, e: BaseException, where: str, symbol: str | None = None) -> None:
         message = self.describe(e)
@@ -274,9 +433,10 @@ class Session:
         age = time.monotonic() - self.last_event
         label = f" {self.label}" if self.label else ""
         extra = self.status_extra()
+        health = getattr(self.recorder, "health", None)  # the trace: pending, failures
         return (f"{type(s).__name__}{label} equity {s.state.equity(self.prices()):.8g} {s.quote}  "
                 f"orders {orders}  ticks {self.ticks}  {extra + '  ' if extra else ''}"
-                f"last event {age:.1f}s ago")
+                f"last event {age:.1f}s ago{f'  {health()}' if health else ''}")
 
 
 def _plain(v: Any) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import array
 import gc
 import random
 from typing import Any
@@ -16,6 +15,7 @@ from ...core.precision import floor_to_step
 from .config import SimConfig
 from .fills import limit_triggers, volume_fill
 from .guard import EquityGuard
+from .results import Ledger
 
 CHUNK = 1 << 16  # candles between progress updates
 _OPEN = OrderStatus.OPEN
@@ -49,10 +49,7 @@ class SimEngine:
         self._cols: dict[str, tuple[list[float], ...]] = {}
         self._views: dict[str, tuple[memoryview, ...]] = {}
         self.ids = 0
-        # the state after each fill, for the equity curve: the candle it counts from, and
-        # cash then 7 figures per asset (see snapshot), flat in typed arrays (no objects)
-        self.ledger_at = array.array("q")
-        self.ledger = array.array("d")
+        self.ledger = Ledger(len(s.assets))  # the state after each fill, for the equity curve
         self.guard: EquityGuard | None = None  # set when loss breakers are configured
 
     @property
@@ -117,14 +114,8 @@ class SimEngine:
                                          "status": OrderStatus.CANCELED.value}, ai.symbol)
 
     def snapshot(self, effective: int) -> None:
-        """Keep the state after a fill, for the equity curve; the guard measures anew."""
-        self.ledger_at.append(effective)
-        ledger = self.ledger
-        ledger.append(self.s.state.cash)
-        for ai in self.s.assets:
-            lo, sh = ai.long, ai.short
-            ledger.extend((ai.balance, lo.amount, lo.entry_price, lo.margin,
-                           sh.amount, sh.entry_price, sh.margin))
+        """Keep the state after a fill, for the equity curve; the guard sets its band anew."""
+        self.ledger.add(self.s, effective)
         if self.guard is not None:
             self.guard.refresh()
 

@@ -6,6 +6,7 @@ walk the fills, not the candles), so the sim loop pays nothing for it.
 
 from __future__ import annotations
 
+import array
 import math
 from typing import Any, Iterable
 
@@ -16,6 +17,7 @@ from ...core.errors import PlanarError
 from ...core.orders import PositionSide, Side, Trade
 from ...core.risk import NO_RULES
 from ...data.ohlcv import timeframe_ms
+from ...params import format_values
 
 YEAR_MS = 365 * 86_400_000  # the sim's timeline has every step of every day
 
@@ -61,7 +63,10 @@ class Stats:
     Returns are fractions (0.25 = 25%). Volatility, Sharpe and Sortino are annualised
     from the candle returns of the equity (365-day years, risk-free rate 0);
     `max_drawdown_duration` is the longest time (ms) from an equity peak back to it (or
-    to the end); `exposure` the share of candles closing with a holding or position.
+    to the end); `exposure` the share of candles closing with a holding or position and
+    `exposure_time` their time (ms). `buy_and_hold` is the return of holding the universe
+    in equal parts from the first close to the last (fees aside). `partial_fills` is the
+    share of the orders placed that ended (or are still open) partly filled.
     """
 
     total_return: float
@@ -77,6 +82,10 @@ class Stats:
     fees: float
     trades: int
     round_trips: int
+    buy_and_hold: float
+    exposure_time: int
+    orders: int
+    partial_fills: float
 
 
 @attrs.frozen(slots=True, eq=False)
@@ -138,6 +147,8 @@ class SimResult:
         per_year = YEAR_MS / self.timeframe_ms
         years = (len(self.equity) - 1) / per_year
         wins = pnls[pnls > 0]
+        held = exposure(self.times, trips, still_open.values())
+        orders, partial = self.order_fills()
         return Stats(
             total_return=self.total_return,
             cagr=cagr(self.total_return, years),
@@ -148,10 +159,31 @@ class SimResult:
             max_drawdown_duration=max_drawdown_candles(self.equity) * self.timeframe_ms,
             win_rate=len(wins) / len(pnls) if len(pnls) else math.nan,
             profit_factor=profit_factor(pnls),
-            exposure=exposure(self.times, trips, still_open.values()),
+            exposure=held,
             fees=self.fees,
             trades=len(self.trades),
-            round_trips=len(trips))
+            round_trips=len(trips),
+            buy_and_hold=float(self.buy_and_hold()[-1] / self.initial_cash - 1.0)
+            if len(self.times) else math.nan,
+            exposure_time=round(held * len(self.times)) * self.timeframe_ms,
+            orders=orders,
+            partial_fills=partial / orders if orders else math.nan)
+
+    def buy_and_hold(self) -> np.ndarray:
+        """Equity of putting the initial cash into the universe in equal parts at the first
+        close of `times` and holding it (no fees), at each close of `times`."""
+        growth = np.zeros(len(self.times))
+        for ai in self.strategy.assets:
+            close = np.asarray(ai.ohlcv.close, dtype=np.float64)
+            k = np.searchsorted(ai.ohlcv.timestamp, self.times)
+            growth += close[k] / close[k[0]] if len(k) else 0.0
+        return self.initial_cash * growth / max(len(self.strategy.assets), 1)
+
+    def order_fills(self) -> tuple[int, int]:
+        """Orders placed, and how many of them ended (or stay open) partly filled."""
+        st = self.strategy.state
+        still = sum(1 for o in st.open_orders() if 0 < o.filled < o.amount)
+        return st.orders_placed, st.orders_partial + still
 
     def summary(self) -> dict[str, Any]:
         """Plain figures for printing or JSON; undefined ones (NaN, infinite) are None."""
@@ -164,6 +196,7 @@ class SimResult:
                 "candles": len(self.times), "initial_cash": self.initial_cash,
                 "final_equity": self.final_equity, "return": st.pop("total_return"),
                 **{k: _finite(v) for k, v in st.items()}, "seed": self.seed,
+                "params": dict(s.params),
                 "trading": risk.trading.value, "risk_denied": risk.denied,
                 "trading_changes": [dict(c) for c in risk.changes]}
 
@@ -182,11 +215,15 @@ class SimResult:
              f"{_pct(d['max_drawdown'])} (longest {_span(d['max_drawdown_duration'])})"),
             ("trades", f"{d['trades']} ({d['round_trips']} round trips)"),
             ("win rate", f"{_pct(d['win_rate'])} (profit factor {_num(d['profit_factor'])})"),
-            ("exposure", f"{_pct(d['exposure'])} of the time"),
+            ("buy and hold", _pct(d["buy_and_hold"], "+")),
+            ("exposure", f"{_pct(d['exposure'])} of the time ({_span(d['exposure_time'])})"),
+            ("partial fills", f"{_pct(d['partial_fills'])} of {d['orders']} orders"),
             ("fees paid", f"{d['fees']:.8g} {q}"),
             *_trading_rows(d, self.strategy.state.risk.rules != NO_RULES),
             ("seed", str(d["seed"])),
         ]
+        if d["params"]:
+            rows.append(("params", format_values(d["params"])))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -380,16 +417,42 @@ def round_trips(trades: list[Trade], s: Any) -> list[RoundTrip]:
     return walk_trades(trades, s)[0]
 
 
+class Ledger:
+    """The state after each fill, as `equity_curve` reads it: from candle `at[k]` on, the
+    cash and each asset's balance and long and short (amount, entry price, margin), flat
+    in typed arrays (no objects kept per fill; numpy reads them without a copy)."""
+
+    __slots__ = ("at", "values", "width")
+
+    def __init__(self, assets: int) -> None:
+        self.at = array.array("q")
+        self.values = array.array("d")
+        self.width = 1 + 7 * assets
+
+    def add(self, s: Any, effective: int) -> None:
+        """Note the state of strategy `s` after a fill that counts from candle `effective`."""
+        self.at.append(effective)
+        values = self.values
+        values.append(s.state.cash)
+        for ai in s.assets:
+            lo, sh = ai.long, ai.short
+            values.extend((ai.balance, lo.amount, lo.entry_price, lo.margin,
+                           sh.amount, sh.entry_price, sh.margin))
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+
 def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.ndarray:
     """Equity at each candle close from `start`, rebuilt from the state after each fill.
 
     Between two fills the equity is linear in each asset's close: a constant (cash,
     margins, entry values) plus a quantity (balance, long minus short) times the close.
     """
-    n = engine.n
-    eff = np.frombuffer(engine.ledger_at, dtype=np.int64)
+    n, ledger = engine.n, engine.ledger
+    eff = np.frombuffer(ledger.at, dtype=np.int64)
     count = len(eff)
-    flat = np.frombuffer(engine.ledger, dtype=np.float64).reshape(count, 1 + 7 * len(s.assets))
+    flat = np.frombuffer(ledger.values, dtype=np.float64).reshape(count, ledger.width)
     j = np.searchsorted(eff, np.arange(start, n), side="right")  # 0 means: before any fill
     const = np.r_[initial_cash, flat[:, 0]]
     if not count:

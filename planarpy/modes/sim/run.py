@@ -11,7 +11,7 @@ import numpy as np
 
 from ...actions import Mode, pipeline
 from ...config import load_config
-from ...core.errors import DataError, LookAheadError
+from ...core.errors import ConfigError, DataError, LookAheadError
 from ...core.risk import RiskRules
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...data.sources import load_ohlcv, markets_for
@@ -29,20 +29,26 @@ def backtest(strategy: type[Strategy] | Strategy, *,
              config: SimConfig = SimConfig(), recorder: Any = None, progress: bool = False,
              settings: Mapping[str, Any] | None = None,
              data_dir: str | Path | None = None,
+             params: Mapping[str, Any] | None = None,
              risk: RiskRules | Mapping[str, Any] | None = None) -> SimResult:
     """Run a backtest and return its result.
 
     `data` maps symbols to candles or CSV paths; symbols it does not name are read from
     the local store or the bundled samples. `start`/`stop` (epoch ms) bound the ticks;
-    candles before `start` still feed the indicators and the warmup. `risk` gives the
-    risk rules (RiskRules, or a table shaped like planar.toml's [risk]); by default they
-    come from [risk] in the settings.
+    candles before `start` still feed the indicators and the warmup. `params` sets the
+    strategy's parameters (`planarpy.Param`) for this run; only with a class. `risk` gives
+    the risk rules (RiskRules, or a table shaped like planar.toml's [risk]); by default
+    they come from [risk] in the settings.
     """
     cfg = load_config() if settings is None else settings
     if isinstance(strategy, Strategy):
+        if params:
+            raise ConfigError("backtest(params=...) needs the strategy class; an instance "
+                              "has its parameters already (give params= when building it)")
         s = strategy
     else:
-        s = strategy(markets_for(strategy.exchange, cfg), mode=Mode.SIM, cash=cash)
+        s = strategy(markets_for(strategy.exchange, cfg), mode=Mode.SIM, cash=cash,
+                     params=params)
     initial_cash = s.state.cash
     series = {}
     for ai in s.assets:
@@ -89,7 +95,8 @@ def backtest(strategy: type[Strategy] | Strategy, *,
                         f"({len(timeline)} candles, first tick would be {first})")
     s.emit("strategy_started", {"strategy": type(s).__name__, "mode": "sim",
                                 "cash": initial_cash, "seed": config.seed,
-                                "universe": [ai.symbol for ai in s.assets]})
+                                "universe": [ai.symbol for ai in s.assets],
+                                "params": dict(s.params)})
     s.start()
     bar = _progress(len(timeline) - 1 - first) if progress else None
     try:

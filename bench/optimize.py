@@ -1,0 +1,196 @@
+"""Parameter optimisation: planarpy's `optimize` against backtesting.py's `Backtest.optimize`.
+
+One long-only SMA(fast/slow) cross (tests/kit/paritykit.py: the same trades on both
+sides, tests/parity checks it) on one random walk of one-minute candles, one grid of 100
+points (fast 2..20 step 2, slow 30..300 step 30), maximising the return. Prints:
+
+1. both optimisers on one core: the best parameters of each, and the speed ratio;
+2. trials per second on 1 and on 2 local worker processes;
+3. the cost of a trial in `optimize` over one bare backtest run in a plain loop;
+4. memory of each worker on a larger data set: the candles are mapped read-only from one
+   file, so workers share one copy (private vs shared pages, from /proc).
+
+Figures only; nothing is asserted. Run: python bench/optimize.py [--candles N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing.dummy
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "kit"))
+sys.path.insert(0, str(HERE))
+
+from compare import CASH, COMMISSION, MARKET, random_walk  # noqa: E402
+from paritykit import PlanarSmaCross, bt_strategy, to_frame  # noqa: E402
+
+from planarpy import Param, backtest  # noqa: E402
+from planarpy.modes.sim import SimConfig  # noqa: E402
+from planarpy.optimize import optimize  # noqa: E402
+
+FASTS = list(range(2, 22, 2))
+SLOWS = list(range(30, 330, 30))
+CONFIG = SimConfig(slippage=0.0, volume_cap=False, maker=COMMISSION, taker=COMMISSION)
+MIB = 1 << 20
+
+
+class BenchCross(PlanarSmaCross):
+    """The parity SMA cross with its two lengths as parameters."""
+
+    exchange = "parity"
+    quote = MARKET.quote
+    universe = (MARKET.symbol,)
+    initial_cash = CASH
+    commission = COMMISSION
+    fast = Param(10, low=2, high=500)
+    slow = Param(30, low=2, high=500)
+
+    def warmup_period(self) -> int:
+        return self.slow
+
+
+def planar_grid(data: Any, jobs: int = 1, in_process: bool | None = None) -> tuple[float, Any]:
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        r = optimize(BenchCross, method="grid", objective="return", ranges={"fast": FASTS,
+                     "slow": SLOWS}, data={MARKET.symbol: data}, markets={MARKET.symbol: MARKET},
+                     config=CONFIG, settings={}, storage=Path(d) / "s.journal", jobs=jobs,
+                     in_process=in_process)
+        return time.perf_counter() - t, r
+
+
+def bare_runs(data: Any) -> float:
+    """The same 100 backtests in a plain loop: build, run, summarise."""
+    t = time.perf_counter()
+    for fast in FASTS:
+        for slow in SLOWS:
+            s = BenchCross({MARKET.symbol: MARKET}, params={"fast": fast, "slow": slow})
+            backtest(s, data={MARKET.symbol: data}, config=CONFIG, settings={}).summary()
+    return time.perf_counter() - t
+
+
+def bt_grid(data: Any) -> tuple[float, tuple[int, int]]:
+    """backtesting.py's grid optimisation on one core (its Pool swapped for one thread)."""
+    import backtesting
+    from backtesting import Backtest
+    backtesting.Pool = lambda processes=None, initializer=None, initargs=(): \
+        multiprocessing.dummy.Pool(1, initializer, initargs)
+    bt = Backtest(to_frame(data), bt_strategy(), cash=CASH, commission=COMMISSION,
+                  trade_on_close=False, exclusive_orders=False, finalize_trades=False)
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = bt.optimize(n1=FASTS, n2=SLOWS, maximize="Return [%]")
+    seconds = time.perf_counter() - t
+    return seconds, (stats._strategy.n1, stats._strategy.n2)
+
+
+def spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def ceiling() -> float:
+    """What the machine gives right now: a pure-Python loop on 2 processes over 1."""
+    import multiprocessing
+    rates = []
+    for k in (1, 2):
+        with multiprocessing.get_context("spawn").Pool(k) as pool:
+            pool.map(spin, [10] * k)
+            t = time.perf_counter()
+            pool.map(spin, [2_000_000] * 8, chunksize=1)
+            rates.append(8 / (time.perf_counter() - t))
+    return rates[1] / rates[0]
+
+
+def own_copy_run(candles: int) -> dict[str, Any]:
+    """In a fresh process: its own copy of the candles and one backtest; its memory."""
+    from planarpy.optimize.work import memory_of
+    data = random_walk(candles, seed=2)
+    s = BenchCross({MARKET.symbol: MARKET}, params={"fast": 10, "slow": 30})
+    backtest(s, data={MARKET.symbol: data}, config=CONFIG, settings={}).summary()
+    return memory_of(os.getpid())
+
+
+def memory(candles: int, jobs: int) -> None:
+    import multiprocessing
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        own = pool.apply(own_copy_run, (candles,))
+    data = random_walk(candles, seed=2)
+    size = len(data) * 48  # six 8-byte columns
+    with tempfile.TemporaryDirectory() as d:
+        r = optimize(BenchCross, method="grid", objective="return",
+                     ranges={"fast": [10, 20], "slow": [30, 60]}, data={MARKET.symbol: data},
+                     markets={MARKET.symbol: MARKET}, config=CONFIG, settings={},
+                     storage=Path(d) / "s.journal", jobs=jobs)
+    print(f"\n4. memory per worker, {jobs} workers, {candles:,} candles "
+          f"({size / MIB:.1f} MiB of candles, mapped once):")
+    print(f"{'pid':>8}{'peak RSS':>11}{'RSS':>9}{'private':>10}{'shared':>9}{'PSS':>9}   MiB")
+    for w in r.workers:
+        cells = [w.get(k) for k in ("peak_rss", "rss", "private", "shared", "pss")]
+        print(f"{w['pid']:>8}" + "".join(f"{(c or 0) / MIB:>{n}.1f}"
+                                         for c, n in zip(cells, (11, 9, 10, 9, 9))))
+    print(f"{'own copy':>8}" + "".join(
+        f"{(own.get(k) or 0) / MIB:>{n}.1f}"
+        for k, n in zip(("peak_rss", "rss", "private", "shared", "pss"), (11, 9, 10, 9, 9))))
+    print("   (private: pages of this worker alone; the candles are in `shared`, one copy in the "
+          "page cache however many workers map them. 'own copy': a process that makes its own "
+          "candles and runs one backtest. The rest of a worker's private memory is the sim's "
+          "working set of one run, the same in any process.)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--candles", type=int, default=20_000, help="candles of the grid runs")
+    ap.add_argument("--parallel-candles", type=int, default=100_000,
+                    help="candles of the 1-vs-2-worker runs (longer trials: start-up matters less)")
+    ap.add_argument("--memory-candles", type=int, default=1_000_000)
+    ap.add_argument("--skip-peer", action="store_true", help="do not run backtesting.py")
+    args = ap.parse_args()
+    data = random_walk(args.candles)
+    warm = random_walk(2_000)
+    planar_grid(warm), bare_runs(warm)  # imports and caches, not timed
+    n = len(FASTS) * len(SLOWS)
+    print(f"python {sys.version.split()[0]}; long-only SMA cross, grid of {n} points "
+          f"(fast {FASTS[0]}..{FASTS[-1]}, slow {SLOWS[0]}..{SLOWS[-1]}), maximise the return, "
+          f"{args.candles:,} random-walk 1m candles")
+    runs = [planar_grid(data) for _ in range(3)]
+    p_s, r = min(t for t, _ in runs), runs[0][1]
+    best = (r.best_params["fast"], r.best_params["slow"])
+    print(f"\n1. one core: planarpy optimize {p_s:.2f} s (best of 3) ({n / p_s:.1f} trials/s), "
+          f"best fast={best[0]} slow={best[1]}")
+    if not args.skip_peer:
+        b_s, b_best = bt_grid(data)
+        same = "the same best parameters" if b_best == best else "OTHER best parameters"
+        print(f"   backtesting.py Backtest.optimize {b_s:.2f} s ({n / b_s:.1f} trials/s), best "
+              f"n1={b_best[0]} n2={b_best[1]}: {same}; planarpy is {b_s / p_s:.1f}x faster")
+    big = random_walk(args.parallel_candles)
+    one, _ = planar_grid(big, jobs=1, in_process=False)
+    two, _ = planar_grid(big, jobs=2)
+    print(f"\n2. worker processes on {len(big):,} candles (start-up included): 1 worker "
+          f"{n / one:.1f} trials/s, 2 workers {n / two:.1f} trials/s: {one / two:.2f}x "
+          f"(machine: {os.cpu_count()} cores; a bare CPU loop gets {ceiling():.2f}x from 2 "
+          "processes on it right now)")
+    opt, bare = [], []
+    for _ in range(3):  # interleaved, so a busy spell of the machine hits both alike
+        opt.append(planar_grid(data)[0])
+        bare.append(bare_runs(data))
+    p_s, bare = min(opt), min(bare)
+    print(f"\n3. per trial (best of 3): optimize {p_s / n * 1000:.1f} ms, a bare backtest in a "
+          f"loop {bare / n * 1000:.1f} ms: overhead {p_s / bare:.3f}x")
+    memory(args.memory_candles, 2)
+
+
+if __name__ == "__main__":
+    main()

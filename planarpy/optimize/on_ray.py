@@ -1,0 +1,73 @@
+"""Running trials on a Ray cluster (the optional `ray` extra).
+
+The candles go to Ray's object store once (`ray.put`); every task reads them from there
+without a copy, as numpy arrays in shared memory. A cluster started here (no address) is
+shut down at the end; one the caller started, or reached by address, is left running.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Mapping
+
+from ..data.ohlcv import COLUMNS, OHLCV
+from ..modes.sim.results import MissingExtra
+from .work import Context, Task, evaluate, memory_of
+
+_CLASSES: dict[Any, type] = {}  # per Ray worker process: strategy classes resolved
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise MissingExtra("the ray backend needs Ray: pip install 'planarpy[ray]' "
+                           "(or pip install ray)") from None
+    return ray
+
+
+def _run(ctx: Context, columns: Mapping[str, Mapping[str, Any]], task: Task) -> dict[str, Any]:
+    cls = _CLASSES.get(ctx.strategy)
+    if cls is None:
+        cls = _CLASSES[ctx.strategy] = ctx.strategy.resolve()  # type: ignore[union-attr]
+    data = {sym: OHLCV(*(cols[c] for c in COLUMNS)) for sym, cols in columns.items()}
+    out = evaluate(ctx, cls, data, task)
+    out["memory"] = memory_of(out["pid"])
+    return out
+
+
+class RayPool:
+    """Trials as Ray tasks, one CPU each."""
+
+    def __init__(self, ctx: Context, data: Mapping[str, OHLCV], address: str | None = None,
+                 jobs: int | None = None) -> None:
+        ray = self.ray = _ray()
+        self.owned = not ray.is_initialized()
+        if self.owned:
+            ray.init(address=address, num_cpus=jobs if address is None else None,
+                     include_dashboard=False, log_to_driver=False)
+        self.ctx_ref = ray.put(ctx)
+        self.data_ref = ray.put({sym: {c: getattr(o, c) for c in COLUMNS}
+                                 for sym, o in data.items()})
+        self.remote = ray.remote(num_cpus=1)(_run)
+        self.seen: dict[int, dict[str, Any]] = {}
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+        ray = self.ray
+        pending = [self.remote.remote(self.ctx_ref, self.data_ref, t) for t in tasks]
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                out = ray.get(done[0])
+                self.seen[out["pid"]] = out.pop("memory")
+                yield out
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+
+    def memory(self) -> list[dict[str, Any]]:
+        """Memory of each Ray worker as its last task saw it."""
+        return [self.seen[pid] for pid in sorted(self.seen)]
+
+    def close(self) -> None:
+        if self.owned:
+            self.ray.shutdown()

@@ -1,0 +1,263 @@
+"""Running trials: one backtest per trial, in this process or in local worker processes.
+
+Worker processes are started with `spawn` (safe beside threads, the same on every OS).
+The market data is written once to a file that every worker maps read-only
+(`numpy.memmap`), so N workers share one copy in the page cache instead of holding N.
+The strategy class travels by reference (module and name, or its file), since strategies
+loaded from a file are not importable by name in another process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import attrs
+import numpy as np
+
+from ..actions import Mode
+from ..core.errors import ConfigError, PlanarError
+from ..data.ohlcv import COLUMNS, OHLCV
+from ..loader import load_module
+from ..modes.sim import SimConfig, backtest
+from .objectives import Objective
+
+
+@attrs.frozen(slots=True)
+class StrategyRef:
+    """Where a strategy class can be found again in another process."""
+
+    module: str
+    qualname: str
+    file: str | None
+
+    @classmethod
+    def of(cls, strategy: type) -> "StrategyRef":
+        module = sys.modules.get(strategy.__module__)
+        file = getattr(module, "__file__", None)
+        ref = cls(strategy.__module__, strategy.__qualname__,
+                  str(Path(file).resolve()) if file else None)
+        try:
+            found = ref.resolve() if "<locals>" not in strategy.__qualname__ else None
+        except (AttributeError, ImportError, PlanarError):
+            found = None
+        if found is not strategy:
+            raise ConfigError(f"{strategy.__name__} cannot be found again by another process "
+                              "(it was made inside a function, or renamed); define it at the "
+                              "top level of a module or a strategy file")
+        return ref
+
+    def resolve(self) -> type:
+        """The class, importing its module (or loading its file) if need be."""
+        module = sys.modules.get(self.module)
+        if module is None or not _has(module, self.qualname):
+            try:
+                module = importlib.import_module(self.module)
+            except ImportError:
+                module = None
+            if module is None or not _has(module, self.qualname):
+                module = self._load_file()
+        obj: Any = module
+        for part in self.qualname.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def _load_file(self) -> Any:
+        if not self.file:
+            raise ConfigError(f"cannot import {self.module} to find {self.qualname}")
+        name = self.module if self.module != "__main__" else "planarpy_main_" + Path(self.file).stem
+        if name in sys.modules and _has(sys.modules[name], self.qualname):
+            return sys.modules[name]
+        return load_module(self.file, name)
+
+
+def _has(module: Any, qualname: str) -> bool:
+    obj = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return False
+    return True
+
+
+@attrs.frozen(slots=True)
+class Context:
+    """Everything a trial needs besides its parameters and window; built once per worker."""
+
+    strategy: StrategyRef | None  # None: the class is at hand (in this process)
+    markets: Mapping[str, Any]
+    config: SimConfig
+    cash: float | None
+    settings: Mapping[str, Any]
+    objectives: tuple[Objective, ...]
+
+
+@attrs.frozen(slots=True)
+class Task:
+    """One trial: its number, the strategy's parameter values, the candle window."""
+
+    number: int
+    params: Mapping[str, Any]
+    start: int | None
+    stop: int | None
+
+
+def evaluate(ctx: Context, cls: type, data: Mapping[str, OHLCV], task: Task) -> dict[str, Any]:
+    """Backtest one trial; its summary, objective values, time and where it ran."""
+    t = time.perf_counter()
+    s = cls(ctx.markets, mode=Mode.SIM, cash=ctx.cash, params=task.params)
+    r = backtest(s, data=data, start=task.start, stop=task.stop, config=ctx.config,
+                 settings=ctx.settings)
+    summary = r.summary()
+    values = [o.value(r, summary) for o in ctx.objectives]
+    return {"number": task.number, "summary": summary, "values": values,
+            "seconds": time.perf_counter() - t, "pid": os.getpid()}
+
+
+class InProcess:
+    """Trials one after the other in this process (`jobs=1`): no copies, no start-up."""
+
+    def __init__(self, ctx: Context, cls: type, data: Mapping[str, OHLCV]) -> None:
+        self.ctx, self.data, self.cls = ctx, data, cls
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+        for task in tasks:
+            yield evaluate(self.ctx, self.cls, self.data, task)
+
+    def memory(self) -> list[dict[str, Any]]:
+        return [memory_of(os.getpid())]
+
+    def close(self) -> None:
+        pass
+
+
+# ---- shared, read-only market data -------------------------------------------------------
+class SharedData:
+    """Candles written once to a file that workers map read-only."""
+
+    def __init__(self, data: Mapping[str, OHLCV], directory: str | None = None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="planarpy-optimize-", dir=directory)
+        self.path = os.path.join(self.dir, "candles.bin")
+        self.layout: dict[str, dict[str, list[Any]]] = {}
+        offset = 0
+        with open(self.path, "wb") as f:
+            for sym, o in data.items():
+                cols = {}
+                for c in COLUMNS:
+                    a = np.ascontiguousarray(getattr(o, c))
+                    f.write(a.tobytes())
+                    cols[c] = [offset, a.dtype.str, len(a)]
+                    offset += a.nbytes
+                self.layout[sym] = cols
+        self.nbytes = offset
+
+    @property
+    def handle(self) -> tuple[str, str]:
+        return self.path, json.dumps(self.layout)
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def attach(handle: tuple[str, str]) -> dict[str, OHLCV]:
+    """The candles of a SharedData file as read-only arrays mapped from it."""
+    path, layout = handle[0], json.loads(handle[1])
+    if os.path.getsize(path) == 0:
+        return {sym: OHLCV(*(np.empty(0, dtype=c[1]) for c in cols.values()))
+                for sym, cols in layout.items()}
+    mm = np.memmap(path, mode="r")
+    return {sym: OHLCV(*(mm[off:off + n * np.dtype(dt).itemsize].view(dt)
+                         for off, dt, n in (cols[c] for c in COLUMNS)))
+            for sym, cols in layout.items()}
+
+
+# ---- local worker processes ---------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(ctx: Context, handle: tuple[str, str]) -> None:
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    _WORKER.update(ctx=ctx, cls=ctx.strategy.resolve(), data=attach(handle))  # type: ignore[union-attr]
+
+
+def _work(task: Task) -> dict[str, Any]:
+    return evaluate(_WORKER["ctx"], _WORKER["cls"], _WORKER["data"], task)
+
+
+class LocalPool:
+    """`jobs` worker processes on this machine sharing one mapped copy of the candles."""
+
+    def __init__(self, ctx: Context, data: Mapping[str, OHLCV], jobs: int) -> None:
+        _check_sendable(ctx)
+        self.shared = SharedData(data)
+        self.jobs = jobs
+        self.pids: set[int] = set()
+        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_init_worker,
+                                        initargs=(ctx, self.shared.handle))
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+        """Results as trials finish (not in order)."""
+        pending: set[Future] = {self.pool.submit(_work, t) for t in tasks}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    out = f.result()
+                    self.pids.add(out["pid"])
+                    yield out
+        finally:
+            for f in pending:
+                f.cancel()
+
+    def memory(self) -> list[dict[str, Any]]:
+        """Memory of each worker process now (Linux: from /proc)."""
+        return [memory_of(pid) for pid in sorted(self.pids)]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.shared.close()
+
+
+def _check_sendable(ctx: Context) -> None:
+    """Fail early, and clearly, when an objective or constraint cannot go to a worker."""
+    from multiprocessing.reduction import ForkingPickler
+    try:
+        ForkingPickler.dumps(ctx)
+    except Exception as e:
+        raise ConfigError(f"the optimisation cannot be sent to worker processes ({e}); "
+                          "define objective functions at the top level of a module, or "
+                          "run with jobs=1") from None
+
+
+def memory_of(pid: int) -> dict[str, Any]:
+    """A process's memory in bytes: resident, proportional, private (USS) and shared, and
+    its peak resident size; what /proc does not offer is None."""
+    out: dict[str, Any] = {"pid": pid, "rss": None, "pss": None, "private": None,
+                           "shared": None, "peak_rss": None}
+    try:
+        fields = {}
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+            key, _, rest = line.partition(":")
+            fields[key] = int(rest.split()[0]) * 1024
+        out.update(rss=fields.get("Rss"), pss=fields.get("Pss"),
+                   private=fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0),
+                   shared=fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0))
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                out["peak_rss"] = int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        if pid == os.getpid():
+            scale = 1 if sys.platform == "darwin" else 1024
+            out["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    return out

@@ -1,0 +1,80 @@
+"""Interactive charts: what the page holds, standalone (no network), from a backtest and
+from a recorded run, saved by `sim --plot run.html` and shown inline in Jupyter."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+import pytest
+
+from planarpy import backtest, find_strategy
+from planarpy.charts import chart, chart_trace, result_from_trace
+from planarpy.cli.main import main
+from planarpy.modes.sim.results import MissingExtra
+from planarpy.trace import EventTrace
+
+pytest.importorskip("bokeh", reason="charts need Bokeh: pip install 'planarpy[charts]'")
+
+
+@pytest.fixture
+def recorded(repo_root, monkeypatch, tmp_path):
+    monkeypatch.chdir(repo_root)
+    with EventTrace.open(tmp_path / "t", strategy="SmaCross", exchange="binance") as trace:
+        r = backtest(find_strategy("sma_cross"), recorder=trace, params={"slow": 40})
+    return r, tmp_path / "t"
+
+
+def test_page_is_standalone_and_holds_the_run(recorded, tmp_path):
+    r, _ = recorded
+    page = chart(r).save(tmp_path / "run.html").read_text()
+    assert not re.search(r"<script[^>]+src=", page) and "cdn.bokeh.org" not in page
+    assert "Bokeh" in page and "SmaCross 5m: return" in page
+    for name in ("candles", "entries", "exits", "positions", "equity", "buy_and_hold", "drawdown"):
+        assert f'"name":"{name}"' in page
+
+
+def test_run_from_a_trace_equals_the_backtest(recorded):
+    """The recorded run rebuilt: the same fills, the same equity, the run's params."""
+    r, path = recorded
+    again = result_from_trace(path, find_strategy("sma_cross"))
+    assert again.strategy.params == {"fast": 10, "slow": 40, "invest": 0.99}
+    assert again.trades == r.trades
+    np.testing.assert_array_equal(again.equity[-len(r.equity):], r.equity)
+    assert chart_trace(path, "sma_cross").html().count('"name":"entries"') == 1
+
+
+def test_sim_plot_html_and_png(recorded, tmp_path, capsys):
+    assert main(["sim", "sma_cross", "--plot", str(tmp_path / "run.html")]) == 0
+    assert "Bokeh" in (tmp_path / "run.html").read_text()
+    pytest.importorskip("matplotlib")
+    assert main(["sim", "sma_cross", "--plot", str(tmp_path / "run.png")]) == 0
+    assert (tmp_path / "run.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_chart_command_writes_the_page(recorded, tmp_path, capsys):
+    _, path = recorded
+    assert main(["chart", str(path), "--strategy", "sma_cross", "-o", str(tmp_path / "c.html")]) == 0
+    assert '"name":"exits"' in (tmp_path / "c.html").read_text()
+
+
+def test_inline_in_jupyter(recorded):
+    """`_repr_html_` is an iframe holding the whole page, so it needs no notebook setup."""
+    r, _ = recorded
+    out = chart(r)._repr_html_()
+    assert out.startswith("<iframe srcdoc=") and "&lt;script" in out and "height:" in out
+
+
+def test_unknown_indicator_is_named(recorded):
+    r, _ = recorded
+    from planarpy.core.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"indicator 'rsi' is not among ETH/BTC's \(cross\)"):
+        chart(r, indicators=["rsi"])
+
+
+def test_missing_bokeh_says_how_to_install(recorded, monkeypatch):
+    r, _ = recorded
+    monkeypatch.setitem(sys.modules, "bokeh", None)
+    with pytest.raises(MissingExtra, match=r"pip install 'planarpy\[charts\]'"):
+        chart(r)
