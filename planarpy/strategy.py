@@ -129,7 +129,8 @@ class Strategy:
                                   f"quote currency {self.quote}")
             assets[sym] = AssetInstance(m)
         self.params: dict[str, Any] = _params.resolve(type(self), params)
-        self.__dict__.update(self.params)
+        for name, value in self.params.items():  # not __dict__.update: reading __dict__
+            setattr(self, name, value)  # would cost every later attribute access its speed
         self.mode = mode
         self.clock = clock if clock is not None else Clock()
         self.state = State(self.quote, float(self.initial_cash if cash is None else cash), assets=assets)
