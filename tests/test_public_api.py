@@ -34,6 +34,7 @@ PACKAGES = {
                              "trades_path"],
     "planarpy.exchanges": ["ApiKeys", "ExchangeConfig", "close_client", "exchange_config",
                            "load_keys", "open_client", "rewrite_urls"],
+    "planarpy.exchanges.venues": ["Binance", "VENUES", "Venue", "venue_for"],
     "planarpy.localexchange": ["Account", "AccountSpec", "Balance", "BinanceError", "Clock",
                                "Credentials", "Faults", "Feed", "LocalExchange", "Position",
                                "TEST_KEY", "TEST_SECRET", "bundled_markets", "load_feed",
