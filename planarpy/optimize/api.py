@@ -21,7 +21,7 @@ from .objectives import objectives as make_objectives
 from .result import FoldResult, OptimizeResult
 from .space import build_space
 from .study import (METHODS, Plan, as_rows, finished, load_study, open_storage, progress_bar,
-                    run_study, select, signature_of, study_lock)
+                    run_study, select, signature_of, study_lock, trial_error)
 from .work import Context, InProcess, LocalPool, StrategyRef, Task
 
 BATCH = 16
@@ -181,6 +181,9 @@ def _fold_result(fold: splits.Fold, name: str, study: Any, plan: Plan, pool: Any
         tasks = [Task(b["number"], plan.space.full(b["params"]), fold.test.start, fold.test.stop)
                  for b in best]
         oos = sorted(pool.run(tasks), key=lambda r: r["number"])
+        failed = [r for r in oos if "error" in r]
+        if failed:
+            raise trial_error(name, fold.test, tasks, failed, out_of_sample=True)
     return FoldResult(fold.index, name, fold.train, fold.test, rows, best, oos)
 
 

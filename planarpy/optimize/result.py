@@ -192,11 +192,7 @@ def _fmt(v: Any) -> str:
 
 
 def _window(w: Window | None) -> str:
-    from ..data.ohlcv import iso
-    if w is None:
-        return "-"
-    return f"{iso(w.start) if w.start is not None else 'start'} to " \
-           f"{iso(w.stop) if w.stop is not None else 'end'}"
+    return "-" if w is None else str(w)
 
 
 def _grid(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:

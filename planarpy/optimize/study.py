@@ -32,10 +32,11 @@ import numpy as np
 
 from ..core.errors import ConfigError
 from ..modes.sim.results import MissingExtra
+from ..params import format_values
 from .objectives import Constraint, Objective
 from .space import Space
 from .splits import Window
-from .work import Task
+from .work import Task, TrialError
 
 METHODS = ("grid", "random", "tpe", "nsga2")
 SIGNATURE = "planarpy"  # the study's user attribute that says what it optimises
@@ -239,10 +240,34 @@ def run_study(study: Any, plan: Plan, run: Callable[[list[Task]], Iterator[dict[
             else:  # a sampler's point outside --where: told pruned, never run
                 study.tell(t.number, state=optuna.trial.TrialState.PRUNED)
                 _step(progress)
+        failed = []
         for out in run(tasks):
+            if "error" in out:
+                failed.append(out)
+                continue
             tell(study, plan, ids[out["number"]], out)
             _step(progress)
         sync()
+        if failed:
+            raise trial_error(study.study_name, plan.window, tasks, failed)
+
+
+def trial_error(study: str, window: Window, tasks: Sequence[Task],
+                failed: Sequence[Mapping[str, Any]], out_of_sample: bool = False) -> TrialError:
+    """The error of a batch with failed trials: the first named with its parameters and
+    window, the cause, and the strategy's traceback if it raised."""
+    first = min(failed, key=lambda out: out["number"])
+    params = next(t.params for t in tasks if t.number == first["number"])
+    where = "all the candles" if window == Window(None, None) else f"the window {window}"
+    others = len(failed) - 1
+    more = f" (and {others} other trial{'s' if others > 1 else ''})" if others else ""
+    what = "the out-of-sample run of trial" if out_of_sample else "trial"
+    text = (f"{what} {first['number']} ({format_values(params)}) of study {study} on {where}: "
+            f"{first['error']}{more}. The finished trials are kept and the failed ones stay "
+            "open: fix the cause and run it again to resume")
+    if first.get("traceback"):
+        text += "\n" + first["traceback"]
+    return TrialError(text)
 
 
 def _ask(study: Any, plan: Plan, number: int) -> int:

@@ -18,7 +18,9 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -112,6 +114,11 @@ class Task:
     stop: int | None
 
 
+class TrialError(PlanarError):
+    """Trials of a study raised, or their worker process died: the study stopped. The
+    finished trials are kept; the failed ones stay open and run again on resume."""
+
+
 def evaluate(ctx: Context, cls: type, data: Mapping[str, OHLCV], task: Task) -> dict[str, Any]:
     """Backtest one trial; its summary, objective values, time and where it ran."""
     t = time.perf_counter()
@@ -124,6 +131,22 @@ def evaluate(ctx: Context, cls: type, data: Mapping[str, OHLCV], task: Task) -> 
             "seconds": time.perf_counter() - t, "pid": os.getpid()}
 
 
+def attempt(ctx: Context, cls: type, data: Mapping[str, OHLCV], task: Task) -> dict[str, Any]:
+    """`evaluate`, or what went wrong as text (`error`, and the `traceback` of an exception
+    that is not planarpy's own), so the driver can name the trial and keep the others."""
+    try:
+        return evaluate(ctx, cls, data, task)
+    except Exception as e:
+        return failure(task, f"{type(e).__name__}: {e}",
+                       None if isinstance(e, PlanarError) else
+                       "".join(traceback.format_exception(e)).rstrip(), os.getpid())
+
+
+def failure(task: Task, error: str, trace: str | None = None,
+            pid: int | None = None) -> dict[str, Any]:
+    return {"number": task.number, "error": error, "traceback": trace, "pid": pid}
+
+
 class InProcess:
     """Trials one after the other in this process (`jobs=1`): no copies, no start-up."""
 
@@ -132,7 +155,7 @@ class InProcess:
 
     def run(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         for task in tasks:
-            yield evaluate(self.ctx, self.cls, self.data, task)
+            yield attempt(self.ctx, self.cls, self.data, task)
 
     def memory(self) -> list[dict[str, Any]]:
         return [memory_of(os.getpid())]
@@ -191,7 +214,7 @@ def _init_worker(ctx: Context, handle: tuple[str, str]) -> None:
 
 
 def _work(task: Task) -> dict[str, Any]:
-    return evaluate(_WORKER["ctx"], _WORKER["cls"], _WORKER["data"], task)
+    return attempt(_WORKER["ctx"], _WORKER["cls"], _WORKER["data"], task)
 
 
 class LocalPool:
@@ -208,13 +231,19 @@ class LocalPool:
 
     def run(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         """Results as trials finish (not in order)."""
-        pending: set[Future] = {self.pool.submit(_work, t) for t in tasks}
+        task_of = {self.pool.submit(_work, t): t for t in tasks}
+        pending: set[Future] = set(task_of)
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    out = f.result()
-                    self.pids.add(out["pid"])
+                for f in sorted(done, key=lambda f: task_of[f].number):
+                    try:
+                        out = f.result()
+                    except BrokenProcessPool:
+                        out = failure(task_of[f], "a worker process died while the trial was "
+                                      "running or queued (killed, out of memory, or exited)")
+                    if out["pid"] is not None:
+                        self.pids.add(out["pid"])
                     yield out
         finally:
             for f in pending:
