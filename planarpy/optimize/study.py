@@ -30,13 +30,15 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import attrs
 import numpy as np
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, PlanarError
 from ..modes.sim.results import MissingExtra
 from ..params import format_values
 from .objectives import Constraint, Objective
 from .space import Space
 from .splits import Window
 from .work import Task, TrialError
+
+log = logging.getLogger("planarpy.optimize")
 
 METHODS = ("grid", "random", "tpe", "nsga2")
 SIGNATURE = "planarpy"  # the study's user attribute that says what it optimises
@@ -54,6 +56,10 @@ def _optuna() -> Any:
         raise MissingExtra("optimisation needs Optuna: pip install optuna") from None
     optuna.logging.set_verbosity(logging.WARNING)
     return optuna
+
+
+class StorageError(PlanarError):
+    """The study's storage could not be written (a full disk); what was written is whole."""
 
 
 @attrs.frozen(slots=True)
@@ -89,11 +95,41 @@ def open_storage(spec: str | Path) -> tuple[Any, Callable[[], None]]:
     path = Path(text)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        check_journal(path)
         from optuna.storages.journal import JournalStorage
         backend = _journal()(str(path))
         return JournalStorage(backend), backend.sync
     except OSError as e:
         raise ConfigError(f"--storage {text}: cannot open it ({e.strerror or e})") from None
+
+
+def check_journal(path: Path) -> None:
+    """Drop a torn last record and refuse a damaged or foreign file (under `study_lock`).
+
+    A record without its line end is a write that never finished (a crash of the machine,
+    a full disk): it was not committed, and Optuna would append the next record to it,
+    spoiling both. Any other line that is not a JSON record means the file is damaged or
+    is not a journal: it is left as it is, and the study does not start.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    if data and not data.endswith(b"\n"):
+        whole = data.rfind(b"\n") + 1
+        log.warning("study journal %s ended in a partial record (%d bytes of an interrupted "
+                    "write, never committed): dropped it", path, len(data) - whole)
+        os.truncate(path, whole)
+        data = data[:whole]
+    for number, line in enumerate(data.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "op_code" not in record:
+            raise ConfigError(f"--storage {path}: line {number} is not a record of an Optuna "
+                              "journal (the file is damaged, or is not a study journal); "
+                              "give another --storage")
 
 
 def _journal() -> type:
@@ -117,18 +153,36 @@ def _journal() -> type:
             text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, text.encode("utf-8"))
+                size = os.fstat(fd).st_size
+                try:
+                    _write_all(fd, text.encode("utf-8"))
+                except OSError as e:  # a full disk: leave no partial record behind
+                    os.ftruncate(fd, size)
+                    raise StorageError(f"cannot write to the study journal {self.path}: "
+                                       f"{e.strerror or e}; the trials finished before are "
+                                       "kept, run it again to resume") from None
             finally:
                 os.close(fd)
 
         def sync(self) -> None:
-            fd = os.open(self.path, os.O_RDONLY)
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                fd = os.open(self.path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                raise StorageError(f"cannot sync the study journal {self.path} to disk: "
+                                   f"{e.strerror or e}") from None
 
     return BatchSyncedJournal
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is out (a write may take only part of them)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 @contextlib.contextmanager

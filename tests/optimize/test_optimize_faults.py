@@ -88,3 +88,78 @@ def test_a_fold_too_short_for_the_warmup_names_the_trial_and_the_window(repo_roo
     assert text.startswith("trial 0 (fast=10 slow=190 invest=0.99) of study "), text
     assert "nothing to backtest" in text and "window" in text
     assert "Traceback" not in text  # a planarpy error needs no traceback
+
+
+# ---- the journal under a full disk, a torn last record, a damaged or foreign file ---------
+JOURNAL_GRID = {"method": "grid", "objective": "return", "params": {"invest": 0.99},
+                "ranges": {"fast": "5:20:5", "slow": "20:60:20"}, "where": ["fast < slow"],
+                "batch": 4}
+
+FULL_DISK = """
+import resource, signal, sys
+from planarpy.core.errors import PlanarError
+from planarpy.optimize import optimize
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+try:
+    optimize("sma_cross", storage={path!r}, **{grid!r})
+except PlanarError as e:
+    print("ERROR", e)
+    sys.exit(2)
+"""
+
+
+def journal_lines(path):
+    import json
+    data = path.read_bytes()
+    assert data.endswith(b"\n"), "the journal ends in a partial record"
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def test_a_full_disk_stops_the_study_clearly_and_leaves_a_journal_that_resumes(here, tmp_path):
+    """A real file-size limit (RLIMIT_FSIZE) makes the journal's writes fail halfway."""
+    import subprocess
+    import sys
+    whole = tmp_path / "whole.journal"
+    ref = optimize("sma_cross", storage=whole, **JOURNAL_GRID)
+    full = tmp_path / "full.journal"
+    script = FULL_DISK.format(limit=whole.stat().st_size // 2, path=str(full),
+                              grid=JOURNAL_GRID)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=here, timeout=300)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stdout.startswith(f"ERROR cannot write to the study journal {full}: "), run.stdout
+    assert "Traceback" not in run.stderr
+    kept = journal_lines(full)  # whole records only
+    assert 0 < len(kept) < len(journal_lines(whole))
+    again = optimize("sma_cross", storage=full, **JOURNAL_GRID)
+    assert [(t["params"], t["values"]) for t in again.trials] == \
+        [(t["params"], t["values"]) for t in ref.trials]
+
+
+def test_a_torn_last_record_is_dropped_and_the_study_resumes(here, tmp_path, caplog):
+    """A crash of the machine mid-write leaves half a record at the end: it was never
+    committed, so it is dropped (with a warning) and the study completes as if whole."""
+    path = tmp_path / "s.journal"
+    ref = optimize("sma_cross", storage=path, **JOURNAL_GRID)
+    data = path.read_bytes()
+    path.write_bytes(data[:-25])  # the last record (the last trial's end) torn
+    with caplog.at_level("WARNING", logger="planarpy.optimize"):
+        resumed = optimize("sma_cross", storage=path, **JOURNAL_GRID)
+    assert "ended in a partial record" in caplog.text and str(path) in caplog.text
+    assert [(t["params"], t["values"], t["state"]) for t in resumed.trials] == \
+        [(t["params"], t["values"], t["state"]) for t in ref.trials]
+    journal_lines(path)
+
+
+@pytest.mark.parametrize("content", [b"root:x:0:0:root:/root:/bin/bash\n",
+                                     b'{"op_code": 0}\n{"op_code": 4, "tr\n{"op_code": 5}\n'])
+def test_a_damaged_or_foreign_journal_is_a_clear_error(here, tmp_path, content):
+    path = tmp_path / "s.journal"
+    path.write_bytes(content)
+    with pytest.raises(PlanarError) as e:
+        optimize("sma_cross", storage=path, **JOURNAL_GRID)
+    text = str(e.value)
+    assert text.startswith(f"--storage {path}: line ") and "not a record of an Optuna " \
+        "journal" in text and "\n" not in text
+    assert path.read_bytes() == content  # left as it was
