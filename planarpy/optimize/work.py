@@ -240,8 +240,8 @@ class LocalPool:
                     try:
                         out = f.result()
                     except BrokenProcessPool:
-                        out = failure(task_of[f], "a worker process died while the trial was "
-                                      "running or queued (killed, out of memory, or exited)")
+                        out = failure(task_of[f], "a worker process died while this trial or "
+                                      "another was running (killed, out of memory, or exited)")
                     if out["pid"] is not None:
                         self.pids.add(out["pid"])
                     yield out

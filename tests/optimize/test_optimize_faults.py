@@ -7,6 +7,8 @@ strategy is fixed) resumes them.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from planarpy.core.errors import PlanarError
@@ -73,10 +75,11 @@ def test_a_worker_process_that_dies_is_named_with_its_trials(repo_root, tmp_path
     with pytest.raises(TrialError) as e:
         optimize(strategy, storage=storage, jobs=2, **GRID)
     first = str(e.value).splitlines()[0]
-    assert "a worker process died" in first and "trial 6 (fast=20 slow=30" in first, first
-    assert isinstance(e.value, PlanarError)
+    assert "a worker process died" in first and isinstance(e.value, PlanarError), first
+    # the trials in flight when it died (which, depends on timing) stay open, 6 among them
+    named = int(re.match(r"trial (\d+) \(fast=", first).group(1))
     states = completed(storage)
-    assert states[6] == "RUNNING" and "COMPLETE" in states.values()
+    assert states[6] == states[named] == "RUNNING" and "COMPLETE" in states.values()
 
 
 def test_a_fold_too_short_for_the_warmup_names_the_trial_and_the_window(repo_root, tmp_path):
