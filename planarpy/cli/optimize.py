@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..config import load_config
@@ -77,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ConfigError(f"--{flag} must be at least 1, got {value}")
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError("--address is the address of a Ray cluster; it needs --backend ray")
+    _check_output("--csv", args.csv)
+    _check_output("--plot", args.plot, (".html", ".htm"))
     result = optimize(
         cls, objective=args.objective or "sharpe", method=args.method, trials=args.trials,
         ranges=parse_ranges(cls, args.range), params=parse_items(cls, args.param),
@@ -111,6 +116,18 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         _plot(result, args.plot)
     return 0
+
+
+def _check_output(flag: str, path: str | None, suffixes: tuple[str, ...] = ()) -> None:
+    """Before the study runs: an output file must be one that can be written at the end."""
+    if path is None:
+        return
+    if suffixes and not path.lower().endswith(suffixes):
+        raise ConfigError(f"{flag} {path}: the chart is an HTML page; give a file name ending "
+                          "in .html")
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {path}: cannot write it (No such file or directory)")
 
 
 def _workers(workers: list[dict[str, Any]]) -> str:

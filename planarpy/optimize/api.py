@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -69,6 +70,7 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
     space = build_space(cls, ranges, params, where)
     method = _method(method, len(objs))
     _check_run(jobs, backend, batch, trials, seed)
+    _check_names(cash, study)
     config = config if config is not None else SimConfig(seed=seed)
     series, timeline = _candles(cls, data, stop, cfg, data_dir)
     markets = dict(markets) if markets is not None else markets_for(cls.exchange, cfg)
@@ -120,6 +122,16 @@ def _check_run(jobs: Any, backend: str, batch: Any, trials: Any, seed: Any) -> N
         raise ConfigError(f"trials must be an int >= 1, got {trials!r}")
     if backend not in ("local", "ray"):
         raise ConfigError(f"backend {backend!r} is not 'local' or 'ray'")
+
+
+def _check_names(cash: Any, study: Any) -> None:
+    if cash is not None and (not isinstance(cash, (int, float)) or isinstance(cash, bool)
+                             or not math.isfinite(cash) or cash <= 0):
+        raise ConfigError(f"--cash must be a positive number, got {cash!r}")
+    if study is not None and not isinstance(study, str):
+        raise ConfigError(f"--study must be a name, got {study!r}")
+    if study is not None and not study.strip():
+        raise ConfigError("--study must not be empty")
 
 
 def _total(method: str, points: Sequence[Any], trials: int | None) -> int:

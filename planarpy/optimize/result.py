@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import attrs
 
+from ..core.errors import ConfigError
 from ..modes.sim.results import _pandas, _pct
 from ..params import format_values
 from .objectives import Objective
@@ -102,10 +103,13 @@ class OptimizeResult:
         """Write every trial to a CSV file (no pandas needed)."""
         rows = self.rows()
         path = Path(path)
-        with path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["trial"])
-            w.writeheader()
-            w.writerows(rows)
+        try:
+            with path.open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["trial"])
+                w.writeheader()
+                w.writerows(rows)
+        except OSError as e:
+            raise ConfigError(f"--csv {path}: cannot write it ({e.strerror or e})") from None
         return path
 
     def table(self, top: int = 10) -> str:
