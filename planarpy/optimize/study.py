@@ -9,7 +9,7 @@ same history, and the same parameters come out.
 Resuming: a killed run leaves trials RUNNING in the storage. The next run finishes the
 batch they belong to — asks what was not asked yet, runs the RUNNING ones with the
 parameters stored for them, tells them — and goes on. One driver per study (a lock file
-beside a journal enforces it; with an RDB URL it is up to the user).
+beside a journal or a SQLite file enforces it; with a database server it is up to the user).
 
 Grid and random points do not depend on history: a small planned sampler hands trial n
 its grid point or its seeded random draw. TPE and NSGA-II are Optuna's.
@@ -187,14 +187,16 @@ def _write_all(fd: int, data: bytes) -> None:
 
 @contextlib.contextmanager
 def study_lock(spec: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock beside a journal file while a driver runs its studies."""
+    """Hold an exclusive lock beside a journal (or SQLite) file while a driver runs its
+    studies: a second driver would ask trials under the first one's numbers."""
     text = str(spec)
-    if "://" in text or fcntl is None:
+    path = _lock_path(text)
+    if path is None or fcntl is None:
         yield
         return
     try:
-        Path(text).parent.mkdir(parents=True, exist_ok=True)
-        lock = open(text + ".driver.lock", "a+")  # Optuna itself uses .lock
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path, "a+")  # Optuna itself uses .lock
     except OSError as e:
         raise ConfigError(f"--storage {text}: cannot open it ({e.strerror or e})") from None
     try:
@@ -206,6 +208,22 @@ def study_lock(spec: str | Path) -> Iterator[None]:
         yield
     finally:
         lock.close()
+
+
+def _lock_path(spec: str) -> str | None:
+    """The driver's lock file: beside a journal or a SQLite database; None for a database
+    server (one driver per study is then up to the user)."""
+    if "://" not in spec:
+        return spec + ".driver.lock"
+    if not spec.startswith("sqlite:"):
+        return None
+    try:
+        from sqlalchemy.engine import make_url
+        db = make_url(spec).database
+    except Exception:  # a bad URL: open_storage says so
+        return None
+    return db + ".driver.lock" if db and db != ":memory:" and not db.startswith("file:") \
+        else None
 
 
 def signature_of(items: Mapping[str, Any]) -> tuple[dict[str, Any], str]:

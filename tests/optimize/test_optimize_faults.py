@@ -166,3 +166,61 @@ def test_a_damaged_or_foreign_journal_is_a_clear_error(here, tmp_path, content):
     assert text.startswith(f"--storage {path}: line ") and "not a record of an Optuna " \
         "journal" in text and "\n" not in text
     assert path.read_bytes() == content  # left as it was
+
+
+# ---- two drivers on one study -------------------------------------------------------------
+SLOW = """
+import time
+from planarpy import find_strategy
+Base = find_strategy({path!r})
+
+class Slow(Base):
+    def start(self):
+        time.sleep(0.2)
+        super().start()
+"""
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_a_second_driver_on_a_running_study_is_refused_and_harms_nothing(
+        repo_root, tmp_path, kind):
+    """While one process runs a study, another on the same storage stops at once with a
+    clear error, before it writes anything; the first completes its trials unharmed."""
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+    strategy = tmp_path / "slow.py"
+    strategy.write_text(SLOW.format(path=str(repo_root / "strategies" / "sma_cross.py")))
+    storage = str(tmp_path / "s.journal") if kind == "journal" else \
+        f"sqlite:///{tmp_path / 's.db'}"
+    args = ["--method", "grid", "-r", "fast=5:20:5", "-r", "slow=30:40:10", "-p", "invest=0.99",
+            "--batch", "2", "--storage", storage, "--objective", "return"]
+    first = subprocess.Popen([sys.executable, "-m", "planarpy.cli.main", "optimize",
+                              str(strategy), *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+
+    def trials():
+        try:
+            st = optuna.storages.RDBStorage(storage) if kind == "sqlite" else \
+                optuna.storages.JournalStorage(
+                    optuna.storages.journal.JournalFileBackend(storage))
+            return [t for s in st.get_all_studies() for t in st.get_all_trials(s._study_id)]
+        except Exception:  # not created yet
+            return []
+    deadline = time.monotonic() + 120
+    while not trials():
+        assert first.poll() is None, first.stderr.read()
+        assert time.monotonic() < deadline, "the first driver never started a trial"
+        time.sleep(0.05)
+    second = subprocess.run([sys.executable, "-m", "planarpy.cli.main", "optimize",
+                             str(strategy), *args], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    out, err = first.communicate(timeout=300)
+    assert second.returncode == 2 and second.stderr.startswith(
+        f"planarpy: error: another process is running a study in {storage}"), second.stderr
+    assert first.returncode == 0, err
+    done = trials()
+    assert sorted(t.number for t in done) == list(range(8))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in done)
