@@ -301,6 +301,9 @@ def run_study(study: Any, plan: Plan, run: Callable[[list[Task]], Iterator[dict[
         lo = first // plan.batch * plan.batch
         hi = min(lo + plan.batch, plan.total)
         ids = {t.number: t._trial_id for t in open_}  # asked before a restart
+        for t in open_:
+            if lo <= t.number < hi and set(t.params) != set(plan.space.names):
+                _finish_ask(study, plan, t._trial_id, t.number)  # cut off mid-ask
         for number in range(len(trials), hi):
             ids[number] = _ask(study, plan, number)
         tasks = []
@@ -351,14 +354,50 @@ def _ask(study: Any, plan: Plan, number: int) -> int:
     return trial._trial_id
 
 
+def _finish_ask(study: Any, plan: Plan, trial_id: int, number: int) -> None:
+    """Store the parameters an ask stored only in part before its process was killed, as
+    that ask would have: the trial's sampler seeded alike, and its random draws made for
+    the stored parameters too (their values kept), so the missing ones come out as in a
+    run that was never cut off. This follows `optuna.Trial._suggest` step by step."""
+    optuna = _optuna()
+    study.sampler = make_sampler(plan, number)
+    if plan.method == "nsga2":
+        _forget_parents(study, study.sampler, trial_id, number)
+    trial = optuna.trial.Trial(study, trial_id)  # runs the sampler's before_trial again
+    for name, dist in plan.space.distributions().items():
+        if name not in trial.params:
+            trial._suggest(name, dist)
+        elif not (dist.single() or trial._is_fixed_param(name, dist)
+                  or trial._is_relative_param(name, dist)):
+            study.sampler.sample_independent(study, trial._cached_frozen_trial, name, dist)
+
+
+def _forget_parents(study: Any, sampler: Any, trial_id: int, number: int) -> None:
+    """NSGA-II keeps a generation's parents in the study when the generation's first trial
+    picks them, and reads them back in another order than it picked them. If the trial cut
+    off is that first one, drop what it kept, so that its ask picks them again alike.
+    (Optuna's GA sampler keys, stable within Optuna 5.)"""
+    key = sampler._get_generation_key()
+    generation = study._storage.get_trial(trial_id).system_attrs.get(key)
+    if generation is None:
+        return  # the ask stopped before it asked for a generation; it kept no parents
+    first = min(t.number for t in study.get_trials(deepcopy=False)
+                if t.system_attrs.get(key) == generation)
+    if first == number:
+        study._storage.set_study_system_attr(
+            study._study_id, sampler._get_parent_cache_key_prefix() + str(generation), None)
+
+
 def tell(study: Any, plan: Plan, trial_id: int, out: Mapping[str, Any]) -> None:
     """Store a trial's summary and constraint values, then its objective values."""
     optuna = _optuna()
     trial = optuna.trial.Trial(study, trial_id)
     summary = out["summary"]
     trial.set_user_attr("result", {"summary": summary, "seconds": out["seconds"]})
+    stored = trial.constraints  # a trial resumed after a kill may have them already
     for c in plan.constraints:
-        trial.set_constraint(c.text, c.violation(summary))
+        if c.text not in stored:
+            trial.set_constraint(c.text, c.violation(summary))
     values = out["values"]
     if any(not math.isfinite(v) for v in values):
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
