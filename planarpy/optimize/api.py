@@ -181,6 +181,9 @@ def _pool(ctx: Context, cls: type, series: Mapping[str, OHLCV], jobs: int, backe
         pool = LocalPool(ctx, series, jobs)
     try:
         yield pool
+    except BaseException:  # Ctrl-C, an error: do not wait for trials in flight
+        pool.abort()
+        raise
     finally:
         pool.close()
 

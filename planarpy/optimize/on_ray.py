@@ -75,6 +75,9 @@ class RayPool:
         """Memory of each Ray worker as its last task saw it."""
         return [self.seen[pid] for pid in sorted(self.seen)]
 
+    def abort(self) -> None:
+        pass  # run() cancelled what was pending
+
     def close(self) -> None:
         if self.owned:
             self.ray.shutdown()

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -160,6 +161,9 @@ class InProcess:
     def memory(self) -> list[dict[str, Any]]:
         return [memory_of(os.getpid())]
 
+    def abort(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -224,38 +228,60 @@ class LocalPool:
         _check_sendable(ctx)
         self.shared = SharedData(data)
         self.jobs = jobs
+        self.aborted = False
         self.pids: set[int] = set()
-        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_init_worker,
+        self.pool = ProcessPoolExecutor(jobs, mp_context=_QuietSpawn(), initializer=_init_worker,
                                         initargs=(ctx, self.shared.handle))
 
     def run(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         """Results as trials finish (not in order)."""
         task_of = {self.pool.submit(_work, t): t for t in tasks}
         pending: set[Future] = set(task_of)
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in sorted(done, key=lambda f: task_of[f].number):
-                    try:
-                        out = f.result()
-                    except BrokenProcessPool:
-                        out = failure(task_of[f], "a worker process died while this trial or "
-                                      "another was running (killed, out of memory, or exited)")
-                    if out["pid"] is not None:
-                        self.pids.add(out["pid"])
-                    yield out
-        finally:
-            for f in pending:
-                f.cancel()
+        # left pending when the caller stops early (Ctrl-C, an error): it aborts the pool,
+        # and cancelling them here as well makes Python 3.11's pool fail in its own thread
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in sorted(done, key=lambda f: task_of[f].number):
+                try:
+                    out = f.result()
+                except BrokenProcessPool:
+                    out = failure(task_of[f], "a worker process died while this trial or "
+                                  "another was running (killed, out of memory, or exited)")
+                if out["pid"] is not None:
+                    self.pids.add(out["pid"])
+                yield out
 
     def memory(self) -> list[dict[str, Any]]:
         """Memory of each worker process now (Linux: from /proc)."""
         return [memory_of(pid) for pid in sorted(self.pids)]
 
+    def abort(self) -> None:
+        """Stop the workers now (Ctrl-C, an error): their trials are open, not lost."""
+        self.aborted = True
+        for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+            process.terminate()
+
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        # after an abort the pool fails its pending trials itself (a race if we cancel too)
+        self.pool.shutdown(wait=True, cancel_futures=not self.aborted)
         self.shared.close()
+
+
+class _QuietProcess(multiprocessing.context.SpawnProcess):
+    """A worker born with SIGINT blocked: Ctrl-C goes to the whole process group, and the
+    driver alone answers it (stops the workers, says so once); a worker would print a
+    KeyboardInterrupt traceback from wherever it was, and break the pool."""
+
+    def start(self) -> None:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # inherited
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class _QuietSpawn(multiprocessing.context.SpawnContext):
+    Process = _QuietProcess
 
 
 def _check_sendable(ctx: Context) -> None:

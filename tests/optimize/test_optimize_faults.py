@@ -224,3 +224,45 @@ def test_a_second_driver_on_a_running_study_is_refused_and_harms_nothing(
     done = trials()
     assert sorted(t.number for t in done) == list(range(8))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in done)
+
+
+STARTING = """
+import os, pathlib, time
+from planarpy import find_strategy
+Base = find_strategy({path!r})
+pathlib.Path({marks!r}, str(os.getpid())).touch()  # this process is loading the strategy
+time.sleep(1.0)
+
+class Starting(Base):
+    pass
+"""
+
+
+def test_ctrl_c_while_workers_start_is_one_line_and_the_study_resumes(repo_root, tmp_path):
+    """Ctrl-C reaches the whole process group: the workers (still loading the strategy)
+    must not each print a KeyboardInterrupt traceback; the driver stops them, says
+    'interrupted', and the same command later completes the study."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    strategy = tmp_path / "starting.py"
+    strategy.write_text(STARTING.format(path=str(repo_root / "strategies" / "sma_cross.py"),
+                                        marks=str(marks)))
+    args = [sys.executable, "-m", "planarpy.cli.main", "optimize", str(strategy), "--method",
+            "grid", "-r", "fast=5:20:5", "-r", "slow=30:40:10", "-p", "invest=0.99",
+            "--jobs", "2", "--storage", str(tmp_path / "s.journal")]
+    proc = subprocess.Popen(args, cwd=tmp_path, start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not [m for m in os.listdir(marks) if m != str(proc.pid)]:  # a worker is loading
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err == "planarpy: interrupted\n", err
+    again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
