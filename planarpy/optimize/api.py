@@ -63,6 +63,7 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
     - `in_process=False` runs even one job in a worker process (`jobs=1` runs in this
       process by default). The result's `workers` holds each worker's memory.
     """
+    _check_not_in_worker()
     cfg = load_config() if settings is None else dict(settings)
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
     objs = make_objectives(objective)
@@ -103,6 +104,16 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
         workers = pool.memory()
     return OptimizeResult(cls.__name__, method, objs, tuple(space.names), dict(space.fixed),
                           results, storage, workers)
+
+
+def _check_not_in_worker() -> None:
+    """A worker process imports the script that started it; a script calling optimize at
+    its top level would start a study in every worker."""
+    import multiprocessing
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise ConfigError("optimize() was called while a worker process was starting: the "
+                          "worker imports the script that calls it; call it under "
+                          "`if __name__ == '__main__':`")
 
 
 def _method(method: str | None, n_objectives: int) -> str:

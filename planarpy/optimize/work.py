@@ -245,8 +245,7 @@ class LocalPool:
                 try:
                     out = f.result()
                 except BrokenProcessPool:
-                    out = failure(task_of[f], "a worker process died while this trial or "
-                                  "another was running (killed, out of memory, or exited)")
+                    out = failure(task_of[f], self._death())
                 if out["pid"] is not None:
                     self.pids.add(out["pid"])
                 yield out
@@ -254,6 +253,14 @@ class LocalPool:
     def memory(self) -> list[dict[str, Any]]:
         """Memory of each worker process now (Linux: from /proc)."""
         return [memory_of(pid) for pid in sorted(self.pids)]
+
+    def _death(self) -> str:
+        if not self.pids:  # none ever finished a trial
+            return ("the worker processes died while starting (see their error above; a "
+                    "script that calls optimize with jobs > 1 must call it under "
+                    "`if __name__ == '__main__':`)")
+        return ("a worker process died while this trial or another was running (killed, "
+                "out of memory, or exited)")
 
     def abort(self) -> None:
         """Stop the workers now (Ctrl-C, an error): their trials are open, not lost."""

@@ -266,3 +266,36 @@ def test_ctrl_c_while_workers_start_is_one_line_and_the_study_resumes(repo_root,
     assert proc.returncode == 130 and err == "planarpy: interrupted\n", err
     again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
+
+
+NO_MAIN_GUARD = """
+from planarpy import find_strategy
+from planarpy.optimize import optimize
+Base = find_strategy({path!r})
+
+class Mine(Base):
+    pass
+
+optimize(Mine, method="grid", ranges={{"fast": "5:20:5", "slow": "30:40:10"}},
+         params={{"invest": 0.99}}, jobs=2)
+"""
+
+
+def test_a_script_without_a_main_guard_is_told_what_to_do(repo_root, tmp_path):
+    """Worker processes import the script that started them: at its top level, optimize
+    would run again in each. It stops there, saying so, and the driver says the workers
+    died while starting and why that may be."""
+    import subprocess
+    import sys
+    script = tmp_path / "mine.py"
+    script.write_text(NO_MAIN_GUARD.format(path=str(repo_root / "strategies" / "sma_cross.py")))
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 1
+    guard = "call it under `if __name__ == '__main__':`"
+    assert "ConfigError: optimize() was called while a worker process was starting: the " \
+           f"worker imports the script that calls it; {guard}" in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("planarpy.optimize.work.TrialError: trial 0 ") and \
+        "the worker processes died while starting (see their error above; a script that " \
+        "calls optimize with jobs > 1 must call it under" in last, last
