@@ -21,6 +21,7 @@ def register(sub: Any) -> None:
                    help="indicator of ai.ind to draw (repeatable; default: price-scale ones)")
     p.add_argument("--data", action="append", default=[], metavar="SYMBOL=CSV",
                    help="candles of one market from a CSV (repeatable)")
+    p.add_argument("--data-dir", help="OHLCV store directory (default user/data)")
     p.add_argument("--config", help="config file (default user/planar.toml)")
     p.set_defaults(func=run)
 
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--run takes a run id (a whole number) or 'last', got {run_id!r}")
         run_id = int(run_id)
     c = chart_trace(args.trace, args.strategy, run=run_id, indicators=args.indicator,
-                    data=parse_data(args.data), settings=load_config(args.config))
+                    data=parse_data(args.data), settings=load_config(args.config),
+                    data_dir=args.data_dir)
     print(f"chart written to {c.save(args.out)}")
     return 0
