@@ -17,7 +17,7 @@ import numpy as np
 from ..actions import Mode
 from ..config import load_config
 from ..core.apply import apply_event
-from ..core.errors import DataError
+from ..core.errors import ConfigError, DataError
 from ..data.ohlcv import OHLCV, align, iso, timeframe_ms
 from ..data.sources import load_ohlcv, markets_for
 from ..loader import find_strategy
@@ -48,12 +48,16 @@ def result_from_trace(trace: str | Path | Any, strategy: type[Strategy] | str, *
     """A SimResult of a recorded run: its fills, its equity at each candle close."""
     cfg = load_config() if settings is None else settings
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
-    header = run_header(trace, run)
-    s = cls(markets_for(cls.exchange, cfg), mode=Mode.SIM, cash=header.get("cash"),
-            params=resolve(cls, header.get("params")))
     events = list(iter_events(trace, run=run))
     if not events:
         raise DataError(f"{trace} has no events for run {run!r}")
+    header = run_header(trace, events[0]["run"])
+    made_by = header.get("strategy", cls.__name__)
+    if made_by != cls.__name__:
+        raise ConfigError(f"run {events[0]['run']} of {trace} was recorded by {made_by}, not "
+                          f"{cls.__name__}; give --strategy the strategy that made it")
+    s = cls(markets_for(cls.exchange, cfg), mode=Mode.SIM, cash=header.get("cash"),
+            params=resolve(cls, header.get("params")))
     t0, t1 = events[0]["ts"] // 1_000_000, events[-1]["ts"] // 1_000_000
     timeline = _candles(s, data, data_dir, t0, t1)
     first = max(int(np.searchsorted(timeline, t0, "right")) - 1, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..config import load_config
@@ -29,6 +30,11 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..charts import chart_trace
     from ..core.errors import ConfigError
+    if not args.out.lower().endswith((".html", ".htm")):
+        raise ConfigError(f"-o {args.out}: the chart is an HTML page; give a file name ending "
+                          "in .html")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise ConfigError(f"--data-dir {args.data_dir}: no such directory")
     run_id: Any = args.run
     if run_id != "last":
         if not run_id.isdigit():

@@ -71,7 +71,7 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
     space = build_space(cls, ranges, params, where)
     method = _method(method, len(objs))
     _check_run(jobs, backend, batch, trials, seed)
-    _check_names(cash, study)
+    _check_inputs(cash, study, data_dir)
     config = config if config is not None else SimConfig(seed=seed)
     series, timeline = _candles(cls, data, stop, cfg, data_dir)
     markets = dict(markets) if markets is not None else markets_for(cls.exchange, cfg)
@@ -135,7 +135,7 @@ def _check_run(jobs: Any, backend: str, batch: Any, trials: Any, seed: Any) -> N
         raise ConfigError(f"backend {backend!r} is not 'local' or 'ray'")
 
 
-def _check_names(cash: Any, study: Any) -> None:
+def _check_inputs(cash: Any, study: Any, data_dir: Any) -> None:
     if cash is not None and (not isinstance(cash, (int, float)) or isinstance(cash, bool)
                              or not math.isfinite(cash) or cash <= 0):
         raise ConfigError(f"--cash must be a positive number, got {cash!r}")
@@ -143,6 +143,8 @@ def _check_names(cash: Any, study: Any) -> None:
         raise ConfigError(f"--study must be a name, got {study!r}")
     if study is not None and not study.strip():
         raise ConfigError("--study must not be empty")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ConfigError(f"--data-dir {data_dir}: no such directory")
 
 
 def _total(method: str, points: Sequence[Any], trials: int | None) -> int:

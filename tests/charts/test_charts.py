@@ -78,3 +78,19 @@ def test_missing_bokeh_says_how_to_install(recorded, monkeypatch):
     monkeypatch.setitem(sys.modules, "bokeh", None)
     with pytest.raises(MissingExtra, match=r"pip install 'planarpy\[charts\]'"):
         chart(r)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-o", "{tmp}/c.png"], "-o {tmp}/c.png: the chart is an HTML page; give a file name "
+                            "ending in .html"),
+    (["--data-dir", "{tmp}/nowhere"], "--data-dir {tmp}/nowhere: no such directory"),
+    (["--strategy", "margin_trend"], "run 1 of {trace} was recorded by SmaCross, not "
+                                     "MarginTrend; give --strategy the strategy that made it"),
+])
+def test_chart_command_bad_options_are_one_line(extra, message, recorded, tmp_path, capsys):
+    _, path = recorded
+    args = ["chart", str(path), "--strategy", "sma_cross", "-o", str(tmp_path / "c.html")]
+    assert main(args + [a.format(tmp=tmp_path) for a in extra]) == 2
+    err = capsys.readouterr().err
+    assert err == f"planarpy: error: {message.format(tmp=tmp_path, trace=path)}\n"
+    assert not (tmp_path / "c.png").exists()

@@ -21,6 +21,7 @@ GRID = ["--method", "grid", "-r", "fast=5:10:5", "-r", "slow=20:40:20", "-p", "i
     (["--cash", "nan"], "--cash must be a positive number, got nan"),
     (["--cash", "-1"], "--cash must be a positive number, got -1.0"),
     (["--cash", "inf"], "--cash must be a positive number, got inf"),
+    (["--data-dir", "{tmp}/nowhere"], "--data-dir {tmp}/nowhere: no such directory"),
 ])
 def test_bad_option_is_one_line(extra, message, here, tmp_path, capsys):
     args = ["optimize", "sma_cross", *GRID, "--storage", str(tmp_path / "s.journal"),
