@@ -94,3 +94,20 @@ def test_chart_command_bad_options_are_one_line(extra, message, recorded, tmp_pa
     err = capsys.readouterr().err
     assert err == f"planarpy: error: {message.format(tmp=tmp_path, trace=path)}\n"
     assert not (tmp_path / "c.png").exists()
+
+
+def test_a_long_run_is_drawn_on_a_standard_timeframe_that_says_so(recorded):
+    """1,000,000 one-minute candles become 8h candles (the smallest standard timeframe
+    under 2,500 candles), and the price axis says so; a short run keeps its own."""
+    from planarpy.charts.backtest import MAX_CANDLES, candles_for_chart
+    from planarpy.data.ohlcv import OHLCV
+    n = 1_000_000
+    ts = 1_600_000_000_000 // 60_000 * 60_000 + 60_000 * np.arange(n, dtype=np.int64)
+    close = 100 + np.cumsum(np.random.default_rng(1).normal(0, 0.1, n))
+    o = OHLCV(ts, close, close + 0.2, close - 0.2, close, np.ones(n))
+    c, width = candles_for_chart(o, "1m")
+    assert width == 8 * 3_600_000 and len(c) <= MAX_CANDLES and c.high.max() == o.high.max()
+    assert candles_for_chart(o[:2000], "1m")[1] == 60_000
+    r, _ = recorded  # 5,760 five-minute candles
+    page = chart(r).html()
+    assert "ETH/BTC (BTC), 15m candles (run on 5m)" in page
