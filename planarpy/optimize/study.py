@@ -49,12 +49,18 @@ except ImportError:  # Windows: no lock; one driver per study is up to the user
     fcntl = None  # type: ignore[assignment]
 
 
+_QUIET: list[Any] = []  # optuna, once its INFO lines are turned off
+
+
 def _optuna() -> Any:
+    if _QUIET:
+        return _QUIET[0]
     try:
         import optuna
     except ImportError:
         raise MissingExtra("optimisation needs Optuna: pip install optuna") from None
-    optuna.logging.set_verbosity(logging.WARNING)
+    optuna.logging.set_verbosity(logging.WARNING)  # once: it takes a lock and walks loggers
+    _QUIET.append(optuna)
     return optuna
 
 
