@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ from .study import (METHODS, Plan, as_rows, finished, load_study, open_storage, 
 from .work import Context, InProcess, LocalPool, StrategyRef, Task
 
 BATCH = 16
+log = logging.getLogger("planarpy.optimize")
 
 
 def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
@@ -71,6 +73,11 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
     space = build_space(cls, ranges, params, where)
     method = _method(method, len(objs))
     _check_run(jobs, backend, batch, trials, seed)
+    if jobs > batch:
+        log.warning("--jobs %d is more than --batch %d: at most %d trials run at a time (a "
+                    "batch is asked whole); give --batch %d or more to use every worker",
+                    jobs, batch, batch, jobs)
+        jobs = batch
     _check_inputs(cash, study, data_dir)
     config = config if config is not None else SimConfig(seed=seed)
     series, timeline = _candles(cls, data, stop, cfg, data_dir)

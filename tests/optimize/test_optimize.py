@@ -201,3 +201,13 @@ def test_rdb_url_storage_keeps_and_resumes_the_study(here, tmp_path):
     assert table(first) == table(again) and len(first.trials) == 11
     with pytest.raises(ConfigError, match=r"--storage 'nosuch://x': cannot open it"):
         optimize("sma_cross", method="grid", storage="nosuch://x", **GRID)
+
+
+def test_more_jobs_than_a_batch_holds_is_said_and_no_idle_worker_is_started(here, tmp_path,
+                                                                             caplog):
+    """Trials are asked a batch at a time: workers beyond the batch size would wait idle."""
+    with caplog.at_level("WARNING", logger="planarpy.optimize"):
+        r = optimize("sma_cross", method="grid", storage=tmp_path / "s", jobs=3, batch=2,
+                     **GRID)
+    assert "--jobs 3 is more than --batch 2: at most 2 trials run at a time" in caplog.text
+    assert len(r.trials) == 11 and len(r.workers) <= 2
