@@ -111,3 +111,20 @@ def test_a_long_run_is_drawn_on_a_standard_timeframe_that_says_so(recorded):
     r, _ = recorded  # 5,760 five-minute candles
     page = chart(r).html()
     assert "ETH/BTC (BTC), 15m candles (run on 5m)" in page
+
+
+def test_heatmap_of_a_tpe_search_bins_a_wide_axis(repo_root, monkeypatch, tmp_path):
+    """TPE draws many distinct values: an axis of more than 20 gets 20 equal bins, each
+    cell the best trial in it, instead of one column per value drawn."""
+    monkeypatch.chdir(repo_root)
+    from planarpy.charts.optimize import MAX_CELLS
+    from planarpy.optimize import optimize
+    r = optimize("sma_cross", method="random", trials=60, objective="return",
+                 storage=tmp_path / "s", seed=1)
+    assert len({t["params"]["invest"] for t in r.trials}) == 60
+    c = r.heatmap("fast", "invest")
+    xs, ys = c.layout.x_range.factors, c.layout.y_range.factors
+    assert len(ys) <= MAX_CELLS and all("–" in f for f in ys)
+    cells = c.layout.select_one({"name": "cells"}).data_source.data
+    best = max(t["values"][0] for t in r.trials if t["feasible"])
+    assert max(cells["v"]) == best and len(cells["v"]) <= len(xs) * len(ys)
