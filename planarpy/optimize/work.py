@@ -176,6 +176,15 @@ class SharedData:
         self.dir = tempfile.mkdtemp(prefix="planarpy-optimize-", dir=directory)
         self.path = os.path.join(self.dir, "candles.bin")
         self.layout: dict[str, dict[str, list[Any]]] = {}
+        try:
+            self.nbytes = self._write(data)
+        except OSError as e:
+            self.close()
+            raise ConfigError(f"cannot write the candles for the worker processes to "
+                              f"{self.dir}: {e.strerror or e}; give TMPDIR a directory with "
+                              "room for them, or run with jobs=1") from None
+
+    def _write(self, data: Mapping[str, OHLCV]) -> int:
         offset = 0
         with open(self.path, "wb") as f:
             for sym, o in data.items():
@@ -186,7 +195,7 @@ class SharedData:
                     cols[c] = [offset, a.dtype.str, len(a)]
                     offset += a.nbytes
                 self.layout[sym] = cols
-        self.nbytes = offset
+        return offset
 
     @property
     def handle(self) -> tuple[str, str]:

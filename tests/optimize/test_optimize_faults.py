@@ -299,3 +299,34 @@ def test_a_script_without_a_main_guard_is_told_what_to_do(repo_root, tmp_path):
     assert last.startswith("planarpy.optimize.work.TrialError: trial 0 ") and \
         "the worker processes died while starting (see their error above; a script that " \
         "calls optimize with jobs > 1 must call it under" in last, last
+
+
+FULL_TMP = """
+import resource, signal, sys
+from planarpy.core.errors import PlanarError
+from planarpy.optimize import optimize
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # the candles take 276 kB
+try:
+    optimize("sma_cross", storage={path!r}, jobs=2, **{grid!r})
+except PlanarError as e:
+    print("ERROR", e)
+    sys.exit(2)
+"""
+
+
+def test_no_room_for_the_workers_candles_is_a_clear_error(here, tmp_path):
+    """The candles the workers map are written to one file first; a full disk there is
+    named, with the way out, and the half-written file is removed."""
+    import os
+    import subprocess
+    import sys
+    script = FULL_TMP.format(path=str(tmp_path / "s.journal"), grid=JOURNAL_GRID)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=here, timeout=300, env=env)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stdout.startswith(f"ERROR cannot write the candles for the worker processes "
+                                 f"to {tmp_path}"), run.stdout
+    assert "File too large" in run.stdout and "TMPDIR" in run.stdout
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("planarpy-optimize-")]
