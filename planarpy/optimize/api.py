@@ -110,7 +110,7 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
             results.append(_fold_result(fold, name, s, plan, pool))
         workers = pool.memory()
     return OptimizeResult(cls.__name__, method, objs, tuple(space.names), dict(space.fixed),
-                          results, storage, workers)
+                          results, storage, workers, cons)
 
 
 def _check_not_in_worker() -> None:

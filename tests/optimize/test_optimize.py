@@ -211,3 +211,14 @@ def test_more_jobs_than_a_batch_holds_is_said_and_no_idle_worker_is_started(here
                      **GRID)
     assert "--jobs 3 is more than --batch 2: at most 2 trials run at a time" in caplog.text
     assert len(r.trials) == 11 and len(r.workers) <= 2
+
+
+def test_no_feasible_trial_says_which_constraint_failed(here, tmp_path, capsys):
+    from planarpy.cli.main import main
+    assert main(["optimize", "sma_cross", "--method", "grid", "-r", "fast=5:10:5", "-r",
+                 "slow=20:40:20", "-p", "invest=0.99", "--constraint", "trades >= 100000",
+                 "--constraint", "trades >= 5", "--storage", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "  no feasible trial: constraint 'trades >= 100000' met by 0 of 4 trials, " \
+           "constraint 'trades >= 5' met by 4 of 4 trials\n" in out
+    assert "best: no feasible trial" in out
