@@ -12,7 +12,7 @@ from .objectives import STATS, Constraint, Objective
 from .result import FoldResult, OptimizeResult
 from .space import Dim, Space, build_space
 from .splits import Fold, Window
-from .study import StorageError
+from .storage import StorageError
 from .work import TrialError
 
 __all__ = ["Constraint", "Dim", "Fold", "FoldResult", "Objective", "OptimizeResult", "STATS",

@@ -22,8 +22,9 @@ from .objectives import constraints as make_constraints
 from .objectives import objectives as make_objectives
 from .result import FoldResult, OptimizeResult
 from .space import build_space
-from .study import (METHODS, Plan, as_rows, finished, load_study, open_storage, progress_bar,
-                    run_study, select, signature_of, study_lock, trial_error)
+from .storage import open_storage, study_lock
+from .study import (METHODS, Plan, as_rows, finished, load_study, progress_bar, run_study,
+                    select, signature_of, trial_error)
 from .work import Context, InProcess, LocalPool, StrategyRef, Task
 
 BATCH = 16
