@@ -117,14 +117,17 @@ def _planned(point_of: Callable[[int], Mapping[str, Any]]) -> Any:
 
 # ---- the driver ---------------------------------------------------------------------------
 def run_study(study: Any, plan: Plan, run: Callable[[list[Task]], Iterator[dict[str, Any]]],
-              progress: Any = None, sync: Callable[[], None] = lambda: None) -> None:
-    """Ask, run and tell trials in batches until the study holds `plan.total` finished ones."""
+              progress: Any = None,
+              sync: Callable[[bool], None] = lambda now=False: None) -> None:
+    """Ask, run and tell trials in batches until the study holds `plan.total` finished ones.
+    `sync(now)` after each batch makes the writes durable (now: whatever the interval)."""
     optuna = _optuna()
     running = optuna.trial.TrialState.RUNNING
     while True:
         trials = study.get_trials(deepcopy=False)
         open_ = [t for t in trials if t.state == running]
         if len(trials) >= plan.total and not open_:
+            sync(True)
             return
         first = open_[0].number if open_ else len(trials)
         lo = first // plan.batch * plan.batch
@@ -151,7 +154,7 @@ def run_study(study: Any, plan: Plan, run: Callable[[list[Task]], Iterator[dict[
                 continue
             tell(study, plan, ids[out["number"]], out)
             _step(progress)
-        sync()
+        sync(bool(failed))
         if failed:
             raise trial_error(study.study_name, plan.window, tasks, failed)
 
