@@ -216,6 +216,9 @@ def _dim(p: Param, given: Any) -> Dim:
         values = tuple(p.check(v) for v in given)
         if not values:
             raise ParamError(f"parameter {p.name}: the range given is empty")
+        step = _int_step(values) if p.kind == "int" else None
+        if step is not None:  # 5, 10, ..., 50: an ordered range to TPE, not 10 labels
+            return Dim(p.name, "int", values[0], values[-1], step)
         return Dim(p.name, "choice", choices=values)
     raise ParamError(f"parameter {p.name}: a range is 'LOW:HIGH[:STEP]', 'V1,V2,...', a list "
                      f"or a Param, not {given!r}")
@@ -223,6 +226,12 @@ def _dim(p: Param, given: Any) -> Dim:
 
 def _a(kind: str) -> str:
     return "an int" if kind == "int" else f"a {kind}"
+
+
+def _int_step(values: tuple[int, ...]) -> int | None:
+    """The step of ints rising evenly (range(5, 55, 5)), else None."""
+    steps = {b - a for a, b in zip(values, values[1:])}
+    return steps.pop() if len(steps) == 1 and min(steps) > 0 else None
 
 
 def parse_range(p: Param, text: str) -> Param | list[Any]:

@@ -60,3 +60,19 @@ def test_a_step_that_does_not_divide_the_range_ends_at_the_last_step():
         dn, df = n.distribution(), f.distribution()
     assert (dn.low, dn.high, dn.step) == (5, 50, 5)
     assert math.isclose(df.high, 0.9) and df.step == 0.4
+
+
+def test_evenly_rising_ints_are_a_stepped_range_not_labels():
+    """range(5, 55, 5) or '5,10,15': TPE sees an ordered int range with its step (as a
+    categorical choice it would not know 10 lies between 5 and 15); other lists stay
+    choices, in their order."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+    cls = make(n=Param(10, low=1, high=100), m=Param(3, low=1, high=100))
+    space = build_space(cls, {"n": range(5, 55, 5), "m": [8, 2, 5]})
+    n, m = space.dims
+    assert (n.kind, n.low, n.high, n.step) == ("int", 5, 50, 5)
+    assert n.grid() == list(range(5, 55, 5))
+    assert isinstance(n.distribution(), IntDistribution) and n.distribution().step == 5
+    assert m.kind == "choice" and m.grid() == [8, 2, 5]
+    assert isinstance(m.distribution(), CategoricalDistribution)
+    assert build_space(cls, {"n": "5,10,15"}).dims[0].step == 5
