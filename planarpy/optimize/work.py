@@ -289,6 +289,9 @@ class _QuietProcess(multiprocessing.context.SpawnProcess):
     KeyboardInterrupt traceback from wherever it was, and break the pool."""
 
     def start(self) -> None:
+        if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+            super().start()
+            return
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # inherited
         try:
             super().start()
