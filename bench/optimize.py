@@ -42,7 +42,10 @@ from planarpy.optimize import optimize  # noqa: E402
 
 FASTS = list(range(2, 22, 2))
 SLOWS = list(range(30, 330, 30))
-CONFIG = SimConfig(slippage=0.0, volume_cap=False, maker=COMMISSION, taker=COMMISSION)
+# no look-ahead check: backtesting.py makes none, so both sides do the same work (optimize
+# checks the first trial of each batch by default; a bare backtest checks every run)
+CONFIG = SimConfig(slippage=0.0, volume_cap=False, maker=COMMISSION, taker=COMMISSION,
+                   check_lookahead=False)
 MIB = 1 << 20
 
 

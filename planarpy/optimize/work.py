@@ -107,12 +107,14 @@ class Context:
 
 @attrs.frozen(slots=True)
 class Task:
-    """One trial: its number, the strategy's parameter values, the candle window."""
+    """One trial: its number, the strategy's parameter values, the candle window, and
+    whether it runs the sim's look-ahead check (when the config asks for it at all)."""
 
     number: int
     params: Mapping[str, Any]
     start: int | None
     stop: int | None
+    check_lookahead: bool = True
 
 
 class TrialError(PlanarError):
@@ -124,7 +126,10 @@ def evaluate(ctx: Context, cls: type, data: Mapping[str, OHLCV], task: Task) -> 
     """Backtest one trial; its summary, objective values, time and where it ran."""
     t = time.perf_counter()
     s = cls(ctx.markets, mode=Mode.SIM, cash=ctx.cash, params=task.params)
-    r = backtest(s, data=data, start=task.start, stop=task.stop, config=ctx.config,
+    config = ctx.config
+    if config.check_lookahead and not task.check_lookahead:
+        config = attrs.evolve(config, check_lookahead=False)
+    r = backtest(s, data=data, start=task.start, stop=task.stop, config=config,
                  settings=ctx.settings)
     summary = r.summary()
     values = [o.value(r, summary) for o in ctx.objectives]

@@ -222,3 +222,35 @@ def test_no_feasible_trial_says_which_constraint_failed(here, tmp_path, capsys):
     assert "  no feasible trial: constraint 'trades >= 100000' met by 0 of 4 trials, " \
            "constraint 'trades >= 5' met by 4 of 4 trials\n" in out
     assert "best: no feasible trial" in out
+
+
+def test_the_lookahead_check_runs_once_a_batch_and_still_stops_a_peeking_strategy(here,
+                                                                                  tmp_path):
+    """The check reads the indicator code, the same in every trial: the first trial of
+    each batch runs it (a tenth of a short trial saved on the others)."""
+    import numpy as np
+
+    from planarpy.optimize import TrialError
+    base = find_strategy("sma_cross")
+    calls = []
+
+    class Counted(base):
+        def indicators(self, ai):
+            calls.append(len(ai.ohlcv))
+            return super().indicators(ai)
+
+    grid = {**GRID, "ranges": {"fast": "5:10:5", "slow": "20:60:20"}, "batch": 4}
+    optimize(Counted, method="grid", storage=tmp_path / "a", **grid)  # 6 trials, 2 batches
+    full = max(calls)
+    assert calls.count(full) == 6 and len(calls) == 6 + 2  # two checks on partial data
+
+    class Peeking(base):
+        def indicators(self, ai):
+            out = super().indicators(ai)
+            return {**out, "next": np.roll(ai.ohlcv.close, -1)}
+
+    with pytest.raises(TrialError) as e:
+        optimize(Peeking, method="grid", storage=tmp_path / "b", **grid)
+    first = str(e.value).splitlines()[0]
+    assert first.startswith("trial 0 (fast=5 slow=20 invest=0.99)") and \
+        "LookAheadError: indicator 'next' of ETH/BTC looks ahead" in first, first
