@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--split", type=float, metavar="TRAIN",
                    help="train/test split: the train share, e.g. 0.7")
     p.add_argument("--walk-forward", type=int, metavar="FOLDS", help="walk-forward folds")
-    p.add_argument("--train", type=float, default=0.75,
+    p.add_argument("--train", type=float,
                    help="walk-forward train share of each fold (default 0.75)")
     p.add_argument("--anchored", action="store_true", help="walk-forward: train from the start")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ConfigError(f"--{flag} must be at least 1, got {value}")
+    for flag, given in (("--train", args.train is not None), ("--anchored", args.anchored)):
+        if given and args.walk_forward is None:
+            raise ConfigError(f"{flag} shapes the folds of --walk-forward; give --walk-forward "
+                              "FOLDS (a single train/test split is --split TRAIN)")
     if args.address is not None and args.backend != "ray":
         raise ConfigError("--address is the address of a Ray cluster; it needs --backend ray")
     _check_output("--csv", args.csv)
@@ -86,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         cls, objective=args.objective or "sharpe", method=args.method, trials=args.trials,
         ranges=parse_ranges(cls, args.range), params=parse_items(cls, args.param),
         where=args.where, constraints=args.constraint, split=args.split,
-        walk_forward=args.walk_forward, train=args.train, anchored=args.anchored,
+        walk_forward=args.walk_forward, train=0.75 if args.train is None else args.train,
+        anchored=args.anchored,
         jobs=args.jobs, backend=args.backend, address=args.address, batch=args.batch,
         storage=args.storage, study=args.study, seed=args.seed or 0,
         data=parse_data(args.data), start=to_ms(args.start) if args.start else None,

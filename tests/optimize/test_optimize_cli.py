@@ -18,6 +18,11 @@ GRID = ["--method", "grid", "-r", "fast=5:10:5", "-r", "slow=20:40:20", "-p", "i
     (["--plot", "{tmp}/heat.png"], "--plot {tmp}/heat.png: the chart is an HTML page; give a "
                                   "file name ending in .html"),
     (["--study", ""], "--study must not be empty"),
+    (["--train", "0.6"], "--train shapes the folds of --walk-forward; give --walk-forward "
+                         "FOLDS (a single train/test split is --split TRAIN)"),
+    (["--split", "0.7", "--anchored"], "--anchored shapes the folds of --walk-forward; give "
+                                       "--walk-forward FOLDS (a single train/test split is "
+                                       "--split TRAIN)"),
     (["--cash", "nan"], "--cash must be a positive number, got nan"),
     (["--cash", "-1"], "--cash must be a positive number, got -1.0"),
     (["--cash", "inf"], "--cash must be a positive number, got inf"),
