@@ -170,13 +170,15 @@ def test_a_damaged_or_foreign_journal_is_a_clear_error(here, tmp_path, content):
 
 # ---- two drivers on one study -------------------------------------------------------------
 SLOW = """
-import time
+import os, time
 from planarpy import find_strategy
 Base = find_strategy({path!r})
 
 class Slow(Base):
-    def start(self):
-        time.sleep(0.2)
+    def start(self):  # holds its first trial until the test lets it go (or 120 s)
+        deadline = time.monotonic() + 120
+        while not os.path.exists({release!r}) and time.monotonic() < deadline:
+            time.sleep(0.01)
         super().start()
 """
 
@@ -192,7 +194,9 @@ def test_a_second_driver_on_a_running_study_is_refused_and_harms_nothing(
 
     import optuna
     strategy = tmp_path / "slow.py"
-    strategy.write_text(SLOW.format(path=str(repo_root / "strategies" / "sma_cross.py")))
+    release = tmp_path / "release"
+    strategy.write_text(SLOW.format(path=str(repo_root / "strategies" / "sma_cross.py"),
+                                    release=str(release)))
     storage = str(tmp_path / "s.journal") if kind == "journal" else \
         f"sqlite:///{tmp_path / 's.db'}"
     args = ["--method", "grid", "-r", "fast=5:20:5", "-r", "slow=30:40:10", "-p", "invest=0.99",
@@ -210,13 +214,14 @@ def test_a_second_driver_on_a_running_study_is_refused_and_harms_nothing(
         except Exception:  # not created yet
             return []
     deadline = time.monotonic() + 120
-    while not trials():
+    while not trials():  # the first driver has asked its first trials, and holds them
         assert first.poll() is None, first.stderr.read()
         assert time.monotonic() < deadline, "the first driver never started a trial"
         time.sleep(0.05)
     second = subprocess.run([sys.executable, "-m", "planarpy.cli.main", "optimize",
                              str(strategy), *args], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120)
+    release.touch()
     out, err = first.communicate(timeout=300)
     assert second.returncode == 2 and second.stderr.startswith(
         f"planarpy: error: another process is running a study in {storage}"), second.stderr
