@@ -112,6 +112,11 @@ def bt_grid(data: Any) -> tuple[tuple[float, float], tuple[int, int]]:
     return clock.read(), (stats._strategy.n1, stats._strategy.n2)
 
 
+def busy(result: Any, jobs: int, wall: float) -> float:
+    """The share of the workers' wall time spent in trials (each trial times itself)."""
+    return sum(t["seconds"] for t in result.trials) / (jobs * wall)
+
+
 def spin(n: int) -> int:
     total = 0
     for i in range(n):
@@ -197,12 +202,16 @@ def main() -> None:
               f"({n / b_wall:.1f} trials/s), best n1={b_best[0]} n2={b_best[1]}: {same}; "
               f"planarpy is {b_wall / p_wall:.1f}x faster ({b_cpu / p_cpu:.1f}x in CPU time)")
     big = random_walk(args.parallel_candles)
-    (one, _), _ = planar_grid(big, jobs=1, in_process=False)
-    (two, _), _ = planar_grid(big, jobs=2)
+    (one, _), r1 = planar_grid(big, jobs=1, in_process=False)
+    (two, _), r2 = planar_grid(big, jobs=2)
+    busy1, busy2 = busy(r1, 1, one), busy(r2, 2, two)
     print(f"\n2. worker processes on {len(big):,} candles (start-up included): 1 worker "
           f"{n / one:.1f} trials/s, 2 workers {n / two:.1f} trials/s: {one / two:.2f}x "
           f"(machine: {os.cpu_count()} cores; a bare CPU loop gets {ceiling():.2f}x from 2 "
           f"processes on it right now; load average {os.getloadavg()[0]:.1f})")
+    print(f"   workers busy with trials {busy1 * 100:.0f}% (1) and {busy2 * 100:.0f}% (2) of the "
+          f"wall time; the rest is start-up, batch ends and the driver (estimate: with 2 free "
+          f"cores, {2 * busy2 / busy1:.2f}x)")
     opt, bare = [], []
     for _ in range(3):  # interleaved, so a busy spell of the machine hits both alike
         opt.append(planar_grid(data)[0])
