@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..config import load_config
@@ -36,7 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--split", type=float, metavar="TRAIN",
                    help="train/test split: the train share, e.g. 0.7")
     p.add_argument("--walk-forward", type=int, metavar="FOLDS", help="walk-forward folds")
-    p.add_argument("--train", type=float, default=0.75,
+    p.add_argument("--train", type=float,
                    help="walk-forward train share of each fold (default 0.75)")
     p.add_argument("--anchored", action="store_true", help="walk-forward: train from the start")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
@@ -77,11 +78,20 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ConfigError(f"--{flag} must be at least 1, got {value}")
+    for flag, given in (("--train", args.train is not None), ("--anchored", args.anchored)):
+        if given and args.walk_forward is None:
+            raise ConfigError(f"{flag} shapes the folds of --walk-forward; give --walk-forward "
+                              "FOLDS (a single train/test split is --split TRAIN)")
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError("--address is the address of a Ray cluster; it needs --backend ray")
+    _check_output("--csv", args.csv)
+    _check_output("--plot", args.plot, (".html", ".htm"))
     result = optimize(
         cls, objective=args.objective or "sharpe", method=args.method, trials=args.trials,
         ranges=parse_ranges(cls, args.range), params=parse_items(cls, args.param),
         where=args.where, constraints=args.constraint, split=args.split,
-        walk_forward=args.walk_forward, train=args.train, anchored=args.anchored,
+        walk_forward=args.walk_forward, train=0.75 if args.train is None else args.train,
+        anchored=args.anchored,
         jobs=args.jobs, backend=args.backend, address=args.address, batch=args.batch,
         storage=args.storage, study=args.study, seed=args.seed or 0,
         data=parse_data(args.data), start=to_ms(args.start) if args.start else None,
@@ -111,6 +121,18 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         _plot(result, args.plot)
     return 0
+
+
+def _check_output(flag: str, path: str | None, suffixes: tuple[str, ...] = ()) -> None:
+    """Before the study runs: an output file must be one that can be written at the end."""
+    if path is None:
+        return
+    if suffixes and not path.lower().endswith(suffixes):
+        raise ConfigError(f"{flag} {path}: the chart is an HTML page; give a file name ending "
+                          "in .html")
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {path}: cannot write it (No such file or directory)")
 
 
 def _workers(workers: list[dict[str, Any]]) -> str:
