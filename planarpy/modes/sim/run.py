@@ -127,36 +127,56 @@ def check_causal(s: Strategy, k: int) -> None:
 
 
 LOOKBACK_CHECK = 20_000  # the last candles (at most) the lookback check recomputes
+LOOKBACK_TILE = 32  # candles checked per recomputation, at least
 
 
 def check_lookback(s: Strategy, k: int) -> None:
-    """Raise LookbackError if, with candles from `k` on only, an indicator's values from
-    k + lookback - 1 on differ from those over all the candles: then it depends on older
-    candles (or on where the candles start), and a live run would not see the same."""
+    """Raise LookbackError if an indicator's values from candle k + lookback - 1 on differ
+    when computed from a few candles more than their lookback: then they depend on older
+    candles (or on where the candles start), and a live run would not see the same.
+
+    The candles from k on are cut in tiles, each recomputed with the `lookback` candles
+    before it: every value is checked with between `lookback` and twice as many candles
+    behind it (a live run computes each from its last `lookback`), not only the first
+    values after one cut, so a recursive indicator whose lookback is too short is caught
+    wherever a value it feeds (a cross) changes.
+    """
     lookback = s.lookback
     if lookback is None:
         return
+    step = max(lookback, LOOKBACK_TILE)
     for ai in s.assets:
         if not ai.ind or k < 1 or k + lookback > len(ai.ohlcv):
             continue
-        full = ai.ohlcv
-        ai.ohlcv = full[k:]
-        try:
-            suffix = s.indicators(ai) or {}
-        finally:
-            ai.ohlcv = full
-        for name, values in suffix.items():
-            a = np.asarray(values, dtype=np.float64)[lookback - 1:]
-            b = np.asarray(ai.ind[name][k + lookback - 1:], dtype=np.float64)
-            differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
-            if differs.any():
-                j = k + lookback - 1 + int(np.flatnonzero(differs)[0])
-                raise LookbackError(
-                    f"indicator {name!r} of {ai.symbol} depends on more than its lookback of "
-                    f"{lookback} candles: its value at candle {j} ({int(full.timestamp[j])}) is "
-                    f"{b[j - k - lookback + 1]!r} with all the data but "
-                    f"{a[j - k - lookback + 1]!r} with the candles from {k} on; raise "
-                    f"`lookback`, or compute it from the last {lookback} candles alone")
+        for start in range(k, len(ai.ohlcv) - lookback + 1, step):
+            _check_tile(s, ai, start, min(start + lookback - 1 + step, len(ai.ohlcv)))
+
+
+def _check_tile(s: Strategy, ai: Any, start: int, stop: int) -> None:
+    """Compare the values from start + lookback - 1 to stop - 1 computed over the candles
+    start..stop-1 alone with those over all the candles."""
+    lookback, full = s.lookback, ai.ohlcv
+    ai.ohlcv = full[start:stop]
+    try:
+        tile = s.indicators(ai) or {}
+    finally:
+        ai.ohlcv = full
+    first = start + lookback - 1
+    for name, values in tile.items():
+        a = np.asarray(values, dtype=np.float64)[lookback - 1:]
+        b = np.asarray(ai.ind[name][first:stop], dtype=np.float64)
+        differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+        if differs.any():
+            j = int(np.flatnonzero(differs)[0])
+            raise LookbackError(
+                f"indicator {name!r} of {ai.symbol} depends on more than its lookback of "
+                f"{lookback} candles: its value at candle {first + j} "
+                f"({int(full.timestamp[first + j])}) is {b[j]!r} with all the data but "
+                f"{a[j]!r} with the candles from {start} on only; raise `lookback` (a "
+                f"recursive indicator needs the one its docstring gives, such as 60 * n "
+                f"for rsi(n)), or compute it from the last {lookback} candles alone (a "
+                f"running total never does: obv without a window, TA-Lib's SMA, BBANDS or "
+                f"STOCH; planarpy.indicators has windowed ones)")
 
 
 def _progress(total: int) -> Any:
