@@ -15,8 +15,8 @@ from planarpy.modes.sim import SimConfig
 
 from indicatorkit import INDICATORS, LOOKBACK, Panel, one, too_short
 
-pytest.importorskip("talib", reason="the recursive indicators need TA-Lib: "
-                                    "pip install 'planarpy[talib]'")
+talib = pytest.importorskip("talib", reason="the recursive indicators need TA-Lib: "
+                                            "pip install 'planarpy[talib]'")
 
 ETHBTC = load_ohlcv("binance", "ETH/BTC", "5m")
 
@@ -114,3 +114,17 @@ def test_the_panel_passes_the_check_on_the_bundled_xrp_eth_candles():
     r = backtest(Panel, data={"XRP/ETH": load_ohlcv("binance", "XRP/ETH", "1m")}, settings={},
                  config=SimConfig(slippage=0.0))
     assert len(r.strategy.seen) == len(r.strategy.assets[0].ohlcv) - LOOKBACK - 1
+
+
+@pytest.mark.parametrize("fn", [
+    lambda o: talib.SMA(o.close, 20), lambda o: talib.WMA(o.close, 20),
+    lambda o: talib.BBANDS(o.close, 20)[0], lambda o: talib.STOCH(o.high, o.low, o.close)[1],
+    lambda o: talib.SUM(o.volume, 20)], ids=["SMA", "WMA", "BBANDS", "STOCH", "SUM"])
+def test_talibs_running_totals_are_refused_whatever_the_lookback(fn):
+    """Why the window indicators are computed here and not by TA-Lib: its running totals
+    carry rounding from the first candle, so even ten times their window is refused."""
+    cls = type("RunningTotal", (EthBtc,), {"lookback": 200, "warmup": 0,
+                                           "tick": lambda s, ts: None,
+                                           "indicators": lambda s, ai: {"x": fn(ai.ohlcv)}})
+    with pytest.raises(LookbackError, match="running total"):
+        backtest(cls, data={"ETH/BTC": ETHBTC}, settings={}, config=SimConfig(slippage=0.0))
