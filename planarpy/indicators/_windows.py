@@ -5,7 +5,7 @@ so its values carry rounding from the first candle on: the same candles give a v
 a backtest over years that differs in its last bits from a live run's over its last few
 hundred candles, and a cross at a tie exists in one and not the other. Here every window
 is reduced on its own, in the same order wherever it starts (means and sums exactly, by
-`_exact`; weighted sums and squared deviations row by row; highs and lows exactly), so
+`_exact`; weighted sums and squared deviations term by term; highs and lows exactly), so
 with a `lookback` of at least the window a live run computes the same floats as a
 backtest. Their definitions are TA-Lib's, and the tests hold them to TA-Lib's values.
 """
@@ -15,13 +15,9 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ._exact import rolling_sum, sma
 from ._inputs import Candles, columns, period, series
-
-_CELLS = 1 << 20  # values per pass of a window-by-window reduction (8 MB of temporaries)
-
 
 class Bands(NamedTuple):
     """An upper, a middle and a lower line (Bollinger bands, a Donchian channel)."""
@@ -38,19 +34,21 @@ class Stoch(NamedTuple):
     d: np.ndarray
 
 
-def _by_window(x: np.ndarray, n: int,
-               reduce: Callable[[np.ndarray, slice], np.ndarray]) -> np.ndarray:
-    """`reduce(windows, at)` over rows of windows of `n` values (row j ends at value
-    at.start + j); NaN for the first n - 1 values."""
+def _window_terms(x: np.ndarray, n: int,
+                  term: Callable[[int, np.ndarray, np.ndarray], None]) -> np.ndarray:
+    """For each window of `n` values, the sum over k = 0..n-1 of a term of its k-th value,
+    added in the order of k whatever the window's position; NaN for the first n - 1.
+    `term(k, values, out)` writes into `out` the terms of the k-th values of all windows."""
     out = np.full(len(x), np.nan)
-    if len(x) < n:
+    m = len(x) - n + 1
+    if m <= 0:
         return out
-    windows = sliding_window_view(x, n)
-    rows = max(1, _CELLS // n)
+    total, terms = np.zeros(m), np.empty(m)
     with np.errstate(invalid="ignore", over="ignore"):
-        for start in range(0, len(windows), rows):
-            at = slice(start + n - 1, min(start + rows, len(windows)) + n - 1)
-            out[at] = reduce(windows[start:start + rows], at)
+        for k in range(n):
+            term(k, x[k:k + m], terms)
+            total += terms
+    out[n - 1:] = total
     return out
 
 
@@ -58,10 +56,11 @@ def wma(values: np.ndarray, n: int) -> np.ndarray:
     """Weighted moving average: weights 1 to n, the newest value heaviest (TA-Lib's WMA);
     NaN until `n` values exist."""
     n = period(n, "wma", "the window n")
-    weights = np.arange(1.0, n + 1)
-    total = n * (n + 1) / 2
-    return _by_window(series(values, "wma"), n,
-                      lambda w, at: (w * weights).sum(axis=1) / total)
+    x = series(values, "wma")
+
+    def weighted(k: int, values: np.ndarray, out: np.ndarray) -> None:
+        np.multiply(values, k + 1.0, out=out)
+    return _window_terms(x, n, weighted) / (n * (n + 1) / 2)
 
 
 def stddev(values: np.ndarray, n: int, ddof: int = 0) -> np.ndarray:
@@ -71,12 +70,13 @@ def stddev(values: np.ndarray, n: int, ddof: int = 0) -> np.ndarray:
     n = period(n, "stddev", "the window n")
     ddof = period(ddof, "stddev", "ddof", least=0, most=n - 1)
     x = series(values, "stddev")
-    mean = sma(x, n)
+    mean = sma(x, n)[n - 1:]
 
-    def deviation(w: np.ndarray, at: slice) -> np.ndarray:
-        d = w - mean[at, None]
-        return np.sqrt((d * d).sum(axis=1) / (n - ddof))
-    return _by_window(x, n, deviation)
+    def squared(k: int, values: np.ndarray, out: np.ndarray) -> None:
+        np.subtract(values, mean, out=out)
+        np.multiply(out, out, out=out)
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(_window_terms(x, n, squared) / (n - ddof))
 
 
 def rolling_max(values: np.ndarray, n: int) -> np.ndarray:
