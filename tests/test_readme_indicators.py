@@ -5,28 +5,21 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from readmekit import section_blocks
+
 SECTION = "### Indicators"
-
-
-def blocks(repo_root: Path) -> list[tuple[str, str]]:
-    text = (repo_root / "README.md").read_text()
-    start = text.index(SECTION)
-    body = text[start:text.index("\n### ", start + len(SECTION))]
-    return re.findall(r"```(\w+)\n(.*?)```", body, re.S)
 
 
 def test_readme_indicator_section_runs(repo_root, tmp_path):
     pytest.importorskip("talib", reason="the section uses rsi: pip install 'planarpy[talib]'")
     (tmp_path / "strategies").symlink_to(repo_root / "strategies")
     env = {**os.environ, "PLANARPY_HOME": str(tmp_path)}
-    found = blocks(repo_root)
+    found = section_blocks(repo_root, SECTION)
     assert [lang for lang, _ in found] == ["python"]
     for _, code in found:
         out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,

@@ -108,22 +108,32 @@ def check_causal(s: Strategy, k: int) -> None:
     for ai in s.assets:
         if not ai.ind or k < 1:
             continue
-        full = ai.ohlcv
-        ai.ohlcv = full[:k]
-        try:
-            prefix = s.indicators(ai) or {}
-        finally:
-            ai.ohlcv = full
-        for name, values in prefix.items():
+        for name, values in _indicators_over(s, ai, slice(0, k)).items():
             a = np.asarray(values, dtype=np.float64)
             b = np.asarray(ai.ind[name][:k], dtype=np.float64)
-            differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
-            if differs.any():
-                j = int(np.flatnonzero(differs)[0])
+            j = _first_difference(a, b)
+            if j is not None:
                 raise LookAheadError(
                     f"indicator {name!r} of {ai.symbol} looks ahead: its value at candle {j} "
-                    f"({int(full.timestamp[j])}) is {b[j]!r} with all the data but {a[j]!r} with "
-                    f"candles up to {k - 1} only; an indicator may use candles <= its own")
+                    f"({int(ai.ohlcv.timestamp[j])}) is {b[j]!r} with all the data but "
+                    f"{a[j]!r} with candles up to {k - 1} only; an indicator may use "
+                    f"candles <= its own")
+
+
+def _indicators_over(s: Strategy, ai: Any, candles: slice) -> Mapping[str, Any]:
+    """The strategy's indicators of `ai` computed over those of its candles only."""
+    full = ai.ohlcv
+    ai.ohlcv = full[candles]
+    try:
+        return s.indicators(ai) or {}
+    finally:
+        ai.ohlcv = full
+
+
+def _first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
+    """The first index where `a` and `b` differ (NaN equals NaN), or None."""
+    differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    return int(np.flatnonzero(differs)[0]) if differs.any() else None
 
 
 LOOKBACK_CHECK = 20_000  # the last candles (at most) the lookback check recomputes
@@ -155,23 +165,17 @@ def check_lookback(s: Strategy, k: int) -> None:
 def _check_tile(s: Strategy, ai: Any, start: int, stop: int) -> None:
     """Compare the values from start + lookback - 1 to stop - 1 computed over the candles
     start..stop-1 alone with those over all the candles."""
-    lookback, full = s.lookback, ai.ohlcv
-    ai.ohlcv = full[start:stop]
-    try:
-        tile = s.indicators(ai) or {}
-    finally:
-        ai.ohlcv = full
+    lookback = s.lookback
     first = start + lookback - 1
-    for name, values in tile.items():
+    for name, values in _indicators_over(s, ai, slice(start, stop)).items():
         a = np.asarray(values, dtype=np.float64)[lookback - 1:]
         b = np.asarray(ai.ind[name][first:stop], dtype=np.float64)
-        differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
-        if differs.any():
-            j = int(np.flatnonzero(differs)[0])
+        j = _first_difference(a, b)
+        if j is not None:
             raise LookbackError(
                 f"indicator {name!r} of {ai.symbol} depends on more than its lookback of "
                 f"{lookback} candles: its value at candle {first + j} "
-                f"({int(full.timestamp[first + j])}) is {b[j]!r} with all the data but "
+                f"({int(ai.ohlcv.timestamp[first + j])}) is {b[j]!r} with all the data but "
                 f"{a[j]!r} with the candles from {start} on only; raise `lookback` (a "
                 f"recursive indicator needs the one its docstring gives, such as 60 * n "
                 f"for rsi(n)), or compute it from the last {lookback} candles alone (a "
