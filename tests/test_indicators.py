@@ -83,16 +83,6 @@ def test_sma_non_finite_windows_and_bad_window():
             sma(x, bad)
 
 
-def test_the_public_surface():
-    """What `from planarpy.indicators import ...` offers, pinned."""
-    import planarpy.indicators as ind
-    assert sorted(ind.__all__) == sorted([
-        "sma", "ema", "wma", "rsi", "macd", "bbands", "stddev", "atr", "adx", "dmi", "stoch",
-        "donchian", "obv", "vwap", "rolling_sum", "rolling_max", "rolling_min", "crossings",
-        "Bands", "Macd", "Stoch", "Dmi", "Candles", "MissingTalib"])
-    assert all(hasattr(ind, name) for name in ind.__all__)
-
-
 def _candles(n=50):
     from planarpy import OHLCV
     x = 100 + np.sin(np.arange(n) / 3)
