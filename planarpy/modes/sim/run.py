@@ -157,6 +157,7 @@ def _first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
 
 LOOKBACK_CHECK = 20_000  # the last candles (at most) the lookback check recomputes
 LOOKBACK_TILE = 32  # candles checked per recomputation, at least
+LOOKBACK_TILES = 200  # recomputations at most (longer tiles on more data)
 
 
 def check_lookback(s: Strategy, k: int) -> None:
@@ -164,19 +165,20 @@ def check_lookback(s: Strategy, k: int) -> None:
     when computed from a few candles more than their lookback: then they depend on older
     candles (or on where the candles start), and a live run would not see the same.
 
-    The candles from k on are cut in tiles, each recomputed with the `lookback` candles
-    before it: every value is checked with between `lookback` and twice as many candles
-    behind it (a live run computes each from its last `lookback`), not only the first
-    values after one cut, so a recursive indicator whose lookback is too short is caught
-    wherever a value it feeds (a cross) changes.
+    The candles from k on are cut in tiles (`lookback` candles long, 32 at least, 200
+    tiles at most), each recomputed from the `lookback` - 1 candles before it: every value
+    is checked from its last `lookback` candles and at most a tile more (a live run
+    computes each from its last `lookback`), not only the first values after one cut,
+    so a recursive indicator whose lookback is too short is caught wherever a value it
+    feeds (a cross) changes.
     """
     lookback = s.lookback
     if lookback is None:
         return
-    step = max(lookback, LOOKBACK_TILE)
     for ai in s.assets:
         if not ai.ind or k < 1 or k + lookback > len(ai.ohlcv):
             continue
+        step = max(lookback, LOOKBACK_TILE, -(-(len(ai.ohlcv) - k) // LOOKBACK_TILES))
         for start in range(k, len(ai.ohlcv) - lookback + 1, step):
             _check_tile(s, ai, start, min(start + lookback - 1 + step, len(ai.ohlcv)))
 
