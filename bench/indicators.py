@@ -7,12 +7,17 @@ call; the window ones are computed here from each window alone, see the module
 docstrings) and pandas (rolling windows, ewm for the recursive ones), and planarpy's time
 over pandas'. Missing peers print "-".
 
+Memory of the recursive ones (TA-Lib's): over runs started every `--every` candles of a
+volatile walk and of the bundled ETH/BTC candles, the most candles a run took before its
+values were those over all the candles, bit for bit (from then on they stay so), beside
+the lookback their docstrings give.
+
 Exactness of `sma`, against the cumulative-sum mean it replaced and pandas' rolling mean:
 for each window length, milliseconds, the largest and the median distance in ulps from
 the exact mean (rational arithmetic, over `--sample` random windows), and whether the
 means of the last windows stay the same float when the series starts later (a live
 run's window against a backtest's history). Prints figures only.
-Run: python bench/indicators.py [--values N] [--sample K] [--repeat R]
+Run: python bench/indicators.py [--values N] [--sample K] [--repeat R] [--every E]
 """
 
 from __future__ import annotations
@@ -190,13 +195,70 @@ def speed_table(n: int, repeat: int) -> None:
     print()
 
 
+def harsh(n: int, seed: int = 9) -> OHLCV:
+    """A volatile walk with a strong trend and a 90% crash in the middle."""
+    rng = np.random.default_rng(seed)
+    r = rng.normal(0.0002, 0.01, n)
+    r[n // 2] = -0.9
+    close = np.exp(np.cumsum(r)).round(10)
+    high = close * (1 + np.abs(rng.normal(0, 0.005, n)))
+    low = close * (1 - np.abs(rng.normal(0, 0.005, n)))
+    ts = 1_600_000_000_000 + 60_000 * np.arange(n, dtype=np.int64)
+    return OHLCV(ts, close, high, low, close, np.ones(n))
+
+
+def forgetting(fn: Callable[[OHLCV], Any], o: OHLCV, every: int) -> int:
+    """The most candles, over starts every `every` candles, after which the values
+    computed from a start on are those over all the candles, bit for bit, for good."""
+    full = [np.asarray(a) for a in np.atleast_2d(fn(o))]
+    worst = 0
+    for start in range(0, len(o) // 2, every):
+        part = np.atleast_2d(fn(o[start:]))
+        last = -1
+        for a, b in zip(part, full):
+            b = b[start:]
+            d = np.flatnonzero(~((a == b) | (np.isnan(a) & np.isnan(b))))
+            last = max(last, int(d[-1]) if len(d) else -1)
+        worst = max(worst, last + 1)
+    return worst
+
+
+def memory_table(every: int) -> None:
+    """How soon TA-Lib's recursive indicators forget where they started, in units of
+    1 / a (a = 2 / (n + 1) for an EMA, 1 / n for Wilder's), beside the lookback the
+    docstrings give (60 / a; MACD: its slow EMA's and its signal's added)."""
+    from planarpy.data.sources import load_ohlcv
+    data = {"harsh walk": harsh(20_000), "ETH/BTC 5m": load_ohlcv("binance", "ETH/BTC", "5m")}
+    rows = [("ema(5)", lambda o: ind.ema(o.close, 5), 3.0, 180),
+            ("ema(30)", lambda o: ind.ema(o.close, 30), 15.5, 930),
+            ("rsi(14)", lambda o: ind.rsi(o.close, 14), 14, 840),
+            ("atr(14)", lambda o: ind.atr(o, 14), 14, 840),
+            ("adx(14)", lambda o: ind.adx(o, 14), 14, 840),
+            ("dmi(5)", lambda o: ind.dmi(o, 5), 5, 300),
+            ("macd(12,26,9)", lambda o: ind.macd(o.close, 12, 26, 9), 13.5 + 5, 1110),
+            ("macd(3,6,9)", lambda o: ind.macd(o.close, 3, 6, 9), 3.5 + 5, 510)]
+    print(f"candles after which a run started anywhere gives the same floats (starts every "
+          f"{every}); in units of 1 / a")
+    print(f"{'indicator':<14} " + " ".join(f"{k:>18}" for k in data) + f" {'lookback':>9}")
+    for name, fn, unit, lookback in rows:
+        cells = []
+        for o in data.values():
+            worst = forgetting(fn, o, every)
+            cells.append(f"{worst:>7} ({worst / unit:>5.1f}/a)")
+        print(f"{name:<14} " + " ".join(f"{c:>18}" for c in cells) + f" {lookback:>9}")
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--values", type=int, default=1_000_000)
     ap.add_argument("--sample", type=int, default=2_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--every", type=int, default=97, help="candles between starts (memory)")
     args = ap.parse_args()
     speed_table(args.values, args.repeat)
+    if talib is not None:
+        memory_table(args.every)
     x = prices(args.values)
     rng = np.random.default_rng(2)
     peers = {"planarpy sma": sma, "cumsum (old)": cumsum_sma}

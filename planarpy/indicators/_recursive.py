@@ -4,8 +4,9 @@ Each value depends on every candle before it, less and less: a candle k steps ba
 weighs (1 - a)^k, where a = 2 / (n + 1) for an EMA and 1 / n for Wilder's smoothing. In
 floating point the dependence ends: two runs of TA-Lib's recursion started at different
 candles reach the same float, and from there they stay the same (the same state meets
-the same inputs). On every series we measured (random walks, a 1000x trend with a 90%
-crash, the bundled candles) that happened within 45 / a candles. So with a
+the same inputs). On every series we measured (random walks, a strong trend with a 90%
+crash, the bundled candles) that happened within 45 / a candles (bench/indicators.py
+prints it; for MACD, a of its slow EMA and of its signal line added). So with a
 `Strategy.lookback` of 60 / a candles (each function's docstring says how many),
 the values a live run computes from its last candles equal, bit for bit, those of a
 backtest over years, and the backtest checks it on its own data (LookbackError
