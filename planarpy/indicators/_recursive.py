@@ -6,7 +6,7 @@ floating point the dependence ends: two runs of TA-Lib's recursion started at di
 candles reach the same float, and from there they stay the same (the same state meets
 the same inputs). On every series we measured (random walks, a strong trend with a 90%
 crash, the bundled candles) that happened within 45 / a candles (bench/indicators.py
-prints it; for MACD, a of its slow EMA and of its signal line added). So with a
+prints it; for MACD, 1 / a of its slow EMA and of its signal line added). So with a
 `Strategy.lookback` of 60 / a candles (each function's docstring says how many),
 the values a live run computes from its last candles equal, bit for bit, those of a
 backtest over years, and the backtest checks it on its own data (LookbackError
