@@ -75,9 +75,10 @@ class Strategy:
         candles only; without, over every candle since the run began. Either way a value
         equals what the same function gives over the same candles in a backtest, bit for
         bit; with a lookback it also does not depend on where the candles start (a live
-        run's history against a backtest's), which holds when value i depends only on
-        candles i-L+1..i and is computed from them alone (`indicators.sma` is; a
-        cumulative sum or an EMA is not), and which a backtest checks.
+        run's history against a backtest's), which holds when value i computed from
+        candles i-L+1..i alone is the one over all candles: for the window indicators of
+        `planarpy.indicators`, and for its recursive ones (ema, rsi...) once L is the
+        lookback their docstrings give; never for a running total. A backtest checks it.
         """
         return None
 

@@ -127,55 +127,81 @@ def check_causal(s: Strategy, k: int) -> None:
     for ai in s.assets:
         if not ai.ind or k < 1:
             continue
-        full = ai.ohlcv
-        ai.ohlcv = full[:k]
-        try:
-            prefix = s.indicators(ai) or {}
-        finally:
-            ai.ohlcv = full
-        for name, values in prefix.items():
+        for name, values in _indicators_over(s, ai, slice(0, k)).items():
             a = np.asarray(values, dtype=np.float64)
             b = np.asarray(ai.ind[name][:k], dtype=np.float64)
-            differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
-            if differs.any():
-                j = int(np.flatnonzero(differs)[0])
+            j = _first_difference(a, b)
+            if j is not None:
                 raise LookAheadError(
                     f"indicator {name!r} of {ai.symbol} looks ahead: its value at candle {j} "
-                    f"({int(full.timestamp[j])}) is {b[j]!r} with all the data but {a[j]!r} with "
-                    f"candles up to {k - 1} only; an indicator may use candles <= its own")
+                    f"({int(ai.ohlcv.timestamp[j])}) is {b[j]!r} with all the data but "
+                    f"{a[j]!r} with candles up to {k - 1} only; an indicator may use "
+                    f"candles <= its own")
+
+
+def _indicators_over(s: Strategy, ai: Any, candles: slice) -> Mapping[str, Any]:
+    """The strategy's indicators of `ai` computed over those of its candles only."""
+    full = ai.ohlcv
+    ai.ohlcv = full[candles]
+    try:
+        return s.indicators(ai) or {}
+    finally:
+        ai.ohlcv = full
+
+
+def _first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
+    """The first index where `a` and `b` differ (NaN equals NaN), or None."""
+    differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    return int(np.flatnonzero(differs)[0]) if differs.any() else None
 
 
 LOOKBACK_CHECK = 20_000  # the last candles (at most) the lookback check recomputes
+LOOKBACK_TILE = 32  # candles checked per recomputation, at least
+LOOKBACK_TILES = 200  # recomputations at most (longer tiles on more data)
 
 
 def check_lookback(s: Strategy, k: int) -> None:
-    """Raise LookbackError if, with candles from `k` on only, an indicator's values from
-    k + lookback - 1 on differ from those over all the candles: then it depends on older
-    candles (or on where the candles start), and a live run would not see the same."""
+    """Raise LookbackError if an indicator's values from candle k + lookback - 1 on differ
+    when computed from a few candles more than their lookback: then they depend on older
+    candles (or on where the candles start), and a live run would not see the same.
+
+    The candles from k on are cut in tiles (`lookback` candles long, 32 at least, 200
+    tiles at most), each recomputed from the `lookback` - 1 candles before it: every value
+    is checked from its last `lookback` candles and at most a tile more (a live run
+    computes each from its last `lookback`), not only the first values after one cut,
+    so a recursive indicator whose lookback is too short is caught wherever a value it
+    feeds (a cross) changes.
+    """
     lookback = s.lookback
     if lookback is None:
         return
     for ai in s.assets:
         if not ai.ind or k < 1 or k + lookback > len(ai.ohlcv):
             continue
-        full = ai.ohlcv
-        ai.ohlcv = full[k:]
-        try:
-            suffix = s.indicators(ai) or {}
-        finally:
-            ai.ohlcv = full
-        for name, values in suffix.items():
-            a = np.asarray(values, dtype=np.float64)[lookback - 1:]
-            b = np.asarray(ai.ind[name][k + lookback - 1:], dtype=np.float64)
-            differs = ~((a == b) | (np.isnan(a) & np.isnan(b)))
-            if differs.any():
-                j = k + lookback - 1 + int(np.flatnonzero(differs)[0])
-                raise LookbackError(
-                    f"indicator {name!r} of {ai.symbol} depends on more than its lookback of "
-                    f"{lookback} candles: its value at candle {j} ({int(full.timestamp[j])}) is "
-                    f"{b[j - k - lookback + 1]!r} with all the data but "
-                    f"{a[j - k - lookback + 1]!r} with the candles from {k} on; raise "
-                    f"`lookback`, or compute it from the last {lookback} candles alone")
+        step = max(lookback, LOOKBACK_TILE, -(-(len(ai.ohlcv) - k) // LOOKBACK_TILES))
+        for start in range(k, len(ai.ohlcv) - lookback + 1, step):
+            _check_tile(s, ai, start, min(start + lookback - 1 + step, len(ai.ohlcv)))
+
+
+def _check_tile(s: Strategy, ai: Any, start: int, stop: int) -> None:
+    """Compare the values from start + lookback - 1 to stop - 1 computed over the candles
+    start..stop-1 alone with those over all the candles."""
+    lookback = s.lookback
+    first = start + lookback - 1
+    for name, values in _indicators_over(s, ai, slice(start, stop)).items():
+        a = np.asarray(values, dtype=np.float64)[lookback - 1:]
+        b = np.asarray(ai.ind[name][first:stop], dtype=np.float64)
+        j = _first_difference(a, b)
+        if j is not None:
+            raise LookbackError(
+                f"indicator {name!r} of {ai.symbol} depends on more than its lookback of "
+                f"{lookback} candles: its value at candle {first + j} "
+                f"({int(ai.ohlcv.timestamp[first + j])}) is {b[j]!r} with all the data but "
+                f"{a[j]!r} with the candles from {start} on only; raise `lookback` (a "
+                f"recursive indicator needs the one its docstring gives, such as 60 * n "
+                f"for rsi(n)), or compute it from the last {lookback} candles alone (a "
+                f"running total never does: obv without a window, TA-Lib's SMA, BBANDS or "
+                f"STOCH; planarpy.indicators has windowed ones)")
 
 
 def _progress(total: int) -> Any:
