@@ -448,6 +448,13 @@ class TraceStore:
 
 
 async def _together(writes: list[Any]) -> None:
-    await asyncio.gather(*writes)
+    """Run `writes` side by side and wait for every one, then raise the first failure.
+
+    A plain gather raises at the first failure and leaves the others running: one of them
+    could land after the retry had committed more rows to its chunk, and take them back.
+    """
+    for outcome in await asyncio.gather(*writes, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
