@@ -505,6 +505,22 @@ def scan(trace: str | Path | EventTrace, report: _Report, **filters: Any) -> Ite
     return _scan(t, flt, report, None, [("", 0)])
 
 
+def committed_events(trace: str | Path, first: int, stop: int) -> dict[int, dict]:
+    """The readable committed events with first <= seq < stop, by seq (format 2 only)."""
+    t = _resolve(trace)
+    out: dict[int, dict] = {}
+    if t.version < 2:
+        return out
+    for seg in _segments(t, _Report("skip", t.path), gaps=False):
+        assert seg.seq_first is not None
+        lo, hi = max(first, seg.seq_first), min(stop, seg.seq_first + seg.rows)
+        if lo < hi:
+            b = seg.block(lo - seg.seq_first, hi - seg.seq_first)
+            for event in seg.events(b, np.flatnonzero(b.valid), t.strategy, t.exchange):
+                out[event["seq"]] = event
+    return out
+
+
 def _end_position(path: Path) -> Position:
     names = segment_names(path)
     if not names:
@@ -539,7 +555,9 @@ def trace_info(trace: str | Path | EventTrace, check: bool = False) -> dict[str,
 
     With check=True every event is read, which verifies the checksum of every chunk, and
     the damaged ones are named ("problems"). "notes" say what is not damage but worth
-    knowing: a format without checksums, journals waiting to be committed.
+    knowing: a format without checksums, journals waiting to be committed. A journal that
+    cannot be read, or whose events differ from the trace's under the same numbers, is a
+    problem.
     """
     report = _Report("skip", Path(str(getattr(trace, "path", trace))))
     t = _resolve(trace, report)
@@ -554,8 +572,11 @@ def trace_info(trace: str | Path | EventTrace, check: bool = False) -> dict[str,
     }
     if check:
         info["readable_events"] = sum(1 for _ in _scan(t, _Filter(), report, None, [("", 0)]))
-    info["problems"] = report.problems
-    info["notes"] = _notes(t)
+    end = max((s["seq_first"] + s["rows"] for s in segments if s["seq_first"] is not None),
+              default=0)
+    waiting, notes = journal.problems(t.path, end)
+    info["problems"] = report.problems + waiting
+    info["notes"] = _notes(t) + notes
     return info
 
 
@@ -574,7 +595,4 @@ def _notes(t: _Trace) -> list[str]:
     if t.version < 2:
         notes.append(f"format {t.root.get('format')} has no checksums or sequence numbers: damage "
                      f"may go unseen; convert it with `planarpy trace upgrade {t.path}`")
-    for path in journal.find(t.path):
-        notes.append(f"journal {path} holds events not yet committed; the next writer to open "
-                     "the trace commits them")
     return notes
