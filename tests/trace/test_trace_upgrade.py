@@ -93,3 +93,29 @@ def test_upgrade_killed_between_its_renames_is_finished_by_the_next(v1, monkeypa
     assert not v1.exists()
     assert "already in format" in str(upgrade_module.upgrade_trace(v1))
     assert fields(iter_events(v1, errors="raise")) == before
+
+
+def test_writer_after_an_upgrade_killed_between_its_renames_finishes_it(v1, monkeypatch):
+    """Killed with the old trace moved away and the new one not yet in place, the next thing
+    to run may be a writer (live, paper, sim --record), not the upgrade: it made a new,
+    empty trace there, and the converted events were left in a hidden directory that a
+    second upgrade then ignored. Now the writer finishes the upgrade and goes on."""
+    before = fields(iter_events(v1))
+    real = os.rename
+
+    def rename(src, dst):
+        if Path(src).name.startswith(".binance.upgrade-"):
+            raise KeyboardInterrupt  # as if killed here
+        real(src, dst)
+    monkeypatch.setattr(upgrade_module.os, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        upgrade_module.upgrade_trace(v1)
+    monkeypatch.undo()
+    with pytest.raises(TraceError, match="an upgrade of it was interrupted"):
+        list(iter_events(v1))
+    with EventTrace.open(v1, strategy="SmaCross", exchange="binance") as trace:
+        assert trace.store.next_seq == 34
+        trace.record("market_data", {"after": True})
+    after = list(iter_events(v1, errors="raise"))
+    assert fields(after[:34]) == before and after[34]["payload"] == {"after": True}
+    assert not list(v1.parent.glob(".binance.upgrade-*"))
