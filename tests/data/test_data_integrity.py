@@ -175,3 +175,34 @@ def test_data_upgrade_converts_every_series(v1: OHLCVStore, capsys: Any, repo_ro
     assert same(v1.load(EX, "ETH/BTC", "5m"), fixture_candles("ETH/BTC", "5m", 700))
     assert "already in format planarpy.ohlcv/2" in run(capsys, "data", "upgrade", "--data-dir",
                                                         str(v1.root))[1]
+
+
+# review r12: readers while a writer replaces a series' generation
+
+@pytest.mark.parametrize("call", ["load", "check", "derived load"])
+def test_a_reader_during_a_rewrite_reads_whole_candles(store: OHLCVStore, call: str,
+                                                       monkeypatch: Any) -> None:
+    """A prepend (fetch going back, `data import --replace`, `data upgrade`) writes a new
+    generation and deletes the old one. A reader that had opened the old one said the
+    series was corrupted (a sim run beside a fetch failed; `ls --check` reported damage);
+    now it reads the new generation."""
+    candles = synthetic(600)
+    store.save(EX, SYM, "1m", candles[300:])
+    writer = OHLCVStore(store.root)
+    real = OHLCVStore._read
+    done: list[Any] = []
+
+    def read(self: OHLCVStore, series: Any, lo: Any, hi: Any) -> OHLCV:
+        if self is not writer and not done:  # the writer commits a new generation now
+            done.append(writer.append(EX, SYM, "1m", candles[:300]))
+        return real(self, series, lo, hi)
+    monkeypatch.setattr(OHLCVStore, "_read", read)
+    reader = OHLCVStore(store.root)
+    if call == "load":
+        assert same(reader.load(EX, SYM, "1m"), candles)
+    elif call == "check":
+        assert reader.check(EX, SYM, "1m") == []
+    else:
+        got = reader.load(EX, SYM, "5m")
+        assert len(got) == 119 and same(got, OHLCVStore(store.root).load(EX, SYM, "5m"))
+    assert done and done[0].rewritten
