@@ -5,9 +5,9 @@ import errno
 import json
 import logging
 import shutil
-import subprocess
 
 import pytest
+from diskkit import ReadOnly
 
 from planarpy.cli.main import main
 from planarpy.trace import EventTrace, iter_events, trace_info
@@ -145,42 +145,26 @@ def test_journal_header_names_its_checksum(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def read_only(tmp_path):
-    """Make a directory read-only with a bind mount (root only); returns (make, undo)."""
-    mounted = []
-
-    def mount(*args):
-        done = subprocess.run(["mount", *args], capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot bind-mount read-only here (needs root): {done.stderr.strip()}")
-
-    def make(path):
-        mount("--bind", str(path), str(path))
-        mounted.append(path)
-        mount("-o", "remount,bind,ro", str(path))
-
-    def undo():
-        while mounted:
-            subprocess.run(["umount", str(mounted.pop())], check=False)
-    yield make, undo
-    undo()
+def read_only():
+    ro = ReadOnly()
+    yield ro
+    ro.undo()
 
 
 def test_a_run_on_a_still_read_only_trace_starts_and_loses_nothing(tmp_path, read_only):
     """A real read-only trace directory: the first run journals what it could not write;
     the second starts although it cannot commit the journal yet (it raised OSError), and
     journals again; once writable, every event of both runs is there once."""
-    make, undo = read_only
     path = tmp_path / "t"
     with open_trace(path) as trace:
         record(trace, 0, 3)
-    make(path)
+    read_only.make(path)
     for lo in (3, 6):
         trace = open_trace(path)
         record(trace, lo, lo + 3)
         trace.close()
         assert trace.health().journaled == lo and trace.health().journal.exists()
-    undo()
+    read_only.undo()
     open_trace(path).close()
     assert payloads(path) == list(range(9))
     assert not list(tmp_path.glob(".t.journal-*"))
