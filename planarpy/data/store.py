@@ -304,7 +304,8 @@ class OHLCVStore:
         path = self.root / key.path
         where = f"{key} (store {path})"
         if not (path / "zarr.json").is_file():
-            if path.is_dir() and any(path.iterdir()):
+            # a writer killed creating the series leaves only zarr's temporary file
+            if path.is_dir() and any(not p.name.endswith(".partial") for p in path.iterdir()):
                 raise DataError(f"{where} is corrupted: its metadata file zarr.json is missing "
                                 "but candle files are there")
             return None
@@ -417,22 +418,29 @@ class OHLCVStore:
         """Lock the series, create it if absent, drop leftovers of an interrupted writer.
 
         A series of an older format is refused unless the caller `rewrite`s all of it; a
-        damaged one is refused unless the caller rewrites it from other candles.
+        damaged one is refused unless the caller rewrites it from other candles. A write that
+        fails (a full or read-only disk) is a DataError: nothing was committed.
         """
         path = self.root / key.path
         self._check_parents(key)
-        path.mkdir(parents=True, exist_ok=True)
-        with _locked(path):
-            series = self._open(key, write=True)
-            if series is None:
-                series = self._create(key)
-            _drop_leftovers(series)
-            if series.version < VERSION and not rewrite:
-                raise DataError(f"{series.where()} was written in format "
-                                f"{FORMAT_NAME}/{series.version} (no checksums); loading still "
-                                "works, but to add to it convert it first with `planarpy data "
-                                f"upgrade --data-dir {self.root}`; nothing was written")
-            yield series
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with _locked(path):
+                series = self._open(key, write=True)
+                if series is None:
+                    series = self._create(key)
+                _drop_leftovers(series)
+                if series.version < VERSION and not rewrite:
+                    raise DataError(f"{series.where()} was written in format "
+                                    f"{FORMAT_NAME}/{series.version} (no checksums); loading "
+                                    "still works, but to add to it convert it first with "
+                                    f"`planarpy data upgrade --data-dir {self.root}`; nothing "
+                                    "was written")
+                yield series
+        except OSError as e:
+            why = f"[Errno {e.errno}] {e.strerror}" if e.strerror else _why(e)
+            raise DataError(f"cannot write {key} in {self.root}: {why}; the stored candles are "
+                            "unchanged") from None
 
     def _check_parents(self, key: SeriesKey) -> None:
         """A clear error if the group metadata above a series is damaged (zarr reads it)."""
