@@ -525,7 +525,7 @@ class OHLCVStore:
                 if a.shape[0] < cap:
                     a.resize((cap,))
         for c in COLUMNS:
-            arrays[c][n: n + k] = getattr(new, c)
+            _write(arrays[c], n, getattr(new, c))
         first = series.first if n else int(new.timestamp[0])
         self._commit(series, series.generation, n + k, first, int(new.timestamp[-1]))
 
@@ -536,7 +536,7 @@ class OHLCVStore:
         gen = old + 1
         arrays = self._columns(series, gen, _capacity(len(ohlcv)))
         for c in COLUMNS:
-            arrays[c][: len(ohlcv)] = getattr(ohlcv, c)
+            _write(arrays[c], 0, getattr(ohlcv, c))
         for c in COLUMNS:
             if not np.array_equal(arrays[c][: len(ohlcv)], getattr(ohlcv, c), equal_nan=True):
                 raise DataError(f"{series.where()}: column {c} reads back differently from what "
@@ -587,6 +587,19 @@ class _Damage(DataError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+def _write(array: Any, start: int, values: np.ndarray) -> None:
+    """array[start:start + len(values)] = values, one chunk at a time.
+
+    Zarr writes the chunks of one assignment side by side and, when one fails, leaves the
+    others running: one could land after a later write to its chunk and take it back.
+    """
+    size, stop, pos = array.chunks[0], start + len(values), start
+    while pos < stop:
+        end = min(stop, pos - pos % size + size)
+        array[pos:end] = values[pos - start:end - start]
+        pos = end
 
 
 def _info(series: _Series) -> SeriesInfo:

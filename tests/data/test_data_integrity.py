@@ -3,12 +3,14 @@ clear errors, and stores written by the code at fa13644 (format 1)."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -297,3 +299,32 @@ def test_a_series_whose_creation_was_killed_is_no_damage(store: OHLCVStore,
     store.save(EX, SYM, "1m", candles)
     assert same(store.load(EX, SYM, "1m"), candles)
     assert not list(series_dir(store).glob("*.partial"))
+
+
+def test_a_failed_write_leaves_no_chunk_write_in_flight(store: OHLCVStore,
+                                                        monkeypatch: Any) -> None:
+    """An append across a chunk boundary writes two chunks of each column at once. When one
+    fails, the other must not still be in flight: landing after a retry that wrote more
+    candles into its chunk, it took committed candles back (read as missing)."""
+    candles = synthetic(CHUNK + 400)
+    store.save(EX, SYM, "1m", candles[:CHUNK - 100])
+    real = LocalStore.set
+    failing, started, landed = [True], threading.Event(), threading.Event()
+
+    async def set_(self: Any, key: str, value: Any) -> None:
+        if failing[0] and key.endswith("/open/c/0"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if failing[0] and key.endswith("/open/c/1"):
+            started.set()
+            await asyncio.sleep(0.3)  # this write of the failing append is slow
+            await real(self, key, value)
+            landed.set()
+            return
+        await real(self, key, value)
+    monkeypatch.setattr(LocalStore, "set", set_)
+    with pytest.raises(DataError, match="No space left on device"):
+        store.append(EX, SYM, "1m", candles[CHUNK - 100:CHUNK + 100])
+    failing[0] = False
+    store.append(EX, SYM, "1m", candles[CHUNK - 100:])  # more candles now
+    assert not started.is_set() or landed.wait(10)
+    assert same(store.load(EX, SYM, "1m"), candles)
