@@ -229,12 +229,14 @@ def group_doc(attributes: dict[str, Any]) -> dict[str, Any]:
     return {"zarr_format": 3, "node_type": "group", "attributes": attributes}
 
 
-def create_root(path: Path, strategy: str, exchange: str) -> None:
-    """Start an empty trace at `path` unless another process just did.
+def create_root(path: Path, strategy: str | None, exchange: str | None) -> None:
+    """Start an empty trace at `path` unless another process just did, or an interrupted
+    upgrade left its conversion beside it (then that is moved into place).
 
     Creation is serialised by a lock on the parent directory, and the root's zarr.json
     appears in one rename, so processes racing to create one trace make exactly one, and
-    nothing is ever deleted. TraceError if the directory cannot be written.
+    nothing is ever deleted. TraceError if the directory cannot be written, or if a new
+    trace is needed and `strategy` or `exchange` is None.
     """
     try:
         _create_root(path, strategy, exchange)
@@ -242,12 +244,20 @@ def create_root(path: Path, strategy: str, exchange: str) -> None:
         raise TraceError(f"cannot create trace {path}: {e.strerror or e}") from None
 
 
-def _create_root(path: Path, strategy: str, exchange: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _create_root(path: Path, strategy: str | None, exchange: str | None) -> None:
+    named = strategy is not None and exchange is not None
+    not_yet = TraceError(f"{path} is not an EventTrace yet: give strategy and exchange to "
+                         "create one")
+    if named:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise not_yet
     with _locked(path.parent):
         finish_upgrade(path)
         if (path / "zarr.json").exists():
-            return  # another process created it first
+            return  # another process created it first, or an upgrade did
+        if not named:
+            raise not_yet
         if path.exists() and any(not p.name.endswith(".partial") for p in path.iterdir()):
             raise TraceError(f"{path} exists and is not an EventTrace; refusing to write there")
         path.mkdir(exist_ok=True)

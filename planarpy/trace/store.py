@@ -321,9 +321,6 @@ class TraceStore:
              fsync: bool = False) -> TraceStore:
         """Open (creating if new) the trace at `path` for appending; TraceError if busy."""
         if not (path / "zarr.json").exists():
-            if strategy is None or exchange is None:
-                raise TraceError(f"{path} is not an EventTrace yet: give strategy and exchange "
-                                 "to create one")
             create_root(path, strategy, exchange)
         _, root = load_root(path)
         version = check_format(root, path)

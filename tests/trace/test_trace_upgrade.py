@@ -95,7 +95,8 @@ def test_upgrade_killed_between_its_renames_is_finished_by_the_next(v1, monkeypa
     assert fields(iter_events(v1, errors="raise")) == before
 
 
-def test_writer_after_an_upgrade_killed_between_its_renames_finishes_it(v1, monkeypatch):
+@pytest.mark.parametrize("names", [{}, {"strategy": "SmaCross", "exchange": "binance"}])
+def test_writer_after_an_upgrade_killed_between_its_renames_finishes_it(v1, monkeypatch, names):
     """Killed with the old trace moved away and the new one not yet in place, the next thing
     to run may be a writer (live, paper, sim --record), not the upgrade: it made a new,
     empty trace there, and the converted events were left in a hidden directory that a
@@ -113,7 +114,7 @@ def test_writer_after_an_upgrade_killed_between_its_renames_finishes_it(v1, monk
     monkeypatch.undo()
     with pytest.raises(TraceError, match="an upgrade of it was interrupted"):
         list(iter_events(v1))
-    with EventTrace.open(v1, strategy="SmaCross", exchange="binance") as trace:
+    with EventTrace.open(v1, **names) as trace:
         assert trace.store.next_seq == 34
         trace.record("market_data", {"after": True})
     after = list(iter_events(v1, errors="raise"))
