@@ -175,6 +175,11 @@ class EventTrace:
     def __attrs_post_init__(self) -> None:
         self._room = threading.Condition(self._lock)
 
+    def __repr__(self) -> str:
+        # not the fields: they hold the secret values to mask and unscrubbed payloads
+        return (f"EventTrace('{self.path}', strategy={self.strategy!r}, "
+                f"exchange={self.exchange!r}, pending={len(self._buffer)})")
+
     @classmethod
     def open(cls, path: str | Path | None = None, *, strategy: str | None = None,
              exchange: str | None = None, root: str | Path | None = None, clock: Any = None,
