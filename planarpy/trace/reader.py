@@ -523,6 +523,8 @@ def committed_events(trace: str | Path, first: int, stop: int) -> dict[int, dict
 
 def _end_position(path: Path) -> Position:
     names = segment_names(path)
+    while names and is_empty_dir(path / names[-1]):
+        names.pop()  # a stray empty directory is no segment: writers go on below it
     if not names:
         return ("", 0)
     try:
