@@ -73,8 +73,16 @@ if _register is not None:
     _register(_close_all)
 else:  # pragma: no cover
     atexit.register(_close_all)
-if hasattr(os, "register_at_fork"):  # a forked child must not flush its parent's events
-    os.register_at_fork(after_in_child=_open_traces.clear)
+def _forget_in_child() -> None:
+    """In a forked child: neither flush the parent's events nor keep its writer locks (the
+    child's copy of a lock descriptor is closed; that does not unlock the parent's)."""
+    for trace in _open_traces:
+        trace.store.lock.release()
+    _open_traces.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def clock_function(clock: Any) -> Callable[[], int]:

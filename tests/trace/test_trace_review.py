@@ -2,7 +2,9 @@
 
 import asyncio
 import errno
+import os
 import threading
+import warnings
 
 import pytest
 from zarr.storage import LocalStore
@@ -59,3 +61,31 @@ def test_a_failed_flush_leaves_no_write_in_flight(tmp_path, monkeypatch):
     trace.close()
     assert events(trace.path) == [(i, i) for i in range(10)]
     assert trace_info(trace.path, check=True)["problems"] == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_does_not_keep_the_writer_lock(tmp_path):
+    """A child forked by a running strategy (multiprocessing's default on Linux) inherited
+    the trace's lock: once the parent was gone (killed, or closed), no writer could open
+    the trace until that child ended ("is being written by another process")."""
+    trace = open_trace(tmp_path / "t")
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
+        pid = os.fork()
+    if pid == 0:  # the child waits, holding whatever it inherited, and leaves
+        os.close(write)
+        os.read(read, 1)
+        os._exit(0)
+    os.close(read)
+    try:
+        with pytest.raises(TraceError, match="being written by another process"):
+            open_trace(trace.path)  # the child dropped its copy; the parent still holds it
+        trace.close()  # as if the parent had died
+        with open_trace(trace.path) as again:
+            record(again, 0, 1)
+    finally:
+        os.write(write, b"x")
+        os.close(write)
+        os.waitpid(pid, 0)
+    assert events(trace.path) == [(0, 0)]
