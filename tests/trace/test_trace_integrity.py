@@ -14,34 +14,13 @@ from pathlib import Path
 
 import diskkit
 import pytest
+from tracekit import check_exact, open_trace, record
 from zarr.storage import LocalStore
 
 from planarpy.cli.main import main
 from planarpy.trace import EventTrace, TraceDamageWarning, TraceError, iter_events, trace_info
 from planarpy.trace import store as trace_store
-from planarpy.trace.layout import DAY_NS, segment_names
-
-T0 = DAY_NS * 19000
-
-
-def open_trace(path, **kw):
-    kw.setdefault("flush_interval", 60)
-    return EventTrace.open(path, strategy="S", exchange="x", **kw)
-
-
-def record(trace, lo, hi):
-    for i in range(lo, hi):
-        trace.record("trade_created", {"i": i, "price": 0.09080538 + i * 1e-8}, symbol="ETH/BTC",
-                     ts=T0 + i)
-
-
-def check_exact(path, n):
-    """The trace holds events 0..n-1, each once, in order, with matching sequence numbers."""
-    events = list(iter_events(path, errors="raise"))
-    assert [e["payload"]["i"] for e in events] == list(range(n))
-    assert [e["seq"] for e in events] == list(range(n))
-    assert all(e["payload"]["price"] == 0.09080538 + i * 1e-8 for i, e in enumerate(events))
-
+from planarpy.trace.layout import segment_names
 
 def fail_once(monkeypatch, owner, name, error):
     """Make owner.name raise `error` the first time it is called."""

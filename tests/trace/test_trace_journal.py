@@ -8,31 +8,11 @@ import shutil
 
 import pytest
 from diskkit import ReadOnly
+from tracekit import T0, numbers, open_trace, record
 
 from planarpy.cli.main import main
-from planarpy.trace import EventTrace, iter_events, trace_info
+from planarpy.trace import trace_info
 from planarpy.trace import store as trace_store
-from planarpy.trace.layout import DAY_NS
-
-T0 = DAY_NS * 19000
-
-
-def open_trace(path, **kw):
-    kw.setdefault("flush_interval", 60)
-    return EventTrace.open(path, strategy="S", exchange="x", **kw)
-
-
-def record(trace, lo, hi):
-    for i in range(lo, hi):
-        trace.record("trade_created", {"i": i, "price": 0.09080538 + i * 1e-8}, symbol="ETH/BTC",
-                     ts=T0 + i)
-
-
-def payloads(path):
-    events = list(iter_events(path, errors="raise"))
-    assert [e["seq"] for e in events] == list(range(len(events)))
-    return [e["payload"]["i"] for e in events]
-
 
 def failing_store(monkeypatch):
     """Every TraceStore.append fails (a read-only disk) until the returned function is called."""
@@ -66,7 +46,7 @@ def test_a_journal_committed_twice_adds_each_event_once(tmp_path, monkeypatch):
     journal.write_bytes(kept)  # as if the process had died before the delete
     with open_trace(path) as trace:
         record(trace, 8, 10)
-    assert payloads(path) == list(range(10)) and not journal.exists()
+    assert numbers(path) == list(range(10)) and not journal.exists()
 
 
 def test_opening_while_the_journal_cannot_be_written_keeps_its_events(tmp_path, monkeypatch,
@@ -86,7 +66,7 @@ def test_opening_while_the_journal_cannot_be_written_keeps_its_events(tmp_path, 
     assert trace.flush() == 7
     assert not journal.exists()
     trace.close()
-    assert payloads(path) == list(range(10))
+    assert numbers(path) == list(range(10))
 
 
 def test_closing_again_unwritten_journals_the_journal_events_too(tmp_path, monkeypatch):
@@ -100,7 +80,7 @@ def test_closing_again_unwritten_journals_the_journal_events_too(tmp_path, monke
     assert trace.health().journaled == 7
     heal()
     open_trace(path).close()
-    assert payloads(path) == list(range(10))
+    assert numbers(path) == list(range(10))
     assert not list(tmp_path.glob(".t.journal-*"))
 
 
@@ -134,7 +114,7 @@ def test_a_damaged_journal_is_not_committed(tmp_path, monkeypatch, caplog):
     journal.write_text(text.replace("0.0908054", "0.0908055", 1))
     with caplog.at_level(logging.ERROR, logger="planarpy.trace"):
         open_trace(path).close()
-    assert payloads(path) == [0, 1, 2] and journal.exists()
+    assert numbers(path) == [0, 1, 2] and journal.exists()
     assert any("fails its checksum" in r.getMessage() for r in caplog.records)
 
 
@@ -166,5 +146,5 @@ def test_a_run_on_a_still_read_only_trace_starts_and_loses_nothing(tmp_path, rea
         assert trace.health().journaled == lo and trace.health().journal.exists()
     read_only.undo()
     open_trace(path).close()
-    assert payloads(path) == list(range(9))
+    assert numbers(path) == list(range(9))
     assert not list(tmp_path.glob(".t.journal-*"))

@@ -7,26 +7,10 @@ import threading
 import warnings
 
 import pytest
+from tracekit import numbers, open_trace, record
 from zarr.storage import LocalStore
 
-from planarpy.trace import EventTrace, TraceError, iter_events, trace_info
-from planarpy.trace.layout import DAY_NS
-
-T0 = DAY_NS * 19000
-
-
-def open_trace(path, **kw):
-    kw.setdefault("flush_interval", 60)
-    return EventTrace.open(path, strategy="S", exchange="x", **kw)
-
-
-def record(trace, lo, hi):
-    for i in range(lo, hi):
-        trace.record("order_updated", {"i": i}, symbol="ETH/BTC", ts=T0 + i)
-
-
-def events(path):
-    return [(e["seq"], e["payload"]["i"]) for e in iter_events(path, errors="raise")]
+from planarpy.trace import TraceError, trace_info
 
 
 def test_a_failed_flush_leaves_no_write_in_flight(tmp_path, monkeypatch):
@@ -59,7 +43,7 @@ def test_a_failed_flush_leaves_no_write_in_flight(tmp_path, monkeypatch):
     trace.flush()  # the retry commits events 3..9
     assert landed.wait(10)
     trace.close()
-    assert events(trace.path) == [(i, i) for i in range(10)]
+    assert numbers(trace.path) == list(range(10))
     assert trace_info(trace.path, check=True)["problems"] == []
 
 
@@ -88,4 +72,4 @@ def test_a_forked_child_does_not_keep_the_writer_lock(tmp_path):
         os.write(write, b"x")
         os.close(write)
         os.waitpid(pid, 0)
-    assert events(trace.path) == [(0, 0)]
+    assert numbers(trace.path) == [0]

@@ -77,9 +77,8 @@ def test_upgrade_refuses_damage_unless_forced(v1, capsys):
     assert len(list(iter_events(v1, errors="raise"))) == 34 - 27
 
 
-def test_upgrade_killed_between_its_renames_is_finished_by_the_next(v1, monkeypatch):
-    """Old trace moved away, new one not yet in place: running the upgrade again finishes."""
-    before = fields(iter_events(v1))
+def kill_between_renames(v1, monkeypatch):
+    """Run an upgrade of `v1` that stops as if killed after moving the original away."""
     real = os.rename
 
     def rename(src, dst):
@@ -90,6 +89,12 @@ def test_upgrade_killed_between_its_renames_is_finished_by_the_next(v1, monkeypa
     with pytest.raises(KeyboardInterrupt):
         upgrade_module.upgrade_trace(v1)
     monkeypatch.undo()
+
+
+def test_upgrade_killed_between_its_renames_is_finished_by_the_next(v1, monkeypatch):
+    """Old trace moved away, new one not yet in place: running the upgrade again finishes."""
+    before = fields(iter_events(v1))
+    kill_between_renames(v1, monkeypatch)
     assert not v1.exists()
     assert "already in format" in str(upgrade_module.upgrade_trace(v1))
     assert fields(iter_events(v1, errors="raise")) == before
@@ -102,16 +107,7 @@ def test_writer_after_an_upgrade_killed_between_its_renames_finishes_it(v1, monk
     empty trace there, and the converted events were left in a hidden directory that a
     second upgrade then ignored. Now the writer finishes the upgrade and goes on."""
     before = fields(iter_events(v1))
-    real = os.rename
-
-    def rename(src, dst):
-        if Path(src).name.startswith(".binance.upgrade-"):
-            raise KeyboardInterrupt  # as if killed here
-        real(src, dst)
-    monkeypatch.setattr(upgrade_module.os, "rename", rename)
-    with pytest.raises(KeyboardInterrupt):
-        upgrade_module.upgrade_trace(v1)
-    monkeypatch.undo()
+    kill_between_renames(v1, monkeypatch)
     with pytest.raises(TraceError, match="an upgrade of it was interrupted"):
         list(iter_events(v1))
     with EventTrace.open(v1, **names) as trace:
