@@ -574,12 +574,24 @@ def trace_info(trace: str | Path | EventTrace, check: bool = False) -> dict[str,
     }
     if check:
         info["readable_events"] = sum(1 for _ in _scan(t, _Filter(), report, None, [("", 0)]))
+    conflicts, waiting = journal_problems(t.path, segments)
+    info["problems"] = report.problems + conflicts
+    info["notes"] = _notes(t) + waiting
+    return info
+
+
+def journal_problems(trace: str | Path, segments: list[dict] | None = None) -> tuple[list[str], list[str]]:
+    """(journals that conflict with the trace or cannot be read, journals waiting to be
+    committed), each as a sentence; `segments` as in `trace_info` (read if None)."""
+    path = Path(str(getattr(trace, "path", trace)))
+    if not journal.find(path):
+        return [], []
+    if segments is None:
+        t = _resolve(path)
+        segments = [_segment_info(seg) for seg in _segments(t, _Report("skip", t.path), gaps=False)]
     end = max((s["seq_first"] + s["rows"] for s in segments if s["seq_first"] is not None),
               default=0)
-    waiting, notes = journal.problems(t.path, end)
-    info["problems"] = report.problems + waiting
-    info["notes"] = _notes(t) + notes
-    return info
+    return journal.problems(path, end)
 
 
 def _segment_info(seg: _Segment) -> dict[str, Any]:
