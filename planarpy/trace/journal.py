@@ -224,6 +224,8 @@ def problems(trace: Path, next_seq: int) -> tuple[list[str], list[str]]:
     for path in find(trace):
         try:
             why = conflict(read(path), trace, next_seq)
+        except FileNotFoundError:
+            continue  # committed and deleted by a writer since it was found
         except (OSError, ValueError) as e:
             found.append(f"journal {path} cannot be read ({_why(e)}): its events may be missing")
             continue

@@ -12,6 +12,7 @@ from tracekit import T0, numbers, open_trace, record
 
 from planarpy.cli.main import main
 from planarpy.trace import trace_info
+from planarpy.trace import journal as journal_module
 from planarpy.trace import store as trace_store
 
 def failing_store(monkeypatch):
@@ -148,3 +149,20 @@ def test_a_run_on_a_still_read_only_trace_starts_and_loses_nothing(tmp_path, rea
     open_trace(path).close()
     assert numbers(path) == list(range(9))
     assert not list(tmp_path.glob(".t.journal-*"))
+
+
+def test_a_journal_committed_while_info_reads_is_no_problem(tmp_path, monkeypatch):
+    """`trace info` racing a writer that commits and deletes a journal between finding and
+    reading it reported "journal ... cannot be read: its events may be missing"."""
+    path, journal = journal_of(tmp_path, 3, 5, monkeypatch)
+    real, raced = journal_module.read, []
+
+    def read(p):
+        if not raced:
+            raced.append(p)
+            open_trace(path).close()  # a writer commits it and deletes it meanwhile
+        return real(p)
+    monkeypatch.setattr(journal_module, "read", read)
+    info = trace_info(path)
+    assert info["problems"] == [] and info["events"] == 3  # counted before the commit
+    assert numbers(path) == list(range(8))
