@@ -79,8 +79,11 @@ def upgrade_trace(path: str | Path, *, force: bool = False) -> UpgradeReport:
         try:
             count, problems = _convert(path, tmp, root, force)
             _verify(path, tmp)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError):  # a full or read-only disk
+                why = f"[Errno {e.errno}] {e.strerror}" if e.strerror else str(e)
+                raise TraceError(f"cannot upgrade {path}: {why}; nothing was changed") from None
             raise
         with parent_lock(path):  # a writer creating the trace waits for both renames
             backup = _free_name(path.parent / f"{path.name}.v{version}-backup")

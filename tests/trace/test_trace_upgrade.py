@@ -4,6 +4,7 @@ import os
 import shutil
 from pathlib import Path
 
+import diskkit
 import pytest
 
 from planarpy.cli.main import main
@@ -116,3 +117,22 @@ def test_writer_after_an_upgrade_killed_between_its_renames_finishes_it(v1, monk
     after = list(iter_events(v1, errors="raise"))
     assert fields(after[:34]) == before and after[34]["payload"] == {"after": True}
     assert not list(v1.parent.glob(".binance.upgrade-*"))
+
+
+def test_upgrade_on_a_full_disk_is_a_clear_error_and_changes_nothing(tmp_path, capsys):
+    """On a real full tmpfs the conversion ran out of space part-way and `trace upgrade`
+    ended in a raw OSError traceback (exit 1); now one line, exit 2, the original where it
+    was, no leftovers, and the same command succeeds once there is room."""
+    with diskkit.small_tmpfs(tmp_path / "mnt", "400k") as mount:
+        path = mount / "binance"
+        shutil.copytree(FIXTURE, path)
+        before = fields(iter_events(path))
+        filler = diskkit.fill(mount, 24 << 10)
+        assert main(["trace", "upgrade", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "No space left on device; nothing was changed" in err
+        assert sorted(p.name for p in mount.iterdir()) == ["binance", "filler"]
+        assert trace_info(path)["format"] == "planarpy.trace/1"
+        filler.unlink()
+        assert main(["trace", "upgrade", str(path)]) == 0
+        assert fields(iter_events(path, errors="raise")) == before
