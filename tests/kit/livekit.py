@@ -115,6 +115,30 @@ def in_step(run: Any, lx: Any, symbols: tuple[str, ...] = ("XRP/ETH",)) -> list[
     return out
 
 
+def perp_in_step(run: Any, lx: Any, symbol: str = "XRP/USDT:USDT") -> list[str]:
+    """Differences between a USD-M run's state and the exchange's ([] when equal):
+    `reconcile()` (cash, positions, open orders), the position's margin, and what each of
+    the run's orders filled against its local trades."""
+    from collections import defaultdict
+    client = raw_client(lx, "binanceusdm")
+    out = run.reconcile()
+    theirs = sum(float(p.get("initialMargin") or 0.0) for p in client.fetch_positions([symbol]))
+    with run.session.engine.locked():
+        ai = run.strategy.state.assets[symbol]
+        margin = ai.long.margin + ai.short.margin
+        local: dict[str, float] = defaultdict(float)
+        for t in ai.trades:
+            local[t.order_id] += t.amount
+    if abs(margin - theirs) > 1e-9 * max(1.0, theirs):
+        out.append(f"{symbol} margin: local {margin!r}, exchange {theirs!r}")
+    filled = {o["clientOrderId"]: o["filled"] for o in client.fetch_orders(symbol, limit=ALL)
+              if run.session.owns(o["clientOrderId"]) and o["filled"]}
+    out += [f"order {cid} filled: local {local.get(cid, 0.0)}, exchange {filled.get(cid, 0.0)}"
+            for cid in sorted(set(local) | set(filled))
+            if abs(local.get(cid, 0.0) - filled.get(cid, 0.0)) > 1e-9]
+    return out
+
+
 def replayed(strategy: Any, path: Any) -> None:
     """The trace at `path` replays to `strategy`'s state (AssertionError naming what differs)."""
     from planarpy.trace import replay_from_trace
