@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from . import params as _params
-from .actions import Mode
+from .actions import Dispatch, Mode, pipeline
 from .core import apply as _apply
 from .core.accounting import PositionChange
 from .core.clock import Clock
@@ -21,8 +21,11 @@ from .core.instances import AssetInstance, State
 from .core.market import Market
 from .core.orders import Trade
 from .core.positions import Position
+from .core.risk import RiskEvent
 
 log = logging.getLogger(__name__)
+_SIM = Mode.SIM
+_UNCHANGED = PositionChange.NONE
 
 
 class Strategy:
@@ -108,6 +111,11 @@ class Strategy:
                         after: Mapping[str, Any]) -> None:
         """Live: the exchange updated one of the strategy's orders (snapshots before, after)."""
 
+    def on_risk(self, event: RiskEvent) -> None:
+        """A risk rule denied an order (`event.kind == "denied"`; `call` returned None or
+        False), or the trading state changed (`"state_changed"`: a breaker tripped, or a
+        reset). `event.rule` names the rule, `event.reason` quotes the figures."""
+
     def on_error(self, where: str, message: str) -> None:
         """Live and paper: an exchange or connection error (`where` names the request or
         watcher; the message never holds a credential). Runs on the engine's loop: do not
@@ -139,7 +147,8 @@ class Strategy:
                                   f"quote currency {self.quote}")
             assets[sym] = AssetInstance(m)
         self.params: dict[str, Any] = _params.resolve(type(self), params)
-        self.__dict__.update(self.params)
+        for name, value in self.params.items():  # not __dict__.update: reading __dict__
+            setattr(self, name, value)  # would cost every later attribute access its speed
         lookback = self.lookback
         if lookback is not None and (isinstance(lookback, bool) or not isinstance(lookback, int)
                                      or lookback < 1):
@@ -152,6 +161,9 @@ class Strategy:
         self.i = -1
         self.engine: Any = None
         self.recorder: Any = None
+        # set by the mode when a run starts: its action table and its side of the pipeline
+        self.dispatch: Dispatch = {}
+        self.executor: pipeline.Executor | None = None
         self.load()
 
     def asset(self, symbol: str | AssetInstance) -> AssetInstance:
@@ -195,9 +207,12 @@ class Strategy:
         if effect.symbol is not None:
             ai = self.state.assets[effect.symbol]
             if effect.trade is not None:
-                self.invoke(self.on_trade, ai, effect.trade)
+                if self.mode is _SIM:  # invoke's first case, without its call: once a fill
+                    self.on_trade(ai, effect.trade)
+                else:
+                    self.invoke(self.on_trade, ai, effect.trade)
             change = effect.position
-            if change is not PositionChange.NONE:
+            if change is not _UNCHANGED:
                 pos = ai.position(effect.side)
                 if change is PositionChange.OPENED:
                     self.invoke(self.on_position_open, ai, pos)
@@ -205,19 +220,24 @@ class Strategy:
                     self.invoke(self.on_position_update, ai, pos)
                 else:
                     self.invoke(self.on_position_close, ai, pos)
+        elif effect.risk is not None:
+            self.invoke(self.on_risk, effect.risk)
         return effect
 
     def reject(self, ai: AssetInstance | None, reason: str, request: Mapping[str, Any]) -> None:
-        """Report a failed action: an order-error event and the on_order_error callback."""
-        payload = {"reason": reason, "request": dict(request)}
+        """Report a failed action: an order-error event and the on_order_error callback;
+        then the error-rate breaker looks at it."""
+        payload = {"reason": reason, "request": dict(request), "ts": self.clock.now()}
         self.emit("order_error", payload, symbol=ai.symbol if ai else None)
         self.invoke(self.on_order_error, ai, reason, request)
+        if self.state.risk.rules.max_errors_per_minute is not None:
+            pipeline.watch_errors(self)
 
     def invoke(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run one of the strategy's callbacks. In a backtest its error stops the run; in
         paper and live it is logged and passed to `on_error`, so that a bug in a callback
         cannot stop the watcher that delivered the event (the event is applied already)."""
-        if self.mode is Mode.SIM:
+        if self.mode is _SIM:
             callback(*args)
             return
         try:

@@ -69,3 +69,13 @@ class Template(Strategy):
     def on_order_error(self, ai, reason, request):
         """An order was refused: `call` returned None; `reason` says why."""
 
+    def on_risk(self, event):
+        """A risk rule of planar.toml's [risk] acted (see the README, "Risk").
+
+        `event.kind` is "denied" (an order or action was refused: `call` returned None or
+        False) or "state_changed" (a breaker moved trading to "reducing" or "halted", or
+        a reset made it "active" again). `event.rule` names the rule, `event.reason`
+        quotes the figures, `event.state` is the trading state now. Leave a halt with
+        `call(self, "reset_trading_state", "why")`.
+        """
+

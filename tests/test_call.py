@@ -1,13 +1,19 @@
+import math
+
+import numpy as np
 import pytest
 
-from planarpy import Mode, UnsupportedAction, call
+from planarpy import InvalidArgument, Mode, UnknownSymbol, UnsupportedAction, call
 from planarpy.actions import Action, supported_actions
 
-from simkit import SPOT
+from simkit import PERP, SPOT, flat, run
+
+SYM = SPOT.symbol
 
 
 class Fake:
     mode = Mode.SIM
+    dispatch = {Action.MARKET_ORDER: lambda s, req: req}
 
 
 def test_unknown_action_names_the_vocabulary():
@@ -17,30 +23,161 @@ def test_unknown_action_names_the_vocabulary():
         call(Fake(), "market", None, 1.0)
 
 
-def test_action_missing_in_a_mode_names_what_it_supports(monkeypatch):
-    """A (mode, action) pair with no handler raises naming the mode's actions."""
-    from planarpy import actions
-
+def test_action_missing_in_a_mode_names_what_it_supports():
+    """A mode whose table lacks an action raises naming the actions it has (no import of
+    any mode needed: the table is the strategy's own, given when its run starts)."""
     class Paper:
         mode = Mode.PAPER
-    handlers = dict(actions._HANDLERS)
-    del handlers[(Mode.PAPER, Action.MARKET_ORDER)]
-    monkeypatch.setattr(actions, "_HANDLERS", handlers)
+        dispatch = {Action.LIMIT_ORDER: lambda s, r: r, Action.CANCEL_ORDERS: lambda s, r: r}
     with pytest.raises(UnsupportedAction, match="paper mode does not support 'market_order'; "
-                                                "it supports: limit_order"):
+                                                "it supports: limit_order, cancel_orders$"):
         call(Paper(), Action.MARKET_ORDER, None, 1.0)
+
+
+def test_a_strategy_that_is_not_running_says_so():
+    """call() on a strategy no mode has started raises, naming how to start one."""
+    from simkit import scripted
+    s = scripted({})({SYM: SPOT})
+    with pytest.raises(UnsupportedAction, match="Scripted is not running: call\\(\\) works "
+                                                "from its callbacks during backtest\\(\\)"):
+        call(s, "market_order", SYM, 1.0)
 
 
 @pytest.mark.parametrize("mode", list(Mode))
 def test_every_mode_supports_the_whole_vocabulary(mode):
-    """Sim, paper and live handle every action of DESIGN section 2."""
-    import planarpy.modes.live  # noqa: F401  (registers its handlers)
-    import planarpy.modes.paper  # noqa: F401
-    assert sorted(supported_actions(mode)) == sorted(a.value for a in Action)
+    """The tables of sim, paper and live handle every action of DESIGN section 2."""
+    from planarpy.actions import pipeline
+    from planarpy.modes.live.handlers import HANDLERS as LIVE
+    from planarpy.modes.paper.handlers import HANDLERS as PAPER
+    table = {Mode.SIM: pipeline.HANDLERS, Mode.PAPER: PAPER, Mode.LIVE: LIVE}[mode]
+    assert supported_actions(table) == [a.value for a in Action]
 
 
-def test_wrong_arguments_raise_type_error():
-    """A call with an argument the handler does not take raises TypeError naming it."""
-    from simkit import flat, run
-    with pytest.raises(TypeError, match="unexpected keyword argument 'size'"):
-        run({1: lambda s: call(s, "market_order", SPOT.symbol, size=1.0)}, flat(4))
+def raised(action, *args, market=SPOT, **kwargs):
+    """The exception `call(s, action, *args, **kwargs)` raises from a tick of a backtest;
+    also asserts that nothing reached the mode (no event, no order error)."""
+    seen = []
+
+    def attempt(s):
+        before = (len(s.state.trades), s.state.risk.denied, len(s.errors))
+        try:
+            call(s, action, *args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - the test inspects it
+            seen.append(e)
+        assert (len(s.state.trades), s.state.risk.denied, len(s.errors)) == before
+    run({1: attempt}, flat(4), market=market)
+    assert seen, f"{action} {args} {kwargs} did not raise"
+    return seen[0]
+
+
+BAD = [
+    # (action, args, kwargs, words the message must hold)
+    ("market_order", (SYM, True), {}, ["amount must be a number", "True"]),
+    ("market_order", (SYM, "1"), {}, ["amount must be a number", "'1'"]),
+    ("market_order", (SYM, math.nan), {}, ["amount must be a finite number > 0", "nan"]),
+    ("market_order", (SYM, math.inf), {}, ["amount must be a finite number > 0", "inf"]),
+    ("market_order", (SYM, -1.0), {}, ["amount must be a finite number > 0", "-1.0"]),
+    ("market_order", (SYM, 0), {}, ["amount must be a finite number > 0", "0"]),
+    ("market_order", (SYM, None), {}, ["amount must be a number", "None"]),
+    ("market_order", (SYM, 1.0), {"reduce_only": "no"}, ["reduce_only must be True or False", "'no'"]),
+    ("market_order", (SYM, 1.0), {"reduce_only": 1}, ["reduce_only must be True or False", "1"]),
+    ("market_order", (SYM, 1.0), {"side": "bye"}, ["side must be 'buy' or 'sell'", "'bye'"]),
+    ("market_order", (SYM, 1.0), {"side": ["buy"]}, ["side must be 'buy' or 'sell'", "['buy']"]),
+    ("market_order", (SYM, 1.0), {"pos": "x"}, ["pos must be 'long' or 'short'", "'x'"]),
+    ("market_order", (SYM, 1.0), {"date": 1.5}, ["date must be None or a time", "1.5"]),
+    ("market_order", (SYM, 1.0), {"waitfor": -1}, ["waitfor must be a finite number >= 0", "-1"]),
+    ("market_order", (SYM, 1.0), {"synced": "yes"}, ["synced must be True or False", "'yes'"]),
+    ("market_order", (123, 1.0), {}, ["asset must be a symbol or an asset instance", "123"]),
+    ("limit_order", (SYM, 1.0, math.nan), {}, ["price must be a finite number > 0", "nan"]),
+    ("limit_order", (SYM, 1.0, -5.0), {}, ["price must be a finite number > 0", "-5.0"]),
+    ("limit_order", (SYM, 1.0, math.inf), {}, ["price must be a finite number > 0", "inf"]),
+    ("limit_order", (SYM, 1.0, False), {}, ["price must be a number", "False"]),
+    ("limit_order", (SYM, 1.0, 100.0), {"tif": "DAY"}, ["tif must be one of GTC, IOC, FOK, PO", "'DAY'"]),
+    ("cancel_orders", (SYM, "up"), {}, ["side must be 'buy' or 'sell' or 'both'", "'up'"]),
+    ("cancel_orders", (SYM,), {"ids": "sim-1"}, ["ids must be None or a list of order ids", "'sim-1'"]),
+    ("cancel_orders", (SYM,), {"ids": [1, 2]}, ["ids must be None or a list of order ids", "[1, 2]"]),
+    ("cancel_orders", (SYM,), {"confirm": "no"}, ["confirm must be True or False", "'no'"]),
+    ("close_position", (SYM,), {"pos": "x"}, ["pos must be 'long' or 'short'", "'x'"]),
+    ("close_position", (3.0,), {}, ["asset must be a symbol or an asset instance", "or None for all"]),
+    ("update_leverage", (SYM, True), {}, ["leverage must be a number", "True"]),
+    ("update_leverage", (SYM, math.nan), {}, ["leverage must be a finite number > 0", "nan"]),
+    ("watch_ohlcv", (SYM, 5), {}, ["timeframe must be None or a timeframe", "5"]),
+    ("reset_trading_state", (3,), {}, ["reason must be a string", "3"]),
+]
+
+
+@pytest.mark.parametrize("action,args,kwargs,words", BAD,
+                         ids=[f"{a}-{i}" for i, (a, *_rest) in enumerate(BAD)])
+def test_bad_arguments_are_refused_naming_argument_value_and_what_is_allowed(
+        action, args, kwargs, words):
+    """Each wrong type or value raises InvalidArgument (a TypeError and a ValueError) whose
+    message names the action, the argument, its value and what is allowed."""
+    e = raised(action, *args, **kwargs)
+    assert isinstance(e, InvalidArgument) and isinstance(e, TypeError) and isinstance(e, ValueError)
+    assert str(e).startswith(f"{action}: ")
+    for w in words:
+        assert w in str(e), str(e)
+
+
+def test_unknown_keyword_and_extra_arguments_name_what_the_action_takes():
+    """An unknown keyword (or one positional too many) raises naming it and the signature."""
+    e = raised("market_order", SYM, size=1.0)
+    assert isinstance(e, InvalidArgument)
+    assert "unexpected keyword argument 'size'" in str(e)
+    assert "it takes (ai, amount, *, side='buy', pos='long', reduce_only=False" in str(e)
+    e = raised("cancel_orders", SYM, "buy", "extra")
+    assert isinstance(e, InvalidArgument) and "positional argument" in str(e)
+    e = raised("limit_order", SYM, 1.0)
+    assert isinstance(e, InvalidArgument) and "missing 1 required positional argument: 'price'" in str(e)
+
+
+def test_short_on_spot_and_unknown_symbol_raise_at_once():
+    """A short on spot and a symbol outside the universe are programming errors."""
+    e = raised("market_order", SYM, 1.0, side="sell", pos="short")
+    assert isinstance(e, InvalidArgument) and "TST/USD is a spot market: it has no short" in str(e)
+    e = raised("close_position", SYM, pos="short")
+    assert isinstance(e, InvalidArgument) and "spot market" in str(e)
+    e = raised("market_order", "XYZ/USD", 1.0)
+    assert isinstance(e, UnknownSymbol) and "'XYZ/USD' is not in Scripted's universe" in str(e)
+
+
+def test_asset_of_another_strategy_is_refused():
+    """An asset instance must be one of the calling strategy's own."""
+    from simkit import scripted
+    other = scripted({})({SYM: SPOT}).asset(SYM)
+    e = raised("market_order", other, 1.0)
+    assert isinstance(e, InvalidArgument) and "asset must be one of Scripted's assets" in str(e)
+
+
+def test_close_position_on_nothing_with_a_bad_side_is_refused_not_true():
+    """close_position(pos='x') raises even when there is no position (it returned True)."""
+    e = raised("close_position", PERP.symbol, pos="x", market=PERP)
+    assert isinstance(e, InvalidArgument)
+
+
+def test_numbers_of_any_real_type_and_enums_are_accepted():
+    """ints, numpy floats and ints, enums and numpy bools are taken as what they mean."""
+    from planarpy import PositionSide, Side
+    script = {1: lambda s: call(s, "market_order", SYM, np.float32(1.5), side=Side.BUY,
+                                pos=PositionSide.LONG, reduce_only=np.bool_(False)),
+              2: lambda s: call(s, "limit_order", SYM, 1, np.int64(99), side="buy", tif="gtc")}
+    r = run(script, flat(5))
+    s = r.strategy
+    assert r.trades[0].amount == 1.5 and type(r.trades[0].amount) is float
+    assert s.errors == []
+    (order,) = s.asset(SYM).orders.values()
+    assert (order.amount, order.price) == (1.0, 99.0) and type(order.price) is float
+
+
+def test_the_sim_executor_is_an_executor():
+    """The sim's side of the pipeline has every method of the Executor protocol (what the
+    paper and live executors will implement)."""
+    import inspect
+
+    from planarpy.actions.pipeline import Executor
+    from planarpy.modes.sim.executor import SimExecutor
+    r = run({}, flat(3))
+    assert isinstance(r.strategy.executor, SimExecutor)
+    assert isinstance(r.strategy.executor, Executor)
+    wanted = {n for n, _ in inspect.getmembers(Executor, inspect.isfunction)}
+    assert wanted <= set(dir(SimExecutor)) | {"new_id"}

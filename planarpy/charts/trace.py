@@ -21,7 +21,7 @@ from ..core.errors import DataError
 from ..data.ohlcv import OHLCV, align
 from ..data.sources import load_ohlcv, markets_for
 from ..loader import find_strategy
-from ..modes.sim.results import SimResult, equity_curve, ledger_entry
+from ..modes.sim.results import Ledger, SimResult, equity_curve
 from ..params import resolve
 from ..strategy import Strategy
 from ..trace import iter_events
@@ -37,7 +37,7 @@ class _Ledger:
     """What `equity_curve` reads of a sim engine: candles, and the state after each fill."""
 
     n: int
-    ledger: list[Any]
+    ledger: Ledger
 
 
 def result_from_trace(trace: str | Path | Any, strategy: type[Strategy] | str, *,
@@ -79,10 +79,10 @@ def _candles(s: Strategy, data: Mapping[str, Any] | None, data_dir: Any, end: in
     return timeline
 
 
-def _replay(s: Strategy, events: Sequence[Mapping[str, Any]], timeline: np.ndarray) -> list[Any]:
+def _replay(s: Strategy, events: Sequence[Mapping[str, Any]], timeline: np.ndarray) -> Ledger:
     """Apply the run's events to `s.state`; the ledger of the state after each fill."""
     st = s.state
-    ledger = []
+    ledger = Ledger(len(s.assets))
     for e in events:
         kind, payload = e["kind"], e["payload"] or {}
         if kind == "strategy_started" and "cash" in payload:
@@ -93,7 +93,7 @@ def _replay(s: Strategy, events: Sequence[Mapping[str, Any]], timeline: np.ndarr
             continue  # replay_from_trace reports such events; a chart skips them
         if kind in _FILLS:
             at = int(np.searchsorted(timeline, int(payload.get("date", 0)), "right")) - 1
-            ledger.append(ledger_entry(s, max(at, 0)))
+            ledger.add(s, max(at, 0))
     return ledger
 
 

@@ -15,8 +15,11 @@ from .market import Market
 from .orders import (Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade,
                      opens_position)
 from .positions import liquidation_price, pnl
+from .risk import increases
 
 _EPS = 1e-12
+_POST_ONLY = TimeInForce.POST_ONLY
+_LIMIT = OrderType.LIMIT
 
 
 class PositionChange(enum.Enum):
@@ -65,18 +68,23 @@ def fee_parts(state: State, m: Market, trade: Trade) -> tuple[float, float, floa
 
 def reduces(ai: AssetInstance, order: Order) -> bool:
     """Whether the order reduces a margin position (or is a spot sell)."""
-    if not ai.market.is_derivative:
-        return order.side is Side.SELL
-    return order.reduce_only or not opens_position(order.side, order.pos)
+    return not increases(ai, order)
 
 
 def required(ai: AssetInstance, order: Order) -> float:
     """What the order must commit: quote for buys and opening orders, base/contracts otherwise."""
+    return _required(ai, order, increases(ai, order))
+
+
+def _required(ai: AssetInstance, order: Order, adds: bool) -> float:
+    remaining = order.amount - order.filled
+    if not adds:
+        return remaining
     m = ai.market
-    if reduces(ai, order):
-        return order.remaining
-    value = m.value(order.remaining, order.price)
-    rate = fee_rate(ai, order)
+    value = remaining * order.price * m.contract_size
+    # fee_rate(ai, order), written out: this runs twice for every order
+    rate = m.maker if order.tif is _POST_ONLY and order.type is _LIMIT else \
+        (m.maker if m.maker > m.taker else m.taker)
     if m.is_derivative:
         return value / order.leverage + value * rate
     if m.fee_currencies[order.side is Side.SELL] != m.quote:  # paid out of what it gets
@@ -87,9 +95,10 @@ def required(ai: AssetInstance, order: Order) -> float:
 def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
     """Why the strategy cannot afford `order` now, or None."""
     m = ai.market
-    need = required(ai, order)
+    adds = increases(ai, order)
+    need = _required(ai, order, adds)
     if m.is_derivative:
-        if reduces(ai, order):
+        if not adds:
             pos = ai.position(order.pos)
             free = pos.amount - ai.committed
             if need > free + _EPS * max(1.0, need):
@@ -102,7 +111,7 @@ def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
                     f"{ai.symbol} before opening a {order.pos.value} one")
         if order.leverage > m.max_leverage:
             return f"leverage {order.leverage:g} is above {ai.symbol}'s maximum {m.max_leverage:g}"
-    elif order.side is Side.SELL:
+    elif not adds:  # a spot sell
         free = ai.free_balance
         if need > free + _EPS * max(1.0, need):
             return f"not enough {m.base}: need {need:g}, free {max(free, 0.0):g}"
@@ -115,10 +124,11 @@ def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
 
 def add_order(state: State, ai: AssetInstance, order: Order) -> None:
     """Register an accepted order and commit what it needs."""
-    need = required(ai, order)
-    order.commits_quote = not reduces(ai, order)
+    adds = increases(ai, order)
+    need = _required(ai, order, adds)
+    order.commits_quote = adds
     order.committed = need
-    if order.commits_quote:
+    if adds:
         state.committed += need
     else:
         ai.committed += need
@@ -128,19 +138,24 @@ def add_order(state: State, ai: AssetInstance, order: Order) -> None:
 
 
 def _release(state: State, ai: AssetInstance, order: Order, amount: float) -> None:
-    amount = min(amount, order.committed)
+    if amount > order.committed:
+        amount = order.committed
     order.committed -= amount
     # subtracting leaves float residue: once near zero, re-add what open orders hold
+    # (just this order's rest when it is the only one open, as it mostly is)
+    alone = len(ai.orders) == 1 and ai.orders.get(order.id) is order
+    tiny = 1e-9 * (amount if amount > 1e-300 else 1e-300)
     if order.commits_quote:
         state.committed -= amount
-        if state.committed <= 1e-9 * max(amount, 1e-300):
-            state.committed = math.fsum(o.committed for a in state.active.values()
-                                        for o in a.orders.values() if o.commits_quote)
+        if state.committed <= tiny:
+            state.committed = order.committed if alone and len(state.active) == 1 else \
+                math.fsum(o.committed for a in state.active.values()
+                          for o in a.orders.values() if o.commits_quote)
     else:
         ai.committed -= amount
-        if ai.committed <= 1e-9 * max(amount, 1e-300):
-            ai.committed = math.fsum(o.committed for o in ai.orders.values()
-                                     if not o.commits_quote)
+        if ai.committed <= tiny:
+            ai.committed = order.committed if alone else \
+                math.fsum(o.committed for o in ai.orders.values() if not o.commits_quote)
 
 
 def settle(state: State, ai: AssetInstance) -> None:
@@ -173,7 +188,7 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade, *,
     the wallet: the fee and the realized pnl); a position shows its amount, entry and
     margin (and the cash its margin took or freed). The order and the trades move as ever.
     """
-    remaining = order.remaining
+    remaining = order.amount - order.filled
     done = trade.amount >= remaining * (1 - 1e-9)
     if done:  # the whole commitment goes, rounding included
         _release(state, ai, order, order.committed)

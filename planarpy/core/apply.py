@@ -15,6 +15,7 @@ from .accounting import PositionChange
 from .instances import AssetInstance, State
 from .orders import Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade
 from .positions import liquidation_price
+from .risk import RiskEvent, TradingState
 
 
 # enum lookups by value: several times cheaper than calling the enum class
@@ -56,26 +57,28 @@ def trade_from_payload(d: Mapping[str, Any]) -> Trade:
                  id=str(d.get("id", "")))
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)
 class Effect:
-    """What an applied event changed, for the engine to tell the strategy."""
+    """What an applied event changed, for the engine to tell the strategy (read only; not
+    frozen, since one is made per fill and frozen classes are slower to build)."""
 
     order: Order | None = None
     trade: Trade | None = None
     position: PositionChange = PositionChange.NONE
     symbol: str | None = None
     side: PositionSide = PositionSide.LONG
+    risk: RiskEvent | None = None
 
 
 NO_EFFECT = Effect()
 
 
 def _asset(state: State, symbol: str) -> AssetInstance:
-    try:
-        return state.assets[symbol]
-    except KeyError:
+    ai = state.assets.get(symbol)
+    if ai is None:
         raise KeyError(f"event for {symbol!r}, which is not among the strategy's assets "
-                       f"({', '.join(state.assets)})") from None
+                       f"({', '.join(state.assets)})")
+    return ai
 
 
 def as_payload(event: Any) -> Mapping[str, Any]:
@@ -88,32 +91,36 @@ def as_payload(event: Any) -> Mapping[str, Any]:
 
 
 def _order_created(state: State, d: Mapping[str, Any] | Order) -> Effect:
-    order = d if isinstance(d, Order) else None
-    symbol, oid = (order.symbol, order.id) if order is not None else (d["symbol"], d["id"])
-    ai = _asset(state, symbol)
+    if d.__class__ is Order:
+        order, symbol, oid = d, d.symbol, d.id
+    else:
+        order, symbol, oid = None, d["symbol"], d["id"]
+    ai = state.assets.get(symbol) or _asset(state, symbol)
     if oid in ai.orders:  # a duplicate event must not commit twice
         return NO_EFFECT
     if order is None:
         order = order_from_payload(d)
     accounting.add_order(state, ai, order)
-    return Effect(order=order)
+    state.risk.orders.append(order.date)  # the order throttle counts created orders
+    return Effect(order)
 
 
 def _trade(state: State, d: Mapping[str, Any] | Trade) -> Effect:
-    trade = d if isinstance(d, Trade) else trade_from_payload(d)
-    ai = _asset(state, trade.symbol)
+    trade = d if d.__class__ is Trade else trade_from_payload(d)
+    symbol, tid = trade.symbol, trade.id
+    ai = state.assets.get(symbol) or _asset(state, symbol)
     order = ai.orders.get(trade.order_id)
-    if order is None or (trade.id and trade.id in ai.trade_ids):
+    if order is None or (tid and tid in ai.trade_ids):
         return NO_EFFECT  # not (or no longer) open here, or a fill already counted
-    if trade.id:
-        ai.trade_ids.add(trade.id)
-    if isinstance(d, Trade):
+    if tid:
+        ai.trade_ids.add(tid)
+    if d.__class__ is Trade:
         change = accounting.apply_fill(state, ai, order, trade)
     else:  # live: a snapshot may show the fill already (see apply_fill)
         change = accounting.apply_fill(state, ai, order, trade,
                                        in_balance=bool(d.get("in_balance")),
                                        in_position=bool(d.get("in_position")))
-    return Effect(order=order, trade=trade, position=change, symbol=ai.symbol, side=trade.pos)
+    return Effect(order, trade, change, symbol, trade.pos)
 
 
 def _order_closed(state: State, d: Mapping[str, Any]) -> Effect:
@@ -210,6 +217,41 @@ def _history(state: State, d: Mapping[str, Any]) -> Effect:
     return NO_EFFECT
 
 
+def _order_error(state: State, d: Mapping[str, Any]) -> Effect:
+    """A failed order or action: the error-rate breaker counts it (payload time `ts`, ms)."""
+    state.risk.errors.append(int(d.get("ts") or 0))
+    return NO_EFFECT
+
+
+def _risk_event(kind: str, d: Mapping[str, Any], previous: TradingState,
+                state: TradingState) -> RiskEvent:
+    request = d.get("request")
+    return RiskEvent(kind=kind, rule=str(d.get("rule", "")), reason=str(d.get("reason", "")),
+                     state=state, previous=previous, time=int(d.get("ts") or 0),
+                     symbol=d.get("symbol"), request=dict(request) if request else None)
+
+
+def _risk_denied(state: State, d: Mapping[str, Any]) -> Effect:
+    """An order or action the risk rules refused (it never reached the mode's executor)."""
+    risk = state.risk
+    risk.denied += 1
+    return Effect(risk=_risk_event("denied", d, risk.trading, risk.trading))
+
+
+def _trading_state(state: State, d: Mapping[str, Any]) -> Effect:
+    """The trading state moves (a breaker, or a reset). A reset carries the equity it
+    happened at: the drawdown peak and the day's start are measured from it again, and
+    the errors counted so far are forgiven."""
+    risk = state.risk
+    previous, new = risk.trading, TradingState(d["state"])
+    risk.trading = new
+    risk.changes.append(dict(d))
+    if d.get("equity") is not None:
+        risk.peak_equity = risk.day_start_equity = float(d["equity"])
+        risk.errors.clear()
+    return Effect(risk=_risk_event("state_changed", d, previous, new))
+
+
 def _nothing(state: State, d: Mapping[str, Any]) -> Effect:
     return NO_EFFECT
 
@@ -226,6 +268,9 @@ APPLY: dict[str, Callable[[State, Mapping[str, Any]], Effect]] = {
     "balance_updated": _balance,
     "position_updated": _position,
     "sync_result": _history,
+    "order_error": _order_error,
+    "risk_denied": _risk_denied,
+    "trading_state_changed": _trading_state,
 }
 
 

@@ -32,6 +32,10 @@ class UnsupportedAction(PlanarError, TypeError):
     """The strategy's mode has no handler for the requested action."""
 
 
+class InvalidArgument(PlanarError, TypeError, ValueError):
+    """An argument of `call` has a wrong type or value (a programming error: it raises)."""
+
+
 class UnsupportedMarginMode(PlanarError, ValueError):
     """The margin mode (cross, hedged) is not built yet."""
 

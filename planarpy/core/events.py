@@ -34,6 +34,8 @@ KINDS: tuple[str, ...] = (
     "exchange_message",
     "tick_overrun",
     "ticks_skipped",
+    "risk_denied",
+    "trading_state_changed",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -9,6 +9,8 @@ import attrs
 from .market import Market
 from .orders import Order, PositionSide, Side, Trade
 from .positions import Position
+from .precision import floor_to_step, round_to_step
+from .risk import RiskState
 
 
 @attrs.define(slots=True, eq=False)
@@ -30,10 +32,10 @@ class AssetInstance:
     trade_ids: set[str] = attrs.Factory(set)
     ohlcv: Any = None
     ind: dict[str, list[float]] = attrs.Factory(dict)
+    symbol: str = attrs.field(init=False)  # the market's, kept here: read on every order
 
-    @property
-    def symbol(self) -> str:
-        return self.market.symbol
+    def __attrs_post_init__(self) -> None:
+        self.symbol = self.market.symbol
 
     @property
     def free_balance(self) -> float:
@@ -57,10 +59,11 @@ class AssetInstance:
 
     def floor_amount(self, amount: float) -> float:
         """`amount` rounded down to the market's amount step."""
-        return self.market.floor_amount(amount)
+        return floor_to_step(amount, self.market.amount_step)
 
     def round_price(self, price: float) -> float:
-        return self.market.round_price(price)
+        """`price` rounded to the market's tick."""
+        return round_to_step(price, self.market.price_step)
 
     def __repr__(self) -> str:
         pos = self.open_position()
@@ -74,7 +77,8 @@ class State:
 
     `cash` includes `committed`; `free_cash` is what new orders may use. `active` holds the
     assets with open orders or positions, so the sim only matches those. `orders_placed`
-    counts the orders accepted, `orders_partial` those that ended partly filled.
+    counts the orders accepted, `orders_partial` those that ended partly filled. `risk`
+    holds the trading state and what the risk rules count (see core/risk.py).
     """
 
     quote: str
@@ -86,6 +90,7 @@ class State:
     active: dict[str, AssetInstance] = attrs.Factory(dict)
     orders_placed: int = 0
     orders_partial: int = 0
+    risk: RiskState = attrs.Factory(RiskState)
 
     @property
     def free_cash(self) -> float:

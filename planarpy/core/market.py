@@ -52,6 +52,8 @@ class Market:
     max_leverage: float = 1.0
     maintenance_margin_rate: float = DEFAULT_MAINTENANCE_MARGIN_RATE
     fee_side: str = attrs.field(default="quote")
+    # kind != "spot", kept as a field: every order and fill asks it several times
+    is_derivative: bool = attrs.field(init=False, eq=False, repr=False)
     # the currency a buy's and a sell's fee is taken in, from `fee_side` (read per fill)
     fee_currencies: tuple[str, str] = attrs.field(init=False, eq=False, repr=False)
 
@@ -62,6 +64,7 @@ class Market:
                               f"{', '.join(FEE_SIDES)} (ccxt's feeSide)")
 
     def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "is_derivative", self.kind != "spot")
         if self.is_derivative:
             pair = (self.settle or self.quote,) * 2
         elif self.fee_side in ("get", "give"):
@@ -69,10 +72,6 @@ class Market:
         else:
             pair = (self.base if self.fee_side == "base" else self.quote,) * 2
         object.__setattr__(self, "fee_currencies", pair)
-
-    @property
-    def is_derivative(self) -> bool:
-        return self.kind != "spot"
 
     @property
     def amount_decimals(self) -> int:
@@ -109,18 +108,18 @@ class Market:
 
     def check_order(self, amount: float, price: float) -> str | None:
         """Why an order of `amount` at `price` breaks this market's rules, or None."""
-        if not (amount > 0 and math.isfinite(amount)):
+        if not 0.0 < amount < math.inf:
             return f"amount must be a positive number, got {amount!r}"
-        if not (price > 0 and math.isfinite(price)):
+        if not 0.0 < price < math.inf:
             return f"price must be a positive number, got {price!r}"
         if amount < self.min_amount:
             return f"amount {amount:g} is below the minimum {self.min_amount:g} of {self.symbol}"
-        if not self.amount_fits(amount):
+        if not is_on_step(amount, self.amount_step):
             return (f"amount {amount!r} has more decimals than {self.symbol} allows "
                     f"(step {self.amount_step:g}); round it with floor_amount()")
         if amount > self.max_amount:
             return f"amount {amount:g} is above the maximum {self.max_amount:g} of {self.symbol}"
-        cost = self.value(amount, price)
+        cost = amount * price * self.contract_size
         if cost < self.min_cost * (1 - 1e-9):
             return (f"order cost {cost:.10g} {self.quote} is below the minimum "
                     f"{self.min_cost:g} {self.quote} of {self.symbol}")
@@ -130,9 +129,9 @@ class Market:
 
     def check_limit_price(self, price: float) -> str | None:
         """Why `price` is not a valid limit price here, or None."""
-        if not (price > 0 and math.isfinite(price)):
+        if not 0.0 < price < math.inf:
             return f"price must be a positive number, got {price!r}"
-        if not self.price_fits(price):
+        if not is_on_step(price, self.price_step):
             return (f"price {price!r} has more decimals than {self.symbol} allows "
                     f"(tick {self.price_step:g}); round it with round_price()")
         if price < self.min_price or price > self.max_price:

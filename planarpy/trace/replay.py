@@ -63,7 +63,8 @@ class ReplayReport:
 def replay_from_trace(strategy: Any, trace: Any, run: int | Literal["last"] = "last",
                       compare: State | None = None, *, exchange: str | None = None,
                       allow_unknown: bool = False, compare_state: bool = True) -> ReplayReport:
-    """Rebuild cash, committed cash, open orders, trades and positions from `trace`.
+    """Rebuild cash, committed cash, open orders, trades, positions and the trading state
+    from `trace`.
 
     `strategy` supplies the markets, its class name must be the strategy the trace
     records, and its `exchange` (or `exchange`, when the run used another) the exchange.
@@ -173,7 +174,8 @@ def _name(trace: Any) -> str:
 
 
 def differences(a: State, b: State, rel: float = 1e-12) -> list[str]:
-    """Every difference between two states: cash, commitments, holdings, orders, trades."""
+    """Every difference between two states: cash, commitments, trading state, holdings,
+    orders, trades."""
     out: list[str] = []
 
     def num(what: str, x: float, y: float) -> None:
@@ -182,6 +184,10 @@ def differences(a: State, b: State, rel: float = 1e-12) -> list[str]:
 
     num("cash", a.cash, b.cash)
     num("committed", a.committed, b.committed)
+    if a.risk.trading is not b.risk.trading:
+        out.append(f"trading state: replayed {a.risk.trading.value}, current {b.risk.trading.value}")
+    if a.risk.denied != b.risk.denied:
+        out.append(f"risk denials: replayed {a.risk.denied}, current {b.risk.denied}")
     for sym in sorted(set(a.assets) | set(b.assets)):
         x, y = a.assets.get(sym), b.assets.get(sym)
         if x is None or y is None:

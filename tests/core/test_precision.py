@@ -28,3 +28,29 @@ def test_ceil_and_round():
     assert ceil_to_step(105.000001, 0.01) == 105.01
     assert ceil_to_step(105.0, 0.01) == 105.0
     assert round_to_step(0.123456789, 1e-8) == 0.12345679
+
+
+def test_the_grid_arithmetic_equals_rounding_to_decimals():
+    """floor/ceil/round_to_step land on the same floats as round(k * step, decimals)
+    (what they computed before they were written for speed), for steps of any shape."""
+    import math
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    steps = st.sampled_from([1e-8, 1e-6, 0.0001, 0.00025, 0.001, 0.005, 0.01, 0.05, 0.1, 0.2,
+                             0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 100.0])
+    values = st.floats(-1e7, 1e7, allow_nan=False) | st.integers(0, 10**7).map(lambda k: k * 0.01)
+
+    def rounded(k, step):
+        return round(k * step, step_decimals(step))
+
+    @settings(max_examples=3000, deadline=None, derandomize=True)
+    @given(values, steps)
+    def check(value, step):
+        n = value / step
+        slack = 1e-9 * max(1.0, abs(n))
+        assert floor_to_step(value, step) == rounded(math.floor(n + slack), step)
+        assert ceil_to_step(value, step) == rounded(math.ceil(n - slack), step)
+        assert round_to_step(value, step) == rounded(round(n), step)
+    check()

@@ -44,24 +44,30 @@ def scripted(script: Script, market: Market = SPOT, cash: float = 1000.0,
             self.results[self.i] = action(self)
 
     def reset(self: Any) -> None:
-        self.seen, self.results, self.errors = [], {}, []
+        self.seen, self.results, self.errors, self.risk_events = [], {}, [], []
 
     def on_order_error(self: Any, ai: Any, reason: str, request: Any) -> None:
         self.errors.append(reason)
 
+    def on_risk(self: Any, event: Any) -> None:
+        self.risk_events.append(event)
+
     body = {"exchange": "test", "quote": market.quote if not market.is_derivative else market.settle,
             "timeframe": "1m", "margin": margin, "universe": (market.symbol,),
-            "initial_cash": cash, "tick": tick, "reset": reset, "on_order_error": on_order_error}
+            "initial_cash": cash, "tick": tick, "reset": reset, "on_order_error": on_order_error,
+            "on_risk": on_risk}
     body.update(attrs_)
     return type("Scripted", (Strategy,), body)
 
 
 def run(script: Script, rows: Sequence[Sequence[float]], market: Market = SPOT,
         cash: float = 1000.0, config: SimConfig = SimConfig(slippage=0.0, volume_cap=False),
-        margin: str | None = None, recorder: Any = None, **methods: Any) -> Any:
-    """Backtest a scripted strategy on `rows`; `methods` override its callbacks."""
+        margin: str | None = None, recorder: Any = None, risk: Any = None,
+        **methods: Any) -> Any:
+    """Backtest a scripted strategy on `rows`; `methods` override its callbacks, `risk`
+    gives its risk rules (RiskRules or a [risk]-shaped table)."""
     cls = scripted(script, market, cash, margin or ("isolated" if market.is_derivative else "none"),
                    **methods)
     s = cls({market.symbol: market})
     return backtest(s, data={market.symbol: candles(rows)}, config=config, settings={},
-                    recorder=recorder)
+                    recorder=recorder, risk=risk)

@@ -157,7 +157,7 @@ def test_bad_argument_values_raise():
     """A misspelt side or time in force raises naming the allowed values."""
     with pytest.raises(ValueError, match="side must be 'buy' or 'sell'"):
         run({1: lambda s: call(s, "market_order", SYM, 1.0, side="long")}, flat(4))
-    with pytest.raises(ValueError, match="time in force must be one of GTC, IOC, FOK, PO"):
+    with pytest.raises(ValueError, match="tif must be one of GTC, IOC, FOK, PO"):
         run({1: lambda s: call(s, "limit_order", SYM, 1.0, 99.0, tif="GTD")}, flat(4))
 
 

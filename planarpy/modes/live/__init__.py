@@ -1,6 +1,5 @@
-"""Live mode: a real exchange through ccxt. Importing it registers its `call` handlers."""
+"""Live mode: a real exchange through ccxt (`start_live` gives the run its `call` table)."""
 
-from . import handlers as _handlers  # noqa: F401  (registers the handlers)
 from ..runtime import EngineStopped
 from .run import LiveRun, live_run, start_live
 

@@ -1,13 +1,18 @@
-"""`call` in live mode: each action runs on the engine's loop; the caller blocks."""
+"""`call` in live mode: each action runs on the engine's loop; the caller blocks.
+
+Each handler receives the request `call` parsed (`planarpy.actions.requests`); `HANDLERS`
+is the table the live session gives the strategy when it starts.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import ccxt
 
-from ...actions import (Action, Mode, handles, order_request, order_sides, parse_pos, parse_side,
-                        parse_tif)
+from ...actions import Action, Handler, Mode, order_request, pipeline
+from ...actions.requests import (CancelOrders, ClosePosition, LimitOrder, MarketOrder,
+                                 UpdateLeverage, WatchOHLCV)
 from ...core.instances import AssetInstance
 from ...core.orders import OrderType, PositionSide, Side, TimeInForce, Trade, missing
 from . import orders
@@ -17,7 +22,7 @@ GRACE = 10.0  # seconds beyond `waitfor` that a blocked call waits for the engin
 
 
 def _wait(session: Any, waitfor: float | None) -> float:
-    return session.waitfor if waitfor is None else float(waitfor)
+    return session.waitfor if waitfor is None else waitfor
 
 
 def _blocking(session: Any, coro: Any, timeout: float, late: Any, what: str) -> Any:
@@ -58,79 +63,67 @@ def _place(s: Any, ai: AssetInstance, type_: OrderType, amount: float, price: fl
     return _blocking(session, coro, wait + GRACE, missing, f"{type_.value}_order")
 
 
-@handles(LIVE, Action.MARKET_ORDER)
-def market_order(s: Any, ai: AssetInstance | str, amount: float, *, side: Side | str = "buy",
-                 pos: PositionSide | str = "long", reduce_only: bool = False,
-                 date: int | None = None, waitfor: float | None = None,
-                 synced: bool = True) -> Trade | Any | None:
+def market_order(s: Any, req: MarketOrder) -> Trade | Any | None:
     """Send a market order; a Trade once a fill is seen, missing, or None if refused."""
-    ai = s.asset(ai)
-    side_, pos_ = order_sides(ai, side, pos)
-    return _place(s, ai, OrderType.MARKET, amount, None, side_, pos_, TimeInForce.IOC,
-                  reduce_only, waitfor, synced)
+    return _place(s, req.ai, OrderType.MARKET, req.amount, None, req.side, req.pos,
+                  TimeInForce.IOC, req.reduce_only, req.waitfor, req.synced)
 
 
-@handles(LIVE, Action.LIMIT_ORDER)
-def limit_order(s: Any, ai: AssetInstance | str, amount: float, price: float, *,
-                side: Side | str = "buy", tif: TimeInForce | str = "GTC",
-                pos: PositionSide | str = "long", reduce_only: bool = False,
-                date: int | None = None, waitfor: float | None = None,
-                synced: bool = True) -> Trade | Any | None:
+def limit_order(s: Any, req: LimitOrder) -> Trade | Any | None:
     """Send a limit order (GTC, IOC, FOK or post-only)."""
-    ai = s.asset(ai)
-    side_, pos_ = order_sides(ai, side, pos)
-    return _place(s, ai, OrderType.LIMIT, amount, price, side_, pos_, parse_tif(tif),
-                  reduce_only, waitfor, synced)
+    return _place(s, req.ai, OrderType.LIMIT, req.amount, req.price, req.side, req.pos, req.tif,
+                  req.reduce_only, req.waitfor, req.synced)
 
 
-@handles(LIVE, Action.CANCEL_ORDERS)
-def cancel_orders(s: Any, ai: AssetInstance | str | None = None, side: Side | str = "both", *,
-                  ids: list[str] | None = None, waitfor: float | None = None,
-                  confirm: bool = False, synced: bool = True) -> bool:
+def cancel_orders(s: Any, req: CancelOrders) -> bool:
     """Cancel open orders on the exchange (one asset or all, one side or both, or by id)."""
     session = s.engine
-    want = None if side == "both" else parse_side(side)
-    wait = _wait(session, waitfor)
+    wait = _wait(session, req.waitfor)
+    ids = list(req.ids) if req.ids is not None else None
 
     async def run() -> bool:
         ok = True
-        for a in (s.assets if ai is None else [s.asset(ai)]):
-            ok = await orders.cancel(session, a, want, ids, waitfor=wait,
-                                     confirm=confirm or synced) and ok
+        for a in (s.assets if req.ai is None else [req.ai]):
+            ok = await orders.cancel(session, a, req.side, ids, waitfor=wait,
+                                     confirm=req.confirm or req.synced) and ok
         return ok
     return bool(_blocking(session, run(), wait + GRACE, False, "cancel_orders"))
 
 
-@handles(LIVE, Action.UPDATE_LEVERAGE)
-def update_leverage(s: Any, ai: AssetInstance | str, leverage: float,
-                    pos: PositionSide | str = "long") -> bool:
+def update_leverage(s: Any, req: UpdateLeverage) -> bool:
     """Set the leverage on the exchange, then locally."""
-    parse_pos(pos)
     session = s.engine
-    return bool(_blocking(session, orders.set_leverage(session, s.asset(ai), float(leverage)),
+    return bool(_blocking(session, orders.set_leverage(session, req.ai, req.leverage),
                           session.waitfor + GRACE, False, "update_leverage"))
 
 
-@handles(LIVE, Action.CLOSE_POSITION)
-def close_position(s: Any, ai: AssetInstance | str | None = None,
-                   pos: PositionSide | str | None = None) -> bool:
+def close_position(s: Any, req: ClosePosition) -> bool:
     """Cancel the asset's orders, then close its position with a reduce-only market order."""
     session = s.engine
-    side = parse_pos(pos) if pos is not None else None
 
     async def run() -> bool:
         ok = True
-        for a in (s.assets if ai is None else [s.asset(ai)]):
-            ok = await orders.close_position(session, a, side) and ok
+        for a in (s.assets if req.ai is None else [req.ai]):
+            ok = await orders.close_position(session, a, req.pos) and ok
         return ok
     return bool(_blocking(session, run(), 2 * session.waitfor + GRACE, False, "close_position"))
 
 
-@handles(LIVE, Action.WATCH_OHLCV)
-def watch_ohlcv(s: Any, ai: AssetInstance | str | None = None, timeframe: str | None = None) -> bool:
+def watch_ohlcv(s: Any, req: WatchOHLCV) -> bool:
     """Fetch the candles closed since the last refresh now (the tick loop does at every
     close; the candles are ticked by the loop, not here)."""
     session = s.engine
     done = _blocking(session, session.refresh_candles(), session.waitfor + GRACE, False,
                      "watch_ohlcv")
     return done is not False  # refresh_candles answers None when it is done
+
+
+HANDLERS: Mapping[Action, Handler] = {
+    Action.MARKET_ORDER: market_order,
+    Action.LIMIT_ORDER: limit_order,
+    Action.CANCEL_ORDERS: cancel_orders,
+    Action.UPDATE_LEVERAGE: update_leverage,
+    Action.CLOSE_POSITION: close_position,
+    Action.WATCH_OHLCV: watch_ohlcv,
+    Action.RESET_TRADING_STATE: pipeline.reset_trading_state,
+}

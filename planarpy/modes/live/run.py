@@ -17,6 +17,7 @@ from ...exchanges import ApiKeys, load_keys
 from ...strategy import Strategy
 from ..runtime.handle import RunHandle, run_setup
 from ..runtime.stopping import mode_tables
+from .handlers import HANDLERS
 from .session import LiveSession
 
 
@@ -53,7 +54,8 @@ def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
     hand = own.get("hand_orders", general.get("hand_orders"))
     if hand is not None:
         options.setdefault("hand_orders", hand)
-    return LiveRun(LiveSession(cls, xcfg, keys, recorder=trace, **stop, **options))
+    return LiveRun(LiveSession(cls, xcfg, keys, recorder=trace, handlers=HANDLERS, **stop,
+                               **options))
 
 
 def start_live(strategy: type[Strategy] | str, *, timeout: float = 60.0,

@@ -1,9 +1,6 @@
-"""Paper mode: live market data through ccxt.pro, fills simulated by planarpy.
+"""Paper mode: live market data through ccxt.pro, fills simulated by planarpy
+(`start_paper` gives the run its `call` table)."""
 
-Importing it registers its `call` handlers.
-"""
-
-from . import handlers as _handlers  # noqa: F401  (registers the handlers)
 from .run import PaperRun, paper_run, start_paper
 from .session import PaperSession
 

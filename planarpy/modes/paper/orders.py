@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from ...core.accounting import fill_fee, funds_error, leverage_error, liquidation_trade
 from ...core.apply import order_payload, trade_payload
 from ...core.instances import AssetInstance
+from ...core.risk import spot_position
 from ...core.orders import (Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce,
                             Trade, missing)
 from .fills import Resting, crosses, share_trade, sweep, volume_left, would_take
@@ -190,23 +191,23 @@ async def set_leverage(session: Any, ai: AssetInstance, leverage: float, pos: Po
 
 
 async def close_position(session: Any, ai: AssetInstance, pos: PositionSide | None) -> bool:
-    """Cancel the orders that reduce the position, then close it with a market order.
-
-    On spot the position is the base balance: it is sold.
-    """
+    """What `planarpy.actions.pipeline.close_position` means, until paper orders go
+    through the pipeline: cancel every open order of the asset, then close what it holds
+    with one market order (spot: the base the strategy's own fills bought)."""
     from ...actions import order_request
     mk = ai.market
+    p = ai.open_position()
+    if mk.is_derivative and pos is not None and (p is None or p.side is not pos):
+        return True
+    await cancel(session, ai, None, None)
     if mk.is_derivative:
-        p = ai.open_position()
-        if p is None or (pos is not None and p.side is not pos):
+        if p is None:
             return True
         side = Side.SELL if p.side is PositionSide.LONG else Side.BUY
-        await cancel(session, ai, None, None)
         amount, reduce_only, pside = p.amount, True, p.side
     else:
-        await cancel(session, ai, Side.SELL, None)
-        amount = ai.floor_amount(ai.free_balance)
-        if amount <= 0 or amount < mk.min_amount:
+        amount = spot_position(ai)
+        if amount < max(mk.min_amount, mk.amount_step):
             return True
         side, reduce_only, pside = Side.SELL, False, PositionSide.LONG
     request = order_request("market", ai, amount, None, side, pside, TimeInForce.IOC, reduce_only)
@@ -214,4 +215,4 @@ async def close_position(session: Any, ai: AssetInstance, pos: PositionSide | No
                         TimeInForce.IOC, reduce_only, request, 0.0)
     if mk.is_derivative:
         return trade is not None and ai.open_position() is None
-    return trade is not None
+    return trade is not None and spot_position(ai) < max(mk.min_amount, mk.amount_step)

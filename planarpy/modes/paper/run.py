@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from ...strategy import Strategy
 from ..runtime.handle import RunHandle, run_setup
+from .handlers import HANDLERS
 from .session import PaperSession
 
 
@@ -35,7 +36,8 @@ def paper_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None
     cls, xcfg, stop = run_setup(strategy, "paper", settings, exchange, exchange_url,
                                 on_stop=on_stop, stop_timeout=stop_timeout,
                                 cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
-    return PaperRun(PaperSession(cls, xcfg, recorder=trace, cash=cash, **stop, **options))
+    return PaperRun(PaperSession(cls, xcfg, recorder=trace, cash=cash, handlers=HANDLERS, **stop,
+                                 **options))
 
 
 def start_paper(strategy: type[Strategy] | str, *, timeout: float = 60.0,

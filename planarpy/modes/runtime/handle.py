@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Self
 
 from ...config import load_config
+from ...core.risk import refuse_unenforced
 from ...exchanges import ExchangeConfig, exchange_config
 from ...loader import find_strategy
 from ...strategy import Strategy
@@ -24,6 +25,7 @@ def run_setup(strategy: type[Strategy] | str, mode: str, settings: Mapping[str, 
     arguments and planar.toml (`settings`, default: read)."""
     cfg = load_config() if settings is None else settings
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
+    refuse_unenforced(cfg.get("risk"), cls.__name__, mode)
     xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
     on_stop, stop_timeout = stop_settings(cfg, mode, xcfg, cls.__name__, **stop)
     return cls, xcfg, {"on_stop": on_stop, "stop_timeout": stop_timeout}

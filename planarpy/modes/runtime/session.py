@@ -26,6 +26,7 @@ import attrs
 import ccxt
 
 from ... import validate as V
+from ...actions import Dispatch
 from ...core.errors import PlanarError, StartupError, StartupInterrupted, UnknownSymbol
 from ...core.market import Market
 from ...data.ohlcv import timeframe_ms
@@ -63,12 +64,13 @@ class Session:
                  stall_after: float = 10.0, candles: int = 500, on_stop: str = "keep",
                  stop_timeout: float = stopping.DEFAULT_STOP_TIMEOUT,
                  params: Mapping[str, Any] | None = None, clock: Any = None, backlog: int = 10,
-                 close_delay: float = 0.25) -> None:
+                 close_delay: float = 0.25, handlers: Dispatch | None = None) -> None:
         self.cls = cls
         self.params = resolve_params(cls, params)  # checked before anything starts
         self.exchange = exchange
         self.keys = keys
         self.recorder = recorder
+        self.handlers: Dispatch = handlers or {}  # the mode's `call` table, given at start
         # seconds between on_interval calls within a candle; None: none (tick runs once
         # per closed candle whatever this is)
         self.tick_interval = None if tick_interval is None \
@@ -169,6 +171,7 @@ class Session:
     async def begin(self, s: Strategy, **started: Any) -> None:
         """Attach the built strategy to this session, reset it, record that it started."""
         s.engine = self
+        s.dispatch = self.handlers
         s.recorder = self.recorder
         self.s = s
         s.reset()

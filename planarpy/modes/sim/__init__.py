@@ -1,6 +1,5 @@
-"""Sim mode: backtests on candles. Importing it registers its `call` handlers."""
+"""Sim mode: backtests on candles, through the order pipeline (`planarpy.actions.pipeline`)."""
 
-from . import handlers as _handlers  # noqa: F401  (registers the handlers)
 from .config import SimConfig
 from .results import SimResult
 from .run import backtest

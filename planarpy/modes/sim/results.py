@@ -6,6 +6,7 @@ walk the fills, not the candles), so the sim loop pays nothing for it.
 
 from __future__ import annotations
 
+import array
 import math
 from typing import Any, Iterable
 
@@ -15,6 +16,7 @@ import numpy as np
 from ...core.accounting import fee_parts
 from ...core.errors import PlanarError
 from ...core.orders import PositionSide, Side, Trade
+from ...core.risk import NO_RULES
 from ...data.ohlcv import timeframe_ms
 from ...params import format_values
 
@@ -188,13 +190,16 @@ class SimResult:
         """Plain figures for printing or JSON; undefined ones (NaN, infinite) are None."""
         s = self.strategy
         st = attrs.asdict(self.stats())
+        risk = s.state.risk
         return {"strategy": type(s).__name__, "quote": s.quote,
                 "start": int(self.times[0]) if len(self.times) else None,
                 "end": int(self.times[-1]) if len(self.times) else None,
                 "candles": len(self.times), "initial_cash": self.initial_cash,
                 "final_equity": self.final_equity, "return": st.pop("total_return"),
                 **{k: _finite(v) for k, v in st.items()}, "seed": self.seed,
-                "params": dict(s.params)}
+                "params": dict(s.params),
+                "trading": risk.trading.value, "risk_denied": risk.denied,
+                "trading_changes": [dict(c) for c in risk.changes]}
 
     def format_summary(self) -> str:
         d = self.summary()
@@ -215,6 +220,7 @@ class SimResult:
             ("exposure", f"{_pct(d['exposure'])} of the time ({_span(d['exposure_time'])})"),
             ("partial fills", f"{_pct(d['partial_fills'])} of {d['orders']} orders"),
             ("fees paid", f"{d['fees']:.8g} {q}"),
+            *_trading_rows(d, self.strategy.state.risk.rules != NO_RULES),
             ("seed", str(d["seed"])),
         ]
         if d["params"]:
@@ -371,8 +377,9 @@ def walk_trades(trades: list[Trade], s: Any) -> tuple[list[RoundTrip], dict[str,
     """Group fills into round trips; also the entry time of each position still open."""
     open_: dict[str, _Open] = {}
     out = []
+    markets = {sym: ai.market for sym, ai in s.state.assets.items()}
     for t in trades:
-        m = s.state.assets[t.symbol].market
+        m = markets[t.symbol]
         short = m.is_derivative and t.pos is PositionSide.SHORT
         grows = (t.side is Side.BUY) != short
         fee_base, _, fee = fee_parts(s.state, m, t)
@@ -413,12 +420,30 @@ def round_trips(trades: list[Trade], s: Any) -> list[RoundTrip]:
     return walk_trades(trades, s)[0]
 
 
-def ledger_entry(s: Any, effective: int) -> tuple[int, float, tuple[tuple[float, ...], ...]]:
-    """The state after a fill, as `equity_curve` reads it: from candle `effective` on, the
-    cash and each asset's balance and long and short (amount, entry price, margin)."""
-    return (effective, s.state.cash, tuple(
-        (ai.balance, ai.long.amount, ai.long.entry_price, ai.long.margin,
-         ai.short.amount, ai.short.entry_price, ai.short.margin) for ai in s.assets))
+class Ledger:
+    """The state after each fill, as `equity_curve` reads it: from candle `at[k]` on, the
+    cash and each asset's balance and long and short (amount, entry price, margin), flat
+    in typed arrays (no objects kept per fill; numpy reads them without a copy)."""
+
+    __slots__ = ("at", "values", "width")
+
+    def __init__(self, assets: int) -> None:
+        self.at = array.array("q")
+        self.values = array.array("d")
+        self.width = 1 + 7 * assets
+
+    def add(self, s: Any, effective: int) -> None:
+        """Note the state of strategy `s` after a fill that counts from candle `effective`."""
+        self.at.append(effective)
+        values = self.values
+        values.append(s.state.cash)
+        for ai in s.assets:
+            lo, sh = ai.long, ai.short
+            values.extend((ai.balance, lo.amount, lo.entry_price, lo.margin,
+                           sh.amount, sh.entry_price, sh.margin))
+
+    def __len__(self) -> int:
+        return len(self.at)
 
 
 def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.ndarray:
@@ -427,15 +452,15 @@ def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.nda
     Between two fills the equity is linear in each asset's close: a constant (cash,
     margins, entry values) plus a quantity (balance, long minus short) times the close.
     """
-    n = engine.n
-    ledger = engine.ledger
-    count = len(ledger)
-    eff = np.fromiter((e for e, _, _ in ledger), dtype=np.int64, count=count)
+    n, ledger = engine.n, engine.ledger
+    eff = np.frombuffer(ledger.at, dtype=np.int64)
+    count = len(eff)
+    flat = np.frombuffer(ledger.values, dtype=np.float64).reshape(count, ledger.width)
     j = np.searchsorted(eff, np.arange(start, n), side="right")  # 0 means: before any fill
-    const = np.r_[initial_cash, np.fromiter((c for _, c, _ in ledger), np.float64, count)]
+    const = np.r_[initial_cash, flat[:, 0]]
     if not count:
         return const[j]
-    rows = np.asarray([r for _, _, r in ledger], dtype=np.float64)  # fills x assets x 7
+    rows = flat[:, 1:].reshape(count, len(s.assets), 7)  # fills x assets x 7
     total = None
     for a, ai in enumerate(s.assets):
         bal, la, le, lm, sa, se, sm = rows[:, a, :].T
@@ -446,6 +471,17 @@ def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.nda
             held = qty[j] * np.asarray(ai.ohlcv.close)[start:n]
             total = held if total is None else total + held
     return const[j] if total is None else const[j] + total
+
+
+def _trading_rows(d: dict[str, Any], rules: bool) -> list[tuple[str, str]]:
+    """When and why the risk rules halted or reduced trading, and what they denied."""
+    changes, denied = d["trading_changes"], d["risk_denied"]
+    if not (rules or changes or denied):
+        return []
+    rows = [("trading", f"{c['state']} at {_date(c.get('ts'))} by {c['rule']}: {c['reason']}")
+            for c in changes] or [("trading", "active throughout: no risk rule tripped")]
+    rows.append(("risk denied", f"{denied} order{'s' if denied != 1 else ''}"))
+    return rows
 
 
 # ---- formatting -----------------------------------------------------------------------------

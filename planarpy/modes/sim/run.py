@@ -9,14 +9,17 @@ from typing import Any, Mapping
 import attrs
 import numpy as np
 
-from ...actions import Mode
+from ...actions import Mode, pipeline
 from ...config import load_config
 from ...core.errors import ConfigError, DataError, LookAheadError, LookbackError
+from ...core.risk import RiskRules
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...data.sources import load_ohlcv, markets_for
 from ...strategy import Strategy
 from .config import SimConfig
 from .engine import SimClock, SimEngine
+from .executor import SimExecutor
+from .guard import EquityGuard
 from .results import SimResult, equity_curve
 
 
@@ -26,13 +29,16 @@ def backtest(strategy: type[Strategy] | Strategy, *,
              config: SimConfig = SimConfig(), recorder: Any = None, progress: bool = False,
              settings: Mapping[str, Any] | None = None,
              data_dir: str | Path | None = None,
-             params: Mapping[str, Any] | None = None) -> SimResult:
+             params: Mapping[str, Any] | None = None,
+             risk: RiskRules | Mapping[str, Any] | None = None) -> SimResult:
     """Run a backtest and return its result.
 
     `data` maps symbols to candles or CSV paths; symbols it does not name are read from
     the local store or the bundled samples. `start`/`stop` (epoch ms) bound the ticks;
     candles before `start` still feed the indicators and the warmup. `params` sets the
-    strategy's parameters (`planarpy.Param`) for this run; only with a class.
+    strategy's parameters (`planarpy.Param`) for this run; only with a class. `risk` gives
+    the risk rules (RiskRules, or a table shaped like planar.toml's [risk]); by default
+    they come from [risk] in the settings.
     """
     cfg = load_config() if settings is None else settings
     if isinstance(strategy, Strategy):
@@ -70,7 +76,12 @@ def backtest(strategy: type[Strategy] | Strategy, *,
         if fees:  # overrides change the market itself, so funds checks reserve them too
             ai.market = attrs.evolve(ai.market, **fees)
     s.engine = engine
+    s.executor = SimExecutor(s, engine)
+    s.dispatch = pipeline.HANDLERS
+    s.state.risk.rules = risk_rules(risk, cfg, type(s).__name__)
     s.clock = SimClock(s, engine.close_times, engine.timeline[0])
+    if s.state.risk.rules.checks_equity:
+        engine.guard = EquityGuard(s, engine.close_times)
     s.recorder = recorder
     s.i = -1
     s.reset()
@@ -101,6 +112,14 @@ def backtest(strategy: type[Strategy] | Strategy, *,
         recorder.flush()
     curve = equity_curve(engine, s, first, initial_cash)
     return SimResult(s, timeline[first:], curve, initial_cash, config.seed)
+
+
+def risk_rules(given: RiskRules | Mapping[str, Any] | None, cfg: Mapping[str, Any],
+               name: str) -> RiskRules:
+    """The strategy's risk rules: those given, else planar.toml's [risk] for `name`."""
+    if isinstance(given, RiskRules):
+        return given
+    return RiskRules.from_config(cfg.get("risk") if given is None else given, name)
 
 
 def check_causal(s: Strategy, k: int) -> None:

@@ -1,0 +1,71 @@
+"""The gate every new order passes before a mode may execute it.
+
+market rules (steps, limits) -> funds -> risk rules (trading state, throttle, sizes).
+A market-rule or funds refusal is an `order_error` event (`on_order_error`); a risk
+refusal is a `risk_denied` event (`on_risk`). An order refused here never reaches the
+mode's executor. The gate always runs; with no risk rule configured and trading
+ACTIVE, the risk step costs one comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..core.accounting import funds_error
+from ..core.instances import AssetInstance
+from ..core.orders import Order, OrderType
+from ..core.risk import Denial, TradingState, increases, order_denial, state_denial
+from .requests import LimitOrder, MarketOrder
+
+_ACTIVE = TradingState.ACTIVE
+_LIMIT = OrderType.LIMIT
+
+
+def new_order(ai: AssetInstance, req: MarketOrder | LimitOrder, price: float, now: int) -> Order:
+    """The one constructor of a strategy's new Order, in every mode. `price` is the limit,
+    or for a market order the price it is checked at. Its id is given once it passes."""
+    return Order("", ai.symbol, req.side, req.type, req.amount, price, now, req.tif, req.pos,
+                 req.reduce_only, ai.leverage if ai.market.is_derivative else 1.0)
+
+
+def admit(s: Any, ai: AssetInstance, order: Order, request: Any, by_risk: bool = False) -> bool:
+    """Run the gate; True when `order` may go to the executor, else the refusal is reported.
+
+    `by_risk` marks the risk engine's own close-out on a halt: it passes the trading state
+    and the throttle, never the market rules or the funds check.
+    """
+    m = ai.market
+    reason = m.check_limit_price(order.price) if order.type is _LIMIT else None
+    reason = reason or m.check_order(order.amount, order.price) or \
+        funds_error(s.state, ai, order)
+    if reason is not None:
+        s.reject(ai, reason, request.payload())
+        return False
+    risk = s.state.risk
+    if risk.trading is _ACTIVE and not risk.rules.checks_orders or by_risk:
+        return True
+    reduces = not increases(ai, order)
+    denial = order_denial(s.state, ai, order, reduces, order.date, s.executor.mark)
+    if denial is None:
+        return True
+    deny(s, ai, denial, request.payload())
+    return False
+
+
+def allowed(s: Any, ai: AssetInstance | None, request: Any) -> bool:
+    """Whether the trading state lets an action that is not an order (a leverage change)
+    go: not while trading is halted. A refusal is reported."""
+    denial = state_denial(s.state.risk, reduces=False) \
+        if s.state.risk.trading is TradingState.HALTED else None
+    if denial is None:
+        return True
+    deny(s, ai, denial, request.payload())
+    return False
+
+
+def deny(s: Any, ai: AssetInstance | None, denial: Denial, request: Mapping[str, Any]) -> None:
+    """Report a risk refusal: a `risk_denied` event, which `on_risk` hears."""
+    s.emit("risk_denied", {"rule": denial.rule, "reason": denial.reason,
+                           "state": s.state.risk.trading.value, "request": dict(request),
+                           "symbol": ai.symbol if ai is not None else None,
+                           "ts": s.clock.now()}, ai.symbol if ai is not None else None)

@@ -1,0 +1,227 @@
+"""One path for every action, in every mode that has an Executor.
+
+    call -> request (parsed once) -> Order (gate.new_order) -> gate -> executor -> events
+
+The flows below are mode-independent: what differs between modes is the `Executor` the
+mode attaches to the strategy when its run starts (`s.executor`), which prices, places
+and cancels, and reports every state change as an event through `s.emit`. `HANDLERS` is
+the dispatch table of a mode that uses these flows. The breakers' trips (`trip`), the
+reset and `close_position` are written here once, so they mean the same in every mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from ..core.accounting import leverage_error
+from ..core.instances import AssetInstance
+from ..core.orders import Order, PositionSide, Side, Trade, _Missing
+from ..core.risk import (Breach, TradingState, cancel_targets, equity, equity_breach,
+                         error_breach, observe, spot_position, target)
+from . import Action, Handler
+from .gate import admit, allowed, new_order
+from .requests import (CancelOrders, ClosePosition, MarketOrder, OrderRequest,
+                       ResetTradingState, UpdateLeverage, WatchOHLCV)
+
+OrderResult = Trade | _Missing | None
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """A mode's side of the pipeline: what it does with requests that passed the gate.
+
+    Every state change it makes is an event emitted through the strategy (`s.emit`), so
+    the trace and replay see it. Ordinary failures are reported with `s.reject` and
+    answered with None (orders) or False (the rest), never raised.
+    """
+
+    def new_id(self) -> str:
+        """A fresh id for an order that passed the gate."""
+
+    def order_price(self, ai: AssetInstance, req: OrderRequest) -> float | str:
+        """The price a new order is checked at: a limit order's limit, where a market order
+        would fill (the sim fills it there), or why there is none. A request the mode
+        cannot take at all (a programming error) raises here."""
+
+    def mark(self, ai: AssetInstance) -> float:
+        """The price holdings and positions of `ai` are valued at now (risk, equity)."""
+
+    def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> OrderResult:
+        """Execute an order that passed the gate: a Trade, `missing` or None."""
+
+    def cancel(self, ai: AssetInstance, orders: Sequence[Order]) -> bool:
+        """Cancel these open orders of `ai`; True when all of them are closed."""
+
+    def set_leverage(self, ai: AssetInstance, req: UpdateLeverage) -> bool:
+        """Set the leverage of `ai` (checked already)."""
+
+    def watch_ohlcv(self, req: WatchOHLCV) -> bool:
+        """Start or refresh live candles (nothing to do in a backtest)."""
+
+    def run_trades_from(self, ai: AssetInstance) -> int:
+        """Index in `ai.trades` of this run's first trade (earlier ones are history)."""
+
+    def on_trading_state(self, state: TradingState) -> None:
+        """The trading state changed (a breaker, a reset): a monitor of the loss breakers
+        re-reads the risk state."""
+
+
+# ---- orders ------------------------------------------------------------------------------
+def place_order(s: Any, req: OrderRequest, by_risk: bool = False) -> OrderResult:
+    """A market or limit order: priced by the executor, built, gated, executed."""
+    ex: Executor = s.executor
+    ai = req.ai
+    price = ex.order_price(ai, req)
+    if price.__class__ is str:
+        s.reject(ai, price, req.payload())
+        return None
+    order = new_order(ai, req, price, s.clock.now())
+    if not admit(s, ai, order, req, by_risk):
+        return None
+    order.id = ex.new_id()
+    return ex.place(ai, order, req)
+
+
+def _assets(s: Any, ai: AssetInstance | None) -> list[AssetInstance]:
+    return s.assets if ai is None else [ai]
+
+
+def cancel_orders(s: Any, req: CancelOrders) -> bool:
+    """Cancel the open orders of one asset (or all) on one side or both, or those in `ids`.
+    An id that is not open is an error (False), the others are cancelled all the same."""
+    want, ids = req.side, req.ids
+    found: set[str] = set()
+    ok = True
+    for ai in _assets(s, req.ai):
+        orders = [o for o in ai.orders.values()
+                  if (want is None or o.side is want) and (ids is None or o.id in ids)]
+        if orders:
+            found.update(o.id for o in orders)
+            ok = s.executor.cancel(ai, orders) and ok
+    unknown = sorted(set(ids) - found) if ids is not None else ()
+    if unknown:
+        s.reject(req.ai, f"no open order with id {', '.join(unknown)}", req.payload())
+        return False
+    return ok
+
+
+def update_leverage(s: Any, req: UpdateLeverage) -> bool:
+    ai = req.ai
+    reason = leverage_error(ai, req.leverage)
+    if reason is not None:
+        s.reject(ai, reason, req.payload())
+        return False
+    return allowed(s, ai, req) and s.executor.set_leverage(ai, req)
+
+
+def watch_ohlcv(s: Any, req: WatchOHLCV) -> bool:
+    return s.executor.watch_ohlcv(req)
+
+
+# ---- close_position: one meaning in every mode ---------------------------------------------
+def close_position(s: Any, req: ClosePosition, by_risk: bool = False) -> bool:
+    """Bring an asset (or every asset) back to flat, and leave no order that could undo it.
+
+    Every open order of the asset is cancelled (both sides), then what it holds is closed
+    with one market order: on margin the open position (reduce-only; with `pos`, only a
+    position on that side, else nothing is done), on spot the base the strategy's own
+    fills bought and still hold (`core.risk.spot_position`: never coins it held before
+    its run). True when nothing is left to close afterwards; dust below the market's
+    minimum order stays on spot.
+    """
+    ok = True
+    for ai in _assets(s, req.ai):
+        ok = _close(s, ai, req.pos, by_risk) and ok
+    return ok
+
+
+def _close(s: Any, ai: AssetInstance, pos: PositionSide | None, by_risk: bool) -> bool:
+    p = ai.open_position()
+    if pos is not None and ai.market.is_derivative and (p is None or p.side is not pos):
+        return True  # nothing open on that side
+    if ai.orders and not s.executor.cancel(ai, list(ai.orders.values())):
+        return False
+    request = _closing_order(s, ai)
+    if request is None:
+        return True
+    place_order(s, request, by_risk)
+    return _closing_order(s, ai) is None
+
+
+def _closing_order(s: Any, ai: AssetInstance) -> MarketOrder | None:
+    """The market order that closes what `ai` holds, or None when it is flat."""
+    p = ai.open_position()
+    if p is not None:
+        side = Side.SELL if p.side is PositionSide.LONG else Side.BUY
+        return MarketOrder(ai, p.amount, side, p.side, True)
+    if ai.market.is_derivative:
+        return None
+    amount = spot_position(ai, s.executor.run_trades_from(ai))
+    if amount < max(ai.market.min_amount, ai.market.amount_step):
+        return None  # dust below the market's minimum cannot be sold
+    return MarketOrder(ai, amount, Side.SELL)
+
+
+# ---- breakers and the trading state ----------------------------------------------------------
+def trip(s: Any, breach: Breach) -> None:
+    """Move the trading state as `breach` asks (never back from HALTED) and carry out
+    the move: reducing cancels the orders that add exposure; halting cancels every open
+    order and closes every position, as the rules say."""
+    risk = s.state.risk
+    to = target(risk.trading, breach)
+    if to is None:
+        return
+    s.emit("trading_state_changed", {"state": to.value, "previous": risk.trading.value,
+                                     "rule": breach.rule, "reason": breach.reason,
+                                     "ts": s.clock.now()})
+    s.executor.on_trading_state(to)
+    rules = risk.rules
+    if to is TradingState.REDUCING or rules.halt_cancels_orders:
+        for ai in s.assets:
+            orders = cancel_targets(ai, to)
+            if orders:
+                s.executor.cancel(ai, orders)
+    if to is TradingState.HALTED and rules.halt_closes_positions:
+        close_position(s, ClosePosition(), by_risk=True)
+
+
+def watch_errors(s: Any) -> None:
+    """After an order error: trip the error-rate breaker if it is due."""
+    breach = error_breach(s.state.risk, s.clock.now())
+    if breach is not None and s.executor is not None:
+        trip(s, breach)
+
+
+def watch_equity(s: Any, value: float, now: int, before: float | None = None) -> None:
+    """Measure the equity at `now` (see core.risk.observe) and trip a loss breaker if due."""
+    risk = s.state.risk
+    observe(risk, value, now, before)
+    breach = equity_breach(risk, value)
+    if breach is not None:
+        trip(s, breach)
+
+
+def reset_trading_state(s: Any, req: ResetTradingState) -> bool:
+    """Back to ACTIVE. The loss breakers measure from the equity now (the reset event
+    carries it), and the order errors counted so far are forgiven."""
+    risk = s.state.risk
+    if risk.trading is TradingState.ACTIVE:
+        return True
+    value = equity(s.state, s.executor.mark)
+    s.emit("trading_state_changed", {"state": TradingState.ACTIVE.value,
+                                     "previous": risk.trading.value, "rule": "reset",
+                                     "reason": req.reason or "reset by the strategy",
+                                     "ts": s.clock.now(), "equity": value})
+    s.executor.on_trading_state(TradingState.ACTIVE)
+    return True
+
+
+HANDLERS: Mapping[Action, Handler] = {
+    Action.MARKET_ORDER: place_order,
+    Action.LIMIT_ORDER: place_order,
+    Action.CANCEL_ORDERS: cancel_orders,
+    Action.UPDATE_LEVERAGE: update_leverage,
+    Action.CLOSE_POSITION: close_position,
+    Action.WATCH_OHLCV: watch_ohlcv,
+    Action.RESET_TRADING_STATE: reset_trading_state,
+}

@@ -1,0 +1,484 @@
+"""Pre-trade risk rules, circuit breakers and the trading state.
+
+Every rule is a pure function of the strategy's state, its rules and (for the order
+rules) one order: it returns why the order may not go (a `Denial`) or why trading must
+change state (a `Breach`), or None. Nothing here sends or emits anything: the gate
+(`planarpy.actions.gate`) turns a denial into a `risk_denied` event and a breach into a
+`trading_state_changed` event, and `core/apply.py` turns those into state, so that a
+replay of the trace reproduces the trading state exactly.
+
+Units: notionals are in the strategy's quote currency; `max_daily_loss` and
+`max_drawdown` are fractions (0.05 = 5%) of the equity at the start of the UTC day and
+of the highest equity seen; rates count events in the last 1 s or 60 s of the strategy's
+clock (candle closes in a backtest, so a backtest is deterministic).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import math
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+
+import attrs
+
+from .errors import ConfigError
+from .orders import Order, Side, opens_position
+
+if TYPE_CHECKING:  # instances holds a RiskState: import it for the annotations only
+    from .instances import AssetInstance, State
+
+RATE_CAP = 10_000  # the largest rate limit a rule may set (the windows keep this many times)
+DAY_MS = 86_400_000
+
+
+class TradingState(str, enum.Enum):
+    """ACTIVE: every order may go. REDUCING: only orders that reduce exposure. HALTED: none."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+_ACTION_STATE = {"halt": TradingState.HALTED, "reduce": TradingState.REDUCING}
+
+# name: (kind, lowest, highest, lowest allowed itself, what it is)
+_LIMITS: dict[str, tuple[type, float, float, bool, str]] = {
+    "max_order_notional": (float, 0.0, math.inf, False, "quote value of one order"),
+    "max_position_notional": (float, 0.0, math.inf, False, "quote value held in one asset"),
+    "max_leverage": (float, 0.0, math.inf, False, "exposure over equity"),
+    "max_open_orders": (int, 1, math.inf, True, "open orders at once"),
+    "max_orders_per_second": (int, 1, RATE_CAP, True, "orders in any second"),
+    "max_orders_per_minute": (int, 1, RATE_CAP, True, "orders in any minute"),
+    "max_daily_loss": (float, 0.0, 1.0, False, "fraction of the day's starting equity"),
+    "max_daily_loss_quote": (float, 0.0, math.inf, False, "quote currency lost in a UTC day"),
+    "max_drawdown": (float, 0.0, 1.0, False, "fraction of the peak equity"),
+    "max_errors_per_minute": (int, 1, RATE_CAP, True, "order errors in any minute"),
+}
+_ORDER_RULES = ("max_order_notional", "max_position_notional", "max_leverage", "max_open_orders",
+                "max_orders_per_second", "max_orders_per_minute")
+_ACTIONS = ("on_daily_loss", "on_drawdown", "on_errors")
+_FLAGS = ("halt_cancels_orders", "halt_closes_positions")
+KEYS = (*_LIMITS, *_ACTIONS, *_FLAGS)
+
+
+def _check(name: str, value: Any, where: str) -> Any:
+    """`value` of rule `name` as the rules keep it; ConfigError naming both if it is wrong."""
+    if name in _FLAGS:
+        if type(value) is not bool:
+            raise ConfigError(f"{where} {name} must be true or false, got {value!r}")
+        return value
+    if name in _ACTIONS:
+        if value not in _ACTION_STATE:
+            raise ConfigError(f"{where} {name} must be \"halt\" or \"reduce\", got {value!r}")
+        return value
+    if value is None or value is False:  # off (false lets one strategy turn a global rule off)
+        return None
+    kind, lo, hi, lo_ok, what = _LIMITS[name]
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if kind is int and not is_int or kind is float and not (is_int or isinstance(value, float)):
+        raise ConfigError(f"{where} {name} ({what}) must be {'a whole' if kind is int else 'a'} "
+                          f"number, or false for none; got {value!r}")
+    value = kind(value)
+    if not (value >= lo if lo_ok else value > lo) or value > hi or math.isnan(value):
+        bounds = f"{'[' if lo_ok else '('}{lo:g}, {hi:g}]"
+        raise ConfigError(f"{where} {name} ({what}) must be in {bounds}, got {value!r}")
+    return value
+
+
+@attrs.frozen(slots=True)
+class RiskRules:
+    """The risk rules of one strategy; None turns a rule off. See the module docstring.
+
+    Order rules deny one order: `max_order_notional`, `max_position_notional`,
+    `max_leverage`, `max_open_orders`, `max_orders_per_second`, `max_orders_per_minute`.
+    Breakers change the trading state (`on_*`: "halt" or "reduce"): `max_daily_loss`
+    (and `max_daily_loss_quote`), `max_drawdown`, `max_errors_per_minute`. On a halt the
+    open orders are cancelled (`halt_cancels_orders`) and the positions closed
+    (`halt_closes_positions`) if so configured.
+    """
+
+    max_order_notional: float | None = None
+    max_position_notional: float | None = None
+    max_leverage: float | None = None
+    max_open_orders: int | None = None
+    max_orders_per_second: int | None = None
+    max_orders_per_minute: int | None = None
+    max_daily_loss: float | None = None
+    max_daily_loss_quote: float | None = None
+    max_drawdown: float | None = None
+    max_errors_per_minute: int | None = None
+    on_daily_loss: str = "halt"
+    on_drawdown: str = "halt"
+    on_errors: str = "halt"
+    halt_cancels_orders: bool = True
+    halt_closes_positions: bool = False
+
+    # derived when the rules are made: whether any rule looks at single orders, at the equity
+    checks_orders: bool = attrs.field(init=False, default=False, eq=False, repr=False)
+    checks_equity: bool = attrs.field(init=False, default=False, eq=False, repr=False)
+    rates: tuple[tuple[int, int, str], ...] = attrs.field(init=False, default=(), eq=False,
+                                                          repr=False)  # (limit, span ms, name)
+
+    def __attrs_post_init__(self) -> None:
+        for name in KEYS:
+            value = getattr(self, name)
+            checked = _check(name, value, "RiskRules:")
+            if checked is not value:
+                object.__setattr__(self, name, checked)
+        object.__setattr__(self, "checks_orders", any(
+            getattr(self, k) is not None for k in _ORDER_RULES))
+        object.__setattr__(self, "checks_equity", self.daily_rules or self.max_drawdown is not None)
+        object.__setattr__(self, "rates", tuple(
+            (limit, span, name) for limit, span, name in (
+                (self.max_orders_per_second, 1000, "max_orders_per_second"),
+                (self.max_orders_per_minute, 60_000, "max_orders_per_minute"))
+            if limit is not None))
+
+    @property
+    def daily_rules(self) -> bool:
+        return self.max_daily_loss is not None or self.max_daily_loss_quote is not None
+
+    @classmethod
+    def from_config(cls, table: Any, strategy: str | None = None) -> "RiskRules":
+        """The rules of `strategy` from a planar.toml `[risk]` table.
+
+        Keys directly under [risk] hold for every strategy; a sub-table named after a
+        strategy's class (`[risk.SmaCross]`) overrides them for that one (`false` turns a
+        rule off). Unknown keys and wrong values raise ConfigError naming them.
+        """
+        if table is None:
+            return NO_RULES
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[risk] must be a table, got {type(table).__name__}")
+        merged = _keys(table, "[risk]")
+        own = table.get(strategy) if strategy is not None else None
+        if own is not None:
+            merged.update(_keys(own, f"[risk.{strategy}]"))
+        return cls(**merged)
+
+
+def _keys(table: Any, where: str) -> dict[str, Any]:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} must be a table, got {type(table).__name__}")
+    out = {}
+    for name, value in table.items():
+        if isinstance(value, Mapping) and where == "[risk]":
+            continue  # a strategy's own table
+        if name not in KEYS:
+            raise ConfigError(f"{where} has no rule {name!r}; rules: {', '.join(KEYS)}")
+        out[name] = _check(name, value, where)
+    return out
+
+
+NO_RULES = RiskRules()
+
+
+def _window() -> collections.deque[int]:
+    return collections.deque(maxlen=RATE_CAP)
+
+
+@attrs.define(slots=True, eq=False)
+class RiskState:
+    """The risk side of a strategy's state.
+
+    `trading`, `orders` (creation times, ms), `errors` (order-error times), `denied` and
+    `changes` change only through events (`core/apply.py`), so replay rebuilds them.
+    `peak_equity`, `day` and `day_start_equity` are measurements of the mode's monitor
+    (a reset re-bases them through its event).
+    """
+
+    rules: RiskRules = NO_RULES
+    trading: TradingState = TradingState.ACTIVE
+    orders: collections.deque[int] = attrs.Factory(_window)
+    errors: collections.deque[int] = attrs.Factory(_window)
+    denied: int = 0
+    changes: list[dict[str, Any]] = attrs.Factory(list)
+    peak_equity: float = math.nan
+    day: int | None = None
+    day_start_equity: float = math.nan
+
+
+@attrs.frozen(slots=True)
+class Denial:
+    """Why one order may not go: the rule and a sentence that quotes the figures."""
+
+    rule: str
+    reason: str
+
+
+@attrs.frozen(slots=True)
+class Breach:
+    """A breaker that tripped, and the trading state its configured action moves to."""
+
+    rule: str
+    reason: str
+    to: TradingState
+
+
+@attrs.frozen(slots=True)
+class RiskEvent:
+    """What `Strategy.on_risk` receives: an order denied, or the trading state changed.
+
+    `kind` is "denied" or "state_changed"; `rule` names the rule (or "reset");
+    `state` is the trading state after the event, `previous` the one before.
+    """
+
+    kind: str
+    rule: str
+    reason: str
+    state: TradingState
+    previous: TradingState
+    time: int
+    symbol: str | None = None
+    request: Mapping[str, Any] | None = None
+
+
+# ---- exposure and equity ---------------------------------------------------------------
+def held(ai: AssetInstance) -> float:
+    """What the strategy holds of `ai`: spot base balance, or open contracts (both sides)."""
+    if ai.market.is_derivative:
+        return ai.long.amount + ai.short.amount
+    return ai.balance
+
+
+def increases(ai: AssetInstance, order: Order) -> bool:
+    """Whether `order` adds to the exposure (a spot buy, or an order opening a position);
+    every other order reduces it (`accounting.reduces`)."""
+    if not ai.market.is_derivative:
+        return order.side is Side.BUY
+    return not order.reduce_only and opens_position(order.side, order.pos)
+
+
+def pending(ai: AssetInstance) -> float:
+    """What the open orders of `ai` that add to the exposure would still add."""
+    if not ai.orders:
+        return 0.0
+    return sum(o.remaining for o in ai.orders.values() if increases(ai, o))
+
+
+def exposure(ai: AssetInstance, price: float) -> float:
+    """Quote value of what is held and of what open orders would add, at `price`."""
+    return ai.market.value(held(ai) + pending(ai), price)
+
+
+def equity(state: State, mark: Callable[[AssetInstance], float]) -> float:
+    """Cash plus holdings and positions, each asset valued at `mark(ai)`."""
+    k, q = linear_equity(state)
+    assets = state.assets
+    return k + sum(qty * mark(assets[symbol]) for symbol, qty in q.items())
+
+
+def linear_equity(state: State) -> tuple[float, dict[str, float]]:
+    """The equity as k + sum(q[symbol] * price[symbol]): what stays fixed between fills (k:
+    cash, margins, entry values) and how much each price moves it (q: base held, or net
+    contracts times the contract size). Assets with q == 0 are left out."""
+    k, q = state.cash, {}
+    for ai in state.assets.values():
+        fixed, qty = asset_terms(ai)
+        k += fixed
+        if qty:
+            q[ai.symbol] = qty
+    return k, q
+
+
+def asset_terms(ai: AssetInstance) -> tuple[float, float]:
+    """One asset's share of linear_equity: (what it adds to k, its q)."""
+    cs = ai.market.contract_size
+    lo, sh = ai.long, ai.short
+    fixed = (lo.margin - lo.entry_price * lo.amount * cs
+             + sh.margin + sh.entry_price * sh.amount * cs)
+    return fixed, ai.balance + (lo.amount - sh.amount) * cs
+
+
+# ---- order rules -----------------------------------------------------------------------
+def state_denial(risk: RiskState, reduces: bool) -> Denial | None:
+    """Why the trading state refuses an order (`reduces`: it only lowers the exposure)."""
+    trading = risk.trading
+    if trading is TradingState.ACTIVE or (trading is TradingState.REDUCING and reduces):
+        return None
+    why = f" by {risk.changes[-1]['rule']}" if risk.changes else ""
+    if trading is TradingState.HALTED:
+        return Denial("trading_state", f"trading is halted{why}: no order may go until "
+                                       "call(s, 'reset_trading_state')")
+    return Denial("trading_state", f"trading is reducing{why}: only orders that reduce "
+                                   "the exposure may go")
+
+
+def rate_denial(risk: RiskState, now: int) -> Denial | None:
+    """Why the order throttle refuses another order at `now` (ms), or None."""
+    times = risk.orders
+    for limit, span, name in risk.rules.rates:
+        if len(times) >= limit and times[-limit] > now - span:
+            return Denial(name, f"{limit} orders in the last {span // 1000} s already "
+                                f"({name} = {limit})")
+    return None
+
+
+def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, now: int,
+                 mark: Callable[[AssetInstance], float]) -> Denial | None:
+    """The first rule `order` breaks, or None. Orders that only reduce the exposure pass
+    the size rules (notional, position, leverage, open orders) but not the throttle."""
+    risk = state.risk
+    denial = None if risk.trading is TradingState.ACTIVE else state_denial(risk, reduces)
+    if denial is None and risk.rules.rates:
+        denial = rate_denial(risk, now)
+    if denial is not None or reduces:
+        return denial
+    rules, m = risk.rules, ai.market
+    notional = order.amount * order.price * m.contract_size
+    limit = rules.max_open_orders
+    if limit is not None:
+        count = 0
+        for a in state.assets.values():
+            count += len(a.orders)
+        if count >= limit:
+            return Denial("max_open_orders", f"{count} orders are open already "
+                                             f"(max_open_orders = {limit})")
+    limit = rules.max_order_notional
+    if limit is not None and notional > limit:
+        return Denial("max_order_notional", f"order notional {notional:.8g} {m.quote} is "
+                                            f"above max_order_notional = {limit:g}")
+    limit = rules.max_position_notional
+    if limit is not None:
+        after = exposure(ai, order.price) + notional
+        if after > limit:
+            return Denial("max_position_notional",
+                          f"{ai.symbol} would reach {after:.8g} {m.quote} (held and ordered, "
+                          f"at {order.price:g}), above max_position_notional = {limit:g}")
+    limit = rules.max_leverage
+    if limit is not None:
+        return leverage_denial(state, ai, notional, mark, limit)
+    return None
+
+
+def leverage_denial(state: State, ai: AssetInstance, notional: float,
+                    mark: Callable[[AssetInstance], float], limit: float) -> Denial | None:
+    """Why adding `notional` to `ai` would take exposure over equity above `limit`."""
+    eq = equity(state, mark)
+    gross = notional + sum(exposure(a, mark(a)) for a in state.assets.values()
+                           if held(a) or a.orders)
+    if eq <= 0 or gross > limit * eq:
+        ratio = gross / eq if eq > 0 else math.inf
+        return Denial("max_leverage", f"exposure {gross:.8g} over equity {eq:.8g} would be "
+                                      f"{ratio:.3g}x, above max_leverage = {limit:g}")
+    return None
+
+
+# ---- breakers --------------------------------------------------------------------------
+def day_of(ms: int) -> int:
+    """The UTC day a candle closing at `ms` belongs to (a close at 00:00 ends the day before)."""
+    return (ms - 1) // DAY_MS
+
+
+def equity_bounds(risk: RiskState) -> tuple[float, float]:
+    """(floor, ceiling): the equity below which a loss breaker trips (-inf when none is
+    set), and above which it makes a new peak (inf without a drawdown rule)."""
+    rules, floor, ceiling = risk.rules, -math.inf, math.inf
+    if rules.max_drawdown is not None:
+        floor = (1.0 - rules.max_drawdown) * risk.peak_equity
+        ceiling = risk.peak_equity
+    start = risk.day_start_equity
+    if rules.max_daily_loss is not None:
+        floor = max(floor, start - rules.max_daily_loss * abs(start))
+    if rules.max_daily_loss_quote is not None:
+        floor = max(floor, start - rules.max_daily_loss_quote)
+    return floor, ceiling
+
+
+def equity_breach(risk: RiskState, equity: float) -> Breach | None:
+    """The loss breaker `equity` trips (drawdown first, then the daily loss), or None."""
+    rules = risk.rules
+    peak = risk.peak_equity
+    if rules.max_drawdown is not None and peak > 0 and equity < (1.0 - rules.max_drawdown) * peak:
+        return Breach("max_drawdown", f"equity {equity:.8g} is {1 - equity / peak:.2%} below "
+                                      f"its peak {peak:.8g} (max_drawdown = "
+                                      f"{rules.max_drawdown:g})", _ACTION_STATE[rules.on_drawdown])
+    start = risk.day_start_equity
+    loss = start - equity
+    for limit, name in ((None if rules.max_daily_loss is None else
+                         rules.max_daily_loss * abs(start), "max_daily_loss"),
+                        (rules.max_daily_loss_quote, "max_daily_loss_quote")):
+        if limit is not None and loss > limit:
+            setting = getattr(rules, name)
+            return Breach(name, f"lost {loss:.8g} since the UTC day began at equity "
+                                f"{start:.8g} ({name} = {setting:g})",
+                          _ACTION_STATE[rules.on_daily_loss])
+    return None
+
+
+def error_breach(risk: RiskState, now: int) -> Breach | None:
+    """The error-rate breaker: more than `max_errors_per_minute` order errors in the last
+    60 s of the strategy's clock (every `order_error` event counts: an order or action
+    refused by the market rules, the funds check, the fill engine or the exchange)."""
+    limit = risk.rules.max_errors_per_minute
+    errors = risk.errors
+    if limit is None or len(errors) <= limit or errors[-limit - 1] <= now - 60_000:
+        return None
+    return Breach("max_errors_per_minute", f"{limit + 1} order errors within a minute "
+                                           f"(max_errors_per_minute = {limit})",
+                  _ACTION_STATE[risk.rules.on_errors])
+
+
+def observe(risk: RiskState, equity: float, now: int, before: float | None = None) -> None:
+    """Measure `equity` at `now`: a new UTC day starts from `before` (the equity at the
+    last close of the day before, when known), and the peak follows the highest equity."""
+    day = day_of(now)
+    if day != risk.day:
+        risk.day = day
+        risk.day_start_equity = equity if before is None else before
+    if not equity <= risk.peak_equity:  # NaN peak: the first measurement
+        risk.peak_equity = equity
+
+
+def price_band(bounds: tuple[float, float], k: float, q: float) -> tuple[float, float]:
+    """The prices p for which the equity k + q*p stays within `bounds` (equity_bounds: no
+    loss breaker trips, no new peak is made), so a monitor need not measure it: (lo, hi),
+    with a little room taken off each end so that float rounding never hides a breach."""
+    floor, ceiling = bounds
+    if q == 0.0:
+        inside = floor <= k <= ceiling
+        return (-math.inf, math.inf) if inside else (math.inf, -math.inf)
+    a, b = (floor - k) / q, (ceiling - k) / q
+    lo, hi = (a, b) if q > 0 else (b, a)
+    slack = 1e-9  # (an infinite end stays infinite)
+    return (lo + abs(lo) * slack if lo > -math.inf else lo,
+            hi - abs(hi) * slack if hi < math.inf else hi)
+
+
+def target(trading: TradingState, breach: Breach) -> TradingState | None:
+    """The state a breach moves `trading` to, or None when it is there or beyond already."""
+    if trading is TradingState.HALTED or trading is breach.to:
+        return None
+    return breach.to
+
+
+def spot_position(ai: AssetInstance, since: int = 0) -> float:
+    """What `close_position` sells on a spot market: the base the strategy's own fills
+    (from trade `since` on) bought and still hold, never more than the balance, rounded
+    down to the amount step."""
+    m = ai.market
+    net = 0.0
+    for t in ai.trades[since:]:
+        fee = t.fee if t.fee_currency == m.base else 0.0
+        net += (t.amount - fee) if t.side is Side.BUY else -(t.amount + fee)
+    return m.floor_amount(max(0.0, min(ai.balance, net)))
+
+
+def cancel_targets(ai: AssetInstance, trading: TradingState) -> Iterable[Order]:
+    """The open orders a move to `trading` cancels: all of them on a halt, those that
+    add to the exposure when reducing."""
+    if trading is TradingState.HALTED:
+        return list(ai.orders.values())
+    return [o for o in ai.orders.values() if increases(ai, o)]
+
+
+def refuse_unenforced(table: Any, strategy: str, mode: str) -> None:
+    """Refuse to run `strategy` in a mode that does not enforce risk rules yet, if any
+    apply to it: a rule silently ignored would be worse than no run. (Paper and live go
+    through the order pipeline, and so enforce the rules, in a later version.)"""
+    rules = RiskRules.from_config(table, strategy)
+    if rules != NO_RULES:
+        raise ConfigError(f"[risk] sets rules for {strategy}, and {mode} mode does not enforce "
+                          f"risk rules yet (backtests do); remove them, or turn each off for "
+                          f"this strategy in [risk.{strategy}] (e.g. max_drawdown = false)")

@@ -1,0 +1,140 @@
+"""Sim mode's side of the order pipeline: orders fill against candles, never the future.
+
+At a tick the strategy has seen candle `i` (closed at the tick's time). A market order
+fills at the open of candle i+1, plus adverse slippage; a limit order that the open of
+candle i+1 already crosses fills there (better than its limit), otherwise it waits for a
+later candle to reach its price (`engine.SimEngine.match`). Parsing, the Order and the
+gate are the pipeline's (`planarpy.actions.pipeline`); this module only executes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ...actions.requests import OrderRequest, UpdateLeverage, WatchOHLCV
+from ...core.instances import AssetInstance
+from ...core.orders import Order, OrderStatus, OrderType, Side, TimeInForce, Trade, missing
+from ...core.precision import ceil_to_step, floor_to_step
+from ...core.risk import TradingState
+from .engine import SimEngine
+from .fills import market_price, marketable
+
+_MARKET = OrderType.MARKET
+_OPEN = OrderStatus.OPEN
+_BUY = Side.BUY
+_CANCELED = OrderStatus.CANCELED.value
+
+
+class SimExecutor:
+    """Executes the orders of one backtest (implements `pipeline.Executor`)."""
+
+    __slots__ = ("s", "engine", "new_id")
+
+    def __init__(self, s: Any, engine: SimEngine) -> None:
+        self.s = s
+        self.engine = engine
+        self.new_id = engine.new_id  # a fresh id for an order that passed the gate
+
+    def run_trades_from(self, ai: AssetInstance) -> int:
+        return 0  # a backtest starts with no trades
+
+    def mark(self, ai: AssetInstance) -> float:
+        """The close of the candle the strategy last saw (the first open before any)."""
+        i = self.s.i
+        opens, closes, _ = self.engine.views(ai)
+        return closes[i] if i >= 0 else opens[0]
+
+    def _index(self, date: int | None) -> int:
+        s = self.s
+        i = s.i
+        if i < 0:
+            raise RuntimeError("sim orders can only be placed from a tick (after start)")
+        if date is not None and date != s.clock.now():
+            raise ValueError(f"sim orders are placed at the current time {s.clock.now()}, "
+                             f"got date={date}")
+        return i
+
+    def order_price(self, ai: AssetInstance, req: OrderRequest) -> float:
+        """A limit order's limit; for a market order the next open moved against it."""
+        i = self.s.i
+        if i < 0 or req.date is not None:
+            i = self._index(req.date)
+        if req.type is not _MARKET:
+            return req.price
+        eng = self.engine
+        open_, close, volume = eng._views.get(ai.symbol) or eng.views(ai)
+        side = req.side
+        raw = market_price(side, open_[i + 1], close[i], req.amount, volume[i],
+                           eng.config.slippage)
+        step = ai.market.price_step  # the tick against the order: up for buys, down for sells
+        return ceil_to_step(raw, step) if side is _BUY else floor_to_step(raw, step)
+
+    def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | Any | None:
+        if order.type is _MARKET:
+            return self._market(ai, order, req)
+        return self._limit(ai, order, req)
+
+    def _market(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | None:
+        """Fill at the next candle's open plus slippage, capped by volume; cancel the rest."""
+        s, eng, i = self.s, self.engine, self.s.i
+        volume = (eng._views.get(ai.symbol) or eng.views(ai))[2][i]
+        fill = eng.fillable(ai, order.amount, volume)
+        if fill <= 0:
+            s.reject(ai, f"no liquidity: the last candle traded {volume:g} {ai.market.base}, "
+                         f"too little for a market order of {order.amount:g}", req.payload())
+            return None
+        s.emit("order_created", order, ai.symbol)
+        trade = eng.fill(ai, order, order.price, fill, taker=True, effective=i + 1)
+        if order.status is _OPEN:  # the volume cap left a rest: it is cancelled
+            eng.close_rest(ai, order)
+        return trade
+
+    def _limit(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | Any | None:
+        """Queue a limit order; one the next open crosses fills there at once (a taker).
+
+        GTC rests until filled or cancelled; IOC keeps what fills at once; FOK fills whole
+        at once or not at all; post-only (PO) is refused when it would take.
+        """
+        s, eng, i = self.s, self.engine, self.s.i
+        price, amount, tif = order.price, order.amount, order.tif
+        opens, _, volume = eng.views(ai)
+        open_ = opens[i + 1]
+        takes = marketable(order.side, price, open_)
+        fill = eng.fillable(ai, amount, volume[i]) if takes else 0.0
+        reason = None
+        if tif is TimeInForce.POST_ONLY and takes:
+            reason = f"post-only order at {price:g} would take liquidity at {open_:g}"
+        elif tif is TimeInForce.FOK and fill < amount:
+            reason = f"fill-or-kill order at {price:g} killed: " + (
+                f"{fill:g} of {amount:g} available" if takes else f"the price is {open_:g}")
+        elif tif is TimeInForce.IOC and fill <= 0:
+            reason = (f"immediate-or-cancel order at {price:g} cancelled: "
+                      + ("no liquidity" if takes else f"the price is {open_:g}"))
+        if reason is not None:
+            s.reject(ai, reason, req.payload())
+            return None
+        s.emit("order_created", order, ai.symbol)
+        trade = eng.fill(ai, order, open_, fill, taker=True, effective=i + 1) if fill > 0 else None
+        if tif is TimeInForce.IOC:
+            eng.close_rest(ai, order)
+        return trade if trade is not None else missing
+
+    def cancel(self, ai: AssetInstance, orders: Sequence[Order]) -> bool:
+        emit = self.s.emit
+        for order in orders:
+            emit("order_closed", {"id": order.id, "symbol": ai.symbol, "status": _CANCELED},
+                 ai.symbol)
+        return True
+
+    def set_leverage(self, ai: AssetInstance, req: UpdateLeverage) -> bool:
+        self.s.emit("leverage_updated", {"symbol": ai.symbol, "leverage": req.leverage,
+                                         "pos": req.pos.value}, ai.symbol)
+        return True
+
+    def watch_ohlcv(self, req: WatchOHLCV) -> bool:
+        """Sim data is all there already: nothing to do."""
+        return True
+
+    def on_trading_state(self, state: TradingState) -> None:
+        if self.engine.guard is not None:
+            self.engine.guard.rebase()

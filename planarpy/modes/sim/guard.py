@@ -1,0 +1,99 @@
+"""The loss breakers of a backtest, watched at every candle close for almost nothing.
+
+The daily-loss and drawdown breakers compare the equity at each close with the day's
+start and the peak (`core.risk`). Measuring the equity at every candle would cost more
+than the rest of an idle loop, so the guard uses that between two fills the equity is
+k + q * close in the one asset held: it keeps the band of closes inside which no breaker
+can trip and no new peak is made (`core.risk.price_band`), set anew after each fill and
+reset, and the loop compares one close with it. Outside the band and at each new UTC
+day the guard measures the equity exactly (`check`); with several assets held it
+measures at every close. The decisions are those of measuring every close: the band
+only skips closes where the answer is known (a property test pins this).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ...actions.pipeline import watch_equity
+from ...core.risk import DAY_MS, asset_terms, equity_bounds, linear_equity, price_band
+
+INF = math.inf
+
+
+class EquityGuard:
+    """Watches one backtest's equity for the loss breakers (see the module docstring).
+
+    `watch` is [closes of the asset held, lowest close, highest close] as the loop reads
+    it; `refresh()` sets the band anew after a fill, `dirty()` empties it so that the
+    next close is measured.
+    """
+
+    __slots__ = ("s", "closes", "watch", "before", "times", "bounds", "only")
+
+    def __init__(self, s: Any, close_times: range) -> None:
+        self.s = s
+        self.times = close_times
+        self.closes = {ai.symbol: memoryview(np.ascontiguousarray(ai.ohlcv.close, np.float64))
+                       for ai in s.assets}
+        self.watch: list[Any] = [next(iter(self.closes.values())), INF, -INF]
+        self.before: float | None = s.state.cash  # the first day starts with the run
+        self.bounds = (INF, -INF)  # equity_bounds, kept from one measurement to the next
+        self.only = s.assets[0] if len(s.assets) == 1 else None
+
+    def dirty(self) -> None:
+        """Measure the next close whatever it is."""
+        self.watch[1], self.watch[2] = INF, -INF
+
+    def day_starts(self, start: int, stop: int) -> list[int]:
+        """Candles in [start, stop) that close first in their UTC day."""
+        r = self.times[start:stop]
+        days = (np.arange(r.start, r.stop, r.step, dtype=np.int64) - 1) // DAY_MS  # day_of
+        return (np.flatnonzero(np.diff(days)) + 1 + start).tolist()
+
+    def new_day(self, i: int) -> None:
+        """Before candle `i`, the first of a UTC day: the day starts at the equity of the
+        last close of the day before (after its tick)."""
+        k, q = linear_equity(self.s.state)
+        self.before = k + sum(v * self.closes[sym][i - 1] for sym, v in q.items())
+        self.dirty()
+
+    def check(self, i: int) -> None:
+        """Measure the equity at close `i`, trip a breaker if due, then set the band."""
+        s = self.s
+        k, q = linear_equity(s.state)
+        closes = self.closes
+        value = k + sum(v * closes[sym][i] for sym, v in q.items())
+        watch_equity(s, value, self.times[i], self.before)
+        self.before = None
+        self.rebase()
+
+    def rebase(self) -> None:
+        """The peak or the day's start moved (a measurement, a reset): new bounds, new band."""
+        self.bounds = equity_bounds(self.s.state.risk)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Set the band for the state now: after a fill, a measurement or a reset."""
+        w = self.watch
+        if self.before is not None:  # a new day's start is still to be measured
+            w[1], w[2] = INF, -INF
+            return
+        state = self.s.state
+        if self.only is not None:  # one asset (most strategies): no need to look for it
+            fixed, v = asset_terms(self.only)
+            w[1], w[2] = price_band(self.bounds, state.cash + fixed, v)
+            return
+        k, q = linear_equity(state)
+        if len(q) > 1:
+            w[1], w[2] = INF, -INF  # several prices move it: measure every close
+            return
+        if q:
+            sym, v = next(iter(q.items()))
+            w[0] = self.closes[sym]
+        else:
+            v = 0.0
+        w[1], w[2] = price_band(self.bounds, k, v)

@@ -1,0 +1,239 @@
+"""Properties of the risk layer under random order streams, prices and rules (hypothesis).
+
+The central one is checked where the gate hands over to the executor: no order that
+breaks a configured rule ever reaches it, whatever the strategy sends. The oracle below
+re-derives every rule from the raw state, independently of core/risk.py.
+"""
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planarpy import RiskRules, Side, TradingState, call
+from planarpy.actions import pipeline
+from planarpy.core import risk as core_risk
+from planarpy.core.instances import State
+from planarpy.core.risk import RiskState
+from planarpy.modes.sim import guard as guard_module
+
+from simkit import PERP, SPOT, run
+
+SETTINGS = settings(max_examples=200, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+rules_st = st.builds(
+    RiskRules,
+    max_order_notional=st.none() | st.floats(50, 600),
+    max_position_notional=st.none() | st.floats(100, 900),
+    max_leverage=st.none() | st.floats(0.2, 3),
+    max_open_orders=st.none() | st.integers(1, 4),
+    max_orders_per_second=st.none() | st.integers(1, 3),
+    max_orders_per_minute=st.none() | st.integers(1, 5),
+    max_daily_loss=st.none() | st.floats(0.005, 0.2),
+    max_drawdown=st.none() | st.floats(0.005, 0.2),
+    max_errors_per_minute=st.none() | st.integers(1, 4),
+    on_daily_loss=st.sampled_from(["halt", "reduce"]),
+    on_drawdown=st.sampled_from(["halt", "reduce"]),
+    on_errors=st.sampled_from(["halt", "reduce"]),
+    halt_cancels_orders=st.booleans(),
+    halt_closes_positions=st.booleans())
+
+op_st = st.tuples(
+    st.sampled_from(["market", "market", "limit", "limit", "limit", "cancel", "close", "reset",
+                     "leverage"]),
+    st.sampled_from(["buy", "sell"]),
+    st.floats(0.1, 3.0).map(lambda x: round(x, 1)),
+    st.floats(0.9, 1.1),  # limit price as a share of the close
+    st.sampled_from(["GTC", "IOC", "FOK", "PO"]),
+    st.sampled_from(["long", "short"]),  # margin only
+    st.booleans())  # reduce_only (margin only)
+
+
+def walk(steps):
+    """Candles of a walk starting at 100 (open = previous close)."""
+    rows, close = [], 100.0
+    for r in steps:
+        o, close = close, round(max(close * (1 + r), 1.0), 2)
+        rows.append((o, max(o, close) * 1.002, min(o, close) * 0.998, close, 50.0))
+    return rows
+
+
+class Oracle:
+    """Wraps a SimExecutor: asserts at `place` that the order breaks no configured rule."""
+
+    def __init__(self, s, inner):
+        self.s, self.inner, self.placed = s, inner, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def place(self, ai, order, req):
+        self.check(ai, order)
+        self.placed += 1
+        return self.inner.place(ai, order, req)
+
+    def check(self, ai, order):
+        s = self.s
+        risk = s.state.risk
+        rules = risk.rules
+        m = ai.market
+        assert m.check_order(order.amount, order.price) is None
+        increases = (order.side is Side.BUY) if not m.is_derivative else \
+            (not order.reduce_only and (order.side is Side.BUY) == (order.pos.value == "long"))
+        trip = getattr(s, "in_trip", False)
+        if risk.trading is TradingState.HALTED:
+            assert trip and not increases, "an order reached the executor while halted"
+        if risk.trading is TradingState.REDUCING:
+            assert not increases, "an order adding exposure reached the executor while reducing"
+        if trip:
+            return
+        now = s.clock.now()
+        times = s.created
+        for limit, span in ((rules.max_orders_per_second, 1000),
+                            (rules.max_orders_per_minute, 60_000)):
+            if limit is not None:
+                assert sum(1 for t in times if t > now - span) < limit, "throttle broken"
+        if not increases:
+            return
+        notional = order.amount * order.price * m.contract_size
+        if rules.max_order_notional is not None:
+            assert notional <= rules.max_order_notional
+        if rules.max_open_orders is not None:
+            assert sum(len(a.orders) for a in s.assets) < rules.max_open_orders
+        def exposure(a, price):
+            held = a.balance if not a.market.is_derivative else a.long.amount + a.short.amount
+            adds = sum(o.remaining for o in a.orders.values()
+                       if (o.side is Side.BUY if not a.market.is_derivative else
+                           not o.reduce_only and (o.side is Side.BUY) == (o.pos.value == "long")))
+            return (held + adds) * price * a.market.contract_size
+        if rules.max_position_notional is not None:
+            assert exposure(ai, order.price) + notional <= rules.max_position_notional * (1 + 1e-12)
+        if rules.max_leverage is not None:
+            close = ai.ohlcv.close.item(s.i)
+            eq = s.state.equity({ai.symbol: close})
+            gross = exposure(ai, close) + notional
+            assert eq > 0 and gross <= rules.max_leverage * eq * (1 + 1e-12)
+
+
+def stream_strategy(ops_by_tick, margin):
+    sym = (PERP if margin else SPOT).symbol
+
+    def act(s, op):
+        kind, side, amount, share, tif, pos, reduce_only = op
+        close = s.asset(sym).ohlcv.close.item(s.i)
+        pos = {} if not margin else {"pos": pos, "reduce_only": reduce_only}
+        if kind == "market":
+            return call(s, "market_order", sym, amount, side=side, **pos)
+        if kind == "limit":
+            price = round(close * share, 2)
+            return call(s, "limit_order", sym, amount, price, side=side, tif=tif, **pos)
+        if kind == "cancel":
+            return call(s, "cancel_orders", sym)
+        if kind == "close":
+            return call(s, "close_position", sym)
+        if kind == "leverage":
+            return margin and call(s, "update_leverage", sym, round(amount * 2, 1) + 1)
+        return call(s, "reset_trading_state")
+
+    script = {i: (lambda ops: lambda s: [act(s, op) for op in ops])(ops)
+              for i, ops in ops_by_tick.items()}
+    return script
+
+
+def emit_recording(self, kind, payload, symbol=None):
+    from planarpy import Strategy
+    if kind == "order_created":
+        self.created.append(self.clock.now())
+    return Strategy.emit(self, kind, payload, symbol)
+
+
+@pytest.mark.parametrize("margin", [False, True])
+@SETTINGS
+@given(rules=rules_st,
+       steps=st.lists(st.floats(-0.04, 0.04), min_size=12, max_size=30),
+       ops=st.dictionaries(st.integers(0, 28), st.lists(op_st, min_size=1, max_size=4),
+                           max_size=20))
+def test_no_order_that_breaks_a_rule_reaches_the_executor(margin, rules, steps, ops):
+    """Whatever the order stream, prices and rules: every order the executor receives
+    passes the market rules, the trading state, the throttle and the size rules."""
+    rows = walk(steps)
+    ops = {i: v for i, v in ops.items() if i < len(rows) - 1}
+    script = stream_strategy(ops, margin)
+    oracle = {}
+
+    def start(s):
+        s.created = []
+        oracle["o"] = s.executor = Oracle(s, s.executor)
+
+    real_trip = pipeline.trip
+
+    def trip(s, breach):
+        s.in_trip = True
+        try:
+            real_trip(s, breach)
+        finally:
+            s.in_trip = False
+    pipeline.trip = trip
+    try:
+        r = run(script, rows, market=PERP if margin else SPOT, risk=rules,
+                config=__import__("planarpy").SimConfig(slippage=0.5, volume_cap=True, seed=1),
+                start=start, emit=emit_recording)
+    finally:
+        pipeline.trip = real_trip
+    s = r.strategy
+    risk = s.state.risk
+    assert risk.denied == sum(1 for e in s.risk_events if e.kind == "denied")
+    assert s.state.committed >= -1e-9 and s.cash > -1e-6
+    assert s.executor is oracle["o"]  # every order went through the oracle
+
+
+@SETTINGS
+@given(k=st.floats(-1e4, 1e4), q=st.floats(-50, 50), price=st.floats(0.01, 1e3),
+       peak=st.floats(1, 1e4), start=st.floats(1, 1e4),
+       dd=st.none() | st.floats(0.001, 1), day=st.none() | st.floats(0.001, 1),
+       day_quote=st.none() | st.floats(0.01, 1e3))
+def test_inside_the_price_band_no_breaker_trips_and_no_peak_is_made(k, q, price, peak, start,
+                                                                     dd, day, day_quote):
+    """price_band is exact enough: a close inside it never hides a breach or a new peak."""
+    risk = RiskState(rules=RiskRules(max_drawdown=dd, max_daily_loss=day,
+                                     max_daily_loss_quote=day_quote),
+                     peak_equity=peak, day_start_equity=start)
+    lo, hi = core_risk.price_band(core_risk.equity_bounds(risk), k, q)
+    if lo <= price <= hi:
+        value = k + q * price
+        assert core_risk.equity_breach(risk, value) is None
+        assert dd is None or value <= peak
+
+
+@pytest.mark.parametrize("margin", [False, True])
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(steps=st.lists(st.floats(-0.03, 0.03), min_size=20, max_size=60),
+       dd=st.floats(0.005, 0.08), day=st.none() | st.floats(0.002, 0.05),
+       on=st.sampled_from(["halt", "reduce"]), closes=st.booleans(),
+       buys=st.lists(st.integers(0, 58), max_size=8))
+def test_the_guard_decides_as_measuring_every_close(margin, steps, dd, day, on, closes, buys):
+    """The guarded loop trips the same breakers at the same closes, with the same trades,
+    as one that measures the equity at every close."""
+    rows = walk(steps)
+    sym = (PERP if margin else SPOT).symbol
+    script = {i: (lambda s: call(s, "market_order", sym, 2.0, side="buy"))
+              for i in buys if i < len(rows) - 1}
+    rules = RiskRules(max_drawdown=dd, max_daily_loss=day, on_drawdown=on,
+                      halt_closes_positions=closes)
+
+    def go():
+        r = run(script, rows, market=PERP if margin else SPOT, risk=rules)
+        return r.strategy.state.risk.changes, [t for t in r.trades]
+    banded = go()
+    band = guard_module.price_band
+    guard_module.price_band = lambda bounds, k, q: (math.inf, -math.inf)  # measure every close
+    try:
+        assert go() == banded
+    finally:
+        guard_module.price_band = band
+
+
+def test_state_defaults():
+    assert State("USD", 1.0).risk.trading is TradingState.ACTIVE

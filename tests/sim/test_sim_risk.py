@@ -1,0 +1,306 @@
+"""Each risk rule in a backtest: the order it denies, the state a breaker moves to, the events."""
+
+import pytest
+
+from planarpy import ConfigError, RiskRules, TradingState, call, missing
+from planarpy.core.risk import DAY_MS
+
+from simkit import PERP, SPOT, candles, flat, run, scripted
+
+SYM = SPOT.symbol
+
+
+def prices(*closes, volume=1e6):
+    """Flat candles at each price (open = high = low = close)."""
+    return [(p, p, p, p, volume) for p in closes]
+
+
+def denied(s):
+    return [e for e in s.risk_events if e.kind == "denied"]
+
+
+def changes(s):
+    return [e for e in s.risk_events if e.kind == "state_changed"]
+
+
+def buy(amount, **kw):
+    return lambda s: call(s, "market_order", SYM, amount, side="buy", **kw)
+
+
+def sell(amount, **kw):
+    return lambda s: call(s, "market_order", SYM, amount, side="sell", **kw)
+
+
+def test_no_rules_no_risk_events():
+    """Without rules nothing is denied and the state stays ACTIVE."""
+    r = run({1: buy(2.0)}, flat(4))
+    assert r.trades and r.strategy.risk_events == []
+    assert r.strategy.state.risk.trading is TradingState.ACTIVE
+
+
+def test_max_order_notional_denies_the_order_not_the_reductions():
+    """An order above the notional is denied (None, a risk_denied event naming the rule);
+    smaller ones and orders that reduce the holding pass."""
+    script = {1: buy(2.0), 2: buy(3.0), 3: buy(2.0), 4: sell(4.0)}
+    r = run(script, flat(6), risk=RiskRules(max_order_notional=250.0))
+    s = r.strategy
+    assert s.results[1] and s.results[2] is None and s.results[3] and s.results[4]
+    (e,) = denied(s)
+    assert e.rule == "max_order_notional" and e.state is TradingState.ACTIVE
+    assert "order notional 300 USD is above max_order_notional = 250" in e.reason
+    assert e.request["amount"] == 3.0 and e.symbol == SYM
+    assert s.state.risk.denied == 1 and s.errors == []  # a denial is not an order error
+    assert s.asset(SYM).balance == 0
+
+
+def test_max_position_notional_counts_holdings_and_open_orders():
+    """Held plus resting buys plus the order may not exceed the position limit."""
+    script = {1: buy(2.0),
+              2: lambda s: call(s, "limit_order", SYM, 1.0, 99.0, side="buy"),
+              3: buy(1.0), 4: buy(0.5)}
+    r = run(script, flat(6), risk=RiskRules(max_position_notional=350.0))
+    s = r.strategy
+    assert s.results[2] is missing and s.results[3] is None and s.results[4]
+    (e,) = denied(s)
+    # resting orders are valued at the new order's price: 2 held + 1 resting + 1 new, at 100
+    assert e.rule == "max_position_notional" and "would reach 400 USD" in e.reason
+
+
+def test_max_leverage_is_exposure_over_equity():
+    """On margin, an order that would take exposure over equity above the limit is denied."""
+    script = {0: lambda s: call(s, "update_leverage", PERP.symbol, 5),
+              1: lambda s: call(s, "market_order", PERP.symbol, 15.0, side="buy"),
+              2: lambda s: call(s, "market_order", PERP.symbol, 6.0, side="buy"),
+              3: lambda s: call(s, "market_order", PERP.symbol, 4.0, side="buy")}
+    r = run(script, flat(6), market=PERP, risk=RiskRules(max_leverage=2.0))
+    s = r.strategy
+    assert s.results[1] and s.results[2] is None and s.results[3]
+    (e,) = denied(s)
+    assert e.rule == "max_leverage" and "2.1" in e.reason and "above max_leverage = 2" in e.reason
+
+
+def test_max_open_orders():
+    """A new order is denied while the limit of open orders is reached; cancelling frees room."""
+    limit = lambda price: lambda s: call(s, "limit_order", SYM, 1.0, price, side="buy")  # noqa: E731
+    script = {1: limit(90.0), 2: limit(91.0), 3: limit(92.0),
+              4: lambda s: call(s, "cancel_orders", SYM), 5: limit(93.0)}
+    r = run(script, flat(8), risk=RiskRules(max_open_orders=2))
+    s = r.strategy
+    assert s.results[3] is None and s.results[5] is missing
+    (e,) = denied(s)
+    assert e.rule == "max_open_orders" and "2 orders are open already" in e.reason
+
+
+@pytest.mark.parametrize("rule, per_tick", [("max_orders_per_minute", 2),
+                                            ("max_orders_per_second", 2)])
+def test_order_throttle_uses_the_strategy_clock(rule, per_tick):
+    """Within one tick (one instant of sim time) the limit holds; one candle (60 s) later
+    the per-second and per-minute windows have both moved on."""
+    def burst(s):
+        return [call(s, "market_order", SYM, 1.0) for _ in range(3)]
+    r = run({1: burst, 2: burst}, flat(5), risk=RiskRules(**{rule: per_tick}))
+    s = r.strategy
+    for i in (1, 2):
+        assert [bool(x) for x in s.results[i]] == [True, True, False]
+    assert [e.rule for e in denied(s)] == [rule, rule]
+    assert "2 orders in the last" in denied(s)[0].reason
+
+
+def test_daily_loss_halts_and_every_later_order_is_denied():
+    """Realised plus unrealised loss since the UTC day began above the limit halts trading
+    at that close; later orders (and the next day's) are denied until a reset."""
+    t0 = (1_700_000_000_000 // DAY_MS + 1) * DAY_MS - 5 * 60_000  # 5 candles before midnight
+    cls = scripted({0: buy(5.0), 3: buy(1.0), 6: buy(1.0),
+                    7: lambda s: call(s, "reset_trading_state", "looked at it"), 8: buy(1.0)})
+    s = cls({SYM: SPOT})
+    from planarpy import backtest
+    from planarpy.modes.sim import SimConfig
+    rows = prices(100, 100, 97, 95.5, 95, 95, 95, 95, 95, 95, 95)
+    r = backtest(s, data={SYM: candles(rows, t0=t0)}, settings={},
+                 config=SimConfig(slippage=0.0, volume_cap=False),
+                 risk=RiskRules(max_daily_loss_quote=20.0))
+    (halt, reset) = changes(s)
+    assert (halt.rule, halt.state, halt.previous) == ("max_daily_loss_quote", TradingState.HALTED,
+                                                      TradingState.ACTIVE)
+    assert halt.time == s.seen[3][1]  # at the close of candle 3, before its tick
+    assert "lost 23.5 since the UTC day began at equity 1000" in halt.reason
+    assert s.results[3] is None and s.results[6] is None  # the next day too
+    assert [e.rule for e in denied(s)] == ["trading_state", "trading_state"]
+    assert "trading is halted by max_daily_loss_quote" in denied(s)[0].reason
+    assert (reset.rule, reset.state, reset.reason) == ("reset", TradingState.ACTIVE, "looked at it")
+    assert s.results[8] and s.state.risk.trading is TradingState.ACTIVE
+    text = r.format_summary()
+    assert "halted at 2023-11-14 23:59 by max_daily_loss_quote: lost 23.5" in text
+    assert "active at 2023-11-15 00:03 by reset: looked at it" in text
+    assert "risk denied     2 orders" in text
+
+
+def test_daily_loss_is_measured_per_utc_day():
+    """Two days that each lose less than the limit do not trip it, though together they do."""
+    t0 = (1_700_000_000_000 // DAY_MS + 1) * DAY_MS - 3 * 60_000  # candle 2 closes at 00:00
+    from planarpy import backtest
+    from planarpy.modes.sim import SimConfig
+    rows = prices(100, 100, 98, 98, 94.6, 94.6)
+
+    def go(limit):
+        s = scripted({0: buy(5.0)})({SYM: SPOT})
+        backtest(s, data={SYM: candles(rows, t0=t0)}, settings={},
+                 config=SimConfig(slippage=0.0, volume_cap=False),
+                 risk=RiskRules(max_daily_loss_quote=limit))
+        return s.state.risk
+    assert go(20.0).trading is TradingState.ACTIVE  # 11 (fee included) on day one, 17 on day two
+    (change,) = go(15.0).changes
+    assert change["reason"].startswith("lost 17 since the UTC day began at equity 989")
+
+
+def test_drawdown_from_the_peak_reduces_then_only_reductions_pass():
+    """Equity 5% below its peak moves to REDUCING (as configured): resting orders that add
+    exposure are cancelled, buys are denied, sells pass."""
+    rows = prices(100, 100, 110, 120, 109, 109, 109, 109)
+    script = {0: buy(5.0), 1: lambda s: call(s, "limit_order", SYM, 1.0, 50.0, side="buy"),
+              4: buy(1.0), 5: sell(2.0)}
+    r = run(script, rows, risk=RiskRules(max_drawdown=0.05, on_drawdown="reduce"))
+    s = r.strategy
+    (e,) = changes(s)
+    assert (e.rule, e.state) == ("max_drawdown", TradingState.REDUCING)
+    assert e.time == s.seen[4][1]
+    assert "below its peak 1099" in e.reason
+    assert s.asset(SYM).orders == {} and s.results[1] is missing
+    assert s.results[4] is None and s.results[5]
+    assert s.state.risk.trading is TradingState.REDUCING
+
+
+def test_error_rate_breaker_counts_order_errors_per_minute():
+    """More order errors than max_errors_per_minute within 60 s of sim time halts."""
+    po = lambda s: [call(s, "limit_order", SYM, 1.0, 200.0, tif="PO") for _ in range(4)]  # noqa: E731
+    r = run({1: po, 2: buy(1.0)}, flat(6), risk=RiskRules(max_errors_per_minute=2))
+    s = r.strategy
+    assert len(s.errors) == 3  # the third error trips the breaker; the fourth order is denied
+    (e,) = changes(s)
+    assert (e.rule, e.state) == ("max_errors_per_minute", TradingState.HALTED)
+    assert "3 order errors within a minute" in e.reason
+    assert s.results[2] is None and [d.rule for d in denied(s)] == ["trading_state"] * 2
+
+
+def test_errors_further_apart_than_a_minute_do_not_trip():
+    po = lambda s: call(s, "limit_order", SYM, 1.0, 200.0, tif="PO")  # noqa: E731
+    r = run({1: po, 2: po, 3: po, 4: po}, flat(6), risk=RiskRules(max_errors_per_minute=1))
+    assert r.strategy.state.risk.trading is TradingState.ACTIVE and len(r.strategy.errors) == 4
+
+
+def test_halt_cancels_orders_and_closes_positions_as_configured():
+    """On a halt with halt_closes_positions the holding is sold at the next open."""
+    rows = prices(100, 100, 90, 90, 90, 90)
+    script = {0: buy(5.0), 1: lambda s: call(s, "limit_order", SYM, 1.0, 50.0, side="buy")}
+    r = run(script, rows, risk=RiskRules(max_drawdown=0.03, halt_closes_positions=True))
+    s = r.strategy
+    ai = s.asset(SYM)
+    assert ai.balance == 0 and ai.orders == {}
+    assert [t.side.value for t in r.trades] == ["buy", "sell"]
+    assert r.trades[-1].date == s.seen[2][1] and r.trades[-1].price == 90
+
+
+def test_halt_keeps_orders_when_told_to():
+    rows = prices(100, 100, 90, 90, 90)
+    script = {0: buy(5.0), 1: lambda s: call(s, "limit_order", SYM, 1.0, 50.0, side="buy")}
+    r = run(script, rows, risk=RiskRules(max_drawdown=0.03, halt_cancels_orders=False))
+    assert r.strategy.state.risk.trading is TradingState.HALTED
+    assert len(r.strategy.asset(SYM).orders) == 1
+
+
+def test_reset_rebases_the_drawdown_peak():
+    """After a reset the drawdown is measured from the equity at the reset."""
+    rows = prices(100, 100, 90, 90, 90, 88, 80, 80)
+    r = run({0: buy(5.0), 3: lambda s: call(s, "reset_trading_state")}, rows,
+            risk=RiskRules(max_drawdown=0.03))
+    s = r.strategy
+    assert [(e.rule, e.state) for e in changes(s)] == [
+        ("max_drawdown", TradingState.HALTED), ("reset", TradingState.ACTIVE),
+        ("max_drawdown", TradingState.HALTED)]
+    assert changes(s)[2].time == s.seen[6][1]  # 88 is within 3% of the reset's 949; 80 is not
+
+
+def test_update_leverage_is_refused_while_halted():
+    rows = prices(100, 100, 90, 90, 90)
+    script = {0: lambda s: call(s, "market_order", PERP.symbol, 5.0),
+              3: lambda s: call(s, "update_leverage", PERP.symbol, 2)}
+    r = run(script, rows, market=PERP,
+            risk=RiskRules(max_drawdown=0.03, halt_closes_positions=True))
+    assert r.strategy.results[3] is False and denied(r.strategy)[-1].rule == "trading_state"
+
+
+def test_risk_rules_from_planar_toml_with_a_strategy_table():
+    """[risk] holds for every strategy; [risk.NAME] overrides for the class NAME."""
+    settings = {"risk": {"max_order_notional": 150, "max_open_orders": 3,
+                         "Scripted": {"max_order_notional": 1000.0, "max_open_orders": False}}}
+    from planarpy import backtest
+    s = scripted({1: buy(2.0)})({SYM: SPOT})
+    backtest(s, data={SYM: candles(flat(4))}, settings=settings)
+    rules = s.state.risk.rules
+    assert (rules.max_order_notional, rules.max_open_orders) == (1000.0, None)
+    assert s.results[1]
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"max_drawdown": 1.5}, "[risk] max_drawdown (fraction of the peak equity) must be in (0, 1], got 1.5"),
+    ({"max_drawdown": True}, "[risk] max_drawdown (fraction of the peak equity) must be a number"),
+    ({"max_open_orders": 2.5}, "[risk] max_open_orders (open orders at once) must be a whole number"),
+    ({"max_open_orders": 0}, "[risk] max_open_orders (open orders at once) must be in [1, inf], got 0"),
+    ({"max_orders_per_second": 10**6}, "must be in [1, 10000], got 1000000"),
+    ({"max_order_notional": -1}, "[risk] max_order_notional (quote value of one order) must be in (0, inf]"),
+    ({"max_order_notional": "a lot"}, "must be a number, or false for none; got 'a lot'"),
+    ({"on_drawdown": "panic"}, "[risk] on_drawdown must be \"halt\" or \"reduce\", got 'panic'"),
+    ({"halt_closes_positions": "yes"}, "[risk] halt_closes_positions must be true or false, got 'yes'"),
+    ({"max_dd": 0.1}, "[risk] has no rule 'max_dd'; rules: max_order_notional"),
+    ({"Scripted": {"max_dd": 0.1}}, "[risk.Scripted] has no rule 'max_dd'"),
+    ({"Scripted": 3}, None),  # a non-table value under a strategy's name is an unknown key
+    ("strict", "[risk] must be a table, got str"),
+])
+def test_bad_risk_config_is_a_clear_error(table, message):
+    from planarpy import backtest
+    s = scripted({})({SYM: SPOT})
+    with pytest.raises(ConfigError) as e:
+        backtest(s, data={SYM: candles(flat(4))}, settings={"risk": table})
+    assert message is None or message in str(e.value), str(e.value)
+
+
+def test_risk_rules_refuse_bad_values_in_python_too():
+    with pytest.raises(ConfigError, match="max_leverage .* must be in \\(0, inf\\], got -2"):
+        RiskRules(max_leverage=-2)
+
+
+@pytest.mark.parametrize("mode", ["paper", "live"])
+def test_paper_and_live_refuse_rules_they_do_not_enforce_yet(mode):
+    """Until paper and live go through the pipeline, a run with risk rules is refused
+    before it connects, rather than run without them."""
+    from planarpy.modes.live import start_live
+    from planarpy.modes.paper import start_paper
+    start = start_paper if mode == "paper" else start_live
+    cls = scripted({})
+    with pytest.raises(ConfigError, match=f"{mode} mode does not enforce risk rules yet"):
+        start(cls, settings={"risk": {"max_drawdown": 0.1}})
+
+
+def test_replay_reproduces_risk_events_and_the_trading_state(tmp_path):
+    """A recorded backtest with denials, a halt and a reset replays to the same trading
+    state, denial count, state changes and windows; a changed state is reported."""
+    from planarpy.trace import EventTrace, replay_from_trace, trace_tail
+    rows = prices(100, 100, 90, 90, 90, 90, 90, 90)
+    script = {0: buy(3.0), 1: buy(5.0), 3: buy(1.0), 4: lambda s: call(s, "reset_trading_state"),
+              5: buy(1.0), 6: lambda s: call(s, "limit_order", SYM, 1.0, 200.0, tif="PO")}
+    rules = RiskRules(max_order_notional=400.0, max_drawdown=0.02)
+    with EventTrace.open(tmp_path / "t", strategy="Scripted", exchange="test") as trace:
+        r = run(script, rows, recorder=trace, risk=rules)
+    s = r.strategy
+    report = replay_from_trace(s, tmp_path / "t")
+    assert report.ok, str(report)
+    got, want = report.state.risk, s.state.risk
+    assert (got.trading, got.denied, got.changes) == (want.trading, want.denied, want.changes)
+    assert (list(got.orders), list(got.errors)) == (list(want.orders), list(want.errors))
+    assert [c["state"] for c in want.changes] == ["halted", "active"] and want.denied == 2
+    kinds = [e["kind"] for e in trace_tail(tmp_path / "t", n=100,
+                                           kinds=["risk_denied", "trading_state_changed"])]
+    assert kinds == ["risk_denied", "trading_state_changed", "risk_denied", "trading_state_changed"]
+    s.state.risk.trading = TradingState.HALTED
+    report = replay_from_trace(s, tmp_path / "t")
+    assert not report.ok and "trading state: replayed active, current halted" in str(report)
