@@ -3,6 +3,8 @@ fill is recorded (trade, order) and counts once. The faults force the order: the
 stream's balance update sent before the fill's report (as Binance USD-M sends them), or
 REST snapshots taken while the fill's report is held back."""
 
+import time
+
 import pytest
 
 from planarpy.localexchange import AccountSpec, Clock, LocalExchange
@@ -152,3 +154,32 @@ def test_usdm_fill_found_by_rest_after_the_snapshots_showed_it(lx, tmp_path):
         assert perp_in_step(run, lx) == []
         assert [p.get("in_position") for p in shown(trace)] == [True]
     replayed(run.strategy, trace.path)
+
+
+def _never(check, seconds: float) -> bool:
+    """Whether `check()` stays false for `seconds` (sampled every 20 ms)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_lagging_stream_never_doubles_a_position(tmp_path):
+    """USD-M, user data 100 ms behind the replies, on the wall clock: ccxt's first answer
+    to watch_positions is a REST snapshot, taken while the first order fills, and each
+    ACCOUNT_UPDATE races its fill. The long never shows more than was bought, the close
+    leaves it flat, and the state equals the exchange's and the replay."""
+    with LocalExchange(clock=Clock(speed=1.0)) as lx, \
+            EventTrace.open(tmp_path / "t", strategy="QuietPerp",
+                            exchange="binanceusdm") as trace:
+        lx.faults.update({"ws_delay_ms": 100})
+        with live(lx, QuietPerp, trace=trace) as run:
+            for k in (1, 2, 3):
+                assert run.call("market_order", PERP, 20.0, side="buy") is not None
+                assert _never(lambda: run.state()["assets"][PERP]["long"] > 20.0 * k, 0.3)
+            assert run.call("market_order", PERP, 60.0, side="sell", reduce_only=True)
+            assert _never(lambda: run.state()["assets"][PERP]["long"] > 0, 0.3)
+            assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+        replayed(run.strategy, trace.path)
