@@ -67,6 +67,17 @@ def eventually(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.
         time.sleep(every)
 
 
+def never(check: Callable[[], Any], seconds: float) -> bool:
+    """Whether `check()` stays false for `seconds` (sampled every 20 ms): for what must
+    not happen, where waiting for a state is not possible."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def counterparty(lx: Any, name: str = "other") -> Any:
     """A sync ccxt binance client on a second account of `lx` (created on first use)."""
     import ccxt

@@ -3,15 +3,13 @@ fill is recorded (trade, order) and counts once. The faults force the order: the
 stream's balance update sent before the fill's report (as Binance USD-M sends them), or
 REST snapshots taken while the fill's report is held back."""
 
-import time
-
 import pytest
 
 from planarpy.localexchange import AccountSpec, Clock, LocalExchange
 from planarpy.trace import EventTrace, trace_tail
 
-from livekit import (QuietPerp, counterparty, eventually, in_step, live, perp_in_step, raw_client,
-                     replayed)
+from livekit import (QuietPerp, counterparty, eventually, in_step, live, never, perp_in_step,
+                     raw_client, replayed)
 
 SYM = "XRP/ETH"
 PERP = "XRP/USDT:USDT"
@@ -156,16 +154,6 @@ def test_usdm_fill_found_by_rest_after_the_snapshots_showed_it(lx, tmp_path):
     replayed(run.strategy, trace.path)
 
 
-def _never(check, seconds: float) -> bool:
-    """Whether `check()` stays false for `seconds` (sampled every 20 ms)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if check():
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_a_lagging_stream_never_doubles_a_position(tmp_path):
     """USD-M, user data 100 ms behind the replies, on the wall clock: ccxt's first answer
     to watch_positions is a REST snapshot, taken while the first order fills, and each
@@ -178,8 +166,8 @@ def test_a_lagging_stream_never_doubles_a_position(tmp_path):
         with live(lx, QuietPerp, trace=trace) as run:
             for k in (1, 2, 3):
                 assert run.call("market_order", PERP, 20.0, side="buy") is not None
-                assert _never(lambda: run.state()["assets"][PERP]["long"] > 20.0 * k, 0.3)
+                assert never(lambda: run.state()["assets"][PERP]["long"] > 20.0 * k, 0.3)
             assert run.call("market_order", PERP, 60.0, side="sell", reduce_only=True)
-            assert _never(lambda: run.state()["assets"][PERP]["long"] > 0, 0.3)
+            assert never(lambda: run.state()["assets"][PERP]["long"] > 0, 0.3)
             assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
         replayed(run.strategy, trace.path)
