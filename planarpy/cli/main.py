@@ -82,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     an output whose reader went away (`| head`) ends it quietly. Bare `planarpy` prints
     the help."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a usage error (2, said already), --help or --version (0)
+        return e.code if isinstance(e.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 0

@@ -11,12 +11,13 @@ import numpy as np
 
 from ...actions import Mode
 from ...config import load_config
-from ...core.errors import ConfigError, DataError, LookAheadError, LookbackError
+from ...core.errors import ConfigError, DataError, LookAheadError, LookbackError, UnknownSymbol
 from ...data.ohlcv import OHLCV, align, timeframe_ms
-from ...data.sources import load_ohlcv, markets_for
+from ...data.sources import DataSource, find_ohlcv, markets_for
 from ...strategy import Strategy
 from .config import SimConfig
 from .engine import SimClock, SimEngine
+from .data import DataUsed
 from .results import SimResult, equity_curve
 
 
@@ -41,28 +42,17 @@ def backtest(strategy: type[Strategy] | Strategy, *,
                               "has its parameters already (give params= when building it)")
         s = strategy
     else:
-        s = strategy(markets_for(strategy.exchange, cfg), mode=Mode.SIM, cash=cash,
+        s = strategy(markets_for(strategy.exchange, cfg, data_dir), mode=Mode.SIM, cash=cash,
                      params=params)
     initial_cash = s.state.cash
-    series = {}
-    for ai in s.assets:
-        given = (data or {}).get(ai.symbol)
-        if isinstance(given, OHLCV):
-            o = given
-        else:
-            o = load_ohlcv(s.exchange, ai.symbol, s.timeframe, csv=given, data_dir=data_dir)
-        if stop is not None:
-            o = o.between(None, stop)
-        series[ai.symbol] = o
-    unknown = set(data or {}) - set(series)
-    if unknown:
-        raise DataError(f"data given for {', '.join(sorted(unknown))}, which is not in the "
-                        f"strategy's universe ({', '.join(series)})")
-    timeline, aligned = align(series, s.timeframe)
+    series, sources = load_universe(s, data, data_dir, stop)
+    timeline, aligned = align(series, s.timeframe, config.gaps)
     if len(timeline) < 2:
         raise DataError("need at least two candles to backtest")
     tf = timeframe_ms(s.timeframe)
-    engine = SimEngine(s, config, range(int(timeline[0]), int(timeline[-1]) + tf, tf), tf)
+    used = DataUsed.of(sources, config.gaps, series, timeline, tf)
+    engine = SimEngine(s, config, range(int(timeline[0]), int(timeline[-1]) + tf, tf)
+                       if config.gaps == "fill" else timeline.tolist(), tf)
     fees = {k: v for k, v in (("maker", config.maker), ("taker", config.taker),
                               ("fee_side", config.fee_side)) if v is not None}
     for ai in s.assets:
@@ -87,7 +77,7 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     s.emit("strategy_started", {"strategy": type(s).__name__, "mode": "sim",
                                 "cash": initial_cash, "seed": config.seed,
                                 "universe": [ai.symbol for ai in s.assets],
-                                "params": dict(s.params)})
+                                "params": dict(s.params), "data": used.to_dict()})
     s.start()
     bar = _progress(len(timeline) - 1 - first) if progress else None
     try:
@@ -100,7 +90,34 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     if recorder is not None and hasattr(recorder, "flush"):
         recorder.flush()
     curve = equity_curve(engine, s, first, initial_cash)
-    return SimResult(s, timeline[first:], curve, initial_cash, config.seed)
+    return SimResult(s, timeline[first:], curve, initial_cash, config.seed, data=used)
+
+
+def load_universe(s: Strategy, data: Mapping[str, OHLCV | str | Path] | None,
+                  data_dir: str | Path | None,
+                  stop: int | None) -> tuple[dict[str, OHLCV], list[DataSource]]:
+    """Each asset's candles (up to `stop`) and where they came from: given to `backtest`
+    (candles or a CSV), else found by `find_ohlcv`."""
+    unknown = [sym for sym in data or {} if sym not in s.state.assets]
+    if unknown:
+        e = UnknownSymbol.among(unknown[0], s.state.assets, "the strategy's universe")
+        raise DataError(f"data given for a market the strategy does not trade: {e}")
+    series, sources = {}, []
+    for ai in s.assets:
+        given = (data or {}).get(ai.symbol)
+        if isinstance(given, OHLCV):
+            o, src = given, DataSource(ai.symbol, "given", "backtest(data=...)", s.timeframe,
+                                       len(given), *_span(given))
+        else:
+            o, src = find_ohlcv(s.exchange, ai.symbol, s.timeframe, csv=given,
+                                data_dir=data_dir)
+        series[ai.symbol] = o if stop is None else o.between(None, stop)
+        sources.append(src)
+    return series, sources
+
+
+def _span(o: OHLCV) -> tuple[int | None, int | None]:
+    return (int(o.timestamp[0]), int(o.timestamp[-1])) if len(o) else (None, None)
 
 
 def check_causal(s: Strategy, k: int) -> None:
