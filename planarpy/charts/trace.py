@@ -49,13 +49,13 @@ def result_from_trace(trace: str | Path | Any, strategy: type[Strategy] | str, *
     cfg = load_config() if settings is None else settings
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
     header = run_header(trace, run)
-    s = cls(markets_for(cls.exchange, cfg), mode=Mode.SIM, cash=header.get("cash"),
+    s = cls(markets_for(cls.exchange, cfg, data_dir), mode=Mode.SIM, cash=header.get("cash"),
             params=resolve(cls, header.get("params")))
     events = list(iter_events(trace, run=run))
     if not events:
         raise DataError(f"{trace} has no events for run {run!r}")
     t0, t1 = events[0]["ts"] // 1_000_000, events[-1]["ts"] // 1_000_000
-    timeline = _candles(s, data, data_dir, t1)
+    timeline = _candles(s, data, data_dir, t1, (header.get("data") or {}).get("gaps", "fill"))
     first = max(int(np.searchsorted(timeline, t0, "right")) - 1, 0)
     initial = float(header.get("cash", s.state.cash))
     s.state.cash = initial
@@ -65,14 +65,15 @@ def result_from_trace(trace: str | Path | Any, strategy: type[Strategy] | str, *
     return SimResult(s, timeline[first:], curve, initial, int(header.get("seed", 0) or 0))
 
 
-def _candles(s: Strategy, data: Mapping[str, Any] | None, data_dir: Any, end: int) -> np.ndarray:
+def _candles(s: Strategy, data: Mapping[str, Any] | None, data_dir: Any, end: int,
+             gaps: str = "fill") -> np.ndarray:
     series = {}
     for ai in s.assets:
         given = (data or {}).get(ai.symbol)
         o = given if isinstance(given, OHLCV) else \
             load_ohlcv(s.exchange, ai.symbol, s.timeframe, csv=given, data_dir=data_dir)
         series[ai.symbol] = o.between(None, end + 1)
-    timeline, aligned = align(series, s.timeframe)
+    timeline, aligned = align(series, s.timeframe, gaps)  # as the run had them
     for ai in s.assets:
         ai.ohlcv = aligned[ai.symbol]
     s.prepare_indicators()

@@ -38,8 +38,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"planarpy: error: {message} (see {self.prog} --help)\n")
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Descriptions and examples as written; `(default: X)` after each option's help."""
+class HelpFormatter(argparse.HelpFormatter):
+    """Examples as written, descriptions wrapped; `(default: X)` after each option's help."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""

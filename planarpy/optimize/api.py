@@ -70,8 +70,8 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
     method = _method(method, len(objs))
     _check_run(jobs, backend, batch, trials, seed)
     config = config if config is not None else SimConfig(seed=seed)
-    series, timeline = _candles(cls, data, stop, cfg, data_dir)
-    markets = dict(markets) if markets is not None else markets_for(cls.exchange, cfg)
+    series, timeline = _candles(cls, data, stop, cfg, data_dir, config.gaps)
+    markets = dict(markets) if markets is not None else markets_for(cls.exchange, cfg, data_dir)
     folds = _folds(timeline, start, stop, split, walk_forward, train, anchored)
     points = tuple(space.grid_points()) if method == "grid" else ()
     total = _total(method, points, trials)
@@ -129,7 +129,8 @@ def _total(method: str, points: Sequence[Any], trials: int | None) -> int:
 
 
 def _candles(cls: type[Strategy], data: Mapping[str, Any] | None, stop: int | None,
-             cfg: Mapping[str, Any], data_dir: Any) -> tuple[dict[str, OHLCV], np.ndarray]:
+             cfg: Mapping[str, Any], data_dir: Any,
+             gaps: str = "fill") -> tuple[dict[str, OHLCV], np.ndarray]:
     """The universe's candles, aligned once on one timeline, so trials copy nothing."""
     series = {}
     for sym in cls.universe:
@@ -141,7 +142,7 @@ def _candles(cls: type[Strategy], data: Mapping[str, Any] | None, stop: int | No
     if unknown:
         raise DataError(f"data given for {', '.join(sorted(unknown))}, which is not in the "
                         f"strategy's universe ({', '.join(series)})")
-    timeline, aligned = align(series, cls.timeframe)
+    timeline, aligned = align(series, cls.timeframe, gaps)
     return aligned, timeline
 
 
