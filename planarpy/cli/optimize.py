@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         best = result.best_params
         print(f"\nbest: {format_values(best) if best else 'no feasible trial'}")
         print(f"study: {result.folds[-1].study} in {result.storage}")
+        for label, text in result.data.rows() if result.data is not None else ():
+            print(f"{label or ''}{':' if label else ' '} {text}")
         if result.workers and (args.jobs > 1 or args.backend == "ray"):
             print(_workers(result.workers))
     if args.csv:

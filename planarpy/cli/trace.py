@@ -8,6 +8,7 @@ import contextlib
 import csv
 import datetime as dt
 import json
+import string
 import sys
 import time
 import warnings
@@ -168,9 +169,8 @@ _TEMPLATES = {
 }
 
 
-class _Fields(dict):
-    def __missing__(self, key: str) -> str:
-        return "?"
+def _fields(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
 def describe(kind: str, payload: Any) -> str:
@@ -178,8 +178,8 @@ def describe(kind: str, payload: Any) -> str:
     if not isinstance(payload, dict):
         return _value(payload)
     template = _TEMPLATES.get(kind)
-    if template is not None:
-        return template.format_map(_Fields({k: _value(v) for k, v in payload.items()}))
+    if template is not None and all(f in payload for f in _fields(template)):
+        return template.format_map({k: _value(v) for k, v in payload.items()})
     plain = [f"{k}={_value(v)}" for k, v in payload.items()
              if isinstance(v, (str, int, float, bool)) or v is None]
     nested = [k for k, v in payload.items() if isinstance(v, (dict, list))]

@@ -49,6 +49,7 @@ class OptimizeResult:
     folds: list[FoldResult]
     storage: str
     workers: list[dict[str, Any]] = attrs.Factory(list)
+    data: Any = None  # the DataUsed of the candles every trial ran on
 
     @property
     def trials(self) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import attrs
 import numpy as np
@@ -45,7 +45,8 @@ def backtest(strategy: type[Strategy] | Strategy, *,
         s = strategy(markets_for(strategy.exchange, cfg, data_dir), mode=Mode.SIM, cash=cash,
                      params=params)
     initial_cash = s.state.cash
-    series, sources = load_universe(s, data, data_dir, stop)
+    series, sources = load_universe(s.exchange, s.timeframe, list(s.state.assets), data,
+                                    data_dir, stop)
     timeline, aligned = align(series, s.timeframe, config.gaps)
     if len(timeline) < 2:
         raise DataError("need at least two candles to backtest")
@@ -93,25 +94,24 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     return SimResult(s, timeline[first:], curve, initial_cash, config.seed, data=used)
 
 
-def load_universe(s: Strategy, data: Mapping[str, OHLCV | str | Path] | None,
-                  data_dir: str | Path | None,
+def load_universe(exchange: str, timeframe: str, symbols: Sequence[str],
+                  data: Mapping[str, OHLCV | str | Path] | None, data_dir: str | Path | None,
                   stop: int | None) -> tuple[dict[str, OHLCV], list[DataSource]]:
-    """Each asset's candles (up to `stop`) and where they came from: given to `backtest`
+    """Each market's candles (up to `stop`) and where they came from: given to `backtest`
     (candles or a CSV), else found by `find_ohlcv`."""
-    unknown = [sym for sym in data or {} if sym not in s.state.assets]
+    unknown = [sym for sym in data or {} if sym not in symbols]
     if unknown:
-        e = UnknownSymbol.among(unknown[0], s.state.assets, "the strategy's universe")
+        e = UnknownSymbol.among(unknown[0], symbols, "the strategy's universe")
         raise DataError(f"data given for a market the strategy does not trade: {e}")
     series, sources = {}, []
-    for ai in s.assets:
-        given = (data or {}).get(ai.symbol)
+    for sym in symbols:
+        given = (data or {}).get(sym)
         if isinstance(given, OHLCV):
-            o, src = given, DataSource(ai.symbol, "given", "backtest(data=...)", s.timeframe,
+            o, src = given, DataSource(sym, "given", "backtest(data=...)", timeframe,
                                        len(given), *_span(given))
         else:
-            o, src = find_ohlcv(s.exchange, ai.symbol, s.timeframe, csv=given,
-                                data_dir=data_dir)
-        series[ai.symbol] = o if stop is None else o.between(None, stop)
+            o, src = find_ohlcv(exchange, sym, timeframe, csv=given, data_dir=data_dir)
+        series[sym] = o if stop is None else o.between(None, stop)
         sources.append(src)
     return series, sources
 
