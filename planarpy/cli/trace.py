@@ -79,7 +79,7 @@ def register(subparsers: Any) -> None:
                                            "--strategy sma_cross --run last"))
     replay.add_argument("path", help="trace directory")
     replay.add_argument("--strategy", required=True, help="strategy name or path (for its markets)")
-    replay.add_argument("--run", type=_run_arg, default="last", metavar="RUN",
+    replay.add_argument("--run", type=run_arg, default="last", metavar="RUN",
                         help="a run id, or 'last' (default)")
     replay.add_argument("--exchange", help="the exchange the run used, if not the strategy's")
     replay.add_argument("--allow-unknown-kinds", action="store_true",
@@ -112,10 +112,10 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", action="append", metavar="K",
                         help="only this event kind (repeatable)")
     parser.add_argument("--symbol", metavar="S", help="only events of this symbol")
-    parser.add_argument("--run", type=_run_arg, metavar="RUN", help="a run id, or 'last'")
+    parser.add_argument("--run", type=run_arg, metavar="RUN", help="a run id, or 'last'")
 
 
-def _run_arg(text: str) -> int | str:
+def run_arg(text: str) -> int | str:
     if text == "last":
         return text
     try:
