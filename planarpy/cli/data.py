@@ -228,6 +228,10 @@ def run_upgrade(args: argparse.Namespace) -> int:
         except DataError as e:
             print(f"not converted: {e}", file=sys.stderr)
             failed += 1
+        except OSError as e:  # a full disk, a read-only store: the series is as it was
+            print(f"not converted: {entry.key}: cannot write to {store.root} "
+                  f"({e.strerror or e}); it is as it was", file=sys.stderr)
+            failed += 1
     if not entries:
         print(f"no stored candles in {store.root}")
     return 1 if failed else 0

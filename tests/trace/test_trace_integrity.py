@@ -20,6 +20,9 @@ from planarpy.trace import EventTrace, TraceDamageWarning, TraceError, iter_even
 from planarpy.trace import store as trace_store
 from planarpy.trace.layout import DAY_NS, segment_names
 
+import fskit
+from fskit import fill
+
 T0 = DAY_NS * 19000
 
 
@@ -125,32 +128,8 @@ def test_rotation_failing_after_its_rename_goes_on_in_the_next_name(tmp_path, mo
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 2 MiB tmpfs mounted for this test (root only), so the disk really fills up."""
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
+    with fskit.small_tmpfs(tmp_path / "mnt") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(mount: Path, leave: int) -> Path:
-    """Fill the file system, then free `leave` bytes; the filler file."""
-    filler = mount / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError as e:
-        assert e.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    size = filler.stat().st_size
-    os.truncate(filler, max(0, size - leave))
-    return filler
 
 
 def test_real_full_disk_at_rotation(small_tmpfs):
