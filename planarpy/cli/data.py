@@ -28,8 +28,7 @@ def register(subparsers: Any) -> None:
         epilog=example("planarpy fetch binance BTC/USDT 1m --since 2024-01-01 --until 2024-02-01",
                        "planarpy fetch binance ETH/BTC 5m --since 2024-01-01 "
                        "--exchange-url http://127.0.0.1:8765"))
-    fetch.add_argument("exchange", metavar="EXCHANGE",
-                       help="ccxt exchange id (e.g. binance), or an [exchanges.NAME] of planar.toml")
+    fetch.add_argument("exchange", metavar="EXCHANGE", help=EXCHANGE_HELP)
     fetch.add_argument("symbol", metavar="SYMBOL", help="unified symbol, e.g. BTC/USDT")
     fetch.add_argument("timeframe", metavar="TIMEFRAME", type=_timeframe,
                        help="e.g. 1m, 5m, 1h, 1d")
@@ -38,17 +37,9 @@ def register(subparsers: Any) -> None:
                             "needed for the first download of a market")
     fetch.add_argument("--until", type=time_flag,
                        help="stop before this open time (default: now)")
-    _data_dir(fetch, create=True)
-    fetch.add_argument("--exchange-url", metavar="URL", type=V.flag(V.url()),
-                       help="send every REST request to this base URL instead "
-                            "(a local exchange, a proxy, a custom endpoint)")
-    fetch.add_argument("--config", help="config file (default user/planar.toml)")
     fetch.add_argument("--limit", type=V.flag(V.count("candles")),
                        help="candles per request (default: the exchange's maximum)")
-    fetch.add_argument("--retries", type=V.flag(V.whole(0)), default=5,
-                       help="retries of a failing request, with backoff")
-    fetch.add_argument("--no-rate-limit", action="store_true",
-                       help="turn off ccxt's client-side rate limiting")
+    exchange_options(fetch)
     bar = fetch.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="show a progress bar (default: when stderr is a terminal)")
@@ -106,6 +97,35 @@ def register(subparsers: Any) -> None:
     up.set_defaults(func=run_upgrade)
 
 
+EXCHANGE_HELP = "ccxt exchange id (e.g. binance), or an [exchanges.NAME] of planar.toml"
+
+
+def exchange_options(p: argparse.ArgumentParser) -> None:
+    """The options of a command that asks an exchange and writes to the store."""
+    _data_dir(p, create=True)
+    p.add_argument("--exchange-url", metavar="URL", type=V.flag(V.url()),
+                   help="send every REST request to this base URL instead "
+                        "(a local exchange, a proxy, a custom endpoint)")
+    p.add_argument("--config", help="config file (default user/planar.toml)")
+    p.add_argument("--retries", type=V.flag(V.whole(0)), default=5,
+                   help="retries of a failing request, with backoff")
+    p.add_argument("--no-rate-limit", action="store_true",
+                   help="turn off ccxt's client-side rate limiting")
+
+
+def open_exchange(args: argparse.Namespace) -> Any:
+    """A ccxt client for the command's EXCHANGE: its [exchanges.NAME] table of planar.toml
+    (each key checked), the --exchange-url and --no-rate-limit flags."""
+    from ..config import load_config
+    from ..data.fetch import open_exchange as open_client  # ccxt is slow to import
+    from ..exchanges import exchange_config
+
+    xcfg = exchange_config(args.exchange, load_config(args.config), url=args.exchange_url)
+    return open_client(xcfg.id, url=xcfg.url, options=xcfg.options,
+                       rate_limit=xcfg.rate_limit and not args.no_rate_limit,
+                       timeout_ms=xcfg.timeout_ms, sandbox=xcfg.sandbox)
+
+
 def _timeframe(text: str) -> str:
     """An argparse `type=` for a timeframe such as 1m, 5m, 1h or 1d."""
     try:
@@ -135,14 +155,9 @@ def _writes(store: OHLCVStore, what: str) -> Iterator[None]:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from ..config import load_config
-    from ..data.fetch import fetch_candles, open_exchange  # ccxt is slow to import
-    from ..exchanges import exchange_config
+    from ..data.fetch import fetch_candles
 
-    xcfg = exchange_config(args.exchange, load_config(args.config), url=args.exchange_url)
-    exchange = open_exchange(xcfg.id, url=xcfg.url, options=xcfg.options,
-                             rate_limit=xcfg.rate_limit and not args.no_rate_limit,
-                             timeout_ms=xcfg.timeout_ms, sandbox=xcfg.sandbox)
+    exchange = open_exchange(args)
     store = OHLCVStore(args.data_dir)
     report = fetch_candles(exchange, store, args.symbol, args.timeframe, since=args.since,
                            until=args.until, limit=args.limit, retries=args.retries,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from .. import validate as V
 from ..config import load_config
 from ..core.errors import PlanarError
 from ..core.market import Market
+from .data import EXCHANGE_HELP, exchange_options, open_exchange
 from .main import example
 
 
@@ -29,17 +29,9 @@ def register(subparsers: Any) -> None:
                        epilog=example("planarpy markets fetch binance BTC/USDT",
                                       "planarpy markets fetch binance ETH/BTC "
                                       "--exchange-url http://127.0.0.1:8765"))
-    f.add_argument("exchange", metavar="EXCHANGE",
-                   help="ccxt exchange id (e.g. binance), or an [exchanges.NAME] of planar.toml")
+    f.add_argument("exchange", metavar="EXCHANGE", help=EXCHANGE_HELP)
     f.add_argument("symbols", metavar="SYMBOL", nargs="*", help="unified symbols, e.g. BTC/USDT")
-    f.add_argument("--exchange-url", metavar="URL", type=V.flag(V.url()),
-                   help="send every REST request to this base URL instead")
-    f.add_argument("--data-dir", metavar="DIR", type=V.flag(V.Rule(
-        "a directory (it is created if missing)", lambda v: not _is_file(v))),
-        help="data store directory (default: $PLANARPY_DATA or ./user/data)")
-    f.add_argument("--retries", type=V.flag(V.whole(0)), default=5,
-                   help="retries of a failing request, with backoff")
-    f.add_argument("--config", help="config file (default user/planar.toml)")
+    exchange_options(f)
     f.set_defaults(func=run_fetch)
     ls = sub.add_parser("ls", help="list the markets a backtest of EXCHANGE can use",
                         epilog=example("planarpy markets ls binance"))
@@ -50,19 +42,11 @@ def register(subparsers: Any) -> None:
     ls.set_defaults(func=run_ls)
 
 
-def _is_file(v: str) -> bool:
-    return Path(v).is_file()
-
-
 def run_fetch(args: argparse.Namespace) -> int:
-    from ..data.fetch import narrow_market_types, open_exchange, retrying, save_markets
+    from ..data.fetch import narrow_market_types, retrying, save_markets
     from ..data.store import OHLCVStore
-    from ..exchanges import exchange_config
 
-    xcfg = exchange_config(args.exchange, load_config(args.config), url=args.exchange_url)
-    exchange = open_exchange(xcfg.id, url=xcfg.url, options=xcfg.options,
-                             rate_limit=xcfg.rate_limit, timeout_ms=xcfg.timeout_ms,
-                             sandbox=xcfg.sandbox)
+    exchange = open_exchange(args)
     if args.symbols and all(":" not in s for s in args.symbols):
         narrow_market_types(exchange, args.symbols[0])  # spot only: fewer requests
     retrying(exchange.load_markets, f"{exchange.id}: loading markets", retries=args.retries,
