@@ -103,6 +103,8 @@ ROWS: list[tuple[str, str, str | None, tuple[str, ...]]] = [
      ("--data-dir", "'afile.txt'")),
     ("fetch symbol case", "fetch binance eth/btc 5m --since 0 --exchange-url {lx}", None,
      ("'eth/btc'", "'ETH/BTC'", "case-sensitive", "known: ETH/BTC, XRP/ETH")),
+    ("url path kept", "markets fetch binance ETH/BTC --retries 0 --exchange-url {lx}/api", None,
+     ("/api/api/v3/exchangeInfo",)),
     ("markets fetch case", "markets fetch binance xrp/eth --exchange-url {lx}", None,
      ("'xrp/eth'", "'XRP/ETH'", "case-sensitive")),
     ("markets ls dir", "markets ls binance --data-dir /nonexistent", None,

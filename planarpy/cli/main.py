@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 console.say(strategy_traceback(e))
                 return 1
             raise  # the strategy's own error: Python's traceback, ending where it was raised
-        console.say(f"planarpy: error: {user_message(e)}")
+        console.say(f"planarpy: error: {' '.join(user_message(e).split())}")  # one line
         return 2
 
 
