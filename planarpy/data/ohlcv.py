@@ -158,7 +158,7 @@ def align(series: dict[str, OHLCV], timeframe: str,
     start = min(int(o.timestamp[0]) for o in series.values())
     stop = max(int(o.timestamp[-1]) for o in series.values())
     timeline = np.arange(start, stop + tf, tf, dtype=np.int64) if gaps == "fill" else \
-        np.unique(np.concatenate([o.timestamp for o in series.values()])).astype(np.int64)
+        _union(o.timestamp for o in series.values())
     out = {}
     for name, o in series.items():
         pos = np.searchsorted(timeline, o.timestamp)
@@ -183,6 +183,12 @@ def align(series: dict[str, OHLCV], timeframe: str,
         vol[pos] = o.volume
         out[name] = OHLCV(timeline.copy(), col(o.open), col(o.high), col(o.low), col(o.close), vol)
     return timeline, out
+
+
+def _union(stamps: Iterable[np.ndarray]) -> np.ndarray:
+    """The sorted distinct times of several increasing arrays (np.unique hashes: slower)."""
+    ts = np.sort(np.concatenate(list(stamps)).astype(np.int64), kind="stable")
+    return ts[np.r_[True, ts[1:] != ts[:-1]]] if len(ts) else ts
 
 
 def resample(ohlcv: OHLCV, src_timeframe: str, dst_timeframe: str) -> OHLCV:
