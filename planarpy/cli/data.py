@@ -205,7 +205,7 @@ def run_ls(args: argparse.Namespace) -> int:
     if not entries:
         print(f"no stored candles in {store.root}")
         return 0
-    rows = [("EXCHANGE", "SYMBOL", "TIMEFRAME", "CANDLES", "FIRST", "LAST")]
+    rows = [("EXCHANGE", "SYMBOL", "TIMEFRAME", "CANDLES", "MISSING", "FIRST", "LAST")]
     damaged, old = [], []
     for entry in entries:
         problems = [str(entry)] if isinstance(entry, DataError) else \
@@ -217,7 +217,7 @@ def run_ls(args: argparse.Namespace) -> int:
         if entry.format != FORMAT:
             old.append(f"{entry.key} is in format {entry.format} (no checksums)")
         rows.append((entry.key.exchange, entry.key.symbol, entry.key.timeframe,
-                     str(entry.rows), iso(entry.first), iso(entry.last)))
+                     str(entry.rows), str(_missing(entry)), iso(entry.first), iso(entry.last)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
@@ -250,6 +250,13 @@ def run_upgrade(args: argparse.Namespace) -> int:
     if not entries:
         print(f"no stored candles in {store.root}")
     return 1 if failed else 0
+
+
+def _missing(info: SeriesInfo) -> int:
+    """Candles missing between the first and the last stored (the gaps)."""
+    if not info.rows or info.first is None or info.last is None:
+        return 0
+    return (info.last - info.first) // timeframe_ms(info.key.timeframe) + 1 - info.rows
 
 
 def _where(info: SeriesInfo) -> tuple[str, str, str]:

@@ -83,9 +83,17 @@ def test_import_then_ls(tmp_path: Path, capsys: Any) -> None:
     code, out, _ = run(capsys, "data", "ls", "--data-dir", str(data), "--check")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split() == ["EXCHANGE", "SYMBOL", "TIMEFRAME", "CANDLES", "FIRST", "LAST"]
-    assert row.split() == ["binance", "ETH/BTC", "5m", "5760", "2018-01-10T04:55Z",
+    assert header.split() == ["EXCHANGE", "SYMBOL", "TIMEFRAME", "CANDLES", "MISSING", "FIRST",
+                              "LAST"]
+    assert row.split() == ["binance", "ETH/BTC", "5m", "5760", "0", "2018-01-10T04:55Z",
                            "2018-01-30T04:50Z"]
+
+
+def test_ls_counts_the_missing_candles(tmp_path: Path, capsys: Any, xrp: OHLCV) -> None:
+    """`data ls` says how many candles are missing inside each series (gaps)."""
+    OHLCVStore(tmp_path).save("binance", "XRP/ETH", "1m", xrp)
+    code, out, _ = run(capsys, "data", "ls", "--data-dir", str(tmp_path))
+    assert code == 0 and out.splitlines()[1].split()[3:5] == ["2469", "1091"]
 
 
 def test_ls_empty_store(tmp_path: Path, capsys: Any) -> None:
