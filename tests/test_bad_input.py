@@ -148,6 +148,8 @@ ROWS: list[tuple[str, str, str | None, tuple[str, ...]]] = [
     ("speed nan", "exchange serve --speed nan", None, ("--speed", "'nan'")),
     ("speed 0", "exchange serve --speed 0", None, ("--speed", "'0'")),
     ("clock offset", "exchange serve --clock-offset nan", None, ("--clock-offset", "'nan'")),
+    ("serve data symbol", "exchange serve --data xrp/eth=eth5m.csv", None,
+     ("'xrp/eth'", "'XRP/ETH'", "case-sensitive")),
     ("optimize jobs", "optimize sma_cross --jobs 0", None, ("--jobs", "'0'")),
     ("optimize split", "optimize sma_cross --split 2", None, ("--split", "'2'")),
     ("optimize plot", "optimize sma_cross --plot heat.png", None, ("--plot", "'heat.png'")),

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from .. import validate as V
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, UnknownSymbol
 from .main import example
 
 
@@ -46,12 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from ..localexchange import AccountSpec, LocalExchange
     from ..localexchange.clock import Clock
+    from ..localexchange.server import bundled_markets
 
     data = {}
+    served = [m.symbol for m in bundled_markets()]
     for item in args.data:
         symbol, sep, path = item.partition("=")
         if not sep or not Path(path).is_file():
             raise ConfigError(f"--data expects SYMBOL=CSV with an existing file, got {item!r}")
+        if symbol not in served:
+            raise UnknownSymbol.among(symbol, served, "the local exchange's markets")
         data[symbol] = path
     offset = args.clock_offset
     if offset is not None and args.speed != 1.0:
