@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from ..core.errors import DataError
 from ..core.market import Market
@@ -31,19 +31,7 @@ def markets_file(exchange: str, root: str | Path | None = None) -> Path:
 def stored_markets(exchange: str, root: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """The stored markets of `exchange` as ccxt-shaped dicts ({} if none are stored);
     DataError naming the file if it is damaged."""
-    path = markets_file(exchange, root)
-    try:
-        doc = json.loads(path.read_bytes())
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path} cannot be read ({type(e).__name__}: {e}); fetch the markets "
-                        f"again with `planarpy markets fetch {exchange}`") from None
-    if not isinstance(doc, dict) or format_version(doc.get("format"), FORMAT_NAME) != 1 \
-            or seal_ok(doc) is not True or not isinstance(doc.get("markets"), dict):
-        raise DataError(f"{path} is damaged or not a planarpy markets file ({FORMAT}); fetch "
-                        f"the markets again with `planarpy markets fetch {exchange}`")
-    return doc["markets"]
+    return _read(exchange, root)["markets"]
 
 
 def store_markets(exchange: str, markets: Iterable[Market], fetched: int,
@@ -51,8 +39,8 @@ def store_markets(exchange: str, markets: Iterable[Market], fetched: int,
     """Add (or replace) `markets` in the stored markets of `exchange`, atomically;
     `fetched` is when they were read from the exchange (epoch ms)."""
     path = markets_file(exchange, root)
-    known = stored_markets(exchange, root)
-    times = _times(path)
+    doc = _read(exchange, root)
+    known, times = dict(doc["markets"]), dict(doc.get("fetched") or {})
     for m in markets:
         known[m.symbol] = m.to_ccxt()
         times[m.symbol] = fetched
@@ -63,12 +51,20 @@ def store_markets(exchange: str, markets: Iterable[Market], fetched: int,
     return path
 
 
-def _times(path: Path) -> dict[str, int]:
+def _read(exchange: str, root: str | Path | None) -> dict[str, Any]:
+    path = markets_file(exchange, root)
     try:
-        times = json.loads(path.read_bytes()).get("fetched")
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return dict(times) if isinstance(times, Mapping) else {}
+        doc = json.loads(path.read_bytes())
+    except (FileNotFoundError, NotADirectoryError):
+        return {"markets": {}, "fetched": {}}
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path} cannot be read ({type(e).__name__}: {e}); fetch the markets "
+                        f"again with `planarpy markets fetch {exchange}`") from None
+    if not isinstance(doc, dict) or format_version(doc.get("format"), FORMAT_NAME) != 1 \
+            or seal_ok(doc) is not True or not isinstance(doc.get("markets"), dict):
+        raise DataError(f"{path} is damaged or not a planarpy markets file ({FORMAT}); fetch "
+                        f"the markets again with `planarpy markets fetch {exchange}`")
+    return doc
 
 
 __all__ = ["markets_file", "stored_markets", "store_markets", "FORMAT"]

@@ -166,3 +166,19 @@ def test_a_url_keeps_its_path(lx, tmp_path, capsys):
     assert main(["markets", "fetch", "binance", "ETH/BTC", "--exchange-url", f"{lx.url}/proxy",
                  "--retries", "0", "--data-dir", str(tmp_path)]) == 2
     assert f"{lx.url}/proxy/api/v3/exchangeInfo" in capsys.readouterr().err
+
+
+def test_a_hand_edited_or_damaged_markets_file_is_named(tmp_path):
+    """The stored markets are sealed: a changed value (or broken JSON) is an error naming
+    the file and the command that fetches them again, never a silently different rule."""
+    from planarpy.core.errors import DataError
+    from planarpy.data.markets import markets_file, store_markets
+    path = store_markets("binance", [SOL], 1, tmp_path)
+    assert path == markets_file("binance", tmp_path)
+    assert markets_for("binance", {}, tmp_path)["SOL/USDT"].min_cost == 5.0
+    path.write_text(path.read_text().replace('"min": 5.0', '"min": 0.5'))
+    with pytest.raises(DataError, match="markets.json is damaged .* planarpy markets fetch binance"):
+        markets_for("binance", {}, tmp_path)
+    path.write_text("{")
+    with pytest.raises(DataError, match="markets.json cannot be read"):
+        markets_for("binance", {}, tmp_path)
