@@ -177,7 +177,7 @@ def test_a_hand_edited_or_damaged_markets_file_is_named(tmp_path):
     assert path == markets_file("binance", tmp_path)
     assert markets_for("binance", {}, tmp_path)["SOL/USDT"].min_cost == 5.0
     path.write_text(path.read_text().replace('"min": 5.0', '"min": 0.5'))
-    with pytest.raises(DataError, match="markets.json is damaged .* planarpy markets fetch binance"):
+    with pytest.raises(DataError, match="markets.json is damaged .* `planarpy markets fetch binance`"):
         markets_for("binance", {}, tmp_path)
     path.write_text("{")
     with pytest.raises(DataError, match="markets.json cannot be read"):
