@@ -137,8 +137,10 @@ class Strategy:
         for sym in self.universe:
             m = markets.get(sym)
             if m is None:
-                raise UnknownSymbol(f"{sym!r} is not in {self.exchange}'s markets; known: "
-                                    f"{', '.join(sorted(markets)) or 'none'}")
+                e = UnknownSymbol.among(sym, markets, f"{self.exchange}'s markets")
+                raise UnknownSymbol(f"{e}. Fetch its rules with `planarpy markets fetch "
+                                    f"{self.exchange} {sym}`, or describe it under "
+                                    f"[markets.{self.exchange}] in planar.toml")
             want_derivative = self.margin == "isolated"
             if m.is_derivative != want_derivative:
                 raise ConfigError(f"{sym} is a {m.kind} market but {type(self).__name__} has "
@@ -155,9 +157,14 @@ class Strategy:
                                      or lookback < 1):
             raise ConfigError(f"{type(self).__name__}: lookback must be a whole number of "
                               f"candles >= 1 (or None), got {lookback!r}")
+        start_cash = self.initial_cash if cash is None else cash
+        if isinstance(start_cash, bool) or not isinstance(start_cash, (int, float)) \
+                or not 0 < start_cash < 1e15:
+            raise ConfigError(f"{type(self).__name__}: starting cash must be a number > 0 "
+                              f"and < 1e15, not {start_cash!r} (initial_cash, or --cash)")
         self.mode = mode
         self.clock = clock if clock is not None else Clock()
-        self.state = State(self.quote, float(self.initial_cash if cash is None else cash), assets=assets)
+        self.state = State(self.quote, float(start_cash), assets=assets)
         self.assets: list[AssetInstance] = list(assets.values())
         self.i = -1
         self.engine: Any = None
@@ -174,8 +181,8 @@ class Strategy:
         try:
             return self.state.assets[symbol]
         except KeyError:
-            raise UnknownSymbol(f"{symbol!r} is not in {type(self).__name__}'s universe "
-                                f"({', '.join(self.state.assets)})") from None
+            raise UnknownSymbol.among(symbol, self.state.assets,
+                                      f"{type(self).__name__}'s universe") from None
 
     @property
     def cash(self) -> float:

@@ -56,10 +56,10 @@ def result_from_trace(trace: str | Path | Any, strategy: type[Strategy] | str, *
     if made_by != cls.__name__:
         raise ConfigError(f"run {events[0]['run']} of {trace} was recorded by {made_by}, not "
                           f"{cls.__name__}; give --strategy the strategy that made it")
-    s = cls(markets_for(cls.exchange, cfg), mode=Mode.SIM, cash=header.get("cash"),
+    s = cls(markets_for(cls.exchange, cfg, data_dir), mode=Mode.SIM, cash=header.get("cash"),
             params=resolve(cls, header.get("params")))
     t0, t1 = events[0]["ts"] // 1_000_000, events[-1]["ts"] // 1_000_000
-    timeline = _candles(s, data, data_dir, t0, t1)
+    timeline = _candles(s, data, data_dir, t0, t1, (header.get("data") or {}).get("gaps", "fill"))
     first = max(int(np.searchsorted(timeline, t0, "right")) - 1, 0)
     initial = float(header.get("cash", s.state.cash))
     s.state.cash = initial
@@ -70,9 +70,10 @@ def result_from_trace(trace: str | Path | Any, strategy: type[Strategy] | str, *
 
 
 def _candles(s: Strategy, data: Mapping[str, Any] | None, data_dir: Any, start: int,
-             end: int) -> np.ndarray:
-    """The universe's candles up to the run's end; DataError unless they cover the run (a
-    paper or live run needs its own candles: the bundled samples are from other years)."""
+             end: int, gaps: str = "fill") -> np.ndarray:
+    """The universe's candles up to the run's end, gaps handled as the run had them;
+    DataError unless they cover the run (a paper or live run needs its own candles: the
+    bundled samples are from other years)."""
     series = {}
     for ai in s.assets:
         given = (data or {}).get(ai.symbol)
@@ -86,7 +87,7 @@ def _candles(s: Strategy, data: Mapping[str, Any] | None, data_dir: Any, start: 
             raise DataError(f"the {ai.symbol} candles at hand ({held}) do not cover the run "
                             f"({iso(start)} to {iso(end)}); give them with --data "
                             f"{ai.symbol}=CSV (data= in Python) or --data-dir")
-    timeline, aligned = align(series, s.timeframe)
+    timeline, aligned = align(series, s.timeframe, gaps)
     for ai in s.assets:
         ai.ohlcv = aligned[ai.symbol]
     s.prepare_indicators()

@@ -173,6 +173,8 @@ def cancel_order(state: State, ai: AssetInstance, order: Order,
         order.status = status
     if order.filled > 0 and order.id in ai.orders:
         state.orders_partial += 1
+        if order.commits_quote:  # it opened or added to a position
+            state.entries_partial.append(order.filled / order.amount)
     _release(state, ai, order, order.committed)
     ai.orders.pop(order.id, None)
     settle(state, ai)

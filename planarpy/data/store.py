@@ -292,6 +292,27 @@ class OHLCVStore:
             return WriteReport(key, added, len(inside), tuple(sorted(gaps, key=lambda g: g.start)),
                                series.rows, series.first, series.last, rewritten=bool(len(before)))
 
+    def remove(self, exchange: str, symbol: str, timeframe: str) -> str:
+        """Delete a stored series, damaged or not; what was removed, in words. Atomic: the
+        series is renamed away under its lock, then deleted (a kill leaves it whole or
+        gone). DataError if it is not stored."""
+        key = SeriesKey(exchange, symbol, timeframe)
+        path = self.root / key.path
+        if not path.is_dir():
+            raise DataError(f"no stored candles for {key} in {self.root}")
+        for old in path.parent.glob(f".{timeframe}.removed-*"):
+            shutil.rmtree(old, ignore_errors=True)  # left by a remove that was killed
+        with _locked(path):
+            try:
+                series = self._open(key)
+                what = str(_info(series)) if series is not None else f"{key}: empty"
+            except DataError as e:
+                what = f"{key} (damaged: {e})"
+            gone = path.with_name(f".{timeframe}.removed-{os.getpid()}")
+            os.replace(path, gone)
+        shutil.rmtree(gone)
+        return what
+
     # internals: opening and validating
 
     def _store(self) -> LocalStore:

@@ -11,11 +11,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..config import load_config, project_dir
-from ..core.errors import ConfigError, DataError
-from ..data.ohlcv import OHLCV, align
-from ..data.sources import load_ohlcv, markets_for
+from ..core.errors import ConfigError
+from ..data.ohlcv import OHLCV, align, timeframe_ms
+from ..data.sources import markets_for
 from ..loader import find_strategy
 from ..modes.sim import SimConfig
+from ..modes.sim.data import DataUsed
+from ..modes.sim.run import load_universe
 from ..strategy import Strategy
 from . import splits
 from .objectives import constraints as make_constraints
@@ -81,8 +83,8 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
         jobs = batch
     _check_inputs(cash, study, data_dir)
     config = config if config is not None else SimConfig(seed=seed)
-    series, timeline = _candles(cls, data, stop, cfg, data_dir)
-    markets = dict(markets) if markets is not None else markets_for(cls.exchange, cfg)
+    series, timeline, used = _candles(cls, data, stop, data_dir, config.gaps)
+    markets = dict(markets) if markets is not None else markets_for(cls.exchange, cfg, data_dir)
     folds = _folds(timeline, start, stop, split, walk_forward, train, anchored)
     points = tuple(space.grid_points()) if method == "grid" else ()
     total = _total(method, points, trials)
@@ -111,7 +113,7 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
             results.append(_fold_result(fold, name, s, plan, pool))
         workers = pool.memory()
     return OptimizeResult(cls.__name__, method, objs, tuple(space.names), dict(space.fixed),
-                          results, storage, workers, cons)
+                          results, storage, workers, cons, data=used)
 
 
 def _check_not_in_worker() -> None:
@@ -162,20 +164,14 @@ def _total(method: str, points: Sequence[Any], trials: int | None) -> int:
 
 
 def _candles(cls: type[Strategy], data: Mapping[str, Any] | None, stop: int | None,
-             cfg: Mapping[str, Any], data_dir: Any) -> tuple[dict[str, OHLCV], np.ndarray]:
-    """The universe's candles, aligned once on one timeline, so trials copy nothing."""
-    series = {}
-    for sym in cls.universe:
-        given = (data or {}).get(sym)
-        o = given if isinstance(given, OHLCV) else \
-            load_ohlcv(cls.exchange, sym, cls.timeframe, csv=given, data_dir=data_dir)
-        series[sym] = o.between(None, stop) if stop is not None else o
-    unknown = set(data or {}) - set(series)
-    if unknown:
-        raise DataError(f"data given for {', '.join(sorted(unknown))}, which is not in the "
-                        f"strategy's universe ({', '.join(series)})")
-    timeline, aligned = align(series, cls.timeframe)
-    return aligned, timeline
+             data_dir: Any, gaps: str) -> tuple[dict[str, OHLCV], np.ndarray, DataUsed]:
+    """The universe's candles, aligned once on one timeline, so trials copy nothing; and
+    what data they are."""
+    series, sources = load_universe(cls.exchange, cls.timeframe, list(cls.universe), data,
+                                    data_dir, stop)
+    timeline, aligned = align(series, cls.timeframe, gaps)
+    used = DataUsed.of(sources, gaps, series, timeline, timeframe_ms(cls.timeframe))
+    return aligned, timeline, used
 
 
 def _folds(timeline: np.ndarray, start: int | None, stop: int | None, split: float | None,

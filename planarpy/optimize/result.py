@@ -51,6 +51,7 @@ class OptimizeResult:
     storage: str
     workers: list[dict[str, Any]] = attrs.Factory(list)
     constraints: tuple[Constraint, ...] = ()
+    data: Any = None  # the DataUsed of the candles every trial ran on
 
     @property
     def trials(self) -> list[dict[str, Any]]:

@@ -132,6 +132,7 @@ def evaluate(ctx: Context, cls: type, data: Mapping[str, OHLCV], task: Task) -> 
     r = backtest(s, data=data, start=task.start, stop=task.stop, config=config,
                  settings=ctx.settings)
     summary = r.summary()
+    summary.pop("data", None)  # the same for every trial: the result holds it once
     values = [o.value(r, summary) for o in ctx.objectives]
     return {"number": task.number, "summary": summary, "values": values,
             "seconds": time.perf_counter() - t, "pid": os.getpid()}

@@ -130,7 +130,8 @@ def test_sim_with_a_missing_data_dir_is_an_error(capsys: Any, repo_root: Path,
     monkeypatch.chdir(repo_root)
     code, _, err = run(capsys, "sim", "sma_cross", "--data-dir", "/nonexistent")
     assert code == 2
-    assert err == "planarpy: error: data directory /nonexistent does not exist (or is not a directory)\n"
+    assert err == ("planarpy: error: argument --data-dir: must be an existing directory, not "
+                   "'/nonexistent' (see planarpy sim --help)\n")
     code, _, err = run(capsys, "sim", "sma_cross", "--data-dir", str(tmp_path))
     assert code == 2 and f"no stored candles for binance ETH/BTC 5m in {tmp_path}" in err
 

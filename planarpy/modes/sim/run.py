@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import attrs
 import numpy as np
 
 from ...actions import Mode, pipeline
 from ...config import load_config
-from ...core.errors import ConfigError, DataError, LookAheadError, LookbackError
+from ...core.errors import ConfigError, DataError, LookAheadError, LookbackError, UnknownSymbol
 from ...core.risk import RiskRules
 from ...data.ohlcv import OHLCV, align, timeframe_ms
-from ...data.sources import load_ohlcv, markets_for
+from ...data.sources import DataSource, find_ohlcv, markets_for
 from ...strategy import Strategy
 from .config import SimConfig
 from .engine import SimClock, SimEngine
+from .data import DataUsed
 from .executor import SimExecutor
 from .guard import EquityGuard
 from .results import SimResult, equity_curve
@@ -47,28 +48,18 @@ def backtest(strategy: type[Strategy] | Strategy, *,
                               "has its parameters already (give params= when building it)")
         s = strategy
     else:
-        s = strategy(markets_for(strategy.exchange, cfg), mode=Mode.SIM, cash=cash,
+        s = strategy(markets_for(strategy.exchange, cfg, data_dir), mode=Mode.SIM, cash=cash,
                      params=params)
     initial_cash = s.state.cash
-    series = {}
-    for ai in s.assets:
-        given = (data or {}).get(ai.symbol)
-        if isinstance(given, OHLCV):
-            o = given
-        else:
-            o = load_ohlcv(s.exchange, ai.symbol, s.timeframe, csv=given, data_dir=data_dir)
-        if stop is not None:
-            o = o.between(None, stop)
-        series[ai.symbol] = o
-    unknown = set(data or {}) - set(series)
-    if unknown:
-        raise DataError(f"data given for {', '.join(sorted(unknown))}, which is not in the "
-                        f"strategy's universe ({', '.join(series)})")
-    timeline, aligned = align(series, s.timeframe)
+    series, sources = load_universe(s.exchange, s.timeframe, list(s.state.assets), data,
+                                    data_dir, stop)
+    timeline, aligned = align(series, s.timeframe, config.gaps)
     if len(timeline) < 2:
         raise DataError("need at least two candles to backtest")
     tf = timeframe_ms(s.timeframe)
-    engine = SimEngine(s, config, range(int(timeline[0]), int(timeline[-1]) + tf, tf), tf)
+    used = DataUsed.of(sources, config.gaps, series, timeline, tf)
+    engine = SimEngine(s, config, range(int(timeline[0]), int(timeline[-1]) + tf, tf)
+                       if config.gaps == "fill" else timeline.tolist(), tf)
     fees = {k: v for k, v in (("maker", config.maker), ("taker", config.taker),
                               ("fee_side", config.fee_side)) if v is not None}
     for ai in s.assets:
@@ -98,7 +89,7 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     s.emit("strategy_started", {"strategy": type(s).__name__, "mode": "sim",
                                 "cash": initial_cash, "seed": config.seed,
                                 "universe": [ai.symbol for ai in s.assets],
-                                "params": dict(s.params)})
+                                "params": dict(s.params), "data": used.to_dict()})
     s.start()
     bar = _progress(len(timeline) - 1 - first) if progress else None
     try:
@@ -111,7 +102,33 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     if recorder is not None and hasattr(recorder, "flush"):
         recorder.flush()
     curve = equity_curve(engine, s, first, initial_cash)
-    return SimResult(s, timeline[first:], curve, initial_cash, config.seed)
+    return SimResult(s, timeline[first:], curve, initial_cash, config.seed, data=used)
+
+
+def load_universe(exchange: str, timeframe: str, symbols: Sequence[str],
+                  data: Mapping[str, OHLCV | str | Path] | None, data_dir: str | Path | None,
+                  stop: int | None) -> tuple[dict[str, OHLCV], list[DataSource]]:
+    """Each market's candles (up to `stop`) and where they came from: given to `backtest`
+    (candles or a CSV), else found by `find_ohlcv`."""
+    unknown = [sym for sym in data or {} if sym not in symbols]
+    if unknown:
+        e = UnknownSymbol.among(unknown[0], symbols, "the strategy's universe")
+        raise DataError(f"data given for a market the strategy does not trade: {e}")
+    series, sources = {}, []
+    for sym in symbols:
+        given = (data or {}).get(sym)
+        if isinstance(given, OHLCV):
+            o, src = given, DataSource(sym, "given", "backtest(data=...)", timeframe,
+                                       len(given), *_span(given))
+        else:
+            o, src = find_ohlcv(exchange, sym, timeframe, csv=given, data_dir=data_dir)
+        series[sym] = o if stop is None else o.between(None, stop)
+        sources.append(src)
+    return series, sources
+
+
+def _span(o: OHLCV) -> tuple[int | None, int | None]:
+    return (int(o.timestamp[0]), int(o.timestamp[-1])) if len(o) else (None, None)
 
 
 def risk_rules(given: RiskRules | Mapping[str, Any] | None, cfg: Mapping[str, Any],
