@@ -122,6 +122,12 @@ class Strategy:
         watcher; the message never holds a credential). Runs on the engine's loop: do not
         `call` from here."""
 
+    def on_reconcile(self, alignment: Any) -> None:
+        """Live: a periodic reconciliation found the exchange differs from the local state
+        (`alignment.lines()` says how; see `planarpy.modes.live.alignment`). A strategy
+        may also define `checkpoint() -> dict` and `restore(dict)`: its own variables,
+        recorded in the trace and given back after a restart."""
+
     # ---- engine side -----------------------------------------------------------------
     def __init__(self, markets: Mapping[str, Market], *, mode: Mode = Mode.SIM,
                  cash: float | None = None, clock: Any = None,

@@ -36,6 +36,10 @@ KINDS: tuple[str, ...] = (
     "ticks_skipped",
     "risk_denied",
     "trading_state_changed",
+    "alert",
+    "reconciled",
+    "checkpoint",
+    "checkpoint_restored",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

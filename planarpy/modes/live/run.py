@@ -36,6 +36,17 @@ class LiveRun(RunHandle):
             failure = session.describe(e)
         raise ExchangeRequestError(f"reconcile: could not ask the exchange: {failure}")
 
+    def align(self, timeout: float = 30.0) -> Any:
+        """Reconcile now as the periodic reconciliation does, policy included; the
+        `Alignment` found (see `planarpy.modes.live.alignment`). ExchangeRequestError if
+        the exchange could not be asked in time."""
+        session = self.session
+        try:
+            return session.engine.blocking(session.aligner.run(), timeout)
+        except (ccxt.BaseError, TimeoutError, OSError) as e:
+            failure = session.describe(e)
+        raise ExchangeRequestError(f"align: could not ask the exchange: {failure}")
+
 
 def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
              exchange: str | None = None, keys: ApiKeys | None = None,
@@ -51,9 +62,11 @@ def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
                                 cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
     keys = keys if keys is not None else load_keys(xcfg.keys or xcfg.name)
     general, own = mode_tables(settings, "live", cls.__name__)
-    hand = own.get("hand_orders", general.get("hand_orders"))
-    if hand is not None:
-        options.setdefault("hand_orders", hand)
+    for key in ("hand_orders", "reconcile_every", "reconcile_policy", "checkpoint_every"):
+        value = own.get(key, general.get(key))
+        if value is not None:
+            options.setdefault(key, value)
+    options.setdefault("alerts", settings.get("alerts"))
     return LiveRun(LiveSession(cls, xcfg, keys, recorder=trace, handlers=HANDLERS, **stop,
                                **options))
 

@@ -38,6 +38,7 @@ from . import stopping
 from .candles import extend, newest_closed, sleep_toward, start_series, wall_seconds
 from .engine import EngineThread, ExchangeClock
 from .stopping import StopReport
+from .supervision import DEFAULT_CHECKPOINT_EVERY, Supervisor
 from .watchers import Watcher
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,9 @@ class Session:
                  stall_after: float = 10.0, candles: int = 500, on_stop: str = "keep",
                  stop_timeout: float = stopping.DEFAULT_STOP_TIMEOUT,
                  params: Mapping[str, Any] | None = None, clock: Any = None, backlog: int = 10,
-                 close_delay: float = 0.25, handlers: Dispatch | None = None) -> None:
+                 close_delay: float = 0.25, handlers: Dispatch | None = None,
+                 checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
+                 alerts: Any = None) -> None:
         self.cls = cls
         self.params = resolve_params(cls, params)  # checked before anything starts
         self.exchange = exchange
@@ -110,6 +113,8 @@ class Session:
         self._housekept = 0.0
         self._clock_synced = time.monotonic()  # ccxt measures the offset as markets load
         self._next_interval = 0.0
+        # checkpoints, alerts, health checks (`alerts`: planar.toml's [alerts] table)
+        self.supervisor = Supervisor(self, checkpoint_every, alerts)
 
     # ---- what a mode supplies ---------------------------------------------------------
     async def _startup(self) -> None:
@@ -166,6 +171,7 @@ class Session:
     async def start_strategy(self) -> None:
         """The strategy's start(), before its first tick."""
         self.strategy_started = True
+        await self.supervisor.restore()
         await self.engine.run_strategy(self.s.start)
 
     async def begin(self, s: Strategy, **started: Any) -> None:
@@ -174,6 +180,7 @@ class Session:
         s.dispatch = self.handlers
         s.recorder = self.recorder
         self.s = s
+        self.supervisor.begin(s)
         s.reset()
         await self.emit("strategy_started", {"strategy": self.cls.__name__,
                                              "mode": s.mode.value, "exchange": self.exchange.id,
@@ -280,6 +287,7 @@ class Session:
             if self.recorder is not None:
                 await asyncio.to_thread(self.recorder.close)  # a flush: off the loop
             await close_client(self.client)
+            self.supervisor.close()
             self._ended()
 
     async def stop_attempt(self) -> list[Any]:
@@ -318,7 +326,8 @@ class Session:
     async def _run(self) -> None:
         """Tick, with the mode's background loops beside, until a stop is asked."""
         loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(fn()) for fn in [self._tick_loop, *self._background()]]
+        tasks = [loop.create_task(fn()) for fn in [self._tick_loop, self.supervisor.loop,
+                                                   *self._background()]]
         await self._stop.wait()  # type: ignore[union-attr]
         for task in tasks:
             task.cancel()
@@ -336,6 +345,7 @@ class Session:
             await self._bounded(self.engine.run_strategy(self.s.stop), deadline, "stop")
         await self._bounded(self.engine.drain(self.waitfor + 5.0), deadline, "stop")
         undone = await stopping.carry_out(self, deadline)
+        await self._bounded(self.supervisor.final(), deadline, "stop")  # the last checkpoint
         await self._stop_watchers()  # nothing changes after strategy_stopped
         report = StopReport(self.on_stop, reason, tuple(stopping.open_items(self.s)),
                             tuple(undone))
@@ -370,6 +380,8 @@ class Session:
         """`emit`, by a caller that holds the state lock already."""
         effect = self.s.emit(kind, payload, symbol)
         self.last_event = time.monotonic()
+        if effect.risk is not None:
+            self.supervisor.on_effect(kind, effect)
         if effect.order is not None:
             waiter = self.waiters.get(effect.order.id)
             if waiter is not None:
@@ -378,6 +390,27 @@ class Session:
                 if effect.trade is not None or not effect.order.is_open:
                     waiter.set()
         return effect
+
+    def alert(self, kind: str, message: str, details: Mapping[str, Any] | None = None) -> None:
+        """Raise an alert: logged, recorded, posted to the webhooks (never blocks)."""
+        self.supervisor.alert(kind, message, details)
+
+    async def halt_trading(self, rule: str, reason: str) -> None:
+        """Halt trading as a breaker does (the trading state HALTED, recorded)."""
+        from ...actions import pipeline
+        from ...core.risk import Breach, TradingState
+        breach = Breach(rule, reason, TradingState.HALTED)
+        s = self.s
+        if s.executor is not None:
+            await self.engine.run_strategy(lambda: pipeline.trip(s, breach))
+        elif s.state.risk.trading is not TradingState.HALTED:
+            await self.emit("trading_state_changed", {
+                "state": "halted", "previous": s.state.risk.trading.value, "rule": rule,
+                "reason": reason, "ts": s.clock.now()})
+
+    def supervision_metrics(self) -> dict[str, Any]:
+        """A mode's figures for the shutdown line."""
+        return {}
 
     async def record(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> None:
         """An event that changes no state (errors, connection news, requests, market data):

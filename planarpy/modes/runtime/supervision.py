@@ -1,0 +1,190 @@
+"""What watches over a paper or live run while it runs: checkpoints, alerts, and the
+health checks that raise them.
+
+- **Checkpoints.** A strategy may define `checkpoint() -> dict` (JSON-able: its own
+  variables) and `restore(dict)`. Every `checkpoint_every` seconds, and at stop, the run
+  records a `checkpoint` event with what `checkpoint()` returned. A run started on the
+  trace of an earlier run of the same strategy (after a crash too: a SIGKILL loses only
+  what the trace had not flushed) calls `restore` with the newest checkpoint, before its
+  `start()`; the exchange sync then brings what happened meanwhile.
+- **Alerts** (see alerts.py): a trading state that moves (a risk trip, a halt), a stream
+  down for longer than `[alerts] disconnect_after`, and a trace that failed to write are
+  each raised once, when they begin.
+- **Shutdown metrics**: at stop, one log line says how the run went.
+
+The keys: `[live]`/`[paper]` (and `[live.NAME]`/`[paper.NAME]`) `checkpoint_every`
+(seconds, default 60); `[alerts]` (see alerts.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from ... import validate as V
+from ...core.errors import ConfigError
+from .alerts import AlertConfig, Alerts
+
+log = logging.getLogger(__name__)
+
+KEYS = {"checkpoint_every": V.positive("seconds")}
+DEFAULT_CHECKPOINT_EVERY = 60.0
+WATCH_EVERY = 1.0  # seconds between health checks
+
+
+def checkpoint_of(s: Any) -> dict[str, Any] | None:
+    """The strategy's `checkpoint()`, checked: a JSON-able dict, or None if it keeps none.
+    ConfigError naming the strategy if it returns anything else."""
+    fn = getattr(s, "checkpoint", None)
+    if fn is None:
+        return None
+    value = fn()
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{type(s).__name__}.checkpoint() must return a dict, not "
+                          f"{type(value).__name__}")
+    try:
+        return json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{type(s).__name__}.checkpoint() must return JSON-able values "
+                          f"(numbers, text, lists, dicts): {e}") from None
+
+
+def last_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    """The newest committed `checkpoint` event of the trace at `path`, or None."""
+    from ...trace import trace_tail
+    found = trace_tail(path, n=1, kinds="checkpoint")
+    return found[-1] if found else None
+
+
+class Supervisor:
+    """A session's checkpoints, alerts and health checks (see the module docstring)."""
+
+    def __init__(self, session: Any, checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
+                 alerts: AlertConfig | Mapping[str, Any] | None = None) -> None:
+        self.session = session
+        self.checkpoint_every = KEYS["checkpoint_every"].value(checkpoint_every,
+                                                               "checkpoint_every")
+        self.config = alerts if isinstance(alerts, AlertConfig) else \
+            AlertConfig.from_config(alerts)
+        self.alerts: Alerts | None = None
+        self.checkpoints = 0
+        self.restored: dict[str, Any] | None = None  # the checkpoint the run resumed from
+        self.started = time.monotonic()
+        self._down: set[str] = set()  # watchers told as down
+        self._trace_failures = 0
+
+    def begin(self, s: Any) -> None:
+        """The strategy is built: alerts name it from now on."""
+        session = self.session
+        self.alerts = Alerts(self.config, {"strategy": type(s).__name__, "mode": s.mode.value,
+                                           "exchange": session.exchange.id},
+                             record=self._record,
+                             secrets=(session.keys.api_key, session.keys.secret,
+                                      session.keys.password))
+
+    def _record(self, kind: str, payload: dict[str, Any]) -> None:
+        recorder, s = self.session.recorder, self.session.s
+        if recorder is not None and s is not None:
+            recorder.record(kind, payload, symbol=None, ts=s.clock.now_ns())
+
+    def alert(self, kind: str, message: str, details: Mapping[str, Any] | None = None) -> None:
+        if self.alerts is not None:
+            s = self.session.s
+            self.alerts.send(kind, message, details, ts=s.clock.now() if s is not None else None)
+
+    # ---- checkpoints -----------------------------------------------------------------
+    async def restore(self) -> None:
+        """Before the strategy's start(): its variables from the trace's newest checkpoint."""
+        path = getattr(self.session.recorder, "path", None)
+        s = self.session.s
+        if path is None or getattr(s, "restore", None) is None:
+            return
+        found = await asyncio.to_thread(last_checkpoint, path)
+        if found is None or not isinstance((found.get("payload") or {}).get("vars"), dict):
+            return
+        self.restored = found["payload"]["vars"]
+        await self.session.engine.run_strategy(lambda: s.restore(dict(self.restored)))
+        await self.session.record("checkpoint_restored", {"from_run": found.get("run"),
+                                                          "ts": found.get("ts")})
+
+    async def checkpoint(self, why: str) -> bool:
+        """Record the strategy's checkpoint now (it runs as strategy code); whether one was."""
+        session = self.session
+        vars_ = await session.engine.run_strategy(lambda: checkpoint_of(session.s))
+        if vars_ is None:
+            return False
+        await session.emit("checkpoint", {"vars": vars_, "why": why,
+                                          "ts": session.s.clock.now(), "ticks": session.ticks})
+        self.checkpoints += 1
+        return True
+
+    # ---- the loop --------------------------------------------------------------------
+    async def loop(self) -> None:
+        """Checkpoints on their interval, and the health checks, until cancelled."""
+        due = time.monotonic() + self.checkpoint_every
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            try:
+                self.watch()
+                if time.monotonic() >= due:
+                    due = time.monotonic() + self.checkpoint_every
+                    await self.checkpoint("interval")
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                await self.session.report_error(e, where="supervision")
+
+    def watch(self) -> None:
+        """Alert once when a stream has been down too long, or the trace failed to write."""
+        now = asyncio.get_running_loop().time()
+        for name, w in list(self.session.watchers.items()):
+            down = not w.connected and now - w.last_message >= self.config.disconnect_after
+            if down and name not in self._down:
+                self._down.add(name)
+                self.alert("disconnect", f"the {name} stream has been down for "
+                           f"{now - w.last_message:.0f} s", {"watcher": name})
+            elif w.connected:
+                self._down.discard(name)
+        health = getattr(self.session.recorder, "health", None)
+        if health is not None:
+            h = health()
+            if h.failed_flushes > self._trace_failures:
+                self._trace_failures = h.failed_flushes
+                self.alert("trace", f"the trace could not be written: {h.last_error}",
+                           {"failed_flushes": h.failed_flushes, "pending": h.pending})
+
+    def on_effect(self, kind: str, effect: Any) -> None:
+        """An applied event: a trading state that moved is an alert."""
+        risk = effect.risk
+        if risk is not None and risk.kind == "state_changed" and risk.state != risk.previous:
+            what = "halt" if risk.state.value == "halted" else "risk"
+            self.alert(what, f"trading {risk.state.value.upper()} ({risk.rule}): {risk.reason}",
+                       {"rule": risk.rule, "state": risk.state.value,
+                        "previous": risk.previous.value})
+
+    # ---- the end ---------------------------------------------------------------------
+    async def final(self) -> None:
+        """At stop, after on_stop: the last checkpoint and the shutdown metrics."""
+        session = self.session
+        if session.strategy_started:
+            await self.checkpoint("stop")
+        log.info("%s stopped: %s", session.cls.__name__,
+                 ", ".join(f"{k} {v}" for k, v in self.metrics().items()))
+
+    def metrics(self) -> dict[str, Any]:
+        session = self.session
+        out = {"ran_s": round(time.monotonic() - self.started, 1), "ticks": session.ticks,
+               "checkpoints": self.checkpoints, "errors": len(session.errors),
+               "alerts": self.alerts.raised if self.alerts else 0,
+               "open_orders": sum(len(ai.orders) for ai in session.s.assets)}
+        return {**out, **session.supervision_metrics()}
+
+    def close(self) -> None:
+        if self.alerts is not None:
+            self.alerts.close()
