@@ -17,7 +17,7 @@ from ...exchanges import ApiKeys, ExchangeConfig
 from ...exchanges.venues import venue_for
 from ...strategy import Strategy
 from ..runtime import Session, Watcher
-from . import inflight, reports, translate
+from . import inflight, reports, resume, translate
 from .alignment import DEFAULT_EVERY, Aligner
 from .inflight import Flights
 from .reconciler import HAND_ORDERS, REST, Reconciler
@@ -82,6 +82,8 @@ class LiveSession(Session):
         universe = await self.load_universe()
         s = self.cls(universe, mode=Mode.LIVE, clock=self.exchange_clock(), params=self.params)
         await self.begin(s)
+        await self.supervisor.restore()  # its variables, before the fills it missed
+        await resume.carry_over(self)  # the earlier runs' state, settled (resume.py)
         await self.sync()
         await self.refresh_candles()
         await self.start_strategy()

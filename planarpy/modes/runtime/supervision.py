@@ -78,6 +78,7 @@ class Supervisor:
         self.started = time.monotonic()
         self._down: set[str] = set()  # watchers told as down
         self._trace_failures = 0
+        self._restored = False
 
     def begin(self, s: Any) -> None:
         """The strategy is built: alerts name it from now on."""
@@ -103,8 +104,9 @@ class Supervisor:
         """Before the strategy's start(): its variables from the trace's newest checkpoint."""
         path = getattr(self.session.recorder, "path", None)
         s = self.session.s
-        if path is None or getattr(s, "restore", None) is None:
+        if path is None or getattr(s, "restore", None) is None or self._restored:
             return
+        self._restored = True
         found = await asyncio.to_thread(last_checkpoint, path)
         if found is None or not isinstance((found.get("payload") or {}).get("vars"), dict):
             return
