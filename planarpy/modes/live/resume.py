@@ -9,8 +9,8 @@ its own first events, before the exchange sync:
    include them: history only, and each fill's id is known, so none counts twice);
 2. each order they left open, as `order_created` with what it had filled;
 3. each of those orders looked up by client id and settled through the one fill
-   reconciler: its fills while the run was down applied once, its end (filled,
-   cancelled) applied. An order the exchange says does not exist is closed; one it
+   reconciler: its fills while the run was down applied once (fetched, for an order
+   still open), its end (filled, cancelled) applied. An order the exchange says does not exist is closed; one it
    could not be asked about stays open, for the periodic reconciliation.
 
 Then the ordinary sync brings the balances and positions, adopts orders that appeared,
@@ -97,3 +97,12 @@ async def settle(session: Any, ai: AssetInstance, oid: str) -> None:
             await session.report_error(e, where="resume", symbol=ai.symbol)
         return
     await reports.on_order(session, o, REST)
+    order = ai.orders.get(oid)
+    behind = float(o.get("filled") or 0.0) - (order.filled if order is not None else 0.0)
+    if order is not None and behind > ai.market.amount_step * 1e-6:
+        # still open, with fills while the run was down: an open order's report brings
+        # its `filled`, not its fills; they are fetched (never emulated: it goes on)
+        trades = await reports.fetch_trades(session, ai, o)
+        state = session.s.state
+        await reports.take(session, "trades", REST, {"symbol": ai.symbol, "order": o.get("id")},
+                           lambda: session.fills.fetched(state, ai, order, o, trades))

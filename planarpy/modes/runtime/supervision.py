@@ -131,7 +131,7 @@ class Supervisor:
         """Checkpoints on their interval, and the health checks, until cancelled."""
         due = time.monotonic() + self.checkpoint_every
         while True:
-            await asyncio.sleep(WATCH_EVERY)
+            await asyncio.sleep(max(0.0, min(WATCH_EVERY, due - time.monotonic())))
             try:
                 self.watch()
                 if time.monotonic() >= due:
