@@ -40,6 +40,7 @@ KINDS: tuple[str, ...] = (
     "reconciled",
     "checkpoint",
     "checkpoint_restored",
+    "shadow_metrics",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -104,6 +104,7 @@ class LocalExchange:
         for spec in accounts if accounts is not None else [AccountSpec()]:
             self.add_account(spec)
         self.engine.listeners.append(self.hub.on_event)
+        self.engine.fill_worse = lambda: float(self.faults.fill_worse_bps)
         self.faults.on_drop = self._drop
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -67,6 +67,7 @@ def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
         if value is not None:
             options.setdefault(key, value)
     options.setdefault("alerts", settings.get("alerts"))
+    options.setdefault("shadow", settings.get("shadow"))
     return LiveRun(LiveSession(cls, xcfg, keys, recorder=trace, handlers=HANDLERS, **stop,
                                **options))
 

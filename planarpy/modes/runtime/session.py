@@ -38,6 +38,7 @@ from . import stopping
 from .candles import extend, newest_closed, sleep_toward, start_series, wall_seconds
 from .engine import EngineThread, ExchangeClock
 from .stopping import StopReport
+from .shadow import Shadow, ShadowConfig
 from .supervision import DEFAULT_CHECKPOINT_EVERY, Supervisor
 from .watchers import Watcher
 
@@ -67,7 +68,7 @@ class Session:
                  params: Mapping[str, Any] | None = None, clock: Any = None, backlog: int = 10,
                  close_delay: float = 0.25, handlers: Dispatch | None = None,
                  checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
-                 alerts: Any = None) -> None:
+                 alerts: Any = None, shadow: Any = None) -> None:
         self.cls = cls
         self.params = resolve_params(cls, params)  # checked before anything starts
         self.exchange = exchange
@@ -115,6 +116,9 @@ class Session:
         self._next_interval = 0.0
         # checkpoints, alerts, health checks (`alerts`: planar.toml's [alerts] table)
         self.supervisor = Supervisor(self, checkpoint_every, alerts)
+        # the shadow backtest beside the run (`shadow`: planar.toml's [shadow], or True)
+        shadowing = ShadowConfig.of(shadow)
+        self.shadow = Shadow(self, shadowing) if shadowing.enabled else None
 
     # ---- what a mode supplies ---------------------------------------------------------
     async def _startup(self) -> None:
@@ -172,6 +176,8 @@ class Session:
         """The strategy's start(), before its first tick."""
         self.strategy_started = True
         await self.supervisor.restore()
+        if self.shadow is not None:
+            await self.engine.run_strategy(self.shadow.attach)
         await self.engine.run_strategy(self.s.start)
 
     async def begin(self, s: Strategy, **started: Any) -> None:
@@ -397,14 +403,17 @@ class Session:
 
     async def halt_trading(self, rule: str, reason: str) -> None:
         """Halt trading as a breaker does (the trading state HALTED, recorded)."""
+        await self.engine.run_strategy(lambda: self.trip_halt(rule, reason))
+
+    def trip_halt(self, rule: str, reason: str) -> None:
+        """`halt_trading`, as strategy code (holding the state lock)."""
         from ...actions import pipeline
         from ...core.risk import Breach, TradingState
-        breach = Breach(rule, reason, TradingState.HALTED)
         s = self.s
         if s.executor is not None:
-            await self.engine.run_strategy(lambda: pipeline.trip(s, breach))
+            pipeline.trip(s, Breach(rule, reason, TradingState.HALTED))
         elif s.state.risk.trading is not TradingState.HALTED:
-            await self.emit("trading_state_changed", {
+            self.apply_now("trading_state_changed", {
                 "state": "halted", "previous": s.state.risk.trading.value, "rule": rule,
                 "reason": reason, "ts": s.clock.now()})
 
@@ -579,6 +588,8 @@ class Session:
         """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`)."""
         self.s.i = i
         self.s.tick(ts)
+        if self.shadow is not None:
+            self.shadow.step(i)
         self._tick_ended = self.s.clock.now()
         self.ticks += 1
 
@@ -647,7 +658,8 @@ class Session:
         orders = sum(len(ai.orders) for ai in s.assets)
         age = time.monotonic() - self.last_event
         label = f" {self.label}" if self.label else ""
-        extra = self.status_extra()
+        extra = "  ".join(x for x in (self.status_extra(),
+                                      self.shadow.status() if self.shadow else "") if x)
         health = getattr(self.recorder, "health", None)  # the trace: pending, failures
         return (f"{type(s).__name__}{label} equity {s.state.equity(self.prices()):.8g} {s.quote}  "
                 f"orders {orders}  ticks {self.ticks}  {extra + '  ' if extra else ''}"
