@@ -13,8 +13,10 @@ its own first events, before the exchange sync:
    still open), its end (filled, cancelled) applied. An order the exchange says does not exist is closed; one it
    could not be asked about stays open, for the periodic reconciliation.
 
-Then the ordinary sync brings the balances and positions, adopts orders that appeared,
-and the strategy's variables come back from its last checkpoint (supervision.py).
+First of all, the strategy's variables come back from its newest checkpoint
+(supervision.py), so that the fills it missed reach a strategy that knows its own
+state. After it, the ordinary sync brings the balances and positions and adopts orders
+that appeared.
 Recording the carried state in the new run keeps both replays equal to the live state:
 that of the new run alone, and that of the whole trace across the crash (where the
 carried events change nothing twice: an order or a fill already there is a duplicate).
@@ -54,12 +56,25 @@ def earlier_state(path: str | Path, s: Any) -> tuple[State, int] | None:
     return (state, run) if run else None
 
 
+def last_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    """The newest committed `checkpoint` event of the trace at `path`, or None."""
+    from ...trace import trace_tail
+    from ...trace.layout import TraceError
+    try:
+        found = trace_tail(path, n=1, kinds="checkpoint")
+    except TraceError:  # a new, empty trace
+        return None
+    return found[-1] if found else None
+
+
 async def carry_over(session: Any) -> int:
-    """Carry the earlier runs' fills and open orders into this run, then settle the
-    orders (see the module docstring); how many orders were carried."""
+    """The strategy's variables from the newest checkpoint, then the earlier runs' fills
+    and open orders carried into this run and settled (see the module docstring); how
+    many orders were carried."""
     path = getattr(session.recorder, "path", None)
     if path is None:
         return 0
+    await session.supervisor.restore(await asyncio.to_thread(last_checkpoint, path))
     found = await asyncio.to_thread(earlier_state, path, session.s)
     if found is None:
         return 0

@@ -82,8 +82,7 @@ class LiveSession(Session):
         universe = await self.load_universe()
         s = self.cls(universe, mode=Mode.LIVE, clock=self.exchange_clock(), params=self.params)
         await self.begin(s)
-        await self.supervisor.restore()  # its variables, before the fills it missed
-        await resume.carry_over(self)  # the earlier runs' state, settled (resume.py)
+        await resume.carry_over(self)  # the earlier runs' state and variables (resume.py)
         await self.sync()
         await self.refresh_candles()
         await self.start_strategy()

@@ -175,7 +175,6 @@ class Session:
     async def start_strategy(self) -> None:
         """The strategy's start(), before its first tick."""
         self.strategy_started = True
-        await self.supervisor.restore()
         if self.shadow is not None:
             await self.engine.run_strategy(self.shadow.attach)
         await self.engine.run_strategy(self.s.start)

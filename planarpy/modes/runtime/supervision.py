@@ -3,10 +3,11 @@ health checks that raise them.
 
 - **Checkpoints.** A strategy may define `checkpoint() -> dict` (JSON-able: its own
   variables) and `restore(dict)`. Every `checkpoint_every` seconds, and at stop, the run
-  records a `checkpoint` event with what `checkpoint()` returned. A run started on the
-  trace of an earlier run of the same strategy (after a crash too: a SIGKILL loses only
-  what the trace had not flushed) calls `restore` with the newest checkpoint, before its
-  `start()`; the exchange sync then brings what happened meanwhile.
+  records a `checkpoint` event with what `checkpoint()` returned. A live run started on
+  the trace of an earlier run of the same strategy (after a crash too: a SIGKILL loses
+  only what the trace had not flushed) calls `restore` with the newest checkpoint before
+  anything else reaches the strategy (live/resume.py); the exchange sync then brings what
+  happened meanwhile. A paper run starts afresh.
 - **Alerts** (see alerts.py): a trading state that moves (a risk trip, a halt), a stream
   down for longer than `[alerts] disconnect_after`, and a trace that failed to write are
   each raised once, when they begin.
@@ -55,13 +56,6 @@ def checkpoint_of(s: Any) -> dict[str, Any] | None:
                           f"(numbers, text, lists, dicts): {e}") from None
 
 
-def last_checkpoint(path: str | Path) -> dict[str, Any] | None:
-    """The newest committed `checkpoint` event of the trace at `path`, or None."""
-    from ...trace import trace_tail
-    found = trace_tail(path, n=1, kinds="checkpoint")
-    return found[-1] if found else None
-
-
 class Supervisor:
     """A session's checkpoints, alerts and health checks (see the module docstring)."""
 
@@ -78,7 +72,6 @@ class Supervisor:
         self.started = time.monotonic()
         self._down: set[str] = set()  # watchers told as down
         self._trace_failures = 0
-        self._restored = False
 
     def begin(self, s: Any) -> None:
         """The strategy is built: alerts name it from now on."""
@@ -100,18 +93,15 @@ class Supervisor:
             self.alerts.send(kind, message, details, ts=s.clock.now() if s is not None else None)
 
     # ---- checkpoints -----------------------------------------------------------------
-    async def restore(self) -> None:
-        """Before the strategy's start(): its variables from the trace's newest checkpoint."""
-        path = getattr(self.session.recorder, "path", None)
+    async def restore(self, found: Mapping[str, Any] | None) -> None:
+        """The strategy's variables from checkpoint event `found` (the newest of the trace
+        of the earlier runs, which the mode reads), before anything else reaches it."""
         s = self.session.s
-        if path is None or getattr(s, "restore", None) is None or self._restored:
+        vars_ = (found.get("payload") or {}).get("vars") if found is not None else None
+        if getattr(s, "restore", None) is None or not isinstance(vars_, dict):
             return
-        self._restored = True
-        found = await asyncio.to_thread(last_checkpoint, path)
-        if found is None or not isinstance((found.get("payload") or {}).get("vars"), dict):
-            return
-        self.restored = found["payload"]["vars"]
-        await self.session.engine.run_strategy(lambda: s.restore(dict(self.restored)))
+        self.restored = vars_
+        await self.session.engine.run_strategy(lambda: s.restore(dict(vars_)))
         await self.session.record("checkpoint_restored", {"from_run": found.get("run"),
                                                           "ts": found.get("ts")})
 
