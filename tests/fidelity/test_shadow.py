@@ -10,7 +10,7 @@ from planarpy.core.errors import ConfigError
 from planarpy.core.risk import TradingState
 from planarpy.modes.runtime.shadow import ShadowConfig
 
-from fidelitykit import Cross, Memory, step_minutes, wait_for
+from fidelitykit import Cross, Memory, run_live, step_minutes, wait_for
 
 MINUTES = 60
 
@@ -42,16 +42,19 @@ def test_the_shadow_agrees_with_the_run(lx, start):
 
 
 @pytest.mark.parametrize("halt", [False, True], ids=["alert", "halt"])
-def test_worse_fills_trip_the_divergence_alert(lx, start, halt):
-    if start.mode == "paper":
-        pytest.skip("paper fills are simulated: the exchange's fills do not reach them")
+def test_worse_fills_trip_the_divergence_alert(lx, halt):
+    """Live only: paper's fills are simulated, the exchange's do not reach them."""
     lx.faults.update({"fill_worse_bps": 200})
-    run, memory = shadowed(start, lx, halt=halt)
+    memory = Memory()
+    run = run_live(lx, Cross, candles=100, trace=memory,
+                   shadow={"max_slippage_bps": 30.0, "halt": halt})
+    wait_for(lambda: run.session.ticks)
     step_minutes(lx, run, MINUTES)
     alerts = [a for a in memory.kinds("alert") if a["kind"] == "shadow"]
     assert alerts and "worse than the shadow" in alerts[0]["message"]
     assert alerts[0]["details"]["slippage_bps"] > 100
     trading = run.strategy.state.risk.trading
+    run.stop()
     assert (trading is TradingState.HALTED) == halt
 
 
