@@ -17,6 +17,7 @@ from ...exchanges import ApiKeys, load_keys
 from ...strategy import Strategy
 from ..runtime.handle import RunHandle, run_setup
 from ..runtime.stopping import mode_tables
+from ..runtime.supervision import run_options
 from .handlers import HANDLERS
 from .session import LiveSession
 
@@ -62,12 +63,10 @@ def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
                                 cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
     keys = keys if keys is not None else load_keys(xcfg.keys or xcfg.name)
     general, own = mode_tables(settings, "live", cls.__name__)
-    for key in ("hand_orders", "reconcile_every", "reconcile_policy", "checkpoint_every"):
-        value = own.get(key, general.get(key))
-        if value is not None:
-            options.setdefault(key, value)
-    options.setdefault("alerts", settings.get("alerts"))
-    options.setdefault("shadow", settings.get("shadow"))
+    hand = own.get("hand_orders", general.get("hand_orders"))
+    if hand is not None:
+        options.setdefault("hand_orders", hand)
+    options = {**run_options(settings, "live", cls.__name__), **options}
     return LiveRun(LiveSession(cls, xcfg, keys, recorder=trace, handlers=HANDLERS, **stop,
                                **options))
 

@@ -56,6 +56,18 @@ def checkpoint_of(s: Any) -> dict[str, Any] | None:
                           f"(numbers, text, lists, dicts): {e}") from None
 
 
+def run_options(settings: Mapping[str, Any], mode: str, strategy: str) -> dict[str, Any]:
+    """The supervision options of a run from planar.toml: `[mode]`/`[mode.NAME]` keys
+    (checkpoint_every; for live also reconcile_every and reconcile_policy), `[alerts]`
+    and `[shadow]` (each checked where the run reads it)."""
+    from .stopping import mode_tables
+    general, own = mode_tables(settings, mode, strategy)
+    keys = ("checkpoint_every", "reconcile_every", "reconcile_policy")
+    out = {k: own.get(k, general.get(k)) for k in keys}
+    return {**{k: v for k, v in out.items() if v is not None},
+            "alerts": settings.get("alerts"), "shadow": settings.get("shadow")}
+
+
 class Supervisor:
     """A session's checkpoints, alerts and health checks (see the module docstring)."""
 
