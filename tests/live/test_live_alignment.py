@@ -120,3 +120,21 @@ def test_bad_policy_and_interval_are_refused(lx):
     with pytest.raises(ConfigError, match=r"\[live\] reconcile_every must be"):
         live(lx, settings={"live": {"reconcile_every": -1},
                            "exchanges": {"binance": {"rate_limit": False}}})
+
+
+def test_could_not_ask_is_not_agreement(lx, tmp_path):
+    """The exchange fails the fills request: no verdict is recorded (not "in step"), the
+    failure is reported, and align() says it could not ask."""
+    from planarpy.core.errors import ExchangeRequestError
+    trace, run = run_with(lx, tmp_path, "warn")
+    with trace, run:
+        eventually(lambda: reconciled(tmp_path / "t", trace), timeout=5)
+        lx.faults.update({"http_status": 503, "http_path": "myTrades"})
+        before = len(reconciled(tmp_path / "t", trace))
+        eventually(lambda: any("ExchangeNotAvailable" in e for e in run.session.errors[-3:]),
+                   timeout=5)
+        with pytest.raises(ExchangeRequestError, match="align: could not ask"):
+            run.align()
+        assert len(reconciled(tmp_path / "t", trace)) == before
+        lx.faults.clear()
+        eventually(lambda: len(reconciled(tmp_path / "t", trace)) > before, timeout=5)

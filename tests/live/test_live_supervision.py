@@ -2,12 +2,14 @@
 
 import json
 import logging
+import sys
 import time
 
 import pytest
 
 from planarpy.trace import EventTrace, trace_tail
 
+from diskkit import read_only
 from hookkit import Receiver
 from livekit import Quiet, eventually, live
 
@@ -126,3 +128,23 @@ def test_a_long_disconnect_is_an_alert_once(lx, tmp_path):
             if e["payload"]["kind"] == "disconnect"]
     assert len({d["details"]["watcher"] for d in down}) == len(down)  # once per stream
     assert "has been down" in down[0]["message"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="mounts")
+def test_a_trace_that_cannot_be_written_is_an_alert_to_the_webhook(lx, tmp_path):
+    """The trace's directory turns read-only mid-run: the trace cannot hold that alert,
+    so the webhook (and the log) must."""
+    receiver = Receiver()
+    path = tmp_path / "t"
+    try:
+        with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+            with live(lx, trace=trace, alerts={"webhooks": [receiver.url]}) as run:
+                trace.flush()
+                with read_only(path):
+                    run.call("limit_order", SYM, 100.0, 0.0005, side="buy", waitfor=0.2)
+                    eventually(lambda: [b for b in receiver.bodies if b["kind"] == "trace"],
+                               timeout=10)
+    finally:
+        receiver.close()
+    (body,) = [b for b in receiver.bodies if b["kind"] == "trace"]
+    assert "could not be written" in body["message"] and body["details"]["failed_flushes"] >= 1

@@ -15,8 +15,8 @@ state. The `Alignment` it finds says, by asset, where the two differ and why:
   once, as a transfer, never as a trade.
 
 The policy (`[live] reconcile_policy`, per strategy in `[live.NAME]`) says what follows:
-"warn" records a `reconciled` event, raises an alert and calls the strategy's
-`on_reconcile(alignment)`; "adjust" does that and then moves the local state to the
+"warn" records a `reconciled` event, raises an alert (once, until the differences
+change) and calls the strategy's `on_reconcile(alignment)`; "adjust" does that and then moves the local state to the
 exchange's through the fill reconciler (missing fills, orders open only on one side,
 each by the ordinary recorded events) and a REST balance snapshot, so a replay of the
 trace still equals the live state; "halt" does what "warn" does and halts trading.
@@ -29,6 +29,7 @@ import time
 from typing import Any, Mapping
 
 import attrs
+import ccxt
 
 from ... import validate as V
 from ...core.accounting import fee_parts
@@ -118,6 +119,7 @@ class Aligner:
         self.last: Alignment | None = None
         self.runs = 0
         self.costs: list[float] = []  # ms of each reconciliation
+        self._told: set[str] = set()  # the differences alerted already
 
     def start(self) -> None:
         """The start-up sync is done: its figures are where the ledger starts."""
@@ -152,7 +154,7 @@ class Aligner:
         since = session.started_ms
         try:
             found = await session.request("fetch_my_trades", ai.symbol, since, session.history)
-        except Exception:  # ccxt.NotSupported and the like: no fill list to compare
+        except ccxt.NotSupported:  # no fill list to compare (a failure to ask raises)
             return []
         mine = [t for t in found if str(t.get("id")) not in ai.trade_ids
                 and int(t.get("timestamp") or 0) >= since]
@@ -251,6 +253,7 @@ class Aligner:
         self.last, self.runs = found, self.runs + 1
         self.costs.append(found.ms)
         if found.ok or not act:
+            self._told = set() if found.ok else self._told
             return found
         await self._react(found, seen)
         return found
@@ -262,7 +265,10 @@ class Aligner:
 
     async def _react(self, found: Alignment, seen: Seen) -> None:
         session, s = self.session, self.session.s
-        session.alert("reconciliation", "; ".join(found.lines()), found.payload())
+        lines = found.lines()
+        if set(lines) - self._told:  # alerted once, until the differences change
+            session.alert("reconciliation", "; ".join(lines), found.payload())
+        self._told = set(lines)
         await session.engine.run_strategy(lambda: s.invoke(s.on_reconcile, found))
         if self.policy == "adjust":
             await self.adjust(seen)
