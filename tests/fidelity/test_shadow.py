@@ -66,3 +66,23 @@ def test_worse_fills_trip_the_divergence_alert(lx, halt):
 def test_bad_shadow_config_is_refused(table, message):
     with pytest.raises(ConfigError, match=message):
         ShadowConfig.of(table)
+
+
+class Drifting(Cross):
+    """Decides otherwise outside a backtest: its stake doubles."""
+
+    def decide(self, ts: int, side: str, amount: float) -> None:
+        if self.mode.value != "sim" and side == "buy":
+            amount *= 2
+        super().decide(ts, side, amount)
+
+
+def test_signals_that_differ_lower_the_match_rate_and_alert(lx, start):
+    memory = Memory()
+    run = start(lx, Drifting, trace=memory, shadow={"min_match_rate": 0.9})
+    wait_for(lambda: run.session.ticks)
+    step_minutes(lx, run, MINUTES)
+    m = run.session.shadow.last
+    assert m["decisions"] >= 4 and m["match_rate"] < 0.9
+    (alert,) = [a for a in memory.kinds("alert") if a["details"].get("metric") == "match_rate"]
+    assert "signals match" in alert["message"]

@@ -586,9 +586,10 @@ class Session:
     def _tick(self, i: int, ts: int) -> None:
         """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`)."""
         self.s.i = i
-        self.s.tick(ts)
-        if self.shadow is not None:
-            self.shadow.step(i)
+        if self.shadow is None:
+            self.s.tick(ts)
+        else:
+            self.shadow.beside(i, ts)  # the tick, then the shadow's
         self._tick_ended = self.s.clock.now()
         self.ticks += 1
 

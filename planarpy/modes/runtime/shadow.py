@@ -79,9 +79,10 @@ def signal(action: Action, req: Any) -> tuple[Any, ...]:
 
 
 class Signals:
-    """The requests one strategy made, by decision (the candle index it was on)."""
+    """The requests one strategy made from its tick, by decision (the candle index)."""
 
-    def __init__(self) -> None:
+    def __init__(self, open: bool = False) -> None:
+        self.open = open  # whether requests are recorded now (while the tick runs)
         self.by_candle: dict[int, list[tuple[Any, ...]]] = {}
         self.fills: dict[int, list[tuple[tuple[Any, ...], float]]] = {}
 
@@ -92,6 +93,8 @@ class Signals:
 
     def _recording(self, action: Action, handler: Callable[..., Any]) -> Callable[..., Any]:
         def handle(s: Any, req: Any) -> Any:
+            if not self.open:  # from on_interval, a script: not a decision of the tick
+                return handler(s, req)
             key = signal(action, req)
             self.by_candle.setdefault(s.i, []).append(key)
             out = handler(s, req)
@@ -122,7 +125,7 @@ class Shadow:
         self.s: Any = None  # the shadow strategy
         self.engine: ShadowEngine | None = None
         self.live = Signals()
-        self.mine = Signals()
+        self.mine = Signals(open=True)
         self.next = -1  # the next candle the shadow ticks
         self.decisions = self.matched = 0
         self.slippages: list[float] = []
@@ -161,6 +164,15 @@ class Shadow:
         prices = self.session.prices()
         self.equity0 = s.state.equity(prices)
         self.live_equity0 = live.state.equity(prices)
+
+    def beside(self, i: int, ts: int) -> None:
+        """The run's tick of candle `i` (its requests recorded), then the shadow's step."""
+        self.live.open = True
+        try:
+            self.session.s.tick(ts)
+        finally:
+            self.live.open = False
+        self.step(i)
 
     def step(self, i: int) -> None:
         """The run ticked candle `i`: tick the shadow up to candle i - 1 (holding the state
