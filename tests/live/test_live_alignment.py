@@ -139,3 +139,19 @@ def test_could_not_ask_is_not_agreement(lx, tmp_path):
         assert len(reconciled(tmp_path / "t", trace)) == before
         lx.faults.clear()
         eventually(lambda: len(reconciled(tmp_path / "t", trace)) > before, timeout=5)
+
+
+def test_a_futures_deposit_is_found_and_adjusted(lx, tmp_path):
+    from livekit import QuietPerp, perp_in_step
+    trace = EventTrace.open(tmp_path / "p", strategy="QuietPerp", exchange="binanceusdm")
+    # on margin there is no ledger: a deposit is told apart only by the reconciliation
+    # that sees it before a balance update does (stall_after: no REST refresh meanwhile)
+    with trace, live(lx, QuietPerp, trace=trace, reconcile_every=EVERY, stall_after=30.0,
+                     reconcile_policy="adjust") as run:
+        run.call("market_order", "XRP/USDT:USDT", 100.0, side="buy")
+        lx.transfer("USDT", 250, notify=False, futures=True)
+        eventually(lambda: any(p["transfers"].get("USDT") == pytest.approx(250.0)
+                               for p in reconciled(tmp_path / "p", trace)), timeout=5)
+        eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+        strategy = run.strategy
+    replayed(strategy, tmp_path / "p")

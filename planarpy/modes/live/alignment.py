@@ -13,6 +13,9 @@ state. The `Alignment` it finds says, by asset, where the two differ and why:
   the transfers it recognised. What is left is a deposit (more than the ledger) or a
   withdrawal (less), told apart from a fill because no fill explains it, and recorded
   once, as a transfer, never as a trade.
+  On margin there is no such ledger (the wallet moves with realized PnL and funding the
+  fills do not carry): the cash is compared with the local figure, so a deposit that a
+  balance update brought first is taken in by it and not told as a transfer.
 
 The policy (`[live] reconcile_policy`, per strategy in `[live.NAME]`) says what follows:
 "warn" records a `reconciled` event, raises an alert (once, until the differences
