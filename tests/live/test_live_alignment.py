@@ -64,7 +64,10 @@ def test_warn_finds_a_hand_order_and_a_deposit_within_one_interval(lx, tmp_path)
         assert a.only_exchange == (f"{SYM} {hand['clientOrderId']}",)
         assert run.state()["assets"][SYM]["orders"] == []  # warn changes nothing
         lx.transfer("ETH", 5, notify=False)
-        a = eventually(lambda: found(run, "deposit"), timeout=5)
+        began = time.monotonic()
+        eventually(lambda: found(run, "ETH: local"), timeout=5)  # a difference, at once
+        assert time.monotonic() - began < 2 * EVERY + 1.0
+        a = eventually(lambda: found(run, "deposit"), timeout=5)  # seen twice: a deposit
         (d,) = [d for d in a.differences if d.what == "ETH"]
         assert d.why == "transfer" and d.amount == pytest.approx(5.0)
         assert run.state()["trades"] == 0  # a deposit is no fill
@@ -86,7 +89,7 @@ def test_adjust_moves_the_local_state_to_the_exchange_and_replay_follows(lx, tmp
         raw_client(lx).cancel_order(str(hand["orderId"]), SYM)  # gone behind the run's back
         eventually(lambda: run.state()["assets"][SYM]["orders"] == [], timeout=5)
         eventually(lambda: in_step(run, lx) == [], timeout=5)
-        assert found(run, "withdrawal") is not None
+        eventually(lambda: found(run, "withdrawal"), timeout=5)  # seen twice: a withdrawal
         strategy = run.strategy
     replayed(strategy, tmp_path / "t")
 

@@ -10,9 +10,10 @@ state. The `Alignment` it finds says, by asset, where the two differ and why:
 - a balance difference that the missing fills do not explain. On spot it is measured
   against a ledger, not against the local figures (a balance snapshot may have copied an
   exchange figure already): what the run started with, plus every fill it applied, plus
-  the transfers it recognised. What is left is a deposit (more than the ledger) or a
-  withdrawal (less), told apart from a fill because no fill explains it, and recorded
-  once, as a transfer, never as a trade.
+  the transfers it recognised. What is left in two rounds in a row (a fill that lands
+  between the requests of one round shows in one only) is a deposit (more than the
+  ledger) or a withdrawal (less), told apart from a fill because no fill explains it,
+  and recorded once, as a transfer, never as a trade; until then it is "unexplained".
   On margin there is no such ledger (the wallet moves with realized PnL and funding the
   fills do not carry): the cash is compared with the local figure, so a deposit that a
   balance update brought first is taken in by it and not told as a transfer.
@@ -123,6 +124,9 @@ class Aligner:
         self.runs = 0
         self.costs: list[float] = []  # ms of each reconciliation
         self._told: set[str] = set()  # the differences alerted already
+        # currency -> what the ledger missed last time: a gap seen twice alike is a
+        # transfer (a fill landing between the requests of one round shows only once)
+        self._gaps: dict[str, float] = {}
 
     def start(self) -> None:
         """The start-up sync is done: its figures are where the ledger starts."""
@@ -198,16 +202,20 @@ class Aligner:
                 _move(expected, s.state, ai, t)
             for t in seen.trades[ai.symbol]:
                 _move(pending, s.state, ai, self._as_trade(ai, t))
-        out = []
+        out, gaps = [], {}
         for c, want in expected.items():
             have = seen.total.get(c, 0.0)
             gap = have - want - pending.get(c, 0.0)
             tolerance = 1e-9 * max(1.0, abs(have))
             if abs(gap) > tolerance:
-                out.append(Difference(c, want, have, TRANSFER if not self._in_doubt() else
-                                      "unexplained"))
+                gaps[c] = gap
+                again = abs(gap - self._gaps.get(c, 0.0)) <= tolerance
+                why = TRANSFER if again and not self._in_doubt() else "unexplained"
+                out.append(Difference(c, want, have, why))
             elif abs(have - want) > tolerance:
                 out.append(Difference(c, want, have, "fills missing"))
+        self._gaps = {c: g for c, g in gaps.items()
+                      if not any(d.what == c and d.why == TRANSFER for d in out)}
         return out
 
     def _in_doubt(self) -> bool:
