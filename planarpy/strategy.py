@@ -195,14 +195,18 @@ class Strategy:
     def now(self) -> int:
         return self.clock.now()
 
-    def emit(self, kind: str, payload: Any, symbol: str | None = None) -> _apply.Effect:
+    def emit(self, kind: str, payload: Any, symbol: str | None = None,
+             note: Mapping[str, Any] | None = None) -> _apply.Effect:
         """Record an event (if a recorder is attached), apply it, and tell the callbacks.
 
-        `payload` is a JSON-able dict, or an Order or Trade for order and trade events.
+        `payload` is a JSON-able dict, or an Order or Trade for order and trade events;
+        `note` adds fields to the trace's copy only (what a fill came from).
         """
         if self.recorder is not None:
-            self.recorder.record(kind, dict(_apply.as_payload(payload)), symbol=symbol,
-                                 ts=self.clock.now_ns())
+            data = dict(_apply.as_payload(payload))
+            if note:
+                data.update(note)
+            self.recorder.record(kind, data, symbol=symbol, ts=self.clock.now_ns())
         effect = _apply.apply_event(self.state, kind, payload)
         if effect.symbol is not None:
             ai = self.state.assets[effect.symbol]

@@ -43,14 +43,26 @@ def test_a_strategy_that_is_not_running_says_so():
         call(s, "market_order", SYM, 1.0)
 
 
-@pytest.mark.parametrize("mode", list(Mode))
-def test_every_mode_supports_the_whole_vocabulary(mode):
-    """The tables of sim, paper and live handle every action of DESIGN section 2."""
+def test_the_pipeline_handles_the_whole_vocabulary():
+    """The one table every mode uses handles every action of DESIGN section 2."""
     from planarpy.actions import pipeline
-    from planarpy.modes.live.handlers import HANDLERS as LIVE
-    from planarpy.modes.paper.handlers import HANDLERS as PAPER
-    table = {Mode.SIM: pipeline.HANDLERS, Mode.PAPER: PAPER, Mode.LIVE: LIVE}[mode]
-    assert supported_actions(table) == [a.value for a in Action]
+    assert supported_actions(pipeline.HANDLERS) == [a.value for a in Action]
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_every_mode_has_an_executor_of_the_whole_protocol(mode):
+    """Sim, paper and live each execute through a class with every method of
+    `pipeline.Executor` (and nothing mode-specific is asked of the pipeline)."""
+    import inspect
+
+    from planarpy.actions.pipeline import Executor
+    from planarpy.modes.live.executor import LiveExecutor
+    from planarpy.modes.paper.executor import PaperExecutor
+    from planarpy.modes.sim.executor import SimExecutor
+    cls = {Mode.SIM: SimExecutor, Mode.PAPER: PaperExecutor, Mode.LIVE: LiveExecutor}[mode]
+    wanted = [n for n, v in vars(Executor).items() if inspect.isfunction(v) and not n.startswith("_")]
+    assert wanted and all(callable(getattr(cls, n, None)) or n in getattr(cls, "__slots__", ())
+                          for n in wanted), cls
 
 
 def raised(action, *args, market=SPOT, **kwargs):

@@ -11,7 +11,7 @@ reset and `close_position` are written here once, so they mean the same in every
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from ..core.accounting import leverage_error
 from ..core.instances import AssetInstance
@@ -49,8 +49,9 @@ class Executor(Protocol):
     def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> OrderResult:
         """Execute an order that passed the gate: a Trade, `missing` or None."""
 
-    def cancel(self, ai: AssetInstance, orders: Sequence[Order]) -> bool:
-        """Cancel these open orders of `ai`; True when all of them are closed."""
+    def cancel(self, ai: AssetInstance, orders: Sequence[Order], req: CancelOrders) -> bool:
+        """Cancel these open orders of `ai` (`req`: how long to wait, whether to confirm);
+        True when all of them are closed."""
 
     def set_leverage(self, ai: AssetInstance, req: UpdateLeverage) -> bool:
         """Set the leverage of `ai` (checked already)."""
@@ -64,6 +65,11 @@ class Executor(Protocol):
     def on_trading_state(self, state: TradingState) -> None:
         """The trading state changed (a breaker, a reset): a monitor of the loss breakers
         re-reads the risk state."""
+
+    def soon(self, fn: Callable[[], None]) -> None:
+        """Run `fn`, strategy-side code that may act (cancel, place), now if the caller may
+        wait for actions, else as soon as the mode can: a breaker tripped by an event the
+        engine applied on its own loop (live: an order refused) acts right after it."""
 
 
 # ---- orders ------------------------------------------------------------------------------
@@ -97,7 +103,7 @@ def cancel_orders(s: Any, req: CancelOrders) -> bool:
                   if (want is None or o.side is want) and (ids is None or o.id in ids)]
         if orders:
             found.update(o.id for o in orders)
-            ok = s.executor.cancel(ai, orders) and ok
+            ok = s.executor.cancel(ai, orders, req) and ok
     unknown = sorted(set(ids) - found) if ids is not None else ()
     if unknown:
         s.reject(req.ai, f"no open order with id {', '.join(unknown)}", req.payload())
@@ -127,7 +133,9 @@ def close_position(s: Any, req: ClosePosition, by_risk: bool = False) -> bool:
     position on that side, else nothing is done), on spot the base the strategy's own
     fills bought and still hold (`core.risk.spot_position`: never coins it held before
     its run). True when nothing is left to close afterwards; dust below the market's
-    minimum order stays on spot.
+    minimum order stays on spot. In live mode the closing order is waited for (its
+    `waitfor`, then it is looked up): False while it is still working (a call again
+    waits for it first, and never sends a second one while its outcome is unknown).
     """
     ok = True
     for ai in _assets(s, req.ai):
@@ -139,7 +147,7 @@ def _close(s: Any, ai: AssetInstance, pos: PositionSide | None, by_risk: bool) -
     p = ai.open_position()
     if pos is not None and ai.market.is_derivative and (p is None or p.side is not pos):
         return True  # nothing open on that side
-    if ai.orders and not s.executor.cancel(ai, list(ai.orders.values())):
+    if ai.orders and not s.executor.cancel(ai, list(ai.orders.values()), CancelOrders(ai)):
         return False
     request = _closing_order(s, ai)
     if request is None:
@@ -163,26 +171,45 @@ def _closing_order(s: Any, ai: AssetInstance) -> MarketOrder | None:
 
 
 # ---- breakers and the trading state ----------------------------------------------------------
-def trip(s: Any, breach: Breach) -> None:
-    """Move the trading state as `breach` asks (never back from HALTED) and carry out
-    the move: reducing cancels the orders that add exposure; halting cancels every open
-    order and closes every position, as the rules say."""
+def trip(s: Any, breach: Breach, cancel: bool | None = None, close: bool | None = None) -> None:
+    """Move the trading state as `breach` asks (never back from HALTED) and carry out the
+    move: reducing cancels the orders that add exposure; halting cancels every open order
+    and closes every position, as the rules say (`halt_cancels_orders`,
+    `halt_closes_positions`; `cancel` and `close` override them, and with `cancel` the
+    orders are cancelled even when trading was halted already: the kill switch)."""
     risk = s.state.risk
     to = target(risk.trading, breach)
-    if to is None:
+    if to is not None:
+        s.emit("trading_state_changed", {"state": to.value, "previous": risk.trading.value,
+                                         "rule": breach.rule, "reason": breach.reason,
+                                         "ts": s.clock.now()})
+        s.executor.on_trading_state(to)
+    elif not cancel:
         return
-    s.emit("trading_state_changed", {"state": to.value, "previous": risk.trading.value,
-                                     "rule": breach.rule, "reason": breach.reason,
-                                     "ts": s.clock.now()})
-    s.executor.on_trading_state(to)
-    rules = risk.rules
-    if to is TradingState.REDUCING or rules.halt_cancels_orders:
+    state, rules = risk.trading, risk.rules
+    halted = state is TradingState.HALTED
+    if cancel is None:
+        cancel = not halted or rules.halt_cancels_orders
+    close = halted and (rules.halt_closes_positions if close is None else close)
+    if cancel or close:
+        s.executor.soon(lambda: _enforce(s, state, cancel, close))
+
+
+def _enforce(s: Any, state: TradingState, cancel: bool, close: bool) -> None:
+    if cancel:
         for ai in s.assets:
-            orders = cancel_targets(ai, to)
+            orders = cancel_targets(ai, state)
             if orders:
-                s.executor.cancel(ai, orders)
-    if to is TradingState.HALTED and rules.halt_closes_positions:
+                s.executor.cancel(ai, orders, CancelOrders(ai))
+    if close:
         close_position(s, ClosePosition(), by_risk=True)
+
+
+def halt(s: Any, reason: str, close: bool | None = None) -> None:
+    """The kill switch: trading HALTED (a `trading_state_changed` event, rule
+    "kill_switch"), every open order cancelled, and the positions closed if `close`
+    (default: the rules' `halt_closes_positions`). Leaving it takes a reset."""
+    trip(s, Breach("kill_switch", reason, TradingState.HALTED), cancel=True, close=close)
 
 
 def watch_errors(s: Any) -> None:
@@ -193,9 +220,12 @@ def watch_errors(s: Any) -> None:
 
 
 def watch_equity(s: Any, value: float, now: int, before: float | None = None) -> None:
-    """Measure the equity at `now` (see core.risk.observe) and trip a loss breaker if due."""
+    """Measure the equity at `now` (see core.risk.observe: a new day or a new peak is a
+    `risk_measured` event) and trip a loss breaker if due."""
     risk = s.state.risk
-    observe(risk, value, now, before)
+    measured = observe(risk, value, now, before)
+    if measured is not None:
+        s.emit("risk_measured", measured)
     breach = equity_breach(risk, value)
     if breach is not None:
         trip(s, breach)

@@ -18,6 +18,7 @@ from ...exchanges.venues import venue_for
 from ...strategy import Strategy
 from ..runtime import Session, Watcher
 from . import inflight, reports, translate
+from .executor import LiveExecutor
 from .inflight import Flights
 from .reconciler import HAND_ORDERS, REST, Reconciler
 
@@ -201,13 +202,8 @@ class LiveSession(Session):
             _RUNNING.discard(self.claimed)  # type: ignore[arg-type]
         self.claimed = None
 
-    async def cancel_asset(self, ai: Any) -> None:
-        from . import orders
-        await orders.cancel(self, ai, None, None, waitfor=self.waitfor, confirm=True)
-
-    async def close_asset(self, ai: Any) -> bool:
-        from . import orders
-        return await orders.close_position(self, ai, None)
+    def make_executor(self) -> LiveExecutor:
+        return LiveExecutor(self)
 
     # ---- watchers' processing ---------------------------------------------------------
     async def _fetch_balance(self) -> dict[str, Any]:

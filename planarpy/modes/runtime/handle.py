@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Self
 
 from ...config import load_config
-from ...core.risk import refuse_unenforced
+from ...core.risk import RiskRules, rules_for
 from ...exchanges import ExchangeConfig, exchange_config
 from ...loader import find_strategy
 from ...strategy import Strategy
@@ -19,16 +19,18 @@ from .stopping import StopReport, stop_settings
 
 def run_setup(strategy: type[Strategy] | str, mode: str, settings: Mapping[str, Any] | None,
               exchange: str | None, exchange_url: str | None,
+              risk: RiskRules | Mapping[str, Any] | None = None,
               **stop: Any) -> tuple[type[Strategy], ExchangeConfig, dict[str, Any]]:
     """What a paper or live run is made of: the strategy class, the exchange config, and
-    the on_stop and stop_timeout options (`stop`: those of `stop_settings`), from the
-    arguments and planar.toml (`settings`, default: read)."""
+    the session options on_stop and stop_timeout (`stop`: those of `stop_settings`) and
+    the risk rules (`risk`, else planar.toml's [risk]), from the arguments and planar.toml
+    (`settings`, default: read)."""
     cfg = load_config() if settings is None else settings
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
-    refuse_unenforced(cfg.get("risk"), cls.__name__, mode)
+    rules = rules_for(risk, cfg, cls.__name__)
     xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
     on_stop, stop_timeout = stop_settings(cfg, mode, xcfg, cls.__name__, **stop)
-    return cls, xcfg, {"on_stop": on_stop, "stop_timeout": stop_timeout}
+    return cls, xcfg, {"on_stop": on_stop, "stop_timeout": stop_timeout, "risk": rules}
 
 
 class RunHandle:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -26,9 +27,12 @@ import attrs
 import ccxt
 
 from ... import validate as V
-from ...actions import Dispatch
+from ...actions import pipeline
+from ...actions.requests import CancelOrders, ClosePosition
 from ...core.errors import PlanarError, StartupError, StartupInterrupted, UnknownSymbol
+from ...core.instances import AssetInstance
 from ...core.market import Market
+from ...core.risk import RiskRules, TradingState, rules_for
 from ...data.ohlcv import timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
 from ...exchanges.redact import redact
@@ -36,7 +40,9 @@ from ...params import resolve as resolve_params
 from ...strategy import Strategy
 from . import stopping
 from .candles import extend, newest_closed, sleep_toward, start_series, wall_seconds
+from .breakers import EquityWatch
 from .engine import EngineThread, ExchangeClock
+from .executor import SessionExecutor
 from .stopping import StopReport
 from .watchers import Watcher
 
@@ -64,13 +70,15 @@ class Session:
                  stall_after: float = 10.0, candles: int = 500, on_stop: str = "keep",
                  stop_timeout: float = stopping.DEFAULT_STOP_TIMEOUT,
                  params: Mapping[str, Any] | None = None, clock: Any = None, backlog: int = 10,
-                 close_delay: float = 0.25, handlers: Dispatch | None = None) -> None:
+                 close_delay: float = 0.25,
+                 risk: RiskRules | Mapping[str, Any] | None = None) -> None:
         self.cls = cls
         self.params = resolve_params(cls, params)  # checked before anything starts
         self.exchange = exchange
         self.keys = keys
         self.recorder = recorder
-        self.handlers: Dispatch = handlers or {}  # the mode's `call` table, given at start
+        # the run's risk rules (RiskRules, or a table shaped like planar.toml's [risk])
+        self.risk = rules_for(risk, {}, cls.__name__)
         # seconds between on_interval calls within a candle; None: none (tick runs once
         # per closed candle whatever this is)
         self.tick_interval = None if tick_interval is None \
@@ -115,14 +123,20 @@ class Session:
     async def _startup(self) -> None:
         raise NotImplementedError
 
-    async def cancel_asset(self, ai: Any) -> None:
-        """Cancel the asset's open orders (on_stop = "cancel")."""
+    def make_executor(self) -> SessionExecutor:
+        """The mode's side of the order pipeline (`planarpy.actions.pipeline.Executor`)."""
         raise NotImplementedError
 
-    async def close_asset(self, ai: Any) -> bool:
-        """Cancel the asset's orders and close its position (on_stop = "close"); whether
-        it is closed."""
-        raise NotImplementedError
+    async def cancel_asset(self, ai: AssetInstance) -> None:
+        """Cancel the asset's open orders (on_stop = "cancel")."""
+        await self.engine.run_strategy(
+            lambda: pipeline.cancel_orders(self.s, CancelOrders(ai, confirm=True)))
+
+    async def close_asset(self, ai: AssetInstance) -> bool:
+        """Cancel the asset's orders and close its position (on_stop = "close"): through
+        the pipeline, as a risk close-out (a halted run closes too); whether it is closed."""
+        return bool(await self.engine.run_strategy(
+            lambda: pipeline.close_position(self.s, ClosePosition(ai), by_risk=True)))
 
     async def candle_rows(self, symbol: str, since: int, through: int) -> list[Any]:
         """The exchange's candles of `symbol` opening in [since, through] (ccxt rows), by
@@ -171,9 +185,12 @@ class Session:
     async def begin(self, s: Strategy, **started: Any) -> None:
         """Attach the built strategy to this session, reset it, record that it started."""
         s.engine = self
-        s.dispatch = self.handlers
+        s.executor = self.make_executor()
+        s.dispatch = pipeline.HANDLERS
         s.recorder = self.recorder
+        s.state.risk.rules = self.risk
         self.s = s
+        self.equity = EquityWatch(s)
         s.reset()
         await self.emit("strategy_started", {"strategy": self.cls.__name__,
                                              "mode": s.mode.value, "exchange": self.exchange.id,
@@ -366,9 +383,11 @@ class Session:
         async with self.engine.mutating():
             return self.apply_now(kind, payload, symbol)
 
-    def apply_now(self, kind: str, payload: Any, symbol: str | None = None) -> Any:
-        """`emit`, by a caller that holds the state lock already."""
-        effect = self.s.emit(kind, payload, symbol)
+    def apply_now(self, kind: str, payload: Any, symbol: str | None = None,
+                  note: Mapping[str, Any] | None = None) -> Any:
+        """`emit`, by a caller that holds the state lock already (on the loop, or in a
+        `call` from another thread)."""
+        effect = self.s.emit(kind, payload, symbol, note)
         self.last_event = time.monotonic()
         if effect.order is not None:
             waiter = self.waiters.get(effect.order.id)
@@ -376,8 +395,15 @@ class Session:
                 if effect.trade is not None:
                     self.first_trades.setdefault(effect.order.id, effect.trade)
                 if effect.trade is not None or not effect.order.is_open:
-                    waiter.set()
+                    self._wake(waiter)
         return effect
+
+    def _wake(self, waiter: asyncio.Event) -> None:
+        """Set an event of the loop, from its thread or another one."""
+        if self.engine.thread is not None and threading.get_ident() == self.engine.thread.ident:
+            waiter.set()
+        elif self.engine.loop is not None:
+            self.engine.loop.call_soon_threadsafe(waiter.set)
 
     async def record(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> None:
         """An event that changes no state (errors, connection news, requests, market data):
@@ -390,10 +416,22 @@ class Session:
         text = f"{type(e).__name__}: {e}"
         return redact(text, (self.keys.api_key, self.keys.secret, self.keys.password))[:500]
 
-    async def report_error(self, e: BaseException, where: str, symbol: str | None = None) -> None:
+    async def report_error(self, e: BaseException, where: str, symbol: str | None = None,
+                           request: Mapping[str, Any] | None = None) -> None:
+        """Record an exchange or connection error and tell on_error. One of an order
+        request the strategy made (`request`: a submit or cancel that got no answer) is
+        applied too: the error-rate breaker counts it, as it counts order errors."""
         message = self.describe(e)
         self.errors.append(message)
-        await self.record("exchange_error", {"where": where, "error": message}, symbol)
+        payload = {"where": where, "error": message}
+        if request is None or self.s is None:
+            await self.record("exchange_error", payload, symbol)
+        else:
+            async with self.engine.mutating():
+                self.s.emit("exchange_error", {**payload, "request": dict(request),
+                                               "ts": self.s.clock.now()}, symbol)
+                if self.s.state.risk.rules.max_errors_per_minute is not None:
+                    pipeline.watch_errors(self.s)
         self.tell_error(where, message)
 
     def tell_error(self, where: str, message: str) -> None:
@@ -543,9 +581,12 @@ class Session:
                                                "closes_passed": passed})
 
     def _tick(self, i: int, ts: int) -> None:
-        """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`)."""
+        """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`),
+        after the loss breakers looked at the equity at its close, as a backtest does."""
         self.s.i = i
+        self.equity.before_tick(ts)
         self.s.tick(ts)
+        self.equity.after_tick(ts)
         self._tick_ended = self.s.clock.now()
         self.ticks += 1
 
@@ -616,6 +657,9 @@ class Session:
         label = f" {self.label}" if self.label else ""
         extra = self.status_extra()
         health = getattr(self.recorder, "health", None)  # the trace: pending, failures
+        trading = s.state.risk.trading
+        if trading is not TradingState.ACTIVE:
+            extra = f"trading {trading.value.upper()}" + (f"  {extra}" if extra else "")
         return (f"{type(s).__name__}{label} equity {s.state.equity(self.prices()):.8g} {s.quote}  "
                 f"orders {orders}  ticks {self.ticks}  {extra + '  ' if extra else ''}"
                 f"last event {age:.1f}s ago{f'  {health()}' if health else ''}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ...core.accounting import fill_fee, liquidation_trade
+from ...core.accounting import liquidation_trade, new_trade
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus, PositionSide, Trade
 from ...core.precision import floor_to_step
@@ -96,13 +96,8 @@ class SimEngine:
 
         `effective` is the first candle whose close sees the fill (for the equity curve).
         """
-        s, m = self.s, ai.market
-        cost = amount * price * m.contract_size  # Market.value
-        fee, currency = fill_fee(m, order.side, amount, cost, m.taker if taker else m.maker)
-        # Trade's fields in order (positional: the fill path is the sim's hottest)
-        trade = Trade(order.id, ai.symbol, order.side, order.pos, s.clock.now(), amount, price,
-                      cost, fee, currency, order.leverage, taker,
-                      f"{order.id}-{len(ai.trades)}")
+        s = self.s
+        trade = new_trade(ai, order, amount, price, taker, s.clock.now())
         applied = s.emit("trade_created", trade, ai.symbol).trade
         self.snapshot(effective)
         return applied

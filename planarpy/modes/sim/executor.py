@@ -9,9 +9,9 @@ gate are the pipeline's (`planarpy.actions.pipeline`); this module only executes
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from ...actions.requests import OrderRequest, UpdateLeverage, WatchOHLCV
+from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus, OrderType, Side, TimeInForce, Trade, missing
 from ...core.precision import ceil_to_step, floor_to_step
@@ -119,7 +119,7 @@ class SimExecutor:
             eng.close_rest(ai, order)
         return trade if trade is not None else missing
 
-    def cancel(self, ai: AssetInstance, orders: Sequence[Order]) -> bool:
+    def cancel(self, ai: AssetInstance, orders: Sequence[Order], req: CancelOrders) -> bool:
         emit = self.s.emit
         for order in orders:
             emit("order_closed", {"id": order.id, "symbol": ai.symbol, "status": _CANCELED},
@@ -138,3 +138,6 @@ class SimExecutor:
     def on_trading_state(self, state: TradingState) -> None:
         if self.engine.guard is not None:
             self.engine.guard.rebase()
+
+    def soon(self, fn: Callable[[], None]) -> None:
+        fn()  # a backtest runs its actions at once
