@@ -50,3 +50,17 @@ def test_a_reset_after_a_halt_lets_orders_go_again(paper):
     assert [e.rule for e in s.risk_events] == ["max_errors_per_minute", "trading_state"]
     assert run.call("reset_trading_state", "checked") is True
     assert run.call("limit_order", SYM, 10.0, 0.0001, side="buy") is missing
+
+
+def test_run_halt_in_paper_cancels_and_denies(paper):
+    """The kill switch from Python: the resting order is cancelled, trading is halted by
+    "kill_switch", and the next order is denied."""
+    run = paper(Watched, cash=5.0)
+    assert run.call("limit_order", SYM, 10.0, 0.0001, side="buy") is missing
+    assert run.halt("manual") is True
+    state = run.state()
+    assert state["assets"][SYM]["orders"] == [] and state["committed"] == 0
+    assert state["trading"] == "halted"
+    assert run.call("market_order", SYM, 10.0, side="buy") is None
+    assert [(e.kind, e.rule) for e in run.strategy.risk_events] == [
+        ("state_changed", "kill_switch"), ("denied", "trading_state")]

@@ -17,7 +17,7 @@ from ...exchanges import ApiKeys, ExchangeConfig
 from ...exchanges.venues import venue_for
 from ...strategy import Strategy
 from ..runtime import Session, Watcher
-from . import inflight, reports, translate
+from . import carry, inflight, reports, translate
 from .executor import LiveExecutor
 from .inflight import Flights
 from .reconciler import HAND_ORDERS, REST, Reconciler
@@ -79,6 +79,7 @@ class LiveSession(Session):
         await self.begin(s)
         await self.sync()
         await self.refresh_candles()
+        await self._carry_over()
         await self.start_strategy()
         self.watchers["balance"] = Watcher(
             self, "balance", self.stream("watch_balance"), self._fetch_balance,
@@ -96,6 +97,16 @@ class LiveSession(Session):
         for ai in s.assets:
             if ai.orders:
                 self.watch_orders(ai.symbol)
+
+    async def _carry_over(self) -> None:
+        """Start from the trading state and the loss measurements the trace's earlier runs
+        ended with (see carry.py)."""
+        path = getattr(self.recorder, "path", None)
+        if path is None:
+            return
+        events = await asyncio.to_thread(carry.carried, path)
+        if events:
+            await self.engine.run_strategy(lambda: carry.restore(self.s, events))
 
     async def sync(self) -> None:
         """Positions, balances, open orders (adopted) and recent orders and trades, then a

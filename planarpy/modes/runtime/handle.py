@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Self
 
 from ...config import load_config
+from ...core.errors import InvalidArgument
 from ...core.risk import RiskRules, rules_for
 from ...exchanges import ExchangeConfig, exchange_config
 from ...loader import find_strategy
@@ -49,8 +50,25 @@ class RunHandle:
         with self.session.engine.locked():
             return call(self.session.s, action, *args, **kwargs)
 
+    def halt(self, reason: str = "halted by the user", close: bool | None = None) -> bool:
+        """The kill switch: trading HALTED (a `trading_state_changed` event, rule
+        "kill_switch"; every later order is denied until `call("reset_trading_state")`),
+        every open order cancelled, and the positions closed if `close` (default: the risk
+        rules' `halt_closes_positions`). Blocks until the cancels are answered; True when
+        no order is left open. `planarpy halt STRATEGY` does the same from another
+        terminal."""
+        if not isinstance(reason, str):
+            raise InvalidArgument(f"halt: reason must be a string, got {reason!r}")
+        if close not in (None, True, False):
+            raise InvalidArgument(f"halt: close must be True, False or None, got {close!r}")
+        session = self.session
+        with session.engine.locked():
+            session.halt_now(reason, close)
+            return not any(ai.orders for ai in session.s.assets)
+
     def state(self) -> dict[str, Any]:
-        """A consistent snapshot: cash, committed, balances, positions, open orders."""
+        """A consistent snapshot: cash, committed, balances, positions, open orders, and
+        the trading state ("active", "reducing" or "halted")."""
         s = self.session.s
         with self.session.engine.locked():
             return {"cash": s.state.cash, "committed": s.state.committed,
@@ -58,7 +76,7 @@ class RunHandle:
                                            "long": ai.long.amount, "short": ai.short.amount,
                                            "orders": sorted(ai.orders)}
                                for ai in s.assets},
-                    "trades": len(s.state.trades)}
+                    "trades": len(s.state.trades), "trading": s.state.risk.trading.value}
 
     def status(self) -> str:
         with self.session.engine.locked():

@@ -21,13 +21,14 @@ import asyncio
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
 import attrs
 import ccxt
 
 from ... import validate as V
-from ...actions import pipeline
+from ...actions import Mode, pipeline
 from ...actions.requests import CancelOrders, ClosePosition
 from ...core.errors import PlanarError, StartupError, StartupInterrupted, UnknownSymbol
 from ...core.instances import AssetInstance
@@ -41,6 +42,7 @@ from ...strategy import Strategy
 from . import stopping
 from .candles import extend, newest_closed, sleep_toward, start_series, wall_seconds
 from .breakers import EquityWatch
+from .control import ControlServer
 from .engine import EngineThread, ExchangeClock
 from .executor import SessionExecutor
 from .stopping import StopReport
@@ -64,6 +66,7 @@ class Session:
     """One strategy run on an engine thread against an exchange."""
 
     label = ""  # what the status line calls the mode
+    mode: Mode  # set by each mode's session
 
     def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
                  recorder: Any = None, tick_interval: float | None = None, waitfor: float = 5.0,
@@ -71,7 +74,8 @@ class Session:
                  stop_timeout: float = stopping.DEFAULT_STOP_TIMEOUT,
                  params: Mapping[str, Any] | None = None, clock: Any = None, backlog: int = 10,
                  close_delay: float = 0.25,
-                 risk: RiskRules | Mapping[str, Any] | None = None) -> None:
+                 risk: RiskRules | Mapping[str, Any] | None = None,
+                 control: str | Path | None = None) -> None:
         self.cls = cls
         self.params = resolve_params(cls, params)  # checked before anything starts
         self.exchange = exchange
@@ -79,6 +83,9 @@ class Session:
         self.recorder = recorder
         # the run's risk rules (RiskRules, or a table shaped like planar.toml's [risk])
         self.risk = rules_for(risk, {}, cls.__name__)
+        # where `planarpy halt` finds the run (None: no control socket)
+        self.control_dir = None if control is None else Path(control)
+        self.control: ControlServer | None = None
         # seconds between on_interval calls within a candle; None: none (tick runs once
         # per closed candle whatever this is)
         self.tick_interval = None if tick_interval is None \
@@ -280,6 +287,7 @@ class Session:
             self._stop.set()
         self.client = open_client(self.exchange, self.keys)
         try:
+            await self._open_control()
             try:
                 started = await self._unless_stopped(self._startup())
             except Exception:
@@ -294,10 +302,46 @@ class Session:
             await self._finish(self.stop_reason)
         finally:
             await self._stop_watchers()
+            if self.control is not None:
+                await self.control.close()
             if self.recorder is not None:
                 await asyncio.to_thread(self.recorder.close)  # a flush: off the loop
             await close_client(self.client)
             self._ended()
+
+    # ---- the kill switch --------------------------------------------------------------
+    async def _open_control(self) -> None:
+        """Listen for `planarpy halt` (when the run has a control directory)."""
+        if self.control_dir is None:
+            return
+        server = ControlServer(self.control_dir, self.cls.__name__, self.exchange.id,
+                               self.mode.value, self._on_control)
+        await server.start()
+        self.control = server
+
+    async def _on_control(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Answer one request of the control socket: the kill switch."""
+        if request.get("command") != "halt":
+            return {"ok": False, "error": f"unknown command {request.get('command')!r}; "
+                                          "the commands are: halt"}
+        reason, close = request.get("reason") or "halted from another terminal", \
+            request.get("close")
+        if not isinstance(reason, str) or close not in (None, True, False):
+            return {"ok": False, "error": "halt takes a reason (text) and close (true, false "
+                                          "or null)"}
+        if self.s is None or not self.engine.running:
+            return {"ok": False, "error": "the run is still starting: try again"}
+        began = time.monotonic()
+        await self.engine.run_strategy(lambda: self.halt_now(reason, close))
+        return {"ok": True, "state": self.s.state.risk.trading.value,
+                "open_orders": stopping.order_items(self.s),
+                "positions": stopping.position_items(self.s),
+                "seconds": round(time.monotonic() - began, 3)}
+
+    def halt_now(self, reason: str, close: bool | None = None) -> None:
+        """The kill switch, as strategy code (holding the state lock): trading halted
+        through the pipeline, every open order cancelled, positions closed if `close`."""
+        pipeline.halt(self.s, reason, close)
 
     async def stop_attempt(self) -> list[Any]:
         """One pass of on_stop's cancel or close (the stop retries while some is left);
