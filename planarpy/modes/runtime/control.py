@@ -8,7 +8,8 @@ the run file, connects, and sends one JSON line, `{"command": "halt", "reason": 
 "close": ...}`; the run halts trading through the order pipeline (`pipeline.halt`: the
 same path a breaker takes), cancels its open orders, and answers one JSON line with the
 trading state and what is still open. The socket needs no polling, says at once whether
-a run is there, and carries the answer back.
+a run is there, and carries the answer back. A run that stops removes its files, and the
+directories it made for them when they are empty (a run with no trace leaves nothing).
 
 A unix socket's path is short (about 100 bytes): a longer one is replaced by a path in
 the temporary directory named by a hash of it, which the run file records. A run killed
@@ -78,6 +79,7 @@ class ControlServer:
                      "pid": os.getpid(), "socket": self.path}
         self.handle = handle
         self.server: asyncio.AbstractServer | None = None
+        self.made: list[Path] = []  # the directories claim() created, deepest first
 
     def claim(self) -> None:
         """Refuse to start beside a run of the same strategy that still answers; remove
@@ -86,6 +88,7 @@ class ControlServer:
             raise ConfigError(f"{self.info['strategy']} on {self.info['exchange']} is running "
                               f"already (its control socket {self.path} answers): stop it "
                               "first, or give this run another trace directory")
+        self.made = [d for d in (self.file.parent, *self.file.parent.parents) if not d.exists()]
         self.file.parent.mkdir(parents=True, exist_ok=True)
         for stale in (self.path, self.file):
             try:
@@ -111,6 +114,11 @@ class ControlServer:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+        for d in self.made:  # leave no directory of ours behind (a run with no trace)
+            try:
+                d.rmdir()
+            except OSError:
+                break  # not empty (a trace, another run): it stays, and so do its parents
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
