@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,8 +13,10 @@ SYM = SPOT.symbol
 
 
 class Fake:
-    mode = Mode.SIM
-    dispatch = {Action.MARKET_ORDER: lambda s, req: req}
+    """Anything with an engine side holding a mode and an action table can be called."""
+
+    engine = SimpleNamespace(name="Fake", mode=Mode.SIM,
+                             dispatch={Action.MARKET_ORDER: lambda e, req: req})
 
 
 def test_unknown_action_names_the_vocabulary():
@@ -27,8 +30,8 @@ def test_action_missing_in_a_mode_names_what_it_supports():
     """A mode whose table lacks an action raises naming the actions it has (no import of
     any mode needed: the table is the strategy's own, given when its run starts)."""
     class Paper:
-        mode = Mode.PAPER
-        dispatch = {Action.LIMIT_ORDER: lambda s, r: r, Action.CANCEL_ORDERS: lambda s, r: r}
+        engine = SimpleNamespace(name="Paper", mode=Mode.PAPER, dispatch={
+            Action.LIMIT_ORDER: lambda e, r: r, Action.CANCEL_ORDERS: lambda e, r: r})
     with pytest.raises(UnsupportedAction, match="paper mode does not support 'market_order'; "
                                                 "it supports: limit_order, cancel_orders$"):
         call(Paper(), Action.MARKET_ORDER, None, 1.0)
@@ -181,15 +184,15 @@ def test_numbers_of_any_real_type_and_enums_are_accepted():
     assert (order.amount, order.price) == (1.0, 99.0) and type(order.price) is float
 
 
-def test_the_sim_executor_is_an_executor():
-    """The sim's side of the pipeline has every method of the Executor protocol (what the
-    paper and live executors will implement)."""
+def test_a_backtest_attaches_the_sim_executor_to_the_engine():
+    """The sim's side of the pipeline is attached to the strategy's engine, and has every
+    method of the Executor protocol."""
     import inspect
 
     from planarpy.actions.pipeline import Executor
     from planarpy.modes.sim.executor import SimExecutor
     r = run({}, flat(3))
-    assert isinstance(r.strategy.executor, SimExecutor)
-    assert isinstance(r.strategy.executor, Executor)
+    assert isinstance(r.strategy.engine.executor, SimExecutor)
+    assert isinstance(r.strategy.engine.executor, Executor)
     wanted = {n for n, _ in inspect.getmembers(Executor, inspect.isfunction)}
     assert wanted <= set(dir(SimExecutor)) | {"new_id"}

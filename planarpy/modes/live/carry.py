@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ...actions.engine import Engine
 from ...actions.pipeline import trip
 from ...core.apply import apply_event
 from ...core.instances import State
@@ -37,19 +38,19 @@ def carried(path: str | Path) -> list[dict[str, Any]]:
     return sorted(found, key=lambda e: (e["ts"], e["seq"] or 0))
 
 
-def restore(s: Any, events: list[dict[str, Any]]) -> None:
-    """Start strategy `s` (as strategy code: it may cancel) from the risk state that
-    `events` (see `carried`) leave."""
-    scratch = State(s.state.quote, 0.0)
-    for e in events:
-        apply_event(scratch, e["kind"], e["payload"] or {})
-    risk, now = scratch.risk, s.clock.now()
+def restore(e: Engine, events: list[dict[str, Any]]) -> None:
+    """Start a strategy's engine `e` (as strategy code: it may cancel) from the risk
+    state that `events` (see `carried`) leave."""
+    scratch = State(e.state.quote, 0.0)
+    for event in events:
+        apply_event(scratch, event["kind"], event["payload"] or {})
+    risk, now = scratch.risk, e.clock.now()
     run = events[-1]["run"] if events else None
     if risk.day is not None:
-        s.emit("risk_measured", {"day": risk.day, "day_start_equity": risk.day_start_equity,
+        e.emit("risk_measured", {"day": risk.day, "day_start_equity": risk.day_start_equity,
                                  "peak_equity": risk.peak_equity, "ts": now,
                                  "carried_from": run})
     if risk.trading is not TradingState.ACTIVE and risk.changes:
         last = risk.changes[-1]
-        trip(s, Breach(str(last.get("rule")), f"carried over from run {run}: "
+        trip(e, Breach(str(last.get("rule")), f"carried over from run {run}: "
                                               f"{last.get('reason')}", risk.trading))

@@ -109,7 +109,7 @@ async def go_unknown(session: Any, ai: AssetInstance, flight: Flight, reason: st
 async def settle(session: Any, flight: Flight) -> bool:
     """Ask the exchange about an unknown order once; whether it is settled now."""
     order = flight.order
-    ai = session.s.state.assets[order.symbol]
+    ai = session.e.state.assets[order.symbol]
     if order.status is not OrderStatus.UNKNOWN:  # a report found it meanwhile, or it ended
         session.flights.seen(order)
         return True
@@ -134,7 +134,7 @@ async def never_placed(session: Any, ai: AssetInstance, flight: Flight) -> None:
         await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                             "status": OrderStatus.NOT_PLACED.value}, ai.symbol)
         async with session.engine.mutating():
-            session.s.reject(ai, f"order {order.id} was never placed: the exchange does not "
+            session.e.reject(ai, f"order {order.id} was never placed: the exchange does not "
                                  "know it, and its submit can no longer arrive", flight.request)
     session.flights.seen(order)
 
@@ -158,7 +158,7 @@ async def check(session: Any) -> None:
         await settle(session, flight)
     for flight in session.flights.due_cancels():
         order = flight.order
-        ai = session.s.state.assets[order.symbol]
+        ai = session.e.state.assets[order.symbol]
         if not order.is_open or await orders.cancel_known(session, ai, order, confirm=False):
             flight.cancel = False
             session.flights.seen(order)  # else: tried again next time
@@ -167,5 +167,5 @@ async def check(session: Any) -> None:
 async def sweep(session: Any) -> None:
     """Look for orders that appeared open on the exchange (placed by hand, or this
     strategy's and unknown here): the open orders of every asset, as REST reports."""
-    for ai in session.s.assets:
+    for ai in session.e.assets:
         await reports.on_orders(session, await session.request("fetch_open_orders", ai.symbol), REST)

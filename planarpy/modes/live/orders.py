@@ -94,7 +94,7 @@ async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mappin
     result = _result(session, order)
     if result is None:  # closed by the exchange with no fill: IOC/FOK killed, no liquidity
         async with session.engine.mutating():
-            session.s.reject(ai, f"the exchange closed the order ({order.status.value}) "
+            session.e.reject(ai, f"the exchange closed the order ({order.status.value}) "
                                  "with no fill", request)
     return result
 
@@ -130,7 +130,7 @@ async def _fail(session: Any, ai: AssetInstance, order: Order, request: Mapping[
         await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                             "status": "rejected"}, ai.symbol)
     async with session.engine.mutating():
-        session.s.reject(ai, reason, request)
+        session.e.reject(ai, reason, request)
 
 
 def _result(session: Any, order: Order) -> Trade | Any | None:
@@ -222,7 +222,7 @@ async def set_leverage(session: Any, ai: AssetInstance, leverage: float) -> bool
             reason = session.describe(e)
     if reason is not None:
         async with session.engine.mutating():
-            session.s.reject(ai, reason, {"type": "leverage", "symbol": ai.symbol,
+            session.e.reject(ai, reason, {"type": "leverage", "symbol": ai.symbol,
                                           "leverage": leverage})
         return False
     await session.emit("leverage_updated", {"symbol": ai.symbol, "leverage": float(leverage)},

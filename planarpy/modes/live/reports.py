@@ -40,8 +40,8 @@ async def take(session: Any, channel: str, source: str, item: Mapping[str, Any],
             session.order_activity = time.monotonic()
             session.flights.seen(order)
             if verdict.events:
-                ai = session.s.state.assets[order.symbol]
-                session.s.invoke(session.s.on_order_update, ai, before, snapshot(order))
+                ai = session.e.state.assets[order.symbol]
+                session.e.invoke(session.s.on_order_update, ai, before, snapshot(order))
         elif verdict.events and verdict.events[0][0] == "order_created":  # adopted
             session.watch_orders(verdict.events[0][2])
     return verdict
@@ -71,7 +71,7 @@ async def on_orders(session: Any, orders: Any, source: str = STREAM) -> None:
 async def on_order(session: Any, o: Mapping[str, Any], source: str) -> Verdict:
     """Apply an order report; a closed order's fills that no report brought are fetched,
     and if they still do not come, emulated."""
-    state = session.s.state
+    state = session.e.state
     verdict = await take(session, "orders", source, o,
                          lambda: session.fills.order(state, o, source))
     order = verdict.order
@@ -96,7 +96,7 @@ async def _fetch_trades(session: Any, ai: AssetInstance, o: Mapping[str, Any]) -
 
 
 async def on_trades(session: Any, trades: Any, source: str = STREAM) -> None:
-    state = session.s.state
+    state = session.e.state
     for t in trades or []:
         await take(session, "trades", source, t, lambda t=t: session.fills.trade(state, t, source))
 
@@ -108,7 +108,7 @@ async def on_balance(session: Any, b: Mapping[str, Any], source: str = STREAM) -
 
 
 async def on_positions(session: Any, positions: Any, source: str = STREAM) -> None:
-    state = session.s.state
+    state = session.e.state
     for p in positions or []:
         await take(session, "positions", source, p, lambda p=p: session.fills.position(state, p, source))
 
@@ -119,7 +119,7 @@ async def fetch_order_updates(session: Any, symbols: list[str]) -> list[Any]:
     exchange no longer lists as open (fetched by its exchange id)."""
     found: dict[str, Any] = {}
     for symbol in symbols:
-        ai = session.s.state.assets[symbol]
+        ai = session.e.state.assets[symbol]
         listed = {str(o.get("id")): o for o in await session.request("fetch_open_orders", symbol)}
         for exid, lid in list(session.fills.exchange_ids.items()):
             if lid in ai.orders and exid not in listed:

@@ -94,7 +94,7 @@ class LiveSession(Session):
                 lambda p: reports.on_positions(self, p), stall_after=self.stall_after,
                 process_rest=lambda p: reports.on_positions(self, p, REST))
             self.watchers["positions"].start()
-        for ai in s.assets:
+        for ai in self.e.assets:
             if ai.orders:
                 self.watch_orders(ai.symbol)
 
@@ -106,7 +106,7 @@ class LiveSession(Session):
             return
         events = await asyncio.to_thread(carry.carried, path)
         if events:
-            await self.engine.run_strategy(lambda: carry.restore(self.s, events))
+            await self.engine.run_strategy(lambda: carry.restore(self.e, events))
 
     async def sync(self) -> None:
         """Positions, balances, open orders (adopted) and recent orders and trades, then a
@@ -115,14 +115,14 @@ class LiveSession(Session):
         s = self.s
         if s.margin == "isolated":  # first: the cash is the balance less their margin
             await reports.on_positions(self, await self.request(
-                "fetch_positions", [a.symbol for a in s.assets]), REST)
+                "fetch_positions", [a.symbol for a in self.e.assets]), REST)
         await reports.on_balance(self, await self._fetch_balance(), REST)
         if s.margin == "isolated":
             await self._sync_leverage()
         adopted = others = 0
         history: list[dict[str, Any]] = []
         closed: list[dict[str, Any]] = []
-        for ai in s.assets:
+        for ai in self.e.assets:
             owners = {}  # exchange order id -> client id, of every order in sight
             for o in await self.request("fetch_open_orders", ai.symbol):
                 owners[str(o.get("id"))] = self.venue.client_id(o) or str(o.get("id"))
@@ -142,18 +142,18 @@ class LiveSession(Session):
                 pos = translate.position_side(self.venue, ai, t, side)
                 history.append(translate.trade_payload(ai, t, lid, side, pos, ai.leverage))
         await self.emit("sync_result", {"adopted_orders": adopted, "trades": history,
-                                        "closed_orders": closed, "cash": s.state.cash,
+                                        "closed_orders": closed, "cash": self.e.state.cash,
                                         "others_open_orders": others,
                                         "positions": [{"symbol": a.symbol, "amount": p.amount,
                                                        "side": p.side.value}
-                                                      for a in s.assets for p in (a.long, a.short)
+                                                      for a in self.e.assets for p in (a.long, a.short)
                                                       if p.amount > 0]})
-        self.first_trade = {ai.symbol: len(ai.trades) for ai in s.assets}
+        self.first_trade = {ai.symbol: len(ai.trades) for ai in self.e.assets}
 
     async def _sync_leverage(self) -> None:
         """An open position keeps its leverage; elsewhere the exchange gets the local one."""
         from . import orders
-        for ai in self.s.assets:
+        for ai in self.e.assets:
             pos = ai.open_position()
             if pos is not None:
                 await self.emit("leverage_updated", {"symbol": ai.symbol,
@@ -182,16 +182,16 @@ class LiveSession(Session):
         out: list[str] = []
         balance = await self.request("fetch_balance")
         total = balance.get("total") or {}
-        held = sum(p.margin for ai in s.assets for p in (ai.long, ai.short))
+        held = sum(p.margin for ai in self.e.assets for p in (ai.long, ai.short))
         exchange_cash = float(total.get(s.quote) or 0.0) - held
-        if abs(exchange_cash - s.state.cash) > 1e-9 * max(1.0, abs(exchange_cash)):
-            out.append(f"cash: local {s.state.cash!r}, exchange {exchange_cash!r}")
+        if abs(exchange_cash - self.e.state.cash) > 1e-9 * max(1.0, abs(exchange_cash)):
+            out.append(f"cash: local {self.e.state.cash!r}, exchange {exchange_cash!r}")
         positions = {}
         if s.margin == "isolated":
-            for p in await self.request("fetch_positions", [a.symbol for a in s.assets]):
+            for p in await self.request("fetch_positions", [a.symbol for a in self.e.assets]):
                 if float(p.get("contracts") or 0):
                     positions[(p["symbol"], (p.get("side") or "long").lower())] = float(p["contracts"])
-        for ai in s.assets:
+        for ai in self.e.assets:
             m = ai.market
             if not m.is_derivative:
                 theirs = float(total.get(m.base) or 0.0)
@@ -224,7 +224,7 @@ class LiveSession(Session):
         s = self.s
         for part in ("total", "free"):
             b[part] = dict(b.get(part) or {})
-            for currency in [s.quote] + [ai.market.base for ai in s.assets
+            for currency in [s.quote] + [ai.market.base for ai in self.e.assets
                                          if not ai.market.is_derivative]:
                 b[part].setdefault(currency, 0.0)
         return b
@@ -251,7 +251,7 @@ class LiveSession(Session):
             w.start()
 
     def symbols_with_orders(self) -> list[str]:
-        return [ai.symbol for ai in self.s.assets if ai.orders]
+        return [ai.symbol for ai in self.e.assets if ai.orders]
 
     def _background(self) -> list[Any]:
         return [self._inflight_loop]

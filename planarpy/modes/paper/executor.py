@@ -33,7 +33,7 @@ class PaperExecutor(SessionExecutor):
         session = self.session
         limit = req.price if req.type is _LIMIT else None
         return orders.taking(session.markets[ai.symbol], ai, req.side, req.amount, limit,
-                             session.s.clock.now())
+                             session.e.clock.now())
 
     def order_price(self, ai: AssetInstance, req: OrderRequest) -> float | str:
         """A limit order's limit; for a market order the volume-weighted price of the
@@ -52,7 +52,7 @@ class PaperExecutor(SessionExecutor):
         t = self._taking(ai, req)
         reason = orders.immediate_error(m, order, t.taken.amount, t.levels, t.cap)
         if reason is not None:
-            session.s.reject(ai, reason, req.payload())
+            session.e.reject(ai, reason, req.payload())
             return None
         session.marks[order.id] = m.last_trade_ts
         if t.taken:  # before the order exists: the book taken is the book swept
@@ -105,7 +105,7 @@ class PaperExecutor(SessionExecutor):
     def watch_ohlcv(self, req: WatchOHLCV) -> bool:
         """Start (or keep) the market streams of the asset(s) and refresh their candles now."""
         session = self.session
-        assets = session.s.assets if req.ai is None else [req.ai]
+        assets = session.e.assets if req.ai is None else [req.ai]
 
         async def run() -> bool:
             try:

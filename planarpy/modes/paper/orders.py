@@ -78,7 +78,7 @@ def fill(session: Any, ai: AssetInstance, order: Order, amount: float, price: fl
          taker: bool, basis: Mapping[str, Any]) -> Trade | None:
     """Emit the trade that fills `amount` of `order` at `price`, with what it came from
     (the caller holds the state lock)."""
-    trade = new_trade(ai, order, amount, price, taker, session.s.clock.now())
+    trade = new_trade(ai, order, amount, price, taker, session.e.clock.now())
     return session.apply_now("trade_created", trade, ai.symbol, {"basis": dict(basis)}).trade
 
 
@@ -115,5 +115,5 @@ def _on_public_trade(session: Any, ai: AssetInstance, t: PublicTrade) -> None:
     # a long is liquidated by a trade at or below its liquidation price, a short at or above
     if pos is not None and crosses(Side.BUY if pos.side is PositionSide.LONG else Side.SELL,
                                    pos.liquidation_price, t.price):
-        trade = liquidation_trade(ai, pos.side, session.s.clock.now(), session.new_id())
+        trade = liquidation_trade(ai, pos.side, session.e.clock.now(), session.new_id())
         session.apply_now("liquidation", trade, ai.symbol)

@@ -21,7 +21,7 @@ class PaperRun(RunHandle):
         """What the engine last saw of a market: last price, best bid/ask, trades seen."""
         session = self.session
         with session.engine.locked():
-            m = session.markets[symbol or session.s.assets[0].symbol]
+            m = session.markets[symbol or session.e.assets[0].symbol]
             return m.summary()
 
 

@@ -88,7 +88,7 @@ class PaperSession(Session):
         self.markets = {sym: AssetMarket(sym, tf, self.depth) for sym in universe}
         s = self.cls(universe, mode=Mode.PAPER, cash=self.cash,
                      clock=PaperClock(self.exchange_clock(), self.markets), params=self.params)
-        await self.begin(s, cash=s.state.cash)
+        await self.begin(s, cash=s.engine.state.cash)
         for sym in universe:
             await self._snapshot(sym)
         await self.refresh_candles()
@@ -164,7 +164,7 @@ class PaperSession(Session):
         if not fresh:
             return
         self._notify("trades", sym, fresh)
-        await orders.on_public_trades(self, self.s.state.assets[sym], fresh)
+        await orders.on_public_trades(self, self.e.state.assets[sym], fresh)
 
     async def _on_ticker(self, sym: str, ticker: Any) -> None:
         async with self.engine.mutating():

@@ -10,8 +10,7 @@ tick, as in a backtest.
 from __future__ import annotations
 
 import math
-from typing import Any
-
+from ...actions.engine import Engine
 from ...actions.pipeline import watch_equity
 from ...core.risk import day_of, equity
 
@@ -19,17 +18,17 @@ from ...core.risk import day_of, equity
 class EquityWatch:
     """Measures one run's equity around each tick (see the module docstring)."""
 
-    __slots__ = ("s", "last")
+    __slots__ = ("e", "last")
 
-    def __init__(self, s: Any) -> None:
-        self.s = s
+    def __init__(self, e: Engine) -> None:
+        self.e = e
         self.last: tuple[int, float] | None = None  # (close, equity) after the last tick
 
     def _equity(self) -> float | None:
-        s = self.s
-        if not s.state.risk.rules.checks_equity:
+        e = self.e
+        if not e.state.risk.rules.checks_equity:
             return None
-        value = equity(s.state, s.executor.mark)
+        value = equity(e.state, e.executor.mark)
         return value if math.isfinite(value) else None
 
     def before_tick(self, ts: int) -> None:
@@ -40,7 +39,7 @@ class EquityWatch:
             return
         last = self.last
         before = last[1] if last is not None and day_of(last[0]) == day_of(ts) - 1 else None
-        watch_equity(self.s, value, ts, before)
+        watch_equity(self.e, value, ts, before)
 
     def after_tick(self, ts: int) -> None:
         """After the tick of the close `ts`: the equity a new day would start from."""

@@ -64,19 +64,19 @@ class RunHandle:
         session = self.session
         with session.engine.locked():
             session.halt_now(reason, close)
-            return not any(ai.orders for ai in session.s.assets)
+            return not any(ai.orders for ai in session.e.assets)
 
     def state(self) -> dict[str, Any]:
         """A consistent snapshot: cash, committed, balances, positions, open orders, and
         the trading state ("active", "reducing" or "halted")."""
-        s = self.session.s
+        e = self.session.e
         with self.session.engine.locked():
-            return {"cash": s.state.cash, "committed": s.state.committed,
+            return {"cash": e.state.cash, "committed": e.state.committed,
                     "assets": {ai.symbol: {"balance": ai.balance, "committed": ai.committed,
                                            "long": ai.long.amount, "short": ai.short.amount,
                                            "orders": sorted(ai.orders)}
-                               for ai in s.assets},
-                    "trades": len(s.state.trades), "trading": s.state.risk.trading.value}
+                               for ai in e.assets},
+                    "trades": len(e.state.trades), "trading": e.state.risk.trading.value}
 
     def status(self) -> str:
         with self.session.engine.locked():
