@@ -10,7 +10,10 @@ points (fast 2..20 step 2, slow 30..300 step 30), maximising the return. Prints:
 4. memory of each worker on a larger data set: the candles are mapped read-only from one
    file, so workers share one copy (private vs shared pages, from /proc).
 
-Figures only; nothing is asserted. Run: python bench/optimize.py [--candles N]
+Times are wall-clock and, for what runs in one process (1 and 3), also this process's CPU
+time: on a machine shared with other work, CPU time is the fairer figure there (wall time
+counts the waits for a core). Figures only; nothing is asserted.
+Run: python bench/optimize.py [--candles N]
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ from planarpy.optimize import optimize  # noqa: E402
 
 FASTS = list(range(2, 22, 2))
 SLOWS = list(range(30, 330, 30))
-CONFIG = SimConfig(slippage=0.0, volume_cap=False, maker=COMMISSION, taker=COMMISSION)
+# no look-ahead check: backtesting.py makes none, so both sides do the same work (optimize
+# checks the first trial of each batch by default; a bare backtest checks every run)
+CONFIG = SimConfig(slippage=0.0, volume_cap=False, maker=COMMISSION, taker=COMMISSION,
+                   check_lookahead=False)
 MIB = 1 << 20
 
 
@@ -58,27 +64,40 @@ class BenchCross(PlanarSmaCross):
         return self.slow
 
 
-def planar_grid(data: Any, jobs: int = 1, in_process: bool | None = None) -> tuple[float, Any]:
+class Clock:
+    """Wall time and this process's CPU time (threads included) since it was made: on a
+    machine shared with other work, CPU time is the fairer figure of one process."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def read(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def planar_grid(data: Any, jobs: int = 1,
+                in_process: bool | None = None) -> tuple[tuple[float, float], Any]:
+    """optimize's 100-point grid: (wall, CPU) seconds, and the result."""
     with tempfile.TemporaryDirectory() as d:
-        t = time.perf_counter()
+        clock = Clock()
         r = optimize(BenchCross, method="grid", objective="return", ranges={"fast": FASTS,
                      "slow": SLOWS}, data={MARKET.symbol: data}, markets={MARKET.symbol: MARKET},
                      config=CONFIG, settings={}, storage=Path(d) / "s.journal", jobs=jobs,
                      in_process=in_process)
-        return time.perf_counter() - t, r
+        return clock.read(), r
 
 
-def bare_runs(data: Any) -> float:
-    """The same 100 backtests in a plain loop: build, run, summarise."""
-    t = time.perf_counter()
+def bare_runs(data: Any) -> tuple[float, float]:
+    """The same 100 backtests in a plain loop: build, run, summarise; (wall, CPU) seconds."""
+    clock = Clock()
     for fast in FASTS:
         for slow in SLOWS:
             s = BenchCross({MARKET.symbol: MARKET}, params={"fast": fast, "slow": slow})
             backtest(s, data={MARKET.symbol: data}, config=CONFIG, settings={}).summary()
-    return time.perf_counter() - t
+    return clock.read()
 
 
-def bt_grid(data: Any) -> tuple[float, tuple[int, int]]:
+def bt_grid(data: Any) -> tuple[tuple[float, float], tuple[int, int]]:
     """backtesting.py's grid optimisation on one core (its Pool swapped for one thread)."""
     import backtesting
     from backtesting import Backtest
@@ -86,12 +105,16 @@ def bt_grid(data: Any) -> tuple[float, tuple[int, int]]:
         multiprocessing.dummy.Pool(1, initializer, initargs)
     bt = Backtest(to_frame(data), bt_strategy(), cash=CASH, commission=COMMISSION,
                   trade_on_close=False, exclusive_orders=False, finalize_trades=False)
-    t = time.perf_counter()
+    clock = Clock()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         stats = bt.optimize(n1=FASTS, n2=SLOWS, maximize="Return [%]")
-    seconds = time.perf_counter() - t
-    return seconds, (stats._strategy.n1, stats._strategy.n2)
+    return clock.read(), (stats._strategy.n1, stats._strategy.n2)
+
+
+def busy(result: Any, jobs: int, wall: float) -> float:
+    """The share of the workers' wall time spent in trials (each trial times itself)."""
+    return sum(t["seconds"] for t in result.trials) / (jobs * wall)
 
 
 def spin(n: int) -> int:
@@ -164,31 +187,41 @@ def main() -> None:
     n = len(FASTS) * len(SLOWS)
     print(f"python {sys.version.split()[0]}; long-only SMA cross, grid of {n} points "
           f"(fast {FASTS[0]}..{FASTS[-1]}, slow {SLOWS[0]}..{SLOWS[-1]}), maximise the return, "
-          f"{args.candles:,} random-walk 1m candles")
+          f"{args.candles:,} random-walk 1m candles; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
     runs = [planar_grid(data) for _ in range(3)]
-    p_s, r = min(t for t, _ in runs), runs[0][1]
+    p_wall, p_cpu = min(t[0] for t, _ in runs), min(t[1] for t, _ in runs)
+    r = runs[0][1]
     best = (r.best_params["fast"], r.best_params["slow"])
-    print(f"\n1. one core: planarpy optimize {p_s:.2f} s (best of 3) ({n / p_s:.1f} trials/s), "
-          f"best fast={best[0]} slow={best[1]}")
+    print(f"\n1. one core: planarpy optimize {p_wall:.2f} s wall, {p_cpu:.2f} s CPU (best of 3) "
+          f"({n / p_wall:.1f} trials/s), best fast={best[0]} slow={best[1]}")
     if not args.skip_peer:
-        b_s, b_best = bt_grid(data)
+        (b_wall, b_cpu), b_best = bt_grid(data)
         same = "the same best parameters" if b_best == best else "OTHER best parameters"
-        print(f"   backtesting.py Backtest.optimize {b_s:.2f} s ({n / b_s:.1f} trials/s), best "
-              f"n1={b_best[0]} n2={b_best[1]}: {same}; planarpy is {b_s / p_s:.1f}x faster")
+        print(f"   backtesting.py Backtest.optimize {b_wall:.2f} s wall, {b_cpu:.2f} s CPU "
+              f"({n / b_wall:.1f} trials/s), best n1={b_best[0]} n2={b_best[1]}: {same}; "
+              f"planarpy is {b_wall / p_wall:.1f}x faster ({b_cpu / p_cpu:.1f}x in CPU time)")
     big = random_walk(args.parallel_candles)
-    one, _ = planar_grid(big, jobs=1, in_process=False)
-    two, _ = planar_grid(big, jobs=2)
+    (one, _), r1 = planar_grid(big, jobs=1, in_process=False)
+    (two, _), r2 = planar_grid(big, jobs=2)
+    busy1, busy2 = busy(r1, 1, one), busy(r2, 2, two)
     print(f"\n2. worker processes on {len(big):,} candles (start-up included): 1 worker "
           f"{n / one:.1f} trials/s, 2 workers {n / two:.1f} trials/s: {one / two:.2f}x "
           f"(machine: {os.cpu_count()} cores; a bare CPU loop gets {ceiling():.2f}x from 2 "
-          "processes on it right now)")
+          f"processes on it right now; load average {os.getloadavg()[0]:.1f})")
+    print(f"   workers busy with trials {busy1 * 100:.0f}% (1) and {busy2 * 100:.0f}% (2) of the "
+          f"wall time; the rest is start-up, batch ends and the driver (estimate: with 2 free "
+          f"cores, {2 * busy2 / busy1:.2f}x)")
     opt, bare = [], []
     for _ in range(3):  # interleaved, so a busy spell of the machine hits both alike
         opt.append(planar_grid(data)[0])
         bare.append(bare_runs(data))
-    p_s, bare = min(opt), min(bare)
-    print(f"\n3. per trial (best of 3): optimize {p_s / n * 1000:.1f} ms, a bare backtest in a "
-          f"loop {bare / n * 1000:.1f} ms: overhead {p_s / bare:.3f}x")
+    o_wall, o_cpu = min(t[0] for t in opt), min(t[1] for t in opt)
+    b_wall, b_cpu = min(t[0] for t in bare), min(t[1] for t in bare)
+    print(f"\n3. per trial (best of 3): optimize {o_wall / n * 1000:.1f} ms wall, "
+          f"{o_cpu / n * 1000:.1f} ms CPU; a bare backtest in a loop {b_wall / n * 1000:.1f} ms "
+          f"wall, {b_cpu / n * 1000:.1f} ms CPU: overhead {o_wall / b_wall:.3f}x wall, "
+          f"{o_cpu / b_cpu:.3f}x CPU")
     memory(args.memory_candles, 2)
 
 

@@ -10,6 +10,10 @@ from typing import Any
 from .core.errors import ConfigError
 
 
+# the tables planar.toml may have; each is checked where it is read
+TABLES = ("strategies", "markets", "sim", "exchanges", "live", "paper", "risk")
+
+
 def project_dir() -> Path:
     """The project root: $PLANARPY_HOME, else the current directory."""
     return Path(os.environ.get("PLANARPY_HOME") or os.getcwd())
@@ -33,7 +37,11 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"{p} is not valid TOML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read {p}: {e}") from None
-    for table in ("strategies", "markets", "sim", "exchanges", "live", "paper"):
+    unknown = sorted(set(data) - set(TABLES))
+    if unknown:
+        raise ConfigError(f"{p}: unknown table(s) or key(s) {', '.join(unknown)} at the top "
+                          f"level; known tables: {', '.join(TABLES)}")
+    for table in TABLES:
         if table in data and not isinstance(data[table], dict):
             raise ConfigError(f"{p}: [{table}] must be a table, got {type(data[table]).__name__}")
     for name, target in (data.get("strategies") or {}).items():

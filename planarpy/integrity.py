@@ -12,6 +12,11 @@ The attributes that commit a state (a committed row count, a kind table) are sea
 same way: `seal` adds "crc", the CRC-32C of their canonical JSON, and `seal_ok` checks it,
 so a damaged or hand-edited commit is found rather than trusted.
 
+Both stores rely on zarr's LocalStore writing every file to a temporary and renaming it
+(zarr 3.1.3 and later; before, a kill while the trace writer rewrites its last, partly
+committed chunk truncated committed data) and on `Array.with_config` (3.1.6): `check_zarr`
+refuses an older zarr when this module is imported.
+
 This module imports nothing of planarpy: the OHLCV store and the EventTrace both use it.
 """
 
@@ -19,15 +24,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
 import google_crc32c
 import numpy as np
+import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
 SEAL = "crc"
+ZARR_FLOOR = (3, 1, 6)
+
+
+def check_zarr() -> None:
+    """ImportError naming the fix if the installed zarr is older than `ZARR_FLOOR`."""
+    found = tuple(int(p) for p in re.findall(r"\d+", zarr.__version__)[:3])
+    if found < ZARR_FLOOR:
+        need = ".".join(map(str, ZARR_FLOOR))
+        raise ImportError(f"planarpy needs zarr {need} or newer (found {zarr.__version__}) "
+                          "for atomic chunk writes and the API its stores use: pip install "
+                          f"'zarr>={need},<4'")
+
+
+check_zarr()
 
 
 def compressors() -> list[Any]:

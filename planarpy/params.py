@@ -38,7 +38,9 @@ class Param:
         self.default, self.low, self.high, self.step, self.log = default, low, high, step, log
         if choices is None and isinstance(default, bool):
             choices = (False, True)
-        self.choices = tuple(choices) if choices is not None else None
+        # a string is kept whole, for check_spec to refuse: tuple("long") is not meant
+        self.choices = tuple(choices) if choices is not None and not isinstance(choices, str) \
+            else choices
         self.name = "?"
         self.owner = "?"
 
@@ -70,27 +72,61 @@ class Param:
 
     def check_spec(self) -> None:
         """Raise ParamError unless the spec is whole: a range or choices that hold the default."""
+        if not isinstance(self.log, bool):
+            raise ParamError(f"parameter {self.label}: log={self.log!r} is not True or False")
         if self.kind == "choice":
-            if not self.choices:
-                raise ParamError(f"parameter {self.label}: choices are empty")
-            if self.default not in self.choices:
-                raise ParamError(f"parameter {self.label}: default {self.default!r} is not "
-                                 f"among its choices ({', '.join(map(str, self.choices))})")
+            self._check_choices()
             return
         if not isinstance(self.default, numbers.Real) or isinstance(self.default, bool):
             raise ParamError(f"parameter {self.label}: default {self.default!r} is not an int, "
                              "a float or a bool; give choices=(...) for other values")
         check_range(self.label, self.kind, self.low, self.high, self.step, self.log)
+        # plain Python numbers (not numpy's): values go to JSON and to Optuna as they are
+        cast = int if self.kind == "int" else float
+        self.default, self.low, self.high = cast(self.default), cast(self.low), cast(self.high)
+        self.step = None if self.step is None else cast(self.step)
         if not self.low <= self.default <= self.high:
             raise ParamError(f"parameter {self.label}: default {self.default!r} is out of range; "
                              f"allowed: {self.allowed()}")
+
+    def _check_choices(self) -> None:
+        """Choices are distinct plain values (what JSON and Optuna keep), default among them."""
+        label = self.label
+        if isinstance(self.choices, str):
+            raise ParamError(f"parameter {label}: choices={self.choices!r} is a string; give a "
+                             f"tuple of values, e.g. choices=({self.choices!r},)")
+        if any(v is not None and v is not False for v in (self.low, self.high, self.step)) \
+                or self.log:
+            raise ParamError(f"parameter {label}: low, high, step and log are for int and "
+                             "float parameters; a choice (or bool) parameter takes choices= only")
+        if not self.choices:
+            raise ParamError(f"parameter {label}: choices are empty")
+        self.choices = tuple(_plain(label, c) for c in self.choices)
+        for i, a in enumerate(self.choices):
+            for b in self.choices[i + 1:]:
+                if a == b:
+                    raise ParamError(f"parameter {label}: choices {a!r} and {b!r} are equal; "
+                                     "each choice must differ from the others")
+        default = self._choice(self.default) if _scalar(self.default) else _MISSING
+        if default is _MISSING:
+            raise ParamError(f"parameter {label}: default {self.default!r} is not "
+                             f"among its choices ({', '.join(map(str, self.choices))})")
+        self.default = default
+
+    def _choice(self, value: Any) -> Any:
+        """The declared choice equal to `value` and of its kind (bool, number, str, None)."""
+        for c in self.choices or ():
+            if c == value and _kind_of(c) == _kind_of(value):
+                return c
+        return _MISSING
 
     def check(self, value: Any) -> Any:
         """`value` as this parameter's type, or ParamError naming it and what is allowed."""
         kind = self.kind
         if kind == "choice":
-            if value in self.choices and type(value) in {type(c) for c in self.choices}:  # type: ignore[operator]
-                return value
+            choice = self._choice(value) if _scalar(value) else _MISSING
+            if choice is not _MISSING:
+                return choice
             raise ParamError(f"parameter {self.name}={value!r}: not allowed; {self.allowed()}")
         ok = _is_int(value) if kind == "int" else \
             isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -110,6 +146,12 @@ class Param:
             for c in self.choices or ():
                 if str(c) == text or (isinstance(c, bool) and text.lower() == str(c).lower()):
                     return c
+            try:  # a number written another way: 2.50 for 2.5
+                choice = self._choice(float(text))
+            except ValueError:
+                choice = _MISSING
+            if choice is not _MISSING:
+                return choice
             raise ParamError(f"parameter {self.name}={text!r}: not allowed; {self.allowed()}")
         try:
             value: Any = int(text) if kind == "int" else float(text)
@@ -124,6 +166,32 @@ class Param:
         extra = (f", step={self.step!r}" if self.step is not None else "") + \
             (", log=True" if self.log else "")
         return f"Param({self.default!r}, low={self.low!r}, high={self.high!r}{extra})"
+
+
+_MISSING = object()
+INT_LIMIT = 2**53  # ints beyond this do not survive Optuna's float representation
+
+
+def _kind_of(v: Any) -> str:
+    if v is None or isinstance(v, (bool, str)):
+        return type(v).__name__
+    return "number" if isinstance(v, numbers.Real) else "other"
+
+
+def _scalar(v: Any) -> bool:
+    return _kind_of(v) != "other"
+
+
+def _plain(label: str, v: Any) -> Any:
+    """A choice as a plain Python value (numpy scalars converted), or ParamError."""
+    if hasattr(v, "item") and type(v).__module__ == "numpy":
+        v = v.item()
+    if not _scalar(v):
+        raise ParamError(f"parameter {label}: choice {v!r} is a {type(v).__name__}; a choice is "
+                         "None, a bool, an int, a float or a str")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ParamError(f"parameter {label}: choice {v!r} is not a finite number")
+    return v
 
 
 def _a(kind: str) -> str:
@@ -145,6 +213,10 @@ def check_range(label: str, kind: str, low: Any, high: Any, step: Any = None,
                              "needs low= and high=")
         if not want(v):
             raise ParamError(f"parameter {label}: {what}={v!r} is not {_a(kind)}")
+    for what, v in (("low", low), ("high", high)):
+        if kind == "int" and abs(v) > INT_LIMIT:
+            raise ParamError(f"parameter {label}: {what}={v!r} is beyond 2**53 ({INT_LIMIT}), "
+                             "where Optuna can no longer tell ints apart")
     if low > high:
         raise ParamError(f"parameter {label}: empty range, low={low!r} is above high={high!r}")
     if step is not None and (not want(step) or step <= 0):

@@ -89,9 +89,10 @@ class Strategy:
         candles only; without, over every candle since the run began. Either way a value
         equals what the same function gives over the same candles in a backtest, bit for
         bit; with a lookback it also does not depend on where the candles start (a live
-        run's history against a backtest's), which holds when value i depends only on
-        candles i-L+1..i and is computed from them alone (`indicators.sma` is; a
-        cumulative sum or an EMA is not), and which a backtest checks.
+        run's history against a backtest's), which holds when value i computed from
+        candles i-L+1..i alone is the one over all candles: for the window indicators of
+        `planarpy.indicators`, and for its recursive ones (ema, rsi...) once L is the
+        lookback their docstrings give; never for a running total. A backtest checks it.
         """
         return None
 
@@ -150,8 +151,10 @@ class Strategy:
         for sym in self.universe:
             m = markets.get(sym)
             if m is None:
-                raise UnknownSymbol(f"{sym!r} is not in {self.exchange}'s markets; known: "
-                                    f"{', '.join(sorted(markets)) or 'none'}")
+                e = UnknownSymbol.among(sym, markets, f"{self.exchange}'s markets")
+                raise UnknownSymbol(f"{e}. Fetch its rules with `planarpy markets fetch "
+                                    f"{self.exchange} {sym}`, or describe it under "
+                                    f"[markets.{self.exchange}] in planar.toml")
             want_derivative = self.margin == "isolated"
             if m.is_derivative != want_derivative:
                 raise ConfigError(f"{sym} is a {m.kind} market but {type(self).__name__} has "
@@ -168,8 +171,12 @@ class Strategy:
                                      or lookback < 1):
             raise ConfigError(f"{type(self).__name__}: lookback must be a whole number of "
                               f"candles >= 1 (or None), got {lookback!r}")
-        state = State(self.quote, float(self.initial_cash if cash is None else cash),
-                      assets=assets)
+        start_cash = self.initial_cash if cash is None else cash
+        if isinstance(start_cash, bool) or not isinstance(start_cash, (int, float)) \
+                or not 0 < start_cash < 1e15:
+            raise ConfigError(f"{type(self).__name__}: starting cash must be a number > 0 "
+                              f"and < 1e15, not {start_cash!r} (initial_cash, or --cash)")
+        state = State(self.quote, float(start_cash), assets=assets)
         self._engine = Engine(self, mode, state, clock if clock is not None else Clock())
         self.assets: list[AssetInstance] = self._engine.assets
         self.i = -1  # the index of the candle the tick is on (set by the engine)
@@ -193,8 +200,8 @@ class Strategy:
         try:
             return self._engine.state.assets[symbol]
         except KeyError:
-            raise UnknownSymbol(f"{symbol!r} is not in {type(self).__name__}'s universe "
-                                f"({', '.join(self._engine.state.assets)})") from None
+            raise UnknownSymbol.among(symbol, self._engine.state.assets,
+                                      f"{type(self).__name__}'s universe") from None
 
     @property
     def cash(self) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -64,9 +65,11 @@ def _unit(unit: str) -> str:
     return f" ({unit})" if unit else ""
 
 
-def positive(unit: str = "") -> Rule:
-    """A finite number > 0 (a duration, an interval, an amount of cash)."""
-    return Rule(f"a number > 0{_unit(unit)}", lambda v: _is_number(v) and v > 0, float, float)
+def positive(unit: str = "", below: float = math.inf) -> Rule:
+    """A finite number > 0 (a duration, an interval, an amount of cash), and < `below`."""
+    less = f" and < {below:g}" if below < math.inf else ""
+    return Rule(f"a number > 0{less}{_unit(unit)}",
+                lambda v: _is_number(v) and 0 < v < below, float, float)
 
 
 def non_negative(unit: str = "") -> Rule:
@@ -78,6 +81,25 @@ def count(unit: str = "") -> Rule:
     """A whole number >= 1."""
     return Rule(f"a whole number >= 1{_unit(unit)}",
                 lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, int, int)
+
+
+def whole(low: int = 0, high: int | None = None, unit: str = "") -> Rule:
+    """A whole number from `low` (to `high`, if given)."""
+    span = f"from {low} to {high}" if high is not None else f">= {low}"
+    return Rule(f"a whole number {span}{_unit(unit)}",
+                lambda v: (isinstance(v, int) and not isinstance(v, bool) and v >= low
+                           and (high is None or v <= high)), int, int)
+
+
+def number(low: float, high: float, unit: str = "") -> Rule:
+    """A finite number from `low` to `high` (a rate, a share)."""
+    return Rule(f"a number from {low:g} to {high:g}{_unit(unit)}",
+                lambda v: _is_number(v) and low <= v <= high, float, float)
+
+
+def port() -> Rule:
+    """A TCP port: 0 to 65535 (0: any free port)."""
+    return whole(0, 65535, "0: any free port")
 
 
 def boolean() -> Rule:
@@ -99,13 +121,38 @@ def table() -> Rule:
 
 
 def url() -> Rule:
-    """An http(s) base URL."""
-    return Rule("an http(s) URL like http://host:port", _is_url)
+    """An http(s) base URL: scheme, host, optional port and path; no query or fragment."""
+    return Rule("an http(s) URL like http://host:port or https://host/prefix (a base: no "
+                "query, no fragment)", _is_url)
 
 
 def _is_url(v: Any) -> bool:
     parts = urlsplit(v) if isinstance(v, str) else None
-    return parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc)
+    return (parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+            and not parts.query and not parts.fragment and not v.endswith(("?", "#"))
+            and (parts.port is None or parts.port > 0))  # .port raises on 99999: refused
+
+
+def out_file(*suffixes: str) -> Rule:
+    """A file to write: not a directory, in a directory that exists, with one of
+    `suffixes` (any, if none given)."""
+    ends = f" ending in {', '.join(suffixes[:-1])} or {suffixes[-1]}" if len(suffixes) > 1 \
+        else f" ending in {suffixes[0]}" if suffixes else ""
+    return Rule(f"a file{ends} in an existing directory",
+                lambda v: _writable(v, suffixes))
+
+
+def _writable(v: Any, suffixes: tuple[str, ...]) -> bool:
+    if not isinstance(v, str) or not v.strip():
+        return False
+    p = Path(v)
+    return (not p.is_dir() and p.parent.is_dir()
+            and (not suffixes or p.suffix.lower() in suffixes))
+
+
+def existing_dir() -> Rule:
+    """A directory that exists."""
+    return Rule("an existing directory", lambda v: isinstance(v, str) and Path(v).is_dir())
 
 
 def _bool_text(text: str) -> bool:

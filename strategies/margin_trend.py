@@ -15,11 +15,17 @@ class MarginTrend(Strategy):
     margin = "isolated"
     universe = ("XRP/USDT:USDT",)
     initial_cash = 1000.0
-    warmup = 50  # no `lookback`: an EMA depends on every candle before it
+    warmup = 50
     fast = 12
     slow = 48
     leverage = 3.0
     stake = 0.5  # share of free cash used as margin for each entry
+
+    @property
+    def lookback(self):
+        # an EMA depends on every candle before it, but TA-Lib's ema(n) forgets where it
+        # started after 30 * (n + 1) candles; the cross at i also reads i - 1
+        return 30 * (max(self.fast, self.slow) + 1) + 1
 
     def indicators(self, ai):
         close = ai.ohlcv.close

@@ -29,7 +29,8 @@ class Template(Strategy):
 
     def indicators(self, ai):
         """Vectorised indicators over all of `ai.ohlcv`; value i may use candles <= i only,
-        and with `lookback` set, only the last `lookback` of them.
+        and with `lookback` set, only the last `lookback` of them (a recursive indicator
+        such as `rsi` or `ema` needs the lookback its docstring gives, e.g. 60 * n).
 
         Each array becomes a list in `ai.ind[name]`; read it at `self.i` in `tick`.
         """

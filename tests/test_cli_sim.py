@@ -59,7 +59,8 @@ def test_malformed_sim_table(tmp_path, repo_root, monkeypatch, capsys):
     cfg = tmp_path / "p.toml"
     cfg.write_text('[sim]\nseed = "x"\n')
     assert main(["sim", "sma_cross", "--config", str(cfg)]) == 2
-    assert "[sim] seed must be a int" in capsys.readouterr().err
+    assert "[sim] seed must be a whole number from 0 to 4294967295, not 'x'" in \
+        capsys.readouterr().err
 
 
 def test_fee_side_from_the_command_line_and_the_config():
@@ -76,5 +77,6 @@ def test_fee_side_from_the_command_line_and_the_config():
     args = parser.parse_args(["sim", "sma_cross"])
     assert cli_sim.sim_config(args, {"sim": {"fee_side": "get"}}).fee_side == "get"
     assert cli_sim.sim_config(args, {}).fee_side is None
-    with pytest.raises(ConfigError, match=r"\[sim\] fee_side 'bnb' is not one of get, give"):
+    with pytest.raises(ConfigError,
+                       match=r"\[sim\] fee_side must be one of get, give, quote, base, not 'bnb'"):
         cli_sim.sim_config(args, {"sim": {"fee_side": "bnb"}})

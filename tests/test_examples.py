@@ -3,7 +3,7 @@ import pytest
 from planarpy import backtest, find_strategy
 
 
-@pytest.mark.parametrize("name", ["sma_cross", "margin_trend", "template"])
+@pytest.mark.parametrize("name", ["sma_cross", "margin_trend", "rsi_bands", "template"])
 def test_example_strategies_trade_cleanly(name, repo_root, monkeypatch):
     """Each shipped strategy trades on its bundled data without a refused order."""
     monkeypatch.chdir(repo_root)

@@ -4,21 +4,15 @@ code block and every command, in a fresh directory holding the project's strateg
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from readmekit import section_blocks
+
 SECTION = "### Parameters, optimisation and charts"
-
-
-def blocks(repo_root: Path) -> list[tuple[str, str]]:
-    text = (repo_root / "README.md").read_text()
-    start = text.index(SECTION)
-    body = text[start:text.index("\n### ", start + len(SECTION))]
-    return re.findall(r"```(\w+)\n(.*?)```", body, re.S)
 
 
 def test_readme_section_runs(repo_root, tmp_path):
@@ -26,7 +20,7 @@ def test_readme_section_runs(repo_root, tmp_path):
     (tmp_path / "strategies").symlink_to(repo_root / "strategies")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PLANARPY_HOME": str(tmp_path)}
-    found = blocks(repo_root)
+    found = section_blocks(repo_root, SECTION)
     assert [lang for lang, _ in found] == ["python", "sh", "python"]
     for lang, code in found:
         cmd = ["bash", "-euo", "pipefail", "-c", code] if lang == "sh" else [sys.executable, "-c", code]

@@ -13,8 +13,10 @@ from ..modes.sim.results import SimResult, drawdown, walk_trades
 from ..plot import fill_kind, thin
 from .page import Chart, bokeh
 
-MAX_CANDLES = 2_500  # longer runs are drawn on a coarser timeframe
+MAX_CANDLES = 2_500  # longer runs are drawn on a coarser timeframe (stated on the price axis)
 MAX_POINTS = 8_000  # equity and indicator lines are thinned to about this many points
+# the coarser timeframe: the smallest of these that keeps the candles under MAX_CANDLES
+CHART_TIMEFRAMES = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
 WIDTH = 1100
 COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 UP, DOWN = "#26a69a", "#ef5350"
@@ -62,12 +64,24 @@ def _figure(height: int, x_range: Any, ylabel: str) -> Any:
 
 
 def candles_for_chart(o: OHLCV, timeframe: str) -> tuple[OHLCV, int]:
-    """The candles to draw and their width (ms): a coarser timeframe for long runs."""
+    """The candles to draw and their width (ms). A run of more than MAX_CANDLES candles is
+    drawn on the smallest of CHART_TIMEFRAMES (a multiple of its own) that keeps it under;
+    fills, equity and indicators keep their own times."""
     tf = timeframe_ms(timeframe)
-    factor = max(1, math.ceil(len(o) / MAX_CANDLES))
-    if factor == 1:
+    need = tf * max(1, math.ceil(len(o) / MAX_CANDLES))
+    if need == tf:
         return o, tf
-    return resample(o, timeframe, f"{tf * factor // 1000}s"), tf * factor
+    width = next((w for w in map(timeframe_ms, CHART_TIMEFRAMES) if w >= need and w % tf == 0),
+                 need)
+    return resample(o, timeframe, f"{width // 1000}s"), width
+
+
+def span(ms: int) -> str:
+    """A timeframe in ms as text: 900000 -> '15m', 28800000 -> '8h'."""
+    for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms // 1000}s"
 
 
 def _price_panel(ai: Any, result: SimResult, lo: int, trips: list[Any], still_open: Any,
@@ -75,7 +89,10 @@ def _price_panel(ai: Any, result: SimResult, lo: int, trips: list[Any], still_op
     from bokeh.models import ColumnDataSource, HoverTool
     o = ai.ohlcv.between(lo, None)
     c, width = candles_for_chart(o, result.strategy.timeframe)
-    fig = _figure(380, x_range, f"{ai.symbol} ({ai.market.quote})")
+    label = f"{ai.symbol} ({ai.market.quote})"
+    if width != timeframe_ms(result.strategy.timeframe):
+        label += f", {span(width)} candles (run on {result.strategy.timeframe})"
+    fig = _figure(380, x_range, label)
     _positions(fig, ai.symbol, trips, still_open, c, result)
     inc = c.close >= c.open
     src = ColumnDataSource({"t": c.timestamp + width / 2, "open": c.open, "high": c.high,

@@ -12,11 +12,14 @@ import numpy as np
 from ..core.errors import ConfigError
 from .page import Chart, bokeh
 
+MAX_CELLS = 20  # per axis of a heatmap; more numeric values are put in equal bins
+
 
 def heatmap(result: Any, x: str | None = None, y: str | None = None, value: str | None = None,
             path: str | Path | None = None) -> Chart:
     """An objective (default the first) over two searched parameters (default the first
-    two); where several trials share a cell (other parameters varied), the best shows."""
+    two); where several trials share a cell (other parameters varied, or one bin of a
+    numeric axis of more than 20 values), the best shows."""
     bokeh()
     from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
     from bokeh.palettes import Viridis256
@@ -29,24 +32,25 @@ def heatmap(result: Any, x: str | None = None, y: str | None = None, value: str 
                               f"({', '.join(names) or 'none'})")
     o = _objective(result, value)
     k = [ob.name for ob in result.objectives].index(o.name)
+    trials = [t for t in result.folds[-1].trials
+              if t["feasible"] and math.isfinite(t["values"][k])]
+    if not trials:
+        raise ConfigError("no feasible trial to draw")
+    bx, by = _binner([t["params"][x] for t in trials]), _binner([t["params"][y] for t in trials])
     cells: dict[tuple[Any, Any], float] = {}
-    for t in result.folds[-1].trials:
+    for t in trials:
         v = t["values"][k]
-        if not t["feasible"] or not math.isfinite(v):
-            continue
-        key = (t["params"][x], t["params"][y])
+        key = (bx(t["params"][x]), by(t["params"][y]))
         old = cells.get(key)
         if old is None or (v > old if o.maximize else v < old):
             cells[key] = v
-    if not cells:
-        raise ConfigError("no feasible trial to draw")
     xs, ys = sorted({a for a, _ in cells}, key=_order), sorted({b for _, b in cells}, key=_order)
-    src = ColumnDataSource({"x": [str(a) for a, _ in cells], "y": [str(b) for _, b in cells],
+    src = ColumnDataSource({"x": [_label(a) for a, _ in cells], "y": [_label(b) for _, b in cells],
                             "v": list(cells.values())})
     vals = np.asarray(list(cells.values()))
     mapper = LinearColorMapper(palette=Viridis256 if o.maximize else Viridis256[::-1],
                                low=float(vals.min()), high=float(vals.max()))
-    fig = figure(x_range=[str(a) for a in xs], y_range=[str(b) for b in ys], height=520,
+    fig = figure(x_range=[_label(a) for a in xs], y_range=[_label(b) for b in ys], height=520,
                  width=760, title=f"{result.strategy}: {o.name} ({o.direction}) over {x} and {y}",
                  tools="hover,save,reset", toolbar_location="right")
     fig.rect("x", "y", 1, 1, source=src, fill_color={"field": "v", "transform": mapper},
@@ -108,7 +112,32 @@ def _objective(result: Any, name: str | None) -> Any:
                       f"({', '.join(o.name for o in result.objectives)})")
 
 
+def _binner(values: list[Any]) -> Any:
+    """Each value as itself, or, for a numeric axis of more than MAX_CELLS values (a random
+    or TPE search), as one of MAX_CELLS equal bins (lo, hi) of the range searched."""
+    distinct = set(values)
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in distinct)
+    if not numeric or len(distinct) <= MAX_CELLS:
+        return lambda v: v
+    lo, hi = min(distinct), max(distinct)
+    step = (hi - lo) / MAX_CELLS
+    if all(isinstance(v, int) for v in distinct):
+        step = math.ceil(step)  # whole-number bins of ints
+    def bin_of(v: Any) -> tuple[float, float]:
+        i = min(int((v - lo) // step), MAX_CELLS - 1)
+        return (lo + i * step, lo + (i + 1) * step)
+    return bin_of
+
+
+def _label(v: Any) -> str:
+    if isinstance(v, tuple):  # a bin: its range, the upper end open
+        return f"{v[0]:.4g}–{v[1]:.4g}"
+    return str(v)
+
+
 def _order(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return (0, v[0], "")
     return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
 
 

@@ -6,19 +6,35 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from ..core.errors import ConfigError
+from .. import validate as V
+from ..core.errors import ConfigError, UnknownSymbol
+from .main import example
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("exchange", help="the local exchange (Binance-compatible, loopback only)")
+    p = subparsers.add_parser("exchange", help="the local exchange (Binance-compatible, loopback only)",
+                              description="A Binance-compatible exchange on 127.0.0.1 for "
+                                          "running strategies end to end without a network.",
+                              epilog=example("planarpy exchange serve --speed 60"))
     sub = p.add_subparsers(dest="exchange_command", metavar="SUBCOMMAND", required=True)
-    s = sub.add_parser("serve", help="serve the local exchange until interrupted")
-    s.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
+    s = sub.add_parser(
+        "serve", help="serve the local exchange until interrupted",
+        description="Serve a Binance-compatible exchange (spot and USD-M futures, REST and "
+                    "WebSocket) on 127.0.0.1, replaying the bundled real trades and candles "
+                    "(or your CSVs), with test accounts whose keys it prints. Point live or "
+                    "paper at it with --exchange-url; Ctrl-C stops it.",
+        epilog=example("planarpy exchange serve --speed 60",
+                       "PLANARPY_BINANCE_API_KEY=lx-test-api-key PLANARPY_BINANCE_SECRET="
+                       "lx-test-secret \\\n    planarpy live sma_cross --exchange-url "
+                       "http://127.0.0.1:8765"))
+    s.add_argument("--port", type=V.flag(V.port()), default=8765,
+                   help="port on 127.0.0.1 (0: any free port)")
     s.add_argument("--data", nargs="*", default=[], metavar="SYMBOL=CSV",
                    help="replay CSV (trades or candles) for a bundled market, e.g. XRP/ETH=trades.csv")
-    s.add_argument("--speed", type=float, default=1.0,
+    s.add_argument("--speed", type=V.flag(V.positive("times real time")), default=1.0,
                    help="replay speed: 1 is real time, 60 replays a minute per second")
-    s.add_argument("--clock-offset", type=float, default=None, metavar="SECONDS",
+    s.add_argument("--clock-offset", type=V.flag(V.number(-86_400, 86_400, "seconds")),
+                   default=None, metavar="SECONDS",
                    help="run the exchange's clock (market and server time) this far ahead of "
                         "the local clock, behind if negative, in real time (speed 1)")
     s.add_argument("--account", action="append", default=[], metavar="NAME",
@@ -30,19 +46,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from ..localexchange import AccountSpec, LocalExchange
     from ..localexchange.clock import Clock
+    from ..localexchange.server import bundled_markets
 
     data = {}
+    served = [m.symbol for m in bundled_markets()]
     for item in args.data:
         symbol, sep, path = item.partition("=")
         if not sep or not Path(path).is_file():
             raise ConfigError(f"--data expects SYMBOL=CSV with an existing file, got {item!r}")
+        if symbol not in served:
+            raise UnknownSymbol.among(symbol, served, "the local exchange's markets")
         data[symbol] = path
-    if not args.speed > 0 or args.speed == float("inf"):
-        raise ConfigError(f"--speed must be a positive number, got {args.speed:g}")
     offset = args.clock_offset
-    if offset is not None and (offset != offset or abs(offset) > 86_400):
-        raise ConfigError(f"--clock-offset must be a number of seconds within a day, "
-                          f"got {offset:g}")
     if offset is not None and args.speed != 1.0:
         raise ConfigError("--clock-offset runs the exchange in real time: leave --speed at 1")
     names = ["test", *args.account]

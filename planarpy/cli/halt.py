@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import validate as V
 from . import console
+from .main import example
 
 
 def register(sub: Any) -> None:
@@ -27,7 +28,9 @@ def register(sub: Any) -> None:
                                    "runs (in another terminal): trading is halted, every "
                                    "later order is denied until the strategy resets it, and "
                                    "its open orders are cancelled. The run keeps running; "
-                                   "stop it with Ctrl-C as usual.")
+                                   "stop it with Ctrl-C as usual.",
+                       epilog=example("planarpy halt SmaCross",
+                                      "planarpy halt sma_cross --close --reason 'bad fills'"))
     p.add_argument("strategy", help="the strategy: its class name, or the name or path "
                                     "given to live/paper")
     p.add_argument("--trace-dir", type=V.flag(V.nonempty()), default="traces",

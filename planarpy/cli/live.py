@@ -11,6 +11,7 @@ from ..exchanges import exchange_config, load_keys
 from ..loader import find_strategy
 from ..params import parse_items
 from .halt import control_dir
+from .main import example
 from .supervise import add_run_flags, run_handle
 
 
@@ -18,7 +19,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("live", help="run a strategy on an exchange",
                        description="Run a strategy live through ccxt. Ctrl-C (or SIGTERM) "
                                    "stops it cleanly (cancelling or closing as on_stop says) "
-                                   "and flushes its trace; a second Ctrl-C forces the exit.")
+                                   "and flushes its trace; a second Ctrl-C forces the exit.",
+                       epilog=example("planarpy live sma_cross --exchange-url "
+                                      "http://127.0.0.1:8765 --on-stop cancel"))
     add_run_flags(p, "send every request to this base URL instead (a testnet, the local "
                      "exchange)")
     p.add_argument("--waitfor", type=V.flag(V.non_negative("seconds")), default=5.0,

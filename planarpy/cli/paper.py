@@ -11,6 +11,7 @@ from ..exchanges import exchange_config
 from ..loader import find_strategy
 from ..params import parse_items
 from .halt import control_dir
+from .main import example
 from .supervise import add_run_flags, run_handle
 
 
@@ -20,7 +21,9 @@ def register(sub: Any) -> None:
                                    "exchange's public endpoints (no keys), orders fill against "
                                    "the streamed book and trades. Ctrl-C (or SIGTERM) stops it "
                                    "cleanly and flushes its trace; a second Ctrl-C forces the "
-                                   "exit.")
+                                   "exit.",
+                       epilog=example("planarpy paper sma_cross --exchange-url "
+                                      "http://127.0.0.1:8765 --duration 60"))
     add_run_flags(p, "send every request to this base URL instead (the local exchange, a proxy)")
     p.add_argument("--cash", type=V.flag(V.positive()),
                    help="starting cash (default: the strategy's initial_cash)")

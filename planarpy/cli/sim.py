@@ -7,79 +7,106 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
+
+from .. import validate as V
 from ..config import load_config
-from ..core.errors import ConfigError
-from ..data.ohlcv import to_ms
+from ..core.errors import ConfigError, DataError
+from ..core.market import FEE_RANGE, FEE_SIDES
+from ..data.ohlcv import iso, to_ms
 from ..loader import find_strategy
-from ..core.market import FEE_SIDES
 from ..modes.sim import SimConfig, backtest
+from ..modes.sim.config import GAP_POLICIES
 from ..params import parse_items
+from .main import example
 from .trace import trace_outcome
+
+# [sim] in planar.toml; the command line's flags of the same names override them
+SIM_KEYS = {
+    "seed": V.whole(0, 2**32 - 1),
+    "slippage": V.non_negative("a scale; 0: no slippage"),
+    "volume_cap": V.boolean(),
+    "maker": V.number(*FEE_RANGE, "a fee rate; negative: a rebate"),
+    "taker": V.number(*FEE_RANGE, "a fee rate"),
+    "fee_side": V.one_of(*FEE_SIDES),
+    "gaps": V.one_of(*GAP_POLICIES),
+}
+PLOTS = (".html", ".htm", ".png", ".svg", ".pdf", ".jpg", ".jpeg")
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("sim", help="backtest a strategy on candles",
                        description="Backtest a strategy (a name from user/planar.toml, a file "
-                                   "in strategies/, or a path to a .py file).")
+                                   "in strategies/, or a path to a .py file).",
+                       epilog=example("planarpy sim sma_cross",
+                                      "planarpy sim sma_cross --from 2018-01-15 --cash 2 "
+                                      "--trades",
+                                      "planarpy sim my.py --data BTC/USDT=btc_1m.csv "
+                                      "--gaps skip --record --plot run.html"))
     p.add_argument("strategy", help="strategy name or path")
     add_run_options(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--trades", action="store_true",
+                   help="also print the round trips, one line each")
     p.add_argument("--record", nargs="?", const="", metavar="TRACE",
+                   type=V.flag(V.Rule("a trace directory (not a file)",
+                                      lambda v: not Path(v).is_file())),
                    help="record every event in an EventTrace (default traces/STRATEGY/EXCHANGE)")
-    p.add_argument("--plot", metavar="FILE",
+    p.add_argument("--plot", metavar="FILE", type=V.flag(V.out_file(*PLOTS)),
                    help="also chart the run: FILE.html an interactive page (Bokeh), "
-                        "FILE.png a picture (matplotlib)")
+                        "FILE.png (.svg, .pdf) a picture (matplotlib)")
     p.set_defaults(func=run)
 
 
+def time_flag(text: str) -> int:
+    """An argparse `type=` for a time: ISO 8601 (UTC) or epoch ms."""
+    try:
+        return to_ms(text)
+    except DataError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options of a backtest, shared by `sim` and `optimize`."""
-    p.add_argument("--from", dest="start", metavar="TIME",
+    """The options of a backtest, shared by `sim` and `optimize`; each checked as it is read."""
+    p.add_argument("--from", dest="start", metavar="TIME", type=time_flag,
                    help="first tick (ISO date or epoch ms); earlier candles still warm up")
-    p.add_argument("--to", dest="stop", metavar="TIME", help="no candle at or after this time")
+    p.add_argument("--to", dest="stop", metavar="TIME", type=time_flag,
+                   help="no candle at or after this time")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a strategy parameter (repeatable)")
-    p.add_argument("--cash", type=float, help="starting cash (default: the strategy's)")
-    p.add_argument("--seed", type=int,
+    p.add_argument("--cash", type=V.flag(V.positive(below=1e15)),
+                   help="starting cash (default: the strategy's initial_cash)")
+    p.add_argument("--seed", type=V.flag(SIM_KEYS["seed"]),
                    help="seed of the fill randomness, and of the search in optimize (default 0)")
     p.add_argument("--data", action="append", default=[], metavar="SYMBOL=CSV",
-                   help="candles of one market from a CSV (repeatable)")
-    p.add_argument("--data-dir", help="OHLCV store directory (default user/data)")
-    p.add_argument("--slippage", type=float, help="scale of market-order slippage (0 = none)")
+                   help="candles of one market from a CSV (repeatable); candles finer than "
+                        "the strategy's timeframe are resampled, coarser ones refused")
+    p.add_argument("--data-dir", type=V.flag(V.existing_dir()), metavar="DIR",
+                   help="OHLCV store directory to read, which must hold the markets "
+                        "(default: user/data, then the bundled samples)")
+    p.add_argument("--gaps", choices=GAP_POLICIES,
+                   help="candles missing from the data: fill (a flat candle at the last "
+                        "close, no volume) or skip (step over them) (default: [sim] gaps, "
+                        "else fill)")
+    p.add_argument("--slippage", type=V.flag(SIM_KEYS["slippage"]),
+                   help="scale of market-order slippage (0 = none; default 1)")
     p.add_argument("--no-volume-cap", action="store_true", help="fill whole orders whatever the volume")
-    p.add_argument("--maker", type=float, help="maker fee rate override")
-    p.add_argument("--taker", type=float, help="taker fee rate override")
+    p.add_argument("--maker", type=V.flag(SIM_KEYS["maker"]), help="maker fee rate override")
+    p.add_argument("--taker", type=V.flag(SIM_KEYS["taker"]), help="taker fee rate override")
     p.add_argument("--fee-side", choices=FEE_SIDES,
                    help="currency fees are taken in, overriding the market's (quote: cash)")
     p.add_argument("--config", help="config file (default user/planar.toml)")
 
 
 def sim_config(args: argparse.Namespace, cfg: dict[str, Any]) -> SimConfig:
-    """SimConfig from [sim] in planar.toml, overridden by the command line."""
-    table = cfg.get("sim") or {}
-    unknown = set(table) - {"seed", "slippage", "volume_cap", "maker", "taker", "fee_side"}
-    if unknown:
-        raise ConfigError(f"[sim] has unknown option(s) {', '.join(sorted(unknown))}; "
-                          "known: seed, slippage, volume_cap, maker, taker, fee_side")
-    def pick(name: str, cli: Any, kind: type) -> Any:
-        value = cli if cli is not None else table.get(name)
-        if value is None:
-            return None
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
-            raise ConfigError(f"[sim] {name} must be a {kind.__name__}, got {value!r}")
-        return value
-    options: dict[str, Any] = {}
-    for name, cli, kind in (("seed", args.seed, int), ("slippage", args.slippage, float),
-                            ("maker", args.maker, float), ("taker", args.taker, float),
-                            ("fee_side", args.fee_side, str)):
-        value = pick(name, cli, kind)
-        if value is not None:
-            options[name] = value
-    cap = pick("volume_cap", False if args.no_volume_cap else None, bool)
-    if cap is not None:
-        options["volume_cap"] = cap
+    """SimConfig from [sim] in planar.toml (each key checked), overridden by the flags."""
+    options = V.read_table(cfg.get("sim"), SIM_KEYS, "[sim]")
+    flags = {"seed": args.seed, "slippage": args.slippage, "maker": args.maker,
+             "taker": args.taker, "fee_side": args.fee_side, "gaps": args.gaps,
+             "volume_cap": False if args.no_volume_cap else None}
+    options.update({k: v for k, v in flags.items() if v is not None})
+    if args.start is not None and args.stop is not None and args.stop <= args.start:
+        raise ConfigError(f"--to {iso(args.stop)} is not after --from {iso(args.start)}")
     return SimConfig(**options)
 
 
@@ -96,25 +123,30 @@ def parse_data(items: list[str]) -> dict[str, Path]:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     cls = find_strategy(args.strategy, cfg)
+    config = sim_config(args, cfg)
+    params = parse_items(cls, args.param)
     recorder = None
     if args.record is not None:
         from ..trace import EventTrace
         recorder = EventTrace.open(args.record or None, strategy=cls.__name__,
                                    exchange=cls.exchange)
     try:
-        result = backtest(cls, data=parse_data(args.data), cash=args.cash,
-                          start=to_ms(args.start) if args.start else None,
-                          stop=to_ms(args.stop) if args.stop else None,
-                          config=sim_config(args, cfg), progress=True, settings=cfg,
-                          data_dir=args.data_dir, recorder=recorder,
-                          params=parse_items(cls, args.param))
+        result = backtest(cls, data=parse_data(args.data), cash=args.cash, start=args.start,
+                          stop=args.stop, config=config, progress=True, settings=cfg,
+                          data_dir=args.data_dir, recorder=recorder, params=params)
     finally:
         if recorder is not None:
             recorder.close()
     if args.json:
-        print(json.dumps(result.summary(), indent=2))
+        summary = result.summary()
+        if args.trades:
+            summary["round_trips_list"] = [attrs.asdict(t) for t in result.round_trips()]
+        print(json.dumps(summary, indent=2))
     else:
         print(result.format_summary())
+        if args.trades:
+            print()
+            print(result.format_trades())
     code = 0
     if recorder is not None:
         print(f"trace         {recorder.path} (run {recorder.run})")

@@ -8,15 +8,20 @@ import contextlib
 import csv
 import datetime as dt
 import json
+import string
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 import msgspec
 
+from .. import validate as V
+from ..core.errors import UnknownSymbol
 from ..trace import TraceError, follow, iter_events, trace_info, trace_tail
 from . import console
+from .main import example
 
 EXPORT_BATCH = 65536
 
@@ -24,39 +29,57 @@ EXPORT_BATCH = 65536
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "trace", help="inspect EventTrace stores: info, tail, export, replay, upgrade",
-        description="Inspect the event trace a paper or live run writes (traces/<strategy>/<exchange>).")
+        description="Inspect the event trace a paper or live run writes "
+                    "(traces/<strategy>/<exchange>), or that `sim --record` writes.",
+        epilog=example("planarpy trace tail traces/SmaCross/binance -n 20 --follow",
+                       "planarpy trace replay traces/SmaCross/binance --strategy sma_cross"))
     sub = parser.add_subparsers(dest="trace_command", metavar="ACTION", required=True)
 
-    info = sub.add_parser("info", help="summary: events, segments, runs, symbols, time span")
+    info = sub.add_parser("info", help="summary: events, segments, runs, symbols, time span",
+                          epilog=example("planarpy trace info traces/SmaCross/binance --check"))
     info.add_argument("path", help="trace directory, e.g. traces/SmaCross/binance")
     info.add_argument("--check", action="store_true",
                       help="read every event, verifying every chunk's checksum; name the damage")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=run_info)
 
-    tail = sub.add_parser("tail", help="print the newest events (--follow: keep printing)")
+    tail = sub.add_parser("tail", help="print the newest events (--follow: keep printing)",
+                          description="Print the newest events, one line each: time, run, "
+                                      "kind, symbol and the event's main fields (--json: "
+                                      "the whole event).",
+                          epilog=example("planarpy trace tail traces/SmaCross/binance -n 20 "
+                                         "--kind trade_created --follow"))
     tail.add_argument("path", help="trace directory")
-    tail.add_argument("-n", type=int, default=10, metavar="N", help="how many events (default 10)")
+    tail.add_argument("-n", type=V.flag(V.whole(0)), default=10, metavar="N",
+                      help="how many events (default 10; 0 with --follow: only new ones)")
     _add_filters(tail)
     tail.add_argument("--since", help="only events at or after this time (ISO 8601)")
     tail.add_argument("--until", help="only events before this time (ISO 8601)")
-    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
-    tail.add_argument("--interval", type=float, default=0.5, help="--follow poll period, seconds")
-    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.add_argument("-f", "--follow", action="store_true",
+                      help="keep printing new events; wait for a trace that does not exist yet")
+    tail.add_argument("--interval", type=V.flag(V.positive("seconds")), default=0.5,
+                      help="--follow poll period, seconds")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line (raw)")
     tail.set_defaults(func=run_tail)
 
-    export = sub.add_parser("export", help="write events to CSV or Parquet")
+    export = sub.add_parser("export", help="write events to CSV or Parquet",
+                            epilog=example("planarpy trace export traces/SmaCross/binance "
+                                           "--csv events.csv"))
     export.add_argument("path", help="trace directory")
     out = export.add_mutually_exclusive_group(required=True)
-    out.add_argument("--csv", metavar="OUT", help="write a CSV file (payload as a JSON column)")
-    out.add_argument("--parquet", metavar="OUT", help="write a Parquet file (needs pyarrow)")
+    out.add_argument("--csv", metavar="OUT", type=V.flag(V.out_file()),
+                     help="write a CSV file (payload as a JSON column)")
+    out.add_argument("--parquet", metavar="OUT", type=V.flag(V.out_file()),
+                     help="write a Parquet file (needs pyarrow)")
     _add_filters(export)
     export.set_defaults(func=run_export)
 
-    replay = sub.add_parser("replay", help="rebuild a strategy's state from a run's events")
+    replay = sub.add_parser("replay", help="rebuild a strategy's state from a run's events",
+                            epilog=example("planarpy trace replay traces/SmaCross/binance "
+                                           "--strategy sma_cross --run last"))
     replay.add_argument("path", help="trace directory")
     replay.add_argument("--strategy", required=True, help="strategy name or path (for its markets)")
-    replay.add_argument("--run", type=_run_arg, default="last", metavar="RUN",
+    replay.add_argument("--run", type=run_arg, default="last", metavar="RUN",
                         help="a run id, or 'last' (default)")
     replay.add_argument("--exchange", help="the exchange the run used, if not the strategy's")
     replay.add_argument("--allow-unknown-kinds", action="store_true",
@@ -67,7 +90,8 @@ def register(subparsers: Any) -> None:
     upgrade = sub.add_parser("upgrade", help="convert a trace of an older format to the current one",
                              description="Convert a trace written by an older planarpy (format "
                                          "planarpy.trace/1) to the current format, keeping the "
-                                         "original beside it as NAME.v1-backup.")
+                                         "original beside it as NAME.v1-backup.",
+                             epilog=example("planarpy trace upgrade traces/SmaCross/binance"))
     upgrade.add_argument("path", help="trace directory")
     upgrade.add_argument("--force", action="store_true",
                          help="convert a damaged trace's readable events (default: refuse)")
@@ -88,16 +112,20 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", action="append", metavar="K",
                         help="only this event kind (repeatable)")
     parser.add_argument("--symbol", metavar="S", help="only events of this symbol")
-    parser.add_argument("--run", type=_run_arg, metavar="RUN", help="a run id, or 'last'")
+    parser.add_argument("--run", type=run_arg, metavar="RUN", help="a run id, or 'last'")
 
 
-def _run_arg(text: str) -> int | str:
+def run_arg(text: str) -> int | str:
     if text == "last":
         return text
     try:
-        return int(text)
+        run = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"run must be an integer or 'last', not {text!r}") from None
+        run = -1
+    if run < 0:
+        raise argparse.ArgumentTypeError(f"must be a run id (a whole number >= 0) or 'last', "
+                                         f"not {text!r}")
+    return run
 
 
 @contextlib.contextmanager
@@ -119,11 +147,69 @@ def iso_ns(ts: int) -> str:
 
 
 def _line(event: dict, as_json: bool) -> str:
+    """One event on one line: raw JSON, or time, run, kind, symbol and its main fields."""
     if as_json:
         return msgspec.json.encode(event).decode()
-    payload = msgspec.json.encode(event["payload"]).decode()
-    return (f"{iso_ns(event['ts'])}  run {event['run']}  {event['kind']:<20} "
-            f"{event['symbol'] or '-':<14} {payload}")
+    return (f"{iso_ns(event['ts'])[:23]}Z  run {event['run']}  {event['kind']:<18} "
+            f"{event['symbol'] or '-':<14} {describe(event['kind'], event['payload'])}")
+
+
+# the fields worth a glance, per kind; other kinds show their plain fields as key=value
+_TEMPLATES = {
+    "order_created": "{side} {type} {amount} @ {price} {tif}  id {id}",
+    "order_updated": "id {id} {status}, filled {filled}",
+    "order_closed": "id {id} {status}",
+    "trade_created": "{side} {amount} @ {price}, fee {fee} {fee_currency}  order {order_id}",
+    "trade_emulated": "{side} {amount} @ {price}, fee {fee} {fee_currency}  order {order_id}",
+    "liquidation": "{side} {amount} @ {price}  order {order_id}",
+    "order_error": "{reason}",
+    "strategy_started": "{strategy} ({mode}), cash {cash}",
+    "strategy_stopped": "cash {cash}",
+    "leverage_updated": "leverage {leverage}",
+}
+
+
+def _fields(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def describe(kind: str, payload: Any) -> str:
+    """The main fields of an event's payload, in words."""
+    if not isinstance(payload, dict):
+        return _value(payload)
+    template = _TEMPLATES.get(kind)
+    if template is not None and all(f in payload for f in _fields(template)):
+        return template.format_map({k: _value(v) for k, v in payload.items()})
+    plain = [f"{k}={_value(v)}" for k, v in payload.items()
+             if isinstance(v, (str, int, float, bool)) or v is None]
+    nested = [k for k, v in payload.items() if isinstance(v, (dict, list))]
+    return " ".join(plain[:8] + ([f"(+{', '.join(nested[:4])})"] if nested else []))
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.10g}"
+    if isinstance(v, (dict, list)):
+        return msgspec.json.encode(v).decode()
+    return str(v)
+
+
+def _check_symbol(path: str, symbol: str | None) -> None:
+    """An unknown --symbol is an error naming the trace's symbols (the case included)."""
+    if symbol is None:
+        return
+    known = trace_info(path)["symbols"]
+    if symbol not in known:
+        raise UnknownSymbol.among(symbol, known, f"{path}'s events")
+
+
+def _wait_for(path: str, interval: float) -> None:
+    """Wait until `path` holds a trace (a run starting), saying so first."""
+    if (Path(path) / "zarr.json").is_file():
+        return
+    console.say(f"planarpy: waiting for a trace at {path} (none there yet); Ctrl-C stops")
+    while not (Path(path) / "zarr.json").is_file():
+        time.sleep(interval)
 
 
 def run_tail(args: argparse.Namespace) -> int:
@@ -132,9 +218,13 @@ def run_tail(args: argparse.Namespace) -> int:
         if args.follow:
             if args.since or args.until:
                 raise TraceError("--follow cannot be combined with --since/--until")
+            _wait_for(args.path, args.interval)
+            console.say(f"planarpy: following {args.path} (every {args.interval:g} s); "
+                        "Ctrl-C stops")
             for event in follow(args.path, args.n, interval=args.interval, **filters):
                 print(_line(event, args.json), flush=True)
             return 0
+        _check_symbol(args.path, args.symbol)
         for event in trace_tail(args.path, args.n, since=args.since, until=args.until, **filters):
             print(_line(event, args.json))
     return 0
@@ -182,6 +272,7 @@ HEADER = ["ts", "time", "kind", "exchange", "symbol", "strategy", "run", "seq", 
 
 def run_export(args: argparse.Namespace) -> int:
     filters = {"kinds": args.kind, "symbol": args.symbol, "run": args.run}
+    _check_symbol(args.path, args.symbol)
     with _warnings_to_stderr():
         if args.parquet:
             count = _export_parquet(args.path, Path(args.parquet), filters)

@@ -183,13 +183,23 @@ def cancel_order(state: State, ai: AssetInstance, order: Order,
         order.status = status
     if order.filled > 0 and order.id in ai.orders:
         state.orders_partial += 1
+        if order.commits_quote:  # it opened or added to a position
+            state.entries_partial.append(order.filled / order.amount)
     _release(state, ai, order, order.committed)
     ai.orders.pop(order.id, None)
     settle(state, ai)
 
 
-def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade) -> PositionChange:
-    """Apply one fill of `order`: release its share of the commitment, move cash and holdings."""
+def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade, *,
+               in_balance: bool = False, in_position: bool = False) -> PositionChange:
+    """Apply one fill of `order`: release its share of the commitment, move cash and holdings.
+
+    `in_balance` / `in_position` (live): a balance or position snapshot taken after the
+    fill was applied before it, so the state already shows that part of the fill, which
+    must not move it again. A balance shows the cash and a spot asset's holdings (on margin,
+    the wallet: the fee and the realized pnl); a position shows its amount, entry and
+    margin (and the cash its margin took or freed). The order and the trades move as ever.
+    """
     remaining = order.amount - order.filled
     done = trade.amount >= remaining * (1 - 1e-9)
     if done:  # the whole commitment goes, rounding included
@@ -204,10 +214,14 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade) -> P
     m = ai.market
     fee_base, fee_cash, fee_value = fee_parts(state, m, trade)
     state.fees += fee_value
+    change = PositionChange.NONE
     if m.is_derivative:
-        change = _fill_position(state, ai, order, trade, fee_cash)
-    else:
-        change = PositionChange.NONE
+        if not in_position:
+            change = _fill_position(state, ai, order, trade, 0.0 if in_balance else fee_cash,
+                                    realize=not in_balance)
+        elif not in_balance:
+            _fill_wallet(state, ai, order, trade, fee_cash)
+    elif not in_balance:
         if trade.side is Side.BUY:
             state.cash -= trade.cost + fee_cash
             ai.balance += trade.amount - fee_base
@@ -226,7 +240,9 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade) -> P
 
 
 def _fill_position(state: State, ai: AssetInstance, order: Order, trade: Trade,
-                   fee: float) -> PositionChange:
+                   fee: float, realize: bool = True) -> PositionChange:
+    """Move the position by a fill, and the cash by its margin, `fee` and (if `realize`)
+    its realized pnl."""
     m = ai.market
     pos = ai.position(trade.pos)
     cs = m.contract_size
@@ -247,7 +263,8 @@ def _fill_position(state: State, ai: AssetInstance, order: Order, trade: Trade,
     if qty <= 0:
         return PositionChange.NONE
     released = pos.margin * (qty / pos.amount)
-    state.cash += released + pnl(pos.side, pos.entry_price, trade.price, qty * cs) - fee
+    realized = pnl(pos.side, pos.entry_price, trade.price, qty * cs) if realize else 0.0
+    state.cash += released + realized - fee
     pos.amount -= qty
     pos.margin -= released
     pos.date = trade.date
@@ -257,6 +274,18 @@ def _fill_position(state: State, ai: AssetInstance, order: Order, trade: Trade,
     pos.liquidation_price = liquidation_price(
         pos.side, pos.entry_price, pos.amount * cs, pos.margin, m.maintenance_margin_rate)
     return PositionChange.UPDATED
+
+
+def _fill_wallet(state: State, ai: AssetInstance, order: Order, trade: Trade,
+                 fee: float) -> None:
+    """The wallet part of a margin fill whose position a snapshot already shows: the fee
+    and, for a reducing fill, the pnl realized against the entry the position keeps (none
+    if the snapshot closed it: the entry is gone)."""
+    realized = 0.0
+    pos = ai.position(trade.pos)
+    if pos.amount > 0 and not (opens_position(trade.side, trade.pos) and not order.reduce_only):
+        realized = pnl(pos.side, pos.entry_price, trade.price, trade.amount * ai.market.contract_size)
+    state.cash += realized - fee
 
 
 def liquidation_trade(ai: AssetInstance, side: PositionSide, date: int, order_id: str) -> Trade:

@@ -14,6 +14,7 @@ from . import accounting
 from .accounting import PositionChange
 from .instances import AssetInstance, State
 from .orders import Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade
+from .positions import liquidation_price
 from .risk import RiskEvent, TradingState
 
 
@@ -113,7 +114,12 @@ def _trade(state: State, d: Mapping[str, Any] | Trade) -> Effect:
         return NO_EFFECT  # not (or no longer) open here, or a fill already counted
     if tid:
         ai.trade_ids.add(tid)
-    change = accounting.apply_fill(state, ai, order, trade)
+    if d.__class__ is Trade:
+        change = accounting.apply_fill(state, ai, order, trade)
+    else:  # live: a snapshot may show the fill already (see apply_fill)
+        change = accounting.apply_fill(state, ai, order, trade,
+                                       in_balance=bool(d.get("in_balance")),
+                                       in_position=bool(d.get("in_position")))
     return Effect(order, trade, change, symbol, trade.pos)
 
 
@@ -170,10 +176,15 @@ def _balance(state: State, d: Mapping[str, Any]) -> Effect:
 
 
 def _position(state: State, d: Mapping[str, Any]) -> Effect:
-    """Take an exchange position as the truth (amount, entry, margin, leverage, liquidation)."""
+    """Take an exchange position as the truth (amount, entry, margin, leverage, liquidation).
+
+    The wallet holds the position's margin: what the margin grows by, the cash gives (and
+    what it shrinks by, the cash gets), as when a fill moves it; a balance update then
+    sets the cash to the wallet less the margins."""
     ai = _asset(state, d["symbol"])
     pos = ai.position(d.get("side", "long"))
     was_open = pos.amount > 0
+    margin = pos.margin
     amount = float(d.get("amount") or 0.0)
     if amount <= 0:
         pos.reset()
@@ -182,9 +193,13 @@ def _position(state: State, d: Mapping[str, Any]) -> Effect:
         pos.amount = amount
         pos.entry_price = float(d.get("entry_price") or pos.entry_price)
         pos.margin = float(d.get("margin") or pos.margin)
-        pos.leverage = float(d.get("leverage") or pos.leverage)
-        pos.liquidation_price = float(d.get("liquidation_price") or pos.liquidation_price)
+        pos.leverage = float(d.get("leverage") or ai.leverage)
+        liquidation = d.get("liquidation_price")  # a stream update may not say: reckoned
+        pos.liquidation_price = float(liquidation) if liquidation else liquidation_price(
+            pos.side, pos.entry_price, amount * ai.market.contract_size, pos.margin,
+            ai.market.maintenance_margin_rate)
         change = PositionChange.UPDATED if was_open else PositionChange.OPENED
+    state.cash -= pos.margin - margin
     accounting.settle(state, ai)
     return Effect(position=change, symbol=ai.symbol, side=pos.side)
 

@@ -4,6 +4,11 @@ Ordinary trading failures (not enough cash, an order below the minimum) are not
 exceptions: `call` returns None and the strategy receives an order-error event.
 """
 
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
 
 class PlanarError(Exception):
     """Base class of every planarpy error."""
@@ -22,6 +27,19 @@ class UnknownSymbol(PlanarError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def among(cls, symbol: str, known: Iterable[str], where: str) -> "UnknownSymbol":
+        """The error for `symbol`, which is not in `where` (e.g. "binance's markets"):
+        it names the symbols it may have meant, says so when only the case differs
+        (symbols are case-sensitive), and lists what is known."""
+        known = sorted(set(known))
+        same = [k for k in known if k.upper() == symbol.upper()]
+        close = same or difflib.get_close_matches(symbol.upper(), known, n=3, cutoff=0.8)
+        case = " symbols are case-sensitive" if same else ""
+        hint = f" (did you mean {' or '.join(repr(k) for k in close)}?{case})" if close else ""
+        shown = ", ".join(known[:30]) + (f" and {len(known) - 30} more" if len(known) > 30 else "")
+        return cls(f"{symbol!r} is not in {where}{hint}; known: {shown or 'none'}")
 
 
 class StrategyNotFound(PlanarError, LookupError):

@@ -87,6 +87,8 @@ class State:
     assets: dict[str, AssetInstance] = attrs.Factory(dict)
     trades: list[Trade] = attrs.Factory(list)
     fees: float = 0.0
+    # the filled share of each order that opened or added to a position and ended partly filled
+    entries_partial: list[float] = attrs.Factory(list)
     active: dict[str, AssetInstance] = attrs.Factory(dict)
     orders_placed: int = 0
     orders_partial: int = 0

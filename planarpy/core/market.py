@@ -19,6 +19,8 @@ DEFAULT_MAINTENANCE_MARGIN_RATE = 0.005
 # ccxt's `feeSide`: the fee is taken from the asset received, the asset given, or always
 # the quote or the base (ccxt's default when a market does not say)
 FEE_SIDES = ("get", "give", "quote", "base")
+# the fee rates a market or a fee override may have (a negative maker fee is a rebate)
+FEE_RANGE = (-0.01, 0.1)
 
 
 @attrs.frozen(slots=True)
@@ -141,44 +143,50 @@ class Market:
 
     @classmethod
     def from_ccxt(cls, m: Mapping[str, Any], precision_mode: int = TICK_SIZE) -> "Market":
-        """Build from a ccxt unified market structure."""
+        """Build from a ccxt unified market structure.
+
+        A market without `type` (or a `spot`/`swap`/`future` flag) is typed by its symbol
+        as ccxt writes it: `BASE/QUOTE` is spot, `BASE/QUOTE:SETTLE` a swap and
+        `BASE/QUOTE:SETTLE-YYMMDD` a future. Each value read is checked: ConfigError names
+        the market, the key, the value and what is allowed.
+        """
+        name = m.get("symbol", "?") if isinstance(m, Mapping) else "?"
         try:
-            symbol = m["symbol"]
-            precision = m.get("precision") or {}
-            limits = m.get("limits") or {}
-            amount_step = _step(precision.get("amount"), precision_mode, symbol, "amount")
-            price_step = _step(precision.get("price"), precision_mode, symbol, "price")
-            kind = m.get("type") or ("spot" if m.get("spot") else "swap")
-            lev = (limits.get("leverage") or {}).get("max")
+            if not isinstance(m, Mapping):
+                raise ValueError(f"must be a table (ccxt's market shape), not {m!r}")
+            r = _Reader(m)
+            symbol = r.text("symbol")
+            kind = market_kind(m, symbol)
             mmr = m.get("maintenanceMarginRate")
-            if mmr is None:
-                mmr = (m.get("info") or {}).get("maintenanceMarginPercent")
-                mmr = float(mmr) / 100 if mmr is not None else DEFAULT_MAINTENANCE_MARGIN_RATE
+            if mmr is None and (m.get("info") or {}).get("maintenanceMarginPercent") is not None:
+                mmr = float(m["info"]["maintenanceMarginPercent"]) / 100
             return cls(
                 symbol=symbol,
                 id=str(m.get("id") or symbol.replace("/", "")),
-                base=m["base"],
-                quote=m["quote"],
-                settle=m.get("settle"),
+                base=r.text("base"),
+                quote=r.text("quote"),
+                settle=m.get("settle") or (None if kind == "spot" else _settle(symbol)),
                 kind=kind,
-                amount_step=amount_step,
-                price_step=price_step,
-                min_amount=_num((limits.get("amount") or {}).get("min"), 0.0),
-                max_amount=_num((limits.get("amount") or {}).get("max"), math.inf),
-                min_cost=_num((limits.get("cost") or {}).get("min"), 0.0),
-                max_cost=_num((limits.get("cost") or {}).get("max"), math.inf),
-                min_price=_num((limits.get("price") or {}).get("min"), 0.0),
-                max_price=_num((limits.get("price") or {}).get("max"), math.inf),
-                maker=_num(m.get("maker"), 0.001),
-                taker=_num(m.get("taker"), 0.001),
-                contract_size=_num(m.get("contractSize"), 1.0),
-                max_leverage=_num(lev, 1.0 if kind == "spot" else 20.0),
-                maintenance_margin_rate=float(mmr),
+                amount_step=r.step("amount", precision_mode),
+                price_step=r.step("price", precision_mode),
+                min_amount=r.limit("amount", "min", 0.0),
+                max_amount=r.limit("amount", "max", math.inf),
+                min_cost=r.limit("cost", "min", 0.0),
+                max_cost=r.limit("cost", "max", math.inf),
+                min_price=r.limit("price", "min", 0.0),
+                max_price=r.limit("price", "max", math.inf),
+                maker=r.number(m.get("maker"), "maker", 0.001, *FEE_RANGE),
+                taker=r.number(m.get("taker"), "taker", 0.001, *FEE_RANGE),
+                contract_size=r.number(m.get("contractSize"), "contractSize", 1.0, 1e-18,
+                                       math.inf, open_low=True),
+                max_leverage=r.limit("leverage", "max", 1.0 if kind == "spot" else 20.0),
+                maintenance_margin_rate=r.number(mmr, "maintenanceMarginRate",
+                                                 DEFAULT_MAINTENANCE_MARGIN_RATE, 0.0, 0.999),
                 fee_side=str(m.get("feeSide") or "quote"),
             )
         except (KeyError, TypeError, ValueError) as e:
-            name = m.get("symbol", "?") if isinstance(m, Mapping) else "?"
-            raise ConfigError(f"market {name!r} is not a valid ccxt market: {e}") from None
+            raise ConfigError(f"market {name!r} is not a valid ccxt market: "
+                              f"{e.args[0] if e.args else e}") from None
 
     def to_ccxt(self) -> dict[str, Any]:
         """The ccxt-shaped market dict this market was (or could have been) built from."""
@@ -201,15 +209,78 @@ class Market:
         }
 
 
-def _num(v: Any, default: float) -> float:
-    return default if v is None else float(v)
+def market_kind(m: Mapping[str, Any], symbol: str) -> str:
+    """The market type, spot, swap or future: ccxt's `type`, else its flags, else the
+    form of the symbol."""
+    kind = m.get("type")
+    if kind is None:
+        kind = next((k for k in ("spot", "swap", "future") if m.get(k)), None)
+    if kind is None:
+        settle = symbol.partition(":")[2]
+        kind = "spot" if not settle else "future" if "-" in settle else "swap"
+    if kind not in ("spot", "swap", "future"):
+        raise ValueError(f"type must be one of spot, swap, future, not {kind!r}")
+    return kind
 
 
-def _step(v: Any, mode: int, symbol: str, what: str) -> float:
-    if v is None:
-        raise ValueError(f"no {what} precision")
-    if mode == TICK_SIZE:
+def _settle(symbol: str) -> str | None:
+    """The settle currency a ccxt symbol names (`XRP/USDT:USDT` -> USDT), if any."""
+    return symbol.partition(":")[2].partition("-")[0] or None
+
+
+class _Reader:
+    """Reads the values of a ccxt market dict, naming the key of any that is wrong."""
+
+    def __init__(self, m: Mapping[str, Any]) -> None:
+        self.m = m
+
+    def text(self, key: str) -> str:
+        v = self.m.get(key)
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"{key} must be a non-empty string, not {v!r}")
+        return v
+
+    def table(self, key: str, example: str) -> Mapping[str, Any]:
+        v = self.m.get(key)
+        if v is None:
+            return {}
+        if not isinstance(v, Mapping):
+            raise ValueError(f"{key} must be a table like {example}, not {v!r}")
+        return v
+
+    def step(self, what: str, mode: int) -> float:
+        precision = self.table("precision", "{ amount = 0.001, price = 0.01 }")
+        v = precision.get(what)
+        if v is None:
+            raise ValueError(f"precision.{what} is missing: give the {what} step, e.g. "
+                             "precision = { amount = 0.001, price = 0.01 }")
+        if mode == DECIMAL_PLACES:
+            places = self.number(v, f"precision.{what}", 0.0, 0.0, 30.0)
+            if places != int(places):
+                raise ValueError(f"precision.{what} must be whole decimal places, not {v!r}")
+            return 10.0 ** -int(places)
+        if mode != TICK_SIZE:
+            raise ValueError(f"precision mode {mode} is not supported")
+        return self.number(v, f"precision.{what}", 0.0, 0.0, math.inf, open_low=True)
+
+    def limit(self, what: str, end: str, default: float) -> float:
+        limits = self.table("limits", "{ amount = { min = 0.001 }, cost = { min = 5.0 } }")
+        bounds = limits.get(what)
+        if bounds is not None and not isinstance(bounds, Mapping):
+            raise ValueError(f"limits.{what} must be a table like {{ min = 1, max = 100 }}, "
+                             f"not {bounds!r}")
+        return self.number((bounds or {}).get(end), f"limits.{what}.{end}", default, 0.0,
+                           math.inf)
+
+    @staticmethod
+    def number(v: Any, key: str, default: float, low: float, high: float,
+               open_low: bool = False) -> float:
+        if v is None:
+            return default
+        ok = (isinstance(v, (int, float)) and not isinstance(v, bool)
+              and (low < v if open_low else low <= v) and v <= high and not math.isnan(v))
+        if not ok:
+            span = f"> {low:g}" if open_low and high == math.inf else \
+                f">= {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
+            raise ValueError(f"{key} must be a number {span}, not {v!r}")
         return float(v)
-    if mode == DECIMAL_PLACES:
-        return 10.0 ** -int(v)
-    raise ValueError(f"precision mode {mode} ({what} of {symbol}) is not supported")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import difflib
 import sys
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 import attrs
 import ccxt
 from tqdm import tqdm
 
 from ..core.errors import DataError, PlanarError, UnknownSymbol
+from ..core.market import Market
 from ..exchanges.client import rewrite_urls  # the one URL override, shared with live
+from .markets import store_markets
 from .ohlcv import OHLCV, Gap, concat, iso, timeframe_ms
 from .store import OHLCVStore, SeriesKey
 
@@ -40,6 +42,7 @@ class FetchReport:
     rows: int
     first: int | None
     last: int | None
+    markets_file: Any = None  # where the market's rules were stored
 
     def __str__(self) -> str:
         if not self.added:
@@ -51,18 +54,26 @@ class FetchReport:
         if self.gaps:
             missing = sum(g.missing for g in self.gaps)
             text += f", {len(self.gaps)} gap(s) with {missing} candle(s) missing"
-        return text + f"; stored {self.rows} from {iso(self.first)} to {iso(self.last)}"
+        text += f"; stored {self.rows} from {iso(self.first)} to {iso(self.last)}"
+        return text + (f"; its market rules are in {self.markets_file}" if self.markets_file
+                       else "")
 
 
 def open_exchange(exchange_id: str, *, url: str | None = None, rate_limit: bool = True,
-                  options: dict[str, Any] | None = None) -> ccxt.Exchange:
-    """A sync ccxt client; with `url`, every REST URL points at that host instead."""
+                  options: Mapping[str, Any] | None = None, timeout_ms: int | None = None,
+                  sandbox: bool = False) -> ccxt.Exchange:
+    """A sync ccxt client; with `url`, every REST URL points at that host instead (its
+    path, if any, in front of each endpoint's); `sandbox` uses ccxt's testnet URLs."""
     cls = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
     if cls is None:
         close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownSymbol(f"unknown exchange {exchange_id!r}{hint}")
     exchange = cls({"enableRateLimit": rate_limit})
+    if timeout_ms is not None:
+        exchange.timeout = timeout_ms
+    if sandbox:
+        exchange.set_sandbox_mode(True)  # before a URL override, which it would replace
     if url is not None:
         if not url.startswith(("http://", "https://")):
             raise DataError(f"exchange URL {url!r} must start with http:// or https://")
@@ -133,9 +144,7 @@ def check_timeframe(exchange: ccxt.Exchange, symbol: str, timeframe: str) -> Non
 def check_symbol(exchange: ccxt.Exchange, symbol: str) -> None:
     """Raise UnknownSymbol unless `symbol` is among the exchange's loaded markets."""
     if symbol not in (exchange.markets or {}):
-        close = difflib.get_close_matches(symbol, list(exchange.markets or {}), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownSymbol(f"{exchange.id} has no market {symbol!r}{hint}")
+        raise UnknownSymbol.among(symbol, exchange.markets or {}, f"{exchange.id}'s markets")
 
 
 def page_limit(exchange: ccxt.Exchange, symbol: str) -> int | None:
@@ -197,10 +206,16 @@ class _Download:
             yield page
 
     def store(self, page: OHLCV) -> None:
-        """Commit downloaded candles to the series (appended, or prepended in one rewrite)."""
+        """Commit downloaded candles to the series (appended, or prepended in one rewrite);
+        a write the file system refuses (a full disk, a read-only store) commits nothing."""
         k = self.key
-        report = self.target.append(k.exchange, k.symbol, k.timeframe, page,
-                                    source=f"{k} (downloaded)")
+        try:
+            report = self.target.append(k.exchange, k.symbol, k.timeframe, page,
+                                        source=f"{k} (downloaded)")
+        except OSError as e:
+            raise DataError(f"{k}: cannot write to the data store {self.target.root}: "
+                            f"{e.strerror or e}; these {len(page)} candles were not "
+                            "stored") from None
         self.gaps.extend(report.gaps)
         self.added += report.added
 
@@ -230,6 +245,7 @@ def fetch_candles(exchange: ccxt.Exchange, store: OHLCVStore, symbol: str, timef
     check_timeframe(exchange, symbol, timeframe)
     check_symbol(exchange, symbol)
     now = int(exchange.milliseconds())
+    rules = save_markets(exchange, [symbol], store.root, now)
     end = now if until is None else min(until, now)
     info = store.info(exchange.id, symbol, timeframe)
     before: tuple[int, int] | None = None
@@ -267,7 +283,24 @@ def fetch_candles(exchange: ccxt.Exchange, store: OHLCVStore, symbol: str, timef
         raise DataError(f"{key}: the exchange has no candles from {iso(since)} to {iso(end)}"
                         f"{held}; nothing was stored")
     return FetchReport(key, since, end, job.added, job.requests, job.retried,
-                       tuple(job.gaps), stored.rows, stored.first, stored.last)
+                       tuple(job.gaps), stored.rows, stored.first, stored.last, rules)
+
+
+def save_markets(exchange: ccxt.Exchange, symbols: list[str], root: Any, now: int) -> Any:
+    """Store the rules (precision, limits, fees, type) of loaded markets `symbols` in the
+    data store's markets file of the exchange; the file's path."""
+    markets = []
+    for sym in symbols:
+        check_symbol(exchange, sym)
+        try:
+            markets.append(Market.from_ccxt(exchange.markets[sym], exchange.precisionMode))
+        except PlanarError as e:
+            raise DataError(f"{exchange.id} {sym}: its market rules cannot be used: {e}") from None
+    try:
+        return store_markets(exchange.id, markets, now, root)
+    except OSError as e:
+        raise DataError(f"cannot write the market rules of {exchange.id} to {root}: "
+                        f"{e.strerror or e}; nothing was stored") from None
 
 
 def _overlaps(info: Any, since: int | None, end: int) -> bool:
@@ -278,5 +311,5 @@ def _overlaps(info: Any, since: int | None, end: int) -> bool:
 
 
 __all__ = ["FetchFailed", "FetchReport", "TRANSIENT", "check_symbol", "check_timeframe",
-           "fetch_candles",
+           "fetch_candles", "save_markets",
            "narrow_market_types", "open_exchange", "page_limit", "retrying"]

@@ -133,14 +133,19 @@ def load_csv(path: str | Path) -> OHLCV:
     return check(ohlcv, str(path))
 
 
-def align(series: dict[str, OHLCV], timeframe: str) -> tuple[np.ndarray, dict[str, OHLCV]]:
-    """Put several markets on one regular timeline of `timeframe` steps.
+def align(series: dict[str, OHLCV], timeframe: str,
+          gaps: str = "fill") -> tuple[np.ndarray, dict[str, OHLCV]]:
+    """Put several markets on one timeline of `timeframe` steps.
 
-    Returns the common open times and, per market, candles on that timeline. A market's
-    missing candles (no trades) become flat candles at the previous close with zero volume,
-    so nothing can fill in them; times before a market's first candle repeat its first open
-    with zero volume.
+    Returns the common open times and, per market, candles on that timeline. With
+    `gaps="fill"` the timeline has every step from the first candle to the last; with
+    "skip" only the steps where some market has a candle (backtesting.py's rows). A
+    market's candles missing from the timeline become flat candles at the previous close
+    with zero volume; times before a market's first candle repeat its first open with zero
+    volume.
     """
+    if gaps not in ("fill", "skip"):
+        raise DataError(f"gap policy must be 'fill' or 'skip', not {gaps!r}")
     if not series:
         raise DataError("no market data to align")
     tf = timeframe_ms(timeframe)
@@ -152,10 +157,11 @@ def align(series: dict[str, OHLCV], timeframe: str) -> tuple[np.ndarray, dict[st
             raise DataError(f"{name}: timestamps are not on a {timeframe} grid")
     start = min(int(o.timestamp[0]) for o in series.values())
     stop = max(int(o.timestamp[-1]) for o in series.values())
-    timeline = np.arange(start, stop + tf, tf, dtype=np.int64)
+    timeline = np.arange(start, stop + tf, tf, dtype=np.int64) if gaps == "fill" else \
+        _union(o.timestamp for o in series.values())
     out = {}
     for name, o in series.items():
-        pos = (o.timestamp - start) // tf
+        pos = np.searchsorted(timeline, o.timestamp)
         if len(pos) == len(timeline):
             out[name] = o
             continue
@@ -177,6 +183,12 @@ def align(series: dict[str, OHLCV], timeframe: str) -> tuple[np.ndarray, dict[st
         vol[pos] = o.volume
         out[name] = OHLCV(timeline.copy(), col(o.open), col(o.high), col(o.low), col(o.close), vol)
     return timeline, out
+
+
+def _union(stamps: Iterable[np.ndarray]) -> np.ndarray:
+    """The sorted distinct times of several increasing arrays (np.unique hashes: slower)."""
+    ts = np.sort(np.concatenate(list(stamps)).astype(np.int64), kind="stable")
+    return ts[np.r_[True, ts[1:] != ts[:-1]]] if len(ts) else ts
 
 
 def resample(ohlcv: OHLCV, src_timeframe: str, dst_timeframe: str) -> OHLCV:

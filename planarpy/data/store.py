@@ -21,7 +21,9 @@ Crash safety (DESIGN.md section 5): candles are written past the committed count
 then one atomic attribute write commits the new count. Readers trust only rows below it,
 and the next writer overwrites anything past it. A rewrite (prepending candles, or
 `save(replace=True)`) writes a whole new generation and commits it the same way, so a
-kill at any point leaves the series as it was before the call, or as it is after.
+kill at any point leaves the series as it was before the call, or as it is after. A
+reader whose generation a rewrite replaced (and deleted) under it reads again from the new
+one, rather than calling the series corrupted.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, TypeVar
 
 import attrs
 import numpy as np
@@ -41,8 +43,8 @@ from zarr.storage import LocalStore
 from ..core.errors import DataError
 from ..integrity import (compressors, damaged_chunks, format_version, read_checked,
                          read_group_meta, seal, seal_ok)
-from .ohlcv import (COLUMNS, OHLCV, TimeLike, check, check_grid, concat, empty, find_gaps, iso,
-                    resample, timeframe_ms, to_ms)
+from .ohlcv import (COLUMNS, OHLCV, Gap, TimeLike, check, check_grid, concat, empty, find_gaps,
+                    iso, resample, timeframe_ms, to_ms)
 from .series import (SeriesInfo, SeriesKey, WriteReport, default_root, symbol_from_key,
                      symbol_key)
 
@@ -56,6 +58,7 @@ VERSION = 2
 FORMAT = f"{FORMAT_NAME}/{VERSION}"
 CHUNK = 65536  # candles per chunk: 512 KiB per column before compression
 _TS_FILL = int(np.iinfo(np.int64).min)  # what a missing timestamp chunk reads back as
+_T = TypeVar("_T")
 
 
 @attrs.define(slots=True)
@@ -105,10 +108,7 @@ class OHLCVStore:
 
     def info(self, exchange: str, symbol: str, timeframe: str) -> SeriesInfo | None:
         """Committed row count and range of a series, or None if it is not stored."""
-        series = self._open(SeriesKey(exchange, symbol, timeframe))
-        if series is None:
-            return None
-        return _info(series)
+        return self._settled(SeriesKey(exchange, symbol, timeframe), _info)
 
     def can_load(self, exchange: str, symbol: str, timeframe: str) -> bool:
         """Whether `load` has candles to give: stored, or derivable from a smaller timeframe."""
@@ -126,13 +126,12 @@ class OHLCVStore:
         for where in sorted(p for p in self.root.glob("*/*/*") if p.is_dir()):
             exchange, skey, tf = where.relative_to(self.root).parts
             try:
-                key = SeriesKey(exchange, symbol_from_key(skey), tf)
-                series = self._open(key)
+                info = self._settled(SeriesKey(exchange, symbol_from_key(skey), tf), _info)
             except DataError as e:
                 out.append(e)
                 continue
-            if series is not None:
-                out.append(_info(series))
+            if info is not None:
+                out.append(info)
         return out
 
     def timeframes(self, exchange: str, symbol: str) -> list[str]:
@@ -155,9 +154,9 @@ class OHLCVStore:
         key = SeriesKey(exchange, symbol, timeframe)
         lo = None if start is None else to_ms(start)
         hi = None if stop is None else to_ms(stop)
-        series = self._open(key)
-        if series is not None:
-            return self._read(series, lo, hi)
+        stored = self._settled(key, lambda series: self._read(series, lo, hi))
+        if stored is not None:
+            return stored
         source = self._derivable(key) if derive else None
         if source is None:
             stored = self.timeframes(exchange, symbol)
@@ -177,16 +176,39 @@ class OHLCVStore:
         state that does not match the candles. [] when it is whole (or not stored)."""
         key = SeriesKey(exchange, symbol, timeframe)
         try:
-            series = self._open(key)
-            if series is None:
-                return []
-            bad = self._damaged(series)
-            if bad:
-                return [f"{series.where()} is corrupted: {problem}" for problem in bad]
-            self._read(series, None, None)
+            self._settled(key, self._verify)
+        except _Damage as e:
+            return e.problems
         except DataError as e:
             return [str(e)]
         return []
+
+    def _verify(self, series: _Series) -> None:
+        bad = self._damaged(series)
+        if bad:
+            raise _Damage([f"{series.where()} is corrupted: {problem}" for problem in bad])
+        self._read(series, None, None)
+
+    def _settled(self, key: SeriesKey, read: Callable[[_Series], _T]) -> _T | None:
+        """`read` of the committed state of a series (None if it is not stored), done again
+        when it failed because a writer replaced the generation it was reading."""
+        for _ in range(100):
+            generation = self._generation(key)
+            try:
+                series = self._open(key)
+                return None if series is None else read(series)
+            except DataError:
+                if generation is None or self._generation(key) in (generation, None):
+                    raise
+        raise DataError(f"{key} (store {self.root}) is rewritten faster than it can be read")
+
+    def _generation(self, key: SeriesKey) -> int | None:
+        """The committed generation of a series as its metadata says now, None if unknown."""
+        try:
+            generation = read_group_meta(self.root / key.path).get("attributes", {}).get("generation")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return generation if _is_int(generation) else None
 
     def upgrade(self, exchange: str, symbol: str, timeframe: str) -> str:
         """Rewrite a series of an older format in the current one (checksums), atomically:
@@ -270,6 +292,27 @@ class OHLCVStore:
             return WriteReport(key, added, len(inside), tuple(sorted(gaps, key=lambda g: g.start)),
                                series.rows, series.first, series.last, rewritten=bool(len(before)))
 
+    def remove(self, exchange: str, symbol: str, timeframe: str) -> str:
+        """Delete a stored series, damaged or not; what was removed, in words. Atomic: the
+        series is renamed away under its lock, then deleted (a kill leaves it whole or
+        gone). DataError if it is not stored."""
+        key = SeriesKey(exchange, symbol, timeframe)
+        path = self.root / key.path
+        if not path.is_dir():
+            raise DataError(f"no stored candles for {key} in {self.root}")
+        for old in path.parent.glob(f".{timeframe}.removed-*"):
+            shutil.rmtree(old, ignore_errors=True)  # left by a remove that was killed
+        with _locked(path):
+            try:
+                series = self._open(key)
+                what = str(_info(series)) if series is not None else f"{key}: empty"
+            except DataError as e:
+                what = f"{key} (damaged: {e})"
+            gone = path.with_name(f".{timeframe}.removed-{os.getpid()}")
+            os.replace(path, gone)
+        shutil.rmtree(gone)
+        return what
+
     # internals: opening and validating
 
     def _store(self) -> LocalStore:
@@ -282,7 +325,8 @@ class OHLCVStore:
         path = self.root / key.path
         where = f"{key} (store {path})"
         if not (path / "zarr.json").is_file():
-            if path.is_dir() and any(path.iterdir()):
+            # a writer killed creating the series leaves only zarr's temporary file
+            if path.is_dir() and any(not p.name.endswith(".partial") for p in path.iterdir()):
                 raise DataError(f"{where} is corrupted: its metadata file zarr.json is missing "
                                 "but candle files are there")
             return None
@@ -366,11 +410,11 @@ class OHLCVStore:
 
     def _load_resampled(self, source: SeriesKey, key: SeriesKey, lo: int | None,
                         hi: int | None) -> OHLCV:
-        series = self._open(source)
-        assert series is not None
         dst, src = timeframe_ms(key.timeframe), timeframe_ms(source.timeframe)
         lo_bucket = None if lo is None else -(-lo // dst) * dst
-        raw = self._read(series, lo_bucket, hi)
+        read = self._settled(source, lambda series: (series, self._read(series, lo_bucket, hi)))
+        assert read is not None
+        series, raw = read
         out = resample(raw, source.timeframe, key.timeframe)
         if len(out) and series.first is not None and series.first > out.timestamp[0]:
             out = out[1:]  # the stored data starts inside this bucket
@@ -395,22 +439,29 @@ class OHLCVStore:
         """Lock the series, create it if absent, drop leftovers of an interrupted writer.
 
         A series of an older format is refused unless the caller `rewrite`s all of it; a
-        damaged one is refused unless the caller rewrites it from other candles.
+        damaged one is refused unless the caller rewrites it from other candles. A write that
+        fails (a full or read-only disk) is a DataError: nothing was committed.
         """
         path = self.root / key.path
         self._check_parents(key)
-        path.mkdir(parents=True, exist_ok=True)
-        with _locked(path):
-            series = self._open(key, write=True)
-            if series is None:
-                series = self._create(key)
-            _drop_leftovers(series)
-            if series.version < VERSION and not rewrite:
-                raise DataError(f"{series.where()} was written in format "
-                                f"{FORMAT_NAME}/{series.version} (no checksums); loading still "
-                                "works, but to add to it convert it first with `planarpy data "
-                                f"upgrade --data-dir {self.root}`; nothing was written")
-            yield series
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with _locked(path):
+                series = self._open(key, write=True)
+                if series is None:
+                    series = self._create(key)
+                _drop_leftovers(series)
+                if series.version < VERSION and not rewrite:
+                    raise DataError(f"{series.where()} was written in format "
+                                    f"{FORMAT_NAME}/{series.version} (no checksums); loading "
+                                    "still works, but to add to it convert it first with "
+                                    f"`planarpy data upgrade --data-dir {self.root}`; nothing "
+                                    "was written")
+                yield series
+        except OSError as e:
+            why = f"[Errno {e.errno}] {e.strerror}" if e.strerror else _why(e)
+            raise DataError(f"cannot write {key} in {self.root}: {why}; the stored candles are "
+                            "unchanged") from None
 
     def _check_parents(self, key: SeriesKey) -> None:
         """A clear error if the group metadata above a series is damaged (zarr reads it)."""
@@ -495,7 +546,7 @@ class OHLCVStore:
                 if a.shape[0] < cap:
                     a.resize((cap,))
         for c in COLUMNS:
-            arrays[c][n: n + k] = getattr(new, c)
+            _write(arrays[c], n, getattr(new, c))
         first = series.first if n else int(new.timestamp[0])
         self._commit(series, series.generation, n + k, first, int(new.timestamp[-1]))
 
@@ -506,7 +557,7 @@ class OHLCVStore:
         gen = old + 1
         arrays = self._columns(series, gen, _capacity(len(ohlcv)))
         for c in COLUMNS:
-            arrays[c][: len(ohlcv)] = getattr(ohlcv, c)
+            _write(arrays[c], 0, getattr(ohlcv, c))
         for c in COLUMNS:
             if not np.array_equal(arrays[c][: len(ohlcv)], getattr(ohlcv, c), equal_nan=True):
                 raise DataError(f"{series.where()}: column {c} reads back differently from what "
@@ -549,6 +600,27 @@ class OHLCVStore:
                 raise DataError(f"{name}: candle at {iso(t)} has {c} "
                                 f"{getattr(inside, c)[differ[0]]!r} but the stored {series.key} "
                                 f"has {getattr(stored, c)[pos[differ[0]]]!r}; nothing was written")
+
+
+class _Damage(DataError):
+    """Damaged chunks of a series, each named in `problems`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _write(array: Any, start: int, values: np.ndarray) -> None:
+    """array[start:start + len(values)] = values, one chunk at a time.
+
+    Zarr writes the chunks of one assignment side by side and, when one fails, leaves the
+    others running: one could land after a later write to its chunk and take it back.
+    """
+    size, stop, pos = array.chunks[0], start + len(values), start
+    while pos < stop:
+        end = min(stop, pos - pos % size + size)
+        array[pos:end] = values[pos - start:end - start]
+        pos = end
 
 
 def _info(series: _Series) -> SeriesInfo:

@@ -71,18 +71,20 @@ def rewrite_urls(urls: Any, base: str) -> Any:
     WebSocket URLs keep their path under the first label of their host
     (`wss://fstream.binance.com/ws` -> `ws://BASE-HOST/fstream/ws`): one endpoint serves the
     several hosts ccxt talks to, and ccxt, which tells spot streams by `/stream` in the URL,
-    still does.
+    still does. A path of `base` (`https://proxy/binance`) goes in front of both.
     """
     target = urlsplit(base)
+    prefix = target.path.rstrip("/")
     ws_scheme = "wss" if target.scheme == "https" else "ws"
     if isinstance(urls, str):
         parts = urlsplit(urls)
         if parts.scheme in ("http", "https"):
-            return parts._replace(scheme=target.scheme, netloc=target.netloc).geturl()
+            return parts._replace(scheme=target.scheme, netloc=target.netloc,
+                                  path=prefix + parts.path).geturl()
         if parts.scheme in ("ws", "wss"):
             label = (parts.hostname or "").split(".")[0]
             return parts._replace(scheme=ws_scheme, netloc=target.netloc,
-                                  path=f"/{label}{parts.path}").geturl()
+                                  path=f"{prefix}/{label}{parts.path}").geturl()
         return urls
     if isinstance(urls, Mapping):
         return {k: rewrite_urls(v, base) for k, v in urls.items()}

@@ -12,6 +12,8 @@ from .objectives import STATS, Constraint, Objective
 from .result import FoldResult, OptimizeResult
 from .space import Dim, Space, build_space
 from .splits import Fold, Window
+from .storage import StorageError
+from .work import TrialError
 
 __all__ = ["Constraint", "Dim", "Fold", "FoldResult", "Objective", "OptimizeResult", "STATS",
-           "Space", "Window", "build_space", "optimize"]
+           "Space", "StorageError", "TrialError", "Window", "build_space", "optimize"]

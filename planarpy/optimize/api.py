@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..config import load_config, project_dir
-from ..core.errors import ConfigError, DataError
-from ..data.ohlcv import OHLCV, align
-from ..data.sources import load_ohlcv, markets_for
+from ..core.errors import ConfigError
+from ..data.ohlcv import OHLCV, align, timeframe_ms
+from ..data.sources import markets_for
 from ..loader import find_strategy
 from ..modes.sim import SimConfig
+from ..modes.sim.data import DataUsed
+from ..modes.sim.run import load_universe
 from ..strategy import Strategy
 from . import splits
 from .objectives import constraints as make_constraints
 from .objectives import objectives as make_objectives
 from .result import FoldResult, OptimizeResult
 from .space import build_space
-from .study import (METHODS, Plan, as_rows, finished, load_study, open_storage, progress_bar,
-                    run_study, select, signature_of, study_lock)
+from .storage import open_storage, study_lock
+from .study import (METHODS, Plan, as_rows, finished, load_study, progress_bar, run_study,
+                    select, signature_of, trial_error)
 from .work import Context, InProcess, LocalPool, StrategyRef, Task
 
 BATCH = 16
+log = logging.getLogger("planarpy.optimize")
 
 
 def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
@@ -62,6 +68,7 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
     - `in_process=False` runs even one job in a worker process (`jobs=1` runs in this
       process by default). The result's `workers` holds each worker's memory.
     """
+    _check_not_in_worker()
     cfg = load_config() if settings is None else dict(settings)
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
     objs = make_objectives(objective)
@@ -69,9 +76,15 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
     space = build_space(cls, ranges, params, where)
     method = _method(method, len(objs))
     _check_run(jobs, backend, batch, trials, seed)
+    if jobs > batch:
+        log.warning("--jobs %d is more than --batch %d: at most %d trials run at a time (a "
+                    "batch is asked whole); give --batch %d or more to use every worker",
+                    jobs, batch, batch, jobs)
+        jobs = batch
+    _check_inputs(cash, study, data_dir)
     config = config if config is not None else SimConfig(seed=seed)
-    series, timeline = _candles(cls, data, stop, cfg, data_dir)
-    markets = dict(markets) if markets is not None else markets_for(cls.exchange, cfg)
+    series, timeline, used = _candles(cls, data, stop, data_dir, config.gaps)
+    markets = dict(markets) if markets is not None else markets_for(cls.exchange, cfg, data_dir)
     folds = _folds(timeline, start, stop, split, walk_forward, train, anchored)
     points = tuple(space.grid_points()) if method == "grid" else ()
     total = _total(method, points, trials)
@@ -100,7 +113,17 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
             results.append(_fold_result(fold, name, s, plan, pool))
         workers = pool.memory()
     return OptimizeResult(cls.__name__, method, objs, tuple(space.names), dict(space.fixed),
-                          results, storage, workers)
+                          results, storage, workers, cons, data=used)
+
+
+def _check_not_in_worker() -> None:
+    """A worker process imports the script that started it; a script calling optimize at
+    its top level would start a study in every worker."""
+    import multiprocessing
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise ConfigError("optimize() was called while a worker process was starting: the "
+                          "worker imports the script that calls it; call it under "
+                          "`if __name__ == '__main__':`")
 
 
 def _method(method: str | None, n_objectives: int) -> str:
@@ -122,6 +145,18 @@ def _check_run(jobs: Any, backend: str, batch: Any, trials: Any, seed: Any) -> N
         raise ConfigError(f"backend {backend!r} is not 'local' or 'ray'")
 
 
+def _check_inputs(cash: Any, study: Any, data_dir: Any) -> None:
+    if cash is not None and (not isinstance(cash, (int, float)) or isinstance(cash, bool)
+                             or not math.isfinite(cash) or cash <= 0):
+        raise ConfigError(f"--cash must be a positive number, got {cash!r}")
+    if study is not None and not isinstance(study, str):
+        raise ConfigError(f"--study must be a name, got {study!r}")
+    if study is not None and not study.strip():
+        raise ConfigError("--study must not be empty")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ConfigError(f"--data-dir {data_dir}: no such directory")
+
+
 def _total(method: str, points: Sequence[Any], trials: int | None) -> int:
     if method == "grid":
         return len(points) if trials is None else min(trials, len(points))
@@ -129,20 +164,14 @@ def _total(method: str, points: Sequence[Any], trials: int | None) -> int:
 
 
 def _candles(cls: type[Strategy], data: Mapping[str, Any] | None, stop: int | None,
-             cfg: Mapping[str, Any], data_dir: Any) -> tuple[dict[str, OHLCV], np.ndarray]:
-    """The universe's candles, aligned once on one timeline, so trials copy nothing."""
-    series = {}
-    for sym in cls.universe:
-        given = (data or {}).get(sym)
-        o = given if isinstance(given, OHLCV) else \
-            load_ohlcv(cls.exchange, sym, cls.timeframe, csv=given, data_dir=data_dir)
-        series[sym] = o.between(None, stop) if stop is not None else o
-    unknown = set(data or {}) - set(series)
-    if unknown:
-        raise DataError(f"data given for {', '.join(sorted(unknown))}, which is not in the "
-                        f"strategy's universe ({', '.join(series)})")
-    timeline, aligned = align(series, cls.timeframe)
-    return aligned, timeline
+             data_dir: Any, gaps: str) -> tuple[dict[str, OHLCV], np.ndarray, DataUsed]:
+    """The universe's candles, aligned once on one timeline, so trials copy nothing; and
+    what data they are."""
+    series, sources = load_universe(cls.exchange, cls.timeframe, list(cls.universe), data,
+                                    data_dir, stop)
+    timeline, aligned = align(series, cls.timeframe, gaps)
+    used = DataUsed.of(sources, gaps, series, timeline, timeframe_ms(cls.timeframe))
+    return aligned, timeline, used
 
 
 def _folds(timeline: np.ndarray, start: int | None, stop: int | None, split: float | None,
@@ -169,6 +198,9 @@ def _pool(ctx: Context, cls: type, series: Mapping[str, OHLCV], jobs: int, backe
         pool = LocalPool(ctx, series, jobs)
     try:
         yield pool
+    except BaseException:  # Ctrl-C, an error: do not wait for trials in flight
+        pool.abort()
+        raise
     finally:
         pool.close()
 
@@ -181,6 +213,9 @@ def _fold_result(fold: splits.Fold, name: str, study: Any, plan: Plan, pool: Any
         tasks = [Task(b["number"], plan.space.full(b["params"]), fold.test.start, fold.test.stop)
                  for b in best]
         oos = sorted(pool.run(tasks), key=lambda r: r["number"])
+        failed = [r for r in oos if "error" in r]
+        if failed:
+            raise trial_error(name, fold.test, tasks, failed, out_of_sample=True)
     return FoldResult(fold.index, name, fold.train, fold.test, rows, best, oos)
 
 

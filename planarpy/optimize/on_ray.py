@@ -7,11 +7,12 @@ shut down at the end; one the caller started, or reached by address, is left run
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterable, Iterator, Mapping
 
 from ..data.ohlcv import COLUMNS, OHLCV
 from ..modes.sim.results import MissingExtra
-from .work import Context, Task, evaluate, memory_of
+from .work import Context, Task, attempt, failure, memory_of
 
 _CLASSES: dict[Any, type] = {}  # per Ray worker process: strategy classes resolved
 
@@ -30,8 +31,8 @@ def _run(ctx: Context, columns: Mapping[str, Mapping[str, Any]], task: Task) -> 
     if cls is None:
         cls = _CLASSES[ctx.strategy] = ctx.strategy.resolve()  # type: ignore[union-attr]
     data = {sym: OHLCV(*(cols[c] for c in COLUMNS)) for sym, cols in columns.items()}
-    out = evaluate(ctx, cls, data, task)
-    out["memory"] = memory_of(out["pid"])
+    out = attempt(ctx, cls, data, task)
+    out["memory"] = memory_of(os.getpid())
     return out
 
 
@@ -53,11 +54,17 @@ class RayPool:
 
     def run(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         ray = self.ray
-        pending = [self.remote.remote(self.ctx_ref, self.data_ref, t) for t in tasks]
+        task_of = {self.remote.remote(self.ctx_ref, self.data_ref, t): t for t in tasks}
+        pending = list(task_of)
         try:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
-                out = ray.get(done[0])
+                try:
+                    out = ray.get(done[0])
+                except ray.exceptions.RayError as e:  # the worker died, the task was lost
+                    yield failure(task_of[done[0]], f"the Ray task failed ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0] if str(e) else ''})")
+                    continue
                 self.seen[out["pid"]] = out.pop("memory")
                 yield out
         finally:
@@ -67,6 +74,9 @@ class RayPool:
     def memory(self) -> list[dict[str, Any]]:
         """Memory of each Ray worker as its last task saw it."""
         return [self.seen[pid] for pid in sorted(self.seen)]
+
+    def abort(self) -> None:
+        pass  # run() cancelled what was pending
 
     def close(self) -> None:
         if self.owned:

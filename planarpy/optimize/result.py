@@ -14,9 +14,10 @@ from typing import Any, Mapping, Sequence
 
 import attrs
 
+from ..core.errors import ConfigError
 from ..modes.sim.results import _pandas, _pct
 from ..params import format_values
-from .objectives import Objective
+from .objectives import Constraint, Objective
 from .splits import Window
 
 STAT_COLUMNS = ("return", "sharpe", "max_drawdown", "trades", "win_rate", "exposure")
@@ -49,6 +50,8 @@ class OptimizeResult:
     folds: list[FoldResult]
     storage: str
     workers: list[dict[str, Any]] = attrs.Factory(list)
+    constraints: tuple[Constraint, ...] = ()
+    data: Any = None  # the DataUsed of the candles every trial ran on
 
     @property
     def trials(self) -> list[dict[str, Any]]:
@@ -102,10 +105,13 @@ class OptimizeResult:
         """Write every trial to a CSV file (no pandas needed)."""
         rows = self.rows()
         path = Path(path)
-        with path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["trial"])
-            w.writeheader()
-            w.writerows(rows)
+        try:
+            with path.open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["trial"])
+                w.writeheader()
+                w.writerows(rows)
+        except OSError as e:
+            raise ConfigError(f"--csv {path}: cannot write it ({e.strerror or e})") from None
         return path
 
     def table(self, top: int = 10) -> str:
@@ -131,10 +137,22 @@ class OptimizeResult:
             feasible = sum(t["feasible"] for t in f.trials)
             lines.append(f"fold {f.index} ({f.study}): {span}; {done} trials, {feasible} feasible")
             if not f.best:
-                lines.append("  no feasible trial")
+                lines.append("  no feasible trial" + self._why_none(f))
                 continue
             lines += ["  " + line for line in self._fold_table(f).splitlines()]
         return "\n".join(lines)
+
+    def _why_none(self, f: FoldResult) -> str:
+        """': constraint 'trades >= 50' met by 0 of 9 trials, 3 with an undefined sharpe'."""
+        ran = [t for t in f.trials if t["summary"] is not None]
+        parts = [f"constraint {c.text!r} met by "
+                 f"{sum(c.violation(t['summary']) <= 0 for t in ran)} of {len(ran)} trials"
+                 for c in self.constraints]
+        undefined = sum(t["state"] == "undefined" for t in f.trials)
+        if undefined:
+            names = " or ".join(o.name for o in self.objectives)
+            parts.append(f"{undefined} with an undefined {names}")
+        return ": " + ", ".join(parts) if parts else ""
 
     def _fold_table(self, f: FoldResult) -> str:
         sides = ["IS", "OOS"] if f.test is not None else ["IS"]
@@ -192,11 +210,7 @@ def _fmt(v: Any) -> str:
 
 
 def _window(w: Window | None) -> str:
-    from ..data.ohlcv import iso
-    if w is None:
-        return "-"
-    return f"{iso(w.start) if w.start is not None else 'start'} to " \
-           f"{iso(w.stop) if w.stop is not None else 'end'}"
+    return "-" if w is None else str(w)
 
 
 def _grid(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:

@@ -18,6 +18,8 @@ import numpy as np
 
 from ..params import Param, ParamError, check_range, resolve, specs
 
+MAX_GRID = 1_000_000  # grid points; a larger grid is refused before it is listed
+
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
     "<": operator.lt, ">": operator.gt}
@@ -36,39 +38,52 @@ class Dim:
     choices: tuple[Any, ...] | None = None
     log: bool = False
 
-    def grid(self) -> list[Any]:
-        """Every value a grid search tries, ascending (choices in their order)."""
+    def size(self) -> int:
+        """How many values a grid search tries (found without listing them)."""
         if self.kind == "choice":
-            return list(self.choices or ())
+            return len(self.choices or ())
         if self.kind == "int":
-            return list(range(self.low, self.high + 1, self.step or 1))
+            return (self.high - self.low) // (self.step or 1) + 1
         if self.step is None:
             raise ParamError(f"parameter {self.name}: a float range needs a step for a grid "
                              f"search; give --range {self.name}=LOW:HIGH:STEP, fix it with "
                              f"-p {self.name}=VALUE, or use --method random or tpe")
-        n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
-        return [round(self.low + k * self.step, 12) for k in range(n)]
+        return int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+
+    def value(self, k: int) -> Any:
+        """The k-th value of the grid."""
+        if self.kind == "choice":
+            return self.choices[k]  # type: ignore[index]
+        if self.kind == "int":
+            return self.low + k * (self.step or 1)
+        return round(self.low + k * self.step, 12)
+
+    def grid(self) -> list[Any]:
+        """Every value a grid search tries, ascending (choices in their order); the last
+        is the last whole step within the range."""
+        return [self.value(k) for k in range(self.size())]
 
     def sample(self, rng: np.random.Generator) -> Any:
         """One value drawn uniformly (log-uniformly on a log scale) from the range."""
-        if self.kind == "choice":
-            return self.choices[int(rng.integers(len(self.choices)))]  # type: ignore[index]
-        if self.kind == "int" or self.step is not None:
-            values = self.grid()
-            return values[int(rng.integers(len(values)))]
         if self.log:
-            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+            edge = 0.5 if self.kind == "int" else 0.0  # each int gets its share of the scale
+            v = math.exp(rng.uniform(math.log(self.low - edge), math.log(self.high + edge)))
+            return min(max(round(v), self.low), self.high) if self.kind == "int" else float(v)
+        if self.kind == "choice" or self.kind == "int" or self.step is not None:
+            return self.value(int(rng.integers(self.size())))
         return float(rng.uniform(self.low, self.high))
 
     def distribution(self) -> Any:
-        """The Optuna distribution of this dimension."""
+        """The Optuna distribution of this dimension (a stepped range ends on its last step,
+        as the grid does)."""
         from optuna.distributions import (CategoricalDistribution, FloatDistribution,
                                           IntDistribution)
         if self.kind == "choice":
             return CategoricalDistribution(list(self.choices or ()))
+        high = self.high if self.step is None else self.value(self.size() - 1)
         if self.kind == "int":
-            return IntDistribution(self.low, self.high, step=self.step or 1, log=self.log)
-        return FloatDistribution(self.low, self.high, step=self.step, log=self.log)
+            return IntDistribution(self.low, high, step=self.step or 1, log=self.log)
+        return FloatDistribution(self.low, high, step=self.step, log=self.log)
 
     def describe(self) -> str:
         if self.kind == "choice":
@@ -111,6 +126,12 @@ class Space:
     def grid_points(self) -> list[dict[str, Any]]:
         """Every admissible point of the grid, in the order of the dimensions (the first
         varies slowest), as itertools.product gives them."""
+        sizes = [d.size() for d in self.dims]
+        if math.prod(sizes) > MAX_GRID:
+            each = ", ".join(f"{d.name}: {n:,} values" for d, n in zip(self.dims, sizes))
+            raise ParamError(f"the grid has {math.prod(sizes):,} points ({each}), more than "
+                             f"{MAX_GRID:,}; give coarser steps with --range, fix parameters "
+                             "with -p, or use --method random or tpe")
         axes = [d.grid() for d in self.dims]
         points = [dict(zip(self.names, combo)) for combo in itertools.product(*axes)]
         out = [p for p in points if self.admissible(p)]
@@ -195,6 +216,9 @@ def _dim(p: Param, given: Any) -> Dim:
         values = tuple(p.check(v) for v in given)
         if not values:
             raise ParamError(f"parameter {p.name}: the range given is empty")
+        step = _int_step(values) if p.kind == "int" else None
+        if step is not None:  # 5, 10, ..., 50: an ordered range to TPE, not 10 labels
+            return Dim(p.name, "int", values[0], values[-1], step)
         return Dim(p.name, "choice", choices=values)
     raise ParamError(f"parameter {p.name}: a range is 'LOW:HIGH[:STEP]', 'V1,V2,...', a list "
                      f"or a Param, not {given!r}")
@@ -202,6 +226,12 @@ def _dim(p: Param, given: Any) -> Dim:
 
 def _a(kind: str) -> str:
     return "an int" if kind == "int" else f"a {kind}"
+
+
+def _int_step(values: tuple[int, ...]) -> int | None:
+    """The step of ints rising evenly (range(5, 55, 5)), else None."""
+    steps = {b - a for a, b in zip(values, values[1:])}
+    return steps.pop() if len(steps) == 1 and min(steps) > 0 else None
 
 
 def parse_range(p: Param, text: str) -> Param | list[Any]:

@@ -22,6 +22,12 @@ class Window:
     start: int | None
     stop: int | None
 
+    def __str__(self) -> str:
+        """'2024-01-01T00:00 to 2024-02-01T00:00' ('start' or 'end' where unbounded)."""
+        from ..data.ohlcv import iso
+        return f"{iso(self.start) if self.start is not None else 'start'} to " \
+               f"{iso(self.stop) if self.stop is not None else 'end'}"
+
 
 @attrs.frozen(slots=True)
 class Fold:

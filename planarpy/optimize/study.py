@@ -1,4 +1,4 @@
-"""The study driver: Optuna storage, samplers, and ask/tell in fixed batches.
+"""The study driver: samplers, and ask/tell in fixed batches (the storage: storage.py).
 
 Why batches: a study must give the same trials whether it runs on 1 worker or 8, locally
 or on Ray, in one go or resumed after a kill. So trials are asked in batches of a fixed
@@ -8,8 +8,8 @@ same history, and the same parameters come out.
 
 Resuming: a killed run leaves trials RUNNING in the storage. The next run finishes the
 batch they belong to — asks what was not asked yet, runs the RUNNING ones with the
-parameters stored for them, tells them — and goes on. One driver per study (a lock file
-beside a journal enforces it; with an RDB URL it is up to the user).
+parameters stored for them, tells them — and goes on; an ask cut off halfway is finished
+as it would have run. One driver per study (storage.study_lock).
 
 Grid and random points do not depend on history: a small planned sampler hands trial n
 its grid point or its seeded random draw. TPE and NSGA-II are Optuna's.
@@ -17,43 +17,25 @@ its grid point or its seeded random draw. TPE and NSGA-II are Optuna's.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
 import math
-import os
 import sys
-from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import attrs
 import numpy as np
 
 from ..core.errors import ConfigError
-from ..modes.sim.results import MissingExtra
+from ..params import format_values
 from .objectives import Constraint, Objective
 from .space import Space
 from .splits import Window
-from .work import Task
+from .storage import _optuna
+from .work import Task, TrialError
 
 METHODS = ("grid", "random", "tpe", "nsga2")
 SIGNATURE = "planarpy"  # the study's user attribute that says what it optimises
-
-try:
-    import fcntl
-except ImportError:  # Windows: no lock; one driver per study is up to the user
-    fcntl = None  # type: ignore[assignment]
-
-
-def _optuna() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise MissingExtra("optimisation needs Optuna: pip install optuna") from None
-    optuna.logging.set_verbosity(logging.WARNING)
-    return optuna
-
 
 @attrs.frozen(slots=True)
 class Plan:
@@ -70,87 +52,12 @@ class Plan:
     points: tuple[Mapping[str, Any], ...] = ()  # the grid, in order
 
     def task(self, number: int, point: Mapping[str, Any]) -> Task:
-        return Task(number, self.space.full(point), self.window.start, self.window.stop)
-
-
-# ---- storage ----------------------------------------------------------------------------
-def open_storage(spec: str | Path) -> tuple[Any, Callable[[], None]]:
-    """An RDB URL ('sqlite:///x.db', 'postgresql://...') or a journal file path; and what
-    to call to make the writes so far durable."""
-    optuna = _optuna()
-    text = str(spec)
-    if "://" in text:
-        try:
-            return optuna.storages.RDBStorage(text), lambda: None
-        except Exception as e:  # a bad URL, a missing driver, an unreachable server
-            raise ConfigError(f"--storage {text!r}: cannot open it ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    path = Path(text)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalStorage
-        backend = _journal()(str(path))
-        return JournalStorage(backend), backend.sync
-    except OSError as e:
-        raise ConfigError(f"--storage {text}: cannot open it ({e.strerror or e})") from None
-
-
-def _journal() -> type:
-    """Optuna's journal file, synced to disk once per batch instead of once per write.
-
-    Optuna fsyncs every record (about 6 a trial: 2-4 ms each here, as long as a short
-    backtest). A killed process loses nothing either way: what it wrote is in the page
-    cache. Only a crash of the machine could lose the records since the last batch, and
-    those trials are run again, with the same result, when the study resumes. Records
-    are appended with one write each (O_APPEND); one driver writes a journal at a time
-    (`study_lock`), so Optuna's per-write lock file is not needed.
-    """
-    from optuna.storages.journal import JournalFileBackend
-
-    class BatchSyncedJournal(JournalFileBackend):
-        def __init__(self, file_path: str) -> None:
-            super().__init__(file_path)
-            self.path = file_path
-
-        def append_logs(self, logs: list[dict[str, Any]]) -> None:
-            text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, text.encode("utf-8"))
-            finally:
-                os.close(fd)
-
-        def sync(self) -> None:
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    return BatchSyncedJournal
-
-
-@contextlib.contextmanager
-def study_lock(spec: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock beside a journal file while a driver runs its studies."""
-    text = str(spec)
-    if "://" in text or fcntl is None:
-        yield
-        return
-    try:
-        Path(text).parent.mkdir(parents=True, exist_ok=True)
-        lock = open(text + ".driver.lock", "a+")  # Optuna itself uses .lock
-    except OSError as e:
-        raise ConfigError(f"--storage {text}: cannot open it ({e.strerror or e})") from None
-    try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ConfigError(f"another process is running a study in {text}; wait for it "
-                              "or give another --storage") from None
-        yield
-    finally:
-        lock.close()
+        """The backtest of trial `number`. The look-ahead check (a tenth of a short trial)
+        looks at the strategy's indicator code, the same in every trial: the first trial
+        of each batch runs it, enough to stop a study with a look-ahead in its first
+        batch, whatever the number of workers."""
+        return Task(number, self.space.full(point), self.window.start, self.window.stop,
+                    number % self.batch == 0)
 
 
 def signature_of(items: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
@@ -215,19 +122,25 @@ def _planned(point_of: Callable[[int], Mapping[str, Any]]) -> Any:
 
 # ---- the driver ---------------------------------------------------------------------------
 def run_study(study: Any, plan: Plan, run: Callable[[list[Task]], Iterator[dict[str, Any]]],
-              progress: Any = None, sync: Callable[[], None] = lambda: None) -> None:
-    """Ask, run and tell trials in batches until the study holds `plan.total` finished ones."""
+              progress: Any = None,
+              sync: Callable[[bool], None] = lambda now=False: None) -> None:
+    """Ask, run and tell trials in batches until the study holds `plan.total` finished ones.
+    `sync(now)` after each batch makes the writes durable (now: whatever the interval)."""
     optuna = _optuna()
     running = optuna.trial.TrialState.RUNNING
     while True:
         trials = study.get_trials(deepcopy=False)
         open_ = [t for t in trials if t.state == running]
         if len(trials) >= plan.total and not open_:
+            sync(True)
             return
         first = open_[0].number if open_ else len(trials)
         lo = first // plan.batch * plan.batch
         hi = min(lo + plan.batch, plan.total)
         ids = {t.number: t._trial_id for t in open_}  # asked before a restart
+        for t in open_:
+            if lo <= t.number < hi and set(t.params) != set(plan.space.names):
+                _finish_ask(study, plan, t._trial_id, t.number)  # cut off mid-ask
         for number in range(len(trials), hi):
             ids[number] = _ask(study, plan, number)
         tasks = []
@@ -239,10 +152,34 @@ def run_study(study: Any, plan: Plan, run: Callable[[list[Task]], Iterator[dict[
             else:  # a sampler's point outside --where: told pruned, never run
                 study.tell(t.number, state=optuna.trial.TrialState.PRUNED)
                 _step(progress)
+        failed = []
         for out in run(tasks):
+            if "error" in out:
+                failed.append(out)
+                continue
             tell(study, plan, ids[out["number"]], out)
             _step(progress)
-        sync()
+        sync(bool(failed))
+        if failed:
+            raise trial_error(study.study_name, plan.window, tasks, failed)
+
+
+def trial_error(study: str, window: Window, tasks: Sequence[Task],
+                failed: Sequence[Mapping[str, Any]], out_of_sample: bool = False) -> TrialError:
+    """The error of a batch with failed trials: the first named with its parameters and
+    window, the cause, and the strategy's traceback if it raised."""
+    first = min(failed, key=lambda out: out["number"])
+    params = next(t.params for t in tasks if t.number == first["number"])
+    where = "all the candles" if window == Window(None, None) else f"the window {window}"
+    others = len(failed) - 1
+    more = f" (and {others} other trial{'s' if others > 1 else ''})" if others else ""
+    what = "the out-of-sample run of trial" if out_of_sample else "trial"
+    text = (f"{what} {first['number']} ({format_values(params)}) of study {study} on {where}: "
+            f"{first['error']}{more}. The finished trials are kept and the failed ones stay "
+            "open: fix the cause and run it again to resume")
+    if first.get("traceback"):
+        text += "\n" + first["traceback"]
+    return TrialError(text)
 
 
 def _ask(study: Any, plan: Plan, number: int) -> int:
@@ -254,19 +191,66 @@ def _ask(study: Any, plan: Plan, number: int) -> int:
     return trial._trial_id
 
 
+def _finish_ask(study: Any, plan: Plan, trial_id: int, number: int) -> None:
+    """Store the parameters an ask stored only in part before its process was killed, as
+    that ask would have: the trial's sampler seeded alike, and its random draws made for
+    the stored parameters too (their values kept), so the missing ones come out as in a
+    run that was never cut off. This follows `optuna.Trial._suggest` step by step."""
+    optuna = _optuna()
+    study.sampler = make_sampler(plan, number)
+    if plan.method == "nsga2":
+        _forget_parents(study, study.sampler, trial_id, number)
+    trial = optuna.trial.Trial(study, trial_id)  # runs the sampler's before_trial again
+    for name, dist in plan.space.distributions().items():
+        if name not in trial.params:
+            trial._suggest(name, dist)
+        elif not (dist.single() or trial._is_fixed_param(name, dist)
+                  or trial._is_relative_param(name, dist)):
+            study.sampler.sample_independent(study, trial._cached_frozen_trial, name, dist)
+
+
+def _forget_parents(study: Any, sampler: Any, trial_id: int, number: int) -> None:
+    """NSGA-II keeps a generation's parents in the study when the generation's first trial
+    picks them, and reads them back in another order than it picked them. If the trial cut
+    off is that first one, drop what it kept, so that its ask picks them again alike.
+    (Optuna's GA sampler keys, stable within Optuna 5.)"""
+    key = sampler._get_generation_key()
+    generation = study._storage.get_trial(trial_id).system_attrs.get(key)
+    if generation is None:
+        return  # the ask stopped before it asked for a generation; it kept no parents
+    first = min(t.number for t in study.get_trials(deepcopy=False)
+                if t.system_attrs.get(key) == generation)
+    if first == number:
+        study._storage.set_study_system_attr(
+            study._study_id, sampler._get_parent_cache_key_prefix() + str(generation), None)
+
+
 def tell(study: Any, plan: Plan, trial_id: int, out: Mapping[str, Any]) -> None:
     """Store a trial's summary and constraint values, then its objective values."""
     optuna = _optuna()
     trial = optuna.trial.Trial(study, trial_id)
     summary = out["summary"]
     trial.set_user_attr("result", {"summary": summary, "seconds": out["seconds"]})
+    stored = trial.constraints  # a trial resumed after a kill may have them already
     for c in plan.constraints:
-        trial.set_constraint(c.text, c.violation(summary))
+        if c.text not in stored:
+            trial.set_constraint(c.text, c.violation(summary))
     values = out["values"]
     if any(not math.isfinite(v) for v in values):
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        _tell(study, trial, None, optuna.trial.TrialState.FAIL)
     else:
-        study.tell(trial, values if len(values) > 1 else values[0])
+        _tell(study, trial, values if len(values) > 1 else values[0], None)
+
+
+def _tell(study: Any, trial: Any, values: Any, state: Any) -> None:
+    """Study.tell, without the deep copy of the trial it returns (summary and all, about
+    0.4 ms a trial); the public call where Optuna's inner one is not found."""
+    try:
+        from optuna.study._tell import _tell_with_warning
+    except ImportError:
+        study.tell(trial, values, state=state)
+        return
+    _tell_with_warning(study=study, trial=trial, value_or_values=values, state=state)
 
 
 def _step(progress: Any) -> None:

@@ -15,10 +15,13 @@ import multiprocessing
 import os
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import time
+import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -104,24 +107,51 @@ class Context:
 
 @attrs.frozen(slots=True)
 class Task:
-    """One trial: its number, the strategy's parameter values, the candle window."""
+    """One trial: its number, the strategy's parameter values, the candle window, and
+    whether it runs the sim's look-ahead check (when the config asks for it at all)."""
 
     number: int
     params: Mapping[str, Any]
     start: int | None
     stop: int | None
+    check_lookahead: bool = True
+
+
+class TrialError(PlanarError):
+    """Trials of a study raised, or their worker process died: the study stopped. The
+    finished trials are kept; the failed ones stay open and run again on resume."""
 
 
 def evaluate(ctx: Context, cls: type, data: Mapping[str, OHLCV], task: Task) -> dict[str, Any]:
     """Backtest one trial; its summary, objective values, time and where it ran."""
     t = time.perf_counter()
     s = cls(ctx.markets, mode=Mode.SIM, cash=ctx.cash, params=task.params)
-    r = backtest(s, data=data, start=task.start, stop=task.stop, config=ctx.config,
+    config = ctx.config
+    if config.check_lookahead and not task.check_lookahead:
+        config = attrs.evolve(config, check_lookahead=False)
+    r = backtest(s, data=data, start=task.start, stop=task.stop, config=config,
                  settings=ctx.settings)
     summary = r.summary()
+    summary.pop("data", None)  # the same for every trial: the result holds it once
     values = [o.value(r, summary) for o in ctx.objectives]
     return {"number": task.number, "summary": summary, "values": values,
             "seconds": time.perf_counter() - t, "pid": os.getpid()}
+
+
+def attempt(ctx: Context, cls: type, data: Mapping[str, OHLCV], task: Task) -> dict[str, Any]:
+    """`evaluate`, or what went wrong as text (`error`, and the `traceback` of an exception
+    that is not planarpy's own), so the driver can name the trial and keep the others."""
+    try:
+        return evaluate(ctx, cls, data, task)
+    except Exception as e:
+        return failure(task, f"{type(e).__name__}: {e}",
+                       None if isinstance(e, PlanarError) else
+                       "".join(traceback.format_exception(e)).rstrip(), os.getpid())
+
+
+def failure(task: Task, error: str, trace: str | None = None,
+            pid: int | None = None) -> dict[str, Any]:
+    return {"number": task.number, "error": error, "traceback": trace, "pid": pid}
 
 
 class InProcess:
@@ -132,10 +162,13 @@ class InProcess:
 
     def run(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         for task in tasks:
-            yield evaluate(self.ctx, self.cls, self.data, task)
+            yield attempt(self.ctx, self.cls, self.data, task)
 
     def memory(self) -> list[dict[str, Any]]:
         return [memory_of(os.getpid())]
+
+    def abort(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -149,6 +182,15 @@ class SharedData:
         self.dir = tempfile.mkdtemp(prefix="planarpy-optimize-", dir=directory)
         self.path = os.path.join(self.dir, "candles.bin")
         self.layout: dict[str, dict[str, list[Any]]] = {}
+        try:
+            self.nbytes = self._write(data)
+        except OSError as e:
+            self.close()
+            raise ConfigError(f"cannot write the candles for the worker processes to "
+                              f"{self.dir}: {e.strerror or e}; give TMPDIR a directory with "
+                              "room for them, or run with jobs=1") from None
+
+    def _write(self, data: Mapping[str, OHLCV]) -> int:
         offset = 0
         with open(self.path, "wb") as f:
             for sym, o in data.items():
@@ -159,7 +201,7 @@ class SharedData:
                     cols[c] = [offset, a.dtype.str, len(a)]
                     offset += a.nbytes
                 self.layout[sym] = cols
-        self.nbytes = offset
+        return offset
 
     @property
     def handle(self) -> tuple[str, str]:
@@ -191,7 +233,7 @@ def _init_worker(ctx: Context, handle: tuple[str, str]) -> None:
 
 
 def _work(task: Task) -> dict[str, Any]:
-    return evaluate(_WORKER["ctx"], _WORKER["cls"], _WORKER["data"], task)
+    return attempt(_WORKER["ctx"], _WORKER["cls"], _WORKER["data"], task)
 
 
 class LocalPool:
@@ -201,32 +243,70 @@ class LocalPool:
         _check_sendable(ctx)
         self.shared = SharedData(data)
         self.jobs = jobs
+        self.aborted = False
         self.pids: set[int] = set()
-        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_init_worker,
+        self.pool = ProcessPoolExecutor(jobs, mp_context=_QuietSpawn(), initializer=_init_worker,
                                         initargs=(ctx, self.shared.handle))
 
     def run(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         """Results as trials finish (not in order)."""
-        pending: set[Future] = {self.pool.submit(_work, t) for t in tasks}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
+        task_of = {self.pool.submit(_work, t): t for t in tasks}
+        pending: set[Future] = set(task_of)
+        # left pending when the caller stops early (Ctrl-C, an error): it aborts the pool,
+        # and cancelling them here as well makes Python 3.11's pool fail in its own thread
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in sorted(done, key=lambda f: task_of[f].number):
+                try:
                     out = f.result()
+                except BrokenProcessPool:
+                    out = failure(task_of[f], self._death())
+                if out["pid"] is not None:
                     self.pids.add(out["pid"])
-                    yield out
-        finally:
-            for f in pending:
-                f.cancel()
+                yield out
 
     def memory(self) -> list[dict[str, Any]]:
         """Memory of each worker process now (Linux: from /proc)."""
         return [memory_of(pid) for pid in sorted(self.pids)]
 
+    def _death(self) -> str:
+        if not self.pids:  # none ever finished a trial
+            return ("the worker processes died while starting (see their error above; a "
+                    "script that calls optimize with jobs > 1 must call it under "
+                    "`if __name__ == '__main__':`)")
+        return ("a worker process died while this trial or another was running (killed, "
+                "out of memory, or exited)")
+
+    def abort(self) -> None:
+        """Stop the workers now (Ctrl-C, an error): their trials are open, not lost."""
+        self.aborted = True
+        for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+            process.terminate()
+
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        # after an abort the pool fails its pending trials itself (a race if we cancel too)
+        self.pool.shutdown(wait=True, cancel_futures=not self.aborted)
         self.shared.close()
+
+
+class _QuietProcess(multiprocessing.context.SpawnProcess):
+    """A worker born with SIGINT blocked: Ctrl-C goes to the whole process group, and the
+    driver alone answers it (stops the workers, says so once); a worker would print a
+    KeyboardInterrupt traceback from wherever it was, and break the pool."""
+
+    def start(self) -> None:
+        if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+            super().start()
+            return
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # inherited
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class _QuietSpawn(multiprocessing.context.SpawnContext):
+    Process = _QuietProcess
 
 
 def _check_sendable(ctx: Context) -> None:

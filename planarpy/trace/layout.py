@@ -160,6 +160,9 @@ def load_root(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """The trace directory and its root attributes, checked; TraceError if it is no trace."""
     path = Path(path)
     if not path.is_dir():
+        if interrupted_upgrade(path) is not None:
+            raise TraceError(f"{path} is not there: an upgrade of it was interrupted; run "
+                             f"`planarpy trace upgrade {path}` (or open it for writing) to finish it")
         raise TraceError(f"{path} is not an EventTrace: no such directory")
     attributes = read_attrs(path)
     check_format(attributes, path)
@@ -226,12 +229,14 @@ def group_doc(attributes: dict[str, Any]) -> dict[str, Any]:
     return {"zarr_format": 3, "node_type": "group", "attributes": attributes}
 
 
-def create_root(path: Path, strategy: str, exchange: str) -> None:
-    """Start an empty trace at `path` unless another process just did.
+def create_root(path: Path, strategy: str | None, exchange: str | None) -> None:
+    """Start an empty trace at `path` unless another process just did, or an interrupted
+    upgrade left its conversion beside it (then that is moved into place).
 
     Creation is serialised by a lock on the parent directory, and the root's zarr.json
     appears in one rename, so processes racing to create one trace make exactly one, and
-    nothing is ever deleted. TraceError if the directory cannot be written.
+    nothing is ever deleted. TraceError if the directory cannot be written, or if a new
+    trace is needed and `strategy` or `exchange` is None.
     """
     try:
         _create_root(path, strategy, exchange)
@@ -239,11 +244,20 @@ def create_root(path: Path, strategy: str, exchange: str) -> None:
         raise TraceError(f"cannot create trace {path}: {e.strerror or e}") from None
 
 
-def _create_root(path: Path, strategy: str, exchange: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _create_root(path: Path, strategy: str | None, exchange: str | None) -> None:
+    named = strategy is not None and exchange is not None
+    not_yet = TraceError(f"{path} is not an EventTrace yet: give strategy and exchange to "
+                         "create one")
+    if named:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise not_yet
     with _locked(path.parent):
+        finish_upgrade(path)
         if (path / "zarr.json").exists():
-            return  # another process created it first
+            return  # another process created it first, or an upgrade did
+        if not named:
+            raise not_yet
         if path.exists() and any(not p.name.endswith(".partial") for p in path.iterdir()):
             raise TraceError(f"{path} exists and is not an EventTrace; refusing to write there")
         path.mkdir(exist_ok=True)
@@ -252,6 +266,39 @@ def _create_root(path: Path, strategy: str, exchange: str) -> None:
         write_json(path / "zarr.json", group_doc(seal({
             "format": FORMAT, "strategy": strategy, "exchange": exchange,
             "created_ns": time.time_ns()})))
+
+
+def upgrade_leftovers(path: Path) -> list[Path]:
+    """The temporary directories of upgrades of the trace at `path` (finished or not)."""
+    return list(path.parent.glob(f".{path.name}.upgrade-*"))
+
+
+def interrupted_upgrade(path: Path) -> Path | None:
+    """The converted trace of an upgrade killed between its two renames (the original moved
+    to its backup, the conversion not yet in its place), or None."""
+    if path.exists() or not list(path.parent.glob(f"{path.name}.v*-backup*")):
+        return None
+    done = [p for p in upgrade_leftovers(path) if _is_current(p)]
+    return done[0] if len(done) == 1 else None
+
+
+def finish_upgrade(path: Path) -> None:
+    """Move the conversion of an interrupted upgrade into place (call under `parent_lock`)."""
+    done = interrupted_upgrade(path)
+    if done is not None:
+        os.rename(done, path)
+
+
+def _is_current(p: Path) -> bool:
+    try:
+        return check_format(read_attrs(p), p) == VERSION
+    except TraceError:
+        return False
+
+
+def parent_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """The lock that serialises creating, and moving into place, the trace at `path`."""
+    return _locked(path.parent)
 
 
 @contextlib.contextmanager

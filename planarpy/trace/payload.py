@@ -76,14 +76,31 @@ def redaction_patterns(values: Iterable[str]) -> tuple[bytes, ...]:
 
 
 def encode_payload(payload: Mapping[str, Any] | None) -> bytes:
-    """A payload as msgspec JSON, not yet scrubbed; TypeError for a non-dict or odd values."""
-    if type(payload) is dict:  # the fast path: an ABC isinstance check costs ~1 us
+    """A payload as msgspec JSON, not yet scrubbed; TypeError for a non-dict or odd values.
+
+    A lone surrogate in a string (UTF-8 has none; json.loads makes one of a malformed
+    escape) is stored as its escape text, "\\udcff": the event is kept, visibly marked.
+    """
+    try:
+        if type(payload) is dict:  # the fast path: an ABC isinstance check costs ~1 us
+            return _encoder.encode(payload)
+        if payload is None:
+            return b"{}"
+        if not isinstance(payload, Mapping):
+            raise TypeError(f"an event payload must be a dict, not {type(payload).__name__}")
         return _encoder.encode(payload)
-    if payload is None:
-        return b"{}"
-    if not isinstance(payload, Mapping):
-        raise TypeError(f"an event payload must be a dict, not {type(payload).__name__}")
-    return _encoder.encode(payload)
+    except UnicodeEncodeError:
+        return _encoder.encode(_escape_surrogates(payload))
+
+
+def _escape_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, Mapping):
+        return {_escape_surrogates(k): _escape_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape_surrogates(v) for v in value]
+    return value
 
 
 def scrub_encoded(data: bytes, redact: tuple[bytes, ...] = ()) -> bytes:

@@ -505,8 +505,26 @@ def scan(trace: str | Path | EventTrace, report: _Report, **filters: Any) -> Ite
     return _scan(t, flt, report, None, [("", 0)])
 
 
+def committed_events(trace: str | Path, first: int, stop: int) -> dict[int, dict]:
+    """The readable committed events with first <= seq < stop, by seq (format 2 only)."""
+    t = _resolve(trace)
+    out: dict[int, dict] = {}
+    if t.version < 2:
+        return out
+    for seg in _segments(t, _Report("skip", t.path), gaps=False):
+        assert seg.seq_first is not None
+        lo, hi = max(first, seg.seq_first), min(stop, seg.seq_first + seg.rows)
+        if lo < hi:
+            b = seg.block(lo - seg.seq_first, hi - seg.seq_first)
+            for event in seg.events(b, np.flatnonzero(b.valid), t.strategy, t.exchange):
+                out[event["seq"]] = event
+    return out
+
+
 def _end_position(path: Path) -> Position:
     names = segment_names(path)
+    while names and is_empty_dir(path / names[-1]):
+        names.pop()  # a stray empty directory is no segment: writers go on below it
     if not names:
         return ("", 0)
     try:
@@ -539,7 +557,9 @@ def trace_info(trace: str | Path | EventTrace, check: bool = False) -> dict[str,
 
     With check=True every event is read, which verifies the checksum of every chunk, and
     the damaged ones are named ("problems"). "notes" say what is not damage but worth
-    knowing: a format without checksums, journals waiting to be committed.
+    knowing: a format without checksums, journals waiting to be committed. A journal that
+    cannot be read, or whose events differ from the trace's under the same numbers, is a
+    problem.
     """
     report = _Report("skip", Path(str(getattr(trace, "path", trace))))
     t = _resolve(trace, report)
@@ -554,9 +574,24 @@ def trace_info(trace: str | Path | EventTrace, check: bool = False) -> dict[str,
     }
     if check:
         info["readable_events"] = sum(1 for _ in _scan(t, _Filter(), report, None, [("", 0)]))
-    info["problems"] = report.problems
-    info["notes"] = _notes(t)
+    conflicts, waiting = journal_problems(t.path, segments)
+    info["problems"] = report.problems + conflicts
+    info["notes"] = _notes(t) + waiting
     return info
+
+
+def journal_problems(trace: str | Path, segments: list[dict] | None = None) -> tuple[list[str], list[str]]:
+    """(journals that conflict with the trace or cannot be read, journals waiting to be
+    committed), each as a sentence; `segments` as in `trace_info` (read if None)."""
+    path = Path(str(getattr(trace, "path", trace)))
+    if not journal.find(path):
+        return [], []
+    if segments is None:
+        t = _resolve(path)
+        segments = [_segment_info(seg) for seg in _segments(t, _Report("skip", t.path), gaps=False)]
+    end = max((s["seq_first"] + s["rows"] for s in segments if s["seq_first"] is not None),
+              default=0)
+    return journal.problems(path, end)
 
 
 def _segment_info(seg: _Segment) -> dict[str, Any]:
@@ -574,7 +609,4 @@ def _notes(t: _Trace) -> list[str]:
     if t.version < 2:
         notes.append(f"format {t.root.get('format')} has no checksums or sequence numbers: damage "
                      f"may go unseen; convert it with `planarpy trace upgrade {t.path}`")
-    for path in journal.find(t.path):
-        notes.append(f"journal {path} holds events not yet committed; the next writer to open "
-                     "the trace commits them")
     return notes

@@ -7,8 +7,8 @@ a complete trace rebuilds exactly the state the run ended with.
 A replay is only as good as its trace, so it refuses (the report is not `ok`) whatever
 would make its answer silently wrong: damaged or missing events, a sequence gap, event
 kinds this planarpy does not know (unless allowed), a trace recorded by another strategy
-or on another exchange, and an end state recorded by the run (`strategy_stopped`) that
-the replay does not reach.
+or on another exchange, events still waiting in a journal, and an end state recorded by
+the run (`strategy_stopped`) that the replay does not reach.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..core.apply import apply_event
 from ..core.events import KIND_CODES
 from ..core.instances import AssetInstance, State
 from .layout import TraceError, load_root
-from .reader import _Report, iter_events, scan
+from .reader import _Report, iter_events, journal_problems, scan
 
 
 @attrs.frozen(slots=True)
@@ -83,7 +83,9 @@ def replay_from_trace(strategy: Any, trace: Any, run: int | Literal["last"] = "l
         replay.apply(event)
     if replay.count == 0:
         raise TraceError(f"{_name(trace)} has no events for run {run!r}")
-    problems += report.problems + replay.problems
+    conflicts, waiting = journal_problems(trace)
+    problems += report.problems + replay.problems + conflicts
+    problems += [f"{w}: this replay is without them" for w in waiting]
     found = list(replay.differences)
     if compare_state:
         found += differences(state, current)

@@ -321,9 +321,6 @@ class TraceStore:
              fsync: bool = False) -> TraceStore:
         """Open (creating if new) the trace at `path` for appending; TraceError if busy."""
         if not (path / "zarr.json").exists():
-            if strategy is None or exchange is None:
-                raise TraceError(f"{path} is not an EventTrace yet: give strategy and exchange "
-                                 "to create one")
             create_root(path, strategy, exchange)
         _, root = load_root(path)
         version = check_format(root, path)
@@ -448,6 +445,13 @@ class TraceStore:
 
 
 async def _together(writes: list[Any]) -> None:
-    await asyncio.gather(*writes)
+    """Run `writes` side by side and wait for every one, then raise the first failure.
+
+    A plain gather raises at the first failure and leaves the others running: one of them
+    could land after the retry had committed more rows to its chunk, and take them back.
+    """
+    for outcome in await asyncio.gather(*writes, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 

@@ -4,8 +4,10 @@ The events are read with the old format's reader and written, in order and with 
 times, kinds, symbols, runs and payloads, to a new trace built beside the old one. Both
 are then read back and compared event by event; only then is the new trace renamed into
 place, and the old one is kept beside it (``<name>.v1-backup``) until the user deletes it.
-A kill at any point leaves the old trace where it was, or both renamed; running the
-upgrade again finishes the job.
+A kill at any point leaves the old trace where it was, or both renamed; the next upgrade,
+or the next writer to open the trace, finishes the job (both renames and a trace's
+creation hold the same lock on the parent directory, so a writer starting meanwhile
+waits rather than creating a new, empty trace in its place).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import numpy as np
 from ..core.events import KIND_CODES
 from ..integrity import seal, write_json
 from .layout import (FORMAT, INDEX_FIELDS, KIND, RUN, SEQ, TS, VERSION, TraceError, WriterLock,
-                     check_format, group_doc, load_root, read_attrs)
+                     check_format, finish_upgrade, group_doc, load_root, parent_lock,
+                     upgrade_leftovers)
 from .payload import encode_payload
 from .reader import _Report, scan
 from .store import TraceStore
@@ -61,7 +64,8 @@ def upgrade_trace(path: str | Path, *, force: bool = False) -> UpgradeReport:
     converts every readable event and lists the rest in the report.
     """
     path = Path(path)
-    _finish_interrupted(path)
+    with parent_lock(path):
+        finish_upgrade(path)
     _, root = load_root(path)
     version = check_format(root, path)
     if version == VERSION:
@@ -69,18 +73,22 @@ def upgrade_trace(path: str | Path, *, force: bool = False) -> UpgradeReport:
     lock = WriterLock(path)
     lock.acquire()
     try:
-        for stale in path.parent.glob(f".{path.name}.upgrade-*"):  # a killed conversion
+        for stale in upgrade_leftovers(path):  # a killed conversion
             shutil.rmtree(stale, ignore_errors=True)
         tmp = path.parent / f".{path.name}.upgrade-{uuid.uuid4().hex[:8]}"
         try:
             count, problems = _convert(path, tmp, root, force)
             _verify(path, tmp)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError):  # a full or read-only disk
+                why = f"[Errno {e.errno}] {e.strerror}" if e.strerror else str(e)
+                raise TraceError(f"cannot upgrade {path}: {why}; nothing was changed") from None
             raise
-        backup = _free_name(path.parent / f"{path.name}.v{version}-backup")
-        os.rename(path, backup)
-        os.rename(tmp, path)
+        with parent_lock(path):  # a writer creating the trace waits for both renames
+            backup = _free_name(path.parent / f"{path.name}.v{version}-backup")
+            os.rename(path, backup)
+            os.rename(tmp, path)
     finally:
         lock.release()
     return UpgradeReport(path, str(root.get("format")), count, backup, tuple(problems))
@@ -147,20 +155,3 @@ def _free_name(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.name}{n}")
     return candidate
-
-
-def _finish_interrupted(path: Path) -> None:
-    """Complete an upgrade killed between its two renames (old moved away, new not in place)."""
-    if path.exists():
-        return
-    done = [p for p in path.parent.glob(f".{path.name}.upgrade-*") if _is_current(p)]
-    backups = list(path.parent.glob(f"{path.name}.v*-backup*"))
-    if len(done) == 1 and backups:
-        os.rename(done[0], path)
-
-
-def _is_current(p: Path) -> bool:
-    try:
-        return check_format(read_attrs(p), p) == VERSION
-    except TraceError:
-        return False

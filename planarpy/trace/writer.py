@@ -19,7 +19,8 @@ is dropped. The policy, in order:
 3. At close, events that still cannot be committed are spilled to a journal (journal.py):
    beside the trace if that is writable, else under the user's state directory. The next
    `EventTrace.open` of the trace commits them, so nothing is lost once the disk is
-   writable again.
+   writable again; if the disk still cannot take them, that open keeps them pending
+   ahead of the new events (policy 1 and 2 again) instead of failing to start.
 
 Why not spill to a journal while running: the journal would sit on the same full or
 read-only disk in the common case, and a second live store is a second thing to keep
@@ -72,8 +73,16 @@ if _register is not None:
     _register(_close_all)
 else:  # pragma: no cover
     atexit.register(_close_all)
-if hasattr(os, "register_at_fork"):  # a forked child must not flush its parent's events
-    os.register_at_fork(after_in_child=_open_traces.clear)
+def _forget_in_child() -> None:
+    """In a forked child: neither flush the parent's events nor keep its writer locks (the
+    child's copy of a lock descriptor is closed; that does not unlock the parent's)."""
+    for trace in _open_traces:
+        trace.store.lock.release()
+    _open_traces.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def clock_function(clock: Any) -> Callable[[], int]:
@@ -166,12 +175,18 @@ class EventTrace:
     _logged_at: float = 0.0
     _last_error: str | None = None
     _journal: Path | None = None
+    _waiting: list[journal.Journal] = attrs.Factory(list)  # journals with events pending
     _journaled: int = 0
     _lost: int = 0
     flushes: int = 0
 
     def __attrs_post_init__(self) -> None:
         self._room = threading.Condition(self._lock)
+
+    def __repr__(self) -> str:
+        # not the fields: they hold the secret values to mask and unscrubbed payloads
+        return (f"EventTrace('{self.path}', strategy={self.strategy!r}, "
+                f"exchange={self.exchange!r}, pending={len(self._buffer)})")
 
     @classmethod
     def open(cls, path: str | Path | None = None, *, strategy: str | None = None,
@@ -196,7 +211,7 @@ class EventTrace:
         store = TraceStore.open(Path(path), strategy, exchange, segment_rows=segment_rows,
                                 daily=daily, fsync=fsync)
         try:
-            journal.commit_journals(store)
+            waiting, error = journal.commit_journals(store)
         except BaseException:
             store.close()
             raise
@@ -204,8 +219,22 @@ class EventTrace:
                     flush_events=max(1, int(flush_events)), max_pending=int(max_pending),
                     now=clock_function(clock), redact=redaction_patterns(redact),
                     run=store.last_run, seq=store.next_seq)
+        if waiting:
+            trace._adopt(waiting, error)
         trace._start()
         return trace
+
+    def _adopt(self, waiting: list[journal.Journal], error: OSError | None) -> None:
+        """Keep the events of journals the store could not take at open pending, ahead of
+        new ones and with their own numbers; each file goes once its events are committed."""
+        for j in waiting:
+            for k in np.flatnonzero(j.rows[:, SEQ] >= self._seq):
+                seq, ts, code, run = (int(v) for v in j.rows[k, [SEQ, TS, KIND, RUN]])
+                self._buffer.append((seq, ts, code, j.symbols[k], run, j.payloads[k]))
+                self._seq, self._run = seq + 1, max(self._run, run)
+            self._waiting.append(j)
+        if error is not None:
+            self._failure(error)
 
     def _start(self) -> None:
         name = f"trace-flush:{self.store.strategy}/{self.store.exchange}"
@@ -340,6 +369,7 @@ class EventTrace:
                 return 0
             with self._lock:
                 self._room.notify_all()
+            self._drop_journals(self.store.next_seq)
             self.flushes += 1
             self._error = None
             if self._streak:
@@ -371,6 +401,11 @@ class EventTrace:
                       "%d events pending", self.path, self._streak, now - self._failing_since,
                       self._last_error, len(self._buffer))
 
+    def _drop_journals(self, committed: int) -> None:
+        """Delete the adopted journals whose events are all below `committed`."""
+        while self._waiting and self._waiting[0].last_seq < committed:
+            journal.discard(self._waiting.pop(0).path)
+
     def _recovered(self) -> None:
         log.warning("trace %s: written again after %d failed flushes over %.1f s; nothing lost",
                     self.path, self._streak, time.monotonic() - self._failing_since)
@@ -383,13 +418,24 @@ class EventTrace:
         try:
             where = journal.spill(self.store, events, self._redact)
         except OSError as e:
-            self._lost = len(events)
-            log.error("trace %s: %d events could not be written (%s) nor saved to a journal "
-                      "(%s): they are lost", self.path, len(events), self._last_error, e)
+            self._unsaved(events, e)
             return
+        for old in self._waiting:  # their events are all in the new journal
+            if old.path != where:
+                journal.discard(old.path)
+        self._waiting.clear()
         self._journal, self._journaled = where, len(events)
         log.error("trace %s: %d events could not be written (%s); saved to %s, the next open "
                   "of the trace commits them", self.path, len(events), self._last_error, where)
+
+    def _unsaved(self, events: list[Event], e: OSError) -> None:
+        """No journal took `events`: those not still in a journal adopted at open are lost."""
+        kept = max((j.last_seq for j in self._waiting), default=-1)
+        self._lost = sum(1 for event in events if event[0] > kept)
+        if self._waiting:
+            self._journal, self._journaled = self._waiting[0].path, len(events) - self._lost
+        log.error("trace %s: %d events could not be written (%s) nor saved to a journal (%s): "
+                  "%d of them are lost", self.path, len(events), self._last_error, e, self._lost)
 
     def _write(self, batch: list[Event]) -> None:
         seq, ts, codes, symbols, runs, payloads = zip(*batch)

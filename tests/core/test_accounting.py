@@ -176,3 +176,38 @@ def test_a_fee_in_a_fee_token_leaves_cash_and_holdings_alone():
 def test_a_bad_fee_side_is_refused():
     with pytest.raises(ConfigError, match="fee side 'bnb' of TST/USD is not one of get, give"):
         attrs.evolve(SPOT, fee_side="bnb")
+
+
+def test_a_fill_a_balance_shows_moves_the_order_not_the_money():
+    """in_balance (spot): the order fills and the trade is kept, cash and holdings stay
+    where the balance snapshot set them; the fee still counts as paid."""
+    st, ai = setup()
+    o = order(amount=2.0, price=100.0)
+    acc.add_order(st, ai, o)
+    acc.apply_fill(st, ai, o, trade(o, 2.0, 100.0), in_balance=True)
+    assert (st.cash, ai.balance, st.committed) == (1000.0, 0.0, 0.0)
+    assert not o.is_open and o.filled == 2.0 and st.trades and st.fees == pytest.approx(0.2)
+
+
+def test_a_margin_fill_moves_only_the_parts_no_snapshot_shows():
+    """On margin a fill has a position part (amount, entry, margin and the cash the margin
+    takes) and a wallet part (fee, realized pnl); a flag leaves out the part shown."""
+    def opened(**shown):
+        st, ai = setup(PERP)
+        o = order(amount=10, price=100, lev=5.0)
+        acc.add_order(st, ai, o)
+        acc.apply_fill(st, ai, o, trade(o, 10, 100, 0.0004, PERP), **shown)
+        return st, ai
+    st, ai = opened(in_balance=True)
+    assert ai.long.amount == 10 and ai.long.margin == pytest.approx(200)
+    assert st.cash == pytest.approx(1000 - 200)  # the margin, not the fee
+    st, ai = opened(in_position=True)
+    assert ai.long.amount == 0 and st.cash == pytest.approx(1000 - 0.4)  # the fee only
+    st, ai = opened(in_position=True, in_balance=True)
+    assert ai.long.amount == 0 and st.cash == 1000.0
+    st, ai = opened()
+    o = order("sell", amount=4, price=110, lev=5.0, oid="o2")
+    acc.add_order(st, ai, o)
+    cash = st.cash
+    acc.apply_fill(st, ai, o, trade(o, 4, 110, 0.0004, PERP), in_position=True)
+    assert ai.long.amount == 10 and st.cash == pytest.approx(cash + 4 * 10 - 440 * 0.0004)

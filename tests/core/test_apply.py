@@ -1,3 +1,5 @@
+import pytest
+
 from planarpy.core.apply import apply_event, order_payload, trade_payload
 from planarpy.core.instances import AssetInstance, State
 from planarpy.core.market import Market
@@ -48,3 +50,33 @@ def test_missing_is_a_falsy_singleton():
     from planarpy.core.orders import _Missing
     assert not missing and missing is not None and _Missing() is missing
     assert repr(missing) == "missing"
+
+
+PERP = Market("TST/USD:USD", "P", "TST", "USD", "USD", "swap", 0.1, 0.01, maker=0.0002,
+              taker=0.0004, max_leverage=20.0, maintenance_margin_rate=0.005)
+
+
+def test_a_position_update_moves_its_margin_out_of_the_cash():
+    """The wallet holds a position's margin: a position update that grows it takes it from
+    the cash, one that closes the position gives it back; a liquidation price the update
+    does not give is reckoned from it, and the leverage is the asset's."""
+    st = State("USD", 1000.0, assets={PERP.symbol: AssetInstance(PERP)})
+    ai = st.assets[PERP.symbol]
+    ai.leverage = 5.0
+    apply_event(st, "position_updated", {"symbol": PERP.symbol, "side": "long", "amount": 10.0,
+                                         "entry_price": 100.0, "margin": 200.0})
+    assert st.cash == 800.0 and ai.long.leverage == 5.0
+    assert ai.long.liquidation_price == pytest.approx((1000 - 200) / (10 * 0.995))
+    apply_event(st, "position_updated", {"symbol": PERP.symbol, "side": "long", "amount": 0.0})
+    assert st.cash == 1000.0 and not ai.long.is_open
+
+
+def test_a_fill_event_says_which_parts_a_snapshot_shows():
+    """trade_created's in_balance / in_position reach apply_fill (replay does the same)."""
+    st = fresh()
+    o = Order("a", "TST/USD", Side.BUY, OrderType.LIMIT, 1.0, 100.0, 0)
+    apply_event(st, "order_created", order_payload(o))
+    t = Trade("a", "TST/USD", Side.BUY, PositionSide.LONG, 1, 1.0, 100.0, 100.0, 0.1, "USD")
+    effect = apply_event(st, "trade_created", {**trade_payload(t), "in_balance": True})
+    assert effect.trade == t and st.cash == 1000.0 and st.assets["TST/USD"].balance == 0.0
+    assert st.assets["TST/USD"].orders == {}

@@ -57,11 +57,12 @@ def test_fetch_uses_planarpy_data(server: Any, tmp_path: Path, capsys: Any,
 
 
 @pytest.mark.parametrize("args,message", [
-    (("DOGE/ETH", "1m"), "planarpy: error: binance has no market 'DOGE/ETH'"),
+    (("DOGE/ETH", "1m"), "planarpy: error: 'DOGE/ETH' is not in binance's markets"),
     (("XRP/ETH", "2m"), "planarpy: error: binance has no timeframe '2m' for XRP/ETH"),
     (("XRP/ETH", "1m", "--since", "2022-01-01"),
      "planarpy: error: binance XRP/ETH 1m: the exchange has no candles from 2022-01-01"),
-    (("XRP/ETH", "1m", "--since", "soon"), "planarpy: error: time 'soon' is neither"),
+    (("XRP/ETH", "1m", "--since", "soon"),
+     "planarpy: error: argument --since: time 'soon' is neither"),
 ])
 def test_fetch_errors_are_one_line(server: Any, tmp_path: Path, capsys: Any, args: tuple,
                                    message: str) -> None:
@@ -82,14 +83,25 @@ def test_import_then_ls(tmp_path: Path, capsys: Any) -> None:
     code, out, _ = run(capsys, "data", "ls", "--data-dir", str(data), "--check")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split() == ["EXCHANGE", "SYMBOL", "TIMEFRAME", "CANDLES", "FIRST", "LAST"]
-    assert row.split() == ["binance", "ETH/BTC", "5m", "5760", "2018-01-10T04:55Z",
+    assert header.split() == ["EXCHANGE", "SYMBOL", "TIMEFRAME", "CANDLES", "MISSING", "FIRST",
+                              "LAST"]
+    assert row.split() == ["binance", "ETH/BTC", "5m", "5760", "0", "2018-01-10T04:55Z",
                            "2018-01-30T04:50Z"]
 
 
+def test_ls_counts_the_missing_candles(tmp_path: Path, capsys: Any, xrp: OHLCV) -> None:
+    """`data ls` says how many candles are missing inside each series (gaps)."""
+    OHLCVStore(tmp_path).save("binance", "XRP/ETH", "1m", xrp)
+    code, out, _ = run(capsys, "data", "ls", "--data-dir", str(tmp_path))
+    assert code == 0 and out.splitlines()[1].split()[3:5] == ["2469", "1091"]
+
+
 def test_ls_empty_store(tmp_path: Path, capsys: Any) -> None:
-    code, out, _ = run(capsys, "data", "ls", "--data-dir", str(tmp_path / "none"))
+    """An empty store lists nothing; a --data-dir that does not exist is an error."""
+    code, out, _ = run(capsys, "data", "ls", "--data-dir", str(tmp_path))
     assert code == 0 and out.startswith("no stored candles in")
+    code, _, err = run(capsys, "data", "ls", "--data-dir", str(tmp_path / "none"))
+    assert code == 2 and "argument --data-dir: must be an existing directory" in err
 
 
 def test_ls_reports_damage(tmp_path: Path, capsys: Any, xrp: OHLCV, ethbtc: OHLCV) -> None:

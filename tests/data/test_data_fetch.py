@@ -160,7 +160,8 @@ def test_retrying_does_not_retry_permanent_errors() -> None:
 
 def test_unknown_symbol_is_named(server: Any, store: OHLCVStore) -> None:
     """A symbol the exchange does not list is named, with close matches."""
-    with pytest.raises(UnknownSymbol, match=r"binance has no market 'XRP/ETc'; did you mean XRP/ETH"):
+    with pytest.raises(UnknownSymbol, match=r"'XRP/ETc' is not in binance's markets "
+                                            r"\(did you mean 'XRP/ETH'\?\)"):
         fetch(server, store, "XRP/ETc", since=0)
     assert not server.requests and not store.series()
 

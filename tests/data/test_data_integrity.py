@@ -3,13 +3,21 @@ clear errors, and stores written by the code at fa13644 (format 1)."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import random
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import diskkit
 import numpy as np
 import pytest
+from zarr.storage import LocalStore
 
 from planarpy.cli.main import main
 from planarpy.core.errors import DataError
@@ -122,7 +130,8 @@ def test_sim_with_a_missing_data_dir_is_an_error(capsys: Any, repo_root: Path,
     monkeypatch.chdir(repo_root)
     code, _, err = run(capsys, "sim", "sma_cross", "--data-dir", "/nonexistent")
     assert code == 2
-    assert err == "planarpy: error: data directory /nonexistent does not exist (or is not a directory)\n"
+    assert err == ("planarpy: error: argument --data-dir: must be an existing directory, not "
+                   "'/nonexistent' (see planarpy sim --help)\n")
     code, _, err = run(capsys, "sim", "sma_cross", "--data-dir", str(tmp_path))
     assert code == 2 and f"no stored candles for binance ETH/BTC 5m in {tmp_path}" in err
 
@@ -175,3 +184,148 @@ def test_data_upgrade_converts_every_series(v1: OHLCVStore, capsys: Any, repo_ro
     assert same(v1.load(EX, "ETH/BTC", "5m"), fixture_candles("ETH/BTC", "5m", 700))
     assert "already in format planarpy.ohlcv/2" in run(capsys, "data", "upgrade", "--data-dir",
                                                         str(v1.root))[1]
+
+
+# review r12: readers while a writer replaces a series' generation
+
+@pytest.mark.parametrize("call", ["load", "check", "derived load"])
+def test_a_reader_during_a_rewrite_reads_whole_candles(store: OHLCVStore, call: str,
+                                                       monkeypatch: Any) -> None:
+    """A prepend (fetch going back, `data import --replace`, `data upgrade`) writes a new
+    generation and deletes the old one. A reader that had opened the old one said the
+    series was corrupted (a sim run beside a fetch failed; `ls --check` reported damage);
+    now it reads the new generation."""
+    candles = synthetic(600)
+    store.save(EX, SYM, "1m", candles[300:])
+    writer = OHLCVStore(store.root)
+    real = OHLCVStore._read
+    done: list[Any] = []
+
+    def read(self: OHLCVStore, series: Any, lo: Any, hi: Any) -> OHLCV:
+        if self is not writer and not done:  # the writer commits a new generation now
+            done.append(writer.append(EX, SYM, "1m", candles[:300]))
+        return real(self, series, lo, hi)
+    monkeypatch.setattr(OHLCVStore, "_read", read)
+    reader = OHLCVStore(store.root)
+    if call == "load":
+        assert same(reader.load(EX, SYM, "1m"), candles)
+    elif call == "check":
+        assert reader.check(EX, SYM, "1m") == []
+    else:
+        got = reader.load(EX, SYM, "5m")
+        assert len(got) == 119 and same(got, OHLCVStore(store.root).load(EX, SYM, "5m"))
+    assert done and done[0].rewritten
+
+
+# review r12: a full or read-only disk is a one-line error, and the stored candles stay
+
+def test_a_write_failure_is_a_clear_error_and_changes_nothing(store: OHLCVStore,
+                                                              monkeypatch: Any) -> None:
+    """A chunk write failing with ENOSPC came out of append as a raw OSError (a traceback
+    from `data import` and `fetch`); now it is a DataError naming the series and the
+    cause, and the stored candles are as before; a retry once there is room completes."""
+    candles = synthetic(200)
+    store.save(EX, SYM, "1m", candles[:100])
+    real = LocalStore.set
+
+    async def full(self: Any, key: str, value: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(LocalStore, "set", full)
+    with pytest.raises(DataError, match=r"cannot write binance XRP/ETH 1m .*: \[Errno 28\] No "
+                                        r"space left on device; the stored candles are unchanged"):
+        store.append(EX, SYM, "1m", candles[100:])
+    monkeypatch.setattr(LocalStore, "set", real)
+    assert same(store.load(EX, SYM, "1m"), candles[:100])
+    store.append(EX, SYM, "1m", candles[100:])
+    assert same(store.load(EX, SYM, "1m"), candles) and store.check(EX, SYM, "1m") == []
+
+
+def test_data_import_on_a_real_full_disk(tmp_path: Path, capsys: Any) -> None:
+    """`data import` onto a full tmpfs ends with one line and exit 2 (a 60-line traceback);
+    once there is room the same command stores every candle."""
+    csv = tmp_path / "eth.csv"
+    candles = load_csv(sample_path(EX, "ETH/BTC", "5m"))
+    csv.write_text("timestamp,open,high,low,close,volume\n" + "".join(
+        ",".join(repr(v) for v in row) + "\n" for row in candles.to_rows()))
+    with diskkit.small_tmpfs(tmp_path / "mnt", "300k") as mount:
+        filler = diskkit.fill(mount, 16 << 10)
+        argv = ["data", "import", str(csv), "--exchange", EX, "--symbol", "ETH/BTC",
+                "--timeframe", "5m", "--data-dir", str(mount / "data")]
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1, err
+        assert "No space left on device; the stored candles are unchanged" in err
+        filler.unlink()
+        assert run(capsys, *argv)[0] == 0
+        assert same(OHLCVStore(mount / "data").load(EX, "ETH/BTC", "5m"), candles)
+
+
+KILLED_CREATING = """
+import os, signal, sys
+from pathlib import Path
+from zarr.storage import _local
+from planarpy.data.store import OHLCVStore
+from planarpy.data.ohlcv import OHLCV
+import numpy as np
+
+real_open = _local.Path.open
+
+
+def open_(self, *args, **kwargs):  # killed inside the write of the new series' metadata
+    f = real_open(self, *args, **kwargs)
+    if self.name.endswith(".partial") and self.parent.name == "1m":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return f
+
+
+_local.Path.open = open_
+ts = 1_600_000_000_000 + 60_000 * np.arange(10, dtype=np.int64)
+OHLCVStore(sys.argv[1]).save("binance", "XRP/ETH", "1m", OHLCV(ts, *[np.ones(10)] * 5))
+"""
+
+
+def test_a_series_whose_creation_was_killed_is_no_damage(store: OHLCVStore,
+                                                         tmp_path: Path) -> None:
+    """Killed (or interrupted) while zarr wrote a new series' zarr.json, the store was left
+    with only zarr's temporary file there, and every later write or read called the series
+    corrupted ("zarr.json is missing but candle files are there") for good. A temporary
+    file holds no candles: the series is simply not stored yet."""
+    script = tmp_path / "creator.py"
+    script.write_text(KILLED_CREATING)
+    done = subprocess.run([sys.executable, str(script), str(store.root)])
+    assert done.returncode == -signal.SIGKILL
+    assert [p.name.endswith(".partial") for p in series_dir(store).iterdir()] == [True]
+    assert store.info(EX, SYM, "1m") is None and store.series() == []
+    assert store.check(EX, SYM, "1m") == []
+    candles = synthetic(50)
+    store.save(EX, SYM, "1m", candles)
+    assert same(store.load(EX, SYM, "1m"), candles)
+    assert not list(series_dir(store).glob("*.partial"))
+
+
+def test_a_failed_write_leaves_no_chunk_write_in_flight(store: OHLCVStore,
+                                                        monkeypatch: Any) -> None:
+    """An append across a chunk boundary writes two chunks of each column at once. When one
+    fails, the other must not still be in flight: landing after a retry that wrote more
+    candles into its chunk, it took committed candles back (read as missing)."""
+    candles = synthetic(CHUNK + 400)
+    store.save(EX, SYM, "1m", candles[:CHUNK - 100])
+    real = LocalStore.set
+    failing, started, landed = [True], threading.Event(), threading.Event()
+
+    async def set_(self: Any, key: str, value: Any) -> None:
+        if failing[0] and key.endswith("/open/c/0"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if failing[0] and key.endswith("/open/c/1"):
+            started.set()
+            await asyncio.sleep(0.3)  # this write of the failing append is slow
+            await real(self, key, value)
+            landed.set()
+            return
+        await real(self, key, value)
+    monkeypatch.setattr(LocalStore, "set", set_)
+    with pytest.raises(DataError, match="No space left on device"):
+        store.append(EX, SYM, "1m", candles[CHUNK - 100:CHUNK + 100])
+    failing[0] = False
+    store.append(EX, SYM, "1m", candles[CHUNK - 100:])  # more candles now
+    assert not started.is_set() or landed.wait(10)
+    assert same(store.load(EX, SYM, "1m"), candles)

@@ -67,6 +67,17 @@ def eventually(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.
         time.sleep(every)
 
 
+def never(check: Callable[[], Any], seconds: float) -> bool:
+    """Whether `check()` stays false for `seconds` (sampled every 20 ms): for what must
+    not happen, where waiting for a state is not possible."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def counterparty(lx: Any, name: str = "other") -> Any:
     """A sync ccxt binance client on a second account of `lx` (created on first use)."""
     import ccxt
@@ -112,6 +123,30 @@ def in_step(run: Any, lx: Any, symbols: tuple[str, ...] = ("XRP/ETH",)) -> list[
     for cid in sorted(set(local) | set(theirs)):
         if abs(local.get(cid, 0.0) - theirs.get(cid, 0.0)) > 1e-9:
             out.append(f"order {cid} filled: local {local.get(cid, 0.0)}, exchange {theirs.get(cid, 0.0)}")
+    return out
+
+
+def perp_in_step(run: Any, lx: Any, symbol: str = "XRP/USDT:USDT") -> list[str]:
+    """Differences between a USD-M run's state and the exchange's ([] when equal):
+    `reconcile()` (cash, positions, open orders), the position's margin, and what each of
+    the run's orders filled against its local trades."""
+    from collections import defaultdict
+    client = raw_client(lx, "binanceusdm")
+    out = run.reconcile()
+    theirs = sum(float(p.get("initialMargin") or 0.0) for p in client.fetch_positions([symbol]))
+    with run.session.engine.locked():
+        ai = run.strategy.state.assets[symbol]
+        margin = ai.long.margin + ai.short.margin
+        local: dict[str, float] = defaultdict(float)
+        for t in ai.trades:
+            local[t.order_id] += t.amount
+    if abs(margin - theirs) > 1e-9 * max(1.0, theirs):
+        out.append(f"{symbol} margin: local {margin!r}, exchange {theirs!r}")
+    filled = {o["clientOrderId"]: o["filled"] for o in client.fetch_orders(symbol, limit=ALL)
+              if run.session.owns(o["clientOrderId"]) and o["filled"]}
+    out += [f"order {cid} filled: local {local.get(cid, 0.0)}, exchange {filled.get(cid, 0.0)}"
+            for cid in sorted(set(local) | set(filled))
+            if abs(local.get(cid, 0.0) - filled.get(cid, 0.0)) > 1e-9]
     return out
 
 

@@ -7,7 +7,7 @@ from planarpy import find_strategy
 from livekit import eventually, live
 
 
-@pytest.mark.parametrize("name", ["sma_cross", "margin_trend"])
+@pytest.mark.parametrize("name", ["sma_cross", "margin_trend", "rsi_bands"])
 def test_example_runs_live_and_trades(name, local_exchange, repo_root, monkeypatch):
     """The example ticks on live candles, trades, and ends in step with the exchange."""
     monkeypatch.chdir(repo_root)

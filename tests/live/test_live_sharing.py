@@ -16,7 +16,7 @@ from planarpy.localexchange.clock import Clock
 from planarpy.modes.live import start_live
 from planarpy.trace import EventTrace, trace_tail
 
-from livekit import Quiet, QuietPerp, counterparty, eventually, live, raw_client
+from livekit import Quiet, QuietPerp, counterparty, eventually, live, never, raw_client
 
 SYM = "XRP/ETH"
 PERP = "XRP/USDT:USDT"
@@ -257,16 +257,6 @@ def test_an_ip_ban_is_not_made_longer(lx):
         assert lx.faults.http_count == 1  # one of the two refusals is still unused
 
 
-def _never(check, seconds: float) -> bool:
-    """Whether `check()` stays false for `seconds` (sampled every 20 ms)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if check():
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_a_lagging_stream_never_takes_the_state_back():
     """User data delayed 100 ms behind the order replies: a spot balance bought and sold
     from the replies does not rise again when the older balance updates arrive. (The
@@ -279,5 +269,5 @@ def test_a_lagging_stream_never_takes_the_state_back():
                 run.call("market_order", SYM, 100.0, side="buy")
             peak = run.state()["assets"][SYM]["balance"]
             run.call("market_order", SYM, 300.0, side="sell")
-            assert _never(lambda: run.state()["assets"][SYM]["balance"] > start + 1, 1.0), peak
+            assert never(lambda: run.state()["assets"][SYM]["balance"] > start + 1, 1.0), peak
             assert eventually(lambda: run.reconcile() == [], timeout=5)

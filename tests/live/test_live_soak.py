@@ -31,8 +31,10 @@ SETTINGS = {"exchanges": {"binance": {"rate_limit": False, "timeout": 500,
 
 
 class Flow(Quiet):
-    """Each tick one random action: market buys and sells, near and far limit bids (some
-    fire and forget), cancels. Seeded; stops when `running` is cleared."""
+    """Every `tick_interval` one random action (on_interval: a tick comes only once per
+    closed candle, and the soak's clock moves in jumps): market buys and sells, near and
+    far limit bids (some fire and forget), cancels. Seeded; stops when `running` is
+    cleared."""
 
     def reset(self) -> None:
         super().reset()
@@ -40,7 +42,7 @@ class Flow(Quiet):
         self.running = False
         self.actions: Counter[str] = Counter()
 
-    def tick(self, ts: int) -> None:
+    def on_interval(self, ts: int) -> None:
         ai = self.assets[0]
         if not self.running or ai.ohlcv is None:
             return

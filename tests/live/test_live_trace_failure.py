@@ -7,48 +7,17 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from planarpy.trace import EventTrace, iter_events
 
+from diskkit import read_only
+
 QUIET = ("from planarpy import Strategy\n"
          "class Quiet(Strategy):\n"
          "    exchange = 'binance'\n    quote = 'ETH'\n"
          "    timeframe = '1m'\n    universe = ('XRP/ETH',)\n")
-
-
-@contextlib.contextmanager
-def read_only(directory: Path):
-    """Make `directory` read-only for this process too: a read-only bind mount for root
-    (who ignores permissions), else permissions; skip where neither is possible."""
-    if os.geteuid() != 0:
-        mode = directory.stat().st_mode
-        directory.chmod(0o555)
-        try:
-            yield
-        finally:
-            directory.chmod(mode)
-        return
-    bound = subprocess.run(["mount", "--bind", str(directory), str(directory)],
-                           capture_output=True, text=True)
-    if bound.returncode != 0:
-        pytest.skip(f"cannot bind-mount here: {bound.stderr.strip()}")
-    deadline = time.monotonic() + 30
-    while True:  # EBUSY while a file is open for writing through the mount: try again
-        done = subprocess.run(["mount", "-o", "remount,ro,bind", str(directory)],
-                              capture_output=True, text=True)
-        if done.returncode == 0:
-            break
-        if time.monotonic() > deadline:
-            subprocess.run(["umount", str(directory)], capture_output=True)
-            pytest.skip(f"cannot make the bind mount read-only: {done.stderr.strip()}")
-        time.sleep(0.01)
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], check=True)  # lazy: never left behind
 
 
 class Lines:

@@ -201,3 +201,59 @@ def test_rdb_url_storage_keeps_and_resumes_the_study(here, tmp_path):
     assert table(first) == table(again) and len(first.trials) == 11
     with pytest.raises(ConfigError, match=r"--storage 'nosuch://x': cannot open it"):
         optimize("sma_cross", method="grid", storage="nosuch://x", **GRID)
+
+
+def test_more_jobs_than_a_batch_holds_is_said_and_no_idle_worker_is_started(here, tmp_path,
+                                                                             caplog):
+    """Trials are asked a batch at a time: workers beyond the batch size would wait idle."""
+    with caplog.at_level("WARNING", logger="planarpy.optimize"):
+        r = optimize("sma_cross", method="grid", storage=tmp_path / "s", jobs=3, batch=2,
+                     **GRID)
+    assert "--jobs 3 is more than --batch 2: at most 2 trials run at a time" in caplog.text
+    assert len(r.trials) == 11 and len(r.workers) <= 2
+
+
+def test_no_feasible_trial_says_which_constraint_failed(here, tmp_path, capsys):
+    from planarpy.cli.main import main
+    assert main(["optimize", "sma_cross", "--method", "grid", "-r", "fast=5:10:5", "-r",
+                 "slow=20:40:20", "-p", "invest=0.99", "--constraint", "trades >= 100000",
+                 "--constraint", "trades >= 5", "--storage", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "  no feasible trial: constraint 'trades >= 100000' met by 0 of 4 trials, " \
+           "constraint 'trades >= 5' met by 4 of 4 trials\n" in out
+    assert "best: no feasible trial" in out
+
+
+def test_the_lookahead_check_runs_once_a_batch_and_still_stops_a_peeking_strategy(here,
+                                                                                  tmp_path):
+    """The check reads the indicator code, the same in every trial: the first trial of
+    each batch runs it (a tenth of a short trial saved on the others)."""
+    import numpy as np
+
+    from planarpy.optimize import TrialError
+    base = find_strategy("sma_cross")
+    calls = []
+
+    class Counted(base):
+        def indicators(self, ai):
+            calls.append(len(ai.ohlcv))
+            return super().indicators(ai)
+
+    grid = {**GRID, "ranges": {"fast": "5:10:5", "slow": "20:60:20"}, "batch": 4}
+    optimize(Counted, method="grid", storage=tmp_path / "a", **grid)  # 6 trials, 2 batches
+    full = max(calls)
+    # the checks (causal, then the lookback tiles) recompute on partial data only, in
+    # one run of calls before the first trial of each batch
+    runs = [k for k, c in enumerate(calls) if c != full and (k == 0 or calls[k - 1] == full)]
+    assert calls.count(full) == 6 and len(runs) == 2, calls
+
+    class Peeking(base):
+        def indicators(self, ai):
+            out = super().indicators(ai)
+            return {**out, "next": np.roll(ai.ohlcv.close, -1)}
+
+    with pytest.raises(TrialError) as e:
+        optimize(Peeking, method="grid", storage=tmp_path / "b", **grid)
+    first = str(e.value).splitlines()[0]
+    assert first.startswith("trial 0 (fast=5 slow=20 invest=0.99)") and \
+        "LookAheadError: indicator 'next' of ETH/BTC looks ahead" in first, first

@@ -148,3 +148,54 @@ def test_trace_replay_cli_rebuilds_with_the_recorded_params(repo_root, monkeypat
                          cwd=repo_root, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "params     fast=10 slow=40 invest=0.99" in out.stdout
+
+
+# ---- odd specs and values, found by an adversarial review ---------------------------------
+@pytest.mark.parametrize("spec, message", [
+    (Param(1, choices=(1, True, 2)), "choices 1 and True are equal"),
+    (Param(1, choices=(1, 1.0)), "choices 1 and 1.0 are equal"),
+    (Param("a", choices=("a", "b", "a")), "choices 'a' and 'a' are equal"),
+    (Param((1, 2), choices=((1, 2), (3, 4))), "choice (1, 2) is a tuple; a choice is None, a "
+                                              "bool, an int, a float or a str"),
+    (Param(0.5, choices=(0.5, float("nan"))), "choice nan is not a finite number"),
+    (Param("long", choices="long"), "choices='long' is a string; give a tuple of values"),
+    (Param(True, low=0, high=1), "low, high, step and log are for int and float parameters"),
+    (Param("a", choices=("a", "b"), step=1), "low, high, step and log are for int and float"),
+    (Param(1.0, low=0.5, high=2.0, log="yes"), "log='yes' is not True or False"),
+    (Param(1, low=0, high=10**30), "high=10**30 is beyond 2**53"),
+])
+def test_odd_specs_fail_when_the_class_is_defined(spec, message):
+    with pytest.raises(ParamError) as e:
+        make(x=spec)
+    assert message.replace("10**30", str(10**30)) in str(e.value), str(e.value)
+    assert str(e.value).startswith("parameter Tuned.x: ")
+
+
+def test_numpy_defaults_and_bounds_become_plain_numbers():
+    """A default of numpy type would not go into JSON (sim --json, the trace, a study)."""
+    import numpy as np
+    cls = make(n=Param(np.int64(10), low=np.int64(2), high=50),
+               f=Param(np.float32(0.5), low=0, high=1))
+    s = cls({"ETH/BTC": _market()})
+    assert json.dumps(s.params) == '{"n": 10, "f": 0.5}'
+    assert type(cls.f.low) is float and type(cls.n.low) is int
+
+
+def _market():
+    from planarpy.data.sources import markets_for
+    return markets_for("binance", {})["ETH/BTC"]
+
+
+def test_a_choice_value_is_the_declared_choice():
+    """From Python or the command line, a value equal to a choice gives that choice."""
+    import numpy as np
+    from planarpy.params import parse_items, resolve
+    cls = make(m=Param(1, choices=(1, 2.5, "x", None)))
+    assert resolve(cls, {"m": np.int64(1)})["m"] == 1 and \
+        type(resolve(cls, {"m": np.int64(1)})["m"]) is int
+    assert type(resolve(cls, {"m": 1.0})["m"]) is int
+    assert parse_items(cls, ["m=2.50"]) == {"m": 2.5}
+    assert parse_items(cls, ["m=1.0"]) == {"m": 1}
+    assert parse_items(cls, ["m=None"]) == {"m": None}
+    with pytest.raises(ParamError, match="parameter m=True: not allowed"):
+        resolve(cls, {"m": True})

@@ -27,9 +27,9 @@ def planar_trades(result, data, index):
             for t in result.round_trips()]
 
 
-def assert_parity(frame, data, market, cash, commission, timeframe):
+def assert_parity(frame, data, market, cash, commission, timeframe, gaps="fill"):
     stats = run_bt(frame, cash, commission)
-    r = run_planar(data, market, cash, commission, timeframe)
+    r = run_planar(data, market, cash, commission, timeframe, gaps=gaps)
     assert planar_trades(r, data, frame.index) == bt_trades(stats)
     assert len(stats._trades) > 10
     assert r.final_equity == pytest.approx(stats["Equity Final [$]"], rel=REL)
@@ -49,6 +49,19 @@ def test_goog_daily_matches_backtesting_py():
     """backtesting.py's own GOOG daily bars at 0.2% commission: same trades, same final equity."""
     from backtesting.test import GOOG
     assert_parity(GOOG, from_frame(GOOG), stock("GOOG/USD", 0.002), 10_000.0, 0.002, "1d")
+
+
+def test_goog_on_its_own_dates_matches_backtesting_py_with_gaps_skipped():
+    """GOOG's trading days as they are (weekends and holidays missing), with the gap policy
+    `skip`: planarpy steps over the rows as backtesting.py does, with no gap-free grid."""
+    from backtesting.test import GOOG
+    data = OHLCV(GOOG.index.to_numpy().astype("datetime64[ms]").astype(np.int64),
+                 *(GOOG[c].to_numpy(dtype=np.float64) for c in
+                   ("Open", "High", "Low", "Close", "Volume")))
+    r = assert_parity(GOOG, data, stock("GOOG/USD", 0.002), 10_000.0, 0.002, "1d", gaps="skip")
+    days = int(data.timestamp[-1] - data.timestamp[0]) // 86_400_000 + 1
+    assert r.data.skipped == days - len(GOOG) == 969
+    assert len(r.times) == len(GOOG) - 30  # all rows but the warmup (SLOW)
 
 
 def test_eth_btc_5m_matches_backtesting_py():

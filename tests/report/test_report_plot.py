@@ -68,11 +68,13 @@ def test_cli_plot_option(repo_root, monkeypatch, capsys, tmp_path):
 
 @needs_matplotlib
 def test_cli_plot_to_a_missing_folder(repo_root, monkeypatch, capsys, tmp_path):
-    """An unwritable --plot path ends with exit 2 and a one-line message."""
+    """An unwritable --plot path ends with exit 2 and a one-line message, before the run."""
     monkeypatch.chdir(repo_root)
     assert main(["sim", "sma_cross", "--plot", str(tmp_path / "no" / "out.png")]) == 2
-    err = capsys.readouterr().err
-    assert "--plot: cannot write" in err and "Traceback" not in err
+    out = capsys.readouterr()
+    assert "argument --plot" in out.err and "no/out.png" in out.err
+    assert "in an existing directory" in out.err and "Traceback" not in out.err
+    assert "final equity" not in out.out
 
 
 def test_plot_without_matplotlib_names_the_extra(monkeypatch, tmp_path):

@@ -1,6 +1,7 @@
 """Crash safety: SIGKILLed writers lose only unflushed events; readers never see partial ones."""
 
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from planarpy.trace import iter_events, trace_info, trace_tail
+from planarpy.trace import EventTrace, iter_events, trace_info, trace_tail
 
 DAY_NS = 86_400 * 10**9
 STEP_NS = 20 * 10**9  # a new UTC day (and segment) every 4320 events
@@ -234,3 +235,76 @@ def test_sigkill_during_rotation_loses_nothing_flushed(tmp_path, phase):
     info = trace_info(path, check=True)
     assert info["problems"] == [] and info["readable_events"] == committed >= 4 * 15
     assert [e["seq"] for e in iter_events(path)] == list(range(committed))
+
+
+KILL_AT_POINT = """
+import inspect, os, signal, sys
+from zarr.storage import LocalStore
+from planarpy import integrity
+from planarpy.trace import EventTrace, store
+
+count, at = [0], int(sys.argv[2])
+
+def point():
+    count[0] += 1
+    if count[0] == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def hook(owner, name):  # a kill point before every write, rename and replace
+    real = getattr(owner, name)
+    if inspect.iscoroutinefunction(real):
+        async def call(*args, **kwargs):
+            point()
+            return await real(*args, **kwargs)
+    else:
+        def call(*args, **kwargs):
+            point()
+            return real(*args, **kwargs)
+    setattr(owner, name, call)
+
+for owner, name in ((LocalStore, "set"), (store.os, "rename"), (integrity.os, "replace")):
+    hook(owner, name)
+trace = EventTrace.open(sys.argv[1], flush_interval=60, segment_rows=4, daily=False)
+for i in range(3, 7):
+    trace.record("order_updated", {"i": i}, ts=BASE + i)
+trace.flush()
+print("flushed", flush=True)
+point()  # and once after the last
+trace.close()
+print("points", count[0], flush=True)
+""".replace("BASE", str(DAY_NS * 19000))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_sigkill_at_every_write_of_a_flush_that_rotates(tmp_path):
+    """Killed before each file write, rename and replace of a flush that fills a
+    segment and starts the next: the trace holds the events before the flush, those plus
+    the part that filled the old segment, or all of them (always once the flush returned),
+    never one twice; the next writer goes on."""
+    base = tmp_path / "base"
+    with EventTrace.open(base, strategy="S", exchange="x", segment_rows=4, daily=False) as t:
+        for i in range(3):
+            t.record("order_updated", {"i": i}, ts=DAY_NS * 19000 + i)
+    script = tmp_path / "killer.py"
+    script.write_text(KILL_AT_POINT)
+    at, outcomes = 1, set()
+    while True:
+        path = tmp_path / f"t{at}"
+        shutil.copytree(base, path)
+        done = subprocess.run([sys.executable, str(script), str(path), str(at)],
+                              capture_output=True, text=True)
+        got = [e["payload"]["i"] for e in iter_events(path, errors="raise")]
+        assert got == list(range(len(got))) and len(got) in (3, 4, 7), (at, got, done.stderr)
+        assert "flushed" not in done.stdout or len(got) == 7, at
+        outcomes.add(len(got))
+        with EventTrace.open(path, segment_rows=4, daily=False) as writer:
+            writer.record("order_updated", {"i": len(got)}, ts=DAY_NS * 19000 + len(got))
+        assert [e["seq"] for e in iter_events(path, errors="raise")] == list(range(len(got) + 1))
+        assert trace_info(path, check=True)["problems"] == []
+        if "points" in done.stdout:
+            assert done.returncode == 0 and at > 10, at
+            break
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        at += 1
+    assert outcomes == {3, 4, 7}

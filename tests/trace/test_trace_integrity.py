@@ -12,35 +12,15 @@ import time
 import warnings
 from pathlib import Path
 
+import diskkit
 import pytest
+from tracekit import check_exact, open_trace, record
 from zarr.storage import LocalStore
 
 from planarpy.cli.main import main
 from planarpy.trace import EventTrace, TraceDamageWarning, TraceError, iter_events, trace_info
 from planarpy.trace import store as trace_store
-from planarpy.trace.layout import DAY_NS, segment_names
-
-T0 = DAY_NS * 19000
-
-
-def open_trace(path, **kw):
-    kw.setdefault("flush_interval", 60)
-    return EventTrace.open(path, strategy="S", exchange="x", **kw)
-
-
-def record(trace, lo, hi):
-    for i in range(lo, hi):
-        trace.record("trade_created", {"i": i, "price": 0.09080538 + i * 1e-8}, symbol="ETH/BTC",
-                     ts=T0 + i)
-
-
-def check_exact(path, n):
-    """The trace holds events 0..n-1, each once, in order, with matching sequence numbers."""
-    events = list(iter_events(path, errors="raise"))
-    assert [e["payload"]["i"] for e in events] == list(range(n))
-    assert [e["seq"] for e in events] == list(range(n))
-    assert all(e["payload"]["price"] == 0.09080538 + i * 1e-8 for i, e in enumerate(events))
-
+from planarpy.trace.layout import segment_names
 
 def fail_once(monkeypatch, owner, name, error):
     """Make owner.name raise `error` the first time it is called."""
@@ -125,32 +105,8 @@ def test_rotation_failing_after_its_rename_goes_on_in_the_next_name(tmp_path, mo
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 2 MiB tmpfs mounted for this test (root only), so the disk really fills up."""
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
+    with diskkit.small_tmpfs(tmp_path / "mnt") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(mount: Path, leave: int) -> Path:
-    """Fill the file system, then free `leave` bytes; the filler file."""
-    filler = mount / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError as e:
-        assert e.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    size = filler.stat().st_size
-    os.truncate(filler, max(0, size - leave))
-    return filler
 
 
 def test_real_full_disk_at_rotation(small_tmpfs):
@@ -162,7 +118,7 @@ def test_real_full_disk_at_rotation(small_tmpfs):
         trace = open_trace(path, segment_rows=150, daily=False)
         record(trace, 0, 149)
         trace.flush()
-        filler = fill(small_tmpfs, leave)
+        filler = diskkit.fill(small_tmpfs, leave)
         record(trace, 149, 300)
         try:
             trace.flush()

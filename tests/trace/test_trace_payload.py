@@ -80,3 +80,16 @@ def test_payload_round_trip_without_secrets(payload):
     """Any JSON dict comes back equal to its scrubbed form."""
     stored = decode_payload(scrub_encoded(encode_payload(payload)))
     assert stored == msgspec.json.decode(msgspec.json.encode(scrub(payload)))
+
+
+def test_a_lone_surrogate_is_recorded_visibly_not_refused(tmp_path):
+    """JSON text decoded by json.loads may hold a lone surrogate ("\\udcff" from a malformed
+    exchange message), which UTF-8 cannot encode: record raised UnicodeEncodeError, so
+    Strategy.emit, which records before it applies, dropped the event from the state
+    too. Now the surrogate is stored as its escape text and the event is recorded."""
+    from planarpy.trace import EventTrace, iter_events
+    with EventTrace.open(tmp_path / "t", strategy="S", exchange="x") as trace:
+        trace.record("exchange_error", {"error": "bad \udcff byte", "k\udc80": [1, "\ud800"]})
+        trace.record("exchange_error", {"error": "after"})
+    got = [e["payload"] for e in iter_events(tmp_path / "t", errors="raise")]
+    assert got == [{"error": "bad \\udcff byte", "k\\udc80": [1, "\\ud800"]}, {"error": "after"}]

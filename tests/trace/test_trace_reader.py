@@ -141,3 +141,20 @@ def test_bad_filters_raise(sample):
         trace_tail(sample, kinds="order_creatd")
     with pytest.raises(TraceError, match="cannot read 'yesterday' as a time"):
         trace_tail(sample, since="yesterday")
+
+
+def test_follow_past_a_stray_empty_segment_directory(tmp_path):
+    """A stray empty s999999/ (which writers now step over) made follow wait behind it for
+    ever: `trace tail --follow` showed nothing new while the run went on writing."""
+    with EventTrace.open(tmp_path / "t", strategy="S", exchange="x") as trace:
+        trace.record("market_data", {"i": 0})
+    (trace.path / "s999999").mkdir()
+    stream = follow(trace.path, n=5, interval=0.01)
+    assert next(stream)["payload"] == {"i": 0}
+    got = []
+    reader = threading.Thread(target=lambda: got.append(next(stream)["payload"]), daemon=True)
+    reader.start()
+    with EventTrace.open(trace.path) as writer:
+        writer.record("market_data", {"i": 1})
+    reader.join(10)
+    assert got == [{"i": 1}]

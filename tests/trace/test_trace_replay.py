@@ -1,3 +1,4 @@
+import errno
 import json
 import shutil
 from pathlib import Path
@@ -12,8 +13,9 @@ from planarpy.config import load_config
 from planarpy.data.sources import markets_for
 from planarpy.integrity import seal
 from planarpy.modes.sim import SimConfig
-from planarpy.trace import EventTrace, TraceError, replay_from_trace, trace_tail
+from planarpy.trace import EventTrace, TraceError, iter_events, replay_from_trace, trace_tail
 from planarpy.trace.layout import KIND
+from planarpy.trace.store import TraceStore
 
 from simkit import PERP, flat, run
 
@@ -182,3 +184,39 @@ def test_replay_cli_prints_differences_from_the_recorded_end(tmp_path, repo_root
     assert replay_cli(tmp_path / "t") == 1
     err = capsys.readouterr().err
     assert "difference: cash when the run stopped: recorded 2.0, replayed 1.0" in err
+
+
+def test_replay_with_events_waiting_in_a_journal_is_not_ok(tmp_path, repo_root, monkeypatch,
+                                                          capsys):
+    """A run whose last events could not be written (disk full at the end) left them in a
+    journal; `trace replay` exited 0 with one trade fewer than the run made, saying only
+    that the run 'recorded no strategy_stopped event'. The journal is now a problem that
+    names it, and once a writer has committed it the replay is whole."""
+    monkeypatch.chdir(repo_root)
+    cls = find_strategy("sma_cross")
+    with EventTrace.open(tmp_path / "a", strategy=cls.__name__, exchange=cls.exchange) as t:
+        result = backtest(cls, config=SimConfig(seed=3), recorder=t)
+    events = list(iter_events(tmp_path / "a"))
+    last_trade = max(i for i, e in enumerate(events) if e["kind"] == "trade_created")
+    path = tmp_path / "SmaCross" / "binance"
+    trace = EventTrace.open(path, strategy=cls.__name__, exchange=cls.exchange, flush_interval=60)
+    for i, e in enumerate(events):
+        if i == last_trade:
+            trace.flush()
+            monkeypatch.setattr(TraceStore, "append", disk_full)
+        trace.record(e["kind"], e["payload"], symbol=e["symbol"], ts=e["ts"])
+    trace.close()
+    monkeypatch.undo()
+    monkeypatch.chdir(repo_root)
+    journal = trace.health().journal
+    report = replay_from_trace(result.strategy, path)
+    assert not report.ok and any(str(journal) in p and "not yet committed" in p
+                                 for p in report.problems)
+    assert main(["trace", "replay", str(path), "--strategy", "sma_cross"]) == 1
+    assert f"problem: journal {journal} holds events not yet committed" in capsys.readouterr().err
+    EventTrace.open(path).close()  # commits the journal
+    assert replay_from_trace(result.strategy, path).ok
+
+
+def disk_full(self, *args):
+    raise OSError(errno.ENOSPC, "No space left on device")

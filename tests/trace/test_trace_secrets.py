@@ -58,3 +58,15 @@ def test_no_secret_in_a_journal(tmp_path, monkeypatch):
     trace.close()
     text = trace.health().journal.read_bytes()
     assert b"X-MBX-APIKEY" in text and api_key.encode() not in text and secret.encode() not in text
+
+
+def test_no_secret_in_the_repr_of_a_trace(tmp_path):
+    """The repr of an EventTrace (in a traceback with locals, a debugger, a log line) showed
+    the configured API key and secret, and every buffered payload before its scrubbing."""
+    api_key, secret = secrets.token_hex(16), secrets.token_hex(24)
+    with EventTrace.open(tmp_path / "t", strategy="S", exchange="binance",
+                         redact=[api_key, secret], flush_interval=60) as trace:
+        trace.record("request_sent", {"url": f"/api/v3/order?signature={secret}"})
+        text = repr(trace)
+    assert api_key not in text and secret not in text
+    assert text == f"EventTrace('{trace.path}', strategy='S', exchange='binance', pending=1)"

@@ -4,6 +4,7 @@ import os
 import shutil
 from pathlib import Path
 
+import diskkit
 import pytest
 
 from planarpy.cli.main import main
@@ -77,9 +78,8 @@ def test_upgrade_refuses_damage_unless_forced(v1, capsys):
     assert len(list(iter_events(v1, errors="raise"))) == 34 - 27
 
 
-def test_upgrade_killed_between_its_renames_is_finished_by_the_next(v1, monkeypatch):
-    """Old trace moved away, new one not yet in place: running the upgrade again finishes."""
-    before = fields(iter_events(v1))
+def kill_between_renames(v1, monkeypatch):
+    """Run an upgrade of `v1` that stops as if killed after moving the original away."""
     real = os.rename
 
     def rename(src, dst):
@@ -90,6 +90,49 @@ def test_upgrade_killed_between_its_renames_is_finished_by_the_next(v1, monkeypa
     with pytest.raises(KeyboardInterrupt):
         upgrade_module.upgrade_trace(v1)
     monkeypatch.undo()
+
+
+def test_upgrade_killed_between_its_renames_is_finished_by_the_next(v1, monkeypatch):
+    """Old trace moved away, new one not yet in place: running the upgrade again finishes."""
+    before = fields(iter_events(v1))
+    kill_between_renames(v1, monkeypatch)
     assert not v1.exists()
     assert "already in format" in str(upgrade_module.upgrade_trace(v1))
     assert fields(iter_events(v1, errors="raise")) == before
+
+
+@pytest.mark.parametrize("names", [{}, {"strategy": "SmaCross", "exchange": "binance"}])
+def test_writer_after_an_upgrade_killed_between_its_renames_finishes_it(v1, monkeypatch, names):
+    """Killed with the old trace moved away and the new one not yet in place, the next thing
+    to run may be a writer (live, paper, sim --record), not the upgrade: it made a new,
+    empty trace there, and the converted events were left in a hidden directory that a
+    second upgrade then ignored. Now the writer finishes the upgrade and goes on."""
+    before = fields(iter_events(v1))
+    kill_between_renames(v1, monkeypatch)
+    with pytest.raises(TraceError, match="an upgrade of it was interrupted"):
+        list(iter_events(v1))
+    with EventTrace.open(v1, **names) as trace:
+        assert trace.store.next_seq == 34
+        trace.record("market_data", {"after": True})
+    after = list(iter_events(v1, errors="raise"))
+    assert fields(after[:34]) == before and after[34]["payload"] == {"after": True}
+    assert not list(v1.parent.glob(".binance.upgrade-*"))
+
+
+def test_upgrade_on_a_full_disk_is_a_clear_error_and_changes_nothing(tmp_path, capsys):
+    """On a real full tmpfs the conversion ran out of space part-way and `trace upgrade`
+    ended in a raw OSError traceback (exit 1); now one line, exit 2, the original where it
+    was, no leftovers, and the same command succeeds once there is room."""
+    with diskkit.small_tmpfs(tmp_path / "mnt", "400k") as mount:
+        path = mount / "binance"
+        shutil.copytree(FIXTURE, path)
+        before = fields(iter_events(path))
+        filler = diskkit.fill(mount, 24 << 10)
+        assert main(["trace", "upgrade", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "No space left on device; nothing was changed" in err
+        assert sorted(p.name for p in mount.iterdir()) == ["binance", "filler"]
+        assert trace_info(path)["format"] == "planarpy.trace/1"
+        filler.unlink()
+        assert main(["trace", "upgrade", str(path)]) == 0
+        assert fields(iter_events(path, errors="raise")) == before

@@ -90,6 +90,11 @@ class Venue:
         ts = update.get("timestamp")
         return int(ts) if ts is not None else None
 
+    def balance_total(self, b: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Each currency's total in a ccxt balance, as the state keeps cash: on margin the
+        wallet, with the positions' margins and without their unrealized pnl."""
+        return b.get("total") or {}
+
     def position_side(self, o: Mapping[str, Any]) -> str | None:
         """"long" or "short" if an order or trade names the position it acts on (hedge
         mode), else None."""

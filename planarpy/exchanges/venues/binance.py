@@ -10,6 +10,8 @@
   has passed, or when it is more than 1 s ahead of the server's clock. So a request that
   got no answer cannot be executed later than recvWindow + 1 s after it was signed.
 - Updates carry the event time as `E` (and the transaction time as `T`) in `info`.
+- USD-M: ccxt's total of a REST balance is the margin balance (the wallet plus the
+  unrealized pnl); the wallet is `walletBalance` (a stream update's total is the wallet).
 - 418 with "banned" is an IP ban; leverage is a whole number.
 - ccxt picks market-specific error codes by the real host in the URL: with the URL
   overridden it cannot, so the client's market-type table is merged into the general one.
@@ -84,6 +86,15 @@ class Binance(Venue):
             ts = info.get("E") or info.get("T")
         return int(ts) if ts is not None else None
 
+    def balance_total(self, b: Mapping[str, Any]) -> Mapping[str, Any]:
+        total = b.get("total") or {}
+        info = b.get("info")
+        assets = info.get("assets") if self.futures and isinstance(info, Mapping) else None
+        if not isinstance(assets, list):  # spot, or a stream update: its total is `wb`
+            return total
+        wallets = {a.get("asset"): a.get("walletBalance") for a in assets if isinstance(a, Mapping)}
+        return {**total, **{c: float(w) for c, w in wallets.items() if c in total and w is not None}}
+
     def position_side(self, o: Mapping[str, Any]) -> str | None:
         info = o.get("info") or {}
         ps = info.get("positionSide") or info.get("ps")
@@ -93,7 +104,7 @@ class Binance(Venue):
         margin = p.get("initialMargin") or p.get("collateral")
         if margin is None:
             info = p.get("info") or {}
-            margin = info.get("isolatedMargin") or info.get("isolatedWallet")
+            margin = info.get("isolatedMargin") or info.get("isolatedWallet") or info.get("iw")
         return float(margin or 0.0)
 
     def leverage_error(self, leverage: float) -> str | None:

@@ -8,35 +8,37 @@ events to apply, in order, or why there are none. Its rules:
 - a fill is applied once, whichever way it arrives first (by trade id; a fill an order's
   end implies but no report brought is emulated once, at the end);
 - a balance or position older than a fill already applied is skipped (the stream lags
-  the replies), and so is a streamed one of the same millisecond while a fill applied
-  from REST has not yet come on the stream (the stream sends a fill before the balances
-  that include it);
+  the replies); a fill that a balance or position applied before it shows already is
+  recorded but moves them no further (the snapshot came first: the streams race one
+  another and the replies). `snapshots.py` holds these rules, the same millisecond too;
 - an order of unknown outcome that any report shows is found (back to open);
 - an order open on the exchange and unknown here is adopted if it is this strategy's, or
   placed by hand and hand orders are adopted; another strategy's is left alone.
 
 It owns the state these rules need: exchange order ids, fills whose order is not known
-yet, fills applied from REST and not yet streamed, and the newest fill time per asset. It
-does no I/O and applies nothing: the session applies the events under its state lock.
+yet, and (in `snapshots`) what the last snapshots showed and the fills that moved each
+figure. It does no I/O and applies nothing: the session applies the events under its
+state lock, and tells it what was applied.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import attrs
 
 from ...core.accounting import fee_rate
+from ...core.apply import Effect, trade_from_payload
 from ...core.instances import AssetInstance, State
 from ...core.orders import Order, OrderStatus
 from ...exchanges.client import HAND_ORDERS
 from ...exchanges.venues import Venue
 from . import translate
+from .snapshots import STREAM, Snapshots, balance_figures, position_figures
 
-REPLY, STREAM, REST = "reply", "stream", "rest"  # where a report came from
+REPLY, REST = "reply", "rest"  # where a report came from (or STREAM)
 Event = tuple[str, dict[str, Any], "str | None"]  # kind, payload, symbol
 PENDING_ORDERS = 500  # orders whose fills are kept until the order is known
-UNCONFIRMED = 1000  # REST fills remembered until the stream brings them
 
 
 @attrs.frozen(slots=True)
@@ -54,7 +56,8 @@ class Verdict:
 class Reconciler:
     """Decides what each exchange report changes (see the module docstring)."""
 
-    def __init__(self, venue: Venue, prefix: str, hand_orders: str = "adopt") -> None:
+    def __init__(self, venue: Venue, prefix: str, hand_orders: str = "adopt",
+                 clock: Callable[[], int] = lambda: 0) -> None:
         if hand_orders not in HAND_ORDERS:
             raise ValueError(f"hand_orders must be one of {HAND_ORDERS}, not {hand_orders!r}")
         self.venue = venue
@@ -62,8 +65,8 @@ class Reconciler:
         self.hand_orders = hand_orders
         self.exchange_ids: dict[str, str] = {}  # exchange order id -> local order id
         self.pending: dict[str, list[Mapping[str, Any]]] = {}  # exchange order id -> fills
-        self.unconfirmed: dict[str, int] = {}  # trade id -> time, applied from REST only
-        self.fill_ms: dict[str, int] = {}  # symbol -> exchange time of its newest fill
+        self.snapshots = Snapshots()
+        self.clock = clock  # the exchange's time, ms
 
     # ---- whose orders -----------------------------------------------------------------
     def owner(self, client_id: str) -> str:
@@ -119,15 +122,15 @@ class Reconciler:
             return Verdict(reason="closed here already", order=order)
         events = _found(order)
         fills = trades + self.pending.pop(str(o.get("id") or ""), [])
-        added = self._fills(ai, order, fills, int(o.get("timestamp") or 0), events)
+        added = self._fills(state, ai, order, fills, int(o.get("timestamp") or 0), events)
         status = translate.STATUS.get(o.get("status") or "open")
         if status is not None:
             unfilled = float(o.get("filled") or 0.0) - order.filled - added
             if unfilled > ai.market.amount_step * 1e-6:
-                return Verdict(tuple(events), order=order, unfilled=unfilled)
+                return Verdict(tuple(events), _shown(events), order, unfilled)
             if not _completes(order, added):
                 events.append(_closed(order, status))
-        return Verdict(tuple(events), None if events else "no change", order)
+        return Verdict(tuple(events), _shown(events) if events else "no change", order)
 
     def _not_local(self, ai: AssetInstance, o: Mapping[str, Any]) -> Verdict:
         exid = str(o.get("id") or "")
@@ -145,17 +148,19 @@ class Reconciler:
         payload = translate.order_payload(self.venue, ai, o, cid, ai.leverage)
         return Verdict((("order_created", payload, ai.symbol),), why)
 
-    def fetched(self, ai: AssetInstance, order: Order, o: Mapping[str, Any],
+    def fetched(self, state: State, ai: AssetInstance, order: Order, o: Mapping[str, Any],
                 trades: Iterable[Mapping[str, Any]]) -> Verdict:
         """The fills of closed order `o` among `trades` fetched by REST."""
         if not order.is_open:
             return Verdict(reason="closed here already", order=order)
         exid = str(o.get("id") or "")
         events: list[Event] = []
-        self._fills(ai, order, [t for t in trades if str(t.get("order")) == exid], 0, events)
-        return Verdict(tuple(events), None if events else "no new fill", order)
+        self._fills(state, ai, order, [t for t in trades if str(t.get("order")) == exid], 0,
+                    events)
+        return Verdict(tuple(events), _shown(events) if events else "no new fill", order)
 
-    def close(self, ai: AssetInstance, order: Order, o: Mapping[str, Any]) -> Verdict:
+    def close(self, state: State, ai: AssetInstance, order: Order,
+              o: Mapping[str, Any]) -> Verdict:
         """Closed order `o`'s end: the fill it implies beyond those applied (emulated from
         its `filled` and `cost`), then its status."""
         if not order.is_open:
@@ -164,15 +169,15 @@ class Reconciler:
         added = 0.0
         emulated = translate.emulated_trade(ai, order, o, fee_rate(ai, order))
         if emulated is not None:
-            events.append(("trade_emulated", emulated, ai.symbol))
+            events.append(self._fill(state, ai, order, emulated, "trade_emulated"))
             added = emulated["amount"]
         if not _completes(order, added):
             events.append(_closed(order, translate.STATUS.get(o.get("status") or "closed")
                                   or OrderStatus.CLOSED))
-        return Verdict(tuple(events), order=order)
+        return Verdict(tuple(events), _shown(events), order)
 
-    def _fills(self, ai: AssetInstance, order: Order, trades: list[Mapping[str, Any]],
-               when: int, events: list[Event]) -> float:
+    def _fills(self, state: State, ai: AssetInstance, order: Order,
+               trades: list[Mapping[str, Any]], when: int, events: list[Event]) -> float:
         """Append a trade_created event for each new fill of `order`; their amount."""
         added, seen = 0.0, set()
         for t in trades:
@@ -182,9 +187,16 @@ class Reconciler:
             seen.add(tid)
             payload = translate.trade_payload(ai, t, order.id, order.side, order.pos,
                                               order.leverage, when)
-            events.append(("trade_created", payload, ai.symbol))
+            events.append(self._fill(state, ai, order, payload))
             added += payload["amount"]
         return added
+
+    def _fill(self, state: State, ai: AssetInstance, order: Order, payload: dict[str, Any],
+              kind: str = "trade_created") -> Event:
+        """A fill's event, flagged with the parts the last snapshots show already
+        (decided here, once: what a snapshot holds, a fill found in it uses up)."""
+        payload.update(self.snapshots.in_snapshots(state, ai, order, trade_from_payload(payload)))
+        return (kind, payload, ai.symbol)
 
     # ---- trades -----------------------------------------------------------------------
     def trade(self, state: State, t: Mapping[str, Any], source: str) -> Verdict:
@@ -203,9 +215,9 @@ class Reconciler:
         if not order.is_open:
             return Verdict(reason="its order closed here already", order=order)
         events = _found(order)
-        events.append(("trade_created", translate.trade_payload(
-            ai, t, order.id, order.side, order.pos, order.leverage), ai.symbol))
-        return Verdict(tuple(events), order=order)
+        events.append(self._fill(state, ai, order, translate.trade_payload(
+            ai, t, order.id, order.side, order.pos, order.leverage)))
+        return Verdict(tuple(events), _shown(events), order)
 
     def _orphan(self, t: Mapping[str, Any]) -> Verdict:
         """A trade of no local order: kept until its order is known, unless it cannot be."""
@@ -225,48 +237,44 @@ class Reconciler:
         return Verdict(reason="its order is not known here (yet): kept")
 
     # ---- balances and positions -------------------------------------------------------
-    def balance(self, b: Mapping[str, Any], source: str) -> Verdict:
-        if self._stale(b, max(self.fill_ms.values(), default=0), source):
-            return Verdict(reason="stale: older than a fill applied")
-        return Verdict((("balance_updated", translate.balance_payload(b), None),))
+    def balance(self, state: State, b: Mapping[str, Any], source: str) -> Verdict:
+        payload = translate.balance_payload(self.venue, b)
+        figures = balance_figures(state, payload["total"])
+        return self._snapshot(figures, b, source, ("balance_updated", payload, None))
 
     def position(self, state: State, p: Mapping[str, Any], source: str) -> Verdict:
         ai = state.assets.get(p.get("symbol"))
         if ai is None:
             return Verdict(reason="not in the strategy's universe")
-        if self._stale(p, self.fill_ms.get(ai.symbol, 0), source):
-            return Verdict(reason="stale: older than a fill applied")
         payload = translate.position_payload(self.venue, ai, p)
-        return Verdict((("position_updated", payload, ai.symbol),))
+        return self._snapshot(position_figures(ai, payload), p, source,
+                              ("position_updated", payload, ai.symbol))
 
-    def _stale(self, update: Mapping[str, Any], newest: int, source: str) -> bool:
-        """Whether an update was made before the fill at `newest` (ms): an older time; or,
-        on the stream, the same millisecond while that fill has come by REST only (the
-        stream sends a fill before the balances that include it). A REST snapshot holds
-        every fill up to its time. One without a time is taken as current."""
-        ts = self.venue.event_time(update)
-        if ts is None:
-            return False
-        return ts < newest or (source == STREAM and ts == newest
-                               and newest in self.unconfirmed.values())
+    def _snapshot(self, figures: Mapping[str, tuple[float, float]], update: Mapping[str, Any],
+                  source: str, event: Event) -> Verdict:
+        """A balance or position update: applied, unless stale (see snapshots.py)."""
+        ms = self.venue.event_time(update)
+        why = self.snapshots.stale(figures, ms, source)
+        if why is not None:
+            return Verdict(reason=why)
+        self.snapshots.took(figures, ms, self.clock())
+        return Verdict((event,))
+
+    def baseline(self) -> None:
+        """The start-up sync is done: what its snapshots found is where the run starts."""
+        self.snapshots.baseline()
 
     # ---- what was applied -------------------------------------------------------------
-    def applied(self, effect: Any, source: str) -> None:
-        """Learn from an applied event: the time of a fill, and whether the stream has it."""
-        trade = effect.trade
-        if trade is None or effect.symbol is None:
-            return
-        self.fill_ms[effect.symbol] = max(self.fill_ms.get(effect.symbol, 0), trade.date)
-        if source != STREAM and trade.id:
-            self.unconfirmed[trade.id] = trade.date
-            while len(self.unconfirmed) > UNCONFIRMED:  # fills the stream never brought
-                del self.unconfirmed[next(iter(self.unconfirmed))]
+    def applied(self, state: State, payload: Mapping[str, Any], effect: Effect,
+                source: str) -> None:
+        """Learn from an applied event: the figures a fill moved, and whether the stream
+        has it."""
+        if effect.trade is not None and effect.symbol is not None:
+            self.snapshots.applied(state, payload, effect.trade, source)
 
     def streamed(self, trades: Iterable[Mapping[str, Any]]) -> None:
         """The stream brought these fills: balances it sends from now on include them."""
-        if self.unconfirmed:
-            for t in trades:
-                self.unconfirmed.pop(str(t.get("id")), None)
+        self.snapshots.streamed(trades)
 
 
 def _found(order: Order) -> list[Event]:
@@ -280,6 +288,16 @@ def _found(order: Order) -> list[Event]:
 def _closed(order: Order, status: OrderStatus) -> Event:
     return ("order_closed", {"id": order.id, "symbol": order.symbol, "status": status.value},
             order.symbol)
+
+
+def _shown(events: Iterable[Event]) -> str | None:
+    """Why a verdict's fills move less than they would: snapshots show them already."""
+    parts = {part for _, payload, _ in events for part in ("balance", "position")
+             if payload.get(f"in_{part}")}
+    if not parts:
+        return None
+    return (f"fill in the {' and '.join(sorted(parts))} snapshot already: recorded, "
+            "counted once")
 
 
 def _completes(order: Order, added: float) -> bool:

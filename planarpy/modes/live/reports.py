@@ -34,8 +34,9 @@ async def take(session: Any, channel: str, source: str, item: Mapping[str, Any],
                                                               verdict), item.get("symbol"))
         order = verdict.order
         before = snapshot(order) if order is not None else None
+        state = session.e.state
         for kind, payload, symbol in verdict.events:
-            session.fills.applied(session.apply_now(kind, payload, symbol), source)
+            session.fills.applied(state, payload, session.apply_now(kind, payload, symbol), source)
         if order is not None:
             session.order_activity = time.monotonic()
             session.flights.seen(order)
@@ -80,8 +81,8 @@ async def on_order(session: Any, o: Mapping[str, Any], source: str) -> Verdict:
         trades = await _fetch_trades(session, ai, o)
         if trades:
             await take(session, "trades", REST, {"symbol": ai.symbol, "order": o.get("id")},
-                       lambda: session.fills.fetched(ai, order, o, trades))
-        await take(session, "orders", REST, o, lambda: session.fills.close(ai, order, o))
+                       lambda: session.fills.fetched(state, ai, order, o, trades))
+        await take(session, "orders", REST, o, lambda: session.fills.close(state, ai, order, o))
     return verdict
 
 
@@ -104,7 +105,8 @@ async def on_trades(session: Any, trades: Any, source: str = STREAM) -> None:
 # ---- balances and positions ----------------------------------------------------------
 async def on_balance(session: Any, b: Mapping[str, Any], source: str = STREAM) -> None:
     """Apply balances, unless older than a fill already applied."""
-    await take(session, "balance", source, b, lambda: session.fills.balance(b, source))
+    state = session.e.state
+    await take(session, "balance", source, b, lambda: session.fills.balance(state, b, source))
 
 
 async def on_positions(session: Any, positions: Any, source: str = STREAM) -> None:

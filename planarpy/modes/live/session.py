@@ -62,7 +62,8 @@ class LiveSession(Session):
         self.id_prefix = translate.client_id_prefix(self.strategy_id)
         self.venue = venue_for(exchange.id)
         self.fills = Reconciler(self.venue, self.id_prefix,
-                                V.one_of(*HAND_ORDERS).value(hand_orders, "hand_orders"))
+                                V.one_of(*HAND_ORDERS).value(hand_orders, "hand_orders"),
+                                clock=lambda: self.e.clock.now())
         self.flights = Flights()  # orders sent and not yet known to exist, or unknown
         self.inflight_every = V.positive("seconds").value(inflight_every, "inflight_every")
         self.adopt_every = None if adopt_every is None else \
@@ -117,6 +118,7 @@ class LiveSession(Session):
             await reports.on_positions(self, await self.request(
                 "fetch_positions", [a.symbol for a in self.e.assets]), REST)
         await reports.on_balance(self, await self._fetch_balance(), REST)
+        self.fills.baseline()  # what they show is where the run starts
         if s.margin == "isolated":
             await self._sync_leverage()
         adopted = others = 0
@@ -180,8 +182,7 @@ class LiveSession(Session):
         and open orders (empty when they agree)."""
         s = self.s
         out: list[str] = []
-        balance = await self.request("fetch_balance")
-        total = balance.get("total") or {}
+        total = self.venue.balance_total(await self.request("fetch_balance"))
         held = sum(p.margin for ai in self.e.assets for p in (ai.long, ai.short))
         exchange_cash = float(total.get(s.quote) or 0.0) - held
         if abs(exchange_cash - self.e.state.cash) > 1e-9 * max(1.0, abs(exchange_cash)):

@@ -118,18 +118,23 @@ def emulated_trade(ai: AssetInstance, order: Order, o: Mapping[str, Any],
             "taker": True, "id": f"emu-{o.get('id')}-{filled:.12g}"}
 
 
-def balance_payload(b: Mapping[str, Any]) -> dict[str, Any]:
-    total = {k: v for k, v in (b.get("total") or {}).items() if v is not None}
+def balance_payload(venue: Venue, b: Mapping[str, Any]) -> dict[str, Any]:
+    total = {k: v for k, v in venue.balance_total(b).items() if v is not None}
     free = {k: v for k, v in (b.get("free") or {}).items() if v is not None}
     return {"total": total, "free": free}
 
 
 def position_payload(venue: Venue, ai: AssetInstance, p: Mapping[str, Any]) -> dict[str, Any]:
-    side = (p.get("side") or "long").lower()
+    """position_updated payload. A one-way position of no contracts names no side ("both"):
+    it closes the side open here (the short of a short closed, not the long)."""
+    side = (p.get("side") or "").lower()
     amount = abs(_num(p.get("contracts")))
-    return {"symbol": ai.symbol, "side": side if side in ("long", "short") else "long",
+    if side not in ("long", "short"):
+        pos = ai.open_position()
+        side = pos.side.value if pos is not None and not amount else "long"
+    return {"symbol": ai.symbol, "side": side,
             "amount": amount, "entry_price": _num(p.get("entryPrice")),
-            "margin": venue.position_margin(p), "leverage": _num(p.get("leverage"), 1.0),
+            "margin": venue.position_margin(p), "leverage": _num(p.get("leverage")),
             "liquidation_price": _num(p.get("liquidationPrice"))}
 
 
@@ -147,7 +152,7 @@ def message_summary(venue: Venue, channel: str, item: Mapping[str, Any]) -> dict
     """What the trace keeps of one exchange report: ccxt's unified fields (not `info`),
     and the client order id wherever the exchange has it."""
     if channel == "balance":
-        return {**balance_payload(item), "timestamp": item.get("timestamp")}
+        return {**balance_payload(venue, item), "timestamp": item.get("timestamp")}
     out = {k: item[k] for k in _SUMMARY[channel] if item.get(k) is not None}
     cid = venue.client_id(item) if channel != "positions" else ""
     if cid:

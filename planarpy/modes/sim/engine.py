@@ -43,13 +43,15 @@ class SimClock:
 class SimEngine:
     """What a backtest keeps besides the strategy's state."""
 
-    def __init__(self, s: Strategy, config: SimConfig, timeline: range, tf_ms: int) -> None:
+    def __init__(self, s: Strategy, config: SimConfig, timeline: range | list[int],
+                 tf_ms: int) -> None:
         self.s = s  # the strategy: its tick, its candle index `i`
         self.e = s.engine  # its engine side: state, clock, emit
         self.config = config
         self.rng = random.Random(config.seed)
         self.timeline = timeline
-        self.close_times = range(timeline.start + tf_ms, timeline.stop + tf_ms, tf_ms)
+        self.close_times = range(timeline.start + tf_ms, timeline.stop + tf_ms, tf_ms) \
+            if isinstance(timeline, range) else [t + tf_ms for t in timeline]  # gaps skipped
         self._cols: dict[str, tuple[list[float], ...]] = {}
         self._views: dict[str, tuple[memoryview, ...]] = {}
         self.ids = 0

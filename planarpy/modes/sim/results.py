@@ -20,6 +20,7 @@ from ...core.risk import NO_RULES
 from ...actions.engine import Engine
 from ...data.ohlcv import timeframe_ms
 from ...params import format_values
+from .data import DataUsed
 
 YEAR_MS = 365 * 86_400_000  # the sim's timeline has every step of every day
 
@@ -99,6 +100,7 @@ class SimResult:
     equity: np.ndarray
     initial_cash: float
     seed: int
+    data: DataUsed = attrs.Factory(lambda: DataUsed())
 
     @property
     def trades(self) -> list[Trade]:
@@ -147,6 +149,9 @@ class SimResult:
         pnls = np.array([t.pnl for t in trips])
         r = candle_returns(self.equity)
         per_year = YEAR_MS / self.timeframe_ms
+        span = int(self.times[-1]) - int(self.times[0]) if len(self.times) > 1 else 0
+        if self.data.gaps == "skip" and span > 0:  # a year holds as many steps as the data
+            per_year = (len(self.times) - 1) / (span / YEAR_MS)
         years = (len(self.equity) - 1) / per_year
         wins = pnls[pnls > 0]
         held = exposure(self.times, trips, still_open.values())
@@ -187,6 +192,15 @@ class SimResult:
         still = sum(1 for o in st.open_orders() if 0 < o.filled < o.amount)
         return st.orders_placed, st.orders_partial + still
 
+    def entry_fills(self) -> tuple[int, list[float]]:
+        """Entries (orders that opened or added to a position) with a fill, and the filled
+        share of each that ended (or stays open) only partly filled."""
+        st = self.strategy.engine.state
+        grows = {t.order_id for t in self.trades if _grows(t, st.assets[t.symbol].market)}
+        still = [o.filled / o.amount for o in st.open_orders()
+                 if o.commits_quote and 0 < o.filled < o.amount]
+        return len(grows), [*st.entries_partial, *still]
+
     def summary(self) -> dict[str, Any]:
         """Plain figures for printing or JSON; undefined ones (NaN, infinite) are None."""
         s = self.strategy
@@ -196,6 +210,7 @@ class SimResult:
                 "start": int(self.times[0]) if len(self.times) else None,
                 "end": int(self.times[-1]) if len(self.times) else None,
                 "candles": len(self.times), "initial_cash": self.initial_cash,
+                **self._entries(), "data": self.data.to_dict(),
                 "final_equity": self.final_equity, "return": st.pop("total_return"),
                 **{k: _finite(v) for k, v in st.items()}, "seed": self.seed,
                 "params": dict(s.params),
@@ -208,6 +223,7 @@ class SimResult:
         rows = [
             ("strategy", d["strategy"]),
             ("period", f"{_date(d['start'])} to {_date(d['end'])} ({d['candles']} candles)"),
+            *self.data.rows(_date),
             ("initial cash", f"{d['initial_cash']:.8g} {q}"),
             ("final equity", f"{d['final_equity']:.8g} {q}"),
             ("return", f"{_pct(d['return'], '+')} (CAGR {_pct(d['cagr'], '+')})"),
@@ -220,6 +236,7 @@ class SimResult:
             ("buy and hold", _pct(d["buy_and_hold"], "+")),
             ("exposure", f"{_pct(d['exposure'])} of the time ({_span(d['exposure_time'])})"),
             ("partial fills", f"{_pct(d['partial_fills'])} of {d['orders']} orders"),
+            ("entries", _entries_text(d)),
             ("fees paid", f"{d['fees']:.8g} {q}"),
             *_trading_rows(d, self.strategy.engine.state.risk.rules != NO_RULES),
             ("seed", str(d["seed"])),
@@ -228,6 +245,28 @@ class SimResult:
             rows.append(("params", format_values(d["params"])))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+    def _entries(self) -> dict[str, Any]:
+        entries, partial = self.entry_fills()
+        return {"entries": entries, "partial_entries": len(partial),
+                "least_entry_fill": min(partial) if partial else None}
+
+    def format_trades(self) -> str:
+        """The round trips as a table, one line each (times UTC, pnl and fees in quote)."""
+        trips = self.round_trips()
+        if not trips:
+            return "no round trips"
+        q = self.strategy.quote
+        head = ("symbol", "side", "entry", "exit", "entry price", "exit price", "amount",
+                f"pnl {q}", "return", f"fees {q}")
+        rows = [head] + [(t.symbol, t.side, _date(t.entry_time), _date(t.exit_time),
+                          f"{t.entry_price:.8g}", f"{t.exit_price:.8g}", f"{t.amount:.8g}",
+                          f"{t.pnl:+.8g}", _pct(t.return_, "+"), f"{t.fees:.6g}")
+                         for t in trips]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        return "\n".join("  ".join(v.rjust(w) if i >= 4 else v.ljust(w)
+                                   for i, (v, w) in enumerate(zip(r, widths))).rstrip()
+                         for r in rows)
 
     # ---- pandas views (the optional `pandas` extra) ----------------------------------
     def equity_frame(self) -> Any:
@@ -489,6 +528,19 @@ def _trading_rows(d: dict[str, Any], rules: bool) -> list[tuple[str, str]]:
 # ---- formatting -----------------------------------------------------------------------------
 def _finite(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _grows(t: Trade, m: Any) -> bool:
+    """Whether fill `t` opened or added to a position (a buy, or a short's sell)."""
+    return (t.side is Side.BUY) != (m.is_derivative and t.pos is PositionSide.SHORT)
+
+
+def _entries_text(d: dict[str, Any]) -> str:
+    n, partial = d["entries"], d["partial_entries"]
+    if not partial:
+        return f"{n} filled, all in full" if n else "none"
+    return (f"{n} filled, {partial} of them only partly (the least to "
+            f"{_pct(d['least_entry_fill'])})")
 
 
 def _date(ms: int | None) -> str:

@@ -1,6 +1,6 @@
-"""Vectorised, causal indicators for `Strategy.indicators`: value i uses inputs <= i only.
+"""Exact rolling sums and means: `sma` and `rolling_sum`.
 
-`sma` is written here by hand because no library computes a rolling mean that is both
+They are written here by hand because no library computes a rolling mean that is both
 exact and independent of where the series starts: a cumulative sum (numpy) rounds each
 window by the size of everything before it (hundreds of thousands of ulps off on a
 million prices), and a running add-and-remove total (pandas, TA-Lib) carries its
@@ -10,12 +10,17 @@ that exists in one is missing in the other. Here each window's sum is formed fro
 window's values alone, in a fixed order, in double-double arithmetic (error-free
 transformations), and divided by n with the remainder folded back in: the mean of the
 same n values is the same float wherever the series starts, and it is the exactly
-rounded mean (bench/indicators.py measures both against exact rational arithmetic).
+rounded mean (bench/indicators.py measures both against exact rational arithmetic);
+`rolling_sum` rounds the double-double sum once.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+
+from ._inputs import period, series
 
 _SPLIT = 134217729.0  # 2**27 + 1: Dekker's split of a double into halves of 26 bits
 _CHUNK = 1 << 15  # windows per pass: the temporaries of a pass stay in the CPU cache
@@ -27,10 +32,27 @@ def sma(values: np.ndarray, n: int) -> np.ndarray:
     Each mean is the exactly rounded mean of its n values (a window holding a NaN or an
     infinity gives what summing it does), so it does not depend on where `values` starts.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"sma window must be a whole number >= 1, got {n!r}")
-    x = np.asarray(values, dtype=np.float64)
-    m, n = len(x), int(n)
+    n = period(n, "sma", "the window n")
+    return _rolling(series(values, "sma"), n, lambda hi, lo: _divide(hi, lo, n),
+                    lambda windows: windows.sum(axis=1) / n)
+
+
+def rolling_sum(values: np.ndarray, n: int) -> np.ndarray:
+    """Sum of the last `n` values; NaN until `n` values exist.
+
+    Each sum is formed from its window alone in double-double arithmetic and rounded once,
+    so it does not depend on where `values` starts (a running total does).
+    """
+    n = period(n, "rolling_sum", "the window n")
+    return _rolling(series(values, "rolling_sum"), n, lambda hi, lo: hi + lo,
+                    lambda windows: windows.sum(axis=1))
+
+
+def _rolling(x: np.ndarray, n: int, finish: Callable[[np.ndarray, np.ndarray], np.ndarray],
+             plain: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`finish(hi, lo)` of every window's error-free sum; `plain(windows)` for windows
+    holding a NaN or an infinity (the error-free sums are undefined there)."""
+    m = len(x)
     out = np.full(m, np.nan)
     if m < n:
         return out
@@ -38,13 +60,14 @@ def sma(values: np.ndarray, n: int) -> np.ndarray:
         for start in range(0, m - n + 1, _CHUNK):
             stop = min(start + _CHUNK, m - n + 1)  # windows starting in [start, stop)
             hi, lo = _window_sums(x[start:stop + n - 1], n)
-            out[start + n - 1:stop + n - 1] = _divide(hi, lo, n)
+            out[start + n - 1:stop + n - 1] = finish(hi, lo)
     bad = ~np.isfinite(x)
-    if bad.any():  # the error-free sums are undefined there: plain sums, as IEEE has them
+    if bad.any():  # plain sums, as IEEE has them
         count = np.cumsum(np.r_[0, bad])
         at = np.flatnonzero(count[n:] - count[:-n])
         windows = np.lib.stride_tricks.sliding_window_view(x, n)[at]
-        out[at + n - 1] = windows.sum(axis=1) / n
+        with np.errstate(invalid="ignore", over="ignore"):
+            out[at + n - 1] = plain(windows)
     return out
 
 
@@ -110,27 +133,3 @@ def _divide(hi: np.ndarray, lo: np.ndarray, n: int) -> np.ndarray:
     e = (qh * n - p) + ql * n  # q * n - p, exactly (Dekker's product with n unsplit)
     r = ((hi - p) - e) + lo  # what q * n misses of hi + lo
     return q + r / n
-
-
-def ema(values: np.ndarray, n: int) -> np.ndarray:
-    """Exponential moving average with alpha = 2 / (n + 1), started at the first value.
-
-    Each value depends on every value before it: an indicator built on it has no finite
-    `Strategy.lookback`, and it equals a backtest's value only over the same candles.
-    """
-    alpha = 2.0 / (n + 1)
-    out = np.empty(len(values))
-    acc = float(values[0]) if len(values) else 0.0
-    for k, x in enumerate(np.asarray(values, dtype=np.float64).tolist()):
-        acc = alpha * x + (1 - alpha) * acc
-        out[k] = acc
-    return out
-
-
-def crossings(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
-    """+1 where `fast` goes above `slow`, -1 where it goes below, 0 elsewhere (and where
-    either is NaN). Its value i reads candles i and i - 1: one more than its inputs."""
-    above = np.nan_to_num(np.sign(np.asarray(fast) - np.asarray(slow)))
-    out = np.zeros(len(above))
-    out[1:] = np.where(above[1:] != above[:-1], above[1:], 0.0)
-    return out
