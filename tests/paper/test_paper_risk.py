@@ -64,3 +64,27 @@ def test_run_halt_in_paper_cancels_and_denies(paper):
     assert run.call("market_order", SYM, 10.0, side="buy") is None
     assert [(e.kind, e.rule) for e in run.strategy.risk_events] == [
         ("state_changed", "kill_switch"), ("denied", "trading_state")]
+
+
+def test_a_halt_survives_a_restart_on_the_same_trace_with_a_fresh_account(paper, tmp_path):
+    """A paper run halted by the kill switch and started again on its trace starts
+    halted (an order is denied until a reset), with the cash it is given: the trading
+    state carries over, the simulated account does not."""
+    from planarpy.trace import EventTrace, replay_from_trace
+    first = paper(Watched, cash=5.0,
+                  trace=EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance"))
+    assert first.halt("manual") is True
+    first.stop()
+    second = paper(Watched, cash=3.0,
+                   trace=EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance"))
+    s = second.strategy
+    assert second.state()["trading"] == "halted" and s.cash == 3.0
+    assert second.call("market_order", SYM, 10.0, side="buy") is None
+    assert [(e.kind, e.rule) for e in s.risk_events] == [("state_changed", "kill_switch"),
+                                                         ("denied", "trading_state")]
+    assert second.call("reset_trading_state", "checked") is True
+    assert second.call("limit_order", SYM, 10.0, 0.0001, side="buy") is missing
+    second.stop()
+    report = replay_from_trace(s, tmp_path / "t")
+    assert report.ok, str(report)
+    assert report.state.risk.trading is TradingState.ACTIVE

@@ -16,8 +16,9 @@ from ...core.orders import Side
 from ...exchanges import ApiKeys, ExchangeConfig
 from ...exchanges.venues import venue_for
 from ...strategy import Strategy
+from ...trace import trace_tail
 from ..runtime import Session, Watcher
-from . import carry, inflight, reports, translate
+from . import inflight, reports, translate
 from .executor import LiveExecutor
 from .inflight import Flights
 from .reconciler import HAND_ORDERS, REST, Reconciler
@@ -80,7 +81,7 @@ class LiveSession(Session):
         await self.begin(s)
         await self.sync()
         await self.refresh_candles()
-        await self._carry_over()
+        await self.carry_over(trace_tail, measurements=True)
         await self.start_strategy()
         self.watchers["balance"] = Watcher(
             self, "balance", self.stream("watch_balance"), self._fetch_balance,
@@ -98,16 +99,6 @@ class LiveSession(Session):
         for ai in self.e.assets:
             if ai.orders:
                 self.watch_orders(ai.symbol)
-
-    async def _carry_over(self) -> None:
-        """Start from the trading state and the loss measurements the trace's earlier runs
-        ended with (see carry.py)."""
-        path = getattr(self.recorder, "path", None)
-        if path is None:
-            return
-        events = await asyncio.to_thread(carry.carried, path)
-        if events:
-            await self.engine.run_strategy(lambda: carry.restore(self.e, events))
 
     async def sync(self) -> None:
         """Positions, balances, open orders (adopted) and recent orders and trades, then a

@@ -20,6 +20,7 @@ from ...actions import Mode
 from ...data.ohlcv import timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig
 from ...strategy import Strategy
+from ...trace import trace_tail
 from ..runtime import Session, Watcher
 from . import orders
 from .executor import PaperExecutor
@@ -92,6 +93,7 @@ class PaperSession(Session):
         for sym in universe:
             await self._snapshot(sym)
         await self.refresh_candles()
+        await self.carry_over(trace_tail, measurements=False)  # the trading state only
         await self.start_strategy()
         for sym in universe:
             self._start_watchers(sym)

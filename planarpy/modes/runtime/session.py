@@ -40,7 +40,7 @@ from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
 from ...exchanges.redact import redact
 from ...params import resolve as resolve_params
 from ...strategy import Strategy, check_instance
-from . import stopping
+from . import carry, stopping
 from .candles import extend, newest_closed, sleep_toward, start_series, wall_seconds
 from .breakers import EquityWatch
 from .control import ControlServer
@@ -190,6 +190,17 @@ class Session:
         """The strategy's start(), before its first tick."""
         self.strategy_started = True
         await self.engine.run_strategy(self.s.start)
+
+    async def carry_over(self, tail: Callable[..., Any], measurements: bool) -> None:
+        """Start from the trading state (and, if `measurements`, the loss breakers'
+        measurements) that the trace's earlier runs ended with, read with `tail`
+        (`trace_tail`; see carry.py)."""
+        path = getattr(self.recorder, "path", None)
+        if path is None:
+            return
+        events = await asyncio.to_thread(carry.carried, path, tail)
+        if events:
+            await self.engine.run_strategy(lambda: carry.restore(self.e, events, measurements))
 
     async def begin(self, s: Strategy, **started: Any) -> None:
         """Attach the built strategy to this session, reset it, record that it started."""
