@@ -9,7 +9,7 @@ only after a refusal that left nothing behind (a rate limit).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Coroutine, Mapping
 
 import ccxt
 
@@ -18,6 +18,9 @@ from ...core.orders import Order, OrderType, Side, TimeInForce, Trade, missing
 from . import inflight, reports
 from .reconciler import REPLY
 
+if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
+    from .session import LiveSession
+
 # errors after which the order surely does not exist on the exchange (rate-limit and
 # time-stamp refusals included: the request was turned away unprocessed)
 REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadSymbol,
@@ -25,7 +28,7 @@ REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadS
            ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.InvalidNonce)
 
 
-def _params(session: Any, ai: AssetInstance, order: Order) -> dict[str, Any]:
+def _params(session: LiveSession, ai: AssetInstance, order: Order) -> dict[str, Any]:
     params: dict[str, Any] = session.venue.order_params(order.id)
     if order.type is OrderType.LIMIT:
         if order.tif is TimeInForce.POST_ONLY:
@@ -37,7 +40,7 @@ def _params(session: Any, ai: AssetInstance, order: Order) -> dict[str, Any]:
     return params
 
 
-def send(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+def send(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
          waitfor: float, synced: bool) -> Coroutine[Any, Any, Trade | Any | None]:
     """The live executor's entry: `submit` of a built order that passed the gate, to run
     on the engine's loop. The caller holds the state lock: the order is created locally
@@ -50,7 +53,7 @@ def send(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, An
     return submit(session, ai, order, request, waitfor, synced)
 
 
-async def submit(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+async def submit(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
                  waitfor: float, synced: bool) -> Trade | Any | None:
     """Send an order created locally (`send`) and wait up to `waitfor` for it to fill:
     its first Trade, `missing` (open with no fill seen, or of unknown outcome), or None
@@ -65,7 +68,7 @@ async def submit(session: Any, ai: AssetInstance, order: Order, request: Mapping
         session.first_trades.pop(order.id, None)
 
 
-async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+async def _submit(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
                   deadline: float, waiter: asyncio.Event, synced: bool) -> Trade | Any | None:
     loop = asyncio.get_running_loop()
     flight = session.flights.start(order, request)
@@ -99,7 +102,7 @@ async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mappin
     return result
 
 
-async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) -> Any:
+async def _send(session: LiveSession, ai: AssetInstance, order: Order, deadline: float) -> Any:
     """create_order, sent again only after a refusal that left nothing behind: a rate
     limit (429), after the wait the exchange asked for and within the deadline. Any
     other failure raises: a refusal (REFUSED), or no answer (the outcome is unknown)."""
@@ -124,7 +127,7 @@ async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) 
             await asyncio.sleep(wait)
 
 
-async def _fail(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+async def _fail(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
                 reason: str) -> None:
     if order.is_open:
         await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
@@ -133,7 +136,7 @@ async def _fail(session: Any, ai: AssetInstance, order: Order, request: Mapping[
         session.e.reject(ai, reason, request)
 
 
-def _result(session: Any, order: Order) -> Trade | Any | None:
+def _result(session: LiveSession, order: Order) -> Trade | Any | None:
     """The order's first fill, else `missing` while it is open (or unknown), else None."""
     trade = session.first_trades.get(order.id)
     if trade is not None:
@@ -141,7 +144,7 @@ def _result(session: Any, order: Order) -> Trade | Any | None:
     return missing if order.is_open else None
 
 
-async def sync_order(session: Any, ai: AssetInstance, order: Order) -> None:
+async def sync_order(session: LiveSession, ai: AssetInstance, order: Order) -> None:
     """Force-fetch an order (and, if it ended, its fills): the `synced` last resort."""
     try:
         o = await inflight.lookup(session, ai, order)
@@ -151,7 +154,7 @@ async def sync_order(session: Any, ai: AssetInstance, order: Order) -> None:
     await reports.on_order(session, o, REPLY)
 
 
-async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[str] | None, *,
+async def cancel(session: LiveSession, ai: AssetInstance, side: Side | None, ids: list[str] | None, *,
                  waitfor: float, confirm: bool) -> bool:
     """Cancel open orders on the exchange; True once each target is cancelled (with
     `confirm`: closed here, whatever the exchange answered) or closed anyway.
@@ -169,7 +172,7 @@ async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[s
     return ok
 
 
-async def _cancel(session: Any, ai: AssetInstance, order: Order, deadline: float,
+async def _cancel(session: LiveSession, ai: AssetInstance, order: Order, deadline: float,
                   confirm: bool) -> bool:
     flight = session.flights.get(order.id)
     if flight is not None and not flight.known.is_set():
@@ -190,7 +193,7 @@ async def _cancel(session: Any, ai: AssetInstance, order: Order, deadline: float
     return await cancel_known(session, ai, order, confirm)
 
 
-async def cancel_known(session: Any, ai: AssetInstance, order: Order, confirm: bool) -> bool:
+async def cancel_known(session: LiveSession, ai: AssetInstance, order: Order, confirm: bool) -> bool:
     """Cancel an order the exchange knows, by client id. "No such open order" (-2011 on
     Binance) is not taken as done: the order is looked up, and its state applied."""
     try:
@@ -212,7 +215,7 @@ async def cancel_known(session: Any, ai: AssetInstance, order: Order, confirm: b
     return True
 
 
-async def set_leverage(session: Any, ai: AssetInstance, leverage: float) -> bool:
+async def set_leverage(session: LiveSession, ai: AssetInstance, leverage: float) -> bool:
     """Set the leverage on the exchange (the venue's own rule first), then locally."""
     reason = session.venue.leverage_error(leverage)
     if reason is None:

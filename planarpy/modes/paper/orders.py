@@ -12,7 +12,7 @@ checked at (`executor.py`, in the caller's context, holding the lock) is what it
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import attrs
 
@@ -21,6 +21,9 @@ from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade
 from .fills import Level, Resting, Sweep, crosses, share_trade, sweep, volume_left, would_take
 from .market import AssetMarket, PublicTrade
+
+if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
+    from .session import PaperSession
 
 
 @attrs.frozen(slots=True)
@@ -74,7 +77,7 @@ def immediate_error(m: AssetMarket, order: Order, fillable: float, levels: Any,
     return None
 
 
-def fill(session: Any, ai: AssetInstance, order: Order, amount: float, price: float,
+def fill(session: PaperSession, ai: AssetInstance, order: Order, amount: float, price: float,
          taker: bool, basis: Mapping[str, Any]) -> Trade | None:
     """Emit the trade that fills `amount` of `order` at `price`, with what it came from
     (the caller holds the state lock)."""
@@ -82,7 +85,7 @@ def fill(session: Any, ai: AssetInstance, order: Order, amount: float, price: fl
     return session.apply_now("trade_created", trade, ai.symbol, {"basis": dict(basis)}).trade
 
 
-def close_rest(session: Any, ai: AssetInstance, order: Order) -> None:
+def close_rest(session: PaperSession, ai: AssetInstance, order: Order) -> None:
     """Cancel what is left of an order that may not rest (the caller holds the lock)."""
     if order.is_open:
         session.apply_now("order_closed", {"id": order.id, "symbol": ai.symbol,
@@ -90,7 +93,7 @@ def close_rest(session: Any, ai: AssetInstance, order: Order) -> None:
     session.marks.pop(order.id, None)
 
 
-async def on_public_trades(session: Any, ai: AssetInstance, fresh: list[PublicTrade]) -> None:
+async def on_public_trades(session: PaperSession, ai: AssetInstance, fresh: list[PublicTrade]) -> None:
     """Fill resting limit orders from the public trades that cross them; liquidate positions
     that a trade reaches."""
     for t in fresh:
@@ -98,7 +101,7 @@ async def on_public_trades(session: Any, ai: AssetInstance, fresh: list[PublicTr
             _on_public_trade(session, ai, t)
 
 
-def _on_public_trade(session: Any, ai: AssetInstance, t: PublicTrade) -> None:
+def _on_public_trade(session: PaperSession, ai: AssetInstance, t: PublicTrade) -> None:
     if ai.orders:
         resting = [Resting(o.id, o.side, o.price, o.remaining) for o in ai.orders.values()
                    if o.type is OrderType.LIMIT and o.is_open
