@@ -13,7 +13,7 @@ import pytest
 from planarpy import InvalidArgument, TradingState, missing
 from planarpy.trace import trace_tail
 
-from livekit import Quiet, eventually, live, raw_client
+from livekit import Watched, eventually, live, raw_client
 from prockit import Child
 
 SYM = "XRP/ETH"
@@ -32,15 +32,6 @@ def open_ids(lx) -> list[str]:
 
 def far_bid(lx) -> float:
     return round(raw_client(lx).fetch_order_book(SYM)["bids"][0][0] * 0.5, 8)
-
-
-class Watched(Quiet):
-    def reset(self) -> None:
-        super().reset()
-        self.risk_events: list = []
-
-    def on_risk(self, event) -> None:
-        self.risk_events.append(event)
 
 
 def test_run_halt_cancels_open_orders_and_denies_later_ones(lx):

@@ -8,18 +8,9 @@ import pytest
 from planarpy import RiskRules, TradingState, missing
 from planarpy.trace import EventTrace, replay_from_trace
 
-from livekit import Quiet, eventually, live, raw_client
+from livekit import Watched, eventually, live, raw_client
 
 SYM = "XRP/ETH"
-
-
-class Watched(Quiet):
-    def reset(self) -> None:
-        super().reset()
-        self.risk_events: list = []
-
-    def on_risk(self, event) -> None:
-        self.risk_events.append(event)
 
 
 @pytest.fixture
