@@ -280,7 +280,7 @@ class Aligner:
         if set(lines) - self._told:  # alerted once, until the differences change
             session.alert("reconciliation", "; ".join(lines), found.payload())
         self._told = set(lines)
-        await session.engine.run_strategy(lambda: s.invoke(s.on_reconcile, found))
+        await session.engine.run_strategy(lambda: session.e.invoke(s.on_reconcile, found))
         if self.policy == "adjust":
             await self.adjust(seen)
         elif self.policy == "halt":

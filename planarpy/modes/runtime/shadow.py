@@ -86,20 +86,21 @@ class Signals:
         self.by_candle: dict[int, list[tuple[Any, ...]]] = {}
         self.fills: dict[int, list[tuple[tuple[Any, ...], float]]] = {}
 
-    def wrap(self, s: Any) -> None:
-        """Record every order request `s` makes from now on (its `call` table wrapped)."""
-        s.dispatch = {a: self._recording(a, h) if a in _SIGNALS else h
-                      for a, h in s.dispatch.items()}
+    def wrap(self, e: Any) -> None:
+        """Record every order request of engine side `e`'s strategy from now on (its
+        `call` table wrapped)."""
+        e.dispatch = {a: self._recording(a, h) if a in _SIGNALS else h
+                      for a, h in e.dispatch.items()}
 
     def _recording(self, action: Action, handler: Callable[..., Any]) -> Callable[..., Any]:
-        def handle(s: Any, req: Any) -> Any:
+        def handle(e: Any, req: Any) -> Any:
             if not self.open:  # from on_interval, a script: not a decision of the tick
-                return handler(s, req)
-            key = signal(action, req)
-            self.by_candle.setdefault(s.i, []).append(key)
-            out = handler(s, req)
+                return handler(e, req)
+            key, i = signal(action, req), e.strategy.i
+            self.by_candle.setdefault(i, []).append(key)
+            out = handler(e, req)
             if isinstance(out, Trade):
-                self.fills.setdefault(s.i, []).append((key, out.price))
+                self.fills.setdefault(i, []).append((key, out.price))
             return out
         return handle
 
@@ -150,17 +151,17 @@ class Shadow:
             mine.ohlcv = theirs.ohlcv
             if not mine.market.is_derivative:
                 mine.balance = theirs.balance
-        s.engine, s.executor = engine, SimExecutor(s, engine)
-        s.dispatch = pipeline.HANDLERS
-        s.clock = SimClock(s, engine.close_times, int(o.timestamp[0]))
-        s.state.risk.rules = live.state.risk.rules
+        e = s.engine
+        e.executor, e.dispatch = SimExecutor(s, engine), pipeline.HANDLERS
+        e.clock = SimClock(s, engine.close_times, int(o.timestamp[0]))
+        e.state.risk.rules = live.state.risk.rules
         s.i = -1
         s.reset()
-        s.prepare_indicators()
+        e.prepare_indicators()
         s.start()
         self.s, self.engine = s, engine
-        self.mine.wrap(s)
-        self.live.wrap(live)
+        self.mine.wrap(e)
+        self.live.wrap(live.engine)
         prices = self.session.prices()
         self.equity0 = s.state.equity(prices)
         self.live_equity0 = live.state.equity(prices)
@@ -210,7 +211,7 @@ class Shadow:
         if len(o) > known:
             engine.grew(o.timestamp[known:], self.session.tf)
             for ai in s.assets:
-                s.update_indicators(ai, known)
+                s.engine.update_indicators(ai, known)
 
     def _compare(self, j: int) -> None:
         theirs, mine = self.live.by_candle.get(j, []), self.mine.by_candle.get(j, [])

@@ -10,7 +10,7 @@ health checks that raise them.
   happened meanwhile. A paper run starts afresh.
 - **Alerts** (see alerts.py): a trading state that moves (a risk trip, a halt), a stream
   down for longer than `[alerts] disconnect_after`, and a trace that failed to write are
-  each raised once, when they begin.
+  each raised once, when they begin (looked for every second).
 - **Shutdown metrics**: at stop, one log line says how the run went.
 
 The keys: `[live]`/`[paper]` (and `[live.NAME]`/`[paper.NAME]`) `checkpoint_every`
@@ -84,6 +84,7 @@ class Supervisor:
         self.started = time.monotonic()
         self._down: set[str] = set()  # watchers told as down
         self._trace_failures = 0
+        self._risk_seen = 0  # moves of the trading state alerted so far
 
     def begin(self, s: Any) -> None:
         """The strategy is built: alerts name it from now on."""
@@ -145,7 +146,9 @@ class Supervisor:
                 await self.session.report_error(e, where="supervision")
 
     def watch(self) -> None:
-        """Alert once when a stream has been down too long, or the trace failed to write."""
+        """Alert once when the trading state moved, a stream has been down too long, or
+        the trace failed to write."""
+        self.watch_risk()
         now = asyncio.get_running_loop().time()
         for name, w in list(self.session.watchers.items()):
             down = not w.connected and now - w.last_message >= self.config.disconnect_after
@@ -163,14 +166,17 @@ class Supervisor:
                 self.alert("trace", f"the trace could not be written: {h.last_error}",
                            {"failed_flushes": h.failed_flushes, "pending": h.pending})
 
-    def on_effect(self, kind: str, effect: Any) -> None:
-        """An applied event: a trading state that moved is an alert."""
-        risk = effect.risk
-        if risk is not None and risk.kind == "state_changed" and risk.state != risk.previous:
-            what = "halt" if risk.state.value == "halted" else "risk"
-            self.alert(what, f"trading {risk.state.value.upper()} ({risk.rule}): {risk.reason}",
-                       {"rule": risk.rule, "state": risk.state.value,
-                        "previous": risk.previous.value})
+    def watch_risk(self) -> None:
+        """Alert once for each move of the trading state since the last look (a breaker,
+        the kill switch, a halt by the reconciliation or the shadow: every path records
+        one in the risk state's changes)."""
+        changes = self.session.e.state.risk.changes
+        for c in changes[self._risk_seen:]:
+            state = str(c.get("state"))
+            what = "halt" if state == "halted" else "risk"
+            self.alert(what, f"trading {state.upper()} ({c.get('rule')}): {c.get('reason')}",
+                       {"rule": c.get("rule"), "state": state, "previous": c.get("previous")})
+        self._risk_seen = len(changes)
 
     # ---- the end ---------------------------------------------------------------------
     async def final(self) -> None:
