@@ -159,3 +159,22 @@ def test_a_futures_deposit_is_found_and_adjusted(lx, tmp_path):
         eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
         strategy = run.strategy
     replayed(strategy, tmp_path / "p")
+
+
+def test_a_withdrawal_is_no_loss_to_the_breakers(lx, tmp_path):
+    """20% of the equity withdrawn behind the run's back: recognised as a withdrawal, it
+    moves the drawdown's peak too, and the 10% drawdown breaker does not trip at the next
+    close (it did: the withdrawal looked like a loss)."""
+    trace = EventTrace.open(tmp_path / "t", strategy="Watching", exchange="binance")
+    with trace, live(lx, Watching, trace=trace, reconcile_every=EVERY,
+                     reconcile_policy="adjust", risk={"max_drawdown": 0.1}) as run:
+        eventually(lambda: run.strategy.state.risk.day is not None)
+        lx.transfer("ETH", -50, notify=False)
+        eventually(lambda: found(run, "withdrawal"), timeout=5)
+        eventually(lambda: run.state()["cash"] == pytest.approx(50.0), timeout=5)
+        ticks = run.session.ticks
+        lx.step(60_000)
+        eventually(lambda: run.session.ticks > ticks, timeout=10)
+        assert run.strategy.state.risk.trading is TradingState.ACTIVE
+        strategy = run.strategy
+    replayed(strategy, tmp_path / "t")

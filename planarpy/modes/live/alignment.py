@@ -14,6 +14,7 @@ state. The `Alignment` it finds says, by asset, where the two differ and why:
   between the requests of one round shows in one only) is a deposit (more than the
   ledger) or a withdrawal (less), told apart from a fill because no fill explains it,
   and recorded once, as a transfer, never as a trade; until then it is "unexplained".
+  Its value moves the loss breakers' day start and peak alike: a withdrawal is no loss.
   On margin there is no such ledger (the wallet moves with realized PnL and funding the
   fills do not carry): the cash is compared with the local figure, so a deposit that a
   balance update brought first is taken in by it and not told as a transfer.
@@ -270,9 +271,36 @@ class Aligner:
         return found
 
     def _learn(self, found: Alignment) -> None:
-        """A transfer is recognised once: the ledger takes it in."""
+        """A transfer is recognised once: the ledger takes it in, and the loss breakers'
+        measurements move by its value, so money moved in or out is no profit or loss."""
         for c, x in found.transfers.items():
             self.transfers[c] = self.transfers.get(c, 0.0) + x
+        if found.transfers:
+            self._rebase(sum(x * self._value(c) for c, x in found.transfers.items()))
+
+    def _value(self, currency: str) -> float:
+        """The value of one unit of `currency` in the quote (its asset's last close)."""
+        s = self.session.s
+        if currency == s.quote:
+            return 1.0
+        prices = self.session.prices()
+        return next((prices.get(ai.symbol, 0.0) for ai in s.assets
+                     if ai.market.base == currency), 0.0)
+
+    def _rebase(self, value: float) -> None:
+        """Move the day's start and the peak equity by `value` (a recorded event: a
+        restart and a replay find the same measurements)."""
+        session = self.session
+        risk = session.e.state.risk
+        if risk.day is None or not value:
+            return
+        session.apply_now("risk_measured", {
+            "day": risk.day, "day_start_equity": risk.day_start_equity + value,
+            "peak_equity": risk.peak_equity + value, "ts": session.s.clock.now(),
+            "reason": "transfer"})
+        last = session.equity.last
+        if last is not None:  # the equity a new day would start from
+            session.equity.last = (last[0], last[1] + value)
 
     async def _react(self, found: Alignment, seen: Seen) -> None:
         session, s = self.session, self.session.s
