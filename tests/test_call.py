@@ -49,8 +49,12 @@ def test_every_mode_supports_the_whole_vocabulary(mode):
     from planarpy.actions import pipeline
     from planarpy.modes.live.handlers import HANDLERS as LIVE
     from planarpy.modes.paper.handlers import HANDLERS as PAPER
-    table = {Mode.SIM: pipeline.HANDLERS, Mode.PAPER: PAPER, Mode.LIVE: LIVE}[mode]
-    assert supported_actions(table) == [a.value for a in Action]
+    from planarpy.actions import contingent
+    table = {Mode.SIM: {**pipeline.HANDLERS, **contingent.HANDLERS}, Mode.PAPER: PAPER,
+             Mode.LIVE: LIVE}[mode]
+    # conditional orders (issue 15) run in the sim only so far: paper and live refuse them
+    later = set() if mode is Mode.SIM else set(contingent.HANDLERS)
+    assert supported_actions(table) == [a.value for a in Action if a not in later]
 
 
 def raised(action, *args, market=SPOT, **kwargs):

@@ -36,6 +36,8 @@ KINDS: tuple[str, ...] = (
     "ticks_skipped",
     "risk_denied",
     "trading_state_changed",
+    "order_triggered",
+    "trigger_moved",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -13,7 +13,9 @@ from typing import Any, Sequence
 
 from ...actions.requests import OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
-from ...core.orders import Order, OrderStatus, OrderType, Side, TimeInForce, Trade, missing
+from ...actions.contingent import after_cancel
+from ...core.orders import (CONDITIONAL, Order, OrderStatus, OrderType, Side, TimeInForce, Trade,
+                            missing)
 from ...core.precision import ceil_to_step, floor_to_step
 from ...core.risk import TradingState
 from .engine import SimEngine
@@ -72,6 +74,9 @@ class SimExecutor:
     def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | Any | None:
         if order.type is _MARKET:
             return self._market(ai, order, req)
+        if order.type in CONDITIONAL:  # it waits for its trigger: engine.match fires it
+            self.s.emit("order_created", order, ai.symbol)
+            return missing
         return self._limit(ai, order, req)
 
     def _market(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | None:
@@ -124,6 +129,8 @@ class SimExecutor:
         for order in orders:
             emit("order_closed", {"id": order.id, "symbol": ai.symbol, "status": _CANCELED},
                  ai.symbol)
+            if order.legs:
+                after_cancel(self.s, ai, order)
         return True
 
     def set_leverage(self, ai: AssetInstance, req: UpdateLeverage) -> bool:

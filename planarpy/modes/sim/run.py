@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import attrs
 import numpy as np
 
-from ...actions import Mode, pipeline
+from ...actions import Mode, contingent, pipeline
 from ...config import load_config
 from ...core.errors import ConfigError, DataError, LookAheadError, LookbackError, UnknownSymbol
 from ...core.risk import RiskRules
@@ -68,7 +68,7 @@ def backtest(strategy: type[Strategy] | Strategy, *,
             ai.market = attrs.evolve(ai.market, **fees)
     s.engine = engine
     s.executor = SimExecutor(s, engine)
-    s.dispatch = pipeline.HANDLERS
+    s.dispatch = {**pipeline.HANDLERS, **contingent.HANDLERS}
     s.state.risk.rules = risk_rules(risk, cfg, type(s).__name__)
     s.clock = SimClock(s, engine.close_times, engine.timeline[0])
     if s.state.risk.rules.checks_equity:
