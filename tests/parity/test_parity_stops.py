@@ -4,7 +4,8 @@ Settings (as paritykit's): fills at the next open, no slippage, no volume cap, o
 commission on both sides taken in cash. One documented difference remains: when a candle
 opens beyond a resting take-profit limit, backtesting.py fills it at the open, planarpy at
 its limit (a resting limit on a continuous book fills at its price); so the data here are
-continuous random walks (each open is the last close), or where no open lies beyond a target (the bundled ETH/BTC).
+continuous random walks (each open is the last close), and real candles where no open lies
+beyond a target (the bundled ETH/BTC).
 """
 
 import warnings
