@@ -263,3 +263,16 @@ def test_bad_arguments_are_named():
 
     r = run({1: bad}, flat_then([], 3))
     assert r.strategy.results[1] is True
+
+
+def test_bracket_exits_placed_inside_a_candle_never_fill_at_its_past_open():
+    """The entry fills at 97 inside a candle that opened at 100: the take-profit at 99 is
+    first looked at in the next candle, never filled at the open it already passed."""
+    rows = flat_then([(100, 100, 96, 97, 1e6), (97, 98, 96, 97, 1e6), (97, 99, 96, 98, 1e6)],
+                     n=1)
+    script = {0: lambda s: call(s, "bracket_order", SYM, 1.0, price=97.0, stop_loss=90.0,
+                                take_profit=99.0)}
+    r = run(script, rows)
+    s = r.strategy
+    assert [(t.side.value, t.price, t.date) for t in s.trades] == [
+        ("buy", 97.0, s.seen[0][1]), ("sell", 99.0, s.seen[2][1])]

@@ -67,6 +67,7 @@ class SimEngine:
         self.ids = 0
         self.ledger = Ledger(len(s.assets))  # the state after each fill, for the equity curve
         self.guard: EquityGuard | None = None  # set when loss breakers are configured
+        self.matching = False  # inside a candle: orders placed now rest until the next one
 
     @property
     def n(self) -> int:
@@ -171,8 +172,22 @@ class SimEngine:
             if (l[i] <= liq) if pos.side is PositionSide.LONG else (h[i] >= liq):
                 self.liquidate(ai, pos.side, i)
         orders = list(ai.orders.values())
-        conditional = any(o.type is not _LIMIT for o in orders)
-        if conditional and len(orders) > 1:  # the order of a candle's fills: triggers.py
+        if any(o.type is not _LIMIT or o.legs or o.group for o in orders):
+            self.matching = True
+            try:
+                self._settle_orders(ai, orders, i)
+            finally:
+                self.matching = False
+            self._trail(ai, h[i], l[i])
+            return
+        self._settle_orders(ai, orders, i)
+
+    def _settle_orders(self, ai: AssetInstance, orders: list[Order], i: int) -> None:
+        """Fire and fill the orders of `ai` that candle `i` reaches, in the order triggers.py
+        states."""
+        h, l, v = self.cols(ai)
+        conditional = len(orders) > 1 and any(o.type is not _LIMIT for o in orders)
+        if conditional:  # the order of a candle's fills: triggers.py
             open_ = self.views(ai)[0][i]
             orders.sort(key=lambda o: rank(o, open_))
         for order in orders:
@@ -184,8 +199,6 @@ class SimEngine:
                 amount = self.fillable(ai, order.remaining, v[i])
                 if amount > 0:
                     self.fill(ai, order, order.price, amount, taker=False, effective=i)
-        if conditional:
-            self._trail(ai, h[i], l[i])
 
     def _fire(self, ai: AssetInstance, order: Order, i: int) -> None:
         """Fire a conditional order that candle `i` reaches and fill what it may (triggers.py)."""

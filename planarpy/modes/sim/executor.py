@@ -74,7 +74,9 @@ class SimExecutor:
     def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | Any | None:
         if order.type is _MARKET:
             return self._market(ai, order, req)
-        if order.type in CONDITIONAL:  # it waits for its trigger: engine.match fires it
+        if order.type in CONDITIONAL or self.engine.matching:
+            # a conditional order waits for its trigger (engine.match fires it); an exit a
+            # fill placed inside a candle rests until the next candle
             self.s.emit("order_created", order, ai.symbol)
             return missing
         return self._limit(ai, order, req)
