@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from . import conditional as cond
 from . import formats as fmt
 from .accounts import Account
 from .auth import BinanceError, check_signature, check_timestamp, lookup_key, split_signature
@@ -327,6 +328,33 @@ def futures_user_trades(lx: "LocalExchange", p: Params, a: Account) -> Any:
     return [fmt.futures_trade(t) for t in lx.engine.my_trades(a, p, True)]
 
 
+def algo_new(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    return cond.algo_json(cond.place_algo(lx.engine, a, p))
+
+
+def algo_get(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    return cond.algo_json(cond.find_algo(lx.engine, a, p))
+
+
+def algo_cancel(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    algo = cond.cancel_algo(lx.engine, a, p)
+    return {"algoId": algo.id, "clientAlgoId": algo.client_id, "code": "200", "msg": "success"}
+
+
+def algo_open(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    return [cond.algo_json(x) for x in cond.algos_of(lx.engine, a, p.get("symbol"), True)]
+
+
+def algo_all(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    return [cond.algo_json(x) for x in cond.algos_of(lx.engine, a, p.get("symbol"), False)]
+
+
+def algo_cancel_all(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    for algo in cond.algos_of(lx.engine, a, p.get("symbol"), True):
+        cond.cancel_algo(lx.engine, a, {"algoId": str(algo.id)})
+    return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+
 def set_leverage(lx: "LocalExchange", p: Params, a: Account) -> Any:
     return lx.engine.set_leverage(a, p.get("symbol"), p.get("leverage"))
 
@@ -375,6 +403,12 @@ def add_routes(app: web.Application, lx: "LocalExchange") -> None:
     r.add_get(f"{f}/symbolConfig", route(lx, symbol_config, signed=True))
     r.add_post(f"{f}/leverage", route(lx, set_leverage, signed=True))
     r.add_post(f"{f}/marginType", route(lx, set_margin_type, signed=True))
+    r.add_post(f"{f}/algoOrder", route(lx, algo_new, signed=True))
+    r.add_get(f"{f}/algoOrder", route(lx, algo_get, signed=True))
+    r.add_delete(f"{f}/algoOrder", route(lx, algo_cancel, signed=True))
+    r.add_get(f"{f}/openAlgoOrders", route(lx, algo_open, signed=True))
+    r.add_get(f"{f}/allAlgoOrders", route(lx, algo_all, signed=True))
+    r.add_delete(f"{f}/algoOpenOrders", route(lx, algo_cancel_all, signed=True))
     r.add_post(f"{f}/order", route(lx, futures_new_order, signed=True))
     r.add_get(f"{f}/order", route(lx, futures_get_order, signed=True))
     r.add_delete(f"{f}/order", route(lx, futures_cancel, signed=True))
