@@ -206,3 +206,46 @@ def test_usdm_algo_updates_stream_to_watch_orders(perp_lx):
     assert algo == ["NEW", "TRIGGERED", "FINISHED"]
     child = [x for i, x in seen if i != o["id"]]
     assert child[0] == "NEW" and child[-1] == "FILLED"
+
+
+def _order(type_, side="sell", trigger=0.0, price=0.0, **kw):
+    from planarpy.core.orders import Order, OrderType, Side
+    return Order("x", "", Side(side), OrderType(type_), 100.0, price or trigger, 0,
+                 trigger=trigger, **kw)
+
+
+@pytest.mark.parametrize("type_, trigger, price, venue_type", [
+    ("stop_market", 0.00148, 0.0, "STOP_LOSS"),
+    ("stop_limit", 0.00148, 0.00147, "STOP_LOSS_LIMIT"),
+    ("take_profit_market", 0.00151, 0.0, "TAKE_PROFIT"),
+    ("take_profit_limit", 0.00151, 0.00152, "TAKE_PROFIT_LIMIT"),
+])
+def test_binance_venue_places_spot_conditionals_natively(spot_lx, type_, trigger, price,
+                                                          venue_type):
+    """What the venue says to send makes the exchange hold the order as its own type."""
+    from planarpy.exchanges.venues import venue_for
+    ex = sync(ccxt.binance, spot_lx)
+    native = venue_for("binance").native(_order(type_, trigger=trigger, price=price))
+    o = ex.create_order(SPOT, native.type, "sell", 100, native.price, native.params)
+    assert o["info"]["type"] == venue_type and o["triggerPrice"] == trigger
+
+
+def test_binance_venue_emulates_what_the_exchange_cannot_hold(perp_lx):
+    from planarpy.exchanges.venues import venue_for
+    spot, usdm = venue_for("binance"), venue_for("binanceusdm")
+    trailing = _order("trailing_stop_market", trail=0.02, trail_pct=True)
+    assert spot.native(trailing) is None  # spot trailing stops: emulated
+    assert usdm.native(_order("trailing_stop_market", trail=0.5, trail_pct=False)) is None
+    assert usdm.native(_order("trailing_stop_market", trail=0.2, trail_pct=True)) is None
+    assert usdm.native(_order("trailing_stop_market", trail=0.0125, trail_pct=True)) is None
+    assert venue_for("kraken").native(_order("stop_market", trigger=1.0)) is None
+    ex = sync(ccxt.binanceusdm, perp_lx)
+    long_position(ex)
+    native = usdm.native(_order("trailing_stop_market", trail=0.02, trail_pct=True,
+                                activation=1.04))
+    o = ex.create_order(PERP, native.type, "sell", 100, native.price,
+                        {**native.params, "reduceOnly": True})
+    info = o["info"]
+    assert info["orderType"] == "TRAILING_STOP_MARKET" and float(info["callbackRate"]) == 2
+    assert float(info["activatePrice"]) == 1.04
+    assert ex.fetch_order(o["id"], PERP, params=usdm.conditional_params(trailing))["id"] == o["id"]
