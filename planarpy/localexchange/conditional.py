@@ -102,6 +102,31 @@ def _fire_spot(engine: "Engine", st: "MarketState", o: Order, now: int) -> None:
     engine._emit(MarketEvent(st, None))
 
 
+def cancel_replace(engine: "Engine", acc: Account,
+                   params: Mapping[str, str]) -> tuple[Order, str, Order]:
+    """Spot's `POST /api/v3/order/cancelReplace`: cancel an open order and place a new one
+    in one step of the engine, so no replayed trade falls between them (what an amended
+    stop needs: the exchange holds one stop or the other at every trade). The new order
+    is checked before the cancel; if it is refused after the cancel (funds, an immediate
+    trigger) the answer is -2021 and the old order stays cancelled, as on Binance.
+    Returns (cancelled order, cancel id, new order)."""
+    from .validate import parse_order
+
+    mode = params.get("cancelReplaceMode") or ""
+    if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+        raise bad_param("cancelReplaceMode")
+    parse_order(params, engine.market(params.get("symbol"), False).spec)
+    ref = {"symbol": params.get("symbol") or "", "orderId": params.get("cancelOrderId") or "",
+           "origClientOrderId": params.get("cancelOrigClientOrderId") or "",
+           "newClientOrderId": params.get("cancelNewClientOrderId") or ""}
+    old, cancel_id = engine.cancel(acc, {k: v for k, v in ref.items() if v}, False)
+    try:
+        new = engine.place(acc, params, False)[0]
+    except BinanceError as e:
+        raise BinanceError(-2021, f"Order cancel-replace partially failed. ({e.msg})") from None
+    return old, cancel_id, new
+
+
 # ---- USD-M algo orders -----------------------------------------------------------------------
 @attrs.define(slots=True, eq=False)
 class Algo:

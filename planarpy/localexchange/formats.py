@@ -76,7 +76,7 @@ def spot_symbol(s: MarketSpec) -> dict[str, Any]:
         "quoteAsset": s.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
         "orderTypes": SPOT_ORDER_TYPES, "icebergAllowed": False, "ocoAllowed": False,
-        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False, "cancelReplaceAllowed": False,
+        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False, "cancelReplaceAllowed": True,
         "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
         "filters": _filters(s) + [{"filterType": "NOTIONAL", "minNotional": s8(s.min_notional),
                                    "applyMinToMarket": True, "maxNotional": "9000000.00000000",

@@ -212,6 +212,13 @@ def spot_new_order(lx: "LocalExchange", p: Params, a: Account) -> Any:
     return fmt.spot_order(order, fills, resp)
 
 
+def spot_cancel_replace(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    old, cancel_id, new = cond.cancel_replace(lx.engine, a, p)
+    return {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
+            "cancelResponse": _spot_cancel_reply(old, cancel_id),
+            "newOrderResponse": fmt.spot_order(new, [], p.get("newOrderRespType") or "RESULT")}
+
+
 def spot_get_order(lx: "LocalExchange", p: Params, a: Account) -> Any:
     return fmt.spot_order_query(lx.engine.find(a, p, False))
 
@@ -388,6 +395,7 @@ def add_routes(app: web.Application, lx: "LocalExchange") -> None:
     r.add_get(f"{s}/account", route(lx, spot_account, signed=True))
     r.add_post(f"{s}/order", route(lx, spot_new_order, signed=True))
     r.add_get(f"{s}/order", route(lx, spot_get_order, signed=True))
+    r.add_post(f"{s}/order/cancelReplace", route(lx, spot_cancel_replace, signed=True))
     r.add_delete(f"{s}/order", route(lx, spot_cancel, signed=True))
     r.add_get(f"{s}/openOrders", route(lx, spot_open_orders, signed=True))
     r.add_delete(f"{s}/openOrders", route(lx, spot_cancel_all, signed=True))

@@ -249,3 +249,33 @@ def test_binance_venue_emulates_what_the_exchange_cannot_hold(perp_lx):
     assert info["orderType"] == "TRAILING_STOP_MARKET" and float(info["callbackRate"]) == 2
     assert float(info["activatePrice"]) == 1.04
     assert ex.fetch_order(o["id"], PERP, params=usdm.conditional_params(trailing))["id"] == o["id"]
+
+
+def test_spot_cancel_replace_moves_a_stop_with_no_trade_in_between(spot_lx):
+    """ccxt's edit_order on spot is Binance's cancelReplace: the old stop is cancelled and
+    the new one placed in one step; the user stream shows the new stop's NEW right after
+    the old one's CANCELED, with no trade report between them, and the base stays held."""
+    ex = sync(ccxt.binance, spot_lx)
+    events = []
+    spot_lx.engine.listeners.append(
+        lambda ev: events.append(ev.payload) if hasattr(ev, "payload") else None)
+    old = ex.create_order(SPOT, "market", "sell", 100, None, {"stopLossPrice": 0.00145})
+    new = ex.edit_order(old["id"], SPOT, "STOP_LOSS", "sell", 100, None,
+                        {"triggerPrice": 0.00148})
+    assert new["id"] != old["id"] and new["triggerPrice"] == 0.00148
+    assert ex.fetch_order(old["id"], SPOT)["status"] == "canceled"
+    reports = [(e["i"], e["x"]) for e in events if e.get("e") == "executionReport"]
+    assert reports == [(int(old["id"]), "NEW"), (int(old["id"]), "CANCELED"),
+                       (int(new["id"]), "NEW")]
+    assert ex.fetch_balance()["XRP"]["used"] == 100
+    for _ in range(3):  # 0.00152, 0.00149, 0.00146: fires the new stop (not the old at 0.00145)
+        spot_lx.step(MIN)
+    assert ex.fetch_order(new["id"], SPOT)["status"] == "closed"
+
+
+def test_spot_cancel_replace_refused_after_the_cancel_says_so(spot_lx):
+    ex = sync(ccxt.binance, spot_lx)
+    old = ex.create_order(SPOT, "market", "sell", 100, None, {"stopLossPrice": 0.00145})
+    with pytest.raises(ccxt.BaseError, match="cancel-replace partially failed"):
+        ex.edit_order(old["id"], SPOT, "STOP_LOSS", "sell", 100, None, {"triggerPrice": 0.0016})
+    assert ex.fetch_order(old["id"], SPOT)["status"] == "canceled"
