@@ -182,22 +182,25 @@ def _wait(a: str, value: Any) -> float | None:
     return None if value is None else check_number(a, "waitfor", value, 0.0, low_ok=True)
 
 
+def _stop(a: str, kind: str, s: Any, ai: Any, amount: Any, trigger: Any, side: Any,
+          limit: Any, pos: Any, reduce_only: Any, waitfor: Any) -> StopOrder:
+    asset, amount_, side_, pos_, ro = _common(s, a, ai, amount, side, pos, reduce_only)
+    return StopOrder(asset, amount_, check_number(a, "trigger", trigger), side_,
+                     _price(a, "limit", limit), kind, pos_, ro, "", _wait(a, waitfor))
+
+
 def stop_order(s: Any, ai: Any, amount: Any, trigger: Any, *, side: Any = "sell",
                limit: Any = None, pos: Any = "long", reduce_only: Any = False,
                waitfor: Any = None) -> StopOrder:
-    a = "stop_order"
-    asset, amount_, side_, pos_, ro = _common(s, a, ai, amount, side, pos, reduce_only)
-    return StopOrder(asset, amount_, check_number(a, "trigger", trigger), side_,
-                     _price(a, "limit", limit), "stop", pos_, ro, "", _wait(a, waitfor))
+    return _stop("stop_order", "stop", s, ai, amount, trigger, side, limit, pos, reduce_only,
+                 waitfor)
 
 
 def take_profit_order(s: Any, ai: Any, amount: Any, trigger: Any, *, side: Any = "sell",
                       limit: Any = None, pos: Any = "long", reduce_only: Any = False,
                       waitfor: Any = None) -> StopOrder:
-    a = "take_profit_order"
-    asset, amount_, side_, pos_, ro = _common(s, a, ai, amount, side, pos, reduce_only)
-    return StopOrder(asset, amount_, check_number(a, "trigger", trigger), side_,
-                     _price(a, "limit", limit), "take_profit", pos_, ro, "", _wait(a, waitfor))
+    return _stop("take_profit_order", "take_profit", s, ai, amount, trigger, side, limit, pos,
+                 reduce_only, waitfor)
 
 
 def trailing_stop_order(s: Any, ai: Any, amount: Any, *, side: Any = "sell",
