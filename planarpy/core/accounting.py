@@ -154,6 +154,22 @@ def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
     return None
 
 
+def shortfall(state: State, ai: AssetInstance, order: Order, amount: float,
+              price: float) -> str | None:
+    """Why a fired conditional order that adds exposure cannot pay for `amount` at `price`
+    (it committed funds at its trigger; a gap can make the fill dearer), or None."""
+    if not order.commits_quote:
+        return None
+    probe = Order("", order.symbol, order.side, OrderType.MARKET, amount, price, 0,
+                  pos=order.pos, leverage=order.leverage)
+    need = _required(ai, probe, True)
+    free = state.free_cash + order.committed
+    if need > free + _EPS * max(1.0, need):
+        return (f"not enough cash: need {need:.10g} {state.quote}, free {free:.10g} "
+                f"{state.quote}")
+    return None
+
+
 def add_order(state: State, ai: AssetInstance, order: Order) -> None:
     """Register an accepted order and commit what it needs."""
     adds = increases(ai, order)

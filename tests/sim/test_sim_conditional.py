@@ -276,3 +276,17 @@ def test_bracket_exits_placed_inside_a_candle_never_fill_at_its_past_open():
     s = r.strategy
     assert [(t.side.value, t.price, t.date) for t in s.trades] == [
         ("buy", 97.0, s.seen[0][1]), ("sell", 99.0, s.seen[2][1])]
+
+
+def test_a_buy_stop_gapping_beyond_the_cash_expires_instead_of_overdrawing():
+    """A buy stop commits cash at its trigger; a gap through it makes the fill dearer. Like
+    an exchange expiring a market order it cannot fund, the sim closes the order and says
+    why; the cash never goes below zero."""
+    rows = flat_then([(112, 113, 111, 112, 1e6), (112, 113, 111, 112, 1e6)])
+    script = {1: lambda s: call(s, "stop_order", SYM, 9.5, 103.5, side="buy")}
+    r = run(script, rows)
+    s = r.strategy
+    assert s.results[1] is missing and s.trades == []
+    assert s.errors == ["stop_market sim-1 fired at 112: not enough cash: need 1066.128 USD, "
+                        "free 1000 USD"]
+    assert s.cash == 1000.0 and s.committed == 0 and not s.asset(SYM).orders

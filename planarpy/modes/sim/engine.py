@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ...core.accounting import fill_fee, liquidation_trade
+from ...core.accounting import fill_fee, liquidation_trade, shortfall
 from ...core.instances import AssetInstance
 from ...actions.contingent import after_cancel, after_fill, settle_group
 from ...core.orders import LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, PositionSide, Trade
@@ -226,6 +226,12 @@ class SimEngine:
             share = 1.0 if v[i] <= 0 else min(1.0, amount / v[i])
             price = fill_price(order, ref, open_, closes[i - 1] if i else open_, l[i], h[i],
                                share, self.config.slippage, ai.market.price_step)
+            reason = shortfall(self.s.state, ai, order, amount, price)
+            if reason is not None:  # as an exchange expires a market order it cannot fund
+                self.close_rest(ai, order)
+                self.s.reject(ai, f"{order.type.value} {order.id} fired at {price:g}: "
+                                  f"{reason}", {"id": order.id, "symbol": ai.symbol})
+                return
             self.fill(ai, order, price, amount, taker=True, effective=i)
 
     def _trail(self, ai: AssetInstance, high: float, low: float) -> None:
