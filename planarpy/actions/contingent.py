@@ -22,7 +22,7 @@ from ..core.triggers import immediate_error, trailing_trigger
 from . import Action, Handler
 from .conditional import AmendStop, BracketOrder, OcoOrder, StopOrder, TrailingStop
 from .gate import admit, new_order
-from .requests import LimitOrder, MarketOrder
+from .requests import CancelOrders, LimitOrder, MarketOrder
 
 OrderResult = Trade | _Missing | None
 
@@ -171,7 +171,7 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
                     old.reduce_only, old.group)
     result = place_stop(s, new)
     if result is not None and old.is_open:
-        s.executor.cancel(ai, [old])
+        s.executor.cancel(ai, [old], CancelOrders(ai, ids=(old.id,)))
     return result
 
 
@@ -181,7 +181,7 @@ def settle_group(s: Any, ai: AssetInstance, order: Order) -> None:
     others = [o for o in ai.orders.values()
               if o.group == order.group and o is not order and o.is_open]
     if others:
-        s.executor.cancel(ai, others)
+        s.executor.cancel(ai, others, CancelOrders(ai, ids=tuple(o.id for o in others)))
 
 
 def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:

@@ -36,6 +36,7 @@ KINDS: tuple[str, ...] = (
     "ticks_skipped",
     "risk_denied",
     "trading_state_changed",
+    "risk_measured",
     "order_triggered",
     "trigger_moved",
 )

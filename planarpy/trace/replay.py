@@ -73,7 +73,7 @@ def replay_from_trace(strategy: Any, trace: Any, run: int | Literal["last"] = "l
     the run recorded. Event kinds this planarpy does not know fail the replay unless
     `allow_unknown`, which skips them with a note.
     """
-    current = strategy.state if compare is None else compare
+    current = strategy.engine.state if compare is None else compare
     state = State(current.quote, 0.0, assets={sym: AssetInstance(ai.market)
                                                for sym, ai in current.assets.items()})
     report = _Report("skip", Path(str(getattr(trace, "path", trace))))

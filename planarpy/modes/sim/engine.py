@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gc
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ...core.accounting import fill_fee, liquidation_trade, shortfall
+from ...core.accounting import liquidation_trade, new_trade, shortfall
 from ...core.instances import AssetInstance
 from ...actions.contingent import after_cancel, after_fill, settle_group
 from ...core.orders import LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, PositionSide, Trade
@@ -19,6 +19,9 @@ from .fills import limit_triggers, marketable, volume_fill
 from .triggers import fill_price, rank, waits
 from .guard import EquityGuard
 from .results import Ledger
+
+if TYPE_CHECKING:  # a backtest runs a strategy: imported for the annotations only
+    from ...strategy import Strategy
 
 CHUNK = 1 << 16  # candles between progress updates
 _OPEN = OrderStatus.OPEN
@@ -40,7 +43,7 @@ class SimClock:
 
     __slots__ = ("_s", "_close", "_first")
 
-    def __init__(self, s: Any, close_times: list[int], first_open: int) -> None:
+    def __init__(self, s: Strategy, close_times: range, first_open: int) -> None:
         self._s, self._close, self._first = s, close_times, first_open
 
     def now(self) -> int:
@@ -54,9 +57,10 @@ class SimClock:
 class SimEngine:
     """What a backtest keeps besides the strategy's state."""
 
-    def __init__(self, s: Any, config: SimConfig, timeline: range | list[int],
+    def __init__(self, s: Strategy, config: SimConfig, timeline: range | list[int],
                  tf_ms: int) -> None:
-        self.s = s
+        self.s = s  # the strategy: its tick, its candle index `i`
+        self.e = s.engine  # its engine side: state, clock, emit
         self.config = config
         self.rng = random.Random(config.seed)
         self.timeline = timeline
@@ -65,7 +69,7 @@ class SimEngine:
         self._cols: dict[str, tuple[list[float], ...]] = {}
         self._views: dict[str, tuple[memoryview, ...]] = {}
         self.ids = 0
-        self.ledger = Ledger(len(s.assets))  # the state after each fill, for the equity curve
+        self.ledger = Ledger(len(self.e.assets))  # the state after each fill, for the equity curve
         self.guard: EquityGuard | None = None  # set when loss breakers are configured
         self.matching = False  # inside a candle: orders placed now rest until the next one
 
@@ -113,30 +117,25 @@ class SimEngine:
 
         `effective` is the first candle whose close sees the fill (for the equity curve).
         """
-        s, m = self.s, ai.market
-        cost = amount * price * m.contract_size  # Market.value
-        fee, currency = fill_fee(m, order.side, amount, cost, m.taker if taker else m.maker)
-        # Trade's fields in order (positional: the fill path is the sim's hottest)
-        trade = Trade(order.id, ai.symbol, order.side, order.pos, s.clock.now(), amount, price,
-                      cost, fee, currency, order.leverage, taker,
-                      f"{order.id}-{len(ai.trades)}")
-        applied = s.emit("trade_created", trade, ai.symbol).trade
+        e = self.e
+        trade = new_trade(ai, order, amount, price, taker, e.clock.now())
+        applied = e.emit("trade_created", trade, ai.symbol).trade
         self.snapshot(effective)
         if order.group or order.legs:
-            after_fill(s, ai, order)
+            after_fill(e, ai, order)
         return applied
 
     def close_rest(self, ai: AssetInstance, order: Order) -> None:
         """Cancel what is left of an order that may not rest on the book."""
         if order.status is _OPEN:
-            self.s.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
+            self.e.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                          "status": OrderStatus.CANCELED.value}, ai.symbol)
             if order.legs:
-                after_cancel(self.s, ai, order)
+                after_cancel(self.e, ai, order)
 
     def snapshot(self, effective: int) -> None:
         """Keep the state after a fill, for the equity curve; the guard sets its band anew."""
-        self.ledger.add(self.s, effective)
+        self.ledger.add(self.e, effective)
         if self.guard is not None:
             self.guard.refresh()
 
@@ -147,7 +146,7 @@ class SimEngine:
         allocation) and copies the containers only for an asset that candle `i` reaches.
         """
         reached = None
-        for ai in self.s.state.active.values():
+        for ai in self.e.state.active.values():
             h, l, _ = self.cols(ai)
             hi, lo = h[i], l[i]
             pos = ai.open_position()
@@ -209,10 +208,10 @@ class SimEngine:
             if not reached(order, l[i], h[i]):
                 return
             ref = open_ if passed(order, open_) else order.trigger
-            self.s.emit("order_triggered", {"id": order.id, "symbol": ai.symbol,
+            self.e.emit("order_triggered", {"id": order.id, "symbol": ai.symbol,
                                             "trigger": order.trigger, "price": ref,
-                                            "ts": self.s.clock.now()}, ai.symbol)
-            settle_group(self.s, ai, order)
+                                            "ts": self.e.clock.now()}, ai.symbol)
+            settle_group(self.e, ai, order)
             if order.type in LIMIT_AFTER_TRIGGER:
                 if marketable(order.side, order.price, ref):
                     amount = self.fillable(ai, order.remaining, v[i])
@@ -226,10 +225,10 @@ class SimEngine:
             share = 1.0 if v[i] <= 0 else min(1.0, amount / v[i])
             price = fill_price(order, ref, open_, closes[i - 1] if i else open_, l[i], h[i],
                                share, self.config.slippage, ai.market.price_step)
-            reason = shortfall(self.s.state, ai, order, amount, price)
+            reason = shortfall(self.e.state, ai, order, amount, price)
             if reason is not None:  # as an exchange expires a market order it cannot fund
                 self.close_rest(ai, order)
-                self.s.reject(ai, f"{order.type.value} {order.id} fired at {price:g}: "
+                self.e.reject(ai, f"{order.type.value} {order.id} fired at {price:g}: "
                                   f"{reason}", {"id": order.id, "symbol": ai.symbol})
                 return
             self.fill(ai, order, price, amount, taker=True, effective=i)
@@ -241,16 +240,16 @@ class SimEngine:
             if order.type is _TRAIL and not order.triggered:
                 new = trail_to(order, low, high, step)
                 if new is not None:
-                    self.s.emit("trigger_moved", {"id": order.id, "symbol": ai.symbol,
-                                                  "trigger": new, "ts": self.s.clock.now()},
+                    self.e.emit("trigger_moved", {"id": order.id, "symbol": ai.symbol,
+                                                  "trigger": new, "ts": self.e.clock.now()},
                                 ai.symbol)
 
     def liquidate(self, ai: AssetInstance, side: PositionSide, i: int) -> None:
-        trade = liquidation_trade(ai, side, self.s.clock.now(), self.new_id())
-        self.s.emit("liquidation", trade, ai.symbol)
+        trade = liquidation_trade(ai, side, self.e.clock.now(), self.new_id())
+        self.e.emit("liquidation", trade, ai.symbol)
         self.snapshot(i)
 
-    def run(self, start: int, progress: Any = None) -> None:
+    def run(self, start: int, progress: Callable[[int], Any] | None = None) -> None:
         """Step from candle `start` to the end: match open orders, then tick."""
         # a backtest makes many short-lived objects and almost no cycles: the cyclic GC's
         # rescans cost a fifth of a busy run, so it waits until the run is over
@@ -262,13 +261,13 @@ class SimEngine:
             if enabled:
                 gc.enable()
 
-    def _loop(self, start: int, progress: Any) -> None:
+    def _loop(self, start: int, progress: Callable[[int], Any] | None) -> None:
         if self.guard is not None:
             self._guarded_loop(start, progress)
             return
         s = self.s
         tick = s.tick
-        active = s.state.active
+        active = self.e.state.active
         match = self.match
         close = self.close_times
         last = self.n - 1
@@ -283,12 +282,12 @@ class SimEngine:
                 progress(min(lo + CHUNK, last) - lo)
         self._last_candle(start)
 
-    def _guarded_loop(self, start: int, progress: Any) -> None:
+    def _guarded_loop(self, start: int, progress: Callable[[int], Any] | None) -> None:
         """`_loop` with the loss breakers watched at each close, before the tick (see
         guard.py). Its chunks also end where a UTC day begins, to measure the day's start."""
         s = self.s
         tick = s.tick
-        active = s.state.active
+        active = self.e.state.active
         match = self.match
         close = self.close_times
         last = self.n - 1
@@ -296,7 +295,7 @@ class SimEngine:
         assert guard is not None
         w = guard.watch
         check = guard.check
-        days = guard.day_starts(start, last) if s.state.risk.rules.daily_rules else []
+        days = guard.day_starts(start, last) if self.e.state.risk.rules.daily_rules else []
         bounds = sorted({*range(start, last, CHUNK), *days, last})
         fresh = set(days)
         for lo, hi in zip(bounds, bounds[1:]):
@@ -317,6 +316,6 @@ class SimEngine:
         """The last candle is only matched: an order placed at its close could not fill."""
         last = self.n - 1
         if last >= start:
-            if self.s.state.active:
+            if self.e.state.active:
                 self.match(last)
             self.s.i = last
