@@ -211,19 +211,24 @@ def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
     return _submit(s, ai, [(new_order(ai, limit, tp, s.clock.now()), limit)])
 
 
-def after_fill(s: Any, ai: AssetInstance, order: Order) -> None:
-    """What a fill of `order` sets off: its OCO group settles, a done bracket entry
-    places its exits."""
-    if order.group:
-        settle_group(s, ai, order)
-    if order.legs and not order.is_open:
-        release_legs(s, ai, order)
+_SETTLES = frozenset({"trade_created", "trade_emulated", "order_triggered"})
+_CLOSES = frozenset({"order_closed", "order_cancelled_local"})
 
 
-def after_cancel(s: Any, ai: AssetInstance, order: Order) -> None:
-    """A bracket entry cancelled after a partial fill still places exits for that part."""
-    if order.legs and order.filled > 0:
-        release_legs(s, ai, order)
+def follow(e: Any, kind: str, order: Order) -> None:
+    """What an applied event on an order of an OCO group or on a bracket entry sets off,
+    in every mode (`Engine.emit` calls it): a fill or a trigger cancels the rest of the
+    group; a bracket entry that is done (filled, or closed after a partial fill) places
+    its exits. It runs through `executor.soon`: at once where the caller may act (sim,
+    a strategy's call), else right after the engine's loop is free (a stream's fill)."""
+    ai = e.state.assets[order.symbol]
+    if kind in _SETTLES:
+        if order.group:
+            e.executor.soon(lambda: settle_group(e, ai, order))
+        if order.legs and not order.is_open:
+            e.executor.soon(lambda: release_legs(e, ai, order))
+    elif kind in _CLOSES and order.legs and order.filled > 0:
+        e.executor.soon(lambda: release_legs(e, ai, order))
 
 
 HANDLERS: Mapping[Action, Handler] = {

@@ -10,7 +10,6 @@ import numpy as np
 
 from ...core.accounting import liquidation_trade, new_trade, shortfall
 from ...core.instances import AssetInstance
-from ...actions.contingent import after_cancel, after_fill, settle_group
 from ...core.orders import LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, PositionSide, Trade
 from ...core.precision import floor_to_step
 from ...core.triggers import passed, reached, trail_to
@@ -121,8 +120,6 @@ class SimEngine:
         trade = new_trade(ai, order, amount, price, taker, e.clock.now())
         applied = e.emit("trade_created", trade, ai.symbol).trade
         self.snapshot(effective)
-        if order.group or order.legs:
-            after_fill(e, ai, order)
         return applied
 
     def close_rest(self, ai: AssetInstance, order: Order) -> None:
@@ -130,8 +127,6 @@ class SimEngine:
         if order.status is _OPEN:
             self.e.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                          "status": OrderStatus.CANCELED.value}, ai.symbol)
-            if order.legs:
-                after_cancel(self.e, ai, order)
 
     def snapshot(self, effective: int) -> None:
         """Keep the state after a fill, for the equity curve; the guard sets its band anew."""
@@ -211,7 +206,6 @@ class SimEngine:
             self.e.emit("order_triggered", {"id": order.id, "symbol": ai.symbol,
                                             "trigger": order.trigger, "price": ref,
                                             "ts": self.e.clock.now()}, ai.symbol)
-            settle_group(self.e, ai, order)
             if order.type in LIMIT_AFTER_TRIGGER:
                 if marketable(order.side, order.price, ref):
                     amount = self.fillable(ai, order.remaining, v[i])

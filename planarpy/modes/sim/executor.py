@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
-from ...actions.contingent import after_cancel
 from ...core.orders import (CONDITIONAL, Order, OrderStatus, OrderType, Side, TimeInForce, Trade,
                             _Missing,
                             missing)
@@ -136,8 +135,6 @@ class SimExecutor:
         for order in orders:
             emit("order_closed", {"id": order.id, "symbol": ai.symbol, "status": _CANCELED},
                  ai.symbol)
-            if order.legs:
-                after_cancel(self.e, ai, order)
         return True
 
     def set_leverage(self, ai: AssetInstance, req: UpdateLeverage) -> bool:
