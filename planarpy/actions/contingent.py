@@ -220,10 +220,14 @@ def follow(e: Any, kind: str, order: Order) -> None:
     in every mode (`Engine.emit` calls it): a fill or a trigger cancels the rest of the
     group; a bracket entry that is done (filled, or closed after a partial fill) places
     its exits. It runs through `executor.soon`: at once where the caller may act (sim,
-    a strategy's call), else right after the engine's loop is free (a stream's fill)."""
+    a strategy's call), else right after the engine's loop is free (a stream's fill);
+    an executor whose cancels only change local state (`cancels_at_once`: sim, paper)
+    settles the group at once, so that no later price fires the other leg first."""
     ai = e.state.assets[order.symbol]
     if kind in _SETTLES:
-        if order.group:
+        if order.group and getattr(e.executor, "cancels_at_once", False):
+            settle_group(e, ai, order)  # no other trade may fire a leg meanwhile
+        elif order.group:
             e.executor.soon(lambda: settle_group(e, ai, order))
         if order.legs and not order.is_open:
             e.executor.soon(lambda: release_legs(e, ai, order))

@@ -33,6 +33,8 @@ _CANCELED = OrderStatus.CANCELED.value
 class SimExecutor:
     """Executes the orders of one backtest (implements `pipeline.Executor`)."""
 
+    cancels_at_once = True  # a cancel only changes local state: OCO groups settle at once
+
     __slots__ = ("s", "e", "engine", "new_id")
 
     def __init__(self, s: Strategy, engine: SimEngine) -> None:
