@@ -51,10 +51,26 @@ class Idle(Strategy):
         self.errors.append(reason)
 
 
-def start(paper_run, lx):
+class Events:
+    """A trace that keeps the events in a list (what the run records, in order)."""
+
+    def __init__(self):
+        self.events = []
+
+    def record(self, kind, payload, symbol=None, ts=None):
+        self.events.append((kind, payload))
+
+    def close(self):
+        pass
+
+    def of(self, kind):
+        return [p for k, p in self.events if k == kind]
+
+
+def start(paper_run, lx, trace=None):
     from planarpy.modes.paper import start_paper
     run = start_paper(Idle, exchange_url=lx.url, clock=lx.clock, settings={}, stall_after=2.0,
-                      cash=5.0)
+                      cash=5.0, trace=trace)
     paper_run.append(run)
     return run
 
@@ -83,7 +99,8 @@ def step_until(lx, run, done, steps=40):
 
 def test_paper_stop_fires_from_public_trades_and_sells_into_the_book(scripted, paper_run):
     lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
-    run = start(paper_run, lx)
+    trace = Events()
+    run = start(paper_run, lx, trace)
     bought = run.call("market_order", SYM, 1000.0, side="buy")
     held = run.strategy.assets[0].floor_amount(run.strategy.assets[0].balance)
     assert bought and held > 0
@@ -93,7 +110,13 @@ def test_paper_stop_fires_from_public_trades_and_sells_into_the_book(scripted, p
     step_until(lx, run, lambda: len(run.strategy.trades) >= 2)
     sell = run.strategy.trades[-1]
     assert sell.order_id == stop.id and sell.side is Side.SELL and sell.taker
-    assert sell.price < 0.00148 and sell.amount == held
+    assert sell.amount == held
+    # the trade at 0.00149 did not reach the stop; the one at 0.00146 fired it, and the
+    # sell took the streamed book's bids (whatever they were at that moment)
+    (fired,) = trace.of("order_triggered")
+    assert fired["id"] == stop.id and fired["price"] == 0.00146
+    fill = trace.of("trade_created")[-1]
+    assert fill["basis"]["source"] == "book" and fill["basis"]["trigger_trade"][2] == 0.00146
     assert run.state()["assets"][SYM]["orders"] == [] and run.strategy.errors == []
 
 
@@ -112,12 +135,19 @@ def test_paper_oco_target_fills_from_trades_and_cancels_the_stop(scripted, paper
 
 def test_paper_trailing_stop_follows_trades_then_fires(scripted, paper_run):
     lx = scripted([0.00151, 0.00155, 0.00160, 0.00158, 0.00155, 0.00150] + [0.0015] * 30)
-    run = start(paper_run, lx)
+    trace = Events()
+    run = start(paper_run, lx, trace)
     run.call("market_order", SYM, 1000.0, side="buy")
     held = run.strategy.assets[0].floor_amount(run.strategy.assets[0].balance)
     assert run.call("trailing_stop_order", SYM, held, percent=0.02) is missing
     step_until(lx, run, lambda: len(run.strategy.trades) >= 2)
     (sell,) = [t for t in run.strategy.trades if t.side is Side.SELL]
-    # the best trade 0.0016: stop 0.001568; 0.00158 does not reach it, 0.00155 does
-    assert sell.taker and sell.price < 0.001568
-    assert run.strategy.errors == []
+    # armed at the close 0.0015 (stop 0.00147), it follows each trade: 0.00151, 0.00155,
+    # then the best, 0.0016 (stop 0.001568); 0.00158 does not reach it, 0.00155 does
+    moved = [p["trigger"] for p in trace.of("trigger_moved")]
+    assert moved == pytest.approx([0.0014798, 0.001519, 0.001568], abs=1e-12)
+    (fired,) = trace.of("order_triggered")
+    assert fired["price"] == 0.00155 and fired["trigger"] == pytest.approx(0.001568, abs=1e-12)
+    (fill,) = [p for p in trace.of("trade_created") if p["side"] == "sell"]
+    assert fill["basis"]["trigger_trade"][2] == 0.00155 and fill["basis"]["source"] == "book"
+    assert sell.taker and run.strategy.errors == []
