@@ -39,6 +39,7 @@ KINDS: tuple[str, ...] = (
     "risk_measured",
     "order_triggered",
     "trigger_moved",
+    "trigger_late",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
-from ...core.orders import Order, OrderType, Trade, _Missing, missing
+from ...core.orders import CONDITIONAL, Order, OrderType, Trade, _Missing, missing
 from ..runtime.executor import GRACE, SessionExecutor
 from . import orders
 
@@ -38,12 +38,29 @@ class LiveExecutor(SessionExecutor):
         """Send the order and wait up to `waitfor` for its first fill (then, if `synced`,
         look it up); `waitfor=0, synced=False` sends it and returns `missing` at once."""
         session = self.session
+        if order.type in CONDITIONAL and not self._native(ai, order):
+            return self._hold(ai, order)
         wait = self.wait(req.waitfor)
         coro = orders.send(session, ai, order, req.payload(), wait, req.synced)
         if wait <= 0 and not req.synced:  # fire and forget
             session.engine.fire(coro)
             return missing
         return self.block(coro, wait + GRACE, missing, f"{order.type.value}_order")
+
+    def _native(self, ai: AssetInstance, order: Order) -> bool:
+        """Whether the conditional `order` goes to the exchange as its own type (its route
+        is set either way). USD-M's algo orders are not followed yet: emulated there."""
+        native = not ai.market.is_derivative and self.session.venue.native(order) is not None
+        order.route = "native" if native else "emulated"
+        return native
+
+    def _hold(self, ai: AssetInstance, order: Order) -> _Missing:
+        """An emulated conditional order: the engine holds it (created here, nothing sent)
+        and watches the public trades of its asset to fire it (session.watch_triggers)."""
+        session = self.session
+        session.apply_now("order_created", order, ai.symbol)
+        session.engine.fire(session.watch_triggers(ai.symbol))
+        return missing
 
     def cancel(self, ai: AssetInstance, orders_: Sequence[Order], req: CancelOrders) -> bool:
         """Cancel on the exchange by client id; an order still in flight is cancelled once

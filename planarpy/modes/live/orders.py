@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Coroutine, Mapping
 import ccxt
 
 from ...core.instances import AssetInstance
-from ...core.orders import Order, OrderType, Side, TimeInForce, Trade, missing
+from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderType, Side, TimeInForce,
+                            Trade, missing)
 from . import inflight, reports
 from .reconciler import REPLY
 
@@ -28,9 +29,23 @@ REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadS
            ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.InvalidNonce)
 
 
-def _params(session: LiveSession, ai: AssetInstance, order: Order) -> dict[str, Any]:
+def shape(session: LiveSession, order: Order) -> tuple[str, float | None, dict[str, Any]]:
+    """What create_order sends for `order`: ccxt's type, the price and extra params. A
+    native conditional order goes with its venue's trigger parameters; an emulated one
+    that fired goes as the market (or limit) order it has become."""
+    if order.type in CONDITIONAL:
+        if order.route == "native":
+            n = session.venue.native(order)
+            return n.type, n.price, n.params
+        if order.type in LIMIT_AFTER_TRIGGER:
+            return "limit", order.price, {}
+        return "market", None, {}
+    return order.type.value, order.price if order.type is OrderType.LIMIT else None, {}
+
+
+def _params(session: LiveSession, ai: AssetInstance, order: Order, kind: str) -> dict[str, Any]:
     params: dict[str, Any] = session.venue.order_params(order.id)
-    if order.type is OrderType.LIMIT:
+    if kind == "limit":
         if order.tif is TimeInForce.POST_ONLY:
             params["postOnly"] = True
         else:
@@ -107,13 +122,13 @@ async def _send(session: LiveSession, ai: AssetInstance, order: Order, deadline:
     limit (429), after the wait the exchange asked for and within the deadline. Any
     other failure raises: a refusal (REFUSED), or no answer (the outcome is unknown)."""
     loop = asyncio.get_running_loop()
-    price = order.price if order.type is OrderType.LIMIT else None
+    kind, price, extra = shape(session, order)
+    params = {**_params(session, ai, order, kind), **extra}
     attempt = 0
     while True:
         try:
-            return await session.request("create_order", ai.symbol, order.type.value,
-                                         order.side.value, order.amount, price,
-                                         _params(session, ai, order))
+            return await session.request("create_order", ai.symbol, kind, order.side.value,
+                                         order.remaining, price, params)
         except ccxt.InvalidOrder as e:
             # a try before this one did reach the exchange after all: its order is ours
             if attempt and session.venue.is_duplicate(e):

@@ -1,0 +1,117 @@
+"""Conditional orders in live mode against the local exchange, through the real ccxt client:
+native on the exchange where the venue holds the type, emulated by the engine otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planarpy import Side, missing
+from planarpy.core.orders import OrderType
+from planarpy.data.sample import sample_markets
+from planarpy.localexchange import Clock, Feed
+
+from livekit import Quiet, eventually, live, raw_client
+
+SYM = "XRP/ETH"
+T0 = 1_700_000_400_000 // 3_600_000 * 3_600_000
+STEP = 10_000
+
+
+def tape(path):
+    """An hour of trades at 0.0015 every 10 s before T0, then `path`, one every 10 s."""
+    hist = [0.0015] * 360
+    prices = hist + list(path)
+    ts = T0 + STEP * (np.arange(len(prices), dtype=np.int64) - len(hist) + 1)
+    return Feed(ts, np.array(prices), np.full(len(prices), 400.0), np.zeros(len(prices), bool))
+
+
+@pytest.fixture
+def scripted(local_exchange_factory):
+    def make(path):
+        m = sample_markets("binance")[SYM]
+        return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
+                                      data={SYM: tape(path)})
+    return make
+
+
+class Events:
+    """A trace keeping the events in a list, in the order the run recorded them."""
+
+    def __init__(self):
+        self.events = []
+
+    def record(self, kind, payload, symbol=None, ts=None):
+        self.events.append((kind, payload))
+
+    def close(self):
+        pass
+
+    def of(self, kind):
+        return [p for k, p in self.events if k == kind]
+
+
+def step_until(lx, done, steps=40):
+    for _ in range(steps):
+        if done():
+            return
+        lx.step(STEP)
+        try:
+            eventually(done, timeout=0.3)
+        except AssertionError:
+            pass
+    eventually(done, timeout=10)
+
+
+def sells(run):
+    return [t for t in run.strategy.fills if t.side is Side.SELL]
+
+
+def bought(run, trade):
+    """What a market buy left to sell (the fee is taken in the base on Binance spot)."""
+    return run.strategy.assets[0].floor_amount(trade.amount - trade.fee)
+
+
+def test_live_spot_stop_is_native_on_the_exchange_and_fills_there(scripted):
+    lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        assert run.call("stop_order", SYM, amount, 0.00148) is missing
+        (stop,) = run.strategy.assets[0].orders.values()
+        assert stop.route == "native" and stop.type is OrderType.STOP_MARKET
+        created = [p for p in trace.of("order_created") if p["id"] == stop.id]
+        assert created[0]["route"] == "native"
+        ex = raw_client(lx)
+        (on_exchange,) = ex.fetch_open_orders(SYM)
+        assert on_exchange["info"]["type"] == "STOP_LOSS" and on_exchange["triggerPrice"] == 0.00148
+        assert on_exchange["info"]["clientOrderId"] == stop.id
+        step_until(lx, lambda: sells(run))
+        (sell,) = sells(run)
+        assert sell.order_id == stop.id and sell.side is Side.SELL and sell.amount == amount
+        eventually(lambda: not run.strategy.assets[0].orders)
+        assert run.strategy.errors == []
+
+
+def test_live_trailing_stop_is_emulated_and_sent_when_it_fires(scripted):
+    """Binance spot has no trailing stop the venue uses: the engine holds it, follows the
+    public trades, and sends a market sell under the order's own id when it fires."""
+    lx = scripted([0.00151, 0.00155, 0.00160, 0.00158, 0.00155, 0.00150] + [0.0015] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        assert run.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+        (stop,) = run.strategy.assets[0].orders.values()
+        assert stop.route == "emulated"
+        ex = raw_client(lx)
+        assert ex.fetch_open_orders(SYM) == []  # nothing on the exchange while it waits
+        step_until(lx, lambda: sells(run))
+        (sell,) = sells(run)
+        assert sell.order_id == stop.id and sell.side is Side.SELL and sell.taker
+        (fired,) = trace.of("order_triggered")
+        assert fired["price"] == 0.00155 and fired["client_id"] == stop.id
+        assert fired["trigger"] == pytest.approx(0.001568, abs=1e-12)
+        (sent,) = [t for t in ex.fetch_my_trades(SYM) if t["side"] == "sell"]
+        order = ex.fetch_order(sent["order"], SYM)
+        assert order["info"]["clientOrderId"] == stop.id and order["type"] == "market"
+        eventually(lambda: not run.strategy.assets[0].orders)
