@@ -115,3 +115,28 @@ def test_live_trailing_stop_is_emulated_and_sent_when_it_fires(scripted):
         order = ex.fetch_order(sent["order"], SYM)
         assert order["info"]["clientOrderId"] == stop.id and order["type"] == "market"
         eventually(lambda: not run.strategy.assets[0].orders)
+
+
+def test_a_restart_rearms_the_emulated_orders_left_open(scripted, tmp_path):
+    """A run stops (on_stop "keep") with an emulated trailing stop open; the next run on
+    the same trace creates it again (the same id and stop) and fires it."""
+    from planarpy.trace import EventTrace
+
+    lx = scripted([0.00151, 0.0015, 0.00149, 0.00146, 0.00145] + [0.00145] * 30)
+    path = tmp_path / "t"
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as first:
+            amount = bought(first, first.call("market_order", SYM, 1000.0, side="buy"))
+            assert first.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+            (stop,) = first.strategy.assets[0].orders.values()
+            lx.step(STEP)  # 0.00151: the stop follows to 0.0014798
+            eventually(lambda: stop.trigger > 0.00147)
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as second:
+            (again,) = second.strategy.assets[0].orders.values()
+            assert (again.id, again.route, again.type) == (stop.id, "emulated",
+                                                           OrderType.TRAILING_STOP)
+            assert again.trigger == stop.trigger and second.state()["assets"][SYM]["orders"]
+            step_until(lx, lambda: sells(second))
+            (sell,) = sells(second)
+            assert sell.order_id == stop.id and sell.amount == amount

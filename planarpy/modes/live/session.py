@@ -83,6 +83,7 @@ class LiveSession(Session):
         await self.sync()
         await self.refresh_candles()
         await self.carry_over(trace_tail, measurements=True)
+        await emulation.rearm(self, trace_tail)
         await self.start_strategy()
         self.watchers["balance"] = Watcher(
             self, "balance", self.stream("watch_balance"), self._fetch_balance,
