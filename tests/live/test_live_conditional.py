@@ -140,3 +140,42 @@ def test_a_restart_rearms_the_emulated_orders_left_open(scripted, tmp_path):
             step_until(lx, lambda: sells(second))
             (sell,) = sells(second)
             assert sell.order_id == stop.id and sell.amount == amount
+
+
+def test_an_emulated_stop_reached_while_the_stream_is_silent_fires_late_and_alerts(scripted):
+    """The public trades stream goes silent while the price falls through an emulated
+    trailing stop; the REST fetch after the stall shows where the market went: the stop
+    fires at once, at the market, and the run is told (trigger_late)."""
+    lx = scripted([0.00151, 0.0015, 0.00149, 0.00146, 0.00145] + [0.00145] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        assert run.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+        eventually(lambda: "triggers:XRP/ETH" in run.session.watchers)
+        lx.faults.update({"stall_public": True})
+        for _ in range(4):  # 0.00151, 0.0015, 0.00149, 0.00146: through the stop, unseen
+            lx.step(STEP)
+        eventually(lambda: sells(run), timeout=15)
+        (late,) = trace.of("trigger_late")
+        assert "may have fired while the stream was down" in late["message"]
+        assert [w for w, _ in run.strategy.seen_errors if w == "trigger_late:XRP/ETH"]
+        (sell,) = sells(run)
+        assert sell.amount == amount
+
+
+def test_a_native_stop_that_fires_while_the_user_stream_is_silent_is_found_by_rest(scripted):
+    lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        assert run.call("stop_order", SYM, amount, 0.00148) is missing
+        (stop,) = run.strategy.assets[0].orders.values()
+        lx.faults.update({"stall_user": True})
+        for _ in range(4):  # the exchange fires and fills the stop; no stream says so
+            lx.step(STEP)
+        eventually(lambda: sells(run), timeout=15)
+        assert sells(run)[0].order_id == stop.id
+        sources = {m["source"] for m in trace.of("exchange_message")
+                   if m["events"] and "trade_created" in m["events"]
+                   and m["data"].get("side") == "sell"}
+        assert sources == {"rest"}
