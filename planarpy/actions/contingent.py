@@ -169,6 +169,14 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
         OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT) else old.price
     new = StopOrder(ai, old.remaining, req.trigger, old.side, limit, kind, old.pos,
                     old.reduce_only, old.group)
+    ex = s.executor
+    if getattr(ex, "replaces", None) is not None:  # live: the venue's atomic cancel-replace
+        order = stop_order(s, ai, new, ex.mark(ai))
+        if order.__class__ is not str and ex.replaces(old, order):
+            if not admit(s, ai, order, new):  # type: ignore[arg-type]
+                return None
+            order.id = ex.new_id()  # type: ignore[union-attr]
+            return ex.replace(ai, old, order, new)
     result = place_stop(s, new)
     if result is not None and old.is_open:
         s.executor.cancel(ai, [old], CancelOrders(ai, ids=(old.id,)))

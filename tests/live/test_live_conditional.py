@@ -179,3 +179,27 @@ def test_a_native_stop_that_fires_while_the_user_stream_is_silent_is_found_by_re
                    if m["events"] and "trade_created" in m["events"]
                    and m["data"].get("side") == "sell"}
         assert sources == {"rest"}
+
+
+def test_amending_a_native_stop_uses_cancel_replace_so_a_stop_is_always_there(scripted):
+    """amend_stop on Binance spot is one cancelReplace: the exchange's own order log (its
+    user stream, in order) shows the new stop's NEW right after the old one's CANCELED,
+    within one engine step, with no trade between; the base stays held throughout."""
+    lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
+    log = []
+    lx.engine.listeners.append(lambda ev: log.append(ev.payload)
+                               if getattr(ev, "payload", {}).get("e") == "executionReport"
+                               else None)
+    with live(lx) as run:
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        assert run.call("stop_order", SYM, amount, 0.00145) is missing
+        (old,) = run.strategy.assets[0].orders.values()
+        assert run.call("amend_stop", SYM, old.id, 0.00148) is missing
+        (new,) = run.strategy.assets[0].orders.values()
+        assert new.id != old.id and new.trigger == 0.00148 and new.route == "native"
+        stops = [(e["c"] if e["x"] != "CANCELED" else e["C"], e["x"]) for e in log
+                 if e["o"] == "STOP_LOSS"]
+        assert stops == [(old.id, "NEW"), (old.id, "CANCELED"), (new.id, "NEW")]
+        assert raw_client(lx).fetch_balance()["XRP"]["used"] == amount
+        step_until(lx, lambda: sells(run))  # 0.00146 fires the new stop (not the old)
+        assert sells(run)[0].order_id == new.id

@@ -128,6 +128,12 @@ class Venue:
         between exchanges, so a venue module says what its exchange does natively."""
         return None
 
+    def replacement(self, order: Order) -> Native | None:
+        """How to move the native conditional `order` in one request that cancels the old
+        one and places it (ccxt's edit_order as the exchange's atomic cancel-replace), or
+        None when the exchange has none: then the new one is placed first."""
+        return None
+
     def conditional_params(self, order: Order) -> dict[str, Any]:
         """Params that name a native conditional order in fetch_order / cancel_order."""
         return {}

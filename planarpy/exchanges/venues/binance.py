@@ -18,7 +18,8 @@
 - Conditional orders native on the exchange: spot STOP_LOSS(_LIMIT) and
   TAKE_PROFIT(_LIMIT) (ccxt's `stopLossPrice` / `takeProfitPrice`); USD-M also
   TRAILING_STOP_MARKET by a percentage of 0.1 to 10 in steps of 0.1 (`trailingPercent`,
-  `trailingTriggerPrice` for the activation). USD-M conditional orders are algo orders:
+  `trailingTriggerPrice` for the activation); spot moves them with cancelReplace
+  (ccxt's edit_order, the Binance type and `triggerPrice`). USD-M conditional orders are algo orders:
   fetched and cancelled with `trigger`. A spot trailing stop, or one by a price offset,
   is emulated.
 """
@@ -131,6 +132,14 @@ class Binance(Venue):
         if order.activation:
             params["trailingTriggerPrice"] = order.activation
         return Native("market", None, params)
+
+    def replacement(self, order: Order) -> Native | None:
+        if self.futures or order.type is OrderType.TRAILING_STOP:
+            return None
+        kind = ("STOP_LOSS" if order.type in STOPS else "TAKE_PROFIT") + (
+            "_LIMIT" if order.type in LIMIT_AFTER_TRIGGER else "")
+        price = order.price if order.type in LIMIT_AFTER_TRIGGER else None
+        return Native(kind, price, {"triggerPrice": order.trigger})
 
     def conditional_params(self, order: Order) -> dict[str, Any]:
         return {"trigger": True} if self.futures else {}

@@ -62,6 +62,19 @@ class LiveExecutor(SessionExecutor):
         session.engine.fire(session.watch_triggers(ai.symbol))
         return missing
 
+    def replaces(self, old: Order, new: Order) -> bool:
+        """Whether the native stop `old` moves to `new` in one cancel-replace request (the
+        venue has one); else the new stop is placed first and the old one cancelled."""
+        return old.route == "native" and self.session.venue.replacement(new) is not None
+
+    def replace(self, ai: AssetInstance, old: Order, new: Order,
+                req: OrderRequest) -> Trade | _Missing | None:
+        """Move the native stop `old` to `new` (see orders.replace)."""
+        new.route = "native"
+        session = self.session
+        return self.block(orders.replace(session, ai, old, new, req.payload()),
+                          session.waitfor + GRACE, missing, "amend_stop")
+
     def cancel(self, ai: AssetInstance, orders_: Sequence[Order], req: CancelOrders) -> bool:
         """Cancel on the exchange by client id; an order still in flight is cancelled once
         the exchange knows it (see orders.cancel)."""

@@ -142,6 +142,44 @@ async def _send(session: LiveSession, ai: AssetInstance, order: Order, deadline:
             await asyncio.sleep(wait)
 
 
+async def replace(session: LiveSession, ai: AssetInstance, old: Order, new: Order,
+                  request: Mapping[str, Any]) -> Trade | Any | None:
+    """Move a native stop with the venue's cancel-replace: one request that cancels `old`
+    and places `new`, so the exchange holds one or the other at every trade. Refused
+    before the cancel: `old` stays. If the exchange cancelled `old` but refused `new`
+    (Binance's "partially failed"), `old` is placed again at once and the call says so."""
+    order = (await session.emit("order_created", new, ai.symbol)).order or new
+    session.watch_orders(ai.symbol)
+    how = session.venue.replacement(order)
+    params = {**how.params, "cancelOrigClientOrderId": old.id,
+              **session.venue.order_params(order.id)}
+    params["newClientOrderId"] = order.id
+    try:
+        reply = await session.request("edit_order", None, ai.symbol, how.type,
+                                      order.side.value, order.remaining, how.price, params)
+    except REFUSED as e:
+        await _fail(session, ai, order, request, session.describe(e))
+        if "partially failed" in str(e):  # the old stop is gone: put it back
+            await session.emit("order_closed", {"id": old.id, "symbol": ai.symbol,
+                                                "status": "canceled"}, ai.symbol)
+            await _replant(session, ai, old)
+        return None
+    await session.emit("order_closed", {"id": old.id, "symbol": ai.symbol,
+                                        "status": "canceled"}, ai.symbol)
+    await reports.on_order(session, reply, REPLY)
+    return _result(session, order)
+
+
+async def _replant(session: LiveSession, ai: AssetInstance, old: Order) -> None:
+    """Place a stop like `old` again under a new client id."""
+    import attrs
+
+    again = attrs.evolve(old, id=session.new_client_id(), filled=0.0, cost=0.0, fee=0.0,
+                         committed=0.0, amount=old.remaining)
+    again.status = old.status.__class__("open")
+    await submit(session, ai, again, {"type": again.type.value, "replant": old.id}, 0.0, False)
+
+
 async def _fail(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
                 reason: str) -> None:
     if order.is_open:
