@@ -11,7 +11,7 @@ from planarpy.core.orders import OrderType
 from planarpy.data.sample import sample_markets
 from planarpy.localexchange import Clock, Feed
 
-from livekit import Quiet, eventually, live, raw_client
+from livekit import Quiet, eventually, live, never, raw_client
 
 SYM = "XRP/ETH"
 T0 = 1_700_000_400_000 // 3_600_000 * 3_600_000
@@ -203,3 +203,18 @@ def test_amending_a_native_stop_uses_cancel_replace_so_a_stop_is_always_there(sc
         assert raw_client(lx).fetch_balance()["XRP"]["used"] == amount
         step_until(lx, lambda: sells(run))  # 0.00146 fires the new stop (not the old)
         assert sells(run)[0].order_id == new.id
+
+
+def test_cancelling_an_emulated_stop_is_local_and_it_never_fires(scripted):
+    lx = scripted([0.00151, 0.0015, 0.00149, 0.00146, 0.00145] + [0.00145] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        assert run.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+        requests = len(trace.of("request_sent"))
+        assert run.call("cancel_orders", SYM) is True
+        assert not run.strategy.assets[0].orders and run.strategy.assets[0].committed == 0
+        assert [p["method"] for p in trace.of("request_sent")[requests:]] == []
+        for _ in range(5):
+            lx.step(STEP)
+        assert never(lambda: sells(run), 1.0)

@@ -77,10 +77,18 @@ class LiveExecutor(SessionExecutor):
 
     def cancel(self, ai: AssetInstance, orders_: Sequence[Order], req: CancelOrders) -> bool:
         """Cancel on the exchange by client id; an order still in flight is cancelled once
-        the exchange knows it (see orders.cancel)."""
+        the exchange knows it (see orders.cancel). An emulated order that has not fired
+        is on no exchange: it is closed here."""
         session = self.session
+        held = [o for o in orders_ if o.route == "emulated" and not o.triggered]
+        for order in held:
+            session.apply_now("order_closed", {"id": order.id, "symbol": ai.symbol,
+                                               "status": "canceled"}, ai.symbol)
+        sent = [o.id for o in orders_ if o not in held]
+        if not sent:
+            return True
         wait = self.wait(req.waitfor)
-        coro = orders.cancel(session, ai, None, [o.id for o in orders_], waitfor=wait,
+        coro = orders.cancel(session, ai, None, sent, waitfor=wait,
                              confirm=req.confirm or req.synced)
         return bool(self.block(coro, wait + GRACE, False, "cancel_orders"))
 

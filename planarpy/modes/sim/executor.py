@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
 from ...core.orders import (CONDITIONAL, Order, OrderStatus, OrderType, Side, TimeInForce, Trade,
-                            _Missing,
-                            missing)
+                            _Missing, missing)
 from ...core.precision import ceil_to_step, floor_to_step
 from ...core.risk import TradingState
 from .engine import SimEngine
