@@ -218,3 +218,24 @@ def test_cancelling_an_emulated_stop_is_local_and_it_never_fires(scripted):
         for _ in range(5):
             lx.step(STEP)
         assert never(lambda: sells(run), 1.0)
+
+
+def test_live_oco_limit_leg_on_the_exchange_stop_leg_emulated(scripted):
+    """An OCO pair on spot: the limit leg rests on the exchange; the stop leg is held by
+    the engine (both on the exchange would hold the base twice). When the stop fires, the
+    limit leg is cancelled on the exchange first, then the market sell goes."""
+    lx = scripted([0.00151, 0.0015, 0.00149, 0.00146, 0.00145] + [0.00145] * 30)
+    with live(lx) as run:
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        assert run.call("oco_order", SYM, amount, price=0.0016, stop=0.00147) is missing
+        legs = {o.type: o for o in run.strategy.assets[0].orders.values()}
+        limit, stop = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
+        assert stop.route == "emulated" and limit.group == stop.group
+        ex = raw_client(lx)
+        (resting,) = ex.fetch_open_orders(SYM)
+        assert resting["info"]["clientOrderId"] == limit.id
+        step_until(lx, lambda: sells(run))
+        (sell,) = sells(run)
+        assert sell.order_id == stop.id and sell.amount == amount
+        assert ex.fetch_order(resting["id"], SYM)["status"] == "canceled"
+        eventually(lambda: not run.strategy.assets[0].orders)

@@ -77,6 +77,11 @@ async def on_trades(session: Any, symbol: str, trades: Any, late: bool) -> None:
         await session.record("trigger_late", {"symbol": symbol, "message": message}, symbol)
         session.tell_error(f"trigger_late:{symbol}", message)
     for order in fired:
+        others = [o.id for o in ai.orders.values()
+                  if o.group == order.group and o is not order and o.is_open]
+        if others:  # the other OCO leg goes first: on the exchange it holds the funds
+            await orders.cancel(session, ai, None, others, waitfor=session.waitfor,
+                                confirm=True)
         request = {"type": order.type.value, "symbol": symbol, "trigger": order.trigger,
                    "emulated": True}
         await orders.submit(session, ai, order, request, 0.0, False)
