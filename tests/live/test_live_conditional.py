@@ -3,52 +3,18 @@ native on the exchange where the venue holds the type, emulated by the engine ot
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from planarpy import Side, missing
 from planarpy.core.orders import OrderType
-from planarpy.data.sample import sample_markets
-from planarpy.localexchange import Clock, Feed
 
-from livekit import Quiet, eventually, live, never, raw_client
-
-SYM = "XRP/ETH"
-T0 = 1_700_000_400_000 // 3_600_000 * 3_600_000
-STEP = 10_000
-
-
-def tape(path):
-    """An hour of trades at 0.0015 every 10 s before T0, then `path`, one every 10 s."""
-    hist = [0.0015] * 360
-    prices = hist + list(path)
-    ts = T0 + STEP * (np.arange(len(prices), dtype=np.int64) - len(hist) + 1)
-    return Feed(ts, np.array(prices), np.full(len(prices), 400.0), np.zeros(len(prices), bool))
+from livekit import eventually, live, never, raw_client
+from tapekit import STEP, SYM, Events, scripted_exchange
 
 
 @pytest.fixture
 def scripted(local_exchange_factory):
-    def make(path):
-        m = sample_markets("binance")[SYM]
-        return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
-                                      data={SYM: tape(path)})
-    return make
-
-
-class Events:
-    """A trace keeping the events in a list, in the order the run recorded them."""
-
-    def __init__(self):
-        self.events = []
-
-    def record(self, kind, payload, symbol=None, ts=None):
-        self.events.append((kind, payload))
-
-    def close(self):
-        pass
-
-    def of(self, kind):
-        return [p for k, p in self.events if k == kind]
+    return lambda path: scripted_exchange(local_exchange_factory, path)
 
 
 def step_until(lx, done, steps=40):

@@ -3,36 +3,18 @@ of a local exchange replaying a scripted tape, filled from its book."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from planarpy import Side, Strategy, missing
 from planarpy.core.orders import OrderType
-from planarpy.data.sample import sample_markets
-from planarpy.localexchange import Clock, Feed
 
 from livekit import eventually
-
-SYM = "XRP/ETH"
-T0 = 1_700_000_400_000 // 3_600_000 * 3_600_000
-STEP = 10_000
-
-
-def tape(path):
-    """An hour of trades at 0.0015 every 10 s before T0, then `path` one every 10 s."""
-    hist = [0.0015] * 360
-    prices = hist + list(path)
-    ts = T0 + STEP * (np.arange(len(prices), dtype=np.int64) - len(hist) + 1)
-    return Feed(ts, np.array(prices), np.full(len(prices), 400.0), np.zeros(len(prices), bool))
+from tapekit import STEP, SYM, Events, scripted_exchange
 
 
 @pytest.fixture
 def scripted(local_exchange_factory):
-    def make(path):
-        m = sample_markets("binance")[SYM]
-        return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
-                                      data={SYM: tape(path)})
-    return make
+    return lambda path: scripted_exchange(local_exchange_factory, path)
 
 
 class Idle(Strategy):
@@ -49,22 +31,6 @@ class Idle(Strategy):
 
     def on_order_error(self, ai, reason, request):
         self.errors.append(reason)
-
-
-class Events:
-    """A trace that keeps the events in a list (what the run records, in order)."""
-
-    def __init__(self):
-        self.events = []
-
-    def record(self, kind, payload, symbol=None, ts=None):
-        self.events.append((kind, payload))
-
-    def close(self):
-        pass
-
-    def of(self, kind):
-        return [p for k, p in self.events if k == kind]
 
 
 def start(paper_run, lx, trace=None):
