@@ -8,11 +8,11 @@ applied at once (so no later trade fires it twice), then the order is sent as th
 (or limit) order it has become, under its own id as the client order id: the exchange's
 reports of that order are the conditional order's fills.
 
-A restart on the trace of earlier runs re-arms the emulated orders they left open
-(`rearm`): the order events of those runs are applied to a scratch state, and what is
-still open and not fired there is created again in the new run (the same id, trigger,
-trailing reference and group) and watched. One that had fired was sent under its own id:
-the start-up sync finds it on the exchange like any order.
+A restart on the trace of earlier runs re-arms the emulated orders they left open: the
+run's resume (resume.py) carries them over like any open order (the same id, trigger,
+trailing reference and group) but asks no exchange about them, and `rearm` watches
+their trades again. One that had fired was sent under its own id: the resume settles it
+on the exchange like any order.
 
 When the stream stalls or comes back after a loss, the watcher fetches the recent trades
 by REST. Their range is where the market went while nobody watched: an order that range
@@ -22,11 +22,9 @@ reaches fires now, at the last price, and the run is told (`trigger_late` in the
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from ...core.apply import apply_event, order_payload
-from ...core.instances import AssetInstance, State
+from ...core.instances import AssetInstance
 from ...core.orders import Order
 from ..runtime import triggers
 from ..runtime.watchers import Watcher
@@ -97,41 +95,11 @@ def _trigger(session: Any, ai: AssetInstance, order: Order, price: float,
     fired.append(order)
 
 
-ORDER_KINDS = ("order_created", "order_updated", "order_closed", "order_cancelled_local",
-               "order_triggered", "trigger_moved", "trade_created", "trade_emulated")
-REARM_WINDOW = 10_000  # the newest order events of earlier runs read at a restart
 
-
-def left_open(events: Iterable[Mapping[str, Any]], state: State) -> list[Order]:
-    """The emulated conditional orders that `events` (the order events of earlier runs,
-    oldest first) leave open and not fired, applied on a scratch copy of `state`'s
-    markets."""
-    scratch = State(state.quote, 0.0, assets={sym: AssetInstance(ai.market)
-                                             for sym, ai in state.assets.items()})
-    for ev in events:
-        payload = ev.get("payload") or {}
-        if ev["kind"] == "order_created" and payload.get("route") != "emulated":
-            continue
-        if payload.get("symbol") in scratch.assets:
-            apply_event(scratch, ev["kind"], payload)
-    return [o for ai in scratch.assets.values() for o in triggers.held(ai)]
-
-
-async def rearm(session: Any, tail: Callable[..., list[dict[str, Any]]]) -> list[Order]:
-    """Create again, and watch, the emulated orders the trace's earlier runs left open."""
-    import asyncio
-
-    path = getattr(session.recorder, "path", None)
-    if path is None:
-        return []
-    events = await asyncio.to_thread(tail, Path(str(path)), REARM_WINDOW, list(ORDER_KINDS))
-    orders_ = left_open(events, session.e.state)
-    if not orders_:
-        return []
-    async with session.engine.mutating():
-        for order in orders_:
-            if order.id not in session.e.state.assets[order.symbol].orders:
-                session.apply_now("order_created", order_payload(order), order.symbol)
-    for sym in {o.symbol for o in orders_}:
+async def rearm(session: Any) -> list[Order]:
+    """Watch again the emulated orders the run holds at its start (carried over from the
+    earlier runs of its trace); returns them."""
+    held = [o for ai in session.e.assets for o in triggers.held(ai) if o.route == "emulated"]
+    for sym in {o.symbol for o in held}:
         await watch(session, sym)
-    return orders_
+    return held
