@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     params = parse_items(cls, args.param)
     handle = live_run(cls, exchange=args.exchange, exchange_url=args.exchange_url, keys=keys,
                       settings=cfg, tick_interval=args.tick_interval, waitfor=args.waitfor,
-                      on_stop=args.on_stop, stop_timeout=args.stop_timeout, params=params)
+                      on_stop=args.on_stop, stop_timeout=args.stop_timeout, params=params,
+                      trace=None)  # opened below, under --trace-dir
     handle.session.recorder = open_trace(args, cls.__name__, xcfg.id, keys)
     return run_handle(handle, args)

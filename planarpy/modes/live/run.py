@@ -12,10 +12,11 @@ from typing import Any, Mapping
 import ccxt
 
 from ...config import load_config
-from ...core.errors import ExchangeRequestError
+from ...core.errors import ConfigError, ExchangeRequestError
 from ...exchanges import ApiKeys, load_keys
 from ...strategy import Strategy
 from ..runtime.handle import RunHandle, run_setup
+from ...trace.writer import run_trace
 from ..runtime.stopping import mode_tables
 from .handlers import HANDLERS
 from .session import LiveSession
@@ -39,7 +40,7 @@ class LiveRun(RunHandle):
 
 def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
              exchange: str | None = None, keys: ApiKeys | None = None,
-             settings: Mapping[str, Any] | None = None, trace: Any = None,
+             settings: Mapping[str, Any] | None = None, trace: Any = "auto",
              on_stop: str | None = None, stop_timeout: float | None = None,
              cancel_on_stop: bool = False, close_on_stop: bool = False,
              **options: Any) -> LiveRun:
@@ -50,12 +51,25 @@ def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
                                 on_stop=on_stop, stop_timeout=stop_timeout,
                                 cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
     keys = keys if keys is not None else load_keys(xcfg.keys or xcfg.name)
+    if not keys:
+        raise ConfigError(missing_keys(xcfg.keys or xcfg.name))
     general, own = mode_tables(settings, "live", cls.__name__)
     hand = own.get("hand_orders", general.get("hand_orders"))
     if hand is not None:
         options.setdefault("hand_orders", hand)
-    return LiveRun(LiveSession(cls, xcfg, keys, recorder=trace, handlers=HANDLERS, **stop,
-                               **options))
+    session = LiveSession(cls, xcfg, keys, handlers=HANDLERS, **stop, **options)
+    session.recorder = run_trace(trace, cls.__name__, xcfg.id,
+                                 redact=[v for v in (keys.api_key, keys.secret, keys.password) if v])
+    return LiveRun(session)
+
+
+def missing_keys(account: str) -> str:
+    """What to do when account `account` has no API keys."""
+    env = f"PLANARPY_{account.upper().replace('-', '_')}"
+    return (f"no API keys for exchange account {account!r}: set {env}_API_KEY and {env}_SECRET, "
+            f"or write user/keys/{account}.toml with apiKey and secret, or pass "
+            "keys=ApiKeys(api_key, secret) (the local exchange's: `planarpy exchange serve` "
+            "prints them)")
 
 
 def start_live(strategy: type[Strategy] | str, *, timeout: float = 60.0,
@@ -64,8 +78,12 @@ def start_live(strategy: type[Strategy] | str, *, timeout: float = 60.0,
 
     `exchange` names the [exchanges.NAME] table (default: the strategy's exchange id);
     `exchange_url` points every endpoint elsewhere (a testnet, the local exchange);
-    `keys` are ApiKeys (default: loaded for the exchange); `settings` is planar.toml's
-    content (default: read). `trace` is an EventTrace (or anything with record/close).
+    `keys` are ApiKeys (default: loaded for the exchange account: PLANARPY_<NAME>_API_KEY
+    and _SECRET, else user/keys/<name>.toml; ConfigError saying so when there are none);
+    `settings` is planar.toml's content (default: read). `trace`: "auto" (the default)
+    records to traces/STRATEGY/EXCHANGE ($PLANARPY_TRACES, else under the current
+    directory) as the command line does; an EventTrace (or anything with record/close)
+    records there; None records nothing.
     `on_stop` ("keep", "cancel" or "close"; `cancel_on_stop=True` and
     `close_on_stop=True` are older spellings) and `stop_timeout` (seconds) default to
     planar.toml's (see `planarpy.modes.runtime.stopping`). Other options go to

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from ...strategy import Strategy
 from ..runtime.handle import RunHandle, run_setup
+from ...trace.writer import run_trace
 from .handlers import HANDLERS
 from .session import PaperSession
 
@@ -28,7 +29,7 @@ class PaperRun(RunHandle):
 
 def paper_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
               exchange: str | None = None, settings: Mapping[str, Any] | None = None,
-              cash: float | None = None, trace: Any = None, on_stop: str | None = None,
+              cash: float | None = None, trace: Any = "auto", on_stop: str | None = None,
               stop_timeout: float | None = None, cancel_on_stop: bool = False,
               close_on_stop: bool = False, **options: Any) -> PaperRun:
     """The handle of a paper run of `strategy`, not started yet (`start()` starts it); the
@@ -36,8 +37,9 @@ def paper_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None
     cls, xcfg, stop = run_setup(strategy, "paper", settings, exchange, exchange_url,
                                 on_stop=on_stop, stop_timeout=stop_timeout,
                                 cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
-    return PaperRun(PaperSession(cls, xcfg, recorder=trace, cash=cash, handlers=HANDLERS, **stop,
-                                 **options))
+    session = PaperSession(cls, xcfg, cash=cash, handlers=HANDLERS, **stop, **options)
+    session.recorder = run_trace(trace, cls.__name__, xcfg.id)
+    return PaperRun(session)
 
 
 def start_paper(strategy: type[Strategy] | str, *, timeout: float = 60.0,
@@ -47,8 +49,8 @@ def start_paper(strategy: type[Strategy] | str, *, timeout: float = 60.0,
     Market data comes from the exchange's public endpoints (no keys); orders are filled by
     planarpy. `cash` overrides the strategy's `initial_cash`. `exchange` names the
     [exchanges.NAME] table (default: the strategy's exchange id); `exchange_url` points every
-    endpoint elsewhere (the local exchange). `trace` is an EventTrace (or anything with
-    record/close). `on_stop` and `stop_timeout` are as for `start_live`. Other options go
+    endpoint elsewhere (the local exchange). `trace` is as for `start_live`: "auto" (the
+    default) records to traces/STRATEGY/EXCHANGE, None records nothing. `on_stop` and `stop_timeout` are as for `start_live`. Other options go
     to PaperSession (tick_interval, stall_after, candles, depth, market_every, waitfor,
     observers, params, clock, backlog, close_delay; see `runtime.Session` for how ticks
     happen).
