@@ -20,6 +20,7 @@ from typing import Any, Literal, Mapping
 import attrs
 
 from ..core.apply import apply_event
+from ..core.display import html_table, num
 from ..core.events import KIND_CODES
 from ..core.instances import AssetInstance, State
 from .layout import TraceError, load_root
@@ -47,6 +48,23 @@ class ReplayReport:
     @property
     def ok(self) -> bool:
         return not self.differences and not self.problems
+
+    def __repr__(self) -> str:
+        verdict = "ok" if self.ok else f"{len(self.problems)} problem(s), {len(self.differences)} difference(s)"
+        return (f"<ReplayReport run {self.run}: {self.events} events, "
+                f"{len(self.state.trades)} trades, {verdict}>")
+
+    def _repr_html_(self) -> str:
+        st = self.state
+        rows = [("run", str(self.run)), ("events", str(self.events)),
+                ("verdict", "the state matches" if self.ok else "NOT OK"),
+                ("cash", f"{num(st.cash)} {st.quote} (committed {num(st.committed)})"),
+                ("trades", str(len(st.trades))), ("trading", st.risk.trading.value)]
+        rows += [(sym, repr(ai)[1:-1].split(" ", 2)[2]) for sym, ai in st.assets.items()]
+        rows += [("params", ", ".join(f"{k}={v}" for k, v in self.params.items()))] if self.params else []
+        lines = [["what", "detail"]] + [["problem", p] for p in self.problems] + \
+            [["difference", d] for d in self.differences] + [["note", n] for n in self.notes]
+        return html_table("Replay", rows, lines if len(lines) > 1 else None)
 
     def __str__(self) -> str:
         head = f"replayed {self.events} events of run {self.run}"
@@ -240,8 +258,8 @@ def differences(a: State, b: State, rel: float = 1e-12) -> list[str]:
             out.append(f"{sym} trades: replayed {len(x.trades)}, current {len(y.trades)}")
         else:
             for k, (t, u) in enumerate(zip(x.trades, y.trades)):
-                if t != u:
-                    out.append(f"{sym} trade {k}: replayed {t}, current {u}")
+                if t != u:  # every field: a short repr could hide the one that differs
+                    out.append(f"{sym} trade {k}: replayed {attrs.asdict(t)}, current {attrs.asdict(u)}")
                     break
     return out
 

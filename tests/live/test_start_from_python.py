@@ -4,6 +4,8 @@ error naming where keys come from when there are none, and a trace recorded by d
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from planarpy import ConfigError, find_strategy
@@ -97,3 +99,27 @@ def test_replay_by_strategy_name(project, repo_root):
     assert replay_from_trace(find_strategy("sma_cross"), path).ok
     with pytest.raises(TypeError, match="Strategy instance, class or name"):
         replay_from_trace(3, path)
+
+
+def test_live_and_paper_end_with_a_summary_like_sims(project, local_exchange):
+    """The handle's summary: PnL, this run's fills and fees, what is open; its HTML shows
+    the status and the assets at market precision."""
+    keys = ApiKeys(local_exchange.api_key, local_exchange.secret)
+    local_exchange.step(3_600_000)
+    for start, extra in ((start_live, {"keys": keys}), (start_paper, {})):
+        run = start(Quiet, exchange_url=local_exchange.url, settings=SETTINGS, trace=None,
+                    clock=local_exchange.clock, **extra)
+        try:
+            run.call("market_order", "XRP/ETH", 100.0, side="buy")
+            run.call("limit_order", "XRP/ETH", 100.0, 0.0001, side="buy")
+            html = run._repr_html_()
+            assert "status" in html and "XRP/ETH" in html and "<thead>" in html
+        finally:
+            run.stop()
+        d = run.summary()
+        assert d["fills"] == 1 and d["fees"] > 0 and len(d["open"]) == 1
+        text = run.format_summary()
+        lines = dict(line.split(None, 1) for line in text.splitlines())
+        assert set(lines) == {"strategy", "equity", "pnl", "fills", "fees", "open"}
+        assert lines["fills"] == "1" and "order" in lines["open"] and "@ 0.0001" in lines["open"]
+        assert re.match(r"[+-]?[\d.e-]+ ETH \([+-]\d+\.\d\d%\)$", lines["pnl"]), lines["pnl"]

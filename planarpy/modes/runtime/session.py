@@ -166,6 +166,8 @@ class Session:
     async def start_strategy(self) -> None:
         """The strategy's start(), before its first tick."""
         self.strategy_started = True
+        st = self.s.state  # what the run's summary counts from: equity, fills, fees
+        self.baseline = (st.equity(self.prices()), len(st.trades), st.fees)
         await self.engine.run_strategy(self.s.start)
 
     async def begin(self, s: Strategy, **started: Any) -> None:
