@@ -81,9 +81,10 @@ def test_missing_bokeh_says_how_to_install(recorded, monkeypatch):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["-o", "{tmp}/c.png"], "-o {tmp}/c.png: the chart is an HTML page; give a file name "
-                            "ending in .html"),
-    (["--data-dir", "{tmp}/nowhere"], "--data-dir {tmp}/nowhere: no such directory"),
+    (["-o", "{tmp}/c.png"], "argument -o/--out: must be a file ending in .html or .htm in an "
+                            "existing directory, not '{tmp}/c.png' (see planarpy chart --help)"),
+    (["--data-dir", "{tmp}/nowhere"], "argument --data-dir: must be an existing directory, not "
+                                      "'{tmp}/nowhere' (see planarpy chart --help)"),
     (["--strategy", "margin_trend"], "run 1 of {trace} was recorded by SmaCross, not "
                                      "MarginTrend; give --strategy the strategy that made it"),
 ])
