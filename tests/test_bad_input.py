@@ -119,11 +119,11 @@ ROWS: list[tuple[str, str, str | None, tuple[str, ...]]] = [
     ("import wrong timeframe", "data import eth5m.csv --exchange binance --symbol ETH/BTC "
      "--timeframe 1h", None, ("eth5m.csv", "1h grid")),
     ("import read-only", "data import eth5m.csv --exchange binance --symbol ETH/BTC "
-     "--timeframe 5m --data-dir ro", None, ("data store ro", "Read-only file system",
-                                            "nothing was imported")),
+     "--timeframe 5m --data-dir ro", None, ("in ro:", "Read-only file system",
+                                            "stored candles are unchanged")),
     ("append on a full disk", "data import eth5m_more.csv --exchange binance --symbol ETH/BTC "
-     "--timeframe 5m --data-dir store", None, ("data store store", "No space left",
-                                              "stored candles are as they were")),
+     "--timeframe 5m --data-dir store", None, ("in store:", "No space left",
+                                              "stored candles are unchanged")),
     ("ls dir", "data ls --data-dir /nonexistent", None, ("--data-dir", "'/nonexistent'")),
     ("rm case", "data rm binance eth/btc --data-dir store", None,
      ("'eth/btc'", "'ETH/BTC'", "case-sensitive")),

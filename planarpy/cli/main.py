@@ -107,7 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.silence("stderr")
         return 141  # as a command killed by SIGPIPE
     except (PlanarError, OSError) as e:
-        if os.environ.get("PLANARPY_TRACEBACK") or in_strategy(e):
+        # a missing install is the machine's problem, not the strategy's, wherever it shows
+        if os.environ.get("PLANARPY_TRACEBACK") or (in_strategy(e) and
+                                                    not isinstance(e, ImportError)):
             if isinstance(e, PlanarError) and not os.environ.get("PLANARPY_TRACEBACK"):
                 console.say(strategy_traceback(e))
                 return 1

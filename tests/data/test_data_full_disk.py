@@ -47,8 +47,8 @@ def test_import_on_a_full_disk_is_one_line_and_keeps_the_store(tmp_path: Path, c
                      "BTC/USDT", "--timeframe", "1m", "--data-dir", str(data)])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
-        assert f"cannot write to the data store {data}" in err
-        assert "No space left on device" in err and "stored candles are as they were" in err
+        assert f"cannot write binance BTC/USDT 1m in {data}:" in err
+        assert "No space left on device" in err and "stored candles are unchanged" in err
         back = OHLCVStore(data).load("binance", "BTC/USDT", "1m")
         assert np.array_equal(back.timestamp, first.timestamp)
         assert np.array_equal(back.close, first.close)
