@@ -51,13 +51,13 @@ def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
                                 on_stop=on_stop, stop_timeout=stop_timeout,
                                 cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
     keys = keys if keys is not None else load_keys(xcfg.keys or xcfg.name)
-    if not keys:
-        raise ConfigError(missing_keys(xcfg.keys or xcfg.name))
     general, own = mode_tables(settings, "live", cls.__name__)
     hand = own.get("hand_orders", general.get("hand_orders"))
     if hand is not None:
         options.setdefault("hand_orders", hand)
-    session = LiveSession(cls, xcfg, keys, handlers=HANDLERS, **stop, **options)
+    session = LiveSession(cls, xcfg, keys, handlers=HANDLERS, **stop, **options)  # checks them
+    if not keys:
+        raise ConfigError(missing_keys(xcfg.keys or xcfg.name))
     session.recorder = run_trace(trace, cls.__name__, xcfg.id,
                                  redact=[v for v in (keys.api_key, keys.secret, keys.password) if v])
     return LiveRun(session)
