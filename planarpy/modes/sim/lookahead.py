@@ -3,7 +3,7 @@
 A tick may read any candle of `ai.ohlcv`: its arrays hold the whole backtest, and handing
 the strategy a shorter view at every tick would slow every backtest down. So the loop is
 left alone, and after the run the backtest runs again on the candles before a cut (the
-first half of the data, at most TICK_CHECK candles of ticks) with each tick seeing
+first half of the data, at most TICK_CHECK candles of ticks: 5,000) with each tick seeing
 `ai.ohlcv` only up to its own candle (`blind`: a view made per tick, a few microseconds).
 A tick that reads only candles <= `self.i` decides the same in both runs, so their fills
 and equity agree before the cut, to the bit (the sim is deterministic). A tick that reads
@@ -27,7 +27,7 @@ import numpy as np
 from ...core.display import iso
 from ...core.errors import DataError, LookAheadError
 
-TICK_CHECK = 20_000  # candles of ticks the second run covers, at most
+TICK_CHECK = 5_000  # candles of ticks the second run covers, at most
 
 
 def blind(s: Any) -> Any:
