@@ -32,7 +32,8 @@ RUNNERS = {
     ("## Set up", "sh", 1): "test_set_up_installs_the_test_extra_and_runs_pytest",
     ("### Writing a strategy", "python", 0): "test_writing_a_strategy_runs",
     ("### Indicators", "python", 0): "test_readme_indicators.py::test_readme_indicator_section_runs",
-    ("#### Paper mode", "text", 0): "test_synopses_match_the_command_line",
+    ("#### Paper mode", "text", 0): "test_synopses_match_the_command_line",  # and the
+    # commands in the prose: test_inline_commands_match_the_command_line
     ("#### Live mode", "text", 0): "test_synopses_match_the_command_line",
     ("#### Live mode", "toml", 0): "test_live_stop_config_is_read_as_the_readme_says",
     ("#### Live mode", "python", 0): "test_live_from_python_against_the_local_exchange",
@@ -198,7 +199,7 @@ def help_of(words: list[str], env: dict[str, str], root: Path) -> str:
 def synopsis_commands(part: str) -> list[list[str]]:
     """The commands one synopsis names: "planarpy markets fetch | ls ..." -> [markets fetch],
     [markets ls]; an alternative of one word after one of two shares its first word."""
-    head = re.match(r"planarpy((?:\s+(?:[a-z]+|\|))*)", part).group(1)
+    head = re.match(r"planarpy((?:\s+(?:[a-z]+|\|))*)", part.replace("|", " | ")).group(1)
     out: list[list[str]] = []
     for alt in (a.split() for a in head.split("|")):
         out.append(out[-1][:1] + alt if len(alt) == 1 and out and len(out[-1]) == 2 else alt)
@@ -224,6 +225,23 @@ def test_synopses_match_the_command_line(repo_root, project):
                 checked.add(" ".join(cmd))
     assert {"sim", "paper", "live", "optimize", "chart", "new", "fetch", "data import",
             "data rm", "markets fetch", "markets ls", "trace replay", "exchange serve"} <= checked
+
+
+def test_inline_commands_match_the_command_line(repo_root, project):
+    """The commands the README's prose names (`planarpy markets ls EXCHANGE`, `planarpy
+    exchange serve [--port 8765] ...`) exist, with the flags they show."""
+    text = re.sub(r"^```.*?^```", "", (repo_root / "README.md").read_text(), flags=re.S | re.M)
+    spans = [" ".join(s.split()) for s in re.findall(r"`(planarpy [a-z][^`]*)`", text)]
+    env = offline_env(project)
+    checked = set()
+    for span in spans:
+        flags = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", span))
+        for cmd in synopsis_commands(span):
+            help_text = help_of(cmd, env, project)
+            missing = sorted(f for f in flags if not re.search(rf"(?<![\w-]){f}\b", help_text))
+            assert not missing, f"`{span}`: {missing} not in `planarpy {' '.join(cmd)} --help`"
+            checked.add(" ".join(cmd))
+    assert {"new", "exchange serve", "paper", "live", "markets ls", "data upgrade"} <= checked
 
 
 # ---- Live mode -------------------------------------------------------------------------------
