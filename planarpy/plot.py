@@ -59,7 +59,7 @@ def _price_panel(ax: Any, ai: Any, s: Any, lo: int | None) -> None:
     x, y = thin(o.timestamp[k:], o.close[k:], MAX_POINTS)
     ax.plot(_dates(x), y, color="0.35", lw=0.8, label=f"{ai.symbol} close")
     kinds = [(t.date, t.price, fill_kind(t, ai.market.is_derivative))
-             for t in s.trades if t.symbol == ai.symbol]
+             for t in s.engine.state.trades if t.symbol == ai.symbol]
     for kind, marker, color in (("long entry", "^", "tab:green"),
                                 ("short entry", "v", "tab:purple"), ("exit", "x", "tab:red")):
         pts = [(d, p) for d, p, k in kinds if k == kind]

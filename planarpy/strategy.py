@@ -1,20 +1,19 @@
-"""The Strategy base class: settings, callbacks, and the state the engine keeps for it.
+"""The Strategy base class: settings and callbacks.
 
 Subclass it, set the class-level settings and override the callbacks you need. The
-engine calls the callbacks; the strategy acts only through `planarpy.call`.
+engine calls the callbacks; the strategy acts only through `planarpy.call`. What the
+engine keeps for a strategy (its state, clock, trace, the mode's executor) lives on
+`strategy.engine` (`planarpy.actions.engine.Engine`), never among the strategy's own
+names: a setting or attribute of the strategy cannot break the run.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Callable, Iterable, Mapping
-
-import numpy as np
+from typing import Any, Mapping
 
 from . import params as _params
-from .actions import Dispatch, Mode, pipeline
-from .core import apply as _apply
-from .core.accounting import PositionChange
+from .actions import Mode
+from .actions.engine import Engine
 from .core.clock import Clock
 from .core.errors import ConfigError, UnknownSymbol, UnsupportedMarginMode
 from .core.instances import AssetInstance, State
@@ -23,9 +22,23 @@ from .core.orders import Trade
 from .core.positions import Position
 from .core.risk import RiskEvent
 
-log = logging.getLogger(__name__)
-_SIM = Mode.SIM
-_UNCHANGED = PositionChange.NONE
+
+class _View:
+    """A read-only view of one of the engine's attributes on the strategy, which an
+    assignment in the strategy's own code replaces for that strategy alone (a non-data
+    descriptor: the instance's own attribute wins)."""
+
+    def __init__(self, path: str | tuple[str, ...], doc: str) -> None:
+        self.path = (path,) if isinstance(path, str) else path
+        self.__doc__ = doc
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = obj._engine
+        for name in self.path:
+            value = getattr(value, name)
+        return value
 
 
 class Strategy:
@@ -50,6 +63,7 @@ class Strategy:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        check_names(cls)
         _params.check_class(cls, _RESERVED)
 
     # ---- callbacks -------------------------------------------------------------------
@@ -122,7 +136,7 @@ class Strategy:
         watcher; the message never holds a credential). Runs on the engine's loop: do not
         `call` from here."""
 
-    # ---- engine side -----------------------------------------------------------------
+    # ---- what a strategy reads ---------------------------------------------------------
     def __init__(self, markets: Mapping[str, Market], *, mode: Mode = Mode.SIM,
                  cash: float | None = None, clock: Any = None,
                  params: Mapping[str, Any] | None = None) -> None:
@@ -162,148 +176,101 @@ class Strategy:
                 or not 0 < start_cash < 1e15:
             raise ConfigError(f"{type(self).__name__}: starting cash must be a number > 0 "
                               f"and < 1e15, not {start_cash!r} (initial_cash, or --cash)")
-        self.mode = mode
-        self.clock = clock if clock is not None else Clock()
-        self.state = State(self.quote, float(start_cash), assets=assets)
-        self.assets: list[AssetInstance] = list(assets.values())
-        self.i = -1
-        self.engine: Any = None
-        self.recorder: Any = None
-        # set by the mode when a run starts: its action table and its side of the pipeline
-        self.dispatch: Dispatch = {}
-        self.executor: pipeline.Executor | None = None
+        state = State(self.quote, float(start_cash), assets=assets)
+        self._engine = Engine(self, mode, state, clock if clock is not None else Clock())
+        self.assets: list[AssetInstance] = self._engine.assets
+        self.i = -1  # the index of the candle the tick is on (set by the engine)
         self.load()
+
+    @property
+    def engine(self) -> Engine:
+        """The engine's side of this strategy: its state, clock, trace and the mode's
+        executor (see `planarpy.actions.engine`)."""
+        return self._engine
+
+    @engine.setter
+    def engine(self, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__}.engine is planarpy's engine-side object "
+                             "and cannot be replaced; name your attribute otherwise")
 
     def asset(self, symbol: str | AssetInstance) -> AssetInstance:
         """The asset instance of `symbol` (UnknownSymbol if it is not in the universe)."""
         if isinstance(symbol, AssetInstance):
             return symbol
         try:
-            return self.state.assets[symbol]
+            return self._engine.state.assets[symbol]
         except KeyError:
-            raise UnknownSymbol.among(symbol, self.state.assets,
+            raise UnknownSymbol.among(symbol, self._engine.state.assets,
                                       f"{type(self).__name__}'s universe") from None
 
     @property
     def cash(self) -> float:
-        return self.state.cash
+        """Cash in the quote currency, what open orders hold included."""
+        return self._engine.state.cash
 
     @property
     def free_cash(self) -> float:
-        return self.state.free_cash
+        """Cash that new orders may use."""
+        return self._engine.state.free_cash
 
     @property
     def committed(self) -> float:
-        return self.state.committed
-
-    @property
-    def trades(self) -> list[Trade]:
-        return self.state.trades
+        """Cash that open orders hold."""
+        return self._engine.state.committed
 
     def now(self) -> int:
-        return self.clock.now()
+        """The strategy's time, epoch ms (in a backtest, the close of the candle ticked)."""
+        return self._engine.clock.now()
 
-    def emit(self, kind: str, payload: Any, symbol: str | None = None) -> _apply.Effect:
-        """Record an event (if a recorder is attached), apply it, and tell the callbacks.
-
-        `payload` is a JSON-able dict, or an Order or Trade for order and trade events.
-        """
-        if self.recorder is not None:
-            self.recorder.record(kind, dict(_apply.as_payload(payload)), symbol=symbol,
-                                 ts=self.clock.now_ns())
-        effect = _apply.apply_event(self.state, kind, payload)
-        if effect.symbol is not None:
-            ai = self.state.assets[effect.symbol]
-            if effect.trade is not None:
-                if self.mode is _SIM:  # invoke's first case, without its call: once a fill
-                    self.on_trade(ai, effect.trade)
-                else:
-                    self.invoke(self.on_trade, ai, effect.trade)
-            change = effect.position
-            if change is not _UNCHANGED:
-                pos = ai.position(effect.side)
-                if change is PositionChange.OPENED:
-                    self.invoke(self.on_position_open, ai, pos)
-                elif change is PositionChange.UPDATED:
-                    self.invoke(self.on_position_update, ai, pos)
-                else:
-                    self.invoke(self.on_position_close, ai, pos)
-        elif effect.risk is not None:
-            self.invoke(self.on_risk, effect.risk)
-        return effect
-
-    def reject(self, ai: AssetInstance | None, reason: str, request: Mapping[str, Any]) -> None:
-        """Report a failed action: an order-error event and the on_order_error callback;
-        then the error-rate breaker looks at it."""
-        payload = {"reason": reason, "request": dict(request), "ts": self.clock.now()}
-        self.emit("order_error", payload, symbol=ai.symbol if ai else None)
-        self.invoke(self.on_order_error, ai, reason, request)
-        if self.state.risk.rules.max_errors_per_minute is not None:
-            pipeline.watch_errors(self)
-
-    def invoke(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Run one of the strategy's callbacks. In a backtest its error stops the run; in
-        paper and live it is logged and passed to `on_error`, so that a bug in a callback
-        cannot stop the watcher that delivered the event (the event is applied already)."""
-        if self.mode is _SIM:
-            callback(*args)
-            return
-        try:
-            callback(*args)
-        except Exception as e:
-            name = getattr(callback, "__name__", "callback")
-            log.exception("%s.%s raised", type(self).__name__, name)
-            if name != "on_error":
-                self.invoke(self.on_error, "callback", f"{name} raised {type(e).__name__}: {e}")
-
-    def prepare_indicators(self, assets: Iterable[AssetInstance] | None = None) -> None:
-        """Compute `indicators()` for each asset and store them as lists in `ai.ind`."""
-        for ai in self.assets if assets is None else assets:
-            out = self.indicators(ai)
-            if out is None:
-                continue
-            n = len(ai.ohlcv) if ai.ohlcv is not None else None
-            for name, values in out.items():
-                arr = np.asarray(values)
-                if n is not None and arr.shape != (n,):
-                    raise ValueError(f"indicator {name!r} of {ai.symbol} has shape {arr.shape}, "
-                                     f"expected ({n},): one value per candle")
-                values = arr.tolist()
-                current = ai.ind.get(name)
-                if current is None:
-                    ai.ind[name] = values
-                else:  # in place: a strategy may hold on to the list
-                    current[:] = values
-
-    def update_indicators(self, ai: AssetInstance, known: int) -> None:
-        """Append to `ai.ind` the values of the candles of `ai.ohlcv` from index `known` on
-        (the lists must hold `known` values): computed over the last `lookback` candles,
-        or over all of them without a lookback (see `indicators`)."""
-        if known == 0 or not ai.ind or any(len(v) != known for v in ai.ind.values()):
-            self.prepare_indicators([ai])
-            return
-        full = ai.ohlcv
-        start = 0 if self.lookback is None else max(0, known - self.lookback + 1)
-        ai.ohlcv = full[start:]
-        try:
-            out = self.indicators(ai) or {}
-        finally:
-            ai.ohlcv = full
-        if set(out) != set(ai.ind):
-            raise ValueError(f"indicators of {ai.symbol} changed names: {sorted(ai.ind)} "
-                             f"became {sorted(out)}")
-        for name, values in out.items():
-            arr = np.asarray(values)
-            if arr.shape != (len(full) - start,):
-                raise ValueError(f"indicator {name!r} of {ai.symbol} has shape {arr.shape}, "
-                                 f"expected ({len(full) - start},): one value per candle")
-            ai.ind[name].extend(arr[known - start:].tolist())
+    # read-only views of the engine, which the strategy may take over as names of its own:
+    # `self.state = "long"` makes `self.state` the strategy's variable, and nothing else
+    state = _View("state", "the engine's State: cash, orders, positions, the trading state")
+    trades = _View(("state", "trades"), "every trade of the run, oldest first")
+    mode = _View("mode", "the mode the strategy runs in (Mode.SIM, PAPER or LIVE)")
+    clock = _View("clock", "the strategy's clock (now() in epoch ms)")
 
     def __repr__(self) -> str:
-        return (f"<{type(self).__name__} {self.mode.value} {self.exchange} "
-                f"cash={self.state.cash:.8g} {self.quote} assets={len(self.assets)}>")
+        e = self._engine
+        return (f"<{type(self).__name__} {e.mode.value} {self.exchange} "
+                f"cash={e.state.cash:.8g} {self.quote} assets={len(e.assets)}>")
+
+
+# the callbacks planarpy calls, and the names it sets or reads on a strategy: a subclass
+# may override a callback with a method, never with a value; it may not define the others
+CALLBACKS = ("load", "reset", "warmup_period", "indicators", "start", "tick", "on_interval",
+             "stop", "on_trade", "on_position_open", "on_position_update", "on_position_close",
+             "on_order_error", "on_order_update", "on_risk", "on_error")
+ENGINE_NAMES = {"engine": "planarpy's engine-side object", "_engine": "the engine-side object",
+                "i": "the index of the candle the tick is on", "assets": "the asset instances",
+                "params": "the values of the parameters of the run", "cash": "the cash",
+                "free_cash": "the cash new orders may use",
+                "committed": "the cash open orders hold", "asset": "the method asset(symbol)",
+                "now": "the method now()"}
+
+
+def check_names(cls: type) -> None:
+    """Refuse a subclass whose setting or attribute shadows a callback or an engine name,
+    naming both (a parameter `stop = 0.03` would replace the stop() callback)."""
+    for name, value in vars(cls).items():
+        what = "parameter" if isinstance(value, _params.Param) else "setting"
+        if name in CALLBACKS and (not callable(value) or isinstance(value, _params.Param)):
+            raise ConfigError(f"{cls.__name__}.{name} = {value!r} shadows the callback "
+                              f"Strategy.{name}() that planarpy calls; give the {what} "
+                              "another name")
+        if name in ENGINE_NAMES:
+            raise ConfigError(f"{cls.__name__}.{name} shadows the engine's {name!r} "
+                              f"({ENGINE_NAMES[name]}); give it another name")
+
+
+def check_instance(s: Strategy) -> None:
+    """Refuse a strategy whose own attributes (set in load or reset) shadow a callback."""
+    for name in CALLBACKS:
+        value = vars(s).get(name)
+        if value is not None and not callable(value):
+            raise ConfigError(f"{type(s).__name__}: self.{name} = {value!r} shadows the "
+                              f"callback {name}() that planarpy calls; give the attribute "
+                              "another name")
 
 
 # names a Param may not take: the base class's own attributes and what __init__ sets
-_RESERVED = frozenset(dir(Strategy)) | {"params", "mode", "clock", "state", "assets", "i",
-                                        "engine", "recorder"}
+_RESERVED = frozenset(dir(Strategy)) | set(ENGINE_NAMES)

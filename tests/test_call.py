@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,8 +13,10 @@ SYM = SPOT.symbol
 
 
 class Fake:
-    mode = Mode.SIM
-    dispatch = {Action.MARKET_ORDER: lambda s, req: req}
+    """Anything with an engine side holding a mode and an action table can be called."""
+
+    engine = SimpleNamespace(name="Fake", mode=Mode.SIM,
+                             dispatch={Action.MARKET_ORDER: lambda e, req: req})
 
 
 def test_unknown_action_names_the_vocabulary():
@@ -27,8 +30,8 @@ def test_action_missing_in_a_mode_names_what_it_supports():
     """A mode whose table lacks an action raises naming the actions it has (no import of
     any mode needed: the table is the strategy's own, given when its run starts)."""
     class Paper:
-        mode = Mode.PAPER
-        dispatch = {Action.LIMIT_ORDER: lambda s, r: r, Action.CANCEL_ORDERS: lambda s, r: r}
+        engine = SimpleNamespace(name="Paper", mode=Mode.PAPER, dispatch={
+            Action.LIMIT_ORDER: lambda e, r: r, Action.CANCEL_ORDERS: lambda e, r: r})
     with pytest.raises(UnsupportedAction, match="paper mode does not support 'market_order'; "
                                                 "it supports: limit_order, cancel_orders$"):
         call(Paper(), Action.MARKET_ORDER, None, 1.0)
@@ -43,14 +46,26 @@ def test_a_strategy_that_is_not_running_says_so():
         call(s, "market_order", SYM, 1.0)
 
 
-@pytest.mark.parametrize("mode", list(Mode))
-def test_every_mode_supports_the_whole_vocabulary(mode):
-    """The tables of sim, paper and live handle every action of DESIGN section 2."""
+def test_the_pipeline_handles_the_whole_vocabulary():
+    """The one table every mode uses handles every action of DESIGN section 2."""
     from planarpy.actions import pipeline
-    from planarpy.modes.live.handlers import HANDLERS as LIVE
-    from planarpy.modes.paper.handlers import HANDLERS as PAPER
-    table = {Mode.SIM: pipeline.HANDLERS, Mode.PAPER: PAPER, Mode.LIVE: LIVE}[mode]
-    assert supported_actions(table) == [a.value for a in Action]
+    assert supported_actions(pipeline.HANDLERS) == [a.value for a in Action]
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_every_mode_has_an_executor_of_the_whole_protocol(mode):
+    """Sim, paper and live each execute through a class with every method of
+    `pipeline.Executor` (and nothing mode-specific is asked of the pipeline)."""
+    import inspect
+
+    from planarpy.actions.pipeline import Executor
+    from planarpy.modes.live.executor import LiveExecutor
+    from planarpy.modes.paper.executor import PaperExecutor
+    from planarpy.modes.sim.executor import SimExecutor
+    cls = {Mode.SIM: SimExecutor, Mode.PAPER: PaperExecutor, Mode.LIVE: LiveExecutor}[mode]
+    wanted = [n for n, v in vars(Executor).items() if inspect.isfunction(v) and not n.startswith("_")]
+    assert wanted and all(callable(getattr(cls, n, None)) or n in getattr(cls, "__slots__", ())
+                          for n in wanted), cls
 
 
 def raised(action, *args, market=SPOT, **kwargs):
@@ -169,15 +184,15 @@ def test_numbers_of_any_real_type_and_enums_are_accepted():
     assert (order.amount, order.price) == (1.0, 99.0) and type(order.price) is float
 
 
-def test_the_sim_executor_is_an_executor():
-    """The sim's side of the pipeline has every method of the Executor protocol (what the
-    paper and live executors will implement)."""
+def test_a_backtest_attaches_the_sim_executor_to_the_engine():
+    """The sim's side of the pipeline is attached to the strategy's engine, and has every
+    method of the Executor protocol."""
     import inspect
 
     from planarpy.actions.pipeline import Executor
     from planarpy.modes.sim.executor import SimExecutor
     r = run({}, flat(3))
-    assert isinstance(r.strategy.executor, SimExecutor)
-    assert isinstance(r.strategy.executor, Executor)
+    assert isinstance(r.strategy.engine.executor, SimExecutor)
+    assert isinstance(r.strategy.engine.executor, Executor)
     wanted = {n for n, _ in inspect.getmembers(Executor, inspect.isfunction)}
     assert wanted <= set(dir(SimExecutor)) | {"new_id"}

@@ -68,13 +68,13 @@ def test_appending_candle_by_candle_gives_the_vectorised_values():
                                     settings={}).strategy.assets[0].market})
     ai = s.assets[0]
     ai.ohlcv = ETHBTC[:1150]
-    s.prepare_indicators([ai])
+    s.engine.prepare_indicators([ai])
     rng = np.random.default_rng(5)
     stop = 1150
     while stop < len(ETHBTC):
         known, stop = stop, min(len(ETHBTC), stop + (1 if stop < 1600 else int(rng.integers(1, 9))))
         ai.ohlcv = ETHBTC[:stop]
-        s.update_indicators(ai, known)
+        s.engine.update_indicators(ai, known)
     expected = s.indicators(ai)
     assert set(ai.ind) == set(INDICATORS)
     for name, values in expected.items():

@@ -1,9 +1,9 @@
 """The action vocabulary and `call`.
 
 `call(s, action, ...)` parses its arguments once into a request (`requests.py`) and hands
-it to the handler that the strategy's mode registered for the action when its run
-started: `s.dispatch`, a table built explicitly by the mode (sim: `pipeline.HANDLERS`),
-never by importing a module. Strategies never ask which mode they run in.
+it to the handler of the action in the table the strategy's mode attached to its engine
+when its run started (`s.engine.dispatch`: `pipeline.HANDLERS` in every mode), never by
+importing a module. Strategies never ask which mode they run in.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import inspect
 from typing import Any, Callable, Mapping
 
 from ..core.errors import InvalidArgument, UnsupportedAction
-from ..core.orders import PositionSide, Side, TimeInForce
 from . import requests
 
 
@@ -67,50 +66,44 @@ def call(s: Any, action: Action | str, *args: Any, **kwargs: Any) -> Any:
     except (KeyError, TypeError):
         raise UnsupportedAction(f"unknown action {action!r}; actions are: "
                                 f"{', '.join(a.value for a in Action)}") from None
-    handler = s.dispatch.get(act)
+    engine = s.engine
+    handler = engine.dispatch.get(act)
     if handler is None:
-        raise _unsupported(s, act)
+        raise _unsupported(engine, act)
     parser = PARSERS[act]
     try:
-        request = parser(s, *args, **kwargs)
+        request = parser(engine, *args, **kwargs)
     except InvalidArgument:
         raise
     except TypeError as e:  # a missing or unknown argument: say what the action takes
-        error = _signature_error(act, parser, s, args, kwargs, e)
+        error = _signature_error(act, parser, engine, args, kwargs, e)
         if error is None:
             raise
         raise error from None
-    return handler(s, request)
+    return handler(engine, request)
 
 
-def _unsupported(s: Any, act: Action) -> UnsupportedAction:
-    if not s.dispatch:
-        return UnsupportedAction(f"{type(s).__name__} is not running: call() works from its "
+def _unsupported(engine: Any, act: Action) -> UnsupportedAction:
+    if not engine.dispatch:
+        return UnsupportedAction(f"{engine.name} is not running: call() works from its "
                                  "callbacks during backtest(), start_paper() or start_live()")
-    return UnsupportedAction(f"{s.mode.value} mode does not support {act.value!r}; it supports: "
-                             f"{', '.join(supported_actions(s.dispatch))}")
+    return UnsupportedAction(f"{engine.mode.value} mode does not support {act.value!r}; it "
+                             f"supports: {', '.join(supported_actions(engine.dispatch))}")
 
 
-def _signature_error(act: Action, parser: Callable[..., Any], s: Any, args: tuple[Any, ...],
-                     kwargs: dict[str, Any], e: TypeError) -> InvalidArgument | None:
+def _signature_error(act: Action, parser: Callable[..., Any], engine: Any,
+                     args: tuple[Any, ...], kwargs: dict[str, Any],
+                     e: TypeError) -> InvalidArgument | None:
     """InvalidArgument if the arguments do not fit the action's signature, else None."""
     sig = inspect.signature(parser)
     try:
-        sig.bind(s, *args, **kwargs)
+        sig.bind(engine, *args, **kwargs)
     except TypeError:
         params = [p.replace(annotation=p.empty) for p in list(sig.parameters.values())[1:]]
         takes = sig.replace(parameters=params, return_annotation=sig.empty)
         what = str(e).split(") ", 1)[-1]  # "market_order() got an ...": the "got an ..."
         return InvalidArgument(f"{act.value}: {what}; it takes {takes}")
     return None
-
-
-# ---- kept for the modes that still build their order-error payloads (paper, live)
-def order_request(kind: str, ai: Any, amount: float, price: float | None, side: Side,
-                  pos: PositionSide, tif: TimeInForce, reduce_only: bool) -> dict[str, Any]:
-    """What the strategy asked for, as the order-error event records it."""
-    return {"type": kind, "symbol": ai.symbol, "amount": amount, "price": price,
-            "side": side.value, "pos": pos.value, "tif": tif.value, "reduce_only": reduce_only}
 
 
 __all__ = ["Action", "Dispatch", "Handler", "Mode", "call", "supported_actions"]

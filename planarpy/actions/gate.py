@@ -9,13 +9,16 @@ ACTIVE, the risk step costs one comparison.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..core.accounting import funds_error
 from ..core.instances import AssetInstance
 from ..core.orders import Order, OrderType
 from ..core.risk import Denial, TradingState, increases, order_denial, state_denial
 from .requests import LimitOrder, MarketOrder
+
+if TYPE_CHECKING:  # the engine calls the gate: imported for the annotations only
+    from .engine import Engine
 
 _ACTIVE = TradingState.ACTIVE
 _LIMIT = OrderType.LIMIT
@@ -28,7 +31,7 @@ def new_order(ai: AssetInstance, req: MarketOrder | LimitOrder, price: float, no
                  req.reduce_only, ai.leverage if ai.market.is_derivative else 1.0)
 
 
-def admit(s: Any, ai: AssetInstance, order: Order, request: Any, by_risk: bool = False) -> bool:
+def admit(e: Engine, ai: AssetInstance, order: Order, request: Any, by_risk: bool = False) -> bool:
     """Run the gate; True when `order` may go to the executor, else the refusal is reported.
 
     `by_risk` marks the risk engine's own close-out on a halt: it passes the trading state
@@ -37,35 +40,35 @@ def admit(s: Any, ai: AssetInstance, order: Order, request: Any, by_risk: bool =
     m = ai.market
     reason = m.check_limit_price(order.price) if order.type is _LIMIT else None
     reason = reason or m.check_order(order.amount, order.price) or \
-        funds_error(s.state, ai, order)
+        funds_error(e.state, ai, order)
     if reason is not None:
-        s.reject(ai, reason, request.payload())
+        e.reject(ai, reason, request.payload())
         return False
-    risk = s.state.risk
+    risk = e.state.risk
     if risk.trading is _ACTIVE and not risk.rules.checks_orders or by_risk:
         return True
     reduces = not increases(ai, order)
-    denial = order_denial(s.state, ai, order, reduces, order.date, s.executor.mark)
+    denial = order_denial(e.state, ai, order, reduces, order.date, e.executor.mark)
     if denial is None:
         return True
-    deny(s, ai, denial, request.payload())
+    deny(e, ai, denial, request.payload())
     return False
 
 
-def allowed(s: Any, ai: AssetInstance | None, request: Any) -> bool:
+def allowed(e: Engine, ai: AssetInstance | None, request: Any) -> bool:
     """Whether the trading state lets an action that is not an order (a leverage change)
     go: not while trading is halted. A refusal is reported."""
-    denial = state_denial(s.state.risk, reduces=False) \
-        if s.state.risk.trading is TradingState.HALTED else None
+    denial = state_denial(e.state.risk, reduces=False) \
+        if e.state.risk.trading is TradingState.HALTED else None
     if denial is None:
         return True
-    deny(s, ai, denial, request.payload())
+    deny(e, ai, denial, request.payload())
     return False
 
 
-def deny(s: Any, ai: AssetInstance | None, denial: Denial, request: Mapping[str, Any]) -> None:
+def deny(e: Engine, ai: AssetInstance | None, denial: Denial, request: Mapping[str, Any]) -> None:
     """Report a risk refusal: a `risk_denied` event, which `on_risk` hears."""
-    s.emit("risk_denied", {"rule": denial.rule, "reason": denial.reason,
-                           "state": s.state.risk.trading.value, "request": dict(request),
+    e.emit("risk_denied", {"rule": denial.rule, "reason": denial.reason,
+                           "state": e.state.risk.trading.value, "request": dict(request),
                            "symbol": ai.symbol if ai is not None else None,
-                           "ts": s.clock.now()}, ai.symbol if ai is not None else None)
+                           "ts": e.clock.now()}, ai.symbol if ai is not None else None)

@@ -3,15 +3,15 @@
     call -> request (parsed once) -> Order (gate.new_order) -> gate -> executor -> events
 
 The flows below are mode-independent: what differs between modes is the `Executor` the
-mode attaches to the strategy when its run starts (`s.executor`), which prices, places
-and cancels, and reports every state change as an event through `s.emit`. `HANDLERS` is
-the dispatch table of a mode that uses these flows. The breakers' trips (`trip`), the
+mode attaches to the strategy's engine when its run starts (`Engine.executor`), which
+prices, places and cancels, and reports every state change as an event through
+`Engine.emit`. `HANDLERS` is the dispatch table every mode uses. The breakers' trips (`trip`), the
 reset and `close_position` are written here once, so they mean the same in every mode.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from ..core.accounting import leverage_error
 from ..core.instances import AssetInstance
@@ -23,6 +23,9 @@ from .gate import admit, allowed, new_order
 from .requests import (CancelOrders, ClosePosition, MarketOrder, OrderRequest,
                        ResetTradingState, UpdateLeverage, WatchOHLCV)
 
+if TYPE_CHECKING:  # the engine calls the pipeline: imported for the annotations only
+    from .engine import Engine
+
 OrderResult = Trade | _Missing | None
 
 
@@ -30,8 +33,8 @@ OrderResult = Trade | _Missing | None
 class Executor(Protocol):
     """A mode's side of the pipeline: what it does with requests that passed the gate.
 
-    Every state change it makes is an event emitted through the strategy (`s.emit`), so
-    the trace and replay see it. Ordinary failures are reported with `s.reject` and
+    Every state change it makes is an event emitted through the engine (`Engine.emit`),
+    so the trace and replay see it. Ordinary failures are reported with `Engine.reject` and
     answered with None (orders) or False (the rest), never raised.
     """
 
@@ -49,8 +52,9 @@ class Executor(Protocol):
     def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> OrderResult:
         """Execute an order that passed the gate: a Trade, `missing` or None."""
 
-    def cancel(self, ai: AssetInstance, orders: Sequence[Order]) -> bool:
-        """Cancel these open orders of `ai`; True when all of them are closed."""
+    def cancel(self, ai: AssetInstance, orders: Sequence[Order], req: CancelOrders) -> bool:
+        """Cancel these open orders of `ai` (`req`: how long to wait, whether to confirm);
+        True when all of them are closed."""
 
     def set_leverage(self, ai: AssetInstance, req: UpdateLeverage) -> bool:
         """Set the leverage of `ai` (checked already)."""
@@ -65,61 +69,66 @@ class Executor(Protocol):
         """The trading state changed (a breaker, a reset): a monitor of the loss breakers
         re-reads the risk state."""
 
+    def soon(self, fn: Callable[[], None]) -> None:
+        """Run `fn`, strategy-side code that may act (cancel, place), now if the caller may
+        wait for actions, else as soon as the mode can: a breaker tripped by an event the
+        engine applied on its own loop (live: an order refused) acts right after it."""
+
 
 # ---- orders ------------------------------------------------------------------------------
-def place_order(s: Any, req: OrderRequest, by_risk: bool = False) -> OrderResult:
+def place_order(e: Engine, req: OrderRequest, by_risk: bool = False) -> OrderResult:
     """A market or limit order: priced by the executor, built, gated, executed."""
-    ex: Executor = s.executor
+    ex: Executor = e.executor
     ai = req.ai
     price = ex.order_price(ai, req)
     if price.__class__ is str:
-        s.reject(ai, price, req.payload())
+        e.reject(ai, price, req.payload())
         return None
-    order = new_order(ai, req, price, s.clock.now())
-    if not admit(s, ai, order, req, by_risk):
+    order = new_order(ai, req, price, e.clock.now())
+    if not admit(e, ai, order, req, by_risk):
         return None
     order.id = ex.new_id()
     return ex.place(ai, order, req)
 
 
-def _assets(s: Any, ai: AssetInstance | None) -> list[AssetInstance]:
-    return s.assets if ai is None else [ai]
+def _assets(e: Engine, ai: AssetInstance | None) -> list[AssetInstance]:
+    return e.assets if ai is None else [ai]
 
 
-def cancel_orders(s: Any, req: CancelOrders) -> bool:
+def cancel_orders(e: Engine, req: CancelOrders) -> bool:
     """Cancel the open orders of one asset (or all) on one side or both, or those in `ids`.
     An id that is not open is an error (False), the others are cancelled all the same."""
     want, ids = req.side, req.ids
     found: set[str] = set()
     ok = True
-    for ai in _assets(s, req.ai):
+    for ai in _assets(e, req.ai):
         orders = [o for o in ai.orders.values()
                   if (want is None or o.side is want) and (ids is None or o.id in ids)]
         if orders:
             found.update(o.id for o in orders)
-            ok = s.executor.cancel(ai, orders) and ok
+            ok = e.executor.cancel(ai, orders, req) and ok
     unknown = sorted(set(ids) - found) if ids is not None else ()
     if unknown:
-        s.reject(req.ai, f"no open order with id {', '.join(unknown)}", req.payload())
+        e.reject(req.ai, f"no open order with id {', '.join(unknown)}", req.payload())
         return False
     return ok
 
 
-def update_leverage(s: Any, req: UpdateLeverage) -> bool:
+def update_leverage(e: Engine, req: UpdateLeverage) -> bool:
     ai = req.ai
     reason = leverage_error(ai, req.leverage)
     if reason is not None:
-        s.reject(ai, reason, req.payload())
+        e.reject(ai, reason, req.payload())
         return False
-    return allowed(s, ai, req) and s.executor.set_leverage(ai, req)
+    return allowed(e, ai, req) and e.executor.set_leverage(ai, req)
 
 
-def watch_ohlcv(s: Any, req: WatchOHLCV) -> bool:
-    return s.executor.watch_ohlcv(req)
+def watch_ohlcv(e: Engine, req: WatchOHLCV) -> bool:
+    return e.executor.watch_ohlcv(req)
 
 
 # ---- close_position: one meaning in every mode ---------------------------------------------
-def close_position(s: Any, req: ClosePosition, by_risk: bool = False) -> bool:
+def close_position(e: Engine, req: ClosePosition, by_risk: bool = False) -> bool:
     """Bring an asset (or every asset) back to flat, and leave no order that could undo it.
 
     Every open order of the asset is cancelled (both sides), then what it holds is closed
@@ -127,28 +136,30 @@ def close_position(s: Any, req: ClosePosition, by_risk: bool = False) -> bool:
     position on that side, else nothing is done), on spot the base the strategy's own
     fills bought and still hold (`core.risk.spot_position`: never coins it held before
     its run). True when nothing is left to close afterwards; dust below the market's
-    minimum order stays on spot.
+    minimum order stays on spot. In live mode the closing order is waited for (its
+    `waitfor`, then it is looked up): False while it is still working (a call again
+    waits for it first, and never sends a second one while its outcome is unknown).
     """
     ok = True
-    for ai in _assets(s, req.ai):
-        ok = _close(s, ai, req.pos, by_risk) and ok
+    for ai in _assets(e, req.ai):
+        ok = _close(e, ai, req.pos, by_risk) and ok
     return ok
 
 
-def _close(s: Any, ai: AssetInstance, pos: PositionSide | None, by_risk: bool) -> bool:
+def _close(e: Engine, ai: AssetInstance, pos: PositionSide | None, by_risk: bool) -> bool:
     p = ai.open_position()
     if pos is not None and ai.market.is_derivative and (p is None or p.side is not pos):
         return True  # nothing open on that side
-    if ai.orders and not s.executor.cancel(ai, list(ai.orders.values())):
+    if ai.orders and not e.executor.cancel(ai, list(ai.orders.values()), CancelOrders(ai)):
         return False
-    request = _closing_order(s, ai)
+    request = _closing_order(e, ai)
     if request is None:
         return True
-    place_order(s, request, by_risk)
-    return _closing_order(s, ai) is None
+    place_order(e, request, by_risk)
+    return _closing_order(e, ai) is None
 
 
-def _closing_order(s: Any, ai: AssetInstance) -> MarketOrder | None:
+def _closing_order(e: Engine, ai: AssetInstance) -> MarketOrder | None:
     """The market order that closes what `ai` holds, or None when it is flat."""
     p = ai.open_position()
     if p is not None:
@@ -156,63 +167,85 @@ def _closing_order(s: Any, ai: AssetInstance) -> MarketOrder | None:
         return MarketOrder(ai, p.amount, side, p.side, True)
     if ai.market.is_derivative:
         return None
-    amount = spot_position(ai, s.executor.run_trades_from(ai))
+    amount = spot_position(ai, e.executor.run_trades_from(ai))
     if amount < max(ai.market.min_amount, ai.market.amount_step):
         return None  # dust below the market's minimum cannot be sold
     return MarketOrder(ai, amount, Side.SELL)
 
 
 # ---- breakers and the trading state ----------------------------------------------------------
-def trip(s: Any, breach: Breach) -> None:
-    """Move the trading state as `breach` asks (never back from HALTED) and carry out
-    the move: reducing cancels the orders that add exposure; halting cancels every open
-    order and closes every position, as the rules say."""
-    risk = s.state.risk
+def trip(e: Engine, breach: Breach, cancel: bool | None = None, close: bool | None = None) -> None:
+    """Move the trading state as `breach` asks (never back from HALTED) and carry out the
+    move: reducing cancels the orders that add exposure; halting cancels every open order
+    and closes every position, as the rules say (`halt_cancels_orders`,
+    `halt_closes_positions`; `cancel` and `close` override them, and with `cancel` the
+    orders are cancelled even when trading was halted already: the kill switch)."""
+    risk = e.state.risk
     to = target(risk.trading, breach)
-    if to is None:
+    if to is not None:
+        e.emit("trading_state_changed", {"state": to.value, "previous": risk.trading.value,
+                                         "rule": breach.rule, "reason": breach.reason,
+                                         "ts": e.clock.now()})
+        e.executor.on_trading_state(to)
+    elif not cancel:
         return
-    s.emit("trading_state_changed", {"state": to.value, "previous": risk.trading.value,
-                                     "rule": breach.rule, "reason": breach.reason,
-                                     "ts": s.clock.now()})
-    s.executor.on_trading_state(to)
-    rules = risk.rules
-    if to is TradingState.REDUCING or rules.halt_cancels_orders:
-        for ai in s.assets:
-            orders = cancel_targets(ai, to)
+    state, rules = risk.trading, risk.rules
+    halted = state is TradingState.HALTED
+    if cancel is None:
+        cancel = not halted or rules.halt_cancels_orders
+    close = halted and (rules.halt_closes_positions if close is None else close)
+    if cancel or close:
+        e.executor.soon(lambda: _enforce(e, state, cancel, close))
+
+
+def _enforce(e: Engine, state: TradingState, cancel: bool, close: bool) -> None:
+    if cancel:
+        for ai in e.assets:
+            orders = cancel_targets(ai, state)
             if orders:
-                s.executor.cancel(ai, orders)
-    if to is TradingState.HALTED and rules.halt_closes_positions:
-        close_position(s, ClosePosition(), by_risk=True)
+                e.executor.cancel(ai, orders, CancelOrders(ai))
+    if close:
+        close_position(e, ClosePosition(), by_risk=True)
 
 
-def watch_errors(s: Any) -> None:
+def halt(e: Engine, reason: str, close: bool | None = None) -> None:
+    """The kill switch: trading HALTED (a `trading_state_changed` event, rule
+    "kill_switch"), every open order cancelled, and the positions closed if `close`
+    (default: the rules' `halt_closes_positions`). Leaving it takes a reset."""
+    trip(e, Breach("kill_switch", reason, TradingState.HALTED), cancel=True, close=close)
+
+
+def watch_errors(e: Engine) -> None:
     """After an order error: trip the error-rate breaker if it is due."""
-    breach = error_breach(s.state.risk, s.clock.now())
-    if breach is not None and s.executor is not None:
-        trip(s, breach)
+    breach = error_breach(e.state.risk, e.clock.now())
+    if breach is not None and e.executor is not None:
+        trip(e, breach)
 
 
-def watch_equity(s: Any, value: float, now: int, before: float | None = None) -> None:
-    """Measure the equity at `now` (see core.risk.observe) and trip a loss breaker if due."""
-    risk = s.state.risk
-    observe(risk, value, now, before)
+def watch_equity(e: Engine, value: float, now: int, before: float | None = None) -> None:
+    """Measure the equity at `now` (see core.risk.observe: a new day or a new peak is a
+    `risk_measured` event) and trip a loss breaker if due."""
+    risk = e.state.risk
+    measured = observe(risk, value, now, before)
+    if measured is not None:
+        e.emit("risk_measured", measured)
     breach = equity_breach(risk, value)
     if breach is not None:
-        trip(s, breach)
+        trip(e, breach)
 
 
-def reset_trading_state(s: Any, req: ResetTradingState) -> bool:
+def reset_trading_state(e: Engine, req: ResetTradingState) -> bool:
     """Back to ACTIVE. The loss breakers measure from the equity now (the reset event
     carries it), and the order errors counted so far are forgiven."""
-    risk = s.state.risk
+    risk = e.state.risk
     if risk.trading is TradingState.ACTIVE:
         return True
-    value = equity(s.state, s.executor.mark)
-    s.emit("trading_state_changed", {"state": TradingState.ACTIVE.value,
+    value = equity(e.state, e.executor.mark)
+    e.emit("trading_state_changed", {"state": TradingState.ACTIVE.value,
                                      "previous": risk.trading.value, "rule": "reset",
                                      "reason": req.reason or "reset by the strategy",
-                                     "ts": s.clock.now(), "equity": value})
-    s.executor.on_trading_state(TradingState.ACTIVE)
+                                     "ts": e.clock.now(), "equity": value})
+    e.executor.on_trading_state(TradingState.ACTIVE)
     return True
 
 

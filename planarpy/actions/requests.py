@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -18,6 +18,9 @@ import numpy as np
 from ..core.errors import InvalidArgument, UnknownSymbol
 from ..core.instances import AssetInstance
 from ..core.orders import OrderType, PositionSide, Side, TimeInForce
+
+if TYPE_CHECKING:  # the engine's methods take requests: for the annotations only
+    from .engine import Engine
 
 _INF = math.inf
 _LONG = PositionSide.LONG
@@ -202,17 +205,17 @@ def check_tif(action: str, value: Any) -> TimeInForce:
     return found
 
 
-def check_asset(s: Any, action: str, value: Any, optional: bool = False) -> AssetInstance | None:
+def check_asset(e: Engine, action: str, value: Any, optional: bool = False) -> AssetInstance | None:
     """The strategy's asset named by `value` (a symbol or one of its asset instances)."""
     if type(value) is str:
-        found = s.state.assets.get(value)
+        found = e.state.assets.get(value)
         if found is None:
-            raise UnknownSymbol(f"{value!r} is not in {type(s).__name__}'s universe "
-                                f"({', '.join(s.state.assets)})")
+            raise UnknownSymbol(f"{value!r} is not in {e.name}'s universe "
+                                f"({', '.join(e.state.assets)})")
         return found
     if isinstance(value, AssetInstance):
-        if s.state.assets.get(value.symbol) is not value:
-            raise _bad(action, "asset", value, f"one of {type(s).__name__}'s assets")
+        if e.state.assets.get(value.symbol) is not value:
+            raise _bad(action, "asset", value, f"one of {e.name}'s assets")
         return value
     if value is None and optional:
         return None
@@ -242,11 +245,11 @@ def check_ids(action: str, value: Any) -> tuple[str, ...] | None:
 
 
 # ---- one parser per action: the action's signature, the checks, the request --------------
-def market_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", pos: Any = "long",
+def market_order(e: Engine, ai: Any, amount: Any, *, side: Any = "buy", pos: Any = "long",
                  reduce_only: Any = False, date: Any = None, waitfor: Any = None,
                  synced: Any = True) -> MarketOrder:
     a = "market_order"
-    asset_ = _asset(s, a, ai)
+    asset_ = _asset(e, a, ai)
     if amount.__class__ is not float or not 0.0 < amount < _INF:
         amount = check_number(a, "amount", amount)
     side_ = _SIDES.get(side) if side.__class__ is str else None
@@ -257,11 +260,11 @@ def market_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", pos: Any = 
                        waitfor, synced)
 
 
-def limit_order(s: Any, ai: Any, amount: Any, price: Any, *, side: Any = "buy", tif: Any = "GTC",
+def limit_order(e: Engine, ai: Any, amount: Any, price: Any, *, side: Any = "buy", tif: Any = "GTC",
                 pos: Any = "long", reduce_only: Any = False, date: Any = None,
                 waitfor: Any = None, synced: Any = True) -> LimitOrder:
     a = "limit_order"
-    asset_ = _asset(s, a, ai)
+    asset_ = _asset(e, a, ai)
     if amount.__class__ is not float or not 0.0 < amount < _INF:
         amount = check_number(a, "amount", amount)
     if price.__class__ is not float or not 0.0 < price < _INF:
@@ -276,16 +279,16 @@ def limit_order(s: Any, ai: Any, amount: Any, price: Any, *, side: Any = "buy", 
 
 
 # the checks above with the common case first: what nearly every order passes costs little
-def _asset(s: Any, action: str, value: Any) -> AssetInstance:
+def _asset(e: Engine, action: str, value: Any) -> AssetInstance:
     cls = value.__class__
     if cls is str:
-        found = s.state.assets.get(value)
+        found = e.state.assets.get(value)
     elif cls is AssetInstance:
-        found = value if s.state.assets.get(value.symbol) is value else None
+        found = value if e.state.assets.get(value.symbol) is value else None
     else:
         found = None
     if found is None:
-        found = check_asset(s, action, value)
+        found = check_asset(e, action, value)
     return found  # type: ignore[return-value]
 
 
@@ -300,34 +303,34 @@ def _options(action: str, reduce_only: Any, date: Any, waitfor: Any,
     return reduce_only, date, waitfor, synced
 
 
-def cancel_orders(s: Any, ai: Any = None, side: Any = "both", *, ids: Any = None,
+def cancel_orders(e: Engine, ai: Any = None, side: Any = "both", *, ids: Any = None,
                   waitfor: Any = None, confirm: Any = False, synced: Any = True) -> CancelOrders:
     a = "cancel_orders"
-    return CancelOrders(check_asset(s, a, ai, optional=True), check_side(a, side, both=True),
+    return CancelOrders(check_asset(e, a, ai, optional=True), check_side(a, side, both=True),
                         check_ids(a, ids), check_wait(a, waitfor),
                         check_flag(a, "confirm", confirm), check_flag(a, "synced", synced))
 
 
-def update_leverage(s: Any, ai: Any, leverage: Any, pos: Any = "long") -> UpdateLeverage:
+def update_leverage(e: Engine, ai: Any, leverage: Any, pos: Any = "long") -> UpdateLeverage:
     a = "update_leverage"
-    asset_ = check_asset(s, a, ai)
+    asset_ = check_asset(e, a, ai)
     return UpdateLeverage(asset_, check_number(a, "leverage", leverage), check_pos(a, None, pos))
 
 
-def close_position(s: Any, ai: Any = None, pos: Any = None) -> ClosePosition:
+def close_position(e: Engine, ai: Any = None, pos: Any = None) -> ClosePosition:
     a = "close_position"
-    asset_ = check_asset(s, a, ai, optional=True)
+    asset_ = check_asset(e, a, ai, optional=True)
     return ClosePosition(asset_, None if pos is None else check_pos(a, asset_, pos))
 
 
-def watch_ohlcv(s: Any, ai: Any = None, timeframe: Any = None) -> WatchOHLCV:
+def watch_ohlcv(e: Engine, ai: Any = None, timeframe: Any = None) -> WatchOHLCV:
     a = "watch_ohlcv"
     if timeframe is not None and not isinstance(timeframe, str):
         raise _bad(a, "timeframe", timeframe, "None or a timeframe such as '1m'")
-    return WatchOHLCV(check_asset(s, a, ai, optional=True), timeframe)
+    return WatchOHLCV(check_asset(e, a, ai, optional=True), timeframe)
 
 
-def reset_trading_state(s: Any, reason: Any = "") -> ResetTradingState:
+def reset_trading_state(e: Engine, reason: Any = "") -> ResetTradingState:
     if not isinstance(reason, str):
         raise _bad("reset_trading_state", "reason", reason, "a string")
     return ResetTradingState(reason)

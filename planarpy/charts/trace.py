@@ -61,8 +61,8 @@ def result_from_trace(trace: str | Path | Any, strategy: type[Strategy] | str, *
     t0, t1 = events[0]["ts"] // 1_000_000, events[-1]["ts"] // 1_000_000
     timeline = _candles(s, data, data_dir, t0, t1, (header.get("data") or {}).get("gaps", "fill"))
     first = max(int(np.searchsorted(timeline, t0, "right")) - 1, 0)
-    initial = float(header.get("cash", s.state.cash))
-    s.state.cash = initial
+    initial = float(header.get("cash", s.engine.state.cash))
+    s.engine.state.cash = initial
     ledger = _replay(s, events, timeline)
     curve = equity_curve(_Ledger(len(timeline), ledger), s, first, initial)
     s.i = len(timeline) - 1
@@ -90,13 +90,14 @@ def _candles(s: Strategy, data: Mapping[str, Any] | None, data_dir: Any, start: 
     timeline, aligned = align(series, s.timeframe, gaps)
     for ai in s.assets:
         ai.ohlcv = aligned[ai.symbol]
-    s.prepare_indicators()
+    s.engine.prepare_indicators()
     return timeline
 
 
 def _replay(s: Strategy, events: Sequence[Mapping[str, Any]], timeline: np.ndarray) -> Ledger:
-    """Apply the run's events to `s.state`; the ledger of the state after each fill."""
-    st = s.state
+    """Apply the run's events to the strategy's state; the ledger of the state after each
+    fill."""
+    st = s.engine.state
     ledger = Ledger(len(s.assets))
     for e in events:
         kind, payload = e["kind"], e["payload"] or {}
@@ -108,7 +109,7 @@ def _replay(s: Strategy, events: Sequence[Mapping[str, Any]], timeline: np.ndarr
             continue  # replay_from_trace reports such events; a chart skips them
         if kind in _FILLS:
             at = int(np.searchsorted(timeline, int(payload.get("date", 0)), "right")) - 1
-            ledger.add(s, max(at, 0))
+            ledger.add(s.engine, max(at, 0))
     return ledger
 
 

@@ -10,6 +10,7 @@ from ..config import load_config
 from ..exchanges import exchange_config
 from ..loader import find_strategy
 from ..params import parse_items
+from .halt import control_dir
 from .main import example
 from .supervise import add_run_flags, run_handle
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     handle = paper_run(cls, exchange=args.exchange, exchange_url=args.exchange_url,
                        settings=cfg, cash=args.cash, tick_interval=args.tick_interval,
                        on_stop=args.on_stop, stop_timeout=args.stop_timeout, params=params,
+                       control=control_dir(args.trace_dir),
                        trace=None)  # opened below, under --trace-dir
     if not args.no_trace:
         from ..trace import EventTrace

@@ -117,7 +117,7 @@ def force_exit(handle: Any) -> None:
             try:
                 recorder.record("strategy_stopped", {"reason": "forced", "forced": True,
                                                      "still_open": items},
-                                ts=session.s.clock.now_ns())
+                                ts=session.e.clock.now_ns())
                 recorder.flush()
             except Exception:
                 pass

@@ -44,11 +44,21 @@ def fee_currency(m: Market, side: Side) -> str:
     return m.fee_currencies[side is Side.SELL]
 
 
-def fill_fee(m: Market, side: Side, amount: float, cost: float, rate: float) -> tuple[float, str]:
-    """A simulated fill's fee and its currency, as the venue charges it (see fee_currency):
-    `rate` of the amount when taken in the base, of the cost when taken in the quote."""
-    currency = m.fee_currencies[side is Side.SELL]
-    return (amount * rate if currency == m.base else cost * rate), currency
+def new_trade(ai: AssetInstance, order: Order, amount: float, price: float, taker: bool,
+              date: int) -> Trade:
+    """The one constructor of a simulated fill (sim and paper): `amount` of `order` at
+    `price`, a taker's or a maker's, its cost, and its fee as the venue charges it (see
+    fee_currency: a rate of the amount when taken in the base, of the cost when taken in
+    the quote). Its id is the order's and the asset's count of trades: unique in a run."""
+    m = ai.market
+    cost = amount * price * m.contract_size  # Market.value
+    side = order.side
+    currency = m.fee_currencies[side is Side.SELL]  # fee_currency, inlined: a hot path
+    rate = m.taker if taker else m.maker
+    fee = amount * rate if currency == m.base else cost * rate
+    # Trade's fields in order (positional: several times cheaper than by keyword)
+    return Trade(order.id, ai.symbol, side, order.pos, date, amount, price, cost, fee,
+                 currency, order.leverage, taker, f"{order.id}-{len(ai.trades)}")
 
 
 def fee_parts(state: State, m: Market, trade: Trade) -> tuple[float, float, float]:

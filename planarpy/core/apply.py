@@ -223,6 +223,24 @@ def _order_error(state: State, d: Mapping[str, Any]) -> Effect:
     return NO_EFFECT
 
 
+def _exchange_error(state: State, d: Mapping[str, Any]) -> Effect:
+    """An exchange or connection error. One of an order request (its payload names the
+    `request`: a submit or cancel that got no answer) counts toward the error-rate
+    breaker, as an order error does; errors of data and account streams change nothing."""
+    if d.get("request") is not None:
+        state.risk.errors.append(int(d.get("ts") or 0))
+    return NO_EFFECT
+
+
+def _risk_measured(state: State, d: Mapping[str, Any]) -> Effect:
+    """The loss breakers' measurements: the UTC day, the equity it started at, the peak."""
+    risk = state.risk
+    risk.day = int(d["day"])
+    risk.day_start_equity = float(d["day_start_equity"])
+    risk.peak_equity = float(d["peak_equity"])
+    return NO_EFFECT
+
+
 def _risk_event(kind: str, d: Mapping[str, Any], previous: TradingState,
                 state: TradingState) -> RiskEvent:
     request = d.get("request")
@@ -269,8 +287,10 @@ APPLY: dict[str, Callable[[State, Mapping[str, Any]], Effect]] = {
     "position_updated": _position,
     "sync_result": _history,
     "order_error": _order_error,
+    "exchange_error": _exchange_error,
     "risk_denied": _risk_denied,
     "trading_state_changed": _trading_state,
+    "risk_measured": _risk_measured,
 }
 
 

@@ -36,6 +36,7 @@ KINDS: tuple[str, ...] = (
     "ticks_skipped",
     "risk_denied",
     "trading_state_changed",
+    "risk_measured",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import enum
 import math
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import attrs
 
@@ -182,10 +182,12 @@ def _window() -> collections.deque[int]:
 class RiskState:
     """The risk side of a strategy's state.
 
-    `trading`, `orders` (creation times, ms), `errors` (order-error times), `denied` and
-    `changes` change only through events (`core/apply.py`), so replay rebuilds them.
-    `peak_equity`, `day` and `day_start_equity` are measurements of the mode's monitor
-    (a reset re-bases them through its event).
+    Everything here changes only through events (`core/apply.py`), so a replay rebuilds
+    it and a live run finds it again after a restart: `trading` and `changes`
+    (trading_state_changed), `orders` (creation times, ms: order_created), `errors`
+    (order_error, and exchange errors of order requests), `denied` (risk_denied), and
+    the loss breakers' measurements `peak_equity`, `day` and `day_start_equity`
+    (risk_measured; a reset re-bases them through its own event).
     """
 
     rules: RiskRules = NO_RULES
@@ -409,8 +411,10 @@ def equity_breach(risk: RiskState, equity: float) -> Breach | None:
 
 def error_breach(risk: RiskState, now: int) -> Breach | None:
     """The error-rate breaker: more than `max_errors_per_minute` order errors in the last
-    60 s of the strategy's clock (every `order_error` event counts: an order or action
-    refused by the market rules, the funds check, the fill engine or the exchange)."""
+    60 s of the strategy's clock. Every `order_error` event counts (an order or action
+    refused by the market rules, the funds check, the fill engine or the exchange), and so
+    does an `exchange_error` of an order request (live: a submit or cancel that got no
+    answer); errors of the market data or of the account streams do not."""
     limit = risk.rules.max_errors_per_minute
     errors = risk.errors
     if limit is None or len(errors) <= limit or errors[-limit - 1] <= now - 60_000:
@@ -420,15 +424,19 @@ def error_breach(risk: RiskState, now: int) -> Breach | None:
                   _ACTION_STATE[risk.rules.on_errors])
 
 
-def observe(risk: RiskState, equity: float, now: int, before: float | None = None) -> None:
-    """Measure `equity` at `now`: a new UTC day starts from `before` (the equity at the
-    last close of the day before, when known), and the peak follows the highest equity."""
+def observe(risk: RiskState, equity: float, now: int,
+            before: float | None = None) -> dict[str, Any] | None:
+    """What measuring `equity` at `now` changes, as the payload of a `risk_measured` event
+    (None when nothing changes): a new UTC day starts from `before` (the equity at the
+    last close of the day before, when known), and the peak follows the highest equity.
+    The measurements are events so that a restart and a replay find them again."""
     day = day_of(now)
-    if day != risk.day:
-        risk.day = day
-        risk.day_start_equity = equity if before is None else before
-    if not equity <= risk.peak_equity:  # NaN peak: the first measurement
-        risk.peak_equity = equity
+    new_day = day != risk.day
+    start = (equity if before is None else before) if new_day else risk.day_start_equity
+    peak = equity if not equity <= risk.peak_equity else risk.peak_equity  # NaN: the first
+    if not new_day and peak == risk.peak_equity:
+        return None
+    return {"day": day, "day_start_equity": start, "peak_equity": peak, "ts": now}
 
 
 def price_band(bounds: tuple[float, float], k: float, q: float) -> tuple[float, float]:
@@ -465,7 +473,7 @@ def spot_position(ai: AssetInstance, since: int = 0) -> float:
     return m.floor_amount(max(0.0, min(ai.balance, net)))
 
 
-def cancel_targets(ai: AssetInstance, trading: TradingState) -> Iterable[Order]:
+def cancel_targets(ai: AssetInstance, trading: TradingState) -> list[Order]:
     """The open orders a move to `trading` cancels: all of them on a halt, those that
     add to the exposure when reducing."""
     if trading is TradingState.HALTED:
@@ -473,12 +481,10 @@ def cancel_targets(ai: AssetInstance, trading: TradingState) -> Iterable[Order]:
     return [o for o in ai.orders.values() if increases(ai, o)]
 
 
-def refuse_unenforced(table: Any, strategy: str, mode: str) -> None:
-    """Refuse to run `strategy` in a mode that does not enforce risk rules yet, if any
-    apply to it: a rule silently ignored would be worse than no run. (Paper and live go
-    through the order pipeline, and so enforce the rules, in a later version.)"""
-    rules = RiskRules.from_config(table, strategy)
-    if rules != NO_RULES:
-        raise ConfigError(f"[risk] sets rules for {strategy}, and {mode} mode does not enforce "
-                          f"risk rules yet (backtests do); remove them, or turn each off for "
-                          f"this strategy in [risk.{strategy}] (e.g. max_drawdown = false)")
+def rules_for(given: RiskRules | Mapping[str, Any] | None, settings: Mapping[str, Any],
+              strategy: str) -> RiskRules:
+    """The risk rules of a run of `strategy`: those given (RiskRules, or a table shaped
+    like planar.toml's [risk]), else the [risk] table of `settings`."""
+    if isinstance(given, RiskRules):
+        return given
+    return RiskRules.from_config(settings.get("risk") if given is None else given, strategy)

@@ -1,1 +1,2 @@
-"""The three modes. Each registers its `call` handlers; none is asked "are we live?"."""
+"""The three modes. Each executes the one order pipeline through its own Executor; none
+is asked "are we live?"."""

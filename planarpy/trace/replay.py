@@ -95,11 +95,12 @@ def replay_from_trace(strategy: Any, trace: Any, run: int | Literal["last"] = "l
     and with the end state the run recorded. Event kinds this planarpy does not know
     fail the replay unless `allow_unknown`, which skips them with a note.
     """
+    built = isinstance(strategy, (str, Path, type))
     if compare_state is None:
-        compare_state = compare is not None or hasattr(strategy, "state")
-    if not hasattr(strategy, "state"):
+        compare_state = compare is not None or not built
+    if built or not hasattr(strategy, "engine"):
         strategy = strategy_for_replay(strategy, trace, run, exchange, settings)
-    current = strategy.state if compare is None else compare
+    current = strategy.engine.state if compare is None else compare
     state = State(current.quote, 0.0, assets={sym: AssetInstance(ai.market)
                                                for sym, ai in current.assets.items()})
     report = _Report("skip", Path(str(getattr(trace, "path", trace))))

@@ -146,8 +146,9 @@ def test_fee_currency_follows_the_markets_fee_side(side_, buy, sell):
     m = attrs.evolve(SPOT, fee_side=side_)
     assert acc.fee_currency(m, Side.BUY) == buy and acc.fee_currency(m, Side.SELL) == sell
     assert acc.fee_currency(attrs.evolve(PERP, fee_side=side_), Side.BUY) == "USD"
-    fee, cur = acc.fill_fee(m, Side.BUY, 6.0, 600.0, 0.001)
-    assert (fee, cur) == ((0.006, "TST") if buy == "TST" else (0.6, "USD"))
+    t = acc.new_trade(AssetInstance(m), order(amount=6.0), 6.0, 100.0, taker=False, date=1)
+    assert (t.fee, t.fee_currency) == ((0.006, "TST") if buy == "TST" else (0.6, "USD"))
+    assert (t.cost, t.taker, t.id) == (600.0, False, "o1-0")
 
 
 def test_a_buy_on_a_received_asset_fee_market_pays_in_base():
@@ -157,9 +158,7 @@ def test_a_buy_on_a_received_asset_fee_market_pays_in_base():
     o = order(amount=6.0, price=100.0)
     assert acc.required(ai, o) == 600.0
     acc.add_order(st, ai, o)
-    fee, cur = acc.fill_fee(GET, Side.BUY, 6.0, 600.0, 0.001)
-    acc.apply_fill(st, ai, o, Trade(o.id, GET.symbol, o.side, o.pos, 1, 6.0, 100.0, 600.0,
-                                    fee, cur))
+    acc.apply_fill(st, ai, o, acc.new_trade(ai, o, 6.0, 100.0, taker=False, date=1))
     assert ai.balance == 5.994 and st.cash == 400.0 and st.committed == 0
     assert st.fees == pytest.approx(0.6)
 

@@ -43,12 +43,12 @@ def test_update_indicators_appends_what_a_full_computation_gives(cls):
     ai = s.assets[0]
     full = backtest(Cross, data={SYM: CANDLES}, settings={}).strategy.assets[0].ohlcv
     ai.ohlcv = full[:50]
-    s.prepare_indicators([ai])
+    s.engine.prepare_indicators([ai])
     lists = dict(ai.ind)
     for stop in (51, 52, 60, 61, len(full)):
         known = len(ai.ohlcv)
         ai.ohlcv = full[:stop]
-        s.update_indicators(ai, known)
+        s.engine.update_indicators(ai, known)
     assert all(ai.ind[k] is lists[k] for k in lists)  # in place: a strategy may hold them
     expected = s.indicators(ai)
     for name, values in expected.items():

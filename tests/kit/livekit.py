@@ -37,6 +37,17 @@ class Quiet(Strategy):
         self.errors.append(reason)
 
 
+class Watched(Quiet):
+    """Quiet, keeping every risk event it hears (risk rules and the kill switch)."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.risk_events: list[Any] = []
+
+    def on_risk(self, event: Any) -> None:
+        self.risk_events.append(event)
+
+
 class QuietPerp(Quiet):
     exchange = "binanceusdm"
     quote = "USDT"

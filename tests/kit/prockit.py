@@ -18,14 +18,15 @@ from typing import Any, Callable
 
 
 class Child:
-    """`python -m planarpy.cli.main ARGS...` in `cwd`, with `env` added."""
+    """`python -m planarpy.cli.main ARGS...` in `cwd`, with `env` added (with `module`
+    None: `python ARGS...`, a script)."""
 
     def __init__(self, args: list[str], cwd: Any, env: dict[str, str] | None = None,
-                 close_output: bool = False) -> None:
+                 close_output: bool = False, module: str | None = "planarpy.cli.main") -> None:
         self.text = ""
         self._changed = threading.Condition()
         self._reading = True
-        argv = [sys.executable, "-m", "planarpy.cli.main", *args]
+        argv = [sys.executable, *(["-m", module] if module else []), *args]
         environ = dict(os.environ, **(env or {}))
         if close_output:  # started with stdout and stderr closed
             argv = ["sh", "-c", 'exec "$@" >&- 2>&-', "sh", *argv]

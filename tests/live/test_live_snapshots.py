@@ -108,11 +108,29 @@ def any_clock(request, local_exchange_factory):
     return local_exchange_factory(clock=Clock(speed=1.0))
 
 
+def thin_best_ask(lx, leave: float) -> None:
+    """Someone else buys the best ask down to `leave`: a larger market buy takes two
+    fills. (On a stepped clock the book stays so until the clock moves.)"""
+    best = raw_client(lx).fetch_order_book(SYM)["asks"][0][1]
+    counterparty(lx).create_order(SYM, "market", "buy", best - leave)
+
+
+def fill_ids(lx, client_id: str) -> list[str]:
+    """The exchange's fills of our order `client_id`, by trade id."""
+    client = raw_client(lx)
+    exid = client.fetch_order(None, SYM, {"origClientOrderId": client_id})["id"]
+    return sorted(t["id"] for t in client.fetch_my_trades(SYM) if t["order"] == exid)
+
+
 def test_spot_fill_found_by_rest_after_the_balance_showed_it(any_clock, tmp_path):
     """A market buy whose answer is lost: the balance watcher's REST snapshot shows its fill
-    while the order lookups fail; the in-flight check then finds the order with its fill
-    (the trades watcher kept it). Holdings and cash move once."""
+    while the order lookups fail; the in-flight check then finds the order with its fills
+    (the trades watcher kept them). Holdings and cash move once. The buy takes as many
+    fills as the book makes it: on the stepped clock two (the best ask is thinned first),
+    on the wall clock one or more, as the replayed book at that time of the hour holds."""
     lx = any_clock
+    if lx.clock.stepped:
+        thin_best_ask(lx, leave=40.0)
     settings = {"exchanges": {"binance": {"rate_limit": False, "timeout": 300}}}
     with EventTrace.open(tmp_path / "t", strategy="Quiet", exchange="binance") as trace, \
             live(lx, trace=trace, settings=settings, stall_after=0.3, inflight_every=0.1) as run:
@@ -124,11 +142,13 @@ def test_spot_fill_found_by_rest_after_the_balance_showed_it(any_clock, tmp_path
         eventually(lambda: run.state()["assets"][SYM]["balance"] > start, timeout=10)
         assert order.status.value == "unknown"  # the balance came first
         lx.faults.update({"http_path": "GET /api/v3/account"})  # no REST balance from now
-        eventually(lambda: not order.is_open and run.state()["trades"] == 1, timeout=10)
+        fills = fill_ids(lx, order.id)
+        assert len(fills) >= (2 if lx.clock.stepped else 1)
+        eventually(lambda: not order.is_open and run.state()["trades"] == len(fills), timeout=10)
         assert run.state()["assets"][SYM]["balance"] == pytest.approx(start + 100 * 0.999)
         lx.faults.clear()
         assert in_step(run, lx) == []
-        assert [p["in_balance"] for p in shown(trace)] == [True]
+        assert sorted((p["id"], p["in_balance"]) for p in shown(trace)) == [(i, True) for i in fills]
     replayed(run.strategy, trace.path)
 
 

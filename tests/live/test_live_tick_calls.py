@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-import planarpy.modes.live.handlers as handlers
+import planarpy.modes.live.executor as executor
 from planarpy import call, missing
 
 from livekit import Quiet, eventually, live, raw_client
@@ -70,7 +70,7 @@ class FireAndForget(OneOrder):
     """Arms itself to fire exactly when the idle stop of the orders watchers is due."""
 
     def on_interval(self, ts: int) -> None:
-        session = self.engine
+        session = self.engine.executor.session  # the run (a test looks at its watchers)
         w = session.watchers.get("orders")
         if (self.armed and w is not None and w.running and not self.assets[0].orders
                 and time.monotonic() - session.order_activity >= session.idle_stop):
@@ -100,7 +100,7 @@ def test_an_order_sent_as_the_idle_stop_runs_keeps_its_watchers(lx):
 def test_a_script_call_that_times_out_returns_missing(lx, monkeypatch):
     """The same from a script's thread: `missing` once waitfor and the grace have passed,
     not an exception; a cancel that cannot be confirmed in time is False."""
-    monkeypatch.setattr(handlers, "GRACE", 0.1)
+    monkeypatch.setattr(executor, "GRACE", 0.1)
     with live(lx) as run:
         price = far_bid(lx)
         lx.faults.update({"delay_ms": 1500})

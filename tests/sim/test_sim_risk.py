@@ -269,18 +269,6 @@ def test_risk_rules_refuse_bad_values_in_python_too():
         RiskRules(max_leverage=-2)
 
 
-@pytest.mark.parametrize("mode", ["paper", "live"])
-def test_paper_and_live_refuse_rules_they_do_not_enforce_yet(mode):
-    """Until paper and live go through the pipeline, a run with risk rules is refused
-    before it connects, rather than run without them."""
-    from planarpy.modes.live import start_live
-    from planarpy.modes.paper import start_paper
-    start = start_paper if mode == "paper" else start_live
-    cls = scripted({})
-    with pytest.raises(ConfigError, match=f"{mode} mode does not enforce risk rules yet"):
-        start(cls, settings={"risk": {"max_drawdown": 0.1}})
-
-
 def test_replay_reproduces_risk_events_and_the_trading_state(tmp_path):
     """A recorded backtest with denials, a halt and a reset replays to the same trading
     state, denial count, state changes and windows; a changed state is reported."""

@@ -1,4 +1,4 @@
-"""Live mode: a real exchange through ccxt (`start_live` gives the run its `call` table)."""
+"""Live mode: a real exchange through ccxt (`executor.py` is its side of the order pipeline)."""
 
 from ..runtime import EngineStopped
 from .run import LiveRun, live_run, start_live

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import attrs
 
@@ -29,6 +29,9 @@ from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus
 from . import reports
 from .reconciler import REST
+
+if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
+    from .session import LiveSession
 
 
 @attrs.define(slots=True, eq=False)
@@ -89,13 +92,13 @@ class Flights:
         return len(self.by_id)
 
 
-async def lookup(session: Any, ai: AssetInstance, order: Order) -> Mapping[str, Any]:
+async def lookup(session: LiveSession, ai: AssetInstance, order: Order) -> Mapping[str, Any]:
     """The exchange's view of `order`, asked by client id (raises what the exchange does)."""
     return await session.request("fetch_order", None, ai.symbol,
                                  session.venue.by_client_id(order.id))
 
 
-async def go_unknown(session: Any, ai: AssetInstance, flight: Flight, reason: str) -> None:
+async def go_unknown(session: LiveSession, ai: AssetInstance, flight: Flight, reason: str) -> None:
     """The submit got no answer: the order's outcome is unknown until settled (unless a
     report of it came meanwhile)."""
     flight.window_end = time.monotonic() + session.venue.submit_window(session.client)
@@ -106,10 +109,10 @@ async def go_unknown(session: Any, ai: AssetInstance, flight: Flight, reason: st
                                              "reason": reason}, ai.symbol)
 
 
-async def settle(session: Any, flight: Flight) -> bool:
+async def settle(session: LiveSession, flight: Flight) -> bool:
     """Ask the exchange about an unknown order once; whether it is settled now."""
     order = flight.order
-    ai = session.s.state.assets[order.symbol]
+    ai = session.e.state.assets[order.symbol]
     if order.status is not OrderStatus.UNKNOWN:  # a report found it meanwhile, or it ended
         session.flights.seen(order)
         return True
@@ -127,19 +130,19 @@ async def settle(session: Any, flight: Flight) -> bool:
     return order.status is not OrderStatus.UNKNOWN
 
 
-async def never_placed(session: Any, ai: AssetInstance, flight: Flight) -> None:
+async def never_placed(session: LiveSession, ai: AssetInstance, flight: Flight) -> None:
     """Close an unknown order the exchange never received, and tell the strategy."""
     order = flight.order
     if order.is_open:
         await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                             "status": OrderStatus.NOT_PLACED.value}, ai.symbol)
         async with session.engine.mutating():
-            session.s.reject(ai, f"order {order.id} was never placed: the exchange does not "
+            session.e.reject(ai, f"order {order.id} was never placed: the exchange does not "
                                  "know it, and its submit can no longer arrive", flight.request)
     session.flights.seen(order)
 
 
-async def settle_until(session: Any, flight: Flight, deadline: float) -> None:
+async def settle_until(session: LiveSession, flight: Flight, deadline: float) -> None:
     """Ask about an unknown order until it is settled or the loop time `deadline`."""
     loop = asyncio.get_running_loop()
     wait = 0.05
@@ -151,21 +154,21 @@ async def settle_until(session: Any, flight: Flight, deadline: float) -> None:
         wait = min(wait * 2, 1.0)
 
 
-async def check(session: Any) -> None:
+async def check(session: LiveSession) -> None:
     """Settle what can be settled: ask about each unknown order; send the cancels due."""
     from . import orders
     for flight in session.flights.unknown():
         await settle(session, flight)
     for flight in session.flights.due_cancels():
         order = flight.order
-        ai = session.s.state.assets[order.symbol]
+        ai = session.e.state.assets[order.symbol]
         if not order.is_open or await orders.cancel_known(session, ai, order, confirm=False):
             flight.cancel = False
             session.flights.seen(order)  # else: tried again next time
 
 
-async def sweep(session: Any) -> None:
+async def sweep(session: LiveSession) -> None:
     """Look for orders that appeared open on the exchange (placed by hand, or this
     strategy's and unknown here): the open orders of every asset, as REST reports."""
-    for ai in session.s.assets:
+    for ai in session.e.assets:
         await reports.on_orders(session, await session.request("fetch_open_orders", ai.symbol), REST)

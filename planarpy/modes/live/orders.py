@@ -9,16 +9,17 @@ only after a refusal that left nothing behind (a rate limit).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Coroutine, Mapping
 
 import ccxt
 
-from ...core.accounting import funds_error, leverage_error
-from ...core.apply import order_payload
 from ...core.instances import AssetInstance
-from ...core.orders import (Order, OrderType, PositionSide, Side, TimeInForce, Trade, missing)
+from ...core.orders import Order, OrderType, Side, TimeInForce, Trade, missing
 from . import inflight, reports
 from .reconciler import REPLY
+
+if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
+    from .session import LiveSession
 
 # errors after which the order surely does not exist on the exchange (rate-limit and
 # time-stamp refusals included: the request was turned away unprocessed)
@@ -27,7 +28,7 @@ REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadS
            ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.InvalidNonce)
 
 
-def _params(session: Any, ai: AssetInstance, order: Order) -> dict[str, Any]:
+def _params(session: LiveSession, ai: AssetInstance, order: Order) -> dict[str, Any]:
     params: dict[str, Any] = session.venue.order_params(order.id)
     if order.type is OrderType.LIMIT:
         if order.tif is TimeInForce.POST_ONLY:
@@ -39,24 +40,24 @@ def _params(session: Any, ai: AssetInstance, order: Order) -> dict[str, Any]:
     return params
 
 
-def send(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+def send(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
          waitfor: float, synced: bool) -> Coroutine[Any, Any, Trade | Any | None]:
-    """The live executor's entry: `submit` of a built, checked order, to run on the
-    engine's loop. The order is in flight from this call on (any thread), so that a cancel
-    issued right after it, before the loop has run the submit, finds it and waits."""
+    """The live executor's entry: `submit` of a built order that passed the gate, to run
+    on the engine's loop. The caller holds the state lock: the order is created locally
+    here (order_created), before it is sent and under its client id, so that the next
+    order's gate counts it and exchange reports racing the reply find it; and it is in
+    flight from here on, so that a cancel issued right after it, before the loop has run
+    the submit, waits for it."""
+    order = session.apply_now("order_created", order, ai.symbol).order or order
     session.flights.start(order, request)
     return submit(session, ai, order, request, waitfor, synced)
 
 
-async def submit(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+async def submit(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
                  waitfor: float, synced: bool) -> Trade | Any | None:
-    """Send a built order and wait up to `waitfor` for it to fill: its first Trade,
-    `missing` (open with no fill seen, or of unknown outcome), or None (refused, or closed
-    with no fill).
-
-    The order is committed locally (order_created) before it is sent, under its client
-    id, so that exchange reports racing the reply find it.
-    """
+    """Send an order created locally (`send`) and wait up to `waitfor` for it to fill:
+    its first Trade, `missing` (open with no fill seen, or of unknown outcome), or None
+    (refused, or closed with no fill)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(waitfor, 0.0)
     waiter = session.waiters[order.id] = asyncio.Event()
@@ -67,12 +68,10 @@ async def submit(session: Any, ai: AssetInstance, order: Order, request: Mapping
         session.first_trades.pop(order.id, None)
 
 
-async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+async def _submit(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
                   deadline: float, waiter: asyncio.Event, synced: bool) -> Trade | Any | None:
     loop = asyncio.get_running_loop()
-    order = (await session.emit("order_created", order_payload(order), ai.symbol)).order or order
     flight = session.flights.start(order, request)
-    flight.order = order  # the state's own object from now on
     session.watch_orders(ai.symbol)
     try:
         reply = await _send(session, ai, order, deadline)
@@ -81,7 +80,7 @@ async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mappin
         session.flights.seen(order)
         return None
     except Exception as e:  # no answer: the order may exist or not
-        await session.report_error(e, where="create_order", symbol=ai.symbol)
+        await session.report_error(e, where="create_order", symbol=ai.symbol, request=request)
         await inflight.go_unknown(session, ai, flight, session.describe(e))
         if synced:
             await inflight.settle_until(session, flight, deadline)
@@ -98,12 +97,12 @@ async def _submit(session: Any, ai: AssetInstance, order: Order, request: Mappin
     result = _result(session, order)
     if result is None:  # closed by the exchange with no fill: IOC/FOK killed, no liquidity
         async with session.engine.mutating():
-            session.s.reject(ai, f"the exchange closed the order ({order.status.value}) "
+            session.e.reject(ai, f"the exchange closed the order ({order.status.value}) "
                                  "with no fill", request)
     return result
 
 
-async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) -> Any:
+async def _send(session: LiveSession, ai: AssetInstance, order: Order, deadline: float) -> Any:
     """create_order, sent again only after a refusal that left nothing behind: a rate
     limit (429), after the wait the exchange asked for and within the deadline. Any
     other failure raises: a refusal (REFUSED), or no answer (the outcome is unknown)."""
@@ -128,16 +127,16 @@ async def _send(session: Any, ai: AssetInstance, order: Order, deadline: float) 
             await asyncio.sleep(wait)
 
 
-async def _fail(session: Any, ai: AssetInstance, order: Order, request: Mapping[str, Any],
+async def _fail(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
                 reason: str) -> None:
     if order.is_open:
         await session.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                             "status": "rejected"}, ai.symbol)
     async with session.engine.mutating():
-        session.s.reject(ai, reason, request)
+        session.e.reject(ai, reason, request)
 
 
-def _result(session: Any, order: Order) -> Trade | Any | None:
+def _result(session: LiveSession, order: Order) -> Trade | Any | None:
     """The order's first fill, else `missing` while it is open (or unknown), else None."""
     trade = session.first_trades.get(order.id)
     if trade is not None:
@@ -145,7 +144,7 @@ def _result(session: Any, order: Order) -> Trade | Any | None:
     return missing if order.is_open else None
 
 
-async def sync_order(session: Any, ai: AssetInstance, order: Order) -> None:
+async def sync_order(session: LiveSession, ai: AssetInstance, order: Order) -> None:
     """Force-fetch an order (and, if it ended, its fills): the `synced` last resort."""
     try:
         o = await inflight.lookup(session, ai, order)
@@ -155,7 +154,7 @@ async def sync_order(session: Any, ai: AssetInstance, order: Order) -> None:
     await reports.on_order(session, o, REPLY)
 
 
-async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[str] | None, *,
+async def cancel(session: LiveSession, ai: AssetInstance, side: Side | None, ids: list[str] | None, *,
                  waitfor: float, confirm: bool) -> bool:
     """Cancel open orders on the exchange; True once each target is cancelled (with
     `confirm`: closed here, whatever the exchange answered) or closed anyway.
@@ -173,7 +172,7 @@ async def cancel(session: Any, ai: AssetInstance, side: Side | None, ids: list[s
     return ok
 
 
-async def _cancel(session: Any, ai: AssetInstance, order: Order, deadline: float,
+async def _cancel(session: LiveSession, ai: AssetInstance, order: Order, deadline: float,
                   confirm: bool) -> bool:
     flight = session.flights.get(order.id)
     if flight is not None and not flight.known.is_set():
@@ -194,7 +193,7 @@ async def _cancel(session: Any, ai: AssetInstance, order: Order, deadline: float
     return await cancel_known(session, ai, order, confirm)
 
 
-async def cancel_known(session: Any, ai: AssetInstance, order: Order, confirm: bool) -> bool:
+async def cancel_known(session: LiveSession, ai: AssetInstance, order: Order, confirm: bool) -> bool:
     """Cancel an order the exchange knows, by client id. "No such open order" (-2011 on
     Binance) is not taken as done: the order is looked up, and its state applied."""
     try:
@@ -202,7 +201,9 @@ async def cancel_known(session: Any, ai: AssetInstance, order: Order, confirm: b
                                       session.venue.by_client_id(order.id))
     except Exception as e:
         if not session.venue.cancel_unknown(e):
-            await session.report_error(e, where="cancel_order", symbol=ai.symbol)
+            await session.report_error(e, where="cancel_order", symbol=ai.symbol,
+                                       request={"type": "cancel", "symbol": ai.symbol,
+                                                "ids": [order.id]})
             return False
         await sync_order(session, ai, order)  # filled or cancelled meanwhile?
         return not order.is_open
@@ -214,8 +215,9 @@ async def cancel_known(session: Any, ai: AssetInstance, order: Order, confirm: b
     return True
 
 
-async def set_leverage(session: Any, ai: AssetInstance, leverage: float) -> bool:
-    reason = leverage_error(ai, leverage) or session.venue.leverage_error(leverage)
+async def set_leverage(session: LiveSession, ai: AssetInstance, leverage: float) -> bool:
+    """Set the leverage on the exchange (the venue's own rule first), then locally."""
+    reason = session.venue.leverage_error(leverage)
     if reason is None:
         try:
             await session.request("set_leverage", session.venue.leverage_arg(leverage), ai.symbol)
@@ -223,63 +225,9 @@ async def set_leverage(session: Any, ai: AssetInstance, leverage: float) -> bool
             reason = session.describe(e)
     if reason is not None:
         async with session.engine.mutating():
-            session.s.reject(ai, reason, {"type": "leverage", "symbol": ai.symbol,
+            session.e.reject(ai, reason, {"type": "leverage", "symbol": ai.symbol,
                                           "leverage": leverage})
         return False
     await session.emit("leverage_updated", {"symbol": ai.symbol, "leverage": float(leverage)},
                        ai.symbol)
     return True
-
-
-async def close_position(session: Any, ai: AssetInstance, pos: PositionSide | None) -> bool:
-    """Cancel the asset's orders, then close its position with a reduce-only market order."""
-    await cancel(session, ai, None, None, waitfor=session.waitfor, confirm=True)
-    if ai.market.is_derivative:
-        p = ai.open_position()
-        if p is None or (pos is not None and p.side is not pos):
-            return True
-        side = Side.SELL if p.side is PositionSide.LONG else Side.BUY
-        amount = ai.market.floor_amount(p.amount)
-    else:  # what this run's own fills bought, not coins held before or by others
-        bought = _net_bought(ai, session.first_trade.get(ai.symbol, 0))
-        side, amount = Side.SELL, ai.market.floor_amount(min(ai.free_balance, bought))
-        if amount < max(ai.market.min_amount, ai.market.amount_step):
-            return True
-        p = None
-    order = new_order(session, ai, OrderType.MARKET, amount, _reference_price(ai), side,
-                      p.side if p else PositionSide.LONG, TimeInForce.IOC, reduce_only=p is not None)
-    result = await submit(session, ai, order, {"type": "close", "symbol": ai.symbol},
-                          session.waitfor, True)
-    return result is not None
-
-
-def _net_bought(ai: AssetInstance, first: int) -> float:
-    """Base bought less base sold by the asset's trades from index `first` on (fees paid
-    in the base currency are not held)."""
-    net = 0.0
-    for t in ai.trades[first:]:
-        fee = t.fee if t.fee_currency == ai.market.base else 0.0
-        net += (t.amount - fee) if t.side is Side.BUY else -(t.amount + fee)
-    return max(net, 0.0)
-
-
-def _reference_price(ai: AssetInstance) -> float:
-    o = ai.ohlcv
-    return float(o.close[-1]) if o is not None and len(o) else 0.0
-
-
-def new_order(session: Any, ai: AssetInstance, type_: OrderType, amount: float, price: float,
-              side: Side, pos: PositionSide, tif: TimeInForce, reduce_only: bool) -> Order:
-    return Order(id=session.new_client_id(), symbol=ai.symbol, side=side, type=type_,
-                 amount=amount, price=price, date=session.s.clock.now(), tif=tif, pos=pos,
-                 reduce_only=reduce_only, leverage=ai.leverage if ai.market.is_derivative else 1.0)
-
-
-def precheck(session: Any, ai: AssetInstance, order: Order, limit: bool) -> str | None:
-    """The local checks an order must pass before it is sent."""
-    m = ai.market
-    if order.price <= 0:
-        return f"no price known for {ai.symbol} yet: cannot check the order"
-    reason = (m.check_limit_price(order.price) if limit else None) or \
-        m.check_order(order.amount, order.price)
-    return reason or funds_error(session.s.state, ai, order)

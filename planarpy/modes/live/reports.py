@@ -10,7 +10,7 @@ including those that change nothing.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import ccxt
 
@@ -19,12 +19,15 @@ from ...core.orders import Order
 from . import translate
 from .reconciler import REST, STREAM, Verdict
 
+if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
+    from .session import LiveSession
+
 # errors after which a request may have worked or not, and asking again may work:
 # ccxt's OperationFailed covers network errors, timeouts and "execution status unknown"
 TRANSIENT = (ccxt.OperationFailed,)
 
 
-async def take(session: Any, channel: str, source: str, item: Mapping[str, Any],
+async def take(session: LiveSession, channel: str, source: str, item: Mapping[str, Any],
                decide: Callable[[], Verdict]) -> Verdict:
     """Decide what report `item` changes, record it with the verdict, apply the events."""
     async with session.engine.mutating():
@@ -34,21 +37,21 @@ async def take(session: Any, channel: str, source: str, item: Mapping[str, Any],
                                                               verdict), item.get("symbol"))
         order = verdict.order
         before = snapshot(order) if order is not None else None
-        state = session.s.state
+        state = session.e.state
         for kind, payload, symbol in verdict.events:
             session.fills.applied(state, payload, session.apply_now(kind, payload, symbol), source)
         if order is not None:
             session.order_activity = time.monotonic()
             session.flights.seen(order)
             if verdict.events:
-                ai = session.s.state.assets[order.symbol]
-                session.s.invoke(session.s.on_order_update, ai, before, snapshot(order))
+                ai = session.e.state.assets[order.symbol]
+                session.e.invoke(session.s.on_order_update, ai, before, snapshot(order))
         elif verdict.events and verdict.events[0][0] == "order_created":  # adopted
             session.watch_orders(verdict.events[0][2])
     return verdict
 
 
-def _message(session: Any, channel: str, source: str, item: Mapping[str, Any],
+def _message(session: LiveSession, channel: str, source: str, item: Mapping[str, Any],
              verdict: Verdict) -> dict[str, Any]:
     return {"channel": channel, "source": source,
             "exchange_ms": session.venue.event_time(item),
@@ -64,15 +67,15 @@ def snapshot(order: Order) -> dict[str, Any]:
 
 
 # ---- orders and trades ---------------------------------------------------------------
-async def on_orders(session: Any, orders: Any, source: str = STREAM) -> None:
+async def on_orders(session: LiveSession, orders: Any, source: str = STREAM) -> None:
     for o in orders or []:
         await on_order(session, o, source)
 
 
-async def on_order(session: Any, o: Mapping[str, Any], source: str) -> Verdict:
+async def on_order(session: LiveSession, o: Mapping[str, Any], source: str) -> Verdict:
     """Apply an order report; a closed order's fills that no report brought are fetched,
     and if they still do not come, emulated."""
-    state = session.s.state
+    state = session.e.state
     verdict = await take(session, "orders", source, o,
                          lambda: session.fills.order(state, o, source))
     order = verdict.order
@@ -86,7 +89,7 @@ async def on_order(session: Any, o: Mapping[str, Any], source: str) -> Verdict:
     return verdict
 
 
-async def _fetch_trades(session: Any, ai: AssetInstance, o: Mapping[str, Any]) -> list[Any]:
+async def _fetch_trades(session: LiveSession, ai: AssetInstance, o: Mapping[str, Any]) -> list[Any]:
     """The account's trades of the asset since order `o` was placed (the stream may not
     have delivered its fills); none if they cannot be fetched."""
     try:
@@ -96,32 +99,32 @@ async def _fetch_trades(session: Any, ai: AssetInstance, o: Mapping[str, Any]) -
         return []
 
 
-async def on_trades(session: Any, trades: Any, source: str = STREAM) -> None:
-    state = session.s.state
+async def on_trades(session: LiveSession, trades: Any, source: str = STREAM) -> None:
+    state = session.e.state
     for t in trades or []:
         await take(session, "trades", source, t, lambda t=t: session.fills.trade(state, t, source))
 
 
 # ---- balances and positions ----------------------------------------------------------
-async def on_balance(session: Any, b: Mapping[str, Any], source: str = STREAM) -> None:
+async def on_balance(session: LiveSession, b: Mapping[str, Any], source: str = STREAM) -> None:
     """Apply balances, unless older than a fill already applied."""
-    state = session.s.state
+    state = session.e.state
     await take(session, "balance", source, b, lambda: session.fills.balance(state, b, source))
 
 
-async def on_positions(session: Any, positions: Any, source: str = STREAM) -> None:
-    state = session.s.state
+async def on_positions(session: LiveSession, positions: Any, source: str = STREAM) -> None:
+    state = session.e.state
     for p in positions or []:
         await take(session, "positions", source, p, lambda p=p: session.fills.position(state, p, source))
 
 
 # ---- the REST fallbacks of the orders and trades streams -----------------------------
-async def fetch_order_updates(session: Any, symbols: list[str]) -> list[Any]:
+async def fetch_order_updates(session: LiveSession, symbols: list[str]) -> list[Any]:
     """The open orders of `symbols`, plus every order still open locally that the
     exchange no longer lists as open (fetched by its exchange id)."""
     found: dict[str, Any] = {}
     for symbol in symbols:
-        ai = session.s.state.assets[symbol]
+        ai = session.e.state.assets[symbol]
         listed = {str(o.get("id")): o for o in await session.request("fetch_open_orders", symbol)}
         for exid, lid in list(session.fills.exchange_ids.items()):
             if lid in ai.orders and exid not in listed:
@@ -133,7 +136,7 @@ async def fetch_order_updates(session: Any, symbols: list[str]) -> list[Any]:
     return list(found.values())
 
 
-async def fetch_trade_updates(session: Any, symbols: list[str]) -> list[Any]:
+async def fetch_trade_updates(session: LiveSession, symbols: list[str]) -> list[Any]:
     """The recent trades of `symbols`."""
     out: list[Any] = []
     for symbol in symbols:

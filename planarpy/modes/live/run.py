@@ -14,11 +14,11 @@ import ccxt
 from ...config import load_config
 from ...core.errors import ConfigError, ExchangeRequestError
 from ...exchanges import ApiKeys, load_keys
+from ...core.risk import RiskRules
 from ...strategy import Strategy
 from ..runtime.handle import RunHandle, run_setup
 from ...trace.writer import run_trace
 from ..runtime.stopping import mode_tables
-from .handlers import HANDLERS
 from .session import LiveSession
 
 
@@ -43,19 +43,19 @@ def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
              settings: Mapping[str, Any] | None = None, trace: Any = "auto",
              on_stop: str | None = None, stop_timeout: float | None = None,
              cancel_on_stop: bool = False, close_on_stop: bool = False,
-             **options: Any) -> LiveRun:
+             risk: RiskRules | Mapping[str, Any] | None = None, **options: Any) -> LiveRun:
     """The handle of a live run of `strategy`, not started yet (`start()` starts it); the
     arguments are those of `start_live`."""
     settings = load_config() if settings is None else settings
     cls, xcfg, stop = run_setup(strategy, "live", settings, exchange, exchange_url,
-                                on_stop=on_stop, stop_timeout=stop_timeout,
+                                risk=risk, on_stop=on_stop, stop_timeout=stop_timeout,
                                 cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
     keys = keys if keys is not None else load_keys(xcfg.keys or xcfg.name)
     general, own = mode_tables(settings, "live", cls.__name__)
     hand = own.get("hand_orders", general.get("hand_orders"))
     if hand is not None:
         options.setdefault("hand_orders", hand)
-    session = LiveSession(cls, xcfg, keys, handlers=HANDLERS, **stop, **options)  # checks them
+    session = LiveSession(cls, xcfg, keys, **stop, **options)  # checks them
     if not keys:
         raise ConfigError(missing_keys(xcfg.keys or xcfg.name))
     session.recorder = run_trace(trace, cls.__name__, xcfg.id,
@@ -86,7 +86,9 @@ def start_live(strategy: type[Strategy] | str, *, timeout: float = 60.0,
     records there; None records nothing.
     `on_stop` ("keep", "cancel" or "close"; `cancel_on_stop=True` and
     `close_on_stop=True` are older spellings) and `stop_timeout` (seconds) default to
-    planar.toml's (see `planarpy.modes.runtime.stopping`). Other options go to
+    planar.toml's (see `planarpy.modes.runtime.stopping`). `risk` gives the risk rules
+    (RiskRules, or a table shaped like planar.toml's [risk]; default: planar.toml's
+    [risk]), enforced as in a backtest. Other options go to
     LiveSession (tick_interval, waitfor, stall_after, idle_stop, history, strategy_id,
     params for the strategy's parameters, hand_orders ("adopt" or "ignore", default
     planar.toml's [live] hand_orders, else "adopt"), clock, backlog, close_delay, candles,

@@ -16,8 +16,10 @@ from ...core.orders import Side
 from ...exchanges import ApiKeys, ExchangeConfig
 from ...exchanges.venues import venue_for
 from ...strategy import Strategy
+from ...trace import trace_tail
 from ..runtime import Session, Watcher
 from . import inflight, reports, translate
+from .executor import LiveExecutor
 from .inflight import Flights
 from .reconciler import HAND_ORDERS, REST, Reconciler
 
@@ -62,7 +64,7 @@ class LiveSession(Session):
         self.venue = venue_for(exchange.id)
         self.fills = Reconciler(self.venue, self.id_prefix,
                                 V.one_of(*HAND_ORDERS).value(hand_orders, "hand_orders"),
-                                clock=lambda: self.s.clock.now())
+                                clock=lambda: self.e.clock.now())
         self.flights = Flights()  # orders sent and not yet known to exist, or unknown
         self.inflight_every = V.positive("seconds").value(inflight_every, "inflight_every")
         self.adopt_every = None if adopt_every is None else \
@@ -79,6 +81,7 @@ class LiveSession(Session):
         await self.begin(s)
         await self.sync()
         await self.refresh_candles()
+        await self.carry_over(trace_tail, measurements=True)
         await self.start_strategy()
         self.watchers["balance"] = Watcher(
             self, "balance", self.stream("watch_balance"), self._fetch_balance,
@@ -93,7 +96,7 @@ class LiveSession(Session):
                 lambda p: reports.on_positions(self, p), stall_after=self.stall_after,
                 process_rest=lambda p: reports.on_positions(self, p, REST))
             self.watchers["positions"].start()
-        for ai in s.assets:
+        for ai in self.e.assets:
             if ai.orders:
                 self.watch_orders(ai.symbol)
 
@@ -104,7 +107,7 @@ class LiveSession(Session):
         s = self.s
         if s.margin == "isolated":  # first: the cash is the balance less their margin
             await reports.on_positions(self, await self.request(
-                "fetch_positions", [a.symbol for a in s.assets]), REST)
+                "fetch_positions", [a.symbol for a in self.e.assets]), REST)
         await reports.on_balance(self, await self._fetch_balance(), REST)
         self.fills.baseline()  # what they show is where the run starts
         if s.margin == "isolated":
@@ -112,7 +115,7 @@ class LiveSession(Session):
         adopted = others = 0
         history: list[dict[str, Any]] = []
         closed: list[dict[str, Any]] = []
-        for ai in s.assets:
+        for ai in self.e.assets:
             owners = {}  # exchange order id -> client id, of every order in sight
             for o in await self.request("fetch_open_orders", ai.symbol):
                 owners[str(o.get("id"))] = self.venue.client_id(o) or str(o.get("id"))
@@ -132,18 +135,18 @@ class LiveSession(Session):
                 pos = translate.position_side(self.venue, ai, t, side)
                 history.append(translate.trade_payload(ai, t, lid, side, pos, ai.leverage))
         await self.emit("sync_result", {"adopted_orders": adopted, "trades": history,
-                                        "closed_orders": closed, "cash": s.state.cash,
+                                        "closed_orders": closed, "cash": self.e.state.cash,
                                         "others_open_orders": others,
                                         "positions": [{"symbol": a.symbol, "amount": p.amount,
                                                        "side": p.side.value}
-                                                      for a in s.assets for p in (a.long, a.short)
+                                                      for a in self.e.assets for p in (a.long, a.short)
                                                       if p.amount > 0]})
-        self.first_trade = {ai.symbol: len(ai.trades) for ai in s.assets}
+        self.first_trade = {ai.symbol: len(ai.trades) for ai in self.e.assets}
 
     async def _sync_leverage(self) -> None:
         """An open position keeps its leverage; elsewhere the exchange gets the local one."""
         from . import orders
-        for ai in self.s.assets:
+        for ai in self.e.assets:
             pos = ai.open_position()
             if pos is not None:
                 await self.emit("leverage_updated", {"symbol": ai.symbol,
@@ -171,16 +174,16 @@ class LiveSession(Session):
         s = self.s
         out: list[str] = []
         total = self.venue.balance_total(await self.request("fetch_balance"))
-        held = sum(p.margin for ai in s.assets for p in (ai.long, ai.short))
+        held = sum(p.margin for ai in self.e.assets for p in (ai.long, ai.short))
         exchange_cash = float(total.get(s.quote) or 0.0) - held
-        if abs(exchange_cash - s.state.cash) > 1e-9 * max(1.0, abs(exchange_cash)):
-            out.append(f"cash: local {s.state.cash!r}, exchange {exchange_cash!r}")
+        if abs(exchange_cash - self.e.state.cash) > 1e-9 * max(1.0, abs(exchange_cash)):
+            out.append(f"cash: local {self.e.state.cash!r}, exchange {exchange_cash!r}")
         positions = {}
         if s.margin == "isolated":
-            for p in await self.request("fetch_positions", [a.symbol for a in s.assets]):
+            for p in await self.request("fetch_positions", [a.symbol for a in self.e.assets]):
                 if float(p.get("contracts") or 0):
                     positions[(p["symbol"], (p.get("side") or "long").lower())] = float(p["contracts"])
-        for ai in s.assets:
+        for ai in self.e.assets:
             m = ai.market
             if not m.is_derivative:
                 theirs = float(total.get(m.base) or 0.0)
@@ -202,13 +205,8 @@ class LiveSession(Session):
             _RUNNING.discard(self.claimed)  # type: ignore[arg-type]
         self.claimed = None
 
-    async def cancel_asset(self, ai: Any) -> None:
-        from . import orders
-        await orders.cancel(self, ai, None, None, waitfor=self.waitfor, confirm=True)
-
-    async def close_asset(self, ai: Any) -> bool:
-        from . import orders
-        return await orders.close_position(self, ai, None)
+    def make_executor(self) -> LiveExecutor:
+        return LiveExecutor(self)
 
     # ---- watchers' processing ---------------------------------------------------------
     async def _fetch_balance(self) -> dict[str, Any]:
@@ -218,7 +216,7 @@ class LiveSession(Session):
         s = self.s
         for part in ("total", "free"):
             b[part] = dict(b.get(part) or {})
-            for currency in [s.quote] + [ai.market.base for ai in s.assets
+            for currency in [s.quote] + [ai.market.base for ai in self.e.assets
                                          if not ai.market.is_derivative]:
                 b[part].setdefault(currency, 0.0)
         return b
@@ -245,7 +243,7 @@ class LiveSession(Session):
             w.start()
 
     def symbols_with_orders(self) -> list[str]:
-        return [ai.symbol for ai in self.s.assets if ai.orders]
+        return [ai.symbol for ai in self.e.assets if ai.orders]
 
     def _background(self) -> list[Any]:
         return [self._inflight_loop]

@@ -1,5 +1,5 @@
 """Paper mode: live market data through ccxt.pro, fills simulated by planarpy
-(`start_paper` gives the run its `call` table)."""
+(`executor.py` is its side of the order pipeline)."""
 
 from .run import PaperRun, paper_run, start_paper
 from .session import PaperSession

@@ -20,8 +20,10 @@ from ...actions import Mode
 from ...data.ohlcv import timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig
 from ...strategy import Strategy
+from ...trace import trace_tail
 from ..runtime import Session, Watcher
 from . import orders
+from .executor import PaperExecutor
 from .market import AssetMarket
 
 Observer = Callable[[str, str, Any], None]
@@ -87,10 +89,11 @@ class PaperSession(Session):
         self.markets = {sym: AssetMarket(sym, tf, self.depth) for sym in universe}
         s = self.cls(universe, mode=Mode.PAPER, cash=self.cash,
                      clock=PaperClock(self.exchange_clock(), self.markets), params=self.params)
-        await self.begin(s, cash=s.state.cash)
+        await self.begin(s, cash=s.engine.state.cash)
         for sym in universe:
             await self._snapshot(sym)
         await self.refresh_candles()
+        await self.carry_over(trace_tail, measurements=False)  # the trading state only
         await self.start_strategy()
         for sym in universe:
             self._start_watchers(sym)
@@ -138,11 +141,8 @@ class PaperSession(Session):
         exchange serves none)."""
         self._start_watchers(sym)
 
-    async def cancel_asset(self, ai: Any) -> None:
-        await orders.cancel(self, ai, None, None)
-
-    async def close_asset(self, ai: Any) -> bool:
-        return await orders.close_position(self, ai, None)
+    def make_executor(self) -> PaperExecutor:
+        return PaperExecutor(self)
 
     # ---- market data ------------------------------------------------------------------
     def _notify(self, kind: str, sym: str, data: Any) -> None:
@@ -150,22 +150,27 @@ class PaperSession(Session):
         for fn in self.observers:
             fn(kind, sym, data)
 
+    # the market data changes under the state lock: an order checked and filled in a
+    # `call` from another thread (which holds the lock) sees one book throughout
     async def _on_book(self, sym: str, book: Any) -> None:
-        self.markets[sym].on_book(book)
+        async with self.engine.mutating():
+            self.markets[sym].on_book(book)
         self._notify("book", sym, book)
 
     async def _on_trades(self, sym: str, trades: Any) -> None:
         m = self.markets[sym]
-        fresh = m.on_trades(trades or [])
+        async with self.engine.mutating():
+            fresh = m.on_trades(trades or [])
+            if fresh and sym in self.trade_candles:
+                m.candles_from_trades(fresh)
         if not fresh:
             return
-        if sym in self.trade_candles:
-            m.candles_from_trades(fresh)
         self._notify("trades", sym, fresh)
-        await orders.on_public_trades(self, self.s.state.assets[sym], fresh)
+        await orders.on_public_trades(self, self.e.state.assets[sym], fresh)
 
     async def _on_ticker(self, sym: str, ticker: Any) -> None:
-        self.markets[sym].on_ticker(ticker)
+        async with self.engine.mutating():
+            self.markets[sym].on_ticker(ticker)
         self._notify("ticker", sym, ticker)
 
     async def _summary_loop(self) -> None:

@@ -247,6 +247,22 @@ class EngineThread:
         if self._fired:
             await asyncio.wait(set(self._fired), timeout=timeout)
 
+    def can_block(self) -> bool:
+        """Whether the caller may wait for an action (`blocking`): strategy code on the
+        loop, or any other thread; not code the loop runs itself (a watcher's)."""
+        current = greenlet.getcurrent()
+        if isinstance(current, _StrategyGreenlet) and current.engine is self:
+            return True
+        return self.thread is None or threading.get_ident() != self.thread.ident
+
+    def soon(self, fn: Callable[[], Any]) -> None:
+        """Run strategy-side code `fn` (it may act) now if the caller can wait for its
+        actions, else as strategy code on the loop as soon as it is free."""
+        if self.can_block():
+            fn()
+        else:
+            self.fire(self.run_strategy(fn))
+
     def blocking(self, coro: Awaitable[Any], timeout: float | None) -> Any:
         """Run `coro` on the engine's loop and wait for it: suspended, from strategy code
         on the loop; blocked, from any other thread."""

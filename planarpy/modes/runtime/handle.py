@@ -10,7 +10,8 @@ from typing import Any, Mapping, Self
 
 from ...config import load_config
 from ...core.display import html_table, num, word
-from ...core.risk import refuse_unenforced
+from ...core.errors import InvalidArgument
+from ...core.risk import RiskRules, rules_for
 from ...exchanges import ExchangeConfig, exchange_config
 from ...loader import find_strategy
 from ...strategy import Strategy
@@ -20,16 +21,18 @@ from .stopping import StopReport, stop_settings
 
 def run_setup(strategy: type[Strategy] | str, mode: str, settings: Mapping[str, Any] | None,
               exchange: str | None, exchange_url: str | None,
+              risk: RiskRules | Mapping[str, Any] | None = None,
               **stop: Any) -> tuple[type[Strategy], ExchangeConfig, dict[str, Any]]:
     """What a paper or live run is made of: the strategy class, the exchange config, and
-    the on_stop and stop_timeout options (`stop`: those of `stop_settings`), from the
-    arguments and planar.toml (`settings`, default: read)."""
+    the session options on_stop and stop_timeout (`stop`: those of `stop_settings`) and
+    the risk rules (`risk`, else planar.toml's [risk]), from the arguments and planar.toml
+    (`settings`, default: read)."""
     cfg = load_config() if settings is None else settings
     cls = find_strategy(strategy, cfg) if isinstance(strategy, str) else strategy
-    refuse_unenforced(cfg.get("risk"), cls.__name__, mode)
+    rules = rules_for(risk, cfg, cls.__name__)
     xcfg = exchange_config(exchange or cls.exchange, cfg, url=exchange_url)
     on_stop, stop_timeout = stop_settings(cfg, mode, xcfg, cls.__name__, **stop)
-    return cls, xcfg, {"on_stop": on_stop, "stop_timeout": stop_timeout}
+    return cls, xcfg, {"on_stop": on_stop, "stop_timeout": stop_timeout, "risk": rules}
 
 
 class RunHandle:
@@ -48,16 +51,33 @@ class RunHandle:
         with self.session.engine.locked():
             return call(self.session.s, action, *args, **kwargs)
 
+    def halt(self, reason: str = "halted by the user", close: bool | None = None) -> bool:
+        """The kill switch: trading HALTED (a `trading_state_changed` event, rule
+        "kill_switch"; every later order is denied until `call("reset_trading_state")`),
+        every open order cancelled, and the positions closed if `close` (default: the risk
+        rules' `halt_closes_positions`). Blocks until the cancels are answered; True when
+        no order is left open. `planarpy halt STRATEGY` does the same from another
+        terminal."""
+        if not isinstance(reason, str):
+            raise InvalidArgument(f"halt: reason must be a string, got {reason!r}")
+        if close not in (None, True, False):
+            raise InvalidArgument(f"halt: close must be True, False or None, got {close!r}")
+        session = self.session
+        with session.engine.locked():
+            session.halt_now(reason, close)
+            return not any(ai.orders for ai in session.e.assets)
+
     def state(self) -> dict[str, Any]:
-        """A consistent snapshot: cash, committed, balances, positions, open orders."""
-        s = self.session.s
+        """A consistent snapshot: cash, committed, balances, positions, open orders, and
+        the trading state ("active", "reducing" or "halted")."""
+        e = self.session.e
         with self.session.engine.locked():
-            return {"cash": s.state.cash, "committed": s.state.committed,
+            return {"cash": e.state.cash, "committed": e.state.committed,
                     "assets": {ai.symbol: {"balance": ai.balance, "committed": ai.committed,
                                            "long": ai.long.amount, "short": ai.short.amount,
                                            "orders": sorted(ai.orders)}
-                               for ai in s.assets},
-                    "trades": len(s.state.trades)}
+                               for ai in e.assets},
+                    "trades": len(e.state.trades), "trading": e.state.risk.trading.value}
 
     def status(self) -> str:
         with self.session.engine.locked():
@@ -73,9 +93,9 @@ class RunHandle:
         return self
 
     def _figures(self) -> tuple[float, int, float]:
-        s = self.session.s
+        st = self.session.e.state
         with self.session.engine.locked():
-            return (s.state.equity(self.session.prices()), len(s.state.trades), s.state.fees)
+            return (st.equity(self.session.prices()), len(st.trades), st.fees)
 
     def summary(self) -> dict[str, Any]:
         """What the run did since it started, as sim's summary says it: the equity then and
@@ -86,8 +106,8 @@ class RunHandle:
         start = getattr(self.session, "baseline", None) or self._figures()
         equity, fills, fees = self._figures()
         with self.session.engine.locked():
-            still = open_items(s)
-        return {"strategy": type(s).__name__, "mode": s.mode.value, "quote": s.quote,
+            still = open_items(self.session.e)
+        return {"strategy": type(s).__name__, "mode": self.session.e.mode.value, "quote": s.quote,
                 "start_equity": start[0], "equity": equity, "pnl": equity - start[0],
                 "return": (equity - start[0]) / start[0] if start[0] else None,
                 "fills": fills - start[1], "fees": fees - start[2], "open": still}
@@ -126,12 +146,13 @@ class RunHandle:
         name = f"{type(self).__name__} {type(s).__name__ if s else '?'}"
         if s is None:
             return html_table(name, [("running", str(self.running))])
+        st = self.session.e.state
         with self.session.engine.locked():
             rows = [("running", str(self.running)), ("status", self.session.status()),
-                    ("cash", f"{num(s.state.cash)} {s.quote} (committed {num(s.state.committed)})"),
-                    ("trades", str(len(s.state.trades)))]
-            rows += [(ai.symbol, repr(ai)[1:-1].split(" ", 2)[2]) for ai in s.assets]
-            orders = [o for ai in s.assets for o in ai.orders.values()]
+                    ("cash", f"{num(st.cash)} {s.quote} (committed {num(st.committed)})"),
+                    ("trades", str(len(st.trades)))]
+            rows += [(ai.symbol, repr(ai)[1:-1].split(" ", 2)[2]) for ai in st.assets.values()]
+            orders = [o for ai in st.assets.values() for o in ai.orders.values()]
             table = [["id", "symbol", "status", "side", "amount", "price", "filled"]] + [
                 [o.id, o.symbol, word(o.status), word(o.side), num(o.amount), num(o.price),
                  num(o.filled)] for o in orders]

@@ -19,24 +19,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
 import attrs
 import ccxt
 
 from ... import validate as V
-from ...actions import Dispatch
+from ...actions import Mode, pipeline
+from ...actions.engine import Engine
+from ...actions.requests import CancelOrders, ClosePosition
 from ...core.errors import PlanarError, StartupError, StartupInterrupted, UnknownSymbol
+from ...core.instances import AssetInstance
 from ...core.market import Market
+from ...core.risk import RiskRules, TradingState, rules_for
 from ...data.ohlcv import timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
 from ...exchanges.redact import redact
 from ...params import resolve as resolve_params
-from ...strategy import Strategy
-from . import stopping
+from ...strategy import Strategy, check_instance
+from . import carry, stopping
 from .candles import extend, newest_closed, sleep_toward, start_series, wall_seconds
+from .breakers import EquityWatch
+from .control import ControlServer
 from .engine import EngineThread, ExchangeClock
+from .executor import SessionExecutor
 from .stopping import StopReport
 from .watchers import Watcher
 
@@ -58,19 +67,26 @@ class Session:
     """One strategy run on an engine thread against an exchange."""
 
     label = ""  # what the status line calls the mode
+    mode: Mode  # set by each mode's session
 
     def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
                  recorder: Any = None, tick_interval: float | None = None, waitfor: float = 5.0,
                  stall_after: float = 10.0, candles: int = 500, on_stop: str = "keep",
                  stop_timeout: float = stopping.DEFAULT_STOP_TIMEOUT,
                  params: Mapping[str, Any] | None = None, clock: Any = None, backlog: int = 10,
-                 close_delay: float = 0.25, handlers: Dispatch | None = None) -> None:
+                 close_delay: float = 0.25,
+                 risk: RiskRules | Mapping[str, Any] | None = None,
+                 control: str | Path | None = None) -> None:
         self.cls = cls
         self.params = resolve_params(cls, params)  # checked before anything starts
         self.exchange = exchange
         self.keys = keys
         self.recorder = recorder
-        self.handlers: Dispatch = handlers or {}  # the mode's `call` table, given at start
+        # the run's risk rules (RiskRules, or a table shaped like planar.toml's [risk])
+        self.risk = rules_for(risk, {}, cls.__name__)
+        # where `planarpy halt` finds the run (None: no control socket)
+        self.control_dir = None if control is None else Path(control)
+        self.control: ControlServer | None = None
         # seconds between on_interval calls within a candle; None: none (tick runs once
         # per closed candle whatever this is)
         self.tick_interval = None if tick_interval is None \
@@ -94,7 +110,8 @@ class Session:
         self._stop_asked = False
         self._warned = False  # an incomplete stop is logged once, however often stop() is called
         self.engine = EngineThread(cls.__name__, self.describe)
-        self.s: Any = None
+        self.s: Any = None  # the strategy, once built
+        self.e: Engine = None  # type: ignore[assignment]  # its engine side (s.engine)
         self.client: Any = None
         self.watchers: dict[str, Watcher] = {}
         self.waiters: dict[str, asyncio.Event] = {}  # order id -> set on its first fill or end
@@ -115,14 +132,20 @@ class Session:
     async def _startup(self) -> None:
         raise NotImplementedError
 
-    async def cancel_asset(self, ai: Any) -> None:
-        """Cancel the asset's open orders (on_stop = "cancel")."""
+    def make_executor(self) -> SessionExecutor:
+        """The mode's side of the order pipeline (`planarpy.actions.pipeline.Executor`)."""
         raise NotImplementedError
 
-    async def close_asset(self, ai: Any) -> bool:
-        """Cancel the asset's orders and close its position (on_stop = "close"); whether
-        it is closed."""
-        raise NotImplementedError
+    async def cancel_asset(self, ai: AssetInstance) -> None:
+        """Cancel the asset's open orders (on_stop = "cancel")."""
+        await self.engine.run_strategy(
+            lambda: pipeline.cancel_orders(self.e, CancelOrders(ai, confirm=True)))
+
+    async def close_asset(self, ai: AssetInstance) -> bool:
+        """Cancel the asset's orders and close its position (on_stop = "close"): through
+        the pipeline, as a risk close-out (a halted run closes too); whether it is closed."""
+        return bool(await self.engine.run_strategy(
+            lambda: pipeline.close_position(self.e, ClosePosition(ai), by_risk=True)))
 
     async def candle_rows(self, symbol: str, since: int, through: int) -> list[Any]:
         """The exchange's candles of `symbol` opening in [since, through] (ccxt rows), by
@@ -146,7 +169,7 @@ class Session:
         """Housekeeping after each tick."""
 
     def prices(self) -> dict[str, float]:
-        return {ai.symbol: float(ai.ohlcv.close[-1]) for ai in self.s.assets
+        return {ai.symbol: float(ai.ohlcv.close[-1]) for ai in self.e.assets
                 if ai.ohlcv is not None and len(ai.ohlcv)}
 
     def status_extra(self) -> str:
@@ -166,20 +189,35 @@ class Session:
     async def start_strategy(self) -> None:
         """The strategy's start(), before its first tick."""
         self.strategy_started = True
-        st = self.s.state  # what the run's summary counts from: equity, fills, fees
+        st = self.e.state  # what the run's summary counts from: equity, fills, fees
         self.baseline = (st.equity(self.prices()), len(st.trades), st.fees)
         await self.engine.run_strategy(self.s.start)
 
+    async def carry_over(self, tail: Callable[..., Any], measurements: bool) -> None:
+        """Start from the trading state (and, if `measurements`, the loss breakers'
+        measurements) that the trace's earlier runs ended with, read with `tail`
+        (`trace_tail`; see carry.py)."""
+        path = getattr(self.recorder, "path", None)
+        if path is None:
+            return
+        events = await asyncio.to_thread(carry.carried, path, tail)
+        if events:
+            await self.engine.run_strategy(lambda: carry.restore(self.e, events, measurements))
+
     async def begin(self, s: Strategy, **started: Any) -> None:
         """Attach the built strategy to this session, reset it, record that it started."""
-        s.engine = self
-        s.dispatch = self.handlers
-        s.recorder = self.recorder
-        self.s = s
+        e = s.engine
+        e.executor = self.make_executor()
+        e.dispatch = pipeline.HANDLERS
+        e.recorder = self.recorder
+        e.state.risk.rules = self.risk
+        self.s, self.e = s, e
+        self.equity = EquityWatch(e)
         s.reset()
+        check_instance(s)
         await self.emit("strategy_started", {"strategy": self.cls.__name__,
-                                             "mode": s.mode.value, "exchange": self.exchange.id,
-                                             "universe": [ai.symbol for ai in s.assets],
+                                             "mode": e.mode.value, "exchange": self.exchange.id,
+                                             "universe": [ai.symbol for ai in e.assets],
                                              "params": dict(s.params), **started})
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -252,9 +290,9 @@ class Session:
             return []
         held = self.engine.lock.acquire(timeout=0.5)
         try:
-            return stopping.open_items(self.s)
+            return stopping.open_items(self.e)
         except RuntimeError:  # changed while read without the lock: once more
-            return stopping.open_items(self.s)
+            return stopping.open_items(self.e)
         finally:
             if held:
                 self.engine.lock.release()
@@ -265,6 +303,7 @@ class Session:
             self._stop.set()
         self.client = open_client(self.exchange, self.keys)
         try:
+            await self._open_control()
             try:
                 started = await self._unless_stopped(self._startup())
             except Exception:
@@ -279,16 +318,52 @@ class Session:
             await self._finish(self.stop_reason)
         finally:
             await self._stop_watchers()
+            if self.control is not None:
+                await self.control.close()
             if self.recorder is not None:
                 await asyncio.to_thread(self.recorder.close)  # a flush: off the loop
             await close_client(self.client)
             self._ended()
 
+    # ---- the kill switch --------------------------------------------------------------
+    async def _open_control(self) -> None:
+        """Listen for `planarpy halt` (when the run has a control directory)."""
+        if self.control_dir is None:
+            return
+        server = ControlServer(self.control_dir, self.cls.__name__, self.exchange.id,
+                               self.mode.value, self._on_control)
+        await server.start()
+        self.control = server
+
+    async def _on_control(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Answer one request of the control socket: the kill switch."""
+        if request.get("command") != "halt":
+            return {"ok": False, "error": f"unknown command {request.get('command')!r}; "
+                                          "the commands are: halt"}
+        reason, close = request.get("reason") or "halted from another terminal", \
+            request.get("close")
+        if not isinstance(reason, str) or close not in (None, True, False):
+            return {"ok": False, "error": "halt takes a reason (text) and close (true, false "
+                                          "or null)"}
+        if self.s is None or not self.engine.running:
+            return {"ok": False, "error": "the run is still starting: try again"}
+        began = time.monotonic()
+        await self.engine.run_strategy(lambda: self.halt_now(reason, close))
+        return {"ok": True, "state": self.e.state.risk.trading.value,
+                "open_orders": stopping.order_items(self.e),
+                "positions": stopping.position_items(self.e),
+                "seconds": round(time.monotonic() - began, 3)}
+
+    def halt_now(self, reason: str, close: bool | None = None) -> None:
+        """The kill switch, as strategy code (holding the state lock): trading halted
+        through the pipeline, every open order cancelled, positions closed if `close`."""
+        pipeline.halt(self.e, reason, close)
+
     async def stop_attempt(self) -> list[Any]:
         """One pass of on_stop's cancel or close (the stop retries while some is left);
         the spot assets whose sale failed."""
         unsold = []
-        for ai in self.s.assets:
+        for ai in self.e.assets:
             if self.on_stop == "close":
                 if not await self.close_asset(ai) and not ai.market.is_derivative:
                     unsold.append(ai)
@@ -339,12 +414,12 @@ class Session:
         await self._bounded(self.engine.drain(self.waitfor + 5.0), deadline, "stop")
         undone = await stopping.carry_out(self, deadline)
         await self._stop_watchers()  # nothing changes after strategy_stopped
-        report = StopReport(self.on_stop, reason, tuple(stopping.open_items(self.s)),
+        report = StopReport(self.on_stop, reason, tuple(stopping.open_items(self.e)),
                             tuple(undone))
         self.stop_report = report
         try:
             await self.emit("strategy_stopped", {
-                "cash": self.s.state.cash, "committed": self.s.state.committed,
+                "cash": self.e.state.cash, "committed": self.e.state.committed,
                 "ticks": self.ticks, "reason": reason, "on_stop": self.on_stop,
                 "still_open": list(report.still_open), "undone": list(report.undone)})
         except Exception as e:  # the report above stands; the trace's failure is its own
@@ -368,9 +443,11 @@ class Session:
         async with self.engine.mutating():
             return self.apply_now(kind, payload, symbol)
 
-    def apply_now(self, kind: str, payload: Any, symbol: str | None = None) -> Any:
-        """`emit`, by a caller that holds the state lock already."""
-        effect = self.s.emit(kind, payload, symbol)
+    def apply_now(self, kind: str, payload: Any, symbol: str | None = None,
+                  note: Mapping[str, Any] | None = None) -> Any:
+        """`emit`, by a caller that holds the state lock already (on the loop, or in a
+        `call` from another thread)."""
+        effect = self.e.emit(kind, payload, symbol, note)
         self.last_event = time.monotonic()
         if effect.order is not None:
             waiter = self.waiters.get(effect.order.id)
@@ -378,30 +455,49 @@ class Session:
                 if effect.trade is not None:
                     self.first_trades.setdefault(effect.order.id, effect.trade)
                 if effect.trade is not None or not effect.order.is_open:
-                    waiter.set()
+                    self._wake(waiter)
         return effect
+
+    def _wake(self, waiter: asyncio.Event) -> None:
+        """Set an event of the loop, from its thread or another one."""
+        if self.engine.thread is not None and threading.get_ident() == self.engine.thread.ident:
+            waiter.set()
+        elif self.engine.loop is not None:
+            self.engine.loop.call_soon_threadsafe(waiter.set)
 
     async def record(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> None:
         """An event that changes no state (errors, connection news, requests, market data):
         it goes to the trace only, with no lock and nothing to apply."""
         if self.recorder is not None and self.s is not None:
-            self.recorder.record(kind, dict(payload), symbol=symbol, ts=self.s.clock.now_ns())
+            self.recorder.record(kind, dict(payload), symbol=symbol, ts=self.e.clock.now_ns())
 
     def describe(self, e: BaseException) -> str:
         """An exception as one line with every credential, signature and listen key removed."""
         text = f"{type(e).__name__}: {e}"
         return redact(text, (self.keys.api_key, self.keys.secret, self.keys.password))[:500]
 
-    async def report_error(self, e: BaseException, where: str, symbol: str | None = None) -> None:
+    async def report_error(self, e: BaseException, where: str, symbol: str | None = None,
+                           request: Mapping[str, Any] | None = None) -> None:
+        """Record an exchange or connection error and tell on_error. One of an order
+        request the strategy made (`request`: a submit or cancel that got no answer) is
+        applied too: the error-rate breaker counts it, as it counts order errors."""
         message = self.describe(e)
         self.errors.append(message)
-        await self.record("exchange_error", {"where": where, "error": message}, symbol)
+        payload = {"where": where, "error": message}
+        if request is None or self.s is None:
+            await self.record("exchange_error", payload, symbol)
+        else:
+            async with self.engine.mutating():
+                self.e.emit("exchange_error", {**payload, "request": dict(request),
+                                               "ts": self.e.clock.now()}, symbol)
+                if self.e.state.risk.rules.max_errors_per_minute is not None:
+                    pipeline.watch_errors(self.e)
         self.tell_error(where, message)
 
     def tell_error(self, where: str, message: str) -> None:
         """The strategy's on_error callback (a failing one is logged, not raised)."""
         if self.s is not None:
-            self.s.invoke(self.s.on_error, where, message)
+            self.e.invoke(self.s.on_error, where, message)
 
     async def request(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call the ccxt client, recording the request and its response or error."""
@@ -454,40 +550,40 @@ class Session:
     def settle_ms(self) -> int:
         """Exchange time a closed candle is given to be published (none on a stepped clock,
         which the exchange has caught up with when a step returns)."""
-        return 0 if wall_seconds(self.s.clock, 1) is None else int(self.close_delay * 1000)
+        return 0 if wall_seconds(self.e.clock, 1) is None else int(self.close_delay * 1000)
 
     def closed_through(self) -> int:
         """Open time of the newest candle closed (and published) by the exchange's clock."""
-        return newest_closed(self.s.clock.now() - self.settle_ms(), self.tf)
+        return newest_closed(self.e.clock.now() - self.settle_ms(), self.tf)
 
     async def refresh_candles(self) -> None:
         """Add the candles closed since the last refresh (the last `history_candles()` at
         first) to every asset, flat where nothing traded, and append their indicators."""
         async with self._refreshing:
-            s = self.s
+            s, assets = self.s, self.e.assets
             through = self.closed_through()
-            have = s.assets[0].ohlcv if s.assets[0].ohlcv is not None and len(s.assets[0].ohlcv) \
+            have = assets[0].ohlcv if assets[0].ohlcv is not None and len(assets[0].ohlcv) \
                 else None
             if have is not None and int(have.timestamp[-1]) >= through:
                 return
             since = int(have.timestamp[-1]) + self.tf if have is not None \
                 else through - (self.history_candles() - 1) * self.tf
             rows = {ai.symbol: await self.candle_rows(ai.symbol, since, through)
-                    for ai in s.assets}
+                    for ai in self.e.assets}
             if have is None:
                 series = start_series(rows, through, s.timeframe, self.tf)
                 if series is None:
                     return
             else:
                 series = {ai.symbol: extend(ai.ohlcv, rows[ai.symbol], through, self.tf)
-                          for ai in s.assets}
+                          for ai in self.e.assets}
             async with self.engine.mutating():
                 known = {ai.symbol: len(ai.ohlcv) if ai.ohlcv is not None else 0
-                         for ai in s.assets}
-                for ai in s.assets:  # all candles first: they stay aligned if one fails
+                         for ai in self.e.assets}
+                for ai in self.e.assets:  # all candles first: they stay aligned if one fails
                     ai.ohlcv = series[ai.symbol]
-                for ai in s.assets:
-                    s.update_indicators(ai, known[ai.symbol])
+                for ai in self.e.assets:
+                    self.e.update_indicators(ai, known[ai.symbol])
 
     # ---- ticks ------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
@@ -512,7 +608,7 @@ class Session:
         """Tick each candle closed since the last tick, oldest first (the newest only, at
         start), skipping those beyond the backlog and those within the warmup."""
         s = self.s
-        n = len(s.assets[0].ohlcv) if s.assets[0].ohlcv is not None else 0
+        n = len(self.e.assets[0].ohlcv) if self.e.assets[0].ohlcv is not None else 0
         if n == 0:
             return
         first = max(n - 1 if self._next_tick is None else self._next_tick, s.warmup_period())
@@ -525,15 +621,14 @@ class Session:
             await self._tick_candle(i)
 
     async def _tick_candle(self, i: int) -> None:
-        s = self.s
-        ts = int(s.assets[0].ohlcv.timestamp[i]) + self.tf  # the candle's close
-        began = self._tick_ended = s.clock.now()
+        ts = int(self.e.assets[0].ohlcv.timestamp[i]) + self.tf  # the candle's close
+        began = self._tick_ended = self.e.clock.now()
         try:
             await self.engine.run_strategy(lambda: self._tick(i, ts))
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            self._tick_ended = s.clock.now()
+            self._tick_ended = self.e.clock.now()
             await self.report_error(e, where="tick")
         ended = self._tick_ended
         passed = ended // self.tf - began // self.tf
@@ -545,14 +640,17 @@ class Session:
                                                "closes_passed": passed})
 
     def _tick(self, i: int, ts: int) -> None:
-        """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`)."""
+        """One tick of the strategy (run by `EngineThread.run_strategy`, so it may `call`),
+        after the loss breakers looked at the equity at its close, as a backtest does."""
         self.s.i = i
+        self.equity.before_tick(ts)
         self.s.tick(ts)
-        self._tick_ended = self.s.clock.now()
+        self.equity.after_tick(ts)
+        self._tick_ended = self.e.clock.now()
         self.ticks += 1
 
     async def _skipped(self, skipped: range) -> None:
-        o = self.s.assets[0].ohlcv
+        o = self.e.assets[0].ohlcv
         first, last = (int(o.timestamp[i]) + self.tf for i in (skipped[0], skipped[-1]))
         log.warning("%s: %d closed candles (closes %d to %d) were not ticked: more than the "
                     "backlog of %d closed since the last tick", self.cls.__name__,
@@ -563,8 +661,8 @@ class Session:
     async def _wait(self, failed: bool) -> None:
         """Sleep until the next candle closes by the exchange's clock (sooner after a failed
         refresh), running `on_interval` every `tick_interval` meanwhile."""
-        clock = self.s.clock
-        o = self.s.assets[0].ohlcv
+        clock = self.e.clock
+        o = self.e.assets[0].ohlcv
         if o is not None and len(o):  # the close after the newest candle fetched
             target = int(o.timestamp[-1]) + 2 * self.tf + self.settle_ms()
         else:
@@ -596,7 +694,7 @@ class Session:
             await self.report_error(e, where="on_interval")
 
     def _on_interval(self) -> None:
-        self.s.on_interval(self.s.clock.now())
+        self.s.on_interval(self.e.clock.now())
         self.intervals += 1
 
     async def _housekeeping(self, force: bool = False) -> None:
@@ -613,12 +711,16 @@ class Session:
     def status(self) -> str:
         """One line: equity, open orders, ticks, age of the last event."""
         s = self.s
-        orders = sum(len(ai.orders) for ai in s.assets)
+        orders = sum(len(ai.orders) for ai in self.e.assets)
         age = time.monotonic() - self.last_event
         label = f" {self.label}" if self.label else ""
         extra = self.status_extra()
         health = getattr(self.recorder, "health", None)  # the trace: pending, failures
-        return (f"{type(s).__name__}{label} equity {s.state.equity(self.prices()):.8g} {s.quote}  "
+        trading = self.e.state.risk.trading
+        if trading is not TradingState.ACTIVE:
+            extra = f"trading {trading.value.upper()}" + (f"  {extra}" if extra else "")
+        return (f"{type(s).__name__}{label} equity {self.e.state.equity(self.prices()):.8g} "
+                f"{s.quote}  "
                 f"orders {orders}  ticks {self.ticks}  {extra + '  ' if extra else ''}"
                 f"last event {age:.1f}s ago{f'  {health()}' if health else ''}")
 

@@ -11,13 +11,16 @@ table `[live.NAME]` / `[paper.NAME]` (NAME: the strategy's class name), the acco
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import attrs
 
 from ... import validate as V
 from ...core.errors import ConfigError
 from ...exchanges.client import HAND_ORDERS, ON_STOP, ExchangeConfig
+
+if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
+    from .session import Session
 
 DEFAULT_STOP_TIMEOUT = 30.0  # seconds a stop keeps trying to cancel or close
 ON_STOP_RULE = V.one_of(*ON_STOP)
@@ -125,7 +128,7 @@ def undone_items(s: Any, on_stop: str, unsold: list[Any]) -> list[str]:
         f"{ai.symbol}: the sale failed; {ai.balance:g} {ai.market.base} held" for ai in unsold]
 
 
-async def carry_out(session: Any, deadline: float) -> list[str]:
+async def carry_out(session: Session, deadline: float) -> list[str]:
     """Do on_stop's work, again with backoff while some is left, until `deadline` (loop
     time); return what is still undone. No failure escapes: each is reported."""
     loop = asyncio.get_running_loop()

@@ -11,9 +11,12 @@ replaced by polling the REST fetch every `poll_every` seconds.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import ccxt
+
+if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
+    from .session import Session
 
 Fetch = Callable[[], Awaitable[Any]]
 Process = Callable[[Any], Awaitable[None]]
@@ -22,7 +25,7 @@ Process = Callable[[Any], Awaitable[None]]
 class Watcher:
     """One background stream with a REST fallback."""
 
-    def __init__(self, session: Any, name: str, stream: Fetch | None, fetch: Fetch,
+    def __init__(self, session: Session, name: str, stream: Fetch | None, fetch: Fetch,
                  process: Process, *, symbol: str | None = None, stall_after: float = 10.0,
                  poll_every: float = 5.0, process_rest: Process | None = None) -> None:
         self.session = session

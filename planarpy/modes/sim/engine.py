@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gc
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ...core.accounting import fill_fee, liquidation_trade
+from ...core.accounting import liquidation_trade, new_trade
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderStatus, PositionSide, Trade
 from ...core.precision import floor_to_step
@@ -16,6 +16,9 @@ from .config import SimConfig
 from .fills import limit_triggers, volume_fill
 from .guard import EquityGuard
 from .results import Ledger
+
+if TYPE_CHECKING:  # a backtest runs a strategy: imported for the annotations only
+    from ...strategy import Strategy
 
 CHUNK = 1 << 16  # candles between progress updates
 _OPEN = OrderStatus.OPEN
@@ -26,7 +29,7 @@ class SimClock:
 
     __slots__ = ("_s", "_close", "_first")
 
-    def __init__(self, s: Any, close_times: list[int], first_open: int) -> None:
+    def __init__(self, s: Strategy, close_times: range, first_open: int) -> None:
         self._s, self._close, self._first = s, close_times, first_open
 
     def now(self) -> int:
@@ -40,9 +43,10 @@ class SimClock:
 class SimEngine:
     """What a backtest keeps besides the strategy's state."""
 
-    def __init__(self, s: Any, config: SimConfig, timeline: range | list[int],
+    def __init__(self, s: Strategy, config: SimConfig, timeline: range | list[int],
                  tf_ms: int) -> None:
-        self.s = s
+        self.s = s  # the strategy: its tick, its candle index `i`
+        self.e = s.engine  # its engine side: state, clock, emit
         self.config = config
         self.rng = random.Random(config.seed)
         self.timeline = timeline
@@ -51,7 +55,7 @@ class SimEngine:
         self._cols: dict[str, tuple[list[float], ...]] = {}
         self._views: dict[str, tuple[memoryview, ...]] = {}
         self.ids = 0
-        self.ledger = Ledger(len(s.assets))  # the state after each fill, for the equity curve
+        self.ledger = Ledger(len(self.e.assets))  # the state after each fill, for the equity curve
         self.guard: EquityGuard | None = None  # set when loss breakers are configured
 
     @property
@@ -98,26 +102,21 @@ class SimEngine:
 
         `effective` is the first candle whose close sees the fill (for the equity curve).
         """
-        s, m = self.s, ai.market
-        cost = amount * price * m.contract_size  # Market.value
-        fee, currency = fill_fee(m, order.side, amount, cost, m.taker if taker else m.maker)
-        # Trade's fields in order (positional: the fill path is the sim's hottest)
-        trade = Trade(order.id, ai.symbol, order.side, order.pos, s.clock.now(), amount, price,
-                      cost, fee, currency, order.leverage, taker,
-                      f"{order.id}-{len(ai.trades)}")
-        applied = s.emit("trade_created", trade, ai.symbol).trade
+        e = self.e
+        trade = new_trade(ai, order, amount, price, taker, e.clock.now())
+        applied = e.emit("trade_created", trade, ai.symbol).trade
         self.snapshot(effective)
         return applied
 
     def close_rest(self, ai: AssetInstance, order: Order) -> None:
         """Cancel what is left of an order that may not rest on the book."""
         if order.status is _OPEN:
-            self.s.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
+            self.e.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
                                          "status": OrderStatus.CANCELED.value}, ai.symbol)
 
     def snapshot(self, effective: int) -> None:
         """Keep the state after a fill, for the equity curve; the guard sets its band anew."""
-        self.ledger.add(self.s, effective)
+        self.ledger.add(self.e, effective)
         if self.guard is not None:
             self.guard.refresh()
 
@@ -128,7 +127,7 @@ class SimEngine:
         allocation) and copies the containers only for an asset that candle `i` reaches.
         """
         reached = None
-        for ai in self.s.state.active.values():
+        for ai in self.e.state.active.values():
             h, l, _ = self.cols(ai)
             hi, lo = h[i], l[i]
             pos = ai.open_position()
@@ -158,11 +157,11 @@ class SimEngine:
                     self.fill(ai, order, order.price, amount, taker=False, effective=i)
 
     def liquidate(self, ai: AssetInstance, side: PositionSide, i: int) -> None:
-        trade = liquidation_trade(ai, side, self.s.clock.now(), self.new_id())
-        self.s.emit("liquidation", trade, ai.symbol)
+        trade = liquidation_trade(ai, side, self.e.clock.now(), self.new_id())
+        self.e.emit("liquidation", trade, ai.symbol)
         self.snapshot(i)
 
-    def run(self, start: int, progress: Any = None) -> None:
+    def run(self, start: int, progress: Callable[[int], Any] | None = None) -> None:
         """Step from candle `start` to the end: match open orders, then tick."""
         # a backtest makes many short-lived objects and almost no cycles: the cyclic GC's
         # rescans cost a fifth of a busy run, so it waits until the run is over
@@ -174,13 +173,13 @@ class SimEngine:
             if enabled:
                 gc.enable()
 
-    def _loop(self, start: int, progress: Any) -> None:
+    def _loop(self, start: int, progress: Callable[[int], Any] | None) -> None:
         if self.guard is not None:
             self._guarded_loop(start, progress)
             return
         s = self.s
         tick = s.tick
-        active = s.state.active
+        active = self.e.state.active
         match = self.match
         close = self.close_times
         last = self.n - 1
@@ -195,12 +194,12 @@ class SimEngine:
                 progress(min(lo + CHUNK, last) - lo)
         self._last_candle(start)
 
-    def _guarded_loop(self, start: int, progress: Any) -> None:
+    def _guarded_loop(self, start: int, progress: Callable[[int], Any] | None) -> None:
         """`_loop` with the loss breakers watched at each close, before the tick (see
         guard.py). Its chunks also end where a UTC day begins, to measure the day's start."""
         s = self.s
         tick = s.tick
-        active = s.state.active
+        active = self.e.state.active
         match = self.match
         close = self.close_times
         last = self.n - 1
@@ -208,7 +207,7 @@ class SimEngine:
         assert guard is not None
         w = guard.watch
         check = guard.check
-        days = guard.day_starts(start, last) if s.state.risk.rules.daily_rules else []
+        days = guard.day_starts(start, last) if self.e.state.risk.rules.daily_rules else []
         bounds = sorted({*range(start, last, CHUNK), *days, last})
         fresh = set(days)
         for lo, hi in zip(bounds, bounds[1:]):
@@ -229,6 +228,6 @@ class SimEngine:
         """The last candle is only matched: an order placed at its close could not fill."""
         last = self.n - 1
         if last >= start:
-            if self.s.state.active:
+            if self.e.state.active:
                 self.match(last)
             self.s.i = last

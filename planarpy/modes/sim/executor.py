@@ -9,14 +9,18 @@ gate are the pipeline's (`planarpy.actions.pipeline`); this module only executes
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from ...actions.requests import OrderRequest, UpdateLeverage, WatchOHLCV
+from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
-from ...core.orders import Order, OrderStatus, OrderType, Side, TimeInForce, Trade, missing
+from ...core.orders import (Order, OrderStatus, OrderType, Side, TimeInForce, Trade, _Missing,
+                            missing)
 from ...core.precision import ceil_to_step, floor_to_step
 from ...core.risk import TradingState
 from .engine import SimEngine
+
+if TYPE_CHECKING:  # a backtest runs a strategy: imported for the annotations only
+    from ...strategy import Strategy
 from .fills import market_price, marketable
 
 _MARKET = OrderType.MARKET
@@ -28,10 +32,11 @@ _CANCELED = OrderStatus.CANCELED.value
 class SimExecutor:
     """Executes the orders of one backtest (implements `pipeline.Executor`)."""
 
-    __slots__ = ("s", "engine", "new_id")
+    __slots__ = ("s", "e", "engine", "new_id")
 
-    def __init__(self, s: Any, engine: SimEngine) -> None:
-        self.s = s
+    def __init__(self, s: Strategy, engine: SimEngine) -> None:
+        self.s = s  # the strategy: the index `i` of the candle its tick is on
+        self.e = s.engine  # its engine side
         self.engine = engine
         self.new_id = engine.new_id  # a fresh id for an order that passed the gate
 
@@ -45,12 +50,12 @@ class SimExecutor:
         return closes[i] if i >= 0 else opens[0]
 
     def _index(self, date: int | None) -> int:
-        s = self.s
-        i = s.i
+        i = self.s.i
+        now = self.e.clock.now()
         if i < 0:
             raise RuntimeError("sim orders can only be placed from a tick (after start)")
-        if date is not None and date != s.clock.now():
-            raise ValueError(f"sim orders are placed at the current time {s.clock.now()}, "
+        if date is not None and date != now:
+            raise ValueError(f"sim orders are placed at the current time {now}, "
                              f"got date={date}")
         return i
 
@@ -69,33 +74,33 @@ class SimExecutor:
         step = ai.market.price_step  # the tick against the order: up for buys, down for sells
         return ceil_to_step(raw, step) if side is _BUY else floor_to_step(raw, step)
 
-    def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | Any | None:
+    def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | _Missing | None:
         if order.type is _MARKET:
             return self._market(ai, order, req)
         return self._limit(ai, order, req)
 
     def _market(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | None:
         """Fill at the next candle's open plus slippage, capped by volume; cancel the rest."""
-        s, eng, i = self.s, self.engine, self.s.i
+        e, eng, i = self.e, self.engine, self.s.i
         volume = (eng._views.get(ai.symbol) or eng.views(ai))[2][i]
         fill = eng.fillable(ai, order.amount, volume)
         if fill <= 0:
-            s.reject(ai, f"no liquidity: the last candle traded {volume:g} {ai.market.base}, "
+            e.reject(ai, f"no liquidity: the last candle traded {volume:g} {ai.market.base}, "
                          f"too little for a market order of {order.amount:g}", req.payload())
             return None
-        s.emit("order_created", order, ai.symbol)
+        e.emit("order_created", order, ai.symbol)
         trade = eng.fill(ai, order, order.price, fill, taker=True, effective=i + 1)
         if order.status is _OPEN:  # the volume cap left a rest: it is cancelled
             eng.close_rest(ai, order)
         return trade
 
-    def _limit(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | Any | None:
+    def _limit(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | _Missing | None:
         """Queue a limit order; one the next open crosses fills there at once (a taker).
 
         GTC rests until filled or cancelled; IOC keeps what fills at once; FOK fills whole
         at once or not at all; post-only (PO) is refused when it would take.
         """
-        s, eng, i = self.s, self.engine, self.s.i
+        e, eng, i = self.e, self.engine, self.s.i
         price, amount, tif = order.price, order.amount, order.tif
         opens, _, volume = eng.views(ai)
         open_ = opens[i + 1]
@@ -111,23 +116,23 @@ class SimExecutor:
             reason = (f"immediate-or-cancel order at {price:g} cancelled: "
                       + ("no liquidity" if takes else f"the price is {open_:g}"))
         if reason is not None:
-            s.reject(ai, reason, req.payload())
+            e.reject(ai, reason, req.payload())
             return None
-        s.emit("order_created", order, ai.symbol)
+        e.emit("order_created", order, ai.symbol)
         trade = eng.fill(ai, order, open_, fill, taker=True, effective=i + 1) if fill > 0 else None
         if tif is TimeInForce.IOC:
             eng.close_rest(ai, order)
         return trade if trade is not None else missing
 
-    def cancel(self, ai: AssetInstance, orders: Sequence[Order]) -> bool:
-        emit = self.s.emit
+    def cancel(self, ai: AssetInstance, orders: Sequence[Order], req: CancelOrders) -> bool:
+        emit = self.e.emit
         for order in orders:
             emit("order_closed", {"id": order.id, "symbol": ai.symbol, "status": _CANCELED},
                  ai.symbol)
         return True
 
     def set_leverage(self, ai: AssetInstance, req: UpdateLeverage) -> bool:
-        self.s.emit("leverage_updated", {"symbol": ai.symbol, "leverage": req.leverage,
+        self.e.emit("leverage_updated", {"symbol": ai.symbol, "leverage": req.leverage,
                                          "pos": req.pos.value}, ai.symbol)
         return True
 
@@ -138,3 +143,6 @@ class SimExecutor:
     def on_trading_state(self, state: TradingState) -> None:
         if self.engine.guard is not None:
             self.engine.guard.rebase()
+
+    def soon(self, fn: Callable[[], None]) -> None:
+        fn()  # a backtest runs its actions at once

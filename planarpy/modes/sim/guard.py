@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ...actions.engine import Engine
 from ...actions.pipeline import watch_equity
 from ...core.risk import DAY_MS, asset_terms, equity_bounds, linear_equity, price_band
 
@@ -32,17 +33,17 @@ class EquityGuard:
     next close is measured.
     """
 
-    __slots__ = ("s", "closes", "watch", "before", "times", "bounds", "only")
+    __slots__ = ("e", "closes", "watch", "before", "times", "bounds", "only")
 
-    def __init__(self, s: Any, close_times: range) -> None:
-        self.s = s
+    def __init__(self, e: Engine, close_times: range) -> None:
+        self.e = e
         self.times = close_times
         self.closes = {ai.symbol: memoryview(np.ascontiguousarray(ai.ohlcv.close, np.float64))
-                       for ai in s.assets}
+                       for ai in e.assets}
         self.watch: list[Any] = [next(iter(self.closes.values())), INF, -INF]
-        self.before: float | None = s.state.cash  # the first day starts with the run
+        self.before: float | None = e.state.cash  # the first day starts with the run
         self.bounds = (INF, -INF)  # equity_bounds, kept from one measurement to the next
-        self.only = s.assets[0] if len(s.assets) == 1 else None
+        self.only = e.assets[0] if len(e.assets) == 1 else None
 
     def dirty(self) -> None:
         """Measure the next close whatever it is."""
@@ -57,23 +58,23 @@ class EquityGuard:
     def new_day(self, i: int) -> None:
         """Before candle `i`, the first of a UTC day: the day starts at the equity of the
         last close of the day before (after its tick)."""
-        k, q = linear_equity(self.s.state)
+        k, q = linear_equity(self.e.state)
         self.before = k + sum(v * self.closes[sym][i - 1] for sym, v in q.items())
         self.dirty()
 
     def check(self, i: int) -> None:
         """Measure the equity at close `i`, trip a breaker if due, then set the band."""
-        s = self.s
-        k, q = linear_equity(s.state)
+        e = self.e
+        k, q = linear_equity(e.state)
         closes = self.closes
         value = k + sum(v * closes[sym][i] for sym, v in q.items())
-        watch_equity(s, value, self.times[i], self.before)
+        watch_equity(e, value, self.times[i], self.before)
         self.before = None
         self.rebase()
 
     def rebase(self) -> None:
         """The peak or the day's start moved (a measurement, a reset): new bounds, new band."""
-        self.bounds = equity_bounds(self.s.state.risk)
+        self.bounds = equity_bounds(self.e.state.risk)
         self.refresh()
 
     def refresh(self) -> None:
@@ -82,7 +83,7 @@ class EquityGuard:
         if self.before is not None:  # a new day's start is still to be measured
             w[1], w[2] = INF, -INF
             return
-        state = self.s.state
+        state = self.e.state
         if self.only is not None:  # one asset (most strategies): no need to look for it
             fixed, v = asset_terms(self.only)
             w[1], w[2] = price_band(self.bounds, state.cash + fixed, v)

@@ -39,9 +39,10 @@ def blind(s: Any) -> Any:
 
     def blind_tick(ts: int) -> None:
         if not whole:  # the first tick: the engine caches its columns from the whole data
+            sim = s.engine.executor.engine
             for ai in s.assets:
-                s.engine.cols(ai)
-                s.engine.views(ai)
+                sim.cols(ai)
+                sim.views(ai)
                 whole.append((ai, ai.ohlcv))
         end = s.i + 1
         for ai, o in whole:

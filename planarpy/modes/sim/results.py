@@ -18,6 +18,7 @@ from ...core.display import html_table, iso, num
 from ...core.errors import PlanarError
 from ...core.orders import PositionSide, Side, Trade
 from ...core.risk import NO_RULES
+from ...actions.engine import Engine
 from ...data.ohlcv import timeframe_ms
 from ...params import format_values
 from .data import DataUsed
@@ -126,7 +127,7 @@ class SimResult:
 
     @property
     def trades(self) -> list[Trade]:
-        return self.strategy.state.trades
+        return self.strategy.engine.state.trades
 
     @property
     def timeframe_ms(self) -> int:
@@ -142,7 +143,7 @@ class SimResult:
 
     @property
     def fees(self) -> float:
-        return self.strategy.state.fees
+        return self.strategy.engine.state.fees
 
     @property
     def max_drawdown(self) -> float:
@@ -210,14 +211,14 @@ class SimResult:
 
     def order_fills(self) -> tuple[int, int]:
         """Orders placed, and how many of them ended (or stay open) partly filled."""
-        st = self.strategy.state
+        st = self.strategy.engine.state
         still = sum(1 for o in st.open_orders() if 0 < o.filled < o.amount)
         return st.orders_placed, st.orders_partial + still
 
     def entry_fills(self) -> tuple[int, list[float]]:
         """Entries (orders that opened or added to a position) with a fill, and the filled
         share of each that ended (or stays open) only partly filled."""
-        st = self.strategy.state
+        st = self.strategy.engine.state
         grows = {t.order_id for t in self.trades if _grows(t, st.assets[t.symbol].market)}
         still = [o.filled / o.amount for o in st.open_orders()
                  if o.commits_quote and 0 < o.filled < o.amount]
@@ -227,7 +228,7 @@ class SimResult:
         """Plain figures for printing or JSON; undefined ones (NaN, infinite) are None."""
         s = self.strategy
         st = attrs.asdict(self.stats())
-        risk = s.state.risk
+        risk = s.engine.state.risk
         return {"strategy": type(s).__name__, "quote": s.quote,
                 "start": int(self.times[0]) if len(self.times) else None,
                 "end": int(self.times[-1]) if len(self.times) else None,
@@ -279,7 +280,7 @@ class SimResult:
             ("partial fills", f"{_pct(d['partial_fills'])} of {d['orders']} orders"),
             ("entries", _entries_text(d)),
             ("fees paid", f"{d['fees']:.8g} {q}"),
-            *_trading_rows(d, self.strategy.state.risk.rules != NO_RULES),
+            *_trading_rows(d, self.strategy.engine.state.risk.rules != NO_RULES),
             ("seed", str(d["seed"])),
         ]
         if d["params"]:
@@ -465,12 +466,12 @@ def walk_trades(trades: list[Trade], s: Any) -> tuple[list[RoundTrip], dict[str,
     """Group fills into round trips; also the entry time of each position still open."""
     open_: dict[str, _Open] = {}
     out = []
-    markets = {sym: ai.market for sym, ai in s.state.assets.items()}
+    markets = {sym: ai.market for sym, ai in s.engine.state.assets.items()}
     for t in trades:
         m = markets[t.symbol]
         short = m.is_derivative and t.pos is PositionSide.SHORT
         grows = (t.side is Side.BUY) != short
-        fee_base, _, fee = fee_parts(s.state, m, t)
+        fee_base, _, fee = fee_parts(s.engine.state, m, t)
         p = open_.get(t.symbol)
         if p is None:
             p = open_[t.symbol] = _Open("short" if short else "long", t.date)
@@ -520,12 +521,13 @@ class Ledger:
         self.values = array.array("d")
         self.width = 1 + 7 * assets
 
-    def add(self, s: Any, effective: int) -> None:
-        """Note the state of strategy `s` after a fill that counts from candle `effective`."""
+    def add(self, e: Engine, effective: int) -> None:
+        """Note the state of a strategy's engine `e` after a fill that counts from candle
+        `effective`."""
         self.at.append(effective)
         values = self.values
-        values.append(s.state.cash)
-        for ai in s.assets:
+        values.append(e.state.cash)
+        for ai in e.assets:
             lo, sh = ai.long, ai.short
             values.extend((ai.balance, lo.amount, lo.entry_price, lo.margin,
                            sh.amount, sh.entry_price, sh.margin))

@@ -12,10 +12,10 @@ import numpy as np
 from ...actions import Mode, pipeline
 from ...config import load_config
 from ...core.errors import ConfigError, DataError, LookAheadError, LookbackError, UnknownSymbol
-from ...core.risk import RiskRules
+from ...core.risk import RiskRules, rules_for
 from ...data.ohlcv import OHLCV, align, timeframe_ms
 from ...data.sources import DataSource, find_ohlcv, markets_for
-from ...strategy import Strategy
+from ...strategy import Strategy, check_instance
 from .config import SimConfig
 from .engine import SimClock, SimEngine
 from .data import DataUsed
@@ -51,8 +51,9 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     else:
         s = strategy(markets_for(strategy.exchange, cfg, data_dir), mode=Mode.SIM, cash=cash,
                      params=params)
-    initial_cash = s.state.cash
-    series, sources = load_universe(s.exchange, s.timeframe, list(s.state.assets), data,
+    e = s.engine
+    initial_cash = e.state.cash
+    series, sources = load_universe(s.exchange, s.timeframe, list(e.state.assets), data,
                                     data_dir, stop)
     timeline, aligned = align(series, s.timeframe, config.gaps)
     if len(timeline) < 2:
@@ -67,17 +68,17 @@ def backtest(strategy: type[Strategy] | Strategy, *,
         ai.ohlcv = aligned[ai.symbol]
         if fees:  # overrides change the market itself, so funds checks reserve them too
             ai.market = attrs.evolve(ai.market, **fees)
-    s.engine = engine
-    s.executor = SimExecutor(s, engine)
-    s.dispatch = pipeline.HANDLERS
-    s.state.risk.rules = risk_rules(risk, cfg, type(s).__name__)
-    s.clock = SimClock(s, engine.close_times, engine.timeline[0])
-    if s.state.risk.rules.checks_equity:
-        engine.guard = EquityGuard(s, engine.close_times)
-    s.recorder = recorder
+    e.executor = SimExecutor(s, engine)
+    e.dispatch = pipeline.HANDLERS
+    e.state.risk.rules = rules_for(risk, cfg, type(s).__name__)
+    e.clock = SimClock(s, engine.close_times, engine.timeline[0])
+    if e.state.risk.rules.checks_equity:
+        engine.guard = EquityGuard(e, engine.close_times)
+    e.recorder = recorder
     s.i = -1
     s.reset()
-    s.prepare_indicators()
+    check_instance(s)
+    e.prepare_indicators()
     if config.check_lookahead:
         check_causal(s, len(timeline) // 2)
         check_lookback(s, len(timeline) - min(len(timeline) // 2, LOOKBACK_CHECK))
@@ -87,7 +88,7 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     if first >= len(timeline) - 1:
         raise DataError(f"nothing to backtest: the warmup and start leave no candle "
                         f"({len(timeline)} candles, first tick would be {first})")
-    s.emit("strategy_started", {"strategy": type(s).__name__, "mode": "sim",
+    e.emit("strategy_started", {"strategy": type(s).__name__, "mode": "sim",
                                 "cash": initial_cash, "seed": config.seed,
                                 "universe": [ai.symbol for ai in s.assets],
                                 "params": dict(s.params), "data": used.to_dict()})
@@ -99,7 +100,7 @@ def backtest(strategy: type[Strategy] | Strategy, *,
         if bar is not None:
             bar.close()
     s.stop()
-    s.emit("strategy_stopped", {"cash": s.state.cash, "committed": s.state.committed})
+    e.emit("strategy_stopped", {"cash": e.state.cash, "committed": e.state.committed})
     if recorder is not None and hasattr(recorder, "flush"):
         recorder.flush()
     curve = equity_curve(engine, s, first, initial_cash)
@@ -111,7 +112,7 @@ def backtest(strategy: type[Strategy] | Strategy, *,
             blind(type(s)(markets, mode=Mode.SIM, cash=initial_cash, params=dict(s.params))),
             data=data, start=start, stop=until, settings=cfg,
             config=attrs.evolve(config, check_lookahead=False), data_dir=data_dir,
-            risk=s.state.risk.rules))
+            risk=e.state.risk.rules))
     return result
 
 
@@ -139,14 +140,6 @@ def load_universe(exchange: str, timeframe: str, symbols: Sequence[str],
 
 def _span(o: OHLCV) -> tuple[int | None, int | None]:
     return (int(o.timestamp[0]), int(o.timestamp[-1])) if len(o) else (None, None)
-
-
-def risk_rules(given: RiskRules | Mapping[str, Any] | None, cfg: Mapping[str, Any],
-               name: str) -> RiskRules:
-    """The strategy's risk rules: those given, else planar.toml's [risk] for `name`."""
-    if isinstance(given, RiskRules):
-        return given
-    return RiskRules.from_config(cfg.get("risk") if given is None else given, name)
 
 
 def check_causal(s: Strategy, k: int) -> None:

@@ -1,0 +1,76 @@
+"""Live mode's side of the order pipeline: orders go to the exchange through the venue.
+
+Parsing, the Order and the gate are the pipeline's (`planarpy.actions.pipeline`); this
+module hands what passed to `orders.py` (submit by client id, the unknown state, cancels
+of orders in flight) and waits for the answer on the engine's loop, up to `waitfor`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
+from ...core.instances import AssetInstance
+from ...core.orders import Order, OrderType, Trade, _Missing, missing
+from ..runtime.executor import GRACE, SessionExecutor
+from . import orders
+
+_LIMIT = OrderType.LIMIT
+
+
+class LiveExecutor(SessionExecutor):
+    """Executes the orders of one live run (implements `pipeline.Executor`)."""
+
+    def new_id(self) -> str:
+        """A client order id: the exchange knows the order by it from its first request."""
+        return self.session.new_client_id()
+
+    def order_price(self, ai: AssetInstance, req: OrderRequest) -> float | str:
+        """A limit order's limit; for a market order the newest close."""
+        if req.type is _LIMIT:
+            return req.price
+        price = self.last_close(ai)
+        if not price > 0:
+            return f"no price known for {ai.symbol} yet: cannot check the order"
+        return price
+
+    def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | _Missing | None:
+        """Send the order and wait up to `waitfor` for its first fill (then, if `synced`,
+        look it up); `waitfor=0, synced=False` sends it and returns `missing` at once."""
+        session = self.session
+        wait = self.wait(req.waitfor)
+        coro = orders.send(session, ai, order, req.payload(), wait, req.synced)
+        if wait <= 0 and not req.synced:  # fire and forget
+            session.engine.fire(coro)
+            return missing
+        return self.block(coro, wait + GRACE, missing, f"{order.type.value}_order")
+
+    def cancel(self, ai: AssetInstance, orders_: Sequence[Order], req: CancelOrders) -> bool:
+        """Cancel on the exchange by client id; an order still in flight is cancelled once
+        the exchange knows it (see orders.cancel)."""
+        session = self.session
+        wait = self.wait(req.waitfor)
+        coro = orders.cancel(session, ai, None, [o.id for o in orders_], waitfor=wait,
+                             confirm=req.confirm or req.synced)
+        return bool(self.block(coro, wait + GRACE, False, "cancel_orders"))
+
+    def set_leverage(self, ai: AssetInstance, req: UpdateLeverage) -> bool:
+        """Set the leverage on the exchange, then locally."""
+        session = self.session
+        return bool(self.block(orders.set_leverage(session, ai, req.leverage),
+                               session.waitfor + GRACE, False, "update_leverage"))
+
+    def watch_ohlcv(self, req: WatchOHLCV) -> bool:
+        """Fetch the candles closed since the last refresh now (the tick loop does at every
+        close; the candles are ticked by the loop, not here)."""
+        session = self.session
+        done = self.block(session.refresh_candles(), session.waitfor + GRACE, False,
+                          "watch_ohlcv")
+        return done is not False  # refresh_candles answers None when it is done
+
+    def run_trades_from(self, ai: AssetInstance) -> int:
+        """The run's first trade: those synced at start-up are history."""
+        return self.session.first_trade.get(ai.symbol, 0)
+
+
+__all__ = ["LiveExecutor"]

@@ -1,0 +1,170 @@
+"""Each risk rule in sim, paper and live over one local-exchange replay: the same strategy
+breaches the same limit at the same decision, every order the rule refuses afterwards is
+denied with a risk_denied event, and the trace replays to the same state."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from planarpy import OHLCV, RiskRules, Strategy, Trade, backtest, call, missing
+from planarpy.localexchange.clock import Clock
+from planarpy.modes.sim import SimConfig
+from planarpy.trace import EventTrace, replay_from_trace
+
+from fidelitykit import MINUTE, SYM, T0, exchange, step_minutes, wait_for, walk
+
+CLIFF = 2  # the candle opening at T0 + 2 min (closing at T0 + 3 min) falls by 10%
+
+
+def cliff_candles() -> OHLCV:
+    """Four hours of candles around T0 (no empty minute) whose price drops by a tenth in
+    the candle that closes at T0 + 3 minutes, and stays there."""
+    base = walk(240, T0 - 120 * MINUTE)
+    close = base.close.copy()
+    close[120 + CLIFF:] = np.round(close[120 + CLIFF:] * 0.9, 8)
+    open_ = np.r_[close[0], close[:-1]]
+    high = np.maximum(open_, close) + (base.high - np.maximum(base.open, base.close))
+    low = np.minimum(open_, close) - (np.minimum(base.open, base.close) - base.low)
+    return OHLCV(base.timestamp, open_, np.round(high, 8), np.round(low, 8), close, base.volume)
+
+
+DATA = cliff_candles()
+Act = Callable[[Any], Any]
+
+
+def buy(amount: float) -> Act:
+    return lambda s: call(s, "market_order", SYM, amount, side="buy")
+
+
+def sell(amount: float) -> Act:
+    return lambda s: call(s, "market_order", SYM, amount, side="sell")
+
+
+def far_bid(s: Any) -> Any:
+    price = round(s.assets[0].ohlcv.close.item(s.i) * 0.5, 8)
+    return call(s, "limit_order", SYM, 100.0, price, side="buy", waitfor=0.0)
+
+
+def several(*acts: Act) -> Act:
+    return lambda s: [a(s) for a in acts]
+
+
+# rule: (rules, script: minute after T0 -> action, the risk events expected:
+#        (minute, kind, rule)), the outcome of each action
+CASES: dict[str, tuple[RiskRules, dict[int, Act], list[tuple[int, str, str]]]] = {
+    "max_order_notional": (RiskRules(max_order_notional=0.3),
+                           {1: buy(100), 2: buy(300), 3: buy(100)},
+                           [(2, "denied", "max_order_notional")]),
+    "max_position_notional": (RiskRules(max_position_notional=0.3),
+                              {1: buy(100), 2: buy(150), 3: sell(50)},
+                              [(2, "denied", "max_position_notional")]),
+    "max_leverage": (RiskRules(max_leverage=0.5), {1: buy(200), 2: buy(200), 4: sell(100)},
+                     [(2, "denied", "max_leverage")]),
+    "max_open_orders": (RiskRules(max_open_orders=2),
+                        {1: several(far_bid, far_bid), 2: far_bid,
+                         3: lambda s: call(s, "cancel_orders", SYM), 4: far_bid},
+                        [(2, "denied", "max_open_orders")]),
+    "max_orders_per_minute": (RiskRules(max_orders_per_minute=2),
+                              {1: several(buy(10), buy(10), buy(10)), 2: buy(10)},
+                              [(1, "denied", "max_orders_per_minute")]),
+    "max_orders_per_second": (RiskRules(max_orders_per_second=2),
+                              {1: several(buy(10), buy(10), buy(10)), 2: buy(10)},
+                              [(1, "denied", "max_orders_per_second")]),
+    "max_errors_per_minute": (RiskRules(max_errors_per_minute=2),
+                              {1: several(buy(0.5), buy(0.5), buy(0.5)), 2: buy(10),
+                               4: buy(10)},
+                              [(1, "state_changed", "max_errors_per_minute"),
+                               (2, "denied", "trading_state"), (4, "denied", "trading_state")]),
+    "max_daily_loss_quote": (RiskRules(max_daily_loss_quote=0.02), {1: buy(400), 4: buy(10),
+                                                                    5: sell(100)},
+                             [(3, "state_changed", "max_daily_loss_quote"),
+                              (4, "denied", "trading_state"), (5, "denied", "trading_state")]),
+    "max_daily_loss": (RiskRules(max_daily_loss=0.02, halt_cancels_orders=False),
+                       {1: buy(400), 4: buy(10)},
+                       [(3, "state_changed", "max_daily_loss"), (4, "denied", "trading_state")]),
+    "max_drawdown": (RiskRules(max_drawdown=0.03, on_drawdown="reduce"),
+                     {1: buy(400), 4: buy(10), 5: sell(100)},
+                     [(3, "state_changed", "max_drawdown"), (4, "denied", "trading_state")]),
+}
+MINUTES = 6  # each run ticks the closes T0 .. T0 + 6 min
+
+
+class Scripted(Strategy):
+    """Runs `script[k](self)` at the tick of the close T0 + k minutes; keeps what each
+    call returned and every risk event."""
+
+    exchange = "binance"
+    quote = "ETH"
+    timeframe = "1m"
+    universe = (SYM,)
+    initial_cash = 1.0
+    script: dict[int, Act] = {}
+
+    def reset(self) -> None:
+        self.results: dict[int, Any] = {}
+        self.risk_events: list[Any] = []
+
+    def tick(self, ts: int) -> None:
+        k, r = divmod(ts - T0, MINUTE)
+        act = self.script.get(k) if r == 0 else None
+        if act is not None:
+            self.results[k] = act(self)
+
+    def on_risk(self, event: Any) -> None:
+        self.risk_events.append(event)
+
+
+def outcome(x: Any) -> Any:
+    """A call's result as comparable across modes: what kind of answer it was."""
+    if isinstance(x, list):
+        return [outcome(y) for y in x]
+    return "trade" if isinstance(x, Trade) else "missing" if x is missing else x
+
+
+def seen(s: Any) -> list[tuple[int, str, str]]:
+    return [((e.time - T0) // MINUTE, e.kind, e.rule) for e in s.risk_events
+            if e.time <= T0 + MINUTES * MINUTE]
+
+
+def in_sim(cls: type, rules: RiskRules, path: Any) -> Any:
+    with EventTrace.open(path, strategy=cls.__name__, exchange="binance") as trace:
+        r = backtest(cls, data={SYM: DATA}, settings={}, risk=rules, recorder=trace,
+                     config=SimConfig(slippage=0.0, volume_cap=False))
+    return r.strategy
+
+
+def in_mode(start: Any, lx: Any, cls: type, rules: RiskRules, path: Any) -> Any:
+    trace = EventTrace.open(path, strategy=cls.__name__, exchange="binance")
+    run = start(lx, cls, risk=rules, trace=trace)
+    wait_for(lambda: run.session.ticks)
+    step_minutes(lx, run, MINUTES)
+    run.stop()
+    return run.strategy
+
+
+@pytest.fixture
+def lx(local_exchange_factory: Any) -> Any:
+    return exchange(DATA, Clock(start=T0), T0, factory=local_exchange_factory)
+
+
+@pytest.mark.parametrize("rule", list(CASES))
+def test_a_rule_breaches_at_the_same_decision_in_every_mode(rule, lx, start, tmp_path):
+    """The backtest and the paper or live run of one script: the same risk events at the
+    same closes, the same calls refused, and each trace replays to its run's state."""
+    rules, script, expected = CASES[rule]
+    cls = type(f"Scripted_{rule}", (Scripted,), {"script": script})
+    sim = in_sim(cls, rules, tmp_path / "sim")
+    assert seen(sim) == expected
+    s = in_mode(start, lx, cls, rules, tmp_path / start.mode)
+    assert seen(s) == expected
+    assert {k: outcome(v) for k, v in s.results.items()} == \
+        {k: outcome(v) for k, v in sim.results.items() if k <= MINUTES}
+    assert s.state.risk.trading is sim.state.risk.trading
+    for strategy, path in ((sim, tmp_path / "sim"), (s, tmp_path / start.mode)):
+        report = replay_from_trace(strategy, path)
+        assert report.ok, str(report)
+        assert report.state.risk.trading is strategy.state.risk.trading
+        assert report.state.risk.denied == strategy.state.risk.denied

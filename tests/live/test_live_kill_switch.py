@@ -1,0 +1,210 @@
+"""The kill switch: `run.halt()` from Python and `planarpy halt STRATEGY` from a second
+terminal halt trading and cancel the run's open orders; a halted live run stays halted
+after a SIGKILL and a restart."""
+
+from __future__ import annotations
+
+import re
+import signal
+import textwrap
+
+import pytest
+
+from planarpy import InvalidArgument, TradingState, missing
+from planarpy.trace import trace_tail
+
+from livekit import Watched, eventually, live, raw_client
+from prockit import Child
+
+SYM = "XRP/ETH"
+
+
+@pytest.fixture
+def lx(local_exchange):
+    local_exchange.step(3_600_000)
+    yield local_exchange
+    local_exchange.faults.clear()
+
+
+def open_ids(lx) -> list[str]:
+    return sorted(o["clientOrderId"] for o in raw_client(lx).fetch_open_orders(SYM))
+
+
+def far_bid(lx) -> float:
+    return round(raw_client(lx).fetch_order_book(SYM)["bids"][0][0] * 0.5, 8)
+
+
+def test_run_halt_cancels_open_orders_and_denies_later_ones(lx):
+    """run.halt(): HALTED by the kill switch (on_risk hears it), both resting orders
+    cancelled on the exchange, the next order denied without a request; a reset lets
+    orders go again."""
+    with live(lx, Watched) as run:
+        price = far_bid(lx)
+        for _ in range(2):
+            assert run.call("limit_order", SYM, 100.0, price, side="buy", waitfor=0) is missing
+        eventually(lambda: len(open_ids(lx)) == 2)
+        assert run.halt("enough for today") is True
+        assert open_ids(lx) == [] and run.state()["trading"] == "halted"
+        (change,) = run.strategy.risk_events
+        assert (change.rule, change.reason, change.state) == ("kill_switch", "enough for today",
+                                                              TradingState.HALTED)
+        assert run.call("limit_order", SYM, 100.0, price, side="buy") is None
+        assert run.strategy.risk_events[-1].rule == "trading_state" and open_ids(lx) == []
+        assert run.halt() is True  # halting a halted run cancels again, and changes nothing
+        assert run.call("reset_trading_state", "checked") is True
+        assert run.call("limit_order", SYM, 100.0, price, side="buy", waitfor=0) is missing
+        assert eventually(lambda: run.reconcile() == [])
+
+
+def test_run_halt_checks_its_arguments(lx):
+    with live(lx) as run:
+        with pytest.raises(InvalidArgument, match="reason must be a string, got 3"):
+            run.halt(3)
+        with pytest.raises(InvalidArgument, match="close must be True, False or None, got 'y'"):
+            run.halt("x", close="y")
+        assert run.state()["trading"] == "active"
+
+
+RESTING = textwrap.dedent("""\
+    from planarpy import Strategy, call
+    class Resting(Strategy):
+        exchange = 'binance'
+        quote = 'ETH'
+        timeframe = '1m'
+        universe = ('XRP/ETH',)
+        def start(self):
+            for price in (0.0004, 0.0005):
+                call(self, 'limit_order', 'XRP/ETH', 100.0, price, side='buy', waitfor=0.1)
+    """)
+
+
+def cli(lx, tmp_path, *args):
+    return Child(list(args), tmp_path, {"PLANARPY_BINANCE_API_KEY": lx.api_key,
+                                        "PLANARPY_BINANCE_SECRET": lx.secret})
+
+
+def test_planarpy_halt_from_a_second_terminal(lx, tmp_path):
+    """`planarpy halt Resting` from another process while `planarpy live` runs: within a
+    second the run is halted and its two orders are cancelled on the exchange; the run
+    goes on (halted) until Ctrl-C, and its trace has the kill switch."""
+    (tmp_path / "resting.py").write_text(RESTING)
+    traces = str(tmp_path / "traces")
+    run = cli(lx, tmp_path, "live", "resting.py", "--exchange-url", lx.url, "--trace-dir", traces,
+              "--status-every", "0.2")
+    try:
+        run.wait_for("equity")
+        eventually(lambda: len(open_ids(lx)) == 2, timeout=10)
+        halt = cli(lx, tmp_path, "halt", "Resting", "--trace-dir", traces, "--reason", "by hand")
+        assert halt.finish() == 0, halt.text
+        assert open_ids(lx) == []  # gone when the command returns
+        said = re.search(r"halted Resting \(live on binance, pid \d+\) in ([\d.]+) s: "
+                         r"trading halted", halt.text)
+        assert said and float(said.group(1)) <= 1.0, halt.text
+        run.wait_for("trading HALTED")  # the status line says so
+        again = cli(lx, tmp_path, "halt", "resting.py", "--trace-dir", traces)  # by path too
+        assert again.finish() == 0, again.text
+        run.signal(signal.SIGINT)
+        assert run.finish() == 0, run.text
+    finally:
+        run.kill()
+    (change,) = [e["payload"] for e in trace_tail(tmp_path / "traces" / "Resting" / "binance",
+                                                  n=1000, kinds="trading_state_changed")]
+    assert (change["rule"], change["reason"], change["state"]) == ("kill_switch", "by hand",
+                                                                   "halted")
+    gone = cli(lx, tmp_path, "halt", "Resting", "--trace-dir", traces)
+    assert gone.finish() == 2
+    assert "no paper or live run of Resting is running" in gone.text
+    assert "Traceback" not in gone.text + run.text
+
+
+# ---- a halt survives SIGKILL and a restart -----------------------------------------------
+FALLING = textwrap.dedent("""\
+    import sys
+    from planarpy import Strategy, call
+    from planarpy.exchanges import ApiKeys
+    from planarpy.localexchange.clock import Clock
+    from planarpy.modes.live import start_live
+    from planarpy.trace import EventTrace
+
+    class Faller(Strategy):
+        exchange = 'binance'
+        quote = 'ETH'
+        timeframe = '1m'
+        universe = ('XRP/ETH',)
+
+        def tick(self, ts):
+            out = call(self, 'market_order', 'XRP/ETH', 200.0, side='buy', waitfor=1.0)
+            print('TICK', ts, 'FILLED' if out else 'REFUSED', self.state.risk.trading.value,
+                  flush=True)
+
+    url, key, secret, start, wall0, trace = sys.argv[1:]
+    clock = Clock(start=int(start), speed=60.0, wall0=int(wall0))  # the exchange's clock
+    run = start_live(Faller, exchange_url=url, keys=ApiKeys(key, secret), clock=clock,
+                     trace=EventTrace.open(trace, strategy='Faller', exchange='binance'),
+                     risk={'max_daily_loss_quote': 0.02}, candles=30,
+                     settings={'exchanges': {'binance': {'rate_limit': False}}})
+    print('STARTED', run.strategy.state.risk.trading.value, flush=True)
+    while run.running:
+        run.session.engine.join(1.0)
+    """)
+
+
+def falling_exchange(factory):
+    """A local exchange whose XRP/ETH price falls by 1% a minute from its start on, on a
+    clock running sixty times the wall clock (a minute a second)."""
+    import numpy as np
+
+    from planarpy import OHLCV
+    from planarpy.localexchange.clock import Clock
+
+    from fidelitykit import MINUTE, T0, exchange, walk
+    base = walk(480, T0 - 120 * MINUTE)
+    close = base.close.copy()
+    close[120:] = np.round(close[120:] * 0.99 ** np.arange(1, 361), 8)
+    open_ = np.r_[close[0], close[:-1]]
+    candles = OHLCV(base.timestamp, open_, np.maximum(open_, close), np.minimum(open_, close),
+                    close, base.volume)
+    return exchange(candles, Clock(start=T0, speed=60.0), T0, cash=10.0, factory=factory)
+
+
+def after(text: str, mark: str) -> str:
+    return text.split(mark, 1)[1] if mark in text else ""
+
+
+def test_a_run_halted_by_its_daily_loss_stays_halted_after_sigkill_and_restart(
+        local_exchange_factory, tmp_path):
+    """The price falls and the daily loss limit halts the run; SIGKILL; the restarted
+    run (on the same trace) starts halted, denies every order, and sends nothing."""
+    lx = falling_exchange(local_exchange_factory)
+    script = tmp_path / "faller.py"
+    script.write_text(FALLING)
+    args = [str(script), lx.url, lx.api_key, lx.secret, str(lx.clock.start),
+            str(lx.clock._wall0), str(tmp_path / "trace")]
+    first = Child(args, tmp_path, module=None)
+    try:
+        first.wait_for("STARTED active", timeout=60)
+        first.wait_for(lambda t: "halted" in after(t, "STARTED"), timeout=60)
+        eventually(lambda: trace_tail(tmp_path / "trace", n=1, kinds="trading_state_changed"),
+                   timeout=10)  # committed: what a kill cannot take back
+        first.proc.send_signal(signal.SIGKILL)
+        assert first.finish(timeout=10) == -signal.SIGKILL
+    finally:
+        first.kill()
+    assert "FILLED" in first.text
+    sent = len(raw_client(lx).fetch_orders(SYM, limit=1_000_000))
+    second = Child(args, tmp_path, module=None)
+    try:
+        second.wait_for("STARTED halted", timeout=60)
+        second.wait_for(lambda t: after(t, "STARTED").count("TICK") >= 2, timeout=60)
+    finally:
+        second.kill()
+    assert "FILLED" not in after(second.text, "STARTED") and "Traceback" not in second.text
+    assert len(raw_client(lx).fetch_orders(SYM, limit=1_000_000)) == sent
+    runs: dict[int, list] = {}
+    for e in trace_tail(tmp_path / "trace", n=10_000,
+                        kinds=["trading_state_changed", "risk_denied"]):
+        runs.setdefault(e["run"], []).append((e["kind"], e["payload"].get("rule")))
+    first_run, second_run = sorted(runs)
+    assert ("trading_state_changed", "max_daily_loss_quote") in runs[first_run]
+    assert runs[second_run][0] == ("trading_state_changed", "max_daily_loss_quote")
+    assert ("risk_denied", "trading_state") in runs[second_run]

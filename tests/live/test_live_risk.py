@@ -1,0 +1,81 @@
+"""Risk rules in live mode against the local exchange: read from planar.toml or given,
+enforced before anything is sent, and counted on what the exchange did not answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from planarpy import RiskRules, TradingState, missing
+from planarpy.trace import EventTrace, replay_from_trace
+
+from livekit import Watched, eventually, live, raw_client
+
+SYM = "XRP/ETH"
+
+
+@pytest.fixture
+def lx(local_exchange):
+    local_exchange.step(3_600_000)
+    yield local_exchange
+    local_exchange.faults.clear()
+
+
+def far_bid(lx) -> float:
+    return round(raw_client(lx).fetch_order_book(SYM)["bids"][0][0] * 0.5, 8)
+
+
+def open_on_exchange(lx) -> int:
+    return len(raw_client(lx).fetch_open_orders(SYM))
+
+
+def test_rules_from_planar_toml_deny_an_order_before_it_is_sent(lx):
+    """[risk] in the settings applies to a live run: an order above max_order_notional is
+    refused (None, a risk_denied event, on_risk), nothing reaches the exchange; a
+    strategy table overrides the global one."""
+    settings = {"exchanges": {"binance": {"rate_limit": False}},
+                "risk": {"max_order_notional": 10.0, "Watched": {"max_order_notional": 0.05}}}
+    with live(lx, Watched, settings=settings) as run:
+        s = run.strategy
+        assert s.state.risk.rules == RiskRules(max_order_notional=0.05)
+        assert run.call("limit_order", SYM, 200.0, far_bid(lx), side="buy") is None
+        (event,) = s.risk_events
+        assert event.kind == "denied" and event.rule == "max_order_notional"
+        assert open_on_exchange(lx) == 0 and s.errors == []
+        assert run.call("limit_order", SYM, 20.0, far_bid(lx), side="buy", waitfor=0) is missing
+
+
+def test_fire_and_forget_orders_cannot_pass_max_open_orders(lx):
+    """Orders sent without waiting are counted by the gate as soon as they pass it (they
+    exist locally before they are sent): the third of three is denied at once."""
+    with live(lx, Watched, risk=RiskRules(max_open_orders=2)) as run:
+        price = far_bid(lx)
+        out = [run.call("limit_order", SYM, 100.0, price, side="buy", waitfor=0, synced=False)
+               for _ in range(3)]
+        assert out == [missing, missing, None]
+        assert run.strategy.risk_events[0].rule == "max_open_orders"
+        eventually(lambda: open_on_exchange(lx) == 2)
+        assert eventually(lambda: run.reconcile() == [])
+
+
+def test_orders_the_exchange_does_not_answer_trip_the_error_breaker(lx, tmp_path):
+    """Two submits that get no answer (503) with max_errors_per_minute = 1: the breaker
+    halts trading; the next order is denied without a request; replay agrees."""
+    trace = EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+    with live(lx, Watched, trace=trace, risk=RiskRules(max_errors_per_minute=1)) as run:
+        s = run.strategy
+        price = far_bid(lx)
+        lx.faults.update({"http_status": 503, "http_path": "POST /api/v3/order"})
+        assert run.call("limit_order", SYM, 100.0, price, side="buy", waitfor=0.2) is missing
+        assert s.state.risk.trading is TradingState.ACTIVE
+        assert run.call("limit_order", SYM, 100.0, price, side="buy", waitfor=0.2) is missing
+        eventually(lambda: s.state.risk.trading is TradingState.HALTED)
+        (halt,) = [e for e in s.risk_events if e.kind == "state_changed"]
+        assert halt.rule == "max_errors_per_minute"
+        lx.faults.clear()
+        assert run.call("market_order", SYM, 10.0, side="buy") is None
+        assert s.risk_events[-1].rule == "trading_state"
+        # the halt cancels the orders of unknown outcome once the exchange knows them
+        eventually(lambda: not run.state()["assets"][SYM]["orders"], timeout=15)
+    report = replay_from_trace(run.strategy, tmp_path / "t")
+    assert report.ok, str(report)
+    assert report.state.risk.trading is TradingState.HALTED and report.state.risk.denied == 1

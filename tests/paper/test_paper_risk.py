@@ -1,0 +1,90 @@
+"""Risk rules in paper mode: read from planar.toml or given, enforced by the same gate."""
+
+from __future__ import annotations
+
+from planarpy import RiskRules, Strategy, TradingState, missing
+
+SYM = "XRP/ETH"
+
+
+class Watched(Strategy):
+    exchange = "binance"
+    quote = "ETH"
+    timeframe = "1m"
+    universe = (SYM,)
+
+    def reset(self) -> None:
+        self.errors: list[str] = []
+        self.risk_events: list = []
+
+    def on_order_error(self, ai, reason, request) -> None:
+        self.errors.append(reason)
+
+    def on_risk(self, event) -> None:
+        self.risk_events.append(event)
+
+
+def test_rules_from_planar_toml_deny_an_order_that_would_fill(paper):
+    """[risk.Watched] applies to a paper run: a market order above max_order_notional is
+    denied (None, risk_denied, on_risk) though the book could fill it; a smaller one fills."""
+    run = paper(Watched, cash=5.0, settings={"risk": {"Watched": {"max_order_notional": 0.2}}})
+    s = run.strategy
+    assert s.state.risk.rules == RiskRules(max_order_notional=0.2)
+    assert run.call("market_order", SYM, 500.0, side="buy") is None
+    (event,) = s.risk_events
+    assert (event.kind, event.rule, event.request["amount"]) == ("denied", "max_order_notional",
+                                                                 500.0)
+    assert run.state()["trades"] == 0 and s.errors == []
+    assert run.call("market_order", SYM, 10.0, side="buy")
+
+
+def test_a_reset_after_a_halt_lets_orders_go_again(paper):
+    """Three order errors within a minute halt a run with max_errors_per_minute = 2; the
+    next order is denied; reset_trading_state makes it ACTIVE, and an order goes."""
+    run = paper(Watched, cash=5.0, risk=RiskRules(max_errors_per_minute=2))
+    s = run.strategy
+    for _ in range(3):
+        assert run.call("market_order", SYM, 0.5, side="buy") is None  # below the minimum
+    assert s.state.risk.trading is TradingState.HALTED
+    assert run.call("limit_order", SYM, 10.0, 0.0001, side="buy") is None
+    assert [e.rule for e in s.risk_events] == ["max_errors_per_minute", "trading_state"]
+    assert run.call("reset_trading_state", "checked") is True
+    assert run.call("limit_order", SYM, 10.0, 0.0001, side="buy") is missing
+
+
+def test_run_halt_in_paper_cancels_and_denies(paper):
+    """The kill switch from Python: the resting order is cancelled, trading is halted by
+    "kill_switch", and the next order is denied."""
+    run = paper(Watched, cash=5.0)
+    assert run.call("limit_order", SYM, 10.0, 0.0001, side="buy") is missing
+    assert run.halt("manual") is True
+    state = run.state()
+    assert state["assets"][SYM]["orders"] == [] and state["committed"] == 0
+    assert state["trading"] == "halted"
+    assert run.call("market_order", SYM, 10.0, side="buy") is None
+    assert [(e.kind, e.rule) for e in run.strategy.risk_events] == [
+        ("state_changed", "kill_switch"), ("denied", "trading_state")]
+
+
+def test_a_halt_survives_a_restart_on_the_same_trace_with_a_fresh_account(paper, tmp_path):
+    """A paper run halted by the kill switch and started again on its trace starts
+    halted (an order is denied until a reset), with the cash it is given: the trading
+    state carries over, the simulated account does not."""
+    from planarpy.trace import EventTrace, replay_from_trace
+    first = paper(Watched, cash=5.0,
+                  trace=EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance"))
+    assert first.halt("manual") is True
+    first.stop()
+    second = paper(Watched, cash=3.0,
+                   trace=EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance"))
+    s = second.strategy
+    assert second.state()["trading"] == "halted" and s.cash == 3.0
+    assert second.call("market_order", SYM, 10.0, side="buy") is None
+    assert [(e.kind, e.rule) for e in s.risk_events] == [("state_changed", "kill_switch"),
+                                                         ("denied", "trading_state")]
+    assert second.call("reset_trading_state", "checked") is True
+    assert second.call("limit_order", SYM, 10.0, 0.0001, side="buy") is missing
+    second.stop()
+    report = replay_from_trace(s, tmp_path / "t")
+    assert report.ok, str(report)
+    assert report.state.risk.trading is TradingState.ACTIVE
