@@ -11,7 +11,8 @@ from .core.errors import ConfigError
 
 
 # the tables planar.toml may have; each is checked where it is read
-TABLES = ("strategies", "markets", "sim", "exchanges", "live", "paper", "risk")
+TABLES = ("strategies", "markets", "sim", "exchanges", "live", "paper", "risk", "alerts",
+          "shadow")
 
 
 def project_dir() -> Path:

@@ -136,6 +136,12 @@ class Strategy:
         watcher; the message never holds a credential). Runs on the engine's loop: do not
         `call` from here."""
 
+    def on_reconcile(self, alignment: Any) -> None:
+        """Live: a periodic reconciliation found the exchange differs from the local state
+        (`alignment.lines()` says how; see `planarpy.modes.live.alignment`). A strategy
+        may also define `checkpoint() -> dict` and `restore(dict)`: its own variables,
+        recorded in the trace and given back after a restart."""
+
     # ---- what a strategy reads ---------------------------------------------------------
     def __init__(self, markets: Mapping[str, Market], *, mode: Mode = Mode.SIM,
                  cash: float | None = None, clock: Any = None,
@@ -239,7 +245,7 @@ class Strategy:
 # may override a callback with a method, never with a value; it may not define the others
 CALLBACKS = ("load", "reset", "warmup_period", "indicators", "start", "tick", "on_interval",
              "stop", "on_trade", "on_position_open", "on_position_update", "on_position_close",
-             "on_order_error", "on_order_update", "on_risk", "on_error")
+             "on_order_error", "on_order_update", "on_risk", "on_error", "on_reconcile")
 ENGINE_NAMES = {"engine": "planarpy's engine-side object", "_engine": "the engine-side object",
                 "i": "the index of the candle the tick is on", "assets": "the asset instances",
                 "params": "the values of the parameters of the run", "cash": "the cash",

@@ -28,7 +28,7 @@ ALLOWED = {
     "loader": {"core", "config", "actions"},
     "modes.sim": {"core", "actions", "data", "config", "params"},
     "modes.runtime": {"core", "actions", "data", "exchanges", "config", "loader", "params",
-                      "validate"},
+                      "validate", "modes.sim"},  # the shadow backtest beside a run
     "modes.paper": {"core", "actions", "data", "exchanges", "trace", "config", "loader",
                     "params", "validate", "modes.runtime", "modes.sim"},
     "modes.live": {"core", "actions", "data", "exchanges", "trace", "config", "loader",

@@ -37,6 +37,7 @@ RUNNERS = {
     ("#### Live mode", "text", 0): "test_synopses_match_the_command_line",
     ("#### Live mode", "toml", 0): "test_live_stop_config_is_read_as_the_readme_says",
     ("#### Live mode", "python", 0): "test_live_from_python_against_the_local_exchange",
+    ("#### Supervision", "toml", 0): "test_readme_supervision.py::test_the_supervision_config_block_is_valid",
     ("### Risk", "toml", 0): "test_readme_risk.py::test_the_risk_section_config_is_valid",
     ("### Risk", "python", 0): "test_readme_risk.py::test_the_risk_section_code_runs",
     ("### Event traces", "sh", 0): "test_event_trace_commands_run",

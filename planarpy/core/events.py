@@ -37,6 +37,11 @@ KINDS: tuple[str, ...] = (
     "risk_denied",
     "trading_state_changed",
     "risk_measured",
+    "alert",
+    "reconciled",
+    "checkpoint",
+    "checkpoint_restored",
+    "shadow_metrics",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -9,7 +9,7 @@ WebSocket hub turns those into frames.
 from __future__ import annotations
 
 import itertools
-from decimal import ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any, Callable, Iterable, Mapping
 
 import attrs
@@ -66,6 +66,9 @@ class Engine:
     resting: dict[int, Order] = attrs.field(factory=dict)  # open, or closed and not yet pruned
     trades: dict[str, list[fmt.TradeRecord]] = attrs.field(factory=dict)  # by account name
     _order_ids: Iterable[int] = attrs.field(factory=lambda: itertools.count(1001))
+    # basis points by which a fill taking the market's own liquidity is priced against the
+    # taker (the `fill_worse_bps` fault: an exchange that fills worse than the book shows)
+    fill_worse: Callable[[], float] = attrs.field(default=lambda: 0.0)
 
     # setup
 
@@ -192,6 +195,10 @@ class Engine:
         """Execute one planned fill for the taker and, if any, the resting maker."""
         if f.maker is None:
             st.book.take_synthetic(f.price, f.qty, now)
+            bps = self.fill_worse()
+            if bps:
+                return self._apply(st, taker, f.qty, _worse(st.spec, taker.buy, f.price, bps),
+                                   False, now)
         else:
             self._apply(st, f.maker, f.qty, f.price, True, now)
         return self._apply(st, taker, f.qty, f.price, False, now)
@@ -416,3 +423,10 @@ def _window(rows: list, params: Mapping[str, str], time_of: Callable, id_of: Cal
         rows = [r for r in rows if time_of(r) <= int(end)]
     limit = int(params["limit"]) if (params.get("limit") or "").isdigit() else 500
     return rows[:limit] if (start or from_id) else rows[-limit:]
+
+
+def _worse(spec: MarketSpec, buy: bool, price: Decimal, bps: float) -> Decimal:
+    """`price` moved `bps` basis points against a taker, onto the price tick."""
+    moved = price * (1 + Decimal(str(bps)) / 10_000 * (1 if buy else -1))
+    steps = (moved / spec.tick).to_integral_value(ROUND_UP if buy else ROUND_DOWN)
+    return max(steps * spec.tick, spec.tick)

@@ -3,7 +3,8 @@
 Run it in the caller's event loop (`async with LocalExchange(...)`) or in a background
 thread (`with LocalExchange(...)`). Admin routes under `/lx/` (no auth; loopback only):
 `GET /lx/state`, `GET|POST /lx/faults`, `POST /lx/faults/clear`, `POST /lx/faults/drop`,
-`POST /lx/step` ({"ms": n}), `POST /lx/orders` (an order placed by hand, see `place_by_hand`).
+`POST /lx/step` ({"ms": n}), `POST /lx/orders` (an order placed by hand, see `place_by_hand`),
+`POST /lx/transfer` (a deposit or withdrawal, see `transfer`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -102,6 +104,7 @@ class LocalExchange:
         for spec in accounts if accounts is not None else [AccountSpec()]:
             self.add_account(spec)
         self.engine.listeners.append(self.hub.on_event)
+        self.engine.fill_worse = lambda: float(self.faults.fill_worse_bps)
         self.faults.on_drop = self._drop
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -177,6 +180,34 @@ class LocalExchange:
             params["type"] = "MARKET"
         order, fills, resp = self._call(self.engine.place, acc, params, futures)
         return fmt.futures_order(order) if futures else fmt.spot_order(order, fills, resp)
+
+    def transfer(self, asset: str, amount: Any, *, account: str = "test", notify: bool = True,
+                 futures: bool = False) -> dict[str, Any]:
+        """A deposit (`amount` > 0) or withdrawal (< 0) of spot `asset` (or of the futures
+        wallet), made outside the API as a person would. With `notify` the account's user
+        stream gets the balance update Binance sends; without it the change is silent (as
+        when that message is lost). Returns the new total; ValueError if it would go
+        below zero."""
+        return self._call(self._transfer, self.account(account), asset, Decimal(str(amount)),
+                          notify, futures)
+
+    def _transfer(self, acc: Account, asset: str, amount: Decimal, notify: bool,
+                  futures: bool) -> dict[str, Any]:
+        now = self.clock.now()
+        if futures:
+            if acc.available + amount < 0:
+                raise ValueError(f"withdrawal of {-amount} exceeds the available {acc.available}")
+            acc.wallet += amount
+            if notify:
+                self.engine._user(acc, True, fmt.account_update(acc, [], now, "DEPOSIT" if amount > 0 else "WITHDRAW"))
+            return {"asset": acc.settle, "total": str(acc.wallet)}
+        b = acc.balance(asset)
+        if b.free + amount < 0:
+            raise ValueError(f"withdrawal of {-amount} {asset} exceeds the free {b.free}")
+        b.free += amount
+        if notify:
+            self.engine._user(acc, False, fmt.account_position(acc, (asset,), now))
+        return {"asset": asset, "total": str(b.total)}
 
     def _drop(self, kind: str | None) -> int:
         return self._call(self.hub.drop, kind)
@@ -316,5 +347,17 @@ class LocalExchange:
                 return web.json_response({"error": f"bad order: {e!r}"}, status=400)
             return web.json_response(order)
 
+        async def transfer(request: web.Request) -> web.Response:
+            body = await request.json()
+            try:
+                done = self.transfer(body["asset"], body["amount"],
+                                     account=body.get("account", "test"),
+                                     notify=bool(body.get("notify", True)),
+                                     futures=bool(body.get("futures")))
+            except (KeyError, TypeError, ValueError, ArithmeticError) as e:
+                return web.json_response({"error": f"bad transfer: {e!r}"}, status=400)
+            return web.json_response(done)
+
         app.router.add_post("/lx/step", step)
         app.router.add_post("/lx/orders", by_hand)
+        app.router.add_post("/lx/transfer", transfer)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -116,3 +117,21 @@ def test_a_bad_request_gets_an_answer_not_a_hang(loop, tmp_path):
         s.sendall(b"[1, 2]\n")
         assert json.loads(s.recv(4096)) == {"ok": False, "error": "bad request: not a JSON object"}
     loop.run(server.close())
+
+
+def test_closing_ends_a_connection_that_sends_nothing(loop, tmp_path):
+    """A client that connects and says nothing (as a second run checking whether this one
+    answers) does not outlive the run: close() ends its handler, none is left pending."""
+    import socket as so
+    server = ControlServer(tmp_path, "Sma", "binance", "live", echo)
+    loop.run(server.start())
+    with so.socket(so.AF_UNIX) as s:
+        s.connect(server.path)
+
+        async def handlers():
+            return [t for t in asyncio.all_tasks() if "_serve" in repr(t.get_coro())]
+        deadline = time.monotonic() + 10
+        while not loop.run(handlers()):  # wait for the server to take the connection
+            assert time.monotonic() < deadline
+        loop.run(server.close())
+        assert loop.run(handlers()) == [] and server.serving == set()

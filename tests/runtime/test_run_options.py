@@ -115,7 +115,15 @@ BAD_CONFIG = [
     ("[live]\nstop_timeout = 0\n", "[live] stop_timeout", "0", "a number > 0 (seconds)"),
     ("[live]\nstop_timeout = inf\n", "[live] stop_timeout", "inf", "a number > 0 (seconds)"),
     ('[live]\nstop_timeout = "10"\n', "[live] stop_timeout", "'10'", "a number > 0 (seconds)"),
-    ("[live]\nstatus = 1\n", "[live] has unknown key(s) status", "", "on_stop, stop_timeout"),
+    ("[live]\nstatus = 1\n", "[live] has unknown key(s) status", "", "on_stop, "),
+    ("[live.Quiet]\ncheckpoint_every = -1\n", "[live.Quiet] checkpoint_every", "-1",
+     "a number > 0 (seconds)"),
+    ("[paper]\ncheckpoint_every = nan\n", "[paper] checkpoint_every", "nan", "a number > 0"),
+    ("[alerts]\ntimeout = 0\n", "[alerts] timeout", "0", "a number > 0"),
+    ('[alerts]\nwebhooks = ["ftp://x"]\n', "[alerts] webhooks", "['ftp://x']",
+     "a list of http(s) URLs"),
+    ('[shadow]\nhalt = "yes"\n', "[shadow] halt", "'yes'", "true or false"),
+    ("[shadow]\nmin_match_rate = 1.5\n", "[shadow] min_match_rate", "1.5", "a number"),
     ("[live.Quiet]\nstop_timeout = -1\n", "[live.Quiet] stop_timeout", "-1", "a number > 0"),
     ("[live.Other]\non_stop = true\n", "[live.Other] on_stop", "True", "one of keep"),
     ("live = 3\n", "", "", "[live] must be a table"),
@@ -123,6 +131,23 @@ BAD_CONFIG = [
     ('[paper]\non_stop = "sell"\n', "[paper] on_stop", "'sell'", "one of keep, cancel, close"),
     ("[strategies]\nfoo = 3\n", "", "3", "[strategies] foo must be a path or module name"),
 ]
+
+
+LIVE_ONLY = [  # the periodic reconciliation is live's
+    ('[live]\nreconcile_policy = "fix"\n', "[live] reconcile_policy", "'fix'",
+     "one of warn, adjust, halt"),
+    ("[live]\nreconcile_every = 0\n", "[live] reconcile_every", "0", "a number > 0 (seconds)"),
+    ("[paper]\nreconcile_every = 5\n", "[paper] has unknown key(s) reconcile_every", "",
+     "checkpoint_every, on_stop, stop_timeout"),
+]
+
+
+@pytest.mark.parametrize("toml,name,value,allowed", LIVE_ONLY)
+def test_a_bad_live_only_key_is_one_line_naming_it(capsys, tmp_path, monkeypatch, toml, name,
+                                                   value, allowed):
+    command = "paper" if toml.startswith("[paper") else "live"
+    test_a_bad_config_key_is_one_line_naming_it(capsys, tmp_path, monkeypatch, command, toml,
+                                                name, value, allowed)
 
 
 @pytest.mark.parametrize("toml,name,value,allowed", BAD_CONFIG)

@@ -54,14 +54,21 @@ def test_a_forked_child_does_not_keep_the_writer_lock(tmp_path):
     the trace until that child ended ("is being written by another process")."""
     trace = open_trace(tmp_path / "t")
     read, write = os.pipe()
+    ready_read, ready_write = os.pipe()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
         pid = os.fork()
-    if pid == 0:  # the child waits, holding whatever it inherited, and leaves
+    if pid == 0:  # the child says it runs, waits holding whatever it inherited, and leaves
         os.close(write)
+        os.write(ready_write, b"r")
         os.read(read, 1)
         os._exit(0)
     os.close(read)
+    # the lock is dropped as the child starts (an at-fork hook), before its own code: wait
+    # until it runs, or a busy machine lets the parent close first
+    assert os.read(ready_read, 1) == b"r"
+    os.close(ready_read)
+    os.close(ready_write)
     try:
         with pytest.raises(TraceError, match="being written by another process"):
             open_trace(trace.path)  # the child dropped its copy; the parent still holds it

@@ -81,7 +81,7 @@ async def on_order(session: LiveSession, o: Mapping[str, Any], source: str) -> V
     order = verdict.order
     if verdict.unfilled > 0 and order is not None and order.is_open:
         ai = state.assets[order.symbol]
-        trades = await _fetch_trades(session, ai, o)
+        trades = await fetch_trades(session, ai, o)
         if trades:
             await take(session, "trades", REST, {"symbol": ai.symbol, "order": o.get("id")},
                        lambda: session.fills.fetched(state, ai, order, o, trades))
@@ -89,7 +89,7 @@ async def on_order(session: LiveSession, o: Mapping[str, Any], source: str) -> V
     return verdict
 
 
-async def _fetch_trades(session: LiveSession, ai: AssetInstance, o: Mapping[str, Any]) -> list[Any]:
+async def fetch_trades(session: LiveSession, ai: AssetInstance, o: Mapping[str, Any]) -> list[Any]:
     """The account's trades of the asset since order `o` was placed (the stream may not
     have delivered its fills); none if they cannot be fetched."""
     try:

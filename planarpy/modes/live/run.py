@@ -19,6 +19,7 @@ from ...strategy import Strategy
 from ..runtime.handle import RunHandle, run_setup
 from ...trace.writer import run_trace
 from ..runtime.stopping import mode_tables
+from ..runtime.supervision import run_options
 from .session import LiveSession
 
 
@@ -36,6 +37,17 @@ class LiveRun(RunHandle):
         except (ccxt.BaseError, TimeoutError, OSError) as e:  # ccxt's quotes the signed URL
             failure = session.describe(e)
         raise ExchangeRequestError(f"reconcile: could not ask the exchange: {failure}")
+
+    def align(self, timeout: float = 30.0) -> Any:
+        """Reconcile now as the periodic reconciliation does, policy included; the
+        `Alignment` found (see `planarpy.modes.live.alignment`). ExchangeRequestError if
+        the exchange could not be asked in time."""
+        session = self.session
+        try:
+            return session.engine.blocking(session.aligner.run(), timeout)
+        except (ccxt.BaseError, TimeoutError, OSError) as e:
+            failure = session.describe(e)
+        raise ExchangeRequestError(f"align: could not ask the exchange: {failure}")
 
 
 def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
@@ -55,6 +67,7 @@ def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
     hand = own.get("hand_orders", general.get("hand_orders"))
     if hand is not None:
         options.setdefault("hand_orders", hand)
+    options = {**run_options(settings, "live", cls.__name__), **options}
     session = LiveSession(cls, xcfg, keys, **stop, **options)  # checks them
     if not keys:
         raise ConfigError(missing_keys(xcfg.keys or xcfg.name))

@@ -18,7 +18,8 @@ from ...exchanges.venues import venue_for
 from ...strategy import Strategy
 from ...trace import trace_tail
 from ..runtime import Session, Watcher
-from . import inflight, reports, translate
+from . import inflight, reports, resume, translate
+from .alignment import DEFAULT_EVERY, Aligner
 from .executor import LiveExecutor
 from .inflight import Flights
 from .reconciler import HAND_ORDERS, REST, Reconciler
@@ -53,7 +54,8 @@ class LiveSession(Session):
     def __init__(self, cls: type[Strategy], exchange: ExchangeConfig, keys: ApiKeys, *,
                  idle_stop: float = 60.0, history: int = 100, strategy_id: str | None = None,
                  hand_orders: str = "adopt", inflight_every: float = 1.0,
-                 adopt_every: float | None = 60.0, **options: Any) -> None:
+                 adopt_every: float | None = 60.0, reconcile_every: float = DEFAULT_EVERY,
+                 reconcile_policy: str = "warn", **options: Any) -> None:
         super().__init__(cls, exchange, keys, **options)
         self.idle_stop = V.positive("seconds").value(idle_stop, "idle_stop")
         self.history = V.count("orders and trades").value(history, "history")
@@ -73,12 +75,16 @@ class LiveSession(Session):
         self.order_activity = time.monotonic()  # last order sent or order/trade applied
         self.claimed: tuple[str, str, str] | None = None
         self._ids = 0
+        # the periodic reconciliation and its policy (alignment.py)
+        self.aligner = Aligner(self, reconcile_every, reconcile_policy)
+        self.started_ms = 0  # exchange time of the start-up sync: fills after it are the run's
 
     async def _startup(self) -> None:
         _claim(self)
         universe = await self.load_universe()
         s = self.cls(universe, mode=Mode.LIVE, clock=self.exchange_clock(), params=self.params)
         await self.begin(s)
+        await resume.carry_over(self)  # the earlier runs' state and variables (resume.py)
         await self.sync()
         await self.refresh_candles()
         await self.carry_over(trace_tail, measurements=True)
@@ -105,6 +111,7 @@ class LiveSession(Session):
         summary event. Orders and trades of other planarpy strategies on the same key are
         left to them."""
         s = self.s
+        self.started_ms = s.clock.now()
         if s.margin == "isolated":  # first: the cash is the balance less their margin
             await reports.on_positions(self, await self.request(
                 "fetch_positions", [a.symbol for a in self.e.assets]), REST)
@@ -142,6 +149,7 @@ class LiveSession(Session):
                                                       for a in self.e.assets for p in (a.long, a.short)
                                                       if p.amount > 0]})
         self.first_trade = {ai.symbol: len(ai.trades) for ai in self.e.assets}
+        self.aligner.start()
 
     async def _sync_leverage(self) -> None:
         """An open position keeps its leverage; elsewhere the exchange gets the local one."""
@@ -246,7 +254,7 @@ class LiveSession(Session):
         return [ai.symbol for ai in self.e.assets if ai.orders]
 
     def _background(self) -> list[Any]:
-        return [self._inflight_loop]
+        return [self._inflight_loop, self.aligner.loop]
 
     async def _inflight_loop(self) -> None:
         """Every `inflight_every` s, settle the orders of unknown outcome and send the
@@ -268,7 +276,16 @@ class LiveSession(Session):
 
     def status_extra(self) -> str:
         unknown = len(self.flights.unknown())
-        return f"unknown {unknown}" if unknown else ""
+        last = self.aligner.last
+        parts = [f"unknown {unknown}" if unknown else "",
+                 f"DIFFERS from the exchange ({len(last.lines())})"
+                 if last is not None and not last.ok else ""]
+        return "  ".join(p for p in parts if p)
+
+    def supervision_metrics(self) -> dict[str, Any]:
+        costs = self.aligner.costs
+        return {"reconciliations": self.aligner.runs,
+                "reconcile_ms": round(sum(costs) / len(costs), 1) if costs else None}
 
     async def _after_tick(self) -> None:
         """Stop the orders and trades watchers once no order is open and no order was sent

@@ -10,8 +10,10 @@ from typing import Any, Mapping
 
 from ...core.risk import RiskRules
 from ...strategy import Strategy
+from ...config import load_config
 from ..runtime.handle import RunHandle, run_setup
 from ...trace.writer import run_trace
+from ..runtime.supervision import run_options
 from .session import PaperSession
 
 
@@ -35,9 +37,11 @@ def paper_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None
               **options: Any) -> PaperRun:
     """The handle of a paper run of `strategy`, not started yet (`start()` starts it); the
     arguments are those of `start_paper`."""
+    settings = load_config() if settings is None else settings
     cls, xcfg, stop = run_setup(strategy, "paper", settings, exchange, exchange_url,
                                 risk=risk, on_stop=on_stop, stop_timeout=stop_timeout,
                                 cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
+    options = {**run_options(settings, "paper", cls.__name__), **options}
     session = PaperSession(cls, xcfg, cash=cash, **stop, **options)
     session.recorder = run_trace(trace, cls.__name__, xcfg.id)
     return PaperRun(session)

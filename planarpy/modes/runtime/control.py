@@ -80,6 +80,7 @@ class ControlServer:
         self.handle = handle
         self.server: asyncio.AbstractServer | None = None
         self.made: list[Path] = []  # the directories claim() created, deepest first
+        self.serving: set[asyncio.Task[Any]] = set()  # the connections being answered
 
     def claim(self) -> None:
         """Refuse to start beside a run of the same strategy that still answers; remove
@@ -107,6 +108,9 @@ class ControlServer:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
+            for task in list(self.serving):  # a client that sends nothing waits no longer
+                task.cancel()
+            await asyncio.gather(*self.serving, return_exceptions=True)
             await self.server.wait_closed()
             self.server = None
         for path in (self.file, self.path):
@@ -121,6 +125,9 @@ class ControlServer:
                 break  # not empty (a trace, another run): it stays, and so do its parents
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.serving.add(task)
         try:
             line = await asyncio.wait_for(reader.readline(), 5.0)
             try:
@@ -136,6 +143,8 @@ class ControlServer:
         except (asyncio.TimeoutError, ConnectionError):
             pass  # the client went away: nothing to answer
         finally:
+            if task is not None:
+                self.serving.discard(task)
             writer.close()
 
 

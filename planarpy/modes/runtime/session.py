@@ -34,7 +34,7 @@ from ...actions.requests import CancelOrders, ClosePosition
 from ...core.errors import PlanarError, StartupError, StartupInterrupted, UnknownSymbol
 from ...core.instances import AssetInstance
 from ...core.market import Market
-from ...core.risk import RiskRules, TradingState, rules_for
+from ...core.risk import Breach, RiskRules, TradingState, rules_for
 from ...data.ohlcv import timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
 from ...exchanges.redact import redact
@@ -47,6 +47,8 @@ from .control import ControlServer
 from .engine import EngineThread, ExchangeClock
 from .executor import SessionExecutor
 from .stopping import StopReport
+from .shadow import Shadow, ShadowConfig
+from .supervision import DEFAULT_CHECKPOINT_EVERY, Supervisor
 from .watchers import Watcher
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,9 @@ class Session:
                  params: Mapping[str, Any] | None = None, clock: Any = None, backlog: int = 10,
                  close_delay: float = 0.25,
                  risk: RiskRules | Mapping[str, Any] | None = None,
-                 control: str | Path | None = None) -> None:
+                 control: str | Path | None = None,
+                 checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
+                 alerts: Any = None, shadow: Any = None) -> None:
         self.cls = cls
         self.params = resolve_params(cls, params)  # checked before anything starts
         self.exchange = exchange
@@ -127,6 +131,11 @@ class Session:
         self._housekept = 0.0
         self._clock_synced = time.monotonic()  # ccxt measures the offset as markets load
         self._next_interval = 0.0
+        # checkpoints, alerts, health checks (`alerts`: planar.toml's [alerts] table)
+        self.supervisor = Supervisor(self, checkpoint_every, alerts)
+        # the shadow backtest beside the run (`shadow`: planar.toml's [shadow], or True)
+        shadowing = ShadowConfig.of(shadow)
+        self.shadow = Shadow(self, shadowing) if shadowing.enabled else None
 
     # ---- what a mode supplies ---------------------------------------------------------
     async def _startup(self) -> None:
@@ -191,6 +200,8 @@ class Session:
         self.strategy_started = True
         st = self.e.state  # what the run's summary counts from: equity, fills, fees
         self.baseline = (st.equity(self.prices()), len(st.trades), st.fees)
+        if self.shadow is not None:
+            await self.engine.run_strategy(self.shadow.attach)
         await self.engine.run_strategy(self.s.start)
 
     async def carry_over(self, tail: Callable[..., Any], measurements: bool) -> None:
@@ -213,6 +224,7 @@ class Session:
         e.state.risk.rules = self.risk
         self.s, self.e = s, e
         self.equity = EquityWatch(e)
+        self.supervisor.begin(s)
         s.reset()
         check_instance(s)
         await self.emit("strategy_started", {"strategy": self.cls.__name__,
@@ -323,6 +335,7 @@ class Session:
             if self.recorder is not None:
                 await asyncio.to_thread(self.recorder.close)  # a flush: off the loop
             await close_client(self.client)
+            self.supervisor.close()
             self._ended()
 
     # ---- the kill switch --------------------------------------------------------------
@@ -395,7 +408,8 @@ class Session:
     async def _run(self) -> None:
         """Tick, with the mode's background loops beside, until a stop is asked."""
         loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(fn()) for fn in [self._tick_loop, *self._background()]]
+        tasks = [loop.create_task(fn()) for fn in [self._tick_loop, self.supervisor.loop,
+                                                   *self._background()]]
         await self._stop.wait()  # type: ignore[union-attr]
         for task in tasks:
             task.cancel()
@@ -413,6 +427,7 @@ class Session:
             await self._bounded(self.engine.run_strategy(self.s.stop), deadline, "stop")
         await self._bounded(self.engine.drain(self.waitfor + 5.0), deadline, "stop")
         undone = await stopping.carry_out(self, deadline)
+        await self._bounded(self.supervisor.final(), deadline, "stop")  # the last checkpoint
         await self._stop_watchers()  # nothing changes after strategy_stopped
         report = StopReport(self.on_stop, reason, tuple(stopping.open_items(self.e)),
                             tuple(undone))
@@ -464,6 +479,22 @@ class Session:
             waiter.set()
         elif self.engine.loop is not None:
             self.engine.loop.call_soon_threadsafe(waiter.set)
+
+    def alert(self, kind: str, message: str, details: Mapping[str, Any] | None = None) -> None:
+        """Raise an alert: logged, recorded, posted to the webhooks (never blocks)."""
+        self.supervisor.alert(kind, message, details)
+
+    async def halt_trading(self, rule: str, reason: str) -> None:
+        """Halt trading as a breaker does (the trading state HALTED, recorded)."""
+        await self.engine.run_strategy(lambda: self.trip_halt(rule, reason))
+
+    def trip_halt(self, rule: str, reason: str) -> None:
+        """`halt_trading`, as strategy code (holding the state lock)."""
+        pipeline.trip(self.e, Breach(rule, reason, TradingState.HALTED))
+
+    def supervision_metrics(self) -> dict[str, Any]:
+        """A mode's figures for the shutdown line."""
+        return {}
 
     async def record(self, kind: str, payload: Mapping[str, Any], symbol: str | None = None) -> None:
         """An event that changes no state (errors, connection news, requests, market data):
@@ -644,7 +675,10 @@ class Session:
         after the loss breakers looked at the equity at its close, as a backtest does."""
         self.s.i = i
         self.equity.before_tick(ts)
-        self.s.tick(ts)
+        if self.shadow is None:
+            self.s.tick(ts)
+        else:
+            self.shadow.beside(i, ts)  # the tick, then the shadow's
         self.equity.after_tick(ts)
         self._tick_ended = self.e.clock.now()
         self.ticks += 1
@@ -714,7 +748,8 @@ class Session:
         orders = sum(len(ai.orders) for ai in self.e.assets)
         age = time.monotonic() - self.last_event
         label = f" {self.label}" if self.label else ""
-        extra = self.status_extra()
+        extra = "  ".join(x for x in (self.status_extra(),
+                                      self.shadow.status() if self.shadow else "") if x)
         health = getattr(self.recorder, "health", None)  # the trace: pending, failures
         trading = self.e.state.risk.trading
         if trading is not TradingState.ACTIVE:

@@ -25,10 +25,13 @@ if TYPE_CHECKING:  # the session calls this module: imported for the annotations
 DEFAULT_STOP_TIMEOUT = 30.0  # seconds a stop keeps trying to cancel or close
 ON_STOP_RULE = V.one_of(*ON_STOP)
 STOP_TIMEOUT_RULE = V.positive("seconds")
-MODE_KEYS = {"on_stop": ON_STOP_RULE, "stop_timeout": STOP_TIMEOUT_RULE}
+MODE_KEYS = {"on_stop": ON_STOP_RULE, "stop_timeout": STOP_TIMEOUT_RULE,
+             "checkpoint_every": V.positive("seconds")}
 # the keys of [paper] / [live] and of each strategy's [paper.NAME] / [live.NAME]
 MODE_TABLES = {"paper": MODE_KEYS,
-               "live": {**MODE_KEYS, "hand_orders": V.one_of(*HAND_ORDERS)}}
+               "live": {**MODE_KEYS, "hand_orders": V.one_of(*HAND_ORDERS),
+                        "reconcile_every": V.positive("seconds"),
+                        "reconcile_policy": V.one_of("warn", "adjust", "halt")}}
 
 
 def stop_settings(settings: Mapping[str, Any], mode: str, exchange: ExchangeConfig,

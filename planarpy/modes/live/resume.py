@@ -1,0 +1,123 @@
+"""A live run that starts on the trace of earlier runs resumes where they ended.
+
+After a crash (SIGKILL, power loss) the trace holds every event it had committed. A new
+run on the same trace (the same strategy and exchange; `planarpy live` appends to one
+trace) replays those events to the state the earlier runs left, and carries it over as
+its own first events, before the exchange sync:
+
+1. the earlier runs' fills, as a `sync_result` history (the balances the sync reads
+   include them: history only, and each fill's id is known, so none counts twice);
+2. each order they left open, as `order_created` with what it had filled;
+3. each of those orders looked up by client id and settled through the one fill
+   reconciler: its fills while the run was down applied once (fetched, for an order
+   still open), its end (filled, cancelled) applied. An order the exchange says does not exist is closed; one it
+   could not be asked about stays open, for the periodic reconciliation.
+
+First of all, the strategy's variables come back from its newest checkpoint
+(supervision.py), so that the fills it missed reach a strategy that knows its own
+state. After it, the ordinary sync brings the balances and positions and adopts orders
+that appeared.
+Recording the carried state in the new run keeps both replays equal to the live state:
+that of the new run alone, and that of the whole trace across the crash (where the
+carried events change nothing twice: an order or a fill already there is a duplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ...core.apply import apply_event, order_payload, trade_payload
+from ...core.instances import AssetInstance, State
+from ...core.orders import OrderStatus
+from . import inflight, reports
+from .reconciler import REST
+
+
+def earlier_state(path: str | Path, s: Any) -> tuple[State, int] | None:
+    """The state the earlier live runs of the trace at `path` left (committed events
+    only), and the newest run's id; None if there is no earlier live run."""
+    from ...trace import iter_events
+    from ...trace.layout import TraceError
+    state = State(s.state.quote, 0.0, assets={sym: AssetInstance(ai.market)
+                                               for sym, ai in s.state.assets.items()})
+    live, run = False, 0
+    try:
+        events = list(iter_events(path, run=None))
+    except TraceError:  # a new, empty trace
+        return None
+    for e in events:
+        if e["kind"] == "strategy_started":
+            live = (e["payload"] or {}).get("mode") == "live"
+            run = e.get("run") or run
+        if live:
+            apply_event(state, e["kind"], e["payload"] or {})
+    return (state, run) if run else None
+
+
+def last_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    """The newest committed `checkpoint` event of the trace at `path`, or None."""
+    from ...trace import trace_tail
+    from ...trace.layout import TraceError
+    try:
+        found = trace_tail(path, n=1, kinds="checkpoint")
+    except TraceError:  # a new, empty trace
+        return None
+    return found[-1] if found else None
+
+
+async def carry_over(session: Any) -> int:
+    """The strategy's variables from the newest checkpoint, then the earlier runs' fills
+    and open orders carried into this run and settled (see the module docstring); how
+    many orders were carried."""
+    path = getattr(session.recorder, "path", None)
+    if path is None:
+        return 0
+    await session.supervisor.restore(await asyncio.to_thread(last_checkpoint, path))
+    found = await asyncio.to_thread(earlier_state, path, session.s)
+    if found is None:
+        return 0
+    before, run = found
+    trades = [trade_payload(t) for t in before.trades]
+    if trades:
+        await session.emit("sync_result", {"trades": trades, "carried_from": run})
+    carried = [o for ai in before.assets.values() for o in ai.orders.values()]
+    for o in carried:
+        payload = order_payload(o)
+        await session.emit("order_created", {**payload, "carried_from": run}, o.symbol)
+        if o.status is OrderStatus.UNKNOWN:
+            await session.emit("order_updated", {"id": o.id, "symbol": o.symbol,
+                                                 "status": "unknown",
+                                                 "reason": "unknown when the run ended"},
+                               o.symbol)
+    for o in carried:
+        await settle(session, session.s.state.assets[o.symbol], o.id)
+    return len(carried)
+
+
+async def settle(session: Any, ai: AssetInstance, oid: str) -> None:
+    """Ask the exchange about a carried order and apply what it says."""
+    order = ai.orders.get(oid)
+    if order is None:
+        return
+    try:
+        o = await inflight.lookup(session, ai, order)
+    except Exception as e:
+        if session.venue.does_not_exist(e):
+            await session.emit("order_closed", {"id": oid, "symbol": ai.symbol,
+                                                "status": "canceled",
+                                                "reason": "not on the exchange"}, ai.symbol)
+        else:  # could not ask: it stays as it is, for the reconciliation
+            await session.report_error(e, where="resume", symbol=ai.symbol)
+        return
+    await reports.on_order(session, o, REST)
+    order = ai.orders.get(oid)
+    behind = float(o.get("filled") or 0.0) - (order.filled if order is not None else 0.0)
+    if order is not None and behind > ai.market.amount_step * 1e-6:
+        # still open, with fills while the run was down: an open order's report brings
+        # its `filled`, not its fills; they are fetched (never emulated: it goes on)
+        trades = await reports.fetch_trades(session, ai, o)
+        state = session.s.state
+        await reports.take(session, "trades", REST, {"symbol": ai.symbol, "order": o.get("id")},
+                           lambda: session.fills.fetched(state, ai, order, o, trades))
