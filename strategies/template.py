@@ -81,6 +81,11 @@ class Template(Strategy):
         yours that raised (`where` is "callback"); the run goes on. It runs on the
         engine's loop: log or set a flag here, do not `call`."""
 
+    def on_reconcile(self, alignment):
+        """Live: a periodic reconciliation found the exchange differs from the local state
+        (`alignment.lines()` says how). Define `checkpoint() -> dict` and `restore(d)` to
+        have your own variables recorded in the trace and given back after a restart."""
+
     def on_interval(self, ts):
         """Paper and live, every `tick_interval` seconds between candle closes (when set):
         act within a candle; `self.i` is still the last candle ticked."""
