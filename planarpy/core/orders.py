@@ -6,6 +6,8 @@ import enum
 
 import attrs
 
+from .display import html_table, iso, num, word
+
 
 class Side(str, enum.Enum):
     BUY = "buy"
@@ -123,6 +125,20 @@ class Order:
         """Average fill price (0 when nothing filled)."""
         return self.cost / self.filled if self.filled else 0.0
 
+    def __repr__(self) -> str:
+        fill = f" filled {num(self.filled)}" if self.filled else ""
+        return (f"<Order {self.id} {word(self.status)} {word(self.type)} {word(self.side)} "
+                f"{num(self.amount)} {self.symbol} @ {num(self.price)}{fill} {word(self.tif)}>")
+
+    def _repr_html_(self) -> str:
+        return html_table(f"Order {self.id}", [
+            ("symbol", self.symbol), ("status", word(self.status)),
+            ("type", f"{word(self.type)} {word(self.tif)}"),
+            ("side", f"{word(self.side)} ({word(self.pos)}{', reduce only' if self.reduce_only else ''})"),
+            ("amount", num(self.amount)), ("price", num(self.price)),
+            ("filled", f"{num(self.filled)} (average {num(self.average)})"),
+            ("fee", num(self.fee)), ("date", iso(self.date)), ("client id", self.client_id or "-")])
+
 
 @attrs.frozen(slots=True)
 class Trade:
@@ -141,6 +157,18 @@ class Trade:
     leverage: float = 1.0
     taker: bool = True
     id: str = ""
+
+    def __repr__(self) -> str:
+        return (f"<Trade {iso(self.date)} {word(self.side)} {num(self.amount)} {self.symbol} @ "
+                f"{num(self.price)} fee {num(self.fee)} {self.fee_currency} order {self.order_id}>")
+
+    def _repr_html_(self) -> str:
+        return html_table(f"Trade {self.id or ''} of order {self.order_id}".replace("  ", " "), [
+            ("date", iso(self.date)), ("symbol", self.symbol),
+            ("side", f"{word(self.side)} ({word(self.pos)})"), ("amount", num(self.amount)),
+            ("price", num(self.price)), ("cost", num(self.cost)),
+            ("fee", f"{num(self.fee)} {self.fee_currency} ({'taker' if self.taker else 'maker'})"),
+            ("leverage", num(self.leverage))])
 
 
 class _Missing:
