@@ -70,6 +70,26 @@ class Template(Strategy):
     def on_order_error(self, ai, reason, request):
         """An order was refused: `call` returned None; `reason` says why."""
 
+    def on_order_update(self, ai, before, after):
+        """Paper and live: the exchange (or paper's matcher) updated one of your orders of
+        `ai`; `before` and `after` are snapshots of it (mappings: status, filled, price,
+        ...). A resting order filling and a cancel being confirmed both come here."""
+
+    def on_error(self, where, message):
+        """Paper and live: an exchange or connection error (`where` names the request or
+        watcher, `message` what happened, never with a credential), and any callback of
+        yours that raised (`where` is "callback"); the run goes on. It runs on the
+        engine's loop: log or set a flag here, do not `call`."""
+
+    def on_reconcile(self, alignment):
+        """Live: a periodic reconciliation found the exchange differs from the local state
+        (`alignment.lines()` says how). Define `checkpoint() -> dict` and `restore(d)` to
+        have your own variables recorded in the trace and given back after a restart."""
+
+    def on_interval(self, ts):
+        """Paper and live, every `tick_interval` seconds between candle closes (when set):
+        act within a candle; `self.i` is still the last candle ticked."""
+
     def on_risk(self, event):
         """A risk rule of planar.toml's [risk] acted (see the README, "Risk").
 

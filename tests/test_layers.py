@@ -24,7 +24,7 @@ ALLOWED = {
     "indicators": {"core"},
     "exchanges": {"core", "config", "validate"},
     "data": {"core", "exchanges", "config", "integrity"},
-    "trace": {"core", "integrity"},
+    "trace": {"core", "integrity", "config", "data", "loader", "params"},  # replay by name
     "loader": {"core", "config", "actions"},
     "modes.sim": {"core", "actions", "data", "config", "params"},
     "modes.runtime": {"core", "actions", "data", "exchanges", "config", "loader", "params",

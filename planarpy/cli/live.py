@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     handle = live_run(cls, exchange=args.exchange, exchange_url=args.exchange_url, keys=keys,
                       settings=cfg, tick_interval=args.tick_interval, waitfor=args.waitfor,
                       on_stop=args.on_stop, stop_timeout=args.stop_timeout, params=params,
-                      control=control_dir(args.trace_dir))
+                      control=control_dir(args.trace_dir),
+                      trace=None)  # opened below, under --trace-dir
     handle.session.recorder = open_trace(args, cls.__name__, xcfg.id, keys)
     return run_handle(handle, args)

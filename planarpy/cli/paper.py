@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     handle = paper_run(cls, exchange=args.exchange, exchange_url=args.exchange_url,
                        settings=cfg, cash=args.cash, tick_interval=args.tick_interval,
                        on_stop=args.on_stop, stop_timeout=args.stop_timeout, params=params,
-                       control=control_dir(args.trace_dir))
+                       control=control_dir(args.trace_dir),
+                       trace=None)  # opened below, under --trace-dir
     if not args.no_trace:
         from ..trace import EventTrace
         handle.session.recorder = EventTrace.open(strategy=cls.__name__, exchange=xcfg.id,

@@ -153,6 +153,7 @@ def supervise(handle: Any, signals: Signals, args: argparse.Namespace) -> int:
         console.say(f"stopping... ({reason}; on_stop = {handle.session.on_stop})")
         report = handle.session.stop(reason=reason)
     console.say(handle.status())
+    console.say(handle.format_summary(), out="stdout")  # like sim's: PnL, fills, fees, open
     for line in report.lines():
         console.say(line)
     return max(0 if report.complete else 1, trace_outcome(handle.session.recorder))

@@ -327,22 +327,10 @@ def run_replay(args: argparse.Namespace) -> int:
     """Print the state the trace's events rebuild, then every problem and difference found;
     1 when the replay cannot be trusted or does not reach the end state the run recorded."""
     from ..config import load_config
-    from ..data.sources import markets_for
-    from ..loader import find_strategy
-    from ..params import resolve
-    from ..trace.replay import replay_from_trace, run_header
-    cfg = load_config(args.config)
-    cls = find_strategy(args.strategy, cfg)
-    markets = markets_for(args.exchange or cls.exchange, cfg)
-    if not markets:
-        raise TraceError(f"no markets known for exchange {args.exchange or cls.exchange!r}: "
-                         "none are bundled; describe them under [markets.EXCHANGE] in planar.toml")
-    header = run_header(args.path, run=args.run)
-    # another strategy's parameters mean nothing here: the replay reports the mismatch
-    params = resolve(cls, header.get("params")) if header.get("strategy") in (None, cls.__name__) else {}
-    strategy = cls(markets, params=params)
-    report = replay_from_trace(strategy, args.path, run=args.run, exchange=args.exchange,
-                               allow_unknown=args.allow_unknown_kinds, compare_state=False)
+    from ..trace.replay import replay_from_trace
+    report = replay_from_trace(str(args.strategy), args.path, run=args.run, exchange=args.exchange,
+                               allow_unknown=args.allow_unknown_kinds, compare_state=False,
+                               settings=load_config(args.config))
     _print_state(report)
     for what, lines in (("problem", report.problems), ("difference", report.differences),
                         ("note", report.notes)):

@@ -6,6 +6,7 @@ from typing import Any, Iterator, Mapping
 
 import attrs
 
+from .display import html_table, iso, num, word
 from .market import Market
 from .orders import Order, PositionSide, Side, Trade
 from .positions import Position
@@ -67,8 +68,26 @@ class AssetInstance:
 
     def __repr__(self) -> str:
         pos = self.open_position()
-        held = f"{pos.side.value} {pos.amount:g}" if pos else f"balance={self.balance:g}"
-        return f"<AssetInstance {self.symbol} {held} orders={len(self.orders)}>"
+        m = self.market
+        held = (f"{pos.side.value} {num(pos.amount, m.amount_step)} @ "
+                f"{num(pos.entry_price, m.price_step)}" if pos else
+                f"balance={num(self.balance, m.amount_step)}")
+        return f"<AssetInstance {self.symbol} {held} orders={len(self.orders)} trades={len(self.trades)}>"
+
+    def _repr_html_(self) -> str:
+        m = self.market
+        a, p = m.amount_step, m.price_step
+        rows = [("market", f"{m.symbol} ({m.kind})"), ("balance", num(self.balance, a)),
+                ("committed", num(self.committed, a)), ("free", num(self.free_balance, a))]
+        pos = self.open_position()
+        if pos is not None:
+            rows += [(f"{pos.side.value} {k}", v) for k, v in pos.rows(a, p)]
+        rows.append(("trades", str(len(self.trades))))
+        head = ["id", "status", "type", "side", "amount", "price", "filled", "date"]
+        table = [head] + [[o.id, word(o.status), word(o.type), word(o.side), num(o.amount, a),
+                           num(o.price, p), num(o.filled, a), iso(o.date)]
+                          for o in self.orders.values()]
+        return html_table(f"AssetInstance {self.symbol}", rows, table if self.orders else None)
 
 
 @attrs.define(slots=True, eq=False)

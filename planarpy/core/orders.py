@@ -6,6 +6,8 @@ import enum
 
 import attrs
 
+from .display import html_table, iso, num, word
+
 
 class Side(str, enum.Enum):
     BUY = "buy"
@@ -20,6 +22,20 @@ class PositionSide(str, enum.Enum):
 class OrderType(str, enum.Enum):
     MARKET = "market"
     LIMIT = "limit"
+    # conditional: rest untriggered until the market reaches `trigger`, then act as a
+    # market order (or a limit at `price`); the names are ccxt's and Binance's
+    STOP_MARKET = "stop_market"
+    STOP_LIMIT = "stop_limit"
+    TAKE_PROFIT_MARKET = "take_profit_market"
+    TAKE_PROFIT_LIMIT = "take_profit_limit"
+    TRAILING_STOP = "trailing_stop_market"
+
+
+CONDITIONAL = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT,
+                         OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT,
+                         OrderType.TRAILING_STOP})
+STOPS = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
+LIMIT_AFTER_TRIGGER = frozenset({OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 
 
 class TimeInForce(str, enum.Enum):
@@ -53,6 +69,14 @@ class Order:
     that open a margin position, base units (or contracts) for spot sells and reduce-only
     orders. `price` is the limit price, or for market orders the reference price the
     order was checked against.
+
+    Conditional orders (`type` in CONDITIONAL) also carry `trigger`, the price that fires
+    them (a trailing stop's current stop; 0 while it waits for `activation`), and for a
+    trailing stop `trail` (`trail_pct`: a fraction of the reference price, else a price
+    offset). `triggered` is set once it fired. `group` links the legs of an OCO list (one
+    fill cancels the others; they share one commitment), `legs` holds a bracket entry's
+    stop-loss and take-profit until the entry is done, and `route` says how live holds
+    it: "native" on the exchange, "emulated" by the engine ("" in sim and paper).
     """
 
     id: str
@@ -73,6 +97,14 @@ class Order:
     status: OrderStatus = OrderStatus.OPEN
     committed: float = 0.0
     commits_quote: bool = True
+    trigger: float = 0.0
+    trail: float = 0.0
+    trail_pct: bool = False
+    activation: float = 0.0
+    triggered: bool = False
+    group: str = ""
+    legs: dict | None = None
+    route: str = ""
 
     @property
     def remaining(self) -> float:
@@ -84,9 +116,28 @@ class Order:
         return self.status is OrderStatus.OPEN or self.status is OrderStatus.UNKNOWN
 
     @property
+    def is_conditional(self) -> bool:
+        """Whether the order waits for its trigger (it has not fired yet)."""
+        return self.type in CONDITIONAL and not self.triggered
+
+    @property
     def average(self) -> float:
         """Average fill price (0 when nothing filled)."""
         return self.cost / self.filled if self.filled else 0.0
+
+    def __repr__(self) -> str:
+        fill = f" filled {num(self.filled)}" if self.filled else ""
+        return (f"<Order {self.id} {word(self.status)} {word(self.type)} {word(self.side)} "
+                f"{num(self.amount)} {self.symbol} @ {num(self.price)}{fill} {word(self.tif)}>")
+
+    def _repr_html_(self) -> str:
+        return html_table(f"Order {self.id}", [
+            ("symbol", self.symbol), ("status", word(self.status)),
+            ("type", f"{word(self.type)} {word(self.tif)}"),
+            ("side", f"{word(self.side)} ({word(self.pos)}{', reduce only' if self.reduce_only else ''})"),
+            ("amount", num(self.amount)), ("price", num(self.price)),
+            ("filled", f"{num(self.filled)} (average {num(self.average)})"),
+            ("fee", num(self.fee)), ("date", iso(self.date)), ("client id", self.client_id or "-")])
 
 
 @attrs.frozen(slots=True)
@@ -106,6 +157,18 @@ class Trade:
     leverage: float = 1.0
     taker: bool = True
     id: str = ""
+
+    def __repr__(self) -> str:
+        return (f"<Trade {iso(self.date)} {word(self.side)} {num(self.amount)} {self.symbol} @ "
+                f"{num(self.price)} fee {num(self.fee)} {self.fee_currency} order {self.order_id}>")
+
+    def _repr_html_(self) -> str:
+        return html_table(f"Trade {self.id or ''} of order {self.order_id}".replace("  ", " "), [
+            ("date", iso(self.date)), ("symbol", self.symbol),
+            ("side", f"{word(self.side)} ({word(self.pos)})"), ("amount", num(self.amount)),
+            ("price", num(self.price)), ("cost", num(self.cost)),
+            ("fee", f"{num(self.fee)} {self.fee_currency} ({'taker' if self.taker else 'maker'})"),
+            ("leverage", num(self.leverage))])
 
 
 class _Missing:

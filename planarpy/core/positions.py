@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from .display import html_table, iso, num, word
 from .orders import PositionSide
 
 
@@ -27,6 +28,23 @@ class Position:
     @property
     def is_open(self) -> bool:
         return self.amount > 0
+
+    def __repr__(self) -> str:
+        if not self.is_open:
+            return f"<Position {word(self.side)} closed>"
+        return (f"<Position {word(self.side)} {num(self.amount)} @ {num(self.entry_price)} "
+                f"x{num(self.leverage)} margin {num(self.margin)} liq {num(self.liquidation_price)}>")
+
+    def _repr_html_(self) -> str:
+        return html_table(f"Position {word(self.side)}", self.rows())
+
+    def rows(self, amount_step: float | None = None, price_step: float | None = None) -> list[tuple[str, str]]:
+        """(name, shown value) pairs, at the given steps when known."""
+        return [("amount", num(self.amount, amount_step)),
+                ("entry price", num(self.entry_price, price_step)),
+                ("leverage", num(self.leverage)), ("margin", num(self.margin)),
+                ("liquidation price", num(self.liquidation_price, price_step)),
+                ("since", iso(self.date) if self.date else "-")]
 
     def notional(self, price: float, contract_size: float = 1.0) -> float:
         return self.amount * contract_size * price

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import attrs
 
 from ..core.apply import apply_event
+from ..core.display import html_table, num
 from ..core.events import KIND_CODES
 from ..core.instances import AssetInstance, State
 from .layout import TraceError, load_root
@@ -48,6 +49,23 @@ class ReplayReport:
     def ok(self) -> bool:
         return not self.differences and not self.problems
 
+    def __repr__(self) -> str:
+        verdict = "ok" if self.ok else f"{len(self.problems)} problem(s), {len(self.differences)} difference(s)"
+        return (f"<ReplayReport run {self.run}: {self.events} events, "
+                f"{len(self.state.trades)} trades, {verdict}>")
+
+    def _repr_html_(self) -> str:
+        st = self.state
+        rows = [("run", str(self.run)), ("events", str(self.events)),
+                ("verdict", "the state matches" if self.ok else "NOT OK"),
+                ("cash", f"{num(st.cash)} {st.quote} (committed {num(st.committed)})"),
+                ("trades", str(len(st.trades))), ("trading", st.risk.trading.value)]
+        rows += [(sym, repr(ai)[1:-1].split(" ", 2)[2]) for sym, ai in st.assets.items()]
+        rows += [("params", ", ".join(f"{k}={v}" for k, v in self.params.items()))] if self.params else []
+        lines = [["what", "detail"]] + [["problem", p] for p in self.problems] + \
+            [["difference", d] for d in self.differences] + [["note", n] for n in self.notes]
+        return html_table("Replay", rows, lines if len(lines) > 1 else None)
+
     def __str__(self) -> str:
         head = f"replayed {self.events} events of run {self.run}"
         lines = [f"problem: {p}" for p in self.problems]
@@ -62,17 +80,26 @@ class ReplayReport:
 
 def replay_from_trace(strategy: Any, trace: Any, run: int | Literal["last"] = "last",
                       compare: State | None = None, *, exchange: str | None = None,
-                      allow_unknown: bool = False, compare_state: bool = True) -> ReplayReport:
+                      allow_unknown: bool = False, compare_state: bool | None = None,
+                      settings: Mapping[str, Any] | None = None) -> ReplayReport:
     """Rebuild cash, committed cash, open orders, trades, positions and the trading state
     from `trace`.
 
-    `strategy` supplies the markets, its class name must be the strategy the trace
+    `strategy` is a running strategy instance, a Strategy class, or a strategy's name or
+    path (as `planarpy trace replay --strategy` takes it); a class or name is built on
+    the markets of its exchange (`settings`: planar.toml's content, default read) with
+    the parameters the run recorded. Its class name must be the strategy the trace
     records, and its `exchange` (or `exchange`, when the run used another) the exchange.
     `run` is a run id or "last". The rebuilt state is compared with `compare` (default
-    the strategy's state; `compare_state=False`: with nothing) and with the end state
-    the run recorded. Event kinds this planarpy does not know fail the replay unless
-    `allow_unknown`, which skips them with a note.
+    an instance's state, nothing for a class or name; `compare_state=False`: nothing)
+    and with the end state the run recorded. Event kinds this planarpy does not know
+    fail the replay unless `allow_unknown`, which skips them with a note.
     """
+    built = isinstance(strategy, (str, Path, type))
+    if compare_state is None:
+        compare_state = compare is not None or not built
+    if built or not hasattr(strategy, "engine"):
+        strategy = strategy_for_replay(strategy, trace, run, exchange, settings)
     current = strategy.engine.state if compare is None else compare
     state = State(current.quote, 0.0, assets={sym: AssetInstance(ai.market)
                                                for sym, ai in current.assets.items()})
@@ -91,6 +118,31 @@ def replay_from_trace(strategy: Any, trace: Any, run: int | Literal["last"] = "l
         found += differences(state, current)
     return ReplayReport(state, replay.run, replay.count, tuple(found), tuple(problems),
                         tuple(replay.notes()), replay.params)
+
+
+def strategy_for_replay(strategy: Any, trace: Any, run: int | Literal["last"] = "last",
+                        exchange: str | None = None,
+                        settings: Mapping[str, Any] | None = None) -> Any:
+    """An instance of `strategy` (a class, or a name or path for `find_strategy`) on its
+    exchange's markets, with the parameters the trace's run recorded when the run was
+    this strategy's."""
+    from ..config import load_config
+    from ..data.sources import markets_for
+    from ..loader import find_strategy
+    from ..params import resolve
+    cfg = load_config() if settings is None else settings
+    cls = find_strategy(strategy, cfg) if isinstance(strategy, (str, Path)) else strategy
+    if not isinstance(cls, type):
+        raise TypeError(f"strategy must be a Strategy instance, class or name, not "
+                        f"{type(strategy).__name__}")
+    markets = markets_for(exchange or cls.exchange, cfg)
+    if not markets:
+        raise TraceError(f"no markets known for exchange {exchange or cls.exchange!r}: none are "
+                         "bundled; describe them under [markets.EXCHANGE] in planar.toml")
+    header = run_header(trace, run=run)
+    # another strategy's parameters mean nothing here: the replay reports the mismatch
+    params = resolve(cls, header.get("params")) if header.get("strategy") in (None, cls.__name__) else {}
+    return cls(markets, params=params)
 
 
 def run_header(trace: Any, run: int | Literal["last"] = "last") -> dict[str, Any]:
@@ -207,8 +259,8 @@ def differences(a: State, b: State, rel: float = 1e-12) -> list[str]:
             out.append(f"{sym} trades: replayed {len(x.trades)}, current {len(y.trades)}")
         else:
             for k, (t, u) in enumerate(zip(x.trades, y.trades)):
-                if t != u:
-                    out.append(f"{sym} trade {k}: replayed {t}, current {u}")
+                if t != u:  # every field: a short repr could hide the one that differs
+                    out.append(f"{sym} trade {k}: replayed {attrs.asdict(t)}, current {attrs.asdict(u)}")
                     break
     return out
 

@@ -442,3 +442,17 @@ class EventTrace:
         rows = np.zeros((len(batch), len(INDEX_FIELDS)), np.int64)
         rows[:, SEQ], rows[:, TS], rows[:, KIND], rows[:, RUN] = seq, ts, codes, runs
         self.store.append(rows, list(symbols), scrub_batch(list(payloads), self._redact))
+
+
+def run_trace(trace: Any, strategy: str, exchange: str, redact: Iterable[str] = ()) -> Any:
+    """The recorder of a paper or live run: "auto" opens traces/STRATEGY/EXCHANGE (under
+    $PLANARPY_TRACES, else the current directory), a path opens the trace there, None or
+    False records nothing, and anything else (an EventTrace, or anything with
+    record/close) is used as it is."""
+    if isinstance(trace, str) and trace == "auto":
+        return EventTrace.open(strategy=strategy, exchange=exchange, redact=redact)
+    if trace is None or trace is False:
+        return None
+    if isinstance(trace, (str, Path)):
+        return EventTrace.open(trace, strategy=strategy, exchange=exchange, redact=redact)
+    return trace

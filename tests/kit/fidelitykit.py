@@ -106,12 +106,14 @@ def exchange(data: Any, clock: Any, origin: int, cash: float = 1.0,
 def run_live(lx: LocalExchange, cls: type[Strategy], **options: Any) -> Any:
     """`cls` live on `lx`, on `lx`'s own clock unless `clock` says otherwise."""
     options.setdefault("clock", lx.clock)
+    options.setdefault("trace", None)
     options.setdefault("settings", {"exchanges": {cls.exchange: {"rate_limit": False}}})
     return start_live(cls, exchange_url=lx.url, keys=ApiKeys(lx.api_key, lx.secret), **options)
 
 
 def run_paper(lx: LocalExchange, cls: type[Strategy], **options: Any) -> Any:
     options.setdefault("clock", lx.clock)
+    options.setdefault("trace", None)
     options.setdefault("settings", {"exchanges": {cls.exchange: {"rate_limit": False}}})
     return start_paper(cls, exchange_url=lx.url, **options)
 

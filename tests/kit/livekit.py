@@ -60,6 +60,7 @@ def live(lx: Any, cls: type[Strategy] = Quiet, **options: Any) -> Any:
     exchange's own clock (a stepped one moves only when the test steps it)."""
     options.setdefault("clock", getattr(lx, "clock", None))  # None: one in another process
     options.setdefault("stall_after", 2.0)
+    options.setdefault("trace", None)  # a test that wants one passes it
     # ccxt's client-side rate limiter spaces requests for a real exchange's limits; the
     # local exchange has none, and tests that step candles fast would only wait on it
     options.setdefault("settings", {"exchanges": {cls.exchange: {"rate_limit": False}}})

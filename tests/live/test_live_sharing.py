@@ -149,7 +149,7 @@ def test_a_balance_without_the_quote_currency_means_none(lx):
                                spot={"XRP": 500}))
     settings = {"exchanges": {"binance": {"rate_limit": False}}}
     with start_live(Quiet, exchange_url=lx.url, keys=ApiKeys("noeth-key", "noeth-secret"),
-                    settings=settings, tick_interval=60) as run:
+                    settings=settings, tick_interval=60, trace=None) as run:
         assert run.state()["cash"] == 0.0
         assert run.state()["assets"][SYM]["balance"] == 500.0
         assert run.reconcile() == []

@@ -209,7 +209,7 @@ def test_keyboard_interrupt_during_start_live_stops_the_start_up(lx):
     from planarpy.modes.live import live_run
     lx.faults.update({"delay_ms": 1000})
     run = live_run(Quiet, exchange_url=lx.url, keys=ApiKeys(lx.api_key, lx.secret),
-                   settings={"exchanges": {"binance": {"rate_limit": False}}})
+                   settings={"exchanges": {"binance": {"rate_limit": False}}}, trace=None)
 
     def interrupt() -> None:  # once the start-up is under way (the strategy is built)
         eventually(lambda: run.session.s is not None, timeout=30)

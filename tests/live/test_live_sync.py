@@ -138,7 +138,8 @@ t = run.call("market_order", "XRP/ETH", 100.0, side="buy")
 print("TRADE", t.amount, run.state()["trades"])
 run.stop()
 """)
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "TRADE 100.0 1" in out.stdout
 

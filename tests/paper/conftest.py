@@ -51,6 +51,7 @@ def paper(lx: Any) -> Callable[..., Any]:
     def start(cls: type[Strategy] = Idle, **options: Any) -> Any:
         options.setdefault("clock", lx.clock)
         options.setdefault("stall_after", 2.0)
+        options.setdefault("trace", None)  # a test that wants one passes it
         options.setdefault("settings", {})
         run = start_paper(cls, exchange_url=lx.url, **options)
         runs.append(run)

@@ -12,11 +12,12 @@ from typing import Any, Mapping
 import ccxt
 
 from ...config import load_config
-from ...core.errors import ExchangeRequestError
+from ...core.errors import ConfigError, ExchangeRequestError
 from ...exchanges import ApiKeys, load_keys
 from ...core.risk import RiskRules
 from ...strategy import Strategy
 from ..runtime.handle import RunHandle, run_setup
+from ...trace.writer import run_trace
 from ..runtime.stopping import mode_tables
 from ..runtime.supervision import run_options
 from .session import LiveSession
@@ -51,7 +52,7 @@ class LiveRun(RunHandle):
 
 def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
              exchange: str | None = None, keys: ApiKeys | None = None,
-             settings: Mapping[str, Any] | None = None, trace: Any = None,
+             settings: Mapping[str, Any] | None = None, trace: Any = "auto",
              on_stop: str | None = None, stop_timeout: float | None = None,
              cancel_on_stop: bool = False, close_on_stop: bool = False,
              risk: RiskRules | Mapping[str, Any] | None = None, **options: Any) -> LiveRun:
@@ -67,8 +68,21 @@ def live_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
     if hand is not None:
         options.setdefault("hand_orders", hand)
     options = {**run_options(settings, "live", cls.__name__), **options}
-    return LiveRun(LiveSession(cls, xcfg, keys, recorder=trace, **stop,
-                               **options))
+    session = LiveSession(cls, xcfg, keys, **stop, **options)  # checks them
+    if not keys:
+        raise ConfigError(missing_keys(xcfg.keys or xcfg.name))
+    session.recorder = run_trace(trace, cls.__name__, xcfg.id,
+                                 redact=[v for v in (keys.api_key, keys.secret, keys.password) if v])
+    return LiveRun(session)
+
+
+def missing_keys(account: str) -> str:
+    """What to do when account `account` has no API keys."""
+    env = f"PLANARPY_{account.upper().replace('-', '_')}"
+    return (f"no API keys for exchange account {account!r}: set {env}_API_KEY and {env}_SECRET, "
+            f"or write user/keys/{account}.toml with apiKey and secret, or pass "
+            "keys=ApiKeys(api_key, secret) (the local exchange's: `planarpy exchange serve` "
+            "prints them)")
 
 
 def start_live(strategy: type[Strategy] | str, *, timeout: float = 60.0,
@@ -77,8 +91,12 @@ def start_live(strategy: type[Strategy] | str, *, timeout: float = 60.0,
 
     `exchange` names the [exchanges.NAME] table (default: the strategy's exchange id);
     `exchange_url` points every endpoint elsewhere (a testnet, the local exchange);
-    `keys` are ApiKeys (default: loaded for the exchange); `settings` is planar.toml's
-    content (default: read). `trace` is an EventTrace (or anything with record/close).
+    `keys` are ApiKeys (default: loaded for the exchange account: PLANARPY_<NAME>_API_KEY
+    and _SECRET, else user/keys/<name>.toml; ConfigError saying so when there are none);
+    `settings` is planar.toml's content (default: read). `trace`: "auto" (the default)
+    records to traces/STRATEGY/EXCHANGE ($PLANARPY_TRACES, else under the current
+    directory) as the command line does; an EventTrace (or anything with record/close)
+    records there; None records nothing.
     `on_stop` ("keep", "cancel" or "close"; `cancel_on_stop=True` and
     `close_on_stop=True` are older spellings) and `stop_timeout` (seconds) default to
     planar.toml's (see `planarpy.modes.runtime.stopping`). `risk` gives the risk rules

@@ -12,6 +12,7 @@ from ...core.risk import RiskRules
 from ...strategy import Strategy
 from ...config import load_config
 from ..runtime.handle import RunHandle, run_setup
+from ...trace.writer import run_trace
 from ..runtime.supervision import run_options
 from .session import PaperSession
 
@@ -30,7 +31,7 @@ class PaperRun(RunHandle):
 
 def paper_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None,
               exchange: str | None = None, settings: Mapping[str, Any] | None = None,
-              cash: float | None = None, trace: Any = None, on_stop: str | None = None,
+              cash: float | None = None, trace: Any = "auto", on_stop: str | None = None,
               stop_timeout: float | None = None, cancel_on_stop: bool = False,
               close_on_stop: bool = False, risk: RiskRules | Mapping[str, Any] | None = None,
               **options: Any) -> PaperRun:
@@ -41,8 +42,9 @@ def paper_run(strategy: type[Strategy] | str, *, exchange_url: str | None = None
                                 risk=risk, on_stop=on_stop, stop_timeout=stop_timeout,
                                 cancel_on_stop=cancel_on_stop, close_on_stop=close_on_stop)
     options = {**run_options(settings, "paper", cls.__name__), **options}
-    return PaperRun(PaperSession(cls, xcfg, recorder=trace, cash=cash, **stop,
-                                 **options))
+    session = PaperSession(cls, xcfg, cash=cash, **stop, **options)
+    session.recorder = run_trace(trace, cls.__name__, xcfg.id)
+    return PaperRun(session)
 
 
 def start_paper(strategy: type[Strategy] | str, *, timeout: float = 60.0,
@@ -52,8 +54,9 @@ def start_paper(strategy: type[Strategy] | str, *, timeout: float = 60.0,
     Market data comes from the exchange's public endpoints (no keys); orders are filled by
     planarpy. `cash` overrides the strategy's `initial_cash`. `exchange` names the
     [exchanges.NAME] table (default: the strategy's exchange id); `exchange_url` points every
-    endpoint elsewhere (the local exchange). `trace` is an EventTrace (or anything with
-    record/close). `on_stop`, `stop_timeout` and `risk` are as for `start_live`. Other options go
+    endpoint elsewhere (the local exchange). `trace` is as for `start_live`: "auto" (the
+    default) records to traces/STRATEGY/EXCHANGE, None records nothing. `on_stop`,
+    `stop_timeout` and `risk` are as for `start_live`. Other options go
     to PaperSession (tick_interval, stall_after, candles, depth, market_every, waitfor,
     observers, params, clock, backlog, close_delay; see `runtime.Session` for how ticks
     happen).

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Self
 
 from ...config import load_config
+from ...core.display import html_table, num, word
 from ...core.errors import InvalidArgument
 from ...core.risk import RiskRules, rules_for
 from ...exchanges import ExchangeConfig, exchange_config
@@ -91,6 +92,38 @@ class RunHandle:
         self.session.start(timeout)
         return self
 
+    def _figures(self) -> tuple[float, int, float]:
+        st = self.session.e.state
+        with self.session.engine.locked():
+            return (st.equity(self.session.prices()), len(st.trades), st.fees)
+
+    def summary(self) -> dict[str, Any]:
+        """What the run did since it started, as sim's summary says it: the equity then and
+        now (at the last closes), the PnL, the fills and fees of this run, and what is
+        open. Plain numbers; `format_summary` shows them."""
+        from .stopping import open_items
+        s = self.session.s
+        start = getattr(self.session, "baseline", None) or self._figures()
+        equity, fills, fees = self._figures()
+        with self.session.engine.locked():
+            still = open_items(self.session.e)
+        return {"strategy": type(s).__name__, "mode": self.session.e.mode.value, "quote": s.quote,
+                "start_equity": start[0], "equity": equity, "pnl": equity - start[0],
+                "return": (equity - start[0]) / start[0] if start[0] else None,
+                "fills": fills - start[1], "fees": fees - start[2], "open": still}
+
+    def format_summary(self) -> str:
+        """The summary as sim's is printed: one `name  value` line each."""
+        d = self.summary()
+        q = d["quote"]
+        ret = "" if d["return"] is None else f" ({d['return'] * 100:+.2f}%)"
+        rows = [("strategy", f"{d['strategy']} ({d['mode']})"),
+                ("equity", f"{num(d['start_equity'])} {q} at start, {num(d['equity'])} {q} now"),
+                ("pnl", f"{'+' if d['pnl'] >= 0 else ''}{num(d['pnl'])} {q}{ret}"),
+                ("fills", str(d["fills"])), ("fees paid", f"{num(d['fees'])} {q}"),
+                ("open", "; ".join(d["open"]) if d["open"] else "nothing")]
+        return "\n".join(f"{k:<8}  {v}" for k, v in rows)
+
     def stop(self, timeout: float | None = None) -> StopReport:
         """Stop ticking, cancel or close as `on_stop` says (retried until the stop
         deadline), flush the trace, close the client. The report says what is left open
@@ -106,3 +139,21 @@ class RunHandle:
     def __repr__(self) -> str:
         s = self.session.s
         return f"<{type(self).__name__} {type(s).__name__ if s else '?'} running={self.running}>"
+
+    def _repr_html_(self) -> str:
+        """The status line, then each asset as the strategy holds it (at market precision)."""
+        s = self.session.s
+        name = f"{type(self).__name__} {type(s).__name__ if s else '?'}"
+        if s is None:
+            return html_table(name, [("running", str(self.running))])
+        st = self.session.e.state
+        with self.session.engine.locked():
+            rows = [("running", str(self.running)), ("status", self.session.status()),
+                    ("cash", f"{num(st.cash)} {s.quote} (committed {num(st.committed)})"),
+                    ("trades", str(len(st.trades)))]
+            rows += [(ai.symbol, repr(ai)[1:-1].split(" ", 2)[2]) for ai in st.assets.values()]
+            orders = [o for ai in st.assets.values() for o in ai.orders.values()]
+            table = [["id", "symbol", "status", "side", "amount", "price", "filled"]] + [
+                [o.id, o.symbol, word(o.status), word(o.side), num(o.amount), num(o.price),
+                 num(o.filled)] for o in orders]
+        return html_table(name, rows, table if orders else None)

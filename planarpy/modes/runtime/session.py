@@ -198,6 +198,8 @@ class Session:
     async def start_strategy(self) -> None:
         """The strategy's start(), before its first tick."""
         self.strategy_started = True
+        st = self.e.state  # what the run's summary counts from: equity, fills, fees
+        self.baseline = (st.equity(self.prices()), len(st.trades), st.fees)
         if self.shadow is not None:
             await self.engine.run_strategy(self.shadow.attach)
         await self.engine.run_strategy(self.s.start)

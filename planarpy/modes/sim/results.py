@@ -14,6 +14,7 @@ import attrs
 import numpy as np
 
 from ...core.accounting import fee_parts
+from ...core.display import html_table, iso, num
 from ...core.errors import PlanarError
 from ...core.orders import PositionSide, Side, Trade
 from ...core.risk import NO_RULES
@@ -89,6 +90,28 @@ class Stats:
     exposure_time: int
     orders: int
     partial_fills: float
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(name, shown value): fractions as percentages, durations in days and hours."""
+        pct = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure",
+               "buy_and_hold", "partial_fills"}
+        out = []
+        for f in attrs.fields(Stats):
+            v = getattr(self, f.name)
+            shown = (_pct(_finite(v)) if f.name in pct else
+                     _span(v) if f.name in ("max_drawdown_duration", "exposure_time") else
+                     str(v) if isinstance(v, int) else _num(_finite(v)) if f.name != "fees"
+                     else num(v))
+            out.append((f.name.replace("_", " "), shown))
+        return out
+
+    def __repr__(self) -> str:
+        return (f"<Stats return {_pct(_finite(self.total_return), '+')}, sharpe "
+                f"{_num(_finite(self.sharpe))}, max drawdown {_pct(_finite(self.max_drawdown))}, "
+                f"{self.trades} trades>")
+
+    def _repr_html_(self) -> str:
+        return html_table("Stats", self.rows())
 
 
 @attrs.frozen(slots=True, eq=False)
@@ -218,6 +241,25 @@ class SimResult:
                 "trading_changes": [dict(c) for c in risk.changes]}
 
     def format_summary(self) -> str:
+        rows = self.summary_rows()
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+    def __repr__(self) -> str:
+        d = self.summary()
+        return (f"<SimResult {d['strategy']} {iso(d['start'])} to {iso(d['end'])}: "
+                f"return {_pct(d['return'], '+')}, final equity {d['final_equity']:.8g} "
+                f"{d['quote']}, {d['trades']} trades>")
+
+    def _repr_html_(self) -> str:
+        """The summary, then the round trips (the first and last 10 of a long list)."""
+        trips = self.round_trips()
+        shown = trips if len(trips) <= 20 else trips[:10] + trips[-10:]
+        return html_table(f"Backtest of {type(self.strategy).__name__}", self.summary_rows(),
+                          self._trip_rows(shown) if trips else None)
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """The summary as (name, shown value) rows: what `format_summary` prints."""
         d = self.summary()
         q = d["quote"]
         rows = [
@@ -243,8 +285,7 @@ class SimResult:
         ]
         if d["params"]:
             rows.append(("params", format_values(d["params"])))
-        width = max(len(k) for k, _ in rows)
-        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+        return rows
 
     def _entries(self) -> dict[str, Any]:
         entries, partial = self.entry_fills()
@@ -256,17 +297,25 @@ class SimResult:
         trips = self.round_trips()
         if not trips:
             return "no round trips"
-        q = self.strategy.quote
-        head = ("symbol", "side", "entry", "exit", "entry price", "exit price", "amount",
-                f"pnl {q}", "return", f"fees {q}")
-        rows = [head] + [(t.symbol, t.side, _date(t.entry_time), _date(t.exit_time),
-                          f"{t.entry_price:.8g}", f"{t.exit_price:.8g}", f"{t.amount:.8g}",
-                          f"{t.pnl:+.8g}", _pct(t.return_, "+"), f"{t.fees:.6g}")
-                         for t in trips]
+        rows = self._trip_rows(trips)
+        head = rows[0]
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         return "\n".join("  ".join(v.rjust(w) if i >= 4 else v.ljust(w)
                                    for i, (v, w) in enumerate(zip(r, widths))).rstrip()
                          for r in rows)
+
+    def _trip_rows(self, trips: list[RoundTrip]) -> list[tuple[str, ...]]:
+        """A header, then one row of shown values per round trip (prices at the tick)."""
+        q = self.strategy.quote
+        steps = {ai.symbol: (ai.market.price_step, ai.market.amount_step)
+                 for ai in self.strategy.assets}
+        head = ("symbol", "side", "entry", "exit", "entry price", "exit price", "amount",
+                f"pnl {q}", "return", f"fees {q}")
+        return [head] + [(t.symbol, t.side, _date(t.entry_time), _date(t.exit_time),
+                          num(t.entry_price), num(t.exit_price),
+                          num(t.amount, steps.get(t.symbol, (None, None))[1]),
+                          f"{t.pnl:+.8g}", _pct(t.return_, "+"), f"{t.fees:.6g}")
+                         for t in trips]
 
     # ---- pandas views (the optional `pandas` extra) ----------------------------------
     def equity_frame(self) -> Any:

@@ -21,6 +21,7 @@ from .engine import SimClock, SimEngine
 from .data import DataUsed
 from .executor import SimExecutor
 from .guard import EquityGuard
+from .lookahead import blind, check_tick, cut_time
 from .results import SimResult, equity_curve
 
 
@@ -103,7 +104,16 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     if recorder is not None and hasattr(recorder, "flush"):
         recorder.flush()
     curve = equity_curve(engine, s, first, initial_cash)
-    return SimResult(s, timeline[first:], curve, initial_cash, config.seed, data=used)
+    result = SimResult(s, timeline[first:], curve, initial_cash, config.seed, data=used)
+    cut = cut_time(timeline, first) if config.check_lookahead else None
+    if cut is not None:
+        markets = {ai.symbol: ai.market for ai in s.assets}
+        check_tick(result, cut, lambda until: backtest(
+            blind(type(s)(markets, mode=Mode.SIM, cash=initial_cash, params=dict(s.params))),
+            data=data, start=start, stop=until, settings=cfg,
+            config=attrs.evolve(config, check_lookahead=False), data_dir=data_dir,
+            risk=e.state.risk.rules))
+    return result
 
 
 def load_universe(exchange: str, timeframe: str, symbols: Sequence[str],
