@@ -25,7 +25,7 @@ def skew(ahead: bool) -> int:
         d = (MINUTE - LEAD - w % MINUTE) % MINUTE  # w + d is LEAD before a close
         if 8_000 <= d <= MINUTE - 8_000:
             return d + 2 * MINUTE if ahead else d - 3 * MINUTE
-        time.sleep(0.5)
+        time.sleep(0.5)  # the wall clock is the state: poll it until it is out of the way
 
 
 class Timed(Cross):

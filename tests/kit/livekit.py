@@ -90,6 +90,61 @@ def never(check: Callable[[], Any], seconds: float) -> bool:
     return True
 
 
+async def until(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.005) -> Any:
+    """`eventually` for a coroutine: await until `check()` is truthy (the loop runs
+    meanwhile); AssertionError on timeout."""
+    import asyncio
+    end = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > end:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(every)
+    return value
+
+
+def conns(lx: Any) -> list[Any]:
+    """The local exchange's open WebSockets, copied safely from another thread."""
+    while True:
+        try:
+            return list(lx.hub.conns)
+        except RuntimeError:  # the set changed size while copied: copy again
+            continue
+
+
+def user_streams(lx: Any) -> list[Any]:
+    """The open user-data subscriptions of `lx`: futures listen-key sockets, and spot
+    WebSocket-API sockets subscribed to user data."""
+    return [c for c in conns(lx) if c.kind == "user" or c.sub_id is not None]
+
+
+def streaming(lx: Any, prefix: str) -> bool:
+    """Whether a market stream whose name starts with `prefix` ("xrpeth@trade") is
+    subscribed on `lx`."""
+    return any(name.startswith(prefix) for c in conns(lx) if c.kind == "public"
+               for name in list(c.streams))
+
+
+def _watches(ex: Any) -> set[Any]:
+    """The pending watches of ccxt.pro client `ex`: its futures by message hash, not the
+    ones waiting for an answer to a request (keyed by a numeric request id)."""
+    return {f for c in list(ex.clients.values()) for h, f in list(c.futures.items())
+            if not str(h).isdigit()}
+
+
+async def started(ex: Any, coro: Any, ready: Callable[[], Any] = lambda: True,
+                  timeout: float = 5.0) -> Any:
+    """Start ccxt.pro watch `coro` of client `ex` as a task; return it once the watch is
+    pending in the client (a new future for its message hash) and `ready()` holds
+    (the exchange side of the subscription: `streaming`, `user_streams`)."""
+    import asyncio
+    before = _watches(ex)
+    task = asyncio.ensure_future(coro)
+    await until(lambda: task.done() or (bool(_watches(ex) - before) and ready()), timeout)
+    if task.done():
+        task.result()
+    return task
+
+
 def counterparty(lx: Any, name: str = "other") -> Any:
     """A sync ccxt binance client on a second account of `lx` (created on first use)."""
     import ccxt

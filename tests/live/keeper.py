@@ -55,7 +55,7 @@ def main() -> None:
             run.call("limit_order", SYM, 100.0, price, side="buy", waitfor=0.5)
             with run.session.engine.locked():
                 s.placed += 1
-        time.sleep(0.02)
+        time.sleep(0.02)  # the loop's pace: it keeps one order open until it is killed
 
 
 if __name__ == "__main__":

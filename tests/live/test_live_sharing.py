@@ -16,7 +16,8 @@ from planarpy.localexchange.clock import Clock
 from planarpy.modes.live import start_live
 from planarpy.trace import EventTrace, trace_tail
 
-from livekit import Quiet, QuietPerp, counterparty, eventually, live, never, raw_client
+from livekit import (Quiet, QuietPerp, conns, counterparty, eventually, live, never, raw_client,
+                     user_streams)
 
 SYM = "XRP/ETH"
 PERP = "XRP/USDT:USDT"
@@ -116,8 +117,9 @@ def test_failing_callbacks_stop_nothing(lx, caplog):
     connection, and the bugs are logged and passed to on_error."""
     with live(lx, Faulty) as run:
         assert isinstance(run.call("market_order", SYM, 100.0, side="buy"), Trade)
+        dropped = conns(lx)
         lx.faults.drop_websockets()
-        time.sleep(0.3)
+        eventually(lambda: [c for c in user_streams(lx) if c not in dropped])  # reconnected
         assert isinstance(run.call("market_order", SYM, 100.0, side="sell"), Trade)
         eventually(lambda: run.state()["trades"] == 2)
         assert all(w.running for w in run.session.watchers.values())

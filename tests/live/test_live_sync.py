@@ -1,14 +1,13 @@
 """Live state stays in step with the exchange: reconnects, restarts, retries, replay."""
 
 import threading
-import time
 
 import pytest
 
 from planarpy import Trade
 from planarpy.trace import EventTrace, replay_from_trace, trace_tail
 
-from livekit import Quiet, counterparty, eventually, live, raw_client
+from livekit import Quiet, conns, counterparty, eventually, live, never, raw_client
 
 SYM = "XRP/ETH"
 
@@ -40,11 +39,10 @@ def test_fill_while_the_websocket_is_down_arrives_once(lx, tmp_path):
         other = counterparty(lx)
         other.load_markets()
         other.create_order(SYM, "market", "sell", 100.0)  # fills our resting bid
-        time.sleep(0.5)
-        assert run.state()["trades"] == 0  # nothing seen while the stream is down
+        assert never(lambda: run.state()["trades"], 0.5)  # silence while the stream is down
         lx.faults.update({"refuse_ws": False})
         eventually(lambda: run.state()["trades"] == 1, timeout=10)
-        time.sleep(0.5)  # any late duplicate would have arrived by now
+        assert never(lambda: run.state()["trades"] > 1, 0.5)  # silence: no late duplicate
         state = run.state()
         assert state["trades"] == 1 and state["assets"][SYM]["orders"] == []
         assert eventually(lambda: run.reconcile() == [], timeout=5)
@@ -98,8 +96,10 @@ def test_end_of_run_state_equals_the_exchange_and_the_replay(lx, tmp_path, lag_m
             counterparty(lx).create_order(SYM, "market", "sell", 100.0)
             eventually(lambda: len(run.state()["assets"][SYM]["orders"]) == 1)
             assert eventually(lambda: run.reconcile() == [], timeout=5)
-            time.sleep(0.1)  # the lagged user data of the last fill has arrived
-            assert run.state()["trades"] == len(raw_client(lx).fetch_my_trades(SYM))
+            # the exchange has sent the lagged user data; a fill applied twice would show
+            eventually(lambda: all(c.lagging == 0 and c.queue.empty() for c in conns(lx)))
+            n = len(raw_client(lx).fetch_my_trades(SYM))
+            assert never(lambda: run.state()["trades"] != n, 0.1)
         strategy = run.strategy
     report = replay_from_trace(strategy, tmp_path / "t")
     assert report.ok, str(report)

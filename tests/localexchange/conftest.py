@@ -47,12 +47,3 @@ def run_pro(local_exchange: LocalExchange) -> Callable[..., Any]:
                 await ex.close()
         return asyncio.run(main())
     return run
-
-
-async def started(coro: Awaitable[Any], delay: float = 0.3) -> asyncio.Future:
-    """Start a watch_* call and give it time to subscribe before the test acts."""
-    task = asyncio.ensure_future(coro)
-    await asyncio.sleep(delay)
-    if task.done():
-        task.result()
-    return task

@@ -13,6 +13,8 @@ import pytest
 from planarpy.data.sample import sample_markets
 from planarpy.localexchange import Clock, Feed, point_ccxt
 
+from livekit import started, until, user_streams
+
 SPOT = "XRP/ETH"
 PERP = "XRP/USDT:USDT"
 T0 = 1_700_000_400_000 // 3_600_000 * 3_600_000
@@ -186,16 +188,12 @@ def test_usdm_algo_updates_stream_to_watch_orders(perp_lx):
         ex.handle_order = observe
         try:
             await ex.load_markets()
-            watch = asyncio.ensure_future(ex.watch_orders(PERP))
-            await asyncio.sleep(0.3)
+            watch = await started(ex, ex.watch_orders(PERP), lambda: user_streams(perp_lx))
             o = await ex.create_order(PERP, "market", "sell", 100, None,
                                       {"stopLossPrice": 0.99, "reduceOnly": True})
             for _ in range(5):  # 1.02, 1.05, 1.03, 1.00, then 0.97 fires it
                 perp_lx.step(MIN)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 10
-            while (o["id"], "FINISHED") not in seen and loop.time() < deadline:
-                await asyncio.sleep(0.05)
+            await until(lambda: (o["id"], "FINISHED") in seen, timeout=10)
             watch.cancel()
             return o, seen
         finally:

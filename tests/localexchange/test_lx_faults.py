@@ -14,6 +14,8 @@ import pytest
 
 from planarpy.localexchange import point_ccxt
 
+from livekit import conns, started, streaming, until, user_streams
+
 SPOT = "XRP/ETH"
 PERP = "XRP/USDT:USDT"
 
@@ -83,14 +85,16 @@ def test_admin_endpoint_sets_and_clears_faults(spot, local_exchange):
 
 def test_dropped_websocket_is_network_error(run_pro, local_exchange):
     """Dropping WebSockets fails a pending watch with NetworkError; a new watch reconnects."""
+    lx = local_exchange
+
     async def body(ex):
-        task = asyncio.ensure_future(ex.watch_trades(SPOT))
-        await asyncio.sleep(0.3)
-        assert local_exchange.faults.drop_websockets() >= 1
+        task = await started(ex, ex.watch_trades(SPOT), lambda: streaming(lx, "xrpeth@trade"))
+        dropped = conns(lx)
+        assert lx.faults.drop_websockets() >= 1
         with pytest.raises(ccxt.NetworkError):
             await asyncio.wait_for(task, 3)
-        again = asyncio.ensure_future(ex.watch_trades(SPOT))
-        await asyncio.sleep(0.3)
+        again = await started(ex, ex.watch_trades(SPOT), lambda: any(
+            "xrpeth@trade" in c.streams for c in conns(lx) if c not in dropped))
         for _ in range(60):
             local_exchange.step(60_000)
             if (await asyncio.wait([again], timeout=0.05))[0]:
@@ -108,14 +112,6 @@ def test_refused_websocket(run_pro, local_exchange):
     run_pro(body)
 
 
-async def _user_stream_open(lx, timeout: float = 5.0) -> None:
-    """Wait until a user-data stream is subscribed on `lx` (spot: on the WebSocket API)."""
-    deadline = time.monotonic() + timeout
-    while not any(c.kind == "user" or c.sub_id is not None for c in lx.hub.conns):
-        assert time.monotonic() < deadline, "no user-data socket within the deadline"
-        await asyncio.sleep(0.01)
-
-
 async def _closed_order(ex) -> None:
     """Watch the orders until one reports closed."""
     while not any(o["status"] == "closed" for o in await ex.watch_orders(SPOT)):
@@ -126,13 +122,13 @@ def test_stalled_user_stream_is_silent_but_rest_sees_fill(run_pro, local_exchang
     """A stalled user stream delivers nothing (the watch times out) while REST shows the fill."""
     async def body(ex):
         first = asyncio.ensure_future(_closed_order(ex))
-        await _user_stream_open(local_exchange)
+        await until(lambda: user_streams(local_exchange))
         await ex.create_order(SPOT, "market", "buy", 10)
         await asyncio.wait_for(first, 3)  # its last report is in: none can arrive late
         local_exchange.faults.update({"stall_user": True})
         task = asyncio.ensure_future(ex.watch_orders(SPOT))
         o = await ex.create_order(SPOT, "market", "buy", 10)
-        done, _ = await asyncio.wait([task], timeout=0.5)
+        done, _ = await asyncio.wait([task], timeout=0.5)  # silence: nothing may arrive
         assert not done
         assert (await ex.fetch_order(o["id"], SPOT))["status"] == "closed"
         task.cancel()
@@ -143,10 +139,10 @@ def test_stalled_public_stream(run_pro, local_exchange):
     """A stalled market stream keeps the socket open and sends no trades while the replay runs."""
     local_exchange.faults.update({"stall_public": True})
     async def body(ex):
-        task = asyncio.ensure_future(ex.watch_trades(SPOT))
-        await asyncio.sleep(0.3)
+        task = await started(ex, ex.watch_trades(SPOT),
+                             lambda: streaming(local_exchange, "xrpeth@trade"))
         assert local_exchange.step(3_600_000) > 0
-        done, _ = await asyncio.wait([task], timeout=0.5)
+        done, _ = await asyncio.wait([task], timeout=0.5)  # silence: nothing may arrive
         assert not done and len(local_exchange.hub.conns) == 1
         task.cancel()
     run_pro(body)
@@ -156,10 +152,9 @@ def test_withheld_user_events_leave_only_rest(run_pro, local_exchange):
     """Withheld user-data events never arrive: only a synced REST fetch shows the fill."""
     local_exchange.faults.update({"withhold_user": True})
     async def body(ex):
-        task = asyncio.ensure_future(ex.watch_my_trades(SPOT))
-        await asyncio.sleep(0.3)
+        task = await started(ex, ex.watch_my_trades(SPOT), lambda: user_streams(local_exchange))
         o = await ex.create_order(SPOT, "market", "buy", 10)
-        done, _ = await asyncio.wait([task], timeout=0.5)
+        done, _ = await asyncio.wait([task], timeout=0.5)  # silence: nothing may arrive
         assert not done
         trades = await ex.fetch_my_trades(SPOT)
         assert [t["order"] for t in trades] == [o["id"]]

@@ -13,18 +13,14 @@ import pytest
 
 from planarpy.localexchange import point_ccxt
 
+from livekit import started, user_streams
+
 SPOT = "XRP/ETH"
 PERP = "XRP/USDT:USDT"
 
 
 def client(cls, lx, **config):
     return point_ccxt(cls({"apiKey": lx.api_key, "secret": lx.secret, **config}), lx.url)
-
-
-async def started(coro, delay: float = 0.3) -> asyncio.Future:
-    task = asyncio.ensure_future(coro)
-    await asyncio.sleep(delay)
-    return task
 
 
 def test_spot_orders_over_the_websocket_api(run_pro, spot):
@@ -142,7 +138,7 @@ def test_lagged_user_data_still_reaches_ccxt_streams(run_pro, local_exchange):
     local_exchange.faults.update({"user_lag_ms": 50})
 
     async def body(ex):
-        trades = await started(ex.watch_my_trades(SPOT))
+        trades = await started(ex, ex.watch_my_trades(SPOT), lambda: user_streams(local_exchange))
         o = await ex.create_order(SPOT, "market", "buy", 100)
         assert not trades.done()  # the answer came first
         (t,) = await asyncio.wait_for(trades, 3)

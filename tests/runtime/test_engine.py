@@ -11,6 +11,8 @@ import pytest
 from planarpy.modes.runtime import EngineThread
 from planarpy.modes.runtime.engine import EngineStopped
 
+from livekit import until
+
 
 def run_engine(body: Callable[[EngineThread], Any]) -> Any:
     """Start an engine whose main coroutine awaits `body(engine)`, and return its result."""
@@ -27,7 +29,7 @@ def run_engine(body: Callable[[EngineThread], Any]) -> Any:
 
 
 async def answer(x: int) -> int:
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # an action that takes a while
     return x * 2
 
 
@@ -38,8 +40,8 @@ def test_strategy_code_calls_without_leaving_the_loop_thread():
         seen: list[Any] = []
         observed_free = []
 
-        async def watcher() -> None:  # runs while the strategy code waits in a call
-            await asyncio.sleep(0.005)
+        async def watcher() -> None:
+            # its first step: the loop runs it only once the strategy code waits in its call
             observed_free.append(not engine.lock.locked())
 
         def strategy_code() -> str:
@@ -96,7 +98,7 @@ def test_a_call_that_outlives_its_timeout_raises_timeout_and_the_action_runs_on(
         finished = asyncio.Event()
 
         async def slow() -> None:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the action outlives the call's timeout
             finished.set()
 
         def strategy_code() -> str:
@@ -119,14 +121,16 @@ def test_a_cancelled_run_stops_even_if_the_strategy_code_swallows_it():
         seen: list[str] = []
 
         def strategy_code() -> None:
+            entered.append(True)
             for _ in range(3):
                 try:
                     engine.blocking(asyncio.sleep(10), timeout=None)
                 except BaseException as e:  # a careless strategy
                     seen.append(type(e).__name__)
 
+        entered: list[bool] = []
         task = asyncio.get_running_loop().create_task(engine.run_strategy(strategy_code))
-        await asyncio.sleep(0.05)
+        await until(lambda: entered)  # the code runs on the loop: it now waits in its call
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=2)
         return seen, bool(done) and task.cancelled(), engine.lock.locked()
@@ -141,15 +145,21 @@ def test_cancelled_while_taking_the_lock_back_from_a_script_thread():
     async def body(engine: EngineThread) -> Any:
         held, go = threading.Event(), threading.Event()
         inside: list[bool] = []
+        answered: list[bool] = []
 
         def script() -> None:
             with engine.locked():
                 held.set()
                 go.wait(5)
 
+        async def call() -> int:
+            value = await answer(1)
+            answered.append(True)
+            return value
+
         def strategy_code() -> None:
             try:
-                engine.blocking(answer(1), timeout=5)
+                engine.blocking(call(), timeout=5)
             finally:
                 inside.append(engine.lock.locked() and go.is_set())  # resumed after the script
 
@@ -158,9 +168,11 @@ def test_cancelled_while_taking_the_lock_back_from_a_script_thread():
         await asyncio.sleep(0)  # the strategy code is now waiting in its call
         t.start()
         await asyncio.to_thread(held.wait, 5)
-        await asyncio.sleep(0.05)  # the call is done; the run polls for the lock
+        await until(lambda: answered)  # the call is done
+        for _ in range(2):  # loop turns, not time: the run wakes up and polls for the lock
+            await asyncio.sleep(0)
         task.cancel()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # a window of silence: the run must not end in it
         assert not task.done()  # still waiting for the script to let go
         go.set()
         await asyncio.wait({task}, timeout=2)
@@ -275,7 +287,7 @@ def test_a_cancelled_wait_for_the_lock_does_not_leave_it_taken():
                 pass
 
         task = asyncio.get_running_loop().create_task(wants_lock())
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # one loop turn, not time: its first step polls for the lock
         task.cancel()
         go.set()
         await asyncio.gather(task, return_exceptions=True)

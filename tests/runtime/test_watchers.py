@@ -13,6 +13,8 @@ import ccxt
 
 from planarpy.modes.runtime import Watcher
 
+from livekit import until
+
 
 class Recorder:
     """What a watcher needs of a session: record, report_error, describe, tell_error."""
@@ -40,8 +42,10 @@ class Feed:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue = asyncio.Queue()
+        self.reads = 0  # reads begun: the watcher is waiting on the stream
 
     async def read(self) -> Any:
+        self.reads += 1
         item = await self.queue.get()
         if isinstance(item, BaseException):
             raise item
@@ -64,13 +68,6 @@ def make(fetch: Any = None, name: str = "orders", process: Any = None,
     w = Watcher(session, name, feed.read, fetch or (lambda: returns("rest")), process or append,
                 **options)
     return w, session, feed, seen
-
-
-async def until(check, timeout: float = 3.0) -> None:
-    end = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < end, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 def run(body) -> Any:
@@ -160,7 +157,7 @@ def test_stop_ends_the_stall_guard_too():
     async def body():
         w, session, feed, _ = make(stall_after=0.01)
         w.start()
-        await asyncio.sleep(0.05)
+        await until(lambda: session.records)  # the guard has found the stream stalled
         await w.stop()
         await asyncio.sleep(0)
         return [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -225,7 +222,7 @@ def test_a_rest_snapshot_read_before_a_message_is_applied_before_it():
         w.start()
         await until(lambda: any(k == "exchange_error" for k, _ in session.records))
         feed.queue.put_nowait("message (newer)")
-        await asyncio.sleep(0.05)
+        await until(feed.queue.empty)  # read: it now waits behind the REST snapshot
         release.set()
         await until(lambda: len(seen) >= 2)
         await w.stop()
@@ -239,7 +236,7 @@ def test_stop_then_start_at_once_leaves_one_running_watcher():
     async def body():
         w, session, feed, _ = make(stall_after=5)
         w.start()
-        await asyncio.sleep(0.01)
+        await until(lambda: feed.reads)  # running: waiting on the stream
         old = w.task
         stopping = asyncio.get_running_loop().create_task(w.stop())
         await asyncio.sleep(0)

@@ -1,7 +1,6 @@
 """trace_tail, iter_events, follow and trace_info."""
 
 import threading
-import time
 
 import pandas as pd
 import pytest
@@ -9,6 +8,8 @@ import pytest
 from planarpy.core.clock import Clock
 from planarpy.trace import EventTrace, TraceError, follow, iter_events, trace_info, trace_tail
 from planarpy.trace.store import INDEX_CHUNK
+
+from livekit import eventually
 
 T0 = 1_700_000_000_000  # ms, 2023-11-14T22:13:20Z
 
@@ -118,7 +119,7 @@ def test_follow_yields_new_events(tmp_path):
     reader = threading.Thread(target=consume)
     reader.start()
     for i in range(1, 4):
-        time.sleep(0.05)
+        eventually(lambda: len(got) == i)  # it has given all so far: the next comes later
         trace.record("market_data", {"i": i})
     reader.join(10)
     trace.close()
