@@ -13,7 +13,7 @@ import inspect
 from typing import Any, Callable, Mapping
 
 from ..core.errors import InvalidArgument, UnsupportedAction
-from . import requests
+from . import conditional, requests
 
 
 class Mode(str, enum.Enum):
@@ -30,6 +30,12 @@ class Action(str, enum.Enum):
     CLOSE_POSITION = "close_position"
     WATCH_OHLCV = "watch_ohlcv"
     RESET_TRADING_STATE = "reset_trading_state"
+    STOP_ORDER = "stop_order"
+    TAKE_PROFIT_ORDER = "take_profit_order"
+    TRAILING_STOP_ORDER = "trailing_stop_order"
+    OCO_ORDER = "oco_order"
+    BRACKET_ORDER = "bracket_order"
+    AMEND_STOP = "amend_stop"
 
 
 Handler = Callable[[Any, Any], Any]
@@ -44,6 +50,12 @@ PARSERS: dict[Action, Callable[..., Any]] = {
     Action.CLOSE_POSITION: requests.close_position,
     Action.WATCH_OHLCV: requests.watch_ohlcv,
     Action.RESET_TRADING_STATE: requests.reset_trading_state,
+    Action.STOP_ORDER: conditional.stop_order,
+    Action.TAKE_PROFIT_ORDER: conditional.take_profit_order,
+    Action.TRAILING_STOP_ORDER: conditional.trailing_stop_order,
+    Action.OCO_ORDER: conditional.oco_order,
+    Action.BRACKET_ORDER: conditional.bracket_order,
+    Action.AMEND_STOP: conditional.amend_stop,
 }
 _ACTIONS: dict[Any, Action] = {**{a.value: a for a in Action}, **{a: a for a in Action}}
 

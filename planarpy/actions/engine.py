@@ -19,6 +19,7 @@ from ..core import apply as _apply
 from ..core.accounting import PositionChange
 from ..core.instances import AssetInstance, State
 from . import Dispatch, Mode
+from .contingent import follow
 from .pipeline import watch_errors
 
 if TYPE_CHECKING:  # the strategy holds its engine: imported for the annotations only
@@ -90,6 +91,9 @@ class Engine:
                     self.invoke(s.on_position_close, ai, pos)
         elif effect.risk is not None:
             self.invoke(self.strategy.on_risk, effect.risk)
+        order = effect.order
+        if order is not None and (order.group or order.legs) and self.executor is not None:
+            follow(self, kind, order)  # an OCO group settles, a bracket places its exits
         return effect
 
     def reject(self, ai: AssetInstance | None, reason: str, request: Mapping[str, Any]) -> None:

@@ -19,6 +19,7 @@ from ..core.orders import Order, PositionSide, Side, Trade, _Missing
 from ..core.risk import (Breach, TradingState, cancel_targets, equity, equity_breach,
                          error_breach, observe, spot_position, target)
 from . import Action, Handler
+from . import contingent
 from .gate import admit, allowed, new_order
 from .requests import (CancelOrders, ClosePosition, MarketOrder, OrderRequest,
                        ResetTradingState, UpdateLeverage, WatchOHLCV)
@@ -257,4 +258,5 @@ HANDLERS: Mapping[Action, Handler] = {
     Action.CLOSE_POSITION: close_position,
     Action.WATCH_OHLCV: watch_ohlcv,
     Action.RESET_TRADING_STATE: reset_trading_state,
+    **contingent.HANDLERS,
 }

@@ -102,11 +102,43 @@ def _required(ai: AssetInstance, order: Order, adds: bool) -> float:
     return value * (1.0 + rate)
 
 
+def _shares_with(ai: AssetInstance, order: Order, adds: bool) -> Order | None:
+    """The open order of `order`'s OCO group that holds the group's one commitment (of
+    quote when `adds`, else of base or contracts)."""
+    group = order.group
+    for o in ai.orders.values():
+        if o.group == group and o is not order and o.committed > 0 and o.commits_quote is adds:
+            return o
+    return None
+
+
+def _claim(ai: AssetInstance, order: Order) -> None:
+    """Move the commitment of `order`'s group from its holder to `order`, the leg that fills."""
+    holder = _shares_with(ai, order, order.commits_quote)
+    if holder is not None:
+        order.committed, holder.committed = holder.committed, 0.0
+
+
+def _pass_on(ai: AssetInstance, order: Order) -> None:
+    """Move the commitment `order` (being cancelled) holds to a leg of its group that
+    stays open."""
+    for o in ai.orders.values():
+        if o.group == order.group and o is not order and o.is_open and o.committed <= 0 \
+                and o.commits_quote is order.commits_quote:
+            o.committed, order.committed = order.committed, 0.0
+            return
+
+
 def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
-    """Why the strategy cannot afford `order` now, or None."""
+    """Why the strategy cannot afford `order` now, or None. The leg of an OCO group (or
+    the replacement of a stop) may use what its group already holds."""
     m = ai.market
     adds = increases(ai, order)
     need = _required(ai, order, adds)
+    if order.group:
+        holder = _shares_with(ai, order, adds)
+        if holder is not None:
+            need = max(0.0, need - holder.committed)
     if m.is_derivative:
         if not adds:
             pos = ai.position(order.pos)
@@ -132,11 +164,29 @@ def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
     return None
 
 
+def shortfall(state: State, ai: AssetInstance, order: Order, amount: float,
+              price: float) -> str | None:
+    """Why a fired conditional order that adds exposure cannot pay for `amount` at `price`
+    (it committed funds at its trigger; a gap can make the fill dearer), or None."""
+    if not order.commits_quote:
+        return None
+    probe = Order("", order.symbol, order.side, OrderType.MARKET, amount, price, 0,
+                  pos=order.pos, leverage=order.leverage)
+    need = _required(ai, probe, True)
+    free = state.free_cash + order.committed
+    if need > free + _EPS * max(1.0, need):
+        return (f"not enough cash: need {need:.10g} {state.quote}, free {free:.10g} "
+                f"{state.quote}")
+    return None
+
+
 def add_order(state: State, ai: AssetInstance, order: Order) -> None:
     """Register an accepted order and commit what it needs."""
     adds = increases(ai, order)
     need = _required(ai, order, adds)
     order.commits_quote = adds
+    if order.group and _shares_with(ai, order, adds) is not None:
+        need = 0.0  # an OCO group commits once: its first leg holds it for all
     order.committed = need
     if adds:
         state.committed += need
@@ -181,6 +231,8 @@ def cancel_order(state: State, ai: AssetInstance, order: Order,
     """Close an open order without a further fill and release what it held."""
     if order.is_open:
         order.status = status
+    if order.group and order.committed > 0:
+        _pass_on(ai, order)
     if order.filled > 0 and order.id in ai.orders:
         state.orders_partial += 1
         if order.commits_quote:  # it opened or added to a position
@@ -202,6 +254,8 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade, *,
     """
     remaining = order.amount - order.filled
     done = trade.amount >= remaining * (1 - 1e-9)
+    if order.group and order.committed <= 0:
+        _claim(ai, order)
     if done:  # the whole commitment goes, rounding included
         _release(state, ai, order, order.committed)
     elif order.commits_quote:

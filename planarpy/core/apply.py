@@ -13,7 +13,8 @@ import attrs
 from . import accounting
 from .accounting import PositionChange
 from .instances import AssetInstance, State
-from .orders import Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade
+from .orders import (CONDITIONAL, Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce,
+                     Trade)
 from .positions import liquidation_price
 from .risk import RiskEvent, TradingState
 
@@ -26,19 +27,30 @@ _TIF = {m.value: m for m in TimeInForce}
 
 
 def order_payload(o: Order) -> dict[str, Any]:
-    return {"id": o.id, "symbol": o.symbol, "side": o.side.value, "type": o.type.value,
-            "amount": o.amount, "price": o.price, "date": o.date, "tif": o.tif.value,
-            "pos": o.pos.value, "reduce_only": o.reduce_only, "leverage": o.leverage,
-            "client_id": o.client_id, "filled": o.filled, "cost": o.cost}
+    d = {"id": o.id, "symbol": o.symbol, "side": o.side.value, "type": o.type.value,
+         "amount": o.amount, "price": o.price, "date": o.date, "tif": o.tif.value,
+         "pos": o.pos.value, "reduce_only": o.reduce_only, "leverage": o.leverage,
+         "client_id": o.client_id, "filled": o.filled, "cost": o.cost}
+    if o.type in CONDITIONAL or o.group or o.legs:
+        d.update(trigger=o.trigger, trail=o.trail, trail_pct=o.trail_pct,
+                 activation=o.activation, triggered=o.triggered, group=o.group,
+                 legs=o.legs, route=o.route)
+    return d
 
 
 def order_from_payload(d: Mapping[str, Any]) -> Order:
-    return Order(id=str(d["id"]), symbol=d["symbol"], side=_SIDE[d["side"]],
-                 type=_TYPE[d["type"]], amount=float(d["amount"]), price=float(d["price"]),
-                 date=int(d["date"]), tif=_TIF[d.get("tif", "GTC")],
-                 pos=_POS[d.get("pos", "long")], reduce_only=bool(d.get("reduce_only")),
-                 leverage=float(d.get("leverage", 1.0)), client_id=str(d.get("client_id", "")),
-                 filled=float(d.get("filled") or 0.0), cost=float(d.get("cost") or 0.0))
+    o = Order(id=str(d["id"]), symbol=d["symbol"], side=_SIDE[d["side"]],
+              type=_TYPE[d["type"]], amount=float(d["amount"]), price=float(d["price"]),
+              date=int(d["date"]), tif=_TIF[d.get("tif", "GTC")],
+              pos=_POS[d.get("pos", "long")], reduce_only=bool(d.get("reduce_only")),
+              leverage=float(d.get("leverage", 1.0)), client_id=str(d.get("client_id", "")),
+              filled=float(d.get("filled") or 0.0), cost=float(d.get("cost") or 0.0))
+    if "trigger" in d:
+        o.trigger, o.trail = float(d["trigger"] or 0.0), float(d.get("trail") or 0.0)
+        o.trail_pct, o.activation = bool(d.get("trail_pct")), float(d.get("activation") or 0.0)
+        o.triggered, o.group = bool(d.get("triggered")), str(d.get("group") or "")
+        o.legs, o.route = d.get("legs") or None, str(d.get("route") or "")
+    return o
 
 
 def trade_payload(t: Trade) -> dict[str, Any]:
@@ -142,6 +154,28 @@ def _order_updated(state: State, d: Mapping[str, Any]) -> Effect:
         return NO_EFFECT
     order.status = status
     return Effect(order=order)
+
+
+def _order_triggered(state: State, d: Mapping[str, Any]) -> Effect:
+    """A conditional order fired: from now on it is a market order (or a limit at its
+    `price`). Live's emulation names the order it sent (`client_id`)."""
+    ai = _asset(state, d["symbol"])
+    order = ai.orders.get(str(d["id"]))
+    if order is None or order.triggered:
+        return NO_EFFECT
+    order.triggered = True
+    if d.get("client_id"):
+        order.client_id = str(d["client_id"])
+    return Effect(order=order)
+
+
+def _trigger_moved(state: State, d: Mapping[str, Any]) -> Effect:
+    """A trailing stop's stop followed the price (never back)."""
+    ai = _asset(state, d["symbol"])
+    order = ai.orders.get(str(d["id"]))
+    if order is not None:
+        order.trigger = float(d["trigger"])
+    return NO_EFFECT
 
 
 def _liquidation(state: State, d: Mapping[str, Any] | Trade) -> Effect:
@@ -291,6 +325,8 @@ APPLY: dict[str, Callable[[State, Mapping[str, Any]], Effect]] = {
     "risk_denied": _risk_denied,
     "trading_state_changed": _trading_state,
     "risk_measured": _risk_measured,
+    "order_triggered": _order_triggered,
+    "trigger_moved": _trigger_moved,
 }
 
 

@@ -42,6 +42,9 @@ KINDS: tuple[str, ...] = (
     "checkpoint",
     "checkpoint_restored",
     "shadow_metrics",
+    "order_triggered",
+    "trigger_moved",
+    "trigger_late",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

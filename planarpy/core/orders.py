@@ -20,6 +20,20 @@ class PositionSide(str, enum.Enum):
 class OrderType(str, enum.Enum):
     MARKET = "market"
     LIMIT = "limit"
+    # conditional: rest untriggered until the market reaches `trigger`, then act as a
+    # market order (or a limit at `price`); the names are ccxt's and Binance's
+    STOP_MARKET = "stop_market"
+    STOP_LIMIT = "stop_limit"
+    TAKE_PROFIT_MARKET = "take_profit_market"
+    TAKE_PROFIT_LIMIT = "take_profit_limit"
+    TRAILING_STOP = "trailing_stop_market"
+
+
+CONDITIONAL = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT,
+                         OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT,
+                         OrderType.TRAILING_STOP})
+STOPS = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
+LIMIT_AFTER_TRIGGER = frozenset({OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 
 
 class TimeInForce(str, enum.Enum):
@@ -53,6 +67,14 @@ class Order:
     that open a margin position, base units (or contracts) for spot sells and reduce-only
     orders. `price` is the limit price, or for market orders the reference price the
     order was checked against.
+
+    Conditional orders (`type` in CONDITIONAL) also carry `trigger`, the price that fires
+    them (a trailing stop's current stop; 0 while it waits for `activation`), and for a
+    trailing stop `trail` (`trail_pct`: a fraction of the reference price, else a price
+    offset). `triggered` is set once it fired. `group` links the legs of an OCO list (one
+    fill cancels the others; they share one commitment), `legs` holds a bracket entry's
+    stop-loss and take-profit until the entry is done, and `route` says how live holds
+    it: "native" on the exchange, "emulated" by the engine ("" in sim and paper).
     """
 
     id: str
@@ -73,6 +95,14 @@ class Order:
     status: OrderStatus = OrderStatus.OPEN
     committed: float = 0.0
     commits_quote: bool = True
+    trigger: float = 0.0
+    trail: float = 0.0
+    trail_pct: bool = False
+    activation: float = 0.0
+    triggered: bool = False
+    group: str = ""
+    legs: dict | None = None
+    route: str = ""
 
     @property
     def remaining(self) -> float:
@@ -82,6 +112,11 @@ class Order:
     def is_open(self) -> bool:
         """Whether the order may still fill: open, or (live) of unknown outcome."""
         return self.status is OrderStatus.OPEN or self.status is OrderStatus.UNKNOWN
+
+    @property
+    def is_conditional(self) -> bool:
+        """Whether the order waits for its trigger (it has not fired yet)."""
+        return self.type in CONDITIONAL and not self.triggered
 
     @property
     def average(self) -> float:

@@ -40,7 +40,7 @@ class Order:
     account: "Account"
     spec: MarketSpec
     side: str  # "BUY" or "SELL"
-    type: str  # "LIMIT", "MARKET" or "LIMIT_MAKER"
+    type: str  # "LIMIT", "MARKET", "LIMIT_MAKER" or a conditional type (STOP_LOSS, ...)
     tif: str  # "GTC", "IOC", "FOK" or "GTX"
     price: Decimal
     qty: Decimal
@@ -53,6 +53,8 @@ class Order:
     update_time: int = 0
     reserved: Decimal = ZERO  # funds or margin still held for the unfilled part
     seq: int = 0
+    stop_price: Decimal = ZERO  # a conditional order's trigger (conditional.py)
+    working: bool = True  # False while a conditional order waits for its trigger
 
     @property
     def buy(self) -> bool:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import attrs
 
+from . import conditional
 from . import formats as fmt
 from .accounts import Account, Position, q8
 from .auth import BinanceError, Credentials
@@ -65,6 +66,8 @@ class Engine:
     by_client: dict[tuple[str, str], Order] = attrs.field(factory=dict)  # newest per client id
     resting: dict[int, Order] = attrs.field(factory=dict)  # open, or closed and not yet pruned
     trades: dict[str, list[fmt.TradeRecord]] = attrs.field(factory=dict)  # by account name
+    pending: dict[int, Order] = attrs.field(factory=dict)  # spot stops waiting for a trigger
+    algos: dict[int, Any] = attrs.field(factory=dict)  # USD-M conditional orders (conditional.py)
     _order_ids: Iterable[int] = attrs.field(factory=lambda: itertools.count(1001))
     # basis points by which a fill taking the market's own liquidity is priced against the
     # taker (the `fill_worse_bps` fault: an exchange that fills worse than the book shows)
@@ -120,6 +123,8 @@ class Engine:
         book = st.book
         if book.refill(now):
             self._emit(MarketEvent(st, None))
+        if req.stop_price is not None:  # a spot stop or take-profit waits for its trigger
+            return conditional.place_spot(self, acc, st, req, now), [], req.resp_type
         if req.type == "LIMIT_MAKER" or req.tif == "GTX":
             if book.would_take(req.side == "BUY", req.price):
                 raise (BinanceError(-5022, "Due to the order could not be executed as maker, the Post "
@@ -377,6 +382,8 @@ class Engine:
         now = max(ts, 0)
         for o, q in st.book.on_trade(price, qty, self._unit(spec, feed)):
             self._apply(st, o, q, o.price, True, now)
+        if self.pending or self.algos:
+            conditional.on_price(self, st, price, now)
         if spec.futures:
             self._liquidations(st, now)
         self._emit(MarketEvent(st, i))

@@ -13,8 +13,10 @@ if TYPE_CHECKING:
     from .accounts import Account, Position
     from .book import Order
 
-SPOT_ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET"]
-FUTURES_ORDER_TYPES = ["LIMIT", "MARKET"]
+SPOT_ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
+                    "TAKE_PROFIT_LIMIT"]
+FUTURES_ORDER_TYPES = ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
+                       "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"]
 INTERVALS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
              "30m": 1_800_000, "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000,
              "6h": 21_600_000, "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000}
@@ -74,7 +76,7 @@ def spot_symbol(s: MarketSpec) -> dict[str, Any]:
         "quoteAsset": s.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
         "orderTypes": SPOT_ORDER_TYPES, "icebergAllowed": False, "ocoAllowed": False,
-        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False, "cancelReplaceAllowed": False,
+        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False, "cancelReplaceAllowed": True,
         "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
         "filters": _filters(s) + [{"filterType": "NOTIONAL", "minNotional": s8(s.min_notional),
                                    "applyMinToMarket": True, "maxNotional": "9000000.00000000",
@@ -105,7 +107,10 @@ def spot_order(o: "Order", fills: list[TradeRecord] | None = None, resp: str = "
     d.update({"price": s8(o.price), "origQty": s8(o.qty), "executedQty": s8(o.filled),
               "origQuoteOrderQty": s8(o.quote_qty), "cummulativeQuoteQty": s8(o.cum_quote),
               "status": o.status, "timeInForce": o.tif, "type": o.type, "side": o.side,
-              "workingTime": o.time, "selfTradePreventionMode": "NONE"})
+              "workingTime": (o.update_time or o.time) if o.working else -1,
+              "selfTradePreventionMode": "NONE"})
+    if o.stop_price:
+        d["stopPrice"] = s8(o.stop_price)
     if resp == "FULL":
         d["fills"] = [{"price": s8(t.price), "qty": s8(t.qty), "commission": s8(t.commission),
                        "commissionAsset": t.commission_asset, "tradeId": t.id} for t in fills or []]
@@ -115,8 +120,8 @@ def spot_order(o: "Order", fills: list[TradeRecord] | None = None, resp: str = "
 def spot_order_query(o: "Order") -> dict[str, Any]:
     d = spot_order(o)
     del d["transactTime"]
-    d.update({"stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": o.time,
-              "updateTime": o.update_time or o.time, "isWorking": True})
+    d.update({"stopPrice": s8(o.stop_price), "icebergQty": "0.00000000", "time": o.time,
+              "updateTime": o.update_time or o.time, "isWorking": o.working})
     return d
 
 
@@ -151,14 +156,15 @@ def execution_report(o: "Order", x: str, now: int, t: TradeRecord | None = None,
     """Spot `executionReport`; on cancel `c` is the cancel request's id and `C` the order's."""
     return {"e": "executionReport", "E": now, "s": o.spec.id,
             "c": cancel_id if cancel_id else o.client_id, "S": o.side, "o": o.type, "f": o.tif,
-            "q": s8(o.qty), "p": s8(o.price), "P": "0.00000000", "F": "0.00000000", "g": -1,
+            "q": s8(o.qty), "p": s8(o.price), "P": s8(o.stop_price), "F": "0.00000000", "g": -1,
             "C": o.client_id if cancel_id else "", "x": x, "X": o.status, "r": "NONE", "i": o.id,
             "l": s8(t.qty if t else ZERO), "z": s8(o.filled), "L": s8(t.price if t else ZERO),
             "n": s8(t.commission if t else ZERO), "N": t.commission_asset if t else None,
             "T": t.time if t else now, "t": t.id if t else -1, "v": 0, "I": o.id * 2 + 1,
-            "w": o.is_open and o.type != "MARKET", "m": bool(t and t.maker), "M": False,
-            "O": o.time, "Z": s8(o.cum_quote), "Y": s8(t.quote if t else ZERO),
-            "Q": s8(o.quote_qty), "W": o.time, "V": "NONE"}
+            "w": o.is_open and o.type != "MARKET" and o.working, "m": bool(t and t.maker),
+            "M": False, "O": o.time, "Z": s8(o.cum_quote), "Y": s8(t.quote if t else ZERO),
+            "Q": s8(o.quote_qty), "W": (o.update_time or o.time) if o.working else -1,
+            "V": "NONE"}
 
 
 def account_position(account: "Account", assets: Iterable[str], now: int) -> dict[str, Any]:

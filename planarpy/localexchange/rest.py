@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from . import conditional as cond
 from . import formats as fmt
 from .accounts import Account
 from .auth import BinanceError, check_signature, check_timestamp, lookup_key, split_signature
@@ -211,6 +212,13 @@ def spot_new_order(lx: "LocalExchange", p: Params, a: Account) -> Any:
     return fmt.spot_order(order, fills, resp)
 
 
+def spot_cancel_replace(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    old, cancel_id, new = cond.cancel_replace(lx.engine, a, p)
+    return {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
+            "cancelResponse": _spot_cancel_reply(old, cancel_id),
+            "newOrderResponse": fmt.spot_order(new, [], p.get("newOrderRespType") or "RESULT")}
+
+
 def spot_get_order(lx: "LocalExchange", p: Params, a: Account) -> Any:
     return fmt.spot_order_query(lx.engine.find(a, p, False))
 
@@ -327,6 +335,33 @@ def futures_user_trades(lx: "LocalExchange", p: Params, a: Account) -> Any:
     return [fmt.futures_trade(t) for t in lx.engine.my_trades(a, p, True)]
 
 
+def algo_new(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    return cond.algo_json(cond.place_algo(lx.engine, a, p))
+
+
+def algo_get(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    return cond.algo_json(cond.find_algo(lx.engine, a, p))
+
+
+def algo_cancel(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    algo = cond.cancel_algo(lx.engine, a, p)
+    return {"algoId": algo.id, "clientAlgoId": algo.client_id, "code": "200", "msg": "success"}
+
+
+def algo_open(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    return [cond.algo_json(x) for x in cond.algos_of(lx.engine, a, p.get("symbol"), True)]
+
+
+def algo_all(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    return [cond.algo_json(x) for x in cond.algos_of(lx.engine, a, p.get("symbol"), False)]
+
+
+def algo_cancel_all(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    for algo in cond.algos_of(lx.engine, a, p.get("symbol"), True):
+        cond.cancel_algo(lx.engine, a, {"algoId": str(algo.id)})
+    return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+
 def set_leverage(lx: "LocalExchange", p: Params, a: Account) -> Any:
     return lx.engine.set_leverage(a, p.get("symbol"), p.get("leverage"))
 
@@ -360,6 +395,7 @@ def add_routes(app: web.Application, lx: "LocalExchange") -> None:
     r.add_get(f"{s}/account", route(lx, spot_account, signed=True))
     r.add_post(f"{s}/order", route(lx, spot_new_order, signed=True))
     r.add_get(f"{s}/order", route(lx, spot_get_order, signed=True))
+    r.add_post(f"{s}/order/cancelReplace", route(lx, spot_cancel_replace, signed=True))
     r.add_delete(f"{s}/order", route(lx, spot_cancel, signed=True))
     r.add_get(f"{s}/openOrders", route(lx, spot_open_orders, signed=True))
     r.add_delete(f"{s}/openOrders", route(lx, spot_cancel_all, signed=True))
@@ -375,6 +411,12 @@ def add_routes(app: web.Application, lx: "LocalExchange") -> None:
     r.add_get(f"{f}/symbolConfig", route(lx, symbol_config, signed=True))
     r.add_post(f"{f}/leverage", route(lx, set_leverage, signed=True))
     r.add_post(f"{f}/marginType", route(lx, set_margin_type, signed=True))
+    r.add_post(f"{f}/algoOrder", route(lx, algo_new, signed=True))
+    r.add_get(f"{f}/algoOrder", route(lx, algo_get, signed=True))
+    r.add_delete(f"{f}/algoOrder", route(lx, algo_cancel, signed=True))
+    r.add_get(f"{f}/openAlgoOrders", route(lx, algo_open, signed=True))
+    r.add_get(f"{f}/allAlgoOrders", route(lx, algo_all, signed=True))
+    r.add_delete(f"{f}/algoOpenOrders", route(lx, algo_cancel_all, signed=True))
     r.add_post(f"{f}/order", route(lx, futures_new_order, signed=True))
     r.add_get(f"{f}/order", route(lx, futures_get_order, signed=True))
     r.add_delete(f"{f}/order", route(lx, futures_cancel, signed=True))

@@ -14,6 +14,10 @@ from .markets import ZERO, MarketSpec
 _NUMBER = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 SPOT_TIF = ("GTC", "IOC", "FOK")
 FUTURES_TIF = ("GTC", "IOC", "FOK", "GTX")
+# spot's conditional types: they wait for `stopPrice` (conditional.py fires them)
+SPOT_STOPS = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+_WITH_TIF = ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
+_NO_PRICE = ("MARKET", "STOP_LOSS", "TAKE_PROFIT")
 
 
 @attrs.frozen(slots=True)
@@ -28,6 +32,7 @@ class OrderRequest:
     client_id: str | None
     reduce_only: bool
     resp_type: str
+    stop_price: Decimal | None = None
 
 
 def number(params: Mapping[str, str], name: str, required: bool = True) -> Decimal | None:
@@ -56,32 +61,39 @@ def parse_order(params: Mapping[str, str], spec: MarketSpec) -> OrderRequest:
     type_ = params.get("type") or ""
     if not type_:
         raise bad_param("type")
-    if type_ not in (("LIMIT", "MARKET") if futures else ("LIMIT", "MARKET", "LIMIT_MAKER")):
+    if type_ not in (("LIMIT", "MARKET") if futures else ("LIMIT", "MARKET", "LIMIT_MAKER")
+                     + SPOT_STOPS):
         raise BinanceError(-1116, "Invalid orderType.")
     tif = params.get("timeInForce") or ""
-    if type_ == "LIMIT":
+    if type_ in _WITH_TIF:
         if not tif:
             raise bad_param("timeInForce")
         if tif not in (FUTURES_TIF if futures else SPOT_TIF):
             raise BinanceError(-1115, "Invalid timeInForce.")
-    elif tif and type_ != "LIMIT":
+    elif tif:
         raise BinanceError(-1106, "Parameter 'timeInForce' sent when not required.")
     tif = tif or "GTC"
     quote_qty = None if futures else number(params, "quoteOrderQty", required=False)
     qty = number(params, "quantity", required=not (type_ == "MARKET" and quote_qty is not None))
     if qty is not None and quote_qty is not None:
         raise BinanceError(-1106, "Parameter 'quoteOrderQty' sent when not required.")
-    price = number(params, "price", required=type_ != "MARKET")
-    if type_ == "MARKET" and price is not None:
+    price = number(params, "price", required=type_ not in _NO_PRICE)
+    if type_ in _NO_PRICE and price is not None:
         raise BinanceError(-1106, "Parameter 'price' sent when not required.")
+    stop = number(params, "stopPrice", required=type_ in SPOT_STOPS)
+    if stop is not None and type_ not in SPOT_STOPS:
+        raise BinanceError(-1106, "Parameter 'stopPrice' sent when not required.")
     client_id = params.get("newClientOrderId") or None
     if client_id is not None and (len(client_id) > 36 or not re.fullmatch(r"[.A-Za-z0-9:/_-]+", client_id)):
         raise BinanceError(-1100, "Illegal characters found in parameter 'newClientOrderId'; "
                                   "legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
     reduce_only = (params.get("reduceOnly") or "false").lower() == "true"
     resp = params.get("newOrderRespType") or ("ACK" if futures else "FULL")
-    req = OrderRequest(spec, side, type_, tif, qty, price, quote_qty, client_id, reduce_only, resp)
+    req = OrderRequest(spec, side, type_, tif, qty, price, quote_qty, client_id, reduce_only, resp,
+                       stop)
     check_filters(req)
+    if stop is not None:
+        check_price(spec, stop)
     return req
 
 
@@ -89,12 +101,7 @@ def check_filters(req: OrderRequest) -> None:
     """PRICE_FILTER, LOT_SIZE and the limit-order NOTIONAL check."""
     s, fut = req.spec, req.spec.futures
     if req.price is not None:
-        if req.price <= 0 or req.price < s.min_price:
-            _fail(fut, -4013, "Price less than min price.", "PRICE_FILTER")
-        if req.price > s.max_price:
-            _fail(fut, -4016, "Price greater than max price.", "PRICE_FILTER")
-        if not s.on_tick(req.price):
-            _fail(fut, -4014, "Price not increased by tick size.", "PRICE_FILTER")
+        check_price(s, req.price)
     if req.qty is not None:
         if req.qty <= 0:
             _fail(fut, -4003, "Quantity less than or equal to zero.", "LOT_SIZE")
@@ -108,6 +115,17 @@ def check_filters(req: OrderRequest) -> None:
         raise BinanceError(-1013, "Filter failure: NOTIONAL")
     if req.price is not None and req.qty is not None:
         check_notional(req.spec, req.qty * req.price, req.reduce_only)
+
+
+def check_price(s: MarketSpec, price: Decimal) -> None:
+    """PRICE_FILTER: within the market's range, on its tick."""
+    fut = s.futures
+    if price <= 0 or price < s.min_price:
+        _fail(fut, -4013, "Price less than min price.", "PRICE_FILTER")
+    if price > s.max_price:
+        _fail(fut, -4016, "Price greater than max price.", "PRICE_FILTER")
+    if not s.on_tick(price):
+        _fail(fut, -4014, "Price not increased by tick size.", "PRICE_FILTER")
 
 
 def check_notional(spec: MarketSpec, notional: Decimal, reduce_only: bool = False) -> None:
@@ -135,4 +153,5 @@ def order_ref(params: Mapping[str, str]) -> tuple[int | None, str | None]:
     return (int(oid) if oid else None), cid or None
 
 
-__all__ = ["OrderRequest", "parse_order", "check_filters", "check_notional", "order_ref", "number", "ZERO"]
+__all__ = ["OrderRequest", "parse_order", "check_filters", "check_price", "check_notional",
+           "order_ref", "number", "ZERO"]

@@ -108,13 +108,27 @@ def test_refused_websocket(run_pro, local_exchange):
     run_pro(body)
 
 
+async def _user_stream_open(lx, timeout: float = 5.0) -> None:
+    """Wait until a user-data stream is subscribed on `lx` (spot: on the WebSocket API)."""
+    deadline = time.monotonic() + timeout
+    while not any(c.kind == "user" or c.sub_id is not None for c in lx.hub.conns):
+        assert time.monotonic() < deadline, "no user-data socket within the deadline"
+        await asyncio.sleep(0.01)
+
+
+async def _closed_order(ex) -> None:
+    """Watch the orders until one reports closed."""
+    while not any(o["status"] == "closed" for o in await ex.watch_orders(SPOT)):
+        pass
+
+
 def test_stalled_user_stream_is_silent_but_rest_sees_fill(run_pro, local_exchange):
     """A stalled user stream delivers nothing (the watch times out) while REST shows the fill."""
     async def body(ex):
-        first = asyncio.ensure_future(ex.watch_orders(SPOT))
-        await asyncio.sleep(0.3)
+        first = asyncio.ensure_future(_closed_order(ex))
+        await _user_stream_open(local_exchange)
         await ex.create_order(SPOT, "market", "buy", 10)
-        await asyncio.wait_for(first, 3)
+        await asyncio.wait_for(first, 3)  # its last report is in: none can arrive late
         local_exchange.faults.update({"stall_user": True})
         task = asyncio.ensure_future(ex.watch_orders(SPOT))
         o = await ex.create_order(SPOT, "market", "buy", 10)

@@ -12,11 +12,24 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import attrs
 import ccxt
+
+from ...core.orders import Order
 
 # how long after a request got no answer the exchange may still execute it, where the
 # exchange does not say (no request expiry): beyond any plausible network delay
 DEFAULT_SUBMIT_WINDOW = 60.0
+
+
+@attrs.frozen(slots=True)
+class Native:
+    """How a conditional order is sent to the exchange itself: ccxt's create_order
+    `type`, `price` and `params` (the trigger parameters)."""
+
+    type: str
+    price: float | None
+    params: dict[str, Any]
 
 
 class Venue:
@@ -106,6 +119,24 @@ class Venue:
         if margin is None:
             margin = p.get("collateral")
         return float(margin or 0.0)
+
+    # ---- conditional orders ---------------------------------------------------------
+    def native(self, order: Order) -> Native | None:
+        """How to place the conditional `order` on the exchange itself, or None when the
+        engine must hold its trigger and send the order when it fires (emulate it). The
+        base emulates every type: what ccxt's unified trigger parameters mean differs
+        between exchanges, so a venue module says what its exchange does natively."""
+        return None
+
+    def replacement(self, order: Order) -> Native | None:
+        """How to move the native conditional `order` in one request that cancels the old
+        one and places it (ccxt's edit_order as the exchange's atomic cancel-replace), or
+        None when the exchange has none: then the new one is placed first."""
+        return None
+
+    def conditional_params(self, order: Order) -> dict[str, Any]:
+        """Params that name a native conditional order in fetch_order / cancel_order."""
+        return {}
 
     # ---- leverage -----------------------------------------------------------------
     def leverage_error(self, leverage: float) -> str | None:

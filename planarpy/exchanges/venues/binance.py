@@ -15,6 +15,13 @@
 - 418 with "banned" is an IP ban; leverage is a whole number.
 - ccxt picks market-specific error codes by the real host in the URL: with the URL
   overridden it cannot, so the client's market-type table is merged into the general one.
+- Conditional orders native on the exchange: spot STOP_LOSS(_LIMIT) and
+  TAKE_PROFIT(_LIMIT) (ccxt's `stopLossPrice` / `takeProfitPrice`); USD-M also
+  TRAILING_STOP_MARKET by a percentage of 0.1 to 10 in steps of 0.1 (`trailingPercent`,
+  `trailingTriggerPrice` for the activation); spot moves them with cancelReplace
+  (ccxt's edit_order, the Binance type and `triggerPrice`). USD-M conditional orders are algo orders:
+  fetched and cancelled with `trigger`. A spot trailing stop, or one by a price offset,
+  is emulated.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from typing import Any, Mapping
 
 import ccxt
 
-from .base import Venue
+from ...core.orders import LIMIT_AFTER_TRIGGER, STOPS, Order, OrderType
+from .base import Native, Venue
 
 _NOT_FOUND = ("-2013", "-2011")
 _DUPLICATE = ("duplicate order sent", "clientorderid is duplicated")
@@ -106,6 +114,35 @@ class Binance(Venue):
             info = p.get("info") or {}
             margin = info.get("isolatedMargin") or info.get("isolatedWallet") or info.get("iw")
         return float(margin or 0.0)
+
+    def native(self, order: Order) -> Native | None:
+        if order.type is OrderType.TRAILING_STOP:
+            return self._trailing(order)
+        key = "stopLossPrice" if order.type in STOPS else "takeProfitPrice"
+        if order.type in LIMIT_AFTER_TRIGGER:
+            return Native("limit", order.price, {key: order.trigger})
+        return Native("market", None, {key: order.trigger})
+
+    def _trailing(self, order: Order) -> Native | None:
+        rate = round(order.trail * 100, 6)
+        if not (self.futures and order.trail_pct and 0.1 <= rate <= 10
+                and abs(rate * 10 - round(rate * 10)) < 1e-9):
+            return None
+        params: dict[str, Any] = {"trailingPercent": round(rate, 1)}
+        if order.activation:
+            params["trailingTriggerPrice"] = order.activation
+        return Native("market", None, params)
+
+    def replacement(self, order: Order) -> Native | None:
+        if self.futures or order.type is OrderType.TRAILING_STOP:
+            return None
+        kind = ("STOP_LOSS" if order.type in STOPS else "TAKE_PROFIT") + (
+            "_LIMIT" if order.type in LIMIT_AFTER_TRIGGER else "")
+        price = order.price if order.type in LIMIT_AFTER_TRIGGER else None
+        return Native(kind, price, {"triggerPrice": order.trigger})
+
+    def conditional_params(self, order: Order) -> dict[str, Any]:
+        return {"trigger": True} if self.futures else {}
 
     def leverage_error(self, leverage: float) -> str | None:
         if leverage != int(leverage):

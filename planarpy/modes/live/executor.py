@@ -11,7 +11,7 @@ from typing import Sequence
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
-from ...core.orders import Order, OrderType, Trade, _Missing, missing
+from ...core.orders import CONDITIONAL, Order, OrderType, Trade, _Missing, missing
 from ..runtime.executor import GRACE, SessionExecutor
 from . import orders
 
@@ -38,6 +38,8 @@ class LiveExecutor(SessionExecutor):
         """Send the order and wait up to `waitfor` for its first fill (then, if `synced`,
         look it up); `waitfor=0, synced=False` sends it and returns `missing` at once."""
         session = self.session
+        if order.type in CONDITIONAL and not self._native(ai, order):
+            return self._hold(ai, order)
         wait = self.wait(req.waitfor)
         coro = orders.send(session, ai, order, req.payload(), wait, req.synced)
         if wait <= 0 and not req.synced:  # fire and forget
@@ -45,12 +47,53 @@ class LiveExecutor(SessionExecutor):
             return missing
         return self.block(coro, wait + GRACE, missing, f"{order.type.value}_order")
 
+    def _native(self, ai: AssetInstance, order: Order) -> bool:
+        """Whether the conditional `order` goes to the exchange as its own type (its route
+        is set either way). USD-M's algo orders are not followed yet: emulated there. The
+        second leg of an OCO pair is emulated: on the exchange both legs would hold the
+        funds that the pair holds once (`emulation.py` cancels the other leg there
+        before it sends this one)."""
+        paired = any(o.group == order.group and o is not order for o in ai.orders.values())
+        native = not ai.market.is_derivative and not paired and \
+            self.session.venue.native(order) is not None
+        order.route = "native" if native else "emulated"
+        return native
+
+    def _hold(self, ai: AssetInstance, order: Order) -> _Missing:
+        """An emulated conditional order: the engine holds it (created here, nothing sent)
+        and watches the public trades of its asset to fire it (session.watch_triggers)."""
+        session = self.session
+        session.apply_now("order_created", order, ai.symbol)
+        session.engine.fire(session.watch_triggers(ai.symbol))
+        return missing
+
+    def replaces(self, old: Order, new: Order) -> bool:
+        """Whether the native stop `old` moves to `new` in one cancel-replace request (the
+        venue has one); else the new stop is placed first and the old one cancelled."""
+        return old.route == "native" and self.session.venue.replacement(new) is not None
+
+    def replace(self, ai: AssetInstance, old: Order, new: Order,
+                req: OrderRequest) -> Trade | _Missing | None:
+        """Move the native stop `old` to `new` (see orders.replace)."""
+        new.route = "native"
+        session = self.session
+        return self.block(orders.replace(session, ai, old, new, req.payload()),
+                          session.waitfor + GRACE, missing, "amend_stop")
+
     def cancel(self, ai: AssetInstance, orders_: Sequence[Order], req: CancelOrders) -> bool:
         """Cancel on the exchange by client id; an order still in flight is cancelled once
-        the exchange knows it (see orders.cancel)."""
+        the exchange knows it (see orders.cancel). An emulated order that has not fired
+        is on no exchange: it is closed here."""
         session = self.session
+        held = [o for o in orders_ if o.route == "emulated" and not o.triggered]
+        for order in held:
+            session.apply_now("order_closed", {"id": order.id, "symbol": ai.symbol,
+                                               "status": "canceled"}, ai.symbol)
+        sent = [o.id for o in orders_ if o not in held]
+        if not sent:
+            return True
         wait = self.wait(req.waitfor)
-        coro = orders.cancel(session, ai, None, [o.id for o in orders_], waitfor=wait,
+        coro = orders.cancel(session, ai, None, sent, waitfor=wait,
                              confirm=req.confirm or req.synced)
         return bool(self.block(coro, wait + GRACE, False, "cancel_orders"))
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Coroutine, Mapping
 import ccxt
 
 from ...core.instances import AssetInstance
-from ...core.orders import Order, OrderType, Side, TimeInForce, Trade, missing
+from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderType, Side, TimeInForce,
+                            Trade, missing)
 from . import inflight, reports
 from .reconciler import REPLY
 
@@ -28,9 +29,23 @@ REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadS
            ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.InvalidNonce)
 
 
-def _params(session: LiveSession, ai: AssetInstance, order: Order) -> dict[str, Any]:
+def shape(session: LiveSession, order: Order) -> tuple[str, float | None, dict[str, Any]]:
+    """What create_order sends for `order`: ccxt's type, the price and extra params. A
+    native conditional order goes with its venue's trigger parameters; an emulated one
+    that fired goes as the market (or limit) order it has become."""
+    if order.type in CONDITIONAL:
+        if order.route == "native":
+            n = session.venue.native(order)
+            return n.type, n.price, n.params
+        if order.type in LIMIT_AFTER_TRIGGER:
+            return "limit", order.price, {}
+        return "market", None, {}
+    return order.type.value, order.price if order.type is OrderType.LIMIT else None, {}
+
+
+def _params(session: LiveSession, ai: AssetInstance, order: Order, kind: str) -> dict[str, Any]:
     params: dict[str, Any] = session.venue.order_params(order.id)
-    if order.type is OrderType.LIMIT:
+    if kind == "limit":
         if order.tif is TimeInForce.POST_ONLY:
             params["postOnly"] = True
         else:
@@ -107,13 +122,13 @@ async def _send(session: LiveSession, ai: AssetInstance, order: Order, deadline:
     limit (429), after the wait the exchange asked for and within the deadline. Any
     other failure raises: a refusal (REFUSED), or no answer (the outcome is unknown)."""
     loop = asyncio.get_running_loop()
-    price = order.price if order.type is OrderType.LIMIT else None
+    kind, price, extra = shape(session, order)
+    params = {**_params(session, ai, order, kind), **extra}
     attempt = 0
     while True:
         try:
-            return await session.request("create_order", ai.symbol, order.type.value,
-                                         order.side.value, order.amount, price,
-                                         _params(session, ai, order))
+            return await session.request("create_order", ai.symbol, kind, order.side.value,
+                                         order.remaining, price, params)
         except ccxt.InvalidOrder as e:
             # a try before this one did reach the exchange after all: its order is ours
             if attempt and session.venue.is_duplicate(e):
@@ -125,6 +140,44 @@ async def _send(session: LiveSession, ai: AssetInstance, order: Order, deadline:
             if session.venue.is_ban(e) or loop.time() + wait >= deadline or attempt >= 5:
                 raise
             await asyncio.sleep(wait)
+
+
+async def replace(session: LiveSession, ai: AssetInstance, old: Order, new: Order,
+                  request: Mapping[str, Any]) -> Trade | Any | None:
+    """Move a native stop with the venue's cancel-replace: one request that cancels `old`
+    and places `new`, so the exchange holds one or the other at every trade. Refused
+    before the cancel: `old` stays. If the exchange cancelled `old` but refused `new`
+    (Binance's "partially failed"), `old` is placed again at once and the call says so."""
+    order = (await session.emit("order_created", new, ai.symbol)).order or new
+    session.watch_orders(ai.symbol)
+    how = session.venue.replacement(order)
+    params = {**how.params, "cancelOrigClientOrderId": old.id,
+              **session.venue.order_params(order.id)}
+    params["newClientOrderId"] = order.id
+    try:
+        reply = await session.request("edit_order", None, ai.symbol, how.type,
+                                      order.side.value, order.remaining, how.price, params)
+    except REFUSED as e:
+        await _fail(session, ai, order, request, session.describe(e))
+        if "partially failed" in str(e):  # the old stop is gone: put it back
+            await session.emit("order_closed", {"id": old.id, "symbol": ai.symbol,
+                                                "status": "canceled"}, ai.symbol)
+            await _replant(session, ai, old)
+        return None
+    await session.emit("order_closed", {"id": old.id, "symbol": ai.symbol,
+                                        "status": "canceled"}, ai.symbol)
+    await reports.on_order(session, reply, REPLY)
+    return _result(session, order)
+
+
+async def _replant(session: LiveSession, ai: AssetInstance, old: Order) -> None:
+    """Place a stop like `old` again under a new client id."""
+    import attrs
+
+    again = attrs.evolve(old, id=session.new_client_id(), filled=0.0, cost=0.0, fee=0.0,
+                         committed=0.0, amount=old.remaining)
+    again.status = old.status.__class__("open")
+    await submit(session, ai, again, {"type": again.type.value, "replant": old.id}, 0.0, False)
 
 
 async def _fail(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],

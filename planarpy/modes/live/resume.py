@@ -92,6 +92,8 @@ async def carry_over(session: Any) -> int:
                                                  "reason": "unknown when the run ended"},
                                o.symbol)
     for o in carried:
+        if o.route == "emulated" and not o.triggered:
+            continue  # held by the engine, on no exchange: emulation.rearm watches it
         await settle(session, session.s.state.assets[o.symbol], o.id)
     return len(carried)
 

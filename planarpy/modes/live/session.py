@@ -18,7 +18,7 @@ from ...exchanges.venues import venue_for
 from ...strategy import Strategy
 from ...trace import trace_tail
 from ..runtime import Session, Watcher
-from . import inflight, reports, resume, translate
+from . import emulation, inflight, reports, resume, translate
 from .alignment import DEFAULT_EVERY, Aligner
 from .executor import LiveExecutor
 from .inflight import Flights
@@ -68,6 +68,7 @@ class LiveSession(Session):
                                 V.one_of(*HAND_ORDERS).value(hand_orders, "hand_orders"),
                                 clock=lambda: self.e.clock.now())
         self.flights = Flights()  # orders sent and not yet known to exist, or unknown
+        self.trigger_seen: dict[str, int] = {}  # newest public trade time emulation.py read
         self.inflight_every = V.positive("seconds").value(inflight_every, "inflight_every")
         self.adopt_every = None if adopt_every is None else \
             V.positive("seconds").value(adopt_every, "adopt_every")
@@ -88,6 +89,7 @@ class LiveSession(Session):
         await self.sync()
         await self.refresh_candles()
         await self.carry_over(trace_tail, measurements=True)
+        await emulation.rearm(self)
         await self.start_strategy()
         self.watchers["balance"] = Watcher(
             self, "balance", self.stream("watch_balance"), self._fetch_balance,
@@ -249,6 +251,10 @@ class LiveSession(Session):
                             process_rest=lambda d, p=process: p(self, d, REST))
                 self.watchers[kind] = w
             w.start()
+
+    async def watch_triggers(self, symbol: str) -> None:
+        """Watch `symbol`'s public trades to fire its emulated conditional orders."""
+        await emulation.watch(self, symbol)
 
     def symbols_with_orders(self) -> list[str]:
         return [ai.symbol for ai in self.e.assets if ai.orders]

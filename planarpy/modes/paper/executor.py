@@ -15,7 +15,7 @@ import ccxt
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
-from ...core.orders import Order, OrderType, TimeInForce, Trade, _Missing, missing
+from ...core.orders import CONDITIONAL, Order, OrderType, TimeInForce, Trade, _Missing, missing
 from ..runtime.executor import GRACE, SessionExecutor
 from . import orders
 
@@ -25,6 +25,8 @@ _RESTS = (TimeInForce.GTC, TimeInForce.POST_ONLY)
 
 class PaperExecutor(SessionExecutor):
     """Executes the orders of one paper run (implements `pipeline.Executor`)."""
+
+    cancels_at_once = True  # a cancel only changes local state: OCO groups settle at once
 
     def new_id(self) -> str:
         return self.session.new_id()
@@ -49,6 +51,10 @@ class PaperExecutor(SessionExecutor):
         post-only is refused when it would take."""
         session = self.session
         m = session.markets[ai.symbol]
+        if order.type in CONDITIONAL:  # held here and fired by the public trades
+            session.marks[order.id] = m.last_trade_ts
+            session.apply_now("order_created", order, ai.symbol)
+            return missing
         t = self._taking(ai, req)
         reason = orders.immediate_error(m, order, t.taken.amount, t.levels, t.cap)
         if reason is not None:

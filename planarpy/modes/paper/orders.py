@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import attrs
 
-from ...core.accounting import liquidation_trade, new_trade
+from ...core.accounting import liquidation_trade, new_trade, shortfall
 from ...core.instances import AssetInstance
-from ...core.orders import Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade
+from ...core.orders import (LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, PositionSide, Side,
+                            TimeInForce, Trade)
 from .fills import Level, Resting, Sweep, crosses, share_trade, sweep, volume_left, would_take
+from ..runtime.triggers import on_prices
 from .market import AssetMarket, PublicTrade
 
 if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
@@ -101,11 +103,42 @@ async def on_public_trades(session: PaperSession, ai: AssetInstance, fresh: list
             _on_public_trade(session, ai, t)
 
 
+def _fire(session: PaperSession, ai: AssetInstance, order: Order, t: PublicTrade) -> None:
+    """A held conditional order fires at the public trade `t`: it takes from the book what
+    it can now, as a market order does (a limit-type one up to its limit, the rest then
+    rests as a limit and fills from later trades). A market-type rest the book cannot
+    fill is cancelled, as a market order's; a buy the cash cannot pay for at the book's
+    prices is cancelled, as an exchange expires it. Each says why (on_order_error)."""
+    e = session.e
+    session.apply_now("order_triggered", {"id": order.id, "symbol": ai.symbol,
+                                          "trigger": order.trigger, "price": t.price,
+                                          "ts": e.clock.now()}, ai.symbol)
+    limit = order.price if order.type in LIMIT_AFTER_TRIGGER else None
+    m = session.markets[ai.symbol]
+    tk = taking(m, ai, order.side, order.remaining, limit, e.clock.now())
+    what = f"{order.type.value} {order.id} fired at {t.price:g}"
+    reason = shortfall(e.state, ai, order, tk.taken.amount, tk.taken.vwap) if tk.taken else None
+    if reason is None and tk.taken:
+        m.take(order.side, tk.taken, order.date)
+        fill(session, ai, order, tk.taken.amount, tk.taken.vwap, True,
+             {"source": "book", "book_ts": m.book_ts, "trigger_trade": [t.id, t.ts, t.price],
+              "levels": [list(x) for x in tk.taken.taken]})
+    if order.is_open and (limit is None or reason is not None):
+        close_rest(session, ai, order)
+        e.reject(ai, f"{what}: {reason or 'the book could not fill the rest'}",
+                 {"id": order.id, "symbol": ai.symbol})
+    elif order.is_open:
+        session.marks[order.id] = t.ts + 1  # rests as a limit: later trades fill it
+
+
 def _on_public_trade(session: PaperSession, ai: AssetInstance, t: PublicTrade) -> None:
     if ai.orders:
+        on_prices(session.e, ai, t.price, t.price,
+                  lambda a, o, p: _fire(session, a, o, t) if t.ts >= session.marks.get(o.id, 0)
+                  else None)
         resting = [Resting(o.id, o.side, o.price, o.remaining) for o in ai.orders.values()
-                   if o.type is OrderType.LIMIT and o.is_open
-                   and t.ts >= session.marks.get(o.id, 0)]
+                   if (o.type is OrderType.LIMIT or o.triggered and o.type in LIMIT_AFTER_TRIGGER)
+                   and o.is_open and t.ts >= session.marks.get(o.id, 0)]
         for oid, amount in share_trade(resting, t.price, t.amount, ai.market.amount_step):
             order = ai.orders.get(oid)
             if order is None:

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ...core.accounting import liquidation_trade, new_trade
+from ...core.accounting import liquidation_trade, new_trade, shortfall
 from ...core.instances import AssetInstance
-from ...core.orders import Order, OrderStatus, PositionSide, Trade
+from ...core.orders import LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, PositionSide, Trade
 from ...core.precision import floor_to_step
+from ...core.triggers import passed, reached, trail_to
 from .config import SimConfig
-from .fills import limit_triggers, volume_fill
+from .fills import limit_triggers, marketable, volume_fill
+from .triggers import fill_price, rank, waits
 from .guard import EquityGuard
 from .results import Ledger
 
@@ -22,6 +24,17 @@ if TYPE_CHECKING:  # a backtest runs a strategy: imported for the annotations on
 
 CHUNK = 1 << 16  # candles between progress updates
 _OPEN = OrderStatus.OPEN
+_LIMIT = OrderType.LIMIT
+_TRAIL = OrderType.TRAILING_STOP
+
+
+def _reaches(order: Order, low: float, high: float) -> bool:
+    """Whether a candle must look at a conditional order: it may fire, it has a rest to
+    fill, or it trails."""
+    if order.triggered:  # a stop-limit acts as a limit, a stop-market fills its rest
+        return limit_triggers(order.side, order.price, low, high) \
+            if order.type in LIMIT_AFTER_TRIGGER else True
+    return order.type is _TRAIL or reached(order, low, high)
 
 
 class SimClock:
@@ -57,6 +70,7 @@ class SimEngine:
         self.ids = 0
         self.ledger = Ledger(len(self.e.assets))  # the state after each fill, for the equity curve
         self.guard: EquityGuard | None = None  # set when loss breakers are configured
+        self.matching = False  # inside a candle: orders placed now rest until the next one
 
     @property
     def n(self) -> int:
@@ -136,7 +150,8 @@ class SimEngine:
                 reached = (reached or []) + [ai]
                 continue
             for order in ai.orders.values():
-                if limit_triggers(order.side, order.price, lo, hi):
+                if limit_triggers(order.side, order.price, lo, hi) if order.type is _LIMIT \
+                        else _reaches(order, lo, hi):
                     reached = (reached or []) + [ai]
                     break
         if reached:
@@ -150,11 +165,78 @@ class SimEngine:
             liq = pos.liquidation_price
             if (l[i] <= liq) if pos.side is PositionSide.LONG else (h[i] >= liq):
                 self.liquidate(ai, pos.side, i)
-        for order in list(ai.orders.values()):
-            if order.is_open and limit_triggers(order.side, order.price, l[i], h[i]):
+        orders = list(ai.orders.values())
+        if any(o.type is not _LIMIT or o.legs or o.group for o in orders):
+            self.matching = True
+            try:
+                self._settle_orders(ai, orders, i)
+            finally:
+                self.matching = False
+            self._trail(ai, h[i], l[i])
+            return
+        self._settle_orders(ai, orders, i)
+
+    def _settle_orders(self, ai: AssetInstance, orders: list[Order], i: int) -> None:
+        """Fire and fill the orders of `ai` that candle `i` reaches, in the order triggers.py
+        states."""
+        h, l, v = self.cols(ai)
+        conditional = len(orders) > 1 and any(o.type is not _LIMIT for o in orders)
+        if conditional:  # the order of a candle's fills: triggers.py
+            open_ = self.views(ai)[0][i]
+            orders.sort(key=lambda o: rank(o, open_))
+        for order in orders:
+            if not order.is_open:
+                continue
+            if order.type is not _LIMIT and waits(order):
+                self._fire(ai, order, i)
+            elif limit_triggers(order.side, order.price, l[i], h[i]):
                 amount = self.fillable(ai, order.remaining, v[i])
                 if amount > 0:
                     self.fill(ai, order, order.price, amount, taker=False, effective=i)
+
+    def _fire(self, ai: AssetInstance, order: Order, i: int) -> None:
+        """Fire a conditional order that candle `i` reaches and fill what it may (triggers.py)."""
+        h, l, v = self.cols(ai)
+        opens, closes, _ = self.views(ai)
+        open_ = opens[i]
+        if not order.triggered:
+            if not reached(order, l[i], h[i]):
+                return
+            ref = open_ if passed(order, open_) else order.trigger
+            self.e.emit("order_triggered", {"id": order.id, "symbol": ai.symbol,
+                                            "trigger": order.trigger, "price": ref,
+                                            "ts": self.e.clock.now()}, ai.symbol)
+            if order.type in LIMIT_AFTER_TRIGGER:
+                if marketable(order.side, order.price, ref):
+                    amount = self.fillable(ai, order.remaining, v[i])
+                    if amount > 0:
+                        self.fill(ai, order, ref, amount, taker=True, effective=i)
+                return
+        else:
+            ref = open_  # the rest the volume cap left: at the next opens
+        amount = self.fillable(ai, order.remaining, v[i])
+        if amount > 0:
+            share = 1.0 if v[i] <= 0 else min(1.0, amount / v[i])
+            price = fill_price(order, ref, open_, closes[i - 1] if i else open_, l[i], h[i],
+                               share, self.config.slippage, ai.market.price_step)
+            reason = shortfall(self.e.state, ai, order, amount, price)
+            if reason is not None:  # as an exchange expires a market order it cannot fund
+                self.close_rest(ai, order)
+                self.e.reject(ai, f"{order.type.value} {order.id} fired at {price:g}: "
+                                  f"{reason}", {"id": order.id, "symbol": ai.symbol})
+                return
+            self.fill(ai, order, price, amount, taker=True, effective=i)
+
+    def _trail(self, ai: AssetInstance, high: float, low: float) -> None:
+        """Move the trailing stops of `ai` after a closed candle (never back)."""
+        step = ai.market.price_step
+        for order in list(ai.orders.values()):
+            if order.type is _TRAIL and not order.triggered:
+                new = trail_to(order, low, high, step)
+                if new is not None:
+                    self.e.emit("trigger_moved", {"id": order.id, "symbol": ai.symbol,
+                                                  "trigger": new, "ts": self.e.clock.now()},
+                                ai.symbol)
 
     def liquidate(self, ai: AssetInstance, side: PositionSide, i: int) -> None:
         trade = liquidation_trade(ai, side, self.e.clock.now(), self.new_id())

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
-from ...core.orders import (Order, OrderStatus, OrderType, Side, TimeInForce, Trade, _Missing,
-                            missing)
+from ...core.orders import (CONDITIONAL, Order, OrderStatus, OrderType, Side, TimeInForce, Trade,
+                            _Missing, missing)
 from ...core.precision import ceil_to_step, floor_to_step
 from ...core.risk import TradingState
 from .engine import SimEngine
@@ -31,6 +31,8 @@ _CANCELED = OrderStatus.CANCELED.value
 
 class SimExecutor:
     """Executes the orders of one backtest (implements `pipeline.Executor`)."""
+
+    cancels_at_once = True  # a cancel only changes local state: OCO groups settle at once
 
     __slots__ = ("s", "e", "engine", "new_id")
 
@@ -78,6 +80,11 @@ class SimExecutor:
     def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | _Missing | None:
         if order.type is _MARKET:
             return self._market(ai, order, req)
+        if order.type in CONDITIONAL or self.engine.matching:
+            # a conditional order waits for its trigger (engine.match fires it); an exit a
+            # fill placed inside a candle rests until the next candle
+            self.e.emit("order_created", order, ai.symbol)
+            return missing
         return self._limit(ai, order, req)
 
     def _market(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | None:

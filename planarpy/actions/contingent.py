@@ -1,0 +1,253 @@
+"""The flows of conditional orders, written once for every mode.
+
+    call -> request (conditional.py) -> Order (gate.new_order) -> gate -> executor -> events
+
+A stop, take-profit or trailing stop is one Order of a conditional type that the mode's
+executor rests (sim and paper trigger it from candles and trades, live natively or by
+emulation). An OCO pair is two orders of one group that share one commitment; the first
+fill (or trigger) of one cancels the other (`settle_group`). A bracket is an entry that
+keeps its exits (`Order.legs`) until it is done, then places them as an OCO pair for
+what it filled (`release_legs`). Amending a stop places the replacement in the old
+stop's group first and cancels the old one after, so a position is never without one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from ..core.instances import AssetInstance
+from ..core.orders import CONDITIONAL, Order, OrderType, Side, Trade, _Missing, missing
+from ..core.precision import floor_to_step
+from ..core.triggers import immediate_error, trailing_trigger
+from . import Action, Handler
+from .conditional import AmendStop, BracketOrder, OcoOrder, StopOrder, TrailingStop
+from .gate import admit, new_order
+from .requests import CancelOrders, LimitOrder, MarketOrder
+
+OrderResult = Trade | _Missing | None
+
+
+def _prices_error(ai: AssetInstance, *prices: float | None) -> str | None:
+    check = ai.market.check_limit_price
+    for p in prices:
+        reason = None if p is None else check(p)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _submit(s: Any, ai: AssetInstance, orders: Sequence[tuple[Order, Any]]) -> OrderResult:
+    """Gate every order, then give them ids and place them in turn (the first one's id is
+    the group of the others). Nothing is placed unless all pass."""
+    if not all(admit(s, ai, order, req) for order, req in orders):
+        return None
+    ex = s.executor
+    group = ""
+    result: OrderResult = missing
+    for n, (order, req) in enumerate(orders):
+        if n and orders[0][0].filled > 0:
+            break  # the first leg filled on placing: its pair has nothing left to guard
+        order.id = ex.new_id()
+        group = group or order.group or order.id
+        order.group = group if order.type in CONDITIONAL or len(orders) > 1 else order.group
+        result = ex.place(ai, order, req)
+        if result is None:
+            return None
+    return result if len(orders) == 1 else missing
+
+
+def stop_order(s: Any, ai: AssetInstance, req: StopOrder, mark: float | None) -> Order | str:
+    """The Order of a stop or take-profit, or why it cannot be placed. With a `mark` it is
+    refused when that price would fire it at once."""
+    reason = _prices_error(ai, req.trigger, req.limit)
+    if reason is None and mark is not None:
+        reason = immediate_error(req.type, req.side, req.trigger, mark)
+    if reason is not None:
+        return reason
+    order = new_order(ai, req, req.price, s.clock.now())  # type: ignore[arg-type]
+    order.trigger, order.group = req.trigger, req.group
+    return order
+
+
+def place_stop(s: Any, req: StopOrder) -> OrderResult:
+    """A stop or take-profit order (market or limit once triggered)."""
+    ai = req.ai
+    order = stop_order(s, ai, req, s.executor.mark(ai))
+    if order.__class__ is str:
+        s.reject(ai, order, req.payload())
+        return None
+    return _submit(s, ai, [(order, req)])  # type: ignore[list-item]
+
+
+def place_trailing(s: Any, req: TrailingStop) -> OrderResult:
+    """A trailing stop, armed at once (from the price now) or once `activation` is reached."""
+    ai = req.ai
+    mark = s.executor.mark(ai)
+    reason = _prices_error(ai, req.activation) or (
+        immediate_error(OrderType.TAKE_PROFIT_MARKET, req.side, req.activation, mark)
+        if req.activation is not None else None)
+    if reason is not None:
+        s.reject(ai, reason.replace("take-profit", "trailing stop activation"), req.payload())
+        return None
+    order = new_order(ai, req, mark, s.clock.now())  # type: ignore[arg-type]
+    order.trail, order.trail_pct = req.trail, req.percent is not None
+    if req.activation is None:
+        order.trigger = order.price = trailing_trigger(order, mark, ai.market.price_step)
+    else:
+        order.activation = order.price = req.activation
+    return _submit(s, ai, [(order, req)])
+
+
+def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any]] | str:
+    ai = req.ai
+    limit = LimitOrder(ai, req.amount, req.price, req.side, pos=req.pos,
+                       reduce_only=req.reduce_only)
+    stop = StopOrder(ai, req.amount, req.stop, req.side, req.stop_limit, "stop", req.pos,
+                     req.reduce_only)
+    reason = _prices_error(ai, req.price)
+    stop_o = stop_order(s, ai, stop, s.executor.mark(ai) if check_now else None)
+    if reason is not None or stop_o.__class__ is str:
+        return reason or stop_o  # type: ignore[return-value]
+    limit_o = new_order(ai, limit, req.price, s.clock.now())
+    pair = [(limit_o, limit), (stop_o, stop)]
+    # the leg that needs more (a buy's higher price) is placed first: it holds for both
+    return pair if req.side is Side.SELL or req.price >= stop.price else pair[::-1]
+
+
+def place_oco(s: Any, req: OcoOrder, check_now: bool = True) -> OrderResult:
+    """Two exits (a limit and a stop) of which the first to fill cancels the other."""
+    orders = _oco_orders(s, req, check_now)
+    if orders.__class__ is str:
+        s.reject(req.ai, orders, req.payload())
+        return None
+    return _submit(s, req.ai, orders)  # type: ignore[arg-type]
+
+
+def place_bracket(s: Any, req: BracketOrder) -> OrderResult:
+    """An entry whose exits are placed once it is done (see `release_legs`)."""
+    ai, ex = req.ai, s.executor
+    entry: MarketOrder | LimitOrder = (
+        MarketOrder(ai, req.amount, req.side, req.pos) if req.price is None else
+        LimitOrder(ai, req.amount, req.price, req.side, req.tif, req.pos))
+    price = ex.order_price(ai, entry)
+    reason = price if price.__class__ is str else \
+        _prices_error(ai, req.stop_loss, req.take_profit, req.stop_limit) or \
+        _legs_error(req, price)
+    if reason is not None:
+        s.reject(ai, reason, req.payload())
+        return None
+    order = new_order(ai, entry, price, s.clock.now())
+    order.legs = req.legs()
+    return _submit(s, ai, [(order, entry)])
+
+
+def _legs_error(req: BracketOrder, price: float) -> str | None:
+    buy = req.side is Side.BUY
+    for name, p, below in (("stop_loss", req.stop_loss, buy), ("take_profit", req.take_profit,
+                                                                not buy)):
+        if p is not None and ((p >= price) if below else (p <= price)):
+            return (f"bracket_order: the {name} {p:g} of a {req.side.value} entry must be "
+                    f"{'below' if below else 'above'} the entry price {price:g}")
+    return None
+
+
+def amend_stop(s: Any, req: AmendStop) -> OrderResult:
+    """Move a stop: the replacement first (in the old stop's group, so it may use what the
+    old one holds), then the old stop is cancelled. If the replacement is refused, the
+    old stop stays as it was."""
+    ai = req.ai
+    old = next((o for o in ai.orders.values() if (o.id == req.id or o.group == req.id)
+                and o.type in CONDITIONAL and not o.triggered and o.is_open), None)
+    if old is None or old.type is OrderType.TRAILING_STOP:
+        s.reject(ai, f"no open stop or take-profit order {req.id!r} to amend" if old is None
+                 else "a trailing stop follows the price itself: cancel it and place "
+                      "another to change it", req.payload())
+        return None
+    kind = "take_profit" if old.type in (OrderType.TAKE_PROFIT_MARKET,
+                                         OrderType.TAKE_PROFIT_LIMIT) else "stop"
+    limit = req.limit if req.limit is not None or old.type not in (
+        OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT) else old.price
+    new = StopOrder(ai, old.remaining, req.trigger, old.side, limit, kind, old.pos,
+                    old.reduce_only, old.group)
+    ex = s.executor
+    if getattr(ex, "replaces", None) is not None:  # live: the venue's atomic cancel-replace
+        order = stop_order(s, ai, new, ex.mark(ai))
+        if order.__class__ is not str and ex.replaces(old, order):
+            if not admit(s, ai, order, new):  # type: ignore[arg-type]
+                return None
+            order.id = ex.new_id()  # type: ignore[union-attr]
+            return ex.replace(ai, old, order, new)
+    result = place_stop(s, new)
+    if result is not None and old.is_open:
+        s.executor.cancel(ai, [old], CancelOrders(ai, ids=(old.id,)))
+    return result
+
+
+# ---- what fills and cancels set off (the modes call these) --------------------------------
+def settle_group(s: Any, ai: AssetInstance, order: Order) -> None:
+    """`order` filled or triggered: cancel the other open orders of its OCO group."""
+    others = [o for o in ai.orders.values()
+              if o.group == order.group and o is not order and o.is_open]
+    if others:
+        s.executor.cancel(ai, others, CancelOrders(ai, ids=tuple(o.id for o in others)))
+
+
+def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
+    """A bracket entry is done: place its exits, an OCO pair (or the one exit it has) on
+    the other side, for what the entry filled (on spot, what it left to sell)."""
+    legs, entry.legs = entry.legs, None
+    if not legs or entry.filled <= 0:
+        return None
+    amount = entry.filled
+    m = ai.market
+    if not m.is_derivative and entry.side is Side.BUY:
+        amount = floor_to_step(min(amount, ai.free_balance), m.amount_step)
+    side = Side.SELL if entry.side is Side.BUY else Side.BUY
+    ro = m.is_derivative
+    sl, tp, sl_limit = legs.get("stop_loss"), legs.get("take_profit"), legs.get("stop_limit")
+    if sl is not None and tp is not None:
+        return place_oco(s, OcoOrder(ai, amount, tp, sl, side, sl_limit, entry.pos, ro),
+                         check_now=False)
+    if sl is not None:
+        req = StopOrder(ai, amount, sl, side, sl_limit, "stop", entry.pos, ro)
+        order = stop_order(s, ai, req, None)
+        if order.__class__ is str:
+            s.reject(ai, order, req.payload())  # type: ignore[arg-type]
+            return None
+        return _submit(s, ai, [(order, req)])  # type: ignore[list-item]
+    limit = LimitOrder(ai, amount, tp, side, pos=entry.pos, reduce_only=ro)
+    return _submit(s, ai, [(new_order(ai, limit, tp, s.clock.now()), limit)])
+
+
+_SETTLES = frozenset({"trade_created", "trade_emulated", "order_triggered"})
+_CLOSES = frozenset({"order_closed", "order_cancelled_local"})
+
+
+def follow(e: Any, kind: str, order: Order) -> None:
+    """What an applied event on an order of an OCO group or on a bracket entry sets off,
+    in every mode (`Engine.emit` calls it): a fill or a trigger cancels the rest of the
+    group; a bracket entry that is done (filled, or closed after a partial fill) places
+    its exits. It runs through `executor.soon`: at once where the caller may act (sim,
+    a strategy's call), else right after the engine's loop is free (a stream's fill);
+    an executor whose cancels only change local state (`cancels_at_once`: sim, paper)
+    settles the group at once, so that no later price fires the other leg first."""
+    ai = e.state.assets[order.symbol]
+    if kind in _SETTLES:
+        if order.group and getattr(e.executor, "cancels_at_once", False):
+            settle_group(e, ai, order)  # no other trade may fire a leg meanwhile
+        elif order.group:
+            e.executor.soon(lambda: settle_group(e, ai, order))
+        if order.legs and not order.is_open:
+            e.executor.soon(lambda: release_legs(e, ai, order))
+    elif kind in _CLOSES and order.legs and order.filled > 0:
+        e.executor.soon(lambda: release_legs(e, ai, order))
+
+
+HANDLERS: Mapping[Action, Handler] = {
+    Action.STOP_ORDER: place_stop,
+    Action.TAKE_PROFIT_ORDER: place_stop,
+    Action.TRAILING_STOP_ORDER: place_trailing,
+    Action.OCO_ORDER: place_oco,
+    Action.BRACKET_ORDER: place_bracket,
+    Action.AMEND_STOP: amend_stop,
+}

@@ -1,0 +1,74 @@
+"""Conditional orders that a paper or live run holds itself, fired from the streamed trades.
+
+Paper holds every conditional order this way (nothing is on an exchange); live holds
+those its venue cannot (`Order.route` "emulated"). They live in the strategy's state like
+any order: created, triggered, trailed and filled by events, so the trace has them and a
+restart finds them again, armed, in the state it rebuilds. The rules are the sim's
+(`core.triggers`), applied to each public trade instead of a candle's range:
+
+- a trade at or through an order's trigger fires it; when one trade fires several orders
+  of an asset, stops go before take-profits and limits, as in the sim;
+- a trailing stop follows each trade's price (the best since it was armed), never back;
+- after the stream was down (`catch_up`), the range the market traded in meanwhile (its
+  candles' lows and highs) is checked: an order that range reaches may have fired while
+  nobody watched. It fires now, at the market, and the run is told (an alert), since the
+  price it fills at can be far from its trigger.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ...core.instances import AssetInstance
+from ...core.orders import CONDITIONAL, STOPS, Order, OrderType
+from ...core.triggers import reached, trail_to
+
+Fire = Callable[[AssetInstance, Order, float], None]
+_TRAIL = OrderType.TRAILING_STOP
+
+
+def held(ai: AssetInstance) -> list[Order]:
+    """The conditional orders of `ai` the engine holds (not native on an exchange) and that
+    have not fired yet."""
+    return [o for o in ai.orders.values()
+            if o.type in CONDITIONAL and not o.triggered and o.route != "native" and o.is_open]
+
+
+def on_prices(e: Any, ai: AssetInstance, low: float, high: float, fire: Fire,
+              price: float | None = None) -> list[Order]:
+    """Fire the held orders of `ai` that prices from `low` to `high` reach (`fire(ai,
+    order, price)` executes one: `price` is where the market is, `high` by default), then
+    move the trailing stops. Returns the orders fired."""
+    orders = held(ai)
+    if not orders:
+        return []
+    due = [o for o in orders if reached(o, low, high)]
+    due.sort(key=lambda o: 0 if o.type in STOPS else 1)
+    at = high if price is None else price
+    for order in due:
+        if order.is_open and not order.triggered:  # an OCO leg fired before may cancel it
+            fire(ai, order, at)
+    _trail(e, ai, low, high)
+    return due
+
+
+def _trail(e: Any, ai: AssetInstance, low: float, high: float) -> None:
+    step = ai.market.price_step
+    for order in held(ai):
+        if order.type is _TRAIL:
+            new = trail_to(order, low, high, step)
+            if new is not None:
+                e.emit("trigger_moved", {"id": order.id, "symbol": ai.symbol, "trigger": new,
+                                         "ts": e.clock.now()}, ai.symbol)
+
+
+def catch_up(e: Any, ai: AssetInstance, low: float, high: float, price: float, fire: Fire,
+             alert: Callable[[str], None]) -> list[Order]:
+    """After the stream was down: fire what the market's range meanwhile (`low`..`high`)
+    reached, at the market `price`, and raise an alert naming each such order."""
+    fired = on_prices(e, ai, low, high, fire, price)
+    for order in fired:
+        alert(f"{ai.symbol}: {order.type.value} {order.id} at {order.trigger:g} may have "
+              f"fired while the stream was down (the market traded from {low:g} to "
+              f"{high:g}); it fired on reconnect at the market, {price:g}")
+    return fired

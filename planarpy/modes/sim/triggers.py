@@ -1,0 +1,62 @@
+"""How the sim fires conditional orders inside one candle (stated, conservative, no chance).
+
+The sim sees only a candle's open, high, low and close, so the order of prices inside it
+is unknown. The rules:
+
+1. A sell stop fires when the candle's low reaches its trigger, a buy stop when its high
+   does; a take-profit the other way round (`core.triggers`). A trailing stop is checked
+   against the stop it had at the last close: its reference follows closed candles only
+   (a sell trailing stop follows the highs, a buy one the lows), after the candle's
+   triggers are settled.
+2. Several orders of one asset that one candle could fire are taken in this order: first
+   those the open already passes (a gap: they certainly fired first), then stops, then
+   take-profits and limits. So when a stop and a target are both inside one candle, the
+   stop wins (as in backtesting.py). The first fill (or trigger) of an OCO leg cancels
+   the other leg before it is looked at.
+3. A stop-market (or take-profit-market, trailing) order fills at its trigger, or at the
+   open when the open is already through it (a gap), moved against it by the sim's
+   slippage (the gap between the last close and the open, times `slippage`, as market
+   orders), never beyond the candle's range. It is a taker fill; what the volume cap
+   leaves stays triggered and fills at the next candles' opens.
+4. A stop-limit (take-profit-limit) turns into a limit at its limit price when it fires:
+   it fills at once (a taker, at the trigger or the gapped open) if the limit is
+   marketable there, else it rests as a limit from the next candle on.
+5. Exits of a bracket are placed when the entry is done; they are first checked on the
+   candle after the fill (a market entry at tick i fills at the open of i+1 and its exits
+   are checked in candle i+1, as backtesting.py does).
+"""
+
+from __future__ import annotations
+
+from ...core.orders import CONDITIONAL, LIMIT_AFTER_TRIGGER, STOPS, Order, Side
+from ...core.precision import ceil_to_step, floor_to_step
+from ...core.triggers import passed
+from .fills import marketable
+
+
+_MARKET_AFTER = CONDITIONAL - LIMIT_AFTER_TRIGGER
+
+
+def waits(order: Order) -> bool:
+    """Whether `order` is a conditional order still waiting for its trigger, or a triggered
+    market-type one with a rest to fill (not what acts as a plain limit)."""
+    return order.type in CONDITIONAL and (not order.triggered or order.type in _MARKET_AFTER)
+
+
+def rank(order: Order, open_: float) -> int:
+    """Where `order` comes in a candle: 0 if the open passes it, 1 a stop, 2 the rest."""
+    if waits(order):
+        if order.triggered or passed(order, open_):
+            return 0
+        return 1 if order.type in STOPS else 2
+    return 0 if marketable(order.side, order.price, open_) else 2
+
+
+def fill_price(order: Order, ref: float, open_: float, prev_close: float, low: float,
+               high: float, share: float, scale: float, step: float) -> float:
+    """Where a fired market-type order fills: at `ref` (its trigger, or the gapped open),
+    moved against it by slippage, kept inside the candle, on the price step."""
+    slip = abs(prev_close - open_) * scale * (1.0 + share) if scale > 0 else 0.0
+    if order.side is Side.BUY:
+        return min(ceil_to_step(ref + slip, step), high)
+    return max(floor_to_step(ref - slip, step), low)

@@ -1,0 +1,47 @@
+"""A local exchange replaying a scripted tape of XRP/ETH trades, and a trace in memory:
+for paper and live tests that need to know every price the market will trade at."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from planarpy.data.sample import sample_markets
+from planarpy.localexchange import Clock, Feed
+
+SYM = "XRP/ETH"
+T0 = 1_700_000_400_000 // 3_600_000 * 3_600_000
+STEP = 10_000  # ms between two trades of the tape
+
+
+def tape(path: Iterable[float]) -> Feed:
+    """An hour of trades at 0.0015 every 10 s before T0, then `path`, one every 10 s."""
+    hist = [0.0015] * 360
+    prices = hist + list(path)
+    ts = T0 + STEP * (np.arange(len(prices), dtype=np.int64) - len(hist) + 1)
+    return Feed(ts, np.array(prices), np.full(len(prices), 400.0), np.zeros(len(prices), bool))
+
+
+def scripted_exchange(factory: Any, path: Iterable[float]) -> Any:
+    """A local exchange (from the `local_exchange_factory` fixture) whose XRP/ETH replays
+    `tape(path)` on a clock stepped by the test, starting at T0."""
+    m = sample_markets("binance")[SYM]
+    return factory(markets=[m], clock=Clock(start=T0), origin=T0, data={SYM: tape(path)})
+
+
+class Events:
+    """A trace that keeps the events a run records in a list, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def record(self, kind: str, payload: Any, symbol: str | None = None,
+               ts: int | None = None) -> None:
+        self.events.append((kind, payload))
+
+    def close(self) -> None:
+        pass
+
+    def of(self, kind: str) -> list[Any]:
+        return [p for k, p in self.events if k == kind]

@@ -1,0 +1,281 @@
+"""Conditional orders on the local exchange through the unmodified ccxt clients: spot's
+STOP_LOSS / TAKE_PROFIT types and USD-M's algo orders, fired by the replayed trades."""
+
+from __future__ import annotations
+
+import asyncio
+
+import ccxt
+import ccxt.pro
+import numpy as np
+import pytest
+
+from planarpy.data.sample import sample_markets
+from planarpy.localexchange import Clock, Feed, point_ccxt
+
+SPOT = "XRP/ETH"
+PERP = "XRP/USDT:USDT"
+T0 = 1_700_000_400_000 // 3_600_000 * 3_600_000
+MIN = 60_000
+
+
+def feed(prices, qty=500.0):
+    """One replayed trade a minute: the first at T0 - 1 min (history), then one per minute."""
+    ts = np.array([T0 + (i * MIN if i else -MIN) for i in range(len(prices))], dtype=np.int64)
+    return Feed(ts, np.array(prices), np.full(len(prices), qty), np.zeros(len(prices), dtype=bool))
+
+
+@pytest.fixture
+def spot_lx(local_exchange_factory):
+    """XRP/ETH: 0.0015 (history), then 0.00152, 0.00149, 0.00146, 0.00150 a minute apart."""
+    m = sample_markets("binance")[SPOT]
+    return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
+                                  data={SPOT: feed([0.0015, 0.00152, 0.00149, 0.00146, 0.0015])})
+
+
+@pytest.fixture
+def perp_lx(local_exchange_factory):
+    """XRP/USDT:USDT: 1.0 (history), then 1.02, 1.05, 1.03, 1.00, 0.97 a minute apart."""
+    m = sample_markets("binanceusdm")[PERP]
+    return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
+                                  data={PERP: feed([1.0, 1.02, 1.05, 1.03, 1.00, 0.97])})
+
+
+def sync(cls, lx):
+    ex = point_ccxt(cls({"apiKey": lx.api_key, "secret": lx.secret, "timeout": 5000}), lx.url)
+    ex.load_markets()
+    return ex
+
+
+def test_spot_stop_loss_waits_then_sells_at_the_market(spot_lx):
+    ex = sync(ccxt.binance, spot_lx)
+    o = ex.create_order(SPOT, "market", "sell", 100, None, {"stopLossPrice": 0.0015 - 2e-5})
+    # ccxt calls it a market order with a trigger price; the venue's type is in `info`
+    assert o["info"]["type"] == "STOP_LOSS" and o["type"] == "market"
+    assert o["status"] == "open" and o["triggerPrice"] == 0.00148
+    (listed,) = ex.fetch_open_orders(SPOT)
+    assert listed["info"]["isWorking"] is False and listed["info"]["stopPrice"] == "0.00148000"
+    assert ex.fetch_balance()["XRP"]["used"] == 100
+    spot_lx.step(MIN)  # 0.00152: nothing
+    spot_lx.step(MIN)  # 0.00149: still above 0.00148
+    assert ex.fetch_order(o["id"], SPOT)["status"] == "open"
+    spot_lx.step(MIN)  # 0.00146: fires, sells into the book around 0.00146
+    done = ex.fetch_order(o["id"], SPOT)
+    assert done["status"] == "closed" and done["filled"] == 100
+    assert done["info"]["type"] == "STOP_LOSS"
+    assert done["average"] < 0.00148
+    (t,) = ex.fetch_my_trades(SPOT)
+    assert t["order"] == o["id"] and t["takerOrMaker"] == "taker"
+    assert ex.fetch_balance()["XRP"]["used"] == 0
+
+
+def test_spot_take_profit_limit_fires_and_rests_as_a_limit(spot_lx):
+    ex = sync(ccxt.binance, spot_lx)
+    o = ex.create_order(SPOT, "limit", "sell", 100, 0.00153, {"takeProfitPrice": 0.00151})
+    assert o["info"]["type"] == "TAKE_PROFIT_LIMIT"
+    spot_lx.step(MIN)  # 0.00152 fires it: a sell limit at 0.00153 above the market rests
+    f = ex.fetch_order(o["id"], SPOT)
+    assert f["status"] == "open" and f["info"]["isWorking"] is True and f["filled"] == 0
+    assert f["price"] == 0.00153
+    assert ex.cancel_order(o["id"], SPOT)["status"] == "canceled"
+    assert ex.fetch_balance()["XRP"]["used"] == 0
+
+
+def test_spot_stop_that_would_fire_at_once_is_refused(spot_lx):
+    ex = sync(ccxt.binance, spot_lx)
+    with pytest.raises(ccxt.BaseError, match="Stop price would trigger immediately"):
+        ex.create_order(SPOT, "market", "sell", 100, None, {"stopLossPrice": 0.0015})
+    assert ex.fetch_open_orders(SPOT) == []
+
+
+def test_spot_stop_cancelled_before_it_fires_releases_its_hold(spot_lx):
+    ex = sync(ccxt.binance, spot_lx)
+    o = ex.create_order(SPOT, "market", "buy", 100, None, {"stopLossPrice": 0.00151})
+    assert o["info"]["type"] == "STOP_LOSS" and ex.fetch_balance()["ETH"]["used"] == pytest.approx(0.151)
+    ex.cancel_order(o["id"], SPOT)
+    assert ex.fetch_balance()["ETH"]["used"] == 0
+    spot_lx.step(MIN)  # 0.00152 would have fired it
+    assert ex.fetch_my_trades(SPOT) == []
+
+
+def test_spot_buy_stop_fires_on_a_rise(spot_lx):
+    ex = sync(ccxt.binance, spot_lx)
+    o = ex.create_order(SPOT, "market", "buy", 100, None, {"stopLossPrice": 0.00151})
+    spot_lx.step(MIN)  # 0.00152
+    done = ex.fetch_order(o["id"], SPOT)
+    assert done["status"] == "closed" and done["filled"] == 100 and done["average"] > 0.00151
+    assert ex.fetch_balance()["ETH"]["used"] == 0
+
+
+def long_position(ex, qty=100):
+    ex.create_order(PERP, "market", "buy", qty)
+    return ex.fetch_positions()[0]["contracts"]
+
+
+def test_usdm_stop_market_is_an_algo_order_that_closes_the_position(perp_lx):
+    ex = sync(ccxt.binanceusdm, perp_lx)
+    long_position(ex)
+    o = ex.create_order(PERP, "market", "sell", 100, None,
+                        {"stopLossPrice": 0.99, "reduceOnly": True})
+    assert o["info"]["orderType"] == "STOP_MARKET" and o["info"]["algoType"] == "CONDITIONAL"
+    assert o["status"] == "open" and o["triggerPrice"] == 0.99
+    (listed,) = ex.fetch_open_orders(PERP, params={"trigger": True})
+    assert listed["id"] == o["id"]
+    assert ex.fetch_open_orders(PERP) == []  # not a regular order until it fires
+    for _ in range(4):  # 1.02, 1.05, 1.03, 1.00: above the stop
+        perp_lx.step(MIN)
+    assert ex.fetch_positions()[0]["contracts"] == 100
+    perp_lx.step(MIN)  # 0.97: fires
+    assert ex.fetch_positions() == [] or ex.fetch_positions()[0]["contracts"] == 0
+    algo = ex.fetch_order(o["id"], PERP, params={"trigger": True})
+    assert algo["info"]["algoStatus"] == "FINISHED" and algo["info"]["actualOrderId"]
+    (sell,) = [t for t in ex.fetch_my_trades(PERP) if t["side"] == "sell"]
+    assert str(sell["order"]) == algo["info"]["actualOrderId"]
+    child = ex.fetch_order(algo["info"]["actualOrderId"], PERP)
+    assert child["clientOrderId"] == o["clientOrderId"] and child["reduceOnly"] is True
+
+
+def test_usdm_trailing_stop_follows_the_rally_then_fires(perp_lx):
+    ex = sync(ccxt.binanceusdm, perp_lx)
+    long_position(ex)
+    o = ex.create_order(PERP, "market", "sell", 100, None,
+                        {"trailingPercent": 2, "reduceOnly": True})
+    assert o["info"]["orderType"] == "TRAILING_STOP_MARKET" and float(o["info"]["callbackRate"]) == 2
+    for _ in range(3):  # 1.02, 1.05 (best), 1.03: the stop follows to 1.05 x 0.98 = 1.029
+        perp_lx.step(MIN)
+    algo = ex.fetch_order(o["id"], PERP, params={"trigger": True})
+    assert algo["info"]["algoStatus"] == "NEW" and algo["triggerPrice"] == 1.029
+    perp_lx.step(MIN)  # 1.00 <= 1.029: fires
+    algo = ex.fetch_order(o["id"], PERP, params={"trigger": True})
+    assert algo["info"]["algoStatus"] == "FINISHED"
+    assert not [p for p in ex.fetch_positions() if p["contracts"]]
+
+
+def test_usdm_take_profit_cancel_and_immediate_trigger(perp_lx):
+    ex = sync(ccxt.binanceusdm, perp_lx)
+    long_position(ex)
+    with pytest.raises(ccxt.BaseError, match="would immediately trigger"):
+        ex.create_order(PERP, "market", "sell", 100, None, {"takeProfitPrice": 0.99})
+    tp = ex.create_order(PERP, "market", "sell", 100, None,
+                         {"takeProfitPrice": 1.10, "reduceOnly": True})
+    assert tp["info"]["orderType"] == "TAKE_PROFIT_MARKET"
+    c = ex.cancel_order(tp["id"], PERP, params={"trigger": True})
+    assert c["id"] == tp["id"]
+    assert ex.fetch_open_orders(PERP, params={"trigger": True}) == []
+    with pytest.raises(ccxt.OrderNotFound):
+        ex.cancel_order(tp["id"], PERP, params={"trigger": True})
+
+
+def test_usdm_algo_updates_stream_to_watch_orders(perp_lx):
+    """ALGO_UPDATE reaches ccxt.pro: NEW, then TRIGGERED and FINISHED as the stop fires, and
+    the order it placed reports its fill (ORDER_TRADE_UPDATE). The client's order handler
+    is observed (wrapped, not replaced) to see every update in the order it came."""
+    rest = sync(ccxt.binanceusdm, perp_lx)
+    long_position(rest)
+
+    async def main():
+        ex = point_ccxt(ccxt.pro.binanceusdm({"apiKey": perp_lx.api_key,
+                                              "secret": perp_lx.secret}), perp_lx.url)
+        seen = []
+        handle = ex.handle_order
+
+        def observe(client, message):
+            handle(client, message)
+            seen.append((str(message.get("i") or message.get("aid")), message.get("X")))
+
+        ex.handle_order = observe
+        try:
+            await ex.load_markets()
+            watch = asyncio.ensure_future(ex.watch_orders(PERP))
+            await asyncio.sleep(0.3)
+            o = await ex.create_order(PERP, "market", "sell", 100, None,
+                                      {"stopLossPrice": 0.99, "reduceOnly": True})
+            for _ in range(5):  # 1.02, 1.05, 1.03, 1.00, then 0.97 fires it
+                perp_lx.step(MIN)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while (o["id"], "FINISHED") not in seen and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            watch.cancel()
+            return o, seen
+        finally:
+            await ex.close()
+
+    o, seen = asyncio.run(main())
+    algo = [x for i, x in seen if i == o["id"]]
+    assert algo == ["NEW", "TRIGGERED", "FINISHED"]
+    child = [x for i, x in seen if i != o["id"]]
+    assert child[0] == "NEW" and child[-1] == "FILLED"
+
+
+def _order(type_, side="sell", trigger=0.0, price=0.0, **kw):
+    from planarpy.core.orders import Order, OrderType, Side
+    return Order("x", "", Side(side), OrderType(type_), 100.0, price or trigger, 0,
+                 trigger=trigger, **kw)
+
+
+@pytest.mark.parametrize("type_, trigger, price, venue_type", [
+    ("stop_market", 0.00148, 0.0, "STOP_LOSS"),
+    ("stop_limit", 0.00148, 0.00147, "STOP_LOSS_LIMIT"),
+    ("take_profit_market", 0.00151, 0.0, "TAKE_PROFIT"),
+    ("take_profit_limit", 0.00151, 0.00152, "TAKE_PROFIT_LIMIT"),
+])
+def test_binance_venue_places_spot_conditionals_natively(spot_lx, type_, trigger, price,
+                                                          venue_type):
+    """What the venue says to send makes the exchange hold the order as its own type."""
+    from planarpy.exchanges.venues import venue_for
+    ex = sync(ccxt.binance, spot_lx)
+    native = venue_for("binance").native(_order(type_, trigger=trigger, price=price))
+    o = ex.create_order(SPOT, native.type, "sell", 100, native.price, native.params)
+    assert o["info"]["type"] == venue_type and o["triggerPrice"] == trigger
+
+
+def test_binance_venue_emulates_what_the_exchange_cannot_hold(perp_lx):
+    from planarpy.exchanges.venues import venue_for
+    spot, usdm = venue_for("binance"), venue_for("binanceusdm")
+    trailing = _order("trailing_stop_market", trail=0.02, trail_pct=True)
+    assert spot.native(trailing) is None  # spot trailing stops: emulated
+    assert usdm.native(_order("trailing_stop_market", trail=0.5, trail_pct=False)) is None
+    assert usdm.native(_order("trailing_stop_market", trail=0.2, trail_pct=True)) is None
+    assert usdm.native(_order("trailing_stop_market", trail=0.0125, trail_pct=True)) is None
+    assert venue_for("kraken").native(_order("stop_market", trigger=1.0)) is None
+    ex = sync(ccxt.binanceusdm, perp_lx)
+    long_position(ex)
+    native = usdm.native(_order("trailing_stop_market", trail=0.02, trail_pct=True,
+                                activation=1.04))
+    o = ex.create_order(PERP, native.type, "sell", 100, native.price,
+                        {**native.params, "reduceOnly": True})
+    info = o["info"]
+    assert info["orderType"] == "TRAILING_STOP_MARKET" and float(info["callbackRate"]) == 2
+    assert float(info["activatePrice"]) == 1.04
+    assert ex.fetch_order(o["id"], PERP, params=usdm.conditional_params(trailing))["id"] == o["id"]
+
+
+def test_spot_cancel_replace_moves_a_stop_with_no_trade_in_between(spot_lx):
+    """ccxt's edit_order on spot is Binance's cancelReplace: the old stop is cancelled and
+    the new one placed in one step; the user stream shows the new stop's NEW right after
+    the old one's CANCELED, with no trade report between them, and the base stays held."""
+    ex = sync(ccxt.binance, spot_lx)
+    events = []
+    spot_lx.engine.listeners.append(
+        lambda ev: events.append(ev.payload) if hasattr(ev, "payload") else None)
+    old = ex.create_order(SPOT, "market", "sell", 100, None, {"stopLossPrice": 0.00145})
+    new = ex.edit_order(old["id"], SPOT, "STOP_LOSS", "sell", 100, None,
+                        {"triggerPrice": 0.00148})
+    assert new["id"] != old["id"] and new["triggerPrice"] == 0.00148
+    assert ex.fetch_order(old["id"], SPOT)["status"] == "canceled"
+    reports = [(e["i"], e["x"]) for e in events if e.get("e") == "executionReport"]
+    assert reports == [(int(old["id"]), "NEW"), (int(old["id"]), "CANCELED"),
+                       (int(new["id"]), "NEW")]
+    assert ex.fetch_balance()["XRP"]["used"] == 100
+    for _ in range(3):  # 0.00152, 0.00149, 0.00146: fires the new stop (not the old at 0.00145)
+        spot_lx.step(MIN)
+    assert ex.fetch_order(new["id"], SPOT)["status"] == "closed"
+
+
+def test_spot_cancel_replace_refused_after_the_cancel_says_so(spot_lx):
+    ex = sync(ccxt.binance, spot_lx)
+    old = ex.create_order(SPOT, "market", "sell", 100, None, {"stopLossPrice": 0.00145})
+    with pytest.raises(ccxt.BaseError, match="cancel-replace partially failed"):
+        ex.edit_order(old["id"], SPOT, "STOP_LOSS", "sell", 100, None, {"triggerPrice": 0.0016})
+    assert ex.fetch_order(old["id"], SPOT)["status"] == "canceled"
