@@ -493,7 +493,9 @@ def _fills_before(eff: np.ndarray, start: int, n: int) -> np.ndarray:
     instead of a binary search per candle."""
     first, stop = np.searchsorted(eff, (start, n), side="left")
     counts = np.bincount(eff[first:stop] - start, minlength=n - start)
-    return np.cumsum(counts) + first
+    np.cumsum(counts, out=counts)  # in place: one array of n, as at the peak of a run
+    counts += first
+    return counts
 
 
 def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.ndarray:
