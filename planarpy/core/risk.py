@@ -357,9 +357,22 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
 def leverage_denial(state: State, ai: AssetInstance, notional: float,
                     mark: Callable[[AssetInstance], float], limit: float) -> Denial | None:
     """Why adding `notional` to `ai` would take exposure over equity above `limit`."""
-    eq = equity(state, mark)
-    gross = notional + sum(exposure(a, mark(a)) for a in state.assets.values()
-                           if held(a) or a.orders)
+    # equity(state, mark) and the gross exposure in one pass that marks each asset once
+    # (the sums in the same order as theirs: the same figures to the bit)
+    k, q = linear_equity(state)
+    values = exposures = 0.0
+    for a in state.assets.values():
+        qty = q.get(a.symbol)
+        counts = held(a) or a.orders
+        if qty is None and not counts:
+            continue
+        price = mark(a)
+        if qty is not None:
+            values += qty * price
+        if counts:
+            exposures += exposure(a, price)
+    eq = k + values
+    gross = notional + exposures
     if eq <= 0 or gross > limit * eq:
         ratio = gross / eq if eq > 0 else math.inf
         return Denial("max_leverage", f"exposure {gross:.8g} over equity {eq:.8g} would be "

@@ -48,7 +48,8 @@ class SimExecutor:
     def mark(self, ai: AssetInstance) -> float:
         """The close of the candle the strategy last saw (the first open before any)."""
         i = self.s.i
-        opens, closes, _ = self.engine.views(ai)
+        eng = self.engine
+        opens, closes, _ = eng._views.get(ai.symbol) or eng.views(ai)
         return closes[i] if i >= 0 else opens[0]
 
     def _index(self, date: int | None) -> int:
