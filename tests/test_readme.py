@@ -37,6 +37,7 @@ RUNNERS = {
     ("#### Live mode", "text", 0): "test_synopses_match_the_command_line",
     ("#### Live mode", "toml", 0): "test_live_stop_config_is_read_as_the_readme_says",
     ("#### Live mode", "python", 0): "test_live_from_python_against_the_local_exchange",
+    ("### Conditional orders", "python", 0): "test_readme_conditional.py::test_the_conditional_orders_section_runs",
     ("#### Supervision", "toml", 0): "test_readme_supervision.py::test_the_supervision_config_block_is_valid",
     ("### Risk", "toml", 0): "test_readme_risk.py::test_the_risk_section_config_is_valid",
     ("### Risk", "python", 0): "test_readme_risk.py::test_the_risk_section_code_runs",
@@ -133,10 +134,15 @@ def checkout(repo_root, tmp_path):
     purelib = subprocess.run([str(root / ".venv" / "bin" / "python"), "-c",
                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    # first on sys.path, ahead of the venv's own old setuptools; its .pth files (our
-    # editable planarpy) are not read, so `import planarpy` finds the installed copy
-    here = sysconfig.get_paths()["purelib"]
-    Path(purelib, "_planarpy_test_env.pth").write_text(f"import sys; sys.path.insert(0, {here!r})\n")
+    # first on sys.path, ahead of the venv's own old setuptools: this environment's
+    # packages but planarpy (installed here or editable), so `pip install .` installs the
+    # checkout and `import planarpy` finds that copy
+    shim = tmp_path / "test-env"
+    shim.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if "planarpy" not in entry.name.lower() and entry.suffix != ".pth":
+            (shim / entry.name).symlink_to(entry)
+    Path(purelib, "_planarpy_test_env.pth").write_text(f"import sys; sys.path.insert(0, {str(shim)!r})\n")
     return root
 
 
