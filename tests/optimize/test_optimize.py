@@ -205,12 +205,19 @@ def test_rdb_url_storage_keeps_and_resumes_the_study(here, tmp_path):
 
 def test_more_jobs_than_a_batch_holds_is_said_and_no_idle_worker_is_started(here, tmp_path,
                                                                              caplog):
-    """Trials are asked a batch at a time: workers beyond the batch size would wait idle."""
+    """TPE asks a batch once the one before is told: workers beyond the batch size would
+    wait idle. Grid points need no history: the next batch is asked ahead, so every worker
+    has work and nothing is said."""
     with caplog.at_level("WARNING", logger="planarpy.optimize"):
-        r = optimize("sma_cross", method="grid", storage=tmp_path / "s", jobs=3, batch=2,
-                     **GRID)
+        r = optimize("sma_cross", method="tpe", trials=4, storage=tmp_path / "s", jobs=3,
+                     batch=2, **GRID)
     assert "--jobs 3 is more than --batch 2: at most 2 trials run at a time" in caplog.text
-    assert len(r.trials) == 11 and len(r.workers) <= 2
+    assert len(r.trials) == 4 and len(r.workers) <= 2
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="planarpy.optimize"):
+        r = optimize("sma_cross", method="grid", storage=tmp_path / "g", jobs=3, batch=2,
+                     **GRID)
+    assert "more than --batch" not in caplog.text and len(r.trials) == 11
 
 
 def test_no_feasible_trial_says_which_constraint_failed(here, tmp_path, capsys):
