@@ -300,6 +300,8 @@ class LocalPool(Pool):
         self.futures: dict[Future, Task] = {}
         self.pool = ProcessPoolExecutor(jobs, mp_context=_QuietSpawn(), initializer=_init_worker,
                                         initargs=(ctx, self.shared.handle))
+        for _ in range(jobs):  # start them all now, while the driver opens the study
+            self.pool.submit(os.getpid)
 
     @property
     def pending(self) -> int:
