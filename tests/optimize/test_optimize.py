@@ -264,3 +264,21 @@ def test_the_lookahead_check_runs_once_a_batch_and_still_stops_a_peeking_strateg
     first = str(e.value).splitlines()[0]
     assert first.startswith("trial 0 (fast=5 slow=20 invest=0.99)") and \
         "LookAheadError: indicator 'next' of ETH/BTC looks ahead" in first, first
+
+
+def test_the_driver_sees_the_study_as_its_journal_file_holds_it(here, tmp_path):
+    """The driver reads the journal once and then hands back its own records from memory:
+    what it reports must be what any reader of the file gets (JSON's lists, not tuples)."""
+    import optuna
+
+    r = optimize("sma_cross", method="random", trials=6, batch=4, jobs=2,
+                 objective=["return", "max_drawdown"], storage=tmp_path / "s.journal",
+                 constraints=["trades >= 1"], **GRID)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "s.journal")))
+    (study,) = storage.get_all_studies()
+    stored = storage.get_all_trials(study._study_id)
+    assert [(t.number, t.params, t.values, t.user_attrs["result"]["summary"],
+             t.user_attrs["result"]["cpu"]) for t in stored] == \
+        [(t["number"], t["params"], t["values"], t["summary"], t["cpu"]) for t in r.trials]
+    assert all(t["cpu"] > 0 and t["seconds"] > 0 for t in r.trials)
