@@ -282,3 +282,24 @@ def test_the_driver_sees_the_study_as_its_journal_file_holds_it(here, tmp_path):
              t.user_attrs["result"]["cpu"]) for t in stored] == \
         [(t["number"], t["params"], t["values"], t["summary"], t["cpu"]) for t in r.trials]
     assert all(t["cpu"] > 0 and t["seconds"] > 0 for t in r.trials)
+
+
+@pytest.mark.parametrize("method", ["grid", "tpe"])
+def test_grid_asks_the_next_batch_before_this_one_ends_and_tpe_after(here, tmp_path,
+                                                                     method):
+    """Grid and random points need no history: the next batch is asked while trials of
+    this one still run, so no worker waits for the driver at a batch end. TPE's batch is
+    asked once the one before is told: the history every run of it sees alike."""
+    import json
+
+    from optuna.storages.journal._storage import JournalOperation as Op
+    journal = tmp_path / "s.journal"
+    optimize("sma_cross", method=method, trials=6, batch=4, objective="return",
+             storage=journal, ranges={"fast": "5:10:5", "slow": "20:60:20"},
+             params={"invest": 0.99})
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    created = [k for k, r in enumerate(records) if r["op_code"] == Op.CREATE_TRIAL]
+    told = [k for k, r in enumerate(records) if r["op_code"] == Op.SET_TRIAL_STATE_VALUES
+            and r["trial_id"] < 4]
+    assert len(created) == 6 and len(told) == 4
+    assert (created[4] < max(told)) == (method == "grid"), (created, told)
