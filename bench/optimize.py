@@ -166,10 +166,12 @@ class Parallel:
         """CPU seconds of each worker outside its trials: start-up (imports), exit."""
         return (self.worker_cpu - self.trial_cpu) / self.jobs
 
-    def model(self) -> float:
-        """The wall time if each process had a core of its own and never waited: a worker's
-        start-up and exit, then its share of the trials' CPU time."""
-        return self.outside + self.trial_cpu / self.jobs
+    def model(self, cores: int) -> float:
+        """The wall time on `cores` free cores if no process ever waited: a worker's
+        start-up and exit, then its share of the trials' CPU time, and of the driver's when
+        the workers take every core."""
+        driver = self.driver_cpu if self.jobs >= cores else 0.0
+        return self.outside + (self.trial_cpu + driver) / self.jobs
 
 
 def parallel(data: Any, rounds: int) -> None:
@@ -190,7 +192,8 @@ def parallel(data: Any, rounds: int) -> None:
           f"rounds; per round {', '.join(f'{c:.2f}' for c in ceilings)}): {ratio / top:.2f} of "
           f"that ceiling; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"   per round: 1 worker {', '.join(f'{p.wall:.2f}' for p in runs[1])} s, 2 workers "
-          f"{', '.join(f'{p.wall:.2f}' for p in runs[2])} s wall")
+          f"{', '.join(f'{p.wall:.2f}' for p in runs[2])} s wall; ratio "
+          f"{', '.join(f'{a.wall / b.wall:.2f}' for a, b in zip(runs[1], runs[2]))}")
     print(f"   workers busy with trials (best runs): {one.busy * 100:.0f}% (1) and "
           f"{two.busy * 100:.0f}% (2) of the wall time; the rest is start-up, exit and waits")
     print(f"   CPU per trial: {one.trial_cpu / n * 1000:.1f} ms (1 worker), "
@@ -198,8 +201,10 @@ def parallel(data: Any, rounds: int) -> None:
           f"(start-up, imports, exit): {one.outside:.2f} s (1), {two.outside:.2f} s (2); the "
           f"driver: {one.driver_cpu / n * 1000:.2f} ms (1), {two.driver_cpu / n * 1000:.2f} ms "
           f"(2) a trial")
-    print(f"   CPU model (each process a core of its own, no waits): {one.model():.2f} s and "
-          f"{two.model():.2f} s: {one.model() / two.model():.2f}x")
+    cores = os.cpu_count() or 2
+    m1, m2 = one.model(cores), two.model(cores)
+    print(f"   CPU model ({cores} free cores, no waits; the driver takes its CPU from the "
+          f"workers' cores when they fill them): {m1:.2f} s and {m2:.2f} s: {m1 / m2:.2f}x")
 
 
 def own_copy_run(candles: int) -> dict[str, Any]:
