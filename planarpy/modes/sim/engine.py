@@ -61,6 +61,7 @@ class SimEngine:
         self.s = s  # the strategy: its tick, its candle index `i`
         self.e = s.engine  # its engine side: state, clock, emit
         self.config = config
+        self.volume_cap = config.volume_cap  # read on every order
         self.rng = random.Random(config.seed)
         self.timeline = timeline
         self.close_times = range(timeline.start + tf_ms, timeline.stop + tf_ms, tf_ms) \
@@ -119,7 +120,9 @@ class SimEngine:
         e = self.e
         trade = new_trade(ai, order, amount, price, taker, e.clock.now())
         applied = e.emit("trade_created", trade, ai.symbol).trade
-        self.snapshot(effective)
+        self.ledger.add(e, effective)  # snapshot(), one call less: once a fill
+        if self.guard is not None:
+            self.guard.refresh()
         return applied
 
     def close_rest(self, ai: AssetInstance, order: Order) -> None:
@@ -292,16 +295,28 @@ class SimEngine:
         days = guard.day_starts(start, last) if self.e.state.risk.rules.daily_rules else []
         bounds = sorted({*range(start, last, CHUNK), *days, last})
         fresh = set(days)
+        # one asset (the band always watches its closes): the closes of each chunk come as
+        # a list beside the times, so a candle reads its close without an index
+        only = guard.closes[guard.only.symbol].obj if guard.only is not None else None
         for lo, hi in zip(bounds, bounds[1:]):
             if lo in fresh:
                 guard.new_day(lo)
-            for i, ts in zip(range(lo, hi), close[lo:hi]):
-                if active:
-                    match(i)
-                s.i = i
-                if not w[1] <= w[0][i] <= w[2]:
-                    check(i)
-                tick(ts)
+            if only is not None:
+                for i, ts, c in zip(range(lo, hi), close[lo:hi], only[lo:hi].tolist()):
+                    if active:
+                        match(i)
+                    s.i = i
+                    if not w[1] <= c <= w[2]:
+                        check(i)
+                    tick(ts)
+            else:
+                for i, ts in zip(range(lo, hi), close[lo:hi]):
+                    if active:
+                        match(i)
+                    s.i = i
+                    if not w[1] <= w[0][i] <= w[2]:
+                        check(i)
+                    tick(ts)
             if progress is not None:
                 progress(hi - lo)
         self._last_candle(start)

@@ -91,7 +91,7 @@ class SimExecutor:
         """Fill at the next candle's open plus slippage, capped by volume; cancel the rest."""
         e, eng, i = self.e, self.engine, self.s.i
         volume = (eng._views.get(ai.symbol) or eng.views(ai))[2][i]
-        fill = eng.fillable(ai, order.amount, volume)
+        fill = eng.fillable(ai, order.amount, volume) if eng.volume_cap else order.amount
         if fill <= 0:
             e.reject(ai, f"no liquidity: the last candle traded {volume:g} {ai.market.base}, "
                          f"too little for a market order of {order.amount:g}", req.payload())

@@ -466,12 +466,14 @@ def walk_trades(trades: list[Trade], s: Any) -> tuple[list[RoundTrip], dict[str,
     """Group fills into round trips; also the entry time of each position still open."""
     open_: dict[str, _Open] = {}
     out = []
-    markets = {sym: ai.market for sym, ai in s.engine.state.assets.items()}
+    state = s.engine.state
+    markets = {sym: ai.market for sym, ai in state.assets.items()}
+    buy, short_side = Side.BUY, PositionSide.SHORT
     for t in trades:
         m = markets[t.symbol]
-        short = m.is_derivative and t.pos is PositionSide.SHORT
-        grows = (t.side is Side.BUY) != short
-        fee_base, _, fee = fee_parts(s.engine.state, m, t)
+        short = m.is_derivative and t.pos is short_side
+        grows = (t.side is buy) != short
+        fee_base, _, fee = fee_parts(state, m, t)
         p = open_.get(t.symbol)
         if p is None:
             p = open_[t.symbol] = _Open("short" if short else "long", t.date)
@@ -484,7 +486,7 @@ def walk_trades(trades: list[Trade], s: Any) -> tuple[list[RoundTrip], dict[str,
             p.held -= t.amount + fee_base
             p.closed += t.amount
             p.exit_price = _mean(p.exit_price, t.price, t.amount, p.closed)
-        p.flow += (-t.cost if t.side is Side.BUY else t.cost) - fee
+        p.flow += (-t.cost if t.side is buy else t.cost) - fee
         p.fees += fee
         # flat: what is left is less than one amount step, which no order can sell (the
         # dust a fee taken in the base leaves), or float residue of a full close
