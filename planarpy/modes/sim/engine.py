@@ -112,13 +112,14 @@ class SimEngine:
         return floor_to_step(volume_fill(amount, volume, self.rng), ai.market.amount_step)
 
     def fill(self, ai: AssetInstance, order: Order, price: float, amount: float, taker: bool,
-             effective: int) -> Trade | None:
+             effective: int, now: int | None = None) -> Trade | None:
         """Emit the trade that fills `amount` of `order` at `price`.
 
-        `effective` is the first candle whose close sees the fill (for the equity curve).
+        `effective` is the first candle whose close sees the fill (for the equity curve);
+        `now` the sim's time when the caller has it (else the clock is asked).
         """
         e = self.e
-        trade = new_trade(ai, order, amount, price, taker, e.clock.now())
+        trade = new_trade(ai, order, amount, price, taker, e.clock.now() if now is None else now)
         applied = e.emit("trade_created", trade, ai.symbol).trade
         self.ledger.add(e, effective)  # snapshot(), one call less: once a fill
         if self.guard is not None:
@@ -295,28 +296,16 @@ class SimEngine:
         days = guard.day_starts(start, last) if self.e.state.risk.rules.daily_rules else []
         bounds = sorted({*range(start, last, CHUNK), *days, last})
         fresh = set(days)
-        # one asset (the band always watches its closes): the closes of each chunk come as
-        # a list beside the times, so a candle reads its close without an index
-        only = guard.closes[guard.only.symbol].obj if guard.only is not None else None
         for lo, hi in zip(bounds, bounds[1:]):
             if lo in fresh:
                 guard.new_day(lo)
-            if only is not None:
-                for i, ts, c in zip(range(lo, hi), close[lo:hi], only[lo:hi].tolist()):
-                    if active:
-                        match(i)
-                    s.i = i
-                    if not w[1] <= c <= w[2]:
-                        check(i)
-                    tick(ts)
-            else:
-                for i, ts in zip(range(lo, hi), close[lo:hi]):
-                    if active:
-                        match(i)
-                    s.i = i
-                    if not w[1] <= w[0][i] <= w[2]:
-                        check(i)
-                    tick(ts)
+            for i, ts in zip(range(lo, hi), close[lo:hi]):
+                if active:
+                    match(i)
+                s.i = i
+                if not w[1] <= w[0][i] <= w[2]:
+                    check(i)
+                tick(ts)
             if progress is not None:
                 progress(hi - lo)
         self._last_candle(start)

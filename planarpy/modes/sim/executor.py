@@ -97,7 +97,8 @@ class SimExecutor:
                          f"too little for a market order of {order.amount:g}", req.payload())
             return None
         e.emit("order_created", order, ai.symbol)
-        trade = eng.fill(ai, order, order.price, fill, taker=True, effective=i + 1)
+        # positional, with the order's date (made at this tick: the time now)
+        trade = eng.fill(ai, order, order.price, fill, True, i + 1, order.date)
         if order.status is _OPEN:  # the volume cap left a rest: it is cancelled
             eng.close_rest(ai, order)
         return trade

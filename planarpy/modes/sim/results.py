@@ -205,7 +205,13 @@ class SimResult:
         growth = np.zeros(len(self.times))
         for ai in self.strategy.assets:
             close = np.asarray(ai.ohlcv.close, dtype=np.float64)
-            k = np.searchsorted(ai.ohlcv.timestamp, self.times)
+            ts, times = ai.ohlcv.timestamp, self.times
+            off = len(ts) - len(times)
+            if len(times) and off >= 0 and np.array_equal(ts[off:], times):
+                k = slice(off, None)  # the candles end with the times (as aligned): no search
+                growth += close[k] / close[off]
+                continue
+            k = np.searchsorted(ts, times)
             growth += close[k] / close[k[0]] if len(k) else 0.0
         return self.initial_cash * growth / max(len(self.strategy.assets), 1)
 
