@@ -560,26 +560,37 @@ def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.nda
 
     Between two fills the equity is linear in each asset's close: a constant (cash,
     margins, entry values) plus a quantity (balance, long minus short) times the close.
+    Computed in chunks of candles, so that besides the curve only a chunk's temporaries
+    are alive (the curve is made at a run's peak of memory).
     """
     n, ledger = engine.n, engine.ledger
     eff = np.frombuffer(ledger.at, dtype=np.int64)
     count = len(eff)
     flat = np.frombuffer(ledger.values, dtype=np.float64).reshape(count, ledger.width)
-    j = _fills_before(eff, start, n)  # 0 means: before any fill
     const = np.r_[initial_cash, flat[:, 0]]
-    if not count:
-        return const[j]
-    rows = flat[:, 1:].reshape(count, len(s.assets), 7)  # fills x assets x 7
-    total = None
-    for a, ai in enumerate(s.assets):
-        bal, la, le, lm, sa, se, sm = rows[:, a, :].T
-        cs = ai.market.contract_size
-        const[1:] += lm - le * la * cs + sm + se * sa * cs
-        qty = np.r_[0.0, bal + (la - sa) * cs]
-        if qty.any():
-            held = qty[j] * np.asarray(ai.ohlcv.close)[start:n]
+    qtys = []
+    if count:
+        rows = flat[:, 1:].reshape(count, len(s.assets), 7)  # fills x assets x 7
+        for a, ai in enumerate(s.assets):
+            bal, la, le, lm, sa, se, sm = rows[:, a, :].T
+            cs = ai.market.contract_size
+            const[1:] += lm - le * la * cs + sm + se * sa * cs
+            qty = np.r_[0.0, bal + (la - sa) * cs]
+            if qty.any():
+                qtys.append((qty, np.asarray(ai.ohlcv.close)))
+    out = np.empty(max(n - start, 0))
+    for lo in range(start, n, _CURVE_CHUNK):
+        hi = min(lo + _CURVE_CHUNK, n)
+        j = _fills_before(eff, lo, hi)  # 0 means: before any fill
+        total = None
+        for qty, close in qtys:
+            held = qty[j] * close[lo:hi]
             total = held if total is None else total + held
-    return const[j] if total is None else const[j] + total
+        out[lo - start:hi - start] = const[j] if total is None else const[j] + total
+    return out
+
+
+_CURVE_CHUNK = 1 << 16  # candles of the equity curve computed at once
 
 
 def _trading_rows(d: dict[str, Any], rules: bool) -> list[tuple[str, str]]:
