@@ -31,6 +31,9 @@ class PositionChange(enum.Enum):
     CLOSED = 3
 
 
+_NO_CHANGE = PositionChange.NONE
+
+
 def fee_rate(ai: AssetInstance, order: Order) -> float:
     """The fee rate to reserve for an order: taker unless it can only make."""
     m = ai.market
@@ -254,23 +257,24 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade, *,
     the wallet: the fee and the realized pnl); a position shows its amount, entry and
     margin (and the cash its margin took or freed). The order and the trades move as ever.
     """
+    amount = trade.amount
     remaining = order.amount - order.filled
-    done = trade.amount >= remaining * (1 - 1e-9)
+    done = amount >= remaining * (1 - 1e-9)
     if order.group and order.committed <= 0:
         _claim(ai, order)
     if done:  # the whole commitment goes, rounding included
         _release(state, ai, order, order.committed)
     elif order.commits_quote:
-        _release(state, ai, order, order.committed * trade.amount / remaining)
+        _release(state, ai, order, order.committed * amount / remaining)
     else:
-        _release(state, ai, order, trade.amount)
-    order.filled += trade.amount
+        _release(state, ai, order, amount)
+    order.filled += amount
     order.cost += trade.cost
     order.fee += trade.fee
     m = ai.market
     fee_base, fee_cash, fee_value = fee_parts(state, m, trade)
     state.fees += fee_value
-    change = PositionChange.NONE
+    change = _NO_CHANGE
     if m.is_derivative:
         if not in_position:
             change = _fill_position(state, ai, order, trade, 0.0 if in_balance else fee_cash,
@@ -280,9 +284,9 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade, *,
     elif not in_balance:
         if trade.side is _BUY:
             state.cash -= trade.cost + fee_cash
-            ai.balance += trade.amount - fee_base
+            ai.balance += amount - fee_base
         else:
-            ai.balance -= trade.amount + fee_base
+            ai.balance -= amount + fee_base
             state.cash += trade.cost - fee_cash
     ai.trades.append(trade)
     state.trades.append(trade)
