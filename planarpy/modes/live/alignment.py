@@ -148,7 +148,7 @@ class Aligner:
                         float(p["contracts"])
         opened, trades = {}, {}
         for ai in s.assets:
-            opened[ai.symbol] = [o for o in await session.request("fetch_open_orders", ai.symbol)
+            opened[ai.symbol] = [o for o in await reports.fetch_open(session, ai.symbol)
                                  if session.owns(self._cid(o))]
             trades[ai.symbol] = await self._unapplied(ai)
         return Seen({k: float(v or 0.0) for k, v in total.items()}, positions, opened, trades)

@@ -49,13 +49,15 @@ class LiveExecutor(SessionExecutor):
 
     def _native(self, ai: AssetInstance, order: Order) -> bool:
         """Whether the conditional `order` goes to the exchange as its own type (its route
-        is set either way). USD-M's algo orders are not followed yet: emulated there. The
-        second leg of an OCO pair is emulated: on the exchange both legs would hold the
-        funds that the pair holds once (`emulation.py` cancels the other leg there
-        before it sends this one)."""
-        paired = any(o.group == order.group and o is not order for o in ai.orders.values())
-        native = not ai.market.is_derivative and not paired and \
-            self.session.venue.native(order) is not None
+        is set either way). USD-M's algo orders are native too, followed through the order
+        each places when it fires (reconciler.py). The stop leg of an OCO pair is
+        emulated: on the exchange both legs would hold the funds that the pair holds once
+        (`emulation.py` cancels the other leg there before it sends this one). The
+        replacement of an amended stop (in the old stop's group: a conditional order)
+        is native like any stop."""
+        paired = any(o.group == order.group and o is not order and o.type not in CONDITIONAL
+                     for o in ai.orders.values())
+        native = not paired and self.session.venue.native(order) is not None
         order.route = "native" if native else "emulated"
         return native
 
