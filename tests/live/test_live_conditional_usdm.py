@@ -87,3 +87,272 @@ def test_usdm_stop_is_an_algo_order_and_fills_at_its_orders_price(perp, tmp_path
         assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
         assert run.strategy.errors == []
     replayed(run.strategy, trace.path)
+
+
+def test_an_algo_that_finishes_before_its_orders_fills_arrive_loses_nothing(perp):
+    """`algo_first`: the algo's TRIGGERED and FINISHED come before its order's reports
+    (ccxt calls both "closed"). The stop is not closed by them: its order is fetched,
+    and its fill is applied once (the order's late stream reports change nothing)."""
+    lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
+    trace = Events()
+    with live(lx, QuietPerp, trace=trace) as run:
+        long(run, lx)
+        lx.faults.update({"algo_first": True})
+        assert run.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
+        (stop,) = orders(run)
+        step_until(lx, lambda: not orders(run))
+        (sell,) = fills(run)
+        assert sell.order_id == stop.id and sell.amount == 100.0 and stop.filled == 100.0
+        assert stop.status.value == "closed" and stop.triggered
+        algo_reports = [m for m in trace.of("exchange_message")
+                        if "algo" in (m["reason"] or "")]
+        assert algo_reports and all("order_closed" not in m["events"] for m in algo_reports)
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_usdm_take_profit_is_native_and_fires_on_the_rise(perp):
+    lx = perp([1.0, 1.01, 1.03, 1.06, 1.05] + [1.05] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("take_profit_order", PERP, 100.0, 1.05, reduce_only=True) is missing
+        (tp,) = orders(run)
+        assert tp.route == "native" and tp.type is OrderType.TAKE_PROFIT_MARKET
+        (algo,) = algos(lx)
+        assert algo.type == "TAKE_PROFIT_MARKET"
+        step_until(lx, lambda: not orders(run))
+        (sell,) = fills(run)
+        assert sell.order_id == tp.id and sell.price >= 1.05
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_usdm_trailing_stop_is_native_follows_the_rally_then_fires(perp):
+    """2% trailing: the exchange follows 1.0 -> 1.05 (stop 1.029), fires at 1.02."""
+    lx = perp([1.0, 1.02, 1.05, 1.04, 1.02, 1.01] + [1.01] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("trailing_stop_order", PERP, 100.0, percent=0.02,
+                        reduce_only=True) is missing
+        (stop,) = orders(run)
+        assert stop.route == "native" and stop.type is OrderType.TRAILING_STOP
+        (algo,) = algos(lx)
+        assert algo.type == "TRAILING_STOP_MARKET" and algo.callback == 2
+        for _ in range(4):  # 1.0, 1.02, 1.05, 1.04: it follows, does not fire
+            lx.step(STEP)
+        eventually(lambda: str(algo.trigger) == "1.029")
+        assert orders(run) == [stop] and not fills(run)
+        step_until(lx, lambda: not orders(run))  # 1.02 <= 1.029
+        (sell,) = fills(run)
+        assert sell.order_id == stop.id and sell.price == pytest.approx(1.02, abs=0.005)
+
+
+def test_usdm_trailing_stop_by_offset_is_still_emulated(perp):
+    """No trailing by a price offset on Binance: the engine holds it and sends a market
+    order under the stop's id when the public trades reach it."""
+    lx = perp([1.0, 1.02, 1.05, 1.04, 1.02, 1.01] + [1.01] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("trailing_stop_order", PERP, 100.0, offset=0.02,
+                        reduce_only=True) is missing
+        (stop,) = orders(run)
+        assert stop.route == "emulated" and algos(lx) == []
+        step_until(lx, lambda: not orders(run))
+        (sell,) = fills(run)
+        assert sell.order_id == stop.id and sell.amount == 100.0
+
+
+def test_a_usdm_stop_that_fires_while_the_user_stream_is_silent_is_found_by_rest(perp):
+    lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
+    trace = Events()
+    with live(lx, QuietPerp, trace=trace) as run:
+        long(run, lx)
+        assert run.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
+        (stop,) = orders(run)
+        lx.faults.update({"stall_user": True})
+        for _ in range(4):  # the exchange fires the algo and fills its order, unsaid
+            lx.step(STEP)
+        eventually(lambda: not orders(run), timeout=15)
+        (sell,) = fills(run)
+        assert sell.order_id == stop.id and sell.amount == 100.0
+        sources = {m["source"] for m in trace.of("exchange_message")
+                   if "trade_created" in m["events"] or "order_triggered" in m["events"]}
+        assert sources == {"rest"}
+        lx.faults.update({"stall_user": False})
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_a_restart_adopts_the_native_usdm_stop_and_follows_it(perp, tmp_path):
+    from planarpy.trace import EventTrace
+    lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
+    path = tmp_path / "t"
+    with EventTrace.open(path, strategy="QuietPerp", exchange="binanceusdm") as trace:
+        with live(lx, QuietPerp, trace=trace) as first:
+            long(first, lx)
+            assert first.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
+            (stop,) = orders(first)
+    assert [a.client_id for a in algos(lx)] == [stop.id]  # left open on the exchange
+    with EventTrace.open(path, strategy="QuietPerp", exchange="binanceusdm") as trace:
+        with live(lx, QuietPerp, trace=trace) as second:
+            (again,) = orders(second)
+            assert (again.id, again.route, again.type, again.trigger) == (
+                stop.id, "native", OrderType.STOP_MARKET, 0.98)
+            step_until(second, lambda: not orders(second)) if False else \
+                step_until(lx, lambda: not orders(second))
+            (sell,) = fills(second)
+            assert sell.order_id == stop.id and sell.amount == 100.0
+            assert eventually(lambda: perp_in_step(second, lx) == [], timeout=5)
+    replayed(second.strategy, path)
+
+
+def _algo_log(lx):
+    log = []
+    lx.engine.listeners.append(lambda ev: log.append(dict(ev.payload["o"]))
+                               if getattr(ev, "payload", {}).get("e") == "ALGO_UPDATE"
+                               else None)
+    return log
+
+
+def _never_unguarded(log):
+    """Replaying the exchange's algo log in order: an open stop at every moment."""
+    live_ = set()
+    for e in log:
+        (live_.add if e["X"] == "NEW" else live_.discard)(e["caid"])
+        assert live_, f"no stop on the exchange after {e}"
+
+
+def test_amending_a_usdm_stop_places_the_new_one_before_cancelling_the_old(perp):
+    """No cancel-replace for algo orders: the exchange's own order log shows the new
+    stop's NEW before the old one's CANCELED, never a moment with no stop."""
+    lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
+    log = _algo_log(lx)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("stop_order", PERP, 100.0, 0.95, reduce_only=True) is missing
+        (old,) = orders(run)
+        assert run.call("amend_stop", PERP, old.id, 0.98) is missing
+        (new,) = orders(run)
+        assert new.id != old.id and new.trigger == 0.98 and new.route == "native"
+        eventually(lambda: len(log) >= 3)
+        assert [(e["caid"], e["X"]) for e in log] == [(old.id, "NEW"), (new.id, "NEW"),
+                                                      (old.id, "CANCELED")]
+        _never_unguarded(log)
+        step_until(lx, lambda: not orders(run))  # 0.97 fires the new stop
+        (sell,) = fills(run)
+        assert sell.order_id == new.id
+
+
+def test_an_amend_whose_old_stop_fires_before_its_cancel_cancels_the_new_one(perp):
+    """The old stop's cancel is held up (a slow exchange) and the price falls through the
+    old stop meanwhile: the cancel finds it fired (-2011), its fill is applied, and the
+    replacement, which now guards nothing, is cancelled; the strategy is told."""
+    import threading
+    lx = perp([1.0, 0.99, 0.96, 0.96] + [0.96] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("stop_order", PERP, 100.0, 0.97, reduce_only=True) is missing
+        (old,) = orders(run)
+        lx.faults.update({"delay_ms": 1500, "delay_path": "DELETE /fapi/v1/algoOrder",
+                          "delay_count": 1})
+        done = []
+        t = threading.Thread(target=lambda: done.append(run.call("amend_stop", PERP, old.id,
+                                                                 0.95)))
+        t.start()
+        eventually(lambda: len(algos(lx)) == 2)  # the new one placed, the old one's cancel held
+        for _ in range(3):  # 1.0, 0.99, 0.96: the old stop fires (the new one, at 0.95, not)
+            lx.step(STEP)
+        t.join(30)
+        assert not t.is_alive()
+        eventually(lambda: not orders(run))
+        (sell,) = fills(run)
+        assert sell.order_id == old.id and algos(lx) == []
+        assert any("fired before its cancel" in e for e in run.strategy.errors)
+        assert run.state()["assets"][PERP]["long"] == 0.0
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_when_both_the_old_and_the_new_stop_fire_the_extra_fill_is_undone(perp):
+    """Not reduce-only, the old stop at 0.97 and its replacement at 0.98 both fire on one
+    trade while the old one's cancel is held up: the position went short; a reduce-only
+    market order closes what the replacement added, and the strategy is told."""
+    import threading
+    lx = perp([1.0, 0.99, 0.96, 0.96] + [0.96] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("stop_order", PERP, 100.0, 0.97) is missing
+        (old,) = orders(run)
+        lx.faults.update({"delay_ms": 1500, "delay_path": "DELETE /fapi/v1/algoOrder",
+                          "delay_count": 1})
+        t = threading.Thread(target=lambda: run.call("amend_stop", PERP, old.id, 0.98))
+        t.start()
+        eventually(lambda: len(algos(lx)) == 2)
+        for _ in range(3):
+            lx.step(STEP)
+        t.join(30)
+        assert not t.is_alive()
+        eventually(lambda: len(fills(run, Side.BUY)) == 2)  # the entry, and the undo
+        assert any("undone by a reduce-only market order" in e for e in run.strategy.errors)
+        eventually(lambda: run.state()["assets"][PERP]["short"] == 0.0
+                   and run.state()["assets"][PERP]["long"] == 0.0)
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_cancelling_a_usdm_stop_cancels_the_algo_and_it_never_fires(perp):
+    lx = perp([1.0, 1.01, 0.99, 0.97, 0.96] + [0.96] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
+        (stop,) = orders(run)
+        assert run.call("cancel_orders", PERP) is True
+        assert not orders(run) and stop.status.value == "canceled"
+        (algo,) = algos(lx, open_only=False)
+        assert algo.status == "CANCELED"
+        for _ in range(5):
+            lx.step(STEP)
+        assert never(lambda: fills(run), 1.0)
+        assert run.state()["assets"][PERP]["long"] == 100.0
+
+
+def test_a_reduce_only_stop_with_no_position_left_expires_and_closes_here(perp):
+    """The position is closed before the stop fires: its reduce-only order is refused,
+    the algo EXPIRED, and the stop closes here with no fill (no short opened)."""
+    lx = perp([1.0, 1.01, 0.99, 0.97, 0.96] + [0.96] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
+        (stop,) = orders(run)
+        run.call("market_order", PERP, 100.0, side="sell", reduce_only=True)
+        eventually(lambda: run.state()["assets"][PERP]["long"] == 0.0)
+        assert orders(run) == [stop]
+        step_until(lx, lambda: not orders(run))
+        (algo,) = algos(lx, open_only=False)
+        assert algo.status == "EXPIRED" and stop.filled == 0.0
+        assert stop.status.value in ("canceled", "rejected")
+        assert run.state()["assets"][PERP]["short"] == 0.0
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_a_gap_through_a_usdm_stop_fills_at_the_market_not_the_stop(perp):
+    lx = perp([1.0, 0.90, 0.90] + [0.90] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
+        step_until(lx, lambda: not orders(run))
+        (sell,) = fills(run)
+        assert sell.price == pytest.approx(0.90, abs=0.005)
+
+
+def test_usdm_stop_limit_is_native_and_its_limit_order_rests_after_the_trigger(perp):
+    """STOP (Binance's stop-limit algo): once fired it places a limit order, which rests
+    while the price is below it; the stop is open (triggered) until that order fills."""
+    lx = perp([1.0, 0.97, 0.96, 0.96, 0.99, 0.99] + [0.99] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("stop_order", PERP, 100.0, 0.98, limit=0.985, reduce_only=True) is missing
+        (stop,) = orders(run)
+        assert stop.route == "native" and stop.type is OrderType.STOP_LIMIT
+        (algo,) = algos(lx)
+        assert algo.type == "STOP"
+        step_until(lx, lambda: stop.triggered)
+        assert stop.is_open and not fills(run)
+        step_until(lx, lambda: not orders(run))
+        (sell,) = fills(run)
+        assert sell.order_id == stop.id and sell.price == pytest.approx(0.985, abs=0.006)
