@@ -179,21 +179,23 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
             order.id = ex.new_id()  # type: ignore[union-attr]
             return ex.replace(ai, old, order, new)
     result = place_stop(s, new)
-    if result is not None and old.is_open:
+    if result is None:
+        return None
+    placed = [o for o in ai.orders.values() if o.group == old.group and o is not old
+              and o.type in CONDITIONAL]
+    if old.is_open:
         s.executor.cancel(ai, [old], CancelOrders(ai, ids=(old.id,)))
-    if result is not None and (old.triggered or old.filled > 0):
-        _fired_meanwhile(s, ai, old)
+    if old.triggered or old.filled > 0:
+        _fired_meanwhile(s, ai, old, placed)
     return result
 
 
-def _fired_meanwhile(s: Any, ai: AssetInstance, old: Order) -> None:
+def _fired_meanwhile(s: Any, ai: AssetInstance, old: Order, new: list[Order]) -> None:
     """The old stop fired before its cancel took (live: the exchange fired it while the
     replacement was placed). It did what the stop was for: the replacement is cancelled.
     If the replacement fired too, it went beyond the position it was to close: on a
     derivative what it filled is undone at once by a reduce-only market order. Either
     way the strategy is told (on_order_error)."""
-    new = [o for o in ai.orders.values() if o.group == old.group and o is not old
-           and o.type in CONDITIONAL]
     open_ = [o for o in new if o.is_open]
     if open_:
         s.executor.cancel(ai, open_, CancelOrders(ai, ids=tuple(o.id for o in open_),

@@ -41,6 +41,9 @@ class LiveExecutor(SessionExecutor):
         if order.type in CONDITIONAL and not self._native(ai, order):
             return self._hold(ai, order)
         wait = self.wait(req.waitfor)
+        if order.type in CONDITIONAL:  # it rests until it fires: the answer is enough
+            coro = orders.send(session, ai, order, req.payload(), 0.0, False)
+            return self.block(coro, wait + GRACE, missing, f"{order.type.value}_order")
         coro = orders.send(session, ai, order, req.payload(), wait, req.synced)
         if wait <= 0 and not req.synced:  # fire and forget
             session.engine.fire(coro)
