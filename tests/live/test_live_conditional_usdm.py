@@ -359,3 +359,31 @@ def test_usdm_stop_limit_is_native_and_its_limit_order_rests_after_the_trigger(p
         step_until(lx, lambda: not orders(run))
         (sell,) = fills(run)
         assert sell.order_id == stop.id and sell.price == pytest.approx(0.985, abs=0.006)
+
+
+def test_a_usdm_stop_whose_placement_got_no_answer_is_settled_by_client_id(perp):
+    """A 503 after the exchange placed the algo: the stop is UNKNOWN, then found by its
+    client id (an algo lookup) and followed; a 503 with nothing placed: closed as never
+    placed once the request can no longer arrive."""
+    lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
+    cfg = {"exchanges": {"binanceusdm": {"rate_limit": False, "options": {"recvWindow": 1000}}}}
+    trace = Events()
+    with live(lx, QuietPerp, settings=cfg, trace=trace) as run:
+        long(run, lx)
+        lx.faults.update({"http_status": 503, "http_path": "POST /fapi/v1/algoOrder",
+                          "http_count": 1, "http_processed": True})
+        assert run.call("stop_order", PERP, 50.0, 0.98, reduce_only=True) is missing
+        (stop,) = orders(run)
+        eventually(lambda: stop.status.value == "open", timeout=10)
+        assert [(u["id"], u["status"]) for u in trace.of("order_updated")] == [
+            (stop.id, "unknown"), (stop.id, "open")]
+        assert [a.client_id for a in algos(lx)] == [stop.id]
+        lx.faults.update({"http_status": 503, "http_path": "POST /fapi/v1/algoOrder",
+                          "http_count": 1, "http_processed": False})
+        assert run.call("stop_order", PERP, 50.0, 0.95, reduce_only=True) is missing
+        (lost,) = [o for o in orders(run) if o is not stop]
+        eventually(lambda: not lost.is_open, timeout=15)
+        assert lost.status.value == "not_placed" and len(algos(lx)) == 1
+        step_until(lx, lambda: not orders(run))
+        (sell,) = fills(run)
+        assert sell.order_id == stop.id and sell.amount == 50.0
