@@ -387,3 +387,63 @@ def test_a_usdm_stop_whose_placement_got_no_answer_is_settled_by_client_id(perp)
         step_until(lx, lambda: not orders(run))
         (sell,) = fills(run)
         assert sell.order_id == stop.id and sell.amount == 50.0
+
+
+def test_reconciliation_counts_native_stops_as_open_there_and_emulated_ones_as_held(perp):
+    """A native stop is an open algo order on the exchange, an emulated one is held by the
+    engine: neither is a difference for reconcile() or the periodic reconciliation."""
+    lx = perp([1.0] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("stop_order", PERP, 50.0, 0.95, reduce_only=True) is missing
+        assert run.call("trailing_stop_order", PERP, 50.0, offset=0.03,
+                        reduce_only=True) is missing
+        assert sorted(o.route for o in orders(run)) == ["emulated", "native"]
+        assert run.reconcile() == []
+        assert run.align().ok
+        assert perp_in_step(run, lx) == []
+
+
+def test_a_usdm_stop_that_fired_while_the_run_was_down_is_settled_at_restart(perp, tmp_path):
+    """The run stops with a native stop open; the exchange fires it meanwhile. The next run
+    on the trace looks the algo up, follows it to its order and applies the fill once."""
+    from planarpy.trace import EventTrace
+    lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
+    path = tmp_path / "t"
+    with EventTrace.open(path, strategy="QuietPerp", exchange="binanceusdm") as trace:
+        with live(lx, QuietPerp, trace=trace) as first:
+            long(first, lx)
+            assert first.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
+            (stop,) = orders(first)
+    for _ in range(5):
+        lx.step(STEP)
+    (algo,) = algos(lx, open_only=False)
+    assert algo.status == "FINISHED"
+    with EventTrace.open(path, strategy="QuietPerp", exchange="binanceusdm") as trace:
+        with live(lx, QuietPerp, trace=trace) as second:
+            assert orders(second) == []
+            sells = [t for t in second.strategy.state.assets[PERP].trades if t.side is Side.SELL]
+            assert [(t.order_id, t.amount) for t in sells] == [(stop.id, 100.0)]
+            assert second.state()["assets"][PERP]["long"] == 0.0
+            assert eventually(lambda: perp_in_step(second, lx) == [], timeout=5)
+    replayed(second.strategy, path)
+
+
+def test_a_usdm_stop_that_fires_while_the_websockets_are_down_is_found_after(perp):
+    """Every WebSocket dropped and refused while the stop fires: it is found (REST, or the
+    stream once it is back) and its fill applied once."""
+    lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
+        (stop,) = orders(run)
+        lx.faults.update({"refuse_ws": True})
+        lx.faults.drop_websockets()
+        for _ in range(4):
+            lx.step(STEP)
+        eventually(lambda: not algos(lx))
+        lx.faults.update({"refuse_ws": False})
+        eventually(lambda: not orders(run), timeout=20)
+        (sell,) = fills(run)
+        assert sell.order_id == stop.id and sell.amount == 100.0
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=10)

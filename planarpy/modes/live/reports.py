@@ -114,6 +114,12 @@ async def fetch_open(session: LiveSession, symbol: str) -> list[Any]:
     return found
 
 
+def on_exchange(ai: AssetInstance) -> set[str]:
+    """The ids of `ai`'s open orders that the exchange should list open: all but the
+    emulated conditional orders the engine holds until they fire."""
+    return {i for i, o in ai.orders.items() if o.route != "emulated" or o.triggered}
+
+
 async def fetch_trades(session: LiveSession, ai: AssetInstance, o: Mapping[str, Any]) -> list[Any]:
     """The account's trades of the asset since order `o` was placed (the stream may not
     have delivered its fills); none if they cannot be fetched."""
