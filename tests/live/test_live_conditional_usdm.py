@@ -447,3 +447,22 @@ def test_a_usdm_stop_that_fires_while_the_websockets_are_down_is_found_after(per
         (sell,) = fills(run)
         assert sell.order_id == stop.id and sell.amount == 100.0
         assert eventually(lambda: perp_in_step(run, lx) == [], timeout=10)
+
+
+def test_a_stop_placed_by_hand_on_the_exchange_is_adopted_as_a_native_stop(perp):
+    """An algo stop placed by hand (not through the run) is adopted at start-up with its
+    type and trigger, and followed to its fill like the run's own."""
+    lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
+    ex = raw_client(lx, "binanceusdm")
+    ex.create_order(PERP, "market", "buy", 100.0)
+    placed = ex.create_order(PERP, "market", "sell", 100.0, None,
+                             {"stopLossPrice": 0.98, "reduceOnly": True})
+    with live(lx, QuietPerp) as run:
+        (stop,) = orders(run)
+        assert (stop.id, stop.type, stop.trigger, stop.route, stop.reduce_only) == (
+            placed["clientOrderId"], OrderType.STOP_MARKET, 0.98, "native", True)
+        assert run.reconcile() == []
+        step_until(lx, lambda: not orders(run))
+        (sell,) = fills(run)
+        assert sell.order_id == stop.id and sell.amount == 100.0
+        assert run.state()["assets"][PERP]["long"] == 0.0
