@@ -14,7 +14,7 @@ from planarpy.data.sample import sample_markets
 from planarpy.localexchange import Clock, Feed
 
 from livekit import QuietPerp, eventually, live, never, perp_in_step, raw_client, replayed
-from tapekit import STEP, T0, Events
+from tapekit import STEP, T0, Events, step_until
 
 PERP = "XRP/USDT:USDT"
 
@@ -31,18 +31,6 @@ def perp(local_exchange_factory):
     m = sample_markets("binanceusdm")[PERP]
     return lambda path: local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
                                                data={PERP: perp_tape(path)})
-
-
-def step_until(lx, done, steps=40):
-    for _ in range(steps):
-        if done():
-            return
-        lx.step(STEP)
-        try:
-            eventually(done, timeout=0.3)
-        except AssertionError:
-            pass
-    eventually(done, timeout=10)
 
 
 def fills(run, side=Side.SELL):
@@ -63,14 +51,22 @@ def long(run, lx, amount=100.0):
     eventually(lambda: run.state()["assets"][PERP]["long"] == amount)
 
 
+def armed(run, lx, action, *args, **kw):
+    """A long of 100, then one reduce-only conditional order of 100 on it (`action` and
+    its arguments after the amount): the order."""
+    long(run, lx)
+    kw.setdefault("reduce_only", True)
+    assert run.call(action, PERP, 100.0, *args, **kw) is missing
+    (order,) = orders(run)
+    return order
+
+
 def test_usdm_stop_is_an_algo_order_and_fills_at_its_orders_price(perp, tmp_path):
     from planarpy.trace import EventTrace
     lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
     trace = EventTrace.open(tmp_path / "t", strategy="QuietPerp", exchange="binanceusdm")
     with trace, live(lx, QuietPerp, trace=trace) as run:
-        long(run, lx)
-        assert run.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
-        (stop,) = orders(run)
+        stop = armed(run, lx, "stop_order", 0.98)
         assert stop.route == "native" and stop.type is OrderType.STOP_MARKET
         ex = raw_client(lx, "binanceusdm")
         (algo,) = ex.fetch_open_orders(PERP, params={"trigger": True})
@@ -113,9 +109,7 @@ def test_an_algo_that_finishes_before_its_orders_fills_arrive_loses_nothing(perp
 def test_usdm_take_profit_is_native_and_fires_on_the_rise(perp):
     lx = perp([1.0, 1.01, 1.03, 1.06, 1.05] + [1.05] * 30)
     with live(lx, QuietPerp) as run:
-        long(run, lx)
-        assert run.call("take_profit_order", PERP, 100.0, 1.05, reduce_only=True) is missing
-        (tp,) = orders(run)
+        tp = armed(run, lx, "take_profit_order", 1.05)
         assert tp.route == "native" and tp.type is OrderType.TAKE_PROFIT_MARKET
         (algo,) = algos(lx)
         assert algo.type == "TAKE_PROFIT_MARKET"
@@ -164,9 +158,7 @@ def test_a_usdm_stop_that_fires_while_the_user_stream_is_silent_is_found_by_rest
     lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
     trace = Events()
     with live(lx, QuietPerp, trace=trace) as run:
-        long(run, lx)
-        assert run.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
-        (stop,) = orders(run)
+        stop = armed(run, lx, "stop_order", 0.98)
         lx.faults.update({"stall_user": True})
         for _ in range(4):  # the exchange fires the algo and fills its order, unsaid
             lx.step(STEP)
@@ -225,9 +217,7 @@ def test_amending_a_usdm_stop_places_the_new_one_before_cancelling_the_old(perp)
     lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
     log = _algo_log(lx)
     with live(lx, QuietPerp) as run:
-        long(run, lx)
-        assert run.call("stop_order", PERP, 100.0, 0.95, reduce_only=True) is missing
-        (old,) = orders(run)
+        old = armed(run, lx, "stop_order", 0.95)
         assert run.call("amend_stop", PERP, old.id, 0.98) is missing
         (new,) = orders(run)
         assert new.id != old.id and new.trigger == 0.98 and new.route == "native"
@@ -240,31 +230,36 @@ def test_amending_a_usdm_stop_places_the_new_one_before_cancelling_the_old(perp)
         assert sell.order_id == new.id
 
 
+def amend_held_up(run, lx, old, trigger):
+    """`amend_stop` of `old` to `trigger` in a thread, the old stop's cancel held up by
+    the exchange (a slow answer) while the price steps through 1.0, 0.99, 0.96; the
+    call's result."""
+    import threading
+    lx.faults.update({"delay_ms": 3000, "delay_path": "DELETE /fapi/v1/algoOrder",
+                      "delay_count": 1})
+    done = []
+    t = threading.Thread(target=lambda: done.append(run.call("amend_stop", PERP, old.id,
+                                                             trigger)))
+    t.start()
+    eventually(lambda: len(algos(lx)) == 2)  # the new one placed, the old one's cancel held
+    for _ in range(3):
+        lx.step(STEP)
+    t.join(30)
+    assert not t.is_alive()
+    return done[0]
+
+
 def test_an_amend_whose_old_stop_fires_before_its_cancel_cancels_the_new_one(perp):
     """The old stop's cancel is held up (a slow exchange) and the price falls through the
     old stop meanwhile: the cancel finds it fired (-2011), its fill is applied, and the
     replacement, which now guards nothing, is cancelled; the strategy is told."""
-    import threading
     lx = perp([1.0, 0.99, 0.96, 0.96] + [0.96] * 30)
     with live(lx, QuietPerp) as run:
-        long(run, lx)
-        assert run.call("stop_order", PERP, 100.0, 0.97, reduce_only=True) is missing
-        (old,) = orders(run)
-        lx.faults.update({"delay_ms": 1500, "delay_path": "DELETE /fapi/v1/algoOrder",
-                          "delay_count": 1})
-        done = []
-        t = threading.Thread(target=lambda: done.append(run.call("amend_stop", PERP, old.id,
-                                                                 0.95)))
-        t.start()
-        eventually(lambda: len(algos(lx)) == 2)  # the new one placed, the old one's cancel held
-        for _ in range(3):  # 1.0, 0.99, 0.96: the old stop fires (the new one, at 0.95, not)
-            lx.step(STEP)
-        t.join(30)
-        assert not t.is_alive()
+        old = armed(run, lx, "stop_order", 0.97)
+        assert amend_held_up(run, lx, old, 0.95) is missing  # 0.96 fires the old one only
         eventually(lambda: not orders(run))
         (sell,) = fills(run)
         assert sell.order_id == old.id and algos(lx) == []
-        assert done == [missing], done
         assert any("fired before its cancel" in e for e in run.strategy.errors), run.strategy.errors
         assert run.state()["assets"][PERP]["long"] == 0.0
         assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
@@ -274,21 +269,10 @@ def test_when_both_the_old_and_the_new_stop_fire_the_extra_fill_is_undone(perp):
     """Not reduce-only, the old stop at 0.97 and its replacement at 0.98 both fire on one
     trade while the old one's cancel is held up: the position went short; a reduce-only
     market order closes what the replacement added, and the strategy is told."""
-    import threading
     lx = perp([1.0, 0.99, 0.96, 0.96] + [0.96] * 30)
     with live(lx, QuietPerp) as run:
-        long(run, lx)
-        assert run.call("stop_order", PERP, 100.0, 0.97) is missing
-        (old,) = orders(run)
-        lx.faults.update({"delay_ms": 1500, "delay_path": "DELETE /fapi/v1/algoOrder",
-                          "delay_count": 1})
-        t = threading.Thread(target=lambda: run.call("amend_stop", PERP, old.id, 0.98))
-        t.start()
-        eventually(lambda: len(algos(lx)) == 2)
-        for _ in range(3):
-            lx.step(STEP)
-        t.join(30)
-        assert not t.is_alive()
+        old = armed(run, lx, "stop_order", 0.97, reduce_only=False)
+        amend_held_up(run, lx, old, 0.98)
         eventually(lambda: len(fills(run, Side.BUY)) == 2)  # the entry, and the undo
         assert any("undone by a reduce-only market order" in e for e in run.strategy.errors)
         eventually(lambda: run.state()["assets"][PERP]["short"] == 0.0
@@ -299,9 +283,7 @@ def test_when_both_the_old_and_the_new_stop_fire_the_extra_fill_is_undone(perp):
 def test_cancelling_a_usdm_stop_cancels_the_algo_and_it_never_fires(perp):
     lx = perp([1.0, 1.01, 0.99, 0.97, 0.96] + [0.96] * 30)
     with live(lx, QuietPerp) as run:
-        long(run, lx)
-        assert run.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
-        (stop,) = orders(run)
+        stop = armed(run, lx, "stop_order", 0.98)
         assert run.call("cancel_orders", PERP) is True
         assert not orders(run) and stop.status.value == "canceled"
         (algo,) = algos(lx, open_only=False)
@@ -317,9 +299,7 @@ def test_a_reduce_only_stop_with_no_position_left_expires_and_closes_here(perp):
     the algo EXPIRED, and the stop closes here with no fill (no short opened)."""
     lx = perp([1.0, 1.01, 0.99, 0.97, 0.96] + [0.96] * 30)
     with live(lx, QuietPerp) as run:
-        long(run, lx)
-        assert run.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
-        (stop,) = orders(run)
+        stop = armed(run, lx, "stop_order", 0.98)
         # closed by another order (the gate counts the stop as reducing the position)
         raw_client(lx, "binanceusdm").create_order(PERP, "market", "sell", 100.0, None,
                                                    {"reduceOnly": True})
@@ -348,9 +328,7 @@ def test_usdm_stop_limit_is_native_and_its_limit_order_rests_after_the_trigger(p
     while the price is below it; the stop is open (triggered) until that order fills."""
     lx = perp([1.0, 0.97, 0.96, 0.96, 0.99, 0.99] + [0.99] * 30)
     with live(lx, QuietPerp) as run:
-        long(run, lx)
-        assert run.call("stop_order", PERP, 100.0, 0.98, limit=0.985, reduce_only=True) is missing
-        (stop,) = orders(run)
+        stop = armed(run, lx, "stop_order", 0.98, limit=0.985)
         assert stop.route == "native" and stop.type is OrderType.STOP_LIMIT
         (algo,) = algos(lx)
         assert algo.type == "STOP"
@@ -434,9 +412,7 @@ def test_a_usdm_stop_that_fires_while_the_websockets_are_down_is_found_after(per
     stream once it is back) and its fill applied once."""
     lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
     with live(lx, QuietPerp) as run:
-        long(run, lx)
-        assert run.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
-        (stop,) = orders(run)
+        stop = armed(run, lx, "stop_order", 0.98)
         lx.faults.update({"refuse_ws": True})
         lx.faults.drop_websockets()
         for _ in range(4):
