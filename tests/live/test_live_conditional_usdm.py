@@ -51,6 +51,11 @@ def long(run, lx, amount=100.0):
     eventually(lambda: run.state()["assets"][PERP]["long"] == amount)
 
 
+def trace_at(path):
+    from planarpy.trace import EventTrace
+    return EventTrace.open(path, strategy="QuietPerp", exchange="binanceusdm")
+
+
 def armed(run, lx, action, *args, **kw):
     """A long of 100, then one reduce-only conditional order of 100 on it (`action` and
     its arguments after the amount): the order."""
@@ -62,9 +67,8 @@ def armed(run, lx, action, *args, **kw):
 
 
 def test_usdm_stop_is_an_algo_order_and_fills_at_its_orders_price(perp, tmp_path):
-    from planarpy.trace import EventTrace
     lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
-    trace = EventTrace.open(tmp_path / "t", strategy="QuietPerp", exchange="binanceusdm")
+    trace = trace_at(tmp_path / "t")
     with trace, live(lx, QuietPerp, trace=trace) as run:
         stop = armed(run, lx, "stop_order", 0.98)
         assert stop.route == "native" and stop.type is OrderType.STOP_MARKET
@@ -172,26 +176,26 @@ def test_a_usdm_stop_that_fires_while_the_user_stream_is_silent_is_found_by_rest
         assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
 
 
+def left_open(lx, path):
+    """A run on the trace at `path` that goes long and leaves a native stop at 0.98 open
+    when it stops: the stop."""
+    with trace_at(path) as trace, live(lx, QuietPerp, trace=trace) as first:
+        return armed(first, lx, "stop_order", 0.98)
+
+
 def test_a_restart_adopts_the_native_usdm_stop_and_follows_it(perp, tmp_path):
-    from planarpy.trace import EventTrace
     lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
     path = tmp_path / "t"
-    with EventTrace.open(path, strategy="QuietPerp", exchange="binanceusdm") as trace:
-        with live(lx, QuietPerp, trace=trace) as first:
-            long(first, lx)
-            assert first.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
-            (stop,) = orders(first)
+    stop = left_open(lx, path)
     assert [a.client_id for a in algos(lx)] == [stop.id]  # left open on the exchange
-    with EventTrace.open(path, strategy="QuietPerp", exchange="binanceusdm") as trace:
-        with live(lx, QuietPerp, trace=trace) as second:
-            (again,) = orders(second)
-            assert (again.id, again.route, again.type, again.trigger) == (
-                stop.id, "native", OrderType.STOP_MARKET, 0.98)
-            step_until(second, lambda: not orders(second)) if False else \
-                step_until(lx, lambda: not orders(second))
-            (sell,) = fills(second)
-            assert sell.order_id == stop.id and sell.amount == 100.0
-            assert eventually(lambda: perp_in_step(second, lx) == [], timeout=5)
+    with trace_at(path) as trace, live(lx, QuietPerp, trace=trace) as second:
+        (again,) = orders(second)
+        assert (again.id, again.route, again.type, again.trigger) == (
+            stop.id, "native", OrderType.STOP_MARKET, 0.98)
+        step_until(lx, lambda: not orders(second))
+        (sell,) = fills(second)
+        assert sell.order_id == stop.id and sell.amount == 100.0
+        assert eventually(lambda: perp_in_step(second, lx) == [], timeout=5)
     replayed(second.strategy, path)
 
 
@@ -273,10 +277,10 @@ def test_when_both_the_old_and_the_new_stop_fire_the_extra_fill_is_undone(perp):
     with live(lx, QuietPerp) as run:
         old = armed(run, lx, "stop_order", 0.97, reduce_only=False)
         amend_held_up(run, lx, old, 0.98)
-        eventually(lambda: len(fills(run, Side.BUY)) == 2)  # the entry, and the undo
+        eventually(lambda: len(fills(run, Side.BUY)) == 2, timeout=15)  # the entry, the undo
         assert any("undone by a reduce-only market order" in e for e in run.strategy.errors)
         eventually(lambda: run.state()["assets"][PERP]["short"] == 0.0
-                   and run.state()["assets"][PERP]["long"] == 0.0)
+                   and run.state()["assets"][PERP]["long"] == 0.0, timeout=15)
         assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
 
 
@@ -385,25 +389,19 @@ def test_reconciliation_counts_native_stops_as_open_there_and_emulated_ones_as_h
 def test_a_usdm_stop_that_fired_while_the_run_was_down_is_settled_at_restart(perp, tmp_path):
     """The run stops with a native stop open; the exchange fires it meanwhile. The next run
     on the trace looks the algo up, follows it to its order and applies the fill once."""
-    from planarpy.trace import EventTrace
     lx = perp([1.0, 1.01, 0.99, 0.97, 0.98] + [0.98] * 30)
     path = tmp_path / "t"
-    with EventTrace.open(path, strategy="QuietPerp", exchange="binanceusdm") as trace:
-        with live(lx, QuietPerp, trace=trace) as first:
-            long(first, lx)
-            assert first.call("stop_order", PERP, 100.0, 0.98, reduce_only=True) is missing
-            (stop,) = orders(first)
+    stop = left_open(lx, path)
     for _ in range(5):
         lx.step(STEP)
     (algo,) = algos(lx, open_only=False)
     assert algo.status == "FINISHED"
-    with EventTrace.open(path, strategy="QuietPerp", exchange="binanceusdm") as trace:
-        with live(lx, QuietPerp, trace=trace) as second:
-            assert orders(second) == []
-            sells = [t for t in second.strategy.state.assets[PERP].trades if t.side is Side.SELL]
-            assert [(t.order_id, t.amount) for t in sells] == [(stop.id, 100.0)]
-            assert second.state()["assets"][PERP]["long"] == 0.0
-            assert eventually(lambda: perp_in_step(second, lx) == [], timeout=5)
+    with trace_at(path) as trace, live(lx, QuietPerp, trace=trace) as second:
+        assert orders(second) == []
+        sells = [t for t in second.strategy.state.assets[PERP].trades if t.side is Side.SELL]
+        assert [(t.order_id, t.amount) for t in sells] == [(stop.id, 100.0)]
+        assert second.state()["assets"][PERP]["long"] == 0.0
+        assert eventually(lambda: perp_in_step(second, lx) == [], timeout=5)
     replayed(second.strategy, path)
 
 
