@@ -440,3 +440,17 @@ def test_a_stop_placed_by_hand_on_the_exchange_is_adopted_as_a_native_stop(perp)
         (sell,) = fills(run)
         assert sell.order_id == stop.id and sell.amount == 100.0
         assert run.state()["assets"][PERP]["long"] == 0.0
+
+
+def test_cancelling_a_fired_usdm_stop_limit_cancels_the_limit_order_it_placed(perp):
+    lx = perp([1.0, 0.97, 0.96, 0.96] + [0.96] * 30)
+    with live(lx, QuietPerp) as run:
+        stop = armed(run, lx, "stop_order", 0.98, limit=0.985)
+        step_until(lx, lambda: stop.triggered)
+        (algo,) = algos(lx, open_only=False)
+        assert algo.order is not None and algo.order.is_open  # the limit rests above 0.96
+        assert run.call("cancel_orders", PERP) is True
+        assert not orders(run) and stop.status.value == "canceled" and not fills(run)
+        eventually(lambda: not algo.order.is_open)
+        assert run.state()["assets"][PERP]["long"] == 100.0
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
