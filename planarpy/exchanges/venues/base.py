@@ -26,11 +26,10 @@ DEFAULT_SUBMIT_WINDOW = 60.0
 class AlgoReport:
     """What a report of a conditional order held by the exchange apart from its orders (an
     algo order) says: its `status` as the exchange names it, the exchange id of the order
-    it placed when it fired (`child`, "" before), and what that order filled so far."""
+    it placed when it fired (`child`, "" before) and its type."""
 
     status: str
     child: str = ""
-    filled: float = 0.0
     kind: str = ""  # the planarpy OrderType value of the algo's type ("" if none)
 
     @property

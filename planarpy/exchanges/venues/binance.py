@@ -162,10 +162,9 @@ class Binance(Venue):
             return None
         if "aid" in info:  # ALGO_UPDATE
             return AlgoReport(str(info.get("X") or ""), str(info.get("ai") or ""),
-                              float(info.get("aq") or 0.0), _ALGO_KINDS.get(info.get("o"), ""))
+                              _ALGO_KINDS.get(info.get("o"), ""))
         if "algoId" in info and "algoStatus" in info:  # REST
             return AlgoReport(str(info["algoStatus"]), str(info.get("actualOrderId") or ""),
-                              float(info.get("executedQty") or 0.0),
                               _ALGO_KINDS.get(info.get("orderType"), ""))
         return None
 
