@@ -157,13 +157,13 @@ async def fetch_order_updates(session: LiveSession, symbols: list[str]) -> list[
     for symbol in symbols:
         ai = session.e.state.assets[symbol]
         listed = {str(o.get("id")): o for o in await fetch_open(session, symbol)}
-        algos = {session.venue.client_id(o) for o in listed.values()
-                 if session.venue.algo_report(o) is not None}
-        for exid, lid in list(session.fills.exchange_ids.items()):
+        ids = session.fills.exchange_ids
+        known = {ids.get(x) or session.venue.client_id(o) for x, o in listed.items()}
+        for exid, lid in list(ids.items()):
             order = ai.orders.get(lid)
-            if order is None or exid in listed or lid in algos:
+            if order is None or lid in known:
                 continue
-            algos.add(lid)  # asked once
+            known.add(lid)  # asked once (a fired algo order has two exchange ids)
             try:
                 listed[exid] = await session.request("fetch_order", *lookup_args(
                     session, order, exid))
