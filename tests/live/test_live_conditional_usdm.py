@@ -104,6 +104,10 @@ def test_an_algo_that_finishes_before_its_orders_fills_arrive_loses_nothing(perp
         (sell,) = fills(run)
         assert sell.order_id == stop.id and sell.amount == 100.0 and stop.filled == 100.0
         assert stop.status.value == "closed" and stop.triggered
+        (created,) = [p for p in trace.of("order_created") if p["id"] == stop.id]
+        assert created["route"] == "native" and created["type"] == "stop_market"
+        (fired,) = trace.of("order_triggered")
+        assert fired["id"] == stop.id and fired["child"]
         algo_reports = [m for m in trace.of("exchange_message")
                         if "algo" in (m["reason"] or "")]
         assert algo_reports and all("order_closed" not in m["events"] for m in algo_reports)
@@ -453,4 +457,25 @@ def test_cancelling_a_fired_usdm_stop_limit_cancels_the_limit_order_it_placed(pe
         assert not orders(run) and stop.status.value == "canceled" and not fills(run)
         eventually(lambda: not algo.order.is_open)
         assert run.state()["assets"][PERP]["long"] == 100.0
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_a_usdm_bracket_rests_its_target_on_the_exchange_and_emulates_its_stop(perp):
+    """The exits of a bracket are an OCO pair: the take-profit limit rests on the
+    exchange, the stop leg is held by the engine (an algo stop beside it could fire after
+    the limit filled); when the stop fires, the limit is cancelled, then the market sell
+    goes."""
+    lx = perp([1.0, 0.99, 0.97, 0.96] + [0.96] * 30)
+    with live(lx, QuietPerp) as run:
+        run.call("bracket_order", PERP, 100.0, stop_loss=0.975, take_profit=1.05)
+        eventually(lambda: len(orders(run)) == 2)
+        legs = {o.type: o for o in orders(run)}
+        limit, stop = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
+        assert stop.route == "emulated" and limit.group == stop.group and algos(lx) == []
+        (resting,) = raw_client(lx, "binanceusdm").fetch_open_orders(PERP)
+        assert resting["clientOrderId"] == limit.id and resting["reduceOnly"] is True
+        step_until(lx, lambda: not orders(run))
+        (sell,) = fills(run)
+        assert sell.order_id == stop.id and sell.amount == 100.0
+        assert limit.status.value == "canceled"
         assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
