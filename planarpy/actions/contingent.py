@@ -185,14 +185,18 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
               and o.type in CONDITIONAL]
     if old.is_open:
         s.executor.cancel(ai, [old], CancelOrders(ai, ids=(old.id,)))
-    if old.triggered or old.filled > 0:
+    if old.filled >= old.amount * (1 - 1e-9):
         _fired_meanwhile(s, ai, old, placed)
+    elif old.filled > 0:  # a stop-limit filled in part, then cancelled: the rest needs a stop
+        s.reject(ai, f"amend_stop: stop {old.id} filled {old.filled:g} of {old.amount:g} "
+                     "before its cancel; its replacement stays", req.payload())
     return result
 
 
 def _fired_meanwhile(s: Any, ai: AssetInstance, old: Order, new: list[Order]) -> None:
-    """The old stop fired before its cancel took (live: the exchange fired it while the
-    replacement was placed). It did what the stop was for: the replacement is cancelled.
+    """The old stop fired and filled before its cancel took (live: the exchange fired it
+    while the replacement was placed). It did what the stop was for: the replacement is
+    cancelled.
     If the replacement fired too, it went beyond the position it was to close: on a
     derivative what it filled is undone at once by a reduce-only market order. Either
     way the strategy is told (on_order_error)."""

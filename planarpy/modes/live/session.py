@@ -205,8 +205,9 @@ class LiveSession(Session):
                     out.append(f"{ai.symbol} {p.side.value}: local {p.amount!r}, exchange {theirs!r}")
             open_ids = {cid for o in await reports.fetch_open(self, ai.symbol)
                         if self.owns(cid := self.venue.client_id(o) or str(o.get("id")))}
-            if open_ids != reports.on_exchange(ai):
-                out.append(f"{ai.symbol} open orders: local {sorted(reports.on_exchange(ai))}, "
+            ours = reports.on_exchange(ai)  # not the emulated orders the engine holds
+            if open_ids != ours:
+                out.append(f"{ai.symbol} open orders: local {sorted(ours)}, "
                            f"exchange {sorted(open_ids)}")
         return out
 
