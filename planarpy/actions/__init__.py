@@ -78,7 +78,10 @@ def call(s: Any, action: Action | str, *args: Any, **kwargs: Any) -> Any:
     except (KeyError, TypeError):
         raise UnsupportedAction(f"unknown action {action!r}; actions are: "
                                 f"{', '.join(a.value for a in Action)}") from None
-    engine = s.engine
+    try:
+        engine = s._engine  # Strategy.engine's own slot: the property costs a call per order
+    except AttributeError:
+        engine = s.engine
     handler = engine.dispatch.get(act)
     if handler is None:
         raise _unsupported(engine, act)

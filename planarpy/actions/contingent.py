@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ..core.instances import AssetInstance
-from ..core.orders import CONDITIONAL, Order, OrderType, Side, Trade, _Missing, missing
+from ..core.orders import (CONDITIONAL, Order, OrderType, PositionSide, Side, Trade, _Missing,
+                           missing)
 from ..core.precision import floor_to_step
 from ..core.triggers import immediate_error, trailing_trigger
 from . import Action, Handler
@@ -178,9 +179,41 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
             order.id = ex.new_id()  # type: ignore[union-attr]
             return ex.replace(ai, old, order, new)
     result = place_stop(s, new)
-    if result is not None and old.is_open:
+    if result is None:
+        return None
+    placed = [o for o in ai.orders.values() if o.group == old.group and o is not old
+              and o.type in CONDITIONAL]
+    if old.is_open:
         s.executor.cancel(ai, [old], CancelOrders(ai, ids=(old.id,)))
+    if old.filled >= old.amount * (1 - 1e-9):
+        _fired_meanwhile(s, ai, old, placed)
+    elif old.filled > 0:  # a stop-limit filled in part, then cancelled: the rest needs a stop
+        s.reject(ai, f"amend_stop: stop {old.id} filled {old.filled:g} of {old.amount:g} "
+                     "before its cancel; its replacement stays", req.payload())
     return result
+
+
+def _fired_meanwhile(s: Any, ai: AssetInstance, old: Order, new: list[Order]) -> None:
+    """The old stop fired and filled before its cancel took (live: the exchange fired it
+    while the replacement was placed). It did what the stop was for: the replacement is
+    cancelled.
+    If the replacement fired too, it went beyond the position it was to close: on a
+    derivative what it filled is undone at once by a reduce-only market order. Either
+    way the strategy is told (on_order_error)."""
+    open_ = [o for o in new if o.is_open]
+    if open_:
+        s.executor.cancel(ai, open_, CancelOrders(ai, ids=tuple(o.id for o in open_),
+                                                  confirm=True))
+    filled = sum(o.filled for o in new)
+    reason = (f"amend_stop: stop {old.id} fired before its cancel; its replacement "
+              f"{', '.join(o.id for o in new)} was cancelled")
+    pos = ai.open_position()
+    if filled > 0 and ai.market.is_derivative and pos is not None:
+        from .pipeline import place_order  # the pipeline imports this module
+        side = Side.SELL if pos.side is PositionSide.LONG else Side.BUY
+        place_order(s, MarketOrder(ai, min(filled, pos.amount), side, pos.side, True))
+        reason += f" after it filled {filled:g} too, undone by a reduce-only market order"
+    s.reject(ai, reason, {"type": "amend_stop", "symbol": ai.symbol, "id": old.id})
 
 
 # ---- what fills and cancels set off (the modes call these) --------------------------------

@@ -20,6 +20,8 @@ from .risk import increases
 _EPS = 1e-12
 _POST_ONLY = TimeInForce.POST_ONLY
 _LIMIT = OrderType.LIMIT
+_BUY = Side.BUY
+_CLOSED = OrderStatus.CLOSED
 
 
 class PositionChange(enum.Enum):
@@ -27,6 +29,9 @@ class PositionChange(enum.Enum):
     OPENED = 1
     UPDATED = 2
     CLOSED = 3
+
+
+_NO_CHANGE = PositionChange.NONE
 
 
 def fee_rate(ai: AssetInstance, order: Order) -> float:
@@ -133,7 +138,7 @@ def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
     """Why the strategy cannot afford `order` now, or None. The leg of an OCO group (or
     the replacement of a stop) may use what its group already holds."""
     m = ai.market
-    adds = increases(ai, order)
+    adds = order.side is _BUY if not m.is_derivative else increases(ai, order)  # a hot path
     need = _required(ai, order, adds)
     if order.group:
         holder = _shares_with(ai, order, adds)
@@ -182,7 +187,7 @@ def shortfall(state: State, ai: AssetInstance, order: Order, amount: float,
 
 def add_order(state: State, ai: AssetInstance, order: Order) -> None:
     """Register an accepted order and commit what it needs."""
-    adds = increases(ai, order)
+    adds = order.side is _BUY if not ai.market.is_derivative else increases(ai, order)
     need = _required(ai, order, adds)
     order.commits_quote = adds
     if order.group and _shares_with(ai, order, adds) is not None:
@@ -252,23 +257,24 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade, *,
     the wallet: the fee and the realized pnl); a position shows its amount, entry and
     margin (and the cash its margin took or freed). The order and the trades move as ever.
     """
+    amount = trade.amount
     remaining = order.amount - order.filled
-    done = trade.amount >= remaining * (1 - 1e-9)
+    done = amount >= remaining * (1 - 1e-9)
     if order.group and order.committed <= 0:
         _claim(ai, order)
     if done:  # the whole commitment goes, rounding included
         _release(state, ai, order, order.committed)
     elif order.commits_quote:
-        _release(state, ai, order, order.committed * trade.amount / remaining)
+        _release(state, ai, order, order.committed * amount / remaining)
     else:
-        _release(state, ai, order, trade.amount)
-    order.filled += trade.amount
+        _release(state, ai, order, amount)
+    order.filled += amount
     order.cost += trade.cost
     order.fee += trade.fee
     m = ai.market
     fee_base, fee_cash, fee_value = fee_parts(state, m, trade)
     state.fees += fee_value
-    change = PositionChange.NONE
+    change = _NO_CHANGE
     if m.is_derivative:
         if not in_position:
             change = _fill_position(state, ai, order, trade, 0.0 if in_balance else fee_cash,
@@ -276,20 +282,23 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade, *,
         elif not in_balance:
             _fill_wallet(state, ai, order, trade, fee_cash)
     elif not in_balance:
-        if trade.side is Side.BUY:
+        if trade.side is _BUY:
             state.cash -= trade.cost + fee_cash
-            ai.balance += trade.amount - fee_base
+            ai.balance += amount - fee_base
         else:
-            ai.balance -= trade.amount + fee_base
+            ai.balance -= amount + fee_base
             state.cash += trade.cost - fee_cash
     ai.trades.append(trade)
     state.trades.append(trade)
     if done or order.filled >= order.amount * (1 - 1e-9):
-        order.status = OrderStatus.CLOSED
+        order.status = _CLOSED
         if order.committed:
             _release(state, ai, order, order.committed)
         ai.orders.pop(order.id, None)
-    settle(state, ai)
+    if ai.orders or ai.long.amount > 0 or ai.short.amount > 0:  # settle(), once a fill
+        state.active[ai.symbol] = ai
+    else:
+        state.active.pop(ai.symbol, None)
     return change
 
 

@@ -83,6 +83,7 @@ class Effect:
 
 
 NO_EFFECT = Effect()
+_apply_fill, _add_order = accounting.apply_fill, accounting.add_order  # once a fill each
 
 
 def _asset(state: State, symbol: str) -> AssetInstance:
@@ -112,13 +113,14 @@ def _order_created(state: State, d: Mapping[str, Any] | Order) -> Effect:
         return NO_EFFECT
     if order is None:
         order = order_from_payload(d)
-    accounting.add_order(state, ai, order)
+    _add_order(state, ai, order)
     state.risk.orders.append(order.date)  # the order throttle counts created orders
     return Effect(order)
 
 
 def _trade(state: State, d: Mapping[str, Any] | Trade) -> Effect:
-    trade = d if d.__class__ is Trade else trade_from_payload(d)
+    model = d.__class__ is Trade
+    trade = d if model else trade_from_payload(d)
     symbol, tid = trade.symbol, trade.id
     ai = state.assets.get(symbol) or _asset(state, symbol)
     order = ai.orders.get(trade.order_id)
@@ -126,8 +128,8 @@ def _trade(state: State, d: Mapping[str, Any] | Trade) -> Effect:
         return NO_EFFECT  # not (or no longer) open here, or a fill already counted
     if tid:
         ai.trade_ids.add(tid)
-    if d.__class__ is Trade:
-        change = accounting.apply_fill(state, ai, order, trade)
+    if model:
+        change = _apply_fill(state, ai, order, trade)
     else:  # live: a snapshot may show the fill already (see apply_fill)
         change = accounting.apply_fill(state, ai, order, trade,
                                        in_balance=bool(d.get("in_balance")),

@@ -44,7 +44,10 @@ class OHLCV:
     def __getitem__(self, index: slice) -> "OHLCV":
         if not isinstance(index, slice):
             raise TypeError("index OHLCV with a slice; read single values from the columns")
-        return OHLCV(*(getattr(self, c)[index] for c in COLUMNS))
+        # the columns by name, not a generator over COLUMNS: the look-ahead check slices
+        # at every tick it reruns
+        return OHLCV(self.timestamp[index], self.open[index], self.high[index], self.low[index],
+                     self.close[index], self.volume[index])
 
     def between(self, start: int | None = None, stop: int | None = None) -> "OHLCV":
         """Candles whose open time is in [start, stop) (epoch ms; None is unbounded)."""

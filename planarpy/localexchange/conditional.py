@@ -253,13 +253,21 @@ def _fire_algo(engine: "Engine", algo: Algo, now: int) -> None:
     else:
         params["type"] = "MARKET"
     algo.trigger_time = algo.update_time = now
+    held: list[Any] = []
+    listeners = engine.listeners
+    if engine.algo_first():  # the order's events wait until the algo's are out
+        engine.listeners = [held.append]
     try:
         algo.order = engine.place(acc, params, True)[0]
         algo.status = "TRIGGERED"
     except BinanceError as e:
         algo.status, algo.reason = "EXPIRED", e.msg
+    finally:
+        engine.listeners = listeners
     _report(engine, algo, now)
     _finish(engine, algo, now)
+    for event in held:
+        engine._emit(event)
 
 
 def _finish(engine: "Engine", algo: Algo, now: int) -> None:

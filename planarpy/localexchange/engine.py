@@ -72,6 +72,8 @@ class Engine:
     # basis points by which a fill taking the market's own liquidity is priced against the
     # taker (the `fill_worse_bps` fault: an exchange that fills worse than the book shows)
     fill_worse: Callable[[], float] = attrs.field(default=lambda: 0.0)
+    # whether a fired algo order reports its end before its order reports (`algo_first`)
+    algo_first: Callable[[], bool] = attrs.field(default=lambda: False)
 
     # setup
 

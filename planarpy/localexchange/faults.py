@@ -17,6 +17,7 @@
 | `duplicate_user` | every user-data event is sent twice |
 | `reorder_user` | user-data events are sent in swapped pairs |
 | `refuse_ws` | new WebSocket connections are refused (HTTP 503) |
+| `algo_first` | a USD-M algo order that fires reports TRIGGERED and FINISHED before the order it placed reports anything (Binance does not promise the order of the two streams' events) |
 | `fill_worse_bps` | fills that take the market's liquidity are priced this many basis points against the taker (an exchange that fills worse than its book shows) |
 
 `drop_websockets()` closes every open WebSocket at once (abnormal closure).
@@ -57,6 +58,7 @@ class Faults:
     reorder_user: bool = False
     refuse_ws: bool = False
     fill_worse_bps: float = 0.0
+    algo_first: bool = False
     on_drop: Callable[[str | None], int] | None = attrs.field(default=None, repr=False)
 
     def update(self, changes: Mapping[str, Any]) -> None:

@@ -105,6 +105,7 @@ class LocalExchange:
             self.add_account(spec)
         self.engine.listeners.append(self.hub.on_event)
         self.engine.fill_worse = lambda: float(self.faults.fill_worse_bps)
+        self.engine.algo_first = lambda: bool(self.faults.algo_first)
         self.faults.on_drop = self._drop
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -81,9 +81,10 @@ class PlanarSmaCross(Strategy):
 
 def run_planar(data: OHLCV, market: Market, cash: float, commission: float,
                timeframe: str, fast: int = FAST, slow: int = SLOW,
-               gaps: str = "fill") -> SimResult:
+               gaps: str = "fill", check_lookahead: bool = True) -> SimResult:
     """The planarpy side: PlanarSmaCross on `data`, no slippage or volume cap; `gaps` is
-    the gap policy (SimConfig.gaps)."""
+    the gap policy (SimConfig.gaps), `check_lookahead` SimConfig's (backtesting.py makes
+    no such check: bench/compare.py times both)."""
     cls = type("PlanarSmaCross", (PlanarSmaCross,), {
         "exchange": "parity", "quote": market.quote, "universe": (market.symbol,),
         "initial_cash": cash, "timeframe": timeframe, "commission": commission,
@@ -91,7 +92,7 @@ def run_planar(data: OHLCV, market: Market, cash: float, commission: float,
     s = cls({market.symbol: market})
     # backtesting.py takes its commission from cash: the fee in the quote currency
     config = SimConfig(slippage=0.0, volume_cap=False, maker=commission, taker=commission,
-                       fee_side="quote", gaps=gaps)
+                       fee_side="quote", gaps=gaps, check_lookahead=check_lookahead)
     return backtest(s, data={market.symbol: data}, config=config, settings={})
 
 

@@ -30,6 +30,21 @@ def scripted_exchange(factory: Any, path: Iterable[float]) -> Any:
     return factory(markets=[m], clock=Clock(start=T0), origin=T0, data={SYM: tape(path)})
 
 
+def step_until(lx: Any, done: Any, steps: int = 40) -> None:
+    """Step `lx`'s tape one trade at a time until `done()` (waited for after each step,
+    briefly: most steps change nothing), then wait for it with a deadline."""
+    from livekit import eventually
+    for _ in range(steps):
+        if done():
+            return
+        lx.step(STEP)
+        try:
+            eventually(done, timeout=0.3)
+        except AssertionError:
+            pass
+    eventually(done, timeout=10)
+
+
 class Events:
     """A trace that keeps the events a run records in a list, in order."""
 

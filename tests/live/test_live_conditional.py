@@ -9,24 +9,12 @@ from planarpy import Side, missing
 from planarpy.core.orders import OrderType
 
 from livekit import eventually, live, never, raw_client
-from tapekit import STEP, SYM, Events, scripted_exchange
+from tapekit import STEP, SYM, Events, scripted_exchange, step_until
 
 
 @pytest.fixture
 def scripted(local_exchange_factory):
     return lambda path: scripted_exchange(local_exchange_factory, path)
-
-
-def step_until(lx, done, steps=40):
-    for _ in range(steps):
-        if done():
-            return
-        lx.step(STEP)
-        try:
-            eventually(done, timeout=0.3)
-        except AssertionError:
-            pass
-    eventually(done, timeout=10)
 
 
 def sells(run):

@@ -95,7 +95,11 @@ def test_a_bad_checkpoint_is_reported_not_fatal(lx, tmp_path):
 
 @pytest.mark.parametrize("how", ["up", "down", "slow"])
 def test_webhooks_get_the_alerts_and_never_delay_the_strategy(lx, tmp_path, how):
-    receiver = Receiver(delay=2.0 if how == "slow" else 0.0)
+    """An alert returns to the strategy at once: a receiver that answers in 0.5 s (up),
+    refuses (down) or answers after the 1 s timeout (slow) holds up none of 20 alerts
+    (waiting for one POST would take 0.5 s or more; the bound leaves room for a busy
+    machine's scheduling, which is not what this pins)."""
+    receiver = Receiver(delay={"up": 0.5, "slow": 2.0}.get(how, 0.0))
     url = receiver.url
     if how == "down":
         receiver.close()
@@ -108,7 +112,7 @@ def test_webhooks_get_the_alerts_and_never_delay_the_strategy(lx, tmp_path, how)
             took = list(run.strategy.alert_seconds)
         if how == "up":
             eventually(lambda: len(receiver.bodies) >= 3)
-    assert max(took) < 0.010  # 10 ms: the POST is never waited for
+    assert max(took) < 0.25  # the POST is never waited for
     if how == "up":
         body = receiver.bodies[0]
         assert body["kind"] == "risk" and body["strategy"] == "Counting"

@@ -249,6 +249,35 @@ def test_binance_venue_emulates_what_the_exchange_cannot_hold(perp_lx):
     assert ex.fetch_order(o["id"], PERP, params=usdm.conditional_params(trailing))["id"] == o["id"]
 
 
+@pytest.mark.parametrize("type_, trigger, price, algo_type", [
+    ("stop_market", 0.99, 0.0, "STOP_MARKET"),
+    ("stop_limit", 0.99, 0.98, "STOP"),
+    ("take_profit_market", 1.04, 0.0, "TAKE_PROFIT_MARKET"),
+    ("take_profit_limit", 1.04, 1.05, "TAKE_PROFIT"),
+])
+def test_binance_venue_places_usdm_conditionals_as_algo_orders(perp_lx, type_, trigger, price,
+                                                                algo_type):
+    """What the venue says to send makes USD-M hold an algo order of the type; the venue
+    reads its REST reports (open, then fired with the order it placed)."""
+    from planarpy.exchanges.venues import venue_for
+    usdm = venue_for("binanceusdm")
+    ex = sync(ccxt.binanceusdm, perp_lx)
+    long_position(ex)
+    order = _order(type_, trigger=trigger, price=price)
+    native = usdm.native(order)
+    o = ex.create_order(PERP, native.type, "sell", 100, native.price,
+                        {**native.params, "reduceOnly": True})
+    report = usdm.algo_report(ex.fetch_order(o["id"], PERP, params=usdm.conditional_params(order)))
+    assert (report.status, report.child, report.kind) == ("NEW", "", type_)
+    assert o["info"]["orderType"] == algo_type and usdm.algo_params(True) == {"trigger": True}
+    assert usdm.algo_report(ex.fetch_open_orders(PERP, params={"trigger": True})[0]) == report
+    for _ in range(5):  # 1.02, 1.05, 1.03, 1.00, 0.97: fires either way
+        perp_lx.step(MIN)
+    fired = usdm.algo_report(ex.fetch_order(o["id"], PERP, params={"trigger": True}))
+    assert fired.status in ("TRIGGERED", "FINISHED") and fired.child and fired.ended is None
+    assert venue_for("binance").algo_params(False) is None  # spot lists them with the rest
+
+
 def test_spot_cancel_replace_moves_a_stop_with_no_trade_in_between(spot_lx):
     """ccxt's edit_order on spot is Binance's cancelReplace: the old stop is cancelled and
     the new one placed in one step; the user stream shows the new stop's NEW right after

@@ -80,7 +80,9 @@ def test_a_receiver_down_or_slow_does_not_hold_up_the_caller(how, caplog):
         began = time.perf_counter()
         a.send("shadow", f"alert {i}")
         took.append(time.perf_counter() - began)
-    assert max(took) < 0.010  # 10 ms
+    # waiting for one POST would take the 0.5 s timeout (slow) or a refused connection and
+    # its retry (down); the bound leaves room for a busy machine's scheduling
+    assert max(took) < 0.2 if how == "slow" else sum(took) < 0.2
     assert len(recorded) == 20  # the trace has each at once, whatever the webhook does
     if how == "down":
         eventually(lambda: a.failed >= 1, timeout=5)

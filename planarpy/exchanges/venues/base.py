@@ -23,6 +23,31 @@ DEFAULT_SUBMIT_WINDOW = 60.0
 
 
 @attrs.frozen(slots=True)
+class AlgoReport:
+    """What a report of a conditional order held by the exchange apart from its orders (an
+    algo order) says: its `status` as the exchange names it, the exchange id of the order
+    it placed when it fired (`child`, "" before) and its type."""
+
+    status: str
+    child: str = ""
+    kind: str = ""  # the planarpy OrderType value of the algo's type ("" if none)
+
+    @property
+    def fired(self) -> bool:
+        """Whether it placed its order (whose own reports bring the fills and the end)."""
+        return bool(self.child)
+
+    @property
+    def ended(self) -> str | None:
+        """The order's end when the algo ended without placing an order ("canceled",
+        "rejected"), else None."""
+        if self.child:
+            return None
+        return {"CANCELED": "canceled", "CANCELLED": "canceled", "EXPIRED": "canceled",
+                "REJECTED": "rejected", "FINISHED": "canceled"}.get(self.status)
+
+
+@attrs.frozen(slots=True)
 class Native:
     """How a conditional order is sent to the exchange itself: ccxt's create_order
     `type`, `price` and `params` (the trigger parameters)."""
@@ -137,6 +162,16 @@ class Venue:
     def conditional_params(self, order: Order) -> dict[str, Any]:
         """Params that name a native conditional order in fetch_order / cancel_order."""
         return {}
+
+    def algo_params(self, derivative: bool) -> dict[str, Any] | None:
+        """Params of fetch_open_orders that list the native conditional orders the
+        exchange keeps apart from its orders (algo orders), or None where it lists them
+        with the others."""
+        return None
+
+    def algo_report(self, o: Mapping[str, Any]) -> AlgoReport | None:
+        """An algo order's report read (see `AlgoReport`), or None for an order's."""
+        return None
 
     # ---- leverage -----------------------------------------------------------------
     def leverage_error(self, leverage: float) -> str | None:

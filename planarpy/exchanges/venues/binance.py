@@ -19,9 +19,15 @@
   TAKE_PROFIT(_LIMIT) (ccxt's `stopLossPrice` / `takeProfitPrice`); USD-M also
   TRAILING_STOP_MARKET by a percentage of 0.1 to 10 in steps of 0.1 (`trailingPercent`,
   `trailingTriggerPrice` for the activation); spot moves them with cancelReplace
-  (ccxt's edit_order, the Binance type and `triggerPrice`). USD-M conditional orders are algo orders:
-  fetched and cancelled with `trigger`. A spot trailing stop, or one by a price offset,
-  is emulated.
+  (ccxt's edit_order, the Binance type and `triggerPrice`). A spot trailing stop, or one by
+  a price offset, is emulated.
+- USD-M conditional orders (STOP_MARKET, STOP, TAKE_PROFIT_MARKET, TAKE_PROFIT,
+  TRAILING_STOP_MARKET) are algo orders, apart from the orders: placed, fetched, listed
+  and cancelled with `trigger`, named by `clientAlgoId` (ccxt maps the client id). Their
+  reports (ALGO_UPDATE `X`, REST `algoStatus`) go NEW, TRIGGERING, TRIGGERED with the
+  order placed (`ai` / `actualOrderId`), FINISHED once that order is done, or CANCELED,
+  EXPIRED, REJECTED. ccxt calls TRIGGERED and FINISHED "closed": the order's own
+  reports, not these, bring its fills and its end. There is no cancel-replace.
 """
 
 from __future__ import annotations
@@ -31,11 +37,14 @@ from typing import Any, Mapping
 
 import ccxt
 
-from ...core.orders import LIMIT_AFTER_TRIGGER, STOPS, Order, OrderType
-from .base import Native, Venue
+from ...core.orders import CONDITIONAL, LIMIT_AFTER_TRIGGER, STOPS, Order, OrderType
+from .base import AlgoReport, Native, Venue
 
 _NOT_FOUND = ("-2013", "-2011")
 _DUPLICATE = ("duplicate order sent", "clientorderid is duplicated")
+_ALGO_KINDS = {"STOP_MARKET": "stop_market", "STOP": "stop_limit",
+               "TAKE_PROFIT_MARKET": "take_profit_market", "TAKE_PROFIT": "take_profit_limit",
+               "TRAILING_STOP_MARKET": "trailing_stop_market"}
 _TIME_TOLERANCE = 1.0  # s: how far ahead of the server's clock a time stamp may be
 
 
@@ -142,7 +151,22 @@ class Binance(Venue):
         return Native(kind, price, {"triggerPrice": order.trigger})
 
     def conditional_params(self, order: Order) -> dict[str, Any]:
-        return {"trigger": True} if self.futures else {}
+        return {"trigger": True} if self.futures and order.type in CONDITIONAL else {}
+
+    def algo_params(self, derivative: bool) -> dict[str, Any] | None:
+        return {"trigger": True} if self.futures and derivative else None
+
+    def algo_report(self, o: Mapping[str, Any]) -> AlgoReport | None:
+        info = o.get("info")
+        if not isinstance(info, Mapping):
+            return None
+        if "aid" in info:  # ALGO_UPDATE
+            return AlgoReport(str(info.get("X") or ""), str(info.get("ai") or ""),
+                              _ALGO_KINDS.get(info.get("o"), ""))
+        if "algoId" in info and "algoStatus" in info:  # REST
+            return AlgoReport(str(info["algoStatus"]), str(info.get("actualOrderId") or ""),
+                              _ALGO_KINDS.get(info.get("orderType"), ""))
+        return None
 
     def leverage_error(self, leverage: float) -> str | None:
         if leverage != int(leverage):

@@ -148,7 +148,7 @@ class Aligner:
                         float(p["contracts"])
         opened, trades = {}, {}
         for ai in s.assets:
-            opened[ai.symbol] = [o for o in await session.request("fetch_open_orders", ai.symbol)
+            opened[ai.symbol] = [o for o in await reports.fetch_open(session, ai.symbol)
                                  if session.owns(self._cid(o))]
             trades[ai.symbol] = await self._unapplied(ai)
         return Seen({k: float(v or 0.0) for k, v in total.items()}, positions, opened, trades)
@@ -183,7 +183,8 @@ class Aligner:
         only_local, only_exchange, missing = [], [], []
         for ai in s.assets:
             theirs = {self._cid(o) for o in seen.open_orders[ai.symbol]}
-            only_local += [f"{ai.symbol} {i}" for i in sorted(set(ai.orders) - theirs)]
+            ours = reports.on_exchange(ai)  # not the emulated orders the engine holds
+            only_local += [f"{ai.symbol} {i}" for i in sorted(ours - theirs)]
             only_exchange += [f"{ai.symbol} {i}" for i in sorted(theirs - set(ai.orders))]
             missing += [f"{ai.symbol} {t.get('id')}" for t in seen.trades[ai.symbol]]
         diffs = self._positions(seen) if s.margin == "isolated" else self._ledger(seen)
@@ -327,7 +328,7 @@ class Aligner:
                 if self._cid(o) not in ai.orders:
                     await reports.on_order(session, o, REST)
             theirs = {self._cid(o) for o in seen.open_orders[ai.symbol]}
-            for lid in [i for i in list(ai.orders) if i not in theirs]:
+            for lid in [i for i in reports.on_exchange(ai) if i not in theirs]:
                 await self._settle(ai, lid)
         if s.margin == "isolated":
             await reports.on_positions(session, await session.request(

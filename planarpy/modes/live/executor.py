@@ -41,6 +41,9 @@ class LiveExecutor(SessionExecutor):
         if order.type in CONDITIONAL and not self._native(ai, order):
             return self._hold(ai, order)
         wait = self.wait(req.waitfor)
+        if order.type in CONDITIONAL:  # it rests until it fires: the answer is enough
+            coro = orders.send(session, ai, order, req.payload(), 0.0, False)
+            return self.block(coro, wait + GRACE, missing, f"{order.type.value}_order")
         coro = orders.send(session, ai, order, req.payload(), wait, req.synced)
         if wait <= 0 and not req.synced:  # fire and forget
             session.engine.fire(coro)
@@ -49,13 +52,15 @@ class LiveExecutor(SessionExecutor):
 
     def _native(self, ai: AssetInstance, order: Order) -> bool:
         """Whether the conditional `order` goes to the exchange as its own type (its route
-        is set either way). USD-M's algo orders are not followed yet: emulated there. The
-        second leg of an OCO pair is emulated: on the exchange both legs would hold the
-        funds that the pair holds once (`emulation.py` cancels the other leg there
-        before it sends this one)."""
-        paired = any(o.group == order.group and o is not order for o in ai.orders.values())
-        native = not ai.market.is_derivative and not paired and \
-            self.session.venue.native(order) is not None
+        is set either way). USD-M's algo orders are native too, followed through the order
+        each places when it fires (reconciler.py). The stop leg of an OCO pair is
+        emulated: on the exchange both legs would hold the funds that the pair holds once
+        (`emulation.py` cancels the other leg there before it sends this one). The
+        replacement of an amended stop (in the old stop's group: a conditional order)
+        is native like any stop."""
+        paired = any(o.group == order.group and o is not order and o.type not in CONDITIONAL
+                     for o in ai.orders.values())
+        native = not paired and self.session.venue.native(order) is not None
         order.route = "native" if native else "emulated"
         return native
 

@@ -94,8 +94,7 @@ class Flights:
 
 async def lookup(session: LiveSession, ai: AssetInstance, order: Order) -> Mapping[str, Any]:
     """The exchange's view of `order`, asked by client id (raises what the exchange does)."""
-    return await session.request("fetch_order", None, ai.symbol,
-                                 session.venue.by_client_id(order.id))
+    return await session.request("fetch_order", *reports.lookup_args(session, order))
 
 
 async def go_unknown(session: LiveSession, ai: AssetInstance, flight: Flight, reason: str) -> None:
@@ -171,4 +170,4 @@ async def sweep(session: LiveSession) -> None:
     """Look for orders that appeared open on the exchange (placed by hand, or this
     strategy's and unknown here): the open orders of every asset, as REST reports."""
     for ai in session.e.assets:
-        await reports.on_orders(session, await session.request("fetch_open_orders", ai.symbol), REST)
+        await reports.on_orders(session, await reports.fetch_open(session, ai.symbol), REST)

@@ -249,9 +249,11 @@ async def _cancel(session: LiveSession, ai: AssetInstance, order: Order, deadlin
 async def cancel_known(session: LiveSession, ai: AssetInstance, order: Order, confirm: bool) -> bool:
     """Cancel an order the exchange knows, by client id. "No such open order" (-2011 on
     Binance) is not taken as done: the order is looked up, and its state applied."""
+    params = session.venue.by_client_id(order.id)
+    if order.route == "native" and not order.triggered:  # an algo order, where it is one
+        params.update(session.venue.conditional_params(order))
     try:
-        reply = await session.request("cancel_order", None, ai.symbol,
-                                      session.venue.by_client_id(order.id))
+        reply = await session.request("cancel_order", None, ai.symbol, params)
     except Exception as e:
         if not session.venue.cancel_unknown(e):
             await session.report_error(e, where="cancel_order", symbol=ai.symbol,

@@ -13,7 +13,14 @@ events to apply, in order, or why there are none. Its rules:
   another and the replies). `snapshots.py` holds these rules, the same millisecond too;
 - an order of unknown outcome that any report shows is found (back to open);
 - an order open on the exchange and unknown here is adopted if it is this strategy's, or
-  placed by hand and hand orders are adopted; another strategy's is left alone.
+  placed by hand and hand orders are adopted; another strategy's is left alone;
+- a native conditional order that the exchange holds apart from its orders (an algo
+  order: `Venue.algo_report`) is followed through the order it places when it fires: the
+  algo's reports say that it fired (`order_triggered`) and which order it placed, whose
+  reports then bring the fills and the end. An algo that ended (FINISHED) never closes
+  the order itself: its order's fills might not be in yet (`Verdict.child` says to
+  fetch that order). Only an algo that ended without placing one (cancelled, expired,
+  rejected) closes it.
 
 It owns the state these rules need: exchange order ids, fills whose order is not known
 yet, and (in `snapshots`) what the last snapshots showed and the fills that moved each
@@ -33,6 +40,7 @@ from ...core.instances import AssetInstance, State
 from ...core.orders import Order, OrderStatus
 from ...exchanges.client import HAND_ORDERS
 from ...exchanges.venues import Venue
+from ...exchanges.venues.base import AlgoReport
 from . import translate
 from .snapshots import STREAM, Snapshots, balance_figures, position_figures
 
@@ -51,6 +59,7 @@ class Verdict:
     reason: str | None = None
     order: Order | None = None
     unfilled: float = 0.0
+    child: str = ""  # the exchange id of the order a fired algo order placed, to fetch
 
 
 class Reconciler:
@@ -120,6 +129,9 @@ class Reconciler:
             return self._not_local(ai, o)
         if not order.is_open:
             return Verdict(reason="closed here already", order=order)
+        algo = self.venue.algo_report(o)
+        if algo is not None:
+            return self._algo(state, ai, order, o, algo, source)
         events = _found(order)
         fills = trades + self.pending.pop(str(o.get("id") or ""), [])
         added = self._fills(state, ai, order, fills, int(o.get("timestamp") or 0), events)
@@ -131,6 +143,28 @@ class Reconciler:
             if not _completes(order, added):
                 events.append(_closed(order, status))
         return Verdict(tuple(events), _shown(events) if events else "no change", order)
+
+    def _algo(self, state: State, ai: AssetInstance, order: Order, o: Mapping[str, Any],
+              algo: AlgoReport, source: str) -> Verdict:
+        """A report of a native algo order (see the module docstring)."""
+        events = _found(order)
+        if algo.ended is not None:
+            events.append(_closed(order, OrderStatus(algo.ended)))
+            return Verdict(tuple(events), f"algo {algo.status}: it placed no order", order)
+        if not algo.fired:
+            return Verdict(tuple(events), None if events else "no change", order)
+        self.exchange_ids.setdefault(algo.child, order.id)
+        if not order.triggered:
+            price = float(o.get("triggerPrice") or order.trigger or 0.0)
+            events.append(("order_triggered", {
+                "id": order.id, "symbol": ai.symbol, "trigger": price, "price": price,
+                "child": algo.child, "ts": self.clock()}, ai.symbol))
+        self._fills(state, ai, order, self.pending.pop(algo.child, []), 0, events)
+        # its order's own report closes it: fetched when the algo says it is done, or
+        # when the stream that brings that order's reports may not have (REST)
+        fetch = algo.status == "FINISHED" or source != STREAM
+        return Verdict(tuple(events), f"algo {algo.status}: its order {algo.child} brings "
+                       "the fills and the end", order, child=algo.child if fetch else "")
 
     def _not_local(self, ai: AssetInstance, o: Mapping[str, Any]) -> Verdict:
         exid = str(o.get("id") or "")
@@ -146,6 +180,11 @@ class Reconciler:
         self.exchange_ids[exid] = cid
         self.pending.pop(exid, None)  # fills so far are in the order's `filled`
         payload = translate.order_payload(self.venue, ai, o, cid, ai.leverage)
+        algo = self.venue.algo_report(o)
+        if algo is not None:
+            if not algo.kind or algo.fired:
+                return Verdict(reason=f"algo order {algo.status} of a type not followed")
+            payload.update(translate.algo_payload(o, algo))
         return Verdict((("order_created", payload, ai.symbol),), why)
 
     def fetched(self, state: State, ai: AssetInstance, order: Order, o: Mapping[str, Any],

@@ -79,6 +79,9 @@ async def on_order(session: LiveSession, o: Mapping[str, Any], source: str) -> V
     verdict = await take(session, "orders", source, o,
                          lambda: session.fills.order(state, o, source))
     order = verdict.order
+    if verdict.child and order is not None and order.is_open:
+        await follow_child(session, state.assets[order.symbol], verdict.child)
+        return verdict
     if verdict.unfilled > 0 and order is not None and order.is_open:
         ai = state.assets[order.symbol]
         trades = await fetch_trades(session, ai, o)
@@ -87,6 +90,34 @@ async def on_order(session: LiveSession, o: Mapping[str, Any], source: str) -> V
                        lambda: session.fills.fetched(state, ai, order, o, trades))
         await take(session, "orders", REST, o, lambda: session.fills.close(state, ai, order, o))
     return verdict
+
+
+async def follow_child(session: LiveSession, ai: AssetInstance, child: str) -> None:
+    """Fetch the order a fired algo order placed and apply its report (its fills, its
+    end) as any order's; if it cannot be asked now, the next report or REST round will."""
+    try:
+        o = await session.request("fetch_order", child, ai.symbol)
+    except Exception as e:
+        await session.report_error(e, where="fetch_order", symbol=ai.symbol)
+        return
+    await on_order(session, o, REST)
+
+
+async def fetch_open(session: LiveSession, symbol: str) -> list[Any]:
+    """The open orders of `symbol` on the exchange, with the native conditional orders it
+    keeps apart (algo orders: see `Venue.algo_params`)."""
+    found = list(await session.request("fetch_open_orders", symbol))
+    ai = session.e.state.assets.get(symbol)
+    params = session.venue.algo_params(ai is not None and ai.market.is_derivative)
+    if params is not None:
+        found += await session.request("fetch_open_orders", symbol, None, None, params)
+    return found
+
+
+def on_exchange(ai: AssetInstance) -> set[str]:
+    """The ids of `ai`'s open orders that the exchange should list open: all but the
+    emulated conditional orders the engine holds until they fire."""
+    return {i for i, o in ai.orders.items() if o.route != "emulated" or o.triggered}
 
 
 async def fetch_trades(session: LiveSession, ai: AssetInstance, o: Mapping[str, Any]) -> list[Any]:
@@ -125,15 +156,33 @@ async def fetch_order_updates(session: LiveSession, symbols: list[str]) -> list[
     found: dict[str, Any] = {}
     for symbol in symbols:
         ai = session.e.state.assets[symbol]
-        listed = {str(o.get("id")): o for o in await session.request("fetch_open_orders", symbol)}
-        for exid, lid in list(session.fills.exchange_ids.items()):
-            if lid in ai.orders and exid not in listed:
-                try:
-                    listed[exid] = await session.request("fetch_order", exid, symbol)
-                except ccxt.OrderNotFound:
-                    continue
+        listed = {str(o.get("id")): o for o in await fetch_open(session, symbol)}
+        ids = session.fills.exchange_ids
+        known = {ids.get(x) or session.venue.client_id(o) for x, o in listed.items()}
+        for exid, lid in list(ids.items()):
+            order = ai.orders.get(lid)
+            if order is None or lid in known:
+                continue
+            known.add(lid)  # asked once (a fired algo order has two exchange ids)
+            try:
+                listed[exid] = await session.request("fetch_order", *lookup_args(
+                    session, order, exid))
+            except ccxt.OrderNotFound:
+                continue
         found.update(listed)
     return list(found.values())
+
+
+def lookup_args(session: LiveSession, order: Order, exid: str | None = None) -> tuple[Any, ...]:
+    """fetch_order's arguments for `order`: a native algo order by its client id (with the
+    venue's params: the algo, which names the order it placed once it fired), any other
+    by exchange id `exid`, else by client id."""
+    params = session.venue.conditional_params(order) if order.route == "native" else {}
+    if params:
+        return None, order.symbol, {**session.venue.by_client_id(order.id), **params}
+    if exid:
+        return exid, order.symbol
+    return None, order.symbol, session.venue.by_client_id(order.id)
 
 
 async def fetch_trade_updates(session: LiveSession, symbols: list[str]) -> list[Any]:

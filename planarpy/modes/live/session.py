@@ -126,7 +126,7 @@ class LiveSession(Session):
         closed: list[dict[str, Any]] = []
         for ai in self.e.assets:
             owners = {}  # exchange order id -> client id, of every order in sight
-            for o in await self.request("fetch_open_orders", ai.symbol):
+            for o in await reports.fetch_open(self, ai.symbol):
                 owners[str(o.get("id"))] = self.venue.client_id(o) or str(o.get("id"))
                 verdict = await reports.on_order(self, o, REST)
                 adopted += bool(verdict.events) and verdict.events[0][0] == "order_created"
@@ -203,10 +203,11 @@ class LiveSession(Session):
                 theirs = positions.get((ai.symbol, p.side.value), 0.0)
                 if abs(theirs - p.amount) > m.amount_step * 1e-6:
                     out.append(f"{ai.symbol} {p.side.value}: local {p.amount!r}, exchange {theirs!r}")
-            open_ids = {cid for o in await self.request("fetch_open_orders", ai.symbol)
+            open_ids = {cid for o in await reports.fetch_open(self, ai.symbol)
                         if self.owns(cid := self.venue.client_id(o) or str(o.get("id")))}
-            if open_ids != set(ai.orders):
-                out.append(f"{ai.symbol} open orders: local {sorted(ai.orders)}, "
+            ours = reports.on_exchange(ai)  # not the emulated orders the engine holds
+            if open_ids != ours:
+                out.append(f"{ai.symbol} open orders: local {sorted(ours)}, "
                            f"exchange {sorted(open_ids)}")
         return out
 

@@ -76,6 +76,24 @@ def order_payload(venue: Venue, ai: AssetInstance, o: Mapping[str, Any], local_i
             "filled": _num(o.get("filled")), "cost": _num(o.get("cost"))}
 
 
+def algo_payload(o: Mapping[str, Any], algo: Any) -> dict[str, Any]:
+    """What an adopted native algo order adds to its order_created payload: its type,
+    trigger (a trailing stop's: where it stands now) and route."""
+    info = o.get("info") or {}
+    trigger = _num(o.get("triggerPrice") or info.get("triggerPrice") or info.get("tp"))
+    out: dict[str, Any] = {"type": algo.kind, "trigger": trigger, "route": "native",
+                           "triggered": False}
+    if algo.kind == "trailing_stop_market":
+        rate = _num(info.get("callbackRate") or info.get("cr"))
+        activation = _num(info.get("activatePrice") or info.get("AP"))
+        out.update(trail=rate / 100, trail_pct=True, activation=activation)
+    if algo.kind in ("stop_limit", "take_profit_limit"):
+        out["price"] = _num(o.get("price"))
+    elif trigger:
+        out["price"] = trigger
+    return out
+
+
 def trade_payload(ai: AssetInstance, t: Mapping[str, Any], order_id: str, side: Side,
                   pos: PositionSide, leverage: float, when: int = 0) -> dict[str, Any]:
     """trade_created payload from a ccxt trade of local order `order_id` (the order's side,

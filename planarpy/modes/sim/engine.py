@@ -61,6 +61,7 @@ class SimEngine:
         self.s = s  # the strategy: its tick, its candle index `i`
         self.e = s.engine  # its engine side: state, clock, emit
         self.config = config
+        self.volume_cap = config.volume_cap  # read on every order
         self.rng = random.Random(config.seed)
         self.timeline = timeline
         self.close_times = range(timeline.start + tf_ms, timeline.stop + tf_ms, tf_ms) \
@@ -111,15 +112,18 @@ class SimEngine:
         return floor_to_step(volume_fill(amount, volume, self.rng), ai.market.amount_step)
 
     def fill(self, ai: AssetInstance, order: Order, price: float, amount: float, taker: bool,
-             effective: int) -> Trade | None:
+             effective: int, now: int | None = None) -> Trade | None:
         """Emit the trade that fills `amount` of `order` at `price`.
 
-        `effective` is the first candle whose close sees the fill (for the equity curve).
+        `effective` is the first candle whose close sees the fill (for the equity curve);
+        `now` the sim's time when the caller has it (else the clock is asked).
         """
         e = self.e
-        trade = new_trade(ai, order, amount, price, taker, e.clock.now())
+        trade = new_trade(ai, order, amount, price, taker, e.clock.now() if now is None else now)
         applied = e.emit("trade_created", trade, ai.symbol).trade
-        self.snapshot(effective)
+        self.ledger.add(e, effective)  # snapshot(), one call less: once a fill
+        if self.guard is not None:
+            self.guard.refresh()
         return applied
 
     def close_rest(self, ai: AssetInstance, order: Order) -> None:

@@ -91,13 +91,14 @@ class SimExecutor:
         """Fill at the next candle's open plus slippage, capped by volume; cancel the rest."""
         e, eng, i = self.e, self.engine, self.s.i
         volume = (eng._views.get(ai.symbol) or eng.views(ai))[2][i]
-        fill = eng.fillable(ai, order.amount, volume)
+        fill = eng.fillable(ai, order.amount, volume) if eng.volume_cap else order.amount
         if fill <= 0:
             e.reject(ai, f"no liquidity: the last candle traded {volume:g} {ai.market.base}, "
                          f"too little for a market order of {order.amount:g}", req.payload())
             return None
         e.emit("order_created", order, ai.symbol)
-        trade = eng.fill(ai, order, order.price, fill, taker=True, effective=i + 1)
+        # positional, with the order's date (made at this tick: the time now)
+        trade = eng.fill(ai, order, order.price, fill, True, i + 1, order.date)
         if order.status is _OPEN:  # the volume cap left a rest: it is cancelled
             eng.close_rest(ai, order)
         return trade

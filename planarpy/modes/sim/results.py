@@ -205,7 +205,13 @@ class SimResult:
         growth = np.zeros(len(self.times))
         for ai in self.strategy.assets:
             close = np.asarray(ai.ohlcv.close, dtype=np.float64)
-            k = np.searchsorted(ai.ohlcv.timestamp, self.times)
+            ts, times = ai.ohlcv.timestamp, self.times
+            off = len(ts) - len(times)
+            if len(times) and off >= 0 and np.array_equal(ts[off:], times):
+                k = slice(off, None)  # the candles end with the times (as aligned): no search
+                growth += close[k] / close[off]
+                continue
+            k = np.searchsorted(ts, times)
             growth += close[k] / close[k[0]] if len(k) else 0.0
         return self.initial_cash * growth / max(len(self.strategy.assets), 1)
 
@@ -466,12 +472,14 @@ def walk_trades(trades: list[Trade], s: Any) -> tuple[list[RoundTrip], dict[str,
     """Group fills into round trips; also the entry time of each position still open."""
     open_: dict[str, _Open] = {}
     out = []
-    markets = {sym: ai.market for sym, ai in s.engine.state.assets.items()}
+    state = s.engine.state
+    markets = {sym: ai.market for sym, ai in state.assets.items()}
+    buy, short_side = Side.BUY, PositionSide.SHORT
     for t in trades:
         m = markets[t.symbol]
-        short = m.is_derivative and t.pos is PositionSide.SHORT
-        grows = (t.side is Side.BUY) != short
-        fee_base, _, fee = fee_parts(s.engine.state, m, t)
+        short = m.is_derivative and t.pos is short_side
+        grows = (t.side is buy) != short
+        fee_base, _, fee = fee_parts(state, m, t)
         p = open_.get(t.symbol)
         if p is None:
             p = open_[t.symbol] = _Open("short" if short else "long", t.date)
@@ -484,7 +492,7 @@ def walk_trades(trades: list[Trade], s: Any) -> tuple[list[RoundTrip], dict[str,
             p.held -= t.amount + fee_base
             p.closed += t.amount
             p.exit_price = _mean(p.exit_price, t.price, t.amount, p.closed)
-        p.flow += (-t.cost if t.side is Side.BUY else t.cost) - fee
+        p.flow += (-t.cost if t.side is buy else t.cost) - fee
         p.fees += fee
         # flat: what is left is less than one amount step, which no order can sell (the
         # dust a fee taken in the base leaves), or float residue of a full close
@@ -552,26 +560,37 @@ def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.nda
 
     Between two fills the equity is linear in each asset's close: a constant (cash,
     margins, entry values) plus a quantity (balance, long minus short) times the close.
+    Computed in chunks of candles, so that besides the curve only a chunk's temporaries
+    are alive (the curve is made at a run's peak of memory).
     """
     n, ledger = engine.n, engine.ledger
     eff = np.frombuffer(ledger.at, dtype=np.int64)
     count = len(eff)
     flat = np.frombuffer(ledger.values, dtype=np.float64).reshape(count, ledger.width)
-    j = _fills_before(eff, start, n)  # 0 means: before any fill
     const = np.r_[initial_cash, flat[:, 0]]
-    if not count:
-        return const[j]
-    rows = flat[:, 1:].reshape(count, len(s.assets), 7)  # fills x assets x 7
-    total = None
-    for a, ai in enumerate(s.assets):
-        bal, la, le, lm, sa, se, sm = rows[:, a, :].T
-        cs = ai.market.contract_size
-        const[1:] += lm - le * la * cs + sm + se * sa * cs
-        qty = np.r_[0.0, bal + (la - sa) * cs]
-        if qty.any():
-            held = qty[j] * np.asarray(ai.ohlcv.close)[start:n]
+    qtys = []
+    if count:
+        rows = flat[:, 1:].reshape(count, len(s.assets), 7)  # fills x assets x 7
+        for a, ai in enumerate(s.assets):
+            bal, la, le, lm, sa, se, sm = rows[:, a, :].T
+            cs = ai.market.contract_size
+            const[1:] += lm - le * la * cs + sm + se * sa * cs
+            qty = np.r_[0.0, bal + (la - sa) * cs]
+            if qty.any():
+                qtys.append((qty, np.asarray(ai.ohlcv.close)))
+    out = np.empty(max(n - start, 0))
+    for lo in range(start, n, _CURVE_CHUNK):
+        hi = min(lo + _CURVE_CHUNK, n)
+        j = _fills_before(eff, lo, hi)  # 0 means: before any fill
+        total = None
+        for qty, close in qtys:
+            held = qty[j] * close[lo:hi]
             total = held if total is None else total + held
-    return const[j] if total is None else const[j] + total
+        out[lo - start:hi - start] = const[j] if total is None else const[j] + total
+    return out
+
+
+_CURVE_CHUNK = 1 << 16  # candles of the equity curve computed at once
 
 
 def _trading_rows(d: dict[str, Any], rules: bool) -> list[tuple[str, str]]:
