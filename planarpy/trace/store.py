@@ -35,11 +35,13 @@ import zarr
 from zarr.core.sync import sync as zarr_sync
 
 from ..core.events import KINDS
-from ..integrity import compressors, seal, write_json
+from ..integrity import check_zarr, compressors, seal, write_json
 from .layout import (DAY_NS, FILL, FORMAT, HEAP_CHUNK, INDEX_CHUNK, INDEX_FIELDS, OFF, RUN,
                      SEGMENT_ROWS, SEQ, SYM, TS, VERSION, TraceError, WriterLock, check_format,
                      create_root, group_doc, is_empty_dir, load_root, needs_upgrade,
                      root_problem, segment_attrs, segment_index, segment_name, segment_names)
+
+check_zarr()  # an older zarr is a clear error, not a broken store
 
 log = logging.getLogger(__name__)
 
