@@ -325,7 +325,9 @@ def test_live_bracket_exits_touched_in_one_burst_sell_once(scripted):
         entry = run.call("bracket_order", SYM, 300.0, stop_loss=0.00145, take_profit=0.00155)
         assert entry and entry.side is Side.BUY
         ai = run.strategy.assets[0]
-        eventually(lambda: len(ai.orders) == 2)
+        # both exits are there long before the 5 s `waitfor`: the target does not wait
+        # for a fill before its stop is placed
+        eventually(lambda: len(ai.orders) == 2, timeout=3)
         legs = {o.type: o for o in ai.orders.values()}
         stop, target = legs[OrderType.STOP_MARKET], legs[OrderType.LIMIT]
         amount = stop.amount
