@@ -17,6 +17,7 @@
 | `duplicate_user` | every user-data event is sent twice |
 | `reorder_user` | user-data events are sent in swapped pairs |
 | `refuse_ws` | new WebSocket connections are refused (HTTP 503) |
+| `no_cancel_replace` | spot symbols say `cancelReplaceAllowed` false in exchangeInfo and `POST /api/v3/order/cancelReplace` is refused (-1013), as for a symbol where Binance does not allow it (a venue without an atomic cancel-replace) |
 | `fill_worse_bps` | fills that take the market's liquidity are priced this many basis points against the taker (an exchange that fills worse than its book shows) |
 
 `drop_websockets()` closes every open WebSocket at once (abnormal closure).
@@ -57,6 +58,7 @@ class Faults:
     reorder_user: bool = False
     refuse_ws: bool = False
     fill_worse_bps: float = 0.0
+    no_cancel_replace: bool = False
     on_drop: Callable[[str | None], int] | None = attrs.field(default=None, repr=False)
 
     def update(self, changes: Mapping[str, Any]) -> None:

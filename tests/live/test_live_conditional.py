@@ -415,3 +415,52 @@ def test_live_conditional_run_replays_from_its_trace(scripted, tmp_path):
             strategy = run.strategy
     report = replay_from_trace(strategy, path)
     assert report.ok, str(report)
+
+
+def test_amending_a_native_stop_without_cancel_replace_places_the_new_one_first(scripted):
+    """On a market where the exchange refuses cancel-replace (its exchangeInfo says so),
+    amend_stop places the new stop on the exchange first and cancels the old one after:
+    the exchange's own order log shows a stop open at every moment, and the old one never
+    fires."""
+    lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
+    lx.faults.update({"no_cancel_replace": True})
+    log = []
+    lx.engine.listeners.append(lambda ev: log.append(ev.payload)
+                               if getattr(ev, "payload", {}).get("e") == "executionReport"
+                               else None)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        assert run.call("stop_order", SYM, amount, 0.00145) is missing
+        (old,) = run.strategy.assets[0].orders.values()
+        assert run.call("amend_stop", SYM, old.id, 0.00148) is missing
+        (new,) = run.strategy.assets[0].orders.values()
+        assert new.id != old.id and new.trigger == 0.00148 and new.route == "native"
+        assert not [p for p in trace.of("request_sent") if p["method"] == "edit_order"]
+        stops = [(e["c"] if e["x"] != "CANCELED" else e["C"], e["x"]) for e in log
+                 if e["o"] == "STOP_LOSS"]
+        assert stops == [(old.id, "NEW"), (new.id, "NEW"), (old.id, "CANCELED")]
+        open_ = set()
+        for cid, what in stops:  # never a moment without a stop on the exchange
+            (open_.add if what == "NEW" else open_.discard)(cid)
+            assert open_
+        assert list(on_exchange(lx)) == [new.id]
+        step_until(lx, lambda: sells(run))  # 0.00146 fires the new stop (not the old)
+        assert [t.order_id for t in sells(run)] == [new.id]
+
+
+def test_without_cancel_replace_a_refused_replacement_leaves_the_old_stop(scripted):
+    """The replacement the exchange refuses (no funds left for a second stop: the old one
+    holds them) is reported; the old stop stays on the exchange, untouched."""
+    lx = scripted([0.0015] * 30)
+    lx.faults.update({"no_cancel_replace": True})
+    with live(lx) as run:
+        run.call("market_order", SYM, 300.0, side="buy")
+        ai = run.strategy.assets[0]
+        eventually(lambda: not ai.orders)
+        everything = ai.floor_amount(ai.free_balance)
+        assert run.call("stop_order", SYM, everything, 0.00145) is missing
+        (old,) = ai.orders.values()
+        assert run.call("amend_stop", SYM, old.id, 0.00148) is None
+        assert list(ai.orders) == [old.id] and list(on_exchange(lx)) == [old.id]
+        assert run.strategy.errors

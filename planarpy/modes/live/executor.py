@@ -50,10 +50,12 @@ class LiveExecutor(SessionExecutor):
     def _native(self, ai: AssetInstance, order: Order) -> bool:
         """Whether the conditional `order` goes to the exchange as its own type (its route
         is set either way). USD-M's algo orders are not followed yet: emulated there. The
-        second leg of an OCO pair is emulated: on the exchange both legs would hold the
+        stop leg of an OCO pair is emulated: on the exchange both legs would hold the
         funds that the pair holds once (`emulation.py` cancels the other leg there
-        before it sends this one)."""
-        paired = any(o.group == order.group and o is not order for o in ai.orders.values())
+        before it sends this one). A stop's replacement (`amend_stop` without a
+        cancel-replace) is native like the stop: the exchange holds both for a moment."""
+        paired = any(o.group == order.group and o is not order and o.type not in CONDITIONAL
+                     for o in ai.orders.values())
         native = not ai.market.is_derivative and not paired and \
             self.session.venue.native(order) is not None
         order.route = "native" if native else "emulated"
@@ -69,8 +71,12 @@ class LiveExecutor(SessionExecutor):
 
     def replaces(self, old: Order, new: Order) -> bool:
         """Whether the native stop `old` moves to `new` in one cancel-replace request (the
-        venue has one); else the new stop is placed first and the old one cancelled."""
-        return old.route == "native" and self.session.venue.replacement(new) is not None
+        venue has one, and allows it on the market); else the new stop is placed first and
+        the old one cancelled."""
+        venue = self.session.venue
+        market = self.session.client.markets.get(old.symbol) or {}
+        return old.route == "native" and venue.replacement(new) is not None and \
+            venue.can_replace(market)
 
     def replace(self, ai: AssetInstance, old: Order, new: Order,
                 req: OrderRequest) -> Trade | _Missing | None:
