@@ -344,3 +344,44 @@ def test_paper_conditional_run_replays_from_its_trace(scripted, paper_run, tmp_p
     run.stop()
     report = replay_from_trace(run.strategy, tmp_path / "t")
     assert report.ok, str(report)
+
+
+def test_paper_bracket_burst_target_first_fills_the_target_and_cancels_the_stop(scripted,
+                                                                                paper_run):
+    """The same burst the other way round (0.00156, then 0.00144): paper takes the trades
+    in their order, so the target fills first and its fill cancels the stop; the fall
+    after it sells nothing more."""
+    lx = scripted([0.0015, 0.00156, 0.00144] + [0.00144] * 30)
+    trace = Events()
+    run = start(paper_run, lx, trace)
+    entry = run.call("bracket_order", SYM, 300.0, stop_loss=0.00145, take_profit=0.00155)
+    assert entry
+    ai = run.strategy.assets[0]
+    eventually(lambda: len(ai.orders) == 2)
+    legs = {o.type: o for o in ai.orders.values()}
+    stop, target = legs[OrderType.STOP_MARKET], legs[OrderType.LIMIT]
+    lx.step(STEP)
+    eventually(lambda: run.session.markets[SYM].last_trade_ts >= T0 + STEP)
+    lx.step(2 * STEP)
+    eventually(lambda: not ai.orders)
+    (sell,) = sells(run)
+    assert sell.order_id == target.id and sell.price == 0.00155 and not sell.taker
+    assert stop.status.value == "canceled" and not trace.of("order_triggered")
+
+
+def test_paper_amend_stop_places_the_new_stop_first_and_only_it_fires(scripted, paper_run):
+    lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
+    trace = Events()
+    run = start(paper_run, lx, trace)
+    held = buy(run, 300.0)
+    assert run.call("stop_order", SYM, held, 0.00145) is missing
+    (old,) = run.strategy.assets[0].orders.values()
+    assert run.call("amend_stop", SYM, old.id, 0.00148) is missing
+    (new,) = run.strategy.assets[0].orders.values()
+    assert new.trigger == 0.00148 and new.group == old.group
+    kinds = [(k, p["id"]) for k, p in trace.events
+             if k in ("order_created", "order_closed") and p["id"] in (old.id, new.id)]
+    assert kinds == [("order_created", old.id), ("order_created", new.id),
+                     ("order_closed", old.id)]
+    step_until(lx, run, lambda: sells(run))  # 0.00146 fires the new stop (not the old)
+    assert [t.order_id for t in sells(run)] == [new.id]
