@@ -38,6 +38,32 @@ def bought(run, trade):
     return run.strategy.assets[0].floor_amount(trade.amount - trade.fee)
 
 
+def exchange_log(lx):
+    """The exchange's own order log: every executionReport it sends, in order."""
+    log = []
+    lx.engine.listeners.append(lambda ev: log.append(ev.payload)
+                               if getattr(ev, "payload", {}).get("e") == "executionReport"
+                               else None)
+    return log
+
+
+def stop_reports(log):
+    """(client id, execution type) of each STOP_LOSS report in `log`."""
+    return [(e["c"] if e["x"] != "CANCELED" else e["C"], e["x"]) for e in log
+            if e["o"] == "STOP_LOSS"]
+
+
+def amend(run):
+    """Buy, place a native stop at 0.00145 and move it to 0.00148: (old, new)."""
+    amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+    assert run.call("stop_order", SYM, amount, 0.00145) is missing
+    (old,) = run.strategy.assets[0].orders.values()
+    assert run.call("amend_stop", SYM, old.id, 0.00148) is missing
+    (new,) = run.strategy.assets[0].orders.values()
+    assert new.id != old.id and new.trigger == 0.00148 and new.route == "native"
+    return old, new
+
+
 def test_live_spot_stop_is_native_on_the_exchange_and_fills_there(scripted):
     lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
     trace = Events()
@@ -152,21 +178,12 @@ def test_amending_a_native_stop_uses_cancel_replace_so_a_stop_is_always_there(sc
     user stream, in order) shows the new stop's NEW right after the old one's CANCELED,
     within one engine step, with no trade between; the base stays held throughout."""
     lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
-    log = []
-    lx.engine.listeners.append(lambda ev: log.append(ev.payload)
-                               if getattr(ev, "payload", {}).get("e") == "executionReport"
-                               else None)
+    log = exchange_log(lx)
     with live(lx) as run:
-        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
-        assert run.call("stop_order", SYM, amount, 0.00145) is missing
-        (old,) = run.strategy.assets[0].orders.values()
-        assert run.call("amend_stop", SYM, old.id, 0.00148) is missing
-        (new,) = run.strategy.assets[0].orders.values()
-        assert new.id != old.id and new.trigger == 0.00148 and new.route == "native"
-        stops = [(e["c"] if e["x"] != "CANCELED" else e["C"], e["x"]) for e in log
-                 if e["o"] == "STOP_LOSS"]
+        old, new = amend(run)
+        stops = stop_reports(log)
         assert stops == [(old.id, "NEW"), (old.id, "CANCELED"), (new.id, "NEW")]
-        assert raw_client(lx).fetch_balance()["XRP"]["used"] == amount
+        assert raw_client(lx).fetch_balance()["XRP"]["used"] == old.amount
         step_until(lx, lambda: sells(run))  # 0.00146 fires the new stop (not the old)
         assert sells(run)[0].order_id == new.id
 
@@ -424,21 +441,12 @@ def test_amending_a_native_stop_without_cancel_replace_places_the_new_one_first(
     fires."""
     lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
     lx.faults.update({"no_cancel_replace": True})
-    log = []
-    lx.engine.listeners.append(lambda ev: log.append(ev.payload)
-                               if getattr(ev, "payload", {}).get("e") == "executionReport"
-                               else None)
+    log = exchange_log(lx)
     trace = Events()
     with live(lx, trace=trace) as run:
-        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
-        assert run.call("stop_order", SYM, amount, 0.00145) is missing
-        (old,) = run.strategy.assets[0].orders.values()
-        assert run.call("amend_stop", SYM, old.id, 0.00148) is missing
-        (new,) = run.strategy.assets[0].orders.values()
-        assert new.id != old.id and new.trigger == 0.00148 and new.route == "native"
+        old, new = amend(run)
         assert not [p for p in trace.of("request_sent") if p["method"] == "edit_order"]
-        stops = [(e["c"] if e["x"] != "CANCELED" else e["C"], e["x"]) for e in log
-                 if e["o"] == "STOP_LOSS"]
+        stops = stop_reports(log)
         assert stops == [(old.id, "NEW"), (new.id, "NEW"), (old.id, "CANCELED")]
         open_ = set()
         for cid, what in stops:  # never a moment without a stop on the exchange
@@ -464,3 +472,38 @@ def test_without_cancel_replace_a_refused_replacement_leaves_the_old_stop(script
         assert run.call("amend_stop", SYM, old.id, 0.00148) is None
         assert list(ai.orders) == [old.id] and list(on_exchange(lx)) == [old.id]
         assert run.strategy.errors
+
+
+def test_live_oco_burst_through_both_legs_sells_the_pair_once(scripted):
+    """One burst: 0.00144 reaches the engine's stop leg of a 900 OCO, and 0.00155 (a
+    trade of 400) fills part of its limit leg on the exchange. Which the run learns of
+    first (the public trades or its own fill) decides, and either way the pair sells at
+    most 900, once: the limit's partial fill first cancels the stop (the limit rests on
+    for the rest, as documented); the stop's trigger first cancels the limit, and as
+    its fill came before the cancel, the stop is closed unsent and only the rest goes at
+    the market (the run is told)."""
+    lx = scripted([0.0015, 0.00144, 0.00155] + [0.0015] * 30)
+    with live(lx) as run:
+        run.call("market_order", SYM, 1000.0, side="buy")
+        assert run.call("oco_order", SYM, 900.0, price=0.00155, stop=0.00145) is missing
+        ai = run.strategy.assets[0]
+        legs = {o.type: o for o in ai.orders.values()}
+        limit, stop = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
+        lx.step(STEP)
+        eventually(lambda: "triggers:XRP/ETH" in run.session.watchers)
+        lx.step(2 * STEP)  # 0.00144 and 0.00155 at once
+        sold = lambda: sum(t.amount for t in sells(run))  # noqa: E731
+        eventually(lambda: sold() >= 900 or (limit.filled and not stop.is_open
+                                             and not stop.triggered), timeout=10)
+        assert never(lambda: sold() > 900, 0.5)
+        by_order = {}
+        for t in sells(run):
+            by_order[t.order_id] = by_order.get(t.order_id, 0) + t.amount
+        assert 0 < by_order.pop(limit.id) < 900 and stop.id not in by_order
+        if not stop.triggered:  # the fill came first: the stop is cancelled
+            assert by_order == {} and limit.is_open and limit.remaining == 900 - limit.filled
+            return
+        (rest,) = by_order.values()  # the market order of what the limit left
+        assert rest == 900 - limit.filled and not ai.orders
+        (told,) = [m for w, m in run.strategy.seen_errors if w == "oco:XRP/ETH"]
+        assert f"the rest, {rest:g}, goes at the market" in told
