@@ -283,7 +283,7 @@ def _open_arrays(path: Path) -> tuple[zarr.Array, zarr.Array]:
     try:
         # each flush rewrites whole chunks: zarr's check for an all-fill-value chunk (to skip
         # writing it) would compare every byte, and never finds one here
-        index, heap = (zarr.open_array(str(path / name), mode="r+").with_config(
+        index, heap = (zarr.open_array(str(path / name), mode="r+", zarr_format=3).with_config(
             {"write_empty_chunks": True}) for name in ("index", "heap"))
     except Exception as e:
         raise TraceError(f"its arrays cannot be opened ({type(e).__name__}: {e})") from None
