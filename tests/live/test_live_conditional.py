@@ -139,6 +139,8 @@ def test_an_emulated_stop_reached_while_the_stream_is_silent_fires_late_and_aler
         (late,) = trace.of("trigger_late")
         assert "may have fired while the stream was down" in late["message"]
         assert [w for w, _ in run.strategy.seen_errors if w == "trigger_late:XRP/ETH"]
+        (alert,) = [a for a in trace.of("alert") if a["kind"] == "trigger"]
+        assert alert["message"] == late["message"] and alert["details"] == {"symbol": SYM}
         (sell,) = sells(run)
         assert sell.amount == amount
 

@@ -17,7 +17,8 @@ on the exchange like any order.
 When the stream stalls or comes back after a loss, the watcher fetches the recent trades
 by REST. Their range is where the market went while nobody watched: an order that range
 reaches fires now, at the last price, and the run is told (`trigger_late` in the trace and
-`on_error("trigger_late:SYMBOL", ...)`), since its fill may be far from its trigger.
+`on_error("trigger_late:SYMBOL", ...)` and a "trigger" alert), since its fill may be far
+from its trigger.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ async def on_trades(session: Any, symbol: str, trades: Any, late: bool) -> None:
     for message in alerts:
         await session.record("trigger_late", {"symbol": symbol, "message": message}, symbol)
         session.tell_error(f"trigger_late:{symbol}", message)
+        session.alert("trigger", message, {"symbol": symbol})
     for order, pair in fired:
         await _send_fired(session, ai, order, pair)
 
