@@ -296,16 +296,27 @@ class SimEngine:
         days = guard.day_starts(start, last) if self.e.state.risk.rules.daily_rules else []
         bounds = sorted({*range(start, last, CHUNK), *days, last})
         fresh = set(days)
+        # one asset: the closes watched never change, so the loop reads them in step
+        closes = w[0] if guard.only is not None else None
         for lo, hi in zip(bounds, bounds[1:]):
             if lo in fresh:
                 guard.new_day(lo)
-            for i, ts in zip(range(lo, hi), close[lo:hi]):
-                if active:
-                    match(i)
-                s.i = i
-                if not w[1] <= w[0][i] <= w[2]:
-                    check(i)
-                tick(ts)
+            if closes is not None:
+                for i, ts, c in zip(range(lo, hi), close[lo:hi], closes[lo:hi]):
+                    if active:
+                        match(i)
+                    s.i = i
+                    if not w[1] <= c <= w[2]:
+                        check(i)
+                    tick(ts)
+            else:
+                for i, ts in zip(range(lo, hi), close[lo:hi]):
+                    if active:
+                        match(i)
+                    s.i = i
+                    if not w[1] <= w[0][i] <= w[2]:
+                        check(i)
+                    tick(ts)
             if progress is not None:
                 progress(hi - lo)
         self._last_candle(start)
