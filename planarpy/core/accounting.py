@@ -13,7 +13,7 @@ import math
 from .instances import AssetInstance, State
 from .market import Market
 from .orders import (Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade,
-                     opens_position)
+                     new_fill, opens_position)
 from .positions import liquidation_price, pnl
 from .risk import increases
 
@@ -62,8 +62,8 @@ def new_trade(ai: AssetInstance, order: Order, amount: float, price: float, take
     rate = m.taker if taker else m.maker
     fee = amount * rate if currency == m.base else cost * rate
     # Trade's fields in order (positional: several times cheaper than by keyword)
-    return Trade(order.id, ai.symbol, side, order.pos, date, amount, price, cost, fee,
-                 currency, order.leverage, taker, f"{order.id}-{len(ai.trades)}")
+    return new_fill(order.id, ai.symbol, side, order.pos, date, amount, price, cost, fee,
+                    currency, order.leverage, taker, f"{order.id}-{len(ai.trades)}")
 
 
 def fee_parts(state: State, m: Market, trade: Trade) -> tuple[float, float, float]:
