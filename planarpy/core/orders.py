@@ -37,6 +37,10 @@ CONDITIONAL = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT,
 STOPS = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
 LIMIT_AFTER_TRIGGER = frozenset({OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 
+# enum members read once: on Python 3.11 `Side.BUY` in a function costs a metaclass
+# __getattr__ hook each time (several hundred instructions; 3.12 has none)
+_BUY, _LONG = Side.BUY, PositionSide.LONG
+
 
 class TimeInForce(str, enum.Enum):
     GTC = "GTC"
@@ -56,9 +60,12 @@ class OrderStatus(str, enum.Enum):
     NOT_PLACED = "not_placed"  # live: was UNKNOWN, and the exchange never received it
 
 
+_OPEN, _UNKNOWN = OrderStatus.OPEN, OrderStatus.UNKNOWN
+
+
 def opens_position(side: Side, pos: PositionSide) -> bool:
     """A buy opens or increases a long; a sell opens or increases a short."""
-    return (side is Side.BUY) == (pos is PositionSide.LONG)
+    return (side is _BUY) == (pos is _LONG)
 
 
 @attrs.define(slots=True, eq=False)
@@ -113,7 +120,7 @@ class Order:
     @property
     def is_open(self) -> bool:
         """Whether the order may still fill: open, or (live) of unknown outcome."""
-        return self.status is OrderStatus.OPEN or self.status is OrderStatus.UNKNOWN
+        return self.status is _OPEN or self.status is _UNKNOWN
 
     @property
     def is_conditional(self) -> bool:
