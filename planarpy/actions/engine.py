@@ -30,6 +30,7 @@ log = logging.getLogger("planarpy.strategy")
 _SIM = Mode.SIM
 _APPLY, _NOTHING = _apply.APPLY, _apply._nothing
 _UNCHANGED = PositionChange.NONE
+_OPENED, _UPDATED = PositionChange.OPENED, PositionChange.UPDATED
 
 
 class Engine:
@@ -83,9 +84,9 @@ class Engine:
             change = effect.position
             if change is not _UNCHANGED:
                 pos = ai.position(effect.side)
-                if change is PositionChange.OPENED:
+                if change is _OPENED:
                     self.invoke(s.on_position_open, ai, pos)
-                elif change is PositionChange.UPDATED:
+                elif change is _UPDATED:
                     self.invoke(s.on_position_update, ai, pos)
                 else:
                     self.invoke(s.on_position_close, ai, pos)

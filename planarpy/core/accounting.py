@@ -13,7 +13,7 @@ import math
 from .instances import AssetInstance, State
 from .market import Market
 from .orders import (Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce, Trade,
-                     opens_position)
+                     new_fill, opens_position)
 from .positions import liquidation_price, pnl
 from .risk import increases
 
@@ -21,6 +21,8 @@ _EPS = 1e-12
 _POST_ONLY = TimeInForce.POST_ONLY
 _LIMIT = OrderType.LIMIT
 _BUY = Side.BUY
+_SELL = Side.SELL
+_LONG = PositionSide.LONG
 _CLOSED = OrderStatus.CLOSED
 
 
@@ -32,6 +34,8 @@ class PositionChange(enum.Enum):
 
 
 _NO_CHANGE = PositionChange.NONE
+_OPENED, _UPDATED = PositionChange.OPENED, PositionChange.UPDATED
+_CLOSED_POSITION = PositionChange.CLOSED
 
 
 def fee_rate(ai: AssetInstance, order: Order) -> float:
@@ -58,12 +62,12 @@ def new_trade(ai: AssetInstance, order: Order, amount: float, price: float, take
     m = ai.market
     cost = amount * price * m.contract_size  # Market.value
     side = order.side
-    currency = m.fee_currencies[side is Side.SELL]  # fee_currency, inlined: a hot path
+    currency = m.fee_currencies[side is _SELL]  # fee_currency, inlined: a hot path
     rate = m.taker if taker else m.maker
     fee = amount * rate if currency == m.base else cost * rate
     # Trade's fields in order (positional: several times cheaper than by keyword)
-    return Trade(order.id, ai.symbol, side, order.pos, date, amount, price, cost, fee,
-                 currency, order.leverage, taker, f"{order.id}-{len(ai.trades)}")
+    return new_fill(order.id, ai.symbol, side, order.pos, date, amount, price, cost, fee,
+                    currency, order.leverage, taker, f"{order.id}-{len(ai.trades)}")
 
 
 def fee_parts(state: State, m: Market, trade: Trade) -> tuple[float, float, float]:
@@ -102,7 +106,7 @@ def _required(ai: AssetInstance, order: Order, adds: bool) -> float:
         (m.maker if m.maker > m.taker else m.taker)
     if m.is_derivative:
         return value / order.leverage + value * rate
-    if m.fee_currencies[order.side is Side.SELL] != m.quote:  # paid out of what it gets
+    if m.fee_currencies[order.side is _SELL] != m.quote:  # paid out of what it gets
         return value
     return value * (1.0 + rate)
 
@@ -152,7 +156,7 @@ def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
                 return (f"{order.side.value} {need:g} reduces the {order.pos.value} position of "
                         f"{ai.symbol} but only {max(free, 0.0):g} is open and not already being reduced")
             return None
-        other = ai.short if order.pos is PositionSide.LONG else ai.long
+        other = ai.short if order.pos is _LONG else ai.long
         if other.amount > 0:
             return (f"isolated margin is one-way: close the {other.side.value} position of "
                     f"{ai.symbol} before opening a {order.pos.value} one")
@@ -321,10 +325,10 @@ def _fill_position(state: State, ai: AssetInstance, order: Order, trade: Trade,
         pos.date = trade.date
         pos.liquidation_price = liquidation_price(
             pos.side, pos.entry_price, total * cs, pos.margin, m.maintenance_margin_rate)
-        return PositionChange.UPDATED if was_open else PositionChange.OPENED
+        return _UPDATED if was_open else _OPENED
     qty = min(trade.amount, pos.amount)
     if qty <= 0:
-        return PositionChange.NONE
+        return _NO_CHANGE
     released = pos.margin * (qty / pos.amount)
     realized = pnl(pos.side, pos.entry_price, trade.price, qty * cs) if realize else 0.0
     state.cash += released + realized - fee
@@ -333,10 +337,10 @@ def _fill_position(state: State, ai: AssetInstance, order: Order, trade: Trade,
     pos.date = trade.date
     if pos.amount <= m.amount_step * 1e-6:  # float dust left by a full close
         pos.reset()
-        return PositionChange.CLOSED
+        return _CLOSED_POSITION
     pos.liquidation_price = liquidation_price(
         pos.side, pos.entry_price, pos.amount * cs, pos.margin, m.maintenance_margin_rate)
-    return PositionChange.UPDATED
+    return _UPDATED
 
 
 def _fill_wallet(state: State, ai: AssetInstance, order: Order, trade: Trade,

@@ -37,6 +37,10 @@ CONDITIONAL = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT,
 STOPS = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
 LIMIT_AFTER_TRIGGER = frozenset({OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 
+# enum members read once: on Python 3.11 `Side.BUY` in a function costs a metaclass
+# __getattr__ hook each time (several hundred instructions; 3.12 has none)
+_BUY, _LONG = Side.BUY, PositionSide.LONG
+
 
 class TimeInForce(str, enum.Enum):
     GTC = "GTC"
@@ -56,9 +60,12 @@ class OrderStatus(str, enum.Enum):
     NOT_PLACED = "not_placed"  # live: was UNKNOWN, and the exchange never received it
 
 
+_OPEN, _UNKNOWN = OrderStatus.OPEN, OrderStatus.UNKNOWN
+
+
 def opens_position(side: Side, pos: PositionSide) -> bool:
     """A buy opens or increases a long; a sell opens or increases a short."""
-    return (side is Side.BUY) == (pos is PositionSide.LONG)
+    return (side is _BUY) == (pos is _LONG)
 
 
 @attrs.define(slots=True, eq=False)
@@ -113,7 +120,7 @@ class Order:
     @property
     def is_open(self) -> bool:
         """Whether the order may still fill: open, or (live) of unknown outcome."""
-        return self.status is OrderStatus.OPEN or self.status is OrderStatus.UNKNOWN
+        return self.status is _OPEN or self.status is _UNKNOWN
 
     @property
     def is_conditional(self) -> bool:
@@ -169,6 +176,25 @@ class Trade:
             ("price", num(self.price)), ("cost", num(self.cost)),
             ("fee", f"{num(self.fee)} {self.fee_currency} ({'taker' if self.taker else 'maker'})"),
             ("leverage", num(self.leverage))])
+
+
+_FIELDS = ("order_id", "symbol", "side", "pos", "date", "amount", "price", "cost", "fee",
+           "fee_currency", "leverage", "taker", "id")
+(_s0, _s1, _s2, _s3, _s4, _s5, _s6, _s7, _s8, _s9, _s10, _s11, _s12) = (
+    Trade.__dict__[name].__set__ for name in _FIELDS)
+_new = object.__new__
+
+
+def new_fill(order_id: str, symbol: str, side: Side, pos: PositionSide, date: int, amount: float,
+             price: float, cost: float, fee: float, fee_currency: str, leverage: float,
+             taker: bool, id: str) -> Trade:
+    """`Trade(...)` with every field given, for the fill path: each slot is set through its
+    descriptor (a frozen class's own __init__ sets them by name, several times slower)."""
+    t = _new(Trade)
+    _s0(t, order_id); _s1(t, symbol); _s2(t, side); _s3(t, pos); _s4(t, date)  # noqa: E702
+    _s5(t, amount); _s6(t, price); _s7(t, cost); _s8(t, fee); _s9(t, fee_currency)  # noqa: E702
+    _s10(t, leverage); _s11(t, taker); _s12(t, id)  # noqa: E702
+    return t
 
 
 class _Missing:

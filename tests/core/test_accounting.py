@@ -2,6 +2,7 @@ import attrs
 import pytest
 
 from planarpy.core import accounting as acc
+from planarpy.core import orders
 from planarpy.core.errors import ConfigError
 from planarpy.core.instances import AssetInstance, State
 from planarpy.core.market import Market
@@ -149,6 +150,19 @@ def test_fee_currency_follows_the_markets_fee_side(side_, buy, sell):
     t = acc.new_trade(AssetInstance(m), order(amount=6.0), 6.0, 100.0, taker=False, date=1)
     assert (t.fee, t.fee_currency) == ((0.006, "TST") if buy == "TST" else (0.6, "USD"))
     assert (t.cost, t.taker, t.id) == (600.0, False, "o1-0")
+
+
+def test_a_simulated_fill_is_the_trade_the_constructor_makes():
+    """new_trade builds its Trade through the slots (orders.new_fill): every field set, in
+    the class's order, and the trade as frozen, equal and hashable as Trade(...) makes it."""
+    values = ("o1", "TST/USD", Side.SELL, PositionSide.LONG, 7, 2.0, 100.0, 200.0, 0.2, "USD",
+              1.0, False, "o1-0")
+    assert tuple(f.name for f in attrs.fields(Trade)) == orders._FIELDS
+    t = orders.new_fill(*values)
+    assert type(t) is Trade and t == Trade(*values) and hash(t) == hash(Trade(*values))
+    assert attrs.astuple(t, recurse=False) == values
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        t.amount = 3.0
 
 
 def test_a_buy_on_a_received_asset_fee_market_pays_in_base():

@@ -26,6 +26,7 @@ CHUNK = 1 << 16  # candles between progress updates
 _OPEN = OrderStatus.OPEN
 _LIMIT = OrderType.LIMIT
 _TRAIL = OrderType.TRAILING_STOP
+_LONG = PositionSide.LONG
 
 
 def _reaches(order: Order, low: float, high: float) -> bool:
@@ -149,7 +150,7 @@ class SimEngine:
             h, l, _ = self.cols(ai)
             hi, lo = h[i], l[i]
             pos = ai.open_position()
-            if pos is not None and ((lo <= pos.liquidation_price) if pos.side is PositionSide.LONG
+            if pos is not None and ((lo <= pos.liquidation_price) if pos.side is _LONG
                                     else (hi >= pos.liquidation_price)):
                 reached = (reached or []) + [ai]
                 continue
@@ -167,7 +168,7 @@ class SimEngine:
         pos = ai.open_position()
         if pos is not None:
             liq = pos.liquidation_price
-            if (l[i] <= liq) if pos.side is PositionSide.LONG else (h[i] >= liq):
+            if (l[i] <= liq) if pos.side is _LONG else (h[i] >= liq):
                 self.liquidate(ai, pos.side, i)
         orders = list(ai.orders.values())
         if any(o.type is not _LIMIT or o.legs or o.group for o in orders):
@@ -296,16 +297,27 @@ class SimEngine:
         days = guard.day_starts(start, last) if self.e.state.risk.rules.daily_rules else []
         bounds = sorted({*range(start, last, CHUNK), *days, last})
         fresh = set(days)
+        # one asset: the closes watched never change, so the loop reads them in step
+        closes = w[0] if guard.only is not None else None
         for lo, hi in zip(bounds, bounds[1:]):
             if lo in fresh:
                 guard.new_day(lo)
-            for i, ts in zip(range(lo, hi), close[lo:hi]):
-                if active:
-                    match(i)
-                s.i = i
-                if not w[1] <= w[0][i] <= w[2]:
-                    check(i)
-                tick(ts)
+            if closes is not None:
+                for i, ts, c in zip(range(lo, hi), close[lo:hi], closes[lo:hi]):
+                    if active:
+                        match(i)
+                    s.i = i
+                    if not w[1] <= c <= w[2]:
+                        check(i)
+                    tick(ts)
+            else:
+                for i, ts in zip(range(lo, hi), close[lo:hi]):
+                    if active:
+                        match(i)
+                    s.i = i
+                    if not w[1] <= w[0][i] <= w[2]:
+                        check(i)
+                    tick(ts)
             if progress is not None:
                 progress(hi - lo)
         self._last_candle(start)

@@ -27,6 +27,7 @@ _MARKET = OrderType.MARKET
 _OPEN = OrderStatus.OPEN
 _BUY = Side.BUY
 _CANCELED = OrderStatus.CANCELED.value
+_POST_ONLY, _FOK, _IOC = TimeInForce.POST_ONLY, TimeInForce.FOK, TimeInForce.IOC
 
 
 class SimExecutor:
@@ -116,12 +117,12 @@ class SimExecutor:
         takes = marketable(order.side, price, open_)
         fill = eng.fillable(ai, amount, volume[i]) if takes else 0.0
         reason = None
-        if tif is TimeInForce.POST_ONLY and takes:
+        if tif is _POST_ONLY and takes:
             reason = f"post-only order at {price:g} would take liquidity at {open_:g}"
-        elif tif is TimeInForce.FOK and fill < amount:
+        elif tif is _FOK and fill < amount:
             reason = f"fill-or-kill order at {price:g} killed: " + (
                 f"{fill:g} of {amount:g} available" if takes else f"the price is {open_:g}")
-        elif tif is TimeInForce.IOC and fill <= 0:
+        elif tif is _IOC and fill <= 0:
             reason = (f"immediate-or-cancel order at {price:g} cancelled: "
                       + ("no liquidity" if takes else f"the price is {open_:g}"))
         if reason is not None:
@@ -129,7 +130,7 @@ class SimExecutor:
             return None
         e.emit("order_created", order, ai.symbol)
         trade = eng.fill(ai, order, open_, fill, taker=True, effective=i + 1) if fill > 0 else None
-        if tif is TimeInForce.IOC:
+        if tif is _IOC:
             eng.close_rest(ai, order)
         return trade if trade is not None else missing
 

@@ -10,6 +10,7 @@ from ...core.orders import Side
 FULL_RATIO = 100.0  # candle volume / amount at or above which an order fills whole
 PROBABLE_RATIO = 10.0  # above this, a whole fill has probability log10(ratio) - 1
 PARTICIPATION = 0.01  # otherwise an order takes at most 1% of the candle's volume
+_BUY = Side.BUY  # read once (3.11: an enum member read in a function costs a __getattr__ hook)
 
 
 def market_price(side: Side, open_: float, prev_close: float, amount: float, volume: float,
@@ -23,17 +24,17 @@ def market_price(side: Side, open_: float, prev_close: float, amount: float, vol
         return open_
     share = 1.0 if volume <= 0 else min(1.0, amount / volume)
     slip = abs(prev_close - open_) * scale * (1.0 + share)
-    return open_ + slip if side is Side.BUY else max(open_ - slip, 0.0)
+    return open_ + slip if side is _BUY else max(open_ - slip, 0.0)
 
 
 def limit_triggers(side: Side, limit: float, low: float, high: float) -> bool:
     """A buy fills when the candle trades at or below its limit, a sell at or above."""
-    return low <= limit if side is Side.BUY else high >= limit
+    return low <= limit if side is _BUY else high >= limit
 
 
 def marketable(side: Side, limit: float, price: float) -> bool:
     """Whether a limit order would take liquidity at the current `price`."""
-    return limit >= price if side is Side.BUY else limit <= price
+    return limit >= price if side is _BUY else limit <= price
 
 
 def volume_fill(amount: float, volume: float, rng: random.Random) -> float:

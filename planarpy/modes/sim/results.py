@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import math
+import struct
 from typing import Any, Iterable
 
 import attrs
@@ -522,23 +523,25 @@ class Ledger:
     cash and each asset's balance and long and short (amount, entry price, margin), flat
     in typed arrays (no objects kept per fill; numpy reads them without a copy)."""
 
-    __slots__ = ("at", "values", "width")
+    __slots__ = ("at", "values", "width", "_pack")
 
     def __init__(self, assets: int) -> None:
         self.at = array.array("q")
         self.values = array.array("d")
         self.width = 1 + 7 * assets
+        # a row packed at once: array.extend converts item by item (a parse call each)
+        self._pack = struct.Struct(f"{self.width}d").pack
 
     def add(self, e: Engine, effective: int) -> None:
         """Note the state of a strategy's engine `e` after a fill that counts from candle
         `effective`."""
         self.at.append(effective)
-        values = self.values
-        values.append(e.state.cash)
+        row = [e.state.cash]
         for ai in e.assets:
             lo, sh = ai.long, ai.short
-            values.extend((ai.balance, lo.amount, lo.entry_price, lo.margin,
-                           sh.amount, sh.entry_price, sh.margin))
+            row += (ai.balance, lo.amount, lo.entry_price, lo.margin,
+                    sh.amount, sh.entry_price, sh.margin)
+        self.values.frombytes(self._pack(*row))
 
     def __len__(self) -> int:
         return len(self.at)
