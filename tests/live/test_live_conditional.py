@@ -48,13 +48,14 @@ def test_live_spot_stop_is_native_on_the_exchange_and_fills_there(scripted):
 
 
 def test_live_trailing_stop_is_emulated_and_sent_when_it_fires(scripted):
-    """Binance spot has no trailing stop the venue uses: the engine holds it, follows the
-    public trades, and sends a market sell under the order's own id when it fires."""
+    """A trailing stop by a price offset (Binance spot trails by a percentage only): the
+    engine holds it, follows the public trades, and sends a market sell under the order's
+    own id when it fires."""
     lx = scripted([0.00151, 0.00155, 0.00160, 0.00158, 0.00155, 0.00150] + [0.0015] * 30)
     trace = Events()
     with live(lx, trace=trace) as run:
         amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
-        assert run.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.000032) is missing
         (stop,) = run.strategy.assets[0].orders.values()
         assert stop.route == "emulated"
         ex = raw_client(lx)
@@ -81,7 +82,7 @@ def test_a_restart_rearms_the_emulated_orders_left_open(scripted, tmp_path):
     with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
         with live(lx, trace=trace) as first:
             amount = bought(first, first.call("market_order", SYM, 1000.0, side="buy"))
-            assert first.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+            assert first.call("trailing_stop_order", SYM, amount, offset=0.0000302) is missing
             (stop,) = first.strategy.assets[0].orders.values()
             lx.step(STEP)  # 0.00151: the stop follows to 0.0014798
             eventually(lambda: stop.trigger > 0.00147)
@@ -104,7 +105,7 @@ def test_an_emulated_stop_reached_while_the_stream_is_silent_fires_late_and_aler
     trace = Events()
     with live(lx, trace=trace) as run:
         amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
-        assert run.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.0000302) is missing
         eventually(lambda: "triggers:XRP/ETH" in run.session.watchers)
         lx.faults.update({"stall_public": True})
         for _ in range(4):  # 0.00151, 0.0015, 0.00149, 0.00146: through the stop, unseen
@@ -164,7 +165,7 @@ def test_cancelling_an_emulated_stop_is_local_and_it_never_fires(scripted):
     trace = Events()
     with live(lx, trace=trace) as run:
         amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
-        assert run.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.0000302) is missing
         requests = len(trace.of("request_sent"))
         assert run.call("cancel_orders", SYM) is True
         assert not run.strategy.assets[0].orders and run.strategy.assets[0].committed == 0

@@ -228,11 +228,38 @@ def test_binance_venue_places_spot_conditionals_natively(spot_lx, type_, trigger
     assert o["info"]["type"] == venue_type and o["triggerPrice"] == trigger
 
 
+@pytest.mark.parametrize("trail, activation, venue_type, delta", [
+    (0.02, 0.0, "STOP_LOSS", 200),
+    (0.001, 0.0, "STOP_LOSS", 10),
+    (0.2, 0.0, "STOP_LOSS", 2000),
+    (0.015, 0.00153, "TAKE_PROFIT", 150),  # trails once the price rises to 0.00153
+])
+def test_binance_venue_places_spot_trailing_stops_natively(spot_lx, trail, activation,
+                                                            venue_type, delta):
+    from planarpy.exchanges.venues import venue_for
+    ex = sync(ccxt.binance, spot_lx)
+    native = venue_for("binance").native(
+        _order("trailing_stop_market", trail=trail, trail_pct=True, activation=activation),
+        ex.market(SPOT))
+    o = ex.create_order(SPOT, native.type, "sell", 100, native.price, native.params)
+    assert o["info"]["type"] == venue_type and o["info"]["trailingDelta"] == delta
+    assert float(o["info"].get("stopPrice") or 0) == activation
+
+
 def test_binance_venue_emulates_what_the_exchange_cannot_hold(perp_lx):
     from planarpy.exchanges.venues import venue_for
     spot, usdm = venue_for("binance"), venue_for("binanceusdm")
     trailing = _order("trailing_stop_market", trail=0.02, trail_pct=True)
-    assert spot.native(trailing) is None  # spot trailing stops: emulated
+    # spot trails by whole basis points within TRAILING_DELTA (10 to 2000) only
+    for trail, pct in ((0.0002, True), (0.0005, True), (0.25, True), (0.00015, True),
+                       (0.0001, False)):
+        assert spot.native(_order("trailing_stop_market", trail=trail, trail_pct=pct)) is None
+    narrow = {"info": {"filters": [{"filterType": "TRAILING_DELTA", "minTrailingBelowDelta": 10,
+                                    "maxTrailingBelowDelta": 150, "minTrailingAboveDelta": 10,
+                                    "maxTrailingAboveDelta": 2000}]}}
+    assert spot.native(trailing, narrow) is None  # the market's own filter counts
+    assert spot.native(_order("trailing_stop_market", side="buy", trail=0.02, trail_pct=True),
+                       narrow) is not None  # a buy stop trails from above
     assert usdm.native(_order("trailing_stop_market", trail=0.5, trail_pct=False)) is None
     assert usdm.native(_order("trailing_stop_market", trail=0.2, trail_pct=True)) is None
     assert usdm.native(_order("trailing_stop_market", trail=0.0125, trail_pct=True)) is None
