@@ -5,7 +5,9 @@ sides, tests/parity checks it) on one random walk of one-minute candles, one gri
 points (fast 2..20 step 2, slow 30..300 step 30), maximising the return. Prints:
 
 1. both optimisers on one core: the best parameters of each, and the speed ratio;
-2. trials per second on 1 and on 2 local worker processes;
+2. trials per second on 1 and on 2 local worker processes (start-up included), beside what
+   a bare CPU loop gets from 2 processes on this machine at the same time (its ceiling),
+   with how busy the workers are and CPU-time figures that a busy machine disturbs less;
 3. the cost of a trial in `optimize` over one bare backtest run in a plain loop;
 4. memory of each worker on a larger data set: the candles are mapped read-only from one
    file, so workers share one copy (private vs shared pages, from /proc).
@@ -19,8 +21,10 @@ Run: python bench/optimize.py [--candles N]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing.dummy
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -112,11 +116,6 @@ def bt_grid(data: Any) -> tuple[tuple[float, float], tuple[int, int]]:
     return clock.read(), (stats._strategy.n1, stats._strategy.n2)
 
 
-def busy(result: Any, jobs: int, wall: float) -> float:
-    """The share of the workers' wall time spent in trials (each trial times itself)."""
-    return sum(t["seconds"] for t in result.trials) / (jobs * wall)
-
-
 def spin(n: int) -> int:
     total = 0
     for i in range(n):
@@ -135,6 +134,77 @@ def ceiling() -> float:
             pool.map(spin, [2_000_000] * 8, chunksize=1)
             rates.append(8 / (time.perf_counter() - t))
     return rates[1] / rates[0]
+
+
+@dataclasses.dataclass
+class Parallel:
+    """One run of the grid on `jobs` worker processes, start-up included."""
+
+    jobs: int
+    wall: float
+    driver_cpu: float  # the driver process: asks, tells, storage, its pool threads
+    worker_cpu: float  # the worker processes, start to exit
+    trial_wall: float  # the trials' own wall time, summed (each trial times itself)
+    trial_cpu: float  # and their CPU time
+
+    @classmethod
+    def measure(cls, data: Any, jobs: int) -> "Parallel":
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        (wall, cpu), r = planar_grid(data, jobs=jobs, in_process=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers have exited
+        worker = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+        return cls(jobs, wall, cpu, worker, sum(t["seconds"] for t in r.trials),
+                   sum(t["cpu"] for t in r.trials))
+
+    @property
+    def busy(self) -> float:
+        """The share of the workers' wall time spent in trials."""
+        return self.trial_wall / (self.jobs * self.wall)
+
+    @property
+    def outside(self) -> float:
+        """CPU seconds of each worker outside its trials: start-up (imports), exit."""
+        return (self.worker_cpu - self.trial_cpu) / self.jobs
+
+    def model(self, cores: int) -> float:
+        """The wall time on `cores` free cores if no process ever waited: a worker's
+        start-up and exit, then its share of the trials' CPU time, and of the driver's when
+        the workers take every core."""
+        driver = self.driver_cpu if self.jobs >= cores else 0.0
+        return self.outside + (self.trial_cpu + driver) / self.jobs
+
+
+def parallel(data: Any, rounds: int) -> None:
+    """Section 2: 1 and 2 worker processes, and the bare loop's ceiling, interleaved in
+    rounds so a busy spell of the machine hits all three alike; best of the rounds."""
+    runs: dict[int, list[Parallel]] = {1: [], 2: []}
+    ceilings = []
+    for _ in range(rounds):
+        ceilings.append(ceiling())
+        for jobs in (1, 2):
+            runs[jobs].append(Parallel.measure(data, jobs))
+    one, two = (min(runs[j], key=lambda p: p.wall) for j in (1, 2))
+    ratio, top = one.wall / two.wall, max(ceilings)
+    n = len(FASTS) * len(SLOWS)
+    print(f"\n2. 1 -> 2 worker processes, {len(data):,} candles, start-up included (best of "
+          f"{rounds} rounds): {ratio:.2f}x ({n / one.wall:.1f} -> {n / two.wall:.1f} trials/s); "
+          f"a bare CPU loop gets {top:.2f}x from 2 processes on this machine now (best of the "
+          f"rounds; per round {', '.join(f'{c:.2f}' for c in ceilings)}): {ratio / top:.2f} of "
+          f"that ceiling; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"   per round: 1 worker {', '.join(f'{p.wall:.2f}' for p in runs[1])} s, 2 workers "
+          f"{', '.join(f'{p.wall:.2f}' for p in runs[2])} s wall; ratio "
+          f"{', '.join(f'{a.wall / b.wall:.2f}' for a, b in zip(runs[1], runs[2]))}")
+    print(f"   workers busy with trials (best runs): {one.busy * 100:.0f}% (1) and "
+          f"{two.busy * 100:.0f}% (2) of the wall time; the rest is start-up, exit and waits")
+    print(f"   CPU per trial: {one.trial_cpu / n * 1000:.1f} ms (1 worker), "
+          f"{two.trial_cpu / n * 1000:.1f} ms (2 workers); each worker outside its trials "
+          f"(start-up, imports, exit): {one.outside:.2f} s (1), {two.outside:.2f} s (2); the "
+          f"driver: {one.driver_cpu / n * 1000:.2f} ms (1), {two.driver_cpu / n * 1000:.2f} ms "
+          f"(2) a trial")
+    cores = os.cpu_count() or 2
+    m1, m2 = one.model(cores), two.model(cores)
+    print(f"   CPU model ({cores} free cores, no waits; the driver takes its CPU from the "
+          f"workers' cores when they fill them): {m1:.2f} s and {m2:.2f} s: {m1 / m2:.2f}x")
 
 
 def own_copy_run(candles: int) -> dict[str, Any]:
@@ -178,6 +248,8 @@ def main() -> None:
     ap.add_argument("--candles", type=int, default=20_000, help="candles of the grid runs")
     ap.add_argument("--parallel-candles", type=int, default=100_000,
                     help="candles of the 1-vs-2-worker runs (longer trials: start-up matters less)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of the 1-vs-2-worker runs and the bare loop (best of them)")
     ap.add_argument("--memory-candles", type=int, default=1_000_000)
     ap.add_argument("--skip-peer", action="store_true", help="do not run backtesting.py")
     args = ap.parse_args()
@@ -201,17 +273,7 @@ def main() -> None:
         print(f"   backtesting.py Backtest.optimize {b_wall:.2f} s wall, {b_cpu:.2f} s CPU "
               f"({n / b_wall:.1f} trials/s), best n1={b_best[0]} n2={b_best[1]}: {same}; "
               f"planarpy is {b_wall / p_wall:.1f}x faster ({b_cpu / p_cpu:.1f}x in CPU time)")
-    big = random_walk(args.parallel_candles)
-    (one, _), r1 = planar_grid(big, jobs=1, in_process=False)
-    (two, _), r2 = planar_grid(big, jobs=2)
-    busy1, busy2 = busy(r1, 1, one), busy(r2, 2, two)
-    print(f"\n2. worker processes on {len(big):,} candles (start-up included): 1 worker "
-          f"{n / one:.1f} trials/s, 2 workers {n / two:.1f} trials/s: {one / two:.2f}x "
-          f"(machine: {os.cpu_count()} cores; a bare CPU loop gets {ceiling():.2f}x from 2 "
-          f"processes on it right now; load average {os.getloadavg()[0]:.1f})")
-    print(f"   workers busy with trials {busy1 * 100:.0f}% (1) and {busy2 * 100:.0f}% (2) of the "
-          f"wall time; the rest is start-up, batch ends and the driver (estimate: with 2 free "
-          f"cores, {2 * busy2 / busy1:.2f}x)")
+    parallel(random_walk(args.parallel_candles), args.rounds)
     opt, bare = [], []
     for _ in range(3):  # interleaved, so a busy spell of the machine hits both alike
         opt.append(planar_grid(data)[0])

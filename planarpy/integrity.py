@@ -15,7 +15,9 @@ so a damaged or hand-edited commit is found rather than trusted.
 Both stores rely on zarr's LocalStore writing every file to a temporary and renaming it
 (zarr 3.1.3 and later; before, a kill while the trace writer rewrites its last, partly
 committed chunk truncated committed data) and on `Array.with_config` (3.1.6): `check_zarr`
-refuses an older zarr when this module is imported.
+refuses an older zarr; the stores call it when they are imported. zarr itself is imported
+only by what needs it (about 40% of planarpy's import time, which an optimisation worker
+that reads its candles from a memory map, or a sim on bundled data, never needs).
 
 This module imports nothing of planarpy: the OHLCV store and the EventTrace both use it.
 """
@@ -31,8 +33,6 @@ from typing import Any, Iterable
 
 import google_crc32c
 import numpy as np
-import zarr
-from zarr.codecs import Crc32cCodec, ZstdCodec
 
 SEAL = "crc"
 ZARR_FLOOR = (3, 1, 6)
@@ -40,6 +40,8 @@ ZARR_FLOOR = (3, 1, 6)
 
 def check_zarr() -> None:
     """ImportError naming the fix if the installed zarr is older than `ZARR_FLOOR`."""
+    import zarr
+
     found = tuple(int(p) for p in re.findall(r"\d+", zarr.__version__)[:3])
     if found < ZARR_FLOOR:
         need = ".".join(map(str, ZARR_FLOOR))
@@ -48,11 +50,10 @@ def check_zarr() -> None:
                           f"'zarr>={need},<4'")
 
 
-check_zarr()
-
-
 def compressors() -> list[Any]:
     """The codecs after serialisation of every array planarpy creates: zstd, then CRC-32C."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
     return [ZstdCodec(level=1), Crc32cCodec()]
 
 

@@ -101,8 +101,10 @@ def place_trailing(s: Any, req: TrailingStop) -> OrderResult:
 
 def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any]] | str:
     ai = req.ai
+    # an OCO answers `missing`: its limit leg never waits for a fill before the stop leg
+    # is placed (in live, the position would be without its stop meanwhile)
     limit = LimitOrder(ai, req.amount, req.price, req.side, pos=req.pos,
-                       reduce_only=req.reduce_only)
+                       reduce_only=req.reduce_only, waitfor=0.0)
     stop = StopOrder(ai, req.amount, req.stop, req.side, req.stop_limit, "stop", req.pos,
                      req.reduce_only)
     reason = _prices_error(ai, req.price)
@@ -248,7 +250,7 @@ def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
             s.reject(ai, order, req.payload())  # type: ignore[arg-type]
             return None
         return _submit(s, ai, [(order, req)])  # type: ignore[list-item]
-    limit = LimitOrder(ai, amount, tp, side, pos=entry.pos, reduce_only=ro)
+    limit = LimitOrder(ai, amount, tp, side, pos=entry.pos, reduce_only=ro, waitfor=0.0)
     return _submit(s, ai, [(new_order(ai, limit, tp, s.clock.now()), limit)])
 
 

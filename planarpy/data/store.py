@@ -41,12 +41,14 @@ import zarr
 from zarr.storage import LocalStore
 
 from ..core.errors import DataError
-from ..integrity import (compressors, damaged_chunks, format_version, read_checked,
+from ..integrity import (check_zarr, compressors, damaged_chunks, format_version, read_checked,
                          read_group_meta, seal, seal_ok)
 from .ohlcv import (COLUMNS, OHLCV, Gap, TimeLike, check, check_grid, concat, empty, find_gaps,
                     iso, resample, timeframe_ms, to_ms)
 from .series import (SeriesInfo, SeriesKey, WriteReport, default_root, symbol_from_key,
                      symbol_key)
+
+check_zarr()  # an older zarr is a clear error, not a broken store
 
 try:
     import fcntl

@@ -18,6 +18,7 @@
 | `reorder_user` | user-data events are sent in swapped pairs |
 | `refuse_ws` | new WebSocket connections are refused (HTTP 503) |
 | `algo_first` | a USD-M algo order that fires reports TRIGGERED and FINISHED before the order it placed reports anything (Binance does not promise the order of the two streams' events) |
+| `no_cancel_replace` | spot symbols say `cancelReplaceAllowed` false in exchangeInfo and `POST /api/v3/order/cancelReplace` is refused (-1013), as for a symbol where Binance does not allow it (a venue without an atomic cancel-replace) |
 | `fill_worse_bps` | fills that take the market's liquidity are priced this many basis points against the taker (an exchange that fills worse than its book shows) |
 
 `drop_websockets()` closes every open WebSocket at once (abnormal closure).
@@ -59,6 +60,7 @@ class Faults:
     refuse_ws: bool = False
     fill_worse_bps: float = 0.0
     algo_first: bool = False
+    no_cancel_replace: bool = False
     on_drop: Callable[[str | None], int] | None = attrs.field(default=None, repr=False)
 
     def update(self, changes: Mapping[str, Any]) -> None:

@@ -90,7 +90,11 @@ def ping(lx: "LocalExchange", p: Params, a: Any) -> Any:
 def _info(futures: bool) -> Handler:
     def info(lx: "LocalExchange", p: Params, a: Any) -> Any:
         markets = lx.engine.futures if futures else lx.engine.spot
-        return fmt.exchange_info((st.spec for st in markets.values()), futures, lx.server_time())
+        info = fmt.exchange_info((st.spec for st in markets.values()), futures, lx.server_time())
+        if lx.faults.no_cancel_replace:
+            for s in info["symbols"]:
+                s["cancelReplaceAllowed"] = False
+        return info
     return info
 
 
@@ -213,6 +217,8 @@ def spot_new_order(lx: "LocalExchange", p: Params, a: Account) -> Any:
 
 
 def spot_cancel_replace(lx: "LocalExchange", p: Params, a: Account) -> Any:
+    if lx.faults.no_cancel_replace:
+        raise BinanceError(-1013, "Cancel-replace is not allowed on this symbol.")
     old, cancel_id, new = cond.cancel_replace(lx.engine, a, p)
     return {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
             "cancelResponse": _spot_cancel_reply(old, cancel_id),

@@ -25,7 +25,7 @@ from .objectives import objectives as make_objectives
 from .result import FoldResult, OptimizeResult
 from .space import build_space
 from .storage import open_storage, study_lock
-from .study import (METHODS, Plan, as_rows, finished, load_study, progress_bar, run_study,
+from .study import (METHODS, PLANNED, Plan, as_rows, finished, load_study, progress_bar, run_study,
                     select, signature_of, trial_error)
 from .work import Context, InProcess, LocalPool, StrategyRef, Task
 
@@ -76,9 +76,10 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
     space = build_space(cls, ranges, params, where)
     method = _method(method, len(objs))
     _check_run(jobs, backend, batch, trials, seed)
-    if jobs > batch:
+    if jobs > batch and method not in PLANNED:
         log.warning("--jobs %d is more than --batch %d: at most %d trials run at a time (a "
-                    "batch is asked whole); give --batch %d or more to use every worker",
+                    "batch is asked whole once the one before is told); give --batch %d or "
+                    "more to use every worker",
                     jobs, batch, batch, jobs)
         jobs = batch
     _check_inputs(cash, study, data_dir)
@@ -106,7 +107,7 @@ def optimize(strategy: type[Strategy] | str, *, objective: Any = "sharpe",
             s = load_study(store, name, plan, sig)
             bar = progress_bar(progress, total, finished(s), name)
             try:
-                run_study(s, plan, pool.run, bar, sync)
+                run_study(s, plan, pool, bar, sync)
             finally:
                 if bar is not None:
                     bar.close()

@@ -8,11 +8,11 @@ shut down at the end; one the caller started, or reached by address, is left run
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..data.ohlcv import COLUMNS, OHLCV
 from ..modes.sim.results import MissingExtra
-from .work import Context, Task, attempt, failure, memory_of
+from .work import Context, Pool, Task, attempt, failure, memory_of
 
 _CLASSES: dict[Any, type] = {}  # per Ray worker process: strategy classes resolved
 
@@ -36,7 +36,7 @@ def _run(ctx: Context, columns: Mapping[str, Mapping[str, Any]], task: Task) -> 
     return out
 
 
-class RayPool:
+class RayPool(Pool):
     """Trials as Ray tasks, one CPU each."""
 
     def __init__(self, ctx: Context, data: Mapping[str, OHLCV], address: str | None = None,
@@ -46,37 +46,42 @@ class RayPool:
         if self.owned:
             ray.init(address=address, num_cpus=jobs if address is None else None,
                      include_dashboard=False, log_to_driver=False)
+        self.jobs = max(1, int(ray.cluster_resources().get("CPU", jobs or 1)))
         self.ctx_ref = ray.put(ctx)
         self.data_ref = ray.put({sym: {c: getattr(o, c) for c in COLUMNS}
                                  for sym, o in data.items()})
         self.remote = ray.remote(num_cpus=1)(_run)
         self.seen: dict[int, dict[str, Any]] = {}
+        self.refs: dict[Any, Task] = {}
 
-    def run(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+    @property
+    def pending(self) -> int:
+        return len(self.refs)
+
+    def submit(self, tasks: Iterable[Task]) -> None:
+        for task in tasks:
+            self.refs[self.remote.remote(self.ctx_ref, self.data_ref, task)] = task
+
+    def collect(self) -> list[dict[str, Any]]:
         ray = self.ray
-        task_of = {self.remote.remote(self.ctx_ref, self.data_ref, t): t for t in tasks}
-        pending = list(task_of)
+        done, _ = ray.wait(list(self.refs), num_returns=1)
+        task = self.refs.pop(done[0])
         try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                try:
-                    out = ray.get(done[0])
-                except ray.exceptions.RayError as e:  # the worker died, the task was lost
-                    yield failure(task_of[done[0]], f"the Ray task failed ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0] if str(e) else ''})")
-                    continue
-                self.seen[out["pid"]] = out.pop("memory")
-                yield out
-        finally:
-            for ref in pending:
-                ray.cancel(ref)
+            out = ray.get(done[0])
+        except ray.exceptions.RayError as e:  # the worker died, the task was lost
+            return [failure(task, f"the Ray task failed ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0] if str(e) else ''})")]
+        self.seen[out["pid"]] = out.pop("memory")
+        return [out]
 
     def memory(self) -> list[dict[str, Any]]:
         """Memory of each Ray worker as its last task saw it."""
         return [self.seen[pid] for pid in sorted(self.seen)]
 
     def abort(self) -> None:
-        pass  # run() cancelled what was pending
+        for ref in self.refs:
+            self.ray.cancel(ref)
+        self.refs.clear()
 
     def close(self) -> None:
         if self.owned:

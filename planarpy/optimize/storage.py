@@ -104,7 +104,10 @@ def _journal() -> type:
     cache. Only a crash of the machine could lose the records since the last sync, and
     those trials are run again, with the same result, when the study resumes. Records
     are appended with one write each (O_APPEND); one driver writes a journal at a time
-    (`study_lock`), so Optuna's per-write lock file is not needed.
+    (`study_lock`), so Optuna's per-write lock file is not needed, and after its first
+    read of the file the driver reads back only what it wrote itself: Optuna reads the
+    journal again after every write and before every query (an open, a seek and a JSON
+    decode each, 1,000 a 100-trial study), so those records are handed back from memory.
     """
     from optuna.storages.journal import JournalFileBackend
 
@@ -113,6 +116,17 @@ def _journal() -> type:
             super().__init__(file_path)
             self.path = file_path
             self.synced = time.monotonic()
+            self.unread: list[dict[str, Any]] | None = None  # None: the file not read yet
+            self.first = 0  # the number of unread[0]
+
+        def read_logs(self, log_number_from: int) -> Any:
+            if self.unread is None or log_number_from < self.first:
+                logs = list(super().read_logs(log_number_from))
+                self.unread, self.first = [], log_number_from + len(logs)
+                return logs
+            logs = self.unread[log_number_from - self.first:]
+            self.unread, self.first = [], log_number_from + len(logs)
+            return logs
 
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
             text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
@@ -128,6 +142,8 @@ def _journal() -> type:
                                        "kept, run it again to resume") from None
             finally:
                 os.close(fd)
+            if self.unread is not None:  # as read from the file: tuples made lists...
+                self.unread.extend(json.loads(line) for line in text[:-1].split("\n"))
 
         def sync(self, now: bool = False) -> None:
             if not now and time.monotonic() - self.synced < SYNC_EVERY:

@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import sys
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 import numpy as np
@@ -32,7 +32,7 @@ from .objectives import Constraint, Objective
 from .space import Space
 from .splits import Window
 from .storage import _optuna
-from .work import Task, TrialError
+from .work import Pool, Task, TrialError
 
 METHODS = ("grid", "random", "tpe", "nsga2")
 SIGNATURE = "planarpy"  # the study's user attribute that says what it optimises
@@ -121,47 +121,79 @@ def _planned(point_of: Callable[[int], Mapping[str, Any]]) -> Any:
 
 
 # ---- the driver ---------------------------------------------------------------------------
-def run_study(study: Any, plan: Plan, run: Callable[[list[Task]], Iterator[dict[str, Any]]],
-              progress: Any = None,
+PLANNED = ("grid", "random")  # methods whose points do not depend on the trials told
+
+
+def run_study(study: Any, plan: Plan, pool: Pool, progress: Any = None,
               sync: Callable[[bool], None] = lambda now=False: None) -> None:
-    """Ask, run and tell trials in batches until the study holds `plan.total` finished ones.
-    `sync(now)` after each batch makes the writes durable (now: whatever the interval)."""
-    optuna = _optuna()
-    running = optuna.trial.TrialState.RUNNING
+    """Ask, run and tell trials a batch at a time until the study holds `plan.total`
+    finished ones. `sync(now)` makes the writes durable (now: whatever the interval).
+
+    TPE and NSGA-II ask a batch once the one before is told (its history). Grid and random
+    points need no history: their next batch is asked while the workers still run the
+    last trials of this one, so no worker waits for the driver at a batch end."""
+    ahead = plan.method in PLANNED
+    lo = _resume_from(study, plan)
+    tasks: dict[int, Task] = {}
+    ids: dict[int, int] = {}
+    failed: list[dict[str, Any]] = []
     while True:
-        trials = study.get_trials(deepcopy=False)
-        open_ = [t for t in trials if t.state == running]
-        if len(trials) >= plan.total and not open_:
-            sync(True)
-            return
-        first = open_[0].number if open_ else len(trials)
-        lo = first // plan.batch * plan.batch
-        hi = min(lo + plan.batch, plan.total)
-        ids = {t.number: t._trial_id for t in open_}  # asked before a restart
-        for t in open_:
-            if lo <= t.number < hi and set(t.params) != set(plan.space.names):
-                _finish_ask(study, plan, t._trial_id, t.number)  # cut off mid-ask
-        for number in range(len(trials), hi):
-            ids[number] = _ask(study, plan, number)
-        tasks = []
-        for t in study.get_trials(deepcopy=False)[lo:hi]:
-            if t.state != running:
-                continue
-            if plan.space.admissible(t.params):
-                tasks.append(plan.task(t.number, t.params))
-            else:  # a sampler's point outside --where: told pruned, never run
-                study.tell(t.number, state=optuna.trial.TrialState.PRUNED)
-                _step(progress)
-        failed = []
-        for out in run(tasks):
+        more = lo < plan.total and not failed
+        if more and (not pool.pending or (ahead and pool.pending < 2 * pool.jobs)):
+            batch = _prepare(study, plan, lo, ids, progress)
+            tasks.update((t.number, t) for t in batch)
+            pool.submit(batch)
+            lo += plan.batch
+            continue
+        if not pool.pending:
+            break
+        for out in pool.collect():
             if "error" in out:
                 failed.append(out)
                 continue
             tell(study, plan, ids[out["number"]], out)
             _step(progress)
-        sync(bool(failed))
-        if failed:
-            raise trial_error(study.study_name, plan.window, tasks, failed)
+        sync(False)
+    sync(True)
+    if failed:
+        raise trial_error(study.study_name, plan.window, list(tasks.values()), failed)
+
+
+def _resume_from(study: Any, plan: Plan) -> int:
+    """The first trial of the first batch not finished: the one of the first trial left
+    open (asked, maybe in part, not told), else of the first one not asked."""
+    running = _optuna().trial.TrialState.RUNNING
+    trials = study.get_trials(deepcopy=False)
+    first = next((t.number for t in trials if t.state == running), len(trials))
+    return first // plan.batch * plan.batch
+
+
+def _prepare(study: Any, plan: Plan, lo: int, ids: dict[int, int],
+             progress: Any) -> list[Task]:
+    """The batch from trial `lo`, asked whole: asks a killed run cut off finished, the
+    others made; its open trials as tasks (those of a run killed before it told them
+    included). A sampler's point outside --where is told pruned, never run."""
+    optuna = _optuna()
+    running = optuna.trial.TrialState.RUNNING
+    hi = min(lo + plan.batch, plan.total)
+    trials = study.get_trials(deepcopy=False)
+    for t in trials[lo:hi]:
+        if t.state == running:
+            ids[t.number] = t._trial_id
+            if set(t.params) != set(plan.space.names):
+                _finish_ask(study, plan, t._trial_id, t.number)  # cut off mid-ask
+    for number in range(len(trials), hi):
+        ids[number] = _ask(study, plan, number)
+    tasks = []
+    for t in study.get_trials(deepcopy=False)[lo:hi]:
+        if t.state != running:
+            continue
+        if plan.space.admissible(t.params):
+            tasks.append(plan.task(t.number, t.params))
+        else:
+            study.tell(t.number, state=optuna.trial.TrialState.PRUNED)
+            _step(progress)
+    return tasks
 
 
 def trial_error(study: str, window: Window, tasks: Sequence[Task],
@@ -230,7 +262,8 @@ def tell(study: Any, plan: Plan, trial_id: int, out: Mapping[str, Any]) -> None:
     optuna = _optuna()
     trial = optuna.trial.Trial(study, trial_id)
     summary = out["summary"]
-    trial.set_user_attr("result", {"summary": summary, "seconds": out["seconds"]})
+    trial.set_user_attr("result", {"summary": summary, "seconds": out["seconds"],
+                                   "cpu": out.get("cpu")})
     stored = trial.constraints  # a trial resumed after a kill may have them already
     for c in plan.constraints:
         if c.text not in stored:
@@ -294,7 +327,7 @@ def as_rows(study: Any, plan: Plan) -> list[dict[str, Any]]:
                      "values": values_of(t, len(plan.objectives)),
                      "state": state_names.get(t.state, t.state.name.lower()),
                      "feasible": feasible, "summary": summary,
-                     "seconds": result.get("seconds")})
+                     "seconds": result.get("seconds"), "cpu": result.get("cpu")})
     return rows
 
 

@@ -259,7 +259,8 @@ def _open_arrays(path: Path, version: int) -> dict[str, Any]:
     """The arrays of a segment, checked for the expected types; TraceError if not."""
     names = ("index", "heap") if version >= 2 else (*V1_COLUMNS, "heap")
     try:
-        arrays = {name: zarr.open_array(str(path / name), mode="r") for name in names}
+        arrays = {name: zarr.open_array(str(path / name), mode="r", zarr_format=3)
+                  for name in names}
     except Exception as e:
         raise TraceError(f"its arrays cannot be opened ({type(e).__name__}: {e})") from None
     expected = {"index": "int64", "heap": "uint8", **{n: d for n, (d, _) in V1_COLUMNS.items()}}

@@ -35,11 +35,13 @@ import zarr
 from zarr.core.sync import sync as zarr_sync
 
 from ..core.events import KINDS
-from ..integrity import compressors, seal, write_json
+from ..integrity import check_zarr, compressors, seal, write_json
 from .layout import (DAY_NS, FILL, FORMAT, HEAP_CHUNK, INDEX_CHUNK, INDEX_FIELDS, OFF, RUN,
                      SEGMENT_ROWS, SEQ, SYM, TS, VERSION, TraceError, WriterLock, check_format,
                      create_root, group_doc, is_empty_dir, load_root, needs_upgrade,
                      root_problem, segment_attrs, segment_index, segment_name, segment_names)
+
+check_zarr()  # an older zarr is a clear error, not a broken store
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +283,7 @@ def _open_arrays(path: Path) -> tuple[zarr.Array, zarr.Array]:
     try:
         # each flush rewrites whole chunks: zarr's check for an all-fill-value chunk (to skip
         # writing it) would compare every byte, and never finds one here
-        index, heap = (zarr.open_array(str(path / name), mode="r+").with_config(
+        index, heap = (zarr.open_array(str(path / name), mode="r+", zarr_format=3).with_config(
             {"write_empty_chunks": True}) for name in ("index", "heap"))
     except Exception as e:
         raise TraceError(f"its arrays cannot be opened ({type(e).__name__}: {e})") from None

@@ -26,6 +26,32 @@ def bought(run, trade):
     return run.strategy.assets[0].floor_amount(trade.amount - trade.fee)
 
 
+def exchange_log(lx):
+    """The exchange's own order log: every executionReport it sends, in order."""
+    log = []
+    lx.engine.listeners.append(lambda ev: log.append(ev.payload)
+                               if getattr(ev, "payload", {}).get("e") == "executionReport"
+                               else None)
+    return log
+
+
+def stop_reports(log):
+    """(client id, execution type) of each STOP_LOSS report in `log`."""
+    return [(e["c"] if e["x"] != "CANCELED" else e["C"], e["x"]) for e in log
+            if e["o"] == "STOP_LOSS"]
+
+
+def amend(run):
+    """Buy, place a native stop at 0.00145 and move it to 0.00148: (old, new)."""
+    amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+    assert run.call("stop_order", SYM, amount, 0.00145) is missing
+    (old,) = run.strategy.assets[0].orders.values()
+    assert run.call("amend_stop", SYM, old.id, 0.00148) is missing
+    (new,) = run.strategy.assets[0].orders.values()
+    assert new.id != old.id and new.trigger == 0.00148 and new.route == "native"
+    return old, new
+
+
 def test_live_spot_stop_is_native_on_the_exchange_and_fills_there(scripted):
     lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
     trace = Events()
@@ -114,6 +140,8 @@ def test_an_emulated_stop_reached_while_the_stream_is_silent_fires_late_and_aler
         (late,) = trace.of("trigger_late")
         assert "may have fired while the stream was down" in late["message"]
         assert [w for w, _ in run.strategy.seen_errors if w == "trigger_late:XRP/ETH"]
+        (alert,) = [a for a in trace.of("alert") if a["kind"] == "trigger"]
+        assert alert["message"] == late["message"] and alert["details"] == {"symbol": SYM}
         (sell,) = sells(run)
         assert sell.amount == amount
 
@@ -141,21 +169,12 @@ def test_amending_a_native_stop_uses_cancel_replace_so_a_stop_is_always_there(sc
     user stream, in order) shows the new stop's NEW right after the old one's CANCELED,
     within one engine step, with no trade between; the base stays held throughout."""
     lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
-    log = []
-    lx.engine.listeners.append(lambda ev: log.append(ev.payload)
-                               if getattr(ev, "payload", {}).get("e") == "executionReport"
-                               else None)
+    log = exchange_log(lx)
     with live(lx) as run:
-        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
-        assert run.call("stop_order", SYM, amount, 0.00145) is missing
-        (old,) = run.strategy.assets[0].orders.values()
-        assert run.call("amend_stop", SYM, old.id, 0.00148) is missing
-        (new,) = run.strategy.assets[0].orders.values()
-        assert new.id != old.id and new.trigger == 0.00148 and new.route == "native"
-        stops = [(e["c"] if e["x"] != "CANCELED" else e["C"], e["x"]) for e in log
-                 if e["o"] == "STOP_LOSS"]
+        old, new = amend(run)
+        stops = stop_reports(log)
         assert stops == [(old.id, "NEW"), (old.id, "CANCELED"), (new.id, "NEW")]
-        assert raw_client(lx).fetch_balance()["XRP"]["used"] == amount
+        assert raw_client(lx).fetch_balance()["XRP"]["used"] == old.amount
         step_until(lx, lambda: sells(run))  # 0.00146 fires the new stop (not the old)
         assert sells(run)[0].order_id == new.id
 
@@ -194,3 +213,288 @@ def test_live_oco_limit_leg_on_the_exchange_stop_leg_emulated(scripted):
         assert sell.order_id == stop.id and sell.amount == amount
         assert ex.fetch_order(resting["id"], SYM)["status"] == "canceled"
         eventually(lambda: not run.strategy.assets[0].orders)
+
+
+# ---- per type on spot: trigger, fill price, cancellation -------------------------------------
+def on_exchange(lx):
+    """The open orders the exchange holds, by client id."""
+    return {o["info"]["clientOrderId"]: o for o in raw_client(lx).fetch_open_orders(SYM)}
+
+
+def test_live_native_stop_gapped_through_fills_at_the_exchange_book_after_the_gap(scripted):
+    """The trade after 0.0015 is 0.0013, far below the native stop at 0.00148: the exchange
+    fires it at that trade and sells into its book as it stands then, at or below 0.0013."""
+    lx = scripted([0.0015, 0.0013] + [0.0013] * 30)
+    with live(lx) as run:
+        amount = bought(run, run.call("market_order", SYM, 300.0, side="buy"))
+        assert run.call("stop_order", SYM, amount, 0.00148) is missing
+        step_until(lx, lambda: sells(run))
+        (sell,) = sells(run)
+        assert sell.amount == amount and 0.0013 * 0.99 < sell.price <= 0.0013
+        eventually(lambda: not run.strategy.assets[0].orders)
+        assert run.strategy.errors == []
+
+
+def test_live_native_stop_limit_fires_rests_on_the_exchange_then_fills(scripted):
+    """STOP_LOSS_LIMIT at 0.00148, limit 0.00147: the gap to 0.0014 fires it on the
+    exchange, where it rests at its limit (the bids are below it); the trade back at
+    0.00148 fills it there, at 0.00147."""
+    lx = scripted([0.0015, 0.0014, 0.00142, 0.00148] + [0.00148] * 30)
+    with live(lx) as run:
+        amount = bought(run, run.call("market_order", SYM, 300.0, side="buy"))
+        assert run.call("stop_order", SYM, amount, 0.00148, limit=0.00147) is missing
+        (stop,) = run.strategy.assets[0].orders.values()
+        assert stop.route == "native" and on_exchange(lx)[stop.id]["info"]["type"] == \
+            "STOP_LOSS_LIMIT"
+        step_until(lx, lambda: on_exchange(lx)[stop.id]["info"]["isWorking"])
+        assert not sells(run) and stop.is_open
+        step_until(lx, lambda: sells(run))
+        (sell,) = sells(run)
+        assert sell.order_id == stop.id and sell.price == 0.00147 and sell.amount == amount
+        eventually(lambda: not run.strategy.assets[0].orders)
+
+
+def test_live_native_stop_limit_fired_and_resting_is_cancelled_on_the_exchange(scripted):
+    lx = scripted([0.0015, 0.0014] + [0.0014] * 30)
+    with live(lx) as run:
+        amount = bought(run, run.call("market_order", SYM, 300.0, side="buy"))
+        assert run.call("stop_order", SYM, amount, 0.00148, limit=0.00147) is missing
+        (stop,) = run.strategy.assets[0].orders.values()
+        step_until(lx, lambda: on_exchange(lx)[stop.id]["info"]["isWorking"])
+        assert run.call("cancel_orders", SYM) is True
+        assert on_exchange(lx) == {} and not run.strategy.assets[0].orders
+        assert raw_client(lx).fetch_balance()["XRP"]["used"] == 0
+        assert not sells(run)
+
+
+@pytest.mark.parametrize("limit", [None, 0.00155])
+def test_live_native_take_profit_fires_on_the_rise(scripted, limit):
+    """TAKE_PROFIT (market) or TAKE_PROFIT_LIMIT at 0.00155 on the exchange: 0.00154 does
+    not fire it, 0.00156 does; it sells at or above 0.00155."""
+    lx = scripted([0.00152, 0.00154, 0.00156] + [0.00156] * 30)
+    with live(lx) as run:
+        amount = bought(run, run.call("market_order", SYM, 300.0, side="buy"))
+        assert run.call("take_profit_order", SYM, amount, 0.00155, limit=limit) is missing
+        (tp,) = run.strategy.assets[0].orders.values()
+        kind = on_exchange(lx)[tp.id]["info"]["type"]
+        assert tp.route == "native" and kind == ("TAKE_PROFIT" if limit is None
+                                                 else "TAKE_PROFIT_LIMIT")
+        step_until(lx, lambda: sells(run))
+        eventually(lambda: sum(t.amount for t in sells(run)) == amount)
+        assert all(t.order_id == tp.id and 0.00155 <= t.price <= 0.00156 for t in sells(run))
+
+
+def test_live_emulated_trailing_stop_with_activation_follows_a_rally_then_fires(scripted):
+    lx = scripted([0.00153, 0.00156, 0.0016, 0.00157, 0.00156] + [0.00156] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        amount = bought(run, run.call("market_order", SYM, 300.0, side="buy"))
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.000032,
+                        activation=0.00155) is missing
+        (stop,) = run.strategy.assets[0].orders.values()
+        assert stop.route == "emulated" and stop.trigger == 0
+        step_until(lx, lambda: sells(run))
+        moved = [p["trigger"] for p in trace.of("trigger_moved")]
+        assert moved == pytest.approx([0.001528, 0.001568], abs=1e-12)
+        (fired,) = trace.of("order_triggered")
+        assert fired["price"] == 0.00156
+        (sell,) = sells(run)
+        assert sell.order_id == stop.id and sell.amount == amount and sell.price <= 0.00156
+
+
+def test_live_oco_limit_leg_partly_filled_cancels_the_emulated_stop(scripted):
+    """The OCO's limit leg (on the exchange) gets ~400 of 900 from the trade at 0.00155:
+    that partial fill cancels the stop leg (the engine's), so the crash to 0.0014 sells
+    nothing more; the limit keeps resting on the exchange for the rest."""
+    lx = scripted([0.00151, 0.00155, 0.0015, 0.0014] + [0.0014] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        amount = 900.0  # more than one trade of the tape (400)
+        assert run.call("oco_order", SYM, amount, price=0.00155, stop=0.00145) is missing
+        legs = {o.type: o for o in run.strategy.assets[0].orders.values()}
+        limit, stop = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
+        step_until(lx, lambda: sells(run))
+        (part,) = sells(run)
+        assert part.order_id == limit.id and part.price == 0.00155 and part.amount < amount
+        eventually(lambda: not stop.is_open)
+        for _ in range(3):
+            lx.step(STEP)
+        assert never(lambda: len(sells(run)) > 1, 0.5) and not trace.of("order_triggered")
+        assert limit.is_open and on_exchange(lx)[limit.id]["filled"] == part.amount
+
+
+def test_live_bracket_exits_touched_in_one_burst_sell_once(scripted):
+    """A market entry; its exits are an OCO pair (the target on the exchange, the stop
+    held by the engine). One burst goes to 0.00144 then 0.00156: the stop is touched
+    first. Whatever reaches the exchange first, the position is sold once, never twice."""
+    lx = scripted([0.0015, 0.00144, 0.00156] + [0.00156] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        entry = run.call("bracket_order", SYM, 300.0, stop_loss=0.00145, take_profit=0.00155)
+        assert entry and entry.side is Side.BUY
+        ai = run.strategy.assets[0]
+        # both exits are there long before the 5 s `waitfor`: the target does not wait
+        # for a fill before its stop is placed
+        eventually(lambda: len(ai.orders) == 2, timeout=3)
+        legs = {o.type: o for o in ai.orders.values()}
+        stop, target = legs[OrderType.STOP_MARKET], legs[OrderType.LIMIT]
+        amount = stop.amount
+        assert target.amount == amount <= entry.amount and target.id in on_exchange(lx)
+        lx.step(STEP)
+        eventually(lambda: "triggers:XRP/ETH" in run.session.watchers)
+        lx.step(2 * STEP)  # 0.00144 and 0.00156 at once
+        eventually(lambda: not ai.orders, timeout=10)
+        assert never(lambda: sum(t.amount for t in sells(run)) > amount, 0.5), sells(run)
+        assert sum(t.amount for t in sells(run)) == amount
+        assert raw_client(lx).fetch_balance()["XRP"]["total"] == pytest.approx(
+            100_000 + entry.amount - entry.fee - amount)
+        if target.filled:  # the exchange matched the target before the stop's cancel came
+            assert not [t for t in sells(run) if t.order_id == stop.id]
+            assert [w for w, _ in run.strategy.seen_errors if w == "oco:XRP/ETH"]
+
+
+def test_live_bracket_entry_cancelled_before_a_fill_never_places_its_exits(scripted):
+    lx = scripted([0.0015] * 30)
+    with live(lx) as run:
+        assert run.call("bracket_order", SYM, 300.0, price=0.0014, stop_loss=0.0013,
+                        take_profit=0.0016) is missing
+        ai = run.strategy.assets[0]
+        (entry,) = ai.orders.values()
+        assert entry.legs and entry.id in on_exchange(lx)
+        assert run.call("cancel_orders", SYM) is True
+        for _ in range(3):
+            lx.step(STEP)
+        assert never(lambda: ai.orders or on_exchange(lx), 0.5)
+
+
+@pytest.mark.parametrize("action,args,route", [
+    ("stop_order", {"trigger": 0.00148}, "native"),
+    ("stop_order", {"trigger": 0.00148, "limit": 0.00147}, "native"),
+    ("take_profit_order", {"trigger": 0.00155}, "native"),
+    ("take_profit_order", {"trigger": 0.00155, "limit": 0.00154}, "native"),
+    ("trailing_stop_order", {"offset": 0.00002}, "emulated"),
+    ("oco_order", {"price": 0.00155, "stop": 0.00148}, "native,emulated")])
+def test_live_cancelled_conditional_order_is_gone_everywhere_and_never_fires(scripted, action,
+                                                                            args, route):
+    lx = scripted([0.0016, 0.0014] + [0.0014] * 30)  # through every trigger above
+    with live(lx) as run:
+        amount = bought(run, run.call("market_order", SYM, 300.0, side="buy"))
+        ai = run.strategy.assets[0]
+        assert run.call(action, SYM, amount, **args) is missing
+        assert sorted(o.route or "native" for o in ai.orders.values()) == sorted(route.split(","))
+        assert run.call("cancel_orders", SYM) is True
+        assert not ai.orders and ai.committed == 0 and on_exchange(lx) == {}
+        for _ in range(3):
+            lx.step(STEP)
+        assert never(lambda: sells(run) or ai.orders, 0.5)
+        assert raw_client(lx).fetch_balance()["XRP"]["free"] >= amount
+
+
+def test_live_spot_sell_stop_is_limited_to_what_is_held(scripted):
+    """On spot a sell stop can only sell what the account holds (the test account's XRP
+    and what the run bought): more is refused before any request, reduce_only or not."""
+    lx = scripted([0.0015] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        bought(run, run.call("market_order", SYM, 300.0, side="buy"))
+        ai = run.strategy.assets[0]
+        amount = ai.floor_amount(ai.free_balance)
+        sent = len(trace.of("request_sent"))
+        assert run.call("stop_order", SYM, amount + 100, 0.00148, reduce_only=True) is None
+        assert "XRP" in run.strategy.errors[-1]
+        assert len(trace.of("request_sent")) == sent
+        assert run.call("stop_order", SYM, amount, 0.00148, reduce_only=True) is missing
+
+
+def test_live_conditional_run_replays_from_its_trace(scripted, tmp_path):
+    """A native stop that fires, an emulated trailing stop that follows and fires, an OCO
+    whose limit fills and cancels its stop: replay_from_trace rebuilds the final state."""
+    from planarpy.trace import EventTrace, replay_from_trace
+
+    lx = scripted([0.00151, 0.00155, 0.0016, 0.00156, 0.0015, 0.0014] + [0.0014] * 30)
+    path = tmp_path / "t"
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as run:
+            assert run.call("trailing_stop_order", SYM, 300.0, offset=0.000032) is missing
+            assert run.call("stop_order", SYM, 300.0, 0.00146) is missing
+            assert run.call("oco_order", SYM, 300.0, price=0.00158, stop=0.00145) is missing
+            step_until(lx, lambda: len({t.order_id for t in sells(run)}) >= 3)
+            eventually(lambda: not run.strategy.assets[0].orders)
+            strategy = run.strategy
+    report = replay_from_trace(strategy, path)
+    assert report.ok, str(report)
+
+
+def test_amending_a_native_stop_without_cancel_replace_places_the_new_one_first(scripted):
+    """On a market where the exchange refuses cancel-replace (its exchangeInfo says so),
+    amend_stop places the new stop on the exchange first and cancels the old one after:
+    the exchange's own order log shows a stop open at every moment, and the old one never
+    fires."""
+    lx = scripted([0.00151, 0.00152, 0.00149, 0.00146, 0.00147] + [0.00147] * 30)
+    lx.faults.update({"no_cancel_replace": True})
+    log = exchange_log(lx)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        old, new = amend(run)
+        assert not [p for p in trace.of("request_sent") if p["method"] == "edit_order"]
+        stops = stop_reports(log)
+        assert stops == [(old.id, "NEW"), (new.id, "NEW"), (old.id, "CANCELED")]
+        open_ = set()
+        for cid, what in stops:  # never a moment without a stop on the exchange
+            (open_.add if what == "NEW" else open_.discard)(cid)
+            assert open_
+        assert list(on_exchange(lx)) == [new.id]
+        step_until(lx, lambda: sells(run))  # 0.00146 fires the new stop (not the old)
+        assert [t.order_id for t in sells(run)] == [new.id]
+
+
+def test_without_cancel_replace_a_refused_replacement_leaves_the_old_stop(scripted):
+    """The replacement the exchange refuses (no funds left for a second stop: the old one
+    holds them) is reported; the old stop stays on the exchange, untouched."""
+    lx = scripted([0.0015] * 30)
+    lx.faults.update({"no_cancel_replace": True})
+    with live(lx) as run:
+        run.call("market_order", SYM, 300.0, side="buy")
+        ai = run.strategy.assets[0]
+        eventually(lambda: not ai.orders)
+        everything = ai.floor_amount(ai.free_balance)
+        assert run.call("stop_order", SYM, everything, 0.00145) is missing
+        (old,) = ai.orders.values()
+        assert run.call("amend_stop", SYM, old.id, 0.00148) is None
+        assert list(ai.orders) == [old.id] and list(on_exchange(lx)) == [old.id]
+        assert run.strategy.errors
+
+
+def test_live_oco_burst_through_both_legs_sells_the_pair_once(scripted):
+    """One burst: 0.00144 reaches the engine's stop leg of a 900 OCO, and 0.00155 (a
+    trade of 400) fills part of its limit leg on the exchange. Which the run learns of
+    first (the public trades or its own fill) decides, and either way the pair sells at
+    most 900, once: the limit's partial fill first cancels the stop (the limit rests on
+    for the rest, as documented); the stop's trigger first cancels the limit, and as
+    its fill came before the cancel, the stop is closed unsent and only the rest goes at
+    the market (the run is told)."""
+    lx = scripted([0.0015, 0.00144, 0.00155] + [0.0015] * 30)
+    with live(lx) as run:
+        run.call("market_order", SYM, 1000.0, side="buy")
+        assert run.call("oco_order", SYM, 900.0, price=0.00155, stop=0.00145) is missing
+        ai = run.strategy.assets[0]
+        legs = {o.type: o for o in ai.orders.values()}
+        limit, stop = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
+        lx.step(STEP)
+        eventually(lambda: "triggers:XRP/ETH" in run.session.watchers)
+        lx.step(2 * STEP)  # 0.00144 and 0.00155 at once
+        sold = lambda: sum(t.amount for t in sells(run))  # noqa: E731
+        eventually(lambda: sold() >= 900 or (limit.filled and not stop.is_open
+                                             and not stop.triggered), timeout=10)
+        assert never(lambda: sold() > 900, 0.5)
+        by_order = {}
+        for t in sells(run):
+            by_order[t.order_id] = by_order.get(t.order_id, 0) + t.amount
+        assert 0 < by_order.pop(limit.id) < 900 and stop.id not in by_order
+        if not stop.triggered:  # the fill came first: the stop is cancelled
+            assert by_order == {} and limit.is_open and limit.remaining == 900 - limit.filled
+            return
+        (rest,) = by_order.values()  # the market order of what the limit left
+        assert rest == 900 - limit.filled and not ai.orders
+        (told,) = [m for w, m in run.strategy.seen_errors if w == "oco:XRP/ETH"]
+        assert f"the rest, {rest:g}, goes at the market" in told

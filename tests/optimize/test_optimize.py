@@ -205,12 +205,19 @@ def test_rdb_url_storage_keeps_and_resumes_the_study(here, tmp_path):
 
 def test_more_jobs_than_a_batch_holds_is_said_and_no_idle_worker_is_started(here, tmp_path,
                                                                              caplog):
-    """Trials are asked a batch at a time: workers beyond the batch size would wait idle."""
+    """TPE asks a batch once the one before is told: workers beyond the batch size would
+    wait idle. Grid points need no history: the next batch is asked ahead, so every worker
+    has work and nothing is said."""
     with caplog.at_level("WARNING", logger="planarpy.optimize"):
-        r = optimize("sma_cross", method="grid", storage=tmp_path / "s", jobs=3, batch=2,
-                     **GRID)
+        r = optimize("sma_cross", method="tpe", trials=4, storage=tmp_path / "s", jobs=3,
+                     batch=2, **GRID)
     assert "--jobs 3 is more than --batch 2: at most 2 trials run at a time" in caplog.text
-    assert len(r.trials) == 11 and len(r.workers) <= 2
+    assert len(r.trials) == 4 and len(r.workers) <= 2
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="planarpy.optimize"):
+        r = optimize("sma_cross", method="grid", storage=tmp_path / "g", jobs=3, batch=2,
+                     **GRID)
+    assert "more than --batch" not in caplog.text and len(r.trials) == 11
 
 
 def test_no_feasible_trial_says_which_constraint_failed(here, tmp_path, capsys):
@@ -257,3 +264,42 @@ def test_the_lookahead_check_runs_once_a_batch_and_still_stops_a_peeking_strateg
     first = str(e.value).splitlines()[0]
     assert first.startswith("trial 0 (fast=5 slow=20 invest=0.99)") and \
         "LookAheadError: indicator 'next' of ETH/BTC looks ahead" in first, first
+
+
+def test_the_driver_sees_the_study_as_its_journal_file_holds_it(here, tmp_path):
+    """The driver reads the journal once and then hands back its own records from memory:
+    what it reports must be what any reader of the file gets (JSON's lists, not tuples)."""
+    import optuna
+
+    r = optimize("sma_cross", method="random", trials=6, batch=4, jobs=2,
+                 objective=["return", "max_drawdown"], storage=tmp_path / "s.journal",
+                 constraints=["trades >= 1"], **GRID)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "s.journal")))
+    (study,) = storage.get_all_studies()
+    stored = storage.get_all_trials(study._study_id)
+    assert [(t.number, t.params, t.values, t.user_attrs["result"]["summary"],
+             t.user_attrs["result"]["cpu"]) for t in stored] == \
+        [(t["number"], t["params"], t["values"], t["summary"], t["cpu"]) for t in r.trials]
+    assert all(t["cpu"] > 0 and t["seconds"] > 0 for t in r.trials)
+
+
+@pytest.mark.parametrize("method", ["grid", "tpe"])
+def test_grid_asks_the_next_batch_before_this_one_ends_and_tpe_after(here, tmp_path,
+                                                                     method):
+    """Grid and random points need no history: the next batch is asked while trials of
+    this one still run, so no worker waits for the driver at a batch end. TPE's batch is
+    asked once the one before is told: the history every run of it sees alike."""
+    import json
+
+    from optuna.storages.journal._storage import JournalOperation as Op
+    journal = tmp_path / "s.journal"
+    optimize("sma_cross", method=method, trials=6, batch=4, objective="return",
+             storage=journal, ranges={"fast": "5:10:5", "slow": "20:60:20"},
+             params={"invest": 0.99})
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    created = [k for k, r in enumerate(records) if r["op_code"] == Op.CREATE_TRIAL]
+    told = [k for k, r in enumerate(records) if r["op_code"] == Op.SET_TRIAL_STATE_VALUES
+            and r["trial_id"] < 4]
+    assert len(created) == 6 and len(told) == 4
+    assert (created[4] < max(told)) == (method == "grid"), (created, told)

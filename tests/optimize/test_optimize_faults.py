@@ -335,3 +335,46 @@ def test_no_room_for_the_workers_candles_is_a_clear_error(here, tmp_path):
                                  f"to {tmp_path}"), run.stdout
     assert "File too large" in run.stdout and "TMPDIR" in run.stdout
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("planarpy-optimize-")]
+
+
+PRINTING = """
+import logging, logging.handlers, sys
+from planarpy import find_strategy
+from planarpy.optimize import optimize
+Base = find_strategy({path!r})
+log = logging.getLogger("mine")  # in every worker too (it imports this file): records kept
+log.addHandler(logging.handlers.MemoryHandler(1000, target=logging.FileHandler({log!r})))
+
+class Printing(Base):
+    def tick(self, ts):
+        if self.i == 1000:
+            sys.stdout.write(f"trial {{self.fast}} {{self.slow}}\\n")  # a pipe: buffered
+            log.warning("logged %s %s", self.fast, self.slow)  # written at the end
+        super().tick(ts)
+
+if __name__ == "__main__":
+    optimize(Printing, method="grid", ranges={{"fast": "5:20:5", "slow": "30:40:10"}},
+             params={{"invest": 0.99}}, storage={storage!r}, jobs=2)
+"""
+
+
+def test_what_trials_print_or_log_in_a_worker_is_not_lost_when_it_ends(repo_root, tmp_path):
+    """A worker leaves without tearing its interpreter down (os._exit): its output is
+    flushed and its log handlers are closed first (one that holds records until then
+    included)."""
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "printing.py"
+    script.write_text(PRINTING.format(path=str(repo_root / "strategies" / "sma_cross.py"),
+                                      storage=str(tmp_path / "s.journal"),
+                                      log=str(tmp_path / "mine.log")))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    points = [(f, s) for f in (5, 10, 15, 20) for s in (30, 40)]
+    # (sets: the look-ahead check of a batch's first trial runs it once more in part)
+    assert set(run.stdout.splitlines()) == {f"trial {f} {s}" for f, s in points}
+    logged = (tmp_path / "mine.log").read_text().splitlines()
+    assert set(logged) == {f"logged {f} {s}" for f, s in points}

@@ -160,6 +160,11 @@ class Venue:
         None when the exchange has none: then the new one is placed first."""
         return None
 
+    def can_replace(self, market: Mapping[str, Any]) -> bool:
+        """Whether the exchange lets orders of `market` (ccxt's market structure) be
+        cancel-replaced; when not, `replacement` is not used for them."""
+        return True
+
     def conditional_params(self, order: Order) -> dict[str, Any]:
         """Params that name a native conditional order in fetch_order / cancel_order."""
         return {}

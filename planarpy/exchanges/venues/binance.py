@@ -157,6 +157,9 @@ class Binance(Venue):
         price = order.price if order.type in LIMIT_AFTER_TRIGGER else None
         return Native(kind, price, {"triggerPrice": order.trigger})
 
+    def can_replace(self, market: Mapping[str, Any]) -> bool:
+        return (market.get("info") or {}).get("cancelReplaceAllowed") is not False
+
     def conditional_params(self, order: Order) -> dict[str, Any]:
         return {"trigger": True} if self.futures and order.type in CONDITIONAL else {}
 

@@ -75,8 +75,12 @@ class LiveExecutor(SessionExecutor):
 
     def replaces(self, old: Order, new: Order) -> bool:
         """Whether the native stop `old` moves to `new` in one cancel-replace request (the
-        venue has one); else the new stop is placed first and the old one cancelled."""
-        return old.route == "native" and self.session.venue.replacement(new) is not None
+        venue has one, and allows it on the market); else the new stop is placed first and
+        the old one cancelled."""
+        venue = self.session.venue
+        market = self.session.client.markets.get(old.symbol) or {}
+        return old.route == "native" and venue.replacement(new) is not None and \
+            venue.can_replace(market)
 
     def replace(self, ai: AssetInstance, old: Order, new: Order,
                 req: OrderRequest) -> Trade | _Missing | None:

@@ -24,6 +24,8 @@ from .fills import Level, Resting, Sweep, crosses, share_trade, sweep, volume_le
 from ..runtime.triggers import on_prices
 from .market import AssetMarket, PublicTrade
 
+_NEVER = 2 ** 62  # a mark no trade reaches
+
 if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
     from .session import PaperSession
 
@@ -104,25 +106,68 @@ async def on_public_trades(session: PaperSession, ai: AssetInstance, fresh: list
 
 
 def _fire(session: PaperSession, ai: AssetInstance, order: Order, t: PublicTrade) -> None:
-    """A held conditional order fires at the public trade `t`: it takes from the book what
-    it can now, as a market order does (a limit-type one up to its limit, the rest then
-    rests as a limit and fills from later trades). A market-type rest the book cannot
-    fill is cancelled, as a market order's; a buy the cash cannot pay for at the book's
-    prices is cancelled, as an exchange expires it. Each says why (on_order_error)."""
-    e = session.e
+    """A held conditional order fires at the public trade `t`, then executes against the
+    first book streamed at or after `t` (`execute`): now if the book is that recent, else
+    when the next book comes (`session.fired`), so it never takes quotes the market had
+    already left (a gap through a stop, a jump through a take-profit)."""
     session.apply_now("order_triggered", {"id": order.id, "symbol": ai.symbol,
                                           "trigger": order.trigger, "price": t.price,
-                                          "ts": e.clock.now()}, ai.symbol)
+                                          "ts": session.e.clock.now()}, ai.symbol)
+    book_ts = session.markets[ai.symbol].book_ts
+    if book_ts is None or book_ts < t.ts:  # a book of unknown age: the next one
+        session.fired[order.id] = t
+        session.marks[order.id] = _NEVER  # no trade fills it before it executed
+    else:
+        execute(session, ai, order, t)
+
+
+def on_book(session: PaperSession, ai: AssetInstance) -> None:
+    """A new book of `ai`: execute the fired orders that waited for it (the caller holds
+    the state lock); a book of unknown age (no time stamp) came after the trade."""
+    book_ts = session.markets[ai.symbol].book_ts
+    for oid, t in list(session.fired.items()):
+        order = ai.orders.get(oid)
+        if order is None or not order.is_open:
+            session.fired.pop(oid, None)
+        elif book_ts is None or book_ts >= t.ts:
+            del session.fired[oid]
+            execute(session, ai, order, t)
+
+
+def at_trade(m: AssetMarket, ai: AssetInstance, order: Order, limit: float | None,
+             t: PublicTrade, now: int) -> tuple[Sweep, Sweep]:
+    """What a fired order takes: the book's levels, each priced no better than the trade
+    `t` that fired it (a sell's bids at most `t.price`, a buy's asks at least), since the
+    market traded there (a later book may have moved on: a burst of trades beyond it).
+    Returns (what it takes of the book as it stands, at the prices it fills at)."""
+    sell = order.side is Side.SELL
+    levels = [(p, q) for p, q in m.side_for(order.side) if p > 0 and q > 0]
+    priced = [(min(p, t.price) if sell else max(p, t.price), q) for p, q in levels]
+    cap = volume_left(m.day_volume(), m.taken_today(now))
+    taken = sweep(priced, min(order.remaining, cap), order.side, limit,
+                  step=ai.market.amount_step)
+    book = Sweep(tuple((levels[i][0], q) for i, (_, q) in enumerate(taken.taken)))
+    return book, taken
+
+
+def execute(session: PaperSession, ai: AssetInstance, order: Order, t: PublicTrade) -> None:
+    """A fired order takes from the book what it can, as a market order does, at prices
+    no better than the trade that fired it (`at_trade`; a limit-type one up to its limit,
+    the rest then rests as a limit and fills from later trades). A
+    market-type rest the book cannot fill is cancelled, as a market order's; a buy the
+    cash cannot pay for at the book's prices is cancelled, as an exchange expires it. Each
+    says why (on_order_error)."""
+    e = session.e
     limit = order.price if order.type in LIMIT_AFTER_TRIGGER else None
     m = session.markets[ai.symbol]
-    tk = taking(m, ai, order.side, order.remaining, limit, e.clock.now())
+    book, taken = at_trade(m, ai, order, limit, t, e.clock.now())
     what = f"{order.type.value} {order.id} fired at {t.price:g}"
-    reason = shortfall(e.state, ai, order, tk.taken.amount, tk.taken.vwap) if tk.taken else None
-    if reason is None and tk.taken:
-        m.take(order.side, tk.taken, order.date)
-        fill(session, ai, order, tk.taken.amount, tk.taken.vwap, True,
+    reason = shortfall(e.state, ai, order, taken.amount, taken.vwap) if taken else None
+    if reason is None and taken:
+        m.take(order.side, book, order.date)
+        fill(session, ai, order, taken.amount, taken.vwap, True,
              {"source": "book", "book_ts": m.book_ts, "trigger_trade": [t.id, t.ts, t.price],
-              "levels": [list(x) for x in tk.taken.taken]})
+              "levels": [list(x) for x in taken.taken]})
     if order.is_open and (limit is None or reason is not None):
         close_rest(session, ai, order)
         e.reject(ai, f"{what}: {reason or 'the book could not fill the rest'}",

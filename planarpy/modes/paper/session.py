@@ -77,6 +77,7 @@ class PaperSession(Session):
         self.markets: dict[str, AssetMarket] = {}
         self.observers: list[Observer] = list(observers or [])
         self.marks: dict[str, int] = {}  # order id -> last public trade time at its creation
+        self.fired: dict[str, Any] = {}  # order id -> the trade that fired it, awaiting a book
         self.trade_candles: set[str] = set()  # symbols whose candles are built from trades
         self._ids = 0
 
@@ -103,7 +104,7 @@ class PaperSession(Session):
         m = self.markets[sym]
         if not self.client.has.get("fetchOHLCV"):
             self.trade_candles.add(sym)
-        await self._on_book(sym, await self.request("fetch_order_book", sym))
+        await self._on_book(sym, await self._fetch_book(sym))
         if self.client.has.get("fetchTicker"):
             await self._on_ticker(sym, await self.request("fetch_ticker", sym))
         if m.ticker_volume is None and self.client.has.get("fetchTrades"):
@@ -121,7 +122,7 @@ class PaperSession(Session):
 
     def _start_watchers(self, sym: str) -> None:
         specs = [("book", self.stream("watch_order_book", sym),
-                  lambda: self.request("fetch_order_book", sym), lambda d: self._on_book(sym, d)),
+                  lambda: self._fetch_book(sym), lambda d: self._on_book(sym, d)),
                  ("trades", self.stream("watch_trades", sym),
                   lambda: self.request("fetch_trades", sym), lambda d: self._on_trades(sym, d))]
         if self.client.has.get("watchTicker") or self.client.has.get("fetchTicker"):
@@ -135,6 +136,16 @@ class PaperSession(Session):
                 w = self.watchers[name] = Watcher(self, name, stream, fetch, process, symbol=sym,
                                                   stall_after=self.stall_after)
             w.start()
+
+    async def _fetch_book(self, sym: str) -> Any:
+        """The book by REST; one without a time stamp (Binance spot's) is stamped with the
+        exchange time the request went out, so that it is never taken for a book newer
+        than a trade streamed after it (see `orders.on_book`)."""
+        sent = self.e.clock.wall.now()
+        book = await self.request("fetch_order_book", sym)
+        if isinstance(book, dict) and book.get("timestamp") is None:
+            book["timestamp"] = sent
+        return book
 
     def watch_ohlcv(self, sym: str) -> None:
         """(Re)start the market watchers of `sym` (its trades build its candles where the
@@ -155,6 +166,8 @@ class PaperSession(Session):
     async def _on_book(self, sym: str, book: Any) -> None:
         async with self.engine.mutating():
             self.markets[sym].on_book(book)
+            if self.fired:
+                orders.on_book(self, self.e.state.assets[sym])
         self._notify("book", sym, book)
 
     async def _on_trades(self, sym: str, trades: Any) -> None:

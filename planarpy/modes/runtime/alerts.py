@@ -1,7 +1,8 @@
 """Alerts: what a person watching a paper or live run must hear about, at once.
 
-Risk trips, reconciliation differences, halts, long disconnects, trace write failures
-and shadow divergence each become one alert: a WARNING log line, an `alert` event in the
+Risk trips, reconciliation differences, halts, long disconnects, trace write failures,
+shadow divergence and conditional orders that may have fired late (their trigger was
+reached while the stream was down) each become one alert: a WARNING log line, an `alert` event in the
 trace, and (when `[alerts] webhooks` lists URLs) an HTTP POST of a JSON body to each URL,
 for a chat bot or a pager.
 
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = 1000  # alerts waiting to be posted at most
 
-KINDS = ("risk", "reconciliation", "halt", "disconnect", "trace", "shadow")
+KINDS = ("risk", "reconciliation", "halt", "disconnect", "trace", "shadow", "trigger")
 
 
 def _urls(v: Any) -> bool:
