@@ -26,6 +26,7 @@ from .markets import ZERO, MarketSpec
 
 if TYPE_CHECKING:
     from .accounts import Account
+    from .conditional import Trail
 
 SPACING_BP = Decimal("0.0002")
 REFILL_MS = 200
@@ -55,6 +56,7 @@ class Order:
     seq: int = 0
     stop_price: Decimal = ZERO  # a conditional order's trigger (conditional.py)
     working: bool = True  # False while a conditional order waits for its trigger
+    trail: "Trail | None" = None  # a spot trailing stop's
 
     @property
     def buy(self) -> bool:

@@ -18,9 +18,18 @@ order) and ALGO_UPDATE reports it: NEW, TRIGGERED (with the order's id in `ai`),
 FINISHED once that order is done, CANCELED, or EXPIRED if the order was refused (the
 reason in `rm`).
 
+Spot trailing stops: any of the four spot types with `trailingDelta` (basis points, within
+the symbol's TRAILING_DELTA filter, else -1013 "Filter failure: TRAILING_DELTA"). `stopPrice`
+is then optional and is the activation: the order starts to trail on the first trade that
+meets the type's stop condition (a STOP_LOSS SELL at or below it, a TAKE_PROFIT SELL at
+or above, and so on); without it the order trails from the price at placement. A sell
+fires on a fall of the delta from the highest trade since then, a buy on a rise from the
+lowest. Reports carry `trailingDelta` and `trailingTime` (REST; -1 until it trails) and
+`d` / `D` (executionReport). One trailing rule (`Trail`) serves spot and USD-M.
+
 Trigger (both): the last replayed trade price. A sell stop and a buy take-profit fire at
 or below their trigger, a buy stop and a sell take-profit at or above. An order that the
-price now would fire is refused (spot -2010, futures -2021).
+price now would fire (or, trailing, activate) is refused (spot -2010, futures -2021).
 """
 
 from __future__ import annotations
@@ -54,21 +63,56 @@ def fires(buy: bool, type_: str, trigger: Decimal, price: Decimal) -> bool:
     return price <= trigger if falls_to_fire(buy, type_) else price >= trigger
 
 
+@attrs.define(slots=True, eq=False)
+class Trail:
+    """A trailing stop's state, the one rule of both venues: it arms when the price reaches
+    `activate` (falling to it if `arm_falling`; at once if 0), then follows the best price
+    (`extreme`: the highest for a sell, the lowest for a buy) and fires `rate` (a fraction)
+    behind it."""
+
+    buy: bool
+    rate: Decimal
+    arm_falling: bool
+    activate: Decimal = ZERO
+    extreme: Decimal = ZERO  # 0: not armed yet
+    trigger: Decimal = ZERO
+    since: int = -1  # when it armed (ms)
+
+    def arm(self, price: Decimal, now: int) -> None:
+        self.extreme, self.since = price, now
+
+    def armed_by(self, price: Decimal) -> bool:
+        return price <= self.activate if self.arm_falling else price >= self.activate
+
+    def follow(self, spec: MarketSpec, price: Decimal, now: int) -> bool:
+        """Follow the trade at `price`; whether it fires now."""
+        if not self.extreme:
+            if not self.armed_by(price):
+                return False
+            self.arm(price, now)
+        self.extreme = min(self.extreme, price) if self.buy else max(self.extreme, price)
+        shift = self.extreme * self.rate
+        self.trigger = spec.round_price(self.extreme + shift if self.buy else self.extreme - shift)
+        return price >= self.trigger if self.buy else price <= self.trigger
+
+
 # ---- spot ------------------------------------------------------------------------------------
 def place_spot(engine: "Engine", acc: Account, st: "MarketState", req: OrderRequest,
                now: int) -> Order:
     """A new spot stop or take-profit: checked, funds held, waiting for its trigger."""
-    spec, buy = st.spec, req.side == "BUY"
+    spec, buy, ref = st.spec, req.side == "BUY", st.book.ref
     stop = req.stop_price
-    assert stop is not None and req.qty is not None
-    if fires(buy, req.type, stop, st.book.ref):
+    assert req.qty is not None and (stop is not None or req.trailing_delta is not None)
+    if stop is not None and fires(buy, req.type, stop, ref):
         raise BinanceError(-2010, "Stop price would trigger immediately.")
-    check_notional(spec, req.qty * (req.price or stop))
+    at = req.price or stop or ref  # what a buy holds, and the notional checked
+    check_notional(spec, req.qty * at)
     order = Order(next(engine._order_ids), req.client_id or f"lx{now}{len(engine.orders)}", acc,
                   spec, req.side, req.type, req.tif, req.price or ZERO, req.qty, now,
-                  stop_price=stop, working=False)
-    need, asset = (q8(req.qty * (req.price or stop), ROUND_UP), spec.quote) if buy \
-        else (req.qty, spec.base)
+                  stop_price=stop or ZERO, working=False)
+    if req.trailing_delta is not None:
+        order.trail = _spot_trail(req, buy, ref, now)
+    need, asset = (q8(req.qty * at, ROUND_UP), spec.quote) if buy else (req.qty, spec.base)
     if not acc.lock(asset, need):
         raise BinanceError(-2010, "Account has insufficient balance for requested action.")
     order.reserved = need
@@ -77,6 +121,16 @@ def place_spot(engine: "Engine", acc: Account, st: "MarketState", req: OrderRequ
     engine.pending[order.id] = order
     engine._user(acc, False, engine._order_event(order, "NEW", now))
     return order
+
+
+def _spot_trail(req: OrderRequest, buy: bool, ref: Decimal, now: int) -> Trail:
+    """A spot trailing stop arms on its type's stop condition at `stopPrice`, or at once."""
+    assert req.trailing_delta is not None
+    trail = Trail(buy, Decimal(req.trailing_delta) / 10_000, falls_to_fire(buy, req.type),
+                  req.stop_price or ZERO)
+    if req.stop_price is None:
+        trail.arm(ref, now)
+    return trail
 
 
 def _fire_spot(engine: "Engine", st: "MarketState", o: Order, now: int) -> None:
@@ -145,9 +199,7 @@ class Algo:
     reduce_only: bool
     close_position: bool
     time: int
-    callback: Decimal = ZERO  # percent
-    activate: Decimal = ZERO
-    extreme: Decimal = ZERO  # a trailing stop's best price since it was armed (0: not armed)
+    trail: Trail | None = None  # a TRAILING_STOP_MARKET's
     status: str = "NEW"
     update_time: int = 0
     trigger_time: int = 0
@@ -202,28 +254,22 @@ def _trailing(algo: Algo, params: Mapping[str, str], spec: MarketSpec, mark: Dec
     assert rate is not None
     if not Decimal("0.1") <= rate <= Decimal(10):
         raise BinanceError(-1102, "Parameter 'callbackRate' is out of range [0.1, 10].")
-    algo.callback = rate
     act = number(params, "activatePrice", required=False)
+    # a sell arms on a rise to its activation price, a buy on a fall
+    trail = algo.trail = Trail(algo.buy, rate / _HUNDRED, algo.buy, act or ZERO)
     if act is None:
-        algo.extreme = mark  # armed at once, from the price now
+        trail.arm(mark, algo.time)  # armed at once, from the price now
         return
     check_price(spec, act)
-    if (mark <= act) if algo.buy else (mark >= act):
+    if trail.armed_by(mark):
         raise BinanceError(-2021, "Order would immediately trigger.")
-    algo.activate = act
 
 
-def _trail(algo: Algo, price: Decimal) -> bool:
-    """Follow `price` with a trailing stop; whether it fires now."""
-    if not algo.extreme:
-        if (price > algo.activate) if algo.buy else (price < algo.activate):
-            return False
-        algo.extreme = price
-    algo.extreme = min(algo.extreme, price) if algo.buy else max(algo.extreme, price)
-    shift = algo.extreme * algo.callback / _HUNDRED
-    algo.trigger = algo.spec.round_price(algo.extreme + shift if algo.buy
-                                         else algo.extreme - shift)
-    return price >= algo.trigger if algo.buy else price <= algo.trigger
+def _trail_algo(algo: Algo, price: Decimal, now: int) -> bool:
+    assert algo.trail is not None
+    fired = algo.trail.follow(algo.spec, price, now)
+    algo.trigger = algo.trail.trigger
+    return fired
 
 
 def place_algo(engine: "Engine", acc: Account, params: Mapping[str, str]) -> Algo:
@@ -311,7 +357,7 @@ def on_price(engine: "Engine", st: "MarketState", price: Decimal, now: int) -> N
     """Fire the conditional orders of `st`'s market that the trade at `price` reaches."""
     if st.spec.futures:
         for algo in [a for a in engine.algos.values() if a.spec is st.spec]:
-            if algo.is_open and (_trail(algo, price) if algo.callback
+            if algo.is_open and (_trail_algo(algo, price, now) if algo.trail
                                  else fires(algo.buy, algo.type, algo.trigger, price)):
                 _fire_algo(engine, algo, now)
             else:
@@ -320,7 +366,8 @@ def on_price(engine: "Engine", st: "MarketState", price: Decimal, now: int) -> N
     for o in [o for o in engine.pending.values() if o.spec is st.spec]:
         if not o.is_open:
             del engine.pending[o.id]
-        elif fires(o.buy, o.type, o.stop_price, price):
+        elif (o.trail.follow(o.spec, price, now) if o.trail
+              else fires(o.buy, o.type, o.stop_price, price)):
             del engine.pending[o.id]
             _fire_spot(engine, st, o, now)
 
@@ -335,8 +382,9 @@ def algo_json(a: Algo) -> dict[str, Any]:
             "triggerPrice": s8(a.trigger), "price": s8(a.price), "icebergQuantity": None,
             "selfTradePreventionMode": "NONE", "workingType": "CONTRACT_PRICE",
             "priceMatch": "NONE", "closePosition": a.close_position, "priceProtect": False,
-            "reduceOnly": a.reduce_only, "activatePrice": s8(a.activate),
-            "callbackRate": s8(a.callback), "createTime": a.time, "updateTime": a.update_time,
+            "reduceOnly": a.reduce_only,
+            "activatePrice": s8(a.trail.activate if a.trail else ZERO),
+            "callbackRate": s8(a.trail.rate * _HUNDRED if a.trail else ZERO), "createTime": a.time, "updateTime": a.update_time,
             "triggerTime": a.trigger_time, "goodTillDate": 0,
             "actualOrderId": str(a.order.id) if a.order else ""}
 

@@ -21,7 +21,7 @@ from .auth import BinanceError, Credentials
 from .book import Book, Fill, Order
 from .markets import ZERO, MarketSpec
 from .replay import Feed
-from .validate import check_notional, order_ref, parse_order
+from .validate import SPOT_STOPS, check_notional, order_ref, parse_order
 
 INSUFFICIENT = "Account has insufficient balance for requested action."
 USER_TRADE_ID0 = 1_000_000_000
@@ -125,7 +125,7 @@ class Engine:
         book = st.book
         if book.refill(now):
             self._emit(MarketEvent(st, None))
-        if req.stop_price is not None:  # a spot stop or take-profit waits for its trigger
+        if req.type in SPOT_STOPS:  # a spot stop or take-profit waits for its trigger
             return conditional.place_spot(self, acc, st, req, now), [], req.resp_type
         if req.type == "LIMIT_MAKER" or req.tif == "GTX":
             if book.would_take(req.side == "BUY", req.price):

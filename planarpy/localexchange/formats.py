@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import attrs
 
-from .markets import ZERO, MarketSpec
+from .markets import TRAILING_DELTA, ZERO, MarketSpec
 
 if TYPE_CHECKING:
     from .accounts import Account, Position
@@ -76,11 +76,16 @@ def spot_symbol(s: MarketSpec) -> dict[str, Any]:
         "quoteAsset": s.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
         "orderTypes": SPOT_ORDER_TYPES, "icebergAllowed": False, "ocoAllowed": False,
-        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False, "cancelReplaceAllowed": True,
+        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": True, "cancelReplaceAllowed": True,
         "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
         "filters": _filters(s) + [{"filterType": "NOTIONAL", "minNotional": s8(s.min_notional),
                                    "applyMinToMarket": True, "maxNotional": "9000000.00000000",
-                                   "applyMaxToMarket": False, "avgPriceMins": 5}],
+                                   "applyMaxToMarket": False, "avgPriceMins": 5},
+                                  {"filterType": "TRAILING_DELTA",
+                                   "minTrailingAboveDelta": TRAILING_DELTA[0],
+                                   "maxTrailingAboveDelta": TRAILING_DELTA[1],
+                                   "minTrailingBelowDelta": TRAILING_DELTA[0],
+                                   "maxTrailingBelowDelta": TRAILING_DELTA[1]}],
         "permissions": [], "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "NONE", "allowedSelfTradePreventionModes": ["NONE"],
     }
@@ -111,6 +116,8 @@ def spot_order(o: "Order", fills: list[TradeRecord] | None = None, resp: str = "
               "selfTradePreventionMode": "NONE"})
     if o.stop_price:
         d["stopPrice"] = s8(o.stop_price)
+    if o.trail:
+        d.update(trailingDelta=_bips(o), trailingTime=o.trail.since)
     if resp == "FULL":
         d["fills"] = [{"price": s8(t.price), "qty": s8(t.qty), "commission": s8(t.commission),
                        "commissionAsset": t.commission_asset, "tradeId": t.id} for t in fills or []]
@@ -164,7 +171,19 @@ def execution_report(o: "Order", x: str, now: int, t: TradeRecord | None = None,
             "w": o.is_open and o.type != "MARKET" and o.working, "m": bool(t and t.maker),
             "M": False, "O": o.time, "Z": s8(o.cum_quote), "Y": s8(t.quote if t else ZERO),
             "Q": s8(o.quote_qty), "W": (o.update_time or o.time) if o.working else -1,
-            "V": "NONE"}
+            "V": "NONE", **_trailing(o)}
+
+
+def _bips(o: "Order") -> int:
+    assert o.trail is not None
+    return int(o.trail.rate * 10_000)
+
+
+def _trailing(o: "Order") -> dict[str, Any]:
+    """A trailing stop's `d` (delta) and, once it trails, `D` (since when)."""
+    if o.trail is None:
+        return {}
+    return {"d": _bips(o), **({"D": o.trail.since} if o.trail.since >= 0 else {})}
 
 
 def account_position(account: "Account", assets: Iterable[str], now: int) -> dict[str, Any]:

@@ -9,6 +9,9 @@ import attrs
 from ..core.market import Market
 
 ZERO = Decimal(0)
+# spot's TRAILING_DELTA filter (basis points), Binance's usual figures: the same bounds
+# above the market (a buy stop, a sell take-profit) and below it (a sell stop, a buy target)
+TRAILING_DELTA = (10, 2000)
 
 
 def dec(x: float | str | int) -> Decimal:

@@ -9,7 +9,7 @@ from typing import Mapping
 import attrs
 
 from .auth import BinanceError, bad_param
-from .markets import ZERO, MarketSpec
+from .markets import TRAILING_DELTA, ZERO, MarketSpec
 
 _NUMBER = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 SPOT_TIF = ("GTC", "IOC", "FOK")
@@ -33,6 +33,7 @@ class OrderRequest:
     reduce_only: bool
     resp_type: str
     stop_price: Decimal | None = None
+    trailing_delta: int | None = None  # basis points: a spot trailing stop
 
 
 def number(params: Mapping[str, str], name: str, required: bool = True) -> Decimal | None:
@@ -80,7 +81,8 @@ def parse_order(params: Mapping[str, str], spec: MarketSpec) -> OrderRequest:
     price = number(params, "price", required=type_ not in _NO_PRICE)
     if type_ in _NO_PRICE and price is not None:
         raise BinanceError(-1106, "Parameter 'price' sent when not required.")
-    stop = number(params, "stopPrice", required=type_ in SPOT_STOPS)
+    delta = trailing_delta(params, type_)
+    stop = number(params, "stopPrice", required=type_ in SPOT_STOPS and delta is None)
     if stop is not None and type_ not in SPOT_STOPS:
         raise BinanceError(-1106, "Parameter 'stopPrice' sent when not required.")
     client_id = params.get("newClientOrderId") or None
@@ -90,11 +92,28 @@ def parse_order(params: Mapping[str, str], spec: MarketSpec) -> OrderRequest:
     reduce_only = (params.get("reduceOnly") or "false").lower() == "true"
     resp = params.get("newOrderRespType") or ("ACK" if futures else "FULL")
     req = OrderRequest(spec, side, type_, tif, qty, price, quote_qty, client_id, reduce_only, resp,
-                       stop)
+                       stop, delta)
     check_filters(req)
     if stop is not None:
         check_price(spec, stop)
     return req
+
+
+def trailing_delta(params: Mapping[str, str], type_: str) -> int | None:
+    """`trailingDelta` of a spot stop or take-profit: whole basis points within the
+    TRAILING_DELTA filter (the same bounds on both sides here)."""
+    raw = params.get("trailingDelta")
+    if raw is None or raw == "":
+        return None
+    if type_ not in SPOT_STOPS:
+        raise BinanceError(-1106, "Parameter 'trailingDelta' sent when not required.")
+    if not raw.isdigit() or len(raw) > 18:
+        raise BinanceError(-1100, "Illegal characters found in parameter 'trailingDelta'; "
+                                  "legal range is '^[0-9]{1,18}$'.")
+    delta = int(raw)
+    if not TRAILING_DELTA[0] <= delta <= TRAILING_DELTA[1]:
+        raise BinanceError(-1013, "Filter failure: TRAILING_DELTA")
+    return delta
 
 
 def check_filters(req: OrderRequest) -> None:

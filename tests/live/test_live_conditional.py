@@ -74,13 +74,14 @@ def test_live_spot_stop_is_native_on_the_exchange_and_fills_there(scripted):
 
 
 def test_live_trailing_stop_is_emulated_and_sent_when_it_fires(scripted):
-    """Binance spot has no trailing stop the venue uses: the engine holds it, follows the
-    public trades, and sends a market sell under the order's own id when it fires."""
+    """A trailing stop by a price offset (Binance spot trails by a percentage only): the
+    engine holds it, follows the public trades, and sends a market sell under the order's
+    own id when it fires."""
     lx = scripted([0.00151, 0.00155, 0.00160, 0.00158, 0.00155, 0.00150] + [0.0015] * 30)
     trace = Events()
     with live(lx, trace=trace) as run:
         amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
-        assert run.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.000032) is missing
         (stop,) = run.strategy.assets[0].orders.values()
         assert stop.route == "emulated"
         ex = raw_client(lx)
@@ -107,7 +108,7 @@ def test_a_restart_rearms_the_emulated_orders_left_open(scripted, tmp_path):
     with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
         with live(lx, trace=trace) as first:
             amount = bought(first, first.call("market_order", SYM, 1000.0, side="buy"))
-            assert first.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+            assert first.call("trailing_stop_order", SYM, amount, offset=0.0000302) is missing
             (stop,) = first.strategy.assets[0].orders.values()
             lx.step(STEP)  # 0.00151: the stop follows to 0.0014798
             eventually(lambda: stop.trigger > 0.00147)
@@ -130,7 +131,7 @@ def test_an_emulated_stop_reached_while_the_stream_is_silent_fires_late_and_aler
     trace = Events()
     with live(lx, trace=trace) as run:
         amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
-        assert run.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.0000302) is missing
         eventually(lambda: "triggers:XRP/ETH" in run.session.watchers)
         lx.faults.update({"stall_public": True})
         for _ in range(4):  # 0.00151, 0.0015, 0.00149, 0.00146: through the stop, unseen
@@ -183,7 +184,7 @@ def test_cancelling_an_emulated_stop_is_local_and_it_never_fires(scripted):
     trace = Events()
     with live(lx, trace=trace) as run:
         amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
-        assert run.call("trailing_stop_order", SYM, amount, percent=0.02) is missing
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.0000302) is missing
         requests = len(trace.of("request_sent"))
         assert run.call("cancel_orders", SYM) is True
         assert not run.strategy.assets[0].orders and run.strategy.assets[0].committed == 0
@@ -288,13 +289,13 @@ def test_live_emulated_trailing_stop_with_activation_follows_a_rally_then_fires(
     trace = Events()
     with live(lx, trace=trace) as run:
         amount = bought(run, run.call("market_order", SYM, 300.0, side="buy"))
-        assert run.call("trailing_stop_order", SYM, amount, percent=0.02,
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.000032,
                         activation=0.00155) is missing
         (stop,) = run.strategy.assets[0].orders.values()
         assert stop.route == "emulated" and stop.trigger == 0
         step_until(lx, lambda: sells(run))
         moved = [p["trigger"] for p in trace.of("trigger_moved")]
-        assert moved == pytest.approx([0.0015288, 0.001568], abs=1e-12)
+        assert moved == pytest.approx([0.001528, 0.001568], abs=1e-12)
         (fired,) = trace.of("order_triggered")
         assert fired["price"] == 0.00156
         (sell,) = sells(run)
@@ -414,7 +415,7 @@ def test_live_conditional_run_replays_from_its_trace(scripted, tmp_path):
     path = tmp_path / "t"
     with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
         with live(lx, trace=trace) as run:
-            assert run.call("trailing_stop_order", SYM, 300.0, percent=0.02) is missing
+            assert run.call("trailing_stop_order", SYM, 300.0, offset=0.000032) is missing
             assert run.call("stop_order", SYM, 300.0, 0.00146) is missing
             assert run.call("oco_order", SYM, 300.0, price=0.00158, stop=0.00145) is missing
             step_until(lx, lambda: len({t.order_id for t in sells(run)}) >= 3)

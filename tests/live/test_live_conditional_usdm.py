@@ -137,10 +137,10 @@ def test_usdm_trailing_stop_is_native_follows_the_rally_then_fires(perp):
         (stop,) = orders(run)
         assert stop.route == "native" and stop.type is OrderType.TRAILING_STOP
         (algo,) = algos(lx)
-        assert algo.type == "TRAILING_STOP_MARKET" and algo.callback == 2
+        assert algo.type == "TRAILING_STOP_MARKET" and algo.trail.rate * 100 == 2
         for _ in range(4):  # 1.0, 1.02, 1.05, 1.04: it follows, does not fire
             lx.step(STEP)
-        eventually(lambda: str(algo.trigger) == "1.029")
+        eventually(lambda: float(algo.trigger) == 1.029)
         assert orders(run) == [stop] and not fills(run)
         step_until(lx, lambda: not orders(run))  # 1.02 <= 1.029
         (sell,) = fills(run)

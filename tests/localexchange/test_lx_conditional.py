@@ -228,11 +228,38 @@ def test_binance_venue_places_spot_conditionals_natively(spot_lx, type_, trigger
     assert o["info"]["type"] == venue_type and o["triggerPrice"] == trigger
 
 
+@pytest.mark.parametrize("trail, activation, venue_type, delta", [
+    (0.02, 0.0, "STOP_LOSS", 200),
+    (0.001, 0.0, "STOP_LOSS", 10),
+    (0.2, 0.0, "STOP_LOSS", 2000),
+    (0.015, 0.00153, "TAKE_PROFIT", 150),  # trails once the price rises to 0.00153
+])
+def test_binance_venue_places_spot_trailing_stops_natively(spot_lx, trail, activation,
+                                                            venue_type, delta):
+    from planarpy.exchanges.venues import venue_for
+    ex = sync(ccxt.binance, spot_lx)
+    native = venue_for("binance").native(
+        _order("trailing_stop_market", trail=trail, trail_pct=True, activation=activation),
+        ex.market(SPOT))
+    o = ex.create_order(SPOT, native.type, "sell", 100, native.price, native.params)
+    assert o["info"]["type"] == venue_type and o["info"]["trailingDelta"] == delta
+    assert float(o["info"].get("stopPrice") or 0) == activation
+
+
 def test_binance_venue_emulates_what_the_exchange_cannot_hold(perp_lx):
     from planarpy.exchanges.venues import venue_for
     spot, usdm = venue_for("binance"), venue_for("binanceusdm")
     trailing = _order("trailing_stop_market", trail=0.02, trail_pct=True)
-    assert spot.native(trailing) is None  # spot trailing stops: emulated
+    # spot trails by whole basis points within TRAILING_DELTA (10 to 2000) only
+    for trail, pct in ((0.0002, True), (0.0005, True), (0.25, True), (0.00015, True),
+                       (0.0001, False)):
+        assert spot.native(_order("trailing_stop_market", trail=trail, trail_pct=pct)) is None
+    narrow = {"info": {"filters": [{"filterType": "TRAILING_DELTA", "minTrailingBelowDelta": 10,
+                                    "maxTrailingBelowDelta": 150, "minTrailingAboveDelta": 10,
+                                    "maxTrailingAboveDelta": 2000}]}}
+    assert spot.native(trailing, narrow) is None  # the market's own filter counts
+    assert spot.native(_order("trailing_stop_market", side="buy", trail=0.02, trail_pct=True),
+                       narrow) is not None  # a buy stop trails from above
     assert usdm.native(_order("trailing_stop_market", trail=0.5, trail_pct=False)) is None
     assert usdm.native(_order("trailing_stop_market", trail=0.2, trail_pct=True)) is None
     assert usdm.native(_order("trailing_stop_market", trail=0.0125, trail_pct=True)) is None
@@ -306,3 +333,94 @@ def test_spot_cancel_replace_refused_after_the_cancel_says_so(spot_lx):
     with pytest.raises(ccxt.BaseError, match="cancel-replace partially failed"):
         ex.edit_order(old["id"], SPOT, "STOP_LOSS", "sell", 100, None, {"triggerPrice": 0.0016})
     assert ex.fetch_order(old["id"], SPOT)["status"] == "canceled"
+
+
+# ---- spot trailing stops (trailingDelta) ---------------------------------------------------------
+def test_spot_trailing_stop_follows_the_rally_then_fires(spot_lx):
+    """ccxt's unified trailingPercent on spot is a STOP_LOSS with trailingDelta in basis
+    points; it trails from the price at placement (0.0015), follows 0.00152 and fires on a
+    fall of 3% from there (0.00152 x 0.97 = 0.0014744), not before."""
+    ex = sync(ccxt.binance, spot_lx)
+    (flt,) = [f for f in ex.market(SPOT)["info"]["filters"] if f["filterType"] == "TRAILING_DELTA"]
+    assert flt["minTrailingBelowDelta"] == 10 and flt["maxTrailingBelowDelta"] == 2000
+    o = ex.create_order(SPOT, "market", "sell", 100, None,
+                        {"trailingPercent": 3, "stopLossOrTakeProfit": "stopLoss"})
+    assert o["info"]["type"] == "STOP_LOSS" and o["info"]["trailingDelta"] == 300
+    assert o["info"]["trailingTime"] == T0 and "stopPrice" not in o["info"]
+    assert ex.fetch_balance()["XRP"]["used"] == 100
+    spot_lx.step(MIN)  # 0.00152: the best so far
+    spot_lx.step(MIN)  # 0.00149: 2% under it, not 3%
+    f = ex.fetch_order(o["id"], SPOT)
+    assert f["status"] == "open" and f["info"]["isWorking"] is False
+    spot_lx.step(MIN)  # 0.00146 <= 0.0014744: fires, sells at the market
+    done = ex.fetch_order(o["id"], SPOT)
+    assert done["status"] == "closed" and done["filled"] == 100
+    assert done["info"]["type"] == "STOP_LOSS" and done["info"]["trailingDelta"] == 300
+    assert ex.fetch_balance()["XRP"]["used"] == 0
+
+
+@pytest.fixture
+def dip_then_rally_lx(local_exchange_factory):
+    """XRP/ETH: 0.0015 (history), then 0.00146, 0.00154, 0.00158, 0.00155, 0.00150."""
+    m = sample_markets("binance")[SPOT]
+    return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0, data={
+        SPOT: feed([0.0015, 0.00146, 0.00154, 0.00158, 0.00155, 0.0015])})
+
+
+def test_spot_trailing_take_profit_waits_for_its_activation_price(dip_then_rally_lx):
+    """A sell trailing from an activation price above the market is a TAKE_PROFIT (its stop
+    condition is a rise to stopPrice): the dip of 2.7% before it is reached fires nothing;
+    from 0.00154 it trails, follows 0.00158 and fires at 0.0015 (under 0.00158 x 0.98)."""
+    lx = dip_then_rally_lx
+    ex = sync(ccxt.binance, lx)
+    o = ex.create_order(SPOT, "market", "sell", 100, None,
+                        {"trailingPercent": 2, "trailingTriggerPrice": 0.00153,
+                         "stopLossOrTakeProfit": "takeProfit"})
+    assert o["info"]["type"] == "TAKE_PROFIT" and o["info"]["stopPrice"] == "0.00153000"
+    assert o["info"]["trailingDelta"] == 200 and o["info"]["trailingTime"] == -1
+    lx.step(MIN)  # 0.00146: not armed, so no fire
+    assert ex.fetch_order(o["id"], SPOT)["info"]["trailingTime"] == -1
+    lx.step(MIN)  # 0.00154: armed
+    f = ex.fetch_order(o["id"], SPOT)
+    assert f["status"] == "open" and f["info"]["trailingTime"] == T0 + 2 * MIN
+    lx.step(MIN)  # 0.00158: the best
+    lx.step(MIN)  # 0.00155: 1.9% under it
+    assert ex.fetch_order(o["id"], SPOT)["status"] == "open"
+    lx.step(MIN)  # 0.0015: fires
+    done = ex.fetch_order(o["id"], SPOT)
+    assert done["status"] == "closed" and done["filled"] == 100
+
+
+@pytest.mark.parametrize("params, code", [
+    ({"type": "STOP_LOSS", "trailingDelta": "5"}, "-1013"),  # under the TRAILING_DELTA filter
+    ({"type": "STOP_LOSS", "trailingDelta": "2001"}, "-1013"),  # over it
+    ({"type": "STOP_LOSS", "trailingDelta": "1.5"}, "-1100"),  # whole basis points only
+    ({"type": "LIMIT", "timeInForce": "GTC", "price": "0.0014", "trailingDelta": "100"},
+     "-1106"),  # not a conditional type
+    ({"type": "STOP_LOSS"}, "-1102"),  # neither stopPrice nor trailingDelta
+    # a trailing sell STOP_LOSS activates at or below its stopPrice: 0.00151 is met now
+    ({"type": "STOP_LOSS", "trailingDelta": "100", "stopPrice": "0.00151"},
+     "Stop price would trigger immediately"),
+])
+def test_spot_trailing_stop_refusals(spot_lx, params, code):
+    ex = sync(ccxt.binance, spot_lx)
+    with pytest.raises(ccxt.BaseError, match=code):
+        ex.private_post_order({"symbol": "XRPETH", "side": "SELL", "quantity": "100", **params})
+    assert ex.fetch_open_orders(SPOT) == []
+
+
+def test_spot_trailing_stop_reports_its_delta_in_execution_reports(spot_lx):
+    """executionReport: `d` the delta from NEW on, `D` the time it started to trail."""
+    reports = []
+    spot_lx.engine.listeners.append(
+        lambda ev: reports.append(getattr(ev, "payload", None)))
+    ex = sync(ccxt.binance, spot_lx)
+    o = ex.create_order(SPOT, "market", "sell", 100, None,
+                        {"trailingPercent": 3, "stopLossOrTakeProfit": "stopLoss"})
+    for _ in range(3):
+        spot_lx.step(MIN)
+    mine = [r for r in reports if isinstance(r, dict) and r.get("e") == "executionReport"
+            and r.get("i") == int(o["id"])]
+    assert mine[0]["x"] == "NEW" and mine[-1]["x"] == "TRADE"
+    assert all(r["d"] == 300 and r["D"] == T0 for r in mine)
+    assert mine[-1]["X"] == "FILLED"

@@ -146,11 +146,12 @@ class Venue:
         return float(margin or 0.0)
 
     # ---- conditional orders ---------------------------------------------------------
-    def native(self, order: Order) -> Native | None:
+    def native(self, order: Order, market: Mapping[str, Any] | None = None) -> Native | None:
         """How to place the conditional `order` on the exchange itself, or None when the
         engine must hold its trigger and send the order when it fires (emulate it). The
         base emulates every type: what ccxt's unified trigger parameters mean differs
-        between exchanges, so a venue module says what its exchange does natively."""
+        between exchanges, so a venue module says what its exchange does natively.
+        `market` is the client's market of the order (its filters), if loaded."""
         return None
 
     def replacement(self, order: Order) -> Native | None:

@@ -19,8 +19,11 @@
   TAKE_PROFIT(_LIMIT) (ccxt's `stopLossPrice` / `takeProfitPrice`); USD-M also
   TRAILING_STOP_MARKET by a percentage of 0.1 to 10 in steps of 0.1 (`trailingPercent`,
   `trailingTriggerPrice` for the activation); spot moves them with cancelReplace
-  (ccxt's edit_order, the Binance type and `triggerPrice`). A spot trailing stop, or one by
-  a price offset, is emulated.
+  (ccxt's edit_order, the Binance type and `triggerPrice`). A spot trailing stop by a
+  percentage is native too when it is a whole number of basis points within the symbol's
+  TRAILING_DELTA filter (ccxt's `trailingPercent` becomes `trailingDelta`): a STOP_LOSS,
+  or with an activation price a TAKE_PROFIT, whose stop condition (a sell's: a rise to
+  `stopPrice`) is when it starts to trail. A trailing stop by a price offset is emulated.
 - USD-M conditional orders (STOP_MARKET, STOP, TAKE_PROFIT_MARKET, TAKE_PROFIT,
   TRAILING_STOP_MARKET) are algo orders, apart from the orders: placed, fetched, listed
   and cancelled with `trigger`, named by `clientAlgoId` (ccxt maps the client id). Their
@@ -33,6 +36,7 @@
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any, Mapping
 
 import ccxt
@@ -46,6 +50,9 @@ _ALGO_KINDS = {"STOP_MARKET": "stop_market", "STOP": "stop_limit",
                "TAKE_PROFIT_MARKET": "take_profit_market", "TAKE_PROFIT": "take_profit_limit",
                "TRAILING_STOP_MARKET": "trailing_stop_market"}
 _TIME_TOLERANCE = 1.0  # s: how far ahead of the server's clock a time stamp may be
+# Binance's TRAILING_DELTA filter (basis points) where a market does not show its own
+_TRAILING_BIPS = {"minTrailingAboveDelta": 10, "maxTrailingAboveDelta": 2000,
+                  "minTrailingBelowDelta": 10, "maxTrailingBelowDelta": 2000}
 
 
 class Binance(Venue):
@@ -124,9 +131,9 @@ class Binance(Venue):
             margin = info.get("isolatedMargin") or info.get("isolatedWallet") or info.get("iw")
         return float(margin or 0.0)
 
-    def native(self, order: Order) -> Native | None:
+    def native(self, order: Order, market: Mapping[str, Any] | None = None) -> Native | None:
         if order.type is OrderType.TRAILING_STOP:
-            return self._trailing(order)
+            return self._trailing(order) if self.futures else _spot_trailing(order, market)
         key = "stopLossPrice" if order.type in STOPS else "takeProfitPrice"
         if order.type in LIMIT_AFTER_TRIGGER:
             return Native("limit", order.price, {key: order.trigger})
@@ -178,6 +185,35 @@ class Binance(Venue):
 
     def leverage_arg(self, leverage: float) -> Any:
         return int(leverage) if leverage == int(leverage) else leverage
+
+
+def _spot_trailing(order: Order, market: Mapping[str, Any] | None) -> Native | None:
+    """A spot trailing stop by a percentage as STOP_LOSS / TAKE_PROFIT with trailingDelta,
+    if the percentage is whole basis points within the market's TRAILING_DELTA filter."""
+    bips = Decimal(repr(order.trail)) * 10_000
+    if not order.trail_pct or bips != bips.to_integral_value():
+        return None
+    # with an activation price it trails once the price reaches it: a take-profit's
+    # stop condition (a sell's: a rise to stopPrice); without, a stop-loss
+    profit = bool(order.activation)
+    # the filter's "above" bounds are for STOP_LOSS BUY and TAKE_PROFIT SELL
+    side = "Above" if (order.side.value == "buy") != profit else "Below"
+    limits = _trailing_filter(market)
+    if not limits[f"minTrailing{side}Delta"] <= bips <= limits[f"maxTrailing{side}Delta"]:
+        return None
+    params: dict[str, Any] = {"trailingPercent": str(bips / 100),
+                              "stopLossOrTakeProfit": "takeProfit" if profit else "stopLoss"}
+    if profit:
+        params["trailingTriggerPrice"] = order.activation
+    return Native("market", None, params)
+
+
+def _trailing_filter(market: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    filters = ((market or {}).get("info") or {}).get("filters") or ()
+    for f in filters:
+        if isinstance(f, Mapping) and f.get("filterType") == "TRAILING_DELTA":
+            return {k: Decimal(str(f.get(k, v))) for k, v in _TRAILING_BIPS.items()}
+    return {k: Decimal(v) for k, v in _TRAILING_BIPS.items()}
 
 
 def _keep_error_codes(client: Any, futures: bool) -> None:

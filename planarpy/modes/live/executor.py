@@ -60,7 +60,8 @@ class LiveExecutor(SessionExecutor):
         is native like any stop."""
         paired = any(o.group == order.group and o is not order and o.type not in CONDITIONAL
                      for o in ai.orders.values())
-        native = not paired and self.session.venue.native(order) is not None
+        market = orders.market_of(self.session, ai.symbol)
+        native = not paired and self.session.venue.native(order, market) is not None
         order.route = "native" if native else "emulated"
         return native
 

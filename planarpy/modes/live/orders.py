@@ -29,13 +29,19 @@ REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadS
            ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.InvalidNonce)
 
 
-def shape(session: LiveSession, order: Order) -> tuple[str, float | None, dict[str, Any]]:
+def market_of(session: LiveSession, symbol: str) -> Any:
+    """The client's market `symbol` (its filters: what a venue may hold natively)."""
+    return (getattr(session.client, "markets", None) or {}).get(symbol)
+
+
+def shape(session: LiveSession, ai: AssetInstance,
+          order: Order) -> tuple[str, float | None, dict[str, Any]]:
     """What create_order sends for `order`: ccxt's type, the price and extra params. A
     native conditional order goes with its venue's trigger parameters; an emulated one
     that fired goes as the market (or limit) order it has become."""
     if order.type in CONDITIONAL:
         if order.route == "native":
-            n = session.venue.native(order)
+            n = session.venue.native(order, market_of(session, ai.symbol))
             return n.type, n.price, n.params
         if order.type in LIMIT_AFTER_TRIGGER:
             return "limit", order.price, {}
@@ -122,7 +128,7 @@ async def _send(session: LiveSession, ai: AssetInstance, order: Order, deadline:
     limit (429), after the wait the exchange asked for and within the deadline. Any
     other failure raises: a refusal (REFUSED), or no answer (the outcome is unknown)."""
     loop = asyncio.get_running_loop()
-    kind, price, extra = shape(session, order)
+    kind, price, extra = shape(session, ai, order)
     params = {**_params(session, ai, order, kind), **extra}
     attempt = 0
     while True:
