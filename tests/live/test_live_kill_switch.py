@@ -126,6 +126,10 @@ FALLING = textwrap.dedent("""\
     from planarpy.modes.live import start_live
     from planarpy.trace import EventTrace
 
+    def say(line):  # one write: the engine's thread prints too (print writes in parts)
+        sys.stdout.write(line + '\\n')
+        sys.stdout.flush()
+
     class Faller(Strategy):
         exchange = 'binance'
         quote = 'ETH'
@@ -134,8 +138,7 @@ FALLING = textwrap.dedent("""\
 
         def tick(self, ts):
             out = call(self, 'market_order', 'XRP/ETH', 200.0, side='buy', waitfor=1.0)
-            print('TICK', ts, 'FILLED' if out else 'REFUSED', self.state.risk.trading.value,
-                  flush=True)
+            say(f"TICK {ts} {'FILLED' if out else 'REFUSED'} {self.state.risk.trading.value}")
 
     url, key, secret, start, wall0, trace = sys.argv[1:]
     clock = Clock(start=int(start), speed=60.0, wall0=int(wall0))  # the exchange's clock
@@ -143,7 +146,7 @@ FALLING = textwrap.dedent("""\
                      trace=EventTrace.open(trace, strategy='Faller', exchange='binance'),
                      risk={'max_daily_loss_quote': 0.02}, candles=30,
                      settings={'exchanges': {'binance': {'rate_limit': False}}})
-    print('STARTED', run.strategy.state.risk.trading.value, flush=True)
+    say(f'STARTED {run.strategy.state.risk.trading.value}')
     while run.running:
         run.session.engine.join(1.0)
     """)
@@ -182,7 +185,9 @@ def test_a_run_halted_by_its_daily_loss_stays_halted_after_sigkill_and_restart(
             str(lx.clock._wall0), str(tmp_path / "trace")]
     first = Child(args, tmp_path, module=None)
     try:
-        first.wait_for("STARTED active", timeout=60)
+        # a busy machine may let the engine tick (a minute a second) down to the halt
+        # before the script prints STARTED: the trace shows the trip from active below
+        first.wait_for("STARTED", timeout=60)
         first.wait_for(lambda t: "halted" in after(t, "STARTED"), timeout=60)
         eventually(lambda: trace_tail(tmp_path / "trace", n=1, kinds="trading_state_changed"),
                    timeout=10)  # committed: what a kill cannot take back
