@@ -23,6 +23,15 @@ def tape(path: Iterable[float]) -> Feed:
     return Feed(ts, np.array(prices), np.full(len(prices), 400.0), np.zeros(len(prices), bool))
 
 
+def by_minute(prices: Iterable[float], qty: float) -> Feed:
+    """One trade of `qty` a minute: the first at T0 - 1 min (history), then one a minute
+    from T0 on."""
+    prices = list(prices)
+    ts = np.array([T0 + (i * 60_000 if i else -60_000) for i in range(len(prices))],
+                  dtype=np.int64)
+    return Feed(ts, np.array(prices), np.full(len(prices), qty), np.zeros(len(prices), bool))
+
+
 def scripted_exchange(factory: Any, path: Iterable[float]) -> Any:
     """A local exchange (from the `local_exchange_factory` fixture) whose XRP/ETH replays
     `tape(path)` on a clock stepped by the test, starting at T0."""

@@ -7,24 +7,17 @@ import asyncio
 
 import ccxt
 import ccxt.pro
-import numpy as np
 import pytest
 
 from planarpy.data.sample import sample_markets
-from planarpy.localexchange import Clock, Feed, point_ccxt
+from planarpy.localexchange import Clock, point_ccxt
 
 from livekit import started, until, user_streams
+from tapekit import T0, by_minute
 
 SPOT = "XRP/ETH"
 PERP = "XRP/USDT:USDT"
-T0 = 1_700_000_400_000 // 3_600_000 * 3_600_000
 MIN = 60_000
-
-
-def feed(prices, qty=500.0):
-    """One replayed trade a minute: the first at T0 - 1 min (history), then one per minute."""
-    ts = np.array([T0 + (i * MIN if i else -MIN) for i in range(len(prices))], dtype=np.int64)
-    return Feed(ts, np.array(prices), np.full(len(prices), qty), np.zeros(len(prices), dtype=bool))
 
 
 @pytest.fixture
@@ -32,7 +25,7 @@ def spot_lx(local_exchange_factory):
     """XRP/ETH: 0.0015 (history), then 0.00152, 0.00149, 0.00146, 0.00150 a minute apart."""
     m = sample_markets("binance")[SPOT]
     return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
-                                  data={SPOT: feed([0.0015, 0.00152, 0.00149, 0.00146, 0.0015])})
+                                  data={SPOT: by_minute([0.0015, 0.00152, 0.00149, 0.00146, 0.0015], 500.0)})
 
 
 @pytest.fixture
@@ -40,7 +33,7 @@ def perp_lx(local_exchange_factory):
     """XRP/USDT:USDT: 1.0 (history), then 1.02, 1.05, 1.03, 1.00, 0.97 a minute apart."""
     m = sample_markets("binanceusdm")[PERP]
     return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
-                                  data={PERP: feed([1.0, 1.02, 1.05, 1.03, 1.00, 0.97])})
+                                  data={PERP: by_minute([1.0, 1.02, 1.05, 1.03, 1.00, 0.97], 500.0)})
 
 
 def sync(cls, lx):
@@ -364,7 +357,7 @@ def dip_then_rally_lx(local_exchange_factory):
     """XRP/ETH: 0.0015 (history), then 0.00146, 0.00154, 0.00158, 0.00155, 0.00150."""
     m = sample_markets("binance")[SPOT]
     return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0, data={
-        SPOT: feed([0.0015, 0.00146, 0.00154, 0.00158, 0.00155, 0.0015])})
+        SPOT: by_minute([0.0015, 0.00146, 0.00154, 0.00158, 0.00155, 0.0015], 500.0)})
 
 
 def test_spot_trailing_take_profit_waits_for_its_activation_price(dip_then_rally_lx):

@@ -8,16 +8,11 @@ import pytest
 
 from planarpy.data.ohlcv import load_csv
 from planarpy.data.sample import sample_path
-from planarpy.localexchange import AccountSpec, Clock, Feed
+from planarpy.localexchange import AccountSpec, Clock
+
+from tapekit import T0, by_minute
 
 SPOT = "XRP/ETH"
-T0 = 1_700_000_400_000 // 3_600_000 * 3_600_000
-
-
-def steady_feed(prices: list[float], qty: float = 50.0, every: int = 60_000) -> Feed:
-    """One tick per minute: the first at T0 - 60 s (history), then one per step."""
-    ts = np.array([T0 + (i * every if i else -every) for i in range(len(prices))], dtype=np.int64)
-    return Feed(ts, np.array(prices), np.full(len(prices), qty), np.zeros(len(prices), dtype=bool))
 
 
 @pytest.fixture
@@ -26,7 +21,7 @@ def scripted(local_exchange_factory):
     from planarpy.data.sample import sample_markets
     m = sample_markets("binance")[SPOT]
     return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
-                                  data={SPOT: steady_feed([0.0015, 0.00148, 0.00152, 0.0015])})
+                                  data={SPOT: by_minute([0.0015, 0.00148, 0.00152, 0.0015], 50.0)})
 
 
 @pytest.fixture
