@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Coroutine, Mapping
 import ccxt
 
 from ...core.instances import AssetInstance
-from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderType, Side, TimeInForce,
-                            Trade, missing)
+from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, Side,
+                            TimeInForce, Trade, missing)
 from . import inflight, reports
 from .reconciler import REPLY
 
@@ -160,16 +160,23 @@ async def replace(session: LiveSession, ai: AssetInstance, old: Order, new: Orde
     params = {**how.params, "cancelOrigClientOrderId": old.id,
               **session.venue.order_params(order.id)}
     params["newClientOrderId"] = order.id
+    flight = session.flights.start(order, request)
     try:
         reply = await session.request("edit_order", None, ai.symbol, how.type,
                                       order.side.value, order.remaining, how.price, params)
     except REFUSED as e:
         await _fail(session, ai, order, request, session.describe(e))
+        session.flights.seen(order)
         if "partially failed" in str(e):  # the old stop is gone: put it back
             await session.emit("order_closed", {"id": old.id, "symbol": ai.symbol,
                                                 "status": "canceled"}, ai.symbol)
             await _replant(session, ai, old)
         return None
+    except Exception as e:  # no answer: the new stop may exist, the old one may be gone
+        await session.report_error(e, where="edit_order", symbol=ai.symbol, request=request)
+        await inflight.go_unknown(session, ai, flight, session.describe(e))
+        await sync_order(session, ai, old)
+        return _result(session, order)
     await session.emit("order_closed", {"id": old.id, "symbol": ai.symbol,
                                         "status": "canceled"}, ai.symbol)
     await reports.on_order(session, reply, REPLY)
@@ -181,8 +188,8 @@ async def _replant(session: LiveSession, ai: AssetInstance, old: Order) -> None:
     import attrs
 
     again = attrs.evolve(old, id=session.new_client_id(), filled=0.0, cost=0.0, fee=0.0,
-                         committed=0.0, amount=old.remaining)
-    again.status = old.status.__class__("open")
+                         committed=0.0, amount=old.remaining, status=OrderStatus.OPEN)
+    again = (await session.emit("order_created", again, ai.symbol)).order or again
     await submit(session, ai, again, {"type": again.type.value, "replant": old.id}, 0.0, False)
 
 
