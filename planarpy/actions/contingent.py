@@ -185,8 +185,10 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
         return None
     placed = [o for o in ai.orders.values() if o.group == old.group and o is not old
               and o.type in CONDITIONAL]
-    if old.is_open:
-        s.executor.cancel(ai, [old], CancelOrders(ai, ids=(old.id,)))
+    if old.is_open and not s.executor.cancel(ai, [old], CancelOrders(ai, ids=(old.id,))) \
+            and old.is_open:  # no answer, or refused: it may still be on the exchange
+        s.reject(ai, f"amend_stop: the cancel of stop {old.id} was not confirmed; it and its "
+                     f"replacement may both be open", req.payload())
     if old.filled >= old.amount * (1 - 1e-9):
         _fired_meanwhile(s, ai, old, placed)
     elif old.filled > 0:  # a stop-limit filled in part, then cancelled: the rest needs a stop
