@@ -34,7 +34,6 @@ price now would fire (or, trailing, activate) is refused (spot -2010, futures -2
 
 from __future__ import annotations
 
-import itertools
 from decimal import ROUND_UP, Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -167,7 +166,7 @@ def cancel_replace(engine: "Engine", acc: Account,
     from .validate import parse_order
 
     mode = params.get("cancelReplaceMode") or ""
-    if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+    if mode != "STOP_ON_FAILURE":  # ALLOW_FAILURE (place even if the cancel fails): not served
         raise bad_param("cancelReplaceMode")
     parse_order(params, engine.market(params.get("symbol"), False).spec)
     ref = {"symbol": params.get("symbol") or "", "orderId": params.get("cancelOrderId") or "",
@@ -215,11 +214,8 @@ class Algo:
         return self.status == "NEW"
 
 
-_ALGO_IDS = itertools.count(3001)
-
-
 def parse_algo(params: Mapping[str, str], spec: MarketSpec, mark: Decimal, acc: Account,
-               now: int) -> Algo:
+               now: int, algo_id: int) -> Algo:
     """A new algo order from its parameters; BinanceError as Binance answers."""
     if (params.get("algoType") or "") != "CONDITIONAL":
         raise bad_param("algoType")
@@ -238,7 +234,7 @@ def parse_algo(params: Mapping[str, str], spec: MarketSpec, mark: Decimal, acc: 
             check_price(spec, p)
     if qty and not spec.on_step(qty):
         raise BinanceError(-4023, "Quantity not increased by step size.")
-    algo = Algo(next(_ALGO_IDS), params.get("clientAlgoId") or f"lxa{now}", acc, spec, side, type_,
+    algo = Algo(algo_id, params.get("clientAlgoId") or f"lxa{algo_id}", acc, spec, side, type_,
                 qty, trigger, price, params.get("timeInForce") or "GTC",
                 (params.get("reduceOnly") or "false").lower() == "true", close, now,
                 update_time=now)
@@ -275,7 +271,7 @@ def _trail_algo(algo: Algo, price: Decimal, now: int) -> bool:
 def place_algo(engine: "Engine", acc: Account, params: Mapping[str, str]) -> Algo:
     st = engine.market(params.get("symbol"), True)
     now = engine.now()
-    algo = parse_algo(params, st.spec, st.mark, acc, now)
+    algo = parse_algo(params, st.spec, st.mark, acc, now, next(engine.algo_ids))
     same = [a for a in engine.algos.values()
             if a.account is acc and a.client_id == algo.client_id and a.is_open]
     if same:
@@ -338,7 +334,7 @@ def find_algo(engine: "Engine", acc: Account, params: Mapping[str, str],
     if not aid and not cid:
         raise BinanceError(-1102, "Param 'clientAlgoId' or 'algoId' must be sent, but both "
                                   "were empty/null!")
-    for algo in engine.algos.values():
+    for algo in reversed(engine.algos.values()):  # the newest of a reused client id
         if algo.account is acc and (str(algo.id) == aid if aid else algo.client_id == cid):
             return algo
     if cancel:

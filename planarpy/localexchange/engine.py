@@ -69,6 +69,7 @@ class Engine:
     pending: dict[int, Order] = attrs.field(factory=dict)  # spot stops waiting for a trigger
     algos: dict[int, Any] = attrs.field(factory=dict)  # USD-M conditional orders (conditional.py)
     _order_ids: Iterable[int] = attrs.field(factory=lambda: itertools.count(1001))
+    algo_ids: Iterable[int] = attrs.field(factory=lambda: itertools.count(3001))
     # basis points by which a fill taking the market's own liquidity is priced against the
     # taker (the `fill_worse_bps` fault: an exchange that fills worse than the book shows)
     fill_worse: Callable[[], float] = attrs.field(default=lambda: 0.0)
