@@ -101,6 +101,7 @@ def test_end_of_run_state_equals_the_exchange_and_the_replay(lx, tmp_path, lag_m
             n = len(raw_client(lx).fetch_my_trades(SYM))
             assert never(lambda: run.state()["trades"] != n, 0.1)
         strategy = run.strategy
+    assert run.state()["trades"] == n  # and at the end, whatever arrived late
     report = replay_from_trace(strategy, tmp_path / "t")
     assert report.ok, str(report)
     assert len(report.state.trades) == len(strategy.state.trades) >= 3
