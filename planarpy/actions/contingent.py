@@ -160,7 +160,7 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
     old stop stays as it was."""
     ai = req.ai
     old = next((o for o in ai.orders.values() if (o.id == req.id or o.group == req.id)
-                and o.type in CONDITIONAL and not o.triggered and o.is_open), None)
+                and o.is_conditional and o.is_open), None)
     if old is None or old.type is OrderType.TRAILING_STOP:
         s.reject(ai, f"no open stop or take-profit order {req.id!r} to amend" if old is None
                  else "a trailing stop follows the price itself: cancel it and place "

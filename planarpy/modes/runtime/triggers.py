@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ...core.instances import AssetInstance
-from ...core.orders import CONDITIONAL, STOPS, Order, OrderType
+from ...core.orders import STOPS, Order, OrderType
 from ...core.triggers import reached, trail_to
 
 Fire = Callable[[AssetInstance, Order, float], None]
@@ -31,7 +31,7 @@ def held(ai: AssetInstance) -> list[Order]:
     """The conditional orders of `ai` the engine holds (not native on an exchange) and that
     have not fired yet."""
     return [o for o in ai.orders.values()
-            if o.type in CONDITIONAL and not o.triggered and o.route != "native" and o.is_open]
+            if o.is_conditional and o.route != "native" and o.is_open]
 
 
 def on_prices(e: Any, ai: AssetInstance, low: float, high: float, fire: Fire,
