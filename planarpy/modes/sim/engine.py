@@ -221,9 +221,8 @@ class SimEngine:
             ref = open_  # the rest the volume cap left: at the next opens
         amount = self.fillable(ai, order.remaining, v[i])
         if amount > 0:
-            share = 1.0 if v[i] <= 0 else min(1.0, amount / v[i])
             price = fill_price(order, ref, open_, closes[i - 1] if i else open_, l[i], h[i],
-                               share, self.config.slippage, ai.market.price_step)
+                               amount, v[i], self.config.slippage, ai.market.price_step)
             reason = shortfall(self.e.state, ai, order, amount, price)
             if reason is not None:  # as an exchange expires a market order it cannot fund
                 self.close_rest(ai, order)

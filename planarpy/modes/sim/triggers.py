@@ -31,7 +31,7 @@ from __future__ import annotations
 from ...core.orders import CONDITIONAL, LIMIT_AFTER_TRIGGER, STOPS, Order, Side
 from ...core.precision import ceil_to_step, floor_to_step
 from ...core.triggers import passed
-from .fills import marketable
+from .fills import market_price, marketable
 
 
 _MARKET_AFTER = CONDITIONAL - LIMIT_AFTER_TRIGGER
@@ -53,10 +53,11 @@ def rank(order: Order, open_: float) -> int:
 
 
 def fill_price(order: Order, ref: float, open_: float, prev_close: float, low: float,
-               high: float, share: float, scale: float, step: float) -> float:
+               high: float, amount: float, volume: float, scale: float, step: float) -> float:
     """Where a fired market-type order fills: at `ref` (its trigger, or the gapped open),
-    moved against it by slippage, kept inside the candle, on the price step."""
-    slip = abs(prev_close - open_) * scale * (1.0 + share) if scale > 0 else 0.0
+    moved against it by a market order's slippage (`fills.market_price`: `amount` of the
+    candle's `volume`), kept inside the candle, on the price step."""
+    moved = ref - open_ + market_price(order.side, open_, prev_close, amount, volume, scale)
     if order.side is Side.BUY:
-        return min(ceil_to_step(ref + slip, step), high)
-    return max(floor_to_step(ref - slip, step), low)
+        return min(ceil_to_step(moved, step), high)
+    return max(floor_to_step(moved, step), low)
