@@ -15,7 +15,7 @@ from ...core.precision import floor_to_step
 from ...core.triggers import passed, reached, trail_to
 from .config import SimConfig
 from .fills import limit_triggers, marketable, volume_fill
-from .triggers import fill_price, rank, waits
+from .triggers import fill_price, may_trail, rank, waits
 from .guard import EquityGuard
 from .results import Ledger
 
@@ -31,11 +31,12 @@ _LONG = PositionSide.LONG
 
 def _reaches(order: Order, low: float, high: float) -> bool:
     """Whether a candle must look at a conditional order: it may fire, it has a rest to
-    fill, or it trails."""
+    fill, or its trailing stop may move (a candle that does none of these costs only
+    this look)."""
     if order.triggered:  # a stop-limit acts as a limit, a stop-market fills its rest
         return limit_triggers(order.side, order.price, low, high) \
             if order.type in LIMIT_AFTER_TRIGGER else True
-    return order.type is _TRAIL or reached(order, low, high)
+    return reached(order, low, high) or order.type is _TRAIL and may_trail(order, low, high)
 
 
 class SimClock:
@@ -170,25 +171,25 @@ class SimEngine:
             liq = pos.liquidation_price
             if (l[i] <= liq) if pos.side is _LONG else (h[i] >= liq):
                 self.liquidate(ai, pos.side, i)
-        orders = list(ai.orders.values())
-        if any(o.type is not _LIMIT or o.legs or o.group for o in orders):
-            self.matching = True
-            try:
-                self._settle_orders(ai, orders, i)
-            finally:
-                self.matching = False
-            self._trail(ai, h[i], l[i])
+        orders = list(ai.orders.values())  # a fill changes the dict
+        plain = all(o.type is _LIMIT for o in orders)
+        if plain and not any(o.legs or o.group for o in orders):
+            self._settle_orders(ai, orders, i)
             return
-        self._settle_orders(ai, orders, i)
+        self.matching = True
+        try:
+            if not plain and len(orders) > 1:  # the order of a candle's fills: triggers.py
+                open_ = self.views(ai)[0][i]
+                orders.sort(key=lambda o: rank(o, open_))
+            self._settle_orders(ai, orders, i)
+        finally:
+            self.matching = False
+        if not plain:
+            self._trail(ai, orders, h[i], l[i])
 
     def _settle_orders(self, ai: AssetInstance, orders: list[Order], i: int) -> None:
-        """Fire and fill the orders of `ai` that candle `i` reaches, in the order triggers.py
-        states."""
+        """Fire and fill the orders of `ai` that candle `i` reaches, in the order given."""
         h, l, v = self.cols(ai)
-        conditional = len(orders) > 1 and any(o.type is not _LIMIT for o in orders)
-        if conditional:  # the order of a candle's fills: triggers.py
-            open_ = self.views(ai)[0][i]
-            orders.sort(key=lambda o: rank(o, open_))
         for order in orders:
             if not order.is_open:
                 continue
@@ -231,11 +232,12 @@ class SimEngine:
                 return
             self.fill(ai, order, price, amount, taker=True, effective=i)
 
-    def _trail(self, ai: AssetInstance, high: float, low: float) -> None:
-        """Move the trailing stops of `ai` after a closed candle (never back)."""
+    def _trail(self, ai: AssetInstance, orders: list[Order], high: float, low: float) -> None:
+        """Move the trailing stops among `orders` (those open before candle `i`) after it
+        closed, never back; one placed inside the candle follows from the next."""
         step = ai.market.price_step
-        for order in list(ai.orders.values()):
-            if order.type is _TRAIL and not order.triggered:
+        for order in orders:
+            if order.type is _TRAIL and not order.triggered and order.is_open:
                 new = trail_to(order, low, high, step)
                 if new is not None:
                     self.e.emit("trigger_moved", {"id": order.id, "symbol": ai.symbol,

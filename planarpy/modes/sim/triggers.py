@@ -35,12 +35,28 @@ from .fills import market_price, marketable
 
 
 _MARKET_AFTER = CONDITIONAL - LIMIT_AFTER_TRIGGER
+_SELL = Side.SELL
 
 
 def waits(order: Order) -> bool:
     """Whether `order` is a conditional order still waiting for its trigger, or a triggered
     market-type one with a rest to fill (not what acts as a plain limit)."""
     return order.type in CONDITIONAL and (not order.triggered or order.type in _MARKET_AFTER)
+
+
+def may_trail(order: Order, low: float, high: float) -> bool:
+    """Whether prices from `low` to `high` may move an untriggered trailing stop: a cheap
+    necessary condition for `core.triggers.trail_to` (which rounds the new stop away from
+    the price, so it moves only when the best price less the trail passes the stop), which
+    the sim checks every candle instead of settling the asset."""
+    t = order.trigger
+    if order.side is _SELL:
+        if t <= 0.0:
+            return high >= order.activation
+        return (high - high * order.trail if order.trail_pct else high - order.trail) > t
+    if t <= 0.0:
+        return low <= order.activation
+    return (low + low * order.trail if order.trail_pct else low + order.trail) < t
 
 
 def rank(order: Order, open_: float) -> int:
