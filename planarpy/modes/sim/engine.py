@@ -10,7 +10,8 @@ import numpy as np
 
 from ...core.accounting import liquidation_trade, new_trade, shortfall
 from ...core.instances import AssetInstance
-from ...core.orders import LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, PositionSide, Trade
+from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType,
+                            PositionSide, Trade)
 from ...core.precision import floor_to_step
 from ...core.triggers import passed, reached, trail_to
 from .config import SimConfig
@@ -73,7 +74,10 @@ class SimEngine:
         self.ids = 0
         self.ledger = Ledger(len(self.e.assets))  # the state after each fill, for the equity curve
         self.guard: EquityGuard | None = None  # set when loss breakers are configured
-        self.matching = False  # inside a candle: orders placed now rest until the next one
+        # inside a candle's matching: an order placed now (by a callback of a fill) is
+        # taken as placed at the candle's close (see `place_after`); kept by id until then
+        self.matching = False
+        self.deferred: dict[str, tuple[AssetInstance, Order, Any]] = {}
 
     @property
     def n(self) -> int:
@@ -140,12 +144,30 @@ class SimEngine:
         if self.guard is not None:
             self.guard.refresh()
 
+    def defer(self, ai: AssetInstance, order: Order, request: Any) -> None:
+        """Keep an order placed while a candle is matched for `place_after`."""
+        self.deferred[order.id] = (ai, order, request)
+
+    def place_after(self) -> None:
+        """Execute the orders placed while the last candle was matched, as if placed at its
+        close (the tick now on it): the sim cannot know where inside the candle the fill
+        that placed them came, so they never see its prices. A market order fills at the
+        next open, a limit the next open crosses fills there, others rest from the next
+        candle (backtesting.py takes orders placed in next() at the next bar alike)."""
+        deferred, self.deferred = self.deferred, {}
+        place = self.e.executor.place_after  # type: ignore[union-attr]
+        for ai, order, request in deferred.values():
+            if order.status is _OPEN and order.type not in CONDITIONAL:
+                place(ai, order, request)
+
     def match(self, i: int) -> None:
         """Liquidate and fill what candle `i` reaches, for the assets with anything open.
 
         Runs every candle while anything is open, so it only looks first (no copies, no
         allocation) and copies the containers only for an asset that candle `i` reaches.
         """
+        if self.deferred:
+            self.place_after()
         reached = None
         for ai in self.e.state.active.values():
             h, l, _ = self.cols(ai)
@@ -166,18 +188,17 @@ class SimEngine:
 
     def _settle_candle(self, ai: AssetInstance, i: int) -> None:
         h, l, v = self.cols(ai)
-        pos = ai.open_position()
-        if pos is not None:
-            liq = pos.liquidation_price
-            if (l[i] <= liq) if pos.side is _LONG else (h[i] >= liq):
-                self.liquidate(ai, pos.side, i)
-        orders = list(ai.orders.values())  # a fill changes the dict
-        plain = all(o.type is _LIMIT for o in orders)
-        if plain and not any(o.legs or o.group for o in orders):
-            self._settle_orders(ai, orders, i)
-            return
         self.matching = True
         try:
+            pos = ai.open_position()
+            if pos is not None:
+                liq = pos.liquidation_price
+                if (l[i] <= liq) if pos.side is _LONG else (h[i] >= liq):
+                    self.liquidate(ai, pos.side, i)
+            orders = list(ai.orders.values())  # a fill changes the dict
+            if self.deferred:  # placed inside this candle (by another asset's fill)
+                orders = [o for o in orders if o.id not in self.deferred]
+            plain = all(o.type is _LIMIT for o in orders)
             if not plain and len(orders) > 1:  # the order of a candle's fills: triggers.py
                 open_ = self.views(ai)[0][i]
                 orders.sort(key=lambda o: rank(o, open_))
