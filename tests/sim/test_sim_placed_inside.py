@@ -74,14 +74,28 @@ def test_a_market_order_placed_by_a_fill_fills_at_the_next_open(stop):
     assert left == (["stop_market"] if stop else [])
 
 
-def test_an_order_placed_by_a_fill_and_cancelled_at_the_tick_never_executes():
-    def cancel(s):
-        call(s, "cancel_orders", SYM)
+def test_the_tick_after_the_candle_sees_the_order_executed():
+    """The order executes at the candle's close, before the tick on it: that tick sees
+    the sell filled at the next open, as it would see a market order it placed itself."""
+    seen = {}
 
-    r = run({**script(False), 2: cancel}, rows(101), on_trade=on_buy(
+    def look(s):
+        seen["balance"], seen["orders"] = s.asset(SYM).balance, dict(s.asset(SYM).orders)
+
+    r = run({**script(False), 2: look}, rows(101), on_trade=on_buy(
         lambda s: call(s, "market_order", SYM, 1.0, side="sell")))
+    assert fills(r) == [("buy", 97.0, False, 1), ("sell", 101.0, True, 2)]
+    assert seen == {"balance": 0.0, "orders": {}}
+
+
+def test_an_order_placed_inside_the_last_candle_stays_open():
+    """After the last candle there is no next open: the order stays open, unfilled."""
+    data = rows(96)[:3]  # the buy fills inside the last candle
+    r = run(script(False), data, on_trade=on_buy(
+        lambda s: call(s, "market_order", SYM, 1.0, side="sell")))
+    s = r.strategy
     assert fills(r) == [("buy", 97.0, False, 1)]
-    assert not r.strategy.asset(SYM).orders and r.strategy.committed == 0
+    assert [o.type.value for o in s.asset(SYM).orders.values()] == ["market"]
 
 
 def test_an_ioc_placed_by_a_fill_is_decided_at_the_next_open():

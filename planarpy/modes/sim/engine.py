@@ -148,13 +148,15 @@ class SimEngine:
         """Keep an order placed while a candle is matched for `place_after`."""
         self.deferred[order.id] = (ai, order, request)
 
-    def place_after(self) -> None:
-        """Execute the orders placed while the last candle was matched, as if placed at its
-        close (the tick now on it): the sim cannot know where inside the candle the fill
-        that placed them came, so they never see its prices. A market order fills at the
-        next open, a limit the next open crosses fills there, others rest from the next
-        candle (backtesting.py takes orders placed in next() at the next bar alike)."""
+    def place_after(self, i: int) -> None:
+        """Execute the orders placed while candle `i` was matched as if placed at its close,
+        before the tick on it: the sim cannot know where inside the candle the fill that
+        placed them came, so they never see its prices. A market order fills at the next
+        open, a limit the next open crosses fills there, others rest from the next candle
+        (backtesting.py takes orders placed in next() at the next bar alike). After the
+        last candle they stay open: there is no next open."""
         deferred, self.deferred = self.deferred, {}
+        self.s.i = i  # the strategy's candle (and clock) from now: the orders' time
         place = self.e.executor.place_after  # type: ignore[union-attr]
         for ai, order, request in deferred.values():
             if order.status is _OPEN and order.type not in CONDITIONAL:
@@ -166,8 +168,6 @@ class SimEngine:
         Runs every candle while anything is open, so it only looks first (no copies, no
         allocation) and copies the containers only for an asset that candle `i` reaches.
         """
-        if self.deferred:
-            self.place_after()
         reached = None
         for ai in self.e.state.active.values():
             h, l, _ = self.cols(ai)
@@ -185,6 +185,8 @@ class SimEngine:
         if reached:
             for ai in reached:
                 self._settle_candle(ai, i)
+            if self.deferred and i + 1 < self.n:
+                self.place_after(i)
 
     def _settle_candle(self, ai: AssetInstance, i: int) -> None:
         h, l, v = self.cols(ai)
