@@ -107,3 +107,15 @@ def test_an_ioc_placed_by_a_fill_is_decided_at_the_next_open():
     assert s.placed is missing and fills(r) == [("buy", 97.0, False, 1)]
     assert s.errors == ["immediate-or-cancel order at 99.5 cancelled: the price is 96"]
     assert not s.asset(SYM).orders and s.asset(SYM).committed == 0
+
+
+@pytest.mark.parametrize("stop", [False, True], ids=["plain", "with-a-stop"])
+def test_a_trailing_stop_placed_by_a_fill_follows_from_the_next_candle(stop):
+    """Armed at the last close (100: stop 95), it does not trail the high 104 of the
+    candle whose fill placed it (the high may have come before the fill): candle 3's low
+    fires it at 95, not at the open 97 a stop trailed to 98.8 would have gapped to."""
+    data = [(100, 100, 100, 100, 1e6)] * 2 + [(100, 104, 95, 96, 1e6), (97, 97, 94, 95, 1e6),
+                                              (95, 95, 95, 95, 1e6)]
+    r = run(script(stop), data, on_trade=on_buy(
+        lambda s: call(s, "trailing_stop_order", SYM, 1.0, percent=0.05)))
+    assert fills(r) == [("buy", 97.0, False, 1), ("sell", 95.0, True, 2)]

@@ -145,7 +145,8 @@ class SimEngine:
             self.guard.refresh()
 
     def defer(self, ai: AssetInstance, order: Order, request: Any) -> None:
-        """Keep an order placed while a candle is matched for `place_after`."""
+        """Keep an order placed while a candle is matched for `place_after` (a conditional
+        one only so that no other asset's settling of the candle looks at it)."""
         self.deferred[order.id] = (ai, order, request)
 
     def place_after(self, i: int) -> None:
@@ -256,8 +257,8 @@ class SimEngine:
             self.fill(ai, order, price, amount, taker=True, effective=i)
 
     def _trail(self, ai: AssetInstance, orders: list[Order], high: float, low: float) -> None:
-        """Move the trailing stops among `orders` (those open before candle `i`) after it
-        closed, never back; one placed inside the candle follows from the next."""
+        """Move the trailing stops among `orders` (those open when the candle began) after
+        it closed, never back; one placed inside the candle follows from the next."""
         step = ai.market.price_step
         for order in orders:
             if order.type is _TRAIL and not order.triggered and order.is_open:
