@@ -311,3 +311,33 @@ def test_a_candle_where_a_trailing_stop_neither_fires_nor_moves_is_not_settled(m
             config=SimConfig(slippage=0.0, volume_cap=False, check_lookahead=False))
     assert stop_trades(r.strategy) == [("sell", 99.75, 1.0, True)]
     assert settled == [2, 6]
+
+
+def test_may_trail_holds_whenever_trail_to_moves_the_stop():
+    """The sim skips a candle's trailing only when `may_trail` says the stop cannot move:
+    it must be true whenever `trail_to` moves it (any side, percent or offset, armed or
+    waiting for its activation, prices on and off the tick)."""
+    from hypothesis import given, settings, strategies as st
+
+    from planarpy.core.orders import Order, Side
+    from planarpy.core.precision import floor_to_step
+    from planarpy.core.triggers import trail_to
+    from planarpy.modes.sim.triggers import may_trail
+
+    step = 0.01
+    price = st.floats(0.01, 1000.0)
+
+    @settings(max_examples=200, deadline=None)
+    @given(side=st.sampled_from([Side.SELL, Side.BUY]), pct=st.booleans(),
+           trail=st.floats(0.0001, 0.5), trigger=st.one_of(st.just(0.0), price),
+           activation=price, a=price, b=price)
+    def check(side, pct, trail, trigger, activation, a, b):
+        o = Order("x", SYM, side, OrderType.TRAILING_STOP, 1.0, 0.0, 0,
+                  trigger=floor_to_step(trigger, step))
+        o.trail, o.trail_pct = (trail if pct else trail * 100), pct
+        o.activation = activation
+        low, high = min(a, b), max(a, b)
+        if trail_to(o, low, high, step) is not None:
+            assert may_trail(o, low, high)
+
+    check()
