@@ -112,7 +112,7 @@ def spot_order(o: "Order", fills: list[TradeRecord] | None = None, resp: str = "
     d.update({"price": s8(o.price), "origQty": s8(o.qty), "executedQty": s8(o.filled),
               "origQuoteOrderQty": s8(o.quote_qty), "cummulativeQuoteQty": s8(o.cum_quote),
               "status": o.status, "timeInForce": o.tif, "type": o.type, "side": o.side,
-              "workingTime": (o.update_time or o.time) if o.working else -1,
+              "workingTime": o.work_time,  # -1 until it works
               "selfTradePreventionMode": "NONE"})
     if o.stop_price:
         d["stopPrice"] = s8(o.stop_price)
@@ -170,8 +170,8 @@ def execution_report(o: "Order", x: str, now: int, t: TradeRecord | None = None,
             "T": t.time if t else now, "t": t.id if t else -1, "v": 0, "I": o.id * 2 + 1,
             "w": o.is_open and o.type != "MARKET" and o.working, "m": bool(t and t.maker),
             "M": False, "O": o.time, "Z": s8(o.cum_quote), "Y": s8(t.quote if t else ZERO),
-            "Q": s8(o.quote_qty), "W": (o.update_time or o.time) if o.working else -1,
-            "V": "NONE", **_trailing(o)}
+            "Q": s8(o.quote_qty), "V": "NONE", **_trailing(o),
+            **({"W": o.work_time} if o.work_time >= 0 else {})}  # only once it works
 
 
 def _bips(o: "Order") -> int:
