@@ -45,12 +45,13 @@ from .accounts import Account
 from .auth import BinanceError, bad_param
 from .book import Order
 from .markets import ZERO, MarketSpec
-from .validate import OrderRequest, check_notional, check_price, number
+from .validate import OrderRequest, check_notional, check_price, check_qty, number
 
 if TYPE_CHECKING:
     from .engine import Engine, MarketState
 
 ALGO_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT", "TRAILING_STOP_MARKET")
+ALGO_TIF = ("GTC", "IOC", "FOK")  # as Binance documents for algo orders
 _PROFIT = ("TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "TAKE_PROFIT_MARKET")
 _HUNDRED = Decimal(100)
 
@@ -215,7 +216,12 @@ def parse_algo(params: Mapping[str, str], spec: MarketSpec, mark: Decimal, acc: 
         raise bad_param("side") if not side else BinanceError(-1117, "Invalid side.")
     if type_ not in ALGO_TYPES:
         raise BinanceError(-1116, "Invalid orderType.")
-    close = (params.get("closePosition") or "false").lower() == "true"
+    tif = params.get("timeInForce") or "GTC"
+    if tif not in ALGO_TIF:
+        raise BinanceError(-1115, "Invalid timeInForce.")
+    close, reduce = _flag(params, "closePosition"), _flag(params, "reduceOnly")
+    if close:
+        _close_all(params, type_)
     qty = number(params, "quantity", required=not close) or ZERO
     trailing = type_ == "TRAILING_STOP_MARKET"
     trigger = number(params, "triggerPrice", required=not trailing) or ZERO
@@ -223,17 +229,32 @@ def parse_algo(params: Mapping[str, str], spec: MarketSpec, mark: Decimal, acc: 
     for p in (trigger, price):
         if p:
             check_price(spec, p)
-    if qty and not spec.on_step(qty):
-        raise BinanceError(-4023, "Quantity not increased by step size.")
+    if qty:
+        check_qty(spec, qty)
     algo = Algo(algo_id, params.get("clientAlgoId") or f"lxa{algo_id}", acc, spec, side, type_,
-                qty, trigger, price, params.get("timeInForce") or "GTC",
-                (params.get("reduceOnly") or "false").lower() == "true", close, now,
-                update_time=now)
+                qty, trigger, price, tif, reduce, close, now, update_time=now)
     if trailing:
         _trailing(algo, params, spec, mark)
     elif fires(algo.buy, type_, trigger, mark):
         raise BinanceError(-2021, "Order would immediately trigger.")
+    if qty:  # at the price it would trade at once it fires
+        check_notional(spec, qty * (price or trigger or (algo.trail and algo.trail.activate) or mark),
+                       reduce)
     return algo
+
+
+def _flag(params: Mapping[str, str], name: str) -> bool:
+    return (params.get(name) or "false").lower() == "true"
+
+
+def _close_all(params: Mapping[str, str], type_: str) -> None:
+    """closePosition (close all at the trigger): only a STOP_MARKET or TAKE_PROFIT_MARKET,
+    and with no quantity or reduceOnly."""
+    if type_ not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
+        raise BinanceError(-4136, f"Target strategy invalid for orderType {type_},closePosition true")
+    for name in ("quantity", "reduceOnly"):
+        if params.get(name):
+            raise BinanceError(-1106, f"Parameter '{name}' sent when not required.")
 
 
 def _trailing(algo: Algo, params: Mapping[str, str], spec: MarketSpec, mark: Decimal) -> None:

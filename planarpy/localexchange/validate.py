@@ -122,18 +122,24 @@ def check_filters(req: OrderRequest) -> None:
     if req.price is not None:
         check_price(s, req.price)
     if req.qty is not None:
-        if req.qty <= 0:
-            _fail(fut, -4003, "Quantity less than or equal to zero.", "LOT_SIZE")
-        if req.qty < s.min_qty:
-            _fail(fut, -4004, "Quantity less than min qty.", "LOT_SIZE")
-        if req.qty > s.max_qty:
-            _fail(fut, -4005, "Quantity greater than max qty.", "LOT_SIZE")
-        if not s.on_step(req.qty):
-            _fail(fut, -4023, "Quantity not increased by step size.", "LOT_SIZE")
+        check_qty(s, req.qty)
     if req.quote_qty is not None and req.quote_qty <= 0:
         raise BinanceError(-1013, "Filter failure: NOTIONAL")
     if req.price is not None and req.qty is not None:
         check_notional(req.spec, req.qty * req.price, req.reduce_only)
+
+
+def check_qty(s: MarketSpec, qty: Decimal) -> None:
+    """LOT_SIZE: within the market's range, on its step."""
+    fut = s.futures
+    if qty <= 0:
+        _fail(fut, -4003, "Quantity less than or equal to zero.", "LOT_SIZE")
+    if qty < s.min_qty:
+        _fail(fut, -4004, "Quantity less than min qty.", "LOT_SIZE")
+    if qty > s.max_qty:
+        _fail(fut, -4005, "Quantity greater than max qty.", "LOT_SIZE")
+    if not s.on_step(qty):
+        _fail(fut, -4023, "Quantity not increased by step size.", "LOT_SIZE")
 
 
 def check_price(s: MarketSpec, price: Decimal) -> None:
@@ -172,5 +178,5 @@ def order_ref(params: Mapping[str, str]) -> tuple[int | None, str | None]:
     return (int(oid) if oid else None), cid or None
 
 
-__all__ = ["OrderRequest", "parse_order", "check_filters", "check_price", "check_notional",
+__all__ = ["OrderRequest", "parse_order", "check_filters", "check_qty", "check_price", "check_notional",
            "order_ref", "number", "ZERO"]

@@ -153,3 +153,35 @@ def test_fired_spot_stop_limit_keeps_its_time_in_force(spot_lx):
     done = ex.fetch_order(o["id"], SPOT)
     assert done["status"] == "expired" and done["filled"] == 0
     assert ex.fetch_open_orders(SPOT) == [] and ex.fetch_balance()["XRP"]["used"] == 0
+
+
+def algo_params(**kw):
+    base = {"algoType": "CONDITIONAL", "symbol": "XRPUSDT", "side": "SELL", "type": "STOP_MARKET",
+            "triggerPrice": "0.90", "quantity": "100"}
+    return {k: v for k, v in {**base, **kw}.items() if v is not None}
+
+
+@pytest.mark.parametrize("params, code", [
+    (algo_params(closePosition="true"), -1106),  # no quantity with close-all
+    (algo_params(closePosition="true", quantity=None, reduceOnly="true"), -1106),
+    (algo_params(closePosition="true", quantity=None, type="STOP", price="0.90"), -4136),
+    (algo_params(timeInForce="GTX"), -1115),
+    (algo_params(timeInForce="DAY"), -1115),
+    (algo_params(quantity="1"), -4164),  # 0.90 of notional, not reduce-only
+    (algo_params(quantity="100000000000"), -4005),
+], ids=["close-all-with-quantity", "close-all-reduce-only", "close-all-limit", "gtx", "day",
+        "notional", "max-qty"])
+def test_algo_parameters_binance_refuses_are_refused(perp_lx, params, code):
+    ex = sync(ccxt.binanceusdm, perp_lx)
+    with pytest.raises(ccxt.BaseError, match=str(code)):
+        ex.fapiPrivatePostAlgoOrder({**params, "timestamp": ex.milliseconds()})
+    assert perp_lx.engine.algos == {}
+
+
+def test_small_reduce_only_and_close_all_algos_are_accepted(perp_lx):
+    ex = sync(ccxt.binanceusdm, perp_lx)
+    small = ex.fapiPrivatePostAlgoOrder({**algo_params(quantity="1", reduceOnly="true"),
+                                         "timestamp": ex.milliseconds()})
+    close = ex.fapiPrivatePostAlgoOrder({**algo_params(quantity=None, closePosition="true"),
+                                         "timestamp": ex.milliseconds()})
+    assert small["algoStatus"] == close["algoStatus"] == "NEW" and close["closePosition"] is True
