@@ -19,9 +19,9 @@ from . import formats as fmt
 from .accounts import Account, Position, q8
 from .auth import BinanceError, Credentials
 from .book import Book, Fill, Order
-from .markets import ZERO, MarketSpec
+from .markets import MAX_ALGO_ORDERS, MAX_ORDERS, ZERO, MarketSpec
 from .replay import Feed
-from .validate import SPOT_STOPS, check_notional, order_ref, parse_order
+from .validate import SPOT_STOPS, OrderRequest, check_notional, order_ref, parse_order
 
 INSUFFICIENT = "Account has insufficient balance for requested action."
 MARKET_TYPES = ("MARKET", "STOP_LOSS", "TAKE_PROFIT")  # spot's stops of these fire as market orders
@@ -135,6 +135,8 @@ class Engine:
         if st.book.refill(now):
             self._emit(MarketEvent(st, None))
         pos = acc.position(st.spec.id) if futures else None
+        if not futures:
+            self._check_open_count(acc, st, req.type in SPOT_STOPS)
         if req.type in SPOT_STOPS:
             conditional.check_spot(st, req)
             qty, plan = req.qty, []
@@ -155,7 +157,16 @@ class Engine:
             return order, [], req.resp_type
         return order, self.execute(st, order, plan, now), req.resp_type
 
-    def _plan(self, st: MarketState, req: Any, pos: Position | None) -> tuple[Decimal | None, list[Fill]]:
+    def _check_open_count(self, acc: Account, st: MarketState, stop: bool) -> None:
+        """Spot's MAX_NUM_ORDERS and MAX_NUM_ALGO_ORDERS: a new order is refused when the
+        account has that many open on the symbol (stops and take-profits count in both)."""
+        mine = self.open_orders(acc, st.spec.id, False)
+        if len(mine) >= MAX_ORDERS:
+            raise BinanceError(-1013, "Filter failure: MAX_NUM_ORDERS")
+        if stop and sum(o.type in SPOT_STOPS for o in mine) >= MAX_ALGO_ORDERS:
+            raise BinanceError(-1013, "Filter failure: MAX_NUM_ALGO_ORDERS")
+
+    def _plan(self, st: MarketState, req: OrderRequest, pos: Position | None) -> tuple[Decimal | None, list[Fill]]:
         """The quantity a new order may take and its fills now; refused as Binance refuses a
         post-only order that would take, a reduce-only one that would not reduce, a market
         order below the notional filter and a FOK order that cannot fill (futures)."""

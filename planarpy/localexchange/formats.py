@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import attrs
 
-from .markets import TRAILING_DELTA, ZERO, MarketSpec
+from .markets import MAX_ALGO_ORDERS, MAX_ORDERS, TRAILING_DELTA, ZERO, MarketSpec
 
 if TYPE_CHECKING:
     from .accounts import Account, Position
@@ -85,7 +85,10 @@ def spot_symbol(s: MarketSpec) -> dict[str, Any]:
                                    "minTrailingAboveDelta": TRAILING_DELTA[0],
                                    "maxTrailingAboveDelta": TRAILING_DELTA[1],
                                    "minTrailingBelowDelta": TRAILING_DELTA[0],
-                                   "maxTrailingBelowDelta": TRAILING_DELTA[1]}],
+                                   "maxTrailingBelowDelta": TRAILING_DELTA[1]},
+                                  {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": MAX_ORDERS},
+                                  {"filterType": "MAX_NUM_ALGO_ORDERS",
+                                   "maxNumAlgoOrders": MAX_ALGO_ORDERS}],
         "permissions": [], "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "NONE", "allowedSelfTradePreventionModes": ["NONE"],
     }

@@ -185,3 +185,19 @@ def test_small_reduce_only_and_close_all_algos_are_accepted(perp_lx):
     close = ex.fapiPrivatePostAlgoOrder({**algo_params(quantity=None, closePosition="true"),
                                          "timestamp": ex.milliseconds()})
     assert small["algoStatus"] == close["algoStatus"] == "NEW" and close["closePosition"] is True
+
+
+def test_spot_max_num_algo_orders_filter(spot_lx):
+    """Binance holds at most 5 open stops / take-profits per account and symbol (its
+    MAX_NUM_ALGO_ORDERS filter, published in exchangeInfo); the sixth is refused, a limit is
+    not, and a cancelled stop frees its place."""
+    ex = sync(ccxt.binance, spot_lx)
+    (flt,) = [f for f in ex.markets[SPOT]["info"]["filters"] if f["filterType"] == "MAX_NUM_ALGO_ORDERS"]
+    assert flt["maxNumAlgoOrders"] == 5
+    stops = [ex.create_order(SPOT, "market", "sell", 10, None, {"stopLossPrice": 0.00140 - i * 1e-5})
+             for i in range(5)]
+    with pytest.raises(ccxt.BaseError, match="MAX_NUM_ALGO_ORDERS"):
+        ex.create_order(SPOT, "market", "sell", 10, None, {"stopLossPrice": 0.00130})
+    ex.create_order(SPOT, "limit", "sell", 10, 0.0016)
+    ex.cancel_order(stops[0]["id"], SPOT)
+    assert ex.create_order(SPOT, "market", "sell", 10, None, {"stopLossPrice": 0.00130})["status"] == "open"
