@@ -110,6 +110,11 @@ class Engine:
             raise BinanceError(-1121, "Invalid symbol.")
         return st
 
+    @property
+    def pending(self) -> dict[int, Order]:
+        """The spot stops and take-profits waiting for their trigger, every market's."""
+        return {i: o for st in self.spot.values() for i, o in st.armed.items.items()}
+
     def state_of(self, spec: MarketSpec) -> MarketState:
         return (self.futures if spec.futures else self.spot)[spec.id]
 

@@ -118,7 +118,7 @@ def trailing_delta(params: Mapping[str, str], type_: str) -> int | None:
 
 def check_filters(req: OrderRequest) -> None:
     """PRICE_FILTER, LOT_SIZE and the limit-order NOTIONAL check."""
-    s, fut = req.spec, req.spec.futures
+    s = req.spec
     if req.price is not None:
         check_price(s, req.price)
     if req.qty is not None:
