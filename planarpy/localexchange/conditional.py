@@ -5,8 +5,10 @@ STOP_LOSS_LIMIT and TAKE_PROFIT_LIMIT (a limit at `price` once triggered), with
 `stopPrice`. Until it fires the order is open but not working (`isWorking` false, no
 place in the book); it holds its funds as a limit order would (a buy at its limit, or at
 its stop for a market-type buy, which releases that hold and pays from free funds when
-it fires). When it fires it keeps its id and type and executes against the book: the
-market types fill what the book has and expire the rest, the limit types rest.
+it fires). When it fires it keeps its id and type and works from then on (`workingTime`)
+through the engine's own placement: the market types fill what the book has and expire
+the rest, the limit types fill or rest as their time in force says. At most 5 may be open
+per account and symbol (MAX_NUM_ALGO_ORDERS).
 
 USD-M futures (`/fapi/v1/algoOrder`, algoType CONDITIONAL, as ccxt sends conditional
 futures orders since Binance moved them to its algo service): STOP_MARKET,
@@ -15,8 +17,9 @@ TAKE_PROFIT_MARKET, STOP and TAKE_PROFIT (limit at `price`), TRAILING_STOP_MARKE
 reached, or since it was placed). An algo order holds no margin. When it fires it places
 a regular order (its client id is the algo's `clientAlgoId`; ORDER_TRADE_UPDATE as any
 order) and ALGO_UPDATE reports it: NEW, TRIGGERED (with the order's id in `ai`),
-FINISHED once that order is done, CANCELED, or EXPIRED if the order was refused (the
-reason in `rm`).
+FINISHED the moment that order ends (filled, expired or cancelled, whoever cancels it),
+CANCELED, or EXPIRED if the order was refused (the reason in `rm`). Every algo stays
+queryable; the open ones are those still waiting.
 
 Spot trailing stops: any of the four spot types with `trailingDelta` (basis points, within
 the symbol's TRAILING_DELTA filter, else -1013 "Filter failure: TRAILING_DELTA"). `stopPrice`
@@ -30,6 +33,8 @@ lowest. Reports carry `trailingDelta` and `trailingTime` (REST; -1 until it trai
 Trigger (both): the last replayed trade price. A sell stop and a buy take-profit fire at
 or below their trigger, a buy stop and a sell take-profit at or above. An order that the
 price now would fire (or, trailing, activate) is refused (spot -2010, futures -2021).
+The orders waiting in a market sit in its `Armed` set, sorted by trigger, so a trade
+looks only at those it fires (and at the trailing ones, which move with every trade).
 """
 
 from __future__ import annotations
