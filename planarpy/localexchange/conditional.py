@@ -50,7 +50,7 @@ from .accounts import Account
 from .auth import BinanceError, bad_param
 from .book import Order
 from .markets import ZERO, MarketSpec
-from .validate import OrderRequest, check_notional, check_price, check_qty, number
+from .validate import MARKET_TYPES, OrderRequest, check_notional, check_price, check_qty, number
 
 if TYPE_CHECKING:
     from .engine import Engine, MarketState
@@ -136,7 +136,7 @@ def _fire_spot(engine: "Engine", st: "MarketState", o: Order, now: int) -> None:
     """A spot order fires: it works from now on, against the book, as a market order (the
     market types) or a limit order at its price would from now on."""
     o.working, o.work_time, o.update_time = True, now, now
-    market = not o.type.endswith("_LIMIT")
+    market = o.type in MARKET_TYPES
     plan = st.book.plan(o.buy, None if market else o.price, o.remaining)
     if market and o.buy:
         engine._release(o)  # a market buy pays from free funds, as a market order does

@@ -21,10 +21,9 @@ from .auth import BinanceError, Credentials
 from .book import Book, Fill, Order
 from .markets import MAX_ALGO_ORDERS, MAX_ORDERS, ZERO, MarketSpec
 from .replay import Feed
-from .validate import SPOT_STOPS, OrderRequest, check_notional, order_ref, parse_order
+from .validate import MARKET_TYPES, SPOT_STOPS, OrderRequest, check_notional, order_ref, parse_order
 
 INSUFFICIENT = "Account has insufficient balance for requested action."
-MARKET_TYPES = ("MARKET", "STOP_LOSS", "TAKE_PROFIT")  # spot's stops of these fire as market orders
 USER_TRADE_ID0 = 1_000_000_000
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import attrs
 
 from .markets import MAX_ALGO_ORDERS, MAX_ORDERS, TRAILING_DELTA, ZERO, MarketSpec
+from .validate import MARKET_TYPES
 
 if TYPE_CHECKING:
     from .accounts import Account, Position
@@ -171,7 +172,7 @@ def execution_report(o: "Order", x: str, now: int, t: TradeRecord | None = None,
             "l": s8(t.qty if t else ZERO), "z": s8(o.filled), "L": s8(t.price if t else ZERO),
             "n": s8(t.commission if t else ZERO), "N": t.commission_asset if t else None,
             "T": t.time if t else now, "t": t.id if t else -1, "v": 0, "I": o.id * 2 + 1,
-            "w": o.is_open and o.type != "MARKET" and o.working, "m": bool(t and t.maker),
+            "w": o.is_open and o.type not in MARKET_TYPES and o.working, "m": bool(t and t.maker),
             "M": False, "O": o.time, "Z": s8(o.cum_quote), "Y": s8(t.quote if t else ZERO),
             "Q": s8(o.quote_qty), "V": "NONE", **_trailing(o),
             **({"W": o.work_time} if o.work_time >= 0 else {})}  # only once it works

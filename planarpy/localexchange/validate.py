@@ -17,7 +17,8 @@ FUTURES_TIF = ("GTC", "IOC", "FOK", "GTX")
 # spot's conditional types: they wait for `stopPrice` (conditional.py fires them)
 SPOT_STOPS = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 _WITH_TIF = ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
-_NO_PRICE = ("MARKET", "STOP_LOSS", "TAKE_PROFIT")
+# the types that take what the book has (the stops once they fire) and have no price
+MARKET_TYPES = ("MARKET", "STOP_LOSS", "TAKE_PROFIT")
 
 
 @attrs.frozen(slots=True)
@@ -78,8 +79,8 @@ def parse_order(params: Mapping[str, str], spec: MarketSpec) -> OrderRequest:
     qty = number(params, "quantity", required=not (type_ == "MARKET" and quote_qty is not None))
     if qty is not None and quote_qty is not None:
         raise BinanceError(-1106, "Parameter 'quoteOrderQty' sent when not required.")
-    price = number(params, "price", required=type_ not in _NO_PRICE)
-    if type_ in _NO_PRICE and price is not None:
+    price = number(params, "price", required=type_ not in MARKET_TYPES)
+    if type_ in MARKET_TYPES and price is not None:
         raise BinanceError(-1106, "Parameter 'price' sent when not required.")
     delta = trailing_delta(params, type_)
     stop = number(params, "stopPrice", required=type_ in SPOT_STOPS and delta is None)

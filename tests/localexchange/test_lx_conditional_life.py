@@ -184,3 +184,16 @@ def test_spot_max_num_algo_orders_filter(spot_lx):
     ex.create_order(SPOT, "limit", "sell", 10, 0.0016)
     ex.cancel_order(stops[0]["id"], SPOT)
     assert ex.create_order(SPOT, "market", "sell", 10, None, {"stopLossPrice": 0.00130})["status"] == "open"
+
+
+def test_a_fired_market_stop_is_never_on_the_book(spot_lx):
+    """A STOP_LOSS of 1000 fires and sells into two levels of the book: its executionReports
+    say `w` false (not on the book) all along, PARTIALLY_FILLED included, as a market order's."""
+    ex = sync(ccxt.binance, spot_lx)
+    seen = reports(spot_lx, "executionReport")
+    o = ex.create_order(SPOT, "market", "sell", 1000, None, {"stopLossPrice": 0.00148})
+    for _ in range(3):  # 0.00152, 0.00149, then 0.00146 fires it
+        spot_lx.step(MIN)
+    mine = [r for r in seen if str(r["i"]) == o["id"]]
+    assert [r["X"] for r in mine] == ["NEW", "PARTIALLY_FILLED", "FILLED"]
+    assert [r["w"] for r in mine] == [False, False, False]
