@@ -56,6 +56,7 @@ class Order:
     seq: int = 0
     stop_price: Decimal = ZERO  # a conditional order's trigger (conditional.py)
     working: bool = True  # False while a conditional order waits for its trigger
+    work_time: int = -1  # when it started working (placed, or fired): Binance's workingTime
     trail: "Trail | None" = None  # a spot trailing stop's
 
     @property
