@@ -50,13 +50,12 @@ from .accounts import Account
 from .auth import BinanceError, bad_param
 from .book import Order
 from .markets import ZERO, MarketSpec
-from .validate import MARKET_TYPES, OrderRequest, check_notional, check_price, check_qty, number
+from .validate import FUTURES_TIF, MARKET_TYPES, OrderRequest, check_notional, check_price, check_qty, number
 
 if TYPE_CHECKING:
     from .engine import Engine, MarketState
 
 ALGO_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT", "TRAILING_STOP_MARKET")
-ALGO_TIF = ("GTC", "IOC", "FOK")  # as Binance documents for algo orders
 _PROFIT = ("TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "TAKE_PROFIT_MARKET")
 _HUNDRED = Decimal(100)
 
@@ -116,7 +115,7 @@ def check_spot(st: "MarketState", req: OrderRequest) -> None:
 
 def wait(order: Order, req: OrderRequest, ref: Decimal, now: int) -> None:
     """Make a new spot order wait for its trigger: not working, no place in the book."""
-    order.working, order.work_time = False, -1
+    order.work_time = -1
     order.stop_price = req.stop_price or ZERO
     if req.trailing_delta is not None:
         order.trail = _spot_trail(req, order.buy, ref, now)
@@ -135,15 +134,13 @@ def _spot_trail(req: OrderRequest, buy: bool, ref: Decimal, now: int) -> Trail:
 def _fire_spot(engine: "Engine", st: "MarketState", o: Order, now: int) -> None:
     """A spot order fires: it works from now on, against the book, as a market order (the
     market types) or a limit order at its price would from now on."""
-    o.working, o.work_time, o.update_time = True, now, now
+    o.work_time = o.update_time = now
     market = o.type in MARKET_TYPES
     plan = st.book.plan(o.buy, None if market else o.price, o.remaining)
     if market and o.buy:
         engine._release(o)  # a market buy pays from free funds, as a market order does
         if o.account.balance(st.spec.quote).free < engine.cost(plan):
             plan = []
-    if o.tif == "FOK" and sum((f.qty for f in plan), ZERO) < o.remaining:
-        plan = []
     engine.execute(st, o, plan, now)
 
 
@@ -222,7 +219,7 @@ def parse_algo(params: Mapping[str, str], spec: MarketSpec, mark: Decimal, acc: 
     if type_ not in ALGO_TYPES:
         raise BinanceError(-1116, "Invalid orderType.")
     tif = params.get("timeInForce") or "GTC"
-    if tif not in ALGO_TIF:
+    if tif not in FUTURES_TIF:  # GTD is not served here
         raise BinanceError(-1115, "Invalid timeInForce.")
     close, reduce = _flag(params, "closePosition"), _flag(params, "reduceOnly")
     if close:

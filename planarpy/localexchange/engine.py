@@ -109,11 +109,6 @@ class Engine:
             raise BinanceError(-1121, "Invalid symbol.")
         return st
 
-    @property
-    def pending(self) -> dict[int, Order]:
-        """The spot stops and take-profits waiting for their trigger, every market's."""
-        return {i: o for st in self.spot.values() for i, o in st.armed.items.items()}
-
     def state_of(self, spec: MarketSpec) -> MarketState:
         return (self.futures if spec.futures else self.spot)[spec.id]
 
@@ -191,16 +186,16 @@ class Engine:
             check_notional(st.spec, req.quote_qty if req.quote_qty is not None
                            else sum((f.qty * f.price for f in plan), ZERO) or qty * book.ref,
                            req.reduce_only)
-        if req.tif == "FOK" and filled < qty:
-            if futures:
-                raise BinanceError(-5021, "Due to the order could not be filled immediately, the FOK "
-                                          "order has been rejected.")
-            plan = []
+        if futures and req.tif == "FOK" and filled < qty:
+            raise BinanceError(-5021, "Due to the order could not be filled immediately, the FOK "
+                                      "order has been rejected.")
         return qty, plan
 
     def execute(self, st: MarketState, order: Order, plan: list[Fill], now: int) -> list[fmt.TradeRecord]:
         """A working order takes its planned fills; what is left expires (a market-type or
         IOC/FOK order) or rests in the book."""
+        if order.tif == "FOK" and sum((f.qty for f in plan), ZERO) < order.remaining:
+            plan = []  # spot: a FOK order that cannot fill whole expires (futures refuse it)
         records = [self._fill(st, order, f, now) for f in plan]
         if order.remaining > 0 and order.is_open:
             if order.type in MARKET_TYPES or order.tif in ("IOC", "FOK"):
@@ -458,7 +453,7 @@ class Engine:
                 self._finish(o, "CANCELED", now)
             side = "SELL" if pos.amount > 0 else "BUY"
             order = Order(next(self._order_ids), f"autoclose-{now}", acc, spec, side, "MARKET", "IOC",
-                          liq, abs(pos.amount), now)
+                          liq, abs(pos.amount), now, work_time=now)
             qty, pnl, fee = acc.liquidate(pos, liq, now)
             order.filled, order.cum_quote, order.status, order.update_time = qty, q8(qty * liq), "FILLED", now
             self._add(order)

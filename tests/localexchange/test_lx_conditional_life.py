@@ -148,11 +148,10 @@ def algo_params(**kw):
     (algo_params(closePosition="true"), -1106),  # no quantity with close-all
     (algo_params(closePosition="true", quantity=None, reduceOnly="true"), -1106),
     (algo_params(closePosition="true", quantity=None, type="STOP", price="0.90"), -4136),
-    (algo_params(timeInForce="GTX"), -1115),
     (algo_params(timeInForce="DAY"), -1115),
     (algo_params(quantity="1"), -4164),  # 0.90 of notional, not reduce-only
     (algo_params(quantity="100000000000"), -4005),
-], ids=["close-all-with-quantity", "close-all-reduce-only", "close-all-limit", "gtx", "day",
+], ids=["close-all-with-quantity", "close-all-reduce-only", "close-all-limit", "day",
         "notional", "max-qty"])
 def test_algo_parameters_binance_refuses_are_refused(perp_lx, params, code):
     ex = sync(ccxt.binanceusdm, perp_lx)
