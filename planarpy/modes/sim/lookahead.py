@@ -51,6 +51,7 @@ def _column(name: str) -> property:
 
 for _name in COLUMNS:
     setattr(_Cut, _name, _column(_name))
+del _name
 
 
 def blind(s: Any) -> Any:
