@@ -171,8 +171,16 @@ async def on_trades(session: Any, symbol: str, trades: Any, rest: bool) -> None:
         await session.record("trigger_late", {"symbol": symbol, "message": message}, symbol)
         session.tell_error(f"trigger_late:{symbol}", message)
         session.alert("trigger", message, {"symbol": symbol})
-    for order, pair in fired:
-        session.engine.fire(_send_fired(session, ai, order, pair))
+    for order, pair in fired:  # each on its own: one waiting for its pair holds no other
+        session.engine.fire(_reported(session, ai, _send_fired(session, ai, order, pair)))
+
+
+async def _reported(session: Any, ai: AssetInstance, coro: Any) -> None:
+    """Run `coro`, telling the run of any error it lets through."""
+    try:
+        await coro
+    except Exception as e:
+        await session.report_error(e, where=f"triggers:{ai.symbol}", symbol=ai.symbol)
 
 
 def _each(session: Any, ai: AssetInstance, rows: list[tuple[int, float]],
