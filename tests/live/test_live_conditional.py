@@ -9,7 +9,7 @@ from planarpy import Side, missing
 from planarpy.core.orders import OrderType
 
 from livekit import eventually, live, never, raw_client, streaming
-from tapekit import STEP, SYM, Events, scripted_exchange, step_until
+from tapekit import STEP, SYM, Events, exchange_log, scripted_exchange, step_until
 
 
 @pytest.fixture
@@ -24,15 +24,6 @@ def sells(run):
 def bought(run, trade):
     """What a market buy left to sell (the fee is taken in the base on Binance spot)."""
     return run.strategy.assets[0].floor_amount(trade.amount - trade.fee)
-
-
-def exchange_log(lx):
-    """The exchange's own order log: every executionReport it sends, in order."""
-    log = []
-    lx.engine.listeners.append(lambda ev: log.append(ev.payload)
-                               if getattr(ev, "payload", {}).get("e") == "executionReport"
-                               else None)
-    return log
 
 
 def stop_reports(log):

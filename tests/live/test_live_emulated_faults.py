@@ -10,7 +10,7 @@ from planarpy import Side, missing
 from planarpy.core.orders import OrderType
 
 from livekit import eventually, live, never, raw_client, streaming
-from tapekit import STEP, SYM, Events, scripted_exchange, step_until
+from tapekit import STEP, SYM, Events, exchange_log, scripted_exchange, step_until
 
 
 @pytest.fixture
@@ -28,15 +28,6 @@ def sold(run):
     for t in sells(run):
         out[t.order_id] = out.get(t.order_id, 0.0) + t.amount
     return out
-
-
-def exchange_log(lx):
-    """The exchange's own order log: every executionReport it sends, in order."""
-    log = []
-    lx.engine.listeners.append(lambda ev: log.append(ev.payload)
-                               if getattr(ev, "payload", {}).get("e") == "executionReport"
-                               else None)
-    return log
 
 
 def requests(trace, method):

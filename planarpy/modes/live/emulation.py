@@ -130,7 +130,7 @@ def _rows(trades: Iterable[Mapping[str, Any]] | None) -> list[tuple[int, float]]
                   if t.get("price"))
 
 
-def _missed(session: Any, symbol: str, rows: list[tuple[int, float]], rest: bool) -> bool:
+def _missed(session: Any, symbol: str, rows: list[tuple[int, float]]) -> bool:
     """Whether a REST batch is a range the stream missed: after a loss or a restart
     (a re-fetch is due), while the stream is down, or a stall batch with trades newer
     than the newest the stream delivered."""
@@ -138,7 +138,7 @@ def _missed(session: Any, symbol: str, rows: list[tuple[int, float]], rest: bool
     if w is not None and (w.resync or not w.connected):
         return True
     streamed = session.trigger_streamed.get(symbol, 0)
-    return rest and streamed > 0 and rows[-1][0] > streamed
+    return streamed > 0 and rows[-1][0] > streamed
 
 
 async def on_trades(session: Any, symbol: str, trades: Any, rest: bool) -> None:
@@ -150,7 +150,7 @@ async def on_trades(session: Any, symbol: str, trades: Any, rest: bool) -> None:
     rows = _rows(trades)
     if not rows:
         return
-    late = rest and _missed(session, symbol, rows, rest)
+    late = rest and _missed(session, symbol, rows)
     newest = rows[-1][0]
     if not rest:
         session.trigger_streamed[symbol] = max(session.trigger_streamed.get(symbol, 0), newest)
