@@ -164,6 +164,8 @@ def main() -> None:
           f"(the example's own tick and indicators included)")
     print(f"    engine's cost per fill, (b) - (b0): {(spot - unsent) / fills * 1e6:>9.2f} us  "
           f"((b0): (b) with call() doing nothing, {rate(unsent):,.0f} candles/s)")
+    print(f"    example's own cost per fill, (b0) - (a): {(unsent - idle) / fills * 1e6:>4.2f} us  "
+          f"(its indicators, their look-ahead checks, its tick on every candle)")
     print(f"(c) (b) with every order rule:       {rate(orders):>12,.0f} candles/s  "
           f"({(orders / spot - 1) * 100:+.1f}% run time)")
     print(f"(d) (b) with every rule, breakers in: {rate(every):>11,.0f} candles/s  "

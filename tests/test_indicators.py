@@ -157,3 +157,10 @@ def test_the_cli_names_the_install_when_talib_is_missing(repo_root, monkeypatch,
     assert main(["sim", "margin_trend"]) == 2
     err = capsys.readouterr().err
     assert "ema is computed by TA-Lib" in err and "Traceback" not in err
+
+
+def test_crossings_are_whole_numbers():
+    """+1/-1/0 as int64: the engine's per-candle list holds Python ints (built fast)."""
+    x = np.array([1.0, 3.0, 1.0, np.nan, 3.0])
+    out = crossings(x, 2.0)
+    assert out.dtype == np.int64 and out.tolist() == [0, 1, -1, 0, 1]

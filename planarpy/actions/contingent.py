@@ -222,9 +222,11 @@ def _fired_meanwhile(s: Any, ai: AssetInstance, old: Order, new: list[Order]) ->
 
 # ---- what fills and cancels set off (the modes call these) --------------------------------
 def settle_group(s: Any, ai: AssetInstance, order: Order) -> None:
-    """`order` filled or triggered: cancel the other open orders of its OCO group."""
-    others = [o for o in ai.orders.values()
-              if o.group == order.group and o is not order and o.is_open]
+    """`order` filled or triggered: cancel the other open orders of its OCO group. An
+    emulated leg that fired already is left to live's emulation: it settles the pair
+    itself and sends the fired order only for what the pair has left."""
+    others = [o for o in ai.orders.values() if o.group == order.group and o is not order
+              and o.is_open and not (o.triggered and o.route == "emulated")]
     if others:
         s.executor.cancel(ai, others, CancelOrders(ai, ids=tuple(o.id for o in others)))
 
@@ -267,10 +269,14 @@ def follow(e: Any, kind: str, order: Order) -> None:
     its exits. It runs through `executor.soon`: at once where the caller may act (sim,
     a strategy's call), else right after the engine's loop is free (a stream's fill);
     an executor whose cancels only change local state (`cancels_at_once`: sim, paper)
-    settles the group at once, so that no later price fires the other leg first."""
+    settles the group at once, so that no later price fires the other leg first. An
+    emulated order's trigger (live) is left to the emulation, which cancels the pair
+    before it sends the order: one canceller, that waits for the cancel's outcome."""
     ai = e.state.assets[order.symbol]
     if kind in _SETTLES:
-        if order.group and getattr(e.executor, "cancels_at_once", False):
+        if kind == "order_triggered" and order.route == "emulated":
+            pass  # live's emulation cancels the pair itself, and must know how that ended
+        elif order.group and getattr(e.executor, "cancels_at_once", False):
             settle_group(e, ai, order)  # no other trade may fire a leg meanwhile
         elif order.group:
             e.executor.soon(lambda: settle_group(e, ai, order))

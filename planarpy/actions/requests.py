@@ -249,7 +249,9 @@ def market_order(e: Engine, ai: Any, amount: Any, *, side: Any = "buy", pos: Any
                  reduce_only: Any = False, date: Any = None, waitfor: Any = None,
                  synced: Any = True) -> MarketOrder:
     a = "market_order"
-    asset_ = _asset(e, a, ai)
+    # the asset instance of this strategy (most orders): _asset's first case, one call less
+    asset_ = ai if ai.__class__ is AssetInstance and e.state.assets.get(ai.symbol) is ai \
+        else _asset(e, a, ai)
     if amount.__class__ is not float or not 0.0 < amount < _INF:
         amount = check_number(a, "amount", amount)
     side_ = _SIDES.get(side) if side.__class__ is str else None
@@ -264,7 +266,8 @@ def limit_order(e: Engine, ai: Any, amount: Any, price: Any, *, side: Any = "buy
                 pos: Any = "long", reduce_only: Any = False, date: Any = None,
                 waitfor: Any = None, synced: Any = True) -> LimitOrder:
     a = "limit_order"
-    asset_ = _asset(e, a, ai)
+    asset_ = ai if ai.__class__ is AssetInstance and e.state.assets.get(ai.symbol) is ai \
+        else _asset(e, a, ai)
     if amount.__class__ is not float or not 0.0 < amount < _INF:
         amount = check_number(a, "amount", amount)
     if price.__class__ is not float or not 0.0 < price < _INF:

@@ -164,10 +164,10 @@ def align(series: dict[str, OHLCV], timeframe: str,
         _union(o.timestamp for o in series.values())
     out = {}
     for name, o in series.items():
-        pos = np.searchsorted(timeline, o.timestamp)
-        if len(pos) == len(timeline):
+        if len(o) == len(timeline):  # every slot taken: no search (10 ms a million candles)
             out[name] = o
             continue
+        pos = np.searchsorted(timeline, o.timestamp)
         present = np.zeros(len(timeline), dtype=bool)
         present[pos] = True
         # index of the last present candle at or before each slot

@@ -55,12 +55,17 @@ class Order:
     reserved: Decimal = ZERO  # funds or margin still held for the unfilled part
     seq: int = 0
     stop_price: Decimal = ZERO  # a conditional order's trigger (conditional.py)
-    working: bool = True  # False while a conditional order waits for its trigger
+    work_time: int = -1  # when it started working (placed, or fired): Binance's workingTime
     trail: "Trail | None" = None  # a spot trailing stop's
 
     @property
     def buy(self) -> bool:
         return self.side == "BUY"
+
+    @property
+    def working(self) -> bool:
+        """False while a conditional order waits for its trigger."""
+        return self.work_time >= 0
 
     @property
     def remaining(self) -> Decimal:

@@ -5,8 +5,10 @@ STOP_LOSS_LIMIT and TAKE_PROFIT_LIMIT (a limit at `price` once triggered), with
 `stopPrice`. Until it fires the order is open but not working (`isWorking` false, no
 place in the book); it holds its funds as a limit order would (a buy at its limit, or at
 its stop for a market-type buy, which releases that hold and pays from free funds when
-it fires). When it fires it keeps its id and type and executes against the book: the
-market types fill what the book has and expire the rest, the limit types rest.
+it fires). When it fires it keeps its id and type and works from then on (`workingTime`)
+through the engine's own placement: the market types fill what the book has and expire
+the rest, the limit types fill or rest as their time in force says. At most 5 may be open
+per account and symbol (MAX_NUM_ALGO_ORDERS).
 
 USD-M futures (`/fapi/v1/algoOrder`, algoType CONDITIONAL, as ccxt sends conditional
 futures orders since Binance moved them to its algo service): STOP_MARKET,
@@ -15,8 +17,9 @@ TAKE_PROFIT_MARKET, STOP and TAKE_PROFIT (limit at `price`), TRAILING_STOP_MARKE
 reached, or since it was placed). An algo order holds no margin. When it fires it places
 a regular order (its client id is the algo's `clientAlgoId`; ORDER_TRADE_UPDATE as any
 order) and ALGO_UPDATE reports it: NEW, TRIGGERED (with the order's id in `ai`),
-FINISHED once that order is done, CANCELED, or EXPIRED if the order was refused (the
-reason in `rm`).
+FINISHED the moment that order ends (filled, expired or cancelled, whoever cancels it),
+CANCELED, or EXPIRED if the order was refused (the reason in `rm`). Every algo stays
+queryable; the open ones are those still waiting.
 
 Spot trailing stops: any of the four spot types with `trailingDelta` (basis points, within
 the symbol's TRAILING_DELTA filter, else -1013 "Filter failure: TRAILING_DELTA"). `stopPrice`
@@ -30,20 +33,24 @@ lowest. Reports carry `trailingDelta` and `trailingTime` (REST; -1 until it trai
 Trigger (both): the last replayed trade price. A sell stop and a buy take-profit fire at
 or below their trigger, a buy stop and a sell take-profit at or above. An order that the
 price now would fire (or, trailing, activate) is refused (spot -2010, futures -2021).
+The orders waiting in a market sit in its `Armed` set, sorted by trigger, so a trade
+looks only at those it fires (and at the trailing ones, which move with every trade).
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_UP, Decimal
+import bisect
+from decimal import Decimal
+from math import inf
 from typing import TYPE_CHECKING, Any, Mapping
 
 import attrs
 
-from .accounts import Account, q8
+from .accounts import Account
 from .auth import BinanceError, bad_param
 from .book import Order
 from .markets import ZERO, MarketSpec
-from .validate import OrderRequest, check_notional, check_price, number
+from .validate import FUTURES_TIF, MARKET_TYPES, OrderRequest, check_notional, check_price, check_qty, number
 
 if TYPE_CHECKING:
     from .engine import Engine, MarketState
@@ -96,30 +103,22 @@ class Trail:
 
 
 # ---- spot ------------------------------------------------------------------------------------
-def place_spot(engine: "Engine", acc: Account, st: "MarketState", req: OrderRequest,
-               now: int) -> Order:
-    """A new spot stop or take-profit: checked, funds held, waiting for its trigger."""
-    spec, buy, ref = st.spec, req.side == "BUY", st.book.ref
+def check_spot(st: "MarketState", req: OrderRequest) -> None:
+    """A new spot stop or take-profit: refused if the price now would fire it; the notional
+    checked at what it holds (its limit, else its stop, else the price now)."""
+    assert req.qty is not None and (req.stop_price is not None or req.trailing_delta is not None)
     stop = req.stop_price
-    assert req.qty is not None and (stop is not None or req.trailing_delta is not None)
-    if stop is not None and fires(buy, req.type, stop, ref):
+    if stop is not None and fires(req.side == "BUY", req.type, stop, st.book.ref):
         raise BinanceError(-2010, "Stop price would trigger immediately.")
-    at = req.price or stop or ref  # what a buy holds, and the notional checked
-    check_notional(spec, req.qty * at)
-    order = Order(next(engine._order_ids), req.client_id or f"lx{now}{len(engine.orders)}", acc,
-                  spec, req.side, req.type, req.tif, req.price or ZERO, req.qty, now,
-                  stop_price=stop or ZERO, working=False)
+    check_notional(st.spec, req.qty * (req.price or stop or st.book.ref))
+
+
+def wait(order: Order, req: OrderRequest, ref: Decimal, now: int) -> None:
+    """Make a new spot order wait for its trigger: not working, no place in the book."""
+    order.work_time = -1
+    order.stop_price = req.stop_price or ZERO
     if req.trailing_delta is not None:
-        order.trail = _spot_trail(req, buy, ref, now)
-    need, asset = (q8(req.qty * at, ROUND_UP), spec.quote) if buy else (req.qty, spec.base)
-    if not acc.lock(asset, need):
-        raise BinanceError(-2010, "Account has insufficient balance for requested action.")
-    order.reserved = need
-    engine._add(order)
-    engine.resting[order.id] = order
-    engine.pending[order.id] = order
-    engine._user(acc, False, engine._order_event(order, "NEW", now))
-    return order
+        order.trail = _spot_trail(req, order.buy, ref, now)
 
 
 def _spot_trail(req: OrderRequest, buy: bool, ref: Decimal, now: int) -> Trail:
@@ -133,26 +132,16 @@ def _spot_trail(req: OrderRequest, buy: bool, ref: Decimal, now: int) -> Trail:
 
 
 def _fire_spot(engine: "Engine", st: "MarketState", o: Order, now: int) -> None:
-    """A spot order fires: it works from now on, against the book."""
-    from .engine import MarketEvent
-
-    o.working, o.update_time = True, now
-    limit = o.price if o.type.endswith("_LIMIT") else None
-    if limit is None and o.buy:
+    """A spot order fires: it works from now on, against the book, as a market order (the
+    market types) or a limit order at its price would from now on."""
+    o.work_time = o.update_time = now
+    market = o.type in MARKET_TYPES
+    plan = st.book.plan(o.buy, None if market else o.price, o.remaining)
+    if market and o.buy:
         engine._release(o)  # a market buy pays from free funds, as a market order does
-    plan = st.book.plan(o.buy, limit, o.remaining)
-    if limit is None and o.buy:
-        cost = sum((f.qty * f.price for f in plan), ZERO)
-        if o.account.balance(st.spec.quote).free < cost:
+        if o.account.balance(st.spec.quote).free < engine.cost(plan):
             plan = []
-    for f in plan:
-        engine._fill(st, o, f, now)
-    if o.remaining > 0 and o.is_open:
-        if limit is None:
-            engine._finish(o, "EXPIRED", now)
-        else:
-            st.book.add(o)
-    engine._emit(MarketEvent(st, None))
+    engine.execute(st, o, plan, now)
 
 
 def cancel_replace(engine: "Engine", acc: Account,
@@ -192,7 +181,7 @@ class Algo:
     side: str
     type: str
     qty: Decimal
-    trigger: Decimal
+    stop: Decimal  # `triggerPrice` (none for a trailing stop)
     price: Decimal
     tif: str
     reduce_only: bool
@@ -213,6 +202,11 @@ class Algo:
     def is_open(self) -> bool:
         return self.status == "NEW"
 
+    @property
+    def trigger(self) -> Decimal:
+        """The price it fires at: a trailing stop's follows the market (0 until it arms)."""
+        return self.trail.trigger if self.trail else self.stop
+
 
 def parse_algo(params: Mapping[str, str], spec: MarketSpec, mark: Decimal, acc: Account,
                now: int, algo_id: int) -> Algo:
@@ -224,7 +218,12 @@ def parse_algo(params: Mapping[str, str], spec: MarketSpec, mark: Decimal, acc: 
         raise bad_param("side") if not side else BinanceError(-1117, "Invalid side.")
     if type_ not in ALGO_TYPES:
         raise BinanceError(-1116, "Invalid orderType.")
-    close = (params.get("closePosition") or "false").lower() == "true"
+    tif = params.get("timeInForce") or "GTC"
+    if tif not in FUTURES_TIF:  # GTD is not served here
+        raise BinanceError(-1115, "Invalid timeInForce.")
+    close, reduce = _flag(params, "closePosition"), _flag(params, "reduceOnly")
+    if close:
+        _close_all(params, type_)
     qty = number(params, "quantity", required=not close) or ZERO
     trailing = type_ == "TRAILING_STOP_MARKET"
     trigger = number(params, "triggerPrice", required=not trailing) or ZERO
@@ -232,17 +231,32 @@ def parse_algo(params: Mapping[str, str], spec: MarketSpec, mark: Decimal, acc: 
     for p in (trigger, price):
         if p:
             check_price(spec, p)
-    if qty and not spec.on_step(qty):
-        raise BinanceError(-4023, "Quantity not increased by step size.")
+    if qty:
+        check_qty(spec, qty)
     algo = Algo(algo_id, params.get("clientAlgoId") or f"lxa{algo_id}", acc, spec, side, type_,
-                qty, trigger, price, params.get("timeInForce") or "GTC",
-                (params.get("reduceOnly") or "false").lower() == "true", close, now,
-                update_time=now)
+                qty, trigger, price, tif, reduce, close, now, update_time=now)
     if trailing:
         _trailing(algo, params, spec, mark)
     elif fires(algo.buy, type_, trigger, mark):
         raise BinanceError(-2021, "Order would immediately trigger.")
+    if qty:  # at the price it would trade at once it fires
+        check_notional(spec, qty * (price or trigger or (algo.trail and algo.trail.activate) or mark),
+                       reduce)
     return algo
+
+
+def _flag(params: Mapping[str, str], name: str) -> bool:
+    return (params.get(name) or "false").lower() == "true"
+
+
+def _close_all(params: Mapping[str, str], type_: str) -> None:
+    """closePosition (close all at the trigger): only a STOP_MARKET or TAKE_PROFIT_MARKET,
+    and with no quantity or reduceOnly."""
+    if type_ not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
+        raise BinanceError(-4136, f"Target strategy invalid for orderType {type_},closePosition true")
+    for name in ("quantity", "reduceOnly"):
+        if params.get(name):
+            raise BinanceError(-1106, f"Parameter '{name}' sent when not required.")
 
 
 def _trailing(algo: Algo, params: Mapping[str, str], spec: MarketSpec, mark: Decimal) -> None:
@@ -261,28 +275,23 @@ def _trailing(algo: Algo, params: Mapping[str, str], spec: MarketSpec, mark: Dec
         raise BinanceError(-2021, "Order would immediately trigger.")
 
 
-def _trail_algo(algo: Algo, price: Decimal, now: int) -> bool:
-    assert algo.trail is not None
-    fired = algo.trail.follow(algo.spec, price, now)
-    algo.trigger = algo.trail.trigger
-    return fired
-
-
 def place_algo(engine: "Engine", acc: Account, params: Mapping[str, str]) -> Algo:
     st = engine.market(params.get("symbol"), True)
     now = engine.now()
     algo = parse_algo(params, st.spec, st.mark, acc, now, next(engine.algo_ids))
-    same = [a for a in engine.algos.values()
-            if a.account is acc and a.client_id == algo.client_id and a.is_open]
-    if same:
+    same = engine.algo_by_client.get((acc.name, algo.client_id))
+    if same is not None and same.is_open:
         raise BinanceError(-4116, "ClientOrderId is duplicated.")
     engine.algos[algo.id] = algo
+    engine.algo_by_client[(acc.name, algo.client_id)] = algo
+    st.armed.add(algo, algo.stop)
     _report(engine, algo, now)
     return algo
 
 
 def _fire_algo(engine: "Engine", algo: Algo, now: int) -> None:
-    """Place the algo's order; TRIGGERED, or EXPIRED when the order is refused."""
+    """Place the algo's order; TRIGGERED, or EXPIRED when the order is refused. The algo is
+    FINISHED when that order ends: at once, or later (`order_ended`)."""
     acc, spec = algo.account, algo.spec
     qty = algo.qty
     if algo.close_position:
@@ -307,15 +316,27 @@ def _fire_algo(engine: "Engine", algo: Algo, now: int) -> None:
     finally:
         engine.listeners = listeners
     _report(engine, algo, now)
-    _finish(engine, algo, now)
+    if algo.order is not None and algo.order.is_open:
+        engine.children[algo.order.id] = algo
+    elif algo.order is not None:
+        _finish(engine, algo, now)
     for event in held:
         engine._emit(event)
 
 
 def _finish(engine: "Engine", algo: Algo, now: int) -> None:
-    if algo.status == "TRIGGERED" and algo.order is not None and not algo.order.is_open:
-        algo.status, algo.update_time = "FINISHED", now
-        _report(engine, algo, now)
+    algo.status, algo.update_time = "FINISHED", now
+    _report(engine, algo, now)
+
+
+def order_ended(engine: "Engine", o: Order, now: int) -> None:
+    """An order is done (filled, expired or cancelled): a spot stop cancelled before it fired
+    leaves its market's armed orders; the order an algo placed finishes the algo, now."""
+    if not o.working:
+        engine.state_of(o.spec).armed.remove(o, o.stop_price)
+    algo = engine.children.pop(o.id, None)
+    if algo is not None:
+        _finish(engine, algo, now)
 
 
 def cancel_algo(engine: "Engine", acc: Account, params: Mapping[str, str]) -> Algo:
@@ -324,6 +345,7 @@ def cancel_algo(engine: "Engine", acc: Account, params: Mapping[str, str]) -> Al
         raise BinanceError(-2011, "Unknown order sent.")
     now = engine.now()
     algo.status, algo.update_time = "CANCELED", now
+    engine.state_of(algo.spec).armed.remove(algo, algo.stop)
     _report(engine, algo, now)
     return algo
 
@@ -334,9 +356,12 @@ def find_algo(engine: "Engine", acc: Account, params: Mapping[str, str],
     if not aid and not cid:
         raise BinanceError(-1102, "Param 'clientAlgoId' or 'algoId' must be sent, but both "
                                   "were empty/null!")
-    for algo in reversed(engine.algos.values()):  # the newest of a reused client id
-        if algo.account is acc and (str(algo.id) == aid if aid else algo.client_id == cid):
-            return algo
+    if aid:  # an id that is no number names no algo
+        algo = engine.algos.get(int(aid)) if aid.isdigit() else None
+    else:  # the newest of a reused client id
+        algo = engine.algo_by_client.get((acc.name, cid or ""))
+    if algo is not None and algo.account is acc:
+        return algo
     if cancel:
         raise BinanceError(-2011, "Unknown order sent.")
     raise BinanceError(-2013, "Order does not exist.")
@@ -344,28 +369,69 @@ def find_algo(engine: "Engine", acc: Account, params: Mapping[str, str],
 
 def algos_of(engine: "Engine", acc: Account, symbol: str | None,
              open_only: bool) -> list[Algo]:
-    return [a for a in engine.algos.values() if a.account is acc
-            and (symbol is None or a.spec.id == symbol) and (a.is_open or not open_only)]
+    """An account's algo orders, oldest first: the open ones are its markets' armed ones."""
+    if not open_only:
+        return [a for a in engine.algos.values() if a.account is acc
+                and (symbol is None or a.spec.id == symbol)]
+    markets = [engine.market(symbol, True)] if symbol else list(engine.futures.values())
+    return sorted((a for st in markets for a in st.armed.items.values() if a.account is acc),
+                  key=lambda a: a.id)
 
 
 # ---- on each replayed trade ----------------------------------------------------------------
+@attrs.define(slots=True, eq=False)
+class Armed:
+    """The conditional orders of one market that wait for their trigger (spot orders or USD-M
+    algos), kept so that a trade looks only at those it fires: fixed triggers sorted by
+    price, one list per direction, and the trailing ones apart (their trigger moves with
+    every trade). An order leaves when it fires or is cancelled."""
+
+    items: dict[int, Any] = attrs.field(factory=dict)  # by id
+    falls: list[tuple[Decimal, int]] = attrs.field(factory=list)  # fire at or below; ascending
+    rises: list[tuple[Decimal, int]] = attrs.field(factory=list)  # fire at or above; ascending
+    trails: dict[int, Any] = attrs.field(factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def _side(self, item: Any) -> list[tuple[Decimal, int]]:
+        return self.falls if falls_to_fire(item.buy, item.type) else self.rises
+
+    def add(self, item: Any, trigger: Decimal) -> None:
+        self.items[item.id] = item
+        if item.trail is not None:
+            self.trails[item.id] = item
+        else:
+            bisect.insort(self._side(item), (trigger, item.id))
+
+    def remove(self, item: Any, trigger: Decimal) -> None:
+        if self.items.pop(item.id, None) is None:
+            return
+        if self.trails.pop(item.id, None) is None:
+            side = self._side(item)
+            i = bisect.bisect_left(side, (trigger, item.id))
+            if i < len(side) and side[i] == (trigger, item.id):
+                del side[i]
+
+    def due(self, spec: MarketSpec, price: Decimal, now: int) -> list[Any]:
+        """Those the trade at `price` fires, oldest first; they leave. Every trailing one
+        follows the trade."""
+        cut, n = bisect.bisect_left(self.falls, (price,)), bisect.bisect_right(self.rises, (price, inf))
+        ids = [i for _, i in self.falls[cut:]] + [i for _, i in self.rises[:n]]
+        del self.falls[cut:], self.rises[:n]
+        ids += [i for i, t in list(self.trails.items()) if t.trail.follow(spec, price, now)]
+        for i in ids:
+            self.trails.pop(i, None)
+        return [self.items.pop(i) for i in sorted(ids)]
+
+
 def on_price(engine: "Engine", st: "MarketState", price: Decimal, now: int) -> None:
     """Fire the conditional orders of `st`'s market that the trade at `price` reaches."""
-    if st.spec.futures:
-        for algo in [a for a in engine.algos.values() if a.spec is st.spec]:
-            if algo.is_open and (_trail_algo(algo, price, now) if algo.trail
-                                 else fires(algo.buy, algo.type, algo.trigger, price)):
-                _fire_algo(engine, algo, now)
-            else:
-                _finish(engine, algo, now)
-        return
-    for o in [o for o in engine.pending.values() if o.spec is st.spec]:
-        if not o.is_open:
-            del engine.pending[o.id]
-        elif (o.trail.follow(o.spec, price, now) if o.trail
-              else fires(o.buy, o.type, o.stop_price, price)):
-            del engine.pending[o.id]
-            _fire_spot(engine, st, o, now)
+    for item in st.armed.due(st.spec, price, now):
+        if st.spec.futures:
+            _fire_algo(engine, item, now)
+        else:
+            _fire_spot(engine, st, item, now)
 
 
 # ---- JSON shapes -------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ from . import formats as fmt
 from .accounts import Account, Position, q8
 from .auth import BinanceError, Credentials
 from .book import Book, Fill, Order
-from .markets import ZERO, MarketSpec
+from .markets import MAX_ALGO_ORDERS, MAX_ORDERS, ZERO, MarketSpec
 from .replay import Feed
-from .validate import SPOT_STOPS, check_notional, order_ref, parse_order
+from .validate import MARKET_TYPES, SPOT_STOPS, OrderRequest, check_notional, order_ref, parse_order
 
 INSUFFICIENT = "Account has insufficient balance for requested action."
 USER_TRADE_ID0 = 1_000_000_000
@@ -46,6 +46,7 @@ class MarketState:
     feed: Feed
     book: Book
     trade_ids: Iterable[int] = attrs.field(factory=lambda: itertools.count(USER_TRADE_ID0))
+    armed: conditional.Armed = attrs.field(factory=conditional.Armed)  # waiting for a trigger
 
     @property
     def mark(self) -> Decimal:
@@ -66,8 +67,11 @@ class Engine:
     by_client: dict[tuple[str, str], Order] = attrs.field(factory=dict)  # newest per client id
     resting: dict[int, Order] = attrs.field(factory=dict)  # open, or closed and not yet pruned
     trades: dict[str, list[fmt.TradeRecord]] = attrs.field(factory=dict)  # by account name
-    pending: dict[int, Order] = attrs.field(factory=dict)  # spot stops waiting for a trigger
-    algos: dict[int, Any] = attrs.field(factory=dict)  # USD-M conditional orders (conditional.py)
+    # USD-M conditional orders (conditional.py), every one, for queries; the waiting ones are
+    # also in their market's `armed`, and a fired one's by the id of the order it placed
+    algos: dict[int, Any] = attrs.field(factory=dict)
+    algo_by_client: dict[tuple[str, str], Any] = attrs.field(factory=dict)  # newest per client id
+    children: dict[int, Any] = attrs.field(factory=dict)
     _order_ids: Iterable[int] = attrs.field(factory=lambda: itertools.count(1001))
     algo_ids: Iterable[int] = attrs.field(factory=lambda: itertools.count(3001))
     # basis points by which a fill taking the market's own liquidity is priced against the
@@ -105,6 +109,9 @@ class Engine:
             raise BinanceError(-1121, "Invalid symbol.")
         return st
 
+    def state_of(self, spec: MarketSpec) -> MarketState:
+        return (self.futures if spec.futures else self.spot)[spec.id]
+
     def _emit(self, event: object) -> None:
         for listener in self.listeners:
             listener(event)
@@ -115,7 +122,8 @@ class Engine:
     # orders
 
     def place(self, acc: Account, params: Mapping[str, str], futures: bool) -> tuple[Order, list[fmt.TradeRecord], str]:
-        """A new order; returns (order, its immediate fills, response type)."""
+        """A new order; returns (order, its immediate fills, response type). A spot stop or
+        take-profit waits for its trigger (conditional.py) with its funds held."""
         st = self.market(params.get("symbol"), futures)
         req = parse_order(params, st.spec)
         now = self.now()
@@ -123,18 +131,51 @@ class Engine:
         if same is not None and same.is_open:
             raise (BinanceError(-4116, "ClientOrderId is duplicated.") if futures
                    else BinanceError(-2010, "Duplicate order sent."))
-        book = st.book
-        if book.refill(now):
+        if st.book.refill(now):
             self._emit(MarketEvent(st, None))
-        if req.type in SPOT_STOPS:  # a spot stop or take-profit waits for its trigger
-            return conditional.place_spot(self, acc, st, req, now), [], req.resp_type
+        pos = acc.position(st.spec.id) if futures else None
+        if not futures:
+            self._check_open_count(acc, st, req.type in SPOT_STOPS)
+        if req.type in SPOT_STOPS:
+            conditional.check_spot(st, req)
+            qty, plan = req.qty, []
+        else:
+            qty, plan = self._plan(st, req, pos)
+        order = Order(next(self._order_ids), req.client_id or f"lx{now}{len(self.orders)}", acc, st.spec,
+                      req.side, req.type, req.tif, req.price or ZERO,
+                      qty if qty is not None else sum((f.qty for f in plan), ZERO), now,
+                      req.quote_qty or ZERO, req.reduce_only, work_time=now)
+        if req.type in SPOT_STOPS:
+            conditional.wait(order, req, st.book.ref, now)
+        self._reserve(order, plan, pos)
+        self._add(order)
+        self._user(acc, futures, self._order_event(order, "NEW", now))
+        if not order.working:
+            self.resting[order.id] = order
+            st.armed.add(order, order.stop_price)
+            return order, [], req.resp_type
+        return order, self.execute(st, order, plan, now), req.resp_type
+
+    def _check_open_count(self, acc: Account, st: MarketState, stop: bool) -> None:
+        """Spot's MAX_NUM_ORDERS and MAX_NUM_ALGO_ORDERS: a new order is refused when the
+        account has that many open on the symbol (stops and take-profits count in both)."""
+        mine = self.open_orders(acc, st.spec.id, False)
+        if len(mine) >= MAX_ORDERS:
+            raise BinanceError(-1013, "Filter failure: MAX_NUM_ORDERS")
+        if stop and sum(o.type in SPOT_STOPS for o in mine) >= MAX_ALGO_ORDERS:
+            raise BinanceError(-1013, "Filter failure: MAX_NUM_ALGO_ORDERS")
+
+    def _plan(self, st: MarketState, req: OrderRequest, pos: Position | None) -> tuple[Decimal | None, list[Fill]]:
+        """The quantity a new order may take and its fills now; refused as Binance refuses a
+        post-only order that would take, a reduce-only one that would not reduce, a market
+        order below the notional filter and a FOK order that cannot fill (futures)."""
+        book, futures = st.book, st.spec.futures
         if req.type == "LIMIT_MAKER" or req.tif == "GTX":
             if book.would_take(req.side == "BUY", req.price):
                 raise (BinanceError(-5022, "Due to the order could not be executed as maker, the Post "
                                            "Only order will be rejected.") if futures
                        else BinanceError(-2010, "Order would immediately match and take."))
         qty = req.qty
-        pos = acc.position(st.spec.id) if futures else None
         if futures and req.reduce_only:
             if pos.amount == 0 or (pos.amount > 0) == (req.side == "BUY"):
                 raise BinanceError(-2022, "ReduceOnly Order is rejected.")
@@ -145,25 +186,30 @@ class Engine:
             check_notional(st.spec, req.quote_qty if req.quote_qty is not None
                            else sum((f.qty * f.price for f in plan), ZERO) or qty * book.ref,
                            req.reduce_only)
-        if req.tif == "FOK" and filled < qty:
-            if futures:
-                raise BinanceError(-5021, "Due to the order could not be filled immediately, the FOK "
-                                          "order has been rejected.")
-            plan = []
-        order = Order(next(self._order_ids), req.client_id or f"lx{now}{len(self.orders)}", acc, st.spec,
-                      req.side, req.type, req.tif, req.price or ZERO,
-                      qty if qty is not None else filled, now, req.quote_qty or ZERO, req.reduce_only)
-        self._reserve(order, plan, pos)
-        self._add(order)
-        self._user(acc, futures, self._order_event(order, "NEW", now))
+        if futures and req.tif == "FOK" and filled < qty:
+            raise BinanceError(-5021, "Due to the order could not be filled immediately, the FOK "
+                                      "order has been rejected.")
+        return qty, plan
+
+    def execute(self, st: MarketState, order: Order, plan: list[Fill], now: int) -> list[fmt.TradeRecord]:
+        """A working order takes its planned fills; what is left expires (a market-type or
+        IOC/FOK order) or rests in the book."""
+        if order.tif == "FOK" and sum((f.qty for f in plan), ZERO) < order.remaining:
+            plan = []  # spot: a FOK order that cannot fill whole expires (futures refuse it)
         records = [self._fill(st, order, f, now) for f in plan]
-        if order.remaining > 0 and (req.type == "MARKET" or req.tif in ("IOC", "FOK")):
-            self._finish(order, "EXPIRED", now)
-        elif order.remaining > 0:
-            book.add(order)
-            self.resting[order.id] = order
+        if order.remaining > 0 and order.is_open:
+            if order.type in MARKET_TYPES or order.tif in ("IOC", "FOK"):
+                self._finish(order, "EXPIRED", now)
+            else:
+                st.book.add(order)
+                self.resting[order.id] = order
         self._emit(MarketEvent(st, None))
-        return order, records, req.resp_type
+        return records
+
+    @staticmethod
+    def cost(plan: list[Fill]) -> Decimal:
+        """What the planned fills cost, to the unit of account (rounded up)."""
+        return q8(sum((f.qty * f.price for f in plan), ZERO), ROUND_UP)
 
     def _reserve(self, order: Order, plan: list[Fill], pos: Position | None) -> None:
         """Check and hold the funds (spot) or margin (futures) an order needs; -2010/-2019."""
@@ -184,10 +230,9 @@ class Engine:
                 order.reserved = need
                 acc.order_margin += need
             return
-        if order.buy:
-            need = (sum((f.qty * f.price for f in plan), ZERO) if order.type == "MARKET"
-                    else order.qty * order.price)
-            need = q8(need, ROUND_UP)
+        if order.buy:  # a stop waiting to buy at the market holds at its stop, or the price now
+            need = (self.cost(plan) if order.type == "MARKET" else q8(order.qty * (
+                order.price or order.stop_price or self.spot[spec.id].book.ref), ROUND_UP))
             asset = spec.quote
         else:
             need, asset = order.qty, spec.base
@@ -244,6 +289,8 @@ class Engine:
                 st.book.remove(o)
             self._release(o)
         self._balance_event(acc, spec, now)
+        if o.status == "FILLED":
+            conditional.order_ended(self, o, now)
         return rec
 
     def _release(self, o: Order) -> None:
@@ -261,6 +308,7 @@ class Engine:
         self._release(o)
         self._user(o.account, o.spec.futures, self._order_event(o, status, now, cancel_id=cancel_id))
         self._balance_event(o.account, o.spec, now)
+        conditional.order_ended(self, o, now)
 
     def _order_event(self, o: Order, x: str, now: int, rec: fmt.TradeRecord | None = None,
                      cancel_id: str | None = None, liquidation: bool = False) -> dict[str, Any]:
@@ -385,7 +433,7 @@ class Engine:
         now = max(ts, 0)
         for o, q in st.book.on_trade(price, qty, self._unit(spec, feed)):
             self._apply(st, o, q, o.price, True, now)
-        if self.pending or self.algos:
+        if st.armed:
             conditional.on_price(self, st, price, now)
         if spec.futures:
             self._liquidations(st, now)
@@ -405,7 +453,7 @@ class Engine:
                 self._finish(o, "CANCELED", now)
             side = "SELL" if pos.amount > 0 else "BUY"
             order = Order(next(self._order_ids), f"autoclose-{now}", acc, spec, side, "MARKET", "IOC",
-                          liq, abs(pos.amount), now)
+                          liq, abs(pos.amount), now, work_time=now)
             qty, pnl, fee = acc.liquidate(pos, liq, now)
             order.filled, order.cum_quote, order.status, order.update_time = qty, q8(qty * liq), "FILLED", now
             self._add(order)

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import attrs
 
-from .markets import TRAILING_DELTA, ZERO, MarketSpec
+from .markets import MAX_ALGO_ORDERS, MAX_ORDERS, TRAILING_DELTA, ZERO, MarketSpec
+from .validate import MARKET_TYPES
 
 if TYPE_CHECKING:
     from .accounts import Account, Position
@@ -85,7 +86,10 @@ def spot_symbol(s: MarketSpec) -> dict[str, Any]:
                                    "minTrailingAboveDelta": TRAILING_DELTA[0],
                                    "maxTrailingAboveDelta": TRAILING_DELTA[1],
                                    "minTrailingBelowDelta": TRAILING_DELTA[0],
-                                   "maxTrailingBelowDelta": TRAILING_DELTA[1]}],
+                                   "maxTrailingBelowDelta": TRAILING_DELTA[1]},
+                                  {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": MAX_ORDERS},
+                                  {"filterType": "MAX_NUM_ALGO_ORDERS",
+                                   "maxNumAlgoOrders": MAX_ALGO_ORDERS}],
         "permissions": [], "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "NONE", "allowedSelfTradePreventionModes": ["NONE"],
     }
@@ -112,7 +116,7 @@ def spot_order(o: "Order", fills: list[TradeRecord] | None = None, resp: str = "
     d.update({"price": s8(o.price), "origQty": s8(o.qty), "executedQty": s8(o.filled),
               "origQuoteOrderQty": s8(o.quote_qty), "cummulativeQuoteQty": s8(o.cum_quote),
               "status": o.status, "timeInForce": o.tif, "type": o.type, "side": o.side,
-              "workingTime": (o.update_time or o.time) if o.working else -1,
+              "workingTime": o.work_time,  # -1 until it works
               "selfTradePreventionMode": "NONE"})
     if o.stop_price:
         d["stopPrice"] = s8(o.stop_price)
@@ -168,10 +172,10 @@ def execution_report(o: "Order", x: str, now: int, t: TradeRecord | None = None,
             "l": s8(t.qty if t else ZERO), "z": s8(o.filled), "L": s8(t.price if t else ZERO),
             "n": s8(t.commission if t else ZERO), "N": t.commission_asset if t else None,
             "T": t.time if t else now, "t": t.id if t else -1, "v": 0, "I": o.id * 2 + 1,
-            "w": o.is_open and o.type != "MARKET" and o.working, "m": bool(t and t.maker),
+            "w": o.is_open and o.type not in MARKET_TYPES and o.working, "m": bool(t and t.maker),
             "M": False, "O": o.time, "Z": s8(o.cum_quote), "Y": s8(t.quote if t else ZERO),
-            "Q": s8(o.quote_qty), "W": (o.update_time or o.time) if o.working else -1,
-            "V": "NONE", **_trailing(o)}
+            "Q": s8(o.quote_qty), "V": "NONE", **_trailing(o),
+            **({"W": o.work_time} if o.work_time >= 0 else {})}  # only once it works
 
 
 def _bips(o: "Order") -> int:

@@ -12,6 +12,9 @@ ZERO = Decimal(0)
 # spot's TRAILING_DELTA filter (basis points), Binance's usual figures: the same bounds
 # above the market (a buy stop, a sell take-profit) and below it (a sell stop, a buy target)
 TRAILING_DELTA = (10, 2000)
+# spot's MAX_NUM_ORDERS and MAX_NUM_ALGO_ORDERS filters: open orders of one account on one
+# symbol, all of them and the stop / take-profit ones (Binance's usual figures)
+MAX_ORDERS, MAX_ALGO_ORDERS = 200, 5
 
 
 def dec(x: float | str | int) -> Decimal:

@@ -17,7 +17,8 @@ FUTURES_TIF = ("GTC", "IOC", "FOK", "GTX")
 # spot's conditional types: they wait for `stopPrice` (conditional.py fires them)
 SPOT_STOPS = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 _WITH_TIF = ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
-_NO_PRICE = ("MARKET", "STOP_LOSS", "TAKE_PROFIT")
+# the types that take what the book has (the stops once they fire) and have no price
+MARKET_TYPES = ("MARKET", "STOP_LOSS", "TAKE_PROFIT")
 
 
 @attrs.frozen(slots=True)
@@ -78,8 +79,8 @@ def parse_order(params: Mapping[str, str], spec: MarketSpec) -> OrderRequest:
     qty = number(params, "quantity", required=not (type_ == "MARKET" and quote_qty is not None))
     if qty is not None and quote_qty is not None:
         raise BinanceError(-1106, "Parameter 'quoteOrderQty' sent when not required.")
-    price = number(params, "price", required=type_ not in _NO_PRICE)
-    if type_ in _NO_PRICE and price is not None:
+    price = number(params, "price", required=type_ not in MARKET_TYPES)
+    if type_ in MARKET_TYPES and price is not None:
         raise BinanceError(-1106, "Parameter 'price' sent when not required.")
     delta = trailing_delta(params, type_)
     stop = number(params, "stopPrice", required=type_ in SPOT_STOPS and delta is None)
@@ -118,22 +119,28 @@ def trailing_delta(params: Mapping[str, str], type_: str) -> int | None:
 
 def check_filters(req: OrderRequest) -> None:
     """PRICE_FILTER, LOT_SIZE and the limit-order NOTIONAL check."""
-    s, fut = req.spec, req.spec.futures
+    s = req.spec
     if req.price is not None:
         check_price(s, req.price)
     if req.qty is not None:
-        if req.qty <= 0:
-            _fail(fut, -4003, "Quantity less than or equal to zero.", "LOT_SIZE")
-        if req.qty < s.min_qty:
-            _fail(fut, -4004, "Quantity less than min qty.", "LOT_SIZE")
-        if req.qty > s.max_qty:
-            _fail(fut, -4005, "Quantity greater than max qty.", "LOT_SIZE")
-        if not s.on_step(req.qty):
-            _fail(fut, -4023, "Quantity not increased by step size.", "LOT_SIZE")
+        check_qty(s, req.qty)
     if req.quote_qty is not None and req.quote_qty <= 0:
         raise BinanceError(-1013, "Filter failure: NOTIONAL")
     if req.price is not None and req.qty is not None:
         check_notional(req.spec, req.qty * req.price, req.reduce_only)
+
+
+def check_qty(s: MarketSpec, qty: Decimal) -> None:
+    """LOT_SIZE: within the market's range, on its step."""
+    fut = s.futures
+    if qty <= 0:
+        _fail(fut, -4003, "Quantity less than or equal to zero.", "LOT_SIZE")
+    if qty < s.min_qty:
+        _fail(fut, -4004, "Quantity less than min qty.", "LOT_SIZE")
+    if qty > s.max_qty:
+        _fail(fut, -4005, "Quantity greater than max qty.", "LOT_SIZE")
+    if not s.on_step(qty):
+        _fail(fut, -4023, "Quantity not increased by step size.", "LOT_SIZE")
 
 
 def check_price(s: MarketSpec, price: Decimal) -> None:
@@ -172,5 +179,5 @@ def order_ref(params: Mapping[str, str]) -> tuple[int | None, str | None]:
     return (int(oid) if oid else None), cid or None
 
 
-__all__ = ["OrderRequest", "parse_order", "check_filters", "check_price", "check_notional",
+__all__ = ["OrderRequest", "parse_order", "check_filters", "check_qty", "check_price", "check_notional",
            "order_ref", "number", "ZERO"]

@@ -54,6 +54,15 @@ def step_until(lx: Any, done: Any, steps: int = 40) -> None:
     eventually(done, timeout=10)
 
 
+def exchange_log(lx):
+    """The exchange's own order log: every executionReport it sends, in order."""
+    log = []
+    lx.engine.listeners.append(lambda ev: log.append(ev.payload)
+                               if getattr(ev, "payload", {}).get("e") == "executionReport"
+                               else None)
+    return log
+
+
 class Events:
     """A trace that keeps the events a run records in a list, in order."""
 

@@ -8,8 +8,8 @@ import pytest
 from planarpy import Side, missing
 from planarpy.core.orders import OrderType
 
-from livekit import eventually, live, never, raw_client
-from tapekit import STEP, SYM, Events, scripted_exchange, step_until
+from livekit import eventually, live, never, raw_client, streaming
+from tapekit import STEP, SYM, Events, exchange_log, scripted_exchange, step_until
 
 
 @pytest.fixture
@@ -24,15 +24,6 @@ def sells(run):
 def bought(run, trade):
     """What a market buy left to sell (the fee is taken in the base on Binance spot)."""
     return run.strategy.assets[0].floor_amount(trade.amount - trade.fee)
-
-
-def exchange_log(lx):
-    """The exchange's own order log: every executionReport it sends, in order."""
-    log = []
-    lx.engine.listeners.append(lambda ev: log.append(ev.payload)
-                               if getattr(ev, "payload", {}).get("e") == "executionReport"
-                               else None)
-    return log
 
 
 def stop_reports(log):
@@ -124,17 +115,21 @@ def test_a_restart_rearms_the_emulated_orders_left_open(scripted, tmp_path):
 
 
 def test_an_emulated_stop_reached_while_the_stream_is_silent_fires_late_and_alerts(scripted):
-    """The public trades stream goes silent while the price falls through an emulated
-    trailing stop; the REST fetch after the stall shows where the market went: the stop
-    fires at once, at the market, and the run is told (trigger_late)."""
+    """The public trades stream delivers a trade (the stop follows it), then goes silent
+    while the price falls through the emulated trailing stop; the REST fetch after the
+    stall holds trades the stream did not deliver, and shows where the market went: the
+    stop fires at once, at the market, and the run is told (trigger_late)."""
     lx = scripted([0.00151, 0.0015, 0.00149, 0.00146, 0.00145] + [0.00145] * 30)
     trace = Events()
     with live(lx, trace=trace) as run:
         amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
         assert run.call("trailing_stop_order", SYM, amount, offset=0.0000302) is missing
-        eventually(lambda: "triggers:XRP/ETH" in run.session.watchers)
+        (stop,) = run.strategy.assets[0].orders.values()
+        eventually(lambda: streaming(lx, "xrpeth@trade"))
+        lx.step(STEP)  # 0.00151, streamed: the stop follows to 0.0014798
+        eventually(lambda: stop.trigger > 0.00147)
         lx.faults.update({"stall_public": True})
-        for _ in range(4):  # 0.00151, 0.0015, 0.00149, 0.00146: through the stop, unseen
+        for _ in range(3):  # 0.0015, 0.00149, 0.00146: through the stop, unseen
             lx.step(STEP)
         eventually(lambda: sells(run), timeout=15)
         (late,) = trace.of("trigger_late")

@@ -42,7 +42,7 @@ def trace_at(path):
 
 def on_exchange(lx):
     """The exchange's open conditional orders of XRP/ETH."""
-    return [o for o in list(lx.engine.pending.values()) if o.is_open]
+    return lx._call(lambda: [o for st in lx.engine.spot.values() for o in st.armed.items.values()])
 
 
 # the price rallies from 0.0015 to 0.0016, then falls: 2% under 0.0016 is 0.001568

@@ -9,7 +9,10 @@ import ccxt
 import ccxt.pro
 import pytest
 
-from planarpy.localexchange import LocalExchange, point_ccxt
+from planarpy.data.sample import sample_markets
+from planarpy.localexchange import Clock, LocalExchange, point_ccxt
+
+from tapekit import T0, by_minute
 
 SPOT = "XRP/ETH"
 PERP = "XRP/USDT:USDT"
@@ -47,3 +50,19 @@ def run_pro(local_exchange: LocalExchange) -> Callable[..., Any]:
                 await ex.close()
         return asyncio.run(main())
     return run
+
+
+@pytest.fixture
+def spot_lx(local_exchange_factory: Any) -> LocalExchange:
+    """XRP/ETH: 0.0015 (history), then 0.00152, 0.00149, 0.00146, 0.00150 a minute apart."""
+    m = sample_markets("binance")[SPOT]
+    return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
+                                  data={SPOT: by_minute([0.0015, 0.00152, 0.00149, 0.00146, 0.0015], 500.0)})
+
+
+@pytest.fixture
+def perp_lx(local_exchange_factory: Any) -> LocalExchange:
+    """XRP/USDT:USDT: 1.0 (history), then 1.02, 1.05, 1.03, 1.00, 0.97 a minute apart."""
+    m = sample_markets("binanceusdm")[PERP]
+    return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
+                                  data={PERP: by_minute([1.0, 1.02, 1.05, 1.03, 1.00, 0.97], 500.0)})

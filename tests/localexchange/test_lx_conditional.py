@@ -20,22 +20,6 @@ PERP = "XRP/USDT:USDT"
 MIN = 60_000
 
 
-@pytest.fixture
-def spot_lx(local_exchange_factory):
-    """XRP/ETH: 0.0015 (history), then 0.00152, 0.00149, 0.00146, 0.00150 a minute apart."""
-    m = sample_markets("binance")[SPOT]
-    return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
-                                  data={SPOT: by_minute([0.0015, 0.00152, 0.00149, 0.00146, 0.0015], 500.0)})
-
-
-@pytest.fixture
-def perp_lx(local_exchange_factory):
-    """XRP/USDT:USDT: 1.0 (history), then 1.02, 1.05, 1.03, 1.00, 0.97 a minute apart."""
-    m = sample_markets("binanceusdm")[PERP]
-    return local_exchange_factory(markets=[m], clock=Clock(start=T0), origin=T0,
-                                  data={PERP: by_minute([1.0, 1.02, 1.05, 1.03, 1.00, 0.97], 500.0)})
-
-
 def sync(cls, lx):
     ex = point_ccxt(cls({"apiKey": lx.api_key, "secret": lx.secret, "timeout": 5000}), lx.url)
     ex.load_markets()

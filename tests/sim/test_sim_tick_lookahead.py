@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from planarpy import LookAheadError, SimConfig, Strategy, backtest, call
+from planarpy import OHLCV, LookAheadError, SimConfig, Strategy, backtest, call
 from planarpy.modes.sim import lookahead
 
 
@@ -83,3 +83,27 @@ def test_the_second_run_is_bounded(monkeypatch):
     monkeypatch.setattr("planarpy.modes.sim.run.check_tick", spy)
     backtest(Honest)
     assert len(seen[0].times) <= 100 + 1
+
+
+class Reads(Honest):
+    """Records what its tick sees of the candles in the blind second run."""
+    seen: list = []
+
+    def tick(self, ts):
+        o = self.assets[0].ohlcv
+        if len(o) < 5000:  # the blind run: the whole data is longer
+            type(self).seen.append((self.i, isinstance(o, OHLCV), len(o), len(o.close),
+                                    len(o[1:]), o.close.item(-1)))
+        super().tick(ts)
+
+
+def test_the_blind_run_shows_each_tick_an_ohlcv_up_to_its_candle():
+    """The columns are cut only when a tick reads them; what it reads is still an OHLCV
+    of the candles up to its own, whole again between ticks."""
+    Reads.seen = []
+    r = backtest(Reads, config=SimConfig())
+    closes = r.strategy.assets[0].ohlcv.close
+    assert len(Reads.seen) > 100
+    for i, is_ohlcv, n, n_close, n_sliced, last in Reads.seen:
+        assert is_ohlcv and n == n_close == i + 1 and n_sliced == i
+        assert last == closes[i]

@@ -4,93 +4,232 @@ asset's public trades, and sends the order when it fires.
 An emulated order (`route` "emulated": its venue cannot hold the type) is in the state
 like any order and in the trace (order_created with its route). Its trades watcher
 (`triggers:SYMBOL`) fires it by the rules of `runtime.triggers`: `order_triggered` is
-applied at once (so no later trade fires it twice), then the order is sent as the market
-(or limit) order it has become, under its own id as the client order id: the exchange's
-reports of that order are the conditional order's fills.
+applied at once (so no later trade fires it twice) and the order is in flight from then
+on (a cancel from the strategy before it is sent wins: it is never sent); then the other
+legs of its OCO pair are cancelled, and only once the exchange confirms that (asked by
+client id until it does) is the order sent, as the market (or limit) order it has
+become, under its own id as the client order id: the exchange's reports of that order
+are the conditional order's fills.
+
+Each held order has a mark (`session.trigger_marks`): the exchange time of the newest
+public trade known when it was created (the exchange's clock then, if later). Trades at
+or before its mark never fire or trail it; the mark moves to each newer trade it is
+shown. Exchange trade times are only ever compared with exchange times.
+
+When the stream stalls, comes back after a loss, or the run restarts, the watcher
+fetches by REST the trades since the oldest mark (`since`, page by page). A range the
+stream missed (after `connection_lost`, after a restart, or a stall batch holding trades
+newer than the last one the stream delivered) is where the market went while nobody
+watched: an order that range reaches fires now, at the last price, and the run is told
+(`trigger_late` in the trace, `on_error("trigger_late:SYMBOL", ...)` and a "trigger"
+alert), since its fill may be far from its trigger. A stall batch before the stream
+delivered anything holds no missed range: its trades newer than the marks are applied
+one by one, as the stream's are.
 
 A restart on the trace of earlier runs re-arms the emulated orders they left open: the
 run's resume (resume.py) carries them over like any open order (the same id, trigger,
 trailing reference and group) but asks no exchange about them, and `rearm` watches
-their trades again. One that had fired was sent under its own id: the resume settles it
-on the exchange like any order.
-
-When the stream stalls or comes back after a loss, the watcher fetches the recent trades
-by REST. Their range is where the market went while nobody watched: an order that range
-reaches fires now, at the last price, and the run is told (`trigger_late` in the trace and
-`on_error("trigger_late:SYMBOL", ...)` and a "trigger" alert), since its fill may be far
-from its trigger.
+their trades again. A re-armed order's mark is its creation time, from the trace (a
+trailing stop's: the time of its last move, since its stop already follows the trades
+before it), and the first thing its watcher does is the REST catch-up over the time the
+run was stopped: a trigger reached meanwhile fires late, with the alert. One that had
+fired was sent under its own id: the resume settles it on the exchange like any order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any, Iterable, Mapping
 
 from ...core.instances import AssetInstance
-from ...core.orders import Order
+from ...core.orders import Order, OrderType
 from ...core.precision import floor_to_step
 from ..runtime import triggers
 from ..runtime.watchers import Watcher
 from . import orders
 
+LIMIT = 1000  # trades one REST page asks for (Binance's most)
+PAGES = 12  # pages one catch-up reads at most
+HOUR = 3_600_000  # Binance answers a `since` query for one hour of trades at a time
 
-async def watch(session: Any, symbol: str) -> None:
-    """Start (or keep) the public trades watcher that fires `symbol`'s emulated orders."""
+
+async def watch(session: Any, symbol: str, resync: bool = False) -> None:
+    """Start (or keep) the public trades watcher that fires `symbol`'s emulated orders;
+    `resync`: its first act is the REST catch-up (a restart: the run did not watch)."""
     name = f"triggers:{symbol}"
     w = session.watchers.get(name)
     if w is None:
         w = Watcher(session, name, session.stream("watch_trades", symbol),
-                    lambda: session.request("fetch_trades", symbol),
-                    lambda d: on_trades(session, symbol, d, late=False), symbol=symbol,
+                    lambda: fetch(session, symbol),
+                    lambda d: on_trades(session, symbol, d, rest=False), symbol=symbol,
                     stall_after=session.stall_after,
-                    process_rest=lambda d: on_trades(session, symbol, d, late=True))
+                    process_rest=lambda d: on_trades(session, symbol, d, rest=True))
+        w.resync = resync
         session.watchers[name] = w
     w.start()
 
 
-def _fresh(session: Any, symbol: str, trades: Iterable[Mapping[str, Any]]) -> list[float]:
-    """The prices of the trades newer than any seen before, oldest first."""
-    seen = session.trigger_seen.get(symbol, 0)
-    rows = sorted((int(t.get("timestamp") or 0), float(t["price"])) for t in trades or ()
-                  if t.get("price") and int(t.get("timestamp") or 0) > seen)
-    if rows:
-        session.trigger_seen[symbol] = rows[-1][0]
-    return [p for _, p in rows]
+def hold(session: Any, order: Order) -> None:
+    """Give an emulated order created now its mark (the caller holds the state lock)."""
+    marks = session.trigger_marks.setdefault(order.symbol, {})
+    marks[order.id] = max(order.date, session.trigger_seen.get(order.symbol, 0))
 
 
-async def on_trades(session: Any, symbol: str, trades: Any, late: bool) -> None:
-    """Fire what these public trades reach; `late`: a REST batch after a stall or a loss."""
+def mark(session: Any, order: Order) -> int:
+    """The exchange time of the newest public trade `order` has been shown (its creation
+    time when it has none yet)."""
+    return session.trigger_marks.get(order.symbol, {}).get(order.id, order.date)
+
+
+def _held(session: Any, symbol: str) -> list[Order]:
     ai = session.e.state.assets.get(symbol)
-    prices = _fresh(session, symbol, trades)
-    if ai is None or not prices or not triggers.held(ai):
+    return [o for o in triggers.held(ai) if o.route == "emulated"] if ai is not None else []
+
+
+async def fetch(session: Any, symbol: str) -> list[Mapping[str, Any]]:
+    """The REST side of the watcher: the public trades after the oldest mark of the
+    orders it holds (none when it holds none)."""
+    held = _held(session, symbol)
+    if not held:
+        return []
+    return await trades_since(session, symbol, min(mark(session, o) for o in held) + 1)
+
+
+async def trades_since(session: Any, symbol: str, since: int) -> list[Mapping[str, Any]]:
+    """The public trades of `symbol` from exchange time `since` to now, page by page
+    (a full page: the next starts at its newest trade; Binance answers an hour at a time:
+    the next hour then). Past `PAGES` pages the newest page is added and the run is told
+    that the range checked may miss trades between them."""
+    rows: dict[Any, Mapping[str, Any]] = {}
+    now = session.e.clock.now()
+    for _ in range(PAGES):
+        page = await session.request("fetch_trades", symbol, since, LIMIT)
+        for t in page or ():
+            rows[t.get("id") or (t.get("timestamp"), t.get("price"), t.get("amount"))] = t
+        newest = max((int(t.get("timestamp") or 0) for t in page or ()), default=since)
+        if len(page or ()) >= LIMIT:
+            since = newest if newest > since else since + 1
+        elif since + HOUR < now:
+            since = max(since + HOUR + 1, newest + 1)
+        else:
+            return list(rows.values())
+    for t in await session.request("fetch_trades", symbol, None, LIMIT) or ():
+        rows[t.get("id") or (t.get("timestamp"), t.get("price"), t.get("amount"))] = t
+    message = (f"{symbol}: more public trades since the stream was lost than {PAGES} pages "
+               f"of {LIMIT}: the triggers were checked on the first pages and the newest "
+               f"one; trades between them (after {since}) may be missing")
+    session.tell_error(f"trigger_gap:{symbol}", message)
+    session.alert("trigger", message, {"symbol": symbol})
+    return list(rows.values())
+
+
+def _rows(trades: Iterable[Mapping[str, Any]] | None) -> list[tuple[int, float]]:
+    """(exchange time, price) of each trade, oldest first."""
+    return sorted((int(t.get("timestamp") or 0), float(t["price"])) for t in trades or ()
+                  if t.get("price"))
+
+
+def _missed(session: Any, symbol: str, rows: list[tuple[int, float]]) -> bool:
+    """Whether a REST batch is a range the stream missed: after a loss or a restart
+    (a re-fetch is due), while the stream is down, or a stall batch with trades newer
+    than the newest the stream delivered."""
+    w = session.watchers.get(f"triggers:{symbol}")
+    if w is not None and (w.resync or not w.connected):
+        return True
+    streamed = session.trigger_streamed.get(symbol, 0)
+    return streamed > 0 and rows[-1][0] > streamed
+
+
+async def on_trades(session: Any, symbol: str, trades: Any, rest: bool) -> None:
+    """Fire what these public trades reach; `rest`: a REST batch (a stall, a loss, a
+    restart), fired late when it is a range the stream missed."""
+    w = session.watchers.get(f"triggers:{symbol}")
+    if not rest and w is not None and w.resync:
+        return  # back after a loss: the re-fetch right after covers these trades too
+    rows = _rows(trades)
+    if not rows:
+        return
+    late = rest and _missed(session, symbol, rows)
+    newest = rows[-1][0]
+    if not rest:
+        session.trigger_streamed[symbol] = max(session.trigger_streamed.get(symbol, 0), newest)
+    session.trigger_seen[symbol] = max(session.trigger_seen.get(symbol, 0), newest)
+    ai = session.e.state.assets.get(symbol)
+    if ai is None or not _held(session, symbol):
         return
     fired: list[tuple[Order, list[str]]] = []
     alerts: list[str] = []
     async with session.engine.mutating():
         fire = lambda a, o, p: _trigger(session, a, o, p, fired)  # noqa: E731
         if late:
-            triggers.catch_up(session.e, ai, min(prices), max(prices), prices[-1], fire,
-                              alerts.append)
+            _catch_up(session, ai, rows, fire, alerts.append)
         else:
-            for price in prices:
-                triggers.on_prices(session.e, ai, price, price, fire)
+            _each(session, ai, rows, fire)
+        _advance(session, ai, newest)
     for message in alerts:
         await session.record("trigger_late", {"symbol": symbol, "message": message}, symbol)
         session.tell_error(f"trigger_late:{symbol}", message)
         session.alert("trigger", message, {"symbol": symbol})
-    for order, pair in fired:
-        await _send_fired(session, ai, order, pair)
+    for order, pair in fired:  # each on its own: one waiting for its pair holds no other
+        session.engine.fire(_reported(session, ai, _send_fired(session, ai, order, pair)))
+
+
+async def _reported(session: Any, ai: AssetInstance, coro: Any) -> None:
+    """Run `coro`, telling the run of any error it lets through."""
+    try:
+        await coro
+    except Exception as e:
+        await session.report_error(e, where=f"triggers:{ai.symbol}", symbol=ai.symbol)
+
+
+def _each(session: Any, ai: AssetInstance, rows: list[tuple[int, float]],
+          fire: triggers.Fire) -> None:
+    """Apply the trades one by one, each to the orders it is news to."""
+    marks = {o.id: mark(session, o) for o in _held(session, ai.symbol)}
+    for ts, price in rows:
+        if any(ts > m for m in marks.values()):
+            triggers.on_prices(session.e, ai, price, price, fire,
+                               only=lambda o: ts > marks.get(o.id, ts))
+
+
+def _catch_up(session: Any, ai: AssetInstance, rows: list[tuple[int, float]],
+              fire: triggers.Fire, alert: Any) -> None:
+    """A range the stream missed: each order is checked on the range of the trades
+    after its own mark, fired at the last price, with an alert."""
+    by_mark: dict[int, set[str]] = {}
+    for o in _held(session, ai.symbol):
+        by_mark.setdefault(mark(session, o), set()).add(o.id)
+    for m, ids in sorted(by_mark.items()):
+        prices = [p for ts, p in rows if ts > m]
+        if prices:
+            triggers.catch_up(session.e, ai, min(prices), max(prices), rows[-1][1], fire,
+                              alert, only=lambda o: o.id in ids)
+
+
+def _advance(session: Any, ai: AssetInstance, newest: int) -> None:
+    """Every held order of `ai` has been shown the trades up to `newest` (the marks of
+    orders no longer held are dropped)."""
+    session.trigger_marks[ai.symbol] = {o.id: max(mark(session, o), newest)
+                                        for o in _held(session, ai.symbol)}
+
+
+def _request(ai: AssetInstance, order: Order) -> dict[str, Any]:
+    return {"type": order.type.value, "symbol": ai.symbol, "trigger": order.trigger,
+            "emulated": True}
 
 
 def _trigger(session: Any, ai: AssetInstance, order: Order, price: float,
              fired: list[tuple[Order, list[str]]]) -> None:
-    """Mark `order` fired (the caller holds the state lock); it is sent after, with the
-    ids of its OCO pair's other legs: those open now, and the group's first leg (its id
-    is the group's), which may have filled and closed already."""
+    """Mark `order` fired and in flight (the caller holds the state lock: a cancel from
+    the strategy finds it in flight from here on); it is sent after, with the ids of its
+    OCO pair's other legs: those open now, and the group's first leg (its id is the
+    group's), which may have filled and closed already."""
     session.apply_now("order_triggered", {"id": order.id, "symbol": ai.symbol,
                                           "trigger": order.trigger, "price": price,
                                           "client_id": order.id,
                                           "ts": session.e.clock.now()}, ai.symbol)
+    session.flights.start(order, _request(ai, order))
     pair = {o.id for o in ai.orders.values()
             if order.group and o.group == order.group and o is not order}
     if order.group and order.group != order.id:
@@ -100,19 +239,60 @@ def _trigger(session: Any, ai: AssetInstance, order: Order, price: float,
 
 async def _send_fired(session: Any, ai: AssetInstance, order: Order, pair: list[str]) -> None:
     """Send a fired order. The other legs of its OCO pair are cancelled first (on the
-    exchange they hold the funds); if one of them filled meanwhile (the exchange matched
-    it before the cancel arrived), the pair sells (or buys) once: the fired order goes
-    only for what that fill left (`_rest_of_pair`)."""
-    others = [oid for oid in pair if oid in ai.orders and ai.orders[oid].is_open]
-    if others:
-        await orders.cancel(session, ai, None, others, waitfor=session.waitfor, confirm=True)
+    exchange they hold the funds; this is the pair's one canceller: `settle_group` leaves
+    an emulated trigger to it), until the exchange confirms each is closed
+    (`_cancel_pair`). If one of them filled meanwhile (the exchange matched it before the
+    cancel arrived), the pair sells (or buys) once: the fired order goes only for what
+    that fill left (`_rest_of_pair`). A cancel of the fired order from the strategy that
+    came before the send wins: it is never sent."""
+    await _cancel_pair(session, ai, pair)
+    if await _withdrawn(session, ai, order):
+        return
     taken = math.fsum(t.amount for t in ai.trades if t.order_id in pair)
     if taken > 0:
         await _rest_of_pair(session, ai, order, taken)
+        session.flights.seen(order)
         return
-    request = {"type": order.type.value, "symbol": ai.symbol, "trigger": order.trigger,
-               "emulated": True}
-    await orders.submit(session, ai, order, request, 0.0, False)
+    await orders.submit(session, ai, order, _request(ai, order), 0.0, False)
+
+
+async def _cancel_pair(session: Any, ai: AssetInstance, pair: list[str]) -> None:
+    """Cancel the pair's other open legs, and settle a cancel of unknown outcome (a
+    timeout, a 5xx): ask the exchange for the leg by client id, cancel again while it
+    is open, until it is closed (cancelled or filled). Sending the fired order before
+    that could sell twice: the leg holds the funds, and may still fill. The run is told
+    once that the fired order waits."""
+    wait, told = 0.05, False
+    while True:
+        others = [ai.orders[i] for i in pair if i in ai.orders and ai.orders[i].is_open]
+        if not others or await orders.cancel(session, ai, None, [o.id for o in others],
+                                             waitfor=session.waitfor, confirm=True):
+            return
+        if not told:
+            told = True
+            session.tell_error(f"oco:{ai.symbol}", (
+                f"the cancel of {', '.join(o.id for o in others)} (the other leg of a fired "
+                "OCO order) is not confirmed: it is asked about and cancelled again, and "
+                "the fired order goes once the exchange says the other leg is closed"))
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, 1.0)
+        for o in others:
+            if o.is_open:
+                await orders.sync_order(session, ai, o)
+
+
+async def _withdrawn(session: Any, ai: AssetInstance, order: Order) -> bool:
+    """Whether the strategy cancelled the fired order before it was sent (its flight
+    says a cancel is due): then it is closed here, unsent, and its cancel is done."""
+    flight = session.flights.get(order.id)
+    if order.is_open and (flight is None or not flight.cancel):
+        return False
+    if order.is_open:
+        async with session.engine.mutating():
+            session.apply_now("order_closed", {"id": order.id, "symbol": ai.symbol,
+                                               "status": "canceled"}, ai.symbol)
+    session.flights.seen(order)
+    return True
 
 
 async def _rest_of_pair(session: Any, ai: AssetInstance, order: Order, taken: float) -> None:
@@ -148,8 +328,28 @@ async def _rest_of_pair(session: Any, ai: AssetInstance, order: Order, taken: fl
 
 async def rearm(session: Any) -> list[Order]:
     """Watch again the emulated orders the run holds at its start (carried over from the
-    earlier runs of its trace); returns them."""
+    earlier runs of its trace), each from its mark (see the module docstring), with the
+    REST catch-up first; returns them."""
     held = [o for ai in session.e.assets for o in triggers.held(ai) if o.route == "emulated"]
+    moved = await _last_moves(session, {o.id for o in held if o.type is OrderType.TRAILING_STOP})
+    for o in held:
+        session.trigger_marks.setdefault(o.symbol, {})[o.id] = max(o.date, moved.get(o.id, 0))
     for sym in {o.symbol for o in held}:
-        await watch(session, sym)
+        await watch(session, sym, resync=True)
     return held
+
+
+async def _last_moves(session: Any, ids: set[str]) -> dict[str, int]:
+    """The exchange time of the last `trigger_moved` of each trailing stop in `ids`, from
+    the run's trace (none without one)."""
+    path = getattr(session.recorder, "path", None)
+    if not ids or path is None:
+        return {}
+    from ...trace import trace_tail
+    try:
+        events = await asyncio.to_thread(trace_tail, path, 1_000_000, "trigger_moved")
+    except Exception as e:  # a trace it cannot read: the creation times, told
+        await session.report_error(e, where="rearm")
+        return {}
+    return {str(p["id"]): int(p.get("ts") or 0) for p in (ev["payload"] or {} for ev in events)
+            if str(p.get("id")) in ids}

@@ -13,7 +13,7 @@ from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, Watc
 from ...core.instances import AssetInstance
 from ...core.orders import CONDITIONAL, Order, OrderType, Trade, _Missing, missing
 from ..runtime.executor import GRACE, SessionExecutor
-from . import orders
+from . import emulation, orders
 
 _LIMIT = OrderType.LIMIT
 
@@ -70,6 +70,7 @@ class LiveExecutor(SessionExecutor):
         and watches the public trades of its asset to fire it (session.watch_triggers)."""
         session = self.session
         session.apply_now("order_created", order, ai.symbol)
+        emulation.hold(session, order)  # trades from before it never fire it
         session.engine.fire(session.watch_triggers(ai.symbol))
         return missing
 

@@ -4,7 +4,8 @@ A tick may read any candle of `ai.ohlcv`: its arrays hold the whole backtest, an
 the strategy a shorter view at every tick would slow every backtest down. So the loop is
 left alone, and after the run the backtest runs again on the candles before a cut (the
 first half of the data, at most TICK_CHECK candles of ticks: 5,000) with each tick seeing
-`ai.ohlcv` only up to its own candle (`blind`: a view made per tick, a few microseconds).
+`ai.ohlcv` only up to its own candle (`blind`: a column is cut when the tick reads it, so a
+tick that reads nothing, most of them, pays for no slice).
 A tick that reads only candles <= `self.i` decides the same in both runs, so their fills
 and equity agree before the cut, to the bit (the sim is deterministic). A tick that reads
 a later candle (`close.item(self.i + 2)`, even clamped to the data's end, or `close[-1]`)
@@ -26,8 +27,31 @@ import numpy as np
 
 from ...core.display import iso
 from ...core.errors import DataError, LookAheadError
+from ...data.ohlcv import COLUMNS, OHLCV
 
 TICK_CHECK = 5_000  # candles of ticks the second run covers, at most
+
+
+class _Cut(OHLCV):
+    """The candles of `whole` before index `end`, each column cut when it is read (a view;
+    `end` moves with every tick). An OHLCV to the tick (isinstance, len, slices, columns)."""
+
+    __slots__ = ("whole", "end")
+    __setattr__ = object.__setattr__  # only blind() sets `end`; the columns are read-only
+
+    def __init__(self, whole: OHLCV) -> None:
+        self.whole, self.end = whole, 0
+
+
+def _column(name: str) -> property:
+    def read(self: _Cut) -> np.ndarray:
+        return getattr(self.whole, name)[:self.end]
+    return property(read, doc=f"the {name} column up to the tick's candle")
+
+
+for _name in COLUMNS:
+    setattr(_Cut, _name, _column(_name))
+del _name
 
 
 def blind(s: Any) -> Any:
@@ -35,23 +59,24 @@ def blind(s: Any) -> Any:
     candles up to `self.i` only; between ticks the candles are whole again (matching and
     the results read them)."""
     tick = s.tick
-    whole: list[tuple[Any, Any]] = []
+    cuts: list[tuple[Any, OHLCV, _Cut]] = []
 
     def blind_tick(ts: int) -> None:
-        if not whole:  # the first tick: the engine caches its columns from the whole data
+        if not cuts:  # the first tick: the engine caches its columns from the whole data
             sim = s.engine.executor.engine
             for ai in s.assets:
                 sim.cols(ai)
                 sim.views(ai)
-                whole.append((ai, ai.ohlcv))
+                cuts.append((ai, ai.ohlcv, _Cut(ai.ohlcv)))
         end = s.i + 1
-        for ai, o in whole:
-            ai.ohlcv = o[:end]
+        for ai, _, cut in cuts:
+            cut.end = end
+            ai.ohlcv = cut
         try:
             tick(ts)
         finally:
-            for ai, o in whole:
-                ai.ohlcv = o
+            for ai, whole, _ in cuts:
+                ai.ohlcv = whole
 
     s.tick = blind_tick
     return s

@@ -1,0 +1,230 @@
+"""Live emulated conditional orders under faults, against the local exchange through the
+real ccxt client: stale REST batches, long outages, restarts, an unconfirmed cancel of
+the other OCO leg, a cancel between an order's trigger and its send."""
+
+from __future__ import annotations
+
+import pytest
+
+from planarpy import Side, missing
+from planarpy.core.orders import OrderType
+
+from livekit import eventually, live, never, raw_client, streaming
+from tapekit import STEP, SYM, Events, exchange_log, scripted_exchange, step_until
+
+
+@pytest.fixture
+def scripted(local_exchange_factory):
+    return lambda path: scripted_exchange(local_exchange_factory, path)
+
+
+def sells(run):
+    return [t for t in run.strategy.fills if t.side is Side.SELL]
+
+
+def sold(run):
+    """What each order sold: {order id: amount} (a market order may fill in parts)."""
+    out = {}
+    for t in sells(run):
+        out[t.order_id] = out.get(t.order_id, 0.0) + t.amount
+    return out
+
+
+def requests(trace, method):
+    return [p for p in trace.of("request_sent") if p["method"] == method]
+
+
+def oco(run, amount=900.0, stop=0.00147):
+    """Buy, then an OCO sell: the limit leg (0.0016) on the exchange, the stop leg held by
+    the engine. Returns (limit, stop)."""
+    run.call("market_order", SYM, 1000.0, side="buy")
+    assert run.call("oco_order", SYM, amount, price=0.0016, stop=stop) is missing
+    legs = {o.type: o for o in run.strategy.assets[0].orders.values()}
+    limit, stop_leg = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
+    assert stop_leg.route == "emulated"
+    return limit, stop_leg
+
+
+# ---- 1. the marks: trades from before an order never fire it ---------------------------------
+def test_a_stall_batch_of_trades_from_before_the_order_never_fires_it(scripted):
+    """The market dipped to 0.0014 before the OCO was placed, then went quiet. The stall
+    guard's REST batches hold that dip: they are older than the stop leg (its mark), so
+    they neither fire it nor raise trigger_late."""
+    lx = scripted([0.0014] + [0.0015] * 5 + [0.0015] * 30)
+    lx.step(6 * STEP)  # the dip and the recovery, before the run starts
+    trace = Events()
+    with live(lx, trace=trace, stall_after=0.3) as run:
+        limit, stop = oco(run)
+        # two REST batches of the stall guard applied (they apply in turn)
+        eventually(lambda: len(requests(trace, "fetch_trades")) >= 2)
+        eventually(lambda: len([p for p in trace.of("response_received")
+                                if p["method"] == "fetch_trades"]) >= 2)
+        assert not stop.triggered and stop.is_open and limit.is_open
+        assert not trace.of("trigger_late") and not sells(run)
+        # they asked only for the trades after the order's mark
+        assert all(p["args"][1] is not None and p["args"][1] > stop.date
+                   for p in requests(trace, "fetch_trades"))
+
+
+@pytest.mark.parametrize("pages", [None, 2])
+def test_an_outage_longer_than_a_page_is_checked_whole(scripted, monkeypatch, pages):
+    """The public stream is lost; meanwhile the market dips through the emulated stop and
+    then trades 1200 times more (over three hours: more than one REST page, and Binance
+    answers a `since` query an hour at a time). The catch-up pages through the whole
+    range since the order's mark: the dip is found, the stop fires late, with the alert.
+    With fewer pages allowed than the range needs, the first pages and the newest one
+    are checked, and the run is told the range may miss trades."""
+    from planarpy.modes.live import emulation
+    if pages is not None:
+        monkeypatch.setattr(emulation, "PAGES", pages)
+    lx = scripted([0.0015, 0.00146] + [0.0015] * 1200 + [0.0015] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        limit, stop = oco(run)
+        eventually(lambda: streaming(lx, "xrpeth@trade"))
+        lx.faults.update({"refuse_ws": True})
+        lx.faults.drop_websockets("public")
+        eventually(lambda: trace.of("connection_lost"))
+        lx.step(1202 * STEP)
+        lx.faults.update({"refuse_ws": False})
+        eventually(lambda: sells(run), timeout=20)
+        eventually(lambda: sold(run) == {stop.id: 900.0})
+        (late,) = trace.of("trigger_late")
+        assert "0.00146" in late["message"]
+        assert [a for a in trace.of("alert") if a["kind"] == "trigger"]
+        asked = [p["args"][1] for p in requests(trace, "fetch_trades")]
+        gap = [m for w, m in run.strategy.seen_errors if w == "trigger_gap:XRP/ETH"]
+        if pages is None:
+            assert len(asked) >= 4 and all(since is not None for since in asked) and not gap
+        else:
+            assert asked[-1] is None and "may be missing" in gap[0]
+        eventually(lambda: not limit.is_open)
+
+
+def test_a_restart_does_not_fire_a_trailing_stop_on_trades_it_already_followed(scripted,
+                                                                                tmp_path):
+    """A trailing stop follows a rally to 0.0016 (its stop moves to 0.0015698); the run
+    stops and the next one re-arms it. Its mark is the time of its last move: the trades
+    at 0.0015 before the rally (below the moved stop) are not news to it, so the catch-up
+    after the restart does not fire it; a later fall through the stop does."""
+    from planarpy.trace import EventTrace
+
+    lx = scripted([0.00151, 0.00155, 0.0016, 0.0016, 0.0016, 0.00158, 0.00155]
+                  + [0.00155] * 30)
+    path = tmp_path / "t"
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as first:
+            first.call("market_order", SYM, 1000.0, side="buy")
+            assert first.call("trailing_stop_order", SYM, 600.0, offset=0.0000302) is missing
+            (stop,) = first.strategy.assets[0].orders.values()
+            eventually(lambda: streaming(lx, "xrpeth@trade"))
+            for _ in range(3):
+                lx.step(STEP)
+            eventually(lambda: stop.trigger > 0.00156)
+    lx.step(2 * STEP)  # 0.0016 twice while no run watches
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace, stall_after=0.3) as second:
+            (again,) = second.strategy.assets[0].orders.values()
+            assert again.id == stop.id and not again.triggered
+            marks = second.session.trigger_marks
+            # the catch-up applied: the stop has been shown the trades up to now
+            eventually(lambda: marks.get(SYM, {}).get(stop.id, 0) >= lx.clock.now())
+            assert not again.triggered and not sells(second)
+            assert not [w for w, _ in second.strategy.seen_errors if w.startswith("trigger")]
+            step_until(lx, lambda: sells(second))  # 0.00158, then 0.00155 fires it
+            assert set(sold(second)) == {stop.id}
+            assert again.trigger == pytest.approx(0.0015698)
+
+
+def test_a_trigger_reached_while_the_run_was_stopped_fires_late_on_restart(scripted, tmp_path):
+    """An emulated stop is left open when a run stops; the market falls through it and
+    recovers before the next run starts. The re-armed stop's catch-up (from its creation
+    time, in the trace) finds the fall: it fires at once, late, with the alert."""
+    from planarpy.trace import EventTrace
+
+    lx = scripted([0.0015, 0.00146, 0.0015, 0.0015] + [0.0015] * 30)
+    path = tmp_path / "t"
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as first:
+            limit, stop = oco(first)
+    lx.step(3 * STEP)
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as second:
+            eventually(lambda: sells(second), timeout=10)
+            assert sells(second)[0].order_id == stop.id
+            (told,) = [m for w, m in second.strategy.seen_errors if w == "trigger_late:XRP/ETH"]
+            assert "from 0.00146 to 0.0015" in told
+
+
+# ---- 2. the other leg's cancel: settled before the send, and sent once -----------------------
+def test_the_pairs_other_leg_is_cancelled_once(scripted):
+    """When the emulated stop leg fires, one cancel of the limit leg reaches the exchange
+    (the emulation is the pair's one canceller), and the exchange's order log shows the
+    limit cancelled before the stop's market order exists."""
+    lx = scripted([0.0015, 0.00146] + [0.0015] * 30)
+    log = exchange_log(lx)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        limit, stop = oco(run)
+        step_until(lx, lambda: sells(run))
+        eventually(lambda: not run.strategy.assets[0].orders)
+        assert never(lambda: len(requests(trace, "cancel_order")) > 1, 0.3)
+        (cancel,) = requests(trace, "cancel_order")
+        reports = [(e["c"] if e["x"] != "CANCELED" else e["C"], e["x"]) for e in log
+                   if limit.id in (e["c"], e.get("C")) or e["c"] == stop.id]
+        assert reports.index((limit.id, "CANCELED")) < reports.index((stop.id, "NEW"))
+        assert [x for c, x in reports if c == limit.id].count("CANCELED") == 1
+
+
+@pytest.mark.parametrize("processed", [False, True])
+def test_an_unconfirmed_cancel_of_the_other_leg_holds_the_fired_order(scripted, processed):
+    """The cancel of the limit leg gets a 503 (not executed, or executed with the answer
+    lost). The fired stop is not sent while the limit may still be on the exchange: the
+    leg is asked about by client id and cancelled again until the exchange says it is
+    closed; then the stop goes, and the pair sells once."""
+    lx = scripted([0.0015, 0.00146] + [0.0015] * 30)
+    lx.faults.update({"http_status": 503, "http_path": "DELETE /api/v3/order",
+                      "http_processed": processed})
+    log = exchange_log(lx)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        limit, stop = oco(run)
+        step_until(lx, lambda: stop.triggered)
+        eventually(lambda: [p for p in trace.of("exchange_error")
+                            if p.get("method") == "cancel_order"])
+        if not processed:
+            assert never(lambda: sells(run), 1.0)  # the limit still holds the XRP
+            assert limit.is_open and limit.id in {o["clientOrderId"] for o in
+                                                  raw_client(lx).fetch_open_orders(SYM)}
+            told = [m for w, m in run.strategy.seen_errors if w == "oco:XRP/ETH"]
+            assert told and "not confirmed" in told[0]
+            lx.faults.update({"http_status": None})
+        eventually(lambda: sold(run) == {stop.id: 900.0}, timeout=10)
+        assert never(lambda: sold(run) != {stop.id: 900.0}, 0.3)
+        assert raw_client(lx).fetch_open_orders(SYM) == []
+        xs = [(e["c"] if e["x"] != "CANCELED" else e["C"], e["x"]) for e in log]
+        assert xs.index((limit.id, "CANCELED")) < xs.index((stop.id, "NEW"))
+
+
+# ---- 3. a cancel between the trigger and the send wins ---------------------------------------
+def test_a_cancel_between_the_trigger_and_the_send_wins(scripted):
+    """The stop leg fires; while the cancel of its limit leg is on its way (the exchange
+    answers it 1.5 s late), the strategy cancels the fired stop. That cancel wins: the
+    stop is never sent (the exchange never hears of its client id) and nothing is sold."""
+    lx = scripted([0.0015, 0.00146] + [0.0015] * 30)
+    lx.faults.update({"delay_ms": 1500, "delay_path": "DELETE /api/v3/order",
+                      "delay_count": 1})
+    log = exchange_log(lx)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        limit, stop = oco(run)
+        step_until(lx, lambda: stop.triggered)
+        assert not requests(trace, "create_order")[2:]  # the buy and the limit leg only
+        assert run.call("cancel_orders", SYM, ids=[stop.id]) is True
+        assert not stop.is_open
+        eventually(lambda: not limit.is_open)
+        for _ in range(3):
+            lx.step(STEP)
+        assert never(lambda: sells(run), 0.5)
+        assert stop.id not in {e["c"] for e in log}
+        assert len(requests(trace, "create_order")) == 2
