@@ -37,24 +37,68 @@ def _prices_error(ai: AssetInstance, *prices: float | None) -> str | None:
     return None
 
 
-def _submit(s: Any, ai: AssetInstance, orders: Sequence[tuple[Order, Any]]) -> OrderResult:
-    """Gate every order, then give them ids and place them in turn (the first one's id is
-    the group of the others). Nothing is placed unless all pass."""
-    if not all(admit(s, ai, order, req) for order, req in orders):
+def _submit(s: Any, ai: AssetInstance, order: Order, req: Any) -> OrderResult:
+    """Gate one order, give it an id (and a conditional one its own group unless it has
+    one) and place it."""
+    if not admit(s, ai, order, req):
+        return None
+    order.id = s.executor.new_id()
+    if order.type in CONDITIONAL:
+        order.group = order.group or order.id
+    return s.executor.place(ai, order, req)
+
+
+def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], whole: Any,
+                 keep: bool) -> OrderResult:
+    """Place the legs of an OCO pair in turn, in one group (the first leg's id): `missing`,
+    or None when a leg cannot be placed.
+
+    Both are gated before anything is placed; the second again at its turn, since the
+    first now counts (the throttle, open orders) and holds the group's funds. A fill of
+    the first leg before the second is placed cancels the second, as any fill of a leg
+    does: it is not placed. When the second leg cannot be placed, the first is cancelled
+    (`keep`: a bracket's exits keep it, as what protection could be placed), and the
+    strategy is told which leg failed and what became of the other."""
+    if not all(admit(s, ai, order, req) for order, req in pair):
         return None
     ex = s.executor
-    group = ""
-    result: OrderResult = missing
-    for n, (order, req) in enumerate(orders):
-        if n and orders[0][0].filled > 0:
-            break  # the first leg filled on placing: its pair has nothing left to guard
-        order.id = ex.new_id()
-        group = group or order.group or order.id
-        order.group = group if order.type in CONDITIONAL or len(orders) > 1 else order.group
-        result = ex.place(ai, order, req)
-        if result is None:
-            return None
-    return result if len(orders) == 1 else missing
+    (first, first_req), (second, second_req) = pair
+    first.id = ex.new_id()
+    first.group = first.id
+    if ex.place(ai, first, first_req) is None:
+        return None
+    if first.filled > 0:
+        return missing  # that fill cancels the other leg: there is nothing to place
+    second.group = first.group  # it may use what the first leg holds
+    if admit(s, ai, second, second_req):
+        second.id = ex.new_id()
+        if ex.place(ai, second, second_req) is not None:
+            return missing
+    return _unpaired(s, ai, first, second, whole, keep)
+
+
+def _leg(order: Order) -> str:
+    return "stop" if order.type in CONDITIONAL else "limit"
+
+
+def _unpaired(s: Any, ai: AssetInstance, placed: Order, failed: Order, whole: Any,
+              keep: bool) -> OrderResult:
+    """The second leg of a pair could not be placed (the refusal is reported already):
+    cancel the leg that was (unless `keep`) and say so."""
+    what = whole.payload()["type"]
+    why = f"{what}: the {_leg(failed)} leg could not be placed; the {_leg(placed)} leg " \
+          f"{placed.id} "
+    if keep:
+        s.reject(ai, why + "stays, alone", whole.payload())
+        return missing
+    if placed.is_open and not s.executor.cancel(ai, [placed], CancelOrders(
+            ai, ids=(placed.id,), confirm=True)) and placed.is_open:
+        why += "was to be cancelled, but its cancel was not confirmed: it may be open"
+    else:
+        why += "placed before it was cancelled" + (
+            f" after it filled {placed.filled:g}" if placed.filled > 0 else "")
+    s.reject(ai, why, whole.payload())
+    return None
 
 
 def stop_order(s: Any, ai: AssetInstance, req: StopOrder, mark: float | None) -> Order | str:
@@ -77,7 +121,7 @@ def place_stop(s: Any, req: StopOrder) -> OrderResult:
     if order.__class__ is str:
         s.reject(ai, order, req.payload())
         return None
-    return _submit(s, ai, [(order, req)])  # type: ignore[list-item]
+    return _submit(s, ai, order, req)  # type: ignore[arg-type]
 
 
 def place_trailing(s: Any, req: TrailingStop) -> OrderResult:
@@ -96,7 +140,7 @@ def place_trailing(s: Any, req: TrailingStop) -> OrderResult:
         order.trigger = order.price = trailing_trigger(order, mark, ai.market.price_step)
     else:
         order.activation = order.price = req.activation
-    return _submit(s, ai, [(order, req)])
+    return _submit(s, ai, order, req)
 
 
 def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any]] | str:
@@ -106,9 +150,11 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
     limit = LimitOrder(ai, req.amount, req.price, req.side, pos=req.pos,
                        reduce_only=req.reduce_only, waitfor=0.0)
     stop = StopOrder(ai, req.amount, req.stop, req.side, req.stop_limit, "stop", req.pos,
-                     req.reduce_only)
-    reason = _prices_error(ai, req.price)
-    stop_o = stop_order(s, ai, stop, s.executor.mark(ai) if check_now else None)
+                     req.reduce_only, paired=True)
+    mark = s.executor.mark(ai) if check_now else None
+    reason = _prices_error(ai, req.price) or (
+        None if mark is None else _marketable_error(req, mark))
+    stop_o = stop_order(s, ai, stop, mark)
     if reason is not None or stop_o.__class__ is str:
         return reason or stop_o  # type: ignore[return-value]
     limit_o = new_order(ai, limit, req.price, s.clock.now())
@@ -117,13 +163,25 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
     return pair if req.side is Side.SELL or req.price >= stop.price else pair[::-1]
 
 
+def _marketable_error(req: OcoOrder, mark: float) -> str | None:
+    """Why the OCO's limit leg would fill at once at the price now `mark` (a taker, not
+    the exit it is meant to be), or None: refused, as Binance refuses such an OCO."""
+    buy = req.side is Side.BUY
+    if not ((req.price >= mark) if buy else (req.price <= mark)):
+        return None
+    return (f"oco_order: the {req.side.value} limit at {req.price:g} would fill at once: the "
+            f"price {mark:g} is at or {'below' if buy else 'above'} it")
+
+
 def place_oco(s: Any, req: OcoOrder, check_now: bool = True) -> OrderResult:
-    """Two exits (a limit and a stop) of which the first to fill cancels the other."""
+    """Two exits (a limit and a stop) of which the first to fill cancels the other. Both
+    are placed or neither (see `_submit_pair`); a bracket's exits (`check_now` False)
+    keep the leg placed when the other cannot be."""
     orders = _oco_orders(s, req, check_now)
     if orders.__class__ is str:
         s.reject(req.ai, orders, req.payload())
         return None
-    return _submit(s, req.ai, orders)  # type: ignore[arg-type]
+    return _submit_pair(s, req.ai, orders, req, keep=not check_now)  # type: ignore[arg-type]
 
 
 def place_bracket(s: Any, req: BracketOrder) -> OrderResult:
@@ -141,7 +199,7 @@ def place_bracket(s: Any, req: BracketOrder) -> OrderResult:
         return None
     order = new_order(ai, entry, price, s.clock.now())
     order.legs = req.legs()
-    return _submit(s, ai, [(order, entry)])
+    return _submit(s, ai, order, entry)
 
 
 def _legs_error(req: BracketOrder, price: float) -> str | None:
@@ -170,8 +228,10 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
                                          OrderType.TAKE_PROFIT_LIMIT) else "stop"
     limit = req.limit if req.limit is not None or old.type not in (
         OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT) else old.price
+    paired = any(o.group == old.group and o.is_open and o.type not in CONDITIONAL
+                 for o in ai.orders.values())  # the stop leg of an OCO pair
     new = StopOrder(ai, old.remaining, req.trigger, old.side, limit, kind, old.pos,
-                    old.reduce_only, old.group)
+                    old.reduce_only, old.group, paired=paired)
     ex = s.executor
     if getattr(ex, "replaces", None) is not None:  # live: the venue's atomic cancel-replace
         order = stop_order(s, ai, new, ex.mark(ai))
@@ -251,9 +311,9 @@ def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
         if order.__class__ is str:
             s.reject(ai, order, req.payload())  # type: ignore[arg-type]
             return None
-        return _submit(s, ai, [(order, req)])  # type: ignore[list-item]
+        return _submit(s, ai, order, req)  # type: ignore[arg-type]
     limit = LimitOrder(ai, amount, tp, side, pos=entry.pos, reduce_only=ro, waitfor=0.0)
-    return _submit(s, ai, [(new_order(ai, limit, tp, s.clock.now()), limit)])
+    return _submit(s, ai, new_order(ai, limit, tp, s.clock.now()), limit)
 
 
 _SETTLES = frozenset({"trade_created", "trade_emulated", "order_triggered"})
