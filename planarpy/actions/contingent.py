@@ -85,7 +85,7 @@ def _unpaired(s: Any, ai: AssetInstance, placed: Order, failed: Order, whole: An
               keep: bool) -> OrderResult:
     """The second leg of a pair could not be placed (the refusal is reported already):
     cancel the leg that was (unless `keep`) and say so."""
-    what = whole.payload()["type"]
+    what = "bracket_order: its exits" if keep else "oco_order"
     why = f"{what}: the {_leg(failed)} leg could not be placed; the {_leg(placed)} leg " \
           f"{placed.id} "
     if keep:

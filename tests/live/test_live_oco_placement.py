@@ -92,7 +92,7 @@ def test_an_oco_whose_second_leg_the_throttle_refuses_leaves_no_leg(scripted, si
         assert [e.rule for e in run.strategy.risk_events] == ["max_orders_per_minute"]
         first = "limit" if side == "sell" else "stop"
         assert run.strategy.errors[-1].startswith(
-            f"oco: the {'stop' if first == 'limit' else 'limit'} leg could not be placed; "
+            f"oco_order: the {'stop' if first == 'limit' else 'limit'} leg could not be placed; "
             f"the {first} leg ")
         assert run.strategy.errors[-1].endswith("placed before it was cancelled")
 
@@ -108,7 +108,7 @@ def test_a_buy_oco_whose_limit_the_exchange_refuses_cancels_its_held_stop(script
         assert run.call("oco_order", SYM, 500.0, side="buy", price=0.00145,
                         stop=0.00155) is None
         assert not ai.orders and ai.committed == 0 and on_exchange(lx) == {}
-        assert run.strategy.errors[-1].startswith("oco: the limit leg could not be placed; "
+        assert run.strategy.errors[-1].startswith("oco_order: the limit leg could not be placed; "
                                                   "the stop leg ")
         for _ in range(2):
             lx.step(STEP)  # through the stop's trigger: nothing fires
