@@ -113,3 +113,18 @@ def test_a_buy_oco_whose_limit_the_exchange_refuses_cancels_its_held_stop(script
         for _ in range(2):
             lx.step(STEP)  # through the stop's trigger: nothing fires
         assert never(lambda: run.strategy.fills, 0.5)
+
+
+def test_amending_an_oco_stop_leg_keeps_it_in_the_engine(scripted):
+    """The replacement of an OCO's stop leg is a stop leg too: held by the engine, in the
+    pair's group; the exchange still holds the limit leg only."""
+    lx = scripted([0.0015] * 30)
+    with live(lx) as run:
+        assert run.call("market_order", SYM, 600.0, side="buy")
+        assert run.call("oco_order", SYM, 500.0, price=0.00155, stop=0.00145) is missing
+        limit, stop = legs(run)
+        assert run.call("amend_stop", SYM, stop.id, 0.00147) is missing
+        limit_now, moved = legs(run)
+        assert limit_now is limit and moved is not stop and moved.trigger == 0.00147
+        assert moved.route == "emulated" and moved.group == limit.group
+        assert list(on_exchange(lx)) == [limit.id] and run.strategy.errors == []
