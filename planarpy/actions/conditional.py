@@ -130,8 +130,9 @@ class OcoOrder:
 class BracketOrder:
     """An entry (a market order, or a limit at `price`) with a stop-loss at `stop_loss`
     (a limit at `stop_limit` once triggered, else a market order) and a take-profit limit
-    at `take_profit`. The exits are an OCO pair on the other side, placed when the entry
-    is done (filled, or cancelled after a partial fill) for what it filled."""
+    at `take_profit`. The exits are an OCO pair on the other side for what the entry
+    filled: one for each part that reaches the market's minimum while it rests, one for
+    the rest once it is done (filled, or cancelled after a partial fill)."""
 
     ai: AssetInstance
     amount: float

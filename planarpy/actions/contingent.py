@@ -5,9 +5,10 @@
 A stop, take-profit or trailing stop is one Order of a conditional type that the mode's
 executor rests (sim and paper trigger it from candles and trades, live natively or by
 emulation). An OCO pair is two orders of one group that share one commitment; the first
-fill (or trigger) of one cancels the other (`settle_group`). A bracket is an entry that
-keeps its exits (`Order.legs`) until it is done, then places them as an OCO pair for
-what it filled (`release_legs`). Amending a stop places the replacement in the old
+fill (or trigger) of one cancels the other (`settle_group`); both legs are placed or
+neither (`_submit_pair`). A bracket is an entry that keeps its exits (`Order.legs`) and
+places them as an OCO pair for each part it fills that reaches the market's minimum,
+and for the rest once it is done (`release_legs`). Amending a stop places the replacement in the old
 stop's group first and cancels the old one after, so a position is never without one.
 """
 
@@ -185,7 +186,7 @@ def place_oco(s: Any, req: OcoOrder, check_now: bool = True) -> OrderResult:
 
 
 def place_bracket(s: Any, req: BracketOrder) -> OrderResult:
-    """An entry whose exits are placed once it is done (see `release_legs`)."""
+    """An entry whose exits are placed as it fills (see `release_legs`)."""
     ai, ex = req.ai, s.executor
     entry: MarketOrder | LimitOrder = (
         MarketOrder(ai, req.amount, req.side, req.pos) if req.price is None else
@@ -290,17 +291,42 @@ def settle_group(s: Any, ai: AssetInstance, order: Order) -> None:
 
 
 def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
-    """A bracket entry is done: place its exits, an OCO pair (or the one exit it has) on
-    the other side, for what the entry filled (on spot, what it left to sell)."""
-    legs, entry.legs = entry.legs, None
-    if not legs or entry.filled <= 0:
+    """Place a bracket entry's exits, an OCO pair (or the one exit it has) on the other
+    side, for what it filled that no exit covers yet (on spot, what it left to sell):
+    while it rests, each time that reaches the market's minimum, so that a partly filled
+    entry is protected as it fills; once it is done, for the rest."""
+    legs = entry.legs
+    if not legs:
         return None
-    amount = entry.filled
+    done = not entry.is_open
+    if done:
+        entry.legs = None
+    amount = _uncovered(ai, entry, legs)
+    if amount <= 0 or not done and ai.market.check_order(amount, _lowest(legs)) is not None:
+        return None
+    legs["covered"] = legs.get("covered", 0.0) + amount
+    return _place_exits(s, ai, entry, legs, amount)
+
+
+def _uncovered(ai: AssetInstance, entry: Order, legs: Mapping[str, Any]) -> float:
+    """What the entry filled that no exit covers yet; on a spot buy, no more than it left
+    to sell (the fee may be taken in the base), on the amount step."""
+    amount = entry.filled - legs.get("covered", 0.0)
     m = ai.market
     if not m.is_derivative and entry.side is Side.BUY:
-        amount = floor_to_step(min(amount, ai.free_balance), m.amount_step)
+        amount = min(amount, ai.free_balance)
+    return floor_to_step(amount, m.amount_step) if amount > 0 else 0.0
+
+
+def _lowest(legs: Mapping[str, Any]) -> float:
+    return min(p for p in (legs.get("stop_loss"), legs.get("take_profit"),
+                           legs.get("stop_limit")) if p is not None)
+
+
+def _place_exits(s: Any, ai: AssetInstance, entry: Order, legs: Mapping[str, Any],
+                 amount: float) -> OrderResult:
     side = Side.SELL if entry.side is Side.BUY else Side.BUY
-    ro = m.is_derivative
+    ro = ai.market.is_derivative
     sl, tp, sl_limit = legs.get("stop_loss"), legs.get("take_profit"), legs.get("stop_limit")
     if sl is not None and tp is not None:
         return place_oco(s, OcoOrder(ai, amount, tp, sl, side, sl_limit, entry.pos, ro),
@@ -323,8 +349,8 @@ _CLOSES = frozenset({"order_closed", "order_cancelled_local"})
 def follow(e: Any, kind: str, order: Order) -> None:
     """What an applied event on an order of an OCO group or on a bracket entry sets off,
     in every mode (`Engine.emit` calls it): a fill or a trigger cancels the rest of the
-    group; a bracket entry that is done (filled, or closed after a partial fill) places
-    its exits. It runs through `executor.soon`: at once where the caller may act (sim,
+    group; a bracket entry's fill places exits for what it filled (see `release_legs`),
+    as does its close after a partial fill. It runs through `executor.soon`: at once where the caller may act (sim,
     a strategy's call), else right after the engine's loop is free (a stream's fill);
     an executor whose cancels only change local state (`cancels_at_once`: sim, paper)
     settles the group at once, so that no later price fires the other leg first."""
@@ -334,7 +360,7 @@ def follow(e: Any, kind: str, order: Order) -> None:
             settle_group(e, ai, order)  # no other trade may fire a leg meanwhile
         elif order.group:
             e.executor.soon(lambda: settle_group(e, ai, order))
-        if order.legs and not order.is_open:
+        if order.legs:  # done: the exits for the rest; resting: for a part big enough
             e.executor.soon(lambda: release_legs(e, ai, order))
     elif kind in _CLOSES and order.legs and order.filled > 0:
         e.executor.soon(lambda: release_legs(e, ai, order))

@@ -128,3 +128,30 @@ def test_amending_an_oco_stop_leg_keeps_it_in_the_engine(scripted):
         assert limit_now is limit and moved is not stop and moved.trigger == 0.00147
         assert moved.route == "emulated" and moved.group == limit.group
         assert list(on_exchange(lx)) == [limit.id] and run.strategy.errors == []
+
+
+def test_a_bracket_entry_resting_partly_filled_gets_exits_for_each_part(scripted):
+    """A limit entry of 1000 at 0.00149 on the exchange takes 400 from each trade at that
+    price: each part gets its exits (the target on the exchange, the stop in the engine)
+    while the entry still rests."""
+    lx = scripted([0.0015, 0.00149, 0.0015, 0.00149] + [0.0015] * 30)
+    with live(lx) as run:
+        ai = run.strategy.assets[0]
+        assert run.call("bracket_order", SYM, 1000.0, price=0.00149, stop_loss=0.0014,
+                        take_profit=0.0016) is missing
+        (entry,) = ai.orders.values()
+
+        def exits():
+            return sorted((o.type.value, o.amount, o.route) for o in ai.orders.values()
+                          if o is not entry)
+
+        lx.step(2 * STEP)
+        eventually(lambda: len(exits()) == 2)
+        assert entry.is_open and entry.filled == 400
+        (limit, stop) = exits()
+        assert 399 <= limit[1] == stop[1] <= 400  # what the fee left of the part
+        assert (limit[0], limit[2], stop[0], stop[2]) == ("limit", "", "stop_market", "emulated")
+        lx.step(2 * STEP)
+        eventually(lambda: len(exits()) == 4)
+        assert entry.is_open and entry.filled == 800 and run.strategy.errors == []
+        assert len(on_exchange(lx)) == 3  # the entry and the two targets

@@ -9,8 +9,10 @@ import pytest
 from planarpy import Strategy, missing
 from planarpy.core.orders import OrderType
 from planarpy.core.risk import RiskRules
+from planarpy.modes.paper import start_paper
 
-from tapekit import SYM, scripted_exchange
+from livekit import eventually
+from tapekit import STEP, SYM, scripted_exchange
 
 
 @pytest.fixture
@@ -38,20 +40,25 @@ class Told(Strategy):
 
 
 @pytest.fixture
-def paper(scripted):
+def paper_runs():
     runs = []
+    yield runs
+    for run in runs:
+        if run.running:
+            run.stop()
+
+
+@pytest.fixture
+def paper(scripted, paper_runs):
+    runs = paper_runs
 
     def start(risk=None):
-        from planarpy.modes.paper import start_paper
         lx = scripted([0.0015] * 30)
         run = start_paper(Told, exchange_url=lx.url, clock=lx.clock, settings={},
                           stall_after=2.0, cash=5.0, risk=risk, trace=None)
         runs.append(run)
         return run
-    yield start
-    for run in runs:
-        if run.running:
-            run.stop()
+    return start
 
 
 def test_paper_oco_whose_limit_the_price_now_fills_is_refused(paper):
@@ -85,3 +92,30 @@ def test_paper_oco_within_the_throttle_places_both_legs(paper):
     types = sorted(o.type.value for o in run.strategy.assets[0].orders.values())
     assert types == [OrderType.LIMIT.value, OrderType.STOP_MARKET.value]
     assert run.strategy.errors == []
+
+
+def test_paper_bracket_entry_resting_partly_filled_gets_exits_for_each_part(scripted,
+                                                                          paper_runs):
+    """A limit entry of 1000 at 0.00149 takes 400 from each trade at that price: each
+    part gets its own exits (an OCO pair on what it left to sell) while the entry rests."""
+    lx = scripted([0.0015, 0.00149, 0.0015, 0.00149] + [0.0015] * 30)
+    run = start_paper(Told, exchange_url=lx.url, clock=lx.clock, settings={}, stall_after=2.0,
+                      cash=5.0, trace=None)
+    paper_runs.append(run)
+    ai = run.strategy.assets[0]
+    assert run.call("bracket_order", SYM, 1000.0, price=0.00149, stop_loss=0.0014,
+                    take_profit=0.0016) is missing
+    (entry,) = ai.orders.values()
+
+    def exits():
+        return sorted((o.type.value, o.amount) for o in ai.orders.values() if o is not entry)
+
+    lx.step(2 * STEP)
+    eventually(lambda: len(exits()) == 2)
+    assert entry.is_open and entry.filled == 400
+    first = exits()
+    assert first == [("limit", first[0][1]), ("stop_market", first[0][1])]
+    assert 399 <= first[0][1] <= 400  # what the fee left of the part
+    lx.step(2 * STEP)
+    eventually(lambda: len(exits()) == 4)
+    assert entry.is_open and entry.filled == 800 and run.strategy.errors == []

@@ -101,3 +101,32 @@ def test_a_bracket_exit_that_cannot_be_placed_leaves_the_other_and_says_so():
     assert told.startswith("bracket_order: its exits: the stop leg could not be placed; "
                            "the limit leg ") and told.endswith("stays, alone")
     assert s.asset(SYM).committed == 1.0
+
+
+def test_a_bracket_entry_resting_partly_filled_is_protected_part_by_part():
+    """A limit entry of 2 at 96.5 fills 0.15 a candle (1% of volume 15): each part gets
+    its own exits (an OCO pair for 0.15) as it fills, before the entry is done; the stop
+    fires for each part."""
+    thin = (97.0, 98.0, 96.0, 97.0, 15.0)
+    rows = [FLAT[0], thin, thin, (97.0, 98.0, 90.0, 91.0, 1e6), FLAT[0]]
+    seen = {}
+
+    def look(i):
+        def at(s):
+            seen[i] = open_orders(s)
+        return at
+
+    script = {0: lambda s: call(s, "bracket_order", SYM, 2.0, price=96.5, stop_loss=92.0,
+                                take_profit=110.0),
+              1: look(1), 2: look(2)}
+    r = run(script, rows, config=SimConfig(slippage=0.0, volume_cap=True))
+    s = r.strategy
+    assert seen[1] == [("limit", "buy", 2.0), ("limit", "sell", 0.15),
+                       ("stop_market", "sell", 0.15)]
+    assert seen[2] == [("limit", "buy", 2.0), ("limit", "sell", 0.15), ("limit", "sell", 0.15),
+                       ("stop_market", "sell", 0.15), ("stop_market", "sell", 0.15)]
+    sold = [t for t in s.trades if t.side.value == "sell"]
+    assert [(t.price, t.amount) for t in sold] == [(92.0, 0.15), (92.0, 0.15)]
+    # the rest (1.7, filled in candle 3, below both parts' stops) has its own pair
+    assert open_orders(s) == [("limit", "sell", 1.7), ("stop_market", "sell", 1.7)]
+    assert s.errors == []
