@@ -8,8 +8,9 @@ emulation). An OCO pair is two orders of one group that share one commitment; th
 fill (or trigger) of one cancels the other (`settle_group`); both legs are placed or
 neither (`_submit_pair`). A bracket is an entry that keeps its exits (`Order.legs`) and
 places them as an OCO pair for each part it fills that reaches the market's minimum,
-and for the rest once it is done (`release_legs`). Amending a stop places the replacement in the old
-stop's group first and cancels the old one after, so a position is never without one.
+and for the rest once it is done (`release_legs`). Amending a stop places the
+replacement in the old stop's group first and cancels the old one after, so a position
+is never without one.
 """
 
 from __future__ import annotations
@@ -349,8 +350,8 @@ _CLOSES = frozenset({"order_closed", "order_cancelled_local"})
 def follow(e: Any, kind: str, order: Order) -> None:
     """What an applied event on an order of an OCO group or on a bracket entry sets off,
     in every mode (`Engine.emit` calls it): a fill or a trigger cancels the rest of the
-    group; a bracket entry's fill places exits for what it filled (see `release_legs`),
-    as does its close after a partial fill. It runs through `executor.soon`: at once where the caller may act (sim,
+    group; a bracket entry's fills (and its close) place exits for what it filled. It
+    runs through `executor.soon`: at once where the caller may act (sim,
     a strategy's call), else right after the engine's loop is free (a stream's fill);
     an executor whose cancels only change local state (`cancels_at_once`: sim, paper)
     settles the group at once, so that no later price fires the other leg first."""

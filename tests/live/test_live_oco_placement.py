@@ -27,7 +27,8 @@ def on_exchange(lx):
 def legs(run):
     """(limit, stop) of the one OCO pair open."""
     by_type = {o.type: o for o in run.strategy.assets[0].orders.values()}
-    return by_type[OrderType.LIMIT], next(o for t, o in by_type.items() if t is not OrderType.LIMIT)
+    stop = next(o for t, o in by_type.items() if t is not OrderType.LIMIT)
+    return by_type[OrderType.LIMIT], stop
 
 
 @pytest.mark.parametrize("side,args", [

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from planarpy import Strategy, missing
+from planarpy import missing
 from planarpy.core.orders import OrderType
 from planarpy.core.risk import RiskRules
 from planarpy.modes.paper import start_paper
 
-from livekit import eventually
+from livekit import Watched, eventually  # Watched keeps its errors and risk events
 from tapekit import STEP, SYM, scripted_exchange
 
 
@@ -20,45 +20,21 @@ def scripted(local_exchange_factory):
     return lambda path: scripted_exchange(local_exchange_factory, path)
 
 
-class Told(Strategy):
-    """A spot strategy whose tick does nothing; it keeps what it is told."""
-
-    exchange = "binance"
-    quote = "ETH"
-    timeframe = "1m"
-    universe = (SYM,)
-    initial_cash = 5.0
-
-    def reset(self):
-        self.errors, self.risk_events = [], []
-
-    def on_order_error(self, ai, reason, request):
-        self.errors.append(reason)
-
-    def on_risk(self, event):
-        self.risk_events.append(event)
-
-
 @pytest.fixture
-def paper_runs():
+def paper(scripted):
+    """start(risk, lx): a paper run against `lx` (by default, one replaying 0.0015)."""
     runs = []
-    yield runs
-    for run in runs:
-        if run.running:
-            run.stop()
 
-
-@pytest.fixture
-def paper(scripted, paper_runs):
-    runs = paper_runs
-
-    def start(risk=None):
-        lx = scripted([0.0015] * 30)
-        run = start_paper(Told, exchange_url=lx.url, clock=lx.clock, settings={},
+    def start(risk=None, lx=None):
+        lx = lx or scripted([0.0015] * 30)
+        run = start_paper(Watched, exchange_url=lx.url, clock=lx.clock, settings={},
                           stall_after=2.0, cash=5.0, risk=risk, trace=None)
         runs.append(run)
         return run
-    return start
+    yield start
+    for run in runs:
+        if run.running:
+            run.stop()
 
 
 def test_paper_oco_whose_limit_the_price_now_fills_is_refused(paper):
@@ -94,14 +70,11 @@ def test_paper_oco_within_the_throttle_places_both_legs(paper):
     assert run.strategy.errors == []
 
 
-def test_paper_bracket_entry_resting_partly_filled_gets_exits_for_each_part(scripted,
-                                                                          paper_runs):
+def test_paper_bracket_entry_resting_partly_filled_gets_exits_for_each_part(scripted, paper):
     """A limit entry of 1000 at 0.00149 takes 400 from each trade at that price: each
     part gets its own exits (an OCO pair on what it left to sell) while the entry rests."""
     lx = scripted([0.0015, 0.00149, 0.0015, 0.00149] + [0.0015] * 30)
-    run = start_paper(Told, exchange_url=lx.url, clock=lx.clock, settings={}, stall_after=2.0,
-                      cash=5.0, trace=None)
-    paper_runs.append(run)
+    run = paper(lx=lx)
     ai = run.strategy.assets[0]
     assert run.call("bracket_order", SYM, 1000.0, price=0.00149, stop_loss=0.0014,
                     take_profit=0.0016) is missing
