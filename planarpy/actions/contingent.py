@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ..core.instances import AssetInstance
-from ..core.orders import (CONDITIONAL, Order, OrderType, PositionSide, Side, Trade, _Missing,
-                           missing)
+from ..core.orders import (CONDITIONAL, Order, OrderType, PositionSide, Side, TimeInForce,
+                           Trade, _Missing, missing)
 from ..core.precision import floor_to_step
 from ..core.triggers import immediate_error, trailing_trigger
 from . import Action, Handler
@@ -294,8 +294,8 @@ def settle_group(s: Any, ai: AssetInstance, order: Order) -> None:
 def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
     """Place a bracket entry's exits, an OCO pair (or the one exit it has) on the other
     side, for what it filled that no exit covers yet (on spot, what it left to sell):
-    while it rests, each time that reaches the market's minimum, so that a partly filled
-    entry is protected as it fills; once it is done, for the rest."""
+    while a limit entry rests, each time that reaches the market's minimum, so that a
+    partly filled entry is protected as it fills; once it is done, for the rest."""
     legs = entry.legs
     if not legs:
         return None
@@ -303,7 +303,8 @@ def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
     if done:
         entry.legs = None
     amount = _uncovered(ai, entry, legs)
-    if amount <= 0 or not done and ai.market.check_order(amount, _lowest(legs)) is not None:
+    if amount <= 0 or not done and (not _rests(entry) or
+                                    ai.market.check_order(amount, _lowest(legs)) is not None):
         return None
     legs["covered"] = legs.get("covered", 0.0) + amount
     return _place_exits(s, ai, entry, legs, amount)
@@ -317,6 +318,13 @@ def _uncovered(ai: AssetInstance, entry: Order, legs: Mapping[str, Any]) -> floa
     if not m.is_derivative and entry.side is Side.BUY:
         amount = min(amount, ai.free_balance)
     return floor_to_step(amount, m.amount_step) if amount > 0 else 0.0
+
+
+def _rests(entry: Order) -> bool:
+    """Whether the entry may rest partly filled (a GTC or post-only limit); a market,
+    IOC or FOK entry is done at once: its exits wait for that, as one pair."""
+    return entry.type is OrderType.LIMIT and entry.tif not in (TimeInForce.IOC,
+                                                               TimeInForce.FOK)
 
 
 def _lowest(legs: Mapping[str, Any]) -> float:
