@@ -32,7 +32,10 @@ class StopOrder:
 
     A sell stop fires when the price falls to its trigger, a buy stop when it rises to
     it; a take-profit the other way round. `group` (set by the flows, never by the
-    strategy) puts it in an OCO group, or makes it the replacement of a stop.
+    strategy) puts it in an OCO group, or makes it the replacement of a stop. `paired`
+    (set by the flows) makes it the stop leg of an OCO pair with a limit order: live
+    holds such a stop itself, whichever leg goes first (on the exchange both legs would
+    hold what the pair holds once).
     """
 
     ai: AssetInstance
@@ -45,6 +48,7 @@ class StopOrder:
     reduce_only: bool = False
     group: str = ""
     waitfor: float | None = None
+    paired: bool = False
 
     tif = TimeInForce.GTC
     date = None
@@ -87,6 +91,7 @@ class TrailingStop:
     synced = True
     limit = None
     group = ""
+    paired = False
 
     @property
     def trail(self) -> float:
@@ -125,8 +130,9 @@ class OcoOrder:
 class BracketOrder:
     """An entry (a market order, or a limit at `price`) with a stop-loss at `stop_loss`
     (a limit at `stop_limit` once triggered, else a market order) and a take-profit limit
-    at `take_profit`. The exits are an OCO pair on the other side, placed when the entry
-    is done (filled, or cancelled after a partial fill) for what it filled."""
+    at `take_profit`. The exits are an OCO pair on the other side for what the entry
+    filled: one for each part that reaches the market's minimum while it rests, one for
+    the rest once it is done (filled, or cancelled after a partial fill)."""
 
     ai: AssetInstance
     amount: float

@@ -5,10 +5,12 @@
 A stop, take-profit or trailing stop is one Order of a conditional type that the mode's
 executor rests (sim and paper trigger it from candles and trades, live natively or by
 emulation). An OCO pair is two orders of one group that share one commitment; the first
-fill (or trigger) of one cancels the other (`settle_group`). A bracket is an entry that
-keeps its exits (`Order.legs`) until it is done, then places them as an OCO pair for
-what it filled (`release_legs`). Amending a stop places the replacement in the old
-stop's group first and cancels the old one after, so a position is never without one.
+fill (or trigger) of one cancels the other (`settle_group`); both legs are placed or
+neither (`_submit_pair`). A bracket is an entry that keeps its exits (`Order.legs`) and
+places them as an OCO pair for each part it fills that reaches the market's minimum,
+and for the rest once it is done (`release_legs`). Amending a stop places the
+replacement in the old stop's group first and cancels the old one after, so a position
+is never without one.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ..core.instances import AssetInstance
-from ..core.orders import (CONDITIONAL, Order, OrderType, PositionSide, Side, Trade, _Missing,
-                           missing)
+from ..core.orders import (CONDITIONAL, Order, OrderType, PositionSide, Side, TimeInForce,
+                           Trade, _Missing, missing)
 from ..core.precision import floor_to_step
 from ..core.triggers import immediate_error, trailing_trigger
 from . import Action, Handler
@@ -37,24 +39,68 @@ def _prices_error(ai: AssetInstance, *prices: float | None) -> str | None:
     return None
 
 
-def _submit(s: Any, ai: AssetInstance, orders: Sequence[tuple[Order, Any]]) -> OrderResult:
-    """Gate every order, then give them ids and place them in turn (the first one's id is
-    the group of the others). Nothing is placed unless all pass."""
-    if not all(admit(s, ai, order, req) for order, req in orders):
+def _submit(s: Any, ai: AssetInstance, order: Order, req: Any) -> OrderResult:
+    """Gate one order, give it an id (and a conditional one its own group unless it has
+    one) and place it."""
+    if not admit(s, ai, order, req):
+        return None
+    order.id = s.executor.new_id()
+    if order.type in CONDITIONAL:
+        order.group = order.group or order.id
+    return s.executor.place(ai, order, req)
+
+
+def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], whole: Any,
+                 keep: bool) -> OrderResult:
+    """Place the legs of an OCO pair in turn, in one group (the first leg's id): `missing`,
+    or None when a leg cannot be placed.
+
+    Both are gated before anything is placed; the second again at its turn, since the
+    first now counts (the throttle, open orders) and holds the group's funds. A fill of
+    the first leg before the second is placed cancels the second, as any fill of a leg
+    does: it is not placed. When the second leg cannot be placed, the first is cancelled
+    (`keep`: a bracket's exits keep it, as what protection could be placed), and the
+    strategy is told which leg failed and what became of the other."""
+    if not all(admit(s, ai, order, req) for order, req in pair):
         return None
     ex = s.executor
-    group = ""
-    result: OrderResult = missing
-    for n, (order, req) in enumerate(orders):
-        if n and orders[0][0].filled > 0:
-            break  # the first leg filled on placing: its pair has nothing left to guard
-        order.id = ex.new_id()
-        group = group or order.group or order.id
-        order.group = group if order.type in CONDITIONAL or len(orders) > 1 else order.group
-        result = ex.place(ai, order, req)
-        if result is None:
-            return None
-    return result if len(orders) == 1 else missing
+    (first, first_req), (second, second_req) = pair
+    first.id = ex.new_id()
+    first.group = first.id
+    if ex.place(ai, first, first_req) is None:
+        return None
+    if first.filled > 0:
+        return missing  # that fill cancels the other leg: there is nothing to place
+    second.group = first.group  # it may use what the first leg holds
+    if admit(s, ai, second, second_req):
+        second.id = ex.new_id()
+        if ex.place(ai, second, second_req) is not None:
+            return missing
+    return _unpaired(s, ai, first, second, whole, keep)
+
+
+def _leg(order: Order) -> str:
+    return "stop" if order.type in CONDITIONAL else "limit"
+
+
+def _unpaired(s: Any, ai: AssetInstance, placed: Order, failed: Order, whole: Any,
+              keep: bool) -> OrderResult:
+    """The second leg of a pair could not be placed (the refusal is reported already):
+    cancel the leg that was (unless `keep`) and say so."""
+    what = "bracket_order: its exits" if keep else "oco_order"
+    why = f"{what}: the {_leg(failed)} leg could not be placed; the {_leg(placed)} leg " \
+          f"{placed.id} "
+    if keep:
+        s.reject(ai, why + "stays, alone", whole.payload())
+        return missing
+    if placed.is_open and not s.executor.cancel(ai, [placed], CancelOrders(
+            ai, ids=(placed.id,), confirm=True)) and placed.is_open:
+        why += "was to be cancelled, but its cancel was not confirmed: it may be open"
+    else:
+        why += "placed before it was cancelled" + (
+            f" after it filled {placed.filled:g}" if placed.filled > 0 else "")
+    s.reject(ai, why, whole.payload())
+    return None
 
 
 def stop_order(s: Any, ai: AssetInstance, req: StopOrder, mark: float | None) -> Order | str:
@@ -77,7 +123,7 @@ def place_stop(s: Any, req: StopOrder) -> OrderResult:
     if order.__class__ is str:
         s.reject(ai, order, req.payload())
         return None
-    return _submit(s, ai, [(order, req)])  # type: ignore[list-item]
+    return _submit(s, ai, order, req)  # type: ignore[arg-type]
 
 
 def place_trailing(s: Any, req: TrailingStop) -> OrderResult:
@@ -96,7 +142,7 @@ def place_trailing(s: Any, req: TrailingStop) -> OrderResult:
         order.trigger = order.price = trailing_trigger(order, mark, ai.market.price_step)
     else:
         order.activation = order.price = req.activation
-    return _submit(s, ai, [(order, req)])
+    return _submit(s, ai, order, req)
 
 
 def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any]] | str:
@@ -106,9 +152,11 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
     limit = LimitOrder(ai, req.amount, req.price, req.side, pos=req.pos,
                        reduce_only=req.reduce_only, waitfor=0.0)
     stop = StopOrder(ai, req.amount, req.stop, req.side, req.stop_limit, "stop", req.pos,
-                     req.reduce_only)
-    reason = _prices_error(ai, req.price)
-    stop_o = stop_order(s, ai, stop, s.executor.mark(ai) if check_now else None)
+                     req.reduce_only, paired=True)
+    mark = s.executor.mark(ai) if check_now else None
+    reason = _prices_error(ai, req.price) or (
+        None if mark is None else _marketable_error(req, mark))
+    stop_o = stop_order(s, ai, stop, mark)
     if reason is not None or stop_o.__class__ is str:
         return reason or stop_o  # type: ignore[return-value]
     limit_o = new_order(ai, limit, req.price, s.clock.now())
@@ -117,17 +165,29 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
     return pair if req.side is Side.SELL or req.price >= stop.price else pair[::-1]
 
 
+def _marketable_error(req: OcoOrder, mark: float) -> str | None:
+    """Why the OCO's limit leg would fill at once at the price now `mark` (a taker, not
+    the exit it is meant to be), or None: refused, as Binance refuses such an OCO."""
+    buy = req.side is Side.BUY
+    if not ((req.price >= mark) if buy else (req.price <= mark)):
+        return None
+    return (f"oco_order: the {req.side.value} limit at {req.price:g} would fill at once: the "
+            f"price {mark:g} is at or {'below' if buy else 'above'} it")
+
+
 def place_oco(s: Any, req: OcoOrder, check_now: bool = True) -> OrderResult:
-    """Two exits (a limit and a stop) of which the first to fill cancels the other."""
+    """Two exits (a limit and a stop) of which the first to fill cancels the other. Both
+    are placed or neither (see `_submit_pair`); a bracket's exits (`check_now` False)
+    keep the leg placed when the other cannot be."""
     orders = _oco_orders(s, req, check_now)
     if orders.__class__ is str:
         s.reject(req.ai, orders, req.payload())
         return None
-    return _submit(s, req.ai, orders)  # type: ignore[arg-type]
+    return _submit_pair(s, req.ai, orders, req, keep=not check_now)  # type: ignore[arg-type]
 
 
 def place_bracket(s: Any, req: BracketOrder) -> OrderResult:
-    """An entry whose exits are placed once it is done (see `release_legs`)."""
+    """An entry whose exits are placed as it fills (see `release_legs`)."""
     ai, ex = req.ai, s.executor
     entry: MarketOrder | LimitOrder = (
         MarketOrder(ai, req.amount, req.side, req.pos) if req.price is None else
@@ -141,7 +201,7 @@ def place_bracket(s: Any, req: BracketOrder) -> OrderResult:
         return None
     order = new_order(ai, entry, price, s.clock.now())
     order.legs = req.legs()
-    return _submit(s, ai, [(order, entry)])
+    return _submit(s, ai, order, entry)
 
 
 def _legs_error(req: BracketOrder, price: float) -> str | None:
@@ -170,8 +230,10 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
                                          OrderType.TAKE_PROFIT_LIMIT) else "stop"
     limit = req.limit if req.limit is not None or old.type not in (
         OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT) else old.price
+    paired = any(o.group == old.group and o.is_open and o.type not in CONDITIONAL
+                 for o in ai.orders.values())  # the stop leg of an OCO pair
     new = StopOrder(ai, old.remaining, req.trigger, old.side, limit, kind, old.pos,
-                    old.reduce_only, old.group)
+                    old.reduce_only, old.group, paired=paired)
     ex = s.executor
     if getattr(ex, "replaces", None) is not None:  # live: the venue's atomic cancel-replace
         order = stop_order(s, ai, new, ex.mark(ai))
@@ -232,17 +294,50 @@ def settle_group(s: Any, ai: AssetInstance, order: Order) -> None:
 
 
 def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
-    """A bracket entry is done: place its exits, an OCO pair (or the one exit it has) on
-    the other side, for what the entry filled (on spot, what it left to sell)."""
-    legs, entry.legs = entry.legs, None
-    if not legs or entry.filled <= 0:
+    """Place a bracket entry's exits, an OCO pair (or the one exit it has) on the other
+    side, for what it filled that no exit covers yet (on spot, what it left to sell):
+    while a limit entry rests, each time that reaches the market's minimum, so that a
+    partly filled entry is protected as it fills; once it is done, for the rest."""
+    legs = entry.legs
+    if not legs:
         return None
-    amount = entry.filled
+    done = not entry.is_open
+    if done:
+        entry.legs = None
+    amount = _uncovered(ai, entry, legs)
+    if amount <= 0 or not done and (not _rests(entry) or
+                                    ai.market.check_order(amount, _lowest(legs)) is not None):
+        return None
+    legs["covered"] = legs.get("covered", 0.0) + amount
+    return _place_exits(s, ai, entry, legs, amount)
+
+
+def _uncovered(ai: AssetInstance, entry: Order, legs: Mapping[str, Any]) -> float:
+    """What the entry filled that no exit covers yet; on a spot buy, no more than it left
+    to sell (the fee may be taken in the base), on the amount step."""
+    amount = entry.filled - legs.get("covered", 0.0)
     m = ai.market
     if not m.is_derivative and entry.side is Side.BUY:
-        amount = floor_to_step(min(amount, ai.free_balance), m.amount_step)
+        amount = min(amount, ai.free_balance)
+    return floor_to_step(amount, m.amount_step) if amount > 0 else 0.0
+
+
+def _rests(entry: Order) -> bool:
+    """Whether the entry may rest partly filled (a GTC or post-only limit); a market,
+    IOC or FOK entry is done at once: its exits wait for that, as one pair."""
+    return entry.type is OrderType.LIMIT and entry.tif not in (TimeInForce.IOC,
+                                                               TimeInForce.FOK)
+
+
+def _lowest(legs: Mapping[str, Any]) -> float:
+    return min(p for p in (legs.get("stop_loss"), legs.get("take_profit"),
+                           legs.get("stop_limit")) if p is not None)
+
+
+def _place_exits(s: Any, ai: AssetInstance, entry: Order, legs: Mapping[str, Any],
+                 amount: float) -> OrderResult:
     side = Side.SELL if entry.side is Side.BUY else Side.BUY
-    ro = m.is_derivative
+    ro = ai.market.is_derivative
     sl, tp, sl_limit = legs.get("stop_loss"), legs.get("take_profit"), legs.get("stop_limit")
     if sl is not None and tp is not None:
         return place_oco(s, OcoOrder(ai, amount, tp, sl, side, sl_limit, entry.pos, ro),
@@ -253,9 +348,9 @@ def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
         if order.__class__ is str:
             s.reject(ai, order, req.payload())  # type: ignore[arg-type]
             return None
-        return _submit(s, ai, [(order, req)])  # type: ignore[list-item]
+        return _submit(s, ai, order, req)  # type: ignore[arg-type]
     limit = LimitOrder(ai, amount, tp, side, pos=entry.pos, reduce_only=ro, waitfor=0.0)
-    return _submit(s, ai, [(new_order(ai, limit, tp, s.clock.now()), limit)])
+    return _submit(s, ai, new_order(ai, limit, tp, s.clock.now()), limit)
 
 
 _SETTLES = frozenset({"trade_created", "trade_emulated", "order_triggered"})
@@ -265,8 +360,8 @@ _CLOSES = frozenset({"order_closed", "order_cancelled_local"})
 def follow(e: Any, kind: str, order: Order) -> None:
     """What an applied event on an order of an OCO group or on a bracket entry sets off,
     in every mode (`Engine.emit` calls it): a fill or a trigger cancels the rest of the
-    group; a bracket entry that is done (filled, or closed after a partial fill) places
-    its exits. It runs through `executor.soon`: at once where the caller may act (sim,
+    group; a bracket entry's fills (and its close) place exits for what it filled. It
+    runs through `executor.soon`: at once where the caller may act (sim,
     a strategy's call), else right after the engine's loop is free (a stream's fill);
     an executor whose cancels only change local state (`cancels_at_once`: sim, paper)
     settles the group at once, so that no later price fires the other leg first. An
@@ -280,7 +375,7 @@ def follow(e: Any, kind: str, order: Order) -> None:
             settle_group(e, ai, order)  # no other trade may fire a leg meanwhile
         elif order.group:
             e.executor.soon(lambda: settle_group(e, ai, order))
-        if order.legs and not order.is_open:
+        if order.legs:  # done: the exits for the rest; resting: for a part big enough
             e.executor.soon(lambda: release_legs(e, ai, order))
     elif kind in _CLOSES and order.legs and order.filled > 0:
         e.executor.soon(lambda: release_legs(e, ai, order))

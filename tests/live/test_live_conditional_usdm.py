@@ -481,3 +481,19 @@ def test_a_usdm_bracket_rests_its_target_on_the_exchange_and_emulates_its_stop(p
         assert sell.order_id == stop.id and sell.amount == 100.0
         assert limit.status.value == "canceled"
         assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_a_short_usdm_brackets_stop_placed_first_is_held_by_the_engine_too(perp):
+    """A short bracket's exits are a buy OCO pair, whose stop (above) is placed first:
+    it is the engine's all the same; no algo is on the exchange, only the target."""
+    lx = perp([1.0] * 30)
+    with live(lx, QuietPerp) as run:
+        run.call("bracket_order", PERP, 100.0, side="sell", pos="short", stop_loss=1.05,
+                 take_profit=0.95)
+        eventually(lambda: len(orders(run)) == 2)
+        legs = {o.type: o for o in orders(run)}
+        limit, stop = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
+        assert (limit.side, stop.side) == (Side.BUY, Side.BUY)
+        assert stop.route == "emulated" and algos(lx) == []
+        (resting,) = raw_client(lx, "binanceusdm").fetch_open_orders(PERP)
+        assert resting["clientOrderId"] == limit.id and resting["reduceOnly"] is True

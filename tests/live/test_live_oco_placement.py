@@ -1,0 +1,160 @@
+"""Placing an OCO pair and a bracket's exits in live spot, against the local exchange:
+which leg goes where (the stop leg is the engine's, whichever leg goes first), and what
+is left when a leg cannot be placed (neither leg)."""
+
+from __future__ import annotations
+
+import pytest
+
+from planarpy import Side, missing
+from planarpy.core.orders import OrderType
+from planarpy.core.risk import RiskRules
+
+from livekit import Watched, eventually, live, never, raw_client
+from tapekit import STEP, SYM, scripted_exchange, step_until
+
+
+@pytest.fixture
+def scripted(local_exchange_factory):
+    return lambda path: scripted_exchange(local_exchange_factory, path)
+
+
+def on_exchange(lx):
+    """The open orders the exchange holds, by client id."""
+    return {o["info"]["clientOrderId"]: o for o in raw_client(lx).fetch_open_orders(SYM)}
+
+
+def legs(run):
+    """(limit, stop) of the one OCO pair open."""
+    by_type = {o.type: o for o in run.strategy.assets[0].orders.values()}
+    stop = next(o for t, o in by_type.items() if t is not OrderType.LIMIT)
+    return by_type[OrderType.LIMIT], stop
+
+
+@pytest.mark.parametrize("side,args", [
+    ("sell", {"price": 0.00155, "stop": 0.00145}),
+    # a buy's stop needs more than its limit: the stop leg is placed first
+    ("buy", {"price": 0.00145, "stop": 0.00155}),
+    # a stop-limit below the limit: the limit leg first
+    ("buy", {"price": 0.00145, "stop": 0.00155, "stop_limit": 0.0014}),
+])
+def test_only_the_limit_leg_of_an_oco_is_on_the_exchange_whichever_leg_goes_first(
+        scripted, side, args):
+    lx = scripted([0.0015] * 30)
+    with live(lx) as run:
+        assert run.call("oco_order", SYM, 500.0, side=side, **args) is missing
+        limit, stop = legs(run)
+        assert stop.route == "emulated" and limit.group == stop.group
+        assert list(on_exchange(lx)) == [limit.id]
+        assert run.strategy.errors == []
+
+
+def test_a_buy_oco_stop_fires_cancels_the_limit_on_the_exchange_and_buys_once(scripted):
+    lx = scripted([0.0015, 0.00152, 0.00156] + [0.00156] * 30)
+    with live(lx) as run:
+        assert run.call("oco_order", SYM, 500.0, side="buy", price=0.00145,
+                        stop=0.00155) is missing
+        limit, stop = legs(run)
+        step_until(lx, lambda: [t for t in run.strategy.fills if t.side is Side.BUY])
+        eventually(lambda: not run.strategy.assets[0].orders)
+        fills = run.strategy.fills
+        assert {t.order_id for t in fills} == {stop.id} and sum(t.amount for t in fills) == 500
+        assert on_exchange(lx) == {} and limit.status.value == "canceled"
+
+
+def test_a_sell_brackets_exits_hold_the_stop_in_the_engine(scripted):
+    """A market sell entry on spot: its exits are a buy OCO (the stop above, placed
+    first); only the take-profit limit rests on the exchange."""
+    lx = scripted([0.0015] * 30)
+    with live(lx) as run:
+        entry = run.call("bracket_order", SYM, 500.0, side="sell", stop_loss=0.0016,
+                         take_profit=0.0014)
+        assert entry and entry.side is Side.SELL
+        ai = run.strategy.assets[0]
+        eventually(lambda: len(ai.orders) == 2)
+        # a market entry is done at once, whatever trades it took: one pair for it all
+        assert never(lambda: len(ai.orders) > 2, 0.3)
+        limit, stop = legs(run)
+        assert (limit.side, stop.side) == (Side.BUY, Side.BUY) and limit.amount == 500
+        assert stop.route == "emulated" and list(on_exchange(lx)) == [limit.id]
+
+
+@pytest.mark.parametrize("side,args", [
+    ("sell", {"price": 0.00155, "stop": 0.00145}),   # the limit (on the exchange) first
+    ("buy", {"price": 0.00145, "stop": 0.00155})])   # the stop (the engine's) first
+def test_an_oco_whose_second_leg_the_throttle_refuses_leaves_no_leg(scripted, side, args):
+    """One order a minute is allowed: the OCO's first leg is it, the second is refused.
+    The first leg is cancelled (on the exchange, or in the engine), the call answers
+    None, and the strategy is told."""
+    lx = scripted([0.0015] * 30)
+    with live(lx, Watched, risk=RiskRules(max_orders_per_minute=1)) as run:
+        ai = run.strategy.assets[0]
+        assert run.call("oco_order", SYM, 500.0, side=side, **args) is None
+        assert not ai.orders and ai.committed == 0 and run.strategy.state.committed == 0
+        assert on_exchange(lx) == {}
+        assert [e.rule for e in run.strategy.risk_events] == ["max_orders_per_minute"]
+        first = "limit" if side == "sell" else "stop"
+        assert run.strategy.errors[-1].startswith(
+            f"oco_order: the {'stop' if first == 'limit' else 'limit'} leg could not be placed; "
+            f"the {first} leg ")
+        assert run.strategy.errors[-1].endswith("placed before it was cancelled")
+
+
+def test_a_buy_oco_whose_limit_the_exchange_refuses_cancels_its_held_stop(scripted):
+    """The buy OCO's stop leg is held by the engine first; the exchange refuses the limit
+    leg (418): the stop is closed, nothing is left, and the call answers None."""
+    lx = scripted([0.0015, 0.0016] + [0.0016] * 30)
+    with live(lx) as run:
+        lx.faults.update({"http_status": 418, "http_count": 1, "http_path": "/api/v3/order",
+                          "retry_after": 0})
+        ai = run.strategy.assets[0]
+        assert run.call("oco_order", SYM, 500.0, side="buy", price=0.00145,
+                        stop=0.00155) is None
+        assert not ai.orders and ai.committed == 0 and on_exchange(lx) == {}
+        assert run.strategy.errors[-1].startswith("oco_order: the limit leg could not be placed; "
+                                                  "the stop leg ")
+        for _ in range(2):
+            lx.step(STEP)  # through the stop's trigger: nothing fires
+        assert never(lambda: run.strategy.fills, 0.5)
+
+
+def test_amending_an_oco_stop_leg_keeps_it_in_the_engine(scripted):
+    """The replacement of an OCO's stop leg is a stop leg too: held by the engine, in the
+    pair's group; the exchange still holds the limit leg only."""
+    lx = scripted([0.0015] * 30)
+    with live(lx) as run:
+        assert run.call("market_order", SYM, 600.0, side="buy")
+        assert run.call("oco_order", SYM, 500.0, price=0.00155, stop=0.00145) is missing
+        limit, stop = legs(run)
+        assert run.call("amend_stop", SYM, stop.id, 0.00147) is missing
+        limit_now, moved = legs(run)
+        assert limit_now is limit and moved is not stop and moved.trigger == 0.00147
+        assert moved.route == "emulated" and moved.group == limit.group
+        assert list(on_exchange(lx)) == [limit.id] and run.strategy.errors == []
+
+
+def test_a_bracket_entry_resting_partly_filled_gets_exits_for_each_part(scripted):
+    """A limit entry of 1000 at 0.00149 on the exchange takes 400 from each trade at that
+    price: each part gets its exits (the target on the exchange, the stop in the engine)
+    while the entry still rests."""
+    lx = scripted([0.0015, 0.00149, 0.0015, 0.00149] + [0.0015] * 30)
+    with live(lx) as run:
+        ai = run.strategy.assets[0]
+        assert run.call("bracket_order", SYM, 1000.0, price=0.00149, stop_loss=0.0014,
+                        take_profit=0.0016) is missing
+        (entry,) = ai.orders.values()
+
+        def exits():
+            return sorted((o.type.value, o.amount, o.route) for o in ai.orders.values()
+                          if o is not entry)
+
+        lx.step(2 * STEP)
+        eventually(lambda: len(exits()) == 2)
+        assert entry.is_open and entry.filled == 400
+        (limit, stop) = exits()
+        assert 399 <= limit[1] == stop[1] <= 400  # what the fee left of the part
+        assert (limit[0], limit[2], stop[0], stop[2]) == ("limit", "", "stop_market", "emulated")
+        lx.step(2 * STEP)
+        eventually(lambda: len(exits()) == 4)
+        assert entry.is_open and entry.filled == 800 and run.strategy.errors == []
+        assert len(on_exchange(lx)) == 3  # the entry and the two targets

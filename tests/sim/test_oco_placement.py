@@ -1,0 +1,132 @@
+"""Placing an OCO pair (and a bracket's exits) in the sim: both legs or neither.
+
+A limit leg the price now would fill is refused up front (as Binance refuses such an
+OCO); a leg that cannot be placed after the other was cancels that one (a bracket's
+exits keep it); a fill of the first leg before the second is placed cancels the second,
+as any fill of a leg does. The same code places them in paper and live
+(tests/paper/test_paper_oco_placement.py, tests/live/test_live_oco_placement.py).
+"""
+
+import pytest
+
+from planarpy import call, missing
+from planarpy.core.risk import RiskRules
+from planarpy.modes.sim import SimConfig
+
+from simkit import run
+
+SYM = "TST/USD"
+FLAT = [(100.0, 101.0, 99.0, 100.0, 1e6)] * 6
+
+
+def buy_then(action):
+    """Buy 2 at tick 0 (fills at the open of candle 1, 100), then `action` at tick 1."""
+    return {0: lambda s: call(s, "market_order", SYM, 2.0, side="buy"), 1: action}
+
+
+def open_orders(s):
+    return sorted((o.type.value, o.side.value, o.amount) for o in s.asset(SYM).orders.values())
+
+
+@pytest.mark.parametrize("side,price,stop,where", [("sell", 99.5, 95.0, "above"),
+                                                   ("buy", 100.0, 105.0, "below")])
+def test_an_oco_whose_limit_the_price_now_fills_is_refused(side, price, stop, where):
+    r = run(buy_then(lambda s: call(s, "oco_order", SYM, 1.0, side=side, price=price,
+                                    stop=stop)), FLAT)
+    s = r.strategy
+    assert s.results[1] is None and open_orders(s) == [] and len(s.trades) == 1
+    assert s.errors == [f"oco_order: the {side} limit at {price:g} would fill at once: the "
+                        f"price 100 is at or {where} it"]
+
+
+@pytest.mark.parametrize("side,first,second", [("sell", "limit", "stop"),
+                                               ("buy", "stop", "limit")])
+def test_an_oco_whose_second_leg_the_throttle_refuses_leaves_no_leg(side, first, second):
+    """Two orders a minute: a market buy and the first leg; the second leg is refused,
+    the first cancelled, the call answers None and the strategy is told why."""
+    args = {"price": 104.0, "stop": 95.0} if side == "sell" else {"price": 95.0, "stop": 104.0}
+    seen = {}
+
+    def buy_and_oco(s):
+        assert call(s, "market_order", SYM, 2.0, side="buy")
+        out = call(s, "oco_order", SYM, 1.0, side=side, **args)
+        seen["orders"], seen["committed"] = open_orders(s), (s.committed, s.asset(SYM).committed)
+        return out
+
+    r = run({1: buy_and_oco}, FLAT, risk=RiskRules(max_orders_per_minute=2))
+    s = r.strategy
+    assert s.results[1] is None and seen == {"orders": [], "committed": (0.0, 0.0)}
+    assert [e.rule for e in s.risk_events] == ["max_orders_per_minute"]
+    assert s.errors[-1].startswith(f"oco_order: the {second} leg could not be placed; the "
+                                   f"{first} leg ")
+    assert s.errors[-1].endswith("placed before it was cancelled")
+    assert len(s.trades) == 1  # nothing but the buy
+
+
+def test_an_oco_first_leg_partly_filled_on_placing_cancels_the_other_leg():
+    """Candle 2 opens at 105, above the sell limit at 104 that the close 100 left resting:
+    the limit leg takes what candle 1's volume allows (0.3) at once. That fill cancels the
+    stop leg (the first fill of either leg does), so it is never placed; the rest of the
+    limit rests and fills at 104 in candle 3."""
+    rows = [FLAT[0], (100.0, 101.0, 99.0, 100.0, 30.0), (105.0, 106.0, 104.0, 105.0, 1e6),
+            (105.0, 106.0, 80.0, 81.0, 1e6), FLAT[0]]
+    seen = {}
+
+    def oco(s):
+        out = call(s, "oco_order", SYM, 2.0, price=104.0, stop=95.0)
+        seen["orders"] = [(o.type.value, o.filled, o.group == o.id)
+                          for o in s.asset(SYM).orders.values()]
+        return out
+
+    r = run(buy_then(oco), rows, config=SimConfig(slippage=0.0, volume_cap=True))
+    s = r.strategy
+    assert s.results[1] is missing and seen["orders"] == [("limit", 0.3, True)]
+    assert [(t.side.value, t.price, t.amount) for t in s.trades[1:]] == [
+        ("sell", 105.0, 0.3), ("sell", 104.0, 1.7)]  # the crash to 80 found no stop
+    assert s.errors == [] and not s.asset(SYM).orders and s.asset(SYM).committed == 0
+
+
+def test_a_bracket_exit_that_cannot_be_placed_leaves_the_other_and_says_so():
+    """Two orders a minute: the bracket's entry and its take-profit; the stop-loss is
+    refused. The exit placed stays (what protection could be had) and the strategy is
+    told which exit is missing."""
+    seen = {}
+    script = {0: lambda s: call(s, "bracket_order", SYM, 1.0, stop_loss=90.0,
+                                take_profit=110.0),
+              1: lambda s: seen.setdefault("orders", open_orders(s))}
+    r = run(script, FLAT, risk=RiskRules(max_orders_per_minute=2))
+    s = r.strategy
+    assert s.results[0] and seen["orders"] == [("limit", "sell", 1.0)]
+    (told,) = s.errors
+    assert told.startswith("bracket_order: its exits: the stop leg could not be placed; "
+                           "the limit leg ") and told.endswith("stays, alone")
+    assert s.asset(SYM).committed == 1.0
+
+
+def test_a_bracket_entry_resting_partly_filled_is_protected_part_by_part():
+    """A limit entry of 2 at 96.5 fills 0.15 a candle (1% of volume 15): each part gets
+    its own exits (an OCO pair for 0.15) as it fills, before the entry is done; the stop
+    fires for each part."""
+    thin = (97.0, 98.0, 96.0, 97.0, 15.0)
+    rows = [FLAT[0], thin, thin, (97.0, 98.0, 90.0, 91.0, 1e6), FLAT[0]]
+    seen = {}
+
+    def look(i):
+        def at(s):
+            seen[i] = open_orders(s)
+        return at
+
+    script = {0: lambda s: call(s, "bracket_order", SYM, 2.0, price=96.5, stop_loss=92.0,
+                                take_profit=110.0),
+              1: look(1), 2: look(2)}
+    r = run(script, rows, config=SimConfig(slippage=0.0, volume_cap=True))
+    s = r.strategy
+    assert seen[1] == [("limit", "buy", 2.0), ("limit", "sell", 0.15),
+                       ("stop_market", "sell", 0.15)]
+    assert seen[2] == [("limit", "buy", 2.0), ("limit", "sell", 0.15), ("limit", "sell", 0.15),
+                       ("stop_market", "sell", 0.15), ("stop_market", "sell", 0.15)]
+    sold = [t for t in s.trades if t.side.value == "sell"]
+    assert [(t.price, t.amount) for t in sold] == [(92.0, 0.15), (92.0, 0.15)]
+    # the rest (1.7, filled in candle 3, below both parts' stops) has its own pair
+    assert open_orders(s) == [("limit", "sell", 1.7), ("stop_market", "sell", 1.7)]
+    assert s.errors == []
