@@ -142,7 +142,7 @@ def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
     """Why the strategy cannot afford `order` now, or None. The leg of an OCO group (or
     the replacement of a stop) may use what its group already holds."""
     m = ai.market
-    adds = order.side is _BUY if not m.is_derivative else increases(ai, order)  # a hot path
+    adds = increases(ai, order)
     need = _required(ai, order, adds)
     if order.group:
         holder = _shares_with(ai, order, adds)
@@ -191,7 +191,7 @@ def shortfall(state: State, ai: AssetInstance, order: Order, amount: float,
 
 def add_order(state: State, ai: AssetInstance, order: Order) -> None:
     """Register an accepted order and commit what it needs."""
-    adds = order.side is _BUY if not ai.market.is_derivative else increases(ai, order)
+    adds = increases(ai, order)
     need = _required(ai, order, adds)
     order.commits_quote = adds
     if order.group and _shares_with(ai, order, adds) is not None:
@@ -299,10 +299,7 @@ def apply_fill(state: State, ai: AssetInstance, order: Order, trade: Trade, *,
         if order.committed:
             _release(state, ai, order, order.committed)
         ai.orders.pop(order.id, None)
-    if ai.orders or ai.long.amount > 0 or ai.short.amount > 0:  # settle(), once a fill
-        state.active[ai.symbol] = ai
-    else:
-        state.active.pop(ai.symbol, None)
+    settle(state, ai)
     return change
 
 

@@ -290,3 +290,54 @@ def test_a_buy_stop_gapping_beyond_the_cash_expires_instead_of_overdrawing():
     assert s.errors == ["stop_market sim-1 fired at 112: not enough cash: need 1066.128 USD, "
                         "free 1000 USD"]
     assert s.cash == 1000.0 and s.committed == 0 and not s.asset(SYM).orders
+
+
+def test_a_candle_where_a_trailing_stop_neither_fires_nor_moves_is_not_settled(monkeypatch):
+    """An untriggered trailing stop costs a look per candle, not the settle path: only the
+    candles that move it (2) or fire it (6) are settled; its stop and fill are as before."""
+    from planarpy.modes.sim.engine import SimEngine
+    settled = []
+    settle = SimEngine._settle_candle
+
+    def counting(self, ai, i):
+        settled.append(i)
+        settle(self, ai, i)
+
+    monkeypatch.setattr(SimEngine, "_settle_candle", counting)
+    rows = flat_then([(100, 105, 100, 105, 1e6), (105, 105, 103, 104, 1e6),
+                      (104, 105, 102, 103, 1e6), (103, 104, 101, 102, 1e6),
+                      (107, 107, 98, 99, 1e6)])
+    r = run(buy_then(lambda s: call(s, "trailing_stop_order", SYM, 1.0, percent=0.05)), rows,
+            config=SimConfig(slippage=0.0, volume_cap=False, check_lookahead=False))
+    assert stop_trades(r.strategy) == [("sell", 99.75, 1.0, True)]
+    assert settled == [2, 6]
+
+
+def test_may_trail_holds_whenever_trail_to_moves_the_stop():
+    """The sim skips a candle's trailing only when `may_trail` says the stop cannot move:
+    it must be true whenever `trail_to` moves it (any side, percent or offset, armed or
+    waiting for its activation, prices on and off the tick)."""
+    from hypothesis import given, settings, strategies as st
+
+    from planarpy.core.orders import Order, Side
+    from planarpy.core.precision import floor_to_step
+    from planarpy.core.triggers import trail_to
+    from planarpy.modes.sim.triggers import may_trail
+
+    step = 0.01
+    price = st.floats(0.01, 1000.0)
+
+    @settings(max_examples=200, deadline=None)
+    @given(side=st.sampled_from([Side.SELL, Side.BUY]), pct=st.booleans(),
+           trail=st.floats(0.0001, 0.5), trigger=st.one_of(st.just(0.0), price),
+           activation=price, a=price, b=price)
+    def check(side, pct, trail, trigger, activation, a, b):
+        o = Order("x", SYM, side, OrderType.TRAILING_STOP, 1.0, 0.0, 0,
+                  trigger=floor_to_step(trigger, step))
+        o.trail, o.trail_pct = (trail if pct else trail * 100), pct
+        o.activation = activation
+        low, high = min(a, b), max(a, b)
+        if trail_to(o, low, high, step) is not None:
+            assert may_trail(o, low, high)
+
+    check()

@@ -10,12 +10,13 @@ import numpy as np
 
 from ...core.accounting import liquidation_trade, new_trade, shortfall
 from ...core.instances import AssetInstance
-from ...core.orders import LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, PositionSide, Trade
+from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType,
+                            PositionSide, Trade)
 from ...core.precision import floor_to_step
 from ...core.triggers import passed, reached, trail_to
 from .config import SimConfig
 from .fills import limit_triggers, marketable, volume_fill
-from .triggers import fill_price, rank, waits
+from .triggers import fill_price, may_trail, rank, waits
 from .guard import EquityGuard
 from .results import Ledger
 
@@ -31,11 +32,12 @@ _LONG = PositionSide.LONG
 
 def _reaches(order: Order, low: float, high: float) -> bool:
     """Whether a candle must look at a conditional order: it may fire, it has a rest to
-    fill, or it trails."""
+    fill, or its trailing stop may move (a candle that does none of these costs only
+    this look)."""
     if order.triggered:  # a stop-limit acts as a limit, a stop-market fills its rest
         return limit_triggers(order.side, order.price, low, high) \
             if order.type in LIMIT_AFTER_TRIGGER else True
-    return order.type is _TRAIL or reached(order, low, high)
+    return reached(order, low, high) or order.type is _TRAIL and may_trail(order, low, high)
 
 
 class SimClock:
@@ -72,7 +74,10 @@ class SimEngine:
         self.ids = 0
         self.ledger = Ledger(len(self.e.assets))  # the state after each fill, for the equity curve
         self.guard: EquityGuard | None = None  # set when loss breakers are configured
-        self.matching = False  # inside a candle: orders placed now rest until the next one
+        # inside a candle's matching: an order placed now (by a callback of a fill) is
+        # taken as placed at the candle's close (see `place_after`); kept by id until then
+        self.matching = False
+        self.deferred: dict[str, tuple[AssetInstance, Order, Any]] = {}
 
     @property
     def n(self) -> int:
@@ -139,6 +144,25 @@ class SimEngine:
         if self.guard is not None:
             self.guard.refresh()
 
+    def defer(self, ai: AssetInstance, order: Order, request: Any) -> None:
+        """Keep an order placed while a candle is matched for `place_after` (a conditional
+        one only so that no other asset's settling of the candle looks at it)."""
+        self.deferred[order.id] = (ai, order, request)
+
+    def place_after(self, i: int) -> None:
+        """Execute the orders placed while candle `i` was matched as if placed at its close,
+        before the tick on it: the sim cannot know where inside the candle the fill that
+        placed them came, so they never see its prices. A market order fills at the next
+        open, a limit the next open crosses fills there, others rest from the next candle
+        (backtesting.py takes orders placed in next() at the next bar alike). After the
+        last candle they stay open: there is no next open."""
+        deferred, self.deferred = self.deferred, {}
+        self.s.i = i  # the strategy's candle (and clock) from now: the orders' time
+        place = self.e.executor.place_after  # type: ignore[union-attr]
+        for ai, order, request in deferred.values():
+            if order.status is _OPEN and order.type not in CONDITIONAL:
+                place(ai, order, request)
+
     def match(self, i: int) -> None:
         """Liquidate and fill what candle `i` reaches, for the assets with anything open.
 
@@ -162,33 +186,34 @@ class SimEngine:
         if reached:
             for ai in reached:
                 self._settle_candle(ai, i)
+            if self.deferred and i + 1 < self.n:
+                self.place_after(i)
 
     def _settle_candle(self, ai: AssetInstance, i: int) -> None:
         h, l, v = self.cols(ai)
-        pos = ai.open_position()
-        if pos is not None:
-            liq = pos.liquidation_price
-            if (l[i] <= liq) if pos.side is _LONG else (h[i] >= liq):
-                self.liquidate(ai, pos.side, i)
-        orders = list(ai.orders.values())
-        if any(o.type is not _LIMIT or o.legs or o.group for o in orders):
-            self.matching = True
-            try:
-                self._settle_orders(ai, orders, i)
-            finally:
-                self.matching = False
-            self._trail(ai, h[i], l[i])
-            return
-        self._settle_orders(ai, orders, i)
+        self.matching = True
+        try:
+            pos = ai.open_position()
+            if pos is not None:
+                liq = pos.liquidation_price
+                if (l[i] <= liq) if pos.side is _LONG else (h[i] >= liq):
+                    self.liquidate(ai, pos.side, i)
+            orders = list(ai.orders.values())  # a fill changes the dict
+            if self.deferred:  # placed inside this candle (by another asset's fill)
+                orders = [o for o in orders if o.id not in self.deferred]
+            plain = all(o.type is _LIMIT for o in orders)
+            if not plain and len(orders) > 1:  # the order of a candle's fills: triggers.py
+                open_ = self.views(ai)[0][i]
+                orders.sort(key=lambda o: rank(o, open_))
+            self._settle_orders(ai, orders, i)
+        finally:
+            self.matching = False
+        if not plain:
+            self._trail(ai, orders, h[i], l[i])
 
     def _settle_orders(self, ai: AssetInstance, orders: list[Order], i: int) -> None:
-        """Fire and fill the orders of `ai` that candle `i` reaches, in the order triggers.py
-        states."""
+        """Fire and fill the orders of `ai` that candle `i` reaches, in the order given."""
         h, l, v = self.cols(ai)
-        conditional = len(orders) > 1 and any(o.type is not _LIMIT for o in orders)
-        if conditional:  # the order of a candle's fills: triggers.py
-            open_ = self.views(ai)[0][i]
-            orders.sort(key=lambda o: rank(o, open_))
         for order in orders:
             if not order.is_open:
                 continue
@@ -221,9 +246,8 @@ class SimEngine:
             ref = open_  # the rest the volume cap left: at the next opens
         amount = self.fillable(ai, order.remaining, v[i])
         if amount > 0:
-            share = 1.0 if v[i] <= 0 else min(1.0, amount / v[i])
             price = fill_price(order, ref, open_, closes[i - 1] if i else open_, l[i], h[i],
-                               share, self.config.slippage, ai.market.price_step)
+                               amount, v[i], self.config.slippage, ai.market.price_step)
             reason = shortfall(self.e.state, ai, order, amount, price)
             if reason is not None:  # as an exchange expires a market order it cannot fund
                 self.close_rest(ai, order)
@@ -232,11 +256,12 @@ class SimEngine:
                 return
             self.fill(ai, order, price, amount, taker=True, effective=i)
 
-    def _trail(self, ai: AssetInstance, high: float, low: float) -> None:
-        """Move the trailing stops of `ai` after a closed candle (never back)."""
+    def _trail(self, ai: AssetInstance, orders: list[Order], high: float, low: float) -> None:
+        """Move the trailing stops among `orders` (those open when the candle began) after
+        it closed, never back; one placed inside the candle follows from the next."""
         step = ai.market.price_step
-        for order in list(ai.orders.values()):
-            if order.type is _TRAIL and not order.triggered:
+        for order in orders:
+            if order.type is _TRAIL and not order.triggered and order.is_open:
                 new = trail_to(order, low, high, step)
                 if new is not None:
                     self.e.emit("trigger_moved", {"id": order.id, "symbol": ai.symbol,

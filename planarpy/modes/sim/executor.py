@@ -3,7 +3,9 @@
 At a tick the strategy has seen candle `i` (closed at the tick's time). A market order
 fills at the open of candle i+1, plus adverse slippage; a limit order that the open of
 candle i+1 already crosses fills there (better than its limit), otherwise it waits for a
-later candle to reach its price (`engine.SimEngine.match`). Parsing, the Order and the
+later candle to reach its price (`engine.SimEngine.match`). An order placed while a
+candle is matched (by a callback of a fill) executes as if placed at its close
+(`engine.SimEngine.place_after`). Parsing, the Order and the
 gate are the pipeline's (`planarpy.actions.pipeline`); this module only executes.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
+from ...core.accounting import shortfall
 from ...core.instances import AssetInstance
 from ...core.orders import (CONDITIONAL, Order, OrderStatus, OrderType, Side, TimeInForce, Trade,
                             _Missing, missing)
@@ -79,36 +82,66 @@ class SimExecutor:
         return ceil_to_step(raw, step) if side is _BUY else floor_to_step(raw, step)
 
     def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | _Missing | None:
-        if order.type is _MARKET:
+        eng = self.engine
+        if order.type is _MARKET and not eng.matching:
             return self._market(ai, order, req)
-        if order.type in CONDITIONAL or self.engine.matching:
-            # a conditional order waits for its trigger (engine.match fires it); an exit a
-            # fill placed inside a candle rests until the next candle
+        if order.type in CONDITIONAL or eng.matching:
+            # a conditional order waits for its trigger (engine.match fires it); an order a
+            # fill placed inside a candle waits for its close (engine.place_after)
             self.e.emit("order_created", order, ai.symbol)
+            if eng.matching:
+                eng.defer(ai, order, req)
             return missing
         return self._limit(ai, order, req)
 
-    def _market(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | None:
-        """Fill at the next candle's open plus slippage, capped by volume; cancel the rest."""
+    def place_after(self, ai: AssetInstance, order: Order, req: OrderRequest) -> None:
+        """Execute `order`, placed while the candle the strategy is now on was matched, as
+        if placed now (engine.place_after)."""
+        if order.type is _MARKET:
+            self._market(ai, order, req, placed=True)
+        else:
+            self._limit(ai, order, req, placed=True)
+
+    def _refuse(self, ai: AssetInstance, order: Order, reason: str, req: OrderRequest,
+                placed: bool) -> None:
+        if placed:  # created already: it is closed
+            self.engine.close_rest(ai, order)
+        self.e.reject(ai, reason, req.payload())
+
+    def _market(self, ai: AssetInstance, order: Order, req: OrderRequest,
+                placed: bool = False) -> Trade | None:
+        """Fill at the next candle's open plus slippage, capped by volume; cancel the rest.
+        (`placed`: created while a candle was matched; priced now, when it executes.)"""
         e, eng, i = self.e, self.engine, self.s.i
         volume = (eng._views.get(ai.symbol) or eng.views(ai))[2][i]
         fill = eng.fillable(ai, order.amount, volume) if eng.volume_cap else order.amount
         if fill <= 0:
-            e.reject(ai, f"no liquidity: the last candle traded {volume:g} {ai.market.base}, "
-                         f"too little for a market order of {order.amount:g}", req.payload())
+            self._refuse(ai, order, f"no liquidity: the last candle traded {volume:g} "
+                         f"{ai.market.base}, too little for a market order of {order.amount:g}",
+                         req, placed)
             return None
-        e.emit("order_created", order, ai.symbol)
+        price = order.price
+        if placed:
+            price = self.order_price(ai, req)
+            reason = shortfall(e.state, ai, order, fill, price)
+            if reason is not None:
+                self._refuse(ai, order, f"market {order.id} at {price:g}: {reason}", req, True)
+                return None
+        else:
+            e.emit("order_created", order, ai.symbol)
         # positional, with the order's date (made at this tick: the time now)
-        trade = eng.fill(ai, order, order.price, fill, True, i + 1, order.date)
+        trade = eng.fill(ai, order, price, fill, True, i + 1, None if placed else order.date)
         if order.status is _OPEN:  # the volume cap left a rest: it is cancelled
             eng.close_rest(ai, order)
         return trade
 
-    def _limit(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | _Missing | None:
+    def _limit(self, ai: AssetInstance, order: Order, req: OrderRequest,
+               placed: bool = False) -> Trade | _Missing | None:
         """Queue a limit order; one the next open crosses fills there at once (a taker).
 
         GTC rests until filled or cancelled; IOC keeps what fills at once; FOK fills whole
         at once or not at all; post-only (PO) is refused when it would take.
+        (`placed`: created while a candle was matched, executed now.)
         """
         e, eng, i = self.e, self.engine, self.s.i
         price, amount, tif = order.price, order.amount, order.tif
@@ -126,9 +159,10 @@ class SimExecutor:
             reason = (f"immediate-or-cancel order at {price:g} cancelled: "
                       + ("no liquidity" if takes else f"the price is {open_:g}"))
         if reason is not None:
-            e.reject(ai, reason, req.payload())
+            self._refuse(ai, order, reason, req, placed)
             return None
-        e.emit("order_created", order, ai.symbol)
+        if not placed:
+            e.emit("order_created", order, ai.symbol)
         trade = eng.fill(ai, order, open_, fill, taker=True, effective=i + 1) if fill > 0 else None
         if tif is _IOC:
             eng.close_rest(ai, order)

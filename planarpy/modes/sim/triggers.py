@@ -31,16 +31,32 @@ from __future__ import annotations
 from ...core.orders import CONDITIONAL, LIMIT_AFTER_TRIGGER, STOPS, Order, Side
 from ...core.precision import ceil_to_step, floor_to_step
 from ...core.triggers import passed
-from .fills import marketable
+from .fills import market_price, marketable
 
 
 _MARKET_AFTER = CONDITIONAL - LIMIT_AFTER_TRIGGER
+_SELL = Side.SELL
 
 
 def waits(order: Order) -> bool:
     """Whether `order` is a conditional order still waiting for its trigger, or a triggered
     market-type one with a rest to fill (not what acts as a plain limit)."""
     return order.type in CONDITIONAL and (not order.triggered or order.type in _MARKET_AFTER)
+
+
+def may_trail(order: Order, low: float, high: float) -> bool:
+    """Whether prices from `low` to `high` may move an untriggered trailing stop: a cheap
+    necessary condition for `core.triggers.trail_to` (which rounds the new stop away from
+    the price, so it moves only when the best price less the trail passes the stop), which
+    the sim checks every candle instead of settling the asset."""
+    t = order.trigger
+    if order.side is _SELL:
+        if t <= 0.0:
+            return high >= order.activation
+        return (high - high * order.trail if order.trail_pct else high - order.trail) > t
+    if t <= 0.0:
+        return low <= order.activation
+    return (low + low * order.trail if order.trail_pct else low + order.trail) < t
 
 
 def rank(order: Order, open_: float) -> int:
@@ -53,10 +69,11 @@ def rank(order: Order, open_: float) -> int:
 
 
 def fill_price(order: Order, ref: float, open_: float, prev_close: float, low: float,
-               high: float, share: float, scale: float, step: float) -> float:
+               high: float, amount: float, volume: float, scale: float, step: float) -> float:
     """Where a fired market-type order fills: at `ref` (its trigger, or the gapped open),
-    moved against it by slippage, kept inside the candle, on the price step."""
-    slip = abs(prev_close - open_) * scale * (1.0 + share) if scale > 0 else 0.0
+    moved against it by a market order's slippage (`fills.market_price`: `amount` of the
+    candle's `volume`), kept inside the candle, on the price step."""
+    moved = ref - open_ + market_price(order.side, open_, prev_close, amount, volume, scale)
     if order.side is Side.BUY:
-        return min(ceil_to_step(ref + slip, step), high)
-    return max(floor_to_step(ref - slip, step), low)
+        return min(ceil_to_step(moved, step), high)
+    return max(floor_to_step(moved, step), low)
