@@ -1,11 +1,13 @@
 """Orders a strategy places while a candle is matched (from `on_trade`, or another callback
 of a fill inside the candle) are taken as placed at that candle's close: the sim cannot
-know where inside the candle the fill came, so they never see that candle's prices. The
-same whether or not a conditional order is on the asset."""
+know where inside the candle the fill came, so they never see that candle's prices. They
+rest through the tick on that candle (which may cancel them) and first execute against
+the next candle, as orders that tick placed would. The same whether or not a conditional
+order is on the asset."""
 
 import pytest
 
-from planarpy import call, missing
+from planarpy import RiskRules, TradingState, call, missing
 
 from simkit import run
 
@@ -74,18 +76,77 @@ def test_a_market_order_placed_by_a_fill_fills_at_the_next_open(stop):
     assert left == (["stop_market"] if stop else [])
 
 
-def test_the_tick_after_the_candle_sees_the_order_executed():
-    """The order executes at the candle's close, before the tick on it: that tick sees
-    the sell filled at the next open, as it would see a market order it placed itself."""
+def look(seen):
+    """A tick that keeps what it sees of the asset: its balance and open orders."""
+    def tick(s):
+        ai = s.asset(SYM)
+        seen[s.i] = (ai.balance, [o.type.value for o in ai.orders.values() if o.is_open])
+    return tick
+
+
+def test_the_tick_on_the_candle_sees_the_order_open():
+    """The tick on candle 2 sees the buy filled and the sell its fill placed still open,
+    as it would see an order it placed itself; the sell fills at the next open."""
+    seen = {}
+    r = run({**script(False), 2: look(seen)}, rows(101), on_trade=on_buy(
+        lambda s: call(s, "market_order", SYM, 1.0, side="sell")))
+    assert seen == {2: (1.0, ["market"])}
+    assert fills(r) == [("buy", 97.0, False, 1), ("sell", 101.0, True, 2)]
+
+
+@pytest.mark.parametrize("kind", ["market", "limit"])
+def test_the_tick_on_the_candle_may_cancel_the_order(kind):
+    """Cancelled at the tick on candle 2, the order never executes at the next open."""
+    def sell(s):
+        if kind == "market":
+            return call(s, "market_order", SYM, 1.0, side="sell")
+        return call(s, "limit_order", SYM, 1.0, 99.5, side="sell")
+
+    r = run({**script(False), 2: lambda s: call(s, "cancel_orders", SYM)}, rows(101),
+            on_trade=on_buy(sell))
+    s = r.strategy
+    assert s.results[2] is True and fills(r) == [("buy", 97.0, False, 1)]
+    assert s.asset(SYM).balance == 1.0 and not s.asset(SYM).orders and s.errors == []
+
+
+def test_a_brackets_take_profit_rests_through_the_tick_on_the_entrys_candle():
+    """The entry fills inside candle 2 and releases the take-profit: the tick on candle 2
+    sees the holding and the take-profit open; candle 3's open 101 crosses it, so it fills
+    there as a taker, as a limit placed at that tick would."""
+    seen = {}
+    place = {0: lambda s: call(s, "bracket_order", SYM, 1.0, price=97.0, side="buy",
+                               take_profit=99.5), 2: look(seen)}
+    r = run(place, rows(101))
+    assert seen == {2: (1.0, ["limit"])}
+    assert fills(r) == [("buy", 97.0, False, 1), ("sell", 101.0, True, 2)]
+
+
+def test_the_loss_breakers_at_the_candles_close_do_not_count_the_next_open():
+    """The sell placed inside candle 2 fills at candle 3's open 50: the drawdown it makes is
+    measured at candle 3's close, not at candle 2's (whose close 96 loses about 1)."""
     seen = {}
 
-    def look(s):
-        seen["balance"], seen["orders"] = s.asset(SYM).balance, dict(s.asset(SYM).orders)
+    def state(s):
+        seen[s.i] = s.state.risk.trading
 
-    r = run({**script(False), 2: look}, rows(101), on_trade=on_buy(
+    data = [(100, 100, 100, 100, 1e6)] * 2 + [(100, 100, 95, 96, 1e6), (50, 50, 50, 50, 1e6),
+                                              (50, 50, 50, 50, 1e6)]
+    r = run({**script(False), 2: state, 3: state}, data, risk=RiskRules(max_drawdown=0.03),
+            on_trade=on_buy(lambda s: call(s, "market_order", SYM, 1.0, side="sell")))
+    s = r.strategy
+    assert fills(r) == [("buy", 97.0, False, 1), ("sell", 50.0, True, 2)]
+    assert seen == {2: TradingState.ACTIVE, 3: TradingState.HALTED}
+    (halt,) = [e for e in s.risk_events if e.kind == "state_changed"]
+    assert halt.rule == "max_drawdown" and halt.time == s.seen[3][1]
+
+
+def test_an_order_placed_inside_the_candle_before_the_last_fills_at_the_last_open():
+    """The last candle is only matched (no tick), but its open still executes what the
+    candle before placed."""
+    r = run(script(False), rows(98)[:4], on_trade=on_buy(
         lambda s: call(s, "market_order", SYM, 1.0, side="sell")))
-    assert fills(r) == [("buy", 97.0, False, 1), ("sell", 101.0, True, 2)]
-    assert seen == {"balance": 0.0, "orders": {}}
+    assert fills(r) == [("buy", 97.0, False, 1), ("sell", 98.0, True, 2)]
+    assert not r.strategy.asset(SYM).orders
 
 
 def test_an_order_placed_inside_the_last_candle_stays_open():

@@ -75,7 +75,8 @@ class SimEngine:
         self.ledger = Ledger(len(self.e.assets))  # the state after each fill, for the equity curve
         self.guard: EquityGuard | None = None  # set when loss breakers are configured
         # inside a candle's matching: an order placed now (by a callback of a fill) is
-        # taken as placed at the candle's close (see `place_after`); kept by id until then
+        # taken as placed at the candle's close: it rests through the tick on that candle
+        # and executes when the next candle's matching begins (`place_after`); kept by id
         self.matching = False
         self.deferred: dict[str, tuple[AssetInstance, Order, Any]] = {}
 
@@ -149,26 +150,30 @@ class SimEngine:
         one only so that no other asset's settling of the candle looks at it)."""
         self.deferred[order.id] = (ai, order, request)
 
-    def place_after(self, i: int) -> None:
-        """Execute the orders placed while candle `i` was matched as if placed at its close,
-        before the tick on it: the sim cannot know where inside the candle the fill that
-        placed them came, so they never see its prices. A market order fills at the next
-        open, a limit the next open crosses fills there, others rest from the next candle
-        (backtesting.py takes orders placed in next() at the next bar alike). After the
-        last candle they stay open: there is no next open."""
+    def place_after(self) -> None:
+        """Execute the orders placed while the last candle was matched, as if placed at its
+        close, when the next candle's matching begins (the strategy's candle `s.i` is still
+        the last one). The sim cannot know where inside the candle the fill that placed
+        them came, so they never see its prices; the tick on it sees them open, and may
+        cancel them, as it would see orders it placed itself. A market order fills at the
+        next open, a limit the next open crosses fills there, others rest and that candle
+        may fill them (backtesting.py takes orders placed in next() at the next bar alike).
+        After the last candle they stay open: there is no next open."""
         deferred, self.deferred = self.deferred, {}
-        self.s.i = i  # the strategy's candle (and clock) from now: the orders' time
         place = self.e.executor.place_after  # type: ignore[union-attr]
         for ai, order, request in deferred.values():
             if order.status is _OPEN and order.type not in CONDITIONAL:
                 place(ai, order, request)
 
     def match(self, i: int) -> None:
-        """Liquidate and fill what candle `i` reaches, for the assets with anything open.
+        """Liquidate and fill what candle `i` reaches, for the assets with anything open,
+        after executing the orders placed while candle i - 1 was matched (`place_after`).
 
         Runs every candle while anything is open, so it only looks first (no copies, no
         allocation) and copies the containers only for an asset that candle `i` reaches.
         """
+        if self.deferred:  # placed while the candle before was matched
+            self.place_after()
         reached = None
         for ai in self.e.state.active.values():
             h, l, _ = self.cols(ai)
@@ -186,8 +191,6 @@ class SimEngine:
         if reached:
             for ai in reached:
                 self._settle_candle(ai, i)
-            if self.deferred and i + 1 < self.n:
-                self.place_after(i)
 
     def _settle_candle(self, ai: AssetInstance, i: int) -> None:
         h, l, v = self.cols(ai)

@@ -4,7 +4,8 @@ At a tick the strategy has seen candle `i` (closed at the tick's time). A market
 fills at the open of candle i+1, plus adverse slippage; a limit order that the open of
 candle i+1 already crosses fills there (better than its limit), otherwise it waits for a
 later candle to reach its price (`engine.SimEngine.match`). An order placed while a
-candle is matched (by a callback of a fill) executes as if placed at its close
+candle is matched (by a callback of a fill) rests through the tick on that candle and
+executes as if placed at its close when the next candle's matching begins
 (`engine.SimEngine.place_after`). Parsing, the Order and the
 gate are the pipeline's (`planarpy.actions.pipeline`); this module only executes.
 """
@@ -87,7 +88,7 @@ class SimExecutor:
             return self._market(ai, order, req)
         if order.type in CONDITIONAL or eng.matching:
             # a conditional order waits for its trigger (engine.match fires it); an order a
-            # fill placed inside a candle waits for its close (engine.place_after)
+            # fill placed inside a candle rests until the next candle (engine.place_after)
             self.e.emit("order_created", order, ai.symbol)
             if eng.matching:
                 eng.defer(ai, order, req)
@@ -95,8 +96,8 @@ class SimExecutor:
         return self._limit(ai, order, req)
 
     def place_after(self, ai: AssetInstance, order: Order, req: OrderRequest) -> None:
-        """Execute `order`, placed while the candle the strategy is now on was matched, as
-        if placed now (engine.place_after)."""
+        """Execute `order`, placed while the candle the strategy is now on was matched and
+        left open by its tick, as if placed at that candle's close (engine.place_after)."""
         if order.type is _MARKET:
             self._market(ai, order, req, placed=True)
         else:
