@@ -14,7 +14,9 @@ are the conditional order's fills.
 Each held order has a mark (`session.trigger_marks`): the exchange time of the newest
 public trade known when it was created (the exchange's clock then, if later). Trades at
 or before its mark never fire or trail it; the mark moves to each newer trade it is
-shown. Exchange trade times are only ever compared with exchange times.
+shown, and to where a REST catch-up read every trade (in a quiet market, the end of the
+last hour wholly in the past: so the next catch-up starts there). Exchange trade times
+are only ever compared with exchange times.
 
 When the stream stalls, comes back after a loss, or the run restarts, the watcher
 fetches by REST the trades since the oldest mark (`since`, page by page). A range the
@@ -24,7 +26,9 @@ watched: an order that range reaches fires now, at the last price, and the run i
 (`trigger_late` in the trace, `on_error("trigger_late:SYMBOL", ...)` and a "trigger"
 alert), since its fill may be far from its trigger. A stall batch before the stream
 delivered anything holds no missed range: its trades newer than the marks are applied
-one by one, as the stream's are.
+one by one, as the stream's are. While the re-fetch after a loss is due (REST fails
+too), the stream's trades still fire what they reach; the marks stay, so that the
+re-fetch, when it gets through, still covers the range the stream missed.
 
 A restart on the trace of earlier runs re-arms the emulated orders they left open: the
 run's resume (resume.py) carries them over like any open order (the same id, trigger,
@@ -33,14 +37,16 @@ their trades again. A re-armed order's mark is its creation time, from the trace
 trailing stop's: the time of its last move, since its stop already follows the trades
 before it), and the first thing its watcher does is the REST catch-up over the time the
 run was stopped: a trigger reached meanwhile fires late, with the alert. One that had
-fired was sent under its own id: the resume settles it on the exchange like any order.
+fired is looked up by its own id, like any order: when the exchange does not know it,
+it was never sent (the run stopped while its pair's cancel was unsettled), and it is
+sent now, with the alert.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderType
@@ -87,41 +93,61 @@ def _held(session: Any, symbol: str) -> list[Order]:
     return [o for o in triggers.held(ai) if o.route == "emulated"] if ai is not None else []
 
 
-async def fetch(session: Any, symbol: str) -> list[Mapping[str, Any]]:
+class Caught(NamedTuple):
+    """A REST catch-up: the trades it read, and the exchange time up to which they are
+    all the trades there were (nothing read for sure: below the `since` asked)."""
+
+    trades: list[Mapping[str, Any]]
+    upto: int
+
+
+async def fetch(session: Any, symbol: str) -> Caught:
     """The REST side of the watcher: the public trades after the oldest mark of the
     orders it holds (none when it holds none)."""
     held = _held(session, symbol)
     if not held:
-        return []
+        return Caught([], 0)
     return await trades_since(session, symbol, min(mark(session, o) for o in held) + 1)
 
 
-async def trades_since(session: Any, symbol: str, since: int) -> list[Mapping[str, Any]]:
+def _keep(rows: dict[Any, Mapping[str, Any]], page: Iterable[Mapping[str, Any]]) -> None:
+    for t in page:
+        rows[t.get("id") or (t.get("timestamp"), t.get("price"), t.get("amount"))] = t
+
+
+def _times(page: Iterable[Mapping[str, Any]]) -> list[int]:
+    return [int(t.get("timestamp") or 0) for t in page]
+
+
+async def trades_since(session: Any, symbol: str, since: int) -> Caught:
     """The public trades of `symbol` from exchange time `since` to now, page by page
     (a full page: the next starts at its newest trade; Binance answers an hour at a time:
-    the next hour then). Past `PAGES` pages the newest page is added and the run is told
-    that the range checked may miss trades between them."""
+    the next hour then), and how far they are complete: through the newest trade read,
+    or the end of the last hour wholly in the past (a quiet market's marks move on with
+    no trade). Past `PAGES` pages the newest page is read too; when it does not reach
+    back to where the pages stopped, the run is told that trades between may be missing."""
     rows: dict[Any, Mapping[str, Any]] = {}
-    now = session.e.clock.now()
+    now, upto = session.e.clock.now(), since - 1
     for _ in range(PAGES):
-        page = await session.request("fetch_trades", symbol, since, LIMIT)
-        for t in page or ():
-            rows[t.get("id") or (t.get("timestamp"), t.get("price"), t.get("amount"))] = t
-        newest = max((int(t.get("timestamp") or 0) for t in page or ()), default=since)
-        if len(page or ()) >= LIMIT:
-            since = newest if newest > since else since + 1
-        elif since + HOUR < now:
-            since = max(since + HOUR + 1, newest + 1)
+        page = await session.request("fetch_trades", symbol, since, LIMIT) or []
+        _keep(rows, page)
+        newest = max(_times(page), default=since)
+        if len(page) >= LIMIT:  # those before its newest trade are all there
+            upto, since = max(upto, newest - 1), newest if newest > since else since + 1
+        elif since + HOUR < now:  # an hour wholly in the past, read whole
+            upto, since = since + HOUR, since + HOUR + 1
         else:
-            return list(rows.values())
-    for t in await session.request("fetch_trades", symbol, None, LIMIT) or ():
-        rows[t.get("id") or (t.get("timestamp"), t.get("price"), t.get("amount"))] = t
-    message = (f"{symbol}: more public trades since the stream was lost than {PAGES} pages "
-               f"of {LIMIT}: the triggers were checked on the first pages and the newest "
-               f"one; trades between them (after {since}) may be missing")
-    session.tell_error(f"trigger_gap:{symbol}", message)
-    session.alert("trigger", message, {"symbol": symbol})
-    return list(rows.values())
+            return Caught(list(rows.values()), max(upto, newest if page else upto))
+    page = await session.request("fetch_trades", symbol, None, LIMIT) or []
+    _keep(rows, page)
+    times = _times(page)
+    if len(page) >= LIMIT and min(times) > since:
+        message = (f"{symbol}: more public trades since the stream was lost than {PAGES} "
+                   f"pages of {LIMIT}: the triggers were checked on the first pages and the "
+                   f"newest one; trades between them (after {since}) may be missing")
+        session.tell_error(f"trigger_gap:{symbol}", message)
+        session.alert("trigger", message, {"symbol": symbol})
+    return Caught(list(rows.values()), max([upto, *times]))
 
 
 def _rows(trades: Iterable[Mapping[str, Any]] | None) -> list[tuple[int, float]]:
@@ -142,31 +168,34 @@ def _missed(session: Any, symbol: str, rows: list[tuple[int, float]]) -> bool:
 
 
 async def on_trades(session: Any, symbol: str, trades: Any, rest: bool) -> None:
-    """Fire what these public trades reach; `rest`: a REST batch (a stall, a loss, a
-    restart), fired late when it is a range the stream missed."""
+    """Fire what these public trades reach; `rest`: a REST batch (`Caught`: a stall, a
+    loss, a restart), fired late when it is a range the stream missed. While a re-fetch
+    after a loss is due (it failed so far), the stream's trades still fire what they
+    reach, but move no mark: the re-fetch starts where the stream was lost."""
     w = session.watchers.get(f"triggers:{symbol}")
-    if not rest and w is not None and w.resync:
-        return  # back after a loss: the re-fetch right after covers these trades too
-    rows = _rows(trades)
-    if not rows:
-        return
-    late = rest and _missed(session, symbol, rows)
-    newest = rows[-1][0]
-    if not rest:
-        session.trigger_streamed[symbol] = max(session.trigger_streamed.get(symbol, 0), newest)
-    session.trigger_seen[symbol] = max(session.trigger_seen.get(symbol, 0), newest)
+    resyncing = not rest and w is not None and w.resync
+    caught = trades if rest else Caught(trades, 0)
+    rows = _rows(caught.trades)
+    newest = max(rows[-1][0] if rows else 0, caught.upto)
+    if rows and not resyncing:
+        if not rest:
+            session.trigger_streamed[symbol] = max(session.trigger_streamed.get(symbol, 0),
+                                                   rows[-1][0])
+        session.trigger_seen[symbol] = max(session.trigger_seen.get(symbol, 0), rows[-1][0])
     ai = session.e.state.assets.get(symbol)
-    if ai is None or not _held(session, symbol):
+    if ai is None or newest <= 0 or not _held(session, symbol):
         return
+    late = rest and bool(rows) and _missed(session, symbol, rows)
     fired: list[tuple[Order, list[str]]] = []
     alerts: list[str] = []
     async with session.engine.mutating():
         fire = lambda a, o, p: _trigger(session, a, o, p, fired)  # noqa: E731
         if late:
             _catch_up(session, ai, rows, fire, alerts.append)
-        else:
+        elif rows:
             _each(session, ai, rows, fire)
-        _advance(session, ai, newest)
+        if not resyncing:
+            _advance(session, ai, newest)
     for message in alerts:
         await session.record("trigger_late", {"symbol": symbol, "message": message}, symbol)
         session.tell_error(f"trigger_late:{symbol}", message)
@@ -221,20 +250,38 @@ def _request(ai: AssetInstance, order: Order) -> dict[str, Any]:
 
 def _trigger(session: Any, ai: AssetInstance, order: Order, price: float,
              fired: list[tuple[Order, list[str]]]) -> None:
-    """Mark `order` fired and in flight (the caller holds the state lock: a cancel from
-    the strategy finds it in flight from here on); it is sent after, with the ids of its
-    OCO pair's other legs: those open now, and the group's first leg (its id is the
-    group's), which may have filled and closed already."""
+    """Mark `order` fired and in flight, not sent yet (the caller holds the state lock: a
+    cancel from the strategy finds it so from here on); it is sent after, with the ids of
+    its OCO pair's other legs open now. (A fill of a leg closes the untriggered emulated
+    legs of its group in the same step: `contingent.follow`.)"""
     session.apply_now("order_triggered", {"id": order.id, "symbol": ai.symbol,
                                           "trigger": order.trigger, "price": price,
                                           "client_id": order.id,
                                           "ts": session.e.clock.now()}, ai.symbol)
     session.flights.start(order, _request(ai, order))
-    pair = {o.id for o in ai.orders.values()
-            if order.group and o.group == order.group and o is not order}
-    if order.group and order.group != order.id:
-        pair.add(order.group)
-    fired.append((order, sorted(pair)))
+    session.trigger_unsent.add(order.id)
+    fired.append((order, _pair(ai, order)))
+
+
+def _pair(ai: AssetInstance, order: Order) -> list[str]:
+    """The ids of the other open legs of `order`'s OCO group."""
+    return sorted(o.id for o in ai.orders.values()
+                  if order.group and o.group == order.group and o is not order and o.is_open)
+
+
+def unsent(session: Any, order: Order) -> bool:
+    """Whether the emulated `order` is on no exchange: not fired, or fired and its send
+    not started (a cancel then closes it here: it is never sent)."""
+    return order.route == "emulated" and (not order.triggered or
+                                          order.id in session.trigger_unsent)
+
+
+def close(session: Any, ai: AssetInstance, held: Iterable[Order]) -> None:
+    """Cancel emulated orders on no exchange (`unsent`): closed here (the caller holds
+    the state lock)."""
+    for order in held:
+        session.apply_now("order_closed", {"id": order.id, "symbol": ai.symbol,
+                                           "status": "canceled"}, ai.symbol)
 
 
 async def _send_fired(session: Any, ai: AssetInstance, order: Order, pair: list[str]) -> None:
@@ -244,9 +291,13 @@ async def _send_fired(session: Any, ai: AssetInstance, order: Order, pair: list[
     (`_cancel_pair`). If one of them filled meanwhile (the exchange matched it before the
     cancel arrived), the pair sells (or buys) once: the fired order goes only for what
     that fill left (`_rest_of_pair`). A cancel of the fired order from the strategy that
-    came before the send wins: it is never sent."""
+    came before the send starts closes it at once (`unsent`): it is never sent."""
     await _cancel_pair(session, ai, pair)
-    if await _withdrawn(session, ai, order):
+    async with session.engine.mutating():  # from here on a cancel goes to the exchange
+        session.trigger_unsent.discard(order.id)
+        withdrawn = not order.is_open
+    if withdrawn:
+        session.flights.seen(order)
         return
     taken = math.fsum(t.amount for t in ai.trades if t.order_id in pair)
     if taken > 0:
@@ -261,10 +312,13 @@ async def _cancel_pair(session: Any, ai: AssetInstance, pair: list[str]) -> None
     timeout, a 5xx): ask the exchange for the leg by client id, cancel again while it
     is open, until it is closed (cancelled or filled). Sending the fired order before
     that could sell twice: the leg holds the funds, and may still fill. The run is told
-    once that the fired order waits."""
+    once that the fired order waits. (An emulated leg on no exchange is closed here.)"""
     wait, told = 0.05, False
     while True:
-        others = [ai.orders[i] for i in pair if i in ai.orders and ai.orders[i].is_open]
+        async with session.engine.mutating():
+            others = [ai.orders[i] for i in pair if i in ai.orders and ai.orders[i].is_open]
+            close(session, ai, [o for o in others if unsent(session, o)])
+            others = [o for o in others if o.is_open]
         if not others or await orders.cancel(session, ai, None, [o.id for o in others],
                                              waitfor=session.waitfor, confirm=True):
             return
@@ -279,20 +333,6 @@ async def _cancel_pair(session: Any, ai: AssetInstance, pair: list[str]) -> None
         for o in others:
             if o.is_open:
                 await orders.sync_order(session, ai, o)
-
-
-async def _withdrawn(session: Any, ai: AssetInstance, order: Order) -> bool:
-    """Whether the strategy cancelled the fired order before it was sent (its flight
-    says a cancel is due): then it is closed here, unsent, and its cancel is done."""
-    flight = session.flights.get(order.id)
-    if order.is_open and (flight is None or not flight.cancel):
-        return False
-    if order.is_open:
-        async with session.engine.mutating():
-            session.apply_now("order_closed", {"id": order.id, "symbol": ai.symbol,
-                                               "status": "canceled"}, ai.symbol)
-    session.flights.seen(order)
-    return True
 
 
 async def _rest_of_pair(session: Any, ai: AssetInstance, order: Order, taken: float) -> None:
@@ -336,7 +376,22 @@ async def rearm(session: Any) -> list[Order]:
         session.trigger_marks.setdefault(o.symbol, {})[o.id] = max(o.date, moved.get(o.id, 0))
     for sym in {o.symbol for o in held}:
         await watch(session, sym, resync=True)
+    for ai in session.e.assets:
+        for o in [o for o in ai.orders.values() if o.id in session.trigger_unsent]:
+            _resend(session, ai, o)
     return held
+
+
+def _resend(session: Any, ai: AssetInstance, order: Order) -> None:
+    """Send an order that fired in an earlier run and was never sent (that run stopped
+    while its pair's cancel was unsettled): late, so the run is told."""
+    message = (f"{ai.symbol}: {order.type.value} {order.id} at {order.trigger:g} fired before "
+               "the run stopped and was never sent: it is sent now")
+    session.tell_error(f"trigger_late:{ai.symbol}", message)
+    session.alert("trigger", message, {"symbol": ai.symbol})
+    session.flights.start(order, _request(ai, order))
+    session.engine.fire(_reported(session, ai, _send_fired(session, ai, order,
+                                                           _pair(ai, order))))
 
 
 async def _last_moves(session: Any, ids: set[str]) -> dict[str, int]:

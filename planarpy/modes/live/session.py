@@ -71,6 +71,7 @@ class LiveSession(Session):
         self.trigger_seen: dict[str, int] = {}  # newest public trade time emulation.py read
         self.trigger_streamed: dict[str, int] = {}  # ... of those the stream delivered
         self.trigger_marks: dict[str, dict[str, int]] = {}  # symbol -> order id -> mark
+        self.trigger_unsent: set[str] = set()  # fired emulated orders whose send has not started
         self.inflight_every = V.positive("seconds").value(inflight_every, "inflight_every")
         self.adopt_every = None if adopt_every is None else \
             V.positive("seconds").value(adopt_every, "adopt_every")
