@@ -408,3 +408,38 @@ def test_a_cancel_of_a_fired_order_waiting_for_its_pair_is_known_at_once(scripte
         eventually(lambda: not limit.is_open)
         assert never(lambda: sells(run), 0.5)
         assert stop.id not in {e["c"] for e in log}
+
+
+def test_a_restart_re_arms_a_trailing_stop_from_the_trade_that_moved_it(scripted, tmp_path):
+    """A trailing stop's move on the rally to 0.0016 is applied late (the state lock is
+    held meanwhile), when the exchange's clock is already at the next trade, a fall to
+    0.00155 through the moved stop that the stream does not deliver (stalled); the run
+    then stops. The next run re-arms the stop from the exchange time of the trade that
+    moved it, so its catch-up finds the fall: it fires, late, with the alert (before: its
+    mark was the time the move was applied, and the fall, at or before it, was skipped)."""
+    from planarpy.trace import EventTrace
+
+    lx = scripted([0.00151, 0.0016, 0.00155] + [0.0016] * 30)
+    path = tmp_path / "t"
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace, stall_after=60.0) as first:
+            first.call("market_order", SYM, 1000.0, side="buy")
+            assert first.call("trailing_stop_order", SYM, 600.0, offset=0.0000302) is missing
+            (stop,) = first.strategy.assets[0].orders.values()
+            eventually(lambda: streaming(lx, "xrpeth@trade"))
+            step_until(lx, lambda: stop.trigger > 0.001479)  # 0.00151
+            seen = first.session.trigger_seen
+            with first.session.engine.locked():
+                lx.step(STEP)  # 0.0016: streamed, waiting for the lock
+                eventually(lambda: seen.get(SYM) == lx.clock.now())
+                lx.faults.update({"stall_public": True})
+                lx.step(STEP)  # 0.00155, not streamed
+            eventually(lambda: stop.trigger > 0.00156)
+            assert not stop.triggered
+    lx.faults.update({"stall_public": False})
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as second:
+            eventually(lambda: sold(second) == {stop.id: 600.0}, timeout=10)
+            (told,) = [m for w, m in second.strategy.seen_errors
+                       if w == "trigger_late:XRP/ETH"]
+            assert "0.00155" in told

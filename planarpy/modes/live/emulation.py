@@ -34,8 +34,8 @@ A restart on the trace of earlier runs re-arms the emulated orders they left ope
 run's resume (resume.py) carries them over like any open order (the same id, trigger,
 trailing reference and group) but asks no exchange about them, and `rearm` watches
 their trades again. A re-armed order's mark is its creation time, from the trace (a
-trailing stop's: the time of its last move, since its stop already follows the trades
-before it), and the first thing its watcher does is the REST catch-up over the time the
+trailing stop's: the exchange time of the trade behind its last move, since its stop
+already follows the trades up to it), and the first thing its watcher does is the REST catch-up over the time the
 run was stopped: a trigger reached meanwhile fires late, with the alert. One that had
 fired is looked up by its own id, like any order: when the exchange does not know it,
 it was never sent (the run stopped while its pair's cancel was unsettled), and it is
@@ -219,7 +219,7 @@ def _each(session: Any, ai: AssetInstance, rows: list[tuple[int, float]],
     for ts, price in rows:
         if any(ts > m for m in marks.values()):
             triggers.on_prices(session.e, ai, price, price, fire,
-                               only=lambda o: ts > marks.get(o.id, ts))
+                               only=lambda o: ts > marks.get(o.id, ts), ts=ts)
 
 
 def _catch_up(session: Any, ai: AssetInstance, rows: list[tuple[int, float]],
@@ -233,7 +233,7 @@ def _catch_up(session: Any, ai: AssetInstance, rows: list[tuple[int, float]],
         prices = [p for ts, p in rows if ts > m]
         if prices:
             triggers.catch_up(session.e, ai, min(prices), max(prices), rows[-1][1], fire,
-                              alert, only=lambda o: o.id in ids)
+                              alert, only=lambda o: o.id in ids, ts=rows[-1][0])
 
 
 def _advance(session: Any, ai: AssetInstance, newest: int) -> None:
@@ -395,8 +395,9 @@ def _resend(session: Any, ai: AssetInstance, order: Order) -> None:
 
 
 async def _last_moves(session: Any, ids: set[str]) -> dict[str, int]:
-    """The exchange time of the last `trigger_moved` of each trailing stop in `ids`, from
-    the run's trace (none without one)."""
+    """The exchange time of the trade behind the last `trigger_moved` of each trailing
+    stop in `ids` (`trade_ts`; a trace from before it: the move's own time), from the
+    run's trace (none without one)."""
     path = getattr(session.recorder, "path", None)
     if not ids or path is None:
         return {}
@@ -406,5 +407,5 @@ async def _last_moves(session: Any, ids: set[str]) -> dict[str, int]:
     except Exception as e:  # a trace it cannot read: the creation times, told
         await session.report_error(e, where="rearm")
         return {}
-    return {str(p["id"]): int(p.get("ts") or 0) for p in (ev["payload"] or {} for ev in events)
-            if str(p.get("id")) in ids}
+    return {str(p["id"]): int(p.get("trade_ts") or p.get("ts") or 0)
+            for p in (ev["payload"] or {} for ev in events) if str(p.get("id")) in ids}
