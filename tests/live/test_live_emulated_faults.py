@@ -108,6 +108,7 @@ def test_a_restart_does_not_fire_a_trailing_stop_on_trades_it_already_followed(s
     stops and the next one re-arms it. Its mark is the time of its last move: the trades
     at 0.0015 before the rally (below the moved stop) are not news to it, so the catch-up
     after the restart does not fire it; a later fall through the stop does."""
+    from planarpy.modes.live import emulation
     from planarpy.trace import EventTrace
 
     lx = scripted([0.00151, 0.00155, 0.0016, 0.0016, 0.0016, 0.00158, 0.00155]
@@ -127,9 +128,8 @@ def test_a_restart_does_not_fire_a_trailing_stop_on_trades_it_already_followed(s
         with live(lx, trace=trace, stall_after=0.3) as second:
             (again,) = second.strategy.assets[0].orders.values()
             assert again.id == stop.id and not again.triggered
-            marks = second.session.trigger_marks
             # the catch-up applied: the stop has been shown the trades up to now
-            eventually(lambda: marks.get(SYM, {}).get(stop.id, 0) >= lx.clock.now())
+            eventually(lambda: emulation.mark(second.session, again) >= lx.clock.now())
             assert not again.triggered and not sells(second)
             assert not [w for w, _ in second.strategy.seen_errors if w.startswith("trigger")]
             step_until(lx, lambda: sells(second))  # 0.00158, then 0.00155 fires it
@@ -257,6 +257,7 @@ def test_a_quiet_market_costs_one_request_a_stall_and_raises_no_gap(local_exchan
     which reaches back before them: no trade can be missing); the marks move to the end
     of the last hour read whole, so each later stall batch asks one or two requests, and
     no trigger_gap is told (before: every stall batch sent 13 requests and the gap)."""
+    from planarpy.modes.live import emulation
     from tapekit import T0
     lx = quiet_exchange(local_exchange_factory)
     trace = Events()
@@ -264,7 +265,7 @@ def test_a_quiet_market_costs_one_request_a_stall_and_raises_no_gap(local_exchan
         limit, stop = oco(run, stop=0.00147)
         lx.step(13 * 3_600_000)
         eventually(lambda: len(stalls(trace)) >= 2, timeout=10)
-        eventually(lambda: run.session.trigger_marks[SYM][stop.id] > T0 + 11 * 3_600_000)
+        eventually(lambda: emulation.mark(run.session, stop) > T0 + 11 * 3_600_000)
         start = len(stalls(trace))
         before = len(requests(trace, "fetch_trades"))
         eventually(lambda: len(stalls(trace)) >= start + 4, timeout=10)
@@ -428,10 +429,10 @@ def test_a_restart_re_arms_a_trailing_stop_from_the_trade_that_moved_it(scripted
             (stop,) = first.strategy.assets[0].orders.values()
             eventually(lambda: streaming(lx, "xrpeth@trade"))
             step_until(lx, lambda: stop.trigger > 0.001479)  # 0.00151
-            seen = first.session.trigger_seen
+            streamed = first.session.trigger_streamed
             with first.session.engine.locked():
                 lx.step(STEP)  # 0.0016: streamed, waiting for the lock
-                eventually(lambda: seen.get(SYM) == lx.clock.now())
+                eventually(lambda: streamed.get(SYM) == lx.clock.now())
                 lx.faults.update({"stall_public": True})
                 lx.step(STEP)  # 0.00155, not streamed
             eventually(lambda: stop.trigger > 0.00156)

@@ -11,12 +11,15 @@ client id until it does) is the order sent, as the market (or limit) order it ha
 become, under its own id as the client order id: the exchange's reports of that order
 are the conditional order's fills.
 
-Each held order has a mark (`session.trigger_marks`): the exchange time of the newest
-public trade known when it was created (the exchange's clock then, if later). Trades at
-or before its mark never fire or trail it; the mark moves to each newer trade it is
-shown, and to where a REST catch-up read every trade (in a quiet market, the end of the
-last hour wholly in the past: so the next catch-up starts there). Exchange trade times
-are only ever compared with exchange times.
+Each held order has a mark (`mark`): the exchange time of the newest public trade it has
+been shown, or its creation time (the exchange's clock) if later. Trades at or before
+its mark never fire or trail it. The watcher keeps one time per asset
+(`session.trigger_seen`): up to where it has applied the trades (each newer trade read,
+and where a REST catch-up read every trade: in a quiet market the end of the last hour
+wholly in the past, so that the next catch-up starts there); every held order has been
+shown those, so its mark is that time, or its creation time if later (a re-armed
+trailing stop's: see below). Exchange trade times are only ever compared with exchange
+times.
 
 When the stream stalls, comes back after a loss, or the run restarts, the watcher
 fetches by REST the trades since the oldest mark (`since`, page by page). A range the
@@ -35,8 +38,9 @@ run's resume (resume.py) carries them over like any open order (the same id, tri
 trailing reference and group) but asks no exchange about them, and `rearm` watches
 their trades again. A re-armed order's mark is its creation time, from the trace (a
 trailing stop's: the exchange time of the trade behind its last move, since its stop
-already follows the trades up to it), and the first thing its watcher does is the REST catch-up over the time the
-run was stopped: a trigger reached meanwhile fires late, with the alert. One that had
+already follows the trades up to it), and the first thing its watcher does is the REST
+catch-up over the time the run was stopped: a trigger reached meanwhile fires late, with
+the alert. One that had
 fired is looked up by its own id, like any order: when the exchange does not know it,
 it was never sent (the run stopped while its pair's cancel was unsettled), and it is
 sent now, with the alert.
@@ -76,16 +80,11 @@ async def watch(session: Any, symbol: str, resync: bool = False) -> None:
     w.start()
 
 
-def hold(session: Any, order: Order) -> None:
-    """Give an emulated order created now its mark (the caller holds the state lock)."""
-    marks = session.trigger_marks.setdefault(order.symbol, {})
-    marks[order.id] = max(order.date, session.trigger_seen.get(order.symbol, 0))
-
-
 def mark(session: Any, order: Order) -> int:
     """The exchange time of the newest public trade `order` has been shown (its creation
-    time when it has none yet)."""
-    return session.trigger_marks.get(order.symbol, {}).get(order.id, order.date)
+    time, or a re-armed trailing stop's last move, when later)."""
+    return max(order.date, session.trigger_seen.get(order.symbol, 0),
+               session.trigger_rearmed.get(order.id, 0))
 
 
 def _held(session: Any, symbol: str) -> list[Order]:
@@ -176,26 +175,25 @@ async def on_trades(session: Any, symbol: str, trades: Any, rest: bool) -> None:
     resyncing = not rest and w is not None and w.resync
     caught = trades if rest else Caught(trades, 0)
     rows = _rows(caught.trades)
-    newest = max(rows[-1][0] if rows else 0, caught.upto)
-    if rows and not resyncing:
-        if not rest:
-            session.trigger_streamed[symbol] = max(session.trigger_streamed.get(symbol, 0),
-                                                   rows[-1][0])
-        session.trigger_seen[symbol] = max(session.trigger_seen.get(symbol, 0), rows[-1][0])
+    if rows and not rest and not resyncing:
+        session.trigger_streamed[symbol] = max(session.trigger_streamed.get(symbol, 0),
+                                               rows[-1][0])
     ai = session.e.state.assets.get(symbol)
-    if ai is None or newest <= 0 or not _held(session, symbol):
+    if ai is None:
         return
-    late = rest and bool(rows) and _missed(session, symbol, rows)
     fired: list[tuple[Order, list[str]]] = []
     alerts: list[str] = []
     async with session.engine.mutating():
-        fire = lambda a, o, p: _trigger(session, a, o, p, fired)  # noqa: E731
-        if late:
-            _catch_up(session, ai, rows, fire, alerts.append)
-        elif rows:
-            _each(session, ai, rows, fire)
-        if not resyncing:
-            _advance(session, ai, newest)
+        held = _held(session, symbol)
+        if held and rows:
+            fire = lambda a, o, p: _trigger(session, a, o, p, fired)  # noqa: E731
+            if rest and _missed(session, symbol, rows):
+                _catch_up(session, ai, held, rows, fire, alerts.append)
+            else:
+                _each(session, ai, held, rows, fire)
+        if not resyncing:  # every held order has been shown these
+            newest = max(rows[-1][0] if rows else 0, caught.upto)
+            session.trigger_seen[symbol] = max(session.trigger_seen.get(symbol, 0), newest)
     for message in alerts:
         await session.record("trigger_late", {"symbol": symbol, "message": message}, symbol)
         session.tell_error(f"trigger_late:{symbol}", message)
@@ -212,35 +210,29 @@ async def _reported(session: Any, ai: AssetInstance, coro: Any) -> None:
         await session.report_error(e, where=f"triggers:{ai.symbol}", symbol=ai.symbol)
 
 
-def _each(session: Any, ai: AssetInstance, rows: list[tuple[int, float]],
+def _each(session: Any, ai: AssetInstance, held: list[Order], rows: list[tuple[int, float]],
           fire: triggers.Fire) -> None:
     """Apply the trades one by one, each to the orders it is news to."""
-    marks = {o.id: mark(session, o) for o in _held(session, ai.symbol)}
+    marks = {o.id: mark(session, o) for o in held}
+    oldest = min(marks.values())
     for ts, price in rows:
-        if any(ts > m for m in marks.values()):
+        if ts > oldest:
             triggers.on_prices(session.e, ai, price, price, fire,
                                only=lambda o: ts > marks.get(o.id, ts), ts=ts)
 
 
-def _catch_up(session: Any, ai: AssetInstance, rows: list[tuple[int, float]],
-              fire: triggers.Fire, alert: Any) -> None:
+def _catch_up(session: Any, ai: AssetInstance, held: list[Order],
+              rows: list[tuple[int, float]], fire: triggers.Fire, alert: Any) -> None:
     """A range the stream missed: each order is checked on the range of the trades
     after its own mark, fired at the last price, with an alert."""
     by_mark: dict[int, set[str]] = {}
-    for o in _held(session, ai.symbol):
+    for o in held:
         by_mark.setdefault(mark(session, o), set()).add(o.id)
     for m, ids in sorted(by_mark.items()):
         prices = [p for ts, p in rows if ts > m]
         if prices:
             triggers.catch_up(session.e, ai, min(prices), max(prices), rows[-1][1], fire,
                               alert, only=lambda o: o.id in ids, ts=rows[-1][0])
-
-
-def _advance(session: Any, ai: AssetInstance, newest: int) -> None:
-    """Every held order of `ai` has been shown the trades up to `newest` (the marks of
-    orders no longer held are dropped)."""
-    session.trigger_marks[ai.symbol] = {o.id: max(mark(session, o), newest)
-                                        for o in _held(session, ai.symbol)}
 
 
 def _request(ai: AssetInstance, order: Order) -> dict[str, Any]:
@@ -371,9 +363,8 @@ async def rearm(session: Any) -> list[Order]:
     earlier runs of its trace), each from its mark (see the module docstring), with the
     REST catch-up first; returns them."""
     held = [o for ai in session.e.assets for o in triggers.held(ai) if o.route == "emulated"]
-    moved = await _last_moves(session, {o.id for o in held if o.type is OrderType.TRAILING_STOP})
-    for o in held:
-        session.trigger_marks.setdefault(o.symbol, {})[o.id] = max(o.date, moved.get(o.id, 0))
+    session.trigger_rearmed.update(await _last_moves(
+        session, {o.id for o in held if o.type is OrderType.TRAILING_STOP}))
     for sym in {o.symbol for o in held}:
         await watch(session, sym, resync=True)
     for ai in session.e.assets:

@@ -69,7 +69,6 @@ class LiveExecutor(SessionExecutor):
         and watches the public trades of its asset to fire it (session.watch_triggers)."""
         session = self.session
         session.apply_now("order_created", order, ai.symbol)
-        emulation.hold(session, order)  # trades from before it never fire it
         session.engine.fire(session.watch_triggers(ai.symbol))
         return missing
 
