@@ -362,6 +362,17 @@ def test_a_leg_the_exchange_does_not_know_is_closed_and_the_fired_order_goes(scr
         assert len(requests(trace, "cancel_order")) == 1
 
 
+def sold_late(lx, path, order, amount):
+    """Run again on the trace at `path` until `order` has sold `amount`; the run, and what
+    it was told (its one trigger_late)."""
+    from planarpy.trace import EventTrace
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as run:
+            eventually(lambda: sold(run) == {order.id: amount}, timeout=10)
+            (told,) = [m for w, m in run.strategy.seen_errors if w == "trigger_late:XRP/ETH"]
+    return run, told
+
+
 def test_a_stop_that_fired_and_was_never_sent_is_sent_after_a_restart(scripted, tmp_path):
     """The stop leg fires, but the cancel of its limit leg gets 503s (not executed): the
     run stops while the stop waits for it. The next run finds the stop fired, and the
@@ -373,21 +384,18 @@ def test_a_stop_that_fired_and_was_never_sent_is_sent_after_a_restart(scripted, 
     lx = scripted([0.0015, 0.00146] + [0.0015] * 30)
     path = tmp_path / "t"
     with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
-        with live(lx, trace=trace) as first:
+        # its stop waits waitfor + 5 s for the fired stop's send: a short waitfor
+        with live(lx, trace=trace, waitfor=0.5) as first:
             limit, stop = oco(first)
             lx.faults.update({"http_status": 503, "http_path": "DELETE /api/v3/order"})
             step_until(lx, lambda: stop.triggered)
             eventually(lambda: [w for w, _ in first.strategy.seen_errors if w == "oco:XRP/ETH"])
             assert not sells(first)
     lx.faults.update({"http_status": None})
-    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
-        with live(lx, trace=trace) as second:
-            eventually(lambda: sold(second) == {stop.id: 900.0}, timeout=10)
-            (told,) = [m for w, m in second.strategy.seen_errors
-                       if w == "trigger_late:XRP/ETH"]
-            assert "never sent" in told
-            assert raw_client(lx).fetch_open_orders(SYM) == []
-            assert not second.strategy.assets[0].orders
+    second, told = sold_late(lx, path, stop, 900.0)
+    assert "never sent" in told
+    assert raw_client(lx).fetch_open_orders(SYM) == []
+    assert not second.strategy.assets[0].orders
 
 
 def test_a_cancel_of_a_fired_order_waiting_for_its_pair_is_known_at_once(scripted):
@@ -438,9 +446,5 @@ def test_a_restart_re_arms_a_trailing_stop_from_the_trade_that_moved_it(scripted
             eventually(lambda: stop.trigger > 0.00156)
             assert not stop.triggered
     lx.faults.update({"stall_public": False})
-    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
-        with live(lx, trace=trace) as second:
-            eventually(lambda: sold(second) == {stop.id: 600.0}, timeout=10)
-            (told,) = [m for w, m in second.strategy.seen_errors
-                       if w == "trigger_late:XRP/ETH"]
-            assert "0.00155" in told
+    _, told = sold_late(lx, path, stop, 600.0)
+    assert "0.00155" in told
