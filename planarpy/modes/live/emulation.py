@@ -40,10 +40,9 @@ their trades again. A re-armed order's mark is its creation time, from the trace
 trailing stop's: the exchange time of the trade behind its last move, since its stop
 already follows the trades up to it), and the first thing its watcher does is the REST
 catch-up over the time the run was stopped: a trigger reached meanwhile fires late, with
-the alert. One that had
-fired is looked up by its own id, like any order: when the exchange does not know it,
-it was never sent (the run stopped while its pair's cancel was unsettled), and it is
-sent now, with the alert.
+the alert. One that had fired is looked up by its own id, like any order: when the
+exchange does not know it, it was never sent (the run stopped while its pair's cancel
+was unsettled), and it is sent now, with the alert.
 """
 
 from __future__ import annotations
@@ -284,7 +283,7 @@ async def _send_fired(session: Any, ai: AssetInstance, order: Order, pair: list[
     cancel arrived), the pair sells (or buys) once: the fired order goes only for what
     that fill left (`_rest_of_pair`). A cancel of the fired order from the strategy that
     came before the send starts closes it at once (`unsent`): it is never sent."""
-    await _cancel_pair(session, ai, pair)
+    await _cancel_pair(session, ai, order, pair)
     async with session.engine.mutating():  # from here on a cancel goes to the exchange
         session.trigger_unsent.discard(order.id)
         withdrawn = not order.is_open
@@ -299,18 +298,16 @@ async def _send_fired(session: Any, ai: AssetInstance, order: Order, pair: list[
     await orders.submit(session, ai, order, _request(ai, order), 0.0, False)
 
 
-async def _cancel_pair(session: Any, ai: AssetInstance, pair: list[str]) -> None:
+async def _cancel_pair(session: Any, ai: AssetInstance, order: Order, pair: list[str]) -> None:
     """Cancel the pair's other open legs, and settle a cancel of unknown outcome (a
     timeout, a 5xx): ask the exchange for the leg by client id, cancel again while it
     is open, until it is closed (cancelled or filled). Sending the fired order before
     that could sell twice: the leg holds the funds, and may still fill. The run is told
-    once that the fired order waits. (An emulated leg on no exchange is closed here.)"""
+    once that the fired order waits."""
     wait, told = 0.05, False
     while True:
         async with session.engine.mutating():
-            others = [ai.orders[i] for i in pair if i in ai.orders and ai.orders[i].is_open]
-            close(session, ai, [o for o in others if unsent(session, o)])
-            others = [o for o in others if o.is_open]
+            others = _on_exchange(session, ai, order, pair)
         if not others or await orders.cancel(session, ai, None, [o.id for o in others],
                                              waitfor=session.waitfor, confirm=True):
             return
@@ -325,6 +322,17 @@ async def _cancel_pair(session: Any, ai: AssetInstance, pair: list[str]) -> None
         for o in others:
             if o.is_open:
                 await orders.sync_order(session, ai, o)
+
+
+def _on_exchange(session: Any, ai: AssetInstance, order: Order, pair: list[str]) -> list[Order]:
+    """The legs of `pair` left to cancel on the exchange (the caller holds the state
+    lock). Those on no exchange are closed here: one not fired, and one fired and not sent
+    yet while `order` is open (of two legs fired at once, the first to get here goes); a
+    fired leg already sent is left to its own send."""
+    others = [ai.orders[i] for i in pair if i in ai.orders and ai.orders[i].is_open]
+    close(session, ai, [o for o in others if unsent(session, o) and
+                        (order.is_open or not o.triggered)])
+    return [o for o in others if o.is_open and not (o.triggered and o.route == "emulated")]
 
 
 async def _rest_of_pair(session: Any, ai: AssetInstance, order: Order, taken: float) -> None:
