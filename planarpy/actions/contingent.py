@@ -287,10 +287,24 @@ def settle_group(s: Any, ai: AssetInstance, order: Order) -> None:
     """`order` filled or triggered: cancel the other open orders of its OCO group. An
     emulated leg that fired already is left to live's emulation: it settles the pair
     itself and sends the fired order only for what the pair has left."""
-    others = [o for o in ai.orders.values() if o.group == order.group and o is not order
-              and o.is_open and not (o.triggered and o.route == "emulated")]
+    others = [o for o in _others(ai, order) if not (o.triggered and o.route == "emulated")]
     if others:
         s.executor.cancel(ai, others, CancelOrders(ai, ids=tuple(o.id for o in others)))
+
+
+def _others(ai: AssetInstance, order: Order) -> list[Order]:
+    """The other open orders of `order`'s OCO group."""
+    return [o for o in ai.orders.values() if o.group == order.group and o is not order
+            and o.is_open]
+
+
+def _close_held(e: Any, ai: AssetInstance, order: Order) -> None:
+    """Cancel at once the legs of `order`'s group that live's engine holds on no exchange
+    (emulated, not fired): only local state changes, and no trade may fire one after the
+    fill that settles the group (its settle_group waits for the engine's loop)."""
+    held = [o for o in _others(ai, order) if o.route == "emulated" and not o.triggered]
+    if held:
+        e.executor.cancel(ai, held, CancelOrders(ai, ids=tuple(o.id for o in held)))
 
 
 def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
@@ -366,7 +380,8 @@ def follow(e: Any, kind: str, order: Order) -> None:
     an executor whose cancels only change local state (`cancels_at_once`: sim, paper)
     settles the group at once, so that no later price fires the other leg first. An
     emulated order's trigger (live) is left to the emulation, which cancels the pair
-    before it sends the order: one canceller, that waits for the cancel's outcome."""
+    before it sends the order: one canceller, that waits for the cancel's outcome; a
+    fill closes the group's emulated legs that have not fired at once (`_close_held`)."""
     ai = e.state.assets[order.symbol]
     if kind in _SETTLES:
         if kind == "order_triggered" and order.route == "emulated":
@@ -374,6 +389,7 @@ def follow(e: Any, kind: str, order: Order) -> None:
         elif order.group and getattr(e.executor, "cancels_at_once", False):
             settle_group(e, ai, order)  # no other trade may fire a leg meanwhile
         elif order.group:
+            _close_held(e, ai, order)
             e.executor.soon(lambda: settle_group(e, ai, order))
         if order.legs:  # done: the exits for the rest; resting: for a part big enough
             e.executor.soon(lambda: release_legs(e, ai, order))

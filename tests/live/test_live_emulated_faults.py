@@ -9,7 +9,7 @@ import pytest
 from planarpy import Side, missing
 from planarpy.core.orders import OrderType
 
-from livekit import eventually, live, never, raw_client, streaming
+from livekit import eventually, live, never, raw_client, streaming, user_stream_up
 from tapekit import STEP, SYM, Events, exchange_log, scripted_exchange, step_until
 
 
@@ -72,11 +72,12 @@ def test_an_outage_longer_than_a_page_is_checked_whole(scripted, monkeypatch, pa
     then trades 1200 times more (over three hours: more than one REST page, and Binance
     answers a `since` query an hour at a time). The catch-up pages through the whole
     range since the order's mark: the dip is found, the stop fires late, with the alert.
-    With fewer pages allowed than the range needs, the first pages and the newest one
-    are checked, and the run is told the range may miss trades."""
+    With fewer pages allowed than the range needs (two full pages of 300), the first
+    pages and the newest one are checked, and the run is told the range may miss trades."""
     from planarpy.modes.live import emulation
     if pages is not None:
         monkeypatch.setattr(emulation, "PAGES", pages)
+        monkeypatch.setattr(emulation, "LIMIT", 300)
     lx = scripted([0.0015, 0.00146] + [0.0015] * 1200 + [0.0015] * 30)
     trace = Events()
     with live(lx, trace=trace) as run:
@@ -107,6 +108,7 @@ def test_a_restart_does_not_fire_a_trailing_stop_on_trades_it_already_followed(s
     stops and the next one re-arms it. Its mark is the time of its last move: the trades
     at 0.0015 before the rally (below the moved stop) are not news to it, so the catch-up
     after the restart does not fire it; a later fall through the stop does."""
+    from planarpy.modes.live import emulation
     from planarpy.trace import EventTrace
 
     lx = scripted([0.00151, 0.00155, 0.0016, 0.0016, 0.0016, 0.00158, 0.00155]
@@ -126,9 +128,8 @@ def test_a_restart_does_not_fire_a_trailing_stop_on_trades_it_already_followed(s
         with live(lx, trace=trace, stall_after=0.3) as second:
             (again,) = second.strategy.assets[0].orders.values()
             assert again.id == stop.id and not again.triggered
-            marks = second.session.trigger_marks
             # the catch-up applied: the stop has been shown the trades up to now
-            eventually(lambda: marks.get(SYM, {}).get(stop.id, 0) >= lx.clock.now())
+            eventually(lambda: emulation.mark(second.session, again) >= lx.clock.now())
             assert not again.triggered and not sells(second)
             assert not [w for w, _ in second.strategy.seen_errors if w.startswith("trigger")]
             step_until(lx, lambda: sells(second))  # 0.00158, then 0.00155 fires it
@@ -228,3 +229,222 @@ def test_a_cancel_between_the_trigger_and_the_send_wins(scripted):
         assert never(lambda: sells(run), 0.5)
         assert stop.id not in {e["c"] for e in log}
         assert len(requests(trace, "create_order")) == 2
+
+
+# ---- 4. review findings (l15c) ---------------------------------------------------------------
+def quiet_exchange(factory):
+    """A local exchange whose XRP/ETH traded at 0.0015 every 10 s for the hour before T0,
+    then not at all: a quiet market."""
+    import numpy as np
+
+    from planarpy.data.sample import sample_markets
+    from planarpy.localexchange import Clock, Feed
+    from tapekit import T0
+    ts = T0 - STEP * np.arange(360, dtype=np.int64)[::-1]
+    feed = Feed(ts, np.full(360, 0.0015), np.full(360, 400.0), np.zeros(360, bool))
+    m = sample_markets("binance")[SYM]
+    return factory(markets=[m], clock=Clock(start=T0), origin=T0, data={SYM: feed})
+
+
+def stalls(trace):
+    return [p for p in trace.of("exchange_error")
+            if p.get("watcher") == "triggers:XRP/ETH" and p.get("error") == "stalled"]
+
+
+def test_a_quiet_market_costs_one_request_a_stall_and_raises_no_gap(local_exchange_factory):
+    """No public trade for 13 hours after the OCO's stop leg was placed. The first stall
+    batch pages through the quiet hours (one request an hour, up to the newest page,
+    which reaches back before them: no trade can be missing); the marks move to the end
+    of the last hour read whole, so each later stall batch asks one or two requests, and
+    no trigger_gap is told (before: every stall batch sent 13 requests and the gap)."""
+    from planarpy.modes.live import emulation
+    from tapekit import T0
+    lx = quiet_exchange(local_exchange_factory)
+    trace = Events()
+    with live(lx, trace=trace, stall_after=0.3) as run:
+        limit, stop = oco(run, stop=0.00147)
+        lx.step(13 * 3_600_000)
+        eventually(lambda: len(stalls(trace)) >= 2, timeout=10)
+        eventually(lambda: emulation.mark(run.session, stop) > T0 + 11 * 3_600_000)
+        start = len(stalls(trace))
+        before = len(requests(trace, "fetch_trades"))
+        eventually(lambda: len(stalls(trace)) >= start + 4, timeout=10)
+        passes = len(stalls(trace)) - start
+        asked = len(requests(trace, "fetch_trades")) - before
+        assert asked <= 2 * (passes + 1)
+        assert not [w for w, _ in run.strategy.seen_errors if w.startswith("trigger")]
+        assert not [a for a in trace.of("alert") if a["kind"] == "trigger"]
+        assert stop.is_open and not stop.triggered and limit.is_open
+
+
+def test_the_stream_fires_while_the_refetch_after_a_loss_keeps_failing(scripted):
+    """The public stream is lost and comes back, but the REST re-fetch that must follow
+    keeps failing (503 on aggTrades). A trade the stream delivers through the emulated
+    stop fires it at once, at that trade (not late): the stream's trades are not thrown
+    away while the re-fetch is due (before: each was dropped until REST recovered)."""
+    lx = scripted([0.0015, 0.0015, 0.00146] + [0.0015] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        limit, stop = oco(run)
+        eventually(lambda: streaming(lx, "xrpeth@trade"))
+        lx.faults.update({"refuse_ws": True, "http_status": 503, "http_path": "aggTrades"})
+        lx.faults.drop_websockets("public")
+        eventually(lambda: trace.of("connection_lost"))
+        lx.faults.update({"refuse_ws": False})
+        eventually(lambda: streaming(lx, "xrpeth@trade"))
+        lx.step(STEP)  # 0.0015: the stream is back, its re-fetch fails
+        eventually(lambda: trace.of("connection_restored"))
+        eventually(lambda: [p for p in trace.of("exchange_error")
+                            if p.get("method") == "fetch_trades"])
+        step_until(lx, lambda: stop.triggered)  # 0.00146, by the stream
+        eventually(lambda: sold(run) == {stop.id: 900.0})
+        assert lx.faults.http_status == 503  # REST never came back meanwhile
+        assert not trace.of("trigger_late")
+        eventually(lambda: not limit.is_open)
+
+
+def test_a_fill_of_a_buy_ocos_limit_leg_closes_its_stop_leg_in_the_same_step(scripted):
+    """A buy OCO: its stop leg (above the market) is placed first and is the group; the
+    limit leg (below) fills. The emulated stop is closed in the same step as that fill is
+    applied, before any other event: no trade batch that takes the state lock before the
+    group's settle can fire it with an empty pair and buy a second time (before: it stayed
+    open until settle_group ran, and its pair did not hold the filled leg)."""
+    lx = scripted([0.0015, 0.00139] + [0.0015] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        assert run.call("oco_order", SYM, 900.0, side="buy", price=0.0014,
+                        stop=0.00155) is missing
+        legs = {o.type: o for o in run.strategy.assets[0].orders.values()}
+        limit, stop = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
+        assert stop.route == "emulated" and limit.group == stop.id == stop.group
+        step_until(lx, lambda: not limit.is_open)
+        eventually(lambda: not stop.is_open)
+        after = [(k, p.get("order_id" if k == "trade_created" else "id"))
+                 for k, p in trace.events]
+        first = after.index(("trade_created", limit.id))
+        assert after[first + 1] == ("order_closed", stop.id)
+        assert not stop.triggered and [t.order_id for t in run.strategy.fills] == [limit.id]
+
+
+def forget(lx, client_id):
+    """The exchange forgets a closed order (as Binance archives a cancelled order with no
+    fill): a lookup by its client id answers "does not exist" (-2013)."""
+    def go():
+        e = lx.engine
+        o = e.by_client.pop((lx.account().name, client_id))
+        e.orders.pop(o.id, None)
+        e.resting.pop(o.id, None)
+    lx._call(go)
+
+
+def test_a_leg_the_exchange_does_not_know_is_closed_and_the_fired_order_goes(scripted):
+    """The limit leg was cancelled on the exchange by hand while the run heard nothing,
+    and the exchange forgot it. When the stop leg fires, the cancel of the limit is
+    refused as unknown (-2011) and the lookup says "does not exist": the leg is closed
+    here (not on the exchange, and the run is told) and the fired stop goes, once (before:
+    the canceller asked and cancelled again every second, and the stop never went)."""
+    lx = scripted([0.0015, 0.00146] + [0.0015] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        limit, stop = oco(run)
+        user_stream_up(lx)
+        lx.faults.update({"withhold_user": True})
+        raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": limit.id})
+        forget(lx, limit.id)
+        lx.faults.update({"withhold_user": False})
+        assert limit.is_open
+        step_until(lx, lambda: stop.triggered)
+        eventually(lambda: sold(run) == {stop.id: 900.0})
+        assert not limit.is_open
+        (closed,) = [p for p in trace.of("order_closed") if p["id"] == limit.id]
+        assert closed["reason"] == "not on the exchange"
+        assert [w for w, _ in run.strategy.seen_errors if w == "cancel:XRP/ETH"]
+        assert len(requests(trace, "cancel_order")) == 1
+
+
+def sold_late(lx, path, order, amount):
+    """Run again on the trace at `path` until `order` has sold `amount`; the run, and what
+    it was told (its one trigger_late)."""
+    from planarpy.trace import EventTrace
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as run:
+            eventually(lambda: sold(run) == {order.id: amount}, timeout=10)
+            (told,) = [m for w, m in run.strategy.seen_errors if w == "trigger_late:XRP/ETH"]
+    return run, told
+
+
+def test_a_stop_that_fired_and_was_never_sent_is_sent_after_a_restart(scripted, tmp_path):
+    """The stop leg fires, but the cancel of its limit leg gets 503s (not executed): the
+    run stops while the stop waits for it. The next run finds the stop fired, and the
+    exchange knows no order by its id: it was never sent. The limit leg is cancelled and
+    the stop sent now, with the alert (before: it was closed as "not on the exchange",
+    silently, and the position stayed without its stop)."""
+    from planarpy.trace import EventTrace
+
+    lx = scripted([0.0015, 0.00146] + [0.0015] * 30)
+    path = tmp_path / "t"
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        # its stop waits waitfor + 5 s for the fired stop's send: a short waitfor
+        with live(lx, trace=trace, waitfor=0.5) as first:
+            limit, stop = oco(first)
+            lx.faults.update({"http_status": 503, "http_path": "DELETE /api/v3/order"})
+            step_until(lx, lambda: stop.triggered)
+            eventually(lambda: [w for w, _ in first.strategy.seen_errors if w == "oco:XRP/ETH"])
+            assert not sells(first)
+    lx.faults.update({"http_status": None})
+    second, told = sold_late(lx, path, stop, 900.0)
+    assert "never sent" in told
+    assert raw_client(lx).fetch_open_orders(SYM) == []
+    assert not second.strategy.assets[0].orders
+
+
+def test_a_cancel_of_a_fired_order_waiting_for_its_pair_is_known_at_once(scripted):
+    """The stop leg fired; its limit leg's cancel gets 503s, so the stop waits, unsent.
+    The strategy cancels the stop: it is on no exchange, so the cancel is done at once
+    and says so (True), even with waitfor=0 (before: it waited for the send and answered
+    False, though the stop could never be sent). Once the limit's cancel gets through,
+    nothing is sold."""
+    lx = scripted([0.0015, 0.00146] + [0.0015] * 30)
+    log = exchange_log(lx)
+    with live(lx) as run:
+        limit, stop = oco(run)
+        lx.faults.update({"http_status": 503, "http_path": "DELETE /api/v3/order"})
+        step_until(lx, lambda: stop.triggered)
+        eventually(lambda: [w for w, _ in run.strategy.seen_errors if w == "oco:XRP/ETH"])
+        assert run.call("cancel_orders", SYM, ids=[stop.id], waitfor=0.0) is True
+        assert not stop.is_open
+        lx.faults.update({"http_status": None})
+        eventually(lambda: not limit.is_open)
+        assert never(lambda: sells(run), 0.5)
+        assert stop.id not in {e["c"] for e in log}
+
+
+def test_a_restart_re_arms_a_trailing_stop_from_the_trade_that_moved_it(scripted, tmp_path):
+    """A trailing stop's move on the rally to 0.0016 is applied late (the state lock is
+    held meanwhile), when the exchange's clock is already at the next trade, a fall to
+    0.00155 through the moved stop that the stream does not deliver (stalled); the run
+    then stops. The next run re-arms the stop from the exchange time of the trade that
+    moved it, so its catch-up finds the fall: it fires, late, with the alert (before: its
+    mark was the time the move was applied, and the fall, at or before it, was skipped)."""
+    from planarpy.trace import EventTrace
+
+    lx = scripted([0.00151, 0.0016, 0.00155] + [0.0016] * 30)
+    path = tmp_path / "t"
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace, stall_after=60.0) as first:
+            first.call("market_order", SYM, 1000.0, side="buy")
+            assert first.call("trailing_stop_order", SYM, 600.0, offset=0.0000302) is missing
+            (stop,) = first.strategy.assets[0].orders.values()
+            eventually(lambda: streaming(lx, "xrpeth@trade"))
+            step_until(lx, lambda: stop.trigger > 0.001479)  # 0.00151
+            streamed = first.session.trigger_streamed
+            with first.session.engine.locked():
+                lx.step(STEP)  # 0.0016: streamed, waiting for the lock
+                eventually(lambda: streamed.get(SYM) == lx.clock.now())
+                lx.faults.update({"stall_public": True})
+                lx.step(STEP)  # 0.00155, not streamed
+            eventually(lambda: stop.trigger > 0.00156)
+            assert not stop.triggered
+    lx.faults.update({"stall_public": False})
+    _, told = sold_late(lx, path, stop, 600.0)
+    assert "0.00155" in told

@@ -11,10 +11,15 @@ client id until it does) is the order sent, as the market (or limit) order it ha
 become, under its own id as the client order id: the exchange's reports of that order
 are the conditional order's fills.
 
-Each held order has a mark (`session.trigger_marks`): the exchange time of the newest
-public trade known when it was created (the exchange's clock then, if later). Trades at
-or before its mark never fire or trail it; the mark moves to each newer trade it is
-shown. Exchange trade times are only ever compared with exchange times.
+Each held order has a mark (`mark`): the exchange time of the newest public trade it has
+been shown, or its creation time (the exchange's clock) if later. Trades at or before
+its mark never fire or trail it. The watcher keeps one time per asset
+(`session.trigger_seen`): up to where it has applied the trades (each newer trade read,
+and where a REST catch-up read every trade: in a quiet market the end of the last hour
+wholly in the past, so that the next catch-up starts there); every held order has been
+shown those, so its mark is that time, or its creation time if later (a re-armed
+trailing stop's: see below). Exchange trade times are only ever compared with exchange
+times.
 
 When the stream stalls, comes back after a loss, or the run restarts, the watcher
 fetches by REST the trades since the oldest mark (`since`, page by page). A range the
@@ -24,23 +29,27 @@ watched: an order that range reaches fires now, at the last price, and the run i
 (`trigger_late` in the trace, `on_error("trigger_late:SYMBOL", ...)` and a "trigger"
 alert), since its fill may be far from its trigger. A stall batch before the stream
 delivered anything holds no missed range: its trades newer than the marks are applied
-one by one, as the stream's are.
+one by one, as the stream's are. While the re-fetch after a loss is due (REST fails
+too), the stream's trades still fire what they reach; the marks stay, so that the
+re-fetch, when it gets through, still covers the range the stream missed.
 
 A restart on the trace of earlier runs re-arms the emulated orders they left open: the
 run's resume (resume.py) carries them over like any open order (the same id, trigger,
 trailing reference and group) but asks no exchange about them, and `rearm` watches
 their trades again. A re-armed order's mark is its creation time, from the trace (a
-trailing stop's: the time of its last move, since its stop already follows the trades
-before it), and the first thing its watcher does is the REST catch-up over the time the
-run was stopped: a trigger reached meanwhile fires late, with the alert. One that had
-fired was sent under its own id: the resume settles it on the exchange like any order.
+trailing stop's: the exchange time of the trade behind its last move, since its stop
+already follows the trades up to it), and the first thing its watcher does is the REST
+catch-up over the time the run was stopped: a trigger reached meanwhile fires late, with
+the alert. One that had fired is looked up by its own id, like any order: when the
+exchange does not know it, it was never sent (the run stopped while its pair's cancel
+was unsettled), and it is sent now, with the alert.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderType
@@ -70,16 +79,11 @@ async def watch(session: Any, symbol: str, resync: bool = False) -> None:
     w.start()
 
 
-def hold(session: Any, order: Order) -> None:
-    """Give an emulated order created now its mark (the caller holds the state lock)."""
-    marks = session.trigger_marks.setdefault(order.symbol, {})
-    marks[order.id] = max(order.date, session.trigger_seen.get(order.symbol, 0))
-
-
 def mark(session: Any, order: Order) -> int:
     """The exchange time of the newest public trade `order` has been shown (its creation
-    time when it has none yet)."""
-    return session.trigger_marks.get(order.symbol, {}).get(order.id, order.date)
+    time, or a re-armed trailing stop's last move, when later)."""
+    return max(order.date, session.trigger_seen.get(order.symbol, 0),
+               session.trigger_rearmed.get(order.id, 0))
 
 
 def _held(session: Any, symbol: str) -> list[Order]:
@@ -87,41 +91,61 @@ def _held(session: Any, symbol: str) -> list[Order]:
     return [o for o in triggers.held(ai) if o.route == "emulated"] if ai is not None else []
 
 
-async def fetch(session: Any, symbol: str) -> list[Mapping[str, Any]]:
+class Caught(NamedTuple):
+    """A REST catch-up: the trades it read, and the exchange time up to which they are
+    all the trades there were (nothing read for sure: below the `since` asked)."""
+
+    trades: list[Mapping[str, Any]]
+    upto: int
+
+
+async def fetch(session: Any, symbol: str) -> Caught:
     """The REST side of the watcher: the public trades after the oldest mark of the
     orders it holds (none when it holds none)."""
     held = _held(session, symbol)
     if not held:
-        return []
+        return Caught([], 0)
     return await trades_since(session, symbol, min(mark(session, o) for o in held) + 1)
 
 
-async def trades_since(session: Any, symbol: str, since: int) -> list[Mapping[str, Any]]:
+def _keep(rows: dict[Any, Mapping[str, Any]], page: Iterable[Mapping[str, Any]]) -> None:
+    for t in page:
+        rows[t.get("id") or (t.get("timestamp"), t.get("price"), t.get("amount"))] = t
+
+
+def _times(page: Iterable[Mapping[str, Any]]) -> list[int]:
+    return [int(t.get("timestamp") or 0) for t in page]
+
+
+async def trades_since(session: Any, symbol: str, since: int) -> Caught:
     """The public trades of `symbol` from exchange time `since` to now, page by page
     (a full page: the next starts at its newest trade; Binance answers an hour at a time:
-    the next hour then). Past `PAGES` pages the newest page is added and the run is told
-    that the range checked may miss trades between them."""
+    the next hour then), and how far they are complete: through the newest trade read,
+    or the end of the last hour wholly in the past (a quiet market's marks move on with
+    no trade). Past `PAGES` pages the newest page is read too; when it does not reach
+    back to where the pages stopped, the run is told that trades between may be missing."""
     rows: dict[Any, Mapping[str, Any]] = {}
-    now = session.e.clock.now()
+    now, upto = session.e.clock.now(), since - 1
     for _ in range(PAGES):
-        page = await session.request("fetch_trades", symbol, since, LIMIT)
-        for t in page or ():
-            rows[t.get("id") or (t.get("timestamp"), t.get("price"), t.get("amount"))] = t
-        newest = max((int(t.get("timestamp") or 0) for t in page or ()), default=since)
-        if len(page or ()) >= LIMIT:
-            since = newest if newest > since else since + 1
-        elif since + HOUR < now:
-            since = max(since + HOUR + 1, newest + 1)
+        page = await session.request("fetch_trades", symbol, since, LIMIT) or []
+        _keep(rows, page)
+        newest = max(_times(page), default=since)
+        if len(page) >= LIMIT:  # those before its newest trade are all there
+            upto, since = max(upto, newest - 1), newest if newest > since else since + 1
+        elif since + HOUR < now:  # an hour wholly in the past, read whole
+            upto, since = since + HOUR, since + HOUR + 1
         else:
-            return list(rows.values())
-    for t in await session.request("fetch_trades", symbol, None, LIMIT) or ():
-        rows[t.get("id") or (t.get("timestamp"), t.get("price"), t.get("amount"))] = t
-    message = (f"{symbol}: more public trades since the stream was lost than {PAGES} pages "
-               f"of {LIMIT}: the triggers were checked on the first pages and the newest "
-               f"one; trades between them (after {since}) may be missing")
-    session.tell_error(f"trigger_gap:{symbol}", message)
-    session.alert("trigger", message, {"symbol": symbol})
-    return list(rows.values())
+            return Caught(list(rows.values()), max(upto, newest if page else upto))
+    page = await session.request("fetch_trades", symbol, None, LIMIT) or []
+    _keep(rows, page)
+    times = _times(page)
+    if len(page) >= LIMIT and min(times) > since:
+        message = (f"{symbol}: more public trades since the stream was lost than {PAGES} "
+                   f"pages of {LIMIT}: the triggers were checked on the first pages and the "
+                   f"newest one; trades between them (after {since}) may be missing")
+        session.tell_error(f"trigger_gap:{symbol}", message)
+        session.alert("trigger", message, {"symbol": symbol})
+    return Caught(list(rows.values()), max([upto, *times]))
 
 
 def _rows(trades: Iterable[Mapping[str, Any]] | None) -> list[tuple[int, float]]:
@@ -142,31 +166,33 @@ def _missed(session: Any, symbol: str, rows: list[tuple[int, float]]) -> bool:
 
 
 async def on_trades(session: Any, symbol: str, trades: Any, rest: bool) -> None:
-    """Fire what these public trades reach; `rest`: a REST batch (a stall, a loss, a
-    restart), fired late when it is a range the stream missed."""
+    """Fire what these public trades reach; `rest`: a REST batch (`Caught`: a stall, a
+    loss, a restart), fired late when it is a range the stream missed. While a re-fetch
+    after a loss is due (it failed so far), the stream's trades still fire what they
+    reach, but move no mark: the re-fetch starts where the stream was lost."""
     w = session.watchers.get(f"triggers:{symbol}")
-    if not rest and w is not None and w.resync:
-        return  # back after a loss: the re-fetch right after covers these trades too
-    rows = _rows(trades)
-    if not rows:
-        return
-    late = rest and _missed(session, symbol, rows)
-    newest = rows[-1][0]
-    if not rest:
-        session.trigger_streamed[symbol] = max(session.trigger_streamed.get(symbol, 0), newest)
-    session.trigger_seen[symbol] = max(session.trigger_seen.get(symbol, 0), newest)
+    resyncing = not rest and w is not None and w.resync
+    caught = trades if rest else Caught(trades, 0)
+    rows = _rows(caught.trades)
+    if rows and not rest and not resyncing:
+        session.trigger_streamed[symbol] = max(session.trigger_streamed.get(symbol, 0),
+                                               rows[-1][0])
     ai = session.e.state.assets.get(symbol)
-    if ai is None or not _held(session, symbol):
+    if ai is None:
         return
     fired: list[tuple[Order, list[str]]] = []
     alerts: list[str] = []
     async with session.engine.mutating():
-        fire = lambda a, o, p: _trigger(session, a, o, p, fired)  # noqa: E731
-        if late:
-            _catch_up(session, ai, rows, fire, alerts.append)
-        else:
-            _each(session, ai, rows, fire)
-        _advance(session, ai, newest)
+        held = _held(session, symbol)
+        if held and rows:
+            fire = lambda a, o, p: _trigger(session, a, o, p, fired)  # noqa: E731
+            if rest and _missed(session, symbol, rows):
+                _catch_up(session, ai, held, rows, fire, alerts.append)
+            else:
+                _each(session, ai, held, rows, fire)
+        if not resyncing:  # every held order has been shown these
+            newest = max(rows[-1][0] if rows else 0, caught.upto)
+            session.trigger_seen[symbol] = max(session.trigger_seen.get(symbol, 0), newest)
     for message in alerts:
         await session.record("trigger_late", {"symbol": symbol, "message": message}, symbol)
         session.tell_error(f"trigger_late:{symbol}", message)
@@ -183,35 +209,29 @@ async def _reported(session: Any, ai: AssetInstance, coro: Any) -> None:
         await session.report_error(e, where=f"triggers:{ai.symbol}", symbol=ai.symbol)
 
 
-def _each(session: Any, ai: AssetInstance, rows: list[tuple[int, float]],
+def _each(session: Any, ai: AssetInstance, held: list[Order], rows: list[tuple[int, float]],
           fire: triggers.Fire) -> None:
     """Apply the trades one by one, each to the orders it is news to."""
-    marks = {o.id: mark(session, o) for o in _held(session, ai.symbol)}
+    marks = {o.id: mark(session, o) for o in held}
+    oldest = min(marks.values())
     for ts, price in rows:
-        if any(ts > m for m in marks.values()):
+        if ts > oldest:
             triggers.on_prices(session.e, ai, price, price, fire,
-                               only=lambda o: ts > marks.get(o.id, ts))
+                               only=lambda o: ts > marks.get(o.id, ts), ts=ts)
 
 
-def _catch_up(session: Any, ai: AssetInstance, rows: list[tuple[int, float]],
-              fire: triggers.Fire, alert: Any) -> None:
+def _catch_up(session: Any, ai: AssetInstance, held: list[Order],
+              rows: list[tuple[int, float]], fire: triggers.Fire, alert: Any) -> None:
     """A range the stream missed: each order is checked on the range of the trades
     after its own mark, fired at the last price, with an alert."""
     by_mark: dict[int, set[str]] = {}
-    for o in _held(session, ai.symbol):
+    for o in held:
         by_mark.setdefault(mark(session, o), set()).add(o.id)
     for m, ids in sorted(by_mark.items()):
         prices = [p for ts, p in rows if ts > m]
         if prices:
             triggers.catch_up(session.e, ai, min(prices), max(prices), rows[-1][1], fire,
-                              alert, only=lambda o: o.id in ids)
-
-
-def _advance(session: Any, ai: AssetInstance, newest: int) -> None:
-    """Every held order of `ai` has been shown the trades up to `newest` (the marks of
-    orders no longer held are dropped)."""
-    session.trigger_marks[ai.symbol] = {o.id: max(mark(session, o), newest)
-                                        for o in _held(session, ai.symbol)}
+                              alert, only=lambda o: o.id in ids, ts=rows[-1][0])
 
 
 def _request(ai: AssetInstance, order: Order) -> dict[str, Any]:
@@ -221,20 +241,38 @@ def _request(ai: AssetInstance, order: Order) -> dict[str, Any]:
 
 def _trigger(session: Any, ai: AssetInstance, order: Order, price: float,
              fired: list[tuple[Order, list[str]]]) -> None:
-    """Mark `order` fired and in flight (the caller holds the state lock: a cancel from
-    the strategy finds it in flight from here on); it is sent after, with the ids of its
-    OCO pair's other legs: those open now, and the group's first leg (its id is the
-    group's), which may have filled and closed already."""
+    """Mark `order` fired and in flight, not sent yet (the caller holds the state lock: a
+    cancel from the strategy finds it so from here on); it is sent after, with the ids of
+    its OCO pair's other legs open now. (A fill of a leg closes the untriggered emulated
+    legs of its group in the same step: `contingent.follow`.)"""
     session.apply_now("order_triggered", {"id": order.id, "symbol": ai.symbol,
                                           "trigger": order.trigger, "price": price,
                                           "client_id": order.id,
                                           "ts": session.e.clock.now()}, ai.symbol)
     session.flights.start(order, _request(ai, order))
-    pair = {o.id for o in ai.orders.values()
-            if order.group and o.group == order.group and o is not order}
-    if order.group and order.group != order.id:
-        pair.add(order.group)
-    fired.append((order, sorted(pair)))
+    session.trigger_unsent.add(order.id)
+    fired.append((order, _pair(ai, order)))
+
+
+def _pair(ai: AssetInstance, order: Order) -> list[str]:
+    """The ids of the other open legs of `order`'s OCO group."""
+    return sorted(o.id for o in ai.orders.values()
+                  if order.group and o.group == order.group and o is not order and o.is_open)
+
+
+def unsent(session: Any, order: Order) -> bool:
+    """Whether the emulated `order` is on no exchange: not fired, or fired and its send
+    not started (a cancel then closes it here: it is never sent)."""
+    return order.route == "emulated" and (not order.triggered or
+                                          order.id in session.trigger_unsent)
+
+
+def close(session: Any, ai: AssetInstance, held: Iterable[Order]) -> None:
+    """Cancel emulated orders on no exchange (`unsent`): closed here (the caller holds
+    the state lock)."""
+    for order in held:
+        session.apply_now("order_closed", {"id": order.id, "symbol": ai.symbol,
+                                           "status": "canceled"}, ai.symbol)
 
 
 async def _send_fired(session: Any, ai: AssetInstance, order: Order, pair: list[str]) -> None:
@@ -244,9 +282,13 @@ async def _send_fired(session: Any, ai: AssetInstance, order: Order, pair: list[
     (`_cancel_pair`). If one of them filled meanwhile (the exchange matched it before the
     cancel arrived), the pair sells (or buys) once: the fired order goes only for what
     that fill left (`_rest_of_pair`). A cancel of the fired order from the strategy that
-    came before the send wins: it is never sent."""
-    await _cancel_pair(session, ai, pair)
-    if await _withdrawn(session, ai, order):
+    came before the send starts closes it at once (`unsent`): it is never sent."""
+    await _cancel_pair(session, ai, order, pair)
+    async with session.engine.mutating():  # from here on a cancel goes to the exchange
+        session.trigger_unsent.discard(order.id)
+        withdrawn = not order.is_open
+    if withdrawn:
+        session.flights.seen(order)
         return
     taken = math.fsum(t.amount for t in ai.trades if t.order_id in pair)
     if taken > 0:
@@ -256,7 +298,7 @@ async def _send_fired(session: Any, ai: AssetInstance, order: Order, pair: list[
     await orders.submit(session, ai, order, _request(ai, order), 0.0, False)
 
 
-async def _cancel_pair(session: Any, ai: AssetInstance, pair: list[str]) -> None:
+async def _cancel_pair(session: Any, ai: AssetInstance, order: Order, pair: list[str]) -> None:
     """Cancel the pair's other open legs, and settle a cancel of unknown outcome (a
     timeout, a 5xx): ask the exchange for the leg by client id, cancel again while it
     is open, until it is closed (cancelled or filled). Sending the fired order before
@@ -264,7 +306,8 @@ async def _cancel_pair(session: Any, ai: AssetInstance, pair: list[str]) -> None
     once that the fired order waits."""
     wait, told = 0.05, False
     while True:
-        others = [ai.orders[i] for i in pair if i in ai.orders and ai.orders[i].is_open]
+        async with session.engine.mutating():
+            others = _on_exchange(session, ai, order, pair)
         if not others or await orders.cancel(session, ai, None, [o.id for o in others],
                                              waitfor=session.waitfor, confirm=True):
             return
@@ -281,18 +324,15 @@ async def _cancel_pair(session: Any, ai: AssetInstance, pair: list[str]) -> None
                 await orders.sync_order(session, ai, o)
 
 
-async def _withdrawn(session: Any, ai: AssetInstance, order: Order) -> bool:
-    """Whether the strategy cancelled the fired order before it was sent (its flight
-    says a cancel is due): then it is closed here, unsent, and its cancel is done."""
-    flight = session.flights.get(order.id)
-    if order.is_open and (flight is None or not flight.cancel):
-        return False
-    if order.is_open:
-        async with session.engine.mutating():
-            session.apply_now("order_closed", {"id": order.id, "symbol": ai.symbol,
-                                               "status": "canceled"}, ai.symbol)
-    session.flights.seen(order)
-    return True
+def _on_exchange(session: Any, ai: AssetInstance, order: Order, pair: list[str]) -> list[Order]:
+    """The legs of `pair` left to cancel on the exchange (the caller holds the state
+    lock). Those on no exchange are closed here: one not fired, and one fired and not sent
+    yet while `order` is open (of two legs fired at once, the first to get here goes); a
+    fired leg already sent is left to its own send."""
+    others = [ai.orders[i] for i in pair if i in ai.orders and ai.orders[i].is_open]
+    close(session, ai, [o for o in others if unsent(session, o) and
+                        (order.is_open or not o.triggered)])
+    return [o for o in others if o.is_open and not (o.triggered and o.route == "emulated")]
 
 
 async def _rest_of_pair(session: Any, ai: AssetInstance, order: Order, taken: float) -> None:
@@ -331,17 +371,32 @@ async def rearm(session: Any) -> list[Order]:
     earlier runs of its trace), each from its mark (see the module docstring), with the
     REST catch-up first; returns them."""
     held = [o for ai in session.e.assets for o in triggers.held(ai) if o.route == "emulated"]
-    moved = await _last_moves(session, {o.id for o in held if o.type is OrderType.TRAILING_STOP})
-    for o in held:
-        session.trigger_marks.setdefault(o.symbol, {})[o.id] = max(o.date, moved.get(o.id, 0))
+    session.trigger_rearmed.update(await _last_moves(
+        session, {o.id for o in held if o.type is OrderType.TRAILING_STOP}))
     for sym in {o.symbol for o in held}:
         await watch(session, sym, resync=True)
+    for ai in session.e.assets:
+        for o in [o for o in ai.orders.values() if o.id in session.trigger_unsent]:
+            _resend(session, ai, o)
     return held
 
 
+def _resend(session: Any, ai: AssetInstance, order: Order) -> None:
+    """Send an order that fired in an earlier run and was never sent (that run stopped
+    while its pair's cancel was unsettled): late, so the run is told."""
+    message = (f"{ai.symbol}: {order.type.value} {order.id} at {order.trigger:g} fired before "
+               "the run stopped and was never sent: it is sent now")
+    session.tell_error(f"trigger_late:{ai.symbol}", message)
+    session.alert("trigger", message, {"symbol": ai.symbol})
+    session.flights.start(order, _request(ai, order))
+    session.engine.fire(_reported(session, ai, _send_fired(session, ai, order,
+                                                           _pair(ai, order))))
+
+
 async def _last_moves(session: Any, ids: set[str]) -> dict[str, int]:
-    """The exchange time of the last `trigger_moved` of each trailing stop in `ids`, from
-    the run's trace (none without one)."""
+    """The exchange time of the trade behind the last `trigger_moved` of each trailing
+    stop in `ids` (`trade_ts`; a trace from before it: the move's own time), from the
+    run's trace (none without one)."""
     path = getattr(session.recorder, "path", None)
     if not ids or path is None:
         return {}
@@ -351,5 +406,5 @@ async def _last_moves(session: Any, ids: set[str]) -> dict[str, int]:
     except Exception as e:  # a trace it cannot read: the creation times, told
         await session.report_error(e, where="rearm")
         return {}
-    return {str(p["id"]): int(p.get("ts") or 0) for p in (ev["payload"] or {} for ev in events)
-            if str(p.get("id")) in ids}
+    return {str(p["id"]): int(p.get("trade_ts") or p.get("ts") or 0)
+            for p in (ev["payload"] or {} for ev in events) if str(p.get("id")) in ids}

@@ -69,7 +69,6 @@ class LiveExecutor(SessionExecutor):
         and watches the public trades of its asset to fire it (session.watch_triggers)."""
         session = self.session
         session.apply_now("order_created", order, ai.symbol)
-        emulation.hold(session, order)  # trades from before it never fire it
         session.engine.fire(session.watch_triggers(ai.symbol))
         return missing
 
@@ -92,13 +91,12 @@ class LiveExecutor(SessionExecutor):
 
     def cancel(self, ai: AssetInstance, orders_: Sequence[Order], req: CancelOrders) -> bool:
         """Cancel on the exchange by client id; an order still in flight is cancelled once
-        the exchange knows it (see orders.cancel). An emulated order that has not fired
-        is on no exchange: it is closed here."""
+        the exchange knows it (see orders.cancel). An emulated order that has not fired,
+        or fired and its send has not started, is on no exchange: it is closed here (it
+        is never sent)."""
         session = self.session
-        held = [o for o in orders_ if o.route == "emulated" and not o.triggered]
-        for order in held:
-            session.apply_now("order_closed", {"id": order.id, "symbol": ai.symbol,
-                                               "status": "canceled"}, ai.symbol)
+        held = [o for o in orders_ if emulation.unsent(session, o)]
+        emulation.close(session, ai, held)
         sent = [o.id for o in orders_ if o not in held]
         if not sent:
             return True

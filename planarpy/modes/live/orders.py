@@ -273,7 +273,7 @@ async def cancel_known(session: LiveSession, ai: AssetInstance, order: Order, co
                                        request={"type": "cancel", "symbol": ai.symbol,
                                                 "ids": [order.id]})
             return False
-        await sync_order(session, ai, order)  # filled or cancelled meanwhile?
+        await _settle_gone(session, ai, order)  # filled or cancelled meanwhile?
         return not order.is_open
     # the reply's clientOrderId may be the cancel request's own id: match on the original
     await reports.on_order(session, dict(reply, clientOrderId=order.id), REPLY)
@@ -281,6 +281,29 @@ async def cancel_known(session: LiveSession, ai: AssetInstance, order: Order, co
         await sync_order(session, ai, order)
         return not order.is_open
     return True
+
+
+async def _settle_gone(session: LiveSession, ai: AssetInstance, order: Order) -> None:
+    """The exchange has no open order by `order`'s id: look it up and apply what it says;
+    one it says does not exist at all is closed here (`close_missing`), and the run told."""
+    try:
+        o = await inflight.lookup(session, ai, order)
+    except Exception as e:
+        if not session.venue.does_not_exist(e):
+            await session.report_error(e, where="sync_order", symbol=ai.symbol)
+            return
+        await close_missing(session, ai, order.id)
+        session.tell_error(f"cancel:{ai.symbol}", (
+            f"{order.id} was open here, but the exchange knows no order by that id: it "
+            "is closed as not on the exchange"))
+        return
+    await reports.on_order(session, o, REPLY)
+
+
+async def close_missing(session: LiveSession, ai: AssetInstance, oid: str) -> None:
+    """Close an order the exchange says does not exist."""
+    await session.emit("order_closed", {"id": oid, "symbol": ai.symbol, "status": "canceled",
+                                        "reason": "not on the exchange"}, ai.symbol)
 
 
 async def set_leverage(session: LiveSession, ai: AssetInstance, leverage: float) -> bool:

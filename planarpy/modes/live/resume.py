@@ -31,7 +31,7 @@ from typing import Any
 from ...core.apply import apply_event, order_payload, trade_payload
 from ...core.instances import AssetInstance, State
 from ...core.orders import OrderStatus
-from . import inflight, reports
+from . import inflight, orders, reports
 from .reconciler import REST
 
 
@@ -106,10 +106,10 @@ async def settle(session: Any, ai: AssetInstance, oid: str) -> None:
     try:
         o = await inflight.lookup(session, ai, order)
     except Exception as e:
-        if session.venue.does_not_exist(e):
-            await session.emit("order_closed", {"id": oid, "symbol": ai.symbol,
-                                                "status": "canceled",
-                                                "reason": "not on the exchange"}, ai.symbol)
+        if session.venue.does_not_exist(e) and order.route == "emulated":
+            session.trigger_unsent.add(oid)  # it fired and was never sent: rearm sends it
+        elif session.venue.does_not_exist(e):
+            await orders.close_missing(session, ai, oid)
         else:  # could not ask: it stays as it is, for the reconciliation
             await session.report_error(e, where="resume", symbol=ai.symbol)
         return

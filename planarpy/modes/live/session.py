@@ -68,9 +68,10 @@ class LiveSession(Session):
                                 V.one_of(*HAND_ORDERS).value(hand_orders, "hand_orders"),
                                 clock=lambda: self.e.clock.now())
         self.flights = Flights()  # orders sent and not yet known to exist, or unknown
-        self.trigger_seen: dict[str, int] = {}  # newest public trade time emulation.py read
-        self.trigger_streamed: dict[str, int] = {}  # ... of those the stream delivered
-        self.trigger_marks: dict[str, dict[str, int]] = {}  # symbol -> order id -> mark
+        self.trigger_seen: dict[str, int] = {}  # public trade time emulation.py applied up to
+        self.trigger_streamed: dict[str, int] = {}  # newest public trade the stream delivered
+        self.trigger_rearmed: dict[str, int] = {}  # order id -> a re-armed trailing stop's mark
+        self.trigger_unsent: set[str] = set()  # fired emulated orders whose send has not started
         self.inflight_every = V.positive("seconds").value(inflight_every, "inflight_every")
         self.adopt_every = None if adopt_every is None else \
             V.positive("seconds").value(adopt_every, "adopt_every")

@@ -36,11 +36,13 @@ def held(ai: AssetInstance) -> list[Order]:
 
 
 def on_prices(e: Any, ai: AssetInstance, low: float, high: float, fire: Fire,
-              price: float | None = None, only: Only = None) -> list[Order]:
+              price: float | None = None, only: Only = None,
+              ts: int | None = None) -> list[Order]:
     """Fire the held orders of `ai` that prices from `low` to `high` reach (`fire(ai,
     order, price)` executes one: `price` is where the market is, `high` by default), then
     move the trailing stops; `only`: of the orders it admits (those the prices are news
-    to). Returns the orders fired."""
+    to); `ts`: the exchange time of the newest trade in those prices, if known (a move
+    records it as `trade_ts`). Returns the orders fired."""
     orders = [o for o in held(ai) if only is None or only(o)]
     if not orders:
         return []
@@ -50,26 +52,31 @@ def on_prices(e: Any, ai: AssetInstance, low: float, high: float, fire: Fire,
     for order in due:
         if order.is_open and not order.triggered:  # an OCO leg fired before may cancel it
             fire(ai, order, at)
-    _trail(e, ai, low, high, only)
+    _trail(e, ai, low, high, only, ts)
     return due
 
 
-def _trail(e: Any, ai: AssetInstance, low: float, high: float, only: Only) -> None:
+def _trail(e: Any, ai: AssetInstance, low: float, high: float, only: Only,
+           ts: int | None) -> None:
     step = ai.market.price_step
     for order in held(ai):
         if order.type is _TRAIL and (only is None or only(order)):
             new = trail_to(order, low, high, step)
             if new is not None:
-                e.emit("trigger_moved", {"id": order.id, "symbol": ai.symbol, "trigger": new,
-                                         "ts": e.clock.now()}, ai.symbol)
+                moved = {"id": order.id, "symbol": ai.symbol, "trigger": new,
+                         "ts": e.clock.now()}
+                if ts is not None:
+                    moved["trade_ts"] = ts
+                e.emit("trigger_moved", moved, ai.symbol)
 
 
 def catch_up(e: Any, ai: AssetInstance, low: float, high: float, price: float, fire: Fire,
-             alert: Callable[[str], None], only: Only = None) -> list[Order]:
+             alert: Callable[[str], None], only: Only = None,
+             ts: int | None = None) -> list[Order]:
     """After the stream was down: fire what the market's range meanwhile (`low`..`high`)
     reached, at the market `price`, and raise an alert naming each such order (`only`:
-    of the orders that range is news to)."""
-    fired = on_prices(e, ai, low, high, fire, price, only)
+    of the orders that range is news to; `ts` as for `on_prices`)."""
+    fired = on_prices(e, ai, low, high, fire, price, only, ts)
     for order in fired:
         alert(f"{ai.symbol}: {order.type.value} {order.id} at {order.trigger:g} may have "
               f"fired while the stream was down (the market traded from {low:g} to "
