@@ -103,13 +103,22 @@ def bare_loop(n: int) -> float:
 
 def seconds(cls, data: OHLCV, repeat: int, risk: RiskRules | None = None) -> tuple[float, int]:
     """Best CPU time of `repeat` backtests, and the number of fills."""
-    best, trades = float("inf"), 0
-    for _ in range(repeat):
-        t = clock()
-        r = backtest(cls, data={"ETH/BTC": data}, config=CONFIG, settings={}, risk=risk)
-        best = min(best, clock() - t)
-        trades = len(r.trades)
+    (best, trades), = interleaved([(cls, risk)], data, repeat)
     return best, trades
+
+
+def interleaved(runs: list[tuple[type, RiskRules | None]], data: OHLCV,
+                repeat: int) -> list[tuple[float, int]]:
+    """Best CPU time and fills of each (strategy, rules) in `runs`, run in turn `repeat`
+    times: the ratios between them see the same load on a shared machine."""
+    best, trades = [float("inf")] * len(runs), [0] * len(runs)
+    for _ in range(repeat):
+        for n, (cls, risk) in enumerate(runs):
+            t = clock()
+            r = backtest(cls, data={"ETH/BTC": data}, config=CONFIG, settings={}, risk=risk)
+            best[n] = min(best[n], clock() - t)
+            trades[n] = len(r.trades)
+    return list(zip(best, trades))
 
 
 def peak_memory(candles: int) -> float:
@@ -150,9 +159,9 @@ def main() -> None:
     floor = max(bare_loop(n) for _ in range(args.repeat))
     idle, _ = seconds(Idle, data, args.repeat)
     unsent, _ = seconds(load_example(send=False), data, args.repeat)
-    spot, fills = seconds(sma, data, args.repeat)
-    orders, _ = seconds(sma, data, args.repeat, ORDER_RULES)
-    every, _ = seconds(sma, data, args.repeat, ALL_RULES)
+    # (b), (c) and (d) in turn: their ratios are the rules' cost
+    (spot, fills), (orders, _), (every, _) = interleaved(
+        [(sma, None), (sma, ORDER_RULES), (sma, ALL_RULES)], data, args.repeat)
     print(f"python {sys.version.split()[0]}, {n:,} one-minute candles, CPU time, best of "
           f"{args.repeat} (load average {os.getloadavg()[0]:.1f})")
     print(f"bare loop, trivial call per candle:  {floor:>12,.0f} candles/s")

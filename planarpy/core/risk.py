@@ -361,20 +361,22 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
 def leverage_denial(state: State, ai: AssetInstance, notional: float,
                     mark: Callable[[AssetInstance], float], limit: float) -> Denial | None:
     """Why adding `notional` to `ai` would take exposure over equity above `limit`."""
-    # equity(state, mark) and the gross exposure in one pass that marks each asset once
-    # (the sums in the same order as theirs: the same figures to the bit)
-    k, q = linear_equity(state)
+    # equity(state, mark) and the gross exposure in one pass that marks each asset once,
+    # with no dict of linear_equity's (the sums in the same order as linear_equity's and
+    # exposure's: the same figures to the bit; a property test pins this)
+    k = state.cash
     values = exposures = 0.0
     for a in state.assets.values():
-        qty = q.get(a.symbol)
-        counts = held(a) or a.orders
-        if qty is None and not counts:
+        fixed, qty = asset_terms(a)
+        k += fixed
+        size = held(a)
+        if not qty and not size and not a.orders:
             continue
         price = mark(a)
-        if qty is not None:
+        if qty:
             values += qty * price
-        if counts:
-            exposures += exposure(a, price)
+        if size or a.orders:
+            exposures += a.market.value(size + pending(a), price)
     eq = k + values
     gross = notional + exposures
     if eq <= 0 or gross > limit * eq:

@@ -230,3 +230,59 @@ def test_the_guard_decides_as_measuring_every_close(margin, steps, dd, day, on, 
 
 def test_state_defaults():
     assert State("USD", 1.0).risk.trading is TradingState.ACTIVE
+
+
+def _reference_leverage(state, mark):
+    """The leverage rule's figures as first written: equity(state, mark) and the sum of
+    exposure() over the assets held or with open orders."""
+    eq = core_risk.equity(state, mark)
+    gross = 0.0
+    for a in state.assets.values():
+        if core_risk.held(a) or a.orders:
+            gross += core_risk.exposure(a, mark(a))
+    return eq, gross
+
+
+asset_st = st.tuples(st.floats(0, 5), st.floats(0, 4), st.floats(1, 200), st.floats(0, 300),
+                     st.booleans(), st.lists(st.tuples(st.booleans(), st.floats(0.1, 3),
+                                                       st.booleans()), max_size=3))
+
+
+@SETTINGS
+@given(cash=st.floats(-500, 5000), spot=asset_st, perp=asset_st,
+       prices=st.tuples(st.floats(0.5, 500), st.floats(0.5, 500)), notional=st.floats(0, 2000),
+       nudge=st.sampled_from([-1, 0, 1]))
+def test_leverage_denial_decides_as_equity_over_exposure(cash, spot, perp, prices, notional,
+                                                          nudge):
+    """leverage_denial's one pass gives the figures of equity() and exposure() to the bit:
+    at a limit set exactly on the boundary (or one float either side) it decides the same."""
+    from planarpy.core.instances import AssetInstance
+    from planarpy.core.orders import Order, OrderType, PositionSide, Side as S
+    from simkit import PERP, SPOT
+    state = State("USD", cash)
+    for market, (balance, amount, entry, margin, short, orders) in ((SPOT, spot), (PERP, perp)):
+        ai = AssetInstance(market)
+        if market.is_derivative:
+            pos = ai.short if short else ai.long
+            pos.amount, pos.entry_price, pos.margin = amount, entry, margin
+        else:
+            ai.balance = balance
+        for n, (buy, size, reduce_only) in enumerate(orders):
+            ai.orders[f"o{n}"] = Order(f"o{n}", market.symbol, S.BUY if buy else S.SELL,
+                                       OrderType.LIMIT, size, entry, 0,
+                                       pos=PositionSide.SHORT if short else PositionSide.LONG,
+                                       reduce_only=reduce_only)
+        state.assets[market.symbol] = ai
+    marks = dict(zip(state.assets, prices))
+    mark = lambda a: marks[a.symbol]  # noqa: E731
+    eq, gross = _reference_leverage(state, mark)
+    gross += notional
+    ai = state.assets[SPOT.symbol]
+    if eq <= 0:
+        assert core_risk.leverage_denial(state, ai, notional, mark, 1.0) is not None
+        return
+    limit = gross / eq
+    if nudge:
+        limit = math.nextafter(limit, math.inf * nudge)
+    denied = core_risk.leverage_denial(state, ai, notional, mark, limit) is not None
+    assert denied == (gross > limit * eq)
