@@ -11,7 +11,7 @@ from planarpy.core.orders import OrderType
 from planarpy.core.risk import RiskRules
 
 from livekit import Watched, eventually, live, never, raw_client
-from tapekit import STEP, SYM, scripted_exchange, step_until
+from tapekit import STEP, SYM, T0, scripted_exchange, step_until
 
 
 @pytest.fixture
@@ -115,7 +115,9 @@ def test_a_buy_oco_whose_limit_the_exchange_refuses_cancels_its_held_stop(script
                                                   "the stop leg ")
         for _ in range(2):
             lx.step(STEP)  # through the stop's trigger: nothing fires
-        assert never(lambda: run.strategy.fills, 0.5)
+        # the engine has read the trade at 0.0016 (at T0 + 2 steps; else "no fill" would check nothing)
+        eventually(lambda: run.session.trigger_seen.get(SYM, 0) >= T0 + 2 * STEP, 10)
+        assert never(lambda: run.strategy.fills, 0.3)
 
 
 def test_amending_an_oco_stop_leg_keeps_it_in_the_engine(scripted):
