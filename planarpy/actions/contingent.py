@@ -68,7 +68,7 @@ def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], w
     first.id = ex.new_id()
     first.group = first.id
     if ex.place(ai, first, first_req) is None:
-        return None
+        return _alone(s, ai, first, second, second_req) if keep else None
     if first.filled > 0:
         return missing  # that fill cancels the other leg: there is nothing to place
     second.group = first.group  # it may use what the first leg holds
@@ -81,6 +81,16 @@ def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], w
 
 def _leg(order: Order) -> str:
     return "stop" if order.type in CONDITIONAL else "limit"
+
+
+def _alone(s: Any, ai: AssetInstance, failed: Order, other: Order, req: Any) -> OrderResult:
+    """A bracket's first exit could not be placed (the refusal is reported already): the
+    other is placed alone, as what protection can be, and the strategy told."""
+    result = _submit(s, ai, other, req)
+    if result is not None:
+        s.reject(ai, f"bracket_order: its exits: the {_leg(failed)} leg could not be placed; "
+                     f"the {_leg(other)} leg {other.id} stays, alone", req.payload())
+    return result
 
 
 def _unpaired(s: Any, ai: AssetInstance, placed: Order, failed: Order, whole: Any,
@@ -96,6 +106,8 @@ def _unpaired(s: Any, ai: AssetInstance, placed: Order, failed: Order, whole: An
     if placed.is_open and not s.executor.cancel(ai, [placed], CancelOrders(
             ai, ids=(placed.id,), confirm=True)) and placed.is_open:
         why += "was to be cancelled, but its cancel was not confirmed: it may be open"
+        s.reject(ai, why, whole.payload())
+        return missing  # not known to be gone: "not placed" would be a guess
     else:
         why += "placed before it was cancelled" + (
             f" after it filled {placed.filled:g}" if placed.filled > 0 else "")
@@ -161,7 +173,11 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
         return reason or stop_o  # type: ignore[return-value]
     limit_o = new_order(ai, limit, req.price, s.clock.now())
     pair = [(limit_o, limit), (stop_o, stop)]
-    # the leg that needs more (a buy's higher price) is placed first: it holds for both
+    # the leg that needs more (a buy's higher price) is placed first: it holds for both;
+    # a bracket's exits (`check_now` False) place the stop first, the protection that
+    # matters most (on the sell side both legs hold the same base)
+    if not check_now:
+        return pair[::-1]
     return pair if req.side is Side.SELL or req.price >= stop.price else pair[::-1]
 
 
@@ -308,8 +324,18 @@ def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
     if amount <= 0 or not done and (not _rests(entry) or
                                     ai.market.check_order(amount, _lowest(legs)) is not None):
         return None
-    legs["covered"] = legs.get("covered", 0.0) + amount
-    return _place_exits(s, ai, entry, legs, amount)
+    # covered before the exits are placed: a fill meanwhile must not cover the part again
+    _cover(s, ai, entry, legs.get("covered", 0.0) + amount)
+    result = _place_exits(s, ai, entry, legs, amount)
+    if result is None and entry.legs:  # no exit placed: the next part (or the close) retries
+        _cover(s, ai, entry, entry.legs.get("covered", 0.0) - amount)
+    return result
+
+
+def _cover(s: Any, ai: AssetInstance, entry: Order, covered: float) -> None:
+    """Record what the entry's exits cover (an event: a restart and a replay carry it)."""
+    s.emit("legs_covered", {"id": entry.id, "symbol": ai.symbol, "covered": covered},
+           ai.symbol)
 
 
 def _uncovered(ai: AssetInstance, entry: Order, legs: Mapping[str, Any]) -> float:
