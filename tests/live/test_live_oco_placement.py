@@ -244,3 +244,16 @@ def test_a_bracket_part_with_no_exit_placed_is_covered_by_the_next(scripted):
         (stop,) = [o for o in ai.orders.values() if o is not entry]
         assert stop.type is OrderType.STOP_MARKET
         assert 400 < stop.amount == entry.legs["covered"] <= 800
+
+
+def test_an_oco_whose_first_leg_may_still_be_open_is_not_answered_not_placed(scripted):
+    """The sell OCO's limit leg is on the exchange, its stop leg is refused (one order a
+    minute), and the cancel of the limit fails (503): the limit may be open, so the call
+    answers `missing` (unknown), not None (not placed), and the strategy is told."""
+    lx = scripted([0.0015] * 30)
+    with live(lx, Watched, risk=RiskRules(max_orders_per_minute=1)) as run:
+        lx.faults.update({"http_status": 503, "http_count": 10,
+                          "http_path": "DELETE /api/v3/order", "retry_after": 0})
+        assert run.call("oco_order", SYM, 500.0, price=0.00155, stop=0.00145) is missing
+        assert run.strategy.errors[-1].endswith(
+            "was to be cancelled, but its cancel was not confirmed: it may be open")
