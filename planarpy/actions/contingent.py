@@ -21,7 +21,7 @@ from ..core.instances import AssetInstance
 from ..core.orders import (CONDITIONAL, Order, OrderType, PositionSide, Side, TimeInForce,
                            Trade, _Missing, missing)
 from ..core.precision import floor_to_step
-from ..core.triggers import immediate_error, trailing_trigger
+from ..core.triggers import immediate_error, marketable, trailing_trigger
 from . import Action, Handler
 from .conditional import AmendStop, BracketOrder, OcoOrder, StopOrder, TrailingStop
 from .gate import admit, new_order
@@ -184,9 +184,9 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
 def _marketable_error(req: OcoOrder, mark: float) -> str | None:
     """Why the OCO's limit leg would fill at once at the price now `mark` (a taker, not
     the exit it is meant to be), or None: refused, as Binance refuses such an OCO."""
-    buy = req.side is Side.BUY
-    if not ((req.price >= mark) if buy else (req.price <= mark)):
+    if not marketable(req.side, req.price, mark):
         return None
+    buy = req.side is Side.BUY
     return (f"oco_order: the {req.side.value} limit at {req.price:g} would fill at once: the "
             f"price {mark:g} is at or {'below' if buy else 'above'} it")
 
