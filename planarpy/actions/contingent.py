@@ -60,7 +60,8 @@ def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], w
     the first leg before the second is placed cancels the second, as any fill of a leg
     does: it is not placed. When the second leg cannot be placed, the first is cancelled
     (`keep`: a bracket's exits keep it, as what protection could be placed), and the
-    strategy is told which leg failed and what became of the other."""
+    strategy is told which leg failed and what became of the other. A bracket's first
+    exit (its stop) that cannot be placed still lets the other be placed, alone."""
     if not all(admit(s, ai, order, req) for order, req in pair):
         return None
     ex = s.executor
