@@ -67,14 +67,19 @@ def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], w
     ex = s.executor
     (first, first_req), (second, second_req) = pair
     first.id = ex.new_id()
-    first.group = first.id
+    # the pair is named after its limit leg (live: the one on the exchange), whichever
+    # goes first: live's emulation counts that leg's fills by the group id even once it
+    # has closed (a fired stop then sells only what the pair has left)
+    if first.type in CONDITIONAL:
+        second.id = ex.new_id()
+    first.group = second.id if first.type in CONDITIONAL else first.id
     if ex.place(ai, first, first_req) is None:
         return _alone(s, ai, first, second, second_req) if keep else None
     if first.filled > 0:
         return missing  # that fill cancels the other leg: there is nothing to place
     second.group = first.group  # it may use what the first leg holds
     if admit(s, ai, second, second_req):
-        second.id = ex.new_id()
+        second.id = second.id or ex.new_id()
         if ex.place(ai, second, second_req) is not None:
             return missing
     return _unpaired(s, ai, first, second, whole, keep)
