@@ -61,7 +61,7 @@ def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], w
     does: it is not placed. When the second leg cannot be placed, the first is cancelled
     (`keep`: a bracket's exits keep it, as what protection could be placed), and the
     strategy is told which leg failed and what became of the other. A bracket's first
-    exit (its stop) that cannot be placed still lets the other be placed, alone."""
+    exit that cannot be placed still lets the other be placed, alone."""
     if not all(admit(s, ai, order, req) for order, req in pair):
         return None
     ex = s.executor
@@ -179,11 +179,7 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
         return reason or stop_o  # type: ignore[return-value]
     limit_o = new_order(ai, limit, req.price, s.clock.now())
     pair = [(limit_o, limit), (stop_o, stop)]
-    # the leg that needs more (a buy's higher price) is placed first: it holds for both;
-    # a bracket's exits (`check_now` False) place the stop first, the protection that
-    # matters most (on the sell side both legs hold the same base)
-    if not check_now:
-        return pair[::-1]
+    # the leg that needs more (a buy's higher price) is placed first: it holds for both
     return pair if req.side is Side.SELL or req.price >= stop.price else pair[::-1]
 
 

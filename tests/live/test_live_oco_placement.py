@@ -204,9 +204,8 @@ def test_a_restarted_run_places_exits_only_for_the_parts_that_have_none(scripted
 
 def test_a_bracket_part_whose_exits_the_exchange_refuses_gets_them_with_the_next_part(
         scripted):
-    """The target limit of the first part's exits is refused (418): its stop (placed
-    first, held by the engine) stays alone and the strategy is told. Had no exit been
-    placed, the next part would place exits for both parts."""
+    """The target limit of the first part's exits (placed first) is refused (418): its
+    stop (held by the engine) is still placed, alone, and the strategy is told."""
     lx = scripted([0.0015, 0.00149, 0.0015, 0.00149] + [0.0015] * 30)
     with live(lx) as run:
         ai = run.strategy.assets[0]
@@ -238,12 +237,12 @@ def test_a_bracket_part_with_no_exit_placed_is_covered_by_the_next(scripted):
         eventually(lambda: entry.filled == 400 and run.strategy.risk_events)
         eventually(lambda: entry.legs.get("covered", 0.0) == 0.0)
         assert len(ai.orders) == 1
-        # 90 s on the throttle allows one more order: the stop, placed first, for both
-        # parts (the target limit is throttled again: the stop stays alone)
+        # 90 s on the throttle allows one more order: the target, placed first, for both
+        # parts (the stop is throttled again: the target stays alone)
         step_until(lx, lambda: len(ai.orders) == 2, 12)
-        (stop,) = [o for o in ai.orders.values() if o is not entry]
-        assert stop.type is OrderType.STOP_MARKET
-        assert 400 < stop.amount == entry.legs["covered"] <= 800
+        (target,) = [o for o in ai.orders.values() if o is not entry]
+        assert target.type is OrderType.LIMIT
+        assert 400 < target.amount == entry.legs["covered"] <= 800
 
 
 def test_an_oco_whose_first_leg_may_still_be_open_is_not_answered_not_placed(scripted):

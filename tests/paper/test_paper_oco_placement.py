@@ -96,7 +96,7 @@ def test_paper_bracket_entry_resting_partly_filled_gets_exits_for_each_part(scri
 
 def test_paper_bracket_part_with_no_exit_placed_is_covered_by_the_next(paper, scripted):
     """As in the sim and live: one order a minute; the first part's exits are both
-    refused, so the next part's exits (the stop, placed first) cover both parts."""
+    refused, so the next part's exits (the target, placed first) cover both parts."""
     lx = scripted([0.0015, 0.00149] + [0.0015] * 6 + [0.00149] + [0.0015] * 30)
     run = paper(RiskRules(max_orders_per_minute=1), lx)
     ai = run.strategy.assets[0]
@@ -109,8 +109,8 @@ def test_paper_bracket_part_with_no_exit_placed_is_covered_by_the_next(paper, sc
     eventually(lambda: entry.legs.get("covered", 0.0) == 0.0)
     assert len(ai.orders) == 1
     step_until(lx, lambda: len(ai.orders) == 2, 12)  # 90 s on: one more order allowed
-    (stop,) = [o for o in ai.orders.values() if o is not entry]
-    assert stop.type is OrderType.STOP_MARKET
-    assert first < stop.amount == entry.legs["covered"] <= entry.filled
+    (target,) = [o for o in ai.orders.values() if o is not entry]
+    assert target.type is OrderType.LIMIT
+    assert first < target.amount == entry.legs["covered"] <= entry.filled
     assert run.strategy.errors[-1].startswith(
-        "bracket_order: its exits: the limit leg could not be placed; the stop leg ")
+        "bracket_order: its exits: the stop leg could not be placed; the limit leg ")

@@ -87,8 +87,8 @@ def test_an_oco_first_leg_partly_filled_on_placing_cancels_the_other_leg():
 
 
 def test_a_bracket_exit_that_cannot_be_placed_leaves_the_other_and_says_so():
-    """Two orders a minute: the bracket's entry and its stop-loss (placed first, the
-    protection that matters most); the take-profit is refused. The exit placed stays (what protection could be had) and the strategy is
+    """Two orders a minute: the bracket's entry and its take-profit; the stop-loss is
+    refused. The exit placed stays (what protection could be had) and the strategy is
     told which exit is missing."""
     seen = {}
     script = {0: lambda s: call(s, "bracket_order", SYM, 1.0, stop_loss=90.0,
@@ -96,10 +96,10 @@ def test_a_bracket_exit_that_cannot_be_placed_leaves_the_other_and_says_so():
               1: lambda s: seen.setdefault("orders", open_orders(s))}
     r = run(script, FLAT, risk=RiskRules(max_orders_per_minute=2))
     s = r.strategy
-    assert s.results[0] and seen["orders"] == [("stop_market", "sell", 1.0)]
+    assert s.results[0] and seen["orders"] == [("limit", "sell", 1.0)]
     (told,) = s.errors
-    assert told.startswith("bracket_order: its exits: the limit leg could not be placed; "
-                           "the stop leg ") and told.endswith("stays, alone")
+    assert told.startswith("bracket_order: its exits: the stop leg could not be placed; "
+                           "the limit leg ") and told.endswith("stays, alone")
     assert s.asset(SYM).committed == 1.0
 
 
@@ -134,8 +134,8 @@ def test_a_bracket_entry_resting_partly_filled_is_protected_part_by_part():
 
 def test_a_bracket_part_with_no_exit_placed_is_covered_by_the_next():
     """One order a minute: the first part's exits are both refused (the entry took the
-    minute), so nothing covers that part; the next part's exits (the stop, placed first;
-    the target is throttled again) cover both parts, then the third part its own."""
+    minute), so nothing covers that part; the next part's exits (the target, placed first;
+    the stop is throttled again) cover both parts, then the third part its own."""
     thin = (97.0, 98.0, 96.0, 97.0, 15.0)
     seen = {}
 
@@ -151,8 +151,8 @@ def test_a_bracket_part_with_no_exit_placed_is_covered_by_the_next():
             config=SimConfig(slippage=0.0, volume_cap=True),
             risk=RiskRules(max_orders_per_minute=1))
     assert seen[1] == ([("limit", "buy", 2.0)], 0.0)
-    assert seen[2] == ([("limit", "buy", 2.0), ("stop_market", "sell", 0.3)], 0.3)
-    assert seen[3] == ([("limit", "buy", 2.0), ("stop_market", "sell", 0.15),
-                        ("stop_market", "sell", 0.3)], 0.45)
-    assert r.strategy.errors[-1].startswith("bracket_order: its exits: the limit leg could "
-                                            "not be placed; the stop leg ")
+    assert seen[2] == ([("limit", "buy", 2.0), ("limit", "sell", 0.3)], 0.3)
+    assert seen[3] == ([("limit", "buy", 2.0), ("limit", "sell", 0.15),
+                        ("limit", "sell", 0.3)], 0.45)
+    assert r.strategy.errors[-1].startswith("bracket_order: its exits: the stop leg could "
+                                            "not be placed; the limit leg ")
