@@ -202,8 +202,7 @@ def test_a_restarted_run_places_exits_only_for_the_parts_that_have_none(scripted
     assert replayed.legs["covered"] == now
 
 
-def test_a_bracket_part_whose_exits_the_exchange_refuses_gets_them_with_the_next_part(
-        scripted):
+def test_a_bracket_exit_the_exchange_refuses_still_places_the_other(scripted):
     """The target limit of the first part's exits (placed first) is refused (418): its
     stop (held by the engine) is still placed, alone, and the strategy is told."""
     lx = scripted([0.0015, 0.00149, 0.0015, 0.00149] + [0.0015] * 30)
