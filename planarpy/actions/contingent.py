@@ -21,7 +21,7 @@ from ..core.instances import AssetInstance
 from ..core.orders import (CONDITIONAL, Order, OrderType, PositionSide, Side, TimeInForce,
                            Trade, _Missing, missing)
 from ..core.precision import floor_to_step
-from ..core.triggers import immediate_error, trailing_trigger
+from ..core.triggers import immediate_error, marketable, trailing_trigger
 from . import Action, Handler
 from .conditional import AmendStop, BracketOrder, OcoOrder, StopOrder, TrailingStop
 from .gate import admit, new_order
@@ -60,20 +60,26 @@ def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], w
     the first leg before the second is placed cancels the second, as any fill of a leg
     does: it is not placed. When the second leg cannot be placed, the first is cancelled
     (`keep`: a bracket's exits keep it, as what protection could be placed), and the
-    strategy is told which leg failed and what became of the other."""
+    strategy is told which leg failed and what became of the other. A bracket's first
+    exit that cannot be placed still lets the other be placed, alone."""
     if not all(admit(s, ai, order, req) for order, req in pair):
         return None
     ex = s.executor
     (first, first_req), (second, second_req) = pair
     first.id = ex.new_id()
-    first.group = first.id
+    # the pair is named after its limit leg (live: the one on the exchange), whichever
+    # goes first: live's emulation counts that leg's fills by the group id even once it
+    # has closed (a fired stop then sells only what the pair has left)
+    if first.type in CONDITIONAL:
+        second.id = ex.new_id()
+    first.group = second.id if first.type in CONDITIONAL else first.id
     if ex.place(ai, first, first_req) is None:
-        return None
+        return _alone(s, ai, first, second, second_req) if keep else None
     if first.filled > 0:
         return missing  # that fill cancels the other leg: there is nothing to place
     second.group = first.group  # it may use what the first leg holds
     if admit(s, ai, second, second_req):
-        second.id = ex.new_id()
+        second.id = second.id or ex.new_id()
         if ex.place(ai, second, second_req) is not None:
             return missing
     return _unpaired(s, ai, first, second, whole, keep)
@@ -81,6 +87,16 @@ def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], w
 
 def _leg(order: Order) -> str:
     return "stop" if order.type in CONDITIONAL else "limit"
+
+
+def _alone(s: Any, ai: AssetInstance, failed: Order, other: Order, req: Any) -> OrderResult:
+    """A bracket's first exit could not be placed (the refusal is reported already): the
+    other is placed alone, as what protection can be, and the strategy told."""
+    result = _submit(s, ai, other, req)
+    if result is not None:
+        s.reject(ai, f"bracket_order: its exits: the {_leg(failed)} leg could not be placed; "
+                     f"the {_leg(other)} leg {other.id} stays, alone", req.payload())
+    return result
 
 
 def _unpaired(s: Any, ai: AssetInstance, placed: Order, failed: Order, whole: Any,
@@ -96,6 +112,8 @@ def _unpaired(s: Any, ai: AssetInstance, placed: Order, failed: Order, whole: An
     if placed.is_open and not s.executor.cancel(ai, [placed], CancelOrders(
             ai, ids=(placed.id,), confirm=True)) and placed.is_open:
         why += "was to be cancelled, but its cancel was not confirmed: it may be open"
+        s.reject(ai, why, whole.payload())
+        return missing  # not known to be gone: "not placed" would be a guess
     else:
         why += "placed before it was cancelled" + (
             f" after it filled {placed.filled:g}" if placed.filled > 0 else "")
@@ -168,9 +186,9 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
 def _marketable_error(req: OcoOrder, mark: float) -> str | None:
     """Why the OCO's limit leg would fill at once at the price now `mark` (a taker, not
     the exit it is meant to be), or None: refused, as Binance refuses such an OCO."""
-    buy = req.side is Side.BUY
-    if not ((req.price >= mark) if buy else (req.price <= mark)):
+    if not marketable(req.side, req.price, mark):
         return None
+    buy = req.side is Side.BUY
     return (f"oco_order: the {req.side.value} limit at {req.price:g} would fill at once: the "
             f"price {mark:g} is at or {'below' if buy else 'above'} it")
 
@@ -322,8 +340,18 @@ def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
     if amount <= 0 or not done and (not _rests(entry) or
                                     ai.market.check_order(amount, _lowest(legs)) is not None):
         return None
-    legs["covered"] = legs.get("covered", 0.0) + amount
-    return _place_exits(s, ai, entry, legs, amount)
+    # covered before the exits are placed: a fill meanwhile must not cover the part again
+    _cover(s, ai, entry, legs.get("covered", 0.0) + amount)
+    result = _place_exits(s, ai, entry, legs, amount)
+    if result is None and entry.legs:  # no exit placed: the next part (or the close) retries
+        _cover(s, ai, entry, entry.legs.get("covered", 0.0) - amount)
+    return result
+
+
+def _cover(s: Any, ai: AssetInstance, entry: Order, covered: float) -> None:
+    """Record what the entry's exits cover (an event: a restart and a replay carry it)."""
+    s.emit("legs_covered", {"id": entry.id, "symbol": ai.symbol, "covered": covered},
+           ai.symbol)
 
 
 def _uncovered(ai: AssetInstance, entry: Order, legs: Mapping[str, Any]) -> float:

@@ -180,6 +180,15 @@ def _trigger_moved(state: State, d: Mapping[str, Any]) -> Effect:
     return NO_EFFECT
 
 
+def _legs_covered(state: State, d: Mapping[str, Any]) -> Effect:
+    """How much of a bracket entry's fills its exits cover now (placed, or being placed):
+    an event, so that a restart and a replay know which parts have exits already."""
+    order = _asset(state, d["symbol"]).orders.get(str(d["id"]))
+    if order is not None and order.legs:
+        order.legs = {**order.legs, "covered": float(d["covered"])}
+    return NO_EFFECT
+
+
 def _liquidation(state: State, d: Mapping[str, Any] | Trade) -> Effect:
     trade = d if isinstance(d, Trade) else trade_from_payload(d)
     ai = _asset(state, trade.symbol)
@@ -329,6 +338,7 @@ APPLY: dict[str, Callable[[State, Mapping[str, Any]], Effect]] = {
     "risk_measured": _risk_measured,
     "order_triggered": _order_triggered,
     "trigger_moved": _trigger_moved,
+    "legs_covered": _legs_covered,
 }
 
 

@@ -45,6 +45,7 @@ KINDS: tuple[str, ...] = (
     "order_triggered",
     "trigger_moved",
     "trigger_late",
+    "legs_covered",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -12,6 +12,8 @@ from __future__ import annotations
 from .orders import STOPS, Order, OrderType, Side
 from .precision import ceil_to_step, floor_to_step
 
+_BUY = Side.BUY  # read once (3.11: an enum member read in a function costs a __getattr__ hook)
+
 _SELL = Side.SELL
 
 
@@ -32,6 +34,13 @@ def passed(order: Order, price: float) -> bool:
     """Whether `price` alone is at or through the trigger (a gap through it, a price the
     market already trades at)."""
     return reached(order, price, price)
+
+
+def marketable(side: Side, limit: float, price: float) -> bool:
+    """Whether a limit order at `limit` takes liquidity (trades) at the market `price`:
+    a buy at or above it, a sell at or below it. The one test of sim, paper and the OCO
+    placement rule."""
+    return limit >= price if side is _BUY else limit <= price
 
 
 def immediate_error(type_: OrderType, side: Side, trigger: float, price: float) -> str | None:

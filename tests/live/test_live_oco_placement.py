@@ -11,7 +11,7 @@ from planarpy.core.orders import OrderType
 from planarpy.core.risk import RiskRules
 
 from livekit import Watched, eventually, live, never, raw_client
-from tapekit import STEP, SYM, scripted_exchange, step_until
+from tapekit import STEP, SYM, T0, scripted_exchange, step_until
 
 
 @pytest.fixture
@@ -115,7 +115,9 @@ def test_a_buy_oco_whose_limit_the_exchange_refuses_cancels_its_held_stop(script
                                                   "the stop leg ")
         for _ in range(2):
             lx.step(STEP)  # through the stop's trigger: nothing fires
-        assert never(lambda: run.strategy.fills, 0.5)
+        # the engine has read the trade at 0.0016 (at T0 + 2 steps; else "no fill" would check nothing)
+        eventually(lambda: run.session.trigger_seen.get(SYM, 0) >= T0 + 2 * STEP, 10)
+        assert never(lambda: run.strategy.fills, 0.3)
 
 
 def test_amending_an_oco_stop_leg_keeps_it_in_the_engine(scripted):
@@ -158,3 +160,98 @@ def test_a_bracket_entry_resting_partly_filled_gets_exits_for_each_part(scripted
         eventually(lambda: len(exits()) == 4)
         assert entry.is_open and entry.filled == 800 and run.strategy.errors == []
         assert len(on_exchange(lx)) == 3  # the entry and the two targets
+
+
+def test_a_restarted_run_places_exits_only_for_the_parts_that_have_none(scripted, tmp_path):
+    """Run 1: the resting entry fills 400 and gets exits for it. Run 2 (resumed from the
+    trace) carries the entry and those exits, fills 400 more, and places exits for that
+    part only: never more exits than bought. The replay of the trace gives the same
+    covered amount."""
+    from planarpy.trace import replay_from_trace
+    lx = scripted([0.0015, 0.00149, 0.0015, 0.00149] + [0.0015] * 30)
+    path = str(tmp_path / "tr")
+    with live(lx, trace=path) as run:
+        ai = run.strategy.assets[0]
+        assert run.call("bracket_order", SYM, 1000.0, price=0.00149, stop_loss=0.0014,
+                        take_profit=0.0016) is missing
+        lx.step(2 * STEP)
+        eventually(lambda: len(ai.orders) == 3)
+        first = next(o for o in ai.orders.values() if o.legs)
+        covered = first.legs["covered"]
+        assert 399 <= covered <= 400
+    with live(lx, trace=path) as run:
+        ai = run.strategy.assets[0]
+        eventually(lambda: len(ai.orders) == 3, 15)
+        entry = next(o for o in ai.orders.values() if o.legs)
+        assert entry.legs["covered"] == covered
+        lx.step(2 * STEP)
+        eventually(lambda: entry.filled == 800, 15)
+        eventually(lambda: len(ai.orders) == 5)
+
+        def exits(kind):
+            return sum(o.amount for o in ai.orders.values() if o.type is kind)
+
+        assert never(lambda: len(ai.orders) > 5, 0.3)
+        assert exits(OrderType.LIMIT) - entry.amount == exits(OrderType.STOP_MARKET) \
+            == entry.legs["covered"] <= 800
+        strategy = run.strategy
+        now = entry.legs["covered"]
+    report = replay_from_trace(strategy, path)
+    assert report.ok, str(report)
+    (replayed,) = [o for o in report.state.assets[SYM].orders.values() if o.legs]
+    assert replayed.legs["covered"] == now
+
+
+def test_a_bracket_exit_the_exchange_refuses_still_places_the_other(scripted):
+    """The target limit of the first part's exits (placed first) is refused (418): its
+    stop (held by the engine) is still placed, alone, and the strategy is told."""
+    lx = scripted([0.0015, 0.00149, 0.0015, 0.00149] + [0.0015] * 30)
+    with live(lx) as run:
+        ai = run.strategy.assets[0]
+        assert run.call("bracket_order", SYM, 1000.0, price=0.00149, stop_loss=0.0014,
+                        take_profit=0.0016) is missing
+        (entry,) = ai.orders.values()
+        lx.faults.update({"http_status": 418, "http_count": 1,
+                          "http_path": "POST /api/v3/order", "retry_after": 0})
+        lx.step(2 * STEP)
+        eventually(lambda: entry.filled == 400 and len(ai.orders) == 2)
+        (stop,) = [o for o in ai.orders.values() if o is not entry]
+        assert stop.type is OrderType.STOP_MARKET and stop.route == "emulated"
+        assert 399 <= stop.amount == entry.legs["covered"] <= 400
+        eventually(lambda: any("stays, alone" in e for e in run.strategy.errors))
+        assert run.strategy.errors[-1].startswith(
+            "bracket_order: its exits: the limit leg could not be placed; the stop leg ")
+
+
+def test_a_bracket_part_with_no_exit_placed_is_covered_by_the_next(scripted):
+    """Both exits of the first part are refused (one order a minute: the entry took it):
+    nothing covers that part, so the next part's exits cover both."""
+    lx = scripted([0.0015, 0.00149] + [0.0015] * 6 + [0.00149] + [0.0015] * 30)
+    with live(lx, Watched, risk=RiskRules(max_orders_per_minute=1)) as run:
+        ai = run.strategy.assets[0]
+        assert run.call("bracket_order", SYM, 1000.0, price=0.00149, stop_loss=0.0014,
+                        take_profit=0.0016) is missing
+        (entry,) = ai.orders.values()
+        lx.step(2 * STEP)
+        eventually(lambda: entry.filled == 400 and run.strategy.risk_events)
+        eventually(lambda: entry.legs.get("covered", 0.0) == 0.0)
+        assert len(ai.orders) == 1
+        # 90 s on the throttle allows one more order: the target, placed first, for both
+        # parts (the stop is throttled again: the target stays alone)
+        step_until(lx, lambda: len(ai.orders) == 2, 12)
+        (target,) = [o for o in ai.orders.values() if o is not entry]
+        assert target.type is OrderType.LIMIT
+        assert 400 < target.amount == entry.legs["covered"] <= 800
+
+
+def test_an_oco_whose_first_leg_may_still_be_open_is_not_answered_not_placed(scripted):
+    """The sell OCO's limit leg is on the exchange, its stop leg is refused (one order a
+    minute), and the cancel of the limit fails (503): the limit may be open, so the call
+    answers `missing` (unknown), not None (not placed), and the strategy is told."""
+    lx = scripted([0.0015] * 30)
+    with live(lx, Watched, risk=RiskRules(max_orders_per_minute=1)) as run:
+        lx.faults.update({"http_status": 503, "http_count": 10,
+                          "http_path": "DELETE /api/v3/order", "retry_after": 0})
+        assert run.call("oco_order", SYM, 500.0, price=0.00155, stop=0.00145) is missing
+        assert run.strategy.errors[-1].endswith(
+            "was to be cancelled, but its cancel was not confirmed: it may be open")

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planarpy import Side
-from planarpy.modes.paper.fills import (Resting, Sweep, crosses, deplete, share_trade, sweep,
+from planarpy.core.triggers import marketable
+from planarpy.modes.paper.fills import (Resting, Sweep, deplete, share_trade, sweep,
                                         volume_left, would_take)
 from planarpy.modes.paper.market import AssetMarket
 
@@ -46,8 +47,8 @@ def test_deplete_removes_what_was_taken():
 
 def test_crossing_and_post_only():
     """A buy trades at or below its limit, a sell at or above; post-only sees the best level."""
-    assert crosses(Side.BUY, 10.0, 10.0) and crosses(Side.BUY, 10.0, 9.0)
-    assert not crosses(Side.BUY, 10.0, 10.5) and crosses(Side.SELL, 10.0, 10.5)
+    assert marketable(Side.BUY, 10.0, 10.0) and marketable(Side.BUY, 10.0, 9.0)
+    assert not marketable(Side.BUY, 10.0, 10.5) and marketable(Side.SELL, 10.0, 10.5)
     assert would_take(Side.BUY, 10.0, ASKS) and not would_take(Side.BUY, 9.99, ASKS)
     assert not would_take(Side.SELL, 1.0, [])
 

@@ -12,7 +12,7 @@ from planarpy.core.risk import RiskRules
 from planarpy.modes.paper import start_paper
 
 from livekit import Watched, eventually  # Watched keeps its errors and risk events
-from tapekit import STEP, SYM, scripted_exchange
+from tapekit import STEP, SYM, scripted_exchange, step_until
 
 
 @pytest.fixture
@@ -92,3 +92,25 @@ def test_paper_bracket_entry_resting_partly_filled_gets_exits_for_each_part(scri
     lx.step(2 * STEP)
     eventually(lambda: len(exits()) == 4)
     assert entry.is_open and entry.filled == 800 and run.strategy.errors == []
+
+
+def test_paper_bracket_part_with_no_exit_placed_is_covered_by_the_next(paper, scripted):
+    """As in the sim and live: one order a minute; the first part's exits are both
+    refused, so the next part's exits (the target, placed first) cover both parts."""
+    lx = scripted([0.0015, 0.00149] + [0.0015] * 6 + [0.00149] + [0.0015] * 30)
+    run = paper(RiskRules(max_orders_per_minute=1), lx)
+    ai = run.strategy.assets[0]
+    assert run.call("bracket_order", SYM, 1000.0, price=0.00149, stop_loss=0.0014,
+                    take_profit=0.0016) is missing
+    (entry,) = ai.orders.values()
+    lx.step(2 * STEP)
+    eventually(lambda: entry.filled > 0 and run.strategy.risk_events)
+    first = entry.filled
+    eventually(lambda: entry.legs.get("covered", 0.0) == 0.0)
+    assert len(ai.orders) == 1
+    step_until(lx, lambda: len(ai.orders) == 2, 12)  # 90 s on: one more order allowed
+    (target,) = [o for o in ai.orders.values() if o is not entry]
+    assert target.type is OrderType.LIMIT
+    assert first < target.amount == entry.legs["covered"] <= entry.filled
+    assert run.strategy.errors[-1].startswith(
+        "bracket_order: its exits: the stop leg could not be placed; the limit leg ")

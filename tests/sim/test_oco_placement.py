@@ -130,3 +130,29 @@ def test_a_bracket_entry_resting_partly_filled_is_protected_part_by_part():
     # the rest (1.7, filled in candle 3, below both parts' stops) has its own pair
     assert open_orders(s) == [("limit", "sell", 1.7), ("stop_market", "sell", 1.7)]
     assert s.errors == []
+
+
+def test_a_bracket_part_with_no_exit_placed_is_covered_by_the_next():
+    """One order a minute: the first part's exits are both refused (the entry took the
+    minute), so nothing covers that part; the next part's exits (the target, placed first;
+    the stop is throttled again) cover both parts, then the third part its own."""
+    thin = (97.0, 98.0, 96.0, 97.0, 15.0)
+    seen = {}
+
+    def look(i):
+        def at(s):
+            entry = next(o for o in s.asset(SYM).orders.values() if o.legs)
+            seen[i] = (open_orders(s), round(entry.legs.get("covered", 0.0), 9))
+        return at
+
+    script = {0: lambda s: call(s, "bracket_order", SYM, 2.0, price=96.5, stop_loss=92.0,
+                                take_profit=110.0), 1: look(1), 2: look(2), 3: look(3)}
+    r = run(script, [FLAT[0], thin, thin, thin, FLAT[0]],
+            config=SimConfig(slippage=0.0, volume_cap=True),
+            risk=RiskRules(max_orders_per_minute=1))
+    assert seen[1] == ([("limit", "buy", 2.0)], 0.0)
+    assert seen[2] == ([("limit", "buy", 2.0), ("limit", "sell", 0.3)], 0.3)
+    assert seen[3] == ([("limit", "buy", 2.0), ("limit", "sell", 0.15),
+                        ("limit", "sell", 0.3)], 0.45)
+    assert r.strategy.errors[-1].startswith("bracket_order: its exits: the stop leg could "
+                                            "not be placed; the limit leg ")

@@ -13,6 +13,7 @@ import attrs
 
 from ...core.orders import Side
 from ...core.precision import floor_to_step
+from ...core.triggers import marketable
 
 Level = tuple[float, float]
 
@@ -41,11 +42,6 @@ class Sweep:
         return bool(self.taken)
 
 
-def crosses(side: Side, limit: float, price: float) -> bool:
-    """Whether a buy at `limit` trades at `price` (price <= limit), or a sell (price >= limit)."""
-    return price <= limit if side is Side.BUY else price >= limit
-
-
 def sweep(levels: Iterable[Level], amount: float, side: Side, limit: float | None = None,
           step: float = 0.0) -> Sweep:
     """Take up to `amount` from `levels` (the opposite side of the book, best first).
@@ -57,7 +53,7 @@ def sweep(levels: Iterable[Level], amount: float, side: Side, limit: float | Non
         return Sweep()
     eligible = []
     for price, qty in levels:
-        if limit is not None and not crosses(side, limit, price):
+        if limit is not None and not marketable(side, limit, price):
             break
         if qty > 0 and price > 0:
             eligible.append((float(price), float(qty)))
@@ -95,7 +91,7 @@ def deplete(levels: Sequence[Level], taken: Iterable[Level]) -> list[Level]:
 
 def would_take(side: Side, limit: float, levels: Sequence[Level]) -> bool:
     """Whether a limit order would take liquidity at once (the post-only check)."""
-    return bool(levels) and crosses(side, limit, levels[0][0])
+    return bool(levels) and marketable(side, limit, levels[0][0])
 
 
 @attrs.frozen(slots=True)
@@ -116,7 +112,7 @@ def share_trade(orders: Iterable[Resting], price: float, amount: float,
     first); each gets at most its remaining amount, rounded down to `step`, and together
     they never get more than the trade's `amount`.
     """
-    crossing = [o for o in orders if crosses(o.side, o.limit, price) and o.remaining > 0]
+    crossing = [o for o in orders if marketable(o.side, o.limit, price) and o.remaining > 0]
     crossing.sort(key=lambda o: -o.limit if o.side is Side.BUY else o.limit)  # stable: age kept
     out = []
     left = amount

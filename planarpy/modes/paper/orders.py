@@ -20,7 +20,8 @@ from ...core.accounting import liquidation_trade, new_trade, shortfall
 from ...core.instances import AssetInstance
 from ...core.orders import (LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, PositionSide, Side,
                             TimeInForce, Trade)
-from .fills import Level, Resting, Sweep, crosses, share_trade, sweep, volume_left, would_take
+from ...core.triggers import marketable
+from .fills import Level, Resting, Sweep, share_trade, sweep, volume_left, would_take
 from ..runtime.triggers import on_prices
 from .market import AssetMarket, PublicTrade
 
@@ -194,7 +195,7 @@ def _on_public_trade(session: PaperSession, ai: AssetInstance, t: PublicTrade) -
                 session.marks.pop(oid, None)
     pos = ai.open_position()
     # a long is liquidated by a trade at or below its liquidation price, a short at or above
-    if pos is not None and crosses(Side.BUY if pos.side is PositionSide.LONG else Side.SELL,
+    if pos is not None and marketable(Side.BUY if pos.side is PositionSide.LONG else Side.SELL,
                                    pos.liquidation_price, t.price):
         trade = liquidation_trade(ai, pos.side, session.e.clock.now(), session.new_id())
         session.apply_now("liquidation", trade, ai.symbol)

@@ -6,6 +6,7 @@ import math
 import random
 
 from ...core.orders import Side
+from ...core.triggers import marketable  # noqa: F401  (the sim's callers read it here)
 
 FULL_RATIO = 100.0  # candle volume / amount at or above which an order fills whole
 PROBABLE_RATIO = 10.0  # above this, a whole fill has probability log10(ratio) - 1
@@ -30,11 +31,6 @@ def market_price(side: Side, open_: float, prev_close: float, amount: float, vol
 def limit_triggers(side: Side, limit: float, low: float, high: float) -> bool:
     """A buy fills when the candle trades at or below its limit, a sell at or above."""
     return low <= limit if side is _BUY else high >= limit
-
-
-def marketable(side: Side, limit: float, price: float) -> bool:
-    """Whether a limit order would take liquidity at the current `price`."""
-    return limit >= price if side is _BUY else limit <= price
 
 
 def volume_fill(amount: float, volume: float, rng: random.Random) -> float:
