@@ -202,27 +202,6 @@ def test_a_restarted_run_places_exits_only_for_the_parts_that_have_none(scripted
     assert replayed.legs["covered"] == now
 
 
-def test_a_bracket_exit_the_exchange_refuses_still_places_the_other(scripted):
-    """The target limit of the first part's exits (placed first) is refused (418): its
-    stop (held by the engine) is still placed, alone, and the strategy is told."""
-    lx = scripted([0.0015, 0.00149, 0.0015, 0.00149] + [0.0015] * 30)
-    with live(lx) as run:
-        ai = run.strategy.assets[0]
-        assert run.call("bracket_order", SYM, 1000.0, price=0.00149, stop_loss=0.0014,
-                        take_profit=0.0016) is missing
-        (entry,) = ai.orders.values()
-        lx.faults.update({"http_status": 418, "http_count": 1,
-                          "http_path": "POST /api/v3/order", "retry_after": 0})
-        lx.step(2 * STEP)
-        eventually(lambda: entry.filled == 400 and len(ai.orders) == 2)
-        (stop,) = [o for o in ai.orders.values() if o is not entry]
-        assert stop.type is OrderType.STOP_MARKET and stop.route == "emulated"
-        assert 399 <= stop.amount == entry.legs["covered"] <= 400
-        eventually(lambda: any("stays, alone" in e for e in run.strategy.errors))
-        assert run.strategy.errors[-1].startswith(
-            "bracket_order: its exits: the limit leg could not be placed; the stop leg ")
-
-
 def test_a_bracket_part_with_no_exit_placed_is_covered_by_the_next(scripted):
     """Both exits of the first part are refused (one order a minute: the entry took it):
     nothing covers that part, so the next part's exits cover both."""
