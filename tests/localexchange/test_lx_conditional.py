@@ -12,7 +12,7 @@ import pytest
 from planarpy.data.sample import sample_markets
 from planarpy.localexchange import Clock, point_ccxt
 
-from livekit import started, until, user_streams
+from livekit import raw_client, started, until, user_streams
 from tapekit import T0, by_minute
 
 SPOT = "XRP/ETH"
@@ -20,14 +20,9 @@ PERP = "XRP/USDT:USDT"
 MIN = 60_000
 
 
-def sync(cls, lx):
-    ex = point_ccxt(cls({"apiKey": lx.api_key, "secret": lx.secret, "timeout": 5000}), lx.url)
-    ex.load_markets()
-    return ex
-
 
 def test_spot_stop_loss_waits_then_sells_at_the_market(spot_lx):
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     o = ex.create_order(SPOT, "market", "sell", 100, None, {"stopLossPrice": 0.0015 - 2e-5})
     # ccxt calls it a market order with a trigger price; the venue's type is in `info`
     assert o["info"]["type"] == "STOP_LOSS" and o["type"] == "market"
@@ -49,7 +44,7 @@ def test_spot_stop_loss_waits_then_sells_at_the_market(spot_lx):
 
 
 def test_spot_take_profit_limit_fires_and_rests_as_a_limit(spot_lx):
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     o = ex.create_order(SPOT, "limit", "sell", 100, 0.00153, {"takeProfitPrice": 0.00151})
     assert o["info"]["type"] == "TAKE_PROFIT_LIMIT"
     spot_lx.step(MIN)  # 0.00152 fires it: a sell limit at 0.00153 above the market rests
@@ -61,14 +56,14 @@ def test_spot_take_profit_limit_fires_and_rests_as_a_limit(spot_lx):
 
 
 def test_spot_stop_that_would_fire_at_once_is_refused(spot_lx):
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     with pytest.raises(ccxt.BaseError, match="Stop price would trigger immediately"):
         ex.create_order(SPOT, "market", "sell", 100, None, {"stopLossPrice": 0.0015})
     assert ex.fetch_open_orders(SPOT) == []
 
 
 def test_spot_stop_cancelled_before_it_fires_releases_its_hold(spot_lx):
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     o = ex.create_order(SPOT, "market", "buy", 100, None, {"stopLossPrice": 0.00151})
     assert o["info"]["type"] == "STOP_LOSS" and ex.fetch_balance()["ETH"]["used"] == pytest.approx(0.151)
     ex.cancel_order(o["id"], SPOT)
@@ -78,7 +73,7 @@ def test_spot_stop_cancelled_before_it_fires_releases_its_hold(spot_lx):
 
 
 def test_spot_buy_stop_fires_on_a_rise(spot_lx):
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     o = ex.create_order(SPOT, "market", "buy", 100, None, {"stopLossPrice": 0.00151})
     spot_lx.step(MIN)  # 0.00152
     done = ex.fetch_order(o["id"], SPOT)
@@ -92,7 +87,7 @@ def long_position(ex, qty=100):
 
 
 def test_usdm_stop_market_is_an_algo_order_that_closes_the_position(perp_lx):
-    ex = sync(ccxt.binanceusdm, perp_lx)
+    ex = raw_client(perp_lx, "binanceusdm")
     long_position(ex)
     o = ex.create_order(PERP, "market", "sell", 100, None,
                         {"stopLossPrice": 0.99, "reduceOnly": True})
@@ -115,7 +110,7 @@ def test_usdm_stop_market_is_an_algo_order_that_closes_the_position(perp_lx):
 
 
 def test_usdm_trailing_stop_follows_the_rally_then_fires(perp_lx):
-    ex = sync(ccxt.binanceusdm, perp_lx)
+    ex = raw_client(perp_lx, "binanceusdm")
     long_position(ex)
     o = ex.create_order(PERP, "market", "sell", 100, None,
                         {"trailingPercent": 2, "reduceOnly": True})
@@ -131,7 +126,7 @@ def test_usdm_trailing_stop_follows_the_rally_then_fires(perp_lx):
 
 
 def test_usdm_take_profit_cancel_and_immediate_trigger(perp_lx):
-    ex = sync(ccxt.binanceusdm, perp_lx)
+    ex = raw_client(perp_lx, "binanceusdm")
     long_position(ex)
     with pytest.raises(ccxt.BaseError, match="would immediately trigger"):
         ex.create_order(PERP, "market", "sell", 100, None, {"takeProfitPrice": 0.99})
@@ -149,7 +144,7 @@ def test_usdm_algo_updates_stream_to_watch_orders(perp_lx):
     """ALGO_UPDATE reaches ccxt.pro: NEW, then TRIGGERED and FINISHED as the stop fires, and
     the order it placed reports its fill (ORDER_TRADE_UPDATE). The client's order handler
     is observed (wrapped, not replaced) to see every update in the order it came."""
-    rest = sync(ccxt.binanceusdm, perp_lx)
+    rest = raw_client(perp_lx, "binanceusdm")
     long_position(rest)
 
     async def main():
@@ -199,7 +194,7 @@ def test_binance_venue_places_spot_conditionals_natively(spot_lx, type_, trigger
                                                           venue_type):
     """What the venue says to send makes the exchange hold the order as its own type."""
     from planarpy.exchanges.venues import venue_for
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     native = venue_for("binance").native(_order(type_, trigger=trigger, price=price))
     o = ex.create_order(SPOT, native.type, "sell", 100, native.price, native.params)
     assert o["info"]["type"] == venue_type and o["triggerPrice"] == trigger
@@ -214,7 +209,7 @@ def test_binance_venue_places_spot_conditionals_natively(spot_lx, type_, trigger
 def test_binance_venue_places_spot_trailing_stops_natively(spot_lx, trail, activation,
                                                             venue_type, delta):
     from planarpy.exchanges.venues import venue_for
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     native = venue_for("binance").native(
         _order("trailing_stop_market", trail=trail, trail_pct=True, activation=activation),
         ex.market(SPOT))
@@ -241,7 +236,7 @@ def test_binance_venue_emulates_what_the_exchange_cannot_hold(perp_lx):
     assert usdm.native(_order("trailing_stop_market", trail=0.2, trail_pct=True)) is None
     assert usdm.native(_order("trailing_stop_market", trail=0.0125, trail_pct=True)) is None
     assert venue_for("kraken").native(_order("stop_market", trigger=1.0)) is None
-    ex = sync(ccxt.binanceusdm, perp_lx)
+    ex = raw_client(perp_lx, "binanceusdm")
     long_position(ex)
     native = usdm.native(_order("trailing_stop_market", trail=0.02, trail_pct=True,
                                 activation=1.04))
@@ -265,7 +260,7 @@ def test_binance_venue_places_usdm_conditionals_as_algo_orders(perp_lx, type_, t
     reads its REST reports (open, then fired with the order it placed)."""
     from planarpy.exchanges.venues import venue_for
     usdm = venue_for("binanceusdm")
-    ex = sync(ccxt.binanceusdm, perp_lx)
+    ex = raw_client(perp_lx, "binanceusdm")
     long_position(ex)
     order = _order(type_, trigger=trigger, price=price)
     native = usdm.native(order)
@@ -286,7 +281,7 @@ def test_spot_cancel_replace_moves_a_stop_with_no_trade_in_between(spot_lx):
     """ccxt's edit_order on spot is Binance's cancelReplace: the old stop is cancelled and
     the new one placed in one step; the user stream shows the new stop's NEW right after
     the old one's CANCELED, with no trade report between them, and the base stays held."""
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     events = []
     spot_lx.engine.listeners.append(
         lambda ev: events.append(ev.payload) if hasattr(ev, "payload") else None)
@@ -305,7 +300,7 @@ def test_spot_cancel_replace_moves_a_stop_with_no_trade_in_between(spot_lx):
 
 
 def test_spot_cancel_replace_refused_after_the_cancel_says_so(spot_lx):
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     old = ex.create_order(SPOT, "market", "sell", 100, None, {"stopLossPrice": 0.00145})
     with pytest.raises(ccxt.BaseError, match="cancel-replace partially failed"):
         ex.edit_order(old["id"], SPOT, "STOP_LOSS", "sell", 100, None, {"triggerPrice": 0.0016})
@@ -317,7 +312,7 @@ def test_spot_trailing_stop_follows_the_rally_then_fires(spot_lx):
     """ccxt's unified trailingPercent on spot is a STOP_LOSS with trailingDelta in basis
     points; it trails from the price at placement (0.0015), follows 0.00152 and fires on a
     fall of 3% from there (0.00152 x 0.97 = 0.0014744), not before."""
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     (flt,) = [f for f in ex.market(SPOT)["info"]["filters"] if f["filterType"] == "TRAILING_DELTA"]
     assert flt["minTrailingBelowDelta"] == 10 and flt["maxTrailingBelowDelta"] == 2000
     o = ex.create_order(SPOT, "market", "sell", 100, None,
@@ -349,7 +344,7 @@ def test_spot_trailing_take_profit_waits_for_its_activation_price(dip_then_rally
     condition is a rise to stopPrice): the dip of 2.7% before it is reached fires nothing;
     from 0.00154 it trails, follows 0.00158 and fires at 0.0015 (under 0.00158 x 0.98)."""
     lx = dip_then_rally_lx
-    ex = sync(ccxt.binance, lx)
+    ex = raw_client(lx)
     o = ex.create_order(SPOT, "market", "sell", 100, None,
                         {"trailingPercent": 2, "trailingTriggerPrice": 0.00153,
                          "stopLossOrTakeProfit": "takeProfit"})
@@ -380,7 +375,7 @@ def test_spot_trailing_take_profit_waits_for_its_activation_price(dip_then_rally
      "Stop price would trigger immediately"),
 ])
 def test_spot_trailing_stop_refusals(spot_lx, params, code):
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     with pytest.raises(ccxt.BaseError, match=code):
         ex.private_post_order({"symbol": "XRPETH", "side": "SELL", "quantity": "100", **params})
     assert ex.fetch_open_orders(SPOT) == []
@@ -391,7 +386,7 @@ def test_spot_trailing_stop_reports_its_delta_in_execution_reports(spot_lx):
     reports = []
     spot_lx.engine.listeners.append(
         lambda ev: reports.append(getattr(ev, "payload", None)))
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     o = ex.create_order(SPOT, "market", "sell", 100, None,
                         {"trailingPercent": 3, "stopLossOrTakeProfit": "stopLoss"})
     for _ in range(3):

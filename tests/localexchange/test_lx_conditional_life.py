@@ -8,20 +8,15 @@ from __future__ import annotations
 import ccxt
 import pytest
 
-from planarpy.localexchange import point_ccxt
 from planarpy.localexchange.engine import UserEvent
 
+from livekit import raw_client
 from tapekit import T0
 
 SPOT = "XRP/ETH"
 PERP = "XRP/USDT:USDT"
 MIN = 60_000
 
-
-def sync(cls, lx):
-    ex = point_ccxt(cls({"apiKey": lx.api_key, "secret": lx.secret, "timeout": 5000}), lx.url)
-    ex.load_markets()
-    return ex
 
 
 def reports(lx, event):
@@ -40,7 +35,7 @@ def algo_states(updates, algo_id):
 def test_algo_finishes_when_the_order_it_placed_is_cancelled(perp_lx):
     """A STOP (limit) fires at 1.00 and rests a sell at 1.10; cancelling that order ends the
     algo at once (FINISHED over REST and ALGO_UPDATE), with no trade needed to notice it."""
-    ex = sync(ccxt.binanceusdm, perp_lx)
+    ex = raw_client(perp_lx, "binanceusdm")
     ex.create_order(PERP, "market", "buy", 100)
     perp_lx.step(MIN)  # 1.02
     updates = reports(perp_lx, "ALGO_UPDATE")
@@ -61,7 +56,7 @@ def test_algo_finishes_when_the_order_it_placed_is_cancelled(perp_lx):
 def test_algo_finishes_when_its_order_fills_by_a_later_trade(perp_lx):
     """A STOP (limit) buy fires at 1.05 and rests at 1.02; the fill at 1.00 finishes it in the
     same step, its ALGO_UPDATE right after the order's FILLED report."""
-    ex = sync(ccxt.binanceusdm, perp_lx)
+    ex = raw_client(perp_lx, "binanceusdm")
     ex.set_leverage(2, PERP)  # the short outlives the rally to 1.05
     ex.create_order(PERP, "market", "sell", 100)
     perp_lx.step(MIN)  # 1.02
@@ -83,7 +78,7 @@ def test_algo_finishes_when_its_order_fills_by_a_later_trade(perp_lx):
 def test_ended_algos_leave_the_working_set_and_stay_queryable(perp_lx):
     """Fired, cancelled and expired algos are no longer looked at by trades; REST still answers
     for them (by id and by client id), and the open list holds only the waiting one."""
-    ex = sync(ccxt.binanceusdm, perp_lx)
+    ex = raw_client(perp_lx, "binanceusdm")
     ex.create_order(PERP, "market", "buy", 100)
     lx_market = perp_lx.engine.futures["XRPUSDT"]
     fired = ex.create_order(PERP, "market", "sell", 100, None, {"stopLossPrice": 0.99, "reduceOnly": True})
@@ -107,7 +102,7 @@ def test_ended_algos_leave_the_working_set_and_stay_queryable(perp_lx):
 def test_spot_working_time_is_when_the_order_started_working(spot_lx):
     """A buy limit placed at T0 fills a step later: workingTime (REST) and W (executionReport)
     stay at T0, updateTime moves. A stop has no working time (-1, no W) until it fires."""
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     reports_ = reports(spot_lx, "executionReport")
     o = ex.create_order(SPOT, "limit", "buy", 100, 0.0015)
     stop = ex.create_order(SPOT, "limit", "sell", 100, 0.00153, {"takeProfitPrice": 0.00151})
@@ -128,7 +123,7 @@ def test_spot_working_time_is_when_the_order_started_working(spot_lx):
 def test_fired_spot_stop_limit_keeps_its_time_in_force(spot_lx):
     """A TAKE_PROFIT_LIMIT sell at 0.00153 IOC fires at 0.00152: nothing bids that high, so the
     order expires (Binance applies the time in force once it works) instead of resting."""
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     o = ex.create_order(SPOT, "limit", "sell", 100, 0.00153,
                         {"takeProfitPrice": 0.00151, "timeInForce": "IOC"})
     assert o["info"]["timeInForce"] == "IOC"
@@ -154,14 +149,14 @@ def algo_params(**kw):
 ], ids=["close-all-with-quantity", "close-all-reduce-only", "close-all-limit", "day",
         "notional", "max-qty"])
 def test_algo_parameters_binance_refuses_are_refused(perp_lx, params, code):
-    ex = sync(ccxt.binanceusdm, perp_lx)
+    ex = raw_client(perp_lx, "binanceusdm")
     with pytest.raises(ccxt.BaseError, match=str(code)):
         ex.fapiPrivatePostAlgoOrder({**params, "timestamp": ex.milliseconds()})
     assert perp_lx.engine.algos == {}
 
 
 def test_small_reduce_only_and_close_all_algos_are_accepted(perp_lx):
-    ex = sync(ccxt.binanceusdm, perp_lx)
+    ex = raw_client(perp_lx, "binanceusdm")
     small = ex.fapiPrivatePostAlgoOrder({**algo_params(quantity="1", reduceOnly="true"),
                                          "timestamp": ex.milliseconds()})
     close = ex.fapiPrivatePostAlgoOrder({**algo_params(quantity=None, closePosition="true"),
@@ -173,7 +168,7 @@ def test_spot_max_num_algo_orders_filter(spot_lx):
     """Binance holds at most 5 open stops / take-profits per account and symbol (its
     MAX_NUM_ALGO_ORDERS filter, published in exchangeInfo); the sixth is refused, a limit is
     not, and a cancelled stop frees its place."""
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     (flt,) = [f for f in ex.markets[SPOT]["info"]["filters"] if f["filterType"] == "MAX_NUM_ALGO_ORDERS"]
     assert flt["maxNumAlgoOrders"] == 5
     stops = [ex.create_order(SPOT, "market", "sell", 10, None, {"stopLossPrice": 0.00140 - i * 1e-5})
@@ -188,7 +183,7 @@ def test_spot_max_num_algo_orders_filter(spot_lx):
 def test_a_fired_market_stop_is_never_on_the_book(spot_lx):
     """A STOP_LOSS of 1000 fires and sells into two levels of the book: its executionReports
     say `w` false (not on the book) all along, PARTIALLY_FILLED included, as a market order's."""
-    ex = sync(ccxt.binance, spot_lx)
+    ex = raw_client(spot_lx)
     seen = reports(spot_lx, "executionReport")
     o = ex.create_order(SPOT, "market", "sell", 1000, None, {"stopLossPrice": 0.00148})
     for _ in range(3):  # 0.00152, 0.00149, then 0.00146 fires it
