@@ -23,3 +23,11 @@ import pytest  # noqa: E402
 def repo_root() -> Path:
     """The repository root, where strategies/ and user/planar.toml live."""
     return Path(__file__).parent.parent
+
+
+@pytest.fixture
+def scripted(local_exchange_factory):
+    """A local exchange whose XRP/ETH replays the prices given, stepped by the test
+    (tapekit.scripted_exchange)."""
+    from tapekit import scripted_exchange
+    return lambda path: scripted_exchange(local_exchange_factory, path)

@@ -160,6 +160,11 @@ def counterparty(lx: Any, name: str = "other") -> Any:
     return client
 
 
+def sells(run: Any) -> list[Any]:
+    """The sell fills of a live or paper run's strategy."""
+    return [t for t in run.strategy.fills if t.side.value == "sell"]
+
+
 def raw_client(lx: Any, exchange: str = "binance") -> Any:
     """A sync ccxt client (binance or binanceusdm) on the strategy's own account of `lx`."""
     import ccxt

@@ -8,17 +8,8 @@ import pytest
 from planarpy import Side, missing
 from planarpy.core.orders import OrderType
 
-from livekit import eventually, live, never, raw_client, streaming
-from tapekit import STEP, SYM, Events, exchange_log, scripted_exchange, step_until
-
-
-@pytest.fixture
-def scripted(local_exchange_factory):
-    return lambda path: scripted_exchange(local_exchange_factory, path)
-
-
-def sells(run):
-    return [t for t in run.strategy.fills if t.side is Side.SELL]
+from livekit import sells, eventually, live, never, raw_client, streaming
+from tapekit import STEP, SYM, Events, exchange_log, step_until
 
 
 def bought(run, trade):

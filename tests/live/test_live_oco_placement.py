@@ -11,12 +11,7 @@ from planarpy.core.orders import OrderType
 from planarpy.core.risk import RiskRules
 
 from livekit import Watched, eventually, live, never, raw_client
-from tapekit import STEP, SYM, T0, scripted_exchange, step_until
-
-
-@pytest.fixture
-def scripted(local_exchange_factory):
-    return lambda path: scripted_exchange(local_exchange_factory, path)
+from tapekit import STEP, SYM, T0, step_until
 
 
 def on_exchange(lx):

@@ -10,12 +10,7 @@ from planarpy.core.orders import OrderType
 
 from livekit import eventually
 from livekit import never
-from tapekit import STEP, SYM, T0, Events, scripted_exchange
-
-
-@pytest.fixture
-def scripted(local_exchange_factory):
-    return lambda path: scripted_exchange(local_exchange_factory, path)
+from tapekit import STEP, SYM, T0, Events
 
 
 class Idle(Strategy):

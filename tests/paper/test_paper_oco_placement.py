@@ -12,12 +12,7 @@ from planarpy.core.risk import RiskRules
 from planarpy.modes.paper import start_paper
 
 from livekit import Watched, eventually  # Watched keeps its errors and risk events
-from tapekit import STEP, SYM, scripted_exchange, step_until
-
-
-@pytest.fixture
-def scripted(local_exchange_factory):
-    return lambda path: scripted_exchange(local_exchange_factory, path)
+from tapekit import STEP, SYM, step_until
 
 
 @pytest.fixture
