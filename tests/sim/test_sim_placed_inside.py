@@ -76,6 +76,17 @@ def test_a_market_order_placed_by_a_fill_fills_at_the_next_open(stop):
     assert left == (["stop_market"] if stop else [])
 
 
+def test_a_market_order_placed_by_a_fill_with_its_date_fills_at_the_next_open():
+    """`date=` the time now (the candle's close before the one matched) is checked when the
+    order is placed, not again when it executes a candle later (before: a ValueError that
+    ended the backtest)."""
+    r = run(script(False), rows(98), on_trade=on_buy(
+        lambda s: call(s, "market_order", SYM, 1.0, side="sell",
+                       date=s._engine.clock.now())))
+    assert r.strategy.placed is missing
+    assert fills(r) == [("buy", 97.0, False, 1), ("sell", 98.0, True, 2)]
+
+
 def look(seen):
     """A tick that keeps what it sees of the asset: its balance and open orders."""
     def tick(s):

@@ -72,6 +72,10 @@ class SimExecutor:
         i = self.s.i
         if i < 0 or req.date is not None:
             i = self._index(req.date)
+        return self.price_at(ai, req, i)
+
+    def price_at(self, ai: AssetInstance, req: OrderRequest, i: int) -> float:
+        """`order_price` for an order placed at candle `i`'s close (its date checked)."""
         if req.type is not _MARKET:
             return req.price
         eng = self.engine
@@ -123,7 +127,7 @@ class SimExecutor:
             return None
         price = order.price
         if placed:
-            price = self.order_price(ai, req)
+            price = self.price_at(ai, req, i)  # its date was checked when it was placed
             reason = shortfall(e.state, ai, order, fill, price)
             if reason is not None:
                 self._refuse(ai, order, f"market {order.id} at {price:g}: {reason}", req, True)
