@@ -13,9 +13,9 @@ from ...core.instances import AssetInstance
 from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType,
                             PositionSide, Trade)
 from ...core.precision import floor_to_step
-from ...core.triggers import passed, reached, trail_to
+from ...core.triggers import marketable, passed, reached, trail_to
 from .config import SimConfig
-from .fills import limit_triggers, marketable, volume_fill
+from .fills import limit_triggers, volume_fill
 from .triggers import fill_price, may_trail, rank, waits
 from .guard import EquityGuard
 from .results import Ledger

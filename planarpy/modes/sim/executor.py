@@ -21,11 +21,12 @@ from ...core.orders import (CONDITIONAL, Order, OrderStatus, OrderType, Side, Ti
                             _Missing, missing)
 from ...core.precision import ceil_to_step, floor_to_step
 from ...core.risk import TradingState
+from ...core.triggers import marketable
 from .engine import SimEngine
 
 if TYPE_CHECKING:  # a backtest runs a strategy: imported for the annotations only
     from ...strategy import Strategy
-from .fills import market_price, marketable
+from .fills import market_price
 
 _MARKET = OrderType.MARKET
 _OPEN = OrderStatus.OPEN

@@ -6,7 +6,6 @@ import math
 import random
 
 from ...core.orders import Side
-from ...core.triggers import marketable  # noqa: F401  (the sim's callers read it here)
 
 FULL_RATIO = 100.0  # candle volume / amount at or above which an order fills whole
 PROBABLE_RATIO = 10.0  # above this, a whole fill has probability log10(ratio) - 1

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from ...core.orders import CONDITIONAL, LIMIT_AFTER_TRIGGER, STOPS, Order, Side
 from ...core.precision import ceil_to_step, floor_to_step
-from ...core.triggers import passed
-from .fills import market_price, marketable
+from ...core.triggers import marketable, passed
+from .fills import market_price
 
 
 _MARKET_AFTER = CONDITIONAL - LIMIT_AFTER_TRIGGER
