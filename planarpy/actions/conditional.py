@@ -32,10 +32,10 @@ class StopOrder:
 
     A sell stop fires when the price falls to its trigger, a buy stop when it rises to
     it; a take-profit the other way round. `group` (set by the flows, never by the
-    strategy) puts it in an OCO group, or makes it the replacement of a stop. `paired`
-    (set by the flows) makes it the stop leg of an OCO pair with a limit order: live
-    holds such a stop itself, whichever leg goes first (on the exchange both legs would
-    hold what the pair holds once).
+    strategy) puts it in an OCO group, or makes it the replacement of a stop. `pair`
+    (set by the flows: "oco" or "exits", see Order.pair) makes it the stop leg of a pair
+    with a limit order: live holds such a stop itself, whichever leg goes first (on the
+    exchange both legs would hold what the pair holds once).
     """
 
     ai: AssetInstance
@@ -48,7 +48,7 @@ class StopOrder:
     reduce_only: bool = False
     group: str = ""
     waitfor: float | None = None
-    paired: bool = False
+    pair: str = ""
 
     tif = TimeInForce.GTC
     date = None
@@ -91,7 +91,6 @@ class TrailingStop:
     synced = True
     limit = None
     group = ""
-    paired = False
 
     @property
     def trail(self) -> float:

@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ..core.instances import AssetInstance
-from ..core.orders import (CONDITIONAL, Order, OrderType, PositionSide, Side, TimeInForce,
-                           Trade, _Missing, missing)
+from ..core.orders import (CONDITIONAL, Order, OrderStatus, OrderType, PositionSide, Side,
+                           TimeInForce, Trade, _Missing, missing)
 from ..core.precision import floor_to_step
 from ..core.triggers import immediate_error, marketable, trailing_trigger
 from . import Action, Handler
@@ -66,20 +66,14 @@ def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], w
         return None
     ex = s.executor
     (first, first_req), (second, second_req) = pair
-    first.id = ex.new_id()
-    # the pair is named after its limit leg (live: the one on the exchange), whichever
-    # goes first: live's emulation counts that leg's fills by the group id even once it
-    # has closed (a fired stop then sells only what the pair has left)
-    if first.type in CONDITIONAL:
-        second.id = ex.new_id()
-    first.group = second.id if first.type in CONDITIONAL else first.id
+    first.id = first.group = ex.new_id()  # the pair is named after its first leg
     if ex.place(ai, first, first_req) is None:
         return _alone(s, ai, first, second, second_req) if keep else None
     if first.filled > 0:
         return missing  # that fill cancels the other leg: there is nothing to place
     second.group = first.group  # it may use what the first leg holds
     if admit(s, ai, second, second_req):
-        second.id = second.id or ex.new_id()
+        second.id = ex.new_id()
         if ex.place(ai, second, second_req) is not None:
             return missing
     return _unpaired(s, ai, first, second, whole, keep)
@@ -91,7 +85,9 @@ def _leg(order: Order) -> str:
 
 def _alone(s: Any, ai: AssetInstance, failed: Order, other: Order, req: Any) -> OrderResult:
     """A bracket's first exit could not be placed (the refusal is reported already): the
-    other is placed alone, as what protection can be, and the strategy told."""
+    other is placed alone, as what protection can be (a leg of no pair: live may hold a
+    stop on the exchange), and the strategy told."""
+    other.pair = ""
     result = _submit(s, ai, other, req)
     if result is not None:
         s.reject(ai, f"bracket_order: its exits: the {_leg(failed)} leg could not be placed; "
@@ -102,7 +98,8 @@ def _alone(s: Any, ai: AssetInstance, failed: Order, other: Order, req: Any) -> 
 def _unpaired(s: Any, ai: AssetInstance, placed: Order, failed: Order, whole: Any,
               keep: bool) -> OrderResult:
     """The second leg of a pair could not be placed (the refusal is reported already):
-    cancel the leg that was (unless `keep`) and say so."""
+    cancel the leg that was (unless `keep`) and say so. None only when nothing happened:
+    a leg that filled (before its cancel took) answers `missing`, its fills reported."""
     what = "bracket_order: its exits" if keep else "oco_order"
     why = f"{what}: the {_leg(failed)} leg could not be placed; the {_leg(placed)} leg " \
           f"{placed.id} "
@@ -114,11 +111,13 @@ def _unpaired(s: Any, ai: AssetInstance, placed: Order, failed: Order, whole: An
         why += "was to be cancelled, but its cancel was not confirmed: it may be open"
         s.reject(ai, why, whole.payload())
         return missing  # not known to be gone: "not placed" would be a guess
+    elif placed.status is OrderStatus.CLOSED:
+        why += f"filled {placed.filled:g} before it could be cancelled"
     else:
-        why += "placed before it was cancelled" + (
+        why += "was cancelled" + (
             f" after it filled {placed.filled:g}" if placed.filled > 0 else "")
     s.reject(ai, why, whole.payload())
-    return None
+    return missing if placed.filled > 0 else None
 
 
 def stop_order(s: Any, ai: AssetInstance, req: StopOrder, mark: float | None) -> Order | str:
@@ -130,7 +129,7 @@ def stop_order(s: Any, ai: AssetInstance, req: StopOrder, mark: float | None) ->
     if reason is not None:
         return reason
     order = new_order(ai, req, req.price, s.clock.now())  # type: ignore[arg-type]
-    order.trigger, order.group = req.trigger, req.group
+    order.trigger, order.group, order.pair = req.trigger, req.group, req.pair
     return order
 
 
@@ -169,8 +168,9 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
     # is placed (in live, the position would be without its stop meanwhile)
     limit = LimitOrder(ai, req.amount, req.price, req.side, pos=req.pos,
                        reduce_only=req.reduce_only, waitfor=0.0)
+    kind = "oco" if check_now else "exits"
     stop = StopOrder(ai, req.amount, req.stop, req.side, req.stop_limit, "stop", req.pos,
-                     req.reduce_only, paired=True)
+                     req.reduce_only, pair=kind)
     mark = s.executor.mark(ai) if check_now else None
     reason = _prices_error(ai, req.price) or (
         None if mark is None else _marketable_error(req, mark))
@@ -178,6 +178,7 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
     if reason is not None or stop_o.__class__ is str:
         return reason or stop_o  # type: ignore[return-value]
     limit_o = new_order(ai, limit, req.price, s.clock.now())
+    limit_o.pair = kind
     pair = [(limit_o, limit), (stop_o, stop)]
     # the leg that needs more (a buy's higher price) is placed first: it holds for both
     return pair if req.side is Side.SELL or req.price >= stop.price else pair[::-1]
@@ -248,10 +249,8 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
                                          OrderType.TAKE_PROFIT_LIMIT) else "stop"
     limit = req.limit if req.limit is not None or old.type not in (
         OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT) else old.price
-    paired = any(o.group == old.group and o.is_open and o.type not in CONDITIONAL
-                 for o in ai.orders.values())  # the stop leg of an OCO pair
     new = StopOrder(ai, old.remaining, req.trigger, old.side, limit, kind, old.pos,
-                    old.reduce_only, old.group, paired=paired)
+                    old.reduce_only, old.group, pair=old.pair)
     ex = s.executor
     if getattr(ex, "replaces", None) is not None:  # live: the venue's atomic cancel-replace
         order = stop_order(s, ai, new, ex.mark(ai))
@@ -399,6 +398,39 @@ _SETTLES = frozenset({"trade_created", "trade_emulated", "order_triggered"})
 _CLOSES = frozenset({"order_closed", "order_cancelled_local"})
 
 
+def _lone_leg(e: Any, ai: AssetInstance, order: Order) -> None:
+    """A leg of a pair turned out never to have been placed (live: its submit had no
+    answer, and the exchange never received it), after the other leg was.
+    A plain OCO pair is both legs or neither: the other is cancelled (an engine-held stop
+    at once, so that no trade fires it meanwhile). A bracket's exits keep the other, as
+    what protection there is. The strategy is told either way."""
+    others = [o for o in _others(ai, order) if not o.triggered]
+    if not others:
+        return
+    rest = ", ".join(f"the {_leg(o)} leg {o.id}" for o in others)
+    why = f"the {_leg(order)} leg {order.id} was never placed"
+    what = {"type": "oco" if order.pair == "oco" else "bracket", "symbol": ai.symbol,
+            "id": order.id}
+    if order.pair == "exits":
+        e.executor.soon(lambda: e.reject(ai, f"bracket_order: its exits: {why}; {rest} "
+                                             "stays, alone", what))
+        return
+    held = [o for o in others if o.route == "emulated"]
+    _close_held(e, ai, order)
+
+    def end() -> None:
+        left = [o for o in others if o.is_open and not o.triggered]
+        if left and not e.executor.cancel(ai, left, CancelOrders(
+                ai, ids=tuple(o.id for o in left), confirm=True)) and \
+                any(o.is_open for o in left):
+            e.reject(ai, f"oco_order: {why}; {rest} was to be cancelled, but its cancel was "
+                         "not confirmed: it may be open", what)
+        elif held or left:  # else it ended meanwhile (filled, or refused at its submit)
+            e.reject(ai, f"oco_order: {why}; {rest} is cancelled: both legs or neither",
+                     what)
+    e.executor.soon(end)
+
+
 def follow(e: Any, kind: str, order: Order) -> None:
     """What an applied event on an order of an OCO group or on a bracket entry sets off,
     in every mode (`Engine.emit` calls it): a fill or a trigger cancels the rest of the
@@ -409,7 +441,8 @@ def follow(e: Any, kind: str, order: Order) -> None:
     settles the group at once, so that no later price fires the other leg first. An
     emulated order's trigger (live) is left to the emulation, which cancels the pair
     before it sends the order: one canceller, that waits for the cancel's outcome; a
-    fill closes the group's emulated legs that have not fired at once (`_close_held`)."""
+    fill closes the group's emulated legs that have not fired at once (`_close_held`).
+    A leg found never placed ends a plain OCO pair (`_lone_leg`)."""
     ai = e.state.assets[order.symbol]
     if kind in _SETTLES:
         if kind == "order_triggered" and order.route == "emulated":
@@ -423,6 +456,8 @@ def follow(e: Any, kind: str, order: Order) -> None:
             e.executor.soon(lambda: release_legs(e, ai, order))
     elif kind in _CLOSES and order.legs and order.filled > 0:
         e.executor.soon(lambda: release_legs(e, ai, order))
+    elif kind in _CLOSES and order.pair and order.status is OrderStatus.NOT_PLACED:
+        _lone_leg(e, ai, order)
 
 
 HANDLERS: Mapping[Action, Handler] = {

@@ -34,7 +34,7 @@ def order_payload(o: Order) -> dict[str, Any]:
     if o.type in CONDITIONAL or o.group or o.legs:
         d.update(trigger=o.trigger, trail=o.trail, trail_pct=o.trail_pct,
                  activation=o.activation, triggered=o.triggered, group=o.group,
-                 legs=o.legs, route=o.route)
+                 pair=o.pair, legs=o.legs, route=o.route)
     return d
 
 
@@ -49,6 +49,7 @@ def order_from_payload(d: Mapping[str, Any]) -> Order:
         o.trigger, o.trail = float(d["trigger"] or 0.0), float(d.get("trail") or 0.0)
         o.trail_pct, o.activation = bool(d.get("trail_pct")), float(d.get("activation") or 0.0)
         o.triggered, o.group = bool(d.get("triggered")), str(d.get("group") or "")
+        o.pair = str(d.get("pair") or "")
         o.legs, o.route = d.get("legs") or None, str(d.get("route") or "")
     return o
 

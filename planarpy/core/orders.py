@@ -81,9 +81,11 @@ class Order:
     them (a trailing stop's current stop; 0 while it waits for `activation`), and for a
     trailing stop `trail` (`trail_pct`: a fraction of the reference price, else a price
     offset). `triggered` is set once it fired. `group` links the legs of an OCO list (one
-    fill cancels the others; they share one commitment), `legs` holds a bracket entry's
-    stop-loss and take-profit until the entry is done, and `route` says how live holds
-    it: "native" on the exchange, "emulated" by the engine ("" in sim and paper).
+    fill cancels the others; they share one commitment); `pair` says what made a leg:
+    "oco" (an OCO pair the strategy placed: it ends whole) or "exits" (a bracket's exits:
+    what protection could be placed stays). `legs` holds a bracket entry's stop-loss and
+    take-profit until the entry is done, and `route` says how live holds it: "native" on
+    the exchange, "emulated" by the engine ("" in sim and paper).
     """
 
     id: str
@@ -110,6 +112,7 @@ class Order:
     activation: float = 0.0
     triggered: bool = False
     group: str = ""
+    pair: str = ""
     legs: dict | None = None
     route: str = ""
 

@@ -302,8 +302,8 @@ def test_the_stream_fires_while_the_refetch_after_a_loss_keeps_failing(scripted)
 
 
 def test_a_fill_of_a_buy_ocos_limit_leg_closes_its_stop_leg_in_the_same_step(scripted):
-    """A buy OCO: its stop leg (above the market) is placed first, in the group named
-    after the limit leg (below), which fills. The emulated stop is closed in the same step as that fill is
+    """A buy OCO: its stop leg (above the market) is placed first, and names the group;
+    the limit leg (below) fills. The emulated stop is closed in the same step as that fill is
     applied, before any other event: no trade batch that takes the state lock before the
     group's settle can fire it with an empty pair and buy a second time (before: it stayed
     open until settle_group ran, and its pair did not hold the filled leg)."""
@@ -314,7 +314,7 @@ def test_a_fill_of_a_buy_ocos_limit_leg_closes_its_stop_leg_in_the_same_step(scr
                         stop=0.00155) is missing
         legs = {o.type: o for o in run.strategy.assets[0].orders.values()}
         limit, stop = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
-        assert stop.route == "emulated" and stop.group == limit.group == limit.id
+        assert stop.route == "emulated" and stop.group == limit.group == stop.id
         step_until(lx, lambda: not limit.is_open)
         eventually(lambda: not stop.is_open)
         after = [(k, p.get("order_id" if k == "trade_created" else "id"))

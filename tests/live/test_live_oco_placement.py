@@ -4,14 +4,16 @@ is left when a leg cannot be placed (neither leg)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from planarpy import Side, missing
 from planarpy.core.orders import OrderType
 from planarpy.core.risk import RiskRules
 
-from livekit import Watched, eventually, live, never, raw_client
-from tapekit import STEP, SYM, T0, step_until
+from livekit import Watched, eventually, live, never, raw_client, replayed
+from tapekit import STEP, SYM, T0, Events, step_until
 
 
 def on_exchange(lx):
@@ -92,7 +94,7 @@ def test_an_oco_whose_second_leg_the_throttle_refuses_leaves_no_leg(scripted, si
         assert run.strategy.errors[-1].startswith(
             f"oco_order: the {'stop' if first == 'limit' else 'limit'} leg could not be placed; "
             f"the {first} leg ")
-        assert run.strategy.errors[-1].endswith("placed before it was cancelled")
+        assert run.strategy.errors[-1].endswith(" was cancelled")
 
 
 def test_a_buy_oco_whose_limit_the_exchange_refuses_cancels_its_held_stop(scripted):
@@ -229,3 +231,114 @@ def test_an_oco_whose_first_leg_may_still_be_open_is_not_answered_not_placed(scr
         assert run.call("oco_order", SYM, 500.0, price=0.00155, stop=0.00145) is missing
         assert run.strategy.errors[-1].endswith(
             "was to be cancelled, but its cancel was not confirmed: it may be open")
+
+
+FAST_WINDOW = {"rate_limit": False, "options": {"recvWindow": 1000}}  # a 2 s submit window
+
+
+def unanswered_limit_leg(lx):
+    """The next order POST is answered 503 with nothing done: its outcome is unknown until
+    the submit window has passed and the exchange says it does not know it."""
+    lx.faults.update({"http_status": 503, "http_path": "POST /api/v3/order", "http_count": 1})
+
+
+def test_an_oco_whose_unknown_limit_leg_was_never_placed_ends_its_held_stop(scripted, tmp_path):
+    """A sell OCO: the limit leg's submit gets no answer (unknown: the stop leg is placed,
+    held by the engine). Once the exchange says the limit leg never arrived, the pair
+    ends: both legs or neither. The stop is closed, the strategy is told, a fall through
+    the stop sells nothing, and the trace replays to that state (the legs' `pair`)."""
+    lx = scripted([0.0015] * 3 + [0.00144] * 30)
+    path = str(tmp_path / "tr")
+    with live(lx, trace=path, settings={"exchanges": {"binance": FAST_WINDOW}}) as run:
+        assert run.call("market_order", SYM, 600.0, side="buy")
+        unanswered_limit_leg(lx)
+        assert run.call("oco_order", SYM, 500.0, price=0.00155, stop=0.00145) is missing
+        limit, stop = legs(run)
+        assert (limit.pair, stop.pair, stop.route) == ("oco", "oco", "emulated")
+        eventually(lambda: limit.status.value == "not_placed", 10)
+        eventually(lambda: not stop.is_open)
+        assert stop.status.value == "canceled" and not run.strategy.assets[0].orders
+        told = eventually(lambda: [e for e in run.strategy.errors if e.startswith("oco_order")])
+        assert told == [f"oco_order: the limit leg {limit.id} was never placed; the stop leg "
+                        f"{stop.id} is cancelled: both legs or neither"]
+        step_until(lx, lambda: run.session.trigger_seen.get(SYM, 0) >= T0 + 4 * STEP)
+        assert never(lambda: [t for t in run.strategy.fills if t.side is Side.SELL], 0.3)
+        assert on_exchange(lx) == {}
+        strategy = run.strategy
+    replayed(strategy, path)
+
+
+def test_a_brackets_unknown_target_never_placed_leaves_its_stop_protecting(scripted):
+    """A bracket's limit entry fills; its exits' target (the limit leg, placed first) gets
+    no answer and is later found never placed. The exits are what protection there is:
+    the stop leg stays, the strategy is told, and a fall through it sells the position."""
+    lx = scripted([0.0015, 0.00149] + [0.0015] * 3 + [0.00144] * 30)
+    with live(lx, settings={"exchanges": {"binance": FAST_WINDOW}}) as run:
+        ai = run.strategy.assets[0]
+        assert run.call("bracket_order", SYM, 300.0, price=0.00149, stop_loss=0.00145,
+                        take_profit=0.00155) is missing
+        unanswered_limit_leg(lx)
+        lx.step(2 * STEP)
+        limit, stop = eventually(lambda: len(ai.orders) == 2 and legs(run))
+        assert (limit.pair, stop.pair, stop.route) == ("exits", "exits", "emulated")
+        eventually(lambda: limit.status.value == "not_placed", 10)
+        told = eventually(lambda: [e for e in run.strategy.errors
+                                   if e.startswith("bracket_order")])
+        assert told == [f"bracket_order: its exits: the limit leg {limit.id} was never placed; "
+                        f"the stop leg {stop.id} stays, alone"]
+        assert stop.is_open
+        step_until(lx, lambda: not stop.is_open)
+        sold = [t for t in run.strategy.fills if t.side is Side.SELL]
+        assert [t.order_id for t in sold] == [stop.id] and sum(t.amount for t in sold) == \
+            stop.amount
+
+
+def test_a_bracket_stop_placed_alone_goes_to_the_exchange(scripted):
+    """A bracket's limit entry fills; the exchange refuses its target (the limit leg,
+    placed first: a 418). The stop is placed alone, a leg of no pair, so the venue holds
+    it natively (Binance spot's STOP_LOSS), not the engine."""
+    lx = scripted([0.0015, 0.00149] + [0.0015] * 30)
+    with live(lx) as run:
+        ai = run.strategy.assets[0]
+        assert run.call("bracket_order", SYM, 300.0, price=0.00149, stop_loss=0.00145,
+                        take_profit=0.00155) is missing
+        lx.faults.update({"http_status": 418, "http_count": 1, "http_path": "POST /api/v3/order",
+                          "retry_after": 0})
+        lx.step(2 * STEP)
+        stop = eventually(lambda: [o for o in ai.orders.values() if o.type is not OrderType.LIMIT])[0]
+        assert stop.type is OrderType.STOP_MARKET and stop.pair == "" and stop.route == "native"
+        eventually(lambda: list(on_exchange(lx)) == [stop.id])
+        told = [e for e in run.strategy.errors if e.startswith("bracket_order")]
+        assert told and told[-1].endswith(f"the stop leg {stop.id} stays, alone")
+
+
+def test_an_oco_whose_first_leg_fills_before_its_cancel_answers_missing(scripted):
+    """Two orders a minute: a buy, then the sell OCO's limit leg; its stop leg is refused,
+    so the limit leg is cancelled. The exchange executes that cancel late (1.5 s), and a
+    trade fills the limit leg meanwhile: the call answers `missing` (a sale happened: None
+    would say nothing did), the fill reaches the strategy, and it is told the leg filled
+    before it could be cancelled."""
+    lx = scripted([0.0015, 0.00152] + [0.0015] * 30)
+    trace = Events()
+    with live(lx, Watched, trace=trace, risk=RiskRules(max_orders_per_minute=2)) as run:
+        ai = run.strategy.assets[0]
+        assert run.call("market_order", SYM, 600.0, side="buy")
+        lx.faults.update({"delay_ms": 1500, "delay_path": "DELETE /api/v3/order",
+                          "delay_count": 1})
+
+        def fill_while_the_cancel_waits():
+            eventually(lambda: any(p.get("method") == "cancel_order"
+                                   for p in trace.of("request_sent")), 10)
+            lx.step(2 * STEP)  # a trade at 0.00152 takes the limit at 0.00151
+
+        stepper = threading.Thread(target=fill_while_the_cancel_waits)
+        stepper.start()
+        result = run.call("oco_order", SYM, 500.0, price=0.00151, stop=0.00145)
+        assert result is missing
+        stepper.join()
+        (limit,) = {t.order_id for t in run.strategy.fills if t.side is Side.SELL}
+        assert sum(t.amount for t in run.strategy.fills if t.order_id == limit) == 500
+        assert not ai.orders
+        assert run.strategy.errors[-1] == (f"oco_order: the stop leg could not be placed; the "
+                                           f"limit leg {limit} filled 500 before it could be "
+                                           "cancelled")

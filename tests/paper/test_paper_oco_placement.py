@@ -53,7 +53,7 @@ def test_paper_oco_whose_second_leg_the_throttle_refuses_leaves_no_leg(paper, si
     assert [e.rule for e in run.strategy.risk_events] == ["max_orders_per_minute"]
     told = run.strategy.errors[-1]
     assert told.startswith(f"oco_order: the {second} leg could not be placed; the {first} leg ")
-    assert told.endswith("placed before it was cancelled")
+    assert told.endswith(" was cancelled")
 
 
 def test_paper_oco_within_the_throttle_places_both_legs(paper):

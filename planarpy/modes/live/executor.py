@@ -38,7 +38,7 @@ class LiveExecutor(SessionExecutor):
         """Send the order and wait up to `waitfor` for its first fill (then, if `synced`,
         look it up); `waitfor=0, synced=False` sends it and returns `missing` at once."""
         session = self.session
-        if order.type in CONDITIONAL and not self._native(ai, order, req):
+        if order.type in CONDITIONAL and not self._native(ai, order):
             return self._hold(ai, order)
         wait = self.wait(req.waitfor)
         if order.type in CONDITIONAL:  # it rests until it fires: the answer is enough
@@ -50,16 +50,16 @@ class LiveExecutor(SessionExecutor):
             return missing
         return self.block(coro, wait + GRACE, missing, f"{order.type.value}_order")
 
-    def _native(self, ai: AssetInstance, order: Order, req: OrderRequest) -> bool:
+    def _native(self, ai: AssetInstance, order: Order) -> bool:
         """Whether the conditional `order` goes to the exchange as its own type (its route
         is set either way). USD-M's algo orders are native too, followed through the order
-        each places when it fires (reconciler.py). The stop leg of an OCO pair (`paired`
-        on its request, whichever leg is placed first) is emulated: on the exchange both
+        each places when it fires (reconciler.py). The stop leg of a pair with a limit
+        (`Order.pair`, whichever leg is placed first) is emulated: on the exchange both
         legs would hold the funds that the pair holds once (`emulation.py` cancels the
         other leg there before it sends this one). The replacement of an amended stop is
         native like any stop, unless it replaces such a leg."""
         market = orders.market_of(self.session, ai.symbol)
-        native = not getattr(req, "paired", False) and \
+        native = not order.pair and \
             self.session.venue.native(order, market) is not None
         order.route = "native" if native else "emulated"
         return native
