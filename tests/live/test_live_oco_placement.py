@@ -110,10 +110,11 @@ def test_a_buy_oco_whose_limit_the_exchange_refuses_cancels_its_held_stop(script
         assert not ai.orders and ai.committed == 0 and on_exchange(lx) == {}
         assert run.strategy.errors[-1].startswith("oco_order: the limit leg could not be placed; "
                                                   "the stop leg ")
-        for _ in range(2):
-            lx.step(STEP)  # through the stop's trigger: nothing fires
-        # the engine has read the trade at 0.0016 (at T0 + 2 steps; else "no fill" would check nothing)
-        eventually(lambda: run.session.trigger_seen.get(SYM, 0) >= T0 + 2 * STEP, 10)
+        # through the stop's trigger, until the engine has read a trade at 0.0016 (from
+        # T0 + 2 steps; else "no fill" would check nothing). Stepped on: under load the
+        # first trades can come before the trades stream is subscribed, and with nothing
+        # held the stall guard has nothing to fetch for
+        step_until(lx, lambda: run.session.trigger_seen.get(SYM, 0) >= T0 + 2 * STEP)
         assert never(lambda: run.strategy.fills, 0.3)
 
 
