@@ -275,6 +275,51 @@ def test_a_quiet_market_costs_one_request_a_stall_and_raises_no_gap(local_exchan
         assert stop.is_open and not stop.triggered and limit.is_open
 
 
+class Ahead:
+    """A run's clock reading the exchange's stepped clock plus `lead` ms (set by the test):
+    a local clock that runs ahead of the exchange's."""
+
+    speed = None  # it moves when the exchange's is stepped
+
+    def __init__(self, clock):
+        self.clock, self.lead = clock, 0
+
+    def now(self):
+        return self.clock.now() + self.lead
+
+    def now_ns(self):
+        return self.now() * 1_000_000
+
+
+def test_an_hour_not_ended_on_the_exchange_is_not_taken_as_read(local_exchange_factory):
+    """The run's clock runs two hours ahead of the exchange's, which tells its own time
+    (/time), as a real exchange does. The stall batches of the emulated stop's watcher
+    find no trade after the last one streamed: the hour after it has not ended on the
+    exchange, so it is not taken as read, and the fall through the stop that comes next,
+    inside that hour, fires it (before: by the run's clock that hour had ended, the marks
+    moved past it, and the fall was taken for a trade the stop had already been shown)."""
+    from planarpy.data.sample import sample_markets
+    from planarpy.localexchange import Clock
+    from planarpy.modes.live import emulation
+    from tapekit import T0, tape
+    lx = local_exchange_factory(markets=[sample_markets("binance")[SYM]], origin=T0,
+                                clock=Clock(start=T0, serves_time=True),
+                                data={SYM: tape([0.0015, 0.0015, 0.00146] + [0.0015] * 30)})
+    clock = Ahead(lx.clock)
+    trace = Events()
+    with live(lx, clock=clock, trace=trace, stall_after=0.3) as run:
+        limit, stop = oco(run)
+        eventually(lambda: streaming(lx, "xrpeth@trade"))
+        step_until(lx, lambda: run.session.trigger_streamed.get(SYM))  # 0.0015, streamed
+        clock.lead = 2 * emulation.HOUR
+        start = len(stalls(trace))
+        eventually(lambda: len(stalls(trace)) >= start + 2, timeout=10)  # one batch applied
+        assert emulation.mark(run.session, stop) <= lx.clock.now()  # none past the exchange's
+        step_until(lx, lambda: stop.triggered)  # 0.0015, then 0.00146 fires it
+        eventually(lambda: sold(run) == {stop.id: 900.0})
+        eventually(lambda: not limit.is_open)
+
+
 def test_the_stream_fires_while_the_refetch_after_a_loss_keeps_failing(scripted):
     """The public stream is lost and comes back, but the REST re-fetch that must follow
     keeps failing (503 on aggTrades). A trade the stream delivers through the emulated
