@@ -441,6 +441,38 @@ def test_a_stop_that_fired_and_was_never_sent_is_sent_after_a_restart(scripted, 
     assert not second.strategy.assets[0].orders
 
 
+@pytest.mark.parametrize("lookup", ["does not exist", "503"])
+def test_a_carried_order_the_exchange_does_not_know_is_closed_on_restart(scripted, tmp_path,
+                                                                         lookup):
+    """A run stops with a limit order open; it is cancelled by hand and the exchange forgets
+    it. The next run carries it over and asks about it: "does not exist" closes it (not on
+    the exchange, unlike a fired emulated order, which is sent); an exchange it could not
+    ask (503) leaves it open, for the reconciliation, and the run is told ("resume")."""
+    from planarpy.trace import EventTrace, trace_tail
+
+    lx = scripted([0.0015] * 30)
+    path = tmp_path / "t"
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as first:
+            assert first.call("limit_order", SYM, 900.0, 0.0010, side="buy") is missing
+            (order,) = first.strategy.assets[0].orders.values()
+    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": order.id})
+    forget(lx, order.id)
+    if lookup == "503":
+        lx.faults.update({"http_status": 503, "http_path": "GET /api/v3/order"})
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as second:
+            told = [w for w, _ in second.strategy.seen_errors if w == "resume"]
+            left = list(second.strategy.assets[0].orders)
+    closed = [p for p in (e["payload"] for e in trace_tail(path, 100, "order_closed"))
+              if p["id"] == order.id]
+    if lookup == "503":
+        assert told and left == [order.id] and not closed
+    else:
+        assert not told and left == []
+        assert [p["reason"] for p in closed] == ["not on the exchange"]
+
+
 def test_a_cancel_of_a_fired_order_waiting_for_its_pair_is_known_at_once(scripted):
     """The stop leg fired; its limit leg's cancel gets 503s, so the stop waits, unsent.
     The strategy cancels the stop: it is on no exchange, so the cancel is done at once
