@@ -7,7 +7,7 @@ import pytest
 from planarpy import Trade
 from planarpy.trace import EventTrace, replay_from_trace, trace_tail
 
-from livekit import Quiet, conns, counterparty, eventually, live, never, raw_client
+from livekit import conns, counterparty, eventually, live, never, raw_client
 
 SYM = "XRP/ETH"
 
