@@ -16,9 +16,9 @@ been shown, or its creation time (the exchange's clock) if later. Trades at or b
 its mark never fire or trail it. The watcher keeps one time per asset
 (`session.trigger_seen`): up to where it has applied the trades (each newer trade read,
 and where a REST catch-up read every trade: in a quiet market the end of the last hour
-wholly in the past by the exchange's clock, so that the next catch-up starts there); every held order has been
-shown those, so its mark is that time, or its creation time if later (a re-armed
-trailing stop's: see below). Exchange trade times are only ever compared with exchange
+wholly in the past by the exchange's clock, so that the next catch-up starts there);
+every held order has been shown those, so its mark is that time, or its creation time
+if later (a re-armed trailing stop's: see below). Exchange trade times are only ever compared with exchange
 times.
 
 When the stream stalls, comes back after a loss, or the run restarts, the watcher
@@ -128,8 +128,9 @@ async def trades_since(session: Any, symbol: str, since: int) -> Caught:
     the pages stopped, the run is told that trades between may be missing."""
     rows: dict[Any, Mapping[str, Any]] = {}
     upto, now = since - 1, session.e.clock.now()
-    # the run's clock may run ahead of the exchange's (an offset measured up to an hour
-    # ago, a clock given); the local exchange's /time on a stepped replay is the wall clock
+    # either may be ahead of the exchange's trades: the run's clock (an offset measured up
+    # to an hour ago, a clock given), an exchange's /time when its market runs on another
+    # clock (the local exchange's stepped replay answers the wall clock)
     ended = min(now, await _reached(session, symbol)) if since + HOUR < now else 0
     for _ in range(PAGES):
         page = await session.request("fetch_trades", symbol, since, LIMIT) or []
@@ -157,7 +158,8 @@ async def _reached(session: Any, symbol: str) -> int:
     """An exchange time the exchange has reached for sure: its own clock, asked (the run's
     clock is the local one, corrected by an offset measured now and then, or one it was
     given), or on a venue that cannot tell it, the newest public trade of `symbol` its
-    stream delivered (0: none, nothing known)."""
+    stream delivered (0: none, nothing known). A failed ask fails the catch-up, as a
+    failed page does: it is tried again."""
     streamed = session.trigger_streamed.get(symbol, 0)
     if not session.client.has.get("fetchTime"):
         return streamed
