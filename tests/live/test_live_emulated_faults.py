@@ -275,6 +275,51 @@ def test_a_quiet_market_costs_one_request_a_stall_and_raises_no_gap(local_exchan
         assert stop.is_open and not stop.triggered and limit.is_open
 
 
+class Ahead:
+    """A run's clock reading the exchange's stepped clock plus `lead` ms (set by the test):
+    a local clock that runs ahead of the exchange's."""
+
+    speed = None  # it moves when the exchange's is stepped
+
+    def __init__(self, clock):
+        self.clock, self.lead = clock, 0
+
+    def now(self):
+        return self.clock.now() + self.lead
+
+    def now_ns(self):
+        return self.now() * 1_000_000
+
+
+def test_an_hour_not_ended_on_the_exchange_is_not_taken_as_read(local_exchange_factory):
+    """The run's clock runs two hours ahead of the exchange's, which tells its own time
+    (/time), as a real exchange does. The stall batches of the emulated stop's watcher
+    find no trade after the last one streamed: the hour after it has not ended on the
+    exchange, so it is not taken as read, and the fall through the stop that comes next,
+    inside that hour, fires it (before: by the run's clock that hour had ended, the marks
+    moved past it, and the fall was taken for a trade the stop had already been shown)."""
+    from planarpy.data.sample import sample_markets
+    from planarpy.localexchange import Clock
+    from planarpy.modes.live import emulation
+    from tapekit import T0, tape
+    lx = local_exchange_factory(markets=[sample_markets("binance")[SYM]], origin=T0,
+                                clock=Clock(start=T0, serves_time=True),
+                                data={SYM: tape([0.0015, 0.0015, 0.00146] + [0.0015] * 30)})
+    clock = Ahead(lx.clock)
+    trace = Events()
+    with live(lx, clock=clock, trace=trace, stall_after=0.3) as run:
+        limit, stop = oco(run)
+        eventually(lambda: streaming(lx, "xrpeth@trade"))
+        step_until(lx, lambda: run.session.trigger_streamed.get(SYM))  # 0.0015, streamed
+        clock.lead = 2 * emulation.HOUR
+        start = len(stalls(trace))
+        eventually(lambda: len(stalls(trace)) >= start + 2, timeout=10)  # one batch applied
+        assert emulation.mark(run.session, stop) <= lx.clock.now()  # none past the exchange's
+        step_until(lx, lambda: stop.triggered)  # 0.0015, then 0.00146 fires it
+        eventually(lambda: sold(run) == {stop.id: 900.0})
+        eventually(lambda: not limit.is_open)
+
+
 def test_the_stream_fires_while_the_refetch_after_a_loss_keeps_failing(scripted):
     """The public stream is lost and comes back, but the REST re-fetch that must follow
     keeps failing (503 on aggTrades). A trade the stream delivers through the emulated
@@ -394,6 +439,38 @@ def test_a_stop_that_fired_and_was_never_sent_is_sent_after_a_restart(scripted, 
     assert "never sent" in told
     assert raw_client(lx).fetch_open_orders(SYM) == []
     assert not second.strategy.assets[0].orders
+
+
+@pytest.mark.parametrize("lookup", ["does not exist", "503"])
+def test_a_carried_order_the_exchange_does_not_know_is_closed_on_restart(scripted, tmp_path,
+                                                                         lookup):
+    """A run stops with a limit order open; it is cancelled by hand and the exchange forgets
+    it. The next run carries it over and asks about it: "does not exist" closes it (not on
+    the exchange, unlike a fired emulated order, which is sent); an exchange it could not
+    ask (503) leaves it open, for the reconciliation, and the run is told ("resume")."""
+    from planarpy.trace import EventTrace, trace_tail
+
+    lx = scripted([0.0015] * 30)
+    path = tmp_path / "t"
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as first:
+            assert first.call("limit_order", SYM, 900.0, 0.0010, side="buy") is missing
+            (order,) = first.strategy.assets[0].orders.values()
+    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": order.id})
+    forget(lx, order.id)
+    if lookup == "503":
+        lx.faults.update({"http_status": 503, "http_path": "GET /api/v3/order"})
+    with EventTrace.open(path, strategy="Quiet", exchange="binance") as trace:
+        with live(lx, trace=trace) as second:
+            told = [w for w, _ in second.strategy.seen_errors if w == "resume"]
+            left = list(second.strategy.assets[0].orders)
+    closed = [p for p in (e["payload"] for e in trace_tail(path, 100, "order_closed"))
+              if p["id"] == order.id]
+    if lookup == "503":
+        assert told and left == [order.id] and not closed
+    else:
+        assert not told and left == []
+        assert [p["reason"] for p in closed] == ["not on the exchange"]
 
 
 def test_a_cancel_of_a_fired_order_waiting_for_its_pair_is_known_at_once(scripted):

@@ -16,9 +16,9 @@ been shown, or its creation time (the exchange's clock) if later. Trades at or b
 its mark never fire or trail it. The watcher keeps one time per asset
 (`session.trigger_seen`): up to where it has applied the trades (each newer trade read,
 and where a REST catch-up read every trade: in a quiet market the end of the last hour
-wholly in the past, so that the next catch-up starts there); every held order has been
-shown those, so its mark is that time, or its creation time if later (a re-armed
-trailing stop's: see below). Exchange trade times are only ever compared with exchange
+wholly in the past by the exchange's clock, so that the next catch-up starts there);
+every held order has been shown those, so its mark is that time, or its creation time
+if later (a re-armed trailing stop's: see below). Exchange trade times are only ever compared with exchange
 times.
 
 When the stream stalls, comes back after a loss, or the run restarts, the watcher
@@ -122,17 +122,23 @@ async def trades_since(session: Any, symbol: str, since: int) -> Caught:
     (a full page: the next starts at its newest trade; Binance answers an hour at a time:
     the next hour then), and how far they are complete: through the newest trade read,
     or the end of the last hour wholly in the past (a quiet market's marks move on with
-    no trade). Past `PAGES` pages the newest page is read too; when it does not reach
-    back to where the pages stopped, the run is told that trades between may be missing."""
+    no trade). An hour is in the past when the exchange's clock, asked before the first
+    page, and the run's both say so (`_reached`): one not ended yet may still get trades.
+    Past `PAGES` pages the newest page is read too; when it does not reach back to where
+    the pages stopped, the run is told that trades between may be missing."""
     rows: dict[Any, Mapping[str, Any]] = {}
-    now, upto = session.e.clock.now(), since - 1
+    upto, now = since - 1, session.e.clock.now()
+    # either may be ahead of the exchange's trades: the run's clock (an offset measured up
+    # to an hour ago, a clock given), an exchange's /time when its market runs on another
+    # clock (the local exchange's stepped replay answers the wall clock)
+    ended = min(now, await _reached(session, symbol)) if since + HOUR < now else 0
     for _ in range(PAGES):
         page = await session.request("fetch_trades", symbol, since, LIMIT) or []
         _keep(rows, page)
         newest = max(_times(page), default=since)
         if len(page) >= LIMIT:  # those before its newest trade are all there
             upto, since = max(upto, newest - 1), newest if newest > since else since + 1
-        elif since + HOUR < now:  # an hour wholly in the past, read whole
+        elif since + HOUR < ended:  # an hour wholly in the past, read whole
             upto, since = since + HOUR, since + HOUR + 1
         else:
             return Caught(list(rows.values()), max(upto, newest if page else upto))
@@ -146,6 +152,18 @@ async def trades_since(session: Any, symbol: str, since: int) -> Caught:
         session.tell_error(f"trigger_gap:{symbol}", message)
         session.alert("trigger", message, {"symbol": symbol})
     return Caught(list(rows.values()), max([upto, *times]))
+
+
+async def _reached(session: Any, symbol: str) -> int:
+    """An exchange time the exchange has reached for sure: its own clock, asked (the run's
+    clock is the local one, corrected by an offset measured now and then, or one it was
+    given), or on a venue that cannot tell it, the newest public trade of `symbol` its
+    stream delivered (0: none, nothing known). A failed ask fails the catch-up, as a
+    failed page does: it is tried again."""
+    streamed = session.trigger_streamed.get(symbol, 0)
+    if not session.client.has.get("fetchTime"):
+        return streamed
+    return max(streamed, int(await session.request("fetch_time") or 0))
 
 
 def _rows(trades: Iterable[Mapping[str, Any]] | None) -> list[tuple[int, float]]:

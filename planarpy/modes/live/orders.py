@@ -9,7 +9,8 @@ only after a refusal that left nothing behind (a rate limit).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Coroutine, Mapping
+import enum
+from typing import TYPE_CHECKING, Any, Coroutine, Final, Mapping
 
 import ccxt
 
@@ -210,14 +211,31 @@ def _result(session: LiveSession, order: Order) -> Trade | Any | None:
     return missing if order.is_open else None
 
 
-async def sync_order(session: LiveSession, ai: AssetInstance, order: Order) -> None:
-    """Force-fetch an order (and, if it ended, its fills): the `synced` last resort."""
+class Lookup(enum.Enum):
+    """What `sync_order` learnt besides the order's report."""
+
+    GONE = "the exchange knows no order by that id"
+
+
+GONE: Final = Lookup.GONE
+
+
+async def sync_order(session: LiveSession, ai: AssetInstance, order: Order, *,
+                     gone: bool = False, where: str = "sync_order",
+                     origin: str = REPLY) -> Mapping[str, Any] | Lookup | None:
+    """Force-fetch an order by client id and apply what the exchange says (and, if it
+    ended, its fills): the exchange's view of it. None when the exchange could not be
+    asked (the error reported to the run, at `where`). With `gone`, the exchange's
+    "does not exist" is `GONE`, for the caller to settle; without, an error like any."""
     try:
         o = await inflight.lookup(session, ai, order)
     except Exception as e:
-        await session.report_error(e, where="sync_order", symbol=ai.symbol)
-        return
-    await reports.on_order(session, o, REPLY)
+        if gone and session.venue.does_not_exist(e):
+            return GONE
+        await session.report_error(e, where=where, symbol=ai.symbol)
+        return None
+    await reports.on_order(session, o, origin)
+    return o
 
 
 async def cancel(session: LiveSession, ai: AssetInstance, side: Side | None, ids: list[str] | None, *,
@@ -286,18 +304,11 @@ async def cancel_known(session: LiveSession, ai: AssetInstance, order: Order, co
 async def _settle_gone(session: LiveSession, ai: AssetInstance, order: Order) -> None:
     """The exchange has no open order by `order`'s id: look it up and apply what it says;
     one it says does not exist at all is closed here (`close_missing`), and the run told."""
-    try:
-        o = await inflight.lookup(session, ai, order)
-    except Exception as e:
-        if not session.venue.does_not_exist(e):
-            await session.report_error(e, where="sync_order", symbol=ai.symbol)
-            return
+    if await sync_order(session, ai, order, gone=True) is GONE:
         await close_missing(session, ai, order.id)
         session.tell_error(f"cancel:{ai.symbol}", (
             f"{order.id} was open here, but the exchange knows no order by that id: it "
             "is closed as not on the exchange"))
-        return
-    await reports.on_order(session, o, REPLY)
 
 
 async def close_missing(session: LiveSession, ai: AssetInstance, oid: str) -> None:

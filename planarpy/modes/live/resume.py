@@ -31,7 +31,7 @@ from typing import Any
 from ...core.apply import apply_event, order_payload, trade_payload
 from ...core.instances import AssetInstance, State
 from ...core.orders import OrderStatus
-from . import inflight, orders, reports
+from . import orders, reports
 from .reconciler import REST
 
 
@@ -103,17 +103,15 @@ async def settle(session: Any, ai: AssetInstance, oid: str) -> None:
     order = ai.orders.get(oid)
     if order is None:
         return
-    try:
-        o = await inflight.lookup(session, ai, order)
-    except Exception as e:
-        if session.venue.does_not_exist(e) and order.route == "emulated":
+    o = await orders.sync_order(session, ai, order, gone=True, where="resume", origin=REST)
+    if o is orders.GONE:
+        if order.route == "emulated":
             session.trigger_unsent.add(oid)  # it fired and was never sent: rearm sends it
-        elif session.venue.does_not_exist(e):
+        else:
             await orders.close_missing(session, ai, oid)
-        else:  # could not ask: it stays as it is, for the reconciliation
-            await session.report_error(e, where="resume", symbol=ai.symbol)
         return
-    await reports.on_order(session, o, REST)
+    if o is None:  # could not ask: it stays as it is, for the reconciliation
+        return
     order = ai.orders.get(oid)
     behind = float(o.get("filled") or 0.0) - (order.filled if order is not None else 0.0)
     if order is not None and behind > ai.market.amount_step * 1e-6:
