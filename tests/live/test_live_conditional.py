@@ -205,6 +205,29 @@ def test_a_replacement_refused_after_the_cancel_puts_a_stop_back(scripted):
                    for e in run.strategy.errors), run.strategy.errors
 
 
+def test_a_replacement_refused_after_the_cancel_with_the_answer_lost_puts_a_stop_back(scripted):
+    """As above, but the cancelReplace's answer is lost (a 503 after the exchange executed
+    it): the old stop, looked up, is found cancelled, so the request was executed and the
+    new stop's fate is decided; the lookup that finds no such order settles it as never
+    placed at once (no submit window to wait out), and the old stop is placed again."""
+    lx = scripted([0.00146, 0.00145] + [0.00145] * 30)
+    with live(lx) as run:
+        ai = run.strategy.assets[0]
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        run.call("stop_order", SYM, amount, 0.0014)
+        (old,) = ai.orders.values()
+        lx.step(STEP)  # 0.00146
+        lx.step(STEP)  # 0.00145
+        lx.faults.update({"http_status": 503, "http_path": "POST /api/v3/order/cancelReplace",
+                          "http_count": 1, "http_processed": True})
+        assert run.call("amend_stop", SYM, old.id, 0.00147) is None
+        (again,) = ai.orders.values()
+        assert again.is_open and again.trigger == old.trigger and again.id != old.id
+        assert list(on_exchange(lx)) == [again.id]
+        assert any(f"was never placed: placed again as {again.id}" in e
+                   for e in run.strategy.errors), run.strategy.errors
+
+
 def test_cancelling_an_emulated_stop_is_local_and_it_never_fires(scripted):
     lx = scripted([0.00151, 0.0015, 0.00149, 0.00146, 0.00145] + [0.00145] * 30)
     trace = Events()

@@ -9,6 +9,7 @@ only after a refusal that left nothing behind (a rate limit).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any, Coroutine, Mapping
 
 import attrs
@@ -180,6 +181,17 @@ async def replace(session: LiveSession, ai: AssetInstance, old: Order, new: Orde
         await session.report_error(e, where="edit_order", symbol=ai.symbol, request=request)
         await inflight.go_unknown(session, ai, flight, session.describe(e))
         await sync_order(session, ai, old)
+        if old.status is OrderStatus.CANCELED and order.status is OrderStatus.UNKNOWN:
+            # the exchange executed the request, so the new stop's fate is decided: a
+            # "does not exist" now means it was refused after the cancel
+            flight.window_end = time.monotonic()
+            await inflight.settle(session, flight)
+            if order.status is OrderStatus.NOT_PLACED:
+                again = await _replant(session, ai, old)
+                async with session.engine.mutating():
+                    session.e.reject(ai, f"amend_stop: the exchange cancelled stop {old.id} "
+                                         f"and its replacement {order.id} was never placed: "
+                                         f"{_again(again)}", request)
         return _result(session, order)
     await session.emit("order_closed", {"id": old.id, "symbol": ai.symbol,
                                         "status": "canceled"}, ai.symbol)
@@ -204,9 +216,7 @@ async def _replaced_in_part(session: LiveSession, ai: AssetInstance, old: Order,
     else:
         if cancelled:
             again = await _replant(session, ai, old)
-            reason += f"; the exchange cancelled stop {old.id}: " + (
-                f"placed again as {again.id}" if again.is_open else
-                f"it could not be placed again ({again.id})")
+            reason += f"; the exchange cancelled stop {old.id}: {_again(again)}"
         await _fail(session, ai, new, request, reason)
         session.flights.seen(new)
     if not cancelled:
@@ -220,6 +230,11 @@ async def _replant(session: LiveSession, ai: AssetInstance, old: Order) -> Order
     again = (await session.emit("order_created", again, ai.symbol)).order or again
     await submit(session, ai, again, {"type": again.type.value, "replant": old.id}, 0.0, False)
     return again
+
+
+def _again(again: Order) -> str:
+    return f"placed again as {again.id}" if again.is_open else \
+        f"it could not be placed again ({again.id})"
 
 
 async def _fail(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
