@@ -228,6 +228,25 @@ def test_a_replacement_refused_after_the_cancel_with_the_answer_lost_puts_a_stop
                    for e in run.strategy.errors), run.strategy.errors
 
 
+def test_a_cancel_replace_whose_cancel_fails_places_nothing_and_looks_the_old_stop_up(scripted):
+    """The old stop is no longer open on the exchange (cancelled by hand; the run has not
+    heard: its user stream drops events), so the cancelReplace's cancel fails and the new
+    stop is not tried (-2022, which ccxt raises as BadResponse): the new stop is refused,
+    not unknown, and the old one is looked up and closed as the exchange has it."""
+    lx = scripted([0.0015] * 30)
+    with live(lx) as run:
+        ai = run.strategy.assets[0]
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        run.call("stop_order", SYM, amount, 0.00145)
+        (old,) = ai.orders.values()
+        lx.faults.update({"withhold_user": True})
+        ex = raw_client(lx)
+        ex.cancel_order(None, SYM, {"origClientOrderId": old.id})
+        assert run.call("amend_stop", SYM, old.id, 0.00148) is None
+        assert not ai.orders and old.status.value == "canceled" and not on_exchange(lx)
+        assert any("cancel-replace failed" in e for e in run.strategy.errors)
+
+
 def test_cancelling_an_emulated_stop_is_local_and_it_never_fires(scripted):
     lx = scripted([0.00151, 0.0015, 0.00149, 0.00146, 0.00145] + [0.00145] * 30)
     trace = Events()
