@@ -9,8 +9,9 @@ fill (or trigger) of one cancels the other (`settle_group`); both legs are place
 neither (`_submit_pair`). A bracket is an entry that keeps its exits (`Order.legs`) and
 places them as an OCO pair for each part it fills that reaches the market's minimum,
 and for the rest once it is done (`release_legs`). Amending a stop places the
-replacement in the old stop's group first and cancels the old one after, so a position
-is never without one.
+replacement in the old stop's group first and cancels the old one after, once the
+replacement is known to be placed (live: one whose submit got no answer is settled by
+its client id first), so a position is never without one.
 """
 
 from __future__ import annotations
@@ -235,8 +236,9 @@ def _legs_error(req: BracketOrder, price: float) -> str | None:
 
 def amend_stop(s: Any, req: AmendStop) -> OrderResult:
     """Move a stop: the replacement first (in the old stop's group, so it may use what the
-    old one holds), then the old stop is cancelled. If the replacement is refused, the
-    old stop stays as it was."""
+    old one holds; live: in one request where the venue has an atomic cancel-replace),
+    then the old stop is cancelled, once the replacement is known to be on the exchange.
+    If the replacement is refused or never placed, the old stop stays as it was."""
     ai = req.ai
     old = next((o for o in ai.orders.values() if (o.id == req.id or o.group == req.id)
                 and o.is_conditional and o.is_open), None)
@@ -252,16 +254,53 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
     new = StopOrder(ai, old.remaining, req.trigger, old.side, limit, kind, old.pos,
                     old.reduce_only, old.group, pair=old.pair)
     ex = s.executor
-    if getattr(ex, "replaces", None) is not None:  # live: the venue's atomic cancel-replace
-        order = stop_order(s, ai, new, ex.mark(ai))
-        if order.__class__ is not str and ex.replaces(old, order):
-            if not admit(s, ai, order, new):  # type: ignore[arg-type]
-                return None
-            order.id = ex.new_id()  # type: ignore[union-attr]
-            return ex.replace(ai, old, order, new)
-    result = place_stop(s, new)
+    order = stop_order(s, ai, new, ex.mark(ai))
+    if order.__class__ is str:
+        s.reject(ai, order, new.payload())  # type: ignore[arg-type]
+        return None
+    replaces = getattr(ex, "replaces", None)
+    if replaces is not None and replaces(old, order):  # live: the atomic cancel-replace
+        if not admit(s, ai, order, new):  # type: ignore[arg-type]
+            return None
+        order.id = ex.new_id()  # type: ignore[union-attr]
+        result = ex.replace(ai, old, order, new)
+    else:
+        result = _submit(s, ai, order, new)  # type: ignore[arg-type]
     if result is None:
         return None
+    order = ai.orders.get(order.id, order)  # type: ignore[union-attr]
+    if order.status is OrderStatus.UNKNOWN:  # live: its submit got no answer
+        ex.settle(ai, order, lambda: _settled_later(s, ai, old, order, req))
+        if order.status is OrderStatus.UNKNOWN:
+            s.reject(ai, f"amend_stop: the outcome of the replacement {order.id} of stop "
+                         f"{old.id} is unknown: both may be open; {old.id} is cancelled "
+                         f"once {order.id} is found open, and stays if it was never placed",
+                     req.payload())
+            return result
+    if order.status is OrderStatus.NOT_PLACED:
+        _never_placed(s, ai, old, order, req)
+        return None
+    _retire(s, ai, old, req)
+    return result
+
+
+def _never_placed(s: Any, ai: AssetInstance, old: Order, new: Order, req: AmendStop) -> None:
+    s.reject(ai, f"amend_stop: the replacement {new.id} of stop {old.id} was never placed; "
+                 f"{old.id} stays", req.payload())
+
+
+def _settled_later(s: Any, ai: AssetInstance, old: Order, new: Order, req: AmendStop) -> None:
+    """The replacement of unknown outcome is settled: found, the old stop goes as it would
+    have at once; never placed, the old one stays."""
+    if new.status is OrderStatus.NOT_PLACED:
+        _never_placed(s, ai, old, new, req)
+    elif old.is_open or old.filled > 0:
+        _retire(s, ai, old, req)
+
+
+def _retire(s: Any, ai: AssetInstance, old: Order, req: AmendStop) -> None:
+    """Cancel the old stop once its replacement is placed, and settle what happened to it
+    meanwhile (it fired, or a stop-limit filled in part)."""
     placed = [o for o in ai.orders.values() if o.group == old.group and o is not old
               and o.type in CONDITIONAL]
     if old.is_open and not s.executor.cancel(ai, [old], CancelOrders(ai, ids=(old.id,))) \
@@ -273,7 +312,6 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
     elif old.filled > 0:  # a stop-limit filled in part, then cancelled: the rest needs a stop
         s.reject(ai, f"amend_stop: stop {old.id} filled {old.filled:g} of {old.amount:g} "
                      "before its cancel; its replacement stays", req.payload())
-    return result
 
 
 def _fired_meanwhile(s: Any, ai: AssetInstance, old: Order, new: list[Order]) -> None:

@@ -57,6 +57,11 @@ class Executor(Protocol):
         """Cancel these open orders of `ai` (`req`: how long to wait, whether to confirm);
         True when all of them are closed."""
 
+    def settle(self, ai: AssetInstance, order: Order, then: Callable[[], None]) -> None:
+        """Settle an order whose submit outcome is unknown (live only: a sim or paper order
+        never is), waiting up to the run's `waitfor`; if it is still unknown then, `then`
+        runs once it is settled."""
+
     def set_leverage(self, ai: AssetInstance, req: UpdateLeverage) -> bool:
         """Set the leverage of `ai` (checked already)."""
 

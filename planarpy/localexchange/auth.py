@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Mapping
+from typing import Any, Mapping
 
 import attrs
 
@@ -17,12 +17,16 @@ _SIGNATURE = re.compile(r"(?:^|&)signature=([^&]*)$")
 class BinanceError(Exception):
     """An error answer: `{"code": code, "msg": msg}` with an HTTP status."""
 
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+    def __init__(self, code: int, msg: str, status: int = 400,
+                 data: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code} {msg}")
-        self.code, self.msg, self.status = code, msg, status
+        self.code, self.msg, self.status, self.data = code, msg, status, data
 
-    def body(self) -> dict[str, int | str]:
-        return {"code": self.code, "msg": self.msg}
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "msg": self.msg}
+        if self.data is not None:  # what each part of a cancel-replace did
+            body["data"] = self.data
+        return body
 
 
 def bad_param(name: str) -> BinanceError:

@@ -150,7 +150,9 @@ def cancel_replace(engine: "Engine", acc: Account,
     in one step of the engine, so no replayed trade falls between them (what an amended
     stop needs: the exchange holds one stop or the other at every trade). The new order
     is checked before the cancel; if it is refused after the cancel (funds, an immediate
-    trigger) the answer is -2021 and the old order stays cancelled, as on Binance.
+    trigger) the answer is -2021 and the old order stays cancelled; if the cancel fails
+    the new one is not tried (STOP_ON_FAILURE): -2022. Both answers say what each part
+    did (`data`), as Binance's do.
     Returns (cancelled order, cancel id, new order)."""
     from .validate import parse_order
 
@@ -161,11 +163,20 @@ def cancel_replace(engine: "Engine", acc: Account,
     ref = {"symbol": params.get("symbol") or "", "orderId": params.get("cancelOrderId") or "",
            "origClientOrderId": params.get("cancelOrigClientOrderId") or "",
            "newClientOrderId": params.get("cancelNewClientOrderId") or ""}
-    old, cancel_id = engine.cancel(acc, {k: v for k, v in ref.items() if v}, False)
+    try:
+        old, cancel_id = engine.cancel(acc, {k: v for k, v in ref.items() if v}, False)
+    except BinanceError as e:
+        raise BinanceError(-2022, "Order cancel-replace failed.", data={
+            "cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED",
+            "cancelResponse": e.body(), "newOrderResponse": None}) from None
     try:
         new = engine.place(acc, params, False)[0]
     except BinanceError as e:
-        raise BinanceError(-2021, f"Order cancel-replace partially failed. ({e.msg})") from None
+        raise BinanceError(-2021, f"Order cancel-replace partially failed. ({e.msg})", data={
+            "cancelResult": "SUCCESS", "newOrderResult": "FAILURE",
+            "cancelResponse": {"symbol": old.spec.id, "origClientOrderId": old.client_id,
+                               "clientOrderId": cancel_id, "status": "CANCELED"},
+            "newOrderResponse": e.body()}) from None
     return old, cancel_id, new
 
 

@@ -61,3 +61,34 @@ def test_the_submit_window_follows_recv_window():
     client = type("C", (), {"options": {"recvWindow": 5000}})()
     assert venue_for("binance").submit_window(client) == 6.0
     assert venue_for("kraken").submit_window(client) == 60.0
+
+
+def test_binance_says_what_each_part_of_a_failed_cancel_replace_did():
+    """Binance answers a cancel-replace that failed in part with what each part did
+    (`data`), and ccxt raises it as BadResponse (as if there were no answer) or, by its
+    message, as anything: the venue reads the answer itself. Without `data`, -2021 under
+    STOP_ON_FAILURE (what ccxt sends) is the cancel done and the new order refused; -2022
+    neither. USD-M's -2021 ("would immediately trigger") is a plain refusal."""
+    spot, usdm = venue_for("binance"), venue_for("binanceusdm")
+    new_refused = ccxt.BadResponse(
+        'binance {"code":-2021,"msg":"Order cancel-replace partially failed.","data":'
+        '{"cancelResult":"SUCCESS","newOrderResult":"FAILURE","cancelResponse":{},'
+        '"newOrderResponse":{"code":-2010,"msg":"Order would immediately trigger."}}}')
+    cancel_failed = ccxt.InvalidOrder(  # ALLOW_FAILURE: the cancel failed, the new one placed
+        'binance {"code":-2021,"msg":"Order cancel-replace partially failed.","data":'
+        '{"cancelResult":"FAILURE","newOrderResult":"SUCCESS","cancelResponse":'
+        '{"code":-2011,"msg":"Unknown order sent."},"newOrderResponse":{"orderId":1}}}')
+    neither = ccxt.BadResponse('binance {"code":-2022,"msg":"Order cancel-replace failed.",'
+                               '"data":{"cancelResult":"FAILURE","newOrderResult":'
+                               '"NOT_ATTEMPTED","cancelResponse":{},"newOrderResponse":null}}')
+    bare = ccxt.BadResponse('binance {"code":-2021,"msg":"Order cancel-replace partially failed."}')
+    assert spot.replace_outcome(new_refused) == (True, False)
+    assert spot.replace_outcome(cancel_failed) == (False, True)
+    assert spot.replace_outcome(neither) == (False, False)
+    assert spot.replace_outcome(bare) == (True, False)
+    for other in (UNAVAILABLE, NOT_FOUND, ccxt.BadResponse("binance <html>502</html>")):
+        assert spot.replace_outcome(other) is None
+    immediate = ccxt.OrderImmediatelyFillable(
+        'binanceusdm {"code":-2021,"msg":"Order would immediately trigger."}')
+    assert usdm.replace_outcome(immediate) is None and venue_for("kraken").replace_outcome(
+        new_refused) is None

@@ -240,6 +240,69 @@ def test_amending_a_usdm_stop_places_the_new_one_before_cancelling_the_old(perp)
         assert sell.order_id == new.id
 
 
+def quick_settle(lx, **options):
+    """A live QuietPerp that waits 1 s for an answer and whose unknown orders settle fast
+    (recvWindow 2 s: a lost submit can no longer arrive 3 s after it was sent)."""
+    settings = {"exchanges": {"binanceusdm": {"rate_limit": False,
+                                              "options": {"recvWindow": 2000}}}}
+    return live(lx, QuietPerp, waitfor=1.0, settings=settings, **options)
+
+
+def test_an_amend_keeps_the_old_stop_while_the_replacement_is_unknown(perp):
+    """Expected: amend_stop on USD-M (no cancel-replace: the new stop first, then the old
+    one cancelled) whose new stop gets no answer (a 503; the exchange did not place it)
+    does not cancel the old stop on that guess: the exchange holds a stop for the
+    position throughout, and the old one is cancelled only once the new one is known to
+    be there.
+
+    Why: `contingent.amend_stop` goes on to cancel the old stop whenever `place_stop`
+    returns anything but None, and live answers `missing` for a submit of unknown
+    outcome (live/orders.py `_submit`: go_unknown, then `_result`). Unknown is treated as
+    placed: here the old stop is cancelled and the replacement never existed, so the
+    leveraged position is left with no stop on the exchange (amending "must never leave
+    the position unprotected")."""
+    lx = perp([1.0] * 40)
+    with quick_settle(lx) as run:
+        old = armed(run, lx, "stop_order", 0.95)
+        assert [a.client_id for a in algos(lx)] == [old.id]
+        lx.faults.update({"http_status": 503, "http_path": "POST /fapi/v1/algoOrder",
+                          "http_count": 1, "http_processed": False})
+        assert run.call("amend_stop", PERP, old.id, 0.97) is missing
+        assert [(a.client_id, a.type) for a in algos(lx)] == [(old.id, "STOP_MARKET")], \
+            "no stop on the exchange: the old one was cancelled while its replacement " \
+            "was unknown (it was never placed)"
+        assert any("is unknown: both may be open" in e for e in run.strategy.errors)
+        # settled once the lost submit can no longer arrive: never placed, the old one stays
+        eventually(lambda: any("was never placed; " + old.id + " stays" in e
+                               for e in run.strategy.errors), timeout=10)
+        assert [o.id for o in orders(run)] == [old.id] and old.is_open
+        assert [a.client_id for a in algos(lx)] == [old.id]
+
+
+def test_an_amend_whose_replacement_is_found_later_then_cancels_the_old_stop(perp):
+    """The replacement's submit is executed but its answer lost, and nothing can be
+    learnt of it within the run's waitfor (the lookups get 503, the user stream is
+    silent): both stops stay, and the strategy is told so. Once a lookup finds the new
+    stop open, the old one is cancelled: the exchange's algo log never shows a moment
+    without a stop, and ends with the new one alone, as the state has it."""
+    lx = perp([1.0] * 40)
+    log = _algo_log(lx)
+    with quick_settle(lx) as run:
+        old = armed(run, lx, "stop_order", 0.95)
+        lx.faults.update({"http_status": 503, "http_path": "/fapi/v1/algoOrder",
+                          "http_processed": True, "stall_user": True})
+        assert run.call("amend_stop", PERP, old.id, 0.97) is missing
+        assert len(algos(lx)) == 2 and old.is_open
+        assert any("is unknown: both may be open" in e for e in run.strategy.errors)
+        lx.faults.update({"http_status": None, "stall_user": False})
+        (new,) = eventually(lambda: [a for a in algos(lx) if a.client_id != old.id]
+                            if len(algos(lx)) == 1 else None, timeout=10)
+        assert float(new.stop) == 0.97
+        eventually(lambda: [(o.id, o.status.value) for o in orders(run)]
+                   == [(new.client_id, "open")])
+        _never_unguarded(log)
+
+
 def amend_held_up(run, lx, old, trigger):
     """`amend_stop` of `old` to `trigger` in a thread, the old stop's cancel held up by
     the exchange (a slow answer) while the price steps through 1.0, 0.99, 0.96; the

@@ -4,6 +4,7 @@ STOP_LOSS / TAKE_PROFIT types and USD-M's algo orders, fired by the replayed tra
 from __future__ import annotations
 
 import asyncio
+import json
 
 import ccxt
 import ccxt.pro
@@ -302,9 +303,24 @@ def test_spot_cancel_replace_moves_a_stop_with_no_trade_in_between(spot_lx):
 def test_spot_cancel_replace_refused_after_the_cancel_says_so(spot_lx):
     ex = raw_client(spot_lx)
     old = ex.create_order(SPOT, "market", "sell", 100, None, {"stopLossPrice": 0.00145})
-    with pytest.raises(ccxt.BaseError, match="cancel-replace partially failed"):
+    with pytest.raises(ccxt.BaseError, match="cancel-replace partially failed") as e:
         ex.edit_order(old["id"], SPOT, "STOP_LOSS", "sell", 100, None, {"triggerPrice": 0.0016})
+    data = json.loads(str(e.value).split(" ", 1)[1])["data"]  # which part failed, as Binance says
+    assert (data["cancelResult"], data["newOrderResult"]) == ("SUCCESS", "FAILURE")
     assert ex.fetch_order(old["id"], SPOT)["status"] == "canceled"
+
+
+def test_spot_cancel_replace_whose_cancel_fails_places_nothing(spot_lx):
+    """STOP_ON_FAILURE: the old order is no longer open (cancelled already), so the new
+    one is not tried: -2022, and the exchange says which part did what."""
+    ex = raw_client(spot_lx)
+    old = ex.create_order(SPOT, "market", "sell", 100, None, {"stopLossPrice": 0.00145})
+    ex.cancel_order(old["id"], SPOT)
+    with pytest.raises(ccxt.BaseError, match="cancel-replace failed") as e:
+        ex.edit_order(old["id"], SPOT, "STOP_LOSS", "sell", 100, None, {"triggerPrice": 0.0014})
+    data = json.loads(str(e.value).split(" ", 1)[1])["data"]
+    assert (data["cancelResult"], data["newOrderResult"]) == ("FAILURE", "NOT_ATTEMPTED")
+    assert ex.fetch_open_orders(SPOT) == []
 
 
 # ---- spot trailing stops (trailingDelta) ---------------------------------------------------------

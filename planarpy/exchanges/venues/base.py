@@ -160,6 +160,12 @@ class Venue:
         None when the exchange has none: then the new one is placed first."""
         return None
 
+    def replace_outcome(self, e: BaseException) -> tuple[bool, bool] | None:
+        """What a cancel-replace that the exchange answered with a failure did, whatever
+        ccxt class the answer came as: (the old order cancelled, the new one placed); None
+        when `e` is not such an answer (a refusal of the whole request, or no answer)."""
+        return None
+
     def can_replace(self, market: Mapping[str, Any]) -> bool:
         """Whether the exchange lets orders of `market` (ccxt's market structure) be
         cancel-replaced; when not, `replacement` is not used for them."""

@@ -19,7 +19,10 @@
   TAKE_PROFIT(_LIMIT) (ccxt's `stopLossPrice` / `takeProfitPrice`); USD-M also
   TRAILING_STOP_MARKET by a percentage of 0.1 to 10 in steps of 0.1 (`trailingPercent`,
   `trailingTriggerPrice` for the activation); spot moves them with cancelReplace
-  (ccxt's edit_order, the Binance type and `triggerPrice`). A spot trailing stop by a
+  (ccxt's edit_order, the Binance type and `triggerPrice`), whose failure the exchange
+  answers with what each part did (`data`: cancelResult, newOrderResult): -2021 "partially
+  failed" (one part went through), -2022 "failed" (neither did); ccxt raises both as
+  BadResponse, as if there were no answer. A spot trailing stop by a
   percentage is native too when it is a whole number of basis points within the symbol's
   TRAILING_DELTA filter (ccxt's `trailingPercent` becomes `trailingDelta`): a STOP_LOSS,
   or with an activation price a TAKE_PROFIT, whose stop condition (a sell's: a rise to
@@ -36,6 +39,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -49,6 +53,9 @@ _DUPLICATE = ("duplicate order sent", "clientorderid is duplicated")
 _ALGO_KINDS = {"STOP_MARKET": "stop_market", "STOP": "stop_limit",
                "TAKE_PROFIT_MARKET": "take_profit_market", "TAKE_PROFIT": "take_profit_limit",
                "TRAILING_STOP_MARKET": "trailing_stop_market"}
+# what a failed cancel-replace did (cancelled, placed) when its answer does not say:
+# ccxt sends STOP_ON_FAILURE, under which the new order is tried only after the cancel
+_REPLACE_FAILED = {-2021: (True, False), -2022: (False, False)}
 _TIME_TOLERANCE = 1.0  # s: how far ahead of the server's clock a time stamp may be
 # Binance's TRAILING_DELTA filter (basis points) where a market does not show its own
 _TRAILING_BIPS = {"minTrailingAboveDelta": 10, "maxTrailingAboveDelta": 2000,
@@ -157,6 +164,17 @@ class Binance(Venue):
         price = order.price if order.type in LIMIT_AFTER_TRIGGER else None
         return Native(kind, price, {"triggerPrice": order.trigger})
 
+    def replace_outcome(self, e: BaseException) -> tuple[bool, bool] | None:
+        body = _error_body(e)
+        code = body.get("code")
+        if self.futures or code not in _REPLACE_FAILED:
+            return None
+        data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
+        cancelled, placed = _REPLACE_FAILED[code]
+        cancel, new = data.get("cancelResult"), data.get("newOrderResult")
+        return (cancel == "SUCCESS" if cancel else cancelled,
+                new == "SUCCESS" if new else placed)
+
     def can_replace(self, market: Mapping[str, Any]) -> bool:
         return (market.get("info") or {}).get("cancelReplaceAllowed") is not False
 
@@ -214,6 +232,17 @@ def _trailing_filter(market: Mapping[str, Any] | None) -> Mapping[str, Any]:
         if isinstance(f, Mapping) and f.get("filterType") == "TRAILING_DELTA":
             return {k: Decimal(str(f.get(k, v))) for k, v in _TRAILING_BIPS.items()}
     return {k: Decimal(v) for k, v in _TRAILING_BIPS.items()}
+
+
+def _error_body(e: BaseException) -> Mapping[str, Any]:
+    """The JSON answer an exchange error carries (ccxt: "binance {...}"), or {}."""
+    text = str(e)
+    start = text.find("{")
+    try:
+        body = json.loads(text[start:]) if start >= 0 else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, Mapping) else {}
 
 
 def _keep_error_codes(client: Any, futures: bool) -> None:

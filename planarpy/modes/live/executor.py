@@ -7,13 +7,13 @@ of orders in flight) and waits for the answer on the engine's loop, up to `waitf
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
 from ...core.orders import CONDITIONAL, Order, OrderType, Trade, _Missing, missing
 from ..runtime.executor import GRACE, SessionExecutor
-from . import emulation, orders
+from . import emulation, inflight, orders
 
 _LIMIT = OrderType.LIMIT
 
@@ -88,6 +88,17 @@ class LiveExecutor(SessionExecutor):
         session = self.session
         return self.block(orders.replace(session, ai, old, new, req.payload()),
                           session.waitfor + GRACE, missing, "amend_stop")
+
+    def settle(self, ai: AssetInstance, order: Order, then: Callable[[], None]) -> None:
+        """Settle `order`, whose submit got no answer, by its client id (inflight.py),
+        asking for up to the run's `waitfor`. If it is still unknown then, `then` runs
+        (as strategy code) once it is settled."""
+        session = self.session
+        flight = session.flights.get(order.id)
+        if flight is None or not flight.unknown:
+            return
+        self.block(inflight.settle_then(session, flight, session.waitfor, then),
+                   session.waitfor + GRACE, None, "settle")
 
     def cancel(self, ai: AssetInstance, orders_: Sequence[Order], req: CancelOrders) -> bool:
         """Cancel on the exchange by client id; an order still in flight is cancelled once

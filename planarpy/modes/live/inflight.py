@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import attrs
 
@@ -44,6 +44,7 @@ class Flight:
     window_end: float | None = None  # monotonic; set once the outcome is unknown
     cancel: bool = False  # a cancel is due as soon as the order is known
     waiting: int = 0  # cancels waiting for `known`
+    settled: list[Callable[[], None]] = attrs.Factory(list)  # run once it is known
 
     @property
     def unknown(self) -> bool:
@@ -74,6 +75,9 @@ class Flights:
             flight.known.set()
             if not (flight.cancel and order.is_open):
                 del self.by_id[order.id]
+            then, flight.settled = flight.settled, []
+            for fn in then:
+                fn()
 
     def unknown(self) -> list[Flight]:
         return [f for f in list(self.by_id.values()) if f.unknown]
@@ -151,6 +155,16 @@ async def settle_until(session: LiveSession, flight: Flight, deadline: float) ->
             return
         await asyncio.sleep(min(wait, left))
         wait = min(wait * 2, 1.0)
+
+
+async def settle_then(session: LiveSession, flight: Flight, wait: float,
+                      then: Callable[[], None]) -> None:
+    """`settle_until` for `wait` seconds; if the order is still unknown then, `then` runs
+    (as strategy code, on the loop) once it is settled, whenever that is."""
+    await settle_until(session, flight, asyncio.get_running_loop().time() + wait)
+    if flight.unknown:
+        engine = session.engine
+        flight.settled.append(lambda: engine.fire(engine.run_strategy(then)))
 
 
 async def check(session: LiveSession) -> None:

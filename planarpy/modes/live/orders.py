@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from typing import TYPE_CHECKING, Any, Coroutine, Final, Mapping
 
+import attrs
 import ccxt
 
 from ...core.instances import AssetInstance
@@ -152,9 +154,10 @@ async def _send(session: LiveSession, ai: AssetInstance, order: Order, deadline:
 async def replace(session: LiveSession, ai: AssetInstance, old: Order, new: Order,
                   request: Mapping[str, Any]) -> Trade | Any | None:
     """Move a native stop with the venue's cancel-replace: one request that cancels `old`
-    and places `new`, so the exchange holds one or the other at every trade. Refused
-    before the cancel: `old` stays. If the exchange cancelled `old` but refused `new`
-    (Binance's "partially failed"), `old` is placed again at once and the call says so."""
+    and places `new`, so the exchange holds one or the other at every trade. Refused as a
+    whole: `old` stays. An answer that one part failed (the venue reads it, whatever
+    ccxt class it comes as) is applied part by part (`_replaced_in_part`). No answer: the
+    new stop is unknown, the old one looked up."""
     order = (await session.emit("order_created", new, ai.symbol)).order or new
     session.watch_orders(ai.symbol)
     how = session.venue.replacement(order)
@@ -165,18 +168,31 @@ async def replace(session: LiveSession, ai: AssetInstance, old: Order, new: Orde
     try:
         reply = await session.request("edit_order", None, ai.symbol, how.type,
                                       order.side.value, order.remaining, how.price, params)
-    except REFUSED as e:
-        await _fail(session, ai, order, request, session.describe(e))
-        session.flights.seen(order)
-        if "partially failed" in str(e):  # the old stop is gone: put it back
-            await session.emit("order_closed", {"id": old.id, "symbol": ai.symbol,
-                                                "status": "canceled"}, ai.symbol)
-            await _replant(session, ai, old)
-        return None
-    except Exception as e:  # no answer: the new stop may exist, the old one may be gone
+    except Exception as e:
+        parts = session.venue.replace_outcome(e)
+        if parts is not None:
+            await _replaced_in_part(session, ai, old, order, request, session.describe(e),
+                                    *parts)
+            return _result(session, order)
+        if isinstance(e, REFUSED):
+            await _fail(session, ai, order, request, session.describe(e))
+            session.flights.seen(order)
+            return None
+        # no answer: the new stop may exist, the old one may be gone
         await session.report_error(e, where="edit_order", symbol=ai.symbol, request=request)
         await inflight.go_unknown(session, ai, flight, session.describe(e))
         await sync_order(session, ai, old)
+        if old.status is OrderStatus.CANCELED and order.status is OrderStatus.UNKNOWN:
+            # the exchange executed the request, so the new stop's fate is decided: a
+            # "does not exist" now means it was refused after the cancel
+            flight.window_end = time.monotonic()
+            await inflight.settle(session, flight)
+            if order.status is OrderStatus.NOT_PLACED:
+                again = await _replant(session, ai, old)
+                async with session.engine.mutating():
+                    session.e.reject(ai, f"amend_stop: the exchange cancelled stop {old.id} "
+                                         f"and its replacement {order.id} was never placed: "
+                                         f"{_again(again)}", request)
         return _result(session, order)
     await session.emit("order_closed", {"id": old.id, "symbol": ai.symbol,
                                         "status": "canceled"}, ai.symbol)
@@ -184,14 +200,42 @@ async def replace(session: LiveSession, ai: AssetInstance, old: Order, new: Orde
     return _result(session, order)
 
 
-async def _replant(session: LiveSession, ai: AssetInstance, old: Order) -> None:
-    """Place a stop like `old` again under a new client id."""
-    import attrs
+async def _replaced_in_part(session: LiveSession, ai: AssetInstance, old: Order, new: Order,
+                            request: Mapping[str, Any], reason: str, cancelled: bool,
+                            placed: bool) -> None:
+    """Apply what the exchange says each part of a failed cancel-replace did. `old`
+    cancelled and `new` refused (Binance's "partially failed"): a stop like `old` is
+    placed again at once, and the run told. `new` placed and `old` not cancelled: `new`
+    is open (looked up for its state); `old`, whose cancel failed (it may have filled),
+    is looked up; amend_stop cancels it if it is still open. Neither: `old` stays."""
+    if cancelled:
+        await session.emit("order_closed", {"id": old.id, "symbol": ai.symbol,
+                                            "status": "canceled"}, ai.symbol)
+    if placed:
+        session.flights.seen(new)
+        await sync_order(session, ai, new)
+    else:
+        if cancelled:
+            again = await _replant(session, ai, old)
+            reason += f"; the exchange cancelled stop {old.id}: {_again(again)}"
+        await _fail(session, ai, new, request, reason)
+        session.flights.seen(new)
+    if not cancelled:
+        await sync_order(session, ai, old)
 
+
+async def _replant(session: LiveSession, ai: AssetInstance, old: Order) -> Order:
+    """Place a stop like `old` again under a new client id: the order, as it ended up."""
     again = attrs.evolve(old, id=session.new_client_id(), filled=0.0, cost=0.0, fee=0.0,
                          committed=0.0, amount=old.remaining, status=OrderStatus.OPEN)
     again = (await session.emit("order_created", again, ai.symbol)).order or again
     await submit(session, ai, again, {"type": again.type.value, "replant": old.id}, 0.0, False)
+    return again
+
+
+def _again(again: Order) -> str:
+    return f"placed again as {again.id}" if again.is_open else \
+        f"it could not be placed again ({again.id})"
 
 
 async def _fail(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import ccxt
 
 from ...core.instances import AssetInstance
+from ...core.orders import Order
 from ...core.risk import TradingState
 
 if TYPE_CHECKING:  # the session holds its executor: imported for the annotations only
@@ -44,6 +45,9 @@ class SessionExecutor:
 
     def run_trades_from(self, ai: AssetInstance) -> int:
         return 0
+
+    def settle(self, ai: AssetInstance, order: Order, then: Callable[[], None]) -> None:
+        """Nothing to settle: a paper order's outcome is always known (live overrides)."""
 
     def on_trading_state(self, state: TradingState) -> None:
         """Nothing to do: the tick loop reads the risk state at every close."""

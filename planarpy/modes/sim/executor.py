@@ -51,6 +51,9 @@ class SimExecutor:
     def run_trades_from(self, ai: AssetInstance) -> int:
         return 0  # a backtest starts with no trades
 
+    def settle(self, ai: AssetInstance, order: Order, then: Callable[[], None]) -> None:
+        """Nothing to settle: a sim order's outcome is always known."""
+
     def mark(self, ai: AssetInstance) -> float:
         """The close of the candle the strategy last saw (the first open before any)."""
         i = self.s.i
