@@ -61,3 +61,11 @@ def test_the_submit_window_follows_recv_window():
     client = type("C", (), {"options": {"recvWindow": 5000}})()
     assert venue_for("binance").submit_window(client) == 6.0
     assert venue_for("kraken").submit_window(client) == 60.0
+
+
+def test_only_usdm_conditional_orders_wait_without_funds():
+    """A USD-M algo order holds no margin until it fires; a spot stop locks what it sells
+    (or buys with), and the base assumes an exchange's do."""
+    assert Binance("binanceusdm").conditional_holds_funds() is False
+    assert Binance("binance").conditional_holds_funds() is True
+    assert Venue("kraken").conditional_holds_funds() is True
