@@ -611,3 +611,4 @@ def test_a_short_usdm_brackets_stop_placed_first_is_on_the_exchange_too(perp):
         assert (algo.type, algo.reduce_only) == ("STOP_MARKET", True)
         (resting,) = raw_client(lx, "binanceusdm").fetch_open_orders(PERP)
         assert resting["clientOrderId"] == limit.id and resting["reduceOnly"] is True
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
