@@ -25,7 +25,8 @@ When the stream stalls, comes back after a loss, or the run restarts, the watche
 fetches by REST the trades since the oldest mark (`since`, page by page). A range the
 stream missed (after `connection_lost`, after a restart, or a stall batch holding trades
 newer than the last one the stream delivered) is where the market went while nobody
-watched: an order that range reaches fires now, at the last price, and the run is told
+watched: its trades are applied in their order, and an order they reach fires now, at
+the last price, and the run is told
 (`trigger_late` in the trace, `on_error("trigger_late:SYMBOL", ...)` and a "trigger"
 alert), since its fill may be far from its trigger. A stall batch before the stream
 delivered anything holds no missed range: its trades newer than the marks are applied
