@@ -35,7 +35,8 @@ class StopOrder:
     strategy) puts it in an OCO group, or makes it the replacement of a stop. `pair`
     (set by the flows: "oco" or "exits", see Order.pair) makes it the stop leg of a pair
     with a limit order: live holds such a stop itself, whichever leg goes first (on the
-    exchange both legs would hold what the pair holds once).
+    exchange both legs would hold what the pair holds once), unless the venue holds it
+    without funds and the pair is reduce-only on a derivative (live/executor.py).
     """
 
     ai: AssetInstance

@@ -291,7 +291,24 @@ class Engine:
         self._balance_event(acc, spec, now)
         if o.status == "FILLED":
             conditional.order_ended(self, o, now)
+        if spec.futures:
+            self._expire_reduce_only(st, acc, now)
         return rec
+
+    @staticmethod
+    def _reducible(o: Order) -> Decimal:
+        """What the futures reduce-only order `o` may still fill: the position it reduces
+        (none when the position is closed, or on its side)."""
+        pos = o.account.position(o.spec.id)
+        return ZERO if pos.amount == 0 or (pos.amount > 0) == o.buy else abs(pos.amount)
+
+    def _expire_reduce_only(self, st: MarketState, acc: Account, now: int) -> None:
+        """Binance expires an open reduce-only order once the position leaves it nothing to
+        reduce (closed, or turned to its side)."""
+        for o in self.open_orders(acc, st.spec.id, True):
+            if o.reduce_only and o.is_open and self._reducible(o) == 0:
+                st.book.remove(o)
+                self._finish(o, "EXPIRED", now)
 
     def _release(self, o: Order) -> None:
         if not o.reserved:
@@ -432,7 +449,10 @@ class Engine:
         feed.pos = i + 1
         now = max(ts, 0)
         for o, q in st.book.on_trade(price, qty, self._unit(spec, feed)):
-            self._apply(st, o, q, o.price, True, now)
+            if o.reduce_only and spec.futures:  # no more than the position (this trade's
+                q = min(q, self._reducible(o))  # fills before may have closed it)
+            if o.is_open and q > 0:
+                self._apply(st, o, q, o.price, True, now)
         if st.armed:
             conditional.on_price(self, st, price, now)
         if spec.futures:

@@ -92,3 +92,11 @@ def test_binance_says_what_each_part_of_a_failed_cancel_replace_did():
         'binanceusdm {"code":-2021,"msg":"Order would immediately trigger."}')
     assert usdm.replace_outcome(immediate) is None and venue_for("kraken").replace_outcome(
         new_refused) is None
+
+
+def test_only_usdm_conditional_orders_wait_without_funds():
+    """A USD-M algo order holds no margin until it fires; a spot stop locks what it sells
+    (or buys with), and the base assumes an exchange's do."""
+    assert Binance("binanceusdm").conditional_holds_funds() is False
+    assert Binance("binance").conditional_holds_funds() is True
+    assert Venue("kraken").conditional_holds_funds() is True

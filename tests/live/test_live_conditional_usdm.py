@@ -525,38 +525,153 @@ def test_cancelling_a_fired_usdm_stop_limit_cancels_the_limit_order_it_placed(pe
         assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
 
 
-def test_a_usdm_bracket_rests_its_target_on_the_exchange_and_emulates_its_stop(perp):
-    """The exits of a bracket are an OCO pair: the take-profit limit rests on the
-    exchange, the stop leg is held by the engine (an algo stop beside it could fire after
-    the limit filled); when the stop fires, the limit is cancelled, then the market sell
-    goes."""
+# ---- a bracket's exits: both legs on the exchange (reduce-only, the stop an algo order) -----
+def bracket(run, lx, stop_loss=0.975, take_profit=1.05, **kw):
+    """A bracket entry of 100 at the market, its exits placed on the exchange: (limit, stop)."""
+    run.call("bracket_order", PERP, 100.0, stop_loss=stop_loss, take_profit=take_profit, **kw)
+    eventually(lambda: len(orders(run)) == 2)
+    legs = {o.type: o for o in orders(run)}
+    limit, stop = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
+    eventually(lambda: [a.client_id for a in algos(lx)] == [stop.id])
+    return limit, stop
+
+
+def test_a_usdm_bracket_stop_loss_is_held_by_the_exchange(perp):
+    """Expected: once a USD-M bracket entry has filled, the exchange itself holds its
+    stop-loss (a reduce-only STOP_MARKET algo order), as it holds a plain stop_order's.
+
+    Why: issue 15 asks for native conditional orders where the venue supports them, and
+    USD-M does (algo orders hold no margin, so a reduce-only take-profit limit and a
+    reduce-only stop can both rest without holding anything twice). planarpy makes the
+    stop leg of every OCO pair, so of every bracket, `paired` and therefore emulated
+    (live/executor.py `_native`): the leveraged position's only stop lives in the
+    process. If the run dies, loses its network or is stopped with on_stop "keep", the
+    exchange holds just the take-profit and nothing limits the loss."""
+    lx = perp([1.0] * 40)
+    with live(lx, QuietPerp) as run:
+        run.call("bracket_order", PERP, 100.0, stop_loss=0.97, take_profit=1.05)
+        eventually(lambda: len(run.strategy.state.assets[PERP].orders) == 2)
+        legs = {o.type: o for o in run.strategy.state.assets[PERP].orders.values()}
+        stop = legs[OrderType.STOP_MARKET]
+        expected = [(stop.id, "STOP_MARKET", True)]
+        open_algos = lambda: [(a.client_id, a.type, a.reduce_only)  # noqa: E731
+                              for a in list(lx.engine.algos.values()) if a.is_open]
+        eventually(lambda: open_algos() == expected)
+        assert open_algos() == expected, f"the stop's route is {stop.route!r}"
+        assert stop.route == "native"
+
+
+def test_a_usdm_brackets_stop_fires_on_the_exchange_and_its_target_is_cancelled(perp):
+    """The exits of a bracket are an OCO pair, both on the exchange: the take-profit a
+    reduce-only limit, the stop-loss a reduce-only algo order. When the algo fires (0.97),
+    the run cancels the limit; the position is closed once, by the stop."""
     lx = perp([1.0, 0.99, 0.97, 0.96] + [0.96] * 30)
     with live(lx, QuietPerp) as run:
-        run.call("bracket_order", PERP, 100.0, stop_loss=0.975, take_profit=1.05)
-        eventually(lambda: len(orders(run)) == 2)
-        legs = {o.type: o for o in orders(run)}
-        limit, stop = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
-        assert stop.route == "emulated" and limit.group == stop.group and algos(lx) == []
+        limit, stop = bracket(run, lx)
+        assert stop.route == "native" and limit.group == stop.group
         (resting,) = raw_client(lx, "binanceusdm").fetch_open_orders(PERP)
         assert resting["clientOrderId"] == limit.id and resting["reduceOnly"] is True
         step_until(lx, lambda: not orders(run))
         (sell,) = fills(run)
         assert sell.order_id == stop.id and sell.amount == 100.0
         assert limit.status.value == "canceled"
+        assert raw_client(lx, "binanceusdm").fetch_open_orders(PERP) == []
         assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
 
 
-def test_a_short_usdm_brackets_stop_placed_first_is_held_by_the_engine_too(perp):
-    """A short bracket's exits are a buy OCO pair, whose stop (above) is placed first:
-    it is the engine's all the same; no algo is on the exchange, only the target."""
+def test_a_usdm_brackets_target_fill_cancels_its_stop_on_the_exchange(perp):
+    """The take-profit limit fills (1.05): the run cancels the stop's algo order on the
+    exchange (CANCELED, never fired)."""
+    lx = perp([1.0, 1.02, 1.05, 1.06] + [1.06] * 30)
+    with live(lx, QuietPerp) as run:
+        limit, stop = bracket(run, lx)
+        step_until(lx, lambda: not orders(run))
+        (sell,) = fills(run)
+        assert sell.order_id == limit.id and sell.amount == 100.0
+        (algo,) = algos(lx, open_only=False)
+        assert algo.client_id == stop.id and algo.status == "CANCELED"
+        assert stop.status.value == "canceled" and not stop.triggered
+        assert run.state()["assets"][PERP]["long"] == 0.0
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+@pytest.mark.parametrize("path,first", [([1.05, 0.96], "limit"), ([0.96, 1.05], "stop")])
+def test_both_legs_of_a_usdm_bracket_in_one_burst_close_the_position_once(perp, path, first):
+    """Both legs are reached in one burst, before the run can cancel either: the exchange
+    caps the second, reduce-only, at what is left of the position (nothing). The target
+    first: the algo fires and its reduce-only order is refused (EXPIRED). The stop first:
+    the resting reduce-only limit expires as the position closes. Either way the position
+    is closed once, by the first, and never turned short."""
+    lx = perp(path + [path[-1]] * 30)
+    with live(lx, QuietPerp) as run:
+        limit, stop = bracket(run, lx)
+        lx.step(2 * STEP)  # both trades at once: the run hears of them after
+        eventually(lambda: not orders(run), timeout=10)
+        (sell,) = fills(run)
+        assert sell.order_id == {"limit": limit.id, "stop": stop.id}[first]
+        assert sell.amount == 100.0
+        ex = raw_client(lx, "binanceusdm")
+        assert [p for p in ex.fetch_positions([PERP]) if p["contracts"]] == []
+        assert run.state()["assets"][PERP]["long"] == 0.0
+        assert run.state()["assets"][PERP]["short"] == 0.0
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_amending_a_usdm_brackets_stop_places_the_new_algo_first_and_keeps_the_pair(perp):
+    """amend_stop of the bracket's native stop: the exchange's algo log shows the new
+    stop's NEW before the old one's CANCELED (never a moment with no stop); the new stop
+    is native, in the pair, and when it fires the target is cancelled."""
+    lx = perp([1.0, 0.99, 0.97, 0.96] + [0.96] * 30)
+    log = _algo_log(lx)
+    with live(lx, QuietPerp) as run:
+        limit, old = bracket(run, lx, stop_loss=0.95)
+        assert run.call("amend_stop", PERP, old.id, 0.975) is missing
+        eventually(lambda: len(log) >= 3)
+        (new,) = [o for o in orders(run) if o.type is OrderType.STOP_MARKET]
+        assert (new.route, new.group, new.pair, new.trigger) == ("native", limit.group,
+                                                                 "exits", 0.975)
+        assert [(e["caid"], e["X"]) for e in log] == [(old.id, "NEW"), (new.id, "NEW"),
+                                                      (old.id, "CANCELED")]
+        _never_unguarded(log)
+        step_until(lx, lambda: not orders(run))
+        (sell,) = fills(run)
+        assert sell.order_id == new.id and sell.amount == 100.0
+        assert limit.status.value == "canceled"
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_a_restart_finds_both_legs_of_a_usdm_bracket_on_the_exchange(perp, tmp_path):
+    """The run stops with the bracket's exits open; the next run on the trace finds both
+    on the exchange (the stop a native algo order), still a pair: when the stop fires,
+    the target is cancelled."""
+    lx = perp([1.0, 0.99, 0.97, 0.96] + [0.96] * 30)
+    path = tmp_path / "t"
+    with trace_at(path) as trace, live(lx, QuietPerp, trace=trace) as first:
+        limit, stop = bracket(first, lx)
+    assert [a.client_id for a in algos(lx)] == [stop.id]
+    with trace_at(path) as trace, live(lx, QuietPerp, trace=trace) as second:
+        found = {o.id: (o.type, o.route, o.group, o.pair) for o in orders(second)}
+        assert found == {limit.id: (OrderType.LIMIT, "", limit.group, "exits"),
+                         stop.id: (OrderType.STOP_MARKET, "native", limit.group, "exits")}
+        step_until(lx, lambda: not orders(second))
+        (sell,) = fills(second)
+        assert sell.order_id == stop.id and sell.amount == 100.0
+        assert raw_client(lx, "binanceusdm").fetch_open_orders(PERP) == []
+        assert eventually(lambda: perp_in_step(second, lx) == [], timeout=5)
+    replayed(second.strategy, path)
+
+
+def test_a_short_usdm_brackets_stop_placed_first_is_on_the_exchange_too(perp):
+    """A short bracket's exits are a buy OCO pair, whose stop (above) is placed first: a
+    reduce-only algo order on the exchange, the target a reduce-only limit beside it."""
     lx = perp([1.0] * 30)
     with live(lx, QuietPerp) as run:
-        run.call("bracket_order", PERP, 100.0, side="sell", pos="short", stop_loss=1.05,
-                 take_profit=0.95)
-        eventually(lambda: len(orders(run)) == 2)
-        legs = {o.type: o for o in orders(run)}
-        limit, stop = legs[OrderType.LIMIT], legs[OrderType.STOP_MARKET]
+        limit, stop = bracket(run, lx, side="sell", pos="short", stop_loss=1.05,
+                              take_profit=0.95)
         assert (limit.side, stop.side) == (Side.BUY, Side.BUY)
-        assert stop.route == "emulated" and algos(lx) == []
+        assert stop.route == "native" and stop.group == limit.group == stop.id
+        (algo,) = algos(lx)
+        assert (algo.type, algo.reduce_only) == ("STOP_MARKET", True)
         (resting,) = raw_client(lx, "binanceusdm").fetch_open_orders(PERP)
         assert resting["clientOrderId"] == limit.id and resting["reduceOnly"] is True
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)

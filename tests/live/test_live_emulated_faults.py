@@ -10,7 +10,7 @@ from planarpy import missing
 from planarpy.core.orders import OrderType
 
 from livekit import sells, eventually, live, never, raw_client, streaming, user_stream_up
-from tapekit import STEP, SYM, Events, exchange_log, step_until
+from tapekit import STEP, SYM, T0, Events, exchange_log, step_until
 
 
 def sold(run):
@@ -97,6 +97,43 @@ def test_an_outage_longer_than_a_page_is_checked_whole(scripted, monkeypatch, pa
         else:
             assert asked[-1] is None and "may be missing" in gap[0]
         eventually(lambda: not limit.is_open)
+
+
+def test_a_missed_rally_then_fall_through_a_trailing_stop_fires_it_on_catch_up(scripted):
+    """Expected: the REST catch-up after a silent stream fires an emulated trailing stop
+    that the missed trades, taken in their order, fired (a rally to 0.00157 moves a stop
+    trailing 0.00001 to 0.00156; the trade at 0.00153 after it goes through that stop),
+    with the trigger_late alert, as the exchange (native), paper (trade by trade) and the
+    sim (the 0.00157 candle closes, the 0.00153 one fires it) all would.
+
+    Why: `emulation._catch_up` hands `triggers.catch_up` only the range's min and max, so
+    the order of the trades is lost: the stop is checked against its old trigger
+    (0.0015, not reached by the low 0.00153), then trailed to the high's 0.00156, and left
+    armed above the market. It does not fire, nor does anyone say it may have: the
+    position the stop was to close stays open while the price is already through it."""
+    lx = scripted([0.00151, 0.00157, 0.00153] + [0.00153] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        trade = run.call("market_order", SYM, 1000.0, side="buy")
+        amount = run.strategy.assets[0].floor_amount(trade.amount - trade.fee)
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.00001) is not None
+        (stop,) = run.strategy.assets[0].orders.values()
+        assert stop.route == "emulated"
+        eventually(lambda: streaming(lx, "xrpeth@trade"))
+        lx.step(STEP)  # 0.00151, streamed: the stop follows to 0.0015
+        eventually(lambda: stop.trigger >= 0.0015)
+        lx.faults.update({"stall_public": True})
+        lx.step(STEP)  # 0.00157, unseen: a real trailing stop moves to 0.00156
+        lx.step(STEP)  # 0.00153, unseen: through 0.00156, it fires
+        # the REST catch-up after the stall has read both unseen trades
+        eventually(lambda: run.session.trigger_seen.get(SYM, 0) >= T0 + 3 * STEP,
+                   timeout=15)
+        assert (stop.trigger, stop.triggered) != (0.00156, False), \
+            "left armed at 0.00156 with the market at 0.00153"
+        eventually(lambda: sells(run), timeout=5)
+        assert sells(run)[0].order_id == stop.id
+        (late,) = trace.of("trigger_late")
+        assert f"{stop.id} at 0.00156 may have fired" in late["message"]
 
 
 def test_a_restart_does_not_fire_a_trailing_stop_on_trades_it_already_followed(scripted,

@@ -114,6 +114,23 @@ def test_reduce_only_and_margin_checks(fut):
         fut.create_order(PERP, "limit", "buy", 1, 0.9)
 
 
+def test_a_resting_reduce_only_order_fills_no_more_than_the_position_then_expires(fut, scripted):
+    """A resting reduce-only order is capped at the position when it fills, and an open one
+    the position leaves nothing to reduce expires, as Binance's do (a long of 100 cut to
+    60: the sell at 1.01 fills 60 and expires; the one at 1.02 expires unfilled)."""
+    fut.create_order(PERP, "market", "buy", 100)
+    a = fut.create_order(PERP, "limit", "sell", 100, 1.01, {"reduceOnly": True})
+    b = fut.create_order(PERP, "limit", "sell", 100, 1.02, {"reduceOnly": True})
+    fut.create_order(PERP, "market", "sell", 40, None, {"reduceOnly": True})
+    assert fut.fetch_positions()[0]["contracts"] == 60
+    scripted.step(120_000)  # 0.99, then 1.01
+    a, b = fut.fetch_order(a["id"], PERP), fut.fetch_order(b["id"], PERP)
+    assert (a["status"], a["filled"]) == ("expired", 60)
+    assert (b["status"], b["filled"]) == ("expired", 0)
+    assert fut.fetch_positions() == [] and fut.fetch_open_orders(PERP) == []
+    assert fut.fetch_balance()["USDT"]["used"] == 0
+
+
 def test_cancel_and_unknown(fut):
     """A cancelled futures order frees its margin; unknown ids are OrderNotFound on GET and DELETE."""
     o = fut.create_order(PERP, "limit", "buy", 50, 0.9)

@@ -154,6 +154,11 @@ class Venue:
         `market` is the client's market of the order (its filters), if loaded."""
         return None
 
+    def conditional_holds_funds(self, market: Mapping[str, Any] | None = None) -> bool:
+        """Whether a native conditional order of `market` holds funds (or margin) while it
+        waits for its trigger, as a resting order does. The base assumes it does."""
+        return True
+
     def replacement(self, order: Order) -> Native | None:
         """How to move the native conditional `order` in one request that cancels the old
         one and places it (ccxt's edit_order as the exchange's atomic cancel-replace), or

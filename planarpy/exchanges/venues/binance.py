@@ -33,7 +33,8 @@
   reports (ALGO_UPDATE `X`, REST `algoStatus`) go NEW, TRIGGERING, TRIGGERED with the
   order placed (`ai` / `actualOrderId`), FINISHED once that order is done, or CANCELED,
   EXPIRED, REJECTED. ccxt calls TRIGGERED and FINISHED "closed": the order's own
-  reports, not these, bring its fills and its end. There is no cancel-replace.
+  reports, not these, bring its fills and its end. There is no cancel-replace. An algo
+  order holds no margin until it fires (a spot stop locks what it sells or buys with).
 """
 
 from __future__ import annotations
@@ -155,6 +156,9 @@ class Binance(Venue):
         if order.activation:
             params["trailingTriggerPrice"] = order.activation
         return Native("market", None, params)
+
+    def conditional_holds_funds(self, market: Mapping[str, Any] | None = None) -> bool:
+        return not self.futures  # spot locks a stop's base (or quote); a USD-M algo no margin
 
     def replacement(self, order: Order) -> Native | None:
         if self.futures or order.type is OrderType.TRAILING_STOP:

@@ -25,7 +25,8 @@ When the stream stalls, comes back after a loss, or the run restarts, the watche
 fetches by REST the trades since the oldest mark (`since`, page by page). A range the
 stream missed (after `connection_lost`, after a restart, or a stall batch holding trades
 newer than the last one the stream delivered) is where the market went while nobody
-watched: an order that range reaches fires now, at the last price, and the run is told
+watched: its trades are applied in their order, and an order they reach fires now, at
+the last price, and the run is told
 (`trigger_late` in the trace, `on_error("trigger_late:SYMBOL", ...)` and a "trigger"
 alert), since its fill may be far from its trigger. A stall batch before the stream
 delivered anything holds no missed range: its trades newer than the marks are applied
@@ -167,9 +168,10 @@ async def _reached(session: Any, symbol: str) -> int:
 
 
 def _rows(trades: Iterable[Mapping[str, Any]] | None) -> list[tuple[int, float]]:
-    """(exchange time, price) of each trade, oldest first."""
-    return sorted((int(t.get("timestamp") or 0), float(t["price"])) for t in trades or ()
-                  if t.get("price"))
+    """(exchange time, price) of each trade, oldest first (those of one millisecond in
+    the order the exchange gave them)."""
+    return sorted(((int(t.get("timestamp") or 0), float(t["price"])) for t in trades or ()
+                   if t.get("price")), key=lambda r: r[0])
 
 
 def _missed(session: Any, symbol: str, rows: list[tuple[int, float]]) -> bool:
@@ -228,28 +230,33 @@ async def _reported(session: Any, ai: AssetInstance, coro: Any) -> None:
 
 
 def _each(session: Any, ai: AssetInstance, held: list[Order], rows: list[tuple[int, float]],
-          fire: triggers.Fire) -> None:
-    """Apply the trades one by one, each to the orders it is news to."""
+          fire: triggers.Fire, price: float | None = None) -> None:
+    """Apply the trades one by one, in their order, each to the orders it is news to
+    (fired at the trade's price, or at `price`)."""
     marks = {o.id: mark(session, o) for o in held}
     oldest = min(marks.values())
-    for ts, price in rows:
+    for ts, p in rows:
         if ts > oldest:
-            triggers.on_prices(session.e, ai, price, price, fire,
+            triggers.on_prices(session.e, ai, p, p, fire, price,
                                only=lambda o: ts > marks.get(o.id, ts), ts=ts)
 
 
 def _catch_up(session: Any, ai: AssetInstance, held: list[Order],
               rows: list[tuple[int, float]], fire: triggers.Fire, alert: Any) -> None:
-    """A range the stream missed: each order is checked on the range of the trades
-    after its own mark, fired at the last price, with an alert."""
-    by_mark: dict[int, set[str]] = {}
-    for o in held:
-        by_mark.setdefault(mark(session, o), set()).add(o.id)
-    for m, ids in sorted(by_mark.items()):
-        prices = [p for ts, p in rows if ts > m]
-        if prices:
-            triggers.catch_up(session.e, ai, min(prices), max(prices), rows[-1][1], fire,
-                              alert, only=lambda o: o.id in ids, ts=rows[-1][0])
+    """A range the stream missed: its trades are applied in their order, as the stream's
+    are (a trailing stop follows a rally before the fall after it is checked against
+    it); an order they reach fires at the last price, with an alert: it may have fired
+    while nobody watched."""
+    last = rows[-1][1]
+
+    def late(a: AssetInstance, order: Order, price: float) -> None:
+        seen = [p for ts, p in rows if ts > mark(session, order)]
+        fire(a, order, price)
+        alert(f"{a.symbol}: {order.type.value} {order.id} at {order.trigger:g} may have "
+              f"fired while the stream was down (the market traded from {min(seen):g} to "
+              f"{max(seen):g}); it fired on reconnect at the market, {price:g}")
+
+    _each(session, ai, held, rows, late, last)
 
 
 def _request(ai: AssetInstance, order: Order) -> dict[str, Any]:

@@ -7,7 +7,7 @@ of orders in flight) and waits for the answer on the engine's loop, up to `waitf
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
@@ -54,15 +54,26 @@ class LiveExecutor(SessionExecutor):
         """Whether the conditional `order` goes to the exchange as its own type (its route
         is set either way). USD-M's algo orders are native too, followed through the order
         each places when it fires (reconciler.py). The stop leg of a pair with a limit
-        (`Order.pair`, whichever leg is placed first) is emulated: on the exchange both
-        legs would hold the funds that the pair holds once (`emulation.py` cancels the
-        other leg there before it sends this one). The replacement of an amended stop is
-        native like any stop, unless it replaces such a leg."""
-        market = orders.market_of(self.session, ai.symbol)
-        native = not order.pair and \
-            self.session.venue.native(order, market) is not None
+        (`Order.pair`, whichever leg is placed first) is emulated (`emulation.py` cancels
+        the other leg on the exchange before it sends this one), unless both legs may
+        rest on the exchange (`_both_rest`). The replacement of an amended stop goes like
+        the stop it replaces."""
+        session = self.session
+        market = orders.market_of(session, ai.symbol)
+        native = session.venue.native(order, market) is not None and (
+            not order.pair or self._both_rest(ai, order, market))
         order.route = "native" if native else "emulated"
         return native
+
+    def _both_rest(self, ai: AssetInstance, order: Order, market: Any) -> bool:
+        """Whether the stop leg of a pair may rest on the exchange beside its limit: its
+        venue holds it without funds (USD-M), so the pair holds its margin once, and the
+        legs are reduce-only on a derivative, so that if both fill before the other is
+        cancelled the exchange caps the second at what is left of the position (none):
+        it is closed once, never turned. Else (spot: both legs would hold the base) the
+        engine holds the stop."""
+        return order.reduce_only and ai.market.is_derivative and \
+            not self.session.venue.conditional_holds_funds(market)
 
     def _hold(self, ai: AssetInstance, order: Order) -> _Missing:
         """An emulated conditional order: the engine holds it (created here, nothing sent)

@@ -9,10 +9,11 @@ restart finds them again, armed, in the state it rebuilds. The rules are the sim
 - a trade at or through an order's trigger fires it; when one trade fires several orders
   of an asset, stops go before take-profits and limits, as in the sim;
 - a trailing stop follows each trade's price (the best since it was armed), never back;
-- after the stream was down (`catch_up`), the range the market traded in meanwhile (its
-  candles' lows and highs) is checked: an order that range reaches may have fired while
-  nobody watched. It fires now, at the market, and the run is told (an alert), since the
-  price it fills at can be far from its trigger.
+- after the stream was down, live's emulation applies the trades it missed in their
+  order, as the stream's (a trailing stop follows a rally before a fall after it is
+  checked against it); an order they reach may have fired while nobody watched: it fires
+  now, at the market, and the run is told (an alert), since the price it fills at can be
+  far from its trigger.
 """
 
 from __future__ import annotations
@@ -68,17 +69,3 @@ def _trail(e: Any, ai: AssetInstance, low: float, high: float, only: Only,
                 if ts is not None:
                     moved["trade_ts"] = ts
                 e.emit("trigger_moved", moved, ai.symbol)
-
-
-def catch_up(e: Any, ai: AssetInstance, low: float, high: float, price: float, fire: Fire,
-             alert: Callable[[str], None], only: Only = None,
-             ts: int | None = None) -> list[Order]:
-    """After the stream was down: fire what the market's range meanwhile (`low`..`high`)
-    reached, at the market `price`, and raise an alert naming each such order (`only`:
-    of the orders that range is news to; `ts` as for `on_prices`)."""
-    fired = on_prices(e, ai, low, high, fire, price, only, ts)
-    for order in fired:
-        alert(f"{ai.symbol}: {order.type.value} {order.id} at {order.trigger:g} may have "
-              f"fired while the stream was down (the market traded from {low:g} to "
-              f"{high:g}); it fired on reconnect at the market, {price:g}")
-    return fired
