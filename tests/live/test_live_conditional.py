@@ -9,7 +9,7 @@ from planarpy import Side, missing
 from planarpy.core.orders import OrderType
 
 from livekit import sells, eventually, live, never, raw_client, streaming
-from tapekit import STEP, SYM, Events, exchange_log, step_until
+from tapekit import STEP, SYM, T0, Events, exchange_log, step_until
 
 
 def bought(run, trade):
@@ -78,6 +78,35 @@ def test_live_trailing_stop_is_emulated_and_sent_when_it_fires(scripted):
         order = ex.fetch_order(sent["order"], SYM)
         assert order["info"]["clientOrderId"] == stop.id and order["type"] == "market"
         eventually(lambda: not run.strategy.assets[0].orders)
+
+
+def test_a_live_trailing_stop_trails_from_the_market_not_from_the_last_candle_close(scripted):
+    """Expected: a sell trailing stop by an offset of 0.00002 placed while the market
+    trades at 0.00145 stands at (or below) 0.00143, and a next trade at the same 0.00145
+    does not fire it (Binance's own trailing stop trails from its price at placement).
+
+    Why: `contingent.place_trailing` arms it from `executor.mark(ai)`, which in live and
+    paper is the close of the candle the strategy last ticked (runtime/executor.py
+    `SessionExecutor.mark`): up to a whole timeframe old. Here that close is 0.0015, so
+    the stop is set at 0.00148, above the market, and the first trade sells the position
+    at once. The same stale mark lets through a stop the price has already passed (the
+    immediate-trigger check of `stop_order`), which then also fires at once. On a 1h or
+    1d strategy the gap between the last close and the market is large."""
+    lx = scripted([0.00146, 0.00145] + [0.00145] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        trade = run.call("market_order", SYM, 1000.0, side="buy")
+        amount = run.strategy.assets[0].floor_amount(trade.amount - trade.fee)
+        lx.step(STEP)  # 0.00146
+        lx.step(STEP)  # 0.00145: the market now; the last candle closed at 0.0015
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.00002) is not None
+        (stop,) = run.strategy.assets[0].orders.values()
+        assert stop.route == "emulated"
+        eventually(lambda: streaming(lx, "xrpeth@trade"))
+        lx.step(STEP)  # 0.00145 again: the market has not moved
+        eventually(lambda: run.session.trigger_seen.get(SYM, 0) >= T0 + 3 * STEP)
+        assert stop.trigger <= 0.00143 + 1e-12, f"armed at {stop.trigger}, market 0.00145"
+        assert not stop.triggered and not trace.of("order_triggered") and not sells(run)
 
 
 def test_a_restart_rearms_the_emulated_orders_left_open(scripted, tmp_path):
@@ -381,17 +410,20 @@ def test_live_cancelled_conditional_order_is_gone_everywhere_and_never_fires(scr
 
 def test_live_spot_sell_stop_is_limited_to_what_is_held(scripted):
     """On spot a sell stop can only sell what the account holds (the test account's XRP
-    and what the run bought): more is refused before any request, reduce_only or not."""
+    and what the run bought): more is refused before it is sent, reduce_only or not. (The
+    exchange's last price may be read first: the trigger is checked against it.)"""
     lx = scripted([0.0015] * 30)
     trace = Events()
     with live(lx, trace=trace) as run:
         bought(run, run.call("market_order", SYM, 300.0, side="buy"))
         ai = run.strategy.assets[0]
         amount = ai.floor_amount(ai.free_balance)
-        sent = len(trace.of("request_sent"))
+        sent = lambda: [r for r in trace.of("request_sent")  # noqa: E731
+                        if r["method"] != "fetch_ticker"]
+        before = len(sent())
         assert run.call("stop_order", SYM, amount + 100, 0.00148, reduce_only=True) is None
         assert "XRP" in run.strategy.errors[-1]
-        assert len(trace.of("request_sent")) == sent
+        assert len(sent()) == before
         assert run.call("stop_order", SYM, amount, 0.00148, reduce_only=True) is missing
 
 
