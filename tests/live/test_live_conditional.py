@@ -282,6 +282,76 @@ def test_live_native_stop_limit_fired_and_resting_is_cancelled_on_the_exchange(s
         assert not sells(run)
 
 
+def test_a_spot_stop_placed_by_hand_is_adopted_as_a_native_stop(scripted):
+    """Expected: a spot STOP_LOSS found open on the exchange at start-up (placed by hand,
+    or left by a run whose trace this one does not have) is adopted as what it is: a
+    native stop-market sell with its trigger, as USD-M's algo stops are
+    (test_live_conditional_usdm::test_a_stop_placed_by_hand_on_the_exchange_is_adopted_as_a_native_stop).
+
+    Why: `translate.order_payload` (live/translate.py) knows only "market" and "limit",
+    and only an algo report (USD-M) gets `algo_payload`; ccxt calls a spot STOP_LOSS
+    "market", so the stop is adopted as an open MARKET sell at price 0, with no trigger
+    and no route. The issue names this very defect ("be adopted as a limit in live").
+    The state then shows a resting market order for what is a stop: the strategy, the
+    risk checks and amend_stop (which refuses it as no stop) see the wrong order."""
+    lx = scripted([0.0015] * 30)
+    ex = raw_client(lx)
+    bought = ex.create_order(SYM, "market", "buy", 1000.0)
+    held = float(ex.fetch_balance()["XRP"]["free"])
+    placed = ex.create_order(SYM, "market", "sell", held, None, {"stopLossPrice": 0.00145})
+    assert bought and placed["clientOrderId"]
+    with live(lx, hand_orders="adopt") as run:
+        (stop,) = run.strategy.assets[0].orders.values()
+        assert (stop.id, stop.type, stop.trigger, stop.route) == (
+            placed["clientOrderId"], OrderType.STOP_MARKET, 0.00145, "native"), \
+            f"adopted as {stop.type.value} at {stop.price}"
+
+
+def test_a_fired_spot_stop_limit_found_at_start_up_is_adopted_fired_and_followed(scripted):
+    """A spot STOP_LOSS_LIMIT placed by hand that fired before the run started (it works
+    at its limit, `isWorking`) is adopted as a native stop-limit that has fired: a resting
+    limit at 0.00147 that no trigger fires again. The run follows it to its fill."""
+    lx = scripted([0.0015, 0.0014, 0.00142, 0.00142, 0.00148] + [0.00148] * 30)
+    ex = raw_client(lx)
+    ex.create_order(SYM, "market", "buy", 1000.0)
+    held = float(ex.fetch_balance()["XRP"]["free"])
+    placed = ex.create_order(SYM, "limit", "sell", held, 0.00147, {"stopLossPrice": 0.00148})
+    step_until(lx, lambda: on_exchange(lx)[placed["clientOrderId"]]["info"]["isWorking"])
+    with live(lx, hand_orders="adopt") as run:
+        (stop,) = run.strategy.assets[0].orders.values()
+        assert (stop.type, stop.trigger, stop.price, stop.route, stop.triggered) == (
+            OrderType.STOP_LIMIT, 0.00148, 0.00147, "native", True)
+        assert run.reconcile() == []
+        step_until(lx, lambda: sells(run))
+        (sell,) = sells(run)
+        assert sell.order_id == stop.id and sell.price == 0.00147 and sell.amount == held
+        eventually(lambda: not run.strategy.assets[0].orders)
+
+
+def test_a_spot_stop_limit_placed_by_hand_while_the_run_goes_is_adopted_as_a_native_stop(
+        scripted):
+    """The periodic sweep of the orders open on the exchange (and the user stream, if it
+    reports it first) adopts a spot STOP_LOSS_LIMIT placed by hand during the run as what
+    it is, as the start-up sync does: the same translation. It is then followed to its
+    fill at its limit."""
+    lx = scripted([0.0015, 0.0014, 0.00142, 0.00148] + [0.00148] * 30)
+    ex = raw_client(lx)
+    ex.create_order(SYM, "market", "buy", 1000.0)
+    held = float(ex.fetch_balance()["XRP"]["free"])
+    with live(lx, hand_orders="adopt", adopt_every=0.2) as run:
+        assert not run.strategy.assets[0].orders
+        placed = ex.create_order(SYM, "limit", "sell", held, 0.00147,
+                                 {"stopLossPrice": 0.00148})
+        stop = eventually(lambda: run.strategy.assets[0].orders.get(placed["clientOrderId"]))
+        assert (stop.type, stop.trigger, stop.price, stop.route, stop.triggered) == (
+            OrderType.STOP_LIMIT, 0.00148, 0.00147, "native", False)
+        step_until(lx, lambda: sells(run))
+        (sell,) = sells(run)
+        assert sell.order_id == stop.id and sell.price == 0.00147 and sell.amount == held
+        eventually(lambda: not run.strategy.assets[0].orders)
+
+
+
 @pytest.mark.parametrize("limit", [None, 0.00155])
 def test_live_native_take_profit_fires_on_the_rise(scripted, limit):
     """TAKE_PROFIT (market) or TAKE_PROFIT_LIMIT at 0.00155 on the exchange: 0.00154 does
