@@ -109,6 +109,33 @@ def test_a_live_trailing_stop_trails_from_the_market_not_from_the_last_candle_cl
         assert not stop.triggered and not trace.of("order_triggered") and not sells(run)
 
 
+def test_a_live_stop_the_market_has_passed_is_refused_at_the_market_price(scripted):
+    """An OCO's stop leg (held by the engine) at 0.00147, with the market at 0.00145 and
+    the last candle's close at 0.0015, would fire at once: refused, as Binance refuses
+    it. The price it is checked at is the exchange's last price (its ticker) while the
+    run streams no trades of the asset, then the newest trade its stream brought."""
+    lx = scripted([0.00146, 0.00145] + [0.00145] * 30)
+    trace = Events()
+    tickers = lambda: [r for r in trace.of("request_sent")  # noqa: E731
+                       if r["method"] == "fetch_ticker"]
+    with live(lx, trace=trace) as run:
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        lx.step(STEP)
+        lx.step(STEP)
+        oco = dict(price=0.0016, stop=0.00147)
+        assert run.call("oco_order", SYM, amount, **oco) is None
+        assert "would trigger immediately" in run.strategy.errors[-1] and len(tickers()) == 1
+        # an emulated order: the run streams the asset's trades from here on (the
+        # trailing stop is armed at the ticker's price: a second request)
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.00002) is missing
+        eventually(lambda: streaming(lx, "xrpeth@trade"))
+        lx.step(STEP)
+        eventually(lambda: run.session.trigger_seen.get(SYM, 0) >= T0 + 3 * STEP)
+        assert run.call("oco_order", SYM, amount, **oco) is None
+        assert "would trigger immediately" in run.strategy.errors[-1] and len(tickers()) == 2
+        assert not sells(run) and len(run.strategy.assets[0].orders) == 1
+
+
 def test_a_restart_rearms_the_emulated_orders_left_open(scripted, tmp_path):
     """A run stops (on_stop "keep") with an emulated trailing stop open; the next run on
     the same trace creates it again (the same id and stop) and fires it."""
