@@ -121,12 +121,16 @@ def _unpaired(s: Any, ai: AssetInstance, placed: Order, failed: Order, whole: An
     return missing if placed.filled > 0 else None
 
 
-def stop_order(s: Any, ai: AssetInstance, req: StopOrder, mark: float | None) -> Order | str:
-    """The Order of a stop or take-profit, or why it cannot be placed. With a `mark` it is
-    refused when that price would fire it at once."""
+def stop_order(s: Any, ai: AssetInstance, req: StopOrder,
+               now: float | str | None) -> Order | str:
+    """The Order of a stop or take-profit, or why it cannot be placed. With the price `now`
+    (`executor.trigger_price`: a str says why it is not known) it is refused when that
+    price would fire it at once."""
+    if now.__class__ is str:
+        return now  # type: ignore[return-value]
     reason = _prices_error(ai, req.trigger, req.limit)
-    if reason is None and mark is not None:
-        reason = immediate_error(req.type, req.side, req.trigger, mark)
+    if reason is None and now is not None:
+        reason = immediate_error(req.type, req.side, req.trigger, now)  # type: ignore[arg-type]
     if reason is not None:
         return reason
     order = new_order(ai, req, req.price, s.clock.now())  # type: ignore[arg-type]
@@ -137,7 +141,7 @@ def stop_order(s: Any, ai: AssetInstance, req: StopOrder, mark: float | None) ->
 def place_stop(s: Any, req: StopOrder) -> OrderResult:
     """A stop or take-profit order (market or limit once triggered)."""
     ai = req.ai
-    order = stop_order(s, ai, req, s.executor.mark(ai))
+    order = stop_order(s, ai, req, s.executor.trigger_price(ai))
     if order.__class__ is str:
         s.reject(ai, order, req.payload())
         return None
@@ -147,17 +151,20 @@ def place_stop(s: Any, req: StopOrder) -> OrderResult:
 def place_trailing(s: Any, req: TrailingStop) -> OrderResult:
     """A trailing stop, armed at once (from the price now) or once `activation` is reached."""
     ai = req.ai
-    mark = s.executor.mark(ai)
+    now = s.executor.trigger_price(ai)
+    if now.__class__ is str:
+        s.reject(ai, now, req.payload())
+        return None
     reason = _prices_error(ai, req.activation) or (
-        immediate_error(OrderType.TAKE_PROFIT_MARKET, req.side, req.activation, mark)
+        immediate_error(OrderType.TAKE_PROFIT_MARKET, req.side, req.activation, now)
         if req.activation is not None else None)
     if reason is not None:
         s.reject(ai, reason.replace("take-profit", "trailing stop activation"), req.payload())
         return None
-    order = new_order(ai, req, mark, s.clock.now())  # type: ignore[arg-type]
+    order = new_order(ai, req, now, s.clock.now())  # type: ignore[arg-type]
     order.trail, order.trail_pct = req.trail, req.percent is not None
     if req.activation is None:
-        order.trigger = order.price = trailing_trigger(order, mark, ai.market.price_step)
+        order.trigger = order.price = trailing_trigger(order, now, ai.market.price_step)
     else:
         order.activation = order.price = req.activation
     return _submit(s, ai, order, req)
@@ -172,10 +179,12 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
     kind = "oco" if check_now else "exits"
     stop = StopOrder(ai, req.amount, req.stop, req.side, req.stop_limit, "stop", req.pos,
                      req.reduce_only, pair=kind)
-    mark = s.executor.mark(ai) if check_now else None
+    now = s.executor.trigger_price(ai) if check_now else None
+    if now.__class__ is str:
+        return now  # type: ignore[return-value]
     reason = _prices_error(ai, req.price) or (
-        None if mark is None else _marketable_error(req, mark))
-    stop_o = stop_order(s, ai, stop, mark)
+        None if now is None else _marketable_error(req, now))  # type: ignore[arg-type]
+    stop_o = stop_order(s, ai, stop, now)
     if reason is not None or stop_o.__class__ is str:
         return reason or stop_o  # type: ignore[return-value]
     limit_o = new_order(ai, limit, req.price, s.clock.now())
@@ -254,7 +263,7 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
     new = StopOrder(ai, old.remaining, req.trigger, old.side, limit, kind, old.pos,
                     old.reduce_only, old.group, pair=old.pair)
     ex = s.executor
-    order = stop_order(s, ai, new, ex.mark(ai))
+    order = stop_order(s, ai, new, ex.trigger_price(ai))
     if order.__class__ is str:
         s.reject(ai, order, new.payload())  # type: ignore[arg-type]
         return None

@@ -50,6 +50,11 @@ class Executor(Protocol):
     def mark(self, ai: AssetInstance) -> float:
         """The price holdings and positions of `ai` are valued at now (risk, equity)."""
 
+    def trigger_price(self, ai: AssetInstance) -> float | str:
+        """The price a new conditional order of `ai` is checked and armed against: where
+        the market that fires it trades now (a stop it has passed is refused, a trailing
+        stop trails from it), or why that is not known."""
+
     def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> OrderResult:
         """Execute an order that passed the gate: a Trade, `missing` or None."""
 

@@ -100,3 +100,36 @@ def test_only_usdm_conditional_orders_wait_without_funds():
     assert Binance("binanceusdm").conditional_holds_funds() is False
     assert Binance("binance").conditional_holds_funds() is True
     assert Venue("kraken").conditional_holds_funds() is True
+
+
+def test_binance_reads_a_conditional_order_off_its_report():
+    """What a found order is, from Binance's own fields in `info` (ccxt calls a spot
+    STOP_LOSS "market"): spot REST and executionReport forms, trailing stops, fired
+    stop-limits, USD-M algo orders; a plain order or a type planarpy has none of."""
+    from planarpy.exchanges.venues.base import Conditional
+    spot, usdm = venue_for("binance"), venue_for("binanceusdm")
+    rest = {"type": "market", "info": {"type": "STOP_LOSS", "stopPrice": "0.00145000",
+                                        "isWorking": False}}
+    assert spot.conditional(rest) == Conditional("stop_market", 0.00145)
+    stream = {"type": "limit", "info": {"o": "TAKE_PROFIT_LIMIT", "P": "0.0016", "w": True}}
+    assert spot.conditional(stream) == Conditional("take_profit_limit", 0.0016, fired=True)
+    trailing = {"info": {"type": "STOP_LOSS", "stopPrice": "0", "trailingDelta": 150}}
+    assert spot.conditional(trailing) == Conditional("trailing_stop_market", 0.0, trail=0.015)
+    activated = {"info": {"o": "TAKE_PROFIT", "P": "0.0016", "d": 200}}
+    assert spot.conditional(activated) == Conditional("trailing_stop_market", 0.0, trail=0.02,
+                                                      activation=0.0016)
+    # trailing once a fall reaches stopPrice, or a trailing stop-limit: no planarpy type
+    assert spot.conditional({"info": {"type": "STOP_LOSS", "stopPrice": "0.0014",
+                                      "trailingDelta": 150}}).kind == ""
+    assert spot.conditional({"info": {"type": "STOP_LOSS_LIMIT", "trailingDelta": 150}}).kind == ""
+    assert spot.conditional({"info": {"type": "LIMIT", "isWorking": True}}) is None
+    assert spot.conditional({"info": {"o": {"c": "futures order nested"}}}) is None
+    assert usdm.conditional({"info": {"type": "STOP_MARKET"}}) is None  # an order, not an algo
+    algo = {"triggerPrice": 0.98, "info": {"algoId": 1, "algoStatus": "NEW",
+                                           "orderType": "STOP_MARKET"}}
+    assert usdm.conditional(algo) == Conditional("stop_market", 0.98)
+    trail = {"info": {"aid": 2, "X": "NEW", "o": "TRAILING_STOP_MARKET", "tp": "1.02",
+                      "cr": "1.5", "AP": "1.05"}}
+    assert usdm.conditional(trail) == Conditional("trailing_stop_market", 1.02, trail=0.015,
+                                                  activation=1.05)
+    assert Venue("kraken").conditional(rest) is None

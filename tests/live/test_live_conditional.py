@@ -9,7 +9,7 @@ from planarpy import Side, missing
 from planarpy.core.orders import OrderType
 
 from livekit import sells, eventually, live, never, raw_client, streaming
-from tapekit import STEP, SYM, Events, exchange_log, step_until
+from tapekit import STEP, SYM, T0, Events, exchange_log, step_until
 
 
 def bought(run, trade):
@@ -78,6 +78,62 @@ def test_live_trailing_stop_is_emulated_and_sent_when_it_fires(scripted):
         order = ex.fetch_order(sent["order"], SYM)
         assert order["info"]["clientOrderId"] == stop.id and order["type"] == "market"
         eventually(lambda: not run.strategy.assets[0].orders)
+
+
+def test_a_live_trailing_stop_trails_from_the_market_not_from_the_last_candle_close(scripted):
+    """Expected: a sell trailing stop by an offset of 0.00002 placed while the market
+    trades at 0.00145 stands at (or below) 0.00143, and a next trade at the same 0.00145
+    does not fire it (Binance's own trailing stop trails from its price at placement).
+
+    Why: `contingent.place_trailing` arms it from `executor.mark(ai)`, which in live and
+    paper is the close of the candle the strategy last ticked (runtime/executor.py
+    `SessionExecutor.mark`): up to a whole timeframe old. Here that close is 0.0015, so
+    the stop is set at 0.00148, above the market, and the first trade sells the position
+    at once. The same stale mark lets through a stop the price has already passed (the
+    immediate-trigger check of `stop_order`), which then also fires at once. On a 1h or
+    1d strategy the gap between the last close and the market is large."""
+    lx = scripted([0.00146, 0.00145] + [0.00145] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        trade = run.call("market_order", SYM, 1000.0, side="buy")
+        amount = run.strategy.assets[0].floor_amount(trade.amount - trade.fee)
+        lx.step(STEP)  # 0.00146
+        lx.step(STEP)  # 0.00145: the market now; the last candle closed at 0.0015
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.00002) is not None
+        (stop,) = run.strategy.assets[0].orders.values()
+        assert stop.route == "emulated"
+        eventually(lambda: streaming(lx, "xrpeth@trade"))
+        lx.step(STEP)  # 0.00145 again: the market has not moved
+        eventually(lambda: run.session.trigger_seen.get(SYM, 0) >= T0 + 3 * STEP)
+        assert stop.trigger <= 0.00143 + 1e-12, f"armed at {stop.trigger}, market 0.00145"
+        assert not stop.triggered and not trace.of("order_triggered") and not sells(run)
+
+
+def test_a_live_stop_the_market_has_passed_is_refused_at_the_market_price(scripted):
+    """An OCO's stop leg (held by the engine) at 0.00147, with the market at 0.00145 and
+    the last candle's close at 0.0015, would fire at once: refused, as Binance refuses
+    it. The price it is checked at is the exchange's last price (its ticker) while the
+    run streams no trades of the asset, then the newest trade its stream brought."""
+    lx = scripted([0.00146, 0.00145] + [0.00145] * 30)
+    trace = Events()
+    tickers = lambda: [r for r in trace.of("request_sent")  # noqa: E731
+                       if r["method"] == "fetch_ticker"]
+    with live(lx, trace=trace) as run:
+        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
+        lx.step(STEP)
+        lx.step(STEP)
+        oco = dict(price=0.0016, stop=0.00147)
+        assert run.call("oco_order", SYM, amount, **oco) is None
+        assert "would trigger immediately" in run.strategy.errors[-1] and len(tickers()) == 1
+        # an emulated order: the run streams the asset's trades from here on (the
+        # trailing stop is armed at the ticker's price: a second request)
+        assert run.call("trailing_stop_order", SYM, amount, offset=0.00002) is missing
+        eventually(lambda: streaming(lx, "xrpeth@trade"))
+        lx.step(STEP)
+        eventually(lambda: run.session.trigger_seen.get(SYM, 0) >= T0 + 3 * STEP)
+        assert run.call("oco_order", SYM, amount, **oco) is None
+        assert "would trigger immediately" in run.strategy.errors[-1] and len(tickers()) == 2
+        assert not sells(run) and len(run.strategy.assets[0].orders) == 1
 
 
 def test_a_restart_rearms_the_emulated_orders_left_open(scripted, tmp_path):
@@ -335,6 +391,76 @@ def test_live_native_stop_limit_fired_and_resting_is_cancelled_on_the_exchange(s
         assert not sells(run)
 
 
+def test_a_spot_stop_placed_by_hand_is_adopted_as_a_native_stop(scripted):
+    """Expected: a spot STOP_LOSS found open on the exchange at start-up (placed by hand,
+    or left by a run whose trace this one does not have) is adopted as what it is: a
+    native stop-market sell with its trigger, as USD-M's algo stops are
+    (test_live_conditional_usdm::test_a_stop_placed_by_hand_on_the_exchange_is_adopted_as_a_native_stop).
+
+    Why: `translate.order_payload` (live/translate.py) knows only "market" and "limit",
+    and only an algo report (USD-M) gets `algo_payload`; ccxt calls a spot STOP_LOSS
+    "market", so the stop is adopted as an open MARKET sell at price 0, with no trigger
+    and no route. The issue names this very defect ("be adopted as a limit in live").
+    The state then shows a resting market order for what is a stop: the strategy, the
+    risk checks and amend_stop (which refuses it as no stop) see the wrong order."""
+    lx = scripted([0.0015] * 30)
+    ex = raw_client(lx)
+    bought = ex.create_order(SYM, "market", "buy", 1000.0)
+    held = float(ex.fetch_balance()["XRP"]["free"])
+    placed = ex.create_order(SYM, "market", "sell", held, None, {"stopLossPrice": 0.00145})
+    assert bought and placed["clientOrderId"]
+    with live(lx, hand_orders="adopt") as run:
+        (stop,) = run.strategy.assets[0].orders.values()
+        assert (stop.id, stop.type, stop.trigger, stop.route) == (
+            placed["clientOrderId"], OrderType.STOP_MARKET, 0.00145, "native"), \
+            f"adopted as {stop.type.value} at {stop.price}"
+
+
+def test_a_fired_spot_stop_limit_found_at_start_up_is_adopted_fired_and_followed(scripted):
+    """A spot STOP_LOSS_LIMIT placed by hand that fired before the run started (it works
+    at its limit, `isWorking`) is adopted as a native stop-limit that has fired: a resting
+    limit at 0.00147 that no trigger fires again. The run follows it to its fill."""
+    lx = scripted([0.0015, 0.0014, 0.00142, 0.00142, 0.00148] + [0.00148] * 30)
+    ex = raw_client(lx)
+    ex.create_order(SYM, "market", "buy", 1000.0)
+    held = float(ex.fetch_balance()["XRP"]["free"])
+    placed = ex.create_order(SYM, "limit", "sell", held, 0.00147, {"stopLossPrice": 0.00148})
+    step_until(lx, lambda: on_exchange(lx)[placed["clientOrderId"]]["info"]["isWorking"])
+    with live(lx, hand_orders="adopt") as run:
+        (stop,) = run.strategy.assets[0].orders.values()
+        assert (stop.type, stop.trigger, stop.price, stop.route, stop.triggered) == (
+            OrderType.STOP_LIMIT, 0.00148, 0.00147, "native", True)
+        assert run.reconcile() == []
+        step_until(lx, lambda: sells(run))
+        (sell,) = sells(run)
+        assert sell.order_id == stop.id and sell.price == 0.00147 and sell.amount == held
+        eventually(lambda: not run.strategy.assets[0].orders)
+
+
+def test_a_spot_stop_limit_placed_by_hand_while_the_run_goes_is_adopted_as_a_native_stop(
+        scripted):
+    """The periodic sweep of the orders open on the exchange (and the user stream, if it
+    reports it first) adopts a spot STOP_LOSS_LIMIT placed by hand during the run as what
+    it is, as the start-up sync does: the same translation. It is then followed to its
+    fill at its limit."""
+    lx = scripted([0.0015, 0.0014, 0.00142, 0.00148] + [0.00148] * 30)
+    ex = raw_client(lx)
+    ex.create_order(SYM, "market", "buy", 1000.0)
+    held = float(ex.fetch_balance()["XRP"]["free"])
+    with live(lx, hand_orders="adopt", adopt_every=0.2) as run:
+        assert not run.strategy.assets[0].orders
+        placed = ex.create_order(SYM, "limit", "sell", held, 0.00147,
+                                 {"stopLossPrice": 0.00148})
+        stop = eventually(lambda: run.strategy.assets[0].orders.get(placed["clientOrderId"]))
+        assert (stop.type, stop.trigger, stop.price, stop.route, stop.triggered) == (
+            OrderType.STOP_LIMIT, 0.00148, 0.00147, "native", False)
+        step_until(lx, lambda: sells(run))
+        (sell,) = sells(run)
+        assert sell.order_id == stop.id and sell.price == 0.00147 and sell.amount == held
+        eventually(lambda: not run.strategy.assets[0].orders)
+
+
+
 @pytest.mark.parametrize("limit", [None, 0.00155])
 def test_live_native_take_profit_fires_on_the_rise(scripted, limit):
     """TAKE_PROFIT (market) or TAKE_PROFIT_LIMIT at 0.00155 on the exchange: 0.00154 does
@@ -463,17 +589,20 @@ def test_live_cancelled_conditional_order_is_gone_everywhere_and_never_fires(scr
 
 def test_live_spot_sell_stop_is_limited_to_what_is_held(scripted):
     """On spot a sell stop can only sell what the account holds (the test account's XRP
-    and what the run bought): more is refused before any request, reduce_only or not."""
+    and what the run bought): more is refused before it is sent, reduce_only or not. (The
+    exchange's last price may be read first: the trigger is checked against it.)"""
     lx = scripted([0.0015] * 30)
     trace = Events()
     with live(lx, trace=trace) as run:
         bought(run, run.call("market_order", SYM, 300.0, side="buy"))
         ai = run.strategy.assets[0]
         amount = ai.floor_amount(ai.free_balance)
-        sent = len(trace.of("request_sent"))
+        sent = lambda: [r for r in trace.of("request_sent")  # noqa: E731
+                        if r["method"] != "fetch_ticker"]
+        before = len(sent())
         assert run.call("stop_order", SYM, amount + 100, 0.00148, reduce_only=True) is None
         assert "XRP" in run.strategy.errors[-1]
-        assert len(trace.of("request_sent")) == sent
+        assert len(sent()) == before
         assert run.call("stop_order", SYM, amount, 0.00148, reduce_only=True) is missing
 
 

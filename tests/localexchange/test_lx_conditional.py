@@ -267,8 +267,10 @@ def test_binance_venue_places_usdm_conditionals_as_algo_orders(perp_lx, type_, t
     native = usdm.native(order)
     o = ex.create_order(PERP, native.type, "sell", 100, native.price,
                         {**native.params, "reduceOnly": True})
-    report = usdm.algo_report(ex.fetch_order(o["id"], PERP, params=usdm.conditional_params(order)))
-    assert (report.status, report.child, report.kind) == ("NEW", "", type_)
+    found = ex.fetch_order(o["id"], PERP, params=usdm.conditional_params(order))
+    report = usdm.algo_report(found)
+    assert (report.status, report.child, usdm.conditional(found).kind) == ("NEW", "", type_)
+    assert usdm.conditional(found).trigger == trigger
     assert o["info"]["orderType"] == algo_type and usdm.algo_params(True) == {"trigger": True}
     assert usdm.algo_report(ex.fetch_open_orders(PERP, params={"trigger": True})[0]) == report
     for _ in range(5):  # 1.02, 1.05, 1.03, 1.00, 0.97: fires either way

@@ -115,6 +115,34 @@ def test_paper_trailing_stop_follows_trades_then_fires(scripted, paper_run):
     assert sell.taker and run.strategy.errors == []
 
 
+def test_paper_triggers_are_checked_and_armed_at_the_last_trade_not_the_last_close(
+        scripted, paper_run):
+    """A paper trailing stop by an offset of 0.00002 placed while the market trades at
+    0.00145 (the last candle closed at 0.0015) stands at 0.00143, and the next trade at
+    the same price does not fire it; a sell stop at 0.00147, a price the market has
+    already passed, is refused as Binance refuses it, not held to fire on the next trade.
+    (Armed from the last close, the trailing stop stood at 0.00148, above the market,
+    and sold at once: review 15, finding 4.)"""
+    lx = scripted([0.00146, 0.00145] + [0.00145] * 30)
+    trace = Events()
+    run = start(paper_run, lx, trace)
+    ai = run.strategy.assets[0]
+    held = buy(run, 1000.0)
+    m = run.session.markets[SYM]
+    lx.step(STEP)
+    lx.step(STEP)
+    eventually(lambda: m.last_trade_ts >= T0 + 2 * STEP)
+    assert run.strategy.assets[0].ohlcv.close.item(-1) == 0.0015 and m.last_price == 0.00145
+    assert run.call("stop_order", SYM, held, 0.00147) is None
+    assert "would trigger immediately" in run.strategy.errors[-1]
+    assert run.call("trailing_stop_order", SYM, held, offset=0.00002) is missing
+    (stop,) = ai.orders.values()
+    assert stop.trigger == pytest.approx(0.00143, abs=1e-12)
+    lx.step(STEP)  # 0.00145 again: the market has not moved
+    eventually(lambda: m.last_trade_ts >= T0 + 3 * STEP)
+    assert not stop.triggered and not trace.of("order_triggered") and not sells(run)
+
+
 # ---- per type: trigger, fill price, cancellation -------------------------------------------
 def buy(run, amount):
     """Buy `amount` at the market; what is held to sell (the fee is taken in the base)."""

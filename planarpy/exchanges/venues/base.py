@@ -30,7 +30,6 @@ class AlgoReport:
 
     status: str
     child: str = ""
-    kind: str = ""  # the planarpy OrderType value of the algo's type ("" if none)
 
     @property
     def fired(self) -> bool:
@@ -45,6 +44,22 @@ class AlgoReport:
             return None
         return {"CANCELED": "canceled", "CANCELLED": "canceled", "EXPIRED": "canceled",
                 "REJECTED": "rejected", "FINISHED": "canceled"}.get(self.status)
+
+
+@attrs.frozen(slots=True)
+class Conditional:
+    """A native conditional order as a report of it shows it (an order found open on the
+    exchange): its planarpy type (`kind`, an OrderType value; "" for a type planarpy does
+    not follow), its trigger (0 where the exchange does not report it: a trailing stop's
+    stop on some venues), whether it fired and works as the order it became (a stop-limit
+    resting at its limit), and a trailing stop's trail (a fraction of the price) and
+    activation price."""
+
+    kind: str
+    trigger: float = 0.0
+    fired: bool = False
+    trail: float = 0.0
+    activation: float = 0.0
 
 
 @attrs.frozen(slots=True)
@@ -188,6 +203,13 @@ class Venue:
 
     def algo_report(self, o: Mapping[str, Any]) -> AlgoReport | None:
         """An algo order's report read (see `AlgoReport`), or None for an order's."""
+        return None
+
+    def conditional(self, o: Mapping[str, Any]) -> Conditional | None:
+        """What a ccxt order (or algo order) report says of the conditional order it is
+        (see `Conditional`), or None for a plain market or limit order. The base knows
+        none: it places none natively, and ccxt's unified trigger fields mean different
+        things on different exchanges."""
         return None
 
     # ---- leverage -----------------------------------------------------------------

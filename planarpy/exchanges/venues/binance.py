@@ -35,6 +35,10 @@
   EXPIRED, REJECTED. ccxt calls TRIGGERED and FINISHED "closed": the order's own
   reports, not these, bring its fills and its end. There is no cancel-replace. An algo
   order holds no margin until it fires (a spot stop locks what it sells or buys with).
+- A spot conditional order is an order: ccxt calls STOP_LOSS and TAKE_PROFIT "market"
+  and the _LIMIT types "limit"; the type, `stopPrice` and `trailingDelta` are in `info`
+  (REST; an executionReport's `o`, `P`, `d`), and `isWorking` (`w`) says it fired. A
+  trailing stop's stop is not reported.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from typing import Any, Mapping
 import ccxt
 
 from ...core.orders import CONDITIONAL, LIMIT_AFTER_TRIGGER, STOPS, Order, OrderType
-from .base import AlgoReport, Native, Venue
+from .base import AlgoReport, Conditional, Native, Venue
 
 _NOT_FOUND = ("-2013", "-2011")
 _DUPLICATE = ("duplicate order sent", "clientorderid is duplicated")
@@ -57,6 +61,8 @@ _ALGO_KINDS = {"STOP_MARKET": "stop_market", "STOP": "stop_limit",
 # what a failed cancel-replace did (cancelled, placed) when its answer does not say:
 # ccxt sends STOP_ON_FAILURE, under which the new order is tried only after the cancel
 _REPLACE_FAILED = {-2021: (True, False), -2022: (False, False)}
+_SPOT_KINDS = {"STOP_LOSS": "stop_market", "STOP_LOSS_LIMIT": "stop_limit",
+               "TAKE_PROFIT": "take_profit_market", "TAKE_PROFIT_LIMIT": "take_profit_limit"}
 _TIME_TOLERANCE = 1.0  # s: how far ahead of the server's clock a time stamp may be
 # Binance's TRAILING_DELTA filter (basis points) where a market does not show its own
 _TRAILING_BIPS = {"minTrailingAboveDelta": 10, "maxTrailingAboveDelta": 2000,
@@ -193,12 +199,34 @@ class Binance(Venue):
         if not isinstance(info, Mapping):
             return None
         if "aid" in info:  # ALGO_UPDATE
-            return AlgoReport(str(info.get("X") or ""), str(info.get("ai") or ""),
-                              _ALGO_KINDS.get(info.get("o"), ""))
+            return AlgoReport(str(info.get("X") or ""), str(info.get("ai") or ""))
         if "algoId" in info and "algoStatus" in info:  # REST
-            return AlgoReport(str(info["algoStatus"]), str(info.get("actualOrderId") or ""),
-                              _ALGO_KINDS.get(info.get("orderType"), ""))
+            return AlgoReport(str(info["algoStatus"]), str(info.get("actualOrderId") or ""))
         return None
+
+    def conditional(self, o: Mapping[str, Any]) -> Conditional | None:
+        info = o.get("info")
+        if not isinstance(info, Mapping):
+            return None
+        if self.algo_report(o) is not None:  # USD-M: a trailing stop reports its stop
+            kind = _ALGO_KINDS.get(info.get("o") if "aid" in info else info.get("orderType"), "")
+            return Conditional(kind, _num(o.get("triggerPrice") or info.get("triggerPrice")
+                                          or info.get("tp")),
+                               trail=_num(info.get("callbackRate") or info.get("cr")) / 100,
+                               activation=_num(info.get("activatePrice") or info.get("AP")))
+        type_ = info.get("type") or info.get("o")
+        if self.futures or not isinstance(type_, str) or type_ not in _SPOT_KINDS:
+            return None
+        kind, stop = _SPOT_KINDS[type_], _num(info.get("stopPrice") or info.get("P"))
+        fired = bool(info["isWorking"] if "isWorking" in info else info.get("w"))
+        delta = _num(info.get("trailingDelta") or info.get("d"))
+        if not delta:
+            return Conditional(kind, stop, fired)
+        # trailing (see _spot_trailing): planarpy's trails a market order from where it is
+        # placed, or from an activation that a take-profit's stop condition reaches
+        if kind == "take_profit_market" or kind == "stop_market" and not stop:
+            return Conditional("trailing_stop_market", 0.0, fired, delta / 10_000, stop)
+        return Conditional("", stop, fired)
 
     def leverage_error(self, leverage: float) -> str | None:
         if leverage != int(leverage):
@@ -207,6 +235,10 @@ class Binance(Venue):
 
     def leverage_arg(self, leverage: float) -> Any:
         return int(leverage) if leverage == int(leverage) else leverage
+
+
+def _num(v: Any) -> float:
+    return float(v) if v else 0.0
 
 
 def _spot_trailing(order: Order, market: Mapping[str, Any] | None) -> Native | None:

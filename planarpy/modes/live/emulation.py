@@ -197,6 +197,8 @@ async def on_trades(session: Any, symbol: str, trades: Any, rest: bool) -> None:
     if rows and not rest and not resyncing:
         session.trigger_streamed[symbol] = max(session.trigger_streamed.get(symbol, 0),
                                                rows[-1][0])
+    if rows and rows[-1][0] >= session.last_trade.get(symbol, (0, 0.0))[0]:
+        session.last_trade[symbol] = rows[-1]  # the price new triggers are checked at
     ai = session.e.state.assets.get(symbol)
     if ai is None:
         return

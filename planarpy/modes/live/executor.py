@@ -34,6 +34,20 @@ class LiveExecutor(SessionExecutor):
             return f"no price known for {ai.symbol} yet: cannot check the order"
         return price
 
+    def trigger_price(self, ai: AssetInstance) -> float | str:
+        """The newest public trade the run's trades stream brought, while that stream is
+        live (its trades fire the emulated orders); else the exchange's last price, asked
+        now (its ticker). Never the last candle's close: that is up to a timeframe old."""
+        session = self.session
+        w = session.watchers.get(f"triggers:{ai.symbol}")
+        seen = session.last_trade.get(ai.symbol)
+        if seen is not None and w is not None and w.running and w.connected and \
+                session.engine.loop.time() - w.last_message < w.stall_after:
+            return seen[1]
+        unknown = f"no price known for {ai.symbol}: the exchange's last price could not be read"
+        return self.block(_last_price(session, ai.symbol, unknown), session.waitfor + GRACE,
+                          unknown, "trigger_price")
+
     def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | _Missing | None:
         """Send the order and wait up to `waitfor` for its first fill (then, if `synced`,
         look it up); `waitfor=0, synced=False` sends it and returns `missing` at once."""
@@ -144,6 +158,12 @@ class LiveExecutor(SessionExecutor):
     def run_trades_from(self, ai: AssetInstance) -> int:
         """The run's first trade: those synced at start-up are history."""
         return self.session.first_trade.get(ai.symbol, 0)
+
+
+async def _last_price(session: Any, symbol: str, unknown: str) -> float | str:
+    """The exchange's last traded price of `symbol` (its ticker's), or `unknown`."""
+    last = (await session.request("fetch_ticker", symbol) or {}).get("last")
+    return float(last) if last else unknown
 
 
 __all__ = ["LiveExecutor"]

@@ -13,7 +13,9 @@ events to apply, in order, or why there are none. Its rules:
   another and the replies). `snapshots.py` holds these rules, the same millisecond too;
 - an order of unknown outcome that any report shows is found (back to open);
 - an order open on the exchange and unknown here is adopted if it is this strategy's, or
-  placed by hand and hand orders are adopted; another strategy's is left alone;
+  placed by hand and hand orders are adopted; another strategy's is left alone. A
+  conditional order is adopted as what it is, native (`Venue.conditional`: its type and
+  trigger), unless planarpy does not follow its type;
 - a native conditional order that the exchange holds apart from its orders (an algo
   order: `Venue.algo_report`) is followed through the order it places when it fires: the
   algo's reports say that it fired (`order_triggered`) and which order it placed, whose
@@ -180,11 +182,14 @@ class Reconciler:
         self.exchange_ids[exid] = cid
         self.pending.pop(exid, None)  # fills so far are in the order's `filled`
         payload = translate.order_payload(self.venue, ai, o, cid, ai.leverage)
-        algo = self.venue.algo_report(o)
-        if algo is not None:
-            if not algo.kind or algo.fired:
-                return Verdict(reason=f"algo order {algo.status} of a type not followed")
-            payload.update(translate.algo_payload(o, algo))
+        found = self.venue.conditional(o)
+        if found is not None:
+            algo = self.venue.algo_report(o)
+            if algo is not None and algo.fired:
+                return Verdict(reason=f"algo order {algo.status}: it fired already")
+            if not found.kind:
+                return Verdict(reason="a conditional order of a type planarpy does not follow")
+            payload.update(translate.conditional_payload(found))
         return Verdict((("order_created", payload, ai.symbol),), why)
 
     def fetched(self, state: State, ai: AssetInstance, order: Order, o: Mapping[str, Any],

@@ -72,6 +72,7 @@ class LiveSession(Session):
         self.trigger_streamed: dict[str, int] = {}  # newest public trade the stream delivered
         self.trigger_rearmed: dict[str, int] = {}  # order id -> a re-armed trailing stop's mark
         self.trigger_unsent: set[str] = set()  # fired emulated orders whose send has not started
+        self.last_trade: dict[str, tuple[int, float]] = {}  # newest public trade: (time, price)
         self.inflight_every = V.positive("seconds").value(inflight_every, "inflight_every")
         self.adopt_every = None if adopt_every is None else \
             V.positive("seconds").value(adopt_every, "adopt_every")

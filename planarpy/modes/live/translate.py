@@ -6,14 +6,16 @@ import hashlib
 from typing import Any, Mapping
 
 from ...core.instances import AssetInstance
-from ...core.orders import Order, OrderStatus, PositionSide, Side
+from ...core.orders import LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, PositionSide, Side
 from ...exchanges.venues import Venue
+from ...exchanges.venues.base import Conditional
 
 STATUS = {"open": None, "closed": OrderStatus.CLOSED, "canceled": OrderStatus.CANCELED,
           "cancelled": OrderStatus.CANCELED, "expired": OrderStatus.CANCELED,
           "rejected": OrderStatus.REJECTED}
 
 
+_LIMIT_KINDS = frozenset(t.value for t in LIMIT_AFTER_TRIGGER)
 _ID_LENGTH = 23  # "pp", six hex of the strategy, eleven of the ms time, four digits
 
 
@@ -76,21 +78,16 @@ def order_payload(venue: Venue, ai: AssetInstance, o: Mapping[str, Any], local_i
             "filled": _num(o.get("filled")), "cost": _num(o.get("cost"))}
 
 
-def algo_payload(o: Mapping[str, Any], algo: Any) -> dict[str, Any]:
-    """What an adopted native algo order adds to its order_created payload: its type,
-    trigger (a trailing stop's: where it stands now) and route."""
-    info = o.get("info") or {}
-    trigger = _num(o.get("triggerPrice") or info.get("triggerPrice") or info.get("tp"))
-    out: dict[str, Any] = {"type": algo.kind, "trigger": trigger, "route": "native",
-                           "triggered": False}
-    if algo.kind == "trailing_stop_market":
-        rate = _num(info.get("callbackRate") or info.get("cr"))
-        activation = _num(info.get("activatePrice") or info.get("AP"))
-        out.update(trail=rate / 100, trail_pct=True, activation=activation)
-    if algo.kind in ("stop_limit", "take_profit_limit"):
-        out["price"] = _num(o.get("price"))
-    elif trigger:
-        out["price"] = trigger
+def conditional_payload(c: Conditional) -> dict[str, Any]:
+    """What an adopted native conditional order (`Venue.conditional`) adds to its
+    order_created payload: its type, trigger, whether it fired, and its route. A market
+    type's reference price is its trigger (a trailing stop's, else its activation)."""
+    out: dict[str, Any] = {"type": c.kind, "trigger": c.trigger, "route": "native",
+                           "triggered": c.fired}
+    if c.kind == OrderType.TRAILING_STOP.value:
+        out.update(trail=c.trail, trail_pct=True, activation=c.activation)
+    if c.kind not in _LIMIT_KINDS and (c.trigger or c.activation):
+        out["price"] = c.trigger or c.activation
     return out
 
 

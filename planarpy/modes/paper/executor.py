@@ -44,6 +44,13 @@ class PaperExecutor(SessionExecutor):
         m = self.session.markets[ai.symbol]
         return orders.reference(m, ai, self._taking(ai, req), limit)
 
+    def trigger_price(self, ai: AssetInstance) -> float | str:
+        """The last public trade streamed (else the middle of the book): the trades that
+        fire paper's conditional orders, not the last candle's close."""
+        price = self.session.markets[ai.symbol].price()
+        return price if price is not None else \
+            f"no price known for {ai.symbol} yet: no trade or book streamed"
+
     def place(self, ai: AssetInstance, order: Order, req: OrderRequest) -> Trade | _Missing | None:
         """Take what the book offers now (up to the limit), then, for GTC and post-only,
         rest and fill from the public trades that cross it, waiting up to `waitfor` for a

@@ -61,6 +61,10 @@ class SimExecutor:
         opens, closes, _ = eng._views.get(ai.symbol) or eng.views(ai)
         return closes[i] if i >= 0 else opens[0]
 
+    def trigger_price(self, ai: AssetInstance) -> float:
+        """`mark`: a tick's price now is the close of its candle, as the triggers see it."""
+        return self.mark(ai)
+
     def _index(self, date: int | None) -> int:
         i = self.s.i
         now = self.e.clock.now()
