@@ -3,6 +3,8 @@ native on the exchange where the venue holds the type, emulated by the engine ot
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from planarpy import Side, missing
@@ -221,10 +223,26 @@ def test_amending_a_native_stop_uses_cancel_replace_so_a_stop_is_always_there(sc
         assert sells(run)[0].order_id == new.id
 
 
+def falls_while_it_waits(lx, trace, method):
+    """Start a thread that steps the tape twice (0.0015, then 0.00146) once the run has
+    sent `method`, which the exchange executes late (`delay_ms`): the market moves
+    between the run's check of a new stop (at 0.0015) and the exchange's."""
+    def go():
+        eventually(lambda: any(p.get("method") == method for p in trace.of("request_sent")),
+                   10)
+        lx.step(2 * STEP)
+
+    lx.faults.update({"delay_ms": 1500, "delay_path": "cancelReplace", "delay_count": 1})
+    stepper = threading.Thread(target=go)
+    stepper.start()
+    return stepper
+
+
 def test_a_replacement_refused_after_the_cancel_puts_a_stop_back(scripted):
     """Expected: when amend_stop's cancelReplace cancels the old native stop and the
-    exchange then refuses the new one (here: it would trigger immediately, the market
-    being at 0.00145 and the new stop at 0.00147), the run places the old stop again
+    exchange then refuses the new one (here: it would trigger immediately: the market
+    fell from 0.0015, where the run checked the new stop at 0.00147, to 0.00146 while the
+    request was on its way), the run places the old stop again
     (orders._replant) and says so; the exchange holds a stop for the position, and the
     state agrees with the exchange.
 
@@ -232,19 +250,18 @@ def test_a_replacement_refused_after_the_cancel_puts_a_stop_back(scripted):
     `orders.REFUSED` (live/orders.py), so `replace` takes it for "no answer": the new
     stop goes UNKNOWN and the old one is found cancelled, and the "partially failed"
     branch that re-places it is never reached. The position is left with no stop on the
-    exchange (amending "must never leave the position unprotected"). (The local check
-    let the new stop through because it compares it with the last candle's close,
-    0.0015, not the market: review 15's stale-mark finding.)"""
-    lx = scripted([0.00146, 0.00145] + [0.00145] * 30)
-    with live(lx) as run:
+    exchange (amending "must never leave the position unprotected")."""
+    lx = scripted([0.0015, 0.00146] + [0.00146] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
         trade = run.call("market_order", SYM, 1000.0, side="buy")
         amount = run.strategy.assets[0].floor_amount(trade.amount - trade.fee)
         run.call("stop_order", SYM, amount, 0.0014)
         (old,) = run.strategy.assets[0].orders.values()
         assert old.route == "native"
-        lx.step(STEP)  # 0.00146
-        lx.step(STEP)  # 0.00145
+        stepper = falls_while_it_waits(lx, trace, "edit_order")
         assert run.call("amend_stop", SYM, old.id, 0.00147) is None
+        stepper.join()
         ex = raw_client(lx)
         try:
             (stop,) = eventually(lambda: [o for o in ex.fetch_open_orders(SYM)
@@ -266,17 +283,18 @@ def test_a_replacement_refused_after_the_cancel_with_the_answer_lost_puts_a_stop
     it): the old stop, looked up, is found cancelled, so the request was executed and the
     new stop's fate is decided; the lookup that finds no such order settles it as never
     placed at once (no submit window to wait out), and the old stop is placed again."""
-    lx = scripted([0.00146, 0.00145] + [0.00145] * 30)
-    with live(lx) as run:
+    lx = scripted([0.0015, 0.00146] + [0.00146] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
         ai = run.strategy.assets[0]
         amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
         run.call("stop_order", SYM, amount, 0.0014)
         (old,) = ai.orders.values()
-        lx.step(STEP)  # 0.00146
-        lx.step(STEP)  # 0.00145
         lx.faults.update({"http_status": 503, "http_path": "POST /api/v3/order/cancelReplace",
                           "http_count": 1, "http_processed": True})
+        stepper = falls_while_it_waits(lx, trace, "edit_order")
         assert run.call("amend_stop", SYM, old.id, 0.00147) is None
+        stepper.join()
         (again,) = ai.orders.values()
         assert again.is_open and again.trigger == old.trigger and again.id != old.id
         assert list(on_exchange(lx)) == [again.id]
