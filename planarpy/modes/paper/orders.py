@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import attrs
 
-from ...core.accounting import liquidation_trade, new_trade, shortfall
+from ...core.accounting import liquidation_trade, new_trade, reducible, shortfall
 from ...core.instances import AssetInstance
 from ...core.orders import (LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, PositionSide, Side,
                             TimeInForce, Trade)
@@ -85,9 +85,18 @@ def immediate_error(m: AssetMarket, order: Order, fillable: float, levels: Any,
 def fill(session: PaperSession, ai: AssetInstance, order: Order, amount: float, price: float,
          taker: bool, basis: Mapping[str, Any]) -> Trade | None:
     """Emit the trade that fills `amount` of `order` at `price`, with what it came from
-    (the caller holds the state lock)."""
-    trade = new_trade(ai, order, amount, price, taker, session.e.clock.now())
-    return session.apply_now("trade_created", trade, ai.symbol, {"basis": dict(basis)}).trade
+    (the caller holds the state lock). A reduce-only order takes at most what its
+    position holds; its rest is then cancelled, and says why (`reducible`)."""
+    amount, cut = reducible(ai, order, amount)
+    applied = None
+    if amount > 0:
+        trade = new_trade(ai, order, amount, price, taker, session.e.clock.now())
+        applied = session.apply_now("trade_created", trade, ai.symbol,
+                                    {"basis": dict(basis)}).trade
+    if cut is not None:
+        close_rest(session, ai, order)
+        session.e.reject(ai, cut, {"id": order.id, "symbol": ai.symbol})
+    return applied
 
 
 def close_rest(session: PaperSession, ai: AssetInstance, order: Order) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ...core.accounting import liquidation_trade, new_trade, shortfall
+from ...core.accounting import liquidation_trade, new_trade, reducible, shortfall
 from ...core.instances import AssetInstance
 from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType,
                             PositionSide, Trade)
@@ -126,11 +126,20 @@ class SimEngine:
         `now` the sim's time when the caller has it (else the clock is asked).
         """
         e = self.e
-        trade = new_trade(ai, order, amount, price, taker, e.clock.now() if now is None else now)
-        applied = e.emit("trade_created", trade, ai.symbol).trade
-        self.ledger.add(e, effective)  # snapshot(), one call less: once a fill
-        if self.guard is not None:
-            self.guard.refresh()
+        cut = None
+        if order.reduce_only:  # it never takes more than the position holds
+            amount, cut = reducible(ai, order, amount)
+        applied = None
+        if amount > 0:
+            trade = new_trade(ai, order, amount, price, taker,
+                              e.clock.now() if now is None else now)
+            applied = e.emit("trade_created", trade, ai.symbol).trade
+            self.ledger.add(e, effective)  # snapshot(), one call less: once a fill
+            if self.guard is not None:
+                self.guard.refresh()
+        if cut is not None:
+            self.close_rest(ai, order)
+            e.reject(ai, cut, {"id": order.id, "symbol": ai.symbol})
         return applied
 
     def close_rest(self, ai: AssetInstance, order: Order) -> None:
