@@ -188,12 +188,19 @@ def execute(session: PaperSession, ai: AssetInstance, order: Order, t: PublicTra
 
 def _on_public_trade(session: PaperSession, ai: AssetInstance, t: PublicTrade) -> None:
     if ai.orders:
-        on_prices(session.e, ai, t.price, t.price,
-                  lambda a, o, p: _fire(session, a, o, t) if t.ts >= session.marks.get(o.id, 0)
-                  else None)
+        marks = session.marks
+
+        def news(o: Order) -> bool:
+            """Whether `t` came after `o` was placed: a `call` may place an order between a
+            batch's intake (which moved the mark) and the matching of its older trades."""
+            return t.ts >= marks.get(o.id, 0)
+
+        # the mark gates the trailing as well as the firing
+        on_prices(session.e, ai, t.price, t.price, lambda a, o, p: _fire(session, a, o, t),
+                  only=news)
         resting = [Resting(o.id, o.side, o.price, o.remaining) for o in ai.orders.values()
                    if (o.type is OrderType.LIMIT or o.triggered and o.type in LIMIT_AFTER_TRIGGER)
-                   and o.is_open and t.ts >= session.marks.get(o.id, 0)]
+                   and o.is_open and news(o)]
         for oid, amount in share_trade(resting, t.price, t.amount, ai.market.amount_step):
             order = ai.orders.get(oid)
             if order is None:
