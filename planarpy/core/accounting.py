@@ -151,10 +151,11 @@ def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
     if m.is_derivative:
         if not adds:
             pos = ai.position(order.pos)
-            free = pos.amount - ai.committed
+            free = pos.amount - (_plainly_reducing(ai) if ai.committed > 0 else 0.0)
             if need > free + _EPS * max(1.0, need):
                 return (f"{order.side.value} {need:g} reduces the {order.pos.value} position of "
-                        f"{ai.symbol} but only {max(free, 0.0):g} is open and not already being reduced")
+                        f"{ai.symbol} but only {max(free, 0.0):g} is open and not already being "
+                        f"reduced by an order that is not reduce-only")
             return None
         other = ai.short if order.pos is _LONG else ai.long
         if other.amount > 0:
@@ -171,6 +172,31 @@ def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
     if need > free + _EPS * max(1.0, need):
         return f"not enough cash: need {need:.10g} {state.quote}, free {free:.10g} {state.quote}"
     return None
+
+
+def _plainly_reducing(ai: AssetInstance) -> float:
+    """The contracts held by the open reducing orders of `ai` that are not reduce-only.
+
+    Reduce-only orders hold none against each other: each may close up to the whole
+    position (a stop protecting it never blocks a close by hand), since a fill of one
+    takes at most what the position still holds (`reducible`), as on the exchange. An
+    order that is not reduce-only would open the other side with what it fills beyond
+    the position, so what it holds is never free for another."""
+    return math.fsum(o.committed for o in ai.orders.values()
+                     if not o.commits_quote and not o.reduce_only)
+
+
+def reducible(ai: AssetInstance, order: Order, amount: float) -> tuple[float, str | None]:
+    """How much of `amount` a fill of `order` may take, and why it is cut, or None: a
+    reduce-only order on margin takes at most what its position still holds (as the
+    exchange cuts it, and expires it when nothing is left); its rest is then cancelled."""
+    if not order.reduce_only or not ai.market.is_derivative:
+        return amount, None
+    held = ai.position(order.pos).amount
+    if amount <= held * (1 + 1e-9):
+        return amount, None
+    return held, (f"reduce-only {order.type.value} {order.id}: the {order.pos.value} position "
+                  f"holds only {held:g} of its {amount:g}; the rest is cancelled")
 
 
 def shortfall(state: State, ai: AssetInstance, order: Order, amount: float,

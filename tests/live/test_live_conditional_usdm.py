@@ -368,20 +368,40 @@ def test_cancelling_a_usdm_stop_cancels_the_algo_and_it_never_fires(perp):
 
 
 def test_a_reduce_only_stop_with_no_position_left_expires_and_closes_here(perp):
-    """The position is closed before the stop fires: its reduce-only order is refused,
-    the algo EXPIRED, and the stop closes here with no fill (no short opened)."""
+    """The position is closed by hand through the run while a reduce-only stop protects
+    it (the stop holds nothing against the close: the gate let it through); the stop's
+    reduce-only order is then refused when it fires, the algo EXPIRED, and the stop
+    closes here with no fill (no short opened)."""
     lx = perp([1.0, 1.01, 0.99, 0.97, 0.96] + [0.96] * 30)
     with live(lx, QuietPerp) as run:
         stop = armed(run, lx, "stop_order", 0.98)
-        # closed by another order (the gate counts the stop as reducing the position)
-        raw_client(lx, "binanceusdm").create_order(PERP, "market", "sell", 100.0, None,
-                                                   {"reduceOnly": True})
+        closed = run.call("market_order", PERP, 100.0, side="sell", reduce_only=True)
+        assert closed and closed.amount == 100.0, run.strategy.errors
         eventually(lambda: run.state()["assets"][PERP]["long"] == 0.0)
         assert orders(run) == [stop]
         step_until(lx, lambda: not orders(run))
         (algo,) = algos(lx, open_only=False)
         assert algo.status == "EXPIRED" and stop.filled == 0.0
         assert stop.status.value in ("canceled", "rejected")
+        assert run.state()["assets"][PERP]["short"] == 0.0
+        assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_an_emulated_reduce_only_stop_never_blocks_a_close_by_hand(perp):
+    """An engine-held reduce-only trailing stop of the whole position: a reduce-only
+    close by hand goes through the gate; when the stop fires later, its order finds
+    nothing to reduce and is refused, and nothing else is sold (no short)."""
+    lx = perp([1.0, 1.0, 1.0, 0.97, 0.96] + [0.96] * 30)
+    with live(lx, QuietPerp) as run:
+        long(run, lx)
+        assert run.call("trailing_stop_order", PERP, 100.0, offset=0.02,
+                        reduce_only=True) is missing
+        (stop,) = orders(run)
+        assert stop.route == "emulated"
+        closed = run.call("market_order", PERP, 100.0, side="sell", reduce_only=True)
+        assert closed and closed.amount == 100.0, run.strategy.errors
+        step_until(lx, lambda: not orders(run))
+        assert stop.filled == 0.0 and [t.amount for t in fills(run)] == [100.0]
         assert run.state()["assets"][PERP]["short"] == 0.0
         assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
 

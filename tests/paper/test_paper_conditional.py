@@ -408,3 +408,32 @@ def test_paper_amend_stop_places_the_new_stop_first_and_only_it_fires(scripted, 
                      ("order_closed", old.id)]
     step_until(lx, run, lambda: sells(run))  # 0.00146 fires the new stop (not the old)
     assert [t.order_id for t in sells(run)] == [new.id]
+
+
+def test_paper_trailing_stop_never_follows_a_trade_older_than_itself(scripted, paper_run):
+    """A batch of trades is taken in (`last_trade_ts` moves to its newest) before its
+    trades are matched; a trailing stop placed by a `call` in between is marked at that
+    newest trade, so the batch's older trades (a spike to 0.0017) are not news to it: it
+    neither fires on them nor follows them (it followed the spike, to 0.001666, and the
+    batch's last trade, 0.0015, then fired it)."""
+    from planarpy.modes.paper import orders as paper_orders
+
+    lx = scripted([0.0015] * 40)
+    run = start(paper_run, lx)
+    held = buy(run, 1000.0)
+    session = run.session
+    m = session.markets[SYM]
+    with session.engine.locked():
+        ts = m.last_trade_ts
+        fresh = m.on_trades([{"id": "old-spike", "timestamp": ts + 1, "price": 0.0017,
+                              "amount": 1.0},
+                             {"id": "newest", "timestamp": ts + 2, "price": 0.0015,
+                              "amount": 1.0}])
+    assert len(fresh) == 2 and m.last_trade_ts == ts + 2
+    assert run.call("trailing_stop_order", SYM, held, percent=0.02) is missing
+    (stop,) = run.strategy.assets[0].orders.values()
+    armed = stop.trigger
+    session.engine.blocking(paper_orders.on_public_trades(session, run.strategy.assets[0],
+                                                          fresh), 5)
+    assert stop.is_open and not stop.triggered and stop.trigger == armed
+    assert sells(run) == [] and run.strategy.errors == []

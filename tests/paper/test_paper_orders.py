@@ -9,6 +9,8 @@ import pytest
 
 from planarpy import Side, Strategy, Trade, missing
 
+from livekit import eventually
+
 SYM = "XRP/ETH"
 
 
@@ -217,3 +219,35 @@ def test_isolated_margin_open_close_and_liquidation(paper):
     state = run.state()
     assert state["assets"][perp]["long"] == 0 and state["trades"] == 4
     assert run.strategy.trades[-1].price == pytest.approx(liq)
+
+
+class PerpSeen(Perp):
+    def reset(self):
+        self.errors = []
+
+    def on_order_error(self, ai, reason, request):
+        self.errors.append(reason)
+
+
+def test_a_reduce_only_stop_never_blocks_a_close_by_hand_on_a_perpetual(paper, stepping):
+    """A reduce-only stop of the whole long holds nothing against a reduce-only close by
+    hand (the gate refused it: 'not already being reduced'); a trade through the stop then
+    fires it, it finds nothing to reduce and is cancelled, saying so: no fill, no short."""
+    perp = "XRP/USDT:USDT"
+    run = paper(PerpSeen, cash=1000.0)
+    assert run.call("update_leverage", perp, 10.0) is True
+    assert isinstance(run.call("market_order", perp, 100.0, side="buy"), Trade)
+    entry = round(run.strategy.assets[0].long.entry_price, 2)
+    assert run.call("stop_order", perp, 100.0, entry * 0.9, reduce_only=True) is missing
+    closed = run.call("market_order", perp, 100.0, side="sell", reduce_only=True)
+    assert isinstance(closed, Trade) and closed.amount == 100.0, run.strategy.errors
+    below = {"id": "x1", "timestamp": run.strategy.clock.now() + 1, "price": entry * 0.85,
+             "amount": 1.0}
+    session = run.session
+    session.engine.blocking(session._on_trades(perp, [below]), 5)  # as if streamed
+    with stepping():  # the fired stop executes against the next book
+        eventually(lambda: run.state()["assets"][perp]["orders"] == [], timeout=10)
+    state = run.state()
+    assert state["assets"][perp]["long"] == 0 and state["assets"][perp]["short"] == 0
+    assert state["trades"] == 2
+    assert "holds only 0 of its 100; the rest is cancelled" in run.strategy.errors[-1]

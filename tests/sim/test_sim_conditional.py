@@ -341,3 +341,55 @@ def test_may_trail_holds_whenever_trail_to_moves_the_stop():
             assert may_trail(o, low, high)
 
     check()
+
+
+def _long_with_stop(then, crash=(96.0, 97.0, 90.0, 91.0, 1e6)):
+    """A long of 10 from 100 on the perpetual, a reduce-only stop for all of it at 95
+    (tick 1), then `then` (tick 2), and a candle through the stop after it."""
+    rows = flat_then([(100.0, 101.0, 99.0, 100.0, 1e6)] * 2 + [crash], n=2)
+    script = {0: lambda s: (call(s, "update_leverage", PSYM, 10),
+                            call(s, "market_order", PSYM, 10.0, side="buy")),
+              1: lambda s: call(s, "stop_order", PSYM, 10.0, 95.0, reduce_only=True),
+              2: then}
+    return run(script, rows, market=PERP).strategy
+
+
+def test_a_reduce_only_stop_never_blocks_closing_the_position_by_hand():
+    """A reduce-only stop protecting the whole position holds no contracts against a
+    reduce-only market close by hand (the gate refused it: 'not already being reduced');
+    the stop, found with nothing to reduce when it fires, expires and says so, as the
+    exchange expires it: no fill of nothing, no position on the other side."""
+    s = _long_with_stop(lambda s: call(s, "market_order", PSYM, 10.0, side="sell",
+                                       reduce_only=True))
+    assert s.results[2] is not None and s.results[2].amount == 10.0
+    assert [(t.side.value, t.amount) for t in s.trades] == [("buy", 10.0), ("sell", 10.0)]
+    ai = s.asset(PSYM)
+    assert ai.open_position() is None and not ai.orders and ai.committed == 0
+    assert s.errors == ["reduce-only stop_market sim-2: the long position holds only 0 of "
+                        "its 10; the rest is cancelled"]
+
+
+def test_a_reduce_only_stop_fills_what_a_partial_close_by_hand_left():
+    """A close of 4 by hand under a reduce-only stop of 10: the stop then sells the 6
+    left at 95 and its rest is cancelled."""
+    s = _long_with_stop(lambda s: call(s, "market_order", PSYM, 4.0, side="sell",
+                                       reduce_only=True))
+    assert [(t.side.value, t.price, t.amount) for t in s.trades] == \
+        [("buy", 100.0, 10.0), ("sell", 100.0, 4.0), ("sell", 95.0, 6.0)]
+    assert s.asset(PSYM).open_position() is None and not s.asset(PSYM).orders
+    assert "holds only 6 of its 10" in s.errors[0]
+
+
+def test_an_order_that_is_not_reduce_only_still_holds_what_it_would_sell():
+    """A resting sell that is not reduce-only would open a short with what it fills beyond
+    the position: what it holds is not free for a close by hand, which is refused."""
+    s = _long_with_stop(lambda s: call(s, "limit_order", PSYM, 4.0, 110.0, side="sell",
+                                       reduce_only=True),
+                        crash=(100.0, 101.0, 99.0, 100.0, 1e6))
+    assert s.results[2] is missing  # reduce-only orders overlap freely
+    s = _long_with_stop(lambda s: (call(s, "limit_order", PSYM, 10.0, 120.0, side="sell",
+                                        pos="long"),
+                                   call(s, "market_order", PSYM, 1.0, side="sell",
+                                        reduce_only=True)))
+    assert s.results[2][1] is None
+    assert "not already being reduced by an order that is not reduce-only" in s.errors[0]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import attrs
 
-from ...core.accounting import liquidation_trade, new_trade, shortfall
+from ...core.accounting import liquidation_trade, new_trade, reducible, shortfall
 from ...core.instances import AssetInstance
 from ...core.orders import (LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, PositionSide, Side,
                             TimeInForce, Trade)
@@ -85,9 +85,18 @@ def immediate_error(m: AssetMarket, order: Order, fillable: float, levels: Any,
 def fill(session: PaperSession, ai: AssetInstance, order: Order, amount: float, price: float,
          taker: bool, basis: Mapping[str, Any]) -> Trade | None:
     """Emit the trade that fills `amount` of `order` at `price`, with what it came from
-    (the caller holds the state lock)."""
-    trade = new_trade(ai, order, amount, price, taker, session.e.clock.now())
-    return session.apply_now("trade_created", trade, ai.symbol, {"basis": dict(basis)}).trade
+    (the caller holds the state lock). A reduce-only order takes at most what its
+    position holds; its rest is then cancelled, and says why (`reducible`)."""
+    amount, cut = reducible(ai, order, amount)
+    applied = None
+    if amount > 0:
+        trade = new_trade(ai, order, amount, price, taker, session.e.clock.now())
+        applied = session.apply_now("trade_created", trade, ai.symbol,
+                                    {"basis": dict(basis)}).trade
+    if cut is not None:
+        close_rest(session, ai, order)
+        session.e.reject(ai, cut, {"id": order.id, "symbol": ai.symbol})
+    return applied
 
 
 def close_rest(session: PaperSession, ai: AssetInstance, order: Order) -> None:
@@ -179,12 +188,19 @@ def execute(session: PaperSession, ai: AssetInstance, order: Order, t: PublicTra
 
 def _on_public_trade(session: PaperSession, ai: AssetInstance, t: PublicTrade) -> None:
     if ai.orders:
-        on_prices(session.e, ai, t.price, t.price,
-                  lambda a, o, p: _fire(session, a, o, t) if t.ts >= session.marks.get(o.id, 0)
-                  else None)
+        marks = session.marks
+
+        def news(o: Order) -> bool:
+            """Whether `t` came after `o` was placed: a `call` may place an order between a
+            batch's intake (which moved the mark) and the matching of its older trades."""
+            return t.ts >= marks.get(o.id, 0)
+
+        # the mark gates the trailing as well as the firing
+        on_prices(session.e, ai, t.price, t.price, lambda a, o, p: _fire(session, a, o, t),
+                  only=news)
         resting = [Resting(o.id, o.side, o.price, o.remaining) for o in ai.orders.values()
                    if (o.type is OrderType.LIMIT or o.triggered and o.type in LIMIT_AFTER_TRIGGER)
-                   and o.is_open and t.ts >= session.marks.get(o.id, 0)]
+                   and o.is_open and news(o)]
         for oid, amount in share_trade(resting, t.price, t.amount, ai.market.amount_step):
             order = ai.orders.get(oid)
             if order is None:

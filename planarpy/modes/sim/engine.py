@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ...core.accounting import liquidation_trade, new_trade, shortfall
+from ...core.accounting import liquidation_trade, new_trade, reducible, shortfall
 from ...core.instances import AssetInstance
 from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType,
                             PositionSide, Trade)
@@ -16,7 +16,7 @@ from ...core.precision import floor_to_step
 from ...core.triggers import marketable, passed, reached, trail_to
 from .config import SimConfig
 from .fills import limit_triggers, volume_fill
-from .triggers import fill_price, may_trail, rank, waits
+from .triggers import fill_price, may_trail, meets, rank, waits
 from .guard import EquityGuard
 from .results import Ledger
 
@@ -126,11 +126,20 @@ class SimEngine:
         `now` the sim's time when the caller has it (else the clock is asked).
         """
         e = self.e
-        trade = new_trade(ai, order, amount, price, taker, e.clock.now() if now is None else now)
-        applied = e.emit("trade_created", trade, ai.symbol).trade
-        self.ledger.add(e, effective)  # snapshot(), one call less: once a fill
-        if self.guard is not None:
-            self.guard.refresh()
+        cut = None
+        if order.reduce_only:  # it never takes more than the position holds
+            amount, cut = reducible(ai, order, amount)
+        applied = None
+        if amount > 0:
+            trade = new_trade(ai, order, amount, price, taker,
+                              e.clock.now() if now is None else now)
+            applied = e.emit("trade_created", trade, ai.symbol).trade
+            self.ledger.add(e, effective)  # snapshot(), one call less: once a fill
+            if self.guard is not None:
+                self.guard.refresh()
+        if cut is not None:
+            self.close_rest(ai, order)
+            e.reject(ai, cut, {"id": order.id, "symbol": ai.symbol})
         return applied
 
     def close_rest(self, ai: AssetInstance, order: Order) -> None:
@@ -196,23 +205,52 @@ class SimEngine:
         h, l, v = self.cols(ai)
         self.matching = True
         try:
-            pos = ai.open_position()
-            if pos is not None:
-                liq = pos.liquidation_price
-                if (l[i] <= liq) if pos.side is _LONG else (h[i] >= liq):
-                    self.liquidate(ai, pos.side, i)
             orders = list(ai.orders.values())  # a fill changes the dict
             if self.deferred:  # placed inside this candle (by another asset's fill)
                 orders = [o for o in orders if o.id not in self.deferred]
+            rest = orders
+            pos = ai.open_position()
+            if pos is not None and ((l[i] <= pos.liquidation_price) if pos.side is _LONG
+                                    else (h[i] >= pos.liquidation_price)):
+                rest = self._race(ai, pos.side, orders, i)
             plain = all(o.type is _LIMIT for o in orders)
-            if not plain and len(orders) > 1:  # the order of a candle's fills: triggers.py
+            if not plain and len(rest) > 1:  # the order of a candle's fills: triggers.py
                 open_ = self.views(ai)[0][i]
-                orders.sort(key=lambda o: rank(o, open_))
-            self._settle_orders(ai, orders, i)
+                rest.sort(key=lambda o: rank(o, open_))
+            self._settle_orders(ai, rest, i)
         finally:
             self.matching = False
         if not plain:
             self._trail(ai, orders, h[i], l[i])
+
+    def _race(self, ai: AssetInstance, side: PositionSide, orders: list[Order],
+              i: int) -> list[Order]:
+        """Candle `i` reaches the liquidation price of the `side` position of `ai`: settle
+        the orders the price meets on its way there from the open, then liquidate what is
+        still reached (triggers.py, rule 5). Returns the orders left to settle."""
+        h, l, _ = self.cols(ai)
+        open_ = self.views(ai)[0][i]
+        falling = side is _LONG
+        first: list[tuple[float, Order]] = []
+        for order in orders:
+            at = meets(order, open_, falling)
+            if at is not None:
+                first.append((at, order))
+        # nearest the open first; at one price, as any candle (stops first)
+        first.sort(key=lambda x: (-x[0] if falling else x[0], rank(x[1], open_)))
+        done = set()
+        for at, order in first:
+            pos = ai.open_position()
+            if at != open_ and pos is not None and pos.side is side and \
+                    ((at <= pos.liquidation_price) if falling else (at >= pos.liquidation_price)):
+                break
+            self._settle_orders(ai, [order], i)
+            done.add(order.id)
+        pos = ai.open_position()
+        if pos is not None and pos.side is side and \
+                ((l[i] <= pos.liquidation_price) if falling else (h[i] >= pos.liquidation_price)):
+            self.liquidate(ai, side, i)
+        return [o for o in orders if o.id not in done]
 
     def _settle_orders(self, ai: AssetInstance, orders: list[Order], i: int) -> None:
         """Fire and fill the orders of `ai` that candle `i` reaches, in the order given."""

@@ -21,7 +21,18 @@ is unknown. The rules:
 4. A stop-limit (take-profit-limit) turns into a limit at its limit price when it fires:
    it fills at once (a taker, at the trigger or the gapped open) if the limit is
    marketable there, else it rests as a limit from the next candle on.
-5. Exits of a bracket are placed when the entry is done; they are first checked on the
+5. A leveraged position whose liquidation price the candle reaches: the price is taken
+   as moving straight from the open to the liquidation price, so the orders it meets on
+   the way act before the liquidation: first those the open already passes (at the open,
+   even when the open is beyond the liquidation price too: a stop fires on the trade,
+   the liquidation follows the mark price, which trails it; paper and the local
+   exchange fire a trade's orders before they liquidate), then the triggers and limits
+   between the open and the liquidation price, nearest the open first, each against the
+   liquidation price as it stands after the fills before it (a buy limit that adds to a
+   long moves it). A position still reached then is liquidated (which cancels its
+   reducing orders), then the other orders act: a take-profit on the far side of the
+   open never saves a position the candle liquidates.
+6. Exits of a bracket are placed when the entry is done; they are first checked on the
    candle after the fill (a market entry at tick i fills at the open of i+1 and its exits
    are checked in candle i+1, as backtesting.py does).
 """
@@ -30,12 +41,13 @@ from __future__ import annotations
 
 from ...core.orders import CONDITIONAL, LIMIT_AFTER_TRIGGER, STOPS, Order, Side
 from ...core.precision import ceil_to_step, floor_to_step
-from ...core.triggers import marketable, passed
+from ...core.triggers import falls_to_fire, marketable, passed
 from .fills import market_price
 
 
 _MARKET_AFTER = CONDITIONAL - LIMIT_AFTER_TRIGGER
 _SELL = Side.SELL
+_BUY = Side.BUY
 
 
 def waits(order: Order) -> bool:
@@ -66,6 +78,21 @@ def rank(order: Order, open_: float) -> int:
             return 0
         return 1 if order.type in STOPS else 2
     return 0 if marketable(order.side, order.price, open_) else 2
+
+
+def meets(order: Order, open_: float, falling: bool) -> float | None:
+    """Where a price moving straight from `open_` (down if `falling`, else up) makes `order`
+    act: the open if the open already passes it, its trigger or limit if the move reaches
+    it on the way, None if only the other way does (rule 5)."""
+    if waits(order):
+        if order.triggered or passed(order, open_):
+            return open_
+        if order.trigger <= 0.0 or falls_to_fire(order) is not falling:
+            return None
+        return order.trigger
+    if marketable(order.side, order.price, open_):
+        return open_
+    return order.price if (order.side is _BUY) is falling else None
 
 
 def fill_price(order: Order, ref: float, open_: float, prev_close: float, low: float,
