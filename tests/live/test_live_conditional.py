@@ -377,6 +377,25 @@ def test_live_native_stop_gapped_through_fills_at_the_exchange_book_after_the_ga
         assert run.strategy.errors == []
 
 
+def test_live_emulated_stop_gapped_through_sells_at_the_book_after_the_gap(scripted):
+    """The same gap (0.0015, then 0.0013) through an OCO's stop leg at 0.00148, which the
+    engine holds: it fires on the trade at 0.0013, cancels the limit leg on the exchange,
+    and its market sell fills at the book after the gap, at or below 0.0013, never at the
+    trigger."""
+    lx = scripted([0.0015, 0.0013] + [0.0013] * 30)
+    with live(lx) as run:
+        amount = bought(run, run.call("market_order", SYM, 300.0, side="buy"))
+        assert run.call("oco_order", SYM, amount, price=0.00155, stop=0.00148) is missing
+        stop = next(o for o in run.strategy.assets[0].orders.values() if o.is_conditional)
+        assert stop.route == "emulated"
+        step_until(lx, lambda: sells(run))
+        (sell,) = sells(run)
+        assert sell.order_id == stop.id and sell.amount == amount
+        assert 0.0013 * 0.99 < sell.price <= 0.0013
+        eventually(lambda: not run.strategy.assets[0].orders)
+        assert on_exchange(lx) == {} and run.strategy.errors == []
+
+
 def test_live_native_stop_limit_fires_rests_on_the_exchange_then_fills(scripted):
     """STOP_LOSS_LIMIT at 0.00148, limit 0.00147: the gap to 0.0014 fires it on the
     exchange, where it rests at its limit (the bids are below it); the trade back at
