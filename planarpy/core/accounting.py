@@ -151,11 +151,16 @@ def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
     if m.is_derivative:
         if not adds:
             pos = ai.position(order.pos)
-            free = pos.amount - (_plainly_reducing(ai) if ai.committed > 0 else 0.0)
+            # a reduce-only order is blocked only by what plain orders hold; a plain one by
+            # everything held (beyond the position it would open the other side)
+            held = ai.committed if not order.reduce_only or ai.committed <= 0 else \
+                _plainly_reducing(ai)
+            free = pos.amount - held
             if need > free + _EPS * max(1.0, need):
+                by = "an order that is not reduce-only" if order.reduce_only else "another order"
                 return (f"{order.side.value} {need:g} reduces the {order.pos.value} position of "
                         f"{ai.symbol} but only {max(free, 0.0):g} is open and not already being "
-                        f"reduced by an order that is not reduce-only")
+                        f"reduced by {by}")
             return None
         other = ai.short if order.pos is _LONG else ai.long
         if other.amount > 0:
@@ -181,7 +186,8 @@ def _plainly_reducing(ai: AssetInstance) -> float:
     position (a stop protecting it never blocks a close by hand), since a fill of one
     takes at most what the position still holds (`reducible`), as on the exchange. An
     order that is not reduce-only would open the other side with what it fills beyond
-    the position, so what it holds is never free for another."""
+    the position: what it holds is never free for another, and it may use only what no
+    other order holds (`funds_error`)."""
     return math.fsum(o.committed for o in ai.orders.values()
                      if not o.commits_quote and not o.reduce_only)
 

@@ -695,3 +695,106 @@ def test_a_short_usdm_brackets_stop_placed_first_is_on_the_exchange_too(perp):
         (resting,) = raw_client(lx, "binanceusdm").fetch_open_orders(PERP)
         assert resting["clientOrderId"] == limit.id and resting["reduceOnly"] is True
         assert eventually(lambda: perp_in_step(run, lx) == [], timeout=5)
+
+
+def test_a_restart_keeps_the_promise_to_cancel_the_old_stop_of_an_unknown_amend(perp, tmp_path):
+    """Expected: amend_stop whose replacement's outcome is unknown tells the strategy
+    "{old} is cancelled once {new} is found open". If the run restarts before that, the
+    restarted run finds the replacement open on the exchange and cancels the old stop as
+    promised: one stop protects the position, as the state and the exchange have it.
+
+    Why: the promise lives only in memory: contingent.amend_stop -> LiveExecutor.settle ->
+    inflight.settle_then appends a closure to Flight.settled (modes/live/inflight.py),
+    which neither the trace nor resume (live/resume.py) knows. After the restart both
+    stops are adopted as native stops of the whole position and the old one is never
+    cancelled: a stale stop at 0.95 stays on the exchange (with a stop that is not
+    reduce-only, both fire: a double sell that turns the long short; a reduce-only one
+    closes a later long it was never meant for)."""
+    lx = perp([1.0] * 60)
+    path = tmp_path / "t"
+    with trace_at(path) as trace, quick_settle(lx, trace=trace) as run:
+        old = armed(run, lx, "stop_order", 0.95)
+        lx.faults.update({"http_status": 503, "http_path": "/fapi/v1/algoOrder",
+                          "http_processed": True, "stall_user": True})
+        run.call("amend_stop", PERP, old.id, 0.97)
+        assert len(algos(lx)) == 2
+        assert any("is unknown: both may be open" in e for e in run.strategy.errors)
+    lx.faults.update({"http_status": None, "stall_user": False})
+    with trace_at(path) as trace, quick_settle(lx, trace=trace) as second:
+        try:
+            eventually(lambda: len(algos(lx)) == 1, timeout=10)
+        except AssertionError:
+            pass
+        assert [a.client_id for a in algos(lx)] not in ([], [old.id]) and \
+            len(algos(lx)) == 1, (
+            f"after the restart the exchange still holds {[(a.client_id, float(a.stop)) for a in algos(lx)]} "
+            f"and the run {[(o.id, o.trigger, o.status.value) for o in orders(second)]}: "
+            f"the old stop {old.id} was never cancelled")
+
+
+def test_a_plain_close_admitted_beside_a_reduce_only_stop_never_turns_the_long_short(perp):
+    """Expected: a long of 100 on USD-M with a reduce-only stop of 100 at 0.98; the
+    strategy then places a plain (not reduce-only) sell limit of 100 at 1.02, meant as a
+    take-profit: the gate refuses it, as it refuses the same two the other way round.
+    The stop closes the long at 0.97; when the price comes back to 1.02 nothing sells
+    again: no short of 100, with no stop, that nobody asked for.
+
+    Why (review 15b): core/accounting.funds_error dropped the reduce-only stop's
+    commitment for the plain order too, so the overlap was admitted. On the exchange (one-way mode) the plain sell
+    beyond the position opens a short: live ends SHORT 100 (run and exchange agree),
+    while the sim, given the same orders, ends flat with a phantom sell booked against
+    no position (tests/review15b/test_review15b_sim.py): the modes differ, and live's
+    position is reversed."""
+    from livekit import perp_in_step
+    from tapekit import step_until
+    lx = perp([1.0, 1.0, 0.99, 0.97, 0.99, 1.01, 1.02, 1.03] + [1.03] * 30)
+    with quick_settle(lx) as run:
+        stop = armed(run, lx, "stop_order", 0.98)
+        assert run.call("limit_order", PERP, 100.0, 1.02, side="sell") is None
+        assert run.strategy.errors[-1].endswith("but only 0 is open and not already being "
+                                                "reduced by another order")
+        step_until(lx, lambda: stop.filled == 100.0)
+        step_until(lx, lambda: not [o for o in orders(run) if o.is_open])
+        client_pos = [p for p in __import__("livekit").raw_client(lx, "binanceusdm")
+                      .fetch_positions([PERP]) if float(p.get("contracts") or 0)]
+        diffs = perp_in_step(run, lx)
+        assert not client_pos, (
+            f"exchange positions {[(p['side'], p['contracts']) for p in client_pos]}, "
+            f"run long {run.state()['assets'][PERP]['long']}, short "
+            f"{run.state()['assets'][PERP]['short']}; differences: {diffs}")
+
+
+def test_after_a_restart_an_unknown_amend_of_a_plain_stop_sells_twice(perp, tmp_path):
+    """Expected: as above, with a stop that is not reduce-only (a plain STOP_MARKET sell
+    of the whole long of 100, native on USD-M): once the run restarts and finds the
+    replacement open, the old stop is cancelled, so a fall through both triggers sells
+    100 once and leaves the account flat.
+
+    Why: the cancel of the old stop waits in memory (inflight.Flight.settled, appended by
+    inflight.settle_then from contingent.amend_stop); the restart adopts both stops and
+    forgets it. A gap from 0.99 to 0.94 then fires both on one trade: 200 sold, the
+    exchange's one-way position turned into a short of 100 with no stop (a double sell),
+    while the run, booking the second sell against its closed long, shows flat."""
+    from tapekit import step_until
+    lx = perp([1.0] * 8 + [0.99, 0.94] + [0.94] * 30)
+    path = tmp_path / "t"
+    with trace_at(path) as trace, quick_settle(lx, trace=trace) as run:
+        old = armed(run, lx, "stop_order", 0.95, reduce_only=False)
+        lx.faults.update({"http_status": 503, "http_path": "/fapi/v1/algoOrder",
+                          "http_processed": True, "stall_user": True})
+        run.call("amend_stop", PERP, old.id, 0.97)
+        assert len(algos(lx)) == 2
+    lx.faults.update({"http_status": None, "stall_user": False})
+    with trace_at(path) as trace, quick_settle(lx, trace=trace) as second:
+        step_until(lx, lambda: not algos(lx))
+        eventually(lambda: not [o for o in orders(second) if o.is_open], timeout=10)
+        from livekit import perp_in_step, raw_client
+        theirs = [(p["side"], p["contracts"]) for p in
+                  raw_client(lx, "binanceusdm").fetch_positions([PERP])
+                  if float(p.get("contracts") or 0)]
+        sold = [(t.order_id, t.amount) for t in second.strategy.fills if t.side.value == "sell"]
+        state = second.state()["assets"][PERP]
+        assert theirs == [] and sum(a for _, a in sold) <= 100.0, (
+            f"both stops sold: {sold}; the exchange holds {theirs}, the run long "
+            f"{state['long']}, short {state['short']}; differences: "
+            f"{eventually(lambda: perp_in_step(second, lx) or ['none'], timeout=3)}")

@@ -9,7 +9,7 @@ from planarpy import call, missing
 from planarpy.core.orders import OrderType
 from planarpy.modes.sim import SimConfig
 
-from simkit import PERP, SPOT, run
+from simkit import PERP, SPOT, flat, run
 
 SYM = "TST/USD"
 PSYM = "TST/USD:USD"
@@ -387,9 +387,62 @@ def test_an_order_that_is_not_reduce_only_still_holds_what_it_would_sell():
                                        reduce_only=True),
                         crash=(100.0, 101.0, 99.0, 100.0, 1e6))
     assert s.results[2] is missing  # reduce-only orders overlap freely
-    s = _long_with_stop(lambda s: (call(s, "limit_order", PSYM, 10.0, 120.0, side="sell",
-                                        pos="long"),
-                                   call(s, "market_order", PSYM, 1.0, side="sell",
-                                        reduce_only=True)))
-    assert s.results[2][1] is None
-    assert "not already being reduced by an order that is not reduce-only" in s.errors[0]
+    # (a plain order beside the stop is refused: test_plain_close_beside_a_reduce_only_stop...)
+    r = _long_with(lambda s: call(s, "limit_order", PSYM, 10.0, 120.0, side="sell", pos="long"),
+                   lambda s: call(s, "market_order", PSYM, 1.0, side="sell", reduce_only=True))
+    assert r.strategy.results[3] is None
+    assert "not already being reduced by an order that is not reduce-only" in \
+        r.strategy.errors[0]
+
+
+def _long_with(first, second):
+    """A 2x long of 10 from 100; tick 2 places `first`, tick 3 `second`; candle 4 falls to
+    94, candle 5 rises to 106."""
+    rows = flat(8)
+    rows[4] = (100.0, 100.0, 94.0, 95.0, 1e6)
+    rows[5] = (95.0, 106.0, 95.0, 105.0, 1e6)
+    script = {
+        0: lambda s: call(s, "update_leverage", PSYM, 2),
+        1: lambda s: call(s, "market_order", PSYM, 10.0, side="buy", pos="long"),
+        2: first,
+        3: second,
+    }
+    return run(script, rows, market=PERP)
+
+
+def _stop(s):
+    return call(s, "stop_order", PSYM, 10.0, 95.0, side="sell", pos="long", reduce_only=True)
+
+
+def _plain_limit(s):
+    return call(s, "limit_order", PSYM, 10.0, 105.0, side="sell", pos="long")
+
+
+def test_plain_close_beside_a_reduce_only_stop_never_fills_a_closed_position():
+    """Expected: a plain (not reduce-only) sell limit of the whole long, placed while a
+    reduce-only stop of the whole long rests, is refused by the gate (as it is when the
+    two are placed the other way round: the stop is then refused, 'not already being
+    reduced by an order that is not reduce-only'), or at least never fills more than the
+    long holds. Here the stop closes the long at 95 and the plain limit then 'fills' 10
+    at 105 against no position: a trade in the record (results, trades, 0.21 of fees
+    counted in state.fees) that moved neither cash nor position, a phantom sell that the
+    exchange would never execute (a SELL of the LONG side with no long is refused or
+    expired there), so sim, paper and live differ, and the report lies.
+
+    Why (review 15b): core/accounting.funds_error dropped the reduce-only orders'
+    commitment for every reducing order, the plain one too, while
+    `reducible` caps only reduce-only fills (sim engine.fill, paper orders.fill);
+    accounting._fill_position then clamps the plain fill to min(amount, 0) silently. Before
+    the change the gate refused the overlap."""
+    r2 = _long_with(_plain_limit, _stop)
+    assert r2.strategy.results[3] is None, "control: stop after the plain limit is refused"
+
+    r = _long_with(_stop, _plain_limit)
+    s = r.strategy
+    bought = sum(t.amount for t in s.trades if t.side.value == "buy")
+    sold = sum(t.amount for t in s.trades if t.side.value == "sell")
+    assert sold <= bought + 1e-9, (
+        f"the plain sell limit was admitted ({s.results[3]!r}) beside the reduce-only stop; "
+        f"the long bought {bought:g} but sells of {sold:g} are recorded: "
+        f"{[(t.side.value, t.amount, t.price, t.fee) for t in s.trades]}, fees {r.fees}, "
+        f"errors {s.errors}")

@@ -30,8 +30,8 @@ from typing import Any
 
 from ...core.apply import apply_event, order_payload, trade_payload
 from ...core.instances import AssetInstance, State
-from ...core.orders import OrderStatus
-from . import orders, reports
+from ...core.orders import Order, OrderStatus
+from . import emulation, orders, reports
 from .reconciler import REST
 
 
@@ -95,7 +95,44 @@ async def carry_over(session: Any) -> int:
         if o.route == "emulated" and not o.triggered:
             continue  # held by the engine, on no exchange: emulation.rearm watches it
         await settle(session, session.s.state.assets[o.symbol], o.id)
+    for ai in session.s.state.assets.values():
+        await finish_amends(session, ai)
     return len(carried)
+
+
+async def finish_amends(session: Any, ai: AssetInstance) -> None:
+    """Finish the amends an earlier run left halfway: a stop and its replacement both open
+    (it ended between placing the replacement and cancelling the old stop, or before the
+    replacement's unknown outcome was settled). Two stops open in one group are only ever
+    that (a pair is a limit and a stop). Once the newest is known open, the older ones
+    are cancelled, as the amend would have done; while it is unknown, both stay (a gap
+    could fire both) and the run is told."""
+    groups: dict[str, list[Order]] = {}
+    for o in ai.orders.values():
+        if o.is_conditional and o.is_open and o.group:
+            groups.setdefault(o.group, []).append(o)
+    for stops in groups.values():
+        if len(stops) < 2:
+            continue
+        newest, older = stops[-1], stops[:-1]
+        names = ", ".join(o.id for o in older)
+        if newest.status is not OrderStatus.OPEN:
+            session.tell_error(f"amend:{ai.symbol}", (
+                f"stop {names} and its replacement {newest.id} are both open after a restart, "
+                f"and the replacement's outcome is unknown: both stay until it is known"))
+            continue
+        async with session.engine.mutating():
+            held = [o for o in older if emulation.unsent(session, o)]
+            emulation.close(session, ai, held)
+        sent = [o.id for o in older if o not in held]
+        if sent and not await orders.cancel(session, ai, None, sent, waitfor=session.waitfor,
+                                            confirm=True):
+            session.tell_error(f"amend:{ai.symbol}", (
+                f"stop {names}, replaced by {newest.id} before a restart, is to be cancelled, "
+                "but its cancel is not confirmed: both may be open"))
+            continue
+        session.tell_error(f"amend:{ai.symbol}", (
+            f"stop {names}, replaced by {newest.id} before a restart, is cancelled now"))
 
 
 async def settle(session: Any, ai: AssetInstance, oid: str) -> None:
