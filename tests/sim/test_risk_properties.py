@@ -286,3 +286,34 @@ def test_leverage_denial_decides_as_equity_over_exposure(cash, spot, perp, price
         limit = math.nextafter(limit, math.inf * nudge)
     denied = core_risk.leverage_denial(state, ai, notional, mark, limit) is not None
     assert denied == (gross > limit * eq)
+
+
+@SETTINGS
+@given(cash=st.floats(-10, 5000), balances=st.lists(st.floats(-1e-9, 50), min_size=1, max_size=2),
+       prices=st.tuples(st.floats(0.5, 500), st.floats(0.5, 500)), notional=st.floats(0, 5000),
+       order=st.booleans(), limit=st.sampled_from([1.0, 1.0 + 2**-52, 1.5, 1000.0, math.inf]))
+def test_leverage_denial_of_a_spot_buy_decides_as_equity_over_exposure(cash, balances, prices,
+                                                                      notional, order, limit):
+    """On spot with no open order a limit of 1 or more is decided without the walk
+    (`_cash_bought`): the same decisions as equity() and exposure(), also with cash, an
+    order or a balance at the edges."""
+    import attrs
+    from planarpy.core.instances import AssetInstance
+    from planarpy.core.orders import Order, OrderType, Side as S
+    state = State("USD", cash)
+    markets = [SPOT, attrs.evolve(SPOT, symbol="TWO/USD", id="TWOUSD", base="TWO")]
+    for market, balance in zip(markets, balances):
+        ai = AssetInstance(market)
+        ai.balance = balance
+        state.assets[market.symbol] = ai
+    if order:
+        ai.orders["o"] = Order("o", ai.symbol, S.BUY, OrderType.LIMIT, 1.0, 2.0, 0)
+    if notional > cash and cash > 0 and notional < 2 * cash:
+        notional = cash  # an order of exactly the cash: the bound holds with equality
+    marks = dict(zip(state.assets, prices))
+    mark = lambda a: marks[a.symbol]  # noqa: E731
+    eq, gross = _reference_leverage(state, mark)
+    gross += notional
+    denied = core_risk.leverage_denial(state, state.assets[SPOT.symbol], notional, mark,
+                                       limit) is not None
+    assert denied == (eq <= 0 or gross > limit * eq)
