@@ -45,6 +45,7 @@ _ACTION_STATE = {"halt": TradingState.HALTED, "reduce": TradingState.REDUCING}
 # __getattr__ hook each time (several hundred instructions; 3.12 has none)
 _BUY = Side.BUY
 _ACTIVE = TradingState.ACTIVE
+_IN_UP, _IN_DOWN = 1.0 + 1e-9, 1.0 - 1e-9  # price_band's room for rounding
 
 # name: (kind, lowest, highest, lowest allowed itself, what it is)
 _LIMITS: dict[str, tuple[type, float, float, bool, str]] = {
@@ -482,11 +483,13 @@ def price_band(bounds: tuple[float, float], k: float, q: float) -> tuple[float, 
     if q == 0.0:
         inside = floor <= k <= ceiling
         return (-math.inf, math.inf) if inside else (math.inf, -math.inf)
-    a, b = (floor - k) / q, (ceiling - k) / q
-    lo, hi = (a, b) if q > 0 else (b, a)
-    slack = 1e-9  # (an infinite end stays infinite)
-    return (lo + abs(lo) * slack if lo > -math.inf else lo,
-            hi - abs(hi) * slack if hi < math.inf else hi)
+    if q > 0.0:
+        lo, hi = (floor - k) / q, (ceiling - k) / q
+    else:
+        lo, hi = (ceiling - k) / q, (floor - k) / q
+    # each end moved inwards by 1e-9 of itself (an infinite end stays infinite)
+    return (lo * _IN_UP if lo > 0.0 else lo * _IN_DOWN,
+            hi * _IN_DOWN if hi > 0.0 else hi * _IN_UP)
 
 
 def target(trading: TradingState, breach: Breach) -> TradingState | None:

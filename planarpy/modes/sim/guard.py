@@ -33,7 +33,7 @@ class EquityGuard:
     next close is measured.
     """
 
-    __slots__ = ("e", "closes", "watch", "before", "times", "bounds", "only")
+    __slots__ = ("e", "closes", "watch", "before", "times", "bounds", "only", "spot")
 
     def __init__(self, e: Engine, close_times: range) -> None:
         self.e = e
@@ -44,6 +44,7 @@ class EquityGuard:
         self.before: float | None = e.state.cash  # the first day starts with the run
         self.bounds = (INF, -INF)  # equity_bounds, kept from one measurement to the next
         self.only = e.assets[0] if len(e.assets) == 1 else None
+        self.spot = self.only is not None and not self.only.market.is_derivative
 
     def dirty(self) -> None:
         """Measure the next close whatever it is."""
@@ -84,9 +85,13 @@ class EquityGuard:
             w[1], w[2] = INF, -INF
             return
         state = self.e.state
-        if self.only is not None:  # one asset (most strategies): no need to look for it
-            fixed, v = asset_terms(self.only)
-            w[1], w[2] = price_band(self.bounds, state.cash + fixed, v)
+        only = self.only
+        if only is not None:  # one asset (most strategies): no need to look for it
+            if self.spot:  # asset_terms of a spot asset, which holds no position: (0, balance)
+                w[1], w[2] = price_band(self.bounds, state.cash, only.balance)
+            else:
+                fixed, v = asset_terms(only)
+                w[1], w[2] = price_band(self.bounds, state.cash + fixed, v)
             return
         k, q = linear_equity(state)
         if len(q) > 1:
