@@ -5,10 +5,15 @@ start and the peak (`core.risk`). Measuring the equity at every candle would cos
 than the rest of an idle loop, so the guard uses that between two fills the equity is
 k + q * close in the one asset held: it keeps the band of closes inside which no breaker
 can trip and no new peak is made (`core.risk.price_band`), set anew after each fill and
-reset, and the loop compares one close with it. Outside the band and at each new UTC
-day the guard measures the equity exactly (`check`); with several assets held it
-measures at every close. The decisions are those of measuring every close: the band
-only skips closes where the answer is known (a property test pins this).
+reset. Outside the band and at each new UTC day the guard measures the equity exactly
+(`check`); with several assets held it measures at every close. The decisions are those
+of measuring every close: the band only skips closes where the answer is known (a
+property test pins this).
+
+Even comparing each close with the band costs a busy loop a tenth of its time, so the
+loop compares only from candle `until` on: `clear_until` passes over the blocks of BLOCK
+candles ahead whose closes all lie inside the band (each block's lowest and highest
+close are kept when the run starts), and a fill's refresh sets `until` back to 0.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from ...actions.pipeline import watch_equity
 from ...core.risk import DAY_MS, asset_terms, equity_bounds, linear_equity, price_band
 
 INF = math.inf
+BLOCK = 32  # closes per block of `clear_until`
 
 
 class EquityGuard:
@@ -30,10 +36,12 @@ class EquityGuard:
 
     `watch` is [closes of the asset held, lowest close, highest close] as the loop reads
     it; `refresh()` sets the band anew after a fill, `dirty()` empties it so that the
-    next close is measured.
+    next close is measured; both set `until` (the next candle whose close the loop
+    compares with the band) to 0.
     """
 
-    __slots__ = ("e", "closes", "watch", "before", "times", "bounds", "only", "spot")
+    __slots__ = ("e", "closes", "watch", "before", "times", "bounds", "only", "spot", "until",
+                 "extremes", "blocks")
 
     def __init__(self, e: Engine, close_times: range) -> None:
         self.e = e
@@ -41,6 +49,10 @@ class EquityGuard:
         self.closes = {ai.symbol: memoryview(np.ascontiguousarray(ai.ohlcv.close, np.float64))
                        for ai in e.assets}
         self.watch: list[Any] = [next(iter(self.closes.values())), INF, -INF]
+        self.until = 0
+        # each asset's (lowest, highest) close of each block of BLOCK candles
+        self.extremes = {sym: _extremes(np.asarray(c)) for sym, c in self.closes.items()}
+        self.blocks = next(iter(self.extremes.values()))  # those of the closes watched
         self.before: float | None = e.state.cash  # the first day starts with the run
         self.bounds = (INF, -INF)  # equity_bounds, kept from one measurement to the next
         self.only = e.assets[0] if len(e.assets) == 1 else None
@@ -49,6 +61,23 @@ class EquityGuard:
     def dirty(self) -> None:
         """Measure the next close whatever it is."""
         self.watch[1], self.watch[2] = INF, -INF
+        self.until = 0
+
+    def clear_until(self, i: int, stop: int) -> int:
+        """The first candle from `i` on (`stop` at most) whose close may leave the band:
+        `i`'s block and the next are passed over if their closes all lie inside it (so
+        a busy run pays little for looking: a fill comes every few dozen candles)."""
+        w = self.watch
+        lo, hi = w[1], w[2]
+        low, high = self.blocks
+        k = i // BLOCK
+        if not (lo <= low[k] and high[k] <= hi):
+            return i
+        k += 1
+        if lo <= low[k] and high[k] <= hi:  # (after the last block: an empty one)
+            k += 1
+        j = k * BLOCK
+        return j if j < stop else stop
 
     def day_starts(self, start: int, stop: int) -> list[int]:
         """Candles in [start, stop) that close first in their UTC day."""
@@ -81,6 +110,7 @@ class EquityGuard:
     def refresh(self) -> None:
         """Set the band for the state now: after a fill, a measurement or a reset."""
         w = self.watch
+        self.until = 0
         if self.before is not None:  # a new day's start is still to be measured
             w[1], w[2] = INF, -INF
             return
@@ -100,6 +130,16 @@ class EquityGuard:
         if q:
             sym, v = next(iter(q.items()))
             w[0] = self.closes[sym]
+            self.blocks = self.extremes[sym]
         else:
             v = 0.0
         w[1], w[2] = price_band(self.bounds, k, v)
+
+
+def _extremes(closes: np.ndarray) -> tuple[list[float], list[float]]:
+    """The lowest and the highest close of each block of BLOCK candles (the last may be
+    shorter)."""
+    starts = np.arange(0, len(closes), BLOCK)
+    # and an empty block after the last, inside any band: clear_until need not stop there
+    return (np.minimum.reduceat(closes, starts).tolist() + [INF],
+            np.maximum.reduceat(closes, starts).tolist() + [-INF])
