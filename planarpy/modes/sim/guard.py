@@ -28,7 +28,7 @@ from ...actions.pipeline import watch_equity
 from ...core.risk import DAY_MS, asset_terms, equity_bounds, linear_equity, price_band
 
 INF = math.inf
-BLOCK = 32  # closes per block of `clear_until`
+BLOCK = 64  # closes per block of `clear_until`
 
 
 class EquityGuard:
@@ -66,12 +66,17 @@ class EquityGuard:
     def clear_until(self, i: int, stop: int) -> int:
         """The first candle from `i` on (`stop` at most) whose close may leave the band:
         `i`'s block and the next are passed over if their closes all lie inside it (so
-        a busy run pays little for looking: a fill comes every few dozen candles)."""
+        a busy run pays little for looking: a fill comes every few dozen candles), else
+        the closes of `i`'s block are looked at one by one."""
         w = self.watch
         lo, hi = w[1], w[2]
         low, high = self.blocks
         k = i // BLOCK
         if not (lo <= low[k] and high[k] <= hi):
+            closes = w[0]
+            end = min(k * BLOCK + BLOCK, stop)
+            while i < end and lo <= closes[i] <= hi:
+                i += 1
             return i
         k += 1
         if lo <= low[k] and high[k] <= hi:  # (after the last block: an empty one)
