@@ -312,8 +312,8 @@ class SimEngine:
     def _guarded_loop(self, start: int, progress: Callable[[int], Any] | None) -> None:
         """`_loop` with the loss breakers watched at each close, before the tick (see
         guard.py): a close is compared with the band from candle `guard.until` on, which
-        a fill sets back to 0. Its chunks also end where a UTC day begins, to measure the
-        day's start."""
+        a fill that narrows the band sets back to 0. Its chunks also end where a UTC day
+        begins, to measure the day's start."""
         s = self.s
         tick = s.tick
         active = self.e.state.active

@@ -13,7 +13,8 @@ property test pins this).
 Even comparing each close with the band costs a busy loop a tenth of its time, so the
 loop compares only from candle `until` on: `clear_until` passes over the blocks of BLOCK
 candles ahead whose closes all lie inside the band (each block's lowest and highest
-close are kept when the run starts), and a fill's refresh sets `until` back to 0.
+close are kept when the run starts), and a fill that narrows the band sets `until`
+back to 0.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class EquityGuard:
     `watch` is [closes of the asset held, lowest close, highest close] as the loop reads
     it; `refresh()` sets the band anew after a fill, `dirty()` empties it so that the
     next close is measured; both set `until` (the next candle whose close the loop
-    compares with the band) to 0.
+    compares with the band) back to 0 when the band narrows.
     """
 
     __slots__ = ("e", "closes", "watch", "before", "times", "bounds", "only", "spot", "until",
@@ -113,33 +114,36 @@ class EquityGuard:
         self.refresh()
 
     def refresh(self) -> None:
-        """Set the band for the state now: after a fill, a measurement or a reset."""
+        """Set the band for the state now: after a fill, a measurement or a reset. The
+        closes passed over already stay passed over if the band did not narrow."""
         w = self.watch
-        self.until = 0
-        if self.before is not None:  # a new day's start is still to be measured
-            w[1], w[2] = INF, -INF
-            return
         state = self.e.state
         only = self.only
-        if only is not None:  # one asset (most strategies): no need to look for it
+        if self.before is not None:  # a new day's start is still to be measured
+            lo, hi = INF, -INF
+        elif only is not None:  # one asset (most strategies): no need to look for it
             if self.spot:  # asset_terms of a spot asset, which holds no position: (0, balance)
-                w[1], w[2] = price_band(self.bounds, state.cash, only.balance)
+                lo, hi = price_band(self.bounds, state.cash, only.balance)
             else:
                 fixed, v = asset_terms(only)
-                w[1], w[2] = price_band(self.bounds, state.cash + fixed, v)
-            return
-        k, q = linear_equity(state)
-        if len(q) > 1:
-            w[1], w[2] = INF, -INF  # several prices move it: measure every close
-            return
-        if q:
-            sym, v = next(iter(q.items()))
-            w[0] = self.closes[sym]
-            self.blocks = self.extremes[sym]
+                lo, hi = price_band(self.bounds, state.cash + fixed, v)
         else:
-            v = 0.0
-        w[1], w[2] = price_band(self.bounds, k, v)
-
+            k, q = linear_equity(state)
+            if len(q) > 1:
+                lo, hi = INF, -INF  # several prices move it: measure every close
+            else:
+                if q:
+                    sym, v = next(iter(q.items()))
+                    if w[0] is not self.closes[sym]:  # the closes passed over were another's
+                        w[0] = self.closes[sym]
+                        self.blocks = self.extremes[sym]
+                        self.until = 0
+                else:
+                    v = 0.0
+                lo, hi = price_band(self.bounds, k, v)
+        if not (lo <= w[1] and w[2] <= hi):
+            self.until = 0
+        w[1], w[2] = lo, hi
 
 def _extremes(closes: np.ndarray) -> tuple[list[float], list[float]]:
     """The lowest and the highest close of each block of BLOCK candles (the last may be
