@@ -317,3 +317,46 @@ def test_leverage_denial_of_a_spot_buy_decides_as_equity_over_exposure(cash, bal
     denied = core_risk.leverage_denial(state, state.assets[SPOT.symbol], notional, mark,
                                        limit) is not None
     assert denied == (eq <= 0 or gross > limit * eq)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(steps=st.lists(st.tuples(st.floats(-0.02, 0.02), st.floats(-0.02, 0.02)),
+                      min_size=140, max_size=260),
+       dd=st.floats(0.005, 0.08), day=st.none() | st.floats(0.002, 0.05),
+       ops=st.lists(st.tuples(st.integers(0, 250), st.booleans(), st.booleans()), max_size=12))
+def test_the_guard_decides_as_measuring_every_close_with_two_assets(steps, dd, day, ops):
+    """With two assets (the one held changes, both may be held) the guarded loop, which
+    passes over blocks of closes, trips the same breakers with the same trades as
+    measuring every close."""
+    import attrs
+    from simkit import candles, scripted
+    two = attrs.evolve(SPOT, symbol="TWO/USD", id="TWOUSD", base="TWO")
+    rows = [walk([a for a, _ in steps]), walk([b for _, b in steps])]
+    script: dict = {}
+    for i, first, buy in ops:
+        if i < len(steps) - 1:
+            sym = (SPOT if first else two).symbol
+            script[i] = (lambda s, sym=sym, side="buy" if buy else "sell":
+                         call(s, "market_order", sym, 2.0, side=side))
+    cls = scripted(script, universe=(SPOT.symbol, two.symbol))
+    rules = RiskRules(max_drawdown=dd, max_daily_loss=day)
+
+    def go():
+        s = cls({SPOT.symbol: SPOT, two.symbol: two})
+        r = pipeline_backtest(s, {SPOT.symbol: candles(rows[0]), two.symbol: candles(rows[1])},
+                              rules)
+        return r.strategy.state.risk.changes, list(r.trades)
+    banded = go()
+    band = guard_module.price_band
+    guard_module.price_band = lambda bounds, k, q: (math.inf, -math.inf)  # measure every close
+    try:
+        assert go() == banded
+    finally:
+        guard_module.price_band = band
+
+
+def pipeline_backtest(s, data, rules):
+    from planarpy import backtest
+    from planarpy.modes.sim import SimConfig
+    return backtest(s, data=data, config=SimConfig(slippage=0.0, volume_cap=False),
+                    settings={}, risk=rules)
