@@ -266,7 +266,7 @@ def pending(ai: AssetInstance) -> float:
 
 def exposure(ai: AssetInstance, price: float) -> float:
     """Quote value of what is held and of what open orders would add, at `price`."""
-    return ai.market.value(held(ai) + pending(ai), price)
+    return ai.market.value(held(ai) + (pending(ai) if ai.orders else 0.0), price)
 
 
 def equity(state: State, mark: Callable[[AssetInstance], float]) -> float:
@@ -315,8 +315,9 @@ def state_denial(risk: RiskState, reduces: bool) -> Denial | None:
 def rate_denial(risk: RiskState, now: int) -> Denial | None:
     """Why the order throttle refuses another order at `now` (ms), or None."""
     times = risk.orders
+    n = len(times)
     for limit, span, name in risk.rules.rates:
-        if len(times) >= limit and times[-limit] > now - span:
+        if n >= limit and times[-limit] > now - span:
             return Denial(name, f"{limit} orders in the last {span // 1000} s already "
                                 f"({name} = {limit})")
     return None
