@@ -363,8 +363,16 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
 def leverage_denial(state: State, ai: AssetInstance, notional: float,
                     mark: Callable[[AssetInstance], float], limit: float) -> Denial | None:
     """Why adding `notional` to `ai` would take exposure over equity above `limit`."""
-    if limit >= 1.0 and 0.0 < notional <= state.cash and _cash_bought(state):
-        return None
+    if limit >= 1.0 and 0.0 < notional <= state.cash:
+        # every asset spot, with no open order and no negative balance: the walk's sums
+        # are exposure V + notional and equity cash + V (the same V to the bit, V >= 0),
+        # so exposure <= equity (rounding keeps the order of sums) and equity >= cash > 0:
+        # a limit of 1 or more cannot bind, and the walk (once per buy) is skipped
+        for a in state.assets.values():
+            if a.orders or a.balance < 0.0 or a.market.is_derivative:
+                break
+        else:
+            return None
     # equity(state, mark) and the gross exposure in one pass that marks each asset once,
     # with no dict of linear_equity's (the sums in the same order as linear_equity's and
     # exposure's: the same figures to the bit; a property test pins this)
@@ -388,20 +396,6 @@ def leverage_denial(state: State, ai: AssetInstance, notional: float,
         return Denial("max_leverage", f"exposure {gross:.8g} over equity {eq:.8g} would be "
                                       f"{ratio:.3g}x, above max_leverage = {limit:g}")
     return None
-
-
-def _cash_bought(state: State) -> bool:
-    """Whether every asset is spot, with no open order and no negative balance.
-
-    Then the walk's sums are exposure V + notional and equity cash + V (the same V to the
-    bit, V >= 0), so an order of at most the cash gives exposure <= equity (rounding keeps
-    the order of sums) and equity >= cash > 0: a leverage limit of 1 or more cannot bind,
-    and the walk (once per buy of a spot strategy) is skipped.
-    """
-    for a in state.assets.values():
-        if a.orders or a.balance < 0.0 or a.market.is_derivative:
-            return False
-    return True
 
 
 # ---- breakers --------------------------------------------------------------------------

@@ -294,9 +294,9 @@ def test_leverage_denial_decides_as_equity_over_exposure(cash, spot, perp, price
        order=st.booleans(), limit=st.sampled_from([1.0, 1.0 + 2**-52, 1.5, 1000.0, math.inf]))
 def test_leverage_denial_of_a_spot_buy_decides_as_equity_over_exposure(cash, balances, prices,
                                                                       notional, order, limit):
-    """On spot with no open order a limit of 1 or more is decided without the walk
-    (`_cash_bought`): the same decisions as equity() and exposure(), also with cash, an
-    order or a balance at the edges."""
+    """On spot with no open order a limit of 1 or more is decided without the walk: the
+    same decisions as equity() and exposure(), also with cash, an order or a balance at
+    the edges."""
     import attrs
     from planarpy.core.instances import AssetInstance
     from planarpy.core.orders import Order, OrderType, Side as S
