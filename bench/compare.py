@@ -9,8 +9,10 @@ Each run includes what the framework computes after its loop (planarpy: stats())
 Like for like, planarpy runs without its look-ahead check (SimConfig.check_lookahead: after
 the run it backtests again, each tick blind to later candles; backtesting.py checks
 nothing of the kind); the ratio with the check on is printed too.
-Times are CPU time of this process, best of --repeat (the machine may be shared). The
-first line printed is the headline: the like-for-like ratio to backtesting.py.
+Times are CPU time of this process, best of --repeat (the machine may be shared); the
+like-for-like runs are taken in turn, so the headline ratio sees one load (a planarpy run
+of 100k candles lasts 0.06 s: nine tries each by default). The first line printed is the
+headline: the like-for-like ratio to backtesting.py.
 Prints figures only. Run: python bench/compare.py [--candles N] [--peer-candles N]
 """
 
@@ -62,28 +64,56 @@ def timed(fn: Any, *args: Any) -> tuple[float, Any]:
     return best, out
 
 
-def planar(data: OHLCV, fast: int = FAST, slow: int = SLOW,
-           check: bool = False) -> tuple[float, list[tuple]]:
-    """Best CPU time of planarpy's run (stats() included), and its round trips; `check`
-    turns the look-ahead check on."""
+def interleaved(runs: list[Any], rounds: int) -> list[tuple[float, Any]]:
+    """Best CPU time of each call in `runs` and its last result, the calls taken in turn
+    `rounds` times, so that the ratios between them see the same load on a shared
+    machine (and each the same number of tries)."""
+    best, out = [float("inf")] * len(runs), [None] * len(runs)
+    for _ in range(rounds):
+        for k, fn in enumerate(runs):
+            t = time.process_time()
+            out[k] = fn()
+            best[k] = min(best[k], time.process_time() - t)
+    return list(zip(best, out))
+
+
+def planar_go(data: OHLCV, fast: int = FAST, slow: int = SLOW, check: bool = False) -> Any:
+    """planarpy's run (stats() included) as a call; `check` turns the look-ahead check on."""
     def go() -> Any:
         r = run_planar(data, MARKET, CASH, COMMISSION, "1m", fast, slow, check_lookahead=check)
         r.stats()
         return r
-    seconds, r = timed(go)
-    trades = [(t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.amount)
-              for t in r.round_trips()]
-    return seconds, trades
+    return go
+
+
+def planar_trips(r: Any) -> list[tuple]:
+    return [(t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.amount)
+            for t in r.round_trips()]
+
+
+def planar(data: OHLCV, fast: int = FAST, slow: int = SLOW,
+           check: bool = False) -> tuple[float, list[tuple]]:
+    """Best CPU time of planarpy's run (stats() included), and its round trips; `check`
+    turns the look-ahead check on."""
+    seconds, r = timed(planar_go(data, fast, slow, check))
+    return seconds, planar_trips(r)
+
+
+def bt_go(data: OHLCV, fast: int = FAST, slow: int = SLOW) -> Any:
+    frame = to_frame(data)
+    return lambda: run_bt(frame, CASH, COMMISSION, fast, slow)
+
+
+def bt_trips(stats: Any) -> list[tuple]:
+    t = stats._trades
+    ms = lambda col: (col.to_numpy().astype("datetime64[ms]").astype(np.int64)).tolist()
+    return list(zip(ms(t.EntryTime), ms(t.ExitTime), t.EntryPrice, t.ExitPrice,
+                    t.Size.astype(float)))
 
 
 def backtesting_py(data: OHLCV, fast: int = FAST, slow: int = SLOW) -> tuple[float, list[tuple]]:
-    frame = to_frame(data)
-    seconds, stats = timed(run_bt, frame, CASH, COMMISSION, fast, slow)
-    t = stats._trades
-    ms = lambda col: (col.to_numpy().astype("datetime64[ms]").astype(np.int64)).tolist()
-    trades = list(zip(ms(t.EntryTime), ms(t.ExitTime), t.EntryPrice, t.ExitPrice,
-                      t.Size.astype(float)))
-    return seconds, trades
+    seconds, stats = timed(bt_go(data, fast, slow))
+    return seconds, bt_trips(stats)
 
 
 def backtrader_run(data: OHLCV, fast: int = FAST, slow: int = SLOW) -> tuple[float, int] | None:
@@ -132,7 +162,7 @@ def main() -> None:
     ap.add_argument("--peer-candles", type=int, default=100_000)
     ap.add_argument("--fast", type=int, default=FAST, help="fast SMA (default %(default)s)")
     ap.add_argument("--slow", type=int, default=SLOW, help="slow SMA (default %(default)s)")
-    ap.add_argument("--repeat", type=int, default=3, help="best of (default %(default)s)")
+    ap.add_argument("--repeat", type=int, default=9, help="best of (default %(default)s)")
     args = ap.parse_args()
     global REPEAT
     REPEAT = args.repeat
@@ -141,9 +171,10 @@ def main() -> None:
     peer = full[: min(args.peer_candles, args.candles)]
     warm = full[:2_000]  # first runs pay for imports and caches: not timed
     planar(warm), planar(warm, check=True), backtesting_py(warm), backtrader_run(warm)
-    p_s, p_trades = planar(peer, fast, slow)
-    c_s, c_trades = planar(peer, fast, slow, check=True)
-    b_s, b_trades = backtesting_py(peer, fast, slow)
+    (p_s, p_r), (c_s, c_r), (b_s, b_r) = interleaved(
+        [planar_go(peer, fast, slow), planar_go(peer, fast, slow, check=True),
+         bt_go(peer, fast, slow)], REPEAT)
+    p_trades, c_trades, b_trades = planar_trips(p_r), planar_trips(c_r), bt_trips(b_r)
     same = "same trades as planarpy" if b_trades == p_trades else "TRADES DIFFER from planarpy"
     print(f"HEADLINE: planarpy runs SMA({fast}/{slow}) on {len(peer):,} candles "
           f"{b_s / p_s:.1f}x as fast as backtesting.py ({same}; look-ahead check off, as "
@@ -152,7 +183,7 @@ def main() -> None:
           f"{b_s / c_s:.1f}x" + ("" if c_trades == p_trades else " (TRADES DIFFER)"))
     print(f"python {sys.version.split()[0]}; long-only SMA({fast}/{slow}) cross, all cash in "
           f"whole units, next-open fills, {COMMISSION:.2%} commission, random-walk 1m candles; "
-          f"CPU seconds, best of {REPEAT}")
+          f"CPU seconds, best of {REPEAT} (the like-for-like runs taken in turn)")
     print(f"{'':<15}{'candles':>11}{'seconds':>10}{'candles/s':>14}{'round trips':>13}")
     print(row("planarpy", len(peer), p_s, len(p_trades), "look-ahead check off"))
     print(row("planarpy", len(peer), c_s, len(c_trades), "look-ahead check on"))

@@ -217,8 +217,7 @@ class Strategy:
     @property
     def free_cash(self) -> float:
         """Cash that new orders may use."""
-        state = self._engine.state  # State.free_cash written out: a call less per read
-        return state.cash - state.committed
+        return self._engine.state.free_cash
 
     @property
     def committed(self) -> float:

@@ -38,17 +38,17 @@ def admit(e: Engine, ai: AssetInstance, order: Order, request: Any, by_risk: boo
     and the throttle, never the market rules or the funds check.
     """
     m = ai.market
+    adds = increases(ai, order)  # for the funds and the risk rules
     reason = m.check_limit_price(order.price) if order.type is _LIMIT else None
     reason = reason or m.check_order(order.amount, order.price) or \
-        funds_error(e.state, ai, order)
+        funds_error(e.state, ai, order, adds)
     if reason is not None:
         e.reject(ai, reason, request.payload())
         return False
     risk = e.state.risk
     if risk.trading is _ACTIVE and not risk.rules.checks_orders or by_risk:
         return True
-    reduces = not increases(ai, order)
-    denial = order_denial(e.state, ai, order, reduces, order.date, e.executor.mark)
+    denial = order_denial(e.state, ai, order, not adds, order.date, e.executor.mark)
     if denial is None:
         return True
     deny(e, ai, denial, request.payload())

@@ -138,11 +138,14 @@ def _pass_on(ai: AssetInstance, order: Order) -> None:
             return
 
 
-def funds_error(state: State, ai: AssetInstance, order: Order) -> str | None:
+def funds_error(state: State, ai: AssetInstance, order: Order,
+                adds: bool | None = None) -> str | None:
     """Why the strategy cannot afford `order` now, or None. The leg of an OCO group (or
-    the replacement of a stop) may use what its group already holds."""
+    the replacement of a stop) may use what its group already holds. (`adds`: the
+    caller's `increases(ai, order)`, if it has it.)"""
     m = ai.market
-    adds = increases(ai, order)
+    if adds is None:
+        adds = increases(ai, order)
     need = _required(ai, order, adds)
     if order.group:
         holder = _shares_with(ai, order, adds)

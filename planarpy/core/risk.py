@@ -45,6 +45,7 @@ _ACTION_STATE = {"halt": TradingState.HALTED, "reduce": TradingState.REDUCING}
 # __getattr__ hook each time (several hundred instructions; 3.12 has none)
 _BUY = Side.BUY
 _ACTIVE = TradingState.ACTIVE
+_IN_UP, _IN_DOWN = 1.0 + 1e-9, 1.0 - 1e-9  # price_band's room for rounding
 
 # name: (kind, lowest, highest, lowest allowed itself, what it is)
 _LIMITS: dict[str, tuple[type, float, float, bool, str]] = {
@@ -265,7 +266,7 @@ def pending(ai: AssetInstance) -> float:
 
 def exposure(ai: AssetInstance, price: float) -> float:
     """Quote value of what is held and of what open orders would add, at `price`."""
-    return ai.market.value(held(ai) + pending(ai), price)
+    return ai.market.value(held(ai) + (pending(ai) if ai.orders else 0.0), price)
 
 
 def equity(state: State, mark: Callable[[AssetInstance], float]) -> float:
@@ -314,8 +315,9 @@ def state_denial(risk: RiskState, reduces: bool) -> Denial | None:
 def rate_denial(risk: RiskState, now: int) -> Denial | None:
     """Why the order throttle refuses another order at `now` (ms), or None."""
     times = risk.orders
+    n = len(times)
     for limit, span, name in risk.rules.rates:
-        if len(times) >= limit and times[-limit] > now - span:
+        if n >= limit and times[-limit] > now - span:
             return Denial(name, f"{limit} orders in the last {span // 1000} s already "
                                 f"({name} = {limit})")
     return None
@@ -361,6 +363,16 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
 def leverage_denial(state: State, ai: AssetInstance, notional: float,
                     mark: Callable[[AssetInstance], float], limit: float) -> Denial | None:
     """Why adding `notional` to `ai` would take exposure over equity above `limit`."""
+    if limit >= 1.0 and 0.0 < notional <= state.cash:
+        # every asset spot, with no open order and no negative balance: the walk's sums
+        # are exposure V + notional and equity cash + V (the same V to the bit, V >= 0),
+        # so exposure <= equity (rounding keeps the order of sums) and equity >= cash > 0:
+        # a limit of 1 or more cannot bind, and the walk (once per buy) is skipped
+        for a in state.assets.values():
+            if a.orders or a.balance < 0.0 or a.market.is_derivative:
+                break
+        else:
+            return None
     # equity(state, mark) and the gross exposure in one pass that marks each asset once,
     # with no dict of linear_equity's (the sums in the same order as linear_equity's and
     # exposure's: the same figures to the bit; a property test pins this)
@@ -466,11 +478,13 @@ def price_band(bounds: tuple[float, float], k: float, q: float) -> tuple[float, 
     if q == 0.0:
         inside = floor <= k <= ceiling
         return (-math.inf, math.inf) if inside else (math.inf, -math.inf)
-    a, b = (floor - k) / q, (ceiling - k) / q
-    lo, hi = (a, b) if q > 0 else (b, a)
-    slack = 1e-9  # (an infinite end stays infinite)
-    return (lo + abs(lo) * slack if lo > -math.inf else lo,
-            hi - abs(hi) * slack if hi < math.inf else hi)
+    if q > 0.0:
+        lo, hi = (floor - k) / q, (ceiling - k) / q
+    else:
+        lo, hi = (ceiling - k) / q, (floor - k) / q
+    # each end moved inwards by 1e-9 of itself (an infinite end stays infinite)
+    return (lo * _IN_UP if lo > 0.0 else lo * _IN_DOWN,
+            hi * _IN_DOWN if hi > 0.0 else hi * _IN_UP)
 
 
 def target(trading: TradingState, breach: Breach) -> TradingState | None:

@@ -286,3 +286,77 @@ def test_leverage_denial_decides_as_equity_over_exposure(cash, spot, perp, price
         limit = math.nextafter(limit, math.inf * nudge)
     denied = core_risk.leverage_denial(state, ai, notional, mark, limit) is not None
     assert denied == (gross > limit * eq)
+
+
+@SETTINGS
+@given(cash=st.floats(-10, 5000), balances=st.lists(st.floats(-1e-9, 50), min_size=1, max_size=2),
+       prices=st.tuples(st.floats(0.5, 500), st.floats(0.5, 500)), notional=st.floats(0, 5000),
+       order=st.booleans(), limit=st.sampled_from([1.0, 1.0 + 2**-52, 1.5, 1000.0, math.inf]))
+def test_leverage_denial_of_a_spot_buy_decides_as_equity_over_exposure(cash, balances, prices,
+                                                                      notional, order, limit):
+    """On spot with no open order a limit of 1 or more is decided without the walk: the
+    same decisions as equity() and exposure(), also with cash, an order or a balance at
+    the edges."""
+    import attrs
+    from planarpy.core.instances import AssetInstance
+    from planarpy.core.orders import Order, OrderType, Side as S
+    state = State("USD", cash)
+    markets = [SPOT, attrs.evolve(SPOT, symbol="TWO/USD", id="TWOUSD", base="TWO")]
+    for market, balance in zip(markets, balances):
+        ai = AssetInstance(market)
+        ai.balance = balance
+        state.assets[market.symbol] = ai
+    if order:
+        ai.orders["o"] = Order("o", ai.symbol, S.BUY, OrderType.LIMIT, 1.0, 2.0, 0)
+    if notional > cash and cash > 0 and notional < 2 * cash:
+        notional = cash  # an order of exactly the cash: the bound holds with equality
+    marks = dict(zip(state.assets, prices))
+    mark = lambda a: marks[a.symbol]  # noqa: E731
+    eq, gross = _reference_leverage(state, mark)
+    gross += notional
+    denied = core_risk.leverage_denial(state, state.assets[SPOT.symbol], notional, mark,
+                                       limit) is not None
+    assert denied == (eq <= 0 or gross > limit * eq)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(steps=st.lists(st.tuples(st.floats(-0.02, 0.02), st.floats(-0.02, 0.02)),
+                      min_size=140, max_size=260),
+       dd=st.floats(0.005, 0.08), day=st.none() | st.floats(0.002, 0.05),
+       ops=st.lists(st.tuples(st.integers(0, 250), st.booleans(), st.booleans()), max_size=12))
+def test_the_guard_decides_as_measuring_every_close_with_two_assets(steps, dd, day, ops):
+    """With two assets (the one held changes, both may be held) the guarded loop, which
+    passes over blocks of closes, trips the same breakers with the same trades as
+    measuring every close."""
+    import attrs
+    from simkit import candles, scripted
+    two = attrs.evolve(SPOT, symbol="TWO/USD", id="TWOUSD", base="TWO")
+    rows = [walk([a for a, _ in steps]), walk([b for _, b in steps])]
+    script: dict = {}
+    for i, first, buy in ops:
+        if i < len(steps) - 1:
+            sym = (SPOT if first else two).symbol
+            script[i] = (lambda s, sym=sym, side="buy" if buy else "sell":
+                         call(s, "market_order", sym, 2.0, side=side))
+    cls = scripted(script, universe=(SPOT.symbol, two.symbol))
+    rules = RiskRules(max_drawdown=dd, max_daily_loss=day)
+
+    def go():
+        s = cls({SPOT.symbol: SPOT, two.symbol: two})
+        r = pipeline_backtest(s, {SPOT.symbol: candles(rows[0]), two.symbol: candles(rows[1])},
+                              rules)
+        return r.strategy.state.risk.changes, list(r.trades)
+    banded = go()
+    band = guard_module.price_band
+    guard_module.price_band = lambda bounds, k, q: (math.inf, -math.inf)  # measure every close
+    try:
+        assert go() == banded
+    finally:
+        guard_module.price_band = band
+
+
+def pipeline_backtest(s, data, rules):
+    from planarpy import backtest
+    from planarpy.modes.sim import SimConfig
+    return backtest(s, data=data, config=SimConfig(slippage=0.0, volume_cap=False),
+                    settings={}, risk=rules)

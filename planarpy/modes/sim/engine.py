@@ -349,7 +349,9 @@ class SimEngine:
 
     def _guarded_loop(self, start: int, progress: Callable[[int], Any] | None) -> None:
         """`_loop` with the loss breakers watched at each close, before the tick (see
-        guard.py). Its chunks also end where a UTC day begins, to measure the day's start."""
+        guard.py): a close is compared with the band from candle `guard.until` on, which
+        a fill that narrows the band sets back to 0. Its chunks also end where a UTC day
+        begins, to measure the day's start."""
         s = self.s
         tick = s.tick
         active = self.e.state.active
@@ -360,30 +362,22 @@ class SimEngine:
         assert guard is not None
         w = guard.watch
         check = guard.check
+        clear = guard.clear_until
         days = guard.day_starts(start, last) if self.e.state.risk.rules.daily_rules else []
         bounds = sorted({*range(start, last, CHUNK), *days, last})
         fresh = set(days)
-        # one asset: the closes watched never change, so the loop reads them in step
-        closes = w[0] if guard.only is not None else None
         for lo, hi in zip(bounds, bounds[1:]):
             if lo in fresh:
                 guard.new_day(lo)
-            if closes is not None:
-                for i, ts, c in zip(range(lo, hi), close[lo:hi], closes[lo:hi]):
-                    if active:
-                        match(i)
-                    s.i = i
-                    if not w[1] <= c <= w[2]:
-                        check(i)
-                    tick(ts)
-            else:
-                for i, ts in zip(range(lo, hi), close[lo:hi]):
-                    if active:
-                        match(i)
-                    s.i = i
+            for i, ts in zip(range(lo, hi), close[lo:hi]):
+                if active:
+                    match(i)
+                s.i = i
+                if i >= guard.until:  # this close may be outside the band
                     if not w[1] <= w[0][i] <= w[2]:
                         check(i)
-                    tick(ts)
+                    guard.until = clear(i + 1, hi)
+                tick(ts)
             if progress is not None:
                 progress(hi - lo)
         self._last_candle(start)

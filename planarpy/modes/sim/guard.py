@@ -5,10 +5,16 @@ start and the peak (`core.risk`). Measuring the equity at every candle would cos
 than the rest of an idle loop, so the guard uses that between two fills the equity is
 k + q * close in the one asset held: it keeps the band of closes inside which no breaker
 can trip and no new peak is made (`core.risk.price_band`), set anew after each fill and
-reset, and the loop compares one close with it. Outside the band and at each new UTC
-day the guard measures the equity exactly (`check`); with several assets held it
-measures at every close. The decisions are those of measuring every close: the band
-only skips closes where the answer is known (a property test pins this).
+reset. Outside the band and at each new UTC day the guard measures the equity exactly
+(`check`); with several assets held it measures at every close. The decisions are those
+of measuring every close: the band only skips closes where the answer is known (a
+property test pins this).
+
+Even comparing each close with the band costs a busy loop a tenth of its time, so the
+loop compares only from candle `until` on: `clear_until` passes over the blocks of BLOCK
+candles ahead whose closes all lie inside the band (each block's lowest and highest
+close are kept when the run starts), and a fill that narrows the band sets `until`
+back to 0.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from ...actions.pipeline import watch_equity
 from ...core.risk import DAY_MS, asset_terms, equity_bounds, linear_equity, price_band
 
 INF = math.inf
+BLOCK = 64  # closes per block of `clear_until`
 
 
 class EquityGuard:
@@ -30,10 +37,12 @@ class EquityGuard:
 
     `watch` is [closes of the asset held, lowest close, highest close] as the loop reads
     it; `refresh()` sets the band anew after a fill, `dirty()` empties it so that the
-    next close is measured.
+    next close is measured; both set `until` (the next candle whose close the loop
+    compares with the band) back to 0 when the band narrows.
     """
 
-    __slots__ = ("e", "closes", "watch", "before", "times", "bounds", "only")
+    __slots__ = ("e", "closes", "watch", "before", "times", "bounds", "only", "spot", "until",
+                 "extremes", "blocks")
 
     def __init__(self, e: Engine, close_times: range) -> None:
         self.e = e
@@ -41,13 +50,40 @@ class EquityGuard:
         self.closes = {ai.symbol: memoryview(np.ascontiguousarray(ai.ohlcv.close, np.float64))
                        for ai in e.assets}
         self.watch: list[Any] = [next(iter(self.closes.values())), INF, -INF]
+        self.until = 0
+        # each asset's (lowest, highest) close of each block of BLOCK candles
+        self.extremes = {sym: _extremes(np.asarray(c)) for sym, c in self.closes.items()}
+        self.blocks = next(iter(self.extremes.values()))  # those of the closes watched
         self.before: float | None = e.state.cash  # the first day starts with the run
         self.bounds = (INF, -INF)  # equity_bounds, kept from one measurement to the next
         self.only = e.assets[0] if len(e.assets) == 1 else None
+        self.spot = self.only is not None and not self.only.market.is_derivative
 
     def dirty(self) -> None:
         """Measure the next close whatever it is."""
         self.watch[1], self.watch[2] = INF, -INF
+        self.until = 0
+
+    def clear_until(self, i: int, stop: int) -> int:
+        """The first candle from `i` on (`stop` at most) whose close may leave the band:
+        `i`'s block and the next are passed over if their closes all lie inside it (so
+        a busy run pays little for looking: a fill comes every few dozen candles), else
+        the closes of `i`'s block are looked at one by one."""
+        w = self.watch
+        lo, hi = w[1], w[2]
+        low, high = self.blocks
+        k = i // BLOCK
+        if not (lo <= low[k] and high[k] <= hi):
+            closes = w[0]
+            end = min(k * BLOCK + BLOCK, stop)
+            while i < end and lo <= closes[i] <= hi:
+                i += 1
+            return i
+        k += 1
+        if lo <= low[k] and high[k] <= hi:  # (after the last block: an empty one)
+            k += 1
+        j = k * BLOCK
+        return j if j < stop else stop
 
     def day_starts(self, start: int, stop: int) -> list[int]:
         """Candles in [start, stop) that close first in their UTC day."""
@@ -78,23 +114,41 @@ class EquityGuard:
         self.refresh()
 
     def refresh(self) -> None:
-        """Set the band for the state now: after a fill, a measurement or a reset."""
+        """Set the band for the state now: after a fill, a measurement or a reset. The
+        closes passed over already stay passed over if the band did not narrow."""
         w = self.watch
-        if self.before is not None:  # a new day's start is still to be measured
-            w[1], w[2] = INF, -INF
-            return
         state = self.e.state
-        if self.only is not None:  # one asset (most strategies): no need to look for it
-            fixed, v = asset_terms(self.only)
-            w[1], w[2] = price_band(self.bounds, state.cash + fixed, v)
-            return
-        k, q = linear_equity(state)
-        if len(q) > 1:
-            w[1], w[2] = INF, -INF  # several prices move it: measure every close
-            return
-        if q:
-            sym, v = next(iter(q.items()))
-            w[0] = self.closes[sym]
+        only = self.only
+        if self.before is not None:  # a new day's start is still to be measured
+            lo, hi = INF, -INF
+        elif only is not None:  # one asset (most strategies): no need to look for it
+            if self.spot:  # asset_terms of a spot asset, which holds no position: (0, balance)
+                lo, hi = price_band(self.bounds, state.cash, only.balance)
+            else:
+                fixed, v = asset_terms(only)
+                lo, hi = price_band(self.bounds, state.cash + fixed, v)
         else:
-            v = 0.0
-        w[1], w[2] = price_band(self.bounds, k, v)
+            k, q = linear_equity(state)
+            if len(q) > 1:
+                lo, hi = INF, -INF  # several prices move it: measure every close
+            else:
+                if q:
+                    sym, v = next(iter(q.items()))
+                    if w[0] is not self.closes[sym]:  # the closes passed over were another's
+                        w[0] = self.closes[sym]
+                        self.blocks = self.extremes[sym]
+                        self.until = 0
+                else:
+                    v = 0.0
+                lo, hi = price_band(self.bounds, k, v)
+        if not (lo <= w[1] and w[2] <= hi):
+            self.until = 0
+        w[1], w[2] = lo, hi
+
+def _extremes(closes: np.ndarray) -> tuple[list[float], list[float]]:
+    """The lowest and the highest close of each block of BLOCK candles (the last may be
+    shorter)."""
+    starts = np.arange(0, len(closes), BLOCK)
+    # and an empty block after the last, inside any band: clear_until need not stop there
+    return (np.minimum.reduceat(closes, starts).tolist() + [INF],
+            np.maximum.reduceat(closes, starts).tolist() + [-INF])
