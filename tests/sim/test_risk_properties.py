@@ -219,9 +219,16 @@ def test_the_guard_decides_as_measuring_every_close(margin, steps, dd, day, on, 
     def go():
         r = run(script, rows, market=PERP if margin else SPOT, risk=rules)
         return r.strategy.state.risk.changes, [t for t in r.trades]
+    decides_as_measuring_every_close(go)
+
+
+
+def decides_as_measuring_every_close(go):
+    """`go()` (a run's risk changes and trades) is the same with the guard's band as when
+    every close is measured (a band that no close lies inside)."""
     banded = go()
     band = guard_module.price_band
-    guard_module.price_band = lambda bounds, k, q: (math.inf, -math.inf)  # measure every close
+    guard_module.price_band = lambda bounds, k, q: (math.inf, -math.inf)
     try:
         assert go() == banded
     finally:
@@ -346,13 +353,7 @@ def test_the_guard_decides_as_measuring_every_close_with_two_assets(steps, dd, d
         r = pipeline_backtest(s, {SPOT.symbol: candles(rows[0]), two.symbol: candles(rows[1])},
                               rules)
         return r.strategy.state.risk.changes, list(r.trades)
-    banded = go()
-    band = guard_module.price_band
-    guard_module.price_band = lambda bounds, k, q: (math.inf, -math.inf)  # measure every close
-    try:
-        assert go() == banded
-    finally:
-        guard_module.price_band = band
+    decides_as_measuring_every_close(go)
 
 
 def pipeline_backtest(s, data, rules):
