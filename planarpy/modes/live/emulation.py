@@ -18,17 +18,17 @@ its mark never fire or trail it. The watcher keeps one time per asset
 and where a REST catch-up read every trade: in a quiet market the end of the last hour
 wholly in the past by the exchange's clock, so that the next catch-up starts there);
 every held order has been shown those, so its mark is that time, or its creation time
-if later (a re-armed trailing stop's: see below). Exchange trade times are only ever compared with exchange
-times.
+if later (a re-armed trailing stop's: see below). Exchange trade times are only ever
+compared with exchange times.
 
 When the stream stalls, comes back after a loss, or the run restarts, the watcher
 fetches by REST the trades since the oldest mark (`since`, page by page). A range the
 stream missed (after `connection_lost`, after a restart, or a stall batch holding trades
 newer than the last one the stream delivered) is where the market went while nobody
 watched: its trades are applied in their order, and an order they reach fires now, at
-the last price, and the run is told
-(`trigger_late` in the trace, `on_error("trigger_late:SYMBOL", ...)` and a "trigger"
-alert), since its fill may be far from its trigger. A stall batch before the stream
+the last price, and the run is told (`trigger_late` in the trace,
+`on_error("trigger_late:SYMBOL", ...)` and a "trigger" alert), since its fill may be far
+from its trigger. A stall batch before the stream
 delivered anything holds no missed range: its trades newer than the marks are applied
 one by one, as the stream's are. While the re-fetch after a loss is due (REST fails
 too), the stream's trades still fire what they reach; the marks stay, so that the

@@ -234,6 +234,9 @@ async def _replant(session: LiveSession, ai: AssetInstance, old: Order) -> Order
 
 
 def _again(again: Order) -> str:
+    """What became of the stop placed again (its send may still be without an answer)."""
+    if again.status is OrderStatus.UNKNOWN:
+        return f"placed again as {again.id}, whose outcome is unknown yet"
     return f"placed again as {again.id}" if again.is_open else \
         f"it could not be placed again ({again.id})"
 

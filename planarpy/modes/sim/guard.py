@@ -145,6 +145,7 @@ class EquityGuard:
             self.until = 0
         w[1], w[2] = lo, hi
 
+
 def _extremes(closes: np.ndarray) -> tuple[list[float], list[float]]:
     """The lowest and the highest close of each block of BLOCK candles (the last may be
     shorter)."""
