@@ -123,17 +123,21 @@ class Engine:
                             f"{name} raised {type(e).__name__}: {e}")
 
     # ---- indicators -------------------------------------------------------------------
-    def prepare_indicators(self, assets: Iterable[AssetInstance] | None = None) -> None:
+    def prepare_indicators(self, assets: Iterable[AssetInstance] | None = None
+                           ) -> dict[str, dict[str, np.ndarray]]:
         """Compute the strategy's `indicators()` for each asset and store them as lists in
-        `ai.ind`."""
+        `ai.ind`; return them as arrays too, by symbol and name (the sim's look-ahead checks
+        compare with those rather than convert the lists back)."""
         s = self.strategy
+        arrays: dict[str, dict[str, np.ndarray]] = {}
         for ai in self.assets if assets is None else assets:
             out = s.indicators(ai)
             if out is None:
                 continue
             n = len(ai.ohlcv) if ai.ohlcv is not None else None
+            mine = arrays[ai.symbol] = {}
             for name, values in out.items():
-                arr = np.asarray(values)
+                arr = mine[name] = np.asarray(values)
                 if n is not None and arr.shape != (n,):
                     raise ValueError(f"indicator {name!r} of {ai.symbol} has shape {arr.shape}, "
                                      f"expected ({n},): one value per candle")
@@ -143,6 +147,7 @@ class Engine:
                     ai.ind[name] = values
                 else:  # in place: a strategy may hold on to the list
                     current[:] = values
+        return arrays
 
     def update_indicators(self, ai: AssetInstance, known: int) -> None:
         """Append to `ai.ind` the values of the candles of `ai.ohlcv` from index `known` on

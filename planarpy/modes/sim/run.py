@@ -78,10 +78,11 @@ def backtest(strategy: type[Strategy] | Strategy, *,
     s.i = -1
     s.reset()
     check_instance(s)
-    e.prepare_indicators()
+    computed = e.prepare_indicators()
     if config.check_lookahead:
-        check_causal(s, len(timeline) // 2)
+        check_causal(s, len(timeline) // 2, computed)
         check_lookback(s, len(timeline) - min(len(timeline) // 2, LOOKBACK_CHECK))
+    del computed  # the run reads the lists in ai.ind: the arrays need not stay
     first = max(int(s.warmup_period()), 0)
     if start is not None:
         first = max(first, int(np.searchsorted(timeline, start, "left")))
@@ -142,14 +143,19 @@ def _span(o: OHLCV) -> tuple[int | None, int | None]:
     return (int(o.timestamp[0]), int(o.timestamp[-1])) if len(o) else (None, None)
 
 
-def check_causal(s: Strategy, k: int) -> None:
-    """Raise LookAheadError if an indicator's first `k` values change when later candles go."""
+def check_causal(s: Strategy, k: int,
+                 computed: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> None:
+    """Raise LookAheadError if an indicator's first `k` values change when later candles go.
+    (`computed`: the values over all the candles as `prepare_indicators` returned them,
+    else they are read from `ai.ind`.)"""
     for ai in s.assets:
         if not ai.ind or k < 1:
             continue
+        full = (computed or {}).get(ai.symbol, {})
         for name, values in _indicators_over(s, ai, slice(0, k)).items():
             a = np.asarray(values, dtype=np.float64)
-            b = np.asarray(ai.ind[name][:k], dtype=np.float64)
+            whole = full.get(name)
+            b = np.asarray(whole[:k] if whole is not None else ai.ind[name][:k], dtype=np.float64)
             j = _first_difference(a, b)
             if j is not None:
                 raise LookAheadError(
