@@ -5,6 +5,7 @@ function per candle (the floor any Python engine pays), (a) a strategy whose tic
 nothing, (b) the spot example (SMA cross) and the cost per fill: over (a), and over (b0),
 the same example whose `call` does nothing (the engine's own work per order), (c) the same
 example with risk rules switched on (limits it never reaches, so it trades the same),
+(e) a hand-written loop making the example's trades (the issue's peer: no engine at all),
 and the peak memory of one run of the example in a fresh process.
 Run: python bench/sim.py [--candles N] [--repeat R]
 """
@@ -14,16 +15,24 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import random
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import attrs
 import numpy as np
 
 from planarpy import OHLCV, RiskRules, Strategy, backtest
+from planarpy.actions import Mode
+from planarpy.core.orders import Side
+from planarpy.core.precision import ceil_to_step, floor_to_step
+from planarpy.data.sources import markets_for
+from planarpy.indicators import crossings, sma
 from planarpy.modes.sim import SimConfig
+from planarpy.modes.sim.fills import market_price, volume_fill
 
 # low fees keep the random walk from eating the account, so trades go on all run
 CONFIG = SimConfig(seed=1, maker=0.0001, taker=0.0002)
@@ -101,6 +110,53 @@ def bare_loop(n: int) -> float:
     return n / (clock() - t)
 
 
+def hand_loop(data: OHLCV) -> tuple[float, int, float]:
+    """The example's trades made by a hand-written loop, the peer the issue names: the
+    same signal and indicators, the sim's fill rules (next open moved by slippage, the
+    volume cap with the same seed, the price and amount steps, the fee), but no orders,
+    events, checks or records. CPU seconds (indicators included), fills and the cash at
+    the end (equal to the engine's: the same trades)."""
+    s = load_example()(markets_for("binance", {}, None), mode=Mode.SIM)
+    ai = s.assets[0]
+    m = ai.market
+    m = attrs.evolve(m, maker=CONFIG.maker, taker=CONFIG.taker)
+    ai.ohlcv = data
+    rng, slip, invest = random.Random(CONFIG.seed), CONFIG.slippage, s.invest
+    price_step, amount_step, fee_in_base = m.price_step, m.amount_step, m.fee_currencies
+    cash, balance, fills = s.initial_cash, 0.0, 0
+    t = clock()
+    cross = crossings(sma(data.close, s.fast), sma(data.close, s.slow)).tolist()
+    opens, closes, volumes = data.open.tolist(), data.close.tolist(), data.volume.tolist()
+    for i in range(max(s.fast, s.slow), len(cross) - 1):
+        c = cross[i]
+        if not c:
+            continue
+        buy = c > 0
+        if buy and balance < m.min_amount:
+            amount = floor_to_step(cash * invest / closes[i], amount_step)
+        elif not buy and balance >= m.min_amount:
+            amount = floor_to_step(balance, amount_step)
+        else:
+            continue
+        price = market_price(Side.BUY if buy else Side.SELL, opens[i + 1], closes[i], amount,
+                             volumes[i], slip)
+        price = ceil_to_step(price, price_step) if buy else floor_to_step(price, price_step)
+        amount = floor_to_step(volume_fill(amount, volumes[i], rng), amount_step)
+        if amount <= 0:
+            continue
+        cost = amount * price
+        fee = amount * m.taker if fee_in_base[not buy] == m.base else cost * m.taker
+        base_fee, cash_fee = (fee, 0.0) if fee_in_base[not buy] == m.base else (0.0, fee)
+        if buy:
+            cash -= cost + cash_fee
+            balance += amount - base_fee
+        else:
+            balance -= amount + base_fee
+            cash += cost - cash_fee
+        fills += 1
+    return clock() - t, fills, cash
+
+
 def seconds(cls, data: OHLCV, repeat: int, risk: RiskRules | None = None) -> tuple[float, int]:
     """Best CPU time of `repeat` backtests, and the number of fills."""
     (best, trades), = interleaved([(cls, risk)], data, repeat)
@@ -162,6 +218,9 @@ def main() -> None:
     # (b), (c) and (d) in turn: their ratios are the rules' cost
     (spot, fills), (orders, _), (every, _) = interleaved(
         [(sma, None), (sma, ORDER_RULES), (sma, ALL_RULES)], data, args.repeat)
+    hand, hand_fills, hand_cash = min(hand_loop(data) for _ in range(args.repeat))
+    spot_cash = backtest(sma, data={"ETH/BTC": data}, config=CONFIG,
+                         settings={}).strategy.engine.state.cash
     print(f"python {sys.version.split()[0]}, {n:,} one-minute candles, CPU time, best of "
           f"{args.repeat} (load average {os.getloadavg()[0]:.1f})")
     print(f"bare loop, trivial call per candle:  {floor:>12,.0f} candles/s")
@@ -179,6 +238,11 @@ def main() -> None:
           f"({(orders / spot - 1) * 100:+.1f}% run time)")
     print(f"(d) (b) with every rule, breakers in: {rate(every):>11,.0f} candles/s  "
           f"({(every / spot - 1) * 100:+.1f}% run time)")
+    same = "the same trades" if (hand_fills, hand_cash) == (fills, spot_cash) else \
+        f"NOT the same trades: {hand_fills:,} fills, cash {hand_cash!r} vs {spot_cash!r}"
+    print(f"(e) hand-written loop, no engine:    {rate(hand):>12,.0f} candles/s  "
+          f"({hand / hand_fills * 1e6:.2f} us per fill, all included; {same}; (b) takes "
+          f"{spot / hand:.1f} x its time)")
     print(f"peak memory of one run of (b):       {memory:>12.0f} MB")
     print("targets: (a) >= 8,000,000/s, (b) >= 1,500,000/s, <= 8 us per fill, "
           "risk rules <= +10%, memory <= 200 MB (1M candles)")
