@@ -4,8 +4,10 @@ JSON request, one JSON answer; stale files of a killed run; a second run refused
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
+import sys
 import threading
 import time
 
@@ -135,3 +137,32 @@ def test_closing_ends_a_connection_that_sends_nothing(loop, tmp_path):
             assert time.monotonic() < deadline
         loop.run(server.close())
         assert loop.run(handlers()) == [] and server.serving == set()
+
+
+def test_connections_made_just_before_close_are_all_ended_with_the_loop(tmp_path):
+    """Clients that connect while the run closes (their connection accepted, its task not
+    started yet) are ended by close(): nothing is left running or unawaited after it."""
+    seen: list[str] = []
+    hook = sys.unraisablehook
+
+    def keep(unraisable):
+        seen.append(f"{unraisable.exc_type.__name__}: {unraisable.exc_value}")
+
+    async def main() -> set[asyncio.Task]:
+        server = ControlServer(tmp_path, "Sma", "binance", "live", echo)
+        await server.start()
+        clients = [await asyncio.open_unix_connection(server.path) for _ in range(20)]
+        await server.close()
+        left = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+        for _, writer in clients:
+            writer.close()
+        return left
+
+    sys.unraisablehook = keep
+    try:
+        left = asyncio.run(main())
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert not left
+    assert seen == []

@@ -81,6 +81,7 @@ class ControlServer:
         self.server: asyncio.AbstractServer | None = None
         self.made: list[Path] = []  # the directories claim() created, deepest first
         self.serving: set[asyncio.Task[Any]] = set()  # the connections being answered
+        self.closing = False
 
     def claim(self) -> None:
         """Refuse to start beside a run of the same strategy that still answers; remove
@@ -99,13 +100,14 @@ class ControlServer:
 
     async def start(self) -> None:
         self.claim()
-        self.server = await asyncio.start_unix_server(self._serve, path=self.path)
+        self.server = await asyncio.start_unix_server(self._accept, path=self.path)
         os.chmod(self.path, 0o600)  # only the user who runs it may halt it
         tmp = self.file.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({**self.info, "started": time.time()}))
         os.replace(tmp, self.file)
 
     async def close(self) -> None:
+        self.closing = True  # from now on a connection is refused
         if self.server is not None:
             self.server.close()
             for task in list(self.serving):  # a client that sends nothing waits no longer
@@ -124,10 +126,18 @@ class ControlServer:
             except OSError:
                 break  # not empty (a trace, another run): it stays, and so do its parents
 
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve a connection in a task that `serving` holds from its creation, so that
+        close() cancels and awaits every one (a task asyncio made and had not started yet
+        escaped it, and was collected after its loop closed); refused once closing."""
+        if self.closing:
+            writer.close()
+            return
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
+        self.serving.add(task)
+        task.add_done_callback(self.serving.discard)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self.serving.add(task)
         try:
             line = await asyncio.wait_for(reader.readline(), 5.0)
             try:
@@ -143,8 +153,6 @@ class ControlServer:
         except (asyncio.TimeoutError, ConnectionError):
             pass  # the client went away: nothing to answer
         finally:
-            if task is not None:
-                self.serving.discard(task)
             writer.close()
 
 
