@@ -5,6 +5,7 @@ Run: python bench/localexchange.py. Prints figures; nothing is asserted.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import time
@@ -66,4 +67,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     main()

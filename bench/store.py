@@ -5,7 +5,7 @@ Run: python bench/store.py [candles]
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 import time
 
@@ -56,4 +56,6 @@ def main(n: int = 1_000_000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("candles", nargs="?", type=int, default=1_000_000)
+    main(ap.parse_args().candles)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import sys
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -136,4 +136,6 @@ def main(n: int = 1_000_000) -> None:
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:]))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("events", nargs="?", type=int, default=1_000_000)
+    main(ap.parse_args().events)

@@ -251,6 +251,27 @@ def test_inline_commands_match_the_command_line(repo_root, project):
     assert {"new", "exchange serve", "paper", "live", "markets ls", "data upgrade"} <= checked
 
 
+def test_bench_commands_named_in_the_prose_take_the_flags_shown(repo_root):
+    """The benchmarks the README names (`python bench/sim.py`, `python bench/compare.py
+    [--fast 10 --slow 30]`...) exist and take the flags it shows: each is asked for its
+    --help (a benchmark itself never runs as a test)."""
+    text = re.sub(r"^```.*?^```", "", (repo_root / "README.md").read_text(), flags=re.S | re.M)
+    spans = {" ".join(s.split()) for s in re.findall(r"`(?:python )?(bench/[\w.]+\.py[^`]*)`", text)}
+    named = {span.split()[0] for span in spans}
+    assert {"bench/sim.py", "bench/compare.py", "bench/live.py", "bench/trace.py"} <= named
+    helps = {}
+    for script in sorted(named):
+        out = subprocess.run([sys.executable, script, "--help"], cwd=repo_root, text=True,
+                             capture_output=True, timeout=120)
+        assert out.returncode == 0, f"{script} --help: {out.stderr[-2000:]}"
+        helps[script] = out.stdout
+    for span in spans:
+        script = span.split()[0]
+        flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", span))
+        missing = sorted(f for f in flags if f not in helps[script])
+        assert not missing, f"`{span}`: {missing} not in `python {script} --help`"
+
+
 # ---- Live mode -------------------------------------------------------------------------------
 
 def test_live_stop_config_is_read_as_the_readme_says(repo_root, tmp_path):
