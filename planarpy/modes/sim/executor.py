@@ -75,15 +75,13 @@ class SimExecutor:
                              f"got date={date}")
         return i
 
-    def order_price(self, ai: AssetInstance, req: OrderRequest) -> float:
-        """A limit order's limit; for a market order the next open moved against it."""
-        i = self.s.i
-        if i < 0 or req.date is not None:
-            i = self._index(req.date)
-        return self.price_at(ai, req, i)
-
-    def price_at(self, ai: AssetInstance, req: OrderRequest, i: int) -> float:
-        """`order_price` for an order placed at candle `i`'s close (its date checked)."""
+    def order_price(self, ai: AssetInstance, req: OrderRequest, i: int | None = None) -> float:
+        """A limit order's limit; for a market order the next open moved against it. With
+        `i`: for an order placed at candle `i`'s close (its date checked already)."""
+        if i is None:
+            i = self.s.i
+            if i < 0 or req.date is not None:
+                i = self._index(req.date)
         if req.type is not _MARKET:
             return req.price
         eng = self.engine
@@ -135,7 +133,7 @@ class SimExecutor:
             return None
         price = order.price
         if placed:
-            price = self.price_at(ai, req, i)  # its date was checked when it was placed
+            price = self.order_price(ai, req, i)  # its date was checked when it was placed
             reason = shortfall(e.state, ai, order, fill, price)
             if reason is not None:
                 self._refuse(ai, order, f"market {order.id} at {price:g}: {reason}", req, True)
