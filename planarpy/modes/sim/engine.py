@@ -17,7 +17,7 @@ from ...core.triggers import marketable, passed, reached, trail_to
 from .config import SimConfig
 from .fills import limit_triggers, volume_fill
 from .triggers import fill_price, may_trail, meets, rank, waits
-from .guard import EquityGuard
+from .guard import EquityGuard, day_starts
 from .results import Ledger
 
 if TYPE_CHECKING:  # a backtest runs a strategy: imported for the annotations only
@@ -363,7 +363,8 @@ class SimEngine:
         w = guard.watch
         check = guard.check
         clear = guard.clear_until
-        days = guard.day_starts(start, last) if self.e.state.risk.rules.daily_rules else []
+        days = day_starts(guard.times, start, last) if self.e.state.risk.rules.daily_rules \
+            else []
         bounds = sorted({*range(start, last, CHUNK), *days, last})
         fresh = set(days)
         for lo, hi in zip(bounds, bounds[1:]):

@@ -26,7 +26,8 @@ import numpy as np
 
 from ...actions.engine import Engine
 from ...actions.pipeline import watch_equity
-from ...core.risk import DAY_MS, asset_terms, equity_bounds, linear_equity, price_band
+from ...core.risk import (DAY_MS, asset_terms, day_of, equity_bounds, linear_equity,
+                          price_band)
 
 INF = math.inf
 BLOCK = 64  # closes per block of `clear_until`
@@ -84,12 +85,6 @@ class EquityGuard:
             k += 1
         j = k * BLOCK
         return j if j < stop else stop
-
-    def day_starts(self, start: int, stop: int) -> list[int]:
-        """Candles in [start, stop) that close first in their UTC day."""
-        r = self.times[start:stop]
-        days = (np.arange(r.start, r.stop, r.step, dtype=np.int64) - 1) // DAY_MS  # day_of
-        return (np.flatnonzero(np.diff(days)) + 1 + start).tolist()
 
     def new_day(self, i: int) -> None:
         """Before candle `i`, the first of a UTC day: the day starts at the equity of the
@@ -153,3 +148,17 @@ def _extremes(closes: np.ndarray) -> tuple[list[float], list[float]]:
     # and an empty block after the last, inside any band: clear_until need not stop there
     return (np.minimum.reduceat(closes, starts).tolist() + [INF],
             np.maximum.reduceat(closes, starts).tolist() + [-INF])
+
+
+def day_starts(times: range, start: int, stop: int) -> list[int]:
+    """Candles in [start, stop) whose close `times[i]` is the first of its UTC day (`start`
+    itself never is): found day by day from the start and step of `times`."""
+    if stop - start < 2:
+        return []
+    t0, step = times.start, times.step
+    out: list[int] = []
+    for day in range(day_of(times[start]) + 1, day_of(times[stop - 1]) + 1):
+        i = -((t0 - day * DAY_MS - 1) // step)  # the first close after the day began
+        if not out or out[-1] != i:  # (with candles longer than a day, days are skipped)
+            out.append(i)
+    return out
