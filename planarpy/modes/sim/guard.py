@@ -89,19 +89,25 @@ class EquityGuard:
     def new_day(self, i: int) -> None:
         """Before candle `i`, the first of a UTC day: the day starts at the equity of the
         last close of the day before (after its tick)."""
-        k, q = linear_equity(self.e.state)
-        self.before = k + sum(v * self.closes[sym][i - 1] for sym, v in q.items())
+        self.before = self.equity_at(i - 1)
         self.dirty()
 
     def check(self, i: int) -> None:
         """Measure the equity at close `i`, trip a breaker if due, then set the band."""
-        e = self.e
-        k, q = linear_equity(e.state)
-        closes = self.closes
-        value = k + sum(v * closes[sym][i] for sym, v in q.items())
-        watch_equity(e, value, self.times[i], self.before)
+        watch_equity(self.e, self.equity_at(i), self.times[i], self.before)
         self.before = None
         self.rebase()
+
+    def equity_at(self, i: int) -> float:
+        """The equity at close `i`: linear_equity's k + q * close (one asset: its terms,
+        with no dict and no generator, the same sums)."""
+        only = self.only
+        if only is not None:
+            fixed, v = asset_terms(only)
+            k = self.e.state.cash + fixed
+            return k + v * self.closes[only.symbol][i] if v else k
+        k, q = linear_equity(self.e.state)
+        return k + sum(v * self.closes[sym][i] for sym, v in q.items())
 
     def rebase(self) -> None:
         """The peak or the day's start moved (a measurement, a reset): new bounds, new band."""
