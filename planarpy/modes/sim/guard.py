@@ -132,18 +132,15 @@ class EquityGuard:
         """Set the band for the state now: after a fill, a measurement or a reset. The
         loop's stretch goes on if the band still holds the closes of its blocks."""
         w = self.watch
-        state = self.e.state
-        only = self.only
         if self.before is not None:  # a new day's start is still to be measured
             lo, hi = INF, -INF
-        elif only is not None:  # one asset (most strategies): no need to look for it
-            if self.spot:  # asset_terms of a spot asset, which holds no position: (0, balance)
-                lo, hi = price_band(self.bounds, state.cash, only.balance)
-            else:
-                fixed, v = asset_terms(only)
-                lo, hi = price_band(self.bounds, state.cash + fixed, v)
+        elif self.spot:  # one spot asset (most strategies): its asset_terms are (0, balance)
+            lo, hi = price_band(self.bounds, self.e.state.cash, self.only.balance)
+        elif self.only is not None:  # one asset: no need to look for it
+            fixed, v = asset_terms(self.only)
+            lo, hi = price_band(self.bounds, self.e.state.cash + fixed, v)
         else:
-            k, q = linear_equity(state)
+            k, q = linear_equity(self.e.state)
             if len(q) > 1:
                 lo, hi = INF, -INF  # several prices move it: measure every close
             else:
