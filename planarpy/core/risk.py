@@ -124,6 +124,9 @@ class RiskRules:
     checks_equity: bool = attrs.field(init=False, default=False, eq=False, repr=False)
     rates: tuple[tuple[int, int, str], ...] = attrs.field(init=False, default=(), eq=False,
                                                           repr=False)  # (limit, span ms, name)
+    # the fewest orders a rate limit needs before it can bind (more than any window holds
+    # without one): the throttle looks no further while fewer orders were made
+    rate_floor: int = attrs.field(init=False, default=RATE_CAP + 1, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         for name in KEYS:
@@ -139,6 +142,8 @@ class RiskRules:
                 (self.max_orders_per_second, 1000, "max_orders_per_second"),
                 (self.max_orders_per_minute, 60_000, "max_orders_per_minute"))
             if limit is not None))
+        object.__setattr__(self, "rate_floor", min((r[0] for r in self.rates),
+                                                   default=RATE_CAP + 1))
 
     @property
     def daily_rules(self) -> bool:
@@ -312,28 +317,26 @@ def state_denial(risk: RiskState, reduces: bool) -> Denial | None:
                                    "the exposure may go")
 
 
-def rate_denial(risk: RiskState, now: int) -> Denial | None:
-    """Why the order throttle refuses another order at `now` (ms), or None."""
-    times = risk.orders
-    n = len(times)
-    for limit, span, name in risk.rules.rates:
-        if n >= limit and times[-limit] > now - span:
-            return Denial(name, f"{limit} orders in the last {span // 1000} s already "
-                                f"({name} = {limit})")
-    return None
-
-
 def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, now: int,
                  mark: Callable[[AssetInstance], float]) -> Denial | None:
     """The first rule `order` breaks, or None. Orders that only reduce the exposure pass
     the size rules (notional, position, leverage, open orders) but not the throttle."""
     risk = state.risk
-    denial = None if risk.trading is _ACTIVE else state_denial(risk, reduces)
-    if denial is None and risk.rules.rates:
-        denial = rate_denial(risk, now)
-    if denial is not None or reduces:
-        return denial
-    rules, m = risk.rules, ai.market
+    if risk.trading is not _ACTIVE:
+        denial = state_denial(risk, reduces)
+        if denial is not None:
+            return denial
+    rules = risk.rules
+    times = risk.orders
+    n = len(times)
+    if n >= rules.rate_floor:  # the order throttle, at `now` (ms)
+        for limit, span, name in rules.rates:
+            if n >= limit and times[-limit] > now - span:
+                return Denial(name, f"{limit} orders in the last {span // 1000} s already "
+                                    f"({name} = {limit})")
+    if reduces:
+        return None
+    m = ai.market
     notional = order.amount * order.price * m.contract_size
     limit = rules.max_open_orders
     if limit is not None:

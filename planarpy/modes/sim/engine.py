@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from array import array
 import random
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -17,7 +18,7 @@ from ...core.triggers import marketable, passed, reached, trail_to
 from .config import SimConfig
 from .fills import limit_triggers, volume_fill
 from .triggers import fill_price, may_trail, meets, rank, waits
-from .guard import EquityGuard
+from .guard import EquityGuard, day_starts
 from .results import Ledger
 
 if TYPE_CHECKING:  # a backtest runs a strategy: imported for the annotations only
@@ -349,9 +350,12 @@ class SimEngine:
 
     def _guarded_loop(self, start: int, progress: Callable[[int], Any] | None) -> None:
         """`_loop` with the loss breakers watched at each close, before the tick (see
-        guard.py): a close is compared with the band from candle `guard.until` on, which
-        a fill that narrows the band sets back to 0. Its chunks also end where a UTC day
-        begins, to measure the day's start."""
+        guard.py). It runs as `_loop`, with no test per candle, through each stretch of
+        candles whose closes lie inside the band (`guard.run`), and compares the close of
+        the candle after it. A fill that narrows the band below the stretch's closes
+        empties `guard.run`, which ends the stretch after that candle; its close is
+        compared first if the fill came as the candle was matched. The chunks also end
+        where a UTC day begins, to measure the day's start."""
         s = self.s
         tick = s.tick
         active = self.e.state.active
@@ -363,21 +367,39 @@ class SimEngine:
         w = guard.watch
         check = guard.check
         clear = guard.clear_until
-        days = guard.day_starts(start, last) if self.e.state.risk.rules.daily_rules else []
+        days = day_starts(guard.times, start, last) if self.e.state.risk.rules.daily_rules \
+            else []
         bounds = sorted({*range(start, last, CHUNK), *days, last})
         fresh = set(days)
         for lo, hi in zip(bounds, bounds[1:]):
             if lo in fresh:
                 guard.new_day(lo)
-            for i, ts in zip(range(lo, hi), close[lo:hi]):
+            candles = array("q", np.arange(lo, hi, dtype=np.int64).tobytes())
+            i = lo
+            while i < hi:
+                j = clear(i, hi)  # closes i .. j - 1 lie inside the band
+                if i < j:
+                    # a copied slice: an array iterator stops once the array is shortened
+                    run = guard.run = candles[i - lo:j - lo]
+                    for i, ts in zip(run, close[i:j]):
+                        if active:
+                            match(i)
+                            if not run and not w[1] <= w[0][i] <= w[2]:  # a fill ended it
+                                s.i = i  # the close measured is the candle's (its time too)
+                                check(i)
+                        s.i = i
+                        tick(ts)
+                    i += 1
+                    if i == hi:
+                        break
+                # candle i: its close may lie outside the band
                 if active:
                     match(i)
                 s.i = i
-                if i >= guard.until:  # this close may be outside the band
-                    if not w[1] <= w[0][i] <= w[2]:
-                        check(i)
-                    guard.until = clear(i + 1, hi)
-                tick(ts)
+                if not w[1] <= w[0][i] <= w[2]:
+                    check(i)
+                tick(close[i])
+                i += 1
             if progress is not None:
                 progress(hi - lo)
         self._last_candle(start)

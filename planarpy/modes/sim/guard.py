@@ -11,22 +11,28 @@ of measuring every close: the band only skips closes where the answer is known (
 property test pins this).
 
 Even comparing each close with the band costs a busy loop a tenth of its time, so the
-loop compares only from candle `until` on: `clear_until` passes over the blocks of BLOCK
-candles ahead whose closes all lie inside the band (each block's lowest and highest
-close are kept when the run starts), and a fill that narrows the band sets `until`
-back to 0.
+loop compares none inside a stretch of candles whose closes all lie inside the band: it
+runs the stretch as the plain loop runs, over `run` (the stretch's candles: an array
+iterator stops once its array is emptied), and compares the close after it.
+`clear_until` finds where a stretch ends: it passes over the blocks of BLOCK candles
+whose closes all lie inside the band (each block's lowest and highest close are kept
+when the run starts), and keeps the lowest and highest close of the stretch's blocks
+(`reach`). A fill that narrows the band so that it no longer holds `reach` empties
+`run`, which ends the stretch after that candle.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any
 
 import numpy as np
 
 from ...actions.engine import Engine
 from ...actions.pipeline import watch_equity
-from ...core.risk import DAY_MS, asset_terms, equity_bounds, linear_equity, price_band
+from ...core.risk import (DAY_MS, asset_terms, day_of, equity_bounds, linear_equity,
+                          price_band)
 
 INF = math.inf
 BLOCK = 64  # closes per block of `clear_until`
@@ -37,12 +43,12 @@ class EquityGuard:
 
     `watch` is [closes of the asset held, lowest close, highest close] as the loop reads
     it; `refresh()` sets the band anew after a fill, `dirty()` empties it so that the
-    next close is measured; both set `until` (the next candle whose close the loop
-    compares with the band) back to 0 when the band narrows.
+    next close is measured; both end the loop's stretch (empty `run`) when the band
+    narrows so that some close of it may lie outside.
     """
 
-    __slots__ = ("e", "closes", "watch", "before", "times", "bounds", "only", "spot", "until",
-                 "extremes", "blocks")
+    __slots__ = ("e", "closes", "watch", "before", "times", "bounds", "only", "spot", "run",
+                 "reach", "extremes", "blocks")
 
     def __init__(self, e: Engine, close_times: range) -> None:
         self.e = e
@@ -50,7 +56,8 @@ class EquityGuard:
         self.closes = {ai.symbol: memoryview(np.ascontiguousarray(ai.ohlcv.close, np.float64))
                        for ai in e.assets}
         self.watch: list[Any] = [next(iter(self.closes.values())), INF, -INF]
-        self.until = 0
+        self.run = array("q")  # the candles of the loop's stretch
+        self.reach = (INF, -INF)  # the lowest and highest close of the stretch's blocks
         # each asset's (lowest, highest) close of each block of BLOCK candles
         self.extremes = {sym: _extremes(np.asarray(c)) for sym, c in self.closes.items()}
         self.blocks = next(iter(self.extremes.values()))  # those of the closes watched
@@ -62,51 +69,59 @@ class EquityGuard:
     def dirty(self) -> None:
         """Measure the next close whatever it is."""
         self.watch[1], self.watch[2] = INF, -INF
-        self.until = 0
+        del self.run[:]
 
     def clear_until(self, i: int, stop: int) -> int:
         """The first candle from `i` on (`stop` at most) whose close may leave the band:
-        `i`'s block and the next are passed over if their closes all lie inside it (so
-        a busy run pays little for looking: a fill comes every few dozen candles), else
-        the closes of `i`'s block are looked at one by one."""
+        the closes of `i`'s block are looked at one by one if they do not all lie inside
+        it, else the next blocks whose closes all do are passed over. `reach` is set to
+        the lowest and highest close of the blocks looked at."""
         w = self.watch
         lo, hi = w[1], w[2]
         low, high = self.blocks
         k = i // BLOCK
-        if not (lo <= low[k] and high[k] <= hi):
+        least, most = low[k], high[k]
+        if not (lo <= least and most <= hi):
+            self.reach = (least, most)
             closes = w[0]
             end = min(k * BLOCK + BLOCK, stop)
             while i < end and lo <= closes[i] <= hi:
                 i += 1
             return i
+        end = (stop - 1) // BLOCK  # the block of the last candle before `stop`
         k += 1
-        if lo <= low[k] and high[k] <= hi:  # (after the last block: an empty one)
+        while k <= end and lo <= low[k] and high[k] <= hi:
+            if low[k] < least:
+                least = low[k]
+            if high[k] > most:
+                most = high[k]
             k += 1
+        self.reach = (least, most)
         j = k * BLOCK
         return j if j < stop else stop
-
-    def day_starts(self, start: int, stop: int) -> list[int]:
-        """Candles in [start, stop) that close first in their UTC day."""
-        r = self.times[start:stop]
-        days = (np.arange(r.start, r.stop, r.step, dtype=np.int64) - 1) // DAY_MS  # day_of
-        return (np.flatnonzero(np.diff(days)) + 1 + start).tolist()
 
     def new_day(self, i: int) -> None:
         """Before candle `i`, the first of a UTC day: the day starts at the equity of the
         last close of the day before (after its tick)."""
-        k, q = linear_equity(self.e.state)
-        self.before = k + sum(v * self.closes[sym][i - 1] for sym, v in q.items())
+        self.before = self.equity_at(i - 1)
         self.dirty()
 
     def check(self, i: int) -> None:
         """Measure the equity at close `i`, trip a breaker if due, then set the band."""
-        e = self.e
-        k, q = linear_equity(e.state)
-        closes = self.closes
-        value = k + sum(v * closes[sym][i] for sym, v in q.items())
-        watch_equity(e, value, self.times[i], self.before)
+        watch_equity(self.e, self.equity_at(i), self.times[i], self.before)
         self.before = None
         self.rebase()
+
+    def equity_at(self, i: int) -> float:
+        """The equity at close `i`: linear_equity's k + q * close (one asset: its terms,
+        with no dict and no generator, the same sums)."""
+        only = self.only
+        if only is not None:
+            fixed, v = asset_terms(only)
+            k = self.e.state.cash + fixed
+            return k + v * self.closes[only.symbol][i] if v else k
+        k, q = linear_equity(self.e.state)
+        return k + sum(v * self.closes[sym][i] for sym, v in q.items())
 
     def rebase(self) -> None:
         """The peak or the day's start moved (a measurement, a reset): new bounds, new band."""
@@ -115,20 +130,17 @@ class EquityGuard:
 
     def refresh(self) -> None:
         """Set the band for the state now: after a fill, a measurement or a reset. The
-        closes passed over already stay passed over if the band did not narrow."""
+        loop's stretch goes on if the band still holds the closes of its blocks."""
         w = self.watch
-        state = self.e.state
-        only = self.only
         if self.before is not None:  # a new day's start is still to be measured
             lo, hi = INF, -INF
-        elif only is not None:  # one asset (most strategies): no need to look for it
-            if self.spot:  # asset_terms of a spot asset, which holds no position: (0, balance)
-                lo, hi = price_band(self.bounds, state.cash, only.balance)
-            else:
-                fixed, v = asset_terms(only)
-                lo, hi = price_band(self.bounds, state.cash + fixed, v)
+        elif self.spot:  # one spot asset (most strategies): its asset_terms are (0, balance)
+            lo, hi = price_band(self.bounds, self.e.state.cash, self.only.balance)
+        elif self.only is not None:  # one asset: no need to look for it
+            fixed, v = asset_terms(self.only)
+            lo, hi = price_band(self.bounds, self.e.state.cash + fixed, v)
         else:
-            k, q = linear_equity(state)
+            k, q = linear_equity(self.e.state)
             if len(q) > 1:
                 lo, hi = INF, -INF  # several prices move it: measure every close
             else:
@@ -137,12 +149,14 @@ class EquityGuard:
                     if w[0] is not self.closes[sym]:  # the closes passed over were another's
                         w[0] = self.closes[sym]
                         self.blocks = self.extremes[sym]
-                        self.until = 0
+                        del self.run[:]
                 else:
                     v = 0.0
                 lo, hi = price_band(self.bounds, k, v)
-        if not (lo <= w[1] and w[2] <= hi):
-            self.until = 0
+        if not (lo <= w[1] and w[2] <= hi):  # narrowed: end the stretch unless it is inside
+            least, most = self.reach
+            if not (lo <= least and most <= hi):
+                del self.run[:]
         w[1], w[2] = lo, hi
 
 
@@ -150,6 +164,18 @@ def _extremes(closes: np.ndarray) -> tuple[list[float], list[float]]:
     """The lowest and the highest close of each block of BLOCK candles (the last may be
     shorter)."""
     starts = np.arange(0, len(closes), BLOCK)
-    # and an empty block after the last, inside any band: clear_until need not stop there
-    return (np.minimum.reduceat(closes, starts).tolist() + [INF],
-            np.maximum.reduceat(closes, starts).tolist() + [-INF])
+    return np.minimum.reduceat(closes, starts).tolist(), np.maximum.reduceat(closes, starts).tolist()
+
+
+def day_starts(times: range, start: int, stop: int) -> list[int]:
+    """Candles in [start, stop) whose close `times[i]` is the first of its UTC day (`start`
+    itself never is): found day by day from the start and step of `times`."""
+    if stop - start < 2:
+        return []
+    t0, step = times.start, times.step
+    out: list[int] = []
+    for day in range(day_of(times[start]) + 1, day_of(times[stop - 1]) + 1):
+        i = -((t0 - day * DAY_MS - 1) // step)  # the first close after the day began
+        if not out or out[-1] != i:  # (with candles longer than a day, days are skipped)
+            out.append(i)
+    return out

@@ -1,0 +1,146 @@
+"""The risk layer's shortcuts against the plain computation they replace (hypothesis)."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planarpy import RiskRules, call
+from planarpy.core.instances import State
+from planarpy.core.risk import DAY_MS, RATE_CAP, order_denial
+from planarpy.modes.sim import guard as guard_module
+from planarpy.modes.sim.guard import day_starts
+
+from simkit import MINUTE, PERP, SPOT, T0, run
+
+SETTINGS = settings(max_examples=300, deadline=None, derandomize=True)
+
+
+def day_starts_by_candle(times: range, start: int, stop: int) -> list[int]:
+    """Each candle's UTC day computed, and the candles where it changes (the old way)."""
+    days = (np.array(times[start:stop], dtype=np.int64) - 1) // DAY_MS
+    return (np.flatnonzero(np.diff(days)) + 1 + start).tolist()
+
+
+@SETTINGS
+@given(t0=st.integers(1_500_000_000_000, 1_800_000_000_000)
+       | st.integers(17_000, 21_000).map(lambda d: d * DAY_MS + 60_000 * (d % 3 - 1)),
+       step=st.sampled_from([60_000, 300_000, 3_600_000, 7_200_000, DAY_MS, 3 * DAY_MS,
+                             7 * DAY_MS, 61_000, 5 * DAY_MS // 7]),
+       n=st.integers(0, 400), cut=st.tuples(st.integers(0, 400), st.integers(0, 400)))
+def test_day_starts_are_those_of_each_candle(t0, step, n, cut):
+    """Found day by day: the same candles as computing every candle's day, for closes on
+    and off midnight, candles shorter and longer than a day, any slice of the run."""
+    times = range(t0, t0 + n * step, step)
+    start, stop = min(cut[0], n), min(max(cut), n)
+    assert day_starts(times, start, stop) == day_starts_by_candle(times, start, stop)
+
+
+def test_a_close_at_midnight_ends_the_day_before():
+    midnight = 19_700 * DAY_MS
+    times = range(midnight - 2 * 60_000, midnight + 3 * 60_000, 60_000)  # ..., 00:00, 00:01
+    assert day_starts(times, 0, len(times)) == [3]
+
+
+@SETTINGS
+@given(per_second=st.none() | st.integers(1, 6), per_minute=st.none() | st.integers(1, 8),
+       gaps=st.lists(st.integers(0, 30_000), max_size=14), wait=st.integers(0, 70_000))
+def test_the_throttle_decides_as_counting_the_orders_in_each_window(per_second, per_minute,
+                                                                   gaps, wait):
+    """order_denial's throttle (skipped while fewer orders were made than the lowest
+    limit) denies exactly when a window already holds its limit of orders, and names the
+    per-second rule first."""
+    rules = RiskRules(max_orders_per_second=per_second, max_orders_per_minute=per_minute)
+    state = State("USD", 1.0)
+    state.risk.rules = rules
+    t = 1_700_000_000_000
+    for gap in gaps:
+        t += gap
+        state.risk.orders.append(t)
+    now = t + wait
+    expected = None
+    for limit, span, name in ((per_second, 1000, "max_orders_per_second"),
+                              (per_minute, 60_000, "max_orders_per_minute")):
+        if limit is not None and sum(1 for x in state.risk.orders if x > now - span) >= limit:
+            expected = name
+            break
+    denial = order_denial(state, None, None, True, now, None)  # reducing: the throttle only
+    assert (denial.rule if denial is not None else None) == expected
+    assert rules.rate_floor == min(x for x in (per_second, per_minute, RATE_CAP + 1)
+                                   if x is not None)
+
+
+# ---- the guarded loop's stretches -------------------------------------------------------
+def walk(steps):
+    """Candles of a walk starting at 100 (open = previous close), as test_risk_properties'."""
+    rows, close = [], 100.0
+    for r in steps:
+        o, close = close, round(max(close * (1 + r), 1.0), 2)
+        rows.append((o, max(o, close) * 1.002, min(o, close) * 0.998, close, 50.0))
+    return rows
+
+
+def decides_as_measuring_every_close(go):
+    """`go()` is the same with the guard's band as with a band no close lies inside (as
+    test_risk_properties' helper: test modules are not importable from one another)."""
+    banded = go()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(guard_module, "price_band", lambda bounds, k, q: (math.inf, -math.inf))
+        assert go() == banded
+
+
+order_op = st.tuples(st.integers(0, 199), st.sampled_from(["buy", "sell", "limit buy",
+                                                            "limit sell"]),
+                     st.floats(0.5, 3.0).map(lambda x: round(x, 1)))
+
+
+@pytest.mark.parametrize("block", [3, 16])
+@pytest.mark.parametrize("market", [SPOT, PERP], ids=["spot", "perp"])
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(steps=st.lists(st.floats(-0.02, 0.02), min_size=120, max_size=200),
+       dd=st.floats(0.003, 0.05), day=st.none() | st.floats(0.002, 0.03),
+       ops=st.lists(order_op, max_size=14))
+def test_the_stretches_decide_as_measuring_every_close(block, market, steps, dd, day, ops):
+    """With blocks of a few candles, runs that cross midnight (the candles start at 22:13
+    UTC) and fills that narrow the band inside a stretch, at the tick (market orders) or
+    as a candle is matched (limit orders resting from an earlier tick), the guarded loop
+    trips the same breakers at the same closes with the same trades as measuring every
+    close."""
+    rows = walk(steps)
+    sym = market.symbol
+    script: dict = {}
+    for i, kind, amount in ops:
+        if i < len(rows) - 1:
+            side = kind.split()[-1]
+            if kind.startswith("limit"):
+                script[i] = (lambda s, side=side, amount=amount: call(
+                    s, "limit_order", sym, amount,
+                    round(s.asset(sym).ohlcv.close.item(s.i) * (0.99 if side == "buy" else 1.01), 2),
+                    side=side))
+            else:
+                script[i] = (lambda s, side=side, amount=amount:
+                             call(s, "market_order", sym, amount, side=side))
+    rules = RiskRules(max_drawdown=dd, max_daily_loss=day, on_drawdown="reduce")
+
+    def go():
+        r = run(script, rows, market=market, risk=rules)
+        return r.strategy.state.risk.changes, list(r.trades)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(guard_module, "BLOCK", block)
+        decides_as_measuring_every_close(go)
+
+
+def test_a_fill_as_a_candle_is_matched_is_measured_at_that_close():
+    """A limit buy resting since candle 5 fills as candle 100 is matched, inside a stretch
+    of flat closes; that candle closes far lower: the drawdown halts trading at its close,
+    not the next one."""
+    rows = [(100.0, 100.5, 99.5, 100.0, 1e6)] * 100 + [(100.0, 100.0, 89.0, 90.0, 1e6)] \
+        + [(90.0, 90.0, 90.0, 90.0, 1e6)] * 30
+    script = {5: lambda s: call(s, "limit_order", SPOT.symbol, 5.0, 99.0, side="buy")}
+    r = run(script, rows, risk=RiskRules(max_drawdown=0.02))
+    (change,) = r.strategy.state.risk.changes
+    assert change["rule"] == "max_drawdown" and change["state"] == "halted"
+    assert change["ts"] == T0 + 101 * MINUTE  # the close of candle 100
+    assert [t.price for t in r.trades] == [99.0]
