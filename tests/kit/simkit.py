@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import attrs
+import pytest
 
 from typing import Any, Callable, Sequence
 
@@ -75,3 +78,22 @@ def run(script: Script, rows: Sequence[Sequence[float]], market: Market = SPOT,
         config = attrs.evolve(config, check_lookahead=False)
     return backtest(s, data={market.symbol: candles(rows)}, config=config, settings={},
                     recorder=recorder, risk=risk)
+
+
+def walk(steps: Sequence[float]) -> list[tuple[float, ...]]:
+    """Candles of a walk starting at 100 (open = previous close), one return per step."""
+    rows, close = [], 100.0
+    for r in steps:
+        o, close = close, round(max(close * (1 + r), 1.0), 2)
+        rows.append((o, max(o, close) * 1.002, min(o, close) * 0.998, close, 50.0))
+    return rows
+
+
+def decides_as_measuring_every_close(go: Callable[[], Any]) -> None:
+    """`go()` (a run's risk changes and trades) is the same with the loss breakers' band
+    (sim/guard.py) as when every close is measured (a band that no close lies inside)."""
+    from planarpy.modes.sim import guard
+    banded = go()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(guard, "price_band", lambda bounds, k, q: (math.inf, -math.inf))
+        assert go() == banded

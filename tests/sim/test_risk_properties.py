@@ -16,9 +16,8 @@ from planarpy.actions import pipeline
 from planarpy.core import risk as core_risk
 from planarpy.core.instances import State
 from planarpy.core.risk import RiskState
-from planarpy.modes.sim import guard as guard_module
 
-from simkit import PERP, SPOT, run
+from simkit import PERP, SPOT, decides_as_measuring_every_close, run, walk
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -49,15 +48,6 @@ op_st = st.tuples(
     st.sampled_from(["GTC", "IOC", "FOK", "PO"]),
     st.sampled_from(["long", "short"]),  # margin only
     st.booleans())  # reduce_only (margin only)
-
-
-def walk(steps):
-    """Candles of a walk starting at 100 (open = previous close)."""
-    rows, close = [], 100.0
-    for r in steps:
-        o, close = close, round(max(close * (1 + r), 1.0), 2)
-        rows.append((o, max(o, close) * 1.002, min(o, close) * 0.998, close, 50.0))
-    return rows
 
 
 class Oracle:
@@ -220,19 +210,6 @@ def test_the_guard_decides_as_measuring_every_close(margin, steps, dd, day, on, 
         r = run(script, rows, market=PERP if margin else SPOT, risk=rules)
         return r.strategy.state.risk.changes, [t for t in r.trades]
     decides_as_measuring_every_close(go)
-
-
-
-def decides_as_measuring_every_close(go):
-    """`go()` (a run's risk changes and trades) is the same with the guard's band as when
-    every close is measured (a band that no close lies inside)."""
-    banded = go()
-    band = guard_module.price_band
-    guard_module.price_band = lambda bounds, k, q: (math.inf, -math.inf)
-    try:
-        assert go() == banded
-    finally:
-        guard_module.price_band = band
 
 
 def test_state_defaults():

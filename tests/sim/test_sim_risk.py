@@ -153,6 +153,29 @@ def test_daily_loss_is_measured_per_utc_day():
     assert change["reason"].startswith("lost 17 since the UTC day began at equity 989")
 
 
+@pytest.mark.parametrize("gaps", ["skip", "fill"])
+def test_daily_loss_days_begin_after_a_gap_over_midnight(gaps):
+    """Candles missing across midnight, stepped over (`skip`) or filled in flat: the second
+    day still starts at the last close of the first, so two days that each lose less than
+    the limit do not trip it, and a lower limit trips on the second day's loss alone."""
+    midnight = (1_700_000_000_000 // DAY_MS + 1) * DAY_MS
+    from planarpy import OHLCV, backtest
+    from planarpy.modes.sim import SimConfig
+    day_one = candles(prices(100, 100, 98), t0=midnight - 3 * 60_000)  # the last closes at 00:00
+    day_two = candles(prices(98, 94.6, 94.6), t0=midnight + 5 * 60_000)  # 5 minutes missing
+    rows = OHLCV.from_rows(day_one.to_rows() + day_two.to_rows())
+
+    def go(limit):
+        s = scripted({0: buy(5.0)})({SYM: SPOT})
+        backtest(s, data={SYM: rows}, settings={},
+                 config=SimConfig(slippage=0.0, volume_cap=False, gaps=gaps),
+                 risk=RiskRules(max_daily_loss_quote=limit, max_drawdown=0.5))
+        return s.state.risk
+    assert go(20.0).trading is TradingState.ACTIVE  # 11 (fee included) on day one, 17 on day two
+    (change,) = go(15.0).changes
+    assert change["reason"].startswith("lost 17 since the UTC day began at equity 989")
+
+
 def test_drawdown_from_the_peak_reduces_then_only_reductions_pass():
     """Equity 5% below its peak moves to REDUCING (as configured): resting orders that add
     exposure are cancelled, buys are denied, sells pass."""

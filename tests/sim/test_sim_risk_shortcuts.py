@@ -1,7 +1,5 @@
 """The risk layer's shortcuts against the plain computation they replace (hypothesis)."""
 
-import math
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,7 +11,7 @@ from planarpy.core.risk import DAY_MS, RATE_CAP, order_denial
 from planarpy.modes.sim import guard as guard_module
 from planarpy.modes.sim.guard import day_starts
 
-from simkit import MINUTE, PERP, SPOT, T0, run
+from simkit import MINUTE, PERP, SPOT, T0, decides_as_measuring_every_close, run, walk
 
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True)
 
@@ -42,6 +40,9 @@ def test_a_close_at_midnight_ends_the_day_before():
     midnight = 19_700 * DAY_MS
     times = range(midnight - 2 * 60_000, midnight + 3 * 60_000, 60_000)  # ..., 00:00, 00:01
     assert day_starts(times, 0, len(times)) == [3]
+    assert day_starts(list(times), 0, len(times)) == [3]  # close times with gaps skipped
+    skipped = [midnight - 60_000, midnight + 5 * 60_000, midnight + 6 * 60_000, midnight + 2 * DAY_MS]
+    assert day_starts(skipped, 0, 4) == [1, 3] and day_starts(skipped, 1, 4) == [3]
 
 
 @SETTINGS
@@ -73,24 +74,6 @@ def test_the_throttle_decides_as_counting_the_orders_in_each_window(per_second, 
 
 
 # ---- the guarded loop's stretches -------------------------------------------------------
-def walk(steps):
-    """Candles of a walk starting at 100 (open = previous close), as test_risk_properties'."""
-    rows, close = [], 100.0
-    for r in steps:
-        o, close = close, round(max(close * (1 + r), 1.0), 2)
-        rows.append((o, max(o, close) * 1.002, min(o, close) * 0.998, close, 50.0))
-    return rows
-
-
-def decides_as_measuring_every_close(go):
-    """`go()` is the same with the guard's band as with a band no close lies inside (as
-    test_risk_properties' helper: test modules are not importable from one another)."""
-    banded = go()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(guard_module, "price_band", lambda bounds, k, q: (math.inf, -math.inf))
-        assert go() == banded
-
-
 order_op = st.tuples(st.integers(0, 199), st.sampled_from(["buy", "sell", "limit buy",
                                                             "limit sell"]),
                      st.floats(0.5, 3.0).map(lambda x: round(x, 1)))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import gc
-from array import array
 import random
-from typing import TYPE_CHECKING, Any, Callable
+from array import array
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class SimClock:
 
     __slots__ = ("_s", "_close", "_first")
 
-    def __init__(self, s: Strategy, close_times: range, first_open: int) -> None:
+    def __init__(self, s: Strategy, close_times: Sequence[int], first_open: int) -> None:
         self._s, self._close, self._first = s, close_times, first_open
 
     def now(self) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class EquityGuard:
     __slots__ = ("e", "closes", "watch", "before", "times", "bounds", "only", "spot", "run",
                  "reach", "extremes", "blocks")
 
-    def __init__(self, e: Engine, close_times: range) -> None:
+    def __init__(self, e: Engine, close_times: Sequence[int]) -> None:
         self.e = e
         self.times = close_times
         self.closes = {ai.symbol: memoryview(np.ascontiguousarray(ai.ohlcv.close, np.float64))
@@ -167,11 +167,15 @@ def _extremes(closes: np.ndarray) -> tuple[list[float], list[float]]:
     return np.minimum.reduceat(closes, starts).tolist(), np.maximum.reduceat(closes, starts).tolist()
 
 
-def day_starts(times: range, start: int, stop: int) -> list[int]:
+def day_starts(times: Sequence[int], start: int, stop: int) -> list[int]:
     """Candles in [start, stop) whose close `times[i]` is the first of its UTC day (`start`
-    itself never is): found day by day from the start and step of `times`."""
+    itself never is): with candles every step (a range), found day by day from its start
+    and step; with gaps skipped (a list), by comparing each close's day with the last's."""
     if stop - start < 2:
         return []
+    if not isinstance(times, range):
+        days = (np.asarray(times[start:stop], dtype=np.int64) - 1) // DAY_MS  # day_of
+        return (np.flatnonzero(np.diff(days)) + 1 + start).tolist()
     t0, step = times.start, times.step
     out: list[int] = []
     for day in range(day_of(times[start]) + 1, day_of(times[stop - 1]) + 1):
