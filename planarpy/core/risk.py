@@ -416,10 +416,17 @@ def equity_bounds(risk: RiskState) -> tuple[float, float]:
         ceiling = risk.peak_equity
     start = risk.day_start_equity
     if rules.max_daily_loss is not None:
-        floor = max(floor, start - rules.max_daily_loss * abs(start))
+        floor = max(floor, _daily_floor(start, rules.max_daily_loss * abs(start)))
     if rules.max_daily_loss_quote is not None:
-        floor = max(floor, start - rules.max_daily_loss_quote)
+        floor = max(floor, _daily_floor(start, rules.max_daily_loss_quote))
     return floor, ceiling
+
+
+def _daily_floor(start: float, limit: float) -> float:
+    """start - limit, raised by a few ulps: `equity_breach` tests start - equity > limit,
+    whose rounding differs from that of start - limit by up to about an ulp of start (an
+    equity exactly on the unraised floor may have lost more than the limit)."""
+    return start - limit + 4.0 * math.ulp(max(abs(start), abs(limit)))
 
 
 def equity_breach(risk: RiskState, equity: float) -> Breach | None:
@@ -481,6 +488,12 @@ def price_band(bounds: tuple[float, float], k: float, q: float) -> tuple[float, 
     if q == 0.0:
         inside = floor <= k <= ceiling
         return (-math.inf, math.inf) if inside else (math.inf, -math.inf)
+    # k + q*p rounds by up to about an ulp of the equity, which the room in price below
+    # does not cover when q*p is small against k: the bounds move in by a few ulps first
+    if floor > -math.inf:
+        floor += 4.0 * math.ulp(max(abs(floor), abs(k)))
+    if ceiling < math.inf:
+        ceiling -= 4.0 * math.ulp(max(abs(ceiling), abs(k)))
     if q > 0.0:
         lo, hi = (floor - k) / q, (ceiling - k) / q
     else:

@@ -1,5 +1,7 @@
 """The risk layer's shortcuts against the plain computation they replace (hypothesis)."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,7 +13,7 @@ from planarpy.core.risk import DAY_MS, RATE_CAP, order_denial
 from planarpy.modes.sim import guard as guard_module
 from planarpy.modes.sim.guard import day_starts
 
-from simkit import MINUTE, PERP, SPOT, T0, decides_as_measuring_every_close, run, walk
+from simkit import MINUTE, PERP, SPOT, T0, decides_as_measuring_every_close, flat, run, walk
 
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True)
 
@@ -127,3 +129,31 @@ def test_a_fill_as_a_candle_is_matched_is_measured_at_that_close():
     assert change["rule"] == "max_drawdown" and change["state"] == "halted"
     assert change["ts"] == T0 + 101 * MINUTE  # the close of candle 100
     assert [t.price for t in r.trades] == [99.0]
+
+
+def test_an_equity_exactly_on_the_daily_floor_trips_as_measuring_every_close():
+    """(Review 14.) The daily floor start - limit rounds apart from the breaker's test
+    start - equity > limit, and the band's room in price is less than an ulp of the equity
+    when the position is dust against the cash: a close giving an equity exactly on that
+    floor, which has lost more than the limit, must be measured, not passed over (the
+    floor is raised and the band's ends moved in by a few ulps of the equity)."""
+    buy = {1: lambda s: call(s, "market_order", SPOT.symbol, 0.01, side="buy")}
+    start = 1000.0  # the first day starts with the run's cash
+    cash = run(buy, flat(5)).strategy.state.cash  # after buying 0.01 at 100 (fee 0.002)
+    assert cash == 998.998
+    # a limit whose floor start - limit lies 1e-5 above the cash and rounds so that an
+    # equity exactly on it has lost more than the limit
+    limit = start - (cash + 1e-5)
+    while not start - (start - limit) > limit:
+        limit = math.nextafter(limit, 1.0)
+    floor = start - limit
+    price = (floor - cash) / 0.01 * (1 + 1e-9)  # the lowest close the band held before
+    assert cash + 0.01 * price == floor and start - floor > limit
+    rows = flat(3) + [(100.0, 100.0, price, price, 1e6)] + [(price,) * 4 + (1e6,)] * 5
+
+    def go():
+        r = run(buy, rows, risk=RiskRules(max_daily_loss_quote=limit))
+        return r.strategy.state.risk.changes, [(t.price, t.amount) for t in r.trades]
+    decides_as_measuring_every_close(go)
+    (change,) = go()[0]
+    assert change["rule"] == "max_daily_loss_quote"

@@ -8,7 +8,8 @@ can trip and no new peak is made (`core.risk.price_band`), set anew after each f
 reset. Outside the band and at each new UTC day the guard measures the equity exactly
 (`check`); with several assets held it measures at every close. The decisions are those
 of measuring every close: the band only skips closes where the answer is known (a
-property test pins this).
+property test pins this). Without a drawdown rule nothing needs the peak, so the band
+has no top and the peak the state records is only that of the closes measured.
 
 Even comparing each close with the band costs a busy loop a tenth of its time, so the
 loop compares none inside a stretch of candles whose closes all lie inside the band: it
