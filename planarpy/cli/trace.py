@@ -219,9 +219,10 @@ def run_tail(args: argparse.Namespace) -> int:
             if args.since or args.until:
                 raise TraceError("--follow cannot be combined with --since/--until")
             _wait_for(args.path, args.interval)
+            events = follow(args.path, args.n, interval=args.interval, **filters)
             console.say(f"planarpy: following {args.path} (every {args.interval:g} s); "
-                        "Ctrl-C stops")
-            for event in follow(args.path, args.n, interval=args.interval, **filters):
+                        "Ctrl-C stops")  # after its end is read: what follows is shown
+            for event in events:
                 print(_line(event, args.json), flush=True)
             return 0
         _check_symbol(args.path, args.symbol)

@@ -539,13 +539,19 @@ def follow(trace: str | Path | EventTrace, n: int = 10, kinds: str | Iterable[st
            interval: float = 0.5, errors: Errors = "warn") -> Iterator[dict]:
     """The last `n` matching events, then each new one as it is committed (like tail -f).
 
+    The end it follows from is read when `follow` is called, not when the iteration
+    begins: an event committed in between is a new one, never taken for an old one.
     Never ends by itself: stop iterating (or interrupt) to end it.
     """
     report = _Report(errors, Path(str(getattr(trace, "path", trace))))
     t = _resolve(trace, report)
     flt = _filter(t.path, kinds, None, None, symbol, run)
-    position = [_end_position(t.path)]
-    yield from _tail(t, max(0, int(n)), flt, report, end=position[0])
+    return _following(t, max(0, int(n)), flt, report, [_end_position(t.path)], interval)
+
+
+def _following(t: _Trace, n: int, flt: _Filter, report: _Report, position: list[Position],
+               interval: float) -> Iterator[dict]:
+    yield from _tail(t, n, flt, report, end=position[0])
     while True:
         before = position[0]
         yield from _scan(t, flt, report, before, position)

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from planarpy.cli.main import main
-from planarpy.trace import EventTrace
+from planarpy.trace import EventTrace, follow
 
 from prockit import Child
 
@@ -75,3 +76,18 @@ def test_follow_says_it_is_following(tmp_path):
         assert "order_created" not in text  # -n 0: only new events
     finally:
         child.kill()
+
+
+def test_follow_starts_where_it_was_called_so_an_event_committed_before_the_first_read_shows(tmp_path):
+    """`follow` reads the trace's end when called (the CLI says "following" after that): an
+    event committed before the iteration starts is new, not skipped as an old one (the CLI
+    test above once missed it that way under load)."""
+    path = tmp_path / "t"
+    record(path, ("order_created", ORDER, "ETH/BTC", 1_700_000_000_000_000_000))
+    events = follow(path, n=0, interval=0.01)
+    record(path, ("trade_created", FILL, "ETH/BTC", 1_700_000_001_000_000_000))
+    got: list = []
+    reader = threading.Thread(target=lambda: got.append(next(events)), daemon=True)
+    reader.start()
+    reader.join(20)
+    assert got and got[0]["kind"] == "trade_created"
