@@ -197,18 +197,27 @@ def test_a_run_halted_by_its_daily_loss_stays_halted_after_sigkill_and_restart(
         first.kill()
     assert "FILLED" in first.text
     sent = len(raw_client(lx).fetch_orders(SYM, limit=1_000_000))
+
+    def both_runs() -> dict[int, list] | None:
+        """The risk events of each run in the trace, once the second run's denial is there."""
+        found: dict[int, list] = {}
+        for e in trace_tail(tmp_path / "trace", n=10_000,
+                            kinds=["trading_state_changed", "risk_denied"]):
+            found.setdefault(e["run"], []).append((e["kind"], e["payload"].get("rule")))
+        return found if len(found) == 2 and ("risk_denied", "trading_state") in \
+            found[max(found)] else None
+
     second = Child(args, tmp_path, module=None)
     try:
         second.wait_for("STARTED halted", timeout=60)
         second.wait_for(lambda t: after(t, "STARTED").count("TICK") >= 2, timeout=60)
+        # its events reach the trace when the run commits them: the kill below would lose
+        # what is not committed yet, so they are waited for
+        runs = eventually(both_runs, timeout=60)
     finally:
         second.kill()
     assert "FILLED" not in after(second.text, "STARTED") and "Traceback" not in second.text
     assert len(raw_client(lx).fetch_orders(SYM, limit=1_000_000)) == sent
-    runs: dict[int, list] = {}
-    for e in trace_tail(tmp_path / "trace", n=10_000,
-                        kinds=["trading_state_changed", "risk_denied"]):
-        runs.setdefault(e["run"], []).append((e["kind"], e["payload"].get("rule")))
     first_run, second_run = sorted(runs)
     assert ("trading_state_changed", "max_daily_loss_quote") in runs[first_run]
     assert runs[second_run][0] == ("trading_state_changed", "max_daily_loss_quote")
