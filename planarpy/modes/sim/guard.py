@@ -114,13 +114,7 @@ class EquityGuard:
         self.rebase()
 
     def equity_at(self, i: int) -> float:
-        """The equity at close `i`: linear_equity's k + q * close (one asset: its terms,
-        with no dict and no generator, the same sums)."""
-        only = self.only
-        if only is not None:
-            fixed, v = asset_terms(only)
-            k = self.e.state.cash + fixed
-            return k + v * self.closes[only.symbol][i] if v else k
+        """The equity at close `i`: linear_equity's k + q * close."""
         k, q = linear_equity(self.e.state)
         return k + sum(v * self.closes[sym][i] for sym, v in q.items())
 
