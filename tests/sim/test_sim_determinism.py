@@ -57,6 +57,18 @@ def test_indicator_that_reads_the_future_is_refused():
         backtest(s, data={SPOT.symbol: candles(rows)}, settings={})
 
 
+
+def test_an_indicator_returned_only_over_fewer_candles_is_refused():
+    """An indicator that exists over the first half of the candles but not over all of them
+    (it depends on how many there are) is a clear LookAheadError, not a KeyError."""
+    cls = scripted({}, indicators=lambda self, ai: {"close": ai.ohlcv.close, **(
+        {"short": ai.ohlcv.close} if len(ai.ohlcv) < 8 else {})})
+    s = cls({SPOT.symbol: SPOT})
+    rows = [(100.0 + k, 101.0 + k, 99.0 + k, 100.5 + k, 1e6) for k in range(10)]
+    with pytest.raises(LookAheadError, match="indicator 'short' of TST/USD is returned over "
+                                             "the first 5 candles but not over all of them"):
+        backtest(s, data={SPOT.symbol: candles(rows)}, settings={})
+
 def test_causal_indicator_passes():
     """A moving average over past candles passes the look-ahead check."""
     cls = scripted({}, indicators=lambda self, ai: {

@@ -143,19 +143,19 @@ def _span(o: OHLCV) -> tuple[int | None, int | None]:
     return (int(o.timestamp[0]), int(o.timestamp[-1])) if len(o) else (None, None)
 
 
-def check_causal(s: Strategy, k: int,
-                 computed: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> None:
-    """Raise LookAheadError if an indicator's first `k` values change when later candles go.
-    (`computed`: the values over all the candles as `prepare_indicators` returned them,
-    else they are read from `ai.ind`.)"""
+def check_causal(s: Strategy, k: int, computed: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    """Raise LookAheadError if an indicator's first `k` values change when later candles go
+    (`computed`: their values over all the candles, as `prepare_indicators` returned them)."""
     for ai in s.assets:
         if not ai.ind or k < 1:
             continue
-        full = (computed or {}).get(ai.symbol, {})
+        full = computed.get(ai.symbol, {})
         for name, values in _indicators_over(s, ai, slice(0, k)).items():
+            if name not in full:
+                raise LookAheadError(f"indicator {name!r} of {ai.symbol} is returned over the "
+                                     f"first {k} candles but not over all of them")
             a = np.asarray(values, dtype=np.float64)
-            whole = full.get(name)
-            b = np.asarray(whole[:k] if whole is not None else ai.ind[name][:k], dtype=np.float64)
+            b = np.asarray(full[name][:k], dtype=np.float64)
             j = _first_difference(a, b)
             if j is not None:
                 raise LookAheadError(
