@@ -117,12 +117,10 @@ def hand_loop(data: OHLCV) -> tuple[float, int, float]:
     events, checks or records. CPU seconds (indicators included), fills and the cash at
     the end (equal to the engine's: the same trades)."""
     s = load_example()(markets_for("binance", {}, None), mode=Mode.SIM)
-    ai = s.assets[0]
-    m = ai.market
-    m = attrs.evolve(m, maker=CONFIG.maker, taker=CONFIG.taker)
-    ai.ohlcv = data
+    m = attrs.evolve(s.assets[0].market, maker=CONFIG.maker, taker=CONFIG.taker)
     rng, slip, invest = random.Random(CONFIG.seed), CONFIG.slippage, s.invest
-    price_step, amount_step, fee_in_base = m.price_step, m.amount_step, m.fee_currencies
+    price_step, amount_step = m.price_step, m.amount_step
+    in_base = [c == m.base for c in m.fee_currencies]  # a buy's fee, a sell's: in the base?
     cash, balance, fills = s.initial_cash, 0.0, 0
     t = clock()
     cross = crossings(sma(data.close, s.fast), sma(data.close, s.slow)).tolist()
@@ -145,8 +143,10 @@ def hand_loop(data: OHLCV) -> tuple[float, int, float]:
         if amount <= 0:
             continue
         cost = amount * price
-        fee = amount * m.taker if fee_in_base[not buy] == m.base else cost * m.taker
-        base_fee, cash_fee = (fee, 0.0) if fee_in_base[not buy] == m.base else (0.0, fee)
+        if in_base[not buy]:
+            base_fee, cash_fee = amount * m.taker, 0.0
+        else:
+            base_fee, cash_fee = 0.0, cost * m.taker
         if buy:
             cash -= cost + cash_fee
             balance += amount - base_fee
