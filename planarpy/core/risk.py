@@ -46,6 +46,7 @@ _ACTION_STATE = {"halt": TradingState.HALTED, "reduce": TradingState.REDUCING}
 _BUY = Side.BUY
 _ACTIVE = TradingState.ACTIVE
 _IN_UP, _IN_DOWN = 1.0 + 1e-9, 1.0 - 1e-9  # price_band's room for rounding
+_ULPS4 = 2.0 ** -50  # x * _ULPS4 is at least 4 ulps of x (equity_bounds, price_band)
 
 # name: (kind, lowest, highest, lowest allowed itself, what it is)
 _LIMITS: dict[str, tuple[type, float, float, bool, str]] = {
@@ -409,7 +410,9 @@ def day_of(ms: int) -> int:
 
 def equity_bounds(risk: RiskState) -> tuple[float, float]:
     """(floor, ceiling): the equity below which a loss breaker trips (-inf when none is
-    set), and above which it makes a new peak (inf without a drawdown rule)."""
+    set), and above which it makes a new peak (inf without a drawdown rule), each moved
+    inwards by a few ulps of itself for `price_band` (x * 2**-50 >= 4 ulps of x): an
+    equity computed at a bound rounds by about an ulp of it, to either side."""
     rules, floor, ceiling = risk.rules, -math.inf, math.inf
     if rules.max_drawdown is not None:
         floor = (1.0 - rules.max_drawdown) * risk.peak_equity
@@ -419,6 +422,10 @@ def equity_bounds(risk: RiskState) -> tuple[float, float]:
         floor = max(floor, _daily_floor(start, rules.max_daily_loss * abs(start)))
     if rules.max_daily_loss_quote is not None:
         floor = max(floor, _daily_floor(start, rules.max_daily_loss_quote))
+    if floor > -math.inf:
+        floor += abs(floor) * _ULPS4
+    if ceiling < math.inf:
+        ceiling -= abs(ceiling) * _ULPS4
     return floor, ceiling
 
 
@@ -488,16 +495,14 @@ def price_band(bounds: tuple[float, float], k: float, q: float) -> tuple[float, 
     if q == 0.0:
         inside = floor <= k <= ceiling
         return (-math.inf, math.inf) if inside else (math.inf, -math.inf)
-    # k + q*p rounds by up to about an ulp of the equity, which the room in price below
-    # does not cover when q*p is small against k: the bounds move in by a few ulps first
-    if floor > -math.inf:
-        floor += 4.0 * math.ulp(max(abs(floor), abs(k)))
-    if ceiling < math.inf:
-        ceiling -= 4.0 * math.ulp(max(abs(ceiling), abs(k)))
+    # k + q*p also rounds by an ulp of k, which the room in price below does not cover
+    # when q*p is small against k: each bound (moved in already by a few ulps of itself,
+    # see equity_bounds) moves in by a few ulps of k too
+    m = (k if k > 0.0 else -k) * _ULPS4
     if q > 0.0:
-        lo, hi = (floor - k) / q, (ceiling - k) / q
+        lo, hi = (floor + m - k) / q, (ceiling - m - k) / q
     else:
-        lo, hi = (ceiling - k) / q, (floor - k) / q
+        lo, hi = (ceiling - m - k) / q, (floor + m - k) / q
     # each end moved inwards by 1e-9 of itself (an infinite end stays infinite)
     return (lo * _IN_UP if lo > 0.0 else lo * _IN_DOWN,
             hi * _IN_DOWN if hi > 0.0 else hi * _IN_UP)
