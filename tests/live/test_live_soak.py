@@ -202,6 +202,7 @@ def test_soak_short(local_exchange, tmp_path):
     print(soak(local_exchange, tmp_path, 25.0))
 
 
+@pytest.mark.timeout(0)  # as long as PLANARPY_SOAK_MINUTES says
 @pytest.mark.skipif(not os.environ.get("PLANARPY_SOAK_MINUTES"),
                     reason="set PLANARPY_SOAK_MINUTES to run the long soak")
 def test_soak_long(local_exchange, tmp_path):

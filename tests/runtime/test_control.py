@@ -136,7 +136,7 @@ def test_closing_ends_a_connection_that_sends_nothing(loop, tmp_path):
         while not loop.run(handlers()):  # wait for the server to take the connection
             assert time.monotonic() < deadline
         loop.run(server.close())
-        assert loop.run(handlers()) == [] and server.serving == set()
+        assert loop.run(handlers()) == [] and server.serving == {}
 
 
 def test_connections_made_just_before_close_are_all_ended_with_the_loop(tmp_path):

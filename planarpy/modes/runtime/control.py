@@ -80,7 +80,8 @@ class ControlServer:
         self.handle = handle
         self.server: asyncio.AbstractServer | None = None
         self.made: list[Path] = []  # the directories claim() created, deepest first
-        self.serving: set[asyncio.Task[Any]] = set()  # the connections being answered
+        # the connections being answered: each task and the writer it must close
+        self.serving: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self.closing = False
 
     def claim(self) -> None:
@@ -110,9 +111,14 @@ class ControlServer:
         self.closing = True  # from now on a connection is refused
         if self.server is not None:
             self.server.close()
-            for task in list(self.serving):  # a client that sends nothing waits no longer
+            serving = dict(self.serving)
+            for task in serving:  # a client that sends nothing waits no longer
                 task.cancel()
-            await asyncio.gather(*self.serving, return_exceptions=True)
+            await asyncio.gather(*serving, return_exceptions=True)
+            # A task cancelled before its first step never ran its `finally`, and its
+            # connection would stay open; since 3.12.1 wait_closed() waits for every one.
+            for writer in serving.values():
+                writer.close()
             await self.server.wait_closed()
             self.server = None
         for path in (self.file, self.path):
@@ -134,8 +140,11 @@ class ControlServer:
             writer.close()
             return
         task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
-        self.serving.add(task)
-        task.add_done_callback(self.serving.discard)
+        self.serving[task] = writer
+        task.add_done_callback(self._served)
+
+    def _served(self, task: asyncio.Task[Any]) -> None:
+        self.serving.pop(task, None)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
