@@ -58,6 +58,30 @@ def test_indicator_that_reads_the_future_is_refused():
 
 
 
+@pytest.mark.parametrize("name,look", [
+    ("next", lambda close: np.roll(close, -1)),  # the next candle's close
+    ("scaled", lambda close: close / close.max()),  # a statistic of every candle
+])
+def test_the_causal_check_covers_its_first_candles_only_and_still_finds_a_look_ahead(
+        monkeypatch, name, look):
+    """The indicators are recomputed over the first CAUSAL_CHECK candles when that is less
+    than half the data (it costs what the indicators cost over those candles): a value
+    that reads a later candle still differs at the end of that prefix."""
+    from planarpy.modes.sim import run as sim_run
+    monkeypatch.setattr(sim_run, "CAUSAL_CHECK", 6)
+    lengths = []
+
+    def indicators(self, ai):
+        lengths.append(len(ai.ohlcv))
+        return {name: look(ai.ohlcv.close)}
+    rows = [(100.0 + k, 101.0 + k, 99.0 + k, 100.5 + k, 1e6) for k in range(40)]
+    with pytest.raises(LookAheadError, match=f"indicator '{name}' of TST/USD looks ahead: .* "
+                                             "with candles up to 5 only"):
+        backtest(scripted({}, indicators=indicators)({SPOT.symbol: SPOT}),
+                 data={SPOT.symbol: candles(rows)}, settings={})
+    assert lengths == [40, 6]  # the run's own, then the check's over the first 6
+
+
 def test_an_indicator_returned_only_over_fewer_candles_is_refused():
     """An indicator that exists over the first half of the candles but not over all of them
     (it depends on how many there are) is a clear LookAheadError, not a KeyError."""
