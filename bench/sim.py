@@ -28,7 +28,7 @@ import numpy as np
 from planarpy import OHLCV, RiskRules, Strategy, backtest
 from planarpy.actions import Mode
 from planarpy.core.orders import Side
-from planarpy.core.precision import ceil_to_step, floor_to_step
+from planarpy.core.precision import ceil_to_step, floor_fill, floor_to_step
 from planarpy.data.sources import markets_for
 from planarpy.indicators import crossings, sma
 from planarpy.modes.sim import SimConfig
@@ -139,7 +139,8 @@ def hand_loop(data: OHLCV) -> tuple[float, int, float]:
         price = market_price(Side.BUY if buy else Side.SELL, opens[i + 1], closes[i], amount,
                              volumes[i], slip)
         price = ceil_to_step(price, price_step) if buy else floor_to_step(price, price_step)
-        amount = floor_to_step(volume_fill(amount, volumes[i], rng), amount_step)
+        fill = volume_fill(amount, volumes[i], rng)
+        amount = amount if fill == amount else floor_fill(fill, amount, amount_step)
         if amount <= 0:
             continue
         cost = amount * price

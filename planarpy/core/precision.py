@@ -59,6 +59,19 @@ def floor_to_step(value: float, step: float) -> float:
     return math.floor(n + _REL * (a if a > 1.0 else 1.0)) * m / p
 
 
+def floor_fill(value: float, whole: float, step: float) -> float:
+    """How much of an order's `whole` (rest) a fill of `value` takes, on the amount step:
+    `whole` itself when `value` is all of it and `whole` is on the step within float noise
+    (as the market rules passed it; rounding would move it an ulp above or below what was
+    ordered), else `value` rounded down to the step, never above `value`."""
+    fill = floor_to_step(value, step)
+    if fill == value:  # on the grid already (as amounts made with floor_amount are)
+        return fill
+    if value == whole and is_on_step(whole, step):
+        return whole
+    return fill if fill <= value else value
+
+
 def ceil_to_step(value: float, step: float) -> float:
     """The smallest multiple of `step` not below `value`."""
     if step <= 0:

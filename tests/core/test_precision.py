@@ -1,5 +1,5 @@
-from planarpy.core.precision import (ceil_to_step, floor_to_step, is_on_step, round_to_step,
-                                     step_decimals)
+from planarpy.core.precision import (ceil_to_step, floor_fill, floor_to_step, is_on_step,
+                                     round_to_step, step_decimals)
 
 
 def test_step_decimals():
@@ -54,3 +54,13 @@ def test_the_grid_arithmetic_equals_rounding_to_decimals():
         assert ceil_to_step(value, step) == rounded(math.ceil(n - slack), step)
         assert round_to_step(value, step) == rounded(round(n), step)
     check()
+
+
+def test_floor_fill_keeps_a_whole_amount_on_the_step_and_never_rounds_above():
+    """All of an order's amount that is on the step within noise is that amount to the bit;
+    otherwise the fill rounds down to the step, never above what was asked."""
+    for whole in (0.1 + 0.2, 0.29999999999999993, 0.3):
+        assert floor_fill(whole, whole, 0.01) == whole
+    assert floor_fill(1.125, 1.125, 0.01) == 1.12  # not on the step: rounded down
+    assert floor_fill(0.29999999999999993, 1.0, 0.01) <= 0.29999999999999993  # a part
+    assert floor_fill(0.257, 1.0, 0.01) == 0.25

@@ -145,3 +145,14 @@ def test_candles_from_trades():
         for i, (ts, p) in enumerate([(0, 5.0), (10_000, 7.0), (20_000, 4.0), (70_000, 6.0)])]))
     assert m.candles[0] == [0, 5.0, 7.0, 4.0, 4.0, 3.0] and m.candles[60_000][4] == 6.0
     assert m.rows(60_000, 120_000) == [[60_000, 6.0, 6.0, 6.0, 6.0, 1.0]]
+
+
+@pytest.mark.parametrize("amount", [0.1 + 0.2, 0.29999999999999993])  # 0.3 within an ulp
+def test_all_of_an_amount_an_ulp_off_the_step_is_taken_to_the_bit(amount):
+    """An order's amount passed the market rules as on the step within float noise: taken
+    whole (the book or a trade has enough), it is that amount, not rounded to the step an
+    ulp above it (more than ordered) or below (a dust rest left open)."""
+    s = sweep([(10.0, 5.0)], amount, Side.BUY, step=0.01)
+    assert s.amount == amount and s.taken == ((10.0, amount),)
+    assert share_trade([Resting("o", Side.BUY, 10.0, amount)], 10.0, 5.0, step=0.01) == \
+        [("o", amount)]

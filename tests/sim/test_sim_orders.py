@@ -177,3 +177,22 @@ def test_order_status_after_fill():
     (t,) = r.trades
     assert not r.strategy.asset(SYM).orders
     assert OrderStatus.CLOSED.value == "closed"
+
+
+@pytest.mark.parametrize("amount", [0.1 + 0.2, 0.29999999999999993])  # 0.3 within an ulp
+@pytest.mark.parametrize("kind", ["market_order", "limit_order"])
+def test_a_whole_fill_under_the_volume_cap_is_the_amount_ordered_to_the_bit(kind, amount):
+    """An amount a float ulp off the step (as `0.1 + 0.2` is) passes the market rules; a
+    fill of all of it is that amount, neither rounded up past it (more than was ordered
+    and checked for funds) nor down (a dust rest cancelled as if the cap had bitten)."""
+    extra = {"price": 103.0} if kind == "limit_order" else {}
+    closed = []
+
+    class Rec:
+        def record(self, kind, payload, symbol=None, ts=None):
+            if kind == "order_closed":
+                closed.append(payload)
+    r = run({1: lambda s: call(s, kind, SYM, amount, side="buy", **extra)}, ramp(), config=CAP,
+            recorder=Rec())
+    (t,) = r.trades
+    assert t.amount == amount and closed == []

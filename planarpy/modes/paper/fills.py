@@ -12,7 +12,7 @@ from typing import Hashable, Iterable, Sequence
 import attrs
 
 from ...core.orders import Side
-from ...core.precision import floor_to_step
+from ...core.precision import floor_fill
 from ...core.triggers import marketable
 
 Level = tuple[float, float]
@@ -59,7 +59,7 @@ def sweep(levels: Iterable[Level], amount: float, side: Side, limit: float | Non
             eligible.append((float(price), float(qty)))
     total = min(amount, math.fsum(q for _, q in eligible))
     if step > 0:
-        total = floor_to_step(total, step)
+        total = floor_fill(total, amount, step)
     taken: list[Level] = []
     left = total
     for price, qty in eligible:
@@ -119,7 +119,7 @@ def share_trade(orders: Iterable[Resting], price: float, amount: float,
     for o in crossing:
         take = min(o.remaining, left)
         if step > 0:
-            take = floor_to_step(take, step)
+            take = floor_fill(take, o.remaining, step)
         if take <= 0:
             continue
         out.append((o.key, take))

@@ -13,7 +13,7 @@ from ...core.accounting import liquidation_trade, new_trade, reducible, shortfal
 from ...core.instances import AssetInstance
 from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType,
                             PositionSide, Trade)
-from ...core.precision import floor_to_step
+from ...core.precision import floor_fill
 from ...core.triggers import marketable, passed, reached, trail_to
 from .config import SimConfig
 from .fills import limit_triggers, volume_fill
@@ -114,10 +114,14 @@ class SimEngine:
         return views
 
     def fillable(self, ai: AssetInstance, amount: float, volume: float) -> float:
-        """How much of `amount` the volume cap lets fill now, on the amount step."""
+        """How much of `amount` the volume cap lets fill now, on the amount step (all of
+        it is `amount` to the bit: `floor_fill`)."""
         if not self.config.volume_cap:
             return amount
-        return floor_to_step(volume_fill(amount, volume, self.rng), ai.market.amount_step)
+        want = volume_fill(amount, volume, self.rng)
+        if want == amount:  # all of it: floor_fill's answer, as the gate passed the amount
+            return amount  # as on the step
+        return floor_fill(want, amount, ai.market.amount_step)
 
     def fill(self, ai: AssetInstance, order: Order, price: float, amount: float, taker: bool,
              effective: int, now: int | None = None) -> Trade | None:
