@@ -4,7 +4,7 @@
 |---|---|
 | `http_status` (500, 502, 503, 429, 418) | REST answers that status (429/418 with Retry-After), the WebSocket API's trading requests that status with its error (5xx: -1007, outcome unknown) |
 | `http_count` | ... for that many requests only (None: until cleared) |
-| `http_path` | ... only for paths (WebSocket API: methods) containing this text (None: all); "GET /api/v3/order" also names the method |
+| `http_path` | ... only for paths (WebSocket API: methods) containing this text (None: all); "GET /api/v3/order" also names the method; a final "$" asks for the whole path ("POST /api/v3/order$": not cancelReplace) |
 | `http_processed` | a 5xx comes after the request was executed (the answer is lost), not instead of it |
 | `retry_after` | seconds in the Retry-After header of 429/418 |
 | `delay_ms` | REST and WebSocket API requests are executed and answered this late (a client timeout fires; the request is executed all the same) |
@@ -113,11 +113,16 @@ class Faults:
 
 
 def _matches(rule: str | None, method: str, path: str) -> bool:
-    """Whether a request matches a fault's path rule: text the path contains, optionally
-    after a method ("GET /api/v3/order"); no rule matches everything."""
+    """Whether a request matches a fault's path rule: text the path contains (the whole
+    path with a final "$"), optionally after a method ("GET /api/v3/order"); no rule
+    matches everything."""
     if not rule:
         return True
     verb, _, rest = rule.partition(" ")
     if rest and verb.isupper():
-        return verb == method and rest in path
-    return rule in path
+        return verb == method and _within(rest, path)
+    return _within(rule, path)
+
+
+def _within(text: str, path: str) -> bool:
+    return path == text[:-1] if text.endswith("$") else text in path

@@ -211,6 +211,24 @@ def test_the_pairs_other_leg_is_cancelled_once(scripted):
         assert [x for c, x in reports if c == limit.id].count("CANCELED") == 1
 
 
+def test_a_fired_stop_answered_with_a_rate_limit_is_sent_again(scripted):
+    """When the emulated stop leg fires and the exchange answers its market order with a
+    429 (Retry-After 1 s), the order is sent again after the wait, not given up: the
+    stop was reached and the position has no other protection."""
+    lx = scripted([0.0015, 0.00146] + [0.0015] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        limit, stop = oco(run)
+        lx.faults.update({"http_status": 429, "http_path": "POST /api/v3/order$",
+                          "http_count": 1, "retry_after": 1})
+        step_until(lx, lambda: sells(run))
+        eventually(lambda: not run.strategy.assets[0].orders)
+        assert sold(run) == {stop.id: 900.0}
+        # the stop's market order sent twice under its id: the first send answered 429
+        sent = [p["args"][-1]["clientOrderId"] for p in requests(trace, "create_order")]
+        assert sent.count(stop.id) == 2 and lx.faults.http_status is None
+
+
 @pytest.mark.parametrize("processed", [False, True])
 def test_an_unconfirmed_cancel_of_the_other_leg_holds_the_fired_order(scripted, processed):
     """The cancel of the limit leg gets a 503 (not executed, or executed with the answer

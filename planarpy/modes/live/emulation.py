@@ -322,7 +322,8 @@ async def _send_fired(session: Any, ai: AssetInstance, order: Order, pair: list[
         await _rest_of_pair(session, ai, order, taken)
         session.flights.seen(order)
         return
-    await orders.submit(session, ai, order, _request(ai, order), 0.0, False)
+    await orders.submit(session, ai, order, _request(ai, order), 0.0, False,
+                        resend_for=orders.PROTECTIVE_RESEND)
 
 
 async def _cancel_pair(session: Any, ai: AssetInstance, order: Order, pair: list[str]) -> None:

@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # the session calls this module: imported for the annotations
 
 # errors after which the order surely does not exist on the exchange (rate-limit and
 # time-stamp refusals included: the request was turned away unprocessed)
+# how long an order that protects a position is sent again after rate limits (429): a
+# stop put back after its replacement failed, an emulated stop that fired; until it is
+# placed the position has no protection
+PROTECTIVE_RESEND = 30.0
 REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadSymbol,
            ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended,
            ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.InvalidNonce)
@@ -78,27 +82,30 @@ def send(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping
 
 
 async def submit(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
-                 waitfor: float, synced: bool) -> Trade | Any | None:
+                 waitfor: float, synced: bool, resend_for: float = 0.0) -> Trade | Any | None:
     """Send an order created locally (`send`) and wait up to `waitfor` for it to fill:
     its first Trade, `missing` (open with no fill seen, or of unknown outcome), or None
-    (refused, or closed with no fill)."""
+    (refused, or closed with no fill). A rate limit (429) is waited out and the order
+    sent again within `waitfor`, or within `resend_for` if that is longer."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(waitfor, 0.0)
     waiter = session.waiters[order.id] = asyncio.Event()
     try:
-        return await _submit(session, ai, order, request, deadline, waiter, synced)
+        return await _submit(session, ai, order, request, deadline, waiter, synced,
+                             max(deadline, loop.time() + resend_for))
     finally:
         session.waiters.pop(order.id, None)
         session.first_trades.pop(order.id, None)
 
 
 async def _submit(session: LiveSession, ai: AssetInstance, order: Order, request: Mapping[str, Any],
-                  deadline: float, waiter: asyncio.Event, synced: bool) -> Trade | Any | None:
+                  deadline: float, waiter: asyncio.Event, synced: bool,
+                  resend_until: float) -> Trade | Any | None:
     loop = asyncio.get_running_loop()
     flight = session.flights.start(order, request)
     session.watch_orders(ai.symbol)
     try:
-        reply = await _send(session, ai, order, deadline)
+        reply = await _send(session, ai, order, resend_until)
     except REFUSED as e:
         await _fail(session, ai, order, request, session.describe(e))
         session.flights.seen(order)
@@ -229,7 +236,8 @@ async def _replant(session: LiveSession, ai: AssetInstance, old: Order) -> Order
     again = attrs.evolve(old, id=session.new_client_id(), filled=0.0, cost=0.0, fee=0.0,
                          committed=0.0, amount=old.remaining, status=OrderStatus.OPEN)
     again = (await session.emit("order_created", again, ai.symbol)).order or again
-    await submit(session, ai, again, {"type": again.type.value, "replant": old.id}, 0.0, False)
+    await submit(session, ai, again, {"type": again.type.value, "replant": old.id}, 0.0, False,
+                 resend_for=PROTECTIVE_RESEND)
     return again
 
 
