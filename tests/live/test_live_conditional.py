@@ -278,30 +278,21 @@ def test_a_replacement_refused_after_the_cancel_puts_a_stop_back(scripted):
                    for e in run.strategy.errors), run.strategy.errors
 
 
-def test_a_stop_put_back_after_a_failed_replacement_waits_out_a_rate_limit(scripted):
-    """As above, and the exchange answers the stop put back with a 429 (Retry-After 1 s):
-    the stop is sent again after the wait, not given up at once, because the position
-    has no stop on the exchange until it is placed."""
-    lx = scripted([0.0015, 0.00146] + [0.00146] * 30)
-    trace = Events()
-    with live(lx, trace=trace) as run:
-        ai = run.strategy.assets[0]
-        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
-        run.call("stop_order", SYM, amount, 0.0014)
-        (old,) = ai.orders.values()
-        lx.faults.update({"http_status": 429, "http_path": "POST /api/v3/order$",
-                          "http_count": 1, "retry_after": 1})
-        stepper = falls_while_it_waits(lx, trace, "edit_order")
-        assert run.call("amend_stop", SYM, old.id, 0.00147) is None
-        stepper.join()
-        # the 429 was answered to the stop put back (count 0), which was sent again (the
-        # fault clears at the next request it would match)
-        assert lx.faults.http_count is None and lx.faults.http_status is None
-        (again,) = ai.orders.values()
-        assert again.is_open and again.trigger == old.trigger and again.id != old.id
-        assert list(on_exchange(lx)) == [again.id]
-        assert any(f"cancelled stop {old.id}: placed again as {again.id}" in e
-                   for e in run.strategy.errors), run.strategy.errors
+def amend_refused_after_the_cancel(lx, run, trace, faults):
+    """Buy, place a stop, switch `faults` on, and amend the stop while the market falls
+    through the new trigger (the exchange cancels the old stop and refuses the new one);
+    the old stop and the one open after the amend (put back), like it."""
+    ai = run.strategy.assets[0]
+    run.call("stop_order", SYM, bought(run, run.call("market_order", SYM, 1000.0, side="buy")),
+             0.0014)
+    (old,) = ai.orders.values()
+    lx.faults.update(faults)
+    stepper = falls_while_it_waits(lx, trace, "edit_order")
+    assert run.call("amend_stop", SYM, old.id, 0.00147) is None
+    stepper.join()
+    (again,) = ai.orders.values()
+    assert again.is_open and again.trigger == old.trigger and again.id != old.id
+    return old, again
 
 
 def test_a_replacement_refused_after_the_cancel_with_the_answer_lost_puts_a_stop_back(scripted):
@@ -312,19 +303,29 @@ def test_a_replacement_refused_after_the_cancel_with_the_answer_lost_puts_a_stop
     lx = scripted([0.0015, 0.00146] + [0.00146] * 30)
     trace = Events()
     with live(lx, trace=trace) as run:
-        ai = run.strategy.assets[0]
-        amount = bought(run, run.call("market_order", SYM, 1000.0, side="buy"))
-        run.call("stop_order", SYM, amount, 0.0014)
-        (old,) = ai.orders.values()
-        lx.faults.update({"http_status": 503, "http_path": "POST /api/v3/order/cancelReplace",
-                          "http_count": 1, "http_processed": True})
-        stepper = falls_while_it_waits(lx, trace, "edit_order")
-        assert run.call("amend_stop", SYM, old.id, 0.00147) is None
-        stepper.join()
-        (again,) = ai.orders.values()
-        assert again.is_open and again.trigger == old.trigger and again.id != old.id
+        old, again = amend_refused_after_the_cancel(lx, run, trace, {
+            "http_status": 503, "http_path": "POST /api/v3/order/cancelReplace",
+            "http_count": 1, "http_processed": True})
         assert list(on_exchange(lx)) == [again.id]
         assert any(f"was never placed: placed again as {again.id}" in e
+                   for e in run.strategy.errors), run.strategy.errors
+
+
+def test_a_stop_put_back_after_a_failed_replacement_waits_out_a_rate_limit(scripted):
+    """As above, and the exchange answers the stop put back with a 429 (Retry-After 1 s):
+    the stop is sent again after the wait, not given up at once, because the position
+    has no stop on the exchange until it is placed."""
+    lx = scripted([0.0015, 0.00146] + [0.00146] * 30)
+    trace = Events()
+    with live(lx, trace=trace) as run:
+        old, again = amend_refused_after_the_cancel(lx, run, trace, {
+            "http_status": 429, "http_path": "POST /api/v3/order$", "http_count": 1,
+            "retry_after": 1})
+        # the 429 was answered to the stop put back (count 0), which was sent again (the
+        # fault clears at the next request it would match)
+        assert lx.faults.http_count is None and lx.faults.http_status is None
+        assert list(on_exchange(lx)) == [again.id]
+        assert any(f"cancelled stop {old.id}: placed again as {again.id}" in e
                    for e in run.strategy.errors), run.strategy.errors
 
 
