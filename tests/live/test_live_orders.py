@@ -109,3 +109,21 @@ def test_isolated_margin_leverage_position_close(lx):
         eventually(lambda: run.state()["assets"]["XRP/USDT:USDT"]["long"] == 100.0)
         assert run.call("close_position", "XRP/USDT:USDT") is True
         eventually(lambda: run.state()["assets"]["XRP/USDT:USDT"]["long"] == 0.0)
+
+
+def test_an_amount_a_hair_below_a_step_multiple_is_sent_as_that_multiple(lx):
+    """999.9999999999999 XRP (a computed size, one float ulp below 1000) passes the market
+    rules as on the step, as in the sim, which fills it whole. ccxt truncates amounts to
+    the step, so it went to the exchange as 999: one step less than the sim would trade.
+    It is sent as the multiple it stands for."""
+    amount = 1000.0 - 1e-13
+    assert amount < 1000.0
+    with live(lx) as run:
+        trade = run.call("market_order", SYM, amount, side="buy")
+        assert isinstance(trade, Trade)
+        ai = run.strategy.assets[0]
+        filled = eventually(lambda: sum(t.amount for t in ai.trades
+                                        if t.order_id == trade.order_id) >= 999.0 and
+                            not ai.orders and sum(t.amount for t in ai.trades
+                                                  if t.order_id == trade.order_id))
+        assert filled == 1000.0

@@ -17,6 +17,7 @@ import attrs
 import ccxt
 
 from ...core.instances import AssetInstance
+from ...core.precision import is_on_step, round_to_step
 from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, Side,
                             TimeInForce, Trade, missing)
 from . import inflight, reports
@@ -54,6 +55,15 @@ def shape(session: LiveSession, ai: AssetInstance,
             return "limit", order.price, {}
         return "market", None, {}
     return order.type.value, order.price if order.type is OrderType.LIMIT else None, {}
+
+
+def quantity(ai: AssetInstance, amount: float) -> float:
+    """What the exchange is asked to trade for `amount`: on the market's amount step, the
+    step multiple it stands for. The gate passed it as on the step within float noise,
+    and ccxt truncates amounts to the step, so a hair below a multiple (a computed size,
+    or a rest after a fill) would lose a whole step, which the sim trades."""
+    step = ai.market.amount_step
+    return round_to_step(amount, step) if is_on_step(amount, step) else amount
 
 
 def _params(session: LiveSession, ai: AssetInstance, order: Order, kind: str) -> dict[str, Any]:
@@ -144,7 +154,7 @@ async def _send(session: LiveSession, ai: AssetInstance, order: Order, deadline:
     while True:
         try:
             return await session.request("create_order", ai.symbol, kind, order.side.value,
-                                         order.remaining, price, params)
+                                         quantity(ai, order.remaining), price, params)
         except ccxt.InvalidOrder as e:
             # a try before this one did reach the exchange after all: its order is ours
             if attempt and session.venue.is_duplicate(e):
@@ -174,7 +184,8 @@ async def replace(session: LiveSession, ai: AssetInstance, old: Order, new: Orde
     flight = session.flights.start(order, request)
     try:
         reply = await session.request("edit_order", None, ai.symbol, how.type,
-                                      order.side.value, order.remaining, how.price, params)
+                                      order.side.value, quantity(ai, order.remaining), how.price,
+                                      params)
     except Exception as e:
         parts = session.venue.replace_outcome(e)
         if parts is not None:
