@@ -166,7 +166,12 @@ def place_trailing(s: Any, req: TrailingStop) -> OrderResult:
     if req.activation is None:
         order.trigger = order.price = trailing_trigger(order, now, ai.market.price_step)
     else:
-        order.activation = order.price = req.activation
+        # a buy trails the lows up from where it is armed: it may fire as high as its stop
+        # from the activation, and it is checked and funded there (a sell's stop starts
+        # below its activation and follows the highs: it has no highest price)
+        order.activation = req.activation
+        order.price = trailing_trigger(order, req.activation, ai.market.price_step) \
+            if req.side is Side.BUY else req.activation
     return _submit(s, ai, order, req)
 
 
