@@ -319,11 +319,12 @@ def state_denial(risk: RiskState, reduces: bool) -> Denial | None:
 
 
 def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, now: int,
-                 mark: Callable[[AssetInstance], float]) -> Denial | None:
+                 mark: Callable[[AssetInstance], float], protects: bool = False) -> Denial | None:
     """The first rule `order` breaks, or None. Orders that only reduce the exposure pass
-    the size rules (notional, position, leverage, open orders) but not the throttle."""
+    the size rules (notional, position, leverage, open orders) but not the throttle; one
+    that reduces and `protects` (a bracket's exit) passes the trading state too."""
     risk = state.risk
-    if risk.trading is not _ACTIVE:
+    if risk.trading is not _ACTIVE and not (protects and reduces):
         denial = state_denial(risk, reduces)
         if denial is not None:
             return denial

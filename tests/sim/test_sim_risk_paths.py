@@ -1,7 +1,7 @@
 """The risk gate on the paths an order takes besides a plain call: conditional orders,
 bracket exits, close_position, in every trading state (a hostile review, issue 14)."""
 
-from planarpy import RiskRules, call, missing
+from planarpy import RiskRules, TradingState, call, missing
 
 from simkit import PERP, SPOT, run
 
@@ -35,3 +35,37 @@ def test_a_trailing_buy_stop_with_activation_is_checked_at_the_highest_it_may_fi
     assert [(t.side.value, t.amount, t.price) for t in s.trades] == [("buy", 7.5, 114.0)]
     assert all(t.cost <= 900.0 for t in s.trades)
 
+
+def test_a_brackets_exits_are_placed_while_halted():
+    """A bracket entry that fills after a halt (halt_cancels_orders = false keeps it) gets
+    its exits: they only protect what the entry bought, and a halt must not leave it
+    without its stop-loss."""
+    rows = prices(100, 100, 100, 97, (97, 97, 94, 94), 94, 94, 94)
+    script = {0: lambda s: call(s, "market_order", SYM, 5.0),
+              1: lambda s: call(s, "bracket_order", SYM, 1.0, price=95.0, stop_loss=90.0,
+                                take_profit=110.0)}
+    r = run(script, rows, risk=RiskRules(max_drawdown=0.01, halt_cancels_orders=False))
+    s = r.strategy
+    assert s.state.risk.trading is TradingState.HALTED
+    assert s.state.risk.changes[0]["ts"] <= s.trades[1].date  # halted before the entry filled
+    ai = s.asset(SYM)
+    exits = sorted((o.type.value, o.price, o.amount) for o in ai.orders.values())
+    assert exits == [("limit", 110.0, 1.0), ("stop_market", 90.0, 1.0)]
+    assert denied(s) == []
+
+
+
+def test_a_spot_sell_brackets_buy_exits_add_exposure_and_wait_while_halted():
+    """The exits of a spot sell entry buy back: they add to the holding, so they are no
+    protection a halt lets through; they are denied."""
+    rows = prices(100, 100, 100, 100, (100, 106, 100, 106), 106, 106)
+    taker = lambda s: call(s, "limit_order", SYM, 1.0, 200.0, tif="PO")  # noqa: E731
+    script = {0: lambda s: call(s, "market_order", SYM, 5.0),
+              1: lambda s: call(s, "bracket_order", SYM, 1.0, side="sell", price=105.0,
+                                stop_loss=110.0, take_profit=95.0),
+              2: lambda s: [taker(s), taker(s)]}  # two order errors: the breaker halts
+    r = run(script, rows, risk=RiskRules(max_errors_per_minute=1, halt_cancels_orders=False))
+    s = r.strategy
+    assert s.state.risk.trading is TradingState.HALTED and s.trades[-1].side.value == "sell"
+    assert s.asset(SYM).orders == {}
+    assert {e.rule for e in denied(s)} == {"trading_state"}
