@@ -329,13 +329,10 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
         if denial is not None:
             return denial
     rules = risk.rules
-    times = risk.orders
-    n = len(times)
-    if n >= rules.rate_floor:  # the order throttle, at `now` (ms)
-        for limit, span, name in rules.rates:
-            if n >= limit and times[-limit] > now - span:
-                return Denial(name, f"{limit} orders in the last {span // 1000} s already "
-                                    f"({name} = {limit})")
+    if len(risk.orders) >= rules.rate_floor:  # else no rate limit can bind
+        denial = throttle_denial(risk, now)
+        if denial is not None:
+            return denial
     if reduces:
         return None
     m = ai.market
@@ -362,6 +359,17 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
     limit = rules.max_leverage
     if limit is not None:
         return leverage_denial(state, ai, notional, mark, limit)
+    return None
+
+
+def throttle_denial(risk: RiskState, now: int) -> Denial | None:
+    """Why the order throttle refuses an order at `now` (ms): a window holds its limit."""
+    times = risk.orders
+    n = len(times)
+    for limit, span, name in risk.rules.rates:
+        if n >= limit and times[-limit] > now - span:
+            return Denial(name, f"{limit} orders in the last {span // 1000} s already "
+                                f"({name} = {limit})")
     return None
 
 

@@ -69,3 +69,48 @@ def test_a_spot_sell_brackets_buy_exits_add_exposure_and_wait_while_halted():
     assert s.state.risk.trading is TradingState.HALTED and s.trades[-1].side.value == "sell"
     assert s.asset(SYM).orders == {}
     assert {e.rule for e in denied(s)} == {"trading_state"}
+
+
+def _stop_then_close(s):
+    return [call(s, "stop_order", SYM, 5.0, 90.0), call(s, "close_position", SYM)]
+
+
+def test_a_close_the_halt_denies_leaves_the_orders_it_would_have_cancelled():
+    """close_position while halted: its closing order is denied, so it cancels nothing
+    (it used to cancel the stop-loss first, then be denied: a position without a stop)."""
+    taker = lambda s: call(s, "limit_order", SYM, 1.0, 200.0, tif="PO")  # noqa: E731
+    script = {0: lambda s: call(s, "market_order", SYM, 5.0),
+              1: lambda s: call(s, "stop_order", SYM, 5.0, 90.0),
+              2: lambda s: [taker(s), taker(s)],  # two order errors: the breaker halts
+              3: lambda s: call(s, "close_position", SYM)}
+    r = run(script, prices(*[100] * 6),
+            risk=RiskRules(max_errors_per_minute=1, halt_cancels_orders=False))
+    s = r.strategy
+    assert s.state.risk.trading is TradingState.HALTED and s.results[3] is False
+    assert [(o.type.value, o.amount) for o in s.asset(SYM).orders.values()] == [
+        ("stop_market", 5.0)]
+    assert [e.rule for e in denied(s)] == ["trading_state"]
+    assert s.asset(SYM).balance > 4.9
+
+
+def test_a_close_the_throttle_denies_leaves_the_orders_it_would_have_cancelled():
+    """The same when the order throttle denies the closing order: the stop-loss stays."""
+    script = {0: lambda s: call(s, "market_order", SYM, 5.0), 1: _stop_then_close}
+    r = run(script, prices(*[100] * 5), risk=RiskRules(max_orders_per_minute=1))
+    s = r.strategy
+    assert s.results[1][1] is False
+    assert [(o.type.value, o.amount) for o in s.asset(SYM).orders.values()] == [
+        ("stop_market", 5.0)]
+    assert [e.rule for e in denied(s)] == ["max_orders_per_minute"]
+
+
+def test_a_close_while_reducing_cancels_and_closes():
+    """Reducing lets the close go: the stop is cancelled and the holding sold."""
+    rows = prices(100, 100, 100, 96, 96, 96, 96)
+    script = {0: lambda s: call(s, "market_order", SYM, 5.0),
+              1: lambda s: call(s, "stop_order", SYM, 5.0, 90.0),
+              4: lambda s: call(s, "close_position", SYM)}
+    r = run(script, rows, risk=RiskRules(max_drawdown=0.01, on_drawdown="reduce"))
+    s = r.strategy
+    assert s.state.risk.trading is TradingState.REDUCING and s.results[4] is True
+    assert s.asset(SYM).orders == {} and s.asset(SYM).balance == 0
