@@ -114,3 +114,36 @@ def test_a_close_while_reducing_cancels_and_closes():
     s = r.strategy
     assert s.state.risk.trading is TradingState.REDUCING and s.results[4] is True
     assert s.asset(SYM).orders == {} and s.asset(SYM).balance == 0
+
+
+def test_a_market_order_placed_by_a_fill_is_checked_at_the_price_it_fills_at():
+    """A fill's callback places a market order inside candle 1: it executes as if placed
+    at that candle's close, at the next open (120). It was checked at candle 1's open
+    (100: notional 900, under 950) and filled 9 @ 120 = 1080; now it is checked at 120
+    and denied."""
+    rows = prices(100, (100, 100, 95, 100), 120, 120, 120)
+
+    def on_trade(self, ai, trade):
+        if trade.amount == 1.0:
+            self.results["callback"] = call(self, "market_order", SYM, 9.0)
+    r = run({0: lambda s: call(s, "limit_order", SYM, 1.0, 95.0)}, rows, cash=5000.0,
+            risk=RiskRules(max_order_notional=950.0), on_trade=on_trade)
+    s = r.strategy
+    assert s.results["callback"] is None
+    (e,) = denied(s)
+    assert e.rule == "max_order_notional" and "order notional 1080 USD" in e.reason
+    assert [(t.amount, t.price) for t in s.trades] == [(1.0, 95.0)]
+
+
+def test_a_market_order_placed_by_a_fill_fills_at_the_price_it_was_checked_at():
+    """Without a rule in the way it fills at the price the gate saw (the funds check too)."""
+    rows = prices(100, (100, 100, 95, 100), 120, 120, 120)
+    seen = {}
+
+    def on_trade(self, ai, trade):
+        if trade.amount == 1.0:
+            seen["order"] = call(self, "market_order", SYM, 2.0)
+            seen["checked"] = next(o.price for o in ai.orders.values() if o.amount == 2.0)
+    r = run({0: lambda s: call(s, "limit_order", SYM, 1.0, 95.0)}, rows, on_trade=on_trade)
+    assert seen["order"] is missing and seen["checked"] == 120.0
+    assert [(t.amount, t.price) for t in r.strategy.trades] == [(1.0, 95.0), (2.0, 120.0)]
