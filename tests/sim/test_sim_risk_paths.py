@@ -147,3 +147,29 @@ def test_a_market_order_placed_by_a_fill_fills_at_the_price_it_was_checked_at():
     r = run({0: lambda s: call(s, "limit_order", SYM, 1.0, 95.0)}, rows, on_trade=on_trade)
     assert seen["order"] is missing and seen["checked"] == 120.0
     assert [(t.amount, t.price) for t in r.strategy.trades] == [(1.0, 95.0), (2.0, 120.0)]
+
+
+def test_an_oco_buy_counts_once_toward_the_position():
+    """The two legs of a buy OCO hold one commitment and at most one of them fills: the
+    position rule counts the pair once (it counted both, and refused a pair that could
+    never hold more than 315 against a limit of 500)."""
+    script = {1: lambda s: call(s, "oco_order", SYM, 3.0, side="buy", price=95.0, stop=105.0),
+              2: lambda s: call(s, "limit_order", SYM, 1.0, 99.0),
+              3: lambda s: call(s, "limit_order", SYM, 2.0, 99.0)}
+    r = run(script, prices(*[100] * 6), risk=RiskRules(max_position_notional=500.0))
+    s = r.strategy
+    assert s.results[1] is missing and s.results[2] is missing and s.results[3] is None
+    (e,) = denied(s)  # 3 (the pair, at 99) + 1 + 2 at 99 is 594
+    assert e.rule == "max_position_notional" and "would reach 594 USD" in e.reason
+
+
+def test_amending_a_buy_stop_counts_it_once():
+    """amend_stop places the replacement before it cancels the old stop: the position
+    rule counts the two (one group) once, so a stop within the limit can be moved."""
+    script = {1: lambda s: call(s, "stop_order", SYM, 4.0, 105.0, side="buy"),
+              2: lambda s: call(s, "amend_stop", SYM, s.asset(SYM).orders and
+                                next(iter(s.asset(SYM).orders)), 104.0)}
+    r = run(script, prices(*[100] * 6), risk=RiskRules(max_position_notional=500.0))
+    s = r.strategy
+    assert s.results[2] is missing and denied(s) == []
+    assert [(o.trigger, o.amount) for o in s.asset(SYM).orders.values()] == [(104.0, 4.0)]
