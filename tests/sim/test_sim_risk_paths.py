@@ -173,3 +173,22 @@ def test_amending_a_buy_stop_counts_it_once():
     s = r.strategy
     assert s.results[2] is missing and denied(s) == []
     assert [(o.trigger, o.amount) for o in s.asset(SYM).orders.values()] == [(104.0, 4.0)]
+
+
+def test_reducing_on_margin_lets_the_long_close_but_never_flip():
+    """While reducing: a sell bigger than the long (it would go short through zero) is
+    refused, a sell of the long passes, and a short after it is denied: it opens one."""
+    rows = prices(100, 100, 100, 96, 96, 96, 96, 96)
+    sell = lambda amount, pos="long", **kw: lambda s: call(  # noqa: E731
+        s, "market_order", PSYM, amount, side="sell", pos=pos, **kw)
+    script = {0: lambda s: call(s, "market_order", PSYM, 2.0),
+              4: lambda s: [sell(3.0)(s), sell(2.0)(s)], 5: sell(1.0, "short")}
+    r = run(script, rows, market=PERP,
+            risk=RiskRules(max_drawdown=0.005, on_drawdown="reduce"))
+    s = r.strategy
+    assert s.state.risk.trading is TradingState.REDUCING
+    assert s.results[4][0] is None and "only 2 is open" in s.errors[0]
+    assert s.results[4][1] and s.results[5] is None
+    assert [e.rule for e in denied(s)] == ["trading_state"]
+    ai = s.asset(PSYM)
+    assert ai.open_position() is None and ai.orders == {}
