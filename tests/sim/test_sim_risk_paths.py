@@ -192,3 +192,18 @@ def test_reducing_on_margin_lets_the_long_close_but_never_flip():
     assert [e.rule for e in denied(s)] == ["trading_state"]
     ai = s.asset(PSYM)
     assert ai.open_position() is None and ai.orders == {}
+
+
+def test_two_resting_buys_each_under_the_position_limit_cannot_both_go():
+    """A claim that holds: resting buys count toward the position (at the new order's
+    price), so a second buy that with the first would pass the limit is denied, and what
+    fills stays under it."""
+    rows = prices(100, 100, 100, (100, 100, 97, 97), 97, 97)
+    script = {1: lambda s: [call(s, "limit_order", SYM, 3.0, 99.0),
+                            call(s, "limit_order", SYM, 3.0, 98.0)]}
+    r = run(script, rows, risk=RiskRules(max_position_notional=500.0))
+    s = r.strategy
+    assert s.results[1][0] is missing and s.results[1][1] is None
+    (e,) = denied(s)
+    assert e.rule == "max_position_notional" and "would reach 588 USD" in e.reason
+    assert s.asset(SYM).balance * 99.0 <= 500.0
