@@ -40,10 +40,10 @@ def _prices_error(ai: AssetInstance, *prices: float | None) -> str | None:
     return None
 
 
-def _submit(s: Any, ai: AssetInstance, order: Order, req: Any) -> OrderResult:
+def _submit(s: Any, ai: AssetInstance, order: Order, req: Any, exits: bool = False) -> OrderResult:
     """Gate one order, give it an id (and a conditional one its own group unless it has
-    one) and place it."""
-    if not admit(s, ai, order, req):
+    one) and place it. (`exits`: a bracket's exits, which pass in any trading state.)"""
+    if not admit(s, ai, order, req, exits=exits):
         return None
     order.id = s.executor.new_id()
     if order.type in CONDITIONAL:
@@ -60,10 +60,11 @@ def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], w
     first now counts (the throttle, open orders) and holds the group's funds. A fill of
     the first leg before the second is placed cancels the second, as any fill of a leg
     does: it is not placed. When the second leg cannot be placed, the first is cancelled
-    (`keep`: a bracket's exits keep it, as what protection could be placed), and the
+    (`keep`: a bracket's exits keep it, as what protection could be placed; they pass
+    the trading state, see `gate.admit`), and the
     strategy is told which leg failed and what became of the other. A bracket's first
     exit that cannot be placed still lets the other be placed, alone."""
-    if not all(admit(s, ai, order, req) for order, req in pair):
+    if not all(admit(s, ai, order, req, exits=keep) for order, req in pair):
         return None
     ex = s.executor
     (first, first_req), (second, second_req) = pair
@@ -73,7 +74,7 @@ def _submit_pair(s: Any, ai: AssetInstance, pair: Sequence[tuple[Order, Any]], w
     if first.filled > 0:
         return missing  # that fill cancels the other leg: there is nothing to place
     second.group = first.group  # it may use what the first leg holds
-    if admit(s, ai, second, second_req):
+    if admit(s, ai, second, second_req, exits=keep):
         second.id = ex.new_id()
         if ex.place(ai, second, second_req) is not None:
             return missing
@@ -89,7 +90,7 @@ def _alone(s: Any, ai: AssetInstance, failed: Order, other: Order, req: Any) -> 
     other is placed alone, as what protection can be (a leg of no pair: live may hold a
     stop on the exchange), and the strategy told."""
     other.pair = ""
-    result = _submit(s, ai, other, req)
+    result = _submit(s, ai, other, req, exits=True)
     if result is not None:
         s.reject(ai, f"bracket_order: its exits: the {_leg(failed)} leg could not be placed; "
                      f"the {_leg(other)} leg {other.id} stays, alone", req.payload())
@@ -166,7 +167,12 @@ def place_trailing(s: Any, req: TrailingStop) -> OrderResult:
     if req.activation is None:
         order.trigger = order.price = trailing_trigger(order, now, ai.market.price_step)
     else:
-        order.activation = order.price = req.activation
+        # a buy trails the lows up from where it is armed: it may fire as high as its stop
+        # from the activation, and it is checked and funded there (a sell's stop starts
+        # below its activation and follows the highs: it has no highest price)
+        order.activation = req.activation
+        order.price = trailing_trigger(order, req.activation, ai.market.price_step) \
+            if req.side is Side.BUY else req.activation
     return _submit(s, ai, order, req)
 
 
@@ -436,9 +442,9 @@ def _place_exits(s: Any, ai: AssetInstance, entry: Order, legs: Mapping[str, Any
         if order.__class__ is str:
             s.reject(ai, order, req.payload())  # type: ignore[arg-type]
             return None
-        return _submit(s, ai, order, req)  # type: ignore[arg-type]
+        return _submit(s, ai, order, req, exits=True)  # type: ignore[arg-type]
     limit = LimitOrder(ai, amount, tp, side, pos=entry.pos, reduce_only=ro, waitfor=0.0)
-    return _submit(s, ai, new_order(ai, limit, tp, s.clock.now()), limit)
+    return _submit(s, ai, new_order(ai, limit, tp, s.clock.now()), limit, exits=True)
 
 
 _SETTLES = frozenset({"trade_created", "trade_emulated", "order_triggered"})

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ..core.accounting import funds_error
 from ..core.instances import AssetInstance
 from ..core.orders import Order, OrderType
-from ..core.risk import Denial, TradingState, increases, order_denial, state_denial
+from ..core.risk import (Denial, TradingState, increases, order_denial, state_denial,
+                         throttle_denial)
 from .requests import LimitOrder, MarketOrder
 
 if TYPE_CHECKING:  # the engine calls the gate: imported for the annotations only
@@ -31,11 +32,14 @@ def new_order(ai: AssetInstance, req: MarketOrder | LimitOrder, price: float, no
                  req.reduce_only, ai.leverage if ai.market.is_derivative else 1.0)
 
 
-def admit(e: Engine, ai: AssetInstance, order: Order, request: Any, by_risk: bool = False) -> bool:
+def admit(e: Engine, ai: AssetInstance, order: Order, request: Any, by_risk: bool = False,
+          exits: bool = False) -> bool:
     """Run the gate; True when `order` may go to the executor, else the refusal is reported.
 
     `by_risk` marks the risk engine's own close-out on a halt: it passes the trading state
-    and the throttle, never the market rules or the funds check.
+    and the throttle, never the market rules or the funds check. `exits` marks a bracket's
+    exits: those that reduce protect what an entry the gate admitted filled, so they pass
+    the trading state (HALTED too), never the throttle, the market rules or the funds check.
     """
     m = ai.market
     adds = increases(ai, order)  # for the funds and the risk rules
@@ -48,7 +52,20 @@ def admit(e: Engine, ai: AssetInstance, order: Order, request: Any, by_risk: boo
     risk = e.state.risk
     if risk.trading is _ACTIVE and not risk.rules.checks_orders or by_risk:
         return True
-    denial = order_denial(e.state, ai, order, not adds, order.date, e.executor.mark)
+    denial = order_denial(e.state, ai, order, not adds, order.date, e.executor.mark, exits)
+    if denial is None:
+        return True
+    deny(e, ai, denial, request.payload())
+    return False
+
+
+def may_reduce(e: Engine, ai: AssetInstance, request: Any) -> bool:
+    """Whether an order that only reduces the exposure would pass the trading state and
+    the throttle now (the risk rules it meets); a refusal is reported. close_position
+    asks before it cancels anything, so that a close the gate would deny leaves the open
+    orders (a stop-loss) as they were."""
+    risk = e.state.risk
+    denial = state_denial(risk, reduces=True) or throttle_denial(risk, e.clock.now())
     if denial is None:
         return True
     deny(e, ai, denial, request.payload())

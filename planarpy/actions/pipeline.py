@@ -20,7 +20,7 @@ from ..core.risk import (Breach, TradingState, cancel_targets, equity, equity_br
                          error_breach, observe, spot_position, target)
 from . import Action, Handler
 from . import contingent
-from .gate import admit, allowed, new_order
+from .gate import admit, allowed, may_reduce, new_order
 from .requests import (CancelOrders, ClosePosition, MarketOrder, OrderRequest,
                        ResetTradingState, UpdateLeverage, WatchOHLCV)
 
@@ -150,6 +150,8 @@ def close_position(e: Engine, req: ClosePosition, by_risk: bool = False) -> bool
     minimum order stays on spot. In live mode the closing order is waited for (its
     `waitfor`, then it is looked up): False while it is still working (a call again
     waits for it first, and never sends a second one while its outcome is unknown).
+    A close the trading state (halted) or the order throttle would deny is denied before
+    anything is cancelled: False, and the orders (a stop-loss) stay.
     """
     ok = True
     for ai in _assets(e, req.ai):
@@ -161,6 +163,9 @@ def _close(e: Engine, ai: AssetInstance, pos: PositionSide | None, by_risk: bool
     p = ai.open_position()
     if pos is not None and ai.market.is_derivative and (p is None or p.side is not pos):
         return True  # nothing open on that side
+    request = _closing_order(e, ai)
+    if request is not None and not by_risk and not may_reduce(e, ai, request):
+        return False  # the close would be denied: its cancels would only undo protection
     if ai.orders and not e.executor.cancel(ai, list(ai.orders.values()), CancelOrders(ai)):
         return False
     request = _closing_order(e, ai)

@@ -264,10 +264,20 @@ def increases(ai: AssetInstance, order: Order) -> bool:
 
 
 def pending(ai: AssetInstance) -> float:
-    """What the open orders of `ai` that add to the exposure would still add."""
+    """What the open orders of `ai` that add to the exposure would still add. The orders
+    of one group (the legs of an OCO pair, a stop and its replacement) count once: at most
+    one of them fills."""
     if not ai.orders:
         return 0.0
-    return sum(o.remaining for o in ai.orders.values() if increases(ai, o))
+    total = 0.0
+    groups: dict[str, float] = {}
+    for o in ai.orders.values():
+        if increases(ai, o):
+            if not o.group:
+                total += o.remaining
+            elif o.remaining > groups.get(o.group, 0.0):
+                groups[o.group] = o.remaining
+    return total + sum(groups.values()) if groups else total
 
 
 def exposure(ai: AssetInstance, price: float) -> float:
@@ -319,22 +329,20 @@ def state_denial(risk: RiskState, reduces: bool) -> Denial | None:
 
 
 def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, now: int,
-                 mark: Callable[[AssetInstance], float]) -> Denial | None:
+                 mark: Callable[[AssetInstance], float], protects: bool = False) -> Denial | None:
     """The first rule `order` breaks, or None. Orders that only reduce the exposure pass
-    the size rules (notional, position, leverage, open orders) but not the throttle."""
+    the size rules (notional, position, leverage, open orders) but not the throttle; one
+    that reduces and `protects` (a bracket's exit) passes the trading state too."""
     risk = state.risk
-    if risk.trading is not _ACTIVE:
+    if risk.trading is not _ACTIVE and not (protects and reduces):
         denial = state_denial(risk, reduces)
         if denial is not None:
             return denial
     rules = risk.rules
-    times = risk.orders
-    n = len(times)
-    if n >= rules.rate_floor:  # the order throttle, at `now` (ms)
-        for limit, span, name in rules.rates:
-            if n >= limit and times[-limit] > now - span:
-                return Denial(name, f"{limit} orders in the last {span // 1000} s already "
-                                    f"({name} = {limit})")
+    if len(risk.orders) >= rules.rate_floor:  # else no rate limit can bind
+        denial = throttle_denial(risk, now)
+        if denial is not None:
+            return denial
     if reduces:
         return None
     m = ai.market
@@ -351,6 +359,10 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
     if limit is not None and notional > limit:
         return Denial("max_order_notional", f"order notional {notional:.8g} {m.quote} is "
                                             f"above max_order_notional = {limit:g}")
+    if order.group and (rules.max_position_notional is not None or
+                        rules.max_leverage is not None):
+        # what it adds beyond its group's open orders (pending counts the group once)
+        notional = _beyond_group(ai, order) * order.price * m.contract_size
     limit = rules.max_position_notional
     if limit is not None:
         after = exposure(ai, order.price) + notional
@@ -361,6 +373,27 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
     limit = rules.max_leverage
     if limit is not None:
         return leverage_denial(state, ai, notional, mark, limit)
+    return None
+
+
+def _beyond_group(ai: AssetInstance, order: Order) -> float:
+    """The amount `order` adds beyond the largest open order of its group that adds to
+    the exposure (the legs of an OCO pair, a stop and its replacement: one fills)."""
+    most = 0.0
+    for o in ai.orders.values():
+        if o.group == order.group and o.remaining > most and increases(ai, o):
+            most = o.remaining
+    return max(0.0, order.amount - most)
+
+
+def throttle_denial(risk: RiskState, now: int) -> Denial | None:
+    """Why the order throttle refuses an order at `now` (ms): a window holds its limit."""
+    times = risk.orders
+    n = len(times)
+    for limit, span, name in risk.rules.rates:
+        if n >= limit and times[-limit] > now - span:
+            return Denial(name, f"{limit} orders in the last {span // 1000} s already "
+                                f"({name} = {limit})")
     return None
 
 

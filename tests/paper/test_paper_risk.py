@@ -88,3 +88,21 @@ def test_a_halt_survives_a_restart_on_the_same_trace_with_a_fresh_account(paper,
     report = replay_from_trace(s, tmp_path / "t")
     assert report.ok, str(report)
     assert report.state.risk.trading is TradingState.ACTIVE
+
+
+def test_a_close_the_halt_denies_cancels_nothing(paper):
+    """As in the sim: close_position while halted is denied before it cancels anything,
+    so the stop-loss of what is held stays (halt_cancels_orders = false kept it)."""
+    run = paper(Watched, cash=5.0,
+                risk=RiskRules(max_errors_per_minute=2, halt_cancels_orders=False))
+    s = run.strategy
+    ai = s.assets[0]
+    assert run.call("market_order", SYM, 500.0, side="buy")
+    stop = ai.market.round_price(run.market(SYM)["last"] * 0.8)
+    assert run.call("stop_order", SYM, 499.0, stop) is missing, s.errors
+    for _ in range(3):
+        assert run.call("market_order", SYM, 0.5, side="buy") is None  # below the minimum
+    assert s.state.risk.trading is TradingState.HALTED
+    assert run.call("close_position", SYM) is False
+    assert [o.type.value for o in ai.orders.values()] == ["stop_market"]
+    assert ai.balance == 499.5 and [e.rule for e in s.risk_events][-1] == "trading_state"

@@ -12,10 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planarpy import RiskRules, Side, TradingState, call
-from planarpy.actions import pipeline
+from planarpy.actions import contingent, pipeline
 from planarpy.core import risk as core_risk
 from planarpy.core.instances import State
-from planarpy.core.risk import RiskState
+from planarpy.core.orders import OrderType
+
+MARKET_AFTER_TRIGGER = {OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET,
+                        OrderType.TRAILING_STOP}
+from planarpy.core.risk import Breach, RiskState
 
 from simkit import PERP, SPOT, decides_as_measuring_every_close, run, walk
 
@@ -41,7 +45,8 @@ rules_st = st.builds(
 
 op_st = st.tuples(
     st.sampled_from(["market", "market", "limit", "limit", "limit", "cancel", "close", "reset",
-                     "leverage"]),
+                     "leverage", "stop", "take_profit", "trail", "oco", "bracket", "bracket",
+                     "amend", "reducing", "halted"]),
     st.sampled_from(["buy", "sell"]),
     st.floats(0.1, 3.0).map(lambda x: round(x, 1)),
     st.floats(0.9, 1.1),  # limit price as a share of the close
@@ -51,10 +56,15 @@ op_st = st.tuples(
 
 
 class Oracle:
-    """Wraps a SimExecutor: asserts at `place` that the order breaks no configured rule."""
+    """Wraps a SimExecutor: asserts at `place` that the order breaks no configured rule.
+
+    It keeps its own count of the orders the executor took (`created`, for the
+    throttle), and prices a buy trailing stop with an activation at the highest it may
+    fire, independently of the gate's figures."""
 
     def __init__(self, s, inner):
-        self.s, self.inner, self.placed = s, inner, 0
+        self.s, self.inner, self.placed, self.created = s, inner, 0, []
+        self.buy_stops = []  # (order, the price the gate checked it at)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -62,7 +72,18 @@ class Oracle:
     def place(self, ai, order, req):
         self.check(ai, order)
         self.placed += 1
-        return self.inner.place(ai, order, req)
+        result = self.inner.place(ai, order, req)
+        if result is not None:  # the executor took it (None: refused before it was made)
+            self.created.append(self.s.clock.now())
+        if order.side is Side.BUY and order.type in MARKET_AFTER_TRIGGER:
+            self.buy_stops.append((order, order.price))
+        return result
+
+    def check_triggers(self):
+        """A market-type buy stop never stands (so never fires) above the price the gate
+        checked it at: its notional then is at most the one checked (a gap aside)."""
+        for order, checked in self.buy_stops:
+            assert order.trigger <= checked * (1 + 1e-12), (order, checked)
 
     def check(self, ai, order):
         s = self.s
@@ -73,37 +94,52 @@ class Oracle:
         increases = (order.side is Side.BUY) if not m.is_derivative else \
             (not order.reduce_only and (order.side is Side.BUY) == (order.pos.value == "long"))
         trip = getattr(s, "in_trip", False)
+        exits = getattr(s, "in_exits", False)  # a bracket's exits: protection
         if risk.trading is TradingState.HALTED:
-            assert trip and not increases, "an order reached the executor while halted"
+            assert (trip or exits) and not increases, "an order reached the executor while halted"
         if risk.trading is TradingState.REDUCING:
             assert not increases, "an order adding exposure reached the executor while reducing"
         if trip:
             return
         now = s.clock.now()
-        times = list(risk.orders)  # the creation times of the orders before this one
+        times = self.created  # the creation times of the orders before this one
         for limit, span in ((rules.max_orders_per_second, 1000),
                             (rules.max_orders_per_minute, 60_000)):
             if limit is not None:
                 assert sum(1 for t in times if t > now - span) < limit, "throttle broken"
         if not increases:
             return
-        notional = order.amount * order.price * m.contract_size
+        price = order.price
+        if order.type is OrderType.TRAILING_STOP and order.side is Side.BUY and order.activation:
+            a = order.activation  # armed there, it trails the lows up by its trail
+            price = max(price, a * (1 + order.trail) if order.trail_pct else a + order.trail)
+        notional = order.amount * price * m.contract_size
         if rules.max_order_notional is not None:
             assert notional <= rules.max_order_notional
         if rules.max_open_orders is not None:
             assert sum(len(a.orders) for a in s.assets) < rules.max_open_orders
-        def exposure(a, price):
-            held = a.balance if not a.market.is_derivative else a.long.amount + a.short.amount
-            adds = sum(o.remaining for o in a.orders.values()
-                       if (o.side is Side.BUY if not a.market.is_derivative else
-                           not o.reduce_only and (o.side is Side.BUY) == (o.pos.value == "long")))
-            return (held + adds) * price * a.market.contract_size
+        def ordered(a, new=None):
+            """What the open orders (and `new`) that add exposure add: the legs of a group
+            (an OCO pair, a stop and its replacement) once, as at most one fills."""
+            by_group = {}
+            for o in [*a.orders.values(), *([new] if new is not None else [])]:
+                if (o.side is Side.BUY if not a.market.is_derivative else
+                        not o.reduce_only and (o.side is Side.BUY) == (o.pos.value == "long")):
+                    key = o.group or o.id
+                    by_group[key] = max(by_group.get(key, 0.0), o.remaining)
+            return sum(by_group.values())
+
+        def held(a):
+            return a.balance if not a.market.is_derivative else a.long.amount + a.short.amount
+        cs = m.contract_size
         if rules.max_position_notional is not None:
-            assert exposure(ai, order.price) + notional <= rules.max_position_notional * (1 + 1e-12)
+            after = (held(ai) + ordered(ai, order)) * price * cs
+            assert after <= rules.max_position_notional * (1 + 1e-12)
         if rules.max_leverage is not None:
             close = ai.ohlcv.close.item(s.i)
             eq = s.state.equity({ai.symbol: close})
-            gross = exposure(ai, close) + notional
+            now_held = held(ai) + ordered(ai)
+            gross = now_held * close * cs + (ordered(ai, order) - ordered(ai)) * price * cs
             assert eq > 0 and gross <= rules.max_leverage * eq * (1 + 1e-12)
 
 
@@ -125,7 +161,39 @@ def stream_strategy(ops_by_tick, margin):
             return call(s, "close_position", sym)
         if kind == "leverage":
             return margin and call(s, "update_leverage", sym, round(amount * 2, 1) + 1)
-        return call(s, "reset_trading_state")
+        if kind == "reset":
+            return call(s, "reset_trading_state")
+        if kind in ("reducing", "halted"):  # a breaker trips, as the loss breakers do
+            return pipeline.trip(s.engine, Breach("test", "a test", TradingState(kind)))
+        # conditional orders: prices `off` away from the close, on the side each needs
+        off = abs(share - 1.0) + 0.005
+        up, down = round(close * (1 + off), 2), round(close * (1 - off), 2)
+        sell = side == "sell"
+        if kind == "stop":
+            return call(s, "stop_order", sym, amount, down if sell else up, side=side, **pos)
+        if kind == "take_profit":
+            return call(s, "take_profit_order", sym, amount, up if sell else down, side=side,
+                        **pos)
+        if kind == "trail":
+            near = round(close * (1 + off / 5 if sell else 1 - off / 5), 2)
+            armed = {} if tif != "GTC" else {"activation": near}
+            return call(s, "trailing_stop_order", sym, amount, side=side,
+                        percent=round(3 * off, 3), **armed, **pos)
+        if kind == "oco":
+            return call(s, "oco_order", sym, amount, price=up if sell else down,
+                        stop=down if sell else up, side=side, **pos)
+        if kind == "bracket":
+            entry = {"price": up if sell else down, "tif": tif} if tif != "FOK" else {}
+            wide = (round(close * (1 + off + 0.06), 2), round(close * (1 - off - 0.06), 2))
+            stop_loss, take_profit = wide if sell else wide[::-1]
+            return call(s, "bracket_order", sym, amount, side=side, stop_loss=stop_loss,
+                        take_profit=take_profit, **entry,
+                        **({} if not margin else {"pos": "short" if sell else "long"}))
+        stops = [o for o in s.asset(sym).orders.values()
+                 if o.is_conditional and o.type is not OrderType.TRAILING_STOP]
+        if not stops:
+            return None
+        return call(s, "amend_stop", sym, stops[0].id, round(stops[0].trigger * share, 2))
 
     script = {i: (lambda ops: lambda s: [act(s, op) for op in ops])(ops)
               for i, ops in ops_by_tick.items()}
@@ -136,8 +204,8 @@ def stream_strategy(ops_by_tick, margin):
 @SETTINGS
 @given(rules=rules_st,
        steps=st.lists(st.floats(-0.04, 0.04), min_size=12, max_size=30),
-       ops=st.dictionaries(st.integers(0, 28), st.lists(op_st, min_size=1, max_size=4),
-                           max_size=20))
+       ops=st.dictionaries(st.integers(0, 28), st.lists(op_st, min_size=1, max_size=5),
+                           min_size=6, max_size=20))
 def test_no_order_that_breaks_a_rule_reaches_the_executor(margin, rules, steps, ops):
     """Whatever the order stream, prices and rules: every order the executor receives
     passes the market rules, the trading state, the throttle and the size rules."""
@@ -149,27 +217,32 @@ def test_no_order_that_breaks_a_rule_reaches_the_executor(margin, rules, steps, 
     def start(s):
         oracle["o"] = s.engine.executor = Oracle(s, s.engine.executor)
 
-    real_trip = pipeline.trip
+    real_trip, real_release = pipeline.trip, contingent.release_legs
 
-    def trip(e, breach, *args, **kwargs):
-        e.strategy.in_trip = True
-        try:
-            real_trip(e, breach, *args, **kwargs)
-        finally:
-            e.strategy.in_trip = False
-    pipeline.trip = trip
+    def flagged(real, flag):
+        def wrapped(e, *args, **kwargs):
+            setattr(e.strategy, flag, True)
+            try:
+                return real(e, *args, **kwargs)
+            finally:
+                setattr(e.strategy, flag, False)
+        return wrapped
+    pipeline.trip = flagged(real_trip, "in_trip")
+    contingent.release_legs = flagged(real_release, "in_exits")
     try:
         r = run(script, rows, market=PERP if margin else SPOT, risk=rules,
                 config=__import__("planarpy").SimConfig(slippage=0.5, volume_cap=True, seed=1,
                                                         check_lookahead=False),  # one executor
                 start=start)
     finally:
-        pipeline.trip = real_trip
+        pipeline.trip, contingent.release_legs = real_trip, real_release
     s = r.strategy
     risk = s.state.risk
     assert risk.denied == sum(1 for e in s.risk_events if e.kind == "denied")
     assert s.state.committed >= -1e-9 and s.cash > -1e-6
     assert s.engine.executor is oracle["o"]  # every order went through the oracle
+    assert len(oracle["o"].created) == len(risk.orders)  # the throttle counts each order once
+    oracle["o"].check_triggers()
 
 
 @SETTINGS

@@ -78,7 +78,8 @@ class SimExecutor:
     def order_price(self, ai: AssetInstance, req: OrderRequest, i: int | None = None) -> float:
         """A limit order's limit; for a market order the next open moved against it. With
         `i`: for an order placed at candle `i`'s close (its date checked already)."""
-        if i is None:
+        placed_now = i is None
+        if placed_now:
             i = self.s.i
             if i < 0 or req.date is not None:
                 i = self._index(req.date)
@@ -86,6 +87,10 @@ class SimExecutor:
             return req.price
         eng = self.engine
         open_, close, volume = eng._views.get(ai.symbol) or eng.views(ai)
+        if placed_now and eng.matching and i + 2 < len(open_):
+            # placed by a fill inside candle i + 1: it executes as if placed at that
+            # candle's close (place_after), and is checked at that price, not this one
+            i += 1
         side = req.side
         raw = market_price(side, open_[i + 1], close[i], req.amount, volume[i],
                            eng.config.slippage)
