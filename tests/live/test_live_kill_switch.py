@@ -5,12 +5,14 @@ after a SIGKILL and a restart."""
 from __future__ import annotations
 
 import re
+import time
 import signal
 import textwrap
 
 import pytest
 
 from planarpy import InvalidArgument, TradingState, missing
+from planarpy.core.orders import OrderStatus
 from planarpy.trace import trace_tail
 
 from livekit import Watched, eventually, live, raw_client
@@ -222,3 +224,37 @@ def test_a_run_halted_by_its_daily_loss_stays_halted_after_sigkill_and_restart(
     assert ("trading_state_changed", "max_daily_loss_quote") in runs[first_run]
     assert runs[second_run][0] == ("trading_state_changed", "max_daily_loss_quote")
     assert ("risk_denied", "trading_state") in runs[second_run]
+
+
+# ---- the kill switch when an order's outcome is unknown -----------------------------------
+def halt_by_socket(run, tmp_path) -> tuple[dict, float]:
+    """`planarpy halt`'s request on the run's control socket; (answer, seconds taken)."""
+    from planarpy.modes.runtime.control import find_run, request
+    info = find_run(tmp_path / "control", "Watched")
+    began = time.monotonic()
+    answer = request(info, {"command": "halt", "reason": "by hand"})
+    return answer, time.monotonic() - began
+
+
+def test_the_kill_switch_answers_within_a_second_when_an_order_is_unknown(lx, tmp_path):
+    """A resting order whose submit got no answer (503, executed all the same; its
+    lookups fail too, and the stream is silent) is UNKNOWN. The kill switch halts within
+    a second and says that order's outcome is unknown, not that it is cancelled; once the
+    exchange answers again the order is found and cancelled, with no new request."""
+    with live(lx, Watched, control=tmp_path / "control") as run:
+        price = far_bid(lx)
+        lx.faults.update({"http_status": 503, "http_path": "/api/v3/order",
+                          "http_processed": True, "withhold_user": True})
+        assert run.call("limit_order", SYM, 100.0, price, side="buy", waitfor=0.2) is missing
+        (order,) = run.strategy.state.assets[SYM].orders.values()
+        assert order.status is OrderStatus.UNKNOWN
+        answer, took = halt_by_socket(run, tmp_path)
+        assert answer["ok"] and answer["state"] == "halted", answer
+        assert took <= 1.0, f"the kill switch took {took:.2f} s: {answer}"
+        (item,) = answer["open_orders"]
+        assert order.id in item and "outcome unknown" in item, item
+        assert open_ids(lx) == [order.id]  # it exists, and nothing says otherwise
+        lx.faults.clear()
+        eventually(lambda: open_ids(lx) == [] and not run.state()["assets"][SYM]["orders"],
+                   timeout=10)
+        assert run.state()["trading"] == "halted"
