@@ -258,3 +258,47 @@ def test_the_kill_switch_answers_within_a_second_when_an_order_is_unknown(lx, tm
         eventually(lambda: open_ids(lx) == [] and not run.state()["assets"][SYM]["orders"],
                    timeout=10)
         assert run.state()["trading"] == "halted"
+
+
+# ---- paper and live of one strategy write one trace ---------------------------------------
+def ticked(run, lx) -> None:
+    """Step the exchange's clock a candle on and wait for the run's tick of it."""
+    seen = run.session.ticks
+    lx.step(60_000)
+    eventually(lambda: run.session.ticks > seen, timeout=10)
+
+
+def test_a_paper_run_on_the_same_trace_neither_resets_nor_re_bases_a_live_halt(lx, tmp_path):
+    """`planarpy paper` and `planarpy live` of one strategy on one exchange record to one
+    trace. A live run halted by the kill switch; a paper run on that trace, reset by its
+    strategy, measuring its own simulated account; the live run again: it starts halted
+    (nothing reset it), its loss breakers measured from the live account's figures."""
+    from planarpy import RiskRules
+    from planarpy.modes.paper import start_paper
+    from planarpy.trace import EventTrace
+    path = tmp_path / "t"
+    risk = RiskRules(max_daily_loss=0.5)
+
+    def trace():
+        return EventTrace.open(path, strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=risk) as run:
+        ticked(run, lx)
+        assert run.halt("by hand") is True
+        before = run.strategy.state.risk
+        measured = (before.day, before.day_start_equity, before.peak_equity)
+    assert measured[0] is not None
+    paper = start_paper(Watched, exchange_url=lx.url, clock=lx.clock, stall_after=2.0,
+                        settings={}, cash=1000.0, trace=trace(), risk=risk)
+    try:
+        assert paper.call("reset_trading_state", "a paper test") is True
+        ticked(paper, lx)
+        assert paper.state()["trading"] == "active"
+    finally:
+        paper.stop()
+    with live(lx, Watched, trace=trace(), risk=risk) as run:
+        r = run.strategy.state.risk
+        assert run.state()["trading"] == "halted"
+        assert (r.day, r.day_start_equity) == measured[:2]
+        # the same peak, or one the live account made since (a candle closed meanwhile)
+        assert measured[2] <= r.peak_equity < 1.01 * measured[2]

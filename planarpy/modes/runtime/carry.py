@@ -12,6 +12,10 @@ the pipeline's `trip`, with what the rules say a halt does: its open orders are
 cancelled), so that its own replay reproduces it. A paper run carries the trading state
 over in the same way, but not the measurements: its simulated account starts anew, so an
 earlier run's day start and peak say nothing about it.
+
+Paper and live runs of one strategy on one exchange record to one trace: a run carries
+over only what runs of its own mode recorded (a paper run's reset or its simulated
+equity is not the live account's, nor the reverse).
 """
 
 from __future__ import annotations
@@ -26,17 +30,25 @@ from ...core.instances import State
 from ...core.risk import Breach, TradingState
 
 KINDS = ("trading_state_changed", "risk_measured")
+RUNS = 1_000_000  # the runs' start events read at most (one a run)
 
 
-def carried(path: str | Path, tail: Callable[..., list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The newest trading_state_changed and risk_measured events of the trace at `path`
-    (committed ones: a run killed loses only what it had not flushed), oldest first, read
-    with `tail` (`planarpy.trace.trace_tail`, given by the mode: the runtime does not read
-    traces itself). Damage is skipped with a warning: what cannot be read is not carried
-    over."""
+def carried(path: str | Path, tail: Callable[..., list[dict[str, Any]]],
+            mode: str) -> list[dict[str, Any]]:
+    """The newest trading_state_changed and risk_measured events that runs in `mode`
+    ("paper", "live") recorded in the trace at `path` (committed ones: a run killed loses
+    only what it had not flushed), oldest first, read with `tail`
+    (`planarpy.trace.trace_tail`, given by the mode: the runtime does not read traces
+    itself). Damage is skipped with a warning: what cannot be read is not carried over."""
+    runs = [e["run"] for e in tail(path, n=RUNS, kinds="strategy_started")
+            if (e["payload"] or {}).get("mode") == mode]
     found: list[dict[str, Any]] = []
     for kind in KINDS:
-        found += tail(path, n=1, kinds=kind)
+        for run in reversed(runs):  # the newest first: a run records what it carried
+            events = tail(path, n=1, kinds=kind, run=run)
+            if events:
+                found += events
+                break
     return sorted(found, key=lambda e: (e["ts"], e["seq"] or 0))
 
 

@@ -211,7 +211,7 @@ class Session:
         path = getattr(self.recorder, "path", None)
         if path is None:
             return
-        events = await asyncio.to_thread(carry.carried, path, tail)
+        events = await asyncio.to_thread(carry.carried, path, tail, self.mode.value)
         if events:
             await self.engine.run_strategy(lambda: carry.restore(self.e, events, measurements))
 
