@@ -302,3 +302,57 @@ def test_a_paper_run_on_the_same_trace_neither_resets_nor_re_bases_a_live_halt(l
         assert (r.day, r.day_start_equity) == measured[:2]
         # the same peak, or one the live account made since (a candle closed meanwhile)
         assert measured[2] <= r.peak_equity < 1.01 * measured[2]
+
+
+# ---- "halted" is said once the halt is committed -------------------------------------------
+CALM = textwrap.dedent("""\
+    import sys
+    from planarpy import Strategy
+    from planarpy.exchanges import ApiKeys
+    from planarpy.modes.live import start_live
+    from planarpy.trace import EventTrace
+
+    class Calm(Strategy):
+        exchange = 'binance'
+        quote = 'ETH'
+        timeframe = '1m'
+        universe = ('XRP/ETH',)
+
+    url, key, secret, trace, control = sys.argv[1:]
+    # a trace that commits only when asked (or at 1000 events): what a kill takes back
+    # is all that was recorded since
+    run = start_live(Calm, exchange_url=url, keys=ApiKeys(key, secret), control=control,
+                     trace=EventTrace.open(trace, strategy='Calm', exchange='binance',
+                                           flush_interval=600.0),
+                     settings={'exchanges': {'binance': {'rate_limit': False}}})
+    sys.stdout.write(f'STARTED {run.strategy.state.risk.trading.value}\\n')
+    sys.stdout.flush()
+    while run.running:
+        run.session.engine.join(1.0)
+    """)
+
+
+def test_a_halt_the_kill_switch_answered_survives_a_sigkill_right_after(lx, tmp_path):
+    """`planarpy halt` answers "halted" only once the halt is in the trace: a SIGKILL the
+    moment the answer comes cannot take it back, and the restarted run starts halted."""
+    from planarpy.modes.runtime.control import find_run, request
+    script = tmp_path / "calm.py"
+    script.write_text(CALM)
+    args = [str(script), lx.url, lx.api_key, lx.secret, str(tmp_path / "trace"),
+            str(tmp_path / "control")]
+    first = Child(args, tmp_path, module=None)
+    try:
+        first.wait_for("STARTED active")
+        answer = request(find_run(tmp_path / "control", "Calm"),
+                         {"command": "halt", "reason": "by hand"})
+        first.proc.send_signal(signal.SIGKILL)
+        assert answer["ok"] and answer["state"] == "halted", answer
+        assert first.finish(timeout=10) == -signal.SIGKILL
+    finally:
+        first.kill()
+    second = Child(args, tmp_path, module=None)
+    try:
+        second.wait_for(lambda t: "STARTED" in t)
+        assert "STARTED halted" in second.text, second.text
+    finally:
+        second.kill()
