@@ -15,7 +15,7 @@ from planarpy import InvalidArgument, TradingState, missing
 from planarpy.core.orders import OrderStatus
 from planarpy.trace import trace_tail
 
-from livekit import Watched, eventually, live, raw_client
+from livekit import QuietPerp, Watched, eventually, live, perp_in_step, raw_client
 from prockit import Child
 
 SYM = "XRP/ETH"
@@ -356,3 +356,26 @@ def test_a_halt_the_kill_switch_answered_survives_a_sigkill_right_after(lx, tmp_
         assert "STARTED halted" in second.text, second.text
     finally:
         second.kill()
+
+
+# ---- the kill switch closes an isolated-margin position, even one still being opened ------
+PSYM = "XRP/USDT:USDT"
+
+
+def test_halt_with_close_while_a_market_order_is_in_flight_on_isolated_margin(lx):
+    """A market buy on an isolated-margin market is sent and not answered yet (the exchange
+    is 800 ms slow) when run.halt(close=True) comes: the halt waits for it, then closes the
+    position it opened; the run is flat and halted, here and on the exchange."""
+    with live(lx, QuietPerp) as run:
+        assert run.call("update_leverage", PSYM, 5) is True
+        lx.faults.update({"delay_ms": 800, "delay_count": 1, "delay_path": "POST /fapi/v1/order"})
+        assert run.call("market_order", PSYM, 100.0, side="buy", waitfor=0, synced=False) \
+            is missing
+        assert run.halt("by hand", close=True) is True
+        state = run.state()
+        assert (state["trading"], state["assets"][PSYM]["long"]) == ("halted", 0.0)
+        assert [(t.side.value, t.amount) for t in run.strategy.fills] == [("buy", 100.0),
+                                                                         ("sell", 100.0)]
+        assert eventually(lambda: perp_in_step(run, lx) == [])
+        assert [p for p in raw_client(lx, "binanceusdm").fetch_positions([PSYM])
+                if p["contracts"]] == []
