@@ -379,3 +379,33 @@ def test_halt_with_close_while_a_market_order_is_in_flight_on_isolated_margin(lx
         assert eventually(lambda: perp_in_step(run, lx) == [])
         assert [p for p in raw_client(lx, "binanceusdm").fetch_positions([PSYM])
                 if p["contracts"]] == []
+
+
+# ---- a restart on a damaged trace ---------------------------------------------------------
+def test_a_restart_on_a_trace_whose_risk_history_is_damaged_starts_halted(lx, tmp_path):
+    """A halted run; its trace's last segment is damaged (its payload chunk fails its
+    checksum), so the halt cannot be read back. The restarted run does not guess ACTIVE:
+    it starts halted by "trace_damaged", until a reset; after the reset, a restart reads
+    that reset and starts active (the old damage no longer matters)."""
+    import warnings
+
+    from planarpy.trace import EventTrace, TraceDamageWarning
+    from planarpy.trace.layout import segment_names
+    path = tmp_path / "t"
+
+    def trace():
+        return EventTrace.open(path, strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace()) as run:
+        assert run.halt("by hand") is True
+    chunk = path / segment_names(path)[-1] / "heap" / "c" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"!")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TraceDamageWarning)  # the readers name the damage
+        with live(lx, Watched, trace=trace()) as run:
+            assert run.state()["trading"] == "halted"
+            (change,) = run.strategy.risk_events
+            assert change.rule == "trace_damaged" and "damaged" in change.reason
+            assert run.call("reset_trading_state", "checked the trace") is True
+        with live(lx, Watched, trace=trace()) as run:
+            assert run.state()["trading"] == "active" and run.strategy.risk_events == []

@@ -211,8 +211,9 @@ class Session:
         path = getattr(self.recorder, "path", None)
         if path is None:
             return
-        events = await asyncio.to_thread(carry.carried, path, tail, self.mode.value)
-        if events:
+        wanted = carry.KINDS if measurements and self.risk.checks_equity else carry.KINDS[:1]
+        events = await asyncio.to_thread(carry.carried, path, tail, self.mode.value, wanted)
+        if events is None or events:
             await self.engine.run_strategy(lambda: carry.restore(self.e, events, measurements))
 
     async def begin(self, s: Strategy, **started: Any) -> None:
