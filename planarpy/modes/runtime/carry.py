@@ -39,17 +39,17 @@ DAMAGED = ("trace_damaged", "the trace's risk history cannot be read (it is dama
 
 def carried(path: str | Path, tail: Callable[..., list[dict[str, Any]]], mode: str,
             wanted: tuple[str, ...] = KINDS) -> list[dict[str, Any]] | None:
-    """The newest trading_state_changed and risk_measured events that runs in `mode`
-    ("paper", "live") recorded in the trace at `path` (committed ones: a run killed loses
-    only what it had not flushed), oldest first, read with `tail`
-    (`planarpy.trace.trace_tail`, given by the mode: the runtime does not read traces
-    itself). The trace is read back from its end, twice as far each time, until each
+    """The newest event of each kind in `wanted` (trading_state_changed, and
+    risk_measured) that runs in `mode` ("paper", "live") recorded in the trace at `path`
+    (committed ones: a run killed loses only what it had not flushed), oldest first, read
+    with `tail` (`planarpy.trace.trace_tail`, given by the mode: the runtime does not read
+    traces itself). The trace is read back from its end, twice as far each time, until each
     kind in `wanted` is found or it has no more. Where damage stops the reading, what is
     before it is used; None if the newest trading state is not found there: what the
     damage hid is not known."""
     def read(n: int) -> list[dict[str, Any]] | None:
         try:
-            return tail(path, n=n, kinds=("strategy_started", *KINDS), errors="raise")
+            return tail(path, n=n, kinds=("strategy_started", *wanted), errors="raise")
         except PlanarError:  # TraceError: damage among the newest n
             return None
 
