@@ -79,3 +79,27 @@ def test_orders_the_exchange_does_not_answer_trip_the_error_breaker(lx, tmp_path
     report = replay_from_trace(run.strategy, tmp_path / "t")
     assert report.ok, str(report)
     assert report.state.risk.trading is TradingState.HALTED and report.state.risk.denied == 1
+
+
+def test_a_lost_submit_later_found_never_placed_counts_as_one_error(lx, tmp_path):
+    """One submit answered 503 (nothing done) is one failed order: its exchange error
+    counts toward max_errors_per_minute, and its settling as never placed (an order error,
+    once the submit window has passed) does not count it again. With a limit of 1 the
+    run stays ACTIVE; a second failure within the minute halts it."""
+    settings = {"exchanges": {"binance": {"rate_limit": False,
+                                          "options": {"recvWindow": 1000}}}}
+    trace = EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+    with live(lx, Watched, trace=trace, settings=settings,
+              risk=RiskRules(max_errors_per_minute=1)) as run:
+        s = run.strategy
+        lx.faults.update({"http_status": 503, "http_path": "POST /api/v3/order", "http_count": 1})
+        assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy", waitfor=0.2) \
+            is missing
+        eventually(lambda: not run.state()["assets"][SYM]["orders"], timeout=10)
+        assert any("was never placed" in e for e in s.errors)
+        assert s.state.risk.trading is TradingState.ACTIVE and len(s.state.risk.errors) == 1
+        assert run.call("market_order", SYM, 0.5, side="buy") is None  # below the minimum
+        assert s.state.risk.trading is TradingState.HALTED
+    report = replay_from_trace(run.strategy, tmp_path / "t")
+    assert report.ok, str(report)
+    assert report.state.risk.trading is TradingState.HALTED

@@ -141,7 +141,8 @@ async def never_placed(session: LiveSession, ai: AssetInstance, flight: Flight) 
                                             "status": OrderStatus.NOT_PLACED.value}, ai.symbol)
         async with session.engine.mutating():
             session.e.reject(ai, f"order {order.id} was never placed: the exchange does not "
-                                 "know it, and its submit can no longer arrive", flight.request)
+                                 "know it, and its submit can no longer arrive", flight.request,
+                             counted=True)  # as its submit's exchange error
     session.flights.seen(order)
 
 
