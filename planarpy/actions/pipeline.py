@@ -222,7 +222,7 @@ def _enforce(e: Engine, state: TradingState, cancel: bool, close: bool,
         for ai in e.assets:
             orders = cancel_targets(ai, state)
             if orders:
-                e.executor.cancel(ai, orders, CancelOrders(ai, waitfor=waitfor))
+                e.executor.cancel(ai, orders, CancelOrders(ai, waitfor=waitfor, retry=True))
     if close:
         close_position(e, ClosePosition(), by_risk=True)
 

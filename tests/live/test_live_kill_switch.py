@@ -409,3 +409,24 @@ def test_a_restart_on_a_trace_whose_risk_history_is_damaged_starts_halted(lx, tm
             assert run.call("reset_trading_state", "checked the trace") is True
         with live(lx, Watched, trace=trace()) as run:
             assert run.state()["trading"] == "active" and run.strategy.risk_events == []
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_the_kill_switch_cancels_once_the_exchange_takes_the_cancel(lx, tmp_path, status):
+    """The exchange answers the kill switch's cancel with a 429 or a 503 (nothing done):
+    the answer, within a second, lists the order as still open (not cancelled), and the
+    cancel is sent again until the exchange takes it: the order is cancelled there and
+    here once it answers again, with no new halt."""
+    with live(lx, Watched, control=tmp_path / "control") as run:
+        assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy") is missing
+        (order,) = run.strategy.state.assets[SYM].orders.values()
+        lx.faults.update({"http_status": status, "http_path": "DELETE /api/v3/order"})
+        answer, took = halt_by_socket(run, tmp_path)
+        assert answer["ok"] and took <= 1.0, (took, answer)
+        (item,) = answer["open_orders"]
+        assert order.id in item
+        assert open_ids(lx) == [order.id]
+        lx.faults.clear()
+        eventually(lambda: open_ids(lx) == [] and not run.state()["assets"][SYM]["orders"],
+                   timeout=10)
+        assert order.status is OrderStatus.CANCELED and run.state()["trading"] == "halted"
