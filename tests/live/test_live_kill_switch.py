@@ -15,7 +15,7 @@ from planarpy import InvalidArgument, TradingState, missing
 from planarpy.core.orders import OrderStatus
 from planarpy.trace import trace_tail
 
-from livekit import QuietPerp, Watched, eventually, live, perp_in_step, raw_client
+from livekit import QuietPerp, Watched, eventually, live, perp_in_step, raw_client, replayed
 from prockit import Child
 
 SYM = "XRP/ETH"
@@ -416,8 +416,10 @@ def test_the_kill_switch_cancels_once_the_exchange_takes_the_cancel(lx, tmp_path
     """The exchange answers the kill switch's cancel with a 429 or a 503 (nothing done):
     the answer, within a second, lists the order as still open (not cancelled), and the
     cancel is sent again until the exchange takes it: the order is cancelled there and
-    here once it answers again, with no new halt."""
-    with live(lx, Watched, control=tmp_path / "control") as run:
+    here once it answers again, with no new halt; the trace replays to that state."""
+    from planarpy.trace import EventTrace
+    trace = EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+    with live(lx, Watched, control=tmp_path / "control", trace=trace) as run:
         assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy") is missing
         (order,) = run.strategy.state.assets[SYM].orders.values()
         lx.faults.update({"http_status": status, "http_path": "DELETE /api/v3/order"})
@@ -430,3 +432,4 @@ def test_the_kill_switch_cancels_once_the_exchange_takes_the_cancel(lx, tmp_path
         eventually(lambda: open_ids(lx) == [] and not run.state()["assets"][SYM]["orders"],
                    timeout=10)
         assert order.status is OrderStatus.CANCELED and run.state()["trading"] == "halted"
+    replayed(run.strategy, tmp_path / "t")
