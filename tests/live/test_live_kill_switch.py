@@ -433,3 +433,23 @@ def test_the_kill_switch_cancels_once_the_exchange_takes_the_cancel(lx, tmp_path
                    timeout=10)
         assert order.status is OrderStatus.CANCELED and run.state()["trading"] == "halted"
     replayed(run.strategy, tmp_path / "t")
+
+
+def test_the_kill_switch_says_when_its_halt_is_not_in_the_trace_yet(lx, tmp_path):
+    """The trace's disk turns read-only: the kill switch still halts and cancels, and its
+    answer says the halt is not in the trace yet (a crash now would lose it); once the
+    disk is writable again the halt is committed."""
+    from diskkit import read_only
+
+    from planarpy.trace import EventTrace
+    path = tmp_path / "t"
+    trace = EventTrace.open(path, strategy="Watched", exchange="binance")
+    with live(lx, Watched, control=tmp_path / "control", trace=trace) as run:
+        assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy") is missing
+        trace.flush()
+        with read_only(path):
+            answer, took = halt_by_socket(run, tmp_path)
+            assert answer["ok"] and answer["state"] == "halted" and took <= 1.0, answer
+            assert answer["open_orders"] == [] and open_ids(lx) == []
+            assert "cannot write trace" in answer["unrecorded"], answer
+        eventually(lambda: trace_tail(path, n=1, kinds="trading_state_changed"), timeout=10)
