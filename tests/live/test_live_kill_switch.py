@@ -453,3 +453,25 @@ def test_the_kill_switch_says_when_its_halt_is_not_in_the_trace_yet(lx, tmp_path
             assert answer["open_orders"] == [] and open_ids(lx) == []
             assert "cannot write trace" in answer["unrecorded"], answer
         eventually(lambda: trace_tail(path, n=1, kinds="trading_state_changed"), timeout=10)
+
+
+def test_a_restart_of_a_halted_run_keeps_the_position_the_halt_kept(lx, tmp_path):
+    """halt_closes_positions is on, but the kill switch was told not to close
+    (close=False): the position stays. The run started again on its trace is halted and
+    still holds it: a restart restores the halt, it does not carry it out again."""
+    from planarpy import RiskRules, Trade
+    from planarpy.trace import EventTrace
+    rules = RiskRules(halt_closes_positions=True)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="QuietPerp", exchange="binanceusdm")
+
+    with live(lx, QuietPerp, trace=trace(), risk=rules) as run:
+        assert isinstance(run.call("market_order", PSYM, 100.0, side="buy"), Trade)
+        assert run.halt("keep it", close=False) is True
+        assert run.state()["assets"][PSYM]["long"] == 100.0
+    with live(lx, QuietPerp, trace=trace(), risk=rules) as run:
+        state = run.state()
+        assert (state["trading"], state["assets"][PSYM]["long"]) == ("halted", 100.0)
+        assert [f for f in run.strategy.fills] == []
+        assert eventually(lambda: perp_in_step(run, lx) == [])

@@ -8,8 +8,8 @@ switch, is still halted after a crash and a restart, until a reset; the day's lo
 the drawdown go on being measured from the same day start and peak.
 
 The new run records what it carried over as its own first risk events (the state through
-the pipeline's `trip`, with what the rules say a halt does: its open orders are
-cancelled), so that its own replay reproduces it. A paper run carries the trading state
+the pipeline's `trip`, with what the rules say a halt does to open orders: they are
+cancelled; positions are not closed again), so that its own replay reproduces it. A paper run carries the trading state
 over in the same way, but not the measurements: its simulated account starts anew, so an
 earlier run's day start and peak say nothing about it.
 
@@ -116,5 +116,7 @@ def restore(e: Engine, events: list[dict[str, Any]] | None, measurements: bool =
                                  "carried_from": run})
     if risk.trading is not TradingState.ACTIVE and risk.changes:
         last = risk.changes[-1]
+        # never closing: the halt closed what it was to close; a position held now was
+        # kept (close=False) or opened since, and a restart is no new breach
         trip(e, Breach(str(last.get("rule")), f"carried over from run {run}: "
-                                              f"{last.get('reason')}", risk.trading))
+                                              f"{last.get('reason')}", risk.trading), close=False)
