@@ -97,13 +97,18 @@ class Engine:
             follow(self, kind, order)  # an OCO group settles, a bracket places its exits
         return effect
 
-    def reject(self, ai: AssetInstance | None, reason: str, request: Mapping[str, Any]) -> None:
+    def reject(self, ai: AssetInstance | None, reason: str, request: Mapping[str, Any],
+               counted: bool = False) -> None:
         """Report a failed action: an order-error event and the on_order_error callback;
-        then the error-rate breaker looks at it."""
+        then the error-rate breaker looks at it. `counted`: the breaker counted this
+        failure already (live: the exchange error of a submit that got no answer, now
+        found never placed), so it is not counted twice."""
         payload = {"reason": reason, "request": dict(request), "ts": self.clock.now()}
+        if counted:
+            payload["counted"] = True
         self.emit("order_error", payload, symbol=ai.symbol if ai else None)
         self.invoke(self.strategy.on_order_error, ai, reason, request)
-        if self.state.risk.rules.max_errors_per_minute is not None:
+        if self.state.risk.rules.max_errors_per_minute is not None and not counted:
             watch_errors(self)
 
     def invoke(self, callback: Callable[..., Any], *args: Any) -> None:

@@ -190,12 +190,19 @@ def _closing_order(e: Engine, ai: AssetInstance) -> MarketOrder | None:
 
 
 # ---- breakers and the trading state ----------------------------------------------------------
-def trip(e: Engine, breach: Breach, cancel: bool | None = None, close: bool | None = None) -> None:
+# seconds the kill switch waits for an order in flight to become known before it answers
+# (live: an order of unknown outcome is cancelled later, once the exchange knows it)
+KILL_WAIT = 0.5
+
+
+def trip(e: Engine, breach: Breach, cancel: bool | None = None, close: bool | None = None,
+         waitfor: float | None = None) -> None:
     """Move the trading state as `breach` asks (never back from HALTED) and carry out the
     move: reducing cancels the orders that add exposure; halting cancels every open order
     and closes every position, as the rules say (`halt_cancels_orders`,
     `halt_closes_positions`; `cancel` and `close` override them, and with `cancel` the
-    orders are cancelled even when trading was halted already: the kill switch)."""
+    orders are cancelled even when trading was halted already: the kill switch). The
+    cancels wait `waitfor` (default: the run's) for orders still in flight."""
     risk = e.state.risk
     to = target(risk.trading, breach)
     if to is not None:
@@ -211,15 +218,16 @@ def trip(e: Engine, breach: Breach, cancel: bool | None = None, close: bool | No
         cancel = not halted or rules.halt_cancels_orders
     close = halted and (rules.halt_closes_positions if close is None else close)
     if cancel or close:
-        e.executor.soon(lambda: _enforce(e, state, cancel, close))
+        e.executor.soon(lambda: _enforce(e, state, cancel, close, waitfor))
 
 
-def _enforce(e: Engine, state: TradingState, cancel: bool, close: bool) -> None:
+def _enforce(e: Engine, state: TradingState, cancel: bool, close: bool,
+             waitfor: float | None) -> None:
     if cancel:
         for ai in e.assets:
             orders = cancel_targets(ai, state)
             if orders:
-                e.executor.cancel(ai, orders, CancelOrders(ai))
+                e.executor.cancel(ai, orders, CancelOrders(ai, waitfor=waitfor, retry=True))
     if close:
         close_position(e, ClosePosition(), by_risk=True)
 
@@ -227,8 +235,11 @@ def _enforce(e: Engine, state: TradingState, cancel: bool, close: bool) -> None:
 def halt(e: Engine, reason: str, close: bool | None = None) -> None:
     """The kill switch: trading HALTED (a `trading_state_changed` event, rule
     "kill_switch"), every open order cancelled, and the positions closed if `close`
-    (default: the rules' `halt_closes_positions`). Leaving it takes a reset."""
-    trip(e, Breach("kill_switch", reason, TradingState.HALTED), cancel=True, close=close)
+    (default: the rules' `halt_closes_positions`). Leaving it takes a reset. It waits
+    `KILL_WAIT` at most for an order in flight: one whose outcome is unknown is cancelled
+    as soon as the exchange knows it, and stays open here until then."""
+    trip(e, Breach("kill_switch", reason, TradingState.HALTED), cancel=True, close=close,
+         waitfor=KILL_WAIT)
 
 
 def watch_errors(e: Engine) -> None:

@@ -86,7 +86,9 @@ def _order_payload(r: OrderRequest) -> dict[str, Any]:
 
 @attrs.define(slots=True)
 class CancelOrders:
-    """Cancel the open orders of one asset (None: all) on one side (None: both), or by id."""
+    """Cancel the open orders of one asset (None: all) on one side (None: both), or by id.
+    `retry`: a cancel the exchange did not take is sent again until the order is closed
+    (a halt's: live sends it every `inflight_every` s)."""
 
     ai: AssetInstance | None = None
     side: Side | None = None
@@ -94,6 +96,7 @@ class CancelOrders:
     waitfor: float | None = None
     confirm: bool = False
     synced: bool = True
+    retry: bool = False
 
     def payload(self) -> dict[str, Any]:
         return {"type": "cancel", "symbol": self.ai.symbol if self.ai else None,

@@ -6,8 +6,8 @@ later order is denied until the strategy resets it), the open orders are cancell
 with --close the positions are closed. The run itself keeps running (ticks, watchers,
 trace); it stops as usual, with Ctrl-C.
 
-Exit codes: 0 halted with no order open; 1 halted, but orders are still open (listed),
-or the run refused; 2 no such run.
+Exit codes: 0 halted with no order open; 1 halted, but orders are still open (listed)
+or the halt could not be written to the trace yet, or the run refused; 2 no such run.
 """
 
 from __future__ import annotations
@@ -63,12 +63,14 @@ def run(args: argparse.Namespace) -> int:
         console.say(f"planarpy: {who} refused: {answer.get('error')}")
         return 1
     console.say(f"halted {who} in {took:.2f} s: trading {answer.get('state')}", out="stdout")
+    if answer.get("unrecorded"):  # a crash now would lose the halt: the user must know
+        console.say(f"  not in the trace yet: {answer['unrecorded']}", out="stdout")
     still = list(answer.get("open_orders") or [])
     for line in still:
         console.say(f"  still open: {line}", out="stdout")
     for line in answer.get("positions") or []:
         console.say(f"  position: {line}", out="stdout")
-    return 1 if still else 0
+    return 1 if still or answer.get("unrecorded") else 0
 
 
 def _find(args: argparse.Namespace) -> dict[str, Any]:

@@ -264,8 +264,10 @@ def _history(state: State, d: Mapping[str, Any]) -> Effect:
 
 
 def _order_error(state: State, d: Mapping[str, Any]) -> Effect:
-    """A failed order or action: the error-rate breaker counts it (payload time `ts`, ms)."""
-    state.risk.errors.append(int(d.get("ts") or 0))
+    """A failed order or action: the error-rate breaker counts it (payload time `ts`, ms),
+    unless it was counted already (`counted`: as the exchange error of its request)."""
+    if not d.get("counted"):
+        state.risk.errors.append(int(d.get("ts") or 0))
     return NO_EFFECT
 
 

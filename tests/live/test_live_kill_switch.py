@@ -5,15 +5,17 @@ after a SIGKILL and a restart."""
 from __future__ import annotations
 
 import re
+import time
 import signal
 import textwrap
 
 import pytest
 
 from planarpy import InvalidArgument, TradingState, missing
+from planarpy.core.orders import OrderStatus
 from planarpy.trace import trace_tail
 
-from livekit import Watched, eventually, live, raw_client
+from livekit import QuietPerp, Watched, eventually, live, perp_in_step, raw_client, replayed
 from prockit import Child
 
 SYM = "XRP/ETH"
@@ -222,3 +224,254 @@ def test_a_run_halted_by_its_daily_loss_stays_halted_after_sigkill_and_restart(
     assert ("trading_state_changed", "max_daily_loss_quote") in runs[first_run]
     assert runs[second_run][0] == ("trading_state_changed", "max_daily_loss_quote")
     assert ("risk_denied", "trading_state") in runs[second_run]
+
+
+# ---- the kill switch when an order's outcome is unknown -----------------------------------
+def halt_by_socket(run, tmp_path) -> tuple[dict, float]:
+    """`planarpy halt`'s request on the run's control socket; (answer, seconds taken)."""
+    from planarpy.modes.runtime.control import find_run, request
+    info = find_run(tmp_path / "control", "Watched")
+    began = time.monotonic()
+    answer = request(info, {"command": "halt", "reason": "by hand"})
+    return answer, time.monotonic() - began
+
+
+def test_the_kill_switch_answers_within_a_second_when_an_order_is_unknown(lx, tmp_path):
+    """A resting order whose submit got no answer (503, executed all the same; its
+    lookups fail too, and the stream is silent) is UNKNOWN. The kill switch halts within
+    a second and says that order's outcome is unknown, not that it is cancelled; once the
+    exchange answers again the order is found and cancelled, with no new request."""
+    with live(lx, Watched, control=tmp_path / "control") as run:
+        price = far_bid(lx)
+        lx.faults.update({"http_status": 503, "http_path": "/api/v3/order",
+                          "http_processed": True, "withhold_user": True})
+        assert run.call("limit_order", SYM, 100.0, price, side="buy", waitfor=0.2) is missing
+        (order,) = run.strategy.state.assets[SYM].orders.values()
+        assert order.status is OrderStatus.UNKNOWN
+        answer, took = halt_by_socket(run, tmp_path)
+        assert answer["ok"] and answer["state"] == "halted", answer
+        assert took <= 1.0, f"the kill switch took {took:.2f} s: {answer}"
+        (item,) = answer["open_orders"]
+        assert order.id in item and "outcome unknown" in item, item
+        assert open_ids(lx) == [order.id]  # it exists, and nothing says otherwise
+        lx.faults.clear()
+        eventually(lambda: open_ids(lx) == [] and not run.state()["assets"][SYM]["orders"],
+                   timeout=10)
+        assert run.state()["trading"] == "halted"
+
+
+# ---- paper and live of one strategy write one trace ---------------------------------------
+def ticked(run, lx) -> None:
+    """Step the exchange's clock a candle on and wait for the run's tick of it."""
+    seen = run.session.ticks
+    lx.step(60_000)
+    eventually(lambda: run.session.ticks > seen, timeout=10)
+
+
+def test_a_paper_run_on_the_same_trace_neither_resets_nor_re_bases_a_live_halt(lx, tmp_path):
+    """`planarpy paper` and `planarpy live` of one strategy on one exchange record to one
+    trace. A live run halted by the kill switch; a paper run on that trace, reset by its
+    strategy, measuring its own simulated account; the live run again: it starts halted
+    (nothing reset it), its loss breakers measured from the live account's figures."""
+    from planarpy import RiskRules
+    from planarpy.modes.paper import start_paper
+    from planarpy.trace import EventTrace
+    path = tmp_path / "t"
+    risk = RiskRules(max_daily_loss=0.5)
+
+    def trace():
+        return EventTrace.open(path, strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=risk) as run:
+        ticked(run, lx)
+        assert run.halt("by hand") is True
+        before = run.strategy.state.risk
+        measured = (before.day, before.day_start_equity, before.peak_equity)
+    assert measured[0] is not None
+    paper = start_paper(Watched, exchange_url=lx.url, clock=lx.clock, stall_after=2.0,
+                        settings={}, cash=1000.0, trace=trace(), risk=risk)
+    try:
+        assert paper.call("reset_trading_state", "a paper test") is True
+        ticked(paper, lx)
+        assert paper.state()["trading"] == "active"
+    finally:
+        paper.stop()
+    with live(lx, Watched, trace=trace(), risk=risk) as run:
+        r = run.strategy.state.risk
+        assert run.state()["trading"] == "halted"
+        assert (r.day, r.day_start_equity) == measured[:2]
+        # the same peak, or one the live account made since (a candle closed meanwhile)
+        assert measured[2] <= r.peak_equity < 1.01 * measured[2]
+
+
+# ---- "halted" is said once the halt is committed -------------------------------------------
+CALM = textwrap.dedent("""\
+    import sys
+    from planarpy import Strategy
+    from planarpy.exchanges import ApiKeys
+    from planarpy.modes.live import start_live
+    from planarpy.trace import EventTrace
+
+    class Calm(Strategy):
+        exchange = 'binance'
+        quote = 'ETH'
+        timeframe = '1m'
+        universe = ('XRP/ETH',)
+
+    url, key, secret, trace, control = sys.argv[1:]
+    # a trace that commits only when asked (or at 1000 events): what a kill takes back
+    # is all that was recorded since
+    run = start_live(Calm, exchange_url=url, keys=ApiKeys(key, secret), control=control,
+                     trace=EventTrace.open(trace, strategy='Calm', exchange='binance',
+                                           flush_interval=600.0),
+                     settings={'exchanges': {'binance': {'rate_limit': False}}})
+    sys.stdout.write(f'STARTED {run.strategy.state.risk.trading.value}\\n')
+    sys.stdout.flush()
+    while run.running:
+        run.session.engine.join(1.0)
+    """)
+
+
+def test_a_halt_the_kill_switch_answered_survives_a_sigkill_right_after(lx, tmp_path):
+    """`planarpy halt` answers "halted" only once the halt is in the trace: a SIGKILL the
+    moment the answer comes cannot take it back, and the restarted run starts halted."""
+    from planarpy.modes.runtime.control import find_run, request
+    script = tmp_path / "calm.py"
+    script.write_text(CALM)
+    args = [str(script), lx.url, lx.api_key, lx.secret, str(tmp_path / "trace"),
+            str(tmp_path / "control")]
+    first = Child(args, tmp_path, module=None)
+    try:
+        first.wait_for("STARTED active")
+        answer = request(find_run(tmp_path / "control", "Calm"),
+                         {"command": "halt", "reason": "by hand"})
+        first.proc.send_signal(signal.SIGKILL)
+        assert answer["ok"] and answer["state"] == "halted", answer
+        assert first.finish(timeout=10) == -signal.SIGKILL
+    finally:
+        first.kill()
+    second = Child(args, tmp_path, module=None)
+    try:
+        second.wait_for(lambda t: "STARTED" in t)
+        assert "STARTED halted" in second.text, second.text
+    finally:
+        second.kill()
+
+
+# ---- the kill switch closes an isolated-margin position, even one still being opened ------
+PSYM = "XRP/USDT:USDT"
+
+
+def test_halt_with_close_while_a_market_order_is_in_flight_on_isolated_margin(lx):
+    """A market buy on an isolated-margin market is sent and not answered yet (the exchange
+    is 800 ms slow) when run.halt(close=True) comes: the halt waits for it, then closes the
+    position it opened; the run is flat and halted, here and on the exchange."""
+    with live(lx, QuietPerp) as run:
+        assert run.call("update_leverage", PSYM, 5) is True
+        lx.faults.update({"delay_ms": 800, "delay_count": 1, "delay_path": "POST /fapi/v1/order"})
+        assert run.call("market_order", PSYM, 100.0, side="buy", waitfor=0, synced=False) \
+            is missing
+        assert run.halt("by hand", close=True) is True
+        state = run.state()
+        assert (state["trading"], state["assets"][PSYM]["long"]) == ("halted", 0.0)
+        assert [(t.side.value, t.amount) for t in run.strategy.fills] == [("buy", 100.0),
+                                                                         ("sell", 100.0)]
+        assert eventually(lambda: perp_in_step(run, lx) == [])
+        assert [p for p in raw_client(lx, "binanceusdm").fetch_positions([PSYM])
+                if p["contracts"]] == []
+
+
+# ---- a restart on a damaged trace ---------------------------------------------------------
+def test_a_restart_on_a_trace_whose_risk_history_is_damaged_starts_halted(lx, tmp_path):
+    """A halted run; its trace's last segment is damaged (its payload chunk fails its
+    checksum), so the halt cannot be read back. The restarted run does not guess ACTIVE:
+    it starts halted by "trace_damaged", until a reset; after the reset, a restart reads
+    that reset and starts active (the old damage no longer matters)."""
+    import warnings
+
+    from planarpy.trace import EventTrace, TraceDamageWarning
+    from planarpy.trace.layout import segment_names
+    path = tmp_path / "t"
+
+    def trace():
+        return EventTrace.open(path, strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace()) as run:
+        assert run.halt("by hand") is True
+    chunk = path / segment_names(path)[-1] / "heap" / "c" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"!")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TraceDamageWarning)  # the readers name the damage
+        with live(lx, Watched, trace=trace()) as run:
+            assert run.state()["trading"] == "halted"
+            (change,) = run.strategy.risk_events
+            assert change.rule == "trace_damaged" and "damaged" in change.reason
+            assert run.call("reset_trading_state", "checked the trace") is True
+        with live(lx, Watched, trace=trace()) as run:
+            assert run.state()["trading"] == "active" and run.strategy.risk_events == []
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_the_kill_switch_cancels_once_the_exchange_takes_the_cancel(lx, tmp_path, status):
+    """The exchange answers the kill switch's cancel with a 429 or a 503 (nothing done):
+    the answer, within a second, lists the order as still open (not cancelled), and the
+    cancel is sent again until the exchange takes it: the order is cancelled there and
+    here once it answers again, with no new halt; the trace replays to that state."""
+    from planarpy.trace import EventTrace
+    trace = EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+    with live(lx, Watched, control=tmp_path / "control", trace=trace) as run:
+        assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy") is missing
+        (order,) = run.strategy.state.assets[SYM].orders.values()
+        lx.faults.update({"http_status": status, "http_path": "DELETE /api/v3/order"})
+        answer, took = halt_by_socket(run, tmp_path)
+        assert answer["ok"] and took <= 1.0, (took, answer)
+        (item,) = answer["open_orders"]
+        assert order.id in item
+        assert open_ids(lx) == [order.id]
+        lx.faults.clear()
+        eventually(lambda: open_ids(lx) == [] and not run.state()["assets"][SYM]["orders"],
+                   timeout=10)
+        assert order.status is OrderStatus.CANCELED and run.state()["trading"] == "halted"
+    replayed(run.strategy, tmp_path / "t")
+
+
+def test_the_kill_switch_says_when_its_halt_is_not_in_the_trace_yet(lx, tmp_path):
+    """The trace's disk turns read-only: the kill switch still halts and cancels, and its
+    answer says the halt is not in the trace yet (a crash now would lose it); once the
+    disk is writable again the halt is committed."""
+    from diskkit import read_only
+
+    from planarpy.trace import EventTrace
+    path = tmp_path / "t"
+    trace = EventTrace.open(path, strategy="Watched", exchange="binance")
+    with live(lx, Watched, control=tmp_path / "control", trace=trace) as run:
+        assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy") is missing
+        trace.flush()
+        with read_only(path):
+            answer, took = halt_by_socket(run, tmp_path)
+            assert answer["ok"] and answer["state"] == "halted" and took <= 1.0, answer
+            assert answer["open_orders"] == [] and open_ids(lx) == []
+            assert "cannot write trace" in answer["unrecorded"], answer
+        eventually(lambda: trace_tail(path, n=1, kinds="trading_state_changed"), timeout=10)
+
+
+def test_a_restart_of_a_halted_run_keeps_the_position_the_halt_kept(lx, tmp_path):
+    """halt_closes_positions is on, but the kill switch was told not to close
+    (close=False): the position stays. The run started again on its trace is halted and
+    still holds it: a restart restores the halt, it does not carry it out again."""
+    from planarpy import RiskRules, Trade
+    from planarpy.trace import EventTrace
+    rules = RiskRules(halt_closes_positions=True)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="QuietPerp", exchange="binanceusdm")
+
+    with live(lx, QuietPerp, trace=trace(), risk=rules) as run:
+        assert isinstance(run.call("market_order", PSYM, 100.0, side="buy"), Trade)
+        assert run.halt("keep it", close=False) is True
+        assert run.state()["assets"][PSYM]["long"] == 100.0
+    with live(lx, QuietPerp, trace=trace(), risk=rules) as run:
+        state = run.state()
+        assert (state["trading"], state["assets"][PSYM]["long"]) == ("halted", 100.0)
+        assert [f for f in run.strategy.fills] == []
+        assert eventually(lambda: perp_in_step(run, lx) == [])

@@ -79,3 +79,57 @@ def test_orders_the_exchange_does_not_answer_trip_the_error_breaker(lx, tmp_path
     report = replay_from_trace(run.strategy, tmp_path / "t")
     assert report.ok, str(report)
     assert report.state.risk.trading is TradingState.HALTED and report.state.risk.denied == 1
+
+
+def test_a_lost_submit_later_found_never_placed_counts_as_one_error(lx, tmp_path):
+    """One submit answered 503 (nothing done) is one failed order: its exchange error
+    counts toward max_errors_per_minute, and its settling as never placed (an order error,
+    once the submit window has passed) does not count it again. With a limit of 1 the
+    run stays ACTIVE; a second failure within the minute halts it."""
+    settings = {"exchanges": {"binance": {"rate_limit": False,
+                                          "options": {"recvWindow": 1000}}}}
+    trace = EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+    with live(lx, Watched, trace=trace, settings=settings,
+              risk=RiskRules(max_errors_per_minute=1)) as run:
+        s = run.strategy
+        lx.faults.update({"http_status": 503, "http_path": "POST /api/v3/order", "http_count": 1})
+        assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy", waitfor=0.2) \
+            is missing
+        eventually(lambda: not run.state()["assets"][SYM]["orders"], timeout=10)
+        assert any("was never placed" in e for e in s.errors)
+        assert s.state.risk.trading is TradingState.ACTIVE and len(s.state.risk.errors) == 1
+        assert run.call("market_order", SYM, 0.5, side="buy") is None  # below the minimum
+        assert s.state.risk.trading is TradingState.HALTED
+    report = replay_from_trace(run.strategy, tmp_path / "t")
+    assert report.ok, str(report)
+    assert report.state.risk.trading is TradingState.HALTED
+
+
+def test_reducing_stays_reducing_over_a_restart_on_the_next_utc_day(lx, tmp_path):
+    """A run REDUCING (its error breaker's action) is stopped; the exchange's clock passes
+    midnight UTC; the run started again is still REDUCING (a new day resets no state),
+    its loss breaker measures the new day from the new day's equity, and the trace
+    replays to that state."""
+    from planarpy.core.risk import DAY_MS, day_of
+    rules = RiskRules(max_errors_per_minute=1, on_errors="reduce", max_daily_loss=0.5)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        for _ in range(2):
+            assert run.call("market_order", SYM, 0.5, side="buy") is None  # below the minimum
+        assert run.strategy.state.risk.trading is TradingState.REDUCING
+    lx.step(DAY_MS - lx.clock.now() % DAY_MS + 120_000)  # two minutes into the next day
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert risk.trading is TradingState.REDUCING
+        seen = run.session.ticks
+        lx.step(60_000)
+        eventually(lambda: run.session.ticks > seen, timeout=20)
+        assert risk.trading is TradingState.REDUCING and risk.day == day_of(lx.clock.now())
+        assert [(e.kind, e.rule) for e in run.strategy.risk_events] == [
+            ("state_changed", "max_errors_per_minute")]
+    report = replay_from_trace(run.strategy, tmp_path / "t")
+    assert report.ok, str(report)
+    assert report.state.risk.trading is TradingState.REDUCING

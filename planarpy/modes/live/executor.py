@@ -138,7 +138,7 @@ class LiveExecutor(SessionExecutor):
             return True
         wait = self.wait(req.waitfor)
         coro = orders.cancel(session, ai, None, sent, waitfor=wait,
-                             confirm=req.confirm or req.synced)
+                             confirm=req.confirm or req.synced, retry=req.retry)
         return bool(self.block(coro, wait + GRACE, False, "cancel_orders"))
 
     def set_leverage(self, ai: AssetInstance, req: UpdateLeverage) -> bool:

@@ -68,6 +68,15 @@ class Flights:
     def get(self, order_id: str) -> Flight | None:
         return self.by_id.get(order_id)
 
+    def cancel_later(self, order: Order) -> None:
+        """Send `order`'s cancel again from `check`, until the order is closed: its cancel
+        was not taken (one still in flight has its cancel due already)."""
+        flight = self.by_id.get(order.id)
+        if flight is None:
+            flight = self.by_id[order.id] = Flight(order, {})
+            flight.known.set()
+        flight.cancel = True
+
     def seen(self, order: Order) -> None:
         """A report of `order` came: it exists (or it ended)."""
         flight = self.by_id.get(order.id)
@@ -141,7 +150,8 @@ async def never_placed(session: LiveSession, ai: AssetInstance, flight: Flight) 
                                             "status": OrderStatus.NOT_PLACED.value}, ai.symbol)
         async with session.engine.mutating():
             session.e.reject(ai, f"order {order.id} was never placed: the exchange does not "
-                                 "know it, and its submit can no longer arrive", flight.request)
+                                 "know it, and its submit can no longer arrive", flight.request,
+                             counted=True)  # as its submit's exchange error
     session.flights.seen(order)
 
 

@@ -305,20 +305,24 @@ async def sync_order(session: LiveSession, ai: AssetInstance, order: Order, *,
 
 
 async def cancel(session: LiveSession, ai: AssetInstance, side: Side | None, ids: list[str] | None, *,
-                 waitfor: float, confirm: bool) -> bool:
+                 waitfor: float, confirm: bool, retry: bool = False) -> bool:
     """Cancel open orders on the exchange; True once each target is cancelled (with
     `confirm`: closed here, whatever the exchange answered) or closed anyway.
 
     An order still in flight is cancelled once the exchange knows it (waited for until
     `waitfor` runs out; after that the cancel goes as soon as it is known, and this
-    returns False)."""
+    returns False). With `retry`, a cancel the exchange did not take (a 5xx, a 429, no
+    answer) is sent again by `inflight.check` until the order is closed."""
     deadline = asyncio.get_running_loop().time() + max(waitfor, 0.0)
     orders = {o.id: o for o in list(ai.orders.values()) + session.flights.queued(ai.symbol)}
     targets = [o for o in orders.values()
                if (side is None or o.side is side) and (ids is None or o.id in ids)]
     ok = True
     for order in targets:
-        ok = await _cancel(session, ai, order, deadline, confirm) and ok
+        done = await _cancel(session, ai, order, deadline, confirm)
+        if not done and retry and order.is_open:
+            session.flights.cancel_later(order)
+        ok = done and ok
     return ok
 
 

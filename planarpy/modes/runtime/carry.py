@@ -8,10 +8,16 @@ switch, is still halted after a crash and a restart, until a reset; the day's lo
 the drawdown go on being measured from the same day start and peak.
 
 The new run records what it carried over as its own first risk events (the state through
-the pipeline's `trip`, with what the rules say a halt does: its open orders are
-cancelled), so that its own replay reproduces it. A paper run carries the trading state
+the pipeline's `trip`, with what the rules say a halt does to open orders: they are
+cancelled; positions are not closed again), so that its own replay reproduces it. A paper run carries the trading state
 over in the same way, but not the measurements: its simulated account starts anew, so an
 earlier run's day start and peak say nothing about it.
+
+Paper and live runs of one strategy on one exchange record to one trace: a run carries
+over only what runs of its own mode recorded (a paper run's reset or its simulated
+equity is not the live account's, nor the reverse). Damage in the trace where the
+newest of these events may be leaves the state unknown: the run starts HALTED
+("trace_damaged") until a reset, which the next restart then reads first.
 """
 
 from __future__ import annotations
@@ -22,28 +28,83 @@ from typing import Any, Callable
 from ...actions.engine import Engine
 from ...actions.pipeline import trip
 from ...core.apply import apply_event
+from ...core.errors import PlanarError
 from ...core.instances import State
 from ...core.risk import Breach, TradingState
 
 KINDS = ("trading_state_changed", "risk_measured")
+DAMAGED = ("trace_damaged", "the trace's risk history cannot be read (it is damaged where "
+                            "the newest trading state may be): halted until a reset")
 
 
-def carried(path: str | Path, tail: Callable[..., list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The newest trading_state_changed and risk_measured events of the trace at `path`
+def carried(path: str | Path, tail: Callable[..., list[dict[str, Any]]], mode: str,
+            wanted: tuple[str, ...] = KINDS) -> list[dict[str, Any]] | None:
+    """The newest event of each kind in `wanted` (trading_state_changed, and
+    risk_measured) that runs in `mode` ("paper", "live") recorded in the trace at `path`
     (committed ones: a run killed loses only what it had not flushed), oldest first, read
     with `tail` (`planarpy.trace.trace_tail`, given by the mode: the runtime does not read
-    traces itself). Damage is skipped with a warning: what cannot be read is not carried
-    over."""
-    found: list[dict[str, Any]] = []
-    for kind in KINDS:
-        found += tail(path, n=1, kinds=kind)
-    return sorted(found, key=lambda e: (e["ts"], e["seq"] or 0))
+    traces itself). The trace is read back from its end, twice as far each time, until each
+    kind in `wanted` is found or it has no more. Where damage stops the reading, what is
+    before it is used; None if the newest trading state is not found there: what the
+    damage hid is not known."""
+    def read(n: int) -> list[dict[str, Any]] | None:
+        try:
+            return tail(path, n=n, kinds=("strategy_started", *wanted), errors="raise")
+        except PlanarError:  # TraceError: damage among the newest n
+            return None
+
+    def mode_of(run: int) -> str | None:  # a run whose start is older than what was read
+        started = tail(path, n=1, kinds="strategy_started", run=run, errors="skip")
+        return (started[0]["payload"] or {}).get("mode") if started else None
+
+    n, good, found = 4, [], {}
+    while (events := read(n)) is not None:
+        good, found = events, _newest(events, mode, mode_of)
+        if all(kind in found for kind in wanted) or len(events) < n:
+            return _oldest_first(found)
+        n *= 2
+    low, high = len(good), n  # as many as can be read before the damage, by halves
+    while high - low > 1:
+        mid = (low + high) // 2
+        events = read(mid)
+        if events is None:
+            high = mid
+        else:
+            low, good = mid, events
+    found = _newest(good, mode, mode_of)
+    return _oldest_first(found) if KINDS[0] in found else None
 
 
-def restore(e: Engine, events: list[dict[str, Any]], measurements: bool = True) -> None:
+def _newest(events: list[dict[str, Any]], mode: str,
+            mode_of: Callable[[int], str | None]) -> dict[str, dict[str, Any]]:
+    """The newest event of each kind that a run in `mode` recorded, from `events` (oldest
+    first, with the strategy_started of the runs that started among them)."""
+    modes: dict[int, str | None] = {}
+    found: dict[str, dict[str, Any]] = {}
+    for event in events:
+        run = event["run"]
+        if event["kind"] == "strategy_started":
+            modes[run] = (event["payload"] or {}).get("mode")
+            continue
+        if run not in modes:
+            modes[run] = mode_of(run)
+        if modes[run] == mode:
+            found[event["kind"]] = event
+    return found
+
+
+def _oldest_first(found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(found.values(), key=lambda e: (e["ts"], e["seq"] or 0))
+
+
+def restore(e: Engine, events: list[dict[str, Any]] | None, measurements: bool = True) -> None:
     """Start a strategy's engine `e` (as strategy code: it may cancel) from the risk
     state that `events` (see `carried`) leave: the trading state, and the loss breakers'
-    measurements if `measurements` (the same account goes on)."""
+    measurements if `measurements` (the same account goes on). None (a damaged trace):
+    trading HALTED, as unknown, until a reset."""
+    if events is None:
+        trip(e, Breach(*DAMAGED, TradingState.HALTED))
+        return
     scratch = State(e.state.quote, 0.0)
     for event in events:
         apply_event(scratch, event["kind"], event["payload"] or {})
@@ -55,5 +116,7 @@ def restore(e: Engine, events: list[dict[str, Any]], measurements: bool = True) 
                                  "carried_from": run})
     if risk.trading is not TradingState.ACTIVE and risk.changes:
         last = risk.changes[-1]
+        # never closing: the halt closed what it was to close; a position held now was
+        # kept (close=False) or opened since, and a restart is no new breach
         trip(e, Breach(str(last.get("rule")), f"carried over from run {run}: "
-                                              f"{last.get('reason')}", risk.trading))
+                                              f"{last.get('reason')}", risk.trading), close=False)

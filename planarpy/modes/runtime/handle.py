@@ -55,9 +55,9 @@ class RunHandle:
         """The kill switch: trading HALTED (a `trading_state_changed` event, rule
         "kill_switch"; every later order is denied until `call("reset_trading_state")`),
         every open order cancelled, and the positions closed if `close` (default: the risk
-        rules' `halt_closes_positions`). Blocks until the cancels are answered; True when
-        no order is left open. `planarpy halt STRATEGY` does the same from another
-        terminal."""
+        rules' `halt_closes_positions`). Blocks until the cancels are answered and the
+        halt is committed to the trace; True when no order is left open. `planarpy halt
+        STRATEGY` does the same from another terminal."""
         if not isinstance(reason, str):
             raise InvalidArgument(f"halt: reason must be a string, got {reason!r}")
         if close not in (None, True, False):
@@ -65,7 +65,11 @@ class RunHandle:
         session = self.session
         with session.engine.locked():
             session.halt_now(reason, close)
-            return not any(ai.orders for ai in session.e.assets)
+            done = not any(ai.orders for ai in session.e.assets)
+        unrecorded = session.commit_trace()
+        if unrecorded is not None:
+            session.tell_error("halt", f"the halt is not in the trace yet: {unrecorded}")
+        return done
 
     def state(self) -> dict[str, Any]:
         """A consistent snapshot: cash, committed, balances, positions, open orders, and

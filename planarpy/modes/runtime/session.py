@@ -211,8 +211,9 @@ class Session:
         path = getattr(self.recorder, "path", None)
         if path is None:
             return
-        events = await asyncio.to_thread(carry.carried, path, tail)
-        if events:
+        wanted = carry.KINDS if measurements and self.risk.checks_equity else carry.KINDS[:1]
+        events = await asyncio.to_thread(carry.carried, path, tail, self.mode.value, wanted)
+        if events is None or events:
             await self.engine.run_strategy(lambda: carry.restore(self.e, events, measurements))
 
     async def begin(self, s: Strategy, **started: Any) -> None:
@@ -362,10 +363,24 @@ class Session:
             return {"ok": False, "error": "the run is still starting: try again"}
         began = time.monotonic()
         await self.engine.run_strategy(lambda: self.halt_now(reason, close))
-        return {"ok": True, "state": self.e.state.risk.trading.value,
-                "open_orders": stopping.order_items(self.e),
-                "positions": stopping.position_items(self.e),
-                "seconds": round(time.monotonic() - began, 3)}
+        unrecorded = await asyncio.to_thread(self.commit_trace)
+        answer = {"ok": True, "state": self.e.state.risk.trading.value,
+                  "open_orders": stopping.order_items(self.e),
+                  "positions": stopping.position_items(self.e),
+                  "seconds": round(time.monotonic() - began, 3)}
+        return answer if unrecorded is None else {**answer, "unrecorded": unrecorded}
+
+    def commit_trace(self) -> str | None:
+        """Commit what the trace holds now (blocks), so that a halt the caller is told of
+        survives a crash right after; why it could not (the events stay pending), or None."""
+        flush = getattr(self.recorder, "flush", None)
+        if flush is None:
+            return None
+        try:
+            flush()
+        except PlanarError as e:  # TraceError: the store cannot be written now
+            return str(e)
+        return None
 
     def halt_now(self, reason: str, close: bool | None = None) -> None:
         """The kill switch, as strategy code (holding the state lock): trading halted

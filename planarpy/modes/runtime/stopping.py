@@ -17,6 +17,7 @@ import attrs
 
 from ... import validate as V
 from ...core.errors import ConfigError
+from ...core.orders import OrderStatus
 from ...exchanges.client import HAND_ORDERS, ON_STOP, ExchangeConfig
 
 if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
@@ -111,8 +112,14 @@ def open_items(s: Any) -> list[str]:
 
 
 def order_items(s: Any) -> list[str]:
+    """The open orders, one line each; one whose submit got no answer says its outcome is
+    unknown (it may exist on the exchange or not)."""
     return [f"{ai.symbol} order {o.id}: {o.side.value} {o.amount:g} @ {o.price:.10g} "
-            f"({o.filled:g} filled)" for ai in s.assets for o in list(ai.orders.values())]
+            f"({o.filled:g} filled{_UNKNOWN if o.status is OrderStatus.UNKNOWN else ''})"
+            for ai in s.assets for o in list(ai.orders.values())]
+
+
+_UNKNOWN = ", outcome unknown"
 
 
 def position_items(s: Any) -> list[str]:
