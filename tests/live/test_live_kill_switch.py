@@ -15,7 +15,8 @@ from planarpy import InvalidArgument, TradingState, missing
 from planarpy.core.orders import OrderStatus
 from planarpy.trace import trace_tail
 
-from livekit import QuietPerp, Watched, eventually, live, perp_in_step, raw_client, replayed
+from livekit import (QuietPerp, Watched, eventually, live, never, perp_in_step, raw_client,
+                     replayed)
 from prockit import Child
 
 SYM = "XRP/ETH"
@@ -433,6 +434,29 @@ def test_the_kill_switch_cancels_once_the_exchange_takes_the_cancel(lx, tmp_path
                    timeout=10)
         assert order.status is OrderStatus.CANCELED and run.state()["trading"] == "halted"
     replayed(run.strategy, tmp_path / "t")
+
+
+def test_a_cancel_answered_with_a_rate_limit_is_sent_again_after_the_wait_asked(lx, tmp_path):
+    """The exchange answers the kill switch's cancel with a 429 and Retry-After 3 s: the
+    cancel is not sent again before those 3 s (every second, as the checks of orders in
+    flight run, would hammer an exchange that asked for a pause: Binance bans for that,
+    418), and once the exchange answers again it is sent and the order cancelled."""
+    from tapekit import Events
+    trace = Events()
+    with live(lx, Watched, control=tmp_path / "control", trace=trace) as run:
+        assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy") is missing
+        lx.faults.update({"http_status": 429, "http_path": "DELETE /api/v3/order",
+                          "retry_after": 3})
+
+        def cancels():
+            return [p for p in trace.of("request_sent") if p["method"] == "cancel_order"]
+        answer, _ = halt_by_socket(run, tmp_path)
+        assert answer["ok"] and len(cancels()) == 1
+        assert never(lambda: len(cancels()) > 1, 2.5)  # the wait the exchange asked for
+        lx.faults.clear()
+        eventually(lambda: open_ids(lx) == [] and not run.state()["assets"][SYM]["orders"],
+                   timeout=10)
+        assert len(cancels()) == 2
 
 
 def test_the_kill_switch_says_when_its_halt_is_not_in_the_trace_yet(lx, tmp_path):

@@ -178,8 +178,11 @@ async def settle_then(session: LiveSession, flight: Flight, wait: float,
 
 
 async def check(session: LiveSession) -> None:
-    """Settle what can be settled: ask about each unknown order; send the cancels due."""
+    """Settle what can be settled: ask about each unknown order; send the cancels due.
+    Nothing while the exchange's last rate limit asked for a pause (`limited_until`)."""
     from . import orders
+    if time.monotonic() < session.limited_until:
+        return
     for flight in session.flights.unknown():
         await settle(session, flight)
     for flight in session.flights.due_cancels():

@@ -74,6 +74,7 @@ class LiveSession(Session):
         self.trigger_unsent: set[str] = set()  # fired emulated orders whose send has not started
         self.last_trade: dict[str, tuple[int, float]] = {}  # newest public trade: (time, price)
         self.inflight_every = V.positive("seconds").value(inflight_every, "inflight_every")
+        self.limited_until = 0.0  # monotonic: the exchange's last 429 asked to wait until
         self.adopt_every = None if adopt_every is None else \
             V.positive("seconds").value(adopt_every, "adopt_every")
         self.first_trade: dict[str, int] = {}  # symbol -> index of the run's first trade
@@ -219,6 +220,16 @@ class LiveSession(Session):
         with _RUNNING_LOCK:
             _RUNNING.discard(self.claimed)  # type: ignore[arg-type]
         self.claimed = None
+
+    async def request(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Session.request, noting the pause a rate limit (429, 418) asks for, which the
+        retries of the checks of orders in flight wait out (`inflight.check`)."""
+        try:
+            return await super().request(method, *args, **kwargs)
+        except (ccxt.RateLimitExceeded, ccxt.DDoSProtection):
+            self.limited_until = max(self.limited_until,
+                                     time.monotonic() + self.venue.retry_after(self.client))
+            raise
 
     def make_executor(self) -> LiveExecutor:
         return LiveExecutor(self)
