@@ -3,7 +3,8 @@
 `record` is the hot path: it encodes the payload (a snapshot, so later mutation of the
 dict cannot change what is stored), gives the event the next sequence number and appends
 it under a lock, about 1-2 us. A daemon thread flushes every `flush_interval` seconds or
-`flush_events` events, whichever comes first, never on the asyncio event loop.
+`flush_events` events, whichever comes first, never on the asyncio event loop; a change
+of the trading state is flushed at once (a restart reads it back).
 `close()`, the context exit and interpreter exit flush the rest.
 
 When the trace cannot be written (a full disk, a read-only directory), nothing recorded
@@ -52,6 +53,9 @@ from .store import TraceStore
 log = logging.getLogger(__name__)
 
 STARTED = KIND_CODES["strategy_started"]
+# committed at once, not at the next flush_interval: a restart reads the trading state
+# back from the trace, so a halt lost to a crash in between would trade again
+URGENT = KIND_CODES["trading_state_changed"]
 Event = tuple[int, int, int, "str | None", int, bytes]  # seq, ts, kind code, symbol, run, payload
 MAX_BACKOFF = 1.0
 _open_traces: set[EventTrace] = set()
@@ -296,7 +300,7 @@ class EventTrace:
                 self._run += 1
             self._buffer.append((self._seq, t, code, symbol, self._run, data))
             self._seq += 1
-            full = len(self._buffer) >= self.flush_events
+            full = len(self._buffer) >= self.flush_events or code == URGENT
         if full:
             self._wake.set()
 

@@ -85,6 +85,22 @@ def test_background_flush_by_count_and_by_time(tmp_path):
         assert trace_info(trace.path)["events"] == 51
 
 
+def test_a_change_of_the_trading_state_is_committed_at_once(tmp_path):
+    """A restart reads the trading state back from the trace, so a halt is not left in
+    the buffer until the next flush_interval (a crash then would lose it): recording it
+    wakes the worker, which commits it and what came before it."""
+    with open_trace(tmp_path, flush_interval=60, flush_events=10**6) as trace:
+        trace.record("market_data", {"i": 0})
+        trace.record("trading_state_changed", {"state": "halted", "previous": "active",
+                                               "rule": "max_daily_loss", "reason": "x"})
+        deadline = time.monotonic() + 5
+        while trace_info(trace.path)["events"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert trace_info(trace.path)["events"] == 2
+        assert [e["kind"] for e in trace_tail(trace.path, n=2)] == ["market_data",
+                                                                    "trading_state_changed"]
+
+
 def test_runs_continue_across_reopen(tmp_path):
     """Each strategy_started opens a run; a reopened writer continues the numbering."""
     with open_trace(tmp_path) as trace:
