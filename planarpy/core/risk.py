@@ -269,6 +269,13 @@ def pending(ai: AssetInstance) -> float:
     one of them fills."""
     if not ai.orders:
         return 0.0
+    total, groups = _adding(ai)
+    return total + sum(groups.values()) if groups else total
+
+
+def _adding(ai: AssetInstance) -> tuple[float, dict[str, float]]:
+    """What the open orders of `ai` that add to the exposure would still add: the orders
+    of no group together, and each group's largest (at most one of a group fills)."""
     total = 0.0
     groups: dict[str, float] = {}
     for o in ai.orders.values():
@@ -277,7 +284,7 @@ def pending(ai: AssetInstance) -> float:
                 total += o.remaining
             elif o.remaining > groups.get(o.group, 0.0):
                 groups[o.group] = o.remaining
-    return total + sum(groups.values()) if groups else total
+    return total, groups
 
 
 def exposure(ai: AssetInstance, price: float) -> float:
@@ -379,11 +386,7 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
 def _beyond_group(ai: AssetInstance, order: Order) -> float:
     """The amount `order` adds beyond the largest open order of its group that adds to
     the exposure (the legs of an OCO pair, a stop and its replacement: one fills)."""
-    most = 0.0
-    for o in ai.orders.values():
-        if o.group == order.group and o.remaining > most and increases(ai, o):
-            most = o.remaining
-    return max(0.0, order.amount - most)
+    return max(0.0, order.amount - _adding(ai)[1].get(order.group, 0.0))
 
 
 def throttle_denial(risk: RiskState, now: int) -> Denial | None:

@@ -320,8 +320,8 @@ CALM = textwrap.dedent("""\
         universe = ('XRP/ETH',)
 
     url, key, secret, trace, control = sys.argv[1:]
-    # a trace that commits only when asked (or at 1000 events): what a kill takes back
-    # is all that was recorded since
+    # a trace that commits only when asked (or at 1000 events, or a change of the
+    # trading state): what a kill takes back is all that was recorded since
     run = start_live(Calm, exchange_url=url, keys=ApiKeys(key, secret), control=control,
                      trace=EventTrace.open(trace, strategy='Calm', exchange='binance',
                                            flush_interval=600.0),

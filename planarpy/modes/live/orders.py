@@ -17,21 +17,21 @@ import attrs
 import ccxt
 
 from ...core.instances import AssetInstance
-from ...core.precision import is_on_step, round_to_step
 from ...core.orders import (CONDITIONAL, LIMIT_AFTER_TRIGGER, Order, OrderStatus, OrderType, Side,
                             TimeInForce, Trade, missing)
+from ...core.precision import is_on_step, round_to_step
 from . import inflight, reports
 from .reconciler import REPLY
 
 if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
     from .session import LiveSession
 
-# errors after which the order surely does not exist on the exchange (rate-limit and
-# time-stamp refusals included: the request was turned away unprocessed)
 # how long an order that protects a position is sent again after rate limits (429): a
 # stop put back after its replacement failed, an emulated stop that fired; until it is
 # placed the position has no protection
 PROTECTIVE_RESEND = 30.0
+# errors after which the order surely does not exist on the exchange (rate-limit and
+# time-stamp refusals included: the request was turned away unprocessed)
 REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadSymbol,
            ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended,
            ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.InvalidNonce)

@@ -9,9 +9,10 @@ the drawdown go on being measured from the same day start and peak.
 
 The new run records what it carried over as its own first risk events (the state through
 the pipeline's `trip`, with what the rules say a halt does to open orders: they are
-cancelled; positions are not closed again), so that its own replay reproduces it. A paper run carries the trading state
-over in the same way, but not the measurements: its simulated account starts anew, so an
-earlier run's day start and peak say nothing about it.
+cancelled; positions are not closed again), so that its own replay reproduces it. A
+paper run carries the trading state over in the same way, but not the measurements: its
+simulated account starts anew, so an earlier run's day start and peak say nothing
+about it.
 
 Paper and live runs of one strategy on one exchange record to one trace: a run carries
 over only what runs of its own mode recorded (a paper run's reset or its simulated
