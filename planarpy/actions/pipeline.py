@@ -198,11 +198,14 @@ KILL_WAIT = 0.5
 def trip(e: Engine, breach: Breach, cancel: bool | None = None, close: bool | None = None,
          waitfor: float | None = None) -> None:
     """Move the trading state as `breach` asks (never back from HALTED) and carry out the
-    move: reducing cancels the orders that add exposure; halting cancels every open order
+    move: reducing cancels the orders that add exposure; halting cancels the open orders
     and closes every position, as the rules say (`halt_cancels_orders`,
     `halt_closes_positions`; `cancel` and `close` override them, and with `cancel` the
-    orders are cancelled even when trading was halted already: the kill switch). The
-    cancels wait `waitfor` (default: the run's) for orders still in flight."""
+    orders are cancelled even when trading was halted already: the kill switch). A
+    breaker's halt that keeps the positions cancels only the orders that add exposure:
+    the stop-losses of what it keeps stay, as the gate would deny putting them back; the
+    kill switch (`cancel`) and a close cancel every order. The cancels wait `waitfor`
+    (default: the run's) for orders still in flight."""
     risk = e.state.risk
     to = target(risk.trading, breach)
     if to is not None:
@@ -214,18 +217,19 @@ def trip(e: Engine, breach: Breach, cancel: bool | None = None, close: bool | No
         return
     state, rules = risk.trading, risk.rules
     halted = state is TradingState.HALTED
+    close = halted and (rules.halt_closes_positions if close is None else close)
+    every = halted and (cancel is not None or close)
     if cancel is None:
         cancel = not halted or rules.halt_cancels_orders
-    close = halted and (rules.halt_closes_positions if close is None else close)
     if cancel or close:
-        e.executor.soon(lambda: _enforce(e, state, cancel, close, waitfor))
+        e.executor.soon(lambda: _enforce(e, every, cancel, close, waitfor))
 
 
-def _enforce(e: Engine, state: TradingState, cancel: bool, close: bool,
+def _enforce(e: Engine, every: bool, cancel: bool, close: bool,
              waitfor: float | None) -> None:
     if cancel:
         for ai in e.assets:
-            orders = cancel_targets(ai, state)
+            orders = cancel_targets(ai, every)
             if orders:
                 e.executor.cancel(ai, orders, CancelOrders(ai, waitfor=waitfor, retry=True))
     if close:

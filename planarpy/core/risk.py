@@ -101,7 +101,9 @@ class RiskRules:
     Breakers change the trading state (`on_*`: "halt" or "reduce"): `max_daily_loss`
     (and `max_daily_loss_quote`), `max_drawdown`, `max_errors_per_minute`. On a halt the
     open orders are cancelled (`halt_cancels_orders`) and the positions closed
-    (`halt_closes_positions`) if so configured.
+    (`halt_closes_positions`) if so configured; a halt that keeps the positions keeps the
+    orders that only reduce them (their stop-losses), so a breaker never leaves a
+    position it keeps unprotected.
     """
 
     max_order_notional: float | None = None
@@ -563,10 +565,11 @@ def spot_position(ai: AssetInstance, since: int = 0) -> float:
     return m.floor_amount(max(0.0, min(ai.balance, net)))
 
 
-def cancel_targets(ai: AssetInstance, trading: TradingState) -> list[Order]:
-    """The open orders a move to `trading` cancels: all of them on a halt, those that
-    add to the exposure when reducing."""
-    if trading is TradingState.HALTED:
+def cancel_targets(ai: AssetInstance, every: bool) -> list[Order]:
+    """The open orders a move of the trading state cancels: all of them with `every`,
+    else those that add to the exposure (the orders that only reduce it, a position's
+    stop-loss and take-profit, stay)."""
+    if every:
         return list(ai.orders.values())
     return [o for o in ai.orders.values() if increases(ai, o)]
 

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from planarpy import OHLCV, RiskRules, Strategy, Trade, backtest, call, missing
+from planarpy.core.orders import OrderType, Side
+from planarpy.core.risk import TradingState
 from planarpy.localexchange.clock import Clock
 from planarpy.modes.sim import SimConfig
 from planarpy.trace import EventTrace, replay_from_trace
@@ -168,3 +170,30 @@ def test_a_rule_breaches_at_the_same_decision_in_every_mode(rule, lx, start, tmp
         assert report.ok, str(report)
         assert report.state.risk.trading is strategy.state.risk.trading
         assert report.state.risk.denied == strategy.state.risk.denied
+
+
+def protect(s: Any) -> Any:
+    """A stop-loss for all the base held, far below the cliff (it never fires here)."""
+    ai = s.assets[0]
+    trigger = round(ai.ohlcv.close.item(s.i) * 0.7, 8)
+    return call(s, "stop_order", SYM, ai.floor_amount(ai.free_balance), trigger, waitfor=0.0)
+
+
+def test_a_breakers_halt_keeps_the_stop_loss_of_the_position_it_keeps(lx, start, tmp_path):
+    """The daily loss halts a run that holds coins, with a stop-loss under them and a bid
+    resting: the halt (it keeps the positions) cancels the bid, which would add exposure,
+    and leaves the stop-loss working, as the gate would deny putting it back. The same in
+    the backtest and in paper or live; the traces replay to it."""
+    rules = RiskRules(max_daily_loss=0.02)
+    cls = type("Protected", (Scripted,), {"script": {1: buy(400), 2: several(protect, far_bid)}})
+    sim = in_sim(cls, rules, tmp_path / "sim")
+    s = in_mode(start, lx, cls, rules, tmp_path / start.mode)
+    for strategy, path in ((sim, tmp_path / "sim"), (s, tmp_path / start.mode)):
+        assert seen(strategy) == [(3, "state_changed", "max_daily_loss")]
+        assert strategy.state.risk.trading is TradingState.HALTED
+        left = list(strategy.assets[0].orders.values())
+        assert [(o.type, o.side) for o in left] == [(OrderType.STOP_MARKET, Side.SELL)]
+        assert left[0].amount == strategy.assets[0].floor_amount(strategy.assets[0].balance)
+        report = replay_from_trace(strategy, path)
+        assert report.ok, str(report)
+        assert list(report.state.assets[SYM].orders) == [left[0].id]

@@ -106,3 +106,22 @@ def test_a_close_the_halt_denies_cancels_nothing(paper):
     assert run.call("close_position", SYM) is False
     assert [o.type.value for o in ai.orders.values()] == ["stop_market"]
     assert ai.balance == 499.5 and [e.rule for e in s.risk_events][-1] == "trading_state"
+
+
+def test_the_kill_switch_cancels_every_order_the_stop_loss_too(paper):
+    """A breaker's halt keeps the stop-loss of a position it keeps (tests/fidelity/
+    test_risk.py); the kill switch is the operator's own stop and cancels every open
+    order, the stop-loss too (`close=True` also sells what is held)."""
+    run = paper(Watched, cash=5.0, risk=RiskRules(max_errors_per_minute=2))
+    s = run.strategy
+    ai = s.assets[0]
+    assert run.call("market_order", SYM, 500.0, side="buy")
+    stop = ai.market.round_price(run.market(SYM)["last"] * 0.8)
+    assert run.call("stop_order", SYM, 499.0, stop) is missing, s.errors
+    assert run.call("limit_order", SYM, 10.0, 0.0001, side="buy") is missing
+    for _ in range(3):
+        assert run.call("market_order", SYM, 0.5, side="buy") is None  # below the minimum
+    assert s.state.risk.trading is TradingState.HALTED  # the error breaker: the stop stays
+    assert [o.type.value for o in ai.orders.values()] == ["stop_market"]
+    assert run.halt("manual") is True
+    assert ai.orders == {} and ai.balance == 499.5

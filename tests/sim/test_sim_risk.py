@@ -231,6 +231,28 @@ def test_halt_keeps_orders_when_told_to():
     assert len(r.strategy.asset(SYM).orders) == 1
 
 
+@pytest.mark.parametrize("market", [SPOT, PERP], ids=["spot", "isolated"])
+def test_a_breakers_halt_keeps_the_stop_loss_which_then_fires(market):
+    """A halt that keeps the positions cancels the orders that add exposure (the bid) and
+    leaves those that only reduce it: the stop-loss under a long fires after the halt, so
+    the loss stops there instead of following the price down while trading is halted."""
+    sym = market.symbol
+    rows = prices(100, 100, 90, 90, 70, 60, 50)
+    script = {0: lambda s: call(s, "market_order", sym, 5.0, side="buy"),
+              1: lambda s: [call(s, "stop_order", sym, 5.0, 80.0,
+                                 reduce_only=market.is_derivative),
+                            call(s, "limit_order", sym, 1.0, 50.0, side="buy")]}
+    r = run(script, rows, market, risk=RiskRules(max_drawdown=0.03))
+    s = r.strategy
+    (halt,) = changes(s)
+    assert (halt.rule, halt.state) == ("max_drawdown", TradingState.HALTED)
+    ai = s.asset(sym)
+    assert ai.orders == {} and ai.balance == 0 and ai.open_position() is None
+    assert [t.side.value for t in r.trades] == ["buy", "sell"]
+    assert r.trades[-1].date == s.seen[3][1] and r.trades[-1].price == 70  # candle 4 opens at 70
+    assert not any(t.side.value == "buy" and t.price == 50 for t in r.trades)
+
+
 def test_reset_rebases_the_drawdown_peak():
     """After a reset the drawdown is measured from the equity at the reset."""
     rows = prices(100, 100, 90, 90, 90, 88, 80, 80)
