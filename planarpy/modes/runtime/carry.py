@@ -8,8 +8,9 @@ switch, is still halted after a crash and a restart, until a reset; the day's lo
 the drawdown go on being measured from the same day start and peak.
 
 The new run records what it carried over as its own first risk events (the state through
-the pipeline's `trip`, with what the rules say a halt does to open orders: they are
-cancelled; positions are not closed again), so that its own replay reproduces it. A
+the pipeline's `trip`, with what the rules say a halt does to open orders: those that
+add exposure are cancelled, a kept position's stop-loss stays; positions are not closed
+again), so that its own replay reproduces it. A
 paper run carries the trading state over in the same way, but not the measurements: its
 simulated account starts anew, so an earlier run's day start and peak say nothing
 about it.
