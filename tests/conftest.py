@@ -30,4 +30,4 @@ def scripted(local_exchange_factory):
     """A local exchange whose XRP/ETH replays the prices given, stepped by the test
     (tapekit.scripted_exchange)."""
     from tapekit import scripted_exchange
-    return lambda path: scripted_exchange(local_exchange_factory, path)
+    return lambda path, **market: scripted_exchange(local_exchange_factory, path, **market)

@@ -39,7 +39,8 @@ def admit(e: Engine, ai: AssetInstance, order: Order, request: Any, by_risk: boo
     `by_risk` marks the risk engine's own close-out on a halt: it passes the trading state
     and the throttle, never the market rules or the funds check. `exits` marks a bracket's
     exits: those that reduce protect what an entry the gate admitted filled, so they pass
-    the trading state (HALTED too), never the throttle, the market rules or the funds check.
+    the trading state (HALTED too) and the throttle, never the market rules or the funds
+    check.
     """
     m = ai.market
     adds = increases(ai, order)  # for the funds and the risk rules

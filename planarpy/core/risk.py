@@ -341,14 +341,18 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
                  mark: Callable[[AssetInstance], float], protects: bool = False) -> Denial | None:
     """The first rule `order` breaks, or None. Orders that only reduce the exposure pass
     the size rules (notional, position, leverage, open orders) but not the throttle; one
-    that reduces and `protects` (a bracket's exit) passes the trading state too."""
+    that reduces and `protects` (a bracket's exit) passes the trading state and the
+    throttle too: it protects what an entry the gate admitted filled, and it comes once
+    per fill of that entry, so it cannot run away (it still counts in the throttle's
+    window)."""
     risk = state.risk
-    if risk.trading is not _ACTIVE and not (protects and reduces):
+    guard = protects and reduces
+    if risk.trading is not _ACTIVE and not guard:
         denial = state_denial(risk, reduces)
         if denial is not None:
             return denial
     rules = risk.rules
-    if len(risk.orders) >= rules.rate_floor:  # else no rate limit can bind
+    if len(risk.orders) >= rules.rate_floor and not guard:  # else no rate limit can bind
         denial = throttle_denial(risk, now)
         if denial is not None:
             return denial

@@ -3,6 +3,7 @@ for paper and live tests that need to know every price the market will trade at.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterable
 
 import numpy as np
@@ -32,10 +33,13 @@ def by_minute(prices: Iterable[float], qty: float) -> Feed:
     return Feed(ts, np.array(prices), np.full(len(prices), qty), np.zeros(len(prices), bool))
 
 
-def scripted_exchange(factory: Any, path: Iterable[float]) -> Any:
+def scripted_exchange(factory: Any, path: Iterable[float], min_cost: float | None = None) -> Any:
     """A local exchange (from the `local_exchange_factory` fixture) whose XRP/ETH replays
-    `tape(path)` on a clock stepped by the test, starting at T0."""
-    m = sample_markets("binance")[SYM]
+    `tape(path)` on a clock stepped by the test, starting at T0; `min_cost`: its orders'
+    smallest value in ETH (Binance's NOTIONAL filter), else the sample market's."""
+    m = copy.deepcopy(sample_markets("binance")[SYM])
+    if min_cost is not None:
+        m["limits"]["cost"]["min"] = min_cost
     return factory(markets=[m], clock=Clock(start=T0), origin=T0, data={SYM: tape(path)})
 
 

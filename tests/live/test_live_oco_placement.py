@@ -200,25 +200,26 @@ def test_a_restarted_run_places_exits_only_for_the_parts_that_have_none(scripted
     assert replayed.legs["covered"] == now
 
 
-def test_a_bracket_part_with_no_exit_placed_is_covered_by_the_next(scripted):
-    """Both exits of the first part are refused (one order a minute: the entry took it):
-    nothing covers that part, so the next part's exits cover both."""
+def test_a_bracket_part_whose_exits_the_exchange_refuses_is_covered_by_the_next(scripted):
+    """The exchange refuses both exits of the first part (a 418 for the target, placed
+    first, and again for the stop then placed alone): nothing covers that part, so the
+    next part's exits cover both."""
     lx = scripted([0.0015, 0.00149] + [0.0015] * 6 + [0.00149] + [0.0015] * 30)
-    with live(lx, Watched, risk=RiskRules(max_orders_per_minute=1)) as run:
+    with live(lx, Watched) as run:
         ai = run.strategy.assets[0]
         assert run.call("bracket_order", SYM, 1000.0, price=0.00149, stop_loss=0.0014,
                         take_profit=0.0016) is missing
         (entry,) = ai.orders.values()
+        lx.faults.update({"http_status": 418, "http_count": 2,
+                          "http_path": "POST /api/v3/order$", "retry_after": 0})
         lx.step(2 * STEP)
-        eventually(lambda: entry.filled == 400 and run.strategy.risk_events)
+        eventually(lambda: entry.filled == 400 and len(run.strategy.errors) >= 2)
         eventually(lambda: entry.legs.get("covered", 0.0) == 0.0)
-        assert len(ai.orders) == 1
-        # 90 s on the throttle allows one more order: the target, placed first, for both
-        # parts (the stop is throttled again: the target stays alone)
-        step_until(lx, lambda: len(ai.orders) == 2, 12)
-        (target,) = [o for o in ai.orders.values() if o is not entry]
-        assert target.type is OrderType.LIMIT
-        assert 400 < target.amount == entry.legs["covered"] <= 800
+        assert len(ai.orders) == 1 and list(on_exchange(lx)) == [entry.id]
+        step_until(lx, lambda: len(ai.orders) == 3, 12)
+        limit, stop = legs(run)
+        assert 400 < limit.amount == stop.amount == entry.legs["covered"] <= 800
+        assert sorted(on_exchange(lx)) == sorted([entry.id, limit.id])
 
 
 def test_an_oco_whose_first_leg_may_still_be_open_is_not_answered_not_placed(scripted):

@@ -89,23 +89,23 @@ def test_paper_bracket_entry_resting_partly_filled_gets_exits_for_each_part(scri
     assert entry.is_open and entry.filled == 800 and run.strategy.errors == []
 
 
-def test_paper_bracket_part_with_no_exit_placed_is_covered_by_the_next(paper, scripted):
-    """As in the sim and live: one order a minute; the first part's exits are both
-    refused, so the next part's exits (the target, placed first) cover both parts."""
-    lx = scripted([0.0015, 0.00149] + [0.0015] * 6 + [0.00149] + [0.0015] * 30)
-    run = paper(RiskRules(max_orders_per_minute=1), lx)
+def test_paper_bracket_part_too_small_for_an_exit_is_covered_by_the_next(paper, scripted):
+    """As in the sim: orders must be worth 0.7 ETH; the first part (400 at 0.00149) is
+    too small for an exit (0.56 at the stop), so it waits, and the next part's exits
+    cover both parts."""
+    lx = scripted([0.0015, 0.00149] + [0.0015] * 6 + [0.00149] + [0.0015] * 30,
+                  min_cost=0.7)
+    run = paper(None, lx)
     ai = run.strategy.assets[0]
     assert run.call("bracket_order", SYM, 1000.0, price=0.00149, stop_loss=0.0014,
                     take_profit=0.0016) is missing
     (entry,) = ai.orders.values()
     lx.step(2 * STEP)
-    eventually(lambda: entry.filled > 0 and run.strategy.risk_events)
+    eventually(lambda: entry.filled == 400)
     first = entry.filled
-    eventually(lambda: entry.legs.get("covered", 0.0) == 0.0)
-    assert len(ai.orders) == 1
-    step_until(lx, lambda: len(ai.orders) == 2, 12)  # 90 s on: one more order allowed
-    (target,) = [o for o in ai.orders.values() if o is not entry]
-    assert target.type is OrderType.LIMIT
-    assert first < target.amount == entry.legs["covered"] <= entry.filled
-    assert run.strategy.errors[-1].startswith(
-        "bracket_order: its exits: the stop leg could not be placed; the limit leg ")
+    assert entry.legs.get("covered", 0.0) == 0.0 and len(ai.orders) == 1
+    step_until(lx, lambda: len(ai.orders) == 3, 12)
+    exits = sorted((o.type.value, o.amount) for o in ai.orders.values() if o is not entry)
+    assert [t for t, _ in exits] == ["limit", "stop_market"]
+    assert first < exits[0][1] == exits[1][1] == entry.legs["covered"] <= entry.filled
+    assert run.strategy.errors == []

@@ -7,13 +7,14 @@ as any fill of a leg does. The same code places them in paper and live
 (tests/paper/test_paper_oco_placement.py, tests/live/test_live_oco_placement.py).
 """
 
+import attrs
 import pytest
 
 from planarpy import call, missing
 from planarpy.core.risk import RiskRules
 from planarpy.modes.sim import SimConfig
 
-from simkit import run
+from simkit import SPOT, run
 
 SYM = "TST/USD"
 FLAT = [(100.0, 101.0, 99.0, 100.0, 1e6)] * 6
@@ -86,23 +87,6 @@ def test_an_oco_first_leg_partly_filled_on_placing_cancels_the_other_leg():
     assert s.errors == [] and not s.asset(SYM).orders and s.asset(SYM).committed == 0
 
 
-def test_a_bracket_exit_that_cannot_be_placed_leaves_the_other_and_says_so():
-    """Two orders a minute: the bracket's entry and its take-profit; the stop-loss is
-    refused. The exit placed stays (what protection could be had) and the strategy is
-    told which exit is missing."""
-    seen = {}
-    script = {0: lambda s: call(s, "bracket_order", SYM, 1.0, stop_loss=90.0,
-                                take_profit=110.0),
-              1: lambda s: seen.setdefault("orders", open_orders(s))}
-    r = run(script, FLAT, risk=RiskRules(max_orders_per_minute=2))
-    s = r.strategy
-    assert s.results[0] and seen["orders"] == [("limit", "sell", 1.0)]
-    (told,) = s.errors
-    assert told.startswith("bracket_order: its exits: the stop leg could not be placed; "
-                           "the limit leg ") and told.endswith("stays, alone")
-    assert s.asset(SYM).committed == 1.0
-
-
 def test_a_bracket_entry_resting_partly_filled_is_protected_part_by_part():
     """A limit entry of 2 at 96.5 fills 0.15 a candle (1% of volume 15): each part gets
     its own exits (an OCO pair for 0.15) as it fills, before the entry is done; the stop
@@ -132,10 +116,11 @@ def test_a_bracket_entry_resting_partly_filled_is_protected_part_by_part():
     assert s.errors == []
 
 
-def test_a_bracket_part_with_no_exit_placed_is_covered_by_the_next():
-    """One order a minute: the first part's exits are both refused (the entry took the
-    minute), so nothing covers that part; the next part's exits (the target, placed first;
-    the stop is throttled again) cover both parts, then the third part its own."""
+def test_a_bracket_part_too_small_for_an_exit_is_covered_by_the_next():
+    """Orders must be worth 20 USD: a part of 0.15 is too small for an exit (16.5 at the
+    target, 13.8 at the stop), so it waits; the next part's exits cover both parts (0.3),
+    and the third part, too small again, waits for the next. (An exit refused outright
+    is covered by the next part alike: tests/live/test_live_oco_placement.py.)"""
     thin = (97.0, 98.0, 96.0, 97.0, 15.0)
     seen = {}
 
@@ -147,12 +132,10 @@ def test_a_bracket_part_with_no_exit_placed_is_covered_by_the_next():
 
     script = {0: lambda s: call(s, "bracket_order", SYM, 2.0, price=96.5, stop_loss=92.0,
                                 take_profit=110.0), 1: look(1), 2: look(2), 3: look(3)}
-    r = run(script, [FLAT[0], thin, thin, thin, FLAT[0]],
-            config=SimConfig(slippage=0.0, volume_cap=True),
-            risk=RiskRules(max_orders_per_minute=1))
+    r = run(script, [FLAT[0], thin, thin, thin, FLAT[0]], attrs.evolve(SPOT, min_cost=20.0),
+            config=SimConfig(slippage=0.0, volume_cap=True))
     assert seen[1] == ([("limit", "buy", 2.0)], 0.0)
-    assert seen[2] == ([("limit", "buy", 2.0), ("limit", "sell", 0.3)], 0.3)
-    assert seen[3] == ([("limit", "buy", 2.0), ("limit", "sell", 0.15),
-                        ("limit", "sell", 0.3)], 0.45)
-    assert r.strategy.errors[-1].startswith("bracket_order: its exits: the stop leg could "
-                                            "not be placed; the limit leg ")
+    pair = [("limit", "buy", 2.0), ("limit", "sell", 0.3), ("stop_market", "sell", 0.3)]
+    assert seen[2] == (pair, 0.3)
+    assert seen[3] == (pair, 0.3)
+    assert r.strategy.errors == []  # too small to place is no error: it waits

@@ -99,8 +99,8 @@ class Oracle:
             assert (trip or exits) and not increases, "an order reached the executor while halted"
         if risk.trading is TradingState.REDUCING:
             assert not increases, "an order adding exposure reached the executor while reducing"
-        if trip:
-            return
+        if trip or (exits and not increases):  # the close-out, a bracket's protection:
+            return  # no throttle (and no size rule: they only reduce)
         now = s.clock.now()
         times = self.created  # the creation times of the orders before this one
         for limit, span in ((rules.max_orders_per_second, 1000),

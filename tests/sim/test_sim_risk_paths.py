@@ -55,6 +55,26 @@ def test_a_brackets_exits_are_placed_while_halted():
 
 
 
+def test_a_brackets_exits_pass_a_full_order_throttle():
+    """A bracket entry and a bid fill max_orders_per_minute = 2 (a third order is
+    denied); the entry fills within that minute and its exits are placed all the same
+    (they count in the window): a throttle must not leave what the entry bought without
+    its stop-loss. They come once per fill of an entry the throttle admitted: no loop."""
+    rows = prices(100, 100, (100, 100, 94, 96), 96, 96)
+    script = {1: lambda s: [call(s, "bracket_order", SYM, 1.0, price=95.0, stop_loss=90.0,
+                                 take_profit=110.0),
+                            call(s, "limit_order", SYM, 1.0, 50.0, side="buy"),
+                            call(s, "limit_order", SYM, 1.0, 51.0, side="buy")]}
+    r = run(script, rows, risk=RiskRules(max_orders_per_minute=2))
+    s = r.strategy
+    assert s.results[1][1:] == [missing, None] and s.trades[0].price == 95.0
+    assert [e.rule for e in denied(s)] == ["max_orders_per_minute"]
+    ai = s.asset(SYM)
+    left = sorted((o.type.value, o.price, o.amount) for o in ai.orders.values())
+    assert left == [("limit", 50.0, 1.0), ("limit", 110.0, 1.0), ("stop_market", 90.0, 1.0)]
+    assert len(s.state.risk.orders) == 4  # the exits count in the window
+
+
 def test_a_spot_sell_brackets_buy_exits_add_exposure_and_wait_while_halted():
     """The exits of a spot sell entry buy back: they add to the holding, so they are no
     protection a halt lets through; they are denied."""
