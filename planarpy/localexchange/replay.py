@@ -6,8 +6,9 @@ A trades CSV (timestamp,id,side,price,amount) replays each trade as one tick. A 
 each carrying a quarter of the volume, so candles rebuilt from the ticks equal the source.
 
 The data is moved in time by a whole number of hours so that `origin` (a data timestamp,
-by default the middle of the data) falls on the clock's start: ticks before the start are
-history (klines, trades), ticks after it are replayed as the clock advances.
+by default the middle of the data) falls on the clock's start, or within the hour before it
+(an origin even 1 ms after the start lands almost an hour before it): ticks before the start
+are history (klines, trades), ticks after it are replayed as the clock advances.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class Feed:
         return len(self.ts)
 
     def shifted(self, clock_start: int, origin: int | None = None) -> "Feed":
-        """A copy moved so that data time `origin` is at `clock_start`, replay position set."""
+        """A copy moved by whole hours so that data time `origin` is at `clock_start` or
+        within the hour before it, replay position set."""
         if len(self.ts) == 0:
             raise DataError("no ticks to replay")
         t0, t1 = int(self.ts[0]), int(self.ts[-1])

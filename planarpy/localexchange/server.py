@@ -77,7 +77,8 @@ class LocalExchange:
     markets: core Markets or ccxt market dicts (default: the bundled sample markets).
     data: symbol -> CSV path (trades or candles) or Feed (default: bundled sample data).
     clock: market time (default: a stepped clock starting now); see `Clock`.
-    origin: data timestamp placed at the clock's start (default: the middle of each data set).
+    origin: data timestamp placed at the clock's start, or within the hour before it (the
+        replay moves by whole hours; default: the middle of each data set).
     accounts: AccountSpecs (default: one account with TEST_KEY / TEST_SECRET).
     """
 

@@ -11,7 +11,8 @@ import pytest
 
 from planarpy.localexchange.clock import Clock, wall_ms
 
-from fidelitykit import MINUTE, Cross, exchange, run_live, wait_for, walk
+from fidelitykit import MINUTE, SYM, Cross, exchange, run_live, wait_for, walk
+from livekit import raw_client
 
 LEAD = 5_000  # the exchange's next close comes this long after the start
 
@@ -49,7 +50,9 @@ def test_a_clock_skew_does_not_shift_which_candle_counts_as_closed(local_exchang
     (within a few seconds), with no candle still forming among the candles; the candles
     are the exchange's own, whole."""
     clock = Clock.wall(skew(ahead))
-    start = clock.now()
+    # the replay is shifted by whole hours to put `origin` at or before the clock's start:
+    # an origin read from the clock a millisecond after its start would move it an hour back
+    start = clock.start
     candles = walk(180, start // MINUTE * MINUTE - 120 * MINUTE)
     lx = exchange(candles, clock, origin=start, factory=local_exchange_factory)
     cls = type("Timed", (Timed,), {"lx": lx})
@@ -62,6 +65,10 @@ def test_a_clock_skew_does_not_shift_which_candle_counts_as_closed(local_exchang
         assert newest_open + MINUTE == ts  # nothing still forming is among the candles
     ts, now, _ = s.at[1]
     assert now - ts < 3_000  # ticked at the exchange's close, not at the wall clock's
+    # the candles as the exchange serves them once closed, by its own API, after the run
+    served = {int(r[0]): tuple(r[1:6])
+              for r in raw_client(lx).fetch_ohlcv(SYM, "1m", s.seen[0][2], len(s.seen))}
     rows = {int(t): (o, h, l, c, v) for t, o, h, l, c, v in candles.to_rows()}
+    assert sorted(served) == [x[2] for x in s.seen]
     for x in s.seen:
-        assert x[3:8] == rows[x[2]]
+        assert x[3:8] == served[x[2]] == rows[x[2]]

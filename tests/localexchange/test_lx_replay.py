@@ -39,6 +39,18 @@ def test_trades_csv_and_shift():
     assert moved.ts[moved.pos - 1] <= start < moved.ts[moved.pos]
 
 
+def test_an_origin_after_the_clock_start_moves_the_replay_an_hour_earlier():
+    """The replay moves by whole hours to put `origin` at or before the clock's start: an
+    origin 1 ms after it (a clock read just after its start) lands an hour earlier."""
+    raw = load_csv(sample_path("binance", "ETH/BTC", "5m"))
+    feed = from_candles(raw)
+    origin = int(raw.timestamp[100]) // HOUR_MS * HOUR_MS
+    start = 1_800_000_000_000 // HOUR_MS * HOUR_MS
+    assert int(feed.shifted(start, origin).ts[0] - feed.ts[0]) == start - origin
+    assert int(feed.shifted(start, origin + 1).ts[0] - feed.ts[0]) == start - origin - HOUR_MS
+    assert int(feed.shifted(start - 1, origin).ts[0] - feed.ts[0]) == start - origin - HOUR_MS
+
+
 def test_clock_modes():
     """A stepped clock moves only when stepped; an accelerated one runs `speed` times the wall clock."""
     c = Clock(start=1000)
