@@ -529,6 +529,14 @@ def observe(risk: RiskState, equity: float, now: int,
     return {"day": day, "day_start_equity": start, "peak_equity": peak, "ts": now}
 
 
+def flat_inside(risk: RiskState, equity: float) -> bool:
+    """Whether measuring `equity` changes nothing: no loss breaker trips and it is no new
+    peak, by the very tests a measurement makes. For an equity that no price moves (nothing
+    held), which every close measures alike: `price_band`'s room for rounding would have
+    every close of a run flat at its peak measured."""
+    return equity <= risk.peak_equity and equity_breach(risk, equity) is None
+
+
 def price_band(bounds: tuple[float, float], k: float, q: float) -> tuple[float, float]:
     """The prices p for which the equity k + q*p stays within `bounds` (equity_bounds: no
     loss breaker trips, no new peak is made), so a monitor need not measure it: (lo, hi),

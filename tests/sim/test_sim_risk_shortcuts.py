@@ -157,3 +157,34 @@ def test_an_equity_exactly_on_the_daily_floor_trips_as_measuring_every_close():
     decides_as_measuring_every_close(go)
     (change,) = go()[0]
     assert change["rule"] == "max_daily_loss_quote"
+
+
+@pytest.mark.parametrize("market", [SPOT, PERP], ids=["spot", "perp"])
+def test_a_run_flat_at_its_peak_is_not_measured_at_every_close(market):
+    """Nothing held, the equity is the cash at every close and no breaker can trip: the
+    guard measures the first close, each day's first close and after the round trip, not
+    every close of three days (the band's room for rounding once had it measure every
+    close of a run flat at its peak: a strategy that waits cost four times its run).
+    The decisions are those of measuring every close."""
+    sym = market.symbol
+    n = 3 * 1440
+    script = {2000: lambda s: call(s, "market_order", sym, 1.0, side="buy"),
+              2001: lambda s: call(s, "market_order", sym, 1.0, side="sell")}
+    rows = flat(n)
+    rules = RiskRules(max_drawdown=0.1, max_daily_loss=0.05)
+    measured = []
+    check = guard_module.EquityGuard.check
+
+    def counted(self, i):
+        measured.append(i)
+        check(self, i)
+
+    def go():
+        r = run(script, rows, market=market, risk=rules)
+        return r.strategy.state.risk.changes, list(r.trades)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(guard_module.EquityGuard, "check", counted)
+        changes, trades = go()
+    assert changes == [] and [t.side.value for t in trades] == ["buy", "sell"]
+    assert 3 <= len(measured) <= 10, measured
+    decides_as_measuring_every_close(go)

@@ -4,8 +4,9 @@ The daily-loss and drawdown breakers compare the equity at each close with the d
 start and the peak (`core.risk`). Measuring the equity at every candle would cost more
 than the rest of an idle loop, so the guard uses that between two fills the equity is
 k + q * close in the one asset held: it keeps the band of closes inside which no breaker
-can trip and no new peak is made (`core.risk.price_band`), set anew after each fill and
-reset. Outside the band and at each new UTC day the guard measures the equity exactly
+can trip and no new peak is made (`core.risk.price_band`; with nothing held, the equity
+itself is compared: `core.risk.flat_inside`), set anew after each fill and reset.
+Outside the band and at each new UTC day the guard measures the equity exactly
 (`check`); with several assets held it measures at every close. The decisions are those
 of measuring every close: the band only skips closes where the answer is known (a
 property test pins this). Without a drawdown rule nothing needs the peak, so the band
@@ -32,8 +33,8 @@ import numpy as np
 
 from ...actions.engine import Engine
 from ...actions.pipeline import watch_equity
-from ...core.risk import (DAY_MS, asset_terms, day_of, equity_bounds, linear_equity,
-                          price_band)
+from ...core.risk import (DAY_MS, RiskState, asset_terms, day_of, equity_bounds,
+                          flat_inside, linear_equity, price_band)
 
 INF = math.inf
 BLOCK = 64  # closes per block of `clear_until`
@@ -130,10 +131,10 @@ class EquityGuard:
         if self.before is not None:  # a new day's start is still to be measured
             lo, hi = INF, -INF
         elif self.spot:  # one spot asset (most strategies): its asset_terms are (0, balance)
-            lo, hi = price_band(self.bounds, self.e.state.cash, self.only.balance)
+            lo, hi = band(self.e.state.risk, self.bounds, self.e.state.cash, self.only.balance)
         elif self.only is not None:  # one asset: no need to look for it
             fixed, v = asset_terms(self.only)
-            lo, hi = price_band(self.bounds, self.e.state.cash + fixed, v)
+            lo, hi = band(self.e.state.risk, self.bounds, self.e.state.cash + fixed, v)
         else:
             k, q = linear_equity(self.e.state)
             if len(q) > 1:
@@ -147,12 +148,21 @@ class EquityGuard:
                         del self.run[:]
                 else:
                     v = 0.0
-                lo, hi = price_band(self.bounds, k, v)
+                lo, hi = band(self.e.state.risk, self.bounds, k, v)
         if not (lo <= w[1] and w[2] <= hi):  # narrowed: end the stretch unless it is inside
             least, most = self.reach
             if not (lo <= least and most <= hi):
                 del self.run[:]
         w[1], w[2] = lo, hi
+
+
+def band(risk: RiskState, bounds: tuple[float, float], k: float, v: float) -> tuple[float, float]:
+    """The closes p at which measuring the equity k + v * p changes nothing (`price_band`;
+    empty: measure every close). With nothing held (v = 0) it is k at every close, so k
+    itself is compared, as a measurement compares it (`flat_inside`)."""
+    if v == 0.0:
+        return (-INF, INF) if flat_inside(risk, k) else (INF, -INF)
+    return price_band(bounds, k, v)
 
 
 def _extremes(closes: np.ndarray) -> tuple[list[float], list[float]]:
