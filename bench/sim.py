@@ -2,7 +2,7 @@
 
 Prints, for the same data in the same process: a bare Python loop calling a trivial
 function per candle (the floor any Python engine pays), (a) a strategy whose tick does
-nothing, (b) the spot example (SMA cross) and the cost per fill: over (a), and over (b0),
+nothing (and with every risk rule: a strategy that waits, flat at its peak), (b) the spot example (SMA cross) and the cost per fill: over (a), and over (b0),
 the same example whose `call` does nothing (the engine's own work per order), (c) the same
 example with risk rules switched on (limits it never reaches, so it trades the same),
 (e) a hand-written loop making the example's trades (the issue's peer: no engine at all),
@@ -214,7 +214,8 @@ def main() -> None:
     data = generated_candles(n)
     sma = load_example()
     floor = max(bare_loop(n) for _ in range(args.repeat))
-    idle, _ = seconds(Idle, data, args.repeat)
+    (idle, _), (idle_ruled, _) = interleaved([(Idle, None), (Idle, ALL_RULES)], data,
+                                             args.repeat)
     unsent, _ = seconds(load_example(send=False), data, args.repeat)
     # (b), (c) and (d) in turn: their ratios are the rules' cost
     (spot, fills), (orders, _), (every, _) = interleaved(
@@ -227,6 +228,8 @@ def main() -> None:
     print(f"bare loop, trivial call per candle:  {floor:>12,.0f} candles/s")
     print(f"(a) idle strategy:                   {rate(idle):>12,.0f} candles/s  "
           f"({rate(idle) / floor:.2f} x bare loop)")
+    print(f"    (a) with every rule:             {rate(idle_ruled):>12,.0f} candles/s  "
+          f"({(idle_ruled / idle - 1) * 100:+.1f}% run time: a strategy that waits)")
     print(f"(b) SMA cross example:               {rate(spot):>12,.0f} candles/s  "
           f"({rate(spot) / floor:.2f} x bare loop, {fills:,} fills)")
     print(f"    cost per fill, (b) - (a):        {(spot - idle) / fills * 1e6:>12.2f} us  "
