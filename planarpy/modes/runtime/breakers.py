@@ -10,6 +10,7 @@ tick, as in a backtest.
 from __future__ import annotations
 
 import math
+
 from ...actions.engine import Engine
 from ...actions.pipeline import watch_equity
 from ...core.risk import day_of, equity
