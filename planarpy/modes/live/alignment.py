@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import attrs
 import ccxt
@@ -43,6 +43,9 @@ from ...core.instances import AssetInstance
 from ...core.orders import Side
 from . import inflight, reports, translate
 from .reconciler import REST
+
+if TYPE_CHECKING:  # for the annotations only: the session imports this module
+    from .session import LiveSession
 
 POLICIES = ("warn", "adjust", "halt")
 KEYS = {"reconcile_every": V.positive("seconds"), "reconcile_policy": V.one_of(*POLICIES)}
@@ -115,7 +118,8 @@ class Seen:
 class Aligner:
     """A live session's periodic reconciliation (see the module docstring)."""
 
-    def __init__(self, session: Any, every: float = DEFAULT_EVERY, policy: str = "warn") -> None:
+    def __init__(self, session: LiveSession, every: float = DEFAULT_EVERY,
+                 policy: str = "warn") -> None:
         self.session = session
         self.every = KEYS["reconcile_every"].value(every, "reconcile_every")
         self.policy = KEYS["reconcile_policy"].value(policy, "reconcile_policy")

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple
 
 from ...core.instances import AssetInstance
 from ...core.orders import Order, OrderType
@@ -59,12 +59,15 @@ from ..runtime import triggers
 from ..runtime.watchers import Watcher
 from . import orders
 
+if TYPE_CHECKING:  # for the annotations only: the session imports this module
+    from .session import LiveSession
+
 LIMIT = 1000  # trades one REST page asks for (Binance's most)
 PAGES = 12  # pages one catch-up reads at most
 HOUR = 3_600_000  # Binance answers a `since` query for one hour of trades at a time
 
 
-async def watch(session: Any, symbol: str, resync: bool = False) -> None:
+async def watch(session: LiveSession, symbol: str, resync: bool = False) -> None:
     """Start (or keep) the public trades watcher that fires `symbol`'s emulated orders;
     `resync`: its first act is the REST catch-up (a restart: the run did not watch)."""
     name = f"triggers:{symbol}"
@@ -80,14 +83,14 @@ async def watch(session: Any, symbol: str, resync: bool = False) -> None:
     w.start()
 
 
-def mark(session: Any, order: Order) -> int:
+def mark(session: LiveSession, order: Order) -> int:
     """The exchange time of the newest public trade `order` has been shown (its creation
     time, or a re-armed trailing stop's last move, when later)."""
     return max(order.date, session.trigger_seen.get(order.symbol, 0),
                session.trigger_rearmed.get(order.id, 0))
 
 
-def _held(session: Any, symbol: str) -> list[Order]:
+def _held(session: LiveSession, symbol: str) -> list[Order]:
     ai = session.e.state.assets.get(symbol)
     return [o for o in triggers.held(ai) if o.route == "emulated"] if ai is not None else []
 
@@ -100,7 +103,7 @@ class Caught(NamedTuple):
     upto: int
 
 
-async def fetch(session: Any, symbol: str) -> Caught:
+async def fetch(session: LiveSession, symbol: str) -> Caught:
     """The REST side of the watcher: the public trades after the oldest mark of the
     orders it holds (none when it holds none)."""
     held = _held(session, symbol)
@@ -118,7 +121,7 @@ def _times(page: Iterable[Mapping[str, Any]]) -> list[int]:
     return [int(t.get("timestamp") or 0) for t in page]
 
 
-async def trades_since(session: Any, symbol: str, since: int) -> Caught:
+async def trades_since(session: LiveSession, symbol: str, since: int) -> Caught:
     """The public trades of `symbol` from exchange time `since` to now, page by page
     (a full page: the next starts at its newest trade; Binance answers an hour at a time:
     the next hour then), and how far they are complete: through the newest trade read,
@@ -155,7 +158,7 @@ async def trades_since(session: Any, symbol: str, since: int) -> Caught:
     return Caught(list(rows.values()), max([upto, *times]))
 
 
-async def _reached(session: Any, symbol: str) -> int:
+async def _reached(session: LiveSession, symbol: str) -> int:
     """An exchange time the exchange has reached for sure: its own clock, asked (the run's
     clock is the local one, corrected by an offset measured now and then, or one it was
     given), or on a venue that cannot tell it, the newest public trade of `symbol` its
@@ -174,7 +177,7 @@ def _rows(trades: Iterable[Mapping[str, Any]] | None) -> list[tuple[int, float]]
                    if t.get("price")), key=lambda r: r[0])
 
 
-def _missed(session: Any, symbol: str, rows: list[tuple[int, float]]) -> bool:
+def _missed(session: LiveSession, symbol: str, rows: list[tuple[int, float]]) -> bool:
     """Whether a REST batch is a range the stream missed: after a loss or a restart
     (a re-fetch is due), while the stream is down, or a stall batch with trades newer
     than the newest the stream delivered."""
@@ -185,7 +188,7 @@ def _missed(session: Any, symbol: str, rows: list[tuple[int, float]]) -> bool:
     return streamed > 0 and rows[-1][0] > streamed
 
 
-async def on_trades(session: Any, symbol: str, trades: Any, rest: bool) -> None:
+async def on_trades(session: LiveSession, symbol: str, trades: Any, rest: bool) -> None:
     """Fire what these public trades reach; `rest`: a REST batch (`Caught`: a stall, a
     loss, a restart), fired late when it is a range the stream missed. While a re-fetch
     after a loss is due (it failed so far), the stream's trades still fire what they
@@ -223,7 +226,7 @@ async def on_trades(session: Any, symbol: str, trades: Any, rest: bool) -> None:
         session.engine.fire(_reported(session, ai, _send_fired(session, ai, order, pair)))
 
 
-async def _reported(session: Any, ai: AssetInstance, coro: Any) -> None:
+async def _reported(session: LiveSession, ai: AssetInstance, coro: Any) -> None:
     """Run `coro`, telling the run of any error it lets through."""
     try:
         await coro
@@ -231,7 +234,7 @@ async def _reported(session: Any, ai: AssetInstance, coro: Any) -> None:
         await session.report_error(e, where=f"triggers:{ai.symbol}", symbol=ai.symbol)
 
 
-def _each(session: Any, ai: AssetInstance, held: list[Order], rows: list[tuple[int, float]],
+def _each(session: LiveSession, ai: AssetInstance, held: list[Order], rows: list[tuple[int, float]],
           fire: triggers.Fire, price: float | None = None) -> None:
     """Apply the trades one by one, in their order, each to the orders it is news to
     (fired at the trade's price, or at `price`)."""
@@ -243,7 +246,7 @@ def _each(session: Any, ai: AssetInstance, held: list[Order], rows: list[tuple[i
                                only=lambda o: ts > marks.get(o.id, ts), ts=ts)
 
 
-def _catch_up(session: Any, ai: AssetInstance, held: list[Order],
+def _catch_up(session: LiveSession, ai: AssetInstance, held: list[Order],
               rows: list[tuple[int, float]], fire: triggers.Fire, alert: Any) -> None:
     """A range the stream missed: its trades are applied in their order, as the stream's
     are (a trailing stop follows a rally before the fall after it is checked against
@@ -266,7 +269,7 @@ def _request(ai: AssetInstance, order: Order) -> dict[str, Any]:
             "emulated": True}
 
 
-def _trigger(session: Any, ai: AssetInstance, order: Order, price: float,
+def _trigger(session: LiveSession, ai: AssetInstance, order: Order, price: float,
              fired: list[tuple[Order, list[str]]]) -> None:
     """Mark `order` fired and in flight, not sent yet (the caller holds the state lock: a
     cancel from the strategy finds it so from here on); it is sent after, with the ids of
@@ -287,14 +290,14 @@ def _pair(ai: AssetInstance, order: Order) -> list[str]:
                   if order.group and o.group == order.group and o is not order and o.is_open)
 
 
-def unsent(session: Any, order: Order) -> bool:
+def unsent(session: LiveSession, order: Order) -> bool:
     """Whether the emulated `order` is on no exchange: not fired, or fired and its send
     not started (a cancel then closes it here: it is never sent)."""
     return order.route == "emulated" and (not order.triggered or
                                           order.id in session.trigger_unsent)
 
 
-def close(session: Any, ai: AssetInstance, held: Iterable[Order]) -> None:
+def close(session: LiveSession, ai: AssetInstance, held: Iterable[Order]) -> None:
     """Cancel emulated orders on no exchange (`unsent`): closed here (the caller holds
     the state lock)."""
     for order in held:
@@ -302,7 +305,8 @@ def close(session: Any, ai: AssetInstance, held: Iterable[Order]) -> None:
                                            "status": "canceled"}, ai.symbol)
 
 
-async def _send_fired(session: Any, ai: AssetInstance, order: Order, pair: list[str]) -> None:
+async def _send_fired(session: LiveSession, ai: AssetInstance, order: Order,
+                      pair: list[str]) -> None:
     """Send a fired order. The other legs of its OCO pair are cancelled first (on the
     exchange they hold the funds; this is the pair's one canceller: `settle_group` leaves
     an emulated trigger to it), until the exchange confirms each is closed
@@ -326,7 +330,8 @@ async def _send_fired(session: Any, ai: AssetInstance, order: Order, pair: list[
                         resend_for=orders.PROTECTIVE_RESEND)
 
 
-async def _cancel_pair(session: Any, ai: AssetInstance, order: Order, pair: list[str]) -> None:
+async def _cancel_pair(session: LiveSession, ai: AssetInstance, order: Order,
+                       pair: list[str]) -> None:
     """Cancel the pair's other open legs, and settle a cancel of unknown outcome (a
     timeout, a 5xx): ask the exchange for the leg by client id, cancel again while it
     is open, until it is closed (cancelled or filled). Sending the fired order before
@@ -352,7 +357,8 @@ async def _cancel_pair(session: Any, ai: AssetInstance, order: Order, pair: list
                 await orders.sync_order(session, ai, o)
 
 
-def _on_exchange(session: Any, ai: AssetInstance, order: Order, pair: list[str]) -> list[Order]:
+def _on_exchange(session: LiveSession, ai: AssetInstance, order: Order,
+                 pair: list[str]) -> list[Order]:
     """The legs of `pair` left to cancel on the exchange (the caller holds the state
     lock). Those on no exchange are closed here: one not fired, and one fired and not sent
     yet while `order` is open (of two legs fired at once, the first to get here goes); a
@@ -363,7 +369,8 @@ def _on_exchange(session: Any, ai: AssetInstance, order: Order, pair: list[str])
     return [o for o in others if o.is_open and not (o.triggered and o.route == "emulated")]
 
 
-async def _rest_of_pair(session: Any, ai: AssetInstance, order: Order, taken: float) -> None:
+async def _rest_of_pair(session: LiveSession, ai: AssetInstance, order: Order,
+                        taken: float) -> None:
     """The other leg of `order`'s pair filled `taken` before it could be cancelled: the
     fired order is closed unsent, and what the pair still had to sell (or buy) goes as a
     market order of its own (none when that fill took it all, or left less than the
@@ -394,7 +401,7 @@ async def _rest_of_pair(session: Any, ai: AssetInstance, order: Order, taken: fl
         await coro
 
 
-async def rearm(session: Any) -> list[Order]:
+async def rearm(session: LiveSession) -> list[Order]:
     """Watch again the emulated orders the run holds at its start (carried over from the
     earlier runs of its trace), each from its mark (see the module docstring), with the
     REST catch-up first; returns them."""
@@ -409,7 +416,7 @@ async def rearm(session: Any) -> list[Order]:
     return held
 
 
-def _resend(session: Any, ai: AssetInstance, order: Order) -> None:
+def _resend(session: LiveSession, ai: AssetInstance, order: Order) -> None:
     """Send an order that fired in an earlier run and was never sent (that run stopped
     while its pair's cancel was unsettled): late, so the run is told."""
     message = (f"{ai.symbol}: {order.type.value} {order.id} at {order.trigger:g} fired before "
@@ -421,7 +428,7 @@ def _resend(session: Any, ai: AssetInstance, order: Order) -> None:
                                                            _pair(ai, order))))
 
 
-async def _last_moves(session: Any, ids: set[str]) -> dict[str, int]:
+async def _last_moves(session: LiveSession, ids: set[str]) -> dict[str, int]:
     """The exchange time of the trade behind the last `trigger_moved` of each trailing
     stop in `ids` (`trade_ts`; a trace from before it: the move's own time), from the
     run's trace (none without one)."""

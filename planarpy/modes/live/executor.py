@@ -7,13 +7,16 @@ of orders in flight) and waits for the answer on the engine's loop, up to `waitf
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
 from ...core.orders import CONDITIONAL, Order, OrderType, Trade, _Missing, missing
 from ..runtime.executor import GRACE, SessionExecutor
 from . import emulation, inflight, orders
+
+if TYPE_CHECKING:  # for the annotations only: the session imports this module
+    from .session import LiveSession
 
 _LIMIT = OrderType.LIMIT
 
@@ -160,7 +163,7 @@ class LiveExecutor(SessionExecutor):
         return self.session.first_trade.get(ai.symbol, 0)
 
 
-async def _last_price(session: Any, symbol: str, unknown: str) -> float | str:
+async def _last_price(session: LiveSession, symbol: str, unknown: str) -> float | str:
     """The exchange's last traded price of `symbol` (its ticker's), or `unknown`."""
     last = (await session.request("fetch_ticker", symbol) or {}).get("last")
     return float(last) if last else unknown

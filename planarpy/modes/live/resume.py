@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...core.apply import apply_event, order_payload, trade_payload
 from ...core.instances import AssetInstance, State
 from ...core.orders import Order, OrderStatus
 from . import emulation, orders, reports
 from .reconciler import REST
+
+if TYPE_CHECKING:  # for the annotations only: the session imports this module
+    from .session import LiveSession
 
 
 def earlier_state(path: str | Path, s: Any) -> tuple[State, int] | None:
@@ -67,7 +70,7 @@ def last_checkpoint(path: str | Path) -> dict[str, Any] | None:
     return found[-1] if found else None
 
 
-async def carry_over(session: Any) -> int:
+async def carry_over(session: LiveSession) -> int:
     """The strategy's variables from the newest checkpoint, then the earlier runs' fills
     and open orders carried into this run and settled (see the module docstring); how
     many orders were carried."""
@@ -100,7 +103,7 @@ async def carry_over(session: Any) -> int:
     return len(carried)
 
 
-async def finish_amends(session: Any, ai: AssetInstance) -> None:
+async def finish_amends(session: LiveSession, ai: AssetInstance) -> None:
     """Finish the amends an earlier run left halfway: a stop and its replacement both open
     (it ended between placing the replacement and cancelling the old stop, or before the
     replacement's unknown outcome was settled). Two stops open in one group are only ever
@@ -135,7 +138,7 @@ async def finish_amends(session: Any, ai: AssetInstance) -> None:
             f"stop {names}, replaced by {newest.id} before a restart, is cancelled now"))
 
 
-async def settle(session: Any, ai: AssetInstance, oid: str) -> None:
+async def settle(session: LiveSession, ai: AssetInstance, oid: str) -> None:
     """Ask the exchange about a carried order and apply what it says."""
     order = ai.orders.get(oid)
     if order is None:

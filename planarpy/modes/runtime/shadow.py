@@ -27,7 +27,7 @@ recovers) and, with `halt = true`, halts trading.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import attrs
 
@@ -37,6 +37,9 @@ from ...core.orders import Side, Trade
 from ..sim.config import SimConfig
 from ..sim.engine import SimClock, SimEngine
 from ..sim.executor import SimExecutor
+
+if TYPE_CHECKING:  # for the annotations only: the session imports this module
+    from .session import Session
 
 KEYS = {"enabled": V.boolean(), "min_match_rate": V.number(0.0, 1.0),
         "max_pnl_divergence": V.positive("of the starting equity"),
@@ -120,7 +123,7 @@ class ShadowEngine(SimEngine):
 class Shadow:
     """A session's shadow backtest and its alignment metrics (see the module docstring)."""
 
-    def __init__(self, session: Any, config: ShadowConfig) -> None:
+    def __init__(self, session: Session, config: ShadowConfig) -> None:
         self.session = session
         self.config = config
         self.s: Any = None  # the shadow strategy

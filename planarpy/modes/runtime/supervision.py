@@ -23,12 +23,14 @@ import asyncio
 import json
 import logging
 import time
-from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ... import validate as V
 from ...core.errors import ConfigError
 from .alerts import AlertConfig, Alerts
+
+if TYPE_CHECKING:  # for the annotations only: the session imports this module
+    from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ def run_options(settings: Mapping[str, Any], mode: str, strategy: str) -> dict[s
 class Supervisor:
     """A session's checkpoints, alerts and health checks (see the module docstring)."""
 
-    def __init__(self, session: Any, checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
+    def __init__(self, session: Session, checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
                  alerts: AlertConfig | Mapping[str, Any] | None = None) -> None:
         self.session = session
         self.checkpoint_every = KEYS["checkpoint_every"].value(checkpoint_every,
