@@ -21,6 +21,7 @@ from ...core.orders import OrderStatus
 from ...exchanges.client import HAND_ORDERS, ON_STOP, ExchangeConfig
 
 if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
+    from ...strategy import Strategy
     from .session import Session
 
 DEFAULT_STOP_TIMEOUT = 30.0  # seconds a stop keeps trying to cancel or close
@@ -106,12 +107,12 @@ class StopReport:
         return out
 
 
-def open_items(s: Any) -> list[str]:
+def open_items(s: Strategy) -> list[str]:
     """The strategy's open orders and positions, one line each."""
     return order_items(s) + position_items(s)
 
 
-def order_items(s: Any) -> list[str]:
+def order_items(s: Strategy) -> list[str]:
     """The open orders, one line each; one whose submit got no answer says its outcome is
     unknown (it may exist on the exchange or not)."""
     return [f"{ai.symbol} order {o.id}: {o.side.value} {o.amount:g} @ {o.price:.10g} "
@@ -122,12 +123,12 @@ def order_items(s: Any) -> list[str]:
 _UNKNOWN = ", outcome unknown"
 
 
-def position_items(s: Any) -> list[str]:
+def position_items(s: Strategy) -> list[str]:
     return [f"{ai.symbol} {p.side.value} position {p.amount:g} @ {p.entry_price:.10g}"
             for ai in s.assets for p in (ai.long, ai.short) if p.amount > 0]
 
 
-def undone_items(s: Any, on_stop: str, unsold: list[Any]) -> list[str]:
+def undone_items(s: Strategy, on_stop: str, unsold: list[Any]) -> list[str]:
     """What `on_stop` had to do and is not done: open orders (cancel, close), open
     positions (close), and spot assets whose sale failed (close)."""
     if on_stop == "keep":

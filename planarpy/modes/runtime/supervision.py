@@ -30,6 +30,7 @@ from ...core.errors import ConfigError
 from .alerts import AlertConfig, Alerts
 
 if TYPE_CHECKING:  # for the annotations only: the session imports this module
+    from ...strategy import Strategy
     from .session import Session
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ DEFAULT_CHECKPOINT_EVERY = 60.0
 WATCH_EVERY = 1.0  # seconds between health checks
 
 
-def checkpoint_of(s: Any) -> dict[str, Any] | None:
+def checkpoint_of(s: Strategy) -> dict[str, Any] | None:
     """The strategy's `checkpoint()`, checked: a JSON-able dict, or None if it keeps none.
     ConfigError naming the strategy if it returns anything else."""
     fn = getattr(s, "checkpoint", None)
@@ -88,7 +89,7 @@ class Supervisor:
         self._trace_failures = 0
         self._risk_seen = 0  # moves of the trading state alerted so far
 
-    def begin(self, s: Any) -> None:
+    def begin(self, s: Strategy) -> None:
         """The strategy is built: alerts name it from now on."""
         session = self.session
         self.alerts = Alerts(self.config, {"strategy": type(s).__name__, "mode": s.mode.value,

@@ -18,11 +18,14 @@ restart finds them again, armed, in the state it rebuilds. The rules are the sim
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from ...core.instances import AssetInstance
 from ...core.orders import STOPS, Order, OrderType
 from ...core.triggers import reached, trail_to
+
+if TYPE_CHECKING:  # for the annotations only
+    from ...actions.engine import Engine
 
 Fire = Callable[[AssetInstance, Order, float], None]
 Only = Callable[[Order], bool] | None  # the orders the prices may fire or trail (None: all)
@@ -36,7 +39,7 @@ def held(ai: AssetInstance) -> list[Order]:
             if o.is_conditional and o.route != "native" and o.is_open]
 
 
-def on_prices(e: Any, ai: AssetInstance, low: float, high: float, fire: Fire,
+def on_prices(e: Engine, ai: AssetInstance, low: float, high: float, fire: Fire,
               price: float | None = None, only: Only = None,
               ts: int | None = None) -> list[Order]:
     """Fire the held orders of `ai` that prices from `low` to `high` reach (`fire(ai,
@@ -57,7 +60,7 @@ def on_prices(e: Any, ai: AssetInstance, low: float, high: float, fire: Fire,
     return due
 
 
-def _trail(e: Any, ai: AssetInstance, low: float, high: float, only: Only,
+def _trail(e: Engine, ai: AssetInstance, low: float, high: float, only: Only,
            ts: int | None) -> None:
     step = ai.market.price_step
     for order in held(ai):

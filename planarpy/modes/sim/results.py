@@ -9,7 +9,7 @@ from __future__ import annotations
 import array
 import math
 import struct
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import attrs
 import numpy as np
@@ -23,6 +23,10 @@ from ...actions.engine import Engine
 from ...data.ohlcv import timeframe_ms
 from ...params import format_values
 from .data import DataUsed
+
+if TYPE_CHECKING:  # for the annotations only: the sim's run and engine use this module
+    from ...strategy import Strategy
+    from .engine import SimEngine
 
 YEAR_MS = 365 * 86_400_000  # the sim's timeline has every step of every day
 
@@ -469,7 +473,7 @@ class _Open:
     entry_cost: float = 0.0
 
 
-def walk_trades(trades: list[Trade], s: Any) -> tuple[list[RoundTrip], dict[str, int]]:
+def walk_trades(trades: list[Trade], s: Strategy) -> tuple[list[RoundTrip], dict[str, int]]:
     """Group fills into round trips; also the entry time of each position still open."""
     open_: dict[str, _Open] = {}
     out = []
@@ -513,7 +517,7 @@ def _mean(mean: float, price: float, amount: float, total: float) -> float:
     return mean + (price - mean) * (amount / total)
 
 
-def round_trips(trades: list[Trade], s: Any) -> list[RoundTrip]:
+def round_trips(trades: list[Trade], s: Strategy) -> list[RoundTrip]:
     """Each position from flat back to flat (positions still open are left out)."""
     return walk_trades(trades, s)[0]
 
@@ -558,7 +562,7 @@ def _fills_before(eff: np.ndarray, start: int, n: int) -> np.ndarray:
     return counts
 
 
-def equity_curve(engine: Any, s: Any, start: int, initial_cash: float) -> np.ndarray:
+def equity_curve(engine: SimEngine, s: Strategy, start: int, initial_cash: float) -> np.ndarray:
     """Equity at each candle close from `start`, rebuilt from the state after each fill.
 
     Between two fills the equity is linear in each asset's close: a constant (cash,
