@@ -346,13 +346,13 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
     per fill of that entry, so it cannot run away (it still counts in the throttle's
     window)."""
     risk = state.risk
-    guard = protects and reduces
-    if risk.trading is not _ACTIVE and not guard:
+    protective = protects and reduces
+    if risk.trading is not _ACTIVE and not protective:
         denial = state_denial(risk, reduces)
         if denial is not None:
             return denial
     rules = risk.rules
-    if len(risk.orders) >= rules.rate_floor and not guard:  # else no rate limit can bind
+    if len(risk.orders) >= rules.rate_floor and not protective:  # else no rate limit binds
         denial = throttle_denial(risk, now)
         if denial is not None:
             return denial
