@@ -16,7 +16,7 @@ from .instances import AssetInstance, State
 from .orders import (CONDITIONAL, Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce,
                      Trade)
 from .positions import liquidation_price
-from .risk import RiskEvent, TradingState
+from .risk import RiskEvent, TradingState, count_order
 
 
 # enum lookups by value: several times cheaper than calling the enum class
@@ -115,7 +115,11 @@ def _order_created(state: State, d: Mapping[str, Any] | Order) -> Effect:
     if order is None:
         order = order_from_payload(d)
     _add_order(state, ai, order)
-    state.risk.orders.append(order.date)  # the order throttle counts created orders
+    times = state.risk.orders  # the order throttle counts created orders, oldest first
+    if not times or order.date >= times[-1]:
+        times.append(order.date)
+    else:  # (live) an order adopted or carried over, created before the last one counted
+        count_order(times, order.date)
     return Effect(order)
 
 

@@ -15,6 +15,7 @@ clock (candle closes in a backtest, so a backtest is deterministic).
 
 from __future__ import annotations
 
+import bisect
 import collections
 import enum
 import math
@@ -393,6 +394,19 @@ def _beyond_group(ai: AssetInstance, order: Order) -> float:
     """The amount `order` adds beyond the largest open order of its group that adds to
     the exposure (the legs of an OCO pair, a stop and its replacement: one fills)."""
     return max(0.0, order.amount - _adding(ai)[1].get(order.group, 0.0))
+
+
+def count_order(times: collections.deque[int], date: int) -> None:
+    """Put the creation time of an order created before the newest one counted in its
+    place: the throttle reads the window as oldest first. Older than all a full window
+    keeps, it would leave it at once."""
+    at = bisect.bisect_right(times, date)
+    if len(times) == times.maxlen:
+        if at == 0:
+            return
+        times.popleft()
+        at -= 1
+    times.insert(at, date)
 
 
 def throttle_denial(risk: RiskState, now: int) -> Denial | None:

@@ -80,3 +80,20 @@ def test_a_fill_event_says_which_parts_a_snapshot_shows():
     effect = apply_event(st, "trade_created", {**trade_payload(t), "in_balance": True})
     assert effect.trade == t and st.cash == 1000.0 and st.assets["TST/USD"].balance == 0.0
     assert st.assets["TST/USD"].orders == {}
+
+
+def test_the_throttle_window_stays_oldest_first_when_an_older_order_comes_in():
+    """(Live) an order adopted or carried over after a restart was created before the
+    orders counted since: its time goes in its place, so that the throttle, which reads
+    the window as oldest first, sees the two orders of the last second, not one."""
+    from planarpy.core.risk import RiskRules, throttle_denial
+    st = fresh()
+    st.risk.rules = RiskRules(max_orders_per_second=2)
+    for oid, date in (("a", 10_000), ("b", 70_500), ("old", 5_000)):
+        o = Order(oid, "TST/USD", Side.BUY, OrderType.LIMIT, 0.1, 50.0, date)
+        apply_event(st, "order_created", order_payload(o))
+    assert list(st.risk.orders) == [5_000, 10_000, 70_500]
+    assert throttle_denial(st.risk, 71_000) is None  # one order in the last second
+    o = Order("c", "TST/USD", Side.BUY, OrderType.LIMIT, 0.1, 50.0, 70_900)
+    apply_event(st, "order_created", order_payload(o))
+    assert throttle_denial(st.risk, 71_000).rule == "max_orders_per_second"
