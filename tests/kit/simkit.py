@@ -95,5 +95,6 @@ def decides_as_measuring_every_close(go: Callable[[], Any]) -> None:
     from planarpy.modes.sim import guard
     banded = go()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(guard, "band", lambda risk, bounds, k, v: (math.inf, -math.inf))
+        mp.setattr(guard, "price_band", lambda bounds, k, q: (math.inf, -math.inf))
+        mp.setattr(guard, "flat_band", lambda risk, k: (math.inf, -math.inf))
         assert go() == banded

@@ -131,10 +131,13 @@ class EquityGuard:
         if self.before is not None:  # a new day's start is still to be measured
             lo, hi = INF, -INF
         elif self.spot:  # one spot asset (most strategies): its asset_terms are (0, balance)
-            lo, hi = band(self.e.state.risk, self.bounds, self.e.state.cash, self.only.balance)
+            v = self.only.balance
+            lo, hi = price_band(self.bounds, self.e.state.cash, v) if v else \
+                flat_band(self.e.state.risk, self.e.state.cash)
         elif self.only is not None:  # one asset: no need to look for it
             fixed, v = asset_terms(self.only)
-            lo, hi = band(self.e.state.risk, self.bounds, self.e.state.cash + fixed, v)
+            lo, hi = price_band(self.bounds, self.e.state.cash + fixed, v) if v else \
+                flat_band(self.e.state.risk, self.e.state.cash + fixed)
         else:
             k, q = linear_equity(self.e.state)
             if len(q) > 1:
@@ -148,7 +151,7 @@ class EquityGuard:
                         del self.run[:]
                 else:
                     v = 0.0
-                lo, hi = band(self.e.state.risk, self.bounds, k, v)
+                lo, hi = price_band(self.bounds, k, v) if v else flat_band(self.e.state.risk, k)
         if not (lo <= w[1] and w[2] <= hi):  # narrowed: end the stretch unless it is inside
             least, most = self.reach
             if not (lo <= least and most <= hi):
@@ -156,13 +159,10 @@ class EquityGuard:
         w[1], w[2] = lo, hi
 
 
-def band(risk: RiskState, bounds: tuple[float, float], k: float, v: float) -> tuple[float, float]:
-    """The closes p at which measuring the equity k + v * p changes nothing (`price_band`;
-    empty: measure every close). With nothing held (v = 0) it is k at every close, so k
-    itself is compared, as a measurement compares it (`flat_inside`)."""
-    if v == 0.0:
-        return (-INF, INF) if flat_inside(risk, k) else (INF, -INF)
-    return price_band(bounds, k, v)
+def flat_band(risk: RiskState, k: float) -> tuple[float, float]:
+    """`price_band` of an equity no price moves (nothing held): it is k at every close, so
+    k itself is compared, as a measurement compares it (`flat_inside`)."""
+    return (-INF, INF) if flat_inside(risk, k) else (INF, -INF)
 
 
 def _extremes(closes: np.ndarray) -> tuple[list[float], list[float]]:
