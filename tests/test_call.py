@@ -156,6 +156,47 @@ def test_short_on_spot_and_unknown_symbol_raise_at_once():
     assert isinstance(e, UnknownSymbol) and "'XYZ/USD' is not in Scripted's universe" in str(e)
 
 
+PSYM = PERP.symbol
+BACKWARDS = [  # a reduce-only order on the side that opens its position; a bracket whose
+    # entry closes its position (its exits, reduce-only, would open it)
+    ("market_order", (PSYM, 1.0), {"reduce_only": True}, "a reduce-only buy reduces a short"),
+    ("limit_order", (PSYM, 1.0, 99.0), {"side": "sell", "pos": "short", "reduce_only": True},
+     "a reduce-only sell reduces a long"),
+    ("stop_order", (PSYM, 1.0, 101.0), {"side": "buy", "reduce_only": True},
+     "a reduce-only buy reduces a short"),
+    ("trailing_stop_order", (PSYM, 1.0), {"side": "buy", "percent": 0.01, "reduce_only": True},
+     "a reduce-only buy reduces a short"),
+    ("oco_order", (PSYM, 1.0), {"price": 90.0, "stop": 110.0, "side": "buy", "reduce_only": True},
+     "a reduce-only buy reduces a short"),
+    ("bracket_order", (PSYM, 1.0), {"side": "sell", "stop_loss": 110.0},
+     "a sell entry opens a short"),
+]
+
+
+@pytest.mark.parametrize("action,args,kwargs,words", BACKWARDS,
+                         ids=[a for a, *_rest in BACKWARDS])
+def test_a_derivative_order_that_would_act_backwards_on_its_position_is_refused(
+        action, args, kwargs, words):
+    """With a long of 5 open: a reduce-only buy (pos "long" by default) is no close of the
+    long, which the exchange refuses ("ReduceOnly Order is rejected") while the sim and
+    paper filled it as a sale, the buy shrinking the long; a bracket that sells on the
+    long would close it, with reduce-only buy exits (passing a halt and the throttle as
+    protection) that shrink it further. Each raises at once, the long untouched."""
+    seen = []
+
+    def attempt(s):
+        try:
+            call(s, action, *args, **kwargs)
+        except InvalidArgument as e:
+            seen.append(str(e))
+    r = run({0: lambda s: call(s, "market_order", PSYM, 5.0), 1: attempt},
+            [(100.0, 112.0, 88.0, 100.0, 1e6)] * 4, market=PERP)
+    ai = r.strategy.asset(PSYM)
+    assert [(t.side.value, t.amount) for t in r.trades] == [("buy", 5.0)] and not ai.orders
+    assert ai.long.amount == 5.0 and r.strategy.errors == []
+    assert len(seen) == 1 and seen[0].startswith(f"{action}: {words}"), seen
+
+
 def test_asset_of_another_strategy_is_refused():
     """An asset instance must be one of the calling strategy's own."""
     from simkit import scripted

@@ -15,9 +15,9 @@ import attrs
 
 from ..core.errors import InvalidArgument
 from ..core.instances import AssetInstance
-from ..core.orders import OrderType, PositionSide, Side, TimeInForce
-from .requests import (_bad, check_asset, check_flag, check_number, check_pos, check_side,
-                       check_tif)
+from ..core.orders import OrderType, PositionSide, Side, TimeInForce, opens_position
+from .requests import (_bad, check_asset, check_flag, check_number, check_pos,
+                       check_reduce_only, check_side, check_tif)
 
 _SELL, _BUY = Side.SELL, Side.BUY
 _KINDS = {("stop", False): OrderType.STOP_MARKET, ("stop", True): OrderType.STOP_LIMIT,
@@ -176,8 +176,11 @@ def _common(s: Any, a: str, ai: Any, amount: Any, side: Any, pos: Any,
             reduce_only: Any) -> tuple[AssetInstance, float, Side, PositionSide, bool]:
     asset = check_asset(s, a, ai)
     assert asset is not None
-    return (asset, check_number(a, "amount", amount), check_side(a, side),  # type: ignore
-            check_pos(a, asset, pos), check_flag(a, "reduce_only", reduce_only))
+    side_, pos_ = check_side(a, side), check_pos(a, asset, pos)
+    ro = check_flag(a, "reduce_only", reduce_only)
+    if ro:
+        check_reduce_only(a, asset, side_, pos_)  # type: ignore[arg-type]
+    return asset, check_number(a, "amount", amount), side_, pos_, ro  # type: ignore[return-value]
 
 
 def _price(a: str, name: str, value: Any) -> float | None:
@@ -246,6 +249,11 @@ def bracket_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", price: Any
                   pos: Any = "long", tif: Any = "GTC", waitfor: Any = None) -> BracketOrder:
     a = "bracket_order"
     asset, amount_, side_, pos_, _ = _common(s, a, ai, amount, side, pos, False)
+    if asset.market.is_derivative and not opens_position(side_, pos_):
+        # its exits, reduce-only on the other side, would act on the position backwards
+        opens = "long" if side_ is _BUY else "short"
+        raise InvalidArgument(f"{a}: a {side_.value} entry opens a {opens} position, which "
+                              f"its exits close: pos must be {opens!r}, got {pos_.value!r}")
     sl, tp = _price(a, "stop_loss", stop_loss), _price(a, "take_profit", take_profit)
     if sl is None and tp is None:
         raise InvalidArgument(f"{a}: give stop_loss, take_profit or both (prices); "

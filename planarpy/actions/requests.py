@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.errors import InvalidArgument, UnknownSymbol
 from ..core.instances import AssetInstance
-from ..core.orders import OrderType, PositionSide, Side, TimeInForce
+from ..core.orders import OrderType, PositionSide, Side, TimeInForce, opens_position
 
 if TYPE_CHECKING:  # the engine's methods take requests: for the annotations only
     from .engine import Engine
@@ -199,6 +199,16 @@ def check_pos(action: str, ai: AssetInstance | None, value: Any) -> PositionSide
     return found
 
 
+def check_reduce_only(action: str, ai: AssetInstance, side: Side, pos: PositionSide) -> None:
+    """A reduce-only order on a derivative reduces the position its side closes (a buy a
+    short, a sell a long), as the exchange takes it: one on the side that opens `pos`
+    would be refused there, so it is refused here. Spot ignores the flag."""
+    if ai.market.is_derivative and opens_position(side, pos):
+        closes = "long" if side is Side.SELL else "short"
+        raise InvalidArgument(f"{action}: a reduce-only {side.value} reduces a {closes} "
+                              f"position: pos must be {closes!r}, got {pos.value!r}")
+
+
 def check_tif(action: str, value: Any) -> TimeInForce:
     if isinstance(value, TimeInForce):
         return value
@@ -261,6 +271,9 @@ def market_order(e: Engine, ai: Any, amount: Any, *, side: Any = "buy", pos: Any
     pos_ = _LONG if pos.__class__ is str and pos == "long" else check_pos(a, asset_, pos)
     if reduce_only is not False or synced is not True or date is not None or waitfor is not None:
         reduce_only, date, waitfor, synced = _options(a, reduce_only, date, waitfor, synced)
+        if reduce_only:
+            side_ = side_ or check_side(a, side)
+            check_reduce_only(a, asset_, side_, pos_)  # type: ignore[arg-type]
     return MarketOrder(asset_, amount, side_ or check_side(a, side), pos_, reduce_only, date,
                        waitfor, synced)
 
@@ -279,6 +292,9 @@ def limit_order(e: Engine, ai: Any, amount: Any, price: Any, *, side: Any = "buy
     pos_ = _LONG if pos.__class__ is str and pos == "long" else check_pos(a, asset_, pos)
     if reduce_only is not False or synced is not True or date is not None or waitfor is not None:
         reduce_only, date, waitfor, synced = _options(a, reduce_only, date, waitfor, synced)
+        if reduce_only:
+            side_ = side_ or check_side(a, side)
+            check_reduce_only(a, asset_, side_, pos_)  # type: ignore[arg-type]
     tif_ = _TIF.get(tif) if tif.__class__ is str else None
     return LimitOrder(asset_, amount, price, side_ or check_side(a, side),
                       tif_ or check_tif(a, tif), pos_, reduce_only, date, waitfor, synced)

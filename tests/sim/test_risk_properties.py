@@ -149,7 +149,9 @@ def stream_strategy(ops_by_tick, margin):
     def act(s, op):
         kind, side, amount, share, tif, pos, reduce_only = op
         close = s.asset(sym).ohlcv.close.item(s.i)
-        pos = {} if not margin else {"pos": pos, "reduce_only": reduce_only}
+        # reduce-only where the side closes `pos` (a buy a short): the other way is refused
+        pos = {} if not margin else {"pos": pos, "reduce_only": reduce_only and
+                                     (side == "buy") == (pos == "short")}
         if kind == "market":
             return call(s, "market_order", sym, amount, side=side, **pos)
         if kind == "limit":
