@@ -45,7 +45,7 @@ _ACTION_STATE = {"halt": TradingState.HALTED, "reduce": TradingState.REDUCING}
 # enum members read once: on Python 3.11 `Side.BUY` in a function costs a metaclass
 # __getattr__ hook each time (several hundred instructions; 3.12 has none)
 _BUY = Side.BUY
-_ACTIVE = TradingState.ACTIVE
+_ACTIVE, _HALTED = TradingState.ACTIVE, TradingState.HALTED
 _IN_UP, _IN_DOWN = 1.0 + 1e-9, 1.0 - 1e-9  # price_band's room for rounding
 _ULPS4 = 2.0 ** -50  # x * _ULPS4 is at least 4 ulps of x (equity_bounds, price_band)
 
@@ -465,24 +465,33 @@ def day_of(ms: int) -> int:
 
 
 def equity_bounds(risk: RiskState) -> tuple[float, float]:
-    """(floor, ceiling): the equity below which a loss breaker trips (-inf when none is
-    set), and above which it makes a new peak (inf without a drawdown rule), each moved
-    inwards by a few ulps of itself for `price_band` (x * 2**-50 >= 4 ulps of x): an
-    equity computed at a bound rounds by about an ulp of it, to either side."""
+    """(floor, ceiling): the equity below which a loss breaker trips that would move the
+    trading state (-inf when none would: see `equity_breach`), and above which it makes a
+    new peak (inf without a drawdown rule), each moved inwards by a few ulps of itself for
+    `price_band` (x * 2**-50 >= 4 ulps of x): an equity computed at a bound rounds by
+    about an ulp of it, to either side."""
     rules, floor, ceiling = risk.rules, -math.inf, math.inf
+    trading = risk.trading
     if rules.max_drawdown is not None:
-        floor = (1.0 - rules.max_drawdown) * risk.peak_equity
+        if _moves(trading, rules.on_drawdown):
+            floor = (1.0 - rules.max_drawdown) * risk.peak_equity
         ceiling = risk.peak_equity
     start = risk.day_start_equity
-    if rules.max_daily_loss is not None:
-        floor = max(floor, _daily_floor(start, rules.max_daily_loss * abs(start)))
-    if rules.max_daily_loss_quote is not None:
-        floor = max(floor, _daily_floor(start, rules.max_daily_loss_quote))
+    if _moves(trading, rules.on_daily_loss):
+        if rules.max_daily_loss is not None:
+            floor = max(floor, _daily_floor(start, rules.max_daily_loss * abs(start)))
+        if rules.max_daily_loss_quote is not None:
+            floor = max(floor, _daily_floor(start, rules.max_daily_loss_quote))
     if floor > -math.inf:
         floor += abs(floor) * _ULPS4
     if ceiling < math.inf:
         ceiling -= abs(ceiling) * _ULPS4
     return floor, ceiling
+
+
+def _moves(trading: TradingState, action: str) -> bool:
+    """Whether a breaker whose configured action is `action` moves `trading` (`target`)."""
+    return trading is not _HALTED and trading is not _ACTION_STATE[action]
 
 
 def _daily_floor(start: float, limit: float) -> float:
@@ -493,24 +502,32 @@ def _daily_floor(start: float, limit: float) -> float:
 
 
 def equity_breach(risk: RiskState, equity: float) -> Breach | None:
-    """The loss breaker `equity` trips (drawdown first, then the daily loss), or None."""
-    rules = risk.rules
+    """The loss breaker `equity` trips that moves the trading state, or None: of the
+    drawdown and the daily loss, one whose action the state has reached already (a
+    drawdown that reduced) changes nothing and must not hide the other (a daily loss that
+    halts); of two that move it, the halt (else the drawdown)."""
+    rules, trading = risk.rules, risk.trading
+    found = None
     peak = risk.peak_equity
-    if rules.max_drawdown is not None and peak > 0 and equity < (1.0 - rules.max_drawdown) * peak:
-        return Breach("max_drawdown", f"equity {equity:.8g} is {1 - equity / peak:.2%} below "
-                                      f"its peak {peak:.8g} (max_drawdown = "
-                                      f"{rules.max_drawdown:g})", _ACTION_STATE[rules.on_drawdown])
+    if rules.max_drawdown is not None and peak > 0 and equity < (1.0 - rules.max_drawdown) * peak \
+            and _moves(trading, rules.on_drawdown):
+        found = Breach("max_drawdown", f"equity {equity:.8g} is {1 - equity / peak:.2%} below "
+                                       f"its peak {peak:.8g} (max_drawdown = "
+                                       f"{rules.max_drawdown:g})", _ACTION_STATE[rules.on_drawdown])
+        if found.to is _HALTED or not _moves(trading, rules.on_daily_loss):
+            return found
     start = risk.day_start_equity
     loss = start - equity
     for limit, name in ((None if rules.max_daily_loss is None else
                          rules.max_daily_loss * abs(start), "max_daily_loss"),
                         (rules.max_daily_loss_quote, "max_daily_loss_quote")):
-        if limit is not None and loss > limit:
+        if limit is not None and loss > limit and _moves(trading, rules.on_daily_loss):
             setting = getattr(rules, name)
-            return Breach(name, f"lost {loss:.8g} since the UTC day began at equity "
-                                f"{start:.8g} ({name} = {setting:g})",
-                          _ACTION_STATE[rules.on_daily_loss])
-    return None
+            daily = Breach(name, f"lost {loss:.8g} since the UTC day began at equity "
+                                 f"{start:.8g} ({name} = {setting:g})",
+                           _ACTION_STATE[rules.on_daily_loss])
+            return daily if found is None or daily.to is _HALTED else found
+    return found
 
 
 def error_breach(risk: RiskState, now: int) -> Breach | None:

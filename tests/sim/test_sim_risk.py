@@ -253,6 +253,23 @@ def test_a_breakers_halt_keeps_the_stop_loss_which_then_fires(market):
     assert not any(t.side.value == "buy" and t.price == 50 for t in r.trades)
 
 
+@pytest.mark.parametrize("both_at_once", [False, True], ids=["reduced-first", "same-close"])
+def test_a_loss_breaker_that_halts_is_not_hidden_by_one_that_reduced(both_at_once):
+    """The drawdown reduces, the day's loss halts: once reducing, the drawdown (measured
+    first) still breached hid the daily loss, and a run losing 9% of its day stayed
+    reducing. The breaker that moves the state is the one that trips: the halt, at the
+    close where the day's loss passes 5% (the first close when both pass at once)."""
+    rows = prices(100, 100, *([] if both_at_once else [98, 98]), 90, 90, 90)
+    script = {0: lambda s: call(s, "market_order", SYM, 9.0, side="buy")}
+    rules = RiskRules(max_drawdown=0.01, on_drawdown="reduce", max_daily_loss=0.05)
+    s = run(script, rows, risk=rules).strategy
+    moves = [(e.rule, e.state) for e in changes(s)]
+    halt = ("max_daily_loss", TradingState.HALTED)
+    assert moves == ([halt] if both_at_once else
+                     [("max_drawdown", TradingState.REDUCING), halt])
+    assert changes(s)[-1].time == s.seen[2 if both_at_once else 4][1]  # the first close at 90
+
+
 def test_reset_rebases_the_drawdown_peak():
     """After a reset the drawdown is measured from the equity at the reset."""
     rows = prices(100, 100, 90, 90, 90, 88, 80, 80)

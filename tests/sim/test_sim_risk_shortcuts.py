@@ -188,3 +188,81 @@ def test_a_run_flat_at_its_peak_is_not_measured_at_every_close(market):
     assert changes == [] and [t.side.value for t in trades] == ["buy", "sell"]
     assert 3 <= len(measured) <= 10, measured
     decides_as_measuring_every_close(go)
+
+
+HOUR = 3_600_000
+_act = st.sampled_from(["buy", "buy", "sell", "close", "reset", "reset"] + ["none"] * 14)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(market=st.sampled_from(["spot", "spot-fee-in-base", "perp"]),
+       steps=st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.01, -0.01, 0.03, -0.05]),
+                      min_size=40, max_size=120),
+       acts=st.lists(_act, min_size=120, max_size=120),
+       size=st.sampled_from([0.5, 1.0, 3.0]),
+       dd=st.none() | st.sampled_from([0.002, 0.01, 0.03]),
+       daily=st.none() | st.sampled_from([0.005, 0.02]),
+       reduce=st.booleans())
+def test_flat_stretches_decide_as_measuring_every_close(market, steps, acts, size, dd, daily,
+                                                         reduce):
+    """Round trips (a fee in the base leaves dust on spot), resets, runs flat at and below
+    their peak across UTC days (hourly candles): the band (with nothing held, flat_band)
+    decides as measuring every close."""
+    import attrs
+    from planarpy import backtest
+    from planarpy.modes.sim import SimConfig
+    from simkit import candles, scripted
+    if dd is None and daily is None:
+        dd = 0.05
+    m = {"spot": SPOT, "perp": PERP, "spot-fee-in-base": attrs.evolve(SPOT, fee_side="get")}[market]
+    sym = m.symbol
+
+    def act(kind):
+        def go(s):
+            if kind == "buy":
+                return call(s, "market_order", sym, size, side="buy")
+            if kind == "sell":
+                return call(s, "close_position", sym)
+            if kind == "close":
+                return call(s, "close_position")
+            if kind == "reset":
+                return call(s, "reset_trading_state", "test")
+        return go
+    script = {i: act(k) for i, k in enumerate(acts) if k != "none"}
+    rules = RiskRules(max_drawdown=dd, max_daily_loss=daily,
+                      on_drawdown="reduce" if reduce else "halt")
+    rows = walk(steps)
+
+    def go():
+        s = scripted(script, m, 1000.0, "isolated" if m.is_derivative else "none")({sym: m})
+        r = backtest(s, data={sym: candles(rows, t0=T0 - T0 % (24 * HOUR) + 20 * HOUR, step=HOUR)},
+                     config=SimConfig(slippage=0.0, volume_cap=False), settings={}, risk=rules)
+        return r.strategy.state.risk.changes, [(t.side, t.amount, t.price) for t in r.trades]
+    decides_as_measuring_every_close(go)
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["keeps", "closes"])
+def test_a_halted_run_is_not_measured_at_every_close(close):
+    """Halted by its drawdown and below the floor for good (holding, or flat after the
+    close-out): a breach then moves nothing, so the band does not end at the floor and the
+    closes after the halt are not measured one by one (each was: a run halted early cost
+    seven times its run). The decisions are those of measuring every close."""
+    rows = flat(20) + flat(3 * 1440, 90.0)
+    script = {5: lambda s: call(s, "market_order", SPOT.symbol, 5.0, side="buy")}
+    rules = RiskRules(max_drawdown=0.003, halt_closes_positions=close)
+    measured = []
+    check = guard_module.EquityGuard.check
+
+    def counted(self, i):
+        measured.append(i)
+        check(self, i)
+
+    def go():
+        r = run(script, rows, risk=rules)
+        return r.strategy.state.risk.changes, list(r.trades)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(guard_module.EquityGuard, "check", counted)
+        changes, trades = go()
+    assert [c["rule"] for c in changes] == ["max_drawdown"] and len(trades) == 1 + close
+    assert len(measured) <= 10, measured
+    decides_as_measuring_every_close(go)
