@@ -194,7 +194,7 @@ HOUR = 3_600_000
 _act = st.sampled_from(["buy", "buy", "sell", "close", "reset", "reset"] + ["none"] * 14)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(market=st.sampled_from(["spot", "spot-fee-in-base", "perp"]),
        steps=st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.01, -0.01, 0.03, -0.05]),
                       min_size=40, max_size=120),
