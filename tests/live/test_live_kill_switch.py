@@ -412,6 +412,35 @@ def test_a_restart_on_a_trace_whose_risk_history_is_damaged_starts_halted(lx, tm
             assert run.state()["trading"] == "active" and run.strategy.risk_events == []
 
 
+def test_a_restart_on_a_damaged_trace_does_not_close_the_positions(lx, tmp_path):
+    """halt_closes_positions is on; the run's halt kept its position (close=False) and the
+    trace's last segment is damaged. The restart starts halted ("trace_damaged": the state
+    is unknown) and keeps the position: not knowing the state is no breach to act on."""
+    import warnings
+
+    from planarpy import RiskRules, Trade
+    from planarpy.trace import EventTrace, TraceDamageWarning
+    from planarpy.trace.layout import segment_names
+    rules, path = RiskRules(halt_closes_positions=True), tmp_path / "t"
+
+    def trace():
+        return EventTrace.open(path, strategy="QuietPerp", exchange="binanceusdm")
+
+    with live(lx, QuietPerp, trace=trace(), risk=rules) as run:
+        assert isinstance(run.call("market_order", PSYM, 100.0, side="buy"), Trade)
+        assert run.halt("keep it", close=False) is True
+    chunk = path / segment_names(path)[-1] / "heap" / "c" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"!")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TraceDamageWarning)  # the readers name the damage
+        with live(lx, QuietPerp, trace=trace(), risk=rules) as run:
+            state = run.state()
+            assert (state["trading"], state["assets"][PSYM]["long"]) == ("halted", 100.0)
+            assert run.strategy.state.risk.changes[-1]["rule"] == "trace_damaged"
+            assert run.strategy.fills == []
+            assert eventually(lambda: perp_in_step(run, lx) == [])
+
+
 @pytest.mark.parametrize("status", [429, 503])
 def test_the_kill_switch_cancels_once_the_exchange_takes_the_cancel(lx, tmp_path, status):
     """The exchange answers the kill switch's cancel with a 429 or a 503 (nothing done):

@@ -103,9 +103,10 @@ def restore(e: Engine, events: list[dict[str, Any]] | None, measurements: bool =
     """Start a strategy's engine `e` (as strategy code: it may cancel) from the risk
     state that `events` (see `carried`) leave: the trading state, and the loss breakers'
     measurements if `measurements` (the same account goes on). None (a damaged trace):
-    trading HALTED, as unknown, until a reset."""
+    trading HALTED, as unknown, until a reset; positions are not closed (not knowing the
+    state is no breach to act on)."""
     if events is None:
-        trip(e, Breach(*DAMAGED, TradingState.HALTED))
+        trip(e, Breach(*DAMAGED, TradingState.HALTED), close=False)
         return
     scratch = State(e.state.quote, 0.0)
     for event in events:
