@@ -118,6 +118,17 @@ BAD = [
     ("update_leverage", (SYM, math.nan), {}, ["leverage must be a finite number > 0", "nan"]),
     ("watch_ohlcv", (SYM, 5), {}, ["timeframe must be None or a timeframe", "5"]),
     ("reset_trading_state", (3,), {}, ["reason must be a string", "3"]),
+    # ints (and fractions) beyond any float: an OverflowError before
+    ("market_order", (SYM, 10**400), {}, ["amount must be a finite number > 0", "got 100000"]),
+    ("limit_order", (SYM, 1.0, -10**400), {}, ["price must be a finite number > 0", "got -100000"]),
+    ("market_order", (SYM, 1.0), {"waitfor": 10**400}, ["waitfor must be", "got 100000"]),
+    ("update_leverage", (SYM, 10**5000), {}, ["leverage must be a finite number > 0",
+                                              "an int of 16610 bits"]),
+    ("stop_order", (SYM, 1.0, 10**400), {}, ["trigger must be a finite number > 0", "..."]),
+    ("trailing_stop_order", (SYM, 1.0), {"percent": 10**400}, ["percent must be a finite number"]),
+    # an array's comparison with "both" has no truth value: a ValueError before
+    ("cancel_orders", (SYM, np.array(["buy", "sell"])), {}, ["side must be 'buy' or 'sell' or 'both'",
+                                                            "array(['buy', 'sell']"]),
 ]
 
 
@@ -156,6 +167,14 @@ def test_short_on_spot_and_unknown_symbol_raise_at_once():
     assert isinstance(e, UnknownSymbol) and "'XYZ/USD' is not in Scripted's universe" in str(e)
 
 
+def test_a_symbol_in_another_case_names_the_one_meant():
+    """A symbol that differs only in case says which symbol it may mean."""
+    e = raised("close_position", "tst/usd")
+    assert isinstance(e, UnknownSymbol)
+    assert "'tst/usd' is not in Scripted's universe (did you mean 'TST/USD'? symbols are " \
+           "case-sensitive); known: TST/USD" == str(e)
+
+
 def test_asset_of_another_strategy_is_refused():
     """An asset instance must be one of the calling strategy's own."""
     from simkit import scripted
@@ -171,9 +190,10 @@ def test_close_position_on_nothing_with_a_bad_side_is_refused_not_true():
 
 
 def test_numbers_of_any_real_type_and_enums_are_accepted():
-    """ints, numpy floats and ints, enums and numpy bools are taken as what they mean."""
+    """ints, numpy floats, ints and strings, enums and numpy bools are taken as what they
+    mean."""
     from planarpy import PositionSide, Side
-    script = {1: lambda s: call(s, "market_order", SYM, np.float32(1.5), side=Side.BUY,
+    script = {1: lambda s: call(s, "market_order", np.str_(SYM), np.float32(1.5), side=Side.BUY,
                                 pos=PositionSide.LONG, reduce_only=np.bool_(False)),
               2: lambda s: call(s, "limit_order", SYM, 1, np.int64(99), side="buy", tif="gtc")}
     r = run(script, flat(5))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from ..core.errors import InvalidArgument, UnknownSymbol
+from ..core.errors import InvalidArgument, UnknownSymbol, shown
 from ..core.instances import AssetInstance
 from ..core.orders import OrderType, PositionSide, Side, TimeInForce
 
@@ -150,7 +150,7 @@ Request = (MarketOrder | LimitOrder | CancelOrders | UpdateLeverage | ClosePosit
 
 # ---- checks of single values -------------------------------------------------------------
 def _bad(action: str, name: str, value: Any, allowed: str) -> InvalidArgument:
-    return InvalidArgument(f"{action}: {name} must be {allowed}, got {value!r}"
+    return InvalidArgument(f"{action}: {name} must be {allowed}, got {shown(value)}"
                            + ("" if isinstance(value, (str, int, float)) or value is None
                               else f" ({type(value).__name__})"))
 
@@ -158,12 +158,16 @@ def _bad(action: str, name: str, value: Any, allowed: str) -> InvalidArgument:
 def check_number(action: str, name: str, value: Any, low: float = 0.0,
                  low_ok: bool = False) -> float:
     """`value` as a finite float above `low` (at or above it with `low_ok`); bools refused."""
+    given = value
     if type(value) is not float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise _bad(action, name, value, "a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int (or a Fraction) beyond any float
+            value = _INF
     if not (value > low or low_ok and value == low) or value == _INF:
-        raise _bad(action, name, value, f"a finite number {'>=' if low_ok else '>'} {low:g}")
+        raise _bad(action, name, given, f"a finite number {'>=' if low_ok else '>'} {low:g}")
     return value
 
 
@@ -181,7 +185,7 @@ def check_side(action: str, value: Any, both: bool = False) -> Side | None:
     except TypeError:  # unhashable
         found = None
     if found is None:
-        if both and (value == "both" or value is None):
+        if both and (value is None or isinstance(value, str) and value == "both"):
             return None
         raise _bad(action, "side", value, "'buy' or 'sell'" + (" or 'both'" if both else ""))
     return found
@@ -210,11 +214,10 @@ def check_tif(action: str, value: Any) -> TimeInForce:
 
 def check_asset(e: Engine, action: str, value: Any, optional: bool = False) -> AssetInstance | None:
     """The strategy's asset named by `value` (a symbol or one of its asset instances)."""
-    if type(value) is str:
+    if isinstance(value, str):  # a str, or numpy's
         found = e.state.assets.get(value)
         if found is None:
-            raise UnknownSymbol(f"{value!r} is not in {e.name}'s universe "
-                                f"({', '.join(e.state.assets)})")
+            raise UnknownSymbol.among(str(value), e.state.assets, f"{e.name}'s universe")
         return found
     if isinstance(value, AssetInstance):
         if e.state.assets.get(value.symbol) is not value:
