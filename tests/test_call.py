@@ -7,7 +7,7 @@ import pytest
 from planarpy import InvalidArgument, Mode, UnknownSymbol, UnsupportedAction, call
 from planarpy.actions import Action, supported_actions
 
-from simkit import PERP, SPOT, flat, run
+from simkit import PERP, SPOT, T0, flat, run
 
 SYM = SPOT.symbol
 
@@ -126,6 +126,10 @@ BAD = [
                                               "an int of 16610 bits"]),
     ("stop_order", (SYM, 1.0, 10**400), {}, ["trigger must be a finite number > 0", "..."]),
     ("trailing_stop_order", (SYM, 1.0), {"percent": 10**400}, ["percent must be a finite number"]),
+    # a backtest places an order when it is called: a ValueError that ended the run before
+    ("market_order", (SYM, 1.0), {"date": 5}, ["date must be None or the time now", "got 5"]),
+    ("limit_order", (SYM, 1.0, 99.0), {"date": np.int64(T0)}, ["date must be None or the time now",
+                                                                f"got {T0}"]),
     # an array's comparison with "both" has no truth value: a ValueError before
     ("cancel_orders", (SYM, np.array(["buy", "sell"])), {}, ["side must be 'buy' or 'sell' or 'both'",
                                                             "array(['buy', 'sell']"]),
