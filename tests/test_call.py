@@ -171,6 +171,22 @@ def test_short_on_spot_and_unknown_symbol_raise_at_once():
     assert isinstance(e, UnknownSymbol) and "'XYZ/USD' is not in Scripted's universe" in str(e)
 
 
+def test_an_order_before_the_first_candle_of_a_backtest_is_unsupported():
+    """An order from start() has no candle to be placed at: UnsupportedAction naming the
+    action and where orders may be placed (a RuntimeError before)."""
+    seen = []
+
+    def start(s):
+        try:
+            call(s, "market_order", SYM, 1.0)
+        except Exception as e:  # noqa: BLE001 - the test inspects it
+            seen.append(e)
+    r = run({}, flat(3), start=start)
+    assert r.trades == [] and len(seen) == 1 and isinstance(seen[0], UnsupportedAction)
+    assert str(seen[0]) == ("market_order: a backtest places orders from tick() and the callbacks "
+                            "after it, not before its first candle (reset, start)")
+
+
 def test_a_symbol_in_another_case_names_the_one_meant():
     """A symbol that differs only in case says which symbol it may mean."""
     e = raised("close_position", "tst/usd")

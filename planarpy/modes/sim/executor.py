@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.accounting import shortfall
-from ...core.errors import InvalidArgument
+from ...core.errors import InvalidArgument, UnsupportedAction
 from ...core.instances import AssetInstance
 from ...core.orders import (CONDITIONAL, Order, OrderStatus, OrderType, Side, TimeInForce, Trade,
                             _Missing, missing)
@@ -70,7 +70,9 @@ class SimExecutor:
         i = self.s.i
         now = self.e.clock.now()
         if i < 0:
-            raise RuntimeError("sim orders can only be placed from a tick (after start)")
+            raise UnsupportedAction(f"{action}: a backtest places orders from tick() and the "
+                                    "callbacks after it, not before its first candle "
+                                    "(reset, start)")
         if date is not None and date != now:
             raise InvalidArgument(f"{action}: date must be None or the time now, {now} (a "
                                   f"backtest places an order when it is called), got {date}")
