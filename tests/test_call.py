@@ -126,6 +126,11 @@ BAD = [
                                               "an int of 16610 bits"]),
     ("stop_order", (SYM, 1.0, 10**400), {}, ["trigger must be a finite number > 0", "..."]),
     ("trailing_stop_order", (SYM, 1.0), {"percent": 10**400}, ["percent must be a finite number"]),
+    # a wait longer than Python's thread waits allow: an OverflowError once the order was placed
+    ("limit_order", (SYM, 1.0, 99.0), {"waitfor": 1e10}, ["waitfor must be None or seconds from 0 "
+                                                          "to 86400 (a day)", "got 10000000000.0"]),
+    ("oco_order", (SYM, 1.0), {"price": 110.0, "stop": 90.0, "waitfor": 86_401},
+     ["waitfor must be None or seconds from 0 to 86400", "got 86401"]),
     # a backtest places an order when it is called: a ValueError that ended the run before
     ("market_order", (SYM, 1.0), {"date": 5}, ["date must be None or the time now", "got 5"]),
     ("limit_order", (SYM, 1.0, 99.0), {"date": np.int64(T0)}, ["date must be None or the time now",

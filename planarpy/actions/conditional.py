@@ -17,7 +17,7 @@ from ..core.errors import InvalidArgument
 from ..core.instances import AssetInstance
 from ..core.orders import OrderType, PositionSide, Side, TimeInForce
 from .requests import (_bad, check_asset, check_flag, check_number, check_pos, check_side,
-                       check_tif)
+                       check_tif, check_wait)
 
 _SELL, _BUY = Side.SELL, Side.BUY
 _KINDS = {("stop", False): OrderType.STOP_MARKET, ("stop", True): OrderType.STOP_LIMIT,
@@ -184,15 +184,11 @@ def _price(a: str, name: str, value: Any) -> float | None:
     return None if value is None else check_number(a, name, value)
 
 
-def _wait(a: str, value: Any) -> float | None:
-    return None if value is None else check_number(a, "waitfor", value, 0.0, low_ok=True)
-
-
 def _stop(a: str, kind: str, s: Any, ai: Any, amount: Any, trigger: Any, side: Any,
           limit: Any, pos: Any, reduce_only: Any, waitfor: Any) -> StopOrder:
     asset, amount_, side_, pos_, ro = _common(s, a, ai, amount, side, pos, reduce_only)
     return StopOrder(asset, amount_, check_number(a, "trigger", trigger), side_,
-                     _price(a, "limit", limit), kind, pos_, ro, "", _wait(a, waitfor))
+                     _price(a, "limit", limit), kind, pos_, ro, "", check_wait(a, waitfor))
 
 
 def stop_order(s: Any, ai: Any, amount: Any, trigger: Any, *, side: Any = "sell",
@@ -224,7 +220,7 @@ def trailing_stop_order(s: Any, ai: Any, amount: Any, *, side: Any = "sell",
         if percent >= 1.0:
             raise _bad(a, "percent", percent, "a fraction between 0 and 1 (0.02 is 2%)")
     return TrailingStop(asset, amount_, side_, percent, _price(a, "offset", offset),
-                        _price(a, "activation", activation), pos_, ro, _wait(a, waitfor))
+                        _price(a, "activation", activation), pos_, ro, check_wait(a, waitfor))
 
 
 def oco_order(s: Any, ai: Any, amount: Any, *, price: Any, stop: Any, side: Any = "sell",
@@ -238,7 +234,7 @@ def oco_order(s: Any, ai: Any, amount: Any, *, price: Any, stop: Any, side: Any 
                               f"{'above' if side_ is _SELL else 'below'} its stop, got "
                               f"price={price_:g}, stop={stop_:g}")
     return OcoOrder(asset, amount_, price_, stop_, side_, _price(a, "stop_limit", stop_limit),
-                    pos_, ro, _wait(a, waitfor))
+                    pos_, ro, check_wait(a, waitfor))
 
 
 def bracket_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", price: Any = None,
@@ -256,7 +252,7 @@ def bracket_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", price: Any
                               f"stop_loss={sl:g}, take_profit={tp:g}")
     return BracketOrder(asset, amount_, side_, _price(a, "price", price), sl, tp,
                         _price(a, "stop_limit", stop_limit), pos_, check_tif(a, tif),
-                        _wait(a, waitfor))
+                        check_wait(a, waitfor))
 
 
 def amend_stop(s: Any, ai: Any, id: Any, trigger: Any, *, limit: Any = None) -> AmendStop:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from ..core.clock import MAX_WAIT
 from ..core.errors import InvalidArgument, UnknownSymbol, shown
 from ..core.instances import AssetInstance
 from ..core.orders import OrderType, PositionSide, Side, TimeInForce
@@ -238,7 +239,13 @@ def check_date(action: str, value: Any) -> int | None:
 
 
 def check_wait(action: str, value: Any) -> float | None:
-    return None if value is None else check_number(action, "waitfor", value, 0.0, low_ok=True)
+    """`waitfor`: None (the run's) or seconds from 0 to MAX_WAIT."""
+    if value is None:
+        return None
+    wait = check_number(action, "waitfor", value, 0.0, low_ok=True)
+    if wait > MAX_WAIT:
+        raise _bad(action, "waitfor", value, f"None or seconds from 0 to {MAX_WAIT:g} (a day)")
+    return wait
 
 
 def check_ids(action: str, value: Any) -> tuple[str, ...] | None:
