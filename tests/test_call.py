@@ -116,7 +116,12 @@ BAD = [
     ("close_position", (3.0,), {}, ["asset must be a symbol or an asset instance", "or None for all"]),
     ("update_leverage", (SYM, True), {}, ["leverage must be a number", "True"]),
     ("update_leverage", (SYM, math.nan), {}, ["leverage must be a finite number > 0", "nan"]),
-    ("watch_ohlcv", (SYM, 5), {}, ["timeframe must be None or a timeframe", "5"]),
+    ("watch_ohlcv", (SYM, 5), {}, ["timeframe must be None or the strategy's timeframe '1m'", "5"]),
+    # a timeframe other than the strategy's was ignored in every mode
+    ("watch_ohlcv", (SYM, "5m"), {}, ["timeframe must be None or the strategy's timeframe '1m'",
+                                      "got '5m'"]),
+    ("watch_ohlcv", (None, "7q"), {}, ["timeframe must be None or the strategy's timeframe",
+                                       "got '7q'"]),
     ("reset_trading_state", (3,), {}, ["reason must be a string", "3"]),
     # ints (and fractions) beyond any float: an OverflowError before
     ("market_order", (SYM, 10**400), {}, ["amount must be a finite number > 0", "got 100000"]),

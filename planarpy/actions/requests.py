@@ -132,7 +132,8 @@ class ClosePosition:
 
 @attrs.define(slots=True)
 class WatchOHLCV:
-    """Start or refresh live candles of one asset (None: all); nothing to do in a backtest."""
+    """Start or refresh live candles of one asset (None: all), of the strategy's own
+    timeframe; nothing to do in a backtest."""
 
     ai: AssetInstance | None = None
     timeframe: str | None = None
@@ -341,8 +342,9 @@ def close_position(e: Engine, ai: Any = None, pos: Any = None) -> ClosePosition:
 
 def watch_ohlcv(e: Engine, ai: Any = None, timeframe: Any = None) -> WatchOHLCV:
     a = "watch_ohlcv"
-    if timeframe is not None and not isinstance(timeframe, str):
-        raise _bad(a, "timeframe", timeframe, "None or a timeframe such as '1m'")
+    own = e.strategy.timeframe
+    if timeframe is not None and timeframe != own:  # the candles a run watches are its own
+        raise _bad(a, "timeframe", timeframe, f"None or the strategy's timeframe {own!r}")
     return WatchOHLCV(check_asset(e, a, ai, optional=True), timeframe)
 
 
