@@ -219,8 +219,14 @@ def trailing_stop_order(s: Any, ai: Any, amount: Any, *, side: Any = "sell",
         percent = check_number(a, "percent", percent)
         if percent >= 1.0:
             raise _bad(a, "percent", percent, "a fraction between 0 and 1 (0.02 is 2%)")
-    return TrailingStop(asset, amount_, side_, percent, _price(a, "offset", offset),
-                        _price(a, "activation", activation), pos_, ro, check_wait(a, waitfor))
+    offset_, activation_ = _price(a, "offset", offset), _price(a, "activation", activation)
+    if side_ is _SELL and offset_ is not None and activation_ is not None \
+            and offset_ >= activation_:
+        raise InvalidArgument(f"{a}: a sell's offset must be below its activation (its stop "
+                              f"starts at activation - offset), got offset={offset_:g}, "
+                              f"activation={activation_:g}")
+    return TrailingStop(asset, amount_, side_, percent, offset_, activation_, pos_, ro,
+                        check_wait(a, waitfor))
 
 
 def oco_order(s: Any, ai: Any, amount: Any, *, price: Any, stop: Any, side: Any = "sell",
@@ -233,8 +239,22 @@ def oco_order(s: Any, ai: Any, amount: Any, *, price: Any, stop: Any, side: Any 
         raise InvalidArgument(f"{a}: a {side_.value} OCO needs its limit price "
                               f"{'above' if side_ is _SELL else 'below'} its stop, got "
                               f"price={price_:g}, stop={stop_:g}")
-    return OcoOrder(asset, amount_, price_, stop_, side_, _price(a, "stop_limit", stop_limit),
-                    pos_, ro, check_wait(a, waitfor))
+    sl_limit = _price(a, "stop_limit", stop_limit)
+    _check_stop_limit(a, side_, sl_limit, price_, "price")
+    return OcoOrder(asset, amount_, price_, stop_, side_, sl_limit, pos_, ro,
+                    check_wait(a, waitfor))
+
+
+def _check_stop_limit(a: str, exit_side: Side, stop_limit: float | None, take: float | None,
+                      name: str) -> None:
+    """A stop leg's limit on the take-profit's side of it (a sell's at or above it) would
+    never stop a loss: refused."""
+    if stop_limit is None or take is None:
+        return
+    if (stop_limit >= take) if exit_side is _SELL else (stop_limit <= take):
+        raise InvalidArgument(f"{a}: the stop_limit of a {exit_side.value} exit must be "
+                              f"{'below' if exit_side is _SELL else 'above'} its {name} (the "
+                              f"take-profit), got stop_limit={stop_limit:g}, {name}={take:g}")
 
 
 def bracket_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", price: Any = None,
@@ -250,9 +270,14 @@ def bracket_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", price: Any
         raise InvalidArgument(f"{a}: a {side_.value} entry needs its take_profit "
                               f"{'above' if side_ is _BUY else 'below'} its stop_loss, got "
                               f"stop_loss={sl:g}, take_profit={tp:g}")
-    return BracketOrder(asset, amount_, side_, _price(a, "price", price), sl, tp,
-                        _price(a, "stop_limit", stop_limit), pos_, check_tif(a, tif),
-                        check_wait(a, waitfor))
+    sl_limit = _price(a, "stop_limit", stop_limit)
+    if sl_limit is not None and sl is None:
+        raise InvalidArgument(f"{a}: stop_limit is the limit of the stop_loss once it "
+                              f"triggers: give stop_loss with it, got stop_limit={sl_limit:g} "
+                              "and no stop_loss")
+    _check_stop_limit(a, _SELL if side_ is _BUY else _BUY, sl_limit, tp, "take_profit")
+    return BracketOrder(asset, amount_, side_, _price(a, "price", price), sl, tp, sl_limit,
+                        pos_, check_tif(a, tif), check_wait(a, waitfor))
 
 
 def amend_stop(s: Any, ai: Any, id: Any, trigger: Any, *, limit: Any = None) -> AmendStop:
