@@ -140,13 +140,6 @@ BAD = [
     ("bracket_order", (SYM, 1.0), {"take_profit": 110.0, "stop_limit": 88.0},
      ["stop_limit is the limit of the stop_loss once it triggers: give stop_loss with it",
       "stop_limit=88"]),
-    ("oco_order", (SYM, 1.0), {"price": 110.0, "stop": 90.0, "stop_limit": 120.0},
-     ["the stop_limit of a sell exit must be below its price (the take-profit)",
-      "stop_limit=120, price=110"]),
-    ("oco_order", (SYM, 1.0), {"price": 90.0, "stop": 110.0, "stop_limit": 90.0, "side": "buy"},
-     ["the stop_limit of a buy exit must be above its price", "stop_limit=90, price=90"]),
-    ("bracket_order", (SYM, 1.0), {"stop_loss": 90.0, "take_profit": 110.0, "stop_limit": 115.0},
-     ["the stop_limit of a sell exit must be below its take_profit", "stop_limit=115"]),
     ("trailing_stop_order", (SYM, 1.0), {"offset": 120.0, "activation": 110.0},
      ["a sell's offset must be below its activation", "offset=120, activation=110"]),
     # a backtest places an order when it is called: a ValueError that ended the run before

@@ -239,22 +239,8 @@ def oco_order(s: Any, ai: Any, amount: Any, *, price: Any, stop: Any, side: Any 
         raise InvalidArgument(f"{a}: a {side_.value} OCO needs its limit price "
                               f"{'above' if side_ is _SELL else 'below'} its stop, got "
                               f"price={price_:g}, stop={stop_:g}")
-    sl_limit = _price(a, "stop_limit", stop_limit)
-    _check_stop_limit(a, side_, sl_limit, price_, "price")
-    return OcoOrder(asset, amount_, price_, stop_, side_, sl_limit, pos_, ro,
-                    check_wait(a, waitfor))
-
-
-def _check_stop_limit(a: str, exit_side: Side, stop_limit: float | None, take: float | None,
-                      name: str) -> None:
-    """A stop leg's limit on the take-profit's side of it (a sell's at or above it) would
-    never stop a loss: refused."""
-    if stop_limit is None or take is None:
-        return
-    if (stop_limit >= take) if exit_side is _SELL else (stop_limit <= take):
-        raise InvalidArgument(f"{a}: the stop_limit of a {exit_side.value} exit must be "
-                              f"{'below' if exit_side is _SELL else 'above'} its {name} (the "
-                              f"take-profit), got stop_limit={stop_limit:g}, {name}={take:g}")
+    return OcoOrder(asset, amount_, price_, stop_, side_, _price(a, "stop_limit", stop_limit),
+                    pos_, ro, check_wait(a, waitfor))
 
 
 def bracket_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", price: Any = None,
@@ -275,7 +261,6 @@ def bracket_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", price: Any
         raise InvalidArgument(f"{a}: stop_limit is the limit of the stop_loss once it "
                               f"triggers: give stop_loss with it, got stop_limit={sl_limit:g} "
                               "and no stop_loss")
-    _check_stop_limit(a, _SELL if side_ is _BUY else _BUY, sl_limit, tp, "take_profit")
     return BracketOrder(asset, amount_, side_, _price(a, "price", price), sl, tp, sl_limit,
                         pos_, check_tif(a, tif), check_wait(a, waitfor))
 
