@@ -240,6 +240,16 @@ def test_numbers_of_any_real_type_and_enums_are_accepted():
     assert (order.amount, order.price) == (1.0, 99.0) and type(order.price) is float
 
 
+def test_ids_given_as_a_set_are_kept_in_one_order():
+    """Order ids given as a set are kept sorted, so that the request (and the trace's copy
+    of it) is the same in every run; a list keeps its own order."""
+    from planarpy.actions import requests
+    e = run({}, flat(3)).strategy.engine
+    ids = [f"sim-{i}" for i in range(30)]
+    assert requests.cancel_orders(e, SYM, ids=set(ids)).ids == tuple(sorted(ids))
+    assert requests.cancel_orders(e, SYM, ids=ids[::-1]).ids == tuple(ids[::-1])
+
+
 def test_a_backtest_attaches_the_sim_executor_to_the_engine():
     """The sim's side of the pipeline is attached to the strategy's engine, and has every
     method of the Executor protocol."""

@@ -254,7 +254,8 @@ def check_ids(action: str, value: Any) -> tuple[str, ...] | None:
         return None
     if isinstance(value, (list, tuple, set, frozenset)) and all(
             isinstance(x, str) and x for x in value):
-        return tuple(value)
+        # a set's order changes from run to run (str hashes): the trace records them sorted
+        return tuple(sorted(value)) if isinstance(value, (set, frozenset)) else tuple(value)
     raise _bad(action, "ids", value, "None or a list of order ids (strings)")
 
 
