@@ -142,6 +142,9 @@ BAD = [
       "stop_limit=88"]),
     ("trailing_stop_order", (SYM, 1.0), {"offset": 120.0, "activation": 110.0},
      ["a sell's offset must be below its activation", "offset=120, activation=110"]),
+    # a reduce-only buy of a spot asset adds to it (see the test of derivatives below)
+    ("market_order", (SYM, 1.0), {"reduce_only": True},
+     ["reduce_only=True needs the side that reduces the long position, side='sell'"]),
     # a backtest places an order when it is called: a ValueError that ended the run before
     ("market_order", (SYM, 1.0), {"date": 5}, ["date must be None or the time now", "got 5"]),
     ("limit_order", (SYM, 1.0, 99.0), {"date": np.int64(T0)}, ["date must be None or the time now",
@@ -161,6 +164,27 @@ def test_bad_arguments_are_refused_naming_argument_value_and_what_is_allowed(
     e = raised(action, *args, **kwargs)
     assert isinstance(e, InvalidArgument) and isinstance(e, TypeError) and isinstance(e, ValueError)
     assert str(e).startswith(f"{action}: ")
+    for w in words:
+        assert w in str(e), str(e)
+
+
+@pytest.mark.parametrize("action,args,kwargs,words", [
+    ("market_order", (1.0,), {"side": "sell", "pos": "short", "reduce_only": True},
+     ["reduce_only=True needs the side that reduces the short position, side='buy'; a sell "
+      "adds to it, got side='sell', pos='short'"]),
+    ("limit_order", (1.0, 90.0), {"reduce_only": True},
+     ["reduce_only=True needs the side that reduces the long position, side='sell'"]),
+    ("stop_order", (1.0, 110.0), {"side": "buy", "reduce_only": True},
+     ["reduce_only=True needs the side that reduces the long position"]),
+    ("oco_order", (1.0,), {"price": 90.0, "stop": 110.0, "side": "buy", "reduce_only": True},
+     ["reduce_only=True needs the side that reduces the long position"]),
+])
+def test_a_reduce_only_order_on_the_side_that_adds_is_refused(action, args, kwargs, words):
+    """reduce_only=True on the side that opens the position (a sell of a short, a buy of a
+    long) is a contradiction: a reduce-only market sell of a short of 2 left a short of 1
+    after the sell filled."""
+    e = raised(action, PERP.symbol, *args, market=PERP, **kwargs)
+    assert isinstance(e, InvalidArgument) and str(e).startswith(f"{action}: ")
     for w in words:
         assert w in str(e), str(e)
 

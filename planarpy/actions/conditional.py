@@ -16,8 +16,8 @@ import attrs
 from ..core.errors import InvalidArgument
 from ..core.instances import AssetInstance
 from ..core.orders import OrderType, PositionSide, Side, TimeInForce
-from .requests import (_bad, check_asset, check_flag, check_number, check_pos, check_side,
-                       check_tif, check_wait)
+from .requests import (_bad, check_asset, check_flag, check_number, check_pos, check_reduces,
+                       check_side, check_tif, check_wait)
 
 _SELL, _BUY = Side.SELL, Side.BUY
 _KINDS = {("stop", False): OrderType.STOP_MARKET, ("stop", True): OrderType.STOP_LIMIT,
@@ -176,8 +176,11 @@ def _common(s: Any, a: str, ai: Any, amount: Any, side: Any, pos: Any,
             reduce_only: Any) -> tuple[AssetInstance, float, Side, PositionSide, bool]:
     asset = check_asset(s, a, ai)
     assert asset is not None
-    return (asset, check_number(a, "amount", amount), check_side(a, side),  # type: ignore
-            check_pos(a, asset, pos), check_flag(a, "reduce_only", reduce_only))
+    amount_, side_ = check_number(a, "amount", amount), check_side(a, side)
+    pos_, ro = check_pos(a, asset, pos), check_flag(a, "reduce_only", reduce_only)
+    if ro:
+        check_reduces(a, side_, pos_)  # type: ignore[arg-type]
+    return asset, amount_, side_, pos_, ro  # type: ignore[return-value]
 
 
 def _price(a: str, name: str, value: Any) -> float | None:

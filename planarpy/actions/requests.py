@@ -18,7 +18,7 @@ import numpy as np
 from ..core.clock import MAX_WAIT
 from ..core.errors import InvalidArgument, UnknownSymbol, shown
 from ..core.instances import AssetInstance
-from ..core.orders import OrderType, PositionSide, Side, TimeInForce
+from ..core.orders import OrderType, PositionSide, Side, TimeInForce, opens_position
 
 if TYPE_CHECKING:  # the engine's methods take requests: for the annotations only
     from .engine import Engine
@@ -205,6 +205,16 @@ def check_pos(action: str, ai: AssetInstance | None, value: Any) -> PositionSide
     return found
 
 
+def check_reduces(action: str, side: Side, pos: PositionSide) -> None:
+    """A reduce-only order must be on the side that reduces its position: a sell reduces a
+    long, a buy a short (a sell of a short adds to it, and was applied as reducing it)."""
+    if opens_position(side, pos):
+        other = "sell" if side is Side.BUY else "buy"
+        raise InvalidArgument(f"{action}: reduce_only=True needs the side that reduces the "
+                              f"{pos.value} position, side={other!r}; a {side.value} adds to "
+                              f"it, got side={side.value!r}, pos={pos.value!r}")
+
+
 def check_tif(action: str, value: Any) -> TimeInForce:
     if isinstance(value, TimeInForce):
         return value
@@ -271,9 +281,12 @@ def market_order(e: Engine, ai: Any, amount: Any, *, side: Any = "buy", pos: Any
         amount = check_number(a, "amount", amount)
     side_ = _SIDES.get(side) if side.__class__ is str else None
     pos_ = _LONG if pos.__class__ is str and pos == "long" else check_pos(a, asset_, pos)
+    side_ = side_ or check_side(a, side)
     if reduce_only is not False or synced is not True or date is not None or waitfor is not None:
         reduce_only, date, waitfor, synced = _options(a, reduce_only, date, waitfor, synced)
-    return MarketOrder(asset_, amount, side_ or check_side(a, side), pos_, reduce_only, date,
+        if reduce_only:
+            check_reduces(a, side_, pos_)  # type: ignore[arg-type]
+    return MarketOrder(asset_, amount, side_, pos_, reduce_only, date,  # type: ignore[arg-type]
                        waitfor, synced)
 
 
@@ -289,10 +302,13 @@ def limit_order(e: Engine, ai: Any, amount: Any, price: Any, *, side: Any = "buy
         price = check_number(a, "price", price)
     side_ = _SIDES.get(side) if side.__class__ is str else None
     pos_ = _LONG if pos.__class__ is str and pos == "long" else check_pos(a, asset_, pos)
+    side_ = side_ or check_side(a, side)
     if reduce_only is not False or synced is not True or date is not None or waitfor is not None:
         reduce_only, date, waitfor, synced = _options(a, reduce_only, date, waitfor, synced)
+        if reduce_only:
+            check_reduces(a, side_, pos_)  # type: ignore[arg-type]
     tif_ = _TIF.get(tif) if tif.__class__ is str else None
-    return LimitOrder(asset_, amount, price, side_ or check_side(a, side),
+    return LimitOrder(asset_, amount, price, side_,  # type: ignore[arg-type]
                       tif_ or check_tif(a, tif), pos_, reduce_only, date, waitfor, synced)
 
 

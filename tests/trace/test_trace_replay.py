@@ -39,7 +39,7 @@ def test_replay_reports_differences(tmp_path):
     """Replay compared with a changed state names each difference."""
     script = {0: lambda s: call(s, "update_leverage", PERP.symbol, 4),
               1: lambda s: call(s, "market_order", PERP.symbol, 10.0, side="buy"),
-              2: lambda s: call(s, "limit_order", PERP.symbol, 5.0, 90.0, side="sell", pos="short",
+              2: lambda s: call(s, "limit_order", PERP.symbol, 5.0, 90.0, side="sell",
                                 reduce_only=True)}
     with EventTrace.open(tmp_path / "t", strategy="Scripted", exchange="test") as trace:
         r = run(script, flat(6), market=PERP, recorder=trace)
