@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from .core.clock import MAX_WAIT
 from .core.errors import ConfigError
 
 
@@ -75,6 +76,11 @@ def positive(unit: str = "", below: float = math.inf) -> Rule:
 def non_negative(unit: str = "") -> Rule:
     """A finite number >= 0 (a wait that may be none)."""
     return Rule(f"a number >= 0{_unit(unit)}", lambda v: _is_number(v) and v >= 0, float, float)
+
+
+def wait() -> Rule:
+    """Seconds to wait for an answer: from 0 to a day (`core.clock.MAX_WAIT`)."""
+    return number(0.0, MAX_WAIT, "seconds")
 
 
 def count(unit: str = "") -> Rule:

@@ -91,6 +91,15 @@ ROWS: list[tuple[str, str, str | None, tuple[str, ...]]] = [
      '[exchanges.binance]\nurl = "http://127.0.0.1:9/?x=1"\n',
      ("[exchanges.binance] url", "no query")),
     ("top-level table", "sim sma_cross", "[simm]\nseed = 1\n", ("simm", "known tables")),
+    # [risk]: a traceback (TypeError, OverflowError) or rules left out silently before
+    ("[risk] on_* list", "sim sma_cross", '[risk]\non_daily_loss = ["halt"]\n',
+     ("[risk] on_daily_loss", "['halt']", '"halt" or "reduce"')),
+    ("[risk] huge int", "sim sma_cross", "[risk]\nmax_drawdown = 1" + "0" * 400 + "\n",
+     ("[risk] max_drawdown", "(0, 1]", "got 1000")),
+    ("[risk] rule as a table", "sim sma_cross", "[risk.max_open_orders]\nlimit = 2\n",
+     ("[risk] max_open_orders", "not a table")),
+    ("[risk.module name]", "sim sma_cross", "[risk.sma_cross]\nmax_open_orders = 2\n",
+     ("[risk.sma_cross]", "does not apply to SmaCross", "[risk.SmaCross]")),
     # fetch and markets
     ("fetch timeframe", "fetch binance ETH/BTC 7q --since 0", None, ("'7q'", "1m, 5m")),
     ("fetch limit", "fetch binance ETH/BTC 5m --since 0 --limit 0", None, ("--limit", "'0'")),

@@ -7,7 +7,7 @@ import pytest
 from planarpy import InvalidArgument, Mode, UnknownSymbol, UnsupportedAction, call
 from planarpy.actions import Action, supported_actions
 
-from simkit import PERP, SPOT, flat, run
+from simkit import PERP, SPOT, T0, flat, run
 
 SYM = SPOT.symbol
 
@@ -116,8 +116,42 @@ BAD = [
     ("close_position", (3.0,), {}, ["asset must be a symbol or an asset instance", "or None for all"]),
     ("update_leverage", (SYM, True), {}, ["leverage must be a number", "True"]),
     ("update_leverage", (SYM, math.nan), {}, ["leverage must be a finite number > 0", "nan"]),
-    ("watch_ohlcv", (SYM, 5), {}, ["timeframe must be None or a timeframe", "5"]),
+    ("watch_ohlcv", (SYM, 5), {}, ["timeframe must be None or the strategy's timeframe '1m'", "5"]),
+    # a timeframe other than the strategy's was ignored in every mode
+    ("watch_ohlcv", (SYM, "5m"), {}, ["timeframe must be None or the strategy's timeframe '1m'",
+                                      "got '5m'"]),
+    ("watch_ohlcv", (None, "7q"), {}, ["timeframe must be None or the strategy's timeframe",
+                                       "got '7q'"]),
     ("reset_trading_state", (3,), {}, ["reason must be a string", "3"]),
+    # ints (and fractions) beyond any float: an OverflowError before
+    ("market_order", (SYM, 10**400), {}, ["amount must be a finite number > 0", "got 100000"]),
+    ("limit_order", (SYM, 1.0, -10**400), {}, ["price must be a finite number > 0", "got -100000"]),
+    ("market_order", (SYM, 1.0), {"waitfor": 10**400}, ["waitfor must be", "got 100000"]),
+    ("update_leverage", (SYM, 10**5000), {}, ["leverage must be a finite number > 0",
+                                              "an int of 16610 bits"]),
+    ("stop_order", (SYM, 1.0, 10**400), {}, ["trigger must be a finite number > 0", "..."]),
+    ("trailing_stop_order", (SYM, 1.0), {"percent": 10**400}, ["percent must be a finite number"]),
+    # a wait longer than Python's thread waits allow: an OverflowError once the order was placed
+    ("limit_order", (SYM, 1.0, 99.0), {"waitfor": 1e10}, ["waitfor must be None or seconds from 0 "
+                                                          "to 86400 (a day)", "got 10000000000.0"]),
+    ("oco_order", (SYM, 1.0), {"price": 110.0, "stop": 90.0, "waitfor": 86_401},
+     ["waitfor must be None or seconds from 0 to 86400", "got 86401"]),
+    # exits that could never work, accepted before
+    ("bracket_order", (SYM, 1.0), {"take_profit": 110.0, "stop_limit": 88.0},
+     ["stop_limit is the limit of the stop_loss once it triggers: give stop_loss with it",
+      "stop_limit=88"]),
+    ("trailing_stop_order", (SYM, 1.0), {"offset": 120.0, "activation": 110.0},
+     ["a sell's offset must be below its activation", "offset=120, activation=110"]),
+    # a reduce-only buy of a spot asset adds to it (see the test of derivatives below)
+    ("market_order", (SYM, 1.0), {"reduce_only": True},
+     ["reduce_only=True needs the side that reduces the long position, side='sell'"]),
+    # a backtest places an order when it is called: a ValueError that ended the run before
+    ("market_order", (SYM, 1.0), {"date": 5}, ["date must be None or the time now", "got 5"]),
+    ("limit_order", (SYM, 1.0, 99.0), {"date": np.int64(T0)}, ["date must be None or the time now",
+                                                                f"got {T0}"]),
+    # an array's comparison with "both" has no truth value: a ValueError before
+    ("cancel_orders", (SYM, np.array(["buy", "sell"])), {}, ["side must be 'buy' or 'sell' or 'both'",
+                                                            "array(['buy', 'sell']"]),
 ]
 
 
@@ -130,6 +164,27 @@ def test_bad_arguments_are_refused_naming_argument_value_and_what_is_allowed(
     e = raised(action, *args, **kwargs)
     assert isinstance(e, InvalidArgument) and isinstance(e, TypeError) and isinstance(e, ValueError)
     assert str(e).startswith(f"{action}: ")
+    for w in words:
+        assert w in str(e), str(e)
+
+
+@pytest.mark.parametrize("action,args,kwargs,words", [
+    ("market_order", (1.0,), {"side": "sell", "pos": "short", "reduce_only": True},
+     ["reduce_only=True needs the side that reduces the short position, side='buy'; a sell "
+      "adds to it, got side='sell', pos='short'"]),
+    ("limit_order", (1.0, 90.0), {"reduce_only": True},
+     ["reduce_only=True needs the side that reduces the long position, side='sell'"]),
+    ("stop_order", (1.0, 110.0), {"side": "buy", "reduce_only": True},
+     ["reduce_only=True needs the side that reduces the long position"]),
+    ("oco_order", (1.0,), {"price": 90.0, "stop": 110.0, "side": "buy", "reduce_only": True},
+     ["reduce_only=True needs the side that reduces the long position"]),
+])
+def test_a_reduce_only_order_on_the_side_that_adds_is_refused(action, args, kwargs, words):
+    """reduce_only=True on the side that opens the position (a sell of a short, a buy of a
+    long) is a contradiction: a reduce-only market sell of a short of 2 left a short of 1
+    after the sell filled."""
+    e = raised(action, PERP.symbol, *args, market=PERP, **kwargs)
+    assert isinstance(e, InvalidArgument) and str(e).startswith(f"{action}: ")
     for w in words:
         assert w in str(e), str(e)
 
@@ -159,15 +214,15 @@ def test_short_on_spot_and_unknown_symbol_raise_at_once():
 PSYM = PERP.symbol
 BACKWARDS = [  # a reduce-only order on the side that opens its position; a bracket whose
     # entry closes its position (its exits, reduce-only, would open it)
-    ("market_order", (PSYM, 1.0), {"reduce_only": True}, "a reduce-only buy reduces a short"),
+    ("market_order", (PSYM, 1.0), {"reduce_only": True}, "reduce_only=True needs the side that reduces the long position"),
     ("limit_order", (PSYM, 1.0, 99.0), {"side": "sell", "pos": "short", "reduce_only": True},
-     "a reduce-only sell reduces a long"),
+     "reduce_only=True needs the side that reduces the short position"),
     ("stop_order", (PSYM, 1.0, 101.0), {"side": "buy", "reduce_only": True},
-     "a reduce-only buy reduces a short"),
+     "reduce_only=True needs the side that reduces the long position"),
     ("trailing_stop_order", (PSYM, 1.0), {"side": "buy", "percent": 0.01, "reduce_only": True},
-     "a reduce-only buy reduces a short"),
+     "reduce_only=True needs the side that reduces the long position"),
     ("oco_order", (PSYM, 1.0), {"price": 90.0, "stop": 110.0, "side": "buy", "reduce_only": True},
-     "a reduce-only buy reduces a short"),
+     "reduce_only=True needs the side that reduces the long position"),
     ("bracket_order", (PSYM, 1.0), {"side": "sell", "stop_loss": 110.0},
      "a sell entry opens a short"),
 ]
@@ -197,6 +252,30 @@ def test_a_derivative_order_that_would_act_backwards_on_its_position_is_refused(
     assert len(seen) == 1 and seen[0].startswith(f"{action}: {words}"), seen
 
 
+def test_an_order_before_the_first_candle_of_a_backtest_is_unsupported():
+    """An order from start() has no candle to be placed at: UnsupportedAction naming the
+    action and where orders may be placed (a RuntimeError before)."""
+    seen = []
+
+    def start(s):
+        try:
+            call(s, "market_order", SYM, 1.0)
+        except Exception as e:  # noqa: BLE001 - the test inspects it
+            seen.append(e)
+    r = run({}, flat(3), start=start)
+    assert r.trades == [] and len(seen) == 1 and isinstance(seen[0], UnsupportedAction)
+    assert str(seen[0]) == ("market_order: a backtest places orders from tick() and the callbacks "
+                            "after it, not before its first candle (reset, start)")
+
+
+def test_a_symbol_in_another_case_names_the_one_meant():
+    """A symbol that differs only in case says which symbol it may mean."""
+    e = raised("close_position", "tst/usd")
+    assert isinstance(e, UnknownSymbol)
+    assert "'tst/usd' is not in Scripted's universe (did you mean 'TST/USD'? symbols are " \
+           "case-sensitive); known: TST/USD" == str(e)
+
+
 def test_asset_of_another_strategy_is_refused():
     """An asset instance must be one of the calling strategy's own."""
     from simkit import scripted
@@ -212,9 +291,10 @@ def test_close_position_on_nothing_with_a_bad_side_is_refused_not_true():
 
 
 def test_numbers_of_any_real_type_and_enums_are_accepted():
-    """ints, numpy floats and ints, enums and numpy bools are taken as what they mean."""
+    """ints, numpy floats, ints and strings, enums and numpy bools are taken as what they
+    mean."""
     from planarpy import PositionSide, Side
-    script = {1: lambda s: call(s, "market_order", SYM, np.float32(1.5), side=Side.BUY,
+    script = {1: lambda s: call(s, "market_order", np.str_(SYM), np.float32(1.5), side=Side.BUY,
                                 pos=PositionSide.LONG, reduce_only=np.bool_(False)),
               2: lambda s: call(s, "limit_order", SYM, 1, np.int64(99), side="buy", tif="gtc")}
     r = run(script, flat(5))
@@ -223,6 +303,16 @@ def test_numbers_of_any_real_type_and_enums_are_accepted():
     assert s.errors == []
     (order,) = s.asset(SYM).orders.values()
     assert (order.amount, order.price) == (1.0, 99.0) and type(order.price) is float
+
+
+def test_ids_given_as_a_set_are_kept_in_one_order():
+    """Order ids given as a set are kept sorted, so that the request (and the trace's copy
+    of it) is the same in every run; a list keeps its own order."""
+    from planarpy.actions import requests
+    e = run({}, flat(3)).strategy.engine
+    ids = [f"sim-{i}" for i in range(30)]
+    assert requests.cancel_orders(e, SYM, ids=set(ids)).ids == tuple(sorted(ids))
+    assert requests.cancel_orders(e, SYM, ids=ids[::-1]).ids == tuple(ids[::-1])
 
 
 def test_a_backtest_attaches_the_sim_executor_to_the_engine():

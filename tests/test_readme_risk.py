@@ -47,7 +47,7 @@ def test_sim_reads_risk_from_planar_toml(repo_root, monkeypatch, capsys, tmp_pat
 
 @pytest.mark.parametrize("toml, message", [
     ("[risk]\nmax_drawdown = 2\n", "[risk] max_drawdown (fraction of the peak equity) must be "
-                                   "in (0, 1], got 2.0"),
+                                   "in (0, 1], got 2"),
     ("[risk]\nstop_loss = 0.1\n", "[risk] has no rule 'stop_loss'"),
     ("risk = 3\n", "[risk] must be a table, got int"),
 ])

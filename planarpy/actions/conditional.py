@@ -16,8 +16,8 @@ import attrs
 from ..core.errors import InvalidArgument
 from ..core.instances import AssetInstance
 from ..core.orders import OrderType, PositionSide, Side, TimeInForce, opens_position
-from .requests import (_bad, check_asset, check_flag, check_number, check_pos,
-                       check_reduce_only, check_side, check_tif)
+from .requests import (_bad, check_asset, check_flag, check_number, check_pos, check_reduces,
+                       check_side, check_tif, check_wait)
 
 _SELL, _BUY = Side.SELL, Side.BUY
 _KINDS = {("stop", False): OrderType.STOP_MARKET, ("stop", True): OrderType.STOP_LIMIT,
@@ -176,26 +176,22 @@ def _common(s: Any, a: str, ai: Any, amount: Any, side: Any, pos: Any,
             reduce_only: Any) -> tuple[AssetInstance, float, Side, PositionSide, bool]:
     asset = check_asset(s, a, ai)
     assert asset is not None
-    side_, pos_ = check_side(a, side), check_pos(a, asset, pos)
-    ro = check_flag(a, "reduce_only", reduce_only)
+    amount_, side_ = check_number(a, "amount", amount), check_side(a, side)
+    pos_, ro = check_pos(a, asset, pos), check_flag(a, "reduce_only", reduce_only)
     if ro:
-        check_reduce_only(a, asset, side_, pos_)  # type: ignore[arg-type]
-    return asset, check_number(a, "amount", amount), side_, pos_, ro  # type: ignore[return-value]
+        check_reduces(a, side_, pos_)  # type: ignore[arg-type]
+    return asset, amount_, side_, pos_, ro  # type: ignore[return-value]
 
 
 def _price(a: str, name: str, value: Any) -> float | None:
     return None if value is None else check_number(a, name, value)
 
 
-def _wait(a: str, value: Any) -> float | None:
-    return None if value is None else check_number(a, "waitfor", value, 0.0, low_ok=True)
-
-
 def _stop(a: str, kind: str, s: Any, ai: Any, amount: Any, trigger: Any, side: Any,
           limit: Any, pos: Any, reduce_only: Any, waitfor: Any) -> StopOrder:
     asset, amount_, side_, pos_, ro = _common(s, a, ai, amount, side, pos, reduce_only)
     return StopOrder(asset, amount_, check_number(a, "trigger", trigger), side_,
-                     _price(a, "limit", limit), kind, pos_, ro, "", _wait(a, waitfor))
+                     _price(a, "limit", limit), kind, pos_, ro, "", check_wait(a, waitfor))
 
 
 def stop_order(s: Any, ai: Any, amount: Any, trigger: Any, *, side: Any = "sell",
@@ -226,8 +222,14 @@ def trailing_stop_order(s: Any, ai: Any, amount: Any, *, side: Any = "sell",
         percent = check_number(a, "percent", percent)
         if percent >= 1.0:
             raise _bad(a, "percent", percent, "a fraction between 0 and 1 (0.02 is 2%)")
-    return TrailingStop(asset, amount_, side_, percent, _price(a, "offset", offset),
-                        _price(a, "activation", activation), pos_, ro, _wait(a, waitfor))
+    offset_, activation_ = _price(a, "offset", offset), _price(a, "activation", activation)
+    if side_ is _SELL and offset_ is not None and activation_ is not None \
+            and offset_ >= activation_:
+        raise InvalidArgument(f"{a}: a sell's offset must be below its activation (its stop "
+                              f"starts at activation - offset), got offset={offset_:g}, "
+                              f"activation={activation_:g}")
+    return TrailingStop(asset, amount_, side_, percent, offset_, activation_, pos_, ro,
+                        check_wait(a, waitfor))
 
 
 def oco_order(s: Any, ai: Any, amount: Any, *, price: Any, stop: Any, side: Any = "sell",
@@ -241,7 +243,7 @@ def oco_order(s: Any, ai: Any, amount: Any, *, price: Any, stop: Any, side: Any 
                               f"{'above' if side_ is _SELL else 'below'} its stop, got "
                               f"price={price_:g}, stop={stop_:g}")
     return OcoOrder(asset, amount_, price_, stop_, side_, _price(a, "stop_limit", stop_limit),
-                    pos_, ro, _wait(a, waitfor))
+                    pos_, ro, check_wait(a, waitfor))
 
 
 def bracket_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", price: Any = None,
@@ -262,9 +264,13 @@ def bracket_order(s: Any, ai: Any, amount: Any, *, side: Any = "buy", price: Any
         raise InvalidArgument(f"{a}: a {side_.value} entry needs its take_profit "
                               f"{'above' if side_ is _BUY else 'below'} its stop_loss, got "
                               f"stop_loss={sl:g}, take_profit={tp:g}")
-    return BracketOrder(asset, amount_, side_, _price(a, "price", price), sl, tp,
-                        _price(a, "stop_limit", stop_limit), pos_, check_tif(a, tif),
-                        _wait(a, waitfor))
+    sl_limit = _price(a, "stop_limit", stop_limit)
+    if sl_limit is not None and sl is None:
+        raise InvalidArgument(f"{a}: stop_limit is the limit of the stop_loss once it "
+                              f"triggers: give stop_loss with it, got stop_limit={sl_limit:g} "
+                              "and no stop_loss")
+    return BracketOrder(asset, amount_, side_, _price(a, "price", price), sl, tp, sl_limit,
+                        pos_, check_tif(a, tif), check_wait(a, waitfor))
 
 
 def amend_stop(s: Any, ai: Any, id: Any, trigger: Any, *, limit: Any = None) -> AmendStop:

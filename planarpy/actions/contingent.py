@@ -158,7 +158,7 @@ def place_trailing(s: Any, req: TrailingStop) -> OrderResult:
         return None
     reason = _prices_error(ai, req.activation) or (
         immediate_error(OrderType.TAKE_PROFIT_MARKET, req.side, req.activation, now)
-        if req.activation is not None else None)
+        if req.activation is not None else _offset_error(req, now))  # type: ignore[arg-type]
     if reason is not None:
         s.reject(ai, reason.replace("take-profit", "trailing stop activation"), req.payload())
         return None
@@ -174,6 +174,15 @@ def place_trailing(s: Any, req: TrailingStop) -> OrderResult:
         order.price = trailing_trigger(order, req.activation, ai.market.price_step) \
             if req.side is Side.BUY else req.activation
     return _submit(s, ai, order, req)
+
+
+def _offset_error(req: TrailingStop, now: float) -> str | None:
+    """Why a sell trailing stop armed now cannot trail at its offset: its stop would start
+    at or below 0 (the parser checks an offset against an activation)."""
+    if req.side is Side.SELL and req.offset is not None and req.offset >= now:
+        return (f"trailing_stop_order: a sell's offset {req.offset:g} must be below the price "
+                f"{now:g} it is armed at: its stop would start at or below 0")
+    return None
 
 
 def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any]] | str:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from ..core.errors import InvalidArgument, UnknownSymbol
+from ..core.clock import MAX_WAIT
+from ..core.errors import InvalidArgument, UnknownSymbol, shown
 from ..core.instances import AssetInstance
 from ..core.orders import OrderType, PositionSide, Side, TimeInForce, opens_position
 
@@ -131,7 +132,8 @@ class ClosePosition:
 
 @attrs.define(slots=True)
 class WatchOHLCV:
-    """Start or refresh live candles of one asset (None: all); nothing to do in a backtest."""
+    """Start or refresh live candles of one asset (None: all), of the strategy's own
+    timeframe; nothing to do in a backtest."""
 
     ai: AssetInstance | None = None
     timeframe: str | None = None
@@ -150,7 +152,7 @@ Request = (MarketOrder | LimitOrder | CancelOrders | UpdateLeverage | ClosePosit
 
 # ---- checks of single values -------------------------------------------------------------
 def _bad(action: str, name: str, value: Any, allowed: str) -> InvalidArgument:
-    return InvalidArgument(f"{action}: {name} must be {allowed}, got {value!r}"
+    return InvalidArgument(f"{action}: {name} must be {allowed}, got {shown(value)}"
                            + ("" if isinstance(value, (str, int, float)) or value is None
                               else f" ({type(value).__name__})"))
 
@@ -158,12 +160,16 @@ def _bad(action: str, name: str, value: Any, allowed: str) -> InvalidArgument:
 def check_number(action: str, name: str, value: Any, low: float = 0.0,
                  low_ok: bool = False) -> float:
     """`value` as a finite float above `low` (at or above it with `low_ok`); bools refused."""
+    given = value
     if type(value) is not float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise _bad(action, name, value, "a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int (or a Fraction) beyond any float
+            value = _INF
     if not (value > low or low_ok and value == low) or value == _INF:
-        raise _bad(action, name, value, f"a finite number {'>=' if low_ok else '>'} {low:g}")
+        raise _bad(action, name, given, f"a finite number {'>=' if low_ok else '>'} {low:g}")
     return value
 
 
@@ -181,7 +187,7 @@ def check_side(action: str, value: Any, both: bool = False) -> Side | None:
     except TypeError:  # unhashable
         found = None
     if found is None:
-        if both and (value == "both" or value is None):
+        if both and (value is None or isinstance(value, str) and value == "both"):
             return None
         raise _bad(action, "side", value, "'buy' or 'sell'" + (" or 'both'" if both else ""))
     return found
@@ -199,14 +205,14 @@ def check_pos(action: str, ai: AssetInstance | None, value: Any) -> PositionSide
     return found
 
 
-def check_reduce_only(action: str, ai: AssetInstance, side: Side, pos: PositionSide) -> None:
-    """A reduce-only order on a derivative reduces the position its side closes (a buy a
-    short, a sell a long), as the exchange takes it: one on the side that opens `pos`
-    would be refused there, so it is refused here. Spot ignores the flag."""
-    if ai.market.is_derivative and opens_position(side, pos):
-        closes = "long" if side is Side.SELL else "short"
-        raise InvalidArgument(f"{action}: a reduce-only {side.value} reduces a {closes} "
-                              f"position: pos must be {closes!r}, got {pos.value!r}")
+def check_reduces(action: str, side: Side, pos: PositionSide) -> None:
+    """A reduce-only order must be on the side that reduces its position: a sell reduces a
+    long, a buy a short (a sell of a short adds to it, and was applied as reducing it)."""
+    if opens_position(side, pos):
+        other = "sell" if side is Side.BUY else "buy"
+        raise InvalidArgument(f"{action}: reduce_only=True needs the side that reduces the "
+                              f"{pos.value} position, side={other!r}; a {side.value} adds to "
+                              f"it, got side={side.value!r}, pos={pos.value!r}")
 
 
 def check_tif(action: str, value: Any) -> TimeInForce:
@@ -220,11 +226,10 @@ def check_tif(action: str, value: Any) -> TimeInForce:
 
 def check_asset(e: Engine, action: str, value: Any, optional: bool = False) -> AssetInstance | None:
     """The strategy's asset named by `value` (a symbol or one of its asset instances)."""
-    if type(value) is str:
+    if isinstance(value, str):  # a str, or numpy's
         found = e.state.assets.get(value)
         if found is None:
-            raise UnknownSymbol(f"{value!r} is not in {e.name}'s universe "
-                                f"({', '.join(e.state.assets)})")
+            raise UnknownSymbol.among(str(value), e.state.assets, f"{e.name}'s universe")
         return found
     if isinstance(value, AssetInstance):
         if e.state.assets.get(value.symbol) is not value:
@@ -245,7 +250,13 @@ def check_date(action: str, value: Any) -> int | None:
 
 
 def check_wait(action: str, value: Any) -> float | None:
-    return None if value is None else check_number(action, "waitfor", value, 0.0, low_ok=True)
+    """`waitfor`: None (the run's) or seconds from 0 to MAX_WAIT."""
+    if value is None:
+        return None
+    wait = check_number(action, "waitfor", value, 0.0, low_ok=True)
+    if wait > MAX_WAIT:
+        raise _bad(action, "waitfor", value, f"None or seconds from 0 to {MAX_WAIT:g} (a day)")
+    return wait
 
 
 def check_ids(action: str, value: Any) -> tuple[str, ...] | None:
@@ -253,7 +264,8 @@ def check_ids(action: str, value: Any) -> tuple[str, ...] | None:
         return None
     if isinstance(value, (list, tuple, set, frozenset)) and all(
             isinstance(x, str) and x for x in value):
-        return tuple(value)
+        # a set's order changes from run to run (str hashes): the trace records them sorted
+        return tuple(sorted(value)) if isinstance(value, (set, frozenset)) else tuple(value)
     raise _bad(action, "ids", value, "None or a list of order ids (strings)")
 
 
@@ -269,12 +281,12 @@ def market_order(e: Engine, ai: Any, amount: Any, *, side: Any = "buy", pos: Any
         amount = check_number(a, "amount", amount)
     side_ = _SIDES.get(side) if side.__class__ is str else None
     pos_ = _LONG if pos.__class__ is str and pos == "long" else check_pos(a, asset_, pos)
+    side_ = side_ or check_side(a, side)
     if reduce_only is not False or synced is not True or date is not None or waitfor is not None:
         reduce_only, date, waitfor, synced = _options(a, reduce_only, date, waitfor, synced)
         if reduce_only:
-            side_ = side_ or check_side(a, side)
-            check_reduce_only(a, asset_, side_, pos_)  # type: ignore[arg-type]
-    return MarketOrder(asset_, amount, side_ or check_side(a, side), pos_, reduce_only, date,
+            check_reduces(a, side_, pos_)  # type: ignore[arg-type]
+    return MarketOrder(asset_, amount, side_, pos_, reduce_only, date,  # type: ignore[arg-type]
                        waitfor, synced)
 
 
@@ -290,13 +302,13 @@ def limit_order(e: Engine, ai: Any, amount: Any, price: Any, *, side: Any = "buy
         price = check_number(a, "price", price)
     side_ = _SIDES.get(side) if side.__class__ is str else None
     pos_ = _LONG if pos.__class__ is str and pos == "long" else check_pos(a, asset_, pos)
+    side_ = side_ or check_side(a, side)
     if reduce_only is not False or synced is not True or date is not None or waitfor is not None:
         reduce_only, date, waitfor, synced = _options(a, reduce_only, date, waitfor, synced)
         if reduce_only:
-            side_ = side_ or check_side(a, side)
-            check_reduce_only(a, asset_, side_, pos_)  # type: ignore[arg-type]
+            check_reduces(a, side_, pos_)  # type: ignore[arg-type]
     tif_ = _TIF.get(tif) if tif.__class__ is str else None
-    return LimitOrder(asset_, amount, price, side_ or check_side(a, side),
+    return LimitOrder(asset_, amount, price, side_,  # type: ignore[arg-type]
                       tif_ or check_tif(a, tif), pos_, reduce_only, date, waitfor, synced)
 
 
@@ -347,8 +359,9 @@ def close_position(e: Engine, ai: Any = None, pos: Any = None) -> ClosePosition:
 
 def watch_ohlcv(e: Engine, ai: Any = None, timeframe: Any = None) -> WatchOHLCV:
     a = "watch_ohlcv"
-    if timeframe is not None and not isinstance(timeframe, str):
-        raise _bad(a, "timeframe", timeframe, "None or a timeframe such as '1m'")
+    own = e.strategy.timeframe
+    if timeframe is not None and timeframe != own:  # the candles a run watches are its own
+        raise _bad(a, "timeframe", timeframe, f"None or the strategy's timeframe {own!r}")
     return WatchOHLCV(check_asset(e, a, ai, optional=True), timeframe)
 
 

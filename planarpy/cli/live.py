@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
                                       "http://127.0.0.1:8765 --on-stop cancel"))
     add_run_flags(p, "send every request to this base URL instead (a testnet, the local "
                      "exchange)")
-    p.add_argument("--waitfor", type=V.flag(V.non_negative("seconds")), default=5.0,
+    p.add_argument("--waitfor", type=V.flag(V.wait()), default=5.0,
                    help="default seconds an order waits for a fill (default 5)")
     p.set_defaults(func=run, mode="live")
 

@@ -7,6 +7,11 @@ from typing import ClassVar
 
 import attrs
 
+# the longest an action may wait for an answer or a fill (`waitfor`), in seconds: a day.
+# Python's thread waits refuse more than about 292 years (threading.TIMEOUT_MAX), and a
+# longer wait than a day is a unit mistake rather than a plan.
+MAX_WAIT = 86_400.0
+
 
 @attrs.define(slots=True)
 class Clock:

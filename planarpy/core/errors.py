@@ -7,7 +7,17 @@ exceptions: `call` returns None and the strategy receives an order-error event.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from typing import Any, Iterable
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """`repr(value)` for an error message, cut to `limit` characters; an int too long to
+    print (Python refuses more than 4300 digits) as its size."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"an int of {value.bit_length()} bits"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class PlanarError(Exception):

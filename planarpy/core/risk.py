@@ -19,11 +19,12 @@ import bisect
 import collections
 import enum
 import math
+import numbers
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import attrs
 
-from .errors import ConfigError
+from .errors import ConfigError, shown
 from .orders import Order, Side, opens_position
 
 if TYPE_CHECKING:  # instances holds a RiskState: import it for the annotations only
@@ -73,24 +74,30 @@ def _check(name: str, value: Any, where: str) -> Any:
     """`value` of rule `name` as the rules keep it; ConfigError naming both if it is wrong."""
     if name in _FLAGS:
         if type(value) is not bool:
-            raise ConfigError(f"{where} {name} must be true or false, got {value!r}")
+            raise ConfigError(f"{where} {name} must be true or false, got {shown(value)}")
         return value
     if name in _ACTIONS:
-        if value not in _ACTION_STATE:
-            raise ConfigError(f"{where} {name} must be \"halt\" or \"reduce\", got {value!r}")
+        if not isinstance(value, str) or value not in _ACTION_STATE:
+            raise ConfigError(f"{where} {name} must be \"halt\" or \"reduce\", got "
+                              f"{shown(value)}")
         return value
     if value is None or value is False:  # off (false lets one strategy turn a global rule off)
         return None
     kind, lo, hi, lo_ok, what = _LIMITS[name]
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    if kind is int and not is_int or kind is float and not (is_int or isinstance(value, float)):
+    # numpy's numbers too (from Python); a bool is never a number
+    number = isinstance(value, numbers.Integral if kind is int else numbers.Real) \
+        and not isinstance(value, bool)
+    if not number:
         raise ConfigError(f"{where} {name} ({what}) must be {'a whole' if kind is int else 'a'} "
-                          f"number, or false for none; got {value!r}")
-    value = kind(value)
-    if not (value >= lo if lo_ok else value > lo) or value > hi or math.isnan(value):
+                          f"number, or false for none; got {shown(value)}")
+    try:
+        checked = kind(value)
+    except OverflowError:  # an int beyond any float
+        checked = math.inf if value > 0 else -math.inf
+    if not (checked >= lo if lo_ok else checked > lo) or checked > hi:  # nan fails the first
         bounds = f"{'[' if lo_ok else '('}{lo:g}, {hi:g}]"
-        raise ConfigError(f"{where} {name} ({what}) must be in {bounds}, got {value!r}")
-    return value
+        raise ConfigError(f"{where} {name} ({what}) must be in {bounds}, got {shown(value)}")
+    return checked
 
 
 @attrs.frozen(slots=True)
@@ -166,6 +173,12 @@ class RiskRules:
         if not isinstance(table, Mapping):
             raise ConfigError(f"[risk] must be a table, got {type(table).__name__}")
         merged = _keys(table, "[risk]")
+        for name, value in table.items():  # the strategy's module name, or its class's in
+            # another case, names it surely, and would leave its rules out silently
+            if isinstance(value, Mapping) and strategy is not None and name != strategy \
+                    and _loose(name) == _loose(strategy):
+                raise ConfigError(f"[risk.{name}] does not apply to {strategy}: a strategy's "
+                                  f"table is named after its class exactly, [risk.{strategy}]")
         own = table.get(strategy) if strategy is not None else None
         if own is not None:
             merged.update(_keys(own, f"[risk.{strategy}]"))
@@ -178,11 +191,19 @@ def _keys(table: Any, where: str) -> dict[str, Any]:
     out = {}
     for name, value in table.items():
         if isinstance(value, Mapping) and where == "[risk]":
+            if name in KEYS:
+                raise ConfigError(f"[risk] {name} must be a value, not a table "
+                                  f"([risk.{name}]); tables under [risk] are strategies', "
+                                  "named after their classes")
             continue  # a strategy's own table
         if name not in KEYS:
             raise ConfigError(f"{where} has no rule {name!r}; rules: {', '.join(KEYS)}")
         out[name] = _check(name, value, where)
     return out
+
+
+def _loose(name: str) -> str:
+    return name.replace("_", "").lower()
 
 
 NO_RULES = RiskRules()

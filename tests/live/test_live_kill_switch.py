@@ -65,6 +65,8 @@ def test_run_halt_checks_its_arguments(lx):
             run.halt(3)
         with pytest.raises(InvalidArgument, match="close must be True, False or None, got 'y'"):
             run.halt("x", close="y")
+        with pytest.raises(InvalidArgument, match="close must be True, False or None, got 1"):
+            run.halt("x", close=1)  # 1 == True: taken as True before
         assert run.state()["trading"] == "active"
 
 

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -58,6 +59,21 @@ def test_a_request_is_answered_and_the_files_go_with_the_run(loop, tmp_path):
     assert not os.path.exists(info["socket"])
     with pytest.raises(RunNotFound, match="no paper or live run of Sma is running"):
         find_run(tmp_path, "Sma")
+
+
+def test_an_exchange_name_is_literal_not_a_pattern(loop, tmp_path):
+    """`planarpy halt Sma --exchange '*'` names no exchange: it halted whichever run there
+    was (the name went into a glob pattern)."""
+    server = ControlServer(tmp_path, "Sma", "binance", "live", echo)
+    loop.run(server.start())
+    try:
+        assert find_run(tmp_path, "Sma", "binance")["mode"] == "live"
+        for name in ("*", "b?nance", "[b]inance"):
+            with pytest.raises(RunNotFound, match=f"no paper or live run of Sma on "
+                                                  f"{re.escape(name)} is running"):
+                find_run(tmp_path, "Sma", name)
+    finally:
+        loop.run(server.close())
 
 
 def test_a_second_run_of_the_same_strategy_is_refused_while_the_first_answers(loop, tmp_path):

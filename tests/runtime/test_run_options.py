@@ -30,8 +30,9 @@ BAD_FLAGS = [
     ("live", "--duration", "0", SECONDS),
     ("live", "--duration", "NaN", SECONDS),
     ("live", "--duration", "soon", SECONDS),
-    ("live", "--waitfor", "-1", "a number >= 0 (seconds)"),
-    ("live", "--waitfor", "nan", "a number >= 0 (seconds)"),
+    ("live", "--waitfor", "-1", "a number from 0 to 86400 (seconds)"),
+    ("live", "--waitfor", "nan", "a number from 0 to 86400 (seconds)"),
+    ("live", "--waitfor", "1e10", "a number from 0 to 86400 (seconds)"),  # a thread wait's overflow
     ("live", "--stop-timeout", "0", SECONDS),
     ("live", "--stop-timeout", "inf", SECONDS),
     ("live", "--exchange-url", "127.0.0.1:8765", "an http(s) URL like http://host:port"),
@@ -182,7 +183,9 @@ def test_a_bad_config_key_is_one_line_naming_it(capsys, tmp_path, monkeypatch, c
 BAD_OPTIONS = [
     ({"tick_interval": 0}, "tick_interval must be a number > 0 (seconds), not 0"),
     ({"tick_interval": float("nan")}, "tick_interval must be a number > 0 (seconds), not nan"),
-    ({"waitfor": -1}, "waitfor must be a number >= 0 (seconds), not -1"),
+    ({"waitfor": -1}, "waitfor must be a number from 0 to 86400 (seconds), not -1"),
+    # each action's wait overflowed Python's thread wait (an OverflowError after the order)
+    ({"waitfor": 1e10}, "waitfor must be a number from 0 to 86400 (seconds), not 10000000000.0"),
     ({"stall_after": float("inf")}, "stall_after must be a number > 0 (seconds), not inf"),
     ({"candles": 0}, "candles must be a whole number >= 1, not 0"),
     ({"candles": 2.5}, "candles must be a whole number >= 1, not 2.5"),

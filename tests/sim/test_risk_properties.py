@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planarpy import RiskRules, Side, TradingState, call
+from planarpy import InvalidArgument, RiskRules, Side, TradingState, call
 from planarpy.actions import contingent, pipeline
 from planarpy.core import risk as core_risk
 from planarpy.core.instances import State
@@ -149,9 +149,14 @@ def stream_strategy(ops_by_tick, margin):
     def act(s, op):
         kind, side, amount, share, tif, pos, reduce_only = op
         close = s.asset(sym).ohlcv.close.item(s.i)
-        # reduce-only where the side closes `pos` (a buy a short): the other way is refused
-        pos = {} if not margin else {"pos": pos, "reduce_only": reduce_only and
-                                     (side == "buy") == (pos == "short")}
+        pos = {} if not margin else {"pos": pos, "reduce_only": reduce_only}
+        if margin and reduce_only and (side == "buy") == (pos["pos"] == "long") \
+                and kind == "market":  # on the side that adds: refused before any gate
+            with pytest.raises(InvalidArgument, match="reduce_only=True needs the side"):
+                call(s, "market_order", sym, amount, side=side, **pos)
+            return None
+        if margin and reduce_only and (side == "buy") == (pos["pos"] == "long"):
+            pos["reduce_only"] = False  # the other orders as they come, not reduce-only
         if kind == "market":
             return call(s, "market_order", sym, amount, side=side, **pos)
         if kind == "limit":

@@ -201,6 +201,18 @@ def test_trailing_stop_by_offset_with_an_activation_price():
     assert stop_trades(r.strategy) == [("sell", 103.0, 1.0, True)]
 
 
+def test_a_sell_trailing_offset_at_or_above_the_price_is_refused():
+    """A sell trailing stop armed at 100 with an offset of 150 would start its stop below 0
+    (it was placed at one price step, 0.01): refused, naming the offset and the price."""
+    script = {0: lambda s: call(s, "market_order", SYM, 100.0),
+              1: lambda s: call(s, "trailing_stop_order", SYM, 100.0, offset=150.0)}
+    r = run(script, flat_then([], n=4), cash=20_000.0)
+    s = r.strategy
+    assert s.results[1] is None and not s.asset(SYM).orders
+    assert s.errors == ["trailing_stop_order: a sell's offset 150 must be below the price 100 "
+                        "it is armed at: its stop would start at or below 0"]
+
+
 def test_amending_a_stop_places_the_new_one_before_cancelling_the_old():
     rows = flat_then([(100, 103, 99, 102, 1e6), (102, 103, 97, 98, 1e6)])
     events = []

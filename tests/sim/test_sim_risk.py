@@ -1,5 +1,6 @@
 """Each risk rule in a backtest: the order it denies, the state a breaker moves to, the events."""
 
+import numpy as np
 import pytest
 
 from planarpy import ConfigError, RiskRules, TradingState, call, missing
@@ -317,6 +318,16 @@ def test_risk_rules_from_planar_toml_with_a_strategy_table():
     ({"Scripted": {"max_dd": 0.1}}, "[risk.Scripted] has no rule 'max_dd'"),
     ({"Scripted": 3}, None),  # a non-table value under a strategy's name is an unknown key
     ("strict", "[risk] must be a table, got str"),
+    # an OverflowError and a TypeError before
+    ({"max_daily_loss": 10**400}, "[risk] max_daily_loss (fraction of the day's starting equity) "
+                                  "must be in (0, 1], got 1000000"),
+    ({"on_daily_loss": ["halt"]}, "[risk] on_daily_loss must be \"halt\" or \"reduce\", got ['halt']"),
+    # left out silently before: a rule written as a table, the strategy named by its module
+    ({"max_open_orders": {"limit": 2}}, "[risk] max_open_orders must be a value, not a table "
+                                        "([risk.max_open_orders])"),
+    ({"scripted": {"max_open_orders": 2}}, "[risk.scripted] does not apply to Scripted: a "
+                                           "strategy's table is named after its class exactly, "
+                                           "[risk.Scripted]"),
 ])
 def test_bad_risk_config_is_a_clear_error(table, message):
     from planarpy import backtest
@@ -329,6 +340,19 @@ def test_bad_risk_config_is_a_clear_error(table, message):
 def test_risk_rules_refuse_bad_values_in_python_too():
     with pytest.raises(ConfigError, match="max_leverage .* must be in \\(0, inf\\], got -2"):
         RiskRules(max_leverage=-2)
+    with pytest.raises(ConfigError, match="on_errors must be \"halt\" or \"reduce\", got \\{'x'\\}"):
+        RiskRules(on_errors={"x"})  # a TypeError (unhashable) before
+    with pytest.raises(ConfigError, match="max_open_orders .* must be a whole number, or false "
+                                          "for none; got np.True_"):
+        RiskRules(max_open_orders=np.bool_(True))
+
+
+def test_risk_rules_take_numpy_numbers_from_python():
+    """A numpy int or float is a number, as `call` takes it (it was refused as 'not a
+    number'); the rules keep Python's int and float."""
+    rules = RiskRules(max_open_orders=np.int64(3), max_daily_loss=np.float32(0.5))
+    assert (rules.max_open_orders, rules.max_daily_loss) == (3, 0.5)
+    assert type(rules.max_open_orders) is int and type(rules.max_daily_loss) is float
 
 
 def test_replay_reproduces_risk_events_and_the_trading_state(tmp_path):

@@ -20,6 +20,7 @@ with SIGKILL leaves its files behind: the next start of the same strategy remove
 from __future__ import annotations
 
 import asyncio
+import glob
 import hashlib
 import json
 import os
@@ -169,7 +170,8 @@ def find_run(root: str | Path, strategy: str, exchange: str | None = None) -> di
     """The run file of the running `strategy` (on `exchange`, if given) under `root`;
     RunNotFound (naming what was looked for) if there is none, or it is ambiguous."""
     root = Path(root)
-    pattern = f"{strategy}@{exchange or '*'}.json"
+    # the names are literal: an exchange given as "*" or "b?nance" must not match any run
+    pattern = f"{glob.escape(strategy)}@{glob.escape(exchange) if exchange else '*'}.json"
     files = sorted(root.glob(pattern)) if root.is_dir() else []
     if not files:
         raise RunNotFound(f"no paper or live run of {strategy}"

@@ -60,7 +60,7 @@ class RunHandle:
         STRATEGY` does the same from another terminal."""
         if not isinstance(reason, str):
             raise InvalidArgument(f"halt: reason must be a string, got {reason!r}")
-        if close not in (None, True, False):
+        if close is not None and close is not True and close is not False:  # 1 == True
             raise InvalidArgument(f"halt: close must be True, False or None, got {close!r}")
         session = self.session
         with session.engine.locked():

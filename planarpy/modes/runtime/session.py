@@ -101,7 +101,7 @@ class Session:
         # seconds a closed candle is given to be published
         self.close_delay = V.non_negative("seconds").value(close_delay, "close_delay")
         self.tf = timeframe_ms(cls.timeframe)
-        self.waitfor = V.non_negative("seconds").value(waitfor, "waitfor")
+        self.waitfor = V.wait().value(waitfor, "waitfor")
         self.stall_after = V.positive("seconds").value(stall_after, "stall_after")
         self.candles = V.count().value(candles, "candles")
         self.on_stop = stopping.ON_STOP_RULE.value(on_stop, "on_stop")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.accounting import shortfall
+from ...core.errors import InvalidArgument, UnsupportedAction
 from ...core.instances import AssetInstance
 from ...core.orders import (CONDITIONAL, Order, OrderStatus, OrderType, Side, TimeInForce, Trade,
                             _Missing, missing)
@@ -65,14 +66,16 @@ class SimExecutor:
         """`mark`: a tick's price now is the close of its candle, as the triggers see it."""
         return self.mark(ai)
 
-    def _index(self, date: int | None) -> int:
+    def _index(self, date: int | None, action: str) -> int:
         i = self.s.i
         now = self.e.clock.now()
         if i < 0:
-            raise RuntimeError("sim orders can only be placed from a tick (after start)")
+            raise UnsupportedAction(f"{action}: a backtest places orders from tick() and the "
+                                    "callbacks after it, not before its first candle "
+                                    "(reset, start)")
         if date is not None and date != now:
-            raise ValueError(f"sim orders are placed at the current time {now}, "
-                             f"got date={date}")
+            raise InvalidArgument(f"{action}: date must be None or the time now, {now} (a "
+                                  f"backtest places an order when it is called), got {date}")
         return i
 
     def order_price(self, ai: AssetInstance, req: OrderRequest, i: int | None = None) -> float:
@@ -82,7 +85,7 @@ class SimExecutor:
         if placed_now:
             i = self.s.i
             if i < 0 or req.date is not None:
-                i = self._index(req.date)
+                i = self._index(req.date, f"{req.type.value}_order")
         if req.type is not _MARKET:
             return req.price
         eng = self.engine
