@@ -159,6 +159,19 @@ def test_an_equity_exactly_on_the_daily_floor_trips_as_measuring_every_close():
     assert change["rule"] == "max_daily_loss_quote"
 
 
+def measuring(go):
+    """`go()`'s result, and the closes the guard measured during it."""
+    measured = []
+    check = guard_module.EquityGuard.check
+
+    def counted(self, i):
+        measured.append(i)
+        check(self, i)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(guard_module.EquityGuard, "check", counted)
+        return go(), measured
+
+
 @pytest.mark.parametrize("market", [SPOT, PERP], ids=["spot", "perp"])
 def test_a_run_flat_at_its_peak_is_not_measured_at_every_close(market):
     """Nothing held, the equity is the cash at every close and no breaker can trip: the
@@ -172,19 +185,10 @@ def test_a_run_flat_at_its_peak_is_not_measured_at_every_close(market):
               2001: lambda s: call(s, "market_order", sym, 1.0, side="sell")}
     rows = flat(n)
     rules = RiskRules(max_drawdown=0.1, max_daily_loss=0.05)
-    measured = []
-    check = guard_module.EquityGuard.check
-
-    def counted(self, i):
-        measured.append(i)
-        check(self, i)
-
     def go():
         r = run(script, rows, market=market, risk=rules)
         return r.strategy.state.risk.changes, list(r.trades)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(guard_module.EquityGuard, "check", counted)
-        changes, trades = go()
+    (changes, trades), measured = measuring(go)
     assert changes == [] and [t.side.value for t in trades] == ["buy", "sell"]
     assert 3 <= len(measured) <= 10, measured
     decides_as_measuring_every_close(go)
@@ -250,19 +254,10 @@ def test_a_halted_run_is_not_measured_at_every_close(close):
     rows = flat(20) + flat(3 * 1440, 90.0)
     script = {5: lambda s: call(s, "market_order", SPOT.symbol, 5.0, side="buy")}
     rules = RiskRules(max_drawdown=0.003, halt_closes_positions=close)
-    measured = []
-    check = guard_module.EquityGuard.check
-
-    def counted(self, i):
-        measured.append(i)
-        check(self, i)
-
     def go():
         r = run(script, rows, risk=rules)
         return r.strategy.state.risk.changes, list(r.trades)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(guard_module.EquityGuard, "check", counted)
-        changes, trades = go()
+    (changes, trades), measured = measuring(go)
     assert [c["rule"] for c in changes] == ["max_drawdown"] and len(trades) == 1 + close
     assert len(measured) <= 10, measured
     decides_as_measuring_every_close(go)
