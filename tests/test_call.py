@@ -122,6 +122,9 @@ BAD = [
                                       "got '5m'"]),
     ("watch_ohlcv", (None, "7q"), {}, ["timeframe must be None or the strategy's timeframe",
                                        "got '7q'"]),
+    # an array compared with == gave an array, whose truth is a ValueError
+    ("watch_ohlcv", (None, np.array(["1m", "5m"])), {},
+     ["timeframe must be None or the strategy's timeframe", "ndarray"]),
     ("reset_trading_state", (3,), {}, ["reason must be a string", "3"]),
     # ints (and fractions) beyond any float: an OverflowError before
     ("market_order", (SYM, 10**400), {}, ["amount must be a finite number > 0", "got 100000"]),

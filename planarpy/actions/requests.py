@@ -360,7 +360,8 @@ def close_position(e: Engine, ai: Any = None, pos: Any = None) -> ClosePosition:
 def watch_ohlcv(e: Engine, ai: Any = None, timeframe: Any = None) -> WatchOHLCV:
     a = "watch_ohlcv"
     own = e.strategy.timeframe
-    if timeframe is not None and timeframe != own:  # the candles a run watches are its own
+    # the candles a run watches are its own (an array compared with == is no answer)
+    if timeframe is not None and not (isinstance(timeframe, str) and timeframe == own):
         raise _bad(a, "timeframe", timeframe, f"None or the strategy's timeframe {own!r}")
     return WatchOHLCV(check_asset(e, a, ai, optional=True), timeframe)
 
