@@ -21,7 +21,7 @@ from ...core.orders import OrderStatus
 from ...exchanges.client import HAND_ORDERS, ON_STOP, ExchangeConfig
 
 if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
-    from ...strategy import Strategy
+    from ...actions.engine import Engine
     from .session import Session
 
 DEFAULT_STOP_TIMEOUT = 30.0  # seconds a stop keeps trying to cancel or close
@@ -107,35 +107,35 @@ class StopReport:
         return out
 
 
-def open_items(s: Strategy) -> list[str]:
+def open_items(e: Engine) -> list[str]:
     """The strategy's open orders and positions, one line each."""
-    return order_items(s) + position_items(s)
+    return order_items(e) + position_items(e)
 
 
-def order_items(s: Strategy) -> list[str]:
+def order_items(e: Engine) -> list[str]:
     """The open orders, one line each; one whose submit got no answer says its outcome is
     unknown (it may exist on the exchange or not)."""
     return [f"{ai.symbol} order {o.id}: {o.side.value} {o.amount:g} @ {o.price:.10g} "
             f"({o.filled:g} filled{_UNKNOWN if o.status is OrderStatus.UNKNOWN else ''})"
-            for ai in s.assets for o in list(ai.orders.values())]
+            for ai in e.assets for o in list(ai.orders.values())]
 
 
 _UNKNOWN = ", outcome unknown"
 
 
-def position_items(s: Strategy) -> list[str]:
+def position_items(e: Engine) -> list[str]:
     return [f"{ai.symbol} {p.side.value} position {p.amount:g} @ {p.entry_price:.10g}"
-            for ai in s.assets for p in (ai.long, ai.short) if p.amount > 0]
+            for ai in e.assets for p in (ai.long, ai.short) if p.amount > 0]
 
 
-def undone_items(s: Strategy, on_stop: str, unsold: list[Any]) -> list[str]:
+def undone_items(e: Engine, on_stop: str, unsold: list[Any]) -> list[str]:
     """What `on_stop` had to do and is not done: open orders (cancel, close), open
     positions (close), and spot assets whose sale failed (close)."""
     if on_stop == "keep":
         return []
     if on_stop == "cancel":
-        return order_items(s)
-    return order_items(s) + position_items(s) + [
+        return order_items(e)
+    return order_items(e) + position_items(e) + [
         f"{ai.symbol}: the sale failed; {ai.balance:g} {ai.market.base} held" for ai in unsold]
 
 
@@ -153,7 +153,7 @@ async def carry_out(session: Session, deadline: float) -> list[str]:
             pass
         except Exception as e:
             await session.report_error(e, where="on_stop")
-        undone = undone_items(session.s, session.on_stop, unsold)
+        undone = undone_items(session.e, session.on_stop, unsold)
         if not undone or loop.time() + delay >= deadline:
             return undone
         await session.record("exchange_error", {"where": "on_stop", "error": "retrying",
