@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from .. import validate as V
+from ..core.display import rules_text
 from ..core.errors import StartupInterrupted
 from ..exchanges.client import ON_STOP
 from . import console
@@ -130,7 +131,8 @@ def force_exit(handle: Any) -> None:
 def start(handle: Any, signals: Signals, timeout: float = 60.0) -> int | None:
     """Start the run; None once it runs, else the exit code (start-up interrupted)."""
     s = handle.session
-    console.say(f"starting {s.cls.__name__} on {s.exchange.id} (on_stop = {s.on_stop}); "
+    console.say(f"starting {s.cls.__name__} on {s.exchange.id} (on_stop = {s.on_stop}; risk "
+                f"rules: {rules_text(s.risk.in_force()) or 'none'}); "
                 "Ctrl-C stops it")
     try:
         handle.start(timeout)

@@ -12,7 +12,7 @@ import datetime as _dt
 import enum
 import html
 import math
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .precision import step_decimals
 
@@ -47,6 +47,25 @@ def num(x: Any, step: float | None = None) -> str:
 def word(x: Any) -> str:
     """An enum as its word ('buy', 'open'), anything else as str."""
     return str(x.value) if isinstance(x, enum.Enum) else str(x)
+
+
+def rules_text(rules: Mapping[str, Any]) -> str:
+    """Risk rules (`RiskRules.in_force`) as 'max_drawdown=0.1 on_drawdown=reduce'."""
+    return " ".join(f"{k}={num(v)}" for k, v in rules.items())
+
+
+def trading_rows(rules: Mapping[str, Any], changes: Sequence[Mapping[str, Any]], denied: int,
+                 date: Callable[[Any], str] = iso) -> list[tuple[str, str]]:
+    """A run's risk rows: the rules in force (`RiskRules.in_force`), when and why they
+    halted or reduced trading, and how many orders they denied; none without rules or
+    anything they did."""
+    if not (rules or changes or denied):
+        return []
+    rows = [("risk rules", rules_text(rules))] if rules else []
+    rows += [("trading", f"{c['state']} at {date(c.get('ts'))} by {c['rule']}: {c['reason']}")
+             for c in changes] or [("trading", "active throughout: no risk rule tripped")]
+    rows.append(("risk denied", f"{denied} order{'s' if denied != 1 else ''}"))
+    return rows
 
 
 def html_table(title: str, rows: Iterable[tuple[str, Any]],

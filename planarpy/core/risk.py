@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import bisect
 import collections
+import difflib
 import enum
+import functools
+import logging
 import math
 import numbers
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -29,6 +32,8 @@ from .orders import Order, Side, opens_position
 
 if TYPE_CHECKING:  # instances holds a RiskState: import it for the annotations only
     from .instances import AssetInstance, State
+
+log = logging.getLogger(__name__)
 
 RATE_CAP = 10_000  # the largest rate limit a rule may set (the windows keep this many times)
 DAY_MS = 86_400_000
@@ -156,6 +161,10 @@ class RiskRules:
         object.__setattr__(self, "rate_floor", min((r[0] for r in self.rates),
                                                    default=RATE_CAP + 1))
 
+    def in_force(self) -> dict[str, Any]:
+        """The rules and options set otherwise than by default: what a run shows."""
+        return {k: v for k in KEYS if (v := getattr(self, k)) != _DEFAULTS[k]}
+
     @property
     def daily_rules(self) -> bool:
         return self.max_daily_loss is not None or self.max_daily_loss_quote is not None
@@ -173,12 +182,9 @@ class RiskRules:
         if not isinstance(table, Mapping):
             raise ConfigError(f"[risk] must be a table, got {type(table).__name__}")
         merged = _keys(table, "[risk]")
-        for name, value in table.items():  # the strategy's module name, or its class's in
-            # another case, names it surely, and would leave its rules out silently
-            if isinstance(value, Mapping) and strategy is not None and name != strategy \
-                    and _loose(name) == _loose(strategy):
-                raise ConfigError(f"[risk.{name}] does not apply to {strategy}: a strategy's "
-                                  f"table is named after its class exactly, [risk.{strategy}]")
+        for name, value in table.items():
+            if isinstance(value, Mapping) and strategy is not None and name != strategy:
+                _other_table(name, strategy)
         own = table.get(strategy) if strategy is not None else None
         if own is not None:
             merged.update(_keys(own, f"[risk.{strategy}]"))
@@ -197,15 +203,52 @@ def _keys(table: Any, where: str) -> dict[str, Any]:
                                   "named after their classes")
             continue  # a strategy's own table
         if name not in KEYS:
-            raise ConfigError(f"{where} has no rule {name!r}; rules: {', '.join(KEYS)}")
+            raise _no_rule(where, name)
         out[name] = _check(name, value, where)
     return out
+
+
+def _no_rule(where: str, name: Any) -> ConfigError:
+    near = difflib.get_close_matches(str(name), KEYS, 1)
+    return ConfigError(f"{where} has no rule {shown(name)}"
+                       + (f" (did you mean {near[0]}?)" if near else "")
+                       + f"; rules: {', '.join(KEYS)}")
+
+
+def _other_table(name: str, strategy: str) -> None:
+    """Check a strategy table of [risk] that is not `strategy`'s. The strategy's module
+    name, or its class's in another case, names it surely, and would leave its rules out
+    silently: an error. A name close to it may be a misspelling, or another strategy's
+    (SmaCross2): a warning, which names the table the rules of `strategy` come from."""
+    if _loose(name) == _loose(strategy):
+        raise ConfigError(f"[risk.{name}] does not apply to {strategy}: a strategy's "
+                          f"table is named after its class exactly, [risk.{strategy}]")
+    if difflib.SequenceMatcher(None, _loose(name), _loose(strategy)).ratio() >= 0.75:
+        log.warning("[risk.%s] does not apply to %s (a strategy's table is named after its "
+                    "class exactly): if it was meant for it, name it [risk.%s]", name,
+                    strategy, strategy)
 
 
 def _loose(name: str) -> str:
     return name.replace("_", "").lower()
 
 
+_DEFAULTS = {f.name: f.default for f in attrs.fields(RiskRules) if f.name in KEYS}
+_attrs_init = RiskRules.__init__
+
+
+@functools.wraps(_attrs_init)
+def _init(self: RiskRules, *args: Any, **rules: Any) -> None:
+    try:
+        _attrs_init(self, *args, **rules)
+    except TypeError:  # a misspelt rule: say which, and what the rules are
+        unknown = [k for k in rules if k not in KEYS]
+        if unknown:
+            raise _no_rule("RiskRules", unknown[0]) from None
+        raise
+
+
+RiskRules.__init__ = _init  # type: ignore[method-assign]
 NO_RULES = RiskRules()
 
 

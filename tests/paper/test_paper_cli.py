@@ -99,3 +99,24 @@ def test_paper_command_params_go_to_the_run_header(lx, tmp_path):
     assert out.returncode == 0, out.stderr
     started = trace_tail(tmp_path / "traces" / "Idle" / "binance", kinds="strategy_started")
     assert started[-1]["payload"]["params"] == {"size": 7}
+
+
+def test_paper_command_shows_the_risk_rules_in_force(lx, tmp_path):
+    """The rules a run trades under are on its first line and in its summary, with what
+    they did; a strategy table whose name is close to the strategy's, a likely typo whose
+    rules do not apply, is warned of (it was ignored silently)."""
+    (tmp_path / "planar.toml").write_text("[risk]\nmax_open_orders = 5\n"
+                                          "[risk.Idel]\nmax_order_notional = 1.0\n")
+    out = subprocess.run(command(lx, tmp_path, "--duration", "0.3", "--no-trace",
+                                 "--config", str(tmp_path / "planar.toml")),
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "(on_stop = keep; risk rules: max_open_orders=5); Ctrl-C stops it" in out.stderr
+    assert "[risk.Idel] does not apply to Idle (a strategy's table is named after its class " \
+           "exactly): if it was meant for it, name it [risk.Idle]" in out.stderr
+    summary = dict(line.split(None, 1) if " " in line else (line, "")
+                   for line in out.stdout.replace("risk rules", "risk_rules")
+                   .replace("risk denied", "risk_denied").splitlines())
+    assert summary["risk_rules"].strip() == "max_open_orders=5"
+    assert summary["trading"].strip() == "active throughout: no risk rule tripped"
+    assert summary["risk_denied"].strip() == "0 orders"

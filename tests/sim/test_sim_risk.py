@@ -314,7 +314,9 @@ def test_risk_rules_from_planar_toml_with_a_strategy_table():
     ({"max_order_notional": "a lot"}, "must be a number, or false for none; got 'a lot'"),
     ({"on_drawdown": "panic"}, "[risk] on_drawdown must be \"halt\" or \"reduce\", got 'panic'"),
     ({"halt_closes_positions": "yes"}, "[risk] halt_closes_positions must be true or false, got 'yes'"),
-    ({"max_dd": 0.1}, "[risk] has no rule 'max_dd'; rules: max_order_notional"),
+    ({"max_dd": 0.1}, "[risk] has no rule 'max_dd' (did you mean max_drawdown?); rules: "
+                      "max_order_notional"),
+    ({"stop_loss": 0.1}, "[risk] has no rule 'stop_loss'; rules: max_order_notional"),
     ({"Scripted": {"max_dd": 0.1}}, "[risk.Scripted] has no rule 'max_dd'"),
     ({"Scripted": 3}, None),  # a non-table value under a strategy's name is an unknown key
     ("strict", "[risk] must be a table, got str"),
@@ -345,6 +347,49 @@ def test_risk_rules_refuse_bad_values_in_python_too():
     with pytest.raises(ConfigError, match="max_open_orders .* must be a whole number, or false "
                                           "for none; got np.True_"):
         RiskRules(max_open_orders=np.bool_(True))
+
+
+def test_a_misspelt_rule_in_python_names_the_rules():
+    """A keyword that is no rule was attrs' bare TypeError ("unexpected keyword argument");
+    it says what the rules are, and the nearest one."""
+    with pytest.raises(ConfigError, match="RiskRules has no rule 'max_ordr_notional' \\(did you "
+                                          "mean max_order_notional\\?\\); rules: max_order_notional,"):
+        RiskRules(max_ordr_notional=1.0)
+    with pytest.raises(TypeError, match="positional"):  # not a misspelling: left to Python
+        RiskRules(*range(16))
+
+
+def test_a_table_close_to_the_strategys_name_is_warned_of(caplog):
+    """[risk.Scriptd] was ignored silently for Scripted: a typo left the run without the
+    rules its author wrote. It may be another strategy's table, so it is a warning (an
+    error would refuse a project with Scripted and Scripted2), and the rules in force are
+    in the summary; a table far from the name (another strategy's) says nothing."""
+    from planarpy import backtest
+    s = scripted({})({SYM: SPOT})
+    table = {"max_open_orders": 3, "Scriptd": {"max_order_notional": 10.0},
+             "SmaCross": {"max_drawdown": 0.1}}
+    with caplog.at_level("WARNING", logger="planarpy.core.risk"):
+        r = backtest(s, data={SYM: candles(flat(4))}, settings={"risk": table})
+    warned = [rec.getMessage() for rec in caplog.records]
+    assert warned == ["[risk.Scriptd] does not apply to Scripted (a strategy's table is named "
+                      "after its class exactly): if it was meant for it, name it "
+                      "[risk.Scripted]"]
+    assert r.summary()["risk_rules"] == {"max_open_orders": 3}
+    assert ("risk rules", "max_open_orders=3") in r.summary_rows()
+
+
+def test_the_summary_shows_the_rules_in_force():
+    """What the rules were is part of what a backtest shows: a halt reads differently
+    under a drawdown limit of 2% than of 20%. No rules, no rows."""
+    rules = RiskRules(max_order_notional=400.0, max_drawdown=0.02, on_drawdown="reduce")
+    r = run({}, prices(100, 100), risk=rules)
+    assert r.summary()["risk_rules"] == {"max_order_notional": 400.0, "max_drawdown": 0.02,
+                                         "on_drawdown": "reduce"}
+    rows = dict(r.summary_rows())
+    assert rows["risk rules"] == "max_order_notional=400 max_drawdown=0.02 on_drawdown=reduce"
+    bare = run({}, prices(100, 100))
+    assert bare.summary()["risk_rules"] == {}
+    assert "risk rules" not in dict(bare.summary_rows())
 
 
 def test_risk_rules_take_numpy_numbers_from_python():

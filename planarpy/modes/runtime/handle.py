@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Self
 
 from ...config import load_config
-from ...core.display import html_table, num, word
+from ...core.display import html_table, num, trading_rows, word
 from ...core.errors import InvalidArgument
 from ...core.risk import RiskRules, rules_for
 from ...exchanges import ExchangeConfig, exchange_config
@@ -109,12 +109,16 @@ class RunHandle:
         s = self.session.s
         start = getattr(self.session, "baseline", None) or self._figures()
         equity, fills, fees = self._figures()
+        risk = self.session.e.state.risk
         with self.session.engine.locked():
             still = open_items(self.session.e)
+            changes = [dict(c) for c in risk.changes]
         return {"strategy": type(s).__name__, "mode": self.session.e.mode.value, "quote": s.quote,
                 "start_equity": start[0], "equity": equity, "pnl": equity - start[0],
                 "return": (equity - start[0]) / start[0] if start[0] else None,
-                "fills": fills - start[1], "fees": fees - start[2], "open": still}
+                "fills": fills - start[1], "fees": fees - start[2], "open": still,
+                "risk_rules": risk.rules.in_force(), "trading": risk.trading.value,
+                "risk_denied": risk.denied, "trading_changes": changes}
 
     def format_summary(self) -> str:
         """The summary as sim's is printed: one `name  value` line each."""
@@ -125,8 +129,10 @@ class RunHandle:
                 ("equity", f"{num(d['start_equity'])} {q} at start, {num(d['equity'])} {q} now"),
                 ("pnl", f"{'+' if d['pnl'] >= 0 else ''}{num(d['pnl'])} {q}{ret}"),
                 ("fills", str(d["fills"])), ("fees paid", f"{num(d['fees'])} {q}"),
-                ("open", "; ".join(d["open"]) if d["open"] else "nothing")]
-        return "\n".join(f"{k:<8}  {v}" for k, v in rows)
+                ("open", "; ".join(d["open"]) if d["open"] else "nothing"),
+                *trading_rows(d["risk_rules"], d["trading_changes"], d["risk_denied"])]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
     def stop(self, timeout: float | None = None) -> StopReport:
         """Stop ticking, cancel or close as `on_stop` says (retried until the stop

@@ -15,10 +15,9 @@ import attrs
 import numpy as np
 
 from ...core.accounting import fee_parts
-from ...core.display import html_table, iso, num
+from ...core.display import html_table, iso, num, trading_rows
 from ...core.errors import PlanarError
 from ...core.orders import PositionSide, Side, Trade
-from ...core.risk import NO_RULES
 from ...actions.engine import Engine
 from ...data.ohlcv import timeframe_ms
 from ...params import format_values
@@ -248,6 +247,7 @@ class SimResult:
                 "final_equity": self.final_equity, "return": st.pop("total_return"),
                 **{k: _finite(v) for k, v in st.items()}, "seed": self.seed,
                 "params": dict(s.params),
+                "risk_rules": risk.rules.in_force(),
                 "trading": risk.trading.value, "risk_denied": risk.denied,
                 "trading_changes": [dict(c) for c in risk.changes]}
 
@@ -291,7 +291,7 @@ class SimResult:
             ("partial fills", f"{_pct(d['partial_fills'])} of {d['orders']} orders"),
             ("entries", _entries_text(d)),
             ("fees paid", f"{d['fees']:.8g} {q}"),
-            *_trading_rows(d, self.strategy.engine.state.risk.rules != NO_RULES),
+            *trading_rows(d["risk_rules"], d["trading_changes"], d["risk_denied"], _date),
             ("seed", str(d["seed"])),
         ]
         if d["params"]:
@@ -598,17 +598,6 @@ def equity_curve(engine: SimEngine, s: Strategy, start: int, initial_cash: float
 
 
 _CURVE_CHUNK = 1 << 16  # candles of the equity curve computed at once
-
-
-def _trading_rows(d: dict[str, Any], rules: bool) -> list[tuple[str, str]]:
-    """When and why the risk rules halted or reduced trading, and what they denied."""
-    changes, denied = d["trading_changes"], d["risk_denied"]
-    if not (rules or changes or denied):
-        return []
-    rows = [("trading", f"{c['state']} at {_date(c.get('ts'))} by {c['rule']}: {c['reason']}")
-            for c in changes] or [("trading", "active throughout: no risk rule tripped")]
-    rows.append(("risk denied", f"{denied} order{'s' if denied != 1 else ''}"))
-    return rows
 
 
 # ---- formatting -----------------------------------------------------------------------------
