@@ -215,6 +215,9 @@ def _no_rule(where: str, name: Any) -> ConfigError:
                        + f"; rules: {', '.join(KEYS)}")
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
 def _other_table(name: str, strategy: str) -> None:
     """Check a strategy table of [risk] that is not `strategy`'s. The strategy's module
     name, or its class's in another case, names it surely, and would leave its rules out
@@ -223,7 +226,9 @@ def _other_table(name: str, strategy: str) -> None:
     if _loose(name) == _loose(strategy):
         raise ConfigError(f"[risk.{name}] does not apply to {strategy}: a strategy's "
                           f"table is named after its class exactly, [risk.{strategy}]")
-    if difflib.SequenceMatcher(None, _loose(name), _loose(strategy)).ratio() >= 0.75:
+    if (name, strategy) not in _WARNED and \
+            difflib.SequenceMatcher(None, _loose(name), _loose(strategy)).ratio() >= 0.75:
+        _WARNED.add((name, strategy))  # once a process: an optimisation runs many backtests
         log.warning("[risk.%s] does not apply to %s (a strategy's table is named after its "
                     "class exactly): if it was meant for it, name it [risk.%s]", name,
                     strategy, strategy)

@@ -366,7 +366,7 @@ def test_a_table_close_to_the_strategys_name_is_warned_of(caplog):
     in the summary; a table far from the name (another strategy's) says nothing."""
     from planarpy import backtest
     s = scripted({})({SYM: SPOT})
-    table = {"max_open_orders": 3, "Scriptd": {"max_order_notional": 10.0},
+    table = {"max_open_orders": 3, "Scriptd": {"max_order_notional": 10.0},  # no other test's
              "SmaCross": {"max_drawdown": 0.1}}
     with caplog.at_level("WARNING", logger="planarpy.core.risk"):
         r = backtest(s, data={SYM: candles(flat(4))}, settings={"risk": table})
@@ -376,6 +376,10 @@ def test_a_table_close_to_the_strategys_name_is_warned_of(caplog):
                       "[risk.Scripted]"]
     assert r.summary()["risk_rules"] == {"max_open_orders": 3}
     assert ("risk rules", "max_open_orders=3") in r.summary_rows()
+    caplog.clear()  # once a process: an optimisation's thousand backtests warn once
+    with caplog.at_level("WARNING", logger="planarpy.core.risk"):
+        backtest(s, data={SYM: candles(flat(4))}, settings={"risk": table})
+    assert caplog.records == []
 
 
 def test_the_summary_shows_the_rules_in_force():
