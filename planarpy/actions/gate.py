@@ -45,7 +45,7 @@ def admit(e: Engine, ai: AssetInstance, order: Order, request: Any, by_risk: boo
     m = ai.market
     adds = increases(ai, order)  # for the funds and the risk rules
     reason = m.check_limit_price(order.price) if order.type is _LIMIT else None
-    reason = reason or m.check_order(order.amount, order.price) or \
+    reason = reason or m.check_order(order.amount, order.price, order.reduce_only) or \
         funds_error(e.state, ai, order, adds)
     if reason is not None:
         e.reject(ai, reason, request.payload())

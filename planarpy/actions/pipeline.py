@@ -186,7 +186,11 @@ def _closing_order(e: Engine, ai: AssetInstance) -> MarketOrder | None:
     amount = spot_position(ai, e.executor.run_trades_from(ai))
     if amount < max(ai.market.min_amount, ai.market.amount_step):
         return None  # dust below the market's minimum cannot be sold
-    return MarketOrder(ai, amount, Side.SELL)
+    request = MarketOrder(ai, amount, Side.SELL)
+    price = e.executor.order_price(ai, request)
+    if price.__class__ is not str and ai.market.is_dust(amount, price):
+        return None  # worth less than the market's minimum cost: dust too
+    return request
 
 
 # ---- breakers and the trading state ----------------------------------------------------------

@@ -16,6 +16,7 @@ SIGNIFICANT_DIGITS = 3
 TICK_SIZE = 4
 
 DEFAULT_MAINTENANCE_MARGIN_RATE = 0.005
+_COST_ROOM = 1 - 1e-9  # an order worth the minimum cost but for rounding is taken
 # ccxt's `feeSide`: the fee is taken from the asset received, the asset given, or always
 # the quote or the base (ccxt's default when a market does not say)
 FEE_SIDES = ("get", "give", "quote", "base")
@@ -108,8 +109,16 @@ class Market:
         """Quote value of `amount` at `price` (contracts times contract size)."""
         return amount * price * self.contract_size
 
-    def check_order(self, amount: float, price: float) -> str | None:
-        """Why an order of `amount` at `price` breaks this market's rules, or None."""
+    def is_dust(self, amount: float, price: float) -> bool:
+        """Whether `amount` at `price` is too small for any order here: below the minimum
+        amount (or one step), or worth less than the minimum cost."""
+        return amount < max(self.min_amount, self.amount_step) or \
+            amount * price * self.contract_size < self.min_cost * _COST_ROOM
+
+    def check_order(self, amount: float, price: float, reduce_only: bool = False) -> str | None:
+        """Why an order of `amount` at `price` breaks this market's rules, or None. A
+        reduce-only order on a derivative is exempt from the minimum cost, as on Binance
+        USD-M: a position whose value fell below it could not be closed otherwise."""
         if not 0.0 < amount < math.inf:
             return f"amount must be a positive number, got {amount!r}"
         if not 0.0 < price < math.inf:
@@ -122,7 +131,7 @@ class Market:
         if amount > self.max_amount:
             return f"amount {amount:g} is above the maximum {self.max_amount:g} of {self.symbol}"
         cost = amount * price * self.contract_size
-        if cost < self.min_cost * (1 - 1e-9):
+        if cost < self.min_cost * _COST_ROOM and not (reduce_only and self.is_derivative):
             return (f"order cost {cost:.10g} {self.quote} is below the minimum "
                     f"{self.min_cost:g} {self.quote} of {self.symbol}")
         if cost > self.max_cost:
