@@ -229,6 +229,21 @@ class PerpSeen(Perp):
         self.errors.append(reason)
 
 
+def test_a_perpetual_position_worth_less_than_the_minimum_cost_closes(paper):
+    """What a reduce-only sell leaves of a long (3 XRP, under 5 USDT) is below the
+    market's minimum cost; a reduce-only order is exempt from it, as on Binance USD-M, so
+    close_position closes it (the gate refused it: the position could not be closed)."""
+    perp = "XRP/USDT:USDT"
+    run = paper(PerpSeen, cash=1000.0)
+    ai = run.strategy.assets[0]
+    assert isinstance(run.call("market_order", perp, 100.0, side="buy"), Trade)
+    assert isinstance(run.call("market_order", perp, 97.0, side="sell", reduce_only=True), Trade)
+    assert ai.long.amount == pytest.approx(3.0)
+    assert 3.0 * run.market(perp)["last"] < ai.market.min_cost  # worth less than 5 USDT
+    assert run.call("close_position", perp) is True, run.strategy.errors
+    assert ai.open_position() is None and run.strategy.errors == []
+
+
 def test_a_reduce_only_stop_never_blocks_a_close_by_hand_on_a_perpetual(paper, stepping):
     """A reduce-only stop of the whole long holds nothing against a reduce-only close by
     hand (the gate refused it: 'not already being reduced'); a trade through the stop then
