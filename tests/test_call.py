@@ -145,6 +145,13 @@ BAD = [
       "stop_limit=88"]),
     ("trailing_stop_order", (SYM, 1.0), {"offset": 120.0, "activation": 110.0},
      ["a sell's offset must be below its activation", "offset=120, activation=110"]),
+    # misreadings a first day brings: 2 for 2%, both trails, the exits of a bracket swapped
+    ("trailing_stop_order", (SYM, 1.0), {"percent": 2},
+     ["percent must be a fraction between 0 and 1 (0.02 is 2%)", "got 2"]),
+    ("trailing_stop_order", (SYM, 1.0), {"percent": 0.02, "offset": 1.0},
+     ["give exactly one of percent", "or offset (a price distance)", "percent=0.02, offset=1"]),
+    ("bracket_order", (SYM, 1.0), {"stop_loss": 110.0, "take_profit": 90.0},
+     ["a buy entry needs its take_profit above its stop_loss", "stop_loss=110, take_profit=90"]),
     # a reduce-only buy of a spot asset adds to it (see the test of derivatives below)
     ("market_order", (SYM, 1.0), {"reduce_only": True},
      ["reduce_only=True needs the side that reduces the long position, side='sell'"]),

@@ -427,3 +427,105 @@ def test_replay_reproduces_risk_events_and_the_trading_state(tmp_path):
     s.state.risk.trading = TradingState.HALTED
     report = replay_from_trace(s, tmp_path / "t")
     assert not report.ok and "trading state: replayed active, current halted" in str(report)
+
+
+@pytest.mark.parametrize("timeframe", ["1h", "1d"])
+def test_a_days_loss_is_the_same_in_hourly_and_daily_candles(timeframe):
+    """The same five days as hourly or as daily candles (the price steps once a day, at
+    the day's first candle): the day's loss is measured from the last close of the day
+    before, whichever candle closes it (a close at 00:00 ends the day before), so the
+    breaker trips on the same UTC day with the same figures; the first day's 11 and the
+    third's 17 stay under a limit of 20."""
+    from planarpy import backtest
+    from planarpy.core.risk import day_of
+    from planarpy.modes.sim import SimConfig
+    step = {"1h": 3_600_000, "1d": DAY_MS}[timeframe]
+    per_day = DAY_MS // step
+    midnight = (1_700_000_000_000 // DAY_MS + 1) * DAY_MS
+    rows = prices(*[p for p in (100, 100, 98, 94.6, 94.6) for _ in range(per_day)])
+
+    def go(limit):
+        s = scripted({0: buy(5.0)}, timeframe=timeframe)({SYM: SPOT})
+        backtest(s, data={SYM: candles(rows, t0=midnight, step=step)}, settings={},
+                 config=SimConfig(slippage=0.0, volume_cap=False),
+                 risk=RiskRules(max_daily_loss_quote=limit))
+        return s.state.risk.changes
+    assert go(20.0) == []
+    (change,) = go(15.0)
+    assert day_of(change["ts"]) == midnight // DAY_MS + 3  # the fourth day, in both
+    assert change["reason"].startswith("lost 17 since the UTC day began at equity 989")
+
+
+def test_a_reset_rebases_the_days_loss_too():
+    """After a reset the day's loss is measured from the equity at the reset (979), not
+    from the day's start (1000): 10 more lost passes a limit of 15, 20 more trips it."""
+    rows = prices(100, 100, 96, 96, 96, 94, 92, 92)
+    r = run({0: buy(5.0), 3: lambda s: call(s, "reset_trading_state", "looked")}, rows,
+            risk=RiskRules(max_daily_loss_quote=15.0))
+    s = r.strategy
+    halt, reset, again = changes(s)
+    assert (halt.rule, reset.rule, again.rule) == ("max_daily_loss_quote", "reset",
+                                                   "max_daily_loss_quote")
+    assert "lost 21 since the UTC day began at equity 1000" in halt.reason
+    assert "lost 20 since the UTC day began at equity 979" in again.reason
+    assert again.time == s.seen[6][1]  # 94 (lost 10 since the reset) did not trip it
+
+
+def test_a_reset_while_active_changes_nothing():
+    """reset_trading_state when trading is active answers True and records nothing: the
+    peak and the day's start stay where they were."""
+    r = run({0: buy(5.0), 2: lambda s: call(s, "reset_trading_state", "x")},
+            prices(100, 110, 100, 100), risk=RiskRules(max_drawdown=0.05))
+    s = r.strategy
+    assert s.results[2] is True and s.risk_events[0].rule == "max_drawdown"
+
+
+def test_a_resting_sell_does_not_lower_the_position_counted():
+    """max_position_notional counts what is held plus the buys that rest (at the new
+    order's price): a sell resting against the holding does not lower it, since it may be
+    cancelled, and a sell itself passes whatever the limit (it reduces)."""
+    script = {0: buy(2.0),
+              1: lambda s: call(s, "limit_order", SYM, 2.0, 110.0, side="sell"),
+              2: lambda s: call(s, "limit_order", SYM, 0.5, 90.0, side="buy"),
+              3: buy(1.5)}
+    r = run(script, prices(*[100] * 6), risk=RiskRules(max_position_notional=350.0))
+    s = r.strategy
+    assert s.results[1] is missing and s.results[2] is missing and s.results[3] is None
+    (e,) = denied(s)  # 2 held + 0.5 resting + 1.5 at 100, the sell of 2 not taken off
+    assert e.rule == "max_position_notional" and "would reach 400 USD" in e.reason
+
+
+def test_on_margin_a_close_that_is_not_reduce_only_counts_as_reducing():
+    """A sell of a long that is not reduce_only still only reduces (on isolated margin it
+    can never open a short: a sell beyond the long is refused): it passes the size rules
+    the long is over (the price doubled it past max_position_notional)."""
+    rows = prices(100, 100, 200, 200, 200)
+    script = {0: lambda s: call(s, "market_order", PERP.symbol, 2.0),
+              3: lambda s: call(s, "market_order", PERP.symbol, 1.0, side="sell")}
+    r = run(script, rows, market=PERP, risk=RiskRules(max_position_notional=300.0))
+    s = r.strategy
+    assert s.results[3] and denied(s) == [] and s.asset(PERP.symbol).long.amount == 1.0
+
+
+def test_what_the_throttle_counts():
+    """The throttle counts the orders placed: a stop once, when it is placed (not again
+    when it fires), an OCO pair twice (as Binance counts it); an order the gate refused
+    (a market rule, or the throttle itself) is not counted, nor is a cancel."""
+    script = {1: lambda s: [call(s, "market_order", SYM, 0.001),  # below the minimum
+                            call(s, "market_order", SYM, 1.0),
+                            call(s, "stop_order", SYM, 1.0, 105.0, side="buy"),
+                            call(s, "cancel_orders", SYM),
+                            call(s, "market_order", SYM, 1.0),  # the third in the minute
+                            call(s, "market_order", SYM, 1.0)],
+              3: lambda s: call(s, "stop_order", SYM, 1.0, 95.0),
+              5: lambda s: call(s, "oco_order", SYM, 1.0, price=120.0, stop=80.0)}
+    rows = prices(100, 100, 100, 100, 90, 90, 90, 90)
+    r = run(script, rows, risk=RiskRules(max_orders_per_minute=3))
+    s = r.strategy
+    assert [bool(x) if x is not missing else x for x in s.results[1]] == [
+        False, True, missing, True, True, False]
+    assert [e.rule for e in denied(s)] == ["max_orders_per_minute"]
+    assert [(t.side.value, t.price) for t in r.trades] == [("buy", 100), ("buy", 100),
+                                                           ("sell", 90)]  # the stop fired
+    assert s.results[5] is missing and len(s.asset(SYM).orders) == 2
+    assert len(s.state.risk.orders) == 6  # market, stop, market, stop, the pair's two legs
