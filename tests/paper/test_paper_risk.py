@@ -125,3 +125,24 @@ def test_the_kill_switch_cancels_every_order_the_stop_loss_too(paper):
     assert [o.type.value for o in ai.orders.values()] == ["stop_market"]
     assert run.halt("manual") is True
     assert ai.orders == {} and ai.balance == 499.5
+
+
+def test_conditional_orders_and_the_throttle_are_denied_as_in_the_sim(paper):
+    """A stop and an OCO pair above max_order_notional answer None, and on_risk hears it
+    (not on_order_error); the throttle counts the orders placed at the exchange's time
+    (the clock stands still here: one instant), so the fourth in a second is denied."""
+    run = paper(Watched, cash=5.0, risk=RiskRules(max_order_notional=0.2,
+                                                  max_orders_per_second=3))
+    s = run.strategy
+    m = s.assets[0].market
+    last = run.market(SYM)["last"]
+    up, down = m.round_price(last * 1.2), m.round_price(last * 0.8)
+    assert run.call("stop_order", SYM, 500.0, up, side="buy") is None
+    assert run.call("oco_order", SYM, 500.0, side="buy", price=down, stop=up) is None
+    bid = m.round_price(last * 0.5)
+    assert [run.call("limit_order", SYM, 10.0, bid) for _ in range(4)] == [missing] * 3 + [None]
+    assert [(e.kind, e.rule) for e in s.risk_events] == [
+        ("denied", "max_order_notional"), ("denied", "max_order_notional"),
+        ("denied", "max_orders_per_second")]
+    assert s.errors == [] and len(s.state.risk.orders) == 3
+    assert run.summary()["risk_denied"] == 3
