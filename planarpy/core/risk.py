@@ -436,7 +436,8 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
         for a in state.assets.values():
             count += len(a.orders)
         if count >= limit:
-            return Denial("max_open_orders", f"{count} orders are open already "
+            are = "s are" if count != 1 else " is"  # a limit of 1 reads right too
+            return Denial("max_open_orders", f"{count} order{are} open already "
                                              f"(max_open_orders = {limit})")
     limit = rules.max_order_notional
     if limit is not None and notional > limit:
@@ -484,8 +485,8 @@ def throttle_denial(risk: RiskState, now: int) -> Denial | None:
     n = len(times)
     for limit, span, name in risk.rules.rates:
         if n >= limit and times[-limit] > now - span:
-            return Denial(name, f"{limit} orders in the last {span // 1000} s already "
-                                f"({name} = {limit})")
+            return Denial(name, f"{limit} order{'s' if limit != 1 else ''} in the last "
+                                f"{span // 1000} s already ({name} = {limit})")
     return None
 
 

@@ -529,3 +529,14 @@ def test_what_the_throttle_counts():
                                                            ("sell", 90)]  # the stop fired
     assert s.results[5] is missing and len(s.asset(SYM).orders) == 2
     assert len(s.state.risk.orders) == 6  # market, stop, market, stop, the pair's two legs
+
+
+def test_a_limit_of_one_order_reads_right():
+    """'1 orders are open already' became '1 order is open already' (and the throttle's)."""
+    limit = lambda s: call(s, "limit_order", SYM, 1.0, 90.0, side="buy")  # noqa: E731
+    r = run({1: lambda s: [limit(s), limit(s)]}, flat(4), risk=RiskRules(max_open_orders=1))
+    assert [e.reason for e in denied(r.strategy)] == [
+        "1 order is open already (max_open_orders = 1)"]
+    r = run({1: lambda s: [limit(s), limit(s)]}, flat(4), risk=RiskRules(max_orders_per_second=1))
+    assert [e.reason for e in denied(r.strategy)] == [
+        "1 order in the last 1 s already (max_orders_per_second = 1)"]
