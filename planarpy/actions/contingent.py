@@ -286,6 +286,7 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
     if order.__class__ is str:
         s.reject(ai, order, new.payload())  # type: ignore[arg-type]
         return None
+    order.entry = old.entry  # type: ignore[union-attr]
     replaces = getattr(ex, "replaces", None)
     if replaces is not None and replaces(old, order):  # live: the atomic cancel-replace
         if not admit(s, ai, order, new):  # type: ignore[arg-type]
