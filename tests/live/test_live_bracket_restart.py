@@ -199,3 +199,26 @@ def test_a_crash_between_the_two_legs_of_the_exits_is_told(scripted, tmp_path):
         assert never(lambda: len(exits_of(second)) > 1, 0.3)
         strategy = second.strategy
     replayed(strategy, cut)
+
+
+def test_exits_lost_in_a_crash_that_the_exchange_refuses_at_restart_are_reported(scripted,
+                                                                              tmp_path):
+    """As above, but the exchange refuses the restart's exits (418: the target, then the
+    stop placed alone): the run is told that the part has no exits (and each refusal is
+    an order error), rather than the trace's "covered" staying unexplained."""
+    lx = scripted([0.0015] * 40)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    _, old = first_run(lx, full, {"amount": 500.0, "side": "buy"})
+    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    crashed(full, cut, covered)
+    lx.faults.update({"http_status": 418, "http_count": 2, "http_path": "POST /api/v3/order$",
+                      "retry_after": 0})
+    with trace_at(cut) as trace, live(lx, trace=trace) as second:
+        eventually(lambda: told(second), 10)
+        (message,) = told(second)
+        assert "were recorded but never placed" in message
+        assert message.endswith("they could not be placed now: the position has no exits for it")
+        assert len(second.strategy.errors) == 2  # the target's refusal, the stop's
+        assert never(lambda: exits_of(second), 0.3) and on_exchange(lx) == []
+        strategy = second.strategy
+    replayed(strategy, cut)
