@@ -13,7 +13,7 @@ from __future__ import annotations
 from planarpy.core.orders import OrderType
 from planarpy.trace import EventTrace, iter_events, replay_from_trace
 
-from livekit import eventually, live, never, raw_client, replayed
+from livekit import crashed, eventually, live, never, raw_client, replayed
 from tapekit import STEP, SYM
 
 EXITS = {"stop_loss": 0.0014, "take_profit": 0.0016}
@@ -21,18 +21,6 @@ EXITS = {"stop_loss": 0.0014, "take_profit": 0.0016}
 
 def trace_at(path):
     return EventTrace.open(path, strategy="Quiet", exchange="binance")
-
-
-def crashed(src, dst, last=None, change=lambda payload: payload):
-    """Copy the events of the trace `src` to `dst` up to the first one that `last` takes,
-    as a crash right after it leaves them (None: all of them; `change`: each payload as
-    it is written)."""
-    with trace_at(dst) as out:
-        for e in iter_events(src, run=None):
-            out.record(e["kind"], change(e["payload"]), e["symbol"] or None, e["ts"])
-            if last is not None and last(e):
-                return
-    assert last is None, "no such event in the trace"
 
 
 def covered(e):
@@ -222,3 +210,4 @@ def test_exits_lost_in_a_crash_that_the_exchange_refuses_at_restart_are_reported
         assert never(lambda: exits_of(second), 0.3) and on_exchange(lx) == []
         strategy = second.strategy
     replayed(strategy, cut)
+
