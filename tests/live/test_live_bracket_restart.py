@@ -211,3 +211,28 @@ def test_exits_lost_in_a_crash_that_the_exchange_refuses_at_restart_are_reported
         strategy = second.strategy
     replayed(strategy, cut)
 
+
+
+def test_a_resting_entry_that_filled_more_while_the_run_was_down_gets_exits_for_both(
+        scripted, tmp_path):
+    """The crash lost the exits of the first part (400), and the entry filled 400 more
+    while no run was up. The restart covers each: the part the crash lost (what the
+    earlier run recorded) and the part filled meanwhile (its own cover), one pair each."""
+    lx = scripted([0.0015, 0.00149] + [0.0015] * 4 + [0.00149] + [0.0015] * 40)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    entry, old = first_run(lx, full, {"amount": 1000.0, "price": 0.00149}, filled=2)
+    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    crashed(full, cut, covered)
+    lx.step(5 * STEP)  # the entry takes 400 more on the exchange
+    with trace_at(cut) as trace, live(lx, trace=trace) as second:
+        ai = second.strategy.assets[0]
+        eventually(lambda: len(ai.orders) == 5, 10)
+        assert never(lambda: len(ai.orders) > 5, 0.3)
+        entry_now = ai.orders[entry.id]
+        assert entry_now.filled == 800
+        limits = [o.amount for o in ai.orders.values() if o.type is OrderType.LIMIT and o.entry]
+        stops = [o.amount for o in ai.orders.values() if o.type is OrderType.STOP_MARKET]
+        assert sorted(limits) == sorted(stops) and len(stops) == 2
+        assert sum(stops) == entry_now.legs["covered"] and 798 <= sum(stops) <= 800
+        strategy = second.strategy
+    replayed(strategy, cut)
