@@ -185,8 +185,9 @@ def _offset_error(req: TrailingStop, now: float) -> str | None:
     return None
 
 
-def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any]] | str:
+def _oco_orders(s: Any, req: OcoOrder, entry: str) -> list[tuple[Order, Any]] | str:
     ai = req.ai
+    check_now = not entry
     # an OCO answers `missing`: its limit leg never waits for a fill before the stop leg
     # is placed (in live, the position would be without its stop meanwhile)
     limit = LimitOrder(ai, req.amount, req.price, req.side, pos=req.pos,
@@ -204,6 +205,7 @@ def _oco_orders(s: Any, req: OcoOrder, check_now: bool) -> list[tuple[Order, Any
         return reason or stop_o  # type: ignore[return-value]
     limit_o = new_order(ai, limit, req.price, s.clock.now())
     limit_o.pair = kind
+    limit_o.entry = stop_o.entry = entry  # type: ignore[union-attr]
     pair = [(limit_o, limit), (stop_o, stop)]
     # the leg that needs more (a buy's higher price) is placed first: it holds for both
     return pair if req.side is Side.SELL or req.price >= stop.price else pair[::-1]
@@ -219,15 +221,15 @@ def _marketable_error(req: OcoOrder, mark: float) -> str | None:
             f"price {mark:g} is at or {'below' if buy else 'above'} it")
 
 
-def place_oco(s: Any, req: OcoOrder, check_now: bool = True) -> OrderResult:
+def place_oco(s: Any, req: OcoOrder, entry: str = "") -> OrderResult:
     """Two exits (a limit and a stop) of which the first to fill cancels the other. Both
-    are placed or neither (see `_submit_pair`); a bracket's exits (`check_now` False)
-    keep the leg placed when the other cannot be."""
-    orders = _oco_orders(s, req, check_now)
+    are placed or neither (see `_submit_pair`); a bracket's exits (`entry`: the id of the
+    entry they are for) keep the leg placed when the other cannot be."""
+    orders = _oco_orders(s, req, entry)
     if orders.__class__ is str:
         s.reject(req.ai, orders, req.payload())
         return None
-    return _submit_pair(s, req.ai, orders, req, keep=not check_now)  # type: ignore[arg-type]
+    return _submit_pair(s, req.ai, orders, req, keep=bool(entry))  # type: ignore[arg-type]
 
 
 def place_bracket(s: Any, req: BracketOrder) -> OrderResult:
@@ -244,7 +246,9 @@ def place_bracket(s: Any, req: BracketOrder) -> OrderResult:
         s.reject(ai, reason, req.payload())
         return None
     order = new_order(ai, entry, price, s.clock.now())
-    order.legs = req.legs()
+    # `named`: its exits name it (Order.entry), so that a restart can count them; an
+    # entry of an older trace has no such key, and a restart leaves its exits alone
+    order.legs = {**req.legs(), "named": True}
     return _submit(s, ai, order, entry)
 
 
@@ -282,6 +286,7 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
     if order.__class__ is str:
         s.reject(ai, order, new.payload())  # type: ignore[arg-type]
         return None
+    order.entry = old.entry  # type: ignore[union-attr]
     replaces = getattr(ex, "replaces", None)
     if replaces is not None and replaces(old, order):  # live: the atomic cancel-replace
         if not admit(s, ai, order, new):  # type: ignore[arg-type]
@@ -402,11 +407,38 @@ def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
                                     ai.market.check_order(amount, _lowest(legs)) is not None):
         return None
     # covered before the exits are placed: a fill meanwhile must not cover the part again
-    _cover(s, ai, entry, legs.get("covered", 0.0) + amount)
+    # (a restart finds a part the run ended before covering: resume.finish_exits)
+    covered = legs.get("covered", 0.0) + amount
+    _cover(s, ai, entry, covered)
     result = _place_exits(s, ai, entry, legs, amount)
-    if result is None and entry.legs:  # no exit placed: the next part (or the close) retries
-        _cover(s, ai, entry, entry.legs.get("covered", 0.0) - amount)
+    if result is None:  # no exit placed: the next part (or the close) retries; the trace
+        # says so for a done entry too, so that a restart does not place them again
+        _cover(s, ai, entry, (entry.legs or {}).get("covered", covered) - amount)
     return result
+
+
+def restore_exits(s: Any, ai: AssetInstance, entry: Order, amount: float) -> str:
+    """Place the exits that an earlier run recorded as covering `amount` of a bracket
+    `entry`'s fills but never placed (it ended between the two; live's restart,
+    `resume.finish_exits`), as `release_legs` would have: for no more than the position
+    holds now. What became of them, to tell the run; exits that cannot be placed are an
+    order error too (a leg refused at its gate or by the exchange is one already)."""
+    legs, m = entry.legs or {}, ai.market
+    what = (f"bracket_order: the exits of entry {entry.id} for {amount:g} were recorded but "
+            "never placed (the run ended between the two)")
+    held = ai.position(entry.pos).amount if m.is_derivative else \
+        ai.free_balance if entry.side is Side.BUY else amount
+    size = floor_to_step(min(amount, held), m.amount_step) if held > 0 else 0.0
+    reason = "the position they were to close is gone" if size <= 0 else \
+        m.check_order(size, _lowest(legs))
+    if reason is None:
+        if _place_exits(s, ai, entry, legs, size) is not None:
+            return f"{what}; placed now for {size:g}" + (
+                " (what is left of the position)" if size < amount else "")
+        return f"{what}; they could not be placed now: the position has no exits for it"
+    what += f"; they cannot be placed: {reason}"
+    s.reject(ai, what, {"type": "bracket_order", "symbol": ai.symbol, "id": entry.id})
+    return what
 
 
 def _cover(s: Any, ai: AssetInstance, entry: Order, covered: float) -> None:
@@ -444,16 +476,19 @@ def _place_exits(s: Any, ai: AssetInstance, entry: Order, legs: Mapping[str, Any
     sl, tp, sl_limit = legs.get("stop_loss"), legs.get("take_profit"), legs.get("stop_limit")
     if sl is not None and tp is not None:
         return place_oco(s, OcoOrder(ai, amount, tp, sl, side, sl_limit, entry.pos, ro),
-                         check_now=False)
+                         entry=entry.id)
     if sl is not None:
         req = StopOrder(ai, amount, sl, side, sl_limit, "stop", entry.pos, ro)
         order = stop_order(s, ai, req, None)
         if order.__class__ is str:
             s.reject(ai, order, req.payload())  # type: ignore[arg-type]
             return None
+        order.entry = entry.id  # type: ignore[union-attr]
         return _submit(s, ai, order, req, exits=True)  # type: ignore[arg-type]
     limit = LimitOrder(ai, amount, tp, side, pos=entry.pos, reduce_only=ro, waitfor=0.0)
-    return _submit(s, ai, new_order(ai, limit, tp, s.clock.now()), limit, exits=True)
+    order = new_order(ai, limit, tp, s.clock.now())
+    order.entry = entry.id
+    return _submit(s, ai, order, limit, exits=True)
 
 
 _SETTLES = frozenset({"trade_created", "trade_emulated", "order_triggered"})

@@ -35,6 +35,8 @@ def order_payload(o: Order) -> dict[str, Any]:
         d.update(trigger=o.trigger, trail=o.trail, trail_pct=o.trail_pct,
                  activation=o.activation, triggered=o.triggered, group=o.group,
                  pair=o.pair, legs=o.legs, route=o.route)
+    if o.entry:
+        d["entry"] = o.entry
     return d
 
 
@@ -51,6 +53,8 @@ def order_from_payload(d: Mapping[str, Any]) -> Order:
         o.triggered, o.group = bool(d.get("triggered")), str(d.get("group") or "")
         o.pair = str(d.get("pair") or "")
         o.legs, o.route = d.get("legs") or None, str(d.get("route") or "")
+    if "entry" in d:  # a bracket's exit (traces before it was named have none)
+        o.entry = str(d["entry"])
     return o
 
 

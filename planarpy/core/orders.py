@@ -85,7 +85,9 @@ class Order:
     "oco" (an OCO pair the strategy placed: it ends whole) or "exits" (a bracket's exits:
     what protection could be placed stays). `legs` holds a bracket entry's stop-loss and
     take-profit until the entry is done, and `route` says how live holds it: "native" on
-    the exchange, "emulated" by the engine ("" in sim and paper).
+    the exchange, "emulated" by the engine ("" in sim and paper). `entry` names the bracket
+    entry (its id) whose exits an order is, so that a restart knows which exits an entry
+    has ("" for every other order).
     """
 
     id: str
@@ -115,6 +117,7 @@ class Order:
     pair: str = ""
     legs: dict | None = None
     route: str = ""
+    entry: str = ""
 
     @property
     def remaining(self) -> float:

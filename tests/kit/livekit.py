@@ -229,6 +229,26 @@ def replayed(strategy: Any, path: Any) -> None:
     assert report.ok, str(report)
 
 
+def crashed(src: Any, dst: Any, last: Callable[[dict], bool] | None = None,
+            change: Callable[[dict], dict] = lambda payload: payload) -> None:
+    """Copy the events of the trace at `src` to a new trace at `dst` up to the first one
+    that `last` takes, as a crash right after it would leave them committed (None: all
+    of them; `change`: each payload as it is written)."""
+    from planarpy.trace import EventTrace, iter_events
+    out = None
+    try:
+        for e in iter_events(src, run=None):
+            if out is None:
+                out = EventTrace.open(dst, strategy=e["strategy"], exchange=e["exchange"])
+            out.record(e["kind"], change(e["payload"]), e["symbol"] or None, e["ts"])
+            if last is not None and last(e):
+                return
+    finally:
+        if out is not None:
+            out.close()
+    assert last is None, "no such event in the trace"
+
+
 def user_stream_up(lx: Any) -> None:
     """Wait until a client is subscribed to `lx`'s spot user data (a run's balance watcher
     subscribes in the background once started; events before that reach no one)."""

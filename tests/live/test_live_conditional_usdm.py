@@ -798,3 +798,35 @@ def test_after_a_restart_an_unknown_amend_of_a_plain_stop_sells_twice(perp, tmp_
             f"both stops sold: {sold}; the exchange holds {theirs}, the run long "
             f"{state['long']}, short {state['short']}; differences: "
             f"{eventually(lambda: perp_in_step(second, lx) or ['none'], timeout=3)}")
+
+
+def test_a_usdm_brackets_exits_lost_in_a_crash_are_placed_on_the_exchange(perp, tmp_path):
+    """A run killed after its exits were recorded as covering a USD-M bracket's entry and
+    before they were placed (tests/live/test_live_bracket_restart.py has it on spot):
+    the restart places the exits for the long of 100 as the bracket would have, both on
+    the exchange (a reduce-only stop algo order and a reduce-only target), naming the
+    entry, and says so."""
+    from livekit import crashed
+    lx = perp([1.0] * 40)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    with trace_at(full) as trace, live(lx, QuietPerp, trace=trace) as first:
+        old = bracket(first, lx)
+        assert first.call("cancel_orders", PERP) is True  # after the cut: never sent
+    assert algos(lx) == []
+    crashed(full, cut, lambda e: e["kind"] == "legs_covered")
+    with trace_at(cut) as trace, live(lx, QuietPerp, trace=trace) as second:
+        eventually(lambda: len(exits(second)) == 2, 10)
+        limit, stop = exits(second)[OrderType.LIMIT], exits(second)[OrderType.STOP_MARKET]
+        assert {limit.id, stop.id}.isdisjoint(o.id for o in old)
+        assert limit.entry == stop.entry == old[0].entry != ""
+        assert (limit.amount, stop.amount, limit.price, stop.trigger) == (100.0, 100.0, 1.05, 0.975)
+        assert limit.reduce_only and stop.reduce_only and stop.route == "native"
+        eventually(lambda: [a.client_id for a in algos(lx)] == [stop.id])
+        assert [m for w, m in second.strategy.seen_errors if w == f"exits:{PERP}"]
+        strategy = second.strategy
+    replayed(strategy, cut)
+
+
+def exits(run):
+    """The open exits of a bracket (orders naming an entry), by type."""
+    return {o.type: o for o in orders(run) if o.entry}

@@ -67,7 +67,8 @@ def test_paper_oco_within_the_throttle_places_both_legs(paper):
 
 def test_paper_bracket_entry_resting_partly_filled_gets_exits_for_each_part(scripted, paper):
     """A limit entry of 1000 at 0.00149 takes 400 from each trade at that price: each
-    part gets its own exits (an OCO pair on what it left to sell) while the entry rests."""
+    part gets its own exits (an OCO pair on what it left to sell, naming the entry)
+    while the entry rests."""
     lx = scripted([0.0015, 0.00149, 0.0015, 0.00149] + [0.0015] * 30)
     run = paper(lx=lx)
     ai = run.strategy.assets[0]
@@ -87,6 +88,8 @@ def test_paper_bracket_entry_resting_partly_filled_gets_exits_for_each_part(scri
     lx.step(2 * STEP)
     eventually(lambda: len(exits()) == 4)
     assert entry.is_open and entry.filled == 800 and run.strategy.errors == []
+    # every exit names its entry (Order.entry), as in the sim and live
+    assert {o.entry for o in ai.orders.values() if o is not entry} == {entry.id}
 
 
 def test_paper_bracket_part_too_small_for_an_exit_is_covered_by_the_next(paper, scripted):

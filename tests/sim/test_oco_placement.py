@@ -139,3 +139,46 @@ def test_a_bracket_part_too_small_for_an_exit_is_covered_by_the_next():
     assert seen[2] == (pair, 0.3)
     assert seen[3] == (pair, 0.3)
     assert r.strategy.errors == []  # too small to place is no error: it waits
+
+
+@pytest.mark.parametrize("exits,types", [
+    ({"stop_loss": 95.0, "take_profit": 110.0}, ["limit", "stop_market"]),
+    ({"stop_loss": 95.0}, ["stop_market"]),
+    ({"take_profit": 110.0}, ["limit"])])
+def test_a_brackets_exits_name_their_entry_in_the_trace_too(exits, types):
+    """Every exit a bracket places names its entry (Order.entry), an OCO pair's legs and
+    a lone exit alike, and its order payload carries it; other orders name none, and a
+    payload of an older trace (no `entry`) still reads."""
+    from planarpy.core.apply import order_from_payload, order_payload
+    seen = {}
+
+    def look(s):
+        seen["orders"] = list(s.asset(SYM).orders.values())
+
+    r = run({0: lambda s: call(s, "bracket_order", SYM, 2.0, side="buy", **exits),
+             2: look}, FLAT)
+    (buy,) = r.strategy.trades
+    orders = seen["orders"]
+    assert sorted(o.type.value for o in orders) == types
+    assert {o.entry for o in orders} == {buy.order_id}
+    for o in orders:
+        payload = order_payload(o)
+        assert payload["entry"] == buy.order_id and order_from_payload(payload).entry == o.entry
+        older = {k: v for k, v in payload.items() if k != "entry"}
+        assert order_from_payload(older).entry == ""
+    assert "entry" not in order_payload(attrs.evolve(orders[0], entry=""))
+
+
+def test_a_done_entrys_exits_refused_are_recorded_as_covering_nothing():
+    """A market entry of 0.3 is done at once; its stop-loss at 60 (18 USD) is below the
+    market's minimum of 20 and refused. The trace says the exits cover 0.3, then nothing
+    again: a restart (resume.finish_exits) must not take the refused exit for one a
+    crash lost."""
+    from tapekit import Events
+    trace = Events()
+    r = run({0: lambda s: call(s, "bracket_order", SYM, 0.3, side="buy", stop_loss=60.0)},
+            FLAT, attrs.evolve(SPOT, min_cost=20.0), recorder=trace)
+    (buy,) = r.strategy.trades
+    assert [(p["id"], p["covered"]) for p in trace.of("legs_covered")] == [
+        (buy.order_id, 0.3), (buy.order_id, 0.0)]
+    assert len(r.strategy.errors) == 1 and not r.strategy.asset(SYM).orders

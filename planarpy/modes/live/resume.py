@@ -16,7 +16,9 @@ its own first events, before the exchange sync:
 First of all, the strategy's variables come back from its newest checkpoint
 (supervision.py), so that the fills it missed reach a strategy that knows its own
 state. After it, the ordinary sync brings the balances and positions and adopts orders
-that appeared.
+that appeared. Then what an earlier run left halfway is finished: an amend whose old stop
+is still open (`finish_amends`), a bracket's exits recorded as covering a part and never
+placed (`finish_exits`).
 Recording the carried state in the new run keeps both replays equal to the live state:
 that of the new run alone, and that of the whole trace across the crash (where the
 carried events change nothing twice: an order or a fill already there is a duplicate).
@@ -28,9 +30,11 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...actions import contingent
 from ...core.apply import apply_event, order_payload, trade_payload
 from ...core.instances import AssetInstance, State
 from ...core.orders import Order, OrderStatus
+from ...core.precision import floor_to_step
 from . import emulation, orders, reports
 from .reconciler import REST
 
@@ -38,25 +42,37 @@ if TYPE_CHECKING:  # for the annotations only: the session imports this module
     from .session import LiveSession
 
 
-def earlier_state(path: str | Path, s: Any) -> tuple[State, int] | None:
+def earlier_state(path: str | Path, s: Any) -> tuple[State, int, list[Order]] | None:
     """The state the earlier live runs of the trace at `path` left (committed events
-    only), and the newest run's id; None if there is no earlier live run."""
+    only), the newest run's id, and every bracket entry and exit they placed, closed ones
+    too (an entry with what its exits cover); None if there is no earlier live run."""
     from ...trace import iter_events
     from ...trace.layout import TraceError
     state = State(s.state.quote, 0.0, assets={sym: AssetInstance(ai.market)
                                                for sym, ai in s.state.assets.items()})
     live, run = False, 0
+    brackets: dict[str, Order] = {}
     try:
         events = list(iter_events(path, run=None))
     except TraceError:  # a new, empty trace
         return None
     for e in events:
-        if e["kind"] == "strategy_started":
-            live = (e["payload"] or {}).get("mode") == "live"
+        kind, payload = e["kind"], e["payload"] or {}
+        if kind == "strategy_started":
+            live = payload.get("mode") == "live"
             run = e.get("run") or run
-        if live:
-            apply_event(state, e["kind"], e["payload"] or {})
-    return (state, run) if run else None
+        if not live:
+            continue
+        apply_event(state, kind, payload)
+        if kind == "order_created":
+            o = state.assets[payload["symbol"]].orders.get(str(payload["id"]))
+            if o is not None and (o.legs or o.entry):
+                brackets.setdefault(o.id, o)
+        elif kind == "legs_covered":  # a done entry is no longer in the state: kept here
+            o = brackets.get(str(payload["id"]))
+            if o is not None and o.legs:
+                o.legs = {**o.legs, "covered": float(payload["covered"])}
+    return (state, run, list(brackets.values())) if run else None
 
 
 def last_checkpoint(path: str | Path) -> dict[str, Any] | None:
@@ -70,18 +86,18 @@ def last_checkpoint(path: str | Path) -> dict[str, Any] | None:
     return found[-1] if found else None
 
 
-async def carry_over(session: LiveSession) -> int:
+async def carry_over(session: LiveSession) -> list[Order]:
     """The strategy's variables from the newest checkpoint, then the earlier runs' fills
-    and open orders carried into this run and settled (see the module docstring); how
-    many orders were carried."""
+    and open orders carried into this run and settled (see the module docstring); the
+    bracket entries and exits they placed, for `finish_exits`."""
     path = getattr(session.recorder, "path", None)
     if path is None:
-        return 0
+        return []
     await session.supervisor.restore(await asyncio.to_thread(last_checkpoint, path))
     found = await asyncio.to_thread(earlier_state, path, session.s)
     if found is None:
-        return 0
-    before, run = found
+        return []
+    before, run, brackets = found
     trades = [trade_payload(t) for t in before.trades]
     if trades:
         await session.emit("sync_result", {"trades": trades, "carried_from": run})
@@ -94,13 +110,16 @@ async def carry_over(session: LiveSession) -> int:
                                                  "status": "unknown",
                                                  "reason": "unknown when the run ended"},
                                o.symbol)
+    now = session.s.state.assets
+    # a carried exit as this run holds it: settling it may find it never placed
+    brackets = [now[o.symbol].orders.get(o.id, o) if o.entry else o for o in brackets]
     for o in carried:
         if o.route == "emulated" and not o.triggered:
             continue  # held by the engine, on no exchange: emulation.rearm watches it
         await settle(session, session.s.state.assets[o.symbol], o.id)
     for ai in session.s.state.assets.values():
         await finish_amends(session, ai)
-    return len(carried)
+    return brackets
 
 
 async def finish_amends(session: LiveSession, ai: AssetInstance) -> None:
@@ -136,6 +155,46 @@ async def finish_amends(session: LiveSession, ai: AssetInstance) -> None:
             continue
         session.tell_error(f"amend:{ai.symbol}", (
             f"stop {names}, replaced by {newest.id} before a restart, is cancelled now"))
+
+
+_NEVER_PLACED = (OrderStatus.NOT_PLACED, OrderStatus.REJECTED)
+
+
+async def finish_exits(session: LiveSession, earlier: list[Order]) -> None:
+    """Place the exits an earlier run left halfway: a bracket entry's recorded `covered`
+    (what its exits cover, recorded before they are placed: contingent.release_legs)
+    above what the exits that name it cover: the run ended between the two. Every exit
+    that was placed counts, open, filled, cancelled or of unknown outcome (an OCO pair
+    once); one never placed or refused does not. Only what the earlier runs recorded is
+    compared (this run's own covers and exits agree already). The difference is placed
+    now, through the pipeline (`contingent.restore_exits`), or reported when it cannot
+    be; the run is told either way. A pair of exits with one leg open and the other
+    never placed (refused, or the run ended between the two) is told too. After the
+    sync: they need the balances."""
+    covers: dict[str, dict[str, float]] = {}
+    pairs: dict[str, list[Order]] = {}
+    for o in earlier:
+        if o.entry and o.status not in _NEVER_PLACED:
+            legs = covers.setdefault(o.entry, {})
+            legs[o.group or o.id] = max(legs.get(o.group or o.id, 0.0), o.amount)
+            if o.pair == "exits":
+                pairs.setdefault(o.group, []).append(o)
+    for group, (*more, leg) in pairs.items():
+        if not more and leg.is_open:
+            session.tell_error(f"exits:{leg.symbol}", (
+                f"bracket_order: the exits of entry {leg.entry}: only the "
+                f"{'stop' if leg.is_conditional else 'limit'} leg {leg.id} of pair {group} is "
+                "open; the other was never placed (refused, or the run ended between the two)"))
+    for entry in earlier:
+        if not entry.legs or not entry.legs.get("named"):
+            continue  # not an entry, or one of an older trace: its exits do not name it
+        ai = session.s.state.assets[entry.symbol]
+        amount = floor_to_step(entry.legs.get("covered", 0.0) -
+                               sum(covers.get(entry.id, {}).values()), ai.market.amount_step)
+        if amount > 0:
+            told = await session.engine.run_strategy(
+                lambda: contingent.restore_exits(session.e, ai, entry, amount))
+            session.tell_error(f"exits:{ai.symbol}", told)
 
 
 async def settle(session: LiveSession, ai: AssetInstance, oid: str) -> None:

@@ -90,11 +90,12 @@ class LiveSession(Session):
         universe = await self.load_universe()
         s = self.cls(universe, mode=Mode.LIVE, clock=self.exchange_clock(), params=self.params)
         await self.begin(s)
-        await resume.carry_over(self)  # the earlier runs' state and variables (resume.py)
+        brackets = await resume.carry_over(self)  # the earlier runs' state and variables
         await self.sync()
         await self.refresh_candles()
         await self.carry_over(trace_tail, measurements=True)
         await emulation.rearm(self)
+        await resume.finish_exits(self, brackets)
         await self.start_strategy()
         self.watchers["balance"] = Watcher(
             self, "balance", self.stream("watch_balance"), self._fetch_balance,
