@@ -88,12 +88,15 @@ def _leg(order: Order) -> str:
 def _alone(s: Any, ai: AssetInstance, failed: Order, other: Order, req: Any) -> OrderResult:
     """A bracket's first exit could not be placed (the refusal is reported already): the
     other is placed alone, as what protection can be (a leg of no pair: live may hold a
-    stop on the exchange), and the strategy told."""
+    stop on the exchange), and the strategy told. What a pair's report tells follows a
+    refusal reported already (an order error counted, or a risk denial, which is no
+    error): the error-rate breaker does not count it again (`counted`)."""
     other.pair = ""
     result = _submit(s, ai, other, req, exits=True)
     if result is not None:
         s.reject(ai, f"bracket_order: its exits: the {_leg(failed)} leg could not be placed; "
-                     f"the {_leg(other)} leg {other.id} stays, alone", req.payload())
+                     f"the {_leg(other)} leg {other.id} stays, alone", req.payload(),
+                 counted=True)
     return result
 
 
@@ -106,19 +109,19 @@ def _unpaired(s: Any, ai: AssetInstance, placed: Order, failed: Order, whole: An
     why = f"{what}: the {_leg(failed)} leg could not be placed; the {_leg(placed)} leg " \
           f"{placed.id} "
     if keep:
-        s.reject(ai, why + "stays, alone", whole.payload())
+        s.reject(ai, why + "stays, alone", whole.payload(), counted=True)
         return missing
     if placed.is_open and not s.executor.cancel(ai, [placed], CancelOrders(
             ai, ids=(placed.id,), confirm=True)) and placed.is_open:
         why += "was to be cancelled, but its cancel was not confirmed: it may be open"
-        s.reject(ai, why, whole.payload())
+        s.reject(ai, why, whole.payload(), counted=True)
         return missing  # not known to be gone: "not placed" would be a guess
     elif placed.status is OrderStatus.CLOSED:
         why += f"filled {placed.filled:g} before it could be cancelled"
     else:
         why += "was cancelled" + (
             f" after it filled {placed.filled:g}" if placed.filled > 0 else "")
-    s.reject(ai, why, whole.payload())
+    s.reject(ai, why, whole.payload(), counted=True)
     return missing if placed.filled > 0 else None
 
 
@@ -510,7 +513,7 @@ def _lone_leg(e: Any, ai: AssetInstance, order: Order) -> None:
             "id": order.id}
     if order.pair == "exits":
         e.executor.soon(lambda: e.reject(ai, f"bracket_order: its exits: {why}; {rest} "
-                                             "stays, alone", what))
+                                             "stays, alone", what, counted=True))
         return
     held = [o for o in others if o.route == "emulated"]
     _close_held(e, ai, order)
@@ -521,10 +524,10 @@ def _lone_leg(e: Any, ai: AssetInstance, order: Order) -> None:
                 ai, ids=tuple(o.id for o in left), confirm=True)) and \
                 any(o.is_open for o in left):
             e.reject(ai, f"oco_order: {why}; {rest} was to be cancelled, but its cancel was "
-                         "not confirmed: it may be open", what)
+                         "not confirmed: it may be open", what, counted=True)
         elif held or left:  # else it ended meanwhile (filled, or refused at its submit)
             e.reject(ai, f"oco_order: {why}; {rest} is cancelled: both legs or neither",
-                     what)
+                     what, counted=True)
     e.executor.soon(end)
 
 

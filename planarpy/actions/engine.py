@@ -102,7 +102,8 @@ class Engine:
         """Report a failed action: an order-error event and the on_order_error callback;
         then the error-rate breaker looks at it. `counted`: the breaker counted this
         failure already (live: the exchange error of a submit that got no answer, now
-        found never placed), so it is not counted twice."""
+        found never placed; what became of an OCO pair one of whose legs was refused), so
+        it is not counted twice."""
         payload = {"reason": reason, "request": dict(request), "ts": self.clock.now()}
         if counted:
             payload["counted"] = True

@@ -64,6 +64,23 @@ def test_an_oco_whose_second_leg_the_throttle_refuses_leaves_no_leg(side, first,
     assert len(s.trades) == 1  # nothing but the buy
 
 
+def test_a_leg_refused_is_counted_once_by_the_error_breaker():
+    """What became of an OCO pair whose leg was refused is told (on_order_error), but
+    it is no second error: a leg denied by a risk rule is no error at all (it counted as
+    one toward the error-rate breaker: a throttled strategy could halt itself); a leg
+    the exchange refuses is one error, not two (live: test_live_oco_placement)."""
+    def oco(s):
+        assert call(s, "market_order", SYM, 2.0, side="buy")
+        return call(s, "oco_order", SYM, 1.0, side="sell", price=104.0, stop=95.0)
+
+    r = run({1: oco}, FLAT, risk=RiskRules(max_orders_per_minute=2, max_errors_per_minute=1))
+    s = r.strategy
+    assert s.results[1] is None and s.errors[-1].endswith(" was cancelled")
+    assert [e.rule for e in s.risk_events] == ["max_orders_per_minute"]
+    assert s.state.risk.trading.value == "active" and list(s.state.risk.errors) == []
+
+
+
 def test_an_oco_first_leg_partly_filled_on_placing_cancels_the_other_leg():
     """Candle 2 opens at 105, above the sell limit at 104 that the close 100 left resting:
     the limit leg takes what candle 1's volume allows (0.3) at once. That fill cancels the
