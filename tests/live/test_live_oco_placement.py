@@ -99,7 +99,8 @@ def test_an_oco_whose_second_leg_the_throttle_refuses_leaves_no_leg(scripted, si
 
 def test_a_buy_oco_whose_limit_the_exchange_refuses_cancels_its_held_stop(scripted):
     """The buy OCO's stop leg is held by the engine first; the exchange refuses the limit
-    leg (418): the stop is closed, nothing is left, and the call answers None."""
+    leg (418): the stop is closed, nothing is left, and the call answers None. The
+    refusal counts once toward the error-rate breaker (the pair's report counted too)."""
     lx = scripted([0.0015, 0.0016] + [0.0016] * 30)
     with live(lx) as run:
         lx.faults.update({"http_status": 418, "http_count": 1, "http_path": "/api/v3/order",
@@ -110,6 +111,8 @@ def test_a_buy_oco_whose_limit_the_exchange_refuses_cancels_its_held_stop(script
         assert not ai.orders and ai.committed == 0 and on_exchange(lx) == {}
         assert run.strategy.errors[-1].startswith("oco_order: the limit leg could not be placed; "
                                                   "the stop leg ")
+        # the refusal is one error for the error-rate breaker, the pair's report no second
+        assert len(run.session.e.state.risk.errors) == 1
         # through the stop's trigger, until the engine has read a trade at 0.0016 (from
         # T0 + 2 steps; else "no fill" would check nothing). Stepped on: under load the
         # first trades can come before the trades stream is subscribed, and with nothing

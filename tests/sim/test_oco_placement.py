@@ -68,7 +68,7 @@ def test_a_leg_refused_is_counted_once_by_the_error_breaker():
     """What became of an OCO pair whose leg was refused is told (on_order_error), but
     it is no second error: a leg denied by a risk rule is no error at all (it counted as
     one toward the error-rate breaker: a throttled strategy could halt itself); a leg
-    the exchange refuses is one error, not two (live: test_live_oco_placement)."""
+    the exchange refuses is one error, not two (tests/live/test_live_oco_placement.py)."""
     def oco(s):
         assert call(s, "market_order", SYM, 2.0, side="buy")
         return call(s, "oco_order", SYM, 1.0, side="sell", price=104.0, stop=95.0)
