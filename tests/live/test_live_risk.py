@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from planarpy import RiskRules, TradingState, missing
+from planarpy import RiskRules, Trade, TradingState, missing
 from planarpy.trace import EventTrace, replay_from_trace
 
-from livekit import Watched, eventually, live, raw_client
+from livekit import Watched, eventually, live, raw_client, replayed
 
 SYM = "XRP/ETH"
 
@@ -133,3 +133,103 @@ def test_reducing_stays_reducing_over_a_restart_on_the_next_utc_day(lx, tmp_path
     report = replay_from_trace(run.strategy, tmp_path / "t")
     assert report.ok, str(report)
     assert report.state.risk.trading is TradingState.REDUCING
+
+
+# ---- the rate windows over a restart --------------------------------------------------------
+def below_minimum(run) -> None:
+    """One order error: an order below the market's minimum, refused before it is sent."""
+    assert run.call("market_order", SYM, 0.5, side="buy") is None
+
+
+def test_a_restart_within_the_minute_trips_the_error_breaker_at_the_same_error(lx, tmp_path):
+    """max_errors_per_minute = 2. Two order errors, a restart on the same trace within the
+    minute (the exchange's clock has not moved): the next error is the third in a minute
+    and halts, as it would have without the restart; the errors do not count twice in a
+    second restart, and the trace replays to the halt."""
+    rules = RiskRules(max_errors_per_minute=2)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        below_minimum(run)
+        below_minimum(run)
+        assert run.strategy.state.risk.trading is TradingState.ACTIVE
+    with live(lx, Watched, trace=trace(), risk=rules) as run:  # restarts with nothing
+        assert run.strategy.state.risk.trading is TradingState.ACTIVE
+        assert len(run.strategy.state.risk.errors) == 2
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert risk.trading is TradingState.ACTIVE and len(risk.errors) == 2
+        below_minimum(run)
+        assert risk.trading is TradingState.HALTED
+        (halt,) = [e for e in run.strategy.risk_events if e.kind == "state_changed"]
+        assert halt.rule == "max_errors_per_minute"
+    replayed(run.strategy, tmp_path / "t")
+
+
+def test_errors_older_than_a_minute_are_not_carried_over(lx, tmp_path):
+    """Two order errors, then the run restarts a minute later: they left the breaker's
+    window, so the next error does not halt."""
+    rules = RiskRules(max_errors_per_minute=2)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        below_minimum(run)
+        below_minimum(run)
+    lx.step(60_000)
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        assert len(run.strategy.state.risk.errors) == 0
+        below_minimum(run)
+        assert run.strategy.state.risk.trading is TradingState.ACTIVE
+
+
+def test_a_lost_submit_carried_over_a_restart_counts_once(lx, tmp_path):
+    """One submit answered 503 (nothing done), settled as never placed: one error (its
+    order_error is `counted` as its exchange error). Restarted within the minute with
+    max_errors_per_minute = 2, the run counts that one error: the next error leaves it
+    ACTIVE, the one after halts."""
+    settings = {"exchanges": {"binance": {"rate_limit": False,
+                                          "options": {"recvWindow": 1000}}}}
+    rules = RiskRules(max_errors_per_minute=2)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), settings=settings, risk=rules) as run:
+        lx.faults.update({"http_status": 503, "http_path": "POST /api/v3/order", "http_count": 1})
+        assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy", waitfor=0.2) \
+            is missing
+        eventually(lambda: any("was never placed" in e for e in run.strategy.errors), timeout=10)
+        assert len(run.strategy.state.risk.errors) == 1
+    with live(lx, Watched, trace=trace(), settings=settings, risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert len(risk.errors) == 1
+        below_minimum(run)
+        assert risk.trading is TradingState.ACTIVE
+        below_minimum(run)
+        assert risk.trading is TradingState.HALTED
+
+
+def test_the_order_throttle_at_its_limit_denies_after_a_restart(lx, tmp_path):
+    """max_orders_per_minute = 2: two market orders (filled: no open order is carried
+    over), a restart within the minute: the third order is denied by the throttle, not
+    sent; a minute later one goes. The trace replays to the live state."""
+    rules = RiskRules(max_orders_per_minute=2)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        for _ in range(2):
+            assert isinstance(run.call("market_order", SYM, 10.0, side="buy"), Trade)
+    sent = len(raw_client(lx).fetch_orders(SYM, limit=1_000_000))
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        assert run.call("market_order", SYM, 10.0, side="buy") is None
+        assert run.strategy.risk_events[-1].rule == "max_orders_per_minute"
+        assert len(raw_client(lx).fetch_orders(SYM, limit=1_000_000)) == sent
+        lx.step(60_000)
+        assert isinstance(run.call("market_order", SYM, 10.0, side="buy"), Trade)
+    replayed(run.strategy, tmp_path / "t")
