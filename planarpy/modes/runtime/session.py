@@ -63,6 +63,7 @@ PAGE = 1000  # candles per request (Binance's largest spot page)
 HOUSEKEEPING = 1.0  # seconds between `_after_tick` runs while the loop waits
 RETRY = 5.0  # seconds before the candles are fetched again after a failure
 CLOCK_RESYNC = 3600.0  # seconds between measurements of the exchange clock's offset
+CLOSE_AGAIN = 1.0  # seconds between the tries of a halt's close that is not done yet
 
 
 class Session:
@@ -367,6 +368,7 @@ class Session:
         answer = {"ok": True, "state": self.e.state.risk.trading.value,
                   "open_orders": stopping.order_items(self.e),
                   "positions": stopping.position_items(self.e),
+                  "to_close": stopping.closing_items(self.e) if self.e.close_due else [],
                   "seconds": round(time.monotonic() - began, 3)}
         return answer if unrecorded is None else {**answer, "unrecorded": unrecorded}
 
@@ -424,11 +426,25 @@ class Session:
         """Tick, with the mode's background loops beside, until a stop is asked."""
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(fn()) for fn in [self._tick_loop, self.supervisor.loop,
-                                                   *self._background()]]
+                                                   self._close_loop, *self._background()]]
         await self._stop.wait()  # type: ignore[union-attr]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _close_loop(self) -> None:
+        """Every second, the close a halt asked for and could not finish yet
+        (`pipeline.close_again`: its orders had to be cancelled first)."""
+        while True:
+            await asyncio.sleep(CLOSE_AGAIN)
+            if not self.e.close_due:
+                continue
+            try:
+                await self.engine.run_strategy(lambda: pipeline.close_again(self.e))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # could not: next time
+                await self.report_error(e, where="close")
 
     async def _finish(self, reason: str) -> None:
         """The stop sequence. Each step is bounded by the stop deadline and none can skip
