@@ -63,7 +63,7 @@ PAGE = 1000  # candles per request (Binance's largest spot page)
 HOUSEKEEPING = 1.0  # seconds between `_after_tick` runs while the loop waits
 RETRY = 5.0  # seconds before the candles are fetched again after a failure
 CLOCK_RESYNC = 3600.0  # seconds between measurements of the exchange clock's offset
-CLOSE_AGAIN = 1.0  # seconds between the tries of a halt's close that is not done yet
+CLOSE_AGAIN = 1.0  # seconds before a halt's close that is not done is tried again
 
 
 class Session:
@@ -433,11 +433,16 @@ class Session:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _close_loop(self) -> None:
-        """Every second, the close a halt asked for and could not finish yet
-        (`pipeline.close_again`: its orders had to be cancelled first)."""
+        """The close a halt asked for and could not finish yet (`pipeline.close_again`:
+        its orders had to be cancelled first), tried again a second later, then twice as
+        long after each try that leaves it undone, up to 10 s (a close the exchange keeps
+        refusing must not send an order every second; one waiting for an order of unknown
+        outcome goes within 10 s of its cancel)."""
+        delay = CLOSE_AGAIN
         while True:
-            await asyncio.sleep(CLOSE_AGAIN)
+            await asyncio.sleep(delay)
             if not self.e.close_due:
+                delay = CLOSE_AGAIN
                 continue
             try:
                 await self.engine.run_strategy(lambda: pipeline.close_again(self.e))
@@ -445,6 +450,7 @@ class Session:
                 raise
             except Exception as e:  # could not: next time
                 await self.report_error(e, where="close")
+            delay = min(2 * delay, 10.0) if self.e.close_due else CLOSE_AGAIN
 
     async def _finish(self, reason: str) -> None:
         """The stop sequence. Each step is bounded by the stop deadline and none can skip
