@@ -233,3 +233,56 @@ def test_the_order_throttle_at_its_limit_denies_after_a_restart(lx, tmp_path):
         lx.step(60_000)
         assert isinstance(run.call("market_order", SYM, 10.0, side="buy"), Trade)
     replayed(run.strategy, tmp_path / "t")
+
+
+# ---- the daily loss over a restart on a later UTC day ---------------------------------------
+def dropping_after_midnight(factory):
+    """A local exchange on a stepped clock at 23:00 UTC (T0) whose XRP/ETH price falls by
+    15% five minutes after midnight, and an account holding 10 ETH."""
+    import numpy as np
+
+    from planarpy import OHLCV
+    from planarpy.localexchange.clock import Clock
+
+    from fidelitykit import MINUTE, T0, exchange, walk
+    base = walk(480, T0 - 120 * MINUTE)
+    close = base.close.copy()
+    close[185:] = np.round(close[185:] * 0.85, 8)  # index 180 opens at 00:00
+    open_ = np.r_[close[0], close[:-1]]
+    candles = OHLCV(base.timestamp, open_, np.maximum(open_, close), np.minimum(open_, close),
+                    close, base.volume)
+    return exchange(candles, Clock(start=T0), T0, cash=10.0, factory=factory)
+
+
+def test_a_restart_on_a_later_utc_day_measures_the_day_from_midnight(
+        local_exchange_factory, tmp_path):
+    """max_daily_loss = 5%. The run buys XRP for most of its 10 ETH at 23:30 UTC and is
+    stopped; the price falls 15% just after midnight while it is down; it restarts at
+    00:30. The new day's loss counts from the equity at midnight (the last close of the
+    day before, which the restarted run's candles have: what a run that had stayed up
+    measured), so the first close halts it; the day did not start again from the equity
+    at the restart, which forgave the loss of the day while the run was down."""
+    from planarpy.core.risk import DAY_MS, day_of
+
+    from fidelitykit import MINUTE, T0, step_minutes
+    lx = dropping_after_midnight(local_exchange_factory)
+    rules = RiskRules(max_daily_loss=0.05)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    lx.step(30 * MINUTE)
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        assert isinstance(run.call("market_order", SYM, 6000.0, side="buy"), Trade)
+        step_minutes(lx, run, 1)
+        assert run.strategy.state.risk.day == day_of(T0)
+    lx.step(60 * MINUTE)  # 00:31: the price fell at 00:05
+    assert day_of(lx.clock.now()) == day_of(T0) + 1 and (T0 + 3_600_000) % DAY_MS == 0
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert risk.trading is TradingState.ACTIVE
+        step_minutes(lx, run, 1)
+        assert risk.day == day_of(lx.clock.now())
+        assert risk.trading is TradingState.HALTED, (risk.day_start_equity, risk.peak_equity)
+        assert run.strategy.risk_events[-1].rule == "max_daily_loss"
+    replayed(run.strategy, tmp_path / "t")

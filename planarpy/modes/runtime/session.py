@@ -216,6 +216,8 @@ class Session:
         events = await asyncio.to_thread(carry.carried, path, tail, self.mode.value, wanted)
         if events is None or events:
             await self.engine.run_strategy(lambda: carry.restore(self.e, events, measurements))
+        if measurements:  # a later day than the carried one starts from its midnight
+            self.equity.resume(self.e.clock.now(), self.tf)
 
     async def begin(self, s: Strategy, **started: Any) -> None:
         """Attach the built strategy to this session, reset it, record that it started."""
