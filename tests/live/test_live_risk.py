@@ -235,10 +235,11 @@ def test_the_order_throttle_at_its_limit_denies_after_a_restart(lx, tmp_path):
     replayed(run.strategy, tmp_path / "t")
 
 
-# ---- the daily loss over a restart on a later UTC day ---------------------------------------
-def dropping_after_midnight(factory):
-    """A local exchange on a stepped clock at 23:00 UTC (T0) whose XRP/ETH price falls by
-    15% five minutes after midnight, and an account holding 10 ETH."""
+# ---- the loss breakers over a restart -------------------------------------------------------
+def priced(factory, moves):
+    """A local exchange on a stepped clock at 23:00 UTC (T0), with an account holding 10
+    ETH, whose XRP/ETH closes (a random walk) are scaled by `moves` ((first candle index,
+    factor), ...: index 120 opens at 23:00, index 180 at midnight)."""
     import numpy as np
 
     from planarpy import OHLCV
@@ -247,7 +248,8 @@ def dropping_after_midnight(factory):
     from fidelitykit import MINUTE, T0, exchange, walk
     base = walk(480, T0 - 120 * MINUTE)
     close = base.close.copy()
-    close[185:] = np.round(close[185:] * 0.85, 8)  # index 180 opens at 00:00
+    for at, factor in moves:
+        close[at:] = np.round(close[at:] * factor, 8)
     open_ = np.r_[close[0], close[:-1]]
     candles = OHLCV(base.timestamp, open_, np.maximum(open_, close), np.minimum(open_, close),
                     close, base.volume)
@@ -265,7 +267,7 @@ def test_a_restart_on_a_later_utc_day_measures_the_day_from_midnight(
     from planarpy.core.risk import DAY_MS, day_of
 
     from fidelitykit import MINUTE, T0, step_minutes
-    lx = dropping_after_midnight(local_exchange_factory)
+    lx = priced(local_exchange_factory, ((185, 0.85),))  # 00:05
     rules = RiskRules(max_daily_loss=0.05)
 
     def trace():
@@ -280,9 +282,92 @@ def test_a_restart_on_a_later_utc_day_measures_the_day_from_midnight(
     assert day_of(lx.clock.now()) == day_of(T0) + 1 and (T0 + 3_600_000) % DAY_MS == 0
     with live(lx, Watched, trace=trace(), risk=rules) as run:
         risk = run.strategy.state.risk
-        assert risk.trading is TradingState.ACTIVE
-        step_minutes(lx, run, 1)
+        step_minutes(lx, run, 1)  # (the run may tick 00:31 as it starts)
         assert risk.day == day_of(lx.clock.now())
         assert risk.trading is TradingState.HALTED, (risk.day_start_equity, risk.peak_equity)
-        assert run.strategy.risk_events[-1].rule == "max_daily_loss"
+        (halt,) = [e for e in run.strategy.risk_events if e.kind == "state_changed"]
+        assert halt.rule == "max_daily_loss"
+    replayed(run.strategy, tmp_path / "t")
+
+
+def test_the_drawdown_peak_is_carried_over_a_restart(local_exchange_factory, tmp_path):
+    """max_drawdown = 10%. The run buys XRP for most of its 10 ETH; the price rises 20%
+    and the run measures its new peak; it stops; the price falls back while it is down.
+    The restarted run measures the drawdown from the carried peak and halts at its first
+    close."""
+    from fidelitykit import MINUTE, step_minutes
+    lx = priced(local_exchange_factory, ((150, 1.2), (170, 0.75)))  # 23:30 up, 23:50 down
+    rules = RiskRules(max_drawdown=0.1)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    lx.step(10 * MINUTE)
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        assert isinstance(run.call("market_order", SYM, 6000.0, side="buy"), Trade)
+        step_minutes(lx, run, 25)  # 23:35
+        peak = run.strategy.state.risk.peak_equity
+        assert peak > 11.0
+    lx.step(20 * MINUTE)  # 23:55
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert risk.peak_equity == peak
+        step_minutes(lx, run, 1)  # (the run may tick 23:55 as it starts)
+        assert risk.trading is TradingState.HALTED
+        (halt,) = [e for e in run.strategy.risk_events if e.kind == "state_changed"]
+        assert halt.rule == "max_drawdown"
+    replayed(run.strategy, tmp_path / "t")
+
+
+# ---- the trading state over a restart -------------------------------------------------------
+def test_a_run_reducing_after_a_restart_lets_reducing_orders_through(lx, tmp_path):
+    """The error breaker moves the run to REDUCING (on_errors = "reduce") while it holds
+    XRP. Restarted, it is still REDUCING: a buy is denied without a request, a sell of
+    part of the XRP goes through."""
+    rules = RiskRules(max_errors_per_minute=1, on_errors="reduce")
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        assert isinstance(run.call("market_order", SYM, 100.0, side="buy"), Trade)
+        below_minimum(run)
+        below_minimum(run)
+        assert run.strategy.state.risk.trading is TradingState.REDUCING
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        sent = len(raw_client(lx).fetch_orders(SYM, limit=1_000_000))
+        assert run.call("market_order", SYM, 100.0, side="buy") is None
+        assert run.strategy.risk_events[-1].rule == "trading_state"
+        assert len(raw_client(lx).fetch_orders(SYM, limit=1_000_000)) == sent
+        assert isinstance(run.call("market_order", SYM, 50.0, side="sell"), Trade)
+        assert run.strategy.state.risk.trading is TradingState.REDUCING
+    replayed(run.strategy, tmp_path / "t")
+
+
+def test_a_reset_after_a_restart_forgives_the_carried_errors_for_good(lx, tmp_path):
+    """max_errors_per_minute = 1: two errors halt the run. Restarted, it is halted and
+    counts those two errors; a reset makes it ACTIVE and forgives them (one more error
+    does not halt it), and a restart after the reset neither halts it nor brings them
+    back: the error of after the reset is the only one counted, and a second halts."""
+    rules = RiskRules(max_errors_per_minute=1)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        below_minimum(run)
+        below_minimum(run)
+        assert run.strategy.state.risk.trading is TradingState.HALTED
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert risk.trading is TradingState.HALTED and len(risk.errors) == 2
+        assert run.call("reset_trading_state", "checked") is True
+        assert risk.trading is TradingState.ACTIVE and len(risk.errors) == 0
+        below_minimum(run)
+        assert risk.trading is TradingState.ACTIVE
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert risk.trading is TradingState.ACTIVE and len(risk.errors) == 1
+        below_minimum(run)
+        assert risk.trading is TradingState.HALTED
     replayed(run.strategy, tmp_path / "t")
