@@ -264,17 +264,19 @@ def test_the_kill_switch_answers_within_a_second_when_an_order_is_unknown(lx, tm
 
 
 def test_halt_with_close_while_an_order_is_unknown_answers_at_once_and_closes_later(
-        lx, tmp_path):
+        lx, tmp_path, capsys):
     """The run holds 100 XRP it bought; a resting buy's submit got no answer and every
     lookup fails (UNKNOWN). `planarpy halt --close` answers within a second (it waited
     the run's waitfor, 5.5 s, before), says the order's outcome is unknown and that the
-    XRP is still to be sold (it said nothing of it); once the exchange answers again the
-    order is cancelled and the XRP sold (it never was), the run halted and in step."""
+    XRP is still to be sold, and exits 1 (it said nothing of the XRP); once the exchange
+    answers again the order is cancelled and the XRP sold (it never was), the run halted
+    and in step."""
     from planarpy import Trade
-    from planarpy.modes.runtime.control import find_run, request
+    from planarpy.cli.main import main
 
     from livekit import in_step, sells
-    with live(lx, Watched, control=tmp_path / "control") as run:
+    traces = tmp_path / "traces"
+    with live(lx, Watched, control=traces / ".control") as run:
         assert isinstance(run.call("market_order", SYM, 100.0, side="buy"), Trade)
         lx.faults.update({"http_status": 503, "http_path": "/api/v3/o",  # order, openOrders
                           "http_processed": True, "withhold_user": True})
@@ -282,17 +284,15 @@ def test_halt_with_close_while_an_order_is_unknown_answers_at_once_and_closes_la
             is missing
         (order,) = run.strategy.state.assets[SYM].orders.values()
         assert order.status is OrderStatus.UNKNOWN
-        began = time.monotonic()
-        answer = request(find_run(tmp_path / "control", "Watched"),
-                         {"command": "halt", "reason": "by hand", "close": True})
-        took = time.monotonic() - began
-        assert answer["ok"] and answer["state"] == "halted", answer
-        assert took <= 1.0, f"the kill switch took {took:.2f} s: {answer}"
-        (item,) = answer["open_orders"]
-        assert order.id in item and "outcome unknown" in item, item
-        (closing,) = answer["to_close"]
+        capsys.readouterr()
+        assert main(["halt", "Watched", "--trace-dir", str(traces), "--close"]) == 1
+        said = capsys.readouterr().out
+        took = re.search(r"halted Watched \(live on binance, pid \d+\) in ([\d.]+) s: "
+                         r"trading halted", said)
+        assert took and float(took.group(1)) <= 1.0, said
+        assert re.search(rf"still open: {SYM} order {order.id}: .*outcome unknown", said), said
         # what its fills bought and it holds, less the fee in XRP, to the amount step
-        assert closing.startswith(f"{SYM}: sell 99 still to close"), closing
+        assert f"{SYM}: sell 99 still to close" in said, said
         assert sells(run) == []
         lx.faults.clear()
         eventually(lambda: open_ids(lx) == [] and [t.amount for t in sells(run)] == [99.0],
