@@ -38,11 +38,12 @@ class Engine:
 
     `state`: its State; `assets`: its asset instances (the list `strategy.assets` is);
     `clock`: the strategy's clock (`now()`, ms); `recorder`: the trace, if any;
-    `executor` and `dispatch`: what the mode attached when the run started.
+    `executor` and `dispatch`: what the mode attached when the run started;
+    `close_due`: a halt's close that is not done yet (`pipeline.close_again`).
     """
 
     __slots__ = ("strategy", "name", "mode", "state", "assets", "clock", "recorder", "executor",
-                 "dispatch")
+                 "dispatch", "close_due")
 
     def __init__(self, strategy: Strategy, mode: Mode, state: State, clock: Any) -> None:
         self.strategy = strategy
@@ -55,6 +56,7 @@ class Engine:
         # set by the mode when a run starts: its side of the pipeline and its action table
         self.executor: Executor | None = None
         self.dispatch: Dispatch = {}
+        self.close_due = False
 
     def now(self) -> int:
         return self.clock.now()

@@ -159,23 +159,25 @@ def close_position(e: Engine, req: ClosePosition, by_risk: bool = False) -> bool
     return ok
 
 
-def _close(e: Engine, ai: AssetInstance, pos: PositionSide | None, by_risk: bool) -> bool:
+def _close(e: Engine, ai: AssetInstance, pos: PositionSide | None, by_risk: bool,
+           waitfor: float | None = None) -> bool:
     p = ai.open_position()
     if pos is not None and ai.market.is_derivative and (p is None or p.side is not pos):
         return True  # nothing open on that side
-    request = _closing_order(e, ai)
+    request = closing_order(e, ai)
     if request is not None and not by_risk and not may_reduce(e, ai, request):
         return False  # the close would be denied: its cancels would only undo protection
-    if ai.orders and not e.executor.cancel(ai, list(ai.orders.values()), CancelOrders(ai)):
+    if ai.orders and not e.executor.cancel(ai, list(ai.orders.values()),
+                                           CancelOrders(ai, waitfor=waitfor)):
         return False
-    request = _closing_order(e, ai)
+    request = closing_order(e, ai)
     if request is None:
         return True
     place_order(e, request, by_risk)
-    return _closing_order(e, ai) is None
+    return closing_order(e, ai) is None
 
 
-def _closing_order(e: Engine, ai: AssetInstance) -> MarketOrder | None:
+def closing_order(e: Engine, ai: AssetInstance) -> MarketOrder | None:
     """The market order that closes what `ai` holds, or None when it is flat."""
     p = ai.open_position()
     if p is not None:
@@ -205,7 +207,8 @@ def trip(e: Engine, breach: Breach, cancel: bool | None = None, close: bool | No
     move: reducing cancels the orders that add exposure; halting cancels the open orders
     and closes every position, as the rules say (`halt_cancels_orders`,
     `halt_closes_positions`; `cancel` and `close` override them, and with `cancel` the
-    orders are cancelled even when trading was halted already: the kill switch). A
+    orders are cancelled even when trading was halted already: the kill switch; a close
+    that cannot finish now is tried again, `close_again`). A
     breaker's halt that keeps the positions cancels only the orders that add exposure:
     the stop-losses of what it keeps stay, as the gate would deny putting them back; the
     kill switch (`cancel`) and a close cancel every order. The cancels wait `waitfor`
@@ -231,13 +234,32 @@ def trip(e: Engine, breach: Breach, cancel: bool | None = None, close: bool | No
 
 def _enforce(e: Engine, every: bool, cancel: bool, close: bool,
              waitfor: float | None) -> None:
+    cancelled = True
     if cancel:
         for ai in e.assets:
             orders = cancel_targets(ai, every)
             if orders:
-                e.executor.cancel(ai, orders, CancelOrders(ai, waitfor=waitfor, retry=True))
+                cancelled = e.executor.cancel(ai, orders, CancelOrders(ai, waitfor=waitfor,
+                                                                        retry=True)) and cancelled
     if close:
-        close_position(e, ClosePosition(), by_risk=True)
+        e.close_due = True
+        if cancelled:  # else the close, which cancels first, would wait for them again
+            close_again(e, waitfor)
+
+
+def close_again(e: Engine, waitfor: float | None = 0.0) -> None:
+    """The close a halt asked for, while it is not done (`e.close_due`): an order it must
+    cancel first had an unknown outcome or its cancel was refused, or the closing order
+    is still working. The mode calls this again (paper and live: every second) until the
+    close is done or trading is no longer halted (a reset); the cancels wait `waitfor`
+    for orders in flight (the halt's own cancels are sent again until they are taken)."""
+    if e.state.risk.trading is not TradingState.HALTED:
+        e.close_due = False
+        return
+    ok = True
+    for ai in e.assets:
+        ok = _close(e, ai, None, True, waitfor) and ok
+    e.close_due = not ok
 
 
 def halt(e: Engine, reason: str, close: bool | None = None) -> None:
@@ -245,7 +267,8 @@ def halt(e: Engine, reason: str, close: bool | None = None) -> None:
     "kill_switch"), every open order cancelled, and the positions closed if `close`
     (default: the rules' `halt_closes_positions`). Leaving it takes a reset. It waits
     `KILL_WAIT` at most for an order in flight: one whose outcome is unknown is cancelled
-    as soon as the exchange knows it, and stays open here until then."""
+    as soon as the exchange knows it, and stays open here until then; a close waits for
+    its cancels, and goes once they are done (`close_again`)."""
     trip(e, Breach("kill_switch", reason, TradingState.HALTED), cancel=True, close=close,
          waitfor=KILL_WAIT)
 

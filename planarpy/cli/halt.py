@@ -6,7 +6,8 @@ later order is denied until the strategy resets it), the open orders are cancell
 with --close the positions are closed. The run itself keeps running (ticks, watchers,
 trace); it stops as usual, with Ctrl-C.
 
-Exit codes: 0 halted with no order open; 1 halted, but orders are still open (listed)
+Exit codes: 0 halted with no order open; 1 halted, but orders are still open (listed),
+or --close has still to close something (listed: it goes once the orders are cancelled),
 or the halt could not be written to the trace yet, or the run refused; 2 no such run.
 """
 
@@ -70,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
         console.say(f"  still open: {line}", out="stdout")
     for line in answer.get("positions") or []:
         console.say(f"  position: {line}", out="stdout")
-    return 1 if still or answer.get("unrecorded") else 0
+    closing = list(answer.get("to_close") or [])  # --close could not finish yet
+    for line in closing:
+        console.say(f"  {line}", out="stdout")
+    return 1 if still or closing or answer.get("unrecorded") else 0
 
 
 def _find(args: argparse.Namespace) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from .instances import AssetInstance, State
 from .orders import (CONDITIONAL, Order, OrderStatus, OrderType, PositionSide, Side, TimeInForce,
                      Trade)
 from .positions import liquidation_price
-from .risk import RiskEvent, TradingState, count_order
+from .risk import RiskEvent, TradingState, carry_times, count_order
 
 
 # enum lookups by value: several times cheaper than calling the enum class
@@ -297,6 +297,16 @@ def _risk_measured(state: State, d: Mapping[str, Any]) -> Effect:
     return NO_EFFECT
 
 
+def _risk_carried(state: State, d: Mapping[str, Any]) -> Effect:
+    """The rate windows an earlier run left (live: a restart), counted once: the creation
+    times of its orders of the last minute (the throttle) and the times of its order
+    errors (the error-rate breaker)."""
+    risk = state.risk
+    carry_times(risk.orders, [int(t) for t in d.get("orders") or ()])
+    carry_times(risk.errors, [int(t) for t in d.get("errors") or ()])
+    return NO_EFFECT
+
+
 def _risk_event(kind: str, d: Mapping[str, Any], previous: TradingState,
                 state: TradingState) -> RiskEvent:
     request = d.get("request")
@@ -347,6 +357,7 @@ APPLY: dict[str, Callable[[State, Mapping[str, Any]], Effect]] = {
     "risk_denied": _risk_denied,
     "trading_state_changed": _trading_state,
     "risk_measured": _risk_measured,
+    "risk_carried": _risk_carried,
     "order_triggered": _order_triggered,
     "trigger_moved": _trigger_moved,
     "legs_covered": _legs_covered,

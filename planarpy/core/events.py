@@ -46,6 +46,7 @@ KINDS: tuple[str, ...] = (
     "trigger_moved",
     "trigger_late",
     "legs_covered",
+    "risk_carried",
 )
 
 KIND_CODES: dict[str, int] = {k: i for i, k in enumerate(KINDS)}

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RATE_CAP = 10_000  # the largest rate limit a rule may set (the windows keep this many times)
 DAY_MS = 86_400_000
+MINUTE_MS = 60_000  # the longest span a rate window (throttle, error breaker) looks back
 
 
 class TradingState(str, enum.Enum):
@@ -156,7 +157,7 @@ class RiskRules:
         object.__setattr__(self, "rates", tuple(
             (limit, span, name) for limit, span, name in (
                 (self.max_orders_per_second, 1000, "max_orders_per_second"),
-                (self.max_orders_per_minute, 60_000, "max_orders_per_minute"))
+                (self.max_orders_per_minute, MINUTE_MS, "max_orders_per_minute"))
             if limit is not None))
         object.__setattr__(self, "rate_floor", min((r[0] for r in self.rates),
                                                    default=RATE_CAP + 1))
@@ -479,6 +480,19 @@ def count_order(times: collections.deque[int], date: int) -> None:
     times.insert(at, date)
 
 
+def carry_times(times: collections.deque[int], carried: list[int]) -> None:
+    """Count the times `carried` (an earlier run's, oldest first) in the window `times`
+    as far as it does not count them already: each time as often as the larger of the two
+    counts it, so carrying the same times again (a replay of the whole trace, whose
+    earlier runs counted them already) changes nothing."""
+    have = collections.Counter(times)
+    for t in carried:
+        if have[t]:
+            have[t] -= 1
+        else:
+            count_order(times, t)
+
+
 def throttle_denial(risk: RiskState, now: int) -> Denial | None:
     """Why the order throttle refuses an order at `now` (ms): a window holds its limit."""
     times = risk.orders
@@ -608,7 +622,7 @@ def error_breach(risk: RiskState, now: int) -> Breach | None:
     answer); errors of the market data or of the account streams do not."""
     limit = risk.rules.max_errors_per_minute
     errors = risk.errors
-    if limit is None or len(errors) <= limit or errors[-limit - 1] <= now - 60_000:
+    if limit is None or len(errors) <= limit or errors[-limit - 1] <= now - MINUTE_MS:
         return None
     return Breach("max_errors_per_minute", f"{limit + 1} order errors within a minute "
                                            f"(max_errors_per_minute = {limit})",

@@ -97,3 +97,23 @@ def test_the_throttle_window_stays_oldest_first_when_an_older_order_comes_in():
     o = Order("c", "TST/USD", Side.BUY, OrderType.LIMIT, 0.1, 50.0, 70_900)
     apply_event(st, "order_created", order_payload(o))
     assert throttle_denial(st.risk, 71_000).rule == "max_orders_per_second"
+
+
+def test_carried_rate_windows_count_once():
+    """risk_carried counts an earlier run's order and error times once: over a state that
+    counted them already (a replay of the whole trace) it adds only what is missing, and
+    two errors at one time stay two."""
+    st = fresh()
+    for ts in (1_000, 2_000):
+        apply_event(st, "order_created", order_payload(
+            Order(f"o{ts}", "TST/USD", Side.BUY, OrderType.LIMIT, 1.0, 100.0, ts)))
+    for ts in (1_500, 1_500):
+        apply_event(st, "order_error", {"ts": ts, "reason": "refused"})
+    carried = {"orders": [1_000, 2_000], "errors": [1_500, 1_500, 3_000]}
+    apply_event(st, "risk_carried", carried)
+    apply_event(st, "risk_carried", carried)
+    assert list(st.risk.orders) == [1_000, 2_000]
+    assert list(st.risk.errors) == [1_500, 1_500, 3_000]
+    fresh_state = fresh()
+    apply_event(fresh_state, "risk_carried", carried)
+    assert list(fresh_state.risk.errors) == [1_500, 1_500, 3_000]

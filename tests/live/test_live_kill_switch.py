@@ -263,6 +263,44 @@ def test_the_kill_switch_answers_within_a_second_when_an_order_is_unknown(lx, tm
         assert run.state()["trading"] == "halted"
 
 
+def test_halt_with_close_while_an_order_is_unknown_answers_at_once_and_closes_later(
+        lx, tmp_path, capsys):
+    """The run holds 100 XRP it bought; a resting buy's submit got no answer and every
+    lookup fails (UNKNOWN). `planarpy halt --close` answers within a second (it waited
+    the run's waitfor, 5.5 s, before), says the order's outcome is unknown and that the
+    XRP is still to be sold, and exits 1 (it said nothing of the XRP); once the exchange
+    answers again the order is cancelled and the XRP sold (it never was), the run halted
+    and in step."""
+    from planarpy import Trade
+    from planarpy.cli.main import main
+
+    from livekit import in_step, sells
+    traces = tmp_path / "traces"
+    with live(lx, Watched, control=traces / ".control") as run:
+        assert isinstance(run.call("market_order", SYM, 100.0, side="buy"), Trade)
+        lx.faults.update({"http_status": 503, "http_path": "/api/v3/o",  # order, openOrders
+                          "http_processed": True, "withhold_user": True})
+        assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy", waitfor=0.2) \
+            is missing
+        (order,) = run.strategy.state.assets[SYM].orders.values()
+        assert order.status is OrderStatus.UNKNOWN
+        capsys.readouterr()
+        assert main(["halt", "Watched", "--trace-dir", str(traces), "--close"]) == 1
+        said = capsys.readouterr().out
+        took = re.search(r"halted Watched \(live on binance, pid \d+\) in ([\d.]+) s: "
+                         r"trading halted", said)
+        assert took and float(took.group(1)) <= 1.0, said
+        assert re.search(rf"still open: {SYM} order {order.id}: .*outcome unknown", said), said
+        # what its fills bought and it holds, less the fee in XRP, to the amount step
+        assert f"{SYM}: sell 99 still to close" in said, said
+        assert sells(run) == []
+        lx.faults.clear()
+        eventually(lambda: open_ids(lx) == [] and [t.amount for t in sells(run)] == [99.0],
+                   timeout=15)
+        assert run.state()["trading"] == "halted"
+        assert eventually(lambda: in_step(run, lx) == [])
+
+
 # ---- paper and live of one strategy write one trace ---------------------------------------
 def ticked(run, lx) -> None:
     """Step the exchange's clock a candle on and wait for the run's tick of it."""
@@ -367,16 +405,18 @@ PSYM = "XRP/USDT:USDT"
 
 def test_halt_with_close_while_a_market_order_is_in_flight_on_isolated_margin(lx):
     """A market buy on an isolated-margin market is sent and not answered yet (the exchange
-    is 800 ms slow) when run.halt(close=True) comes: the halt waits for it, then closes the
-    position it opened; the run is flat and halted, here and on the exchange."""
+    is 800 ms slow) when run.halt(close=True) comes: the halt answers without waiting for
+    it (the kill switch's wait for orders in flight, 0.5 s), then closes the position it
+    opened once it is known; the run is flat and halted, here and on the exchange."""
     with live(lx, QuietPerp) as run:
         assert run.call("update_leverage", PSYM, 5) is True
         lx.faults.update({"delay_ms": 800, "delay_count": 1, "delay_path": "POST /fapi/v1/order"})
         assert run.call("market_order", PSYM, 100.0, side="buy", waitfor=0, synced=False) \
             is missing
-        assert run.halt("by hand", close=True) is True
-        state = run.state()
-        assert (state["trading"], state["assets"][PSYM]["long"]) == ("halted", 0.0)
+        run.halt("by hand", close=True)  # False: the order was still in flight
+        eventually(lambda: run.state()["assets"][PSYM]["long"] == 0.0
+                   and len(run.strategy.fills) == 2)
+        assert run.state()["trading"] == "halted"
         assert [(t.side.value, t.amount) for t in run.strategy.fills] == [("buy", 100.0),
                                                                          ("sell", 100.0)]
         assert eventually(lambda: perp_in_step(run, lx) == [])

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from planarpy import RiskRules, TradingState, missing
+from planarpy import RiskRules, Trade, TradingState, missing
 from planarpy.trace import EventTrace, replay_from_trace
 
-from livekit import Watched, eventually, live, raw_client
+from livekit import Watched, eventually, live, raw_client, replayed
 
 SYM = "XRP/ETH"
 
@@ -133,3 +133,241 @@ def test_reducing_stays_reducing_over_a_restart_on_the_next_utc_day(lx, tmp_path
     report = replay_from_trace(run.strategy, tmp_path / "t")
     assert report.ok, str(report)
     assert report.state.risk.trading is TradingState.REDUCING
+
+
+# ---- the rate windows over a restart --------------------------------------------------------
+def below_minimum(run) -> None:
+    """One order error: an order below the market's minimum, refused before it is sent."""
+    assert run.call("market_order", SYM, 0.5, side="buy") is None
+
+
+def test_a_restart_within_the_minute_trips_the_error_breaker_at_the_same_error(lx, tmp_path):
+    """max_errors_per_minute = 2. Two order errors, a restart on the same trace within the
+    minute (the exchange's clock has not moved): the next error is the third in a minute
+    and halts, as it would have without the restart; the errors do not count twice in a
+    second restart, and the trace replays to the halt."""
+    rules = RiskRules(max_errors_per_minute=2)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        below_minimum(run)
+        below_minimum(run)
+        assert run.strategy.state.risk.trading is TradingState.ACTIVE
+    with live(lx, Watched, trace=trace(), risk=rules) as run:  # restarts with nothing
+        assert run.strategy.state.risk.trading is TradingState.ACTIVE
+        assert len(run.strategy.state.risk.errors) == 2
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert risk.trading is TradingState.ACTIVE and len(risk.errors) == 2
+        below_minimum(run)
+        assert risk.trading is TradingState.HALTED
+        (halt,) = [e for e in run.strategy.risk_events if e.kind == "state_changed"]
+        assert halt.rule == "max_errors_per_minute"
+    replayed(run.strategy, tmp_path / "t")
+
+
+def test_errors_older_than_a_minute_are_not_carried_over(lx, tmp_path):
+    """Two order errors, then the run restarts a minute later: they left the breaker's
+    window, so the next error does not halt."""
+    rules = RiskRules(max_errors_per_minute=2)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        below_minimum(run)
+        below_minimum(run)
+    lx.step(60_000)
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        assert len(run.strategy.state.risk.errors) == 0
+        below_minimum(run)
+        assert run.strategy.state.risk.trading is TradingState.ACTIVE
+
+
+def test_a_lost_submit_carried_over_a_restart_counts_once(lx, tmp_path):
+    """One submit answered 503 (nothing done), settled as never placed: one error (its
+    order_error is `counted` as its exchange error). Restarted within the minute with
+    max_errors_per_minute = 2, the run counts that one error: the next error leaves it
+    ACTIVE, the one after halts."""
+    settings = {"exchanges": {"binance": {"rate_limit": False,
+                                          "options": {"recvWindow": 1000}}}}
+    rules = RiskRules(max_errors_per_minute=2)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), settings=settings, risk=rules) as run:
+        lx.faults.update({"http_status": 503, "http_path": "POST /api/v3/order", "http_count": 1})
+        assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy", waitfor=0.2) \
+            is missing
+        eventually(lambda: any("was never placed" in e for e in run.strategy.errors), timeout=10)
+        assert len(run.strategy.state.risk.errors) == 1
+    with live(lx, Watched, trace=trace(), settings=settings, risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert len(risk.errors) == 1
+        below_minimum(run)
+        assert risk.trading is TradingState.ACTIVE
+        below_minimum(run)
+        assert risk.trading is TradingState.HALTED
+
+
+def test_the_order_throttle_at_its_limit_denies_after_a_restart(lx, tmp_path):
+    """max_orders_per_minute = 2: two market orders (filled: no open order is carried
+    over), a restart within the minute: the third order is denied by the throttle, not
+    sent; a minute later one goes. The trace replays to the live state."""
+    rules = RiskRules(max_orders_per_minute=2)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        for _ in range(2):
+            assert isinstance(run.call("market_order", SYM, 10.0, side="buy"), Trade)
+    sent = len(raw_client(lx).fetch_orders(SYM, limit=1_000_000))
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        assert run.call("market_order", SYM, 10.0, side="buy") is None
+        assert run.strategy.risk_events[-1].rule == "max_orders_per_minute"
+        assert len(raw_client(lx).fetch_orders(SYM, limit=1_000_000)) == sent
+        lx.step(60_000)
+        assert isinstance(run.call("market_order", SYM, 10.0, side="buy"), Trade)
+    replayed(run.strategy, tmp_path / "t")
+
+
+# ---- the loss breakers over a restart -------------------------------------------------------
+def priced(factory, moves):
+    """A local exchange on a stepped clock at 23:00 UTC (T0), with an account holding 10
+    ETH, whose XRP/ETH closes (a random walk) are scaled by `moves` ((first candle index,
+    factor), ...: index 120 opens at 23:00, index 180 at midnight)."""
+    import numpy as np
+
+    from planarpy import OHLCV
+    from planarpy.localexchange.clock import Clock
+
+    from fidelitykit import MINUTE, T0, exchange, walk
+    base = walk(480, T0 - 120 * MINUTE)
+    close = base.close.copy()
+    for at, factor in moves:
+        close[at:] = np.round(close[at:] * factor, 8)
+    open_ = np.r_[close[0], close[:-1]]
+    candles = OHLCV(base.timestamp, open_, np.maximum(open_, close), np.minimum(open_, close),
+                    close, base.volume)
+    return exchange(candles, Clock(start=T0), T0, cash=10.0, factory=factory)
+
+
+def test_a_restart_on_a_later_utc_day_measures_the_day_from_midnight(
+        local_exchange_factory, tmp_path):
+    """max_daily_loss = 5%. The run buys XRP for most of its 10 ETH at 23:30 UTC and is
+    stopped; the price falls 15% just after midnight while it is down; it restarts at
+    00:30. The new day's loss counts from the equity at midnight (the last close of the
+    day before, which the restarted run's candles have: what a run that had stayed up
+    measured), so the first close halts it; the day did not start again from the equity
+    at the restart, which forgave the loss of the day while the run was down."""
+    from planarpy.core.risk import DAY_MS, day_of
+
+    from fidelitykit import MINUTE, T0, step_minutes
+    lx = priced(local_exchange_factory, ((185, 0.85),))  # 00:05
+    rules = RiskRules(max_daily_loss=0.05)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    lx.step(30 * MINUTE)
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        assert isinstance(run.call("market_order", SYM, 6000.0, side="buy"), Trade)
+        step_minutes(lx, run, 1)
+        assert run.strategy.state.risk.day == day_of(T0)
+    lx.step(60 * MINUTE)  # 00:31: the price fell at 00:05
+    assert day_of(lx.clock.now()) == day_of(T0) + 1 and (T0 + 3_600_000) % DAY_MS == 0
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        risk = run.strategy.state.risk
+        step_minutes(lx, run, 1)  # (the run may tick 00:31 as it starts)
+        assert risk.day == day_of(lx.clock.now())
+        assert risk.trading is TradingState.HALTED, (risk.day_start_equity, risk.peak_equity)
+        (halt,) = [e for e in run.strategy.risk_events if e.kind == "state_changed"]
+        assert halt.rule == "max_daily_loss"
+    replayed(run.strategy, tmp_path / "t")
+
+
+def test_the_drawdown_peak_is_carried_over_a_restart(local_exchange_factory, tmp_path):
+    """max_drawdown = 10%. The run buys XRP for most of its 10 ETH; the price rises 20%
+    and the run measures its new peak; it stops; the price falls back while it is down.
+    The restarted run measures the drawdown from the carried peak and halts at its first
+    close."""
+    from fidelitykit import MINUTE, step_minutes
+    lx = priced(local_exchange_factory, ((150, 1.2), (170, 0.75)))  # 23:30 up, 23:50 down
+    rules = RiskRules(max_drawdown=0.1)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    lx.step(10 * MINUTE)
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        assert isinstance(run.call("market_order", SYM, 6000.0, side="buy"), Trade)
+        step_minutes(lx, run, 25)  # 23:35
+        peak = run.strategy.state.risk.peak_equity
+        assert peak > 11.0
+    lx.step(20 * MINUTE)  # 23:55
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert risk.peak_equity == peak
+        step_minutes(lx, run, 1)  # (the run may tick 23:55 as it starts)
+        assert risk.trading is TradingState.HALTED
+        (halt,) = [e for e in run.strategy.risk_events if e.kind == "state_changed"]
+        assert halt.rule == "max_drawdown"
+    replayed(run.strategy, tmp_path / "t")
+
+
+# ---- the trading state over a restart -------------------------------------------------------
+def test_a_run_reducing_after_a_restart_lets_reducing_orders_through(lx, tmp_path):
+    """The error breaker moves the run to REDUCING (on_errors = "reduce") while it holds
+    XRP. Restarted, it is still REDUCING: a buy is denied without a request, a sell of
+    part of the XRP goes through."""
+    rules = RiskRules(max_errors_per_minute=1, on_errors="reduce")
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        assert isinstance(run.call("market_order", SYM, 100.0, side="buy"), Trade)
+        below_minimum(run)
+        below_minimum(run)
+        assert run.strategy.state.risk.trading is TradingState.REDUCING
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        sent = len(raw_client(lx).fetch_orders(SYM, limit=1_000_000))
+        assert run.call("market_order", SYM, 100.0, side="buy") is None
+        assert run.strategy.risk_events[-1].rule == "trading_state"
+        assert len(raw_client(lx).fetch_orders(SYM, limit=1_000_000)) == sent
+        assert isinstance(run.call("market_order", SYM, 50.0, side="sell"), Trade)
+        assert run.strategy.state.risk.trading is TradingState.REDUCING
+    replayed(run.strategy, tmp_path / "t")
+
+
+def test_a_reset_after_a_restart_forgives_the_carried_errors_for_good(lx, tmp_path):
+    """max_errors_per_minute = 1: two errors halt the run. Restarted, it is halted and
+    counts those two errors; a reset makes it ACTIVE and forgives them (one more error
+    does not halt it), and a restart after the reset neither halts it nor brings them
+    back: the error of after the reset is the only one counted, and a second halts."""
+    rules = RiskRules(max_errors_per_minute=1)
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        below_minimum(run)
+        below_minimum(run)
+        assert run.strategy.state.risk.trading is TradingState.HALTED
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert risk.trading is TradingState.HALTED and len(risk.errors) == 2
+        assert run.call("reset_trading_state", "checked") is True
+        assert risk.trading is TradingState.ACTIVE and len(risk.errors) == 0
+        below_minimum(run)
+        assert risk.trading is TradingState.ACTIVE
+    with live(lx, Watched, trace=trace(), risk=rules) as run:
+        risk = run.strategy.state.risk
+        assert risk.trading is TradingState.ACTIVE and len(risk.errors) == 1
+        below_minimum(run)
+        assert risk.trading is TradingState.HALTED
+    replayed(run.strategy, tmp_path / "t")

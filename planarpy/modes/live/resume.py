@@ -7,7 +7,9 @@ its own first events, before the exchange sync:
 
 1. the earlier runs' fills, as a `sync_result` history (the balances the sync reads
    include them: history only, and each fill's id is known, so none counts twice);
-2. each order they left open, as `order_created` with what it had filled;
+2. each order they left open, as `order_created` with what it had filled, and the
+   rate windows of the last minute (the throttle's order times, the order errors the
+   error-rate breaker counts), as `risk_carried`;
 3. each of those orders looked up by client id and settled through the one fill
    reconciler: its fills while the run was down applied once (fetched, for an order
    still open), its end (filled, cancelled) applied. An order the exchange says does not exist is closed; one it
@@ -35,6 +37,7 @@ from ...core.apply import apply_event, order_payload, trade_payload
 from ...core.instances import AssetInstance, State
 from ...core.orders import Order, OrderStatus
 from ...core.precision import floor_to_step
+from ...core.risk import MINUTE_MS
 from . import emulation, orders, reports
 from .reconciler import REST
 
@@ -110,6 +113,7 @@ async def carry_over(session: LiveSession) -> list[Order]:
                                                  "status": "unknown",
                                                  "reason": "unknown when the run ended"},
                                o.symbol)
+    await carry_windows(session, before, run)
     now = session.s.state.assets
     # a carried exit as this run holds it: settling it may find it never placed
     brackets = [now[o.symbol].orders.get(o.id, o) if o.entry else o for o in brackets]
@@ -120,6 +124,21 @@ async def carry_over(session: LiveSession) -> list[Order]:
     for ai in session.s.state.assets.values():
         await finish_amends(session, ai)
     return brackets
+
+
+async def carry_windows(session: LiveSession, before: State, run: int) -> None:
+    """Carry the rate windows of the earlier runs into this one (`risk_carried`): the
+    creation times of their orders and the times of their order errors within the last
+    minute, so that the order throttle and the error-rate breaker go on counting where
+    they were (a strategy that crash-loops on errors still trips the breaker). After the
+    carried orders: their creation counts once."""
+    since = session.s.clock.now() - MINUTE_MS
+    risk = before.risk
+    orders = [t for t in risk.orders if t > since]
+    errors = [t for t in risk.errors if t > since]
+    if orders or errors:
+        await session.emit("risk_carried", {"orders": orders, "errors": errors,
+                                            "ts": session.s.clock.now(), "carried_from": run})
 
 
 async def finish_amends(session: LiveSession, ai: AssetInstance) -> None:

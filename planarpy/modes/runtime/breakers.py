@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ...actions.engine import Engine
 from ...actions.pipeline import watch_equity
-from ...core.risk import day_of, equity
+from ...core.risk import DAY_MS, day_of, equity
 
 
 class EquityWatch:
@@ -41,6 +43,30 @@ class EquityWatch:
         last = self.last
         before = last[1] if last is not None and day_of(last[0]) == day_of(ts) - 1 else None
         watch_equity(self.e, value, ts, before)
+
+    def resume(self, now: int, tf: int) -> None:
+        """After a restart on a later UTC day than the measurements carried over: the day
+        of `now` starts, as for a run that stayed up, from the equity at its first close
+        (00:00, the last of the day before), the holdings marked at that close. Left to
+        the first close measured (its equity) when the candles lack that close."""
+        e = self.e
+        risk = e.state.risk
+        today = day_of(now)
+        if risk.day is None or risk.day >= today or not risk.rules.daily_rules:
+            return
+        midnight = today * DAY_MS  # the close that ends the day before
+        closes: dict[str, float] = {}
+        for ai in e.assets:
+            o = ai.ohlcv
+            at = -1 if o is None else int(np.searchsorted(o.timestamp, midnight - tf))
+            if 0 <= at < len(o) and int(o.timestamp[at]) == midnight - tf:
+                closes[ai.symbol] = o.close.item(at)
+        try:
+            value = equity(e.state, lambda ai: closes[ai.symbol])
+        except KeyError:  # a holding whose candles lack that close: not known
+            return
+        if math.isfinite(value):
+            self.last = (midnight, value)
 
     def after_tick(self, ts: int) -> None:
         """After the tick of the close `ts`: the equity a new day would start from."""

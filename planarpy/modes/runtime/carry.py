@@ -5,7 +5,9 @@ them: a live run that restarts on the trace of an earlier run (the same strategy
 exchange: `planarpy live` appends to one trace) reads the newest of each and starts
 where the earlier run ended. A run halted by its daily loss limit, or by the kill
 switch, is still halted after a crash and a restart, until a reset; the day's loss and
-the drawdown go on being measured from the same day start and peak.
+the drawdown go on being measured from the same day start and peak. A restart on a later
+UTC day starts that day from the equity at its midnight close, as a run that stayed up
+would have (`EquityWatch.resume`): the loss of the day while the run was down counts.
 
 The new run records what it carried over as its own first risk events (the state through
 the pipeline's `trip`, with what the rules say a halt does to open orders: those that

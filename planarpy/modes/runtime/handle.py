@@ -56,8 +56,9 @@ class RunHandle:
         "kill_switch"; every later order is denied until `call("reset_trading_state")`),
         every open order cancelled, and the positions closed if `close` (default: the risk
         rules' `halt_closes_positions`). Blocks until the cancels are answered and the
-        halt is committed to the trace; True when no order is left open. `planarpy halt
-        STRATEGY` does the same from another terminal."""
+        halt is committed to the trace; True when no order is left open and, with a close,
+        nothing is left to close (it goes on once the orders are cancelled). `planarpy
+        halt STRATEGY` does the same from another terminal."""
         if not isinstance(reason, str):
             raise InvalidArgument(f"halt: reason must be a string, got {reason!r}")
         if close is not None and close is not True and close is not False:  # 1 == True
@@ -65,7 +66,7 @@ class RunHandle:
         session = self.session
         with session.engine.locked():
             session.halt_now(reason, close)
-            done = not any(ai.orders for ai in session.e.assets)
+            done = not any(ai.orders for ai in session.e.assets) and not session.e.close_due
         unrecorded = session.commit_trace()
         if unrecorded is not None:
             session.tell_error("halt", f"the halt is not in the trace yet: {unrecorded}")

@@ -63,6 +63,7 @@ PAGE = 1000  # candles per request (Binance's largest spot page)
 HOUSEKEEPING = 1.0  # seconds between `_after_tick` runs while the loop waits
 RETRY = 5.0  # seconds before the candles are fetched again after a failure
 CLOCK_RESYNC = 3600.0  # seconds between measurements of the exchange clock's offset
+CLOSE_AGAIN = 1.0  # seconds before a halt's close that is not done is tried again
 
 
 class Session:
@@ -215,6 +216,8 @@ class Session:
         events = await asyncio.to_thread(carry.carried, path, tail, self.mode.value, wanted)
         if events is None or events:
             await self.engine.run_strategy(lambda: carry.restore(self.e, events, measurements))
+        if measurements:  # a later day than the carried one starts from its midnight
+            self.equity.resume(self.e.clock.now(), self.tf)
 
     async def begin(self, s: Strategy, **started: Any) -> None:
         """Attach the built strategy to this session, reset it, record that it started."""
@@ -367,6 +370,7 @@ class Session:
         answer = {"ok": True, "state": self.e.state.risk.trading.value,
                   "open_orders": stopping.order_items(self.e),
                   "positions": stopping.position_items(self.e),
+                  "to_close": stopping.closing_items(self.e) if self.e.close_due else [],
                   "seconds": round(time.monotonic() - began, 3)}
         return answer if unrecorded is None else {**answer, "unrecorded": unrecorded}
 
@@ -424,11 +428,31 @@ class Session:
         """Tick, with the mode's background loops beside, until a stop is asked."""
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(fn()) for fn in [self._tick_loop, self.supervisor.loop,
-                                                   *self._background()]]
+                                                   self._close_loop, *self._background()]]
         await self._stop.wait()  # type: ignore[union-attr]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _close_loop(self) -> None:
+        """The close a halt asked for and could not finish yet (`pipeline.close_again`:
+        its orders had to be cancelled first), tried again a second later, then twice as
+        long after each try that leaves it undone, up to 10 s (a close the exchange keeps
+        refusing must not send an order every second; one waiting for an order of unknown
+        outcome goes within 10 s of its cancel)."""
+        delay = CLOSE_AGAIN
+        while True:
+            await asyncio.sleep(delay)
+            if not self.e.close_due:
+                delay = CLOSE_AGAIN
+                continue
+            try:
+                await self.engine.run_strategy(lambda: pipeline.close_again(self.e))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # could not: next time
+                await self.report_error(e, where="close")
+            delay = min(2 * delay, 10.0) if self.e.close_due else CLOSE_AGAIN
 
     async def _finish(self, reason: str) -> None:
         """The stop sequence. Each step is bounded by the stop deadline and none can skip

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import attrs
 
 from ... import validate as V
+from ...actions import pipeline
 from ...core.errors import ConfigError
 from ...core.orders import OrderStatus
 from ...exchanges.client import HAND_ORDERS, ON_STOP, ExchangeConfig
@@ -126,6 +127,13 @@ _UNKNOWN = ", outcome unknown"
 def position_items(e: Engine) -> list[str]:
     return [f"{ai.symbol} {p.side.value} position {p.amount:g} @ {p.entry_price:.10g}"
             for ai in e.assets for p in (ai.long, ai.short) if p.amount > 0]
+
+
+def closing_items(e: Engine) -> list[str]:
+    """What a close has still to close, one line an asset: its closing order."""
+    return [f"{ai.symbol}: {r.side.value} {r.amount:g} still to close (it goes once its "
+            "orders are cancelled)"
+            for ai in e.assets if (r := pipeline.closing_order(e, ai)) is not None]
 
 
 def undone_items(e: Engine, on_stop: str, unsold: list[Any]) -> list[str]:
