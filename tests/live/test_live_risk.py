@@ -20,6 +20,11 @@ def lx(local_exchange):
     local_exchange.faults.clear()
 
 
+def trace_at(tmp_path):
+    """The trace every run of a test appends to: a restart reads the earlier runs'."""
+    return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
+
+
 def far_bid(lx) -> float:
     return round(raw_client(lx).fetch_order_book(SYM)["bids"][0][0] * 0.5, 8)
 
@@ -113,15 +118,12 @@ def test_reducing_stays_reducing_over_a_restart_on_the_next_utc_day(lx, tmp_path
     from planarpy.core.risk import DAY_MS, day_of
     rules = RiskRules(max_errors_per_minute=1, on_errors="reduce", max_daily_loss=0.5)
 
-    def trace():
-        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
-
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         for _ in range(2):
             assert run.call("market_order", SYM, 0.5, side="buy") is None  # below the minimum
         assert run.strategy.state.risk.trading is TradingState.REDUCING
     lx.step(DAY_MS - lx.clock.now() % DAY_MS + 120_000)  # two minutes into the next day
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         risk = run.strategy.state.risk
         assert risk.trading is TradingState.REDUCING
         seen = run.session.ticks
@@ -148,17 +150,14 @@ def test_a_restart_within_the_minute_trips_the_error_breaker_at_the_same_error(l
     second restart, and the trace replays to the halt."""
     rules = RiskRules(max_errors_per_minute=2)
 
-    def trace():
-        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
-
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         below_minimum(run)
         below_minimum(run)
         assert run.strategy.state.risk.trading is TradingState.ACTIVE
-    with live(lx, Watched, trace=trace(), risk=rules) as run:  # restarts with nothing
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:  # restarts with nothing
         assert run.strategy.state.risk.trading is TradingState.ACTIVE
         assert len(run.strategy.state.risk.errors) == 2
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         risk = run.strategy.state.risk
         assert risk.trading is TradingState.ACTIVE and len(risk.errors) == 2
         below_minimum(run)
@@ -173,14 +172,11 @@ def test_errors_older_than_a_minute_are_not_carried_over(lx, tmp_path):
     window, so the next error does not halt."""
     rules = RiskRules(max_errors_per_minute=2)
 
-    def trace():
-        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
-
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         below_minimum(run)
         below_minimum(run)
     lx.step(60_000)
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         assert len(run.strategy.state.risk.errors) == 0
         below_minimum(run)
         assert run.strategy.state.risk.trading is TradingState.ACTIVE
@@ -195,16 +191,13 @@ def test_a_lost_submit_carried_over_a_restart_counts_once(lx, tmp_path):
                                           "options": {"recvWindow": 1000}}}}
     rules = RiskRules(max_errors_per_minute=2)
 
-    def trace():
-        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
-
-    with live(lx, Watched, trace=trace(), settings=settings, risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), settings=settings, risk=rules) as run:
         lx.faults.update({"http_status": 503, "http_path": "POST /api/v3/order", "http_count": 1})
         assert run.call("limit_order", SYM, 100.0, far_bid(lx), side="buy", waitfor=0.2) \
             is missing
         eventually(lambda: any("was never placed" in e for e in run.strategy.errors), timeout=10)
         assert len(run.strategy.state.risk.errors) == 1
-    with live(lx, Watched, trace=trace(), settings=settings, risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), settings=settings, risk=rules) as run:
         risk = run.strategy.state.risk
         assert len(risk.errors) == 1
         below_minimum(run)
@@ -219,14 +212,11 @@ def test_the_order_throttle_at_its_limit_denies_after_a_restart(lx, tmp_path):
     sent; a minute later one goes. The trace replays to the live state."""
     rules = RiskRules(max_orders_per_minute=2)
 
-    def trace():
-        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
-
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         for _ in range(2):
             assert isinstance(run.call("market_order", SYM, 10.0, side="buy"), Trade)
     sent = len(raw_client(lx).fetch_orders(SYM, limit=1_000_000))
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         assert run.call("market_order", SYM, 10.0, side="buy") is None
         assert run.strategy.risk_events[-1].rule == "max_orders_per_minute"
         assert len(raw_client(lx).fetch_orders(SYM, limit=1_000_000)) == sent
@@ -270,17 +260,14 @@ def test_a_restart_on_a_later_utc_day_measures_the_day_from_midnight(
     lx = priced(local_exchange_factory, ((185, 0.85),))  # 00:05
     rules = RiskRules(max_daily_loss=0.05)
 
-    def trace():
-        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
-
     lx.step(30 * MINUTE)
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         assert isinstance(run.call("market_order", SYM, 6000.0, side="buy"), Trade)
         step_minutes(lx, run, 1)
         assert run.strategy.state.risk.day == day_of(T0)
     lx.step(60 * MINUTE)  # 00:31: the price fell at 00:05
     assert day_of(lx.clock.now()) == day_of(T0) + 1 and (T0 + 3_600_000) % DAY_MS == 0
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         risk = run.strategy.state.risk
         step_minutes(lx, run, 1)  # (the run may tick 00:31 as it starts)
         assert risk.day == day_of(lx.clock.now())
@@ -299,17 +286,14 @@ def test_the_drawdown_peak_is_carried_over_a_restart(local_exchange_factory, tmp
     lx = priced(local_exchange_factory, ((150, 1.2), (170, 0.75)))  # 23:30 up, 23:50 down
     rules = RiskRules(max_drawdown=0.1)
 
-    def trace():
-        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
-
     lx.step(10 * MINUTE)
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         assert isinstance(run.call("market_order", SYM, 6000.0, side="buy"), Trade)
         step_minutes(lx, run, 25)  # 23:35
         peak = run.strategy.state.risk.peak_equity
         assert peak > 11.0
     lx.step(20 * MINUTE)  # 23:55
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         risk = run.strategy.state.risk
         assert risk.peak_equity == peak
         step_minutes(lx, run, 1)  # (the run may tick 23:55 as it starts)
@@ -326,15 +310,12 @@ def test_a_run_reducing_after_a_restart_lets_reducing_orders_through(lx, tmp_pat
     part of the XRP goes through."""
     rules = RiskRules(max_errors_per_minute=1, on_errors="reduce")
 
-    def trace():
-        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
-
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         assert isinstance(run.call("market_order", SYM, 100.0, side="buy"), Trade)
         below_minimum(run)
         below_minimum(run)
         assert run.strategy.state.risk.trading is TradingState.REDUCING
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         sent = len(raw_client(lx).fetch_orders(SYM, limit=1_000_000))
         assert run.call("market_order", SYM, 100.0, side="buy") is None
         assert run.strategy.risk_events[-1].rule == "trading_state"
@@ -351,21 +332,18 @@ def test_a_reset_after_a_restart_forgives_the_carried_errors_for_good(lx, tmp_pa
     back: the error of after the reset is the only one counted, and a second halts."""
     rules = RiskRules(max_errors_per_minute=1)
 
-    def trace():
-        return EventTrace.open(tmp_path / "t", strategy="Watched", exchange="binance")
-
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         below_minimum(run)
         below_minimum(run)
         assert run.strategy.state.risk.trading is TradingState.HALTED
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         risk = run.strategy.state.risk
         assert risk.trading is TradingState.HALTED and len(risk.errors) == 2
         assert run.call("reset_trading_state", "checked") is True
         assert risk.trading is TradingState.ACTIVE and len(risk.errors) == 0
         below_minimum(run)
         assert risk.trading is TradingState.ACTIVE
-    with live(lx, Watched, trace=trace(), risk=rules) as run:
+    with live(lx, Watched, trace=trace_at(tmp_path), risk=rules) as run:
         risk = run.strategy.state.risk
         assert risk.trading is TradingState.ACTIVE and len(risk.errors) == 1
         below_minimum(run)
