@@ -73,8 +73,10 @@ class Executor(Protocol):
     def watch_ohlcv(self, req: WatchOHLCV) -> bool:
         """Start or refresh live candles (nothing to do in a backtest)."""
 
-    def run_trades_from(self, ai: AssetInstance) -> int:
-        """Index in `ai.trades` of this run's first trade (earlier ones are history)."""
+    def own_trades(self, ai: AssetInstance) -> Sequence[Trade]:
+        """The trades of `ai` that are the strategy's own, what `close_position` sells on
+        spot: its fills in this run and in the earlier runs it resumes (live: a restart on
+        their trace), not the exchange's history of orders the run does not know."""
 
     def on_trading_state(self, state: TradingState) -> None:
         """The trading state changed (a breaker, a reset): a monitor of the loss breakers
@@ -146,7 +148,7 @@ def close_position(e: Engine, req: ClosePosition, by_risk: bool = False) -> bool
     with one market order: on margin the open position (reduce-only; with `pos`, only a
     position on that side, else nothing is done), on spot the base the strategy's own
     fills bought and still hold (`core.risk.spot_position`: never coins it held before
-    its run). True when nothing is left to close afterwards; dust below the market's
+    its run, or the runs it resumes). True when nothing is left to close afterwards; dust below the market's
     minimum order stays on spot. In live mode the closing order is waited for (its
     `waitfor`, then it is looked up): False while it is still working (a call again
     waits for it first, and never sends a second one while its outcome is unknown).
@@ -185,7 +187,7 @@ def closing_order(e: Engine, ai: AssetInstance) -> MarketOrder | None:
         return MarketOrder(ai, p.amount, side, p.side, True)
     if ai.market.is_derivative:
         return None
-    amount = spot_position(ai, e.executor.run_trades_from(ai))
+    amount = spot_position(ai, e.executor.own_trades(ai))
     if amount < max(ai.market.min_amount, ai.market.amount_step):
         return None  # dust below the market's minimum cannot be sold
     request = MarketOrder(ai, amount, Side.SELL)

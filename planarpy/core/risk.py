@@ -23,12 +23,12 @@ import functools
 import logging
 import math
 import numbers
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import attrs
 
 from .errors import ConfigError, shown
-from .orders import Order, Side, opens_position
+from .orders import Order, Side, Trade, opens_position
 
 if TYPE_CHECKING:  # instances holds a RiskState: import it for the annotations only
     from .instances import AssetInstance, State
@@ -680,13 +680,13 @@ def target(trading: TradingState, breach: Breach) -> TradingState | None:
     return breach.to
 
 
-def spot_position(ai: AssetInstance, since: int = 0) -> float:
+def spot_position(ai: AssetInstance, trades: Sequence[Trade]) -> float:
     """What `close_position` sells on a spot market: the base the strategy's own fills
-    (from trade `since` on) bought and still hold, never more than the balance, rounded
-    down to the amount step."""
+    (`trades`: the executor's `own_trades`) bought and still hold, never more than the
+    balance, rounded down to the amount step."""
     m = ai.market
     net = 0.0
-    for t in ai.trades[since:]:
+    for t in trades:
         fee = t.fee if t.fee_currency == m.base else 0.0
         net += (t.amount - fee) if t.side is Side.BUY else -(t.amount + fee)
     return m.floor_amount(max(0.0, min(ai.balance, net)))

@@ -2,9 +2,9 @@ import time
 
 import pytest
 
-from planarpy import Trade, missing
+from planarpy import Side, Trade, missing
 
-from livekit import Quiet, QuietPerp, eventually, live
+from livekit import Quiet, QuietPerp, eventually, live, raw_client
 
 SYM = "XRP/ETH"
 
@@ -127,3 +127,35 @@ def test_an_amount_a_hair_below_a_step_multiple_is_sent_as_that_multiple(lx):
                             not ai.orders and sum(t.amount for t in ai.trades
                                                   if t.order_id == trade.order_id))
         assert filled == 1000.0
+
+
+def test_a_run_resuming_its_trace_closes_what_the_earlier_run_bought(lx, tmp_path):
+    """On spot, `close_position` sells what the strategy's own fills bought, never coins
+    held before. A run that resumes the trace of an earlier one (a restart, a crash) owns
+    that run's fills too: they were history, so after a restart close_position, on_stop
+    "close" and a halt's close sold nothing the strategy had bought. A run on another
+    trace still sells nothing of them: the exchange's history of orders its trace does
+    not know is not known to be its position."""
+    from planarpy.trace import EventTrace
+
+    def trace(name):
+        return EventTrace.open(tmp_path / name, strategy="Quiet", exchange="binance")
+
+    def xrp():
+        return raw_client(lx).fetch_balance()["total"]["XRP"]
+
+    with live(lx, trace=trace("a"), on_stop="keep") as run:
+        bought = run.call("market_order", SYM, 100.0, side="buy")
+        assert isinstance(bought, Trade)
+    held = xrp()
+    with live(lx, trace=trace("b"), on_stop="keep") as run:  # another trace
+        assert run.call("close_position", SYM) is True
+        assert run.strategy.assets[0].trades  # it sees the fill, as history
+    assert xrp() == held
+    with live(lx, trace=trace("a"), on_stop="keep") as run:  # resumes its own trace
+        ai = run.strategy.assets[0]
+        own = bought.amount - (bought.fee if bought.fee_currency == "XRP" else 0.0)
+        assert run.call("close_position", SYM) is True
+        sold = ai.trades[-1]
+        assert sold.side is Side.SELL and sold.amount == ai.market.floor_amount(own)
+        eventually(lambda: xrp() == pytest.approx(held - sold.amount))

@@ -158,9 +158,12 @@ class LiveExecutor(SessionExecutor):
                           "watch_ohlcv")
         return done is not False  # refresh_candles answers None when it is done
 
-    def run_trades_from(self, ai: AssetInstance) -> int:
-        """The run's first trade: those synced at start-up are history."""
-        return self.session.first_trade.get(ai.symbol, 0)
+    def own_trades(self, ai: AssetInstance) -> Sequence[Trade]:
+        """All but the exchange's history synced at start-up: the fills of orders the
+        trace does not know (an earlier run on another trace, or none; the strategy's own
+        name, but not known to be its position)."""
+        history = self.session.history_trades.get(ai.symbol)
+        return [t for t in ai.trades if t.id not in history] if history else ai.trades
 
 
 async def _last_price(session: LiveSession, symbol: str, unknown: str) -> float | str:

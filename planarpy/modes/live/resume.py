@@ -7,6 +7,7 @@ its own first events, before the exchange sync:
 
 1. the earlier runs' fills, as a `sync_result` history (the balances the sync reads
    include them: history only, and each fill's id is known, so none counts twice);
+   they stay the strategy's own: `close_position` on spot sells what they bought;
 2. each order they left open, as `order_created` with what it had filled, and the
    rate windows of the last minute (the throttle's order times, the order errors the
    error-rate breaker counts), as `risk_carried`;

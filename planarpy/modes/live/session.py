@@ -77,7 +77,10 @@ class LiveSession(Session):
         self.limited_until = 0.0  # monotonic: the exchange's last 429 asked to wait until
         self.adopt_every = None if adopt_every is None else \
             V.positive("seconds").value(adopt_every, "adopt_every")
-        self.first_trade: dict[str, int] = {}  # symbol -> index of the run's first trade
+        # symbol -> index of the first trade after the balances the sync read (alignment)
+        self.first_trade: dict[str, int] = {}
+        # symbol -> ids of the trades the sync brought that the trace did not know (history)
+        self.history_trades: dict[str, frozenset[str]] = {}
         self.order_activity = time.monotonic()  # last order sent or order/trade applied
         self.claimed: tuple[str, str, str] | None = None
         self._ids = 0
@@ -149,6 +152,11 @@ class LiveSession(Session):
                 side = Side(t["side"])
                 pos = translate.position_side(self.venue, ai, t, side)
                 history.append(translate.trade_payload(ai, t, lid, side, pos, ai.leverage))
+        known = {t.id for ai in self.e.assets for t in ai.trades}  # carried over, settled
+        self.history_trades = {ai.symbol: frozenset(
+            t["id"] for t in history
+            if t["symbol"] == ai.symbol and t["id"] and t["id"] not in known)
+            for ai in self.e.assets}
         await self.emit("sync_result", {"adopted_orders": adopted, "trades": history,
                                         "closed_orders": closed, "cash": self.e.state.cash,
                                         "others_open_orders": others,

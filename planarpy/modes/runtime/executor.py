@@ -9,12 +9,12 @@ sim does, a `call` returns what it did.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 import ccxt
 
 from ...core.instances import AssetInstance
-from ...core.orders import Order
+from ...core.orders import Order, Trade
 from ...core.risk import TradingState
 
 if TYPE_CHECKING:  # the session holds its executor: imported for the annotations only
@@ -43,8 +43,8 @@ class SessionExecutor:
         o = ai.ohlcv
         return o.close.item(-1) if o is not None and len(o) else 0.0
 
-    def run_trades_from(self, ai: AssetInstance) -> int:
-        return 0
+    def own_trades(self, ai: AssetInstance) -> Sequence[Trade]:
+        return ai.trades  # a paper account starts with no trades
 
     def settle(self, ai: AssetInstance, order: Order, then: Callable[[], None]) -> None:
         """Nothing to settle: a paper order's outcome is always known (live overrides)."""

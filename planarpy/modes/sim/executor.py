@@ -49,8 +49,8 @@ class SimExecutor:
         self.engine = engine
         self.new_id = engine.new_id  # a fresh id for an order that passed the gate
 
-    def run_trades_from(self, ai: AssetInstance) -> int:
-        return 0  # a backtest starts with no trades
+    def own_trades(self, ai: AssetInstance) -> Sequence[Trade]:
+        return ai.trades  # a backtest starts with no trades
 
     def settle(self, ai: AssetInstance, order: Order, then: Callable[[], None]) -> None:
         """Nothing to settle: a sim order's outcome is always known."""
