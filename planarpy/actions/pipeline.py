@@ -214,19 +214,23 @@ def trip(e: Engine, breach: Breach, cancel: bool | None = None, close: bool | No
     breaker's halt that keeps the positions cancels only the orders that add exposure:
     the stop-losses of what it keeps stay, as the gate would deny putting them back; the
     kill switch (`cancel`) and a close cancel every order. The cancels wait `waitfor`
-    (default: the run's) for orders still in flight."""
-    risk = e.state.risk
+    (default: the run's) for orders still in flight. A halt that closes says so in its
+    event (`close`), and so does a kill switch that closes a run halted already: a
+    restart goes on closing what the halt was to close (`runtime.carry`)."""
+    risk, rules = e.state.risk, e.state.risk.rules
     to = target(risk.trading, breach)
-    if to is not None:
-        e.emit("trading_state_changed", {"state": to.value, "previous": risk.trading.value,
-                                         "rule": breach.rule, "reason": breach.reason,
-                                         "ts": e.clock.now()})
-        e.executor.on_trading_state(to)
+    halted = (to or risk.trading) is TradingState.HALTED
+    close = halted and (rules.halt_closes_positions if close is None else close)
+    if to is not None or cancel and close:
+        change = {"state": (to or risk.trading).value, "previous": risk.trading.value,
+                  "rule": breach.rule, "reason": breach.reason, "ts": e.clock.now()}
+        if close:
+            change["close"] = True
+        e.emit("trading_state_changed", change)
+        if to is not None:
+            e.executor.on_trading_state(to)
     elif not cancel:
         return
-    state, rules = risk.trading, risk.rules
-    halted = state is TradingState.HALTED
-    close = halted and (rules.halt_closes_positions if close is None else close)
     every = halted and (cancel is not None or close)
     if cancel is None:
         cancel = not halted or rules.halt_cancels_orders

@@ -570,3 +570,32 @@ def test_a_restart_of_a_halted_run_keeps_the_position_the_halt_kept(lx, tmp_path
         assert (state["trading"], state["assets"][PSYM]["long"]) == ("halted", 100.0)
         assert [f for f in run.strategy.fills] == []
         assert eventually(lambda: perp_in_step(run, lx) == [])
+
+
+def test_a_halts_close_cut_short_by_the_end_of_the_run_goes_on_after_a_restart(lx, tmp_path):
+    """run.halt(close=True) while the exchange refuses orders (418): the position cannot
+    be closed, and the run ends (on_stop keep) with the close still due. The halt's event
+    says it was to close, so the run started again on its trace closes the position
+    once the exchange takes orders again, and its own halt event says so too (a second
+    restart would go on). A halt that was not to close keeps it (the test above)."""
+    from planarpy import Trade
+    from planarpy.trace import EventTrace, trace_tail
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="QuietPerp", exchange="binanceusdm")
+
+    with live(lx, QuietPerp, trace=trace(), on_stop="keep") as run:
+        assert isinstance(run.call("market_order", PSYM, 100.0, side="buy"), Trade)
+        lx.faults.update({"http_status": 418, "http_path": "POST /fapi/v1/order",
+                          "retry_after": 0})
+        assert run.halt("flatten", close=True) is False  # the close is refused
+        assert run.state()["assets"][PSYM]["long"] == 100.0
+    lx.faults.clear()
+    with live(lx, QuietPerp, trace=trace(), on_stop="keep") as run:
+        eventually(lambda: run.state()["assets"][PSYM]["long"] == 0.0, timeout=10)
+        assert run.state()["trading"] == "halted"
+        assert [(t.side.value, t.amount) for t in run.strategy.fills] == [("sell", 100.0)]
+        assert eventually(lambda: perp_in_step(run, lx) == [])
+    halts = [e["payload"] for e in trace_tail(tmp_path / "t", n=1000,
+                                               kinds="trading_state_changed")]
+    assert [(h["state"], h.get("close")) for h in halts] == [("halted", True), ("halted", True)]

@@ -11,8 +11,9 @@ would have (`EquityWatch.resume`): the loss of the day while the run was down co
 
 The new run records what it carried over as its own first risk events (the state through
 the pipeline's `trip`, with what the rules say a halt does to open orders: those that
-add exposure are cancelled, a kept position's stop-loss stays; positions are not closed
-again), so that its own replay reproduces it. A
+add exposure are cancelled, a kept position's stop-loss stays; positions are closed
+only where the halt was to close them, which a crash may have cut short: that close goes
+on), so that its own replay reproduces it. A
 paper run carries the trading state over in the same way, but not the measurements: its
 simulated account starts anew, so an earlier run's day start and peak say nothing
 about it.
@@ -121,7 +122,9 @@ def restore(e: Engine, events: list[dict[str, Any]] | None, measurements: bool =
                                  "carried_from": run})
     if risk.trading is not TradingState.ACTIVE and risk.changes:
         last = risk.changes[-1]
-        # never closing: the halt closed what it was to close; a position held now was
-        # kept (close=False) or opened since, and a restart is no new breach
+        # a restart is no new breach: it closes nothing unless the halt was to close, whose
+        # close may not have finished before the run ended: that goes on (its event says
+        # so again, for the next restart); a position the halt kept stays
+        close = risk.trading is TradingState.HALTED and bool(last.get("close"))
         trip(e, Breach(str(last.get("rule")), f"carried over from run {run}: "
-                                              f"{last.get('reason')}", risk.trading), close=False)
+                                              f"{last.get('reason')}", risk.trading), close=close)
