@@ -159,3 +159,34 @@ def test_a_run_resuming_its_trace_closes_what_the_earlier_run_bought(lx, tmp_pat
         sold = ai.trades[-1]
         assert sold.side is Side.SELL and sold.amount == ai.market.floor_amount(own)
         eventually(lambda: xrp() == pytest.approx(held - sold.amount))
+
+
+def test_a_restart_of_a_restart_still_sells_only_what_its_trace_bought(lx, tmp_path):
+    """The exchange's history a resumed run's sync found (fills of orders its trace does
+    not know) stays not-own in the runs that resume it in turn: the earlier runs' fills
+    carried into a run are their own fills, not what their syncs found (a third run on
+    the trace sold another trace's 100 XRP too)."""
+    from planarpy.trace import EventTrace
+
+    def trace(name):
+        return EventTrace.open(tmp_path / name, strategy="Quiet", exchange="binance")
+
+    def xrp():
+        return raw_client(lx).fetch_balance()["total"]["XRP"]
+
+    with live(lx, trace=trace("b"), on_stop="keep") as run:  # another trace's fill
+        assert isinstance(run.call("market_order", SYM, 100.0, side="buy"), Trade)
+    with live(lx, trace=trace("a"), on_stop="keep") as run:
+        bought = run.call("market_order", SYM, 50.0, side="buy")
+        assert isinstance(bought, Trade)
+    for _ in range(2):  # a restart, then a restart of the restart
+        with live(lx, trace=trace("a"), on_stop="keep") as run:
+            pass
+    held = xrp()
+    with live(lx, trace=trace("a"), on_stop="keep") as run:
+        ai = run.strategy.assets[0]
+        own = bought.amount - (bought.fee if bought.fee_currency == "XRP" else 0.0)
+        assert run.call("close_position", SYM) is True
+        sold = ai.trades[-1]
+        assert sold.side is Side.SELL and sold.amount == ai.market.floor_amount(own)
+        eventually(lambda: xrp() == pytest.approx(held - sold.amount))

@@ -159,11 +159,13 @@ class LiveExecutor(SessionExecutor):
         return done is not False  # refresh_candles answers None when it is done
 
     def own_trades(self, ai: AssetInstance) -> Sequence[Trade]:
-        """All but the exchange's history synced at start-up: the fills of orders the
-        trace does not know (an earlier run on another trace, or none; the strategy's own
-        name, but not known to be its position)."""
+        """All but the exchange's history that this run's sync, or the syncs of the
+        earlier runs it resumes, found: the fills of orders the trace did not know (an
+        earlier run on another trace, or none; the strategy's own name, but not known to
+        be its position). Told apart by position, as `ai.trades` only grows: a trade id
+        may be missing, and the exchange numbers trades per symbol."""
         history = self.session.history_trades.get(ai.symbol)
-        return [t for t in ai.trades if t.id not in history] if history else ai.trades
+        return [t for k, t in enumerate(ai.trades) if k not in history] if history else ai.trades
 
 
 async def _last_price(session: LiveSession, symbol: str, unknown: str) -> float | str:

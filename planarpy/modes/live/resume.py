@@ -7,7 +7,8 @@ its own first events, before the exchange sync:
 
 1. the earlier runs' fills, as a `sync_result` history (the balances the sync reads
    include them: history only, and each fill's id is known, so none counts twice);
-   they stay the strategy's own: `close_position` on spot sells what they bought;
+   they stay the strategy's own (`close_position` on spot sells what they bought), but
+   the exchange's history their own syncs found stays history;
 2. each order they left open, as `order_created` with what it had filled, and the
    rate windows of the last minute (the throttle's order times, the order errors the
    error-rate breaker counts), as `risk_carried`;
@@ -46,16 +47,20 @@ if TYPE_CHECKING:  # for the annotations only: the session imports this module
     from .session import LiveSession
 
 
-def earlier_state(path: str | Path, s: Any) -> tuple[State, int, list[Order]] | None:
+def earlier_state(path: str | Path, s: Any
+                  ) -> tuple[State, int, list[Order], dict[str, list[int]]] | None:
     """The state the earlier live runs of the trace at `path` left (committed events
-    only), the newest run's id, and every bracket entry and exit they placed, closed ones
-    too (an entry with what its exits cover); None if there is no earlier live run."""
+    only), the newest run's id, every bracket entry and exit they placed, closed ones
+    too (an entry with what its exits cover), and by symbol the indexes in its trades
+    of the exchange's history their syncs found (not their own fills); None if there is
+    no earlier live run."""
     from ...trace import iter_events
     from ...trace.layout import TraceError
     state = State(s.state.quote, 0.0, assets={sym: AssetInstance(ai.market)
                                                for sym, ai in s.state.assets.items()})
     live, run = False, 0
     brackets: dict[str, Order] = {}
+    history: dict[str, list[int]] = {sym: [] for sym in state.assets}
     try:
         events = list(iter_events(path, run=None))
     except TraceError:  # a new, empty trace
@@ -67,7 +72,11 @@ def earlier_state(path: str | Path, s: Any) -> tuple[State, int, list[Order]] | 
             run = e.get("run") or run
         if not live:
             continue
+        found = kind == "sync_result" and "carried_from" not in payload
+        before = {sym: len(ai.trades) for sym, ai in state.assets.items()} if found else {}
         apply_event(state, kind, payload)
+        for sym, n in before.items():
+            history[sym] += range(n, len(state.assets[sym].trades))
         if kind == "order_created":
             o = state.assets[payload["symbol"]].orders.get(str(payload["id"]))
             if o is not None and (o.legs or o.entry):
@@ -76,7 +85,7 @@ def earlier_state(path: str | Path, s: Any) -> tuple[State, int, list[Order]] | 
             o = brackets.get(str(payload["id"]))
             if o is not None and o.legs:
                 o.legs = {**o.legs, "covered": float(payload["covered"])}
-    return (state, run, list(brackets.values())) if run else None
+    return (state, run, list(brackets.values()), history) if run else None
 
 
 def last_checkpoint(path: str | Path) -> dict[str, Any] | None:
@@ -101,10 +110,11 @@ async def carry_over(session: LiveSession) -> list[Order]:
     found = await asyncio.to_thread(earlier_state, path, session.s)
     if found is None:
         return []
-    before, run, brackets = found
+    before, run, brackets, history = found
     trades = [trade_payload(t) for t in before.trades]
     if trades:
         await session.emit("sync_result", {"trades": trades, "carried_from": run})
+    session.history_trades = {sym: set(found) for sym, found in history.items() if found}
     carried = [o for ai in before.assets.values() for o in ai.orders.values()]
     for o in carried:
         payload = order_payload(o)

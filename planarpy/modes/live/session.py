@@ -79,8 +79,9 @@ class LiveSession(Session):
             V.positive("seconds").value(adopt_every, "adopt_every")
         # symbol -> index of the first trade after the balances the sync read (alignment)
         self.first_trade: dict[str, int] = {}
-        # symbol -> ids of the trades the sync brought that the trace did not know (history)
-        self.history_trades: dict[str, frozenset[str]] = {}
+        # symbol -> indexes in its trades of the exchange's history: fills of orders the
+        # trace did not know, found by this run's sync or by the earlier runs' it resumes
+        self.history_trades: dict[str, set[int]] = {}
         self.order_activity = time.monotonic()  # last order sent or order/trade applied
         self.claimed: tuple[str, str, str] | None = None
         self._ids = 0
@@ -152,11 +153,7 @@ class LiveSession(Session):
                 side = Side(t["side"])
                 pos = translate.position_side(self.venue, ai, t, side)
                 history.append(translate.trade_payload(ai, t, lid, side, pos, ai.leverage))
-        known = {t.id for ai in self.e.assets for t in ai.trades}  # carried over, settled
-        self.history_trades = {ai.symbol: frozenset(
-            t["id"] for t in history
-            if t["symbol"] == ai.symbol and t["id"] and t["id"] not in known)
-            for ai in self.e.assets}
+        known = {ai.symbol: len(ai.trades) for ai in self.e.assets}  # carried over, settled
         await self.emit("sync_result", {"adopted_orders": adopted, "trades": history,
                                         "closed_orders": closed, "cash": self.e.state.cash,
                                         "others_open_orders": others,
@@ -165,6 +162,9 @@ class LiveSession(Session):
                                                       for a in self.e.assets for p in (a.long, a.short)
                                                       if p.amount > 0]})
         self.first_trade = {ai.symbol: len(ai.trades) for ai in self.e.assets}
+        for ai in self.e.assets:  # the history applied: what the trace did not know
+            self.history_trades.setdefault(ai.symbol, set()).update(
+                range(known[ai.symbol], self.first_trade[ai.symbol]))
         self.aligner.start()
 
     async def _sync_leverage(self) -> None:
