@@ -18,7 +18,7 @@ from ..core.instances import AssetInstance
 from ..core.orders import Order, PositionSide, Side, Trade, _Missing
 from ..core.risk import (Breach, TradingState, cancel_targets, equity, equity_breach,
                          error_breach, observe, spot_position, target)
-from . import Action, Handler
+from . import Action, Handler, Mode
 from . import contingent
 from .gate import admit, allowed, may_reduce, new_order
 from .requests import (CancelOrders, ClosePosition, MarketOrder, OrderRequest,
@@ -258,7 +258,8 @@ def close_again(e: Engine, waitfor: float | None = 0.0) -> None:
     cancel first had an unknown outcome or its cancel was refused, or the closing order
     is still working. The mode calls this again (paper and live: every second) until the
     close is done or trading is no longer halted (a reset); the cancels wait `waitfor`
-    for orders in flight (the halt's own cancels are sent again until they are taken)."""
+    for orders in flight (the halt's own cancels are sent again until they are taken).
+    Paper and live record a close that is done (halted -> halted, without `close`)."""
     if e.state.risk.trading is not TradingState.HALTED:
         e.close_due = False
         return
@@ -266,6 +267,14 @@ def close_again(e: Engine, waitfor: float | None = 0.0) -> None:
     for ai in e.assets:
         ok = _close(e, ai, None, True, waitfor) and ok
     e.close_due = not ok
+    if ok and e.mode is not Mode.SIM:  # a backtest never restarts
+        # a restart reads the newest trading state: this one says the close is done, so
+        # that a restart leaves what is held then (opened by hand since) as it is
+        halt = e.state.risk.changes[-1]
+        e.emit("trading_state_changed", {
+            "state": TradingState.HALTED.value, "previous": TradingState.HALTED.value,
+            "rule": halt.get("rule"), "reason": f"{halt.get('reason')} (its close is done)",
+            "ts": e.clock.now()})
 
 
 def halt(e: Engine, reason: str, close: bool | None = None) -> None:

@@ -577,7 +577,8 @@ def test_a_halts_close_cut_short_by_the_end_of_the_run_goes_on_after_a_restart(l
     be closed, and the run ends (on_stop keep) with the close still due. The halt's event
     says it was to close, so the run started again on its trace closes the position
     once the exchange takes orders again, and its own halt event says so too (a second
-    restart would go on). A halt that was not to close keeps it (the test above)."""
+    restart would go on), then records that the close is done. A halt that was not to
+    close keeps it (the test above)."""
     from planarpy import Trade
     from planarpy.trace import EventTrace, trace_tail
 
@@ -598,4 +599,30 @@ def test_a_halts_close_cut_short_by_the_end_of_the_run_goes_on_after_a_restart(l
         assert eventually(lambda: perp_in_step(run, lx) == [])
     halts = [e["payload"] for e in trace_tail(tmp_path / "t", n=1000,
                                                kinds="trading_state_changed")]
-    assert [(h["state"], h.get("close")) for h in halts] == [("halted", True), ("halted", True)]
+    assert [(h["state"], h.get("close")) for h in halts] == [("halted", True), ("halted", True),
+                                                             ("halted", None)]
+    assert halts[-1]["reason"].endswith("(its close is done)")  # a next restart closes nothing
+
+
+def test_a_restart_after_a_halts_close_was_done_closes_nothing_opened_since(lx, tmp_path):
+    """run.halt(close=True) closed the position; while the run was down a position was
+    opened by hand. The run started again on its trace is halted and keeps it: only a
+    close its run ended before it was done goes on after a restart (README), and this
+    one was done."""
+    from planarpy import Trade
+    from planarpy.trace import EventTrace
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="QuietPerp", exchange="binanceusdm")
+
+    with live(lx, QuietPerp, trace=trace(), on_stop="keep") as run:
+        assert isinstance(run.call("market_order", PSYM, 100.0, side="buy"), Trade)
+        assert run.halt("flatten", close=True) is True
+        assert run.state()["assets"][PSYM]["long"] == 0.0
+    raw_client(lx, "binanceusdm").create_order(PSYM, "market", "buy", 30.0)
+    with live(lx, QuietPerp, trace=trace(), on_stop="keep") as run:
+        assert run.state()["trading"] == "halted"
+        eventually(lambda: perp_in_step(run, lx) == [])
+    (held,) = [p for p in raw_client(lx, "binanceusdm").fetch_positions([PSYM])
+               if float(p.get("contracts") or 0)]
+    assert float(held["contracts"]) == 30.0
