@@ -4,7 +4,7 @@ import pytest
 
 from planarpy import Side, Trade, missing
 
-from livekit import Quiet, QuietPerp, eventually, live, raw_client
+from livekit import QuietPerp, eventually, live, raw_client
 
 SYM = "XRP/ETH"
 
