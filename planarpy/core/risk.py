@@ -183,10 +183,10 @@ class RiskRules:
         if not isinstance(table, Mapping):
             raise ConfigError(f"[risk] must be a table, got {type(table).__name__}")
         merged = _keys(table, "[risk]")
+        own = table.get(strategy) if strategy is not None else None
         for name, value in table.items():
             if isinstance(value, Mapping) and strategy is not None and name != strategy:
-                _other_table(name, strategy)
-        own = table.get(strategy) if strategy is not None else None
+                _other_table(name, strategy, own is not None)
         if own is not None:
             merged.update(_keys(own, f"[risk.{strategy}]"))
         return cls(**merged)
@@ -219,15 +219,16 @@ def _no_rule(where: str, name: Any) -> ConfigError:
 _WARNED: set[tuple[str, str]] = set()
 
 
-def _other_table(name: str, strategy: str) -> None:
+def _other_table(name: str, strategy: str, has_own: bool) -> None:
     """Check a strategy table of [risk] that is not `strategy`'s. The strategy's module
     name, or its class's in another case, names it surely, and would leave its rules out
     silently: an error. A name close to it may be a misspelling, or another strategy's
-    (SmaCross2): a warning, which names the table the rules of `strategy` come from."""
+    (SmaCross2): a warning, which names the table the rules of `strategy` come from;
+    none when `strategy` has its own table (`has_own`): the near one is another's."""
     if _loose(name) == _loose(strategy):
         raise ConfigError(f"[risk.{name}] does not apply to {strategy}: a strategy's "
                           f"table is named after its class exactly, [risk.{strategy}]")
-    if (name, strategy) not in _WARNED and \
+    if not has_own and (name, strategy) not in _WARNED and \
             difflib.SequenceMatcher(None, _loose(name), _loose(strategy)).ratio() >= 0.75:
         _WARNED.add((name, strategy))  # once a process: an optimisation runs many backtests
         log.warning("[risk.%s] does not apply to %s (a strategy's table is named after its "

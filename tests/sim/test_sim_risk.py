@@ -540,3 +540,18 @@ def test_a_limit_of_one_order_reads_right():
     r = run({1: lambda s: [limit(s), limit(s)]}, flat(4), risk=RiskRules(max_orders_per_second=1))
     assert [e.reason for e in denied(r.strategy)] == [
         "1 order in the last 1 s already (max_orders_per_second = 1)"]
+
+
+def test_a_strategy_with_its_own_table_is_not_warned_of_a_near_one(caplog):
+    """Two strategies of one project, Breakout and Breakout2, each with its table: the
+    near name is the other's, not a misspelling of a table the run goes without (the
+    run of either warned of the other's table)."""
+    table = {"Breakout": {"max_drawdown": 0.1}, "Breakout2": {"max_drawdown": 0.2}}
+    with caplog.at_level("WARNING", logger="planarpy.core.risk"):
+        assert RiskRules.from_config(table, "Breakout") == RiskRules(max_drawdown=0.1)
+        assert RiskRules.from_config(table, "Breakout2") == RiskRules(max_drawdown=0.2)
+    assert caplog.records == []
+    with caplog.at_level("WARNING", logger="planarpy.core.risk"):  # without its own: warned
+        assert RiskRules.from_config({"Breakout2": {"max_drawdown": 0.2}}, "Breakout") == \
+            RiskRules()
+    assert [r.getMessage()[:40] for r in caplog.records] == ["[risk.Breakout2] does not apply to Break"]
