@@ -4,7 +4,7 @@ import pytest
 
 from planarpy import Side, Trade, missing
 
-from livekit import QuietPerp, eventually, live, raw_client
+from livekit import Quiet, QuietPerp, eventually, live, raw_client
 
 SYM = "XRP/ETH"
 
@@ -190,3 +190,27 @@ def test_a_restart_of_a_restart_still_sells_only_what_its_trace_bought(lx, tmp_p
         sold = ai.trades[-1]
         assert sold.side is Side.SELL and sold.amount == ai.market.floor_amount(own)
         eventually(lambda: xrp() == pytest.approx(held - sold.amount))
+
+
+def test_a_live_run_on_a_trace_a_paper_run_bought_on_sells_nothing_of_it(lx, tmp_path):
+    """A paper run's fills are simulated: a live run on the same trace (paper and live
+    runs of one strategy record to one trace) resumes only the earlier live runs, so
+    close_position finds nothing of its own to sell, and the coins the account held
+    stay."""
+    from planarpy.modes.paper import start_paper
+    from planarpy.trace import EventTrace
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Quiet", exchange="binance")
+
+    paper = start_paper(Quiet, exchange_url=lx.url, clock=lx.clock, trace=trace(), cash=1.0,
+                        settings={}, stall_after=2.0)
+    try:
+        assert isinstance(paper.call("market_order", SYM, 100.0, side="buy"), Trade)
+    finally:
+        paper.stop()
+    held = raw_client(lx).fetch_balance()["total"]["XRP"]
+    with live(lx, trace=trace(), on_stop="keep") as run:
+        assert run.call("close_position", SYM) is True
+        assert run.strategy.assets[0].trades == [] and run.strategy.fills == []
+    assert raw_client(lx).fetch_balance()["total"]["XRP"] == held
