@@ -214,3 +214,43 @@ def test_a_live_run_on_a_trace_a_paper_run_bought_on_sells_nothing_of_it(lx, tmp
         assert run.call("close_position", SYM) is True
         assert run.strategy.assets[0].trades == [] and run.strategy.fills == []
     assert raw_client(lx).fetch_balance()["total"]["XRP"] == held
+
+
+class TwoCoins(Quiet):
+    universe = ("XRP/ETH", "ADA/ETH")
+
+
+def test_another_symbols_trade_of_the_same_id_leaves_the_history_unsold(
+        local_exchange_factory, tmp_path):
+    """The exchange numbers trades per symbol (Binance), so an ADA fill found as history
+    may have the id of an XRP fill of the trace: the ADA fill is still history (a resumed
+    run took it for its own and sold another trace's 100 ADA)."""
+    from planarpy.data import sample
+    from planarpy.localexchange.server import bundled_data, bundled_markets
+    from planarpy.trace import EventTrace
+
+    xrp = sample.sample_markets("binance")["XRP/ETH"]
+    ada = {**xrp, "id": "ADAETH", "symbol": "ADA/ETH", "base": "ADA"}
+    markets = [m for m in bundled_markets() if m.symbol == "XRP/ETH"]
+    lx = local_exchange_factory(markets=[*markets, ada],
+                                data={"ADA/ETH": bundled_data(markets[0])})
+    lx.step(3_600_000)
+
+    def trace(name):
+        return EventTrace.open(tmp_path / name, strategy="TwoCoins", exchange="binance")
+
+    def held():
+        return raw_client(lx).fetch_balance()["total"]
+
+    with live(lx, TwoCoins, trace=trace("b"), on_stop="keep") as run:  # another trace's fill
+        theirs = run.call("market_order", "ADA/ETH", 100.0, side="buy")
+    with live(lx, TwoCoins, trace=trace("a"), on_stop="keep") as run:
+        ours = run.call("market_order", SYM, 50.0, side="buy")
+    assert isinstance(theirs, Trade) and isinstance(ours, Trade) and theirs.id == ours.id
+    before = held()
+    with live(lx, TwoCoins, trace=trace("a"), on_stop="keep") as run:
+        assert run.call("close_position", "ADA/ETH") is True
+        assert run.call("close_position", SYM) is True
+        assert [(t.symbol, t.side) for t in run.strategy.fills] == [(SYM, Side.SELL)]
+    after = held()
+    assert after["ADA"] == before["ADA"] and after["XRP"] < before["XRP"]
