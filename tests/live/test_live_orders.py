@@ -254,3 +254,29 @@ def test_another_symbols_trade_of_the_same_id_leaves_the_history_unsold(
         assert [(t.symbol, t.side) for t in run.strategy.fills] == [(SYM, Side.SELL)]
     after = held()
     assert after["ADA"] == before["ADA"] and after["XRP"] < before["XRP"]
+
+
+def test_a_fill_while_the_run_was_down_is_the_resumed_runs_own(lx, tmp_path):
+    """A resting buy of the run fills in part while the run is down: the restarted run
+    settles the carried order (its fill applied once) and close_position cancels the rest
+    and sells what the fill bought, less its fee in XRP; nothing else."""
+    from livekit import counterparty
+    from planarpy.trace import EventTrace
+
+    def trace():
+        return EventTrace.open(tmp_path / "t", strategy="Quiet", exchange="binance")
+
+    price = round(raw_client(lx).fetch_order_book(SYM)["bids"][0][0] + 2e-8, 8)  # the best bid
+    with live(lx, trace=trace(), on_stop="keep") as run:
+        assert run.call("limit_order", SYM, 100.0, price, side="buy", waitfor=0) is missing
+        eventually(lambda: len(raw_client(lx).fetch_open_orders(SYM)) == 1)
+    counterparty(lx).create_order(SYM, "market", "sell", 30.0)
+    with live(lx, trace=trace(), on_stop="keep") as run:
+        ai = run.strategy.assets[0]
+        (fill,) = [t for t in ai.trades if t.side is Side.BUY]
+        assert fill.amount == 30.0
+        own = fill.amount - (fill.fee if fill.fee_currency == "XRP" else 0.0)
+        assert run.call("close_position", SYM) is True
+        assert ai.orders == {} and raw_client(lx).fetch_open_orders(SYM) == []
+        sold = [t for t in ai.trades if t.side is Side.SELL]
+        assert sum(t.amount for t in sold) == ai.market.floor_amount(own)
