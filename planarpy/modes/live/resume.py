@@ -114,7 +114,8 @@ async def carry_over(session: LiveSession) -> list[Order]:
     trades = [trade_payload(t) for t in before.trades]
     if trades:
         await session.emit("sync_result", {"trades": trades, "carried_from": run})
-    session.history_trades = {sym: set(found) for sym, found in history.items() if found}
+    # the new run held no trades before these: their indexes are the earlier state's
+    session.history_trades = {sym: set(ks) for sym, ks in history.items() if ks}
     carried = [o for ai in before.assets.values() for o in ai.orders.values()]
     for o in carried:
         payload = order_payload(o)
