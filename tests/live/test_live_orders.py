@@ -129,6 +129,28 @@ def test_an_amount_a_hair_below_a_step_multiple_is_sent_as_that_multiple(lx):
         assert filled == 1000.0
 
 
+def quiet_trace(tmp_path, name="t", strategy="Quiet"):
+    """A trace that runs of one test append to (a restart resumes the earlier runs)."""
+    from planarpy.trace import EventTrace
+    return EventTrace.open(tmp_path / name, strategy=strategy, exchange="binance")
+
+
+def xrp(lx) -> float:
+    return raw_client(lx).fetch_balance()["total"]["XRP"]
+
+
+def sells_own(lx, trace, bought: Trade) -> None:
+    """A run on `trace` closes what `bought` bought (less its fee in XRP), nothing else."""
+    held = xrp(lx)
+    with live(lx, trace=trace, on_stop="keep") as run:
+        ai = run.strategy.assets[0]
+        own = bought.amount - (bought.fee if bought.fee_currency == "XRP" else 0.0)
+        assert run.call("close_position", SYM) is True
+        sold = ai.trades[-1]
+        assert sold.side is Side.SELL and sold.amount == ai.market.floor_amount(own)
+        eventually(lambda: xrp(lx) == pytest.approx(held - sold.amount))
+
+
 def test_a_run_resuming_its_trace_closes_what_the_earlier_run_bought(lx, tmp_path):
     """On spot, `close_position` sells what the strategy's own fills bought, never coins
     held before. A run that resumes the trace of an earlier one (a restart, a crash) owns
@@ -136,29 +158,15 @@ def test_a_run_resuming_its_trace_closes_what_the_earlier_run_bought(lx, tmp_pat
     "close" and a halt's close sold nothing the strategy had bought. A run on another
     trace still sells nothing of them: the exchange's history of orders its trace does
     not know is not known to be its position."""
-    from planarpy.trace import EventTrace
-
-    def trace(name):
-        return EventTrace.open(tmp_path / name, strategy="Quiet", exchange="binance")
-
-    def xrp():
-        return raw_client(lx).fetch_balance()["total"]["XRP"]
-
-    with live(lx, trace=trace("a"), on_stop="keep") as run:
+    with live(lx, trace=quiet_trace(tmp_path, "a"), on_stop="keep") as run:
         bought = run.call("market_order", SYM, 100.0, side="buy")
         assert isinstance(bought, Trade)
-    held = xrp()
-    with live(lx, trace=trace("b"), on_stop="keep") as run:  # another trace
+    held = xrp(lx)
+    with live(lx, trace=quiet_trace(tmp_path, "b"), on_stop="keep") as run:  # another trace
         assert run.call("close_position", SYM) is True
         assert run.strategy.assets[0].trades  # it sees the fill, as history
-    assert xrp() == held
-    with live(lx, trace=trace("a"), on_stop="keep") as run:  # resumes its own trace
-        ai = run.strategy.assets[0]
-        own = bought.amount - (bought.fee if bought.fee_currency == "XRP" else 0.0)
-        assert run.call("close_position", SYM) is True
-        sold = ai.trades[-1]
-        assert sold.side is Side.SELL and sold.amount == ai.market.floor_amount(own)
-        eventually(lambda: xrp() == pytest.approx(held - sold.amount))
+    assert xrp(lx) == held
+    sells_own(lx, quiet_trace(tmp_path, "a"), bought)  # resumes its own trace
 
 
 def test_a_restart_of_a_restart_still_sells_only_what_its_trace_bought(lx, tmp_path):
@@ -166,30 +174,15 @@ def test_a_restart_of_a_restart_still_sells_only_what_its_trace_bought(lx, tmp_p
     not know) stays not-own in the runs that resume it in turn: the earlier runs' fills
     carried into a run are their own fills, not what their syncs found (a third run on
     the trace sold another trace's 100 XRP too)."""
-    from planarpy.trace import EventTrace
-
-    def trace(name):
-        return EventTrace.open(tmp_path / name, strategy="Quiet", exchange="binance")
-
-    def xrp():
-        return raw_client(lx).fetch_balance()["total"]["XRP"]
-
-    with live(lx, trace=trace("b"), on_stop="keep") as run:  # another trace's fill
+    with live(lx, trace=quiet_trace(tmp_path, "b"), on_stop="keep") as run:  # another's fill
         assert isinstance(run.call("market_order", SYM, 100.0, side="buy"), Trade)
-    with live(lx, trace=trace("a"), on_stop="keep") as run:
+    with live(lx, trace=quiet_trace(tmp_path, "a"), on_stop="keep") as run:
         bought = run.call("market_order", SYM, 50.0, side="buy")
         assert isinstance(bought, Trade)
     for _ in range(2):  # a restart, then a restart of the restart
-        with live(lx, trace=trace("a"), on_stop="keep") as run:
+        with live(lx, trace=quiet_trace(tmp_path, "a"), on_stop="keep"):
             pass
-    held = xrp()
-    with live(lx, trace=trace("a"), on_stop="keep") as run:
-        ai = run.strategy.assets[0]
-        own = bought.amount - (bought.fee if bought.fee_currency == "XRP" else 0.0)
-        assert run.call("close_position", SYM) is True
-        sold = ai.trades[-1]
-        assert sold.side is Side.SELL and sold.amount == ai.market.floor_amount(own)
-        eventually(lambda: xrp() == pytest.approx(held - sold.amount))
+    sells_own(lx, quiet_trace(tmp_path, "a"), bought)
 
 
 def test_a_live_run_on_a_trace_a_paper_run_bought_on_sells_nothing_of_it(lx, tmp_path):
@@ -198,22 +191,19 @@ def test_a_live_run_on_a_trace_a_paper_run_bought_on_sells_nothing_of_it(lx, tmp
     close_position finds nothing of its own to sell, and the coins the account held
     stay."""
     from planarpy.modes.paper import start_paper
-    from planarpy.trace import EventTrace
 
-    def trace():
-        return EventTrace.open(tmp_path / "t", strategy="Quiet", exchange="binance")
-
-    paper = start_paper(Quiet, exchange_url=lx.url, clock=lx.clock, trace=trace(), cash=1.0,
+    paper = start_paper(Quiet, exchange_url=lx.url, clock=lx.clock, trace=quiet_trace(tmp_path),
+                        cash=1.0,
                         settings={}, stall_after=2.0)
     try:
         assert isinstance(paper.call("market_order", SYM, 100.0, side="buy"), Trade)
     finally:
         paper.stop()
-    held = raw_client(lx).fetch_balance()["total"]["XRP"]
-    with live(lx, trace=trace(), on_stop="keep") as run:
+    held = xrp(lx)
+    with live(lx, trace=quiet_trace(tmp_path), on_stop="keep") as run:
         assert run.call("close_position", SYM) is True
         assert run.strategy.assets[0].trades == [] and run.strategy.fills == []
-    assert raw_client(lx).fetch_balance()["total"]["XRP"] == held
+    assert xrp(lx) == held
 
 
 class TwoCoins(Quiet):
@@ -227,17 +217,16 @@ def test_another_symbols_trade_of_the_same_id_leaves_the_history_unsold(
     run took it for its own and sold another trace's 100 ADA)."""
     from planarpy.data import sample
     from planarpy.localexchange.server import bundled_data, bundled_markets
-    from planarpy.trace import EventTrace
 
-    xrp = sample.sample_markets("binance")["XRP/ETH"]
-    ada = {**xrp, "id": "ADAETH", "symbol": "ADA/ETH", "base": "ADA"}
+    base = sample.sample_markets("binance")["XRP/ETH"]
+    ada = {**base, "id": "ADAETH", "symbol": "ADA/ETH", "base": "ADA"}
     markets = [m for m in bundled_markets() if m.symbol == "XRP/ETH"]
     lx = local_exchange_factory(markets=[*markets, ada],
                                 data={"ADA/ETH": bundled_data(markets[0])})
     lx.step(3_600_000)
 
     def trace(name):
-        return EventTrace.open(tmp_path / name, strategy="TwoCoins", exchange="binance")
+        return quiet_trace(tmp_path, name, "TwoCoins")
 
     def held():
         return raw_client(lx).fetch_balance()["total"]
@@ -261,10 +250,9 @@ def test_a_fill_while_the_run_was_down_is_the_resumed_runs_own(lx, tmp_path):
     settles the carried order (its fill applied once) and close_position cancels the rest
     and sells what the fill bought, less its fee in XRP; nothing else."""
     from livekit import counterparty
-    from planarpy.trace import EventTrace
 
     def trace():
-        return EventTrace.open(tmp_path / "t", strategy="Quiet", exchange="binance")
+        return quiet_trace(tmp_path)
 
     price = round(raw_client(lx).fetch_order_book(SYM)["bids"][0][0] + 2e-8, 8)  # the best bid
     with live(lx, trace=trace(), on_stop="keep") as run:
