@@ -74,6 +74,9 @@ _ORDER_RULES = ("max_order_notional", "max_position_notional", "max_leverage", "
 _ACTIONS = ("on_daily_loss", "on_drawdown", "on_errors")
 _FLAGS = ("halt_cancels_orders", "halt_closes_positions")
 KEYS = (*_LIMITS, *_ACTIONS, *_FLAGS)
+# the limits whose breaker each action is the action of
+_ACTION_OF = {"on_daily_loss": ("max_daily_loss", "max_daily_loss_quote"),
+              "on_drawdown": ("max_drawdown",), "on_errors": ("max_errors_per_minute",)}
 
 
 def _check(name: str, value: Any, where: str) -> Any:
@@ -163,8 +166,10 @@ class RiskRules:
                                                    default=RATE_CAP + 1))
 
     def in_force(self) -> dict[str, Any]:
-        """The rules and options set otherwise than by default: what a run shows."""
-        return {k: v for k in KEYS if (v := getattr(self, k)) != _DEFAULTS[k]}
+        """The rules and options set otherwise than by default: what a run shows. A
+        breaker's action (`on_*`) is shown only with its limit: alone it does nothing."""
+        return {k: v for k in KEYS if (v := getattr(self, k)) != _DEFAULTS[k] and not (
+            k in _ACTION_OF and all(getattr(self, x) is None for x in _ACTION_OF[k]))}
 
     @property
     def daily_rules(self) -> bool:

@@ -394,6 +394,10 @@ def test_the_summary_shows_the_rules_in_force():
     bare = run({}, prices(100, 100))
     assert bare.summary()["risk_rules"] == {}
     assert "risk rules" not in dict(bare.summary_rows())
+    # a breaker's action without its limit does nothing: it is not shown as a rule
+    assert RiskRules(on_drawdown="reduce", on_errors="reduce").in_force() == {}
+    assert RiskRules(max_daily_loss_quote=5.0, on_daily_loss="reduce").in_force() == {
+        "max_daily_loss_quote": 5.0, "on_daily_loss": "reduce"}
 
 
 def test_risk_rules_take_numpy_numbers_from_python():
