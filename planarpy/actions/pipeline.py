@@ -18,7 +18,7 @@ from ..core.instances import AssetInstance
 from ..core.orders import Order, PositionSide, Side, Trade, _Missing
 from ..core.risk import (Breach, TradingState, cancel_targets, equity, equity_breach,
                          error_breach, observe, spot_position, target)
-from . import Action, Handler, Mode
+from . import Action, Handler
 from . import contingent
 from .gate import admit, allowed, may_reduce, new_order
 from .requests import (CancelOrders, ClosePosition, MarketOrder, OrderRequest,
@@ -259,7 +259,8 @@ def close_again(e: Engine, waitfor: float | None = 0.0) -> None:
     is still working. The mode calls this again (paper and live: every second) until the
     close is done or trading is no longer halted (a reset); the cancels wait `waitfor`
     for orders in flight (the halt's own cancels are sent again until they are taken).
-    Paper and live record a close that is done (halted -> halted, without `close`)."""
+    A close that is done is recorded (halted -> halted, without `close`), in every mode:
+    a restart reads it, and a backtest shows it as live would."""
     if e.state.risk.trading is not TradingState.HALTED:
         e.close_due = False
         return
@@ -267,9 +268,7 @@ def close_again(e: Engine, waitfor: float | None = 0.0) -> None:
     for ai in e.assets:
         ok = _close(e, ai, None, True, waitfor) and ok
     e.close_due = not ok
-    if ok and e.mode is not Mode.SIM:  # a backtest never restarts
-        # a restart reads the newest trading state: this one says the close is done, so
-        # that a restart leaves what is held then (opened by hand since) as it is
+    if ok:  # a restart leaves what is held then (opened by hand since) as it is
         halt = e.state.risk.changes[-1]
         e.emit("trading_state_changed", {
             "state": TradingState.HALTED.value, "previous": TradingState.HALTED.value,

@@ -258,6 +258,8 @@ def test_a_halted_run_is_not_measured_at_every_close(close):
         r = run(script, rows, risk=rules)
         return r.strategy.state.risk.changes, list(r.trades)
     (changes, trades), measured = measuring(go)
-    assert [c["rule"] for c in changes] == ["max_drawdown"] and len(trades) == 1 + close
+    # a halt that closes records its close done, as in paper and live
+    assert [(c["rule"], c["reason"].endswith("(its close is done)")) for c in changes] == \
+        [("max_drawdown", False)] + [("max_drawdown", True)] * close and len(trades) == 1 + close
     assert len(measured) <= 10, measured
     decides_as_measuring_every_close(go)
