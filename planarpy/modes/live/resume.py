@@ -144,13 +144,12 @@ async def carry_windows(session: LiveSession, before: State, run: int) -> None:
     minute, so that the order throttle and the error-rate breaker go on counting where
     they were (a strategy that crash-loops on errors still trips the breaker). After the
     carried orders: their creation counts once."""
-    since = session.s.clock.now() - MINUTE_MS
-    risk = before.risk
-    orders = [t for t in risk.orders if t > since]
-    errors = [t for t in risk.errors if t > since]
-    if orders or errors:
-        await session.emit("risk_carried", {"orders": orders, "errors": errors,
-                                            "ts": session.s.clock.now(), "carried_from": run})
+    now = session.s.clock.now()
+    created = [t for t in before.risk.orders if t > now - MINUTE_MS]
+    errors = [t for t in before.risk.errors if t > now - MINUTE_MS]
+    if created or errors:  # (`orders` names the module of order requests here)
+        await session.emit("risk_carried", {"orders": created, "errors": errors, "ts": now,
+                                            "carried_from": run})
 
 
 async def finish_amends(session: LiveSession, ai: AssetInstance) -> None:
