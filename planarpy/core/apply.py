@@ -319,6 +319,8 @@ def _risk_denied(state: State, d: Mapping[str, Any]) -> Effect:
     """An order or action the risk rules refused (it never reached the mode's executor)."""
     risk = state.risk
     risk.denied += 1
+    if (d.get("request") or {}).get("type") == "leverage":
+        risk.denied_leverage += 1
     return Effect(risk=_risk_event("denied", d, risk.trading, risk.trading))
 
 

@@ -55,16 +55,21 @@ def rules_text(rules: Mapping[str, Any]) -> str:
 
 
 def trading_rows(rules: Mapping[str, Any], changes: Sequence[Mapping[str, Any]], denied: int,
-                 date: Callable[[Any], str] = iso) -> list[tuple[str, str]]:
+                 date: Callable[[Any], str] = iso, leverage: int = 0) -> list[tuple[str, str]]:
     """A run's risk rows: the rules in force (`RiskRules.in_force`), when and why they
-    halted or reduced trading, and how many orders they denied; none without rules or
-    anything they did."""
+    halted or reduced trading, and how many orders (of the `denied` requests, those that
+    were not one of the `leverage` changes) they denied; none without rules or anything
+    they did."""
     if not (rules or changes or denied):
         return []
     rows = [("risk rules", rules_text(rules))] if rules else []
     rows += [("trading", f"{c['state']} at {date(c.get('ts'))} by {c['rule']}: {c['reason']}")
              for c in changes] or [("trading", "active throughout: no risk rule tripped")]
-    rows.append(("risk denied", f"{denied} order{'s' if denied != 1 else ''}"))
+    orders = denied - leverage
+    text = f"{orders} order{'s' if orders != 1 else ''}"
+    if leverage:
+        text += f", {leverage} leverage change{'s' if leverage != 1 else ''}"
+    rows.append(("risk denied", text))
     return rows
 
 

@@ -275,7 +275,8 @@ class RiskState:
     Everything here changes only through events (`core/apply.py`), so a replay rebuilds
     it and a live run finds it again after a restart: `trading` and `changes`
     (trading_state_changed), `orders` (creation times, ms: order_created), `errors`
-    (order_error, and exchange errors of order requests), `denied` (risk_denied), and
+    (order_error, and exchange errors of order requests), `denied` (risk_denied: every
+    request refused, of which `denied_leverage` were leverage changes), and
     the loss breakers' measurements `peak_equity`, `day` and `day_start_equity`
     (risk_measured; a reset re-bases them through its own event).
     """
@@ -285,6 +286,7 @@ class RiskState:
     orders: collections.deque[int] = attrs.Factory(_window)
     errors: collections.deque[int] = attrs.Factory(_window)
     denied: int = 0
+    denied_leverage: int = 0
     changes: list[dict[str, Any]] = attrs.Factory(list)
     peak_equity: float = math.nan
     day: int | None = None

@@ -284,12 +284,16 @@ def test_reset_rebases_the_drawdown_peak():
 
 
 def test_update_leverage_is_refused_while_halted():
-    rows = prices(100, 100, 90, 90, 90)
+    rows = prices(100, 100, 90, 90, 90, 90)
     script = {0: lambda s: call(s, "market_order", PERP.symbol, 5.0),
-              3: lambda s: call(s, "update_leverage", PERP.symbol, 2)}
+              3: lambda s: call(s, "update_leverage", PERP.symbol, 2),
+              4: lambda s: call(s, "market_order", PERP.symbol, 1.0)}
     r = run(script, rows, market=PERP,
             risk=RiskRules(max_drawdown=0.03, halt_closes_positions=True))
-    assert r.strategy.results[3] is False and denied(r.strategy)[-1].rule == "trading_state"
+    assert r.strategy.results[3] is False and denied(r.strategy)[-2].rule == "trading_state"
+    # the summary tells a leverage change from an order
+    assert (r.summary()["risk_denied"], r.summary()["risk_denied_leverage"]) == (2, 1)
+    assert "risk denied     1 order, 1 leverage change" in r.format_summary()
 
 
 def test_risk_rules_from_planar_toml_with_a_strategy_table():

@@ -119,7 +119,8 @@ class RunHandle:
                 "return": (equity - start[0]) / start[0] if start[0] else None,
                 "fills": fills - start[1], "fees": fees - start[2], "open": still,
                 "risk_rules": risk.rules.in_force(), "trading": risk.trading.value,
-                "risk_denied": risk.denied, "trading_changes": changes}
+                "risk_denied": risk.denied, "risk_denied_leverage": risk.denied_leverage,
+                "trading_changes": changes}
 
     def format_summary(self) -> str:
         """The summary as sim's is printed: one `name  value` line each."""
@@ -131,7 +132,8 @@ class RunHandle:
                 ("pnl", f"{'+' if d['pnl'] >= 0 else ''}{num(d['pnl'])} {q}{ret}"),
                 ("fills", str(d["fills"])), ("fees paid", f"{num(d['fees'])} {q}"),
                 ("open", "; ".join(d["open"]) if d["open"] else "nothing"),
-                *trading_rows(d["risk_rules"], d["trading_changes"], d["risk_denied"])]
+                *trading_rows(d["risk_rules"], d["trading_changes"], d["risk_denied"],
+                              leverage=d["risk_denied_leverage"])]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -249,6 +249,7 @@ class SimResult:
                 "params": dict(s.params),
                 "risk_rules": risk.rules.in_force(),
                 "trading": risk.trading.value, "risk_denied": risk.denied,
+                "risk_denied_leverage": risk.denied_leverage,
                 "trading_changes": [dict(c) for c in risk.changes]}
 
     def format_summary(self) -> str:
@@ -291,7 +292,8 @@ class SimResult:
             ("partial fills", f"{_pct(d['partial_fills'])} of {d['orders']} orders"),
             ("entries", _entries_text(d)),
             ("fees paid", f"{d['fees']:.8g} {q}"),
-            *trading_rows(d["risk_rules"], d["trading_changes"], d["risk_denied"], _date),
+            *trading_rows(d["risk_rules"], d["trading_changes"], d["risk_denied"], _date,
+                          d["risk_denied_leverage"]),
             ("seed", str(d["seed"])),
         ]
         if d["params"]:
