@@ -420,15 +420,23 @@ def release_legs(s: Any, ai: AssetInstance, entry: Order) -> OrderResult:
     return result
 
 
-def restore_exits(s: Any, ai: AssetInstance, entry: Order, amount: float) -> str:
+def restore_exits(s: Any, ai: AssetInstance, entry: Order, amount: float,
+                  recorded: bool = True) -> str:
     """Place the exits that an earlier run recorded as covering `amount` of a bracket
     `entry`'s fills but never placed (it ended between the two; live's restart,
-    `resume.finish_exits`), as `release_legs` would have: for no more than the position
-    holds now. What became of them, to tell the run; exits that cannot be placed are an
-    order error too (a leg refused at its gate or by the exchange is one already)."""
+    `resume.finish_exits`), or, not `recorded`, those of a part it filled and ended
+    before covering (the cover is recorded first, as `release_legs` does), as
+    `release_legs` would have: for no more than the position holds now. What became of
+    them, to tell the run; exits that cannot be placed are an order error too (a leg
+    refused at its gate or by the exchange is one already)."""
     legs, m = entry.legs or {}, ai.market
-    what = (f"bracket_order: the exits of entry {entry.id} for {amount:g} were recorded but "
-            "never placed (the run ended between the two)")
+    if recorded:
+        what = (f"bracket_order: the exits of entry {entry.id} for {amount:g} were recorded "
+                "but never placed (the run ended between the two)")
+    else:
+        what = (f"bracket_order: entry {entry.id} filled {amount:g} that no exit covered (the "
+                "run ended before covering it)")
+        _cover(s, ai, entry, legs.get("covered", 0.0) + amount)
     held = ai.position(entry.pos).amount if m.is_derivative else \
         ai.free_balance if entry.side is Side.BUY else amount
     size = floor_to_step(min(amount, held), m.amount_step) if held > 0 else 0.0
@@ -448,6 +456,11 @@ def _cover(s: Any, ai: AssetInstance, entry: Order, covered: float) -> None:
     """Record what the entry's exits cover (an event: a restart and a replay carry it)."""
     s.emit("legs_covered", {"id": entry.id, "symbol": ai.symbol, "covered": covered},
            ai.symbol)
+
+
+def uncovered(ai: AssetInstance, entry: Order) -> float:
+    """What a bracket `entry` filled that no exit covers yet (see `_uncovered`)."""
+    return _uncovered(ai, entry, entry.legs) if entry.legs else 0.0
 
 
 def _uncovered(ai: AssetInstance, entry: Order, legs: Mapping[str, Any]) -> float:

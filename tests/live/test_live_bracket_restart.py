@@ -236,3 +236,97 @@ def test_a_resting_entry_that_filled_more_while_the_run_was_down_gets_exits_for_
         assert sum(stops) == entry_now.legs["covered"] and 798 <= sum(stops) <= 800
         strategy = second.strategy
     replayed(strategy, cut)
+
+
+def filled(e):
+    return e["kind"] == "trade_created"
+
+
+def test_a_market_entry_done_before_a_crash_covered_it_gets_its_exits(scripted, tmp_path):
+    """Killed right after the market entry's last fill (500 in two), before its exits
+    were even recorded as covering it: the trace holds a done bracket entry and no
+    cover. The next run places the exits for what the fills bought (less the fee taken
+    in XRP, on the amount step), records the cover, and says so; a run after it places
+    nothing again."""
+    lx = scripted([0.0015] * 40)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    _, old = first_run(lx, full, {"amount": 500.0, "side": "buy"})
+    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    fills = [e["payload"] for e in iter_events(full, kinds="trade_created")]
+    assert sum(f["amount"] for f in fills) == 500 and len(fills) == 2
+    crashed(full, cut, lambda e: filled(e) and e["payload"]["id"] == fills[-1]["id"])
+    assert not list(iter_events(cut, kinds="legs_covered"))
+    entry = fills[0]["order_id"]
+    bought = sum(f["amount"] - (f["fee"] if f["fee_currency"] == "XRP" else 0.0) for f in fills)
+    with trace_at(cut) as trace, live(lx, trace=trace) as second:
+        bought = second.strategy.assets[0].floor_amount(bought)  # on the amount step
+        limit = assert_exits(second, entry, bought, old)
+        assert 499 <= bought < 500 and on_exchange(lx) == [limit.id]
+        (message,) = told(second)
+        assert f"entry {entry} filled {bought:g} that no exit covered" in message
+        assert message.endswith(f"placed now for {bought:g}")
+        assert never(lambda: len(exits_of(second)) > 2, 0.3)
+        assert second.strategy.errors == []
+        strategy = second.strategy
+    (mark,) = [e["payload"] for e in iter_events(cut, kinds="legs_covered")]
+    assert (mark["id"], mark["covered"]) == (entry, bought)
+    replayed(strategy, cut)
+    whole = replay_from_trace(strategy, cut, run=None)
+    assert whole.ok, str(whole)
+    with trace_at(cut) as trace, live(lx, trace=trace) as third:
+        assert never(lambda: told(third) or len(exits_of(third)) > 2, 0.5)
+
+
+def test_a_market_entry_cut_between_its_fills_is_covered_whole_after_the_sync(scripted,
+                                                                              tmp_path):
+    """Killed between the market entry's two fills (400, then 100): the next run finds
+    the second fill as it settles the carried entry, before its sync has read the
+    balances. The exits that fill sets off wait for the sync, then cover the whole entry
+    (not only the 100 the run had applied itself), as one pair."""
+    lx = scripted([0.0015] * 40)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    _, old = first_run(lx, full, {"amount": 500.0, "side": "buy"})
+    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    crashed(full, cut, filled)
+    with trace_at(cut) as trace, live(lx, trace=trace) as second:
+        entry = next(iter(iter_events(cut, kinds="trade_created")))["payload"]["order_id"]
+        eventually(lambda: len(exits_of(second)) == 2, 10)
+        amount = exits_of(second)[OrderType.LIMIT].amount
+        assert 499 <= amount <= 500
+        assert_exits(second, entry, amount, old)
+        assert never(lambda: len(exits_of(second)) > 2, 0.3)
+        strategy = second.strategy
+    (mark,) = [e["payload"] for e in iter_events(cut, kinds="legs_covered")]
+    assert (mark["id"], mark["covered"]) == (entry, amount)
+    replayed(strategy, cut)
+
+
+def test_a_resting_entrys_part_filled_before_a_crash_covered_it_gets_exits_at_restart(
+        scripted, tmp_path):
+    """A limit entry of 1000 fills 400 and rests; killed right after that fill, before
+    its cover. The next run carries the entry and covers the part as a fill of its own
+    would (an OCO pair for 400), and says so; the next part gets exits for itself only."""
+    lx = scripted([0.0015, 0.00149] + [0.0015] * 4 + [0.00149] + [0.0015] * 40)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    entry, old = first_run(lx, full, {"amount": 1000.0, "price": 0.00149}, filled=2)
+    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    crashed(full, cut, filled)
+    assert not list(iter_events(cut, kinds="legs_covered"))
+    with trace_at(cut) as trace, live(lx, trace=trace) as second:
+        ai = second.strategy.assets[0]
+        (carried,) = [o for o in ai.orders.values() if o.legs]
+        assert carried.id == entry.id and carried.filled == 400
+        eventually(lambda: carried.legs.get("covered"), 10)
+        part = carried.legs["covered"]
+        assert 399 <= part <= 400
+        assert_exits(second, entry.id, part, old)
+        (message,) = told(second)
+        assert f"entry {entry.id} filled {part:g} that no exit covered" in message
+        lx.step(5 * STEP)
+        eventually(lambda: carried.filled == 800, 10)
+        eventually(lambda: len(ai.orders) == 5)
+        assert never(lambda: len(ai.orders) > 5, 0.3)
+        stops = sum(o.amount for o in ai.orders.values() if o.type is OrderType.STOP_MARKET)
+        assert stops == carried.legs["covered"] <= 800
+        strategy = second.strategy
+    replayed(strategy, cut)

@@ -15,14 +15,16 @@ its own first events, before the exchange sync:
 3. each of those orders looked up by client id and settled through the one fill
    reconciler: its fills while the run was down applied once (fetched, for an order
    still open), its end (filled, cancelled) applied. An order the exchange says does not exist is closed; one it
-   could not be asked about stays open, for the periodic reconciliation.
+   could not be asked about stays open, for the periodic reconciliation. What those
+   fills and ends set off (a bracket's exits, an OCO's other leg cancelled) waits for
+   the sync (`Session.held`): a bracket's exits need the balances it reads.
 
 First of all, the strategy's variables come back from its newest checkpoint
 (supervision.py), so that the fills it missed reach a strategy that knows its own
 state. After it, the ordinary sync brings the balances and positions and adopts orders
 that appeared. Then what an earlier run left halfway is finished: an amend whose old stop
 is still open (`finish_amends`), a bracket's exits recorded as covering a part and never
-placed (`finish_exits`).
+placed, and a fill of an entry that the run ended before covering (`finish_exits`).
 Recording the carried state in the new run keeps both replays equal to the live state:
 that of the new run alone, and that of the whole trace across the crash (where the
 carried events change nothing twice: an order or a fill already there is a duplicate).
@@ -34,10 +36,12 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ...actions import contingent
 from ...core.apply import apply_event, order_payload, trade_payload
 from ...core.instances import AssetInstance, State
-from ...core.orders import Order, OrderStatus
+from ...core.orders import Order, OrderStatus, Side
 from ...core.precision import floor_to_step
 from ...core.risk import MINUTE_MS
 from . import emulation, orders, reports
@@ -47,19 +51,31 @@ if TYPE_CHECKING:  # for the annotations only: the session imports this module
     from .session import LiveSession
 
 
+@attrs.define(slots=True)
+class Brackets:
+    """The bracket entries and exits the earlier runs placed (`earlier_state`), and the
+    ids of the entries among them with a fill after their last cover: the run ended
+    between the fill and its `legs_covered` (a cover taken back because no exit could be
+    placed is a cover: the restart does not try again)."""
+
+    orders: list[Order]
+    lost: set[str]
+
+
 def earlier_state(path: str | Path, s: Any
-                  ) -> tuple[State, int, list[Order], dict[str, list[int]]] | None:
+                  ) -> tuple[State, int, Brackets, dict[str, list[int]]] | None:
     """The state the earlier live runs of the trace at `path` left (committed events
     only), the newest run's id, every bracket entry and exit they placed, closed ones
-    too (an entry with what its exits cover), and by symbol the indexes in its trades
-    of the exchange's history their syncs found (not their own fills); None if there is
-    no earlier live run."""
+    too (an entry with what its exits cover, and whether a fill of it came after its
+    last cover), and by symbol the indexes in its trades of the exchange's history their
+    syncs found (not their own fills); None if there is no earlier live run."""
     from ...trace import iter_events
     from ...trace.layout import TraceError
     state = State(s.state.quote, 0.0, assets={sym: AssetInstance(ai.market)
                                                for sym, ai in s.state.assets.items()})
     live, run = False, 0
     brackets: dict[str, Order] = {}
+    lost: set[str] = set()  # entries filled after their last cover (or never covered)
     history: dict[str, list[int]] = {sym: [] for sym in state.assets}
     try:
         events = list(iter_events(path, run=None))
@@ -85,7 +101,12 @@ def earlier_state(path: str | Path, s: Any
             o = brackets.get(str(payload["id"]))
             if o is not None and o.legs:
                 o.legs = {**o.legs, "covered": float(payload["covered"])}
-    return (state, run, list(brackets.values()), history) if run else None
+            lost.discard(str(payload["id"]))
+        elif kind == "trade_created" and str(payload.get("order_id")) in brackets:
+            o = brackets[str(payload["order_id"])]
+            if o.legs:
+                lost.add(o.id)
+    return (state, run, Brackets(list(brackets.values()), lost), history) if run else None
 
 
 def last_checkpoint(path: str | Path) -> dict[str, Any] | None:
@@ -99,17 +120,17 @@ def last_checkpoint(path: str | Path) -> dict[str, Any] | None:
     return found[-1] if found else None
 
 
-async def carry_over(session: LiveSession) -> list[Order]:
+async def carry_over(session: LiveSession) -> Brackets:
     """The strategy's variables from the newest checkpoint, then the earlier runs' fills
     and open orders carried into this run and settled (see the module docstring); the
     bracket entries and exits they placed, for `finish_exits`."""
     path = getattr(session.recorder, "path", None)
     if path is None:
-        return []
+        return Brackets([], set())
     await session.supervisor.restore(await asyncio.to_thread(last_checkpoint, path))
     found = await asyncio.to_thread(earlier_state, path, session.s)
     if found is None:
-        return []
+        return Brackets([], set())
     before, run, brackets, history = found
     trades = [trade_payload(t) for t in before.trades]
     if trades:
@@ -128,7 +149,8 @@ async def carry_over(session: LiveSession) -> list[Order]:
     await carry_windows(session, before, run)
     now = session.s.state.assets
     # a carried exit as this run holds it: settling it may find it never placed
-    brackets = [now[o.symbol].orders.get(o.id, o) if o.entry else o for o in brackets]
+    brackets.orders = [now[o.symbol].orders.get(o.id, o) if o.entry else o
+                       for o in brackets.orders]
     for o in carried:
         if o.route == "emulated" and not o.triggered:
             continue  # held by the engine, on no exchange: emulation.rearm watches it
@@ -190,7 +212,7 @@ async def finish_amends(session: LiveSession, ai: AssetInstance) -> None:
 _NEVER_PLACED = (OrderStatus.NOT_PLACED, OrderStatus.REJECTED)
 
 
-async def finish_exits(session: LiveSession, earlier: list[Order]) -> None:
+async def finish_exits(session: LiveSession, brackets: Brackets) -> None:
     """Place the exits an earlier run left halfway: a bracket entry's recorded `covered`
     (what its exits cover, recorded before they are placed: contingent.release_legs)
     above what the exits that name it cover: the run ended between the two. Every exit
@@ -198,12 +220,13 @@ async def finish_exits(session: LiveSession, earlier: list[Order]) -> None:
     once); one never placed or refused does not. Only what the earlier runs recorded is
     compared (this run's own covers and exits agree already). The difference is placed
     now, through the pipeline (`contingent.restore_exits`), or reported when it cannot
-    be; the run is told either way. A pair of exits with one leg open and the other
-    never placed (refused, or the run ended between the two) is told too. After the
-    sync: they need the balances."""
+    be; the run is told either way. A fill the run ended before covering is covered now
+    (`_cover_lost`). A pair of exits with one leg open and the other never placed
+    (refused, or the run ended between the two) is told too. After the sync: they need
+    the balances."""
     covers: dict[str, dict[str, float]] = {}
     pairs: dict[str, list[Order]] = {}
-    for o in earlier:
+    for o in brackets.orders:
         if o.entry and o.status not in _NEVER_PLACED:
             legs = covers.setdefault(o.entry, {})
             legs[o.group or o.id] = max(legs.get(o.group or o.id, 0.0), o.amount)
@@ -215,7 +238,7 @@ async def finish_exits(session: LiveSession, earlier: list[Order]) -> None:
                 f"bracket_order: the exits of entry {leg.entry}: only the "
                 f"{'stop' if leg.is_conditional else 'limit'} leg {leg.id} of pair {group} is "
                 "open; the other was never placed (refused, or the run ended between the two)"))
-    for entry in earlier:
+    for entry in brackets.orders:
         if not entry.legs or not entry.legs.get("named"):
             continue  # not an entry, or one of an older trace: its exits do not name it
         ai = session.s.state.assets[entry.symbol]
@@ -225,6 +248,39 @@ async def finish_exits(session: LiveSession, earlier: list[Order]) -> None:
             told = await session.engine.run_strategy(
                 lambda: contingent.restore_exits(session.e, ai, entry, amount))
             session.tell_error(f"exits:{ai.symbol}", told)
+        if entry.id in brackets.lost:
+            await _cover_lost(session, ai, entry)
+
+
+async def _cover_lost(session: LiveSession, ai: AssetInstance, entry: Order) -> None:
+    """The exits of what a bracket `entry` filled before the earlier run ended, when it
+    ended before covering it (between the fill and its `legs_covered`). An entry that
+    was done then has its exits placed for that part: what its fills bought (on spot,
+    less the fees taken in the base: `covered` never counts those) that no cover
+    counts. One it left open (carried into this run, where a fill or its end while no
+    run was up covered it already) gets them as a fill of this run would
+    (`release_legs`: a part that reaches the minimum)."""
+    if entry.is_open:
+        now = ai.orders.get(entry.id)
+        if now is None or not now.legs or contingent.uncovered(ai, now) <= 0:
+            return
+        before = now.legs.get("covered", 0.0)
+        placed = await session.engine.run_strategy(
+            lambda: contingent.release_legs(session.e, ai, now))
+        if placed is not None:
+            session.tell_error(f"exits:{ai.symbol}", (
+                f"bracket_order: entry {entry.id} filled {now.filled - before:g} that no exit "
+                f"covered (the run ended before covering it); placed now"))
+        return
+    m = ai.market
+    got = entry.filled
+    if not m.is_derivative and entry.side is Side.BUY:  # less the fees taken in the base
+        got -= sum(t.fee for t in ai.trades if t.order_id == entry.id and t.fee_currency == m.base)
+    amount = floor_to_step(got - (entry.legs or {}).get("covered", 0.0), m.amount_step)
+    if amount > 0:
+        told = await session.engine.run_strategy(
+            lambda: contingent.restore_exits(session.e, ai, entry, amount, recorded=False))
+        session.tell_error(f"exits:{ai.symbol}", told)
 
 
 async def settle(session: LiveSession, ai: AssetInstance, oid: str) -> None:

@@ -94,11 +94,13 @@ class LiveSession(Session):
         universe = await self.load_universe()
         s = self.cls(universe, mode=Mode.LIVE, clock=self.exchange_clock(), params=self.params)
         await self.begin(s)
+        self.held = []
         brackets = await resume.carry_over(self)  # the earlier runs' state and variables
         await self.sync()
         await self.refresh_candles()
         await self.carry_over(trace_tail, measurements=True)
         await emulation.rearm(self)
+        await self.release_held()
         await resume.finish_exits(self, brackets)
         await self.start_strategy()
         self.watchers["balance"] = Watcher(

@@ -53,7 +53,11 @@ class SessionExecutor:
         """Nothing to do: the tick loop reads the risk state at every close."""
 
     def soon(self, fn: Callable[[], None]) -> None:
-        self.session.engine.soon(fn)
+        held = self.session.held
+        if held is not None:  # a restart settling carried orders: see Session.held
+            held.append(fn)
+        else:
+            self.session.engine.soon(fn)
 
     def block(self, coro: Awaitable[Any], timeout: float, late: Any, what: str) -> Any:
         """Run an action on the engine's loop and wait up to `timeout` for it. Past that

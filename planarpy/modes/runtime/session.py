@@ -110,6 +110,10 @@ class Session:
         self.stop_reason = "stop requested"
         self.stop_report: StopReport | None = None
         self.strategy_started = False  # whether the strategy's start() ran
+        # what fills and cancels set off (an OCO's other leg cancelled, a bracket's exits)
+        # while a live restart settles the orders it carried, before the sync: run once
+        # the state is synced (`release_held`), not on balances the sync has yet to read
+        self.held: list[Callable[[], Any]] | None = None
         # a plain flag, not a threading.Event: a signal handler sets it, and an Event's
         # lock taken by the code the handler interrupted would deadlock it
         self._stop_asked = False
@@ -204,6 +208,12 @@ class Session:
         if self.shadow is not None:
             await self.engine.run_strategy(self.shadow.attach)
         await self.engine.run_strategy(self.s.start)
+
+    async def release_held(self) -> None:
+        """Run, in turn, what was held while carried orders were settled (`held`)."""
+        held, self.held = self.held or [], None
+        for fn in held:
+            await self.engine.run_strategy(fn)
 
     async def carry_over(self, tail: Callable[..., Any], measurements: bool) -> None:
         """Start from the trading state (and, if `measurements`, the loss breakers'
