@@ -94,7 +94,8 @@ def windows(path: str | Path, tail: Callable[..., list[dict[str, Any]]], mode: s
     them, read with `tail` (see `carried`), on an empty state with `state`'s markets; and
     the newest of those runs (None: none). None if damage may hide some of those events:
     what the windows hold is not known."""
-    since = (now - MINUTE_MS) * 1_000_000  # the trace's times are ns
+    # the windows hold times after now - MINUTE_MS (ms); the trace's times are ns
+    since = (now - MINUTE_MS + 1) * 1_000_000
     n = 64
     while True:
         try:
