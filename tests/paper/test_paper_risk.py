@@ -146,3 +146,162 @@ def test_conditional_orders_and_the_throttle_are_denied_as_in_the_sim(paper):
         ("denied", "max_orders_per_second")]
     assert s.errors == [] and len(s.state.risk.orders) == 3
     assert run.summary()["risk_denied"] == 3
+
+
+# ---- the rate windows over a restart --------------------------------------------------------
+def trace_at(path):
+    """The trace every run of a test appends to: a restart reads the earlier runs'."""
+    from planarpy.trace import EventTrace
+    return EventTrace.open(path, strategy="Watched", exchange="binance")
+
+
+def below_minimum(run) -> None:
+    """One order error: an order below the market's minimum, refused before it is filled."""
+    assert run.call("market_order", SYM, 0.5, side="buy") is None
+
+
+def errors_until_halted(run, most: int = 10) -> int:
+    """How many order errors it takes to halt `run` (AssertionError if `most` do not)."""
+    for n in range(1, most + 1):
+        below_minimum(run)
+        if run.strategy.state.risk.trading is TradingState.HALTED:
+            return n
+    raise AssertionError(f"{most} order errors did not halt the run")
+
+
+def windows(state) -> tuple[list[int], list[int]]:
+    return list(state.risk.orders), list(state.risk.errors)
+
+
+def test_a_crash_within_the_minute_trips_the_error_breaker_at_the_same_error(paper, tmp_path):
+    """max_errors_per_minute = 2. A run that stays up halts at its third order error. A run
+    that made two and crashed right after the second (its trace cut there, as a SIGKILL
+    leaves it), restarted within the minute, halts at its first: the third, as if it had
+    stayed up. A second restart counts the three once (not the carried ones again)."""
+    from livekit import crashed
+    rules = RiskRules(max_errors_per_minute=2)
+    stayed = paper(Watched, cash=5.0, risk=rules)
+    assert errors_until_halted(stayed) == 3
+    stayed.stop()
+
+    first = paper(Watched, cash=5.0, risk=rules, trace=trace_at(tmp_path / "t"))
+    below_minimum(first)
+    below_minimum(first)
+    assert first.strategy.state.risk.trading is TradingState.ACTIVE
+    first.stop()
+    errors = iter(range(2))
+    crashed(tmp_path / "t", tmp_path / "c",
+            last=lambda e: e["kind"] == "order_error" and next(errors) == 1)
+    second = paper(Watched, cash=5.0, risk=rules, trace=trace_at(tmp_path / "c"))
+    s = second.strategy
+    assert s.state.risk.trading is TradingState.ACTIVE and len(s.state.risk.errors) == 2
+    assert 2 + errors_until_halted(second) == 3
+    (halt,) = [e for e in s.risk_events if e.kind == "state_changed"]
+    assert halt.rule == "max_errors_per_minute"
+    second.stop()
+    third = paper(Watched, cash=5.0, risk=rules, trace=trace_at(tmp_path / "c"))
+    assert third.state()["trading"] == "halted" and len(third.strategy.state.risk.errors) == 3
+
+
+def test_the_order_throttle_counts_the_orders_of_the_run_before_a_restart(paper, lx, tmp_path):
+    """max_orders_per_minute = 2: two resting orders, a restart within the minute (the
+    orders are not carried: the simulated account starts anew, but their creation is):
+    the third order is denied by the throttle; a minute later one goes."""
+    rules = RiskRules(max_orders_per_minute=2)
+    first = paper(Watched, cash=5.0, risk=rules, trace=trace_at(tmp_path / "t"))
+    for _ in range(2):
+        assert first.call("limit_order", SYM, 10.0, 0.0001, side="buy") is missing
+    created = list(first.strategy.state.risk.orders)
+    first.stop()
+    second = paper(Watched, cash=5.0, risk=rules, trace=trace_at(tmp_path / "t"))
+    s = second.strategy
+    assert s.state.assets[SYM].orders == {} and list(s.state.risk.orders) == created
+    assert second.call("limit_order", SYM, 10.0, 0.0001, side="buy") is None
+    assert [(e.kind, e.rule) for e in s.risk_events] == [("denied", "max_orders_per_minute")]
+    lx.step(60_000)
+    assert second.call("limit_order", SYM, 10.0, 0.0001, side="buy") is missing
+
+
+def test_only_the_windows_of_runs_of_its_own_mode_are_carried(paper, lx, tmp_path):
+    """Paper and live runs of one strategy share a trace. A paper run's order error, then
+    a live run's two: a paper restart counts its own one only (the live account's errors
+    are not the simulated one's), and a live restart the live two only."""
+    from livekit import Watched as LiveWatched, live
+    rules = RiskRules(max_errors_per_minute=3)
+    first = paper(Watched, cash=5.0, risk=rules, trace=trace_at(tmp_path / "t"))
+    below_minimum(first)
+    paper_error = list(first.strategy.state.risk.errors)
+    first.stop()
+    with live(lx, LiveWatched, trace=trace_at(tmp_path / "t"), risk=rules) as run:
+        assert len(run.strategy.state.risk.errors) == 0
+        below_minimum(run)
+        below_minimum(run)
+        live_errors = list(run.strategy.state.risk.errors)
+    second = paper(Watched, cash=5.0, risk=rules, trace=trace_at(tmp_path / "t"))
+    assert list(second.strategy.state.risk.errors) == paper_error
+    second.stop()
+    with live(lx, LiveWatched, trace=trace_at(tmp_path / "t"), risk=rules) as run:
+        assert list(run.strategy.state.risk.errors) == live_errors
+
+
+def test_replays_of_a_restarted_run_and_of_the_whole_trace_give_its_windows(paper, tmp_path):
+    """Two orders and an order error, a restart, one more of each: the replay of the new
+    run reproduces its state and its rate windows (the carried times, then its own), and
+    a replay of the whole trace counts each time once, though the earlier run's times are
+    both in its own events and in the new run's `risk_carried`."""
+    from planarpy.core.apply import apply_event
+    from planarpy.core.instances import AssetInstance, State
+    from planarpy.trace import iter_events, replay_from_trace
+    path = tmp_path / "t"
+    first = paper(Watched, cash=5.0, trace=trace_at(path))
+    for _ in range(2):
+        assert first.call("limit_order", SYM, 10.0, 0.0001, side="buy") is missing
+    below_minimum(first)
+    # a paper run's order ids start again at each run: an order left open would be taken
+    # for the new run's first one of the same id in a replay of both runs
+    assert first.call("cancel_orders", SYM) is True
+    first.stop()
+    second = paper(Watched, cash=5.0, trace=trace_at(path))
+    s = second.strategy
+    assert second.call("limit_order", SYM, 10.0, 0.0001, side="buy") is missing
+    below_minimum(second)
+    second.stop()
+    assert [len(w) for w in windows(s.state)] == [3, 2]
+    report = replay_from_trace(s, path)
+    assert report.ok, str(report)
+    assert windows(report.state) == windows(s.state)
+    whole = State(s.quote, 0.0, assets={ai.symbol: AssetInstance(ai.market) for ai in s.assets})
+    for event in iter_events(path, run=None):
+        apply_event(whole, event["kind"], event["payload"] or {})
+    assert windows(whole) == windows(s.state)
+
+
+def test_damage_within_the_last_minute_leaves_the_windows_unknown(paper, lx, tmp_path):
+    """An order error; the trace's segment that holds it is damaged. The restart starts
+    halted ("trace_damaged"), until a reset. A restart after that reset still finds the
+    damage among the last minute's events (the trading state it reads back is the reset,
+    newer than the damage): the orders and errors the windows count are unknown, so it
+    starts halted too. A minute later the damage is older than any window: after one more
+    reset, a restart starts active."""
+    import warnings
+
+    from planarpy.trace import TraceDamageWarning
+    from planarpy.trace.layout import segment_names
+    path = tmp_path / "t"
+    first = paper(Watched, cash=5.0, trace=trace_at(path))
+    below_minimum(first)
+    first.stop()
+    chunk = path / segment_names(path)[-1] / "heap" / "c" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"!")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TraceDamageWarning)  # the readers name the damage
+        for reason in ("risk history", "last minute"):
+            run = paper(Watched, cash=5.0, trace=trace_at(path))
+            (change,) = run.strategy.risk_events
+            assert (change.rule, run.state()["trading"]) == ("trace_damaged", "halted")
+            assert reason in change.reason
+            assert run.call("reset_trading_state", "checked the trace") is True
+            run.stop()
+        lx.step(60_000)
+        run = paper(Watched, cash=5.0, trace=trace_at(path))
+        assert run.state()["trading"] == "active" and run.strategy.risk_events == []

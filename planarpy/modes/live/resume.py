@@ -43,7 +43,6 @@ from ...core.apply import apply_event, order_payload, trade_payload
 from ...core.instances import AssetInstance, State
 from ...core.orders import Order, OrderStatus, Side
 from ...core.precision import floor_to_step
-from ...core.risk import MINUTE_MS
 from . import emulation, orders, reports
 from .reconciler import REST
 
@@ -146,7 +145,7 @@ async def carry_over(session: LiveSession) -> Brackets:
                                                  "status": "unknown",
                                                  "reason": "unknown when the run ended"},
                                o.symbol)
-    await carry_windows(session, before, run)
+    await session.carry_windows(before.risk, run, session.s.clock.now())
     now = session.s.state.assets
     # a carried exit as this run holds it: settling it may find it never placed
     brackets.orders = [now[o.symbol].orders.get(o.id, o) if o.entry else o
@@ -158,20 +157,6 @@ async def carry_over(session: LiveSession) -> Brackets:
     for ai in session.s.state.assets.values():
         await finish_amends(session, ai)
     return brackets
-
-
-async def carry_windows(session: LiveSession, before: State, run: int) -> None:
-    """Carry the rate windows of the earlier runs into this one (`risk_carried`): the
-    creation times of their orders and the times of their order errors within the last
-    minute, so that the order throttle and the error-rate breaker go on counting where
-    they were (a strategy that crash-loops on errors still trips the breaker). After the
-    carried orders: their creation counts once."""
-    now = session.s.clock.now()
-    created = [t for t in before.risk.orders if t > now - MINUTE_MS]
-    errors = [t for t in before.risk.errors if t > now - MINUTE_MS]
-    if created or errors:  # (`orders` names the module of order requests here)
-        await session.emit("risk_carried", {"orders": created, "errors": errors, "ts": now,
-                                            "carried_from": run})
 
 
 async def finish_amends(session: LiveSession, ai: AssetInstance) -> None:

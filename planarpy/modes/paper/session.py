@@ -94,7 +94,9 @@ class PaperSession(Session):
         for sym in universe:
             await self._snapshot(sym)
         await self.refresh_candles()
-        await self.carry_over(trace_tail, measurements=False)  # the trading state only
+        # the trading state and the rate windows: the simulated account starts anew, so
+        # the loss breakers' measurements do not carry over
+        await self.carry_over(trace_tail, measurements=False, windows=True)
         await self.start_strategy()
         for sym in universe:
             self._start_watchers(sym)

@@ -34,7 +34,7 @@ from ...actions.requests import CancelOrders, ClosePosition
 from ...core.errors import PlanarError, StartupError, StartupInterrupted, UnknownSymbol
 from ...core.instances import AssetInstance
 from ...core.market import Market
-from ...core.risk import Breach, RiskRules, TradingState, rules_for
+from ...core.risk import MINUTE_MS, Breach, RiskRules, RiskState, TradingState, rules_for
 from ...data.ohlcv import timeframe_ms
 from ...exchanges import ApiKeys, ExchangeConfig, close_client, open_client
 from ...exchanges.redact import redact
@@ -215,19 +215,42 @@ class Session:
         for fn in held:
             await self.engine.run_strategy(fn)
 
-    async def carry_over(self, tail: Callable[..., Any], measurements: bool) -> None:
+    async def carry_over(self, tail: Callable[..., Any], measurements: bool,
+                         windows: bool = False) -> None:
         """Start from the trading state (and, if `measurements`, the loss breakers'
-        measurements) that the trace's earlier runs ended with, read with `tail`
-        (`trace_tail`; see carry.py)."""
+        measurements; if `windows`, the rate windows) that the trace's earlier runs of this
+        mode ended with, read with `tail` (`trace_tail`; see carry.py). Windows that
+        damage hides leave the run HALTED until a reset."""
         path = getattr(self.recorder, "path", None)
         if path is None:
             return
+        mode = self.mode.value
+        if windows:
+            now = self.e.clock.now()
+            found = await asyncio.to_thread(carry.windows, path, tail, mode, self.e.state, now)
+            if found is not None:
+                await self.carry_windows(*found, now)
         wanted = carry.KINDS if measurements and self.risk.checks_equity else carry.KINDS[:1]
-        events = await asyncio.to_thread(carry.carried, path, tail, self.mode.value, wanted)
+        events = await asyncio.to_thread(carry.carried, path, tail, mode, wanted)
         if events is None or events:
             await self.engine.run_strategy(lambda: carry.restore(self.e, events, measurements))
+        if windows and found is None:
+            await self.engine.run_strategy(lambda: carry.unknown_windows(self.e))
         if measurements:  # a later day than the carried one starts from its midnight
             self.equity.resume(self.e.clock.now(), self.tf)
+
+    async def carry_windows(self, risk: RiskState, run: int | None, now: int) -> None:
+        """Carry the rate windows an earlier run left (`risk`: those of run `run`) into
+        this one (`risk_carried`): the creation times of its orders and the times of its
+        order errors within the last minute before `now` (ms), so that the order throttle
+        and the error-rate breaker go on counting where they were (a strategy that
+        crash-loops on errors still trips the breaker). Applying it counts each time once
+        (`core.risk.carry_times`), so a replay of the whole trace adds nothing twice."""
+        created = [t for t in risk.orders if t > now - MINUTE_MS]
+        errors = [t for t in risk.errors if t > now - MINUTE_MS]
+        if created or errors:
+            await self.emit("risk_carried", {"orders": created, "errors": errors, "ts": now,
+                                             "carried_from": run})
 
     async def begin(self, s: Strategy, **started: Any) -> None:
         """Attach the built strategy to this session, reset it, record that it started."""
