@@ -197,8 +197,12 @@ class PaperSession(Session):
 
     # ---- ids and status ----------------------------------------------------------------
     def new_id(self) -> str:
+        """An order id unique in the run's trace: each paper run counts its orders from 1,
+        after its run number (a replay of several runs would take one run's order for
+        another's)."""
         self._ids += 1
-        return f"paper-{self._ids}"
+        run = getattr(self.recorder, "run", None)
+        return f"paper-{run}-{self._ids}" if run else f"paper-{self._ids}"
 
     def prices(self) -> dict[str, float]:
         return {sym: p for sym, m in self.markets.items() if (p := m.price()) is not None}
