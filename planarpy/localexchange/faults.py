@@ -19,6 +19,7 @@
 | `refuse_ws` | new WebSocket connections are refused (HTTP 503) |
 | `algo_first` | a USD-M algo order that fires reports TRIGGERED and FINISHED before the order it placed reports anything (Binance does not promise the order of the two streams' events) |
 | `no_cancel_replace` | spot symbols say `cancelReplaceAllowed` false in exchangeInfo and `POST /api/v3/order/cancelReplace` is refused (-1013), as for a symbol where Binance does not allow it (a venue without an atomic cancel-replace) |
+| `reply_before_fill` | a new order's answer (REST or WebSocket API) is the order as the exchange took it, before it matched: NEW, nothing executed, no fills (its fills are told by the user data and lookups only), as Binance's USD-M answers a market order by default (ACK) |
 | `fill_worse_bps` | fills that take the market's liquidity are priced this many basis points against the taker (an exchange that fills worse than its book shows) |
 
 `drop_websockets()` closes every open WebSocket at once (abnormal closure).
@@ -61,6 +62,7 @@ class Faults:
     fill_worse_bps: float = 0.0
     algo_first: bool = False
     no_cancel_replace: bool = False
+    reply_before_fill: bool = False
     on_drop: Callable[[str | None], int] | None = attrs.field(default=None, repr=False)
 
     def update(self, changes: Mapping[str, Any]) -> None:

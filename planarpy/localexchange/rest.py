@@ -213,7 +213,17 @@ def spot_account(lx: "LocalExchange", p: Params, a: Account) -> Any:
 
 def spot_new_order(lx: "LocalExchange", p: Params, a: Account) -> Any:
     order, fills, resp = lx.engine.place(a, p, False)
+    if lx.faults.reply_before_fill:
+        return _before_fill(fmt.spot_order(order, [], resp), "cummulativeQuoteQty")
     return fmt.spot_order(order, fills, resp)
+
+
+def _before_fill(reply: dict[str, Any], *executed: str) -> dict[str, Any]:
+    """`reply` as it was before the order matched (the fault `reply_before_fill`)."""
+    if "status" in reply:  # not an ACK, which says nothing of it
+        zero = fmt.s8(Decimal(0))
+        reply.update(status="NEW", executedQty=zero, **{k: zero for k in executed})
+    return reply
 
 
 def spot_cancel_replace(lx: "LocalExchange", p: Params, a: Account) -> Any:
@@ -313,7 +323,10 @@ def symbol_config(lx: "LocalExchange", p: Params, a: Account) -> Any:
 
 
 def futures_new_order(lx: "LocalExchange", p: Params, a: Account) -> Any:
-    return fmt.futures_order(lx.engine.place(a, p, True)[0])
+    reply = fmt.futures_order(lx.engine.place(a, p, True)[0])
+    if lx.faults.reply_before_fill:
+        return _before_fill(reply, "avgPrice", "cumQty", "cumQuote")
+    return reply
 
 
 def futures_get_order(lx: "LocalExchange", p: Params, a: Account) -> Any:

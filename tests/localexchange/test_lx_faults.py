@@ -187,6 +187,17 @@ def test_reordered_user_events(usdm, local_exchange):
     assert [f["o"]["x"] for f in frames] == ["TRADE", "NEW"]
 
 
+def test_an_order_answered_before_it_fills(spot, usdm, local_exchange):
+    """With `reply_before_fill`, a market order's answer says it is open with nothing
+    filled (spot: no fills either); the order filled all the same, as its lookup shows."""
+    local_exchange.faults.update({"reply_before_fill": True})
+    for ex, symbol in ((spot, SPOT), (usdm, PERP)):
+        o = ex.create_order(symbol, "market", "buy", 10)
+        assert (o["status"], o["filled"], o["trades"]) == ("open", 0.0, []), o
+        found = ex.fetch_order(o["id"], symbol)
+        assert (found["status"], found["filled"]) == ("closed", 10.0)
+
+
 def test_a_5xx_either_executes_the_request_or_not(spot, local_exchange):
     """A 503 on an order with `http_processed` off leaves nothing; with it on, the order
     exists although the client saw only the 503 (Binance's "execution status unknown")."""
