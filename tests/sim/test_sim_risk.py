@@ -212,8 +212,6 @@ def test_errors_further_apart_than_a_minute_do_not_trip():
     assert r.strategy.state.risk.trading is TradingState.ACTIVE and len(r.strategy.errors) == 4
 
 
-@pytest.mark.xfail(strict=True, reason="the error breaker is checked after on_order_error "
-                   "runs: an order the callback places passes the gate before the trip")
 def test_an_order_placed_by_on_order_error_after_the_breaker_tripped_is_denied():
     """The error that trips the breaker halts before on_order_error hears it: a retry the
     callback places then is denied (risk_denied), it never reaches the executor."""
