@@ -197,3 +197,35 @@ def test_a_breakers_halt_keeps_the_stop_loss_of_the_position_it_keeps(lx, start,
         report = replay_from_trace(strategy, path)
         assert report.ok, str(report)
         assert list(report.state.assets[SYM].orders) == [left[0].id]
+
+
+class Retrying(Scripted):
+    """Retries a refused order from on_order_error: again as refused, then a valid one."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.errors: list[str] = []
+
+    def on_order_error(self, ai: Any, reason: str, request: Any) -> None:
+        self.errors.append(reason)
+        if len(self.errors) == 1:
+            self.results["again"] = buy(0.5)(self)
+        elif len(self.errors) == 2:
+            self.results["valid"] = buy(10)(self)
+
+
+def test_a_retry_from_on_order_error_after_the_breaker_tripped_is_denied(lx, start, tmp_path):
+    """The order error that trips max_errors_per_minute halts before on_order_error hears
+    it, in every mode: the valid retry the callback places then is denied, never sent."""
+    rules = RiskRules(max_errors_per_minute=1)
+    cls = type("Retrying_errors", (Retrying,), {"script": {1: buy(0.5)}})
+    sim = in_sim(cls, rules, tmp_path / "sim")
+    s = in_mode(start, lx, cls, rules, tmp_path / start.mode)
+    for strategy, path in ((sim, tmp_path / "sim"), (s, tmp_path / start.mode)):
+        assert seen(strategy) == [(1, "state_changed", "max_errors_per_minute"),
+                                  (1, "denied", "trading_state")]
+        assert len(strategy.errors) == 2 and strategy.results["valid"] is None
+        assert strategy.state.trades == [] and strategy.state.risk.trading is TradingState.HALTED
+        report = replay_from_trace(strategy, path)
+        assert report.ok, str(report)
+        assert report.state.risk.trading is TradingState.HALTED and report.state.risk.denied == 1
