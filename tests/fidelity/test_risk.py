@@ -237,15 +237,11 @@ def crossing_post_only(s: Any) -> Any:
     return call(s, "limit_order", SYM, 10.0, price, side="buy", tif="PO", waitfor=0.0)
 
 
-def test_an_order_refused_where_it_executes_is_not_counted_by_the_throttle(
-        lx, start, tmp_path, request):
+def test_an_order_refused_where_it_executes_is_not_counted_by_the_throttle(lx, start,
+                                                                           tmp_path):
     """A post-only order that would take is refused by the sim's fills, by paper's book
     and by the exchange: in every mode the throttle does not count it (the README: "an
     order refused or denied, not"), so the same orders after it pass or are denied."""
-    if start.mode == "live":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "live counts an order from its creation, before it is sent, and keeps counting "
-            "it when the exchange refuses it")))
     rules = RiskRules(max_orders_per_minute=2)
     script = {1: several(crossing_post_only, buy(10), buy(10), buy(10))}
     cls = type("Scripted_refused", (Scripted,), {"script": script})
