@@ -553,8 +553,6 @@ def test_what_the_throttle_counts():
     assert len(s.state.risk.orders) == 6  # market, stop, market, stop, the pair's two legs
 
 
-@pytest.mark.xfail(strict=True, reason="an order a fill placed is created at once and, "
-                   "refused at the next candle, closed as cancelled: the throttle keeps it")
 def test_an_order_a_fill_placed_and_the_next_candle_refuses_is_not_counted():
     """A post-only bid that would take, placed by a fill inside a candle, is refused when
     it executes at the next open: the throttle does not count it, as paper and live do
