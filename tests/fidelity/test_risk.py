@@ -277,3 +277,32 @@ def test_an_ioc_order_that_fills_nothing_counts_alike_in_every_mode(lx, start, t
     s = in_mode(start, lx, cls, rules, tmp_path / start.mode)
     assert seen(s) == seen(sim)
     assert [outcome(x) for x in s.results[1]] == [outcome(x) for x in sim.results[1]]
+
+
+def bracket(s: Any) -> Any:
+    """A market bracket entry with both exits, well away from the price."""
+    close = s.assets[0].ohlcv.close.item(s.i)
+    return call(s, "bracket_order", SYM, 50.0, stop_loss=round(close * 0.8, 8),
+                take_profit=round(close * 1.2, 8))
+
+
+def test_an_order_after_a_filled_bracket_meets_the_throttle_with_its_exits(lx, start, tmp_path,
+                                                                           request):
+    """A market bracket that fills places its two exits before the strategy's next call,
+    in every mode: with max_orders_per_minute = 3 (the entry and its exits) the buy after
+    it is denied, as in the backtest."""
+    if start.mode == "live":
+        # not strict: which of the two takes the state lock first is a race (the exits'
+        # task polls for it), which the strategy won 10 times in 10 under load
+        request.applymarker(pytest.mark.xfail(strict=False, reason=(
+            "live places the exits of a fill that came on the loop later (executor.soon), "
+            "after the strategy's next call passed the gate: that buy is sent, and the "
+            "minute ends with 4 orders under a limit of 3")))
+    rules = RiskRules(max_orders_per_minute=3)
+    cls = type("Scripted_bracket", (Scripted,), {"script": {1: several(bracket, buy(10))}})
+    sim = in_sim(cls, rules, tmp_path / "sim")
+    s = in_mode(start, lx, cls, rules, tmp_path / start.mode)
+    for strategy in (sim, s):
+        assert [outcome(x) for x in strategy.results[1]] == ["trade", None]
+        assert seen(strategy) == [(1, "denied", "max_orders_per_minute")]
+        assert len(strategy.state.risk.orders) == 3
