@@ -101,8 +101,9 @@ class Engine:
 
     def reject(self, ai: AssetInstance | None, reason: str, request: Mapping[str, Any],
                counted: bool = False) -> None:
-        """Report a failed action: an order-error event and the on_order_error callback;
-        then the error-rate breaker looks at it. `counted`: the breaker counted this
+        """Report a failed action: an order-error event, then the error-rate breaker looks
+        at it, then the on_order_error callback (after the breaker: an order it places
+        meets the state the error left). `counted`: the breaker counted this
         failure already (live: the exchange error of a submit that got no answer, now
         found never placed; what became of an OCO pair one of whose legs was refused), so
         it is not counted twice."""
@@ -110,9 +111,9 @@ class Engine:
         if counted:
             payload["counted"] = True
         self.emit("order_error", payload, symbol=ai.symbol if ai else None)
-        self.invoke(self.strategy.on_order_error, ai, reason, request)
         if self.state.risk.rules.max_errors_per_minute is not None and not counted:
             watch_errors(self)
+        self.invoke(self.strategy.on_order_error, ai, reason, request)
 
     def invoke(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run one of the strategy's callbacks. In a backtest its error stops the run; in

@@ -151,7 +151,13 @@ def _order_closed(state: State, d: Mapping[str, Any]) -> Effect:
     order = ai.orders.get(str(d["id"]))
     if order is None:
         return NO_EFFECT
-    accounting.cancel_order(state, ai, order, OrderStatus(d.get("status", "canceled")))
+    status = OrderStatus(d.get("status", "canceled"))
+    accounting.cancel_order(state, ai, order, status)
+    if status is OrderStatus.REJECTED and order.date in state.risk.orders:
+        # refused where it executes (live: by the exchange, after it was created and
+        # counted): the throttle does not count it, as the sim and paper, which refuse
+        # it before it is created
+        state.risk.orders.remove(order.date)
     return Effect(order=order)
 
 

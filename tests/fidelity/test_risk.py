@@ -197,3 +197,112 @@ def test_a_breakers_halt_keeps_the_stop_loss_of_the_position_it_keeps(lx, start,
         report = replay_from_trace(strategy, path)
         assert report.ok, str(report)
         assert list(report.state.assets[SYM].orders) == [left[0].id]
+
+
+class Retrying(Scripted):
+    """Retries a refused order from on_order_error: again as refused, then a valid one."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.errors: list[str] = []
+
+    def on_order_error(self, ai: Any, reason: str, request: Any) -> None:
+        self.errors.append(reason)
+        if len(self.errors) == 1:
+            self.results["again"] = buy(0.5)(self)
+        elif len(self.errors) == 2:
+            self.results["valid"] = buy(10)(self)
+
+
+def test_a_retry_from_on_order_error_after_the_breaker_tripped_is_denied(lx, start, tmp_path):
+    """The order error that trips max_errors_per_minute halts before on_order_error hears
+    it, in every mode: the valid retry the callback places then is denied, never sent."""
+    rules = RiskRules(max_errors_per_minute=1)
+    cls = type("Retrying_errors", (Retrying,), {"script": {1: buy(0.5)}})
+    sim = in_sim(cls, rules, tmp_path / "sim")
+    s = in_mode(start, lx, cls, rules, tmp_path / start.mode)
+    for strategy, path in ((sim, tmp_path / "sim"), (s, tmp_path / start.mode)):
+        assert seen(strategy) == [(1, "state_changed", "max_errors_per_minute"),
+                                  (1, "denied", "trading_state")]
+        assert len(strategy.errors) == 2 and strategy.results["valid"] is None
+        assert strategy.state.trades == [] and strategy.state.risk.trading is TradingState.HALTED
+        report = replay_from_trace(strategy, path)
+        assert report.ok, str(report)
+        assert report.state.risk.trading is TradingState.HALTED and report.state.risk.denied == 1
+
+
+def crossing_post_only(s: Any) -> Any:
+    """A post-only bid above the price: refused where it would execute (it would take)."""
+    price = round(s.assets[0].ohlcv.close.item(s.i) * 1.5, 8)
+    return call(s, "limit_order", SYM, 10.0, price, side="buy", tif="PO", waitfor=0.0)
+
+
+def test_an_order_refused_where_it_executes_is_not_counted_by_the_throttle(lx, start,
+                                                                           tmp_path):
+    """A post-only order that would take is refused by the sim's fills, by paper's book
+    and by the exchange: in every mode the throttle does not count it (the README: "an
+    order refused or denied, not"), so the same orders after it pass or are denied."""
+    rules = RiskRules(max_orders_per_minute=2)
+    script = {1: several(crossing_post_only, buy(10), buy(10), buy(10))}
+    cls = type("Scripted_refused", (Scripted,), {"script": script})
+    sim = in_sim(cls, rules, tmp_path / "sim")
+    s = in_mode(start, lx, cls, rules, tmp_path / start.mode)
+    for strategy in (sim, s):
+        assert seen(strategy) == [(1, "denied", "max_orders_per_minute")]
+        assert [outcome(x) for x in strategy.results[1]] == [None, "trade", "trade", None]
+        assert len(strategy.state.risk.orders) == 2
+    report = replay_from_trace(s, tmp_path / start.mode)
+    assert report.ok, str(report)
+    assert list(report.state.risk.orders) == list(s.state.risk.orders)
+
+
+def far_ioc_bid(s: Any) -> Any:
+    """An immediate-or-cancel bid far below the price: nothing of it can fill."""
+    price = round(s.assets[0].ohlcv.close.item(s.i) * 0.5, 8)
+    return call(s, "limit_order", SYM, 10.0, price, side="buy", tif="IOC")
+
+
+def test_an_ioc_order_that_fills_nothing_counts_alike_in_every_mode(lx, start, tmp_path,
+                                                                    request):
+    """An IOC bid that fills nothing is an order error in every mode; the throttle must
+    then decide the orders after it alike (it counts it everywhere or nowhere)."""
+    if start.mode == "live":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "the sim and paper refuse the IOC before it is created (not counted); the "
+            "exchange takes it and expires it, and live counts it")))
+    rules = RiskRules(max_orders_per_minute=2)
+    script = {1: several(far_ioc_bid, buy(10), buy(10), buy(10))}
+    cls = type("Scripted_ioc", (Scripted,), {"script": script})
+    sim = in_sim(cls, rules, tmp_path / "sim")
+    s = in_mode(start, lx, cls, rules, tmp_path / start.mode)
+    assert seen(s) == seen(sim)
+    assert [outcome(x) for x in s.results[1]] == [outcome(x) for x in sim.results[1]]
+
+
+def bracket(s: Any) -> Any:
+    """A market bracket entry with both exits, well away from the price."""
+    close = s.assets[0].ohlcv.close.item(s.i)
+    return call(s, "bracket_order", SYM, 50.0, stop_loss=round(close * 0.8, 8),
+                take_profit=round(close * 1.2, 8))
+
+
+def test_an_order_after_a_filled_bracket_meets_the_throttle_with_its_exits(lx, start, tmp_path,
+                                                                           request):
+    """A market bracket that fills places its two exits before the strategy's next call,
+    in every mode: with max_orders_per_minute = 3 (the entry and its exits) the buy after
+    it is denied, as in the backtest."""
+    if start.mode == "live":
+        # not strict: which of the two takes the state lock first is a race (the exits'
+        # task polls for it), which the strategy won 10 times in 10 under load
+        request.applymarker(pytest.mark.xfail(strict=False, reason=(
+            "live places the exits of a fill that came on the loop later (executor.soon), "
+            "after the strategy's next call passed the gate: that buy is sent, and the "
+            "minute ends with 4 orders under a limit of 3")))
+    rules = RiskRules(max_orders_per_minute=3)
+    cls = type("Scripted_bracket", (Scripted,), {"script": {1: several(bracket, buy(10))}})
+    sim = in_sim(cls, rules, tmp_path / "sim")
+    s = in_mode(start, lx, cls, rules, tmp_path / start.mode)
+    for strategy in (sim, s):
+        assert [outcome(x) for x in strategy.results[1]] == ["trade", None]
+        assert seen(strategy) == [(1, "denied", "max_orders_per_minute")]
+        assert len(strategy.state.risk.orders) == 3

@@ -212,6 +212,24 @@ def test_errors_further_apart_than_a_minute_do_not_trip():
     assert r.strategy.state.risk.trading is TradingState.ACTIVE and len(r.strategy.errors) == 4
 
 
+def test_an_order_placed_by_on_order_error_after_the_breaker_tripped_is_denied():
+    """The error that trips the breaker halts before on_order_error hears it: a retry the
+    callback places then is denied (risk_denied), it never reaches the executor."""
+    def on_order_error(self, ai, reason, request):
+        self.errors.append(reason)
+        if len(self.errors) == 1:  # a retry that is refused too: the second error in a minute
+            call(self, "market_order", SYM, 0.001, side="buy")
+        elif len(self.errors) == 2:  # a valid retry, after the breaker's limit was passed
+            self.retried = call(self, "market_order", SYM, 1.0, side="buy")
+
+    r = run({1: buy(0.001)}, flat(6), risk=RiskRules(max_errors_per_minute=1),
+            on_order_error=on_order_error)
+    s = r.strategy
+    assert len(s.errors) == 2 and s.state.risk.trading is TradingState.HALTED
+    assert s.retried is None and r.trades == []
+    assert [(d.rule, d.request["amount"]) for d in denied(s)] == [("trading_state", 1.0)]
+
+
 def test_halt_cancels_orders_and_closes_positions_as_configured():
     """On a halt with halt_closes_positions the holding is sold at the next open."""
     rows = prices(100, 100, 90, 90, 90, 90)
@@ -537,6 +555,22 @@ def test_what_the_throttle_counts():
                                                            ("sell", 90)]  # the stop fired
     assert s.results[5] is missing and len(s.asset(SYM).orders) == 2
     assert len(s.state.risk.orders) == 6  # market, stop, market, stop, the pair's two legs
+
+
+def test_an_order_a_fill_placed_and_the_next_candle_refuses_is_not_counted():
+    """A post-only bid that would take, placed by a fill inside a candle, is refused when
+    it executes at the next open: the throttle does not count it, as paper and live do
+    not count the same order refused where it executes."""
+    def on_trade(self, ai, trade):
+        if not self.results.get("po"):
+            self.results["po"] = call(self, "limit_order", SYM, 1.0, 150.0, side="buy", tif="PO")
+
+    rows = prices(100, 100) + [(100, 100, 98, 100, 1e6)] + prices(100, 100, 100)
+    r = run({1: lambda s: call(s, "limit_order", SYM, 1.0, 99.0, side="buy")}, rows,
+            risk=RiskRules(max_orders_per_minute=5), on_trade=on_trade)
+    s = r.strategy
+    assert s.errors == ["post-only order at 150 would take liquidity at 100"]
+    assert len(s.state.risk.orders) == 1  # the bid that filled
 
 
 def test_a_limit_of_one_order_reads_right():

@@ -33,6 +33,7 @@ _MARKET = OrderType.MARKET
 _OPEN = OrderStatus.OPEN
 _BUY = Side.BUY
 _CANCELED = OrderStatus.CANCELED.value
+_REJECTED = OrderStatus.REJECTED.value
 _POST_ONLY, _FOK, _IOC = TimeInForce.POST_ONLY, TimeInForce.FOK, TimeInForce.IOC
 
 
@@ -123,8 +124,10 @@ class SimExecutor:
 
     def _refuse(self, ai: AssetInstance, order: Order, reason: str, req: OrderRequest,
                 placed: bool) -> None:
-        if placed:  # created already: it is closed
-            self.engine.close_rest(ai, order)
+        if placed and order.status is _OPEN:  # created already: closed as refused, which
+            # the throttle does not count (paper and live refuse it before it is created)
+            self.e.emit("order_closed", {"id": order.id, "symbol": ai.symbol,
+                                         "status": _REJECTED}, ai.symbol)
         self.e.reject(ai, reason, req.payload())
 
     def _market(self, ai: AssetInstance, order: Order, req: OrderRequest,
