@@ -40,10 +40,12 @@ def _prices_error(ai: AssetInstance, *prices: float | None) -> str | None:
     return None
 
 
-def _submit(s: Any, ai: AssetInstance, order: Order, req: Any, exits: bool = False) -> OrderResult:
+def _submit(s: Any, ai: AssetInstance, order: Order, req: Any, exits: bool = False,
+            moves: bool = False) -> OrderResult:
     """Gate one order, give it an id (and a conditional one its own group unless it has
-    one) and place it. (`exits`: a bracket's exits, which pass in any trading state.)"""
-    if not admit(s, ai, order, req, exits=exits):
+    one) and place it. (`exits`: a bracket's exits, which pass in any trading state;
+    `moves`: a stop's replacement, see `gate.admit`.)"""
+    if not admit(s, ai, order, req, exits=exits, moves=moves):
         return None
     order.id = s.executor.new_id()
     if order.type in CONDITIONAL:
@@ -292,12 +294,12 @@ def amend_stop(s: Any, req: AmendStop) -> OrderResult:
     order.entry = old.entry  # type: ignore[union-attr]
     replaces = getattr(ex, "replaces", None)
     if replaces is not None and replaces(old, order):  # live: the atomic cancel-replace
-        if not admit(s, ai, order, new):  # type: ignore[arg-type]
+        if not admit(s, ai, order, new, moves=True):  # type: ignore[arg-type]
             return None
         order.id = ex.new_id()  # type: ignore[union-attr]
         result = ex.replace(ai, old, order, new)
     else:
-        result = _submit(s, ai, order, new)  # type: ignore[arg-type]
+        result = _submit(s, ai, order, new, moves=True)  # type: ignore[arg-type]
     if result is None:
         return None
     order = ai.orders.get(order.id, order)  # type: ignore[union-attr]

@@ -33,14 +33,15 @@ def new_order(ai: AssetInstance, req: MarketOrder | LimitOrder, price: float, no
 
 
 def admit(e: Engine, ai: AssetInstance, order: Order, request: Any, by_risk: bool = False,
-          exits: bool = False) -> bool:
+          exits: bool = False, moves: bool = False) -> bool:
     """Run the gate; True when `order` may go to the executor, else the refusal is reported.
 
     `by_risk` marks the risk engine's own close-out on a halt: it passes the trading state
     and the throttle, never the market rules or the funds check. `exits` marks a bracket's
     exits: those that reduce protect what an entry the gate admitted filled, so they pass
     the trading state (HALTED too) and the throttle, never the market rules or the funds
-    check.
+    check. `moves` marks a stop's replacement (amend_stop): the stop it replaces is
+    cancelled once it is placed, so it adds no open order.
     """
     m = ai.market
     adds = increases(ai, order)  # for the funds and the risk rules
@@ -53,7 +54,8 @@ def admit(e: Engine, ai: AssetInstance, order: Order, request: Any, by_risk: boo
     risk = e.state.risk
     if risk.trading is _ACTIVE and not risk.rules.checks_orders or by_risk:
         return True
-    denial = order_denial(e.state, ai, order, not adds, order.date, e.executor.mark, exits)
+    denial = order_denial(e.state, ai, order, not adds, order.date, e.executor.mark, exits,
+                          moves)
     if denial is None:
         return True
     deny(e, ai, denial, request.payload())

@@ -417,13 +417,14 @@ def state_denial(risk: RiskState, reduces: bool) -> Denial | None:
 
 
 def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, now: int,
-                 mark: Callable[[AssetInstance], float], protects: bool = False) -> Denial | None:
+                 mark: Callable[[AssetInstance], float], protects: bool = False,
+                 moves: bool = False) -> Denial | None:
     """The first rule `order` breaks, or None. Orders that only reduce the exposure pass
     the size rules (notional, position, leverage, open orders) but not the throttle; one
     that reduces and `protects` (a bracket's exit) passes the trading state and the
     throttle too: it protects what an entry the gate admitted filled, and it comes once
     per fill of that entry, so it cannot run away (it still counts in the throttle's
-    window)."""
+    window). One that `moves` an open stop (its replacement) leaves as many orders open."""
     risk = state.risk
     protective = protects and reduces
     if risk.trading is not _ACTIVE and not protective:
@@ -441,7 +442,7 @@ def order_denial(state: State, ai: AssetInstance, order: Order, reduces: bool, n
     notional = order.amount * order.price * m.contract_size
     limit = rules.max_open_orders
     if limit is not None:
-        count = 0
+        count = -1 if moves else 0  # the stop it replaces goes once it is placed
         for a in state.assets.values():
             count += len(a.orders)
         if count >= limit:

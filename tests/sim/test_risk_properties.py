@@ -117,7 +117,12 @@ class Oracle:
         if rules.max_order_notional is not None:
             assert notional <= rules.max_order_notional
         if rules.max_open_orders is not None:
-            assert sum(len(a.orders) for a in s.assets) < rules.max_open_orders
+            # a stop's replacement leaves as many open: the stop it moves, open in its
+            # group, is cancelled once it is placed
+            moved = getattr(s, "in_amend", False) and any(
+                o.group == order.group and o.is_conditional and o.is_open
+                for o in ai.orders.values())
+            assert sum(len(a.orders) for a in s.assets) - moved < rules.max_open_orders
         def ordered(a, new=None):
             """What the open orders (and `new`) that add exposure add: the legs of a group
             (an OCO pair, a stop and its replacement) once, as at most one fills."""
@@ -200,7 +205,11 @@ def stream_strategy(ops_by_tick, margin):
                  if o.is_conditional and o.type is not OrderType.TRAILING_STOP]
         if not stops:
             return None
-        return call(s, "amend_stop", sym, stops[0].id, round(stops[0].trigger * share, 2))
+        s.in_amend = True  # the oracle knows a stop's replacement from another order
+        try:
+            return call(s, "amend_stop", sym, stops[0].id, round(stops[0].trigger * share, 2))
+        finally:
+            s.in_amend = False
 
     script = {i: (lambda ops: lambda s: [act(s, op) for op in ops])(ops)
               for i, ops in ops_by_tick.items()}

@@ -1,8 +1,6 @@
 """The risk gate on the paths an order takes besides a plain call: conditional orders,
 bracket exits, close_position, in every trading state (a hostile review, issue 14)."""
 
-import pytest
-
 from planarpy import RiskRules, TradingState, call, missing
 
 from simkit import PERP, SPOT, run
@@ -197,8 +195,6 @@ def test_amending_a_buy_stop_counts_it_once():
     assert [(o.trigger, o.amount) for o in s.asset(SYM).orders.values()] == [(104.0, 4.0)]
 
 
-@pytest.mark.xfail(strict=True, reason="max_open_orders counts the stop being replaced and "
-                   "its replacement as two: at the limit, amend_stop is denied")
 def test_amending_a_buy_stop_at_the_open_orders_limit_moves_it():
     """A stop moved by amend_stop leaves as many orders open as before: at max_open_orders
     it can be moved, as the position rule lets a stop within its limit be moved."""
