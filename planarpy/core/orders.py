@@ -49,6 +49,11 @@ class TimeInForce(str, enum.Enum):
     POST_ONLY = "PO"
 
 
+# limits that a venue takes and expires when they cannot fill at once (Binance: EXPIRED,
+# an order it counts), where a post-only that would take is refused (never an order)
+EXPIRE_UNFILLED = frozenset({TimeInForce.IOC, TimeInForce.FOK})
+
+
 class OrderStatus(str, enum.Enum):
     OPEN = "open"
     CLOSED = "closed"  # fully filled

@@ -264,12 +264,9 @@ def far_ioc_bid(s: Any) -> Any:
 
 def test_an_ioc_order_that_fills_nothing_counts_alike_in_every_mode(lx, start, tmp_path,
                                                                     request):
-    """An IOC bid that fills nothing is an order error in every mode; the throttle must
-    then decide the orders after it alike (it counts it everywhere or nowhere)."""
-    if start.mode == "live":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "the sim and paper refuse the IOC before it is created (not counted); the "
-            "exchange takes it and expires it, and live counts it")))
+    """An IOC bid that fills nothing is an order error in every mode, and an order the
+    throttle counts in every mode (the exchange takes it and expires it; the sim and
+    paper do the same): the orders after it are decided alike."""
     rules = RiskRules(max_orders_per_minute=2)
     script = {1: several(far_ioc_bid, buy(10), buy(10), buy(10))}
     cls = type("Scripted_ioc", (Scripted,), {"script": script})

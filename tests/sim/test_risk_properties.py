@@ -15,7 +15,7 @@ from planarpy import InvalidArgument, RiskRules, Side, TradingState, call
 from planarpy.actions import contingent, pipeline
 from planarpy.core import risk as core_risk
 from planarpy.core.instances import State
-from planarpy.core.orders import OrderType
+from planarpy.core.orders import OrderStatus, OrderType
 
 MARKET_AFTER_TRIGGER = {OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET,
                         OrderType.TRAILING_STOP}
@@ -73,7 +73,9 @@ class Oracle:
         self.check(ai, order)
         self.placed += 1
         result = self.inner.place(ai, order, req)
-        if result is not None:  # the executor took it (None: refused before it was made)
+        # the executor took it (None: refused before it was made, or an IOC or FOK taken
+        # and expired unfilled, as a venue does: that one is an order)
+        if result is not None or order.status is OrderStatus.CANCELED:
             self.created.append(self.s.clock.now())
         if order.side is Side.BUY and order.type in MARKET_AFTER_TRIGGER:
             self.buy_stops.append((order, order.price))

@@ -15,7 +15,8 @@ import ccxt
 
 from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, WatchOHLCV
 from ...core.instances import AssetInstance
-from ...core.orders import CONDITIONAL, Order, OrderType, TimeInForce, Trade, _Missing, missing
+from ...core.orders import (CONDITIONAL, EXPIRE_UNFILLED, Order, OrderType, TimeInForce, Trade,
+                            _Missing, missing)
 from ..runtime.executor import GRACE, SessionExecutor
 from . import orders
 
@@ -64,6 +65,11 @@ class PaperExecutor(SessionExecutor):
             return missing
         t = self._taking(ai, req)
         reason = orders.immediate_error(m, order, t.taken.amount, t.levels, t.cap)
+        if reason is not None and order.type is _LIMIT and order.tif in EXPIRE_UNFILLED:
+            session.apply_now("order_created", order, ai.symbol)  # taken, then expired, as
+            orders.close_rest(session, ai, order)  # a venue does: an order the throttle counts
+            session.e.reject(ai, reason, req.payload())
+            return None
         if reason is not None:
             session.e.reject(ai, reason, req.payload())
             return None

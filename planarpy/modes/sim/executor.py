@@ -18,8 +18,8 @@ from ...actions.requests import CancelOrders, OrderRequest, UpdateLeverage, Watc
 from ...core.accounting import shortfall
 from ...core.errors import InvalidArgument, UnsupportedAction
 from ...core.instances import AssetInstance
-from ...core.orders import (CONDITIONAL, Order, OrderStatus, OrderType, Side, TimeInForce, Trade,
-                            _Missing, missing)
+from ...core.orders import (CONDITIONAL, EXPIRE_UNFILLED, Order, OrderStatus, OrderType, Side,
+                            TimeInForce, Trade, _Missing, missing)
 from ...core.precision import ceil_to_step, floor_to_step
 from ...core.risk import TradingState
 from ...core.triggers import marketable
@@ -180,6 +180,12 @@ class SimExecutor:
         elif tif is _IOC and fill <= 0:
             reason = (f"immediate-or-cancel order at {price:g} cancelled: "
                       + ("no liquidity" if takes else f"the price is {open_:g}"))
+        if reason is not None and tif in EXPIRE_UNFILLED:  # taken, then expired, as a venue
+            if not placed:  # does: an order the throttle counts
+                e.emit("order_created", order, ai.symbol)
+            eng.close_rest(ai, order)
+            e.reject(ai, reason, req.payload())
+            return None
         if reason is not None:
             self._refuse(ai, order, reason, req, placed)
             return None
