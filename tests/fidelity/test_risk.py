@@ -287,14 +287,8 @@ def test_an_order_after_a_filled_bracket_meets_the_throttle_with_its_exits(lx, s
                                                                            request):
     """A market bracket that fills places its two exits before the strategy's next call,
     in every mode: with max_orders_per_minute = 3 (the entry and its exits) the buy after
-    it is denied, as in the backtest."""
-    if start.mode == "live":
-        # not strict: which of the two takes the state lock first is a race (the exits'
-        # task polls for it), which the strategy won 10 times in 10 under load
-        request.applymarker(pytest.mark.xfail(strict=False, reason=(
-            "live places the exits of a fill that came on the loop later (executor.soon), "
-            "after the strategy's next call passed the gate: that buy is sent, and the "
-            "minute ends with 4 orders under a limit of 3")))
+    it is denied, as in the backtest (live: the exits that the fill in the entry's reply
+    sets off are placed by the call before it returns)."""
     rules = RiskRules(max_orders_per_minute=3)
     cls = type("Scripted_bracket", (Scripted,), {"script": {1: several(bracket, buy(10))}})
     sim = in_sim(cls, rules, tmp_path / "sim")

@@ -302,3 +302,47 @@ def test_a_cancelled_wait_for_the_lock_does_not_leave_it_taken():
     engine.start(main, timeout=5)
     engine.join(10)
     assert box["locked"] is False
+
+
+def test_what_a_calls_action_sets_off_runs_before_the_call_returns():
+    """`soon` from the action a call waits for (a fill in an order's reply: a bracket's
+    exits) runs in the caller, under the lock, before its call returns, from strategy
+    code on the loop and from a script thread alike; `soon` from other loop code (a
+    watcher's fill) does not wait for the call: it runs while the call still waits."""
+    async def body(engine: EngineThread) -> Any:
+        order: list[str] = []
+        watcher_ran = asyncio.Event()
+
+        def follow_up(name: str) -> None:  # it acts too: placing exits waits for them
+            locked = engine.lock.locked()
+            order.append(f"{name} follow-up, locked={locked}: {engine.blocking(answer(1), 5)}")
+
+        async def action(name: str) -> str:
+            await asyncio.sleep(0.01)  # the reply, then its fill applied: the last step
+            engine.soon(lambda: follow_up(name))
+            return name
+
+        async def slow_action() -> str:
+            await watcher_ran.wait()  # a watcher's follow-up ran while this call waits
+            return "slow"
+
+        async def watcher() -> None:
+            engine.soon(lambda: order.append("watcher follow-up"))
+            watcher_ran.set()
+
+        def strategy_code() -> None:
+            order.append(engine.blocking(action("loop"), timeout=5))
+            asyncio.get_running_loop().create_task(watcher())
+            order.append(engine.blocking(slow_action(), timeout=5))
+
+        await engine.run_strategy(strategy_code)
+
+        def script() -> None:
+            with engine.locked():
+                order.append(engine.blocking(action("thread"), timeout=5))
+        await asyncio.to_thread(script)
+        return order
+
+    assert run_engine(body) == ["loop follow-up, locked=True: 2", "loop",
+                                "watcher follow-up", "slow",
+                                "thread follow-up, locked=True: 2", "thread"]

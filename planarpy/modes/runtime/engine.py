@@ -57,6 +57,28 @@ class ExchangeClock:
         return self._wall0 + time.monotonic_ns() - self._mono0
 
 
+class _Kept:
+    """Strategy-side code that a caller's action set off (`EngineThread.soon`), for the
+    caller to run before its call returns; `open` until it does."""
+
+    __slots__ = ("fns", "open")
+
+    def __init__(self) -> None:
+        self.fns: list[Callable[[], Any]] = []
+        self.open = True
+
+
+# the _Kept of the caller whose action the running task is (set in the action's context)
+_KEPT: contextvars.ContextVar[_Kept | None] = contextvars.ContextVar("planarpy_kept",
+                                                                     default=None)
+
+
+async def _for_caller(coro: Awaitable[Any], kept: _Kept) -> Any:
+    """Run a thread caller's action with its `_Kept` (a task's context is its own)."""
+    _KEPT.set(kept)
+    return await coro
+
+
 class _StrategyGreenlet(greenlet.greenlet):
     """Strategy code running on an engine's loop (see `EngineThread.run_strategy`)."""
 
@@ -104,6 +126,7 @@ class EngineThread:
         self._main_done: Future[Any] = Future()
         self._mutating = _Mutating(self.lock)
         self._fired: set[asyncio.Future[Any]] = set()
+        self._kept_lock = threading.Lock()  # a caller closes its _Kept as the loop adds
 
     # ---- lifecycle --------------------------------------------------------------------
     def start(self, main: Callable[[], Awaitable[Any]], timeout: float) -> None:
@@ -185,14 +208,16 @@ class EngineThread:
         try:
             step = g.switch()
             while not g.dead:
-                coro, timeout = step
+                coro, timeout, kept = step
                 self.lock.release()
                 value: Any = None
                 error: BaseException | None = cancelled
                 if cancelled is not None:
                     _discard(coro)
                 else:
-                    task = asyncio.ensure_future(coro)
+                    context = contextvars.copy_context()
+                    context.run(_KEPT.set, kept)
+                    task = asyncio.get_running_loop().create_task(coro, context=context)
                     try:
                         done, _ = await asyncio.wait({task}, timeout=timeout)
                         if done:
@@ -257,11 +282,37 @@ class EngineThread:
 
     def soon(self, fn: Callable[[], Any]) -> None:
         """Run strategy-side code `fn` (it may act) now if the caller can wait for its
-        actions, else as strategy code on the loop as soon as it is free."""
+        actions; if a call's action set it off (the fill in a market order's reply sets
+        off a bracket's exits), by that caller before its call returns, so that the
+        strategy's next call meets the state `fn` leaves, as in a backtest; else as
+        strategy code on the loop as soon as it is free."""
         if self.can_block():
             fn()
-        else:
-            self.fire(self.run_strategy(fn))
+            return
+        kept = _KEPT.get()
+        if kept is not None:
+            with self._kept_lock:
+                if kept.open:
+                    kept.fns.append(fn)
+                    return
+        self.fire(self.run_strategy(fn))
+
+    def _run_kept(self, kept: _Kept, may_run: bool) -> None:
+        """A caller's action is over (or it stopped waiting): it runs what its action set
+        off (`may_run`: it holds the state lock and may act), else that goes to the loop;
+        what the action sets off later goes to the loop too."""
+        with self._kept_lock:
+            kept.open = False
+            fns, kept.fns = kept.fns, []
+        for fn in fns:
+            if not may_run:
+                self.fire(self.run_strategy(fn))
+                continue
+            try:
+                fn()
+            except Exception as e:  # as for a fired one: actions report their own failures
+                log.error("%s: an action set off by a call failed: %s", self.name,
+                          self.describe(e))
 
     def blocking(self, coro: Awaitable[Any], timeout: float | None) -> Any:
         """Run `coro` on the engine's loop and wait for it: suspended, from strategy code
@@ -270,8 +321,12 @@ class EngineThread:
             _discard(coro)
             raise EngineStopped(f"{self.name}: the engine is not running")
         current = greenlet.getcurrent()
+        kept = _Kept()
         if isinstance(current, _StrategyGreenlet) and current.engine is self:
-            return current.parent.switch((coro, timeout))  # type: ignore[union-attr]
+            try:
+                return current.parent.switch((coro, timeout, kept))  # type: ignore[union-attr]
+            finally:  # the greenlet holds the state lock again
+                self._run_kept(kept, True)
         if threading.get_ident() == self.thread.ident:  # type: ignore[union-attr]
             _discard(coro)
             raise RuntimeError("call() from a callback running on the engine's loop would "
@@ -280,13 +335,15 @@ class EngineThread:
         if held:  # before scheduling: the coroutine's first state change needs the lock
             self._owner = None
             self.lock.release()
-        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        fut = asyncio.run_coroutine_threadsafe(_for_caller(coro, kept),
+                                               self.loop)  # type: ignore[arg-type]
         try:
             return fut.result(timeout)
         finally:
             if held:
                 self.lock.acquire()
                 self._owner = threading.get_ident()
+            self._run_kept(kept, held)
 
 
 def _discard(coro: Awaitable[Any]) -> None:
