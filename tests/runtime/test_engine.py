@@ -348,9 +348,6 @@ def test_what_a_calls_action_sets_off_runs_before_the_call_returns():
                                 "thread follow-up, locked=True: 2", "thread"]
 
 
-@pytest.mark.xfail(strict=True, reason="kept follow-ups run in the cancelled caller: the "
-                   "first one's call is cancelled and the rest are dropped, neither run nor "
-                   "fired (before `soon` kept them, each was fired and drained at stop)")
 def test_what_a_calls_action_set_off_still_runs_when_the_caller_is_cancelled():
     """A tick cancelled (the run stops) while its call's action goes on: what that action
     set off before (two brackets' exits) is not lost with the tick; each still acts."""

@@ -304,7 +304,7 @@ class EngineThread:
         with self._kept_lock:
             kept.open = False
             fns, kept.fns = kept.fns, []
-        for fn in fns:
+        for i, fn in enumerate(fns):
             if not may_run:
                 self.fire(self.run_strategy(fn))
                 continue
@@ -313,6 +313,10 @@ class EngineThread:
             except Exception as e:  # as for a fired one: actions report their own failures
                 log.error("%s: an action set off by a call failed: %s", self.name,
                           self.describe(e))
+            except BaseException:  # the caller is stopped: the rest go to the loop
+                for rest in fns[i + 1:]:
+                    self.fire(self.run_strategy(rest))
+                raise
 
     def blocking(self, coro: Awaitable[Any], timeout: float | None) -> Any:
         """Run `coro` on the engine's loop and wait for it: suspended, from strategy code
@@ -323,10 +327,14 @@ class EngineThread:
         current = greenlet.getcurrent()
         kept = _Kept()
         if isinstance(current, _StrategyGreenlet) and current.engine is self:
+            may_run = True  # the greenlet holds the state lock again
             try:
                 return current.parent.switch((coro, timeout, kept))  # type: ignore[union-attr]
-            finally:  # the greenlet holds the state lock again
-                self._run_kept(kept, True)
+            except asyncio.CancelledError:  # its run is stopped: calls it makes are not run
+                may_run = False
+                raise
+            finally:
+                self._run_kept(kept, may_run)
         if threading.get_ident() == self.thread.ident:  # type: ignore[union-attr]
             _discard(coro)
             raise RuntimeError("call() from a callback running on the engine's loop would "
