@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import ccxt
+import pytest
 
 from planarpy.modes.runtime import Watcher
 
@@ -246,3 +247,47 @@ def test_stop_then_start_at_once_leaves_one_running_watcher():
         await w.stop()
         return running
     assert run(body) is True
+
+
+@pytest.mark.xfail(strict=True, reason="the watcher's task copies the context of the call "
+                   "that started it, with that call's kept follow-ups: while the call waits, "
+                   "what the watcher sets off waits for the call instead of running at once")
+def test_a_watcher_started_by_a_call_does_not_hold_its_follow_ups_for_that_call():
+    """Live starts the account's watchers inside the first order's call (watch_orders).
+    What such a watcher sets off later (an OCO's other leg cancelled on a fill) is not
+    that call's: it runs at once, not when that call returns (an order waiting for its
+    first fill would hold it for as long as it waits)."""
+    from planarpy.modes.runtime import EngineThread
+
+    engine = EngineThread("test")
+    out: dict[str, Any] = {}
+    ran: list[str] = []
+
+    async def main() -> None:
+        engine.ready()
+        holder: dict[str, Any] = {}
+
+        async def process(d: Any) -> None:
+            engine.soon(lambda: ran.append(d))
+
+        async def order_action() -> str:  # starts the watchers, then waits for a fill
+            w, _, feed, _ = make(process=process)
+            w.start()
+            holder["w"], holder["feed"] = w, feed
+            try:
+                await until(lambda: ran, timeout=2)
+            except AssertionError:
+                return "the follow-up waited for this call"
+            return "the follow-up ran while this call waited"
+
+        task = asyncio.get_running_loop().create_task(
+            engine.run_strategy(lambda: engine.blocking(order_action(), 5)))
+        await until(lambda: "feed" in holder)
+        holder["feed"].queue.put_nowait("other order filled")
+        out["call"] = await task
+        await holder["w"].stop()
+
+    engine.start(main, timeout=5)
+    engine.join(10)
+    assert out["call"] == "the follow-up ran while this call waited"
+    assert ran == ["other order filled"]
