@@ -301,10 +301,9 @@ def test_an_order_after_a_filled_bracket_meets_the_throttle_with_its_exits(lx, s
 
 @pytest.mark.xfail(strict=True, reason=(
     "the entry's fill reaches the run on the user data stream while its call waits for it: "
-    "`soon` keeps only what the call's own task (and tasks started in it) set off, and the "
-    "watchers run in the context of the call that started them (here the first buy, long "
-    "over), so the exits are fired and the strategy's next call passes the gate first: "
-    "live sends a buy the backtest denies (9 of 9 runs)"))
+    "`soon` keeps only what the call's own task sets off, not what a watcher sets off for "
+    "the order the call waits for, so the exits are fired and the strategy's next call "
+    "passes the gate first: live sends a buy the backtest denies (9 of 9 runs)"))
 def test_an_order_after_a_bracket_answered_before_its_fill_meets_the_throttle_with_its_exits(
         lx, tmp_path):
     """As above, live, with the exchange answering the entry before it matched (as
@@ -314,7 +313,7 @@ def test_an_order_after_a_bracket_answered_before_its_fill_meets_the_throttle_wi
     as in the backtest."""
     from fidelitykit import run_live
     rules = RiskRules(max_orders_per_minute=3)
-    # an order first: the user data watchers start with it (and in its call's context)
+    # an order first: the user data watchers start with it, in the call of that order
     cls = type("Scripted_bracket_ack", (Scripted,),
                {"script": {1: buy(10), 3: several(bracket, buy(10))}})
     sim = in_sim(cls, rules, tmp_path / "sim")

@@ -10,7 +10,6 @@ import asyncio
 from typing import Any
 
 import ccxt
-import pytest
 
 from planarpy.modes.runtime import Watcher
 
@@ -249,9 +248,6 @@ def test_stop_then_start_at_once_leaves_one_running_watcher():
     assert run(body) is True
 
 
-@pytest.mark.xfail(strict=True, reason="the watcher's task copies the context of the call "
-                   "that started it, with that call's kept follow-ups: while the call waits, "
-                   "what the watcher sets off waits for the call instead of running at once")
 def test_a_watcher_started_by_a_call_does_not_hold_its_follow_ups_for_that_call():
     """Live starts the account's watchers inside the first order's call (watch_orders).
     What such a watcher sets off later (an OCO's other leg cancelled on a fill) is not

@@ -73,6 +73,14 @@ _KEPT: contextvars.ContextVar[_Kept | None] = contextvars.ContextVar("planarpy_k
                                                                      default=None)
 
 
+def detached() -> contextvars.Context:
+    """A copy of the current context that belongs to no caller's action: for a task that
+    outlives the call that starts it (a watcher), whose follow-ups are not that call's."""
+    context = contextvars.copy_context()
+    context.run(_KEPT.set, None)
+    return context
+
+
 async def _for_caller(coro: Awaitable[Any], kept: _Kept) -> Any:
     """Run a thread caller's action with its `_Kept` (a task's context is its own)."""
     _KEPT.set(kept)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import ccxt
 
+from .engine import detached
+
 if TYPE_CHECKING:  # the session calls this module: imported for the annotations only
     from .session import Session
 
@@ -50,8 +52,10 @@ class Watcher:
         if self.task is None or self.task.done():
             loop = asyncio.get_running_loop()
             self.last_message = loop.time()
-            self.task = loop.create_task(self._run(), name=self.name)
-            self.guard = loop.create_task(self._guard(), name=f"{self.name}:stall-guard")
+            # not in the context of a call that starts it (its follow-ups are not the call's)
+            self.task = loop.create_task(self._run(), name=self.name, context=detached())
+            self.guard = loop.create_task(self._guard(), name=f"{self.name}:stall-guard",
+                                          context=detached())
 
     def detach(self) -> list[asyncio.Task[None]]:
         """Cancel the watcher's tasks and forget them at once (a `start` right after makes
