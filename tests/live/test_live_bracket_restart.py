@@ -10,6 +10,8 @@ the event the crash follows (what it committed), with the exchange as it would b
 
 from __future__ import annotations
 
+import pytest
+
 from planarpy.core.orders import OrderType
 from planarpy.trace import EventTrace, iter_events, replay_from_trace
 
@@ -330,3 +332,32 @@ def test_a_resting_entrys_part_filled_before_a_crash_covered_it_gets_exits_at_re
         assert stops == carried.legs["covered"] <= 800
         strategy = second.strategy
     replayed(strategy, cut)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "restore_exits(recorded=False) records the cover and keeps it when the exchange "
+    "refuses the exits (release_legs takes it back): the next restart finds a cover no "
+    "exit names and places them, saying they were recorded but never placed"))
+def test_a_lost_fills_exits_refused_at_restart_are_not_placed_by_the_next_one(scripted,
+                                                                             tmp_path):
+    """Killed after the market entry's last fill, before its cover; the restart's exits
+    for it are refused by the exchange (418), and the run is told the part has none. As
+    when a run's own exits are refused (release_legs takes the cover back), a restart
+    after that places nothing and says nothing of exits."""
+    lx = scripted([0.0015] * 40)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    _, old = first_run(lx, full, {"amount": 500.0, "side": "buy"})
+    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    fills = [e["payload"] for e in iter_events(full, kinds="trade_created")]
+    crashed(full, cut, lambda e: filled(e) and e["payload"]["id"] == fills[-1]["id"])
+    lx.faults.update({"http_status": 418, "http_count": 2, "http_path": "POST /api/v3/order$",
+                      "retry_after": 0})
+    with trace_at(cut) as trace, live(lx, trace=trace) as second:
+        eventually(lambda: told(second), 10)
+        (message,) = told(second)
+        assert "that no exit covered" in message
+        assert message.endswith("they could not be placed now: the position has no exits for it")
+        assert never(lambda: exits_of(second), 0.3) and on_exchange(lx) == []
+    with trace_at(cut) as trace, live(lx, trace=trace) as third:
+        assert never(lambda: told(third) or exits_of(third), 1.0)
+        assert on_exchange(lx) == []
