@@ -432,13 +432,14 @@ def restore_exits(s: Any, ai: AssetInstance, entry: Order, amount: float,
     them, to tell the run; exits that cannot be placed are an order error too (a leg
     refused at its gate or by the exchange is one already)."""
     legs, m = entry.legs or {}, ai.market
+    covered = legs.get("covered", 0.0) + (0.0 if recorded else amount)
     if recorded:
         what = (f"bracket_order: the exits of entry {entry.id} for {amount:g} were recorded "
                 "but never placed (the run ended between the two)")
     else:
         what = (f"bracket_order: entry {entry.id} filled {amount:g} that no exit covered (the "
                 "run ended before covering it)")
-        _cover(s, ai, entry, legs.get("covered", 0.0) + amount)
+        _cover(s, ai, entry, covered)
     held = ai.position(entry.pos).amount if m.is_derivative else \
         ai.free_balance if entry.side is Side.BUY else amount
     size = floor_to_step(min(amount, held), m.amount_step) if held > 0 else 0.0
@@ -448,9 +449,13 @@ def restore_exits(s: Any, ai: AssetInstance, entry: Order, amount: float,
         if _place_exits(s, ai, entry, legs, size) is not None:
             return f"{what}; placed now for {size:g}" + (
                 " (what is left of the position)" if size < amount else "")
-        return f"{what}; they could not be placed now: the position has no exits for it"
-    what += f"; they cannot be placed: {reason}"
-    s.reject(ai, what, {"type": "bracket_order", "symbol": ai.symbol, "id": entry.id})
+        what += "; they could not be placed now: the position has no exits for it"
+    else:
+        what += f"; they cannot be placed: {reason}"
+        s.reject(ai, what, {"type": "bracket_order", "symbol": ai.symbol, "id": entry.id})
+    # none placed: the cover is taken back, as release_legs does, so that the next
+    # restart does not place them (the run is told now)
+    _cover(s, ai, entry, covered - amount)
     return what
 
 

@@ -10,8 +10,6 @@ the event the crash follows (what it committed), with the exchange as it would b
 
 from __future__ import annotations
 
-import pytest
-
 from planarpy.core.orders import OrderType
 from planarpy.trace import EventTrace, iter_events, replay_from_trace
 
@@ -334,10 +332,6 @@ def test_a_resting_entrys_part_filled_before_a_crash_covered_it_gets_exits_at_re
     replayed(strategy, cut)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "restore_exits(recorded=False) records the cover and keeps it when the exchange "
-    "refuses the exits (release_legs takes it back): the next restart finds a cover no "
-    "exit names and places them, saying they were recorded but never placed"))
 def test_a_lost_fills_exits_refused_at_restart_are_not_placed_by_the_next_one(scripted,
                                                                              tmp_path):
     """Killed after the market entry's last fill, before its cover; the restart's exits
