@@ -571,11 +571,11 @@ def follow(e: Any, kind: str, order: Order) -> None:
             settle_group(e, ai, order)  # no other trade may fire a leg meanwhile
         elif order.group:
             _close_held(e, ai, order)
-            e.executor.soon(lambda: settle_group(e, ai, order))
+            e.executor.soon(lambda: settle_group(e, ai, order), order)
         if order.legs:  # done: the exits for the rest; resting: for a part big enough
-            e.executor.soon(lambda: release_legs(e, ai, order))
+            e.executor.soon(lambda: release_legs(e, ai, order), order)
     elif kind in _CLOSES and order.legs and order.filled > 0:
-        e.executor.soon(lambda: release_legs(e, ai, order))
+        e.executor.soon(lambda: release_legs(e, ai, order), order)
     elif kind in _CLOSES and order.pair and order.status is OrderStatus.NOT_PLACED:
         _lone_leg(e, ai, order)
 

@@ -82,10 +82,11 @@ class Executor(Protocol):
         """The trading state changed (a breaker, a reset): a monitor of the loss breakers
         re-reads the risk state."""
 
-    def soon(self, fn: Callable[[], None]) -> None:
+    def soon(self, fn: Callable[[], None], order: Order | None = None) -> None:
         """Run `fn`, strategy-side code that may act (cancel, place), now if the caller may
         wait for actions, else as soon as the mode can: a breaker tripped by an event the
-        engine applied on its own loop (live: an order refused) acts right after it."""
+        engine applied on its own loop (live: an order refused) acts right after it; what
+        an event of `order` set off, before the call waiting for that order returns."""
 
 
 # ---- orders ------------------------------------------------------------------------------

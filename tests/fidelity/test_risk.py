@@ -299,11 +299,6 @@ def test_an_order_after_a_filled_bracket_meets_the_throttle_with_its_exits(lx, s
         assert len(strategy.state.risk.orders) == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the entry's fill reaches the run on the user data stream while its call waits for it: "
-    "`soon` keeps only what the call's own task sets off, not what a watcher sets off for "
-    "the order the call waits for, so the exits are fired and the strategy's next call "
-    "passes the gate first: live sends a buy the backtest denies (9 of 9 runs)"))
 def test_an_order_after_a_bracket_answered_before_its_fill_meets_the_throttle_with_its_exits(
         lx, tmp_path):
     """As above, live, with the exchange answering the entry before it matched (as

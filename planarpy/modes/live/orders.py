@@ -100,11 +100,13 @@ async def submit(session: LiveSession, ai: AssetInstance, order: Order, request:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(waitfor, 0.0)
     waiter = session.waiters[order.id] = asyncio.Event()
+    session.callers[order.id] = session.engine.calling()
     try:
         return await _submit(session, ai, order, request, deadline, waiter, synced,
                              max(deadline, loop.time() + resend_for))
     finally:
         session.waiters.pop(order.id, None)
+        session.callers.pop(order.id, None)
         session.first_trades.pop(order.id, None)
 
 

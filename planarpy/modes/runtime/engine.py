@@ -288,22 +288,28 @@ class EngineThread:
             return True
         return self.thread is None or threading.get_ident() != self.thread.ident
 
-    def soon(self, fn: Callable[[], Any]) -> None:
+    def soon(self, fn: Callable[[], Any], caller: _Kept | None = None) -> None:
         """Run strategy-side code `fn` (it may act) now if the caller can wait for its
         actions; if a call's action set it off (the fill in a market order's reply sets
-        off a bracket's exits), by that caller before its call returns, so that the
-        strategy's next call meets the state `fn` leaves, as in a backtest; else as
-        strategy code on the loop as soon as it is free."""
+        off a bracket's exits), or the call `caller` (`calling()`) still waits for the
+        order whose event set it off (a fill streamed while it waits), by that caller
+        before its call returns, so that the strategy's next call meets the state `fn`
+        leaves, as in a backtest; else as strategy code on the loop as soon as it is free."""
         if self.can_block():
             fn()
             return
-        kept = _KEPT.get()
-        if kept is not None:
-            with self._kept_lock:
-                if kept.open:
-                    kept.fns.append(fn)
-                    return
+        for kept in (_KEPT.get(), caller):
+            if kept is not None:
+                with self._kept_lock:
+                    if kept.open:
+                        kept.fns.append(fn)
+                        return
         self.fire(self.run_strategy(fn))
+
+    @staticmethod
+    def calling() -> _Kept | None:
+        """The call whose action runs now (None outside one), for `soon(fn, caller)`."""
+        return _KEPT.get()
 
     def _run_kept(self, kept: _Kept, may_run: bool) -> None:
         """A caller's action is over (or it stopped waiting): it runs what its action set

@@ -52,12 +52,13 @@ class SessionExecutor:
     def on_trading_state(self, state: TradingState) -> None:
         """Nothing to do: the tick loop reads the risk state at every close."""
 
-    def soon(self, fn: Callable[[], None]) -> None:
+    def soon(self, fn: Callable[[], None], order: Order | None = None) -> None:
         held = self.session.held
         if held is not None:  # a restart settling carried orders: see Session.held
             held.append(fn)
-        else:
-            self.session.engine.soon(fn)
+        else:  # a call waiting for `order` runs it before it returns (engine.soon)
+            caller = self.session.callers.get(order.id) if order is not None else None
+            self.session.engine.soon(fn, caller)
 
     def block(self, coro: Awaitable[Any], timeout: float, late: Any, what: str) -> Any:
         """Run an action on the engine's loop and wait up to `timeout` for it. Past that

@@ -124,6 +124,7 @@ class Session:
         self.client: Any = None
         self.watchers: dict[str, Watcher] = {}
         self.waiters: dict[str, asyncio.Event] = {}  # order id -> set on its first fill or end
+        self.callers: dict[str, Any] = {}  # order id -> the call waiting for it (engine.soon)
         self.first_trades: dict[str, Any] = {}  # order id -> first fill, for waited orders
         self.last_event = time.monotonic()
         self.ticks = 0

@@ -216,5 +216,5 @@ class SimExecutor:
         if self.engine.guard is not None:
             self.engine.guard.rebase()
 
-    def soon(self, fn: Callable[[], None]) -> None:
+    def soon(self, fn: Callable[[], None], order: Order | None = None) -> None:
         fn()  # a backtest runs its actions at once
