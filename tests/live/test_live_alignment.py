@@ -22,12 +22,6 @@ class Watching(Quiet):
         self.alignments.append(alignment)
 
 
-@pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    return local_exchange
-
-
 def reconciled(path, trace) -> list[dict]:
     trace.flush()
     return [e["payload"] for e in trace_tail(path, n=10_000, kinds="reconciled")]

@@ -17,12 +17,6 @@ FAST_WINDOW = {"rate_limit": False, "options": {"recvWindow": 1000}}  # a 2 s su
 
 
 @pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    return local_exchange
-
-
-@pytest.fixture
 def trace(tmp_path):
     with EventTrace.open(tmp_path / "t", strategy="Quiet", exchange="binance") as t:
         yield t

@@ -28,13 +28,6 @@ PSYM = "XRP/USDT:USDT"
 DONE = "(its close is done)"
 
 
-@pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    yield local_exchange
-    local_exchange.faults.clear()
-
-
 # what keeps the closing order's fill from the run: its answer says nothing filled (or
 # there is none), the user data is withheld, and the order lookups fail
 def blind(kind: str, perp: bool) -> dict:

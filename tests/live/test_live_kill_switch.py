@@ -22,13 +22,6 @@ from prockit import Child
 SYM = "XRP/ETH"
 
 
-@pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    yield local_exchange
-    local_exchange.faults.clear()
-
-
 def open_ids(lx) -> list[str]:
     return sorted(o["clientOrderId"] for o in raw_client(lx).fetch_open_orders(SYM))
 

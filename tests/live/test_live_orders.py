@@ -9,12 +9,6 @@ from livekit import Quiet, QuietPerp, eventually, live, raw_client
 SYM = "XRP/ETH"
 
 
-@pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)  # an hour of replayed trades: a book and candles
-    return local_exchange
-
-
 def test_market_order_returns_the_trade(lx):
     """A market buy returns the Trade the exchange reported, and cash moves by it."""
     with live(lx) as run:

@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from planarpy.trace import EventTrace, replay_from_trace, trace_tail
 
 from livekit import ALL, counterparty, eventually, live, raw_client
@@ -20,12 +18,6 @@ from livekit import ALL, counterparty, eventually, live, raw_client
 SYM = "XRP/ETH"
 KEEPER = Path(__file__).with_name("keeper.py")
 KILLS = int(os.environ.get("PLANARPY_RESTART_KILLS", "10"))
-
-
-@pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    return local_exchange
 
 
 def start_child(lx, path, price, marker) -> subprocess.Popen:

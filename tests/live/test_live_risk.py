@@ -3,21 +3,12 @@ enforced before anything is sent, and counted on what the exchange did not answe
 
 from __future__ import annotations
 
-import pytest
-
 from planarpy import RiskRules, Trade, TradingState, missing
 from planarpy.trace import EventTrace, replay_from_trace
 
 from livekit import Watched, eventually, live, raw_client, replayed
 
 SYM = "XRP/ETH"
-
-
-@pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    yield local_exchange
-    local_exchange.faults.clear()
 
 
 def trace_at(tmp_path):

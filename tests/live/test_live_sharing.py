@@ -23,12 +23,6 @@ SYM = "XRP/ETH"
 PERP = "XRP/USDT:USDT"
 
 
-@pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    return local_exchange
-
-
 class Other(Quiet):
     """A second strategy class on the same key."""
 

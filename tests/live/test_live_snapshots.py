@@ -16,12 +16,6 @@ PERP = "XRP/USDT:USDT"
 QUIET = 60.0  # stall_after: no REST snapshot comes to mend what a test looks at
 
 
-@pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    return local_exchange
-
-
 def near_bid(lx, exchange: str = "binance", symbol: str = SYM) -> float:
     """A bid one tick above the best: filled by the next market sell."""
     book = raw_client(lx, exchange).fetch_order_book(symbol)

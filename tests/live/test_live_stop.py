@@ -24,13 +24,6 @@ RESTING = ("from planarpy import Strategy, call\n"
 
 
 @pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    yield local_exchange
-    local_exchange.faults.clear()
-
-
-@pytest.fixture
 def child(lx, tmp_path):
     """`child(*flags, config=TOML, close_output=False)`: `planarpy live` of Resting."""
     started = []

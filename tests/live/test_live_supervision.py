@@ -16,12 +16,6 @@ from livekit import Quiet, eventually, live
 SYM = "XRP/ETH"
 
 
-@pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    return local_exchange
-
-
 class Counting(Quiet):
     """Keeps a counter in its checkpoint; raises an alert from its own code and times it."""
 

@@ -12,12 +12,6 @@ from livekit import conns, counterparty, eventually, live, never, raw_client
 SYM = "XRP/ETH"
 
 
-@pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    return local_exchange
-
-
 def kinds_of(path, trace) -> list[str]:
     trace.flush()
     return [e["kind"] for e in trace_tail(path, n=10_000)]

@@ -4,20 +4,12 @@ as `tick` does): what a slow exchange and an idle stop racing a new order leave 
 import asyncio
 import time
 
-import pytest
-
 import planarpy.modes.live.executor as executor
 from planarpy import call, missing
 
 from livekit import Quiet, eventually, live, raw_client
 
 SYM = "XRP/ETH"
-
-
-@pytest.fixture
-def lx(local_exchange):
-    local_exchange.step(3_600_000)
-    return local_exchange
 
 
 class OneOrder(Quiet):
