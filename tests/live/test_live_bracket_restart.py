@@ -52,6 +52,31 @@ def first_run(lx, path, entry_args, filled=None):
     return entry, exits
 
 
+def bracket(scripted, tmp_path, resting=False, unsent=True):
+    """Run 1 of a bracket buy on the trace `full`: a market entry of 500, or (`resting`) a
+    limit entry of 1000 at 0.00149 that fills 400 and rests (and 400 more if the exchange
+    is stepped 5 more). (the exchange, `full`, the path for the trace a crash leaves, the
+    entry (resting) or None, the exits.) `unsent`: the target exit is cancelled on the
+    exchange, as a crash before its placing leaves it (never sent; the stop is the
+    engine's)."""
+    if resting:
+        lx = scripted([0.0015, 0.00149] + [0.0015] * 4 + [0.00149] + [0.0015] * 40)
+        args, steps = {"amount": 1000.0, "price": 0.00149}, 2
+    else:
+        lx = scripted([0.0015] * 40)
+        args, steps = {"amount": 500.0, "side": "buy"}, None
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    entry, old = first_run(lx, full, args, filled=steps)
+    if unsent:
+        raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    return lx, full, cut, entry, old
+
+
+# the exchange refuses the restart's exits (418): the target, then the stop placed alone
+REFUSE_EXITS = {"http_status": 418, "http_count": 2, "http_path": "POST /api/v3/order$",
+                "retry_after": 0}
+
+
 def assert_exits(run, entry_id, amount, old):
     """The restarted run holds one new pair of exits for `amount`, at the bracket's
     prices, naming the entry (the target on the exchange, the stop in the engine)."""
@@ -73,10 +98,7 @@ def test_a_market_brackets_exits_lost_in_a_crash_are_placed_by_the_restart(scrip
     exits are recorded as covering it. Killed right then, the next run finds what they
     cover in the trace, places them for it, and says so; both replays (the new run
     alone, and the whole trace across the crash) give the state the run holds."""
-    lx = scripted([0.0015] * 40)
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    _, old = first_run(lx, full, {"amount": 500.0, "side": "buy"})
-    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    lx, full, cut, _, old = bracket(scripted, tmp_path)
     crashed(full, cut, covered)
     (mark,) = [e["payload"] for e in iter_events(cut, kinds="legs_covered")]
     with trace_at(cut) as trace, live(lx, trace=trace) as second:
@@ -100,11 +122,8 @@ def test_a_resting_entrys_part_whose_exits_a_crash_lost_gets_them_and_the_next_p
     were recorded, before they were placed. The next run carries the entry, places the
     exits of that part, and when the entry fills 400 more, exits for that part only:
     never more exits than bought."""
-    lx = scripted([0.0015, 0.00149] + [0.0015] * 4 + [0.00149] + [0.0015] * 40)
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    entry, old = first_run(lx, full, {"amount": 1000.0, "price": 0.00149}, filled=2)
+    lx, full, cut, entry, old = bracket(scripted, tmp_path, resting=True)
     assert entry.filled == 400 and 399 <= entry.legs["covered"] <= 400
-    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
     crashed(full, cut, covered)
     part = entry.legs["covered"]
     with trace_at(cut) as trace, live(lx, trace=trace) as second:
@@ -131,9 +150,7 @@ def test_a_crash_after_the_exits_were_placed_places_nothing_twice(scripted, tmp_
     """Killed right after the second exit was created: the next run carries both (the
     target found open on the exchange, the stop held by the engine again) and places
     nothing more, and says nothing of exits."""
-    lx = scripted([0.0015] * 40)
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    _, old = first_run(lx, full, {"amount": 500.0, "side": "buy"})
+    lx, full, cut, _, old = bracket(scripted, tmp_path, unsent=False)
     last = old[OrderType.STOP_MARKET].id  # the sell pair's second leg
     crashed(full, cut, lambda e: e["kind"] == "order_created" and e["payload"]["id"] == last)
     with trace_at(cut) as trace, live(lx, trace=trace) as second:
@@ -174,9 +191,7 @@ def test_a_crash_between_the_two_legs_of_the_exits_is_told(scripted, tmp_path):
     """Killed right after the pair's first leg (the target) was created: the part is
     covered by that pair, so nothing is placed again, but the position has no stop, and
     the run is told so."""
-    lx = scripted([0.0015] * 40)
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    _, old = first_run(lx, full, {"amount": 500.0, "side": "buy"})
+    lx, full, cut, _, old = bracket(scripted, tmp_path, unsent=False)
     limit = old[OrderType.LIMIT]
     crashed(full, cut, lambda e: e["kind"] == "order_created" and e["payload"]["id"] == limit.id)
     with trace_at(cut) as trace, live(lx, trace=trace) as second:
@@ -194,13 +209,9 @@ def test_exits_lost_in_a_crash_that_the_exchange_refuses_at_restart_are_reported
     """As above, but the exchange refuses the restart's exits (418: the target, then the
     stop placed alone): the run is told that the part has no exits (and each refusal is
     an order error), rather than the trace's "covered" staying unexplained."""
-    lx = scripted([0.0015] * 40)
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    _, old = first_run(lx, full, {"amount": 500.0, "side": "buy"})
-    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    lx, full, cut, _, old = bracket(scripted, tmp_path)
     crashed(full, cut, covered)
-    lx.faults.update({"http_status": 418, "http_count": 2, "http_path": "POST /api/v3/order$",
-                      "retry_after": 0})
+    lx.faults.update(REFUSE_EXITS)
     with trace_at(cut) as trace, live(lx, trace=trace) as second:
         eventually(lambda: told(second), 10)
         (message,) = told(second)
@@ -218,10 +229,7 @@ def test_a_resting_entry_that_filled_more_while_the_run_was_down_gets_exits_for_
     """The crash lost the exits of the first part (400), and the entry filled 400 more
     while no run was up. The restart covers each: the part the crash lost (what the
     earlier run recorded) and the part filled meanwhile (its own cover), one pair each."""
-    lx = scripted([0.0015, 0.00149] + [0.0015] * 4 + [0.00149] + [0.0015] * 40)
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    entry, old = first_run(lx, full, {"amount": 1000.0, "price": 0.00149}, filled=2)
-    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    lx, full, cut, entry, old = bracket(scripted, tmp_path, resting=True)
     crashed(full, cut, covered)
     lx.step(5 * STEP)  # the entry takes 400 more on the exchange
     with trace_at(cut) as trace, live(lx, trace=trace) as second:
@@ -248,10 +256,7 @@ def test_a_market_entry_done_before_a_crash_covered_it_gets_its_exits(scripted, 
     cover. The next run places the exits for what the fills bought (less the fee taken
     in XRP, on the amount step), records the cover, and says so; a run after it places
     nothing again."""
-    lx = scripted([0.0015] * 40)
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    _, old = first_run(lx, full, {"amount": 500.0, "side": "buy"})
-    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    lx, full, cut, _, old = bracket(scripted, tmp_path)
     fills = [e["payload"] for e in iter_events(full, kinds="trade_created")]
     assert sum(f["amount"] for f in fills) == 500 and len(fills) == 2
     crashed(full, cut, lambda e: filled(e) and e["payload"]["id"] == fills[-1]["id"])
@@ -283,10 +288,7 @@ def test_a_market_entry_cut_between_its_fills_is_covered_whole_after_the_sync(sc
     the second fill as it settles the carried entry, before its sync has read the
     balances. The exits that fill sets off wait for the sync, then cover the whole entry
     (not only the 100 the run had applied itself), as one pair."""
-    lx = scripted([0.0015] * 40)
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    _, old = first_run(lx, full, {"amount": 500.0, "side": "buy"})
-    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    lx, full, cut, _, old = bracket(scripted, tmp_path)
     crashed(full, cut, filled)
     with trace_at(cut) as trace, live(lx, trace=trace) as second:
         entry = next(iter(iter_events(cut, kinds="trade_created")))["payload"]["order_id"]
@@ -306,10 +308,7 @@ def test_a_resting_entrys_part_filled_before_a_crash_covered_it_gets_exits_at_re
     """A limit entry of 1000 fills 400 and rests; killed right after that fill, before
     its cover. The next run carries the entry and covers the part as a fill of its own
     would (an OCO pair for 400), and says so; the next part gets exits for itself only."""
-    lx = scripted([0.0015, 0.00149] + [0.0015] * 4 + [0.00149] + [0.0015] * 40)
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    entry, old = first_run(lx, full, {"amount": 1000.0, "price": 0.00149}, filled=2)
-    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    lx, full, cut, entry, old = bracket(scripted, tmp_path, resting=True)
     crashed(full, cut, filled)
     assert not list(iter_events(cut, kinds="legs_covered"))
     with trace_at(cut) as trace, live(lx, trace=trace) as second:
@@ -338,14 +337,10 @@ def test_a_lost_fills_exits_refused_at_restart_are_not_placed_by_the_next_one(sc
     for it are refused by the exchange (418), and the run is told the part has none. As
     when a run's own exits are refused (release_legs takes the cover back), a restart
     after that places nothing and says nothing of exits."""
-    lx = scripted([0.0015] * 40)
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    _, old = first_run(lx, full, {"amount": 500.0, "side": "buy"})
-    raw_client(lx).cancel_order(None, SYM, {"origClientOrderId": old[OrderType.LIMIT].id})
+    lx, full, cut, _, old = bracket(scripted, tmp_path)
     fills = [e["payload"] for e in iter_events(full, kinds="trade_created")]
     crashed(full, cut, lambda e: filled(e) and e["payload"]["id"] == fills[-1]["id"])
-    lx.faults.update({"http_status": 418, "http_count": 2, "http_path": "POST /api/v3/order$",
-                      "retry_after": 0})
+    lx.faults.update(REFUSE_EXITS)
     with trace_at(cut) as trace, live(lx, trace=trace) as second:
         eventually(lambda: told(second), 10)
         (message,) = told(second)

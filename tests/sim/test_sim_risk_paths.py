@@ -1,6 +1,8 @@
 """The risk gate on the paths an order takes besides a plain call: conditional orders,
 bracket exits, close_position, in every trading state (a hostile review, issue 14)."""
 
+import pytest
+
 from planarpy import RiskRules, TradingState, call, missing
 
 from simkit import PERP, SPOT, run
@@ -183,28 +185,20 @@ def test_an_oco_buy_counts_once_toward_the_position():
     assert e.rule == "max_position_notional" and "would reach 594 USD" in e.reason
 
 
-def test_amending_a_buy_stop_counts_it_once():
+@pytest.mark.parametrize("amount, rules", [
+    (4.0, RiskRules(max_position_notional=500.0)), (1.0, RiskRules(max_open_orders=1))],
+    ids=["position", "open orders"])
+def test_amending_a_buy_stop_counts_it_once(amount, rules):
     """amend_stop places the replacement before it cancels the old stop: the position
-    rule counts the two (one group) once, so a stop within the limit can be moved."""
-    script = {1: lambda s: call(s, "stop_order", SYM, 4.0, 105.0, side="buy"),
+    rule counts the two (one group) once, and the open-orders rule counts them as one
+    order (the move leaves as many open), so a stop within either limit can be moved."""
+    script = {1: lambda s: call(s, "stop_order", SYM, amount, 105.0, side="buy"),
               2: lambda s: call(s, "amend_stop", SYM, s.asset(SYM).orders and
                                 next(iter(s.asset(SYM).orders)), 104.0)}
-    r = run(script, prices(*[100] * 6), risk=RiskRules(max_position_notional=500.0))
+    r = run(script, prices(*[100] * 6), risk=rules)
     s = r.strategy
     assert s.results[2] is missing and denied(s) == []
-    assert [(o.trigger, o.amount) for o in s.asset(SYM).orders.values()] == [(104.0, 4.0)]
-
-
-def test_amending_a_buy_stop_at_the_open_orders_limit_moves_it():
-    """A stop moved by amend_stop leaves as many orders open as before: at max_open_orders
-    it can be moved, as the position rule lets a stop within its limit be moved."""
-    script = {1: lambda s: call(s, "stop_order", SYM, 1.0, 105.0, side="buy"),
-              2: lambda s: call(s, "amend_stop", SYM, s.asset(SYM).orders and
-                                next(iter(s.asset(SYM).orders)), 104.0)}
-    r = run(script, prices(*[100] * 6), risk=RiskRules(max_open_orders=1))
-    s = r.strategy
-    assert s.results[2] is missing and denied(s) == []
-    assert [(o.trigger, o.amount) for o in s.asset(SYM).orders.values()] == [(104.0, 1.0)]
+    assert [(o.trigger, o.amount) for o in s.asset(SYM).orders.values()] == [(104.0, amount)]
 
 
 def test_reducing_on_margin_lets_the_long_close_but_never_flip():
