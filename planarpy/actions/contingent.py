@@ -465,11 +465,6 @@ def _cover(s: Any, ai: AssetInstance, entry: Order, covered: float) -> None:
            ai.symbol)
 
 
-def uncovered(ai: AssetInstance, entry: Order) -> float:
-    """What a bracket `entry` filled that no exit covers yet (see `_uncovered`)."""
-    return _uncovered(ai, entry, entry.legs) if entry.legs else 0.0
-
-
 def _uncovered(ai: AssetInstance, entry: Order, legs: Mapping[str, Any]) -> float:
     """What the entry filled that no exit covers yet; on a spot buy, no more than it left
     to sell (the fee may be taken in the base), on the amount step."""

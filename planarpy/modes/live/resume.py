@@ -17,7 +17,7 @@ its own first events, before the exchange sync:
    still open), its end (filled, cancelled) applied. An order the exchange says does not exist is closed; one it
    could not be asked about stays open, for the periodic reconciliation. What those
    fills and ends set off (a bracket's exits, an OCO's other leg cancelled) waits for
-   the sync (`Session.held`): a bracket's exits need the balances it reads.
+   the sync (`EngineThread.holding`): a bracket's exits need the balances it reads.
 
 First of all, the strategy's variables come back from its newest checkpoint
 (supervision.py), so that the fills it missed reach a strategy that knows its own
@@ -247,7 +247,7 @@ async def _cover_lost(session: LiveSession, ai: AssetInstance, entry: Order) -> 
     (`release_legs`: a part that reaches the minimum)."""
     if entry.is_open:
         now = ai.orders.get(entry.id)
-        if now is None or not now.legs or contingent.uncovered(ai, now) <= 0:
+        if now is None or not now.legs:  # done since: its end placed the exits
             return
         before = now.legs.get("covered", 0.0)
         placed = await session.engine.run_strategy(

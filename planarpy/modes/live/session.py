@@ -94,13 +94,15 @@ class LiveSession(Session):
         universe = await self.load_universe()
         s = self.cls(universe, mode=Mode.LIVE, clock=self.exchange_clock(), params=self.params)
         await self.begin(s)
-        self.held = []
-        brackets = await resume.carry_over(self)  # the earlier runs' state and variables
-        await self.sync()
-        await self.refresh_candles()
-        await self.carry_over(trace_tail, measurements=True)
-        await emulation.rearm(self)
-        await self.release_held()
+        # what settling the carried orders sets off (a bracket's exits, an OCO's other leg
+        # cancelled) waits for the synced state: the exits need the balances it reads
+        with self.engine.holding() as held:
+            brackets = await resume.carry_over(self)  # the earlier runs' state and variables
+            await self.sync()
+            await self.refresh_candles()
+            await self.carry_over(trace_tail, measurements=True)
+            await emulation.rearm(self)
+        await self.engine.release(held)
         await resume.finish_exits(self, brackets)
         await self.start_strategy()
         self.watchers["balance"] = Watcher(

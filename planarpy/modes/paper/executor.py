@@ -65,12 +65,10 @@ class PaperExecutor(SessionExecutor):
             return missing
         t = self._taking(ai, req)
         reason = orders.immediate_error(m, order, t.taken.amount, t.levels, t.cap)
-        if reason is not None and order.type is _LIMIT and order.tif in EXPIRE_UNFILLED:
-            session.apply_now("order_created", order, ai.symbol)  # taken, then expired, as
-            orders.close_rest(session, ai, order)  # a venue does: an order the throttle counts
-            session.e.reject(ai, reason, req.payload())
-            return None
         if reason is not None:
+            if order.type is _LIMIT and order.tif in EXPIRE_UNFILLED:  # taken, then expired,
+                session.apply_now("order_created", order, ai.symbol)  # as a venue does: an
+                orders.close_rest(session, ai, order)  # order the throttle counts
             session.e.reject(ai, reason, req.payload())
             return None
         session.marks[order.id] = m.last_trade_ts

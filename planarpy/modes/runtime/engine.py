@@ -311,6 +311,26 @@ class EngineThread:
         """The call whose action runs now (None outside one), for `soon(fn, caller)`."""
         return _KEPT.get()
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[_Kept]:
+        """Keep what `soon` is given in the block's task (and tasks it starts), as for a
+        caller's action, until `release`: a live restart settles carried orders before
+        its sync, and what their fills set off needs the balances the sync reads."""
+        kept = _Kept()
+        token = _KEPT.set(kept)
+        try:
+            yield kept
+        finally:
+            _KEPT.reset(token)
+
+    async def release(self, kept: _Kept) -> None:
+        """Run, in turn and as strategy code, what `holding` kept; later ones go at once."""
+        with self._kept_lock:
+            kept.open = False
+            fns, kept.fns = kept.fns, []
+        for fn in fns:
+            await self.run_strategy(fn)
+
     def _run_kept(self, kept: _Kept, may_run: bool) -> None:
         """A caller's action is over (or it stopped waiting): it runs what its action set
         off (`may_run`: it holds the state lock and may act), else that goes to the loop;

@@ -53,12 +53,9 @@ class SessionExecutor:
         """Nothing to do: the tick loop reads the risk state at every close."""
 
     def soon(self, fn: Callable[[], None], order: Order | None = None) -> None:
-        held = self.session.held
-        if held is not None:  # a restart settling carried orders: see Session.held
-            held.append(fn)
-        else:  # a call waiting for `order` runs it before it returns (engine.soon)
-            caller = self.session.callers.get(order.id) if order is not None else None
-            self.session.engine.soon(fn, caller)
+        # a call waiting for `order` runs it before it returns (engine.soon)
+        caller = self.session.callers.get(order.id) if order is not None else None
+        self.session.engine.soon(fn, caller)
 
     def block(self, coro: Awaitable[Any], timeout: float, late: Any, what: str) -> Any:
         """Run an action on the engine's loop and wait up to `timeout` for it. Past that

@@ -110,10 +110,6 @@ class Session:
         self.stop_reason = "stop requested"
         self.stop_report: StopReport | None = None
         self.strategy_started = False  # whether the strategy's start() ran
-        # what fills and cancels set off (an OCO's other leg cancelled, a bracket's exits)
-        # while a live restart settles the orders it carried, before the sync: run once
-        # the state is synced (`release_held`), not on balances the sync has yet to read
-        self.held: list[Callable[[], Any]] | None = None
         # a plain flag, not a threading.Event: a signal handler sets it, and an Event's
         # lock taken by the code the handler interrupted would deadlock it
         self._stop_asked = False
@@ -210,12 +206,6 @@ class Session:
             await self.engine.run_strategy(self.shadow.attach)
         await self.engine.run_strategy(self.s.start)
 
-    async def release_held(self) -> None:
-        """Run, in turn, what was held while carried orders were settled (`held`)."""
-        held, self.held = self.held or [], None
-        for fn in held:
-            await self.engine.run_strategy(fn)
-
     async def carry_over(self, tail: Callable[..., Any], measurements: bool,
                          windows: bool = False) -> None:
         """Start from the trading state (and, if `measurements`, the loss breakers'
@@ -226,16 +216,18 @@ class Session:
         if path is None:
             return
         mode = self.mode.value
+        unknown = False  # the rate windows: damage hid them
         if windows:
             now = self.e.clock.now()
             found = await asyncio.to_thread(carry.windows, path, tail, mode, self.e.state, now)
             if found is not None:
                 await self.carry_windows(*found, now)
+            unknown = found is None
         wanted = carry.KINDS if measurements and self.risk.checks_equity else carry.KINDS[:1]
         events = await asyncio.to_thread(carry.carried, path, tail, mode, wanted)
         if events is None or events:
             await self.engine.run_strategy(lambda: carry.restore(self.e, events, measurements))
-        if windows and found is None:
+        if unknown:
             await self.engine.run_strategy(lambda: carry.unknown_windows(self.e))
         if measurements:  # a later day than the carried one starts from its midnight
             self.equity.resume(self.e.clock.now(), self.tf)

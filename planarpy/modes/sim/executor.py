@@ -180,14 +180,14 @@ class SimExecutor:
         elif tif is _IOC and fill <= 0:
             reason = (f"immediate-or-cancel order at {price:g} cancelled: "
                       + ("no liquidity" if takes else f"the price is {open_:g}"))
-        if reason is not None and tif in EXPIRE_UNFILLED:  # taken, then expired, as a venue
-            if not placed:  # does: an order the throttle counts
-                e.emit("order_created", order, ai.symbol)
-            eng.close_rest(ai, order)
-            e.reject(ai, reason, req.payload())
-            return None
         if reason is not None:
-            self._refuse(ai, order, reason, req, placed)
+            if tif in EXPIRE_UNFILLED:  # taken, then expired, as a venue does: an order
+                if not placed:  # the throttle counts
+                    e.emit("order_created", order, ai.symbol)
+                eng.close_rest(ai, order)
+                e.reject(ai, reason, req.payload())
+            else:
+                self._refuse(ai, order, reason, req, placed)
             return None
         if not placed:
             e.emit("order_created", order, ai.symbol)
