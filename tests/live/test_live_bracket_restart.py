@@ -10,6 +10,8 @@ the event the crash follows (what it committed), with the exchange as it would b
 
 from __future__ import annotations
 
+import pytest
+
 from planarpy.core.orders import OrderType
 from planarpy.trace import EventTrace, iter_events, replay_from_trace
 
@@ -204,24 +206,35 @@ def test_a_crash_between_the_two_legs_of_the_exits_is_told(scripted, tmp_path):
     replayed(strategy, cut)
 
 
-def test_exits_lost_in_a_crash_that_the_exchange_refuses_at_restart_are_reported(scripted,
-                                                                              tmp_path):
-    """As above, but the exchange refuses the restart's exits (418: the target, then the
-    stop placed alone): the run is told that the part has no exits (and each refusal is
-    an order error), rather than the trace's "covered" staying unexplained."""
-    lx, full, cut, _, old = bracket(scripted, tmp_path)
-    crashed(full, cut, covered)
+@pytest.mark.parametrize("cut, told_as", [
+    ("covered", "were recorded but never placed"), ("filled", "that no exit covered")],
+    ids=["after the cover", "before the cover"])
+def test_exits_a_crash_lost_that_the_exchange_refuses_at_restart_are_reported_once(
+        scripted, tmp_path, cut, told_as):
+    """Killed after the market entry's exits were recorded as covering it (or after its
+    last fill, before that), before they were placed; the exchange refuses the restart's
+    exits (418: the target, then the stop placed alone). The run is told the part has no
+    exits (each refusal an order error), rather than the trace's "covered" staying
+    unexplained; as when a run's own exits are refused (release_legs takes the cover
+    back), a restart after that places nothing and says nothing of exits."""
+    lx, full, cut_path, _, old = bracket(scripted, tmp_path)
+    fills = [e["payload"] for e in iter_events(full, kinds="trade_created")]
+    last = covered if cut == "covered" else \
+        lambda e: filled(e) and e["payload"]["id"] == fills[-1]["id"]
+    crashed(full, cut_path, last)
     lx.faults.update(REFUSE_EXITS)
-    with trace_at(cut) as trace, live(lx, trace=trace) as second:
+    with trace_at(cut_path) as trace, live(lx, trace=trace) as second:
         eventually(lambda: told(second), 10)
         (message,) = told(second)
-        assert "were recorded but never placed" in message
+        assert told_as in message
         assert message.endswith("they could not be placed now: the position has no exits for it")
         assert len(second.strategy.errors) == 2  # the target's refusal, the stop's
         assert never(lambda: exits_of(second), 0.3) and on_exchange(lx) == []
         strategy = second.strategy
-    replayed(strategy, cut)
-
+    replayed(strategy, cut_path)
+    with trace_at(cut_path) as trace, live(lx, trace=trace) as third:
+        assert never(lambda: told(third) or exits_of(third), 1.0)
+        assert on_exchange(lx) == []
 
 
 def test_a_resting_entry_that_filled_more_while_the_run_was_down_gets_exits_for_both(
@@ -329,24 +342,3 @@ def test_a_resting_entrys_part_filled_before_a_crash_covered_it_gets_exits_at_re
         assert stops == carried.legs["covered"] <= 800
         strategy = second.strategy
     replayed(strategy, cut)
-
-
-def test_a_lost_fills_exits_refused_at_restart_are_not_placed_by_the_next_one(scripted,
-                                                                             tmp_path):
-    """Killed after the market entry's last fill, before its cover; the restart's exits
-    for it are refused by the exchange (418), and the run is told the part has none. As
-    when a run's own exits are refused (release_legs takes the cover back), a restart
-    after that places nothing and says nothing of exits."""
-    lx, full, cut, _, old = bracket(scripted, tmp_path)
-    fills = [e["payload"] for e in iter_events(full, kinds="trade_created")]
-    crashed(full, cut, lambda e: filled(e) and e["payload"]["id"] == fills[-1]["id"])
-    lx.faults.update(REFUSE_EXITS)
-    with trace_at(cut) as trace, live(lx, trace=trace) as second:
-        eventually(lambda: told(second), 10)
-        (message,) = told(second)
-        assert "that no exit covered" in message
-        assert message.endswith("they could not be placed now: the position has no exits for it")
-        assert never(lambda: exits_of(second), 0.3) and on_exchange(lx) == []
-    with trace_at(cut) as trace, live(lx, trace=trace) as third:
-        assert never(lambda: told(third) or exits_of(third), 1.0)
-        assert on_exchange(lx) == []
